@@ -1,0 +1,49 @@
+# Samverkan — the two commands a fresh machine needs: `make demo` and `make test`.
+# With no DATABASE_URL both use the embedded PostgreSQL in .pgdata/.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: demo test install messages lint bench clean-db help
+
+help:
+	@echo "make demo   – install, migrate, load demo data and serve on http://$(HOST):$(PORT)"
+	@echo "make test   – install and run the whole test suite"
+	@echo "make bench  – run the benchmarks (benchmarks/results.json)"
+	@echo "make lint   – ruff"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Compile the translation catalogues (.po -> .mo) with Babel: no GNU gettext needed.
+messages: install
+	for dir in locale locale_vendor; do \
+	  $(VENV)/bin/pybabel compile --domain django --directory $$dir --statistics || exit 1; \
+	done
+
+demo: messages
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py seed_demo
+	@echo "Samverkan serves on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: messages
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: messages
+	$(PY) -m benchmarks
+
+clean-db:
+	rm -rf .pgdata

@@ -1,0 +1,63 @@
+"""Run every benchmark module and write benchmarks/results.json."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+MODULES = ["bench_web"]
+
+
+def median_of(func, *, runs: int = 5) -> float:
+    """Median wall time in seconds of ``func()`` over ``runs`` runs."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("only", nargs="*", help="benchmark modules to run (default: all)")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(ROOT.parent))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()
+    from django.db import connection
+
+    results: list[dict] = []
+
+    def report(name: str, value: float, unit: str, target: str) -> None:
+        results.append({"name": name, "value": round(value, 3), "unit": unit, "target": target})
+        print(f"{name:<48} {value:>12.3f} {unit:<10} target: {target}", flush=True)
+
+    # Benchmarks run in a throw-away test database, never in the demo data.
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        for module_name in args.only or MODULES:
+            module = importlib.import_module(f"benchmarks.{module_name}")
+            module.run(report)
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+    (ROOT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

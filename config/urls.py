@@ -1,0 +1,51 @@
+"""URL configuration: the viewflow site shell, login, admin, health and language."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.urls import path
+from django.utils.translation import gettext_lazy as _
+from django.views.generic import RedirectView
+from django.views.i18n import set_language
+from viewflow.urls import Site
+
+from audit.views import AuditApp
+from casework.views import CaseworkApp, StatisticsApp, home
+from config.health import healthz
+
+admin.site.site_header = _("Samverkan administration")
+admin.site.site_title = "Samverkan"
+admin.site.index_title = _("Users and organisations")
+
+site = Site(
+    title="Samverkan",
+    primary_color="#1d4f91",
+    secondary_color="#00838f",
+    viewsets=[CaseworkApp(), StatisticsApp(), AuditApp()],
+)
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("healthz", healthz, name="healthz"),
+    path("konto/logga-in/", auth_views.LoginView.as_view(), name="login"),
+    path("konto/logga-ut/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "konto/byt-losenord/",
+        auth_views.PasswordChangeView.as_view(),
+        name="password_change",
+    ),
+    path(
+        "konto/byt-losenord/klart/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    # The language can be chosen on the login page too.
+    path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    # One login page for the whole site, the admin included.
+    path(
+        "admin/login/",
+        login_not_required(RedirectView.as_view(pattern_name="login", query_string=True)),
+    ),
+    path("admin/", admin.site.urls),
+    path("", site.urls),
+]
