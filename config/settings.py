@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.context.RequestContextMiddleware",
     # Anonymous users are sent to the login page before any permission check
     # (viewflow's site middleware would otherwise answer a bare 403).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
