@@ -129,6 +129,37 @@ else:
 
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# A second connection to the same database, for audit events that must survive
+# the rollback of the request's transaction (denied access, failed login).
+DATABASES["audit"] = {**DATABASES["default"], "TEST": dict(DATABASES["default"].get("TEST", {}))}
+
+# The key store: the wrapped data keys (casework.DataKey) in a database of their
+# own, so that destroying a key also defeats old backups of the main database
+# (docs/adr/0004-field-encryption.md). Development and tests: the same server,
+# database "<default name>_keystore" (`manage.py ensure_keystore` creates it).
+if env.str("KEYSTORE_DATABASE_URL", default=""):
+    DATABASES["keystore"] = env.db_url("KEYSTORE_DATABASE_URL")
+    if DATABASES["keystore"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("KEYSTORE_DATABASE_URL must point at a PostgreSQL server.")
+    if all(DATABASES["keystore"].get(k) == DATABASES["default"].get(k) for k in ("HOST", "PORT", "NAME")):
+        raise ImproperlyConfigured(
+            "KEYSTORE_DATABASE_URL must name a database other than DATABASE_URL's: the data "
+            "keys must not be in the main database or its backups."
+        )
+elif PRODUCTION:
+    raise ImproperlyConfigured(
+        "Production settings need KEYSTORE_DATABASE_URL (postgres://user:password@host:5432/name): "
+        "the database that holds the wrapped data keys, separate from DATABASE_URL and backed "
+        "up on a short retention of its own (see docs/adr/0004-field-encryption.md)."
+    )
+else:
+    DATABASES["keystore"] = {
+        **{k: v for k, v in DATABASES["default"].items() if k != "TEST"},
+        "NAME": f"{DATABASES['default']['NAME']}_keystore",
+    }
+DATABASES["keystore"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+DATABASES["keystore"]["ATOMIC_REQUESTS"] = False
+DATABASE_ROUTERS = ["casework.routers.KeystoreRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Identity ---------------------------------------------------------------
@@ -170,6 +201,7 @@ USE_TZ = True
 # --- Static files (whitenoise) ----------------------------------------------
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -198,6 +230,15 @@ AUDIT_CHECKPOINT_DIR = env.path(
     "SAMVERKAN_AUDIT_CHECKPOINT_DIR",
     default="" if PRODUCTION else BASE_DIR / ".audit-checkpoints",
 )
+# Log review (loggkontroll): working hours in TIME_ZONE, [start, end); weekends
+# count as off-hours. A user with more person-data accesses in one day than the
+# threshold is listed. The random sample's size.
+AUDIT_WORKING_HOURS = (
+    env.int("SAMVERKAN_AUDIT_WORKDAY_START", default=7),
+    env.int("SAMVERKAN_AUDIT_WORKDAY_END", default=19),
+)
+AUDIT_DAILY_VOLUME_THRESHOLD = env.int("SAMVERKAN_AUDIT_DAILY_VOLUME_THRESHOLD", default=100)
+AUDIT_REVIEW_SAMPLE_SIZE = env.int("SAMVERKAN_AUDIT_REVIEW_SAMPLE_SIZE", default=25)
 
 # --- Security headers -------------------------------------------------------
 
