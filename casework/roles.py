@@ -45,3 +45,5 @@ ALL_ROLES = (*CASE_ROLES, STEERING_GROUP, AUDITOR, ADMINISTRATOR)
 PERM_TASK_INBOX = "casework.use_task_inbox"
 PERM_STATISTICS = "casework.view_statistics"
 PERM_ACCESS_LOG = "casework.view_access_log"
+# Erasing a person (casework.Person); granted to no role yet.
+PERM_ERASE_PERSON = "casework.erase_person"

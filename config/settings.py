@@ -141,7 +141,10 @@ if env.str("KEYSTORE_DATABASE_URL", default=""):
     DATABASES["keystore"] = env.db_url("KEYSTORE_DATABASE_URL")
     if DATABASES["keystore"]["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured("KEYSTORE_DATABASE_URL must point at a PostgreSQL server.")
-    if all(DATABASES["keystore"].get(k) == DATABASES["default"].get(k) for k in ("HOST", "PORT", "NAME")):
+    if all(
+        DATABASES["keystore"].get(k) == DATABASES["default"].get(k)
+        for k in ("HOST", "PORT", "NAME")
+    ):
         raise ImproperlyConfigured(
             "KEYSTORE_DATABASE_URL must name a database other than DATABASE_URL's: the data "
             "keys must not be in the main database or its backups."
@@ -216,11 +219,22 @@ STORAGES = {
 
 # --- Keys and audit locations (outside the database) ------------------------
 
-# The key-encryption keyring and the blind-index key (field-level encryption).
-KEYRING_FILE = env.path(
-    "SAMVERKAN_KEYRING_FILE",
-    default="" if PRODUCTION else BASE_DIR / ".keys" / "keyring.json",
+# The key-encryption keyring and the blind-index key (field-level encryption):
+# `manage.py keys generate` makes it (mode 0600); production refuses to start
+# without it. Keep it off the database server and out of its backups.
+_keyring_file = env.str("SAMVERKAN_KEYRING_FILE", default="")
+KEYRING_FILE = (
+    Path(_keyring_file)
+    if _keyring_file
+    else (None if PRODUCTION else BASE_DIR / ".keys" / "keyring.json")
 )
+if PRODUCTION and (KEYRING_FILE is None or not KEYRING_FILE.is_file()):
+    raise ImproperlyConfigured(
+        "Production settings need the keyring file: set SAMVERKAN_KEYRING_FILE to the key file "
+        "of this installation (outside the database and its backups)"
+        + (f"; {KEYRING_FILE} does not exist" if KEYRING_FILE else "")
+        + ". Create a new one with `python -m casework.crypto.keyring generate PATH`."
+    )
 # The Ed25519 key that signs audit checkpoints, and where checkpoints are written.
 AUDIT_SIGNING_KEY_FILE = env.path(
     "SAMVERKAN_AUDIT_SIGNING_KEY_FILE",
@@ -278,3 +292,5 @@ LOGGING = {
 # --- Samverkan --------------------------------------------------------------
 
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="samverkan-demo")
+# How many synthetic persons `seed_demo` registers (see its docstring).
+DEMO_PERSONS = env.int("DEMO_PERSONS", default=300)

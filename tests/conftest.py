@@ -20,6 +20,27 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def test_keyring(tmp_path_factory):
+    """A keyring made for this test run (never the developer's own key file)."""
+    from django.conf import settings as django_settings
+
+    from casework.crypto import keyring
+
+    path = tmp_path_factory.mktemp("keys") / "keyring.json"
+    keyring.generate(path)
+    previous = django_settings.KEYRING_FILE
+    django_settings.KEYRING_FILE = path
+    yield path
+    django_settings.KEYRING_FILE = previous
+
+
+@pytest.fixture(autouse=True)
+def _no_demo_persons(settings):
+    """``seed_demo`` registers no persons unless a test asks for them (they need the key store)."""
+    settings.DEMO_PERSONS = 0
+
+
 @pytest.fixture
 def demo(db, settings):
     """Run ``seed_demo`` and return the users by username."""

@@ -1,18 +1,39 @@
-"""Create the demo organisations and one demo user per role (idempotent).
+"""Create the demo organisations, one demo user per role and synthetic persons (idempotent).
 
 Demo data is synthetic and exists only where this command is run: never in a
 migration, and never under production settings.
+
+Synthetic persons (``DEMO_PERSONS``, default 300, or ``--persons``):
+
+* personnummer are **samordningsnummer** (day of birth + 60) born 2001-2015,
+  with the check digit computed by ``stdnum.luhn`` - they validate, but they
+  are drawn at random and belong to no one we know of. Skatteverket publishes
+  a list of test personnummer; it is not bundled here (no network), see
+  docs/adr/0004-field-encryption.md ("Demo persons");
+* surnames are made-up compounds of ``Prov-``, ``Test-``, ``Exempel-`` … and
+  streets ``Provgatan``, ``Testvägen`` …: Swedish-sounding and obviously fake;
+* phone numbers are in the series 070-1740605…699 that PTS sets aside for
+  fiction;
+* every note says "Syntetisk demoperson".
+
+Person ids are derived from the number (uuid5), so running the command again
+adds nothing.
 """
 
 from __future__ import annotations
+
+import datetime
+import random
+import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from casework import roles
-from casework.models import Organisation, User
+from casework import personnummer as pnr
+from casework import roles, services
+from casework.models import Organisation, Person, User
 
 POLICE = "Lokalpolisområde Örebro"
 SOCIAL = "Socialförvaltningen, Örebro kommun"
@@ -42,10 +63,102 @@ USERS = [
 ]
 
 
-class Command(BaseCommand):
-    help = "Skapar demoorganisationer och en demoanvändare per roll (kan köras flera gånger)."
+FIRST_NAMES = [
+    "Alva",
+    "Ebba",
+    "Elsa",
+    "Ella",
+    "Maja",
+    "Saga",
+    "Wilma",
+    "Nora",
+    "Amira",
+    "Leila",
+    "Hana",
+    "Sara",
+    "Elias",
+    "Noah",
+    "Hugo",
+    "Liam",
+    "Leo",
+    "Oscar",
+    "Adam",
+    "Omar",
+    "Yusuf",
+    "Ali",
+    "Milo",
+    "Isak",
+]
+SURNAME_STEMS = ["Prov", "Test", "Exempel", "Demo", "Fiktiv", "Låtsas", "Skiss", "Utkast"]
+SURNAME_ENDINGS = ["berg", "lund", "ström", "holm", "dahl", "kvist", "gren", "sson", "by"]
+STREETS = [
+    "Provgatan",
+    "Testvägen",
+    "Exempelstigen",
+    "Demogränd",
+    "Fiktivallén",
+    "Låtsastorget",
+    "Skissbacken",
+    "Utkastvägen",
+]
+AREAS = [
+    (Person.Area.VIVALLA_BARONBACKARNA, 35),
+    (Person.Area.VARBERGA_OXHAGEN, 25),
+    (Person.Area.BRICKEBACKEN, 20),
+    (Person.Area.OTHER, 20),
+]
+PERSON_NAMESPACE = uuid.UUID("6f1d2c1e-8a8c-4e0e-9a51-5a6d656d6f00")
+SEED_PURPOSE = "Demodata: syntetiska personer (seed_demo)"
 
-    def handle(self, *args, **options):
+
+def synthetic_persons(count: int) -> list[dict]:
+    """``count`` synthetic persons, the same ones on every run."""
+    rng = random.Random(20_261_127)  # noqa: S311 - reproducible demo data, not secrets
+    first_day = datetime.date(2001, 1, 1)
+    span = (datetime.date(2015, 12, 31) - first_day).days
+    numbers: set[str] = set()
+    persons = []
+    while len(persons) < count:
+        born = first_day + datetime.timedelta(days=rng.randrange(span + 1))
+        serial = f"{rng.randrange(1000):03d}"
+        ten = pnr.with_check_digit(f"{born:%y%m}{born.day + 60:02d}{serial}")
+        number = f"{born:%Y}"[:2] + ten
+        if number in numbers:
+            continue
+        numbers.add(number)
+        persons.append(
+            {
+                "person_id": uuid.uuid5(PERSON_NAMESPACE, number),
+                "personnummer": number,
+                "name": f"{rng.choice(FIRST_NAMES)} "
+                f"{rng.choice(SURNAME_STEMS)}{rng.choice(SURNAME_ENDINGS)}",
+                "address": f"{rng.choice(STREETS)} {rng.randrange(1, 60)}, Örebro",
+                "phone": f"070-174 06 {rng.randrange(5, 100):02d}",
+                "area": rng.choices([a for a, _w in AREAS], weights=[w for _a, w in AREAS])[0],
+                "protected_identity": rng.choices(
+                    list(Person.ProtectedIdentity.values), weights=[90, 6, 3, 1]
+                )[0],
+                "note": "Syntetisk demoperson: påhittade uppgifter.",
+            }
+        )
+    return persons
+
+
+class Command(BaseCommand):
+    help = (
+        "Skapar demoorganisationer, en demoanvändare per roll och syntetiska personer "
+        "(kan köras flera gånger)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--persons",
+            type=int,
+            default=None,
+            help="number of synthetic persons (default: settings.DEMO_PERSONS)",
+        )
+
+    def handle(self, *args, persons: int | None = None, **options):
         if settings.PRODUCTION:
             raise CommandError(
                 "seed_demo vägrar köra med produktionsinställningar (DJANGO_ENV=production)."
@@ -73,8 +186,27 @@ class Command(BaseCommand):
                 user.set_password(password)
                 user.save(update_fields=["password"])
                 user.groups.set([Group.objects.get(name=role)])
+        count = settings.DEMO_PERSONS if persons is None else persons
+        created = self._seed_persons(count) if count > 0 else 0
+        if count > 0:
+            self.stdout.write(f"Syntetiska personer: {created} nya, {count} totalt.")
         self.stdout.write(
             self.style.SUCCESS(f"Demodata klar. Inloggningar (lösenord: {password}):")
         )
         for username, _first, _last, role, org in USERS:
             self.stdout.write(f"  {username:<17} {roles.LABELS[role]!s:<20} {org}")
+
+    def _seed_persons(self, count: int) -> int:
+        wanted = synthetic_persons(count)
+        existing = set(
+            Person.objects.filter(pk__in=[p["person_id"] for p in wanted]).values_list(
+                "pk", flat=True
+            )
+        )
+        created = 0
+        for data in wanted:
+            if data["person_id"] in existing:
+                continue
+            services.create_person(user=None, purpose=SEED_PURPOSE, **data)
+            created += 1
+        return created

@@ -1,0 +1,200 @@
+"""Envelope encryption with AES-256-GCM: data keys under KEKs, values under data keys.
+
+Sealed value (what an encrypted column holds), format 1::
+
+    0x01 | data-key id (16 bytes, a UUID) | nonce (12 random bytes) | ciphertext + tag (16)
+
+The associated data is ``header | table | column | row id``, so a sealed value
+decrypts only in the column and row it was written for, under the format it
+claims. The data-key id does not depend on the KEK, so KEK rotation never
+touches a sealed value.
+
+Wrapped data key (what the key store holds)::
+
+    nonce (12) | AES-256-GCM(KEK[version], key) with associated data
+    "samverkan-dek/1 | owner type | owner id | data-key id | KEK version"
+
+so a wrapped key moved to another owner, another key id or another version
+label does not unwrap.
+
+Random 96-bit nonces: a data key seals the few dozen values of one data subject
+over its lifetime, a KEK wraps one key per subject per rotation; both stay many
+orders of magnitude below the 2**32 messages per key that NIST SP 800-38D allows
+for random nonces.
+
+Pure ``cryptography``; no Django.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import uuid
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from casework.crypto.errors import DataKeyUnwrapError, DecryptionError
+from casework.crypto.keyring import KEY_BYTES, Keyring
+
+FORMAT_V1 = 1
+_FORMAT_V1 = bytes([FORMAT_V1])
+KEY_ID_LEN = 16
+HEADER_LEN = 1 + KEY_ID_LEN
+NONCE_LEN = 12
+TAG_LEN = 16
+_DEK_AAD_PREFIX = b"samverkan-dek/1"
+
+
+class Sealed:
+    """An encrypted field value as it sits on a model instance: opaque bytes.
+
+    Printing, formatting or logging it shows only its length, so a template, the
+    admin or a log line can never reveal the plaintext by accident - there is no
+    plaintext here. Only ``casework.services`` and ``casework.selectors`` open it.
+    """
+
+    __slots__ = ("blob",)
+
+    def __init__(self, blob: bytes | bytearray | memoryview) -> None:
+        self.blob = bytes(blob)
+
+    def __repr__(self) -> str:
+        return f"<Sealed {len(self.blob)} bytes>"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sealed) and hmac.compare_digest(self.blob, other.blob)
+
+    def __hash__(self) -> int:
+        return hash(self.blob)
+
+    def __len__(self) -> int:
+        return len(self.blob)
+
+    @property
+    def key_id(self) -> uuid.UUID | None:
+        """The id of the data key it was sealed under (``None`` if malformed)."""
+        if len(self.blob) < HEADER_LEN or self.blob[0] != FORMAT_V1:
+            return None
+        return uuid.UUID(bytes=self.blob[1:HEADER_LEN])
+
+
+class DataKeyMaterial:
+    """An unwrapped data key, ready to seal and open. ``repr`` shows its id only."""
+
+    __slots__ = ("_aead", "id")
+
+    def __init__(self, key_id: uuid.UUID, key: bytes) -> None:
+        if len(key) != KEY_BYTES:
+            raise ValueError("a data key is 32 bytes")
+        self.id = key_id
+        self._aead = AESGCM(key)
+
+    def __repr__(self) -> str:
+        return f"<DataKeyMaterial {self.id}>"
+
+
+def new_data_key() -> tuple[uuid.UUID, bytes]:
+    """A fresh data-key id and 256-bit key (from the OS random generator)."""
+    return uuid.uuid4(), AESGCM.generate_key(bit_length=256)
+
+
+def _dek_aad(key_id: uuid.UUID, owner_type: str, owner_id: uuid.UUID, version: int) -> bytes:
+    return b"|".join(
+        [
+            _DEK_AAD_PREFIX,
+            owner_type.encode(),
+            str(owner_id).encode(),
+            str(key_id).encode(),
+            str(version).encode(),
+        ]
+    )
+
+
+def wrap_data_key(
+    keyring: Keyring,
+    *,
+    key_id: uuid.UUID,
+    owner_type: str,
+    owner_id: uuid.UUID,
+    key: bytes,
+    version: int | None = None,
+) -> tuple[int, bytes]:
+    """Wrap ``key`` under KEK ``version`` (default: current); return (version, wrapped)."""
+    version = keyring.current if version is None else version
+    nonce = os.urandom(NONCE_LEN)
+    aad = _dek_aad(key_id, owner_type, owner_id, version)
+    return version, nonce + keyring.kek(version).encrypt(nonce, key, aad)
+
+
+def unwrap_data_key(
+    keyring: Keyring,
+    *,
+    key_id: uuid.UUID,
+    owner_type: str,
+    owner_id: uuid.UUID,
+    version: int,
+    wrapped: bytes,
+) -> bytes:
+    """The raw data key; :class:`DataKeyUnwrapError` if it does not authenticate."""
+    kek = keyring.kek(version)
+    wrapped = bytes(wrapped)
+    aad = _dek_aad(key_id, owner_type, owner_id, version)
+    try:
+        if len(wrapped) != NONCE_LEN + KEY_BYTES + TAG_LEN:
+            raise InvalidTag
+        return kek.decrypt(wrapped[:NONCE_LEN], wrapped[NONCE_LEN:], aad)
+    except InvalidTag:
+        raise DataKeyUnwrapError(
+            f"Data key {key_id} (of {owner_type} {owner_id}) does not unwrap under KEK "
+            f"version {version} of the keyring {keyring.path}: the keyring file is not the "
+            "one this key store was written with, or the key-store row was altered."
+        ) from None
+
+
+def _aad(header: bytes, table: str, column: str, row_id: object) -> bytes:
+    return header + b"|" + f"{table}|{column}|{row_id}".encode()
+
+
+def seal(
+    dek: DataKeyMaterial, plaintext: bytes, *, table: str, column: str, row_id: object
+) -> Sealed:
+    """Encrypt ``plaintext`` for ``table.column`` of row ``row_id``."""
+    header = _FORMAT_V1 + dek.id.bytes
+    nonce = os.urandom(NONCE_LEN)
+    return Sealed(
+        header + nonce + dek._aead.encrypt(nonce, plaintext, _aad(header, table, column, row_id))
+    )
+
+
+def open_sealed(
+    dek: DataKeyMaterial, sealed: Sealed, *, table: str, column: str, row_id: object
+) -> bytes:
+    """Decrypt a sealed value of ``table.column`` of row ``row_id``.
+
+    :class:`DecryptionError` when it is malformed, sealed under another data key,
+    altered, or copied from another row, column or table.
+    """
+    blob = sealed.blob
+    where = f"{table}.{column} of row {row_id}"
+    if len(blob) < HEADER_LEN + NONCE_LEN + TAG_LEN or blob[0] != FORMAT_V1:
+        raise DecryptionError(f"The encrypted value in {where} is malformed (not format 1).")
+    if blob[1:HEADER_LEN] != dek.id.bytes:
+        raise DecryptionError(
+            f"The encrypted value in {where} was sealed under another data key "
+            "(copied from another data subject's row?)."
+        )
+    header, nonce, body = (
+        blob[:HEADER_LEN],
+        blob[HEADER_LEN : HEADER_LEN + NONCE_LEN],
+        blob[HEADER_LEN + NONCE_LEN :],
+    )
+    try:
+        return dek._aead.decrypt(nonce, body, _aad(header, table, column, row_id))
+    except InvalidTag:
+        raise DecryptionError(
+            f"The encrypted value in {where} does not authenticate: it was altered, or "
+            "copied from another row, column or table."
+        ) from None

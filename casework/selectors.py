@@ -1,0 +1,211 @@
+"""Reads of case data: the only code that decrypts personal data.
+
+Every function takes the requesting ``user`` and the ``purpose`` of the access
+(keyword-only), asks ``casework.policy``, and writes exactly one access-log
+event per call in the same transaction as the decryption: a consultation
+(``CONSULT``) naming the fields decrypted, never their values, or a denial
+(``ACCESS_DENIED``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from audit.services import Action, Outcome, record_event
+from casework import personnummer as pnr
+from casework import policy
+from casework.crypto.blind_index import personnummer_index
+from casework.crypto.keystore import PERSON, current_keyring, load_data_key, load_data_keys
+from casework.crypto.records import open_value
+from casework.models import Person
+
+if TYPE_CHECKING:
+    from casework.models import User
+
+PERSON_OBJECT = "casework.person"
+
+
+class PersonErased(Exception):
+    """The person was erased: the data key is destroyed and nothing can be decrypted."""
+
+    def __init__(self, person_id: uuid.UUID) -> None:
+        super().__init__(f"Person {person_id} has been erased; the encrypted data is gone.")
+        self.person_id = person_id
+
+
+@dataclass(frozen=True)
+class PersonDetails:
+    """The decrypted view of a person, for one request. ``repr`` shows no personal data.
+
+    Only the fields named in ``fields`` were decrypted; the others are ``None``.
+    """
+
+    id: uuid.UUID
+    birth_year: int
+    gender: str
+    area: str
+    protected_identity: int
+    fields: tuple[str, ...]
+    name: str | None = field(default=None, repr=False)
+    personnummer: str | None = field(default=None, repr=False)
+    birth_date: date | None = field(default=None, repr=False)
+    address: str | None = field(default=None, repr=False)
+    phone: str | None = field(default=None, repr=False)
+    note: str | None = field(default=None, repr=False)
+
+    @property
+    def personnummer_display(self) -> str | None:
+        return pnr.display(self.personnummer) if self.personnummer else None
+
+
+# --- Shared by selectors and services -------------------------------------------
+
+
+def _require_purpose(purpose: str) -> str:
+    purpose = (purpose or "").strip()
+    if not purpose:
+        raise ValidationError(
+            _("State the purpose of the access (it is recorded in the access log)."),
+            code="purpose_required",
+        )
+    return purpose
+
+
+def _deny(
+    *,
+    user,
+    purpose: str,
+    what: str,
+    person_id: uuid.UUID | str | None = None,
+    legal_basis: str = "",
+) -> PermissionDenied:
+    """Record a denied access (committed on its own) and return the exception to raise."""
+    with transaction.atomic():
+        record_event(
+            action=Action.ACCESS_DENIED,
+            user=user,
+            object_type=PERSON_OBJECT,
+            object_id=str(person_id or ""),
+            person_id=person_id,
+            purpose=purpose,
+            legal_basis=legal_basis,
+            outcome=Outcome.DENIED,
+            details={"operation": what},
+        )
+    return PermissionDenied(_("You do not have access to this person's data."))
+
+
+def _candidates(index: int) -> QuerySet[Person]:
+    """Persons whose blind index is ``index``: an index scan on ``person_pnr_blind_idx``."""
+    return Person.objects.filter(personnummer_index=index).only("id", "personnummer")
+
+
+def _match_by_personnummer(
+    normalised: str, *, exclude: uuid.UUID | None = None
+) -> tuple[Person | None, int]:
+    """The non-erased person with this personnummer, and how many candidates were opened.
+
+    Candidates come from the blind index (an index scan); each is confirmed by
+    decrypting its personnummer. No access-log event: the callers write it.
+    """
+    candidates = _candidates(personnummer_index(current_keyring(), normalised))
+    if exclude is not None:
+        candidates = candidates.exclude(pk=exclude)
+    candidates = list(candidates)
+    keys = load_data_keys(owner_type=PERSON, owner_ids=[c.pk for c in candidates])
+    for candidate in candidates:
+        dek = keys.get(candidate.pk)
+        if dek is not None and open_value(candidate, "personnummer", dek) == normalised:
+            return candidate, len(candidates)
+    return None, len(candidates)
+
+
+# --- Selectors ------------------------------------------------------------------
+
+
+def get_person_details(
+    *,
+    user: User,
+    purpose: str,
+    person_id: uuid.UUID | str,
+    fields: Iterable[str] | None = None,
+    legal_basis: str = "",
+) -> PersonDetails:
+    """Decrypt ``fields`` (default: all encrypted fields) of a person for ``user``.
+
+    Writes one ``CONSULT`` event naming the fields. Raises ``PermissionDenied``
+    (after a denial event), ``Person.DoesNotExist``, :class:`PersonErased`, or an
+    encryption error (``casework.crypto.errors``) if the data cannot be opened.
+    """
+    purpose = _require_purpose(purpose)
+    names = Person.ENCRYPTED_FIELDS if fields is None else tuple(dict.fromkeys(fields))
+    unknown = set(names) - set(Person.ENCRYPTED_FIELDS)
+    if unknown:
+        raise ValueError(f"not encrypted fields of Person: {sorted(unknown)}")
+    if not policy.can_process_person_data(user):
+        raise _deny(
+            user=user, purpose=purpose, what="read", person_id=person_id, legal_basis=legal_basis
+        )
+    with transaction.atomic():
+        person = Person.objects.get(pk=person_id)
+        if person.erased_at is not None:
+            raise PersonErased(person.pk)
+        dek = load_data_key(owner_type=PERSON, owner_id=person.pk)
+        values = {name: open_value(person, name, dek) for name in names}
+        record_event(
+            action=Action.CONSULT,
+            user=user,
+            obj=person,
+            person_id=person.pk,
+            fields=names,
+            purpose=purpose,
+            legal_basis=legal_basis,
+        )
+    return PersonDetails(
+        id=person.pk,
+        birth_year=person.birth_year,
+        gender=person.gender,
+        area=person.area,
+        protected_identity=person.protected_identity,
+        fields=names,
+        **values,
+    )
+
+
+def find_person(
+    *, user: User, purpose: str, personnummer: str, legal_basis: str = ""
+) -> Person | None:
+    """The person with this personnummer (any accepted form), or ``None``.
+
+    Looks candidates up by the blind index and confirms each by decrypting its
+    personnummer. Invalid input raises ``ValidationError`` before any lookup.
+    Writes one ``CONSULT`` event (field ``personnummer``; the person if found)
+    per call, whether or not a person was found - the search itself is an access.
+    """
+    purpose = _require_purpose(purpose)
+    normalised = pnr.normalise(personnummer)
+    if not policy.can_process_person_data(user):
+        raise _deny(user=user, purpose=purpose, what="find", legal_basis=legal_basis)
+    with transaction.atomic():
+        person, candidates = _match_by_personnummer(normalised)
+        record_event(
+            action=Action.CONSULT,
+            user=user,
+            object_type=PERSON_OBJECT,
+            object_id=str(person.pk) if person else "",
+            person_id=person.pk if person else None,
+            fields=["personnummer"],
+            purpose=purpose,
+            legal_basis=legal_basis,
+            details={"lookup": "personnummer", "candidates": candidates, "found": bool(person)},
+        )
+    return person
