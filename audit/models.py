@@ -1,7 +1,17 @@
-"""The access log: one row per consultation, change, disclosure, login … of Samverkan.
+"""The two audit records of Samverkan and the seal that links them.
 
-Rows are written only by ``audit.services`` and never changed afterwards. The
-row holds who, when, what and why — never a personal-data value.
+- ``AccessEvent``: the access log — one row per consultation, change,
+  disclosure, login … Written only by ``audit.services.record_event``.
+- ``ChangeRecord``: the change history of tracked tables, written only by the
+  database trigger ``audit_record_change`` (so ``QuerySet.update()``, bulk
+  operations and raw SQL cannot bypass it).
+- ``ChainLink``: the hash chain over both, in sealing order (see
+  ``audit.integrity`` and docs/adr/0005-audit-log.md).
+- ``PendingEntry``: the queue of committed entries not yet sealed into the chain.
+
+``AccessEvent``, ``ChangeRecord`` and ``ChainLink`` are append-only at the
+database: triggers installed by ``audit/migrations/0002`` raise on UPDATE,
+DELETE and TRUNCATE. No row holds a personal-data value in plain text.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ class AccessEvent(models.Model):
         ACCESS_DENIED = "access_denied", _("Denied access")
         BREAK_GLASS = "break_glass", _("Break-the-glass")
         ACCOUNT_CHANGE = "account_change", _("Account or role change")
+        AUDIT_READ = "audit_read", _("Reading of the access log")
 
     class Outcome(models.TextChoices):
         ALLOWED = "allowed", _("Allowed")
@@ -36,7 +47,8 @@ class AccessEvent(models.Model):
 
     occurred_at = models.DateTimeField(_("time (UTC)"), default=timezone.now, db_index=True)
     # Who: the account and a snapshot of its identity at the time of the event
-    # (accounts can be renamed, moved or deactivated later).
+    # (accounts can be renamed, moved or deactivated later). For a failed login
+    # ``username`` is the name that was tried (there may be no such account).
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("user"),
@@ -49,10 +61,10 @@ class AccessEvent(models.Model):
     organisation_name = models.CharField(_("organisation"), max_length=200, blank=True)
     roles = models.CharField(_("roles"), max_length=300, blank=True)
     # What
-    action = models.CharField(_("action"), max_length=20, choices=Action.choices, db_index=True)
+    action = models.CharField(_("action"), max_length=20, choices=Action.choices)
     object_type = models.CharField(_("object type"), max_length=100, blank=True)
     object_id = models.CharField(_("object id"), max_length=64, blank=True)
-    person_id = models.UUIDField(_("person"), null=True, blank=True, db_index=True)
+    person_id = models.UUIDField(_("person"), null=True, blank=True)
     fields = models.JSONField(_("fields"), default=list, blank=True)
     # Why
     purpose = models.TextField(_("purpose / justification"), blank=True)
@@ -68,7 +80,101 @@ class AccessEvent(models.Model):
         verbose_name_plural = _("access events")
         ordering = ["id"]
         default_permissions = ()
-        indexes = [models.Index(fields=["user", "occurred_at"])]
+        # The auditor's search pages by id (keyset) within one filter; each
+        # selective filter has an index ending in id so a page is an index range.
+        indexes = [
+            models.Index(fields=["user", "id"], name="audit_event_user_id"),
+            models.Index(fields=["username", "id"], name="audit_event_username_id"),
+            models.Index(fields=["person_id", "id"], name="audit_event_person_id"),
+            models.Index(fields=["action", "id"], name="audit_event_action_id"),
+            models.Index(fields=["organisation_name", "id"], name="audit_event_org_id"),
+            models.Index(
+                fields=["id"],
+                name="audit_event_denied_id",
+                condition=models.Q(outcome="denied"),
+            ),
+            models.Index(
+                fields=["user", "occurred_at"],
+                name="audit_event_person_access",
+                condition=models.Q(person_id__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} #{self.pk}"
+
+
+class ChangeRecord(models.Model):
+    """One INSERT, UPDATE or DELETE of a tracked row, written by a database trigger.
+
+    ``data`` is the row after the change (before it, for a delete) as the
+    database holds it — encrypted columns therefore hold ciphertext only —
+    minus the columns excluded from tracking (password hashes, last login).
+    ``context`` is what the application said about the change (acting user,
+    request id), ``db_role`` the database role that made it.
+    """
+
+    class Operation(models.TextChoices):
+        INSERT = "INSERT", _("Created")
+        UPDATE = "UPDATE", _("Changed")
+        DELETE = "DELETE", _("Deleted")
+        TRUNCATE = "TRUNCATE", _("Emptied (every row)")
+
+    occurred_at = models.DateTimeField(_("time (UTC)"), db_index=True)
+    table_name = models.CharField(_("table"), max_length=63)
+    row_id = models.CharField(_("row id"), max_length=64)
+    operation = models.CharField(_("operation"), max_length=8, choices=Operation.choices)
+    data = models.JSONField(_("row"))
+    changed_fields = models.JSONField(_("changed fields"), default=list)
+    context = models.JSONField(_("context"), null=True, blank=True)
+    db_role = models.CharField(_("database role"), max_length=63)
+
+    class Meta:
+        verbose_name = _("change record")
+        verbose_name_plural = _("change records")
+        ordering = ["id"]
+        default_permissions = ()
+        indexes = [models.Index(fields=["table_name", "row_id", "id"], name="audit_change_row")]
+
+    def __str__(self) -> str:
+        return f"{self.table_name} {self.operation} #{self.pk}"
+
+
+class ChainLink(models.Model):
+    """Position ``position`` of the hash chain: which entry, its hash, the running hash."""
+
+    class Source(models.TextChoices):
+        ACCESS = "access", _("access event")
+        HISTORY = "history", _("change record")
+
+    position = models.BigIntegerField(_("position"), primary_key=True)
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices)
+    entry_id = models.BigIntegerField(_("entry id"))
+    entry_hash = models.CharField(_("entry hash"), max_length=64)
+    chain_hash = models.CharField(_("chain hash"), max_length=64)
+    sealed_at = models.DateTimeField(_("sealed at (UTC)"))
+
+    class Meta:
+        verbose_name = _("chain link")
+        verbose_name_plural = _("chain links")
+        ordering = ["position"]
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["source", "entry_id"], name="audit_chain_one_per_entry")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} #{self.entry_id} @ {self.position}"
+
+
+class PendingEntry(models.Model):
+    """A committed log entry waiting to be sealed (filled by a trigger, emptied by the sealer)."""
+
+    source = models.CharField(max_length=10, choices=ChainLink.Source.choices)
+    entry_id = models.BigIntegerField()
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.source} #{self.entry_id}"

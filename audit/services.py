@@ -4,22 +4,37 @@ Every service that touches personal data calls :func:`record_event` inside the
 same ``transaction.atomic()`` block as the change it records, so a change never
 lands without its event and a rolled-back change leaves none. Field *names*
 are logged, never values.
+
+Some events must outlive the request that caused them — a denied access, a
+failed login — even when that request's transaction rolls back. Those are
+written with ``independent=True``: at once when the default connection is not
+inside a transaction, otherwise through the second connection ``audit`` to the
+same database, which commits on its own (docs/adr/0005-audit-log.md).
+
+After each commit the new entries are sealed into the hash chain
+(``audit.integrity.seal``).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import models
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 
-from audit import context
+from audit import context, integrity
 from audit.models import AccessEvent
 
 Action = AccessEvent.Action
 Outcome = AccessEvent.Outcome
+
+AUDIT_DB_ALIAS = "audit"
+
+logger = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -41,6 +56,31 @@ def _describe(obj: models.Model | None, object_type: str, object_id: str) -> tup
     return obj._meta.label_lower, str(obj.pk)
 
 
+def _roles(user: Any) -> str:
+    # Cached on the user object: one query per request, not per event.
+    roles = getattr(user, "_audit_roles", None)
+    if roles is None:
+        roles = ",".join(sorted(user.groups.values_list("name", flat=True)))[:300]
+        user._audit_roles = roles
+    return roles
+
+
+def _independent_alias() -> str:
+    """The connection on which a write commits whatever the request's transaction does."""
+    default = connections[DEFAULT_DB_ALIAS]
+    blocks = [block for block in default.atomic_blocks if not block._from_testcase]
+    if not blocks and (default.get_autocommit() or default.atomic_blocks):
+        # Autocommit (or only a test case's wrapping transaction, which stands
+        # in for autocommit in tests): the insert commits by itself.
+        return DEFAULT_DB_ALIAS
+    return AUDIT_DB_ALIAS if AUDIT_DB_ALIAS in settings.DATABASES else DEFAULT_DB_ALIAS
+
+
+def _seal_after_commit(using: str) -> None:
+    if getattr(settings, "AUDIT_SEAL_ON_COMMIT", True):
+        transaction.on_commit(lambda: integrity.seal(using=using), using=using, robust=True)
+
+
 def record_event(
     *,
     action: str,
@@ -54,6 +94,8 @@ def record_event(
     legal_basis: str = "",
     outcome: str = Outcome.ALLOWED,
     details: dict[str, Any] | None = None,
+    username: str = "",
+    independent: bool = False,
 ) -> AccessEvent:
     """Append one event to the access log (in the caller's transaction).
 
@@ -62,7 +104,11 @@ def record_event(
     ``person_id`` the data subject; ``fields`` the names of the fields read or
     written; ``purpose`` the justification and ``legal_basis`` the recorded
     basis for the processing or disclosure. ``details`` holds further
-    identifiers (never personal-data values).
+    identifiers (never personal-data values). ``username`` names an account
+    when there is no ``user`` (the name tried in a failed login).
+
+    ``independent=True`` commits the event at once, on its own, so that it
+    survives a rollback of the caller's transaction (denied access, failed login).
     """
     if action not in Action.values:
         raise ValueError(f"unknown audit action {action!r}")
@@ -71,17 +117,16 @@ def record_event(
     object_type, object_id = _describe(obj, object_type, object_id)
     request = context.current()
     authenticated = user is not None and getattr(user, "is_authenticated", False)
-    return AccessEvent.objects.create(
-        user=user if authenticated else None,
-        username=sanitize_text(user.get_username(), max_length=150) if authenticated else "",
+    using = _independent_alias() if independent else DEFAULT_DB_ALIAS
+    event = AccessEvent.objects.using(using).create(
+        user_id=user.pk if authenticated else None,
+        username=sanitize_text(user.get_username() if authenticated else username, max_length=150),
         organisation_name=(
             str(user.organisation)[:200] if authenticated and user.organisation_id else ""
         ),
-        roles=",".join(sorted(user.groups.values_list("name", flat=True)))[:300]
-        if authenticated
-        else "",
+        roles=_roles(user) if authenticated else "",
         action=action,
-        object_type=object_type[:100],
+        object_type=sanitize_text(object_type, max_length=100),
         object_id=sanitize_text(object_id, max_length=64),
         person_id=person_id,
         fields=sorted({sanitize_text(name, max_length=100) for name in fields}),
@@ -91,4 +136,25 @@ def record_event(
         request_id=request.request_id,
         client_address=request.client_address,
         details=details or {},
+    )
+    _seal_after_commit(using)
+    return event
+
+
+def record_denied_access(*, path: str, method: str, reason: str = "") -> AccessEvent:
+    """A 403 answer of the site: who asked for which path, and why it was refused.
+
+    Only the path is kept, never the query string (it may hold search terms
+    with personal data).
+    """
+    return record_event(
+        action=Action.ACCESS_DENIED,
+        user=context.current().user,
+        outcome=Outcome.DENIED,
+        details={
+            "path": sanitize_text(path, max_length=300),
+            "method": sanitize_text(method, max_length=10),
+            "reason": sanitize_text(reason, max_length=300),
+        },
+        independent=True,
     )

@@ -49,3 +49,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", site.urls),
 ]
+
+# The 403 page also keeps the refusal's reason for the denied-access event.
+handler403 = "audit.views.permission_denied"

@@ -1,0 +1,121 @@
+"""Change history: database triggers that copy every change of a tracked table.
+
+Putting a table under change history is one line in a migration::
+
+    from audit.history import track_changes
+
+    operations = [track_changes("casework_person", exclude=["search_blob"])]
+
+The migration must depend on the one that creates the table. From then on
+every INSERT, UPDATE, DELETE and TRUNCATE of that table — through ``save()``,
+``QuerySet.update()``, ``bulk_create``/``bulk_update``, the admin or raw SQL —
+writes an ``audit.ChangeRecord`` in the same transaction, because the database
+does it. There is no switch an application session can flip to skip it.
+
+Who made a change: the application tells the database through the
+``samverkan.audit_context`` setting, which :func:`context` injects before each
+data-changing statement (the request middleware does it for every request).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from django.db import connections, migrations
+
+CONTEXT_SETTING = "samverkan.audit_context"
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain SQL identifier: {name!r}")
+    return name
+
+
+def track_changes(table: str, *, pk: str = "id", exclude: Sequence[str] = ()) -> migrations.RunSQL:
+    """Migration operation: record every change of ``table`` in the change history.
+
+    ``exclude`` names columns never copied (secrets such as password hashes,
+    and noise such as ``last_login``); an UPDATE that changes only excluded
+    columns records nothing.
+    """
+    table = _identifier(table)
+    args = ", ".join(f"'{_identifier(name)}'" for name in (pk, *exclude))
+    return migrations.RunSQL(
+        sql=[
+            f"CREATE TRIGGER audit_history AFTER INSERT OR UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION audit_record_change({args});",
+            f"CREATE TRIGGER audit_history_truncate AFTER TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION audit_record_truncate();",
+        ],
+        reverse_sql=[
+            f"DROP TRIGGER IF EXISTS audit_history ON {table};",
+            f"DROP TRIGGER IF EXISTS audit_history_truncate ON {table};",
+        ],
+    )
+
+
+# --- Who made the change ----------------------------------------------------
+
+_DML = ("insert", "update", "delete", "merge", "with")
+
+
+def _is_dml(sql: str | bytes) -> bool:
+    text = sql.decode(errors="ignore") if isinstance(sql, bytes) else sql
+    return text.lstrip()[:6].lower().startswith(_DML)
+
+
+class _ContextInjector:
+    """``execute_wrapper`` that sets the audit context for each data-changing statement.
+
+    ``set_config(..., true)`` lasts for the current transaction, so the value is
+    set in the very statement (autocommit) or transaction that makes the change.
+    """
+
+    def __init__(self, metadata: Any) -> None:
+        self._metadata = metadata
+
+    def _value(self) -> str:
+        metadata = self._metadata() if callable(self._metadata) else self._metadata
+        return json.dumps(metadata, sort_keys=True, default=str)
+
+    def __call__(self, execute, sql, params, many, context):
+        cursor = context["cursor"]
+        if not _is_dml(sql) or getattr(cursor, "name", None):
+            return execute(sql, params, many, context)
+        if many:
+            # executemany cannot carry a second statement: set it first, which
+            # reaches the change when it runs inside a transaction.
+            cursor.execute(f"SELECT set_config('{CONTEXT_SETTING}', %s, true)", [self._value()])
+            return execute(sql, params, many, context)
+        if isinstance(params, dict):
+            placeholder = "%(samverkan_audit_context)s"
+            params = {**params, "samverkan_audit_context": self._value()}
+        else:
+            placeholder = "%s"
+            params = (self._value(), *(params or ()))
+        prefix = f"SELECT set_config('{CONTEXT_SETTING}', {placeholder}, true); "
+        sql = prefix.encode() + sql if isinstance(sql, bytes) else prefix + sql
+        result = execute(sql, params, many, context)
+        # psycopg 3 returns the first result set (the SELECT): move on to the
+        # statement's own result so RETURNING and rowcount behave as before.
+        raw = getattr(cursor, "cursor", cursor)
+        while raw.nextset():
+            pass
+        return result
+
+
+@contextlib.contextmanager
+def context(metadata: Any, *, using: str = "default") -> Iterator[None]:
+    """Attach ``metadata`` (a dict, or a callable returning one) to every change made inside.
+
+    A callable is evaluated only when a change is made, so a request that
+    changes nothing costs nothing.
+    """
+    with connections[using].execute_wrapper(_ContextInjector(metadata)):
+        yield

@@ -1,0 +1,632 @@
+"""Tamper evidence: the hash chain, its sealing, signed checkpoints and verification.
+
+Design (docs/adr/0005-audit-log.md):
+
+- Writers never touch the chain. A trigger queues every committed log entry
+  (access event or change record) in ``audit_pendingentry``.
+- :func:`seal` takes a transaction-scoped advisory lock, empties the queue and
+  appends one ``ChainLink`` per entry: a gap-free position, the SHA-256 of the
+  entry's canonical encoding, and the running hash over the previous link.
+  The chain is therefore in *commit order*; a writer's transaction can never
+  fork it, roll back under it or hold it up, and the lock is held only for the
+  few milliseconds of one seal. ``record_event`` seals after each commit.
+- :func:`write_checkpoint` signs (Ed25519) the position and head hash and
+  writes them to a file outside the database.
+- :func:`verify` recomputes every entry hash and every link, checks every
+  checkpoint's signature and that the chain still holds each checkpoint's head,
+  and that no entry sits outside the chain. It names the first bad entry.
+
+Canonical encoding of an entry: a JSON object of *every* column of its row
+(sorted keys, no whitespace, UTF-8, NULL as ``null`` — never ``""``;
+timestamps as UTC ISO 8601 with microseconds; JSON columns as canonical JSON
+themselves), prefixed by a domain-separation tag and the entry's source.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from django.conf import settings
+from django.db import connections, models, transaction
+from django.utils import timezone
+
+from audit.models import AccessEvent, ChainLink, ChangeRecord
+
+Source = ChainLink.Source
+
+# Models whose rows are chained, by source code.
+SOURCES: dict[str, type[models.Model]] = {
+    Source.ACCESS: AccessEvent,
+    Source.HISTORY: ChangeRecord,
+}
+
+ENTRY_TAG = b"samverkan-audit-entry-v1\n"
+CHAIN_TAG = b"samverkan-audit-chain-v1\n"
+GENESIS = "0" * 64
+# pg_advisory_xact_lock key of the sealer ("SAMVAUDT" as a 63-bit integer).
+SEAL_LOCK_KEY = 0x53414D5641554454
+CHECKPOINT_FORMAT = "samverkan-audit-checkpoint/1"
+VERIFY_CHUNK = 5000
+
+
+# --- Canonical encoding -----------------------------------------------------
+
+
+def _utc_iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _json_value(value: Any) -> Any:
+    # Django hands JSONB to raw cursors as text.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dt.datetime):
+        return _utc_iso(value)
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    return str(value)  # UUID, inet, Decimal
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How to read and encode the rows of one source."""
+
+    source: str
+    table: str
+    columns: tuple[str, ...]
+    encoders: tuple[Callable[[Any], Any], ...]
+
+    @classmethod
+    def of(cls, source: str, model: type[models.Model]) -> _Layout:
+        columns, encoders = [], []
+        for model_field in model._meta.concrete_fields:
+            columns.append(model_field.column)
+            if isinstance(model_field, models.JSONField):
+                encoders.append(_json_value)
+            elif isinstance(model_field, models.DateTimeField):
+                encoders.append(lambda v: None if v is None else _utc_iso(v))
+            else:
+                encoders.append(_plain)
+        return cls(source, model._meta.db_table, tuple(columns), tuple(encoders))
+
+    @property
+    def select_sql(self) -> str:
+        # Identifiers from the model's own metadata, never from input.
+        columns = ", ".join(self.columns)
+        return f"SELECT {columns} FROM {self.table} WHERE id = ANY(%s)"  # noqa: S608
+
+    def encode(self, row: tuple, *, entry_id: int | None = None) -> bytes:
+        """The canonical bytes of one row (optionally as if it had id ``entry_id``)."""
+        document = {
+            column: encoder(value)
+            for column, encoder, value in zip(self.columns, self.encoders, row, strict=True)
+        }
+        if entry_id is not None:
+            document["id"] = entry_id
+        return json.dumps(
+            document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+
+    def entry_hash(self, row: tuple, *, entry_id: int | None = None) -> str:
+        digest = hashlib.sha256(ENTRY_TAG)
+        digest.update(self.source.encode() + b"\n")
+        digest.update(self.encode(row, entry_id=entry_id))
+        return digest.hexdigest()
+
+
+_layouts: dict[str, _Layout] = {}
+
+
+def layout(source: str) -> _Layout:
+    if source not in _layouts:
+        _layouts[source] = _Layout.of(source, SOURCES[source])
+    return _layouts[source]
+
+
+def canonical_entry(source: str, row: tuple) -> bytes:
+    """The canonical encoding of a row of ``source`` (columns in model order)."""
+    return layout(source).encode(row)
+
+
+def chain_hash(
+    previous: str, *, position: int, source: str, entry_id: int, entry_hash: str, sealed_at
+) -> str:
+    digest = hashlib.sha256(CHAIN_TAG)
+    digest.update(bytes.fromhex(previous))
+    digest.update(f"{position}\n{source}\n{entry_id}\n{_utc_iso(sealed_at)}\n".encode())
+    digest.update(bytes.fromhex(entry_hash))
+    return digest.hexdigest()
+
+
+def _fetch_rows(cursor, source: str, ids: list[int]) -> dict[int, tuple]:
+    if not ids:
+        return {}
+    cursor.execute(layout(source).select_sql, [ids])
+    return {row[0]: row for row in cursor.fetchall()}
+
+
+# --- Sealing ----------------------------------------------------------------
+
+
+def seal(*, using: str = "default") -> int:
+    """Append every committed, queued entry to the chain; return how many were sealed."""
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+        cursor.execute("DELETE FROM audit_pendingentry RETURNING id, source, entry_id")
+        pending = sorted(cursor.fetchall())
+        if not pending:
+            return 0
+        rows = {
+            source: _fetch_rows(cursor, source, [e for _, s, e in pending if s == source])
+            for source in {s for _, s, _ in pending}
+        }
+        cursor.execute(
+            "SELECT position, chain_hash FROM audit_chainlink ORDER BY position DESC LIMIT 1"
+        )
+        head = cursor.fetchone()
+        position, previous = head if head else (0, GENESIS)
+        sealed_at = timezone.now()
+        links = []
+        for _, source, entry_id in pending:
+            row = rows[source].get(entry_id)
+            if row is None:  # removed behind the triggers' back; verify reports it
+                continue
+            position += 1
+            entry_hash = layout(source).entry_hash(row)
+            previous = chain_hash(
+                previous,
+                position=position,
+                source=source,
+                entry_id=entry_id,
+                entry_hash=entry_hash,
+                sealed_at=sealed_at,
+            )
+            links.append((position, source, entry_id, entry_hash, previous, sealed_at))
+        cursor.executemany(
+            "INSERT INTO audit_chainlink "
+            "(position, source, entry_id, entry_hash, chain_hash, sealed_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            links,
+        )
+        return len(links)
+
+
+def head(*, using: str = "default") -> tuple[int, str]:
+    """Position and hash of the chain's last link (``(0, GENESIS)`` when empty)."""
+    link = ChainLink.objects.using(using).order_by("-position").first()
+    return (link.position, link.chain_hash) if link else (0, GENESIS)
+
+
+# --- Signing keys and checkpoints -------------------------------------------
+
+
+class CheckpointError(Exception):
+    """The checkpoint cannot be written (no signing key, no directory)."""
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def generate_signing_key(path: Path) -> Ed25519PublicKey:
+    """Create a new Ed25519 key at ``path`` (mode 0600) and its public key at ``path.pub``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_key = Ed25519PrivateKey.generate()
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+    public_key = private_key.public_key()
+    _public_key_path(path).write_bytes(
+        public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return public_key
+
+
+def _public_key_path(path: Path) -> Path:
+    return path.with_name(path.name + ".pub")
+
+
+def load_signing_key(path: Path | str | None = None) -> Ed25519PrivateKey:
+    path = Path(path or settings.AUDIT_SIGNING_KEY_FILE or "")
+    if not str(path) or not path.is_file():
+        raise CheckpointError(
+            f"No audit signing key at {str(path) or '(SAMVERKAN_AUDIT_SIGNING_KEY_FILE unset)'}: "
+            "create one with `python manage.py audit keygen` (and keep it outside the database "
+            "and its backups), or set SAMVERKAN_AUDIT_SIGNING_KEY_FILE."
+        )
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise CheckpointError(f"{path} does not hold an Ed25519 private key.")
+    return key
+
+
+def trusted_public_keys() -> dict[str, Ed25519PublicKey]:
+    """Public keys whose checkpoint signatures are accepted, by key id.
+
+    The signing key's public half (from the key, or ``<key>.pub`` where only
+    that is present, e.g. on an auditor's machine) and every file listed in
+    ``AUDIT_TRUSTED_PUBLIC_KEYS`` (keys of earlier years after a rotation).
+    """
+    keys: dict[str, Ed25519PublicKey] = {}
+    candidates: list[Ed25519PublicKey] = []
+    signing_path = Path(settings.AUDIT_SIGNING_KEY_FILE or "")
+    if str(signing_path) and signing_path.is_file():
+        candidates.append(load_signing_key(signing_path).public_key())
+    paths = [_public_key_path(signing_path)] if str(signing_path) else []
+    paths += [Path(p) for p in getattr(settings, "AUDIT_TRUSTED_PUBLIC_KEYS", [])]
+    for path in paths:
+        if path.is_file():
+            public_key = serialization.load_pem_public_key(path.read_bytes())
+            if isinstance(public_key, Ed25519PublicKey):
+                candidates.append(public_key)
+    for public_key in candidates:
+        keys[key_id(public_key)] = public_key
+    return keys
+
+
+def _signed_message(document: dict[str, Any]) -> bytes:
+    unsigned = {k: v for k, v in document.items() if k != "signature"}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode()
+
+
+def checkpoint_dir() -> Path:
+    directory = str(settings.AUDIT_CHECKPOINT_DIR or "")
+    if not directory:
+        raise CheckpointError(
+            "SAMVERKAN_AUDIT_CHECKPOINT_DIR is not set: checkpoints must be written outside "
+            "the database."
+        )
+    return Path(directory)
+
+
+def write_checkpoint(
+    *, using: str = "default", signing_key: Ed25519PrivateKey | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """Seal, then sign the chain's head and write it as a file in ``AUDIT_CHECKPOINT_DIR``."""
+    signing_key = signing_key or load_signing_key()
+    directory = checkpoint_dir()
+    seal(using=using)
+    position, head_hash = head(using=using)
+    now = timezone.now()
+    document: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "position": position,
+        "head": head_hash,
+        "created_at": _utc_iso(now),
+        "key_id": key_id(signing_key.public_key()),
+    }
+    document["signature"] = base64.b64encode(signing_key.sign(_signed_message(document))).decode()
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"checkpoint-{position:012d}-{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
+    temporary = directory / f".{name}.tmp"
+    temporary.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    os.replace(temporary, directory / name)
+    return directory / name, document
+
+
+# --- Verification -----------------------------------------------------------
+
+
+class Problem:
+    """Kinds of problem the verifier names."""
+
+    EDITED = "edited"
+    DELETED = "deleted"
+    INSERTED = "inserted"
+    REORDERED = "reordered"
+    CHAIN_BROKEN = "chain broken"
+    TRUNCATED = "truncated behind a checkpoint"
+    REWRITTEN = "rewritten behind a checkpoint"
+    BAD_SIGNATURE = "bad signature"
+    BAD_CHECKPOINT = "unreadable checkpoint"
+
+
+@dataclass
+class Finding:
+    kind: str
+    message: str
+    position: int | None = None
+    source: str | None = None
+    entry_id: int | None = None
+    checkpoint: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.position is not None:
+            where.append(f"position {self.position}")
+        if self.source is not None and self.entry_id is not None:
+            where.append(f"{self.source} entry #{self.entry_id}")
+        if self.checkpoint:
+            where.append(f"checkpoint {self.checkpoint}")
+        return f"{', '.join(where)}: {self.kind}: {self.message}"
+
+
+@dataclass
+class VerificationResult:
+    entries: int = 0
+    checkpoints: int = 0
+    pending: int = 0
+    finding: Finding | None = None
+    head: str = GENESIS
+    checked_at: dt.datetime = field(default_factory=timezone.now)
+
+    @property
+    def ok(self) -> bool:
+        return self.finding is None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    name: str
+    position: int
+    head: str
+
+
+def load_checkpoints(
+    directory: Path | None, public_keys: dict[str, Ed25519PublicKey]
+) -> tuple[list[Checkpoint], Finding | None]:
+    """Every checkpoint file in ``directory``, its signature checked."""
+    if directory is None or not directory.is_dir():
+        return [], None
+    checkpoints = []
+    for path in sorted(directory.glob("checkpoint-*.json")):
+        try:
+            document = json.loads(path.read_text())
+            position, head_hash = int(document["position"]), str(document["head"])
+            signature = base64.b64decode(document["signature"], validate=True)
+            if document.get("format") != CHECKPOINT_FORMAT:
+                raise ValueError("unknown format")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return checkpoints, Finding(
+                Problem.BAD_CHECKPOINT, f"cannot be read ({exc})", checkpoint=path.name
+            )
+        public_key = public_keys.get(str(document.get("key_id")))
+        if public_key is None:
+            return checkpoints, Finding(
+                Problem.BAD_SIGNATURE,
+                f"signed by unknown key {document.get('key_id')!r}",
+                checkpoint=path.name,
+            )
+        try:
+            public_key.verify(signature, _signed_message(document))
+        except InvalidSignature:
+            return checkpoints, Finding(
+                Problem.BAD_SIGNATURE,
+                "the signature does not match the checkpoint's content",
+                checkpoint=path.name,
+            )
+        checkpoints.append(Checkpoint(path.name, position, head_hash))
+    return checkpoints, None
+
+
+def _count(cursor, sql: str, params: Iterable[Any] = ()) -> int:
+    cursor.execute(sql, list(params))
+    return cursor.fetchone()[0]
+
+
+def _diagnose_mismatch(
+    link: tuple, row: tuple, links: list[tuple], actual_hash: str
+) -> tuple[str, str]:
+    """Tell an edited entry from one that was moved to another place in the chain."""
+    position, source, _entry_id, _stored, *_ = link
+    entry_layout = layout(source)
+    for other in links:
+        other_position, other_source, other_entry_id, other_hash, *_ = other
+        if other_position == position or other_source != source:
+            continue
+        if actual_hash == other_hash or (
+            entry_layout.entry_hash(row, entry_id=other_entry_id) == other_hash
+        ):
+            return Problem.REORDERED, (
+                f"it holds the entry sealed at position {other_position}: entries were swapped "
+                "or moved"
+            )
+    return Problem.EDITED, "its content no longer matches the hash it was sealed with"
+
+
+def _walk_chain(cursor, result: VerificationResult, checkpoints: list[Checkpoint]) -> None:
+    by_position: dict[int, list[Checkpoint]] = {}
+    for checkpoint in checkpoints:
+        by_position.setdefault(checkpoint.position, []).append(checkpoint)
+    previous, expected = GENESIS, 1
+    for checkpoint in by_position.get(0, []):
+        if checkpoint.head != GENESIS:
+            result.finding = Finding(
+                Problem.REWRITTEN, "the empty log's head differs", checkpoint=checkpoint.name
+            )
+            return
+    while True:
+        cursor.execute(
+            "SELECT position, source, entry_id, entry_hash, chain_hash, sealed_at "
+            "FROM audit_chainlink WHERE position >= %s ORDER BY position LIMIT %s",
+            [expected, VERIFY_CHUNK],
+        )
+        links = cursor.fetchall()
+        if not links:
+            break
+        rows = {
+            source: _fetch_rows(cursor, source, [link[2] for link in links if link[1] == source])
+            for source in {link[1] for link in links}
+        }
+        for link in links:
+            position, source, entry_id, stored_entry_hash, stored_chain_hash, sealed_at = link
+            if position != expected:
+                result.finding = Finding(
+                    Problem.DELETED,
+                    f"the chain jumps from position {expected - 1} to {position}: "
+                    f"the entries sealed at positions {expected} to {position - 1} were removed",
+                    position=expected,
+                )
+                return
+            if source not in SOURCES:
+                result.finding = Finding(
+                    Problem.CHAIN_BROKEN, f"unknown source {source!r}", position=position
+                )
+                return
+            row = rows[source].get(entry_id)
+            if row is None:
+                result.finding = Finding(
+                    Problem.DELETED,
+                    "the entry sealed here is no longer in the log",
+                    position=position,
+                    source=source,
+                    entry_id=entry_id,
+                )
+                return
+            actual_hash = layout(source).entry_hash(row)
+            if actual_hash != stored_entry_hash:
+                kind, message = _diagnose_mismatch(link, row, links, actual_hash)
+                result.finding = Finding(
+                    kind, message, position=position, source=source, entry_id=entry_id
+                )
+                return
+            previous = chain_hash(
+                previous,
+                position=position,
+                source=source,
+                entry_id=entry_id,
+                entry_hash=actual_hash,
+                sealed_at=sealed_at,
+            )
+            if previous != stored_chain_hash:
+                result.finding = Finding(
+                    Problem.CHAIN_BROKEN,
+                    "the link does not follow from the one before it: a link was inserted, "
+                    "removed or altered",
+                    position=position,
+                    source=source,
+                    entry_id=entry_id,
+                )
+                return
+            for checkpoint in by_position.get(position, []):
+                if checkpoint.head != previous:
+                    result.finding = Finding(
+                        Problem.REWRITTEN,
+                        f"the chain's hash at position {position} differs from the signed "
+                        "checkpoint: the log up to here was rewritten",
+                        position=position,
+                        source=source,
+                        entry_id=entry_id,
+                        checkpoint=checkpoint.name,
+                    )
+                    return
+            result.entries += 1
+            expected += 1
+    result.head = previous
+    last = expected - 1
+    for checkpoint in checkpoints:
+        if checkpoint.position > last:
+            result.finding = Finding(
+                Problem.TRUNCATED,
+                f"the signed checkpoint covers {checkpoint.position} entries but the chain "
+                f"ends at position {last}: entries {last + 1} to {checkpoint.position} "
+                "were removed",
+                position=last + 1,
+                checkpoint=checkpoint.name,
+            )
+            return
+
+
+def _check_unsealed(cursor, result: VerificationResult) -> None:
+    """Every entry must be in the chain, or queued for it; nothing may be queued twice."""
+    result.pending = _count(cursor, "SELECT count(*) FROM audit_pendingentry")
+    for source, model in SOURCES.items():
+        table = model._meta.db_table
+        entries = _count(cursor, f"SELECT count(*) FROM {table}")  # noqa: S608
+        sealed = _count(cursor, "SELECT count(*) FROM audit_chainlink WHERE source = %s", [source])
+        queued = _count(
+            cursor, "SELECT count(*) FROM audit_pendingentry WHERE source = %s", [source]
+        )
+        if entries == sealed + queued:
+            continue
+        cursor.execute(
+            f"SELECT e.id FROM {table} e WHERE NOT EXISTS ("  # noqa: S608
+            " SELECT 1 FROM audit_chainlink l WHERE l.source = %s AND l.entry_id = e.id)"
+            " AND NOT EXISTS ("
+            " SELECT 1 FROM audit_pendingentry p WHERE p.source = %s AND p.entry_id = e.id)"
+            " ORDER BY e.id LIMIT 1",
+            [source, source],
+        )
+        row = cursor.fetchone()
+        if row:
+            result.finding = Finding(
+                Problem.INSERTED,
+                "the entry is in the log but was never sealed into the chain: it was added "
+                "behind the log writer's back",
+                source=source,
+                entry_id=row[0],
+            )
+            return
+        cursor.execute(
+            f"SELECT p.entry_id FROM audit_pendingentry p WHERE p.source = %s AND NOT EXISTS ("  # noqa: S608
+            f" SELECT 1 FROM {table} e WHERE e.id = p.entry_id) ORDER BY p.entry_id LIMIT 1",
+            [source],
+        )
+        row = cursor.fetchone()
+        result.finding = Finding(
+            Problem.DELETED,
+            "the entry was removed before it was sealed",
+            source=source,
+            entry_id=row[0] if row else None,
+        )
+        return
+
+
+def verify(
+    *,
+    using: str = "default",
+    directory: Path | bool | None = True,
+    public_keys: dict[str, Ed25519PublicKey] | None = None,
+    seal_first: bool = True,
+) -> VerificationResult:
+    """Recompute the whole chain and check it against the signed checkpoints.
+
+    ``directory=True`` reads the checkpoints from ``AUDIT_CHECKPOINT_DIR``;
+    ``None`` checks the chain alone.
+    """
+    if seal_first:
+        seal(using=using)
+    if directory is True:
+        configured = str(settings.AUDIT_CHECKPOINT_DIR or "")
+        directory = Path(configured) if configured else None
+    result = VerificationResult()
+    if public_keys is None:
+        public_keys = trusted_public_keys() if directory else {}
+    checkpoints, finding = load_checkpoints(directory or None, public_keys)
+    result.checkpoints = len(checkpoints)
+    if finding:
+        result.finding = finding
+        return result
+    connection = connections[using]
+    # One snapshot for the whole run when we own the transaction.
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        if len(connection.atomic_blocks) == 1 and not connection.atomic_blocks[0]._from_testcase:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        _walk_chain(cursor, result, checkpoints)
+        if result.finding is None:
+            _check_unsealed(cursor, result)
+    return result

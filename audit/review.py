@@ -1,0 +1,183 @@
+"""Log review (loggkontroll): the rules that select access-log entries for an auditor.
+
+Following IMY's checklist, entries are selected by rules *and* at random:
+
+- access outside the user's own cases — the person is not in any case whose
+  team the user belonged to during the period (``casework.policy.case_team_person_ids``);
+- off-hours access — outside ``AUDIT_WORKING_HOURS`` or at a weekend, in the
+  local time zone (``TIME_ZONE``, Europe/Stockholm);
+- unusual volume — a user with more person-data events in one local day than
+  ``AUDIT_DAILY_VOLUME_THRESHOLD``;
+- every access to a person with protected identity — all of them, never a sample;
+- every break-the-glass event;
+- a random sample of person-data events (``AUDIT_REVIEW_SAMPLE_SIZE``), drawn
+  from a seed shown in the report so the same sample can be drawn again.
+
+Person-data events are the access-log events that name a person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from django.apps import apps
+from django.conf import settings
+from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
+
+from audit.models import AccessEvent
+from casework import policy
+
+ROW_LIMIT = 200
+
+
+@dataclass
+class RuleResult:
+    events: list[AccessEvent] = field(default_factory=list)
+    total: int = 0
+    available: bool = True
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.events)
+
+
+@dataclass
+class VolumeRow:
+    username: str
+    organisation_name: str
+    day: dt.date
+    count: int
+
+
+@dataclass
+class ReviewReport:
+    start: dt.datetime
+    end: dt.datetime
+    working_hours: tuple[int, int]
+    volume_threshold: int
+    seed: int
+    outside_own_cases: RuleResult
+    off_hours: RuleResult
+    high_volume: list[VolumeRow]
+    protected_identity: RuleResult
+    break_the_glass: RuleResult
+    sample: list[AccessEvent]
+
+
+def _local_zone() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def _person_events(start: dt.datetime, end: dt.datetime) -> QuerySet[AccessEvent]:
+    return AccessEvent.objects.filter(
+        occurred_at__gte=start, occurred_at__lt=end, person_id__isnull=False
+    )
+
+
+def _result(events: QuerySet[AccessEvent]) -> RuleResult:
+    return RuleResult(events=list(events.order_by("id")[:ROW_LIMIT]), total=events.count())
+
+
+def outside_own_cases(start: dt.datetime, end: dt.datetime) -> RuleResult:
+    events = _person_events(start, end).filter(user__isnull=False)
+    condition = Q(pk__in=[])
+    for user_id in events.values_list("user_id", flat=True).distinct().order_by():
+        own = policy.case_team_person_ids(user_id=user_id, start=start, end=end)
+        condition |= Q(user_id=user_id) & ~Q(person_id__in=own)
+    return _result(events.filter(condition))
+
+
+def off_hours(start: dt.datetime, end: dt.datetime, working_hours: tuple[int, int]) -> RuleResult:
+    zone = _local_zone()
+    first, last = working_hours
+    events = (
+        _person_events(start, end)
+        .annotate(
+            local_hour=ExtractHour("occurred_at", tzinfo=zone),
+            local_weekday=ExtractIsoWeekDay("occurred_at", tzinfo=zone),
+        )
+        .filter(Q(local_hour__lt=first) | Q(local_hour__gte=last) | Q(local_weekday__gte=6))
+    )
+    return _result(events)
+
+
+def high_volume(start: dt.datetime, end: dt.datetime, threshold: int) -> list[VolumeRow]:
+    rows = (
+        _person_events(start, end)
+        .annotate(day=TruncDate("occurred_at", tzinfo=_local_zone()))
+        .values("username", "organisation_name", "day")
+        .annotate(count=Count("id"))
+        .filter(count__gt=threshold)
+        .order_by("-count", "username", "day")[:ROW_LIMIT]
+    )
+    return [VolumeRow(**row) for row in rows]
+
+
+def protected_identity(start: dt.datetime, end: dt.datetime) -> RuleResult:
+    try:
+        person_model = apps.get_model("casework", "Person")
+    except LookupError:  # the person register does not exist yet
+        return RuleResult(available=False)
+    protected = person_model.objects.filter(protected_identity__gt=0).values("pk")
+    return _result(_person_events(start, end).filter(person_id__in=protected))
+
+
+def break_the_glass(start: dt.datetime, end: dt.datetime) -> RuleResult:
+    return _result(
+        AccessEvent.objects.filter(
+            occurred_at__gte=start, occurred_at__lt=end, action=AccessEvent.Action.BREAK_GLASS
+        )
+    )
+
+
+def random_sample(
+    start: dt.datetime, end: dt.datetime, *, size: int, seed: int
+) -> list[AccessEvent]:
+    """``size`` distinct person-data events, drawn uniformly over the id range from ``seed``."""
+    events = _person_events(start, end)
+    bounds = events.aggregate(low=Min("id"), high=Max("id"))
+    if bounds["low"] is None:
+        return []
+    generator = random.Random(seed)  # noqa: S311 (a reproducible sample, not a secret)
+    chosen: dict[int, AccessEvent] = {}
+    for _attempt in range(size * 4):
+        if len(chosen) >= size:
+            break
+        pick = generator.randint(bounds["low"], bounds["high"])
+        event = events.filter(id__gte=pick).order_by("id").first()
+        if event is not None:
+            chosen.setdefault(event.id, event)
+    return sorted(chosen.values(), key=lambda event: event.id)
+
+
+def build_report(
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    seed: int,
+    working_hours: tuple[int, int] | None = None,
+    volume_threshold: int | None = None,
+    sample_size: int | None = None,
+) -> ReviewReport:
+    working_hours = working_hours or tuple(settings.AUDIT_WORKING_HOURS)
+    volume_threshold = (
+        volume_threshold if volume_threshold is not None else settings.AUDIT_DAILY_VOLUME_THRESHOLD
+    )
+    sample_size = sample_size if sample_size is not None else settings.AUDIT_REVIEW_SAMPLE_SIZE
+    return ReviewReport(
+        start=start,
+        end=end,
+        working_hours=working_hours,
+        volume_threshold=volume_threshold,
+        seed=seed,
+        outside_own_cases=outside_own_cases(start, end),
+        off_hours=off_hours(start, end, working_hours),
+        high_volume=high_volume(start, end, volume_threshold),
+        protected_identity=protected_identity(start, end),
+        break_the_glass=break_the_glass(start, end),
+        sample=random_sample(start, end, size=sample_size, seed=seed),
+    )

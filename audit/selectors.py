@@ -1,0 +1,161 @@
+"""Reading the access log for auditors: search with keyset pagination, and people lookup.
+
+Pages are keyset pages by id (newest first): a page is "the ``limit`` events
+with id below ``before``" (or above ``after``), which is one index range scan
+per filter however large the log grows — no OFFSET, no COUNT.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils.module_loading import import_string
+
+from audit.models import AccessEvent
+
+PAGE_SIZE = 50
+
+
+class PersonLookupUnavailable(Exception):
+    """Search by personnummer needs the person register's blind index, which is not wired."""
+
+
+def _configured_person_lookup() -> Callable[[str], Iterable[uuid.UUID]] | None:
+    path = getattr(settings, "AUDIT_PERSON_LOOKUP", "")
+    return import_string(path) if path else None
+
+
+def person_ids_for(query: str) -> list[uuid.UUID]:
+    """The person ids a search term stands for: a person id itself, or a personnummer.
+
+    A personnummer is resolved through ``settings.AUDIT_PERSON_LOOKUP`` — a
+    dotted path to a callable ``(personnummer) -> iterable of person ids`` that
+    uses the blind index (it never decrypts and never logs the number). Until
+    one is configured, only person ids are accepted.
+    """
+    query = query.strip()
+    try:
+        return [uuid.UUID(query)]
+    except ValueError:
+        pass
+    lookup = _configured_person_lookup()
+    if lookup is None:
+        raise PersonLookupUnavailable
+    return list(lookup(query))
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What the auditor searches for; every part optional."""
+
+    username: str = ""
+    organisation: str = ""
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    action: str = ""
+    outcome: str = ""
+    person_ids: tuple[uuid.UUID, ...] = field(default_factory=tuple)
+
+    def q(self) -> Q:
+        q = Q()
+        if self.username:
+            q &= Q(username=self.username)
+        if self.organisation:
+            q &= Q(organisation_name=self.organisation)
+        if self.start:
+            q &= Q(occurred_at__gte=self.start)
+        if self.end:
+            q &= Q(occurred_at__lt=self.end)
+        if self.action:
+            q &= Q(action=self.action)
+        if self.outcome:
+            q &= Q(outcome=self.outcome)
+        if self.person_ids:
+            q &= Q(person_id__in=self.person_ids)
+        return q
+
+    def describe(self) -> dict[str, Any]:
+        """The filter as plain JSON for the auditor's own access-log event (no personnummer)."""
+        described: dict[str, Any] = {
+            "username": self.username,
+            "organisation": self.organisation,
+            "start": self.start.isoformat() if self.start else "",
+            "end": self.end.isoformat() if self.end else "",
+            "action": self.action,
+            "outcome": self.outcome,
+            "person_ids": [str(p) for p in self.person_ids],
+        }
+        return {key: value for key, value in described.items() if value}
+
+
+@dataclass
+class EventPage:
+    events: list[AccessEvent]
+    newer: int | None  # pass as ``after`` for the page of newer events
+    older: int | None  # pass as ``before`` for the page of older events
+
+
+def _matching(event_filter: EventFilter) -> QuerySet[AccessEvent]:
+    return AccessEvent.objects.filter(event_filter.q())
+
+
+def search_events(
+    *,
+    event_filter: EventFilter,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> EventPage:
+    """One page of matching events, newest first."""
+    events = _matching(event_filter)
+    if after is not None:
+        page = list(events.filter(id__gt=after).order_by("id")[: limit + 1])
+        has_more_newer = len(page) > limit
+        page = list(reversed(page[:limit]))
+        has_more_older = True
+    else:
+        if before is not None:
+            events = events.filter(id__lt=before)
+        page = list(events.order_by("-id")[: limit + 1])
+        has_more_older = len(page) > limit
+        page = page[:limit]
+        has_more_newer = before is not None
+    if not page:
+        return EventPage([], None, None)
+    if after is not None and not _matching(event_filter).filter(id__lt=page[-1].id).exists():
+        has_more_older = False
+    if before is not None and not _matching(event_filter).filter(id__gt=page[0].id).exists():
+        has_more_newer = False
+    return EventPage(
+        page,
+        newer=page[0].id if has_more_newer else None,
+        older=page[-1].id if has_more_older else None,
+    )
+
+
+def iter_events(
+    *, event_filter: EventFilter, limit: int, chunk: int = 2000
+) -> Iterator[AccessEvent]:
+    """Every matching event, newest first, at most ``limit`` — keyset chunks for exports."""
+    before = None
+    produced = 0
+    while produced < limit:
+        events = _matching(event_filter)
+        if before is not None:
+            events = events.filter(id__lt=before)
+        batch = list(events.order_by("-id")[: min(chunk, limit - produced)])
+        if not batch:
+            return
+        yield from batch
+        produced += len(batch)
+        before = batch[-1].id
+
+
+def get_event(*, event_id: int) -> AccessEvent | None:
+    return AccessEvent.objects.filter(pk=event_id).first()
