@@ -137,7 +137,10 @@ def ring(tmp_path):
     return keyring.generate(tmp_path / "keyring.json")
 
 
-def _wrap(ring, owner_id=uuid.UUID(int=7)):
+OWNER = uuid.UUID(int=7)
+
+
+def _wrap(ring, owner_id=OWNER):
     key_id, key = envelope.new_data_key()
     version, wrapped = envelope.wrap_data_key(
         ring, key_id=key_id, owner_type="casework.person", owner_id=owner_id, key=key

@@ -232,7 +232,7 @@ def test_a_wrong_keyring_is_a_clear_error(worker, make_person, settings, tmp_pat
 def test_a_missing_keyring_is_a_clear_error(worker, make_person, settings, tmp_path):
     anna = make_person()
     settings.KEYRING_FILE = tmp_path / "gone.json"
-    with pytest.raises(KeyringError, match="gone.json does not exist"):
+    with pytest.raises(KeyringError, match=r"gone\.json does not exist"):
         _details(worker, anna)
     with pytest.raises(KeyringError, match="keys generate"):
         services.create_person(user=worker, purpose=PURPOSE, **BERTIL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from casework.crypto import keyring
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -17,7 +20,15 @@ def _run(args: list[str], **env_overrides: str) -> subprocess.CompletedProcess:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DJANGO_ENV"}
+        if key
+        not in {
+            "SECRET_KEY",
+            "DEBUG",
+            "ALLOWED_HOSTS",
+            "DJANGO_ENV",
+            "KEYSTORE_DATABASE_URL",
+            "SAMVERKAN_KEYRING_FILE",
+        }
     }
     env.update(env_overrides)
     return subprocess.run(  # noqa: S603
@@ -28,8 +39,19 @@ def _run(args: list[str], **env_overrides: str) -> subprocess.CompletedProcess:
 PRODUCTION = {
     "DJANGO_ENV": "production",
     "DATABASE_URL": "postgres://samverkan@db.example.invalid:5432/samverkan",
+    "KEYSTORE_DATABASE_URL": "postgres://samverkan_keys@keys.example.invalid:5432/samverkan_keys",
     "ALLOWED_HOSTS": "samverkan.example.invalid",
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _production_keyring(tmp_path_factory):
+    """Production settings need a keyring file: a generated one for these tests."""
+    path = tmp_path_factory.mktemp("production-keys") / "keyring.json"
+    keyring.generate(path)
+    PRODUCTION["SAMVERKAN_KEYRING_FILE"] = str(path)
+    yield path
+    del PRODUCTION["SAMVERKAN_KEYRING_FILE"]
 
 
 @pytest.mark.parametrize("secret_key", [None, "", "short", "django-insecure-" + "x" * 60, "a" * 64])
@@ -69,3 +91,46 @@ def test_database_url_must_be_postgresql():
     result = _run(["manage.py", "check"], DATABASE_URL="sqlite:////tmp/x.db")
     assert result.returncode != 0
     assert "PostgreSQL" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_keyring_file(tmp_path):
+    env = dict(PRODUCTION, SECRET_KEY=secrets.token_urlsafe(64))
+    del env["SAMVERKAN_KEYRING_FILE"]
+    result = _run(["manage.py", "check"], **env)
+    assert result.returncode != 0
+    assert "SAMVERKAN_KEYRING_FILE" in result.stderr
+    missing = tmp_path / "missing.json"
+    result = _run(["manage.py", "check"], **dict(env, SAMVERKAN_KEYRING_FILE=str(missing)))
+    assert result.returncode != 0
+    assert f"{missing} does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "mode", "error"),
+    [
+        (b"{}", 0o600, "casework.E001"),
+        (None, 0o644, "casework.E002"),
+    ],
+)
+def test_production_checks_the_keyring_file(tmp_path, _production_keyring, content, mode, error):
+    path = tmp_path / "keyring.json"
+    path.write_bytes(content if content is not None else _production_keyring.read_bytes())
+    path.chmod(mode)
+    env = dict(PRODUCTION, SECRET_KEY=secrets.token_urlsafe(64), SAMVERKAN_KEYRING_FILE=str(path))
+    result = _run(["manage.py", "check", "--deploy"], **env)
+    assert result.returncode != 0
+    assert error in result.stderr
+    for key in json.loads(_production_keyring.read_text())["keks"].values():
+        assert key not in result.stderr + result.stdout
+
+
+def test_production_refuses_to_start_without_a_separate_key_store():
+    env = dict(PRODUCTION, SECRET_KEY=secrets.token_urlsafe(64))
+    del env["KEYSTORE_DATABASE_URL"]
+    result = _run(["manage.py", "check"], **env)
+    assert result.returncode != 0
+    assert "KEYSTORE_DATABASE_URL" in result.stderr
+    env["KEYSTORE_DATABASE_URL"] = env["DATABASE_URL"]
+    result = _run(["manage.py", "check"], **env)
+    assert result.returncode != 0
+    assert "other than DATABASE_URL" in result.stderr
