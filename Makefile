@@ -30,7 +30,10 @@ messages: install
 	done
 
 demo: messages
+	$(PY) manage.py keys generate --if-missing
+	$(PY) manage.py ensure_keystore
 	$(PY) manage.py migrate --no-input
+	$(PY) manage.py migrate --no-input --database keystore
 	$(PY) manage.py seed_demo
 	@echo "Samverkan serves on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
 	$(PY) manage.py runserver $(HOST):$(PORT)
