@@ -1,0 +1,179 @@
+"""Concurrent writers: one unforked, gap-free, verifiable chain; rollbacks leave no trace.
+
+These tests commit for real (``transaction=True``), with threads that each hold
+their own database connection, as web workers do.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from django.db import connection, connections, transaction
+
+from audit import integrity
+from audit.models import AccessEvent, ChainLink, ChangeRecord, PendingEntry
+from audit.services import Action, record_event
+from casework.models import Organisation
+
+from .helpers import triggers_disabled
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "audit"])
+
+WRITERS = 8
+EVENTS_PER_WRITER = 40
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_writers(target) -> list[BaseException]:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(WRITERS)
+
+    def run(number: int) -> None:
+        try:
+            barrier.wait()
+            target(number)
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return errors
+
+
+def _assert_one_verified_chain() -> None:
+    integrity.seal()
+    positions = list(ChainLink.objects.order_by("position").values_list("position", flat=True))
+    assert positions == list(range(1, len(positions) + 1))
+    assert len(positions) == AccessEvent.objects.count() + ChangeRecord.objects.count()
+    assert not PendingEntry.objects.exists()
+    result = integrity.verify(directory=None)
+    assert result.ok, result.finding
+    assert result.entries == len(positions)
+
+
+def test_eight_concurrent_writers_make_one_unforked_chain():
+    def write(number: int) -> None:
+        for index in range(EVENTS_PER_WRITER):
+            record_event(
+                action=Action.CONSULT,
+                purpose=f"writer {number}",
+                details={"writer": number, "index": index},
+            )
+
+    assert _run_writers(write) == []
+    assert AccessEvent.objects.count() == WRITERS * EVENTS_PER_WRITER
+    # Each writer's events are in the chain in its own order.
+    for number in range(WRITERS):
+        ids = list(AccessEvent.objects.filter(details__writer=number).values_list("id", flat=True))
+        positions = [
+            ChainLink.objects.get(source="access", entry_id=pk).position for pk in sorted(ids)
+        ]
+        assert positions == sorted(positions)
+    _assert_one_verified_chain()
+
+
+def test_transactions_that_roll_back_leave_no_event_and_no_gap():
+    def write(number: int) -> None:
+        for index in range(10):
+            try:
+                with transaction.atomic():
+                    record_event(action=Action.CHANGE, details={"writer": number, "i": index})
+                    Organisation.objects.create(name=f"Org {number}-{index}", kind="other")
+                    record_event(action=Action.CHANGE, details={"writer": number, "i": index})
+                    if index % 3 == 0:
+                        raise RuntimeError("the change fails")
+            except RuntimeError:
+                pass
+
+    assert _run_writers(write) == []
+    kept = [i for i in range(10) if i % 3]
+    assert AccessEvent.objects.count() == WRITERS * len(kept) * 2
+    assert Organisation.objects.count() == WRITERS * len(kept)
+    assert not AccessEvent.objects.filter(details__i__in=[0, 3, 6, 9]).exists()
+    _assert_one_verified_chain()
+
+
+def test_a_denied_access_survives_the_rollback_of_its_transaction():
+    with pytest.raises(PermissionError), transaction.atomic():
+        Organisation.objects.create(name="Rullas tillbaka", kind="other")
+        record_event(action=Action.CHANGE, details={"kept": False})
+        record_event(
+            action=Action.ACCESS_DENIED,
+            outcome="denied",
+            details={"path": "/arenden/", "kept": True},
+            independent=True,
+        )
+        raise PermissionError
+    assert not Organisation.objects.filter(name="Rullas tillbaka").exists()
+    assert list(AccessEvent.objects.values_list("action", "details__kept")) == [
+        (Action.ACCESS_DENIED, True)
+    ]
+    _assert_one_verified_chain()
+
+
+def test_a_failed_login_survives_the_rollback_of_its_transaction(django_user_model):
+    from django.contrib.auth import authenticate
+
+    django_user_model.objects.create_user("per.polis", password="rätt-lösenord-123")
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert authenticate(username="per.polis", password="fel-lösenord") is None
+        raise RuntimeError("the request fails afterwards")
+    failed = AccessEvent.objects.get(action=Action.LOGIN_FAILED)
+    assert failed.username == "per.polis"
+    assert failed.outcome == "denied"
+    assert "fel-lösenord" not in str(AccessEvent.objects.values_list())
+
+
+def _command(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    settings = connection.settings_dict
+    url = (
+        f"postgres://{settings['USER']}:{settings.get('PASSWORD') or ''}@{settings['HOST']}:"
+        f"{settings['PORT']}/{settings['NAME']}"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SAMVERKAN_AUDIT_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
+        "SAMVERKAN_AUDIT_SIGNING_KEY_FILE": str(tmp_path / "keys" / "audit-signing.pem"),
+    }
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "audit", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_command_exits_zero_with_the_count_or_one_naming_the_entry(tmp_path):
+    for index in range(5):
+        record_event(action=Action.CONSULT, details={"i": index})
+    assert _command("keygen", tmp_path=tmp_path).returncode == 0
+    checkpoint = _command("checkpoint", tmp_path=tmp_path)
+    assert checkpoint.returncode == 0, checkpoint.stderr
+    ok = _command("verify", tmp_path=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "OK: 5 entries verified against 1 signed checkpoints" in ok.stdout
+
+    target = AccessEvent.objects.order_by("id")[2]
+    position = ChainLink.objects.get(source="access", entry_id=target.pk).position
+    with triggers_disabled(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE audit_accessevent SET purpose = 'efterhandskonstruktion' WHERE id = %s",
+            [target.pk],
+        )
+    bad = _command("verify", tmp_path=tmp_path)
+    assert bad.returncode == 1
+    assert f"position {position}, access entry #{target.pk}: edited" in bad.stderr
