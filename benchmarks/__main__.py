@@ -8,11 +8,12 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-MODULES = ["bench_web"]
+MODULES = ["bench_web", "bench_crypto"]
 
 
 def median_of(func, *, runs: int = 5) -> float:
@@ -38,7 +39,10 @@ def main() -> int:
     from django.test.utils import setup_test_environment
 
     setup_test_environment()
-    from django.db import connection
+    from django.conf import settings
+    from django.test.utils import setup_databases, teardown_databases
+
+    from casework.crypto import keyring
 
     results: list[dict] = []
 
@@ -46,14 +50,19 @@ def main() -> int:
         results.append({"name": name, "value": round(value, 3), "unit": unit, "target": target})
         print(f"{name:<48} {value:>12.3f} {unit:<10} target: {target}", flush=True)
 
-    # Benchmarks run in a throw-away test database, never in the demo data.
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    # Benchmarks run in throw-away test databases (the main one and the key
+    # store) with a throw-away keyring: never the demo data, never real keys.
+    keys_dir = tempfile.TemporaryDirectory(prefix="samverkan-bench-keys-")
+    settings.KEYRING_FILE = Path(keys_dir.name) / "keyring.json"
+    keyring.generate(settings.KEYRING_FILE)
+    old_config = setup_databases(verbosity=0, interactive=False)
     try:
         for module_name in args.only or MODULES:
             module = importlib.import_module(f"benchmarks.{module_name}")
             module.run(report)
     finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+        teardown_databases(old_config, verbosity=0)
+        keys_dir.cleanup()
 
     (ROOT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0

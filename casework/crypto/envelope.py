@@ -27,6 +27,7 @@ Pure ``cryptography``; no Django.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 import uuid
@@ -84,12 +85,13 @@ class Sealed:
 class DataKeyMaterial:
     """An unwrapped data key, ready to seal and open. ``repr`` shows its id only."""
 
-    __slots__ = ("_aead", "id")
+    __slots__ = ("_aead", "header", "id")
 
     def __init__(self, key_id: uuid.UUID, key: bytes) -> None:
         if len(key) != KEY_BYTES:
             raise ValueError("a data key is 32 bytes")
         self.id = key_id
+        self.header = _FORMAT_V1 + key_id.bytes  # the sealed-value header of this key
         self._aead = AESGCM(key)
 
     def __repr__(self) -> str:
@@ -154,19 +156,20 @@ def unwrap_data_key(
         ) from None
 
 
-def _aad(header: bytes, table: str, column: str, row_id: object) -> bytes:
-    return header + b"|" + f"{table}|{column}|{row_id}".encode()
+@functools.lru_cache(maxsize=4096)
+def _location(table: str, column: str, row_id: object) -> bytes:
+    """``|table|column|row id`` of the associated data (cached: str(UUID) is slow)."""
+    return f"|{table}|{column}|{row_id}".encode()
 
 
 def seal(
     dek: DataKeyMaterial, plaintext: bytes, *, table: str, column: str, row_id: object
 ) -> Sealed:
     """Encrypt ``plaintext`` for ``table.column`` of row ``row_id``."""
-    header = _FORMAT_V1 + dek.id.bytes
+    header = dek.header
     nonce = os.urandom(NONCE_LEN)
-    return Sealed(
-        header + nonce + dek._aead.encrypt(nonce, plaintext, _aad(header, table, column, row_id))
-    )
+    aad = header + _location(table, column, row_id)
+    return Sealed(header + nonce + dek._aead.encrypt(nonce, plaintext, aad))
 
 
 def open_sealed(
@@ -178,23 +181,25 @@ def open_sealed(
     altered, or copied from another row, column or table.
     """
     blob = sealed.blob
-    where = f"{table}.{column} of row {row_id}"
     if len(blob) < HEADER_LEN + NONCE_LEN + TAG_LEN or blob[0] != FORMAT_V1:
-        raise DecryptionError(f"The encrypted value in {where} is malformed (not format 1).")
-    if blob[1:HEADER_LEN] != dek.id.bytes:
         raise DecryptionError(
-            f"The encrypted value in {where} was sealed under another data key "
-            "(copied from another data subject's row?)."
+            f"The encrypted value in {_where(table, column, row_id)} is malformed (not format 1)."
         )
-    header, nonce, body = (
-        blob[:HEADER_LEN],
-        blob[HEADER_LEN : HEADER_LEN + NONCE_LEN],
-        blob[HEADER_LEN + NONCE_LEN :],
-    )
+    header = blob[:HEADER_LEN]
+    if header != dek.header:
+        raise DecryptionError(
+            f"The encrypted value in {_where(table, column, row_id)} was sealed under another "
+            "data key (copied from another data subject's row?)."
+        )
+    nonce, body = blob[HEADER_LEN : HEADER_LEN + NONCE_LEN], blob[HEADER_LEN + NONCE_LEN :]
     try:
-        return dek._aead.decrypt(nonce, body, _aad(header, table, column, row_id))
+        return dek._aead.decrypt(nonce, body, header + _location(table, column, row_id))
     except InvalidTag:
         raise DecryptionError(
-            f"The encrypted value in {where} does not authenticate: it was altered, or "
-            "copied from another row, column or table."
+            f"The encrypted value in {_where(table, column, row_id)} does not authenticate: it "
+            "was altered, or copied from another row, column or table."
         ) from None
+
+
+def _where(table: str, column: str, row_id: object) -> str:
+    return f"{table}.{column} of row {row_id}"

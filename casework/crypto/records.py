@@ -14,11 +14,17 @@ from django.db import models
 from casework.crypto.envelope import DataKeyMaterial, open_sealed, seal
 from casework.fields import EncryptedField
 
+_fields: dict[tuple[type, str], EncryptedField] = {}
+
 
 def _field(instance: models.Model, name: str) -> EncryptedField:
-    field = instance._meta.get_field(name)
-    if not isinstance(field, EncryptedField):
-        raise TypeError(f"{type(instance).__name__}.{name} is not an encrypted field")
+    key = (type(instance), name)
+    field = _fields.get(key)
+    if field is None:
+        field = instance._meta.get_field(name)
+        if not isinstance(field, EncryptedField):
+            raise TypeError(f"{type(instance).__name__}.{name} is not an encrypted field")
+        _fields[key] = field
     return field
 
 
@@ -28,6 +34,8 @@ def seal_value(instance: models.Model, name: str, value: Any, dek: DataKeyMateri
     if value is None:
         setattr(instance, field.attname, None)
         return
+    if instance.pk is None:
+        raise ValueError("a value is sealed for a row id: give the instance its primary key first")
     sealed = seal(
         dek,
         field.encode(value),
