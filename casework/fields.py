@@ -59,11 +59,14 @@ class EncryptedField(models.BinaryField):
     """Base of the encrypted fields: a ``bytea`` column holding a :class:`Sealed` value."""
 
     def __init__(self, *args, **kwargs):
+        if kwargs.get("db_index") or kwargs.get("unique") or kwargs.get("primary_key"):
+            raise TypeError(
+                "An encrypted field cannot be indexed or unique (its values are random-looking "
+                "ciphertexts): add a blind index column instead."
+            )
         kwargs["null"] = True
         kwargs["blank"] = True
         kwargs["editable"] = False
-        kwargs.pop("db_index", None)
-        kwargs.pop("unique", None)
         super().__init__(*args, **kwargs)
 
     def deconstruct(self):

@@ -103,6 +103,9 @@ def test_erase_person_command(make_person):
     call_command("erase_person", str(anna.pk), "--reason", ERASE_PURPOSE, stdout=out)
     assert "raderad" in out.getvalue()
     assert Person.objects.get(pk=anna.pk).erased_at is not None
+    out = StringIO()
+    call_command("erase_person", str(anna.pk), "--reason", ERASE_PURPOSE, stdout=out)
+    assert "redan raderad" in out.getvalue()
     with pytest.raises(CommandError, match="Ingen person"):
         call_command("erase_person", str(uuid.uuid4()), "--reason", "x", stdout=StringIO())
     with pytest.raises(CommandError, match="--reason"):

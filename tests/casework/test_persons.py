@@ -415,3 +415,11 @@ def test_an_erased_person_cannot_be_read(worker, make_person):
     with pytest.raises(selectors.PersonErased):
         services.update_person(user=worker, purpose=PURPOSE, person_id=anna.pk, name="Ny")
     assert selectors.find_person(user=worker, purpose=PURPOSE, personnummer="8803200016") is None
+
+
+def test_an_encrypted_field_cannot_be_indexed():
+    from casework.fields import EncryptedTextField
+
+    for option in ("db_index", "unique"):
+        with pytest.raises(TypeError, match="blind index"):
+            EncryptedTextField(**{option: True})

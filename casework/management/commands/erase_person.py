@@ -24,15 +24,17 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, person_id: uuid.UUID, reason: str, **options):
+        already = Person.objects.filter(pk=person_id, erased_at__isnull=False).exists()
         try:
             person = services.erase_person(user=None, purpose=reason, person_id=person_id)
         except Person.DoesNotExist:
             raise CommandError(f"Ingen person med id {person_id}.") from None
         except CryptoError as exc:
             raise CommandError(str(exc)) from None
+        when = f"{person.erased_at:%Y-%m-%d %H:%M:%S %Z}"
+        if already:
+            self.stdout.write(f"Person {person.pk} var redan raderad ({when}).")
+            return
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Person {person.pk} raderad {person.erased_at:%Y-%m-%d %H:%M:%S %Z}: "
-                "datanyckeln är förstörd."
-            )
+            self.style.SUCCESS(f"Person {person.pk} raderad {when}: datanyckeln är förstörd.")
         )
