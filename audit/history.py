@@ -66,8 +66,9 @@ _DML = ("insert", "update", "delete", "merge", "with")
 
 
 def _is_dml(sql: str | bytes) -> bool:
-    text = sql.decode(errors="ignore") if isinstance(sql, bytes) else sql
-    return text.lstrip()[:6].lower().startswith(_DML)
+    text = (sql.decode(errors="ignore") if isinstance(sql, bytes) else sql).lstrip()
+    # The audit tables themselves are not tracked: no context to set.
+    return text[:6].lower().startswith(_DML) and not text.startswith("INSERT INTO audit_")
 
 
 class _ContextInjector:

@@ -28,8 +28,9 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import multiprocessing
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,18 +64,24 @@ VERIFY_CHUNK = 5000
 # --- Canonical encoding -----------------------------------------------------
 
 
+# Timestamps are rendered by PostgreSQL straight into the canonical form
+# (UTC, ISO 8601, microseconds), the same string ``_utc_iso`` makes in Python.
+_ISO_UTC_SQL = "to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+
+
+_LINKS_SQL = (
+    "SELECT position, source, entry_id, entry_hash, chain_hash, "  # noqa: S608 (constants)
+    + _ISO_UTC_SQL.format(column="sealed_at")
+    + " FROM audit_chainlink WHERE position >= %s AND position <= %s ORDER BY position LIMIT %s"
+)
+
+
 def _utc_iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def _json_value(value: Any) -> Any:
-    # Django hands JSONB to raw cursors as text.
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
+    """Fallback for values handed in as Python objects rather than read as text."""
     if isinstance(value, dt.datetime):
         return _utc_iso(value)
     if isinstance(value, bytes | memoryview):
@@ -82,45 +89,77 @@ def _plain(value: Any) -> Any:
     return str(value)  # UUID, inet, Decimal
 
 
+# Sorted keys, no whitespace, UTF-8 (not \u escapes), no NaN/Infinity.
+_CANONICAL_JSON = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_plain
+)
+
+
+def _select_expression(model_field: models.Field) -> str:
+    column = model_field.column
+    if isinstance(model_field, models.DateTimeField):
+        return _ISO_UTC_SQL.format(column=column)
+    if isinstance(model_field, models.GenericIPAddressField):
+        return f"host({column})"
+    if isinstance(model_field, models.UUIDField | models.JSONField):
+        return f"{column}::text"
+    return column
+
+
+_loads = json.JSONDecoder().decode
+_EMPTY_JSON: dict[str, Any] = {"[]": [], "{}": {}}
+
+
 @dataclass(frozen=True)
 class _Layout:
-    """How to read and encode the rows of one source."""
+    """How to read and encode the rows of one source.
+
+    Every column is read as the text (or integer/boolean) that goes into the
+    canonical document; JSON columns are parsed and re-serialised canonically.
+    """
 
     source: str
     table: str
     columns: tuple[str, ...]
-    encoders: tuple[Callable[[Any], Any], ...]
+    expressions: tuple[str, ...]
+    json_columns: tuple[tuple[int, str], ...]
 
     @classmethod
     def of(cls, source: str, model: type[models.Model]) -> _Layout:
-        columns, encoders = [], []
-        for model_field in model._meta.concrete_fields:
-            columns.append(model_field.column)
-            if isinstance(model_field, models.JSONField):
-                encoders.append(_json_value)
-            elif isinstance(model_field, models.DateTimeField):
-                encoders.append(lambda v: None if v is None else _utc_iso(v))
-            else:
-                encoders.append(_plain)
-        return cls(source, model._meta.db_table, tuple(columns), tuple(encoders))
+        fields = model._meta.concrete_fields
+        return cls(
+            source=source,
+            table=model._meta.db_table,
+            columns=tuple(f.column for f in fields),
+            expressions=tuple(_select_expression(f) for f in fields),
+            json_columns=tuple(
+                (index, f.column)
+                for index, f in enumerate(fields)
+                if isinstance(f, models.JSONField)
+            ),
+        )
 
     @property
     def select_sql(self) -> str:
         # Identifiers from the model's own metadata, never from input.
-        columns = ", ".join(self.columns)
-        return f"SELECT {columns} FROM {self.table} WHERE id = ANY(%s)"  # noqa: S608
+        expressions = ", ".join(self.expressions)
+        return f"SELECT {expressions} FROM {self.table} WHERE id = ANY(%s)"  # noqa: S608
+
+    @property
+    def select_range_sql(self) -> str:
+        expressions = ", ".join(self.expressions)
+        return f"SELECT {expressions} FROM {self.table} WHERE id BETWEEN %s AND %s"  # noqa: S608
 
     def encode(self, row: tuple, *, entry_id: int | None = None) -> bytes:
         """The canonical bytes of one row (optionally as if it had id ``entry_id``)."""
-        document = {
-            column: encoder(value)
-            for column, encoder, value in zip(self.columns, self.encoders, row, strict=True)
-        }
+        document = dict(zip(self.columns, row, strict=True))
+        for index, column in self.json_columns:
+            value = row[index]
+            if isinstance(value, str):
+                document[column] = _EMPTY_JSON[value] if value in _EMPTY_JSON else _loads(value)
         if entry_id is not None:
             document["id"] = entry_id
-        return json.dumps(
-            document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode()
+        return _CANONICAL_JSON.encode(document).encode()
 
     def entry_hash(self, row: tuple, *, entry_id: int | None = None) -> str:
         digest = hashlib.sha256(ENTRY_TAG)
@@ -144,11 +183,12 @@ def canonical_entry(source: str, row: tuple) -> bytes:
 
 
 def chain_hash(
-    previous: str, *, position: int, source: str, entry_id: int, entry_hash: str, sealed_at
+    previous: str, *, position: int, source: str, entry_id: int, entry_hash: str, sealed_at: str
 ) -> str:
+    """The running hash at ``position``; ``sealed_at`` in the canonical UTC ISO form."""
     digest = hashlib.sha256(CHAIN_TAG)
     digest.update(bytes.fromhex(previous))
-    digest.update(f"{position}\n{source}\n{entry_id}\n{_utc_iso(sealed_at)}\n".encode())
+    digest.update(f"{position}\n{source}\n{entry_id}\n{sealed_at}\n".encode())
     digest.update(bytes.fromhex(entry_hash))
     return digest.hexdigest()
 
@@ -156,6 +196,13 @@ def chain_hash(
 def _fetch_rows(cursor, source: str, ids: list[int]) -> dict[int, tuple]:
     if not ids:
         return {}
+    low, high = min(ids), max(ids)
+    if high - low < 2 * len(ids):
+        # Sealed in commit order, a chunk's ids are nearly contiguous: one range
+        # scan is much cheaper than thousands of index probes.
+        cursor.execute(layout(source).select_range_sql, [low, high])
+        wanted = set(ids)
+        return {row[0]: row for row in cursor.fetchall() if row[0] in wanted}
     cursor.execute(layout(source).select_sql, [ids])
     return {row[0]: row for row in cursor.fetchall()}
 
@@ -163,10 +210,18 @@ def _fetch_rows(cursor, source: str, ids: list[int]) -> dict[int, tuple]:
 # --- Sealing ----------------------------------------------------------------
 
 
-def seal(*, using: str = "default") -> int:
-    """Append every committed, queued entry to the chain; return how many were sealed."""
+def seal(*, using: str = "default", wait: bool = True) -> int:
+    """Append every committed, queued entry to the chain; return how many were sealed.
+
+    With ``wait=False`` it gives way (returns 0) when another session is sealing.
+    """
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+        else:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+            if not cursor.fetchone()[0]:
+                return 0
         cursor.execute("DELETE FROM audit_pendingentry RETURNING id, source, entry_id")
         pending = sorted(cursor.fetchall())
         if not pending:
@@ -181,6 +236,7 @@ def seal(*, using: str = "default") -> int:
         head = cursor.fetchone()
         position, previous = head if head else (0, GENESIS)
         sealed_at = timezone.now()
+        sealed_iso = _utc_iso(sealed_at)
         links = []
         for _, source, entry_id in pending:
             row = rows[source].get(entry_id)
@@ -194,7 +250,7 @@ def seal(*, using: str = "default") -> int:
                 source=source,
                 entry_id=entry_id,
                 entry_hash=entry_hash,
-                sealed_at=sealed_at,
+                sealed_at=sealed_iso,
             )
             links.append((position, source, entry_id, entry_hash, previous, sealed_at))
         cursor.executemany(
@@ -448,23 +504,34 @@ def _diagnose_mismatch(
     return Problem.EDITED, "its content no longer matches the hash it was sealed with"
 
 
-def _walk_chain(cursor, result: VerificationResult, checkpoints: list[Checkpoint]) -> None:
-    by_position: dict[int, list[Checkpoint]] = {}
-    for checkpoint in checkpoints:
-        by_position.setdefault(checkpoint.position, []).append(checkpoint)
-    previous, expected = GENESIS, 1
-    for checkpoint in by_position.get(0, []):
-        if checkpoint.head != GENESIS:
-            result.finding = Finding(
-                Problem.REWRITTEN, "the empty log's head differs", checkpoint=checkpoint.name
-            )
-            return
-    while True:
-        cursor.execute(
-            "SELECT position, source, entry_id, entry_hash, chain_hash, sealed_at "
-            "FROM audit_chainlink WHERE position >= %s ORDER BY position LIMIT %s",
-            [expected, VERIFY_CHUNK],
-        )
+@dataclass
+class _RangeResult:
+    entries: int = 0
+    last_hash: str | None = None
+    finding: Finding | None = None
+
+
+def _previous_hash(cursor, position: int) -> str | None:
+    if position == 0:
+        return GENESIS
+    cursor.execute("SELECT chain_hash FROM audit_chainlink WHERE position = %s", [position])
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _walk_range(cursor, first: int, last: int, heads: dict[int, list[Checkpoint]]) -> _RangeResult:
+    """Check links ``first``..``last``: positions, entries, entry hashes, running hashes.
+
+    Each link is checked against the *stored* hash of the link before it, so
+    ranges can be checked independently (and in parallel); together they prove
+    the whole chain, link by link.
+    """
+    result = _RangeResult()
+    # None when the link before the range is gone: the range before reports that.
+    previous = _previous_hash(cursor, first - 1)
+    expected = first
+    while expected <= last:
+        cursor.execute(_LINKS_SQL, [expected, last, VERIFY_CHUNK])
         links = cursor.fetchall()
         if not links:
             break
@@ -481,12 +548,12 @@ def _walk_chain(cursor, result: VerificationResult, checkpoints: list[Checkpoint
                     f"the entries sealed at positions {expected} to {position - 1} were removed",
                     position=expected,
                 )
-                return
+                return result
             if source not in SOURCES:
                 result.finding = Finding(
                     Problem.CHAIN_BROKEN, f"unknown source {source!r}", position=position
                 )
-                return
+                return result
             row = rows[source].get(entry_id)
             if row is None:
                 result.finding = Finding(
@@ -496,23 +563,22 @@ def _walk_chain(cursor, result: VerificationResult, checkpoints: list[Checkpoint
                     source=source,
                     entry_id=entry_id,
                 )
-                return
+                return result
             actual_hash = layout(source).entry_hash(row)
             if actual_hash != stored_entry_hash:
                 kind, message = _diagnose_mismatch(link, row, links, actual_hash)
                 result.finding = Finding(
                     kind, message, position=position, source=source, entry_id=entry_id
                 )
-                return
-            previous = chain_hash(
+                return result
+            if previous is not None and stored_chain_hash != chain_hash(
                 previous,
                 position=position,
                 source=source,
                 entry_id=entry_id,
                 entry_hash=actual_hash,
                 sealed_at=sealed_at,
-            )
-            if previous != stored_chain_hash:
+            ):
                 result.finding = Finding(
                     Problem.CHAIN_BROKEN,
                     "the link does not follow from the one before it: a link was inserted, "
@@ -521,9 +587,10 @@ def _walk_chain(cursor, result: VerificationResult, checkpoints: list[Checkpoint
                     source=source,
                     entry_id=entry_id,
                 )
-                return
-            for checkpoint in by_position.get(position, []):
-                if checkpoint.head != previous:
+                return result
+            previous = stored_chain_hash
+            for checkpoint in heads.get(position, []):
+                if checkpoint.head != stored_chain_hash:
                     result.finding = Finding(
                         Problem.REWRITTEN,
                         f"the chain's hash at position {position} differs from the signed "
@@ -533,11 +600,65 @@ def _walk_chain(cursor, result: VerificationResult, checkpoints: list[Checkpoint
                         entry_id=entry_id,
                         checkpoint=checkpoint.name,
                     )
-                    return
+                    return result
             result.entries += 1
             expected += 1
-    result.head = previous
-    last = expected - 1
+    if expected <= last:
+        result.finding = Finding(
+            Problem.DELETED,
+            f"the entries sealed at positions {expected} to {last} were removed",
+            position=expected,
+        )
+    result.last_hash = previous
+    return result
+
+
+def _walk_range_in_worker(args: tuple) -> _RangeResult:
+    first, last, heads, using = args
+    try:
+        with connections[using].cursor() as cursor:
+            return _walk_range(cursor, first, last, heads)
+    finally:
+        connections.close_all()
+
+
+def _ranges(last: int, parts: int) -> list[tuple[int, int]]:
+    size = -(-last // parts)
+    return [(start, min(start + size - 1, last)) for start in range(1, last + 1, size)]
+
+
+def _walk_chain(
+    cursor, result: VerificationResult, checkpoints: list[Checkpoint], *, workers: int, using: str
+) -> None:
+    heads: dict[int, list[Checkpoint]] = {}
+    for checkpoint in checkpoints:
+        heads.setdefault(checkpoint.position, []).append(checkpoint)
+    for checkpoint in heads.get(0, []):
+        if checkpoint.head != GENESIS:
+            result.finding = Finding(
+                Problem.REWRITTEN, "the empty log's head differs", checkpoint=checkpoint.name
+            )
+            return
+    cursor.execute("SELECT coalesce(max(position), 0) FROM audit_chainlink")
+    last = cursor.fetchone()[0]
+    if workers > 1 and last >= workers * VERIFY_CHUNK:
+        # Links up to ``last`` are committed and never change: separate
+        # connections (separate snapshots) see the same ones.
+        connections.close_all()
+        context = multiprocessing.get_context("fork")
+        with context.Pool(workers) as pool:
+            parts = pool.map(
+                _walk_range_in_worker,
+                [(first, end, heads, using) for first, end in _ranges(last, workers * 4)],
+            )
+    else:
+        parts = [_walk_range(cursor, 1, last, heads)]
+    for part in parts:
+        result.entries += part.entries
+        if part.finding is not None:
+            result.finding = part.finding  # ranges are in order: the first is the earliest
+            return
+    result.head = parts[-1].last_hash if parts and parts[-1].last_hash else GENESIS
     for checkpoint in checkpoints:
         if checkpoint.position > last:
             result.finding = Finding(
@@ -602,11 +723,14 @@ def verify(
     directory: Path | bool | None = True,
     public_keys: dict[str, Ed25519PublicKey] | None = None,
     seal_first: bool = True,
+    workers: int = 1,
 ) -> VerificationResult:
     """Recompute the whole chain and check it against the signed checkpoints.
 
     ``directory=True`` reads the checkpoints from ``AUDIT_CHECKPOINT_DIR``;
-    ``None`` checks the chain alone.
+    ``None`` checks the chain alone. ``workers > 1`` checks ranges of a large
+    chain in that many processes (only outside a transaction, where the other
+    connections see the same committed log).
     """
     if seal_first:
         seal(using=using)
@@ -622,11 +746,15 @@ def verify(
         result.finding = finding
         return result
     connection = connections[using]
-    # One snapshot for the whole run when we own the transaction.
-    with transaction.atomic(using=using), connection.cursor() as cursor:
-        if len(connection.atomic_blocks) == 1 and not connection.atomic_blocks[0]._from_testcase:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        _walk_chain(cursor, result, checkpoints)
-        if result.finding is None:
+    if connection.in_atomic_block:
+        workers = 1  # uncommitted entries are invisible to other connections
+    with connection.cursor() as cursor:
+        _walk_chain(cursor, result, checkpoints, workers=workers, using=using)
+    if result.finding is None:
+        # One snapshot for the counts when we own the transaction.
+        with transaction.atomic(using=using), connection.cursor() as cursor:
+            blocks = connection.atomic_blocks
+            if len(blocks) == 1 and not blocks[0]._from_testcase:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             _check_unsealed(cursor, result)
     return result

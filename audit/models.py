@@ -49,6 +49,8 @@ class AccessEvent(models.Model):
     # Who: the account and a snapshot of its identity at the time of the event
     # (accounts can be renamed, moved or deactivated later). For a failed login
     # ``username`` is the name that was tried (there may be no such account).
+    # No index of its own: the search goes by the username snapshot, and
+    # accounts are never deleted (PROTECT; administrators have no delete right).
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("user"),
@@ -56,6 +58,7 @@ class AccessEvent(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     username = models.CharField(_("username"), max_length=150, blank=True)
     organisation_name = models.CharField(_("organisation"), max_length=200, blank=True)
@@ -82,8 +85,8 @@ class AccessEvent(models.Model):
         default_permissions = ()
         # The auditor's search pages by id (keyset) within one filter; each
         # selective filter has an index ending in id so a page is an index range.
+        # Every index costs every insert, so there is none beyond these.
         indexes = [
-            models.Index(fields=["user", "id"], name="audit_event_user_id"),
             models.Index(fields=["username", "id"], name="audit_event_username_id"),
             models.Index(fields=["person_id", "id"], name="audit_event_person_id"),
             models.Index(fields=["action", "id"], name="audit_event_action_id"),
@@ -92,11 +95,6 @@ class AccessEvent(models.Model):
                 fields=["id"],
                 name="audit_event_denied_id",
                 condition=models.Q(outcome="denied"),
-            ),
-            models.Index(
-                fields=["user", "occurred_at"],
-                name="audit_event_person_access",
-                condition=models.Q(person_id__isnull=False),
             ),
         ]
 

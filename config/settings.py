@@ -130,8 +130,12 @@ else:
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # A second connection to the same database, for audit events that must survive
-# the rollback of the request's transaction (denied access, failed login).
-DATABASES["audit"] = {**DATABASES["default"], "TEST": dict(DATABASES["default"].get("TEST", {}))}
+# the rollback of the request's transaction (denied access, failed login). In
+# tests it is a mirror of "default": the same test database, emptied once.
+DATABASES["audit"] = {
+    **DATABASES["default"],
+    "TEST": {**DATABASES["default"].get("TEST", {}), "MIRROR": "default"},
+}
 
 # The key store: the wrapped data keys (casework.DataKey) in a database of their
 # own, so that destroying a key also defeats old backups of the main database

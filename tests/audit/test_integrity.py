@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import stat
@@ -254,7 +255,7 @@ def test_an_entry_inserted_into_the_middle_of_the_chain_is_found(sealed_log):
             source="access",
             entry_id=forged_id,
             entry_hash=entry_hash,
-            sealed_at=sealed_at,
+            sealed_at=sealed_at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
         )
         raw(
             "INSERT INTO audit_chainlink (position, source, entry_id, entry_hash, chain_hash, "

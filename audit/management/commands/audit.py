@@ -15,6 +15,7 @@ Output is plain English for operators (ADR 0003).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -35,6 +36,12 @@ class Command(BaseCommand):
         verify = commands.add_parser("verify", help="verify the chain and every checkpoint")
         verify.add_argument(
             "--checkpoint-dir", help="read checkpoints from here (default: the setting)"
+        )
+        verify.add_argument(
+            "--workers",
+            type=int,
+            default=min(4, os.cpu_count() or 1),
+            help="processes that check ranges of a large chain in parallel",
         )
 
     def handle(self, *args, subcommand: str, **options):
@@ -73,9 +80,9 @@ class Command(BaseCommand):
             f"written to {path}."
         )
 
-    def _verify(self, *, checkpoint_dir: str | None = None, **options) -> None:
+    def _verify(self, *, checkpoint_dir: str | None = None, workers: int = 1, **options) -> None:
         directory = Path(checkpoint_dir) if checkpoint_dir else True
-        result = integrity.verify(directory=directory)
+        result = integrity.verify(directory=directory, workers=max(1, workers))
         if not result.ok:
             raise CommandError(f"Audit log verification FAILED at {result.finding}", returncode=1)
         self.stdout.write(

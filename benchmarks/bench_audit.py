@@ -1,0 +1,198 @@
+"""Access log: append throughput, verification speed, cost of logging a consultation.
+
+* 8 writer *processes* (as gunicorn workers are), each appending consultation
+  events, one transaction per event, each sealed into the hash chain after its
+  commit — the slowest, most realistic path. The chain is verified afterwards.
+* ``integrity.verify`` over a log of 100 000 entries (recompute every entry
+  hash and every link), in one process and in parallel ranges.
+* ``casework.selectors.get_person_details`` (decrypt one field + its access-log
+  event + sealing) against the very same call with the event switched off.
+
+Each figure is the median of several runs.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import statistics
+import time
+import uuid
+
+from django.core.management import call_command
+from django.db import connection, connections
+
+from benchmarks.__main__ import median_of
+
+WRITERS = 8
+EVENTS_PER_WRITER = 400
+APPEND_RUNS = 3
+VERIFY_ENTRIES = 100_000
+VERIFY_RUNS = 3
+CONSULTATIONS = 200
+CONSULT_RUNS = 5
+
+
+def run(report) -> None:
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    _append(report)
+    _verify(report)
+    _consultation(report)
+
+
+# --- Append -------------------------------------------------------------------------------
+
+
+def _writer(barrier, number: int, user_id: int) -> None:
+    from audit.services import Action, record_event
+    from casework.models import User
+
+    connections.close_all()  # never share the parent's sockets
+    try:
+        user = User.objects.get(pk=user_id)
+        barrier.wait()
+        for index in range(EVENTS_PER_WRITER):
+            record_event(
+                action=Action.CONSULT,
+                user=user,
+                object_type="casework.person",
+                person_id=uuid.uuid4(),
+                fields=["name", "phone"],
+                purpose="Förbereda nätverksmöte",
+                legal_basis="samtycke",
+                details={"writer": number, "index": index},
+            )
+    finally:
+        connections.close_all()
+
+
+def _append(report) -> None:
+    from audit import integrity
+    from audit.models import AccessEvent
+    from casework.models import User
+
+    user_id = User.objects.get(username="anna.social").pk
+    context = multiprocessing.get_context("fork")
+    rates = []
+    for _ in range(APPEND_RUNS):
+        connections.close_all()
+        barrier = context.Barrier(WRITERS + 1)
+        workers = [
+            context.Process(target=_writer, args=(barrier, n, user_id)) for n in range(WRITERS)
+        ]
+        for worker in workers:
+            worker.start()
+        barrier.wait()
+        start = time.perf_counter()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - start
+        assert all(worker.exitcode == 0 for worker in workers)
+        rates.append(WRITERS * EVENTS_PER_WRITER / elapsed)
+    result = integrity.verify(directory=None)
+    assert result.ok, result.finding
+    assert AccessEvent.objects.filter(details__has_key="writer").count() == (
+        APPEND_RUNS * WRITERS * EVENTS_PER_WRITER
+    )
+    report(
+        "audit: append, 8 writer processes (commit each)",
+        statistics.median(rates),
+        "events/s",
+        ">= 2000 events/s",
+    )
+
+
+# --- Verify -------------------------------------------------------------------------------
+
+
+def _fill(entries: int) -> None:
+    """Bulk-insert consultation events (the queue trigger fires per row), then seal them."""
+    from audit import integrity
+    from audit.models import ChainLink
+
+    missing = entries - ChainLink.objects.count()
+    if missing <= 0:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO audit_accessevent (occurred_at, user_id, username, organisation_name, "
+            "roles, action, object_type, object_id, person_id, fields, purpose, legal_basis, "
+            "outcome, request_id, client_address, details) "
+            "SELECT now() - (n || ' seconds')::interval, NULL, 'anna.social', "
+            "'Socialförvaltningen, Örebro kommun', 'socialsekreterare', 'consult', "
+            "'casework.person', md5(n::text), gen_random_uuid(), '[\"name\", \"phone\"]', "
+            "'Förbereda nätverksmöte', 'samtycke', 'allowed', md5(n::text), '10.0.0.1', "
+            "jsonb_build_object('case', n, 'candidates', 1) FROM generate_series(1, %s) AS n",
+            [missing],
+        )
+    start = time.perf_counter()
+    sealed = integrity.seal()
+    elapsed = time.perf_counter() - start
+    return sealed / elapsed
+
+
+def _verify(report) -> None:
+    from audit import integrity
+
+    seal_rate = _fill(VERIFY_ENTRIES)
+    if seal_rate:
+        report("audit: seal a backlog into the chain", seal_rate, "events/s", "")
+    workers = max(2, min(4, os.cpu_count() or 1))
+    for label, processes in (("1 process", 1), (f"{workers} processes", workers)):
+        results = []
+
+        def verify(processes=processes, results=results) -> None:
+            results.append(integrity.verify(directory=None, seal_first=False, workers=processes))
+
+        seconds = median_of(verify, runs=VERIFY_RUNS)
+        assert all(result.ok for result in results)
+        entries = results[-1].entries
+        report(
+            f"audit: verify {entries} entries, {label}",
+            entries / seconds,
+            "events/s",
+            ">= 100000 events/s",
+        )
+
+
+# --- Consultation -------------------------------------------------------------------------
+
+
+def _consultation(report) -> None:
+    from casework import selectors, services
+    from casework.models import User
+
+    user = User.objects.get(username="anna.social")
+    purpose = "Förbereda nätverksmöte"
+    person = services.create_person(
+        user=user,
+        purpose=purpose,
+        name="Zelmira Kvastbinder",
+        personnummer="19880320-0016",
+        phone="070-174 06 42",
+    )
+    real_record_event = selectors.record_event
+
+    def consult() -> None:
+        for _ in range(CONSULTATIONS):
+            selectors.get_person_details(
+                user=user, purpose=purpose, person_id=person.pk, fields=["name"]
+            )
+
+    def without_event() -> None:
+        selectors.record_event = lambda **kwargs: None
+        try:
+            consult()
+        finally:
+            selectors.record_event = real_record_event
+
+    logged, bare = [], []
+    for _ in range(CONSULT_RUNS):  # alternate, so both see the same machine state
+        logged.append(median_of(consult, runs=1))
+        bare.append(median_of(without_event, runs=1))
+    logged_ms = statistics.median(logged) / CONSULTATIONS * 1000
+    bare_ms = statistics.median(bare) / CONSULTATIONS * 1000
+    report("audit: consultation, decrypt + event + seal", logged_ms, "ms", "")
+    report("audit: consultation, decrypt alone", bare_ms, "ms", "(baseline)")
+    report("audit: cost of the event per consultation", logged_ms - bare_ms, "ms", "")
+    report("audit: consultation with event vs without", logged_ms / bare_ms, "x", "")
