@@ -59,8 +59,9 @@ class SearchForm(_PeriodMixin, forms.Form):
         label=_("Person (person id or personnummer)"), max_length=64, required=False
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.user = user
         names = Organisation.objects.order_by("name").values_list("name", flat=True)
         self.fields["organisation"].choices = [("", "—"), *((name, name) for name in names)]
 
@@ -69,7 +70,7 @@ class SearchForm(_PeriodMixin, forms.Form):
         if not query:
             return ()
         try:
-            person_ids = person_ids_for(query)
+            person_ids = person_ids_for(query, user=self.user)
         except PersonLookupUnavailable:
             raise forms.ValidationError(
                 _(

@@ -26,18 +26,21 @@ class PersonLookupUnavailable(Exception):
     """Search by personnummer needs the person register's blind index, which is not wired."""
 
 
-def _configured_person_lookup() -> Callable[[str], Iterable[uuid.UUID]] | None:
+def _configured_person_lookup() -> Callable[..., Iterable[uuid.UUID]] | None:
     path = getattr(settings, "AUDIT_PERSON_LOOKUP", "")
     return import_string(path) if path else None
 
 
-def person_ids_for(query: str) -> list[uuid.UUID]:
+def person_ids_for(query: str, *, user: Any = None) -> list[uuid.UUID]:
     """The person ids a search term stands for: a person id itself, or a personnummer.
 
-    A personnummer is resolved through ``settings.AUDIT_PERSON_LOOKUP`` — a
-    dotted path to a callable ``(personnummer) -> iterable of person ids`` that
-    uses the blind index (it never decrypts and never logs the number). Until
-    one is configured, only person ids are accepted.
+    A personnummer is resolved through ``settings.AUDIT_PERSON_LOOKUP``: a
+    dotted path to a callable ``(personnummer, *, user) -> iterable of person
+    ids`` in the person register (casework), which finds the candidates by the
+    blind index and writes the access-log event for ``user`` if it opens any
+    ciphertext to confirm them; it raises ``ValueError`` for an invalid number.
+    The number itself is never logged. Until a lookup is configured, only
+    person ids are accepted.
     """
     query = query.strip()
     try:
@@ -47,7 +50,7 @@ def person_ids_for(query: str) -> list[uuid.UUID]:
     lookup = _configured_person_lookup()
     if lookup is None:
         raise PersonLookupUnavailable
-    return list(lookup(query))
+    return list(lookup(query, user=user))
 
 
 @dataclass(frozen=True)

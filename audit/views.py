@@ -101,7 +101,7 @@ class SearchView(AuditorView):
     page = "search"
 
     def get(self, request, *args, **kwargs):
-        form = SearchForm(request.GET or None)
+        form = SearchForm(request.GET or None, user=request.user)
         result = None
         if not form.is_bound or form.is_valid():
             event_filter = form.event_filter() if form.is_bound else selectors.EventFilter()
@@ -144,7 +144,7 @@ class ExportView(AuditorView):
     page = "export"
 
     def get(self, request, *args, **kwargs):
-        form = SearchForm(request.GET or None)
+        form = SearchForm(request.GET or None, user=request.user)
         if form.is_bound and not form.is_valid():
             self.log_read(invalid=True)
             context = self.get_context_data(form=form, result=None, query="")

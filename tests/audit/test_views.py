@@ -125,7 +125,13 @@ def test_personnummer_search_says_it_is_not_available_until_wired(auditor, setti
     assert "19121212" not in str(list(AccessEvent.objects.values_list("details", flat=True)))
 
 
-def lookup_for_tests(personnummer: str) -> list[uuid.UUID]:
+LOOKUPS = []
+
+
+def lookup_for_tests(personnummer: str, *, user) -> list[uuid.UUID]:
+    LOOKUPS.append(user.username)
+    if personnummer == "abc":
+        raise ValueError("not a personnummer")
     return [PERSON] if personnummer == "19121212-1212" else []
 
 
@@ -135,6 +141,9 @@ def test_a_configured_personnummer_lookup_plugs_in(auditor, event, settings):
     assert [e.pk for e in response.context["result"].events] == [event.pk]
     response = auditor.get("/granskning/", {"person": "19000101-0000"})
     assert response.context["result"].events == []
+    assert LOOKUPS[-2:] == [AUDITOR, AUDITOR]
+    response = auditor.get("/granskning/", {"person": "abc"})
+    assert response.status_code == 400
 
 
 @pytest.mark.parametrize(
