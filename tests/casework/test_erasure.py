@@ -84,7 +84,7 @@ def test_an_interrupted_erasure_is_completed_by_running_it_again(worker, make_pe
     def crash(**kwargs):
         raise RuntimeError("the process died")
 
-    monkeypatch.setattr(services, "record_event", crash)
+    monkeypatch.setattr(services.persons, "record_event", crash)
     with pytest.raises(RuntimeError):
         _erase(anna)
     monkeypatch.undo()

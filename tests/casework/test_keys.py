@@ -159,7 +159,7 @@ def test_only_one_rotation_at_a_time(fresh_keyring, five_persons):
         user=params["USER"] or None,
         password=params["PASSWORD"] or None,
     )
-    from casework.services import _ROTATION_LOCK
+    from casework.services.persons import _ROTATION_LOCK
 
     with psycopg.connect(conninfo, autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s)", [_ROTATION_LOCK])

@@ -63,7 +63,7 @@ def test_a_failed_registration_leaves_no_data_key(worker, monkeypatch):
     def crash(**kwargs):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(services, "record_event", crash)
+    monkeypatch.setattr(services.persons, "record_event", crash)
     with pytest.raises(RuntimeError):
         services.create_person(user=worker, purpose=PURPOSE, **ANNA)
     assert not Person.objects.exists()

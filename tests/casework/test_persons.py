@@ -289,7 +289,7 @@ def test_the_lookup_uses_the_index(worker, make_person):
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE casework_person")
     index = personnummer_index(current_keyring(), "198803200016")
-    plan = selectors._candidates(index).explain()
+    plan = selectors.persons._candidates(index).explain()
     assert "person_pnr_blind_idx" in plan
     assert "Index" in plan and "Seq Scan" not in plan
 

@@ -48,7 +48,7 @@ from casework.crypto.keystore import (
 from casework.crypto.records import open_value, seal_value
 from casework.models import Person
 from casework.routers import KEYSTORE
-from casework.selectors import (
+from casework.selectors.persons import (
     PERSON_OBJECT,
     PersonErased,
     _deny,

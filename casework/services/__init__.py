@@ -1,0 +1,32 @@
+"""Writes of case data: the only code that seals personal data and writes its audit events.
+
+``persons`` registers, changes and erases persons and rotates keys; ``cases``
+runs the shared case machinery (consent, legal basis, case teams, actions,
+transitions, break-the-glass).
+"""
+
+from casework.services.persons import (
+    PLAIN_FIELDS,
+    TEXT_LIMITS,
+    UNSET,
+    RotationResult,
+    create_person,
+    erase_person,
+    retire_key_version,
+    rotate_data_keys,
+    sweep_orphan_data_keys,
+    update_person,
+)
+
+__all__ = [
+    "PLAIN_FIELDS",
+    "TEXT_LIMITS",
+    "UNSET",
+    "RotationResult",
+    "create_person",
+    "erase_person",
+    "retire_key_version",
+    "rotate_data_keys",
+    "sweep_orphan_data_keys",
+    "update_person",
+]
