@@ -79,12 +79,18 @@ def test_the_triggers_are_installed_by_migrations(db):
     assert ("audit_changerecord", "audit_enqueue") in rows
 
 
-def test_a_test_database_can_still_be_flushed_but_no_other(db, settings):
+def test_flush_empties_a_test_database_but_refuses_any_other(entries, monkeypatch):
     """Our ``flush`` lifts the triggers only for Django's test databases."""
-    from audit.management.commands.flush import Command
-
-    assert connection.settings_dict["NAME"].startswith("test_")
-    assert Command.__module__ == "audit.management.commands.flush"
-    from django.core.management import get_commands
+    from django.core.management import CommandError, call_command, get_commands
 
     assert get_commands()["flush"] == "audit"
+    raw("SET CONSTRAINTS ALL IMMEDIATE")
+    monkeypatch.setitem(connection.settings_dict, "NAME", "samverkan")
+    with pytest.raises(CommandError, match="couldn't be flushed"):
+        call_command("flush", interactive=False, verbosity=0)
+    assert AccessEvent.objects.exists()
+    monkeypatch.undo()
+    assert connection.settings_dict["NAME"].startswith("test_")
+    call_command("flush", interactive=False, verbosity=0, inhibit_post_migrate=True)
+    assert not AccessEvent.objects.exists()
+    assert not ChainLink.objects.exists()
