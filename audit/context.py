@@ -14,10 +14,15 @@ The middleware also
 from __future__ import annotations
 
 import contextvars
+import logging
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+from django.db import DatabaseError
+
+logger = logging.getLogger(__name__)
 
 # Set by the 403 handler (audit.views.permission_denied) so the middleware can
 # log why access was refused.
@@ -87,11 +92,18 @@ class RequestContextMiddleware:
             with history.context(lambda: _history_metadata(context)):
                 response = self.get_response(request)
             if response.status_code == 403:
-                services.record_denied_access(
-                    path=request.path,
-                    method=request.method,
-                    reason=getattr(request, DENIAL_REASON_ATTRIBUTE, ""),
-                )
+                try:
+                    services.record_denied_access(
+                        path=request.path,
+                        method=request.method,
+                        reason=getattr(request, DENIAL_REASON_ATTRIBUTE, ""),
+                    )
+                except DatabaseError:
+                    # The request is refused either way; a failed write must not
+                    # turn the 403 into a 500. Operators are alerted by the log.
+                    logger.exception(
+                        "could not record a denied access (request %s)", context.request_id
+                    )
         finally:
             _current.reset(token)
         response["X-Request-ID"] = context.request_id

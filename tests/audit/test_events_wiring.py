@@ -151,3 +151,17 @@ def test_a_login_does_not_count_as_an_account_change(demo, login):
     before = _events(Action.ACCOUNT_CHANGE).count()
     login("anna.social")
     assert _events(Action.ACCOUNT_CHANGE).count() == before
+
+
+def test_a_failing_log_write_still_refuses_with_403(demo, client, monkeypatch, caplog):
+    from django.db import DatabaseError
+
+    from audit import services
+
+    def broken(**kwargs):
+        raise DatabaseError("the log is unreachable")
+
+    monkeypatch.setattr(services, "record_denied_access", broken)
+    client.force_login(demo["anna.social"])
+    assert client.get("/granskning/").status_code == 403
+    assert "could not record a denied access" in caplog.text
