@@ -12,7 +12,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.translation import gettext_lazy as _
 
-from casework.models import Organisation, User
+from casework.models import LegalBasis, Organisation, User
 
 
 @admin.register(Organisation)
@@ -68,3 +68,16 @@ for _model_name in ("Process", "Task"):
     _model = getattr(_viewflow_models, _model_name)
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
+
+
+@admin.register(LegalBasis)
+class LegalBasisAdmin(admin.ModelAdmin):
+    """The register of legal bases: data, maintained by administrators (no case data)."""
+
+    list_display = ["name", "code", "kind", "max_age", "is_active"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["name", "code"]
+
+    def has_delete_permission(self, request, obj=None):
+        # Recorded decisions refer to their basis: deactivate instead.
+        return False

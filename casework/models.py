@@ -78,6 +78,9 @@ class Capability(models.Model):  # noqa: DJ008 (never instantiated)
             ("use_task_inbox", _("Can work on cases and the task inbox")),
             ("view_statistics", _("Can see anonymised statistics")),
             ("view_access_log", _("Can read and review the access log")),
+            ("coordinate_cases", _("Can coordinate SIG, SSPF and GVI cases")),
+            ("coordinate_defector_cases", _("Can coordinate defector cases")),
+            ("break_glass", _("Can open a case outside the team in an emergency")),
         ]
 
 
@@ -175,3 +178,377 @@ class DataKey(models.Model):
 
     def __str__(self) -> str:
         return f"DataKey {self.pk} (KEK v{self.kek_version})"
+
+
+# --- The shared case machinery ------------------------------------------------------
+#
+# Every programme's case (SIG, SSPF, defector) is a ``Case`` row extended by the
+# programme's own model in ``workflows/`` (multi-table inheritance), which holds
+# that programme's state machine. Consent, legal bases, teams, decisions,
+# actions, break-the-glass and the timeline hang off ``Case``, so the access
+# policy and the services are written once. Free text is encrypted under the
+# data key of the case's person.
+
+
+class LegalBasis(models.Model):
+    """A legal basis for processing or disclosing data, kept as data (not code).
+
+    Managed by administrators and confirmed by a lawyer; ``discloser_kinds`` and
+    ``recipient_kinds`` (organisation kinds, empty = any) and ``max_age`` (the
+    person must be younger) are what ``casework.policy`` checks before data of
+    one organisation is shown to another.
+    """
+
+    class Kind(models.TextChoices):
+        CONSENT = "consent", _("Consent")
+        STATUTE = "statute", _("Statute")
+
+    code = models.SlugField(_("code"), max_length=50, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    discloser_kinds = models.JSONField(_("may be disclosed by"), default=list, blank=True)
+    recipient_kinds = models.JSONField(_("may be disclosed to"), default=list, blank=True)
+    max_age = models.PositiveSmallIntegerField(
+        _("only for persons younger than"), null=True, blank=True
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("legal basis")
+        verbose_name_plural = _("legal bases")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Case(models.Model):
+    """What every programme's case has in common (the programme model extends it)."""
+
+    class Programme(models.TextChoices):
+        SIG = "sig", _("SIG (social intervention group)")
+        SSPF = "sspf", _("SSPF (school, social services, police, leisure)")
+        DEFECTOR = "defector", _("Defector programme")
+
+    class CloseReason(models.TextChoices):
+        GOALS_MET = "goals_met", _("Goals met")
+        ENDED_BY_PERSON = "ended_by_person", _("Ended by the person")
+        CONSENT_REFUSED = "consent_refused", _("Consent refused")
+        CONSENT_WITHDRAWN = "consent_withdrawn", _("Consent withdrawn")
+        NOT_ELIGIBLE = "not_eligible", _("Not eligible after screening")
+        NOT_STARTED = "not_started", _("Decided not to start")
+        MOVED = "moved", _("Moved")
+        DEFECTOR_PROGRAMME = "defector_programme", _("Handed to the defector programme")
+        AGE_LIMIT = "age_limit", _("Age limit reached")
+        OTHER = "other", _("Other")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    reference = models.CharField(_("case number"), max_length=20, unique=True, editable=False)
+    programme = models.CharField(_("programme"), max_length=10, choices=Programme.choices)
+    person = models.ForeignKey(
+        Person, verbose_name=_("person"), on_delete=models.PROTECT, related_name="cases"
+    )
+    owner_organisation = models.ForeignKey(
+        Organisation,
+        verbose_name=_("responsible organisation"),
+        on_delete=models.PROTECT,
+        related_name="owned_cases",
+    )
+    referred_by = models.ForeignKey(
+        User, verbose_name=_("referred by"), on_delete=models.PROTECT, related_name="+"
+    )
+    referring_organisation = models.ForeignKey(
+        Organisation,
+        verbose_name=_("referring organisation"),
+        on_delete=models.PROTECT,
+        related_name="referred_cases",
+    )
+    opened_at = models.DateTimeField(_("opened"), default=timezone.now, editable=False)
+    review_date = models.DateField(_("next review"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True, editable=False)
+    close_reason = models.CharField(
+        _("close reason"), max_length=20, choices=CloseReason.choices, blank=True
+    )
+    close_note = EncryptedTextField(_("close note"))
+    # Row version: every change of the case bumps it, so a form posted against
+    # an older version is refused ("changed by someone else").
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    ENCRYPTED_FIELDS = ("close_note",)
+
+    class Meta:
+        verbose_name = _("case")
+        verbose_name_plural = _("cases")
+        ordering = ["-opened_at"]
+        indexes = [models.Index(fields=["programme", "opened_at"])]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class CaseMembership(models.Model):
+    """The need-to-know team of a case: who, in which role, from when until when."""
+
+    class Role(models.TextChoices):
+        LEAD = "lead", _("Lead social worker")
+        SOCIAL_WORKER = "social_worker", _("Social worker")
+        POLICE_CONTACT = "police_contact", _("Police contact officer")
+        COORDINATOR = "coordinator", _("Coordinator")
+        SCHOOL = "school", _("School")
+        LEISURE = "leisure", _("Leisure")
+        OTHER = "other", _("Other")
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        User, verbose_name=_("user"), on_delete=models.PROTECT, related_name="memberships"
+    )
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices)
+    valid_from = models.DateTimeField(_("from"), default=timezone.now)
+    valid_to = models.DateTimeField(_("to"), null=True, blank=True)
+    added_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+", null=True)
+
+    class Meta:
+        verbose_name = _("case team member")
+        verbose_name_plural = _("case team")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "user"],
+                condition=models.Q(valid_to__isnull=True),
+                name="casemembership_one_open_per_user",
+            )
+        ]
+        indexes = [models.Index(fields=["user", "valid_to"])]
+
+    def __str__(self) -> str:
+        return f"{self.case_id}: {self.user_id} ({self.role})"
+
+
+class Guardian(models.Model):
+    """A guardian (vårdnadshavare) of a minor person; contact data encrypted."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="guardians")
+    name = EncryptedTextField(_("name"))
+    phone = EncryptedTextField(_("phone"))
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    ENCRYPTED_FIELDS = ("name", "phone")
+
+    class Meta:
+        verbose_name = _("guardian")
+        verbose_name_plural = _("guardians")
+
+    def __str__(self) -> str:
+        return f"Guardian {self.pk}"
+
+
+class Consent(models.Model):
+    """A consent given (or refused) by the person or a guardian, with its scope.
+
+    Withdrawal sets ``withdrawn_at``; the row stays, so the history of what was
+    shared under which consent remains answerable.
+    """
+
+    class Giver(models.TextChoices):
+        SELF = "self", _("The person")
+        GUARDIAN = "guardian", _("Guardian")
+
+    class Form(models.TextChoices):
+        WRITTEN = "written", _("Written")
+        ORAL = "oral", _("Oral")
+
+    class Decision(models.TextChoices):
+        GIVEN = "given", _("Given")
+        REFUSED = "refused", _("Refused")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="consents")
+    giver = models.CharField(_("given by"), max_length=10, choices=Giver.choices)
+    guardian = models.ForeignKey(
+        Guardian, on_delete=models.PROTECT, null=True, blank=True, related_name="consents"
+    )
+    decision = models.CharField(_("decision"), max_length=10, choices=Decision.choices)
+    form = models.CharField(_("form"), max_length=10, choices=Form.choices)
+    organisations = models.ManyToManyField(
+        Organisation, verbose_name=_("organisations covered"), related_name="+"
+    )
+    purposes = models.JSONField(_("purposes"), default=list)
+    given_at = models.DateTimeField(_("given"), default=timezone.now)
+    valid_until = models.DateField(_("valid until"), null=True, blank=True)
+    recorded_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    withdrawn_at = models.DateTimeField(_("withdrawn"), null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+
+    class Meta:
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
+        ordering = ["given_at"]
+
+    def __str__(self) -> str:
+        return f"Consent {self.pk}"
+
+
+class CaseLegalBasis(models.Model):
+    """A legal basis other than consent recorded for a case (e.g. OSL 10 kap. 18 a §)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="legal_bases")
+    legal_basis = models.ForeignKey(
+        LegalBasis, verbose_name=_("legal basis"), on_delete=models.PROTECT, related_name="+"
+    )
+    justification = EncryptedTextField(_("justification"))
+    recorded_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+    valid_until = models.DateField(_("valid until"), null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    ENCRYPTED_FIELDS = ("justification",)
+
+    class Meta:
+        verbose_name = _("recorded legal basis")
+        verbose_name_plural = _("recorded legal bases")
+
+    def __str__(self) -> str:
+        return f"{self.case_id}: {self.legal_basis_id}"
+
+
+class CaseDecision(models.Model):
+    """An agency's decision to start (or not) the joint work on a case."""
+
+    class Decision(models.TextChoices):
+        START = "start", _("Start")
+        DECLINE = "decline", _("Do not start")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="decisions")
+    agency = models.CharField(_("agency"), max_length=20, choices=Organisation.Kind.choices)
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(_("decision"), max_length=10, choices=Decision.choices)
+    decided_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(default=timezone.now, editable=False)
+    note = EncryptedTextField(_("note"))
+
+    ENCRYPTED_FIELDS = ("note",)
+
+    class Meta:
+        verbose_name = _("decision")
+        verbose_name_plural = _("decisions")
+        constraints = [
+            models.UniqueConstraint(fields=["case", "agency"], name="casedecision_one_per_agency")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case_id}: {self.agency} {self.decision}"
+
+
+class Action(models.Model):
+    """An action (insats) of one organisation in a case: planned, then done."""
+
+    class Kind(models.TextChoices):
+        SUPPORT_TALKS = "support_talks", _("Support talks")
+        FAMILY_SUPPORT = "family_support", _("Family support")
+        SCHOOL_SUPPORT = "school_support", _("School support")
+        LEISURE_ACTIVITY = "leisure_activity", _("Leisure activity")
+        EMPLOYMENT = "employment", _("Work or education")
+        TREATMENT = "treatment", _("Treatment")
+        POLICE_TALK = "police_talk", _("Police talk")
+        POLICE_FOLLOW_UP = "police_follow_up", _("Police follow-up")
+        OTHER = "other", _("Other")
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", _("Planned")
+        DONE = "done", _("Done")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class Visibility(models.TextChoices):
+        TEAM = "team", _("The case team")
+        ORGANISATION = "organisation", _("Own organisation only")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="actions")
+    organisation = models.ForeignKey(
+        Organisation, verbose_name=_("organisation"), on_delete=models.PROTECT, related_name="+"
+    )
+    actor = models.ForeignKey(
+        User, verbose_name=_("recorded by"), on_delete=models.PROTECT, related_name="+"
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    date = models.DateField(_("date"))
+    note = EncryptedTextField(_("note"))
+    visibility = models.CharField(
+        _("visible to"), max_length=15, choices=Visibility.choices, default=Visibility.TEAM
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    ENCRYPTED_FIELDS = ("note",)
+
+    class Meta:
+        verbose_name = _("action")
+        verbose_name_plural = _("actions")
+        ordering = ["date", "created_at"]
+
+    def __str__(self) -> str:
+        return f"Action {self.pk}"
+
+
+class BreakGlassAccess(models.Model):
+    """Access to a case outside the team, with a reason, for a limited time, reviewed later."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="break_glass")
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="break_glass")
+    reason = EncryptedTextField(_("reason"))
+    opened_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    reviewed_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+
+    ENCRYPTED_FIELDS = ("reason",)
+
+    class Meta:
+        verbose_name = _("break-the-glass access")
+        verbose_name_plural = _("break-the-glass accesses")
+        indexes = [models.Index(fields=["user", "case", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"Break-the-glass {self.pk}"
+
+
+class CaseEvent(models.Model):
+    """The case's timeline as its team sees it (the access log is the auditors' record)."""
+
+    class Kind(models.TextChoices):
+        TRANSITION = "transition", _("State change")
+        CONSENT = "consent", _("Consent")
+        CONSENT_WITHDRAWN = "consent_withdrawn", _("Consent withdrawn")
+        LEGAL_BASIS = "legal_basis", _("Legal basis")
+        TEAM = "team", _("Team")
+        DECISION = "decision", _("Decision")
+        ACTION = "action", _("Action")
+        PLAN = "plan", _("Plan")
+        BREAK_GLASS = "break_glass", _("Break-the-glass")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now, editable=False)
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+", null=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    transition = models.CharField(max_length=50, blank=True)
+    from_state = models.CharField(max_length=30, blank=True)
+    to_state = models.CharField(max_length=30, blank=True)
+    reason = EncryptedTextField(_("reason"))
+
+    ENCRYPTED_FIELDS = ("reason",)
+
+    class Meta:
+        ordering = ["at"]
+
+    def __str__(self) -> str:
+        return f"{self.case_id}: {self.kind}"

@@ -6,12 +6,24 @@ functions and never decide on group names or flags themselves.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from uuid import UUID
 
+from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
 from casework import roles
+from casework.models import (
+    BreakGlassAccess,
+    Case,
+    CaseLegalBasis,
+    CaseMembership,
+    Consent,
+    LegalBasis,
+    Organisation,
+)
 
 
 def _active(user) -> bool:
@@ -38,11 +50,12 @@ def can_view_access_log(user) -> bool:
 def case_team_person_ids(*, user_id: int, start: datetime, end: datetime) -> frozenset[UUID]:
     """The persons in cases whose team had ``user_id`` as a member at some time in [start, end).
 
-    The log review's "access outside own cases" rule asks this. Case teams
-    (``CaseMembership``) arrive with the case models; until then nobody is on
-    any case team, so every access to a person counts as outside own cases.
+    The log review's "access outside own cases" rule asks this.
     """
-    return frozenset()
+    memberships = CaseMembership.objects.filter(user_id=user_id, valid_from__lt=end).filter(
+        Q(valid_to__isnull=True) | Q(valid_to__gt=start)
+    )
+    return frozenset(memberships.values_list("case__person_id", flat=True))
 
 
 def can_manage_users(user) -> bool:
@@ -79,3 +92,186 @@ def start_url(user) -> str | None:
     if can_manage_users(user):
         return reverse("admin:index")
     return None
+
+
+# --- Cases ---------------------------------------------------------------------------
+#
+# Identified case data is for the case team, the programme coordinator and an
+# active break-the-glass access; for a user of another organisation than the
+# case's owner (police, school, leisure) only under a valid consent covering that
+# organisation or a recorded legal basis that allows the disclosure. Nobody
+# else: the steering group, auditors and administrators never get case data.
+
+
+@dataclass(frozen=True)
+class CaseAccess:
+    """The answer to "may this user see this case, and on what ground?"."""
+
+    allowed: bool
+    via: str = ""  # "team", "coordinator", "break_glass"
+    legal_basis: str = ""  # code of the basis for disclosure to the user's organisation
+    denial: str = ""  # why not (for the access log)
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def is_police(user) -> bool:
+    return bool(user.organisation_id) and user.organisation.kind == Organisation.Kind.POLICE
+
+
+def coordinates(user, case) -> bool:
+    """The programme coordinator: SIG/SSPF (samordnare), defector (avhopparsamordnare)."""
+    if case.programme == Case.Programme.DEFECTOR:
+        return user.has_perm(roles.PERM_COORDINATE_DEFECTOR)
+    return user.has_perm(roles.PERM_COORDINATE)
+
+
+def team_membership(user, case, *, now: datetime | None = None) -> CaseMembership | None:
+    now = now or timezone.now()
+    return (
+        CaseMembership.objects.filter(case=case, user=user, valid_from__lte=now)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
+        .first()
+    )
+
+
+def active_break_glass(user, case, *, now: datetime | None = None) -> BreakGlassAccess | None:
+    now = now or timezone.now()
+    return BreakGlassAccess.objects.filter(case=case, user=user, expires_at__gt=now).first()
+
+
+def can_break_glass(user) -> bool:
+    return can_use_task_inbox(user) and user.has_perm(roles.PERM_BREAK_GLASS)
+
+
+def consent_state(case, *, today: date | None = None) -> ConsentState:
+    """Whether the required consents are in place, and which organisations they all cover.
+
+    Required: the person's own consent, and while the person is under 18 the
+    consent of every registered guardian (at least one). A refusal or a
+    withdrawal anywhere means no valid consent.
+    """
+    today = today or timezone.localdate()
+    consents = [
+        c
+        for c in case.consents.all().prefetch_related("organisations")
+        if c.withdrawn_at is None and (c.valid_until is None or c.valid_until >= today)
+    ]
+    refused = any(c.decision == Consent.Decision.REFUSED for c in consents)
+    given = [c for c in consents if c.decision == Consent.Decision.GIVEN]
+    own = [c for c in given if c.giver == Consent.Giver.SELF]
+    required = list(own[-1:])
+    missing = [] if own else ["self"]
+    from casework.selectors.persons import person_age
+
+    if person_age(case.person, on=today) < 18:
+        guardians = list(case.person.guardians.values_list("id", flat=True))
+        if not guardians:
+            missing.append("guardian")
+        for guardian_id in guardians:
+            theirs = [c for c in given if c.guardian_id == guardian_id]
+            if theirs:
+                required.append(theirs[-1])
+            else:
+                missing.append(f"guardian:{guardian_id}")
+    covered: set[int] | None = None
+    for consent in required:
+        orgs = {org.pk for org in consent.organisations.all()}
+        covered = orgs if covered is None else covered & orgs
+    complete = not refused and not missing
+    return ConsentState(
+        complete=complete,
+        refused=refused,
+        missing=tuple(missing),
+        organisations=frozenset(covered or ()) if complete else frozenset(),
+    )
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    complete: bool
+    refused: bool
+    missing: tuple[str, ...]
+    organisations: frozenset[int]
+
+
+def statutory_basis(case, organisation, *, today: date | None = None) -> LegalBasis | None:
+    """A recorded legal basis (other than consent) allowing disclosure to ``organisation``."""
+    today = today or timezone.localdate()
+    recorded = (
+        CaseLegalBasis.objects.filter(case=case, revoked_at__isnull=True)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=today))
+        .select_related("legal_basis")
+    )
+    from casework.selectors.persons import person_age
+
+    for entry in recorded:
+        basis = entry.legal_basis
+        if not basis.is_active or basis.kind != LegalBasis.Kind.STATUTE:
+            continue
+        if basis.discloser_kinds and case.owner_organisation.kind not in basis.discloser_kinds:
+            continue
+        if basis.recipient_kinds and organisation.kind not in basis.recipient_kinds:
+            continue
+        if basis.max_age is not None and person_age(case.person, on=today) >= basis.max_age:
+            continue
+        return basis
+    return None
+
+
+def disclosure_basis(case, organisation, *, today: date | None = None) -> str:
+    """The code of the basis on which ``organisation`` may see data the case's owner holds.
+
+    ``""`` when there is none. Consent first (what the person agreed to), then
+    a recorded statute.
+    """
+    if organisation.pk in consent_state(case, today=today).organisations:
+        return "consent"
+    basis = statutory_basis(case, organisation, today=today)
+    return basis.code if basis else ""
+
+
+def case_access(user, case, *, now: datetime | None = None) -> CaseAccess:
+    """May ``user`` see the identified data of ``case``? Deny by default."""
+    now = now or timezone.now()
+    if not can_use_task_inbox(user):
+        return CaseAccess(False, denial="no case role")
+    if team_membership(user, case, now=now):
+        via = "team"
+    elif coordinates(user, case):
+        via = "coordinator"
+    elif active_break_glass(user, case, now=now):
+        via = "break_glass"
+    else:
+        return CaseAccess(False, denial="not on the case team")
+    if user.organisation_id == case.owner_organisation_id:
+        return CaseAccess(True, via=via)
+    basis = disclosure_basis(case, user.organisation, today=timezone.localdate(now))
+    if not basis:
+        return CaseAccess(False, via=via, denial="no legal basis for disclosure")
+    return CaseAccess(True, via=via, legal_basis=basis)
+
+
+def cases_in_reach(user):
+    """The cases a user may be able to open (team, coordinator, break-the-glass) — a queryset.
+
+    The list still goes through :func:`case_access` for each case before
+    anything identified is shown (consent and legal basis are per case).
+    """
+    if not can_use_task_inbox(user):
+        return Case.objects.none()
+    now = timezone.now()
+    reach = Q(
+        memberships__user=user,
+        memberships__valid_from__lte=now,
+    ) & (Q(memberships__valid_to__isnull=True) | Q(memberships__valid_to__gt=now))
+    reach |= Q(break_glass__user=user, break_glass__expires_at__gt=now)
+    programmes = []
+    if user.has_perm(roles.PERM_COORDINATE):
+        programmes += [Case.Programme.SIG, Case.Programme.SSPF]
+    if user.has_perm(roles.PERM_COORDINATE_DEFECTOR):
+        programmes.append(Case.Programme.DEFECTOR)
+    if programmes:
+        reach |= Q(programme__in=programmes)
+    return Case.objects.filter(reach).distinct()

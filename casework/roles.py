@@ -45,5 +45,8 @@ ALL_ROLES = (*CASE_ROLES, STEERING_GROUP, AUDITOR, ADMINISTRATOR)
 PERM_TASK_INBOX = "casework.use_task_inbox"
 PERM_STATISTICS = "casework.view_statistics"
 PERM_ACCESS_LOG = "casework.view_access_log"
+PERM_COORDINATE = "casework.coordinate_cases"
+PERM_COORDINATE_DEFECTOR = "casework.coordinate_defector_cases"
+PERM_BREAK_GLASS = "casework.break_glass"
 # Erasing a person (casework.Person); granted to no role yet.
 PERM_ERASE_PERSON = "casework.erase_person"

@@ -48,6 +48,24 @@ class CaseworkApp(WorkflowAppViewset):
     def has_view_permission(self, user, obj=None):
         return policy.can_use_task_inbox(user)
 
+    @property
+    def cases_path(self):
+        from workflows.case_views import CaseListView
+
+        return path("fall/", CaseListView.as_view(), name="cases")
+
+    @property
+    def case_path(self):
+        from workflows.case_views import CasePageView
+
+        return path("fall/<uuid:case_id>/", CasePageView.as_view(), name="case")
+
+    @property
+    def break_glass_path(self):
+        from workflows.case_views import BreakGlassView
+
+        return path("bryt-glaset/", BreakGlassView.as_view(), name="break_glass")
+
 
 class StatisticsView(PolicyRequiredMixin, TemplateView):
     template_name = "samverkan/statistics.html"

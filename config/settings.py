@@ -296,5 +296,19 @@ LOGGING = {
 # --- Samverkan --------------------------------------------------------------
 
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="samverkan-demo")
+
+# Process rules that vary by municipality: settings, not constants.
+SAMVERKAN = {
+    # Break-the-glass access lasts this many hours.
+    "BREAK_GLASS_HOURS": env.int("SAMVERKAN_BREAK_GLASS_HOURS", default=3),
+    # SIG: the age range (inclusive) and the default interval between reviews.
+    "SIG_AGE_RANGE": (
+        env.int("SAMVERKAN_SIG_MIN_AGE", default=15),
+        env.int("SAMVERKAN_SIG_MAX_AGE", default=25),
+    ),
+    "SIG_REVIEW_INTERVAL_DAYS": env.int("SAMVERKAN_SIG_REVIEW_INTERVAL_DAYS", default=90),
+    # Follow-up tasks appear at this hour (local time) of the review date.
+    "REVIEW_TASK_HOUR": env.int("SAMVERKAN_REVIEW_TASK_HOUR", default=7),
+}
 # How many synthetic persons `seed_demo` registers (see its docstring).
 DEMO_PERSONS = env.int("DEMO_PERSONS", default=300)

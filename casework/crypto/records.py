@@ -39,7 +39,9 @@ def seal_value(instance: models.Model, name: str, value: Any, dek: DataKeyMateri
     sealed = seal(
         dek,
         field.encode(value),
-        table=instance._meta.db_table,
+        # The table that holds the column: with multi-table inheritance a
+        # parent's field lives in the parent's table, whichever class seals it.
+        table=field.model._meta.db_table,
         column=field.column,
         row_id=instance.pk,
     )
@@ -53,6 +55,6 @@ def open_value(instance: models.Model, name: str, dek: DataKeyMaterial) -> Any:
     if sealed is None:
         return None
     plaintext = open_sealed(
-        dek, sealed, table=instance._meta.db_table, column=field.column, row_id=instance.pk
+        dek, sealed, table=field.model._meta.db_table, column=field.column, row_id=instance.pk
     )
     return field.decode(plaintext)

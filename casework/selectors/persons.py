@@ -209,3 +209,20 @@ def find_person(
             details={"lookup": "personnummer", "candidates": candidates, "found": bool(person)},
         )
     return person
+
+
+def person_age(person: Person, *, on: date) -> int:
+    """The person's age in whole years on ``on``, for rules (age ranges, under 18, under 21).
+
+    Decrypts the date of birth to evaluate a rule, not to show it: nothing is
+    disclosed to a user, so no consultation event. The answer is remembered on
+    the instance for the rest of the request.
+    """
+    cache = person.__dict__.setdefault("_age_on", {})
+    if on not in cache:
+        if person.erased_at is not None:
+            raise PersonErased(person.pk)
+        dek = load_data_key(owner_type=PERSON, owner_id=person.pk)
+        born = open_value(person, "birth_date", dek)
+        cache[on] = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+    return cache[on]

@@ -1,0 +1,262 @@
+"""Reads of cases: the case page and the case list.
+
+``get_case_page`` decides access through ``casework.policy``, decrypts what the
+user may see under the person's data key, and writes the access-log events of
+that one reading in one transaction: a consultation naming every field it
+decrypted; a disclosure when the data is shown to a user of another
+organisation than the case's owner (with the legal basis); a combination when
+police and social-services data are shown together. A refused reading writes
+an ``ACCESS_DENIED`` event (that survives the request) and raises
+:class:`CaseNotFound`, so a guessed URL learns nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.services import Action as AuditAction
+from audit.services import Outcome, record_event
+from casework import policy
+from casework.crypto.keystore import PERSON, load_data_key
+from casework.crypto.records import open_value
+from casework.models import (
+    Action,
+    BreakGlassAccess,
+    Case,
+    CaseDecision,
+    CaseEvent,
+    CaseLegalBasis,
+    CaseMembership,
+    Consent,
+    Organisation,
+    Person,
+)
+from casework.selectors.persons import PersonDetails, PersonErased, _require_purpose
+
+if TYPE_CHECKING:
+    from casework.models import User
+
+
+class CaseNotFound(Exception):
+    """No such case, or not one this user may see (the two are not told apart)."""
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A row with its decrypted text fields (``texts``); ``repr`` shows no personal data."""
+
+    obj: Any
+    texts: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        texts = self.__dict__.get("texts", {})
+        if name in texts:
+            return texts[name]
+        return getattr(self.__dict__["obj"], name)
+
+
+@dataclass(frozen=True)
+class CasePage:
+    case: Case
+    access: policy.CaseAccess
+    person: PersonDetails
+    texts: dict[str, Any] = field(repr=False)
+    guardians: list[Opened]
+    consents: list[Consent]
+    consent_state: policy.ConsentState
+    team: list[CaseMembership]
+    decisions: list[Opened]
+    actions: list[Opened]
+    legal_bases: list[Opened]
+    timeline: list[Opened]
+    break_glass: BreakGlassAccess | None
+    address_hidden: bool
+
+
+def _deny(*, user, case: Case, purpose: str, reason: str) -> CaseNotFound:
+    record_event(
+        action=AuditAction.ACCESS_DENIED,
+        user=user,
+        obj=case,
+        person_id=case.person_id,
+        purpose=purpose,
+        outcome=Outcome.DENIED,
+        details={"operation": "case:read", "reason": reason},
+        independent=True,
+    )
+    return CaseNotFound()
+
+
+def _open_all(rows, names: tuple[str, ...], dek, read: list[str], prefix: str) -> list[Opened]:
+    opened = []
+    for row in rows:
+        texts = {name: open_value(row, name, dek) for name in names}
+        for name, value in texts.items():
+            if value is not None:
+                read.append(f"{prefix}.{name}")
+        opened.append(Opened(row, texts))
+    return opened
+
+
+def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
+    """Everything the user may see of ``case`` (a programme case instance), decrypted.
+
+    Raises :class:`CaseNotFound` after a denial event when the user may not see it.
+    """
+    purpose = _require_purpose(purpose)
+    access = policy.case_access(user, case)
+    if not access:
+        raise _deny(user=user, case=case, purpose=purpose, reason=access.denial)
+    person: Person = case.person
+    if person.erased_at is not None:
+        raise PersonErased(person.pk)
+    lead_or_coordinator = policy.coordinates(user, case) or (
+        CaseMembership.objects.filter(
+            case=case, user=user, role=CaseMembership.Role.LEAD, valid_to__isnull=True
+        ).exists()
+    )
+    address_hidden = bool(person.protected_identity) and not lead_or_coordinator
+    person_fields = tuple(
+        name for name in Person.ENCRYPTED_FIELDS if not (address_hidden and name == "address")
+    )
+    read: list[str] = []
+    with transaction.atomic():
+        dek = load_data_key(owner_type=PERSON, owner_id=person.pk)
+        person_values = {name: open_value(person, name, dek) for name in person_fields}
+        read += [f"person.{name}" for name, value in person_values.items() if value is not None]
+        texts = {
+            name: open_value(case, name, dek)
+            for name in getattr(type(case), "ENCRYPTED_FIELDS", ())
+        }
+        read += [f"case.{name}" for name, value in texts.items() if value is not None]
+        guardians = _open_all(person.guardians.all(), ("name", "phone"), dek, read, "guardian")
+        visible_actions = case.actions.select_related("organisation", "actor").filter(
+            Q(visibility=Action.Visibility.TEAM) | Q(organisation_id=user.organisation_id)
+        )
+        actions = _open_all(visible_actions, ("note",), dek, read, "action")
+        decisions = _open_all(
+            CaseDecision.objects.filter(case=case).select_related("decided_by", "organisation"),
+            ("note",),
+            dek,
+            read,
+            "decision",
+        )
+        legal_bases = _open_all(
+            CaseLegalBasis.objects.filter(case=case).select_related("legal_basis", "recorded_by"),
+            ("justification",),
+            dek,
+            read,
+            "legal_basis",
+        )
+        timeline = _open_all(
+            CaseEvent.objects.filter(case=case).select_related("actor"),
+            ("reason",),
+            dek,
+            read,
+            "event",
+        )
+        record_event(
+            action=AuditAction.CONSULT,
+            user=user,
+            obj=case,
+            person_id=person.pk,
+            fields=read,
+            purpose=purpose,
+            legal_basis=access.legal_basis,
+            details={"via": access.via},
+        )
+        owner_kind = case.owner_organisation.kind
+        if access.legal_basis:
+            record_event(
+                action=AuditAction.DISCLOSE,
+                user=user,
+                obj=case,
+                person_id=person.pk,
+                fields=read,
+                purpose=purpose,
+                legal_basis=access.legal_basis,
+                details={
+                    "from_organisation": case.owner_organisation_id,
+                    "to_organisation": user.organisation_id,
+                },
+            )
+        kinds = {owner_kind} | {a.obj.organisation.kind for a in actions}
+        if {Organisation.Kind.POLICE, Organisation.Kind.SOCIAL_SERVICES} <= kinds:
+            record_event(
+                action=AuditAction.COMBINE,
+                user=user,
+                obj=case,
+                person_id=person.pk,
+                fields=["action.note", "person"],
+                purpose=purpose,
+                legal_basis=access.legal_basis or "consent",
+                details={"organisations": sorted(kinds)},
+            )
+    details = PersonDetails(
+        id=person.pk,
+        birth_year=person.birth_year,
+        gender=person.gender,
+        area=person.area,
+        protected_identity=person.protected_identity,
+        fields=person_fields,
+        **person_values,
+    )
+    now = timezone.now()
+    return CasePage(
+        case=case,
+        access=access,
+        person=details,
+        texts=texts,
+        guardians=guardians,
+        consents=list(case.consents.select_related("guardian").prefetch_related("organisations")),
+        consent_state=policy.consent_state(case),
+        team=list(
+            case.memberships.filter(valid_from__lte=now)
+            .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
+            .select_related("user", "user__organisation")
+        ),
+        decisions=decisions,
+        actions=actions,
+        legal_bases=legal_bases,
+        timeline=timeline,
+        break_glass=policy.active_break_glass(user, case),
+        address_hidden=address_hidden,
+    )
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One line of the case list: nothing decrypted, nothing identifying."""
+
+    case: Case
+    via: str
+
+
+def list_cases(
+    *, user: User, model: type[Case], person_id: uuid.UUID | None = None
+) -> list[CaseRow]:
+    """The cases of ``model`` that ``user`` may open now (no decryption, no event).
+
+    The list holds case numbers, states and dates only; opening a case is the
+    consultation that is logged.
+    """
+    reach = policy.cases_in_reach(user).values("pk")
+    cases = (
+        model.objects.filter(pk__in=reach)
+        .select_related("person", "owner_organisation")
+        .order_by("-opened_at")
+    )
+    if person_id is not None:
+        cases = cases.filter(person_id=person_id)
+    rows = []
+    for case in cases[:500]:
+        access = policy.case_access(user, case)
+        if access:
+            rows.append(CaseRow(case=case, via=access.via))
+    return rows

@@ -1,0 +1,272 @@
+"""Case pages outside the flow's tasks: the list, the case page and its actions, break-the-glass.
+
+Thin views: access, decryption and logging happen in ``casework.selectors.cases``
+and ``casework.services.cases``; a case the user may not see answers 404 (and
+the refusal is in the access log).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.views.generic import View
+
+from casework import policy
+from casework.models import Action, Case
+from casework.selectors import find_person
+from casework.selectors.cases import CaseNotFound, get_case_page, list_cases
+from casework.services import cases as case_services
+from casework.services.cases import CaseConflict, CaseDenied
+from workflows import forms
+from workflows.sig import SigCase, Status, after_consent_withdrawn, police_may_add_actions
+from workflows.sig_views import case_url, denied, put_errors
+
+
+class CaseworkerRequiredMixin:
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.can_use_task_inbox(request.user):
+            return denied(request)
+        return super().dispatch(request, *args, **kwargs)
+
+
+class CaseListView(CaseworkerRequiredMixin, View):
+    """The SIG cases this user may open; search by personnummer."""
+
+    template_name = "workflows/case_list.html"
+    purpose = _("SIG: finding a case by personal identity number")
+
+    def get(self, request):
+        form = forms.CaseSearchForm(request.GET or None)
+        searched = False
+        if form.is_bound and form.is_valid() and form.cleaned_data["personnummer"]:
+            searched = True
+            person = find_person(
+                user=request.user,
+                purpose=str(self.purpose),
+                personnummer=form.cleaned_data["personnummer"],
+            )
+            rows = (
+                []
+                if person is None
+                else list_cases(user=request.user, model=SigCase, person_id=person.pk)
+            )
+        else:
+            rows = list_cases(user=request.user, model=SigCase)
+        return TemplateResponse(
+            request,
+            self.template_name,
+            {"form": form, "rows": rows, "searched": searched, "Status": Status},
+        )
+
+
+class CasePageView(CaseworkerRequiredMixin, View):
+    """The case page: person, consent, team, plan, actions, timeline — and what can be done."""
+
+    template_name = "workflows/case_page.html"
+    purpose = _("SIG: reading the case")
+
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        self.case = get_object_or_404(
+            SigCase.objects.select_related("person"), pk=kwargs["case_id"]
+        )
+
+    def forms(self, bound=None, data=None):
+        built = {}
+        for name, form_class in {
+            "action": forms.ActionForm,
+            "close": forms.CloseForm,
+            "legal_basis": forms.LegalBasisForm,
+            "withdraw": forms.WithdrawConsentForm,
+        }.items():
+            if name == bound:
+                built[name] = form_class(data)
+            else:
+                initial = {"version": self.case.version}
+                if name == "action":
+                    initial["status"] = Action.Status.DONE
+                built[name] = form_class(initial=initial)
+        return built
+
+    def render(self, built, status=200):
+        user = self.request.user
+        try:
+            page = get_case_page(user=user, purpose=str(self.purpose), case=self.case)
+        except CaseNotFound:
+            raise Http404 from None
+        is_police = policy.is_police(user)
+        open_case = self.case.status != Status.CLOSED
+        can = {
+            "action": open_case and (not is_police or police_may_add_actions(self.case)),
+            "close": open_case
+            and case_services.may_transition(user=user, case=self.case, name="close"),
+            "legal_basis": open_case and user.organisation_id == self.case.owner_organisation_id,
+            "withdraw": open_case and not is_police,
+        }
+        tasks = []
+        process = getattr(self.case, "process", None)
+        if process is not None:
+            tasks = [
+                (task, task.flow_task.reverse("index", args=[task.process_id, task.pk]))
+                for task in process.task_set.filter(flow_task_type="HUMAN")
+                .exclude(status__in=["DONE", "CANCELED"])
+                .select_related("owner")
+            ]
+        return TemplateResponse(
+            self.request,
+            self.template_name,
+            {
+                "page": page,
+                "case": self.case,
+                "forms": built,
+                "can": can,
+                "tasks": tasks,
+                "Status": Status,
+                "review_overdue": self.case.review_date is not None
+                and self.case.status in (Status.ACTIVE, Status.FOLLOW_UP)
+                and self.case.review_date < timezone.localdate(),
+            },
+            status=status,
+        )
+
+    def get(self, request, case_id):
+        return self.render(self.forms())
+
+    def post(self, request, case_id):
+        action = request.POST.get("_action", "")
+        built = self.forms(bound=action, data=request.POST)
+        form = built.get(action)
+        if form is None:
+            messages.error(request, _("That is not available."))
+            return HttpResponseRedirect(case_url(self.case))
+        if form.is_valid():
+            try:
+                with transaction.atomic():
+                    message = getattr(self, f"do_{action}")(form)
+                messages.success(request, message)
+                return HttpResponseRedirect(case_url(self.case))
+            except ValidationError as error:
+                put_errors(form, error)
+            except CaseConflict as conflict:
+                form.add_error(None, conflict.message)
+                self.case.refresh_from_db()
+            except CaseDenied:
+                return denied(request)
+        return self.render(built)
+
+    # --- actions ---------------------------------------------------------------------
+
+    def do_action(self, form):
+        data = form.cleaned_data
+        user = self.request.user
+        case_services.add_action(
+            user=user,
+            case=self.case,
+            purpose=str(self.purpose),
+            kind=data["kind"],
+            status=data["status"],
+            date=data["date"],
+            organisation=data["organisation"] or user.organisation,
+            note=data["note"] or None,
+            visibility=data["visibility"],
+            allowed=not policy.is_police(user) or police_may_add_actions(self.case),
+            expected_version=data["version"],
+        )
+        return _("The action is recorded.")
+
+    def do_close(self, form):
+        data = form.cleaned_data
+        case_services.close_case(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            reason=data["close_reason"],
+            note=data["note"] or None,
+            expected_version=data["version"],
+        )
+        process = getattr(self.case, "process", None)
+        if process is not None and process.finished is None:
+            from workflows.sig import SigFlow
+
+            SigFlow.instance.cancel(process)
+        return _("The case is closed.")
+
+    def do_legal_basis(self, form):
+        data = form.cleaned_data
+        case_services.record_legal_basis(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            legal_basis=data["legal_basis"],
+            justification=data["justification"],
+            valid_until=data["valid_until"],
+        )
+        return _("The legal basis is recorded.")
+
+    def do_withdraw(self, form):
+        consent = self.case.consents.filter(pk=form.cleaned_data["consent"]).first()
+        if consent is None:
+            raise ValidationError(_("No such consent in this case."))
+        user, purpose = self.request.user, str(self.purpose)
+        case_services.withdraw_consent(user=user, case=self.case, purpose=purpose, consent=consent)
+        if after_consent_withdrawn(user=user, case=self.case, purpose=purpose):
+            return _("The consent is withdrawn: sharing has stopped and the case is closed.")
+        return _("The consent is withdrawn: sharing under it has stopped.")
+
+
+class BreakGlassView(View):
+    """Open a case outside the team in an emergency: a reason, a time limit, a review."""
+
+    template_name = "workflows/break_glass.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.can_break_glass(request.user):
+            return denied(request)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request):
+        return TemplateResponse(request, self.template_name, {"form": self._form()})
+
+    def _form(self, data=None):
+        from django import forms as django_forms
+
+        class Form(forms.BreakGlassForm):
+            reference = django_forms.CharField(label=_("Case number"), max_length=20)
+
+            field_order = ["reference", "reason"]
+
+        return Form(data)
+
+    def post(self, request):
+        form = self._form(request.POST)
+        if form.is_valid():
+            case = Case.objects.filter(
+                reference=form.cleaned_data["reference"].strip().upper()
+            ).first()
+            if case is None:
+                form.add_error("reference", _("There is no case with that number."))
+            else:
+                try:
+                    case_services.break_glass(
+                        user=request.user, case=case, reason=form.cleaned_data["reason"]
+                    )
+                except ValidationError as error:
+                    put_errors(form, error)
+                except CaseDenied:
+                    return denied(request)
+                else:
+                    messages.warning(
+                        request,
+                        _("Break-the-glass access is open and logged; auditors will review it."),
+                    )
+                    return HttpResponseRedirect(case_url(case))
+        return TemplateResponse(request, self.template_name, {"form": form})
+
+
+__all__ = ["BreakGlassView", "CaseListView", "CasePageView"]

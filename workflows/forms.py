@@ -1,0 +1,315 @@
+"""Forms of the process steps: input validation with Swedish messages, no business rules.
+
+The rules (who may, which state, which guards) live in the services and the
+state machines; a ``ValidationError`` they raise is put back on the form.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from casework import personnummer as pnr
+from casework.models import Action, Case, CaseDecision, Consent, LegalBasis, Organisation, Person
+from casework.roles import POLICE_CONTACT, SOCIAL_WORKER
+
+TEXT = 2_000
+LONG_TEXT = 10_000
+
+
+class VersionedForm(forms.Form):
+    """Carries the case version the user saw; the service refuses a stale one."""
+
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+
+class ReferralForm(forms.Form):
+    personnummer = forms.CharField(
+        label=_("Personal identity number"),
+        max_length=20,
+        help_text=_("12 or 10 digits, e.g. 20090815-1234 (samordningsnummer accepted)."),
+    )
+    name = forms.CharField(label=_("Name"), max_length=200)
+    area = forms.ChoiceField(label=_("Area"), choices=Person.Area.choices)
+    phone = forms.CharField(label=_("Phone"), max_length=40, required=False)
+    address = forms.CharField(label=_("Address"), max_length=300, required=False)
+    reason = forms.CharField(
+        label=_("Reason for the referral"),
+        widget=forms.Textarea(attrs={"rows": 5}),
+        max_length=TEXT,
+        help_text=_("What worries you, and what is known of the risk of crime."),
+    )
+
+    def clean_personnummer(self):
+        try:
+            return pnr.normalise(self.cleaned_data["personnummer"])
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
+
+
+class ScreeningForm(VersionedForm):
+    ACCEPT = "accept"
+    REJECT = "reject"
+
+    outcome = forms.ChoiceField(
+        label=_("Outcome"),
+        choices=[(ACCEPT, _("Accept: form the team and ask for consent")), (REJECT, _("Reject"))],
+        widget=forms.RadioSelect,
+    )
+    lead = forms.ModelChoiceField(label=_("Lead social worker"), queryset=None, required=False)
+    police_contact = forms.ModelChoiceField(
+        label=_("Police contact officer"), queryset=None, required=False
+    )
+    note = forms.CharField(
+        label=_("Screening note"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=TEXT,
+        required=False,
+    )
+    close_reason = forms.ChoiceField(
+        label=_("Reason for rejecting"),
+        choices=[("", "—")]
+        + [
+            (value, label)
+            for value, label in Case.CloseReason.choices
+            if value in ("not_eligible", "age_limit", "moved", "other")
+        ],
+        required=False,
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from casework.models import User
+
+        active = User.objects.filter(is_active=True).select_related("organisation")
+        self.fields["lead"].queryset = active.filter(groups__name=SOCIAL_WORKER)
+        self.fields["police_contact"].queryset = active.filter(groups__name=POLICE_CONTACT)
+        for name in ("lead", "police_contact"):
+            self.fields[name].label_from_instance = lambda u: (
+                f"{u.get_full_name() or u.username} ({u.organisation})"
+            )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("outcome") == self.ACCEPT and not data.get("lead"):
+            self.add_error("lead", _("Choose the lead social worker."))
+        if data.get("outcome") == self.REJECT and not data.get("close_reason"):
+            self.add_error("close_reason", _("Choose the reason for rejecting."))
+        if data.get("close_reason") == "other" and not data.get("note"):
+            self.add_error("note", _("Describe the reason."))
+        return data
+
+
+class GuardianForm(VersionedForm):
+    guardian_name = forms.CharField(label=_("Guardian's name"), max_length=200)
+    guardian_phone = forms.CharField(label=_("Guardian's phone"), max_length=40, required=False)
+
+
+class ConsentForm(VersionedForm):
+    giver = forms.ChoiceField(label=_("Given by"), choices=Consent.Giver.choices)
+    guardian = forms.ChoiceField(label=_("Guardian"), required=False)
+    decision = forms.ChoiceField(
+        label=_("Decision"), choices=Consent.Decision.choices, widget=forms.RadioSelect
+    )
+    form = forms.ChoiceField(label=_("Form"), choices=Consent.Form.choices)
+    organisations = forms.ModelMultipleChoiceField(
+        label=_("Organisations the consent covers"),
+        queryset=Organisation.objects.filter(is_active=True),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+    valid_until = forms.DateField(
+        label=_("Valid until"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args, guardians=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["guardian"].choices = [("", "—")] + [
+            (str(g.obj.pk), g.name or "—") for g in guardians
+        ]
+
+    def clean_valid_until(self):
+        value = self.cleaned_data.get("valid_until")
+        if value and value < timezone.localdate():
+            raise ValidationError(_("The date cannot be in the past."))
+        return value
+
+
+class DecisionForm(VersionedForm):
+    decision = forms.ChoiceField(
+        label=_("Decision"), choices=CaseDecision.Decision.choices, widget=forms.RadioSelect
+    )
+    note = forms.CharField(
+        label=_("Motivation"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=LONG_TEXT,
+        required=False,
+        help_text=_("Required when deciding not to start."),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("decision") == CaseDecision.Decision.DECLINE and not data.get("note"):
+            self.add_error("note", _("Give the reason for not starting."))
+        return data
+
+
+class PlanForm(VersionedForm):
+    plan = forms.CharField(
+        label=_("Plan: goals and each agency's contribution"),
+        widget=forms.Textarea(attrs={"rows": 8}),
+        max_length=LONG_TEXT,
+    )
+    review_date = forms.DateField(
+        label=_("Review date"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def clean_review_date(self):
+        value = self.cleaned_data["review_date"]
+        if value <= timezone.localdate():
+            raise ValidationError(_("The review date must be in the future."))
+        return value
+
+
+class ActionForm(VersionedForm):
+    kind = forms.ChoiceField(label=_("Action"), choices=Action.Kind.choices)
+    organisation = forms.ModelChoiceField(
+        label=_("Organisation"),
+        queryset=Organisation.objects.filter(is_active=True),
+        required=False,
+    )
+    status = forms.ChoiceField(
+        label=_("Status"),
+        choices=[(Action.Status.PLANNED, _("Planned")), (Action.Status.DONE, _("Done"))],
+    )
+    date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
+    note = forms.CharField(
+        label=_("Note"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=LONG_TEXT,
+        required=False,
+    )
+    visibility = forms.ChoiceField(label=_("Visible to"), choices=Action.Visibility.choices)
+
+
+class ApprovalForm(VersionedForm):
+    APPROVE = "approve"
+    RETURN = "return"
+
+    outcome = forms.ChoiceField(
+        label=_("Outcome"),
+        choices=[(APPROVE, _("Approve the plan")), (RETURN, _("Return for changes"))],
+        widget=forms.RadioSelect,
+    )
+    comment = forms.CharField(
+        label=_("Comment"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=TEXT,
+        required=False,
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("outcome") == self.RETURN and not data.get("comment"):
+            self.add_error("comment", _("Say what needs to change."))
+        return data
+
+
+class FollowUpForm(VersionedForm):
+    CONTINUE = "continue"
+    CLOSE = "close"
+
+    outcome = forms.ChoiceField(
+        label=_("Outcome"),
+        choices=[(CONTINUE, _("Continue with a new review date")), (CLOSE, _("Close the case"))],
+        widget=forms.RadioSelect,
+    )
+    review_date = forms.DateField(
+        label=_("Next review date"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    close_reason = forms.ChoiceField(
+        label=_("Close reason"), choices=[("", "—"), *Case.CloseReason.choices], required=False
+    )
+    note = forms.CharField(
+        label=_("Follow-up note"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=LONG_TEXT,
+        required=False,
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("outcome") == self.CONTINUE:
+            review = data.get("review_date")
+            if not review:
+                self.add_error("review_date", _("Set the next review date."))
+            elif review <= timezone.localdate():
+                self.add_error("review_date", _("The review date must be in the future."))
+        if data.get("outcome") == self.CLOSE:
+            if not data.get("close_reason"):
+                self.add_error("close_reason", _("Choose the close reason."))
+            elif data["close_reason"] == Case.CloseReason.OTHER and not data.get("note"):
+                self.add_error("note", _("Describe the reason."))
+        return data
+
+
+class CloseForm(VersionedForm):
+    close_reason = forms.ChoiceField(label=_("Close reason"), choices=Case.CloseReason.choices)
+    note = forms.CharField(
+        label=_("Note"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=LONG_TEXT,
+        required=False,
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("close_reason") == Case.CloseReason.OTHER and not data.get("note"):
+            self.add_error("note", _("Describe the reason."))
+        return data
+
+
+class BreakGlassForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        min_length=10,
+        max_length=TEXT,
+        help_text=_("Why you must open this case now. The access is logged and reviewed."),
+    )
+
+
+class LegalBasisForm(VersionedForm):
+    legal_basis = forms.ModelChoiceField(
+        label=_("Legal basis"),
+        queryset=LegalBasis.objects.filter(is_active=True, kind=LegalBasis.Kind.STATUTE),
+    )
+    justification = forms.CharField(
+        label=_("Justification"), widget=forms.Textarea(attrs={"rows": 3}), max_length=TEXT
+    )
+    valid_until = forms.DateField(
+        label=_("Valid until"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+class WithdrawConsentForm(forms.Form):
+    consent = forms.UUIDField(widget=forms.HiddenInput)
+
+
+class CaseSearchForm(forms.Form):
+    personnummer = forms.CharField(
+        label=_("Personal identity number"), max_length=20, required=False
+    )
+
+    def clean_personnummer(self):
+        value = self.cleaned_data.get("personnummer")
+        if not value:
+            return ""
+        try:
+            return pnr.normalise(value)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
