@@ -256,6 +256,8 @@ AUDIT_WORKING_HOURS = (
     env.int("SAMVERKAN_AUDIT_WORKDAY_END", default=19),
 )
 AUDIT_DAILY_VOLUME_THRESHOLD = env.int("SAMVERKAN_AUDIT_DAILY_VOLUME_THRESHOLD", default=100)
+# The auditor's search by personnummer goes through the person register's blind index.
+AUDIT_PERSON_LOOKUP = "casework.selectors.persons.person_ids_for_audit"
 AUDIT_REVIEW_SAMPLE_SIZE = env.int("SAMVERKAN_AUDIT_REVIEW_SAMPLE_SIZE", default=25)
 
 # --- Security headers -------------------------------------------------------

@@ -89,18 +89,18 @@ def _deny(
     legal_basis: str = "",
 ) -> PermissionDenied:
     """Record a denied access (committed on its own) and return the exception to raise."""
-    with transaction.atomic():
-        record_event(
-            action=Action.ACCESS_DENIED,
-            user=user,
-            object_type=PERSON_OBJECT,
-            object_id=str(person_id or ""),
-            person_id=person_id,
-            purpose=purpose,
-            legal_basis=legal_basis,
-            outcome=Outcome.DENIED,
-            details={"operation": what},
-        )
+    record_event(
+        action=Action.ACCESS_DENIED,
+        user=user,
+        object_type=PERSON_OBJECT,
+        object_id=str(person_id or ""),
+        person_id=person_id,
+        purpose=purpose,
+        legal_basis=legal_basis,
+        outcome=Outcome.DENIED,
+        details={"operation": what},
+        independent=True,
+    )
     return PermissionDenied(_("You do not have access to this person's data."))
 
 
@@ -226,3 +226,33 @@ def person_age(person: Person, *, on: date) -> int:
         born = open_value(person, "birth_date", dek)
         cache[on] = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
     return cache[on]
+
+
+def person_ids_for_audit(personnummer: str, *, user: User) -> list[uuid.UUID]:
+    """The auditor's search by personnummer (``settings.AUDIT_PERSON_LOOKUP``).
+
+    Auditors see no case data, but reviewing who read a person's data needs the
+    person's id: candidates come from the blind index and are confirmed by
+    decrypting their personnummer; nothing else is opened and only the id is
+    returned. Writes one ``CONSULT`` event (purpose: log review). Raises
+    ``ValueError`` for an invalid number (the audit search form shows it).
+    """
+    try:
+        normalised = pnr.normalise(personnummer)
+    except ValidationError as exc:
+        raise ValueError(" ".join(exc.messages)) from None
+    if not policy.can_view_access_log(user):
+        raise _deny(user=user, purpose=str(_("Log review")), what="audit lookup", legal_basis="")
+    with transaction.atomic():
+        person, candidates = _match_by_personnummer(normalised)
+        record_event(
+            action=Action.CONSULT,
+            user=user,
+            object_type=PERSON_OBJECT,
+            object_id=str(person.pk) if person else "",
+            person_id=person.pk if person else None,
+            fields=["personnummer"],
+            purpose=str(_("Log review: search of the access log by personal identity number")),
+            details={"lookup": "audit", "candidates": candidates, "found": bool(person)},
+        )
+    return [person.pk] if person else []
