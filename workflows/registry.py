@@ -1,15 +1,80 @@
 """The flows Samverkan runs, in the order their menus appear.
 
-Each process module (``workflows/sig.py`` …) adds its ``FlowViewset`` here; the
-shared task inbox, queue and archive list the tasks of all of them.
+Each process module (``workflows/sig.py`` …) adds its viewset here; the shared
+task inbox, queue and archive list the tasks of all of them.
 """
 
 from __future__ import annotations
 
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied
+from viewflow.utils import viewprop
 from viewflow.workflow.flow import FlowViewset
+from viewflow.workflow.flow import views as flow_views
+
+from casework import policy
+
+
+def _coordinators_only(view, permission: str):
+    """Overviews of all processes (case numbers and states) are for the coordinators."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        user = request.user
+        if not (policy.can_use_task_inbox(user) and user.has_perm(permission)):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+class ProcessListView(flow_views.DashboardProcessListView):
+    """Newest first (viewflow's list is unordered, which paginates inconsistently)."""
+
+    def get_queryset(self):
+        return super().get_queryset().order_by("-created", "-pk")
+
+
+class TaskListView(flow_views.DashboardTaskListView):
+    def get_queryset(self):
+        return super().get_queryset().order_by("-created", "-pk")
+
+
+class ProgrammeFlowViewset(FlowViewset):
+    """A flow's pages; its dashboards and process lists only for its coordinators."""
+
+    process_list_view_class = ProcessListView
+    task_list_view_class = TaskListView
+
+    def __init__(self, flow_class, *, coordinator_permission: str, **kwargs):
+        self.coordinator_permission = coordinator_permission
+        super().__init__(flow_class, **kwargs)
+
+    @viewprop
+    def dashboard_view(self):
+        return _coordinators_only(
+            self.dashboard_view_class.as_view(**self.get_dashboard_view_kwargs()),
+            self.coordinator_permission,
+        )
+
+    @viewprop
+    def process_list_view(self):
+        return _coordinators_only(
+            self.process_list_view_class.as_view(**self.get_process_list_view_kwargs()),
+            self.coordinator_permission,
+        )
+
+    @viewprop
+    def task_list_view(self):
+        return _coordinators_only(
+            self.task_list_view_class.as_view(**self.get_task_list_view_kwargs()),
+            self.coordinator_permission,
+        )
 
 
 def flow_viewsets() -> list[FlowViewset]:
+    from casework.roles import PERM_COORDINATE
     from workflows.sig import SigFlow
 
-    return [FlowViewset(SigFlow, icon="groups")]
+    return [ProgrammeFlowViewset(SigFlow, coordinator_permission=PERM_COORDINATE, icon="groups")]

@@ -362,6 +362,7 @@ class SigProcess(Process):
     class Meta:
         verbose_name = _("SIG process")
         verbose_name_plural = _("SIG processes")
+        ordering = ["-created"]
 
 
 def _lead(activation):
@@ -472,6 +473,10 @@ class SigFlow(flow.Flow):
     end = flow.End()
 
     def has_view_permission(self, user, obj=None):
+        """Case workers see the flow (their inbox); a process only with access to its case."""
+        if obj is not None:
+            case = getattr(obj, "case", None)
+            return case is not None and bool(policy.case_access(user, case))
         return policy.can_use_task_inbox(user)
 
     def has_manage_permission(self, user, obj=None):
