@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.db import connection, connections, transaction
@@ -142,9 +143,12 @@ def test_a_failed_login_survives_the_rollback_of_its_transaction(django_user_mod
 
 def _command(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
     settings = connection.settings_dict
+    host = settings["HOST"] or ""
+    socket = host.startswith("/")  # the embedded server listens on a socket directory
     url = (
-        f"postgres://{settings['USER']}:{settings.get('PASSWORD') or ''}@{settings['HOST']}:"
-        f"{settings['PORT']}/{settings['NAME']}"
+        f"postgres://{settings['USER']}:{settings.get('PASSWORD') or ''}@"
+        f"{'' if socket else host}:{settings['PORT']}/{settings['NAME']}"
+        + (f"?host={quote(host)}" if socket else "")
     )
     env = {
         **os.environ,
