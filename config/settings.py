@@ -311,6 +311,10 @@ SAMVERKAN = {
     "SIG_REVIEW_INTERVAL_DAYS": env.int("SAMVERKAN_SIG_REVIEW_INTERVAL_DAYS", default=90),
     # Follow-up tasks appear at this hour (local time) of the review date.
     "REVIEW_TASK_HOUR": env.int("SAMVERKAN_REVIEW_TASK_HOUR", default=7),
+    # `send_reminders` reminds of a task left open longer than this many days.
+    "TASK_REMINDER_DAYS": env.int("SAMVERKAN_TASK_REMINDER_DAYS", default=5),
 }
 # How many synthetic persons `seed_demo` registers (see its docstring).
 DEMO_PERSONS = env.int("DEMO_PERSONS", default=300)
+# Whether `seed_demo` creates SIG demo cases in every state (off in tests unless asked).
+DEMO_SIG_CASES = env.bool("DEMO_SIG_CASES", default=True)

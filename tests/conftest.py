@@ -37,8 +37,10 @@ def test_keyring(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _no_demo_persons(settings):
-    """``seed_demo`` registers no persons unless a test asks for them (they need the key store)."""
+    """``seed_demo`` registers no persons and no SIG cases unless a test asks for them
+    (they need the key store)."""
     settings.DEMO_PERSONS = 0
+    settings.DEMO_SIG_CASES = False
 
 
 @pytest.fixture

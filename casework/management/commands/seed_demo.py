@@ -18,6 +18,12 @@ Synthetic persons (``DEMO_PERSONS``, default 300, or ``--persons``):
 
 Person ids are derived from the number (uuid5), so running the command again
 adds nothing.
+
+SIG demo cases (``DEMO_SIG_CASES``, on by default; ``--no-sig-cases``): one
+case in every state of the SIG process, each about a synthetic person of its
+own, driven through the services and the flow so its tasks sit in the demo
+users' inboxes and queues (``workflows/sig_demo.py``). Keyed on the person:
+running the command again adds nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils.translation import gettext
 
 from casework import personnummer as pnr
 from casework import roles, services
@@ -157,6 +164,11 @@ class Command(BaseCommand):
             default=None,
             help="number of synthetic persons (default: settings.DEMO_PERSONS)",
         )
+        parser.add_argument(
+            "--no-sig-cases",
+            action="store_true",
+            help="no SIG demo cases (default: settings.DEMO_SIG_CASES)",
+        )
 
     def handle(self, *args, persons: int | None = None, **options):
         if settings.PRODUCTION:
@@ -190,6 +202,14 @@ class Command(BaseCommand):
         created = self._seed_persons(count) if count > 0 else 0
         if count > 0:
             self.stdout.write(f"Syntetiska personer: {created} nya, {count} totalt.")
+        if settings.DEMO_SIG_CASES and not options.get("no_sig_cases"):
+            from workflows.sig_demo import SLOTS, seed_sig_cases
+
+            sig_created = seed_sig_cases()
+            self.stdout.write(
+                gettext("SIG demo cases: %(created)d new, %(total)d in all.")
+                % {"created": sig_created, "total": len(SLOTS)}
+            )
         self.stdout.write(
             self.style.SUCCESS(f"Demodata klar. Inloggningar (lösenord: {password}):")
         )

@@ -1,0 +1,158 @@
+"""``seed_demo`` creates SIG cases in every state, through the services and the flow."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from viewflow.workflow.models import Task
+from viewflow.workflow.status import PROCESS, STATUS
+
+from audit.models import AccessEvent
+from casework.models import Case, CaseEvent, Guardian, Person, User
+from casework.selectors.cases import list_cases
+from casework.selectors.persons import person_age
+from workflows.sig import SigCase, SigFlow, SigProcess, Status
+from workflows.sig_demo import SLOTS, person_id
+
+from .conftest import BOTH_DATABASES
+
+pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
+
+
+def _seed() -> None:
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+
+
+@pytest.fixture
+def seeded(settings, demo):
+    settings.DEMO_SIG_CASES = True
+    _seed()
+    # Fresh users: seed_demo sets the passwords again (force_login needs the current hash).
+    return {user.username: user for user in User.objects.all()}
+
+
+def _case(slot_key: str) -> SigCase:
+    slot = next(s for s in SLOTS if s.key == slot_key)
+    return SigCase.objects.get(person_id=person_id(slot))
+
+
+def _open_tasks(case: SigCase):
+    process = SigProcess.objects.get(case=case)
+    return process.task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED])
+
+
+def test_off_in_tests_unless_asked(demo):
+    assert not SigCase.objects.exists()
+
+
+def test_every_state_with_its_tasks_in_the_right_inboxes(seeded):
+    """One seeding, several looks (seeding takes a few seconds)."""
+    _every_state_is_present()
+    _persons_are_of_age_with_guardians_under_18()
+    _tasks_sit_in_the_right_inboxes(seeded)
+
+
+def _every_state_is_present():
+    statuses = set(SigCase.objects.values_list("status", flat=True))
+    assert statuses == set(Status.values) - {Status.CONSENT_REFUSED}
+    # consent_refused is passed through on the way to closed (the consent step closes at once).
+    refused = _case("consent-refused")
+    assert refused.status == Status.CLOSED
+    assert CaseEvent.objects.filter(case=refused, to_state=Status.CONSENT_REFUSED).exists()
+    reasons = set(
+        SigCase.objects.filter(status=Status.CLOSED).values_list("close_reason", flat=True)
+    )
+    assert reasons == {
+        Case.CloseReason.NOT_ELIGIBLE,
+        Case.CloseReason.CONSENT_REFUSED,
+        Case.CloseReason.NOT_STARTED,
+        Case.CloseReason.GOALS_MET,
+        Case.CloseReason.ENDED_BY_PERSON,
+        Case.CloseReason.CONSENT_WITHDRAWN,
+        Case.CloseReason.MOVED,
+    }
+    # Every case has its process; a closed case's process is finished.
+    assert SigProcess.objects.filter(case__isnull=False).count() == len(SLOTS)
+    for case in SigCase.objects.filter(status=Status.CLOSED):
+        process = SigProcess.objects.get(case=case)
+        assert process.finished is not None
+        assert process.status in (PROCESS.DONE, PROCESS.CANCELED)
+        assert not _open_tasks(case).exists()
+
+
+def _persons_are_of_age_with_guardians_under_18():
+    today = timezone.localdate()
+    before_consent = {Status.REFERRED, Status.SCREENING}
+    minors = 0
+    for case in SigCase.objects.select_related("person"):
+        age = person_age(case.person, on=today)
+        assert 15 <= age <= 25
+        if age < 18 and case.status not in before_consent:
+            # Guardians are registered at the consent step, as the consent view does.
+            minors += 1
+            assert Guardian.objects.filter(person=case.person).exists()
+    assert minors >= 4
+
+
+def test_seed_demo_twice_adds_nothing(seeded):
+    counts = (
+        Person.objects.count(),
+        SigCase.objects.count(),
+        Task.objects.count(),
+        CaseEvent.objects.count(),
+    )
+    _seed()
+    assert (
+        Person.objects.count(),
+        SigCase.objects.count(),
+        Task.objects.count(),
+        CaseEvent.objects.count(),
+    ) == counts
+
+
+def test_the_coordinator_sees_every_case_police_what_consent_covers(seeded, client):
+    sara = seeded["sara.samordnare"]
+    assert len(list_cases(user=sara, model=SigCase)) == len(SLOTS)
+    client.force_login(sara)
+    for case in SigCase.objects.all():
+        assert client.get(f"/arenden/fall/{case.pk}/").status_code == 200
+    client.force_login(seeded["per.polis"])
+    assert client.get(f"/arenden/fall/{_case('active').pk}/").status_code == 200
+    assert client.get(f"/arenden/fall/{_case('consent-withdrawn').pk}/").status_code == 404
+    assert AccessEvent.objects.filter(action="disclose", user=seeded["per.polis"]).exists()
+
+
+def _tasks_sit_in_the_right_inboxes(seeded):
+    """The querysets behind viewflow's inbox and queue pages."""
+    anna, per, sara = seeded["anna.social"], seeded["per.polis"], seeded["sara.samordnare"]
+    flows = [SigFlow]
+
+    def inbox(user):
+        return {(t.process.coerced.case_id, t.flow_task) for t in Task.objects.inbox(flows, user)}
+
+    def queue(user):
+        return {(t.process.coerced.case_id, t.flow_task) for t in Task.objects.queue(flows, user)}
+
+    assert (_case("referred").pk, SigFlow.screen) in queue(sara)
+    assert (_case("screening").pk, SigFlow.screen) in inbox(sara)
+    assert (_case("plan-for-approval").pk, SigFlow.approve) in queue(sara)
+    assert (_case("consent-pending").pk, SigFlow.consent) in inbox(anna)
+    assert (_case("planning").pk, SigFlow.draft_plan) in inbox(anna)
+    assert (_case("review-overdue").pk, SigFlow.follow_up) in inbox(anna)
+    assert (_case("follow-up").pk, SigFlow.follow_up) in inbox(anna)
+    assert (_case("decision-pending").pk, SigFlow.decide_police) in inbox(per)
+    # Nobody else's inbox holds them.
+    assert not queue(anna) and not queue(per)
+    assert {task for _case_id, task in inbox(per)} == {SigFlow.decide_police}
+
+    # An active case waits for its review date on the flow's timer.
+    active = _case("active")
+    (timer,) = _open_tasks(active)
+    assert timer.flow_task == SigFlow.wait_for_review
+    assert timer.status == STATUS.SCHEDULED
+    assert timezone.localtime(timer.scheduled).date() == active.review_date > timezone.localdate()
+
+    # The review that has come is overdue on the case page too.
+    overdue = _case("review-overdue")
+    assert overdue.status == Status.ACTIVE and overdue.review_date < timezone.localdate()
