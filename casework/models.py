@@ -552,3 +552,43 @@ class CaseEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id}: {self.kind}"
+
+
+class Reminder(models.Model):
+    """A reminder ``manage.py send_reminders`` recorded: one per kind, object and day.
+
+    Holds ids and dates only, never personal data. The unique key makes the
+    command idempotent: a second run the same day reminds of nothing new.
+    """
+
+    class Kind(models.TextChoices):
+        REVIEW_OVERDUE = "review_overdue", _("Review date passed")
+        TASK_OVERDUE = "task_overdue", _("Task waiting too long")
+        BREAK_GLASS_UNREVIEWED = "break_glass_unreviewed", _("Break-the-glass access not reviewed")
+
+    kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
+    # The case id, the viewflow task id or the break-the-glass access id.
+    object_id = models.CharField(max_length=64)
+    date = models.DateField(_("date"))
+    case = models.ForeignKey(
+        Case, on_delete=models.CASCADE, null=True, blank=True, related_name="reminders"
+    )
+    # Who is reminded: the task owner, the lead social worker; nobody in
+    # particular for a queue task or for the auditors' review list.
+    recipient = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="reminders"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("reminder")
+        verbose_name_plural = _("reminders")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "object_id", "date"], name="reminder_once_per_day"
+            )
+        ]
+        indexes = [models.Index(fields=["recipient", "date"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.object_id} {self.date}"
