@@ -1,15 +1,19 @@
-"""Thin views of the case-work side: the start-page dispatcher and the statistics page."""
+"""Thin views of the case-work side: the start page, the task lists and their menu, statistics."""
 
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 from viewflow.urls import Application
+from viewflow.utils import viewprop
 from viewflow.workflow.flow import WorkflowAppViewset
+from viewflow.workflow.flow import views as flow_views
+from viewflow.workflow.flow.viewset import NestedFlowsApp
 
 from casework import policy
 from workflows.registry import flow_viewsets
@@ -35,18 +39,123 @@ def home(request):
     return redirect(url)
 
 
+def _case_of(task):
+    """The case a task works on (``None`` for a process without one)."""
+    process = task.coerced_process
+    return getattr(process, "case", None)
+
+
+class TaskColumns:
+    """The task lists' columns: the task (a link to it), its case (number and state), dates.
+
+    viewflow's own columns are labelled from attribute names ("Brief", "Created")
+    outside gettext, and its brief repeats the task title. The case column shows the
+    case number and state only: never the person's name, which would need decrypting
+    (and logging) for every row.
+    """
+
+    def task_link(self, task):
+        url = task.flow_task.reverse("index", args=[task.process_id, task.pk])
+        return format_html('<a href="{}" data-turbo="false">{}</a>', url, task.title)
+
+    task_link.short_description = _("Task")
+
+    def case_brief(self, task):
+        case = _case_of(task)
+        if case is None:
+            return "—"
+        return format_html(
+            '<a href="{}" data-turbo="false">{} · {}</a>',
+            reverse("arenden:case", kwargs={"case_id": case.pk}),
+            case.reference,
+            case.get_status_display(),
+        )
+
+    case_brief.short_description = _("Case")
+
+    def created(self, task):
+        return task.created
+
+    created.short_description = _("Created")
+
+    def finished(self, task):
+        return task.finished
+
+    finished.short_description = _("Finished")
+
+    def _with_cases(self, queryset):
+        """Newest first, each task's process and case fetched with it (no query per row)."""
+        related = ["process", "owner"]
+        for flow_class in self.flow_classes:
+            model = flow_class.process_class
+            if model._meta.parents and any(f.name == "case" for f in model._meta.fields):
+                related.append(f"process__{model._meta.model_name}__case")
+        return queryset.select_related(*related).order_by("-created", "-pk")
+
+
+class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
+    columns = ("task_link", "case_brief", "created")
+
+    @viewprop
+    def queryset(self):
+        return self._with_cases(
+            self.model._default_manager.inbox(self.flow_classes, self.request.user)
+        )
+
+
+class QueueView(TaskColumns, flow_views.WorkflowQueueListView):
+    columns = ("task_link", "case_brief", "created")
+
+    @viewprop
+    def queryset(self):
+        return self._with_cases(
+            self.model._default_manager.queue(self.flow_classes, self.request.user)
+        )
+
+
+class ArchiveView(TaskColumns, flow_views.WorkflowArchiveListView):
+    columns = ("task_link", "case_brief", "created", "finished")
+
+    @viewprop
+    def queryset(self):
+        return self._with_cases(
+            self.model._default_manager.archive(self.flow_classes, self.request.user)
+        )
+
+
 class CaseworkApp(WorkflowAppViewset):
     """Task inbox, queue and archive over every registered process flow."""
 
     title = _("Cases")
     icon = "assignment"
     app_name = "arenden"
+    menu_template_name = "workflows/casework_menu.html"
+    inbox_view_class = InboxView
+    queue_view_class = QueueView
+    archive_view_class = ArchiveView
 
     def __init__(self, **kwargs):
         super().__init__(flow_viewsets=flow_viewsets(), **kwargs)
+        # The task pages live in viewflow's nested "Processes" app: they get this app's
+        # side menu and title too, not a "Back" link and the coordinators' overviews.
+        for child in self.menu_items():
+            if isinstance(child, NestedFlowsApp):
+                child.title = self.title
+                child.menu_template_name = self.menu_template_name
+                child.get_context_data = self.get_context_data
 
     def has_view_permission(self, user, obj=None):
         return policy.can_use_task_inbox(user)
+
+    def get_context_data(self, request):
+        """The side menu's counts, and the processes this user may start from it."""
+        context = super().get_context_data(request)
+        context["casework_start_nodes"] = [
+            node
+            for flow_class in self.flow_classes
+            for node in flow_class.get_start_nodes(request.user)
+        ]
+        return context
 
     @property
     def cases_path(self):
