@@ -28,6 +28,15 @@ from workflows.sig import SigCase, Status, after_consent_withdrawn, police_may_a
 from workflows.sig_views import case_url, denied, put_errors
 
 
+def review_overdue(case) -> bool:
+    """An active case (or one in follow-up) whose review date has passed."""
+    return (
+        case.review_date is not None
+        and case.status in (Status.ACTIVE, Status.FOLLOW_UP)
+        and case.review_date < timezone.localdate()
+    )
+
+
 class CaseworkerRequiredMixin:
     def dispatch(self, request, *args, **kwargs):
         if not policy.can_use_task_inbox(request.user):
@@ -61,7 +70,13 @@ class CaseListView(CaseworkerRequiredMixin, View):
         return TemplateResponse(
             request,
             self.template_name,
-            {"form": form, "rows": rows, "searched": searched, "Status": Status},
+            {
+                "form": form,
+                "rows": rows,
+                "searched": searched,
+                "Status": Status,
+                "overdue": {row.case.pk for row in rows if review_overdue(row.case)},
+            },
         )
 
 
@@ -85,13 +100,15 @@ class CasePageView(CaseworkerRequiredMixin, View):
             "legal_basis": forms.LegalBasisForm,
             "withdraw": forms.WithdrawConsentForm,
         }.items():
+            # Several forms share the page: each its own element ids.
+            auto_id = f"id_{name}-%s"
             if name == bound:
-                built[name] = form_class(data)
+                built[name] = form_class(data, auto_id=auto_id)
             else:
                 initial = {"version": self.case.version}
                 if name == "action":
                     initial["status"] = Action.Status.DONE
-                built[name] = form_class(initial=initial)
+                built[name] = form_class(initial=initial, auto_id=auto_id)
         return built
 
     def render(self, built, status=200):
@@ -112,12 +129,28 @@ class CasePageView(CaseworkerRequiredMixin, View):
         tasks = []
         process = getattr(self.case, "process", None)
         if process is not None:
+            # A link only to the tasks this user may take or do; the others are listed.
             tasks = [
-                (task, task.flow_task.reverse("index", args=[task.process_id, task.pk]))
+                (
+                    task,
+                    task.flow_task.reverse("index", args=[task.process_id, task.pk])
+                    if task.flow_task.can_execute(user, task)
+                    or task.flow_task.can_assign(user, task)
+                    else None,
+                )
                 for task in process.task_set.filter(flow_task_type="HUMAN")
                 .exclude(status__in=["DONE", "CANCELED"])
                 .select_related("owner")
             ]
+        labels = dict(Status.choices)
+        timeline = [
+            (
+                event,
+                labels.get(event.obj.from_state, event.obj.from_state),
+                labels.get(event.obj.to_state, event.obj.to_state),
+            )
+            for event in page.timeline
+        ]
         return TemplateResponse(
             self.request,
             self.template_name,
@@ -127,10 +160,9 @@ class CasePageView(CaseworkerRequiredMixin, View):
                 "forms": built,
                 "can": can,
                 "tasks": tasks,
+                "timeline": timeline,
                 "Status": Status,
-                "review_overdue": self.case.review_date is not None
-                and self.case.status in (Status.ACTIVE, Status.FOLLOW_UP)
-                and self.case.review_date < timezone.localdate(),
+                "review_overdue": review_overdue(self.case),
             },
             status=status,
         )

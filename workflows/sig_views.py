@@ -51,6 +51,7 @@ class StepView(View):
     purpose = _("SIG: work on the case")
     actions: dict[str, type] = {}
     intro = ""
+    begin_label = ""  # the button that takes the step up ("begin"), if the step has one
 
     def dispatch(self, request, *args, **kwargs):
         self.activation = request.activation
@@ -68,10 +69,13 @@ class StepView(View):
     def build_forms(self, bound: str | None = None, data=None) -> dict:
         built = {}
         for name, form_class in self.actions.items():
+            # Several forms share a page: each its own element ids, so every label
+            # points at its own field.
+            kwargs = {"auto_id": f"id_{name}-%s", **self.form_kwargs(name)}
             if name == bound:
-                built[name] = form_class(data, **self.form_kwargs(name))
+                built[name] = form_class(data, **kwargs)
             else:
-                built[name] = form_class(initial=self.initial(name), **self.form_kwargs(name))
+                built[name] = form_class(initial=self.initial(name), **kwargs)
         return built
 
     def available(self) -> set[str]:
@@ -94,6 +98,7 @@ class StepView(View):
             "forms": {name: form for name, form in forms_by_name.items() if name in available},
             "unmet": self.unmet(),
             "version": self.case.version,
+            "begin_label": self.begin_label,
         }
         context.update(self.extra_context())
         return TemplateResponse(self.request, self.template_name, context, status=status)
@@ -215,6 +220,7 @@ class ReferralView(View):
 class ScreeningView(StepView):
     purpose = _("SIG: screening the referral")
     intro = _("Take the referral up, check the age and the need, and form the team.")
+    begin_label = _("Start screening")
     actions = {"begin": forms.VersionedForm, "screen": forms.ScreeningForm}
 
     def available(self):
@@ -460,6 +466,7 @@ class ApprovePlanView(StepView):
 class FollowUpView(StepView):
     purpose = _("SIG: following up the case")
     intro = _("The review date has come: follow up the plan, then continue or close the case.")
+    begin_label = _("Start the follow-up")
     actions = {"begin": forms.VersionedForm, "follow_up": forms.FollowUpForm}
 
     def available(self):
