@@ -291,7 +291,16 @@ class BreakGlassView(View):
                 except ValidationError as error:
                     put_errors(form, error)
                 except CaseDenied:
-                    return denied(request)
+                    # The view admits only roles that may break the glass: what is
+                    # missing is a legal basis for this organisation (logged as denied).
+                    form.add_error(
+                        None,
+                        _(
+                            "Break-the-glass cannot open this case for you: your organisation "
+                            "has no legal basis for the person's data (a consent covering it "
+                            "or a recorded legal basis)."
+                        ),
+                    )
                 else:
                     messages.warning(
                         request,

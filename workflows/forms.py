@@ -116,7 +116,7 @@ class ConsentForm(VersionedForm):
     form = forms.ChoiceField(label=_("Form"), choices=Consent.Form.choices)
     organisations = forms.ModelMultipleChoiceField(
         label=_("Organisations the consent covers"),
-        queryset=Organisation.objects.filter(is_active=True),
+        queryset=Organisation.objects.filter(is_active=True).exclude(kind=Organisation.Kind.OTHER),
         widget=forms.CheckboxSelectMultiple,
         required=False,
     )
@@ -177,8 +177,9 @@ class ActionForm(VersionedForm):
     kind = forms.ChoiceField(label=_("Action"), choices=Action.Kind.choices)
     organisation = forms.ModelChoiceField(
         label=_("Organisation"),
-        queryset=Organisation.objects.filter(is_active=True),
+        queryset=Organisation.objects.filter(is_active=True).exclude(kind=Organisation.Kind.OTHER),
         required=False,
+        help_text=_("Leave empty for your own organisation."),
     )
     status = forms.ChoiceField(
         label=_("Status"),
