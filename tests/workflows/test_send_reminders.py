@@ -188,7 +188,7 @@ def test_tasks_open_too_long_are_reminded_to_their_owner_or_queue(users, setting
 def test_unreviewed_break_the_glass_is_listed_until_reviewed(users):
     case = build_case(Slot("reminders-glass", 20, "refer"), index=8)
     access = case_services.break_glass(
-        user=users["per.polis"], case=case, reason="Akut hot mot personen i natt."
+        user=users["sara.samordnare"], case=case, reason="Akut hot mot personen i natt."
     )
     assert _counts(_send(), Reminder.Kind.BREAK_GLASS_UNREVIEWED) == (1, 1)
     reminder = Reminder.objects.get(kind=Reminder.Kind.BREAK_GLASS_UNREVIEWED)
