@@ -145,17 +145,23 @@ def can_break_glass(user) -> bool:
     return can_use_task_inbox(user) and user.has_perm(roles.PERM_BREAK_GLASS)
 
 
-def consent_state(case, *, today: date | None = None) -> ConsentState:
+def consent_state(case, *, today: date | None = None, consents=None) -> ConsentState:
     """Whether the required consents are in place, and which organisations they all cover.
 
     Required: the person's own consent, and while the person is under 18 the
     consent of every registered guardian (at least one). A refusal or a
-    withdrawal anywhere means no valid consent.
+    withdrawal anywhere means no valid consent. ``consents``: the case's
+    consents with their organisations prefetched, when the caller has read them.
     """
     today = today or timezone.localdate()
+    if consents is None:
+        consents = case.consents.all().prefetch_related("organisations")
+    # A withdrawal ends the consent for good: an older consent of the same giver
+    # must not take the withdrawn one's place.
+    withdrawn = any(c.withdrawn_at is not None for c in consents)
     consents = [
         c
-        for c in case.consents.all().prefetch_related("organisations")
+        for c in consents
         if c.withdrawn_at is None and (c.valid_until is None or c.valid_until >= today)
     ]
     refused = any(c.decision == Consent.Decision.REFUSED for c in consents)
@@ -179,7 +185,7 @@ def consent_state(case, *, today: date | None = None) -> ConsentState:
     for consent in required:
         orgs = {org.pk for org in consent.organisations.all()}
         covered = orgs if covered is None else covered & orgs
-    complete = not refused and not missing
+    complete = not refused and not missing and not withdrawn
     return ConsentState(
         complete=complete,
         refused=refused,

@@ -37,7 +37,12 @@ from casework.models import (
     Organisation,
     Person,
 )
-from casework.selectors.persons import PersonDetails, PersonErased, _require_purpose
+from casework.selectors.persons import (
+    PersonDetails,
+    PersonErased,
+    _require_purpose,
+    person_age,
+)
 
 if TYPE_CHECKING:
     from casework.models import User
@@ -116,10 +121,14 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     person: Person = case.person
     if person.erased_at is not None:
         raise PersonErased(person.pk)
-    lead_or_coordinator = policy.coordinates(user, case) or (
-        CaseMembership.objects.filter(
-            case=case, user=user, role=CaseMembership.Role.LEAD, valid_to__isnull=True
-        ).exists()
+    now = timezone.now()
+    team = list(
+        case.memberships.filter(valid_from__lte=now)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
+        .select_related("user", "user__organisation")
+    )
+    lead_or_coordinator = policy.coordinates(user, case) or any(
+        m.user_id == user.pk and m.role == CaseMembership.Role.LEAD for m in team
     )
     address_hidden = bool(person.protected_identity) and not lead_or_coordinator
     person_fields = tuple(
@@ -128,6 +137,8 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     read: list[str] = []
     with transaction.atomic():
         dek = load_data_key(owner_type=PERSON, owner_id=person.pk)
+        # The consent rules below need the age: with this key, not a second unwrap.
+        person_age(person, on=timezone.localdate(now), dek=dek)
         person_values = {name: open_value(person, name, dek) for name in person_fields}
         read += [f"person.{name}" for name, value in person_values.items() if value is not None]
         texts = {
@@ -207,20 +218,16 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         fields=person_fields,
         **person_values,
     )
-    now = timezone.now()
+    consents = list(case.consents.select_related("guardian").prefetch_related("organisations"))
     return CasePage(
         case=case,
         access=access,
         person=details,
         texts=texts,
         guardians=guardians,
-        consents=list(case.consents.select_related("guardian").prefetch_related("organisations")),
-        consent_state=policy.consent_state(case),
-        team=list(
-            case.memberships.filter(valid_from__lte=now)
-            .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
-            .select_related("user", "user__organisation")
-        ),
+        consents=consents,
+        consent_state=policy.consent_state(case, consents=consents),
+        team=team,
         decisions=decisions,
         actions=actions,
         legal_bases=legal_bases,

@@ -211,18 +211,19 @@ def find_person(
     return person
 
 
-def person_age(person: Person, *, on: date) -> int:
+def person_age(person: Person, *, on: date, dek=None) -> int:
     """The person's age in whole years on ``on``, for rules (age ranges, under 18, under 21).
 
     Decrypts the date of birth to evaluate a rule, not to show it: nothing is
     disclosed to a user, so no consultation event. The answer is remembered on
-    the instance for the rest of the request.
+    the instance for the rest of the request. A caller that holds the person's
+    data key already passes it as ``dek`` (no second key-store read and unwrap).
     """
     cache = person.__dict__.setdefault("_age_on", {})
     if on not in cache:
         if person.erased_at is not None:
             raise PersonErased(person.pk)
-        dek = load_data_key(owner_type=PERSON, owner_id=person.pk)
+        dek = dek or load_data_key(owner_type=PERSON, owner_id=person.pk)
         born = open_value(person, "birth_date", dek)
         cache[on] = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
     return cache[on]

@@ -324,8 +324,9 @@ def transition(
         with transaction.atomic():
             _lock(case, expected_version)
             getattr(case, name)(**kwargs)
+            # The row is locked: the new version goes out with the save (no second UPDATE).
+            case.version += 1
             case.save()
-            _bump(case)
             _event(
                 case=case,
                 user=user,
