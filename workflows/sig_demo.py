@@ -531,7 +531,8 @@ def _person(slot: Slot, index: int) -> Person:
         days=30 + 11 * index
     )
     name = f"{FIRST_NAMES[(index * 5) % len(FIRST_NAMES)]} {_surname(slot)}"
-    for serial in range(900 + index * 5, 1000):
+    for step in range(1000):
+        serial = (900 + index * 5 + step) % 1000
         ten = pnr.with_check_digit(f"{born:%y%m}{born.day + 60:02d}{serial:03d}")
         try:
             return create_person(
