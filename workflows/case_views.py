@@ -124,7 +124,8 @@ class CasePageView(CaseworkerRequiredMixin, View):
             "close": open_case
             and case_services.may_transition(user=user, case=self.case, name="close"),
             "legal_basis": open_case and user.organisation_id == self.case.owner_organisation_id,
-            "withdraw": open_case and not is_police,
+            "withdraw": open_case
+            and case_services.may_transition(user=user, case=self.case, name="consent_withdrawn"),
         }
         tasks = []
         process = getattr(self.case, "process", None)
@@ -186,7 +187,8 @@ class CasePageView(CaseworkerRequiredMixin, View):
             except ValidationError as error:
                 put_errors(form, error)
             except CaseConflict as conflict:
-                form.add_error(None, conflict.message)
+                # A banner, not a form error: in the case's new state the form may be gone.
+                messages.error(request, conflict.message)
                 self.case.refresh_from_db()
             except CaseDenied:
                 return denied(request)

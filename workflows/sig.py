@@ -83,6 +83,17 @@ def social_services_team(case: SigCase, user) -> bool:
     )
 
 
+def registers_withdrawal(case: SigCase, user) -> bool:
+    """Whoever may register a withdrawal of consent (``withdraw_consent``): the coordinator,
+    or anyone of the case's own organisation with access to it.
+
+    The closing that follows is the withdrawal's consequence, not a decision of its own.
+    """
+    return coordinator(case, user) or (
+        user.organisation_id == case.owner_organisation_id and bool(policy.case_access(user, case))
+    )
+
+
 def deciding_agency(case: SigCase, user) -> bool:
     """Social services or police on the team: whoever records the second decision."""
     return bool(_member_roles(case, user)) and user.organisation.kind in (
@@ -123,6 +134,11 @@ def consents_complete(case: SigCase) -> bool:
 @_guard(_("No refusal of consent has been recorded."))
 def consent_refused_recorded(case: SigCase) -> bool:
     return policy.consent_state(case).refused
+
+
+@_guard(_("No withdrawal of consent has been recorded."))
+def consent_withdrawal_recorded(case: SigCase) -> bool:
+    return case.consents.filter(withdrawn_at__isnull=False).exists()
 
 
 @_guard(_("Both social services and the police must decide to start."))
@@ -190,6 +206,8 @@ class SigCase(ConcurrentTransitionMixin, Case):
     plan_approved_at = models.DateTimeField(_("plan approved"), null=True, blank=True)
 
     ENCRYPTED_FIELDS = ("close_note", "referral_reason", "screening_note", "plan")
+    # The plan is in force on the consents: nothing but a withdrawal may end them here.
+    CONSENT_REQUIRED_STATES = (Status.ACTIVE, Status.FOLLOW_UP)
 
     class Meta:
         verbose_name = _("SIG case")
@@ -318,7 +336,8 @@ class SigCase(ConcurrentTransitionMixin, Case):
         status,
         source=OPEN_STATES,
         target=Status.CLOSED,
-        permission=social_services_team,
+        permission=registers_withdrawal,
+        conditions=[consent_withdrawal_recorded],
         custom={"label": _("Close: consent withdrawn")},
     )
     def consent_withdrawn(self) -> None:

@@ -129,7 +129,8 @@ class StepView(View):
             except ValidationError as error:
                 put_errors(form, error)
             except CaseConflict as conflict:
-                form.add_error(None, conflict.message)
+                # A banner, not a form error: in the case's new state the form may be gone.
+                messages.error(request, conflict.message)
                 self.case.refresh_from_db()
             except CaseDenied:
                 return denied(request)

@@ -470,17 +470,41 @@ def members(case: Case, role: str) -> list[User]:
 # --- Consent and legal basis -----------------------------------------------------------------
 
 
+def _keep_consent(case: Case, *, was_complete: bool) -> None:
+    """A case under way on consent (the programme's ``CONSENT_REQUIRED_STATES``) keeps it.
+
+    A refusal or a new guardian without consent would leave it running without
+    valid consent; ending a consent is a withdrawal, which closes the case
+    unless another legal basis applies.
+    """
+    if (
+        was_complete
+        and getattr(case, "status", None) in getattr(type(case), "CONSENT_REQUIRED_STATES", ())
+        and not policy.consent_state(case).complete
+        and not has_other_legal_basis(case)
+    ):
+        raise ValidationError(
+            _(
+                "The case is under way: this would leave it without valid consent. "
+                "To end a consent, withdraw it on the case page."
+            ),
+            code="consent_required",
+        )
+
+
 def add_guardian(*, user, case: Case, purpose: str, name: str, phone: str | None) -> Guardian:
     purpose = _require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="guardian:add")
     name = _text(name, "guardian_name", limit=200, required=True)
     phone = _text(phone, "guardian_phone", limit=40)
     with transaction.atomic():
+        was_complete = policy.consent_state(case).complete
         guardian = Guardian(person_id=case.person_id)
         dek = _dek(case)
         seal_value(guardian, "name", name, dek)
         seal_value(guardian, "phone", phone, dek)
         guardian.save(force_insert=True)
+        _keep_consent(case, was_complete=was_complete)
         _audit(
             action=AuditAction.CREATE,
             user=user,
@@ -533,6 +557,7 @@ def record_consent(
         raise ValidationError(errors)
     with transaction.atomic():
         _lock(case, expected_version)
+        was_complete = policy.consent_state(case).complete
         consent = Consent.objects.create(
             case=case,
             giver=giver,
@@ -544,6 +569,7 @@ def record_consent(
             recorded_by=user,
         )
         consent.organisations.set(organisations)
+        _keep_consent(case, was_complete=was_complete)
         _bump(case)
         _event(case=case, user=user, kind=CaseEvent.Kind.CONSENT, transition=f"{giver}:{decision}")
         _audit(
@@ -579,7 +605,11 @@ def withdraw_consent(
     require_access(user=user, case=case, purpose=purpose, what="consent:withdraw")
     if consent.case_id != case.pk:
         raise _deny(user=user, case=case, purpose=purpose, what="consent:withdraw", reason="case")
-    if policy.is_police(user):
+    if policy.is_police(user) or (
+        # The case's own organisation keeps the consents (and keeps its access once one
+        # is withdrawn, to close the case); the coordinator acts for it.
+        user.organisation_id != case.owner_organisation_id and not policy.coordinates(user, case)
+    ):
         raise _deny(user=user, case=case, purpose=purpose, what="consent:withdraw", reason="role")
     with transaction.atomic():
         _lock(case, None)
