@@ -9,6 +9,8 @@ from __future__ import annotations
 from functools import wraps
 
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from django.urls import path
 from viewflow.utils import viewprop
 from viewflow.workflow.flow import FlowViewset
 from viewflow.workflow.flow import views as flow_views
@@ -25,6 +27,19 @@ def _coordinators_only(view, permission: str):
         if not (policy.can_use_task_inbox(user) and user.has_perm(permission)):
             raise PermissionDenied
         return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _process_visible(view, flow_class):
+    """A process's chart (its steps done and open) only with access to the process's case."""
+
+    @wraps(view)
+    def wrapped(request, *args, process_pk, **kwargs):
+        process = get_object_or_404(flow_class.process_class, pk=process_pk)
+        if not flow_class.instance.has_view_permission(request.user, process):
+            raise PermissionDenied
+        return view(request, *args, process_pk=process_pk, **kwargs)
 
     return wrapped
 
@@ -63,6 +78,14 @@ class ProgrammeFlowViewset(FlowViewset):
         return _coordinators_only(
             self.process_list_view_class.as_view(**self.get_process_list_view_kwargs()),
             self.coordinator_permission,
+        )
+
+    @property
+    def flow_chart_path(self):
+        return path(
+            "<int:process_pk>/chart/",
+            _process_visible(self.chart_view, self._flow_class),
+            name="process_chart",
         )
 
     @viewprop
