@@ -356,6 +356,46 @@ def _hammer(port, clients, seconds):
     return [x for per_client in latencies for x in per_client], sum(failures), elapsed
 
 
+def _server_processes(master: int) -> dict[str, list[int]]:
+    """The gunicorn workers and the PostgreSQL backends serving them (Linux, local server)."""
+    try:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    except OSError:
+        return {"app": [], "database": []}
+    names = [connections[alias].settings_dict["NAME"] for alias in ("default", "keystore")]
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
+            [names],
+        )
+        backends = [row[0] for row in cursor.fetchall()]
+    own = set()
+    for alias in ("keystore",):
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            own.add(cursor.fetchone()[0])
+    return {
+        "app": [int(pid) for pid in children],
+        "database": [b for b in backends if b not in own],
+    }
+
+
+def _cpu_seconds(processes: dict[str, list[int]]) -> dict[str, float]:
+    """User + system CPU seconds of each side's processes so far (0 for one that is gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {}
+    for side, pids in processes.items():
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        totals[side] = total / tick
+    return totals
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -377,7 +417,10 @@ def _case_page_under_load(report) -> None:
             )
             assert status == 200, status
         _hammer(server.port, clients, WARM_UP_SECONDS)
+        processes = _server_processes(server.process.pid)
+        cpu_before = _cpu_seconds(processes)
         latencies, failures, elapsed = _hammer(server.port, clients, LOAD_SECONDS)
+        cpu_used = {side: _cpu_seconds(processes)[side] - cpu_before[side] for side in cpu_before}
         # One client alone: the time a request takes when it never waits for a worker.
         alone, alone_failures, _elapsed = _hammer(server.port, clients[:1], SINGLE_SECONDS)
     finally:
@@ -388,5 +431,12 @@ def _case_page_under_load(report) -> None:
     report("sig: case page p50", _percentile(latencies, 0.50) * 1000, "ms", "")
     report("sig: case page p95", _percentile(latencies, 0.95) * 1000, "ms", "< 100 ms")
     report("sig: case page failed requests", failures + alone_failures, "", "0")
+    # CPU per request, whatever else the machine runs: 2 cores serve at most
+    # 2000 / (app + database ms) requests a second.
+    if processes["app"] and processes["database"]:
+        for side, used in cpu_used.items():
+            report(
+                f"sig: case page, {side} CPU per request", used / len(latencies) * 1000, "ms", ""
+            )
     report("sig: case page, 1 client alone, p50", _percentile(alone, 0.50) * 1000, "ms", "")
     report("sig: case page, 1 client alone, p95", _percentile(alone, 0.95) * 1000, "ms", "")
