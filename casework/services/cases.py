@@ -816,6 +816,13 @@ def break_glass(*, user, case: Case, reason: str) -> BreakGlassAccess:
         )
     if not policy.can_break_glass(user):
         raise _deny(user=user, case=case, purpose=reason, what="break_glass", reason="role")
+    if user.organisation_id != case.owner_organisation_id and not policy.disclosure_basis(
+        case, user.organisation
+    ):
+        # Break-the-glass crosses the team boundary, not the secrecy between agencies.
+        raise _deny(
+            user=user, case=case, purpose=reason, what="break_glass", reason="no legal basis"
+        )
     hours = settings.SAMVERKAN["BREAK_GLASS_HOURS"]
     with transaction.atomic():
         access = BreakGlassAccess(
