@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -55,6 +55,14 @@ class StepView(View):
 
     def dispatch(self, request, *args, **kwargs):
         self.activation = request.activation
+        task = self.activation.task
+        node = getattr(request.resolver_match, "node", None)
+        # viewflow finds the task by its id alone: the URL's process and step must be the
+        # task's own, or the owner of one task could run another step's view with it.
+        if task.process_id != kwargs.get("process_pk") or (
+            node is not None and task.flow_task.name != node.name
+        ):
+            raise Http404
         self.case: SigCase = self.activation.process.case
         return super().dispatch(request, *args, **kwargs)
 

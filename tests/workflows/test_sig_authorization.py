@@ -278,6 +278,38 @@ def test_case_and_task_pages(people, stop):
     assert flow_case.case.status == STATES[stop]  # nothing above changed the case
 
 
+@pytest.mark.parametrize(
+    "node", ["screen", "decide_social", "decide_police", "draft_plan", "approve", "follow_up"]
+)
+def test_a_task_is_served_only_at_its_own_step_and_process(people, node):
+    """viewflow finds a task by its id; its owner must not run another step's view with it."""
+    flow_case = FlowDriver(people).build("consent")
+    consent = flow_case.task("consent")
+    before = (flow_case.case.version, flow_case.case.status, flow_case.case.actions.count())
+    anna = Browser(people).client("anna.social")
+    for url in (
+        f"/arenden/flows/sig/{consent.process_id}/{node}/{consent.pk}/execute/",
+        f"/arenden/flows/sig/{consent.process_id + 1000}/consent/{consent.pk}/execute/",
+    ):
+        assert anna.get(url).status_code == 404
+        response = anna.post(
+            url,
+            {
+                "_action": "action",
+                "version": flow_case.case.version,
+                "kind": "support_talks",
+                "status": "planned",
+                "date": timezone.localdate().isoformat(),
+                "visibility": "team",
+            },
+        )
+        assert response.status_code == 404
+    flow_case.refresh()
+    assert (flow_case.case.version, flow_case.case.status, flow_case.case.actions.count()) == before
+    consent.refresh_from_db()
+    assert consent.status == "ASSIGNED"
+
+
 def test_police_without_consent_get_404_and_the_refusal_is_logged(people):
     flow_case = FlowDriver(people).build("consent")  # per.polis is on the team already
     per = people["per.polis"]
