@@ -192,6 +192,11 @@ class CasePageView(CaseworkerRequiredMixin, View):
                 self.case.refresh_from_db()
             except CaseDenied:
                 return denied(request)
+        if action == "withdraw":
+            # A withdrawal is a button by its consent, with no form to show errors in.
+            for errors in form.errors.values():
+                for error in errors:
+                    messages.error(request, error)
         return self.render(built)
 
     # --- actions ---------------------------------------------------------------------

@@ -24,6 +24,15 @@ class VersionedForm(forms.Form):
 
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
 
+    def clean(self):
+        data = super().clean()
+        if "version" in self.errors:
+            # A hidden field's error is not shown with the form: say it where it is seen.
+            from casework.services.cases import CaseConflict
+
+            self.add_error(None, CaseConflict.message)
+        return data
+
 
 class ReferralForm(forms.Form):
     personnummer = forms.CharField(
