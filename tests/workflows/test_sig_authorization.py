@@ -368,17 +368,15 @@ def test_school_and_leisure_on_the_team_see_the_case_only_under_consent(people):
 
 
 def test_break_the_glass_opens_a_case_outside_the_team_and_is_logged(people):
-    case = sig_case(people, Status.ACTIVE)
+    """The defector coordinator (social services, not on the team) breaks the glass; the
+    police contact officer cannot break through the missing legal basis."""
+    case = sig_case(people, Status.CONSENT_PENDING)  # no consent yet: none for the police
     browser = Browser(people)
     url = f"/arenden/fall/{case.pk}/"
-    # Another coordinator's office would need it; here: the police contact officer of
-    # another case (per.polis is removed from nothing — use a case without him).
+    reason = {"reference": case.reference, "reason": "Akut hot mot personen, måste ringa nu."}
     alex = browser.client("alex.avhopp")
     assert alex.get(url).status_code == 404
-    response = alex.post(
-        "/arenden/bryt-glaset/",
-        {"reference": case.reference, "reason": "Akut hot mot personen, måste ringa nu."},
-    )
+    response = alex.post("/arenden/bryt-glaset/", reason)
     assert response.status_code == 302
     assert response["Location"] == url
     response = alex.get(url)
@@ -386,6 +384,19 @@ def test_break_the_glass_opens_a_case_outside_the_team_and_is_logged(people):
     assert PERSON_NAME in response.content.decode()
     assert AccessEvent.objects.filter(
         user=people["alex.avhopp"], action=AccessEvent.Action.BREAK_GLASS
+    ).exists()
+
+    per = browser.client("per.polis")  # on the team, but without a legal basis
+    assert per.get(url).status_code == 404
+    response = per.post("/arenden/bryt-glaset/", reason)
+    assert response.status_code == 200
+    assert response.context["form"].errors  # told why, on the form
+    assert per.get(url).status_code == 404
+    assert not AccessEvent.objects.filter(
+        user=people["per.polis"], action=AccessEvent.Action.BREAK_GLASS
+    ).exists()
+    assert AccessEvent.objects.filter(
+        user=people["per.polis"], action=AccessEvent.Action.ACCESS_DENIED, object_id=str(case.pk)
     ).exists()
 
 
