@@ -13,6 +13,13 @@
   time: requests per second and the 50th/95th percentile latency. Then one
   client alone, for the latency of a request that never queues for a worker
   (with 16 clients and no pause between requests, latency = 16 / throughput).
+  That figure is **saturation, no think time**: it measures capacity, not the
+  latency users see.
+* **16 users with think time**: the same 16 logged-in users, each waiting a
+  random 0.5 to 1.5 s between page views (a realistic interactive load), for a
+  bounded time: p50/p95. This is the figure held against the target
+  (p95 < 100 ms on 2 cores); the saturation figure says how far the capacity
+  reaches.
 
 Each transition figure is the median of several runs.
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import random
 import re
 import signal
 import socket
@@ -47,6 +55,8 @@ CLIENTS = 16
 WARM_UP_SECONDS = 3
 LOAD_SECONDS = 20
 SINGLE_SECONDS = 5
+THINK_SECONDS = (0.5, 1.5)  # each user's pause between page views, uniform
+THINK_LOAD_SECONDS = 30
 PASSWORD = "bench-sig-lösenord"  # noqa: S105 - a throw-away benchmark account
 PURPOSE = "Benchmark: SIG"
 REASON = "Screeningen påbörjas: bedömning av behov och riskfaktorer."
@@ -321,8 +331,12 @@ def _login(port: int, username: str) -> str:
     return _cookies(headers)[settings.SESSION_COOKIE_NAME]
 
 
-def _hammer(port, clients, seconds):
-    """Each client fetches its case page until the deadline; return latencies and failures."""
+def _hammer(port, clients, seconds, think=None):
+    """Each client fetches its case page until the deadline; return latencies and failures.
+
+    ``think``: (low, high) seconds each client waits, uniformly at random, after
+    each page view (``None``: no pause, saturation).
+    """
     latencies: list[list[float]] = [[] for _ in clients]
     failures = [0] * len(clients)
     barrier = threading.Barrier(len(clients) + 1)
@@ -331,7 +345,10 @@ def _hammer(port, clients, seconds):
     def client(number: int, session: str, case_id: str) -> None:
         headers = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={session}"}
         path = f"/arenden/fall/{case_id}/"
+        pause = random.Random(number)  # think time, not a secret
         barrier.wait()
+        if think:  # users do not arrive in lockstep
+            time.sleep(pause.uniform(0, think[1]))
         while time.perf_counter() < deadline[0]:
             start = time.perf_counter()
             status, _headers, _body = _request(port, "GET", path, headers=headers)
@@ -340,6 +357,8 @@ def _hammer(port, clients, seconds):
                 latencies[number].append(elapsed)
             else:
                 failures[number] += 1
+            if think:
+                time.sleep(pause.uniform(*think))
 
     threads = [
         threading.Thread(target=client, args=(n, session, case_id), daemon=True)
@@ -423,14 +442,37 @@ def _case_page_under_load(report) -> None:
         cpu_used = {side: _cpu_seconds(processes)[side] - cpu_before[side] for side in cpu_before}
         # One client alone: the time a request takes when it never waits for a worker.
         alone, alone_failures, _elapsed = _hammer(server.port, clients[:1], SINGLE_SECONDS)
+        # The realistic interactive load: the figure held against p95 < 100 ms.
+        thinking, thinking_failures, thinking_elapsed = _hammer(
+            server.port, clients, THINK_LOAD_SECONDS, think=THINK_SECONDS
+        )
     finally:
         server.stop()
     assert latencies, "no successful request"
-    label = f"sig: case page, {CLIENTS} clients, {workers} workers"
+    assert thinking, "no successful request with think time"
+    # Saturation, no think time: capacity (latency = clients / throughput), not the target.
+    label = f"sig: case page, saturation, no think time, {CLIENTS} clients, {workers} workers"
     report(f"{label}", len(latencies) / elapsed, "req/s", "")
-    report("sig: case page p50", _percentile(latencies, 0.50) * 1000, "ms", "")
-    report("sig: case page p95", _percentile(latencies, 0.95) * 1000, "ms", "< 100 ms")
-    report("sig: case page failed requests", failures + alone_failures, "", "0")
+    report(
+        "sig: case page, saturation, no think time, p50",
+        _percentile(latencies, 0.50) * 1000,
+        "ms",
+        "",
+    )
+    report(
+        "sig: case page, saturation, no think time, p95",
+        _percentile(latencies, 0.95) * 1000,
+        "ms",
+        "",
+    )
+    # The figure held against the target: 16 users each pausing 0.5-1.5 s between views.
+    think_label = (
+        f"sig: case page, {CLIENTS} users with think time {THINK_SECONDS[0]}-{THINK_SECONDS[1]} s"
+    )
+    report(think_label, len(thinking) / thinking_elapsed, "req/s", "")
+    report(f"{think_label}, p50", _percentile(thinking, 0.50) * 1000, "ms", "")
+    report(f"{think_label}, p95", _percentile(thinking, 0.95) * 1000, "ms", "< 100 ms")
+    report("sig: case page failed requests", failures + alone_failures + thinking_failures, "", "0")
     # CPU per request, whatever else the machine runs: 2 cores serve at most
     # 2000 / (app + database ms) requests a second.
     if processes["app"] and processes["database"]:

@@ -127,13 +127,48 @@ def coordinates(user, case) -> bool:
     return user.has_perm(roles.PERM_COORDINATE)
 
 
+def _request_memo(case) -> dict | None:
+    """A per-request memo on the case instance: valid while the request and version last.
+
+    Only inside a request (the view's case instance lives as long as it), and
+    only for the version of the case the instance holds: every service that
+    changes the team locks the row and bumps the version, which empties it.
+    """
+    from audit import context
+
+    request = context.current().request
+    if request is None:
+        return None
+    memo = case.__dict__.get("_policy_memo")
+    if memo is None or memo["request"] is not request or memo["version"] != case.version:
+        memo = {"request": request, "version": case.version, "team": {}}
+        case.__dict__["_policy_memo"] = memo
+    return memo
+
+
+def remember_team(case, team: list[CaseMembership]) -> None:
+    """Record the case's current team (read by the caller) for the rest of the request."""
+    memo = _request_memo(case)
+    if memo is not None:
+        memo["members"] = {m.user_id: m for m in reversed(team)}
+
+
 def team_membership(user, case, *, now: datetime | None = None) -> CaseMembership | None:
-    now = now or timezone.now()
-    return (
-        CaseMembership.objects.filter(case=case, user=user, valid_from__lte=now)
-        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
+    memo = _request_memo(case) if now is None else None
+    if memo is not None:
+        if "members" in memo:
+            return memo["members"].get(user.pk)
+        if user.pk in memo["team"]:
+            return memo["team"][user.pk]
+    at = now or timezone.now()
+    membership = (
+        CaseMembership.objects.filter(case=case, user=user, valid_from__lte=at)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=at))
         .first()
     )
+    if memo is not None:
+        memo["team"][user.pk] = membership
+    return membership
 
 
 def active_break_glass(user, case, *, now: datetime | None = None) -> BreakGlassAccess | None:
@@ -172,7 +207,11 @@ def consent_state(case, *, today: date | None = None, consents=None) -> ConsentS
     from casework.selectors.persons import person_age
 
     if person_age(case.person, on=today) < 18:
-        guardians = list(case.person.guardians.values_list("id", flat=True))
+        prefetched = getattr(case.person, "_prefetched_objects_cache", {}).get("guardians")
+        if prefetched is not None:
+            guardians = [guardian.pk for guardian in prefetched]
+        else:
+            guardians = list(case.person.guardians.values_list("id", flat=True))
         if not guardians:
             missing.append("guardian")
         for guardian_id in guardians:
@@ -226,24 +265,37 @@ def statutory_basis(case, organisation, *, today: date | None = None) -> LegalBa
     return None
 
 
-def disclosure_basis(case, organisation, *, today: date | None = None) -> str:
+def disclosure_basis(case, organisation, *, today: date | None = None, consents=None) -> str:
     """The code of the basis on which ``organisation`` may see data the case's owner holds.
 
     ``""`` when there is none. Consent first (what the person agreed to), then
-    a recorded statute.
+    a recorded statute. ``consents``: as for :func:`consent_state`.
     """
-    if organisation.pk in consent_state(case, today=today).organisations:
+    if organisation.pk in consent_state(case, today=today, consents=consents).organisations:
         return "consent"
     basis = statutory_basis(case, organisation, today=today)
     return basis.code if basis else ""
 
 
-def case_access(user, case, *, now: datetime | None = None) -> CaseAccess:
-    """May ``user`` see the identified data of ``case``? Deny by default."""
-    now = now or timezone.now()
+def case_access(
+    user, case, *, now: datetime | None = None, consents=None, any_ground: bool = False
+) -> CaseAccess:
+    """May ``user`` see the identified data of ``case``? Deny by default.
+
+    ``consents``: the case's consents with their organisations prefetched, when
+    the caller has read them (the case page), so they are not read twice.
+    ``any_ground``: the caller does not use ``via`` (a change, not a reading), so
+    the coordinator's role (no query) is asked before the team (a query); the
+    answer is the same.
+    """
     if not can_use_task_inbox(user):
         return CaseAccess(False, denial="no case role")
-    if team_membership(user, case, now=now):
+    if any_ground and coordinates(user, case):
+        member = None
+    else:
+        member = team_membership(user, case, now=now)
+    now = now or timezone.now()
+    if member:
         via = "team"
     elif coordinates(user, case):
         via = "coordinator"
@@ -253,7 +305,9 @@ def case_access(user, case, *, now: datetime | None = None) -> CaseAccess:
         return CaseAccess(False, denial="not on the case team")
     if user.organisation_id == case.owner_organisation_id:
         return CaseAccess(True, via=via)
-    basis = disclosure_basis(case, user.organisation, today=timezone.localdate(now))
+    basis = disclosure_basis(
+        case, user.organisation, today=timezone.localdate(now), consents=consents
+    )
     if not basis:
         return CaseAccess(False, via=via, denial="no legal basis for disclosure")
     return CaseAccess(True, via=via, legal_basis=basis)

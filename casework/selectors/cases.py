@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 from audit.services import Action as AuditAction
@@ -115,19 +115,38 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     Raises :class:`CaseNotFound` after a denial event when the user may not see it.
     """
     purpose = _require_purpose(purpose)
-    access = policy.case_access(user, case)
-    if not access:
-        raise _deny(user=user, case=case, purpose=purpose, reason=access.denial)
-    person: Person = case.person
-    if person.erased_at is not None:
-        raise PersonErased(person.pk)
     now = timezone.now()
+    # Read once, before the access check, which takes the user's membership and
+    # the consents from them (nothing here is decrypted): the page shows both.
     team = list(
         case.memberships.filter(valid_from__lte=now)
         .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
         .select_related("user", "user__organisation")
     )
-    lead_or_coordinator = policy.coordinates(user, case) or any(
+    policy.remember_team(case, team)
+    consents = list(case.consents.select_related("guardian").prefetch_related("organisations"))
+    person: Person = case.person
+    prefetch_related_objects([person], "guardians")
+    dek = None
+    if (
+        user.organisation_id != case.owner_organisation_id
+        and person.erased_at is None
+        and any(m.user_id == user.pk for m in team)
+    ):
+        # The consent rules of the access check need the age: one key-store read
+        # for the check and the page.
+        dek = load_data_key(owner_type=PERSON, owner_id=person.pk)
+        person_age(person, on=timezone.localdate(now), dek=dek)
+    access = policy.case_access(user, case, consents=consents)
+    if not access:
+        raise _deny(user=user, case=case, purpose=purpose, reason=access.denial)
+    if person.erased_at is not None:
+        raise PersonErased(person.pk)
+    if case.owner_organisation_id == user.organisation_id and user.organisation_id is not None:
+        # The same row as the user's organisation, read with the user already.
+        type(case).owner_organisation.field.set_cached_value(case, user.organisation)
+    coordinator = policy.coordinates(user, case)
+    lead_or_coordinator = coordinator or any(
         m.user_id == user.pk and m.role == CaseMembership.Role.LEAD for m in team
     )
     address_hidden = bool(person.protected_identity) and not lead_or_coordinator
@@ -136,7 +155,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     )
     read: list[str] = []
     with transaction.atomic():
-        dek = load_data_key(owner_type=PERSON, owner_id=person.pk)
+        dek = dek or load_data_key(owner_type=PERSON, owner_id=person.pk)
         # The consent rules below need the age: with this key, not a second unwrap.
         person_age(person, on=timezone.localdate(now), dek=dek)
         person_values = {name: open_value(person, name, dek) for name in person_fields}
@@ -218,7 +237,6 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         fields=person_fields,
         **person_values,
     )
-    consents = list(case.consents.select_related("guardian").prefetch_related("organisations"))
     return CasePage(
         case=case,
         access=access,

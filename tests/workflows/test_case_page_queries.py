@@ -1,0 +1,61 @@
+"""The case page's database work is pinned: a query count per role that must not grow.
+
+The page is read by a police contact officer (consent covers the police: a
+disclosure) and by the case's lead social worker (own organisation), on an
+active case with actions of both agencies, a guardian, consents and a timeline.
+The counts include every connection the request uses (default, keystore,
+audit). Lower a number when a change removes queries; never raise it to make
+a test pass without a reason in the commit.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.db import connections
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from workflows.sig import Status
+from workflows.sig_views import case_url
+
+from .conftest import BOTH_DATABASES
+from .factories import sig_case
+
+# username → queries of one GET of the case page (all connections). Before the
+# page was tuned: 34 (police) and 31 (lead social worker).
+EXPECTED = {
+    "per.polis": 27,
+    "anna.social": 26,
+}
+
+
+def _page_queries(client, url) -> tuple[int, list[str]]:
+    contexts = [CaptureQueriesContext(connections[alias]) for alias in connections]
+    for context in contexts:
+        context.__enter__()
+    try:
+        response = client.get(url)
+    finally:
+        for context in reversed(contexts):
+            context.__exit__(None, None, None)
+    assert response.status_code == 200
+    queries = [q["sql"] for context in contexts for q in context.captured_queries]
+    return len(queries), queries
+
+
+@pytest.mark.django_db(databases=[*BOTH_DATABASES, "audit"])
+@pytest.mark.parametrize("username", sorted(EXPECTED))
+def test_case_page_query_count(users, username):
+    case = sig_case(users, Status.ACTIVE)
+    client = Client()
+    client.force_login(users[username])
+    url = case_url(case)
+    client.get(url)  # warm: content types, permissions and translations cached per process
+    count, queries = _page_queries(client, url)
+    if os.environ.get("SHOW_QUERIES"):
+        print(f"\n--- {username}: {count}")
+        for sql in queries:
+            print("  ", sql[:300])
+    assert count == EXPECTED[username], "\n".join(queries)
