@@ -16,13 +16,14 @@ migrations made (roles, legal bases) for the tests after.
 
 from __future__ import annotations
 
+import datetime
 import html
 import threading
 
 import pytest
 from django.db import connections, transaction
 from django.test import Client
-from django.utils import translation
+from django.utils import timezone, translation
 
 from audit.models import AccessEvent
 from casework.models import Action, CaseEvent, Consent, User
@@ -31,7 +32,14 @@ from casework.services.cases import CaseConflict
 from workflows.sig import SigCase, Status, after_consent_withdrawn
 
 from .conftest import BOTH_DATABASES
-from .factories import PURPOSE, FlowDriver, reach_review_date, record_full_consent, sig_case
+from .factories import (
+    PURPOSE,
+    FlowDriver,
+    orgs,
+    reach_review_date,
+    record_full_consent,
+    sig_case,
+)
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
@@ -172,7 +180,7 @@ def test_the_same_step_posted_twice_with_the_same_version(people, meet_at_the_lo
             purpose=PURPOSE,
             kind=Action.Kind.SUPPORT_TALKS,
             status=Action.Status.DONE,
-            date=mine.opened_at.date(),
+            date=timezone.localdate(),
             note="Samtal.",
             expected_version=before["version"],
         )
@@ -304,12 +312,6 @@ def test_the_same_task_step_posted_twice(people):
 
 
 def _ready_for_approval(people, case):
-    import datetime
-
-    from django.utils import timezone
-
-    from .factories import orgs
-
     anna = people["anna.social"]
     today = timezone.localdate()
     for org in ("social", "police"):
