@@ -30,3 +30,15 @@ def test_every_entry_is_translated(path):
         )
     ]
     assert untranslated == []
+
+
+def test_swedish_is_shown_whatever_the_browser_asks_for(db, client):
+    response = client.get("/konto/logga-in/", headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert b'lang="sv"' in response.content
+    assert b"Logga in" in response.content
+
+
+def test_the_language_the_user_chose_is_kept(db, client):
+    client.post("/i18n/setlang/", {"language": "en", "next": "/konto/logga-in/"})
+    response = client.get("/konto/logga-in/", headers={"Accept-Language": "sv"})
+    assert b'lang="en"' in response.content
