@@ -177,6 +177,36 @@ def _audit(
     )
 
 
+def _changed(
+    *,
+    case: Case,
+    user,
+    purpose: str,
+    kind: str,
+    action: str,
+    label: str = "",
+    fields: Iterable[str] = (),
+    obj=None,
+    reason: str | None = None,
+    legal_basis: str = "",
+    **details: Any,
+) -> None:
+    """Every change of a case, in the caller's transaction: the new row version,
+    the timeline entry the team sees and the access-log event the auditors see."""
+    _bump(case)
+    _event(case=case, user=user, kind=kind, transition=label, reason=reason)
+    _audit(
+        action=action,
+        user=user,
+        case=case,
+        purpose=purpose,
+        fields=fields,
+        legal_basis=legal_basis,
+        obj=obj,
+        **details,
+    )
+
+
 def _next_reference(programme: str) -> str:
     """``SIG-2026-0001``: per programme and year (the caller holds the programme's lock)."""
     year = timezone.localdate().year
@@ -427,13 +457,13 @@ def add_member(
             # A new role for someone already on the team (the referrer becomes the lead).
             CaseMembership.objects.filter(pk=existing.pk).update(valid_to=timezone.now())
         membership = CaseMembership.objects.create(case=case, user=member, role=role, added_by=user)
-        _bump(case)
-        _event(case=case, user=user, kind=CaseEvent.Kind.TEAM, transition=f"add:{role}")
-        _audit(
-            action=AuditAction.CHANGE,
-            user=user,
+        _changed(
             case=case,
+            user=user,
             purpose=purpose,
+            kind=CaseEvent.Kind.TEAM,
+            label=f"add:{role}",
+            action=AuditAction.CHANGE,
             fields=["team"],
             member=member.pk,
             role=role,
@@ -453,13 +483,13 @@ def end_membership(
         CaseMembership.objects.filter(pk=membership.pk, valid_to__isnull=True).update(
             valid_to=timezone.now()
         )
-        _bump(case)
-        _event(case=case, user=user, kind=CaseEvent.Kind.TEAM, transition="remove")
-        _audit(
-            action=AuditAction.CHANGE,
-            user=user,
+        _changed(
             case=case,
+            user=user,
             purpose=purpose,
+            kind=CaseEvent.Kind.TEAM,
+            label="remove",
+            action=AuditAction.CHANGE,
             fields=["team"],
             member=membership.user_id,
         )
@@ -578,13 +608,13 @@ def record_consent(
         )
         consent.organisations.set(organisations)
         _keep_consent(case, was_complete=was_complete)
-        _bump(case)
-        _event(case=case, user=user, kind=CaseEvent.Kind.CONSENT, transition=f"{giver}:{decision}")
-        _audit(
-            action=AuditAction.CREATE,
-            user=user,
+        _changed(
             case=case,
+            user=user,
             purpose=purpose,
+            kind=CaseEvent.Kind.CONSENT,
+            label=f"{giver}:{decision}",
+            action=AuditAction.CREATE,
             fields=["consent"],
             obj=consent,
             decision=decision,
@@ -627,13 +657,12 @@ def withdraw_consent(
         if not updated:
             raise ValidationError(_("The consent has already been withdrawn."))
         consent.refresh_from_db()
-        _bump(case)
-        _event(case=case, user=user, kind=CaseEvent.Kind.CONSENT_WITHDRAWN)
-        _audit(
-            action=AuditAction.CHANGE,
-            user=user,
+        _changed(
             case=case,
+            user=user,
             purpose=purpose,
+            kind=CaseEvent.Kind.CONSENT_WITHDRAWN,
+            action=AuditAction.CHANGE,
             fields=["consent"],
             obj=consent,
             withdrawn=True,
@@ -674,13 +703,13 @@ def record_legal_basis(
         )
         seal_value(entry, "justification", justification, _dek(case))
         entry.save(force_insert=True)
-        _bump(case)
-        _event(case=case, user=user, kind=CaseEvent.Kind.LEGAL_BASIS, transition=legal_basis.code)
-        _audit(
-            action=AuditAction.CREATE,
-            user=user,
+        _changed(
             case=case,
+            user=user,
             purpose=purpose,
+            kind=CaseEvent.Kind.LEGAL_BASIS,
+            label=legal_basis.code,
+            action=AuditAction.CREATE,
             fields=["justification"],
             legal_basis=legal_basis.code,
             obj=entry,
@@ -723,15 +752,13 @@ def record_decision(
         if note:
             seal_value(entry, "note", note, _dek(case))
         entry.save()
-        _bump(case)
-        _event(
-            case=case, user=user, kind=CaseEvent.Kind.DECISION, transition=f"{agency}:{decision}"
-        )
-        _audit(
-            action=AuditAction.CREATE,
-            user=user,
+        _changed(
             case=case,
+            user=user,
             purpose=purpose,
+            kind=CaseEvent.Kind.DECISION,
+            label=f"{agency}:{decision}",
+            action=AuditAction.CREATE,
             fields=["note"] if note else [],
             obj=entry,
             agency=agency,
@@ -798,13 +825,13 @@ def add_action(
         if note:
             seal_value(action, "note", note, _dek(case))
         action.save(force_insert=True)
-        _bump(case)
-        _event(case=case, user=user, kind=CaseEvent.Kind.ACTION, transition=f"{kind}:{status}")
-        _audit(
-            action=AuditAction.CREATE,
-            user=user,
+        _changed(
             case=case,
+            user=user,
             purpose=purpose,
+            kind=CaseEvent.Kind.ACTION,
+            label=f"{kind}:{status}",
+            action=AuditAction.CREATE,
             fields=["note"] if note else [],
             obj=action,
             organisation=organisation.pk,
@@ -953,9 +980,15 @@ def update_case(
             case.save()
         except ConcurrentTransition:
             raise CaseConflict() from None
-        _bump(case)
-        _event(case=case, user=user, kind=CaseEvent.Kind.PLAN, transition="update")
-        _audit(action=AuditAction.CHANGE, user=user, case=case, purpose=purpose, fields=fields)
+        _changed(
+            case=case,
+            user=user,
+            purpose=purpose,
+            kind=CaseEvent.Kind.PLAN,
+            label="update",
+            action=AuditAction.CHANGE,
+            fields=fields,
+        )
     return case
 
 
@@ -968,9 +1001,16 @@ def comment_case(
     text = _text(text, "comment", limit=REASON_LIMIT, required=True)
     with transaction.atomic():
         _lock(case, None)
-        _bump(case)
-        _event(case=case, user=user, kind=kind, transition="comment", reason=text)
-        _audit(action=AuditAction.CHANGE, user=user, case=case, purpose=purpose, fields=["comment"])
+        _changed(
+            case=case,
+            user=user,
+            purpose=purpose,
+            kind=kind,
+            label="comment",
+            action=AuditAction.CHANGE,
+            fields=["comment"],
+            reason=text,
+        )
 
 
 def has_other_legal_basis(case: Case) -> bool:
