@@ -130,6 +130,29 @@ def record_statute(users, case, code: str = "osl-10-18a"):
     )
 
 
+def write_plan(users, case) -> None:
+    """The lead social worker's plan: an action per agency, the text, a review date."""
+    anna = users["anna.social"]
+    today = timezone.localdate()
+    for org in ("social", "police"):
+        services.add_action(
+            user=anna,
+            case=case,
+            purpose=PURPOSE,
+            kind=Action.Kind.SUPPORT_TALKS,
+            status=Action.Status.PLANNED,
+            date=today,
+            organisation=orgs(users)[org],
+        )
+    services.update_case(
+        user=anna,
+        case=case,
+        purpose=PURPOSE,
+        texts={"plan": "Mål: skolgång."},
+        review_date=today + datetime.timedelta(days=60),
+    )
+
+
 def sig_case(
     users,
     state: str = Status.REFERRED,
@@ -192,24 +215,7 @@ def sig_case(
     services.transition(user=anna, case=case, name="start", purpose=PURPOSE)
     if state == Status.PLANNING:
         return case
-    today = timezone.localdate()
-    for org in ("social", "police"):
-        services.add_action(
-            user=anna,
-            case=case,
-            purpose=PURPOSE,
-            kind=Action.Kind.SUPPORT_TALKS,
-            status=Action.Status.PLANNED,
-            date=today,
-            organisation=orgs(users)[org],
-        )
-    services.update_case(
-        user=anna,
-        case=case,
-        purpose=PURPOSE,
-        texts={"plan": "Mål: skolgång."},
-        review_date=today + datetime.timedelta(days=60),
-    )
+    write_plan(users, case)
     services.transition(
         user=sara, case=case, name="approve_plan", purpose=PURPOSE, approved_by=sara
     )

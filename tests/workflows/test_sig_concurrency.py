@@ -16,7 +16,6 @@ migrations made (roles, legal bases) for the tests after.
 
 from __future__ import annotations
 
-import datetime
 import html
 import threading
 
@@ -35,10 +34,10 @@ from .conftest import BOTH_DATABASES
 from .factories import (
     PURPOSE,
     FlowDriver,
-    orgs,
     reach_review_date,
     record_full_consent,
     sig_case,
+    write_plan,
 )
 
 pytestmark = pytest.mark.django_db(
@@ -312,23 +311,5 @@ def test_the_same_task_step_posted_twice(people):
 
 
 def _ready_for_approval(people, case):
-    anna = people["anna.social"]
-    today = timezone.localdate()
-    for org in ("social", "police"):
-        services.add_action(
-            user=anna,
-            case=case,
-            purpose=PURPOSE,
-            kind=Action.Kind.SUPPORT_TALKS,
-            status=Action.Status.PLANNED,
-            date=today,
-            organisation=orgs(people)[org],
-        )
-    services.update_case(
-        user=anna,
-        case=case,
-        purpose=PURPOSE,
-        texts={"plan": "Mål: skolgång."},
-        review_date=today + datetime.timedelta(days=60),
-    )
+    write_plan(people, case)
     return SigCase.objects.get(pk=case.pk)
