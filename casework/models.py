@@ -534,6 +534,7 @@ class CaseEvent(models.Model):
         ACTION = "action", _("Action")
         PLAN = "plan", _("Plan")
         BREAK_GLASS = "break_glass", _("Break-the-glass")
+        LINK = "link", _("Linked case")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="events")
@@ -552,6 +553,46 @@ class CaseEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id}: {self.kind}"
+
+
+class CaseLink(models.Model):
+    """One case led to another of the same person (an escalation, an accepted offer,
+    a hand-over, a support case). Both cases show the link; the reason is sealed
+    under the person's data key."""
+
+    class Kind(models.TextChoices):
+        ESCALATED = "escalated", _("Escalated")
+        OFFER_ACCEPTED = "offer_accepted", _("Offer of help accepted")
+        HANDED_OVER = "handed_over", _("Handed over")
+        SUPPORT_CASE = "support_case", _("Support case")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    from_case = models.ForeignKey(
+        Case, verbose_name=_("from case"), on_delete=models.PROTECT, related_name="links_out"
+    )
+    to_case = models.ForeignKey(
+        Case, verbose_name=_("to case"), on_delete=models.PROTECT, related_name="links_in"
+    )
+    kind = models.CharField(_("kind of link"), max_length=20, choices=Kind.choices)
+    reason = EncryptedTextField(_("reason"))
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(_("linked"), default=timezone.now, editable=False)
+
+    ENCRYPTED_FIELDS = ("reason",)
+
+    class Meta:
+        verbose_name = _("case link")
+        verbose_name_plural = _("case links")
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["from_case", "to_case"], name="caselink_once"),
+            models.CheckConstraint(
+                condition=~models.Q(from_case=models.F("to_case")), name="caselink_not_self"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_case_id} -> {self.to_case_id}"
 
 
 class Reminder(models.Model):

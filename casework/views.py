@@ -165,9 +165,9 @@ class CaseworkApp(WorkflowAppViewset):
 
     @property
     def case_path(self):
-        from workflows.case_views import CasePageView
+        from workflows.case_views import case_page
 
-        return path("fall/<uuid:case_id>/", CasePageView.as_view(), name="case")
+        return path("fall/<uuid:case_id>/", case_page, name="case")
 
     @property
     def break_glass_path(self):

@@ -80,6 +80,19 @@ class CaseListView(CaseworkerRequiredMixin, View):
         )
 
 
+def case_page(request, case_id):
+    """The case page of whichever programme the case belongs to."""
+    from workflows.registry import case_page_view
+
+    if not policy.can_use_task_inbox(request.user):
+        return denied(request)
+    programme = Case.objects.filter(pk=case_id).values_list("programme", flat=True).first()
+    view = case_page_view(programme) if programme else None
+    if view is None:
+        raise Http404
+    return view(request, case_id=case_id)
+
+
 class CasePageView(CaseworkerRequiredMixin, View):
     """The case page: person, consent, team, plan, actions, timeline — and what can be done."""
 

@@ -11,6 +11,7 @@ from functools import wraps
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from django.urls import path
+from django.utils.module_loading import import_string
 from viewflow.utils import viewprop
 from viewflow.workflow.flow import FlowViewset
 from viewflow.workflow.flow import views as flow_views
@@ -94,6 +95,24 @@ class ProgrammeFlowViewset(FlowViewset):
             self.task_list_view_class.as_view(**self.get_task_list_view_kwargs()),
             self.coordinator_permission,
         )
+
+
+# The case page of each programme (``/arenden/fall/<id>/`` dispatches on the case's
+# programme). A programme module adds its page view here, as a dotted path.
+CASE_PAGE_VIEWS = {
+    "sig": "workflows.case_views.CasePageView",
+}
+
+
+def case_page_view(programme: str):
+    """The view function serving the case page of ``programme`` (None if it has none)."""
+    if programme not in _case_page_views:
+        dotted = CASE_PAGE_VIEWS.get(programme)
+        _case_page_views[programme] = import_string(dotted).as_view() if dotted else None
+    return _case_page_views[programme]
+
+
+_case_page_views: dict = {}
 
 
 def flow_viewsets() -> list[FlowViewset]:

@@ -431,6 +431,9 @@ class SigFlow(flow.Flow):
         .Permission("casework.use_task_inbox")
         .Next(this.screen)
     )
+    # Another programme refers the person (an SSPF escalation, a GVI member who
+    # accepted the offer of help): ``refer_linked`` starts here, same queue.
+    start_linked = flow.StartHandle(this.start_case).Next(this.screen)
     # The coordinators' queue: screen the referral and form the team.
     screen = (
         flow.View(views.ScreeningView.as_view())
@@ -491,6 +494,10 @@ class SigFlow(flow.Flow):
     after_follow_up = flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
     end = flow.End()
 
+    def start_case(self, activation, case: SigCase) -> Process:
+        activation.process.case = case
+        return activation.process
+
     def has_view_permission(self, user, obj=None):
         """Case workers see the flow (their inbox); a process only with access to its case."""
         if obj is not None:
@@ -535,6 +542,44 @@ def refer(*, user, person, reason: str, purpose: str) -> SigCase:
     return open_case(
         user=user, purpose=purpose, case=case, reason_field="referral_reason", reason=reason
     )
+
+
+def within_age_range(person) -> bool:
+    """The person's age today is within the SIG age range (for referrals from other programmes)."""
+    low, high = settings.SAMVERKAN["SIG_AGE_RANGE"]
+    from casework.selectors.persons import person_age
+
+    return low <= person_age(person, on=timezone.localdate()) <= high
+
+
+def refer_linked(*, user, from_case: Case, kind: str, reason: str, purpose: str) -> SigCase:
+    """Refer the person of another programme's case to SIG, linked to that case.
+
+    Opens the SIG case, starts its flow (the coordinators' screening queue) and
+    records the link, shown on both cases — all or nothing. A person outside the
+    SIG age range is refused with a ``ValidationError``.
+    """
+    from django.core.exceptions import ValidationError
+    from django.db import transaction
+
+    from casework.services.cases import link_cases
+
+    if not within_age_range(from_case.person):
+        low, high = settings.SAMVERKAN["SIG_AGE_RANGE"]
+        raise ValidationError(
+            _(
+                "SIG takes young people aged %(low)s to %(high)s; this person is outside that range."
+            ),
+            params={"low": low, "high": high},
+        )
+    with transaction.atomic():
+        case = refer(user=user, person=from_case.person, reason=reason, purpose=purpose)
+        SigFlow.start_linked.run(case=case)
+        link_cases(
+            user=user, from_case=from_case, to_case=case, kind=kind, reason=reason, purpose=purpose
+        )
+        case.refresh_from_db(fields=["version"])
+    return case
 
 
 def after_consent_withdrawn(*, user, case: SigCase, purpose: str) -> bool:

@@ -32,6 +32,7 @@ from casework.models import (
     CaseDecision,
     CaseEvent,
     CaseLegalBasis,
+    CaseLink,
     CaseMembership,
     Consent,
     Organisation,
@@ -67,6 +68,16 @@ class Opened:
 
 
 @dataclass(frozen=True)
+class LinkedCase:
+    """A case this one led to (``outgoing``) or came from, as the case page shows it."""
+
+    link: CaseLink
+    other: Case
+    outgoing: bool
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class CasePage:
     case: Case
     access: policy.CaseAccess
@@ -82,6 +93,7 @@ class CasePage:
     timeline: list[Opened]
     break_glass: BreakGlassAccess | None
     address_hidden: bool
+    links: list[LinkedCase] = field(default_factory=list)
 
 
 def _deny(*, user, case: Case, purpose: str, reason: str) -> CaseNotFound:
@@ -184,6 +196,16 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
             read,
             "legal_basis",
         )
+        links = []
+        for row in CaseLink.objects.filter(Q(from_case=case) | Q(to_case=case)).select_related(
+            "from_case", "to_case"
+        ):
+            reason = open_value(row, "reason", dek)
+            if reason is not None:
+                read.append("link.reason")
+            outgoing = row.from_case_id == case.pk
+            other = row.to_case if outgoing else row.from_case
+            links.append(LinkedCase(link=row, other=other, outgoing=outgoing, reason=reason))
         timeline = _open_all(
             CaseEvent.objects.filter(case=case).select_related("actor"),
             ("reason",),
@@ -252,6 +274,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         timeline=timeline,
         break_glass=policy.active_break_glass(user, case),
         address_hidden=address_hidden,
+        links=links,
     )
 
 

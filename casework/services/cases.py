@@ -40,6 +40,7 @@ from casework.models import (
     CaseDecision,
     CaseEvent,
     CaseLegalBasis,
+    CaseLink,
     CaseMembership,
     Consent,
     Guardian,
@@ -1022,3 +1023,55 @@ def has_other_legal_basis(case: Case) -> bool:
         .filter(legal_basis__is_active=True, legal_basis__kind=LegalBasis.Kind.STATUTE)
         .exists()
     )
+
+
+def link_cases(
+    *, user, from_case: Case, to_case: Case, kind: str, reason: str, purpose: str
+) -> CaseLink:
+    """Record that ``from_case`` led to ``to_case`` (the same person's case in another
+    programme, usually just opened by the caller in the same transaction).
+
+    Both timelines show the link; the reason is sealed under the person's key.
+    The user needs access to the case the link starts from.
+    """
+    purpose = _require_purpose(purpose)
+    reason = _text(reason, "reason", limit=REASON_LIMIT, required=True)
+    if kind not in CaseLink.Kind.values:
+        raise ValidationError({"kind": _("Choose a kind of link.")})
+    if from_case.pk == to_case.pk:
+        raise ValidationError(_("A case cannot be linked to itself."))
+    if from_case.person_id != to_case.person_id:
+        raise ValidationError(_("Only cases of the same person can be linked."))
+    require_access(user=user, case=from_case, purpose=purpose, what="case:link")
+    with transaction.atomic():
+        _lock(from_case, None)
+        if CaseLink.objects.filter(from_case=from_case, to_case=to_case).exists():
+            raise ValidationError(_("These cases are already linked."))
+        dek = _dek(from_case)
+        link = CaseLink(
+            from_case_id=from_case.pk, to_case_id=to_case.pk, kind=kind, created_by=user
+        )
+        seal_value(link, "reason", reason, dek)
+        link.save()
+        label = f"{kind}:{to_case.reference}"
+        _bump(from_case)
+        _event(case=from_case, user=user, kind=CaseEvent.Kind.LINK, transition=label)
+        Case.objects.filter(pk=to_case.pk).update(version=F("version") + 1)
+        _event(
+            case=to_case,
+            user=user,
+            kind=CaseEvent.Kind.LINK,
+            transition=f"{kind}:{from_case.reference}",
+        )
+        _audit(
+            action=AuditAction.CREATE,
+            user=user,
+            case=from_case,
+            purpose=purpose,
+            fields=["reason"],
+            obj=link,
+            kind=kind,
+            to_case=str(to_case.pk),
+            to_programme=to_case.programme,
+        )
+    return link
