@@ -568,7 +568,8 @@ def refer_linked(*, user, from_case: Case, kind: str, reason: str, purpose: str)
         low, high = settings.SAMVERKAN["SIG_AGE_RANGE"]
         raise ValidationError(
             _(
-                "SIG takes young people aged %(low)s to %(high)s; this person is outside that range."
+                "SIG takes young people aged %(low)s to %(high)s; "
+                "this person is outside that range."
             ),
             params={"low": low, "high": high},
         )
