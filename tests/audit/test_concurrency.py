@@ -207,3 +207,31 @@ def test_parallel_verification_finds_the_first_bad_entry(monkeypatch):
             cursor.execute("UPDATE audit_accessevent SET details = '{}' WHERE id = %s", [event.pk])
     finding = integrity.verify(directory=None, workers=3).finding
     assert (finding.kind, finding.entry_id) == ("edited", early.pk)
+
+
+def test_one_process_reading_ahead_finds_the_first_bad_entry(monkeypatch):
+    """Outside a transaction a second connection reads the next chunk while this one is
+    hashed: the result is the same as reading one chunk after the other."""
+    monkeypatch.setattr(integrity, "VERIFY_CHUNK", 7)
+    for index in range(60):
+        record_event(action=Action.CONSULT, details={"i": index})
+    integrity.seal()
+    result = integrity.verify(directory=None, workers=1)
+    assert result.ok, result.finding
+    assert result.entries == ChainLink.objects.count()
+    assert result.head == ChainLink.objects.order_by("-position").first().chain_hash
+
+    consultations = AccessEvent.objects.filter(action=Action.CONSULT).order_by("id")
+    early, late = consultations[23], consultations[41]
+    with triggers_disabled(), connection.cursor() as cursor:
+        for event in (late, early):
+            cursor.execute("UPDATE audit_accessevent SET purpose = 'x' WHERE id = %s", [event.pk])
+    finding = integrity.verify(directory=None, workers=1).finding
+    assert (finding.kind, finding.entry_id) == ("edited", early.pk)
+    # The reader's connection is closed with the walk: no connection is left behind.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        assert cursor.fetchone()[0] == 0

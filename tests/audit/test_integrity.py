@@ -11,6 +11,9 @@ import uuid
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from audit import integrity
 from audit.integrity import Problem
@@ -441,3 +444,41 @@ def test_sealing_is_idempotent_and_links_each_entry_once(sealed_log):
     assert integrity.seal() == 1
     assert ChainLink.objects.count() == before + 1
     assert connection.cursor  # the test's own transaction is still usable
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(
+    purpose=st.none() | st.text(),
+    details=_json_values,
+    object_id=st.text(alphabet=st.characters(blacklist_categories=["Cs"])),
+)
+def test_the_verifiers_fast_path_agrees_with_the_definition(purpose, details, object_id):
+    """The orjson shortcut never accepts what the stdlib definition rejects, nor the reverse.
+
+    Big integers and floats (where orjson writes other bytes, or gives up) fall back to
+    the definition; a different stored hash is never a match.
+    """
+    layout = integrity.layout("access")
+    values = {
+        "purpose": purpose,
+        "object_id": object_id,
+        "details": json.dumps(details, ensure_ascii=False),
+    }
+    row = tuple(values.get(column) for column in layout.columns)
+    definition = layout.entry_hash(row)
+    assert layout.matches(row, definition) == (True, definition)
+    other = layout.entry_hash(
+        tuple(values.get(c, 0) if c != "purpose" else "x" for c in layout.columns)
+    )
+    assert layout.matches(row, other)[0] is (other == definition)
