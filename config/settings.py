@@ -240,6 +240,12 @@ if PRODUCTION and (KEYRING_FILE is None or not KEYRING_FILE.is_file()):
         + (f"; {KEYRING_FILE} does not exist" if KEYRING_FILE else "")
         + ". Create a new one with `python -m casework.crypto.keyring generate PATH`."
     )
+# Unwrapped data keys are kept in each process's memory for at most this many
+# seconds (0: read the key store every time). See docs/adr/0004: an erasure is
+# complete in every process within this time.
+DATA_KEY_CACHE_SECONDS = env.int("SAMVERKAN_DATA_KEY_CACHE_SECONDS", default=30)
+if not 0 <= DATA_KEY_CACHE_SECONDS <= 300:
+    raise ImproperlyConfigured("SAMVERKAN_DATA_KEY_CACHE_SECONDS must be between 0 and 300.")
 # The Ed25519 key that signs audit checkpoints, and where checkpoints are written.
 AUDIT_SIGNING_KEY_FILE = env.path(
     "SAMVERKAN_AUDIT_SIGNING_KEY_FILE",

@@ -36,6 +36,14 @@ def test_keyring(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _no_remembered_data_keys():
+    """Each test starts with an empty data-key cache (keys of rolled-back tests are gone)."""
+    from casework.crypto.keystore import forget_data_keys
+
+    forget_data_keys()
+
+
+@pytest.fixture(autouse=True)
 def _no_demo_persons(settings):
     """``seed_demo`` registers no persons and no SIG cases unless a test asks for them
     (they need the key store)."""

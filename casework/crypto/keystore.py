@@ -8,7 +8,10 @@ gone before the erasure is recorded.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -66,6 +69,59 @@ def _missing(owner_type: str, owner_id: uuid.UUID) -> DataKeyMissing:
     )
 
 
+# --- The data-key cache -------------------------------------------------------------
+#
+# A key-store read costs a round trip to another database; a user working on a
+# case reads the same person's key on every page and step. Unwrapped keys are
+# therefore kept in this process for ``settings.DATA_KEY_CACHE_SECONDS`` (the
+# pattern of "data key caching" in envelope encryption), at most
+# ``_CACHE_SIZE`` of them. The keyring's KEKs, which unwrap every key, live in
+# the same memory for the life of the process, so the cache adds no new
+# exposure. Destroying a key drops it here at once; other processes forget it
+# within the cache time (docs/adr/0004), and the selectors refuse an erased
+# person whatever keys they hold.
+
+_CACHE_SIZE = 4096
+_cache: OrderedDict[tuple[str, uuid.UUID], tuple[float, DataKeyMaterial]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _cached(owner_type: str, owner_ids: list[uuid.UUID]) -> dict[uuid.UUID, DataKeyMaterial]:
+    seconds = settings.DATA_KEY_CACHE_SECONDS
+    if not seconds:
+        return {}
+    now = time.monotonic()
+    found = {}
+    with _cache_lock:
+        for owner_id in owner_ids:
+            entry = _cache.get((owner_type, owner_id))
+            if entry is None:
+                continue
+            if now - entry[0] >= seconds:
+                del _cache[(owner_type, owner_id)]
+                continue
+            found[owner_id] = entry[1]
+    return found
+
+
+def _remember(owner_type: str, keys: dict[uuid.UUID, DataKeyMaterial]) -> None:
+    if not settings.DATA_KEY_CACHE_SECONDS or not keys:
+        return
+    now = time.monotonic()
+    with _cache_lock:
+        for owner_id, material in keys.items():
+            _cache[(owner_type, owner_id)] = (now, material)
+            _cache.move_to_end((owner_type, owner_id))
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+
+
+def forget_data_keys() -> None:
+    """Empty this process's data-key cache (tests; after restoring a key store)."""
+    with _cache_lock:
+        _cache.clear()
+
+
 def load_data_key(*, owner_type: str, owner_id: uuid.UUID) -> DataKeyMaterial:
     """The unwrapped data key of an owner; :class:`DataKeyMissing` if it is gone."""
     keys = load_data_keys(owner_type=owner_type, owner_ids=[owner_id])
@@ -82,13 +138,17 @@ def load_data_keys(
     owner_ids = list(owner_ids)
     if not owner_ids:
         return {}
+    keys = _cached(owner_type, owner_ids)
+    missing = [owner_id for owner_id in owner_ids if owner_id not in keys]
+    if not missing:
+        return keys
     keyring = current_keyring()
     rows = (
         _model()
-        .objects.filter(owner_type=owner_type, owner_id__in=owner_ids)
+        .objects.filter(owner_type=owner_type, owner_id__in=missing)
         .values_list("id", "owner_id", "kek_version", "wrapped_key")
     )
-    keys = {}
+    loaded = {}
     for key_id, owner_id, version, wrapped in rows:
         key = unwrap_data_key(
             keyring,
@@ -98,14 +158,22 @@ def load_data_keys(
             version=version,
             wrapped=wrapped,
         )
-        keys[owner_id] = DataKeyMaterial(key_id, key)
-    return keys
+        loaded[owner_id] = DataKeyMaterial(key_id, key)
+    # Only keys committed in the key store are remembered (not one this
+    # process made in a key-store transaction that may still roll back).
+    if not connections[KEYSTORE].in_atomic_block:
+        _remember(owner_type, loaded)
+    return keys | loaded
 
 
 def destroy_data_key(*, owner_type: str, owner_id: uuid.UUID) -> bool:
     """Delete an owner's data key (committed at once); ``False`` if it was already gone."""
+    with _cache_lock:
+        _cache.pop((owner_type, owner_id), None)
     with transaction.atomic(using=KEYSTORE):
         deleted, _ = _model().objects.filter(owner_type=owner_type, owner_id=owner_id).delete()
+    with _cache_lock:  # and once more, should a reader have put it back meanwhile
+        _cache.pop((owner_type, owner_id), None)
     return bool(deleted)
 
 
