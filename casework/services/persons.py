@@ -313,7 +313,8 @@ def erase_person(
 
     1. the data key is deleted from the key store and committed: from this
        moment nothing sealed for the person - in this database, its replicas or
-       any backup - can be decrypted;
+       any backup - can be decrypted (other processes forget a cached copy of
+       the key within ``DATA_KEY_CACHE_SECONDS``; docs/adr/0004);
     2. the person is marked erased, the encrypted columns and the blind index
        are emptied, and the ``ERASE`` event is written (one transaction).
 
