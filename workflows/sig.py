@@ -591,10 +591,15 @@ def after_consent_withdrawn(*, user, case: SigCase, purpose: str) -> bool:
     from casework.services.cases import has_other_legal_basis
     from casework.services.cases import transition as run_transition
 
-    if case.status == Status.CLOSED or has_other_legal_basis(case):
+    # The withdrawal holds the case's row lock (``withdraw_consent`` took it in this
+    # transaction): take the case as it is now, so that a step someone committed
+    # since the page was loaded cannot make the withdrawal fail. A withdrawal
+    # always wins.
+    current = SigCase.objects.select_related("person").get(pk=case.pk)
+    if current.status == Status.CLOSED or has_other_legal_basis(current):
         return False
-    process = SigProcess.objects.filter(case=case).first()
+    process = SigProcess.objects.filter(case=current).first()
     if process is not None and process.finished is None:
         SigFlow.instance.cancel(process)
-    run_transition(user=user, case=case, name="consent_withdrawn", purpose=purpose)
+    run_transition(user=user, case=current, name="consent_withdrawn", purpose=purpose)
     return True
