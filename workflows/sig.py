@@ -411,6 +411,7 @@ def _review_time(activation) -> datetime.datetime:
 
 # The task views of this flow (they import the models above).
 from workflows import sig_views as views  # noqa: E402
+from workflows.nodes import Step  # noqa: E402
 
 
 class SigFlow(flow.Flow):
@@ -436,7 +437,7 @@ class SigFlow(flow.Flow):
     start_linked = flow.StartHandle(this.start_case).Next(this.screen)
     # The coordinators' queue: screen the referral and form the team.
     screen = (
-        flow.View(views.ScreeningView.as_view())
+        Step(views.ScreeningView.as_view())
         .Annotation(title=_("Screen the referral"))
         .Permission("casework.coordinate_cases")
         .Next(this.after_screening)
@@ -444,7 +445,7 @@ class SigFlow(flow.Flow):
     after_screening = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
     # The lead social worker records the consents.
     consent = (
-        flow.View(views.ConsentView.as_view())
+        Step(views.ConsentView.as_view())
         .Annotation(title=_("Record consent"))
         .Assign(_lead)
         .Next(this.after_consent)
@@ -453,13 +454,13 @@ class SigFlow(flow.Flow):
     # Social services and police decide, each on their own.
     decisions = flow.Split().Next(this.decide_social).Next(this.decide_police)
     decide_social = (
-        flow.View(views.DecisionView.as_view())
+        Step(views.DecisionView.as_view())
         .Annotation(title=_("Social services' decision"))
         .Assign(_lead)
         .Next(this.decided)
     )
     decide_police = (
-        flow.View(views.DecisionView.as_view())
+        Step(views.DecisionView.as_view())
         .Annotation(title=_("Police decision"))
         .Assign(_police_contact)
         .Next(this.decided)
@@ -468,13 +469,13 @@ class SigFlow(flow.Flow):
     after_decisions = flow.If(_in_state(Status.PLANNING)).Then(this.draft_plan).Else(this.end)
     # The lead social worker drafts the plan; the coordinator approves it.
     draft_plan = (
-        flow.View(views.PlanView.as_view())
+        Step(views.PlanView.as_view())
         .Annotation(title=_("Draft the plan"))
         .Assign(_lead)
         .Next(this.approve)
     )
     approve = (
-        flow.View(views.ApprovePlanView.as_view())
+        Step(views.ApprovePlanView.as_view())
         .Annotation(title=_("Approve the plan"))
         .Permission("casework.coordinate_cases")
         .Next(this.after_approval)
@@ -486,7 +487,7 @@ class SigFlow(flow.Flow):
     # then continue with a new review date, or close.
     wait_for_review = flow.Timer(_review_time).Next(this.follow_up)
     follow_up = (
-        flow.View(views.FollowUpView.as_view())
+        Step(views.FollowUpView.as_view())
         .Annotation(title=_("Follow up the case"))
         .Assign(_lead)
         .Next(this.after_follow_up)

@@ -1,0 +1,63 @@
+"""Flow nodes shared by every programme's flow."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.urls import path
+from django.utils.translation import gettext_lazy as _
+from viewflow.workflow import flow
+from viewflow.workflow.flow import utils
+from viewflow.workflow.status import STATUS
+
+from casework import policy
+
+
+def _finished_steps_lead_to_the_case(flow_task, view):
+    """A step posted again after it was done (a second tab, a double click, the back
+    button) takes the user to the case with a message, rather than to a bare 403.
+
+    Only for a user who may see the case; everyone else gets the 403 (and its
+    access-log event) as before.
+    """
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except PermissionDenied:
+            task = (
+                flow_task.flow_class.task_class.objects.filter(
+                    pk=kwargs.get("task_pk"), process_id=kwargs.get("process_pk")
+                )
+                .select_related("process")
+                .first()
+            )
+            case = getattr(task.coerced_process, "case", None) if task else None
+            if (
+                task is None
+                or task.status not in (STATUS.DONE, STATUS.CANCELED)
+                or case is None
+                or not policy.case_access(request.user, case)
+            ):
+                raise
+            messages.info(request, _("This step has already been done."))
+            return redirect("arenden:case", case_id=case.pk)
+
+    return wrapped
+
+
+class Step(flow.View):
+    """A human step of a flow (``flow.View``) whose page, once the step is done, leads
+    back to its case."""
+
+    @property
+    def view_path(self):
+        return path(
+            f"<int:process_pk>/{self.name}/<int:task_pk>/execute/",
+            _finished_steps_lead_to_the_case(self, utils.wrap_view(self, self.view)),
+            name="execute",
+        )
