@@ -620,6 +620,8 @@ class Reminder(models.Model):
         User, on_delete=models.PROTECT, null=True, blank=True, related_name="reminders"
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # When the recipient was e-mailed about it (``None``: not yet, or no e-mail).
+    delivered_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("reminder")

@@ -120,6 +120,13 @@ def is_police(user) -> bool:
     return bool(user.organisation_id) and user.organisation.kind == Organisation.Kind.POLICE
 
 
+def coordinates_a_programme(user) -> bool:
+    """A programme coordinator of any programme (the coordinators' queue is theirs)."""
+    return _active(user) and (
+        user.has_perm(roles.PERM_COORDINATE) or user.has_perm(roles.PERM_COORDINATE_DEFECTOR)
+    )
+
+
 def coordinates(user, case) -> bool:
     """The programme coordinator: SIG/SSPF (samordnare), defector (avhopparsamordnare)."""
     if case.programme == Case.Programme.DEFECTOR:

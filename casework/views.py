@@ -170,10 +170,29 @@ class CaseworkApp(WorkflowAppViewset):
         return path("fall/<uuid:case_id>/", case_page, name="case")
 
     @property
+    def reminders_path(self):
+        return path("paminnelser/", RemindersView.as_view(), name="reminders")
+
+    @property
     def break_glass_path(self):
         from workflows.case_views import BreakGlassView
 
         return path("bryt-glaset/", BreakGlassView.as_view(), name="break_glass")
+
+
+class RemindersView(PolicyRequiredMixin, TemplateView):
+    """The user's reminders (what ``send_reminders`` recorded): kinds, dates, case numbers."""
+
+    template_name = "workflows/reminders.html"
+    policy_check = staticmethod(policy.can_use_task_inbox)
+
+    def get_context_data(self, **kwargs):
+        from casework.selectors.reminders import SHOWN_DAYS, reminder_rows
+
+        context = super().get_context_data(**kwargs)
+        context["rows"] = reminder_rows(user=self.request.user)
+        context["shown_days"] = SHOWN_DAYS
+        return context
 
 
 class StatisticsView(PolicyRequiredMixin, TemplateView):

@@ -285,6 +285,19 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# --- E-mail: reminders only (counts and a link, never case data) -------------
+
+# EMAIL_URL as django-environ reads it (smtp+tls://user:password@host:587,
+# consolemail://, …). Unset in production: `send_reminders` records reminders
+# and shows them in the app, and sends no e-mail.
+_email_url = env.str("EMAIL_URL", default="" if PRODUCTION else "consolemail://")
+EMAIL_ENABLED = bool(_email_url)
+if _email_url:
+    vars().update(env.email_url_config(_email_url))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="samverkan@localhost")
+# The address users reach the app at (links in reminder e-mails).
+SITE_URL = env.str("SAMVERKAN_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
 # --- Logging: never personal data or key material ---------------------------
 
 LOGGING = {

@@ -205,9 +205,12 @@ def test_the_output_is_counts_only(users):
     text = _run()
     assert case.reference not in text
     assert str(case.pk) not in text
-    # One line for the timers and one per kind of reminder: a label and counts.
+    # One line for the timers, one per kind of reminder and one for the e-mails:
+    # a label and counts.
     with translation.override("en"):
-        expected = ["Timers fired: N"] + [
-            f"{kind.label}: N due, N new reminders" for kind in Reminder.Kind
+        expected = [
+            "Timers fired: N",
+            *(f"{kind.label}: N due, N new reminders" for kind in Reminder.Kind),
+            "E-mails sent: N",
         ]
     assert [re.sub(r"\d+", "N", line) for line in text.strip().splitlines()] == expected

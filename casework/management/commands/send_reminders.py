@@ -14,6 +14,10 @@
    * ``break_glass_unreviewed`` — break-the-glass accesses no auditor has
      reviewed yet (the auditors' review list).
 
+3. E-mails each recipient once a day about their new reminders — counts per
+   kind and a link to the reminders page, never a case number — when e-mail is
+   configured (``EMAIL_URL``); the app shows them on the reminders page anyway.
+
 Reminders are unique per (kind, object, day), so running the command twice the
 same day reminds of nothing new; the next day an item still open is reminded
 of again. The output is one line per kind with counts only — never a name, a
@@ -34,6 +38,7 @@ from viewflow.workflow.status import STATUS
 from viewflow.workflow.timers import fire_due_timers
 
 from casework.models import BreakGlassAccess, CaseMembership, Reminder
+from casework.services.reminders import deliver_reminders
 
 
 def _due_reviews(today: datetime.date) -> list[Reminder]:
@@ -154,3 +159,8 @@ class Command(BaseCommand):
                 _("%(kind)s: %(due)d due, %(new)d new reminders")
                 % {"kind": kind.label, "due": len(candidates), "new": new}
             )
+        if settings.EMAIL_ENABLED:
+            sent = deliver_reminders(today=today)
+            self.stdout.write(_("E-mails sent: %(count)d") % {"count": sent})
+        else:
+            self.stdout.write(_("E-mail is not configured (EMAIL_URL): no e-mails sent."))
