@@ -8,7 +8,6 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from django.views.generic import TemplateView
 from viewflow.urls import Application
 from viewflow.utils import viewprop
 from viewflow.workflow.flow import WorkflowAppViewset
@@ -176,11 +175,6 @@ class CaseworkApp(WorkflowAppViewset):
         return path("bryt-glaset/", BreakGlassView.as_view(), name="break_glass")
 
 
-class StatisticsView(PolicyRequiredMixin, TemplateView):
-    template_name = "samverkan/statistics.html"
-    policy_check = staticmethod(policy.can_view_statistics)
-
-
 class StatisticsApp(Application):
     title = _("Statistics")
     icon = "insights"
@@ -192,4 +186,24 @@ class StatisticsApp(Application):
 
     @property
     def index_path(self):
-        return path("", StatisticsView.as_view(), name="index")
+        from casework.statistics.views import DashboardView
+
+        return path("", DashboardView.as_view(), name="index")
+
+    @property
+    def report_path(self):
+        from casework.statistics.views import ReportView
+
+        return path("rapport/", ReportView.as_view(), name="report")
+
+    @property
+    def report_pdf_path(self):
+        from casework.statistics.views import ReportPdfView
+
+        return path("rapport.pdf", ReportPdfView.as_view(), name="report_pdf")
+
+    @property
+    def csv_path(self):
+        from casework.statistics.views import TableCsvView
+
+        return path("csv/<slug:programme>/<str:table>.csv", TableCsvView.as_view(), name="csv")
