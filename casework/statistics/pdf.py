@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from fpdf import FPDF
 
+from casework.statistics.disclosure import SECONDARY_MARK
 from casework.statistics.tables import ProgrammeReport
 
 _FONT = "Helvetica"  # the PDF core font: Latin-1, enough for Swedish
@@ -41,11 +42,11 @@ def render(*, reports: list[ProgrammeReport], period_label: str, preliminary: bo
         _("Anonymised statistics from Samverkan, produced %(date)s.")
         % {"date": timezone.localdate().isoformat()},
         _(
-            'Counts from 1 to %(last)d are shown as "<%(limit)d"; "\u00d7" marks a count '
+            'Counts from 1 to %(last)d are shown as "<%(limit)d"; "%(mark)s" marks a count '
             "hidden so that another cannot be worked out. Persons with protected identity are "
             "never counted by area."
         )
-        % {"last": limit - 1, "limit": limit},
+        % {"last": limit - 1, "limit": limit, "mark": SECONDARY_MARK},
     ]
     if preliminary:
         notes.append(_("The period has not ended: the figures are preliminary."))
