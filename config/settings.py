@@ -317,6 +317,8 @@ SAMVERKAN = {
     "TASK_REMINDER_DAYS": env.int("SAMVERKAN_TASK_REMINDER_DAYS", default=5),
     # Statistics: counts from 1 to this minus one are shown as "<5" (never below 3).
     "STATS_THRESHOLD": env.int("SAMVERKAN_STATS_THRESHOLD", default=5),
+    # The running month's counts are recounted at most this often (seconds; 0: every page).
+    "STATS_LIVE_SECONDS": env.int("SAMVERKAN_STATS_LIVE_SECONDS", default=300),
 }
 # How many synthetic persons `seed_demo` registers (see its docstring).
 DEMO_PERSONS = env.int("DEMO_PERSONS", default=300)

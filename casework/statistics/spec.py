@@ -74,7 +74,8 @@ class ProgrammeStatistics:
     code: str
     label: Label
     source: str  # FROM clause (tables and joins)
-    events: Sequence[Event]
+    where: str = "TRUE"  # which rows of ``source`` are the programme's (lets indexes be used)
+    events: Sequence[Event] = ()
     stocks: Sequence[Stock] = ()
     durations: Sequence[Duration] = ()
     person: Person | None = None

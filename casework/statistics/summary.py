@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -64,7 +65,7 @@ def _select(spec: ProgrammeStatistics) -> str:
         columns.append(f"{stock.start} AS s{index}, {stock.end} AS t{index}")
     for index, duration in enumerate(spec.durations):
         columns.append(f"{duration.start} AS u{index}, {duration.end} AS v{index}")
-    base = f"SELECT {', '.join(columns)} FROM {spec.source}"
+    base = f"SELECT {', '.join(columns)} FROM {spec.source} WHERE {spec.where}"
     dims = "age_band, gender, area"
     window = "{0} >= %(since)s AND {0} < %(until)s"
     parts = []
@@ -188,8 +189,7 @@ def counts(
         rows = cursor.fetchall()
         live = []
         if any(period.last >= current for period in wanted):
-            cursor.execute(_select(spec), _params(_aware(p.month_start(current)), now))
-            live = cursor.fetchall()
+            live = _running_month(spec, cursor, current, now)
     for idx, kind, measure, detail, band, gender, area, count in rows:
         _add(result[wanted[idx]], kind, measure, detail, (band, gender, area), count, duration_keys)
     for _month, measure, detail, band, gender, area, count in live:
@@ -206,6 +206,20 @@ def counts(
                     duration_keys,
                 )
     return result
+
+
+def _running_month(spec: ProgrammeStatistics, cursor, current: int, now) -> list:
+    """The running month, counted live; kept for ``STATS_LIVE_SECONDS`` (default 300) so
+    that a meeting browsing the dashboard does not recount it on every page."""
+    seconds = settings.SAMVERKAN.get("STATS_LIVE_SECONDS", 300)
+    key = f"statistics:live:{spec.code}:{current}"
+    if seconds and (rows := cache.get(key)) is not None:
+        return rows
+    cursor.execute(_select(spec), _params(_aware(p.month_start(current)), now))
+    rows = [tuple(row) for row in cursor.fetchall()]
+    if seconds:
+        cache.set(key, rows, seconds)
+    return rows
 
 
 def _add(target: PeriodCounts, kind, measure, detail, dims, count, duration_keys) -> None:

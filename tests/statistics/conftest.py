@@ -24,6 +24,11 @@ from workflows.sig import SigCase, Status
 _numbers = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _count_the_running_month_every_time(settings):
+    settings.SAMVERKAN = {**settings.SAMVERKAN, "STATS_LIVE_SECONDS": 0}
+
+
 @dataclass
 class Spec:
     born: int
@@ -45,7 +50,7 @@ def local(year: int, month: int, day: int, hour: int = 12) -> datetime.datetime:
 
 
 def random_specs(seed: int, count: int, *, years=(2023, 2024)) -> list[Spec]:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible synthetic data
     specs = []
     for _ in range(count):
         opened = local(rng.choice(years), rng.randint(1, 12), rng.randint(1, 28))
@@ -126,7 +131,7 @@ def recoverable_cells(publication: disclosure.Publication) -> list[tuple[str, st
     """The hidden cells whose value an attacker pins down from what is published.
 
     Every cell is an integer unknown. Shown cells are fixed; "<t" cells lie in
-    [1, t-1]; "×" cells are at least t (smaller counts would be "<t", zeros are
+    [1, t-1]; secondary cells are at least t (smaller counts would be "<t", zeros are
     shown); each table's rows sum to its measure. For each hidden cell the
     least and greatest feasible value are found with an integer program
     (HiGHS, through scipy): a cell is recovered when they are equal.

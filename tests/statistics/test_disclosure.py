@@ -90,9 +90,7 @@ def test_a_hidden_measure_is_protected_in_every_table_of_it():
         )
     )
     assert recoverable_cells(publication) == []
-    assert all(
-        not (0 < cell.value < 5) or cell.hidden for _ref, cell in publication.cells()
-    )
+    assert all(not (0 < cell.value < 5) or cell.hidden for _ref, cell in publication.cells())
 
 
 def test_medians_need_the_threshold():
@@ -101,7 +99,7 @@ def test_medians_need_the_threshold():
 
 
 def test_a_selection_below_the_threshold_is_refused():
-    with pytest.raises(disclosure.SelectionRefused, match="fewer than 5"):
+    with pytest.raises(disclosure.SelectionRefused, match="färre än 5"):
         disclosure.check_selection(4, 5)
     disclosure.check_selection(5, 5)
 

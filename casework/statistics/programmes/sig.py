@@ -21,6 +21,7 @@ STATISTICS = ProgrammeStatistics(
         " JOIN casework_case AS c ON c.id = s.case_ptr_id"
         " JOIN casework_person AS p ON p.id = c.person_id"
     ),
+    where="c.programme = 'sig'",
     events=[
         Event("referred", _("Referrals"), "c.opened_at"),
         Event("consent_given", _("Consents given"), "s.consented_at"),
