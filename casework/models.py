@@ -281,7 +281,11 @@ class Case(models.Model):
         verbose_name = _("case")
         verbose_name_plural = _("cases")
         ordering = ["-opened_at"]
-        indexes = [models.Index(fields=["programme", "opened_at"])]
+        indexes = [
+            models.Index(fields=["programme", "opened_at"]),
+            # Statistics: cases closed in a period.
+            models.Index(fields=["programme", "closed_at"], name="case_programme_closed_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.reference

@@ -195,11 +195,6 @@ class RemindersView(PolicyRequiredMixin, TemplateView):
         return context
 
 
-class StatisticsView(PolicyRequiredMixin, TemplateView):
-    template_name = "samverkan/statistics.html"
-    policy_check = staticmethod(policy.can_view_statistics)
-
-
 class StatisticsApp(Application):
     title = _("Statistics")
     icon = "insights"
@@ -211,4 +206,24 @@ class StatisticsApp(Application):
 
     @property
     def index_path(self):
-        return path("", StatisticsView.as_view(), name="index")
+        from casework.statistics.views import DashboardView
+
+        return path("", DashboardView.as_view(), name="index")
+
+    @property
+    def report_path(self):
+        from casework.statistics.views import ReportView
+
+        return path("rapport/", ReportView.as_view(), name="report")
+
+    @property
+    def report_pdf_path(self):
+        from casework.statistics.views import ReportPdfView
+
+        return path("rapport.pdf", ReportPdfView.as_view(), name="report_pdf")
+
+    @property
+    def csv_path(self):
+        from casework.statistics.views import TableCsvView
+
+        return path("csv/<slug:programme>/<str:table>.csv", TableCsvView.as_view(), name="csv")

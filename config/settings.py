@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "viewflow",
     "viewflow.workflow",
     "casework",
+    "casework.statistics",
     "workflows",
     "audit",
 ]
@@ -333,6 +334,10 @@ SAMVERKAN = {
     "REVIEW_TASK_HOUR": env.int("SAMVERKAN_REVIEW_TASK_HOUR", default=7),
     # `send_reminders` reminds of a task left open longer than this many days.
     "TASK_REMINDER_DAYS": env.int("SAMVERKAN_TASK_REMINDER_DAYS", default=5),
+    # Statistics: counts from 1 to this minus one are shown as "<5" (never below 3).
+    "STATS_THRESHOLD": env.int("SAMVERKAN_STATS_THRESHOLD", default=5),
+    # The running month's counts are recounted at most this often (seconds; 0: every page).
+    "STATS_LIVE_SECONDS": env.int("SAMVERKAN_STATS_LIVE_SECONDS", default=300),
 }
 # How many synthetic persons `seed_demo` registers (see its docstring).
 DEMO_PERSONS = env.int("DEMO_PERSONS", default=300)

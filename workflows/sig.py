@@ -204,6 +204,12 @@ class SigCase(ConcurrentTransitionMixin, Case):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     plan_approved_at = models.DateTimeField(_("plan approved"), null=True, blank=True)
+    # When the case passed its stages (plain, for the steering group's statistics;
+    # the timeline has the same moments, this keeps them aggregable by index).
+    consented_at = models.DateTimeField(_("consents complete"), null=True, blank=True)
+    consent_refused_at = models.DateTimeField(_("consent refused"), null=True, blank=True)
+    decided_at = models.DateTimeField(_("agencies decided"), null=True, blank=True)
+    started_at = models.DateTimeField(_("decided to start"), null=True, blank=True)
 
     ENCRYPTED_FIELDS = ("close_note", "referral_reason", "screening_note", "plan")
     # The plan is in force on the consents: nothing but a withdrawal may end them here.
@@ -212,6 +218,12 @@ class SigCase(ConcurrentTransitionMixin, Case):
     class Meta:
         verbose_name = _("SIG case")
         verbose_name_plural = _("SIG cases")
+        indexes = [
+            models.Index(fields=["consented_at"], name="sigcase_consented_idx"),
+            models.Index(fields=["consent_refused_at"], name="sigcase_refused_idx"),
+            models.Index(fields=["decided_at"], name="sigcase_decided_idx"),
+            models.Index(fields=["plan_approved_at"], name="sigcase_plan_approved_idx"),
+        ]
 
     # Screening ---------------------------------------------------------------------------
 
@@ -248,6 +260,7 @@ class SigCase(ConcurrentTransitionMixin, Case):
     )
     def consents_given(self) -> None:
         """Every consent needed is in place: the agencies decide."""
+        self.consented_at = timezone.now()
 
     @transition(
         status,
@@ -259,6 +272,7 @@ class SigCase(ConcurrentTransitionMixin, Case):
     )
     def consent_refused(self) -> None:
         """No coordination without consent."""
+        self.consent_refused_at = timezone.now()
 
     # Decisions ---------------------------------------------------------------------------
 
@@ -272,6 +286,7 @@ class SigCase(ConcurrentTransitionMixin, Case):
     )
     def start(self) -> None:
         """Both agencies decided to start."""
+        self.decided_at = self.started_at = timezone.now()
 
     @transition(
         status,
@@ -284,7 +299,7 @@ class SigCase(ConcurrentTransitionMixin, Case):
     def decline(self) -> None:
         """An agency decided not to start: the case closes."""
         self.close_reason = Case.CloseReason.NOT_STARTED
-        self.closed_at = timezone.now()
+        self.closed_at = self.decided_at = timezone.now()
 
     # Plan --------------------------------------------------------------------------------
 

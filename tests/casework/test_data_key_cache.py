@@ -16,7 +16,11 @@ from casework.crypto import keystore
 from casework.crypto.errors import DataKeyMissing
 from casework.crypto.keystore import PERSON
 
-pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "keystore"])
+# serialized_rollback as every transactional test here: a plain flush at the end would
+# re-create content types and permissions that the next serialized test restores again.
+pytestmark = pytest.mark.django_db(
+    transaction=True, serialized_rollback=True, databases=["default", "keystore", "audit"]
+)
 
 
 def _reads(func) -> int:

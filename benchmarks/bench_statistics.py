@@ -1,0 +1,163 @@
+"""Statistics: the steering group's dashboard for a year with 1,000,000 SIG cases.
+
+The cases are written set-based (``generate_series``) into a database of their
+own, a copy of the benchmark's throw-away database made for this module and
+dropped afterwards: persons with plain columns only (the encrypted columns are
+empty — statistics never read them, so no data keys are needed) and SIG cases
+opened evenly from 2016 to today, each with its stage moments (consent given
+or refused, decision, plan, closing with a reason) — the case history the
+statistics read. The audit-history triggers are off for the bulk load
+(``session_replication_role = replica``), as for any bulk import of test data.
+
+Figures: the first render of the year's dashboard (it counts every ended
+month of all 1,000,000 cases into the monthly summary, once); a render that
+recounts the running month live (what happens at most every
+``STATS_LIVE_SECONDS``); and the median of renders in between (summary +
+suppression of this year and the four before it for the trend + the page),
+all through the Django test client as the steering group, including the
+access-log event.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from django.db import connection, connections
+
+CASES = 1_000_000
+RENDERS = 7
+
+
+def run(report) -> None:
+    original = connection.settings_dict["NAME"]
+    copy = f"{original}_statistics"
+    connections.close_all()
+    with connection._nodb_cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{copy}"')
+        cursor.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{original}"')
+    connection.settings_dict["NAME"] = copy
+    try:
+        build = _build()
+        report("statistics: build 1,000,000 SIG cases (set-based)", build, "s", "(setup)")
+        cold, live, warm = _renders()
+        report("statistics: dashboard for a year, first render", cold, "s", "(builds summary)")
+        report("statistics: year, running month recounted", live * 1000, "ms", "(every 5 min)")
+        report("statistics: dashboard for a year, 1M cases", warm * 1000, "ms", "< 1000 ms")
+    finally:
+        connections.close_all()
+        connection.settings_dict["NAME"] = original
+        with connection._nodb_cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{copy}"')
+
+
+def _build() -> float:
+    from django.contrib.auth.models import Group
+
+    from casework import roles
+    from casework.models import Organisation, User
+
+    org = Organisation.objects.create(name="Socialtjänsten (bench)", kind="social_services")
+    user = User.objects.create(username="bench.statistik", organisation=org)
+    user.groups.add(Group.objects.get(name=roles.STEERING_GROUP))
+    start = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute("SELECT setseed(0.2024)")
+        cursor.execute(
+            """
+            CREATE TEMP TABLE gen AS
+            SELECT i, opened, r1, r2, r3,
+                   opened + (r1 * 40 + 1) * interval '1 day' AS step1,
+                   opened + (r1 * 40 + r2 * 30 + 2) * interval '1 day' AS step2,
+                   opened + (r1 * 40 + r2 * 30 + r3 * 60 + 3) * interval '1 day' AS step3,
+                   opened + (r1 * 40 + r2 * 30 + r3 * 60 + 4 + r1 * r2 * 400) * interval '1 day'
+                       AS step4
+            FROM (
+                SELECT i,
+                       timestamptz '2016-01-01' + (now() - timestamptz '2016-01-01')
+                           * (i::float8 / %(n)s) AS opened,
+                       random() AS r1, random() AS r2, random() AS r3
+                FROM generate_series(1, %(n)s) AS i
+            ) AS g
+            """,
+            {"n": CASES},
+        )
+        cursor.execute(
+            """
+            INSERT INTO casework_person (id, birth_year, gender, area, protected_identity,
+                                         created_at)
+            SELECT md5('p' || i)::uuid,
+                   extract(year FROM opened)::int - 14 - (r3 * 11)::int,
+                   (ARRAY['female', 'male', 'male', 'other'])[1 + floor(r2 * 4)::int],
+                   (ARRAY['vivalla_baronbackarna', 'varberga_oxhagen', 'brickebacken',
+                          'other'])[1 + floor(r1 * 4)::int],
+                   CASE WHEN mod(i, 97) = 0 THEN 2 ELSE 0 END,
+                   opened
+            FROM gen
+            """
+        )
+        cursor.execute(
+            """
+            INSERT INTO casework_case (id, reference, programme, opened_at, closed_at,
+                close_reason, version, owner_organisation_id, person_id, referred_by_id,
+                referring_organisation_id)
+            SELECT md5('c' || i)::uuid, 'SIG-B-' || i, 'sig', opened,
+                   CASE WHEN r1 < 0.15 THEN step2
+                        WHEN r1 < 0.25 THEN step2
+                        WHEN step4 < now() THEN step4 END,
+                   CASE WHEN r1 < 0.15 THEN 'consent_refused'
+                        WHEN r1 < 0.25 THEN 'not_started'
+                        WHEN step4 < now() THEN (ARRAY['goals_met', 'moved', 'ended_by_person',
+                            'age_limit'])[1 + floor(r3 * 4)::int]
+                        ELSE '' END,
+                   1, %(org)s, md5('p' || i)::uuid, %(user)s, %(org)s
+            FROM gen
+            """,
+            {"org": org.pk, "user": user.pk},
+        )
+        cursor.execute(
+            """
+            INSERT INTO workflows_sigcase (case_ptr_id, status, consented_at, consent_refused_at,
+                decided_at, started_at, plan_approved_at)
+            SELECT md5('c' || i)::uuid,
+                   CASE WHEN r1 < 0.25 OR step4 < now() THEN 'closed' ELSE 'active' END,
+                   CASE WHEN r1 >= 0.15 THEN step1 END,
+                   CASE WHEN r1 < 0.15 THEN step1 END,
+                   CASE WHEN r1 >= 0.15 THEN step2 END,
+                   CASE WHEN r1 >= 0.25 THEN step2 END,
+                   CASE WHEN r1 >= 0.25 THEN step3 END
+            FROM gen
+            """
+        )
+        cursor.execute("SET session_replication_role = origin")
+        cursor.execute("DROP TABLE gen")
+        cursor.execute("ANALYZE casework_person, casework_case, workflows_sigcase")
+    return time.perf_counter() - start
+
+
+def _renders() -> tuple[float, float, float]:
+    from django.core.cache import cache
+    from django.test import Client
+    from django.utils import timezone
+
+    from casework.models import User
+
+    client = Client()
+    client.force_login(User.objects.get(username="bench.statistik"))
+    year = str(timezone.localdate().year)
+
+    def render() -> float:
+        start = time.perf_counter()
+        response = client.get("/statistik/", {"period": year})
+        elapsed = time.perf_counter() - start
+        assert response.status_code == 200, response.status_code
+        return elapsed
+
+    cold = render()
+    live = []
+    for _ in range(3):
+        cache.clear()
+        live.append(render())
+    warm = statistics.median(render() for _ in range(RENDERS))
+    return cold, statistics.median(live), warm

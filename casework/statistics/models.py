@@ -1,0 +1,43 @@
+"""The summary the statistics are read from: counts by month, no person, no case."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class MonthlyCount(models.Model):
+    """How many cases of a programme had ``measure`` in ``month``, by age band, gender, area.
+
+    Written only by ``casework.statistics.summary`` for months that have ended
+    (the running month is counted live). Stocks are stored as +1/-1 changes,
+    durations as a count per ``detail`` = number of days (without breakdown).
+    """
+
+    programme = models.CharField(max_length=20)
+    month = models.DateField()
+    measure = models.CharField(max_length=40)
+    detail = models.CharField(max_length=40, blank=True)
+    age_band = models.SmallIntegerField()
+    gender = models.CharField(max_length=10, blank=True)
+    area = models.CharField(max_length=30, blank=True)
+    count = models.IntegerField()
+
+    class Meta:
+        default_permissions = ()
+        indexes = [models.Index(fields=["programme", "measure", "month"])]
+
+    def __str__(self) -> str:
+        return f"{self.programme} {self.month} {self.measure}"
+
+
+class SummaryState(models.Model):
+    """Per programme: the first month not yet in the summary (``None``: nothing yet)."""
+
+    programme = models.CharField(max_length=20, primary_key=True)
+    filled_until = models.DateField(null=True)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.programme} until {self.filled_until}"

@@ -1,0 +1,136 @@
+"""The suppression algorithm on its own: primary, secondary (against an integer program),
+medians, selections and the threshold setting."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.checks import run_checks
+from django.core.exceptions import ImproperlyConfigured
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from casework.statistics import disclosure
+from casework.statistics.disclosure import Cell, Publication, Table
+
+from .conftest import recoverable_cells
+
+
+def _publication(measures: list[list[list[int]]], limit: int) -> Publication:
+    """Each measure: a list of tables, each a list of row counts; the measure is their sum
+    (every table of a measure sums to the same total: the first table's sum)."""
+    totals, tables = {}, []
+    for m, breakdowns in enumerate(measures):
+        total = sum(breakdowns[0])
+        totals[f"m{m}"] = Cell(total)
+        for t, rows in enumerate(breakdowns):
+            rows = list(rows)
+            rows[-1] += total - sum(rows)  # make the table add up
+            if rows[-1] < 0:
+                rows = [*breakdowns[0]]
+            tables.append(
+                Table(f"m{m}.t{t}", f"m{m}", {f"r{i}": Cell(v) for i, v in enumerate(rows)})
+            )
+    return Publication(totals, tables, threshold=limit)
+
+
+counts = st.integers(min_value=0, max_value=12)
+table = st.lists(counts, min_size=2, max_size=5)
+measure = st.lists(table, min_size=1, max_size=3)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(measure, min_size=1, max_size=3), st.sampled_from([3, 5]))
+def test_no_small_count_shown_and_no_hidden_cell_recoverable(measures, limit):
+    publication = disclosure.protect(_publication(measures, limit))
+    for _ref, cell in publication.cells():
+        if not cell.hidden:
+            assert not 0 < cell.value < limit
+        assert cell.display(limit) not in {str(n) for n in range(1, limit)}
+    assert recoverable_cells(publication) == []
+    assert disclosure.pinned(publication) == []
+
+
+def test_a_single_small_cell_gets_a_complement_in_its_row():
+    publication = disclosure.protect(
+        Publication(
+            {"m": Cell(20)},
+            [Table("m.area", "m", {"a": Cell(2), "b": Cell(8), "c": Cell(10)})],
+            threshold=5,
+        )
+    )
+    rows = publication.tables[0].rows
+    assert [rows[k].state for k in "abc"] == ["primary", "secondary", "shown"]
+    assert publication.totals["m"].state == "shown"
+    assert recoverable_cells(publication) == []
+
+
+def test_ones_that_add_up_to_the_rest_are_protected():
+    """1 + 1 + 10 = 12: hiding only the two 1s would pin them (both must be 1)."""
+    publication = disclosure.protect(
+        Publication(
+            {"m": Cell(12)},
+            [Table("m.g", "m", {"a": Cell(1), "b": Cell(1), "c": Cell(10)})],
+            threshold=5,
+        )
+    )
+    assert publication.tables[0].rows["c"].hidden
+    assert recoverable_cells(publication) == []
+
+
+def test_a_hidden_measure_is_protected_in_every_table_of_it():
+    """Suppressing the measure in one table must not let another table give it away."""
+    publication = disclosure.protect(
+        Publication(
+            {"m": Cell(6)},
+            [
+                Table("m.a", "m", {"x": Cell(1), "y": Cell(5)}),
+                Table("m.b", "m", {"x": Cell(6), "y": Cell(0)}),
+            ],
+            threshold=5,
+        )
+    )
+    assert recoverable_cells(publication) == []
+    assert all(not (0 < cell.value < 5) or cell.hidden for _ref, cell in publication.cells())
+
+
+def test_medians_need_the_threshold():
+    assert not disclosure.median_shown(4, 5)
+    assert disclosure.median_shown(5, 5)
+
+
+def test_a_selection_below_the_threshold_is_refused():
+    with pytest.raises(disclosure.SelectionRefused, match="färre än 5"):
+        disclosure.check_selection(4, 5)
+    disclosure.check_selection(5, 5)
+
+
+def test_threshold_below_three_is_refused(settings):
+    settings.SAMVERKAN = {**settings.SAMVERKAN, "STATS_THRESHOLD": 2}
+    with pytest.raises(ImproperlyConfigured):
+        disclosure.threshold()
+    errors = [e for e in run_checks() if e.id == "statistics.E001"]
+    assert len(errors) == 1
+    settings.SAMVERKAN = {**settings.SAMVERKAN, "STATS_THRESHOLD": 3}
+    assert disclosure.threshold() == 3
+    assert not [e for e in run_checks() if e.id == "statistics.E001"]
+
+
+def test_the_statistics_package_cannot_decrypt():
+    """No module of the package imports the decrypting layers (or anything that opens values)."""
+    import ast
+    from pathlib import Path
+
+    forbidden = ("casework.services", "casework.selectors", "casework.crypto", "casework.fields")
+    root = Path(__file__).resolve().parents[2] / "casework" / "statistics"
+    modules = list(root.rglob("*.py"))
+    assert len(modules) > 10
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                assert not name.startswith(forbidden), f"{path.name} imports {name}"
+                assert "open_sealed" not in name and "seal" not in name.split(".")[-1]
