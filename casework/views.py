@@ -170,6 +170,12 @@ class CaseworkApp(WorkflowAppViewset):
         return path("fall/<uuid:case_id>/", case_page, name="case")
 
     @property
+    def defector_cases_path(self):
+        from workflows.defector_views import DefectorCaseListView
+
+        return path("avhoppare/", DefectorCaseListView.as_view(), name="defector_cases")
+
+    @property
     def break_glass_path(self):
         from workflows.case_views import BreakGlassView
 
