@@ -242,6 +242,11 @@ class Case(models.Model):
         DEFECTOR_PROGRAMME = "defector_programme", _("Handed to the defector programme")
         AGE_LIMIT = "age_limit", _("Age limit reached")
         OTHER = "other", _("Other")
+        # The defector programme's outcomes (workflows.defector.CLOSE_REASONS).
+        COMPLETED = "completed", _("Programme completed")
+        RELAPSE = "relapse", _("Relapse into crime")
+        LEFT_VOLUNTARILY = "left_voluntarily", _("Left the programme voluntarily")
+        HANDED_OVER = "handed_over", _("Handed over")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     reference = models.CharField(_("case number"), max_length=20, unique=True, editable=False)
@@ -458,6 +463,9 @@ class Action(models.Model):
         LEISURE_ACTIVITY = "leisure_activity", _("Leisure activity")
         EMPLOYMENT = "employment", _("Work or education")
         TREATMENT = "treatment", _("Treatment")
+        HOUSING = "housing", _("Housing")
+        DEBT = "debt", _("Debt counselling")
+        PROTECTION = "protection", _("Protection measures")
         POLICE_TALK = "police_talk", _("Police talk")
         POLICE_FOLLOW_UP = "police_follow_up", _("Police follow-up")
         OTHER = "other", _("Other")
@@ -539,6 +547,8 @@ class CaseEvent(models.Model):
         PLAN = "plan", _("Plan")
         BREAK_GLASS = "break_glass", _("Break-the-glass")
         LINK = "link", _("Linked case")
+        THREAT_ASSESSMENT = "threat_assessment", _("Threat assessment")
+        HAND_OVER = "hand_over", _("Hand-over")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="events")
@@ -610,6 +620,7 @@ class Reminder(models.Model):
         REVIEW_OVERDUE = "review_overdue", _("Review date passed")
         TASK_OVERDUE = "task_overdue", _("Task waiting too long")
         BREAK_GLASS_UNREVIEWED = "break_glass_unreviewed", _("Break-the-glass access not reviewed")
+        REASSESSMENT_OVERDUE = "reassessment_overdue", _("Threat reassessment overdue")
 
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
     # The case id, the viewflow task id or the break-the-glass access id.

@@ -297,6 +297,8 @@ def case_access(
     """
     if not can_use_task_inbox(user):
         return CaseAccess(False, denial="no case role")
+    if defector_local_access_cut(user, case):
+        return CaseAccess(False, denial="handed over from the local programme")
     if any_ground and coordinates(user, case):
         member = None
     else:
@@ -342,3 +344,46 @@ def cases_in_reach(user):
     if programmes:
         reach |= Q(programme__in=programmes)
     return Case.objects.filter(reach).distinct()
+
+
+# --- Defector programme -------------------------------------------------------------
+#
+# A defector case that left the local programme (handed over to the police region
+# or the national programme) is closed to every local user: only police handlers
+# keep it. Local users keep the fact of the hand-over (``hand_over_notice``) and
+# social services' linked support case, which is a case of its own. Policy, not
+# deletion: nothing is removed, and a case returned to the local programme after
+# an approved lowering is open to its team again.
+
+# Team roles that make a user a named handler of a person with protected identity.
+NAMED_HANDLER_ROLES = (
+    CaseMembership.Role.LEAD,
+    CaseMembership.Role.POLICE_CONTACT,
+    CaseMembership.Role.COORDINATOR,
+)
+
+
+def defector_handed_over(case) -> bool:
+    """Whether ``case`` (a Case or a DefectorCase) is a defector case handed over."""
+    if case.programme != Case.Programme.DEFECTOR:
+        return False
+    if "handed_over_at" in case.__dict__:
+        return case.__dict__["handed_over_at"] is not None
+    return Case.objects.filter(pk=case.pk, defectorcase__handed_over_at__isnull=False).exists()
+
+
+def defector_local_access_cut(user, case) -> bool:
+    """A handed-over defector case is for police handlers only."""
+    return defector_handed_over(case) and not is_police(user)
+
+
+def named_handler(user, case, *, team: list[CaseMembership] | None = None) -> bool:
+    """A named handler of the case: on its team now as lead, police contact or coordinator.
+
+    Only they see the address, phone and area of a person with protected identity
+    in a defector case.
+    """
+    if team is not None:
+        return any(m.user_id == user.pk and m.role in NAMED_HANDLER_ROLES for m in team)
+    membership = team_membership(user, case)
+    return membership is not None and membership.role in NAMED_HANDLER_ROLES

@@ -174,6 +174,12 @@ class CaseworkApp(WorkflowAppViewset):
         return path("paminnelser/", RemindersView.as_view(), name="reminders")
 
     @property
+    def defector_cases_path(self):
+        from workflows.defector_views import DefectorCaseListView
+
+        return path("avhoppare/", DefectorCaseListView.as_view(), name="defector_cases")
+
+    @property
     def break_glass_path(self):
         from workflows.case_views import BreakGlassView
 

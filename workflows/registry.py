@@ -101,6 +101,7 @@ class ProgrammeFlowViewset(FlowViewset):
 # programme). A programme module adds its page view here, as a dotted path.
 CASE_PAGE_VIEWS = {
     "sig": "workflows.case_views.CasePageView",
+    "defector": "workflows.defector_views.DefectorCasePageView",
 }
 
 
@@ -116,7 +117,13 @@ _case_page_views: dict = {}
 
 
 def flow_viewsets() -> list[FlowViewset]:
-    from casework.roles import PERM_COORDINATE
+    from casework.roles import PERM_COORDINATE, PERM_COORDINATE_DEFECTOR
+    from workflows.defector import DefectorFlow
     from workflows.sig import SigFlow
 
-    return [ProgrammeFlowViewset(SigFlow, coordinator_permission=PERM_COORDINATE, icon="groups")]
+    return [
+        ProgrammeFlowViewset(SigFlow, coordinator_permission=PERM_COORDINATE, icon="groups"),
+        ProgrammeFlowViewset(
+            DefectorFlow, coordinator_permission=PERM_COORDINATE_DEFECTOR, icon="shield"
+        ),
+    ]

@@ -94,6 +94,8 @@ class CasePage:
     break_glass: BreakGlassAccess | None
     address_hidden: bool
     links: list[LinkedCase] = field(default_factory=list)
+    # Defector cases: address, phone and area of a protected person, for non-handlers.
+    location_hidden: bool = False
 
 
 def _deny(*, user, case: Case, purpose: str, reason: str) -> CaseNotFound:
@@ -162,8 +164,18 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         m.user_id == user.pk and m.role == CaseMembership.Role.LEAD for m in team
     )
     address_hidden = bool(person.protected_identity) and not lead_or_coordinator
+    location_hidden = (
+        case.programme == Case.Programme.DEFECTOR
+        and bool(person.protected_identity)
+        and not policy.named_handler(user, case, team=team)
+    )
+    if case.programme == Case.Programme.DEFECTOR:
+        # Defector cases: only the named handlers, not the coordinator's role alone.
+        address_hidden = location_hidden
     person_fields = tuple(
-        name for name in Person.ENCRYPTED_FIELDS if not (address_hidden and name == "address")
+        name
+        for name in Person.ENCRYPTED_FIELDS
+        if not (address_hidden and name == "address") and not (location_hidden and name == "phone")
     )
     read: list[str] = []
     with transaction.atomic():
@@ -275,6 +287,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         break_glass=policy.active_break_glass(user, case),
         address_hidden=address_hidden,
         links=links,
+        location_hidden=location_hidden,
     )
 
 

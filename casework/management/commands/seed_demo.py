@@ -62,6 +62,7 @@ USERS = [
     ("per.polis", "Per", "Polis", roles.POLICE_CONTACT, POLICE),
     ("sara.samordnare", "Sara", "Samordnare", roles.COORDINATOR, SOCIAL),
     ("alex.avhopp", "Alex", "Avhopp", roles.DEFECTOR_COORDINATOR, SOCIAL),
+    ("maja.avhopp", "Maja", "Avhopp", roles.DEFECTOR_COORDINATOR, POLICE),
     ("lisa.skola", "Lisa", "Skola", roles.SCHOOL, "Vivallaskolan"),
     ("fredrik.fritid", "Fredrik", "Fritid", roles.LEISURE, "Fritidsgården Vivalla"),
     ("stig.styrgrupp", "Stig", "Styrgrupp", roles.STEERING_GROUP, SOCIAL),
@@ -210,6 +211,11 @@ class Command(BaseCommand):
                 gettext("SIG demo cases: %(created)d new, %(total)d in all.")
                 % {"created": sig_created, "total": len(SLOTS)}
             )
+        from workflows.defector_demo import seed_defector_cases
+
+        seed_defector_cases(
+            self.stdout, enabled=settings.DEMO_SIG_CASES and not options.get("no_sig_cases")
+        )
         self.stdout.write(
             self.style.SUCCESS(f"Demodata klar. Inloggningar (lösenord: {password}):")
         )

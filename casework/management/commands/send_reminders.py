@@ -12,7 +12,9 @@
      ``SAMVERKAN["TASK_REMINDER_DAYS"]`` days (``--days``): the owner is
      reminded, or the queue when nobody has taken the task;
    * ``break_glass_unreviewed`` — break-the-glass accesses no auditor has
-     reviewed yet (the auditors' review list).
+     reviewed yet (the auditors' review list);
+   * ``reassessment_overdue`` — defector cases whose threat assessment in force
+     is past its next reassessment date (the defector coordinators' list).
 
 3. E-mails each recipient once a day about their new reminders — counts per
    kind and a link to the reminders page, never a case number — when e-mail is
@@ -83,6 +85,13 @@ def _overdue_tasks(today: datetime.date, days: int) -> list[Reminder]:
             "pk", "case_id"
         )
     )
+    from workflows.defector import DefectorProcess
+
+    cases.update(
+        DefectorProcess.objects.filter(
+            pk__in={process for _pk, process, _owner in tasks}
+        ).values_list("pk", "case_id")
+    )
     return [
         Reminder(
             kind=Reminder.Kind.TASK_OVERDUE,
@@ -106,6 +115,29 @@ def _unreviewed_break_glass(today: datetime.date) -> list[Reminder]:
         for pk, case_id in BreakGlassAccess.objects.filter(reviewed_at__isnull=True).values_list(
             "pk", "case_id"
         )
+    ]
+
+
+def _overdue_reassessments(today: datetime.date) -> list[Reminder]:
+    """Open defector cases whose threat assessment in force is past its next review date
+    (the defector coordinators' list: no recipient in particular)."""
+    from workflows.defector import FINAL_STATES, ThreatAssessment
+
+    overdue = (
+        ThreatAssessment.objects.filter(
+            state=ThreatAssessment.State.IN_FORCE, next_review__lt=today
+        )
+        .exclude(case__status__in=FINAL_STATES)
+        .values_list("pk", "case_id")
+    )
+    return [
+        Reminder(
+            kind=Reminder.Kind.REASSESSMENT_OVERDUE,
+            object_id=str(pk),
+            date=today,
+            case_id=case_id,
+        )
+        for pk, case_id in overdue
     ]
 
 
@@ -153,6 +185,7 @@ class Command(BaseCommand):
             (Reminder.Kind.REVIEW_OVERDUE, _due_reviews(today)),
             (Reminder.Kind.TASK_OVERDUE, _overdue_tasks(today, days)),
             (Reminder.Kind.BREAK_GLASS_UNREVIEWED, _unreviewed_break_glass(today)),
+            (Reminder.Kind.REASSESSMENT_OVERDUE, _overdue_reassessments(today)),
         ):
             new = record_reminders(candidates)
             self.stdout.write(

@@ -1,0 +1,75 @@
+"""Two police officers reassess the same defector case at once, on PostgreSQL.
+
+Real threads with their own connections commit for real; a barrier in front of
+the row lock makes the race certain. Exactly one reassessment lands (and routes
+the case); the other gets ``CaseConflict`` and writes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connections
+
+from casework.services import defector as defector_services
+from casework.services.cases import CaseConflict
+from workflows import defector
+from workflows.defector import DefectorCase, Level, Status, ThreatAssessment
+
+from .conftest import BOTH_DATABASES
+from .defector_factories import PURPOSE, assessment, defector_case
+
+pytestmark = pytest.mark.django_db(
+    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
+)
+
+
+def test_two_reassessments_race(users, monkeypatch):
+    case = defector_case(users, "activate")
+    version = case.version
+    barrier = threading.Barrier(2, timeout=30)
+    lock = defector_services._lock
+    met = threading.local()
+
+    def meet_then_lock(locked, expected_version):
+        if not getattr(met, "done", False):
+            met.done = True
+            barrier.wait()
+        return lock(locked, expected_version)
+
+    monkeypatch.setattr(defector_services, "_lock", meet_then_lock)
+    results = {}
+
+    def run(username, level):
+        try:
+            mine = DefectorCase.objects.get(pk=case.pk)
+            results[username] = defector.reassess(
+                user=users[username],
+                case=mine,
+                purpose=PURPOSE,
+                expected_version=version,
+                **assessment(level),
+            )
+        except BaseException as exc:  # the test looks at it
+            results[username] = exc
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=run, args=("per.polis", Level.HIGH)),
+        threading.Thread(target=run, args=("maja.avhopp", Level.ELEVATED)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+    conflicts = [r for r in results.values() if isinstance(r, CaseConflict)]
+    landed = [r for r in results.values() if isinstance(r, ThreatAssessment)]
+    assert len(conflicts) == 1 and len(landed) == 1, results
+    case = DefectorCase.objects.get(pk=case.pk)
+    # The winner's assessment is in force and routed the case; nothing of the loser's.
+    assert case.assessments.count() == 2
+    assert defector.current_assessment(case).pk == landed[0].pk
+    assert case.status == Status.HANDED_OVER_REGIONAL
