@@ -314,6 +314,14 @@ SAMVERKAN = {
     "REVIEW_TASK_HOUR": env.int("SAMVERKAN_REVIEW_TASK_HOUR", default=7),
     # `send_reminders` reminds of a task left open longer than this many days.
     "TASK_REMINDER_DAYS": env.int("SAMVERKAN_TASK_REMINDER_DAYS", default=5),
+    # SSPF: the age range (inclusive), the age from which the young person's own consent
+    # is needed besides the guardians', and the default interval between follow-ups.
+    "SSPF_AGE_RANGE": (
+        env.int("SAMVERKAN_SSPF_MIN_AGE", default=10),
+        env.int("SAMVERKAN_SSPF_MAX_AGE", default=18),
+    ),
+    "SSPF_OWN_CONSENT_AGE": env.int("SAMVERKAN_SSPF_OWN_CONSENT_AGE", default=15),
+    "SSPF_FOLLOW_UP_INTERVAL_DAYS": env.int("SAMVERKAN_SSPF_FOLLOW_UP_INTERVAL_DAYS", default=42),
 }
 # How many synthetic persons `seed_demo` registers (see its docstring).
 DEMO_PERSONS = env.int("DEMO_PERSONS", default=300)

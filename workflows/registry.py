@@ -101,6 +101,7 @@ class ProgrammeFlowViewset(FlowViewset):
 # programme). A programme module adds its page view here, as a dotted path.
 CASE_PAGE_VIEWS = {
     "sig": "workflows.case_views.CasePageView",
+    "sspf": "workflows.sspf_views.SspfCasePageView",
 }
 
 
@@ -118,5 +119,9 @@ _case_page_views: dict = {}
 def flow_viewsets() -> list[FlowViewset]:
     from casework.roles import PERM_COORDINATE
     from workflows.sig import SigFlow
+    from workflows.sspf import SspfFlow
 
-    return [ProgrammeFlowViewset(SigFlow, coordinator_permission=PERM_COORDINATE, icon="groups")]
+    return [
+        ProgrammeFlowViewset(SigFlow, coordinator_permission=PERM_COORDINATE, icon="groups"),
+        ProgrammeFlowViewset(SspfFlow, coordinator_permission=PERM_COORDINATE, icon="school"),
+    ]
