@@ -577,9 +577,7 @@ class SspfFlow(flow.Flow):
         .Permission(COORDINATE)
         .Next(this.after_assessment)
     )
-    after_assessment = (
-        flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
-    )
+    after_assessment = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
     # Every guardian's written consent, and the young person's own from the configured age.
     consent = (
         flow.View(views.ConsentView.as_view())

@@ -529,7 +529,9 @@ class SspfCasePageView(CasePageView):
         if case_services.has_other_legal_basis(self.case):
             return _("The consent is withdrawn: sharing under it has stopped.")
         cancel_process(self.case)
-        case_services.transition(user=user, case=self.case, name="consent_withdrawn", purpose=purpose)
+        case_services.transition(
+            user=user, case=self.case, name="consent_withdrawn", purpose=purpose
+        )
         return _("The consent is withdrawn: sharing has stopped and the case is closed.")
 
 

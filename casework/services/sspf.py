@@ -34,8 +34,8 @@ from casework.services.cases import (
     CaseConflict,
     CaseDenied,
     _changed,
-    _deny,
     _dek,
+    _deny,
     _lock,
     _text,
     add_action,
@@ -403,9 +403,7 @@ def create_meeting(
     return meeting
 
 
-def add_to_agenda(
-    *, user, meeting: OperationalMeeting, case: SspfCase, purpose: str
-) -> AgendaItem:
+def add_to_agenda(*, user, meeting: OperationalMeeting, case: SspfCase, purpose: str) -> AgendaItem:
     """Put an SSPF case on a meeting's agenda (the coordinator)."""
     sspf = _programme()
     purpose = _require_purpose(purpose)
