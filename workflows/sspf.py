@@ -443,9 +443,9 @@ class AgendaItem(models.Model):
 
 
 class AgeBand(models.TextChoices):
-    AGE_10_12 = "10-12", "10–12"
-    AGE_13_15 = "13-15", "13–15"
-    AGE_16_18 = "16-18", "16–18"
+    AGE_10_12 = "10-12", "10-12"
+    AGE_13_15 = "13-15", "13-15"
+    AGE_16_18 = "16-18", "16-18"
 
 
 class AnonymisedDiscussion(models.Model):
@@ -504,7 +504,7 @@ _PERSONNUMMER_LIKE = re.compile(
     r"(?<!\d)"
     r"(?:\d{2}[ .]?)?"  # century
     r"\d{2}[ .]?\d{2}[ .]?\d{2}"  # yymmdd (day + 60 for a samordningsnummer)
-    r"\s*[-+–]?\s*"
+    r"\s*[-+\u2013]?\s*"  # hyphen, plus or en dash
     r"(?:\d{4}|\d{3}[a-zA-Z*]|[xX*]{4})"
     r"(?!\d)"
 )
