@@ -210,6 +210,7 @@ class Command(BaseCommand):
                 gettext("SIG demo cases: %(created)d new, %(total)d in all.")
                 % {"created": sig_created, "total": len(SLOTS)}
             )
+            __import__("workflows.sspf_demo").sspf_demo.seed_sspf_cases()  # SSPF demo cases
         self.stdout.write(
             self.style.SUCCESS(f"Demodata klar. Inloggningar (lösenord: {password}):")
         )
