@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
 
+from django.conf import settings
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -210,10 +211,16 @@ def consent_state(case, *, today: date | None = None, consents=None) -> ConsentS
     given = [c for c in consents if c.decision == Consent.Decision.GIVEN]
     own = [c for c in given if c.giver == Consent.Giver.SELF]
     required = list(own[-1:])
-    missing = [] if own else ["self"]
     from casework.selectors.persons import person_age
 
-    if person_age(case.person, on=today) < 18:
+    age = person_age(case.person, on=today)
+    missing = [] if own or not _own_consent_required(case, age) else ["self"]
+    if case.programme == Case.Programme.SSPF:
+        # SSPF: the guardians' consent counts only in writing.
+        given = [
+            c for c in given if c.giver == Consent.Giver.SELF or c.form == Consent.Form.WRITTEN
+        ]
+    if age < 18:
         prefetched = getattr(case.person, "_prefetched_objects_cache", {}).get("guardians")
         if prefetched is not None:
             guardians = [guardian.pk for guardian in prefetched]
@@ -238,6 +245,13 @@ def consent_state(case, *, today: date | None = None, consents=None) -> ConsentS
         missing=tuple(missing),
         organisations=frozenset(covered or ()) if complete else frozenset(),
     )
+
+
+def _own_consent_required(case, age: int) -> bool:
+    """SIG (and every other programme): always. SSPF: from the configured age."""
+    if case.programme == Case.Programme.SSPF:
+        return age >= settings.SAMVERKAN["SSPF_OWN_CONSENT_AGE"]
+    return True
 
 
 @dataclass(frozen=True)
@@ -312,6 +326,15 @@ def case_access(
         via = "break_glass"
     else:
         return CaseAccess(False, denial="not on the case team")
+    if case.programme == Case.Programme.SSPF and is_police(user):
+        # SSPF: the police take part only where the case says so, and only under the
+        # consents' scope (no statutory basis stands in for the missing decision).
+        if not sspf_police_participates(case):
+            return CaseAccess(False, via=via, denial="no police participation decision")
+        covered = consent_state(case, today=timezone.localdate(now), consents=consents)
+        if user.organisation_id not in covered.organisations:
+            return CaseAccess(False, via=via, denial="consent does not cover the police")
+        return CaseAccess(True, via=via, legal_basis="consent")
     if user.organisation_id == case.owner_organisation_id:
         return CaseAccess(True, via=via)
     basis = disclosure_basis(
@@ -387,3 +410,72 @@ def named_handler(user, case, *, team: list[CaseMembership] | None = None) -> bo
         return any(m.user_id == user.pk and m.role in NAMED_HANDLER_ROLES for m in team)
     membership = team_membership(user, case)
     return membership is not None and membership.role in NAMED_HANDLER_ROLES
+
+
+# --- SSPF: police participation and what each role sees ---------------------------------------
+
+
+def sspf_police_participates(case) -> bool:
+    """The newest police participation decision of an SSPF case says the police take part."""
+    from django.apps import apps
+
+    decision = (
+        apps.get_model("workflows", "PoliceParticipation")
+        .objects.filter(case_id=case.pk)
+        .order_by("-decided_at")
+        .values_list("participates", flat=True)
+        .first()
+    )
+    return bool(decision)
+
+
+@dataclass(frozen=True)
+class CaseParts:
+    """Which parts of a case page a user sees (the case page selector honours it).
+
+    ``None`` means all: the default for every programme and role but those below.
+    """
+
+    person_fields: tuple[str, ...] | None = None
+    case_texts: tuple[str, ...] | None = None
+    action_kinds: frozenset[str] | None = None  # organisation kinds whose actions are shown
+    guardians: bool = True
+    decisions: bool = True
+    legal_bases: bool = True
+    event_reasons: bool = True
+    link_reasons: bool = True
+    programme_records: bool = True  # SSPF: risk assessments, police decisions, meeting decisions
+
+    @property
+    def full(self) -> bool:
+        return self == CaseParts()
+
+
+ALL_PARTS = CaseParts()
+# SSPF school and leisure members: who the young person is, the commitment plan and the
+# school's and leisure's actions (their own organisation's too) — not the concern, the risk
+# assessment, the mapping conversation, police or social-services notes, decisions or
+# legal bases.
+SSPF_SCHOOL_LEISURE_PARTS = CaseParts(
+    person_fields=("name", "birth_date"),
+    case_texts=("plan_goals",),
+    action_kinds=frozenset({Organisation.Kind.SCHOOL, Organisation.Kind.LEISURE}),
+    guardians=False,
+    decisions=False,
+    legal_bases=False,
+    event_reasons=False,
+    link_reasons=False,
+    programme_records=False,
+)
+
+
+def case_parts(user, case) -> CaseParts:
+    """The parts of ``case`` that ``user`` (who has access to it) sees."""
+    if (
+        case.programme == Case.Programme.SSPF
+        and user.organisation_id is not None
+        and user.organisation.kind in (Organisation.Kind.SCHOOL, Organisation.Kind.LEISURE)
+        and not coordinates(user, case)
+    ):
+        return SSPF_SCHOOL_LEISURE_PARTS
+    return ALL_PARTS

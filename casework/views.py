@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import include, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
@@ -184,6 +184,12 @@ class CaseworkApp(WorkflowAppViewset):
         from workflows.case_views import BreakGlassView
 
         return path("bryt-glaset/", BreakGlassView.as_view(), name="break_glass")
+
+    @property
+    def sspf_path(self):
+        from workflows.sspf_views import urlpatterns
+
+        return path("sspf/", include((urlpatterns, "sspf")))
 
 
 class RemindersView(PolicyRequiredMixin, TemplateView):

@@ -338,6 +338,14 @@ SAMVERKAN = {
     "STATS_THRESHOLD": env.int("SAMVERKAN_STATS_THRESHOLD", default=5),
     # The running month's counts are recounted at most this often (seconds; 0: every page).
     "STATS_LIVE_SECONDS": env.int("SAMVERKAN_STATS_LIVE_SECONDS", default=300),
+    # SSPF: the age range (inclusive), the age from which the young person's own consent
+    # is needed besides the guardians', and the default interval between follow-ups.
+    "SSPF_AGE_RANGE": (
+        env.int("SAMVERKAN_SSPF_MIN_AGE", default=10),
+        env.int("SAMVERKAN_SSPF_MAX_AGE", default=18),
+    ),
+    "SSPF_OWN_CONSENT_AGE": env.int("SAMVERKAN_SSPF_OWN_CONSENT_AGE", default=15),
+    "SSPF_FOLLOW_UP_INTERVAL_DAYS": env.int("SAMVERKAN_SSPF_FOLLOW_UP_INTERVAL_DAYS", default=42),
 }
 # How many synthetic persons `seed_demo` registers (see its docstring).
 DEMO_PERSONS = env.int("DEMO_PERSONS", default=300)

@@ -102,6 +102,7 @@ class ProgrammeFlowViewset(FlowViewset):
 CASE_PAGE_VIEWS = {
     "sig": "workflows.case_views.CasePageView",
     "defector": "workflows.defector_views.DefectorCasePageView",
+    "sspf": "workflows.sspf_views.SspfCasePageView",
 }
 
 
@@ -120,10 +121,12 @@ def flow_viewsets() -> list[FlowViewset]:
     from casework.roles import PERM_COORDINATE, PERM_COORDINATE_DEFECTOR
     from workflows.defector import DefectorFlow
     from workflows.sig import SigFlow
+    from workflows.sspf import SspfFlow
 
     return [
         ProgrammeFlowViewset(SigFlow, coordinator_permission=PERM_COORDINATE, icon="groups"),
         ProgrammeFlowViewset(
             DefectorFlow, coordinator_permission=PERM_COORDINATE_DEFECTOR, icon="shield"
         ),
+        ProgrammeFlowViewset(SspfFlow, coordinator_permission=PERM_COORDINATE, icon="school"),
     ]

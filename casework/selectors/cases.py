@@ -96,6 +96,7 @@ class CasePage:
     links: list[LinkedCase] = field(default_factory=list)
     # Defector cases: address, phone and area of a protected person, for non-handlers.
     location_hidden: bool = False
+    parts: policy.CaseParts = policy.ALL_PARTS
 
 
 def _deny(*, user, case: Case, purpose: str, reason: str) -> CaseNotFound:
@@ -172,10 +173,14 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     if case.programme == Case.Programme.DEFECTOR:
         # Defector cases: only the named handlers, not the coordinator's role alone.
         address_hidden = location_hidden
+    # What this user's role sees of the case (SSPF school and leisure: a part of it).
+    parts = policy.case_parts(user, case)
     person_fields = tuple(
         name
         for name in Person.ENCRYPTED_FIELDS
-        if not (address_hidden and name == "address") and not (location_hidden and name == "phone")
+        if not (address_hidden and name == "address")
+        and not (location_hidden and name == "phone")
+        and (parts.person_fields is None or name in parts.person_fields)
     )
     read: list[str] = []
     with transaction.atomic():
@@ -187,44 +192,63 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         texts = {
             name: open_value(case, name, dek)
             for name in getattr(type(case), "ENCRYPTED_FIELDS", ())
+            if parts.case_texts is None or name in parts.case_texts
         }
         read += [f"case.{name}" for name, value in texts.items() if value is not None]
-        guardians = _open_all(person.guardians.all(), ("name", "phone"), dek, read, "guardian")
+        guardians = (
+            _open_all(person.guardians.all(), ("name", "phone"), dek, read, "guardian")
+            if parts.guardians
+            else []
+        )
         visible_actions = case.actions.select_related("organisation", "actor").filter(
             Q(visibility=Action.Visibility.TEAM) | Q(organisation_id=user.organisation_id)
         )
+        if parts.action_kinds is not None:
+            visible_actions = visible_actions.filter(
+                Q(organisation__kind__in=parts.action_kinds)
+                | Q(organisation_id=user.organisation_id)
+            )
         actions = _open_all(visible_actions, ("note",), dek, read, "action")
-        decisions = _open_all(
-            CaseDecision.objects.filter(case=case).select_related("decided_by", "organisation"),
-            ("note",),
-            dek,
-            read,
-            "decision",
+        decisions = (
+            _open_all(
+                CaseDecision.objects.filter(case=case).select_related("decided_by", "organisation"),
+                ("note",),
+                dek,
+                read,
+                "decision",
+            )
+            if parts.decisions
+            else []
         )
-        legal_bases = _open_all(
-            CaseLegalBasis.objects.filter(case=case).select_related("legal_basis", "recorded_by"),
-            ("justification",),
-            dek,
-            read,
-            "legal_basis",
+        legal_bases = (
+            _open_all(
+                CaseLegalBasis.objects.filter(case=case).select_related(
+                    "legal_basis", "recorded_by"
+                ),
+                ("justification",),
+                dek,
+                read,
+                "legal_basis",
+            )
+            if parts.legal_bases
+            else []
         )
         links = []
         for row in CaseLink.objects.filter(Q(from_case=case) | Q(to_case=case)).select_related(
             "from_case", "to_case"
         ):
-            reason = open_value(row, "reason", dek)
+            reason = open_value(row, "reason", dek) if parts.link_reasons else None
             if reason is not None:
                 read.append("link.reason")
             outgoing = row.from_case_id == case.pk
             other = row.to_case if outgoing else row.from_case
             links.append(LinkedCase(link=row, other=other, outgoing=outgoing, reason=reason))
-        timeline = _open_all(
-            CaseEvent.objects.filter(case=case).select_related("actor"),
-            ("reason",),
-            dek,
-            read,
-            "event",
-        )
+        events = CaseEvent.objects.filter(case=case).select_related("actor")
+        if parts.event_reasons:
+            timeline = _open_all(events, ("reason",), dek, read, "event")
+        else:
+            # Not opened: the reason reads as empty, never as its sealed value.
+            timeline = [Opened(event, {"reason": None}) for event in events]
         record_event(
             action=AuditAction.CONSULT,
             user=user,
@@ -288,6 +312,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         address_hidden=address_hidden,
         links=links,
         location_hidden=location_hidden,
+        parts=parts,
     )
 
 

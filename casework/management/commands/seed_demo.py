@@ -211,6 +211,9 @@ class Command(BaseCommand):
                 gettext("SIG demo cases: %(created)d new, %(total)d in all.")
                 % {"created": sig_created, "total": len(SLOTS)}
             )
+            from workflows.sspf_demo import seed_sspf_cases
+
+            seed_sspf_cases()
         from workflows.defector_demo import seed_defector_cases
 
         seed_defector_cases(
