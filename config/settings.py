@@ -314,6 +314,14 @@ SAMVERKAN = {
     "REVIEW_TASK_HOUR": env.int("SAMVERKAN_REVIEW_TASK_HOUR", default=7),
     # `send_reminders` reminds of a task left open longer than this many days.
     "TASK_REMINDER_DAYS": env.int("SAMVERKAN_TASK_REMINDER_DAYS", default=5),
+    # GVI: follow-up contact with each call-in attendee within this many days; a custom
+    # notification's follow-up within this many hours of delivery; visits to try before
+    # a notification is closed as not reached.
+    "GVI_CALLIN_FOLLOWUP_DAYS": env.int("SAMVERKAN_GVI_CALLIN_FOLLOWUP_DAYS", default=14),
+    "GVI_NOTIFICATION_FOLLOWUP_HOURS": env.int(
+        "SAMVERKAN_GVI_NOTIFICATION_FOLLOWUP_HOURS", default=48
+    ),
+    "GVI_NOTIFICATION_MAX_ATTEMPTS": env.int("SAMVERKAN_GVI_NOTIFICATION_MAX_ATTEMPTS", default=3),
 }
 # How many synthetic persons `seed_demo` registers (see its docstring).
 DEMO_PERSONS = env.int("DEMO_PERSONS", default=300)

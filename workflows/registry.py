@@ -117,6 +117,15 @@ _case_page_views: dict = {}
 
 def flow_viewsets() -> list[FlowViewset]:
     from casework.roles import PERM_COORDINATE
+    from workflows.gvi import GviCallInFlow, GviMinorNoticeFlow, GviNotificationFlow
     from workflows.sig import SigFlow
 
-    return [ProgrammeFlowViewset(SigFlow, coordinator_permission=PERM_COORDINATE, icon="groups")]
+    return [
+        ProgrammeFlowViewset(SigFlow, coordinator_permission=PERM_COORDINATE, icon="groups"),
+        *(
+            ProgrammeFlowViewset(
+                flow_class, coordinator_permission=PERM_COORDINATE, icon="campaign"
+            )
+            for flow_class in (GviNotificationFlow, GviCallInFlow, GviMinorNoticeFlow)
+        ),
+    ]

@@ -94,6 +94,8 @@ class CasePage:
     break_glass: BreakGlassAccess | None
     address_hidden: bool
     links: list[LinkedCase] = field(default_factory=list)
+    # Where the case came from when that is not a case: ids of GVI group members.
+    gvi_members: list[str] = field(default_factory=list)
 
 
 def _deny(*, user, case: Case, purpose: str, reason: str) -> CaseNotFound:
@@ -275,6 +277,12 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         break_glass=policy.active_break_glass(user, case),
         address_hidden=address_hidden,
         links=links,
+        gvi_members=[
+            event.obj.transition.split(":", 1)[1]
+            for event in timeline
+            if event.obj.kind == CaseEvent.Kind.LINK
+            and event.obj.transition.startswith("gvi_member:")
+        ],
     )
 
 
