@@ -119,9 +119,9 @@ MESSAGE_RECEIVED_STATES = (
 
 
 class SizeBand(models.TextChoices):
-    SMALL = "1-5", _("1–5 members")
-    MEDIUM = "6-15", _("6–15 members")
-    LARGE = "16-30", _("16–30 members")
+    SMALL = "1-5", _("1-5 members")
+    MEDIUM = "6-15", _("6-15 members")
+    LARGE = "16-30", _("16-30 members")
     VERY_LARGE = "31+", _("31 or more members")
 
 
@@ -313,7 +313,7 @@ class Group(ConcurrentTransitionMixin, models.Model):
         """No activity: the group is no longer followed actively."""
 
 
-class GviParticipation(models.Model):
+class GviParticipation(models.Model):  # noqa: DJ008 (never instantiated)
     """Holder of the GVI permission for named social-services participants.
 
     Unmanaged and without a table, like ``casework.Capability``: granting a social

@@ -273,7 +273,6 @@ class GroupPageView(GviView):
         page = selectors.get_group_page(
             user=self.request.user, purpose=str(PURPOSE), group=self.object
         )
-        user = self.request.user
         decisions = [
             (
                 decision,

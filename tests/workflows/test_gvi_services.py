@@ -517,7 +517,7 @@ def test_call_in_follow_up_overdue_reminder(users):
     ).exists()
 
 
-# --- Audit -----------------------------------------------------------------------------------------
+# --- Audit ---------------------------------------------------------------------------------
 
 
 def test_every_transition_is_audited_and_on_the_timeline(users):

@@ -108,7 +108,7 @@ class Migration(migrations.Migration):
                 ('name', casework.fields.EncryptedTextField(verbose_name='name')),
                 ('notes', casework.fields.EncryptedTextField(verbose_name='notes')),
                 ('area', models.CharField(choices=[('vivalla_baronbackarna', 'Vivalla/Baronbackarna'), ('varberga_oxhagen', 'Varberga/Oxhagen'), ('brickebacken', 'Brickebacken'), ('other', 'Other area')], max_length=30, verbose_name='area')),
-                ('size_band', models.CharField(choices=[('1-5', '1–5 members'), ('6-15', '6–15 members'), ('16-30', '16–30 members'), ('31+', '31 or more members')], max_length=10, verbose_name='size')),
+                ('size_band', models.CharField(choices=[('1-5', '1-5 members'), ('6-15', '6-15 members'), ('16-30', '16-30 members'), ('31+', '31 or more members')], max_length=10, verbose_name='size')),
                 ('status', django_fsm.FSMField(choices=[('identified', 'Identified'), ('mapped', 'Mapped'), ('message_delivered', 'Message delivered'), ('monitored', 'Monitored'), ('incident_linked', 'Incident linked'), ('sanction_decided', 'Sanctions decided'), ('sanction_active', 'Sanctions active'), ('sanction_ended', 'Sanctions ended'), ('dormant', 'Dormant')], db_index=True, default='identified', max_length=50, protected=True, verbose_name='status')),
                 ('message_delivered_at', models.DateTimeField(blank=True, null=True, verbose_name='message delivered')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='registered')),
