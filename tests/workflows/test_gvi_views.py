@@ -1,4 +1,4 @@
-"""GVI pages and tasks through the test client: the authorisation matrix (every GVI URL ×
+"""GVI pages and tasks through the test client: the authorisation matrix (every GVI URL by
 every role), bad input, the flows driven through their task views, and the SIG link seen
 from both sides."""
 
