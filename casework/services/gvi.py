@@ -569,6 +569,7 @@ def accept_offer(
 def _deliver_to_member(*, user, purpose: str, member: GroupMember) -> None:
     """The member got the message (a held call-in or a delivered notification); so has
     the group, once mapped."""
+    member.refresh_from_db()
     if member.status == gvi.MemberStatus.IDENTIFIED:
         transition(user=user, obj=member, name="select", purpose=purpose)
     if member.status == gvi.MemberStatus.SELECTED:

@@ -210,6 +210,9 @@ class Command(BaseCommand):
                 gettext("SIG demo cases: %(created)d new, %(total)d in all.")
                 % {"created": sig_created, "total": len(SLOTS)}
             )
+            from workflows.gvi_demo import seed_gvi
+
+            seed_gvi()
         self.stdout.write(
             self.style.SUCCESS(f"Demodata klar. Inloggningar (lösenord: {password}):")
         )
