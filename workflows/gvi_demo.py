@@ -2,7 +2,8 @@
 notifications in every state and a sanction, driven through the services and the flows'
 own task activations (the calls the task views make).
 
-Keyed on the first member (a uuid5 like the SIG demo persons): running ``seed_demo`` again adds nothing. All of
+Keyed on the first member (a uuid5 like the SIG demo persons): running ``seed_demo``
+again adds nothing. All of
 it is built in one transaction. Members are synthetic persons like the SIG demo persons;
 the social worker ``anna.social`` is named a GVI participant.
 """
