@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
@@ -30,6 +30,13 @@ PURPOSE = f.PURPOSE
 with_denials = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
 )
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The messages are asserted in English (the msgids), whatever ran before."""
+    with translation.override("en"):
+        yield
 
 
 def _messages(error: ValidationError) -> str:
