@@ -621,6 +621,7 @@ class Reminder(models.Model):
         TASK_OVERDUE = "task_overdue", _("Task waiting too long")
         BREAK_GLASS_UNREVIEWED = "break_glass_unreviewed", _("Break-the-glass access not reviewed")
         REASSESSMENT_OVERDUE = "reassessment_overdue", _("Threat reassessment overdue")
+        GVI_FOLLOW_UP_OVERDUE = "gvi_follow_up_overdue", _("GVI follow-up overdue")
 
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
     # The case id, the viewflow task id or the break-the-glass access id.

@@ -479,3 +479,55 @@ def case_parts(user, case) -> CaseParts:
     ):
         return SSPF_SCHOOL_LEISURE_PARTS
     return ALL_PARTS
+
+
+# --- GVI (groups, members, call-ins, notifications, sanctions) ---------------------------
+#
+# GVI objects are not cases. Groups and their members are seen by the police, the
+# GVI coordinator (``samordnare``) and the social-services participants named by
+# the ``workflows.take_part_in_gvi`` permission (granted per user); school and
+# leisure staff, the steering group, auditors and administrators see none of it.
+
+PERM_GVI_PARTICIPANT = "workflows.take_part_in_gvi"
+
+
+def coordinates_gvi(user) -> bool:
+    """The GVI coordinator: the programme coordinator of SIG, SSPF and GVI."""
+    return can_use_task_inbox(user) and user.has_perm(roles.PERM_COORDINATE)
+
+
+def gvi_police(user) -> bool:
+    """A police officer with a case role: records incidents, legal assessments, deliveries."""
+    return can_use_task_inbox(user) and is_police(user)
+
+
+def gvi_participant(user) -> bool:
+    """A named social-services participant."""
+    return (
+        can_use_task_inbox(user)
+        and user.organisation.kind == Organisation.Kind.SOCIAL_SERVICES
+        and user.has_perm(PERM_GVI_PARTICIPANT)
+    )
+
+
+def gvi_access(user) -> CaseAccess:
+    """May ``user`` see GVI groups and members? Deny by default."""
+    if not can_use_task_inbox(user):
+        return CaseAccess(False, denial="no case role")
+    if coordinates_gvi(user):
+        return CaseAccess(True, via="coordinator")
+    if gvi_police(user):
+        return CaseAccess(True, via="police")
+    if gvi_participant(user):
+        return CaseAccess(True, via="participant")
+    return CaseAccess(False, denial="not a GVI participant")
+
+
+def may_record_sanction(user, sanction) -> bool:
+    """Only the organisation whose lever it is records a sanction's steps."""
+    return bool(gvi_access(user)) and user.organisation_id == sanction.organisation_id
+
+
+def coordinates_gvi_or_police(user) -> bool:
+    """Registers groups and members, requests notifications: the coordinator or police."""
+    return coordinates_gvi(user) or gvi_police(user)

@@ -346,6 +346,14 @@ SAMVERKAN = {
     ),
     "SSPF_OWN_CONSENT_AGE": env.int("SAMVERKAN_SSPF_OWN_CONSENT_AGE", default=15),
     "SSPF_FOLLOW_UP_INTERVAL_DAYS": env.int("SAMVERKAN_SSPF_FOLLOW_UP_INTERVAL_DAYS", default=42),
+    # GVI: follow-up contact with each call-in attendee within this many days; a custom
+    # notification's follow-up within this many hours of delivery; visits to try before
+    # a notification is closed as not reached.
+    "GVI_CALLIN_FOLLOWUP_DAYS": env.int("SAMVERKAN_GVI_CALLIN_FOLLOWUP_DAYS", default=14),
+    "GVI_NOTIFICATION_FOLLOWUP_HOURS": env.int(
+        "SAMVERKAN_GVI_NOTIFICATION_FOLLOWUP_HOURS", default=48
+    ),
+    "GVI_NOTIFICATION_MAX_ATTEMPTS": env.int("SAMVERKAN_GVI_NOTIFICATION_MAX_ATTEMPTS", default=3),
 }
 # How many synthetic persons `seed_demo` registers (see its docstring).
 DEMO_PERSONS = env.int("DEMO_PERSONS", default=300)

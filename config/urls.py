@@ -12,6 +12,7 @@ from viewflow.urls import Site
 from audit.views import AuditApp
 from casework.views import CaseworkApp, StatisticsApp, home
 from config.health import healthz
+from workflows.gvi_app import GviApp
 
 admin.site.site_header = _("Samverkan administration")
 admin.site.site_title = "Samverkan"
@@ -21,7 +22,7 @@ site = Site(
     title="Samverkan",
     primary_color="#1d4f91",
     secondary_color="#00838f",
-    viewsets=[CaseworkApp(), StatisticsApp(), AuditApp()],
+    viewsets=[CaseworkApp(), GviApp(), StatisticsApp(), AuditApp()],
 )
 
 urlpatterns = [

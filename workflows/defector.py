@@ -819,14 +819,13 @@ def refer_linked(*, user, from_case: Case, kind: str, reason: str, purpose: str)
 
     from casework.services.cases import link_cases
 
-    kind_of = user.organisation.kind if user.organisation else ""
-    source = {
-        Organisation.Kind.POLICE: ReferralSource.POLICE,
-        Organisation.Kind.SCHOOL: ReferralSource.SCHOOL,
-    }.get(kind_of, ReferralSource.SOCIAL_SERVICES)
     with transaction.atomic():
         case = refer(
-            user=user, person=from_case.person, source=source, reason=reason, purpose=purpose
+            user=user,
+            person=from_case.person,
+            source=_referral_source(user),
+            reason=reason,
+            purpose=purpose,
         )
         DefectorFlow.start_linked.run(case=case)
         link_cases(
@@ -834,6 +833,38 @@ def refer_linked(*, user, from_case: Case, kind: str, reason: str, purpose: str)
         )
         case.refresh_from_db(fields=["version"])
     return case
+
+
+def refer_from(*, user, person, reason: str, purpose: str, source: str = "") -> DefectorCase:
+    """Refer ``person`` to the defector programme from something that is not a case (a GVI
+    group member who accepted the offer of help and wants out).
+
+    Opens the defector case and starts its flow, all or nothing; ``source`` (e.g.
+    ``gvi_member:<id>``) goes on the new case's timeline so its page shows where it
+    came from.
+    """
+    from django.db import transaction
+
+    from casework.services.cases import record_source
+
+    with transaction.atomic():
+        case = refer(
+            user=user, person=person, source=_referral_source(user), reason=reason, purpose=purpose
+        )
+        DefectorFlow.start_linked.run(case=case)
+        if source:
+            record_source(user=user, case=case, source=source, purpose=purpose)
+        case.refresh_from_db(fields=["version"])
+    return case
+
+
+def _referral_source(user) -> str:
+    """The referral source of a referral one of our users makes from another programme."""
+    kind_of = user.organisation.kind if user.organisation else ""
+    return {
+        Organisation.Kind.POLICE: ReferralSource.POLICE,
+        Organisation.Kind.SCHOOL: ReferralSource.SCHOOL,
+    }.get(kind_of, ReferralSource.SOCIAL_SERVICES)
 
 
 def _cancel_processes(case: DefectorCase) -> None:

@@ -1,5 +1,22 @@
 """The programme models live with their flows (``workflows/sig.py`` …); Django finds them here."""
 
+from workflows.gvi import (
+    CallIn,
+    CallInAttendee,
+    CallInSpeaker,
+    CustomNotification,
+    DeliveryTeamMember,
+    Group,
+    GroupMember,
+    GviCallInProcess,
+    GviEvent,
+    GviMinorNoticeProcess,
+    GviNotificationProcess,
+    GviParticipation,
+    Incident,
+    Sanction,
+    SanctionDecision,
+)
 from workflows.sig import SigCase, SigProcess
 from workflows.sspf import (
     AgendaItem,
@@ -14,9 +31,24 @@ from workflows.sspf import (
 __all__ = [
     "AgendaItem",
     "AnonymisedDiscussion",
+    "CallIn",
+    "CallInAttendee",
+    "CallInSpeaker",
+    "CustomNotification",
+    "DeliveryTeamMember",
+    "Group",
+    "GroupMember",
+    "GviCallInProcess",
+    "GviEvent",
+    "GviMinorNoticeProcess",
+    "GviNotificationProcess",
+    "GviParticipation",
+    "Incident",
     "OperationalMeeting",
     "PoliceParticipation",
     "RiskAssessment",
+    "Sanction",
+    "SanctionDecision",
     "SigCase",
     "SigProcess",
     "SspfCase",

@@ -120,6 +120,7 @@ _case_page_views: dict = {}
 def flow_viewsets() -> list[FlowViewset]:
     from casework.roles import PERM_COORDINATE, PERM_COORDINATE_DEFECTOR
     from workflows.defector import DefectorFlow
+    from workflows.gvi import GviCallInFlow, GviMinorNoticeFlow, GviNotificationFlow
     from workflows.sig import SigFlow
     from workflows.sspf import SspfFlow
 
@@ -129,4 +130,10 @@ def flow_viewsets() -> list[FlowViewset]:
             DefectorFlow, coordinator_permission=PERM_COORDINATE_DEFECTOR, icon="shield"
         ),
         ProgrammeFlowViewset(SspfFlow, coordinator_permission=PERM_COORDINATE, icon="school"),
+        *(
+            ProgrammeFlowViewset(
+                flow_class, coordinator_permission=PERM_COORDINATE, icon="campaign"
+            )
+            for flow_class in (GviNotificationFlow, GviCallInFlow, GviMinorNoticeFlow)
+        ),
     ]

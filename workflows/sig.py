@@ -619,3 +619,35 @@ def after_consent_withdrawn(*, user, case: SigCase, purpose: str) -> bool:
         SigFlow.instance.cancel(process)
     run_transition(user=user, case=current, name="consent_withdrawn", purpose=purpose)
     return True
+
+
+def refer_from(*, user, person, reason: str, purpose: str, source: str = "") -> SigCase:
+    """Refer ``person`` to SIG from another programme's object that is not a case (a GVI
+    group member who accepted the offer of help).
+
+    Opens the SIG case and starts its flow (the coordinators' screening queue), all or
+    nothing; ``source`` (e.g. ``gvi_member:<id>``) is written on the new case's timeline
+    so the case page shows where it came from. A person outside the SIG age range is
+    refused with a ``ValidationError``.
+    """
+    from django.core.exceptions import ValidationError
+    from django.db import transaction
+
+    from casework.services.cases import record_source
+
+    if not within_age_range(person):
+        low, high = settings.SAMVERKAN["SIG_AGE_RANGE"]
+        raise ValidationError(
+            _(
+                "SIG takes young people aged %(low)s to %(high)s; "
+                "this person is outside that range."
+            ),
+            params={"low": low, "high": high},
+        )
+    with transaction.atomic():
+        case = refer(user=user, person=person, reason=reason, purpose=purpose)
+        SigFlow.start_linked.run(case=case)
+        if source:
+            record_source(user=user, case=case, source=source, purpose=purpose)
+        case.refresh_from_db(fields=["version"])
+    return case

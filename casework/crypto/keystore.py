@@ -30,6 +30,8 @@ from casework.crypto.keyring import Keyring, get_keyring
 from casework.routers import KEYSTORE
 
 PERSON = "casework.person"
+# A GVI group's name and notes are sealed under a data key of the group's own.
+GROUP = "workflows.group"
 
 
 def current_keyring() -> Keyring:

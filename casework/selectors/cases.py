@@ -97,6 +97,8 @@ class CasePage:
     # Defector cases: address, phone and area of a protected person, for non-handlers.
     location_hidden: bool = False
     parts: policy.CaseParts = policy.ALL_PARTS
+    # Where the case came from when that is not a case: ids of GVI group members.
+    gvi_members: list[str] = field(default_factory=list)
 
 
 def _deny(*, user, case: Case, purpose: str, reason: str) -> CaseNotFound:
@@ -313,6 +315,12 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         links=links,
         location_hidden=location_hidden,
         parts=parts,
+        gvi_members=[
+            event.obj.transition.split(":", 1)[1]
+            for event in timeline
+            if event.obj.kind == CaseEvent.Kind.LINK
+            and event.obj.transition.startswith("gvi_member:")
+        ],
     )
 
 

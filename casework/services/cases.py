@@ -1075,3 +1075,21 @@ def link_cases(
             to_programme=to_case.programme,
         )
     return link
+
+
+def record_source(*, user, case: Case, source: str, purpose: str) -> None:
+    """Record on a just-opened case where it came from when that is not a case (e.g.
+    ``gvi_member:<id>``, a GVI group member): a timeline entry the case page shows as
+    a link, and a change event. The caller has opened the case in its transaction."""
+    purpose = _require_purpose(purpose)
+    with transaction.atomic():
+        _lock(case, None)
+        _changed(
+            case=case,
+            user=user,
+            purpose=purpose,
+            kind=CaseEvent.Kind.LINK,
+            action=AuditAction.CHANGE,
+            label=source[:50],
+            source=source,
+        )

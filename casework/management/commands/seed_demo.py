@@ -214,6 +214,9 @@ class Command(BaseCommand):
             from workflows.sspf_demo import seed_sspf_cases
 
             seed_sspf_cases()
+            from workflows.gvi_demo import seed_gvi
+
+            seed_gvi()
         from workflows.defector_demo import seed_defector_cases
 
         seed_defector_cases(

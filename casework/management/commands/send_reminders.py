@@ -141,6 +141,38 @@ def _overdue_reassessments(today: datetime.date) -> list[Reminder]:
     ]
 
 
+def _gvi_follow_ups(today: datetime.date) -> list[Reminder]:
+    """GVI follow-ups past their deadline: a delivered custom notification not followed
+    up within ``GVI_NOTIFICATION_FOLLOWUP_HOURS`` (the responsible police officer), and a
+    call-in attendee not contacted within ``GVI_CALLIN_FOLLOWUP_DAYS`` (the coordinator
+    who planned the call-in)."""
+    from workflows.gvi import (
+        CALL_IN_HELD_STATES,
+        FOLLOW_UP_PENDING_STATES,
+        CallInAttendee,
+        CustomNotification,
+    )
+
+    notifications = CustomNotification.objects.filter(
+        status__in=FOLLOW_UP_PENDING_STATES, follow_up_due__lt=timezone.now()
+    ).values_list("pk", "police_officer_id")
+    attendees = CallInAttendee.objects.filter(
+        call_in__status__in=CALL_IN_HELD_STATES,
+        attended=True,
+        followed_up_at__isnull=True,
+        follow_up_due__lt=today,
+    ).values_list("pk", "call_in__created_by_id")
+    return [
+        Reminder(
+            kind=Reminder.Kind.GVI_FOLLOW_UP_OVERDUE,
+            object_id=str(pk),
+            date=today,
+            recipient_id=recipient,
+        )
+        for pk, recipient in [*notifications, *attendees]
+    ]
+
+
 def record_reminders(candidates: list[Reminder]) -> int:
     """Save the reminders not yet recorded today; return how many are new."""
     if not candidates:
@@ -186,6 +218,7 @@ class Command(BaseCommand):
             (Reminder.Kind.TASK_OVERDUE, _overdue_tasks(today, days)),
             (Reminder.Kind.BREAK_GLASS_UNREVIEWED, _unreviewed_break_glass(today)),
             (Reminder.Kind.REASSESSMENT_OVERDUE, _overdue_reassessments(today)),
+            (Reminder.Kind.GVI_FOLLOW_UP_OVERDUE, _gvi_follow_ups(today)),
         ):
             new = record_reminders(candidates)
             self.stdout.write(

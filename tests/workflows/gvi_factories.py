@@ -1,0 +1,123 @@
+"""Factories of the GVI tests: groups, members, call-ins, notifications in any state,
+built through the services (the same calls the pages make)."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+
+from casework.models import Organisation
+from casework.services import gvi as services
+from workflows import gvi
+
+from .factories import make_person
+
+PURPOSE = "Test av GVI"
+GROUP_NAME = "Provgänget Syntetiska Norr"
+GROUP_NOTES = "Syntetisk anteckning om gruppen"
+
+
+def name_participant(user) -> None:
+    """A social worker named a GVI participant (the per-user permission)."""
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="workflows", codename="take_part_in_gvi")
+    )
+    for cache in ("_perm_cache", "_user_perm_cache"):
+        user.__dict__.pop(cache, None)
+
+
+def group(users, *, status: str = gvi.GroupStatus.IDENTIFIED, members: int = 1, years=17):
+    """A group in ``status`` (up to incident_linked) with ``members`` members."""
+    sara, per = users["sara.samordnare"], users["per.polis"]
+    g = services.create_group(
+        user=sara,
+        purpose=PURPOSE,
+        name=GROUP_NAME,
+        notes=GROUP_NOTES,
+        area="vivalla_baronbackarna",
+        size_band="6-15",
+    )
+    made = [
+        services.add_member(
+            user=sara, purpose=PURPOSE, group=g, person=make_person(user=sara, years=years)
+        )
+        for _ in range(members)
+    ]
+    order = [
+        gvi.GroupStatus.IDENTIFIED,
+        gvi.GroupStatus.MAPPED,
+        gvi.GroupStatus.MESSAGE_DELIVERED,
+        gvi.GroupStatus.MONITORED,
+        gvi.GroupStatus.INCIDENT_LINKED,
+    ]
+    target = order.index(status)
+    if target >= 1:
+        services.transition(user=sara, obj=g, name="map", purpose=PURPOSE)
+    if target >= 2:
+        notification = delivered_notification(users, made[0])
+        assert notification.status == gvi.NotificationStatus.DELIVERED
+        g.refresh_from_db()
+    if target >= 3:
+        services.transition(user=sara, obj=g, name="monitor", purpose=PURPOSE)
+    if target >= 4:
+        services.record_incident(
+            user=per,
+            purpose=PURPOSE,
+            date=timezone.localdate(),
+            area="vivalla_baronbackarna",
+            kind="shooting",
+            groups=[g],
+        )
+        g.refresh_from_db()
+    for m in made:
+        m.refresh_from_db()
+    return g, made
+
+
+def notification(users, member, *, until: str = gvi.NotificationStatus.SCHEDULED):
+    """A custom notification to ``member`` driven up to ``until``."""
+    sara, per = users["sara.samordnare"], users["per.polis"]
+    n = services.request_notification(user=sara, purpose=PURPOSE, member=member, police_officer=per)
+    if until == gvi.NotificationStatus.REQUESTED:
+        return n
+    services.record_legal_assessment(
+        user=per, purpose=PURPOSE, notification=n, lawful=True, assessment="Synt. bedömning"
+    )
+    if until == gvi.NotificationStatus.LEGAL_ASSESSMENT:
+        return n
+    services.approve_notification(user=sara, purpose=PURPOSE, notification=n, message="Sluta.")
+    if until == gvi.NotificationStatus.APPROVED:
+        return n
+    services.add_messenger(
+        user=per, purpose=PURPOSE, notification=n, kind="community", description="Imam"
+    )
+    services.schedule_notification(
+        user=per,
+        purpose=PURPOSE,
+        notification=n,
+        scheduled_for=timezone.now() + datetime.timedelta(days=1),
+    )
+    return n
+
+
+def delivered_notification(users, member, *, response="undecided", **kwargs):
+    n = notification(users, member)
+    services.record_delivery(
+        user=users["per.polis"],
+        purpose=PURPOSE,
+        notification=n,
+        offer_of_help="Stöd från socialtjänsten",
+        response=response,
+        **kwargs,
+    )
+    return n
+
+
+def police_org(users) -> Organisation:
+    return users["per.polis"].organisation
+
+
+def social_org(users) -> Organisation:
+    return users["anna.social"].organisation

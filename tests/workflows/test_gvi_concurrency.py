@@ -1,0 +1,74 @@
+"""Two agencies' users executing the same sanction lever at once: one wins, the other is
+told the record changed; the group's sanctions become active exactly once."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connections
+
+from audit.models import AccessEvent
+from casework.services import gvi as services
+from casework.services.cases import CaseConflict
+from workflows import gvi
+
+from . import gvi_factories as f
+from .conftest import BOTH_DATABASES
+
+pytestmark = pytest.mark.django_db(
+    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
+)
+
+
+def test_concurrent_execution_of_one_lever(users):
+    sara, per = users["sara.samordnare"], users["per.polis"]
+    group, _ = f.group(users, status=gvi.GroupStatus.INCIDENT_LINKED)
+    decision = services.decide_sanctions(
+        user=sara,
+        purpose=f.PURPOSE,
+        group=group,
+        incident=group.incidents.get(),
+        levers=[("police_checks", f.police_org(users))],
+    )
+    lever = decision.sanctions.get()
+    services.sanction_step(user=per, purpose=f.PURPOSE, sanction=lever, name="decide")
+    lever.refresh_from_db()
+    version = lever.version
+    barrier = threading.Barrier(2, timeout=30)
+    results = {}
+
+    def run(name):
+        try:
+            mine = gvi.Sanction.objects.get(pk=lever.pk)  # each request its own copy
+            barrier.wait()
+            services.sanction_step(
+                user=per,
+                purpose=f.PURPOSE,
+                sanction=mine,
+                name="execute",
+                expected_version=version,
+            )
+            results[name] = "ok"
+        except BaseException as exc:  # the test looks at it
+            results[name] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    outcomes = sorted(type(r).__name__ if not isinstance(r, str) else r for r in results.values())
+    assert outcomes == [CaseConflict.__name__, "ok"]
+    lever.refresh_from_db()
+    group.refresh_from_db()
+    assert lever.status == gvi.SanctionStatus.EXECUTED
+    assert group.status == gvi.GroupStatus.SANCTION_ACTIVE
+    assert (
+        AccessEvent.objects.filter(
+            action="transition", object_id=str(lever.pk), details__transition="execute"
+        ).count()
+        == 1
+    )
