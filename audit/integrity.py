@@ -74,7 +74,7 @@ _ISO_UTC_SQL = "to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.
 _LINKS_SQL = (
     "SELECT position, source, entry_id, entry_hash, chain_hash, "  # noqa: S608 (constants)
     + _ISO_UTC_SQL.format(column="sealed_at")
-    + " FROM audit_chainlink WHERE position >= %s AND position <= %s ORDER BY position LIMIT %s"
+    + " FROM audit_chainlink WHERE position BETWEEN %s AND %s ORDER BY position"
 )
 
 
@@ -551,9 +551,25 @@ def _previous_hash(cursor, position: int) -> str | None:
 
 
 def _fetch_chunk(cursor, start: int, last: int) -> tuple[list[tuple], dict[str, dict]]:
-    """The links from ``start`` (at most ``VERIFY_CHUNK``, up to ``last``) and their entries."""
-    cursor.execute(_LINKS_SQL, [start, last, VERIFY_CHUNK])
+    """The links from ``start`` (at most ``VERIFY_CHUNK``, up to ``last``) and their entries.
+
+    Positions are gap-free, so the chunk is the position range itself: a range the
+    planner reads straight from the index (asked for "from ``start`` to ``last``,
+    the first N", it may read the whole rest of the chain for every chunk).
+    """
+    cursor.execute(_LINKS_SQL, [start, min(last, start + VERIFY_CHUNK - 1)])
     links = cursor.fetchall()
+    if not links:
+        # A whole chunk's links are gone: go on from the next link there is (the walk
+        # then names the gap exactly).
+        cursor.execute(
+            "SELECT min(position) FROM audit_chainlink WHERE position > %s AND position <= %s",
+            [start, last],
+        )
+        following = cursor.fetchone()[0]
+        if following is not None:
+            cursor.execute(_LINKS_SQL, [following, min(last, following + VERIFY_CHUNK - 1)])
+            links = cursor.fetchall()
     rows = {
         source: _fetch_rows(cursor, source, [link[2] for link in links if link[1] == source])
         for source in {link[1] for link in links}

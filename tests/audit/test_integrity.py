@@ -212,6 +212,29 @@ def test_a_deleted_entry_and_its_link_are_found(sealed_log):
     assert finding.position == link.position
 
 
+@pytest.mark.parametrize("span", [1, 3, 9])
+def test_a_span_of_deleted_links_is_named_exactly_whatever_the_chunk_size(
+    sealed_log, monkeypatch, span
+):
+    """Links are read a chunk of positions at a time: a gap inside a chunk, at its
+    edge or swallowing whole chunks is reported from its first to its last position."""
+    monkeypatch.setattr(integrity, "VERIFY_CHUNK", 3)
+    for index in range(20):
+        record_event(action=Action.CONSULT, details={"i": index})
+    integrity.seal()
+    last = ChainLink.objects.order_by("-position").first().position
+    first_gone = last - span - 2
+    with triggers_disabled():
+        raw(
+            "DELETE FROM audit_chainlink WHERE position BETWEEN %s AND %s",
+            [first_gone, first_gone + span - 1],
+        )
+    finding = _verify().finding
+    assert finding.kind == Problem.DELETED
+    assert finding.position == first_gone
+    assert f"positions {first_gone} to {first_gone + span - 1} were removed" in finding.message
+
+
 def test_an_inserted_entry_is_found(sealed_log):
     """Inserted behind the log writer's back (no queue entry, no link)."""
     with triggers_disabled():
