@@ -80,6 +80,27 @@ class CaseListView(CaseworkerRequiredMixin, View):
         )
 
 
+class LazyForms(dict):
+    """The forms of a page by name, each built the first time it is asked for
+    (a template that never shows a form never builds it)."""
+
+    def __init__(self, build):
+        super().__init__()
+        self._build = build
+
+    def __missing__(self, name):
+        form = self._build(name)
+        self[name] = form
+        return form
+
+
+FORM_SUBMIT_LABELS = {
+    "action": _("Record the action"),
+    "legal_basis": _("Record the legal basis"),
+    "close": _("Close the case"),
+}
+
+
 def case_page(request, case_id):
     """The case page of whichever programme the case belongs to."""
     from workflows.registry import case_page_view
@@ -105,34 +126,36 @@ class CasePageView(CaseworkerRequiredMixin, View):
             SigCase.objects.select_related("person"), pk=kwargs["case_id"]
         )
 
+    FORM_CLASSES = {
+        "action": forms.ActionForm,
+        "close": forms.CloseForm,
+        "legal_basis": forms.LegalBasisForm,
+        "withdraw": forms.WithdrawConsentForm,
+    }
+    # The step forms the page folds away: each is fetched (a Turbo frame) when the
+    # user opens it, so a plain view of the page neither builds nor renders them.
+    FOLDED_FORMS = ("action", "legal_basis", "close")
+
     def forms(self, bound=None, data=None):
-        built = {}
-        for name, form_class in {
-            "action": forms.ActionForm,
-            "close": forms.CloseForm,
-            "legal_basis": forms.LegalBasisForm,
-            "withdraw": forms.WithdrawConsentForm,
-        }.items():
+        def build(name):
+            form_class = self.FORM_CLASSES[name]
             # Several forms share the page: each its own element ids.
             auto_id = f"id_{name}-%s"
             if name == bound:
-                built[name] = form_class(data, auto_id=auto_id)
-            else:
-                initial = {"version": self.case.version}
-                if name == "action":
-                    initial["status"] = Action.Status.DONE
-                built[name] = form_class(initial=initial, auto_id=auto_id)
-        return built
+                return form_class(data, auto_id=auto_id)
+            initial = {"version": self.case.version}
+            if name == "action":
+                initial["status"] = Action.Status.DONE
+            return form_class(initial=initial, auto_id=auto_id)
 
-    def render(self, built, status=200):
+        return LazyForms(build)
+
+    def permitted(self) -> dict[str, bool]:
+        """Which of the page's forms this user may use on the case as it is."""
         user = self.request.user
-        try:
-            page = get_case_page(user=user, purpose=str(self.purpose), case=self.case)
-        except CaseNotFound:
-            raise Http404 from None
         is_police = policy.is_police(user)
         open_case = self.case.status != Status.CLOSED
-        can = {
+        return {
             "action": open_case and (not is_police or police_may_add_actions(self.case)),
             "close": open_case
             and case_services.may_transition(user=user, case=self.case, name="close"),
@@ -140,6 +163,36 @@ class CasePageView(CaseworkerRequiredMixin, View):
             "withdraw": open_case
             and case_services.may_transition(user=user, case=self.case, name="consent_withdrawn"),
         }
+
+    def folded_form(self, name: str):
+        """One folded form on its own (``?form=<name>`` in a Turbo frame): no case data
+        in it, so nothing is decrypted; a user without access gets 404 (logged)."""
+        if name not in self.FOLDED_FORMS:
+            raise Http404
+        try:
+            case_services.require_access(
+                user=self.request.user, case=self.case, purpose=str(self.purpose), what="case:form"
+            )
+        except CaseDenied:
+            raise Http404 from None
+        if not self.permitted()[name]:
+            raise Http404
+        return TemplateResponse(
+            self.request,
+            "workflows/_form_frame.html",
+            {"action": name, "form": self.forms()[name], "submit": FORM_SUBMIT_LABELS[name]},
+        )
+
+    # The folded form shown open (posted with errors, or ``?form=`` without JavaScript).
+    open_form = ""
+
+    def render(self, built, status=200):
+        user = self.request.user
+        try:
+            page = get_case_page(user=user, purpose=str(self.purpose), case=self.case)
+        except CaseNotFound:
+            raise Http404 from None
+        can = self.permitted()
         tasks = []
         process = getattr(self.case, "process", None)
         if process is not None:
@@ -177,17 +230,27 @@ class CasePageView(CaseworkerRequiredMixin, View):
                 "timeline": timeline,
                 "Status": Status,
                 "review_overdue": review_overdue(self.case),
+                "open_form": self.open_form,
+                "submit_labels": FORM_SUBMIT_LABELS,
             },
             status=status,
         )
 
     def get(self, request, case_id):
+        name = request.GET.get("form", "")
+        if name and request.headers.get("Turbo-Frame"):
+            return self.folded_form(name)
+        # ``?form=<name>`` without a frame (no JavaScript): the page with that form open.
+        self.open_form = name if name in self.FOLDED_FORMS else ""
         return self.render(self.forms())
 
     def post(self, request, case_id):
         action = request.POST.get("_action", "")
         built = self.forms(bound=action, data=request.POST)
-        form = built.get(action)
+        try:
+            form = built[action]
+        except KeyError:
+            form = None
         if form is None:
             messages.error(request, _("That is not available."))
             return HttpResponseRedirect(case_url(self.case))
@@ -210,6 +273,7 @@ class CasePageView(CaseworkerRequiredMixin, View):
             for errors in form.errors.values():
                 for error in errors:
                     messages.error(request, error)
+        self.open_form = action
         return self.render(built)
 
     # --- actions ---------------------------------------------------------------------
