@@ -25,8 +25,9 @@ from .factories import sig_case
 
 # username → queries of one GET of the case page (all connections). Before the
 # page was tuned: 34 (police) and 31 (lead social worker); then +2 for the
-# programme lookup of the case URL and the linked cases; then -2 (lead) and -1 (police) when the step forms
-# were folded away (their choice lists are read only when a form is unfolded).
+# programme lookup of the case URL and the linked cases; then -2 (lead) and -1
+# (police) when the step forms were folded away (their choices are read only when a
+# form is unfolded).
 EXPECTED = {
     "per.polis": 28,
     "anna.social": 26,
