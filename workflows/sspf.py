@@ -546,8 +546,61 @@ def _review_time(activation) -> datetime.datetime:
     return timezone.make_aware(datetime.datetime.combine(review, datetime.time(hour)))
 
 
+def part_owner(case: SspfCase, kind: str):
+    """Who reports the ``kind`` (school or leisure) organisation's part of the plan.
+
+    The longest-standing team member of such an organisation who may open the case
+    (the consents cover their organisation); ``None`` when there is none.
+    """
+    now = timezone.now()
+    memberships = (
+        case.memberships.filter(
+            valid_from__lte=now, user__is_active=True, user__organisation__kind=kind
+        )
+        .filter(models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=now))
+        .select_related("user", "user__organisation")
+        .order_by("valid_from", "pk")
+    )
+    for membership in memberships:
+        if policy.case_access(membership.user, case):
+            return membership.user
+    return None
+
+
+def _part_owner(kind):
+    return lambda activation: part_owner(activation.process.case, kind)
+
+
+def _part_needed(kind, node_name):
+    """A member of ``kind`` reports (once per period of the plan: not while a report is open)."""
+
+    def needed(activation) -> bool:
+        from viewflow.workflow.status import STATUS
+
+        process = activation.process
+        node = getattr(SspfFlow, node_name)
+        reporting = (
+            process.task_set.filter(flow_task=node)
+            .exclude(status__in=[STATUS.DONE, STATUS.CANCELED])
+            .exists()
+        )
+        return not reporting and part_owner(process.case, kind) is not None
+
+    return needed
+
+
 # The task views of this flow (they import the models above).
 from workflows import sspf_views as views  # noqa: E402
+from workflows.nodes import Step  # noqa: E402
+
+
+class PartStep(Step):
+    """A member's own task: created assigned to them (never to a queue, where every user
+    could see it), and not handed back — it has no queue to go to."""
+
+    def can_unassign(self, user, task) -> bool:
+        return False
+
 
 COORDINATE = "casework.coordinate_cases"
 
@@ -572,7 +625,7 @@ class SspfFlow(flow.Flow):
     )
     # The coordinators' queue: assess the concern with a risk assessment, form the team.
     assess = (
-        flow.View(views.AssessmentView.as_view())
+        Step(views.AssessmentView.as_view())
         .Annotation(title=_("Assess the concern"))
         .Permission(COORDINATE)
         .Next(this.after_assessment)
@@ -580,7 +633,7 @@ class SspfFlow(flow.Flow):
     after_assessment = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
     # Every guardian's written consent, and the young person's own from the configured age.
     consent = (
-        flow.View(views.ConsentView.as_view())
+        Step(views.ConsentView.as_view())
         .Annotation(title=_("Record consent"))
         .Permission(COORDINATE)
         .Next(this.after_consent)
@@ -588,7 +641,7 @@ class SspfFlow(flow.Flow):
     after_consent = flow.If(_in_state(Status.MAPPING)).Then(this.mapping).Else(this.end)
     # The mapping conversation with the family.
     mapping = (
-        flow.View(views.MappingView.as_view())
+        Step(views.MappingView.as_view())
         .Annotation(title=_("Mapping conversation"))
         .Permission(COORDINATE)
         .Next(this.after_mapping)
@@ -598,27 +651,49 @@ class SspfFlow(flow.Flow):
     )
     # The network meeting writes and adopts the commitment plan.
     network_meeting = (
-        flow.View(views.NetworkMeetingView.as_view())
+        Step(views.NetworkMeetingView.as_view())
         .Annotation(title=_("Network meeting: the commitment plan"))
         .Permission(COORDINATE)
         .Next(this.after_network_meeting)
     )
     after_network_meeting = (
-        flow.If(_in_state(Status.PLAN_ACTIVE)).Then(this.wait_for_review).Else(this.end)
+        flow.If(_in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
     )
+    # The plan is in force until the follow-up date. The school and the leisure centre
+    # on the team each report their part of it before the follow-up meeting: their
+    # actions (who does what, when) and how it is going — a task in the inbox of the
+    # member who takes part for that organisation.
+    plan_in_force = (
+        flow.Split()
+        .Next(this.wait_for_review)
+        .Next(this.school_part, case=_part_needed(Organisation.Kind.SCHOOL, "school_part"))
+        .Next(this.leisure_part, case=_part_needed(Organisation.Kind.LEISURE, "leisure_part"))
+    )
+    school_part = (
+        PartStep(views.PlanPartView.as_view())
+        .Annotation(title=_("The school's part of the commitment plan"))
+        .Assign(_part_owner(Organisation.Kind.SCHOOL))
+        .Next(this.part_reported)
+    )
+    leisure_part = (
+        PartStep(views.PlanPartView.as_view())
+        .Annotation(title=_("The leisure centre's part of the commitment plan"))
+        .Assign(_part_owner(Organisation.Kind.LEISURE))
+        .Next(this.part_reported)
+    )
+    part_reported = flow.End()
     # On the follow-up date (``manage.py send_reminders`` fires due timers): the
     # follow-up meeting continues with a new date, or closes the case.
     wait_for_review = flow.Timer(_review_time).Next(this.follow_up)
     follow_up = (
-        flow.View(views.FollowUpView.as_view())
+        Step(views.FollowUpView.as_view())
         .Annotation(title=_("Follow-up meeting"))
         .Permission(COORDINATE)
         .Next(this.after_follow_up)
     )
-    after_follow_up = (
-        flow.If(_in_state(Status.PLAN_ACTIVE)).Then(this.wait_for_review).Else(this.end)
-    )
-    end = flow.End()
+    after_follow_up = flow.If(_in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
+    # The case is closed: a report still open is no longer needed.
+    end = flow.TerminateEnd()
 
     def has_view_permission(self, user, obj=None):
         """Case workers see the flow (their inbox); a process only with access to its case."""
@@ -629,3 +704,45 @@ class SspfFlow(flow.Flow):
 
     def has_manage_permission(self, user, obj=None):
         return False
+
+
+# --- Consent withdrawn: the process stops, the case closes ------------------------------------
+
+
+def withdraw_consent(*, user, case: SspfCase, consent, purpose: str) -> bool:
+    """Register the withdrawal of ``consent`` (the case page's button) and its consequence:
+    the process stops and the case closes, unless another legal basis applies.
+
+    Returns whether the case was closed. A withdrawal always wins: the flow's lock is
+    taken first — in the order a task step takes its locks (the process, then the
+    case's row) — so a step under way finishes before it, and the withdrawal then
+    works on the case as that step left it; a step posted after it finds its task
+    cancelled and its user is taken to the closed case.
+    """
+    from contextlib import nullcontext
+
+    from django.db import transaction
+
+    from casework.services.cases import withdraw_consent as register_withdrawal
+
+    process = SspfProcess.objects.filter(case_id=case.pk).only("pk").first()
+    with SspfFlow.lock(process.pk) if process else nullcontext(), transaction.atomic():
+        register_withdrawal(user=user, case=case, purpose=purpose, consent=consent)
+        return after_consent_withdrawn(user=user, case=case, purpose=purpose)
+
+
+def after_consent_withdrawn(*, user, case: SspfCase, purpose: str) -> bool:
+    """Stop the process and close the case unless another legal basis applies (as SIG's
+    ``workflows.sig.after_consent_withdrawn``). Runs inside the withdrawal's transaction,
+    which holds the case's row lock: the case is taken as it is now."""
+    from casework.services.cases import has_other_legal_basis
+    from casework.services.cases import transition as run_transition
+
+    current = SspfCase.objects.select_related("person").get(pk=case.pk)
+    if current.status == Status.CLOSED or has_other_legal_basis(current):
+        return False
+    process = SspfProcess.objects.filter(case=current).first()
+    if process is not None and process.finished is None:
+        SspfFlow.instance.cancel(process)
+    run_transition(user=user, case=current, name="consent_withdrawn", purpose=purpose)
+    return True

@@ -2,37 +2,50 @@
 
 The cases are synthetic persons aged 11-17 (see ``workflows/sig_demo.py`` for how they are
 made), each raised by the school or leisure demo user and taken by the coordinator as far
-as its slot says, through the same services the pages call. The newest concern is raised
-through the flow's start (so it waits in the coordinators' queue); the others are built
-through the services alone and have no viewflow process (their tasks are not in the
-inbox). Keyed on the person: running ``seed_demo`` again adds nothing.
+as its slot says. As in ``workflows/sig_demo.py``, every case is driven through its flow
+the way the task views drive it: the flow's start creates the process, each task is
+claimed from the coordinators' queue (the "assign" button) or taken from its owner's
+inbox, started under the flow's lock, the step's services change the case, and
+``activation.execute()`` finishes the task. So every open case has its process and its
+open task in the right queue or inbox — the coordinator's step, and from the plan on the
+school's and the leisure centre's parts in lisa.skola's and fredrik.fritid's inboxes.
+
+Keyed on the person, each case built in one transaction: running ``seed_demo`` again adds
+nothing. The one shortcut is time, as for SIG: the follow-up date is moved to today and
+the follow-up timer fired as ``send_reminders`` would fire it.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
+from viewflow.workflow.status import STATUS
 
 from casework.models import Action, Case, CaseMembership, Consent, Organisation, Person, User
 from casework.services import cases as case_services
 from casework.services import sspf as sspf_services
 from workflows.sig_demo import Slot, _person, person_id
-from workflows.sspf import SspfCase, SspfFlow, Status
+from workflows.sspf import SspfCase, SspfFlow, SspfProcess, Status
 
 PURPOSE = "Demodata: SSPF-ärenden (seed_demo)"
 COORDINATOR = "sara.samordnare"
+SCHOOL = "lisa.skola"
+LEISURE = "fredrik.fritid"
 
 SLOTS = [
-    Slot("sspf-concern", 13, Status.CONCERN_RAISED, guardians=1, referrer="lisa.skola"),
-    Slot("sspf-assessment", 12, Status.ASSESSMENT, guardians=1, referrer="fredrik.fritid"),
-    Slot("sspf-consent", 16, Status.CONSENT_PENDING, guardians=2, referrer="lisa.skola"),
-    Slot("sspf-mapping", 14, Status.MAPPING, guardians=1, referrer="lisa.skola"),
-    Slot("sspf-network", 15, Status.NETWORK_MEETING, guardians=1, referrer="fredrik.fritid"),
-    Slot("sspf-plan", 13, Status.PLAN_ACTIVE, guardians=2, referrer="lisa.skola"),
-    Slot("sspf-follow-up", 17, Status.FOLLOW_UP, guardians=1, referrer="lisa.skola"),
-    Slot("sspf-closed", 11, Status.CLOSED, guardians=1, referrer="fredrik.fritid"),
+    Slot("sspf-concern", 13, Status.CONCERN_RAISED, guardians=1, referrer=SCHOOL),
+    Slot("sspf-assessment", 12, Status.ASSESSMENT, guardians=1, referrer=LEISURE),
+    Slot("sspf-consent", 16, Status.CONSENT_PENDING, guardians=2, referrer=SCHOOL),
+    Slot("sspf-mapping", 14, Status.MAPPING, guardians=1, referrer=SCHOOL),
+    Slot("sspf-network", 15, Status.NETWORK_MEETING, guardians=1, referrer=LEISURE),
+    Slot("sspf-plan", 13, Status.PLAN_ACTIVE, guardians=2, referrer=SCHOOL),
+    Slot("sspf-follow-up", 17, Status.FOLLOW_UP, guardians=1, referrer=SCHOOL),
+    Slot("sspf-closed", 11, Status.CLOSED, guardians=1, referrer=LEISURE),
 ]
 ORDER = [
     Status.CONCERN_RAISED,
@@ -42,131 +55,253 @@ ORDER = [
     Status.NETWORK_MEETING,
     Status.PLAN_ACTIVE,
     Status.FOLLOW_UP,
+    Status.CLOSED,
 ]
+# The open human tasks of a demo case in each state (flow node names), and who has each:
+# a username, or None for the coordinators' queue. What ``seed_demo`` promises.
+OPEN_TASKS = {
+    Status.CONCERN_RAISED: {"assess": None},
+    Status.ASSESSMENT: {"assess": COORDINATOR},
+    Status.CONSENT_PENDING: {"consent": COORDINATOR},
+    Status.MAPPING: {"mapping": None},
+    Status.NETWORK_MEETING: {"network_meeting": None},
+    Status.PLAN_ACTIVE: {"school_part": SCHOOL, "leisure_part": LEISURE},
+    # The school has reported for this period; the leisure centre's report is still open.
+    Status.FOLLOW_UP: {"follow_up": COORDINATOR, "leisure_part": LEISURE},
+    Status.CLOSED: {},
+}
 
 
-def _start_through_flow(*, user, person, concern) -> SspfCase:
+class _Request:
+    """What a task activation reads of a request: the user."""
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+
+
+def _open_task(case: SspfCase, node):
+    process = SspfProcess.objects.get(case=case)
+    return process.task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED]).get(flow_task=node)
+
+
+@contextmanager
+def task_step(case: SspfCase, node, user: User) -> Iterator:
+    """One POST of ``node``'s task view as ``user`` (as ``workflows.sig_demo.task_step``):
+    claim a queue task, then start it under the flow's lock in one transaction."""
+    task = _open_task(case, node)
+    if task.owner_id is None:
+        with task.activation() as activation:
+            if not (activation.assign.can_proceed() and node.can_assign(user, activation.task)):
+                raise PermissionDenied
+            activation.assign(user)
+    with SspfFlow.lock(task.process_id), transaction.atomic():
+        task.refresh_from_db()
+        if not node.can_execute(user, task):
+            raise PermissionDenied
+        activation = node.activation_class(task)
+        activation.start(_Request(user))
+        yield activation
+
+
+def start_case(*, user: User, person: Person, concern: str) -> SspfCase:
+    """The concern: the flow's start view, as ``ConcernView.post`` runs it."""
     node = SspfFlow.start
     activation = node.activation_class.create(node, None, None)
-
-    class _Request:
-        pass
-
-    request = _Request()
-    request.user = user
-    activation.start(request)
-    case = sspf_services.raise_concern(user=user, person=person, concern=concern, purpose=PURPOSE)
-    activation.process.case = case
-    activation.execute()
+    if not node.can_execute(user, activation.task):
+        raise PermissionDenied
+    with transaction.atomic():
+        activation.start(_Request(user))
+        case = sspf_services.raise_concern(
+            user=user, person=person, concern=concern, purpose=PURPOSE
+        )
+        activation.process.case = case
+        activation.execute()
     return case
+
+
+def fire_follow_up_timer(case: SspfCase) -> None:
+    """Demo time travel: the follow-up date is today; fire the follow-up timer."""
+    from workflows.sspf import _review_time
+
+    today = timezone.localdate()
+    Case.objects.filter(pk=case.pk).update(review_date=today)
+    timer = _open_task(case, SspfFlow.wait_for_review)
+    with timer.activation() as activation:
+        timer.scheduled = _review_time(activation)
+        timer.save(update_fields=["scheduled"])
+        activation.start()
+        activation.execute()
+
+
+class _Builder:
+    """Takes one demo case through its steps, as the task views would."""
+
+    def __init__(self, slot: Slot, users: dict[str, User], person: Person) -> None:
+        self.slot = slot
+        self.users = users
+        self.person = person
+        self.sara = users[COORDINATOR]
+        self.today = timezone.localdate()
+        self.reach = ORDER.index(slot.target)
+
+    def _run(self, case, name, **kwargs):
+        case_services.transition(user=self.sara, case=case, name=name, purpose=PURPOSE, **kwargs)
+
+    def build(self) -> SspfCase:
+        case = start_case(
+            user=self.users[self.slot.referrer],
+            person=self.person,
+            concern="Syntetiskt demoärende: hög frånvaro, sena kvällar och äldre umgänge.",
+        )
+        # Each step, and the state the case must be headed for (at least) to take it.
+        for needed, step in (
+            (Status.ASSESSMENT, self.begin_assessment),
+            (Status.CONSENT_PENDING, self.assess),
+            (Status.CONSENT_PENDING, self.consents),
+            (Status.NETWORK_MEETING, self.mapping),
+            (Status.PLAN_ACTIVE, self.network_meeting),
+            (Status.FOLLOW_UP, self.follow_up),
+            (Status.CLOSED, self.close),
+        ):
+            if self.reach < ORDER.index(needed):
+                break
+            step(case)
+        return SspfCase.objects.get(pk=case.pk)
+
+    def begin_assessment(self, case) -> None:
+        with task_step(case, SspfFlow.assess, self.sara) as activation:
+            self._run(activation.process.case, "begin_assessment")
+
+    def assess(self, case) -> None:
+        other = LEISURE if self.slot.referrer == SCHOOL else SCHOOL
+        role = CaseMembership.Role.LEISURE if other == LEISURE else CaseMembership.Role.SCHOOL
+        with task_step(case, SspfFlow.assess, self.sara) as activation:
+            case = activation.process.case
+            sspf_services.record_risk_assessment(
+                user=self.sara,
+                case=case,
+                purpose=PURPOSE,
+                level="moderate",
+                risk_factors="Skolfrånvaro och sena kvällar.",
+                protective_factors="Engagerade vårdnadshavare; tycker om fotboll.",
+            )
+            sspf_services.add_sspf_member(
+                user=self.sara, case=case, purpose=PURPOSE, member=self.users[other], role=role
+            )
+            self._run(case, "request_consent")
+            activation.execute()
+
+    def consents(self, case) -> None:
+        """Guardians registered; all written consents (only the first guardian's, in the
+        case that waits for consent), then "consents complete"."""
+        with task_step(case, SspfFlow.consent, self.sara) as activation:
+            case = activation.process.case
+            guardians = [
+                case_services.add_guardian(
+                    user=self.sara,
+                    case=case,
+                    purpose=PURPOSE,
+                    name=f"Vårdnadshavare {number + 1}",
+                    phone=None,
+                )
+                for number in range(self.slot.guardians)
+            ]
+            waiting = self.slot.target == Status.CONSENT_PENDING
+            parties = [
+                case.owner_organisation,
+                self.users[SCHOOL].organisation,
+                self.users[LEISURE].organisation,
+            ]
+            givers = [(Consent.Giver.GUARDIAN, g) for g in guardians[: 1 if waiting else None]]
+            if not waiting:
+                givers.append((Consent.Giver.SELF, None))
+            for giver, guardian in givers:
+                case_services.record_consent(
+                    user=self.sara,
+                    case=case,
+                    purpose=PURPOSE,
+                    giver=giver,
+                    guardian=guardian,
+                    decision=Consent.Decision.GIVEN,
+                    form=Consent.Form.WRITTEN,
+                    organisations=parties,
+                    valid_until=self.today + datetime.timedelta(days=365),
+                )
+            if waiting:
+                return
+            self._run(case, "consents_given")
+            activation.execute()
+
+    def mapping(self, case) -> None:
+        with task_step(case, SspfFlow.mapping, self.sara) as activation:
+            case = activation.process.case
+            sspf_services.record_mapping(
+                user=self.sara,
+                case=case,
+                purpose=PURPOSE,
+                held_on=self.today,
+                note="Familjen vill ha stöd kring skolgång och fritid.",
+            )
+            self._run(case, "mapping_done")
+            activation.execute()
+
+    def network_meeting(self, case) -> None:
+        with task_step(case, SspfFlow.network_meeting, self.sara) as activation:
+            case = activation.process.case
+            for username, kind, note in (
+                (SCHOOL, Action.Kind.SCHOOL_SUPPORT, "Mentorssamtal varje vecka."),
+                (LEISURE, Action.Kind.LEISURE_ACTIVITY, "Plats i fotbollsgruppen på tisdagar."),
+            ):
+                sspf_services.add_sspf_action(
+                    user=self.sara,
+                    case=case,
+                    purpose=PURPOSE,
+                    kind=kind,
+                    status=Action.Status.PLANNED,
+                    date=self.today + datetime.timedelta(days=7),
+                    organisation=self.users[username].organisation,
+                    note=note,
+                )
+            case_services.update_case(
+                user=self.sara,
+                case=case,
+                purpose=PURPOSE,
+                texts={"plan_goals": "Mål: närvaro i skolan och en aktiv fritid."},
+                review_date=self.today + datetime.timedelta(days=42),
+            )
+            self._run(case, "adopt_plan", adopted_by=self.sara)
+            activation.execute()
+
+    def follow_up(self, case) -> None:
+        """The school reports its part; the follow-up date comes; the meeting begins."""
+        lisa = self.users[SCHOOL]
+        with task_step(case, SspfFlow.school_part, lisa) as activation:
+            sspf_services.report_plan_part(
+                user=lisa,
+                case=activation.process.case,
+                purpose=PURPOSE,
+                note="Närvaron har ökat sedan mentorssamtalen började.",
+            )
+            activation.execute()
+        fire_follow_up_timer(case)
+        with task_step(case, SspfFlow.follow_up, self.sara) as activation:
+            self._run(activation.process.case, "begin_follow_up")
+
+    def close(self, case) -> None:
+        """The follow-up meeting closes the case: the goals are met."""
+        with task_step(case, SspfFlow.follow_up, self.sara) as activation:
+            case_services.close_case(
+                user=self.sara,
+                case=activation.process.case,
+                purpose=PURPOSE,
+                reason=Case.CloseReason.GOALS_MET,
+                note="Målen i planen är uppnådda.",
+            )
+            activation.execute()
 
 
 def build_case(slot: Slot, users: dict[str, User], *, index: int) -> SspfCase:
-    sara = users[COORDINATOR]
-    person = _person(slot, index)
-    concern = "Syntetiskt demoärende: hög frånvaro, sena kvällar och äldre umgänge."
-    if slot.target == Status.CONCERN_RAISED:
-        return _start_through_flow(user=users[slot.referrer], person=person, concern=concern)
-    case = sspf_services.raise_concern(
-        user=users[slot.referrer], person=person, concern=concern, purpose=PURPOSE
-    )
-    reach = ORDER.index(slot.target) if slot.target in ORDER else len(ORDER) - 2
-
-    def run(name, **kwargs):
-        case_services.transition(user=sara, case=case, name=name, purpose=PURPOSE, **kwargs)
-
-    run("begin_assessment")
-    if reach < 2:
-        return case
-    sspf_services.record_risk_assessment(
-        user=sara, case=case, purpose=PURPOSE, level="moderate", risk_factors="Skolfrånvaro."
-    )
-    other = "fredrik.fritid" if slot.referrer == "lisa.skola" else "lisa.skola"
-    role = CaseMembership.Role.LEISURE if other == "fredrik.fritid" else CaseMembership.Role.SCHOOL
-    sspf_services.add_sspf_member(
-        user=sara, case=case, purpose=PURPOSE, member=users[other], role=role
-    )
-    run("request_consent")
-    guardians = [
-        case_services.add_guardian(
-            user=sara, case=case, purpose=PURPOSE, name=f"Vårdnadshavare {n + 1}", phone=None
-        )
-        for n in range(slot.guardians)
-    ]
-    parties = [
-        case.owner_organisation,
-        users["lisa.skola"].organisation,
-        users["fredrik.fritid"].organisation,
-    ]
-    given = guardians if reach > 2 else guardians[:1]
-    for guardian in given:
-        case_services.record_consent(
-            user=sara,
-            case=case,
-            purpose=PURPOSE,
-            giver=Consent.Giver.GUARDIAN,
-            guardian=guardian,
-            decision=Consent.Decision.GIVEN,
-            form=Consent.Form.WRITTEN,
-            organisations=parties,
-        )
-    if reach < 3:
-        return case
-    case_services.record_consent(
-        user=sara,
-        case=case,
-        purpose=PURPOSE,
-        giver=Consent.Giver.SELF,
-        decision=Consent.Decision.GIVEN,
-        form=Consent.Form.WRITTEN,
-        organisations=parties,
-    )
-    run("consents_given")
-    if reach < 4:
-        return case
-    sspf_services.record_mapping(
-        user=sara,
-        case=case,
-        purpose=PURPOSE,
-        held_on=timezone.localdate(),
-        note="Familjen vill ha stöd kring skolgång och fritid.",
-    )
-    run("mapping_done")
-    if reach < 5:
-        return case
-    today = timezone.localdate()
-    for organisation, kind in (
-        (users["lisa.skola"].organisation, Action.Kind.SCHOOL_SUPPORT),
-        (users["fredrik.fritid"].organisation, Action.Kind.LEISURE_ACTIVITY),
-    ):
-        sspf_services.add_sspf_action(
-            user=sara,
-            case=case,
-            purpose=PURPOSE,
-            kind=kind,
-            status=Action.Status.PLANNED,
-            date=today + datetime.timedelta(days=7),
-            organisation=organisation,
-        )
-    case_services.update_case(
-        user=sara,
-        case=case,
-        purpose=PURPOSE,
-        texts={"plan_goals": "Mål: närvaro i skolan och en aktiv fritid."},
-        review_date=today + datetime.timedelta(days=42),
-    )
-    run("adopt_plan", adopted_by=sara)
-    if slot.target == Status.CLOSED:
-        case_services.close_case(
-            user=sara, case=case, purpose=PURPOSE, reason=Case.CloseReason.GOALS_MET
-        )
-        return case
-    if reach < 6:
-        return case
-    Case.objects.filter(pk=case.pk).update(review_date=today)  # demo time travel
-    case.review_date = today
-    run("begin_follow_up")
-    return case
+    return _Builder(slot, users, _person(slot, index)).build()
 
 
 def seed_sspf_cases() -> int:
@@ -174,8 +309,7 @@ def seed_sspf_cases() -> int:
     from workflows.sspf import AnonymisedDiscussion
 
     users = {
-        u.username: u
-        for u in User.objects.filter(username__in=[COORDINATOR, "lisa.skola", "fredrik.fritid"])
+        u.username: u for u in User.objects.filter(username__in=[COORDINATOR, SCHOOL, LEISURE])
     }
     existing = set(
         Person.objects.filter(pk__in=[person_id(s) for s in SLOTS]).values_list("pk", flat=True)
@@ -208,14 +342,14 @@ def seed_sspf_cases() -> int:
                     )
             for organisation, topic, band, area, text in (
                 (
-                    users["lisa.skola"].organisation,
+                    users[SCHOOL].organisation,
                     "absence",
                     "13-15",
                     "vivalla_baronbackarna",
                     "Elev i åk 8 med ökande frånvaro; vårdnadshavarna vill inte samtycka ännu.",
                 ),
                 (
-                    users["fredrik.fritid"].organisation,
+                    users[LEISURE].organisation,
                     "company",
                     "16-18",
                     "brickebacken",

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from casework.models import Case, CaseMembership, Organisation, Person
 from casework.roles import LEISURE, POLICE_CONTACT, SCHOOL, SOCIAL_WORKER
-from workflows.forms import LONG_TEXT, TEXT, ReferralForm, VersionedForm
+from workflows.forms import LONG_TEXT, TEXT, ActionForm, ReferralForm, VersionedForm
 from workflows.sspf import AgeBand, AnonymisedDiscussion, RiskAssessment
 
 DATE = forms.DateInput(attrs={"type": "date"})
@@ -200,4 +200,19 @@ class DiscussionForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         max_length=TEXT,
         required=False,
+    )
+
+
+class OwnActionForm(ActionForm):
+    """An action of the user's own organisation (a school or leisure member's part)."""
+
+    organisation = None
+
+
+class PartReportForm(VersionedForm):
+    report = forms.CharField(
+        label=_("How your part of the plan is going"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=TEXT,
+        help_text=_("For the follow-up meeting. Write only what the plan needs."),
     )

@@ -359,6 +359,59 @@ class FollowUpView(SspfStep):
         return self.finish(_("The case is closed."))
 
 
+# --- The school's and the leisure centre's part of the plan --------------------------------------
+
+
+class PlanPartView(SspfStep):
+    """A school or leisure member records their organisation's actions of the commitment
+    plan and reports how it is going, before the next follow-up meeting."""
+
+    purpose = _("SSPF: reporting the organisation's part of the plan")
+    intro = _(
+        "Record what your organisation does in the commitment plan (who does what, and "
+        "when), then report how it is going. The coordinator reads your report before the "
+        "follow-up meeting."
+    )
+    actions = {"action": sforms.OwnActionForm, "report": sforms.PartReportForm}
+
+    def initial(self, name):
+        initial = super().initial(name)
+        if name == "action":
+            initial["status"] = Action.Status.PLANNED
+        return initial
+
+    def unmet(self):
+        if not sspf_services.has_own_action(user=self.request.user, case=self.case):
+            return [str(sspf_services.NO_OWN_ACTION)]
+        return []
+
+    def do_action(self, form):
+        data = form.cleaned_data
+        sspf_services.add_sspf_action(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            kind=data["kind"],
+            status=data["status"],
+            date=data["date"],
+            organisation=self.request.user.organisation,
+            note=data["note"] or None,
+            visibility=data["visibility"],
+            expected_version=self.version(form),
+        )
+        return self.stay(_("The action is recorded."))
+
+    def do_report(self, form):
+        sspf_services.report_plan_part(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            note=form.cleaned_data["report"],
+            expected_version=self.version(form),
+        )
+        return self.finish(_("Your report is recorded for the follow-up meeting."))
+
+
 # --- The case page --------------------------------------------------------------------------
 
 
@@ -424,13 +477,20 @@ class SspfCasePageView(CasePageView):
         }
         tasks = []
         process = getattr(self.case, "process", None)
-        if process is not None and coordinator:
-            tasks = [
-                (task, task.flow_task.reverse("index", args=[task.process_id, task.pk]))
-                for task in process.task_set.filter(flow_task_type="HUMAN")
+        if process is not None:
+            # The coordinator sees every open task; a member only their own.
+            for task in (
+                process.task_set.filter(flow_task_type="HUMAN")
                 .exclude(status__in=["DONE", "CANCELED"])
                 .select_related("owner")
-            ]
+            ):
+                mine = task.flow_task.can_execute(user, task) or task.flow_task.can_assign(
+                    user, task
+                )
+                if coordinator or mine:
+                    tasks.append(
+                        (task, task.flow_task.reverse("index", args=[task.process_id, task.pk]))
+                    )
         labels = dict(Status.choices)
         timeline = [
             (
@@ -520,19 +580,29 @@ class SspfCasePageView(CasePageView):
         cancel_process(self.case)
         return _("The case is closed.")
 
+    def post(self, request, case_id):
+        process = getattr(self.case, "process", None)
+        if request.POST.get("_action") != "withdraw" or process is None:
+            return super().post(request, case_id)
+        # A withdrawal takes the flow's lock first, outside the request's transaction
+        # (the lock's retries need that), as a task step does: see
+        # ``workflows.sspf.withdraw_consent``.
+        from workflows.sspf import SspfFlow
+
+        with SspfFlow.lock(process.pk):
+            return super().post(request, case_id)
+
     def do_withdraw(self, form):
+        from workflows.sspf import withdraw_consent
+
         consent = self.case.consents.filter(pk=form.cleaned_data["consent"]).first()
         if consent is None:
             raise ValidationError(_("No such consent in this case."))
-        user, purpose = self.request.user, str(self.purpose)
-        case_services.withdraw_consent(user=user, case=self.case, purpose=purpose, consent=consent)
-        if case_services.has_other_legal_basis(self.case):
-            return _("The consent is withdrawn: sharing under it has stopped.")
-        cancel_process(self.case)
-        case_services.transition(
-            user=user, case=self.case, name="consent_withdrawn", purpose=purpose
-        )
-        return _("The consent is withdrawn: sharing has stopped and the case is closed.")
+        if withdraw_consent(
+            user=self.request.user, case=self.case, consent=consent, purpose=str(self.purpose)
+        ):
+            return _("The consent is withdrawn: sharing has stopped and the case is closed.")
+        return _("The consent is withdrawn: sharing under it has stopped.")
 
 
 # --- The overview: the inbox of school, leisure and the coordinator ------------------------------
@@ -544,13 +614,24 @@ class IndexView(CaseworkerRequiredMixin, View):
     template_name = "workflows/sspf/index.html"
 
     def get(self, request):
+        from viewflow.workflow.models import Task
+
         from workflows.sspf import SspfFlow
 
         user = request.user
+        # The SSPF tasks in my inbox (the school's and leisure's parts of the plan, the
+        # coordinator's steps): the task and its case's number, nothing decrypted.
+        tasks = [
+            (task, task.flow_task.reverse("index", args=[task.process_id, task.pk]))
+            for task in Task.objects.inbox([SspfFlow], user)
+            .select_related("process__sspfprocess__case")
+            .order_by("created", "pk")
+        ]
         return TemplateResponse(
             request,
             self.template_name,
             {
+                "tasks": tasks,
                 "rows": list_cases(user=user, model=SspfCase),
                 "concerns": concerns_raised_by(user=user),
                 "meetings": list(list_meetings(user=user)[:10]),

@@ -350,6 +350,55 @@ def add_sspf_action(
     )
 
 
+# --- The school's and the leisure centre's part of the plan --------------------------------------
+
+NO_OWN_ACTION = _("Record your organisation's action in the plan first: who does what, and when.")
+PART_REPORTERS = (Organisation.Kind.SCHOOL, Organisation.Kind.LEISURE)
+
+
+def has_own_action(*, user, case: SspfCase) -> bool:
+    """The plan holds an action (not cancelled) of the user's organisation."""
+    return (
+        case.actions.exclude(status=Action.Status.CANCELLED)
+        .filter(organisation_id=user.organisation_id)
+        .exists()
+    )
+
+
+def report_plan_part(
+    *, user, case: SspfCase, purpose: str, note: str, expected_version: int | None = None
+) -> None:
+    """A school or leisure member reports their organisation's part of the commitment plan
+    before the follow-up meeting: how it is going (sealed on the timeline, for the
+    coordinator). Their organisation must have an action in the plan."""
+    sspf = _programme()
+    purpose = _require_purpose(purpose)
+    require_access(user=user, case=case, purpose=purpose, what="plan:report")
+    if (
+        user.organisation is None
+        or user.organisation.kind not in PART_REPORTERS
+        or policy.team_membership(user, case) is None
+    ):
+        raise _deny(user=user, case=case, purpose=purpose, what="plan:report", reason="role")
+    if case.status not in sspf.PLAN_STATES:
+        raise ValidationError(_("The commitment plan is not in force."))
+    note = _text(note, "report", limit=REASON_LIMIT, required=True)
+    with transaction.atomic():
+        _lock(case, expected_version)
+        if not has_own_action(user=user, case=case):
+            raise ValidationError(NO_OWN_ACTION)
+        _changed(
+            case=case,
+            user=user,
+            purpose=purpose,
+            kind=CaseEvent.Kind.PLAN,
+            label=f"report:{user.organisation.kind}",
+            action=AuditAction.CHANGE,
+            fields=["report"],
+            reason=note,
+        )
+
+
 # --- Escalation --------------------------------------------------------------------------------
 
 
@@ -537,10 +586,12 @@ __all__ = [
     "can_coordinate_sspf",
     "create_meeting",
     "escalate_to_sig",
+    "has_own_action",
     "raise_concern",
     "record_agenda_decision",
     "record_anonymised_discussion",
     "record_mapping",
     "record_police_participation",
     "record_risk_assessment",
+    "report_plan_part",
 ]

@@ -154,3 +154,170 @@ def write_plan(users, case: SspfCase) -> None:
         texts={"plan_goals": "Mål: närvaro i skolan."},
         review_date=today + datetime.timedelta(days=42),
     )
+
+
+# --- Through the flow (viewflow tasks and the real task views) --------------------------------
+
+
+def open_tasks(case) -> dict[str, str | None]:
+    """The case's open human tasks: flow node name → owner's username (None: a queue)."""
+    from workflows.sspf import SspfProcess
+
+    process = SspfProcess.objects.get(case=case)
+    return {
+        task.flow_task.name: task.owner.username if task.owner else None
+        for task in process.task_set.filter(flow_task_type="HUMAN")
+        .exclude(status__in=["DONE", "CANCELED"])
+        .select_related("owner")
+    }
+
+
+def fire_follow_up_timer(case) -> None:
+    """The passing of time: the follow-up date is today and ``send_reminders`` fires the timer."""
+    from viewflow.workflow.timers import fire_due_timers
+
+    from workflows.sspf import SspfFlow, SspfProcess
+
+    reach_review_date(case)
+    timer = (
+        SspfProcess.objects.get(case=case)
+        .task_set.exclude(status__in=["DONE", "CANCELED"])
+        .get(flow_task=SspfFlow.wait_for_review)
+    )
+    type(timer).objects.filter(pk=timer.pk).update(
+        scheduled=timezone.now() - datetime.timedelta(minutes=1)
+    )
+    fire_due_timers()
+
+
+class SspfFlowDriver:
+    """Walks an SSPF case through the flow's task views as the demo users would (the
+    Django test client: the "assign" button for a queue task, then the step's form)."""
+
+    STOPS = ("assess:new", "consent", "mapping", "network_meeting", "plan", "follow_up")
+
+    def __init__(self, users):
+        from django.test import Client
+
+        self.users = users
+        self.client = Client()
+
+    def post(self, username: str, url: str, data: dict | None = None, *, expect: int = 302):
+        self.client.force_login(self.users[username])
+        response = self.client.post(url, data or {})
+        assert response.status_code == expect, (url, response.status_code, response.content[:3000])
+        return response
+
+    def task(self, case, node: str):
+        from workflows.sspf import SspfFlow, SspfProcess
+
+        return (
+            SspfProcess.objects.get(case=case)
+            .task_set.exclude(status__in=["DONE", "CANCELED"])
+            .get(flow_task=getattr(SspfFlow, node))
+        )
+
+    def url(self, task, name: str = "execute") -> str:
+        return task.flow_task.reverse(name, args=[task.process_id, task.pk])
+
+    def run(self, case, node: str, username: str, data: dict, *, expect: int = 302):
+        """One POST of ``node``'s task view as ``username`` (claiming a queue task first)."""
+        task = self.task(case, node)
+        if task.owner_id is None:
+            self.post(username, self.url(task, "assign"))
+            task.refresh_from_db()
+        case.refresh_from_db()
+        response = self.post(
+            username, self.url(task), {"version": case.version, **data}, expect=expect
+        )
+        case.refresh_from_db()
+        return response
+
+    def raise_concern(self, username: str = "lisa.skola", *, years: int = 13):
+        from workflows.sspf import SspfFlow
+
+        from .factories import PERSON_NAME, fresh_personnummer
+
+        self.post(
+            username,
+            SspfFlow.start.reverse("execute"),
+            {
+                "personnummer": fresh_personnummer(years),
+                "name": PERSON_NAME,
+                "area": "vivalla_baronbackarna",
+                "reason": CONCERN,
+            },
+        )
+        return SspfCase.objects.order_by("-opened_at").first()
+
+    def build(self, stop: str, *, years: int = 13) -> SspfCase:
+        """A case raised by lisa.skola, with fredrik.fritid on the team, taken by
+        sara.samordnare through the task views up to ``stop`` (see ``STOPS``)."""
+        assert stop in self.STOPS, stop
+        users = self.users
+        case = self.raise_concern(years=years)
+        if stop == "assess:new":
+            return case
+        sara = "sara.samordnare"
+        self.run(case, "assess", sara, {"_action": "begin"})
+        self.run(
+            case,
+            "assess",
+            sara,
+            {"_action": "risk", "level": "moderate", "risk_factors": "Skolfrånvaro."},
+        )
+        self.run(
+            case,
+            "assess",
+            sara,
+            {"_action": "member", "user": users["fredrik.fritid"].pk, "role": "leisure"},
+        )
+        self.run(case, "assess", sara, {"_action": "outcome", "outcome": "accept"})
+        if stop == "consent":
+            return case
+        consent_everyone(users, case)
+        case.refresh_from_db()
+        self.run(case, "consent", sara, {"_action": "complete"})
+        if stop == "mapping":
+            return case
+        self.run(
+            case,
+            "mapping",
+            sara,
+            {
+                "_action": "mapping",
+                "held_on": timezone.localdate().isoformat(),
+                "mapping_note": "Familjen vill ha stöd.",
+            },
+        )
+        if stop == "network_meeting":
+            return case
+        for org, kind in (("school", "school_support"), ("leisure", "leisure_activity")):
+            self.run(
+                case,
+                "network_meeting",
+                sara,
+                {
+                    "_action": "action",
+                    "kind": kind,
+                    "organisation": orgs(users)[org].pk,
+                    "status": "planned",
+                    "date": timezone.localdate().isoformat(),
+                    "visibility": "team",
+                },
+            )
+        self.run(
+            case,
+            "network_meeting",
+            sara,
+            {
+                "_action": "plan",
+                "plan_goals": "Mål: närvaro i skolan.",
+                "review_date": (timezone.localdate() + datetime.timedelta(days=42)).isoformat(),
+            },
+        )
+        if stop == "plan":
+            return case
+        fire_follow_up_timer(case)
+        case.refresh_from_db()
+        return case
