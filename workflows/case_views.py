@@ -245,6 +245,18 @@ class CasePageView(CaseworkerRequiredMixin, View):
         return self.render(self.forms())
 
     def post(self, request, case_id):
+        process = getattr(self.case, "process", None) if isinstance(self.case, SigCase) else None
+        if request.POST.get("_action") == "withdraw" and process is not None:
+            # A withdrawal takes the flow's lock first, outside the request's transaction,
+            # in the order a task step takes its locks (the process, then the case row):
+            # racing a step it waits for it and then wins, never a deadlock.
+            from workflows.sig import SigFlow
+
+            with SigFlow.lock(process.pk):
+                return self.post_form(request)
+        return self.post_form(request)
+
+    def post_form(self, request):
         action = request.POST.get("_action", "")
         built = self.forms(bound=action, data=request.POST)
         try:

@@ -317,3 +317,77 @@ def test_the_same_task_step_posted_twice(people):
 def _ready_for_approval(people, case):
     write_plan(people, case)
     return SigCase.objects.get(pk=case.pk)
+
+
+@pytest.fixture
+def meet_at_the_flow_lock(monkeypatch):
+    """Hold each racer in front of the case's flow lock (``SigFlow.lock``: a task step's
+    first lock, and a withdrawal's) until both have arrived; ``first`` takes it first."""
+    from contextlib import contextmanager
+
+    from workflows.sig import SigFlow
+
+    def install(parties: int, first: str) -> None:
+        barrier = threading.Barrier(parties, timeout=30)
+        first_has_it = threading.Event()
+        local = threading.local()
+        lock = SigFlow.lock
+
+        @contextmanager
+        def meet_then_lock(cls, process_pk):
+            if getattr(local, "met", False):
+                with lock(process_pk):
+                    yield
+                return
+            local.met = True
+            barrier.wait()
+            me = threading.current_thread().name
+            if me != first:
+                first_has_it.wait(timeout=30)
+            with lock(process_pk):
+                if me == first:
+                    first_has_it.set()
+                yield
+
+        monkeypatch.setattr(SigFlow, "lock", classmethod(meet_then_lock))
+
+    return install
+
+
+@pytest.mark.parametrize("first_to_lock", ["withdrawal", "step"])
+def test_a_withdrawal_on_the_case_page_racing_a_task_step(
+    people, meet_at_the_flow_lock, first_to_lock
+):
+    """The lead begins the follow-up in its task while the person's consent is withdrawn
+    on the case page: both take the flow's lock first, so neither deadlocks, and the
+    withdrawal always wins — the case ends closed, its process stopped."""
+    from workflows.sig import SigProcess
+
+    flow_case = FlowDriver(people).build("follow_up")
+    case = flow_case.case
+    task = flow_case.task("follow_up")
+    before = record(case.pk)
+    consent = case.consents.get(giver=Consent.Giver.SELF)
+    url = task.flow_task.reverse("execute", args=[task.process_id, task.pk])
+    meet_at_the_flow_lock(2, first=first_to_lock)
+
+    def step():
+        client = Client()
+        client.force_login(people["anna.social"])
+        return client.post(url, {"_action": "begin", "version": before["version"]})
+
+    def withdrawal():
+        client = Client()
+        client.force_login(people["sara.samordnare"])
+        return client.post(
+            f"/arenden/fall/{case.pk}/", {"_action": "withdraw", "consent": str(consent.pk)}
+        )
+
+    results = race(withdrawal=withdrawal, step=step)
+    assert results["withdrawal"].status_code == 302, results
+    assert results["step"].status_code == 302, results
+    after = record(case.pk)
+    assert (after["status"], after["withdrawn"]) == (Status.CLOSED, before["withdrawn"] + 1)
+    assert SigProcess.objects.get(case_id=case.pk).finished is not None
+    began = CaseEvent.objects.filter(case_id=case.pk, transition="begin_follow_up").exists()
+    assert began is (first_to_lock == "step")
