@@ -21,9 +21,12 @@ threat):
 
 A reassessment that raises the level re-routes at once (and cuts local access,
 ``casework.policy.defector_local_access_cut``); one that lowers it waits for a
-police coordinator's approval. Every routing step is an FSM transition whose
-guards re-check the assessment in force, run through
-``casework.services.cases.transition``. The writes with sealed text (the
+police coordinator's approval. The reassessment on the assessment's next review
+date and that approval are tasks of :class:`ThreatReviewFlow`, which runs beside
+the case's own process until the case is closed. ``threat_assessed`` is passed
+through in the assessment's transaction (routing follows the level; ADR 0008).
+Every routing step is an FSM transition whose guards re-check the assessment in
+force, run through ``casework.services.cases.transition``. The writes with sealed text (the
 assessment's basis, the police check, the support case) are in
 ``casework.services.defector``.
 

@@ -286,9 +286,7 @@ class CloseForm(VersionedForm):
         data = super().clean()
         if data.get("close_reason") == Case.CloseReason.OTHER and not data.get("note"):
             self.add_error("note", _("Describe the reason."))
-        if data.get("close_reason") == Case.CloseReason.DEFECTOR_PROGRAMME and not data.get(
-            "note"
-        ):
+        if data.get("close_reason") == Case.CloseReason.DEFECTOR_PROGRAMME and not data.get("note"):
             self.add_error(
                 "note", _("Describe why the person is referred to the defector programme.")
             )
