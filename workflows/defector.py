@@ -816,6 +816,19 @@ class CaseStep(Step):
     def can_execute(self, user, task):
         return super().can_execute(user, task) and self._admits(user, task)
 
+    def can_unassign(self, user, task):
+        """The owner (or a flow manager) releases a task; so may anyone who could take it
+        from the queue when its owner may no longer do it (e.g. left the team)."""
+        if super().can_unassign(user, task):
+            return True
+        return (
+            task.owner_id is not None
+            and not self._admits(task.owner, task)
+            and bool(task.owner_permission)
+            and user.has_perm(task.owner_permission)
+            and self._admits(user, task)
+        )
+
 
 def _police_reassessor(activation):
     """The team's police contact officer (in the kontaktpolis group) gets the reassessment;
@@ -1021,6 +1034,22 @@ def _cancel_processes(case: DefectorCase, flow_class: type[flow.Flow] | None = N
         process.flow_class.instance.cancel(process)
 
 
+def _lock_processes(case: DefectorCase) -> None:
+    """Lock the case's open processes before the case row (inside the caller's transaction).
+
+    A task view holds its process's lock (viewflow's ``select_for_update_lock``) when it
+    locks the case row; a write that may cancel processes (a re-route, a restarted
+    threat review, closing) takes the same locks in the same order — processes first —
+    so the two wait for each other instead of failing on a lock timeout.
+    """
+    list(
+        DefectorProcess.objects.select_for_update()
+        .filter(case=case, finished__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def _follow_route(case: DefectorCase, previous_status: str) -> None:
     """Keep the case's process in step with a re-route: a case that left the local
     programme stops its local tasks; one that came back starts a new local intake.
@@ -1065,6 +1094,7 @@ def assess(*, user, case: DefectorCase, purpose: str, expected_version=None, **v
 def _reassess(*, user, case, purpose, expected_version, values):
     from casework.services import defector as services
 
+    _lock_processes(case)
     previous = case.status
     assessment = services.assess_threat(
         user=user, case=case, purpose=purpose, expected_version=expected_version, **values
@@ -1100,6 +1130,7 @@ def record_reassessment(*, user, case: DefectorCase, purpose: str, expected_vers
 def _decide_lowering(*, user, case, purpose, approve, note):
     from casework.services import defector as services
 
+    _lock_processes(case)
     previous = case.status
     assessment = services.decide_lowering(
         user=user, case=case, purpose=purpose, approve=approve, note=note
@@ -1141,6 +1172,7 @@ def close(*, user, case: DefectorCase, purpose: str, reason: str, note=None, exp
     from casework.services import defector as services
 
     with transaction.atomic():
+        _lock_processes(case)
         services.close_defector_case(
             user=user,
             case=case,

@@ -330,3 +330,28 @@ def test_a_case_page_reassessment_moves_the_timer_to_the_new_date(users, client)
     timers = _open(case, REVIEW.wait_for_reassessment)
     assert timers.count() == 1
     assert timezone.localtime(timers.get().scheduled).date() == sooner
+
+
+def test_a_police_coordinator_releases_a_task_whose_owner_left_the_team(users, client):
+    case = defector_case(users, "activate")
+    _review_date_came(case)
+    task = _open(case, REVIEW.reassess).get()
+    assert task.owner == users["per.polis"]
+    case_services.end_membership(
+        user=users["alex.avhopp"],
+        case=case,
+        purpose=PURPOSE,
+        membership=case.memberships.get(role=CaseMembership.Role.POLICE_CONTACT),
+        expected_version=None,
+    )
+    client.force_login(users["per.polis"])
+    assert client.get(_url(task, "execute")).status_code in (403, 404)
+    # A social-services coordinator may not release it; a police coordinator may.
+    for username, released in (("alex.avhopp", False), ("maja.avhopp", True)):
+        client.force_login(users[username])
+        client.post(_url(task, "unassign"))
+        task.refresh_from_db()
+        assert (task.owner_id is None) == released, username
+    client.post(_url(task, "assign"))
+    task.refresh_from_db()
+    assert task.owner == users["maja.avhopp"]
