@@ -685,23 +685,28 @@ def close(
                 )
             }
         )
-    with transaction.atomic():
-        close_case(
-            user=user,
-            case=case,
-            purpose=purpose,
-            reason=reason,
-            note=note,
-            expected_version=expected_version,
-        )
-        if not to_defector:
-            return None
-        from workflows import defector
+    from workflows import defector
 
-        return defector.refer_linked(
-            user=user,
-            from_case=case,
-            kind=CaseLink.Kind.HANDED_OVER,
-            reason=note,
-            purpose=purpose,
-        )
+    try:
+        with transaction.atomic():
+            close_case(
+                user=user,
+                case=case,
+                purpose=purpose,
+                reason=reason,
+                note=note,
+                expected_version=expected_version,
+            )
+            if not to_defector:
+                return None
+            return defector.refer_linked(
+                user=user,
+                from_case=case,
+                kind=CaseLink.Kind.HANDED_OVER,
+                reason=note,
+                purpose=purpose,
+            )
+    except Exception:
+        # Nothing was closed: the caller shows the case as it still is.
+        case.refresh_from_db()
+        raise
