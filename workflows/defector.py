@@ -788,7 +788,7 @@ def reassessment_falls_due(case, *, today: datetime.date | None = None) -> bool:
 
 
 def lowering_approver(case, user) -> bool:
-    """A police defector coordinator who did not assess the pending lowering himself."""
+    """A police defector coordinator who is not the assessor of the pending lowering."""
     pending = pending_lowering(case)
     return (
         pending is not None and pending.assessed_by_id != user.pk and police_coordinator(case, user)
