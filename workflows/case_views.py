@@ -309,8 +309,10 @@ class CasePageView(CaseworkerRequiredMixin, View):
         return _("The action is recorded.")
 
     def do_close(self, form):
+        from workflows.sig import close
+
         data = form.cleaned_data
-        case_services.close_case(
+        referral = close(
             user=self.request.user,
             case=self.case,
             purpose=str(self.purpose),
@@ -323,6 +325,11 @@ class CasePageView(CaseworkerRequiredMixin, View):
             from workflows.sig import SigFlow
 
             SigFlow.instance.cancel(process)
+        if referral is not None:
+            return _(
+                "The case is closed and the person is referred to the defector programme "
+                "(%(reference)s)."
+            ) % {"reference": referral.reference}
         return _("The case is closed.")
 
     def do_legal_basis(self, form):

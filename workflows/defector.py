@@ -21,9 +21,12 @@ threat):
 
 A reassessment that raises the level re-routes at once (and cuts local access,
 ``casework.policy.defector_local_access_cut``); one that lowers it waits for a
-police coordinator's approval. Every routing step is an FSM transition whose
-guards re-check the assessment in force, run through
-``casework.services.cases.transition``. The writes with sealed text (the
+police coordinator's approval. The reassessment on the assessment's next review
+date and that approval are tasks of :class:`ThreatReviewFlow`, which runs beside
+the case's own process until the case is closed. ``threat_assessed`` is passed
+through in the assessment's transaction (routing follows the level; ADR 0008).
+Every routing step is an FSM transition whose guards re-check the assessment in
+force, run through ``casework.services.cases.transition``. The writes with sealed text (the
 assessment's basis, the police check, the support case) are in
 ``casework.services.defector``.
 
@@ -678,6 +681,7 @@ def _review_time(activation) -> datetime.datetime:
 
 
 from workflows import defector_views as views  # noqa: E402
+from workflows.nodes import Step  # noqa: E402
 
 
 class DefectorFlow(flow.Flow):
@@ -705,7 +709,7 @@ class DefectorFlow(flow.Flow):
     start_local = flow.StartHandle(this.start_case).Next(this.intake)
     # The defector coordinators' queue: the initial check and the team.
     check = (
-        flow.View(views.InitialCheckView.as_view())
+        Step(views.InitialCheckView.as_view())
         .Annotation(title=_("Initial check of the referral"))
         .Permission("casework.coordinate_defector_cases")
         .Next(this.after_check)
@@ -713,7 +717,7 @@ class DefectorFlow(flow.Flow):
     after_check = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
     # The lead social worker records the written consent covering every agency.
     consent = (
-        flow.View(views.ConsentView.as_view())
+        Step(views.ConsentView.as_view())
         .Annotation(title=_("Record written consent"))
         .Assign(_member(CaseMembership.Role.LEAD))
         .Next(this.after_consent)
@@ -723,7 +727,7 @@ class DefectorFlow(flow.Flow):
     )
     # The police contact officer: the police check (after consent), then the threat level.
     assess_threat = (
-        flow.View(views.AssessmentView.as_view())
+        Step(views.AssessmentView.as_view())
         .Annotation(title=_("Police check and threat assessment"))
         .Assign(_member(CaseMembership.Role.POLICE_CONTACT))
         .Next(this.route)
@@ -737,7 +741,7 @@ class DefectorFlow(flow.Flow):
     )
     # The local programme: support decision, conditions, agreement, start.
     intake = (
-        flow.View(views.IntakeView.as_view())
+        Step(views.IntakeView.as_view())
         .Annotation(title=_("Local intake and agreement"))
         .Permission("casework.coordinate_defector_cases")
         .Next(this.after_intake)
@@ -745,13 +749,167 @@ class DefectorFlow(flow.Flow):
     after_intake = flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
     wait_for_review = flow.Timer(_review_time).Next(this.review)
     review = (
-        flow.View(views.ReviewView.as_view())
+        Step(views.ReviewView.as_view())
         .Annotation(title=_("Review the defector case"))
         .Assign(_member(CaseMembership.Role.LEAD))
         .Next(this.after_review)
     )
     after_review = flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
     handed_over = flow.End()
+    end = flow.End()
+
+    def start_case(self, activation, case: DefectorCase) -> Process:
+        activation.process.case = case
+        return activation.process
+
+    def has_view_permission(self, user, obj=None):
+        if obj is not None:
+            case = getattr(obj, "case", None)
+            return case is not None and bool(policy.case_access(user, case))
+        return policy.can_use_task_inbox(user)
+
+    def has_manage_permission(self, user, obj=None):
+        return False
+
+
+# --- The threat review: reassessment on its date, approval of a lowering ------------------------
+
+
+def reassessment_falls_due(case, *, today: datetime.date | None = None) -> bool:
+    """The assessment in force has reached its next review date (an open case): the
+    reassessment task is due from that morning (``reassessment_due`` is past it)."""
+    today = today or timezone.localdate()
+    assessment = current_assessment(case)
+    return (
+        case.status not in FINAL_STATES
+        and assessment is not None
+        and assessment.next_review <= today
+    )
+
+
+def lowering_approver(case, user) -> bool:
+    """A police defector coordinator who is not the assessor of the pending lowering."""
+    pending = pending_lowering(case)
+    return (
+        pending is not None and pending.assessed_by_id != user.pk and police_coordinator(case, user)
+    )
+
+
+class CaseStep(Step):
+    """A human step that only users for whom ``allowed(case, user)`` holds may take or do,
+    on top of viewflow's owner and queue-permission checks (re-asked at every request:
+    a police contact officer who left the team cannot do the step any more)."""
+
+    def __init__(self, view, *, allowed, **kwargs):
+        super().__init__(view, **kwargs)
+        self._allowed = allowed
+
+    def _admits(self, user, task) -> bool:
+        if user is None or user.is_anonymous:
+            return False
+        case = getattr(task.coerced_process, "case", None)
+        return case is not None and bool(self._allowed(case, user))
+
+    def can_assign(self, user, task):
+        return super().can_assign(user, task) and self._admits(user, task)
+
+    def can_execute(self, user, task):
+        return super().can_execute(user, task) and self._admits(user, task)
+
+    def can_unassign(self, user, task):
+        """The owner (or a flow manager) releases a task; so may anyone who could take it
+        from the queue when its owner may no longer do it (e.g. left the team)."""
+        if super().can_unassign(user, task):
+            return True
+        return (
+            task.owner_id is not None
+            and not self._admits(task.owner, task)
+            and bool(task.owner_permission)
+            and user.has_perm(task.owner_permission)
+            and self._admits(user, task)
+        )
+
+
+def _police_reassessor(activation):
+    """The team's police contact officer (in the kontaktpolis group) gets the reassessment;
+    without one it waits in the defector coordinators' queue, where only a police
+    coordinator can take it (``CaseStep``)."""
+    from casework.services.cases import members
+
+    case = activation.process.case
+    for user in members(case, CaseMembership.Role.POLICE_CONTACT):
+        if police_assessor(case, user):
+            return user
+    return None
+
+
+def _reassessment_time(activation) -> datetime.datetime:
+    """The morning of the next review date of the assessment in force."""
+    assessment = current_assessment(activation.process.case)
+    day = assessment.next_review if assessment else timezone.localdate()
+    hour = settings.SAMVERKAN["REVIEW_TASK_HOUR"]
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time(hour)))
+
+
+def _lowering_awaits(activation) -> bool:
+    case = activation.process.case
+    return case.status not in FINAL_STATES and pending_lowering(case) is not None
+
+
+def _assessment_kept(activation) -> bool:
+    case = activation.process.case
+    return case.status not in FINAL_STATES and current_assessment(case) is not None
+
+
+def _falls_due(activation) -> bool:
+    return reassessment_falls_due(activation.process.case)
+
+
+class ThreatReviewFlow(flow.Flow):
+    """The review cycle of a case's threat assessment, beside the case's own process (it
+    runs whether the case is local or handed over, until it is closed).
+
+    On the morning of the next review date of the assessment in force
+    (``manage.py send_reminders`` fires due timers) the police reassess: the team's
+    police contact officer, or a police defector coordinator from the queue. A
+    reassessment goes through ``casework.services.defector.assess_threat``: a raise
+    re-routes at once, a lowering waits for the approval step of a police
+    coordinator other than its assessor. Every assessment recorded outside this
+    flow (the first one, one from the case page) starts the cycle anew
+    (:func:`restart_threat_review`): the open step disappears and the timer
+    follows the new date. Closing the case cancels the cycle.
+    """
+
+    process_class = DefectorProcess
+    process_title = _("Threat review")
+    process_description = _("Defector programme: reassessing the threat and approving a lowering.")
+    process_summary_template = (
+        "{{ process.case.reference }} · {{ process.case.get_status_display }}"
+    )
+    lock_impl = select_for_update_lock
+
+    start = flow.StartHandle(this.start_case).Next(this.next_step)
+    next_step = (
+        flow.Switch()
+        .Case(this.approve_lowering, _lowering_awaits)
+        .Case(this.wait_for_reassessment, _assessment_kept)
+        .Default(this.end)
+    )
+    wait_for_reassessment = flow.Timer(_reassessment_time).Next(this.falls_due)
+    falls_due = flow.If(_falls_due).Then(this.reassess).Else(this.next_step)
+    reassess = (
+        CaseStep(views.ReassessTaskView.as_view(), allowed=police_assessor)
+        .Annotation(title=_("Reassess the threat"))
+        .Assign(_police_reassessor)
+        .Permission(roles.PERM_COORDINATE_DEFECTOR)
+        .Next(this.next_step)
+    )
+    approve_lowering = (
+        CaseStep(views.LoweringTaskView.as_view(), allowed=lowering_approver)
+        .Annotation(title=_("Approve or reject the lowered threat level"))
+        .Permission(roles.PERM_COORDINATE_DEFECTOR)
+        .Next(this.next_step)
+    )
     end = flow.End()
 
     def start_case(self, activation, case: DefectorCase) -> Process:
@@ -867,59 +1025,154 @@ def _referral_source(user) -> str:
     }.get(kind_of, ReferralSource.SOCIAL_SERVICES)
 
 
-def _cancel_processes(case: DefectorCase) -> None:
-    for process in DefectorProcess.objects.filter(case=case, finished__isnull=True):
-        DefectorFlow.instance.cancel(process)
+def _cancel_processes(case: DefectorCase, flow_class: type[flow.Flow] | None = None) -> None:
+    """Cancel the case's open processes (of ``flow_class`` only, if given)."""
+    processes = DefectorProcess.objects.filter(case=case, finished__isnull=True)
+    if flow_class is not None:
+        processes = processes.filter(flow_class=flow_class)
+    for process in processes:
+        process.flow_class.instance.cancel(process)
+
+
+def _lock_processes(case: DefectorCase) -> None:
+    """Lock the case's open processes before the case row (inside the caller's transaction).
+
+    A task view holds its process's lock (viewflow's ``select_for_update_lock``) when it
+    locks the case row; a write that may cancel processes (a re-route, a restarted
+    threat review, closing) takes the same locks in the same order — processes first —
+    so the two wait for each other instead of failing on a lock timeout.
+    """
+    list(
+        DefectorProcess.objects.select_for_update()
+        .filter(case=case, finished__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def _follow_route(case: DefectorCase, previous_status: str) -> None:
-    """Keep the flow in step with a re-route: a case that left the local programme stops
-    its local tasks; one that came back starts a new local intake."""
+    """Keep the case's process in step with a re-route: a case that left the local
+    programme stops its local tasks; one that came back starts a new local intake.
+    (The threat review runs on: see :func:`restart_threat_review`.)"""
     if case.status == previous_status:
         return
     if case.status in HANDED_OVER_STATES or case.status in FINAL_STATES:
-        _cancel_processes(case)
+        _cancel_processes(case, DefectorFlow)
     elif case.status == Status.LOCAL_INTAKE and previous_status in HANDED_OVER_STATES:
-        _cancel_processes(case)
+        _cancel_processes(case, DefectorFlow)
         DefectorFlow.start_local.run(case=case)
 
 
-def reassess(*, user, case: DefectorCase, purpose: str, expected_version=None, **values):
-    """A (re)assessment from the case page: recorded, re-routed, the flow kept in step."""
+def restart_threat_review(case: DefectorCase) -> None:
+    """Start the threat review anew after an assessment recorded outside it (the first
+    one, one from the case page, a decision on a lowering from the case page): the
+    open step or timer is cancelled; the new cycle waits for the next review date of
+    the assessment in force, or asks for the approval of a pending lowering. A closed
+    case has none. Runs inside the caller's transaction."""
+    _cancel_processes(case, ThreatReviewFlow)
+    if case.status not in FINAL_STATES and (
+        current_assessment(case) is not None or pending_lowering(case) is not None
+    ):
+        ThreatReviewFlow.start.run(case=case)
+
+
+def assess(*, user, case: DefectorCase, purpose: str, expected_version=None, **values):
+    """The first threat assessment (the joint assessment's task): recorded and routed
+    (``casework.services.defector.assess_threat``); its review cycle starts."""
     from django.db import transaction
 
     from casework.services import defector as services
 
     with transaction.atomic():
-        previous = case.status
         assessment = services.assess_threat(
             user=user, case=case, purpose=purpose, expected_version=expected_version, **values
         )
-        _follow_route(case, previous)
+        restart_threat_review(case)
+    return assessment
+
+
+def _reassess(*, user, case, purpose, expected_version, values):
+    from casework.services import defector as services
+
+    _lock_processes(case)
+    previous = case.status
+    assessment = services.assess_threat(
+        user=user, case=case, purpose=purpose, expected_version=expected_version, **values
+    )
+    _follow_route(case, previous)
+    return assessment
+
+
+def reassess(*, user, case: DefectorCase, purpose: str, expected_version=None, **values):
+    """A reassessment from the case page: recorded, re-routed, the case's process kept in
+    step; the threat review starts anew from it."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        assessment = _reassess(
+            user=user, case=case, purpose=purpose, expected_version=expected_version, values=values
+        )
+        restart_threat_review(case)
+    return assessment
+
+
+def record_reassessment(*, user, case: DefectorCase, purpose: str, expected_version=None, **values):
+    """The reassessment task of the threat review: recorded and re-routed like any other;
+    the review flow itself goes on (to the approval of a lowering, or the next date)."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        return _reassess(
+            user=user, case=case, purpose=purpose, expected_version=expected_version, values=values
+        )
+
+
+def _decide_lowering(*, user, case, purpose, approve, note):
+    from casework.services import defector as services
+
+    _lock_processes(case)
+    previous = case.status
+    assessment = services.decide_lowering(
+        user=user, case=case, purpose=purpose, approve=approve, note=note
+    )
+    _follow_route(case, previous)
     return assessment
 
 
 def decide_lowering(*, user, case: DefectorCase, purpose: str, approve: bool, note=None):
-    """A police coordinator approves (re-routing at once) or rejects a pending lowering."""
+    """A police coordinator approves (re-routing at once) or rejects a pending lowering
+    from the case page; the threat review starts anew from the outcome."""
     from django.db import transaction
 
-    from casework.services import defector as services
-
     with transaction.atomic():
-        previous = case.status
-        assessment = services.decide_lowering(
+        assessment = _decide_lowering(
             user=user, case=case, purpose=purpose, approve=approve, note=note
         )
-        _follow_route(case, previous)
+        restart_threat_review(case)
     return assessment
 
 
+def approve_or_reject_lowering(*, user, case: DefectorCase, purpose: str, approve: bool, note=None):
+    """The approval task of the threat review (the review flow goes on by itself)."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        return _decide_lowering(user=user, case=case, purpose=purpose, approve=approve, note=note)
+
+
+def stop_threat_review(case: DefectorCase) -> None:
+    """A closed case has no threat review: its open step or timer is cancelled."""
+    _cancel_processes(case, ThreatReviewFlow)
+
+
 def close(*, user, case: DefectorCase, purpose: str, reason: str, note=None, expected_version=None):
+    """Close the case: every open process of it (its own, its threat review) is cancelled."""
     from django.db import transaction
 
     from casework.services import defector as services
 
     with transaction.atomic():
+        _lock_processes(case)
         services.close_defector_case(
             user=user,
             case=case,

@@ -40,6 +40,8 @@ from workflows.defector import (
     Level,
     ReferralSource,
     ThreatAssessment,
+    ThreatReviewFlow,
+    assess,
     refer,
 )
 
@@ -126,8 +128,9 @@ class _Request:
 
 
 def open_task(case: DefectorCase, node):
+    """The open task of ``node`` in the case's running process of ``node``'s flow."""
     return (
-        DefectorProcess.objects.filter(case=case)
+        DefectorProcess.objects.filter(case=case, flow_class=node.flow_class)
         .get(finished__isnull=True)
         .task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED])
         .get(flow_task=node)
@@ -303,7 +306,7 @@ class Builder:
 
     def step_assess(self):
         with task_step(self.case, DefectorFlow.assess_threat, self.police) as activation:
-            services.assess_threat(
+            assess(
                 user=self.police,
                 case=activation.process.case,
                 purpose=PURPOSE,
@@ -353,9 +356,7 @@ class Builder:
             self._transition(self.lead, activation.process.case, "begin_review")
 
     def step_reassessment_overdue(self):
-        ThreatAssessment.objects.filter(
-            case=self.case, state=ThreatAssessment.State.IN_FORCE
-        ).update(next_review=timezone.localdate() - datetime.timedelta(days=3))
+        fire_reassessment_timer(self.case, days_ago=3)
 
     def step_raise_to_high(self):
         from workflows.defector import reassess
@@ -389,6 +390,22 @@ def fire_review_timer(case: DefectorCase, *, days_ago: int) -> None:
     timer = open_task(case, DefectorFlow.wait_for_review)
     with timer.activation() as activation:
         timer.scheduled = _review_time(activation)
+        timer.save(update_fields=["scheduled"])
+        activation.start()
+        activation.execute()
+
+
+def fire_reassessment_timer(case: DefectorCase, *, days_ago: int) -> None:
+    """Demo time travel: the next review date of the assessment in force ``days_ago`` back;
+    fire the threat review's timer (the reassessment task appears)."""
+    from workflows.defector import _reassessment_time
+
+    ThreatAssessment.objects.filter(case=case, state=ThreatAssessment.State.IN_FORCE).update(
+        next_review=timezone.localdate() - datetime.timedelta(days=days_ago)
+    )
+    timer = open_task(case, ThreatReviewFlow.wait_for_reassessment)
+    with timer.activation() as activation:
+        timer.scheduled = _reassessment_time(activation)
         timer.save(update_fields=["scheduled"])
         activation.start()
         activation.execute()

@@ -259,7 +259,9 @@ class AssessmentView(StepView):
         return self.stay(_("The police check is recorded."))
 
     def do_assess(self, form):
-        defector_services.assess_threat(
+        from workflows.defector import assess
+
+        assess(
             user=self.request.user,
             case=self.case,
             purpose=str(self.purpose),
@@ -396,7 +398,81 @@ class ReviewView(StepView):
             note=data["note"] or None,
             expected_version=self.version(form),
         )
+        from workflows.defector import stop_threat_review
+
+        stop_threat_review(self.case)
         return self.finish(_("The case is closed."))
+
+
+# --- The threat review: reassessment on its date, approval of a lowering ---------------------
+
+
+class ThreatReviewStepView(StepView):
+    """A step of the threat review: the case with its threat level and history."""
+
+    def extra_context(self):
+        from workflows.defector import current_assessment, pending_lowering, reassessment_due
+
+        return {
+            "Status": Status,
+            "show_threat": True,
+            "assessments": threat_assessments(
+                user=self.request.user, purpose=str(self.purpose), case=self.case
+            ),
+            "current": current_assessment(self.case),
+            "pending": pending_lowering(self.case),
+            "reassessment_due": reassessment_due(self.case),
+        }
+
+
+class ReassessTaskView(ThreatReviewStepView):
+    purpose = _("Defector programme: reassessing the threat")
+    intro = _(
+        "The threat assessment has reached its next review date: record a new assessment. "
+        "A raised level re-routes the case at once; a lowered one needs a police "
+        "coordinator's approval."
+    )
+    actions = {"reassess": dforms.AssessmentForm}
+
+    def do_reassess(self, form):
+        from workflows.defector import record_reassessment
+
+        assessment = record_reassessment(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            expected_version=self.version(form),
+            **form.values(),
+        )
+        if assessment.state == ThreatAssessment.State.PENDING:
+            return self.finish(
+                _("The lowered threat level awaits a police coordinator's approval.")
+            )
+        return self.finish(_("The reassessment is in force and the case is routed by it."))
+
+
+class LoweringTaskView(ThreatReviewStepView):
+    purpose = _("Defector programme: deciding on a lowered threat level")
+    intro = _(
+        "A reassessment lowered the threat level. Approve it (the case is routed by it at "
+        "once) or reject it with a reason (the earlier assessment stays in force)."
+    )
+    actions = {"lowering": dforms.LoweringDecisionForm}
+
+    def do_lowering(self, form):
+        from workflows.defector import approve_or_reject_lowering
+
+        approve = form.cleaned_data["outcome"] == dforms.LoweringDecisionForm.APPROVE
+        approve_or_reject_lowering(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            approve=approve,
+            note=form.cleaned_data["note"] or None,
+        )
+        if approve:
+            return self.finish(_("The lowering is approved and the case is routed by it."))
+        return self.finish(_("The lowering is rejected; the earlier assessment stays in force."))
 
 
 # --- The case page -----------------------------------------------------------------------------

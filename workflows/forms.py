@@ -264,6 +264,12 @@ class FollowUpForm(VersionedForm):
                 self.add_error("close_reason", _("Choose the close reason."))
             elif data["close_reason"] == Case.CloseReason.OTHER and not data.get("note"):
                 self.add_error("note", _("Describe the reason."))
+            elif data["close_reason"] == Case.CloseReason.DEFECTOR_PROGRAMME and not data.get(
+                "note"
+            ):
+                self.add_error(
+                    "note", _("Describe why the person is referred to the defector programme.")
+                )
         return data
 
 
@@ -280,6 +286,10 @@ class CloseForm(VersionedForm):
         data = super().clean()
         if data.get("close_reason") == Case.CloseReason.OTHER and not data.get("note"):
             self.add_error("note", _("Describe the reason."))
+        if data.get("close_reason") == Case.CloseReason.DEFECTOR_PROGRAMME and not data.get("note"):
+            self.add_error(
+                "note", _("Describe why the person is referred to the defector programme.")
+            )
         return data
 
 

@@ -119,7 +119,7 @@ _case_page_views: dict = {}
 
 def flow_viewsets() -> list[FlowViewset]:
     from casework.roles import PERM_COORDINATE, PERM_COORDINATE_DEFECTOR
-    from workflows.defector import DefectorFlow
+    from workflows.defector import DefectorFlow, ThreatReviewFlow
     from workflows.gvi import GviCallInFlow, GviMinorNoticeFlow, GviNotificationFlow
     from workflows.sig import SigFlow
     from workflows.sspf import SspfFlow
@@ -128,6 +128,9 @@ def flow_viewsets() -> list[FlowViewset]:
         ProgrammeFlowViewset(SigFlow, coordinator_permission=PERM_COORDINATE, icon="groups"),
         ProgrammeFlowViewset(
             DefectorFlow, coordinator_permission=PERM_COORDINATE_DEFECTOR, icon="shield"
+        ),
+        ProgrammeFlowViewset(
+            ThreatReviewFlow, coordinator_permission=PERM_COORDINATE_DEFECTOR, icon="gpp_maybe"
         ),
         ProgrammeFlowViewset(SspfFlow, coordinator_permission=PERM_COORDINATE, icon="school"),
         *(

@@ -651,3 +651,62 @@ def refer_from(*, user, person, reason: str, purpose: str, source: str = "") -> 
             record_source(user=user, case=case, source=source, purpose=purpose)
         case.refresh_from_db(fields=["version"])
     return case
+
+
+def close(
+    *,
+    user,
+    case: SigCase,
+    purpose: str,
+    reason: str,
+    note: str | None = None,
+    expected_version: int | None = None,
+) -> Case | None:
+    """Close a SIG case (the case page, the follow-up step).
+
+    Closed as "handed to the defector programme", the same transaction opens the
+    person's defector referral, linked to this case (``CaseLink.Kind.HANDED_OVER``,
+    shown on both cases; the note is the referral's reason): if the referral cannot
+    be opened, the case is not closed either. Returns the defector case, if any.
+    """
+    from django.core.exceptions import ValidationError
+    from django.db import transaction
+
+    from casework.models import CaseLink
+    from casework.services.cases import close_case
+
+    to_defector = reason == Case.CloseReason.DEFECTOR_PROGRAMME
+    if to_defector and not (note or "").strip():
+        raise ValidationError(
+            {
+                "close_note": ValidationError(
+                    _("Describe why the person is referred to the defector programme."),
+                    "required",
+                )
+            }
+        )
+    from workflows import defector
+
+    try:
+        with transaction.atomic():
+            close_case(
+                user=user,
+                case=case,
+                purpose=purpose,
+                reason=reason,
+                note=note,
+                expected_version=expected_version,
+            )
+            if not to_defector:
+                return None
+            return defector.refer_linked(
+                user=user,
+                from_case=case,
+                kind=CaseLink.Kind.HANDED_OVER,
+                reason=note,
+                purpose=purpose,
+            )
+    except Exception:
+        # Nothing was closed: the caller shows the case as it still is.
+        case.refresh_from_db()
+        raise

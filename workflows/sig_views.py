@@ -503,7 +503,9 @@ class FollowUpView(StepView):
             )
             self.transition("continue_case", reason=data["note"] or None)
             return self.finish(_("The case continues until the next review."))
-        case_services.close_case(
+        from workflows.sig import close
+
+        referral = close(
             user=user,
             case=self.case,
             purpose=purpose,
@@ -511,6 +513,14 @@ class FollowUpView(StepView):
             note=data["note"] or None,
             expected_version=self.version(form),
         )
+        if referral is not None:
+            return self.finish(
+                _(
+                    "The case is closed and the person is referred to the defector programme "
+                    "(%(reference)s)."
+                )
+                % {"reference": referral.reference}
+            )
         return self.finish(_("The case is closed."))
 
 

@@ -229,7 +229,8 @@ def test_flow_overviews_are_for_defector_coordinators(users, client):
     for username in ROLES:
         client.force_login(users[username])
         expected = 200 if username in ("alex.avhopp", "maja.avhopp") else 403
-        assert client.get("/arenden/flows/defector/flows/").status_code == expected, username
+        for overview in ("/arenden/flows/defector/flows/", "/arenden/flows/threatreview/flows/"):
+            assert client.get(overview).status_code == expected, (overview, username)
 
 
 @pytest.mark.parametrize(
@@ -243,7 +244,7 @@ def test_flow_overviews_are_for_defector_coordinators(users, client):
 def test_task_pages_by_role(users, client, node, target, allowed):
     case = defector_case(users, target)
     task = (
-        case.processes.get()
+        case.processes.get(flow_class=DefectorFlow, finished__isnull=True)
         .task_set.exclude(status__in=["DONE", "CANCELED"])
         .get(flow_task=getattr(DefectorFlow, node))
     )

@@ -1,8 +1,9 @@
 """Two police officers reassess the same defector case at once, on PostgreSQL.
 
 Real threads with their own connections commit for real; a barrier in front of
-the row lock makes the race certain. Exactly one reassessment lands (and routes
-the case); the other gets ``CaseConflict`` and writes nothing.
+the first lock (the case's processes, then its row) makes the race certain.
+Exactly one reassessment lands (and routes the case); the other gets
+``CaseConflict`` and writes nothing.
 """
 
 from __future__ import annotations
@@ -12,10 +13,16 @@ import threading
 import pytest
 from django.db import connections
 
-from casework.services import defector as defector_services
 from casework.services.cases import CaseConflict
 from workflows import defector
-from workflows.defector import DefectorCase, Level, Status, ThreatAssessment
+from workflows.defector import (
+    DefectorCase,
+    DefectorProcess,
+    Level,
+    Status,
+    ThreatAssessment,
+    ThreatReviewFlow,
+)
 
 from .conftest import BOTH_DATABASES
 from .defector_factories import PURPOSE, assessment, defector_case
@@ -29,16 +36,17 @@ def test_two_reassessments_race(users, monkeypatch):
     case = defector_case(users, "activate")
     version = case.version
     barrier = threading.Barrier(2, timeout=30)
-    lock = defector_services._lock
+    # The first lock a reassessment takes: the case's open processes (then the case row).
+    lock = defector._lock_processes
     met = threading.local()
 
-    def meet_then_lock(locked, expected_version):
+    def meet_then_lock(locked):
         if not getattr(met, "done", False):
             met.done = True
             barrier.wait()
-        return lock(locked, expected_version)
+        return lock(locked)
 
-    monkeypatch.setattr(defector_services, "_lock", meet_then_lock)
+    monkeypatch.setattr(defector, "_lock_processes", meet_then_lock)
     results = {}
 
     def run(username, level):
@@ -73,3 +81,8 @@ def test_two_reassessments_race(users, monkeypatch):
     assert case.assessments.count() == 2
     assert defector.current_assessment(case).pk == landed[0].pk
     assert case.status == Status.HANDED_OVER_REGIONAL
+    # One threat review waits for the winner's next review date.
+    review = DefectorProcess.objects.filter(
+        case=case, flow_class=ThreatReviewFlow, finished__isnull=True
+    )
+    assert review.count() == 1

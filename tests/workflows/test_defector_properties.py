@@ -1,7 +1,8 @@
 """Property: over random sequences of reassessments, approvals and actions on a protected
 person's case, a case above LOW is never in the local programme, local users never read a
-handed-over case, protected fields never reach a non-handler, and every routing step is
-audited."""
+handed-over case, protected fields never reach a non-handler, every routing step is
+audited, no case rests in ``threat_assessed``, and the threat review always waits for
+the right thing (the approval of a pending lowering, or the next review date)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,15 @@ from casework.models import CaseEvent, Person
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
 from workflows import defector
-from workflows.defector import LOCAL_STATES, DefectorCase, Level, Route
+from workflows.defector import (
+    LOCAL_STATES,
+    DefectorCase,
+    DefectorProcess,
+    Level,
+    Route,
+    Status,
+    ThreatReviewFlow,
+)
 
 from .conftest import BOTH_DATABASES
 from .defector_factories import ADDRESS, PHONE, PURPOSE, assessment, defector_case
@@ -46,9 +55,25 @@ STEP = st.one_of(
 
 def _check(users, case, client):
     case = DefectorCase.objects.get(pk=case.pk)
-    route = defector.route_of(defector.current_assessment(case))
+    current = defector.current_assessment(case)
+    route = defector.route_of(current)
     if route != Route.LOCAL:
         assert case.status not in LOCAL_STATES
+    # ``threat_assessed`` is passed through in the assessment's transaction (ADR 0008).
+    assert case.status != Status.THREAT_ASSESSED
+    # The threat review follows the assessments: one open cycle, waiting for the approval
+    # of a pending lowering, or for the next review date of the assessment in force.
+    review = DefectorProcess.objects.filter(
+        case=case, flow_class=ThreatReviewFlow, finished__isnull=True
+    )
+    assert review.count() == 1
+    open_tasks = review.get().task_set.exclude(status__in=["DONE", "CANCELED"])
+    (task,) = open_tasks
+    if defector.pending_lowering(case) is not None:
+        assert task.flow_task == ThreatReviewFlow.approve_lowering
+    else:
+        assert task.flow_task == ThreatReviewFlow.wait_for_reassessment
+        assert timezone.localtime(task.scheduled).date() == current.next_review
     url = f"/arenden/fall/{case.pk}/"
     for username in ("anna.social", "alex.avhopp"):
         client.force_login(users[username])

@@ -123,7 +123,9 @@ def test_a_raise_from_active_hands_over_in_the_same_request(users, client):
     case.refresh_from_db()
     assert case.status == Status.HANDED_OVER_REGIONAL
     # The local flow stopped; social services have their support case.
-    assert not DefectorProcess.objects.filter(case=case, finished__isnull=True).exists()
+    assert not DefectorProcess.objects.filter(
+        case=case, finished__isnull=True, flow_class=defector.DefectorFlow
+    ).exists()
     support = DefectorSupportCase.objects.get(links_in__from_case=case)
     assert support.memberships.filter(user=anna).exists()
     # Local access is cut at once: the lead social worker sees only the hand-over.
@@ -156,7 +158,9 @@ def test_lowering_waits_for_a_police_coordinators_approval(users, client):
     assert case.status == Status.LOCAL_INTAKE
     assert case.handed_over_at is None
     # Back in the local programme: a new local intake task for the coordinators.
-    process = DefectorProcess.objects.get(case=case, finished__isnull=True)
+    process = DefectorProcess.objects.get(
+        case=case, finished__isnull=True, flow_class=defector.DefectorFlow
+    )
     assert process.task_set.filter(flow_task=defector.DefectorFlow.intake).exists()
 
 
