@@ -61,7 +61,7 @@ def open_task(page, reference: str, task: str, *, queue: bool = False) -> None:
     expect(page.get_by_role("heading", name=list_name)).to_be_visible()
     row = page.get_by_role("row").filter(has_text=reference)
     expect(row).to_have_count(1)
-    row.get_by_role("link", name=sv(task)).click()
+    row.get_by_role("link", name=sv(task), exact=True).click()
 
 
 def take_from_queue(page, reference: str, task: str) -> None:

@@ -53,6 +53,12 @@ def shot(page, name: str) -> None:
     _shot(page, "sspf", name)
 
 
+def my_cases(page):
+    """The SSPF page's first table: the cases this user may open ("My SSPF cases")."""
+    expect(page.get_by_role("heading", name=sv("My SSPF cases"))).to_be_visible()
+    return page.locator("table.samverkan-table").first
+
+
 @pytest.fixture
 def other_school_user(demo):
     """A school user at another school, on no SSPF case (made before the browser starts)."""
@@ -191,7 +197,7 @@ def test_sspf_concern_to_plan_school_sees_its_part_and_discussion_refuses_pnr(
     # --- fredrik.fritid, a member, records the leisure centre's action -----------------------
     as_user(page, "fredrik.fritid")
     menu(page).get_by_role("link", name=SSPF_MENU).click()
-    page.get_by_role("row").filter(has_text=reference).get_by_role("link", name=reference).click()
+    my_cases(page).get_by_role("link", name=reference).click()
     status(page, sv("Plan active"))
     action = folded(page, sv("Record an action"))
     action.get_by_label(sv("Action"), exact=True).select_option(label=sv("Leisure activity"))
@@ -203,7 +209,7 @@ def test_sspf_concern_to_plan_school_sees_its_part_and_discussion_refuses_pnr(
     # --- lisa.skola sees the case: the plan and the school's and leisure's actions only ------
     as_user(page, "lisa.skola")
     menu(page).get_by_role("link", name=SSPF_MENU).click()
-    page.get_by_role("row").filter(has_text=reference).get_by_role("link", name=reference).click()
+    my_cases(page).get_by_role("link", name=reference).click()
     expect(page.get_by_role("heading", name=f"{sv('SSPF case')} {reference}")).to_be_visible()
     card = page.locator(".samverkan-card")
     expect(card).to_contain_text(PERSON)

@@ -286,3 +286,27 @@ def test_call_in_planned_and_held_through_the_task(client, users, world):
     assert task.flow_task.name == "follow_up"
     page = client.get(f"/gvi/call-in/{call_in.pk}/")
     assert page.status_code == 200 and "X" in page.content.decode()
+
+
+def test_task_lists_name_each_gvi_task_s_notification_or_member(client, users, world):
+    """The inbox and the queue show what a GVI task is about — the notification's number or
+    the member's group, with its state, linked to its page — as they show a case's number.
+    (They showed "—": two notification tasks could not be told apart.)"""
+    from django.urls import reverse
+
+    notification, member, group = world["notification"], world["member"], world["group"]
+    client.force_login(users["per.polis"])
+    inbox = client.get(reverse("arenden:inbox")).content.decode()
+    assert (
+        f'<a href="/gvi/underrattelser/{notification.pk}/" data-turbo="false">'
+        f"{notification.reference} · {notification.get_status_display()}</a>"
+    ) in inbox
+
+    # The notice of a member under 18, in the named social-services participants' queue:
+    # the group's number and the member's state; never the member's name.
+    client.force_login(users["anna.social"])
+    queue = client.get(reverse("arenden:queue")).content.decode()
+    assert (
+        f'<a href="/gvi/medlemmar/{member.pk}/" data-turbo="false">'
+        f"{group.reference} · {member.get_status_display()}</a>"
+    ) in queue
