@@ -115,9 +115,9 @@ class TaskColumns:
             model = flow_class.process_class
             if model._meta.parents and any(f.name == "case" for f in model._meta.fields):
                 related.append(f"process__{model._meta.model_name}__case")
-            for field, _url_name, path in GVI_SUBJECTS:
+            for field, _url_name, subject in GVI_SUBJECTS:
                 if model._meta.parents and any(f.name == field for f in model._meta.fields):
-                    related.append(f"process__{model._meta.model_name}__{path}")
+                    related.append(f"process__{model._meta.model_name}__{subject}")
         return queryset.select_related(*related).order_by("-created", "-pk")
 
 

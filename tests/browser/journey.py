@@ -74,6 +74,16 @@ def take_from_queue(page, reference: str, task: str) -> None:
     expect(page.get_by_role("heading", name=sv(task), level=1)).to_be_visible()
 
 
+def assign_and_open(page, reference: str, task: str) -> None:
+    """On viewflow's assign page of a queue task (from an object's page): take it, then
+    open it from the inbox."""
+    page.get_by_role("button", name=sv("Assign"), exact=True).click()
+    expect(page.get_by_role("button", name=sv("Assign"), exact=True)).to_have_count(0)
+    page.wait_for_load_state()
+    open_task(page, reference, task)
+    expect(page.get_by_role("heading", name=sv(task), level=1)).to_be_visible()
+
+
 def step(page, name: str):
     """One of a task page's forms (they share the page)."""
     return page.locator(f"section.samverkan-step--{name}")

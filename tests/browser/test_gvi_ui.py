@@ -21,6 +21,7 @@ from playwright.sync_api import expect
 
 from tests.browser.journey import (
     as_user,
+    assign_and_open,
     banner,
     folded,
     log_in,
@@ -37,6 +38,7 @@ pytestmark = pytest.mark.django_db(
 )
 
 MEMBER = "Medlem Provsson"
+CALLED = "Kallad Provsson"
 PURPOSE = "Browser test: preparing a GVI group"
 ASSESSMENT = "Inga hinder: inga pågående utredningar mot medlemmen."
 MESSAGE = "Våldet måste upphöra; vi erbjuder stöd att lämna."
@@ -70,8 +72,17 @@ def gvi_member(demo):
         area="vivalla_baronbackarna",
     )
     member = services.add_member(user=sara, purpose=PURPOSE, group=group, person=person)
+    called = create_person(
+        user=sara,
+        purpose=PURPOSE,
+        name=CALLED,
+        personnummer=personnummer(born_years_ago(20), serial="968"),
+        area="vivalla_baronbackarna",
+    )
+    called = services.add_member(user=sara, purpose=PURPOSE, group=group, person=called)
     services.transition(user=sara, obj=group, name="map", purpose=PURPOSE)
-    services.transition(user=sara, obj=member, name="select", purpose=PURPOSE)
+    for selected in (member, called):
+        services.transition(user=sara, obj=selected, name="select", purpose=PURPOSE)
     return group.reference
 
 
@@ -98,8 +109,42 @@ def test_custom_notification_delivered_offer_accepted_opens_linked_sig_referral(
     incidents = page.locator("ul").filter(has_text=sv("Shooting"))
     expect(incidents.first).to_contain_text(group)
 
-    # --- sara.samordnare requests a custom notification from the member's page --------------
+    # --- sara.samordnare plans a call-in, invites a member, sets the speakers, holds it -----
     as_user(page, "sara.samordnare")
+    menu(page).get_by_role("link", name=sv("GVI")).click()
+    page.get_by_role("link", name=sv("Plan a call-in")).click()
+    page.get_by_label(sv("Date")).fill(today.isoformat())
+    page.get_by_role("button", name=sv("Plan the call-in")).click()
+    banner(page, sv("The call-in is planned."))
+    call_in = re.search(r"GVI-C-\d{4}-\d{4}", page.locator("h1").inner_text()).group(0)
+    page.get_by_role("link", name=sv("Plan and hold the call-in")).click()
+    assign_and_open(page, call_in, "Plan and hold the call-in")
+    attendee = page.locator("section.samverkan-step--attendee")
+    attendee.get_by_label(sv("Group member")).select_option(label=f"{CALLED} ({group})")
+    attendee.get_by_role("button", name=sv("Add the attendee")).click()
+    banner(page, sv("Saved."))
+    page.get_by_role("button", name=sv("Attendees selected")).click()
+    page.get_by_role("button", name=sv("Invitations sent")).click()
+    for role, speaker in (
+        ("Moral / community voice", "Imam i Vivalla"),
+        ("Law enforcement", "Åklagare"),
+        ("Offer of help", "Socialsekreterare"),
+    ):
+        speakers = page.locator("section.samverkan-step--speaker")
+        speakers.get_by_label(sv("Speaker role")).select_option(label=sv(role))
+        speakers.get_by_label(sv("Speaker"), exact=True).fill(speaker)
+        speakers.get_by_role("button", name=sv("Set the speaker")).click()
+        banner(page, sv("Saved."))
+    attendance = page.locator("section.samverkan-step--attendance")
+    attendance.get_by_label(sv("Attended"), exact=True).check()
+    attendance.get_by_role("button", name=sv("Record the attendance")).click()
+    banner(page, sv("Saved."))
+    shot(page, "02-call-in")
+    page.get_by_role("button", name=sv("The call-in is held")).click()
+    banner(page, sv("The step is done."))
+    expect(page.locator(".samverkan-status")).to_have_text(sv("Held"))
+
+    # --- sara requests a custom notification from the other member's page --------------------
     menu(page).get_by_role("link", name=sv("GVI")).click()
     page.get_by_role("row").filter(has_text=group).get_by_role("link", name=group).click()
     page.get_by_role("link", name=MEMBER).click()
@@ -119,7 +164,7 @@ def test_custom_notification_delivered_offer_accepted_opens_linked_sig_referral(
     assess = page.locator("section.samverkan-step--assess")
     assess.get_by_label(sv("Supports a custom notification")).check()
     assess.get_by_label(sv("Legal assessment")).fill(ASSESSMENT)
-    assess.get_by_role("button", name=sv("Save")).click()
+    assess.get_by_role("button", name=sv("Record the legal assessment")).click()
     banner(page, sv("The step is done."))
 
     # --- sara approves the message (the coordinators' queue) -------------------------------
@@ -128,7 +173,7 @@ def test_custom_notification_delivered_offer_accepted_opens_linked_sig_referral(
     expect(page.get_by_text(ASSESSMENT)).to_be_visible()
     approve = page.locator("section.samverkan-step--approve")
     approve.get_by_label(sv("The message")).fill(MESSAGE)
-    approve.get_by_role("button", name=sv("Save")).click()
+    approve.get_by_role("button", name=sv("Approve the message")).click()
     banner(page, sv("The step is done."))
 
     # --- per.polis: a non-police messenger, the visit, the delivery: the offer accepted -----
@@ -137,19 +182,19 @@ def test_custom_notification_delivered_offer_accepted_opens_linked_sig_referral(
     messenger = page.locator("section.samverkan-step--messenger")
     messenger.get_by_label(sv("Messenger")).select_option(label=sv("Social services"))
     messenger.get_by_label(sv("Who")).fill("Socialsekreterare från fältgruppen")
-    messenger.get_by_role("button", name=sv("Save")).click()
+    messenger.get_by_role("button", name=sv("Add the messenger")).click()
     banner(page, sv("Saved."))
     schedule = page.locator("section.samverkan-step--schedule")
     schedule.get_by_label(sv("Visit (date and time)")).fill(visit)
-    schedule.get_by_role("button", name=sv("Save")).click()
+    schedule.get_by_role("button", name=sv("Schedule the visit")).click()
     banner(page, sv("The visit is scheduled."))
     deliver = page.locator("section.samverkan-step--deliver")
     deliver.get_by_label(sv("Offer of help"), exact=True).fill(OFFER)
     deliver.get_by_label(sv("Accepted the offer of help"), exact=True).check()
     deliver.get_by_label(sv("Refer to (if accepted)")).select_option(label="SIG")
     deliver.get_by_label(sv("Reason for the referral (if accepted)")).fill("Vill ha stöd.")
-    shot(page, "02-deliver")
-    deliver.get_by_role("button", name=sv("Save")).click()
+    shot(page, "03-deliver")
+    deliver.get_by_role("button", name=sv("Record the delivery")).click()
     banner(page, sv("The step is done."))
     expect(page.locator(".samverkan-status")).to_have_text(sv("Delivered"))
     expect(page.locator(".samverkan-dl")).to_contain_text(sv("Accepted the offer of help"))
@@ -161,14 +206,14 @@ def test_custom_notification_delivered_offer_accepted_opens_linked_sig_referral(
     referral = page.locator(".samverkan-dl dd").filter(has_text="(SIG)").get_by_role("link")
     expect(referral).to_have_text(re.compile(r"^SIG-\d{4}-\d{4}$"))
     sig_reference = referral.inner_text()
-    shot(page, "03-member-linked")
+    shot(page, "04-member-linked")
     referral.click()
     expect(page.get_by_role("heading", name=f"{sv('SIG case')} {sig_reference}")).to_be_visible()
     expect(page.locator(".samverkan-summary .samverkan-status")).to_have_text(sv("Referred"))
     expect(page.locator(".samverkan-summary")).to_contain_text(MEMBER)
     source = page.get_by_role("link", name=sv("GVI group member: offer of help accepted"))
     expect(source).to_be_visible()
-    shot(page, "04-sig-case-linked")
+    shot(page, "05-sig-case-linked")
     source.click()
     expect(page.get_by_role("heading", name=MEMBER, level=1)).to_be_visible()
     assert page.url == member_url
