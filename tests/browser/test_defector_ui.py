@@ -5,7 +5,8 @@ in the same request, and the local social worker keeps only the fact of the hand
 
 Every step is taken the way a user takes it: the side menu, the queue and inbox rows,
 the task links, the case list; fields by their visible labels, buttons by their names.
-The local social worker opens the address of the case she worked on a moment ago.
+After the hand-over the local lead and coordinator reach the case only through their
+support case's link, and get the notice: not the person, not the threat.
 Screenshots of the key steps are written to /tmp/defector-*.png.
 """
 
@@ -170,24 +171,39 @@ def test_defector_case_low_to_active_then_high_hands_it_over(page, problems):
     support_reference = support_link.get_by_role("link").inner_text()
     shot(page, "05-handed-over")
 
-    # --- anna.social, the local lead: only the hand-over notice, and the support case -------
+    # --- anna.social, the local lead: the support case, and of the case only the hand-over ---
     as_user(page, "anna.social")
     menu(page).get_by_role("link", name=sv("Defector cases")).click()
-    expect(page.get_by_role("link", name=support_reference)).to_be_visible()
-    page.goto(case_url)
+    expect(page.get_by_role("link", name=reference)).to_have_count(0)  # not hers to open
+    page.get_by_role("link", name=support_reference).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(support_reference)
+    card = page.locator(".samverkan-card")
+    expect(card).to_contain_text(PERSON)  # social services' support goes on
+    for hidden in (LOW_BASIS, HIGH_BASIS, sv("Threat level")):
+        expect(card).not_to_contain_text(hidden)
+    shot(page, "06-support-case")
+    # The support case came from the handed-over case: its link leads to the notice.
+    page.locator(".samverkan-links").get_by_role("link", name=reference).click()
+    assert page.url == case_url
     expect(page.get_by_role("heading", name=f"{sv('Defector case')} {reference}")).to_be_visible()
     notice = page.locator("#samverkan-handed-over")
     expect(notice).to_contain_text(
         sv("This case left the local programme on %(date)s.", date=today.isoformat())
     )
     expect(notice).to_contain_text(sv("Its content is no longer available to the local programme."))
-    card = page.locator(".samverkan-card")
     for hidden in (PERSON, LOW_BASIS, HIGH_BASIS, "Vill lämna gänget", sv("Threat level")):
         expect(card).not_to_contain_text(hidden)
     expect(page.locator("form.samverkan-form")).to_have_count(0)
-    shot(page, "06-local-notice")
+    expect(page.get_by_role("link", name=support_reference)).to_be_visible()
+    shot(page, "07-local-notice")
+
+    # --- alex.avhopp, the local coordinator who ran the intake: the notice only, too --------
+    as_user(page, "alex.avhopp")
+    menu(page).get_by_role("link", name=sv("Defector cases")).click()
+    expect(page.get_by_role("link", name=reference)).to_have_count(0)
     page.get_by_role("link", name=support_reference).click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text(support_reference)
-    expect(page.locator(".samverkan-card")).not_to_contain_text(HIGH_BASIS)
-    shot(page, "07-support-case")
+    page.locator(".samverkan-links").get_by_role("link", name=reference).click()
+    expect(notice).to_be_visible()
+    for hidden in (PERSON, LOW_BASIS, HIGH_BASIS, sv("Threat level")):
+        expect(card).not_to_contain_text(hidden)
     problems.assert_none()
