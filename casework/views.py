@@ -45,6 +45,31 @@ def _case_of(task):
     return getattr(process, "case", None)
 
 
+# A GVI process works on a notification, a call-in or a group member, not on a case.
+GVI_SUBJECTS = (
+    ("notification", "gvi:notification", "notification"),
+    ("call_in", "gvi:call_in", "call_in"),
+    ("member", "gvi:member", "member__group"),
+)
+
+
+def _gvi_brief(task):
+    """A GVI task's subject: its number (a member's group number) and state, linked to its
+    page; "—" for a process with none. No name: nothing is decrypted for a task list."""
+    process = task.coerced_process
+    for field, url_name, _related in GVI_SUBJECTS:
+        subject = getattr(process, field, None)
+        if subject is not None:
+            reference = subject.group.reference if field == "member" else subject.reference
+            return format_html(
+                '<a href="{}" data-turbo="false">{} · {}</a>',
+                reverse(url_name, args=[subject.pk]),
+                reference,
+                subject.get_status_display(),
+            )
+    return "—"
+
+
 class TaskColumns:
     """The task lists' columns: the task (a link to it), its case (number and state), dates.
 
@@ -63,7 +88,7 @@ class TaskColumns:
     def case_brief(self, task):
         case = _case_of(task)
         if case is None:
-            return "—"
+            return _gvi_brief(task)
         return format_html(
             '<a href="{}" data-turbo="false">{} · {}</a>',
             reverse("arenden:case", kwargs={"case_id": case.pk}),
@@ -90,6 +115,9 @@ class TaskColumns:
             model = flow_class.process_class
             if model._meta.parents and any(f.name == "case" for f in model._meta.fields):
                 related.append(f"process__{model._meta.model_name}__case")
+            for field, _url_name, subject in GVI_SUBJECTS:
+                if model._meta.parents and any(f.name == field for f in model._meta.fields):
+                    related.append(f"process__{model._meta.model_name}__{subject}")
         return queryset.select_related(*related).order_by("-created", "-pk")
 
 

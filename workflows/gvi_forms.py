@@ -14,6 +14,9 @@ from workflows import gvi
 from workflows.forms import VersionedForm
 
 TEXT = 10_000
+DATE = forms.DateInput(attrs={"type": "date"})
+# The browser's date-and-time picker; it posts ISO 8601 ("2026-11-28T18:30").
+DATE_TIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
 class GroupForm(forms.Form):
@@ -59,7 +62,7 @@ class MemberForm(VersionedForm):
 
 
 class IncidentForm(forms.Form):
-    date = forms.DateField(label=_("Date"))
+    date = forms.DateField(label=_("Date"), widget=DATE)
     area = forms.ChoiceField(label=_("Area"), choices=Person.Area.choices)
     kind = forms.ChoiceField(label=_("Type"), choices=gvi.Incident.Kind.choices)
     groups = forms.ModelMultipleChoiceField(
@@ -146,7 +149,7 @@ class RequestNotificationForm(forms.Form):
 
 
 class CallInForm(forms.Form):
-    date = forms.DateField(label=_("Date"))
+    date = forms.DateField(label=_("Date"), widget=DATE)
 
 
 # --- Task forms ---------------------------------------------------------------------------
@@ -183,6 +186,10 @@ class AttendanceForm(VersionedForm):
 
     def attendance(self):
         return {pk: self.cleaned_data[f"attended_{pk}"] for pk in self.attendee_ids}
+
+
+class HoldForm(VersionedForm):
+    """Hold the call-in: nothing to fill in (the guards say what is missing)."""
 
 
 class CancelForm(VersionedForm):
@@ -223,7 +230,7 @@ class MessengerForm(VersionedForm):
 
 
 class ScheduleForm(VersionedForm):
-    scheduled_for = forms.DateTimeField(label=_("Visit (date and time)"))
+    scheduled_for = forms.DateTimeField(label=_("Visit (date and time)"), widget=DATE_TIME)
 
 
 class DeliveryForm(VersionedForm):

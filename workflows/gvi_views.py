@@ -653,7 +653,7 @@ class CallInStepView(TaskMixin, GviView):
             "speaker": forms.SpeakerForm,
             "attendance": forms.AttendanceForm,
             "transition": forms.TransitionForm,
-            "hold": forms.TransitionForm,
+            "hold": forms.HoldForm,
             "cancel": forms.CancelForm,
         },
         "follow_up": {"follow_up": forms.CallInFollowUpForm, "transition": forms.TransitionForm},

@@ -286,3 +286,65 @@ def test_call_in_planned_and_held_through_the_task(client, users, world):
     assert task.flow_task.name == "follow_up"
     page = client.get(f"/gvi/call-in/{call_in.pk}/")
     assert page.status_code == 200 and "X" in page.content.decode()
+
+
+def test_task_lists_name_each_gvi_task_s_notification_or_member(client, users, world):
+    """The inbox and the queue show what a GVI task is about — the notification's number or
+    the member's group, with its state, linked to its page — as they show a case's number.
+    (They showed "—": two notification tasks could not be told apart.)"""
+    from django.urls import reverse
+
+    notification, member, group = world["notification"], world["member"], world["group"]
+    client.force_login(users["per.polis"])
+    inbox = client.get(reverse("arenden:inbox")).content.decode()
+    assert (
+        f'<a href="/gvi/underrattelser/{notification.pk}/" data-turbo="false">'
+        f"{notification.reference} · {notification.get_status_display()}</a>"
+    ) in inbox
+
+    # The notice of a member under 18, in the named social-services participants' queue:
+    # the group's number and the member's state; never the member's name.
+    client.force_login(users["anna.social"])
+    queue = client.get(reverse("arenden:queue")).content.decode()
+    assert (
+        f'<a href="/gvi/medlemmar/{member.pk}/" data-turbo="false">'
+        f"{group.reference} · {member.get_status_display()}</a>"
+    ) in queue
+
+
+def test_the_call_in_is_held_by_posting_the_hold_form_as_the_page_renders_it(client, users, world):
+    """The task page's hold form carries everything its view needs: posting its own fields
+    holds the call-in. (It was a transition form whose hidden ``transition`` field the page
+    left empty: pressing the button gave a 400 and no message, and the call-in could not be
+    held in the browser.) Its button says what it does."""
+    import re
+
+    from django.utils import translation
+
+    client.force_login(users["sara.samordnare"])
+    client.post("/gvi/call-in/ny/", {"_action": "create", "date": timezone.localdate()})
+    call_in = gvi.CallIn.objects.exclude(pk=world["call_in"].pk).get()
+    task = Task.objects.get(process__gvicallinprocess__call_in=call_in, flow_task_type="HUMAN")
+    url = _take(client, task)
+
+    def post(data):
+        call_in.refresh_from_db()
+        return client.post(url, {**data, "version": call_in.version})
+
+    assert post({"_action": "attendee", "member": world["member"].pk}).status_code == 302
+    for name in ("select_attendees", "invite"):
+        assert post({"_action": "transition", "transition": name}).status_code == 302
+    attendee = call_in.attendees.get()
+    assert post({"_action": "attendance", f"attended_{attendee.pk}": "yes"}).status_code == 302
+    for role in gvi.SpeakerRole.values:
+        assert post({"_action": "speaker", "role": role, "speaker": "X"}).status_code == 302
+
+    page = client.get(url).content.decode()
+    hold = re.search(r'<form[^>]*>(?:(?!</form>).)*value="hold".*?</form>', page, re.S).group(0)
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', hold))
+    assert set(fields) == {"csrfmiddlewaretoken", "_action", "version"}
+    with translation.override("sv"):
+        assert translation.gettext("The call-in is held") in hold
+    assert client.post(url, fields).status_code == 302
+    call_in.refresh_from_db()
+    assert call_in.status == gvi.CallInStatus.HELD
