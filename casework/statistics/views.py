@@ -36,7 +36,10 @@ class _StatisticsView(PolicyRequiredMixin, View):
         period = form.cleaned_data["period"]
         found = []
         for spec in programmes().values():
-            selection = tables.parse_selection(spec, form.cleaned_data["selection"])
+            try:
+                selection = tables.parse_selection(spec, form.cleaned_data["selection"])
+            except tables.NotOffered:  # another programme's breakdown (its age bands)
+                continue
             found.append(tables.report(spec, period, selection=selection, trends=self.trends))
         return found
 
