@@ -279,6 +279,14 @@ class ProgrammeReport:
     trends: list[Trend] = field(default_factory=list)
     selection: tuple[str, object] | None = None
     selection_label: str = ""
+    refusal: str = ""  # the selection is refused for this programme
+
+
+def refused(spec: ProgrammeStatistics, period: p.Period, message: str) -> ProgrammeReport:
+    """A programme's place on the page when the selection is refused for it."""
+    return ProgrammeReport(
+        spec=spec, period=period, threshold=disclosure.threshold(), overview=[], refusal=message
+    )
 
 
 def _row(label, cell: disclosure.Cell, limit: int) -> Row:

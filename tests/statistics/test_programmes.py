@@ -127,8 +127,13 @@ def test_no_count_between_1_and_4_in_html_csv_or_pdf(data, steering, client, key
     content = page.content.decode()
     for code in ("sig", "sspf", "gvi", "defector"):
         assert f'data-programme="{code}"' in content
-    for swedish in ("Avhopparverksamhet", "Avidentifierade ärendedragningar", "Hotnivå", "Hävstång"):
-        assert swedish in content, swedish
+    swedish = ["Avhopparverksamhet", "Avidentifierade ärendedragningar", "Call-in-möten"]
+    if key == "2024":  # the breakdowns are the year's
+        swedish += ["Hotnivå", "Hävstång", "Omslussningar: riktning", "Grupper vid periodens slut"]
+    else:
+        assert "data-totals-only" in content
+    for text in swedish:
+        assert text in content, text
     shown = counts_shown(content)
     _assert_no_small_count([value for _state, value in shown])
     assert ("primary", "<5") in shown
@@ -171,3 +176,52 @@ def test_a_selection_is_for_whole_years_and_leaves_out_programmes_without_it(
     sspf_band = client.get("/statistik/", {"period": "2024", "selection": "age:13-15"})
     assert sspf_band.status_code == 200
     assert 'data-programme="sig"' not in sspf_band.content.decode()
+
+
+@pytest.mark.django_db(databases=["default", "keystore"])
+def test_the_transitions_record_the_stage_moments(demo):
+    """Driven through the real services: each stage's moment lands in its plain column and
+    is counted (the first routing stays; a raise afterwards is a re-routing)."""
+    from casework.services import cases as case_services
+    from tests.workflows.defector_factories import PURPOSE, assessment, defector_case
+    from tests.workflows.sspf_factories import sspf_case
+    from workflows import defector
+    from workflows.sspf import Status as SspfStatus
+
+    case = defector_case(demo, "activate")
+    case.refresh_from_db()
+    assert case.consented_at and case.assessed_at and case.started_at
+    assert (case.assessed_level, case.routed_to) == ("low", "local")
+    first_routed = case.routed_at
+    defector.reassess(
+        user=demo["per.polis"], case=case, purpose=PURPOSE, **assessment(defector.Level.HIGH)
+    )
+    case.refresh_from_db()
+    assert case.status == defector.Status.HANDED_OVER_REGIONAL
+    assert (case.routed_to, case.routed_at) == ("local", first_routed)
+    refused = defector_case(demo, "consent_partial")
+    refused.refresh_from_db()
+    assert refused.status == defector.Status.NOT_ELIGIBLE
+    assert refused.consent_refused_at == refused.closed_at and refused.routed_to == "not_eligible"
+    sspf = sspf_case(demo, SspfStatus.PLAN_ACTIVE)
+    sspf.refresh_from_db()
+    assert sspf.consented_at and sspf.plan_adopted_at
+    closed = sspf_case(demo, SspfStatus.CONSENT_PENDING)
+    case_services.close_case(
+        user=demo["sara.samordnare"],
+        case=closed,
+        purpose=PURPOSE,
+        reason="consent_refused",
+    )
+    closed.refresh_from_db()
+    assert closed.consent_refused_at == closed.closed_at
+    period = periods.current(periods.MONTH)
+    totals = tables.build(DEFECTOR, summary.counts(DEFECTOR, [period])[period], 5).totals
+    assert totals["referred"].value == 2  # the support case opened at the hand-over is not
+    assert totals["routed"].value == 2 and totals["started"].value == 1
+    assert totals["consent_refused"].value == 1
+    assert totals["rerouted"].value == 1 and totals["assessed"].value == 1
+    totals = tables.build(SSPF, summary.counts(SSPF, [period])[period], 5).totals
+    assert totals["referred"].value == 2 and totals["consent_given"].value == 1
+    assert totals["consent_refused"].value == 1 and totals["plan_adopted"].value == 1
+    assert totals["active"].value == 1
