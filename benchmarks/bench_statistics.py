@@ -161,9 +161,9 @@ def _other_programmes(cursor, *, org: int, user: int) -> None:
                    (ARRAY['vivalla_baronbackarna', 'varberga_oxhagen', 'brickebacken',
                           'other'])[1 + floor(r1 * 4)::int],
                    CASE WHEN mod(i, 89) = 0 THEN 2 ELSE 0 END, opened
-            FROM gen WHERE i <= %(n)s
+            FROM gen WHERE mod(i, %(step)s) = 0
             """,
-            {"n": count, "prefix": prefix},
+            {"step": CASES // count, "prefix": prefix},
         )
         cursor.execute(
             """
@@ -177,9 +177,9 @@ def _other_programmes(cursor, *, org: int, user: int) -> None:
                        (ARRAY['completed', 'moved', 'left_voluntarily', 'goals_met'])
                        [1 + floor(r3 * 4)::int] ELSE '' END,
                    1, %(org)s, md5(%(prefix)s || 'p' || i)::uuid, %(user)s, %(org)s
-            FROM gen WHERE i <= %(n)s
+            FROM gen WHERE mod(i, %(step)s) = 0
             """,
-            {"n": count, "org": org, "user": user, "prefix": prefix, "code": code},
+            {"step": CASES // count, "org": org, "user": user, "prefix": prefix, "code": code},
         )
     cursor.execute(
         """
@@ -194,18 +194,18 @@ def _other_programmes(cursor, *, org: int, user: int) -> None:
                step2, CASE WHEN r1 < 0.15 THEN 'not_eligible' WHEN r2 < 0.34 THEN 'local'
                            ELSE 'regional' END,
                CASE WHEN r1 >= 0.15 AND r2 < 0.34 THEN step3 END
-        FROM gen WHERE i <= %(n)s
+        FROM gen WHERE mod(i, %(step)s) = 0
         """,
-        {"n": DEFECTOR_CASES},
+        {"step": CASES // DEFECTOR_CASES},
     )
     cursor.execute(
         """
         INSERT INTO casework_caseevent (id, case_id, at, kind, transition, from_state, to_state)
         SELECT md5('de' || i)::uuid, md5('dc' || i)::uuid, step3, 'transition',
                'hand_over_regional', 'active', 'handed_over_regional'
-        FROM gen WHERE i <= %(n)s AND r1 >= 0.15 AND r2 < 0.34 AND r3 < 0.3
+        FROM gen WHERE mod(i, %(step)s) = 0 AND r1 >= 0.15 AND r2 < 0.34 AND r3 < 0.3
         """,
-        {"n": DEFECTOR_CASES},
+        {"step": CASES // DEFECTOR_CASES},
     )
     cursor.execute(
         """
@@ -214,9 +214,9 @@ def _other_programmes(cursor, *, org: int, user: int) -> None:
         SELECT md5('sc' || i)::uuid, 'plan_active',
                CASE WHEN r1 >= 0.15 THEN step1 END, CASE WHEN r1 < 0.15 THEN step1 END,
                CASE WHEN r1 >= 0.25 THEN step2 END
-        FROM gen WHERE i <= %(n)s
+        FROM gen WHERE mod(i, %(step)s) = 0
         """,
-        {"n": SSPF_CASES},
+        {"step": CASES // SSPF_CASES},
     )
     cursor.execute(
         """
@@ -229,9 +229,9 @@ def _other_programmes(cursor, *, org: int, user: int) -> None:
                (ARRAY['vivalla_baronbackarna', 'brickebacken', 'other', ''])
                [1 + floor(r3 * 4)::int],
                'Syntetisk', '', %(user)s, opened
-        FROM gen WHERE i <= %(n)s
+        FROM gen WHERE mod(i, %(step)s) = 0
         """,
-        {"n": DISCUSSIONS, "org": org, "user": user},
+        {"step": CASES // DISCUSSIONS, "org": org, "user": user},
     )
     cursor.execute(
         """
@@ -239,9 +239,9 @@ def _other_programmes(cursor, *, org: int, user: int) -> None:
             created_at, version)
         SELECT md5('g' || i)::uuid, 'GVI-B-' || i, 'other', '6-15', 'monitored', %(user)s,
                opened, 1
-        FROM gen WHERE i <= %(n)s
+        FROM gen WHERE mod(i, %(step)s) = 0
         """,
-        {"n": GROUPS, "user": user},
+        {"step": CASES // GROUPS, "user": user},
     )
     cursor.execute(
         """
@@ -252,9 +252,9 @@ def _other_programmes(cursor, *, org: int, user: int) -> None:
                s.state
         FROM gen, (VALUES (0, 'identified'), (1, 'mapped'), (2, 'message_delivered'),
                           (3, 'monitored')) AS s(n, state)
-        WHERE i <= %(n)s
+        WHERE mod(i, %(step)s) = 0
         """,
-        {"n": GROUPS, "user": user},
+        {"step": CASES // GROUPS, "user": user},
     )
     cursor.execute(
         """
@@ -263,9 +263,9 @@ def _other_programmes(cursor, *, org: int, user: int) -> None:
         SELECT md5('i' || i)::uuid, step1::date, 'other',
                (ARRAY['shooting', 'explosion', 'serious_assault', 'other'])[1 + floor(r2 * 4)::int],
                %(user)s, %(org)s, step1
-        FROM gen WHERE i <= %(n)s
+        FROM gen WHERE mod(i, %(step)s) = 0
         """,
-        {"n": INCIDENTS, "user": user, "org": org},
+        {"step": CASES // INCIDENTS, "user": user, "org": org},
     )
     cursor.execute(
         """
@@ -273,9 +273,9 @@ def _other_programmes(cursor, *, org: int, user: int) -> None:
             created_by_id, created_at, version)
         SELECT md5('ci' || i)::uuid, 'KALL-B-' || i, step1::date, 'held', '', step1, %(user)s,
                opened, 1
-        FROM gen WHERE i <= %(n)s
+        FROM gen WHERE mod(i, %(step)s) = 0
         """,
-        {"n": GROUPS, "user": user},
+        {"step": CASES // GROUPS, "user": user},
     )
 
 
