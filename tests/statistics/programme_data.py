@@ -207,6 +207,8 @@ def defector_data(seed: int, count: int) -> list[Fact]:
                 programme=Case.Programme.DEFECTOR,
                 person=person,
                 owner_organisation=org,
+                referred_by=user,
+                referring_organisation=org,
                 opened_at=row["routed_at"],
             )
         facts += [

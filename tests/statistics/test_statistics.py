@@ -223,7 +223,8 @@ def test_bad_choices_are_refused_with_a_message(steering, client, params):
 
 def test_unknown_table_is_404(steering, client):
     assert client.get("/statistik/csv/sig/nothing.csv").status_code == 404
-    assert client.get("/statistik/csv/gvi/overview.csv").status_code == 404
+    assert client.get("/statistik/csv/nope/overview.csv").status_code == 404
+    assert client.get("/statistik/csv/gvi/referred.area.csv").status_code == 404
 
 
 def test_viewing_and_exporting_are_logged_without_personal_data(dataset, steering, client):
