@@ -188,7 +188,7 @@ def counts(
     *,
     now: datetime.datetime | None = None,
 ) -> dict[p.Period, PeriodCounts]:
-    """The raw counts of each period in ``wanted``: two queries whatever their number."""
+    """The raw counts of each period in ``wanted``: three queries whatever their number."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     current = p.month_index(today)
@@ -201,34 +201,47 @@ def counts(
     params: list = []
     for index, period in enumerate(wanted):
         params += [index, period.start, p.month_start(period.last)]
-    sql = f"""
+    events_sql = f"""
         WITH periods(idx, first, last) AS (VALUES {values})
-        SELECT periods.idx, 'e', m.measure, m.detail, m.age_band, m.gender, m.area, sum(m.count)
+        SELECT periods.idx, m.measure, m.detail, m.age_band, m.gender, m.area, sum(m.count)
         FROM statistics_monthlycount m
         JOIN periods ON m.month BETWEEN periods.first AND periods.last
         WHERE m.programme = %s AND NOT m.measure = ANY(%s)
-        GROUP BY 1, 2, 3, 4, 5, 6, 7
-        UNION ALL
-        SELECT periods.idx, 'z', m.measure, m.detail, m.age_band, m.gender, m.area, sum(m.count)
-        FROM statistics_monthlycount m JOIN periods ON m.month <= periods.last
-        WHERE m.programme = %s AND m.measure = ANY(%s)
-        GROUP BY 1, 2, 3, 4, 5, 6, 7
-        UNION ALL
-        SELECT periods.idx, 'a', m.measure, m.detail, m.age_band, m.gender, m.area, sum(m.count)
-        FROM statistics_monthlycount m JOIN periods ON m.month < periods.first
-        WHERE m.programme = %s AND m.measure = ANY(%s)
-        GROUP BY 1, 2, 3, 4, 5, 6, 7
+        GROUP BY 1, 2, 3, 4, 5, 6
     """
     stocks = list(stock_keys)
-    params += [spec.code, stocks, spec.code, stocks, spec.code, stocks]
+    params += [spec.code, stocks]
+    # Stocks: one pass over their changes, summed up to each period's end and start.
+    sums = ", ".join(
+        "sum(m.count) FILTER (WHERE m.month <= %s), sum(m.count) FILTER (WHERE m.month < %s)"
+        for _period in wanted
+    )
+    stocks_sql = f"""
+        SELECT m.measure, m.detail, m.age_band, m.gender, m.area, {sums}
+        FROM statistics_monthlycount m
+        WHERE m.programme = %s AND m.measure = ANY(%s) AND m.month <= %s
+        GROUP BY 1, 2, 3, 4, 5
+    """
+    stock_params: list = []
+    for period in wanted:
+        stock_params += [p.month_start(period.last), period.start]
+    latest = p.month_start(max(period.last for period in wanted))
+    stock_params += [spec.code, stocks, latest]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(events_sql, params)
         rows = cursor.fetchall()
+        cursor.execute(stocks_sql, stock_params)
+        stock_rows = cursor.fetchall()
         live = []
         if any(period.last >= current for period in wanted):
             live = _running_month(spec, cursor, current, now)
-    for idx, kind, measure, detail, band, gender, area, count in rows:
-        _add(result[wanted[idx]], kind, measure, detail, (band, gender, area), count, duration_keys)
+    for idx, measure, detail, band, gender, area, count in rows:
+        _add(result[wanted[idx]], "e", measure, detail, (band, gender, area), count, duration_keys)
+    for measure, detail, band, gender, area, *sums in stock_rows:
+        for idx, period in enumerate(wanted):
+            for kind, count in (("z", sums[2 * idx]), ("a", sums[2 * idx + 1])):
+                if count:
+                    _add(result[period], kind, measure, detail, (band, gender, area), count, ())
     for _month, measure, detail, band, gender, area, count in live:
         for period in wanted:
             if period.first <= current <= period.last:
