@@ -41,6 +41,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 SHOWN, PRIMARY, SECONDARY = "shown", "primary", "secondary"
+# A month's or a quarter's total left unpublished (nothing said about it, not even
+# "<5"): the last resort where every count around a pinned one is small.
+WITHHELD = "withheld"
+WITHHELD_MARK = ".."
 MIN_THRESHOLD = 3
 DEFAULT_THRESHOLD = 5
 SECONDARY_MARK = "\u00d7"  # multiplication sign
@@ -72,6 +76,8 @@ class Cell:
             return f"<{limit}"
         if self.state == SECONDARY:
             return SECONDARY_MARK
+        if self.state == WITHHELD:
+            return WITHHELD_MARK
         return str(self.value)
 
     def shown_value(self) -> int | None:
@@ -131,6 +137,8 @@ def _domain(cell: Cell, limit: int) -> tuple[float, float]:
         return 1, limit - 1
     if cell.state == SECONDARY:
         return limit, INF
+    if cell.state == WITHHELD:
+        return 0, INF
     return cell.value, cell.value
 
 
@@ -194,8 +202,18 @@ def feasible_ranges(publication: Publication) -> dict[tuple[str, str], tuple[flo
 
 
 def pinned(publication: Publication) -> list[tuple[str, str]]:
-    """The hidden cells whose value could be worked out (a single feasible value)."""
-    return [ref for ref, (lo, hi) in feasible_ranges(publication).items() if lo >= hi]
+    """The hidden cells whose value could be worked out (a single feasible value).
+
+    An unpublished (``WITHHELD``) zero or count at or above the threshold is no
+    secret of its own: working it out tells nothing the other cells' ranges do not
+    already account for."""
+    limit = publication.threshold
+    cells = dict(publication.cells())
+    return [
+        ref
+        for ref, (lo, hi) in feasible_ranges(publication).items()
+        if lo >= hi and not (cells[ref].state == WITHHELD and not 0 < cells[ref].value < limit)
+    ]
 
 
 def _complement(cells: list[Cell], limit: int, skip: Cell) -> Cell | None:
@@ -204,12 +222,15 @@ def _complement(cells: list[Cell], limit: int, skip: Cell) -> Cell | None:
 
 
 def _widen(publication: Publication, pinned_cell: Cell) -> None:
-    """Hide one more cell (or withhold one table) so that ``pinned_cell`` is no longer pinned.
+    """Hide one more cell (or withhold a table) so that ``pinned_cell`` is no longer pinned.
 
-    Search outwards from the pinned cell: first the tables it is a row of, then the
-    tables it is the total of (narrowest first); in each, the smallest shown count at
-    or above the threshold among the rows, then the total; a breakdown table with none
-    is withheld; otherwise go on through the hidden cells of those tables.
+    In the tables the pinned cell is a row of, then those it is the total of (narrowest
+    first): the smallest shown count at or above the threshold among the rows, else the
+    total; else a breakdown table is withheld. A table of the calendar (``linked``: a
+    year's quarters, a quarter's months) cannot be withheld, since its rows are the
+    periods' own totals: when every count around is small, the measure's months and
+    quarters are left unpublished instead (``WITHHELD``: not even "<5", which would
+    still say "at least 1").
     """
     limit = publication.threshold
     equations = _equations(publication)
@@ -222,28 +243,31 @@ def _widen(publication: Publication, pinned_cell: Cell) -> None:
             low, high = low + lo, high + hi
         return high - low
 
-    seen_cells, seen_tables = {id(pinned_cell)}, set()
-    frontier = [pinned_cell]
-    while frontier:
-        cell = frontier.pop(0)
-        as_row = [e for e in equations if any(c is cell for c in e[2])]
-        as_total = sorted((e for e in equations if e[1] is cell), key=width)
-        for table, total, rows in as_row + as_total:
-            if id(table) in seen_tables:
-                continue
-            seen_tables.add(id(table))
-            found = _complement(rows, limit, cell) or _complement([total], limit, cell)
-            if found is not None:
-                found.state = SECONDARY
-                return
-            if not table.linked:
-                table.withheld = True
-                return
-            for other in [total, *rows]:
-                if other.hidden and id(other) not in seen_cells:
-                    seen_cells.add(id(other))
-                    frontier.append(other)
-    raise RuntimeError("a pinned cell with nothing left to hide")  # pragma: no cover
+    as_row = [e for e in equations if any(c is pinned_cell for c in e[2])]
+    as_total = sorted((e for e in equations if e[1] is pinned_cell), key=width)
+    candidates = as_row + as_total
+    for _table, total, rows in candidates:
+        found = _complement(rows, limit, pinned_cell) or _complement([total], limit, pinned_cell)
+        if found is not None:
+            found.state = SECONDARY
+            return
+    for table, _total, _rows in candidates:
+        if not table.linked:
+            table.withheld = True
+            return
+    # Every count around is small (a year of a handful of cases): its months and
+    # quarters are not published at all; the year keeps its own (protected) cells.
+    unpublished = [
+        cell
+        for table, _total, rows in equations
+        if table.linked
+        for cell in rows
+        if cell.state != WITHHELD
+    ]
+    if not unpublished:  # pragma: no cover - the year's own tables always resolve
+        raise RuntimeError("a pinned cell with nothing left to hide")
+    for cell in unpublished:
+        cell.state = WITHHELD
 
 
 def protect(publication: Publication) -> Publication:

@@ -164,6 +164,8 @@ def recoverable_cells(publication: disclosure.Publication) -> list[tuple[str, st
             lower.append(1), upper.append(limit - 1)
         elif cell.state == disclosure.SECONDARY:
             lower.append(limit), upper.append(big)
+        elif cell.state == disclosure.WITHHELD:  # nothing published about it
+            lower.append(0), upper.append(big)
         else:
             lower.append(cell.value), upper.append(cell.value)
     rows = []

@@ -136,6 +136,9 @@ def test_the_statistics_package_cannot_decrypt():
                 assert "open_sealed" not in name and "seal" not in name.split(".")[-1]
 
 
+EXAMPLES = int(__import__("os").environ.get("STATS_YEAR_EXAMPLES", "60"))
+
+
 def _year(months: list[int], split: list[int], limit: int) -> Publication:
     """One measure of a calendar year as it is published: the year with a breakdown
     table, the quarters adding up to the year and each quarter's months to the quarter
@@ -166,7 +169,7 @@ def _year(months: list[int], split: list[int], limit: int) -> Publication:
     return Publication(totals, tables, threshold=limit)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.integers(min_value=0, max_value=9), min_size=12, max_size=12),
     st.lists(st.integers(min_value=0, max_value=40), min_size=3, max_size=3),
@@ -199,3 +202,14 @@ def test_a_month_hidden_alone_would_be_the_year_minus_the_others():
     assert ("", "M4") in recoverable_cells(exposed)
     protected = disclosure.protect(_year(months, [30, 20, 20], 5))
     assert recoverable_cells(protected) == []
+
+
+def test_a_year_of_two_cases_publishes_no_months():
+    """Two cases in the year, one in each of its last two months: "<3" for both months
+    would say "at least one each", and the year's "<3" then gives both away. Its months
+    and quarters are left unpublished ("..") instead."""
+    publication = disclosure.protect(_year([0] * 10 + [1, 1], [0, 0, 0], 3))
+    assert publication.totals["Y"].display(3) == "<3"
+    assert publication.totals["M10"].display(3) == disclosure.WITHHELD_MARK
+    assert publication.totals["Q3"].state == disclosure.WITHHELD
+    assert recoverable_cells(publication) == []

@@ -171,6 +171,10 @@ def test_a_selection_is_for_whole_years_and_leaves_out_programmes_without_it(
     # GVI has no gender breakdown: it is left out of a selection by gender.
     assert 'data-programme="gvi"' not in content
     assert 'data-programme="defector"' in content and 'data-programme="sspf"' in content
+    # SIG has no cases here: the selection is refused there alone, with the reason.
+    sig = content.split('data-programme="sig"')[1].split("</section>")[0]
+    assert "data-refusal" in sig and "färre än 5" in sig
+    assert content.count("data-refusal") == 1
     _assert_no_small_count([value for _state, value in counts_shown(content)])
     # SSPF's age bands are not SIG's: each programme offers its own.
     sspf_band = client.get("/statistik/", {"period": "2024", "selection": "age:13-15"})
