@@ -1,4 +1,5 @@
-"""Statistics: the steering group's dashboard for a year with 1,000,000 SIG cases.
+"""Statistics: the steering group's dashboard for a year with 1,000,000 SIG cases (and
+the other three programmes with smaller volumes: every programme is on the page).
 
 The cases are written set-based (``generate_series``) into a database of their
 own, a copy of the benchmark's throw-away database made for this module and
@@ -130,10 +131,152 @@ def _build() -> float:
             FROM gen
             """
         )
+        _other_programmes(cursor, org=org.pk, user=user.pk)
         cursor.execute("SET session_replication_role = origin")
         cursor.execute("DROP TABLE gen")
-        cursor.execute("ANALYZE casework_person, casework_case, workflows_sigcase")
+        cursor.execute(
+            "ANALYZE casework_person, casework_case, casework_caseevent, workflows_sigcase,"
+            " workflows_defectorcase, workflows_sspfcase, workflows_anonymiseddiscussion,"
+            " workflows_group, workflows_gvievent, workflows_incident, workflows_callin"
+        )
     return time.perf_counter() - start
+
+
+# The other programmes are far smaller than SIG; these volumes put every one of them on
+# the page with years of history (the dashboard shows all four programmes).
+DEFECTOR_CASES, SSPF_CASES, DISCUSSIONS, GROUPS, INCIDENTS = 20_000, 50_000, 20_000, 1_000, 5_000
+
+
+def _other_programmes(cursor, *, org: int, user: int) -> None:
+    """Defector and SSPF cases (with their stage moments and re-routings), anonymised
+    discussions, GVI groups with their state history, incidents and call-ins (set-based)."""
+    for code, count, prefix in (("defector", DEFECTOR_CASES, "d"), ("sspf", SSPF_CASES, "s")):
+        cursor.execute(
+            """
+            INSERT INTO casework_person (id, birth_year, gender, area, protected_identity,
+                                         created_at)
+            SELECT md5(%(prefix)s || 'p' || i)::uuid,
+                   extract(year FROM opened)::int - 12 - (r3 * 14)::int,
+                   (ARRAY['female', 'male', 'male', 'other'])[1 + floor(r2 * 4)::int],
+                   (ARRAY['vivalla_baronbackarna', 'varberga_oxhagen', 'brickebacken',
+                          'other'])[1 + floor(r1 * 4)::int],
+                   CASE WHEN mod(i, 89) = 0 THEN 2 ELSE 0 END, opened
+            FROM gen WHERE mod(i, %(step)s) = 0
+            """,
+            {"step": CASES // count, "prefix": prefix},
+        )
+        cursor.execute(
+            """
+            INSERT INTO casework_case (id, reference, programme, opened_at, closed_at,
+                close_reason, version, owner_organisation_id, person_id, referred_by_id,
+                referring_organisation_id)
+            SELECT md5(%(prefix)s || 'c' || i)::uuid, upper(%(prefix)s) || '-B-' || i, %(code)s,
+                   opened,
+                   CASE WHEN step4 < now() THEN step4 END,
+                   CASE WHEN step4 < now() THEN
+                       (ARRAY['completed', 'moved', 'left_voluntarily', 'goals_met'])
+                       [1 + floor(r3 * 4)::int] ELSE '' END,
+                   1, %(org)s, md5(%(prefix)s || 'p' || i)::uuid, %(user)s, %(org)s
+            FROM gen WHERE mod(i, %(step)s) = 0
+            """,
+            {"step": CASES // count, "org": org, "user": user, "prefix": prefix, "code": code},
+        )
+    cursor.execute(
+        """
+        INSERT INTO workflows_defectorcase (case_ptr_id, status, referral_source, handed_over_to,
+            consented_at, consent_refused_at, assessed_at, assessed_level, routed_at, routed_to,
+            started_at)
+        SELECT md5('dc' || i)::uuid, 'active', 'police', '',
+               CASE WHEN r1 >= 0.15 THEN step1 END, CASE WHEN r1 < 0.15 THEN step1 END,
+               CASE WHEN r1 >= 0.15 THEN step2 END,
+               CASE WHEN r1 >= 0.15 THEN (ARRAY['low', 'elevated', 'high'])[1 + floor(r2 * 3)::int]
+                    ELSE '' END,
+               step2, CASE WHEN r1 < 0.15 THEN 'not_eligible' WHEN r2 < 0.34 THEN 'local'
+                           ELSE 'regional' END,
+               CASE WHEN r1 >= 0.15 AND r2 < 0.34 THEN step3 END
+        FROM gen WHERE mod(i, %(step)s) = 0
+        """,
+        {"step": CASES // DEFECTOR_CASES},
+    )
+    cursor.execute(
+        """
+        INSERT INTO casework_caseevent (id, case_id, at, kind, transition, from_state, to_state)
+        SELECT md5('de' || i)::uuid, md5('dc' || i)::uuid, step3, 'transition',
+               'hand_over_regional', 'active', 'handed_over_regional'
+        FROM gen WHERE mod(i, %(step)s) = 0 AND r1 >= 0.15 AND r2 < 0.34 AND r3 < 0.3
+        """,
+        {"step": CASES // DEFECTOR_CASES},
+    )
+    cursor.execute(
+        """
+        INSERT INTO workflows_sspfcase (case_ptr_id, status, consented_at, consent_refused_at,
+            plan_adopted_at)
+        SELECT md5('sc' || i)::uuid, 'plan_active',
+               CASE WHEN r1 >= 0.15 THEN step1 END, CASE WHEN r1 < 0.15 THEN step1 END,
+               CASE WHEN r1 >= 0.25 THEN step2 END
+        FROM gen WHERE mod(i, %(step)s) = 0
+        """,
+        {"step": CASES // SSPF_CASES},
+    )
+    cursor.execute(
+        """
+        INSERT INTO workflows_anonymiseddiscussion (id, date, organisation_id, topic, age_band,
+            area, summary, outcome, recorded_by_id, created_at)
+        SELECT md5('ad' || i)::uuid, opened::date, %(org)s,
+               (ARRAY['absence', 'substances', 'crime', 'violence', 'company', 'other'])
+               [1 + floor(r1 * 6)::int],
+               (ARRAY['10-12', '13-15', '16-18', ''])[1 + floor(r2 * 4)::int],
+               (ARRAY['vivalla_baronbackarna', 'brickebacken', 'other', ''])
+               [1 + floor(r3 * 4)::int],
+               'Syntetisk', '', %(user)s, opened
+        FROM gen WHERE mod(i, %(step)s) = 0
+        """,
+        {"step": CASES // DISCUSSIONS, "org": org, "user": user},
+    )
+    cursor.execute(
+        """
+        INSERT INTO workflows_group (id, reference, area, size_band, status, created_by_id,
+            created_at, version)
+        SELECT md5('g' || i)::uuid, 'GVI-B-' || i, 'other', '6-15', 'monitored', %(user)s,
+               opened, 1
+        FROM gen WHERE mod(i, %(step)s) = 0
+        """,
+        {"step": CASES // GROUPS, "user": user},
+    )
+    cursor.execute(
+        """
+        INSERT INTO workflows_gvievent (id, group_id, object_type, object_id, at, actor_id,
+            transition, from_state, to_state)
+        SELECT md5('ge' || i || s.state)::uuid, md5('g' || i)::uuid, 'workflows.group',
+               md5('g' || i)::uuid, opened + s.n * interval '40 days', %(user)s, 'move', '',
+               s.state
+        FROM gen, (VALUES (0, 'identified'), (1, 'mapped'), (2, 'message_delivered'),
+                          (3, 'monitored')) AS s(n, state)
+        WHERE mod(i, %(step)s) = 0
+        """,
+        {"step": CASES // GROUPS, "user": user},
+    )
+    cursor.execute(
+        """
+        INSERT INTO workflows_incident (id, date, area, kind, recorded_by_id, organisation_id,
+            recorded_at)
+        SELECT md5('i' || i)::uuid, step1::date, 'other',
+               (ARRAY['shooting', 'explosion', 'serious_assault', 'other'])[1 + floor(r2 * 4)::int],
+               %(user)s, %(org)s, step1
+        FROM gen WHERE mod(i, %(step)s) = 0
+        """,
+        {"step": CASES // INCIDENTS, "user": user, "org": org},
+    )
+    cursor.execute(
+        """
+        INSERT INTO workflows_callin (id, reference, date, status, cancel_reason, held_at,
+            created_by_id, created_at, version)
+        SELECT md5('ci' || i)::uuid, 'KALL-B-' || i, step1::date, 'held', '', step1, %(user)s,
+               opened, 1
+        FROM gen WHERE mod(i, %(step)s) = 0
+        """,
+        {"step": CASES // GROUPS, "user": user},
+    )
 
 
 def _renders() -> tuple[float, float, float]:

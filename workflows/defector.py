@@ -131,6 +131,15 @@ class Level(models.TextChoices):
 LEVEL_RANK = {Level.LOW: 0, Level.ELEVATED: 1, Level.HIGH: 2}
 
 
+class FirstRouting(models.TextChoices):
+    """Where the case went first (the statistics' routing table)."""
+
+    LOCAL = "local", _("Local intake")
+    REGIONAL = "regional", _("Handed over: police region")
+    NATIONAL = "national", _("Handed over: national programme")
+    NOT_ELIGIBLE = "not_eligible", _("Not eligible")
+
+
 def route_of(assessment: ThreatAssessment | None) -> str:
     """Where an assessment sends the case ('' without one)."""
     if assessment is None:
@@ -364,12 +373,35 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
     handed_over_to = models.CharField(
         _("handed over to"), max_length=10, choices=Route.choices, blank=True
     )
+    # When the case passed its stages (plain, for the steering group's statistics; the
+    # timeline has the same moments, these keep them aggregable by index).
+    consented_at = models.DateTimeField(_("consent complete"), null=True, blank=True)
+    consent_refused_at = models.DateTimeField(_("consent insufficient"), null=True, blank=True)
+    assessed_at = models.DateTimeField(_("threat first assessed"), null=True, blank=True)
+    assessed_level = models.CharField(
+        _("first threat level"), max_length=10, choices=Level.choices, blank=True
+    )
+    routed_at = models.DateTimeField(_("first routed"), null=True, blank=True)
+    routed_to = models.CharField(
+        _("first routing"), max_length=20, choices=FirstRouting.choices, blank=True
+    )
+    started_at = models.DateTimeField(_("local programme started"), null=True, blank=True)
 
     ENCRYPTED_FIELDS = ("close_note", "referral_reason", "check_note", "police_check_note")
 
     class Meta:
         verbose_name = _("defector case")
         verbose_name_plural = _("defector cases")
+        indexes = [
+            models.Index(fields=["consented_at"], name="defectorcase_consented_idx"),
+            models.Index(fields=["routed_at"], name="defectorcase_routed_idx"),
+        ]
+
+    def _routed(self, route: str) -> None:
+        """The first routing of the case (a re-routing later leaves it as it was)."""
+        if self.routed_at is None:
+            self.routed_at = timezone.now()
+            self.routed_to = route
 
     # Initial check -----------------------------------------------------------------------
 
@@ -404,6 +436,7 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
     def reject(self) -> None:
         self.close_reason = Case.CloseReason.NOT_ELIGIBLE
         self.closed_at = timezone.now()
+        self._routed(FirstRouting.NOT_ELIGIBLE)
 
     # Consent -----------------------------------------------------------------------------
 
@@ -417,6 +450,7 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
     )
     def consents_given(self) -> None:
         """Written consent covers every agency: police may now search their systems."""
+        self.consented_at = timezone.now()
 
     @transition(
         status,
@@ -429,7 +463,8 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
     def consent_insufficient(self) -> None:
         """Leaving an agency out of the consent rules the method out."""
         self.close_reason = Case.CloseReason.NOT_ELIGIBLE
-        self.closed_at = timezone.now()
+        self.closed_at = self.consent_refused_at = timezone.now()
+        self._routed(FirstRouting.NOT_ELIGIBLE)
 
     # Threat assessment and routing --------------------------------------------------------
 
@@ -443,6 +478,9 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
     )
     def assess(self) -> None:
         """The police recorded the check and the threat assessment."""
+        if self.assessed_at is None:
+            self.assessed_at = timezone.now()
+            self.assessed_level = current_assessment(self).level
 
     @transition(
         status,
@@ -456,6 +494,7 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         """LOW threat: the local defector coordinator with social services."""
         self.handed_over_at = None
         self.handed_over_to = ""
+        self._routed(FirstRouting.LOCAL)
 
     @transition(
         status,
@@ -469,6 +508,7 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         self.handed_over_at = self.handed_over_at or timezone.now()
         self.handed_over_to = Route.REGIONAL
         self.review_date = None
+        self._routed(FirstRouting.REGIONAL)
 
     @transition(
         status,
@@ -482,6 +522,7 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         self.handed_over_at = self.handed_over_at or timezone.now()
         self.handed_over_to = Route.NATIONAL
         self.review_date = None
+        self._routed(FirstRouting.NATIONAL)
 
     # The local programme -------------------------------------------------------------------
 
@@ -506,6 +547,7 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
     )
     def activate(self) -> None:
         """The support plan is under way until the review date."""
+        self.started_at = self.started_at or timezone.now()
 
     @transition(
         status,

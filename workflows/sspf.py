@@ -199,6 +199,9 @@ class SspfCase(ConcurrentTransitionMixin, Case):
     plan_adopted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # When the consents were complete or refused (plain, for the steering group's statistics).
+    consented_at = models.DateTimeField(_("consents complete"), null=True, blank=True)
+    consent_refused_at = models.DateTimeField(_("consent refused"), null=True, blank=True)
 
     ENCRYPTED_FIELDS = ("close_note", "concern", "mapping_note", "plan_goals")
     # From the mapping conversation on, the work rests on the consents.
@@ -244,6 +247,7 @@ class SspfCase(ConcurrentTransitionMixin, Case):
     )
     def consents_given(self) -> None:
         """The consents are in place: the mapping conversation with the family."""
+        self.consented_at = timezone.now()
 
     @transition(
         status,
@@ -320,6 +324,8 @@ class SspfCase(ConcurrentTransitionMixin, Case):
         self.close_reason = close_reason
         self.closed_at = timezone.now()
         self.review_date = None
+        if close_reason == Case.CloseReason.CONSENT_REFUSED:
+            self.consent_refused_at = self.closed_at
 
 
 def may_add_action(user, case: SspfCase) -> bool:

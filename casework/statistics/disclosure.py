@@ -41,6 +41,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 SHOWN, PRIMARY, SECONDARY = "shown", "primary", "secondary"
+# A month's or a quarter's total left unpublished (nothing said about it, not even
+# "<5"): the last resort where every count around a pinned one is small.
+WITHHELD = "withheld"
+WITHHELD_MARK = ".."
 MIN_THRESHOLD = 3
 DEFAULT_THRESHOLD = 5
 SECONDARY_MARK = "\u00d7"  # multiplication sign
@@ -72,6 +76,8 @@ class Cell:
             return f"<{limit}"
         if self.state == SECONDARY:
             return SECONDARY_MARK
+        if self.state == WITHHELD:
+            return WITHHELD_MARK
         return str(self.value)
 
     def shown_value(self) -> int | None:
@@ -80,17 +86,29 @@ class Cell:
 
 @dataclass
 class Table:
-    """A one-way breakdown of the measure ``total``: its rows add up to it."""
+    """A one-way breakdown of the measure ``total``: its rows add up to it.
+
+    ``total`` names a cell of ``Publication.totals``. A row may be the very same
+    :class:`Cell` as a total elsewhere: a year's quarters are the quarters' own
+    totals (``linked``: such a table states a fact of the calendar and cannot be
+    withheld — only cells can be hidden in it).
+    """
 
     key: str
     total: str
     rows: dict[str, Cell]
     withheld: bool = False
+    linked: bool = False
 
 
 @dataclass
 class Publication:
-    """Everything published for one programme and period (and one selection)."""
+    """Everything published for one programme and period (and one selection), or for a
+    calendar year jointly: the year, its quarters and months (see ``tables.year_publication``).
+
+    The cells and the tables' sums must form a tree (no cell reached twice through
+    different tables): then :func:`feasible_ranges` is exact.
+    """
 
     totals: dict[str, Cell]
     tables: list[Table] = field(default_factory=list)
@@ -100,12 +118,18 @@ class Publication:
         return [t for t in self.tables if t.total == total and not t.withheld]
 
     def cells(self) -> Iterator[tuple[tuple[str, str], Cell]]:
+        """Every published cell once (a cell shared by several tables under its first name)."""
+        seen: set[int] = set()
         for key, cell in self.totals.items():
-            yield ("", key), cell
+            if id(cell) not in seen:
+                seen.add(id(cell))
+                yield ("", key), cell
         for table in self.tables:
             if not table.withheld:
                 for row, cell in table.rows.items():
-                    yield (table.key, row), cell
+                    if id(cell) not in seen:
+                        seen.add(id(cell))
+                        yield (table.key, row), cell
 
 
 def _domain(cell: Cell, limit: int) -> tuple[float, float]:
@@ -113,90 +137,137 @@ def _domain(cell: Cell, limit: int) -> tuple[float, float]:
         return 1, limit - 1
     if cell.state == SECONDARY:
         return limit, INF
+    if cell.state == WITHHELD:
+        return 0, INF
     return cell.value, cell.value
 
 
-def _table_bounds(table: Table, limit: int) -> tuple[int, float, float]:
-    """(sum of the shown rows, least and greatest sum of the hidden rows)."""
-    shown = sum(c.value for c in table.rows.values() if not c.hidden)
-    low = high = 0
-    for cell in table.rows.values():
-        if cell.hidden:
-            lo, hi = _domain(cell, limit)
-            low += lo
-            high += hi
-    return shown, low, high
+def _equations(publication: Publication) -> list[tuple[Table, Cell, list[Cell]]]:
+    return [
+        (table, publication.totals[table.total], list(table.rows.values()))
+        for table in publication.tables
+        if not table.withheld
+    ]
+
+
+def _propagate(publication: Publication) -> dict[int, list[float]]:
+    """Bounds of every cell (by ``id``), narrowed by every table's sum until nothing changes.
+
+    On a tree of sums over integer intervals this is exact: every value left in a
+    cell's range is taken by some assignment consistent with everything published.
+    """
+    limit = publication.threshold
+    bounds: dict[int, list[float]] = {}
+    for _ref, cell in publication.cells():
+        bounds[id(cell)] = list(_domain(cell, limit))
+    equations = _equations(publication)
+    for _round in range(4 * len(equations) + 4):
+        changed = False
+        for _table, total, rows in equations:
+            t = bounds[id(total)]
+            parts = [bounds[id(c)] for c in rows]
+            low = sum(b[0] for b in parts)
+            high = sum(b[1] for b in parts)
+            if low > t[0] or high < t[1]:
+                new = [max(t[0], low), min(t[1], high)]
+                if new != t:
+                    t[:] = new
+                    changed = True
+            for part in parts:
+                others_low = low - part[0]
+                others_high = high - part[1] if part[1] != INF else _sum_without(parts, part)
+                new = [max(part[0], t[0] - others_high), min(part[1], t[1] - others_low)]
+                if new != part:
+                    part[:] = new
+                    changed = True
+                    low = sum(b[0] for b in parts)
+                    high = sum(b[1] for b in parts)
+        if not changed:
+            break
+    return bounds
+
+
+def _sum_without(parts: list[list[float]], skip: list[float]) -> float:
+    return sum(b[1] for b in parts if b is not skip)
 
 
 def feasible_ranges(publication: Publication) -> dict[tuple[str, str], tuple[float, float]]:
     """The exact range of values of every hidden cell, given all that is published."""
-    limit = publication.threshold
-    ranges: dict[tuple[str, str], tuple[float, float]] = {}
-    for key, total in publication.totals.items():
-        tables = publication.tables_of(key)
-        low, high = _domain(total, limit)
-        bounds = {}
-        for table in tables:
-            shown, t_low, t_high = _table_bounds(table, limit)
-            bounds[table.key] = shown
-            low, high = max(low, shown + t_low), min(high, shown + t_high)
-        if total.hidden:
-            ranges[("", key)] = (low, high)
-        for table in tables:
-            shown = bounds[table.key]
-            hidden = [(row, c) for row, c in table.rows.items() if c.hidden]
-            for row, cell in hidden:
-                others = [_domain(c, limit) for r, c in hidden if r != row]
-                others_low = sum(lo for lo, _hi in others)
-                others_high = sum(hi for _lo, hi in others)
-                lo, hi = _domain(cell, limit)
-                ranges[(table.key, row)] = (
-                    max(lo, low - shown - others_high),
-                    min(hi, high - shown - others_low),
-                )
-    return ranges
+    bounds = _propagate(publication)
+    return {
+        ref: (bounds[id(cell)][0], bounds[id(cell)][1])
+        for ref, cell in publication.cells()
+        if cell.hidden
+    }
 
 
 def pinned(publication: Publication) -> list[tuple[str, str]]:
-    """The hidden cells whose value could be worked out (a single feasible value)."""
-    return [ref for ref, (lo, hi) in feasible_ranges(publication).items() if lo >= hi]
+    """The hidden cells whose value could be worked out (a single feasible value).
+
+    An unpublished (``WITHHELD``) zero or count at or above the threshold is no
+    secret of its own: working it out tells nothing the other cells' ranges do not
+    already account for."""
+    limit = publication.threshold
+    cells = dict(publication.cells())
+    return [
+        ref
+        for ref, (lo, hi) in feasible_ranges(publication).items()
+        if lo >= hi and not (cells[ref].state == WITHHELD and not 0 < cells[ref].value < limit)
+    ]
 
 
-def _smallest_complement(table: Table, limit: int) -> Cell | None:
-    candidates = [c for c in table.rows.values() if not c.hidden and c.value >= limit]
+def _complement(cells: list[Cell], limit: int, skip: Cell) -> Cell | None:
+    candidates = [c for c in cells if c is not skip and not c.hidden and c.value >= limit]
     return min(candidates, key=lambda c: c.value) if candidates else None
 
 
-def _protect_table_cell(publication: Publication, table: Table) -> None:
+def _widen(publication: Publication, pinned_cell: Cell) -> None:
+    """Hide one more cell (or withhold a table) so that ``pinned_cell`` is no longer pinned.
+
+    In the tables the pinned cell is a row of, then those it is the total of (narrowest
+    first): the smallest shown count at or above the threshold among the rows, else the
+    total; else a breakdown table is withheld. A table of the calendar (``linked``: a
+    year's quarters, a quarter's months) cannot be withheld, since its rows are the
+    periods' own totals: when every count around is small, the measure's months and
+    quarters are left unpublished instead (``WITHHELD``: not even "<5", which would
+    still say "at least 1").
+    """
     limit = publication.threshold
-    complement = _smallest_complement(table, limit)
-    if complement is not None:
-        complement.state = SECONDARY
-        return
-    total = publication.totals[table.total]
-    if not total.hidden and total.value >= limit:
-        total.state = SECONDARY
-        return
-    table.withheld = True
+    equations = _equations(publication)
 
-
-def _protect_total(publication: Publication, key: str) -> None:
-    """A hidden measure pinned by its tables: widen the narrowest of them."""
-    limit = publication.threshold
-    tables = publication.tables_of(key)
-    if not tables:  # pragma: no cover - a measure's own marks always leave room
-        raise RuntimeError(f"measure {key} pinned by no table")
-
-    def width(table: Table) -> float:
-        _shown, low, high = _table_bounds(table, limit)
+    def width(equation) -> float:
+        _table, _total, rows = equation
+        low = high = 0.0
+        for c in rows:
+            lo, hi = _domain(c, limit)
+            low, high = low + lo, high + hi
         return high - low
 
-    table = min(tables, key=width)
-    complement = _smallest_complement(table, limit)
-    if complement is not None:
-        complement.state = SECONDARY
-    else:
-        table.withheld = True
+    as_row = [e for e in equations if any(c is pinned_cell for c in e[2])]
+    as_total = sorted((e for e in equations if e[1] is pinned_cell), key=width)
+    candidates = as_row + as_total
+    for _table, total, rows in candidates:
+        found = _complement(rows, limit, pinned_cell) or _complement([total], limit, pinned_cell)
+        if found is not None:
+            found.state = SECONDARY
+            return
+    for table, _total, _rows in candidates:
+        if not table.linked:
+            table.withheld = True
+            return
+    # Every count around is small (a year of a handful of cases): its months and
+    # quarters are not published at all; the year keeps its own (protected) cells.
+    unpublished = [
+        cell
+        for table, _total, rows in equations
+        if table.linked
+        for cell in rows
+        if cell.state != WITHHELD
+    ]
+    if not unpublished:  # pragma: no cover - the year's own tables always resolve
+        raise RuntimeError("a pinned cell with nothing left to hide")
+    for cell in unpublished:
+        cell.state = WITHHELD
 
 
 def protect(publication: Publication) -> Publication:
@@ -205,15 +276,41 @@ def protect(publication: Publication) -> Publication:
     for _ref, cell in publication.cells():
         if 0 < cell.value < limit:
             cell.state = PRIMARY
-    tables = {table.key: table for table in publication.tables}
-    # Each round hides one more cell or withholds one table: it ends.
-    while found := pinned(publication):
-        table_key, key = found[0]
-        if table_key:
-            _protect_table_cell(publication, tables[table_key])
-        else:
-            _protect_total(publication, key)
+    # Each round hides one more cell or withholds one table: it ends. The measures are
+    # independent of each other, so each is protected on its own (much less to audit).
+    for part in _components(publication):
+        while found := pinned(part):
+            _widen(part, dict(part.cells())[found[0]])
     return publication
+
+
+def _components(publication: Publication) -> list[Publication]:
+    """The publication split into parts that share no cell (a measure with its tables,
+    and in a year publication also its quarters and months)."""
+    parent = {key: key for key in publication.totals}
+
+    def root(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    total_of: dict[int, str] = {}
+    for key, cell in publication.totals.items():  # one cell under several names: one part
+        if id(cell) in total_of:
+            parent[root(key)] = root(total_of[id(cell)])
+        total_of.setdefault(id(cell), key)
+    for table in publication.tables:
+        for cell in table.rows.values():
+            if id(cell) in total_of:
+                parent[root(total_of[id(cell)])] = root(table.total)
+    groups: dict[str, Publication] = {}
+    for key, cell in publication.totals.items():
+        part = groups.setdefault(root(key), Publication({}, [], publication.threshold))
+        part.totals[key] = cell
+    for table in publication.tables:
+        groups[root(table.total)].tables.append(table)
+    return list(groups.values())
 
 
 def median_shown(count: int, limit: int) -> bool:

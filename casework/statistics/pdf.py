@@ -7,6 +7,7 @@ from django.utils.translation import gettext as _
 from fpdf import FPDF
 
 from casework.statistics.disclosure import SECONDARY_MARK
+from casework.statistics.periods import YEAR
 from casework.statistics.tables import ProgrammeReport
 
 _FONT = "Helvetica"  # the PDF core font: Latin-1, enough for Swedish
@@ -50,6 +51,20 @@ def render(*, reports: list[ProgrammeReport], period_label: str, preliminary: bo
     ]
     if preliminary:
         notes.append(_("The period has not ended: the figures are preliminary."))
+    if reports and reports[0].period.kind != YEAR:
+        notes.append(
+            _(
+                "A month or a quarter shows its totals; the breakdowns are published for the "
+                "whole year, protected together with its quarters and months so that no month "
+                "can be worked out from the year."
+            )
+        )
+        notes.append(
+            _(
+                '".." marks a month or a quarter not published because its year holds too few '
+                "cases to protect it."
+            )
+        )
     for note in notes:
         pdf.multi_cell(0, 5, _text(note), new_x="LMARGIN", new_y="NEXT")
     for report in reports:

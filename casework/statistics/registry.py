@@ -15,6 +15,9 @@ from casework.statistics.spec import ProgrammeStatistics
 
 PROGRAMME_MODULES = [
     "casework.statistics.programmes.sig",
+    "casework.statistics.programmes.sspf",
+    "casework.statistics.programmes.gvi",
+    "casework.statistics.programmes.defector",
 ]
 
 

@@ -18,43 +18,8 @@ from django.utils.functional import Promise
 
 Label = str | Promise
 
-
-@dataclass(frozen=True)
-class Event:
-    """A count of what happened in the period: ``at`` is the moment (a timestamp column).
-
-    ``detail`` (an expression) adds a table of the event by that value, with the
-    row labels of ``detail_choices``.
-    """
-
-    key: str
-    label: Label
-    at: str
-    detail: str = ""
-    detail_label: Label = ""
-    detail_choices: Sequence[tuple[str, Label]] = ()
-
-
-@dataclass(frozen=True)
-class Stock:
-    """A count at the end of the period: cases with ``start`` before it and ``end`` after
-    (or none). ``published=False`` for a stock the engine only uses internally."""
-
-    key: str
-    label: Label
-    start: str
-    end: str
-    published: bool = True
-
-
-@dataclass(frozen=True)
-class Duration:
-    """Days from ``start`` to ``end``, for cases whose ``end`` falls in the period (a median)."""
-
-    key: str
-    label: Label
-    start: str
-    end: str
+AGE, GENDER, AREA = "age", "gender", "area"
+ALL_DIMENSIONS = (AGE, GENDER, AREA)
 
 
 @dataclass(frozen=True)
@@ -67,6 +32,77 @@ class Person:
     protected_identity: str
     # The age band is the age in the year of ``age_at`` (usually the referral).
     age_at: str
+
+
+@dataclass(frozen=True)
+class Plain:
+    """Breakdown columns of rows without a person (e.g. SSPF's anonymised discussions):
+    SQL giving the age band's index (``-1``: not stated), the gender and the area."""
+
+    age_band: str = "-1"
+    gender: str = "'unknown'"
+    area: str = "''"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A count of what happened in the period: ``at`` is the moment (a timestamp column).
+
+    ``detail`` (an expression) adds a table of the event by that value, with the
+    row labels of ``detail_choices``.
+
+    By default an event is counted over the programme's rows (one per case). An
+    event that can happen several times to a case (a re-routing), or that is not
+    about a case at all (an incident, a sanction), names its own ``source`` and
+    ``where``; ``person`` then gives its breakdown columns (a :class:`Person` over
+    the aliases of ``source``, a :class:`Plain`, or ``None``: no breakdown), and
+    ``dimensions`` which of age band, gender and area are published for it.
+    """
+
+    key: str
+    label: Label
+    at: str
+    detail: str = ""
+    detail_label: Label = ""
+    detail_choices: Sequence[tuple[str, Label]] = ()
+    source: str = ""
+    where: str = "TRUE"
+    person: Person | Plain | None = None
+    dimensions: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class Stock:
+    """A count at the end of the period: cases with ``start`` before it and ``end`` after
+    (or none). ``published=False`` for a stock the engine only uses internally.
+
+    ``source``, ``where``, ``person``, ``dimensions`` and ``detail`` as for an
+    :class:`Event` (e.g. GVI's groups by the state they are in: one row per
+    state a group has been in, from when to when).
+    """
+
+    key: str
+    label: Label
+    start: str
+    end: str
+    published: bool = True
+    detail: str = ""
+    detail_label: Label = ""
+    detail_choices: Sequence[tuple[str, Label]] = ()
+    source: str = ""
+    where: str = "TRUE"
+    person: Person | Plain | None = None
+    dimensions: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class Duration:
+    """Days from ``start`` to ``end``, for cases whose ``end`` falls in the period (a median)."""
+
+    key: str
+    label: Label
+    start: str
+    end: str
 
 
 @dataclass(frozen=True)
@@ -85,6 +121,20 @@ class ProgrammeStatistics:
     entry: str = ""
     open_stock: str = ""
     chart_measures: Sequence[str] = field(default_factory=tuple)
+
+    def own_rows(self, item: Event | Stock) -> bool:
+        """Whether ``item`` is counted over rows of its own (not the programme's)."""
+        return bool(item.source)
+
+    def breakdown(self, item: Event | Stock) -> Person | Plain | None:
+        """The breakdown columns of ``item``'s rows."""
+        return item.person if item.source else self.person
+
+    def dimensions_of(self, item: Event | Stock) -> tuple[str, ...]:
+        """The breakdowns (age band, gender, area) published for ``item``."""
+        if self.breakdown(item) is None:
+            return ()
+        return tuple(item.dimensions if item.dimensions is not None else ALL_DIMENSIONS)
 
     def age_band_labels(self) -> list[str]:
         from django.utils.translation import gettext

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from casework.statistics import periods as p
 from casework.statistics.models import MonthlyCount, SummaryState
-from casework.statistics.spec import ProgrammeStatistics
+from casework.statistics.spec import Person, Plain, ProgrammeStatistics
 
 EARLIEST = datetime.datetime(1900, 1, 1, tzinfo=datetime.UTC)
 NO_BAND = -1
@@ -39,13 +39,17 @@ def _local_month(expression: str) -> str:
     return f"date_trunc('month', {expression} AT TIME ZONE %(tz)s)::date"
 
 
-def _dimensions(spec: ProgrammeStatistics) -> str:
-    person = spec.person
+def _dimensions(spec: ProgrammeStatistics, person: Person | Plain | None) -> str:
     if person is None:
         return f"{NO_BAND} AS age_band, '' AS gender, '' AS area"
+    if isinstance(person, Plain):
+        return (
+            f"({person.age_band}) AS age_band, ({person.gender}) AS gender, ({person.area}) AS area"
+        )
     age = f"(extract(year FROM {person.age_at} AT TIME ZONE %(tz)s)::int - {person.birth_year})"
     bands = " ".join(
-        f"WHEN {age} {'<= ' + str(high) if high is not None else '>= ' + str(low)} THEN {index}"
+        f"WHEN {age} BETWEEN {low if low is not None else -1000} AND "
+        f"{high if high is not None else 1000} THEN {index}"
         for index, (low, high) in enumerate(spec.age_bands)
     )
     band = f"CASE {bands} ELSE {NO_BAND} END" if spec.age_bands else str(NO_BAND)
@@ -53,48 +57,81 @@ def _dimensions(spec: ProgrammeStatistics) -> str:
     return f"{band} AS age_band, {person.gender} AS gender, {area} AS area"
 
 
+_DIMS = "age_band, gender, area"
+
+
+def _detail(item) -> str:
+    return item.detail or "''"
+
+
+_WINDOW = "{0} >= %(since)s AND {0} < %(until)s"
+
+
+def _event_part(name: str, key: str, at: str, detail: str) -> str:
+    return (
+        f"SELECT {_local_month(at)} AS month, '{key}' AS measure, {detail} AS detail,"
+        f" {_DIMS}, 1 AS n FROM {name} WHERE {_WINDOW.format(at)}"
+    )
+
+
+def _stock_parts(name: str, key: str, start: str, end: str, detail: str) -> list[str]:
+    return [
+        f"SELECT {_local_month(start)}, '{key}', {detail}, {_DIMS}, 1 FROM {name}"
+        f" WHERE {_WINDOW.format(start)}",
+        f"SELECT {_local_month(end)}, '{key}', {detail}, {_DIMS}, -1 FROM {name}"
+        f" WHERE {start} IS NOT NULL AND {_WINDOW.format(end)}",
+    ]
+
+
 def _select(spec: ProgrammeStatistics) -> str:
     """One SELECT of (month, measure, detail, age band, gender, area, count) for the
-    moments in [%(since)s, %(until)s). Expressions come from the programme module."""
-    columns = [_dimensions(spec)]
+    moments in [%(since)s, %(until)s). Expressions come from the programme module.
+
+    The programme's rows (one per case) are the CTE ``base``; an event or stock
+    with rows of its own (``source``) gets a CTE of its own."""
+    columns = [_dimensions(spec, spec.person)]
+    ctes, parts = [], []
     for index, event in enumerate(spec.events):
+        if spec.own_rows(event):
+            name = f"rows_e{index}"
+            ctes.append(
+                f"{name} AS NOT MATERIALIZED (SELECT {_dimensions(spec, event.person)},"
+                f" {event.at} AS e, {_detail(event)} AS d"
+                f" FROM {event.source} WHERE {event.where})"
+            )
+            parts.append(_event_part(name, event.key, "e", "d"))
+            continue
         columns.append(f"{event.at} AS e{index}")
-        detail = event.detail or "''"
-        columns.append(f"{detail} AS d{index}")
+        columns.append(f"{_detail(event)} AS d{index}")
+        parts.append(_event_part("base", event.key, f"e{index}", f"d{index}"))
     for index, stock in enumerate(spec.stocks):
-        columns.append(f"{stock.start} AS s{index}, {stock.end} AS t{index}")
+        if spec.own_rows(stock):
+            name = f"rows_s{index}"
+            ctes.append(
+                f"{name} AS NOT MATERIALIZED (SELECT {_dimensions(spec, stock.person)},"
+                f" {stock.start} AS s, {stock.end} AS t, {_detail(stock)} AS d"
+                f" FROM {stock.source} WHERE {stock.where})"
+            )
+            parts.extend(_stock_parts(name, stock.key, "s", "t", "d"))
+            continue
+        columns.append(
+            f"{stock.start} AS s{index}, {stock.end} AS t{index}, {_detail(stock)} AS sd{index}"
+        )
+        parts.extend(_stock_parts("base", stock.key, f"s{index}", f"t{index}", f"sd{index}"))
     for index, duration in enumerate(spec.durations):
         columns.append(f"{duration.start} AS u{index}, {duration.end} AS v{index}")
-    base = f"SELECT {', '.join(columns)} FROM {spec.source} WHERE {spec.where}"
-    dims = "age_band, gender, area"
-    window = "{0} >= %(since)s AND {0} < %(until)s"
-    parts = []
-    for index, event in enumerate(spec.events):
-        column = f"e{index}"
-        parts.append(
-            f"SELECT {_local_month(column)} AS month, '{event.key}' AS measure, d{index} AS detail,"
-            f" {dims}, 1 AS n FROM base WHERE {window.format(column)}"
-        )
-    for index, stock in enumerate(spec.stocks):
-        parts.append(
-            f"SELECT {_local_month(f's{index}')}, '{stock.key}', '', {dims}, 1 FROM base"
-            f" WHERE {window.format(f's{index}')}"
-        )
-        parts.append(
-            f"SELECT {_local_month(f't{index}')}, '{stock.key}', '', {dims}, -1 FROM base"
-            f" WHERE s{index} IS NOT NULL AND {window.format(f't{index}')}"
-        )
-    for index, duration in enumerate(spec.durations):
         days = f"floor(extract(epoch FROM v{index} - u{index}) / 86400)::int::text"
         parts.append(
             f"SELECT {_local_month(f'v{index}')}, '{duration.key}', {days}, {NO_BAND}, '', '', 1"
-            f" FROM base WHERE u{index} IS NOT NULL AND {window.format(f'v{index}')}"
+            f" FROM base WHERE u{index} IS NOT NULL AND {_WINDOW.format(f'v{index}')}"
         )
+    base = f"SELECT {', '.join(columns)} FROM {spec.source} WHERE {spec.where}"
+    ctes.insert(0, f"base AS NOT MATERIALIZED ({base})")
     union = "\nUNION ALL\n".join(parts)
     return (
-        f"WITH base AS NOT MATERIALIZED ({base})\n"
-        f"SELECT month, measure, detail, {dims}, sum(n)::int FROM (\n{union}\n) AS x\n"
-        f"GROUP BY month, measure, detail, {dims} HAVING sum(n) <> 0"
+        f"WITH {', '.join(ctes)}\n"
+        f"SELECT month, measure, detail, {_DIMS}, sum(n)::int FROM (\n{union}\n) AS x\n"
+        f"GROUP BY month, measure, detail, {_DIMS} HAVING sum(n) <> 0"
     )
 
 
@@ -151,7 +188,7 @@ def counts(
     *,
     now: datetime.datetime | None = None,
 ) -> dict[p.Period, PeriodCounts]:
-    """The raw counts of each period in ``wanted``: two queries whatever their number."""
+    """The raw counts of each period in ``wanted``: three queries whatever their number."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     current = p.month_index(today)
@@ -164,34 +201,47 @@ def counts(
     params: list = []
     for index, period in enumerate(wanted):
         params += [index, period.start, p.month_start(period.last)]
-    sql = f"""
+    events_sql = f"""
         WITH periods(idx, first, last) AS (VALUES {values})
-        SELECT periods.idx, 'e', m.measure, m.detail, m.age_band, m.gender, m.area, sum(m.count)
+        SELECT periods.idx, m.measure, m.detail, m.age_band, m.gender, m.area, sum(m.count)
         FROM statistics_monthlycount m
         JOIN periods ON m.month BETWEEN periods.first AND periods.last
         WHERE m.programme = %s AND NOT m.measure = ANY(%s)
-        GROUP BY 1, 2, 3, 4, 5, 6, 7
-        UNION ALL
-        SELECT periods.idx, 'z', m.measure, m.detail, m.age_band, m.gender, m.area, sum(m.count)
-        FROM statistics_monthlycount m JOIN periods ON m.month <= periods.last
-        WHERE m.programme = %s AND m.measure = ANY(%s)
-        GROUP BY 1, 2, 3, 4, 5, 6, 7
-        UNION ALL
-        SELECT periods.idx, 'a', m.measure, m.detail, m.age_band, m.gender, m.area, sum(m.count)
-        FROM statistics_monthlycount m JOIN periods ON m.month < periods.first
-        WHERE m.programme = %s AND m.measure = ANY(%s)
-        GROUP BY 1, 2, 3, 4, 5, 6, 7
+        GROUP BY 1, 2, 3, 4, 5, 6
     """
     stocks = list(stock_keys)
-    params += [spec.code, stocks, spec.code, stocks, spec.code, stocks]
+    params += [spec.code, stocks]
+    # Stocks: one pass over their changes, summed up to each period's end and start.
+    sums = ", ".join(
+        "sum(m.count) FILTER (WHERE m.month <= %s), sum(m.count) FILTER (WHERE m.month < %s)"
+        for _period in wanted
+    )
+    stocks_sql = f"""
+        SELECT m.measure, m.detail, m.age_band, m.gender, m.area, {sums}
+        FROM statistics_monthlycount m
+        WHERE m.programme = %s AND m.measure = ANY(%s) AND m.month <= %s
+        GROUP BY 1, 2, 3, 4, 5
+    """
+    stock_params: list = []
+    for period in wanted:
+        stock_params += [p.month_start(period.last), period.start]
+    latest = p.month_start(max(period.last for period in wanted))
+    stock_params += [spec.code, stocks, latest]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(events_sql, params)
         rows = cursor.fetchall()
+        cursor.execute(stocks_sql, stock_params)
+        stock_rows = cursor.fetchall()
         live = []
         if any(period.last >= current for period in wanted):
             live = _running_month(spec, cursor, current, now)
-    for idx, kind, measure, detail, band, gender, area, count in rows:
-        _add(result[wanted[idx]], kind, measure, detail, (band, gender, area), count, duration_keys)
+    for idx, measure, detail, band, gender, area, count in rows:
+        _add(result[wanted[idx]], "e", measure, detail, (band, gender, area), count, duration_keys)
+    for measure, detail, band, gender, area, *sums in stock_rows:
+        for idx, period in enumerate(wanted):
+            for kind, count in (("z", sums[2 * idx]), ("a", sums[2 * idx + 1])):
+                if count:
+                    _add(result[period], kind, measure, detail, (band, gender, area), count, ())
     for _month, measure, detail, band, gender, area, count in live:
         for period in wanted:
             if period.first <= current <= period.last:
@@ -228,3 +278,54 @@ def _add(target: PeriodCounts, kind, measure, detail, dims, count, duration_keys
         return
     key = (measure, detail, *dims)
     {"e": target.events, "z": target.stocks_end, "a": target.stocks_start}[kind][key] += count
+
+
+def monthly_totals(
+    spec: ProgrammeStatistics,
+    years: Iterable[int],
+    *,
+    now: datetime.datetime | None = None,
+) -> dict[int, dict[str, int]]:
+    """Each month of ``years`` (by month index): every event's count and every stock at
+    the month's end, without breakdown (what a calendar year's months and quarters publish).
+    """
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    current = p.month_index(today)
+    fill(spec, today=today)
+    years = sorted(set(years))
+    first, last = years[0] * 12, years[-1] * 12 + 11
+    stocks = [s.key for s in spec.stocks]
+    durations = [d.key for d in spec.durations]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT month, measure, sum(count) FROM statistics_monthlycount"
+            " WHERE programme = %s AND month <= %s"
+            " AND (measure = ANY(%s) OR (month >= %s AND NOT measure = ANY(%s)))"
+            " GROUP BY month, measure",
+            [spec.code, p.month_start(last), stocks, p.month_start(first), durations],
+        )
+        rows = [(p.month_index(month), measure, count) for month, measure, count in cursor]
+        if first <= current <= last:
+            rows += [
+                (current, measure, count)
+                for _m, measure, _d, _b, _g, _a, count in _running_month(spec, cursor, current, now)
+                if measure not in durations
+            ]
+    changes: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for index, measure, count in rows:
+        changes[index][measure] += count
+    result: dict[int, dict[str, int]] = {}
+    running = defaultdict(int)
+    for index in sorted(changes):
+        if index >= first:
+            break
+        for key in stocks:
+            running[key] += changes[index].get(key, 0)
+    for index in range(first, last + 1):
+        month = changes.get(index, {})
+        for key in stocks:
+            running[key] += month.get(key, 0)
+        result[index] = {key: month.get(key, 0) for key in month if key not in stocks}
+        result[index].update(running)
+    return result

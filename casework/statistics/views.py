@@ -32,12 +32,22 @@ class _StatisticsView(PolicyRequiredMixin, View):
         return StatisticsForm(data)
 
     def reports(self, form: StatisticsForm) -> list[tables.ProgrammeReport]:
-        """Raises ``SelectionRefused`` for a selection below the threshold."""
+        """Raises ``SelectionRefused`` for a selection below the threshold in every
+        programme (a programme where it is refused shows the refusal instead)."""
         period = form.cleaned_data["period"]
-        found = []
+        found, refusals = [], []
         for spec in programmes().values():
-            selection = tables.parse_selection(spec, form.cleaned_data["selection"])
-            found.append(tables.report(spec, period, selection=selection, trends=self.trends))
+            try:
+                selection = tables.parse_selection(spec, form.cleaned_data["selection"])
+            except tables.NotOffered:  # another programme's breakdown (its age bands)
+                continue
+            try:
+                found.append(tables.report(spec, period, selection=selection, trends=self.trends))
+            except disclosure.SelectionRefused as exc:
+                refusals.append(str(exc))
+                found.append(tables.refused(spec, period, str(exc)))
+        if refusals and len(refusals) == len(found):
+            raise disclosure.SelectionRefused(refusals[0])
         return found
 
     def refuse(self, form, message: str, *, status: int = 400):
@@ -129,6 +139,8 @@ class TableCsvView(_StatisticsView):
         report = next((r for r in reports if r.spec.code == code), None)
         if report is None:
             raise Http404(_("No such table."))
+        if report.refusal:
+            return self.refuse(form, report.refusal)
         rows = self._rows(report, key)
         if rows is None:
             raise Http404(_("No such table."))

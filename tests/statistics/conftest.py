@@ -89,6 +89,19 @@ def random_specs(seed: int, count: int, *, years=(2023, 2024)) -> list[Spec]:
 
 
 @pytest.fixture
+def steering(client, db):
+    """A steering-group member, logged in."""
+    from django.contrib.auth.models import Group
+
+    from casework import roles
+
+    user = User.objects.create(username="stina.styrgrupp")
+    user.groups.add(Group.objects.get(name=roles.STEERING_GROUP))
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
 def make_cases(db):
     """Write ``specs`` as SIG cases (with their persons) and return them."""
     org = Organisation.objects.create(name="Socialtjänsten Test", kind="social_services")
@@ -130,18 +143,20 @@ def make_cases(db):
 def recoverable_cells(publication: disclosure.Publication) -> list[tuple[str, str]]:
     """The hidden cells whose value an attacker pins down from what is published.
 
-    Every cell is an integer unknown. Shown cells are fixed; "<t" cells lie in
-    [1, t-1]; secondary cells are at least t (smaller counts would be "<t", zeros are
-    shown); each table's rows sum to its measure. For each hidden cell the
-    least and greatest feasible value are found with an integer program
-    (HiGHS, through scipy): a cell is recovered when they are equal.
+    Every cell is an integer unknown (a cell published under several names — a
+    quarter's total that is also a row of its year's quarters — is one unknown).
+    Shown cells are fixed; "<t" cells lie in [1, t-1]; secondary cells are at
+    least t (smaller counts would be "<t", zeros are shown); each table's rows sum
+    to its total (a breakdown's measure, a year's quarters, a quarter's months).
+    For each hidden cell the least and greatest feasible value are found with an
+    integer program (HiGHS, through scipy): a cell is recovered when they are equal.
     """
     limit = publication.threshold
     refs, cells = [], []
     for ref, cell in publication.cells():
         refs.append(ref)
         cells.append(cell)
-    index = {ref: i for i, ref in enumerate(refs)}
+    index = {id(cell): i for i, cell in enumerate(cells)}
     big = sum(c.value for c in cells) * 10 + 100
     lower, upper = [], []
     for cell in cells:
@@ -149,6 +164,8 @@ def recoverable_cells(publication: disclosure.Publication) -> list[tuple[str, st
             lower.append(1), upper.append(limit - 1)
         elif cell.state == disclosure.SECONDARY:
             lower.append(limit), upper.append(big)
+        elif cell.state == disclosure.WITHHELD:  # nothing published about it
+            lower.append(0), upper.append(big)
         else:
             lower.append(cell.value), upper.append(cell.value)
     rows = []
@@ -156,9 +173,9 @@ def recoverable_cells(publication: disclosure.Publication) -> list[tuple[str, st
         if table.withheld:
             continue
         row = np.zeros(len(refs))
-        row[index[("", table.total)]] = -1
-        for key in table.rows:
-            row[index[(table.key, key)]] = 1
+        row[index[id(publication.totals[table.total])]] -= 1
+        for cell in table.rows.values():
+            row[index[id(cell)]] += 1
         rows.append(row)
     constraints = [LinearConstraint(np.array(rows), 0, 0)] if rows else []
     bounds = Bounds(lower, upper)

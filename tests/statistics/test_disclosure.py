@@ -134,3 +134,82 @@ def test_the_statistics_package_cannot_decrypt():
             for name in names:
                 assert not name.startswith(forbidden), f"{path.name} imports {name}"
                 assert "open_sealed" not in name and "seal" not in name.split(".")[-1]
+
+
+EXAMPLES = int(__import__("os").environ.get("STATS_YEAR_EXAMPLES", "60"))
+
+
+def _year(months: list[int], split: list[int], limit: int) -> Publication:
+    """One measure of a calendar year as it is published: the year with a breakdown
+    table, the quarters adding up to the year and each quarter's months to the quarter
+    (the same cells as the periods' own totals)."""
+    month_cells = [Cell(v) for v in months]
+    quarter_cells = [Cell(sum(months[3 * q : 3 * q + 3])) for q in range(4)]
+    year = Cell(sum(months))
+    rows = [*split[:-1], 0]
+    rows[-1] = year.value - sum(rows[:-1])
+    if rows[-1] < 0:
+        rows = [year.value, 0, 0]
+    totals = {"Y": year}
+    totals.update({f"Q{q}": c for q, c in enumerate(quarter_cells)})
+    totals.update({f"M{m}": c for m, c in enumerate(month_cells)})
+    tables = [
+        Table("Y.area", "Y", {f"r{i}": Cell(v) for i, v in enumerate(rows)}),
+        Table("Y.quarters", "Y", {f"Q{q}": c for q, c in enumerate(quarter_cells)}, linked=True),
+    ]
+    for q in range(4):
+        tables.append(
+            Table(
+                f"Q{q}.months",
+                f"Q{q}",
+                {f"M{3 * q + i}": month_cells[3 * q + i] for i in range(3)},
+                linked=True,
+            )
+        )
+    return Publication(totals, tables, threshold=limit)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.integers(min_value=0, max_value=9), min_size=12, max_size=12),
+    st.lists(st.integers(min_value=0, max_value=40), min_size=3, max_size=3),
+    st.sampled_from([3, 5]),
+)
+def test_a_year_with_its_quarters_and_months_leaves_nothing_recoverable(months, split, limit):
+    publication = disclosure.protect(_year(months, split, limit))
+    for _ref, cell in publication.cells():
+        assert not (not cell.hidden and 0 < cell.value < limit)
+    # The calendar's own sums are never withheld: only cells are hidden in them.
+    assert not [t for t in publication.tables if t.linked and t.withheld]
+    assert recoverable_cells(publication) == []
+    assert disclosure.pinned(publication) == []
+
+
+def test_a_month_hidden_alone_would_be_the_year_minus_the_others():
+    """Without the linked tables the year gives a hidden month away; with them it does not."""
+    months = [6] * 12
+    months[4] = 2
+    publication = _year(months, [30, 20, 20], 5)
+    alone = Publication(
+        {k: c for k, c in publication.totals.items()},
+        [t for t in publication.tables if not t.linked],
+        threshold=5,
+    )
+    disclosure.protect(alone)
+    assert alone.totals["M4"].state == disclosure.PRIMARY
+    assert not alone.totals["M5"].hidden  # nothing else hidden: M4 = Y - the rest
+    exposed = Publication(alone.totals, publication.tables, threshold=5)
+    assert ("", "M4") in recoverable_cells(exposed)
+    protected = disclosure.protect(_year(months, [30, 20, 20], 5))
+    assert recoverable_cells(protected) == []
+
+
+def test_a_year_of_two_cases_publishes_no_months():
+    """Two cases in the year, one in each of its last two months: "<3" for both months
+    would say "at least one each", and the year's "<3" then gives both away. Its months
+    and quarters are left unpublished ("..") instead."""
+    publication = disclosure.protect(_year([0] * 10 + [1, 1], [0, 0, 0], 3))
+    assert publication.totals["Y"].display(3) == "<3"
+    assert publication.totals["M10"].display(3) == disclosure.WITHHELD_MARK
+    assert publication.totals["Q3"].state == disclosure.WITHHELD
+    assert recoverable_cells(publication) == []

@@ -79,18 +79,6 @@ def dataset(make_cases):
     return make_cases(random_specs(seed=20241, count=160))
 
 
-@pytest.fixture
-def steering(client, db):
-    from django.contrib.auth.models import Group
-
-    from casework.models import User
-
-    user = User.objects.create(username="stina.styrgrupp")
-    user.groups.add(Group.objects.get(name=roles.STEERING_GROUP))
-    client.force_login(user)
-    return user
-
-
 PERIODS = ["2023", "2024", "2024-Q2", "2023-Q4", "2024-03", "2023-11"]
 
 
@@ -180,14 +168,14 @@ def test_protected_identity_is_never_counted_by_area(make_cases, steering, clien
         + [Spec(2008, "male", "brickebacken", 0, opened) for _ in range(6)]
         + [Spec(2008, "female", "vivalla_baronbackarna", 0, opened) for _ in range(6)]
     )
-    report = tables.report(SIG, periods.parse("2024-05"))
+    report = tables.report(SIG, periods.parse("2024"))
     area = next(t for t in report.tables if t.key == "referred.area")
     shown = {str(row.label): row.display for row in area.rows}
     assert shown["Brickebacken"] == "6"
     assert shown["Vivalla/Baronbackarna"] == "6"
     assert report.overview[0].display == "19"
     # The selection of one area counts only the persons without protected identity.
-    selected = tables.report(SIG, periods.parse("2024-05"), selection=("area", "brickebacken"))
+    selected = tables.report(SIG, periods.parse("2024"), selection=("area", "brickebacken"))
     assert selected.overview[0].display == "6"
 
 
@@ -197,24 +185,24 @@ def test_a_selection_that_narrows_below_the_threshold_is_refused(make_cases, ste
         [Spec(2008, "male", "brickebacken", 0, opened) for _ in range(4)]
         + [Spec(2008, "female", "varberga_oxhagen", 0, opened) for _ in range(8)]
     )
-    response = client.get("/statistik/", {"period": "2024-05", "selection": "area:brickebacken"})
+    response = client.get("/statistik/", {"period": "2024", "selection": "area:brickebacken"})
     assert response.status_code == 400
     content = response.content.decode()
     assert "Urvalet omfattar färre än 5 ärenden" in content
     assert not counts_shown(content)
     for url in ("/statistik/csv/sig/overview.csv",):
-        refused = client.get(url, {"period": "2024-05", "selection": "area:brickebacken"})
+        refused = client.get(url, {"period": "2024", "selection": "area:brickebacken"})
         assert refused.status_code == 400
-    allowed = client.get("/statistik/", {"period": "2024-05", "selection": "area:varberga_oxhagen"})
+    allowed = client.get("/statistik/", {"period": "2024", "selection": "area:varberga_oxhagen"})
     assert allowed.status_code == 200
     # The selection shows its cells as the area table publishes them: the 8 referrals of
     # Varberga/Oxhagen protect the 4 of Brickebacken there, so they stay hidden here too.
     shown = counts_shown(allowed.content.decode())
     assert shown[0] == ("secondary", "\u00d7")
     _assert_no_small_count([value for _state, value in shown])
-    # The whole year holds the same four cases: still refused.
-    year = client.get("/statistik/", {"period": "2024", "selection": "area:brickebacken"})
-    assert year.status_code == 400
+    # A month publishes its totals only: no selection there.
+    month = client.get("/statistik/", {"period": "2024-05", "selection": "area:varberga_oxhagen"})
+    assert month.status_code == 400
 
 
 @pytest.mark.parametrize(
@@ -235,7 +223,8 @@ def test_bad_choices_are_refused_with_a_message(steering, client, params):
 
 def test_unknown_table_is_404(steering, client):
     assert client.get("/statistik/csv/sig/nothing.csv").status_code == 404
-    assert client.get("/statistik/csv/gvi/overview.csv").status_code == 404
+    assert client.get("/statistik/csv/nope/overview.csv").status_code == 404
+    assert client.get("/statistik/csv/gvi/referred.area.csv").status_code == 404
 
 
 def test_viewing_and_exporting_are_logged_without_personal_data(dataset, steering, client):
@@ -312,3 +301,67 @@ def test_sig_transitions_record_the_stage_moments(demo):
     assert totals["referred"].value == 2
     assert totals["consent_refused"].value == 1
     assert totals["active"].value == 1
+
+
+def test_a_year_is_protected_jointly_with_its_quarters_and_months(make_cases):
+    """Five referrals in every month of 2024 but March, which has two. Protected month by
+    month (the old way), the year minus the other months gives March away; protected
+    jointly, nothing can be worked out from the year, its quarters and its months."""
+    make_cases(
+        [
+            Spec(2008, "male", "brickebacken", 0, local(2024, month, 10))
+            for month in range(1, 13)
+            for _ in range(2 if month == 3 else 5)
+        ]
+    )
+    year = periods.parse("2024")
+    quarters = [periods.parse(f"2024-Q{q}") for q in range(1, 5)]
+    months = [periods.parse(f"2024-{m:02d}") for m in range(1, 13)]
+    raw = summary.counts(SIG, [year, *quarters, *months])
+    # Each period protected on its own, then put side by side as they are published.
+    alone = {each: tables.publication(SIG, raw[each], 5) for each in [year, *quarters, *months]}
+    totals = {f"{each.key}|{k}": c for each, pub in alone.items() for k, c in pub.totals.items()}
+    linked = [
+        disclosure.Table(
+            f"2024-Q{q + 1}|referred.months",
+            f"2024-Q{q + 1}|referred",
+            {m.key: alone[m].totals["referred"] for m in months[3 * q : 3 * q + 3]},
+        )
+        for q in range(4)
+    ]
+    linked.append(
+        disclosure.Table(
+            "2024|referred.quarters",
+            "2024|referred",
+            {q.key: alone[q].totals["referred"] for q in quarters},
+        )
+    )
+    side_by_side = disclosure.Publication(totals, linked, threshold=5)
+    assert alone[months[2]].totals["referred"].state == disclosure.PRIMARY
+    assert ("", "2024-03|referred") in recoverable_cells(side_by_side)
+    # Jointly: March is hidden in the year's publication and cannot be recovered.
+    published = tables.year_publication(
+        SIG, 2024, raw[year], summary.monthly_totals(SIG, [2024]), 5
+    )
+    assert published.totals(months[2])["referred"].display(5) == "<5"
+    assert published.totals(year)["referred"].value == 57
+    assert recoverable_cells(published.joint) == []
+    # Every report shows the same marks: the month's overview and the year's trend.
+    march = tables.report(SIG, months[2])
+    assert march.overview[0].display == "<5" and not march.tables
+    april = tables.report(SIG, months[3])
+    points = {pt.period.key: pt.row.display for pt in april.trends[0].points}
+    assert points["2024-03"] == "<5"
+    hidden_elsewhere = [
+        each.key for each in [*quarters, *months] if published.totals(each)["referred"].hidden
+    ]
+    assert len(hidden_elsewhere) >= 2  # March and a complement (its quarter or a month)
+
+
+def test_sig_years_jointly_protected_against_the_integer_program(dataset):
+    for year in (2023, 2024):
+        whole = periods.Period(year * 12, periods.YEAR)
+        raw = summary.counts(SIG, [whole])[whole]
+        published = tables.year_publication(SIG, year, raw, summary.monthly_totals(SIG, [year]), 5)
+        assert any(cell.hidden for _ref, cell in published.joint.cells())
+        assert recoverable_cells(published.joint) == [], year
