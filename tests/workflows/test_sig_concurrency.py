@@ -39,6 +39,7 @@ from .factories import (
     sig_case,
     write_plan,
 )
+from .racing import flow_lock_meeting
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
@@ -321,37 +322,10 @@ def _ready_for_approval(people, case):
 
 @pytest.fixture
 def meet_at_the_flow_lock(monkeypatch):
-    """Hold each racer in front of the case's flow lock (``SigFlow.lock``: a task step's
-    first lock, and a withdrawal's) until both have arrived; ``first`` takes it first."""
-    from contextlib import contextmanager
-
+    """Hold each racer in front of ``SigFlow.lock`` until all have arrived."""
     from workflows.sig import SigFlow
 
-    def install(parties: int, first: str) -> None:
-        barrier = threading.Barrier(parties, timeout=30)
-        first_has_it = threading.Event()
-        local = threading.local()
-        lock = SigFlow.lock
-
-        @contextmanager
-        def meet_then_lock(cls, process_pk):
-            if getattr(local, "met", False):
-                with lock(process_pk):
-                    yield
-                return
-            local.met = True
-            barrier.wait()
-            me = threading.current_thread().name
-            if me != first:
-                first_has_it.wait(timeout=30)
-            with lock(process_pk):
-                if me == first:
-                    first_has_it.set()
-                yield
-
-        monkeypatch.setattr(SigFlow, "lock", classmethod(meet_then_lock))
-
-    return install
+    return flow_lock_meeting(monkeypatch, SigFlow)
 
 
 @pytest.mark.parametrize("first_to_lock", ["withdrawal", "step"])

@@ -10,8 +10,6 @@ takes the lock first, the case ends closed on the withdrawal, its process stoppe
 from __future__ import annotations
 
 import html
-import threading
-from contextlib import contextmanager
 
 import pytest
 from django.test import Client
@@ -24,6 +22,7 @@ from casework.services.cases import CaseConflict
 from workflows.sspf import SspfCase, SspfFlow, SspfProcess, Status
 
 from .conftest import BOTH_DATABASES
+from .racing import flow_lock_meeting
 from .sspf_factories import PURPOSE, SspfFlowDriver, open_tasks, sspf_case, write_plan
 from .test_sig_concurrency import meet_at_the_lock, race  # noqa: F401 (a fixture)
 
@@ -46,34 +45,8 @@ def people(users):
 
 @pytest.fixture
 def meet_at_the_flow_lock(monkeypatch):
-    """Hold each racer in front of the case's flow lock (``SspfFlow.lock``: a task step's
-    first lock, and a withdrawal's) until all have arrived; ``first`` takes it first."""
-
-    def install(parties: int, first: str) -> None:
-        barrier = threading.Barrier(parties, timeout=30)
-        first_has_it = threading.Event()
-        local = threading.local()
-        lock = SspfFlow.lock
-
-        @contextmanager
-        def meet_then_lock(cls, process_pk):
-            if getattr(local, "met", False):
-                with lock(process_pk):
-                    yield
-                return
-            local.met = True
-            barrier.wait()
-            me = threading.current_thread().name
-            if me != first:
-                first_has_it.wait(timeout=30)
-            with lock(process_pk):
-                if me == first:
-                    first_has_it.set()
-                yield
-
-        monkeypatch.setattr(SspfFlow, "lock", classmethod(meet_then_lock))
-
-    return install
+    """Hold each racer in front of ``SspfFlow.lock`` until all have arrived."""
+    return flow_lock_meeting(monkeypatch, SspfFlow)
 
 
 def record(case_id) -> dict:
