@@ -35,8 +35,8 @@ from workflows.defector import (
     Status,
     ThreatAssessment,
 )
+from workflows.sig_views import RecordsConsents, case_url, denied, put_errors
 from workflows.sig_views import StepView as SigStepView
-from workflows.sig_views import case_url, denied, put_errors
 
 PURPOSE_PREFIX = _("Defector programme")
 
@@ -160,7 +160,7 @@ class InitialCheckView(StepView):
 # --- Consent -----------------------------------------------------------------------------------
 
 
-class ConsentView(StepView):
+class ConsentView(RecordsConsents, StepView):
     purpose = _("Defector programme: recording consent")
     intro = _(
         "Record the person's written consent (and, under 18, every guardian's). It must cover "
@@ -190,35 +190,6 @@ class ConsentView(StepView):
 
     def unmet(self):
         return case_services.unmet_conditions(self.case, "consents_given")
-
-    def do_guardian(self, form):
-        case_services.add_guardian(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            name=form.cleaned_data["guardian_name"],
-            phone=form.cleaned_data["guardian_phone"] or None,
-        )
-        return self.stay(_("The guardian is registered."))
-
-    def do_consent(self, form):
-        data = form.cleaned_data
-        guardian = None
-        if data["guardian"]:
-            guardian = self.case.person.guardians.filter(pk=data["guardian"]).first()
-        case_services.record_consent(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            giver=data["giver"],
-            guardian=guardian,
-            decision=data["decision"],
-            form=data["form"],
-            organisations=data["organisations"],
-            valid_until=data["valid_until"],
-            expected_version=self.version(form),
-        )
-        return self.stay(_("The consent is recorded."))
 
     def do_complete(self, form):
         self.transition("consents_given", expected_version=self.version(form))

@@ -280,7 +280,41 @@ class ScreeningView(StepView):
 # --- Consent ---------------------------------------------------------------------------------
 
 
-class ConsentView(StepView):
+class RecordsConsents:
+    """The consent step's two recordings, shared by every programme's consent step: a
+    guardian, and a consent (the step's own ``do_complete`` moves the case on)."""
+
+    def do_guardian(self, form):
+        case_services.add_guardian(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            name=form.cleaned_data["guardian_name"],
+            phone=form.cleaned_data["guardian_phone"] or None,
+        )
+        return self.stay(_("The guardian is registered."))
+
+    def do_consent(self, form):
+        data = form.cleaned_data
+        guardian = None
+        if data["guardian"]:
+            guardian = self.case.person.guardians.filter(pk=data["guardian"]).first()
+        case_services.record_consent(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            giver=data["giver"],
+            guardian=guardian,
+            decision=data["decision"],
+            form=data["form"],
+            organisations=data["organisations"],
+            valid_until=data["valid_until"],
+            expected_version=self.version(form),
+        )
+        return self.stay(_("The consent is recorded."))
+
+
+class ConsentView(RecordsConsents, StepView):
     purpose = _("SIG: recording consent")
     intro = _(
         "Record the young person's own consent and, under 18, every guardian's. "
@@ -312,35 +346,6 @@ class ConsentView(StepView):
                 *[m.user.organisation_id for m in self.case.memberships.select_related("user")],
             ]
         return initial
-
-    def do_guardian(self, form):
-        case_services.add_guardian(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            name=form.cleaned_data["guardian_name"],
-            phone=form.cleaned_data["guardian_phone"] or None,
-        )
-        return self.stay(_("The guardian is registered."))
-
-    def do_consent(self, form):
-        data = form.cleaned_data
-        guardian = None
-        if data["guardian"]:
-            guardian = self.case.person.guardians.filter(pk=data["guardian"]).first()
-        case_services.record_consent(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            giver=data["giver"],
-            guardian=guardian,
-            decision=data["decision"],
-            form=data["form"],
-            organisations=data["organisations"],
-            valid_until=data["valid_until"],
-            expected_version=self.version(form),
-        )
-        return self.stay(_("The consent is recorded."))
 
     def do_complete(self, form):
         self.transition("consents_given", expected_version=self.version(form))
