@@ -12,13 +12,16 @@ inside a transaction, otherwise through the second connection ``audit`` to the
 same database, which commits on its own (docs/adr/0005-audit-log.md).
 
 Shortly after commit the new entries are sealed into the hash chain
-(``audit.integrity.seal``, batched; see ``_seal_after_commit``).
+(``audit.integrity.seal``, batched, by a sealer thread; see ``_Sealer``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -29,7 +32,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
 from audit import context, integrity
-from audit.models import AccessEvent
+from audit.models import AccessEvent, PendingEntry
 
 Action = AccessEvent.Action
 Outcome = AccessEvent.Outcome
@@ -37,6 +40,8 @@ _ACTIONS = frozenset(Action.values)
 _OUTCOMES = frozenset(Outcome.values)
 
 AUDIT_DB_ALIAS = "audit"
+
+logger = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -78,27 +83,109 @@ def _independent_alias() -> str:
     return AUDIT_DB_ALIAS if AUDIT_DB_ALIAS in settings.DATABASES else DEFAULT_DB_ALIAS
 
 
-_last_seal = 0.0
+class _Sealer:
+    """Seals the chain soon after commits, off the committing request's path.
 
-
-def _seal_after_commit(using: str) -> None:
-    """Seal soon after the commit, at most once per ``AUDIT_SEAL_INTERVAL`` per process.
-
-    Sealing is batched: a seal takes every entry committed so far, so under load
-    one seal per interval and process covers all writers, and a writer never
-    waits for another's seal (it gives way when one is running). What is left
-    at the end of a burst is sealed by the next seal of any process, by
-    ``manage.py audit seal`` (cron) or before any checkpoint or verification.
+    ``AUDIT_SEALER = "thread"`` (the default): one daemon thread per process,
+    woken by a commit, seals every queued entry at most once per
+    ``AUDIT_SEAL_INTERVAL`` — a request never waits for a seal, and under load
+    one seal per interval and process covers all writers. ``"inline"``: the
+    committing request seals itself after the commit, at most once per interval
+    (the test suite uses it: each test's entries are sealed when it commits,
+    without a thread outliving the test's database). Either way a seal that gives
+    way to another process's running seal leaves the rest to the next seal of
+    any process, to ``manage.py audit seal`` (cron) or to any checkpoint or
+    verification, which seal first; the queue is durable, so nothing is lost
+    when a process stops with entries still queued (docs/adr/0005-audit-log.md).
     """
-    global _last_seal
-    interval = getattr(settings, "AUDIT_SEAL_INTERVAL", 1.0)
-    if interval is None:
-        return
-    now = time.monotonic()
-    if now - _last_seal < interval:
-        return
-    _last_seal = now
-    transaction.on_commit(lambda: integrity.seal(using=using, wait=False), using=using, robust=True)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._usings: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._stopping = False
+        self._last_inline = 0.0
+
+    def after_commit(self, using: str) -> None:
+        """Called in the writer's transaction: arrange a seal soon after its commit."""
+        interval = getattr(settings, "AUDIT_SEAL_INTERVAL", 1.0)
+        if interval is None:
+            return
+        if getattr(settings, "AUDIT_SEALER", "thread") == "inline":
+            now = time.monotonic()
+            if now - self._last_inline < interval:
+                return
+            self._last_inline = now
+            transaction.on_commit(
+                lambda: integrity.seal(using=using, wait=False), using=using, robust=True
+            )
+            return
+        transaction.on_commit(lambda: self.wake(using), using=using, robust=True)
+
+    def _alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._pid == os.getpid()
+
+    def wake(self, using: str) -> None:
+        with self._lock:
+            self._usings.add(using)
+            if not self._alive():  # first commit in this process (or after a fork)
+                self._pid = os.getpid()
+                self._stopping = False
+                self._thread = threading.Thread(
+                    target=self._run, name="samverkan-audit-sealer", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Seal what is queued, then end the thread and close its connections."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        self._stopping = True
+        self._wake.set()
+        thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                with self._lock:
+                    usings = sorted(self._usings)
+                for using in usings:
+                    self._seal(using)
+                if self._stopping:
+                    return
+                time.sleep(getattr(settings, "AUDIT_SEAL_INTERVAL", 1.0) or 0)
+        finally:
+            connections.close_all()  # this thread's connections
+
+    def _seal(self, using: str) -> None:
+        connection = connections[using]
+        connection.close_if_unusable_or_obsolete()
+        try:
+            sealed = integrity.seal(using=using, wait=self._stopping)
+            if not sealed and not self._stopping and PendingEntry.objects.using(using).exists():
+                self._wake.set()  # another process was sealing: try again next round
+        except Exception:
+            # Never a value: the seal reads entries, the message names only the failure.
+            logger.exception("sealing the audit chain failed; the queue keeps the entries")
+            if not self._stopping:
+                self._wake.set()
+        finally:
+            connection.close_if_unusable_or_obsolete()
+
+
+_sealer = _Sealer()
+
+
+def stop_sealer(timeout: float = 10.0) -> None:
+    """Seal what is queued and end this process's sealer thread, closing its
+    connections (before a database it uses is dropped: the benchmarks' teardown)."""
+    _sealer.stop(timeout)
 
 
 # The hot path of every consultation: one prepared INSERT, no ORM save machinery.
@@ -111,22 +198,33 @@ _INSERT = "INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING id".forma
     columns=", ".join(_COLUMNS),
     values=", ".join("%s" + _CASTS.get(column, "") for column in _COLUMNS),
 )
+_INSERT_MANY = "INSERT INTO {table} ({columns}) VALUES {{rows}} RETURNING id".format(  # noqa: S608
+    table=AccessEvent._meta.db_table, columns=", ".join(_COLUMNS)
+)
 
 
-def _insert(event: AccessEvent, *, using: str) -> None:
+_ROW = "({})".format(", ".join("%s" + _CASTS.get(column, "") for column in _COLUMNS))
+
+
+def _insert(*events: AccessEvent, using: str) -> None:
+    """One INSERT for all ``events`` (one statement: all of them or none)."""
     values = []
-    for column in _COLUMNS:
-        value = getattr(event, column)
-        if column in {"fields", "details"}:
-            value = json.dumps(value, ensure_ascii=False)
-        elif column == "person_id" and value is not None and not isinstance(value, uuid.UUID):
-            value = uuid.UUID(str(value))
-        values.append(value)
+    for event in events:
+        for column in _COLUMNS:
+            value = getattr(event, column)
+            if column in {"fields", "details"}:
+                value = json.dumps(value, ensure_ascii=False)
+            elif column == "person_id" and value is not None and not isinstance(value, uuid.UUID):
+                value = uuid.UUID(str(value))
+            values.append(value)
+    sql = _INSERT if len(events) == 1 else _INSERT_MANY.format(rows=", ".join([_ROW] * len(events)))
     with connections[using].cursor() as cursor:
-        cursor.execute(_INSERT, values)
-        event.pk = cursor.fetchone()[0]
-    event._state.adding = False
-    event._state.db = using
+        cursor.execute(sql, values)
+        # PostgreSQL returns an INSERT's rows in the order of its VALUES.
+        for event, (pk,) in zip(events, cursor.fetchall(), strict=True):
+            event.pk = pk
+            event._state.adding = False
+            event._state.db = using
 
 
 def record_event(
@@ -158,6 +256,52 @@ def record_event(
     ``independent=True`` commits the event at once, on its own, so that it
     survives a rollback of the caller's transaction (denied access, failed login).
     """
+    event = _build(
+        action=action,
+        user=user,
+        obj=obj,
+        object_type=object_type,
+        object_id=object_id,
+        person_id=person_id,
+        fields=fields,
+        purpose=purpose,
+        legal_basis=legal_basis,
+        outcome=outcome,
+        details=details,
+        username=username,
+    )
+    using = _independent_alias() if independent else DEFAULT_DB_ALIAS
+    _insert(event, using=using)
+    _sealer.after_commit(using)
+    return event
+
+
+def record_events(*events: dict[str, Any]) -> list[AccessEvent]:
+    """Append several events in one statement, in the caller's transaction: all of
+    them or none. Each dict holds :func:`record_event`'s arguments (not
+    ``independent``). A page that consults a case and discloses it writes both so."""
+    built = [_build(**event) for event in events]
+    if built:
+        _insert(*built, using=DEFAULT_DB_ALIAS)
+        _sealer.after_commit(DEFAULT_DB_ALIAS)
+    return built
+
+
+def _build(
+    *,
+    action: str,
+    user: Any = None,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    object_id: str = "",
+    person_id: uuid.UUID | str | None = None,
+    fields: Iterable[str] = (),
+    purpose: str = "",
+    legal_basis: str = "",
+    outcome: str = Outcome.ALLOWED,
+    details: dict[str, Any] | None = None,
+    username: str = "",
+) -> AccessEvent:
     if action not in _ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     if outcome not in _OUTCOMES:
@@ -165,8 +309,7 @@ def record_event(
     object_type, object_id = _describe(obj, object_type, object_id)
     request = context.current()
     authenticated = user is not None and getattr(user, "is_authenticated", False)
-    using = _independent_alias() if independent else DEFAULT_DB_ALIAS
-    event = AccessEvent(
+    return AccessEvent(
         occurred_at=timezone.now(),
         user_id=user.pk if authenticated else None,
         username=sanitize_text(user.get_username() if authenticated else username, max_length=150),
@@ -186,9 +329,6 @@ def record_event(
         client_address=request.client_address,
         details=details or {},
     )
-    _insert(event, using=using)
-    _seal_after_commit(using)
-    return event
 
 
 def record_denied_access(*, path: str, method: str, reason: str = "") -> AccessEvent:

@@ -61,6 +61,9 @@ def main() -> int:
             module = importlib.import_module(f"benchmarks.{module_name}")
             module.run(report)
     finally:
+        from audit.services import stop_sealer
+
+        stop_sealer()  # its connection would keep the test databases from being dropped
         teardown_databases(old_config, verbosity=0)
         keys_dir.cleanup()
 

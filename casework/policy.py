@@ -32,10 +32,21 @@ def _active(user) -> bool:
 
 
 def can_use_task_inbox(user) -> bool:
-    """Case workers: tasks and cases. Needs the role *and* an organisation to act for."""
-    return (
-        _active(user) and user.organisation_id is not None and user.has_perm(roles.PERM_TASK_INBOX)
-    )
+    """Case workers: tasks and cases. Needs the role *and* an organisation to act for.
+
+    Asked dozens of times a page (menus, views, policy): the answer is kept on the
+    user object for as long as Django's permission cache of that object (dropping
+    that cache drops this answer too).
+    """
+    if not (_active(user) and user.organisation_id is not None):
+        return False
+    cached = getattr(user, "_samverkan_task_inbox", None)
+    perms = getattr(user, "_perm_cache", None)
+    if cached is not None and perms is not None and cached[0] is perms:
+        return cached[1]
+    allowed = user.has_perm(roles.PERM_TASK_INBOX)
+    user._samverkan_task_inbox = (getattr(user, "_perm_cache", None), allowed)
+    return allowed
 
 
 def can_view_statistics(user) -> bool:

@@ -87,6 +87,9 @@ MIDDLEWARE = [
     "viewflow.middleware.HotwireTurboMiddleware",
 ]
 
+# Django's model backend, reading the roles (groups) once for permissions and the log.
+AUTHENTICATION_BACKENDS = ["casework.auth.RoleBackend"]
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
@@ -259,6 +262,13 @@ AUDIT_CHECKPOINT_DIR = env.path(
 # Log review (loggkontroll): working hours in TIME_ZONE, [start, end); weekends
 # count as off-hours. A user with more person-data accesses in one day than the
 # threshold is listed. The random sample's size.
+# Sealing new log entries into the hash chain: at most once per interval (seconds)
+# and process, by a thread of each process ("thread") or by the committing request
+# itself ("inline"; the test suite). docs/adr/0005-audit-log.md.
+AUDIT_SEAL_INTERVAL = env.float("SAMVERKAN_AUDIT_SEAL_INTERVAL", default=1.0)
+AUDIT_SEALER = env.str("SAMVERKAN_AUDIT_SEALER", default="thread")
+if AUDIT_SEALER not in {"thread", "inline"}:
+    raise ImproperlyConfigured("SAMVERKAN_AUDIT_SEALER must be 'thread' or 'inline'.")
 AUDIT_WORKING_HOURS = (
     env.int("SAMVERKAN_AUDIT_WORKDAY_START", default=7),
     env.int("SAMVERKAN_AUDIT_WORKDAY_END", default=19),

@@ -9,6 +9,14 @@ from django.urls import get_resolver
 DEMO_PASSWORD = "samverkan-demo"
 
 
+def pytest_configure(config):
+    """The committing code seals the chain itself, from the first database set-up on: no
+    sealer thread outlives a test's database (``tests/audit/test_sealer.py`` tests it)."""
+    from django.conf import settings
+
+    settings.AUDIT_SEALER = "inline"
+
+
 @pytest.fixture(autouse=True)
 def _load_urlconf():
     """Viewflow names its node URLs only once the URLconf is loaded."""

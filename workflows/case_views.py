@@ -123,7 +123,7 @@ class CasePageView(CaseworkerRequiredMixin, View):
     def setup(self, request, *args, **kwargs):
         super().setup(request, *args, **kwargs)
         self.case = get_object_or_404(
-            SigCase.objects.select_related("person"), pk=kwargs["case_id"]
+            SigCase.objects.select_related("person", "process"), pk=kwargs["case_id"]
         )
 
     FORM_CLASSES = {

@@ -440,7 +440,7 @@ class SspfCasePageView(CasePageView):
     def setup(self, request, *args, **kwargs):
         View.setup(self, request, *args, **kwargs)
         self.case = get_object_or_404(
-            SspfCase.objects.select_related("person"), pk=kwargs["case_id"]
+            SspfCase.objects.select_related("person", "process"), pk=kwargs["case_id"]
         )
 
     def forms(self, bound=None, data=None):

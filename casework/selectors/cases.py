@@ -2,7 +2,7 @@
 
 ``get_case_page`` decides access through ``casework.policy``, decrypts what the
 user may see under the person's data key, and writes the access-log events of
-that one reading in one transaction: a consultation naming every field it
+that one reading in one statement: a consultation naming every field it
 decrypted; a disclosure when the data is shown to a user of another
 organisation than the case's owner (with the legal basis); a combination when
 police and social-services data are shown together. A refused reading writes
@@ -16,12 +16,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
 from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 from audit.services import Action as AuditAction
-from audit.services import Outcome, record_event
+from audit.services import Outcome, record_event, record_events
 from casework import policy
 from casework.crypto.keystore import PERSON, load_data_key
 from casework.crypto.records import open_value
@@ -185,109 +184,113 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         and (parts.person_fields is None or name in parts.person_fields)
     )
     read: list[str] = []
-    with transaction.atomic():
-        dek = dek or load_data_key(owner_type=PERSON, owner_id=person.pk)
-        # The consent rules below need the age: with this key, not a second unwrap.
-        person_age(person, on=timezone.localdate(now), dek=dek)
-        person_values = {name: open_value(person, name, dek) for name in person_fields}
-        read += [f"person.{name}" for name, value in person_values.items() if value is not None]
-        texts = {
-            name: open_value(case, name, dek)
-            for name in getattr(type(case), "ENCRYPTED_FIELDS", ())
-            if parts.case_texts is None or name in parts.case_texts
+    dek = dek or load_data_key(owner_type=PERSON, owner_id=person.pk)
+    # The consent rules below need the age: with this key, not a second unwrap.
+    person_age(person, on=timezone.localdate(now), dek=dek)
+    person_values = {name: open_value(person, name, dek) for name in person_fields}
+    read += [f"person.{name}" for name, value in person_values.items() if value is not None]
+    texts = {
+        name: open_value(case, name, dek)
+        for name in getattr(type(case), "ENCRYPTED_FIELDS", ())
+        if parts.case_texts is None or name in parts.case_texts
+    }
+    read += [f"case.{name}" for name, value in texts.items() if value is not None]
+    guardians = (
+        _open_all(person.guardians.all(), ("name", "phone"), dek, read, "guardian")
+        if parts.guardians
+        else []
+    )
+    visible_actions = case.actions.select_related("organisation", "actor").filter(
+        Q(visibility=Action.Visibility.TEAM) | Q(organisation_id=user.organisation_id)
+    )
+    if parts.action_kinds is not None:
+        visible_actions = visible_actions.filter(
+            Q(organisation__kind__in=parts.action_kinds) | Q(organisation_id=user.organisation_id)
+        )
+    actions = _open_all(visible_actions, ("note",), dek, read, "action")
+    decisions = (
+        _open_all(
+            CaseDecision.objects.filter(case=case).select_related("decided_by", "organisation"),
+            ("note",),
+            dek,
+            read,
+            "decision",
+        )
+        if parts.decisions
+        else []
+    )
+    legal_bases = (
+        _open_all(
+            CaseLegalBasis.objects.filter(case=case).select_related("legal_basis", "recorded_by"),
+            ("justification",),
+            dek,
+            read,
+            "legal_basis",
+        )
+        if parts.legal_bases
+        else []
+    )
+    links = []
+    for row in CaseLink.objects.filter(Q(from_case=case) | Q(to_case=case)).select_related(
+        "from_case", "to_case"
+    ):
+        reason = open_value(row, "reason", dek) if parts.link_reasons else None
+        if reason is not None:
+            read.append("link.reason")
+        outgoing = row.from_case_id == case.pk
+        other = row.to_case if outgoing else row.from_case
+        links.append(LinkedCase(link=row, other=other, outgoing=outgoing, reason=reason))
+    events = CaseEvent.objects.filter(case=case).select_related("actor")
+    if parts.event_reasons:
+        timeline = _open_all(events, ("reason",), dek, read, "event")
+    else:
+        # Not opened: the reason reads as empty, never as its sealed value.
+        timeline = [Opened(event, {"reason": None}) for event in events]
+    # What was read, logged in one statement (all the events or none) before the
+    # page is returned: no page without its log entries.
+    log = [
+        {
+            "action": AuditAction.CONSULT,
+            "user": user,
+            "obj": case,
+            "person_id": person.pk,
+            "fields": read,
+            "purpose": purpose,
+            "legal_basis": access.legal_basis,
+            "details": {"via": access.via},
         }
-        read += [f"case.{name}" for name, value in texts.items() if value is not None]
-        guardians = (
-            _open_all(person.guardians.all(), ("name", "phone"), dek, read, "guardian")
-            if parts.guardians
-            else []
-        )
-        visible_actions = case.actions.select_related("organisation", "actor").filter(
-            Q(visibility=Action.Visibility.TEAM) | Q(organisation_id=user.organisation_id)
-        )
-        if parts.action_kinds is not None:
-            visible_actions = visible_actions.filter(
-                Q(organisation__kind__in=parts.action_kinds)
-                | Q(organisation_id=user.organisation_id)
-            )
-        actions = _open_all(visible_actions, ("note",), dek, read, "action")
-        decisions = (
-            _open_all(
-                CaseDecision.objects.filter(case=case).select_related("decided_by", "organisation"),
-                ("note",),
-                dek,
-                read,
-                "decision",
-            )
-            if parts.decisions
-            else []
-        )
-        legal_bases = (
-            _open_all(
-                CaseLegalBasis.objects.filter(case=case).select_related(
-                    "legal_basis", "recorded_by"
-                ),
-                ("justification",),
-                dek,
-                read,
-                "legal_basis",
-            )
-            if parts.legal_bases
-            else []
-        )
-        links = []
-        for row in CaseLink.objects.filter(Q(from_case=case) | Q(to_case=case)).select_related(
-            "from_case", "to_case"
-        ):
-            reason = open_value(row, "reason", dek) if parts.link_reasons else None
-            if reason is not None:
-                read.append("link.reason")
-            outgoing = row.from_case_id == case.pk
-            other = row.to_case if outgoing else row.from_case
-            links.append(LinkedCase(link=row, other=other, outgoing=outgoing, reason=reason))
-        events = CaseEvent.objects.filter(case=case).select_related("actor")
-        if parts.event_reasons:
-            timeline = _open_all(events, ("reason",), dek, read, "event")
-        else:
-            # Not opened: the reason reads as empty, never as its sealed value.
-            timeline = [Opened(event, {"reason": None}) for event in events]
-        record_event(
-            action=AuditAction.CONSULT,
-            user=user,
-            obj=case,
-            person_id=person.pk,
-            fields=read,
-            purpose=purpose,
-            legal_basis=access.legal_basis,
-            details={"via": access.via},
-        )
-        owner_kind = case.owner_organisation.kind
-        if access.legal_basis:
-            record_event(
-                action=AuditAction.DISCLOSE,
-                user=user,
-                obj=case,
-                person_id=person.pk,
-                fields=read,
-                purpose=purpose,
-                legal_basis=access.legal_basis,
-                details={
+    ]
+    if access.legal_basis:
+        log.append(
+            {
+                "action": AuditAction.DISCLOSE,
+                "user": user,
+                "obj": case,
+                "person_id": person.pk,
+                "fields": read,
+                "purpose": purpose,
+                "legal_basis": access.legal_basis,
+                "details": {
                     "from_organisation": case.owner_organisation_id,
                     "to_organisation": user.organisation_id,
                 },
-            )
-        kinds = {owner_kind} | {a.obj.organisation.kind for a in actions}
-        if {Organisation.Kind.POLICE, Organisation.Kind.SOCIAL_SERVICES} <= kinds:
-            record_event(
-                action=AuditAction.COMBINE,
-                user=user,
-                obj=case,
-                person_id=person.pk,
-                fields=["action.note", "person"],
-                purpose=purpose,
-                legal_basis=access.legal_basis or "consent",
-                details={"organisations": sorted(kinds)},
-            )
+            }
+        )
+    kinds = {case.owner_organisation.kind} | {a.obj.organisation.kind for a in actions}
+    if {Organisation.Kind.POLICE, Organisation.Kind.SOCIAL_SERVICES} <= kinds:
+        log.append(
+            {
+                "action": AuditAction.COMBINE,
+                "user": user,
+                "obj": case,
+                "person_id": person.pk,
+                "fields": ["action.note", "person"],
+                "purpose": purpose,
+                "legal_basis": access.legal_basis or "consent",
+                "details": {"organisations": sorted(kinds)},
+            }
+        )
+    record_events(*log)
     details = PersonDetails(
         id=person.pk,
         birth_year=person.birth_year,
@@ -310,7 +313,10 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         actions=actions,
         legal_bases=legal_bases,
         timeline=timeline,
-        break_glass=policy.active_break_glass(user, case),
+        # The banner's end time: only when the glass is what opens the case.
+        break_glass=(
+            policy.active_break_glass(user, case) if access.via == "break_glass" else None
+        ),
         address_hidden=address_hidden,
         links=links,
         location_hidden=location_hidden,

@@ -1,0 +1,34 @@
+"""Authentication backend: Django's model backend, reading a user's roles once a request.
+
+A user's roles are Django groups (``casework.roles``). The model backend reads the
+groups' permissions with one query; the access log also names the roles of whoever
+acts (``audit.services``), which took a second query on every page that logs. Here
+one query reads both, and both are kept on the user object as Django keeps its
+permission cache there.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Group
+
+
+class RoleBackend(ModelBackend):
+    def get_group_permissions(self, user_obj, obj=None):
+        if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
+            return set()
+        if user_obj.is_superuser:
+            return super().get_group_permissions(user_obj, obj)
+        if not hasattr(user_obj, "_group_perm_cache"):
+            names: set[str] = set()
+            permissions: set[str] = set()
+            for name, app_label, codename in Group.objects.filter(user=user_obj).values_list(
+                "name", "permissions__content_type__app_label", "permissions__codename"
+            ):
+                names.add(name)
+                if codename is not None:
+                    permissions.add(f"{app_label}.{codename}")
+            user_obj._group_perm_cache = permissions
+            # What ``audit.services`` writes as the actor's roles.
+            user_obj._audit_roles = ",".join(sorted(names))[:300]
+        return user_obj._group_perm_cache

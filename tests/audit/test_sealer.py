@@ -1,0 +1,119 @@
+"""The sealer thread: a commit wakes it, it seals off the writer's path, one thread a
+process, and it stops cleanly (sealing what is queued, closing its connections).
+
+The rest of the suite seals inline (``tests/conftest.py``); these tests switch the
+thread on and commit for real.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection, transaction
+
+from audit import integrity
+from audit.models import AccessEvent, ChainLink, PendingEntry
+from audit.services import Action, _sealer, record_event, stop_sealer
+
+pytestmark = pytest.mark.django_db(
+    transaction=True, serialized_rollback=True, databases=["default", "audit"]
+)
+
+
+@pytest.fixture
+def sealer_thread(settings):
+    settings.AUDIT_SEALER = "thread"
+    settings.AUDIT_SEAL_INTERVAL = 0.05
+    yield _sealer
+    stop_sealer()
+    assert _sealer._thread is None or not _sealer._thread.is_alive()
+
+
+def _wait_until(condition, seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def _other_backends() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_commit_is_sealed_by_the_thread_not_by_the_writer(sealer_thread, monkeypatch):
+    sealed_by: list[str] = []
+    real_seal = integrity.seal
+
+    def seal(**kwargs):
+        sealed_by.append(threading.current_thread().name)
+        return real_seal(**kwargs)
+
+    monkeypatch.setattr(integrity, "seal", seal)
+    with transaction.atomic():
+        event = record_event(action=Action.CONSULT, purpose="sealer test")
+        # Nothing is sealed before the commit.
+        assert sealed_by == []
+    assert _wait_until(lambda: ChainLink.objects.filter(entry_id=event.pk).exists())
+    assert set(sealed_by) == {"samverkan-audit-sealer"}
+    assert not PendingEntry.objects.exists()
+    assert integrity.verify(directory=None).ok
+
+
+def test_a_rolled_back_write_wakes_no_one(sealer_thread, monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(_sealer, "wake", lambda using: calls.append(using))
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record_event(action=Action.CONSULT, purpose="sealer test")
+        raise RuntimeError("rolled back")
+    assert calls == []
+    assert not AccessEvent.objects.filter(purpose="sealer test").exists()
+
+
+def test_many_commits_one_thread_every_entry_sealed_in_order(sealer_thread):
+    ids = [record_event(action=Action.CONSULT, details={"n": n}).pk for n in range(60)]
+    assert _wait_until(lambda: not PendingEntry.objects.exists())
+    threads = [t for t in threading.enumerate() if t.name == "samverkan-audit-sealer"]
+    assert len(threads) == 1
+    positions = [ChainLink.objects.get(source="access", entry_id=pk).position for pk in ids]
+    assert positions == sorted(positions)
+    assert integrity.verify(directory=None).ok
+
+
+def test_stop_seals_what_is_queued_and_closes_the_connections(sealer_thread, settings):
+    before = _other_backends()
+    settings.AUDIT_SEAL_INTERVAL = 30  # the thread sleeps after its first seal
+    record_event(action=Action.CONSULT, purpose="first")
+    assert _wait_until(lambda: not PendingEntry.objects.exists())
+    last = record_event(action=Action.CONSULT, purpose="queued while it sleeps")
+    _sealer.stop(timeout=60)
+    assert not _sealer._thread.is_alive()
+    assert ChainLink.objects.filter(entry_id=last.pk).exists()
+    assert _wait_until(lambda: _other_backends() == before)
+
+
+def test_a_failing_seal_is_logged_without_values_and_retried(sealer_thread, monkeypatch, caplog):
+    real_seal = integrity.seal
+    failures = []
+
+    def seal(**kwargs):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("database went away")
+        return real_seal(**kwargs)
+
+    monkeypatch.setattr(integrity, "seal", seal)
+    event = record_event(action=Action.CONSULT, purpose="Känsligt syfte")
+    assert _wait_until(lambda: ChainLink.objects.filter(entry_id=event.pk).exists())
+    assert failures == [1]
+    messages = [r.getMessage() for r in caplog.records if r.name == "audit.services"]
+    assert any("sealing the audit chain failed" in m for m in messages)
+    assert not any("Känsligt" in m for m in messages)
