@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import include, path, reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
@@ -14,6 +16,8 @@ from viewflow.utils import viewprop
 from viewflow.workflow.flow import WorkflowAppViewset
 from viewflow.workflow.flow import views as flow_views
 from viewflow.workflow.flow.viewset import NestedFlowsApp
+from viewflow.workflow.models import Task
+from viewflow.workflow.status import STATUS
 
 from casework import policy
 from workflows.registry import flow_viewsets
@@ -151,6 +155,40 @@ class ArchiveView(TaskColumns, flow_views.WorkflowArchiveListView):
         )
 
 
+class MenuCounts:
+    """The side menu's two counts — tasks assigned to the user (inbox) and tasks the
+    user may take (queue), as viewflow's ``Task.objects.inbox``/``queue`` define them —
+    read in one query, and only when the menu shows them."""
+
+    def __init__(self, flow_classes, user):
+        self._flow_classes = flow_classes
+        self._user = user
+
+    @cached_property
+    def _counts(self) -> dict[str, int]:
+        user = self._user
+        flows = [f for f in self._flow_classes if f.instance.has_view_permission(user)]
+        may_take = Q(flow_task_type="HUMAN", status=STATUS.NEW)
+        if not user.is_superuser:
+            may_take &= (
+                Q(owner_permission__isnull=True)
+                | Q(owner=user)
+                | Q(owner_permission__in=user.get_all_permissions())
+            )
+        return Task.objects.filter(process__flow_class__in=flows).aggregate(
+            inbox=Count("pk", filter=Q(owner=user, status=STATUS.ASSIGNED)),
+            queue=Count("pk", filter=may_take),
+        )
+
+    @property
+    def inbox(self) -> int:
+        return self._counts["inbox"]
+
+    @property
+    def queue(self) -> int:
+        return self._counts["queue"]
+
+
 class CaseworkApp(WorkflowAppViewset):
     """Task inbox, queue and archive over every registered process flow."""
 
@@ -177,13 +215,15 @@ class CaseworkApp(WorkflowAppViewset):
 
     def get_context_data(self, request):
         """The side menu's counts, and the processes this user may start from it."""
-        context = super().get_context_data(request)
-        context["casework_start_nodes"] = [
-            node
-            for flow_class in self.flow_classes
-            for node in flow_class.get_start_nodes(request.user)
-        ]
-        return context
+        return {
+            "menu_counts": MenuCounts(self.flow_classes, request.user),
+            # A callable: the template asks for it only when it renders the menu anew.
+            "casework_start_nodes": lambda: [
+                node
+                for flow_class in self.flow_classes
+                for node in flow_class.get_start_nodes(request.user)
+            ],
+        }
 
     @property
     def cases_path(self):

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
 from casework import policy
-from casework.models import Action, Case
+from casework.models import Action, Case, CaseEvent
 from casework.selectors import find_person
 from casework.selectors.cases import CaseNotFound, get_case_page, list_cases
 from casework.services import cases as case_services
@@ -35,6 +35,22 @@ def review_overdue(case) -> bool:
         and case.status in (Status.ACTIVE, Status.FOLLOW_UP)
         and case.review_date < timezone.localdate()
     )
+
+
+def timeline_rows(timeline, status_choices) -> list[tuple]:
+    """The case page's timeline: (entry, kind, from state, to state), labels looked up
+    once a page rather than once an entry (``templates/workflows/_timeline.html``)."""
+    states = dict(status_choices)
+    kinds = dict(CaseEvent.Kind.choices)
+    return [
+        (
+            event,
+            kinds.get(event.obj.kind, event.obj.kind),
+            states.get(event.obj.from_state, event.obj.from_state),
+            states.get(event.obj.to_state, event.obj.to_state),
+        )
+        for event in timeline
+    ]
 
 
 class CaseworkerRequiredMixin:
@@ -209,15 +225,7 @@ class CasePageView(CaseworkerRequiredMixin, View):
                 .exclude(status__in=["DONE", "CANCELED"])
                 .select_related("owner")
             ]
-        labels = dict(Status.choices)
-        timeline = [
-            (
-                event,
-                labels.get(event.obj.from_state, event.obj.from_state),
-                labels.get(event.obj.to_state, event.obj.to_state),
-            )
-            for event in page.timeline
-        ]
+        timeline = timeline_rows(page.timeline, Status.choices)
         return TemplateResponse(
             self.request,
             self.template_name,

@@ -25,6 +25,7 @@ from casework.services import defector as defector_services
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows import defector_forms as dforms
 from workflows import forms
+from workflows.case_views import timeline_rows
 from workflows.defector import (
     ASSESSABLE_STATES,
     FINAL_STATES,
@@ -557,7 +558,6 @@ class DefectorCasePageView(View):
                 .exclude(status__in=["DONE", "CANCELED"])
                 .select_related("owner")
             ]
-        labels = dict(Status.choices)
         context.update(
             {
                 "assessments": threat_assessments(user=user, purpose=purpose, case=self.case),
@@ -565,14 +565,7 @@ class DefectorCasePageView(View):
                 "pending": pending_lowering(self.case),
                 "reassessment_due": reassessment_due(self.case),
                 "tasks": process_tasks,
-                "timeline": [
-                    (
-                        event,
-                        labels.get(event.obj.from_state, event.obj.from_state),
-                        labels.get(event.obj.to_state, event.obj.to_state),
-                    )
-                    for event in page.timeline
-                ],
+                "timeline": timeline_rows(page.timeline, Status.choices),
                 "State": ThreatAssessment.State,
             }
         )

@@ -36,7 +36,7 @@ from casework.services import sspf as sspf_services
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows import forms
 from workflows import sspf_forms as sforms
-from workflows.case_views import CasePageView, CaseworkerRequiredMixin
+from workflows.case_views import CasePageView, CaseworkerRequiredMixin, timeline_rows
 from workflows.sig_views import ConsentView as SigConsentView
 from workflows.sig_views import StepView, case_url, denied, put_errors
 from workflows.sspf import SspfCase, Status, may_add_action
@@ -491,15 +491,7 @@ class SspfCasePageView(CasePageView):
                     tasks.append(
                         (task, task.flow_task.reverse("index", args=[task.process_id, task.pk]))
                     )
-        labels = dict(Status.choices)
-        timeline = [
-            (
-                event,
-                labels.get(event.obj.from_state, event.obj.from_state),
-                labels.get(event.obj.to_state, event.obj.to_state),
-            )
-            for event in page.timeline
-        ]
+        timeline = timeline_rows(page.timeline, Status.choices)
         return TemplateResponse(
             self.request,
             self.template_name,

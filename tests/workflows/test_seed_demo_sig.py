@@ -156,3 +156,26 @@ def _tasks_sit_in_the_right_inboxes(seeded):
     # The review that has come is overdue on the case page too.
     overdue = _case("review-overdue")
     assert overdue.status == Status.ACTIVE and overdue.review_date < timezone.localdate()
+
+
+def test_the_menu_counts_are_viewflows_inbox_and_queue(seeded, client):
+    """The side menu reads both counts in one query; they are exactly viewflow's."""
+    from casework.views import CaseworkApp, MenuCounts
+    from config.urls import site
+
+    app = next(app for app in site.viewsets if isinstance(app, CaseworkApp))
+    flows = app.flow_classes
+    seen = set()
+    for username in ("anna.social", "per.polis", "sara.samordnare", "alex.avhopp", "lisa.skola"):
+        user = seeded[username]
+        counts = MenuCounts(flows, user)
+        inbox = Task.objects.inbox(flows, user).count()
+        queue = Task.objects.queue(flows, user).count()
+        assert (counts.inbox, counts.queue) == (inbox, queue), username
+        seen.add((inbox > 0, queue > 0))
+        # And the menu shows them.
+        client.force_login(user)
+        page = client.get("/arenden/paminnelser/").content.decode()
+        assert f'<span class="mdc-list-item__meta">{inbox}</span>' in page
+        assert f'<span class="mdc-list-item__meta">{queue}</span>' in page
+    assert (True, True) in seen or {(True, False), (False, True)} <= seen
