@@ -49,6 +49,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from viewflow import this
 from viewflow.workflow import flow
@@ -1003,7 +1004,8 @@ class SanctionStatus(models.TextChoices):
     DECIDED = "decided", _("Decided")
     EXECUTED = "executed", _("Executed")
     REPORTED = "reported", _("Reported")
-    WITHDRAWN = "withdrawn", _("Withdrawn")
+    # A lever (påverkansmedel) is withdrawn, as it is proposed, decided, executed …
+    WITHDRAWN = "withdrawn", pgettext_lazy("sanction", "Withdrawn")
 
 
 # A lever that will not be carried out can be withdrawn until it is executed.

@@ -41,9 +41,13 @@ def log_in(page, username: str) -> None:
     page.get_by_label("Lösenord").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Logga in").click()
     expect(page.get_by_role("button", name="Logga in")).to_have_count(0)
+    # The start page has loaded before the next step navigates away (a click while it
+    # still loads aborts its request, which the page's problems count as unanswered).
+    page.wait_for_load_state("load")
 
 
 def log_out(page) -> None:
+    page.wait_for_load_state("load")
     page.locator(".vf-page__menu-header button.vf-page__menu-toggle-button").click()
     page.get_by_role("button", name="Logga ut").click()
     expect(page.get_by_role("button", name="Logga in")).to_be_visible()
