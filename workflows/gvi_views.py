@@ -277,6 +277,21 @@ class GroupPageView(GviView):
             names.add("erase")
         return names
 
+    def post(self, request, *args, **kwargs):
+        if request.POST.get("_action") == "erase" and not policy.may_erase_gvi_group(request.user):
+            # Erasing is the coordinator's alone: anyone else is refused and logged, as the
+            # service would (a GVI participant without the role too).
+            if policy.gvi_access(request.user):
+                services._deny(
+                    user=request.user,
+                    obj=self.object,
+                    purpose=str(PURPOSE),
+                    what="gvi:group:erase",
+                    reason="role",
+                )
+            return denied(request)
+        return super().post(request, *args, **kwargs)
+
     def withdrawable(self, sanction) -> bool:
         return services.may_transition(user=self.request.user, obj=sanction, name="withdraw")
 

@@ -396,9 +396,15 @@ def erase_group(
         if locked.erased_at is not None:
             raise ValidationError(_("The group has already been erased."), code="erased")
         now = timezone.now()
-        reasons = Sanction.objects.filter(
-            decision__group=group, withdraw_reason__isnull=False
-        ).update(withdraw_reason=None)
+        # The reasons of withdrawn levers were sealed under the group's key too.
+        withdrawn = [
+            sanction.pk
+            for sanction in Sanction.objects.filter(decision__group=group).only(
+                "id", "withdraw_reason"
+            )
+            if sanction.withdraw_reason is not None
+        ]
+        reasons = Sanction.objects.filter(pk__in=withdrawn).update(withdraw_reason=None)
         Group.objects.filter(pk=group.pk).update(
             name=None, notes=None, erased_at=now, version=models.F("version") + 1
         )
