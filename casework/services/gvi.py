@@ -9,9 +9,12 @@ survives the rollback and raises :class:`CaseDenied`; a stale form raises
 :class:`CaseConflict`; bad input raises ``ValidationError``. :func:`transition` is
 the one way a GVI object changes state.
 
-Group name and notes are sealed under the group's own data key
-(``casework.crypto.keystore.GROUP``); notification texts under the member's
-person key.
+Group name and notes (and the reasons of withdrawn sanction levers) are sealed
+under the group's own data key (``casework.crypto.keystore.GROUP``), which
+:func:`erase_group` destroys; notification texts under the member's person key.
+An accepted offer of help (:func:`accept_offer`) opens the referral and starts the
+task social services take it up with (:func:`take_up_referral`: the participant
+joins the referral case's team through ``casework.services.cases.join_team``).
 """
 
 from __future__ import annotations
