@@ -63,6 +63,9 @@ def open_task(page, reference: str, task: str, *, queue: bool = False) -> None:
     list_name = sv("Queue") if queue else sv("Inbox")
     menu(page).get_by_role("link", name=list_name).click()
     expect(page.get_by_role("heading", name=list_name)).to_be_visible()
+    # Already on the list (the start page is the inbox), the heading is there before
+    # Turbo's visit of the list has come back: a click now would abort that request.
+    page.wait_for_load_state("networkidle")
     row = page.get_by_role("row").filter(has_text=reference)
     expect(row).to_have_count(1)
     row.get_by_role("link", name=sv(task), exact=True).click()
