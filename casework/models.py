@@ -622,6 +622,7 @@ class Reminder(models.Model):
         BREAK_GLASS_UNREVIEWED = "break_glass_unreviewed", _("Break-the-glass access not reviewed")
         REASSESSMENT_OVERDUE = "reassessment_overdue", _("Threat reassessment overdue")
         GVI_FOLLOW_UP_OVERDUE = "gvi_follow_up_overdue", _("GVI follow-up overdue")
+        GVI_REFERRAL_OVERDUE = "gvi_referral_overdue", _("GVI referral not taken up in time")
 
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
     # The case id, the viewflow task id or the break-the-glass access id.

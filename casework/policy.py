@@ -539,6 +539,17 @@ def may_record_sanction(user, sanction) -> bool:
     return bool(gvi_access(user)) and user.organisation_id == sanction.organisation_id
 
 
+def may_withdraw_sanction(user, sanction) -> bool:
+    """A lever that will not be carried out: withdrawn by its own organisation or by the
+    GVI coordinator (who decided the sanctions)."""
+    return may_record_sanction(user, sanction) or coordinates_gvi(user)
+
+
+def may_erase_gvi_group(user) -> bool:
+    """Erasing a group (destroying its data key): the GVI coordinator only."""
+    return coordinates_gvi(user)
+
+
 def coordinates_gvi_or_police(user) -> bool:
     """Registers groups and members, requests notifications: the coordinator or police."""
     return coordinates_gvi(user) or gvi_police(user)

@@ -49,28 +49,43 @@ def _case_of(task):
     return getattr(process, "case", None)
 
 
-# A GVI process works on a notification, a call-in or a group member, not on a case.
+# A GVI process works on a notification, a call-in or a group member, not on a case:
+# (the process's field, the subject's page, what to fetch with it).
 GVI_SUBJECTS = (
-    ("notification", "gvi:notification", "notification"),
-    ("call_in", "gvi:call_in", "call_in"),
-    ("member", "gvi:member", "member__group"),
+    ("notification", "gvi:notification", ("notification",)),
+    ("call_in", "gvi:call_in", ("call_in",)),
+    ("member", "gvi:member", ("member__group",)),
+    # An accepted offer of help: the referral's number and the group's.
+    (
+        "accepted_member",
+        "gvi:member",
+        ("accepted_member__group", "accepted_member__referral_case"),
+    ),
 )
 
 
 def _gvi_brief(task):
     """A GVI task's subject: its number (a member's group number) and state, linked to its
-    page; "—" for a process with none. No name: nothing is decrypted for a task list."""
+    page; for an accepted offer, the referral's number and the group's; "—" for a process
+    with none. No name: nothing is decrypted for a task list."""
     process = task.coerced_process
     for field, url_name, _related in GVI_SUBJECTS:
         subject = getattr(process, field, None)
-        if subject is not None:
-            reference = subject.group.reference if field == "member" else subject.reference
-            return format_html(
-                '<a href="{}" data-turbo="false">{} · {}</a>',
-                reverse(url_name, args=[subject.pk]),
-                reference,
-                subject.get_status_display(),
-            )
+        if subject is None:
+            continue
+        if field == "accepted_member":
+            case = subject.referral_case
+            first, second = (case.reference if case else "—"), subject.group.reference
+        elif field == "member":
+            first, second = subject.group.reference, subject.get_status_display()
+        else:
+            first, second = subject.reference, subject.get_status_display()
+        return format_html(
+            '<a href="{}" data-turbo="false">{} · {}</a>',
+            reverse(url_name, args=[subject.pk]),
+            first,
+            second,
+        )
     return "—"
 
 
@@ -119,9 +134,9 @@ class TaskColumns:
             model = flow_class.process_class
             if model._meta.parents and any(f.name == "case" for f in model._meta.fields):
                 related.append(f"process__{model._meta.model_name}__case")
-            for field, _url_name, subject in GVI_SUBJECTS:
+            for field, _url_name, subjects in GVI_SUBJECTS:
                 if model._meta.parents and any(f.name == field for f in model._meta.fields):
-                    related.append(f"process__{model._meta.model_name}__{subject}")
+                    related += [f"process__{model._meta.model_name}__{s}" for s in subjects]
         return queryset.select_related(*related).order_by("-created", "-pk")
 
 

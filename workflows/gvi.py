@@ -16,8 +16,10 @@ or defector referral).
   record it, and linking it to a monitored group moves the group.
 * **The flows** (viewflow): :class:`GviNotificationFlow` (request → police legal
   assessment → coordinator approval → scheduling and delivery → follow-up),
-  :class:`GviCallInFlow` (planning → holding → follow-up) and
-  :class:`GviMinorNoticeFlow` (a member under 18: a task in social services' queue).
+  :class:`GviCallInFlow` (planning → holding → follow-up),
+  :class:`GviMinorNoticeFlow` (a member under 18: a task in social services' queue) and
+  :class:`GviReferralNoticeFlow` (an accepted offer of help: the referral it opened waits
+  in social services' queue until a named participant takes it up and joins the case's team).
 * Every transition goes through ``casework.services.gvi.transition`` (permission,
   guards, row lock and version, atomic save, timeline, access-log event). GVI
   objects are not cases: a group is not a person's case.
@@ -27,12 +29,14 @@ State diagrams::
     Group:        identified → mapped → message_delivered → monitored ⇄ incident_linked
                   incident_linked → sanction_decided → sanction_active → sanction_ended
                   sanction_ended → monitored → dormant
+                  sanction_decided → incident_linked (every lever withdrawn)
     Member:       identified → selected → message_delivered → offer_accepted | offer_declined
     Call-in:      planned → attendees_selected → invited → held → followed_up
                   (planned | attendees_selected | invited) → cancelled
     Notification: requested → legal_assessment → approved → scheduled → delivered → follow_up
                   → closed; scheduled → not_reached → scheduled (retry, limited) | closed
     Sanction:     proposed → decided → executed → reported   (per agency lever)
+                  (proposed | decided) → withdrawn
 """
 
 from __future__ import annotations
@@ -42,8 +46,10 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from viewflow import this
 from viewflow.workflow import flow
@@ -53,6 +59,7 @@ from viewflow.workflow.models import Process
 from casework import policy
 from casework.fields import EncryptedTextField
 from casework.models import Case, Organisation, Person
+from workflows.nodes import Step
 
 # --- Who may take a transition (django-fsm ``permission``) ----------------------------------
 
@@ -78,6 +85,11 @@ def gvi_staff(obj, user) -> bool:
 def owning_organisation(sanction, user) -> bool:
     """A sanction is recorded by the organisation whose lever it is, and by no one else."""
     return policy.may_record_sanction(user, sanction)
+
+
+def owning_organisation_or_coordinator(sanction, user) -> bool:
+    """A lever that will not be carried out is withdrawn by its organisation or the coordinator."""
+    return policy.may_withdraw_sanction(user, sanction)
 
 
 # --- Guards (django-fsm ``conditions``); each carries the message the user sees -------------
@@ -166,12 +178,24 @@ def a_lever_executed(group: Group) -> bool:
     )
 
 
-@_guard(_("Every sanction lever must be reported before the sanctions end."))
+@_guard(_("Every sanction lever must be reported (or withdrawn) before the sanctions end."))
 def every_lever_reported(group: Group) -> bool:
     decision = group.open_decision()
     return (
         decision is not None
-        and not decision.sanctions.exclude(status=SanctionStatus.REPORTED).exists()
+        and not decision.sanctions.exclude(
+            status__in=(SanctionStatus.REPORTED, SanctionStatus.WITHDRAWN)
+        ).exists()
+    )
+
+
+@_guard(_("Not every sanction lever has been withdrawn."))
+def every_lever_withdrawn(group: Group) -> bool:
+    decision = group.open_decision()
+    return (
+        decision is not None
+        and decision.sanctions.exists()
+        and not decision.sanctions.exclude(status=SanctionStatus.WITHDRAWN).exists()
     )
 
 
@@ -199,6 +223,8 @@ class Group(ConcurrentTransitionMixin, models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(_("registered"), default=timezone.now, editable=False)
+    # Set when the group was erased: its data key destroyed, its name and notes gone.
+    erased_at = models.DateTimeField(_("erased"), null=True, blank=True, editable=False)
     version = models.PositiveIntegerField(default=1, editable=False)
 
     ENCRYPTED_FIELDS = ("name", "notes")
@@ -288,6 +314,21 @@ class Group(ConcurrentTransitionMixin, models.Model):
     )
     def activate_sanctions(self) -> None:
         """An agency has executed its lever."""
+
+    @transition(
+        status,
+        source=GroupStatus.SANCTION_DECIDED,
+        target=GroupStatus.INCIDENT_LINKED,
+        permission=gvi_staff,
+        conditions=[every_lever_withdrawn],
+        custom={"label": _("Every lever withdrawn")},
+    )
+    def withdraw_sanctions(self) -> None:
+        """Every lever of the decision was withdrawn before any was executed: the decision
+        ends, and the coordinator decides again (new levers) or clears the incident."""
+        decision = self.open_decision()
+        decision.ended_at = timezone.now()
+        decision.save(update_fields=["ended_at"])
 
     @transition(
         status,
@@ -963,6 +1004,12 @@ class SanctionStatus(models.TextChoices):
     DECIDED = "decided", _("Decided")
     EXECUTED = "executed", _("Executed")
     REPORTED = "reported", _("Reported")
+    # A lever (påverkansmedel) is withdrawn, as it is proposed, decided, executed …
+    WITHDRAWN = "withdrawn", pgettext_lazy("sanction", "Withdrawn")
+
+
+# A lever that will not be carried out can be withdrawn until it is executed.
+SANCTION_WITHDRAWABLE_STATES = (SanctionStatus.PROPOSED, SanctionStatus.DECIDED)
 
 
 class Lever(models.TextChoices):
@@ -1027,10 +1074,16 @@ class Sanction(ConcurrentTransitionMixin, models.Model):
     decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
     executed_at = models.DateTimeField(_("executed"), null=True, blank=True)
     reported_at = models.DateTimeField(_("reported"), null=True, blank=True)
+    withdrawn_at = models.DateTimeField(_("withdrawn"), null=True, blank=True)
+    # Why the lever is withdrawn: sealed under the group's data key (like its name and
+    # notes), so erasing the group erases it too.
+    withdraw_reason = EncryptedTextField(_("reason for withdrawing"))
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     version = models.PositiveIntegerField(default=1, editable=False)
+
+    ENCRYPTED_FIELDS = ("withdraw_reason",)
 
     class Meta:
         verbose_name = _("sanction")
@@ -1075,6 +1128,20 @@ class Sanction(ConcurrentTransitionMixin, models.Model):
     )
     def report(self, *, by) -> None:
         self.reported_at = timezone.now()
+        self.recorded_by = by
+
+    @transition(
+        status,
+        source=list(SANCTION_WITHDRAWABLE_STATES),
+        target=SanctionStatus.WITHDRAWN,
+        permission=owning_organisation_or_coordinator,
+        conditions=[sanctions_in_force],
+        custom={"label": _("Withdraw the lever")},
+    )
+    def withdraw(self, *, by, reason) -> None:
+        """The lever will not be carried out. ``reason``: sealed by the service."""
+        self.withdrawn_at = timezone.now()
+        self.withdraw_reason = reason
         self.recorded_by = by
 
 
@@ -1154,6 +1221,25 @@ class GviMinorNoticeProcess(Process):
     class Meta:
         verbose_name = _("notice of a member under 18")
         verbose_name_plural = _("notices of members under 18")
+        ordering = ["-created"]
+
+
+class GviReferralNoticeProcess(Process):
+    """A member accepted the offer of help: social services take up the referral opened
+    for them (SIG or defector programme) within ``due``."""
+
+    accepted_member = models.OneToOneField(
+        GroupMember,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="referral_notice",
+    )
+    due = models.DateTimeField(_("take up by"), null=True, blank=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("accepted offer of help")
+        verbose_name_plural = _("accepted offers of help")
         ordering = ["-created"]
 
 
@@ -1301,6 +1387,63 @@ class GviMinorNoticeFlow(_GviFlow):
     def start_process(self, activation, member: GroupMember) -> Process:
         activation.process.member = member
         return activation.process
+
+
+def referral_take_up_due(start: datetime.datetime) -> datetime.datetime:
+    """The promise of help is kept quickly: social services take the referral up within
+    the notification follow-up time (``GVI_NOTIFICATION_FOLLOWUP_HOURS``, 48 h)."""
+    return start + datetime.timedelta(hours=settings.SAMVERKAN["GVI_NOTIFICATION_FOLLOWUP_HOURS"])
+
+
+class ParticipantStep(Step):
+    """A step in the named social-services participants' queue. The permission alone does
+    not make a participant (granted by mistake to a police officer it would): taking the
+    task needs :func:`casework.policy.gvi_participant` too."""
+
+    def can_assign(self, user, task):
+        return super().can_assign(user, task) and policy.gvi_participant(user)
+
+
+class GviReferralNoticeFlow(_GviFlow):
+    """An accepted offer of help: the referral it opened waits in the named social-services
+    participants' queue; the one who takes it up joins the referral case's team."""
+
+    process_class = GviReferralNoticeProcess
+    process_title = _("Accepted offer of help")
+    process_description = _(
+        "GVI: social services take up the referral of a member who accepted the offer of help."
+    )
+    process_summary_template = (
+        "{{ process.accepted_member.referral_case.reference }} · "
+        "{{ process.accepted_member.group.reference }}"
+    )
+
+    start = flow.StartHandle(this.start_process).Next(this.take_up)
+    take_up = (
+        ParticipantStep(views.ReferralNoticeView.as_view())
+        .Annotation(title=_("Offer of help accepted: take up the referral"))
+        .Permission(PERM_GVI_PARTICIPANT)
+        .Next(this.end)
+    )
+    end = flow.End()
+
+    def start_process(self, activation, member: GroupMember) -> Process:
+        activation.process.accepted_member = member
+        activation.process.due = referral_take_up_due(timezone.now())
+        return activation.process
+
+    def done_step_url(self, process, user) -> str | None:
+        """Where a taken-up task leads back to: the referral case for its team, else the
+        member's page for anyone in GVI."""
+        member = process.accepted_member
+        if member is None:
+            return None
+        case = member.referral_case
+        if case is not None and policy.case_access(user, case):
+            return reverse("arenden:case", kwargs={"case_id": case.pk})
+        if policy.gvi_access(user):
+            return reverse("gvi:member", args=[member.pk])
+        return None
 
 
 def is_minor(age: int) -> bool:

@@ -114,6 +114,33 @@ class SanctionStepForm(VersionedForm):
     )
 
 
+class WithdrawSanctionForm(VersionedForm):
+    """Withdraw one lever: its id, the version seen, and why (short, no personal data)."""
+
+    sanction = forms.UUIDField(widget=forms.HiddenInput)
+    reason = forms.CharField(
+        label=_("Reason for withdrawing"),
+        max_length=500,
+        help_text=_("A short reason, e.g. the agency cannot carry it out. No names."),
+    )
+
+
+class EraseGroupForm(VersionedForm):
+    reason = forms.CharField(
+        label=_("Reason for erasing"),
+        max_length=500,
+        help_text=_("Kept in the access log, e.g. the retention decision. No names."),
+    )
+    confirmed = forms.BooleanField(
+        label=_("I understand that the group's name and notes are destroyed for good"),
+        required=True,
+    )
+
+
+class TakeUpForm(forms.Form):
+    """Taking up a referral: the button is the whole form."""
+
+
 class AcceptOfferForm(VersionedForm):
     programme = forms.ChoiceField(
         label=_("Refer to"), choices=gvi.ReferralProgramme.choices, widget=forms.RadioSelect

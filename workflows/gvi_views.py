@@ -15,6 +15,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
@@ -243,6 +244,8 @@ class GroupPageView(GviView):
         "member": forms.MemberForm,
         "sanctions": forms.SanctionDecisionForm,
         "sanction_step": forms.SanctionStepForm,
+        "withdraw_sanction": forms.WithdrawSanctionForm,
+        "erase": forms.EraseGroupForm,
     }
     transitions = (
         "map",
@@ -262,12 +265,35 @@ class GroupPageView(GviView):
 
     def available(self):
         user = self.request.user
-        names = {"transition", "sanction_step"}
+        group = self.object
+        names = {"transition", "sanction_step", "withdraw_sanction"}
+        if group.erased_at is not None:
+            return names
         if policy.coordinates_gvi_or_police(user):
             names |= {"notes", "member"}
-        if services.may_transition(user=user, obj=self.object, name="decide_sanctions"):
+        if services.may_transition(user=user, obj=group, name="decide_sanctions"):
             names.add("sanctions")
+        if policy.may_erase_gvi_group(user) and group.status == services.gvi.GroupStatus.DORMANT:
+            names.add("erase")
         return names
+
+    def post(self, request, *args, **kwargs):
+        if request.POST.get("_action") == "erase" and not policy.may_erase_gvi_group(request.user):
+            # Erasing is the coordinator's alone: anyone else is refused and logged, as the
+            # service would (a GVI participant without the role too).
+            if policy.gvi_access(request.user):
+                services._deny(
+                    user=request.user,
+                    obj=self.object,
+                    purpose=str(PURPOSE),
+                    what="gvi:group:erase",
+                    reason="role",
+                )
+            return denied(request)
+        return super().post(request, *args, **kwargs)
+
+    def withdrawable(self, sanction) -> bool:
+        return services.may_transition(user=self.request.user, obj=sanction, name="withdraw")
 
     def context(self):
         page = selectors.get_group_page(
@@ -277,7 +303,12 @@ class GroupPageView(GviView):
             (
                 decision,
                 [
-                    (sanction, self.offered(sanction, ("decide", "execute", "report")))
+                    (
+                        sanction,
+                        self.offered(sanction, ("decide", "execute", "report")),
+                        self.withdrawable(sanction),
+                        page.withdraw_reasons.get(sanction.pk),
+                    )
                     for sanction in decision.sanctions.all()
                 ],
             )
@@ -339,6 +370,44 @@ class GroupPageView(GviView):
             expected_version=self.version(form),
         )
         return self.done(_("The sanctions are decided."))
+
+    def _sanction(self, form):
+        sanction = services.Sanction.objects.filter(
+            pk=form.cleaned_data["sanction"], decision__group=self.object
+        ).first()
+        if sanction is None:
+            raise ValidationError(_("Unknown sanction."))
+        return sanction
+
+    def do_withdraw_sanction(self, form):
+        sanction = self._sanction(form)
+        services.withdraw_sanction(
+            user=self.request.user,
+            purpose=str(PURPOSE),
+            sanction=sanction,
+            reason=form.cleaned_data["reason"],
+            expected_version=self.version(form),
+        )
+        self.object.refresh_from_db()
+        if self.object.status == services.gvi.GroupStatus.INCIDENT_LINKED:
+            return self.done(
+                _(
+                    "The lever is withdrawn. Every lever of the decision is withdrawn: the "
+                    "decision has ended and the group is back at the linked incident."
+                )
+            )
+        return self.done(_("The lever is withdrawn."))
+
+    def do_erase(self, form):
+        services.erase_group(
+            user=self.request.user,
+            purpose=str(PURPOSE),
+            group=self.object,
+            reason=form.cleaned_data["reason"],
+            confirmed=form.cleaned_data["confirmed"],
+            expected_version=self.version(form),
+        )
+        return self.done(_("The group is erased: its data key is destroyed."))
 
     def do_sanction_step(self, form):
         sanction = services.Sanction.objects.filter(
@@ -837,3 +906,67 @@ class MinorNoticeView(TaskMixin, GviView):
             user=self.request.user, purpose=str(PURPOSE), member=self.object
         )
         return self.finish(_("Noted."))
+
+
+class ReferralNoticeView(TaskMixin, GviView):
+    """Social services take up the referral of a member who accepted the offer of help:
+    the participant who takes it joins the referral case's team."""
+
+    actions = {"take_up": forms.TakeUpForm}
+    allowed = staticmethod(policy.gvi_participant)
+
+    def dispatch(self, request, *args, **kwargs):
+        self.process = request.activation.process
+        self.object = self.process.accepted_member
+        return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, name):
+        return {}
+
+    def object_url(self):
+        return _url("member", self.object)
+
+    def context(self):
+        page = selectors.get_member_page(
+            user=self.request.user, purpose=str(PURPOSE), member=self.object
+        )
+        case = self.object.referral_case
+        return {
+            "page": page,
+            "member": self.object,
+            "task": self.activation.task,
+            "referral": {
+                "case": case,
+                "programme": self.object.get_referral_programme_display(),
+                "closed": case is not None and case.closed_at is not None,
+                "due": self.process.due,
+                "overdue": self.process.due is not None and self.process.due < timezone.now(),
+            },
+            "intro": _(
+                "The member accepted the offer of help and a referral is opened. Take it up: "
+                "you join the case's team as a social worker and contact the member quickly."
+            ),
+        }
+
+    def do_take_up(self, form):
+        outcome = services.take_up_referral(
+            user=self.request.user, purpose=str(PURPOSE), member=self.object
+        )
+        case = self.object.referral_case
+        self.activation.execute()
+        if outcome is services.TakeUp.CLOSED:
+            messages.info(
+                self.request,
+                _(
+                    "The referral %(reference)s was closed before it was taken up: "
+                    "there is no team to join. The task is done."
+                )
+                % {"reference": case.reference},
+            )
+            return HttpResponseRedirect(self.object_url())
+        if outcome is services.TakeUp.ALREADY_ON_TEAM:
+            message = _("You are already on the team of %(reference)s.")
+        else:
+            message = _("You are on the team of %(reference)s as a social worker.")
+        messages.success(self.request, message % {"reference": case.reference})
+        return HttpResponseRedirect(reverse("arenden:case", kwargs={"case_id": case.pk}))

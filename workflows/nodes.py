@@ -7,7 +7,7 @@ from functools import wraps
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from viewflow.workflow import flow
 from viewflow.workflow.flow import utils
@@ -21,7 +21,8 @@ def _finished_steps_lead_to_the_case(flow_task, view):
     button) takes the user to the case with a message, rather than to a bare 403.
 
     Only for a user who may see the case; everyone else gets the 403 (and its
-    access-log event) as before.
+    access-log event) as before. A flow whose process has no case says where its done
+    steps lead with ``done_step_url(process, user)`` (``None``: the 403).
     """
 
     @wraps(view)
@@ -36,18 +37,25 @@ def _finished_steps_lead_to_the_case(flow_task, view):
                 .select_related("process")
                 .first()
             )
-            case = getattr(task.coerced_process, "case", None) if task else None
-            if (
-                task is None
-                or task.status not in (STATUS.DONE, STATUS.CANCELED)
-                or case is None
-                or not policy.case_access(request.user, case)
-            ):
+            if task is None or task.status not in (STATUS.DONE, STATUS.CANCELED):
+                raise
+            url = _done_step_url(flow_task, task.coerced_process, request.user)
+            if url is None:
                 raise
             messages.info(request, _("This step has already been done."))
-            return redirect("arenden:case", case_id=case.pk)
+            return redirect(url)
 
     return wrapped
+
+
+def _done_step_url(flow_task, process, user) -> str | None:
+    own = getattr(flow_task.flow_class.instance, "done_step_url", None)
+    if own is not None:
+        return own(process, user)
+    case = getattr(process, "case", None)
+    if case is None or not policy.case_access(user, case):
+        return None
+    return reverse("arenden:case", kwargs={"case_id": case.pk})
 
 
 class Step(flow.View):

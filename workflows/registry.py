@@ -120,7 +120,12 @@ _case_page_views: dict = {}
 def flow_viewsets() -> list[FlowViewset]:
     from casework.roles import PERM_COORDINATE, PERM_COORDINATE_DEFECTOR
     from workflows.defector import DefectorFlow, ThreatReviewFlow
-    from workflows.gvi import GviCallInFlow, GviMinorNoticeFlow, GviNotificationFlow
+    from workflows.gvi import (
+        GviCallInFlow,
+        GviMinorNoticeFlow,
+        GviNotificationFlow,
+        GviReferralNoticeFlow,
+    )
     from workflows.sig import SigFlow
     from workflows.sspf import SspfFlow
 
@@ -137,6 +142,11 @@ def flow_viewsets() -> list[FlowViewset]:
             ProgrammeFlowViewset(
                 flow_class, coordinator_permission=PERM_COORDINATE, icon="campaign"
             )
-            for flow_class in (GviNotificationFlow, GviCallInFlow, GviMinorNoticeFlow)
+            for flow_class in (
+                GviNotificationFlow,
+                GviCallInFlow,
+                GviMinorNoticeFlow,
+                GviReferralNoticeFlow,
+            )
         ),
     ]

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from viewflow.workflow.status import STATUS
 
 from audit.services import Action as AuditAction
 from audit.services import Outcome, record_event
@@ -88,6 +89,8 @@ class Overview:
     call_ins: list[Any]
     overdue: list[Any]
     via: str
+    # Accepted offers whose referral social services have not taken up in time.
+    overdue_referrals: list[Any] = field(default_factory=list)
 
 
 def get_overview(*, user, purpose: str) -> Overview:
@@ -128,6 +131,18 @@ def get_overview(*, user, purpose: str) -> Overview:
             ).order_by("follow_up_due")
         ),
         via=access.via,
+        overdue_referrals=list(overdue_referral_notices(now=now)),
+    )
+
+
+def overdue_referral_notices(*, now):
+    """The referral notices (accepted offers of help) not taken up by their deadline, with
+    their member, group and referral case (numbers only: nothing decrypted)."""
+    return (
+        gvi.GviReferralNoticeProcess.objects.filter(due__lt=now, finished__isnull=True)
+        .exclude(status=STATUS.CANCELED)
+        .select_related("accepted_member__group", "accepted_member__referral_case")
+        .order_by("due")
     )
 
 
@@ -143,21 +158,37 @@ class GroupPage:
     decisions: list[Any]
     timeline: list[Any]
     via: str
+    # Why each withdrawn lever was withdrawn (sanction id → text), under the group's key.
+    withdraw_reasons: dict[Any, str] = field(default_factory=dict, repr=False)
 
 
 def get_group_page(*, user, purpose: str, group: gvi.Group) -> GroupPage:
     purpose = _require_purpose(purpose)
     access = _access(user=user, purpose=purpose, what="gvi:group:read", obj=group)
     members = list(group.members.select_related("person", "referral_case"))
+    decisions = list(
+        group.sanction_decisions.select_related("incident", "decided_by")
+        .prefetch_related("sanctions__organisation", "sanctions__recorded_by")
+        .order_by("-decided_at")
+    )
+    withdrawn = [
+        sanction
+        for decision in decisions
+        for sanction in decision.sanctions.all()
+        if sanction.withdraw_reason is not None
+    ]
     with transaction.atomic():
+        # An erased group has no key (and empty columns): its texts are None.
         keys = load_data_keys(owner_type=GROUP, owner_ids=[group.pk])
         key = keys.get(group.pk)
         texts = {name: open_value(group, name, key) if key else None for name in ("name", "notes")}
+        reasons = {s.pk: open_value(s, "withdraw_reason", key) for s in withdrawn} if key else {}
         record_event(
             action=AuditAction.CONSULT,
             user=user,
             obj=group,
-            fields=[f"group.{n}" for n, v in texts.items() if v is not None],
+            fields=[f"group.{n}" for n, v in texts.items() if v is not None]
+            + (["sanction.withdraw_reason"] if reasons else []),
             purpose=purpose,
             details={"via": access.via},
         )
@@ -168,13 +199,10 @@ def get_group_page(*, user, purpose: str, group: gvi.Group) -> GroupPage:
         texts=texts,
         members=[Opened(m, {"name": names.get(m.person_id)}) for m in members],
         incidents=list(group.incidents.all()),
-        decisions=list(
-            group.sanction_decisions.select_related("incident", "decided_by")
-            .prefetch_related("sanctions__organisation")
-            .order_by("-decided_at")
-        ),
+        decisions=decisions,
         timeline=list(group.events.select_related("actor").order_by("at")),
         via=access.via,
+        withdraw_reasons=reasons,
     )
 
 
@@ -203,7 +231,7 @@ def get_member_page(*, user, purpose: str, member: gvi.GroupMember) -> MemberPag
             user=user,
             obj=member,
             person_id=member.person_id,
-            fields=["person.name", "group.name"],
+            fields=["person.name"] + (["group.name"] if group_name is not None else []),
             purpose=purpose,
             details={"via": access.via},
         )

@@ -24,11 +24,15 @@ class ReminderRow:
 
 def reminders_for(user: User, *, today: datetime.date | None = None) -> QuerySet[Reminder]:
     """The user's reminders of the last days: addressed to them, or — for a
-    coordinator — tasks nobody has taken from the queue."""
+    coordinator — tasks nobody has taken from the queue (for the GVI participants and
+    coordinator: accepted offers whose referral nobody has taken up)."""
     today = today or timezone.localdate()
     mine = Q(recipient=user)
     if policy.coordinates_a_programme(user):
         mine |= Q(recipient__isnull=True, kind=Reminder.Kind.TASK_OVERDUE)
+    if policy.gvi_participant(user) or policy.coordinates_gvi(user):
+        # An accepted GVI offer whose referral still waits in the participants' queue.
+        mine |= Q(recipient__isnull=True, kind=Reminder.Kind.GVI_REFERRAL_OVERDUE)
     return (
         Reminder.objects.filter(mine, date__gt=today - datetime.timedelta(days=SHOWN_DAYS))
         .select_related("case")

@@ -454,22 +454,82 @@ def add_member(
             raise ValidationError(
                 {"user": ValidationError(_("The user is already on the team in that role."))}
             )
-        if existing is not None:
-            # A new role for someone already on the team (the referrer becomes the lead).
-            CaseMembership.objects.filter(pk=existing.pk).update(valid_to=timezone.now())
-        membership = CaseMembership.objects.create(case=case, user=member, role=role, added_by=user)
-        _changed(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.TEAM,
-            label=f"add:{role}",
-            action=AuditAction.CHANGE,
-            fields=["team"],
-            member=member.pk,
-            role=role,
+        return _put_on_team(
+            user=user, case=case, purpose=purpose, member=member, role=role, existing=existing
         )
+
+
+def _put_on_team(
+    *, user, case: Case, purpose: str, member: User, role: str, existing, **details: Any
+) -> CaseMembership:
+    """The team write of :func:`add_member` and :func:`join_team` (the caller holds the
+    case's row lock and has decided that it may be done)."""
+    if existing is not None:
+        # A new role for someone already on the team (the referrer becomes the lead).
+        CaseMembership.objects.filter(pk=existing.pk).update(valid_to=timezone.now())
+    membership = CaseMembership.objects.create(case=case, user=member, role=role, added_by=user)
+    _changed(
+        case=case,
+        user=user,
+        purpose=purpose,
+        kind=CaseEvent.Kind.TEAM,
+        label=f"add:{role}",
+        action=AuditAction.CHANGE,
+        fields=["team"],
+        member=member.pk,
+        role=role,
+        **details,
+    )
     return membership
+
+
+def join_team(
+    *, user, case: Case, purpose: str, source: str, role: str = CaseMembership.Role.SOCIAL_WORKER
+) -> CaseMembership | None:
+    """``user`` takes up a referral that reached their queue from another programme
+    (``source``, e.g. ``gvi_member:<id>``: a GVI member's accepted offer of help) and joins
+    the case's team in ``role`` — the same team write as :func:`add_member`.
+
+    The caller has decided that ``user`` may take the referral up (the other programme's
+    rule); this checks what the case needs: the user works for the organisation that
+    leads the case (a team member of another organisation would need a legal basis to
+    see it) and the case is open. Someone already on the team keeps their role (a lead
+    stays the lead): returns ``None`` and writes nothing. Runs in the caller's transaction.
+    """
+    purpose = _require_purpose(purpose)
+    if role not in CaseMembership.Role.values:
+        raise ValidationError(_("Select a valid choice."))
+    if not policy.can_use_task_inbox(user):
+        raise CaseDenied()
+    if user.organisation_id != case.owner_organisation_id:
+        raise ValidationError(
+            _(
+                "The referral is led by %(organisation)s: it is taken up by a social worker "
+                "of that office."
+            ),
+            params={"organisation": case.owner_organisation},
+            code="organisation",
+        )
+    with transaction.atomic():
+        _lock(case, None)
+        if Case.objects.filter(pk=case.pk, closed_at__isnull=False).exists():
+            raise ValidationError(_("The case is closed."), code="closed")
+        if policy.defector_handed_over(case):
+            raise ValidationError(
+                _("The case has been handed over from the local programme."), code="closed"
+            )
+        existing = policy.team_membership(user, case)
+        if existing is not None:
+            return None
+        return _put_on_team(
+            user=user,
+            case=case,
+            purpose=purpose,
+            member=user,
+            role=role,
+            existing=None,
+            source=source[:100],
+        )
 
 
 def end_membership(

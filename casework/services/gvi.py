@@ -9,14 +9,18 @@ survives the rollback and raises :class:`CaseDenied`; a stale form raises
 :class:`CaseConflict`; bad input raises ``ValidationError``. :func:`transition` is
 the one way a GVI object changes state.
 
-Group name and notes are sealed under the group's own data key
-(``casework.crypto.keystore.GROUP``); notification texts under the member's
-person key.
+Group name and notes (and the reasons of withdrawn sanction levers) are sealed
+under the group's own data key (``casework.crypto.keystore.GROUP``), which
+:func:`erase_group` destroys; notification texts under the member's person key.
+An accepted offer of help (:func:`accept_offer`) opens the referral and starts the
+task social services take it up with (:func:`take_up_referral`: the participant
+joins the referral case's team through ``casework.services.cases.join_team``).
 """
 
 from __future__ import annotations
 
 import datetime
+import enum
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,11 +34,17 @@ from django_fsm import ConcurrentTransition
 from audit.services import Action as AuditAction
 from audit.services import Outcome, record_event
 from casework import policy
-from casework.crypto.keystore import GROUP, PERSON, create_data_key, load_data_key
+from casework.crypto.keystore import (
+    GROUP,
+    PERSON,
+    create_data_key,
+    destroy_data_key,
+    load_data_key,
+)
 from casework.crypto.records import seal_value
 from casework.models import Case, Organisation, Person
 from casework.selectors.persons import _require_purpose, person_age
-from casework.services.cases import REASON_LIMIT, CaseConflict, CaseDenied, _text
+from casework.services.cases import REASON_LIMIT, CaseConflict, CaseDenied, _text, join_team
 from workflows import gvi
 from workflows.gvi import (
     CallIn,
@@ -322,11 +332,97 @@ def update_group_notes(
         obj=group,
     )
     notes = _text(notes, "notes", limit=NOTE_LIMIT)
+    if group.erased_at is not None:
+        raise ValidationError(_("The group has been erased."), code="erased")
     with transaction.atomic():
         _lock(group, expected_version)
         seal_value(group, "notes", notes, _group_dek(group))
         Group.objects.filter(pk=group.pk).update(notes=group.notes)
         _changed(obj=group, user=user, purpose=purpose, name="notes", fields=["notes"])
+    return group
+
+
+def erase_group(
+    *,
+    user,
+    purpose: str,
+    group: Group,
+    reason: str,
+    confirmed: bool,
+    expected_version: int | None = None,
+) -> Group:
+    """Erase a dormant group by destroying its data key (crypto-shredding), as
+    ``casework.services.persons.erase_person`` does for a person:
+
+    1. the group's data key is deleted from the key store and committed (and dropped
+       from this process's key cache): from then on the group's name, notes and the
+       reasons of its withdrawn levers cannot be decrypted anywhere — in this database,
+       its change history, replicas or backups;
+    2. the group is marked erased, its encrypted columns emptied, a timeline entry and
+       the ``ERASE`` event (the reason as its justification) written, in one transaction.
+
+    The GVI coordinator only, a dormant group only, with a reason and a confirmation.
+    The members are people with their own keys and cases: they are not erased. Area,
+    size band, states and references stay (statistics). Erasing again is refused with a
+    message; a run interrupted between the two steps is completed by the next one.
+    """
+    purpose = _require_purpose(purpose)
+    what = "gvi:group:erase"
+    _require(policy.may_erase_gvi_group, user=user, purpose=purpose, what=what, obj=group)
+    errors: dict[str, list] = {}
+    try:
+        reason = _text(reason, "reason", limit=WITHDRAW_REASON_LIMIT, required=True)
+    except ValidationError as error:
+        errors.update(error.error_dict)
+    if confirmed is not True:
+        errors["confirmed"] = [
+            ValidationError(_("Confirm that the group's data is to be destroyed."), "required")
+        ]
+    if errors:
+        raise ValidationError(errors)
+    if group.erased_at is not None:
+        raise ValidationError(_("The group has already been erased."), code="erased")
+    if group.status != gvi.GroupStatus.DORMANT:
+        raise ValidationError(
+            _("Only a dormant group can be erased: make the group dormant first."),
+            code="invalid_state",
+        )
+    if (
+        expected_version is not None
+        and not Group.objects.filter(pk=group.pk, version=expected_version).exists()
+    ):
+        # Checked before the key goes: a destroyed key cannot be given back.
+        raise CaseConflict()
+    key_destroyed = destroy_data_key(owner_type=GROUP, owner_id=group.pk)
+    with transaction.atomic():
+        locked = Group.objects.select_for_update().get(pk=group.pk)
+        if locked.erased_at is not None:
+            raise ValidationError(_("The group has already been erased."), code="erased")
+        now = timezone.now()
+        # The reasons of withdrawn levers were sealed under the group's key too.
+        withdrawn = [
+            sanction.pk
+            for sanction in Sanction.objects.filter(decision__group=group).only(
+                "id", "withdraw_reason"
+            )
+            if sanction.withdraw_reason is not None
+        ]
+        reasons = Sanction.objects.filter(pk__in=withdrawn).update(withdraw_reason=None)
+        Group.objects.filter(pk=group.pk).update(
+            name=None, notes=None, erased_at=now, version=models.F("version") + 1
+        )
+        group.name = group.notes = None
+        group.erased_at = now
+        group.version = locked.version + 1
+        _event(obj=group, user=user, name="erase")
+        record_event(
+            action=AuditAction.ERASE,
+            user=user,
+            obj=group,
+            fields=[*Group.ENCRYPTED_FIELDS] + (["sanction.withdraw_reason"] if reasons else []),
+            purpose=reason,
+            details={"data_key_destroyed": key_destroyed, "page_purpose": purpose},
+        )
     return group
 
 
@@ -501,6 +597,50 @@ def sanction_step(
     return sanction
 
 
+WITHDRAW_REASON_LIMIT = 500
+
+
+def withdraw_sanction(
+    *,
+    user,
+    purpose: str,
+    sanction: Sanction,
+    reason: str,
+    expected_version: int | None = None,
+) -> Sanction:
+    """Withdraw a lever that will not be carried out (proposed or decided, never once
+    executed): its own organisation or the coordinator, with a reason sealed under the
+    group's key. When every lever of a decided, not yet active decision is withdrawn, the
+    decision ends and the group goes back to ``incident_linked`` (the coordinator decides
+    again or clears the incident) — all in one transaction."""
+    purpose = _require_purpose(purpose)
+    reason = _text(reason, "reason", limit=WITHDRAW_REASON_LIMIT, required=True)
+    group = sanction.decision.group
+    if group.erased_at is not None:
+        raise ValidationError(_("The group has been erased."), code="erased")
+    try:
+        with transaction.atomic():
+            seal_value(sanction, "withdraw_reason", reason, _group_dek(group))
+            transition(
+                user=user,
+                obj=sanction,
+                name="withdraw",
+                purpose=purpose,
+                expected_version=expected_version,
+                by=user,
+                reason=sanction.withdraw_reason,
+            )
+            group.refresh_from_db()
+            if group.status == gvi.GroupStatus.SANCTION_DECIDED and gvi.every_lever_withdrawn(
+                group
+            ):
+                transition(user=user, obj=group, name="withdraw_sanctions", purpose=purpose)
+    except Exception:
+        sanction.refresh_from_db()
+        raise
+    return sanction
+
+
 # --- Members: the offer of help -----------------------------------------------------------
 
 
@@ -545,7 +685,58 @@ def accept_offer(
         member.referral_case = case
         member.referral_programme = programme
         transition(user=user, obj=member, name="accept_offer", purpose=purpose)
+        # The promise of help is kept quickly: the referral waits in the named
+        # social-services participants' queue until one of them takes it up.
+        gvi.GviReferralNoticeFlow.start.run(member=member)
+        _event(obj=member, user=user, name="referral_notice")
     return case
+
+
+class TakeUp(enum.Enum):
+    """What taking up an accepted offer's referral came to."""
+
+    JOINED = "joined"  # the participant joined the referral case's team
+    ALREADY_ON_TEAM = "already_on_team"  # they were on it (a lead stays the lead)
+    CLOSED = "closed"  # the referral was closed (or handed over) before it was taken up
+
+
+def take_up_referral(*, user, purpose: str, member: GroupMember) -> TakeUp:
+    """A named social-services participant takes up the referral a member's accepted offer
+    opened: they join the referral case's team as a social worker (the case services'
+    team write), all or nothing, audited on both sides. A referral closed meanwhile is
+    reported as :attr:`TakeUp.CLOSED` (nothing to join; the task can finish)."""
+    purpose = _require_purpose(purpose)
+    what = "gvi:referral:take_up"
+    _require(policy.gvi_participant, user=user, purpose=purpose, what=what, obj=member)
+    if member.referral_case_id is None:
+        raise ValidationError(
+            _("The referral to SIG or the defector programme has not been opened."),
+            code="invalid_state",
+        )
+    case = Case.objects.select_related("owner_organisation").get(pk=member.referral_case_id)
+    with transaction.atomic():
+        _lock(member, None)
+        try:
+            with transaction.atomic():
+                membership = join_team(
+                    user=user, case=case, purpose=purpose, source=f"gvi_member:{member.pk}"
+                )
+        except ValidationError as error:
+            if getattr(error, "code", None) != "closed":
+                raise
+            outcome = TakeUp.CLOSED
+        else:
+            outcome = TakeUp.ALREADY_ON_TEAM if membership is None else TakeUp.JOINED
+        _event(obj=member, user=user, name=f"referral_{outcome.value}")
+        _audit(
+            action=AuditAction.CHANGE,
+            user=user,
+            obj=member,
+            purpose=purpose,
+            referral_case=str(case.pk),
+            take_up=outcome.value,
+        )
+    return outcome
 
 
 def _deliver_to_member(*, user, purpose: str, member: GroupMember) -> None:

@@ -41,9 +41,13 @@ def log_in(page, username: str) -> None:
     page.get_by_label("Lösenord").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Logga in").click()
     expect(page.get_by_role("button", name="Logga in")).to_have_count(0)
+    # The start page has loaded before the next step navigates away (a click while it
+    # still loads aborts its request, which the page's problems count as unanswered).
+    page.wait_for_load_state("load")
 
 
 def log_out(page) -> None:
+    page.wait_for_load_state("load")
     page.locator(".vf-page__menu-header button.vf-page__menu-toggle-button").click()
     page.get_by_role("button", name="Logga ut").click()
     expect(page.get_by_role("button", name="Logga in")).to_be_visible()
@@ -59,6 +63,9 @@ def open_task(page, reference: str, task: str, *, queue: bool = False) -> None:
     list_name = sv("Queue") if queue else sv("Inbox")
     menu(page).get_by_role("link", name=list_name).click()
     expect(page.get_by_role("heading", name=list_name)).to_be_visible()
+    # Already on the list (the start page is the inbox), the heading is there before
+    # Turbo's visit of the list has come back: a click now would abort that request.
+    page.wait_for_load_state("networkidle")
     row = page.get_by_role("row").filter(has_text=reference)
     expect(row).to_have_count(1)
     row.get_by_role("link", name=sv(task), exact=True).click()

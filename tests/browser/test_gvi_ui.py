@@ -3,7 +3,11 @@ an incident; the coordinator requests a notification to a group member; the poli
 officer's legal assessment, the coordinator's approval of the message, the visit
 scheduled with a non-police messenger, the delivery where the member accepts the offer
 of help — which opens a SIG referral, linked: the link shows on the member's page and
-on the SIG case page, and the referral waits in the coordinators' screening queue.
+on the SIG case page, and the referral waits in the coordinators' screening queue. The
+accepted offer also reaches social services: the named GVI participant ``anna.social``
+finds the referral (its SIG number) in her queue, takes the task into her inbox, takes
+the referral up — which puts her on the SIG case's team as a social worker — and lands on
+the SIG case page, which she may now open.
 
 The mapped group and its selected member are made through the services first (the
 group pages have their own tests); everything after is taken in the browser.
@@ -32,6 +36,7 @@ from tests.browser.journey import (
 )
 from tests.browser.journey import shot as _shot
 from tests.workflows.conftest import born_years_ago, personnummer
+from tests.workflows.gvi_factories import name_participant
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=["default", "keystore"]
@@ -56,6 +61,9 @@ def gvi_member(demo):
     from casework.services import gvi as services
 
     sara = demo["sara.samordnare"]
+    # anna.social is a named GVI participant (``seed_demo`` names her only with its GVI
+    # demo data, which the tests leave out).
+    name_participant(demo["anna.social"])
     group = services.create_group(
         user=sara,
         purpose=PURPOSE,
@@ -223,4 +231,28 @@ def test_custom_notification_delivered_offer_accepted_opens_linked_sig_referral(
     menu(page).get_by_role("link", name=sv("Queue")).click()
     row = page.get_by_role("row").filter(has_text=sig_reference)
     expect(row.get_by_role("link", name=sv("Screen the referral"))).to_be_visible()
+
+    # --- anna.social (social services): the accepted offer's referral reaches her -----------
+    page.wait_for_load_state("networkidle")
+    as_user(page, "anna.social")
+    take_up = "Offer of help accepted: take up the referral"
+    take_from_queue(page, sig_reference, take_up)
+    details = page.locator(".samverkan-referral")
+    expect(details).to_contain_text(sig_reference)
+    expect(details).to_contain_text(MEMBER)
+    expect(details).to_contain_text(group)
+    shot(page, "06-referral-task")
+    page.get_by_role("button", name=sv("Take up the referral")).click()
+    banner(
+        page,
+        sv("You are on the team of %(reference)s as a social worker.", reference=sig_reference),
+    )
+    expect(page.get_by_role("heading", name=f"{sv('SIG case')} {sig_reference}")).to_be_visible()
+    expect(page.locator(".samverkan-summary")).to_contain_text(MEMBER)
+    shot(page, "07-sig-case-taken-up")
+    # The task is done: no longer in her inbox.
+    page.wait_for_load_state("networkidle")
+    menu(page).get_by_role("link", name=sv("Inbox")).click()
+    expect(page.get_by_role("heading", name=sv("Inbox"))).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text=sig_reference)).to_have_count(0)
     problems.assert_none()

@@ -75,6 +75,9 @@ def open_task(
     """Open a task from the inbox (or queue): the row of the case, the task's link."""
     menu(page).get_by_role("link", name=list_name).click()
     expect(page.get_by_role("heading", name=list_name)).to_be_visible()
+    # Already on the list (the start page is the inbox), the heading is there before
+    # Turbo's visit of the list has come back: a click now would abort that request.
+    page.wait_for_load_state("networkidle")
     # The list's columns are labelled in gettext, and the case is its number and state.
     headers = page.locator("th.vf-list__table-header")
     expect(headers).to_have_text(["Task", "Case", "Created"])

@@ -2,7 +2,8 @@
 sanction events through the services and checks after every step that the guards hold
 (no delivery without a supporting legal assessment, a non-police messenger and the offer
 of help; never more attempts than the limit; sanctions only after the message and with a
-linked incident and a decision) and that every transition is audited exactly once."""
+linked incident and a decision; no decision left stranded with every lever withdrawn) and
+that every transition is audited exactly once."""
 
 from __future__ import annotations
 
@@ -162,6 +163,27 @@ class GviMachine(RuleBasedStateMachine):
                 levers=[("police_checks", self.per.organisation)],
             )
         )
+
+    @rule()
+    def withdraw(self):
+        decision = self.group.open_decision()
+        if decision is None:
+            return
+        for sanction in decision.sanctions.all():
+            self._try(
+                lambda sanction=sanction: services.withdraw_sanction(
+                    user=self.per, purpose=PURPOSE, sanction=sanction, reason="R"
+                )
+            )
+
+    @invariant()
+    def no_stranded_decision(self):
+        """Sanctions decided always have a lever that is not withdrawn."""
+        if not hasattr(self, "group") or self.group.status != gvi.GroupStatus.SANCTION_DECIDED:
+            return
+        decision = self.group.open_decision()
+        assert decision is not None
+        assert decision.sanctions.exclude(status=gvi.SanctionStatus.WITHDRAWN).exists()
 
     @invariant()
     def guards_hold(self):

@@ -14,7 +14,10 @@
    * ``break_glass_unreviewed`` — break-the-glass accesses no auditor has
      reviewed yet (the auditors' review list);
    * ``reassessment_overdue`` — defector cases whose threat assessment in force
-     is past its next reassessment date (the defector coordinators' list).
+     is past its next reassessment date (the defector coordinators' list);
+   * ``gvi_follow_up_overdue`` — GVI notification and call-in follow-ups past due;
+   * ``gvi_referral_overdue`` — accepted GVI offers of help whose referral social
+     services have not taken up in time (the task's owner, or the participants' queue).
 
 3. E-mails each recipient once a day about their new reminders — counts per
    kind and a link to the reminders page, never a case number — when e-mail is
@@ -173,6 +176,36 @@ def _gvi_follow_ups(today: datetime.date) -> list[Reminder]:
     ]
 
 
+def _gvi_referrals(today: datetime.date) -> list[Reminder]:
+    """Accepted GVI offers of help whose referral social services have not taken up by the
+    deadline (``GVI_NOTIFICATION_FOLLOWUP_HOURS`` after the offer was accepted): the
+    participant who took the task, or — still in the queue — the named participants and
+    the coordinator (no recipient in particular). The reminder names the referral case."""
+    from workflows.gvi import GviReferralNoticeFlow, GviReferralNoticeProcess
+
+    overdue = (
+        GviReferralNoticeProcess.objects.filter(due__lt=timezone.now(), finished__isnull=True)
+        .exclude(status=STATUS.CANCELED)
+        .values_list("pk", "accepted_member__referral_case_id")
+    )
+    cases = dict(overdue)
+    tasks = Task.objects.filter(
+        process_id__in=list(cases),
+        flow_task=GviReferralNoticeFlow.take_up,
+        status__in=[STATUS.NEW, STATUS.ASSIGNED],
+    ).values_list("pk", "process_id", "owner_id")
+    return [
+        Reminder(
+            kind=Reminder.Kind.GVI_REFERRAL_OVERDUE,
+            object_id=str(pk),
+            date=today,
+            case_id=cases.get(process),
+            recipient_id=owner,
+        )
+        for pk, process, owner in tasks
+    ]
+
+
 def record_reminders(candidates: list[Reminder]) -> int:
     """Save the reminders not yet recorded today; return how many are new."""
     if not candidates:
@@ -219,6 +252,7 @@ class Command(BaseCommand):
             (Reminder.Kind.BREAK_GLASS_UNREVIEWED, _unreviewed_break_glass(today)),
             (Reminder.Kind.REASSESSMENT_OVERDUE, _overdue_reassessments(today)),
             (Reminder.Kind.GVI_FOLLOW_UP_OVERDUE, _gvi_follow_ups(today)),
+            (Reminder.Kind.GVI_REFERRAL_OVERDUE, _gvi_referrals(today)),
         ):
             new = record_reminders(candidates)
             self.stdout.write(
