@@ -9,11 +9,22 @@ permission cache there.
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group
 
 
 class RoleBackend(ModelBackend):
+    def get_user(self, user_id):
+        """The logged-in user of a request, with the organisation every page shows
+        (the toolbar, the access log's entries, the policy's checks)."""
+        UserModel = get_user_model()
+        try:
+            user = UserModel._default_manager.select_related("organisation").get(pk=user_id)
+        except UserModel.DoesNotExist:
+            return None
+        return user if self.user_can_authenticate(user) else None
+
     def get_group_permissions(self, user_obj, obj=None):
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()

@@ -7,6 +7,8 @@ the refusal is in the access log).
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -37,20 +39,39 @@ def review_overdue(case) -> bool:
     )
 
 
-def timeline_rows(timeline, status_choices) -> list[tuple]:
-    """The case page's timeline: (entry, kind, from state, to state), labels looked up
-    once a page rather than once an entry (``templates/workflows/_timeline.html``)."""
+class TimelineRow(NamedTuple):
+    event: Any  # an ``Opened`` timeline entry (its reason decrypted, if shown)
+    kind: str
+    from_state: str
+    to_state: str
+    at_iso: str
+    at_text: str
+    actor: str
+
+
+def timeline_rows(timeline, status_choices) -> list[TimelineRow]:
+    """The case page's timeline (``templates/workflows/_timeline.html``) as plain text:
+    labels looked up once a page and times formatted here, not once an entry in the
+    template (a long timeline is most of a case page's rendering)."""
     states = dict(status_choices)
     kinds = dict(CaseEvent.Kind.choices)
-    return [
-        (
-            event,
-            kinds.get(event.obj.kind, event.obj.kind),
-            states.get(event.obj.from_state, event.obj.from_state),
-            states.get(event.obj.to_state, event.obj.to_state),
+    rows = []
+    for event in timeline:
+        entry = event.obj
+        at = timezone.localtime(entry.at)
+        actor = entry.actor
+        rows.append(
+            TimelineRow(
+                event=event,
+                kind=kinds.get(entry.kind, entry.kind),
+                from_state=states.get(entry.from_state, entry.from_state),
+                to_state=states.get(entry.to_state, entry.to_state),
+                at_iso=at.isoformat(),
+                at_text=at.strftime("%Y-%m-%d %H:%M"),
+                actor=(actor.get_full_name() or actor.username) if actor else "",
+            )
         )
-        for event in timeline
-    ]
+    return rows
 
 
 class CaseworkerRequiredMixin:
@@ -117,13 +138,25 @@ FORM_SUBMIT_LABELS = {
 }
 
 
+# Case id → programme, per process (bounded): which programme's page serves a case.
+_programmes: dict = {}
+_PROGRAMMES_REMEMBERED = 50_000
+
+
 def case_page(request, case_id):
     """The case page of whichever programme the case belongs to."""
     from workflows.registry import case_page_view
 
     if not policy.can_use_task_inbox(request.user):
         return denied(request)
-    programme = Case.objects.filter(pk=case_id).values_list("programme", flat=True).first()
+    programme = _programmes.get(case_id)
+    if programme is None:
+        programme = Case.objects.filter(pk=case_id).values_list("programme", flat=True).first()
+        if programme is not None:
+            # A case never changes programme and a case id is never reused: remembered.
+            if len(_programmes) >= _PROGRAMMES_REMEMBERED:
+                _programmes.clear()
+            _programmes[case_id] = programme
     view = case_page_view(programme) if programme else None
     if view is None:
         raise Http404

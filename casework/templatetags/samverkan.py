@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from django import template
+from django.utils.translation import get_language
 
 register = template.Library()
 
@@ -18,3 +20,21 @@ def menu_key(user) -> str:
     permissions = "\n".join(sorted(user.get_all_permissions()))
     digest = hashlib.blake2b(permissions.encode(), digest_size=12).hexdigest()
     return f"{user.pk}:{user.organisation_id}:{digest}"
+
+
+@register.filter
+def label(obj, field_name: str) -> str:
+    """The display label of a choice field: ``{{ action|label:"kind" }}``.
+
+    What ``get_kind_display`` gives, with the field's labels looked up once per
+    language rather than translating every choice of the field at each call (a case
+    page shows dozens of them).
+    """
+    value = getattr(obj, field_name)
+    return _labels(type(obj), field_name, get_language()).get(value, value)
+
+
+@functools.lru_cache(maxsize=512)
+def _labels(model, field_name: str, language: str | None) -> dict:
+    field = model._meta.get_field(field_name)
+    return {value: str(text) for value, text in field.flatchoices}
