@@ -57,12 +57,10 @@ GVI_SUBJECTS = (
     ("notification", "gvi:notification", ("notification",)),
     ("call_in", "gvi:call_in", ("call_in",)),
     ("member", "gvi:member", ("member__group",)),
-    # An accepted offer of help: the referral's number and the group's.
-    (
-        "accepted_member",
-        "gvi:member",
-        ("accepted_member__group", "accepted_member__referral_case"),
-    ),
+    # An accepted offer of help: the referral's number and the group's. Read per row
+    # (these tasks are few): with two more joins the task list's one query took the
+    # planner seconds (docs/adr/0007, session 3).
+    ("accepted_member", "gvi:member", ()),
 )
 
 
