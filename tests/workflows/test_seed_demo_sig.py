@@ -179,3 +179,29 @@ def test_the_menu_counts_are_viewflows_inbox_and_queue(seeded, client):
         assert f'<span class="mdc-list-item__meta">{inbox}</span>' in page
         assert f'<span class="mdc-list-item__meta">{queue}</span>' in page
     assert (True, True) in seen or {(True, False), (False, True)} <= seen
+
+
+def test_the_task_lists_read_a_page_of_tasks_in_a_few_queries(seeded, client):
+    """Each flow's processes and subjects are read once for the shown page (one query a
+    flow), not in one query joining every flow's tables, nor once a row."""
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    from casework.views import CaseworkApp
+    from config.urls import site
+
+    app = next(app for app in site.viewsets if isinstance(app, CaseworkApp))
+    sara = seeded["sara.samordnare"]
+    client.force_login(sara)
+    queue = Task.objects.queue(app.flow_classes, sara)
+    shown = list(queue.order_by("-created", "-pk")[:25])
+    assert len(shown) > 5
+    client.get("/arenden/queue/")  # warm the per-process caches
+    with CaptureQueriesContext(connections["default"]) as queries:
+        page = client.get("/arenden/queue/").content.decode()
+    flows = {task.process.flow_class for task in shown}
+    assert len(queries.captured_queries) <= 12 + len(flows)
+    for task in shown:
+        case = getattr(task.process.coerced, "case", None)
+        if case is not None:
+            assert case.reference in page
