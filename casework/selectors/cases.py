@@ -246,49 +246,41 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     else:
         # Not opened: the reason reads as empty, never as its sealed value.
         timeline = [Opened(event, {"reason": None}) for event in events]
+
     # What was read, logged in one statement (all the events or none) before the
     # page is returned: no page without its log entries.
-    log = [
-        {
-            "action": AuditAction.CONSULT,
+    def entry(action, details, *, fields=read, legal_basis=access.legal_basis):
+        return {
+            "action": action,
             "user": user,
             "obj": case,
             "person_id": person.pk,
-            "fields": read,
+            "fields": fields,
             "purpose": purpose,
-            "legal_basis": access.legal_basis,
-            "details": {"via": access.via},
+            "legal_basis": legal_basis,
+            "details": details,
         }
-    ]
+
+    log = [entry(AuditAction.CONSULT, {"via": access.via})]
     if access.legal_basis:
         log.append(
-            {
-                "action": AuditAction.DISCLOSE,
-                "user": user,
-                "obj": case,
-                "person_id": person.pk,
-                "fields": read,
-                "purpose": purpose,
-                "legal_basis": access.legal_basis,
-                "details": {
+            entry(
+                AuditAction.DISCLOSE,
+                {
                     "from_organisation": case.owner_organisation_id,
                     "to_organisation": user.organisation_id,
                 },
-            }
+            )
         )
     kinds = {case.owner_organisation.kind} | {a.obj.organisation.kind for a in actions}
     if {Organisation.Kind.POLICE, Organisation.Kind.SOCIAL_SERVICES} <= kinds:
         log.append(
-            {
-                "action": AuditAction.COMBINE,
-                "user": user,
-                "obj": case,
-                "person_id": person.pk,
-                "fields": ["action.note", "person"],
-                "purpose": purpose,
-                "legal_basis": access.legal_basis or "consent",
-                "details": {"organisations": sorted(kinds)},
-            }
+            entry(
+                AuditAction.COMBINE,
+                {"organisations": sorted(kinds)},
+                fields=["action.note", "person"],
+                legal_basis=access.legal_basis or "consent",
+            )
         )
     record_events(*log)
     details = PersonDetails(
