@@ -244,7 +244,7 @@ def auditor(demo, client):
 def test_the_integrity_page_names_a_missing_checkpoint(auditor, signing_key):
     page = auditor.post("/granskning/integritet/").content.decode()
     assert 'data-verification="failed"' in page
-    assert 'data-finding-kind>no checkpoint<' in page
+    assert "data-finding-kind>no checkpoint<" in page
     assert "Ingen signerad kontrollpunkt" in page
     integrity.write_checkpoint()
     page = auditor.post("/granskning/integritet/").content.decode()
@@ -256,5 +256,33 @@ def test_the_integrity_page_names_a_stale_checkpoint(auditor, signing_key, monke
     _later(monkeypatch, dt.timedelta(hours=5))
     page = auditor.post("/granskning/integritet/").content.decode()
     assert 'data-verification="failed"' in page
-    assert 'data-finding-kind>stale checkpoint<' in page
+    assert "data-finding-kind>stale checkpoint<" in page
     assert "äldre än" in page
+
+
+def test_a_temporary_table_cannot_take_the_queue_or_the_history(db):
+    """A session may create temporary tables, which come first in its search path: one
+    named like the queue or the change history must not receive their rows."""
+    from casework.models import Organisation
+
+    raw("CREATE TEMP TABLE audit_pendingentry (LIKE public.audit_pendingentry INCLUDING ALL)")
+    raw("CREATE TEMP TABLE audit_changerecord (LIKE public.audit_changerecord INCLUDING ALL)")
+    try:
+        event = record_event(action=Action.LOGIN)
+        organisation = Organisation.objects.create(name="Skuggskolan", kind="school")
+        assert raw("SELECT count(*) FROM pg_temp.audit_pendingentry") == [(0,)]
+        assert raw("SELECT count(*) FROM pg_temp.audit_changerecord") == [(0,)]
+        queued = raw(
+            "SELECT count(*) FROM public.audit_pendingentry WHERE source = 'access' "
+            "AND entry_id = %s",
+            [event.pk],
+        )
+        assert queued == [(1,)]
+        history = raw(
+            "SELECT count(*) FROM public.audit_changerecord WHERE table_name = "
+            "'casework_organisation' AND row_id = %s",
+            [str(organisation.pk)],
+        )
+        assert history == [(1,)]
+    finally:
+        raw("DROP TABLE IF EXISTS pg_temp.audit_pendingentry, pg_temp.audit_changerecord")
