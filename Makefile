@@ -35,6 +35,7 @@ demo: messages
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py migrate --no-input --database keystore
 	$(PY) manage.py seed_demo
+	$(PY) manage.py audit checkpoint
 	@echo "Samverkan serves on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 

@@ -28,6 +28,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 from collections.abc import Iterable, Iterator
@@ -47,6 +48,7 @@ from django.utils import timezone
 from audit.models import AccessEvent, ChainLink, ChangeRecord
 
 Source = ChainLink.Source
+logger = logging.getLogger(__name__)
 
 # Models whose rows are chained, by source code.
 SOURCES: dict[str, type[models.Model]] = {
@@ -254,7 +256,7 @@ def seal(*, using: str = "default", wait: bool = True) -> int:
             if not cursor.fetchone()[0]:
                 return 0
         cursor.execute("DELETE FROM audit_pendingentry RETURNING id, source, entry_id")
-        pending = sorted(cursor.fetchall())
+        pending = _not_yet_chained(cursor, sorted(cursor.fetchall()))
         if not pending:
             return 0
         rows = {
@@ -291,6 +293,41 @@ def seal(*, using: str = "default", wait: bool = True) -> int:
             links,
         )
         return len(links)
+
+
+def _not_yet_chained(cursor, pending: list[tuple]) -> list[tuple]:
+    """The queue rows to seal: one per entry, none of an entry already in the chain.
+
+    The trigger queues each entry once, and only it may write the queue; a row
+    that names a chained entry (or one named twice) came from elsewhere. Skipping
+    it keeps sealing going — chaining it again would break the chain's one link
+    per entry and fail every seal from then on. It is logged (ids only, no values).
+    """
+    if not pending:
+        return pending
+    chained: set[tuple[str, int]] = set()
+    for source in {s for _, s, _ in pending}:
+        cursor.execute(
+            "SELECT entry_id FROM audit_chainlink WHERE source = %s AND entry_id = ANY(%s)",
+            [source, [e for _, s, e in pending if s == source]],
+        )
+        chained.update((source, entry_id) for (entry_id,) in cursor.fetchall())
+    kept, seen, skipped = [], set(), []
+    for row in pending:
+        key = (row[1], row[2])
+        if key in chained or key in seen:
+            skipped.append(key)
+            continue
+        seen.add(key)
+        kept.append(row)
+    if skipped:
+        logger.warning(
+            "sealing skipped %d queue rows naming entries already in the chain or queued "
+            "twice (not written by the log's trigger): %s",
+            len(skipped),
+            ", ".join(f"{source} #{entry_id}" for source, entry_id in skipped[:10]),
+        )
+    return kept
 
 
 def head(*, using: str = "default") -> tuple[int, str]:
@@ -430,6 +467,9 @@ class Problem:
     REWRITTEN = "rewritten behind a checkpoint"
     BAD_SIGNATURE = "bad signature"
     BAD_CHECKPOINT = "unreadable checkpoint"
+    # The chain is consistent, but nothing outside the database vouches for it (recently).
+    NO_CHECKPOINT = "no checkpoint"
+    STALE_CHECKPOINT = "stale checkpoint"
 
 
 @dataclass
@@ -471,6 +511,7 @@ class Checkpoint:
     name: str
     position: int
     head: str
+    created_at: dt.datetime
 
 
 def load_checkpoints(
@@ -487,6 +528,10 @@ def load_checkpoints(
             signature = base64.b64decode(document["signature"], validate=True)
             if document.get("format") != CHECKPOINT_FORMAT:
                 raise ValueError("unknown format")
+            # The signed time (never the file's): how old the newest checkpoint is.
+            created_at = dt.datetime.fromisoformat(str(document["created_at"]))
+            if created_at.tzinfo is None:
+                raise ValueError("created_at has no time zone")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return checkpoints, Finding(
                 Problem.BAD_CHECKPOINT, f"cannot be read ({exc})", checkpoint=path.name
@@ -506,7 +551,7 @@ def load_checkpoints(
                 "the signature does not match the checkpoint's content",
                 checkpoint=path.name,
             )
-        checkpoints.append(Checkpoint(path.name, position, head_hash))
+        checkpoints.append(Checkpoint(path.name, position, head_hash, created_at))
     return checkpoints, None
 
 
@@ -822,6 +867,59 @@ def _check_unsealed(cursor, result: VerificationResult) -> None:
         return
 
 
+def _check_checkpoints_cover(
+    cursor,
+    result: VerificationResult,
+    checkpoints: list[Checkpoint],
+    directory: Path | None,
+    max_age: dt.timedelta,
+) -> None:
+    """A consistent chain proves nothing against someone who rewrites it as a whole:
+    there must be a signed checkpoint, and the newest must be younger than ``max_age``."""
+    if not checkpoints:
+        if directory is None:
+            where = "SAMVERKAN_AUDIT_CHECKPOINT_DIR is not set"
+        else:
+            where = f"there is none in {directory}"
+        empty = result.entries == 0 and result.pending == 0
+        if empty:
+            what = (
+                "the log is empty, and an emptied log looks just the same. Write the first "
+                "checkpoint right after installation"
+            )
+        else:
+            what = (
+                f"nothing outside the database vouches for the {result.entries} entries of the "
+                "chain, so a log rewritten as a whole could not be told from the real one. "
+                "Write one"
+            )
+        result.finding = Finding(
+            Problem.NO_CHECKPOINT,
+            f"no signed checkpoint ({where}): {what} with `manage.py audit checkpoint` and "
+            "schedule it at least hourly.",
+        )
+        return
+    newest = max(checkpoints, key=lambda checkpoint: checkpoint.created_at)
+    age = timezone.now() - newest.created_at
+    if age > max_age:
+        cursor.execute("SELECT coalesce(max(position), 0) FROM audit_chainlink")
+        since = cursor.fetchone()[0] - newest.position
+        age_text = dt.timedelta(seconds=int(age.total_seconds()))
+        result.finding = Finding(
+            Problem.STALE_CHECKPOINT,
+            f"the newest signed checkpoint was made at {_utc_iso(newest.created_at)} "
+            f"({age_text} ago), "
+            f"older than {max_age} (SAMVERKAN_AUDIT_CHECKPOINT_MAX_AGE): the {since} entries "
+            "sealed since are vouched for by nothing outside the database. Check that "
+            "`manage.py audit checkpoint` runs on schedule.",
+            checkpoint=newest.name,
+        )
+
+
+def checkpoint_max_age() -> dt.timedelta:
+    return dt.timedelta(seconds=getattr(settings, "AUDIT_CHECKPOINT_MAX_AGE", 7200))
+
+
 def verify(
     *,
     using: str = "default",
@@ -829,16 +927,21 @@ def verify(
     public_keys: dict[str, Ed25519PublicKey] | None = None,
     seal_first: bool = True,
     workers: int = 1,
+    max_checkpoint_age: dt.timedelta | None = None,
 ) -> VerificationResult:
     """Recompute the whole chain and check it against the signed checkpoints.
 
-    ``directory=True`` reads the checkpoints from ``AUDIT_CHECKPOINT_DIR``;
-    ``None`` checks the chain alone. ``workers > 1`` checks ranges of a large
+    ``directory=True`` reads the checkpoints from ``AUDIT_CHECKPOINT_DIR``, a path
+    from there; either way the log fails verification without a signed checkpoint
+    or when the newest is older than ``max_checkpoint_age`` (default: the setting
+    ``AUDIT_CHECKPOINT_MAX_AGE``). ``None`` checks the chain alone (its internal
+    consistency, no checkpoint needed). ``workers > 1`` checks ranges of a large
     chain in that many processes (only outside a transaction, where the other
     connections see the same committed log).
     """
     if seal_first:
         seal(using=using)
+    needs_checkpoint = directory is not None
     if directory is True:
         configured = str(settings.AUDIT_CHECKPOINT_DIR or "")
         directory = Path(configured) if configured else None
@@ -870,4 +973,13 @@ def verify(
             if len(blocks) == 1 and not blocks[0]._from_testcase:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             _check_unsealed(cursor, result)
+    if result.finding is None and needs_checkpoint:
+        with connection.cursor() as cursor:
+            _check_checkpoints_cover(
+                cursor,
+                result,
+                checkpoints,
+                directory or None,
+                max_checkpoint_age or checkpoint_max_age(),
+            )
     return result

@@ -166,13 +166,24 @@ class ChainLink(models.Model):
 
 
 class PendingEntry(models.Model):
-    """A committed log entry waiting to be sealed (filled by a trigger, emptied by the sealer)."""
+    """A committed log entry waiting to be sealed (filled by a trigger, emptied by the sealer).
+
+    Only the trigger of the two log tables writes here (``audit/migrations/0006``: a
+    guard refuses any other INSERT, and production grants the application role no
+    INSERT at all); one row per entry. The sealer skips rows of entries already in
+    the chain, so no stray row can stop sealing (issue 14, ADR 0005 addendum).
+    """
 
     source = models.CharField(max_length=10, choices=ChainLink.Source.choices)
     entry_id = models.BigIntegerField()
 
     class Meta:
         default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "entry_id"], name="audit_pending_one_per_entry"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.source} #{self.entry_id}"

@@ -18,6 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
+from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 from viewflow.urls import Application
@@ -225,8 +226,30 @@ class IntegrityView(AuditorView):
                 result=result,
                 finding_kind=finding.kind if finding else "",
                 finding_text=sanitize_text(str(finding)) if finding else "",
+                checkpoint_problem=_checkpoint_problem(finding),
             )
         )
+
+
+def _checkpoint_problem(finding: integrity.Finding | None) -> str:
+    """The auditor's words for a chain that is intact but not (recently) vouched for."""
+    if finding is None:
+        return ""
+    if finding.kind == integrity.Problem.NO_CHECKPOINT:
+        return _(
+            "No signed checkpoint exists: nothing kept outside the database vouches for the "
+            "log, so a log rewritten as a whole could not be told from the real one. Ask the "
+            "operators to write one (manage.py audit checkpoint) and to schedule it at least "
+            "hourly."
+        )
+    if finding.kind == integrity.Problem.STALE_CHECKPOINT:
+        now = timezone.now()
+        return _(
+            "The newest signed checkpoint is older than %(max_age)s: what was logged since then "
+            "is vouched for by nothing outside the database. Ask the operators to check that "
+            "checkpoints are written on schedule (manage.py audit checkpoint)."
+        ) % {"max_age": timesince(now - integrity.checkpoint_max_age(), now)}
+    return ""
 
 
 class AuditApp(Application):

@@ -259,6 +259,14 @@ AUDIT_CHECKPOINT_DIR = env.path(
     "SAMVERKAN_AUDIT_CHECKPOINT_DIR",
     default="" if PRODUCTION else BASE_DIR / ".audit-checkpoints",
 )
+# `audit verify` (and the auditor's integrity check) fails when the newest signed
+# checkpoint is older than this many seconds: schedule `audit checkpoint` well
+# within it (hourly). docs/adr/0005-audit-log.md, addendum of issue 14.
+AUDIT_CHECKPOINT_MAX_AGE = env.int("SAMVERKAN_AUDIT_CHECKPOINT_MAX_AGE", default=2 * 60 * 60)
+if AUDIT_CHECKPOINT_MAX_AGE <= 0:
+    raise ImproperlyConfigured(
+        "SAMVERKAN_AUDIT_CHECKPOINT_MAX_AGE must be a positive number of seconds."
+    )
 # Log review (loggkontroll): working hours in TIME_ZONE, [start, end); weekends
 # count as off-hours. A user with more person-data accesses in one day than the
 # threshold is listed. The random sample's size.

@@ -60,3 +60,14 @@ def test_the_application_role_can_still_log_and_seal(app_role):
         assert integrity.seal() >= 1
         raw("RESET ROLE")
     assert connection.cursor  # the test transaction is intact
+
+
+def test_the_application_role_cannot_write_the_sealing_queue(app_role):
+    """Only the trigger (a SECURITY DEFINER function of the owner) queues entries."""
+    entry = record_event(action=Action.CONSULT, purpose="kö")
+    with pytest.raises(ProgrammingError, match="permission denied"), transaction.atomic():
+        raw(f"SET LOCAL ROLE {app_role}")
+        raw(
+            "INSERT INTO audit_pendingentry (source, entry_id) VALUES ('access', %s)",
+            [entry.pk + 1000],
+        )
