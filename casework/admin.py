@@ -29,9 +29,11 @@ from django.utils.translation import gettext_lazy as _
 
 from casework import policy
 from casework.models import AdminChangeRequest, LegalBasis, Organisation, User
+from casework.selectors.administration import describe_change
 from casework.services import administration
 
 Kind = AdminChangeRequest.Kind
+NONE = "\u2013"  # an en dash: no value
 
 
 def _form_errors(form: forms.Form, error: ValidationError) -> None:
@@ -170,7 +172,16 @@ class AccountChangeForm(forms.ModelForm):
 
     class Meta:
         model = User
-        fields = "__all__"
+        fields = [
+            "username",
+            "first_name",
+            "last_name",
+            "email",
+            "organisation",
+            "groups",
+            "is_active",
+            "is_staff",
+        ]
 
     def clean_groups(self):
         groups = self.cleaned_data.get("groups")
@@ -263,13 +274,13 @@ class UserAdmin(DjangoUserAdmin):
     @admin.display(description=_("Password"))
     def password_status(self, obj):
         if obj is None or obj.pk is None:
-            return "–"
+            return NONE
         return _("Set") if obj.has_usable_password() else _("Not set")
 
     @admin.display(description=_("Requests (four eyes)"))
     def four_eyes(self, obj):
         if obj is None or obj.pk is None:
-            return "–"
+            return NONE
         return format_html(
             '<a class="button" href="{}">{}</a> <a class="button" href="{}">{}</a>',
             reverse("admin:casework_user_request_role", args=[obj.pk]),
@@ -445,7 +456,7 @@ class LegalBasisAdmin(admin.ModelAdmin):
     @admin.display(description=_("Disclosure (four eyes)"))
     def four_eyes(self, obj):
         if obj is None or obj.pk is None:
-            return "–"
+            return NONE
         return format_html(
             '<a class="button" href="{}">{}</a>',
             reverse("admin:casework_legalbasis_request_change", args=[obj.pk]),
@@ -623,53 +634,3 @@ class AdminChangeRequestAdmin(admin.ModelAdmin):
         if approval is not None and approval.link:
             response["Cache-Control"] = "no-store"
         return response
-
-
-def describe_change(change_request: AdminChangeRequest) -> list[tuple[str, str]]:
-    """The requested change as label/value rows for a page (ids, roles, kinds, values)."""
-    change = change_request.change or {}
-    rows: list[tuple[str, str]] = []
-    kind = change_request.kind
-    if kind == Kind.GRANT_ROLE:
-        target = User.objects.filter(pk=change_request.target_id).first()
-        rows.append((str(_("Account")), target.get_username() if target else "–"))
-        rows.append((str(_("Role")), str(change.get("role", "–"))))
-    elif kind == Kind.PASSWORD_LINK:
-        target = User.objects.filter(pk=change_request.target_id).first()
-        rows.append((str(_("Account")), target.get_username() if target else "–"))
-    elif kind == Kind.ORGANISATION_KIND:
-        target = Organisation.objects.filter(pk=change_request.target_id).first()
-        labels = dict(Organisation.Kind.choices)
-        rows.append((str(_("Organisation")), target.name if target else "–"))
-        rows.append(
-            (
-                str(_("Type")),
-                f"{labels.get(change.get('from'), '–')} → {labels.get(change.get('to'), '–')}",
-            )
-        )
-    elif kind == Kind.LEGAL_BASIS:
-        if change.get("new"):
-            rows.append((str(_("New legal basis")), str(change.get("values", {}).get("code", ""))))
-            for name, value in change.get("values", {}).items():
-                rows.append((str(LegalBasis._meta.get_field(name).verbose_name), _value(value)))
-        else:
-            rows.append((str(_("Legal basis")), str(change.get("code", ""))))
-            for name, diff in change.get("fields", {}).items():
-                rows.append(
-                    (
-                        str(LegalBasis._meta.get_field(name).verbose_name),
-                        f"{_value(diff.get('from'))} → {_value(diff.get('to'))}",
-                    )
-                )
-    return rows
-
-
-def _value(value) -> str:
-    if value is None or value == []:
-        return "–"
-    if isinstance(value, bool):
-        return str(_("Yes") if value else _("No"))
-    if isinstance(value, list):
-        labels = dict(Organisation.Kind.choices)
-        return ", ".join(str(labels.get(item, item)) for item in value)
-    return str(value)
