@@ -119,7 +119,9 @@ class OrganisationAdmin(admin.ModelAdmin):
         organisation = self.get_object(request, unquote(object_id))
         if organisation is None:
             raise Http404
-        form = OrganisationKindForm(request.POST or None, initial={"kind": organisation.kind})
+        form = OrganisationKindForm(
+            request.POST if request.method == "POST" else None, initial={"kind": organisation.kind}
+        )
         if request.method == "POST" and form.is_valid():
             try:
                 change_request = administration.request_organisation_kind(
@@ -322,7 +324,7 @@ class UserAdmin(DjangoUserAdmin):
 
     def request_role_view(self, request, object_id):
         target = self._target(request, object_id, Kind.GRANT_ROLE)
-        form = RoleRequestForm(request.POST or None, target=target)
+        form = RoleRequestForm(request.POST if request.method == "POST" else None, target=target)
         if request.method == "POST" and form.is_valid():
             try:
                 change_request = administration.request_role_grant(
@@ -350,7 +352,7 @@ class UserAdmin(DjangoUserAdmin):
 
     def request_password_link_view(self, request, object_id):
         target = self._target(request, object_id, Kind.PASSWORD_LINK)
-        form = ReasonForm(request.POST or None)
+        form = ReasonForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
                 change_request = administration.request_password_link(
@@ -497,7 +499,9 @@ class LegalBasisAdmin(admin.ModelAdmin):
             if basis is None:
                 raise Http404
             initial = {name: getattr(basis, name) for name in administration.LEGAL_BASIS_FIELDS}
-        form = LegalBasisRequestForm(request.POST or None, initial=initial)
+        form = LegalBasisRequestForm(
+            request.POST if request.method == "POST" else None, initial=initial
+        )
         if request.method == "POST" and form.is_valid():
             try:
                 change_request = administration.request_legal_basis(
@@ -531,7 +535,10 @@ class LegalBasisAdmin(admin.ModelAdmin):
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(
         choices=[("approve", _("Approve")), ("reject", _("Reject"))],
-        error_messages={"invalid_choice": _("Choose approve or reject.")},
+        error_messages={
+            "invalid_choice": _("Choose approve or reject."),
+            "required": _("Choose approve or reject."),
+        },
     )
     reason = forms.CharField(
         label=_("Reason (required to reject)"),
@@ -583,7 +590,7 @@ class AdminChangeRequestAdmin(admin.ModelAdmin):
         change_request = self.get_object(request, unquote(object_id))
         if change_request is None:
             raise Http404
-        form = DecisionForm(request.POST or None)
+        form = DecisionForm(request.POST if request.method == "POST" else None)
         approval = None
         status = 200
         if request.method == "POST":

@@ -349,14 +349,22 @@ def request_organisation_kind(
 # --- decisions --------------------------------------------------------------------------
 
 
-def _pending_for_decision(*, user, request_id) -> AdminChangeRequest:
+def _get(request_id, *, lock: bool = False) -> AdminChangeRequest:
+    queryset = AdminChangeRequest.objects.all()
+    if lock:
+        queryset = queryset.select_for_update()
     try:
-        change_request = AdminChangeRequest.objects.select_for_update().get(pk=int(request_id))
-    except (AdminChangeRequest.DoesNotExist, TypeError, ValueError):
+        return queryset.get(pk=int(request_id))
+    except (AdminChangeRequest.DoesNotExist, TypeError, ValueError, OverflowError):
         raise ValidationError(_("There is no such change request."), code="missing") from None
+
+
+def _refuse_unless_may_decide(*, user, request_id) -> None:
+    """Refusals that do not depend on the request's state (who asked, what kind),
+    checked before the decision's transaction so that their denied-access event
+    commits at once, whatever happens next."""
+    change_request = _get(request_id)
     _require(user, change_request.kind, decide=True)
-    if change_request.decision != Decision.PENDING:
-        raise ValidationError(_("The request has already been decided."), code="already_decided")
     if change_request.requested_by_id == user.pk:
         record_event(
             action=Action.ACCESS_DENIED,
@@ -373,6 +381,12 @@ def _pending_for_decision(*, user, request_id) -> AdminChangeRequest:
             ),
             code="own_request",
         )
+
+
+def _pending_for_decision(*, user, request_id) -> AdminChangeRequest:
+    change_request = _get(request_id, lock=True)
+    if change_request.decision != Decision.PENDING:
+        raise ValidationError(_("The request has already been decided."), code="already_decided")
     return change_request
 
 
@@ -447,6 +461,7 @@ def approve(*, user, request_id, reason: str = "") -> Approval:
             _("The reason may be at most %(limit)d characters.") % {"limit": REASON_MAX_LENGTH},
             code="reason_too_long",
         )
+    _refuse_unless_may_decide(user=user, request_id=request_id)
     with transaction.atomic():
         change_request = _pending_for_decision(user=user, request_id=request_id)
         target = _locked_target(change_request)
@@ -505,6 +520,7 @@ def _send_link(user: User, link: str) -> None:
 def reject(*, user, request_id, reason: str) -> AdminChangeRequest:
     """Reject a pending request (not one's own) with a reason; nothing is applied."""
     reason = _reason(reason, message=_("Give a reason for rejecting the request."))
+    _refuse_unless_may_decide(user=user, request_id=request_id)
     with transaction.atomic():
         change_request = _pending_for_decision(user=user, request_id=request_id)
         change_request.decision = Decision.REJECTED
