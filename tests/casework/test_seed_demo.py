@@ -10,7 +10,8 @@ def test_seed_demo_is_idempotent(demo):
     counts = (Organisation.objects.count(), User.objects.count())
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
     assert (Organisation.objects.count(), User.objects.count()) == counts
-    assert counts[1] == 10  # one per role, and a police defector coordinator
+    # one per role, a police defector coordinator and a second administrator (four eyes)
+    assert counts[1] == 11
     assert all(user.groups.count() == 1 for user in User.objects.all())
 
 
