@@ -743,3 +743,34 @@ def test_case_workers_auditors_and_the_steering_group_cannot_reach_the_request_p
             client.post(_request_url(change_request), {"decision": "approve"})
     change_request.refresh_from_db()
     assert change_request.decision == "pending"
+
+
+def test_every_request_page_and_each_kind_of_request_page_renders(demo, client):
+    adam, berit = demo["adam.admin"], demo["berit.admin"]
+    basis = LegalBasis.objects.get(code="osl-10-18a")
+    school = _org("Vivallaskolan")
+    client.force_login(adam)
+    for url in (
+        "/admin/casework/legalbasis/begar-ny/",
+        f"/admin/casework/legalbasis/{basis.pk}/begar-andring/",
+        f"/admin/casework/organisation/{school.pk}/begar-typ/",
+        f"/admin/casework/user/{demo['anna.social'].pk}/begar-losenordslank/",
+        "/admin/casework/adminchangerequest/",
+    ):
+        assert client.get(url).status_code == 200, url
+    assert client.get("/admin/casework/legalbasis/999999/begar-andring/").status_code == 404
+    made = [
+        administration.request_legal_basis(
+            user=adam, basis=basis, values=_basis_values(basis, max_age=20), reason=REASON
+        ),
+        administration.request_organisation_kind(
+            user=adam, organisation=school, kind="leisure", reason=REASON
+        ),
+        administration.request_password_link(user=adam, target=demo["anna.social"], reason=REASON),
+    ]
+    client.force_login(berit)
+    for change_request in made:
+        response = client.get(_request_url(change_request))
+        assert response.status_code == 200
+        assert b'value="approve"' in response.content
+    assert b"20" in client.get(_request_url(made[0])).content
