@@ -29,6 +29,8 @@ from audit.forms import ReviewForm, SearchForm
 from audit.models import AccessEvent, ChainLink
 from audit.services import Action, record_event, sanitize_text
 from casework import policy
+from casework.models import AdminChangeRequest
+from casework.selectors.administration import list_change_requests
 from casework.views import PolicyRequiredMixin
 
 EXPORT_COLUMNS = (
@@ -252,6 +254,25 @@ def _checkpoint_problem(finding: integrity.Finding | None) -> str:
     return ""
 
 
+class ChangeRequestsView(AuditorView):
+    """The administrators' change requests (four eyes on power), pending and decided:
+    read-only for the auditor (docs/adr/0014-four-eyes-on-power.md)."""
+
+    template_name = "audit/change_requests.html"
+    page = "change_requests"
+
+    def get(self, request, *args, **kwargs):
+        decision = request.GET.get("decision", "")
+        if decision not in AdminChangeRequest.Decision.values:
+            decision = ""
+        rows = list_change_requests(user=request.user, decision=decision)
+        self.log_read(decision=decision, shown=len(rows))
+        context = self.get_context_data(
+            rows=rows, decision=decision, decisions=AdminChangeRequest.Decision.choices
+        )
+        return self.render_to_response(context)
+
+
 class AuditApp(Application):
     title = _("Audit")
     icon = "policy"
@@ -269,3 +290,6 @@ class AuditApp(Application):
     export_path = path("export.csv", ExportView.as_view(), name="export")
     review_path = path("loggkontroll/", ReviewView.as_view(), name="review")
     integrity_path = path("integritet/", IntegrityView.as_view(), name="integrity")
+    change_requests_path = path(
+        "andringsbegaran/", ChangeRequestsView.as_view(), name="change_requests"
+    )

@@ -652,3 +652,81 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.object_id} {self.date}"
+
+
+class AdminChangeRequest(models.Model):
+    """A change of power that waits for a second administrator (four eyes).
+
+    Granting a role that gives access to case data, to the access log or to
+    account management, a set-password link for another user, a new or changed
+    legal basis and a changed organisation kind are requested here and applied
+    only when another administrator approves (``casework.services.administration``).
+    ``change`` holds identifiers and values that are not personal data (group
+    and account ids, organisation kinds, legal-basis fields); ``target_digest``
+    is a keyed digest of the target's state when requested, so a request whose
+    target changed since is refused as stale.
+    """
+
+    class Kind(models.TextChoices):
+        GRANT_ROLE = "grant_role", _("Grant a role")
+        PASSWORD_LINK = "password_link", _("Set-password link")
+        LEGAL_BASIS = "legal_basis", _("New or changed legal basis")
+        ORGANISATION_KIND = "organisation_kind", _("Change of organisation type")
+
+    class Decision(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    target_type = models.CharField(_("object type"), max_length=100)
+    target_id = models.CharField(_("object id"), max_length=64, blank=True)
+    change = models.JSONField(_("requested change"), default=dict)
+    target_digest = models.CharField(max_length=64, blank=True, editable=False)
+    reason = models.TextField(_("reason"))
+    requested_by = models.ForeignKey(
+        User, verbose_name=_("requested by"), on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(_("requested"), default=timezone.now, editable=False)
+    decision = models.CharField(
+        _("decision"), max_length=10, choices=Decision.choices, default=Decision.PENDING
+    )
+    decided_by = models.ForeignKey(
+        User,
+        verbose_name=_("decided by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    decision_reason = models.TextField(_("reason for the decision"), blank=True)
+    applied_at = models.DateTimeField(_("applied"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("change request")
+        verbose_name_plural = _("change requests")
+        ordering = ["-requested_at", "-id"]
+        default_permissions = ("view", "add")
+        permissions = [("decide_adminchangerequest", _("Can approve or reject change requests"))]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(decision="pending", decided_by__isnull=True, decided_at__isnull=True)
+                    | models.Q(
+                        ~models.Q(decision="pending"),
+                        decided_by__isnull=False,
+                        decided_at__isnull=False,
+                    )
+                ),
+                name="adminchangerequest_decided_by_someone",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(decided_by=models.F("requested_by")),
+                name="adminchangerequest_four_eyes",
+            ),
+        ]
+        indexes = [models.Index(fields=["decision", "requested_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"

@@ -75,6 +75,118 @@ def can_manage_users(user) -> bool:
     return _active(user) and user.is_staff
 
 
+# --- Four eyes on power (docs/adr/0014-four-eyes-on-power.md) --------------------------
+#
+# Which roles one administrator may hand out alone is decided from the
+# permissions a role (group) carries, never from its name, and deny by default:
+# a role that carries any permission outside ``UNGUARDED_PERMISSIONS`` (case
+# data, the access log, account management, anything added later) is granted
+# only when a second administrator approves.
+
+CASE_DATA_PERMISSIONS = frozenset(
+    {
+        roles.PERM_TASK_INBOX,
+        roles.PERM_COORDINATE,
+        roles.PERM_COORDINATE_DEFECTOR,
+        roles.PERM_BREAK_GLASS,
+        roles.PERM_ERASE_PERSON,
+        "workflows.take_part_in_gvi",
+    }
+)
+ACCESS_LOG_PERMISSIONS = frozenset({roles.PERM_ACCESS_LOG})
+UNGUARDED_PERMISSIONS = frozenset({roles.PERM_STATISTICS})
+# The model permission an administrator needs for each kind of change request.
+_CHANGE_REQUEST_PERMISSIONS = {
+    "grant_role": "casework.change_user",
+    "password_link": "casework.change_user",
+    "legal_basis": "casework.change_legalbasis",
+    "organisation_kind": "casework.change_organisation",
+}
+
+
+def role_permissions(group) -> frozenset[str]:
+    """The permissions of a role as ``app_label.codename``."""
+    return frozenset(
+        f"{app_label}.{codename}"
+        for app_label, codename in group.permissions.values_list(
+            "content_type__app_label", "codename"
+        )
+    )
+
+
+def gives_case_data(permissions) -> bool:
+    """Does this set of permissions open case data (any flow's permission does too)?"""
+    return any(
+        perm in CASE_DATA_PERMISSIONS or perm.split(".", 1)[0] in ("workflows", "viewflow")
+        for perm in permissions
+    )
+
+
+def gives_access_log(permissions) -> bool:
+    return bool(ACCESS_LOG_PERMISSIONS & set(permissions))
+
+
+def role_needs_four_eyes(group) -> bool:
+    """Granting this role waits for a second administrator (deny by default)."""
+    return not role_permissions(group) <= UNGUARDED_PERMISSIONS
+
+
+def roles_conflict(permissions) -> bool:
+    """One account never holds both a case role and the auditor's access log."""
+    return gives_case_data(permissions) and gives_access_log(permissions)
+
+
+def account_permissions(user, *, extra_groups=()) -> frozenset[str]:
+    """What ``user`` would hold with ``extra_groups`` added: its roles, its own
+    permissions and, for a superuser, every permission there is."""
+    if user.is_superuser:
+        return frozenset({*CASE_DATA_PERMISSIONS, *ACCESS_LOG_PERMISSIONS})
+    perms = set(
+        f"{app_label}.{codename}"
+        for app_label, codename in user.user_permissions.values_list(
+            "content_type__app_label", "codename"
+        )
+    )
+    from django.contrib.auth.models import Permission
+
+    groups = [g.pk for g in extra_groups]
+    group_perms = Permission.objects.filter(
+        Q(group__user=user) | Q(group__pk__in=groups)
+    ).values_list("content_type__app_label", "codename")
+    perms.update(f"{app_label}.{codename}" for app_label, codename in group_perms)
+    return frozenset(perms)
+
+
+def can_request_admin_change(user, kind: str) -> bool:
+    """Administrators ask for a change of power (it waits for a second one)."""
+    perm = _CHANGE_REQUEST_PERMISSIONS.get(kind)
+    return (
+        can_manage_users(user)
+        and perm is not None
+        and user.has_perm("casework.add_adminchangerequest")
+        and user.has_perm(perm)
+    )
+
+
+def can_decide_admin_change(user, kind: str) -> bool:
+    """May ``user`` approve or reject a request of this kind (never their own: the
+    service refuses that with a message of its own)."""
+    perm = _CHANGE_REQUEST_PERMISSIONS.get(kind)
+    return (
+        can_manage_users(user)
+        and perm is not None
+        and user.has_perm("casework.decide_adminchangerequest")
+        and user.has_perm(perm)
+    )
+
+
+def can_view_change_requests(user) -> bool:
+    """Administrators (in the admin) and auditors (read-only, in the audit pages)."""
+    return (
+        can_manage_users(user) and user.has_perm("casework.view_adminchangerequest")
+    ) or can_view_access_log(user)
+
+
 def can_process_person_data(user) -> bool:
     """Registering, finding and reading persons: case workers acting for an organisation.
 

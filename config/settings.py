@@ -316,6 +316,9 @@ if _email_url:
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="samverkan@localhost")
 # The address users reach the app at (links in reminder e-mails).
 SITE_URL = env.str("SAMVERKAN_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# How long a set-password link (approved by a second administrator) works, in
+# seconds; it works once (docs/adr/0014-four-eyes-on-power.md).
+PASSWORD_RESET_TIMEOUT = env.int("SET_PASSWORD_LINK_SECONDS", default=24 * 3600)
 
 # --- Logging: never personal data or key material ---------------------------
 

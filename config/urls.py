@@ -3,13 +3,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.urls import path
+from django.urls import path, reverse_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 from django.views.i18n import set_language
 from viewflow.urls import Site
 
 from audit.views import AuditApp
+from casework.services.administration import set_password_tokens
 from casework.views import CaseworkApp, StatisticsApp, home
 from config.health import healthz
 from workflows.gvi_app import GviApp
@@ -39,6 +40,24 @@ urlpatterns = [
         "konto/byt-losenord/klart/",
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
+    ),
+    # A user sets their own password through a single-use, time-limited link that
+    # a second administrator approved (docs/adr/0014-four-eyes-on-power.md).
+    path(
+        "konto/satt-losenord/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(
+            token_generator=set_password_tokens,
+            success_url=reverse_lazy("password_set_done"),
+            template_name="registration/set_password.html",
+        ),
+        name="password_set",
+    ),
+    path(
+        "konto/satt-losenord/klart/",
+        auth_views.PasswordResetCompleteView.as_view(
+            template_name="registration/set_password_done.html"
+        ),
+        name="password_set_done",
     ),
     # The language can be chosen on the login page too.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),

@@ -22,6 +22,7 @@ START_PAGES = {
     "stig.styrgrupp": STATISTICS,
     "greta.granskare": ACCESS_LOG,
     "adam.admin": ADMIN,
+    "berit.admin": ADMIN,
 }
 ALL_START_PAGES = sorted(set(START_PAGES.values()))
 

@@ -10,7 +10,8 @@ def test_seed_demo_is_idempotent(demo):
     counts = (Organisation.objects.count(), User.objects.count())
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
     assert (Organisation.objects.count(), User.objects.count()) == counts
-    assert counts[1] == 10  # one per role, and a police defector coordinator
+    # one per role, a police defector coordinator and a second administrator (four eyes)
+    assert counts[1] == 11
     assert all(user.groups.count() == 1 for user in User.objects.all())
 
 
@@ -30,7 +31,9 @@ def test_seed_demo_uses_the_demo_password(db, settings, client):
 def test_demo_administrator_is_staff_but_not_superuser(demo):
     admin = demo["adam.admin"]
     assert admin.is_staff and not admin.is_superuser
-    assert not any(u.is_staff for name, u in demo.items() if name != "adam.admin")
+    admins = {"adam.admin", "berit.admin"}  # two: one requests, the other approves
+    assert demo["berit.admin"].is_staff and not demo["berit.admin"].is_superuser
+    assert not any(u.is_staff for name, u in demo.items() if name not in admins)
 
 
 def test_seed_demo_refuses_production(db, settings):

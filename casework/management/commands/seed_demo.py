@@ -68,6 +68,9 @@ USERS = [
     ("stig.styrgrupp", "Stig", "Styrgrupp", roles.STEERING_GROUP, SOCIAL),
     ("greta.granskare", "Greta", "Granskare", roles.AUDITOR, SOCIAL),
     ("adam.admin", "Adam", "Admin", roles.ADMINISTRATOR, MUNICIPALITY_IT),
+    # A second administrator: role grants, set-password links, legal bases and
+    # organisation types need the approval of another administrator (four eyes).
+    ("berit.admin", "Berit", "Admin", roles.ADMINISTRATOR, MUNICIPALITY_IT),
 ]
 
 

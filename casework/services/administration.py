@@ -1,0 +1,532 @@
+"""Four eyes on power: change requests that a second administrator approves.
+
+Granting a role that opens case data, the access log or account management, a
+set-password link for another user, a new or changed legal basis and a changed
+organisation kind are never applied by the administrator who asks for them:
+:func:`request_*` records an ``AdminChangeRequest``, :func:`approve` applies it
+— in one transaction, after checking again that nothing changed since — when
+*another* administrator approves, and :func:`reject` closes it with a reason.
+Every step is an access-log event; a refused attempt to decide one's own request
+is a denied-access event that survives the refusal.
+
+Errors are ``ValidationError`` (bad input, stale or decided request, own
+request) or ``PermissionDenied`` (no right to this kind of request), each with a
+message for the administrator; nothing is written when one is raised.
+
+Passwords: an administrator never sets another user's password. An approved
+``password_link`` request produces a single-use, time-limited link
+(:class:`SetPasswordTokenGenerator`, ``PASSWORD_RESET_TIMEOUT``) at which the
+user sets their own; it is e-mailed to the account's address when e-mail is
+configured, otherwise shown once to the approving administrator — never to the
+one who asked (docs/adr/0014-four-eyes-on-power.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django.utils.translation import gettext as _
+
+from audit.services import Action, Outcome, record_event
+from casework import policy
+from casework.models import AdminChangeRequest, LegalBasis, Organisation, User
+
+Kind = AdminChangeRequest.Kind
+Decision = AdminChangeRequest.Decision
+
+REASON_MAX_LENGTH = 2000
+LEGAL_BASIS_FIELDS = (
+    "code",
+    "name",
+    "description",
+    "kind",
+    "discloser_kinds",
+    "recipient_kinds",
+    "max_age",
+    "is_active",
+)
+# The fields of a legal basis that decide disclosure: never changed in the
+# admin's own form, only through an approved request.
+LEGAL_BASIS_DISCLOSURE_FIELDS = (
+    "code",
+    "kind",
+    "discloser_kinds",
+    "recipient_kinds",
+    "max_age",
+    "is_active",
+)
+_TARGET_TYPES = {
+    Kind.GRANT_ROLE: "casework.user",
+    Kind.PASSWORD_LINK: "casework.user",
+    Kind.LEGAL_BASIS: "casework.legalbasis",
+    Kind.ORGANISATION_KIND: "casework.organisation",
+}
+_SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
+
+
+class SetPasswordTokenGenerator(PasswordResetTokenGenerator):
+    """Tokens of the set-password link: single use (the password hash and the last
+    login are in the hash), void when the account is deactivated, and valid for
+    ``PASSWORD_RESET_TIMEOUT`` seconds."""
+
+    key_salt = "casework.services.administration.SetPasswordTokenGenerator"
+
+    def _make_hash_value(self, user, timestamp):
+        return f"{super()._make_hash_value(user, timestamp)}{int(user.is_active)}"
+
+
+set_password_tokens = SetPasswordTokenGenerator()
+
+
+@dataclass(frozen=True)
+class Approval:
+    """What an approval did; ``link`` is set only when the approver must hand it over."""
+
+    request: AdminChangeRequest
+    link: str = ""
+    emailed: bool = False
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _reason(value: str, *, message: str) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise ValidationError(message, code="reason_required")
+    if len(text) > REASON_MAX_LENGTH:
+        raise ValidationError(
+            _("The reason may be at most %(limit)d characters.") % {"limit": REASON_MAX_LENGTH},
+            code="reason_too_long",
+        )
+    return text
+
+
+def _require(user, kind: str, *, decide: bool = False) -> None:
+    allowed = (
+        policy.can_decide_admin_change(user, kind)
+        if decide
+        else policy.can_request_admin_change(user, kind)
+    )
+    if not allowed:
+        record_event(
+            action=Action.ACCESS_DENIED,
+            user=user,
+            object_type="casework.adminchangerequest",
+            outcome=Outcome.DENIED,
+            details={"kind": str(kind), "step": "decide" if decide else "request"},
+            independent=True,
+        )
+        raise PermissionDenied(_("You may not make or decide this kind of change request."))
+
+
+def _digest(state: dict[str, Any]) -> str:
+    """A keyed digest of a target's state: compared, never shown, holds no value."""
+    canonical = json.dumps(state, sort_keys=True, default=str, ensure_ascii=False)
+    return salted_hmac("casework.four_eyes.target", canonical, algorithm="sha256").hexdigest()
+
+
+def _account_state(user: User, kind: str) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "active": user.is_active,
+        "superuser": user.is_superuser,
+        "organisation": user.organisation_id,
+        "groups": sorted(user.groups.values_list("pk", flat=True)),
+    }
+    if kind == Kind.PASSWORD_LINK:
+        # Where the link goes and the password it replaces: part of the digest only.
+        state.update(email=user.email, password=user.password)
+    return state
+
+
+def _legal_basis_values(basis: LegalBasis) -> dict[str, Any]:
+    values = {name: getattr(basis, name) for name in LEGAL_BASIS_FIELDS}
+    for name in ("discloser_kinds", "recipient_kinds"):
+        if isinstance(values[name], list):
+            values[name] = sorted(set(values[name]))
+    return values
+
+
+def _target_state(kind: str, target) -> dict[str, Any]:
+    if kind in (Kind.GRANT_ROLE, Kind.PASSWORD_LINK):
+        return _account_state(target, kind)
+    if kind == Kind.LEGAL_BASIS:
+        return _legal_basis_values(target) if target is not None else {}
+    return {"kind": target.kind}
+
+
+def _event(user, change_request: AdminChangeRequest, step: str, **details: Any) -> None:
+    record_event(
+        action=Action.ACCOUNT_CHANGE,
+        user=user,
+        obj=change_request,
+        purpose=change_request.reason if step == "request" else change_request.decision_reason,
+        details={
+            "change_request": change_request.pk,
+            "step": step,
+            "kind": change_request.kind,
+            "target_type": change_request.target_type,
+            "target_id": change_request.target_id,
+            "change": change_request.change,
+            **details,
+        },
+    )
+
+
+def _create(*, user, kind: str, target, change: dict[str, Any], reason: str):
+    change_request = AdminChangeRequest.objects.create(
+        kind=kind,
+        target_type=_TARGET_TYPES[kind],
+        target_id=str(target.pk) if target is not None else "",
+        change=change,
+        target_digest=_digest(_target_state(kind, target)),
+        reason=reason,
+        requested_by=user,
+    )
+    _event(user, change_request, "request")
+    return change_request
+
+
+def _check_grant(target: User, group: Group) -> None:
+    if target.is_superuser:
+        raise ValidationError(_("A superuser account cannot be changed here."), code="superuser")
+    if target.groups.filter(pk=group.pk).exists():
+        raise ValidationError(_("The account already has this role."), code="has_role")
+    if policy.roles_conflict(policy.account_permissions(target, extra_groups=[group])):
+        raise ValidationError(
+            _(
+                "An account cannot hold both a case role and the auditor role: "
+                "remove the other role first."
+            ),
+            code="role_conflict",
+        )
+
+
+def _not_own_account(user, target: User, message: str) -> None:
+    if target.pk == user.pk:
+        raise ValidationError(message, code="own_account")
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+def request_role_grant(*, user, target: User, group: Group, reason: str) -> AdminChangeRequest:
+    """Ask for ``group`` to be added to ``target``'s roles."""
+    _require(user, Kind.GRANT_ROLE)
+    reason = _reason(reason, message=_("Give a reason for the request."))
+    _not_own_account(user, target, _("You cannot request a role for your own account."))
+    with transaction.atomic():
+        _check_grant(target, group)
+        return _create(
+            user=user,
+            kind=Kind.GRANT_ROLE,
+            target=target,
+            change={"group": group.pk, "role": group.name},
+            reason=reason,
+        )
+
+
+def request_password_link(*, user, target: User, reason: str) -> AdminChangeRequest:
+    """Ask for a set-password link for ``target`` (the user sets their own password)."""
+    _require(user, Kind.PASSWORD_LINK)
+    reason = _reason(reason, message=_("Give a reason for the request."))
+    _not_own_account(user, target, _("Change your own password under “Change password”, not here."))
+    if target.is_superuser:
+        raise ValidationError(_("A superuser account cannot be changed here."), code="superuser")
+    if not target.is_active:
+        raise ValidationError(
+            _("The account is deactivated: activate it before asking for a link."),
+            code="inactive",
+        )
+    with transaction.atomic():
+        return _create(user=user, kind=Kind.PASSWORD_LINK, target=target, change={}, reason=reason)
+
+
+def clean_legal_basis_values(values: dict[str, Any], *, basis: LegalBasis | None) -> dict:
+    """Validated values of a legal basis (every field of ``LEGAL_BASIS_FIELDS``)."""
+    unknown = set(values) - set(LEGAL_BASIS_FIELDS)
+    missing = set(LEGAL_BASIS_FIELDS) - set(values)
+    if unknown or missing:
+        raise ValidationError(_("The legal basis is incomplete."), code="incomplete")
+    errors: dict[str, str] = {}
+    code = str(values["code"] or "").strip()
+    if not code or len(code) > 50 or not _SLUG.match(code):
+        errors["code"] = _("Enter a code of letters, digits, hyphens or underscores.")
+    elif LegalBasis.objects.filter(code=code).exclude(pk=getattr(basis, "pk", None)).exists():
+        errors["code"] = _("Another legal basis already has this code.")
+    name = str(values["name"] or "").strip()
+    if not name or len(name) > 200:
+        errors["name"] = _("Enter a name of at most 200 characters.")
+    description = str(values["description"] or "").strip()
+    if len(description) > 5000:
+        errors["description"] = _("The description may be at most 5000 characters.")
+    if values["kind"] not in LegalBasis.Kind.values:
+        errors["kind"] = _("Choose a valid kind.")
+    kinds = {}
+    for name_ in ("discloser_kinds", "recipient_kinds"):
+        chosen = values[name_]
+        if not isinstance(chosen, list | tuple) or not set(chosen) <= set(Organisation.Kind.values):
+            errors[name_] = _("Choose organisation types from the list.")
+        else:
+            kinds[name_] = sorted(set(chosen))
+    max_age = values["max_age"]
+    if max_age is not None and (
+        isinstance(max_age, bool) or not isinstance(max_age, int) or not 0 < max_age <= 150
+    ):
+        errors["max_age"] = _("Enter an age between 1 and 150, or leave it empty.")
+    if not isinstance(values["is_active"], bool):
+        errors["is_active"] = _("Choose active or not.")
+    if errors:
+        raise ValidationError(errors)
+    return {
+        "code": code,
+        "name": name,
+        "description": description,
+        "kind": values["kind"],
+        **kinds,
+        "max_age": max_age,
+        "is_active": values["is_active"],
+    }
+
+
+def request_legal_basis(
+    *, user, basis: LegalBasis | None, values: dict[str, Any], reason: str
+) -> AdminChangeRequest:
+    """Ask for a new legal basis (``basis=None``) or a change of ``basis``."""
+    _require(user, Kind.LEGAL_BASIS)
+    reason = _reason(reason, message=_("Give a reason for the request."))
+    values = clean_legal_basis_values(values, basis=basis)
+    if basis is None:
+        change: dict[str, Any] = {"new": True, "values": values}
+    else:
+        before = _legal_basis_values(basis)
+        fields = {
+            name: {"from": before[name], "to": values[name]}
+            for name in LEGAL_BASIS_FIELDS
+            if before[name] != values[name]
+        }
+        if not fields:
+            raise ValidationError(_("The request changes nothing."), code="no_change")
+        change = {"new": False, "code": basis.code, "fields": fields}
+    with transaction.atomic():
+        return _create(user=user, kind=Kind.LEGAL_BASIS, target=basis, change=change, reason=reason)
+
+
+def request_organisation_kind(
+    *, user, organisation: Organisation, kind: str, reason: str
+) -> AdminChangeRequest:
+    """Ask for ``organisation`` to become an organisation of type ``kind``."""
+    _require(user, Kind.ORGANISATION_KIND)
+    reason = _reason(reason, message=_("Give a reason for the request."))
+    if kind not in Organisation.Kind.values:
+        raise ValidationError({"kind": _("Choose a valid organisation type.")})
+    if kind == organisation.kind:
+        raise ValidationError(_("The request changes nothing."), code="no_change")
+    with transaction.atomic():
+        return _create(
+            user=user,
+            kind=Kind.ORGANISATION_KIND,
+            target=organisation,
+            change={"organisation": organisation.pk, "from": organisation.kind, "to": kind},
+            reason=reason,
+        )
+
+
+# --- decisions --------------------------------------------------------------------------
+
+
+def _get(request_id, *, lock: bool = False) -> AdminChangeRequest:
+    queryset = AdminChangeRequest.objects.all()
+    if lock:
+        queryset = queryset.select_for_update()
+    try:
+        return queryset.get(pk=int(request_id))
+    except (AdminChangeRequest.DoesNotExist, TypeError, ValueError, OverflowError):
+        raise ValidationError(_("There is no such change request."), code="missing") from None
+
+
+def _refuse_unless_may_decide(*, user, request_id) -> None:
+    """Refusals that do not depend on the request's state (who asked, what kind),
+    checked before the decision's transaction so that their denied-access event
+    commits at once, whatever happens next."""
+    change_request = _get(request_id)
+    _require(user, change_request.kind, decide=True)
+    if change_request.requested_by_id == user.pk:
+        record_event(
+            action=Action.ACCESS_DENIED,
+            user=user,
+            obj=change_request,
+            outcome=Outcome.DENIED,
+            details={"change_request": change_request.pk, "step": "decide", "own_request": True},
+            independent=True,
+        )
+        raise ValidationError(
+            _(
+                "You cannot decide your own request: another administrator must "
+                "approve or reject it."
+            ),
+            code="own_request",
+        )
+
+
+def _pending_for_decision(*, user, request_id) -> AdminChangeRequest:
+    change_request = _get(request_id, lock=True)
+    if change_request.decision != Decision.PENDING:
+        raise ValidationError(_("The request has already been decided."), code="already_decided")
+    return change_request
+
+
+def _stale() -> ValidationError:
+    return ValidationError(
+        _(
+            "The request is out of date: what it changes has changed since it was made. "
+            "Reject it and make a new request."
+        ),
+        code="stale",
+    )
+
+
+def _locked_target(change_request: AdminChangeRequest):
+    model = {
+        "casework.user": User,
+        "casework.legalbasis": LegalBasis,
+        "casework.organisation": Organisation,
+    }[change_request.target_type]
+    if not change_request.target_id:
+        return None
+    target = model.objects.select_for_update().filter(pk=change_request.target_id).first()
+    if target is None:
+        raise _stale()
+    return target
+
+
+def _apply(user, change_request: AdminChangeRequest, target) -> None:
+    kind = change_request.kind
+    change = change_request.change
+    if kind == Kind.GRANT_ROLE:
+        if target.pk == user.pk:
+            raise ValidationError(
+                _("You cannot approve a request that concerns your own account."),
+                code="own_account",
+            )
+        group = Group.objects.filter(pk=change.get("group")).first()
+        if group is None:
+            raise _stale()
+        _check_grant(target, group)
+        target.groups.add(group)
+    elif kind == Kind.PASSWORD_LINK:
+        if target.pk == user.pk:
+            raise ValidationError(
+                _("You cannot approve a request that concerns your own account."),
+                code="own_account",
+            )
+        if not target.is_active:
+            raise _stale()
+    elif kind == Kind.LEGAL_BASIS:
+        if target is None:
+            values = clean_legal_basis_values(change["values"], basis=None)
+            target = LegalBasis.objects.create(**values)
+            change_request.target_id = str(target.pk)
+        else:
+            values = _legal_basis_values(target)
+            values.update({name: diff["to"] for name, diff in change["fields"].items()})
+            values = clean_legal_basis_values(values, basis=target)
+            for name, value in values.items():
+                setattr(target, name, value)
+            target.save()
+    elif kind == Kind.ORGANISATION_KIND:
+        target.kind = change["to"]
+        target.save(update_fields=["kind"])
+
+
+def approve(*, user, request_id, reason: str = "") -> Approval:
+    """Approve and apply a pending request (not one's own), in one transaction."""
+    reason = (reason or "").strip()
+    if len(reason) > REASON_MAX_LENGTH:
+        raise ValidationError(
+            _("The reason may be at most %(limit)d characters.") % {"limit": REASON_MAX_LENGTH},
+            code="reason_too_long",
+        )
+    _refuse_unless_may_decide(user=user, request_id=request_id)
+    with transaction.atomic():
+        change_request = _pending_for_decision(user=user, request_id=request_id)
+        target = _locked_target(change_request)
+        if _digest(_target_state(change_request.kind, target)) != change_request.target_digest:
+            raise _stale()
+        _apply(user, change_request, target)
+        now = timezone.now()
+        change_request.decision = Decision.APPROVED
+        change_request.decided_by = user
+        change_request.decided_at = now
+        change_request.decision_reason = reason
+        change_request.applied_at = now
+        change_request.save()
+        emailed = bool(
+            change_request.kind == Kind.PASSWORD_LINK and settings.EMAIL_ENABLED and target.email
+        )
+        _event(user, change_request, "approve", link_delivery="email" if emailed else "approver")
+    if change_request.kind != Kind.PASSWORD_LINK:
+        return Approval(change_request)
+    link = set_password_link(target)
+    if emailed:
+        try:
+            _send_link(target, link)
+        except OSError:  # the mail server failed (smtplib's errors): hand the link over
+            return Approval(change_request, link=link)
+        return Approval(change_request, emailed=True)
+    return Approval(change_request, link=link)
+
+
+def set_password_link(user: User) -> str:
+    """The path of ``user``'s set-password link (absolute with ``SITE_URL`` when set)."""
+    path = reverse(
+        "password_set",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": set_password_tokens.make_token(user),
+        },
+    )
+    return getattr(settings, "SITE_URL", "").rstrip("/") + path
+
+
+def _send_link(user: User, link: str) -> None:
+    hours = settings.PASSWORD_RESET_TIMEOUT // 3600
+    send_mail(
+        subject=_("Samverkan: set your password"),
+        message=_(
+            "Set your password for Samverkan (account %(username)s) at this link. "
+            "It works once and for %(hours)d hours:\n\n%(link)s\n"
+        )
+        % {"username": user.get_username(), "hours": hours, "link": link},
+        from_email=None,
+        recipient_list=[user.email],
+    )
+
+
+def reject(*, user, request_id, reason: str) -> AdminChangeRequest:
+    """Reject a pending request (not one's own) with a reason; nothing is applied."""
+    reason = _reason(reason, message=_("Give a reason for rejecting the request."))
+    _refuse_unless_may_decide(user=user, request_id=request_id)
+    with transaction.atomic():
+        change_request = _pending_for_decision(user=user, request_id=request_id)
+        change_request.decision = Decision.REJECTED
+        change_request.decided_by = user
+        change_request.decided_at = timezone.now()
+        change_request.decision_reason = reason
+        change_request.save()
+        _event(user, change_request, "reject")
+    return change_request
