@@ -254,7 +254,9 @@ def record_event(
     when there is no ``user`` (the name tried in a failed login).
 
     ``independent=True`` commits the event at once, on its own, so that it
-    survives a rollback of the caller's transaction (denied access, failed login).
+    survives a rollback of the caller's transaction (denied access, failed login,
+    a lookup whose answer the user has seen). Every ``DENIED`` outcome is written
+    so, whatever the caller says (docs/adr/0015-lookups-leave-a-trace.md).
     """
     event = _build(
         action=action,
@@ -270,6 +272,7 @@ def record_event(
         details=details,
         username=username,
     )
+    independent = independent or outcome == Outcome.DENIED
     using = _independent_alias() if independent else DEFAULT_DB_ALIAS
     _insert(event, using=using)
     _sealer.after_commit(using)
@@ -279,8 +282,11 @@ def record_event(
 def record_events(*events: dict[str, Any]) -> list[AccessEvent]:
     """Append several events in one statement, in the caller's transaction: all of
     them or none. Each dict holds :func:`record_event`'s arguments (not
-    ``independent``). A page that consults a case and discloses it writes both so."""
+    ``independent``; a denial, which must outlive the caller's transaction, is refused
+    here). A page that consults a case and discloses it writes both so."""
     built = [_build(**event) for event in events]
+    if any(event.outcome == Outcome.DENIED for event in built):
+        raise ValueError("a denied outcome is written with record_event, on its own")
     if built:
         _insert(*built, using=DEFAULT_DB_ALIAS)
         _sealer.after_commit(DEFAULT_DB_ALIAS)

@@ -67,6 +67,13 @@ def test_a_stale_form_gets_the_same_answer_for_a_registered_and_an_unregistered_
 ):
     client.force_login(users[registrar])
     stale = {"area": "other", "version": group.version - 1}
+    # As the finding was found: no name (a registered number needed none).
+    known = _answer(client, group, {"personnummer": registered, **stale})
+    unknown = _answer(client, group, {"personnummer": fresh_personnummer(16), **stale})
+    assert known == unknown
+    assert known[0] == 400 and "name" in known[1]
+    # Complete but stale: "changed by someone else" for both.
+    stale["name"] = TYPED_NAME
     known = _answer(client, group, {"personnummer": registered, **stale})
     unknown = _answer(client, group, {"personnummer": fresh_personnummer(16), **stale})
     assert known == unknown
