@@ -80,6 +80,11 @@ def _independent_alias() -> str:
         # Autocommit (or only a test case's wrapping transaction, which stands
         # in for autocommit in tests): the insert commits by itself.
         return DEFAULT_DB_ALIAS
+    if len(blocks) < len(default.atomic_blocks):
+        # Inside a test case's wrapping transaction nothing commits on any
+        # connection: write where the test sees it. Transactional tests prove
+        # that the event survives (docs/adr/0015-lookups-leave-a-trace.md).
+        return DEFAULT_DB_ALIAS
     return AUDIT_DB_ALIAS if AUDIT_DB_ALIAS in settings.DATABASES else DEFAULT_DB_ALIAS
 
 
@@ -254,7 +259,9 @@ def record_event(
     when there is no ``user`` (the name tried in a failed login).
 
     ``independent=True`` commits the event at once, on its own, so that it
-    survives a rollback of the caller's transaction (denied access, failed login).
+    survives a rollback of the caller's transaction (denied access, failed login,
+    a lookup whose answer the user has seen). Every ``DENIED`` outcome is written
+    so, whatever the caller says (docs/adr/0015-lookups-leave-a-trace.md).
     """
     event = _build(
         action=action,
@@ -270,6 +277,7 @@ def record_event(
         details=details,
         username=username,
     )
+    independent = independent or outcome == Outcome.DENIED
     using = _independent_alias() if independent else DEFAULT_DB_ALIAS
     _insert(event, using=using)
     _sealer.after_commit(using)
@@ -279,8 +287,11 @@ def record_event(
 def record_events(*events: dict[str, Any]) -> list[AccessEvent]:
     """Append several events in one statement, in the caller's transaction: all of
     them or none. Each dict holds :func:`record_event`'s arguments (not
-    ``independent``). A page that consults a case and discloses it writes both so."""
+    ``independent``; a denial, which must outlive the caller's transaction, is refused
+    here). A page that consults a case and discloses it writes both so."""
     built = [_build(**event) for event in events]
+    if any(event.outcome == Outcome.DENIED for event in built):
+        raise ValueError("a denied outcome is written with record_event, on its own")
     if built:
         _insert(*built, using=DEFAULT_DB_ALIAS)
         _sealer.after_commit(DEFAULT_DB_ALIAS)

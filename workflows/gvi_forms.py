@@ -46,11 +46,12 @@ class MemberForm(VersionedForm):
         max_length=20,
         help_text=_("12 or 10 digits, e.g. 20090815-1234 (samordningsnummer accepted)."),
     )
+    # Needed for every number: asking for it only when the number is new would tell
+    # whether it is registered (docs/adr/0015-lookups-leave-a-trace.md).
     name = forms.CharField(
         label=_("Name"),
         max_length=200,
-        required=False,
-        help_text=_("Needed only for a person not registered before."),
+        help_text=_("The name as you know it. A person registered before keeps the stored name."),
     )
     area = forms.ChoiceField(label=_("Area"), choices=Person.Area.choices)
 

@@ -20,9 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
 from casework import policy
-from casework.selectors import find_person
 from casework.selectors import gvi as selectors
-from casework.services import create_person
 from casework.services import gvi as services
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows import gvi_forms as forms
@@ -339,23 +337,13 @@ class GroupPageView(GviView):
 
     def do_member(self, form):
         data = form.cleaned_data
-        user, purpose = self.request.user, str(PURPOSE)
-        person = find_person(user=user, purpose=purpose, personnummer=data["personnummer"])
-        if person is None:
-            if not data["name"]:
-                raise ValidationError({"name": _("Enter the name of a person not registered.")})
-            person = create_person(
-                user=user,
-                purpose=purpose,
-                name=data["name"],
-                personnummer=data["personnummer"],
-                area=data["area"],
-            )
-        member = services.add_member(
-            user=user,
-            purpose=purpose,
+        member = services.add_member_by_personnummer(
+            user=self.request.user,
+            purpose=str(PURPOSE),
             group=self.object,
-            person=person,
+            personnummer=data["personnummer"],
+            name=data["name"],
+            area=data["area"],
             expected_version=self.version(form),
         )
         return self.done(_("The member is registered."), _url("member", member))

@@ -5,6 +5,11 @@ Every function takes the requesting ``user`` and the ``purpose`` of the access
 event per call in the same transaction as the decryption: a consultation
 (``CONSULT``) naming the fields decrypted, never their values, or a denial
 (``ACCESS_DENIED``).
+
+Two kinds of event are committed on their own instead, so that they outlive the
+caller's transaction (docs/adr/0015-lookups-leave-a-trace.md): denials, and
+lookups by personnummer — whatever the request does afterwards, its answer may
+already tell the user whether the number is registered.
 """
 
 from __future__ import annotations
@@ -190,24 +195,26 @@ def find_person(
     personnummer. Invalid input raises ``ValidationError`` before any lookup.
     Writes one ``CONSULT`` event (field ``personnummer``; the person if found)
     per call, whether or not a person was found - the search itself is an access.
+    The event is committed on its own: it stays when the caller's transaction
+    rolls back (a stale form, a bad field after the lookup).
     """
     purpose = _require_purpose(purpose)
     normalised = pnr.normalise(personnummer)
     if not policy.can_process_person_data(user):
         raise _deny(user=user, purpose=purpose, what="find", legal_basis=legal_basis)
-    with transaction.atomic():
-        person, candidates = _match_by_personnummer(normalised)
-        record_event(
-            action=Action.CONSULT,
-            user=user,
-            object_type=PERSON_OBJECT,
-            object_id=str(person.pk) if person else "",
-            person_id=person.pk if person else None,
-            fields=["personnummer"],
-            purpose=purpose,
-            legal_basis=legal_basis,
-            details={"lookup": "personnummer", "candidates": candidates, "found": bool(person)},
-        )
+    person, candidates = _match_by_personnummer(normalised)
+    record_event(
+        action=Action.CONSULT,
+        user=user,
+        object_type=PERSON_OBJECT,
+        object_id=str(person.pk) if person else "",
+        person_id=person.pk if person else None,
+        fields=["personnummer"],
+        purpose=purpose,
+        legal_basis=legal_basis,
+        details={"lookup": "personnummer", "candidates": candidates, "found": bool(person)},
+        independent=True,
+    )
     return person
 
 
@@ -235,8 +242,8 @@ def person_ids_for_audit(personnummer: str, *, user: User) -> list[uuid.UUID]:
     Auditors see no case data, but reviewing who read a person's data needs the
     person's id: candidates come from the blind index and are confirmed by
     decrypting their personnummer; nothing else is opened and only the id is
-    returned. Writes one ``CONSULT`` event (purpose: log review). Raises
-    ``ValueError`` for an invalid number (the audit search form shows it).
+    returned. Writes one ``CONSULT`` event (purpose: log review), committed on its
+    own. Raises ``ValueError`` for an invalid number (the audit search form shows it).
     """
     try:
         normalised = pnr.normalise(personnummer)
@@ -244,16 +251,16 @@ def person_ids_for_audit(personnummer: str, *, user: User) -> list[uuid.UUID]:
         raise ValueError(" ".join(exc.messages)) from None
     if not policy.can_view_access_log(user):
         raise _deny(user=user, purpose=str(_("Log review")), what="audit lookup", legal_basis="")
-    with transaction.atomic():
-        person, candidates = _match_by_personnummer(normalised)
-        record_event(
-            action=Action.CONSULT,
-            user=user,
-            object_type=PERSON_OBJECT,
-            object_id=str(person.pk) if person else "",
-            person_id=person.pk if person else None,
-            fields=["personnummer"],
-            purpose=str(_("Log review: search of the access log by personal identity number")),
-            details={"lookup": "audit", "candidates": candidates, "found": bool(person)},
-        )
+    person, candidates = _match_by_personnummer(normalised)
+    record_event(
+        action=Action.CONSULT,
+        user=user,
+        object_type=PERSON_OBJECT,
+        object_id=str(person.pk) if person else "",
+        person_id=person.pk if person else None,
+        fields=["personnummer"],
+        purpose=str(_("Log review: search of the access log by personal identity number")),
+        details={"lookup": "audit", "candidates": candidates, "found": bool(person)},
+        independent=True,
+    )
     return [person.pk] if person else []

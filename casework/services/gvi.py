@@ -43,8 +43,9 @@ from casework.crypto.keystore import (
 )
 from casework.crypto.records import seal_value
 from casework.models import Case, Organisation, Person
-from casework.selectors.persons import _require_purpose, person_age
+from casework.selectors.persons import _require_purpose, find_person, person_age
 from casework.services.cases import REASON_LIMIT, CaseConflict, CaseDenied, _text, join_team
+from casework.services.persons import check_registration, create_person
 from workflows import gvi
 from workflows.gvi import (
     CallIn,
@@ -464,6 +465,48 @@ def add_member(
             minor_notice=minor,
         )
     return member
+
+
+def add_member_by_personnummer(
+    *,
+    user,
+    purpose: str,
+    group: Group,
+    personnummer: str,
+    name: str,
+    area: str,
+    expected_version: int | None = None,
+) -> GroupMember:
+    """Register the person with ``personnummer`` as a member of ``group``, registering
+    the person first (``name``, ``area``) if the number is new.
+
+    The answer never tells whether the number was registered before
+    (docs/adr/0015-lookups-leave-a-trace.md): everything that does not need the
+    register is checked first and the same way for every number — the user's role,
+    the group's state, the version the user saw, the typed name, number and area
+    (the name is needed for every number; a registered person keeps the stored one).
+    Only then is the register looked up (``find_person``: its event is committed on
+    its own, so the lookup stays in the access log whatever happens next).
+    """
+    purpose = _require_purpose(purpose)
+    _require(
+        policy.coordinates_gvi_or_police,
+        user=user,
+        purpose=purpose,
+        what="gvi:member:add",
+        obj=group,
+    )
+    normalised = check_registration(name=name, personnummer=personnummer, area=area)
+    if group.status == gvi.GroupStatus.DORMANT:
+        raise ValidationError(_("The group is dormant: no members are added."))
+    with transaction.atomic():
+        _lock(group, expected_version)
+        person = find_person(user=user, purpose=purpose, personnummer=normalised)
+        if person is None:
+            person = create_person(
+                user=user, purpose=purpose, name=name, personnummer=normalised, area=area
+            )
+        return add_member(user=user, purpose=purpose, group=group, person=person)
 
 
 def acknowledge_minor_notice(*, user, purpose: str, member: GroupMember) -> None:

@@ -123,23 +123,52 @@ def _discard_data_key(owner_id: uuid.UUID) -> None:
 def _duplicate(
     *, user: User | None, purpose: str, legal_basis: str, existing: Person
 ) -> ValidationError:
-    """The user learns that the number is registered: that is an access, so it is logged."""
-    with transaction.atomic():
-        record_event(
-            action=Action.CONSULT,
-            user=user,
-            obj=existing,
-            person_id=existing.pk,
-            fields=["personnummer"],
-            purpose=purpose,
-            legal_basis=legal_basis,
-            details={"lookup": "duplicate check"},
-        )
+    """The user learns that the number is registered: that is an access, so it is logged,
+    on its own (the caller's transaction rolls back with the error; the event stays)."""
+    record_event(
+        action=Action.CONSULT,
+        user=user,
+        obj=existing,
+        person_id=existing.pk,
+        fields=["personnummer"],
+        purpose=purpose,
+        legal_basis=legal_basis,
+        details={"lookup": "duplicate check"},
+        independent=True,
+    )
     message = _("A person with this personal identity number is already registered.")
     return ValidationError({"personnummer": ValidationError(message, "duplicate")})
 
 
 # --- Persons -----------------------------------------------------------------------
+
+
+def check_registration(*, name: Any, personnummer: Any, area: Any = Person.Area.OTHER) -> str:
+    """The checks :func:`create_person` makes of the typed name, personnummer and area,
+    without looking at the register; return the normalised personnummer.
+
+    A form that registers a person only if the number is new runs these first, for
+    every number, so that its answer to bad input never depends on whether the
+    number is registered (docs/adr/0015-lookups-leave-a-trace.md). Raises one
+    ``ValidationError`` naming every bad field.
+    """
+    errors: dict[str, list[ValidationError]] = {}
+    normalised = ""
+    try:
+        normalised = pnr.normalise(personnummer)
+    except ValidationError as exc:
+        errors["personnummer"] = exc.error_list
+    for check in (
+        lambda: _text(name, "name", required=True),
+        lambda: _choice(area, "area", Person.Area),
+    ):
+        try:
+            check()
+        except ValidationError as exc:
+            errors.update(exc.error_dict)
+    if errors:
+        raise ValidationError(errors)
+    return normalised
 
 
 def create_person(
