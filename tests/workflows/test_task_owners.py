@@ -210,7 +210,9 @@ def test_screening_without_a_police_contact_is_refused(users, client):
     assert "Välj kontaktpolis" in response.content.decode()
     flow_case.refresh()
     assert flow_case.case.status == Status.SCREENING
-    assert not CaseMembership.objects.filter(case=flow_case.case).exists()
+    assert not CaseMembership.objects.filter(
+        case=flow_case.case, role=CaseMembership.Role.LEAD
+    ).exists()
 
 
 def test_every_human_step_has_a_queue():
