@@ -584,9 +584,7 @@ def may_see_flow_overview(user, flow_class) -> bool:
 def may_see_task(user, task) -> bool:
     """A task's pages (its index and detail): whoever may see its process (its case)."""
     flow = task.flow_task.flow_class.instance
-    return can_use_task_inbox(user) and bool(
-        flow.has_view_permission(user, task.process.coerced)
-    )
+    return can_use_task_inbox(user) and bool(flow.has_view_permission(user, task.process.coerced))
 
 
 def _task_case(task):
@@ -628,7 +626,9 @@ def may_take_task(user, task) -> bool:
     if task.status != STATUS.NEW or task.owner_id is not None:
         return False
     node = task.flow_task
-    if getattr(node, "team_role", None):
+    if _takes_by_rule(node):
+        # The role or the step's rule decides (a rule includes the queue permission
+        # where the step needs it: the threat review, the GVI participants).
         return may_do_step(user, task)
     perm = task.owner_permission
     return bool(perm) and _active(user) and user.has_perm(perm) and may_do_step(user, task)
@@ -662,7 +662,7 @@ def takeable(user, candidates) -> list[int]:
         by_flow: dict = {}
         for task in team_role:
             by_flow.setdefault(task.flow_task.flow_class, []).append(task)
-        for flow_class, tasks in (by_flow.items() if held else ()):
+        for flow_class, tasks in by_flow.items() if held else ():
             cases = dict(
                 flow_class.process_class.objects.filter(
                     pk__in=[t.process_id for t in tasks]
@@ -721,9 +721,15 @@ def may_release_task(user, task) -> bool:
 
 
 def may_manage_task(user, task) -> bool:
-    """Release and reassign ``task``: a coordinator of its flow who may see its process."""
+    """Release and reassign ``task``: a coordinator of its flow who may see its process;
+    for a step only its performers manage (``managed_by_performers``: the threat review's
+    police steps), a coordinator who could do it."""
     flow_class = task.flow_task.flow_class
-    return coordinates_flow(user, flow_class) and may_see_task(user, task)
+    if not (coordinates_flow(user, flow_class) and may_see_task(user, task)):
+        return False
+    if getattr(task.flow_task, "managed_by_performers", False):
+        return may_do_step(user, task)
+    return True
 
 
 def task_candidates(task):

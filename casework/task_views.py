@@ -22,9 +22,8 @@ PURPOSE = _("Coordination: releasing and reassigning tasks")
 
 
 def _flow_classes():
-    from config.urls import site
-
     from casework.views import CaseworkApp
+    from config.urls import site
 
     app = next(app for app in site.viewsets if isinstance(app, CaseworkApp))
     return app.flow_classes

@@ -845,6 +845,10 @@ class CaseStep(Step):
     on top of viewflow's owner and queue-permission checks (re-asked at every request:
     a police contact officer who left the team cannot do the step any more)."""
 
+    # Released and reassigned only by a coordinator the step admits (a police
+    # coordinator): ``casework.policy.may_manage_task``.
+    managed_by_performers = True
+
     def __init__(self, view, *, allowed, **kwargs):
         super().__init__(view, **kwargs)
         self._allowed = allowed

@@ -26,7 +26,9 @@ def _case(task):
 def _event(*, user, task, purpose: str, what: str, outcome=AccessEvent.Outcome.ALLOWED, **details):
     case = _case(task)
     record_event(
-        action=AuditAction.CHANGE if outcome == AccessEvent.Outcome.ALLOWED else AuditAction.ACCESS_DENIED,
+        action=AuditAction.CHANGE
+        if outcome == AccessEvent.Outcome.ALLOWED
+        else AuditAction.ACCESS_DENIED,
         user=user,
         object_type="viewflow.task",
         object_id=str(task.pk),

@@ -73,7 +73,7 @@ def test_unowned_step_is_in_no_case_workers_queue(users, client, unowned_police_
 
 
 def test_unowned_step_waits_for_the_coordinators(users, client, unowned_police_step):
-    flow_case, task = unowned_police_step
+    flow_case, _task = unowned_police_step
     client.force_login(users["sara.samordnare"])
     page = client.get(reverse("arenden:tasks_to_manage"))
     assert page.status_code == 200
@@ -109,7 +109,7 @@ def test_coordinator_reassigns_an_unowned_step(users, client, unowned_police_ste
 
 def test_reassign_to_someone_who_may_not_do_the_step_is_refused(users, client, unowned_police_step):
     """Bad input: a Swedish form error, nothing changed."""
-    flow_case, task = unowned_police_step
+    _flow_case, task = unowned_police_step
     client.force_login(users["sara.samordnare"])
     for owner in (users["lisa.skola"].pk, "x", "", 10**12):
         response = client.post(_manage_url(task), {"_action": "reassign", "owner": owner})
@@ -122,7 +122,9 @@ def test_reassign_to_someone_who_may_not_do_the_step_is_refused(users, client, u
 @pytest.mark.parametrize(
     "username", ["lisa.skola", "anna.social", "per.polis", "alex.avhopp", "stig.styrgrupp"]
 )
-def test_only_the_programmes_coordinators_manage_tasks(users, client, unowned_police_step, username):
+def test_only_the_programmes_coordinators_manage_tasks(
+    users, client, unowned_police_step, username
+):
     _flow_case, task = unowned_police_step
     client.force_login(users[username])
     assert client.get(_manage_url(task)).status_code == 403
@@ -170,7 +172,9 @@ def test_coordinator_releases_and_reassigns_the_task_of_a_lead_who_left(
         role=CaseMembership.Role.LEAD,
         valid_to__isnull=True,
     ).exists()
-    assert AccessEvent.objects.filter(object_id=str(task.pk), details__task_action="release").exists()
+    assert AccessEvent.objects.filter(
+        object_id=str(task.pk), details__task_action="release"
+    ).exists()
 
 
 def test_a_lead_who_left_gets_no_new_tasks(users, second_social_worker):

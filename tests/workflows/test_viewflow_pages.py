@@ -76,7 +76,7 @@ def test_bulk_unassign_lists_and_releases_only_the_users_own_tasks(users, client
 
 def test_bulk_assign_of_a_task_outside_the_queue_is_refused(users, client, two_cases):
     """Naming a task by id does not widen the list: it is not taken, nothing is."""
-    waiting, consent = two_cases
+    waiting, _consent = two_cases
     client.force_login(users["lisa.skola"])
     task = waiting.task("screen")
     response = client.post(
