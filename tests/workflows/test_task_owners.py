@@ -178,21 +178,24 @@ def test_coordinator_releases_and_reassigns_the_task_of_a_lead_who_left(
 
 
 def test_a_lead_who_left_gets_no_new_tasks(users, second_social_worker):
-    """The step's assignee is the newest active member in the role."""
-    driver = FlowDriver(users)
-    flow_case = driver.build("screen")
-    driver._run(
-        flow_case,
-        "screen",
-        "sara.samordnare",
-        {
-            "_action": "screen",
-            "outcome": "accept",
-            "lead": second_social_worker.pk,
-            "police_contact": users["per.polis"].pk,
-        },
+    """A lead's step goes to the newest active lead, never to an account that was closed
+    (the old assignee took the first lead found, active or not)."""
+    from workflows.nodes import team_member
+
+    flow_case = FlowDriver(users).build("consent")
+    case = flow_case.refresh().case
+    services.add_member(
+        user=users["sara.samordnare"],
+        case=case,
+        purpose=PURPOSE,
+        member=second_social_worker,
+        role=CaseMembership.Role.LEAD,
     )
-    assert flow_case.task("consent").owner == second_social_worker
+    anna = users["anna.social"]
+    User.objects.filter(pk=anna.pk).update(is_active=False)
+    assert team_member(case, CaseMembership.Role.LEAD) == second_social_worker
+    User.objects.filter(pk=second_social_worker.pk).update(is_active=False)
+    assert team_member(case, CaseMembership.Role.LEAD) is None
 
 
 def test_screening_without_a_police_contact_is_refused(users, client):
