@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+from django.contrib import messages
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import connection
 from django.shortcuts import redirect
@@ -19,6 +20,7 @@ from viewflow.workflow.fields import get_flow_ref
 from viewflow.workflow.flow import WorkflowAppViewset
 from viewflow.workflow.flow import views as flow_views
 from viewflow.workflow.flow.viewset import NestedFlowsApp
+from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 
 from casework import policy
@@ -184,13 +186,56 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
 
 
 class QueueView(TaskColumns, flow_views.WorkflowQueueListView):
+    """The tasks the user may take (``casework.policy.task_queue``), not viewflow's queue
+    (where a task without a queue permission is everyone's)."""
+
     columns = ("task_link", "case_brief", "created")
 
     @viewprop
     def queryset(self):
-        return self._with_cases(
-            self.model._default_manager.queue(self.flow_classes, self.request.user)
-        )
+        return self._with_cases(user_queue(self.flow_classes, self.request.user))
+
+
+def user_queue(flow_classes, user):
+    manager = Task._default_manager
+    return policy.task_queue(user, manager.filter_available(flow_classes, user), flow_classes)
+
+
+def user_inbox(flow_classes, user):
+    return Task._default_manager.inbox(flow_classes, user)
+
+
+class BulkAssignView(flow_views.BulkAssignTasksActionView):
+    """Take several tasks from the queue: only ever the user's queue is listed and taken
+    (viewflow's page listed every task of every flow)."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.can_use_task_inbox(request.user):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_queryset(self):
+        self.queryset = user_queue(self.viewset.flow_classes, self.request.user)
+        return super().get_queryset()
+
+    def message_user(self):
+        messages.success(self.request, _("The tasks were assigned to you."), fail_silently=True)
+
+
+class BulkUnassignView(flow_views.BulkUnassignTasksActionView):
+    """Hand several of one's own tasks back: only the user's inbox is listed and released."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.can_use_task_inbox(request.user):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_queryset(self):
+        self.queryset = user_inbox(self.viewset.flow_classes, self.request.user)
+        return super().get_queryset()
+
+    def message_user(self):
+        messages.success(self.request, _("The tasks were handed back."), fail_silently=True)
 
 
 class ArchiveView(TaskColumns, flow_views.WorkflowArchiveListView):
@@ -210,20 +255,23 @@ def _flow_ref(flow_class) -> str:
 
 class MenuCounts:
     """The side menu's two counts — tasks assigned to the user (inbox) and tasks the
-    user may take (queue), as viewflow's ``Task.objects.inbox``/``queue`` define them —
-    read in one query, and only when the menu shows them."""
+    user may take (queue, ``casework.policy.task_queue``) — read in one query, and only
+    when the menu shows them. Tasks of steps whose queue is decided per task (a team
+    role, a rule of the step) are read in a second query, only when there are any."""
 
     def __init__(self, flow_classes, user):
         self._flow_classes = flow_classes
         self._user = user
 
     # One statement of fixed text (a list is one array parameter): the menu is on every
-    # page. Its meaning is viewflow's querysets', which a test holds it to.
+    # page. Its meaning is the task lists' querysets', which a test holds it to.
     _SQL = (
         "SELECT count(*) FILTER (WHERE t.owner_id = %(user)s AND t.status = %(assigned)s),"
         " count(*) FILTER (WHERE t.flow_task_type = 'HUMAN' AND t.status = %(new)s"
-        " AND (%(superuser)s OR t.owner_permission IS NULL OR t.owner_id = %(user)s"
-        " OR t.owner_permission = ANY(%(permissions)s)))"
+        " AND t.owner_id IS NULL AND t.owner_permission = ANY(%(permissions)s)"
+        " AND NOT (t.flow_task = ANY(%(ruled)s))),"
+        " array_agg(t.id) FILTER (WHERE t.flow_task_type = 'HUMAN' AND t.status = %(new)s"
+        " AND t.owner_id IS NULL AND t.flow_task = ANY(%(ruled)s))"
         " FROM viewflow_task t JOIN viewflow_process p ON p.id = t.process_id"
         " WHERE p.flow_class = ANY(%(flows)s)"
     )
@@ -231,11 +279,14 @@ class MenuCounts:
     @cached_property
     def _counts(self) -> dict[str, int]:
         user = self._user
-        flows = [
-            _flow_ref(flow_class)
+        if not policy.can_use_task_inbox(user):
+            return {"inbox": 0, "queue": 0}
+        flow_classes = [
+            flow_class
             for flow_class in self._flow_classes
             if flow_class.instance.has_view_permission(user)
         ]
+        ruled = policy.ruled_steps(flow_classes)
         with connection.cursor() as cursor:
             cursor.execute(
                 self._SQL,
@@ -243,12 +294,15 @@ class MenuCounts:
                     "user": user.pk,
                     "assigned": STATUS.ASSIGNED,
                     "new": STATUS.NEW,
-                    "superuser": user.is_superuser,
                     "permissions": sorted(user.get_all_permissions()),
-                    "flows": flows,
+                    "ruled": [_task_ref(node) for node in ruled],
+                    "flows": [_flow_ref(flow_class) for flow_class in flow_classes],
                 },
             )
-            inbox, queue = cursor.fetchone()
+            inbox, queue, ruled_ids = cursor.fetchone()
+        if ruled_ids:
+            tasks = Task._default_manager.filter(pk__in=ruled_ids).select_related("process")
+            queue += len(policy.takeable(user, list(tasks)))
         return {"inbox": inbox, "queue": queue}
 
     @property
@@ -258,6 +312,12 @@ class MenuCounts:
     @property
     def queue(self) -> int:
         return self._counts["queue"]
+
+
+def _task_ref(node) -> str:
+    from viewflow.workflow.fields import get_task_ref
+
+    return get_task_ref(node)
 
 
 class CaseworkApp(WorkflowAppViewset):
@@ -270,6 +330,8 @@ class CaseworkApp(WorkflowAppViewset):
     inbox_view_class = InboxView
     queue_view_class = QueueView
     archive_view_class = ArchiveView
+    tasks_assign_view_class = BulkAssignView
+    tasks_unassign_view_class = BulkUnassignView
 
     def __init__(self, **kwargs):
         super().__init__(flow_viewsets=flow_viewsets(), **kwargs)
@@ -307,6 +369,18 @@ class CaseworkApp(WorkflowAppViewset):
         from workflows.case_views import case_page
 
         return path("fall/<uuid:case_id>/", case_page, name="case")
+
+    @property
+    def tasks_to_manage_path(self):
+        from casework.task_views import TasksToManageView
+
+        return path("uppgifter/", TasksToManageView.as_view(), name="tasks_to_manage")
+
+    @property
+    def task_manage_path(self):
+        from casework.task_views import TaskManageView
+
+        return path("uppgifter/<int:task_pk>/", TaskManageView.as_view(), name="task_manage")
 
     @property
     def reminders_path(self):

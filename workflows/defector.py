@@ -704,10 +704,9 @@ class DefectorProcess(Process):
 
 def _member(role):
     def owner(activation):
-        from casework.services.cases import members
+        from workflows.nodes import team_member
 
-        found = members(activation.process.case, role)
-        return found[0] if found else None
+        return team_member(activation.process.case, role)
 
     return owner
 
@@ -736,6 +735,7 @@ class DefectorFlow(flow.Flow):
         "{{ process.case.reference }} · {{ process.case.get_status_display }}"
     )
     lock_impl = select_for_update_lock
+    coordinator_permission = "casework.coordinate_defector_cases"
 
     # A referral from anyone with a case role (police, social services, school …).
     start = (
@@ -759,9 +759,10 @@ class DefectorFlow(flow.Flow):
     after_check = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
     # The lead social worker records the written consent covering every agency.
     consent = (
-        Step(views.ConsentView.as_view())
+        Step(views.ConsentView.as_view(), team_role=CaseMembership.Role.LEAD)
         .Annotation(title=_("Record written consent"))
         .Assign(_member(CaseMembership.Role.LEAD))
+        .Permission("casework.coordinate_defector_cases")
         .Next(this.after_consent)
     )
     after_consent = (
@@ -769,9 +770,10 @@ class DefectorFlow(flow.Flow):
     )
     # The police contact officer: the police check (after consent), then the threat level.
     assess_threat = (
-        Step(views.AssessmentView.as_view())
+        Step(views.AssessmentView.as_view(), team_role=CaseMembership.Role.POLICE_CONTACT)
         .Annotation(title=_("Police check and threat assessment"))
         .Assign(_member(CaseMembership.Role.POLICE_CONTACT))
+        .Permission("casework.coordinate_defector_cases")
         .Next(this.route)
     )
     # Routing by the assessment (the FSM's guards decided the state; the flow follows it).
@@ -791,9 +793,10 @@ class DefectorFlow(flow.Flow):
     after_intake = flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
     wait_for_review = flow.Timer(_review_time).Next(this.review)
     review = (
-        Step(views.ReviewView.as_view())
+        Step(views.ReviewView.as_view(), team_role=CaseMembership.Role.LEAD)
         .Annotation(title=_("Review the defector case"))
         .Assign(_member(CaseMembership.Role.LEAD))
+        .Permission("casework.coordinate_defector_cases")
         .Next(this.after_review)
     )
     after_review = flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
@@ -842,6 +845,10 @@ class CaseStep(Step):
     on top of viewflow's owner and queue-permission checks (re-asked at every request:
     a police contact officer who left the team cannot do the step any more)."""
 
+    # Released and reassigned only by a coordinator the step admits (a police
+    # coordinator): ``casework.policy.may_manage_task``.
+    managed_by_performers = True
+
     def __init__(self, view, *, allowed, **kwargs):
         super().__init__(view, **kwargs)
         self._allowed = allowed
@@ -851,6 +858,12 @@ class CaseStep(Step):
             return False
         case = getattr(task.coerced_process, "case", None)
         return case is not None and bool(self._allowed(case, user))
+
+    def performer(self, user, task) -> bool:
+        """Who takes it from the queue (``casework.policy.may_take_task``): the queue's
+        permission and the step's own rule."""
+        perm = task.owner_permission
+        return bool(perm) and user.has_perm(perm) and self._admits(user, task)
 
     def can_assign(self, user, task):
         return super().can_assign(user, task) and self._admits(user, task)
@@ -929,6 +942,7 @@ class ThreatReviewFlow(flow.Flow):
         "{{ process.case.reference }} · {{ process.case.get_status_display }}"
     )
     lock_impl = select_for_update_lock
+    coordinator_permission = "casework.coordinate_defector_cases"
 
     start = flow.StartHandle(this.start_case).Next(this.next_step)
     next_step = (

@@ -104,6 +104,10 @@ class ScreeningForm(VersionedForm):
         data = super().clean()
         if data.get("outcome") == self.ACCEPT and not data.get("lead"):
             self.add_error("lead", _("Choose the lead social worker."))
+        # The police decision is the police contact's step: accepted without one, it
+        # would have no owner (issue 14, finding 6).
+        if data.get("outcome") == self.ACCEPT and not data.get("police_contact"):
+            self.add_error("police_contact", _("Choose the police contact officer."))
         if data.get("outcome") == self.REJECT and not data.get("close_reason"):
             self.add_error("close_reason", _("Choose the reason for rejecting."))
         if data.get("close_reason") == "other" and not data.get("note"):

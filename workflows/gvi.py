@@ -1262,8 +1262,14 @@ def _call_in_in(*states):
 from workflows import gvi_views as views  # noqa: E402
 
 
+def _police_performer(user, task) -> bool:
+    """The notification's police steps: a police officer in GVI."""
+    return policy.gvi_police(user)
+
+
 class _GviFlow(flow.Flow):
     lock_impl = select_for_update_lock
+    coordinator_permission = "casework.coordinate_cases"
 
     def has_view_permission(self, user, obj=None):
         """GVI participants see the flows (their inbox); no one else."""
@@ -1287,9 +1293,10 @@ class GviNotificationFlow(_GviFlow):
     start = flow.StartHandle(this.start_process).Next(this.assess)
     # The responsible police officer records the legal assessment first.
     assess = (
-        flow.View(views.NotificationStepView.as_view(step="assess"))
+        Step(views.NotificationStepView.as_view(step="assess"), performer=_police_performer)
         .Annotation(title=_("Legal assessment"))
         .Assign(_police_officer)
+        .Permission("casework.coordinate_cases")
         .Next(this.after_assessment)
     )
     after_assessment = (
@@ -1299,7 +1306,7 @@ class GviNotificationFlow(_GviFlow):
     )
     # The coordinator approves the message.
     approve = (
-        flow.View(views.NotificationStepView.as_view(step="approve"))
+        Step(views.NotificationStepView.as_view(step="approve"))
         .Annotation(title=_("Approve the message"))
         .Permission("casework.coordinate_cases")
         .Next(this.after_approval)
@@ -1310,9 +1317,10 @@ class GviNotificationFlow(_GviFlow):
     # The police officer schedules the visit with the delivery team and delivers it;
     # not reached: a new visit, within the limit of attempts.
     deliver = (
-        flow.View(views.NotificationStepView.as_view(step="deliver"))
+        Step(views.NotificationStepView.as_view(step="deliver"), performer=_police_performer)
         .Annotation(title=_("Schedule and deliver"))
         .Assign(_police_officer)
+        .Permission("casework.coordinate_cases")
         .Next(this.after_delivery)
     )
     after_delivery = (
@@ -1322,7 +1330,7 @@ class GviNotificationFlow(_GviFlow):
     )
     # A named social-services participant (or the coordinator) follows up within the deadline.
     follow_up = (
-        flow.View(views.NotificationStepView.as_view(step="follow_up"))
+        Step(views.NotificationStepView.as_view(step="follow_up"))
         .Annotation(title=_("Follow up the notification"))
         .Permission(PERM_GVI_PARTICIPANT)
         .Next(this.end)
@@ -1347,7 +1355,7 @@ class GviCallInFlow(_GviFlow):
     start = flow.StartHandle(this.start_process).Next(this.plan)
     # The coordinator selects attendees and speakers, invites, records attendance and holds it.
     plan = (
-        flow.View(views.CallInStepView.as_view(step="plan"))
+        Step(views.CallInStepView.as_view(step="plan"))
         .Annotation(title=_("Plan and hold the call-in"))
         .Permission("casework.coordinate_cases")
         .Next(this.after_meeting)
@@ -1355,7 +1363,7 @@ class GviCallInFlow(_GviFlow):
     after_meeting = flow.If(_call_in_in(CallInStatus.HELD)).Then(this.follow_up).Else(this.end)
     # Follow-up contact with each attendee within the deadline.
     follow_up = (
-        flow.View(views.CallInStepView.as_view(step="follow_up"))
+        Step(views.CallInStepView.as_view(step="follow_up"))
         .Annotation(title=_("Follow up the attendees"))
         .Permission("casework.coordinate_cases")
         .Next(this.end)
@@ -1377,7 +1385,7 @@ class GviMinorNoticeFlow(_GviFlow):
 
     start = flow.StartHandle(this.start_process).Next(this.acknowledge)
     acknowledge = (
-        flow.View(views.MinorNoticeView.as_view())
+        Step(views.MinorNoticeView.as_view())
         .Annotation(title=_("A member under 18 is registered"))
         .Permission(PERM_GVI_PARTICIPANT)
         .Next(this.end)
@@ -1400,8 +1408,9 @@ class ParticipantStep(Step):
     not make a participant (granted by mistake to a police officer it would): taking the
     task needs :func:`casework.policy.gvi_participant` too."""
 
-    def can_assign(self, user, task):
-        return super().can_assign(user, task) and policy.gvi_participant(user)
+    def performer(self, user, task) -> bool:
+        perm = task.owner_permission
+        return bool(perm) and user.has_perm(perm) and policy.gvi_participant(user)
 
 
 class GviReferralNoticeFlow(_GviFlow):

@@ -60,7 +60,26 @@ def _done_step_url(flow_task, process, user) -> str | None:
 
 class Step(flow.View):
     """A human step of a flow (``flow.View``) whose page, once the step is done, leads
-    back to its case."""
+    back to its case.
+
+    Who takes, releases and is given it is ``casework.policy``'s decision: ``team_role``
+    names the case-team role that does the step (the task goes to that member, and back
+    to that role's queue), ``performer(user, task)`` a rule of its own; otherwise the
+    step's queue permission decides. viewflow's cancel, undo and revive pages are not
+    mounted (``workflows.registry``).
+    """
+
+    def __init__(self, view, *, team_role: str | None = None, performer=None, **kwargs):
+        super().__init__(view, **kwargs)
+        self.team_role = team_role
+        if performer is not None:
+            self.performer = performer
+
+    def can_assign(self, user, task) -> bool:
+        return policy.may_take_task(user, task)
+
+    def can_unassign(self, user, task) -> bool:
+        return policy.may_release_task(user, task)
 
     @property
     def view_path(self):
@@ -69,3 +88,21 @@ class Step(flow.View):
             _finished_steps_lead_to_the_case(self, utils.wrap_view(self, self.view)),
             name="execute",
         )
+
+
+def team_member(case, role: str):
+    """Who a step of ``role`` is assigned to: the newest active member of the case's team
+    in that role (a member who left — an inactive account — gets no new task); ``None``
+    when there is none (the task then waits for the programme's coordinators)."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    now = timezone.now()
+    membership = (
+        case.memberships.filter(role=role, valid_from__lte=now, user__is_active=True)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
+        .select_related("user")
+        .order_by("-valid_from", "-pk")
+        .first()
+    )
+    return membership.user if membership else None

@@ -19,17 +19,53 @@ from viewflow.workflow.flow import views as flow_views
 from casework import policy
 
 
-def _coordinators_only(view, permission: str):
+def _coordinators_only(view, flow_class):
     """Overviews of all processes (case numbers and states) are for the coordinators."""
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
-        user = request.user
-        if not (policy.can_use_task_inbox(user) and user.has_perm(permission)):
+        if not policy.may_see_flow_overview(request.user, flow_class):
             raise PermissionDenied
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+class _TaskVisible:
+    """A task's index page (viewflow mounts it without a check): only for whoever may see
+    the task's process (``casework.policy.may_see_task``)."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.may_see_task(request.user, request.activation.task):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+
+class IndexTaskView(_TaskVisible, flow_views.IndexTaskView):
+    pass
+
+
+class UserIndexTaskView(_TaskVisible, flow_views.UserIndexTaskView):
+    pass
+
+
+GUARDED_INDEX_VIEWS = {
+    flow_views.IndexTaskView: IndexTaskView,
+    flow_views.UserIndexTaskView: UserIndexTaskView,
+}
+
+
+def mount_only_guarded_pages(flow_class) -> None:
+    """Before the flow's URLs are built: no cancel, undo or revive page on any step (the
+    flows allow them to nobody, ``has_manage_permission``), and each step's index page
+    behind the task's policy check."""
+    for node in flow_class.instance.nodes():
+        for name in ("cancel_view_class", "undo_view_class", "revive_view_class"):
+            if hasattr(node, name):
+                setattr(node, name, None)
+        index = getattr(node, "index_view_class", None)
+        if index in GUARDED_INDEX_VIEWS:
+            node.index_view_class = GUARDED_INDEX_VIEWS[index]
 
 
 def _process_visible(view, flow_class):
@@ -58,27 +94,29 @@ class TaskListView(flow_views.DashboardTaskListView):
 
 
 class ProgrammeFlowViewset(FlowViewset):
-    """A flow's pages; its dashboards and process lists only for its coordinators."""
+    """A flow's pages; its dashboards and process lists only for its coordinators; no
+    process cancel page (nobody may cancel a process from viewflow's pages)."""
 
     process_list_view_class = ProcessListView
     task_list_view_class = TaskListView
+    process_cancel_path = None
 
-    def __init__(self, flow_class, *, coordinator_permission: str, **kwargs):
-        self.coordinator_permission = coordinator_permission
+    def __init__(self, flow_class, **kwargs):
+        mount_only_guarded_pages(flow_class)
         super().__init__(flow_class, **kwargs)
 
     @viewprop
     def dashboard_view(self):
         return _coordinators_only(
             self.dashboard_view_class.as_view(**self.get_dashboard_view_kwargs()),
-            self.coordinator_permission,
+            self._flow_class,
         )
 
     @viewprop
     def process_list_view(self):
         return _coordinators_only(
             self.process_list_view_class.as_view(**self.get_process_list_view_kwargs()),
-            self.coordinator_permission,
+            self._flow_class,
         )
 
     @property
@@ -93,7 +131,7 @@ class ProgrammeFlowViewset(FlowViewset):
     def task_list_view(self):
         return _coordinators_only(
             self.task_list_view_class.as_view(**self.get_task_list_view_kwargs()),
-            self.coordinator_permission,
+            self._flow_class,
         )
 
 
@@ -118,7 +156,6 @@ _case_page_views: dict = {}
 
 
 def flow_viewsets() -> list[FlowViewset]:
-    from casework.roles import PERM_COORDINATE, PERM_COORDINATE_DEFECTOR
     from workflows.defector import DefectorFlow, ThreatReviewFlow
     from workflows.gvi import (
         GviCallInFlow,
@@ -130,18 +167,12 @@ def flow_viewsets() -> list[FlowViewset]:
     from workflows.sspf import SspfFlow
 
     return [
-        ProgrammeFlowViewset(SigFlow, coordinator_permission=PERM_COORDINATE, icon="groups"),
-        ProgrammeFlowViewset(
-            DefectorFlow, coordinator_permission=PERM_COORDINATE_DEFECTOR, icon="shield"
-        ),
-        ProgrammeFlowViewset(
-            ThreatReviewFlow, coordinator_permission=PERM_COORDINATE_DEFECTOR, icon="gpp_maybe"
-        ),
-        ProgrammeFlowViewset(SspfFlow, coordinator_permission=PERM_COORDINATE, icon="school"),
+        ProgrammeFlowViewset(SigFlow, icon="groups"),
+        ProgrammeFlowViewset(DefectorFlow, icon="shield"),
+        ProgrammeFlowViewset(ThreatReviewFlow, icon="gpp_maybe"),
+        ProgrammeFlowViewset(SspfFlow, icon="school"),
         *(
-            ProgrammeFlowViewset(
-                flow_class, coordinator_permission=PERM_COORDINATE, icon="campaign"
-            )
+            ProgrammeFlowViewset(flow_class, icon="campaign")
             for flow_class in (
                 GviNotificationFlow,
                 GviCallInFlow,

@@ -400,17 +400,15 @@ class SigProcess(Process):
 
 
 def _lead(activation):
-    from casework.services.cases import members
+    from workflows.nodes import team_member
 
-    found = members(activation.process.case, CaseMembership.Role.LEAD)
-    return found[0] if found else None
+    return team_member(activation.process.case, CaseMembership.Role.LEAD)
 
 
 def _police_contact(activation):
-    from casework.services.cases import members
+    from workflows.nodes import team_member
 
-    found = members(activation.process.case, CaseMembership.Role.POLICE_CONTACT)
-    return found[0] if found else None
+    return team_member(activation.process.case, CaseMembership.Role.POLICE_CONTACT)
 
 
 def _in_state(*states):
@@ -439,6 +437,8 @@ class SigFlow(flow.Flow):
         "{{ process.case.reference }} · {{ process.case.get_status_display }}"
     )
     lock_impl = select_for_update_lock
+    # Who releases and reassigns its tasks (``casework.policy.coordinates_flow``).
+    coordinator_permission = "casework.coordinate_cases"
 
     # Anyone in a referring organisation with a case role registers a referral.
     start = (
@@ -460,33 +460,37 @@ class SigFlow(flow.Flow):
     after_screening = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
     # The lead social worker records the consents.
     consent = (
-        Step(views.ConsentView.as_view())
+        Step(views.ConsentView.as_view(), team_role=CaseMembership.Role.LEAD)
         .Annotation(title=_("Record consent"))
         .Assign(_lead)
+        .Permission("casework.coordinate_cases")
         .Next(this.after_consent)
     )
     after_consent = flow.If(_in_state(Status.DECISION_PENDING)).Then(this.decisions).Else(this.end)
     # Social services and police decide, each on their own.
     decisions = flow.Split().Next(this.decide_social).Next(this.decide_police)
     decide_social = (
-        Step(views.DecisionView.as_view())
+        Step(views.DecisionView.as_view(), team_role=CaseMembership.Role.LEAD)
         .Annotation(title=_("Social services' decision"))
         .Assign(_lead)
+        .Permission("casework.coordinate_cases")
         .Next(this.decided)
     )
     decide_police = (
-        Step(views.DecisionView.as_view())
+        Step(views.DecisionView.as_view(), team_role=CaseMembership.Role.POLICE_CONTACT)
         .Annotation(title=_("Police decision"))
         .Assign(_police_contact)
+        .Permission("casework.coordinate_cases")
         .Next(this.decided)
     )
     decided = flow.Join().Next(this.after_decisions)
     after_decisions = flow.If(_in_state(Status.PLANNING)).Then(this.draft_plan).Else(this.end)
     # The lead social worker drafts the plan; the coordinator approves it.
     draft_plan = (
-        Step(views.PlanView.as_view())
+        Step(views.PlanView.as_view(), team_role=CaseMembership.Role.LEAD)
         .Annotation(title=_("Draft the plan"))
         .Assign(_lead)
+        .Permission("casework.coordinate_cases")
         .Next(this.approve)
     )
     approve = (
@@ -502,9 +506,10 @@ class SigFlow(flow.Flow):
     # then continue with a new review date, or close.
     wait_for_review = flow.Timer(_review_time).Next(this.follow_up)
     follow_up = (
-        Step(views.FollowUpView.as_view())
+        Step(views.FollowUpView.as_view(), team_role=CaseMembership.Role.LEAD)
         .Annotation(title=_("Follow up the case"))
         .Assign(_lead)
+        .Permission("casework.coordinate_cases")
         .Next(this.after_follow_up)
     )
     after_follow_up = flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)

@@ -601,11 +601,16 @@ from workflows.nodes import Step  # noqa: E402
 
 
 class PartStep(Step):
-    """A member's own task: created assigned to them (never to a queue, where every user
-    could see it), and not handed back — it has no queue to go to."""
+    """A member's own task: created assigned to them. Handed back, it waits for a member
+    of the same kind of organisation on the team (``casework.policy.may_report_plan_part``)
+    and for the coordinators, who may reassign it."""
 
-    def can_unassign(self, user, task) -> bool:
-        return False
+    def __init__(self, view, *, kind: str, **kwargs):
+        super().__init__(view, **kwargs)
+        self.organisation_kind = kind
+
+    def performer(self, user, task) -> bool:
+        return policy.may_report_plan_part(user, task.coerced_process.case, self.organisation_kind)
 
 
 COORDINATE = "casework.coordinate_cases"
@@ -621,6 +626,7 @@ class SspfFlow(flow.Flow):
         "{{ process.case.reference }} · {{ process.case.get_status_display }}"
     )
     lock_impl = select_for_update_lock
+    coordinator_permission = COORDINATE
 
     # School, social services, police or leisure staff raise a concern.
     start = (
@@ -676,15 +682,17 @@ class SspfFlow(flow.Flow):
         .Next(this.leisure_part, case=_part_needed(Organisation.Kind.LEISURE, "leisure_part"))
     )
     school_part = (
-        PartStep(views.PlanPartView.as_view())
+        PartStep(views.PlanPartView.as_view(), kind=Organisation.Kind.SCHOOL)
         .Annotation(title=_("The school's part of the commitment plan"))
         .Assign(_part_owner(Organisation.Kind.SCHOOL))
+        .Permission(COORDINATE)
         .Next(this.part_reported)
     )
     leisure_part = (
-        PartStep(views.PlanPartView.as_view())
+        PartStep(views.PlanPartView.as_view(), kind=Organisation.Kind.LEISURE)
         .Annotation(title=_("The leisure centre's part of the commitment plan"))
         .Assign(_part_owner(Organisation.Kind.LEISURE))
+        .Permission(COORDINATE)
         .Next(this.part_reported)
     )
     part_reported = flow.End()

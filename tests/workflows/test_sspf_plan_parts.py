@@ -145,7 +145,8 @@ def sspf_case_plan(driver, case) -> None:
 
 def test_the_school_part_by_every_role(everyone):
     """Only its owner opens and posts the school's part; everyone else gets a 403 and
-    nothing is written; no one hands the task back to a queue (there is none for it)."""
+    nothing is written; no one but its owner and the coordinators hands the task back
+    (ADR 0013: the coordinators release and reassign tasks of their programme)."""
     driver = SspfFlowDriver(everyone)
     case = driver.build("plan")
     task = driver.task(case, "school_part")
@@ -154,7 +155,8 @@ def test_the_school_part_by_every_role(everyone):
         client = Client()
         client.force_login(everyone[username])
         events = CaseEvent.objects.filter(case_id=case.pk).count()
-        client.post(driver.url(task, "unassign"))
+        if username not in ("lisa.skola", "sara.samordnare"):
+            client.post(driver.url(task, "unassign"))
         task.refresh_from_db()
         assert task.owner == everyone["lisa.skola"], username
         get = client.get(driver.url(task))
@@ -167,6 +169,26 @@ def test_the_school_part_by_every_role(everyone):
         else:
             assert (get.status_code, post.status_code) == (403, 403), username
             assert CaseEvent.objects.filter(case_id=case.pk).count() == events, username
+
+
+def test_a_released_part_waits_for_the_schools_member(everyone):
+    """Released by the coordinator, the school's part is in the queue of the school's
+    member on the team only (not of leisure, police or social services)."""
+    driver = SspfFlowDriver(everyone)
+    case = driver.build("plan")
+    task = driver.task(case, "school_part")
+    client = Client()
+    client.force_login(everyone["sara.samordnare"])
+    assert client.post(driver.url(task, "unassign")).status_code == 302
+    task.refresh_from_db()
+    assert task.owner_id is None
+    for username in ("fredrik.fritid", "per.polis", "anna.social", "sara.samordnare"):
+        client.force_login(everyone[username])
+        assert client.post(driver.url(task, "assign")).status_code == 403, username
+    client.force_login(everyone["lisa.skola"])
+    assert client.post(driver.url(task, "assign")).status_code == 302
+    task.refresh_from_db()
+    assert task.owner == everyone["lisa.skola"]
 
 
 def test_bad_input_on_the_part(everyone):
