@@ -224,12 +224,18 @@ def test_screening(users):
         poster.refused({**base, **data}, fields)
     # A missing or forged version (a hidden field): the form says to reload.
     for version_field in ({}, {"version": ""}, {"version": "abc"}, {"version": "0"}):
-        data = {**base, "outcome": "accept", "lead": anna.pk}
+        data = {**base, "outcome": "accept", "lead": anna.pk, "police_contact": per.pk}
         data.pop("version")
         response = poster.refused({**data, **version_field}, {None})
         assert "version" in response.context["forms"]["screen"].errors
     # A forged, stale version: the case was changed by someone else (a banner).
-    stale = {**base, "outcome": "accept", "lead": anna.pk, "version": version + 7}
+    stale = {
+        **base,
+        "outcome": "accept",
+        "lead": anna.pk,
+        "police_contact": per.pk,
+        "version": version + 7,
+    }
     before = rows(flow_case.case.pk)
     response = poster.client.post(poster.url, stale)
     assert response.status_code == 200
