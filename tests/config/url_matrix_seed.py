@@ -1,4 +1,4 @@
-"""The data of the role × URL matrix (``test_url_matrix.py``): all four programmes, committed.
+"""The data of the role x URL matrix (``test_url_matrix.py``): all four programmes, committed.
 
 ``build()`` runs ``seed_demo`` with its demo cases (SIG, SSPF, defector and GVI in every
 state, with their viewflow tasks in the demo users' inboxes and queues — the data the
