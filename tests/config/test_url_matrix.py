@@ -491,6 +491,12 @@ def seeded(django_db_setup, django_db_blocker):
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     )
     with django_db_blocker.unblock(), overrides:
+        from casework.models import Person
+
+        assert not Person.objects.exists(), (
+            "persons in the test database before the matrix's seed: the data of an interrupted "
+            "run (its keys are of another keyring): run once with --create-db"
+        )
         get_resolver().url_patterns  # noqa: B018 (viewflow names its node URLs then)
         # What the migrations made (roles, legal bases …), to restore at the end. Not the
         # access log: it is append-only (a restore would rewrite it) and empty here.
