@@ -392,7 +392,8 @@ BY_VIEW = {
         ],
         fill_task,
     ),
-    # A process of the flow: its page, its cancel action, its chart.
+    # A process of the flow: its page, its cancel action, its chart (the flow's own chart has
+    # no parameters).
     f"{VIEWFLOW}.detail.DetailProcessView": fill_process,
     f"{VIEWFLOW}.actions.CancelProcessView": fill_process,
     f"{VIEWFLOW}.chart.FlowChartView": fill_process,
@@ -427,11 +428,11 @@ BY_ROUTE = {
 
 def classify(route: Route):
     """The filler of ``route``, ``None`` for one without parameters, or a KeyError."""
+    if not route.params:
+        return None
     for table, key in ((BY_ROUTE, route.route), (BY_NAME, route.name), (BY_VIEW, route.view)):
         if key in table:
             return table[key]
-    if not route.params:
-        return None
     raise KeyError(
         f"URL pattern {route.route!r} (name {route.name!r}, view {route.view}) has path "
         f"parameters {route.params} the role x URL matrix cannot fill. Add it to "
