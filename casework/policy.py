@@ -689,8 +689,10 @@ def coordinates_flow(user, flow_class) -> bool:
 
 def may_see_flow_overview(user, flow_class) -> bool:
     """viewflow's dashboard and lists of a flow's processes and tasks (case numbers and
-    states): the flow's coordinators."""
-    return coordinates_flow(user, flow_class)
+    states): the flow's coordinators who may open every case of it. A police coordinator
+    may not (the police see a case only once consent or a legal basis covers them), so
+    they work from their inbox, queue and case list, which are narrowed case by case."""
+    return coordinates_flow(user, flow_class) and not is_police(user)
 
 
 def may_see_task(user, task) -> bool:

@@ -725,6 +725,57 @@ from workflows import defector_views as views  # noqa: E402
 from workflows.nodes import Step  # noqa: E402
 
 
+def local_handler(case, user) -> bool:
+    """The local programme's steps (initial check, intake): a defector coordinator who may
+    open the case (a police coordinator may not before consent covers the police)."""
+    return bool(policy.case_access(user, case, any_ground=True))
+
+
+class CaseStep(Step):
+    """A human step that only users for whom ``allowed(case, user)`` holds may take or do,
+    on top of viewflow's owner and queue-permission checks (re-asked at every request:
+    a police contact officer who left the team cannot do the step any more)."""
+
+    # Released and reassigned only by a coordinator the step admits (a police
+    # coordinator): ``casework.policy.may_manage_task``.
+    managed_by_performers = True
+
+    def __init__(self, view, *, allowed, **kwargs):
+        super().__init__(view, **kwargs)
+        self._allowed = allowed
+
+    def _admits(self, user, task) -> bool:
+        if user is None or user.is_anonymous:
+            return False
+        case = getattr(task.coerced_process, "case", None)
+        return case is not None and bool(self._allowed(case, user))
+
+    def performer(self, user, task) -> bool:
+        """Who takes it from the queue (``casework.policy.may_take_task``): the queue's
+        permission and the step's own rule."""
+        perm = task.owner_permission
+        return bool(perm) and user.has_perm(perm) and self._admits(user, task)
+
+    def can_assign(self, user, task):
+        return super().can_assign(user, task) and self._admits(user, task)
+
+    def can_execute(self, user, task):
+        return super().can_execute(user, task) and self._admits(user, task)
+
+    def can_unassign(self, user, task):
+        """The owner (or a flow manager) releases a task; so may anyone who could take it
+        from the queue when its owner may no longer do it (e.g. left the team)."""
+        if super().can_unassign(user, task):
+            return True
+        return (
+            task.owner_id is not None
+            and not self._admits(task.owner, task)
+            and bool(task.owner_permission)
+            and user.has_perm(task.owner_permission)
+            and self._admits(user, task)
+        )
+
+
 class DefectorFlow(flow.Flow):
     """Who does each step of a defector case, in order."""
 
@@ -751,7 +802,7 @@ class DefectorFlow(flow.Flow):
     start_local = flow.StartHandle(this.start_case).Next(this.intake)
     # The defector coordinators' queue: the initial check and the team.
     check = (
-        Step(views.InitialCheckView.as_view())
+        CaseStep(views.InitialCheckView.as_view(), allowed=local_handler)
         .Annotation(title=_("Initial check of the referral"))
         .Permission("casework.coordinate_defector_cases")
         .Next(this.after_check)
@@ -785,7 +836,7 @@ class DefectorFlow(flow.Flow):
     )
     # The local programme: support decision, conditions, agreement, start.
     intake = (
-        Step(views.IntakeView.as_view())
+        CaseStep(views.IntakeView.as_view(), allowed=local_handler)
         .Annotation(title=_("Local intake and agreement"))
         .Permission("casework.coordinate_defector_cases")
         .Next(this.after_intake)
@@ -838,51 +889,6 @@ def lowering_approver(case, user) -> bool:
     return (
         pending is not None and pending.assessed_by_id != user.pk and police_coordinator(case, user)
     )
-
-
-class CaseStep(Step):
-    """A human step that only users for whom ``allowed(case, user)`` holds may take or do,
-    on top of viewflow's owner and queue-permission checks (re-asked at every request:
-    a police contact officer who left the team cannot do the step any more)."""
-
-    # Released and reassigned only by a coordinator the step admits (a police
-    # coordinator): ``casework.policy.may_manage_task``.
-    managed_by_performers = True
-
-    def __init__(self, view, *, allowed, **kwargs):
-        super().__init__(view, **kwargs)
-        self._allowed = allowed
-
-    def _admits(self, user, task) -> bool:
-        if user is None or user.is_anonymous:
-            return False
-        case = getattr(task.coerced_process, "case", None)
-        return case is not None and bool(self._allowed(case, user))
-
-    def performer(self, user, task) -> bool:
-        """Who takes it from the queue (``casework.policy.may_take_task``): the queue's
-        permission and the step's own rule."""
-        perm = task.owner_permission
-        return bool(perm) and user.has_perm(perm) and self._admits(user, task)
-
-    def can_assign(self, user, task):
-        return super().can_assign(user, task) and self._admits(user, task)
-
-    def can_execute(self, user, task):
-        return super().can_execute(user, task) and self._admits(user, task)
-
-    def can_unassign(self, user, task):
-        """The owner (or a flow manager) releases a task; so may anyone who could take it
-        from the queue when its owner may no longer do it (e.g. left the team)."""
-        if super().can_unassign(user, task):
-            return True
-        return (
-            task.owner_id is not None
-            and not self._admits(task.owner, task)
-            and bool(task.owner_permission)
-            and user.has_perm(task.owner_permission)
-            and self._admits(user, task)
-        )
 
 
 def _police_reassessor(activation):

@@ -228,6 +228,17 @@ def _extras(users) -> dict:
     gvi_factories.delivered_notification(
         users, member, response="accepted", programme="sig", reason="Vill lämna gruppen."
     )
+    # A pending four-eyes request (ADR 0014): the role of a case worker, asked by one admin.
+    from django.contrib.auth.models import Group
+
+    from casework.services import administration
+
+    administration.request_role_grant(
+        user=users["adam.admin"],
+        target=users["fredrik.fritid"],
+        group=Group.objects.get(name="socialsekreterare"),
+        reason="Ny tjänst som socialsekreterare från 1 januari.",
+    )
     # The person of an active SIG case, erased (``manage.py erase_person``).
     return {"to_erase": sig_case(users, sig.Status.ACTIVE)}
 
