@@ -139,6 +139,13 @@ def _lock(case: Case, expected_version: int | None) -> Case:
     return current
 
 
+def lock_case(*, case: Case, expected_version: int | None) -> None:
+    """Lock the case row for the caller's transaction and check the version the user saw
+    (:class:`CaseConflict`): for a caller that writes several things before the service
+    that would check it (closing a SIG case to the defector programme)."""
+    _lock(case, expected_version)
+
+
 def _bump(case: Case) -> None:
     Case.objects.filter(pk=case.pk).update(version=F("version") + 1)
     case.version += 1
