@@ -198,14 +198,20 @@ def entered_values(form) -> list[tuple[str, str]]:
     return rows
 
 
-def referral_receipt(request, *, form, case, title) -> TemplateResponse:
+def referral_receipt(request, *, form, case, title, message=None) -> TemplateResponse:
     """The page after a referral: the case number and what the referrer typed — nothing read
     from the register, the same page whether the person was registered or not. The
     referrer is not on the case's team: screening decides who is (ADR 0012)."""
     return TemplateResponse(
         request,
         "workflows/referral_receipt.html",
-        {"title": title, "reference": case.reference, "entered": entered_values(form)},
+        {
+            "title": title,
+            "reference": case.reference,
+            "message": (message or _("The referral %(reference)s is registered."))
+            % {"reference": case.reference},
+            "entered": entered_values(form),
+        },
     )
 
 

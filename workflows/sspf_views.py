@@ -105,7 +105,13 @@ class ConcernView(View):
             return self.render(form)
         except CaseDenied:
             return denied(request)
-        return referral_receipt(request, form=form, case=case, title=_("New SSPF concern"))
+        return referral_receipt(
+            request,
+            form=form,
+            case=case,
+            title=_("New SSPF concern"),
+            message=_("The concern %(reference)s is registered; the SSPF coordinator assesses it."),
+        )
 
 
 # --- Assessment ----------------------------------------------------------------------------

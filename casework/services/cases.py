@@ -47,6 +47,7 @@ from casework.models import (
     LegalBasis,
     Organisation,
 )
+from casework.selectors.cases import person_registered
 from casework.selectors.persons import _require_purpose
 
 if TYPE_CHECKING:
@@ -274,8 +275,6 @@ def open_case(
         dek = _dek(case)
         if reason_field and reason is not None:
             seal_value(case, reason_field, reason, dek)
-        from casework.selectors.cases import person_registered
-
         registered = person_registered(case.person_id)
         case.save(force_insert=True)
         _event(
