@@ -366,9 +366,10 @@ def person_registered(person_id: uuid.UUID, *, exclude_case: uuid.UUID | None = 
     cases = Case.objects.filter(person_id=person_id)
     if exclude_case is not None:
         cases = cases.exclude(pk=exclude_case)
-    return cases.exists() or Person.objects.filter(
-        pk=person_id, gvi_memberships__isnull=False
-    ).exists()
+    return (
+        cases.exists()
+        or Person.objects.filter(pk=person_id, gvi_memberships__isnull=False).exists()
+    )
 
 
 @dataclass(frozen=True)
@@ -407,9 +408,10 @@ def screening_registration(*, user: User, case: Case, purpose: str) -> Registrat
         .order_by("opened_at")
     )
     visible = [other for other in others if policy.case_access(user, other)]
-    gvi_member = bool(policy.gvi_access(user)) and Person.objects.filter(
-        pk=case.person_id, gvi_memberships__isnull=False
-    ).exists()
+    gvi_member = (
+        bool(policy.gvi_access(user))
+        and Person.objects.filter(pk=case.person_id, gvi_memberships__isnull=False).exists()
+    )
     record_event(
         action=AuditAction.CONSULT,
         user=user,
