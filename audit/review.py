@@ -10,6 +10,9 @@ Following IMY's checklist, entries are selected by rules *and* at random:
   ``AUDIT_DAILY_VOLUME_THRESHOLD``;
 - every access to a person with protected identity — all of them, never a sample;
 - every break-the-glass event;
+- every referral of a person who was already registered — the referral's creation event
+  carries the flag ``person_registered`` (``casework.services.cases.open_case``): a
+  referral is a way to a person's record, so each one of a known person is reviewed;
 - a random sample of person-data events (``AUDIT_REVIEW_SAMPLE_SIZE``), drawn
   from a seed shown in the report so the same sample can be drawn again.
 
@@ -66,6 +69,7 @@ class ReviewReport:
     protected_identity: RuleResult
     break_the_glass: RuleResult
     sample: list[AccessEvent]
+    referrals_of_registered: RuleResult = field(default_factory=RuleResult)
 
 
 def _local_zone() -> ZoneInfo:
@@ -134,6 +138,19 @@ def break_the_glass(start: dt.datetime, end: dt.datetime) -> RuleResult:
     )
 
 
+def referrals_of_registered_persons(start: dt.datetime, end: dt.datetime) -> RuleResult:
+    """Every referral (SIG, SSPF concern, defector) of a person already in the register."""
+    return _result(
+        AccessEvent.objects.filter(
+            occurred_at__gte=start,
+            occurred_at__lt=end,
+            action=AccessEvent.Action.CREATE,
+            details__referral=True,
+            details__person_registered=True,
+        )
+    )
+
+
 def random_sample(
     start: dt.datetime, end: dt.datetime, *, size: int, seed: int
 ) -> list[AccessEvent]:
@@ -179,5 +196,6 @@ def build_report(
         high_volume=high_volume(start, end, volume_threshold),
         protected_identity=protected_identity(start, end),
         break_the_glass=break_the_glass(start, end),
+        referrals_of_registered=referrals_of_registered_persons(start, end),
         sample=random_sample(start, end, size=sample_size, seed=seed),
     )

@@ -7,11 +7,11 @@ functions and never decide on group names or flags themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -24,6 +24,7 @@ from casework.models import (
     Consent,
     LegalBasis,
     Organisation,
+    User,
 )
 
 
@@ -63,10 +64,17 @@ def case_team_person_ids(*, user_id: int, start: datetime, end: datetime) -> fro
     """The persons in cases whose team had ``user_id`` as a member at some time in [start, end).
 
     The log review's "access outside own cases" rule asks this.
+    A membership counts while it grants the team's access: it ends when the case closes
+    (``casework.services.cases.transition``) or the coordinator ends it, and for a user
+    outside the police a defector case handed over before ``start`` is no longer theirs
+    (``defector_local_access_cut``), whatever its memberships say.
     """
     memberships = CaseMembership.objects.filter(user_id=user_id, valid_from__lt=end).filter(
         Q(valid_to__isnull=True) | Q(valid_to__gt=start)
     )
+    police = User.objects.filter(pk=user_id, organisation__kind=Organisation.Kind.POLICE).exists()
+    if not police:
+        memberships = memberships.exclude(case__defectorcase__handed_over_at__lte=start)
     return frozenset(memberships.values_list("case__person_id", flat=True))
 
 
@@ -447,6 +455,8 @@ def case_access(
         via = "coordinator"
     elif active_break_glass(user, case, now=now):
         via = "break_glass"
+    elif closed_case_lead(user, case, now=now):
+        via = CLOSED_LEAD
     else:
         return CaseAccess(False, denial="not on the case team")
     if case.programme == Case.Programme.SSPF and is_police(user):
@@ -468,6 +478,40 @@ def case_access(
     return CaseAccess(True, via=via, legal_basis=basis)
 
 
+# The lead social worker's reading of a case after it closed (documentation duty).
+CLOSED_LEAD = "closed_lead"
+
+
+def closed_lead_days() -> int:
+    return max(0, int(settings.SAMVERKAN.get("CLOSED_CASE_LEAD_READ_DAYS", 0)))
+
+
+def closed_case_lead(user, case, *, now: datetime | None = None) -> bool:
+    """The lead social worker of a closed case, within the documentation window.
+
+    A close ends every membership (``valid_to`` = the close). The user who was the lead
+    at that moment, working for the organisation that led the case, keeps *reading* it
+    for ``SAMVERKAN["CLOSED_CASE_LEAD_READ_DAYS"]`` after the close, so the social
+    services' own journal can be completed (SoL 11 kap.). Every reading is a ``CONSULT``
+    event with ``via`` = ``closed_lead``; no change is allowed on this ground
+    (``casework.services.cases.require_access``). ADR 0012.
+    """
+    closed_at = getattr(case, "closed_at", None)
+    days = closed_lead_days()
+    if closed_at is None or days == 0 or user.organisation_id != case.owner_organisation_id:
+        return False
+    now = now or timezone.now()
+    if now >= closed_at + timedelta(days=days):
+        return False
+    return CaseMembership.objects.filter(
+        case=case,
+        user=user,
+        role=CaseMembership.Role.LEAD,
+        valid_from__lt=closed_at,
+        valid_to__gte=closed_at,
+    ).exists()
+
+
 def cases_in_reach(user):
     """The cases a user may be able to open (team, coordinator, break-the-glass) — a queryset.
 
@@ -482,6 +526,16 @@ def cases_in_reach(user):
         memberships__valid_from__lte=now,
     ) & (Q(memberships__valid_to__isnull=True) | Q(memberships__valid_to__gt=now))
     reach |= Q(break_glass__user=user, break_glass__expires_at__gt=now)
+    days = closed_lead_days()
+    if days:
+        # The lead of a case closed within the documentation window (``closed_case_lead``).
+        reach |= Q(
+            closed_at__gt=now - timedelta(days=days),
+            owner_organisation_id=user.organisation_id,
+            memberships__user=user,
+            memberships__role=CaseMembership.Role.LEAD,
+            memberships__valid_to__gte=F("closed_at"),
+        )
     programmes = []
     if user.has_perm(roles.PERM_COORDINATE):
         programmes += [Case.Programme.SIG, Case.Programme.SSPF]

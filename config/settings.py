@@ -345,6 +345,10 @@ DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="samverkan-demo")
 SAMVERKAN = {
     # Break-the-glass access lasts this many hours.
     "BREAK_GLASS_HOURS": env.int("SAMVERKAN_BREAK_GLASS_HOURS", default=3),
+    # A closed case's team memberships end at the close; the lead social worker keeps
+    # reading it this many days for the documentation duty (SoL 11 kap.), 0: not at all.
+    # docs/adr/0012-referrals-reveal-nothing.md.
+    "CLOSED_CASE_LEAD_READ_DAYS": env.int("SAMVERKAN_CLOSED_CASE_LEAD_READ_DAYS", default=30),
     # SIG: the age range (inclusive) and the default interval between reviews.
     "SIG_AGE_RANGE": (
         env.int("SAMVERKAN_SIG_MIN_AGE", default=15),

@@ -36,7 +36,14 @@ from workflows.defector import (
     Status,
     ThreatAssessment,
 )
-from workflows.sig_views import RecordsConsents, case_url, denied, put_errors
+from workflows.sig_views import (
+    RecordsConsents,
+    case_url,
+    denied,
+    put_errors,
+    referral_receipt,
+    screening_context,
+)
 from workflows.sig_views import StepView as SigStepView
 
 PURPOSE_PREFIX = _("Defector programme")
@@ -109,10 +116,7 @@ class ReferralView(View):
             return self.render(form)
         except CaseDenied:
             return denied(request)
-        messages.success(
-            request, _("The referral %(reference)s is registered.") % {"reference": case.reference}
-        )
-        return HttpResponseRedirect(case_url(case))
+        return referral_receipt(request, form=form, case=case, title=_("New defector referral"))
 
 
 # --- Initial check -----------------------------------------------------------------------------
@@ -129,6 +133,9 @@ class InitialCheckView(StepView):
 
     def available(self):
         return {"begin"} if self.case.status == Status.REFERRED else {"check"}
+
+    def extra_context(self):
+        return {**super().extra_context(), **screening_context(self)}
 
     def do_begin(self, form):
         self.transition("begin_check", expected_version=self.version(form))

@@ -678,7 +678,7 @@ def close(
     from django.db import transaction
 
     from casework.models import CaseLink
-    from casework.services.cases import close_case
+    from casework.services.cases import close_case, lock_case
 
     to_defector = reason == Case.CloseReason.DEFECTOR_PROGRAMME
     if to_defector and not (note or "").strip():
@@ -694,6 +694,20 @@ def close(
 
     try:
         with transaction.atomic():
+            referral = None
+            if to_defector:
+                # The referral and its link first, while the team still has the case (a
+                # close ends every membership: ADR 0012); the close then takes the version
+                # the link left.
+                lock_case(case=case, expected_version=expected_version)
+                referral = defector.refer_linked(
+                    user=user,
+                    from_case=case,
+                    kind=CaseLink.Kind.HANDED_OVER,
+                    reason=note,
+                    purpose=purpose,
+                )
+                expected_version = case.version
             close_case(
                 user=user,
                 case=case,
@@ -702,15 +716,7 @@ def close(
                 note=note,
                 expected_version=expected_version,
             )
-            if not to_defector:
-                return None
-            return defector.refer_linked(
-                user=user,
-                from_case=case,
-                kind=CaseLink.Kind.HANDED_OVER,
-                reason=note,
-                purpose=purpose,
-            )
+            return referral
     except Exception:
         # Nothing was closed: the caller shows the case as it still is.
         case.refresh_from_db()

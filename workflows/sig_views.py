@@ -19,7 +19,7 @@ from django.views.generic import View
 
 from casework.models import Action, CaseMembership
 from casework.selectors import find_person
-from casework.selectors.cases import CaseNotFound, get_case_page
+from casework.selectors.cases import CaseNotFound, get_case_page, screening_registration
 from casework.services import cases as case_services
 from casework.services import create_person
 from casework.services.cases import CaseConflict, CaseDenied
@@ -42,6 +42,16 @@ def denied(request) -> TemplateResponse:
 
 def case_url(case) -> str:
     return reverse("arenden:case", kwargs={"case_id": case.pk})
+
+
+def screening_context(view) -> dict:
+    """The screening step (every programme's): whether the person was already registered,
+    within the coordinator's rights (``casework.selectors.cases.screening_registration``)."""
+    return {
+        "registration": screening_registration(
+            user=view.request.user, case=view.case, purpose=str(view.purpose)
+        )
+    }
 
 
 class StepView(View):
@@ -166,6 +176,45 @@ class StepView(View):
 # --- Start: the referral ----------------------------------------------------------------------
 
 
+def entered_values(form) -> list[tuple[str, str]]:
+    """What the referrer typed, label by label, from the valid form alone (choices shown by
+    their label, the personnummer in its written form)."""
+    from casework import personnummer as pnr
+
+    rows = []
+    for name, field in form.fields.items():
+        if name == "version":
+            continue
+        value = form.cleaned_data.get(name)
+        if value is None or value == "":
+            text = ""
+        elif name == "personnummer":
+            text = pnr.display(value)
+        elif getattr(field, "choices", None):
+            text = str(dict(field.choices).get(value, value))
+        else:
+            text = str(value)
+        rows.append((str(field.label), text))
+    return rows
+
+
+def referral_receipt(request, *, form, case, title, message=None) -> TemplateResponse:
+    """The page after a referral: the case number and what the referrer typed — nothing read
+    from the register, the same page whether the person was registered or not. The
+    referrer is not on the case's team: screening decides who is (ADR 0012)."""
+    return TemplateResponse(
+        request,
+        "workflows/referral_receipt.html",
+        {
+            "title": title,
+            "reference": case.reference,
+            "message": (message or _("The referral %(reference)s is registered."))
+            % {"reference": case.reference},
+            "entered": entered_values(form),
+        },
+    )
+
+
 class ReferralView(View):
     """Register a referral: find or register the person, open the case, start the flow."""
 
@@ -217,10 +266,7 @@ class ReferralView(View):
             return self.render(form)
         except CaseDenied:
             return denied(request)
-        messages.success(
-            request, _("The referral %(reference)s is registered.") % {"reference": case.reference}
-        )
-        return HttpResponseRedirect(case_url(case))
+        return referral_receipt(request, form=form, case=case, title=_("New SIG referral"))
 
 
 # --- Screening ---------------------------------------------------------------------------------
@@ -234,6 +280,9 @@ class ScreeningView(StepView):
 
     def available(self):
         return {"begin"} if self.case.status == Status.REFERRED else {"screen"}
+
+    def extra_context(self):
+        return screening_context(self)
 
     def do_begin(self, form):
         self.transition("begin_screening", expected_version=self.version(form))

@@ -173,8 +173,8 @@ class _Builder:
             self._run(activation.process.case, "begin_assessment")
 
     def assess(self, case) -> None:
-        other = LEISURE if self.slot.referrer == SCHOOL else SCHOOL
-        role = CaseMembership.Role.LEISURE if other == LEISURE else CaseMembership.Role.SCHOOL
+        # Raising the concern put nobody on the team (ADR 0012): the assessment puts the
+        # school and the leisure centre on it, the one who raised the concern included.
         with task_step(case, SspfFlow.assess, self.sara) as activation:
             case = activation.process.case
             sspf_services.record_risk_assessment(
@@ -185,9 +185,17 @@ class _Builder:
                 risk_factors="Skolfrånvaro och sena kvällar.",
                 protective_factors="Engagerade vårdnadshavare; tycker om fotboll.",
             )
-            sspf_services.add_sspf_member(
-                user=self.sara, case=case, purpose=PURPOSE, member=self.users[other], role=role
-            )
+            for username, role in (
+                (SCHOOL, CaseMembership.Role.SCHOOL),
+                (LEISURE, CaseMembership.Role.LEISURE),
+            ):
+                sspf_services.add_sspf_member(
+                    user=self.sara,
+                    case=case,
+                    purpose=PURPOSE,
+                    member=self.users[username],
+                    role=role,
+                )
             self._run(case, "request_consent")
             activation.execute()
 

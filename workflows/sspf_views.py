@@ -38,7 +38,13 @@ from workflows import forms
 from workflows import sspf_forms as sforms
 from workflows.case_views import CasePageView, CaseworkerRequiredMixin, timeline_rows
 from workflows.sig_views import ConsentView as SigConsentView
-from workflows.sig_views import StepView, case_url, denied, put_errors
+from workflows.sig_views import (
+    StepView,
+    denied,
+    put_errors,
+    referral_receipt,
+    screening_context,
+)
 from workflows.sspf import SspfCase, Status, may_add_action
 
 
@@ -99,14 +105,13 @@ class ConcernView(View):
             return self.render(form)
         except CaseDenied:
             return denied(request)
-        messages.success(
+        return referral_receipt(
             request,
-            _("The concern %(reference)s is registered; the SSPF coordinator assesses it.")
-            % {"reference": case.reference},
+            form=form,
+            case=case,
+            title=_("New SSPF concern"),
+            message=_("The concern %(reference)s is registered; the SSPF coordinator assesses it."),
         )
-        if policy.case_access(request.user, case):
-            return HttpResponseRedirect(case_url(case))
-        return HttpResponseRedirect(index_url())
 
 
 # --- Assessment ----------------------------------------------------------------------------
@@ -130,6 +135,9 @@ class AssessmentView(SspfStep):
         if self.case.status == Status.CONCERN_RAISED:
             return {"begin"}
         return {"risk", "member", "outcome"}
+
+    def extra_context(self):
+        return {**super().extra_context(), **screening_context(self)}
 
     def unmet(self):
         if self.case.status == Status.ASSESSMENT:

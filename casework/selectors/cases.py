@@ -352,3 +352,73 @@ def list_cases(
         if access:
             rows.append(CaseRow(case=case, via=access.via))
     return rows
+
+
+# --- Referrals of persons already registered (ADR 0012) -----------------------------------
+
+
+def person_registered(person_id: uuid.UUID, *, exclude_case: uuid.UUID | None = None) -> bool:
+    """Whether the person has a place in the register besides ``exclude_case``: another
+    case of any programme or a GVI group membership. Nothing decrypted, no event: the
+    answer goes to the access log (a referral's ``person_registered`` flag) and, through
+    :func:`screening_registration`, to the coordinator — never to the referrer.
+    """
+    cases = Case.objects.filter(person_id=person_id)
+    if exclude_case is not None:
+        cases = cases.exclude(pk=exclude_case)
+    return (
+        cases.exists()
+        or Person.objects.filter(pk=person_id, gvi_memberships__isnull=False).exists()
+    )
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the screening coordinator learns of a person already in the register: that
+    they are, and their other cases (programme, number, state) within the coordinator's
+    own rights. Nothing else: no case outside those rights is named or counted."""
+
+    registered: bool
+    cases: list[Case] = field(default_factory=list)
+    gvi_member: bool = False
+
+    @property
+    def programmes(self) -> list[str]:
+        names = dict(Case.Programme.choices)
+        seen = dict.fromkeys(str(names.get(c.programme, c.programme)) for c in self.cases)
+        return list(seen)
+
+
+def screening_registration(*, user: User, case: Case, purpose: str) -> Registration:
+    """For the coordinator screening ``case``: whether its person was already registered,
+    and in which of the coordinator's programmes (``casework.policy.case_access`` per
+    case; GVI only with ``gvi_access``). The coordinator must have access to ``case``
+    (the screening step is theirs); otherwise nothing is told. Writes one ``CONSULT``
+    event naming the field ``registrations`` and the case ids shown (identifiers only).
+    """
+    purpose = _require_purpose(purpose)
+    if not (policy.coordinates(user, case) and policy.case_access(user, case)):
+        return Registration(registered=False)
+    if not person_registered(case.person_id, exclude_case=case.pk):
+        return Registration(registered=False)
+    others = (
+        Case.objects.filter(person_id=case.person_id)
+        .exclude(pk=case.pk)
+        .select_related("owner_organisation")
+        .order_by("opened_at")
+    )
+    visible = [other for other in others if policy.case_access(user, other)]
+    gvi_member = (
+        bool(policy.gvi_access(user))
+        and Person.objects.filter(pk=case.person_id, gvi_memberships__isnull=False).exists()
+    )
+    record_event(
+        action=AuditAction.CONSULT,
+        user=user,
+        obj=case,
+        person_id=case.person_id,
+        fields=["registrations"],
+        purpose=purpose,
+        details={"cases": [str(other.pk) for other in visible], "gvi_member": gvi_member},
+    )
+    return Registration(registered=True, cases=visible, gvi_member=gvi_member)

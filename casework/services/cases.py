@@ -47,6 +47,7 @@ from casework.models import (
     LegalBasis,
     Organisation,
 )
+from casework.selectors.cases import person_registered
 from casework.selectors.persons import _require_purpose
 
 if TYPE_CHECKING:
@@ -124,6 +125,9 @@ def require_access(
     access = policy.case_access(user, case, any_ground=any_ground)
     if not access:
         raise _deny(user=user, case=case, purpose=purpose, what=what, reason=access.denial)
+    if access.via == policy.CLOSED_LEAD:
+        # The lead of a closed case reads it for the documentation duty; nothing more.
+        raise _deny(user=user, case=case, purpose=purpose, what=what, reason="case closed")
     return access
 
 
@@ -134,6 +138,13 @@ def _lock(case: Case, expected_version: int | None) -> Case:
         raise CaseConflict()
     case.version = current.version
     return current
+
+
+def lock_case(*, case: Case, expected_version: int | None) -> None:
+    """Lock the case row for the caller's transaction and check the version the user saw
+    (:class:`CaseConflict`): for a caller that writes several things before the service
+    that would check it (closing a SIG case to the defector programme)."""
+    _lock(case, expected_version)
 
 
 def _bump(case: Case) -> None:
@@ -238,7 +249,13 @@ def open_case(
 
     The caller (the programme's referral service) has checked the person and
     the programme's own rules; this assigns the case number, seals the
-    referral text, puts the referrer on the team and logs the creation.
+    referral text and logs the creation.
+
+    The referrer is **not** put on the team: a referral gives no access to the case
+    (nor to a person already registered) until the coordinator's screening puts
+    someone on the team. The creation event says whether the person was already
+    registered (``person_registered``: a flag, no value), which the auditors' log
+    review lists (``audit.review.referrals_of_registered_persons``). ADR 0012.
     """
     purpose = _require_purpose(purpose)
     if reason_field:
@@ -258,15 +275,8 @@ def open_case(
         dek = _dek(case)
         if reason_field and reason is not None:
             seal_value(case, reason_field, reason, dek)
+        registered = person_registered(case.person_id)
         case.save(force_insert=True)
-        CaseMembership.objects.create(
-            case=case,
-            user=user,
-            role=CaseMembership.Role.OTHER
-            if user.organisation_id != case.owner_organisation_id
-            else CaseMembership.Role.SOCIAL_WORKER,
-            added_by=user,
-        )
         _event(
             case=case,
             user=user,
@@ -283,6 +293,8 @@ def open_case(
             fields=[reason_field] if reason_field and reason else [],
             programme=case.programme,
             reference=case.reference,
+            referral=True,
+            person_registered=registered,
         )
     return case
 
@@ -359,6 +371,7 @@ def transition(
     if unmet:
         raise ValidationError([ValidationError(message, code="condition") for message in unmet])
     source = case.status
+    was_open = case.closed_at is None
     try:
         with transaction.atomic():
             _lock(case, expected_version)
@@ -366,6 +379,7 @@ def transition(
             # The row is locked: the new version goes out with the save (no second UPDATE).
             case.version += 1
             case.save()
+            ended = _end_team_at_close(case) if was_open and case.closed_at else 0
             _event(
                 case=case,
                 user=user,
@@ -384,6 +398,7 @@ def transition(
                 transition=name,
                 source=source,
                 target=case.status,
+                **({"memberships_ended": ended} if ended else {}),
             )
     except ConcurrentTransition:
         case.refresh_from_db()
@@ -392,6 +407,15 @@ def transition(
         case.refresh_from_db()
         raise
     return case
+
+
+def _end_team_at_close(case: Case) -> int:
+    """A closed case has no team: every open membership ends at the close (in the
+    transition's transaction). The lead's reading for the documentation duty is the
+    policy's (``casework.policy.closed_case_lead``), not a membership. ADR 0012."""
+    return CaseMembership.objects.filter(case_id=case.pk, valid_to__isnull=True).update(
+        valid_to=case.closed_at
+    )
 
 
 def close_case(
@@ -465,7 +489,7 @@ def _put_on_team(
     """The team write of :func:`add_member` and :func:`join_team` (the caller holds the
     case's row lock and has decided that it may be done)."""
     if existing is not None:
-        # A new role for someone already on the team (the referrer becomes the lead).
+        # A new role for someone already on the team (a social worker becomes the lead).
         CaseMembership.objects.filter(pk=existing.pk).update(valid_to=timezone.now())
     membership = CaseMembership.objects.create(case=case, user=member, role=role, added_by=user)
     _changed(

@@ -69,12 +69,14 @@ def test_defector_case_low_to_active_then_high_hands_it_over(page, problems):
     shot(page, "01-referral")
     page.get_by_role("button", name=sv("Register the referral")).click()
 
-    heading = page.get_by_role("heading", level=1)
-    expect(heading).to_have_text(re.compile(rf"^{sv('Defector case')} DEFECTOR-\d{{4}}-\d{{4}}$"))
-    reference = heading.inner_text().removeprefix(sv("Defector case")).strip()
-    case_url = page.url
+    # The receipt: the case number and what was typed (ADR 0012); the initial check forms
+    # the team.
+    expect(page.get_by_role("heading", name=sv("New defector referral"), level=1)).to_be_visible()
+    registered = page.locator(".samverkan-banner--success")
+    expect(registered).to_have_text(re.compile(r"DEFECTOR-\d{4}-\d{4}"))
+    reference = re.search(r"DEFECTOR-\d{4}-\d{4}", registered.inner_text()).group(0)
     banner(page, sv("The referral %(reference)s is registered.", reference=reference))
-    status(page, sv("Referred"))
+    expect(page.locator(".samverkan-receipt")).to_contain_text(PERSON)
 
     # --- alex takes the initial check from the coordinators' queue and forms the team --------
     take_from_queue(page, reference, "Initial check of the referral")
@@ -88,6 +90,7 @@ def test_defector_case_low_to_active_then_high_hands_it_over(page, problems):
     shot(page, "02-initial-check")
     check.get_by_role("button", name=sv("Record the initial check")).click()
     banner(page, sv("Accepted; the lead social worker asks for written consent."))
+    case_url = page.url
     status(page, sv("Awaiting consent"))
 
     # --- anna.social (the lead) records the person's written consent ------------------------

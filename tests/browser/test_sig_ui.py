@@ -134,21 +134,21 @@ def test_sig_case_from_referral_to_active_then_consent_withdrawn(page, problems)
     shot(page, "01-referral")
     page.get_by_role("button", name="Register the referral").click()
 
-    heading = page.get_by_role("heading", level=1)
-    expect(heading).to_have_text(re.compile(r"^SIG case SIG-\d{4}-\d{4}$"))
-    reference = heading.inner_text().removeprefix("SIG case ").strip()
+    # The receipt: the case number and what she typed, nothing from the register
+    # (ADR 0012). She is on no team until the screening puts her there.
+    expect(page.get_by_role("heading", name="New SIG referral", level=1)).to_be_visible()
+    registered = page.locator(".samverkan-banner--success")
+    expect(registered).to_have_text(re.compile(r"SIG-\d{4}-\d{4}"))
+    reference = re.search(r"SIG-\d{4}-\d{4}", registered.inner_text()).group(0)
     banner(page, f"The referral {reference} is registered.")
     expect(page.locator(".vf-snackbar")).to_have_text("")  # the banner only, no toast too
-    status(page, "Referred")
-    tasks = page.locator(".samverkan-tasks")
-    expect(tasks).to_contain_text("Screen the referral — in the coordinators' queue")
-    expect(tasks.get_by_role("link")).to_have_count(0)  # anna cannot screen
-    shot(page, "02-case-referred")
+    expect(page.locator(".samverkan-receipt")).to_contain_text(PERSON)
+    shot(page, "02-referral-receipt")
 
-    # The case list (side menu) lists it.
+    # The case list (side menu) does not list it: she has no access yet.
     menu(page).get_by_role("link", name="Case list").click()
     expect(page.get_by_role("heading", name="SIG cases")).to_be_visible()
-    expect(page.get_by_role("row").filter(has_text=reference)).to_contain_text("Referred")
+    expect(page.get_by_role("row").filter(has_text=reference)).to_have_count(0)
 
     # --- sara.samordnare screens: from her queue, assigns, starts, accepts ----------------
     as_user(page, "sara.samordnare")
@@ -384,9 +384,10 @@ def sig_cases(demo):
     SigCase.objects.filter(pk=case.pk).update(review_date=today - datetime.timedelta(days=3))
 
     outside = referral("Utan Team", 17, "624")
-    # Social services record the statutory basis that lets them share with police (under 21).
+    # Social services (the coordinator: the referral put anna on no team) record the
+    # statutory basis that lets them share with police (under 21).
     services.record_legal_basis(
-        user=anna,
+        user=sara,
         case=outside,
         purpose=PURPOSE,
         legal_basis=LegalBasis.objects.get(code="osl-10-18a"),

@@ -99,7 +99,8 @@ def test_sspf_concern_to_plan_school_sees_its_part_and_discussion_refuses_pnr(
     page.get_by_label(sv("The concern")).fill(CONCERN)
     shot(page, "01-concern")
     page.get_by_role("button", name=sv("Raise the concern")).click()
-    # Lisa cannot open the case before consent: back on the SSPF page, with the number.
+    # The receipt (ADR 0012): the number and what she typed; she is on no team yet.
+    expect(page.locator(".samverkan-receipt")).to_contain_text(PERSON)
     registered = page.locator(".samverkan-banner--success")
     expect(registered).to_have_text(re.compile(r"SSPF-\d{4}-\d{4}"))
     reference = re.search(r"SSPF-\d{4}-\d{4}", registered.inner_text()).group(0)
@@ -109,6 +110,7 @@ def test_sspf_concern_to_plan_school_sees_its_part_and_discussion_refuses_pnr(
             reference=reference,
         )
     )
+    menu(page).get_by_role("link", name=SSPF_MENU).click()
     raised = page.get_by_role("row").filter(has_text=reference)
     expect(raised).to_contain_text(sv("Concern raised"))
     expect(raised.get_by_role("link")).to_have_count(0)

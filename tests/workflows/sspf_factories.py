@@ -1,10 +1,10 @@
 """Factories of the SSPF tests: SSPF cases in any state, through the services.
 
 Team: sara.samordnare coordinates (social services own the case); the concern is raised by
-lisa.skola (school, on the team from the start as the referrer); fredrik.fritid (leisure) is
-added at the assessment. The consents cover social services, the school and leisure — and
-the police only when ``police=True`` (then the participation decision is recorded too and
-per.polis is on the team).
+lisa.skola (school), who gets no access from raising it: she and fredrik.fritid (leisure) are
+put on the team at the assessment (ADR 0012). The consents cover social services, the school
+and leisure — and the police only when ``police=True`` (then the participation decision is
+recorded too and per.polis is on the team).
 """
 
 from __future__ import annotations
@@ -83,13 +83,14 @@ def sspf_case(users, state: str = Status.CONCERN_RAISED, *, years: int = 13, pol
         level=RiskAssessment.Level.MODERATE,
         risk_factors="Skolfrånvaro.",
     )
-    sspf_services.add_sspf_member(
-        user=sara,
-        case=case,
-        purpose=PURPOSE,
-        member=users["fredrik.fritid"],
-        role=CaseMembership.Role.LEISURE,
-    )
+    # Raising the concern gave lisa.skola no access: the assessment puts her on the team.
+    for username, role in (
+        ("lisa.skola", CaseMembership.Role.SCHOOL),
+        ("fredrik.fritid", CaseMembership.Role.LEISURE),
+    ):
+        sspf_services.add_sspf_member(
+            user=sara, case=case, purpose=PURPOSE, member=users[username], role=role
+        )
     if police:
         sspf_services.record_police_participation(
             user=sara, case=case, purpose=PURPOSE, participates=True, reason="Ses i otrygg miljö."
@@ -247,11 +248,13 @@ class SspfFlowDriver:
                 "area": "vivalla_baronbackarna",
                 "reason": CONCERN,
             },
+            # The concern's receipt (ADR 0012): the one who raised it is not on the team.
+            expect=200,
         )
         return SspfCase.objects.order_by("-opened_at").first()
 
     def build(self, stop: str, *, years: int = 13) -> SspfCase:
-        """A case raised by lisa.skola, with fredrik.fritid on the team, taken by
+        """A case raised by lisa.skola, with her and fredrik.fritid on the team, taken by
         sara.samordnare through the task views up to ``stop`` (see ``STOPS``)."""
         assert stop in self.STOPS, stop
         users = self.users
@@ -266,12 +269,14 @@ class SspfFlowDriver:
             sara,
             {"_action": "risk", "level": "moderate", "risk_factors": "Skolfrånvaro."},
         )
-        self.run(
-            case,
-            "assess",
-            sara,
-            {"_action": "member", "user": users["fredrik.fritid"].pk, "role": "leisure"},
-        )
+        # Raising the concern gave lisa.skola no access: the assessment puts her on the team.
+        for username, role in (("lisa.skola", "school"), ("fredrik.fritid", "leisure")):
+            self.run(
+                case,
+                "assess",
+                sara,
+                {"_action": "member", "user": users[username].pk, "role": role},
+            )
         self.run(case, "assess", sara, {"_action": "outcome", "outcome": "accept"})
         if stop == "consent":
             return case

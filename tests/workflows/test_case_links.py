@@ -54,11 +54,19 @@ def test_both_case_pages_show_the_link_and_its_reason(users, client):
     linked = refer_linked(
         user=anna, from_case=source, kind=CaseLink.Kind.ESCALATED, reason=REASON, purpose=PURPOSE
     )
-    client.force_login(anna)
-    for case, other in ((source, linked), (linked, source)):
+    # The referral gave anna no place on the new case's team (ADR 0012): the coordinator
+    # sees both pages, anna the one she is on the team of.
+    for username, case, other in (
+        ("anna.social", source, linked),
+        ("sara.samordnare", source, linked),
+        ("sara.samordnare", linked, source),
+    ):
+        client.force_login(users[username])
         html = client.get(f"/arenden/fall/{case.pk}/").content.decode()
         assert other.reference in html
         assert REASON in html
+    client.force_login(anna)
+    assert client.get(f"/arenden/fall/{linked.pk}/").status_code == 404
 
 
 def test_a_person_outside_the_sig_age_range_is_refused_and_nothing_is_written(users):

@@ -236,7 +236,8 @@ def test_everyone_but_a_named_participant_is_refused(users, anna):
     anna = User.objects.get(pk=anna.pk)
     with pytest.raises(CaseDenied):
         services.take_up_referral(user=anna, purpose=PURPOSE, member=member)
-    assert CaseMembership.objects.filter(case=member.referral_case).count() == 1  # the referrer
+    # Nobody joined (the referrer is not put on the team either: ADR 0012).
+    assert CaseMembership.objects.filter(case=member.referral_case).count() == 0
 
 
 # --- Deadlines -----------------------------------------------------------------------------------

@@ -78,6 +78,12 @@ WITHOUT_CONSENT = {
     "process page":    (   L,  403,  200,  403,  403,  200,  403,  403,  403,  403,  403,  403),
     "process chart":   (   L,  403,  200,  403,  403,  200,  403,  403,  403,  403,  403,  403),
 }
+# Before screening the referrer (anna.social) is on no team: she sees nothing (ADR 0012).
+REFERRED = {
+    "case page":       (   L,  403,  404,  404,  404,  200,  404,  404,  404,  403,  403,  403),
+    "process page":    (   L,  403,  403,  403,  403,  200,  403,  403,  403,  403,  403,  403),
+    "process chart":   (   L,  403,  403,  403,  403,  200,  403,  403,  403,  403,  403,  403),
+}
 WITH_CONSENT = {
     "case page":       (   L,  403,  200,  404,  200,  200,  404,  404,  404,  403,  403,  403),
     "process page":    (   L,  403,  200,  403,  200,  200,  403,  403,  403,  403,  403,  403),
@@ -91,18 +97,19 @@ def task(index, detail, assign, execute, post):
 
 
 #             anon  nrol  anna    bo   per  sara  alex  lisa  fred  stig  gret  adam
-# A task the coordinators' queue offers (no owner yet).
+# A task the coordinators' queue offers (no owner yet; the referrer sees nothing of it).
 QUEUED_FOR_COORDINATORS = task(
-    index=   (   L,  403,  DET,  403,  403,  ASG,  403,  403,  403,  403,  403,  403),
-    detail=  (   L,  403,  200,  403,  403,  200,  403,  403,  403,  403,  403,  403),
+    index=   (   L,  403,  403,  403,  403,  ASG,  403,  403,  403,  403,  403,  403),
+    detail=  (   L,  403,  403,  403,  403,  200,  403,  403,  403,  403,  403,  403),
     assign=  (   L,  403,  403,  403,  403,  200,  403,  403,  403,  403,  403,  403),
     execute= (   L,  403,  403,  403,  403,  403,  403,  403,  403,  403,  403,  403),
     post=    (   L,  403,  403,  403,  403,  403,  403,  403,  403,  403,  403,  403),
 )
-# The same task once the coordinator has taken it (before consent: police see nothing).
+# The same task once the coordinator has taken it (before screening: the referrer and the
+# police see nothing).
 TAKEN_BY_COORDINATOR = task(
-    index=   (   L,  403,  DET,  403,  403,  EXE,  403,  403,  403,  403,  403,  403),
-    detail=  (   L,  403,  200,  403,  403,  200,  403,  403,  403,  403,  403,  403),
+    index=   (   L,  403,  403,  403,  403,  EXE,  403,  403,  403,  403,  403,  403),
+    detail=  (   L,  403,  403,  403,  403,  200,  403,  403,  403,  403,  403,  403),
     assign=  (   L,  403,  403,  403,  403,  403,  403,  403,  403,  403,  403,  403),
     execute= (   L,  403,  403,  403,  403,  200,  403,  403,  403,  403,  403,  403),
     post=    (   L,  403,  403,  403,  403,  EXE,  403,  403,  403,  403,  403,  403),
@@ -143,8 +150,8 @@ APPROVAL_QUEUED = task(
 
 # stop of the FlowDriver → (case and process rows, {flow node: task rows})
 MATRIX = {
-    "screen:new": (WITHOUT_CONSENT, {"screen": QUEUED_FOR_COORDINATORS}),
-    "screen": (WITHOUT_CONSENT, {"screen": TAKEN_BY_COORDINATOR}),
+    "screen:new": (REFERRED, {"screen": QUEUED_FOR_COORDINATORS}),
+    "screen": (REFERRED, {"screen": TAKEN_BY_COORDINATOR}),
     "consent": (WITHOUT_CONSENT, {"consent": LEADS_BEFORE_CONSENT}),
     "decide": (WITH_CONSENT, {"decide_social": LEADS, "decide_police": POLICE_DECIDES}),
     "draft_plan": (WITH_CONSENT, {"draft_plan": LEADS}),

@@ -182,10 +182,16 @@ def test_referral_with_html_is_stored_as_text_and_shown_escaped(users):
         SigFlow.start.reverse("execute"),
         {**REFERRAL, "name": f"Testa {SCRIPT}", "reason": f"Oro {SCRIPT}"},
     )
-    assert response.status_code == 302
-    page = client.get(response["Location"]).content.decode()
+    # The receipt shows what was typed, escaped; so does the case page, to its team.
+    assert response.status_code == 200
+    page = response.content.decode()
     assert SCRIPT not in page
     assert page.count(html.escape(SCRIPT)) >= 2  # the name and the reason
+    case = SigCase.objects.get()
+    client.force_login(users["sara.samordnare"])
+    page = client.get(f"/arenden/fall/{case.pk}/").content.decode()
+    assert SCRIPT not in page
+    assert page.count(html.escape(SCRIPT)) >= 2
 
 
 # --- Task forms ---------------------------------------------------------------------------------

@@ -56,8 +56,13 @@ def _refer(client, user, *, years=16):
             "reason": "Orosanmälan: umgås med äldre kriminella.",
         },
     )
-    assert response.status_code == 302, _errors(response)
-    return SigCase.objects.get()
+    # The receipt: what was typed and the case number; the referrer is not on the team.
+    assert response.status_code == 200, _errors(response)
+    assert response.templates[0].name == "workflows/referral_receipt.html"
+    case = SigCase.objects.get()
+    assert case.reference in response.content.decode()
+    assert not case.memberships.exists()
+    return case
 
 
 def test_sig_from_referral_to_active_and_consent_withdrawal(client, users, sig_url):

@@ -57,8 +57,12 @@ def _concern(client, users, years=13):
 
 def test_a_concern_through_the_flow_lands_in_the_coordinators_queue(everyone, client):
     response = _concern(client, everyone)
-    assert response.status_code == 302 and response.url.endswith("/arenden/sspf/")
+    # The receipt (ADR 0012): the case number and what was typed; no access to the case.
+    assert response.status_code == 200
+    assert response.templates[0].name == "workflows/referral_receipt.html"
     case = SspfCase.objects.get()
+    assert case.reference in response.content.decode()
+    assert not case.memberships.exists()
     task = SspfProcess.objects.get(case=case).task_set.get(flow_task=SspfFlow.assess)
     assert task.owner is None
     sara = everyone["sara.samordnare"]

@@ -109,7 +109,8 @@ def test_sspf_from_concern_to_the_plan_and_a_follow_up(people):
     assert trail.since() == (["begin_assessment"], 1)
     expect_lists(people, sara_samordnare=(["assess"], []))
 
-    # Risk assessment, fredrik.fritid on the team, accepted: consent is next.
+    # Risk assessment; lisa.skola (raising the concern gave her no access) and
+    # fredrik.fritid on the team; accepted: consent is next.
     driver.run(
         case,
         "assess",
@@ -117,12 +118,18 @@ def test_sspf_from_concern_to_the_plan_and_a_follow_up(people):
         {"_action": "risk", "level": "moderate", "risk_factors": "Hög frånvaro."},
     )
     driver.run(
+        case, "assess", SARA, {"_action": "member", "user": people[LISA].pk, "role": "school"}
+    )
+    driver.run(
         case, "assess", SARA, {"_action": "member", "user": people[FREDRIK].pk, "role": "leisure"}
     )
     assert case.status == Status.ASSESSMENT
     driver.run(case, "assess", SARA, {"_action": "outcome", "outcome": "accept"})
     assert case.status == Status.CONSENT_PENDING
-    assert trail.since() == (["risk:moderate", "add:leisure", "request_consent"], 1)
+    assert trail.since() == (
+        ["risk:moderate", "add:school", "add:leisure", "request_consent"],
+        1,
+    )
     expect_lists(people, sara_samordnare=([], ["consent"]))
 
     # Consent: the guardian in writing (the young person is 13: no own consent needed),

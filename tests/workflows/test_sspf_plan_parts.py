@@ -94,6 +94,8 @@ def test_no_school_part_without_a_school_member(everyone):
     sara = "sara.samordnare"
     driver.run(case, "assess", sara, {"_action": "begin"})
     driver.run(case, "assess", sara, {"_action": "risk", "level": "low", "risk_factors": "x"})
+    fredrik = everyone["fredrik.fritid"].pk
+    driver.run(case, "assess", sara, {"_action": "member", "user": fredrik, "role": "leisure"})
     driver.run(case, "assess", sara, {"_action": "outcome", "outcome": "accept"})
     consent_everyone(everyone, case)
     case.refresh_from_db()
