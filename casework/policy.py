@@ -342,16 +342,14 @@ def consent_state(case, *, today: date | None = None, consents=None) -> ConsentS
     given = [c for c in consents if c.decision == Consent.Decision.GIVEN]
     own = [c for c in given if c.giver == Consent.Giver.SELF]
     required = list(own[-1:])
-    from casework.selectors.persons import person_age
-
-    age = person_age(case.person, on=today)
-    missing = [] if own or not _own_consent_required(case, age) else ["self"]
+    youngest, oldest = _age_bounds(case.person, on=today)
+    missing = [] if own or not _own_consent_required(case, oldest) else ["self"]
     if case.programme == Case.Programme.SSPF:
         # SSPF: the guardians' consent counts only in writing.
         given = [
             c for c in given if c.giver == Consent.Giver.SELF or c.form == Consent.Form.WRITTEN
         ]
-    if age < 18:
+    if youngest < 18:
         prefetched = getattr(case.person, "_prefetched_objects_cache", {}).get("guardians")
         if prefetched is not None:
             guardians = [guardian.pk for guardian in prefetched]
@@ -378,6 +376,25 @@ def consent_state(case, *, today: date | None = None, consents=None) -> ConsentS
     )
 
 
+def _age_bounds(person, *, on: date) -> tuple[int, int]:
+    """The youngest and the oldest the person can be on ``on``, for the age rules.
+
+    The same age twice while the person's data can be read. An erased person's date
+    of birth is gone with the data key: only the plain birth year is left, which
+    leaves two possible ages. Each rule then takes the stricter one (guardians'
+    consent while the person may still be under 18, own consent once they may be
+    old enough, a statute with an age limit only while they are surely under it),
+    so an erasure never widens what anyone may see (docs/adr/0004, addendum).
+    """
+    if person.erased_at is not None:
+        oldest = on.year - person.birth_year
+        return oldest - 1, oldest
+    from casework.selectors.persons import person_age
+
+    age = person_age(person, on=on)
+    return age, age
+
+
 def _own_consent_required(case, age: int) -> bool:
     """SIG (and every other programme): always. SSPF: from the configured age."""
     if case.programme == Case.Programme.SSPF:
@@ -401,8 +418,6 @@ def statutory_basis(case, organisation, *, today: date | None = None) -> LegalBa
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=today))
         .select_related("legal_basis")
     )
-    from casework.selectors.persons import person_age
-
     for entry in recorded:
         basis = entry.legal_basis
         if not basis.is_active or basis.kind != LegalBasis.Kind.STATUTE:
@@ -411,7 +426,7 @@ def statutory_basis(case, organisation, *, today: date | None = None) -> LegalBa
             continue
         if basis.recipient_kinds and organisation.kind not in basis.recipient_kinds:
             continue
-        if basis.max_age is not None and person_age(case.person, on=today) >= basis.max_age:
+        if basis.max_age is not None and _age_bounds(case.person, on=today)[1] >= basis.max_age:
             continue
         return basis
     return None

@@ -232,6 +232,11 @@ def owner_ids_created_before(*, owner_type: str, before, after_id: uuid.UUID | N
     return list(queryset.order_by("id").values_list("id", "owner_id")[:limit])
 
 
+def owner_ids(*, owner_type: str) -> list[uuid.UUID]:
+    """The owner ids of every data key of ``owner_type`` (ids only, no key material)."""
+    return list(_model().objects.filter(owner_type=owner_type).values_list("owner_id", flat=True))
+
+
 def delete_data_keys(*, owner_type: str, owner_ids: Iterable[uuid.UUID]) -> int:
     with transaction.atomic(using=KEYSTORE):
         deleted, _ = (

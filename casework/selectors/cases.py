@@ -38,8 +38,8 @@ from casework.models import (
     Person,
 )
 from casework.selectors.persons import (
+    ERASED_LABEL,
     PersonDetails,
-    PersonErased,
     _require_purpose,
     person_age,
 )
@@ -114,10 +114,15 @@ def _deny(*, user, case: Case, purpose: str, reason: str) -> CaseNotFound:
     return CaseNotFound()
 
 
+def open_or_none(row, name: str, dek):
+    """``row.name`` opened with ``dek``; ``None`` without a key (an erased person)."""
+    return None if dek is None else open_value(row, name, dek)
+
+
 def _open_all(rows, names: tuple[str, ...], dek, read: list[str], prefix: str) -> list[Opened]:
     opened = []
     for row in rows:
-        texts = {name: open_value(row, name, dek) for name in names}
+        texts = {name: open_or_none(row, name, dek) for name in names}
         for name, value in texts.items():
             if value is not None:
                 read.append(f"{prefix}.{name}")
@@ -156,8 +161,9 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     access = policy.case_access(user, case, consents=consents)
     if not access:
         raise _deny(user=user, case=case, purpose=purpose, reason=access.denial)
-    if person.erased_at is not None:
-        raise PersonErased(person.pk)
+    # An erased person's data key is gone: the page shows the case's plain facts and
+    # "(erased)", nothing is opened, and the reading is logged as usual (no fields).
+    erased = person.erased_at is not None
     if case.owner_organisation_id == user.organisation_id and user.organisation_id is not None:
         # The same row as the user's organisation, read with the user already.
         type(case).owner_organisation.field.set_cached_value(case, user.organisation)
@@ -184,13 +190,14 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         and (parts.person_fields is None or name in parts.person_fields)
     )
     read: list[str] = []
-    dek = dek or load_data_key(owner_type=PERSON, owner_id=person.pk)
-    # The consent rules below need the age: with this key, not a second unwrap.
-    person_age(person, on=timezone.localdate(now), dek=dek)
-    person_values = {name: open_value(person, name, dek) for name in person_fields}
+    if not erased:
+        dek = dek or load_data_key(owner_type=PERSON, owner_id=person.pk)
+        # The consent rules below need the age: with this key, not a second unwrap.
+        person_age(person, on=timezone.localdate(now), dek=dek)
+    person_values = {name: open_or_none(person, name, dek) for name in person_fields}
     read += [f"person.{name}" for name, value in person_values.items() if value is not None]
     texts = {
-        name: open_value(case, name, dek)
+        name: open_or_none(case, name, dek)
         for name in getattr(type(case), "ENCRYPTED_FIELDS", ())
         if parts.case_texts is None or name in parts.case_texts
     }
@@ -200,6 +207,9 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         if parts.guardians
         else []
     )
+    if erased:
+        # The guardians' contact data was sealed under the erased person's key.
+        guardians = [Opened(g.obj, {"name": ERASED_LABEL, "phone": None}) for g in guardians]
     visible_actions = case.actions.select_related("organisation", "actor").filter(
         Q(visibility=Action.Visibility.TEAM) | Q(organisation_id=user.organisation_id)
     )
@@ -234,7 +244,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     for row in CaseLink.objects.filter(Q(from_case=case) | Q(to_case=case)).select_related(
         "from_case", "to_case"
     ):
-        reason = open_value(row, "reason", dek) if parts.link_reasons else None
+        reason = open_or_none(row, "reason", dek) if parts.link_reasons else None
         if reason is not None:
             read.append("link.reason")
         outgoing = row.from_case_id == case.pk
@@ -261,37 +271,19 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
             "details": details,
         }
 
-    log = [entry(AuditAction.CONSULT, {"via": access.via})]
-    if access.legal_basis:
-        log.append(
-            entry(
-                AuditAction.DISCLOSE,
-                {
-                    "from_organisation": case.owner_organisation_id,
-                    "to_organisation": user.organisation_id,
-                },
-            )
+    _log_reading(entry, access=access, case=case, user=user, actions=actions, erased=erased)
+    if erased:
+        details = PersonDetails.of_erased(person)
+    else:
+        details = PersonDetails(
+            id=person.pk,
+            birth_year=person.birth_year,
+            gender=person.gender,
+            area=person.area,
+            protected_identity=person.protected_identity,
+            fields=person_fields,
+            **person_values,
         )
-    kinds = {case.owner_organisation.kind} | {a.obj.organisation.kind for a in actions}
-    if {Organisation.Kind.POLICE, Organisation.Kind.SOCIAL_SERVICES} <= kinds:
-        log.append(
-            entry(
-                AuditAction.COMBINE,
-                {"organisations": sorted(kinds)},
-                fields=["action.note", "person"],
-                legal_basis=access.legal_basis or "consent",
-            )
-        )
-    record_events(*log)
-    details = PersonDetails(
-        id=person.pk,
-        birth_year=person.birth_year,
-        gender=person.gender,
-        area=person.area,
-        protected_identity=person.protected_identity,
-        fields=person_fields,
-        **person_values,
-    )
     return CasePage(
         case=case,
         access=access,
@@ -320,6 +312,40 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
             and event.obj.transition.startswith("gvi_member:")
         ],
     )
+
+
+def _log_reading(entry, *, access, case: Case, user, actions: list[Opened], erased: bool) -> None:
+    """The access-log events of one reading of a case page, in one statement.
+
+    The case of an erased person is logged as any other reading (what was shown of
+    the case, to whom, on what basis), marked ``person_erased``; nothing of the
+    person was decrypted, so nothing was combined.
+    """
+    if erased:
+        log = [entry(AuditAction.CONSULT, {"via": access.via, "person_erased": True})]
+    else:
+        log = [entry(AuditAction.CONSULT, {"via": access.via})]
+    if access.legal_basis:
+        log.append(
+            entry(
+                AuditAction.DISCLOSE,
+                {
+                    "from_organisation": case.owner_organisation_id,
+                    "to_organisation": user.organisation_id,
+                },
+            )
+        )
+    kinds = {case.owner_organisation.kind} | {a.obj.organisation.kind for a in actions}
+    if not erased and {Organisation.Kind.POLICE, Organisation.Kind.SOCIAL_SERVICES} <= kinds:
+        log.append(
+            entry(
+                AuditAction.COMBINE,
+                {"organisations": sorted(kinds)},
+                fields=["action.note", "person"],
+                legal_basis=access.legal_basis or "consent",
+            )
+        )
+    record_events(*log)
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,9 @@ from django.utils import timezone
 from audit.services import Action as AuditAction
 from audit.services import Outcome, record_event
 from casework import policy
-from casework.crypto.keystore import PERSON, load_data_key
-from casework.crypto.records import open_value
 from casework.models import Case, CaseLink
-from casework.selectors.cases import CaseNotFound, Opened
-from casework.selectors.persons import _require_purpose
+from casework.selectors.cases import CaseNotFound, Opened, open_or_none
+from casework.selectors.persons import _require_purpose, data_key_of
 
 if TYPE_CHECKING:
     from casework.models import User
@@ -51,14 +49,14 @@ def threat_assessments(*, user: User, purpose: str, case: DefectorCase) -> list[
     if not rows:
         return []
     with transaction.atomic():
-        dek = load_data_key(owner_type=PERSON, owner_id=case.person_id)
-        opened = [Opened(row, {"basis": open_value(row, "basis", dek)}) for row in rows]
+        dek = data_key_of(case.person)
+        opened = [Opened(row, {"basis": open_or_none(row, "basis", dek)}) for row in rows]
         record_event(
             action=AuditAction.CONSULT,
             user=user,
             obj=case,
             person_id=case.person_id,
-            fields=["assessment.basis"],
+            fields=["assessment.basis"] if dek else [],
             purpose=purpose,
             legal_basis=access.legal_basis,
             details={"via": access.via, "assessments": len(rows)},

@@ -23,7 +23,7 @@ from casework import policy
 from casework.crypto.keystore import GROUP, PERSON, load_data_keys
 from casework.crypto.records import open_value
 from casework.selectors.cases import Opened
-from casework.selectors.persons import _require_purpose
+from casework.selectors.persons import ERASED_LABEL, _require_purpose, data_key_of
 from workflows import gvi
 
 
@@ -58,9 +58,16 @@ def _group_names(groups) -> dict:
 
 
 def _person_names(persons) -> dict:
+    """Person id -> name: decrypted, or "(erased)" for an erased person (nothing opened)."""
+    erased = {p.pk: ERASED_LABEL for p in persons if p.erased_at is not None}
     persons = [p for p in persons if p.erased_at is None]
     keys = load_data_keys(owner_type=PERSON, owner_ids=[p.pk for p in persons])
-    return {p.pk: open_value(p, "name", keys[p.pk]) for p in persons if p.pk in keys}
+    return erased | {p.pk: open_value(p, "name", keys[p.pk]) for p in persons if p.pk in keys}
+
+
+def _decrypted(names: dict) -> list:
+    """The ids of the persons whose name was decrypted (not the erased ones)."""
+    return [person_id for person_id, name in names.items() if name is not ERASED_LABEL]
 
 
 def _consult_persons(*, user, purpose: str, person_ids, via: str, obj) -> None:
@@ -193,7 +200,9 @@ def get_group_page(*, user, purpose: str, group: gvi.Group) -> GroupPage:
             details={"via": access.via},
         )
         names = _person_names([m.person for m in members])
-        _consult_persons(user=user, purpose=purpose, person_ids=names, via=access.via, obj=group)
+        _consult_persons(
+            user=user, purpose=purpose, person_ids=_decrypted(names), via=access.via, obj=group
+        )
     return GroupPage(
         group=group,
         texts=texts,
@@ -224,14 +233,16 @@ def get_member_page(*, user, purpose: str, member: gvi.GroupMember) -> MemberPag
     purpose = _require_purpose(purpose)
     access = _access(user=user, purpose=purpose, what="gvi:member:read", obj=member)
     with transaction.atomic():
-        name = _person_names([member.person]).get(member.person_id)
+        names = _person_names([member.person])
+        name = names.get(member.person_id)
         group_name = _group_names([member.group]).get(member.group_id)
         record_event(
             action=AuditAction.CONSULT,
             user=user,
             obj=member,
             person_id=member.person_id,
-            fields=["person.name"] + (["group.name"] if group_name is not None else []),
+            fields=(["person.name"] if _decrypted(names) else [])
+            + (["group.name"] if group_name is not None else []),
             purpose=purpose,
             details={"via": access.via},
         )
@@ -278,7 +289,9 @@ def get_call_in_page(*, user, purpose: str, call_in: gvi.CallIn) -> CallInPage:
     with transaction.atomic():
         persons = [a.member.person for a in attendees] + [m.person for m in candidates]
         names = _person_names(persons)
-        _consult_persons(user=user, purpose=purpose, person_ids=names, via=access.via, obj=call_in)
+        _consult_persons(
+            user=user, purpose=purpose, person_ids=_decrypted(names), via=access.via, obj=call_in
+        )
     return CallInPage(
         call_in=call_in,
         attendees=[Opened(a, {"name": names.get(a.member.person_id)}) for a in attendees],
@@ -313,16 +326,16 @@ def get_notification_page(
     if policy.coordinates_gvi_or_police(user):
         names.insert(0, "legal_assessment")
     with transaction.atomic():
-        keys = load_data_keys(owner_type=PERSON, owner_ids=[person.pk])
-        key = keys.get(person.pk)
+        key = data_key_of(person)
         texts = {n: open_value(notification, n, key) if key else None for n in names}
-        name = open_value(person, "name", key) if key else None
+        name = open_value(person, "name", key) if key else ERASED_LABEL
         record_event(
             action=AuditAction.CONSULT,
             user=user,
             obj=notification,
             person_id=person.pk,
-            fields=["person.name"] + [n for n, v in texts.items() if v is not None],
+            fields=(["person.name"] if key else [])
+            + [n for n, v in texts.items() if v is not None],
             purpose=purpose,
             details={"via": access.via},
         )

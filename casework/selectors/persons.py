@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from casework.models import User
 
 PERSON_OBJECT = "casework.person"
+# How every page shows an erased person (their name, wherever a name would be).
+ERASED_LABEL = _("(erased)")
 
 
 class PersonErased(Exception):
@@ -66,10 +68,27 @@ class PersonDetails:
     address: str | None = field(default=None, repr=False)
     phone: str | None = field(default=None, repr=False)
     note: str | None = field(default=None, repr=False)
+    # Set for an erased person: nothing was decrypted, ``name`` is ERASED_LABEL.
+    erased_at: datetime | None = None
 
     @property
     def personnummer_display(self) -> str | None:
         return pnr.display(self.personnummer) if self.personnummer else None
+
+    @classmethod
+    def of_erased(cls, person: Person) -> PersonDetails:
+        """An erased person as the pages show them: "(erased)", the plain statistics
+        columns and nothing else (the data key is gone; nothing is decrypted)."""
+        return cls(
+            id=person.pk,
+            birth_year=person.birth_year,
+            gender=person.gender,
+            area=person.area,
+            protected_identity=person.protected_identity,
+            fields=(),
+            name=ERASED_LABEL,
+            erased_at=person.erased_at,
+        )
 
 
 # --- Shared by selectors and services -------------------------------------------
@@ -132,6 +151,14 @@ def _match_by_personnummer(
         if dek is not None and open_value(candidate, "personnummer", dek) == normalised:
             return candidate, len(candidates)
     return None, len(candidates)
+
+
+def data_key_of(person: Person):
+    """The person's data key, or ``None`` for an erased person (the key is destroyed:
+    their sealed values read as ``None``, see ``casework.selectors.cases.open_or_none``)."""
+    if person.erased_at is not None:
+        return None
+    return load_data_key(owner_type=PERSON, owner_id=person.pk)
 
 
 # --- Selectors ------------------------------------------------------------------

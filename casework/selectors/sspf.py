@@ -19,11 +19,16 @@ from django.db.models import Count
 from audit.services import Action as AuditAction
 from audit.services import Outcome, record_event
 from casework import policy
-from casework.crypto.keystore import PERSON, load_data_key
-from casework.crypto.records import open_value
 from casework.models import Case
-from casework.selectors.cases import CaseNotFound, CasePage, Opened, _open_all, get_case_page
-from casework.selectors.persons import _require_purpose
+from casework.selectors.cases import (
+    CaseNotFound,
+    CasePage,
+    Opened,
+    _open_all,
+    get_case_page,
+    open_or_none,
+)
+from casework.selectors.persons import _require_purpose, data_key_of
 
 if TYPE_CHECKING:
     from casework.models import User
@@ -61,7 +66,7 @@ def get_sspf_case_page(*, user: User, purpose: str, case: SspfCase) -> SspfCaseP
         return SspfCasePage(page=page)
     read: list[str] = []
     with transaction.atomic():
-        dek = load_data_key(owner_type=PERSON, owner_id=case.person_id)
+        dek = data_key_of(case.person)
         risks = _open_all(
             case.risk_assessments.select_related("assessed_by"),
             ("risk_factors", "protective_factors"),
@@ -184,14 +189,13 @@ def get_meeting(*, user: User, purpose: str, meeting_id: uuid.UUID) -> MeetingPa
                 continue
             decision = None
             if policy.case_parts(user, case).programme_records and item.decision is not None:
-                dek = load_data_key(owner_type=PERSON, owner_id=case.person_id)
-                decision = open_value(item, "decision", dek)
+                decision = open_or_none(item, "decision", data_key_of(case.person))
                 record_event(
                     action=AuditAction.CONSULT,
                     user=user,
                     obj=case,
                     person_id=case.person_id,
-                    fields=["agenda.decision"],
+                    fields=["agenda.decision"] if decision is not None else [],
                     purpose=purpose,
                     legal_basis=access.legal_basis,
                     details={"via": access.via, "meeting": str(meeting.pk)},

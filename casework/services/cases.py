@@ -48,7 +48,7 @@ from casework.models import (
     Organisation,
 )
 from casework.selectors.cases import person_registered
-from casework.selectors.persons import _require_purpose
+from casework.selectors.persons import PersonErased, _require_purpose
 
 if TYPE_CHECKING:
     from casework.models import User
@@ -153,7 +153,19 @@ def _bump(case: Case) -> None:
 
 
 def _dek(case: Case):
+    """The person's data key, to seal something new about them; refused (a form error,
+    not a 500) once the person is erased: the key is destroyed for good."""
+    if case.person.erased_at is not None:
+        raise ValidationError(_("This person has been erased."), code="erased")
     return load_data_key(owner_type=PERSON, owner_id=case.person_id)
+
+
+def _holds(condition, case: Case) -> bool:
+    """A guard's answer; a guard that needs the erased person's data does not hold."""
+    try:
+        return bool(condition(case))
+    except PersonErased:
+        return False
 
 
 def _event(
@@ -326,7 +338,7 @@ def unmet_conditions(case: Case, name: str) -> list[str]:
     return [
         str(getattr(condition, "message", condition.__name__))
         for condition in transition.conditions
-        if not condition(case)
+        if not _holds(condition, case)
     ]
 
 

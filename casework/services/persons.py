@@ -45,6 +45,7 @@ from casework.crypto.keystore import (
     owner_ids_created_before,
     rewrap_batch,
 )
+from casework.crypto.keystore import owner_ids as keystore_owner_ids
 from casework.crypto.records import open_value, seal_value
 from casework.models import Person
 from casework.routers import KEYSTORE
@@ -497,6 +498,37 @@ def retire_key_version(*, user: User | None = None, purpose: str, version: int) 
             purpose=purpose,
             details={"retired_version": version},
         )
+
+
+def discard_stale_demo_data_keys(*, purpose: str) -> int:
+    """Delete the data keys a demo database left behind: keys of demo persons whose row
+    is not in the main database. Returns how many; one ``ERASE`` event if any.
+
+    Demo persons (``seed_demo``) have uuid5 ids derived from their synthetic numbers, so a
+    fresh main database over the key store of an earlier run brings the same ids again,
+    and their stale keys would stop the new registrations
+    (``datakey_one_per_owner``). Every other person has a uuid4 id. Only uuid5 ids are
+    touched, and only when no person row with that id exists right before the delete:
+    the key of a person in the main database is never discarded. Other orphans (an
+    interrupted registration) are left to :func:`sweep_orphan_data_keys` and its grace.
+    """
+    purpose = _require_purpose(purpose)
+    demo_ids = [
+        owner_id for owner_id in keystore_owner_ids(owner_type=PERSON) if owner_id.version == 5
+    ]
+    existing = set(Person.objects.filter(pk__in=demo_ids).values_list("pk", flat=True))
+    stale = [owner_id for owner_id in demo_ids if owner_id not in existing]
+    deleted = delete_data_keys(owner_type=PERSON, owner_ids=stale) if stale else 0
+    if deleted:
+        with transaction.atomic():
+            record_event(
+                action=Action.ERASE,
+                user=None,
+                object_type="casework.datakey",
+                purpose=purpose,
+                details={"stale_demo_data_keys_deleted": deleted, "owner_type": PERSON_OBJECT},
+            )
+    return deleted
 
 
 def sweep_orphan_data_keys(

@@ -120,6 +120,7 @@ AREAS = [
 ]
 PERSON_NAMESPACE = uuid.UUID("6f1d2c1e-8a8c-4e0e-9a51-5a6d656d6f00")
 SEED_PURPOSE = "Demodata: syntetiska personer (seed_demo)"
+STALE_KEYS_PURPOSE = "Demodata: inaktuella datanycklar från en tidigare körning (seed_demo)"
 
 
 def synthetic_persons(count: int) -> list[dict]:
@@ -203,6 +204,19 @@ class Command(BaseCommand):
                 user.save(update_fields=["password"])
                 user.groups.set([Group.objects.get(name=role)])
         count = settings.DEMO_PERSONS if persons is None else persons
+        with_cases = settings.DEMO_SIG_CASES and not options.get("no_sig_cases")
+        if count > 0 or with_cases:
+            # A fresh main database over the key store of an earlier run: the demo persons'
+            # ids come again (uuid5 of their numbers) and their old keys are stale.
+            stale = services.discard_stale_demo_data_keys(purpose=STALE_KEYS_PURPOSE)
+            if stale:
+                self.stdout.write(
+                    gettext(
+                        "The key store held %(count)d data keys of demo persons this database "
+                        "does not have (from an earlier run): deleted."
+                    )
+                    % {"count": stale}
+                )
         created = self._seed_persons(count) if count > 0 else 0
         if count > 0:
             self.stdout.write(f"Syntetiska personer: {created} nya, {count} totalt.")
