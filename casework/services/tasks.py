@@ -25,25 +25,25 @@ def _case(task):
 
 def _event(*, user, task, purpose: str, what: str, outcome=AccessEvent.Outcome.ALLOWED, **details):
     case = _case(task)
-    record_event(
-        action=AuditAction.CHANGE
-        if outcome == AccessEvent.Outcome.ALLOWED
-        else AuditAction.ACCESS_DENIED,
-        user=user,
-        object_type="viewflow.task",
-        object_id=str(task.pk),
-        person_id=getattr(case, "person_id", None),
-        fields=["owner"],
-        purpose=purpose,
-        outcome=outcome,
-        details={
+    common = {
+        "user": user,
+        "object_type": "viewflow.task",
+        "object_id": str(task.pk),
+        "person_id": getattr(case, "person_id", None),
+        "fields": ["owner"],
+        "purpose": purpose,
+        "details": {
             "task_action": what,
             "step": task.flow_task.name,
             "case": str(case.pk) if case is not None else "",
             **details,
         },
-        independent=outcome != AccessEvent.Outcome.ALLOWED,
-    )
+    }
+    if outcome == AccessEvent.Outcome.ALLOWED:
+        record_event(action=AuditAction.CHANGE, **common)
+    else:
+        # A refusal survives the rollback of the request that tried (ADR 0015).
+        record_event(action=AuditAction.ACCESS_DENIED, outcome=outcome, independent=True, **common)
 
 
 def _require(user, task, purpose: str, what: str) -> None:

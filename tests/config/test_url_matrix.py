@@ -24,9 +24,10 @@ How it works
 
 Known leaks
 -----------
-``KNOWN_LEAKS`` lists the problems other parts of issue 14 are fixing, keyed by
-(role, URL name, method) with the finding. The test tolerates them, and fails when one no
-longer happens, so the list shrinks as the fixes land: delete the entry then.
+``KNOWN_LEAKS`` lists problems that have an open issue, keyed by (role, URL name, method)
+with the issue. The test tolerates them, and fails when one no longer happens, so the list
+shrinks as the fixes land: delete the entry then. Today it is empty: every leak issue 14
+found is fixed.
 
 The seed is committed once for the module (``seeded``, ~20 s: ``seed_demo`` with every
 programme's demo cases) and flushed at its end; the tests are ordinary (rolled back) tests
@@ -488,17 +489,10 @@ def classify(route: Route):
 
 # --- Known leaks ---------------------------------------------------------------------------------
 #
-# (role, URL name — or the route for an unnamed pattern —, method) → the finding of issue 14
-# (or the reason) it is tolerated for. The test fails when an entry stops leaking: delete it.
+# (role, URL name — or the route for an unnamed pattern —, method) → the open issue it is
+# tolerated for. The test fails when an entry stops leaking: delete it.
 
-FINDING_3 = "finding 3: the page fails (PersonErased) after the person of a case was erased"
-KNOWN_LEAKS: dict[tuple[str, str, str], str] = {
-    # The erased person's case: its page for the team and the coordinator; police's case list.
-    ("anna.social", "arenden:case", "GET"): FINDING_3,
-    ("per.polis", "arenden:case", "GET"): FINDING_3,
-    ("sara.samordnare", "arenden:case", "GET"): FINDING_3,
-    ("per.polis", "arenden:cases", "GET"): FINDING_3,
-}
+KNOWN_LEAKS: dict[tuple[str, str, str], str] = {}
 
 
 # --- The fixture: the seed, committed for the module --------------------------------------------
