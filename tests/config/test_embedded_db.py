@@ -138,7 +138,7 @@ def test_an_entry_of_a_process_that_is_gone_does_not_keep_the_server_running(pgd
     result = _manage(pgdata, "shell", "-c", CONNECT)
 
     assert result.returncode == 0, result.stderr
-    assert _stopped(pgdata, seconds=5)
+    assert _stopped(pgdata)
     assert json.loads((pgdata / ".handle_pids.json").read_text()) == []
 
 
@@ -153,7 +153,7 @@ def test_a_damaged_handle_file_is_repaired_not_a_traceback(pgdata, damage):
     assert "Traceback" not in result.stderr and "JSONDecodeError" not in result.stderr
     assert result.stdout.strip().splitlines()[-1] == "server 18"
     assert ".handle_pids.json" in result.stderr  # said what it repaired
-    assert _stopped(pgdata, seconds=5)
+    assert _stopped(pgdata)
     assert json.loads((pgdata / ".handle_pids.json").read_text()) == []
 
 
