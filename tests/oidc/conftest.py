@@ -40,6 +40,7 @@ OTHER_REDIRECT_URI = "http://other-app.invalid/callback"
 class RunningProvider:
     issuer: str
     process: subprocess.Popen
+    log: object = None
 
     def url(self, path: str) -> str:
         return self.issuer + path
@@ -88,12 +89,13 @@ def _start(tmp_path_factory, name: str) -> RunningProvider:
         try:
             response = requests.get(issuer + "/.well-known/openid-configuration", timeout=1)
             if response.ok and response.json().get("issuer") == issuer:
-                return RunningProvider(issuer=issuer, process=process)
+                return RunningProvider(issuer=issuer, process=process, log=log)
         except requests.RequestException:
             pass
         time.sleep(0.1)
     process.kill()
     process.wait()
+    log.close()
     pytest.fail(f"the OpenID Connect provider did not start (see {log.name})")
 
 
@@ -104,6 +106,7 @@ def _stop(provider: RunningProvider) -> None:
     except subprocess.TimeoutExpired:
         provider.process.kill()
         provider.process.wait()
+    provider.log.close()
 
 
 @pytest.fixture(scope="session")
