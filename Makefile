@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: demo test install messages lint bench clean-db help
+.PHONY: demo test install messages lint bench clean-db help oidc-provider
 
 help:
 	@echo "make demo   – install, migrate, load demo data and serve on http://$(HOST):$(PORT)"
@@ -39,7 +39,13 @@ demo: messages
 	@echo "Samverkan serves on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: messages
+# The tests' OpenID Connect provider (npm oidc-provider, pinned by its lock file; ADR 0018).
+tests/oidc/node_modules/.package-lock.json: tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund
+
+oidc-provider: tests/oidc/node_modules/.package-lock.json
+
+test: messages oidc-provider
 	$(VENV)/bin/pytest
 
 lint: install

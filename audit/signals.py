@@ -32,7 +32,9 @@ _WATCHED_NAMES = {*WATCHED_FIELDS, "organisation"}
 
 @receiver(user_logged_in, dispatch_uid="audit_login")
 def _logged_in(sender, request, user, **kwargs) -> None:
-    record_event(action=Action.LOGIN, user=user, obj=user)
+    # Single sign-on: the provider and the assurance (acr/amr) it sent (ADR 0018).
+    sso = getattr(request, "samverkan_sso", None)
+    record_event(action=Action.LOGIN, user=user, obj=user, details={"sso": sso} if sso else None)
 
 
 @receiver(user_logged_out, dispatch_uid="audit_logout")

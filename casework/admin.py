@@ -21,6 +21,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -28,9 +29,17 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
-from casework.models import AdminChangeRequest, LegalBasis, Organisation, User
+from casework.models import (
+    AdminChangeRequest,
+    ExternalIdentity,
+    IdentityProvider,
+    IdentityProviderOrganisation,
+    LegalBasis,
+    Organisation,
+    User,
+)
 from casework.selectors.administration import describe_change
-from casework.services import administration
+from casework.services import administration, sso
 
 Kind = AdminChangeRequest.Kind
 NONE = "\u2013"  # an en dash: no value
@@ -641,3 +650,158 @@ class AdminChangeRequestAdmin(admin.ModelAdmin):
         if approval is not None and approval.link:
             response["Cache-Control"] = "no-store"
         return response
+
+
+# --- Single sign-on (docs/adr/0018-single-sign-on.md) -------------------------------------
+#
+# Providers and linked identities are edited here (each save an access-log event), but
+# used for sign-in only once a second administrator approved exactly what is saved: any
+# later change waits for a new approval.
+
+
+def _sso_status(obj, kind, url_name):
+    if obj is None or obj.pk is None:
+        return NONE
+    if administration.sso_approved(obj):
+        return _("Approved by a second administrator")
+    url = reverse(f"admin:{url_name}", args=[obj.pk])
+    return format_html(
+        '{} <a class="button" href="{}">{}</a>',
+        _("Not in use: waits for a second administrator's approval."),
+        url,
+        _("Request approval"),
+    )
+
+
+class _SsoAdmin(admin.ModelAdmin):
+    """Shared: audited saves and the request-approval page."""
+
+    sso_kind: str
+    sso_url_name: str
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # switch a provider off instead; links are history
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        changed = list(form.changed_data)
+        for formset in formsets:
+            if formset.has_changed():
+                changed.append(formset.prefix)
+        sso.record_configuration_change(
+            user=request.user, obj=form.instance, fields=changed, created=not change
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/begar-godkannande/",
+                self.admin_site.admin_view(self.request_approval_view),
+                name=self.sso_url_name,
+            ),
+            *super().get_urls(),
+        ]
+
+    def request_approval_view(self, request, object_id):
+        if not policy.can_request_admin_change(request.user, self.sso_kind):
+            raise PermissionDenied
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404
+        form = ReasonForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                change_request = self.request_approval(
+                    request.user, obj, form.cleaned_data["reason"]
+                )
+            except ValidationError as error:
+                _form_errors(form, error)
+            else:
+                return _created(request, change_request)
+        return _request_page(
+            self,
+            request,
+            title=_("Request approval for single sign-on"),
+            form=form,
+            obj=obj,
+            intro=_(
+                "Who may sign in as whom is decided here. The configuration as it is now "
+                "is used for sign-in when another administrator approves it; any later "
+                "change waits for a new approval."
+            ),
+            status=400 if form.errors else 200,
+        )
+
+
+class IdentityProviderOrganisationInline(admin.TabularInline):
+    model = IdentityProviderOrganisation
+    extra = 0
+
+
+@admin.register(IdentityProvider)
+class IdentityProviderAdmin(_SsoAdmin):
+    sso_kind = Kind.IDENTITY_PROVIDER
+    sso_url_name = "casework_identityprovider_request_approval"
+    list_display = ["name", "slug", "issuer", "is_active", "approval"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "slug", "issuer"]
+    inlines = [IdentityProviderOrganisationInline]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "is_active", "approval"]}),
+        (
+            _("Provider"),
+            {
+                "fields": [
+                    "issuer",
+                    "client_id",
+                    "client_secret_env",
+                    "scopes",
+                    "authorization_endpoint",
+                    "token_endpoint",
+                    "userinfo_endpoint",
+                    "jwks_uri",
+                ],
+                "description": _(
+                    "Leave the endpoints empty to read them from the provider's discovery document."
+                ),
+            },
+        ),
+        (_("Matching and assurance"), {"fields": ["match_claim", "account_field", "acr_levels"]}),
+    ]
+    readonly_fields = ["approval"]
+
+    @admin.display(description=_("Approval"))
+    def approval(self, obj):
+        return _sso_status(obj, self.sso_kind, self.sso_url_name)
+
+    def request_approval(self, user, obj, reason):
+        return administration.request_identity_provider(user=user, provider=obj, reason=reason)
+
+
+@admin.register(ExternalIdentity)
+class ExternalIdentityAdmin(_SsoAdmin):
+    sso_kind = Kind.EXTERNAL_IDENTITY
+    sso_url_name = "casework_externalidentity_request_approval"
+    list_display = ["user", "provider", "subject", "approval"]
+    list_filter = ["provider"]
+    list_select_related = ["user", "provider"]
+    search_fields = ["subject", "user__username"]
+    fields = ["user", "provider", "subject", "approval"]
+    readonly_fields = ["approval"]
+
+    def get_queryset(self, request):
+        # Superuser accounts are made by the operator only and are never linked here.
+        return super().get_queryset(request).filter(user__is_superuser=False)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            kwargs["queryset"] = User.objects.filter(is_superuser=False)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description=_("Approval"))
+    def approval(self, obj):
+        return _sso_status(obj, self.sso_kind, self.sso_url_name)
+
+    def request_approval(self, user, obj, reason):
+        return administration.request_external_identity(user=user, identity=obj, reason=reason)

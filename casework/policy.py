@@ -109,6 +109,9 @@ _CHANGE_REQUEST_PERMISSIONS = {
     "password_link": "casework.change_user",
     "legal_basis": "casework.change_legalbasis",
     "organisation_kind": "casework.change_organisation",
+    # Single sign-on (docs/adr/0018-single-sign-on.md).
+    "identity_provider": "casework.change_identityprovider",
+    "external_identity": "casework.change_externalidentity",
 }
 
 
@@ -956,3 +959,20 @@ def may_report_plan_part(user, case, kind: str) -> bool:
         and team_membership(user, case) is not None
         and bool(case_access(user, case))
     )
+
+
+# --- Single sign-on (docs/adr/0018-single-sign-on.md) ----------------------------------
+
+
+def sso_assurance_sufficient(*, levels: str, minimum: str, acr: str) -> bool:
+    """Is the assurance level (``acr``) a provider sent at least the organisation's
+    minimum? ``levels`` lists the provider's acr values from lowest to highest; with
+    no list only the minimum itself passes. An unknown value never passes."""
+    if not minimum:
+        return True
+    order = levels.split()
+    if not order:
+        return acr == minimum
+    if minimum not in order or acr not in order:
+        return False
+    return order.index(acr) >= order.index(minimum)

@@ -197,6 +197,18 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 
+# --- Single sign-on with OpenID Connect (docs/adr/0018-single-sign-on.md) ---------
+
+# Providers are configured in the admin (casework.IdentityProvider); these are the
+# relying party's limits. Plain-http provider addresses only outside production.
+SAMVERKAN_OIDC_ALLOW_HTTP = env.bool("SAMVERKAN_OIDC_ALLOW_HTTP", default=not PRODUCTION)
+SAMVERKAN_OIDC_DISCOVERY_SECONDS = env.int("SAMVERKAN_OIDC_DISCOVERY_SECONDS", default=3600)
+SAMVERKAN_OIDC_LEEWAY_SECONDS = env.int("SAMVERKAN_OIDC_LEEWAY_SECONDS", default=60)
+OIDC_TIMEOUT = env.int("SAMVERKAN_OIDC_TIMEOUT", default=10)
+OIDC_VERIFY_SSL = True
+OIDC_STATE_SIZE = 32
+OIDC_NONCE_SIZE = 32
+
 # --- Language and time ------------------------------------------------------
 
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="sv")

@@ -11,6 +11,7 @@ from viewflow.urls import Site
 
 from audit.views import AuditApp
 from casework.services.administration import set_password_tokens
+from casework.sso_views import SignInCallbackView, SignInStartView
 from casework.views import CaseworkApp, StatisticsApp, home
 from config.health import healthz
 from workflows.gvi_app import GviApp
@@ -59,6 +60,10 @@ urlpatterns = [
         ),
         name="password_set_done",
     ),
+    # Single sign-on with OpenID Connect: start with a provider, one callback for all
+    # (docs/adr/0018-single-sign-on.md).
+    path("konto/sso/logga-in/<slug:slug>/", SignInStartView.as_view(), name="sso_begin"),
+    path("konto/sso/svar/", SignInCallbackView.as_view(), name="sso_callback"),
     # The language can be chosen on the login page too.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     # One login page for the whole site, the admin included.

@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
 
 from casework import policy
-from casework.models import AdminChangeRequest, LegalBasis, Organisation, User
+from casework.models import AdminChangeRequest, IdentityProvider, LegalBasis, Organisation, User
 
 Kind = AdminChangeRequest.Kind
 NONE = "\u2013"  # an en dash: no value
@@ -61,6 +61,21 @@ def describe_change(change_request: AdminChangeRequest) -> list[tuple[str, str]]
                         f"{_value(diff.get('from'))} → {_value(diff.get('to'))}",
                     )
                 )
+    elif kind == Kind.IDENTITY_PROVIDER:  # single sign-on (ADR 0018)
+        for name, value in change.items():
+            if name == "organisations":
+                served = ", ".join(
+                    f"{item.get('organisation', '')} ({item.get('minimum_acr') or NONE})"
+                    for item in value
+                )
+                rows.append((str(_("Organisations served (lowest acr)")), served or NONE))
+            else:
+                label = IdentityProvider._meta.get_field(name).verbose_name
+                rows.append((str(label), _value(value)))
+    elif kind == Kind.EXTERNAL_IDENTITY:
+        rows.append((str(_("Account")), str(change.get("account", NONE))))
+        rows.append((str(_("Identity provider")), str(change.get("provider", NONE))))
+        rows.append((str(_("Identity at the provider")), str(change.get("subject", NONE))))
     return rows
 
 

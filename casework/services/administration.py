@@ -43,7 +43,14 @@ from django.utils.translation import gettext as _
 
 from audit.services import Action, Outcome, record_event
 from casework import policy
-from casework.models import AdminChangeRequest, LegalBasis, Organisation, User
+from casework.models import (
+    AdminChangeRequest,
+    ExternalIdentity,
+    IdentityProvider,
+    LegalBasis,
+    Organisation,
+    User,
+)
 
 Kind = AdminChangeRequest.Kind
 Decision = AdminChangeRequest.Decision
@@ -74,6 +81,8 @@ _TARGET_TYPES = {
     Kind.PASSWORD_LINK: "casework.user",
     Kind.LEGAL_BASIS: "casework.legalbasis",
     Kind.ORGANISATION_KIND: "casework.organisation",
+    Kind.IDENTITY_PROVIDER: "casework.identityprovider",
+    Kind.EXTERNAL_IDENTITY: "casework.externalidentity",
 }
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
 
@@ -161,7 +170,60 @@ def _legal_basis_values(basis: LegalBasis) -> dict[str, Any]:
     return values
 
 
+# --- single sign-on: what an approval covers (docs/adr/0018-single-sign-on.md) ------------
+
+_PROVIDER_FIELDS = (
+    "slug",
+    "name",
+    "issuer",
+    "client_id",
+    "client_secret_env",
+    "authorization_endpoint",
+    "token_endpoint",
+    "userinfo_endpoint",
+    "jwks_uri",
+    "scopes",
+    "match_claim",
+    "account_field",
+    "acr_levels",
+)
+
+
+def identity_provider_state(provider: IdentityProvider) -> dict[str, Any]:
+    """Everything of a provider's configuration that decides who signs in as whom
+    (all but its on/off switch): an approval covers exactly this."""
+    state: dict[str, Any] = {name: getattr(provider, name) for name in _PROVIDER_FIELDS}
+    state["organisations"] = sorted(
+        [organisation_id, minimum_acr]
+        for organisation_id, minimum_acr in provider.identityproviderorganisation_set.values_list(
+            "organisation_id", "minimum_acr"
+        )
+    )
+    return state
+
+
+def external_identity_state(identity: ExternalIdentity) -> dict[str, Any]:
+    return {
+        "user": identity.user_id,
+        "provider": identity.provider_id,
+        "subject": identity.subject,
+    }
+
+
+def sso_approved(obj: IdentityProvider | ExternalIdentity) -> bool:
+    """Is this provider configuration or linked identity the one a second
+    administrator approved? (Any change since voids the approval.)"""
+    if not obj.approved_digest:
+        return False
+    kind = Kind.IDENTITY_PROVIDER if isinstance(obj, IdentityProvider) else Kind.EXTERNAL_IDENTITY
+    return _digest(_target_state(kind, obj)) == obj.approved_digest
+
+
 def _target_state(kind: str, target) -> dict[str, Any]:
+    if kind == Kind.IDENTITY_PROVIDER:
+        return identity_provider_state(target)
+    if kind == Kind.EXTERNAL_IDENTITY:
+        return external_identity_state(target)
     if kind in (Kind.GRANT_ROLE, Kind.PASSWORD_LINK):
         return _account_state(target, kind)
     if kind == Kind.LEGAL_BASIS:
@@ -346,6 +408,56 @@ def request_organisation_kind(
         )
 
 
+def request_identity_provider(
+    *, user, provider: IdentityProvider, reason: str
+) -> AdminChangeRequest:
+    """Ask a second administrator to approve ``provider``'s configuration as it is now."""
+    _require(user, Kind.IDENTITY_PROVIDER)
+    reason = _reason(reason, message=_("Give a reason for the request."))
+    with transaction.atomic():
+        if sso_approved(provider):
+            raise ValidationError(_("The request changes nothing."), code="no_change")
+        state = identity_provider_state(provider)
+        names = dict(
+            Organisation.objects.filter(
+                pk__in=[organisation for organisation, _acr in state["organisations"]]
+            ).values_list("pk", "name")
+        )
+        change = {
+            **{name: value for name, value in state.items() if name != "organisations"},
+            "organisations": [
+                {"organisation": names.get(organisation, ""), "minimum_acr": acr}
+                for organisation, acr in state["organisations"]
+            ],
+        }
+        return _create(
+            user=user, kind=Kind.IDENTITY_PROVIDER, target=provider, change=change, reason=reason
+        )
+
+
+def request_external_identity(
+    *, user, identity: ExternalIdentity, reason: str
+) -> AdminChangeRequest:
+    """Ask a second administrator to approve the link of an identity to an account."""
+    _require(user, Kind.EXTERNAL_IDENTITY)
+    reason = _reason(reason, message=_("Give a reason for the request."))
+    _not_own_account(user, identity.user, _("You cannot request a link for your own account."))
+    if identity.user.is_superuser:
+        raise ValidationError(_("A superuser account cannot be changed here."), code="superuser")
+    with transaction.atomic():
+        if sso_approved(identity):
+            raise ValidationError(_("The request changes nothing."), code="no_change")
+        change = {
+            "account": identity.user.get_username(),
+            "user": identity.user_id,
+            "provider": identity.provider.slug,
+            "subject": identity.subject,
+        }
+        return _create(
+            user=user, kind=Kind.EXTERNAL_IDENTITY, target=identity, change=change, reason=reason
+        )
+
+
 # --- decisions --------------------------------------------------------------------------
 
 
@@ -405,6 +517,8 @@ def _locked_target(change_request: AdminChangeRequest):
         "casework.user": User,
         "casework.legalbasis": LegalBasis,
         "casework.organisation": Organisation,
+        "casework.identityprovider": IdentityProvider,
+        "casework.externalidentity": ExternalIdentity,
     }[change_request.target_type]
     if not change_request.target_id:
         return None
@@ -451,6 +565,15 @@ def _apply(user, change_request: AdminChangeRequest, target) -> None:
     elif kind == Kind.ORGANISATION_KIND:
         target.kind = change["to"]
         target.save(update_fields=["kind"])
+    elif kind in (Kind.IDENTITY_PROVIDER, Kind.EXTERNAL_IDENTITY):
+        if kind == Kind.EXTERNAL_IDENTITY and target.user_id == user.pk:
+            raise ValidationError(
+                _("You cannot approve a request that concerns your own account."),
+                code="own_account",
+            )
+        # The digest checked just before: exactly the configuration that was asked for.
+        target.approved_digest = change_request.target_digest
+        target.save(update_fields=["approved_digest"])
 
 
 def approve(*, user, request_id, reason: str = "") -> Approval:

@@ -438,6 +438,8 @@ BY_VIEW = {
     "casework.admin.LegalBasisAdmin.request_view": fill_admin_object,
     "casework.admin.OrganisationAdmin.request_kind_view": fill_admin_object,
     "casework.admin.AdminChangeRequestAdmin.change_view": fill_admin_object,
+    # Single sign-on (ADR 0018): a provider's or a linked identity's approval request.
+    "casework.admin._SsoAdmin.request_approval_view": fill_admin_object,
 }
 BY_NAME = {
     "arenden:case": fill_case,
@@ -452,6 +454,8 @@ BY_NAME = {
     "admin:app_list": literal("/admin/auth/", "/admin/casework/"),
     "arenden:task_manage": fill_task_manage,
     "password_set": fill_password_set,
+    # Single sign-on (ADR 0018): the seeded provider, and one that does not exist.
+    "sso_begin": literal("/konto/sso/logga-in/kommunen/", "/konto/sso/logga-in/finns-inte/"),
 }
 BY_ROUTE = {
     # The admin's old object URL (a redirect to the change page), per model.
@@ -463,6 +467,8 @@ BY_ROUTE = {
             "casework/user",
             "casework/legalbasis",
             "casework/adminchangerequest",
+            "casework/identityprovider",
+            "casework/externalidentity",
         )
     },
     # The admin's catch-all (unknown admin paths).

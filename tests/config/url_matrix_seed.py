@@ -239,6 +239,35 @@ def _extras(users) -> dict:
         group=Group.objects.get(name="socialsekreterare"),
         reason="Ny tjänst som socialsekreterare från 1 januari.",
     )
+    # Single sign-on (ADR 0018): an approved provider (explicit endpoints: no network)
+    # serving the municipality, and a link to an account waiting for approval.
+    from casework.models import ExternalIdentity, IdentityProvider, IdentityProviderOrganisation
+
+    provider = IdentityProvider.objects.create(
+        slug="kommunen",
+        name="Kommunens inloggning",
+        issuer="https://idp.invalid",
+        client_id="samverkan",
+        authorization_endpoint="https://idp.invalid/auth",
+        token_endpoint="https://idp.invalid/token",
+        jwks_uri="https://idp.invalid/jwks",
+    )
+    IdentityProviderOrganisation.objects.create(
+        provider=provider, organisation=users["anna.social"].organisation
+    )
+    administration.approve(
+        user=users["berit.admin"],
+        request_id=administration.request_identity_provider(
+            user=users["adam.admin"], provider=provider, reason="Kommunens inloggning."
+        ).pk,
+    )
+    administration.request_external_identity(
+        user=users["adam.admin"],
+        identity=ExternalIdentity.objects.create(
+            user=users["fredrik.fritid"], provider=provider, subject="fredrik-sub"
+        ),
+        reason="Fredriks konto hos kommunen.",
+    )
     # The person of an active SIG case, erased (``manage.py erase_person``).
     return {"to_erase": sig_case(users, sig.Status.ACTIVE)}
 
