@@ -28,6 +28,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
+from casework.mfa import require_step_up
 from casework.models import AdminChangeRequest, LegalBasis, Organisation, User
 from casework.selectors.administration import describe_change
 from casework.services import administration
@@ -590,6 +591,13 @@ class AdminChangeRequestAdmin(admin.ModelAdmin):
         change_request = self.get_object(request, unquote(object_id))
         if change_request is None:
             raise Http404
+        # Approving needs a fresh second factor first (docs/adr/0017-mfa-and-step-up.md).
+        if (
+            request.method == "POST"
+            and request.POST.get("decision") == "approve"
+            and (step_up := require_step_up(request)) is not None
+        ):
+            return step_up
         form = DecisionForm(request.POST if request.method == "POST" else None)
         approval = None
         status = 200

@@ -8,3 +8,4 @@ class CaseworkConfig(AppConfig):
 
     def ready(self) -> None:
         from casework import checks  # noqa: F401 - registers the system checks
+        from casework import mfa  # noqa: F401 - the sign-in receiver of the second factor
