@@ -226,6 +226,15 @@ class ManageView(View):
 
     template_name = "samverkan/mfa_manage.html"
 
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        # The site shell's menu (sign-out included), as viewflow's SiteMiddleware gives the
+        # site's own pages: this page is mounted outside the site.
+        from config.urls import site
+
+        if request.resolver_match is not None:
+            request.resolver_match.site = site
+
     def get(self, request):
         user = request.user
         enrolled = policy.has_second_factor_device(request, refresh=True)
