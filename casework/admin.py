@@ -389,6 +389,21 @@ for _model_name in ("Process", "Task"):
         admin.site.unregister(_model)
 
 
+# django-otp registers its devices in the admin, with a page that shows a TOTP secret
+# and its QR code: nobody but the account holder sees a second factor
+# (docs/adr/0017-mfa-and-step-up.md).
+def _unregister_otp_devices() -> None:
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    for model in (TOTPDevice, StaticDevice):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)
+
+
+_unregister_otp_devices()
+
+
 # --- Legal bases --------------------------------------------------------------------------
 
 

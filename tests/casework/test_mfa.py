@@ -536,3 +536,20 @@ def test_no_secret_in_the_log(demo, client, clock):
         text = f"{event.details} {event.purpose} {event.object_id}"
         assert key not in text and secret not in text and code not in text
         assert not any(c in text or c.replace("-", "") in text for c in codes)
+
+
+def test_the_admin_shows_nobody_a_second_factor(demo, client, clock):
+    """django-otp's admin pages (a device's secret and QR code) are not mounted."""
+    key, _codes = enrol(demo["anna.social"], clock)
+    device = TOTPDevice.objects.get(user=demo["anna.social"])
+    root = User.objects.create_superuser("rot", password=DEMO_PASSWORD)
+    client.force_login(root)
+    for path in (
+        "/admin/otp_totp/totpdevice/",
+        f"/admin/otp_totp/totpdevice/{device.pk}/config/",
+        f"/admin/otp_totp/totpdevice/{device.pk}/qrcode/",
+        "/admin/otp_static/staticdevice/",
+    ):
+        response = client.get(path, follow=True)
+        assert response.status_code == 404, path
+        assert key not in response.content.decode()
