@@ -29,6 +29,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
+from casework.mfa import require_step_up
 from casework.models import (
     AdminChangeRequest,
     ExternalIdentity,
@@ -397,6 +398,21 @@ for _model_name in ("Process", "Task"):
         admin.site.unregister(_model)
 
 
+# django-otp registers its devices in the admin, with a page that shows a TOTP secret
+# and its QR code: nobody but the account holder sees a second factor
+# (docs/adr/0017-mfa-and-step-up.md).
+def _unregister_otp_devices() -> None:
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    for model in (TOTPDevice, StaticDevice):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)
+
+
+_unregister_otp_devices()
+
+
 # --- Legal bases --------------------------------------------------------------------------
 
 
@@ -599,6 +615,13 @@ class AdminChangeRequestAdmin(admin.ModelAdmin):
         change_request = self.get_object(request, unquote(object_id))
         if change_request is None:
             raise Http404
+        # Approving needs a fresh second factor first (docs/adr/0017-mfa-and-step-up.md).
+        if (
+            request.method == "POST"
+            and request.POST.get("decision") == "approve"
+            and (step_up := require_step_up(request)) is not None
+        ):
+            return step_up
         form = DecisionForm(request.POST if request.method == "POST" else None)
         approval = None
         status = 200

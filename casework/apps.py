@@ -7,4 +7,7 @@ class CaseworkConfig(AppConfig):
     verbose_name = _("Case work")
 
     def ready(self) -> None:
-        from casework import checks  # noqa: F401 - registers the system checks
+        from casework import (
+            checks,  # noqa: F401 - registers the system checks
+            mfa,  # noqa: F401 - the sign-in receiver of the second factor
+        )

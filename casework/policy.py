@@ -976,3 +976,92 @@ def sso_assurance_sufficient(*, levels: str, minimum: str, acr: str) -> bool:
     if minimum not in order or acr not in order:
         return False
     return order.index(acr) >= order.index(minimum)
+
+
+# --- Second factor and step-up (docs/adr/0017-mfa-and-step-up.md) ----------------------------
+
+# Set by the single sign-on (OIDC) sign-in: a dict with what the provider asserted, at least
+# ``acr`` and ``amr``, and ``auth_time`` (Unix seconds of the provider's authentication).
+# A session that carries it relies on the provider's assurance: no TOTP is asked.
+SSO_SESSION_KEY = "samverkan_sso"
+# Unix seconds of the latest strong check in this session: a second factor passed (sign-in,
+# enrolment, step-up), or the password where the account has no second factor and MFA is off.
+STEP_UP_SESSION_KEY = "samverkan_step_up_at"
+# Whether the account had a confirmed device at sign-in (kept in the session so that a page
+# does not query both device tables; enrolment and removal update it).
+HAS_DEVICE_SESSION_KEY = "samverkan_mfa_device"
+
+
+def mfa_required() -> bool:
+    """Every password account must enrol and pass a second factor (production default)."""
+    return bool(getattr(settings, "MFA_REQUIRED", False))
+
+
+def sso_assertion(request) -> dict | None:
+    """What the identity provider asserted for this session, or ``None`` (password sign-in)."""
+    marker = getattr(request, "session", {}).get(SSO_SESSION_KEY)
+    return marker if isinstance(marker, dict) and marker else None
+
+
+def has_second_factor_device(request, *, refresh: bool = False) -> bool:
+    """The signed-in account has a confirmed TOTP device or recovery codes."""
+    from django_otp import user_has_device
+
+    session = request.session
+    if refresh or HAS_DEVICE_SESSION_KEY not in session:
+        session[HAS_DEVICE_SESSION_KEY] = user_has_device(request.user)
+    return bool(session[HAS_DEVICE_SESSION_KEY])
+
+
+def second_factor_satisfied(request) -> bool:
+    """The session has passed a second factor: a django-otp device verified it (TOTP or a
+    recovery code), or the account signed in through single sign-on (the provider's
+    assurance; the minimum per organisation is the SSO sign-in's own check)."""
+    user = getattr(request, "user", None)
+    if not _active(user):
+        return False
+    if sso_assertion(request) is not None:
+        return True
+    is_verified = getattr(user, "is_verified", None)
+    return bool(is_verified and is_verified())
+
+
+def second_factor_pending(request) -> str | None:
+    """What the session must do before any other page: ``"verify"`` (the account has a
+    second factor: always asked, whatever ``MFA_REQUIRED`` says), ``"enrol"`` (none yet,
+    and MFA is required) or ``None``."""
+    if not _active(getattr(request, "user", None)) or second_factor_satisfied(request):
+        return None
+    if has_second_factor_device(request):
+        return "verify"
+    return "enrol" if mfa_required() else None
+
+
+def step_up_method(request) -> str:
+    """How this session proves itself again before a grave action: ``"code"`` (TOTP or a
+    recovery code), ``"password"`` (MFA off and no device: the password again, a real check
+    though not a second factor), ``"sso"`` (sign in again at the identity provider) or
+    ``"enrol"`` (MFA required and nothing to check with)."""
+    if has_second_factor_device(request):
+        return "code"
+    if sso_assertion(request) is not None:
+        return "sso"
+    if not mfa_required() and request.user.has_usable_password():
+        return "password"
+    return "enrol"
+
+
+def step_up_fresh(request, *, now: datetime | None = None) -> bool:
+    """A strong check within ``STEP_UP_MINUTES`` in this session (docs/adr/0017)."""
+    if not _active(getattr(request, "user", None)):
+        return False
+    now = now or timezone.now()
+    stamps = [request.session.get(STEP_UP_SESSION_KEY)]
+    assertion = sso_assertion(request)
+    if assertion is not None:
+        stamps.append(assertion.get("auth_time"))
+    valid = [stamp for stamp in stamps if isinstance(stamp, int | float)]
+    if not valid:
+        return False
+    age = now.timestamp() - max(valid)
+    return -60 <= age <= settings.STEP_UP_MINUTES * 60

@@ -62,6 +62,10 @@ INSTALLED_APPS = [
     "django_fsm",
     "viewflow",
     "viewflow.workflow",
+    # Second factor (docs/adr/0017-mfa-and-step-up.md): TOTP and recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "casework",
     "casework.statistics",
     "workflows",
@@ -81,6 +85,10 @@ MIDDLEWARE = [
     # Anonymous users are sent to the login page before any permission check
     # (viewflow's site middleware would otherwise answer a bare 403).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Second factor (docs/adr/0017): request.user.is_verified(); then, until the second
+    # factor is passed (or enrolled where required), only the sign-in pages open.
+    "django_otp.middleware.OTPMiddleware",
+    "casework.mfa.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "viewflow.middleware.SiteMiddleware",
@@ -208,6 +216,19 @@ OIDC_TIMEOUT = env.int("SAMVERKAN_OIDC_TIMEOUT", default=10)
 OIDC_VERIFY_SSL = True
 OIDC_STATE_SIZE = 32
 OIDC_NONCE_SIZE = 32
+
+
+# --- Second factor and step-up (django-otp): docs/adr/0017-mfa-and-step-up.md ---
+
+# On: a password account reaches no page before it has enrolled and passed TOTP (or a
+# recovery code). Off (development, tests): only accounts that enrolled are asked.
+MFA_REQUIRED = env.bool("SAMVERKAN_MFA_REQUIRED", default=PRODUCTION)
+# Break-the-glass, erasure and approving an administrator request need a second factor
+# (or, without MFA and a device, the password) passed within this many minutes.
+STEP_UP_MINUTES = env.int("SAMVERKAN_STEP_UP_MINUTES", default=5)
+if not 1 <= STEP_UP_MINUTES <= 60:
+    raise ImproperlyConfigured("SAMVERKAN_STEP_UP_MINUTES must be between 1 and 60.")
+OTP_TOTP_ISSUER = env.str("SAMVERKAN_OTP_ISSUER", default="Samverkan")
 
 # --- Language and time ------------------------------------------------------
 

@@ -10,6 +10,7 @@ from django.views.i18n import set_language
 from viewflow.urls import Site
 
 from audit.views import AuditApp
+from casework import mfa_views
 from casework.services.administration import set_password_tokens
 from casework.sso_views import SignInCallbackView, SignInStartView
 from casework.views import CaseworkApp, StatisticsApp, home
@@ -64,6 +65,11 @@ urlpatterns = [
     # (docs/adr/0018-single-sign-on.md).
     path("konto/sso/logga-in/<slug:slug>/", SignInStartView.as_view(), name="sso_begin"),
     path("konto/sso/svar/", SignInCallbackView.as_view(), name="sso_callback"),
+    # Two-step verification (django-otp): docs/adr/0017-mfa-and-step-up.md.
+    path("konto/tvasteg/", mfa_views.ManageView.as_view(), name="mfa_manage"),
+    path("konto/tvasteg/aktivera/", mfa_views.EnrolView.as_view(), name="mfa_enrol"),
+    path("konto/tvasteg/verifiera/", mfa_views.VerifyView.as_view(), name="mfa_verify"),
+    path("konto/tvasteg/bekrafta/", mfa_views.StepUpView.as_view(), name="mfa_step_up"),
     # The language can be chosen on the login page too.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     # One login page for the whole site, the admin included.

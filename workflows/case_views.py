@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
 from casework import policy
+from casework.mfa import require_step_up
 from casework.models import Action, Case, CaseEvent
 from casework.selectors import find_person
 from casework.selectors.cases import CaseNotFound, get_case_page, list_cases
@@ -404,6 +405,9 @@ class BreakGlassView(View):
     def dispatch(self, request, *args, **kwargs):
         if not policy.can_break_glass(request.user):
             return denied(request)
+        # A fresh second factor first (docs/adr/0017-mfa-and-step-up.md).
+        if (step_up := require_step_up(request)) is not None:
+            return step_up
         return super().dispatch(request, *args, **kwargs)
 
     def get(self, request):

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
 from casework import policy
+from casework.mfa import require_step_up
 from casework.selectors import gvi as selectors
 from casework.services import gvi as services
 from casework.services.cases import CaseConflict, CaseDenied
@@ -288,6 +289,12 @@ class GroupPageView(GviView):
                     reason="role",
                 )
             return denied(request)
+        # Erasing needs a fresh second factor first (docs/adr/0017-mfa-and-step-up.md).
+        if (
+            request.POST.get("_action") == "erase"
+            and (step_up := require_step_up(request)) is not None
+        ):
+            return step_up
         return super().post(request, *args, **kwargs)
 
     def withdrawable(self, sanction) -> bool:

@@ -25,6 +25,7 @@ docs/adr/0018-single-sign-on.md.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -45,7 +46,8 @@ from casework import policy
 from casework.models import ExternalIdentity, IdentityProvider, User
 from casework.services.administration import sso_approved
 
-SESSION_KEY = "samverkan_sso"  # {provider, acr, amr}: read by policy.second_factor_satisfied
+# {provider, acr, amr, auth_time}: read by policy.second_factor_satisfied and step_up_fresh
+SESSION_KEY = policy.SSO_SESSION_KEY
 STATES_KEY = "samverkan_sso_states"  # state -> provider id, beside the library's oidc_states
 SIGN_ALGORITHM = "RS256"
 _ENDPOINTS = ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri")
@@ -326,7 +328,14 @@ def complete_sign_in(request, provider: IdentityProvider, *, code, nonce, code_v
         refuse(refusal, provider=provider, **({"identity": identity} if identity else {}))
         raise
     acr, amr = _assurance(claims)
-    return SignIn(user=user, sso={"provider": provider.slug, "acr": acr, "amr": amr})
+    # When the provider authenticated the person (Unix seconds): a step-up is fresh within
+    # STEP_UP_MINUTES of it (policy.step_up_fresh, ADR 0017). A provider that does not send
+    # ``auth_time`` authenticated for this sign-in: its time is now.
+    auth_time = claims.get("auth_time")
+    if not isinstance(auth_time, int) or isinstance(auth_time, bool):
+        auth_time = int(time.time())
+    sso = {"provider": provider.slug, "acr": acr, "amr": amr, "auth_time": auth_time}
+    return SignIn(user=user, sso=sso)
 
 
 def record_configuration_change(
