@@ -7,4 +7,7 @@ class CaseworkConfig(AppConfig):
     verbose_name = _("Case work")
 
     def ready(self) -> None:
-        from casework import checks  # noqa: F401 - registers the system checks
+        # The system checks, and the receivers of sign-in, session and lock signals.
+        from casework import checks, sessions  # noqa: F401
+        from casework.services import sessions as ended_sessions  # noqa: F401
+        from casework.services import signin  # noqa: F401

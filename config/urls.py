@@ -11,6 +11,7 @@ from viewflow.urls import Site
 
 from audit.views import AuditApp
 from casework.services.administration import set_password_tokens
+from casework.sessions import keep_alive
 from casework.views import CaseworkApp, StatisticsApp, home
 from config.health import healthz
 from workflows.gvi_app import GviApp
@@ -59,6 +60,8 @@ urlpatterns = [
         ),
         name="password_set_done",
     ),
+    # The idle warning's answer: renews the session (docs/adr/0016).
+    path("konto/session/forlang/", keep_alive, name="session_keep_alive"),
     # The language can be chosen on the login page too.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     # One login page for the whole site, the admin included.
