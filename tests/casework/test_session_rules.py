@@ -181,7 +181,9 @@ def test_a_role_granted_by_four_eyes_approval_ends_the_sessions(demo, now):
     admin.force_login(demo["adam.admin"])  # the approver's own session stays
     group = Group.objects.get(name=roles.STEERING_GROUP)
     change = administration.request_role_grant(
-        user=demo["berit.admin"], target=lisa, group=Group.objects.get(name=roles.LEISURE),
+        user=demo["berit.admin"],
+        target=lisa,
+        group=Group.objects.get(name=roles.LEISURE),
         reason="Arbetar även på fritidsgården",
     )
     administration.approve(user=demo["adam.admin"], request_id=change.pk)

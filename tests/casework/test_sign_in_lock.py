@@ -39,7 +39,11 @@ def _signed_in(client) -> bool:
 
 
 def _alert(response) -> str:
-    match = re.search(r'<p class="errorlist" role="alert" data-sign-in-locked>(.*?)</p>', response.content.decode(), re.S)
+    match = re.search(
+        r'<p class="errorlist" role="alert" data-sign-in-locked>(.*?)</p>',
+        response.content.decode(),
+        re.S,
+    )
     return match[1] if match else ""
 
 
@@ -116,10 +120,14 @@ def test_the_lock_and_each_failure_are_in_the_access_log(demo, now, settings):
     client = Client()
     for _attempt in range(settings.AXES_FAILURE_LIMIT + 1):
         _sign_in(client, "anna.social", "fel-lösenord")
-    failed = AccessEvent.objects.filter(action=AccessEvent.Action.LOGIN_FAILED, username="anna.social")
+    failed = AccessEvent.objects.filter(
+        action=AccessEvent.Action.LOGIN_FAILED, username="anna.social"
+    )
     assert failed.count() == settings.AXES_FAILURE_LIMIT + 1
     locked = AccessEvent.objects.filter(
-        action=AccessEvent.Action.ACCESS_DENIED, username="anna.social", details__sign_in_locked=True
+        action=AccessEvent.Action.ACCESS_DENIED,
+        username="anna.social",
+        details__sign_in_locked=True,
     )
     assert locked.exists()
     assert {event.client_address for event in failed} == {ADDRESS}
