@@ -449,7 +449,7 @@ BY_NAME = {
     "granskning:event": fill_access_event,
     "statistik:csv": fill_statistics_csv,
     "admin:view_on_site": fill_admin_shortcut,
-    "admin:app_list": literal("/admin/auth/", "/admin/casework/"),
+    "admin:app_list": literal("/admin/auth/", "/admin/casework/", "/admin/axes/"),
     "arenden:task_manage": fill_task_manage,
     "password_set": fill_password_set,
 }
@@ -463,6 +463,7 @@ BY_ROUTE = {
             "casework/user",
             "casework/legalbasis",
             "casework/adminchangerequest",
+            "axes/accessattempt",  # sign-in locks (ADR 0016)
         )
     },
     # The admin's catch-all (unknown admin paths).
