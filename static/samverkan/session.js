@@ -88,7 +88,9 @@
       headers: { "X-CSRFToken": config.csrf, "Accept": "application/json" }
     }).then(function (response) {
       var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
-      if (!response.ok || response.redirected || !json) { toLogin(); return; }
+      if (!response.ok || response.redirected || !json) { throw new Error("signed out"); }
+      return response.json();
+    }).then(function () {
       close();
       touch();
       schedule();

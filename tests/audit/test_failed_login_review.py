@@ -24,7 +24,9 @@ MORNING = dt.datetime(2026, 3, 4, 10, 5, tzinfo=STOCKHOLM)
 
 def _fail(username: str, address: str) -> None:
     Client().post(
-        "/konto/logga-in/", {"username": username, "password": "gissning"}, REMOTE_ADDR=address
+        "/konto/logga-in/",
+        {"username": username, "password": "fel-1234-hemligt"},
+        REMOTE_ADDR=address,
     )
 
 
@@ -61,4 +63,4 @@ def test_bursts_of_failed_sign_ins_are_listed_by_account_and_by_address(demo, se
     assert 'data-burst-account="anna.social"' in page
     assert 'data-burst-address="203.0.113.9"' in page
     assert 'data-burst-account="per.polis"' not in page
-    assert "gissning" not in page
+    assert "fel-1234-hemligt" not in page

@@ -39,7 +39,7 @@ from tests.workflows.conftest import born_years_ago, personnummer
 from tests.workflows.gvi_factories import name_participant
 
 pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=["default", "keystore"]
+    transaction=True, serialized_rollback=True, databases=["default", "keystore", "audit"]
 )
 
 MEMBER = "Medlem Provsson"

@@ -9,9 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.journey import log_in, sv
+
+# As every browser test: serialized_rollback puts back the role groups the flush removes.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 LOGIN = "/konto/logga-in/"
 

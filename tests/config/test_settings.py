@@ -166,7 +166,7 @@ def test_production_has_the_lock_the_session_rules_and_the_headers():
         "django.contrib.auth.middleware.AuthenticationMiddleware"
     )
     assert middleware[-1] == "axes.middleware.AxesMiddleware"
-    assert values["backends"][0] == "axes.backends.AxesStandaloneBackend"
+    assert values["backends"][0] == "casework.signin.SignInLockBackend"
 
 
 def test_the_lock_and_the_session_rules_come_from_the_environment():
