@@ -13,6 +13,10 @@ Following IMY's checklist, entries are selected by rules *and* at random:
 - every referral of a person who was already registered — the referral's creation event
   carries the flag ``person_registered`` (``casework.services.cases.open_case``): a
   referral is a way to a person's record, so each one of a known person is reviewed;
+- bursts of failed sign-ins — an account name, or an address, with at least
+  ``AUDIT_FAILED_LOGIN_BURST`` failed logins in one local hour (guessing, or a
+  spray of one password over many names); the sign-in lock stops the guessing,
+  this rule shows who was tried and from where;
 - a random sample of person-data events (``AUDIT_REVIEW_SAMPLE_SIZE``), drawn
   from a seed shown in the report so the same sample can be drawn again.
 
@@ -29,7 +33,7 @@ from zoneinfo import ZoneInfo
 from django.apps import apps
 from django.conf import settings
 from django.db.models import Count, Max, Min, Q, QuerySet
-from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
+from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate, TruncHour
 
 from audit.models import AccessEvent
 from casework import policy
@@ -57,6 +61,18 @@ class VolumeRow:
 
 
 @dataclass
+class BurstRow:
+    """Failed logins of one account name or from one address within one local hour."""
+
+    kind: str  # "account" or "address"
+    name: str
+    hour: dt.datetime
+    count: int
+    first: dt.datetime
+    last: dt.datetime
+
+
+@dataclass
 class ReviewReport:
     start: dt.datetime
     end: dt.datetime
@@ -70,6 +86,8 @@ class ReviewReport:
     break_the_glass: RuleResult
     sample: list[AccessEvent]
     referrals_of_registered: RuleResult = field(default_factory=RuleResult)
+    failed_login_bursts: list[BurstRow] = field(default_factory=list)
+    burst_threshold: int = 0
 
 
 def _local_zone() -> ZoneInfo:
@@ -151,6 +169,37 @@ def referrals_of_registered_persons(start: dt.datetime, end: dt.datetime) -> Rul
     )
 
 
+def failed_login_bursts(start: dt.datetime, end: dt.datetime, threshold: int) -> list[BurstRow]:
+    """Account names and addresses with at least ``threshold`` failed logins in one hour."""
+    failed = AccessEvent.objects.filter(
+        occurred_at__gte=start, occurred_at__lt=end, action=AccessEvent.Action.LOGIN_FAILED
+    ).annotate(hour=TruncHour("occurred_at", tzinfo=_local_zone()))
+    rows: list[BurstRow] = []
+    for kind, column, present in (
+        ("account", "username", ~Q(username="")),
+        ("address", "client_address", Q(client_address__isnull=False)),
+    ):
+        groups = (
+            failed.filter(present)
+            .values(column, "hour")
+            .annotate(count=Count("id"), first=Min("occurred_at"), last=Max("occurred_at"))
+            .filter(count__gte=threshold)
+            .order_by("-count", column, "hour")[:ROW_LIMIT]
+        )
+        rows += [
+            BurstRow(
+                kind=kind,
+                name=str(group[column]),
+                hour=group["hour"],
+                count=group["count"],
+                first=group["first"],
+                last=group["last"],
+            )
+            for group in groups
+        ]
+    return rows
+
+
 def random_sample(
     start: dt.datetime, end: dt.datetime, *, size: int, seed: int
 ) -> list[AccessEvent]:
@@ -179,12 +228,14 @@ def build_report(
     working_hours: tuple[int, int] | None = None,
     volume_threshold: int | None = None,
     sample_size: int | None = None,
+    burst_threshold: int | None = None,
 ) -> ReviewReport:
     working_hours = working_hours or tuple(settings.AUDIT_WORKING_HOURS)
     volume_threshold = (
         volume_threshold if volume_threshold is not None else settings.AUDIT_DAILY_VOLUME_THRESHOLD
     )
     sample_size = sample_size if sample_size is not None else settings.AUDIT_REVIEW_SAMPLE_SIZE
+    burst_threshold = burst_threshold or settings.AUDIT_FAILED_LOGIN_BURST
     return ReviewReport(
         start=start,
         end=end,
@@ -197,5 +248,7 @@ def build_report(
         protected_identity=protected_identity(start, end),
         break_the_glass=break_the_glass(start, end),
         referrals_of_registered=referrals_of_registered_persons(start, end),
+        failed_login_bursts=failed_login_bursts(start, end, burst_threshold),
+        burst_threshold=burst_threshold,
         sample=random_sample(start, end, size=sample_size, seed=seed),
     )

@@ -15,7 +15,9 @@ that another administrator approves on the request's page.
 
 from __future__ import annotations
 
+from axes.models import AccessAttempt
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -40,7 +42,7 @@ from casework.models import (
     User,
 )
 from casework.selectors.administration import describe_change
-from casework.services import administration, sso
+from casework.services import administration, signin, sso
 
 Kind = AdminChangeRequest.Kind
 NONE = "\u2013"  # an en dash: no value
@@ -828,3 +830,51 @@ class ExternalIdentityAdmin(_SsoAdmin):
 
     def request_approval(self, user, obj, reason):
         return administration.request_external_identity(user=user, identity=obj, reason=reason)
+
+
+# --- Sign-in locks (django-axes; docs/adr/0016-lockout-sessions-and-headers.md) ------------
+
+
+@admin.register(AccessAttempt)
+class SignInLockAdmin(admin.ModelAdmin):
+    """Counted failed sign-ins per account name and address. "Lift the lock" deletes them
+    (through ``casework.services.signin``, an access-log event each); nothing else changes
+    here, and the form data axes keeps is not shown."""
+
+    list_display = [
+        "username",
+        "ip_address",
+        "failures_since_start",
+        "attempt_time",
+        "counted_until",
+    ]
+    search_fields = ["username", "ip_address"]
+    ordering = ["-attempt_time"]
+    fields = ["username", "ip_address", "user_agent", "failures_since_start", "attempt_time"]
+    readonly_fields = fields
+    actions = ["lift_locks"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # only through "Lift the lock", which is logged
+
+    def has_lift_permission(self, request):
+        return policy.can_lift_sign_in_locks(request.user)
+
+    @admin.display(description=_("Counted until"))
+    def counted_until(self, obj):
+        return obj.attempt_time + settings.AXES_COOLOFF_TIME
+
+    @admin.action(description=_("Lift the lock"), permissions=["lift"])
+    def lift_locks(self, request, queryset):
+        count = signin.lift_locks(
+            user=request.user, attempt_ids=queryset.values_list("pk", flat=True)
+        )
+        messages.success(
+            request, _("Lock lifted: %(count)d counted failures removed.") % {"count": count}
+        )

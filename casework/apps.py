@@ -7,7 +7,8 @@ class CaseworkConfig(AppConfig):
     verbose_name = _("Case work")
 
     def ready(self) -> None:
-        from casework import (
-            checks,  # noqa: F401 - registers the system checks
-            mfa,  # noqa: F401 - the sign-in receiver of the second factor
-        )
+        # The system checks, and the receivers of sign-in (second factor), session and
+        # lock signals.
+        from casework import checks, mfa, sessions  # noqa: F401
+        from casework.services import sessions as ended_sessions  # noqa: F401
+        from casework.services import signin  # noqa: F401

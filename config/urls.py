@@ -12,6 +12,7 @@ from viewflow.urls import Site
 from audit.views import AuditApp
 from casework import mfa_views
 from casework.services.administration import set_password_tokens
+from casework.sessions import keep_alive
 from casework.sso_views import SignInCallbackView, SignInStartView
 from casework.views import CaseworkApp, StatisticsApp, home
 from config.health import healthz
@@ -70,6 +71,8 @@ urlpatterns = [
     path("konto/tvasteg/aktivera/", mfa_views.EnrolView.as_view(), name="mfa_enrol"),
     path("konto/tvasteg/verifiera/", mfa_views.VerifyView.as_view(), name="mfa_verify"),
     path("konto/tvasteg/bekrafta/", mfa_views.StepUpView.as_view(), name="mfa_step_up"),
+    # The idle warning's answer: renews the session (docs/adr/0016).
+    path("konto/session/forlang/", keep_alive, name="session_keep_alive"),
     # The language can be chosen on the login page too.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     # One login page for the whole site, the admin included.

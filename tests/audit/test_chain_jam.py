@@ -251,9 +251,11 @@ def test_the_integrity_page_names_a_missing_checkpoint(auditor, signing_key):
     assert 'data-verification="ok"' in page
 
 
-def test_the_integrity_page_names_a_stale_checkpoint(auditor, signing_key, monkeypatch):
+def test_the_integrity_page_names_a_stale_checkpoint(auditor, demo, signing_key, monkeypatch):
     integrity.write_checkpoint()
     _later(monkeypatch, dt.timedelta(hours=5))
+    # Five hours on, the earlier session has timed out (ADR 0016): sign in again.
+    auditor.force_login(demo["greta.granskare"])
     page = auditor.post("/granskning/integritet/").content.decode()
     assert 'data-verification="failed"' in page
     assert "data-finding-kind>stale checkpoint<" in page

@@ -25,6 +25,11 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+CSP_REPORTER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
 # Every step waits at most this long (ms): a stuck page fails fast instead of hanging CI.
 TIMEOUT_MS = 10_000
 
@@ -63,6 +68,16 @@ class PageProblems:
         return text.startswith("Failed to load resource") and url in self.error_documents
 
     @property
+    def csp_violations(self) -> list[str]:
+        """What the Content-Security-Policy refused (Chromium logs each as a console error;
+        ``securitypolicyviolation`` events are logged too, by the init script below)."""
+        return [
+            f"{text} ({url})"
+            for text, url in self.console_errors
+            if "Content Security Policy" in text or text.startswith("CSP violation")
+        ]
+
+    @property
     def script_errors(self) -> list[str]:
         return [
             f"{text} ({url})"
@@ -82,6 +97,7 @@ class PageProblems:
         if self.page is not None:
             # Every script and stylesheet of the page has run or loaded.
             self.page.wait_for_load_state("load")
+        assert self.csp_violations == [], "the Content-Security-Policy refused something"
         assert self.script_errors == [], "JavaScript console errors"
         assert self.page_errors == [], "uncaught JavaScript exceptions"
         assert self.failed_requests == [], "requests that got no answer"
@@ -115,6 +131,9 @@ def page(chromium, live_server, demo, problems) -> Iterator:
         context = browser.new_context(
             base_url=live_server.url, locale="sv-SE", viewport={"width": 1280, "height": 800}
         )
+        # A CSP violation anywhere (an inline script or handler, a foreign source) is
+        # logged as a console error, which fails the journey (docs/adr/0016).
+        context.add_init_script(CSP_REPORTER)
         context.set_default_timeout(TIMEOUT_MS)
         context.set_default_navigation_timeout(TIMEOUT_MS)
         page = context.new_page()
@@ -145,3 +164,5 @@ def page(chromium, live_server, demo, problems) -> Iterator:
             yield page
         finally:
             browser.close()
+        if problems.csp_violations:
+            pytest.fail(f"CSP violations: {problems.csp_violations}", pytrace=False)

@@ -134,3 +134,63 @@ def test_production_refuses_to_start_without_a_separate_key_store():
     result = _run(["manage.py", "check"], **env)
     assert result.returncode != 0
     assert "other than DATABASE_URL" in result.stderr
+
+
+# --- Issue 16: sign-in locks, session rules, security headers (docs/adr/0016) ------------
+
+_PRINT_SETTINGS = (
+    "import json, django; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({'limit': s.AXES_FAILURE_LIMIT, 'address': s.LOGIN_ADDRESS_FAILURE_LIMIT, "
+    "'lock': s.AXES_COOLOFF_TIME.total_seconds(), 'idle': s.SESSION_COOKIE_AGE, "
+    "'max': s.SESSION_MAX_AGE, 'every': s.SESSION_SAVE_EVERY_REQUEST, "
+    "'middleware': s.MIDDLEWARE, 'backends': s.AUTHENTICATION_BACKENDS}))"
+)
+
+
+def _settings(**env) -> dict:
+    result = _run(["-c", _PRINT_SETTINGS], DJANGO_SETTINGS_MODULE="config.settings", **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_production_has_the_lock_the_session_rules_and_the_headers():
+    values = _settings(**PRODUCTION, SECRET_KEY=secrets.token_urlsafe(64))
+    assert (values["limit"], values["address"], values["lock"]) == (5, 20, 15 * 60)
+    assert (values["idle"], values["max"], values["every"]) == (30 * 60, 8 * 3600, True)
+    middleware = values["middleware"]
+    assert middleware.index("csp.middleware.CSPMiddleware") < middleware.index(
+        "django.contrib.sessions.middleware.SessionMiddleware"
+    )
+    assert "django_permissions_policy.PermissionsPolicyMiddleware" in middleware
+    assert middleware.index("casework.sessions.SessionRulesMiddleware") > middleware.index(
+        "django.contrib.auth.middleware.AuthenticationMiddleware"
+    )
+    assert middleware[-1] == "axes.middleware.AxesMiddleware"
+    assert values["backends"][0] == "casework.signin.SignInLockBackend"
+
+
+def test_the_lock_and_the_session_rules_come_from_the_environment():
+    values = _settings(
+        SAMVERKAN_LOGIN_FAILURE_LIMIT="3",
+        SAMVERKAN_LOGIN_ADDRESS_FAILURE_LIMIT="50",
+        SAMVERKAN_LOGIN_LOCK_MINUTES="60",
+        SAMVERKAN_SESSION_IDLE_MINUTES="10",
+        SAMVERKAN_SESSION_MAX_HOURS="4",
+    )
+    assert (values["limit"], values["address"], values["lock"]) == (3, 50, 3600)
+    assert (values["idle"], values["max"]) == (600, 4 * 3600)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SAMVERKAN_LOGIN_FAILURE_LIMIT", "0"),
+        ("SAMVERKAN_LOGIN_LOCK_MINUTES", "0"),
+        ("SAMVERKAN_SESSION_IDLE_MINUTES", "0"),
+        ("SAMVERKAN_SESSION_IDLE_MINUTES", "600"),  # longer than the absolute lifetime
+    ],
+)
+def test_nonsense_lock_and_session_settings_are_refused(name, value):
+    result = _run(["manage.py", "check"], **{name: value})
+    assert result.returncode != 0
+    assert name in result.stderr

@@ -451,7 +451,7 @@ BY_NAME = {
     "granskning:event": fill_access_event,
     "statistik:csv": fill_statistics_csv,
     "admin:view_on_site": fill_admin_shortcut,
-    "admin:app_list": literal("/admin/auth/", "/admin/casework/"),
+    "admin:app_list": literal("/admin/auth/", "/admin/casework/", "/admin/axes/"),
     "arenden:task_manage": fill_task_manage,
     "password_set": fill_password_set,
     # Single sign-on (ADR 0018): the seeded provider, and one that does not exist.
@@ -469,6 +469,7 @@ BY_ROUTE = {
             "casework/adminchangerequest",
             "casework/identityprovider",
             "casework/externalidentity",
+            "axes/accessattempt",  # sign-in locks (ADR 0016)
         )
     },
     # The admin's catch-all (unknown admin paths).

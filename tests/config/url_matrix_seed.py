@@ -315,10 +315,23 @@ def _rename(person: Person, number: int) -> None:
 
 def build() -> Seed:
     """Seed everything (committed: call with the database unblocked, outside a test)."""
+    from axes.models import AccessAttempt
+
     from workflows import defector, gvi
 
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
     users = {user.username: user for user in User.objects.all()}
+    # A sign-in lock, for the admin's pages of one (ADR 0016).
+    AccessAttempt.objects.create(
+        username="finns.inte",
+        ip_address="192.0.2.1",
+        user_agent="url matrix",
+        failures_since_start=5,
+        get_data="",
+        post_data="",
+        http_accept="",
+        path_info="/konto/logga-in/",
+    )
     extras = _extras(users)
     persons = list(Person.objects.filter(erased_at__isnull=True).order_by("pk"))
     assert len(persons) < 95, "the phone series has room for 95 persons"

@@ -1,0 +1,205 @@
+"""Session rules (issue 16): idle timeout with an answerable warning, absolute lifetime,
+and signing out everywhere when an account's power changes.
+
+Time is moved with time-machine, never slept. docs/adr/0016-lockout-sessions-and-headers.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Group
+from django.contrib.sessions.models import Session
+from django.test import Client
+from django.utils import timezone
+
+from audit.models import AccessEvent
+from casework import roles
+from casework.models import User
+from casework.services import administration
+from tests.conftest import DEMO_PASSWORD
+
+pytestmark = pytest.mark.django_db(databases=["default", "audit"])
+
+HOME = "/"
+KEEP_ALIVE = "/konto/session/forlang/"
+
+
+@pytest.fixture
+def now():
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        yield traveller
+
+
+def _signed_in_client(username: str) -> Client:
+    client = Client()
+    response = client.post("/konto/logga-in/", {"username": username, "password": DEMO_PASSWORD})
+    assert response.status_code == 302, response
+    return client
+
+
+def _is_signed_in(client: Client) -> bool:
+    response = client.get(HOME)
+    return not (response.status_code == 302 and "/konto/logga-in/" in response["Location"])
+
+
+def test_idle_timeout_signs_out_after_the_idle_time_without_a_request(demo, now, settings):
+    client = _signed_in_client("anna.social")
+    idle = dt.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    assert idle == dt.timedelta(minutes=30)
+    now.shift(idle - dt.timedelta(seconds=5))
+    assert _is_signed_in(client)  # a request: the idle time starts again
+    now.shift(idle - dt.timedelta(seconds=5))
+    assert _is_signed_in(client)
+    now.shift(idle + dt.timedelta(seconds=1))
+    assert not _is_signed_in(client)
+
+
+def test_answering_the_warning_keeps_the_session(demo, now, settings):
+    client = _signed_in_client("anna.social")
+    idle = dt.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    now.shift(idle - dt.timedelta(minutes=2))  # the warning shows about now
+    response = client.post(KEEP_ALIVE)
+    assert response.status_code == 200
+    assert response.json()["idle_seconds"] == settings.SESSION_COOKIE_AGE
+    assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
+    now.shift(idle - dt.timedelta(seconds=5))  # long after the first idle end
+    assert _is_signed_in(client)
+
+
+def test_the_keep_alive_answers_nothing_to_a_stranger_and_only_to_a_post(demo, now):
+    anonymous = Client()
+    response = anonymous.post(KEEP_ALIVE)
+    assert response.status_code == 302
+    assert "/konto/logga-in/" in response["Location"]
+    client = _signed_in_client("anna.social")
+    assert client.get(KEEP_ALIVE).status_code == 405
+
+
+def test_the_absolute_lifetime_ends_a_busy_session(demo, now, settings):
+    client = _signed_in_client("anna.social")
+    lifetime = dt.timedelta(seconds=settings.SESSION_MAX_AGE)
+    assert lifetime == dt.timedelta(hours=8)
+    elapsed = dt.timedelta()
+    while elapsed < lifetime - dt.timedelta(minutes=20):
+        now.shift(dt.timedelta(minutes=20))
+        elapsed += dt.timedelta(minutes=20)
+        assert _is_signed_in(client), elapsed
+        client.post(KEEP_ALIVE)
+    now.shift(lifetime - elapsed)
+    assert not _is_signed_in(client)
+    assert client.post(KEEP_ALIVE).status_code == 302
+    # A new sign-in starts a new lifetime.
+    client = _signed_in_client("anna.social")
+    assert _is_signed_in(client)
+
+
+def test_the_pages_carry_the_warning_settings(demo, now, settings):
+    client = _signed_in_client("anna.social")
+    page = client.get(HOME, follow=True).content.decode()
+    assert 'name="samverkan-session"' in page
+    assert f'data-idle-seconds="{settings.SESSION_COOKIE_AGE}"' in page
+    assert 'src="/static/samverkan/session.js"' in page
+    admin = _signed_in_client("adam.admin")
+    assert 'name="samverkan-session"' in admin.get("/admin/").content.decode()
+    login = Client().get("/konto/logga-in/").content.decode()
+    assert 'name="samverkan-session"' not in login
+
+
+# --- Sign out everywhere ----------------------------------------------------------------
+
+
+def _sessions_of(user: User) -> int:
+    return sum(
+        1
+        for session in Session.objects.all()
+        if session.get_decoded().get("_auth_user_id") == str(user.pk)
+    )
+
+
+def test_deactivating_an_account_in_the_admin_ends_all_its_sessions(demo, now):
+    anna = demo["anna.social"]
+    browsers = [_signed_in_client("anna.social") for _ in range(2)]
+    other = _signed_in_client("per.polis")
+    assert _sessions_of(anna) == 2
+    admin = Client()
+    admin.force_login(demo["adam.admin"])
+    response = admin.post(
+        f"/admin/casework/user/{anna.pk}/change/",
+        {
+            "username": anna.username,
+            "first_name": anna.first_name,
+            "last_name": anna.last_name,
+            "email": anna.email,
+            "organisation": anna.organisation_id,
+            "groups": [g.pk for g in anna.groups.all()],
+            "is_staff": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    anna.refresh_from_db()
+    assert not anna.is_active
+    assert _sessions_of(anna) == 0
+    assert not any(_is_signed_in(browser) for browser in browsers)
+    assert _is_signed_in(other)
+    event = AccessEvent.objects.get(
+        action=AccessEvent.Action.ACCOUNT_CHANGE, details__sessions_ended__isnull=False
+    )
+    assert event.details["sessions_ended"] == 2
+    assert event.details["reason"] == "deactivated"
+    assert event.username == "adam.admin"
+
+
+def test_removing_a_role_in_the_admin_ends_the_sessions(demo, now):
+    anna = demo["anna.social"]
+    browser = _signed_in_client("anna.social")
+    admin = Client()
+    admin.force_login(demo["adam.admin"])
+    response = admin.post(
+        f"/admin/casework/user/{anna.pk}/change/",
+        {
+            "username": anna.username,
+            "first_name": anna.first_name,
+            "last_name": anna.last_name,
+            "email": anna.email,
+            "organisation": anna.organisation_id,
+            "groups": [],
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 302
+    assert not anna.groups.exists()
+    assert not _is_signed_in(browser)
+
+
+def test_a_role_granted_by_four_eyes_approval_ends_the_sessions(demo, now):
+    lisa = demo["lisa.skola"]
+    browser = _signed_in_client("lisa.skola")
+    admin = Client()
+    admin.force_login(demo["adam.admin"])  # the approver's own session stays
+    group = Group.objects.get(name=roles.STEERING_GROUP)
+    change = administration.request_role_grant(
+        user=demo["berit.admin"],
+        target=lisa,
+        group=Group.objects.get(name=roles.LEISURE),
+        reason="Arbetar även på fritidsgården",
+    )
+    administration.approve(user=demo["adam.admin"], request_id=change.pk)
+    assert lisa.groups.filter(name=roles.LEISURE).exists()
+    assert not _is_signed_in(browser)
+    assert _is_signed_in(admin)
+    # A change of a role's permissions ends its members' sessions too.
+    stig = _signed_in_client("stig.styrgrupp")
+    group.permissions.remove(*group.permissions.all())
+    assert not _is_signed_in(stig)
+
+
+def test_nothing_ends_when_nothing_of_power_changes(demo, now):
+    anna = demo["anna.social"]
+    browser = _signed_in_client("anna.social")
+    anna.first_name = "Annie"
+    anna.save()
+    anna.groups.set(list(anna.groups.all()))
+    assert _is_signed_in(browser)
