@@ -13,7 +13,7 @@ help:
 	@echo "make demo   – install, migrate, load demo data and serve on http://$(HOST):$(PORT)"
 	@echo "make test   – install and run the whole test suite"
 	@echo "make bench  – run the benchmarks (benchmarks/results.json)"
-	@echo "make lint   – ruff"
+	@echo "make lint   – ruff and the import contracts (import-linter)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,12 +39,15 @@ demo: messages
 	@echo "Samverkan serves on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
+# The import contracts (pyproject.toml [tool.importlinter]) first: the core never imports a programme.
 test: messages
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 bench: messages
 	$(PY) -m benchmarks
