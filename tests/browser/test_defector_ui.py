@@ -35,7 +35,10 @@ from tests.browser.journey import shot as _shot
 from tests.workflows.conftest import born_years_ago, personnummer
 
 pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=["default", "keystore"]
+    # "audit": a personnummer lookup writes its event on its own connection (ADR 0015).
+    transaction=True,
+    serialized_rollback=True,
+    databases=["default", "keystore", "audit"],
 )
 
 PERSON = "Avhopp Provsson"

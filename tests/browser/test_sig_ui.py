@@ -27,7 +27,10 @@ from tests.workflows.conftest import born_years_ago, personnummer
 
 # The live server sees committed data only; the person's data key lives in the key store.
 pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=["default", "keystore"]
+    # "audit": a personnummer lookup writes its event on its own connection (ADR 0015).
+    transaction=True,
+    serialized_rollback=True,
+    databases=["default", "keystore", "audit"],
 )
 
 PERSON = "Testa Provsson"
