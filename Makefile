@@ -13,7 +13,7 @@ help:
 	@echo "make demo   – install, migrate, load demo data and serve on http://$(HOST):$(PORT)"
 	@echo "make test   – install and run the whole test suite"
 	@echo "make bench  – run the benchmarks (benchmarks/results.json)"
-	@echo "make lint   – ruff"
+	@echo "make lint   – ruff and the import contracts (import-linter)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,12 +45,15 @@ tests/oidc/node_modules/.package-lock.json: tests/oidc/package-lock.json
 
 oidc-provider: tests/oidc/node_modules/.package-lock.json
 
+# The import contracts (pyproject.toml [tool.importlinter]) first: the core never imports a programme.
 test: messages oidc-provider
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 bench: messages
 	$(PY) -m benchmarks

@@ -229,11 +229,14 @@ class ManageView(View):
     def setup(self, request, *args, **kwargs):
         super().setup(request, *args, **kwargs)
         # The site shell's menu (sign-out included), as viewflow's SiteMiddleware gives the
-        # site's own pages: this page is mounted outside the site.
-        from config.urls import site
+        # site's own pages: this page is mounted outside the site. The site is the root
+        # URLconf's (the project's, as Django finds it), never a programme's import.
+        from importlib import import_module
+
+        from django.conf import settings
 
         if request.resolver_match is not None:
-            request.resolver_match.site = site
+            request.resolver_match.site = import_module(settings.ROOT_URLCONF).site
 
     def get(self, request):
         user = request.user

@@ -616,17 +616,11 @@ def named_handler(user, case, *, team: list[CaseMembership] | None = None) -> bo
 
 
 def sspf_police_participates(case) -> bool:
-    """The newest police participation decision of an SSPF case says the police take part."""
-    from django.apps import apps
+    """The newest police participation decision of an SSPF case says the police take part
+    (the programme's rule, from the programme registry)."""
+    from casework import programmes
 
-    decision = (
-        apps.get_model("workflows", "PoliceParticipation")
-        .objects.filter(case_id=case.pk)
-        .order_by("-decided_at")
-        .values_list("participates", flat=True)
-        .first()
-    )
-    return bool(decision)
+    return programmes.get(Case.Programme.SSPF).police_take_part(case)
 
 
 @dataclass(frozen=True)

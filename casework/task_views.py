@@ -15,18 +15,10 @@ from django.views.generic import View
 from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 
-from casework import policy
+from casework import policy, programmes
 from casework.services import tasks as task_services
 
 PURPOSE = _("Coordination: releasing and reassigning tasks")
-
-
-def _flow_classes():
-    from casework.views import CaseworkApp
-    from config.urls import site
-
-    app = next(app for app in site.viewsets if isinstance(app, CaseworkApp))
-    return app.flow_classes
 
 
 def _row(task) -> dict:
@@ -46,7 +38,7 @@ class TasksToManageView(View):
 
     def get(self, request):
         user = request.user
-        flows = [f for f in _flow_classes() if policy.coordinates_flow(user, f)]
+        flows = [f for f in programmes.flow_classes() if policy.coordinates_flow(user, f)]
         if not flows:
             raise PermissionDenied
         tasks = (

@@ -9,7 +9,7 @@ from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import connection
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import include, path, reverse
+from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -23,8 +23,7 @@ from viewflow.workflow.flow.viewset import NestedFlowsApp
 from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 
-from casework import policy
-from workflows.registry import flow_viewsets
+from casework import policy, programmes
 
 
 class PolicyRequiredMixin:
@@ -53,43 +52,16 @@ def _case_of(task):
     return getattr(process, "case", None)
 
 
-# A GVI process works on a notification, a call-in or a group member, not on a case:
-# (the process's field, the subject's page, what to fetch with it).
-GVI_SUBJECTS = (
-    ("notification", "gvi:notification", ("notification",)),
-    ("call_in", "gvi:call_in", ("call_in",)),
-    ("member", "gvi:member", ("member__group",)),
-    # An accepted offer of help: the referral's number and the group's.
-    (
-        "accepted_member",
-        "gvi:member",
-        ("accepted_member__group", "accepted_member__referral_case"),
-    ),
-)
-
-
-def _gvi_brief(task):
-    """A GVI task's subject: its number (a member's group number) and state, linked to its
-    page; for an accepted offer, the referral's number and the group's; "—" for a process
-    with none. No name: nothing is decrypted for a task list."""
+def _subject_brief(task):
+    """What a process works on when it is not a case (a programme's ``TaskSubject``): its
+    texts, linked to its page; "—" for a process with none. No name: nothing is
+    decrypted for a task list."""
     process = task.coerced_process
-    for field, url_name, _related in GVI_SUBJECTS:
-        subject = getattr(process, field, None)
-        if subject is None:
-            continue
-        if field == "accepted_member":
-            case = subject.referral_case
-            first, second = (case.reference if case else "—"), subject.group.reference
-        elif field == "member":
-            first, second = subject.group.reference, subject.get_status_display()
-        else:
-            first, second = subject.reference, subject.get_status_display()
-        return format_html(
-            '<a href="{}" data-turbo="false">{} · {}</a>',
-            reverse(url_name, args=[subject.pk]),
-            first,
-            second,
-        )
+    for subject in programmes.task_subjects():
+        found = getattr(process, subject.field, None)
+        if found is not None:
+            url, first, second = subject.describe(found)
+            return format_html('<a href="{}" data-turbo="false">{} · {}</a>', url, first, second)
     return "—"
 
 
@@ -111,7 +83,7 @@ class TaskColumns:
     def case_brief(self, task):
         case = _case_of(task)
         if case is None:
-            return _gvi_brief(task)
+            return _subject_brief(task)
         return format_html(
             '<a href="{}" data-turbo="false">{} · {}</a>',
             reverse("arenden:case", kwargs={"case_id": case.pk}),
@@ -145,7 +117,7 @@ class TaskColumns:
 
 
 def _attach_processes(tasks, flow_classes) -> None:
-    """Read each flow's processes of ``tasks`` with their case or GVI subject, one query
+    """Read each flow's processes of ``tasks`` with their case or other subject, one query
     a flow, and hand them to the tasks (``task.coerced_process`` then reads no more).
 
     One query joining every flow's process and subject grew past what PostgreSQL's
@@ -159,9 +131,9 @@ def _attach_processes(tasks, flow_classes) -> None:
         if not model._meta.parents:
             continue
         related = [f.name for f in model._meta.fields if f.name == "case"]
-        for field, _url_name, subjects in GVI_SUBJECTS:
-            if any(f.name == field for f in model._meta.fields):
-                related += list(subjects) or [field]
+        for subject in programmes.task_subjects():
+            if any(f.name == subject.field for f in model._meta.fields):
+                related += list(subject.related) or [subject.field]
         processes = model.objects.select_related(*related).in_bulk(
             [task.process_id for task in flow_tasks]
         )
@@ -334,7 +306,9 @@ class CaseworkApp(WorkflowAppViewset):
     tasks_unassign_view_class = BulkUnassignView
 
     def __init__(self, **kwargs):
-        super().__init__(flow_viewsets=flow_viewsets(), **kwargs)
+        # The programmes' flows, and their pages under this app (``arenden:…``).
+        kwargs.setdefault("urlpatterns", programmes.casework_urls())
+        super().__init__(flow_viewsets=programmes.flow_viewsets(), **kwargs)
         # The task pages live in viewflow's nested "Processes" app: they get this app's
         # side menu and title too, not a "Back" link and the coordinators' overviews.
         for child in self.menu_items():
@@ -359,18 +333,6 @@ class CaseworkApp(WorkflowAppViewset):
         }
 
     @property
-    def cases_path(self):
-        from workflows.case_views import CaseListView
-
-        return path("fall/", CaseListView.as_view(), name="cases")
-
-    @property
-    def case_path(self):
-        from workflows.case_views import case_page
-
-        return path("fall/<uuid:case_id>/", case_page, name="case")
-
-    @property
     def tasks_to_manage_path(self):
         from casework.task_views import TasksToManageView
 
@@ -385,24 +347,6 @@ class CaseworkApp(WorkflowAppViewset):
     @property
     def reminders_path(self):
         return path("paminnelser/", RemindersView.as_view(), name="reminders")
-
-    @property
-    def defector_cases_path(self):
-        from workflows.defector_views import DefectorCaseListView
-
-        return path("avhoppare/", DefectorCaseListView.as_view(), name="defector_cases")
-
-    @property
-    def break_glass_path(self):
-        from workflows.case_views import BreakGlassView
-
-        return path("bryt-glaset/", BreakGlassView.as_view(), name="break_glass")
-
-    @property
-    def sspf_path(self):
-        from workflows.sspf_views import urlpatterns
-
-        return path("sspf/", include((urlpatterns, "sspf")))
 
 
 class RemindersView(PolicyRequiredMixin, TemplateView):

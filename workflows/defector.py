@@ -28,7 +28,7 @@ through in the assessment's transaction (routing follows the level; ADR 0008).
 Every routing step is an FSM transition whose guards re-check the assessment in
 force, run through ``casework.services.cases.transition``. The writes with sealed text (the
 assessment's basis, the police check, the support case) are in
-``casework.services.defector``.
+``workflows.defector_services``.
 
 State diagram::
 
@@ -933,7 +933,7 @@ class ThreatReviewFlow(flow.Flow):
     On the morning of the next review date of the assessment in force
     (``manage.py send_reminders`` fires due timers) the police reassess: the team's
     police contact officer, or a police defector coordinator from the queue. A
-    reassessment goes through ``casework.services.defector.assess_threat``: a raise
+    reassessment goes through ``workflows.defector_services.assess_threat``: a raise
     re-routes at once, a lowering waits for the approval step of a police
     coordinator other than its assessor. Every assessment recorded outside this
     flow (the first one, one from the case page) starts the cycle anew
@@ -1140,10 +1140,10 @@ def restart_threat_review(case: DefectorCase) -> None:
 
 def assess(*, user, case: DefectorCase, purpose: str, expected_version=None, **values):
     """The first threat assessment (the joint assessment's task): recorded and routed
-    (``casework.services.defector.assess_threat``); its review cycle starts."""
+    (``workflows.defector_services.assess_threat``); its review cycle starts."""
     from django.db import transaction
 
-    from casework.services import defector as services
+    from workflows import defector_services as services
 
     with transaction.atomic():
         assessment = services.assess_threat(
@@ -1154,7 +1154,7 @@ def assess(*, user, case: DefectorCase, purpose: str, expected_version=None, **v
 
 
 def _reassess(*, user, case, purpose, expected_version, values):
-    from casework.services import defector as services
+    from workflows import defector_services as services
 
     _lock_processes(case)
     previous = case.status
@@ -1190,7 +1190,7 @@ def record_reassessment(*, user, case: DefectorCase, purpose: str, expected_vers
 
 
 def _decide_lowering(*, user, case, purpose, approve, note):
-    from casework.services import defector as services
+    from workflows import defector_services as services
 
     _lock_processes(case)
     previous = case.status
@@ -1231,7 +1231,7 @@ def close(*, user, case: DefectorCase, purpose: str, reason: str, note=None, exp
     """Close the case: every open process of it (its own, its threat review) is cancelled."""
     from django.db import transaction
 
-    from casework.services import defector as services
+    from workflows import defector_services as services
 
     with transaction.atomic():
         _lock_processes(case)

@@ -32,7 +32,7 @@ from casework import personnummer as pnr
 from casework.models import Case, CaseDecision, CaseMembership, Consent, Person, User
 from casework.services import cases as case_services
 from casework.services import create_person
-from casework.services import defector as services
+from workflows import defector_services as services
 from workflows.defector import (
     DefectorCase,
     DefectorFlow,

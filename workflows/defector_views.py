@@ -18,13 +18,11 @@ from casework import policy
 from casework.models import Action, Case, CaseDecision, CaseMembership
 from casework.selectors import find_person
 from casework.selectors.cases import CaseNotFound, get_case_page, list_cases
-from casework.selectors.defector import hand_over_notice, overdue_reassessments, threat_assessments
 from casework.services import cases as case_services
 from casework.services import create_person
-from casework.services import defector as defector_services
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows import defector_forms as dforms
-from workflows import forms
+from workflows import defector_services, forms
 from workflows.case_views import timeline_rows
 from workflows.defector import (
     ASSESSABLE_STATES,
@@ -36,6 +34,7 @@ from workflows.defector import (
     Status,
     ThreatAssessment,
 )
+from workflows.defector_selectors import hand_over_notice, overdue_reassessments, threat_assessments
 from workflows.sig_views import (
     RecordsConsents,
     case_url,

@@ -20,7 +20,7 @@ or defector referral).
   :class:`GviMinorNoticeFlow` (a member under 18: a task in social services' queue) and
   :class:`GviReferralNoticeFlow` (an accepted offer of help: the referral it opened waits
   in social services' queue until a named participant takes it up and joins the case's team).
-* Every transition goes through ``casework.services.gvi.transition`` (permission,
+* Every transition goes through ``workflows.gvi_services.transition`` (permission,
   guards, row lock and version, atomic save, timeline, access-log event). GVI
   objects are not cases: a group is not a person's case.
 
@@ -1289,7 +1289,7 @@ class GviNotificationFlow(_GviFlow):
         "{{ process.notification.reference }} · {{ process.notification.get_status_display }}"
     )
 
-    # Requested from a member's page (``casework.services.gvi.request_notification``).
+    # Requested from a member's page (``workflows.gvi_services.request_notification``).
     start = flow.StartHandle(this.start_process).Next(this.assess)
     # The responsible police officer records the legal assessment first.
     assess = (

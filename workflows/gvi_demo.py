@@ -20,8 +20,8 @@ from django.utils import timezone
 from viewflow.workflow.status import STATUS
 
 from casework.models import Organisation, Person, User
-from casework.services import gvi as services
 from workflows import gvi
+from workflows import gvi_services as services
 from workflows.sig_demo import Slot, _person, _Request, person_id
 
 PURPOSE = "Demodata: GVI (seed_demo)"

@@ -1,5 +1,5 @@
 """GVI pages and task views: thin. Access, decryption and logging happen in
-``casework.selectors.gvi`` and ``casework.services.gvi``.
+``workflows.gvi_selectors`` and ``workflows.gvi_services``.
 
 A user outside GVI gets 403 on every page (the refusal is in the access log); a
 bad form is shown again with its errors (400); a stale form gets the "changed by
@@ -21,10 +21,10 @@ from django.views.generic import View
 
 from casework import policy
 from casework.mfa import require_step_up
-from casework.selectors import gvi as selectors
-from casework.services import gvi as services
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows import gvi_forms as forms
+from workflows import gvi_selectors as selectors
+from workflows import gvi_services as services
 from workflows import sig  # noqa: F401  (before its views: the flow imports them)
 from workflows.sig_views import denied, put_errors
 

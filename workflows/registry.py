@@ -1,7 +1,9 @@
-"""The flows Samverkan runs, in the order their menus appear.
+"""The pages every programme's flow gets (``ProgrammeFlowViewset``) and the case page of
+each programme.
 
-Each process module (``workflows/sig.py`` …) adds its viewset here; the shared
-task inbox, queue and archive list the tasks of all of them.
+Each programme hands its flow viewsets to the core's programme registry
+(``casework.programmes``, e.g. ``workflows/sig_programme.py``); the shared task
+inbox, queue and archive list the tasks of all of them.
 """
 
 from __future__ import annotations
@@ -153,31 +155,3 @@ def case_page_view(programme: str):
 
 
 _case_page_views: dict = {}
-
-
-def flow_viewsets() -> list[FlowViewset]:
-    from workflows.defector import DefectorFlow, ThreatReviewFlow
-    from workflows.gvi import (
-        GviCallInFlow,
-        GviMinorNoticeFlow,
-        GviNotificationFlow,
-        GviReferralNoticeFlow,
-    )
-    from workflows.sig import SigFlow
-    from workflows.sspf import SspfFlow
-
-    return [
-        ProgrammeFlowViewset(SigFlow, icon="groups"),
-        ProgrammeFlowViewset(DefectorFlow, icon="shield"),
-        ProgrammeFlowViewset(ThreatReviewFlow, icon="gpp_maybe"),
-        ProgrammeFlowViewset(SspfFlow, icon="school"),
-        *(
-            ProgrammeFlowViewset(flow_class, icon="campaign")
-            for flow_class in (
-                GviNotificationFlow,
-                GviCallInFlow,
-                GviMinorNoticeFlow,
-                GviReferralNoticeFlow,
-            )
-        ),
-    ]

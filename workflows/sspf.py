@@ -29,8 +29,8 @@ outcome reason.
 As in ``workflows/sig.py``: the state machine (django-fsm-2) says which states
 are legal; the flow (viewflow) says who does what next; every transition goes
 through ``casework.services.cases.transition``. The programme's own writes and
-reads (sealing and opening) are in ``casework/services/sspf.py`` and
-``casework/selectors/sspf.py``.
+reads (sealing and opening) are in ``workflows/sspf_services.py`` and
+``workflows/sspf_selectors.py``.
 
 State diagram::
 

@@ -28,7 +28,7 @@ from viewflow.workflow.status import STATUS
 
 from casework.models import Action, Case, CaseMembership, Consent, Organisation, Person, User
 from casework.services import cases as case_services
-from casework.services import sspf as sspf_services
+from workflows import sspf_services
 from workflows.sig_demo import Slot, _person, person_id
 from workflows.sspf import SspfCase, SspfFlow, SspfProcess, Status
 

@@ -1,8 +1,8 @@
 """The SSPF pages: the flow's task views (one per step), the case page, the overview
 (school, leisure and coordinator inbox), and the operational group's meetings. Thin.
 
-Each view calls the selectors (``casework/selectors/sspf.py``, which decide access and what
-of the case the user's role sees) and the services (``casework/services/sspf.py``) inside one
+Each view calls the selectors (``workflows/sspf_selectors.py``, which decide access and what
+of the case the user's role sees) and the services (``workflows/sspf_services.py``) inside one
 savepoint per step; service errors come back as form errors in Swedish.
 """
 
@@ -22,19 +22,10 @@ from casework import policy
 from casework.models import Action, Case
 from casework.selectors import find_person
 from casework.selectors.cases import CaseNotFound, list_cases
-from casework.selectors.sspf import (
-    MeetingNotFound,
-    anonymised_discussion_counts,
-    concerns_raised_by,
-    get_meeting,
-    get_sspf_case_page,
-    list_meetings,
-)
 from casework.services import cases as case_services
 from casework.services import create_person
-from casework.services import sspf as sspf_services
 from casework.services.cases import CaseConflict, CaseDenied
-from workflows import forms
+from workflows import forms, sspf_services
 from workflows import sspf_forms as sforms
 from workflows.case_views import CasePageView, CaseworkerRequiredMixin, timeline_rows
 from workflows.sig_views import ConsentView as SigConsentView
@@ -46,6 +37,14 @@ from workflows.sig_views import (
     screening_context,
 )
 from workflows.sspf import SspfCase, Status, may_add_action
+from workflows.sspf_selectors import (
+    MeetingNotFound,
+    anonymised_discussion_counts,
+    concerns_raised_by,
+    get_meeting,
+    get_sspf_case_page,
+    list_meetings,
+)
 
 
 def index_url() -> str:

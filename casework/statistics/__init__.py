@@ -1,8 +1,8 @@
 """Anonymised statistics for the steering group, computed from plain columns only.
 
 * ``periods``: whole months, quarters and years (nothing else can be asked for);
-* ``programmes``: one small module per programme describing its measures
-  (``programmes/sig.py``); ``registry`` lists them;
+* ``registry``: each programme's description of its measures, from the programme
+  registry (``casework.programmes``; e.g. ``workflows/sig_statistics.py``);
 * ``summary``: counts by month, aggregated in the database and kept in a
   summary table for months that have ended;
 * ``disclosure``: the one place that decides what may be shown (primary and

@@ -1,6 +1,6 @@
 """How a programme describes its statistics: plain-column SQL expressions, no code.
 
-A programme module (``programmes/sig.py``) builds one :class:`ProgrammeStatistics`;
+A programme module (``workflows/sig_statistics.py``) builds one :class:`ProgrammeStatistics`;
 ``registry.PROGRAMMES`` lists them. The engine (``summary``, ``tables``) does the
 rest: counting by month in the database, the tables of a period, suppression,
 trends, charts and exports are the same for every programme.

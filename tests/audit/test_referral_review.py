@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from audit import review
 from audit.models import AccessEvent
-from casework.services import sspf as sspf_services
 from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.factories import PERSON_NAME, PURPOSE, REASON, make_person
+from workflows import sspf_services
 from workflows.sig import SigCase, SigFlow, refer
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)

@@ -20,7 +20,7 @@ from tests.browser.journey import log_in, log_out, sv
 from tests.browser.journey import shot as _shot
 
 pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=["default", "keystore"]
+    transaction=True, serialized_rollback=True, databases=["default", "audit", "keystore"]
 )
 
 

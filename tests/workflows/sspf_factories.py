@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from casework.models import Action, Case, CaseMembership, Consent
 from casework.services import cases as services
-from casework.services import sspf as sspf_services
+from workflows import sspf_services
 from workflows.sspf import RiskAssessment, SspfCase, Status
 
 from .factories import make_person, orgs, reach_review_date

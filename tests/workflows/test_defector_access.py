@@ -8,8 +8,8 @@ import pytest
 from audit.models import AccessEvent
 from casework.models import Person
 from casework.services import cases as case_services
-from casework.services import defector as services
 from workflows import defector
+from workflows import defector_services as services
 from workflows.defector import DefectorCase, DefectorFlow, DefectorSupportCase, Level, Status
 
 from .conftest import BOTH_DATABASES

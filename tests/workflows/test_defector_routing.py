@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from audit.models import AccessEvent
 from casework.models import CaseLink, Consent
 from casework.services import cases as case_services
-from casework.services import defector as services
 from workflows import defector
+from workflows import defector_services as services
 from workflows.defector import (
     DefectorCase,
     DefectorProcess,

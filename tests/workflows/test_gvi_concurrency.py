@@ -9,9 +9,9 @@ import pytest
 from django.db import connections
 
 from audit.models import AccessEvent
-from casework.services import gvi as services
 from casework.services.cases import CaseConflict
 from workflows import gvi
+from workflows import gvi_services as services
 
 from . import gvi_factories as f
 from .conftest import BOTH_DATABASES

@@ -12,10 +12,10 @@ from django.utils import timezone, translation
 from audit.models import AccessEvent
 from casework.crypto.keystore import GROUP, PERSON, load_data_keys
 from casework.models import DataKey, Person
-from casework.selectors import gvi as selectors
-from casework.services import gvi as services
 from casework.services.cases import CaseDenied
 from workflows import gvi
+from workflows import gvi_selectors as selectors
+from workflows import gvi_services as services
 
 from . import gvi_factories as f
 from .conftest import BOTH_DATABASES

@@ -23,8 +23,8 @@ from hypothesis.stateful import (
 )
 
 from audit.models import AccessEvent
-from casework.services import gvi as services
 from workflows import gvi
+from workflows import gvi_services as services
 
 from . import gvi_factories as f
 from .conftest import BOTH_DATABASES

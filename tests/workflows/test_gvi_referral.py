@@ -16,12 +16,12 @@ from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
 from casework.models import CaseMembership, Organisation, Reminder, User
-from casework.selectors import gvi as selectors
 from casework.selectors.reminders import reminders_for
 from casework.services import cases as case_services
-from casework.services import gvi as services
 from casework.services.cases import CaseDenied
 from workflows import gvi
+from workflows import gvi_selectors as selectors
+from workflows import gvi_services as services
 from workflows.sig import SigCase
 
 from . import gvi_factories as f

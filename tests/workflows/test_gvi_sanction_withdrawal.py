@@ -11,10 +11,10 @@ from django.db import connection
 from django.utils import translation
 
 from audit.models import AccessEvent
-from casework.selectors import gvi as selectors
-from casework.services import gvi as services
 from casework.services.cases import CaseDenied
 from workflows import gvi
+from workflows import gvi_selectors as selectors
+from workflows import gvi_services as services
 
 from . import gvi_factories as f
 from .conftest import BOTH_DATABASES

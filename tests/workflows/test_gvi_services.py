@@ -14,10 +14,10 @@ from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
 from casework.models import Reminder
-from casework.selectors import gvi as selectors
-from casework.services import gvi as services
 from casework.services.cases import CaseDenied
 from workflows import gvi
+from workflows import gvi_selectors as selectors
+from workflows import gvi_services as services
 from workflows.sig import SigCase, SigProcess
 
 from . import gvi_factories as f

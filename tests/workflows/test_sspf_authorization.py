@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from casework.models import Organisation, User
-from casework.services import sspf as sspf_services
+from workflows import sspf_services
 from workflows.sspf import SspfCase, SspfFlow, SspfProcess, Status
 
 from .conftest import BOTH_DATABASES

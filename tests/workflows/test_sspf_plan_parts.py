@@ -13,8 +13,8 @@ from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
 from casework.models import CaseEvent, Organisation, User
-from casework.services import sspf as sspf_services
 from casework.services.cases import CaseDenied
+from workflows import sspf_services
 from workflows.sspf import SspfFlow, SspfProcess, Status
 
 from .conftest import BOTH_DATABASES

@@ -17,8 +17,8 @@ from audit.models import AccessEvent
 from casework import policy
 from casework.models import CaseMembership
 from casework.services import cases as services
-from casework.services import sspf as sspf_services
 from casework.services.cases import CaseConflict, CaseDenied
+from workflows import sspf_services
 from workflows.sspf import SspfCase
 
 from .conftest import BOTH_DATABASES

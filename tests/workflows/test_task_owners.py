@@ -224,7 +224,7 @@ def test_screening_without_a_police_contact_is_refused(users, client):
 
 def test_every_human_step_has_a_queue():
     """No step of any flow is open to everyone: each one names who may take it."""
-    from workflows.registry import flow_viewsets
+    from casework.programmes import flow_viewsets
 
     for viewset in flow_viewsets():
         flow_class = viewset._flow_class

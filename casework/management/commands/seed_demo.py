@@ -19,7 +19,8 @@ Synthetic persons (``DEMO_PERSONS``, default 300, or ``--persons``):
 Person ids are derived from the number (uuid5), so running the command again
 adds nothing.
 
-SIG demo cases (``DEMO_SIG_CASES``, on by default; ``--no-sig-cases``): one
+Demo cases (``DEMO_SIG_CASES``, on by default; ``--no-sig-cases``): each registered
+programme's own (``casework.programmes``, ``Programme.seed_demo``) — for SIG one
 case in every state of the SIG process, each about a synthetic person of its
 own, driven through the services and the flow so its tasks sit in the demo
 users' inboxes and queues (``workflows/sig_demo.py``). Keyed on the person:
@@ -39,7 +40,7 @@ from django.db import transaction
 from django.utils.translation import gettext
 
 from casework import personnummer as pnr
-from casework import roles, services
+from casework import programmes, roles, services
 from casework.models import Organisation, Person, User
 
 POLICE = "Lokalpolisområde Örebro"
@@ -220,25 +221,11 @@ class Command(BaseCommand):
         created = self._seed_persons(count) if count > 0 else 0
         if count > 0:
             self.stdout.write(f"Syntetiska personer: {created} nya, {count} totalt.")
-        if settings.DEMO_SIG_CASES and not options.get("no_sig_cases"):
-            from workflows.sig_demo import SLOTS, seed_sig_cases
-
-            sig_created = seed_sig_cases()
-            self.stdout.write(
-                gettext("SIG demo cases: %(created)d new, %(total)d in all.")
-                % {"created": sig_created, "total": len(SLOTS)}
-            )
-            from workflows.sspf_demo import seed_sspf_cases
-
-            seed_sspf_cases()
-            from workflows.gvi_demo import seed_gvi
-
-            seed_gvi()
-        from workflows.defector_demo import seed_defector_cases
-
-        seed_defector_cases(
-            self.stdout, enabled=settings.DEMO_SIG_CASES and not options.get("no_sig_cases")
-        )
+        if with_cases:
+            # Each programme's demo cases (``casework.programmes``, ``Programme.seed_demo``).
+            for programme in programmes.registered():
+                if programme.seed_demo is not None:
+                    programme.seed_demo(self.stdout)
         self.stdout.write(
             self.style.SUCCESS(f"Demodata klar. Inloggningar (lösenord: {password}):")
         )

@@ -4,7 +4,8 @@
    this is how a SIG case's follow-up task appears in the lead social worker's
    inbox on the morning of its review date.
 2. Lists the work that is due or overdue and records a :class:`Reminder` for
-   each item it has not reminded of today:
+   each item it has not reminded of today — the core's kinds, and each registered
+   programme's own (``casework.programmes``, ``Programme.reminders``):
 
    * ``review_overdue`` — SIG cases in ``active``/``follow_up`` whose review
      date has passed (the lead social worker is reminded);
@@ -42,38 +43,14 @@ from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 from viewflow.workflow.timers import fire_due_timers
 
-from casework.models import BreakGlassAccess, CaseMembership, Reminder
+from casework import programmes
+from casework.models import BreakGlassAccess, Reminder
 from casework.services.reminders import deliver_reminders
 
 
-def _due_reviews(today: datetime.date) -> list[Reminder]:
-    from workflows.sig import SigCase, Status
-
-    cases = list(
-        SigCase.objects.filter(
-            status__in=[Status.ACTIVE, Status.FOLLOW_UP], review_date__lt=today
-        ).values_list("pk", flat=True)
-    )
-    leads = dict(
-        CaseMembership.objects.filter(
-            case_id__in=cases, role=CaseMembership.Role.LEAD, valid_to__isnull=True
-        ).values_list("case_id", "user_id")
-    )
-    return [
-        Reminder(
-            kind=Reminder.Kind.REVIEW_OVERDUE,
-            object_id=str(case_id),
-            date=today,
-            case_id=case_id,
-            recipient_id=leads.get(case_id),
-        )
-        for case_id in cases
-    ]
-
-
 def _overdue_tasks(today: datetime.date, days: int) -> list[Reminder]:
-    from workflows.sig import SigProcess
-
+    """Human tasks open longer than ``days`` days, each with the case its process works on
+    (every registered programme says which: ``casework.programmes.task_cases``)."""
     cutoff = timezone.now() - datetime.timedelta(days=days)
     tasks = list(
         Task.objects.filter(
@@ -82,19 +59,7 @@ def _overdue_tasks(today: datetime.date, days: int) -> list[Reminder]:
             created__lt=cutoff,
         ).values_list("pk", "process_id", "owner_id")
     )
-    # The case of each task's process (SIG now; other programmes add their process here).
-    cases = dict(
-        SigProcess.objects.filter(pk__in={process for _pk, process, _owner in tasks}).values_list(
-            "pk", "case_id"
-        )
-    )
-    from workflows.defector import DefectorProcess
-
-    cases.update(
-        DefectorProcess.objects.filter(
-            pk__in={process for _pk, process, _owner in tasks}
-        ).values_list("pk", "case_id")
-    )
+    cases = programmes.task_cases({process for _pk, process, _owner in tasks})
     return [
         Reminder(
             kind=Reminder.Kind.TASK_OVERDUE,
@@ -121,89 +86,17 @@ def _unreviewed_break_glass(today: datetime.date) -> list[Reminder]:
     ]
 
 
-def _overdue_reassessments(today: datetime.date) -> list[Reminder]:
-    """Open defector cases whose threat assessment in force is past its next review date
-    (the defector coordinators' list: no recipient in particular)."""
-    from workflows.defector import FINAL_STATES, ThreatAssessment
-
-    overdue = (
-        ThreatAssessment.objects.filter(
-            state=ThreatAssessment.State.IN_FORCE, next_review__lt=today
-        )
-        .exclude(case__status__in=FINAL_STATES)
-        .values_list("pk", "case_id")
-    )
-    return [
-        Reminder(
-            kind=Reminder.Kind.REASSESSMENT_OVERDUE,
-            object_id=str(pk),
-            date=today,
-            case_id=case_id,
-        )
-        for pk, case_id in overdue
+def due_reminders(today: datetime.date, days: int) -> list[tuple[str, list[Reminder]]]:
+    """(kind, the items due) of the core's kinds and every registered programme's, in the
+    order of ``Reminder.Kind``."""
+    sources = [
+        (Reminder.Kind.TASK_OVERDUE, lambda today: _overdue_tasks(today, days)),
+        (Reminder.Kind.BREAK_GLASS_UNREVIEWED, _unreviewed_break_glass),
+        *((source.kind, source.due) for source in programmes.reminder_sources()),
     ]
-
-
-def _gvi_follow_ups(today: datetime.date) -> list[Reminder]:
-    """GVI follow-ups past their deadline: a delivered custom notification not followed
-    up within ``GVI_NOTIFICATION_FOLLOWUP_HOURS`` (the responsible police officer), and a
-    call-in attendee not contacted within ``GVI_CALLIN_FOLLOWUP_DAYS`` (the coordinator
-    who planned the call-in)."""
-    from workflows.gvi import (
-        CALL_IN_HELD_STATES,
-        FOLLOW_UP_PENDING_STATES,
-        CallInAttendee,
-        CustomNotification,
-    )
-
-    notifications = CustomNotification.objects.filter(
-        status__in=FOLLOW_UP_PENDING_STATES, follow_up_due__lt=timezone.now()
-    ).values_list("pk", "police_officer_id")
-    attendees = CallInAttendee.objects.filter(
-        call_in__status__in=CALL_IN_HELD_STATES,
-        attended=True,
-        followed_up_at__isnull=True,
-        follow_up_due__lt=today,
-    ).values_list("pk", "call_in__created_by_id")
-    return [
-        Reminder(
-            kind=Reminder.Kind.GVI_FOLLOW_UP_OVERDUE,
-            object_id=str(pk),
-            date=today,
-            recipient_id=recipient,
-        )
-        for pk, recipient in [*notifications, *attendees]
-    ]
-
-
-def _gvi_referrals(today: datetime.date) -> list[Reminder]:
-    """Accepted GVI offers of help whose referral social services have not taken up by the
-    deadline (``GVI_NOTIFICATION_FOLLOWUP_HOURS`` after the offer was accepted): the
-    participant who took the task, or — still in the queue — the named participants and
-    the coordinator (no recipient in particular). The reminder names the referral case."""
-    from workflows.gvi import GviReferralNoticeFlow, GviReferralNoticeProcess
-
-    overdue = (
-        GviReferralNoticeProcess.objects.filter(due__lt=timezone.now(), finished__isnull=True)
-        .exclude(status=STATUS.CANCELED)
-        .values_list("pk", "accepted_member__referral_case_id")
-    )
-    cases = dict(overdue)
-    tasks = Task.objects.filter(
-        process_id__in=list(cases),
-        flow_task=GviReferralNoticeFlow.take_up,
-        status__in=[STATUS.NEW, STATUS.ASSIGNED],
-    ).values_list("pk", "process_id", "owner_id")
-    return [
-        Reminder(
-            kind=Reminder.Kind.GVI_REFERRAL_OVERDUE,
-            object_id=str(pk),
-            date=today,
-            case_id=cases.get(process),
-            recipient_id=owner,
-        )
-        for pk, process, owner in tasks
-    ]
+    order = list(Reminder.Kind)
+    sources.sort(key=lambda source: order.index(source[0]))
+    return [(Reminder.Kind(kind), due(today)) for kind, due in sources]
 
 
 def record_reminders(candidates: list[Reminder]) -> int:
@@ -246,14 +139,7 @@ class Command(BaseCommand):
         fired = fire_due_timers()
         self.stdout.write(_("Timers fired: %(count)d") % {"count": fired})
         today = timezone.localdate()
-        for kind, candidates in (
-            (Reminder.Kind.REVIEW_OVERDUE, _due_reviews(today)),
-            (Reminder.Kind.TASK_OVERDUE, _overdue_tasks(today, days)),
-            (Reminder.Kind.BREAK_GLASS_UNREVIEWED, _unreviewed_break_glass(today)),
-            (Reminder.Kind.REASSESSMENT_OVERDUE, _overdue_reassessments(today)),
-            (Reminder.Kind.GVI_FOLLOW_UP_OVERDUE, _gvi_follow_ups(today)),
-            (Reminder.Kind.GVI_REFERRAL_OVERDUE, _gvi_referrals(today)),
-        ):
+        for kind, candidates in due_reminders(today, days):
             new = record_reminders(candidates)
             self.stdout.write(
                 _("%(kind)s: %(due)d due, %(new)d new reminders")

@@ -1,0 +1,130 @@
+"""The programme registry: how the core reaches the programmes without importing them.
+
+The core (``casework``) knows no programme. Each programme (``workflows``) describes
+what the core needs from it in one :class:`Programme` and registers it from the
+``workflows`` app config's ``ready()``; the task inbox, ``send_reminders``,
+``seed_demo``, the statistics and the policy's programme-specific rules loop over
+:func:`registered` or ask :func:`get`. See docs/adr/0019-programme-registry.md.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from casework.models import Reminder
+    from casework.statistics.spec import ProgrammeStatistics
+
+
+@dataclass(frozen=True)
+class TaskSubject:
+    """What a process works on when it is not a case (a GVI notification, a call-in …):
+    the process's field, the rows to read with it for a task list, and its link in the
+    list (``describe(subject)`` → (URL, first text, second text); nothing decrypted)."""
+
+    field: str
+    related: tuple[str, ...]
+    describe: Callable[[Any], tuple[str, str, str]]
+
+
+@dataclass(frozen=True)
+class ReminderSource:
+    """A programme's own kind of reminder: ``due(today)`` lists the items due today."""
+
+    kind: str  # a ``casework.models.Reminder.Kind``
+    due: Callable[[datetime.date], list[Reminder]]
+
+
+@dataclass(frozen=True)
+class Programme:
+    """What the core needs from one programme. Every hook is optional."""
+
+    code: str
+    label: Any  # a lazy translation
+    # Where its flows appear in the case-work menu (lower first).
+    menu_position: int = 0
+    # The flow viewsets the task inbox, queue and archive list (built once, on first use).
+    flow_viewsets: Callable[[], list] | None = None
+    # Its pages under the case-work app (``arenden:…``), as URL patterns.
+    casework_urls: Callable[[], list] | None = None
+    # What its processes work on when it is not a case (the task lists' subject column).
+    task_subjects: tuple[TaskSubject, ...] = ()
+    # The case each of the given processes works on: {process id: case id}.
+    task_cases: Callable[[Iterable[int]], dict[int, UUID]] | None = None
+    # Its own reminders (``send_reminders``).
+    reminders: tuple[ReminderSource, ...] = ()
+    # Creates its demo data (``seed_demo``); writes its one line to ``stdout``.
+    seed_demo: Callable[[Any], None] | None = None
+    # Its statistics description (``casework.statistics``).
+    statistics: Callable[[], ProgrammeStatistics] | None = None
+    # Access rule: do the police take part in this case? (SSPF: on a recorded decision.)
+    police_take_part: Callable[[Any], bool] | None = None
+
+
+_registry: dict[str, Programme] = {}
+_viewsets: list = []  # built once, on first use
+
+
+def register(programme: Programme) -> None:
+    """Add ``programme`` (called from the programme's app config); twice is an error."""
+    if programme.code in _registry:
+        raise ValueError(f"programme {programme.code!r} is already registered")
+    _registry[programme.code] = programme
+    _viewsets.clear()
+
+
+def registered() -> list[Programme]:
+    """Every registered programme, in the order they registered."""
+    return list(_registry.values())
+
+
+def get(code: str) -> Programme | None:
+    return _registry.get(code)
+
+
+# --- What the core's loops ask ----------------------------------------------------------------
+
+
+def flow_viewsets() -> list:
+    """Every programme's flow viewsets, in menu order (the same objects every time)."""
+    if not _viewsets:
+        for programme in sorted(registered(), key=lambda p: p.menu_position):
+            if programme.flow_viewsets is not None:
+                _viewsets.extend(programme.flow_viewsets())
+    return list(_viewsets)
+
+
+def flow_classes() -> list:
+    """The flows of every programme, in menu order."""
+    return [viewset._flow_class for viewset in flow_viewsets()]
+
+
+def casework_urls() -> list:
+    return [
+        pattern
+        for programme in registered()
+        if programme.casework_urls is not None
+        for pattern in programme.casework_urls()
+    ]
+
+
+def task_subjects() -> list[TaskSubject]:
+    return [subject for programme in registered() for subject in programme.task_subjects]
+
+
+def task_cases(process_ids: Iterable[int]) -> dict[int, UUID]:
+    """The case each process works on, where it works on one: {process id: case id}."""
+    process_ids = set(process_ids)
+    found: dict[int, UUID] = {}
+    for programme in registered():
+        if programme.task_cases is not None and process_ids:
+            found.update(programme.task_cases(process_ids))
+    return found
+
+
+def reminder_sources() -> list[ReminderSource]:
+    return [source for programme in registered() for source in programme.reminders]

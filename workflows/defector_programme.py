@@ -1,0 +1,77 @@
+"""The defector programme in the programme registry (``casework.programmes``)."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.urls import path
+
+from casework import programmes
+from casework.models import Case, Reminder
+from workflows import defector_demo, defector_statistics, defector_views
+from workflows.defector import (
+    FINAL_STATES,
+    DefectorFlow,
+    DefectorProcess,
+    ThreatAssessment,
+    ThreatReviewFlow,
+)
+from workflows.registry import ProgrammeFlowViewset
+
+
+def overdue_reassessments(today: datetime.date) -> list[Reminder]:
+    """Open defector cases whose threat assessment in force is past its next review date
+    (the defector coordinators' list: no recipient in particular)."""
+    overdue = (
+        ThreatAssessment.objects.filter(
+            state=ThreatAssessment.State.IN_FORCE, next_review__lt=today
+        )
+        .exclude(case__status__in=FINAL_STATES)
+        .values_list("pk", "case_id")
+    )
+    return [
+        Reminder(
+            kind=Reminder.Kind.REASSESSMENT_OVERDUE,
+            object_id=str(pk),
+            date=today,
+            case_id=case_id,
+        )
+        for pk, case_id in overdue
+    ]
+
+
+def task_cases(process_ids) -> dict:
+    return dict(DefectorProcess.objects.filter(pk__in=process_ids).values_list("pk", "case_id"))
+
+
+def casework_urls() -> list:
+    return [
+        path(
+            "avhoppare/",
+            defector_views.DefectorCaseListView.as_view(),
+            name="defector_cases",
+        )
+    ]
+
+
+def register() -> None:
+    programmes.register(
+        programmes.Programme(
+            code=Case.Programme.DEFECTOR,
+            label=Case.Programme.DEFECTOR.label,
+            menu_position=20,
+            flow_viewsets=lambda: [
+                ProgrammeFlowViewset(DefectorFlow, icon="shield"),
+                ProgrammeFlowViewset(ThreatReviewFlow, icon="gpp_maybe"),
+            ],
+            casework_urls=casework_urls,
+            task_cases=task_cases,
+            reminders=(
+                programmes.ReminderSource(
+                    Reminder.Kind.REASSESSMENT_OVERDUE, overdue_reassessments
+                ),
+            ),
+            seed_demo=lambda stdout: defector_demo.seed_defector_cases(stdout, enabled=True),
+            statistics=lambda: defector_statistics.STATISTICS,
+        )
+    )
