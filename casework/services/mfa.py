@@ -121,6 +121,7 @@ def enrol_totp(*, user, key: str, code: str) -> tuple[TOTPDevice, list[str]]:
             obj=user,
             outcome=Outcome.DENIED,
             details={"second_factor": "enrol", "reason": "wrong_code"},
+            independent=True,
         )
         raise ValidationError(
             _("The code is not right. Check the time on your phone and try the next code."),
@@ -206,6 +207,7 @@ def verify_second_factor(*, user, code: str, step: str = SIGN_IN):
                 "step": step,
                 "reason": "throttled" if throttled else "wrong_code",
             },
+            independent=True,
         )
         if throttled:
             raise ValidationError(

@@ -137,8 +137,12 @@ def test_matched_account_signs_in_and_the_assurance_is_recorded(
     assert response["Location"] == "/"
     assert signed_in_user(client) == str(anna.pk)
     expected = {"provider": "kommunen", "acr": "loa3", "amr": ["pwd", "otp"]}
-    assert client.session[sso.SESSION_KEY] == expected
+    marker = client.session[sso.SESSION_KEY]
+    # When the provider authenticated the person: step-up counts from it (ADR 0017).
+    assert isinstance(marker.pop("auth_time"), int)
+    assert marker == expected
     login = AccessEvent.objects.get(action="login", user=anna)
+    assert isinstance(login.details["sso"].pop("auth_time"), int)
     assert login.details == {"sso": expected}
     assert client.get("/").wsgi_request.user == anna  # the session is signed in
 
