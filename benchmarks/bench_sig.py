@@ -86,7 +86,7 @@ def _referred_cases(count: int) -> list:
     from casework import personnummer as pnr
     from casework.models import User
     from casework.services import create_person
-    from workflows.sig import SigCase, refer
+    from workflows.sig.models import SigCase, refer
 
     anna = User.objects.get(username="anna.social")
     ids = []
@@ -116,7 +116,7 @@ def _referred_cases(count: int) -> list:
 def _transitions(report) -> None:
     from casework.models import CaseEvent, User
     from casework.services import cases as services
-    from workflows.sig import SigCase, Status
+    from workflows.sig.models import SigCase, Status
 
     sara = User.objects.get(username="sara.samordnare")
     ids = _referred_cases(TRANSITIONS)
@@ -238,8 +238,8 @@ def _page_cases(count: int) -> list[tuple[str, str]]:
     from casework import roles
     from casework.models import CaseMembership, User
     from casework.services import cases as services
-    from workflows.sig_demo import PURPOSE as DEMO_PURPOSE
-    from workflows.sig_demo import Slot, build_case
+    from workflows.sig.demo import PURPOSE as DEMO_PURPOSE
+    from workflows.sig.demo import Slot, build_case
 
     sara = User.objects.get(username="sara.samordnare")
     social = User.objects.get(username="anna.social").organisation

@@ -243,7 +243,7 @@ class Case(models.Model):
         DEFECTOR_PROGRAMME = "defector_programme", _("Handed to the defector programme")
         AGE_LIMIT = "age_limit", _("Age limit reached")
         OTHER = "other", _("Other")
-        # The defector programme's outcomes (workflows.defector.CLOSE_REASONS).
+        # The defector programme's outcomes (workflows.defector.models.CLOSE_REASONS).
         COMPLETED = "completed", _("Programme completed")
         RELAPSE = "relapse", _("Relapse into crime")
         LEFT_VOLUNTARILY = "left_voluntarily", _("Left the programme voluntarily")

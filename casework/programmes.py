@@ -63,6 +63,12 @@ class Programme:
     statistics: Callable[[], ProgrammeStatistics] | None = None
     # Access rule: do the police take part in this case? (SSPF: on a recorded decision.)
     police_take_part: Callable[[Any], bool] | None = None
+    # Referral from another programme's case, linked to it (keyword arguments ``user``,
+    # ``from_case``, ``kind``, ``reason``, ``purpose``): returns the new case.
+    refer_linked: Callable[..., Any] | None = None
+    # Referral from another programme's object that is not a case (keyword arguments
+    # ``user``, ``person``, ``reason``, ``purpose``, ``source``): returns the new case.
+    refer_from: Callable[..., Any] | None = None
 
 
 _registry: dict[str, Programme] = {}
@@ -128,3 +134,27 @@ def task_cases(process_ids: Iterable[int]) -> dict[int, UUID]:
 
 def reminder_sources() -> list[ReminderSource]:
     return [source for programme in registered() for source in programme.reminders]
+
+
+class NotRegistered(LookupError):
+    """The programme asked for is not registered, or does not take that kind of referral."""
+
+
+def _referral_hook(code: str, hook: str) -> Callable[..., Any]:
+    programme = get(code)
+    function = getattr(programme, hook, None) if programme is not None else None
+    if function is None:
+        raise NotRegistered(f"programme {code!r} takes no referral by {hook}")
+    return function
+
+
+def refer_linked(code: str, **kwargs: Any) -> Any:
+    """Refer the person of one programme's case to programme ``code``, linked to that case
+    (SSPF escalating to SIG, SIG closing into the defector programme)."""
+    return _referral_hook(code, "refer_linked")(**kwargs)
+
+
+def refer_from(code: str, **kwargs: Any) -> Any:
+    """Refer a person to programme ``code`` from an object that is not a case (a GVI
+    group member who accepted the offer of help)."""
+    return _referral_hook(code, "refer_from")(**kwargs)

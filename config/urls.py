@@ -16,7 +16,7 @@ from casework.sessions import keep_alive
 from casework.sso_views import SignInCallbackView, SignInStartView
 from casework.views import CaseworkApp, StatisticsApp, home
 from config.health import healthz
-from workflows.gvi_app import GviApp
+from workflows.gvi.app import GviApp
 
 admin.site.site_header = _("Samverkan administration")
 admin.site.site_title = "Samverkan"

@@ -1,6 +1,6 @@
 """The programme models live with their flows (``workflows/sig.py`` …); Django finds them here."""
 
-from workflows.gvi import (
+from workflows.gvi.models import (
     CallIn,
     CallInAttendee,
     CallInSpeaker,
@@ -18,8 +18,8 @@ from workflows.gvi import (
     Sanction,
     SanctionDecision,
 )
-from workflows.sig import SigCase, SigProcess
-from workflows.sspf import (
+from workflows.sig.models import SigCase, SigProcess
+from workflows.sspf.models import (
     AgendaItem,
     AnonymisedDiscussion,
     OperationalMeeting,

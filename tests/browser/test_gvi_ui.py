@@ -58,7 +58,7 @@ def shot(page, name: str) -> None:
 def gvi_member(demo):
     """A mapped group with a selected member aged 19 (within SIG's age range)."""
     from casework.services import create_person
-    from workflows import gvi_services as services
+    from workflows.gvi import services
 
     sara = demo["sara.samordnare"]
     # anna.social is a named GVI participant (``seed_demo`` names her only with its GVI

@@ -186,8 +186,8 @@ def _reference_listed(crawled, username: str, list_url: str, case) -> None:
 
 
 def test_sig_case_of_an_erased_person(seeded):
-    from workflows.sig import SigCase
-    from workflows.sig_demo import SLOTS, person_id
+    from workflows.sig.demo import SLOTS, person_id
+    from workflows.sig.models import SigCase
 
     # Decisions pending: the police contact is on the team, the police decision is open.
     case = SigCase.objects.get(
@@ -213,9 +213,9 @@ def test_sig_case_of_an_erased_person(seeded):
 
 
 def test_sspf_case_of_an_erased_person(seeded):
-    from workflows.sspf import OperationalMeeting, SspfCase
-    from workflows.sspf_demo import SLOTS
-    from workflows.sspf_demo import person_id as sspf_person_id
+    from workflows.sspf.demo import SLOTS
+    from workflows.sspf.demo import person_id as sspf_person_id
+    from workflows.sspf.models import OperationalMeeting, SspfCase
 
     slot = next(s for s in SLOTS if s.key == "sspf-plan")
     case = SspfCase.objects.get(person_id=sspf_person_id(slot))
@@ -228,8 +228,8 @@ def test_sspf_case_of_an_erased_person(seeded):
 
 
 def test_defector_case_of_an_erased_person(seeded):
-    from workflows.defector import DefectorCase
-    from workflows.defector_demo import SLOTS, person_id
+    from workflows.defector.demo import SLOTS, person_id
+    from workflows.defector.models import DefectorCase
 
     for key in ("review", "active-protected"):
         case = DefectorCase.objects.get(person_id=person_id(next(s for s in SLOTS if s.key == key)))
@@ -238,7 +238,7 @@ def test_defector_case_of_an_erased_person(seeded):
 
 
 def test_gvi_member_erased(seeded):
-    from workflows import gvi
+    from workflows.gvi import models as gvi
 
     # The north group's second member: at the held call-in, with a delivered notification.
     member = (

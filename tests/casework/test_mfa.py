@@ -301,7 +301,7 @@ def _sig_case(demo, state):
 
 
 def test_step_up_before_break_the_glass_and_its_expiry(demo, clock, required):
-    from workflows.sig import Status
+    from workflows.sig.models import Status
 
     case = _sig_case(demo, Status.CONSENT_PENDING)
     alex = demo["alex.avhopp"]

@@ -111,7 +111,7 @@ def _task_reminders() -> dict[int, object]:
 
 def test_an_overdue_sspf_task_is_reminded_with_its_case(demo):
     from tests.workflows import sspf_factories as f
-    from workflows.sspf import SspfProcess
+    from workflows.sspf.models import SspfProcess
 
     case = f.SspfFlowDriver(demo).build("assess:new")
     process = SspfProcess.objects.get(case=case)
@@ -123,7 +123,7 @@ def test_an_overdue_sspf_task_is_reminded_with_its_case(demo):
 
 def test_an_overdue_gvi_referral_task_is_reminded_with_its_referral_case(demo):
     from tests.workflows import gvi_factories as f
-    from workflows import gvi
+    from workflows.gvi import models as gvi
 
     _, (member,) = f.group(demo, status=gvi.GroupStatus.MAPPED, years=19)
     f.delivered_notification(

@@ -161,7 +161,8 @@ class Objects:
         from casework.statistics import registry
         from casework.views import CaseworkApp
         from config.urls import site
-        from workflows import gvi, sspf
+        from workflows.gvi import models as gvi
+        from workflows.sspf import models as sspf
 
         self.seed = seed
         (app,) = [vs for vs in site.viewsets if isinstance(vs, CaseworkApp)]
@@ -387,37 +388,37 @@ BY_VIEW = {
             f"{VIEWFLOW}.actions.ReviveTaskView",
             f"{VIEWFLOW}.actions.CancelTaskView",
             # Samverkan's guarded task pages (workflows/registry.py, ADR 0013).
-            "workflows.registry.IndexTaskView",
-            "workflows.registry.UserIndexTaskView",
+            "workflows.common.viewsets.IndexTaskView",
+            "workflows.common.viewsets.UserIndexTaskView",
         ],
         fill_task,
     ),
     # Our step pages (each flow node's "execute"): the same.
     **dict.fromkeys(
         [
-            "workflows.sig_views.ScreeningView",
-            "workflows.sig_views.ConsentView",
-            "workflows.sig_views.DecisionView",
-            "workflows.sig_views.PlanView",
-            "workflows.sig_views.ApprovePlanView",
-            "workflows.sig_views.FollowUpView",
-            "workflows.sspf_views.AssessmentView",
-            "workflows.sspf_views.ConsentView",
-            "workflows.sspf_views.MappingView",
-            "workflows.sspf_views.NetworkMeetingView",
-            "workflows.sspf_views.PlanPartView",
-            "workflows.sspf_views.FollowUpView",
-            "workflows.defector_views.InitialCheckView",
-            "workflows.defector_views.IntakeView",
-            "workflows.defector_views.ConsentView",
-            "workflows.defector_views.AssessmentView",
-            "workflows.defector_views.ReviewView",
-            "workflows.defector_views.ReassessTaskView",
-            "workflows.defector_views.LoweringTaskView",
-            "workflows.gvi_views.NotificationStepView",
-            "workflows.gvi_views.CallInStepView",
-            "workflows.gvi_views.MinorNoticeView",
-            "workflows.gvi_views.ReferralNoticeView",
+            "workflows.sig.views.ScreeningView",
+            "workflows.sig.views.ConsentView",
+            "workflows.sig.views.DecisionView",
+            "workflows.sig.views.PlanView",
+            "workflows.sig.views.ApprovePlanView",
+            "workflows.sig.views.FollowUpView",
+            "workflows.sspf.views.AssessmentView",
+            "workflows.sspf.views.ConsentView",
+            "workflows.sspf.views.MappingView",
+            "workflows.sspf.views.NetworkMeetingView",
+            "workflows.sspf.views.PlanPartView",
+            "workflows.sspf.views.FollowUpView",
+            "workflows.defector.views.InitialCheckView",
+            "workflows.defector.views.IntakeView",
+            "workflows.defector.views.ConsentView",
+            "workflows.defector.views.AssessmentView",
+            "workflows.defector.views.ReviewView",
+            "workflows.defector.views.ReassessTaskView",
+            "workflows.defector.views.LoweringTaskView",
+            "workflows.gvi.views.NotificationStepView",
+            "workflows.gvi.views.CallInStepView",
+            "workflows.gvi.views.MinorNoticeView",
+            "workflows.gvi.views.ReferralNoticeView",
         ],
         fill_task,
     ),

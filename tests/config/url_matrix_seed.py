@@ -149,10 +149,10 @@ class Seed:
             return set()
         from viewflow.workflow.models import Task
 
-        from workflows.defector import DefectorProcess
-        from workflows.gvi import GroupMember
-        from workflows.sig import SigProcess
-        from workflows.sspf import SspfProcess
+        from workflows.defector.models import DefectorProcess
+        from workflows.gvi.models import GroupMember
+        from workflows.sig.models import SigProcess
+        from workflows.sspf.models import SspfProcess
 
         if policy.can_view_access_log(user):
             return {case.pk for case in self.cases}
@@ -205,7 +205,8 @@ def _extras(users) -> dict:
     from tests.workflows import gvi_factories
     from tests.workflows.factories import sig_case
     from tests.workflows.sspf_factories import sspf_case
-    from workflows import sig, sspf
+    from workflows.sig import models as sig
+    from workflows.sspf import models as sspf
 
     # School and leisure on a SIG team; the consents cover the school, not leisure.
     sig_case(
@@ -317,7 +318,8 @@ def build() -> Seed:
     """Seed everything (committed: call with the database unblocked, outside a test)."""
     from axes.models import AccessAttempt
 
-    from workflows import defector, gvi
+    from workflows.defector import models as defector
+    from workflows.gvi import models as gvi
 
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
     users = {user.username: user for user in User.objects.all()}

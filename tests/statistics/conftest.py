@@ -19,7 +19,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from casework.models import Case, Organisation, Person, User
 from casework.statistics import disclosure
-from workflows.sig import SigCase, Status
+from workflows.sig.models import SigCase, Status
 
 _numbers = itertools.count(1)
 

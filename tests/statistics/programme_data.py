@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from casework.models import Case, CaseEvent, Organisation, Person, User
 from casework.statistics import periods
-from workflows import gvi
-from workflows.defector import CLOSE_REASONS, DefectorCase, DefectorSupportCase
-from workflows.sspf import AnonymisedDiscussion, SspfCase
+from workflows.defector.models import CLOSE_REASONS, DefectorCase, DefectorSupportCase
+from workflows.gvi import models as gvi
+from workflows.sspf.models import AnonymisedDiscussion, SspfCase
 
 from .conftest import local
 

@@ -125,7 +125,7 @@ def test_the_statistics_package_cannot_decrypt():
     modules = list((root / "casework" / "statistics").rglob("*.py"))
     assert len(modules) > 10
     # Each programme's description of its measures (``casework.programmes``).
-    programme_specs = sorted((root / "workflows").glob("*_statistics.py"))
+    programme_specs = sorted((root / "workflows").glob("*/statistics.py"))
     assert len(programme_specs) == 4
     modules += programme_specs
     for path in modules:

@@ -74,7 +74,7 @@ def test_months_and_quarters_add_up_to_their_year(data):
 def test_what_is_not_counted(data):
     """Support cases are tagged defector but are not defector cases; the first routing is not
     a re-routing; an anonymised discussion is counted, with no gender."""
-    from workflows.defector import DefectorSupportCase
+    from workflows.defector.models import DefectorSupportCase
 
     assert DefectorSupportCase.objects.exists()
     year = periods.parse("2024")
@@ -189,8 +189,8 @@ def test_the_transitions_record_the_stage_moments(demo):
     from casework.services import cases as case_services
     from tests.workflows.defector_factories import PURPOSE, assessment, defector_case
     from tests.workflows.sspf_factories import sspf_case
-    from workflows import defector
-    from workflows.sspf import Status as SspfStatus
+    from workflows.defector import models as defector
+    from workflows.sspf.models import Status as SspfStatus
 
     case = defector_case(demo, "activate")
     case.refresh_from_db()

@@ -16,7 +16,7 @@ from audit.models import AccessEvent
 from casework import roles
 from casework.statistics import disclosure, periods, summary, tables
 from casework.statistics.registry import get
-from workflows.sig import Status
+from workflows.sig.models import Status
 
 from .conftest import Spec, local, random_specs, recoverable_cells
 

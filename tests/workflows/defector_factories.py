@@ -1,5 +1,5 @@
 """Factories of the defector tests: a case at any step, driven through the flow and services
-(``workflows.defector_demo.Builder``), about a fresh synthetic person."""
+(``workflows.defector.demo.Builder``), about a fresh synthetic person."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import datetime
 
 from django.utils import timezone
 
-from workflows.defector import DefectorCase, Level
-from workflows.defector_demo import Builder
+from workflows.defector.demo import Builder
+from workflows.defector.models import DefectorCase, Level
 
 from .factories import make_person
 

@@ -9,8 +9,8 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from casework.models import Organisation
-from workflows import gvi
-from workflows import gvi_services as services
+from workflows.gvi import models as gvi
+from workflows.gvi import services
 
 from .factories import make_person
 

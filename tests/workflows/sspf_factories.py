@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from casework.models import Action, Case, CaseMembership, Consent
 from casework.services import cases as services
-from workflows import sspf_services
-from workflows.sspf import RiskAssessment, SspfCase, Status
+from workflows.sspf import services as sspf_services
+from workflows.sspf.models import RiskAssessment, SspfCase, Status
 
 from .factories import make_person, orgs, reach_review_date
 
@@ -162,7 +162,7 @@ def write_plan(users, case: SspfCase) -> None:
 
 def open_tasks(case) -> dict[str, str | None]:
     """The case's open human tasks: flow node name → owner's username (None: a queue)."""
-    from workflows.sspf import SspfProcess
+    from workflows.sspf.models import SspfProcess
 
     process = SspfProcess.objects.get(case=case)
     return {
@@ -177,7 +177,7 @@ def fire_follow_up_timer(case) -> None:
     """The passing of time: the follow-up date is today and ``send_reminders`` fires the timer."""
     from viewflow.workflow.timers import fire_due_timers
 
-    from workflows.sspf import SspfFlow, SspfProcess
+    from workflows.sspf.models import SspfFlow, SspfProcess
 
     reach_review_date(case)
     timer = (
@@ -210,7 +210,7 @@ class SspfFlowDriver:
         return response
 
     def task(self, case, node: str):
-        from workflows.sspf import SspfFlow, SspfProcess
+        from workflows.sspf.models import SspfFlow, SspfProcess
 
         return (
             SspfProcess.objects.get(case=case)
@@ -235,7 +235,7 @@ class SspfFlowDriver:
         return response
 
     def raise_concern(self, username: str = "lisa.skola", *, years: int = 13):
-        from workflows.sspf import SspfFlow
+        from workflows.sspf.models import SspfFlow
 
         from .factories import PERSON_NAME, fresh_personnummer
 

@@ -8,7 +8,7 @@ from audit.models import AccessEvent
 from casework.models import BreakGlassAccess
 from casework.services import cases as services
 from casework.services.cases import CaseDenied
-from workflows.sig import Status
+from workflows.sig.models import Status
 
 from .conftest import BOTH_DATABASES
 from .factories import sig_case

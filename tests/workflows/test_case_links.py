@@ -9,7 +9,7 @@ from audit.models import AccessEvent
 from casework.models import Case, CaseEvent, CaseLink
 from casework.services import cases as services
 from casework.services.cases import CaseDenied
-from workflows.sig import SigCase, SigFlow, SigProcess, Status, refer_linked
+from workflows.sig.models import SigCase, SigFlow, SigProcess, Status, refer_linked
 
 from .conftest import BOTH_DATABASES
 from .factories import PURPOSE, make_person, sig_case

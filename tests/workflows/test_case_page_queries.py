@@ -17,8 +17,8 @@ from django.db import connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from workflows.sig import Status
-from workflows.sig_views import case_url
+from workflows.sig.models import Status
+from workflows.sig.views import case_url
 
 from .conftest import BOTH_DATABASES
 from .factories import sig_case

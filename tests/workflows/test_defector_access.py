@@ -8,9 +8,9 @@ import pytest
 from audit.models import AccessEvent
 from casework.models import Person
 from casework.services import cases as case_services
-from workflows import defector
-from workflows import defector_services as services
-from workflows.defector import DefectorCase, DefectorFlow, DefectorSupportCase, Level, Status
+from workflows.defector import models as defector
+from workflows.defector import services
+from workflows.defector.models import DefectorCase, DefectorFlow, DefectorSupportCase, Level, Status
 
 from .conftest import BOTH_DATABASES
 from .defector_factories import ADDRESS, PHONE, PURPOSE, assessment, defector_case, reassess_data

@@ -14,8 +14,8 @@ import pytest
 from django.db import connections
 
 from casework.services.cases import CaseConflict
-from workflows import defector
-from workflows.defector import (
+from workflows.defector import models as defector
+from workflows.defector.models import (
     DefectorCase,
     DefectorProcess,
     Level,

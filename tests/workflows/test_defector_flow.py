@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.defector import DefectorCase, Status
-from workflows.defector_demo import SLOTS, build_case
+from workflows.defector.demo import SLOTS, build_case
+from workflows.defector.models import DefectorCase, Status
 
 from .conftest import BOTH_DATABASES
 
@@ -21,8 +21,8 @@ def test_demo_slot_builds(demo, slot):
 
 def test_refer_linked_opens_a_defector_case_from_another_programme(users):
     from casework.models import CaseLink
-    from workflows import defector
-    from workflows.sig import Status as SigStatus
+    from workflows.defector import models as defector
+    from workflows.sig.models import Status as SigStatus
 
     from .factories import sig_case
 

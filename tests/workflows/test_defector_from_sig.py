@@ -3,14 +3,17 @@ in the same transaction, or is not closed at all."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from django.core.exceptions import ValidationError
 
+from casework import programmes
 from casework.models import Case, CaseLink
-from workflows import defector
-from workflows.defector import DefectorCase, DefectorFlow
-from workflows.defector import Status as DefectorStatus
-from workflows.sig import Status as SigStatus
+from workflows.defector import models as defector
+from workflows.defector.models import DefectorCase, DefectorFlow
+from workflows.defector.models import Status as DefectorStatus
+from workflows.sig.models import Status as SigStatus
 
 from .conftest import BOTH_DATABASES
 from .factories import FlowDriver, sig_case
@@ -86,7 +89,7 @@ def test_the_referral_needs_a_reason(users, client):
     assert not DefectorCase.objects.filter(person=sig.person).exists()
     # The service refuses it too (a caller without the form).
     with pytest.raises(ValidationError):
-        from workflows.sig import close
+        from workflows.sig.models import close
 
         close(
             user=users["anna.social"],
@@ -105,7 +108,13 @@ def test_the_close_is_refused_whole_if_the_referral_cannot_be_opened(users, clie
         real(**kwargs)  # the referral and the link are written …
         raise ValidationError("Avhopparverksamheten kan inte ta emot remissen.")  # … then refused
 
-    monkeypatch.setattr(defector, "refer_linked", refused_after_opening)
+    # The SIG close reaches the defector programme through the registry.
+    registered = programmes.get(Case.Programme.DEFECTOR)
+    monkeypatch.setitem(
+        programmes._registry,
+        Case.Programme.DEFECTOR,
+        dataclasses.replace(registered, refer_linked=refused_after_opening),
+    )
     response = _close(client, users["anna.social"], sig)
     assert response.status_code == 200
     assert "Avhopparverksamheten kan inte ta emot remissen." in response.content.decode()

@@ -19,8 +19,8 @@ from audit.models import AccessEvent
 from casework.models import CaseEvent, Person
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
-from workflows import defector
-from workflows.defector import (
+from workflows.defector import models as defector
+from workflows.defector.models import (
     LOCAL_STATES,
     DefectorCase,
     DefectorProcess,

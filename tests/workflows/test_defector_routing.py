@@ -9,9 +9,9 @@ from django.core.exceptions import ValidationError
 from audit.models import AccessEvent
 from casework.models import CaseLink, Consent
 from casework.services import cases as case_services
-from workflows import defector
-from workflows import defector_services as services
-from workflows.defector import (
+from workflows.defector import models as defector
+from workflows.defector import services
+from workflows.defector.models import (
     DefectorCase,
     DefectorProcess,
     DefectorSupportCase,

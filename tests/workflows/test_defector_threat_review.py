@@ -18,8 +18,8 @@ from viewflow.workflow.status import STATUS
 
 from casework.models import CaseMembership
 from casework.services import cases as case_services
-from workflows import defector
-from workflows.defector import (
+from workflows.defector import models as defector
+from workflows.defector.models import (
     DefectorFlow,
     DefectorProcess,
     Level,

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from audit.models import AccessEvent
-from workflows.sig import Status
+from workflows.sig.models import Status
 
 from .conftest import BOTH_DATABASES
 from .factories import sig_case

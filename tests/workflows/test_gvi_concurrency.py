@@ -10,8 +10,8 @@ from django.db import connections
 
 from audit.models import AccessEvent
 from casework.services.cases import CaseConflict
-from workflows import gvi
-from workflows import gvi_services as services
+from workflows.gvi import models as gvi
+from workflows.gvi import services
 
 from . import gvi_factories as f
 from .conftest import BOTH_DATABASES

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from viewflow.workflow.models import Task
 
-from workflows import gvi
-from workflows.gvi_demo import seed_gvi
+from workflows.gvi import models as gvi
+from workflows.gvi.demo import seed_gvi
 
 from .conftest import BOTH_DATABASES
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from workflows import gvi_forms as forms
+from workflows.gvi import forms
 
 
 def test_the_visit_time_is_a_date_and_time_picker_whose_value_is_read_as_local_time():

@@ -13,9 +13,8 @@ from audit.models import AccessEvent
 from casework.crypto.keystore import GROUP, PERSON, load_data_keys
 from casework.models import DataKey, Person
 from casework.services.cases import CaseDenied
-from workflows import gvi
-from workflows import gvi_selectors as selectors
-from workflows import gvi_services as services
+from workflows.gvi import models as gvi
+from workflows.gvi import selectors, services
 
 from . import gvi_factories as f
 from .conftest import BOTH_DATABASES

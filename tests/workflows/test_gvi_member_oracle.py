@@ -15,7 +15,7 @@ from django.contrib.messages import get_messages
 from audit.models import AccessEvent
 from audit.services import Action
 from casework.services import create_person
-from workflows import gvi
+from workflows.gvi import models as gvi
 
 from . import gvi_factories as f
 from .conftest import BOTH_DATABASES

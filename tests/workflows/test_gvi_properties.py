@@ -23,8 +23,8 @@ from hypothesis.stateful import (
 )
 
 from audit.models import AccessEvent
-from workflows import gvi
-from workflows import gvi_services as services
+from workflows.gvi import models as gvi
+from workflows.gvi import services
 
 from . import gvi_factories as f
 from .conftest import BOTH_DATABASES

@@ -19,10 +19,9 @@ from casework.models import CaseMembership, Organisation, Reminder, User
 from casework.selectors.reminders import reminders_for
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
-from workflows import gvi
-from workflows import gvi_selectors as selectors
-from workflows import gvi_services as services
-from workflows.sig import SigCase
+from workflows.gvi import models as gvi
+from workflows.gvi import selectors, services
+from workflows.sig.models import SigCase
 
 from . import gvi_factories as f
 from .conftest import BOTH_DATABASES
@@ -270,7 +269,7 @@ def test_an_overdue_referral_is_reminded_of_and_on_the_overview(users, anna):
     assert [p.pk for p in overview.overdue_referrals] == [process.pk]
 
     # Taken and done: no longer overdue.
-    from workflows.gvi_demo import _task
+    from workflows.gvi.demo import _task
 
     with _task(gvi.GviReferralNoticeFlow, process, gvi.GviReferralNoticeFlow.take_up, anna) as a:
         services.take_up_referral(user=anna, purpose=PURPOSE, member=member)

@@ -14,8 +14,8 @@ from viewflow.workflow.models import Task
 from audit.models import AccessEvent
 from casework.models import CaseMembership
 from casework.services import cases as case_services
-from workflows import gvi
-from workflows.sig import SigCase
+from workflows.gvi import models as gvi
+from workflows.sig.models import SigCase
 
 from . import gvi_factories as f
 from .conftest import BOTH_DATABASES

@@ -12,9 +12,8 @@ from django.utils import translation
 
 from audit.models import AccessEvent
 from casework.services.cases import CaseDenied
-from workflows import gvi
-from workflows import gvi_selectors as selectors
-from workflows import gvi_services as services
+from workflows.gvi import models as gvi
+from workflows.gvi import selectors, services
 
 from . import gvi_factories as f
 from .conftest import BOTH_DATABASES

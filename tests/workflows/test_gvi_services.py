@@ -15,10 +15,9 @@ from viewflow.workflow.models import Task
 from audit.models import AccessEvent
 from casework.models import Reminder
 from casework.services.cases import CaseDenied
-from workflows import gvi
-from workflows import gvi_selectors as selectors
-from workflows import gvi_services as services
-from workflows.sig import SigCase, SigProcess
+from workflows.gvi import models as gvi
+from workflows.gvi import selectors, services
+from workflows.sig.models import SigCase, SigProcess
 
 from . import gvi_factories as f
 from .conftest import BOTH_DATABASES
@@ -265,7 +264,7 @@ def test_accepting_help_to_leave_opens_a_defector_referral_linked_to_the_member(
     """No age limit in the defector programme: a 30-year-old member who wants out is
     referred there; the case's flow starts and its page says it came from GVI."""
     from casework.selectors.cases import get_case_page
-    from workflows.defector import DefectorCase, DefectorProcess
+    from workflows.defector.models import DefectorCase, DefectorProcess
 
     _, (member,) = f.group(users, status=gvi.GroupStatus.MAPPED, years=30)
     f.delivered_notification(users, member)

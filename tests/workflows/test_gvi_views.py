@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from viewflow.workflow.models import Task
 
-from workflows import gvi
+from workflows.gvi import models as gvi
 
 from . import gvi_factories as f
 from .conftest import BOTH_DATABASES

@@ -21,10 +21,10 @@ from casework import policy, roles
 from casework.models import CaseMembership, User
 from casework.services import cases as case_services
 from casework.services import create_person
-from workflows.defector import DefectorCase, DefectorFlow, Level
-from workflows.defector_demo import Builder
-from workflows.sig import SigCase, SigFlow, SigProcess, Status
-from workflows.sspf import SspfCase, SspfFlow
+from workflows.defector.demo import Builder
+from workflows.defector.models import DefectorCase, DefectorFlow, Level
+from workflows.sig.models import SigCase, SigFlow, SigProcess, Status
+from workflows.sspf.models import SspfCase, SspfFlow
 
 from .conftest import BOTH_DATABASES
 from .factories import PURPOSE, fresh_personnummer, sig_case

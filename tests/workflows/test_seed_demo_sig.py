@@ -12,8 +12,8 @@ from audit.models import AccessEvent
 from casework.models import Case, CaseEvent, Guardian, Person, User
 from casework.selectors.cases import list_cases
 from casework.selectors.persons import person_age
-from workflows.sig import SigCase, SigFlow, SigProcess, Status
-from workflows.sig_demo import SLOTS, person_id
+from workflows.sig.demo import SLOTS, person_id
+from workflows.sig.models import SigCase, SigFlow, SigProcess, Status
 
 from .conftest import BOTH_DATABASES
 

@@ -19,8 +19,8 @@ from viewflow.workflow.status import STATUS
 
 from casework.models import Case, Reminder
 from casework.services import cases as case_services
-from workflows.sig import SigCase, SigFlow, SigProcess, Status, _review_time
-from workflows.sig_demo import Slot, build_case
+from workflows.sig.demo import Slot, build_case
+from workflows.sig.models import SigCase, SigFlow, SigProcess, Status, _review_time
 
 from .conftest import BOTH_DATABASES, PURPOSE
 

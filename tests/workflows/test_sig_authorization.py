@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from audit.models import AccessEvent
 from casework.models import Consent, LegalBasis, User
-from workflows.sig import SigFlow, Status
+from workflows.sig.models import SigFlow, Status
 
 from .conftest import BOTH_DATABASES
 from .factories import PERSON_NAME, FlowDriver, record_full_consent, sig_case

@@ -36,7 +36,7 @@ from casework.models import (
     LegalBasis,
     Person,
 )
-from workflows.sig import SigCase, SigFlow, SigProcess, Status
+from workflows.sig.models import SigCase, SigFlow, SigProcess, Status
 
 from .conftest import BOTH_DATABASES, born_years_ago, personnummer
 from .factories import PERSON_NAME, FlowDriver, record_full_consent, sig_case

@@ -28,7 +28,7 @@ from audit.models import AccessEvent
 from casework.models import Action, CaseEvent, Consent, User
 from casework.services import cases as services
 from casework.services.cases import CaseConflict
-from workflows.sig import SigCase, Status, after_consent_withdrawn
+from workflows.sig.models import SigCase, Status, after_consent_withdrawn
 
 from .conftest import BOTH_DATABASES
 from .factories import (
@@ -323,7 +323,7 @@ def _ready_for_approval(people, case):
 @pytest.fixture
 def meet_at_the_flow_lock(monkeypatch):
     """Hold each racer in front of ``SigFlow.lock`` until all have arrived."""
-    from workflows.sig import SigFlow
+    from workflows.sig.models import SigFlow
 
     return flow_lock_meeting(monkeypatch, SigFlow)
 
@@ -335,7 +335,7 @@ def test_a_withdrawal_on_the_case_page_racing_a_task_step(
     """The lead begins the follow-up in its task while the person's consent is withdrawn
     on the case page: both take the flow's lock first, so neither deadlocks, and the
     withdrawal always wins — the case ends closed, its process stopped."""
-    from workflows.sig import SigProcess
+    from workflows.sig.models import SigProcess
 
     flow_case = FlowDriver(people).build("follow_up")
     case = flow_case.case

@@ -60,7 +60,7 @@ from casework.models import (
 from casework.selectors.cases import CaseNotFound, get_case_page
 from casework.services import cases as services
 from casework.services.cases import CaseConflict, CaseDenied
-from workflows.sig import (
+from workflows.sig.models import (
     SigCase,
     Status,
     after_consent_withdrawn,

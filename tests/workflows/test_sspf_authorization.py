@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from casework.models import Organisation, User
-from workflows import sspf_services
-from workflows.sspf import SspfCase, SspfFlow, SspfProcess, Status
+from workflows.sspf import services as sspf_services
+from workflows.sspf.models import SspfCase, SspfFlow, SspfProcess, Status
 
 from .conftest import BOTH_DATABASES
 from .factories import PERSON_NAME, fresh_personnummer, orgs

@@ -19,7 +19,7 @@ from audit.models import AccessEvent
 from casework.models import Case, CaseEvent, Consent, User
 from casework.services import cases as services
 from casework.services.cases import CaseConflict
-from workflows.sspf import SspfCase, SspfFlow, SspfProcess, Status
+from workflows.sspf.models import SspfCase, SspfFlow, SspfProcess, Status
 
 from .conftest import BOTH_DATABASES
 from .racing import flow_lock_meeting

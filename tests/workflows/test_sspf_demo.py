@@ -10,8 +10,9 @@ from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
 from casework.models import CaseEvent, User
-from workflows import sig_demo, sspf_demo
-from workflows.sspf import (
+from workflows.sig import demo as sig_demo
+from workflows.sspf import demo as sspf_demo
+from workflows.sspf.models import (
     AnonymisedDiscussion,
     OperationalMeeting,
     SspfCase,

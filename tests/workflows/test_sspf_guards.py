@@ -12,10 +12,10 @@ from casework import policy
 from casework.models import Action, CaseLink, CaseMembership, Consent
 from casework.services import cases as services
 from casework.services.cases import CaseDenied
-from workflows import sspf_services
-from workflows.sig import SigCase
-from workflows.sspf import AnonymisedDiscussion, Status, find_personnummer_like
-from workflows.sspf_selectors import anonymised_discussion_counts
+from workflows.sig.models import SigCase
+from workflows.sspf import services as sspf_services
+from workflows.sspf.models import AnonymisedDiscussion, Status, find_personnummer_like
+from workflows.sspf.selectors import anonymised_discussion_counts
 
 from .conftest import BOTH_DATABASES
 from .factories import make_person, orgs
@@ -233,7 +233,7 @@ def test_only_the_coordinator_decides_on_the_police(users):
 
 
 def test_school_and_leisure_see_only_their_parts(users):
-    from workflows.sspf_selectors import get_sspf_case_page
+    from workflows.sspf.selectors import get_sspf_case_page
 
     case = sspf_case(users, Status.PLAN_ACTIVE)
     page = get_sspf_case_page(user=users["fredrik.fritid"], purpose=PURPOSE, case=case)

@@ -14,8 +14,8 @@ from viewflow.workflow.models import Task
 from audit.models import AccessEvent
 from casework.models import CaseEvent, Organisation, User
 from casework.services.cases import CaseDenied
-from workflows import sspf_services
-from workflows.sspf import SspfFlow, SspfProcess, Status
+from workflows.sspf import services as sspf_services
+from workflows.sspf.models import SspfFlow, SspfProcess, Status
 
 from .conftest import BOTH_DATABASES
 from .sspf_factories import PURPOSE, SspfFlowDriver, consent_everyone, open_tasks, sspf_case

@@ -18,8 +18,8 @@ from casework import policy
 from casework.models import CaseMembership
 from casework.services import cases as services
 from casework.services.cases import CaseConflict, CaseDenied
-from workflows import sspf_services
-from workflows.sspf import SspfCase
+from workflows.sspf import services as sspf_services
+from workflows.sspf.models import SspfCase
 
 from .conftest import BOTH_DATABASES
 from .sspf_factories import PURPOSE, consent_everyone, sspf_case, write_plan

@@ -19,7 +19,7 @@ from audit.models import AccessEvent
 from casework import roles
 from casework.models import CaseMembership, User
 from casework.services import cases as services
-from workflows.sig import Status
+from workflows.sig.models import Status
 
 from .conftest import BOTH_DATABASES
 from .factories import PURPOSE, FlowDriver, record_full_consent
@@ -180,7 +180,7 @@ def test_coordinator_releases_and_reassigns_the_task_of_a_lead_who_left(
 def test_a_lead_who_left_gets_no_new_tasks(users, second_social_worker):
     """A lead's step goes to the newest active lead, never to an account that was closed
     (the old assignee took the first lead found, active or not)."""
-    from workflows.nodes import team_member
+    from workflows.common.nodes import team_member
 
     flow_case = FlowDriver(users).build("consent")
     case = flow_case.refresh().case

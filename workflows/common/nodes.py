@@ -1,0 +1,108 @@
+"""Flow nodes shared by every programme's flow."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
+from viewflow.workflow import flow
+from viewflow.workflow.flow import utils
+from viewflow.workflow.status import STATUS
+
+from casework import policy
+
+
+def _finished_steps_lead_to_the_case(flow_task, view):
+    """A step posted again after it was done (a second tab, a double click, the back
+    button) takes the user to the case with a message, rather than to a bare 403.
+
+    Only for a user who may see the case; everyone else gets the 403 (and its
+    access-log event) as before. A flow whose process has no case says where its done
+    steps lead with ``done_step_url(process, user)`` (``None``: the 403).
+    """
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except PermissionDenied:
+            task = (
+                flow_task.flow_class.task_class.objects.filter(
+                    pk=kwargs.get("task_pk"), process_id=kwargs.get("process_pk")
+                )
+                .select_related("process")
+                .first()
+            )
+            if task is None or task.status not in (STATUS.DONE, STATUS.CANCELED):
+                raise
+            url = _done_step_url(flow_task, task.coerced_process, request.user)
+            if url is None:
+                raise
+            messages.info(request, _("This step has already been done."))
+            return redirect(url)
+
+    return wrapped
+
+
+def _done_step_url(flow_task, process, user) -> str | None:
+    own = getattr(flow_task.flow_class.instance, "done_step_url", None)
+    if own is not None:
+        return own(process, user)
+    case = getattr(process, "case", None)
+    if case is None or not policy.case_access(user, case):
+        return None
+    return reverse("arenden:case", kwargs={"case_id": case.pk})
+
+
+class Step(flow.View):
+    """A human step of a flow (``flow.View``) whose page, once the step is done, leads
+    back to its case.
+
+    Who takes, releases and is given it is ``casework.policy``'s decision: ``team_role``
+    names the case-team role that does the step (the task goes to that member, and back
+    to that role's queue), ``performer(user, task)`` a rule of its own; otherwise the
+    step's queue permission decides. viewflow's cancel, undo and revive pages are not
+    mounted (``workflows.common.viewsets``).
+    """
+
+    def __init__(self, view, *, team_role: str | None = None, performer=None, **kwargs):
+        super().__init__(view, **kwargs)
+        self.team_role = team_role
+        if performer is not None:
+            self.performer = performer
+
+    def can_assign(self, user, task) -> bool:
+        return policy.may_take_task(user, task)
+
+    def can_unassign(self, user, task) -> bool:
+        return policy.may_release_task(user, task)
+
+    @property
+    def view_path(self):
+        return path(
+            f"<int:process_pk>/{self.name}/<int:task_pk>/execute/",
+            _finished_steps_lead_to_the_case(self, utils.wrap_view(self, self.view)),
+            name="execute",
+        )
+
+
+def team_member(case, role: str):
+    """Who a step of ``role`` is assigned to: the newest active member of the case's team
+    in that role (a member who left — an inactive account — gets no new task); ``None``
+    when there is none (the task then waits for the programme's coordinators)."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    now = timezone.now()
+    membership = (
+        case.memberships.filter(role=role, valid_from__lte=now, user__is_active=True)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
+        .select_related("user")
+        .order_by("-valid_from", "-pk")
+        .first()
+    )
+    return membership.user if membership else None

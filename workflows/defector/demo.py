@@ -1,0 +1,472 @@
+"""Demo defector cases at every level and state, driven through the flow and the services.
+
+Like ``workflows/sig_demo.py``: each case is run step by step the way the task
+views run it (the flow's start, each task claimed and executed under the flow's
+lock), so every case has its process, its open task in the right inbox or queue,
+its timeline and its access-log events. The persons are synthetic
+(samordningsnummer, made-up names, the PTS fiction phone series) and keyed on
+the slot (uuid5): running ``seed_demo`` again adds nothing. Each case is built
+in one transaction.
+
+The tests use :func:`build_case` as their flow driver too.
+
+Time travel (the same one shortcut as the SIG demo): a case shown at its review
+gets its review date moved back and its timer fired; an overdue reassessment
+gets its next-review date moved back.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from viewflow.workflow.status import STATUS
+
+from casework import personnummer as pnr
+from casework.models import Case, CaseDecision, CaseMembership, Consent, Person, User
+from casework.services import cases as case_services
+from casework.services import create_person
+from workflows.defector import services
+from workflows.defector.models import (
+    DefectorCase,
+    DefectorFlow,
+    DefectorProcess,
+    Level,
+    ReferralSource,
+    ThreatAssessment,
+    ThreatReviewFlow,
+    assess,
+    refer,
+)
+
+PURPOSE = "Demodata: avhopparärenden (seed_demo)"
+DEFECTOR_NAMESPACE = uuid.UUID("6f1d2c1e-8a8c-4e0e-9a51-5a6d656d6fde")
+
+LEAD = "anna.social"
+POLICE = "per.polis"
+COORDINATOR = "alex.avhopp"
+POLICE_COORDINATOR = "maja.avhopp"
+
+
+@dataclass(frozen=True)
+class Slot:
+    key: str
+    age: int
+    target: str  # the last step of ``STEPS`` taken (or a branch)
+    level: str = Level.LOW
+    protected_identity: int = Person.ProtectedIdentity.NONE
+    referrer: str = LEAD
+    area: str = Person.Area.VIVALLA_BARONBACKARNA
+
+
+SLOTS = [
+    Slot("referred", 24, "refer", referrer=POLICE),
+    Slot("initial-check", 31, "begin_check"),
+    Slot("not-eligible", 27, "reject"),
+    Slot("consent-pending", 17, "accept", area=Person.Area.BRICKEBACKEN),
+    Slot("partial-consent", 22, "consent_partial"),
+    Slot("joint-assessment", 29, "consents_given", area=Person.Area.VARBERGA_OXHAGEN),
+    Slot("local-intake", 19, "assess"),
+    Slot("agreement-signed", 26, "sign_agreement"),
+    Slot(
+        "active-protected",
+        23,
+        "activate",
+        protected_identity=Person.ProtectedIdentity.PROTECTED_REGISTRATION,
+    ),
+    Slot("review", 33, "begin_review"),
+    Slot("reassessment-overdue", 28, "reassessment_overdue"),
+    Slot("lowering-pending", 25, "propose_lowering", level=Level.ELEVATED),
+    Slot(
+        "handed-over-regional",
+        21,
+        "raise_to_high",
+        protected_identity=Person.ProtectedIdentity.CONFIDENTIALITY_MARKING,
+    ),
+    Slot("handed-over-national", 30, "assess", level="evidence"),
+    Slot("closed", 35, "close_completed"),
+]
+
+_MAIN = [
+    "refer",
+    "begin_check",
+    "accept",
+    "consents_given",
+    "police_check",
+    "assess",
+    "support",
+    "conditions",
+    "sign_agreement",
+    "activate",
+    "begin_review",
+]
+_BRANCHES = {
+    "reject": ["refer", "begin_check", "reject"],
+    "consent_partial": ["refer", "begin_check", "accept", "consent_partial"],
+    "reassessment_overdue": [*_MAIN[:10], "reassessment_overdue"],
+    "raise_to_high": [*_MAIN[:10], "raise_to_high"],
+    "propose_lowering": [*_MAIN[:6], "propose_lowering"],
+    "close_completed": [*_MAIN[:10], "close_completed"],
+}
+
+
+def steps_to(target: str) -> list[str]:
+    if target in _BRANCHES:
+        return _BRANCHES[target]
+    return _MAIN[: _MAIN.index(target) + 1]
+
+
+class _Request:
+    def __init__(self, user: User) -> None:
+        self.user = user
+
+
+def open_task(case: DefectorCase, node):
+    """The open task of ``node`` in the case's running process of ``node``'s flow."""
+    return (
+        DefectorProcess.objects.filter(case=case, flow_class=node.flow_class)
+        .get(finished__isnull=True)
+        .task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED])
+        .get(flow_task=node)
+    )
+
+
+@contextmanager
+def task_step(case: DefectorCase, node, user: User) -> Iterator:
+    """One POST of ``node``'s task view as ``user`` (see ``workflows.sig.demo.task_step``)."""
+    task = open_task(case, node)
+    if task.owner_id is None:
+        with task.activation() as activation:
+            if not (activation.assign.can_proceed() and node.can_assign(user, activation.task)):
+                raise PermissionDenied
+            activation.assign(user)
+    with DefectorFlow.lock(task.process_id), transaction.atomic():
+        task.refresh_from_db()
+        if not node.can_execute(user, task):
+            raise PermissionDenied
+        activation = node.activation_class(task)
+        activation.start(_Request(user))
+        yield activation
+
+
+def start_case(*, user: User, person: Person, reason: str, source: str) -> DefectorCase:
+    node = DefectorFlow.start
+    activation = node.activation_class.create(node, None, None)
+    if not node.can_execute(user, activation.task):
+        raise PermissionDenied
+    with transaction.atomic():
+        activation.start(_Request(user))
+        case = refer(user=user, person=person, source=source, reason=reason, purpose=PURPOSE)
+        activation.process.case = case
+        activation.execute()
+    return case
+
+
+def _assessment(level: str) -> dict:
+    today = timezone.localdate()
+    evidence = level == "evidence"
+    return {
+        "level": Level.HIGH if evidence else level,
+        "evidence_person": evidence,
+        "national_programme": False,
+        "basis": "Syntetisk bedömning: hot från tidigare nätverk efter avhoppet.",
+        "valid_until": today + datetime.timedelta(days=180),
+        "next_review": today + datetime.timedelta(days=60),
+    }
+
+
+class Builder:
+    """Takes one case through its steps (demo users: anna, per, alex, maja)."""
+
+    def __init__(self, users: dict[str, User], person: Person, *, level: str = Level.LOW):
+        self.users = users
+        self.person = person
+        self.level = level
+        self.case: DefectorCase | None = None
+        self.referrer = LEAD
+
+    def run(self, target: str) -> DefectorCase:
+        for name in steps_to(target):
+            getattr(self, f"step_{name}")()
+            self.case = DefectorCase.objects.get(pk=self.case.pk)
+        return self.case
+
+    def _transition(self, user, case, name, **kwargs):
+        return case_services.transition(user=user, case=case, name=name, purpose=PURPOSE, **kwargs)
+
+    @property
+    def lead(self):
+        return self.users[LEAD]
+
+    @property
+    def police(self):
+        return self.users[POLICE]
+
+    @property
+    def coordinator(self):
+        return self.users[COORDINATOR]
+
+    def step_refer(self):
+        referrer = self.users[self.referrer]
+        self.case = start_case(
+            user=referrer,
+            person=self.person,
+            reason="Syntetiskt demoärende: vill lämna ett kriminellt nätverk och har fått hot.",
+            source=ReferralSource.POLICE
+            if referrer.organisation.kind == "police"
+            else ReferralSource.SOCIAL_SERVICES,
+        )
+
+    def step_begin_check(self):
+        with task_step(self.case, DefectorFlow.check, self.coordinator) as activation:
+            case = activation.process.case
+            self._transition(self.coordinator, case, "begin_check", expected_version=case.version)
+
+    def _check(self, *, accept: bool):
+        user = self.coordinator
+        with task_step(self.case, DefectorFlow.check, user) as activation:
+            case = activation.process.case
+            note = "Motiverad att lämna; hotbild finns." if accept else "Ingen hotbild."
+            case_services.update_case(
+                user=user, case=case, purpose=PURPOSE, texts={"check_note": note}
+            )
+            if accept:
+                for member, role in (
+                    (self.lead, CaseMembership.Role.LEAD),
+                    (self.police, CaseMembership.Role.POLICE_CONTACT),
+                ):
+                    case_services.add_member(
+                        user=user, case=case, purpose=PURPOSE, member=member, role=role
+                    )
+                self._transition(user, case, "accept")
+            else:
+                self._transition(user, case, "reject", reason=note)
+            activation.execute()
+
+    def step_accept(self):
+        self._check(accept=True)
+
+    def step_reject(self):
+        self._check(accept=False)
+
+    def _consent(self, case, *, organisations, form=Consent.Form.WRITTEN):
+        from casework.selectors.persons import person_age
+
+        if (
+            person_age(case.person, on=timezone.localdate()) < 18
+            and not case.person.guardians.exists()
+        ):
+            case_services.add_guardian(
+                user=self.lead, case=case, purpose=PURPOSE, name="Vera Provsson", phone=None
+            )
+        givers = [(Consent.Giver.SELF, None)] + [
+            (Consent.Giver.GUARDIAN, g) for g in case.person.guardians.all()
+        ]
+        for giver, guardian in givers:
+            case_services.record_consent(
+                user=self.lead,
+                case=case,
+                purpose=PURPOSE,
+                giver=giver,
+                guardian=guardian,
+                decision=Consent.Decision.GIVEN,
+                form=form,
+                organisations=organisations,
+            )
+
+    def step_consents_given(self):
+        with task_step(self.case, DefectorFlow.consent, self.lead) as activation:
+            case = activation.process.case
+            self._consent(case, organisations=[case.owner_organisation, self.police.organisation])
+            self._transition(self.lead, case, "consents_given")
+            activation.execute()
+
+    def step_consent_partial(self):
+        """The person leaves the police out: the method is ruled out."""
+        with task_step(self.case, DefectorFlow.consent, self.lead) as activation:
+            case = activation.process.case
+            self._consent(case, organisations=[case.owner_organisation])
+            self._transition(self.lead, case, "consent_insufficient")
+            activation.execute()
+
+    def step_police_check(self):
+        with task_step(self.case, DefectorFlow.assess_threat, self.police) as activation:
+            services.record_police_check(
+                user=self.police,
+                case=activation.process.case,
+                purpose=PURPOSE,
+                note="Syntetisk slagning: tidigare narkotikabrott.",
+            )
+
+    def step_assess(self):
+        with task_step(self.case, DefectorFlow.assess_threat, self.police) as activation:
+            assess(
+                user=self.police,
+                case=activation.process.case,
+                purpose=PURPOSE,
+                **_assessment(self.level),
+            )
+            activation.execute()
+
+    def step_support(self):
+        with task_step(self.case, DefectorFlow.intake, self.coordinator) as activation:
+            case_services.record_decision(
+                user=self.coordinator,
+                case=activation.process.case,
+                purpose=PURPOSE,
+                decision=CaseDecision.Decision.START,
+            )
+
+    def step_conditions(self):
+        with task_step(self.case, DefectorFlow.intake, self.coordinator) as activation:
+            services.accept_conditions(
+                user=self.coordinator,
+                case=activation.process.case,
+                purpose=PURPOSE,
+                no_crime=True,
+                drug_free=True,
+                drug_tests=True,
+            )
+
+    def step_sign_agreement(self):
+        with task_step(self.case, DefectorFlow.intake, self.coordinator) as activation:
+            self._transition(self.coordinator, activation.process.case, "sign_agreement")
+
+    def step_activate(self):
+        with task_step(self.case, DefectorFlow.intake, self.coordinator) as activation:
+            case = activation.process.case
+            case_services.update_case(
+                user=self.coordinator,
+                case=case,
+                purpose=PURPOSE,
+                review_date=timezone.localdate() + datetime.timedelta(days=90),
+            )
+            self._transition(self.coordinator, case, "activate")
+            activation.execute()
+
+    def step_begin_review(self):
+        fire_review_timer(self.case, days_ago=2)
+        with task_step(self.case, DefectorFlow.review, self.lead) as activation:
+            self._transition(self.lead, activation.process.case, "begin_review")
+
+    def step_reassessment_overdue(self):
+        fire_reassessment_timer(self.case, days_ago=3)
+
+    def step_raise_to_high(self):
+        from workflows.defector.models import reassess
+
+        reassess(user=self.police, case=self.case, purpose=PURPOSE, **_assessment(Level.HIGH))
+
+    def step_propose_lowering(self):
+        from workflows.defector.models import reassess
+
+        reassess(user=self.police, case=self.case, purpose=PURPOSE, **_assessment(Level.LOW))
+
+    def step_close_completed(self):
+        from workflows.defector.models import close
+
+        close(
+            user=self.coordinator,
+            case=self.case,
+            purpose=PURPOSE,
+            reason=Case.CloseReason.COMPLETED,
+            note="Programmet genomfört.",
+        )
+
+
+def fire_review_timer(case: DefectorCase, *, days_ago: int) -> None:
+    """Demo time travel: the review date ``days_ago`` back; fire the review timer."""
+    from workflows.defector.models import _review_time
+
+    review = timezone.localdate() - datetime.timedelta(days=days_ago)
+    Case.objects.filter(pk=case.pk).update(review_date=review)
+    case.review_date = review
+    timer = open_task(case, DefectorFlow.wait_for_review)
+    with timer.activation() as activation:
+        timer.scheduled = _review_time(activation)
+        timer.save(update_fields=["scheduled"])
+        activation.start()
+        activation.execute()
+
+
+def fire_reassessment_timer(case: DefectorCase, *, days_ago: int) -> None:
+    """Demo time travel: the next review date of the assessment in force ``days_ago`` back;
+    fire the threat review's timer (the reassessment task appears)."""
+    from workflows.defector.models import _reassessment_time
+
+    ThreatAssessment.objects.filter(case=case, state=ThreatAssessment.State.IN_FORCE).update(
+        next_review=timezone.localdate() - datetime.timedelta(days=days_ago)
+    )
+    timer = open_task(case, ThreatReviewFlow.wait_for_reassessment)
+    with timer.activation() as activation:
+        timer.scheduled = _reassessment_time(activation)
+        timer.save(update_fields=["scheduled"])
+        activation.start()
+        activation.execute()
+
+
+def person_id(slot: Slot) -> uuid.UUID:
+    return uuid.uuid5(DEFECTOR_NAMESPACE, slot.key)
+
+
+def _person(slot: Slot, index: int) -> Person:
+    from casework.management.commands.seed_demo import FIRST_NAMES, STREETS, SURNAME_ENDINGS
+
+    today = timezone.localdate()
+    born = today.replace(year=today.year - slot.age, day=1) - datetime.timedelta(
+        days=40 + 9 * index
+    )
+    name = f"{FIRST_NAMES[(index * 7 + 3) % len(FIRST_NAMES)]} Avhopp{SURNAME_ENDINGS[index % 9]}"
+    for step in range(1000):
+        serial = (500 + index * 7 + step) % 1000
+        ten = pnr.with_check_digit(f"{born:%y%m}{born.day + 60:02d}{serial:03d}")
+        try:
+            return create_person(
+                user=None,
+                purpose=PURPOSE,
+                person_id=person_id(slot),
+                name=name,
+                personnummer=f"{born:%Y}"[:2] + ten,
+                area=slot.area,
+                protected_identity=slot.protected_identity,
+                address=f"{STREETS[index % len(STREETS)]} {index + 11}, Örebro",
+                phone=f"070-174 06 {30 + index:02d}",
+                note="Syntetisk demoperson (avhopparärende): påhittade uppgifter.",
+            )
+        except ValidationError as error:
+            if "personnummer" not in getattr(error, "error_dict", {}):
+                raise
+    raise RuntimeError("no free synthetic number for a defector demo person")
+
+
+def build_case(slot: Slot, *, index: int = 0) -> DefectorCase:
+    users = {
+        u.username: u
+        for u in User.objects.filter(username__in=[LEAD, POLICE, COORDINATOR, POLICE_COORDINATOR])
+    }
+    with transaction.atomic():
+        builder = Builder(users, _person(slot, index), level=slot.level)
+        builder.referrer = slot.referrer
+        return builder.run(slot.target)
+
+
+def seed_defector_cases(stdout, *, enabled: bool) -> int:
+    """Create the defector demo cases that do not exist yet (``seed_demo``'s one line)."""
+    if not enabled:
+        return 0
+    existing = set(
+        Person.objects.filter(pk__in=[person_id(s) for s in SLOTS]).values_list("pk", flat=True)
+    )
+    created = 0
+    for index, slot in enumerate(SLOTS):
+        if person_id(slot) not in existing:
+            build_case(slot, index=index)
+            created += 1
+    stdout.write(f"Avhopparärenden (demo): {created} nya, {len(SLOTS)} totalt.")
+    return created

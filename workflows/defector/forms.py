@@ -1,0 +1,255 @@
+"""Forms of the defector programme's steps: input validation with Swedish messages.
+
+The rules (who may, which state, routing) live in the services and the state
+machine; a ``ValidationError`` they raise is put back on the form.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from casework.models import Case, Person
+from casework.roles import POLICE_CONTACT, SOCIAL_WORKER
+from workflows.common.forms import LONG_TEXT, TEXT, ReferralForm, VersionedForm
+from workflows.defector.models import CLOSE_REASONS, Level, ReferralSource
+
+DATE = forms.DateInput(attrs={"type": "date"})
+
+
+def _future(value):
+    if value is not None and value <= timezone.localdate():
+        raise ValidationError(_("The date must be in the future."))
+    return value
+
+
+class DefectorReferralForm(ReferralForm):
+    source = forms.ChoiceField(label=_("Referred by"), choices=ReferralSource.choices)
+    protected_identity = forms.TypedChoiceField(
+        label=_("Protected identity"),
+        choices=Person.ProtectedIdentity.choices,
+        coerce=int,
+        initial=Person.ProtectedIdentity.NONE,
+        help_text=_("Used for a new person only; a registered person keeps theirs."),
+    )
+
+    field_order = ["personnummer", "name", "area", "phone", "address", "protected_identity"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].help_text = _(
+            "Why the person wants to leave, and what is known of the threat."
+        )
+
+
+class InitialCheckForm(VersionedForm):
+    ACCEPT = "accept"
+    REJECT = "reject"
+
+    outcome = forms.ChoiceField(
+        label=_("Outcome"),
+        choices=[
+            (ACCEPT, _("Accept: form the team and ask for consent")),
+            (REJECT, _("Not eligible")),
+        ],
+        widget=forms.RadioSelect,
+    )
+    lead = forms.ModelChoiceField(label=_("Lead social worker"), queryset=None, required=False)
+    police_contact = forms.ModelChoiceField(
+        label=_("Police contact officer"), queryset=None, required=False
+    )
+    note = forms.CharField(
+        label=_("Initial check"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=TEXT,
+        required=False,
+        help_text=_("Motivation to leave, the threat described, other agencies involved."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from casework.models import User
+
+        active = User.objects.filter(is_active=True).select_related("organisation")
+        self.fields["lead"].queryset = active.filter(groups__name=SOCIAL_WORKER)
+        self.fields["police_contact"].queryset = active.filter(groups__name=POLICE_CONTACT)
+        for name in ("lead", "police_contact"):
+            self.fields[name].label_from_instance = lambda u: (
+                f"{u.get_full_name() or u.username} ({u.organisation})"
+            )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("outcome") == self.ACCEPT:
+            if not data.get("lead"):
+                self.add_error("lead", _("Choose the lead social worker."))
+            if not data.get("police_contact"):
+                self.add_error("police_contact", _("Choose the police contact officer."))
+        if data.get("outcome") == self.REJECT and not data.get("note"):
+            self.add_error("note", _("Describe the reason."))
+        return data
+
+
+class PoliceCheckForm(VersionedForm):
+    note = forms.CharField(
+        label=_("Result of the police check"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=LONG_TEXT,
+        help_text=_("Criminal history and intelligence from police systems, in brief."),
+    )
+
+
+class AssessmentForm(VersionedForm):
+    level = forms.ChoiceField(
+        label=_("Threat level"), choices=Level.choices, widget=forms.RadioSelect
+    )
+    evidence_person = forms.BooleanField(
+        label=_("Evidence person (bevisperson)"),
+        required=False,
+        help_text=_("An evidence person never enters the local programme."),
+    )
+    national_programme = forms.BooleanField(
+        label=_("Case for the national programme (särskilt personsäkerhetsarbete)"),
+        required=False,
+    )
+    basis = forms.CharField(
+        label=_("Basis of the assessment"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=LONG_TEXT,
+    )
+    valid_until = forms.DateField(label=_("Valid until"), widget=DATE)
+    next_review = forms.DateField(label=_("Next reassessment"), widget=DATE)
+
+    def clean_valid_until(self):
+        return _future(self.cleaned_data.get("valid_until"))
+
+    def clean_next_review(self):
+        return _future(self.cleaned_data.get("next_review"))
+
+    def clean(self):
+        data = super().clean()
+        valid, review = data.get("valid_until"), data.get("next_review")
+        if valid and review and review > valid:
+            self.add_error(
+                "next_review", _("The next reassessment must be on or before the end date.")
+            )
+        return data
+
+    def values(self) -> dict:
+        data = self.cleaned_data
+        return {
+            name: data[name]
+            for name in (
+                "level",
+                "evidence_person",
+                "national_programme",
+                "basis",
+                "valid_until",
+                "next_review",
+            )
+        }
+
+
+class LoweringDecisionForm(VersionedForm):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+    outcome = forms.ChoiceField(
+        label=_("Decision on the lowered threat level"),
+        choices=[(APPROVE, _("Approve the lowering")), (REJECT, _("Reject the lowering"))],
+        widget=forms.RadioSelect,
+    )
+    note = forms.CharField(
+        label=_("Motivation"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=TEXT,
+        required=False,
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("outcome") == self.REJECT and not data.get("note"):
+            self.add_error("note", _("Give the reason for rejecting."))
+        return data
+
+
+class ConditionsForm(VersionedForm):
+    no_crime = forms.BooleanField(label=_("No crime"))
+    drug_free = forms.BooleanField(label=_("Drug-free"))
+    drug_tests = forms.BooleanField(label=_("Accepts drug tests"))
+
+
+class ActivateForm(VersionedForm):
+    review_date = forms.DateField(label=_("Review date"), widget=DATE)
+
+    def clean_review_date(self):
+        return _future(self.cleaned_data.get("review_date"))
+
+
+_CLOSE_CHOICES = [
+    (value, label) for value, label in Case.CloseReason.choices if value in CLOSE_REASONS
+]
+
+
+class ReviewForm(VersionedForm):
+    CONTINUE = "continue"
+    CLOSE = "close"
+
+    outcome = forms.ChoiceField(
+        label=_("Outcome"),
+        choices=[(CONTINUE, _("Continue with a new review date")), (CLOSE, _("Close the case"))],
+        widget=forms.RadioSelect,
+    )
+    review_date = forms.DateField(label=_("Next review date"), required=False, widget=DATE)
+    close_reason = forms.ChoiceField(
+        label=_("Close reason"), choices=[("", "—"), *_CLOSE_CHOICES], required=False
+    )
+    note = forms.CharField(
+        label=_("Review note"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=LONG_TEXT,
+        required=False,
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("outcome") == self.CONTINUE:
+            try:
+                if not _future(data.get("review_date")):
+                    self.add_error("review_date", _("Set the next review date."))
+            except ValidationError as error:
+                self.add_error("review_date", error)
+        if data.get("outcome") == self.CLOSE and not data.get("close_reason"):
+            self.add_error("close_reason", _("Choose the close reason."))
+        return data
+
+
+class DefectorCloseForm(VersionedForm):
+    close_reason = forms.ChoiceField(label=_("Close reason"), choices=_CLOSE_CHOICES)
+    note = forms.CharField(
+        label=_("Note"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=LONG_TEXT,
+        required=False,
+    )
+
+
+class SupportCloseForm(DefectorCloseForm):
+    close_reason = forms.ChoiceField(
+        label=_("Close reason"),
+        choices=[*_CLOSE_CHOICES, (Case.CloseReason.OTHER, Case.CloseReason.OTHER.label)],
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("close_reason") == Case.CloseReason.OTHER and not data.get("note"):
+            self.add_error("note", _("Describe the reason."))
+        return data
+
+
+class ProtectedIdentityForm(VersionedForm):
+    level = forms.TypedChoiceField(
+        label=_("Protected identity"), choices=Person.ProtectedIdentity.choices, coerce=int
+    )

@@ -1,0 +1,83 @@
+"""The defector programme in the programme registry (``casework.programmes``)."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.urls import path
+
+from casework import programmes
+from casework.models import Case, Reminder
+from workflows.common.viewsets import ProgrammeFlowViewset
+from workflows.defector import demo as defector_demo
+from workflows.defector import statistics as defector_statistics
+from workflows.defector import views as defector_views
+from workflows.defector.models import (
+    FINAL_STATES,
+    DefectorFlow,
+    DefectorProcess,
+    ThreatAssessment,
+    ThreatReviewFlow,
+    refer_from,
+    refer_linked,
+)
+
+
+def overdue_reassessments(today: datetime.date) -> list[Reminder]:
+    """Open defector cases whose threat assessment in force is past its next review date
+    (the defector coordinators' list: no recipient in particular)."""
+    overdue = (
+        ThreatAssessment.objects.filter(
+            state=ThreatAssessment.State.IN_FORCE, next_review__lt=today
+        )
+        .exclude(case__status__in=FINAL_STATES)
+        .values_list("pk", "case_id")
+    )
+    return [
+        Reminder(
+            kind=Reminder.Kind.REASSESSMENT_OVERDUE,
+            object_id=str(pk),
+            date=today,
+            case_id=case_id,
+        )
+        for pk, case_id in overdue
+    ]
+
+
+def task_cases(process_ids) -> dict:
+    return dict(DefectorProcess.objects.filter(pk__in=process_ids).values_list("pk", "case_id"))
+
+
+def casework_urls() -> list:
+    return [
+        path(
+            "avhoppare/",
+            defector_views.DefectorCaseListView.as_view(),
+            name="defector_cases",
+        )
+    ]
+
+
+def register() -> None:
+    programmes.register(
+        programmes.Programme(
+            code=Case.Programme.DEFECTOR,
+            label=Case.Programme.DEFECTOR.label,
+            menu_position=20,
+            flow_viewsets=lambda: [
+                ProgrammeFlowViewset(DefectorFlow, icon="shield"),
+                ProgrammeFlowViewset(ThreatReviewFlow, icon="gpp_maybe"),
+            ],
+            casework_urls=casework_urls,
+            task_cases=task_cases,
+            reminders=(
+                programmes.ReminderSource(
+                    Reminder.Kind.REASSESSMENT_OVERDUE, overdue_reassessments
+                ),
+            ),
+            seed_demo=lambda stdout: defector_demo.seed_defector_cases(stdout, enabled=True),
+            statistics=lambda: defector_statistics.STATISTICS,
+            refer_linked=refer_linked,
+            refer_from=refer_from,
+        )
+    )

@@ -1,0 +1,116 @@
+"""The defector programme: referrals, consents, threat levels, routing, re-routings, outcomes.
+
+Counted over ``workflows_defectorcase`` only — social services' support cases
+(``DefectorSupportCase``) are also tagged ``defector`` on the shared case table
+and are not counted. Stage moments are plain columns the state machine sets
+(``workflows/defector.py``: ``consented_at``, ``consent_refused_at``,
+``assessed_at`` with the first threat level, ``routed_at`` with where the case
+went first, ``started_at``); re-routings, which can happen several times to a
+case, are its timeline's routing transitions (plain columns of
+``casework_caseevent``: kind, transition name, from and to state, moment).
+"""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+from casework.statistics.spec import Duration, Event, Person, ProgrammeStatistics, Stock
+from workflows.defector.models import CLOSE_REASONS, FirstRouting, Level
+
+PERSON = Person(
+    birth_year="p.birth_year",
+    gender="p.gender",
+    area="p.area",
+    protected_identity="p.protected_identity",
+    age_at="c.opened_at",
+)
+CASES = (
+    "workflows_defectorcase AS s"
+    " JOIN casework_case AS c ON c.id = s.case_ptr_id"
+    " JOIN casework_person AS p ON p.id = c.person_id"
+)
+# A routing transition after the first one: a raise takes the case out of the local
+# programme (or from the region to the national programme); anything else lowers it.
+REROUTINGS = (
+    "casework_caseevent AS ev"
+    " JOIN workflows_defectorcase AS s ON s.case_ptr_id = ev.case_id"
+    " JOIN casework_case AS c ON c.id = s.case_ptr_id"
+    " JOIN casework_person AS p ON p.id = c.person_id"
+)
+REROUTING_WHERE = (
+    "ev.kind = 'transition'"
+    " AND ev.transition IN ('route_local', 'hand_over_regional', 'hand_over_national')"
+    " AND ev.from_state <> 'threat_assessed'"
+)
+RAISED, LOWERED = "raised", "lowered"
+DIRECTION = (
+    "CASE WHEN ev.to_state = 'handed_over_national' OR (ev.to_state = 'handed_over_regional'"
+    f" AND ev.from_state <> 'handed_over_national') THEN '{RAISED}' ELSE '{LOWERED}' END"
+)
+
+STATISTICS = ProgrammeStatistics(
+    code="defector",
+    label=_("Defector programme"),
+    source=CASES,
+    where="c.programme = 'defector'",
+    events=[
+        Event("referred", _("Referrals"), "c.opened_at"),
+        Event("consent_given", _("Consents given"), "s.consented_at"),
+        Event("consent_refused", _("Consents refused or partial"), "s.consent_refused_at"),
+        Event(
+            "assessed",
+            _("Threat assessments (first)"),
+            "s.assessed_at",
+            detail="s.assessed_level",
+            detail_label=_("Threat level"),
+            detail_choices=Level.choices,
+        ),
+        Event(
+            "routed",
+            _("Routed (first)"),
+            "s.routed_at",
+            detail="s.routed_to",
+            detail_label=_("Routing"),
+            detail_choices=FirstRouting.choices,
+        ),
+        Event(
+            "rerouted",
+            _("Re-routings"),
+            "ev.at",
+            detail=DIRECTION,
+            detail_label=_("Direction"),
+            detail_choices=[(RAISED, _("Threat raised")), (LOWERED, _("Threat lowered"))],
+            source=REROUTINGS,
+            where=REROUTING_WHERE,
+            person=PERSON,
+        ),
+        Event("started", _("Local programme started"), "s.started_at"),
+        Event(
+            "closed",
+            _("Closures"),
+            "c.closed_at",
+            detail="c.close_reason",
+            detail_label=_("Outcome"),
+            detail_choices=[(reason.value, reason.label) for reason in CLOSE_REASONS],
+        ),
+    ],
+    stocks=[
+        Stock("open", _("Open at the end of the period"), "c.opened_at", "c.closed_at"),
+    ],
+    durations=[
+        Duration(
+            "referral_to_routing", _("Days from referral to routing"), "c.opened_at", "s.routed_at"
+        ),
+        Duration(
+            "referral_to_assessment",
+            _("Days from referral to threat assessment"),
+            "c.opened_at",
+            "s.assessed_at",
+        ),
+    ],
+    person=PERSON,
+    age_bands=[(None, 17), (18, 20), (21, 25), (26, None)],
+    entry="referred",
+    open_stock="open",
+    chart_measures=("referred", "routed", "rerouted", "closed"),
+)

@@ -1,0 +1,733 @@
+"""The defector programme's pages: the flow's task views, the case page (and the
+support case's), and the programme's case list with the coordinators' overdue
+reassessments and pending lowerings. Thin: the services and selectors do the work.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
+from django.views.generic import View
+
+from casework import policy
+from casework.models import Action, Case, CaseDecision, CaseMembership
+from casework.selectors import find_person
+from casework.selectors.cases import CaseNotFound, get_case_page, list_cases
+from casework.services import cases as case_services
+from casework.services import create_person
+from casework.services.cases import CaseConflict, CaseDenied
+from workflows.common import forms
+from workflows.common.case_page import timeline_rows
+from workflows.defector import forms as dforms
+from workflows.defector import services as defector_services
+from workflows.defector.models import (
+    ASSESSABLE_STATES,
+    FINAL_STATES,
+    HANDED_OVER_STATES,
+    LOCAL_STATES,
+    DefectorCase,
+    DefectorSupportCase,
+    Status,
+    ThreatAssessment,
+)
+from workflows.defector.selectors import hand_over_notice, overdue_reassessments, threat_assessments
+from workflows.sig.views import (
+    RecordsConsents,
+    case_url,
+    denied,
+    put_errors,
+    referral_receipt,
+    screening_context,
+)
+from workflows.sig.views import StepView as SigStepView
+
+PURPOSE_PREFIX = _("Defector programme")
+
+
+def _refused(request, error: CaseDenied):
+    """A refusal (already in the access log): 403 with its reason."""
+    response = denied(request)
+    if str(error.message) != str(CaseDenied().message):
+        messages.error(request, error.message)
+    return response
+
+
+class StepView(SigStepView):
+    template_name = "workflows/defector/task.html"
+    purpose = _("Defector programme: work on the case")
+
+    def extra_context(self):
+        return {"Status": Status}
+
+
+# --- Start: the referral ----------------------------------------------------------------------
+
+
+class ReferralView(View):
+    template_name = "workflows/defector/referral.html"
+    purpose = _("Defector programme: registering a referral")
+
+    def get(self, request, *args, **kwargs):
+        return self.render(dforms.DefectorReferralForm())
+
+    def render(self, form):
+        return TemplateResponse(self.request, self.template_name, {"form": form})
+
+    def post(self, request, *args, **kwargs):
+        form = dforms.DefectorReferralForm(request.POST)
+        if not form.is_valid():
+            return self.render(form)
+        data = form.cleaned_data
+        purpose = str(self.purpose)
+        try:
+            with transaction.atomic():
+                person = find_person(
+                    user=request.user, purpose=purpose, personnummer=data["personnummer"]
+                )
+                if person is None:
+                    person = create_person(
+                        user=request.user,
+                        purpose=purpose,
+                        name=data["name"],
+                        personnummer=data["personnummer"],
+                        area=data["area"],
+                        phone=data["phone"] or None,
+                        address=data["address"] or None,
+                        protected_identity=data["protected_identity"],
+                    )
+                from workflows.defector.models import refer
+
+                case = refer(
+                    user=request.user,
+                    person=person,
+                    source=data["source"],
+                    reason=data["reason"],
+                    purpose=purpose,
+                )
+                request.activation.process.case = case
+                request.activation.execute()
+        except ValidationError as error:
+            put_errors(form, error)
+            return self.render(form)
+        except CaseDenied:
+            return denied(request)
+        return referral_receipt(request, form=form, case=case, title=_("New defector referral"))
+
+
+# --- Initial check -----------------------------------------------------------------------------
+
+
+class InitialCheckView(StepView):
+    purpose = _("Defector programme: initial check")
+    intro = _(
+        "Take the referral up: is the person motivated to leave, and is there a threat? "
+        "Form the team with a lead social worker and a police contact officer."
+    )
+    begin_label = _("Start the initial check")
+    actions = {"begin": forms.VersionedForm, "check": dforms.InitialCheckForm}
+
+    def available(self):
+        return {"begin"} if self.case.status == Status.REFERRED else {"check"}
+
+    def extra_context(self):
+        return {**super().extra_context(), **screening_context(self)}
+
+    def do_begin(self, form):
+        self.transition("begin_check", expected_version=self.version(form))
+        return self.stay(_("Initial check started."))
+
+    def do_check(self, form):
+        data = form.cleaned_data
+        user, purpose = self.request.user, str(self.purpose)
+        case_services.update_case(
+            user=user,
+            case=self.case,
+            purpose=purpose,
+            texts={"check_note": data["note"] or None},
+            expected_version=self.version(form),
+        )
+        if data["outcome"] == dforms.InitialCheckForm.REJECT:
+            self.transition("reject", reason=data["note"])
+            return self.finish(_("The person is not eligible; the case is closed."))
+        for member, role in (
+            (data["lead"], CaseMembership.Role.LEAD),
+            (data["police_contact"], CaseMembership.Role.POLICE_CONTACT),
+        ):
+            case_services.add_member(
+                user=user, case=self.case, purpose=purpose, member=member, role=role
+            )
+        self.transition("accept")
+        return self.finish(_("Accepted; the lead social worker asks for written consent."))
+
+
+# --- Consent -----------------------------------------------------------------------------------
+
+
+class ConsentView(RecordsConsents, StepView):
+    purpose = _("Defector programme: recording consent")
+    intro = _(
+        "Record the person's written consent (and, under 18, every guardian's). It must cover "
+        "every agency involved: leaving one out rules the method out."
+    )
+    actions = {
+        "guardian": forms.GuardianForm,
+        "consent": forms.ConsentForm,
+        "complete": forms.VersionedForm,
+        "insufficient": forms.VersionedForm,
+    }
+
+    def form_kwargs(self, name):
+        if name == "consent":
+            page = get_case_page(user=self.request.user, purpose=str(self.purpose), case=self.case)
+            return {"guardians": page.guardians}
+        return {}
+
+    def initial(self, name):
+        initial = super().initial(name)
+        if name == "consent":
+            from workflows.defector.models import involved_organisations
+
+            initial["organisations"] = sorted(involved_organisations(self.case))
+            initial["form"] = "written"
+        return initial
+
+    def unmet(self):
+        return case_services.unmet_conditions(self.case, "consents_given")
+
+    def do_complete(self, form):
+        self.transition("consents_given", expected_version=self.version(form))
+        return self.finish(_("Consent complete: the police check and the joint assessment follow."))
+
+    def do_insufficient(self, form):
+        self.transition("consent_insufficient", expected_version=self.version(form))
+        return self.finish(_("Not eligible: the consent does not cover every agency in writing."))
+
+
+# --- Police check and threat assessment ----------------------------------------------------------
+
+
+class AssessmentView(StepView):
+    purpose = _("Defector programme: police check and threat assessment")
+    intro = _(
+        "Record the check of police systems (allowed now that consent is recorded), then the "
+        "threat assessment. The level routes the case: LOW to the local programme, ELEVATED "
+        "or HIGH to the police region, an evidence person or a national case nationally."
+    )
+    actions = {"police_check": dforms.PoliceCheckForm, "assess": dforms.AssessmentForm}
+
+    def available(self):
+        return {"police_check"} if self.case.police_checked_at is None else {"assess"}
+
+    def do_police_check(self, form):
+        try:
+            defector_services.record_police_check(
+                user=self.request.user,
+                case=self.case,
+                purpose=str(self.purpose),
+                note=form.cleaned_data["note"],
+                expected_version=self.version(form),
+            )
+        except CaseDenied as error:
+            messages.error(self.request, error.message)
+            raise
+        return self.stay(_("The police check is recorded."))
+
+    def do_assess(self, form):
+        from workflows.defector.models import assess
+
+        assess(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            expected_version=self.version(form),
+            **form.values(),
+        )
+        return self.finish(_("The threat assessment is recorded and the case routed."))
+
+
+# --- The local programme -------------------------------------------------------------------------
+
+
+class IntakeView(StepView):
+    purpose = _("Defector programme: local intake")
+    intro = _(
+        "Social services decide on support; the person accepts the conditions (no crime, "
+        "drug-free, drug tests); then the agreement is signed and the programme starts."
+    )
+    actions = {
+        "support": forms.DecisionForm,
+        "conditions": dforms.ConditionsForm,
+        "sign": forms.VersionedForm,
+        "activate": dforms.ActivateForm,
+    }
+
+    def available(self):
+        if self.case.status == Status.AGREEMENT_SIGNED:
+            return {"activate"}
+        if self.case.status != Status.LOCAL_INTAKE:
+            return set()
+        found = set()
+        if not self.case.decisions.filter(agency="social_services").exists():
+            found.add("support")
+        if self.case.conditions_accepted_at is None:
+            found.add("conditions")
+        return found or {"sign"}
+
+    def unmet(self):
+        if self.case.status == Status.LOCAL_INTAKE:
+            return case_services.unmet_conditions(self.case, "sign_agreement")
+        return []
+
+    def do_support(self, form):
+        data = form.cleaned_data
+        case_services.record_decision(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            decision=data["decision"],
+            note=data["note"] or None,
+            expected_version=self.version(form),
+        )
+        if data["decision"] == CaseDecision.Decision.DECLINE:
+            from workflows.defector.models import close
+
+            close(
+                user=self.request.user,
+                case=self.case,
+                purpose=str(self.purpose),
+                reason=Case.CloseReason.NOT_ELIGIBLE,
+                note=data["note"],
+            )
+            messages.success(
+                self.request, _("Social services decided against support: the case is closed.")
+            )
+            return HttpResponseRedirect(case_url(self.case))
+        return self.stay(_("The support decision is recorded."))
+
+    def do_conditions(self, form):
+        data = form.cleaned_data
+        defector_services.accept_conditions(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            no_crime=data["no_crime"],
+            drug_free=data["drug_free"],
+            drug_tests=data["drug_tests"],
+            expected_version=self.version(form),
+        )
+        return self.stay(_("The accepted conditions are recorded."))
+
+    def do_sign(self, form):
+        self.transition("sign_agreement", expected_version=self.version(form))
+        return self.stay(_("The agreement is signed."))
+
+    def do_activate(self, form):
+        case_services.update_case(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            review_date=form.cleaned_data["review_date"],
+            expected_version=self.version(form),
+        )
+        self.transition("activate")
+        return self.finish(_("The programme has started."))
+
+
+class ReviewView(StepView):
+    purpose = _("Defector programme: review")
+    intro = _("The review date has come: review the support, then continue or close the case.")
+    begin_label = _("Start the review")
+    actions = {"begin": forms.VersionedForm, "review": dforms.ReviewForm}
+
+    def available(self):
+        return {"begin"} if self.case.status == Status.ACTIVE else {"review"}
+
+    def unmet(self):
+        if self.case.status == Status.ACTIVE:
+            return case_services.unmet_conditions(self.case, "begin_review")
+        return []
+
+    def do_begin(self, form):
+        self.transition("begin_review", expected_version=self.version(form))
+        return self.stay(_("Review started."))
+
+    def do_review(self, form):
+        data = form.cleaned_data
+        user, purpose = self.request.user, str(self.purpose)
+        if data["outcome"] == dforms.ReviewForm.CONTINUE:
+            case_services.update_case(
+                user=user,
+                case=self.case,
+                purpose=purpose,
+                review_date=data["review_date"],
+                expected_version=self.version(form),
+            )
+            self.transition("continue_case", reason=data["note"] or None)
+            return self.finish(_("The case continues until the next review."))
+        defector_services.close_defector_case(
+            user=user,
+            case=self.case,
+            purpose=purpose,
+            reason=data["close_reason"],
+            note=data["note"] or None,
+            expected_version=self.version(form),
+        )
+        from workflows.defector.models import stop_threat_review
+
+        stop_threat_review(self.case)
+        return self.finish(_("The case is closed."))
+
+
+# --- The threat review: reassessment on its date, approval of a lowering ---------------------
+
+
+class ThreatReviewStepView(StepView):
+    """A step of the threat review: the case with its threat level and history."""
+
+    def extra_context(self):
+        from workflows.defector.models import current_assessment, pending_lowering, reassessment_due
+
+        return {
+            "Status": Status,
+            "show_threat": True,
+            "assessments": threat_assessments(
+                user=self.request.user, purpose=str(self.purpose), case=self.case
+            ),
+            "current": current_assessment(self.case),
+            "pending": pending_lowering(self.case),
+            "reassessment_due": reassessment_due(self.case),
+        }
+
+
+class ReassessTaskView(ThreatReviewStepView):
+    purpose = _("Defector programme: reassessing the threat")
+    intro = _(
+        "The threat assessment has reached its next review date: record a new assessment. "
+        "A raised level re-routes the case at once; a lowered one needs a police "
+        "coordinator's approval."
+    )
+    actions = {"reassess": dforms.AssessmentForm}
+
+    def do_reassess(self, form):
+        from workflows.defector.models import record_reassessment
+
+        assessment = record_reassessment(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            expected_version=self.version(form),
+            **form.values(),
+        )
+        if assessment.state == ThreatAssessment.State.PENDING:
+            return self.finish(
+                _("The lowered threat level awaits a police coordinator's approval.")
+            )
+        return self.finish(_("The reassessment is in force and the case is routed by it."))
+
+
+class LoweringTaskView(ThreatReviewStepView):
+    purpose = _("Defector programme: deciding on a lowered threat level")
+    intro = _(
+        "A reassessment lowered the threat level. Approve it (the case is routed by it at "
+        "once) or reject it with a reason (the earlier assessment stays in force)."
+    )
+    actions = {"lowering": dforms.LoweringDecisionForm}
+
+    def do_lowering(self, form):
+        from workflows.defector.models import approve_or_reject_lowering
+
+        approve = form.cleaned_data["outcome"] == dforms.LoweringDecisionForm.APPROVE
+        approve_or_reject_lowering(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            approve=approve,
+            note=form.cleaned_data["note"] or None,
+        )
+        if approve:
+            return self.finish(_("The lowering is approved and the case is routed by it."))
+        return self.finish(_("The lowering is rejected; the earlier assessment stays in force."))
+
+
+# --- The case page -----------------------------------------------------------------------------
+
+
+class DefectorCasePageView(View):
+    """A defector case (or a support case): person, threat level and its history, team,
+    consents, support actions, timeline — and what this user can do. A local user of a
+    handed-over case sees only the hand-over."""
+
+    template_name = "workflows/defector/case_page.html"
+    support_template_name = "workflows/defector/support_case_page.html"
+    notice_template_name = "workflows/defector/handed_over.html"
+    purpose = _("Defector programme: reading the case")
+
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.can_use_task_inbox(request.user):
+            return denied(request)
+        case_id = kwargs["case_id"]
+        self.case = DefectorCase.objects.select_related("person").filter(pk=case_id).first()
+        if self.case is None:
+            self.case = get_object_or_404(
+                DefectorSupportCase.objects.select_related("person"), pk=case_id
+            )
+        self.is_support = isinstance(self.case, DefectorSupportCase)
+        return super().dispatch(request, *args, **kwargs)
+
+    # --- what the page offers ---------------------------------------------------------
+
+    def form_classes(self) -> dict:
+        if self.is_support:
+            return {"action": forms.ActionForm, "close": dforms.SupportCloseForm}
+        return {
+            "action": forms.ActionForm,
+            "reassess": dforms.AssessmentForm,
+            "lowering": dforms.LoweringDecisionForm,
+            "protected_identity": dforms.ProtectedIdentityForm,
+            "close": dforms.DefectorCloseForm,
+        }
+
+    def can(self) -> dict:
+        user, case = self.request.user, self.case
+        if self.is_support:
+            open_case = case.status == "open"
+            return {
+                "action": open_case and not policy.is_police(user),
+                "close": open_case
+                and case_services.may_transition(user=user, case=case, name="close"),
+            }
+        from workflows.defector import models as defector
+
+        open_case = case.status not in FINAL_STATES
+        return {
+            "action": case.status in (*LOCAL_STATES, *HANDED_OVER_STATES),
+            "reassess": case.status in ASSESSABLE_STATES
+            and case.status != Status.JOINT_ASSESSMENT
+            and defector.police_assessor(case, user),
+            "lowering": open_case
+            and defector.police_coordinator(case, user)
+            and defector.pending_lowering(case) is not None,
+            "protected_identity": open_case
+            and (policy.coordinates(user, case) or policy.named_handler(user, case)),
+            "close": open_case and case_services.may_transition(user=user, case=case, name="close"),
+        }
+
+    def build_forms(self, bound=None, data=None) -> dict:
+        built = {}
+        for name, form_class in self.form_classes().items():
+            auto_id = f"id_{name}-%s"
+            if name == bound:
+                built[name] = form_class(data, auto_id=auto_id)
+            else:
+                initial = {"version": self.case.version}
+                if name == "action":
+                    initial["status"] = Action.Status.PLANNED
+                if name == "protected_identity":
+                    initial["level"] = self.case.person.protected_identity
+                built[name] = form_class(initial=initial, auto_id=auto_id)
+        return built
+
+    def render(self, built, status=200):
+        user, purpose = self.request.user, str(self.purpose)
+        try:
+            page = get_case_page(user=user, purpose=purpose, case=self.case)
+        except CaseNotFound:
+            return self.render_notice()
+        context = {
+            "page": page,
+            "case": self.case,
+            "forms": built,
+            "can": self.can(),
+            "Status": Status,
+        }
+        if self.is_support:
+            return TemplateResponse(
+                self.request, self.support_template_name, context, status=status
+            )
+        from workflows.defector.models import current_assessment, pending_lowering, reassessment_due
+
+        process_tasks = []
+        for process in self.case.processes.filter(finished__isnull=True):
+            process_tasks += [
+                (
+                    task,
+                    task.flow_task.reverse("index", args=[task.process_id, task.pk])
+                    if task.flow_task.can_execute(user, task)
+                    or task.flow_task.can_assign(user, task)
+                    else None,
+                )
+                for task in process.task_set.filter(flow_task_type="HUMAN")
+                .exclude(status__in=["DONE", "CANCELED"])
+                .select_related("owner")
+            ]
+        context.update(
+            {
+                "assessments": threat_assessments(user=user, purpose=purpose, case=self.case),
+                "current": current_assessment(self.case),
+                "pending": pending_lowering(self.case),
+                "reassessment_due": reassessment_due(self.case),
+                "tasks": process_tasks,
+                "timeline": timeline_rows(page.timeline, Status.choices),
+                "State": ThreatAssessment.State,
+            }
+        )
+        return TemplateResponse(self.request, self.template_name, context, status=status)
+
+    def render_notice(self):
+        if self.is_support:
+            raise Http404
+        try:
+            notice = hand_over_notice(
+                user=self.request.user, purpose=str(self.purpose), case=self.case
+            )
+        except CaseNotFound:
+            raise Http404 from None
+        return TemplateResponse(
+            self.request, self.notice_template_name, {"notice": notice, "case": self.case}
+        )
+
+    def get(self, request, case_id):
+        return self.render(self.build_forms())
+
+    def post(self, request, case_id):
+        action = request.POST.get("_action", "")
+        can = self.can() if policy.case_access(request.user, self.case) else {}
+        if action not in self.form_classes() or not can.get(action):
+            if not policy.case_access(request.user, self.case):
+                raise Http404
+            messages.error(request, _("That is not available."))
+            return HttpResponseRedirect(case_url(self.case))
+        built = self.build_forms(bound=action, data=request.POST)
+        form = built[action]
+        if form.is_valid():
+            try:
+                with transaction.atomic():
+                    message = getattr(self, f"do_{action}")(form)
+                messages.success(request, message)
+                return HttpResponseRedirect(case_url(self.case))
+            except ValidationError as error:
+                put_errors(form, error)
+            except CaseConflict as conflict:
+                messages.error(request, conflict.message)
+                self.case.refresh_from_db()
+            except CaseDenied as error:
+                return _refused(request, error)
+        return self.render(built)
+
+    # --- actions ---------------------------------------------------------------------
+
+    def do_action(self, form):
+        data = form.cleaned_data
+        user = self.request.user
+        case_services.add_action(
+            user=user,
+            case=self.case,
+            purpose=str(self.purpose),
+            kind=data["kind"],
+            status=data["status"],
+            date=data["date"],
+            organisation=data["organisation"] or user.organisation,
+            note=data["note"] or None,
+            visibility=data["visibility"],
+            expected_version=data["version"],
+        )
+        return _("The action is recorded.")
+
+    def do_reassess(self, form):
+        from workflows.defector.models import reassess
+
+        assessment = reassess(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            expected_version=form.cleaned_data["version"],
+            **form.values(),
+        )
+        if assessment.state == ThreatAssessment.State.PENDING:
+            return _("The lowered threat level awaits a police coordinator's approval.")
+        return _("The reassessment is in force and the case is routed by it.")
+
+    def do_lowering(self, form):
+        from workflows.defector.models import decide_lowering
+
+        approve = form.cleaned_data["outcome"] == dforms.LoweringDecisionForm.APPROVE
+        decide_lowering(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            approve=approve,
+            note=form.cleaned_data["note"] or None,
+        )
+        if approve:
+            return _("The lowering is approved and the case is routed by it.")
+        return _("The lowering is rejected; the earlier assessment stays in force.")
+
+    def do_protected_identity(self, form):
+        defector_services.set_protected_identity(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            level=form.cleaned_data["level"],
+        )
+        return _("The protected identity is recorded.")
+
+    def do_close(self, form):
+        data = form.cleaned_data
+        if self.is_support:
+            defector_services.close_defector_case(
+                user=self.request.user,
+                case=self.case,
+                purpose=str(self.purpose),
+                reason=data["close_reason"],
+                note=data["note"] or None,
+                expected_version=data["version"],
+            )
+        else:
+            from workflows.defector.models import close
+
+            close(
+                user=self.request.user,
+                case=self.case,
+                purpose=str(self.purpose),
+                reason=data["close_reason"],
+                note=data["note"] or None,
+                expected_version=data["version"],
+            )
+        return _("The case is closed.")
+
+
+# --- The programme's case list (with the coordinators' inbox sections) ----------------------------
+
+
+class DefectorCaseListView(View):
+    template_name = "workflows/defector/case_list.html"
+
+    def get(self, request):
+        user = request.user
+        if not policy.can_use_task_inbox(user):
+            return denied(request)
+        rows = list_cases(user=user, model=DefectorCase)
+        supports = list_cases(user=user, model=DefectorSupportCase)
+        from workflows.defector.models import police_coordinator
+
+        pending = [
+            row.case
+            for row in rows
+            if police_coordinator(row.case, user)
+            and row.case.assessments.filter(state=ThreatAssessment.State.PENDING).exists()
+        ]
+        return TemplateResponse(
+            request,
+            self.template_name,
+            {
+                "rows": rows,
+                "supports": supports,
+                "overdue": overdue_reassessments(user=user),
+                "pending": pending,
+            },
+        )

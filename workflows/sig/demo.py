@@ -1,0 +1,594 @@
+"""Demo SIG cases in every state, driven through the services and the flow (``seed_demo``).
+
+Each demo case is run step by step the way the task views run it: the flow's
+start creates the process, each task is claimed from its queue (as the
+"assign" button does) or taken from its owner's inbox, started with
+``activation.start(request)`` under the flow's lock, the step's services do
+the case changes, and ``activation.execute()`` finishes the task and lets the
+flow route on. So every case has its process, its open task in the right
+inbox or queue, its timeline and its access-log events, as if the demo users
+had clicked through it.
+
+The cases are synthetic persons aged 15-25 (guardians for those under 18),
+marked as such like the other demo persons. A case is keyed on its person
+(uuid5 of the slot's name): running ``seed_demo`` again adds nothing. Each
+case is built in one transaction, so an interrupted run leaves whole cases.
+
+The one shortcut is time: a plan can only be approved with a review date
+ahead, and the follow-up begins only once it has come. The cases shown at or
+after their review are therefore approved with a review date ahead, then
+moved back to a past review date (the case's date and the follow-up timer's
+due moment), and the timer is fired as ``send_reminders`` would fire it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from viewflow.workflow.status import STATUS
+
+from casework import personnummer as pnr
+from casework.models import Action, Case, CaseDecision, CaseMembership, Consent, Person, User
+from casework.services import cases as case_services
+from casework.services import create_person
+from workflows.sig.models import SigCase, SigFlow, SigProcess, after_consent_withdrawn, refer
+
+PURPOSE = "Demodata: SIG-ärenden (seed_demo)"
+SIG_NAMESPACE = uuid.UUID("6f1d2c1e-8a8c-4e0e-9a51-5a6d656d6f51")
+
+LEAD = "anna.social"
+POLICE = "per.polis"
+COORDINATOR = "sara.samordnare"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One demo case: who it is about, who referred it and how far it goes."""
+
+    key: str
+    age: int
+    target: str  # a step name of ``_STEPS`` (the last one taken), see ``seed_sig_cases``
+    guardians: int = 0
+    referrer: str = LEAD
+    area: str = Person.Area.VIVALLA_BARONBACKARNA
+    protected_identity: int = Person.ProtectedIdentity.NONE
+    options: dict = field(default_factory=dict)
+
+
+# In the order of the process; ``target`` names the last step taken.
+SLOTS = [
+    Slot("referred", 16, "refer", guardians=1, referrer="lisa.skola"),
+    Slot("screening", 19, "begin_screening", area=Person.Area.BRICKEBACKEN),
+    Slot("not-eligible", 21, "reject", area=Person.Area.OTHER),
+    Slot("consent-pending", 15, "consents_partly", guardians=2),
+    Slot("consent-refused", 17, "consent_refused", guardians=1, referrer="fredrik.fritid"),
+    Slot("decision-pending", 16, "decide_social", guardians=1, area=Person.Area.VARBERGA_OXHAGEN),
+    Slot("not-started", 22, "police_declines"),
+    Slot("planning", 18, "decide_police", area=Person.Area.BRICKEBACKEN),
+    Slot("plan-for-approval", 20, "draft_plan", referrer="lisa.skola"),
+    Slot("active", 17, "police_action", guardians=1),
+    Slot("active-adult", 23, "approve", area=Person.Area.VARBERGA_OXHAGEN),
+    Slot("review-overdue", 19, "review_due", options={"days_ago": 4}),
+    Slot(
+        "follow-up",
+        16,
+        "begin_follow_up",
+        guardians=2,
+        protected_identity=Person.ProtectedIdentity.CONFIDENTIALITY_MARKING,
+        options={"days_ago": 1},
+    ),
+    Slot("goals-met", 21, "close_goals_met", area=Person.Area.OTHER, options={"days_ago": 2}),
+    Slot("ended-by-person", 25, "close_ended_by_person", options={"days_ago": 2}),
+    Slot("consent-withdrawn", 18, "withdraw_consent"),
+    Slot("moved", 20, "close_moved", area=Person.Area.VARBERGA_OXHAGEN),
+]
+
+# The path each target lies on: the steps taken, in order.
+_MAIN = [
+    "refer",
+    "begin_screening",
+    "accept",
+    "consents_partly",
+    "consents_complete",
+    "decide_social",
+    "decide_police",
+    "draft_plan",
+    "approve",
+    "police_action",
+    "review_due",
+    "begin_follow_up",
+]
+_BRANCHES = {
+    "reject": ["refer", "begin_screening", "reject"],
+    "consent_refused": ["refer", "begin_screening", "accept", "consent_refused"],
+    "police_declines": [*_MAIN[:6], "police_declines"],
+    "close_goals_met": [*_MAIN, "close_goals_met"],
+    "close_ended_by_person": [*_MAIN, "close_ended_by_person"],
+    "withdraw_consent": [*_MAIN[:10], "withdraw_consent"],
+    "close_moved": [*_MAIN[:10], "close_moved"],
+}
+
+
+def steps_to(target: str) -> list[str]:
+    if target in _BRANCHES:
+        return _BRANCHES[target]
+    return _MAIN[: _MAIN.index(target) + 1]
+
+
+class _Request:
+    """What a task activation reads of a request: the user."""
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+
+
+def _open_task(case: SigCase, node):
+    process = SigProcess.objects.get(case=case)
+    return process.task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED]).get(flow_task=node)
+
+
+@contextmanager
+def task_step(case: SigCase, node, user: User) -> Iterator:
+    """Run one POST of ``node``'s task view as ``user``: yields the started activation.
+
+    A queue task is claimed first (the "assign" action, its own transaction);
+    then, under the flow's lock and in one transaction, the task is started as
+    the view wrapper starts it. The caller does the step's service calls with
+    ``activation.process.case`` and calls ``activation.execute()`` when the
+    step finishes the task (as ``StepView.finish`` does).
+    """
+    task = _open_task(case, node)
+    if task.owner_id is None:
+        with task.activation() as activation:
+            if not (activation.assign.can_proceed() and node.can_assign(user, activation.task)):
+                raise PermissionDenied
+            activation.assign(user)
+    with SigFlow.lock(task.process_id), transaction.atomic():
+        task.refresh_from_db()
+        if not node.can_execute(user, task):
+            raise PermissionDenied
+        activation = node.activation_class(task)
+        activation.start(_Request(user))
+        yield activation
+
+
+def start_case(*, user: User, person: Person, reason: str, purpose: str = PURPOSE) -> SigCase:
+    """The referral: the flow's start view, as ``ReferralView.post`` runs it."""
+    node = SigFlow.start
+    activation = node.activation_class.create(node, None, None)
+    if not node.can_execute(user, activation.task):
+        raise PermissionDenied
+    with transaction.atomic():
+        activation.start(_Request(user))
+        case = refer(user=user, person=person, reason=reason, purpose=purpose)
+        activation.process.case = case
+        activation.execute()
+    return case
+
+
+def fire_review_timer(case: SigCase, *, days_ago: int) -> None:
+    """Demo time travel: the review date is ``days_ago`` days back; fire the follow-up timer.
+
+    ``update_case`` refuses a review date in the past (rightly), so the date
+    and the timer's due moment are moved directly; the change history records
+    it. The timer then fires as ``send_reminders`` fires due timers.
+    """
+    from workflows.sig.models import _review_time
+
+    review = timezone.localdate() - datetime.timedelta(days=days_ago)
+    Case.objects.filter(pk=case.pk).update(review_date=review)
+    case.review_date = review
+    timer = _open_task(case, SigFlow.wait_for_review)
+    with timer.activation() as activation:
+        timer.scheduled = _review_time(activation)
+        timer.save(update_fields=["scheduled"])
+        activation.start()
+        activation.execute()
+
+
+class _Builder:
+    """Takes one demo case through its steps."""
+
+    def __init__(self, slot: Slot, users: dict[str, User], person: Person) -> None:
+        self.slot = slot
+        self.users = users
+        self.person = person
+        self.case: SigCase | None = None
+        self.guardians = []
+        self.today = timezone.localdate()
+
+    @property
+    def lead(self) -> User:
+        return self.users[LEAD]
+
+    @property
+    def police(self) -> User:
+        return self.users[POLICE]
+
+    @property
+    def coordinator(self) -> User:
+        return self.users[COORDINATOR]
+
+    def run(self) -> SigCase:
+        for name in steps_to(self.slot.target):
+            getattr(self, f"step_{name}")()
+        return SigCase.objects.get(pk=self.case.pk)
+
+    def _transition(self, user, case, name, **kwargs):
+        return case_services.transition(user=user, case=case, name=name, purpose=PURPOSE, **kwargs)
+
+    # --- referral and screening ------------------------------------------------------
+
+    def step_refer(self) -> None:
+        self.case = start_case(
+            user=self.users[self.slot.referrer],
+            person=self.person,
+            reason="Syntetiskt demoärende: oro för umgänge med äldre kriminella, "
+            "skolfrånvaro och sena kvällar ute.",
+        )
+
+    def step_begin_screening(self) -> None:
+        with task_step(self.case, SigFlow.screen, self.coordinator) as activation:
+            case = activation.process.case
+            self._transition(
+                self.coordinator, case, "begin_screening", expected_version=case.version
+            )
+
+    def _screen(self, *, accept: bool) -> None:
+        user = self.coordinator
+        with task_step(self.case, SigFlow.screen, user) as activation:
+            case = activation.process.case
+            note = (
+                "Uppfyller kriterierna för SIG." if accept else "Behovet möts bättre på annat sätt."
+            )
+            case_services.update_case(
+                user=user,
+                case=case,
+                purpose=PURPOSE,
+                texts={"screening_note": note},
+                expected_version=case.version,
+            )
+            if not accept:
+                case_services.close_case(
+                    user=user,
+                    case=case,
+                    purpose=PURPOSE,
+                    reason=Case.CloseReason.NOT_ELIGIBLE,
+                    note=note,
+                )
+                activation.execute()
+                return
+            for member, role in (
+                (self.lead, CaseMembership.Role.LEAD),
+                (self.police, CaseMembership.Role.POLICE_CONTACT),
+            ):
+                case_services.add_member(
+                    user=user, case=case, purpose=PURPOSE, member=member, role=role
+                )
+            self._transition(user, case, "accept")
+            activation.execute()
+
+    def step_accept(self) -> None:
+        self._screen(accept=True)
+
+    def step_reject(self) -> None:
+        self._screen(accept=False)
+
+    # --- consent -------------------------------------------------------------------
+
+    def _organisations(self, case: SigCase) -> list:
+        organisations = [case.owner_organisation, self.police.organisation]
+        if case.referring_organisation_id != case.owner_organisation_id:
+            organisations.append(case.referring_organisation)
+        return organisations
+
+    def _consent(self, case, *, giver, guardian=None, decision=Consent.Decision.GIVEN) -> None:
+        case_services.record_consent(
+            user=self.lead,
+            case=case,
+            purpose=PURPOSE,
+            giver=giver,
+            guardian=guardian,
+            decision=decision,
+            form=Consent.Form.WRITTEN,
+            organisations=self._organisations(case),
+            valid_until=self.today + datetime.timedelta(days=365),
+            expected_version=case.version,
+        )
+
+    def step_consents_partly(self) -> None:
+        """Guardians registered; the person's own consent, and the first guardian's."""
+        with task_step(self.case, SigFlow.consent, self.lead) as activation:
+            case = activation.process.case
+            for number in range(self.slot.guardians):
+                self.guardians.append(
+                    case_services.add_guardian(
+                        user=self.lead,
+                        case=case,
+                        purpose=PURPOSE,
+                        name=_guardian_name(self.slot, number),
+                        phone=f"070-174 06 {60 + number:02d}",
+                    )
+                )
+            self._consent(case, giver=Consent.Giver.SELF)
+            for guardian in self.guardians[:1]:
+                self._consent(case, giver=Consent.Giver.GUARDIAN, guardian=guardian)
+
+    def step_consents_complete(self) -> None:
+        with task_step(self.case, SigFlow.consent, self.lead) as activation:
+            case = activation.process.case
+            for guardian in self.guardians[1:]:
+                self._consent(case, giver=Consent.Giver.GUARDIAN, guardian=guardian)
+            self._transition(self.lead, case, "consents_given", expected_version=case.version)
+            activation.execute()
+
+    def step_consent_refused(self) -> None:
+        with task_step(self.case, SigFlow.consent, self.lead) as activation:
+            case = activation.process.case
+            for number in range(self.slot.guardians):
+                self.guardians.append(
+                    case_services.add_guardian(
+                        user=self.lead,
+                        case=case,
+                        purpose=PURPOSE,
+                        name=_guardian_name(self.slot, number),
+                        phone=None,
+                    )
+                )
+            self._consent(case, giver=Consent.Giver.SELF, decision=Consent.Decision.REFUSED)
+            self._transition(self.lead, case, "consent_refused", expected_version=case.version)
+            case_services.close_case(
+                user=self.lead,
+                case=case,
+                purpose=PURPOSE,
+                reason=Case.CloseReason.CONSENT_REFUSED,
+            )
+            activation.execute()
+
+    # --- decisions -------------------------------------------------------------------
+
+    def _decide(self, node, user, decision: str, note: str | None = None) -> None:
+        """As ``DecisionView.do_decide``."""
+        with task_step(self.case, node, user) as activation:
+            case = activation.process.case
+            case_services.record_decision(
+                user=user,
+                case=case,
+                purpose=PURPOSE,
+                decision=decision,
+                note=note,
+                expected_version=case.version,
+            )
+            if case_services.may_transition(
+                user=user, case=case, name="decline"
+            ) and not case_services.unmet_conditions(case, "decline"):
+                self._transition(user, case, "decline", reason=note)
+                activation.execute()
+                SigFlow.instance.cancel(activation.process)
+                return
+            if not case_services.unmet_conditions(case, "start"):
+                self._transition(user, case, "start")
+            activation.execute()
+
+    def step_decide_social(self) -> None:
+        self._decide(SigFlow.decide_social, self.lead, CaseDecision.Decision.START)
+
+    def step_decide_police(self) -> None:
+        self._decide(SigFlow.decide_police, self.police, CaseDecision.Decision.START)
+
+    def step_police_declines(self) -> None:
+        self._decide(
+            SigFlow.decide_police,
+            self.police,
+            CaseDecision.Decision.DECLINE,
+            note="Polisen bedömer att andra insatser passar bättre just nu.",
+        )
+
+    # --- plan -------------------------------------------------------------------------
+
+    def step_draft_plan(self) -> None:
+        with task_step(self.case, SigFlow.draft_plan, self.lead) as activation:
+            case = activation.process.case
+            for organisation, kind, note in (
+                (case.owner_organisation, Action.Kind.SUPPORT_TALKS, "Stödsamtal varannan vecka."),
+                (
+                    self.police.organisation,
+                    Action.Kind.POLICE_FOLLOW_UP,
+                    "Kontaktpolisen följer upp varje månad.",
+                ),
+            ):
+                case_services.add_action(
+                    user=self.lead,
+                    case=case,
+                    purpose=PURPOSE,
+                    kind=kind,
+                    status=Action.Status.PLANNED,
+                    date=self.today + datetime.timedelta(days=7),
+                    organisation=organisation,
+                    note=note,
+                    expected_version=case.version,
+                )
+            case_services.update_case(
+                user=self.lead,
+                case=case,
+                purpose=PURPOSE,
+                texts={"plan": "Mål: regelbunden skolgång, en meningsfull fritid, inga nya brott."},
+                review_date=self.today + datetime.timedelta(days=90),
+                expected_version=case.version,
+            )
+            activation.execute()
+
+    def step_approve(self) -> None:
+        user = self.coordinator
+        with task_step(self.case, SigFlow.approve, user) as activation:
+            case = activation.process.case
+            self._transition(
+                user, case, "approve_plan", approved_by=user, expected_version=case.version
+            )
+            activation.execute()
+
+    # --- active ----------------------------------------------------------------------
+
+    def step_police_action(self) -> None:
+        """The police contact officer records a talk from the case page."""
+        from workflows.sig.models import police_may_add_actions
+
+        case = SigCase.objects.get(pk=self.case.pk)
+        with transaction.atomic():
+            case_services.add_action(
+                user=self.police,
+                case=case,
+                purpose=PURPOSE,
+                kind=Action.Kind.POLICE_TALK,
+                status=Action.Status.DONE,
+                date=self.today,
+                note="Samtal med kontaktpolisen om framtiden.",
+                allowed=police_may_add_actions(case),
+                expected_version=case.version,
+            )
+
+    def step_review_due(self) -> None:
+        fire_review_timer(self.case, days_ago=self.slot.options.get("days_ago", 1))
+
+    def step_begin_follow_up(self) -> None:
+        with task_step(self.case, SigFlow.follow_up, self.lead) as activation:
+            case = activation.process.case
+            self._transition(self.lead, case, "begin_follow_up", expected_version=case.version)
+
+    def _follow_up_close(self, reason: str, note: str) -> None:
+        with task_step(self.case, SigFlow.follow_up, self.lead) as activation:
+            case = activation.process.case
+            case_services.close_case(
+                user=self.lead,
+                case=case,
+                purpose=PURPOSE,
+                reason=reason,
+                note=note,
+                expected_version=case.version,
+            )
+            activation.execute()
+
+    def step_close_goals_met(self) -> None:
+        self._follow_up_close(Case.CloseReason.GOALS_MET, "Målen i planen är uppnådda.")
+
+    def step_close_ended_by_person(self) -> None:
+        self._follow_up_close(Case.CloseReason.ENDED_BY_PERSON, "Vill inte fortsätta.")
+
+    # --- closing from the case page -------------------------------------------------------
+
+    def step_withdraw_consent(self) -> None:
+        """As ``CasePageView.do_withdraw``: the person withdraws the own consent."""
+        case = SigCase.objects.get(pk=self.case.pk)
+        own = case.consents.get(giver=Consent.Giver.SELF, withdrawn_at__isnull=True)
+        with transaction.atomic():
+            case_services.withdraw_consent(user=self.lead, case=case, purpose=PURPOSE, consent=own)
+            after_consent_withdrawn(user=self.lead, case=case, purpose=PURPOSE)
+
+    def step_close_moved(self) -> None:
+        """As ``CasePageView.do_close``: close, then cancel the open tasks."""
+        case = SigCase.objects.get(pk=self.case.pk)
+        with transaction.atomic():
+            case_services.close_case(
+                user=self.lead,
+                case=case,
+                purpose=PURPOSE,
+                reason=Case.CloseReason.MOVED,
+                note="Flyttat till annan kommun.",
+                expected_version=case.version,
+            )
+            process = SigProcess.objects.get(case=case)
+            if process.finished is None:
+                SigFlow.instance.cancel(process)
+
+
+def _guardian_name(slot: Slot, number: int) -> str:
+    from casework.management.commands.seed_demo import FIRST_NAMES
+
+    first = FIRST_NAMES[(sum(map(ord, slot.key)) + 7 * number) % len(FIRST_NAMES)]
+    return f"{first} {_surname(slot)}"
+
+
+def _surname(slot: Slot) -> str:
+    from casework.management.commands.seed_demo import SURNAME_ENDINGS, SURNAME_STEMS
+
+    code = sum(map(ord, slot.key))
+    return SURNAME_STEMS[code % len(SURNAME_STEMS)] + SURNAME_ENDINGS[code % len(SURNAME_ENDINGS)]
+
+
+def _person(slot: Slot, index: int) -> Person:
+    """Register the slot's synthetic person (a samordningsnummer of the right age)."""
+    from casework.management.commands.seed_demo import FIRST_NAMES, STREETS
+
+    today = timezone.localdate()
+    born = today.replace(year=today.year - slot.age, day=1) - datetime.timedelta(
+        days=30 + 11 * index
+    )
+    name = f"{FIRST_NAMES[(index * 5) % len(FIRST_NAMES)]} {_surname(slot)}"
+    for step in range(1000):
+        serial = (900 + index * 5 + step) % 1000
+        ten = pnr.with_check_digit(f"{born:%y%m}{born.day + 60:02d}{serial:03d}")
+        try:
+            return create_person(
+                user=None,
+                purpose=PURPOSE,
+                person_id=person_id(slot),
+                name=name,
+                personnummer=f"{born:%Y}"[:2] + ten,
+                area=slot.area,
+                protected_identity=slot.protected_identity,
+                address=f"{STREETS[index % len(STREETS)]} {index + 3}, Örebro",
+                phone=f"070-174 06 {10 + index:02d}",
+                note="Syntetisk demoperson (SIG-demoärende): påhittade uppgifter.",
+            )
+        except ValidationError as error:
+            # The number is taken by another synthetic person: try the next serial.
+            if "personnummer" not in getattr(error, "error_dict", {}):
+                raise
+    raise RuntimeError("no free synthetic number for a SIG demo person")
+
+
+def person_id(slot: Slot) -> uuid.UUID:
+    return uuid.uuid5(SIG_NAMESPACE, slot.key)
+
+
+def build_case(slot: Slot, *, index: int = 0) -> SigCase:
+    """Register the slot's person and take a new case to the slot's target, in one transaction.
+
+    Needs the demo users (``seed_demo``). ``index`` varies the synthetic details.
+    """
+    usernames = {LEAD, POLICE, COORDINATOR, slot.referrer}
+    users = {u.username: u for u in User.objects.filter(username__in=usernames)}
+    with transaction.atomic():
+        person = _person(slot, index)
+        return _Builder(slot, users, person).run()
+
+
+def seed_sig_cases() -> int:
+    """Create the SIG demo cases that do not exist yet; return how many were created."""
+    existing = set(
+        Person.objects.filter(pk__in=[person_id(s) for s in SLOTS]).values_list("pk", flat=True)
+    )
+    created = 0
+    for index, slot in enumerate(SLOTS):
+        if person_id(slot) not in existing:
+            build_case(slot, index=index)
+            created += 1
+    return created
+
+
+__all__ = [
+    "SLOTS",
+    "Slot",
+    "build_case",
+    "fire_review_timer",
+    "seed_sig_cases",
+    "start_case",
+    "task_step",
+]

@@ -1,0 +1,81 @@
+"""SIG in the programme registry (``casework.programmes``): what the core reaches of it."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.urls import path
+from django.utils.translation import gettext
+
+from casework import programmes
+from casework.models import Case, CaseMembership, Reminder
+from workflows.common import case_page as case_views
+from workflows.common.viewsets import ProgrammeFlowViewset
+from workflows.sig import demo as sig_demo
+from workflows.sig import statistics as sig_statistics
+from workflows.sig.models import SigCase, SigFlow, SigProcess, Status, refer_from, refer_linked
+
+
+def due_reviews(today: datetime.date) -> list[Reminder]:
+    """SIG cases in ``active``/``follow_up`` whose review date has passed (their lead
+    social worker is reminded)."""
+    cases = list(
+        SigCase.objects.filter(
+            status__in=[Status.ACTIVE, Status.FOLLOW_UP], review_date__lt=today
+        ).values_list("pk", flat=True)
+    )
+    leads = dict(
+        CaseMembership.objects.filter(
+            case_id__in=cases, role=CaseMembership.Role.LEAD, valid_to__isnull=True
+        ).values_list("case_id", "user_id")
+    )
+    return [
+        Reminder(
+            kind=Reminder.Kind.REVIEW_OVERDUE,
+            object_id=str(case_id),
+            date=today,
+            case_id=case_id,
+            recipient_id=leads.get(case_id),
+        )
+        for case_id in cases
+    ]
+
+
+def task_cases(process_ids) -> dict:
+    return dict(SigProcess.objects.filter(pk__in=process_ids).values_list("pk", "case_id"))
+
+
+def casework_urls() -> list:
+    """The case list, the case page (it dispatches on the case's programme) and
+    break-the-glass: shared by every programme, they live in SIG's modules today."""
+    return [
+        path("fall/", case_views.CaseListView.as_view(), name="cases"),
+        path("fall/<uuid:case_id>/", case_views.case_page, name="case"),
+        path("bryt-glaset/", case_views.BreakGlassView.as_view(), name="break_glass"),
+    ]
+
+
+def seed_demo(stdout) -> None:
+    created = sig_demo.seed_sig_cases()
+    stdout.write(
+        gettext("SIG demo cases: %(created)d new, %(total)d in all.")
+        % {"created": created, "total": len(sig_demo.SLOTS)}
+    )
+
+
+def register() -> None:
+    programmes.register(
+        programmes.Programme(
+            code=Case.Programme.SIG,
+            label=Case.Programme.SIG.label,
+            menu_position=10,
+            flow_viewsets=lambda: [ProgrammeFlowViewset(SigFlow, icon="groups")],
+            casework_urls=casework_urls,
+            task_cases=task_cases,
+            reminders=(programmes.ReminderSource(Reminder.Kind.REVIEW_OVERDUE, due_reviews),),
+            seed_demo=seed_demo,
+            statistics=lambda: sig_statistics.STATISTICS,
+            refer_linked=refer_linked,
+            refer_from=refer_from,
+        )
+    )

@@ -1,0 +1,218 @@
+"""Forms of the SSPF steps and pages: input validation with Swedish messages, no rules.
+
+The rules live in ``workflows/sspf_services.py`` and ``workflows/sspf.py``; a
+``ValidationError`` they raise is put back on the form.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from casework.models import Case, CaseMembership, Organisation, Person
+from casework.roles import LEISURE, POLICE_CONTACT, SCHOOL, SOCIAL_WORKER
+from workflows.common.forms import LONG_TEXT, TEXT, ActionForm, ReferralForm, VersionedForm
+from workflows.sspf.models import AgeBand, AnonymisedDiscussion, RiskAssessment
+
+DATE = forms.DateInput(attrs={"type": "date"})
+
+
+class ConcernForm(ReferralForm):
+    """Who the concern is about, and what it is (the personnummer is checked as for SIG)."""
+
+    phone = None
+    address = None
+    reason = forms.CharField(
+        label=_("The concern"),
+        widget=forms.Textarea(attrs={"rows": 5}),
+        max_length=TEXT,
+        help_text=_("What you have seen: absence, substances, company, rule-breaking."),
+    )
+
+
+class RiskAssessmentForm(VersionedForm):
+    level = forms.ChoiceField(
+        label=_("Risk level"), choices=RiskAssessment.Level.choices, widget=forms.RadioSelect
+    )
+    risk_factors = forms.CharField(
+        label=_("Risk factors"), widget=forms.Textarea(attrs={"rows": 4}), max_length=LONG_TEXT
+    )
+    protective_factors = forms.CharField(
+        label=_("Protective factors"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=LONG_TEXT,
+        required=False,
+    )
+
+
+MEMBER_ROLES = [
+    (CaseMembership.Role.SCHOOL, CaseMembership.Role.SCHOOL.label),
+    (CaseMembership.Role.LEISURE, CaseMembership.Role.LEISURE.label),
+    (CaseMembership.Role.SOCIAL_WORKER, CaseMembership.Role.SOCIAL_WORKER.label),
+    (CaseMembership.Role.POLICE_CONTACT, CaseMembership.Role.POLICE_CONTACT.label),
+]
+
+
+class MemberForm(VersionedForm):
+    user = forms.ModelChoiceField(label=_("Team member"), queryset=None)
+    role = forms.ChoiceField(label=_("Role"), choices=MEMBER_ROLES)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from casework.models import User
+
+        self.fields["user"].queryset = (
+            User.objects.filter(
+                is_active=True, groups__name__in=[SCHOOL, LEISURE, SOCIAL_WORKER, POLICE_CONTACT]
+            )
+            .select_related("organisation")
+            .distinct()
+            .order_by("first_name", "last_name")
+        )
+        self.fields["user"].label_from_instance = lambda u: (
+            f"{u.get_full_name() or u.username} ({u.organisation})"
+        )
+
+
+class AssessmentOutcomeForm(VersionedForm):
+    ACCEPT = "accept"
+    REJECT = "reject"
+
+    outcome = forms.ChoiceField(
+        label=_("Outcome"),
+        choices=[(ACCEPT, _("Accept: ask for consent")), (REJECT, _("Reject"))],
+        widget=forms.RadioSelect,
+    )
+    close_reason = forms.ChoiceField(
+        label=_("Reason for rejecting"),
+        choices=[("", "—")]
+        + [
+            (value, label)
+            for value, label in Case.CloseReason.choices
+            if value in ("not_eligible", "age_limit", "moved", "other")
+        ],
+        required=False,
+    )
+    note = forms.CharField(
+        label=_("Note"), widget=forms.Textarea(attrs={"rows": 3}), max_length=TEXT, required=False
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("outcome") == self.REJECT and not data.get("close_reason"):
+            self.add_error("close_reason", _("Choose the reason for rejecting."))
+        if data.get("close_reason") == "other" and not data.get("note"):
+            self.add_error("note", _("Describe the reason."))
+        return data
+
+
+class MappingForm(VersionedForm):
+    held_on = forms.DateField(label=_("Held on"), widget=DATE)
+    mapping_note = forms.CharField(
+        label=_("The family's view, needs and strengths"),
+        widget=forms.Textarea(attrs={"rows": 6}),
+        max_length=LONG_TEXT,
+    )
+
+    def clean_held_on(self):
+        value = self.cleaned_data["held_on"]
+        if value > timezone.localdate():
+            raise ValidationError(_("The conversation cannot be dated in the future."))
+        return value
+
+
+class PoliceParticipationForm(VersionedForm):
+    participates = forms.TypedChoiceField(
+        label=_("Do the police take part in this case?"),
+        choices=[("yes", _("Yes")), ("no", _("No"))],
+        coerce=lambda value: value == "yes",
+        widget=forms.RadioSelect,
+    )
+    reason = forms.CharField(
+        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=TEXT
+    )
+
+
+class GoalsForm(VersionedForm):
+    plan_goals = forms.CharField(
+        label=_("Goals of the commitment plan"),
+        widget=forms.Textarea(attrs={"rows": 6}),
+        max_length=LONG_TEXT,
+    )
+    review_date = forms.DateField(label=_("Follow-up date"), widget=DATE)
+
+    def clean_review_date(self):
+        value = self.cleaned_data["review_date"]
+        if value <= timezone.localdate():
+            raise ValidationError(_("The review date must be in the future."))
+        return value
+
+
+class EscalateForm(VersionedForm):
+    reason = forms.CharField(
+        label=_("Why SIG is needed"), widget=forms.Textarea(attrs={"rows": 3}), max_length=TEXT
+    )
+
+
+def _parties():
+    return Organisation.objects.filter(is_active=True).exclude(kind=Organisation.Kind.OTHER)
+
+
+class MeetingForm(forms.Form):
+    date = forms.DateField(label=_("Date"), widget=DATE)
+    organisations = forms.ModelMultipleChoiceField(
+        label=_("Participating organisations"),
+        queryset=_parties(),
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+
+class AgendaForm(forms.Form):
+    reference = forms.CharField(label=_("Case number"), max_length=20)
+
+
+class AgendaDecisionForm(forms.Form):
+    item = forms.UUIDField(widget=forms.HiddenInput)
+    decision = forms.CharField(
+        label=_("Decision"), widget=forms.Textarea(attrs={"rows": 2}), max_length=LONG_TEXT
+    )
+
+
+class DiscussionForm(forms.Form):
+    date = forms.DateField(label=_("Date"), widget=DATE)
+    organisation = forms.ModelChoiceField(label=_("Raised by"), queryset=_parties())
+    topic = forms.ChoiceField(label=_("Topic"), choices=AnonymisedDiscussion.Topic.choices)
+    age_band = forms.ChoiceField(
+        label=_("Age band"), choices=[("", "—"), *AgeBand.choices], required=False
+    )
+    area = forms.ChoiceField(
+        label=_("Area"), choices=[("", "—"), *Person.Area.choices], required=False
+    )
+    summary = forms.CharField(
+        label=_("The situation, without names or personal identity numbers"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=TEXT,
+    )
+    outcome = forms.CharField(
+        label=_("Advice or outcome"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=TEXT,
+        required=False,
+    )
+
+
+class OwnActionForm(ActionForm):
+    """An action of the user's own organisation (a school or leisure member's part)."""
+
+    organisation = None
+
+
+class PartReportForm(VersionedForm):
+    report = forms.CharField(
+        label=_("How your part of the plan is going"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=TEXT,
+        help_text=_("For the follow-up meeting. Write only what the plan needs."),
+    )

@@ -1,0 +1,762 @@
+"""SSPF — skola, socialtjänst, polis, fritid: the case's state machine and its flow, top-down.
+
+Someone at a school, in social services, in the police or at a leisure centre
+raises a concern about a child or young person (default 10-18,
+``SAMVERKAN["SSPF_AGE_RANGE"]``). The SSPF coordinator assesses it, with a risk
+assessment; every guardian gives **written** consent, and from
+``SAMVERKAN["SSPF_OWN_CONSENT_AGE"]`` (default 15) the young person too; a
+mapping conversation with the family follows; a network meeting adopts the
+commitment plan (åtagandeplan: goals, and actions saying who does what when);
+recurring follow-up meetings keep it going until the case closes with an
+outcome reason.
+
+* **Participation.** School and leisure staff see only the cases they are
+  members of, and there only the plan and the school's and leisure's actions
+  (``casework.policy.case_parts``). The police take part only once the case
+  records a decision that they should (:class:`PoliceParticipation`, with its
+  reason), and then only as far as the consents cover the police
+  (``casework.policy.case_access``).
+* **Anonymised case discussion.** Without consent the operational group may
+  still discuss a situation, recorded without any personal data
+  (:class:`AnonymisedDiscussion`: no person, free text refused when it holds
+  anything like a personnummer), counted in statistics by its plain columns.
+* **Operational group meetings** (:class:`OperationalMeeting`): the date, the
+  organisations taking part, the agenda of cases (:class:`AgendaItem`, with the
+  decision per case) and anonymised discussions.
+* **Escalation** to SIG opens a linked SIG referral (``workflows.sig.models.refer_linked``)
+  when the young person is within SIG's age range.
+
+As in ``workflows/sig.py``: the state machine (django-fsm-2) says which states
+are legal; the flow (viewflow) says who does what next; every transition goes
+through ``casework.services.cases.transition``. The programme's own writes and
+reads (sealing and opening) are in ``workflows/sspf_services.py`` and
+``workflows/sspf_selectors.py``.
+
+State diagram::
+
+    concern_raised → assessment → consent_pending → mapping → network_meeting
+        → plan_active ⇄ follow_up → closed     (every open state → closed)
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from viewflow import this
+from viewflow.workflow import flow
+from viewflow.workflow.lock import select_for_update_lock
+from viewflow.workflow.models import Process
+
+from casework import policy
+from casework.fields import EncryptedTextField
+from casework.models import Action, Case, Organisation, Person
+
+
+class Status(models.TextChoices):
+    CONCERN_RAISED = "concern_raised", _("Concern raised")
+    ASSESSMENT = "assessment", _("Assessment")
+    CONSENT_PENDING = "consent_pending", _("Awaiting consent")
+    MAPPING = "mapping", _("Mapping conversation")
+    NETWORK_MEETING = "network_meeting", _("Network meeting")
+    PLAN_ACTIVE = "plan_active", _("Plan active")
+    FOLLOW_UP = "follow_up", _("Follow-up")
+    CLOSED = "closed", _("Closed")
+
+
+OPEN_STATES = [s for s in Status.values if s != Status.CLOSED]
+# The commitment plan is in force: members record their actions.
+PLAN_STATES = (Status.PLAN_ACTIVE, Status.FOLLOW_UP)
+# The organisations whose staff may raise a concern.
+CONCERN_RAISERS = (
+    Organisation.Kind.SCHOOL,
+    Organisation.Kind.SOCIAL_SERVICES,
+    Organisation.Kind.POLICE,
+    Organisation.Kind.LEISURE,
+)
+
+
+# --- Who may take a transition (django-fsm ``permission``) ----------------------------------
+
+
+def coordinator(case: SspfCase, user) -> bool:
+    """The SSPF coordinator (``samordnare``, ``casework.coordinate_cases``)."""
+    return policy.coordinates(user, case)
+
+
+def registers_withdrawal(case: SspfCase, user) -> bool:
+    """As in SIG: the coordinator, or the case's own organisation with access to it."""
+    return coordinator(case, user) or (
+        user.organisation_id == case.owner_organisation_id and bool(policy.case_access(user, case))
+    )
+
+
+# --- Guards (django-fsm ``conditions``); each carries the message the user sees -------------
+
+
+def _guard(message):
+    def decorate(func):
+        func.message = message
+        return func
+
+    return decorate
+
+
+def within_age_range(person) -> bool:
+    """The person's age today is within the SSPF age range."""
+    from casework.selectors.persons import person_age
+
+    low, high = settings.SAMVERKAN["SSPF_AGE_RANGE"]
+    return low <= person_age(person, on=timezone.localdate()) <= high
+
+
+@_guard(_("The young person's age is outside the SSPF age range."))
+def age_in_range(case: SspfCase) -> bool:
+    return within_age_range(case.person)
+
+
+@_guard(_("Record a risk assessment first."))
+def risk_assessed(case: SspfCase) -> bool:
+    return case.risk_assessments.exists()
+
+
+@_guard(
+    _(
+        "The consents are not complete: every guardian's written consent and, from the "
+        "configured age, the young person's own."
+    )
+)
+def consents_complete(case: SspfCase) -> bool:
+    return policy.consent_state(case).complete
+
+
+@_guard(_("No withdrawal of consent has been recorded."))
+def consent_withdrawal_recorded(case: SspfCase) -> bool:
+    return case.consents.filter(withdrawn_at__isnull=False).exists()
+
+
+@_guard(_("Record the mapping conversation first."))
+def mapping_recorded(case: SspfCase) -> bool:
+    return case.mapping_note is not None and case.mapping_date is not None
+
+
+@_guard(_("Write the plan's goals first."))
+def goals_written(case: SspfCase) -> bool:
+    return case.plan_goals is not None
+
+
+@_guard(_("The plan needs at least one planned action."))
+def has_planned_action(case: SspfCase) -> bool:
+    return case.actions.exclude(status=Action.Status.CANCELLED).exists()
+
+
+@_guard(_("The plan has police actions, but no decision that the police take part."))
+def police_actions_decided(case: SspfCase) -> bool:
+    police_actions = (
+        case.actions.exclude(status=Action.Status.CANCELLED)
+        .filter(organisation__kind=Organisation.Kind.POLICE)
+        .exists()
+    )
+    return not police_actions or policy.sspf_police_participates(case)
+
+
+@_guard(_("Set a follow-up date in the future."))
+def review_date_ahead(case: SspfCase) -> bool:
+    return case.review_date is not None and case.review_date > timezone.localdate()
+
+
+@_guard(_("The follow-up date has not been reached yet."))
+def review_date_reached(case: SspfCase) -> bool:
+    return case.review_date is not None and case.review_date <= timezone.localdate()
+
+
+# --- The case and its state machine -------------------------------------------------------------
+
+
+class SspfCase(ConcurrentTransitionMixin, Case):
+    """An SSPF case. Free text is encrypted under the person's data key."""
+
+    Status = Status
+
+    status = FSMField(
+        _("status"),
+        default=Status.CONCERN_RAISED,
+        choices=Status.choices,
+        protected=True,
+        db_index=True,
+    )
+    concern = EncryptedTextField(_("concern"))
+    mapping_note = EncryptedTextField(_("mapping conversation"))
+    mapping_date = models.DateField(_("mapping conversation held"), null=True, blank=True)
+    plan_goals = EncryptedTextField(_("goals of the commitment plan"))
+    plan_adopted_at = models.DateTimeField(_("plan adopted"), null=True, blank=True)
+    plan_adopted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # When the consents were complete or refused (plain, for the steering group's statistics).
+    consented_at = models.DateTimeField(_("consents complete"), null=True, blank=True)
+    consent_refused_at = models.DateTimeField(_("consent refused"), null=True, blank=True)
+
+    ENCRYPTED_FIELDS = ("close_note", "concern", "mapping_note", "plan_goals")
+    # From the mapping conversation on, the work rests on the consents.
+    CONSENT_REQUIRED_STATES = (
+        Status.MAPPING,
+        Status.NETWORK_MEETING,
+        Status.PLAN_ACTIVE,
+        Status.FOLLOW_UP,
+    )
+
+    class Meta:
+        verbose_name = _("SSPF case")
+        verbose_name_plural = _("SSPF cases")
+
+    @transition(
+        status,
+        source=Status.CONCERN_RAISED,
+        target=Status.ASSESSMENT,
+        permission=coordinator,
+        custom={"label": _("Start the assessment")},
+    )
+    def begin_assessment(self) -> None:
+        """The coordinator takes the concern up."""
+
+    @transition(
+        status,
+        source=Status.ASSESSMENT,
+        target=Status.CONSENT_PENDING,
+        permission=coordinator,
+        conditions=[age_in_range, risk_assessed],
+        custom={"label": _("Accept: ask for consent")},
+    )
+    def request_consent(self) -> None:
+        """Assessed and within the age range: the guardians (and the young person) are asked."""
+
+    @transition(
+        status,
+        source=Status.CONSENT_PENDING,
+        target=Status.MAPPING,
+        permission=coordinator,
+        conditions=[age_in_range, consents_complete],
+        custom={"label": _("Consents complete")},
+    )
+    def consents_given(self) -> None:
+        """The consents are in place: the mapping conversation with the family."""
+        self.consented_at = timezone.now()
+
+    @transition(
+        status,
+        source=Status.MAPPING,
+        target=Status.NETWORK_MEETING,
+        permission=coordinator,
+        conditions=[mapping_recorded, consents_complete],
+        custom={"label": _("Mapping done: to the network meeting")},
+    )
+    def mapping_done(self) -> None:
+        """The family has been heard: the network meeting writes the plan."""
+
+    @transition(
+        status,
+        source=Status.NETWORK_MEETING,
+        target=Status.PLAN_ACTIVE,
+        permission=coordinator,
+        conditions=[
+            goals_written,
+            has_planned_action,
+            police_actions_decided,
+            review_date_ahead,
+            consents_complete,
+        ],
+        custom={"label": _("Adopt the commitment plan")},
+    )
+    def adopt_plan(self, *, adopted_by) -> None:
+        self.plan_adopted_by = adopted_by
+        self.plan_adopted_at = timezone.now()
+
+    @transition(
+        status,
+        source=Status.PLAN_ACTIVE,
+        target=Status.FOLLOW_UP,
+        permission=coordinator,
+        conditions=[review_date_reached],
+        custom={"label": _("Start the follow-up meeting")},
+    )
+    def begin_follow_up(self) -> None:
+        """The follow-up date has come."""
+
+    @transition(
+        status,
+        source=Status.FOLLOW_UP,
+        target=Status.PLAN_ACTIVE,
+        permission=coordinator,
+        conditions=[review_date_ahead, consents_complete],
+        custom={"label": _("Continue with a new follow-up date")},
+    )
+    def continue_plan(self) -> None:
+        """The follow-up meeting decided to go on."""
+
+    @transition(
+        status,
+        source=OPEN_STATES,
+        target=Status.CLOSED,
+        permission=registers_withdrawal,
+        conditions=[consent_withdrawal_recorded],
+        custom={"label": _("Close: consent withdrawn")},
+    )
+    def consent_withdrawn(self) -> None:
+        self.close_reason = Case.CloseReason.CONSENT_WITHDRAWN
+        self.closed_at = timezone.now()
+        self.review_date = None
+
+    @transition(
+        status,
+        source=OPEN_STATES,
+        target=Status.CLOSED,
+        permission=coordinator,
+        custom={"label": _("Close the case")},
+    )
+    def close(self, *, close_reason: str) -> None:
+        self.close_reason = close_reason
+        self.closed_at = timezone.now()
+        self.review_date = None
+        if close_reason == Case.CloseReason.CONSENT_REFUSED:
+            self.consent_refused_at = self.closed_at
+
+
+def may_add_action(user, case: SspfCase) -> bool:
+    """The coordinator plans actions from the network meeting on; members (police
+    included, where they take part) record theirs while the plan is in force."""
+    if case.status in PLAN_STATES:
+        return True
+    return case.status == Status.NETWORK_MEETING and policy.coordinates(user, case)
+
+
+def next_review_date(*, today: datetime.date | None = None) -> datetime.date:
+    today = today or timezone.localdate()
+    return today + datetime.timedelta(days=settings.SAMVERKAN["SSPF_FOLLOW_UP_INTERVAL_DAYS"])
+
+
+# --- The programme's records -------------------------------------------------------------------
+
+
+class RiskAssessment(models.Model):
+    """The coordinator's risk assessment; the newest one counts. Level plain (statistics)."""
+
+    class Level(models.TextChoices):
+        LOW = "low", _("Low")
+        MODERATE = "moderate", _("Moderate")
+        HIGH = "high", _("High")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    case = models.ForeignKey(SspfCase, on_delete=models.CASCADE, related_name="risk_assessments")
+    level = models.CharField(_("risk level"), max_length=10, choices=Level.choices)
+    risk_factors = EncryptedTextField(_("risk factors"))
+    protective_factors = EncryptedTextField(_("protective factors"))
+    assessed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    assessed_at = models.DateTimeField(_("assessed"), default=timezone.now, editable=False)
+
+    ENCRYPTED_FIELDS = ("risk_factors", "protective_factors")
+
+    class Meta:
+        verbose_name = _("risk assessment")
+        verbose_name_plural = _("risk assessments")
+        ordering = ["assessed_at"]
+
+    def __str__(self) -> str:
+        return f"RiskAssessment {self.pk}"
+
+
+class PoliceParticipation(models.Model):
+    """The decision whether the police take part in the case, with its reason.
+
+    The newest decision counts; a later "no" ends the police's access at once.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    case = models.ForeignKey(SspfCase, on_delete=models.CASCADE, related_name="police_decisions")
+    participates = models.BooleanField(_("the police take part"))
+    reason = EncryptedTextField(_("reason"))
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(_("decided"), default=timezone.now, editable=False)
+
+    ENCRYPTED_FIELDS = ("reason",)
+
+    class Meta:
+        verbose_name = _("police participation decision")
+        verbose_name_plural = _("police participation decisions")
+        ordering = ["decided_at"]
+
+    def __str__(self) -> str:
+        return f"PoliceParticipation {self.pk}"
+
+
+class OperationalMeeting(models.Model):
+    """A meeting of the operational group: its date and the organisations taking part."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    date = models.DateField(_("date"))
+    organisations = models.ManyToManyField(
+        Organisation, verbose_name=_("participating organisations"), related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("operational group meeting")
+        verbose_name_plural = _("operational group meetings")
+        ordering = ["-date", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"OperationalMeeting {self.date}"
+
+
+class AgendaItem(models.Model):
+    """A case on a meeting's agenda, with the meeting's decision on it (sealed)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    meeting = models.ForeignKey(OperationalMeeting, on_delete=models.CASCADE, related_name="items")
+    case = models.ForeignKey(SspfCase, on_delete=models.PROTECT, related_name="agenda_items")
+    decision = EncryptedTextField(_("decision"))
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    added_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    ENCRYPTED_FIELDS = ("decision",)
+
+    class Meta:
+        verbose_name = _("agenda item")
+        verbose_name_plural = _("agenda items")
+        ordering = ["added_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["meeting", "case"], name="agendaitem_case_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"AgendaItem {self.pk}"
+
+
+class AgeBand(models.TextChoices):
+    AGE_10_12 = "10-12", "10-12"
+    AGE_13_15 = "13-15", "13-15"
+    AGE_16_18 = "16-18", "16-18"
+
+
+class AnonymisedDiscussion(models.Model):
+    """A situation the operational group discussed without consent: no personal data.
+
+    No person, no case; the text is refused when it holds anything like a
+    personnummer (:func:`find_personnummer_like`). Date, organisation, age band,
+    area and topic are plain columns for statistics.
+    """
+
+    class Topic(models.TextChoices):
+        ABSENCE = "absence", _("School absence")
+        SUBSTANCES = "substances", _("Alcohol or drugs")
+        CRIME = "crime", _("Crime or rule-breaking")
+        VIOLENCE = "violence", _("Violence or threats")
+        COMPANY = "company", _("Worrying company")
+        OTHER = "other", _("Other")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    meeting = models.ForeignKey(
+        OperationalMeeting,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="discussions",
+    )
+    date = models.DateField(_("date"))
+    organisation = models.ForeignKey(
+        Organisation, verbose_name=_("raised by"), on_delete=models.PROTECT, related_name="+"
+    )
+    topic = models.CharField(_("topic"), max_length=20, choices=Topic.choices)
+    age_band = models.CharField(_("age band"), max_length=5, choices=AgeBand.choices, blank=True)
+    area = models.CharField(_("area"), max_length=30, choices=Person.Area.choices, blank=True)
+    summary = models.TextField(_("situation"))
+    outcome = models.TextField(_("advice or outcome"), blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("anonymised case discussion")
+        verbose_name_plural = _("anonymised case discussions")
+        ordering = ["date", "created_at"]
+        indexes = [models.Index(fields=["date", "organisation"])]
+
+    def __str__(self) -> str:
+        return f"AnonymisedDiscussion {self.pk}"
+
+
+# Anything that looks like a personnummer or samordningsnummer, valid or not: 6 or 8
+# digits, optionally a separator (-, +, space), then 4 digits — or the last four masked
+# (XXXX, ****). Digits may also be grouped by spaces or dots ("0908 15-1234"). Strict on
+# purpose: a false alarm costs a rewording, a miss puts a person into anonymous data.
+_PERSONNUMMER_LIKE = re.compile(
+    r"(?<!\d)"
+    r"(?:\d{2}[ .]?)?"  # century
+    r"\d{2}[ .]?\d{2}[ .]?\d{2}"  # yymmdd (day + 60 for a samordningsnummer)
+    r"\s*[-+\u2013]?\s*"  # hyphen, plus or en dash
+    r"(?:\d{4}|\d{3}[a-zA-Z*]|[xX*]{4})"
+    r"(?!\d)"
+)
+
+
+def find_personnummer_like(text: str) -> bool:
+    """Whether ``text`` holds something that looks like a personnummer (or samordningsnummer).
+
+    Any 10 or 12 digits in the shape of one, with or without a separator, whether or
+    not the check digit validates, and dates of birth followed by masked last digits.
+    """
+    return bool(_PERSONNUMMER_LIKE.search(text or ""))
+
+
+# --- The flow --------------------------------------------------------------------------------
+
+
+class SspfProcess(Process):
+    """The viewflow process of one SSPF case."""
+
+    case = models.OneToOneField(
+        SspfCase, on_delete=models.PROTECT, null=True, blank=True, related_name="process"
+    )
+
+    class Meta:
+        verbose_name = _("SSPF process")
+        verbose_name_plural = _("SSPF processes")
+        ordering = ["-created"]
+
+
+def _in_state(*states):
+    return lambda activation: activation.process.case.status in states
+
+
+def _review_time(activation) -> datetime.datetime:
+    """The follow-up task appears on the morning of the case's follow-up date."""
+    review = activation.process.case.review_date or timezone.localdate()
+    hour = settings.SAMVERKAN["REVIEW_TASK_HOUR"]
+    return timezone.make_aware(datetime.datetime.combine(review, datetime.time(hour)))
+
+
+def part_owner(case: SspfCase, kind: str):
+    """Who reports the ``kind`` (school or leisure) organisation's part of the plan.
+
+    The longest-standing team member of such an organisation who may open the case
+    (the consents cover their organisation); ``None`` when there is none.
+    """
+    now = timezone.now()
+    memberships = (
+        case.memberships.filter(
+            valid_from__lte=now, user__is_active=True, user__organisation__kind=kind
+        )
+        .filter(models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=now))
+        .select_related("user", "user__organisation")
+        .order_by("valid_from", "pk")
+    )
+    for membership in memberships:
+        if policy.case_access(membership.user, case):
+            return membership.user
+    return None
+
+
+def _part_owner(kind):
+    return lambda activation: part_owner(activation.process.case, kind)
+
+
+def _part_needed(kind, node_name):
+    """A member of ``kind`` reports (once per period of the plan: not while a report is open)."""
+
+    def needed(activation) -> bool:
+        from viewflow.workflow.status import STATUS
+
+        process = activation.process
+        node = getattr(SspfFlow, node_name)
+        reporting = (
+            process.task_set.filter(flow_task=node)
+            .exclude(status__in=[STATUS.DONE, STATUS.CANCELED])
+            .exists()
+        )
+        return not reporting and part_owner(process.case, kind) is not None
+
+    return needed
+
+
+# The task views of this flow (they import the models above).
+from workflows.common.nodes import Step  # noqa: E402
+from workflows.sspf import views  # noqa: E402
+
+
+class PartStep(Step):
+    """A member's own task: created assigned to them. Handed back, it waits for a member
+    of the same kind of organisation on the team (``casework.policy.may_report_plan_part``)
+    and for the coordinators, who may reassign it."""
+
+    def __init__(self, view, *, kind: str, **kwargs):
+        super().__init__(view, **kwargs)
+        self.organisation_kind = kind
+
+    def performer(self, user, task) -> bool:
+        return policy.may_report_plan_part(user, task.coerced_process.case, self.organisation_kind)
+
+
+COORDINATE = "casework.coordinate_cases"
+
+
+class SspfFlow(flow.Flow):
+    """Who does each step of an SSPF case, in order."""
+
+    process_class = SspfProcess
+    process_title = _("SSPF case")
+    process_description = _("School, social services, police and leisure around one young person.")
+    process_summary_template = (
+        "{{ process.case.reference }} · {{ process.case.get_status_display }}"
+    )
+    lock_impl = select_for_update_lock
+    coordinator_permission = COORDINATE
+
+    # School, social services, police or leisure staff raise a concern.
+    start = (
+        flow.Start(views.ConcernView.as_view())
+        .Annotation(title=_("New SSPF concern"))
+        .Permission("casework.use_task_inbox")
+        .Next(this.assess)
+    )
+    # The coordinators' queue: assess the concern with a risk assessment, form the team.
+    assess = (
+        Step(views.AssessmentView.as_view())
+        .Annotation(title=_("Assess the concern"))
+        .Permission(COORDINATE)
+        .Next(this.after_assessment)
+    )
+    after_assessment = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
+    # Every guardian's written consent, and the young person's own from the configured age.
+    consent = (
+        Step(views.ConsentView.as_view())
+        .Annotation(title=_("Record consent"))
+        .Permission(COORDINATE)
+        .Next(this.after_consent)
+    )
+    after_consent = flow.If(_in_state(Status.MAPPING)).Then(this.mapping).Else(this.end)
+    # The mapping conversation with the family.
+    mapping = (
+        Step(views.MappingView.as_view())
+        .Annotation(title=_("Mapping conversation"))
+        .Permission(COORDINATE)
+        .Next(this.after_mapping)
+    )
+    after_mapping = (
+        flow.If(_in_state(Status.NETWORK_MEETING)).Then(this.network_meeting).Else(this.end)
+    )
+    # The network meeting writes and adopts the commitment plan.
+    network_meeting = (
+        Step(views.NetworkMeetingView.as_view())
+        .Annotation(title=_("Network meeting: the commitment plan"))
+        .Permission(COORDINATE)
+        .Next(this.after_network_meeting)
+    )
+    after_network_meeting = (
+        flow.If(_in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
+    )
+    # The plan is in force until the follow-up date. The school and the leisure centre
+    # on the team each report their part of it before the follow-up meeting: their
+    # actions (who does what, when) and how it is going — a task in the inbox of the
+    # member who takes part for that organisation.
+    plan_in_force = (
+        flow.Split()
+        .Next(this.wait_for_review)
+        .Next(this.school_part, case=_part_needed(Organisation.Kind.SCHOOL, "school_part"))
+        .Next(this.leisure_part, case=_part_needed(Organisation.Kind.LEISURE, "leisure_part"))
+    )
+    school_part = (
+        PartStep(views.PlanPartView.as_view(), kind=Organisation.Kind.SCHOOL)
+        .Annotation(title=_("The school's part of the commitment plan"))
+        .Assign(_part_owner(Organisation.Kind.SCHOOL))
+        .Permission(COORDINATE)
+        .Next(this.part_reported)
+    )
+    leisure_part = (
+        PartStep(views.PlanPartView.as_view(), kind=Organisation.Kind.LEISURE)
+        .Annotation(title=_("The leisure centre's part of the commitment plan"))
+        .Assign(_part_owner(Organisation.Kind.LEISURE))
+        .Permission(COORDINATE)
+        .Next(this.part_reported)
+    )
+    part_reported = flow.End()
+    # On the follow-up date (``manage.py send_reminders`` fires due timers): the
+    # follow-up meeting continues with a new date, or closes the case.
+    wait_for_review = flow.Timer(_review_time).Next(this.follow_up)
+    follow_up = (
+        Step(views.FollowUpView.as_view())
+        .Annotation(title=_("Follow-up meeting"))
+        .Permission(COORDINATE)
+        .Next(this.after_follow_up)
+    )
+    after_follow_up = flow.If(_in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
+    # The case is closed: a report still open is no longer needed.
+    end = flow.TerminateEnd()
+
+    def has_view_permission(self, user, obj=None):
+        """Case workers see the flow (their inbox); a process only with access to its case."""
+        if obj is not None:
+            case = getattr(obj, "case", None)
+            return case is not None and bool(policy.case_access(user, case))
+        return policy.can_use_task_inbox(user)
+
+    def has_manage_permission(self, user, obj=None):
+        return False
+
+
+# --- Consent withdrawn: the process stops, the case closes ------------------------------------
+
+
+def withdraw_consent(*, user, case: SspfCase, consent, purpose: str) -> bool:
+    """Register the withdrawal of ``consent`` (the case page's button) and its consequence:
+    the process stops and the case closes, unless another legal basis applies.
+
+    Returns whether the case was closed. A withdrawal always wins: the flow's lock is
+    taken first — in the order a task step takes its locks (the process, then the
+    case's row) — so a step under way finishes before it, and the withdrawal then
+    works on the case as that step left it; a step posted after it finds its task
+    cancelled and its user is taken to the closed case.
+    """
+    from contextlib import nullcontext
+
+    from django.db import transaction
+
+    from casework.services.cases import withdraw_consent as register_withdrawal
+
+    process = SspfProcess.objects.filter(case_id=case.pk).only("pk").first()
+    with SspfFlow.lock(process.pk) if process else nullcontext(), transaction.atomic():
+        register_withdrawal(user=user, case=case, purpose=purpose, consent=consent)
+        return after_consent_withdrawn(user=user, case=case, purpose=purpose)
+
+
+def after_consent_withdrawn(*, user, case: SspfCase, purpose: str) -> bool:
+    """Stop the process and close the case unless another legal basis applies (as SIG's
+    ``workflows.sig.models.after_consent_withdrawn``). Runs inside the withdrawal's transaction,
+    which holds the case's row lock: the case is taken as it is now."""
+    from casework.services.cases import has_other_legal_basis
+    from casework.services.cases import transition as run_transition
+
+    current = SspfCase.objects.select_related("person").get(pk=case.pk)
+    if current.status == Status.CLOSED or has_other_legal_basis(current):
+        return False
+    process = SspfProcess.objects.filter(case=current).first()
+    if process is not None and process.finished is None:
+        SspfFlow.instance.cancel(process)
+    run_transition(user=user, case=current, name="consent_withdrawn", purpose=purpose)
+    return True

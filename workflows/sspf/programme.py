@@ -1,0 +1,48 @@
+"""SSPF in the programme registry (``casework.programmes``)."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+
+from casework import programmes
+from casework.models import Case
+from workflows.common.viewsets import ProgrammeFlowViewset
+from workflows.sspf import demo as sspf_demo
+from workflows.sspf import statistics as sspf_statistics
+from workflows.sspf import views as sspf_views
+from workflows.sspf.models import PoliceParticipation, SspfFlow, SspfProcess
+
+
+def police_take_part(case) -> bool:
+    """The newest police participation decision of the case says the police take part."""
+    decision = (
+        PoliceParticipation.objects.filter(case_id=case.pk)
+        .order_by("-decided_at")
+        .values_list("participates", flat=True)
+        .first()
+    )
+    return bool(decision)
+
+
+def task_cases(process_ids) -> dict:
+    return dict(SspfProcess.objects.filter(pk__in=process_ids).values_list("pk", "case_id"))
+
+
+def casework_urls() -> list:
+    return [path("sspf/", include((sspf_views.urlpatterns, "sspf")))]
+
+
+def register() -> None:
+    programmes.register(
+        programmes.Programme(
+            code=Case.Programme.SSPF,
+            label=Case.Programme.SSPF.label,
+            menu_position=30,
+            flow_viewsets=lambda: [ProgrammeFlowViewset(SspfFlow, icon="school")],
+            casework_urls=casework_urls,
+            task_cases=task_cases,
+            seed_demo=lambda stdout: sspf_demo.seed_sspf_cases(),
+            statistics=lambda: sspf_statistics.STATISTICS,
+            police_take_part=police_take_part,
+        )
+    )

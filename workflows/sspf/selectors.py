@@ -1,0 +1,240 @@
+"""Reads of the SSPF programme: the case page with its own records, the operational group's
+meetings, the school and leisure staff's overview, and the anonymised discussions' counts.
+
+Access goes through ``casework.policy`` (``case_access`` for the case, ``case_parts`` for
+what of it the user's role sees); what is decrypted is named in a consultation event;
+a refused reading is an ``ACCESS_DENIED`` event and a "not found".
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.db.models import Count
+
+from audit.services import Action as AuditAction
+from audit.services import Outcome, record_event
+from casework import policy
+from casework.models import Case
+from casework.selectors.cases import (
+    CaseNotFound,
+    CasePage,
+    Opened,
+    _open_all,
+    get_case_page,
+    open_or_none,
+)
+from casework.selectors.persons import _require_purpose, data_key_of
+
+if TYPE_CHECKING:
+    from casework.models import User
+    from workflows.sspf.models import AnonymisedDiscussion, OperationalMeeting, SspfCase
+
+
+class MeetingNotFound(Exception):
+    """No such meeting, or not one this user may see."""
+
+
+@dataclass(frozen=True)
+class SspfCasePage:
+    """The shared case page, and the SSPF records this user's role sees."""
+
+    page: CasePage
+    risk_assessments: list[Opened] = field(default_factory=list)
+    police_decisions: list[Opened] = field(default_factory=list)
+    agenda: list[Opened] = field(default_factory=list)
+
+    @property
+    def police_participates(self) -> bool | None:
+        if not self.police_decisions:
+            return None
+        return self.police_decisions[-1].obj.participates
+
+
+def get_sspf_case_page(*, user: User, purpose: str, case: SspfCase) -> SspfCasePage:
+    """The case page (``get_case_page``) plus the risk assessments, the police participation
+    decisions and the meetings' decisions, when the user's role sees them.
+
+    Raises :class:`CaseNotFound` (after a denial event) like ``get_case_page``.
+    """
+    page = get_case_page(user=user, purpose=purpose, case=case)
+    if not page.parts.programme_records:
+        return SspfCasePage(page=page)
+    read: list[str] = []
+    with transaction.atomic():
+        dek = data_key_of(case.person)
+        risks = _open_all(
+            case.risk_assessments.select_related("assessed_by"),
+            ("risk_factors", "protective_factors"),
+            dek,
+            read,
+            "risk_assessment",
+        )
+        police = _open_all(
+            case.police_decisions.select_related("decided_by"), ("reason",), dek, read, "police"
+        )
+        agenda = _open_all(
+            case.agenda_items.select_related("meeting").order_by("meeting__date"),
+            ("decision",),
+            dek,
+            read,
+            "agenda",
+        )
+        if read:
+            record_event(
+                action=AuditAction.CONSULT,
+                user=user,
+                obj=case,
+                person_id=case.person_id,
+                fields=read,
+                purpose=purpose,
+                legal_basis=page.access.legal_basis,
+                details={"via": page.access.via, "programme": "sspf"},
+            )
+    return SspfCasePage(page=page, risk_assessments=risks, police_decisions=police, agenda=agenda)
+
+
+# --- Overviews (nothing decrypted) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConcernRow:
+    """A concern the user raised: case number, state, date — no personal data."""
+
+    case: Case
+    may_open: bool
+
+
+def concerns_raised_by(*, user: User) -> list[ConcernRow]:
+    """The SSPF concerns ``user`` raised, with whether the user may now open each case."""
+    from workflows.sspf.models import SspfCase
+
+    rows = []
+    for case in SspfCase.objects.filter(referred_by=user).order_by("-opened_at")[:200]:
+        rows.append(ConcernRow(case=case, may_open=bool(policy.case_access(user, case))))
+    return rows
+
+
+@dataclass(frozen=True)
+class MeetingItem:
+    item: object
+    visible: bool  # the user may open the case
+    decision: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class MeetingPage:
+    meeting: OperationalMeeting
+    items: list[MeetingItem]
+    discussions: list[AnonymisedDiscussion]
+    coordinator: bool
+
+
+def _may_see_meeting(user, meeting) -> bool:
+    if not policy.can_use_task_inbox(user):
+        return False
+    if user.has_perm("casework.coordinate_cases"):
+        return True
+    return meeting.organisations.filter(pk=user.organisation_id).exists()
+
+
+def list_meetings(*, user: User):
+    """The operational group's meetings: all for the coordinator, otherwise those the user's
+    organisation took part in (dates and counts only)."""
+    from workflows.sspf.models import OperationalMeeting
+
+    if not policy.can_use_task_inbox(user):
+        return OperationalMeeting.objects.none()
+    meetings = OperationalMeeting.objects.annotate(
+        case_count=Count("items", distinct=True),
+        discussion_count=Count("discussions", distinct=True),
+    )
+    if not user.has_perm("casework.coordinate_cases"):
+        meetings = meetings.filter(organisations=user.organisation_id)
+    return meetings.order_by("-date", "-created_at")
+
+
+def get_meeting(*, user: User, purpose: str, meeting_id: uuid.UUID) -> MeetingPage:
+    """A meeting's agenda: each case by number (and the decision on it) only to a user who may
+    open the case and whose role sees the case's records; the anonymised discussions to
+    everyone who may see the meeting. Decryptions are one consultation event per case."""
+    from workflows.sspf.models import OperationalMeeting
+
+    purpose = _require_purpose(purpose)
+    meeting = OperationalMeeting.objects.filter(pk=meeting_id).first()
+    if meeting is None:
+        raise MeetingNotFound()
+    if not _may_see_meeting(user, meeting):
+        record_event(
+            action=AuditAction.ACCESS_DENIED,
+            user=user,
+            obj=meeting,
+            purpose=purpose,
+            outcome=Outcome.DENIED,
+            details={"operation": "meeting:read"},
+            independent=True,
+        )
+        raise MeetingNotFound()
+    items = []
+    with transaction.atomic():
+        for item in meeting.items.select_related("case", "case__person", "decided_by"):
+            case = item.case
+            access = policy.case_access(user, case)
+            if not access:
+                items.append(MeetingItem(item=item, visible=False))
+                continue
+            decision = None
+            if policy.case_parts(user, case).programme_records and item.decision is not None:
+                decision = open_or_none(item, "decision", data_key_of(case.person))
+                record_event(
+                    action=AuditAction.CONSULT,
+                    user=user,
+                    obj=case,
+                    person_id=case.person_id,
+                    fields=["agenda.decision"] if decision is not None else [],
+                    purpose=purpose,
+                    legal_basis=access.legal_basis,
+                    details={"via": access.via, "meeting": str(meeting.pk)},
+                )
+            items.append(MeetingItem(item=item, visible=True, decision=decision))
+    return MeetingPage(
+        meeting=meeting,
+        items=items,
+        discussions=list(meeting.discussions.select_related("organisation")),
+        coordinator=user.has_perm("casework.coordinate_cases"),
+    )
+
+
+def anonymised_discussion_counts(
+    *, start: datetime.date | None = None, end: datetime.date | None = None
+) -> list[dict]:
+    """Counts of anonymised discussions by organisation kind, topic, age band and area
+    (plain columns only; nothing is decrypted, nothing identifies anyone)."""
+    from workflows.sspf.models import AnonymisedDiscussion
+
+    rows = AnonymisedDiscussion.objects.all()
+    if start is not None:
+        rows = rows.filter(date__gte=start)
+    if end is not None:
+        rows = rows.filter(date__lt=end)
+    return list(
+        rows.values("organisation__kind", "topic", "age_band", "area")
+        .annotate(count=Count("id"))
+        .order_by("organisation__kind", "topic", "age_band", "area")
+    )
+
+
+__all__ = [
+    "CaseNotFound",
+    "MeetingNotFound",
+    "SspfCasePage",
+    "anonymised_discussion_counts",
+    "concerns_raised_by",
+    "get_meeting",
+    "get_sspf_case_page",
+    "list_meetings",
+]

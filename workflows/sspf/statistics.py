@@ -1,0 +1,104 @@
+"""SSPF: concerns raised, consents, plans adopted at the network meeting, active plans,
+closures — and the operational group's anonymised case discussions.
+
+Stage moments are plain columns of ``workflows_sspfcase`` set by the state
+machine (``workflows/sspf.py``: ``consented_at``, ``consent_refused_at``,
+``plan_adopted_at``). An anonymised discussion has no person and no case: it is
+counted by its own plain columns (date, topic, age band, area), and suppressed
+like every other count.
+"""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+from casework.models import Case
+from casework.statistics.spec import (
+    AGE,
+    AREA,
+    Duration,
+    Event,
+    Person,
+    Plain,
+    ProgrammeStatistics,
+    Stock,
+)
+from workflows.sspf.models import AgeBand, AnonymisedDiscussion
+
+AGE_BANDS = [(10, 12), (13, 15), (16, 18)]
+# The discussion's own age band (a plain column) as the index of the same band above.
+_DISCUSSION_BAND = (
+    "CASE d.age_band "
+    + " ".join(
+        f"WHEN '{band.value}' THEN {index}"
+        for index, band in enumerate([AgeBand.AGE_10_12, AgeBand.AGE_13_15, AgeBand.AGE_16_18])
+    )
+    + " ELSE -1 END"
+)
+
+STATISTICS = ProgrammeStatistics(
+    code="sspf",
+    label=_("SSPF (school, social services, police, leisure)"),
+    source=(
+        "workflows_sspfcase AS s"
+        " JOIN casework_case AS c ON c.id = s.case_ptr_id"
+        " JOIN casework_person AS p ON p.id = c.person_id"
+    ),
+    where="c.programme = 'sspf'",
+    events=[
+        Event("referred", _("Concerns raised"), "c.opened_at"),
+        Event("consent_given", _("Consents given"), "s.consented_at"),
+        Event("consent_refused", _("Consents refused"), "s.consent_refused_at"),
+        Event("plan_adopted", _("Plans adopted (network meeting)"), "s.plan_adopted_at"),
+        Event(
+            "closed",
+            _("Closures"),
+            "c.closed_at",
+            detail="c.close_reason",
+            detail_label=_("Close reason"),
+            detail_choices=Case.CloseReason.choices,
+        ),
+        Event(
+            "discussions",
+            _("Anonymised case discussions"),
+            "(d.date::timestamp AT TIME ZONE %(tz)s)",
+            detail="d.topic",
+            detail_label=_("Topic"),
+            detail_choices=AnonymisedDiscussion.Topic.choices,
+            source="workflows_anonymiseddiscussion AS d",
+            person=Plain(age_band=_DISCUSSION_BAND, area="d.area"),
+            dimensions=(AGE, AREA),
+        ),
+    ],
+    stocks=[
+        Stock(
+            "active", _("Plans active at the end of the period"), "s.plan_adopted_at", "c.closed_at"
+        ),
+        Stock("open", _("Open"), "c.opened_at", "c.closed_at", published=False),
+    ],
+    durations=[
+        Duration(
+            "concern_to_consent",
+            _("Days from concern to consent"),
+            "c.opened_at",
+            "s.consented_at",
+        ),
+        Duration(
+            "consent_to_plan",
+            _("Days from consent to adopted plan"),
+            "s.consented_at",
+            "s.plan_adopted_at",
+        ),
+    ],
+    person=Person(
+        birth_year="p.birth_year",
+        gender="p.gender",
+        area="p.area",
+        protected_identity="p.protected_identity",
+        age_at="c.opened_at",
+    ),
+    age_bands=AGE_BANDS,
+    entry="referred",
+    open_stock="open",
+    chart_measures=("referred", "plan_adopted", "active", "discussions"),
+)

@@ -1,0 +1,806 @@
+"""The SSPF pages: the flow's task views (one per step), the case page, the overview
+(school, leisure and coordinator inbox), and the operational group's meetings. Thin.
+
+Each view calls the selectors (``workflows/sspf_selectors.py``, which decide access and what
+of the case the user's role sees) and the services (``workflows/sspf_services.py``) inside one
+savepoint per step; service errors come back as form errors in Swedish.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
+from django.views.generic import View
+
+from casework import policy
+from casework.models import Action, Case
+from casework.selectors import find_person
+from casework.selectors.cases import CaseNotFound, list_cases
+from casework.services import cases as case_services
+from casework.services import create_person
+from casework.services.cases import CaseConflict, CaseDenied
+from workflows.common import forms
+from workflows.common.case_page import CasePageView, CaseworkerRequiredMixin, timeline_rows
+from workflows.sig.views import ConsentView as SigConsentView
+from workflows.sig.views import (
+    StepView,
+    denied,
+    put_errors,
+    referral_receipt,
+    screening_context,
+)
+from workflows.sspf import forms as sforms
+from workflows.sspf import services as sspf_services
+from workflows.sspf.models import SspfCase, Status, may_add_action
+from workflows.sspf.selectors import (
+    MeetingNotFound,
+    anonymised_discussion_counts,
+    concerns_raised_by,
+    get_meeting,
+    get_sspf_case_page,
+    list_meetings,
+)
+
+
+def index_url() -> str:
+    return reverse("arenden:sspf:index")
+
+
+class SspfStep(StepView):
+    template_name = "workflows/sspf/task.html"
+    purpose = _("SSPF: work on the case")
+
+
+# --- Start: the concern --------------------------------------------------------------------
+
+
+class ConcernView(View):
+    """Raise a concern: find or register the young person, open the case, start the flow."""
+
+    template_name = "workflows/sspf/concern.html"
+    purpose = _("SSPF: raising a concern")
+
+    def get(self, request, *args, **kwargs):
+        return self.render(sforms.ConcernForm())
+
+    def render(self, form):
+        return TemplateResponse(
+            self.request,
+            self.template_name,
+            {"form": form, "activation": self.request.activation},
+        )
+
+    def post(self, request, *args, **kwargs):
+        form = sforms.ConcernForm(request.POST)
+        if not form.is_valid():
+            return self.render(form)
+        data = form.cleaned_data
+        purpose = str(self.purpose)
+        try:
+            with transaction.atomic():
+                person = find_person(
+                    user=request.user, purpose=purpose, personnummer=data["personnummer"]
+                )
+                if person is None:
+                    person = create_person(
+                        user=request.user,
+                        purpose=purpose,
+                        name=data["name"],
+                        personnummer=data["personnummer"],
+                        area=data["area"],
+                    )
+                case = sspf_services.raise_concern(
+                    user=request.user, person=person, concern=data["reason"], purpose=purpose
+                )
+                request.activation.process.case = case
+                request.activation.execute()
+        except ValidationError as error:
+            put_errors(form, error)
+            return self.render(form)
+        except CaseDenied:
+            return denied(request)
+        return referral_receipt(
+            request,
+            form=form,
+            case=case,
+            title=_("New SSPF concern"),
+            message=_("The concern %(reference)s is registered; the SSPF coordinator assesses it."),
+        )
+
+
+# --- Assessment ----------------------------------------------------------------------------
+
+
+class AssessmentView(SspfStep):
+    purpose = _("SSPF: assessing the concern")
+    intro = _(
+        "Take the concern up, record the risk assessment, put the school, leisure and social "
+        "services staff on the team, then accept it (ask for consent) or reject it."
+    )
+    begin_label = _("Start the assessment")
+    actions = {
+        "begin": forms.VersionedForm,
+        "risk": sforms.RiskAssessmentForm,
+        "member": sforms.MemberForm,
+        "outcome": sforms.AssessmentOutcomeForm,
+    }
+
+    def available(self):
+        if self.case.status == Status.CONCERN_RAISED:
+            return {"begin"}
+        return {"risk", "member", "outcome"}
+
+    def extra_context(self):
+        return {**super().extra_context(), **screening_context(self)}
+
+    def unmet(self):
+        if self.case.status == Status.ASSESSMENT:
+            return case_services.unmet_conditions(self.case, "request_consent")
+        return []
+
+    def do_begin(self, form):
+        self.transition("begin_assessment", expected_version=self.version(form))
+        return self.stay(_("Assessment started."))
+
+    def do_risk(self, form):
+        data = form.cleaned_data
+        sspf_services.record_risk_assessment(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            level=data["level"],
+            risk_factors=data["risk_factors"],
+            protective_factors=data["protective_factors"] or None,
+            expected_version=self.version(form),
+        )
+        return self.stay(_("The risk assessment is recorded."))
+
+    def do_member(self, form):
+        sspf_services.add_sspf_member(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            member=form.cleaned_data["user"],
+            role=form.cleaned_data["role"],
+            expected_version=self.version(form),
+        )
+        return self.stay(_("The team member is added."))
+
+    def do_outcome(self, form):
+        data = form.cleaned_data
+        if data["outcome"] == sforms.AssessmentOutcomeForm.REJECT:
+            case_services.close_case(
+                user=self.request.user,
+                case=self.case,
+                purpose=str(self.purpose),
+                reason=data["close_reason"],
+                note=data["note"] or None,
+                expected_version=self.version(form),
+            )
+            return self.finish(_("The concern was rejected and the case closed."))
+        self.transition(
+            "request_consent", reason=data["note"] or None, expected_version=self.version(form)
+        )
+        return self.finish(_("The concern is accepted: ask the guardians for consent."))
+
+
+# --- Consent --------------------------------------------------------------------------------
+
+
+class ConsentView(SspfStep, SigConsentView):
+    purpose = _("SSPF: recording consent")
+    intro = _(
+        "Record every guardian's written consent and, from the configured age, the young "
+        "person's own. Choose which organisations each consent covers: the police only if "
+        "they are to take part."
+    )
+
+    def do_complete(self, form):
+        self.transition("consents_given", expected_version=self.version(form))
+        return self.finish(_("The consents are complete: hold the mapping conversation."))
+
+    def do_refused(self, form):
+        case_services.close_case(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            reason=Case.CloseReason.CONSENT_REFUSED,
+            expected_version=self.version(form),
+        )
+        return self.finish(
+            _(
+                "Consent was refused and the case is closed. The operational group may still "
+                "discuss the situation anonymously."
+            )
+        )
+
+
+# --- Mapping --------------------------------------------------------------------------------
+
+
+class MappingView(SspfStep):
+    purpose = _("SSPF: the mapping conversation")
+    intro = _("Record the mapping conversation with the young person and the guardians.")
+    actions = {"mapping": sforms.MappingForm}
+
+    def unmet(self):
+        return [
+            message
+            for message in case_services.unmet_conditions(self.case, "mapping_done")
+            if message != str(_("Record the mapping conversation first."))
+        ]
+
+    def do_mapping(self, form):
+        data = form.cleaned_data
+        sspf_services.record_mapping(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            held_on=data["held_on"],
+            note=data["mapping_note"],
+            expected_version=self.version(form),
+        )
+        self.transition("mapping_done")
+        return self.finish(_("The mapping conversation is recorded: the network meeting is next."))
+
+
+# --- Network meeting ------------------------------------------------------------------------
+
+
+class NetworkMeetingView(SspfStep):
+    purpose = _("SSPF: the network meeting")
+    intro = _(
+        "The network meeting writes the commitment plan: its goals, and the actions saying who "
+        "does what and when. Decide whether the police take part. Then adopt the plan."
+    )
+    actions = {
+        "member": sforms.MemberForm,
+        "participation": sforms.PoliceParticipationForm,
+        "action": forms.ActionForm,
+        "plan": sforms.GoalsForm,
+    }
+
+    def initial(self, name):
+        initial = super().initial(name)
+        if name == "action":
+            initial["status"] = Action.Status.PLANNED
+        if name == "plan":
+            initial["review_date"] = self.case.review_date
+        return initial
+
+    def unmet(self):
+        return case_services.unmet_conditions(self.case, "adopt_plan")
+
+    def do_member(self, form):
+        return AssessmentView.do_member(self, form)
+
+    def do_participation(self, form):
+        data = form.cleaned_data
+        sspf_services.record_police_participation(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            participates=data["participates"],
+            reason=data["reason"],
+            expected_version=self.version(form),
+        )
+        return self.stay(_("The decision on the police's part is recorded."))
+
+    def do_action(self, form):
+        data = form.cleaned_data
+        sspf_services.add_sspf_action(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            kind=data["kind"],
+            status=data["status"],
+            date=data["date"],
+            organisation=data["organisation"],
+            note=data["note"] or None,
+            visibility=data["visibility"],
+            expected_version=self.version(form),
+        )
+        return self.stay(_("The action is added to the plan."))
+
+    def do_plan(self, form):
+        data = form.cleaned_data
+        case_services.update_case(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            texts={"plan_goals": data["plan_goals"]},
+            review_date=data["review_date"],
+            expected_version=self.version(form),
+        )
+        self.transition("adopt_plan", adopted_by=self.request.user)
+        return self.finish(_("The commitment plan is adopted."))
+
+
+# --- Follow-up ------------------------------------------------------------------------------
+
+
+class FollowUpView(SspfStep):
+    purpose = _("SSPF: the follow-up meeting")
+    intro = _("The follow-up date has come: follow up the plan, then continue or close the case.")
+    begin_label = _("Start the follow-up meeting")
+    actions = {"begin": forms.VersionedForm, "follow_up": forms.FollowUpForm}
+
+    def available(self):
+        return {"begin"} if self.case.status == Status.PLAN_ACTIVE else {"follow_up"}
+
+    def unmet(self):
+        if self.case.status == Status.PLAN_ACTIVE:
+            return case_services.unmet_conditions(self.case, "begin_follow_up")
+        return []
+
+    def do_begin(self, form):
+        self.transition("begin_follow_up", expected_version=self.version(form))
+        return self.stay(_("Follow-up started."))
+
+    def do_follow_up(self, form):
+        data = form.cleaned_data
+        user, purpose = self.request.user, str(self.purpose)
+        if data["outcome"] == forms.FollowUpForm.CONTINUE:
+            case_services.update_case(
+                user=user,
+                case=self.case,
+                purpose=purpose,
+                review_date=data["review_date"],
+                expected_version=self.version(form),
+            )
+            self.transition("continue_plan", reason=data["note"] or None)
+            return self.finish(_("The plan continues until the next follow-up."))
+        case_services.close_case(
+            user=user,
+            case=self.case,
+            purpose=purpose,
+            reason=data["close_reason"],
+            note=data["note"] or None,
+            expected_version=self.version(form),
+        )
+        return self.finish(_("The case is closed."))
+
+
+# --- The school's and the leisure centre's part of the plan --------------------------------------
+
+
+class PlanPartView(SspfStep):
+    """A school or leisure member records their organisation's actions of the commitment
+    plan and reports how it is going, before the next follow-up meeting."""
+
+    purpose = _("SSPF: reporting the organisation's part of the plan")
+    intro = _(
+        "Record what your organisation does in the commitment plan (who does what, and "
+        "when), then report how it is going. The coordinator reads your report before the "
+        "follow-up meeting."
+    )
+    actions = {"action": sforms.OwnActionForm, "report": sforms.PartReportForm}
+
+    def initial(self, name):
+        initial = super().initial(name)
+        if name == "action":
+            initial["status"] = Action.Status.PLANNED
+        return initial
+
+    def unmet(self):
+        if not sspf_services.has_own_action(user=self.request.user, case=self.case):
+            return [str(sspf_services.NO_OWN_ACTION)]
+        return []
+
+    def do_action(self, form):
+        data = form.cleaned_data
+        sspf_services.add_sspf_action(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            kind=data["kind"],
+            status=data["status"],
+            date=data["date"],
+            organisation=self.request.user.organisation,
+            note=data["note"] or None,
+            visibility=data["visibility"],
+            expected_version=self.version(form),
+        )
+        return self.stay(_("The action is recorded."))
+
+    def do_report(self, form):
+        sspf_services.report_plan_part(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            note=form.cleaned_data["report"],
+            expected_version=self.version(form),
+        )
+        return self.finish(_("Your report is recorded for the follow-up meeting."))
+
+
+# --- The case page --------------------------------------------------------------------------
+
+
+def cancel_process(case: SspfCase) -> None:
+    process = getattr(case, "process", None)
+    if process is not None and process.finished is None:
+        from workflows.sspf.models import SspfFlow
+
+        SspfFlow.instance.cancel(process)
+
+
+class SspfCasePageView(CasePageView):
+    """The SSPF case page: what the user's role sees of the case, and what can be done."""
+
+    template_name = "workflows/sspf/case_page.html"
+    purpose = _("SSPF: reading the case")
+    FORMS = {
+        "action": forms.ActionForm,
+        "member": sforms.MemberForm,
+        "participation": sforms.PoliceParticipationForm,
+        "escalate": sforms.EscalateForm,
+        "close": forms.CloseForm,
+        "withdraw": forms.WithdrawConsentForm,
+    }
+
+    def setup(self, request, *args, **kwargs):
+        View.setup(self, request, *args, **kwargs)
+        self.case = get_object_or_404(
+            SspfCase.objects.select_related("person", "process"), pk=kwargs["case_id"]
+        )
+
+    def forms(self, bound=None, data=None):
+        built = {}
+        for name, form_class in self.FORMS.items():
+            auto_id = f"id_{name}-%s"
+            if name == bound:
+                built[name] = form_class(data, auto_id=auto_id)
+            else:
+                initial = {"version": self.case.version}
+                if name == "action":
+                    initial["status"] = Action.Status.DONE
+                built[name] = form_class(initial=initial, auto_id=auto_id)
+        return built
+
+    def render(self, built, status=200):
+        user = self.request.user
+        try:
+            sspf_page = get_sspf_case_page(user=user, purpose=str(self.purpose), case=self.case)
+        except CaseNotFound:
+            raise Http404 from None
+        page = sspf_page.page
+        coordinator = policy.coordinates(user, self.case)
+        open_case = self.case.status != Status.CLOSED
+        can = {
+            "action": open_case and may_add_action(user, self.case),
+            "member": open_case and coordinator,
+            "participation": open_case and coordinator,
+            "escalate": open_case and coordinator,
+            "close": open_case
+            and case_services.may_transition(user=user, case=self.case, name="close"),
+            "withdraw": open_case
+            and case_services.may_transition(user=user, case=self.case, name="consent_withdrawn"),
+        }
+        tasks = []
+        process = getattr(self.case, "process", None)
+        if process is not None:
+            # The coordinator sees every open task; a member only their own.
+            for task in (
+                process.task_set.filter(flow_task_type="HUMAN")
+                .exclude(status__in=["DONE", "CANCELED"])
+                .select_related("owner")
+            ):
+                mine = task.flow_task.can_execute(user, task) or task.flow_task.can_assign(
+                    user, task
+                )
+                if coordinator or mine:
+                    tasks.append(
+                        (task, task.flow_task.reverse("index", args=[task.process_id, task.pk]))
+                    )
+        timeline = timeline_rows(page.timeline, Status.choices)
+        return TemplateResponse(
+            self.request,
+            self.template_name,
+            {
+                "page": page,
+                "sspf": sspf_page,
+                "case": self.case,
+                "forms": built,
+                "can": can,
+                "tasks": tasks,
+                "timeline": timeline,
+                "Status": Status,
+            },
+            status=status,
+        )
+
+    def do_action(self, form):
+        data = form.cleaned_data
+        user = self.request.user
+        sspf_services.add_sspf_action(
+            user=user,
+            case=self.case,
+            purpose=str(self.purpose),
+            kind=data["kind"],
+            status=data["status"],
+            date=data["date"],
+            organisation=data["organisation"] or user.organisation,
+            note=data["note"] or None,
+            visibility=data["visibility"],
+            expected_version=data["version"],
+        )
+        return _("The action is recorded.")
+
+    def do_member(self, form):
+        sspf_services.add_sspf_member(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            member=form.cleaned_data["user"],
+            role=form.cleaned_data["role"],
+            expected_version=form.cleaned_data["version"],
+        )
+        return _("The team member is added.")
+
+    def do_participation(self, form):
+        data = form.cleaned_data
+        sspf_services.record_police_participation(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            participates=data["participates"],
+            reason=data["reason"],
+            expected_version=data["version"],
+        )
+        return _("The decision on the police's part is recorded.")
+
+    def do_escalate(self, form):
+        sig_case = sspf_services.escalate_to_sig(
+            user=self.request.user,
+            case=self.case,
+            reason=form.cleaned_data["reason"],
+            purpose=str(self.purpose),
+        )
+        return _("The young person is referred to SIG: %(reference)s.") % {
+            "reference": sig_case.reference
+        }
+
+    def do_close(self, form):
+        data = form.cleaned_data
+        case_services.close_case(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            reason=data["close_reason"],
+            note=data["note"] or None,
+            expected_version=data["version"],
+        )
+        cancel_process(self.case)
+        return _("The case is closed.")
+
+    def post(self, request, case_id):
+        process = getattr(self.case, "process", None)
+        if request.POST.get("_action") != "withdraw" or process is None:
+            return super().post(request, case_id)
+        # A withdrawal takes the flow's lock first, outside the request's transaction
+        # (the lock's retries need that), as a task step does: see
+        # ``workflows.sspf.models.withdraw_consent``.
+        from workflows.sspf.models import SspfFlow
+
+        with SspfFlow.lock(process.pk):
+            return super().post(request, case_id)
+
+    def do_withdraw(self, form):
+        from workflows.sspf.models import withdraw_consent
+
+        consent = self.case.consents.filter(pk=form.cleaned_data["consent"]).first()
+        if consent is None:
+            raise ValidationError(_("No such consent in this case."))
+        if withdraw_consent(
+            user=self.request.user, case=self.case, consent=consent, purpose=str(self.purpose)
+        ):
+            return _("The consent is withdrawn: sharing has stopped and the case is closed.")
+        return _("The consent is withdrawn: sharing under it has stopped.")
+
+
+# --- The overview: the inbox of school, leisure and the coordinator ------------------------------
+
+
+class IndexView(CaseworkerRequiredMixin, View):
+    """My SSPF cases (those I may open), the concerns I raised, and the meetings."""
+
+    template_name = "workflows/sspf/index.html"
+
+    def get(self, request):
+        from viewflow.workflow.models import Task
+
+        from workflows.sspf.models import SspfFlow
+
+        user = request.user
+        # The SSPF tasks in my inbox (the school's and leisure's parts of the plan, the
+        # coordinator's steps): the task and its case's number, nothing decrypted.
+        tasks = [
+            (task, task.flow_task.reverse("index", args=[task.process_id, task.pk]))
+            for task in Task.objects.inbox([SspfFlow], user)
+            .select_related("process__sspfprocess__case")
+            .order_by("created", "pk")
+        ]
+        return TemplateResponse(
+            request,
+            self.template_name,
+            {
+                "tasks": tasks,
+                "rows": list_cases(user=user, model=SspfCase),
+                "concerns": concerns_raised_by(user=user),
+                "meetings": list(list_meetings(user=user)[:10]),
+                "may_raise": SspfFlow.start.can_execute(user),
+                "coordinator": sspf_services.can_coordinate_sspf(user),
+                "Status": Status,
+            },
+        )
+
+
+# --- Operational group meetings ------------------------------------------------------------------
+
+
+class MeetingListView(CaseworkerRequiredMixin, View):
+    template_name = "workflows/sspf/meetings.html"
+    purpose = _("SSPF: planning an operational group meeting")
+
+    def render(self, form, status=200):
+        user = self.request.user
+        return TemplateResponse(
+            self.request,
+            self.template_name,
+            {
+                "meetings": list_meetings(user=user),
+                "form": form if sspf_services.can_coordinate_sspf(user) else None,
+                "counts": anonymised_discussion_counts()
+                if sspf_services.can_coordinate_sspf(user)
+                else [],
+            },
+            status=status,
+        )
+
+    def get(self, request):
+        return self.render(sforms.MeetingForm(auto_id="id_meeting-%s"))
+
+    def post(self, request):
+        if not sspf_services.can_coordinate_sspf(request.user):
+            return denied(request)
+        form = sforms.MeetingForm(request.POST, auto_id="id_meeting-%s")
+        if form.is_valid():
+            try:
+                meeting = sspf_services.create_meeting(
+                    user=request.user,
+                    purpose=str(self.purpose),
+                    date=form.cleaned_data["date"],
+                    organisations=form.cleaned_data["organisations"],
+                )
+            except ValidationError as error:
+                put_errors(form, error)
+            except CaseDenied:
+                return denied(request)
+            else:
+                messages.success(request, _("The meeting is created."))
+                return HttpResponseRedirect(
+                    reverse("arenden:sspf:meeting", kwargs={"meeting_id": meeting.pk})
+                )
+        return self.render(form)
+
+
+class MeetingView(CaseworkerRequiredMixin, View):
+    """A meeting: its agenda of cases (with the decision on each) and anonymised discussions."""
+
+    template_name = "workflows/sspf/meeting.html"
+    purpose = _("SSPF: the operational group meeting")
+    FORMS = {
+        "agenda": sforms.AgendaForm,
+        "decision": sforms.AgendaDecisionForm,
+        "discussion": sforms.DiscussionForm,
+    }
+
+    def forms(self, bound=None, data=None):
+        return {
+            name: form_class(data if name == bound else None, auto_id=f"id_{name}-%s")
+            for name, form_class in self.FORMS.items()
+        }
+
+    def render(self, built, status=200):
+        try:
+            page = get_meeting(
+                user=self.request.user, purpose=str(self.purpose), meeting_id=self.meeting_id
+            )
+        except MeetingNotFound:
+            raise Http404 from None
+        if not page.coordinator:
+            built = {}
+        return TemplateResponse(
+            self.request,
+            self.template_name,
+            {"page": page, "forms": built, "meeting": page.meeting},
+            status=status,
+        )
+
+    def get(self, request, meeting_id):
+        self.meeting_id = meeting_id
+        return self.render(self.forms())
+
+    def post(self, request, meeting_id):
+        from workflows.sspf.models import OperationalMeeting
+
+        self.meeting_id = meeting_id
+        meeting = OperationalMeeting.objects.filter(pk=meeting_id).first()
+        if meeting is None:
+            raise Http404
+        if not sspf_services.can_coordinate_sspf(request.user):
+            return denied(request)
+        action = request.POST.get("_action", "")
+        built = self.forms(bound=action, data=request.POST)
+        form = built.get(action)
+        if form is None:
+            messages.error(request, _("That is not available."))
+            return HttpResponseRedirect(request.path)
+        if form.is_valid():
+            try:
+                with transaction.atomic():
+                    message = getattr(self, f"do_{action}")(form, meeting)
+                messages.success(request, message)
+                return HttpResponseRedirect(request.path)
+            except ValidationError as error:
+                put_errors(form, error)
+            except CaseConflict as conflict:
+                messages.error(request, conflict.message)
+            except CaseDenied:
+                return denied(request)
+        return self.render(built)
+
+    def do_agenda(self, form, meeting):
+        reference = form.cleaned_data["reference"].strip().upper()
+        case = SspfCase.objects.filter(reference=reference).first()
+        if case is None:
+            raise ValidationError({"reference": _("There is no SSPF case with that number.")})
+        sspf_services.add_to_agenda(
+            user=self.request.user, meeting=meeting, case=case, purpose=str(self.purpose)
+        )
+        return _("The case is on the agenda.")
+
+    def do_decision(self, form, meeting):
+        item = meeting.items.select_related("case", "case__person").filter(
+            pk=form.cleaned_data["item"]
+        )
+        item = item.first()
+        if item is None:
+            raise ValidationError(_("No such case on this agenda."))
+        sspf_services.record_agenda_decision(
+            user=self.request.user,
+            item=item,
+            decision=form.cleaned_data["decision"],
+            purpose=str(self.purpose),
+        )
+        return _("The decision is recorded.")
+
+    def do_discussion(self, form, meeting):
+        data = form.cleaned_data
+        sspf_services.record_anonymised_discussion(
+            user=self.request.user,
+            purpose=str(self.purpose),
+            meeting=meeting,
+            date=data["date"],
+            organisation=data["organisation"],
+            topic=data["topic"],
+            age_band=data["age_band"],
+            area=data["area"],
+            summary=data["summary"],
+            outcome=data["outcome"],
+        )
+        return _("The anonymised discussion is recorded.")
+
+
+urlpatterns = [
+    path("", IndexView.as_view(), name="index"),
+    path("moten/", MeetingListView.as_view(), name="meetings"),
+    path("moten/<uuid:meeting_id>/", MeetingView.as_view(), name="meeting"),
+]
