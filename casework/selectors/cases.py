@@ -40,8 +40,8 @@ from casework.models import (
 from casework.selectors.persons import (
     ERASED_LABEL,
     PersonDetails,
-    _require_purpose,
     person_age,
+    require_purpose,
 )
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def open_or_none(row, name: str, dek):
     return None if dek is None else open_value(row, name, dek)
 
 
-def _open_all(rows, names: tuple[str, ...], dek, read: list[str], prefix: str) -> list[Opened]:
+def open_all(rows, names: tuple[str, ...], dek, read: list[str], prefix: str) -> list[Opened]:
     opened = []
     for row in rows:
         texts = {name: open_or_none(row, name, dek) for name in names}
@@ -135,7 +135,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
 
     Raises :class:`CaseNotFound` after a denial event when the user may not see it.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     now = timezone.now()
     # Read once, before the access check, which takes the user's membership and
     # the consents from them (nothing here is decrypted): the page shows both.
@@ -203,7 +203,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     }
     read += [f"case.{name}" for name, value in texts.items() if value is not None]
     guardians = (
-        _open_all(person.guardians.all(), ("name", "phone"), dek, read, "guardian")
+        open_all(person.guardians.all(), ("name", "phone"), dek, read, "guardian")
         if parts.guardians
         else []
     )
@@ -217,9 +217,9 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         visible_actions = visible_actions.filter(
             Q(organisation__kind__in=parts.action_kinds) | Q(organisation_id=user.organisation_id)
         )
-    actions = _open_all(visible_actions, ("note",), dek, read, "action")
+    actions = open_all(visible_actions, ("note",), dek, read, "action")
     decisions = (
-        _open_all(
+        open_all(
             CaseDecision.objects.filter(case=case).select_related("decided_by", "organisation"),
             ("note",),
             dek,
@@ -230,7 +230,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         else []
     )
     legal_bases = (
-        _open_all(
+        open_all(
             CaseLegalBasis.objects.filter(case=case).select_related("legal_basis", "recorded_by"),
             ("justification",),
             dek,
@@ -252,7 +252,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         links.append(LinkedCase(link=row, other=other, outgoing=outgoing, reason=reason))
     events = CaseEvent.objects.filter(case=case).select_related("actor")
     if parts.event_reasons:
-        timeline = _open_all(events, ("reason",), dek, read, "event")
+        timeline = open_all(events, ("reason",), dek, read, "event")
     else:
         # Not opened: the reason reads as empty, never as its sealed value.
         timeline = [Opened(event, {"reason": None}) for event in events]
@@ -422,7 +422,7 @@ def screening_registration(*, user: User, case: Case, purpose: str) -> Registrat
     (the screening step is theirs); otherwise nothing is told. Writes one ``CONSULT``
     event naming the field ``registrations`` and the case ids shown (identifiers only).
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     if not (policy.coordinates(user, case) and policy.case_access(user, case)):
         return Registration(registered=False)
     if not person_registered(case.person_id, exclude_case=case.pk):

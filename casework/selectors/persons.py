@@ -94,7 +94,7 @@ class PersonDetails:
 # --- Shared by selectors and services -------------------------------------------
 
 
-def _require_purpose(purpose: str) -> str:
+def require_purpose(purpose: str) -> str:
     purpose = (purpose or "").strip()
     if not purpose:
         raise ValidationError(
@@ -104,7 +104,7 @@ def _require_purpose(purpose: str) -> str:
     return purpose
 
 
-def _deny(
+def deny_person(
     *,
     user,
     purpose: str,
@@ -133,7 +133,7 @@ def _candidates(index: int) -> QuerySet[Person]:
     return Person.objects.filter(personnummer_index=index).only("id", "personnummer")
 
 
-def _match_by_personnummer(
+def match_by_personnummer(
     normalised: str, *, exclude: uuid.UUID | None = None
 ) -> tuple[Person | None, int]:
     """The non-erased person with this personnummer, and how many candidates were opened.
@@ -178,13 +178,13 @@ def get_person_details(
     (after a denial event), ``Person.DoesNotExist``, :class:`PersonErased`, or an
     encryption error (``casework.crypto.errors``) if the data cannot be opened.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     names = Person.ENCRYPTED_FIELDS if fields is None else tuple(dict.fromkeys(fields))
     unknown = set(names) - set(Person.ENCRYPTED_FIELDS)
     if unknown:
         raise ValueError(f"not encrypted fields of Person: {sorted(unknown)}")
     if not policy.can_process_person_data(user):
-        raise _deny(
+        raise deny_person(
             user=user, purpose=purpose, what="read", person_id=person_id, legal_basis=legal_basis
         )
     with transaction.atomic():
@@ -225,11 +225,11 @@ def find_person(
     The event is committed on its own: it stays when the caller's transaction
     rolls back (a stale form, a bad field after the lookup).
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     normalised = pnr.normalise(personnummer)
     if not policy.can_process_person_data(user):
-        raise _deny(user=user, purpose=purpose, what="find", legal_basis=legal_basis)
-    person, candidates = _match_by_personnummer(normalised)
+        raise deny_person(user=user, purpose=purpose, what="find", legal_basis=legal_basis)
+    person, candidates = match_by_personnummer(normalised)
     record_event(
         action=Action.CONSULT,
         user=user,
@@ -277,8 +277,10 @@ def person_ids_for_audit(personnummer: str, *, user: User) -> list[uuid.UUID]:
     except ValidationError as exc:
         raise ValueError(" ".join(exc.messages)) from None
     if not policy.can_view_access_log(user):
-        raise _deny(user=user, purpose=str(_("Log review")), what="audit lookup", legal_basis="")
-    person, candidates = _match_by_personnummer(normalised)
+        raise deny_person(
+            user=user, purpose=str(_("Log review")), what="audit lookup", legal_basis=""
+        )
+    person, candidates = match_by_personnummer(normalised)
     record_event(
         action=Action.CONSULT,
         user=user,

@@ -48,13 +48,13 @@ from casework.models import (
     Organisation,
 )
 from casework.selectors.cases import person_registered
-from casework.selectors.persons import PersonErased, _require_purpose
+from casework.selectors.persons import PersonErased, require_purpose
 
 if TYPE_CHECKING:
     from casework.models import User
 
 NOTE_LIMIT = 10_000
-_REFERENCE_LOCK = 0x5A5F
+REFERENCE_LOCK = 0x5A5F
 REASON_LIMIT = 2_000
 
 
@@ -78,7 +78,7 @@ class CaseConflict(Exception):
 # --- Shared helpers ---------------------------------------------------------------
 
 
-def _text(value: Any, field: str, *, limit: int, required: bool = False) -> str | None:
+def clean_text(value: Any, field: str, *, limit: int, required: bool = False) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise ValidationError(
@@ -101,7 +101,7 @@ def _text(value: Any, field: str, *, limit: int, required: bool = False) -> str 
     return value
 
 
-def _deny(*, user, case: Case, purpose: str, what: str, reason: str) -> CaseDenied:
+def deny_case(*, user, case: Case, purpose: str, what: str, reason: str) -> CaseDenied:
     record_event(
         action=AuditAction.ACCESS_DENIED,
         user=user,
@@ -124,14 +124,14 @@ def require_access(
     """
     access = policy.case_access(user, case, any_ground=any_ground)
     if not access:
-        raise _deny(user=user, case=case, purpose=purpose, what=what, reason=access.denial)
+        raise deny_case(user=user, case=case, purpose=purpose, what=what, reason=access.denial)
     if access.via == policy.CLOSED_LEAD:
         # The lead of a closed case reads it for the documentation duty; nothing more.
-        raise _deny(user=user, case=case, purpose=purpose, what=what, reason="case closed")
+        raise deny_case(user=user, case=case, purpose=purpose, what=what, reason="case closed")
     return access
 
 
-def _lock(case: Case, expected_version: int | None) -> Case:
+def lock_version(case: Case, expected_version: int | None) -> Case:
     """Lock the case row for this transaction and check the version the user saw."""
     current = Case.objects.select_for_update().only("version").get(pk=case.pk)
     if expected_version is not None and current.version != expected_version:
@@ -144,15 +144,15 @@ def lock_case(*, case: Case, expected_version: int | None) -> None:
     """Lock the case row for the caller's transaction and check the version the user saw
     (:class:`CaseConflict`): for a caller that writes several things before the service
     that would check it (closing a SIG case to the defector programme)."""
-    _lock(case, expected_version)
+    lock_version(case, expected_version)
 
 
-def _bump(case: Case) -> None:
+def bump_version(case: Case) -> None:
     Case.objects.filter(pk=case.pk).update(version=F("version") + 1)
     case.version += 1
 
 
-def _dek(case: Case):
+def case_data_key(case: Case):
     """The person's data key, to seal something new about them; refused (a form error,
     not a 500) once the person is erased: the key is destroyed for good."""
     if case.person.erased_at is not None:
@@ -168,17 +168,17 @@ def _holds(condition, case: Case) -> bool:
         return False
 
 
-def _event(
+def timeline_event(
     *, case: Case, user, kind: str, reason: str | None = None, dek=None, **fields: Any
 ) -> CaseEvent:
     event = CaseEvent(case=case, actor=user, kind=kind, **fields)
     if reason:
-        seal_value(event, "reason", reason, dek or _dek(case))
+        seal_value(event, "reason", reason, dek or case_data_key(case))
     event.save()
     return event
 
 
-def _audit(
+def audit_case(
     *,
     action: str,
     user,
@@ -201,7 +201,7 @@ def _audit(
     )
 
 
-def _changed(
+def record_change(
     *,
     case: Case,
     user,
@@ -217,9 +217,9 @@ def _changed(
 ) -> None:
     """Every change of a case, in the caller's transaction: the new row version,
     the timeline entry the team sees and the access-log event the auditors see."""
-    _bump(case)
-    _event(case=case, user=user, kind=kind, transition=label, reason=reason)
-    _audit(
+    bump_version(case)
+    timeline_event(case=case, user=user, kind=kind, transition=label, reason=reason)
+    audit_case(
         action=action,
         user=user,
         case=case,
@@ -231,7 +231,7 @@ def _changed(
     )
 
 
-def _next_reference(programme: str) -> str:
+def next_reference(programme: str) -> str:
     """``SIG-2026-0001``: per programme and year (the caller holds the programme's lock)."""
     year = timezone.localdate().year
     prefix = f"{programme.upper()}-{year}-"
@@ -269,27 +269,27 @@ def open_case(
     registered (``person_registered``: a flag, no value), which the auditors' log
     review lists (``audit.review.referrals_of_registered_persons``). ADR 0012.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     if reason_field:
-        reason = _text(reason, reason_field, limit=REASON_LIMIT, required=True)
+        reason = clean_text(reason, reason_field, limit=REASON_LIMIT, required=True)
     if not policy.can_use_task_inbox(user):
         raise CaseDenied()
     with transaction.atomic():
         # Serialise case numbers of this programme (advisory lock per programme).
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_REFERENCE_LOCK, case.programme]
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [REFERENCE_LOCK, case.programme]
             )
-        case.reference = _next_reference(case.programme)
+        case.reference = next_reference(case.programme)
         # A programme case extends Case: its primary key is the parent's id.
         if hasattr(case, "case_ptr_id") and case.case_ptr_id is None:
             case.case_ptr_id = case.id
-        dek = _dek(case)
+        dek = case_data_key(case)
         if reason_field and reason is not None:
             seal_value(case, reason_field, reason, dek)
         registered = person_registered(case.person_id)
         case.save(force_insert=True)
-        _event(
+        timeline_event(
             case=case,
             user=user,
             kind=CaseEvent.Kind.TRANSITION,
@@ -297,7 +297,7 @@ def open_case(
             to_state=getattr(case, "status", ""),
             dek=dek,
         )
-        _audit(
+        audit_case(
             action=AuditAction.CREATE,
             user=user,
             case=case,
@@ -366,8 +366,8 @@ def transition(
     message), the row lock and version. Then runs it, saves, adds the timeline
     entry and writes one ``TRANSITION`` event, all in one transaction.
     """
-    purpose = _require_purpose(purpose)
-    reason = _text(reason, "reason", limit=REASON_LIMIT)
+    purpose = require_purpose(purpose)
+    reason = clean_text(reason, "reason", limit=REASON_LIMIT)
     # Only allowed or not matters here: a coordinator's access needs no team query.
     require_access(
         user=user, case=case, purpose=purpose, what=f"transition:{name}", any_ground=True
@@ -378,7 +378,9 @@ def transition(
             _("The case is not in a state where this can be done."), code="invalid_state"
         )
     if not meta.has_transition_perm(case, case.status, user):
-        raise _deny(user=user, case=case, purpose=purpose, what=f"transition:{name}", reason="role")
+        raise deny_case(
+            user=user, case=case, purpose=purpose, what=f"transition:{name}", reason="role"
+        )
     unmet = unmet_conditions(case, name)
     if unmet:
         raise ValidationError([ValidationError(message, code="condition") for message in unmet])
@@ -386,13 +388,13 @@ def transition(
     was_open = case.closed_at is None
     try:
         with transaction.atomic():
-            _lock(case, expected_version)
+            lock_version(case, expected_version)
             getattr(case, name)(**kwargs)
             # The row is locked: the new version goes out with the save (no second UPDATE).
             case.version += 1
             case.save()
             ended = _end_team_at_close(case) if was_open and case.closed_at else 0
-            _event(
+            timeline_event(
                 case=case,
                 user=user,
                 kind=CaseEvent.Kind.TRANSITION,
@@ -401,7 +403,7 @@ def transition(
                 to_state=case.status,
                 reason=reason,
             )
-            _audit(
+            audit_case(
                 action=AuditAction.TRANSITION,
                 user=user,
                 case=case,
@@ -443,9 +445,11 @@ def close_case(
     """Close with an outcome reason (and a note, required for "other")."""
     if reason not in Case.CloseReason.values:
         raise ValidationError({"close_reason": ValidationError(_("Select a valid choice."))})
-    note = _text(note, "close_note", limit=NOTE_LIMIT, required=reason == Case.CloseReason.OTHER)
+    note = clean_text(
+        note, "close_note", limit=NOTE_LIMIT, required=reason == Case.CloseReason.OTHER
+    )
     if note:
-        seal_value(case, "close_note", note, _dek(case))
+        seal_value(case, "close_note", note, case_data_key(case))
     return transition(
         user=user,
         case=case,
@@ -469,10 +473,10 @@ def add_member(
     expected_version: int | None = None,
 ) -> CaseMembership:
     """Put ``member`` on the case team (coordinators do this)."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="team:add")
     if not policy.coordinates(user, case):
-        raise _deny(user=user, case=case, purpose=purpose, what="team:add", reason="role")
+        raise deny_case(user=user, case=case, purpose=purpose, what="team:add", reason="role")
     if role not in CaseMembership.Role.values:
         raise ValidationError({"role": ValidationError(_("Select a valid choice."))})
     if not policy.can_use_task_inbox(member):
@@ -484,7 +488,7 @@ def add_member(
             {"user": ValidationError(_("The police contact officer must work for the police."))}
         )
     with transaction.atomic():
-        _lock(case, expected_version)
+        lock_version(case, expected_version)
         existing = policy.team_membership(member, case)
         if existing is not None and existing.role == role:
             raise ValidationError(
@@ -504,7 +508,7 @@ def _put_on_team(
         # A new role for someone already on the team (a social worker becomes the lead).
         CaseMembership.objects.filter(pk=existing.pk).update(valid_to=timezone.now())
     membership = CaseMembership.objects.create(case=case, user=member, role=role, added_by=user)
-    _changed(
+    record_change(
         case=case,
         user=user,
         purpose=purpose,
@@ -532,7 +536,7 @@ def join_team(
     see it) and the case is open. Someone already on the team keeps their role (a lead
     stays the lead): returns ``None`` and writes nothing. Runs in the caller's transaction.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     if role not in CaseMembership.Role.values:
         raise ValidationError(_("Select a valid choice."))
     if not policy.can_use_task_inbox(user):
@@ -547,7 +551,7 @@ def join_team(
             code="organisation",
         )
     with transaction.atomic():
-        _lock(case, None)
+        lock_version(case, None)
         if Case.objects.filter(pk=case.pk, closed_at__isnull=False).exists():
             raise ValidationError(_("The case is closed."), code="closed")
         if policy.defector_handed_over(case):
@@ -571,16 +575,16 @@ def join_team(
 def end_membership(
     *, user, case: Case, purpose: str, membership: CaseMembership, expected_version: int | None
 ) -> None:
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="team:remove")
     if not policy.coordinates(user, case) or membership.case_id != case.pk:
-        raise _deny(user=user, case=case, purpose=purpose, what="team:remove", reason="role")
+        raise deny_case(user=user, case=case, purpose=purpose, what="team:remove", reason="role")
     with transaction.atomic():
-        _lock(case, expected_version)
+        lock_version(case, expected_version)
         CaseMembership.objects.filter(pk=membership.pk, valid_to__isnull=True).update(
             valid_to=timezone.now()
         )
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -628,19 +632,19 @@ def _keep_consent(case: Case, *, was_complete: bool) -> None:
 
 
 def add_guardian(*, user, case: Case, purpose: str, name: str, phone: str | None) -> Guardian:
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="guardian:add")
-    name = _text(name, "guardian_name", limit=200, required=True)
-    phone = _text(phone, "guardian_phone", limit=40)
+    name = clean_text(name, "guardian_name", limit=200, required=True)
+    phone = clean_text(phone, "guardian_phone", limit=40)
     with transaction.atomic():
         was_complete = policy.consent_state(case).complete
         guardian = Guardian(person_id=case.person_id)
-        dek = _dek(case)
+        dek = case_data_key(case)
         seal_value(guardian, "name", name, dek)
         seal_value(guardian, "phone", phone, dek)
         guardian.save(force_insert=True)
         _keep_consent(case, was_complete=was_complete)
-        _audit(
+        audit_case(
             action=AuditAction.CREATE,
             user=user,
             case=case,
@@ -666,10 +670,10 @@ def record_consent(
     expected_version: int | None = None,
 ) -> Consent:
     """Record a consent (or refusal) of the person or one guardian, with its scope."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="consent:record")
     if policy.is_police(user):
-        raise _deny(user=user, case=case, purpose=purpose, what="consent:record", reason="role")
+        raise deny_case(user=user, case=case, purpose=purpose, what="consent:record", reason="role")
     errors: dict[str, list] = {}
     if giver not in Consent.Giver.values:
         errors["giver"] = [_("Select a valid choice.")]
@@ -691,7 +695,7 @@ def record_consent(
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
-        _lock(case, expected_version)
+        lock_version(case, expected_version)
         was_complete = policy.consent_state(case).complete
         consent = Consent.objects.create(
             case=case,
@@ -705,7 +709,7 @@ def record_consent(
         )
         consent.organisations.set(organisations)
         _keep_consent(case, was_complete=was_complete)
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -736,25 +740,29 @@ def withdraw_consent(
     lets the programme cancel its open tasks and close the case unless another
     legal basis applies, inside the same transaction.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="consent:withdraw")
     if consent.case_id != case.pk:
-        raise _deny(user=user, case=case, purpose=purpose, what="consent:withdraw", reason="case")
+        raise deny_case(
+            user=user, case=case, purpose=purpose, what="consent:withdraw", reason="case"
+        )
     if policy.is_police(user) or (
         # The case's own organisation keeps the consents (and keeps its access once one
         # is withdrawn, to close the case); the coordinator acts for it.
         user.organisation_id != case.owner_organisation_id and not policy.coordinates(user, case)
     ):
-        raise _deny(user=user, case=case, purpose=purpose, what="consent:withdraw", reason="role")
+        raise deny_case(
+            user=user, case=case, purpose=purpose, what="consent:withdraw", reason="role"
+        )
     with transaction.atomic():
-        _lock(case, None)
+        lock_version(case, None)
         updated = Consent.objects.filter(pk=consent.pk, withdrawn_at__isnull=True).update(
             withdrawn_at=timezone.now(), withdrawn_by=user
         )
         if not updated:
             raise ValidationError(_("The consent has already been withdrawn."))
         consent.refresh_from_db()
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -779,14 +787,14 @@ def record_legal_basis(
     valid_until: datetime.date | None = None,
 ) -> CaseLegalBasis:
     """Record a statutory basis for disclosure (e.g. OSL 10:18 a), with its justification."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="legal_basis:record")
     if user.organisation_id != case.owner_organisation_id:
         # The disclosing organisation decides on its own disclosures.
-        raise _deny(
+        raise deny_case(
             user=user, case=case, purpose=purpose, what="legal_basis:record", reason="organisation"
         )
-    justification = _text(justification, "justification", limit=REASON_LIMIT, required=True)
+    justification = clean_text(justification, "justification", limit=REASON_LIMIT, required=True)
     if not legal_basis.is_active or legal_basis.kind != LegalBasis.Kind.STATUTE:
         raise ValidationError({"legal_basis": ValidationError(_("Select a valid choice."))})
     if valid_until is not None and valid_until < timezone.localdate():
@@ -794,13 +802,13 @@ def record_legal_basis(
             {"valid_until": ValidationError(_("The date cannot be in the past."))}
         )
     with transaction.atomic():
-        _lock(case, None)
+        lock_version(case, None)
         entry = CaseLegalBasis(
             case=case, legal_basis=legal_basis, recorded_by=user, valid_until=valid_until
         )
-        seal_value(entry, "justification", justification, _dek(case))
+        seal_value(entry, "justification", justification, case_data_key(case))
         entry.save(force_insert=True)
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -827,16 +835,20 @@ def record_decision(
     expected_version: int | None = None,
 ) -> CaseDecision:
     """An agency's decision on starting the joint work; the agency is the user's organisation."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="decision")
     agency = user.organisation.kind
     if agency not in (Organisation.Kind.SOCIAL_SERVICES, Organisation.Kind.POLICE):
-        raise _deny(user=user, case=case, purpose=purpose, what="decision", reason="organisation")
+        raise deny_case(
+            user=user, case=case, purpose=purpose, what="decision", reason="organisation"
+        )
     if decision not in CaseDecision.Decision.values:
         raise ValidationError({"decision": ValidationError(_("Select a valid choice."))})
-    note = _text(note, "note", limit=NOTE_LIMIT, required=decision == CaseDecision.Decision.DECLINE)
+    note = clean_text(
+        note, "note", limit=NOTE_LIMIT, required=decision == CaseDecision.Decision.DECLINE
+    )
     with transaction.atomic():
-        _lock(case, expected_version)
+        lock_version(case, expected_version)
         if CaseDecision.objects.filter(case=case, agency=agency).exists():
             raise ValidationError(_("Your agency has already decided on this case."))
         entry = CaseDecision(
@@ -847,9 +859,9 @@ def record_decision(
             decided_by=user,
         )
         if note:
-            seal_value(entry, "note", note, _dek(case))
+            seal_value(entry, "note", note, case_data_key(case))
         entry.save()
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -884,15 +896,17 @@ def add_action(
     actions only in ``active``/``follow_up``); a planned action for another
     organisation may be written into the plan by the team's social worker.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="action:add")
     organisation = organisation or user.organisation
     if not allowed:
-        raise _deny(user=user, case=case, purpose=purpose, what="action:add", reason="state")
+        raise deny_case(user=user, case=case, purpose=purpose, what="action:add", reason="state")
     if organisation.pk != user.organisation_id and (
         policy.is_police(user) or status != Action.Status.PLANNED
     ):
-        raise _deny(user=user, case=case, purpose=purpose, what="action:add", reason="organisation")
+        raise deny_case(
+            user=user, case=case, purpose=purpose, what="action:add", reason="organisation"
+        )
     errors: dict[str, list] = {}
     if kind not in Action.Kind.values:
         errors["kind"] = [_("Select a valid choice.")]
@@ -907,9 +921,9 @@ def add_action(
         errors["date"] = [_("A planned action cannot be dated more than 30 days back.")]
     if errors:
         raise ValidationError(errors)
-    note = _text(note, "note", limit=NOTE_LIMIT)
+    note = clean_text(note, "note", limit=NOTE_LIMIT)
     with transaction.atomic():
-        _lock(case, expected_version)
+        lock_version(case, expected_version)
         action = Action(
             case=case,
             organisation=organisation,
@@ -920,9 +934,9 @@ def add_action(
             visibility=visibility,
         )
         if note:
-            seal_value(action, "note", note, _dek(case))
+            seal_value(action, "note", note, case_data_key(case))
         action.save(force_insert=True)
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -941,18 +955,18 @@ def add_action(
 
 def break_glass(*, user, case: Case, reason: str) -> BreakGlassAccess:
     """Open a case outside the team: a reason, a time limit, an alert and a later review."""
-    reason = _text(reason, "reason", limit=REASON_LIMIT, required=True)
+    reason = clean_text(reason, "reason", limit=REASON_LIMIT, required=True)
     if len(reason) < 10:
         raise ValidationError(
             {"reason": ValidationError(_("Describe the reason in at least 10 characters."))}
         )
     if not policy.can_break_glass(user):
-        raise _deny(user=user, case=case, purpose=reason, what="break_glass", reason="role")
+        raise deny_case(user=user, case=case, purpose=reason, what="break_glass", reason="role")
     if user.organisation_id != case.owner_organisation_id and not policy.disclosure_basis(
         case, user.organisation
     ):
         # Break-the-glass crosses the team boundary, not the secrecy between agencies.
-        raise _deny(
+        raise deny_case(
             user=user, case=case, purpose=reason, what="break_glass", reason="no legal basis"
         )
     hours = settings.SAMVERKAN["BREAK_GLASS_HOURS"]
@@ -960,9 +974,9 @@ def break_glass(*, user, case: Case, reason: str) -> BreakGlassAccess:
         access = BreakGlassAccess(
             case=case, user=user, expires_at=timezone.now() + datetime.timedelta(hours=hours)
         )
-        seal_value(access, "reason", reason, _dek(case))
+        seal_value(access, "reason", reason, case_data_key(case))
         access.save(force_insert=True)
-        _event(case=case, user=user, kind=CaseEvent.Kind.BREAK_GLASS)
+        timeline_event(case=case, user=user, kind=CaseEvent.Kind.BREAK_GLASS)
         record_event(
             action=AuditAction.BREAK_GLASS,
             user=user,
@@ -978,7 +992,7 @@ def review_break_glass(
     *, user, access: BreakGlassAccess, note: str, purpose: str
 ) -> BreakGlassAccess:
     """A second person (an auditor) reviews a break-the-glass access."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     if not policy.can_view_access_log(user) or user.pk == access.user_id:
         record_event(
             action=AuditAction.ACCESS_DENIED,
@@ -990,7 +1004,7 @@ def review_break_glass(
             independent=True,
         )
         raise CaseDenied()
-    note = _text(note, "review_note", limit=REASON_LIMIT, required=True)
+    note = clean_text(note, "review_note", limit=REASON_LIMIT, required=True)
     with transaction.atomic():
         updated = BreakGlassAccess.objects.filter(pk=access.pk, reviewed_at__isnull=True).update(
             reviewed_by=user, reviewed_at=timezone.now(), review_note=note
@@ -1046,7 +1060,7 @@ def update_case(
     ``texts`` maps field names (encrypted fields of the case) to new values;
     ``None`` clears one. A review date must be in the future.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="case:update")
     texts = texts or {}
     encrypted = set(getattr(type(case), "ENCRYPTED_FIELDS", ()))
@@ -1054,7 +1068,7 @@ def update_case(
     if unknown:
         raise ValueError(f"not encrypted fields of {type(case).__name__}: {sorted(unknown)}")
     cleaned = {
-        name: _text(value, name, limit=(limits or {}).get(name, NOTE_LIMIT))
+        name: clean_text(value, name, limit=(limits or {}).get(name, NOTE_LIMIT))
         for name, value in texts.items()
     }
     if review_date is not None and review_date <= timezone.localdate():
@@ -1062,8 +1076,8 @@ def update_case(
             {"review_date": ValidationError(_("The review date must be in the future."))}
         )
     with transaction.atomic():
-        _lock(case, expected_version)
-        dek = _dek(case) if cleaned else None
+        lock_version(case, expected_version)
+        dek = case_data_key(case) if cleaned else None
         for name, value in cleaned.items():
             seal_value(case, name, value, dek)
         if review_date is not None:
@@ -1077,7 +1091,7 @@ def update_case(
             case.save()
         except ConcurrentTransition:
             raise CaseConflict() from None
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -1093,12 +1107,12 @@ def comment_case(
     *, user, case: Case, purpose: str, text: str, kind: str = CaseEvent.Kind.PLAN
 ) -> None:
     """A comment on the case's timeline (e.g. why a plan was returned)."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="case:comment")
-    text = _text(text, "comment", limit=REASON_LIMIT, required=True)
+    text = clean_text(text, "comment", limit=REASON_LIMIT, required=True)
     with transaction.atomic():
-        _lock(case, None)
-        _changed(
+        lock_version(case, None)
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -1130,8 +1144,8 @@ def link_cases(
     Both timelines show the link; the reason is sealed under the person's key.
     The user needs access to the case the link starts from.
     """
-    purpose = _require_purpose(purpose)
-    reason = _text(reason, "reason", limit=REASON_LIMIT, required=True)
+    purpose = require_purpose(purpose)
+    reason = clean_text(reason, "reason", limit=REASON_LIMIT, required=True)
     if kind not in CaseLink.Kind.values:
         raise ValidationError({"kind": _("Choose a kind of link.")})
     if from_case.pk == to_case.pk:
@@ -1140,26 +1154,26 @@ def link_cases(
         raise ValidationError(_("Only cases of the same person can be linked."))
     require_access(user=user, case=from_case, purpose=purpose, what="case:link")
     with transaction.atomic():
-        _lock(from_case, None)
+        lock_version(from_case, None)
         if CaseLink.objects.filter(from_case=from_case, to_case=to_case).exists():
             raise ValidationError(_("These cases are already linked."))
-        dek = _dek(from_case)
+        dek = case_data_key(from_case)
         link = CaseLink(
             from_case_id=from_case.pk, to_case_id=to_case.pk, kind=kind, created_by=user
         )
         seal_value(link, "reason", reason, dek)
         link.save()
         label = f"{kind}:{to_case.reference}"
-        _bump(from_case)
-        _event(case=from_case, user=user, kind=CaseEvent.Kind.LINK, transition=label)
+        bump_version(from_case)
+        timeline_event(case=from_case, user=user, kind=CaseEvent.Kind.LINK, transition=label)
         Case.objects.filter(pk=to_case.pk).update(version=F("version") + 1)
-        _event(
+        timeline_event(
             case=to_case,
             user=user,
             kind=CaseEvent.Kind.LINK,
             transition=f"{kind}:{from_case.reference}",
         )
-        _audit(
+        audit_case(
             action=AuditAction.CREATE,
             user=user,
             case=from_case,
@@ -1177,10 +1191,10 @@ def record_source(*, user, case: Case, source: str, purpose: str) -> None:
     """Record on a just-opened case where it came from when that is not a case (e.g.
     ``gvi_member:<id>``, a GVI group member): a timeline entry the case page shows as
     a link, and a change event. The caller has opened the case in its transaction."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     with transaction.atomic():
-        _lock(case, None)
-        _changed(
+        lock_version(case, None)
+        record_change(
             case=case,
             user=user,
             purpose=purpose,

@@ -52,9 +52,9 @@ from casework.routers import KEYSTORE
 from casework.selectors.persons import (
     PERSON_OBJECT,
     PersonErased,
-    _deny,
-    _match_by_personnummer,
-    _require_purpose,
+    deny_person,
+    match_by_personnummer,
+    require_purpose,
 )
 
 if TYPE_CHECKING:
@@ -193,9 +193,9 @@ def create_person(
     the gender too unless given. Raises ``ValidationError`` (field errors, or a
     duplicate personnummer), ``PermissionDenied``.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     if user is not None and not policy.can_process_person_data(user):
-        raise _deny(user=user, purpose=purpose, what="create", legal_basis=legal_basis)
+        raise deny_person(user=user, purpose=purpose, what="create", legal_basis=legal_basis)
     try:
         normalised = pnr.normalise(personnummer)
     except ValidationError as exc:
@@ -223,7 +223,7 @@ def create_person(
     try:
         with transaction.atomic():
             _lock_registration(person.personnummer_index)
-            existing, _candidates = _match_by_personnummer(normalised)
+            existing, _candidates = match_by_personnummer(normalised)
             if existing is None:
                 for field_name, value in values.items():
                     seal_value(person, field_name, value, dek)
@@ -267,9 +267,9 @@ def update_person(
     rewritten). Writes one ``CHANGE`` event per call naming the changed fields
     (and, under ``details``, the submitted ones: comparing is also an access).
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     if user is not None and not policy.can_process_person_data(user):
-        raise _deny(
+        raise deny_person(
             user=user, purpose=purpose, what="change", person_id=person_id, legal_basis=legal_basis
         )
     encrypted: dict[str, Any] = {}
@@ -306,7 +306,7 @@ def update_person(
         if "personnummer" in changed:
             index = personnummer_index(current_keyring(), encrypted["personnummer"])
             _lock_registration(index)
-            duplicate, _candidates = _match_by_personnummer(
+            duplicate, _candidates = match_by_personnummer(
                 encrypted["personnummer"], exclude=person.pk
             )
             person.personnummer_index = index
@@ -351,9 +351,9 @@ def erase_person(
     The plain statistics columns stay. Running it again completes an
     interrupted erasure and is otherwise a no-op.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     if user is not None and not policy.can_erase_person(user):
-        raise _deny(
+        raise deny_person(
             user=user, purpose=purpose, what="erase", person_id=person_id, legal_basis=legal_basis
         )
     person = Person.objects.get(pk=person_id)
@@ -423,7 +423,7 @@ def rotate_data_keys(
     ``progress(done, total)`` is called after each batch. One ``KEY_ROTATION``
     event per run (also when interrupted, marked incomplete).
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     with _RotationLock():
@@ -478,7 +478,7 @@ def rotate_data_keys(
 
 def retire_key_version(*, user: User | None = None, purpose: str, version: int) -> None:
     """Remove an old KEK from the keyring file, refusing while any data key uses it."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     keyring = current_keyring()
     if version == keyring.current:
         raise KeyRetirementRefused(f"KEK version {version} is the current version.")
@@ -512,7 +512,7 @@ def discard_stale_demo_data_keys(*, purpose: str) -> int:
     the key of a person in the main database is never discarded. Other orphans (an
     interrupted registration) are left to :func:`sweep_orphan_data_keys` and its grace.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     demo_ids = [
         owner_id for owner_id in keystore_owner_ids(owner_type=PERSON) if owner_id.version == 5
     ]
@@ -543,7 +543,7 @@ def sweep_orphan_data_keys(
     Keys younger than ``grace`` are left alone: their person row may be about to
     be committed. Returns how many were deleted; one ``ERASE`` event if any.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     cutoff = timezone.now() - grace
     after, deleted = None, 0
     while batch := owner_ids_created_before(

@@ -18,7 +18,7 @@ from audit.services import Outcome, record_event
 from casework import policy
 from casework.models import Case, CaseLink
 from casework.selectors.cases import CaseNotFound, Opened, open_or_none
-from casework.selectors.persons import _require_purpose, data_key_of
+from casework.selectors.persons import data_key_of, require_purpose
 
 if TYPE_CHECKING:
     from casework.models import User
@@ -31,7 +31,7 @@ def threat_assessments(*, user: User, purpose: str, case: DefectorCase) -> list[
     For users who may see the case (``casework.policy.case_access``); one
     consultation event names the field. Raises :class:`CaseNotFound` otherwise.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     access = policy.case_access(user, case)
     if not access:
         record_event(
@@ -78,7 +78,7 @@ def hand_over_notice(*, user: User, purpose: str, case: DefectorCase) -> HandOve
     """The fact of the hand-over for a local user who had the case (on its team or its
     coordinator); nothing of the person. Raises :class:`CaseNotFound` for anyone else.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     had_it = policy.can_use_task_inbox(user) and (
         policy.coordinates(user, case) or policy.team_membership(user, case) is not None
     )

@@ -23,23 +23,23 @@ from audit.services import record_event
 from casework import policy
 from casework.crypto.records import seal_value
 from casework.models import Case, CaseEvent, CaseLink, CaseMembership, Organisation, Person
-from casework.selectors.persons import _require_purpose
+from casework.selectors.persons import require_purpose
 from casework.services.cases import (
-    _REFERENCE_LOCK,
     NOTE_LIMIT,
     REASON_LIMIT,
+    REFERENCE_LOCK,
     CaseDenied,
-    _audit,
-    _changed,
-    _dek,
-    _deny,
-    _event,
-    _lock,
-    _next_reference,
-    _text,
+    audit_case,
+    case_data_key,
+    clean_text,
     close_case,
+    deny_case,
     link_cases,
+    lock_version,
+    next_reference,
+    record_change,
     require_access,
+    timeline_event,
     transition,
 )
 from casework.services.persons import update_person
@@ -63,26 +63,26 @@ def record_police_check(
     """The police searched their own systems (criminal history): only after the person's
     written consent covering the police is recorded. Refused before (logged)."""
     d = _defector()
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="police_check")
     if not d.police_assessor(case, user):
-        raise _deny(user=user, case=case, purpose=purpose, what="police_check", reason="role")
+        raise deny_case(user=user, case=case, purpose=purpose, what="police_check", reason="role")
     consent = policy.consent_state(case)
     if case.status not in d.POLICE_CHECK_STATES or user.organisation_id not in (
         consent.organisations
     ):
-        _deny(user=user, case=case, purpose=purpose, what="police_check", reason="no consent")
+        deny_case(user=user, case=case, purpose=purpose, what="police_check", reason="no consent")
         raise CaseDenied(
             _("Police may search their own systems only after the written consent is recorded.")
         )
-    note = _text(note, "note", limit=NOTE_LIMIT, required=True)
+    note = clean_text(note, "note", limit=NOTE_LIMIT, required=True)
     with transaction.atomic():
-        _lock(case, expected_version)
-        seal_value(case, "police_check_note", note, _dek(case))
+        lock_version(case, expected_version)
+        seal_value(case, "police_check_note", note, case_data_key(case))
         case.police_checked_at = timezone.now()
         case.police_checked_by = user
         case.save(update_fields=["police_check_note", "police_checked_at", "police_checked_by"])
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -128,10 +128,10 @@ def assess_threat(
     coordinator approves it (:func:`decide_lowering`).
     """
     d = _defector()
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="threat:assess")
     if not d.police_assessor(case, user):
-        raise _deny(user=user, case=case, purpose=purpose, what="threat:assess", reason="role")
+        raise deny_case(user=user, case=case, purpose=purpose, what="threat:assess", reason="role")
     if case.status not in d.ASSESSABLE_STATES:
         raise ValidationError(
             _("The case is not in a state where this can be done."), code="invalid_state"
@@ -149,11 +149,11 @@ def assess_threat(
         errors["next_review"] = [_("The next reassessment must be on or before the end date.")]
     if errors:
         raise ValidationError(errors)
-    basis = _text(basis, "basis", limit=NOTE_LIMIT, required=True)
+    basis = clean_text(basis, "basis", limit=NOTE_LIMIT, required=True)
     if case.status == d.Status.JOINT_ASSESSMENT and case.police_checked_at is None:
         raise ValidationError(_("Record the police check first."))
     with transaction.atomic():
-        _lock(case, expected_version)
+        lock_version(case, expected_version)
         current = d.current_assessment(case)
         assessment = d.ThreatAssessment(
             case=case,
@@ -164,7 +164,7 @@ def assess_threat(
             next_review=next_review,
             assessed_by=user,
         )
-        seal_value(assessment, "basis", basis, _dek(case))
+        seal_value(assessment, "basis", basis, case_data_key(case))
         lowering = d.lowers(assessment, current)
         # A newer assessment replaces a lowering still waiting for approval.
         case.assessments.filter(state=d.ThreatAssessment.State.PENDING).update(
@@ -178,7 +178,7 @@ def assess_threat(
                 current.save(update_fields=["state"])
             assessment.state = d.ThreatAssessment.State.IN_FORCE
         assessment.save(force_insert=True)
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -202,13 +202,13 @@ def decide_lowering(
     """A police defector coordinator, not the assessor, approves or rejects a pending
     lowering; an approved one is in force at once and re-routes the case."""
     d = _defector()
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="threat:approve")
     if not d.police_coordinator(case, user):
-        raise _deny(user=user, case=case, purpose=purpose, what="threat:approve", reason="role")
-    note = _text(note, "note", limit=REASON_LIMIT, required=not approve)
+        raise deny_case(user=user, case=case, purpose=purpose, what="threat:approve", reason="role")
+    note = clean_text(note, "note", limit=REASON_LIMIT, required=not approve)
     with transaction.atomic():
-        _lock(case, None)
+        lock_version(case, None)
         pending = d.pending_lowering(case)
         if pending is None:
             raise ValidationError(_("No lowered threat level awaits approval."))
@@ -226,7 +226,7 @@ def decide_lowering(
         pending.decided_by = user
         pending.decided_at = timezone.now()
         pending.save(update_fields=["state", "decided_by", "decided_at"])
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -305,7 +305,9 @@ def _record_hand_over(*, user, case: DefectorCase, purpose: str, first: bool) ->
         raise ValidationError(
             _("The hand-over needs a legal basis: a consent covering the police.")
         )
-    _event(case=case, user=user, kind=CaseEvent.Kind.HAND_OVER, transition=case.handed_over_to)
+    timeline_event(
+        case=case, user=user, kind=CaseEvent.Kind.HAND_OVER, transition=case.handed_over_to
+    )
     record_event(
         action=AuditAction.DISCLOSE,
         user=user,
@@ -347,9 +349,9 @@ def _open_support_case(*, user, case: DefectorCase, purpose: str) -> DefectorSup
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_REFERENCE_LOCK, support.programme]
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [REFERENCE_LOCK, support.programme]
         )
-    support.reference = _next_reference(support.programme)
+    support.reference = next_reference(support.programme)
     support.case_ptr_id = support.id
     support.save(force_insert=True)
     for membership in case.memberships.filter(
@@ -358,8 +360,8 @@ def _open_support_case(*, user, case: DefectorCase, purpose: str) -> DefectorSup
         CaseMembership.objects.create(
             case=support, user_id=membership.user_id, role=membership.role, added_by=user
         )
-    _event(case=support, user=user, kind=CaseEvent.Kind.TRANSITION, to_state=support.status)
-    _audit(
+    timeline_event(case=support, user=user, kind=CaseEvent.Kind.TRANSITION, to_state=support.status)
+    audit_case(
         action=AuditAction.CREATE,
         user=user,
         case=support,
@@ -386,10 +388,10 @@ def accept_conditions(
 ) -> DefectorCase:
     """The person accepted the programme's conditions: no crime, drug-free, drug tests."""
     d = _defector()
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="conditions")
     if not d.lead_or_coordinator(case, user):
-        raise _deny(user=user, case=case, purpose=purpose, what="conditions", reason="role")
+        raise deny_case(user=user, case=case, purpose=purpose, what="conditions", reason="role")
     missing = {
         name: [_("The person must accept this condition.")]
         for name, value in (
@@ -406,10 +408,10 @@ def accept_conditions(
             _("The case is not in a state where this can be done."), code="invalid_state"
         )
     with transaction.atomic():
-        _lock(case, expected_version)
+        lock_version(case, expected_version)
         case.conditions_accepted_at = timezone.now()
         case.save(update_fields=["conditions_accepted_at"])
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -424,10 +426,12 @@ def accept_conditions(
 def set_protected_identity(*, user, case: Case, purpose: str, level: int) -> None:
     """Record the person's protected identity (sekretessmarkering, skyddad folkbokföring,
     fingerade personuppgifter): a named handler of the case or its coordinator."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="protected_identity")
     if not (policy.coordinates(user, case) or policy.named_handler(user, case)):
-        raise _deny(user=user, case=case, purpose=purpose, what="protected_identity", reason="role")
+        raise deny_case(
+            user=user, case=case, purpose=purpose, what="protected_identity", reason="role"
+        )
     try:
         level = int(level)
     except (TypeError, ValueError):
@@ -435,11 +439,11 @@ def set_protected_identity(*, user, case: Case, purpose: str, level: int) -> Non
     if level not in Person.ProtectedIdentity.values:
         raise ValidationError({"level": ValidationError(_("Select a valid choice."))})
     with transaction.atomic():
-        _lock(case, None)
+        lock_version(case, None)
         update_person(
             user=user, purpose=purpose, person_id=case.person_id, protected_identity=level
         )
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,

@@ -23,7 +23,7 @@ from casework import policy
 from casework.crypto.keystore import GROUP, PERSON, load_data_keys
 from casework.crypto.records import open_value
 from casework.selectors.cases import Opened
-from casework.selectors.persons import ERASED_LABEL, _require_purpose, data_key_of
+from casework.selectors.persons import ERASED_LABEL, data_key_of, require_purpose
 from workflows.gvi import models as gvi
 
 
@@ -103,7 +103,7 @@ class Overview:
 def get_overview(*, user, purpose: str) -> Overview:
     """Groups with their state (names decrypted), recent incidents, pending notifications,
     sanctions and call-ins, overdue follow-ups."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     access = _access(user=user, purpose=purpose, what="gvi:overview")
     groups = list(gvi.Group.objects.all())
     with transaction.atomic():
@@ -170,7 +170,7 @@ class GroupPage:
 
 
 def get_group_page(*, user, purpose: str, group: gvi.Group) -> GroupPage:
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     access = _access(user=user, purpose=purpose, what="gvi:group:read", obj=group)
     members = list(group.members.select_related("person", "referral_case"))
     decisions = list(
@@ -230,7 +230,7 @@ class MemberPage:
 
 
 def get_member_page(*, user, purpose: str, member: gvi.GroupMember) -> MemberPage:
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     access = _access(user=user, purpose=purpose, what="gvi:member:read", obj=member)
     with transaction.atomic():
         names = _person_names([member.person])
@@ -273,7 +273,7 @@ class CallInPage:
 def get_call_in_page(*, user, purpose: str, call_in: gvi.CallIn) -> CallInPage:
     """The call-in with its attendees and speakers; ``candidates``: members who could be
     invited (the coordinator's planning), with names."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     access = _access(user=user, purpose=purpose, what="gvi:callin:read", obj=call_in)
     attendees = list(call_in.attendees.select_related("member__person", "member__group"))
     candidates = []
@@ -319,7 +319,7 @@ def get_notification_page(
     *, user, purpose: str, notification: gvi.CustomNotification
 ) -> NotificationPage:
     """The notification; its legal assessment only for police and the coordinator."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     access = _access(user=user, purpose=purpose, what="gvi:notification:read", obj=notification)
     person = notification.member.person
     names = ["message", "offer_of_help", "follow_up_note"]

@@ -43,8 +43,8 @@ from casework.crypto.keystore import (
 )
 from casework.crypto.records import seal_value
 from casework.models import Case, Organisation, Person
-from casework.selectors.persons import _require_purpose, find_person, person_age
-from casework.services.cases import REASON_LIMIT, CaseConflict, CaseDenied, _text, join_team
+from casework.selectors.persons import find_person, person_age, require_purpose
+from casework.services.cases import REASON_LIMIT, CaseConflict, CaseDenied, clean_text, join_team
 from casework.services.persons import check_registration, create_person
 from workflows.gvi import models as gvi
 from workflows.gvi.models import (
@@ -236,7 +236,7 @@ def transition(
     with a message), the row lock and version; then runs it, saves, adds the
     timeline entry and writes one ``TRANSITION`` event, in one transaction.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     what = f"gvi:{obj._meta.model_name}:{name}"
     require_gvi_access(user=user, purpose=purpose, what=what, obj=obj)
     meta = _fsm_meta(obj, name)
@@ -280,15 +280,15 @@ def create_group(
     *, user, purpose: str, name: str, notes: str | None, area: str, size_band: str
 ) -> Group:
     """Register a group: name and notes sealed under a new data key of the group's own."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(policy.coordinates_gvi_or_police, user=user, purpose=purpose, what="gvi:group:create")
     errors: dict[str, list] = {}
     try:
-        name = _text(name, "name", limit=NAME_LIMIT, required=True)
+        name = clean_text(name, "name", limit=NAME_LIMIT, required=True)
     except ValidationError as error:
         errors.update(error.error_dict)
     try:
-        notes = _text(notes, "notes", limit=NOTE_LIMIT)
+        notes = clean_text(notes, "notes", limit=NOTE_LIMIT)
     except ValidationError as error:
         errors.update(error.error_dict)
     for field, value, choices in (
@@ -324,7 +324,7 @@ def create_group(
 def update_group_notes(
     *, user, purpose: str, group: Group, notes: str | None, expected_version: int | None
 ) -> Group:
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(
         policy.coordinates_gvi_or_police,
         user=user,
@@ -332,7 +332,7 @@ def update_group_notes(
         what="gvi:group:notes",
         obj=group,
     )
-    notes = _text(notes, "notes", limit=NOTE_LIMIT)
+    notes = clean_text(notes, "notes", limit=NOTE_LIMIT)
     if group.erased_at is not None:
         raise ValidationError(_("The group has been erased."), code="erased")
     with transaction.atomic():
@@ -367,12 +367,12 @@ def erase_group(
     size band, states and references stay (statistics). Erasing again is refused with a
     message; a run interrupted between the two steps is completed by the next one.
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     what = "gvi:group:erase"
     _require(policy.may_erase_gvi_group, user=user, purpose=purpose, what=what, obj=group)
     errors: dict[str, list] = {}
     try:
-        reason = _text(reason, "reason", limit=WITHDRAW_REASON_LIMIT, required=True)
+        reason = clean_text(reason, "reason", limit=WITHDRAW_REASON_LIMIT, required=True)
     except ValidationError as error:
         errors.update(error.error_dict)
     if confirmed is not True:
@@ -432,7 +432,7 @@ def add_member(
 ) -> GroupMember:
     """Register ``person`` as a member of ``group``. A member under 18 starts the
     notice to social services (a task in the named participants' queue)."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(
         policy.coordinates_gvi_or_police,
         user=user,
@@ -488,7 +488,7 @@ def add_member_by_personnummer(
     Only then is the register looked up (``find_person``: its event is committed on
     its own, so the lookup stays in the access log whatever happens next).
     """
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(
         policy.coordinates_gvi_or_police,
         user=user,
@@ -511,7 +511,7 @@ def add_member_by_personnummer(
 
 def acknowledge_minor_notice(*, user, purpose: str, member: GroupMember) -> None:
     """A social-services participant has taken note of a member under 18."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(policy.gvi_participant, user=user, purpose=purpose, what="gvi:minor:ack", obj=member)
     with transaction.atomic():
         _event(obj=member, user=user, name="minor_notice_acknowledged")
@@ -525,7 +525,7 @@ def record_incident(
     *, user, purpose: str, date: datetime.date, area: str, kind: str, groups: Iterable[Group]
 ) -> Incident:
     """Police record an incident and link groups; a monitored group moves to ``incident_linked``."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(policy.gvi_police, user=user, purpose=purpose, what="gvi:incident:create")
     errors: dict[str, list] = {}
     if not isinstance(date, datetime.date):
@@ -579,7 +579,7 @@ def decide_sanctions(
 ) -> SanctionDecision:
     """Record the decision of group-wide sanctions (who, when, which agencies' levers)
     and move the group to ``sanction_decided`` — all or nothing."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(
         policy.coordinates_gvi, user=user, purpose=purpose, what="gvi:sanction:decide", obj=group
     )
@@ -656,8 +656,8 @@ def withdraw_sanction(
     group's key. When every lever of a decided, not yet active decision is withdrawn, the
     decision ends and the group goes back to ``incident_linked`` (the coordinator decides
     again or clears the incident) — all in one transaction."""
-    purpose = _require_purpose(purpose)
-    reason = _text(reason, "reason", limit=WITHDRAW_REASON_LIMIT, required=True)
+    purpose = require_purpose(purpose)
+    reason = clean_text(reason, "reason", limit=WITHDRAW_REASON_LIMIT, required=True)
     group = sanction.decision.group
     if group.erased_at is not None:
         raise ValidationError(_("The group has been erased."), code="erased")
@@ -699,8 +699,8 @@ def accept_offer(
     """The member accepted the offer of help: open a linked SIG or defector referral
     (its flow started, the link stored on the member and shown on both sides) and move
     the member to ``offer_accepted`` — all or nothing."""
-    purpose = _require_purpose(purpose)
-    reason = _text(reason, "reason", limit=REASON_LIMIT, required=True)
+    purpose = require_purpose(purpose)
+    reason = clean_text(reason, "reason", limit=REASON_LIMIT, required=True)
     _choice(programme, gvi.ReferralProgramme, "programme")
     require_gvi_access(user=user, purpose=purpose, what="gvi:member:accept", obj=member)
     if not may_transition(user=user, obj=member, name="accept_offer"):
@@ -745,7 +745,7 @@ def take_up_referral(*, user, purpose: str, member: GroupMember) -> TakeUp:
     opened: they join the referral case's team as a social worker (the case services'
     team write), all or nothing, audited on both sides. A referral closed meanwhile is
     reported as :attr:`TakeUp.CLOSED` (nothing to join; the task can finish)."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     what = "gvi:referral:take_up"
     _require(policy.gvi_participant, user=user, purpose=purpose, what=what, obj=member)
     if member.referral_case_id is None:
@@ -798,7 +798,7 @@ def _deliver_to_member(*, user, purpose: str, member: GroupMember) -> None:
 
 def create_call_in(*, user, purpose: str, date: datetime.date) -> CallIn:
     """Plan a call-in and start its flow (the coordinator's planning task)."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(policy.coordinates_gvi, user=user, purpose=purpose, what="gvi:callin:create")
     if not isinstance(date, datetime.date):
         raise ValidationError({"date": _("Enter a valid date.")})
@@ -828,7 +828,7 @@ def add_attendee(
     expected_version: int | None = None,
 ) -> CallInAttendee:
     """Invite a group member (only group members attend)."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(
         policy.coordinates_gvi, user=user, purpose=purpose, what="gvi:callin:attendee", obj=call_in
     )
@@ -863,12 +863,12 @@ def set_speaker(
     speaker: str,
     expected_version: int | None = None,
 ) -> CallInSpeaker:
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(
         policy.coordinates_gvi, user=user, purpose=purpose, what="gvi:callin:speaker", obj=call_in
     )
     _choice(role, gvi.SpeakerRole, "role")
-    speaker = _text(speaker, "speaker", limit=NAME_LIMIT, required=True)
+    speaker = clean_text(speaker, "speaker", limit=NAME_LIMIT, required=True)
     _require_planning(call_in)
     with transaction.atomic():
         _lock(call_in, expected_version)
@@ -888,7 +888,7 @@ def record_attendance(
     expected_version: int | None = None,
 ) -> None:
     """``attendance``: attendee id → attended (True/False), at the meeting."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(
         policy.coordinates_gvi,
         user=user,
@@ -933,7 +933,7 @@ def record_call_in_follow_up(
     *, user, purpose: str, attendee: CallInAttendee, expected_version: int | None = None
 ) -> None:
     """The follow-up contact with one attendee took place."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     call_in = attendee.call_in
     require_gvi_access(user=user, purpose=purpose, what="gvi:callin:follow_up", obj=call_in)
     if call_in.status != gvi.CallInStatus.HELD or not attendee.attended:
@@ -962,7 +962,7 @@ def request_notification(
 ) -> CustomNotification:
     """Request a custom notification to ``member``; its flow starts with the police
     officer's legal assessment."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(
         policy.coordinates_gvi_or_police,
         user=user,
@@ -1009,7 +1009,7 @@ def record_legal_assessment(
     expected_version: int | None = None,
 ) -> CustomNotification:
     """The police legal assessment (legal history, vulnerabilities): police only, first."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(
         policy.gvi_police,
         user=user,
@@ -1017,7 +1017,7 @@ def record_legal_assessment(
         what="gvi:notification:assess",
         obj=notification,
     )
-    assessment = _text(assessment, "assessment", limit=NOTE_LIMIT, required=True)
+    assessment = clean_text(assessment, "assessment", limit=NOTE_LIMIT, required=True)
     if not isinstance(lawful, bool):
         raise ValidationError({"lawful": _("Say whether the assessment supports it.")})
     with transaction.atomic():
@@ -1062,8 +1062,8 @@ def approve_notification(
     expected_version: int | None = None,
 ) -> CustomNotification:
     """The coordinator writes and approves the message."""
-    purpose = _require_purpose(purpose)
-    message = _text(message, "message", limit=NOTE_LIMIT, required=True)
+    purpose = require_purpose(purpose)
+    message = clean_text(message, "message", limit=NOTE_LIMIT, required=True)
     with transaction.atomic():
         _require(
             policy.coordinates_gvi,
@@ -1091,7 +1091,7 @@ def add_messenger(
     description: str,
     expected_version: int | None = None,
 ) -> DeliveryTeamMember:
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     _require(
         policy.gvi_police,
         user=user,
@@ -1100,7 +1100,7 @@ def add_messenger(
         obj=notification,
     )
     _choice(kind, gvi.MessengerKind, "kind")
-    description = _text(description, "description", limit=NAME_LIMIT, required=True)
+    description = clean_text(description, "description", limit=NAME_LIMIT, required=True)
     if notification.status not in (
         gvi.NotificationStatus.APPROVED,
         gvi.NotificationStatus.NOT_REACHED,
@@ -1125,7 +1125,7 @@ def schedule_notification(
     expected_version: int | None = None,
 ) -> CustomNotification:
     """Set the visit (first or a retry, within the limit) and move to ``scheduled``."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     if not isinstance(scheduled_for, datetime.datetime):
         raise ValidationError({"scheduled_for": _("Enter a valid date and time.")})
     name = "retry" if notification.status == gvi.NotificationStatus.NOT_REACHED else "schedule"
@@ -1157,12 +1157,12 @@ def record_delivery(
 ) -> CustomNotification:
     """Delivered: the offer of help and the member's response recorded; the member (and
     the group) have the message; an accepted offer opens the chosen referral."""
-    purpose = _require_purpose(purpose)
-    offer_of_help = _text(offer_of_help, "offer_of_help", limit=NOTE_LIMIT, required=True)
+    purpose = require_purpose(purpose)
+    offer_of_help = clean_text(offer_of_help, "offer_of_help", limit=NOTE_LIMIT, required=True)
     _choice(response, gvi.MemberResponse, "response")
     if response == gvi.MemberResponse.ACCEPTED:
         _choice(programme, gvi.ReferralProgramme, "programme")
-        reason = _text(reason, "reason", limit=REASON_LIMIT, required=True)
+        reason = clean_text(reason, "reason", limit=REASON_LIMIT, required=True)
     with transaction.atomic():
         _require(
             policy.gvi_police,
@@ -1200,8 +1200,8 @@ def record_notification_follow_up(
     expected_version: int | None = None,
 ) -> CustomNotification:
     """The follow-up contact after delivery: recorded, then the notification closes."""
-    purpose = _require_purpose(purpose)
-    note = _text(note, "note", limit=NOTE_LIMIT, required=True)
+    purpose = require_purpose(purpose)
+    note = clean_text(note, "note", limit=NOTE_LIMIT, required=True)
     with transaction.atomic():
         require_gvi_access(
             user=user, purpose=purpose, what="gvi:notification:follow_up", obj=notification

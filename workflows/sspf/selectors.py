@@ -24,11 +24,11 @@ from casework.selectors.cases import (
     CaseNotFound,
     CasePage,
     Opened,
-    _open_all,
     get_case_page,
+    open_all,
     open_or_none,
 )
-from casework.selectors.persons import _require_purpose, data_key_of
+from casework.selectors.persons import data_key_of, require_purpose
 
 if TYPE_CHECKING:
     from casework.models import User
@@ -67,17 +67,17 @@ def get_sspf_case_page(*, user: User, purpose: str, case: SspfCase) -> SspfCaseP
     read: list[str] = []
     with transaction.atomic():
         dek = data_key_of(case.person)
-        risks = _open_all(
+        risks = open_all(
             case.risk_assessments.select_related("assessed_by"),
             ("risk_factors", "protective_factors"),
             dek,
             read,
             "risk_assessment",
         )
-        police = _open_all(
+        police = open_all(
             case.police_decisions.select_related("decided_by"), ("reason",), dek, read, "police"
         )
-        agenda = _open_all(
+        agenda = open_all(
             case.agenda_items.select_related("meeting").order_by("meeting__date"),
             ("decision",),
             dek,
@@ -164,7 +164,7 @@ def get_meeting(*, user: User, purpose: str, meeting_id: uuid.UUID) -> MeetingPa
     everyone who may see the meeting. Decryptions are one consultation event per case."""
     from workflows.sspf.models import OperationalMeeting
 
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     meeting = OperationalMeeting.objects.filter(pk=meeting_id).first()
     if meeting is None:
         raise MeetingNotFound()

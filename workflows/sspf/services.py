@@ -27,20 +27,20 @@ from audit.services import Outcome, record_event
 from casework import policy, programmes
 from casework.crypto.records import seal_value
 from casework.models import Action, Case, CaseEvent, CaseMembership, Organisation
-from casework.selectors.persons import _require_purpose
+from casework.selectors.persons import require_purpose
 from casework.services.cases import (
     NOTE_LIMIT,
     REASON_LIMIT,
     CaseConflict,
     CaseDenied,
-    _changed,
-    _dek,
-    _deny,
-    _lock,
-    _text,
     add_action,
     add_member,
+    case_data_key,
+    clean_text,
+    deny_case,
+    lock_version,
     open_case,
+    record_change,
     require_access,
 )
 
@@ -76,7 +76,7 @@ def _owner_organisation() -> Organisation:
 
 def _require_coordinator(*, user, case: Case, purpose: str, what: str) -> None:
     if not policy.coordinates(user, case):
-        raise _deny(user=user, case=case, purpose=purpose, what=what, reason="role")
+        raise deny_case(user=user, case=case, purpose=purpose, what=what, reason="role")
 
 
 def can_coordinate_sspf(user) -> bool:
@@ -106,7 +106,7 @@ def raise_concern(*, user, person: Person, concern: str, purpose: str) -> SspfCa
     The young person must be within the SSPF age range.
     """
     sspf = _programme()
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     if not policy.can_use_task_inbox(user):
         raise CaseDenied()
     if user.organisation.kind not in sspf.CONCERN_RAISERS:
@@ -148,21 +148,21 @@ def record_risk_assessment(
 ) -> RiskAssessment:
     """The coordinator's risk assessment (a new one replaces the older as the one in force)."""
     sspf = _programme()
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="risk:record")
     _require_coordinator(user=user, case=case, purpose=purpose, what="risk:record")
     if level not in sspf.RiskAssessment.Level.values:
         raise ValidationError({"level": ValidationError(_("Select a valid choice."))})
-    risk_factors = _text(risk_factors, "risk_factors", limit=NOTE_LIMIT, required=True)
-    protective_factors = _text(protective_factors, "protective_factors", limit=NOTE_LIMIT)
+    risk_factors = clean_text(risk_factors, "risk_factors", limit=NOTE_LIMIT, required=True)
+    protective_factors = clean_text(protective_factors, "protective_factors", limit=NOTE_LIMIT)
     with transaction.atomic():
-        _lock(case, expected_version)
+        lock_version(case, expected_version)
         assessment = sspf.RiskAssessment(case=case, level=level, assessed_by=user)
-        dek = _dek(case)
+        dek = case_data_key(case)
         seal_value(assessment, "risk_factors", risk_factors, dek)
         seal_value(assessment, "protective_factors", protective_factors, dek)
         assessment.save(force_insert=True)
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -191,23 +191,23 @@ def record_police_participation(
     decision on every request); the police's team memberships are ended with it.
     """
     sspf = _programme()
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="police_participation")
     _require_coordinator(user=user, case=case, purpose=purpose, what="police_participation")
     if not isinstance(participates, bool):
         raise ValidationError({"participates": ValidationError(_("Select a valid choice."))})
-    reason = _text(reason, "reason", limit=REASON_LIMIT, required=True)
+    reason = clean_text(reason, "reason", limit=REASON_LIMIT, required=True)
     with transaction.atomic():
-        _lock(case, expected_version)
+        lock_version(case, expected_version)
         decision = sspf.PoliceParticipation(case=case, participates=participates, decided_by=user)
-        seal_value(decision, "reason", reason, _dek(case))
+        seal_value(decision, "reason", reason, case_data_key(case))
         decision.save(force_insert=True)
         ended = 0
         if not participates:
             ended = CaseMembership.objects.filter(
                 case=case, valid_to__isnull=True, user__organisation__kind=Organisation.Kind.POLICE
             ).update(valid_to=timezone.now())
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -232,10 +232,10 @@ def record_mapping(
     expected_version: int | None = None,
 ) -> SspfCase:
     """The mapping conversation with the family: when it was held and what came out of it."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="mapping:record")
     _require_coordinator(user=user, case=case, purpose=purpose, what="mapping:record")
-    note = _text(note, "mapping_note", limit=NOTE_LIMIT, required=True)
+    note = clean_text(note, "mapping_note", limit=NOTE_LIMIT, required=True)
     if not isinstance(held_on, datetime.date) or held_on > timezone.localdate():
         raise ValidationError(
             {"held_on": ValidationError(_("The conversation cannot be dated in the future."))}
@@ -247,14 +247,14 @@ def record_mapping(
     from django_fsm import ConcurrentTransition
 
     with transaction.atomic():
-        _lock(case, expected_version)
-        seal_value(case, "mapping_note", note, _dek(case))
+        lock_version(case, expected_version)
+        seal_value(case, "mapping_note", note, case_data_key(case))
         case.mapping_date = held_on
         try:
             case.save()
         except ConcurrentTransition:
             raise CaseConflict() from None
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -279,7 +279,7 @@ def add_sspf_member(
     expected_version: int | None = None,
 ) -> CaseMembership:
     """Put school, leisure, social services or (where they take part) police staff on the team."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     if policy.is_police(member) and not policy.sspf_police_participates(case):
         raise ValidationError(
             {
@@ -321,7 +321,9 @@ def add_sspf_action(
     coordinator = policy.coordinates(user, case)
     if not coordinator and organisation.pk != user.organisation_id:
         require_access(user=user, case=case, purpose=purpose, what="action:add")
-        raise _deny(user=user, case=case, purpose=purpose, what="action:add", reason="organisation")
+        raise deny_case(
+            user=user, case=case, purpose=purpose, what="action:add", reason="organisation"
+        )
     if (
         organisation.kind == Organisation.Kind.POLICE
         and not policy.sspf_police_participates(case)
@@ -371,22 +373,22 @@ def report_plan_part(
     before the follow-up meeting: how it is going (sealed on the timeline, for the
     coordinator). Their organisation must have an action in the plan."""
     sspf = _programme()
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="plan:report")
     if (
         user.organisation is None
         or user.organisation.kind not in PART_REPORTERS
         or policy.team_membership(user, case) is None
     ):
-        raise _deny(user=user, case=case, purpose=purpose, what="plan:report", reason="role")
+        raise deny_case(user=user, case=case, purpose=purpose, what="plan:report", reason="role")
     if case.status not in sspf.PLAN_STATES:
         raise ValidationError(_("The commitment plan is not in force."))
-    note = _text(note, "report", limit=REASON_LIMIT, required=True)
+    note = clean_text(note, "report", limit=REASON_LIMIT, required=True)
     with transaction.atomic():
-        _lock(case, expected_version)
+        lock_version(case, expected_version)
         if not has_own_action(user=user, case=case):
             raise ValidationError(NO_OWN_ACTION)
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -405,7 +407,7 @@ def escalate_to_sig(*, user, case: SspfCase, reason: str, purpose: str) -> Case:
     """Open a linked SIG referral for the young person (only within SIG's age range)."""
     from casework.models import CaseLink
 
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="escalate")
     _require_coordinator(user=user, case=case, purpose=purpose, what="escalate")
     if case.status == _programme().Status.CLOSED:
@@ -427,7 +429,7 @@ def create_meeting(
     *, user, purpose: str, date: datetime.date, organisations: Iterable[Organisation]
 ) -> OperationalMeeting:
     sspf = _programme()
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     if not can_coordinate_sspf(user):
         raise _deny_outside_case(user=user, obj=None, purpose=purpose, what="meeting:create")
     organisations = list(organisations)
@@ -454,19 +456,19 @@ def create_meeting(
 def add_to_agenda(*, user, meeting: OperationalMeeting, case: SspfCase, purpose: str) -> AgendaItem:
     """Put an SSPF case on a meeting's agenda (the coordinator)."""
     sspf = _programme()
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="agenda:add")
     _require_coordinator(user=user, case=case, purpose=purpose, what="agenda:add")
     if case.status == sspf.Status.CLOSED:
         raise ValidationError({"reference": ValidationError(_("The case is closed."))})
     with transaction.atomic():
-        _lock(case, None)
+        lock_version(case, None)
         if sspf.AgendaItem.objects.filter(meeting=meeting, case=case).exists():
             raise ValidationError(
                 {"reference": ValidationError(_("The case is already on the agenda."))}
             )
         item = sspf.AgendaItem.objects.create(meeting=meeting, case=case)
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -481,18 +483,18 @@ def add_to_agenda(*, user, meeting: OperationalMeeting, case: SspfCase, purpose:
 
 def record_agenda_decision(*, user, item: AgendaItem, decision: str, purpose: str) -> AgendaItem:
     """The meeting's decision on a case on its agenda (sealed under the person's key)."""
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     case = item.case
     require_access(user=user, case=case, purpose=purpose, what="agenda:decide")
     _require_coordinator(user=user, case=case, purpose=purpose, what="agenda:decide")
-    decision = _text(decision, "decision", limit=NOTE_LIMIT, required=True)
+    decision = clean_text(decision, "decision", limit=NOTE_LIMIT, required=True)
     with transaction.atomic():
-        _lock(case, None)
-        seal_value(item, "decision", decision, _dek(case))
+        lock_version(case, None)
+        seal_value(item, "decision", decision, case_data_key(case))
         item.decided_by = user
         item.decided_at = timezone.now()
         item.save(update_fields=["decision", "decided_by", "decided_at"])
-        _changed(
+        record_change(
             case=case,
             user=user,
             purpose=purpose,
@@ -526,14 +528,14 @@ def record_anonymised_discussion(
     sspf = _programme()
     from casework.models import Person
 
-    purpose = _require_purpose(purpose)
+    purpose = require_purpose(purpose)
     if not can_coordinate_sspf(user):
         raise _deny_outside_case(user=user, obj=meeting, purpose=purpose, what="discussion:create")
     errors: dict[str, list] = {}
     texts = {}
     for name, value, required in (("summary", summary, True), ("outcome", outcome, False)):
         try:
-            texts[name] = _text(value, name, limit=REASON_LIMIT, required=required) or ""
+            texts[name] = clean_text(value, name, limit=REASON_LIMIT, required=required) or ""
         except ValidationError as error:
             errors.update(error.message_dict)
             continue
