@@ -86,7 +86,8 @@ def _referred_cases(count: int) -> list:
     from casework import personnummer as pnr
     from casework.models import User
     from casework.services import create_person
-    from workflows.sig.models import SigCase, refer
+    from workflows.sig.models import SigCase
+    from workflows.sig.services import refer
 
     anna = User.objects.get(username="anna.social")
     ids = []

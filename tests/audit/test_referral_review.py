@@ -18,7 +18,9 @@ from audit import review
 from audit.models import AccessEvent
 from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.factories import PERSON_NAME, PURPOSE, REASON, make_person
-from workflows.sig.models import SigCase, SigFlow, refer
+from workflows.sig.flow import SigFlow
+from workflows.sig.models import SigCase
+from workflows.sig.services import refer
 from workflows.sspf import services as sspf_services
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)

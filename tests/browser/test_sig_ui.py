@@ -323,7 +323,8 @@ def sig_cases(demo):
     from casework.models import LegalBasis, Organisation
     from casework.services import cases as services
     from casework.services import create_person
-    from workflows.sig.models import SigCase, refer
+    from workflows.sig.models import SigCase
+    from workflows.sig.services import refer
 
     anna, sara, per = demo["anna.social"], demo["sara.samordnare"], demo["per.polis"]
     police = Organisation.objects.get(kind=Organisation.Kind.POLICE)

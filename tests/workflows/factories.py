@@ -22,7 +22,9 @@ from casework.models import Action, Case, CaseDecision, CaseMembership, Consent,
 from casework.selectors.persons import person_age
 from casework.services import cases as services
 from casework.services import create_person
-from workflows.sig.models import SigCase, SigFlow, SigProcess, Status, refer
+from workflows.sig.flow import SigFlow
+from workflows.sig.models import SigCase, SigProcess, Status
+from workflows.sig.services import refer
 
 from .conftest import born_years_ago, personnummer
 

@@ -9,7 +9,9 @@ from audit.models import AccessEvent
 from casework.models import Case, CaseEvent, CaseLink
 from casework.services import cases as services
 from casework.services.cases import CaseDenied
-from workflows.sig.models import SigCase, SigFlow, SigProcess, Status, refer_linked
+from workflows.sig.flow import SigFlow
+from workflows.sig.models import SigCase, SigProcess, Status
+from workflows.sig.services import refer_linked
 
 from .conftest import BOTH_DATABASES
 from .factories import PURPOSE, make_person, sig_case

@@ -89,7 +89,7 @@ def test_the_referral_needs_a_reason(users, client):
     assert not DefectorCase.objects.filter(person=sig.person).exists()
     # The service refuses it too (a caller without the form).
     with pytest.raises(ValidationError):
-        from workflows.sig.models import close
+        from workflows.sig.services import close
 
         close(
             user=users["anna.social"],

@@ -23,7 +23,8 @@ from casework.services import cases as case_services
 from casework.services import create_person
 from workflows.defector.demo import Builder
 from workflows.defector.models import DefectorCase, DefectorFlow, Level
-from workflows.sig.models import SigCase, SigFlow, SigProcess, Status
+from workflows.sig.flow import SigFlow
+from workflows.sig.models import SigCase, SigProcess, Status
 from workflows.sspf.models import SspfCase, SspfFlow
 
 from .conftest import BOTH_DATABASES

@@ -13,7 +13,8 @@ from casework.models import Case, CaseEvent, Guardian, Person, User
 from casework.selectors.cases import list_cases
 from casework.selectors.persons import person_age
 from workflows.sig.demo import SLOTS, person_id
-from workflows.sig.models import SigCase, SigFlow, SigProcess, Status
+from workflows.sig.flow import SigFlow
+from workflows.sig.models import SigCase, SigProcess, Status
 
 from .conftest import BOTH_DATABASES
 

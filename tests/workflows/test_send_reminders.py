@@ -20,7 +20,8 @@ from viewflow.workflow.status import STATUS
 from casework.models import Case, Reminder
 from casework.services import cases as case_services
 from workflows.sig.demo import Slot, build_case
-from workflows.sig.models import SigCase, SigFlow, SigProcess, Status, _review_time
+from workflows.sig.flow import SigFlow, review_time
+from workflows.sig.models import SigCase, SigProcess, Status
 
 from .conftest import BOTH_DATABASES, PURPOSE
 
@@ -67,7 +68,7 @@ def _review_came(case: SigCase, *, days_ago: int) -> None:
     case.refresh_from_db()
     timer = _open(case, SigFlow.wait_for_review).get()
     with timer.activation() as activation:
-        scheduled = _review_time(activation)
+        scheduled = review_time(activation)
     Task.objects.filter(pk=timer.pk).update(scheduled=scheduled)
 
 

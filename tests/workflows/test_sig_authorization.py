@@ -30,7 +30,8 @@ from django.utils import timezone
 
 from audit.models import AccessEvent
 from casework.models import Consent, LegalBasis, User
-from workflows.sig.models import SigFlow, Status
+from workflows.sig.flow import SigFlow
+from workflows.sig.models import Status
 
 from .conftest import BOTH_DATABASES
 from .factories import PERSON_NAME, FlowDriver, record_full_consent, sig_case

@@ -36,7 +36,8 @@ from casework.models import (
     LegalBasis,
     Person,
 )
-from workflows.sig.models import SigCase, SigFlow, SigProcess, Status
+from workflows.sig.flow import SigFlow
+from workflows.sig.models import SigCase, SigProcess, Status
 
 from .conftest import BOTH_DATABASES, born_years_ago, personnummer
 from .factories import PERSON_NAME, FlowDriver, record_full_consent, sig_case

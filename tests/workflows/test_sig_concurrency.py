@@ -28,7 +28,8 @@ from audit.models import AccessEvent
 from casework.models import Action, CaseEvent, Consent, User
 from casework.services import cases as services
 from casework.services.cases import CaseConflict
-from workflows.sig.models import SigCase, Status, after_consent_withdrawn
+from workflows.sig.models import SigCase, Status
+from workflows.sig.services import after_consent_withdrawn
 
 from .conftest import BOTH_DATABASES
 from .factories import (
@@ -72,7 +73,7 @@ def meet_at_the_lock(monkeypatch):
         barrier = threading.Barrier(parties, timeout=30)
         first_has_it = threading.Event()
         local = threading.local()
-        lock = services._lock
+        lock = services.lock_version
 
         def meet_then_lock(case, expected_version):
             if getattr(local, "met", False):
@@ -88,7 +89,7 @@ def meet_at_the_lock(monkeypatch):
                 if me == first:
                     first_has_it.set()
 
-        monkeypatch.setattr(services, "_lock", meet_then_lock)
+        monkeypatch.setattr(services, "lock_version", meet_then_lock)
 
     return install
 
@@ -323,7 +324,7 @@ def _ready_for_approval(people, case):
 @pytest.fixture
 def meet_at_the_flow_lock(monkeypatch):
     """Hold each racer in front of ``SigFlow.lock`` until all have arrived."""
-    from workflows.sig.models import SigFlow
+    from workflows.sig.flow import SigFlow
 
     return flow_lock_meeting(monkeypatch, SigFlow)
 

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from audit.models import AccessEvent
 from casework.models import Case, Consent, Organisation
-from workflows.sig.models import SigCase, SigFlow, SigProcess, Status
+from workflows.sig.flow import SigFlow
+from workflows.sig.models import SigCase, SigProcess, Status
 
 from .conftest import BOTH_DATABASES, born_years_ago, personnummer
 

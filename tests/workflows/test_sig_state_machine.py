@@ -60,12 +60,8 @@ from casework.models import (
 from casework.selectors.cases import CaseNotFound, get_case_page
 from casework.services import cases as services
 from casework.services.cases import CaseConflict, CaseDenied
-from workflows.sig.models import (
-    SigCase,
-    Status,
-    after_consent_withdrawn,
-    police_may_add_actions,
-)
+from workflows.sig.models import SigCase, Status
+from workflows.sig.services import after_consent_withdrawn, police_may_add_actions
 
 from .factories import PURPOSE, make_person, orgs, reach_review_date, sig_case
 

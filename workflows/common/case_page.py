@@ -27,7 +27,9 @@ from casework.selectors.cases import CaseNotFound, get_case_page, list_cases
 from casework.services import cases as case_services
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows.common import forms
-from workflows.sig.models import SigCase, Status, after_consent_withdrawn, police_may_add_actions
+from workflows.sig.flow import SigFlow
+from workflows.sig.models import SigCase, Status
+from workflows.sig.services import after_consent_withdrawn, close, police_may_add_actions
 from workflows.sig.views import case_url, denied, put_errors
 
 
@@ -292,8 +294,6 @@ class CasePageView(CaseworkerRequiredMixin, View):
             # A withdrawal takes the flow's lock first, outside the request's transaction,
             # in the order a task step takes its locks (the process, then the case row):
             # racing a step it waits for it and then wins, never a deadlock.
-            from workflows.sig.models import SigFlow
-
             with SigFlow.lock(process.pk):
                 return self.post_form(request)
         return self.post_form(request)
@@ -351,8 +351,6 @@ class CasePageView(CaseworkerRequiredMixin, View):
         return _("The action is recorded.")
 
     def do_close(self, form):
-        from workflows.sig.models import close
-
         data = form.cleaned_data
         referral = close(
             user=self.request.user,
@@ -364,8 +362,6 @@ class CasePageView(CaseworkerRequiredMixin, View):
         )
         process = getattr(self.case, "process", None)
         if process is not None and process.finished is None:
-            from workflows.sig.models import SigFlow
-
             SigFlow.instance.cancel(process)
         if referral is not None:
             return _(

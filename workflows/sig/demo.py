@@ -38,7 +38,9 @@ from casework import personnummer as pnr
 from casework.models import Action, Case, CaseDecision, CaseMembership, Consent, Person, User
 from casework.services import cases as case_services
 from casework.services import create_person
-from workflows.sig.models import SigCase, SigFlow, SigProcess, after_consent_withdrawn, refer
+from workflows.sig.flow import SigFlow, review_time
+from workflows.sig.models import SigCase, SigProcess
+from workflows.sig.services import after_consent_withdrawn, police_may_add_actions, refer
 
 PURPOSE = "Demodata: SIG-ärenden (seed_demo)"
 SIG_NAMESPACE = uuid.UUID("6f1d2c1e-8a8c-4e0e-9a51-5a6d656d6f51")
@@ -180,14 +182,12 @@ def fire_review_timer(case: SigCase, *, days_ago: int) -> None:
     and the timer's due moment are moved directly; the change history records
     it. The timer then fires as ``send_reminders`` fires due timers.
     """
-    from workflows.sig.models import _review_time
-
     review = timezone.localdate() - datetime.timedelta(days=days_ago)
     Case.objects.filter(pk=case.pk).update(review_date=review)
     case.review_date = review
     timer = _open_task(case, SigFlow.wait_for_review)
     with timer.activation() as activation:
-        timer.scheduled = _review_time(activation)
+        timer.scheduled = review_time(activation)
         timer.save(update_fields=["scheduled"])
         activation.start()
         activation.execute()
@@ -438,8 +438,6 @@ class _Builder:
 
     def step_police_action(self) -> None:
         """The police contact officer records a talk from the case page."""
-        from workflows.sig.models import police_may_add_actions
-
         case = SigCase.objects.get(pk=self.case.pk)
         with transaction.atomic():
             case_services.add_action(

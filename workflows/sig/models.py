@@ -8,11 +8,12 @@ start; the lead social worker drafts the plan with each agency's actions and
 the coordinator approves it; the case is then ``active`` until its review date,
 when a follow-up decides to continue or to close.
 
-* **The state machine** (:class:`SigCase`, django-fsm-2) says which states are
+* **The state machine** (:class:`SigCase`, django-fsm-2, here) says which states are
   legal: each transition names who may take it (``permission``) and the guards
   that must hold (``conditions``, each with a message the user sees).
-* **The flow** (:class:`SigFlow`, viewflow) says who does what next: the tasks,
-  their queues and owners.
+* **The flow** (``SigFlow`` in ``workflows/sig/flow.py``, viewflow, on :class:`SigProcess`)
+  says who does what next: the tasks, their queues and owners.
+* **The services** (``workflows/sig/services.py``) open, refer and close cases.
 * Every transition — from a flow task, the case page, a command or a test —
   goes through ``casework.services.cases.transition`` (permission, guards, row
   lock and version, atomic save, timeline, access-log event).
@@ -25,21 +26,17 @@ State diagram::
 
 from __future__ import annotations
 
-import datetime
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
-from viewflow import this
-from viewflow.workflow import flow
-from viewflow.workflow.lock import select_for_update_lock
 from viewflow.workflow.models import Process
 
-from casework import policy, programmes
+from casework import policy
 from casework.fields import EncryptedTextField
 from casework.models import Action, Case, CaseDecision, CaseMembership, Organisation
+from casework.selectors.persons import person_age
 
 
 class Status(models.TextChoices):
@@ -113,12 +110,15 @@ def _guard(message):
     return decorate
 
 
+def within_age_range(person) -> bool:
+    """The person's age today is within the SIG age range."""
+    low, high = settings.SAMVERKAN["SIG_AGE_RANGE"]
+    return low <= person_age(person, on=timezone.localdate()) <= high
+
+
 @_guard(_("The person's age is outside the SIG age range."))
 def age_in_range(case: SigCase) -> bool:
-    low, high = settings.SAMVERKAN["SIG_AGE_RANGE"]
-    from casework.selectors.persons import person_age
-
-    return low <= person_age(case.person, on=timezone.localdate()) <= high
+    return within_age_range(case.person)
 
 
 @_guard(_("Appoint a lead social worker to the team first."))
@@ -374,16 +374,7 @@ class SigCase(ConcurrentTransitionMixin, Case):
         self.review_date = None
 
 
-def police_may_add_actions(case: SigCase) -> bool:
-    return case.status in POLICE_ACTION_STATES
-
-
-def next_review_date(*, today: datetime.date | None = None) -> datetime.date:
-    today = today or timezone.localdate()
-    return today + datetime.timedelta(days=settings.SAMVERKAN["SIG_REVIEW_INTERVAL_DAYS"])
-
-
-# --- The flow --------------------------------------------------------------------------------
+# --- The flow's process -------------------------------------------------------------------
 
 
 class SigProcess(Process):
@@ -397,326 +388,3 @@ class SigProcess(Process):
         verbose_name = _("SIG process")
         verbose_name_plural = _("SIG processes")
         ordering = ["-created"]
-
-
-def _lead(activation):
-    from workflows.common.nodes import team_member
-
-    return team_member(activation.process.case, CaseMembership.Role.LEAD)
-
-
-def _police_contact(activation):
-    from workflows.common.nodes import team_member
-
-    return team_member(activation.process.case, CaseMembership.Role.POLICE_CONTACT)
-
-
-def _in_state(*states):
-    return lambda activation: activation.process.case.status in states
-
-
-def _review_time(activation) -> datetime.datetime:
-    """The follow-up task appears on the morning of the case's review date."""
-    review = activation.process.case.review_date or timezone.localdate()
-    hour = settings.SAMVERKAN["REVIEW_TASK_HOUR"]
-    return timezone.make_aware(datetime.datetime.combine(review, datetime.time(hour)))
-
-
-# The task views of this flow (they import the models above).
-from workflows.common.nodes import Step  # noqa: E402
-from workflows.sig import views  # noqa: E402
-
-
-class SigFlow(flow.Flow):
-    """Who does each step of a SIG case, in order."""
-
-    process_class = SigProcess
-    process_title = _("SIG case")
-    process_description = _("Social intervention group: joint support for a young person.")
-    process_summary_template = (
-        "{{ process.case.reference }} · {{ process.case.get_status_display }}"
-    )
-    lock_impl = select_for_update_lock
-    # Who releases and reassigns its tasks (``casework.policy.coordinates_flow``).
-    coordinator_permission = "casework.coordinate_cases"
-
-    # Anyone in a referring organisation with a case role registers a referral.
-    start = (
-        flow.Start(views.ReferralView.as_view())
-        .Annotation(title=_("New SIG referral"))
-        .Permission("casework.use_task_inbox")
-        .Next(this.screen)
-    )
-    # Another programme refers the person (an SSPF escalation, a GVI member who
-    # accepted the offer of help): ``refer_linked`` starts here, same queue.
-    start_linked = flow.StartHandle(this.start_case).Next(this.screen)
-    # The coordinators' queue: screen the referral and form the team.
-    screen = (
-        Step(views.ScreeningView.as_view())
-        .Annotation(title=_("Screen the referral"))
-        .Permission("casework.coordinate_cases")
-        .Next(this.after_screening)
-    )
-    after_screening = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
-    # The lead social worker records the consents.
-    consent = (
-        Step(views.ConsentView.as_view(), team_role=CaseMembership.Role.LEAD)
-        .Annotation(title=_("Record consent"))
-        .Assign(_lead)
-        .Permission("casework.coordinate_cases")
-        .Next(this.after_consent)
-    )
-    after_consent = flow.If(_in_state(Status.DECISION_PENDING)).Then(this.decisions).Else(this.end)
-    # Social services and police decide, each on their own.
-    decisions = flow.Split().Next(this.decide_social).Next(this.decide_police)
-    decide_social = (
-        Step(views.DecisionView.as_view(), team_role=CaseMembership.Role.LEAD)
-        .Annotation(title=_("Social services' decision"))
-        .Assign(_lead)
-        .Permission("casework.coordinate_cases")
-        .Next(this.decided)
-    )
-    decide_police = (
-        Step(views.DecisionView.as_view(), team_role=CaseMembership.Role.POLICE_CONTACT)
-        .Annotation(title=_("Police decision"))
-        .Assign(_police_contact)
-        .Permission("casework.coordinate_cases")
-        .Next(this.decided)
-    )
-    decided = flow.Join().Next(this.after_decisions)
-    after_decisions = flow.If(_in_state(Status.PLANNING)).Then(this.draft_plan).Else(this.end)
-    # The lead social worker drafts the plan; the coordinator approves it.
-    draft_plan = (
-        Step(views.PlanView.as_view(), team_role=CaseMembership.Role.LEAD)
-        .Annotation(title=_("Draft the plan"))
-        .Assign(_lead)
-        .Permission("casework.coordinate_cases")
-        .Next(this.approve)
-    )
-    approve = (
-        Step(views.ApprovePlanView.as_view())
-        .Annotation(title=_("Approve the plan"))
-        .Permission("casework.coordinate_cases")
-        .Next(this.after_approval)
-    )
-    after_approval = (
-        flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.draft_plan)
-    )
-    # On the review date (``manage.py send_reminders`` fires due timers): follow up,
-    # then continue with a new review date, or close.
-    wait_for_review = flow.Timer(_review_time).Next(this.follow_up)
-    follow_up = (
-        Step(views.FollowUpView.as_view(), team_role=CaseMembership.Role.LEAD)
-        .Annotation(title=_("Follow up the case"))
-        .Assign(_lead)
-        .Permission("casework.coordinate_cases")
-        .Next(this.after_follow_up)
-    )
-    after_follow_up = flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
-    end = flow.End()
-
-    def start_case(self, activation, case: SigCase) -> Process:
-        activation.process.case = case
-        return activation.process
-
-    def has_view_permission(self, user, obj=None):
-        """Case workers see the flow (their inbox); a process only with access to its case."""
-        if obj is not None:
-            case = getattr(obj, "case", None)
-            return case is not None and bool(policy.case_access(user, case))
-        return policy.can_use_task_inbox(user)
-
-    def has_manage_permission(self, user, obj=None):
-        return False
-
-
-# --- Services of this programme (the shared machinery does the writing) ----------------------
-
-
-def _owner_organisation(user) -> Organisation:
-    """Social services lead SIG: the referrer's own office, or the municipality's one."""
-    if user.organisation and user.organisation.kind == Organisation.Kind.SOCIAL_SERVICES:
-        return user.organisation
-    offices = list(
-        Organisation.objects.filter(kind=Organisation.Kind.SOCIAL_SERVICES, is_active=True)[:2]
-    )
-    if len(offices) != 1:
-        from django.core.exceptions import ValidationError
-
-        raise ValidationError(
-            _("No single social services organisation is registered to lead the case.")
-        )
-    return offices[0]
-
-
-def refer(*, user, person, reason: str, purpose: str) -> SigCase:
-    """Open a SIG case for ``person`` from a referral (the flow's start step calls this)."""
-    from casework.services.cases import open_case
-
-    case = SigCase(
-        programme=Case.Programme.SIG,
-        person=person,
-        owner_organisation=_owner_organisation(user),
-        referred_by=user,
-        referring_organisation=user.organisation,
-    )
-    return open_case(
-        user=user, purpose=purpose, case=case, reason_field="referral_reason", reason=reason
-    )
-
-
-def within_age_range(person) -> bool:
-    """The person's age today is within the SIG age range (for referrals from other programmes)."""
-    low, high = settings.SAMVERKAN["SIG_AGE_RANGE"]
-    from casework.selectors.persons import person_age
-
-    return low <= person_age(person, on=timezone.localdate()) <= high
-
-
-def refer_linked(*, user, from_case: Case, kind: str, reason: str, purpose: str) -> SigCase:
-    """Refer the person of another programme's case to SIG, linked to that case.
-
-    Opens the SIG case, starts its flow (the coordinators' screening queue) and
-    records the link, shown on both cases — all or nothing. A person outside the
-    SIG age range is refused with a ``ValidationError``.
-    """
-    from django.core.exceptions import ValidationError
-    from django.db import transaction
-
-    from casework.services.cases import link_cases
-
-    if not within_age_range(from_case.person):
-        low, high = settings.SAMVERKAN["SIG_AGE_RANGE"]
-        raise ValidationError(
-            _(
-                "SIG takes young people aged %(low)s to %(high)s; "
-                "this person is outside that range."
-            ),
-            params={"low": low, "high": high},
-        )
-    with transaction.atomic():
-        case = refer(user=user, person=from_case.person, reason=reason, purpose=purpose)
-        SigFlow.start_linked.run(case=case)
-        link_cases(
-            user=user, from_case=from_case, to_case=case, kind=kind, reason=reason, purpose=purpose
-        )
-        case.refresh_from_db(fields=["version"])
-    return case
-
-
-def after_consent_withdrawn(*, user, case: SigCase, purpose: str) -> bool:
-    """Stop the process and close the case unless another legal basis applies.
-
-    Returns whether the case was closed. Runs inside the withdrawal's transaction.
-    """
-    from casework.services.cases import has_other_legal_basis
-    from casework.services.cases import transition as run_transition
-
-    # The withdrawal holds the case's row lock (``withdraw_consent`` took it in this
-    # transaction): take the case as it is now, so that a step someone committed
-    # since the page was loaded cannot make the withdrawal fail. A withdrawal
-    # always wins.
-    current = SigCase.objects.select_related("person").get(pk=case.pk)
-    if current.status == Status.CLOSED or has_other_legal_basis(current):
-        return False
-    process = SigProcess.objects.filter(case=current).first()
-    if process is not None and process.finished is None:
-        SigFlow.instance.cancel(process)
-    run_transition(user=user, case=current, name="consent_withdrawn", purpose=purpose)
-    return True
-
-
-def refer_from(*, user, person, reason: str, purpose: str, source: str = "") -> SigCase:
-    """Refer ``person`` to SIG from another programme's object that is not a case (a GVI
-    group member who accepted the offer of help).
-
-    Opens the SIG case and starts its flow (the coordinators' screening queue), all or
-    nothing; ``source`` (e.g. ``gvi_member:<id>``) is written on the new case's timeline
-    so the case page shows where it came from. A person outside the SIG age range is
-    refused with a ``ValidationError``.
-    """
-    from django.core.exceptions import ValidationError
-    from django.db import transaction
-
-    from casework.services.cases import record_source
-
-    if not within_age_range(person):
-        low, high = settings.SAMVERKAN["SIG_AGE_RANGE"]
-        raise ValidationError(
-            _(
-                "SIG takes young people aged %(low)s to %(high)s; "
-                "this person is outside that range."
-            ),
-            params={"low": low, "high": high},
-        )
-    with transaction.atomic():
-        case = refer(user=user, person=person, reason=reason, purpose=purpose)
-        SigFlow.start_linked.run(case=case)
-        if source:
-            record_source(user=user, case=case, source=source, purpose=purpose)
-        case.refresh_from_db(fields=["version"])
-    return case
-
-
-def close(
-    *,
-    user,
-    case: SigCase,
-    purpose: str,
-    reason: str,
-    note: str | None = None,
-    expected_version: int | None = None,
-) -> Case | None:
-    """Close a SIG case (the case page, the follow-up step).
-
-    Closed as "handed to the defector programme", the same transaction opens the
-    person's defector referral, linked to this case (``CaseLink.Kind.HANDED_OVER``,
-    shown on both cases; the note is the referral's reason): if the referral cannot
-    be opened, the case is not closed either. Returns the defector case, if any.
-    """
-    from django.core.exceptions import ValidationError
-    from django.db import transaction
-
-    from casework.models import CaseLink
-    from casework.services.cases import close_case, lock_case
-
-    to_defector = reason == Case.CloseReason.DEFECTOR_PROGRAMME
-    if to_defector and not (note or "").strip():
-        raise ValidationError(
-            {
-                "close_note": ValidationError(
-                    _("Describe why the person is referred to the defector programme."),
-                    "required",
-                )
-            }
-        )
-    try:
-        with transaction.atomic():
-            referral = None
-            if to_defector:
-                # The referral and its link first, while the team still has the case (a
-                # close ends every membership: ADR 0012); the close then takes the version
-                # the link left.
-                lock_case(case=case, expected_version=expected_version)
-                referral = programmes.refer_linked(
-                    Case.Programme.DEFECTOR,
-                    user=user,
-                    from_case=case,
-                    kind=CaseLink.Kind.HANDED_OVER,
-                    reason=note,
-                    purpose=purpose,
-                )
-                expected_version = case.version
-            close_case(
-                user=user,
-                case=case,
-                purpose=purpose,
-                reason=reason,
-                note=note,
-                expected_version=expected_version,
-            )
-            return referral
-    except Exception:
-        # Nothing was closed: the caller shows the case as it still is.
-        case.refresh_from_db()
-        raise

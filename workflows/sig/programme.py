@@ -13,7 +13,9 @@ from workflows.common import case_page as case_views
 from workflows.common.viewsets import ProgrammeFlowViewset
 from workflows.sig import demo as sig_demo
 from workflows.sig import statistics as sig_statistics
-from workflows.sig.models import SigCase, SigFlow, SigProcess, Status, refer_from, refer_linked
+from workflows.sig.flow import SigFlow
+from workflows.sig.models import SigCase, SigProcess, Status
+from workflows.sig.services import refer_from, refer_linked
 
 
 def due_reviews(today: datetime.date) -> list[Reminder]:

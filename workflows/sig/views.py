@@ -24,6 +24,7 @@ from casework.services import cases as case_services
 from casework.services import create_person
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows.common import forms
+from workflows.sig import services
 from workflows.sig.models import SigCase, Status
 
 
@@ -253,9 +254,7 @@ class ReferralView(View):
                         phone=data["phone"] or None,
                         address=data["address"] or None,
                     )
-                from workflows.sig.models import refer
-
-                case = refer(
+                case = services.refer(
                     user=request.user, person=person, reason=data["reason"], purpose=purpose
                 )
                 process = request.activation.process
@@ -438,9 +437,7 @@ class DecisionView(StepView):
         ):
             self.transition("decline", reason=data["note"])
             self.activation.execute()
-            from workflows.sig.models import SigFlow
-
-            SigFlow.instance.cancel(self.activation.process)
+            self.activation.flow_class.instance.cancel(self.activation.process)
             messages.success(self.request, _("The case is closed: it will not be started."))
             return HttpResponseRedirect(case_url(self.case))
         if not case_services.unmet_conditions(self.case, "start"):
@@ -557,9 +554,7 @@ class FollowUpView(StepView):
             )
             self.transition("continue_case", reason=data["note"] or None)
             return self.finish(_("The case continues until the next review."))
-        from workflows.sig.models import close
-
-        referral = close(
+        referral = services.close(
             user=user,
             case=self.case,
             purpose=purpose,

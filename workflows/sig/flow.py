@@ -1,0 +1,148 @@
+"""The SIG flow (viewflow): who does each step of a SIG case, in order.
+
+The tasks, their queues and owners; each step's page is a view of ``workflows/sig/views.py``
+and every change of the case goes through its services and state machine
+(``workflows/sig/models.py``).
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from viewflow import this
+from viewflow.workflow import flow
+from viewflow.workflow.lock import select_for_update_lock
+from viewflow.workflow.models import Process
+
+from casework import policy
+from casework.models import CaseMembership
+from workflows.common.nodes import Step, team_member
+from workflows.sig import views
+from workflows.sig.models import SigCase, SigProcess, Status
+
+
+def lead(activation):
+    """The case's lead social worker (the owner of the lead's tasks)."""
+    return team_member(activation.process.case, CaseMembership.Role.LEAD)
+
+
+def police_contact(activation):
+    """The case's police contact officer."""
+    return team_member(activation.process.case, CaseMembership.Role.POLICE_CONTACT)
+
+
+def _in_state(*states):
+    return lambda activation: activation.process.case.status in states
+
+
+def review_time(activation) -> datetime.datetime:
+    """The follow-up task appears on the morning of the case's review date."""
+    review = activation.process.case.review_date or timezone.localdate()
+    hour = settings.SAMVERKAN["REVIEW_TASK_HOUR"]
+    return timezone.make_aware(datetime.datetime.combine(review, datetime.time(hour)))
+
+
+class SigFlow(flow.Flow):
+    """Who does each step of a SIG case, in order."""
+
+    process_class = SigProcess
+    process_title = _("SIG case")
+    process_description = _("Social intervention group: joint support for a young person.")
+    process_summary_template = (
+        "{{ process.case.reference }} · {{ process.case.get_status_display }}"
+    )
+    lock_impl = select_for_update_lock
+    # Who releases and reassigns its tasks (``casework.policy.coordinates_flow``).
+    coordinator_permission = "casework.coordinate_cases"
+
+    # Anyone in a referring organisation with a case role registers a referral.
+    start = (
+        flow.Start(views.ReferralView.as_view())
+        .Annotation(title=_("New SIG referral"))
+        .Permission("casework.use_task_inbox")
+        .Next(this.screen)
+    )
+    # Another programme refers the person (an SSPF escalation, a GVI member who
+    # accepted the offer of help): ``refer_linked`` starts here, same queue.
+    start_linked = flow.StartHandle(this.start_case).Next(this.screen)
+    # The coordinators' queue: screen the referral and form the team.
+    screen = (
+        Step(views.ScreeningView.as_view())
+        .Annotation(title=_("Screen the referral"))
+        .Permission("casework.coordinate_cases")
+        .Next(this.after_screening)
+    )
+    after_screening = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
+    # The lead social worker records the consents.
+    consent = (
+        Step(views.ConsentView.as_view(), team_role=CaseMembership.Role.LEAD)
+        .Annotation(title=_("Record consent"))
+        .Assign(lead)
+        .Permission("casework.coordinate_cases")
+        .Next(this.after_consent)
+    )
+    after_consent = flow.If(_in_state(Status.DECISION_PENDING)).Then(this.decisions).Else(this.end)
+    # Social services and police decide, each on their own.
+    decisions = flow.Split().Next(this.decide_social).Next(this.decide_police)
+    decide_social = (
+        Step(views.DecisionView.as_view(), team_role=CaseMembership.Role.LEAD)
+        .Annotation(title=_("Social services' decision"))
+        .Assign(lead)
+        .Permission("casework.coordinate_cases")
+        .Next(this.decided)
+    )
+    decide_police = (
+        Step(views.DecisionView.as_view(), team_role=CaseMembership.Role.POLICE_CONTACT)
+        .Annotation(title=_("Police decision"))
+        .Assign(police_contact)
+        .Permission("casework.coordinate_cases")
+        .Next(this.decided)
+    )
+    decided = flow.Join().Next(this.after_decisions)
+    after_decisions = flow.If(_in_state(Status.PLANNING)).Then(this.draft_plan).Else(this.end)
+    # The lead social worker drafts the plan; the coordinator approves it.
+    draft_plan = (
+        Step(views.PlanView.as_view(), team_role=CaseMembership.Role.LEAD)
+        .Annotation(title=_("Draft the plan"))
+        .Assign(lead)
+        .Permission("casework.coordinate_cases")
+        .Next(this.approve)
+    )
+    approve = (
+        Step(views.ApprovePlanView.as_view())
+        .Annotation(title=_("Approve the plan"))
+        .Permission("casework.coordinate_cases")
+        .Next(this.after_approval)
+    )
+    after_approval = (
+        flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.draft_plan)
+    )
+    # On the review date (``manage.py send_reminders`` fires due timers): follow up,
+    # then continue with a new review date, or close.
+    wait_for_review = flow.Timer(review_time).Next(this.follow_up)
+    follow_up = (
+        Step(views.FollowUpView.as_view(), team_role=CaseMembership.Role.LEAD)
+        .Annotation(title=_("Follow up the case"))
+        .Assign(lead)
+        .Permission("casework.coordinate_cases")
+        .Next(this.after_follow_up)
+    )
+    after_follow_up = flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
+    end = flow.End()
+
+    def start_case(self, activation, case: SigCase) -> Process:
+        activation.process.case = case
+        return activation.process
+
+    def has_view_permission(self, user, obj=None):
+        """Case workers see the flow (their inbox); a process only with access to its case."""
+        if obj is not None:
+            case = getattr(obj, "case", None)
+            return case is not None and bool(policy.case_access(user, case))
+        return policy.can_use_task_inbox(user)
+
+    def has_manage_permission(self, user, obj=None):
+        return False

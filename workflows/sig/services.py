@@ -1,0 +1,196 @@
+"""SIG's services: open a case from a referral (the flow's start, or another programme's
+referral), close it, and what a withdrawn consent does to it.
+
+The shared machinery (``casework.services.cases``) does the writing: row lock and
+version, the state machine's transition, the timeline and the access-log event.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+
+from casework import programmes
+from casework.models import Case, CaseLink, Organisation
+from casework.services.cases import (
+    close_case,
+    has_other_legal_basis,
+    link_cases,
+    lock_case,
+    open_case,
+    record_source,
+)
+from casework.services.cases import transition as run_transition
+from workflows.sig.models import POLICE_ACTION_STATES, SigCase, SigProcess, Status, within_age_range
+
+
+def police_may_add_actions(case: SigCase) -> bool:
+    """Police record their own actions only while the plan is in force."""
+    return case.status in POLICE_ACTION_STATES
+
+
+def _owner_organisation(user) -> Organisation:
+    """Social services lead SIG: the referrer's own office, or the municipality's one."""
+    if user.organisation and user.organisation.kind == Organisation.Kind.SOCIAL_SERVICES:
+        return user.organisation
+    offices = list(
+        Organisation.objects.filter(kind=Organisation.Kind.SOCIAL_SERVICES, is_active=True)[:2]
+    )
+    if len(offices) != 1:
+        raise ValidationError(
+            _("No single social services organisation is registered to lead the case.")
+        )
+    return offices[0]
+
+
+def refer(*, user, person, reason: str, purpose: str) -> SigCase:
+    """Open a SIG case for ``person`` from a referral (the flow's start step calls this)."""
+    case = SigCase(
+        programme=Case.Programme.SIG,
+        person=person,
+        owner_organisation=_owner_organisation(user),
+        referred_by=user,
+        referring_organisation=user.organisation,
+    )
+    return open_case(
+        user=user, purpose=purpose, case=case, reason_field="referral_reason", reason=reason
+    )
+
+
+def _require_age_range(person) -> None:
+    """Refuse a referral from another programme of a person outside the SIG age range."""
+    if not within_age_range(person):
+        low, high = settings.SAMVERKAN["SIG_AGE_RANGE"]
+        raise ValidationError(
+            _(
+                "SIG takes young people aged %(low)s to %(high)s; "
+                "this person is outside that range."
+            ),
+            params={"low": low, "high": high},
+        )
+
+
+def _start_flow(case: SigCase) -> None:
+    """Start the SIG flow for a case referred from another programme: it lands in the
+    coordinators' screening queue."""
+    # The flow imports the task views, which import this module: the flow is looked up
+    # when first used, not when this module loads.
+    from workflows.sig.flow import SigFlow
+
+    SigFlow.start_linked.run(case=case)
+
+
+def refer_linked(*, user, from_case: Case, kind: str, reason: str, purpose: str) -> SigCase:
+    """Refer the person of another programme's case to SIG, linked to that case.
+
+    Opens the SIG case, starts its flow (the coordinators' screening queue) and
+    records the link, shown on both cases — all or nothing. A person outside the
+    SIG age range is refused with a ``ValidationError``.
+    """
+    _require_age_range(from_case.person)
+    with transaction.atomic():
+        case = refer(user=user, person=from_case.person, reason=reason, purpose=purpose)
+        _start_flow(case)
+        link_cases(
+            user=user, from_case=from_case, to_case=case, kind=kind, reason=reason, purpose=purpose
+        )
+        case.refresh_from_db(fields=["version"])
+    return case
+
+
+def refer_from(*, user, person, reason: str, purpose: str, source: str = "") -> SigCase:
+    """Refer ``person`` to SIG from another programme's object that is not a case (a GVI
+    group member who accepted the offer of help).
+
+    Opens the SIG case and starts its flow (the coordinators' screening queue), all or
+    nothing; ``source`` (e.g. ``gvi_member:<id>``) is written on the new case's timeline
+    so the case page shows where it came from. A person outside the SIG age range is
+    refused with a ``ValidationError``.
+    """
+    _require_age_range(person)
+    with transaction.atomic():
+        case = refer(user=user, person=person, reason=reason, purpose=purpose)
+        _start_flow(case)
+        if source:
+            record_source(user=user, case=case, source=source, purpose=purpose)
+        case.refresh_from_db(fields=["version"])
+    return case
+
+
+def after_consent_withdrawn(*, user, case: SigCase, purpose: str) -> bool:
+    """Stop the process and close the case unless another legal basis applies.
+
+    Returns whether the case was closed. Runs inside the withdrawal's transaction.
+    """
+    # The withdrawal holds the case's row lock (``withdraw_consent`` took it in this
+    # transaction): take the case as it is now, so that a step someone committed
+    # since the page was loaded cannot make the withdrawal fail. A withdrawal
+    # always wins.
+    current = SigCase.objects.select_related("person").get(pk=case.pk)
+    if current.status == Status.CLOSED or has_other_legal_basis(current):
+        return False
+    process = SigProcess.objects.filter(case=current).first()
+    if process is not None and process.finished is None:
+        process.flow_class.instance.cancel(process)
+    run_transition(user=user, case=current, name="consent_withdrawn", purpose=purpose)
+    return True
+
+
+def close(
+    *,
+    user,
+    case: SigCase,
+    purpose: str,
+    reason: str,
+    note: str | None = None,
+    expected_version: int | None = None,
+) -> Case | None:
+    """Close a SIG case (the case page, the follow-up step).
+
+    Closed as "handed to the defector programme", the same transaction opens the
+    person's defector referral, linked to this case (``CaseLink.Kind.HANDED_OVER``,
+    shown on both cases; the note is the referral's reason): if the referral cannot
+    be opened, the case is not closed either. Returns the defector case, if any.
+    """
+    to_defector = reason == Case.CloseReason.DEFECTOR_PROGRAMME
+    if to_defector and not (note or "").strip():
+        raise ValidationError(
+            {
+                "close_note": ValidationError(
+                    _("Describe why the person is referred to the defector programme."),
+                    "required",
+                )
+            }
+        )
+    try:
+        with transaction.atomic():
+            referral = None
+            if to_defector:
+                # The referral and its link first, while the team still has the case (a
+                # close ends every membership: ADR 0012); the close then takes the version
+                # the link left.
+                lock_case(case=case, expected_version=expected_version)
+                referral = programmes.refer_linked(
+                    Case.Programme.DEFECTOR,
+                    user=user,
+                    from_case=case,
+                    kind=CaseLink.Kind.HANDED_OVER,
+                    reason=note,
+                    purpose=purpose,
+                )
+                expected_version = case.version
+            close_case(
+                user=user,
+                case=case,
+                purpose=purpose,
+                reason=reason,
+                note=note,
+                expected_version=expected_version,
+            )
+            return referral
+    except Exception:
+        # Nothing was closed: the caller shows the case as it still is.
+        case.refresh_from_db()
+        raise
