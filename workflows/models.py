@@ -1,58 +1,12 @@
-"""The programme models live with their flows (``workflows/sig.py`` …); Django finds them here."""
+"""Django finds the models of the ``workflows`` app here: each programme's own models module.
 
-from workflows.gvi.models import (
-    CallIn,
-    CallInAttendee,
-    CallInSpeaker,
-    CustomNotification,
-    DeliveryTeamMember,
-    Group,
-    GroupMember,
-    GviCallInProcess,
-    GviEvent,
-    GviMinorNoticeProcess,
-    GviNotificationProcess,
-    GviParticipation,
-    GviReferralNoticeProcess,
-    Incident,
-    Sanction,
-    SanctionDecision,
-)
-from workflows.sig.models import SigCase, SigProcess
-from workflows.sspf.models import (
-    AgendaItem,
-    AnonymisedDiscussion,
-    OperationalMeeting,
-    PoliceParticipation,
-    RiskAssessment,
-    SspfCase,
-    SspfProcess,
-)
+The models live with their programme (``workflows/<programme>/models.py``); the app label
+stays ``workflows`` for all of them.
+"""
 
-__all__ = [
-    "AgendaItem",
-    "AnonymisedDiscussion",
-    "CallIn",
-    "CallInAttendee",
-    "CallInSpeaker",
-    "CustomNotification",
-    "DeliveryTeamMember",
-    "Group",
-    "GroupMember",
-    "GviCallInProcess",
-    "GviEvent",
-    "GviMinorNoticeProcess",
-    "GviNotificationProcess",
-    "GviParticipation",
-    "GviReferralNoticeProcess",
-    "Incident",
-    "OperationalMeeting",
-    "PoliceParticipation",
-    "RiskAssessment",
-    "Sanction",
-    "SanctionDecision",
-    "SigCase",
-    "SigProcess",
-    "SspfCase",
-    "SspfProcess",
-]
+from workflows.defector import models as defector
+from workflows.gvi import models as gvi
+from workflows.sig import models as sig
+from workflows.sspf import models as sspf
+
+__all__ = ["defector", "gvi", "sig", "sspf"]
