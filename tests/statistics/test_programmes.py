@@ -187,9 +187,10 @@ def test_the_transitions_record_the_stage_moments(demo):
     """Driven through the real services: each stage's moment lands in its plain column and
     is counted (the first routing stays; a raise afterwards is a re-routing)."""
     from casework.services import cases as case_services
-    from tests.workflows.defector_factories import PURPOSE, assessment, defector_case
+    from tests.workflows.defector.factories import PURPOSE, assessment, defector_case
     from tests.workflows.sspf_factories import sspf_case
     from workflows.defector import models as defector
+    from workflows.defector import services as defector_services
     from workflows.sspf.models import Status as SspfStatus
 
     case = defector_case(demo, "activate")
@@ -197,7 +198,7 @@ def test_the_transitions_record_the_stage_moments(demo):
     assert case.consented_at and case.assessed_at and case.started_at
     assert (case.assessed_level, case.routed_to) == ("low", "local")
     first_routed = case.routed_at
-    defector.reassess(
+    defector_services.reassess_threat(
         user=demo["per.polis"], case=case, purpose=PURPOSE, **assessment(defector.Level.HIGH)
     )
     case.refresh_from_db()

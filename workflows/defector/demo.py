@@ -29,20 +29,19 @@ from django.utils import timezone
 from viewflow.workflow.status import STATUS
 
 from casework import personnummer as pnr
-from casework.models import Case, CaseDecision, CaseMembership, Consent, Person, User
+from casework.management.commands.seed_demo import FIRST_NAMES, STREETS, SURNAME_ENDINGS
+from casework.models import Case, CaseDecision, Consent, Person, User
+from casework.selectors.persons import person_age
 from casework.services import cases as case_services
 from casework.services import create_person
-from workflows.defector import services
+from workflows.defector import intake, services
+from workflows.defector.flow import DefectorFlow, ThreatReviewFlow, reassessment_time, review_time
 from workflows.defector.models import (
     DefectorCase,
-    DefectorFlow,
     DefectorProcess,
     Level,
     ReferralSource,
     ThreatAssessment,
-    ThreatReviewFlow,
-    assess,
-    refer,
 )
 
 PURPOSE = "Demodata: avhopparärenden (seed_demo)"
@@ -162,7 +161,7 @@ def start_case(*, user: User, person: Person, reason: str, source: str) -> Defec
         raise PermissionDenied
     with transaction.atomic():
         activation.start(_Request(user))
-        case = refer(user=user, person=person, source=source, reason=reason, purpose=PURPOSE)
+        case = intake.refer(user=user, person=person, source=source, reason=reason, purpose=PURPOSE)
         activation.process.case = case
         activation.execute()
     return case
@@ -229,24 +228,16 @@ class Builder:
             self._transition(self.coordinator, case, "begin_check", expected_version=case.version)
 
     def _check(self, *, accept: bool):
-        user = self.coordinator
-        with task_step(self.case, DefectorFlow.check, user) as activation:
-            case = activation.process.case
-            note = "Motiverad att lämna; hotbild finns." if accept else "Ingen hotbild."
-            case_services.update_case(
-                user=user, case=case, purpose=PURPOSE, texts={"check_note": note}
+        with task_step(self.case, DefectorFlow.check, self.coordinator) as activation:
+            intake.record_initial_check(
+                user=self.coordinator,
+                case=activation.process.case,
+                purpose=PURPOSE,
+                accept=accept,
+                note="Motiverad att lämna; hotbild finns." if accept else "Ingen hotbild.",
+                lead=self.lead if accept else None,
+                police_contact=self.police if accept else None,
             )
-            if accept:
-                for member, role in (
-                    (self.lead, CaseMembership.Role.LEAD),
-                    (self.police, CaseMembership.Role.POLICE_CONTACT),
-                ):
-                    case_services.add_member(
-                        user=user, case=case, purpose=PURPOSE, member=member, role=role
-                    )
-                self._transition(user, case, "accept")
-            else:
-                self._transition(user, case, "reject", reason=note)
             activation.execute()
 
     def step_accept(self):
@@ -256,8 +247,6 @@ class Builder:
         self._check(accept=False)
 
     def _consent(self, case, *, organisations, form=Consent.Form.WRITTEN):
-        from casework.selectors.persons import person_age
-
         if (
             person_age(case.person, on=timezone.localdate()) < 18
             and not case.person.guardians.exists()
@@ -306,7 +295,7 @@ class Builder:
 
     def step_assess(self):
         with task_step(self.case, DefectorFlow.assess_threat, self.police) as activation:
-            assess(
+            services.assess_threat(
                 user=self.police,
                 case=activation.process.case,
                 purpose=PURPOSE,
@@ -325,7 +314,7 @@ class Builder:
 
     def step_conditions(self):
         with task_step(self.case, DefectorFlow.intake, self.coordinator) as activation:
-            services.accept_conditions(
+            intake.accept_conditions(
                 user=self.coordinator,
                 case=activation.process.case,
                 purpose=PURPOSE,
@@ -340,14 +329,12 @@ class Builder:
 
     def step_activate(self):
         with task_step(self.case, DefectorFlow.intake, self.coordinator) as activation:
-            case = activation.process.case
-            case_services.update_case(
+            intake.start_programme(
                 user=self.coordinator,
-                case=case,
+                case=activation.process.case,
                 purpose=PURPOSE,
                 review_date=timezone.localdate() + datetime.timedelta(days=90),
             )
-            self._transition(self.coordinator, case, "activate")
             activation.execute()
 
     def step_begin_review(self):
@@ -359,19 +346,17 @@ class Builder:
         fire_reassessment_timer(self.case, days_ago=3)
 
     def step_raise_to_high(self):
-        from workflows.defector.models import reassess
-
-        reassess(user=self.police, case=self.case, purpose=PURPOSE, **_assessment(Level.HIGH))
+        services.reassess_threat(
+            user=self.police, case=self.case, purpose=PURPOSE, **_assessment(Level.HIGH)
+        )
 
     def step_propose_lowering(self):
-        from workflows.defector.models import reassess
-
-        reassess(user=self.police, case=self.case, purpose=PURPOSE, **_assessment(Level.LOW))
+        services.reassess_threat(
+            user=self.police, case=self.case, purpose=PURPOSE, **_assessment(Level.LOW)
+        )
 
     def step_close_completed(self):
-        from workflows.defector.models import close
-
-        close(
+        services.close_defector_case(
             user=self.coordinator,
             case=self.case,
             purpose=PURPOSE,
@@ -382,14 +367,12 @@ class Builder:
 
 def fire_review_timer(case: DefectorCase, *, days_ago: int) -> None:
     """Demo time travel: the review date ``days_ago`` back; fire the review timer."""
-    from workflows.defector.models import _review_time
-
     review = timezone.localdate() - datetime.timedelta(days=days_ago)
     Case.objects.filter(pk=case.pk).update(review_date=review)
     case.review_date = review
     timer = open_task(case, DefectorFlow.wait_for_review)
     with timer.activation() as activation:
-        timer.scheduled = _review_time(activation)
+        timer.scheduled = review_time(activation)
         timer.save(update_fields=["scheduled"])
         activation.start()
         activation.execute()
@@ -398,14 +381,12 @@ def fire_review_timer(case: DefectorCase, *, days_ago: int) -> None:
 def fire_reassessment_timer(case: DefectorCase, *, days_ago: int) -> None:
     """Demo time travel: the next review date of the assessment in force ``days_ago`` back;
     fire the threat review's timer (the reassessment task appears)."""
-    from workflows.defector.models import _reassessment_time
-
     ThreatAssessment.objects.filter(case=case, state=ThreatAssessment.State.IN_FORCE).update(
         next_review=timezone.localdate() - datetime.timedelta(days=days_ago)
     )
     timer = open_task(case, ThreatReviewFlow.wait_for_reassessment)
     with timer.activation() as activation:
-        timer.scheduled = _reassessment_time(activation)
+        timer.scheduled = reassessment_time(activation)
         timer.save(update_fields=["scheduled"])
         activation.start()
         activation.execute()
@@ -416,8 +397,6 @@ def person_id(slot: Slot) -> uuid.UUID:
 
 
 def _person(slot: Slot, index: int) -> Person:
-    from casework.management.commands.seed_demo import FIRST_NAMES, STREETS, SURNAME_ENDINGS
-
     today = timezone.localdate()
     born = today.replace(year=today.year - slot.age, day=1) - datetime.timedelta(
         days=40 + 9 * index

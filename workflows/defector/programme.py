@@ -12,15 +12,9 @@ from workflows.common.viewsets import ProgrammeFlowViewset
 from workflows.defector import demo as defector_demo
 from workflows.defector import statistics as defector_statistics
 from workflows.defector import views as defector_views
-from workflows.defector.models import (
-    FINAL_STATES,
-    DefectorFlow,
-    DefectorProcess,
-    ThreatAssessment,
-    ThreatReviewFlow,
-    refer_from,
-    refer_linked,
-)
+from workflows.defector.flow import DefectorFlow, ThreatReviewFlow
+from workflows.defector.intake import refer_from, refer_linked
+from workflows.defector.models import FINAL_STATES, DefectorProcess, ThreatAssessment
 
 
 def overdue_reassessments(today: datetime.date) -> list[Reminder]:

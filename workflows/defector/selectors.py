@@ -19,10 +19,29 @@ from casework import policy
 from casework.models import Case, CaseLink
 from casework.selectors.cases import CaseNotFound, Opened, open_or_none
 from casework.selectors.persons import data_key_of, require_purpose
+from workflows.defector.models import (
+    FINAL_STATES,
+    DefectorCase,
+    ThreatAssessment,
+    current_assessment,
+    pending_lowering,
+    police_coordinator,
+    reassessment_due,
+)
 
 if TYPE_CHECKING:
     from casework.models import User
-    from workflows.defector.models import DefectorCase
+
+
+def threat_context(*, user: User, purpose: str, case: DefectorCase) -> dict:
+    """The threat part of a case's pages: the assessments (decrypted, logged), the one in
+    force, a pending lowering, and whether the reassessment is overdue."""
+    return {
+        "assessments": threat_assessments(user=user, purpose=purpose, case=case),
+        "current": current_assessment(case),
+        "pending": pending_lowering(case),
+        "reassessment_due": reassessment_due(case),
+    }
 
 
 def threat_assessments(*, user: User, purpose: str, case: DefectorCase) -> list[Opened]:
@@ -110,8 +129,6 @@ def hand_over_notice(*, user: User, purpose: str, case: DefectorCase) -> HandOve
 def overdue_reassessments(*, user: User, today: datetime.date | None = None) -> list:
     """Open defector cases in the user's reach whose assessment in force is past its next
     reassessment date (case numbers and dates only: nothing decrypted)."""
-    from workflows.defector.models import FINAL_STATES, DefectorCase, ThreatAssessment
-
     today = today or timezone.localdate()
     reach = policy.cases_in_reach(user).values("pk")
     cases = (
@@ -124,3 +141,33 @@ def overdue_reassessments(*, user: User, today: datetime.date | None = None) -> 
         .order_by("assessments__next_review")
     )
     return [case for case in cases if policy.case_access(user, case)]
+
+
+def pending_lowerings(*, user: User, cases: list[DefectorCase]) -> list[DefectorCase]:
+    """Of ``cases``, those with a lowering awaiting the approval of ``user`` (a police
+    defector coordinator)."""
+    return [
+        case
+        for case in cases
+        if police_coordinator(case, user)
+        and case.assessments.filter(state=ThreatAssessment.State.PENDING).exists()
+    ]
+
+
+def open_tasks(*, user: User, case: DefectorCase) -> list[tuple]:
+    """The human tasks of the case's open processes, each with its address if ``user`` may
+    do or take it (``None`` otherwise)."""
+    found = []
+    for process in case.processes.filter(finished__isnull=True):
+        found += [
+            (
+                task,
+                task.flow_task.reverse("index", args=[task.process_id, task.pk])
+                if task.flow_task.can_execute(user, task) or task.flow_task.can_assign(user, task)
+                else None,
+            )
+            for task in process.task_set.filter(flow_task_type="HUMAN")
+            .exclude(status__in=["DONE", "CANCELED"])
+            .select_related("owner")
+        ]
+    return found

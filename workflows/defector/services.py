@@ -1,17 +1,19 @@
-"""Writes of the defector programme that seal text or cross agencies: the police check,
-threat assessments and their approval, routing and hand-over, the support case,
-the agreement's conditions, protected identity and closing.
+"""Writes of the defector programme, one function per user intention: the referral, the
+initial check, the police check, threat assessments and the decision on a lowering
+(routing and hand-over follow), the local programme's steps, the case page's actions,
+protected identity and closing.
 
 Built on the shared machinery of ``casework.services.cases`` (access, lock and
 version, timeline, access-log event, the one ``transition``): every state change
-here is a ``transition`` whose FSM guards re-check the assessment in force.
-The state machine and the routing rules are in ``workflows.defector.models``.
+here is a ``transition`` whose FSM guards re-check the assessment in force. A write
+that re-routes or closes a case keeps the case's processes (``workflows.defector.flow``)
+in step in the same transaction. The state machine and the routing rules are in
+``workflows.defector.models``.
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -22,8 +24,15 @@ from audit.services import Action as AuditAction
 from audit.services import record_event
 from casework import policy
 from casework.crypto.records import seal_value
-from casework.models import Case, CaseEvent, CaseLink, CaseMembership, Organisation, Person
+from casework.models import (
+    Case,
+    CaseEvent,
+    CaseLink,
+    CaseMembership,
+    Organisation,
+)
 from casework.selectors.persons import require_purpose
+from casework.services import cases as case_services
 from casework.services.cases import (
     NOTE_LIMIT,
     REASON_LIMIT,
@@ -42,17 +51,28 @@ from casework.services.cases import (
     timeline_event,
     transition,
 )
-from casework.services.persons import update_person
-
-if TYPE_CHECKING:
-    from workflows.defector.models import DefectorCase, DefectorSupportCase, ThreatAssessment
-
-
-def _defector():
-    from workflows.defector import models as defector
-
-    return defector
-
+from workflows.defector import flow
+from workflows.defector.models import (
+    ASSESSABLE_STATES,
+    CLOSE_REASONS,
+    FINAL_STATES,
+    HANDED_OVER_STATES,
+    LOCAL_STATES,
+    POLICE_CHECK_STATES,
+    DefectorCase,
+    DefectorProcess,
+    DefectorSupportCase,
+    Level,
+    Route,
+    Status,
+    ThreatAssessment,
+    current_assessment,
+    lowers,
+    pending_lowering,
+    police_assessor,
+    police_coordinator,
+    route_of,
+)
 
 # --- The police check ---------------------------------------------------------------------
 
@@ -62,13 +82,12 @@ def record_police_check(
 ) -> DefectorCase:
     """The police searched their own systems (criminal history): only after the person's
     written consent covering the police is recorded. Refused before (logged)."""
-    d = _defector()
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="police_check")
-    if not d.police_assessor(case, user):
+    if not police_assessor(case, user):
         raise deny_case(user=user, case=case, purpose=purpose, what="police_check", reason="role")
     consent = policy.consent_state(case)
-    if case.status not in d.POLICE_CHECK_STATES or user.organisation_id not in (
+    if case.status not in POLICE_CHECK_STATES or user.organisation_id not in (
         consent.organisations
     ):
         deny_case(user=user, case=case, purpose=purpose, what="police_check", reason="no consent")
@@ -106,7 +125,7 @@ def _date(value, field: str, *, after: datetime.date) -> datetime.date:
     return value
 
 
-def assess_threat(
+def _record_assessment(
     *,
     user,
     case: DefectorCase,
@@ -127,17 +146,16 @@ def assess_threat(
     access). A lowering is stored as pending until a police defector
     coordinator approves it (:func:`decide_lowering`).
     """
-    d = _defector()
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="threat:assess")
-    if not d.police_assessor(case, user):
+    if not police_assessor(case, user):
         raise deny_case(user=user, case=case, purpose=purpose, what="threat:assess", reason="role")
-    if case.status not in d.ASSESSABLE_STATES:
+    if case.status not in ASSESSABLE_STATES:
         raise ValidationError(
             _("The case is not in a state where this can be done."), code="invalid_state"
         )
     errors = {}
-    if level not in d.Level.values:
+    if level not in Level.values:
         errors["level"] = [_("Select a valid choice.")]
     today = timezone.localdate()
     for name, value in (("valid_until", valid_until), ("next_review", next_review)):
@@ -150,12 +168,12 @@ def assess_threat(
     if errors:
         raise ValidationError(errors)
     basis = clean_text(basis, "basis", limit=NOTE_LIMIT, required=True)
-    if case.status == d.Status.JOINT_ASSESSMENT and case.police_checked_at is None:
+    if case.status == Status.JOINT_ASSESSMENT and case.police_checked_at is None:
         raise ValidationError(_("Record the police check first."))
     with transaction.atomic():
         lock_version(case, expected_version)
-        current = d.current_assessment(case)
-        assessment = d.ThreatAssessment(
+        current = current_assessment(case)
+        assessment = ThreatAssessment(
             case=case,
             level=level,
             evidence_person=bool(evidence_person),
@@ -165,18 +183,18 @@ def assess_threat(
             assessed_by=user,
         )
         seal_value(assessment, "basis", basis, case_data_key(case))
-        lowering = d.lowers(assessment, current)
+        lowering = lowers(assessment, current)
         # A newer assessment replaces a lowering still waiting for approval.
-        case.assessments.filter(state=d.ThreatAssessment.State.PENDING).update(
-            state=d.ThreatAssessment.State.SUPERSEDED
+        case.assessments.filter(state=ThreatAssessment.State.PENDING).update(
+            state=ThreatAssessment.State.SUPERSEDED
         )
         if lowering:
-            assessment.state = d.ThreatAssessment.State.PENDING
+            assessment.state = ThreatAssessment.State.PENDING
         else:
             if current is not None:
-                current.state = d.ThreatAssessment.State.SUPERSEDED
+                current.state = ThreatAssessment.State.SUPERSEDED
                 current.save(update_fields=["state"])
-            assessment.state = d.ThreatAssessment.State.IN_FORCE
+            assessment.state = ThreatAssessment.State.IN_FORCE
         assessment.save(force_insert=True)
         record_change(
             case=case,
@@ -188,7 +206,7 @@ def assess_threat(
             fields=["basis"],
             obj=assessment,
             level=level,
-            route=d.route_of(assessment),
+            route=route_of(assessment),
             state=assessment.state,
         )
         if not lowering:
@@ -196,20 +214,19 @@ def assess_threat(
     return assessment
 
 
-def decide_lowering(
+def _decide_pending_lowering(
     *, user, case: DefectorCase, purpose: str, approve: bool, note: str | None = None
 ) -> ThreatAssessment:
     """A police defector coordinator, not the assessor, approves or rejects a pending
     lowering; an approved one is in force at once and re-routes the case."""
-    d = _defector()
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="threat:approve")
-    if not d.police_coordinator(case, user):
+    if not police_coordinator(case, user):
         raise deny_case(user=user, case=case, purpose=purpose, what="threat:approve", reason="role")
     note = clean_text(note, "note", limit=REASON_LIMIT, required=not approve)
     with transaction.atomic():
         lock_version(case, None)
-        pending = d.pending_lowering(case)
+        pending = pending_lowering(case)
         if pending is None:
             raise ValidationError(_("No lowered threat level awaits approval."))
         if pending.assessed_by_id == user.pk:
@@ -217,12 +234,12 @@ def decide_lowering(
                 _("A lowering must be approved by someone other than its assessor.")
             )
         if approve:
-            case.assessments.filter(state=d.ThreatAssessment.State.IN_FORCE).update(
-                state=d.ThreatAssessment.State.SUPERSEDED
+            case.assessments.filter(state=ThreatAssessment.State.IN_FORCE).update(
+                state=ThreatAssessment.State.SUPERSEDED
             )
-            pending.state = d.ThreatAssessment.State.IN_FORCE
+            pending.state = ThreatAssessment.State.IN_FORCE
         else:
-            pending.state = d.ThreatAssessment.State.REJECTED
+            pending.state = ThreatAssessment.State.REJECTED
         pending.decided_by = user
         pending.decided_at = timezone.now()
         pending.save(update_fields=["state", "decided_by", "decided_at"])
@@ -237,24 +254,99 @@ def decide_lowering(
             obj=pending,
             reason=note,
             approved=approve,
-            route=d.route_of(pending),
+            route=route_of(pending),
         )
         if approve:
             _reroute(user=user, case=case, purpose=purpose)
     return pending
 
 
+def assess_threat(
+    *, user, case: DefectorCase, purpose: str, expected_version: int | None = None, **values
+) -> ThreatAssessment:
+    """The first threat assessment (the joint assessment's task): recorded and routed;
+    its review cycle starts."""
+    with transaction.atomic():
+        assessment = _record_assessment(
+            user=user, case=case, purpose=purpose, expected_version=expected_version, **values
+        )
+        _restart_threat_review(case)
+    return assessment
+
+
+def _reassess(*, user, case, purpose, expected_version, values) -> ThreatAssessment:
+    _lock_processes(case)
+    previous = case.status
+    assessment = _record_assessment(
+        user=user, case=case, purpose=purpose, expected_version=expected_version, **values
+    )
+    _follow_route(case, previous)
+    return assessment
+
+
+def reassess_threat(
+    *, user, case: DefectorCase, purpose: str, expected_version: int | None = None, **values
+) -> ThreatAssessment:
+    """A reassessment from the case page: recorded, re-routed, the case's process kept in
+    step; the threat review starts anew from it."""
+    with transaction.atomic():
+        assessment = _reassess(
+            user=user, case=case, purpose=purpose, expected_version=expected_version, values=values
+        )
+        _restart_threat_review(case)
+    return assessment
+
+
+def record_reassessment(
+    *, user, case: DefectorCase, purpose: str, expected_version: int | None = None, **values
+) -> ThreatAssessment:
+    """The reassessment task of the threat review: recorded and re-routed like any other;
+    the review flow itself goes on (to the approval of a lowering, or the next date)."""
+    with transaction.atomic():
+        return _reassess(
+            user=user, case=case, purpose=purpose, expected_version=expected_version, values=values
+        )
+
+
+def _decide(*, user, case, purpose, approve, note) -> ThreatAssessment:
+    _lock_processes(case)
+    previous = case.status
+    assessment = _decide_pending_lowering(
+        user=user, case=case, purpose=purpose, approve=approve, note=note
+    )
+    _follow_route(case, previous)
+    return assessment
+
+
+def decide_lowering(
+    *, user, case: DefectorCase, purpose: str, approve: bool, note: str | None = None
+) -> ThreatAssessment:
+    """A police coordinator approves (re-routing at once) or rejects a pending lowering
+    from the case page; the threat review starts anew from the outcome."""
+    with transaction.atomic():
+        assessment = _decide(user=user, case=case, purpose=purpose, approve=approve, note=note)
+        _restart_threat_review(case)
+    return assessment
+
+
+def record_lowering_decision(
+    *, user, case: DefectorCase, purpose: str, approve: bool, note: str | None = None
+) -> ThreatAssessment:
+    """The approval task of the threat review (the review flow goes on by itself)."""
+    with transaction.atomic():
+        return _decide(user=user, case=case, purpose=purpose, approve=approve, note=note)
+
+
 def _route_transition(status: str, route: str) -> str | None:
     """The transition that brings a case in ``status`` to where ``route`` says."""
-    d = _defector()
-    S, R = d.Status, d.Route
-    if status == S.THREAT_ASSESSED or status in d.HANDED_OVER_STATES:
+    S, R = Status, Route
+    if status == S.THREAT_ASSESSED or status in HANDED_OVER_STATES:
         wanted = {
             R.LOCAL: S.LOCAL_INTAKE,
             R.REGIONAL: S.HANDED_OVER_REGIONAL,
             R.NATIONAL: S.HANDED_OVER_NATIONAL,
         }[route]
-    elif status in d.LOCAL_STATES and route != R.LOCAL:
+    elif status in LOCAL_STATES and route != R.LOCAL:
         wanted = S.HANDED_OVER_REGIONAL if route == R.REGIONAL else S.HANDED_OVER_NATIONAL
     else:
         return None
@@ -270,10 +362,9 @@ def _route_transition(status: str, route: str) -> str | None:
 def _reroute(*, user, case: DefectorCase, purpose: str) -> None:
     """Bring the case where the assessment in force sends it (inside the caller's
     transaction): every step an FSM transition whose guards check the route."""
-    d = _defector()
-    if case.status == d.Status.JOINT_ASSESSMENT:
+    if case.status == Status.JOINT_ASSESSMENT:
         transition(user=user, case=case, name="assess", purpose=purpose)
-    route = d.route_of(d.current_assessment(case))
+    route = route_of(current_assessment(case))
     name = _route_transition(case.status, route)
     if name is None:
         return
@@ -298,7 +389,6 @@ def _record_hand_over(*, user, case: DefectorCase, purpose: str, first: bool) ->
     """The hand-over is a disclosure from the local programme to the police handlers,
     logged with its legal basis; a regional hand-over leaves social services a
     linked support case."""
-    d = _defector()
     recipient = _police_organisation(case, user)
     basis = policy.disclosure_basis(case, recipient) if recipient else ""
     if not basis:
@@ -323,7 +413,7 @@ def _record_hand_over(*, user, case: DefectorCase, purpose: str, first: bool) ->
         },
     )
     if (
-        case.handed_over_to == d.Route.REGIONAL
+        case.handed_over_to == Route.REGIONAL
         and not CaseLink.objects.filter(from_case=case, kind=CaseLink.Kind.SUPPORT_CASE).exists()
     ):
         support = _open_support_case(user=user, case=case, purpose=purpose)
@@ -339,8 +429,7 @@ def _record_hand_over(*, user, case: DefectorCase, purpose: str, first: bool) ->
 
 def _open_support_case(*, user, case: DefectorCase, purpose: str) -> DefectorSupportCase:
     """Social services' support case: owned by the case's owner, its social-services team."""
-    d = _defector()
-    support = d.DefectorSupportCase(
+    support = DefectorSupportCase(
         programme=Case.Programme.DEFECTOR,
         person_id=case.person_id,
         owner_organisation_id=case.owner_organisation_id,
@@ -373,101 +462,110 @@ def _open_support_case(*, user, case: DefectorCase, purpose: str) -> DefectorSup
     return support
 
 
-# --- The local programme: conditions, protected identity, closing -------------------------
+# --- The case's processes follow its writes ------------------------------------------------
 
 
-def accept_conditions(
+def _cancel_processes(case: DefectorCase, flow_class: type | None = None) -> None:
+    """Cancel the case's open processes (of ``flow_class`` only, if given)."""
+    if isinstance(case, DefectorSupportCase):
+        return
+    processes = DefectorProcess.objects.filter(case=case, finished__isnull=True)
+    if flow_class is not None:
+        processes = processes.filter(flow_class=flow_class)
+    for process in processes:
+        process.flow_class.instance.cancel(process)
+
+
+def _lock_processes(case: DefectorCase) -> None:
+    """Lock the case's open processes before the case row (inside the caller's transaction).
+
+    A task view holds its process's lock (viewflow's ``select_for_update_lock``) when it
+    locks the case row; a write that may cancel processes (a re-route, a restarted
+    threat review, closing) takes the same locks in the same order — processes first —
+    so the two wait for each other instead of failing on a lock timeout.
+    """
+    if isinstance(case, DefectorSupportCase):
+        return
+    list(
+        DefectorProcess.objects.select_for_update()
+        .filter(case=case, finished__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _follow_route(case: DefectorCase, previous_status: str) -> None:
+    """Keep the case's process in step with a re-route: a case that left the local
+    programme stops its local tasks; one that came back starts a new local intake.
+    (The threat review runs on: see :func:`_restart_threat_review`.)"""
+    if case.status == previous_status:
+        return
+    if case.status in HANDED_OVER_STATES or case.status in FINAL_STATES:
+        _cancel_processes(case, flow.DefectorFlow)
+    elif case.status == Status.LOCAL_INTAKE and previous_status in HANDED_OVER_STATES:
+        _cancel_processes(case, flow.DefectorFlow)
+        flow.DefectorFlow.start_local.run(case=case)
+
+
+def _restart_threat_review(case: DefectorCase) -> None:
+    """Start the threat review anew after an assessment recorded outside it (the first
+    one, one from the case page, a decision on a lowering from the case page): the
+    open step or timer is cancelled; the new cycle waits for the next review date of
+    the assessment in force, or asks for the approval of a pending lowering. A closed
+    case has none. Runs inside the caller's transaction."""
+    _cancel_processes(case, flow.ThreatReviewFlow)
+    if case.status not in FINAL_STATES and (
+        current_assessment(case) is not None or pending_lowering(case) is not None
+    ):
+        flow.ThreatReviewFlow.start.run(case=case)
+
+
+# --- The review -----------------------------------------------------------------------------
+
+
+def record_review(
     *,
     user,
     case: DefectorCase,
     purpose: str,
-    no_crime: bool,
-    drug_free: bool,
-    drug_tests: bool,
+    continue_case: bool,
+    review_date: datetime.date | None = None,
+    close_reason: str = "",
+    note: str | None = None,
     expected_version: int | None = None,
 ) -> DefectorCase:
-    """The person accepted the programme's conditions: no crime, drug-free, drug tests."""
-    d = _defector()
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="conditions")
-    if not d.lead_or_coordinator(case, user):
-        raise deny_case(user=user, case=case, purpose=purpose, what="conditions", reason="role")
-    missing = {
-        name: [_("The person must accept this condition.")]
-        for name, value in (
-            ("no_crime", no_crime),
-            ("drug_free", drug_free),
-            ("drug_tests", drug_tests),
-        )
-        if value is not True
-    }
-    if missing:
-        raise ValidationError(missing)
-    if case.status != d.Status.LOCAL_INTAKE:
-        raise ValidationError(
-            _("The case is not in a state where this can be done."), code="invalid_state"
-        )
+    """The review's outcome: the case goes on to a new review date, or it is closed (its
+    threat review stops; the review task itself finishes its process)."""
     with transaction.atomic():
-        lock_version(case, expected_version)
-        case.conditions_accepted_at = timezone.now()
-        case.save(update_fields=["conditions_accepted_at"])
-        record_change(
-            case=case,
+        if continue_case:
+            case_services.update_case(
+                user=user,
+                case=case,
+                purpose=purpose,
+                review_date=review_date,
+                expected_version=expected_version,
+            )
+            return transition(
+                user=user, case=case, name="continue_case", purpose=purpose, reason=note
+            )
+        _close(
             user=user,
+            case=case,
             purpose=purpose,
-            kind=CaseEvent.Kind.PLAN,
-            label="conditions",
-            action=AuditAction.CHANGE,
-            fields=["conditions_accepted_at"],
+            reason=close_reason,
+            note=note,
+            expected_version=expected_version,
         )
+        _cancel_processes(case, flow.ThreatReviewFlow)
     return case
 
 
-def set_protected_identity(*, user, case: Case, purpose: str, level: int) -> None:
-    """Record the person's protected identity (sekretessmarkering, skyddad folkbokföring,
-    fingerade personuppgifter): a named handler of the case or its coordinator."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="protected_identity")
-    if not (policy.coordinates(user, case) or policy.named_handler(user, case)):
-        raise deny_case(
-            user=user, case=case, purpose=purpose, what="protected_identity", reason="role"
-        )
-    try:
-        level = int(level)
-    except (TypeError, ValueError):
-        level = -1
-    if level not in Person.ProtectedIdentity.values:
-        raise ValidationError({"level": ValidationError(_("Select a valid choice."))})
-    with transaction.atomic():
-        lock_version(case, None)
-        update_person(
-            user=user, purpose=purpose, person_id=case.person_id, protected_identity=level
-        )
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.PLAN,
-            label="protected_identity",
-            action=AuditAction.CHANGE,
-            fields=["person.protected_identity"],
-            protected_identity=level,
-        )
+# --- Closing --------------------------------------------------------------------------------
 
 
-def close_defector_case(
-    *,
-    user,
-    case: Case,
-    purpose: str,
-    reason: str,
-    note: str | None = None,
-    expected_version: int | None = None,
-) -> Case:
-    """Close with one of the programme's outcomes (a support case may also say "other")."""
-    d = _defector()
-    allowed = list(d.CLOSE_REASONS)
-    if isinstance(case, d.DefectorSupportCase):
+def _close(*, user, case, purpose, reason, note, expected_version) -> Case:
+    allowed = list(CLOSE_REASONS)
+    if isinstance(case, DefectorSupportCase):
         allowed.append(Case.CloseReason.OTHER)
     if reason not in allowed:
         raise ValidationError({"close_reason": ValidationError(_("Select a valid choice."))})
@@ -481,11 +579,26 @@ def close_defector_case(
     )
 
 
-__all__ = [
-    "accept_conditions",
-    "assess_threat",
-    "close_defector_case",
-    "decide_lowering",
-    "record_police_check",
-    "set_protected_identity",
-]
+def close_defector_case(
+    *,
+    user,
+    case: DefectorCase | DefectorSupportCase,
+    purpose: str,
+    reason: str,
+    note: str | None = None,
+    expected_version: int | None = None,
+) -> Case:
+    """Close with one of the programme's outcomes (a support case may also say "other"):
+    every open process of the case (its own, its threat review) is cancelled."""
+    with transaction.atomic():
+        _lock_processes(case)
+        _close(
+            user=user,
+            case=case,
+            purpose=purpose,
+            reason=reason,
+            note=note,
+            expected_version=expected_version,
+        )
+        _cancel_processes(case)
+    return case

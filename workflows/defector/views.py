@@ -15,27 +15,28 @@ from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
 from casework import policy
-from casework.models import Action, Case, CaseDecision, CaseMembership
-from casework.selectors import find_person
+from casework.models import Action, CaseDecision
 from casework.selectors.cases import CaseNotFound, get_case_page, list_cases
 from casework.services import cases as case_services
-from casework.services import create_person
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows.common import forms
 from workflows.common.case_page import timeline_rows
 from workflows.defector import forms as dforms
-from workflows.defector import services as defector_services
+from workflows.defector import intake, services
 from workflows.defector.models import (
-    ASSESSABLE_STATES,
-    FINAL_STATES,
-    HANDED_OVER_STATES,
-    LOCAL_STATES,
     DefectorCase,
     DefectorSupportCase,
     Status,
     ThreatAssessment,
+    involved_organisations,
 )
-from workflows.defector.selectors import hand_over_notice, overdue_reassessments, threat_assessments
+from workflows.defector.selectors import (
+    hand_over_notice,
+    open_tasks,
+    overdue_reassessments,
+    pending_lowerings,
+    threat_context,
+)
 from workflows.sig.views import (
     RecordsConsents,
     case_url,
@@ -47,6 +48,18 @@ from workflows.sig.views import (
 from workflows.sig.views import StepView as SigStepView
 
 PURPOSE_PREFIX = _("Defector programme")
+
+
+def _reassessed(assessment: ThreatAssessment) -> str:
+    if assessment.state == ThreatAssessment.State.PENDING:
+        return _("The lowered threat level awaits a police coordinator's approval.")
+    return _("The reassessment is in force and the case is routed by it.")
+
+
+def _lowering_decided(approve: bool) -> str:
+    if approve:
+        return _("The lowering is approved and the case is routed by it.")
+    return _("The lowering is rejected; the earlier assessment stays in force.")
 
 
 def _refused(request, error: CaseDenied):
@@ -83,31 +96,19 @@ class ReferralView(View):
         if not form.is_valid():
             return self.render(form)
         data = form.cleaned_data
-        purpose = str(self.purpose)
         try:
             with transaction.atomic():
-                person = find_person(
-                    user=request.user, purpose=purpose, personnummer=data["personnummer"]
-                )
-                if person is None:
-                    person = create_person(
-                        user=request.user,
-                        purpose=purpose,
-                        name=data["name"],
-                        personnummer=data["personnummer"],
-                        area=data["area"],
-                        phone=data["phone"] or None,
-                        address=data["address"] or None,
-                        protected_identity=data["protected_identity"],
-                    )
-                from workflows.defector.models import refer
-
-                case = refer(
+                case = intake.register_referral(
                     user=request.user,
-                    person=person,
+                    purpose=str(self.purpose),
+                    personnummer=data["personnummer"],
+                    name=data["name"],
+                    area=data["area"],
+                    phone=data["phone"] or None,
+                    address=data["address"] or None,
+                    protected_identity=data["protected_identity"],
                     source=data["source"],
                     reason=data["reason"],
-                    purpose=purpose,
                 )
                 request.activation.process.case = case
                 request.activation.execute()
@@ -143,25 +144,19 @@ class InitialCheckView(StepView):
 
     def do_check(self, form):
         data = form.cleaned_data
-        user, purpose = self.request.user, str(self.purpose)
-        case_services.update_case(
-            user=user,
+        accept = data["outcome"] != dforms.InitialCheckForm.REJECT
+        intake.record_initial_check(
+            user=self.request.user,
             case=self.case,
-            purpose=purpose,
-            texts={"check_note": data["note"] or None},
+            purpose=str(self.purpose),
+            accept=accept,
+            note=data["note"],
+            lead=data["lead"],
+            police_contact=data["police_contact"],
             expected_version=self.version(form),
         )
-        if data["outcome"] == dforms.InitialCheckForm.REJECT:
-            self.transition("reject", reason=data["note"])
+        if not accept:
             return self.finish(_("The person is not eligible; the case is closed."))
-        for member, role in (
-            (data["lead"], CaseMembership.Role.LEAD),
-            (data["police_contact"], CaseMembership.Role.POLICE_CONTACT),
-        ):
-            case_services.add_member(
-                user=user, case=self.case, purpose=purpose, member=member, role=role
-            )
-        self.transition("accept")
         return self.finish(_("Accepted; the lead social worker asks for written consent."))
 
 
@@ -190,8 +185,6 @@ class ConsentView(RecordsConsents, StepView):
     def initial(self, name):
         initial = super().initial(name)
         if name == "consent":
-            from workflows.defector.models import involved_organisations
-
             initial["organisations"] = sorted(involved_organisations(self.case))
             initial["form"] = "written"
         return initial
@@ -225,7 +218,7 @@ class AssessmentView(StepView):
 
     def do_police_check(self, form):
         try:
-            defector_services.record_police_check(
+            services.record_police_check(
                 user=self.request.user,
                 case=self.case,
                 purpose=str(self.purpose),
@@ -238,9 +231,7 @@ class AssessmentView(StepView):
         return self.stay(_("The police check is recorded."))
 
     def do_assess(self, form):
-        from workflows.defector.models import assess
-
-        assess(
+        services.assess_threat(
             user=self.request.user,
             case=self.case,
             purpose=str(self.purpose),
@@ -285,7 +276,7 @@ class IntakeView(StepView):
 
     def do_support(self, form):
         data = form.cleaned_data
-        case_services.record_decision(
+        intake.decide_support(
             user=self.request.user,
             case=self.case,
             purpose=str(self.purpose),
@@ -294,15 +285,6 @@ class IntakeView(StepView):
             expected_version=self.version(form),
         )
         if data["decision"] == CaseDecision.Decision.DECLINE:
-            from workflows.defector.models import close
-
-            close(
-                user=self.request.user,
-                case=self.case,
-                purpose=str(self.purpose),
-                reason=Case.CloseReason.NOT_ELIGIBLE,
-                note=data["note"],
-            )
             messages.success(
                 self.request, _("Social services decided against support: the case is closed.")
             )
@@ -311,7 +293,7 @@ class IntakeView(StepView):
 
     def do_conditions(self, form):
         data = form.cleaned_data
-        defector_services.accept_conditions(
+        intake.accept_conditions(
             user=self.request.user,
             case=self.case,
             purpose=str(self.purpose),
@@ -327,14 +309,13 @@ class IntakeView(StepView):
         return self.stay(_("The agreement is signed."))
 
     def do_activate(self, form):
-        case_services.update_case(
+        intake.start_programme(
             user=self.request.user,
             case=self.case,
             purpose=str(self.purpose),
             review_date=form.cleaned_data["review_date"],
             expected_version=self.version(form),
         )
-        self.transition("activate")
         return self.finish(_("The programme has started."))
 
 
@@ -358,28 +339,19 @@ class ReviewView(StepView):
 
     def do_review(self, form):
         data = form.cleaned_data
-        user, purpose = self.request.user, str(self.purpose)
-        if data["outcome"] == dforms.ReviewForm.CONTINUE:
-            case_services.update_case(
-                user=user,
-                case=self.case,
-                purpose=purpose,
-                review_date=data["review_date"],
-                expected_version=self.version(form),
-            )
-            self.transition("continue_case", reason=data["note"] or None)
-            return self.finish(_("The case continues until the next review."))
-        defector_services.close_defector_case(
-            user=user,
+        continue_case = data["outcome"] == dforms.ReviewForm.CONTINUE
+        services.record_review(
+            user=self.request.user,
             case=self.case,
-            purpose=purpose,
-            reason=data["close_reason"],
+            purpose=str(self.purpose),
+            continue_case=continue_case,
+            review_date=data["review_date"],
+            close_reason=data["close_reason"],
             note=data["note"] or None,
             expected_version=self.version(form),
         )
-        from workflows.defector.models import stop_threat_review
-
-        stop_threat_review(self.case)
+        if continue_case:
+            return self.finish(_("The case continues until the next review."))
         return self.finish(_("The case is closed."))
 
 
@@ -390,17 +362,10 @@ class ThreatReviewStepView(StepView):
     """A step of the threat review: the case with its threat level and history."""
 
     def extra_context(self):
-        from workflows.defector.models import current_assessment, pending_lowering, reassessment_due
-
         return {
             "Status": Status,
             "show_threat": True,
-            "assessments": threat_assessments(
-                user=self.request.user, purpose=str(self.purpose), case=self.case
-            ),
-            "current": current_assessment(self.case),
-            "pending": pending_lowering(self.case),
-            "reassessment_due": reassessment_due(self.case),
+            **threat_context(user=self.request.user, purpose=str(self.purpose), case=self.case),
         }
 
 
@@ -414,20 +379,14 @@ class ReassessTaskView(ThreatReviewStepView):
     actions = {"reassess": dforms.AssessmentForm}
 
     def do_reassess(self, form):
-        from workflows.defector.models import record_reassessment
-
-        assessment = record_reassessment(
+        assessment = services.record_reassessment(
             user=self.request.user,
             case=self.case,
             purpose=str(self.purpose),
             expected_version=self.version(form),
             **form.values(),
         )
-        if assessment.state == ThreatAssessment.State.PENDING:
-            return self.finish(
-                _("The lowered threat level awaits a police coordinator's approval.")
-            )
-        return self.finish(_("The reassessment is in force and the case is routed by it."))
+        return self.finish(_reassessed(assessment))
 
 
 class LoweringTaskView(ThreatReviewStepView):
@@ -439,19 +398,15 @@ class LoweringTaskView(ThreatReviewStepView):
     actions = {"lowering": dforms.LoweringDecisionForm}
 
     def do_lowering(self, form):
-        from workflows.defector.models import approve_or_reject_lowering
-
         approve = form.cleaned_data["outcome"] == dforms.LoweringDecisionForm.APPROVE
-        approve_or_reject_lowering(
+        services.record_lowering_decision(
             user=self.request.user,
             case=self.case,
             purpose=str(self.purpose),
             approve=approve,
             note=form.cleaned_data["note"] or None,
         )
-        if approve:
-            return self.finish(_("The lowering is approved and the case is routed by it."))
-        return self.finish(_("The lowering is rejected; the earlier assessment stays in force."))
+        return self.finish(_lowering_decided(approve))
 
 
 # --- The case page -----------------------------------------------------------------------------
@@ -493,29 +448,7 @@ class DefectorCasePageView(View):
         }
 
     def can(self) -> dict:
-        user, case = self.request.user, self.case
-        if self.is_support:
-            open_case = case.status == "open"
-            return {
-                "action": open_case and not policy.is_police(user),
-                "close": open_case
-                and case_services.may_transition(user=user, case=case, name="close"),
-            }
-        from workflows.defector import models as defector
-
-        open_case = case.status not in FINAL_STATES
-        return {
-            "action": case.status in (*LOCAL_STATES, *HANDED_OVER_STATES),
-            "reassess": case.status in ASSESSABLE_STATES
-            and case.status != Status.JOINT_ASSESSMENT
-            and defector.police_assessor(case, user),
-            "lowering": open_case
-            and defector.police_coordinator(case, user)
-            and defector.pending_lowering(case) is not None,
-            "protected_identity": open_case
-            and (policy.coordinates(user, case) or policy.named_handler(user, case)),
-            "close": open_case and case_services.may_transition(user=user, case=case, name="close"),
-        }
+        return intake.available_actions(user=self.request.user, case=self.case)
 
     def build_forms(self, bound=None, data=None) -> dict:
         built = {}
@@ -549,29 +482,10 @@ class DefectorCasePageView(View):
             return TemplateResponse(
                 self.request, self.support_template_name, context, status=status
             )
-        from workflows.defector.models import current_assessment, pending_lowering, reassessment_due
-
-        process_tasks = []
-        for process in self.case.processes.filter(finished__isnull=True):
-            process_tasks += [
-                (
-                    task,
-                    task.flow_task.reverse("index", args=[task.process_id, task.pk])
-                    if task.flow_task.can_execute(user, task)
-                    or task.flow_task.can_assign(user, task)
-                    else None,
-                )
-                for task in process.task_set.filter(flow_task_type="HUMAN")
-                .exclude(status__in=["DONE", "CANCELED"])
-                .select_related("owner")
-            ]
         context.update(
             {
-                "assessments": threat_assessments(user=user, purpose=purpose, case=self.case),
-                "current": current_assessment(self.case),
-                "pending": pending_lowering(self.case),
-                "reassessment_due": reassessment_due(self.case),
-                "tasks": process_tasks,
+                **threat_context(user=user, purpose=purpose, case=self.case),
+                "tasks": open_tasks(user=user, case=self.case),
                 "timeline": timeline_rows(page.timeline, Status.choices),
                 "State": ThreatAssessment.State,
             }
@@ -623,15 +537,14 @@ class DefectorCasePageView(View):
 
     def do_action(self, form):
         data = form.cleaned_data
-        user = self.request.user
-        case_services.add_action(
-            user=user,
+        intake.add_action(
+            user=self.request.user,
             case=self.case,
             purpose=str(self.purpose),
             kind=data["kind"],
             status=data["status"],
             date=data["date"],
-            organisation=data["organisation"] or user.organisation,
+            organisation=data["organisation"],
             note=data["note"] or None,
             visibility=data["visibility"],
             expected_version=data["version"],
@@ -639,36 +552,28 @@ class DefectorCasePageView(View):
         return _("The action is recorded.")
 
     def do_reassess(self, form):
-        from workflows.defector.models import reassess
-
-        assessment = reassess(
+        assessment = services.reassess_threat(
             user=self.request.user,
             case=self.case,
             purpose=str(self.purpose),
             expected_version=form.cleaned_data["version"],
             **form.values(),
         )
-        if assessment.state == ThreatAssessment.State.PENDING:
-            return _("The lowered threat level awaits a police coordinator's approval.")
-        return _("The reassessment is in force and the case is routed by it.")
+        return _reassessed(assessment)
 
     def do_lowering(self, form):
-        from workflows.defector.models import decide_lowering
-
         approve = form.cleaned_data["outcome"] == dforms.LoweringDecisionForm.APPROVE
-        decide_lowering(
+        services.decide_lowering(
             user=self.request.user,
             case=self.case,
             purpose=str(self.purpose),
             approve=approve,
             note=form.cleaned_data["note"] or None,
         )
-        if approve:
-            return _("The lowering is approved and the case is routed by it.")
-        return _("The lowering is rejected; the earlier assessment stays in force.")
+        return _lowering_decided(approve)
 
     def do_protected_identity(self, form):
-        defector_services.set_protected_identity(
+        intake.set_protected_identity(
             user=self.request.user,
             case=self.case,
             purpose=str(self.purpose),
@@ -678,26 +583,14 @@ class DefectorCasePageView(View):
 
     def do_close(self, form):
         data = form.cleaned_data
-        if self.is_support:
-            defector_services.close_defector_case(
-                user=self.request.user,
-                case=self.case,
-                purpose=str(self.purpose),
-                reason=data["close_reason"],
-                note=data["note"] or None,
-                expected_version=data["version"],
-            )
-        else:
-            from workflows.defector.models import close
-
-            close(
-                user=self.request.user,
-                case=self.case,
-                purpose=str(self.purpose),
-                reason=data["close_reason"],
-                note=data["note"] or None,
-                expected_version=data["version"],
-            )
+        services.close_defector_case(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            reason=data["close_reason"],
+            note=data["note"] or None,
+            expected_version=data["version"],
+        )
         return _("The case is closed.")
 
 
@@ -713,14 +606,7 @@ class DefectorCaseListView(View):
             return denied(request)
         rows = list_cases(user=user, model=DefectorCase)
         supports = list_cases(user=user, model=DefectorSupportCase)
-        from workflows.defector.models import police_coordinator
-
-        pending = [
-            row.case
-            for row in rows
-            if police_coordinator(row.case, user)
-            and row.case.assessments.filter(state=ThreatAssessment.State.PENDING).exists()
-        ]
+        pending = pending_lowerings(user=user, cases=[row.case for row in rows])
         return TemplateResponse(
             request,
             self.template_name,

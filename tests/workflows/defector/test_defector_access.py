@@ -8,13 +8,19 @@ import pytest
 from audit.models import AccessEvent
 from casework.models import Person
 from casework.services import cases as case_services
-from workflows.defector import models as defector
-from workflows.defector import services
-from workflows.defector.models import DefectorCase, DefectorFlow, DefectorSupportCase, Level, Status
-
-from .conftest import BOTH_DATABASES
-from .defector_factories import ADDRESS, PHONE, PURPOSE, assessment, defector_case, reassess_data
-from .factories import PERSON_NAME
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.defector.factories import (
+    ADDRESS,
+    PHONE,
+    PURPOSE,
+    assessment,
+    defector_case,
+    reassess_data,
+)
+from tests.workflows.factories import PERSON_NAME
+from workflows.defector import intake, services
+from workflows.defector.flow import DefectorFlow
+from workflows.defector.models import DefectorCase, DefectorSupportCase, Level, Status
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
@@ -78,7 +84,7 @@ def test_access_before_and_after_the_hand_over_for_every_role(users, client):
         assert status == _status(LOCAL_ACCESS, username), username
         if status == 200:
             assert template == LOCAL_ACCESS[username][1], username
-    defector.reassess(
+    services.reassess_threat(
         user=users["per.polis"],
         case=case,
         purpose=PURPOSE,
@@ -177,9 +183,7 @@ def test_a_handler_records_protected_identity(users, client):
     assert case.person.protected_identity == 3
     # A police officer not on this case's team cannot (no access at all).
     with pytest.raises(case_services.CaseDenied):
-        services.set_protected_identity(
-            user=users["lisa.skola"], case=case, purpose=PURPOSE, level=0
-        )
+        intake.set_protected_identity(user=users["lisa.skola"], case=case, purpose=PURPOSE, level=0)
 
 
 def test_police_may_not_search_their_systems_before_consent(users):

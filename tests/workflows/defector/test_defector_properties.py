@@ -19,7 +19,12 @@ from audit.models import AccessEvent
 from casework.models import CaseEvent, Person
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.defector.factories import ADDRESS, PHONE, PURPOSE, assessment, defector_case
+from tests.workflows.factories import PERSON_NAME
 from workflows.defector import models as defector
+from workflows.defector import services
+from workflows.defector.flow import ThreatReviewFlow
 from workflows.defector.models import (
     LOCAL_STATES,
     DefectorCase,
@@ -27,12 +32,7 @@ from workflows.defector.models import (
     Level,
     Route,
     Status,
-    ThreatReviewFlow,
 )
-
-from .conftest import BOTH_DATABASES
-from .defector_factories import ADDRESS, PHONE, PURPOSE, assessment, defector_case
-from .factories import PERSON_NAME
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
@@ -115,14 +115,14 @@ def test_random_sequences_keep_the_invariants(users, steps):
         user = users[username]
         try:
             if kind == "assess":
-                defector.reassess(
+                services.reassess_threat(
                     user=user,
                     case=case,
                     purpose=PURPOSE,
                     **assessment(value, evidence_person=flag),
                 )
             elif kind == "decide":
-                defector.decide_lowering(
+                services.decide_lowering(
                     user=user, case=case, purpose=PURPOSE, approve=value, note="Prövat."
                 )
             else:

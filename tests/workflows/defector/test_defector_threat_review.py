@@ -18,18 +18,12 @@ from viewflow.workflow.status import STATUS
 
 from casework.models import CaseMembership
 from casework.services import cases as case_services
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.defector.factories import PURPOSE, assessment, defector_case, reassess_data
 from workflows.defector import models as defector
-from workflows.defector.models import (
-    DefectorFlow,
-    DefectorProcess,
-    Level,
-    Status,
-    ThreatAssessment,
-    ThreatReviewFlow,
-)
-
-from .conftest import BOTH_DATABASES
-from .defector_factories import PURPOSE, assessment, defector_case, reassess_data
+from workflows.defector import services
+from workflows.defector.flow import DefectorFlow, ThreatReviewFlow, reassessment_time
+from workflows.defector.models import DefectorProcess, Level, Status, ThreatAssessment
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
@@ -66,7 +60,7 @@ def _review_date_came(case, *, days_ago: int = 1) -> None:
     )
     timer = _open(case, REVIEW.wait_for_reassessment).get()
     with timer.activation() as activation:
-        scheduled = defector._reassessment_time(activation)
+        scheduled = reassessment_time(activation)
     Task.objects.filter(pk=timer.pk).update(scheduled=scheduled)
     call_command("send_reminders", stdout=io.StringIO())
     case.refresh_from_db()
@@ -252,7 +246,7 @@ def test_a_lowering_on_the_task_needs_a_police_coordinators_approval_task(users,
 def test_the_assessor_of_a_lowering_cannot_take_its_approval(users, client):
     case = defector_case(users, "assess", level=Level.HIGH)
     maja = users["maja.avhopp"]
-    defector.reassess(user=maja, case=case, purpose=PURPOSE, **assessment(Level.LOW))
+    services.reassess_threat(user=maja, case=case, purpose=PURPOSE, **assessment(Level.LOW))
     approval = _open(case, REVIEW.approve_lowering).get()
     client.force_login(maja)
     client.post(_url(approval, "assign"))

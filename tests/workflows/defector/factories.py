@@ -7,10 +7,9 @@ import datetime
 
 from django.utils import timezone
 
+from tests.workflows.factories import make_person
 from workflows.defector.demo import Builder
 from workflows.defector.models import DefectorCase, Level
-
-from .factories import make_person
 
 PURPOSE = "Test av avhopparprocessen"
 ADDRESS = "Provgatan 1"

@@ -14,18 +14,18 @@ import pytest
 from django.db import connections
 
 from casework.services.cases import CaseConflict
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.defector.factories import PURPOSE, assessment, defector_case
 from workflows.defector import models as defector
+from workflows.defector import services
+from workflows.defector.flow import ThreatReviewFlow
 from workflows.defector.models import (
     DefectorCase,
     DefectorProcess,
     Level,
     Status,
     ThreatAssessment,
-    ThreatReviewFlow,
 )
-
-from .conftest import BOTH_DATABASES
-from .defector_factories import PURPOSE, assessment, defector_case
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
@@ -37,7 +37,7 @@ def test_two_reassessments_race(users, monkeypatch):
     version = case.version
     barrier = threading.Barrier(2, timeout=30)
     # The first lock a reassessment takes: the case's open processes (then the case row).
-    lock = defector._lock_processes
+    lock = services._lock_processes
     met = threading.local()
 
     def meet_then_lock(locked):
@@ -46,13 +46,13 @@ def test_two_reassessments_race(users, monkeypatch):
             barrier.wait()
         return lock(locked)
 
-    monkeypatch.setattr(defector, "_lock_processes", meet_then_lock)
+    monkeypatch.setattr(services, "_lock_processes", meet_then_lock)
     results = {}
 
     def run(username, level):
         try:
             mine = DefectorCase.objects.get(pk=case.pk)
-            results[username] = defector.reassess(
+            results[username] = services.reassess_threat(
                 user=users[username],
                 case=mine,
                 purpose=PURPOSE,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.workflows.conftest import BOTH_DATABASES
 from workflows.defector.demo import SLOTS, build_case
 from workflows.defector.models import DefectorCase, Status
-
-from .conftest import BOTH_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
@@ -21,13 +20,13 @@ def test_demo_slot_builds(demo, slot):
 
 def test_refer_linked_opens_a_defector_case_from_another_programme(users):
     from casework.models import CaseLink
-    from workflows.defector import models as defector
+    from tests.workflows.factories import sig_case
+    from workflows.defector import intake
+    from workflows.defector.flow import DefectorFlow
     from workflows.sig.models import Status as SigStatus
 
-    from .factories import sig_case
-
     sig = sig_case(users, SigStatus.ACTIVE, years=19)
-    case = defector.refer_linked(
+    case = intake.refer_linked(
         user=users["anna.social"],
         from_case=sig,
         kind=CaseLink.Kind.OFFER_ACCEPTED,
@@ -38,4 +37,4 @@ def test_refer_linked_opens_a_defector_case_from_another_programme(users):
     assert case.person_id == sig.person_id
     assert CaseLink.objects.filter(from_case=sig, to_case=case).exists()
     process = case.processes.get()
-    assert process.task_set.filter(flow_task=defector.DefectorFlow.check).exists()
+    assert process.task_set.filter(flow_task=DefectorFlow.check).exists()

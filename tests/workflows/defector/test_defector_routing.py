@@ -9,8 +9,11 @@ from django.core.exceptions import ValidationError
 from audit.models import AccessEvent
 from casework.models import CaseLink, Consent
 from casework.services import cases as case_services
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.defector.factories import PURPOSE, assessment, defector_case, reassess_data
+from workflows.defector import intake, services
 from workflows.defector import models as defector
-from workflows.defector import services
+from workflows.defector.flow import DefectorFlow
 from workflows.defector.models import (
     DefectorCase,
     DefectorProcess,
@@ -19,9 +22,6 @@ from workflows.defector.models import (
     Status,
     ThreatAssessment,
 )
-
-from .conftest import BOTH_DATABASES
-from .defector_factories import PURPOSE, assessment, defector_case, reassess_data
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
@@ -68,7 +68,7 @@ def test_a_national_programme_case_is_handed_over_nationally(users):
 
 def test_an_evidence_person_never_enters_the_local_programme(users):
     case = defector_case(users, "assess", level=Level.LOW)
-    services.assess_threat(
+    services.reassess_threat(
         user=users["per.polis"],
         case=case,
         purpose=PURPOSE,
@@ -82,7 +82,7 @@ def test_an_evidence_person_never_enters_the_local_programme(users):
         )
     assert str(defector.routed_local.message) in error.value.messages
     # Dropping the evidence-person mark is a lowering: it waits for approval.
-    pending = defector.reassess(
+    pending = services.reassess_threat(
         user=users["per.polis"], case=case, purpose=PURPOSE, **assessment(Level.LOW)
     )
     assert pending.state == ThreatAssessment.State.PENDING
@@ -124,7 +124,7 @@ def test_a_raise_from_active_hands_over_in_the_same_request(users, client):
     assert case.status == Status.HANDED_OVER_REGIONAL
     # The local flow stopped; social services have their support case.
     assert not DefectorProcess.objects.filter(
-        case=case, finished__isnull=True, flow_class=defector.DefectorFlow
+        case=case, finished__isnull=True, flow_class=DefectorFlow
     ).exists()
     support = DefectorSupportCase.objects.get(links_in__from_case=case)
     assert support.memberships.filter(user=anna).exists()
@@ -140,7 +140,9 @@ def test_a_raise_from_active_hands_over_in_the_same_request(users, client):
 def test_lowering_waits_for_a_police_coordinators_approval(users, client):
     case = defector_case(users, "assess", level=Level.HIGH)
     per, maja, alex = users["per.polis"], users["maja.avhopp"], users["alex.avhopp"]
-    pending = defector.reassess(user=per, case=case, purpose=PURPOSE, **assessment(Level.LOW))
+    pending = services.reassess_threat(
+        user=per, case=case, purpose=PURPOSE, **assessment(Level.LOW)
+    )
     assert pending.state == ThreatAssessment.State.PENDING
     assert case.status == Status.HANDED_OVER_REGIONAL
     assert defector.current_assessment(case).level == Level.HIGH
@@ -158,16 +160,14 @@ def test_lowering_waits_for_a_police_coordinators_approval(users, client):
     assert case.status == Status.LOCAL_INTAKE
     assert case.handed_over_at is None
     # Back in the local programme: a new local intake task for the coordinators.
-    process = DefectorProcess.objects.get(
-        case=case, finished__isnull=True, flow_class=defector.DefectorFlow
-    )
-    assert process.task_set.filter(flow_task=defector.DefectorFlow.intake).exists()
+    process = DefectorProcess.objects.get(case=case, finished__isnull=True, flow_class=DefectorFlow)
+    assert process.task_set.filter(flow_task=DefectorFlow.intake).exists()
 
 
 def test_a_police_coordinator_cannot_approve_their_own_lowering(users):
     case = defector_case(users, "assess", level=Level.HIGH)
     maja = users["maja.avhopp"]
-    defector.reassess(user=maja, case=case, purpose=PURPOSE, **assessment(Level.LOW))
+    services.reassess_threat(user=maja, case=case, purpose=PURPOSE, **assessment(Level.LOW))
     with pytest.raises(ValidationError):
         services.decide_lowering(user=maja, case=case, purpose=PURPOSE, approve=True)
     assert defector.current_assessment(case).level == Level.HIGH
@@ -175,7 +175,7 @@ def test_a_police_coordinator_cannot_approve_their_own_lowering(users):
 
 def test_a_rejected_lowering_leaves_the_level(users):
     case = defector_case(users, "assess", level=Level.ELEVATED)
-    defector.reassess(user=users["per.polis"], case=case, purpose=PURPOSE, **assessment())
+    services.reassess_threat(user=users["per.polis"], case=case, purpose=PURPOSE, **assessment())
     with pytest.raises(ValidationError):  # a rejection needs its reason
         services.decide_lowering(
             user=users["maja.avhopp"], case=case, purpose=PURPOSE, approve=False
@@ -190,15 +190,15 @@ def test_a_rejected_lowering_leaves_the_level(users):
 def test_a_raise_supersedes_a_pending_lowering(users):
     case = defector_case(users, "assess", level=Level.ELEVATED)
     per = users["per.polis"]
-    defector.reassess(user=per, case=case, purpose=PURPOSE, **assessment())
-    defector.reassess(user=per, case=case, purpose=PURPOSE, **assessment(Level.HIGH))
+    services.reassess_threat(user=per, case=case, purpose=PURPOSE, **assessment())
+    services.reassess_threat(user=per, case=case, purpose=PURPOSE, **assessment(Level.HIGH))
     assert defector.pending_lowering(case) is None
     assert defector.current_assessment(case).level == Level.HIGH
 
 
 def test_a_regional_case_raised_to_national(users):
     case = defector_case(users, "assess", level=Level.HIGH)
-    defector.reassess(
+    services.reassess_threat(
         user=users["per.polis"],
         case=case,
         purpose=PURPOSE,
@@ -278,7 +278,7 @@ def test_guards_of_continuing_after_review(users):
 def test_conditions_must_all_be_accepted(users):
     case = defector_case(users, "support")
     with pytest.raises(ValidationError) as error:
-        services.accept_conditions(
+        intake.accept_conditions(
             user=users["alex.avhopp"],
             case=case,
             purpose=PURPOSE,
@@ -297,6 +297,8 @@ def test_close_reasons_are_the_programmes(users):
         )
     for reason in ("completed", "relapse", "left_voluntarily", "moved", "handed_over"):
         assert reason in defector.CLOSE_REASONS
-    defector.close(user=users["alex.avhopp"], case=case, purpose=PURPOSE, reason="relapse")
+    services.close_defector_case(
+        user=users["alex.avhopp"], case=case, purpose=PURPOSE, reason="relapse"
+    )
     case = DefectorCase.objects.get(pk=case.pk)
     assert (case.status, case.close_reason) == (Status.CLOSED, "relapse")

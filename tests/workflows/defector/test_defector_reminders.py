@@ -8,9 +8,8 @@ import pytest
 from django.core.management import call_command
 
 from casework.models import Reminder
-
-from .conftest import BOTH_DATABASES
-from .defector_factories import defector_case
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.defector.factories import defector_case
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

@@ -10,13 +10,13 @@ from django.core.exceptions import ValidationError
 
 from casework import programmes
 from casework.models import Case, CaseLink
-from workflows.defector import models as defector
-from workflows.defector.models import DefectorCase, DefectorFlow
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import FlowDriver, sig_case
+from workflows.defector import intake
+from workflows.defector.flow import DefectorFlow
+from workflows.defector.models import DefectorCase
 from workflows.defector.models import Status as DefectorStatus
 from workflows.sig.models import Status as SigStatus
-
-from .conftest import BOTH_DATABASES
-from .factories import FlowDriver, sig_case
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
@@ -102,7 +102,7 @@ def test_the_referral_needs_a_reason(users, client):
 
 def test_the_close_is_refused_whole_if_the_referral_cannot_be_opened(users, client, monkeypatch):
     sig = sig_case(users, SigStatus.ACTIVE, years=17)
-    real = defector.refer_linked
+    real = intake.refer_linked
 
     def refused_after_opening(**kwargs):
         real(**kwargs)  # the referral and the link are written …

@@ -1,0 +1,394 @@
+"""Writes of the defector case's way in and its local programme, one function per user
+intention: the referral (also from another programme), the initial check, social
+services' support decision, the accepted conditions, the programme's start; and the case
+page's support actions and protected identity. The threat, routing and closing are in
+``workflows.defector.services``.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from audit.services import Action as AuditAction
+from casework import policy
+from casework.models import (
+    Action,
+    Case,
+    CaseDecision,
+    CaseEvent,
+    CaseMembership,
+    Organisation,
+    Person,
+    User,
+)
+from casework.selectors import find_person
+from casework.selectors.persons import require_purpose
+from casework.services import cases as case_services
+from casework.services import create_person
+from casework.services.cases import (
+    deny_case,
+    link_cases,
+    lock_version,
+    record_change,
+    record_source,
+    require_access,
+    transition,
+)
+from casework.services.persons import update_person
+from workflows.defector import flow, services
+from workflows.defector.models import (
+    ASSESSABLE_STATES,
+    FINAL_STATES,
+    DefectorCase,
+    DefectorSupportCase,
+    ReferralSource,
+    Status,
+    SupportStatus,
+    adds_actions,
+    lead_or_coordinator,
+    pending_lowering,
+    police_assessor,
+    police_coordinator,
+)
+
+# --- The referral ----------------------------------------------------------------------------
+
+
+def _owner_organisation(user) -> Organisation:
+    """Social services carry the main responsibility: the referrer's office or the only one."""
+    if user.organisation and user.organisation.kind == Organisation.Kind.SOCIAL_SERVICES:
+        return user.organisation
+    offices = list(
+        Organisation.objects.filter(kind=Organisation.Kind.SOCIAL_SERVICES, is_active=True)[:2]
+    )
+    if len(offices) != 1:
+        raise ValidationError(
+            _("No single social services organisation is registered to lead the case.")
+        )
+    return offices[0]
+
+
+def refer(*, user, person, source: str, reason: str, purpose: str) -> DefectorCase:
+    """Open a defector case for ``person`` (no age limit)."""
+
+    if source not in ReferralSource.values:
+        raise ValidationError({"source": ValidationError(_("Select a valid choice."))})
+    case = DefectorCase(
+        programme=Case.Programme.DEFECTOR,
+        person=person,
+        owner_organisation=_owner_organisation(user),
+        referred_by=user,
+        referring_organisation=user.organisation,
+        referral_source=source,
+    )
+    return case_services.open_case(
+        user=user, purpose=purpose, case=case, reason_field="referral_reason", reason=reason
+    )
+
+
+def register_referral(
+    *,
+    user,
+    purpose: str,
+    personnummer: str,
+    name: str,
+    area: str,
+    phone: str | None,
+    address: str | None,
+    protected_identity: int,
+    source: str,
+    reason: str,
+) -> DefectorCase:
+    """A referral from the referral form: the person is found by personnummer, or
+    registered, and the case opened, all or nothing."""
+    with transaction.atomic():
+        person = find_person(user=user, purpose=purpose, personnummer=personnummer)
+        if person is None:
+            person = create_person(
+                user=user,
+                purpose=purpose,
+                name=name,
+                personnummer=personnummer,
+                area=area,
+                phone=phone,
+                address=address,
+                protected_identity=protected_identity,
+            )
+        return refer(user=user, person=person, source=source, reason=reason, purpose=purpose)
+
+
+def refer_linked(*, user, from_case: Case, kind: str, reason: str, purpose: str) -> DefectorCase:
+    """Refer the person of another programme's case to the defector programme, linked.
+
+    Opens the defector case, starts its flow (the defector coordinators' initial
+    check) and records the link, shown on both cases — all or nothing. The
+    referral source is the referrer's organisation kind (police or social services).
+    """
+    with transaction.atomic():
+        case = refer(
+            user=user,
+            person=from_case.person,
+            source=_referral_source(user),
+            reason=reason,
+            purpose=purpose,
+        )
+        flow.DefectorFlow.start_linked.run(case=case)
+        link_cases(
+            user=user, from_case=from_case, to_case=case, kind=kind, reason=reason, purpose=purpose
+        )
+        case.refresh_from_db(fields=["version"])
+    return case
+
+
+def refer_from(*, user, person, reason: str, purpose: str, source: str = "") -> DefectorCase:
+    """Refer ``person`` to the defector programme from something that is not a case (a GVI
+    group member who accepted the offer of help and wants out).
+
+    Opens the defector case and starts its flow, all or nothing; ``source`` (e.g.
+    ``gvi_member:<id>``) goes on the new case's timeline so its page shows where it
+    came from.
+    """
+    with transaction.atomic():
+        case = refer(
+            user=user, person=person, source=_referral_source(user), reason=reason, purpose=purpose
+        )
+        flow.DefectorFlow.start_linked.run(case=case)
+        if source:
+            record_source(user=user, case=case, source=source, purpose=purpose)
+        case.refresh_from_db(fields=["version"])
+    return case
+
+
+def _referral_source(user) -> str:
+    """The referral source of a referral one of our users makes from another programme."""
+    kind_of = user.organisation.kind if user.organisation else ""
+    return {
+        Organisation.Kind.POLICE: ReferralSource.POLICE,
+        Organisation.Kind.SCHOOL: ReferralSource.SCHOOL,
+    }.get(kind_of, ReferralSource.SOCIAL_SERVICES)
+
+
+# --- The initial check -----------------------------------------------------------------------
+
+
+def record_initial_check(
+    *,
+    user,
+    case: DefectorCase,
+    purpose: str,
+    accept: bool,
+    note: str | None,
+    lead: User | None = None,
+    police_contact: User | None = None,
+    expected_version: int | None = None,
+) -> DefectorCase:
+    """The defector coordinator's initial check: the note, then either the team (a lead
+    social worker and a police contact officer) and on to consent, or not eligible."""
+    with transaction.atomic():
+        case_services.update_case(
+            user=user,
+            case=case,
+            purpose=purpose,
+            texts={"check_note": note or None},
+            expected_version=expected_version,
+        )
+        if not accept:
+            return transition(user=user, case=case, name="reject", purpose=purpose, reason=note)
+        for member, role in (
+            (lead, CaseMembership.Role.LEAD),
+            (police_contact, CaseMembership.Role.POLICE_CONTACT),
+        ):
+            case_services.add_member(
+                user=user, case=case, purpose=purpose, member=member, role=role
+            )
+        return transition(user=user, case=case, name="accept", purpose=purpose)
+
+
+# --- The local programme: support, conditions, the programme, its review --------------------
+
+
+def decide_support(
+    *,
+    user,
+    case: DefectorCase,
+    purpose: str,
+    decision: str,
+    note: str | None = None,
+    expected_version: int | None = None,
+) -> CaseDecision:
+    """Social services' decision on support; a decision against it closes the case (and
+    cancels its processes)."""
+    with transaction.atomic():
+        decided = case_services.record_decision(
+            user=user,
+            case=case,
+            purpose=purpose,
+            decision=decision,
+            note=note,
+            expected_version=expected_version,
+        )
+        if decision == CaseDecision.Decision.DECLINE:
+            services.close_defector_case(
+                user=user,
+                case=case,
+                purpose=purpose,
+                reason=Case.CloseReason.NOT_ELIGIBLE,
+                note=note,
+            )
+    return decided
+
+
+def start_programme(
+    *,
+    user,
+    case: DefectorCase,
+    purpose: str,
+    review_date: datetime.date,
+    expected_version: int | None = None,
+) -> DefectorCase:
+    """The signed agreement's programme starts, until its first review date."""
+    with transaction.atomic():
+        case_services.update_case(
+            user=user,
+            case=case,
+            purpose=purpose,
+            review_date=review_date,
+            expected_version=expected_version,
+        )
+        return transition(user=user, case=case, name="activate", purpose=purpose)
+
+
+def accept_conditions(
+    *,
+    user,
+    case: DefectorCase,
+    purpose: str,
+    no_crime: bool,
+    drug_free: bool,
+    drug_tests: bool,
+    expected_version: int | None = None,
+) -> DefectorCase:
+    """The person accepted the programme's conditions: no crime, drug-free, drug tests."""
+    purpose = require_purpose(purpose)
+    require_access(user=user, case=case, purpose=purpose, what="conditions")
+    if not lead_or_coordinator(case, user):
+        raise deny_case(user=user, case=case, purpose=purpose, what="conditions", reason="role")
+    missing = {
+        name: [_("The person must accept this condition.")]
+        for name, value in (
+            ("no_crime", no_crime),
+            ("drug_free", drug_free),
+            ("drug_tests", drug_tests),
+        )
+        if value is not True
+    }
+    if missing:
+        raise ValidationError(missing)
+    if case.status != Status.LOCAL_INTAKE:
+        raise ValidationError(
+            _("The case is not in a state where this can be done."), code="invalid_state"
+        )
+    with transaction.atomic():
+        lock_version(case, expected_version)
+        case.conditions_accepted_at = timezone.now()
+        case.save(update_fields=["conditions_accepted_at"])
+        record_change(
+            case=case,
+            user=user,
+            purpose=purpose,
+            kind=CaseEvent.Kind.PLAN,
+            label="conditions",
+            action=AuditAction.CHANGE,
+            fields=["conditions_accepted_at"],
+        )
+    return case
+
+
+# --- The case page ---------------------------------------------------------------------------
+
+
+def available_actions(*, user, case: DefectorCase | DefectorSupportCase) -> dict[str, bool]:
+    """What the case page offers ``user`` (each service checks its own rule again)."""
+    may_close = case_services.may_transition(user=user, case=case, name="close")
+    if isinstance(case, DefectorSupportCase):
+        open_case = case.status == SupportStatus.OPEN
+        return {"action": adds_actions(case, user), "close": open_case and may_close}
+    open_case = case.status not in FINAL_STATES
+    return {
+        "action": adds_actions(case, user),
+        "reassess": case.status in ASSESSABLE_STATES
+        and case.status != Status.JOINT_ASSESSMENT
+        and police_assessor(case, user),
+        "lowering": open_case
+        and police_coordinator(case, user)
+        and pending_lowering(case) is not None,
+        "protected_identity": open_case
+        and (policy.coordinates(user, case) or policy.named_handler(user, case)),
+        "close": open_case and may_close,
+    }
+
+
+def add_action(
+    *,
+    user,
+    case: DefectorCase | DefectorSupportCase,
+    purpose: str,
+    kind: str,
+    status: str,
+    date: datetime.date,
+    organisation: Organisation | None,
+    note: str | None,
+    visibility: str,
+    expected_version: int | None = None,
+) -> Action:
+    """A support action on the case (``models.adds_actions`` says where and who)."""
+    return case_services.add_action(
+        user=user,
+        case=case,
+        purpose=purpose,
+        kind=kind,
+        status=status,
+        date=date,
+        organisation=organisation or user.organisation,
+        note=note,
+        visibility=visibility,
+        allowed=adds_actions(case, user),
+        expected_version=expected_version,
+    )
+
+
+def set_protected_identity(*, user, case: Case, purpose: str, level: int) -> None:
+    """Record the person's protected identity (sekretessmarkering, skyddad folkbokföring,
+    fingerade personuppgifter): a named handler of the case or its coordinator."""
+    purpose = require_purpose(purpose)
+    require_access(user=user, case=case, purpose=purpose, what="protected_identity")
+    if not (policy.coordinates(user, case) or policy.named_handler(user, case)):
+        raise deny_case(
+            user=user, case=case, purpose=purpose, what="protected_identity", reason="role"
+        )
+    try:
+        level = int(level)
+    except (TypeError, ValueError):
+        level = -1
+    if level not in Person.ProtectedIdentity.values:
+        raise ValidationError({"level": ValidationError(_("Select a valid choice."))})
+    with transaction.atomic():
+        lock_version(case, None)
+        update_person(
+            user=user, purpose=purpose, person_id=case.person_id, protected_identity=level
+        )
+        record_change(
+            case=case,
+            user=user,
+            purpose=purpose,
+            kind=CaseEvent.Kind.PLAN,
+            label="protected_identity",
+            action=AuditAction.CHANGE,
+            fields=["person.protected_identity"],
+            protected_identity=level,
+        )
