@@ -23,6 +23,9 @@ from casework.services import create_person
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows.common import forms
 from workflows.common.case_page import timeline_rows
+from workflows.common.responses import case_url, denied, put_errors
+from workflows.common.steps import RecordsConsents, referral_receipt, screening_context
+from workflows.common.steps import StepView as SigStepView
 from workflows.defector import forms as dforms
 from workflows.defector import services as defector_services
 from workflows.defector.models import (
@@ -36,15 +39,6 @@ from workflows.defector.models import (
     ThreatAssessment,
 )
 from workflows.defector.selectors import hand_over_notice, overdue_reassessments, threat_assessments
-from workflows.sig.views import (
-    RecordsConsents,
-    case_url,
-    denied,
-    put_errors,
-    referral_receipt,
-    screening_context,
-)
-from workflows.sig.views import StepView as SigStepView
 
 PURPOSE_PREFIX = _("Defector programme")
 

@@ -21,14 +21,13 @@ from casework import policy, roles
 from casework.models import CaseMembership, User
 from casework.services import cases as case_services
 from casework.services import create_person
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import PURPOSE, fresh_personnummer, sig_case
 from workflows.defector.demo import Builder
 from workflows.defector.models import DefectorCase, DefectorFlow, Level
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
 from workflows.sspf.models import SspfCase, SspfFlow
-
-from .conftest import BOTH_DATABASES
-from .factories import PURPOSE, fresh_personnummer, sig_case
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
@@ -266,7 +265,7 @@ def test_screening_of_a_new_person_says_nothing_of_a_registration(client, users)
 def test_a_defector_case_handed_over_to_the_national_programme_leaves_local_own_cases(users):
     """The log review's own cases follow the hand-over cut: social services' former team
     members no longer count the person as theirs (the police handlers do)."""
-    from .defector_factories import defector_case
+    from tests.workflows.defector_factories import defector_case
 
     case = defector_case(users, "assess", level="evidence")
     assert case.handed_over_at is not None and case.handed_over_to == "national"
