@@ -69,6 +69,9 @@ class Programme:
     # Referral from another programme's object that is not a case (keyword arguments
     # ``user``, ``person``, ``reason``, ``purpose``, ``source``): returns the new case.
     refer_from: Callable[..., Any] | None = None
+    # Its case page (a view function called with ``case_id``): the shared case page
+    # (``arenden:case``) serves a case of this programme with it.
+    case_page_view: Callable[..., Any] | None = None
 
 
 _registry: dict[str, Programme] = {}

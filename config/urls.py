@@ -10,12 +10,13 @@ from django.views.i18n import set_language
 from viewflow.urls import Site
 
 from audit.views import AuditApp
-from casework import mfa_views
+from casework import mfa_views, programmes
 from casework.services.administration import set_password_tokens
 from casework.sessions import keep_alive
 from casework.sso_views import SignInCallbackView, SignInStartView
 from casework.views import CaseworkApp, StatisticsApp, home
 from config.health import healthz
+from workflows.common.case_page import casework_urls as shared_case_pages
 from workflows.gvi.app import GviApp
 
 admin.site.site_header = _("Samverkan administration")
@@ -26,7 +27,13 @@ site = Site(
     title="Samverkan",
     primary_color="#1d4f91",
     secondary_color="#00838f",
-    viewsets=[CaseworkApp(), GviApp(), StatisticsApp(), AuditApp()],
+    viewsets=[
+        # The case pages every programme shares, then each programme's own.
+        CaseworkApp(urlpatterns=[*shared_case_pages(), *programmes.casework_urls()]),
+        GviApp(),
+        StatisticsApp(),
+        AuditApp(),
+    ],
 )
 
 urlpatterns = [

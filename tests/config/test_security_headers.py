@@ -16,8 +16,8 @@ from django.test import Client
 
 from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.factories import sig_case
+from workflows.common.responses import case_url
 from workflows.sig.models import Status
-from workflows.sig.views import case_url
 
 pytestmark = pytest.mark.django_db(databases=[*BOTH_DATABASES, "audit"])
 

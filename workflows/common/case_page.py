@@ -1,8 +1,9 @@
-"""Case pages outside the flow's tasks: the list, the case page and its actions, break-the-glass.
+"""The case pages every programme shares: the case page's base and its dispatcher (each
+programme's own page, by the case's programme), and break-the-glass.
 
-Thin views: access, decryption and logging happen in ``casework.selectors.cases``
-and ``casework.services.cases``; a case the user may not see answers 404 (and
-the refusal is in the access log).
+Thin views: access, decryption and logging happen in ``casework.selectors.cases`` and
+``casework.services.cases``; a case the user may not see answers 404 (and the refusal is in
+the access log).
 """
 
 from __future__ import annotations
@@ -11,35 +12,22 @@ from typing import Any, NamedTuple
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
-from casework import policy
+from casework import policy, programmes
 from casework.mfa import require_step_up
 from casework.models import Action, Case, CaseEvent
-from casework.selectors import find_person
-from casework.selectors.cases import CaseNotFound, get_case_page, list_cases
+from casework.selectors.cases import CaseNotFound, get_case_page
 from casework.services import cases as case_services
-from casework.services.cases import CaseConflict, CaseDenied
+from casework.services.cases import CaseDenied
 from workflows.common import forms
-from workflows.sig.flow import SigFlow
-from workflows.sig.models import SigCase, Status
-from workflows.sig.services import after_consent_withdrawn, close, police_may_add_actions
-from workflows.sig.views import case_url, denied, put_errors
-
-
-def review_overdue(case) -> bool:
-    """An active case (or one in follow-up) whose review date has passed."""
-    return (
-        case.review_date is not None
-        and case.status in (Status.ACTIVE, Status.FOLLOW_UP)
-        and case.review_date < timezone.localdate()
-    )
+from workflows.common.responses import case_url, denied, perform, put_errors
 
 
 class TimelineRow(NamedTuple):
@@ -84,42 +72,6 @@ class CaseworkerRequiredMixin:
         return super().dispatch(request, *args, **kwargs)
 
 
-class CaseListView(CaseworkerRequiredMixin, View):
-    """The SIG cases this user may open; search by personnummer."""
-
-    template_name = "workflows/case_list.html"
-    purpose = _("SIG: finding a case by personal identity number")
-
-    def get(self, request):
-        form = forms.CaseSearchForm(request.GET or None)
-        searched = False
-        if form.is_bound and form.is_valid() and form.cleaned_data["personnummer"]:
-            searched = True
-            person = find_person(
-                user=request.user,
-                purpose=str(self.purpose),
-                personnummer=form.cleaned_data["personnummer"],
-            )
-            rows = (
-                []
-                if person is None
-                else list_cases(user=request.user, model=SigCase, person_id=person.pk)
-            )
-        else:
-            rows = list_cases(user=request.user, model=SigCase)
-        return TemplateResponse(
-            request,
-            self.template_name,
-            {
-                "form": form,
-                "rows": rows,
-                "searched": searched,
-                "Status": Status,
-                "overdue": {row.case.pk for row in rows if review_overdue(row.case)},
-            },
-        )
-
-
 class LazyForms(dict):
     """The forms of a page by name, each built the first time it is asked for
     (a template that never shows a form never builds it)."""
@@ -147,46 +99,44 @@ _PROGRAMMES_REMEMBERED = 50_000
 
 
 def case_page(request, case_id):
-    """The case page of whichever programme the case belongs to."""
-    from workflows.common.viewsets import case_page_view
-
+    """The case page of whichever programme the case belongs to (the programme hands its
+    page to the registry: ``casework.programmes.Programme.case_page_view``)."""
     if not policy.can_use_task_inbox(request.user):
         return denied(request)
-    programme = _programmes.get(case_id)
-    if programme is None:
-        programme = Case.objects.filter(pk=case_id).values_list("programme", flat=True).first()
-        if programme is not None:
+    code = _programmes.get(case_id)
+    if code is None:
+        code = Case.objects.filter(pk=case_id).values_list("programme", flat=True).first()
+        if code is not None:
             # A case never changes programme and a case id is never reused: remembered.
             if len(_programmes) >= _PROGRAMMES_REMEMBERED:
                 _programmes.clear()
-            _programmes[case_id] = programme
-    view = case_page_view(programme) if programme else None
+            _programmes[case_id] = code
+    programme = programmes.get(code) if code else None
+    view = programme.case_page_view if programme is not None else None
     if view is None:
         raise Http404
     return view(request, case_id=case_id)
 
 
 class CasePageView(CaseworkerRequiredMixin, View):
-    """The case page: person, consent, team, plan, actions, timeline — and what can be done."""
+    """A programme's case page: the case as this user may see it, its open tasks, its
+    timeline, and the forms of what can be done on it.
 
-    template_name = "workflows/case_page.html"
-    purpose = _("SIG: reading the case")
+    A programme's page sets ``case_model``, ``template_name``, ``purpose``,
+    ``FORM_CLASSES`` (by action name), ``permitted()`` and a ``do_<action>`` for each
+    form (it returns the success message); ``FOLDED_FORMS`` are the forms the page folds
+    away and fetches when opened (a Turbo frame).
+    """
+
+    case_model: type[Case] = Case
+    FORM_CLASSES: dict[str, type] = {}
+    FOLDED_FORMS: tuple[str, ...] = ()
 
     def setup(self, request, *args, **kwargs):
         super().setup(request, *args, **kwargs)
         self.case = get_object_or_404(
-            SigCase.objects.select_related("person", "process"), pk=kwargs["case_id"]
+            self.case_model.objects.select_related("person", "process"), pk=kwargs["case_id"]
         )
-
-    FORM_CLASSES = {
-        "action": forms.ActionForm,
-        "close": forms.CloseForm,
-        "legal_basis": forms.LegalBasisForm,
-        "withdraw": forms.WithdrawConsentForm,
-    }
-    # The step forms the page folds away: each is fetched (a Turbo frame) when the
-    # user opens it, so a plain view of the page neither builds nor renders them.
-    FOLDED_FORMS = ("action", "legal_basis", "close")
 
     def forms(self, bound=None, data=None):
         def build(name):
@@ -204,17 +154,7 @@ class CasePageView(CaseworkerRequiredMixin, View):
 
     def permitted(self) -> dict[str, bool]:
         """Which of the page's forms this user may use on the case as it is."""
-        user = self.request.user
-        is_police = policy.is_police(user)
-        open_case = self.case.status != Status.CLOSED
-        return {
-            "action": open_case and (not is_police or police_may_add_actions(self.case)),
-            "close": open_case
-            and case_services.may_transition(user=user, case=self.case, name="close"),
-            "legal_basis": open_case and user.organisation_id == self.case.owner_organisation_id,
-            "withdraw": open_case
-            and case_services.may_transition(user=user, case=self.case, name="consent_withdrawn"),
-        }
+        return {}
 
     def folded_form(self, name: str):
         """One folded form on its own (``?form=<name>`` in a Turbo frame): no case data
@@ -238,47 +178,45 @@ class CasePageView(CaseworkerRequiredMixin, View):
     # The folded form shown open (posted with errors, or ``?form=`` without JavaScript).
     open_form = ""
 
-    def render(self, built, status=200):
+    def open_tasks(self) -> list:
+        """The case's open tasks, each with a link only if this user may take or do it."""
         user = self.request.user
+        process = getattr(self.case, "process", None)
+        if process is None:
+            return []
+        return [
+            (
+                task,
+                task.flow_task.reverse("index", args=[task.process_id, task.pk])
+                if task.flow_task.can_execute(user, task) or task.flow_task.can_assign(user, task)
+                else None,
+            )
+            for task in process.task_set.filter(flow_task_type="HUMAN")
+            .exclude(status__in=["DONE", "CANCELED"])
+            .select_related("owner")
+        ]
+
+    def extra_context(self) -> dict:
+        return {}
+
+    def render(self, built, status=200):
         try:
-            page = get_case_page(user=user, purpose=str(self.purpose), case=self.case)
+            page = get_case_page(user=self.request.user, purpose=str(self.purpose), case=self.case)
         except CaseNotFound:
             raise Http404 from None
         can = self.permitted()
-        tasks = []
-        process = getattr(self.case, "process", None)
-        if process is not None:
-            # A link only to the tasks this user may take or do; the others are listed.
-            tasks = [
-                (
-                    task,
-                    task.flow_task.reverse("index", args=[task.process_id, task.pk])
-                    if task.flow_task.can_execute(user, task)
-                    or task.flow_task.can_assign(user, task)
-                    else None,
-                )
-                for task in process.task_set.filter(flow_task_type="HUMAN")
-                .exclude(status__in=["DONE", "CANCELED"])
-                .select_related("owner")
-            ]
-        timeline = timeline_rows(page.timeline, Status.choices)
-        return TemplateResponse(
-            self.request,
-            self.template_name,
-            {
-                "page": page,
-                "case": self.case,
-                "forms": built,
-                "can": can,
-                "tasks": tasks,
-                "timeline": timeline,
-                "Status": Status,
-                "review_overdue": review_overdue(self.case),
-                "open_form": self.open_form,
-                "submit_labels": FORM_SUBMIT_LABELS,
-            },
-            status=status,
-        )
+        context = {
+            "page": page,
+            "case": self.case,
+            "forms": built,
+            "can": can,
+            "tasks": self.open_tasks(),
+            "timeline": timeline_rows(page.timeline, self.case_model.Status.choices),
+            "open_form": self.open_form,
+            "submit_labels": FORM_SUBMIT_LABELS,
+            **self.extra_context(),
+        }
+        return TemplateResponse(self.request, self.template_name, context, status=status)
 
     def get(self, request, case_id):
         name = request.GET.get("form", "")
@@ -289,13 +227,6 @@ class CasePageView(CaseworkerRequiredMixin, View):
         return self.render(self.forms())
 
     def post(self, request, case_id):
-        process = getattr(self.case, "process", None) if isinstance(self.case, SigCase) else None
-        if request.POST.get("_action") == "withdraw" and process is not None:
-            # A withdrawal takes the flow's lock first, outside the request's transaction,
-            # in the order a task step takes its locks (the process, then the case row):
-            # racing a step it waits for it and then wins, never a deadlock.
-            with SigFlow.lock(process.pk):
-                return self.post_form(request)
         return self.post_form(request)
 
     def post_form(self, request):
@@ -309,19 +240,12 @@ class CasePageView(CaseworkerRequiredMixin, View):
             messages.error(request, _("That is not available."))
             return HttpResponseRedirect(case_url(self.case))
         if form.is_valid():
-            try:
-                with transaction.atomic():
-                    message = getattr(self, f"do_{action}")(form)
-                messages.success(request, message)
+            result = perform(request, self.case, getattr(self, f"do_{action}"), form)
+            if isinstance(result, HttpResponseBase):
+                return result  # refused
+            if result is not None:
+                messages.success(request, result)
                 return HttpResponseRedirect(case_url(self.case))
-            except ValidationError as error:
-                put_errors(form, error)
-            except CaseConflict as conflict:
-                # A banner, not a form error: in the case's new state the form may be gone.
-                messages.error(request, conflict.message)
-                self.case.refresh_from_db()
-            except CaseDenied:
-                return denied(request)
         if action == "withdraw":
             # A withdrawal is a button by its consent, with no form to show errors in.
             for errors in form.errors.values():
@@ -329,68 +253,6 @@ class CasePageView(CaseworkerRequiredMixin, View):
                     messages.error(request, error)
         self.open_form = action
         return self.render(built)
-
-    # --- actions ---------------------------------------------------------------------
-
-    def do_action(self, form):
-        data = form.cleaned_data
-        user = self.request.user
-        case_services.add_action(
-            user=user,
-            case=self.case,
-            purpose=str(self.purpose),
-            kind=data["kind"],
-            status=data["status"],
-            date=data["date"],
-            organisation=data["organisation"] or user.organisation,
-            note=data["note"] or None,
-            visibility=data["visibility"],
-            allowed=not policy.is_police(user) or police_may_add_actions(self.case),
-            expected_version=data["version"],
-        )
-        return _("The action is recorded.")
-
-    def do_close(self, form):
-        data = form.cleaned_data
-        referral = close(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            reason=data["close_reason"],
-            note=data["note"] or None,
-            expected_version=data["version"],
-        )
-        process = getattr(self.case, "process", None)
-        if process is not None and process.finished is None:
-            SigFlow.instance.cancel(process)
-        if referral is not None:
-            return _(
-                "The case is closed and the person is referred to the defector programme "
-                "(%(reference)s)."
-            ) % {"reference": referral.reference}
-        return _("The case is closed.")
-
-    def do_legal_basis(self, form):
-        data = form.cleaned_data
-        case_services.record_legal_basis(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            legal_basis=data["legal_basis"],
-            justification=data["justification"],
-            valid_until=data["valid_until"],
-        )
-        return _("The legal basis is recorded.")
-
-    def do_withdraw(self, form):
-        consent = self.case.consents.filter(pk=form.cleaned_data["consent"]).first()
-        if consent is None:
-            raise ValidationError(_("No such consent in this case."))
-        user, purpose = self.request.user, str(self.purpose)
-        case_services.withdraw_consent(user=user, case=self.case, purpose=purpose, consent=consent)
-        if after_consent_withdrawn(user=user, case=self.case, purpose=purpose):
-            return _("The consent is withdrawn: sharing has stopped and the case is closed.")
-        return _("The consent is withdrawn: sharing under it has stopped.")
 
 
 class BreakGlassView(View):
@@ -454,4 +316,10 @@ class BreakGlassView(View):
         return TemplateResponse(request, self.template_name, {"form": form})
 
 
-__all__ = ["BreakGlassView", "CaseListView", "CasePageView"]
+def casework_urls() -> list:
+    """The shared pages under ``arenden:``: the case page (it dispatches on the case's
+    programme) and break-the-glass."""
+    return [
+        path("fall/<uuid:case_id>/", case_page, name="case"),
+        path("bryt-glaset/", BreakGlassView.as_view(), name="break_glass"),
+    ]

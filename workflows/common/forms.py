@@ -1,4 +1,5 @@
-"""Forms of the process steps: input validation with Swedish messages, no business rules.
+"""Forms every programme's steps and pages share: input validation with Swedish messages,
+no business rules.
 
 The rules (who may, which state, which guards) live in the services and the
 state machines; a ``ValidationError`` they raise is put back on the form.
@@ -12,8 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from casework import personnummer as pnr
-from casework.models import Action, Case, CaseDecision, Consent, LegalBasis, Organisation, Person
-from casework.roles import POLICE_CONTACT, SOCIAL_WORKER
+from casework.models import Action, Case, CaseDecision, Consent, Organisation, Person
 
 TEXT = 2_000
 LONG_TEXT = 10_000
@@ -56,63 +56,6 @@ class ReferralForm(forms.Form):
             return pnr.normalise(self.cleaned_data["personnummer"])
         except ValidationError as exc:
             raise ValidationError(exc.messages) from None
-
-
-class ScreeningForm(VersionedForm):
-    ACCEPT = "accept"
-    REJECT = "reject"
-
-    outcome = forms.ChoiceField(
-        label=_("Outcome"),
-        choices=[(ACCEPT, _("Accept: form the team and ask for consent")), (REJECT, _("Reject"))],
-        widget=forms.RadioSelect,
-    )
-    lead = forms.ModelChoiceField(label=_("Lead social worker"), queryset=None, required=False)
-    police_contact = forms.ModelChoiceField(
-        label=_("Police contact officer"), queryset=None, required=False
-    )
-    note = forms.CharField(
-        label=_("Screening note"),
-        widget=forms.Textarea(attrs={"rows": 4}),
-        max_length=TEXT,
-        required=False,
-    )
-    close_reason = forms.ChoiceField(
-        label=_("Reason for rejecting"),
-        choices=[("", "—")]
-        + [
-            (value, label)
-            for value, label in Case.CloseReason.choices
-            if value in ("not_eligible", "age_limit", "moved", "other")
-        ],
-        required=False,
-    )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        from casework.models import User
-
-        active = User.objects.filter(is_active=True).select_related("organisation")
-        self.fields["lead"].queryset = active.filter(groups__name=SOCIAL_WORKER)
-        self.fields["police_contact"].queryset = active.filter(groups__name=POLICE_CONTACT)
-        for name in ("lead", "police_contact"):
-            self.fields[name].label_from_instance = lambda u: (
-                f"{u.get_full_name() or u.username} ({u.organisation})"
-            )
-
-    def clean(self):
-        data = super().clean()
-        if data.get("outcome") == self.ACCEPT and not data.get("lead"):
-            self.add_error("lead", _("Choose the lead social worker."))
-        # The police decision is the police contact's step: accepted without one, it
-        # would have no owner (issue 14, finding 6).
-        if data.get("outcome") == self.ACCEPT and not data.get("police_contact"):
-            self.add_error("police_contact", _("Choose the police contact officer."))
-        if data.get("outcome") == self.REJECT and not data.get("close_reason"):
-            self.add_error("close_reason", _("Choose the reason for rejecting."))
-        if data.get("close_reason") == "other" and not data.get("note"):
-            self.add_error("note", _("Describe the reason."))
-        return data
 
 
 class GuardianForm(VersionedForm):
@@ -169,23 +112,6 @@ class DecisionForm(VersionedForm):
         return data
 
 
-class PlanForm(VersionedForm):
-    plan = forms.CharField(
-        label=_("Plan: goals and each agency's contribution"),
-        widget=forms.Textarea(attrs={"rows": 8}),
-        max_length=LONG_TEXT,
-    )
-    review_date = forms.DateField(
-        label=_("Review date"), widget=forms.DateInput(attrs={"type": "date"})
-    )
-
-    def clean_review_date(self):
-        value = self.cleaned_data["review_date"]
-        if value <= timezone.localdate():
-            raise ValidationError(_("The review date must be in the future."))
-        return value
-
-
 class ActionForm(VersionedForm):
     kind = forms.ChoiceField(label=_("Action"), choices=Action.Kind.choices)
     organisation = forms.ModelChoiceField(
@@ -208,27 +134,15 @@ class ActionForm(VersionedForm):
     visibility = forms.ChoiceField(label=_("Visible to"), choices=Action.Visibility.choices)
 
 
-class ApprovalForm(VersionedForm):
-    APPROVE = "approve"
-    RETURN = "return"
-
-    outcome = forms.ChoiceField(
-        label=_("Outcome"),
-        choices=[(APPROVE, _("Approve the plan")), (RETURN, _("Return for changes"))],
-        widget=forms.RadioSelect,
-    )
-    comment = forms.CharField(
-        label=_("Comment"),
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=TEXT,
-        required=False,
-    )
-
-    def clean(self):
-        data = super().clean()
-        if data.get("outcome") == self.RETURN and not data.get("comment"):
-            self.add_error("comment", _("Say what needs to change."))
-        return data
+def require_close_note(form, data: dict) -> None:
+    """A case closed for another reason, or handed to the defector programme, needs a note
+    that says why."""
+    if data.get("note"):
+        return
+    if data.get("close_reason") == Case.CloseReason.OTHER:
+        form.add_error("note", _("Describe the reason."))
+    elif data.get("close_reason") == Case.CloseReason.DEFECTOR_PROGRAMME:
+        form.add_error("note", _("Describe why the person is referred to the defector programme."))
 
 
 class FollowUpForm(VersionedForm):
@@ -266,14 +180,8 @@ class FollowUpForm(VersionedForm):
         if data.get("outcome") == self.CLOSE:
             if not data.get("close_reason"):
                 self.add_error("close_reason", _("Choose the close reason."))
-            elif data["close_reason"] == Case.CloseReason.OTHER and not data.get("note"):
-                self.add_error("note", _("Describe the reason."))
-            elif data["close_reason"] == Case.CloseReason.DEFECTOR_PROGRAMME and not data.get(
-                "note"
-            ):
-                self.add_error(
-                    "note", _("Describe why the person is referred to the defector programme.")
-                )
+            else:
+                require_close_note(self, data)
         return data
 
 
@@ -288,12 +196,7 @@ class CloseForm(VersionedForm):
 
     def clean(self):
         data = super().clean()
-        if data.get("close_reason") == Case.CloseReason.OTHER and not data.get("note"):
-            self.add_error("note", _("Describe the reason."))
-        if data.get("close_reason") == Case.CloseReason.DEFECTOR_PROGRAMME and not data.get("note"):
-            self.add_error(
-                "note", _("Describe why the person is referred to the defector programme.")
-            )
+        require_close_note(self, data)
         return data
 
 
@@ -304,19 +207,6 @@ class BreakGlassForm(forms.Form):
         min_length=10,
         max_length=TEXT,
         help_text=_("Why you must open this case now. The access is logged and reviewed."),
-    )
-
-
-class LegalBasisForm(VersionedForm):
-    legal_basis = forms.ModelChoiceField(
-        label=_("Legal basis"),
-        queryset=LegalBasis.objects.filter(is_active=True, kind=LegalBasis.Kind.STATUTE),
-    )
-    justification = forms.CharField(
-        label=_("Justification"), widget=forms.Textarea(attrs={"rows": 3}), max_length=TEXT
-    )
-    valid_until = forms.DateField(
-        label=_("Valid until"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
 
 

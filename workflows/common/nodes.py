@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.shortcuts import redirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from viewflow.workflow import flow
 from viewflow.workflow.flow import utils
@@ -94,9 +98,6 @@ def team_member(case, role: str):
     """Who a step of ``role`` is assigned to: the newest active member of the case's team
     in that role (a member who left — an inactive account — gets no new task); ``None``
     when there is none (the task then waits for the programme's coordinators)."""
-    from django.db.models import Q
-    from django.utils import timezone
-
     now = timezone.now()
     membership = (
         case.memberships.filter(role=role, valid_from__lte=now, user__is_active=True)
@@ -106,3 +107,15 @@ def team_member(case, role: str):
         .first()
     )
     return membership.user if membership else None
+
+
+def in_state(*states):
+    """A flow's ``If`` condition: the case is in one of ``states``."""
+    return lambda activation: activation.process.case.status in states
+
+
+def review_time(activation) -> datetime.datetime:
+    """When a review (follow-up) task appears: the morning of the case's review date."""
+    review = activation.process.case.review_date or timezone.localdate()
+    hour = settings.SAMVERKAN["REVIEW_TASK_HOUR"]
+    return timezone.make_aware(datetime.datetime.combine(review, datetime.time(hour)))

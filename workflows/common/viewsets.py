@@ -1,8 +1,7 @@
-"""The pages every programme's flow gets (``ProgrammeFlowViewset``) and the case page of
-each programme.
+"""The pages every programme's flow gets (``ProgrammeFlowViewset``).
 
 Each programme hands its flow viewsets to the core's programme registry
-(``casework.programmes``, e.g. ``workflows/sig_programme.py``); the shared task
+(``casework.programmes``, e.g. ``workflows/sig/programme.py``); the shared task
 inbox, queue and archive list the tasks of all of them.
 """
 
@@ -13,7 +12,6 @@ from functools import wraps
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from django.urls import path
-from django.utils.module_loading import import_string
 from viewflow.utils import viewprop
 from viewflow.workflow.flow import FlowViewset
 from viewflow.workflow.flow import views as flow_views
@@ -135,23 +133,3 @@ class ProgrammeFlowViewset(FlowViewset):
             self.task_list_view_class.as_view(**self.get_task_list_view_kwargs()),
             self._flow_class,
         )
-
-
-# The case page of each programme (``/arenden/fall/<id>/`` dispatches on the case's
-# programme). A programme module adds its page view here, as a dotted path.
-CASE_PAGE_VIEWS = {
-    "sig": "workflows.common.case_page.CasePageView",
-    "defector": "workflows.defector.views.DefectorCasePageView",
-    "sspf": "workflows.sspf.views.SspfCasePageView",
-}
-
-
-def case_page_view(programme: str):
-    """The view function serving the case page of ``programme`` (None if it has none)."""
-    if programme not in _case_page_views:
-        dotted = CASE_PAGE_VIEWS.get(programme)
-        _case_page_views[programme] = import_string(dotted).as_view() if dotted else None
-    return _case_page_views[programme]
-
-
-_case_page_views: dict = {}

@@ -63,6 +63,7 @@ def register() -> None:
                 ProgrammeFlowViewset(ThreatReviewFlow, icon="gpp_maybe"),
             ],
             casework_urls=casework_urls,
+            case_page_view=defector_views.DefectorCasePageView.as_view(),
             task_cases=task_cases,
             reminders=(
                 programmes.ReminderSource(

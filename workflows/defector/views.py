@@ -21,6 +21,9 @@ from casework.services import cases as case_services
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows.common import forms
 from workflows.common.case_page import timeline_rows
+from workflows.common.responses import case_url, denied, put_errors
+from workflows.common.steps import RecordsConsents, referral_receipt, screening_context
+from workflows.common.steps import StepView as SigStepView
 from workflows.defector import forms as dforms
 from workflows.defector import intake, services
 from workflows.defector.models import (
@@ -37,15 +40,6 @@ from workflows.defector.selectors import (
     pending_lowerings,
     threat_context,
 )
-from workflows.sig.views import (
-    RecordsConsents,
-    case_url,
-    denied,
-    put_errors,
-    referral_receipt,
-    screening_context,
-)
-from workflows.sig.views import StepView as SigStepView
 
 PURPOSE_PREFIX = _("Defector programme")
 

@@ -20,9 +20,11 @@ from django.utils import timezone
 from viewflow.workflow.status import STATUS
 
 from casework.models import Organisation, Person, User
+from workflows.common.demo import DemoRequest as _Request
+from workflows.common.demo import Slot, person_id
+from workflows.common.demo import person as _person
 from workflows.gvi import models as gvi
 from workflows.gvi import services
-from workflows.sig.demo import Slot, _person, _Request, person_id
 
 PURPOSE = "Demodata: GVI (seed_demo)"
 MARKER = "gvi-demo-group-1"

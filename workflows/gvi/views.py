@@ -22,9 +22,8 @@ from django.views.generic import View
 from casework import policy
 from casework.mfa import require_step_up
 from casework.services.cases import CaseConflict, CaseDenied
+from workflows.common.responses import denied, put_errors
 from workflows.gvi import forms, selectors, services
-from workflows.sig import models as sig  # noqa: F401  (before its views: the flow imports them)
-from workflows.sig.views import denied, put_errors
 
 PURPOSE = _("GVI: group violence intervention")
 

@@ -24,44 +24,26 @@ due moment), and the timer is fired as ``send_reminders`` would fire it.
 from __future__ import annotations
 
 import datetime
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
-from viewflow.workflow.status import STATUS
 
-from casework import personnummer as pnr
 from casework.models import Action, Case, CaseDecision, CaseMembership, Consent, Person, User
 from casework.services import cases as case_services
-from casework.services import create_person
-from workflows.sig.flow import SigFlow, review_time
+from workflows.common import demo
+from workflows.common.demo import Slot, guardian_name, person_id
+from workflows.common.nodes import review_time
+from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess
 from workflows.sig.services import after_consent_withdrawn, police_may_add_actions, refer
 
 PURPOSE = "Demodata: SIG-ärenden (seed_demo)"
-SIG_NAMESPACE = uuid.UUID("6f1d2c1e-8a8c-4e0e-9a51-5a6d656d6f51")
 
 LEAD = "anna.social"
 POLICE = "per.polis"
 COORDINATOR = "sara.samordnare"
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One demo case: who it is about, who referred it and how far it goes."""
-
-    key: str
-    age: int
-    target: str  # a step name of ``_STEPS`` (the last one taken), see ``seed_sig_cases``
-    guardians: int = 0
-    referrer: str = LEAD
-    area: str = Person.Area.VIVALLA_BARONBACKARNA
-    protected_identity: int = Person.ProtectedIdentity.NONE
-    options: dict = field(default_factory=dict)
 
 
 # In the order of the process; ``target`` names the last step taken.
@@ -124,54 +106,19 @@ def steps_to(target: str) -> list[str]:
     return _MAIN[: _MAIN.index(target) + 1]
 
 
-class _Request:
-    """What a task activation reads of a request: the user."""
-
-    def __init__(self, user: User) -> None:
-        self.user = user
-
-
-def _open_task(case: SigCase, node):
-    process = SigProcess.objects.get(case=case)
-    return process.task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED]).get(flow_task=node)
-
-
 @contextmanager
 def task_step(case: SigCase, node, user: User) -> Iterator:
-    """Run one POST of ``node``'s task view as ``user``: yields the started activation.
-
-    A queue task is claimed first (the "assign" action, its own transaction);
-    then, under the flow's lock and in one transaction, the task is started as
-    the view wrapper starts it. The caller does the step's service calls with
-    ``activation.process.case`` and calls ``activation.execute()`` when the
-    step finishes the task (as ``StepView.finish`` does).
-    """
-    task = _open_task(case, node)
-    if task.owner_id is None:
-        with task.activation() as activation:
-            if not (activation.assign.can_proceed() and node.can_assign(user, activation.task)):
-                raise PermissionDenied
-            activation.assign(user)
-    with SigFlow.lock(task.process_id), transaction.atomic():
-        task.refresh_from_db()
-        if not node.can_execute(user, task):
-            raise PermissionDenied
-        activation = node.activation_class(task)
-        activation.start(_Request(user))
+    """Run one POST of ``node``'s task view as ``user`` (``workflows.common.demo.task_step``)."""
+    task = demo.open_task(SigProcess.objects.get(case=case), node)
+    with demo.task_step(task, node, user) as activation:
         yield activation
 
 
 def start_case(*, user: User, person: Person, reason: str, purpose: str = PURPOSE) -> SigCase:
     """The referral: the flow's start view, as ``ReferralView.post`` runs it."""
-    node = SigFlow.start
-    activation = node.activation_class.create(node, None, None)
-    if not node.can_execute(user, activation.task):
-        raise PermissionDenied
-    with transaction.atomic():
-        activation.start(_Request(user))
+    with demo.start_step(SigFlow.start, user) as activation:
         case = refer(user=user, person=person, reason=reason, purpose=purpose)
         activation.process.case = case
-        activation.execute()
     return case
 
 
@@ -185,12 +132,8 @@ def fire_review_timer(case: SigCase, *, days_ago: int) -> None:
     review = timezone.localdate() - datetime.timedelta(days=days_ago)
     Case.objects.filter(pk=case.pk).update(review_date=review)
     case.review_date = review
-    timer = _open_task(case, SigFlow.wait_for_review)
-    with timer.activation() as activation:
-        timer.scheduled = review_time(activation)
-        timer.save(update_fields=["scheduled"])
-        activation.start()
-        activation.execute()
+    process = SigProcess.objects.get(case=case)
+    demo.fire_timer(demo.open_task(process, SigFlow.wait_for_review), review_time)
 
 
 class _Builder:
@@ -303,20 +246,23 @@ class _Builder:
             expected_version=case.version,
         )
 
+    def _add_guardians(self, case, *, with_phone: bool) -> None:
+        for number in range(self.slot.guardians):
+            self.guardians.append(
+                case_services.add_guardian(
+                    user=self.lead,
+                    case=case,
+                    purpose=PURPOSE,
+                    name=guardian_name(self.slot, number),
+                    phone=f"070-174 06 {60 + number:02d}" if with_phone else None,
+                )
+            )
+
     def step_consents_partly(self) -> None:
         """Guardians registered; the person's own consent, and the first guardian's."""
         with task_step(self.case, SigFlow.consent, self.lead) as activation:
             case = activation.process.case
-            for number in range(self.slot.guardians):
-                self.guardians.append(
-                    case_services.add_guardian(
-                        user=self.lead,
-                        case=case,
-                        purpose=PURPOSE,
-                        name=_guardian_name(self.slot, number),
-                        phone=f"070-174 06 {60 + number:02d}",
-                    )
-                )
+            self._add_guardians(case, with_phone=True)
             self._consent(case, giver=Consent.Giver.SELF)
             for guardian in self.guardians[:1]:
                 self._consent(case, giver=Consent.Giver.GUARDIAN, guardian=guardian)
@@ -332,16 +278,7 @@ class _Builder:
     def step_consent_refused(self) -> None:
         with task_step(self.case, SigFlow.consent, self.lead) as activation:
             case = activation.process.case
-            for number in range(self.slot.guardians):
-                self.guardians.append(
-                    case_services.add_guardian(
-                        user=self.lead,
-                        case=case,
-                        purpose=PURPOSE,
-                        name=_guardian_name(self.slot, number),
-                        phone=None,
-                    )
-                )
+            self._add_guardians(case, with_phone=False)
             self._consent(case, giver=Consent.Giver.SELF, decision=Consent.Decision.REFUSED)
             self._transition(self.lead, case, "consent_refused", expected_version=case.version)
             case_services.close_case(
@@ -482,7 +419,7 @@ class _Builder:
     # --- closing from the case page -------------------------------------------------------
 
     def step_withdraw_consent(self) -> None:
-        """As ``CasePageView.do_withdraw``: the person withdraws the own consent."""
+        """As ``SigCasePageView.do_withdraw``: the person withdraws the own consent."""
         case = SigCase.objects.get(pk=self.case.pk)
         own = case.consents.get(giver=Consent.Giver.SELF, withdrawn_at__isnull=True)
         with transaction.atomic():
@@ -490,7 +427,7 @@ class _Builder:
             after_consent_withdrawn(user=self.lead, case=case, purpose=PURPOSE)
 
     def step_close_moved(self) -> None:
-        """As ``CasePageView.do_close``: close, then cancel the open tasks."""
+        """As ``SigCasePageView.do_close``: close, then cancel the open tasks."""
         case = SigCase.objects.get(pk=self.case.pk)
         with transaction.atomic():
             case_services.close_case(
@@ -506,56 +443,6 @@ class _Builder:
                 SigFlow.instance.cancel(process)
 
 
-def _guardian_name(slot: Slot, number: int) -> str:
-    from casework.management.commands.seed_demo import FIRST_NAMES
-
-    first = FIRST_NAMES[(sum(map(ord, slot.key)) + 7 * number) % len(FIRST_NAMES)]
-    return f"{first} {_surname(slot)}"
-
-
-def _surname(slot: Slot) -> str:
-    from casework.management.commands.seed_demo import SURNAME_ENDINGS, SURNAME_STEMS
-
-    code = sum(map(ord, slot.key))
-    return SURNAME_STEMS[code % len(SURNAME_STEMS)] + SURNAME_ENDINGS[code % len(SURNAME_ENDINGS)]
-
-
-def _person(slot: Slot, index: int) -> Person:
-    """Register the slot's synthetic person (a samordningsnummer of the right age)."""
-    from casework.management.commands.seed_demo import FIRST_NAMES, STREETS
-
-    today = timezone.localdate()
-    born = today.replace(year=today.year - slot.age, day=1) - datetime.timedelta(
-        days=30 + 11 * index
-    )
-    name = f"{FIRST_NAMES[(index * 5) % len(FIRST_NAMES)]} {_surname(slot)}"
-    for step in range(1000):
-        serial = (900 + index * 5 + step) % 1000
-        ten = pnr.with_check_digit(f"{born:%y%m}{born.day + 60:02d}{serial:03d}")
-        try:
-            return create_person(
-                user=None,
-                purpose=PURPOSE,
-                person_id=person_id(slot),
-                name=name,
-                personnummer=f"{born:%Y}"[:2] + ten,
-                area=slot.area,
-                protected_identity=slot.protected_identity,
-                address=f"{STREETS[index % len(STREETS)]} {index + 3}, Örebro",
-                phone=f"070-174 06 {10 + index:02d}",
-                note="Syntetisk demoperson (SIG-demoärende): påhittade uppgifter.",
-            )
-        except ValidationError as error:
-            # The number is taken by another synthetic person: try the next serial.
-            if "personnummer" not in getattr(error, "error_dict", {}):
-                raise
-    raise RuntimeError("no free synthetic number for a SIG demo person")
-
-
-def person_id(slot: Slot) -> uuid.UUID:
-    return uuid.uuid5(SIG_NAMESPACE, slot.key)
-
-
 def build_case(slot: Slot, *, index: int = 0) -> SigCase:
     """Register the slot's person and take a new case to the slot's target, in one transaction.
 
@@ -564,7 +451,7 @@ def build_case(slot: Slot, *, index: int = 0) -> SigCase:
     usernames = {LEAD, POLICE, COORDINATOR, slot.referrer}
     users = {u.username: u for u in User.objects.filter(username__in=usernames)}
     with transaction.atomic():
-        person = _person(slot, index)
+        person = demo.person(slot, index)
         return _Builder(slot, users, person).run()
 
 

@@ -7,10 +7,6 @@ and every change of the case goes through its services and state machine
 
 from __future__ import annotations
 
-import datetime
-
-from django.conf import settings
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from viewflow import this
 from viewflow.workflow import flow
@@ -19,7 +15,7 @@ from viewflow.workflow.models import Process
 
 from casework import policy
 from casework.models import CaseMembership
-from workflows.common.nodes import Step, team_member
+from workflows.common.nodes import Step, in_state, review_time, team_member
 from workflows.sig import views
 from workflows.sig.models import SigCase, SigProcess, Status
 
@@ -32,17 +28,6 @@ def lead(activation):
 def police_contact(activation):
     """The case's police contact officer."""
     return team_member(activation.process.case, CaseMembership.Role.POLICE_CONTACT)
-
-
-def _in_state(*states):
-    return lambda activation: activation.process.case.status in states
-
-
-def review_time(activation) -> datetime.datetime:
-    """The follow-up task appears on the morning of the case's review date."""
-    review = activation.process.case.review_date or timezone.localdate()
-    hour = settings.SAMVERKAN["REVIEW_TASK_HOUR"]
-    return timezone.make_aware(datetime.datetime.combine(review, datetime.time(hour)))
 
 
 class SigFlow(flow.Flow):
@@ -75,7 +60,7 @@ class SigFlow(flow.Flow):
         .Permission("casework.coordinate_cases")
         .Next(this.after_screening)
     )
-    after_screening = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
+    after_screening = flow.If(in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
     # The lead social worker records the consents.
     consent = (
         Step(views.ConsentView.as_view(), team_role=CaseMembership.Role.LEAD)
@@ -84,7 +69,7 @@ class SigFlow(flow.Flow):
         .Permission("casework.coordinate_cases")
         .Next(this.after_consent)
     )
-    after_consent = flow.If(_in_state(Status.DECISION_PENDING)).Then(this.decisions).Else(this.end)
+    after_consent = flow.If(in_state(Status.DECISION_PENDING)).Then(this.decisions).Else(this.end)
     # Social services and police decide, each on their own.
     decisions = flow.Split().Next(this.decide_social).Next(this.decide_police)
     decide_social = (
@@ -102,7 +87,7 @@ class SigFlow(flow.Flow):
         .Next(this.decided)
     )
     decided = flow.Join().Next(this.after_decisions)
-    after_decisions = flow.If(_in_state(Status.PLANNING)).Then(this.draft_plan).Else(this.end)
+    after_decisions = flow.If(in_state(Status.PLANNING)).Then(this.draft_plan).Else(this.end)
     # The lead social worker drafts the plan; the coordinator approves it.
     draft_plan = (
         Step(views.PlanView.as_view(), team_role=CaseMembership.Role.LEAD)
@@ -118,7 +103,7 @@ class SigFlow(flow.Flow):
         .Next(this.after_approval)
     )
     after_approval = (
-        flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.draft_plan)
+        flow.If(in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.draft_plan)
     )
     # On the review date (``manage.py send_reminders`` fires due timers): follow up,
     # then continue with a new review date, or close.
@@ -130,7 +115,7 @@ class SigFlow(flow.Flow):
         .Permission("casework.coordinate_cases")
         .Next(this.after_follow_up)
     )
-    after_follow_up = flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
+    after_follow_up = flow.If(in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
     end = flow.End()
 
     def start_case(self, activation, case: SigCase) -> Process:

@@ -35,8 +35,22 @@ from viewflow.workflow.models import Process
 
 from casework import policy
 from casework.fields import EncryptedTextField
-from casework.models import Action, Case, CaseDecision, CaseMembership, Organisation
+from casework.models import Action, Case, CaseDecision, Organisation
 from casework.selectors.persons import person_age
+from workflows.common.guards import (
+    consent_withdrawal_recorded,
+    consents_complete,
+    coordinator,
+    guard,
+    has_lead,
+    has_police_contact,
+    lead_or_coordinator,
+    member_role,
+    registers_withdrawal,
+    review_date_ahead,
+    review_date_reached,
+    social_services_team,
+)
 
 
 class Status(models.TextChoices):
@@ -56,58 +70,18 @@ OPEN_STATES = [s for s in Status.values if s != Status.CLOSED]
 POLICE_ACTION_STATES = (Status.ACTIVE, Status.FOLLOW_UP)
 
 
-# --- Who may take a transition (django-fsm ``permission``) ----------------------------------
-
-
-def _member_roles(case: SigCase, user) -> set[str]:
-    membership = policy.team_membership(user, case)
-    return {membership.role} if membership else set()
-
-
-def coordinator(case: SigCase, user) -> bool:
-    return policy.coordinates(user, case)
-
-
-def lead_or_coordinator(case: SigCase, user) -> bool:
-    return coordinator(case, user) or CaseMembership.Role.LEAD in _member_roles(case, user)
-
-
-def social_services_team(case: SigCase, user) -> bool:
-    """A social-services member of the team (or the coordinator)."""
-    return coordinator(case, user) or (
-        bool(_member_roles(case, user))
-        and user.organisation.kind == Organisation.Kind.SOCIAL_SERVICES
-    )
-
-
-def registers_withdrawal(case: SigCase, user) -> bool:
-    """Whoever may register a withdrawal of consent (``withdraw_consent``): the coordinator,
-    or anyone of the case's own organisation with access to it.
-
-    The closing that follows is the withdrawal's consequence, not a decision of its own.
-    """
-    return coordinator(case, user) or (
-        user.organisation_id == case.owner_organisation_id and bool(policy.case_access(user, case))
-    )
+# --- Who may take a transition (django-fsm ``permission``) ------------------------------------
 
 
 def deciding_agency(case: SigCase, user) -> bool:
     """Social services or police on the team: whoever records the second decision."""
-    return bool(_member_roles(case, user)) and user.organisation.kind in (
+    return member_role(case, user) is not None and user.organisation.kind in (
         Organisation.Kind.SOCIAL_SERVICES,
         Organisation.Kind.POLICE,
     )
 
 
-# --- Guards (django-fsm ``conditions``); each carries the message the user sees -------------
-
-
-def _guard(message):
-    def decorate(func):
-        func.message = message
-        return func
-
-    return decorate
+# --- Guards (django-fsm ``conditions``); each carries the message the user sees ---------------
 
 
 def within_age_range(person) -> bool:
@@ -116,32 +90,17 @@ def within_age_range(person) -> bool:
     return low <= person_age(person, on=timezone.localdate()) <= high
 
 
-@_guard(_("The person's age is outside the SIG age range."))
+@guard(_("The person's age is outside the SIG age range."))
 def age_in_range(case: SigCase) -> bool:
     return within_age_range(case.person)
 
 
-@_guard(_("Appoint a lead social worker to the team first."))
-def has_lead(case: SigCase) -> bool:
-    return case.memberships.filter(role=CaseMembership.Role.LEAD, valid_to__isnull=True).exists()
-
-
-@_guard(_("The consents are not complete: the person's own and, under 18, every guardian's."))
-def consents_complete(case: SigCase) -> bool:
-    return policy.consent_state(case).complete
-
-
-@_guard(_("No refusal of consent has been recorded."))
+@guard(_("No refusal of consent has been recorded."))
 def consent_refused_recorded(case: SigCase) -> bool:
     return policy.consent_state(case).refused
 
 
-@_guard(_("No withdrawal of consent has been recorded."))
-def consent_withdrawal_recorded(case: SigCase) -> bool:
-    return case.consents.filter(withdrawn_at__isnull=False).exists()
-
-
-@_guard(_("Both social services and the police must decide to start."))
+@guard(_("Both social services and the police must decide to start."))
 def both_agencies_start(case: SigCase) -> bool:
     starts = set(
         case.decisions.filter(decision=CaseDecision.Decision.START).values_list("agency", flat=True)
@@ -149,19 +108,12 @@ def both_agencies_start(case: SigCase) -> bool:
     return starts >= {Organisation.Kind.SOCIAL_SERVICES, Organisation.Kind.POLICE}
 
 
-@_guard(_("One of the agencies has decided not to start."))
+@guard(_("One of the agencies has decided not to start."))
 def an_agency_declined(case: SigCase) -> bool:
     return case.decisions.filter(decision=CaseDecision.Decision.DECLINE).exists()
 
 
-@_guard(_("A police contact officer must be on the team."))
-def has_police_contact(case: SigCase) -> bool:
-    return case.memberships.filter(
-        role=CaseMembership.Role.POLICE_CONTACT, valid_to__isnull=True
-    ).exists()
-
-
-@_guard(_("The plan needs at least one planned action by social services and one by the police."))
+@guard(_("The plan needs at least one planned action by social services and one by the police."))
 def action_per_agency(case: SigCase) -> bool:
     kinds = set(
         case.actions.exclude(status=Action.Status.CANCELLED).values_list(
@@ -171,22 +123,12 @@ def action_per_agency(case: SigCase) -> bool:
     return kinds >= {Organisation.Kind.SOCIAL_SERVICES, Organisation.Kind.POLICE}
 
 
-@_guard(_("Write the plan first."))
+@guard(_("Write the plan first."))
 def plan_written(case: SigCase) -> bool:
     return case.plan is not None
 
 
-@_guard(_("Set a review date in the future."))
-def review_date_ahead(case: SigCase) -> bool:
-    return case.review_date is not None and case.review_date > timezone.localdate()
-
-
-@_guard(_("The review date has not been reached yet."))
-def review_date_reached(case: SigCase) -> bool:
-    return case.review_date is not None and case.review_date <= timezone.localdate()
-
-
-# --- The case and its state machine -------------------------------------------------------------
+# --- The case and its state machine -----------------------------------------------------------
 
 
 class SigCase(ConcurrentTransitionMixin, Case):
@@ -374,7 +316,7 @@ class SigCase(ConcurrentTransitionMixin, Case):
         self.review_date = None
 
 
-# --- The flow's process -------------------------------------------------------------------
+# --- The flow's process -----------------------------------------------------------------------
 
 
 class SigProcess(Process):

@@ -9,10 +9,10 @@ from django.utils.translation import gettext
 
 from casework import programmes
 from casework.models import Case, CaseMembership, Reminder
-from workflows.common import case_page as case_views
 from workflows.common.viewsets import ProgrammeFlowViewset
 from workflows.sig import demo as sig_demo
 from workflows.sig import statistics as sig_statistics
+from workflows.sig import views as sig_views
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
 from workflows.sig.services import refer_from, refer_linked
@@ -48,13 +48,8 @@ def task_cases(process_ids) -> dict:
 
 
 def casework_urls() -> list:
-    """The case list, the case page (it dispatches on the case's programme) and
-    break-the-glass: shared by every programme, they live in SIG's modules today."""
-    return [
-        path("fall/", case_views.CaseListView.as_view(), name="cases"),
-        path("fall/<uuid:case_id>/", case_views.case_page, name="case"),
-        path("bryt-glaset/", case_views.BreakGlassView.as_view(), name="break_glass"),
-    ]
+    """The SIG case list (``arenden:cases``)."""
+    return [path("fall/", sig_views.SigCaseListView.as_view(), name="cases")]
 
 
 def seed_demo(stdout) -> None:
@@ -79,5 +74,6 @@ def register() -> None:
             statistics=lambda: sig_statistics.STATISTICS,
             refer_linked=refer_linked,
             refer_from=refer_from,
+            case_page_view=sig_views.SigCasePageView.as_view(),
         )
     )

@@ -11,209 +11,42 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import Http404, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
+from casework import policy
 from casework.models import Action, CaseMembership
 from casework.selectors import find_person
-from casework.selectors.cases import CaseNotFound, get_case_page, screening_registration
+from casework.selectors.cases import list_cases
 from casework.services import cases as case_services
 from casework.services import create_person
-from casework.services.cases import CaseConflict, CaseDenied
+from casework.services.cases import CaseDenied
 from workflows.common import forms
+from workflows.common.case_page import CasePageView, CaseworkerRequiredMixin
+from workflows.common.responses import case_url, denied, put_errors
+from workflows.common.steps import (
+    ConsentStepView,
+    FollowUpStepView,
+    StepView,
+    referral_receipt,
+    screening_context,
+)
+from workflows.sig import forms as sig_forms
 from workflows.sig import services
 from workflows.sig.models import SigCase, Status
 
 
-def put_errors(form, error: ValidationError) -> None:
-    """Attach a service's ``ValidationError`` to the form (unknown fields → form errors)."""
-    if hasattr(error, "error_dict"):
-        for name, errors in error.error_dict.items():
-            form.add_error(name if name in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
-
-
-def denied(request) -> TemplateResponse:
-    return TemplateResponse(request, "403.html", status=403)
-
-
-def case_url(case) -> str:
-    return reverse("arenden:case", kwargs={"case_id": case.pk})
-
-
-def screening_context(view) -> dict:
-    """The screening step (every programme's): whether the person was already registered,
-    within the coordinator's rights (``casework.selectors.cases.screening_registration``)."""
-    return {
-        "registration": screening_registration(
-            user=view.request.user, case=view.case, purpose=str(view.purpose)
-        )
-    }
-
-
-class StepView(View):
-    """A step of the flow: a case, a page, forms by action name, services on POST."""
+class SigStep(StepView):
+    """A step of the SIG flow."""
 
     template_name = "workflows/sig/task.html"
     purpose = _("SIG: work on the case")
-    actions: dict[str, type] = {}
-    intro = ""
-    begin_label = ""  # the button that takes the step up ("begin"), if the step has one
-
-    def dispatch(self, request, *args, **kwargs):
-        self.activation = request.activation
-        task = self.activation.task
-        node = getattr(request.resolver_match, "node", None)
-        # viewflow finds the task by its id alone: the URL's process and step must be the
-        # task's own, or the owner of one task could run another step's view with it.
-        if task.process_id != kwargs.get("process_pk") or (
-            node is not None and task.flow_task.name != node.name
-        ):
-            raise Http404
-        self.case: SigCase = self.activation.process.case
-        return super().dispatch(request, *args, **kwargs)
-
-    # --- rendering ---------------------------------------------------------------------
-
-    def form_kwargs(self, name: str) -> dict:
-        return {}
-
-    def initial(self, name: str) -> dict:
-        return {"version": self.case.version}
-
-    def build_forms(self, bound: str | None = None, data=None) -> dict:
-        built = {}
-        for name, form_class in self.actions.items():
-            # Several forms share a page: each its own element ids, so every label
-            # points at its own field.
-            kwargs = {"auto_id": f"id_{name}-%s", **self.form_kwargs(name)}
-            if name == bound:
-                built[name] = form_class(data, **kwargs)
-            else:
-                built[name] = form_class(initial=self.initial(name), **kwargs)
-        return built
-
-    def available(self) -> set[str]:
-        """The action names this state offers."""
-        return set(self.actions)
-
-    def render(self, forms_by_name: dict, *, status: int = 200):
-        try:
-            self.page = get_case_page(
-                user=self.request.user, purpose=str(self.purpose), case=self.case
-            )
-        except CaseNotFound:
-            return denied(self.request)
-        available = self.available()
-        context = {
-            "page": self.page,
-            "case": self.case,
-            "task": self.activation.task,
-            "intro": self.intro,
-            "forms": {name: form for name, form in forms_by_name.items() if name in available},
-            "unmet": self.unmet(),
-            "version": self.case.version,
-            "begin_label": self.begin_label,
-        }
-        context.update(self.extra_context())
-        return TemplateResponse(self.request, self.template_name, context, status=status)
-
-    def extra_context(self) -> dict:
-        return {}
-
-    def unmet(self) -> list[str]:
-        return []
-
-    def get(self, request, *args, **kwargs):
-        return self.render(self.build_forms())
-
-    # --- posting -----------------------------------------------------------------------
-
-    def post(self, request, *args, **kwargs):
-        action = request.POST.get("_action", "")
-        if action not in self.actions or action not in self.available():
-            messages.error(request, _("That step is not available now."))
-            return HttpResponseRedirect(request.path)
-        built = self.build_forms(bound=action, data=request.POST)
-        form = built[action]
-        if form.is_valid():
-            try:
-                with transaction.atomic():
-                    response = getattr(self, f"do_{action}")(form)
-                return response
-            except ValidationError as error:
-                put_errors(form, error)
-            except CaseConflict as conflict:
-                # A banner, not a form error: in the case's new state the form may be gone.
-                messages.error(request, conflict.message)
-                self.case.refresh_from_db()
-            except CaseDenied:
-                return denied(request)
-        return self.render(built, status=200)
-
-    def stay(self, message=None):
-        if message:
-            messages.success(self.request, message)
-        return HttpResponseRedirect(self.request.path)
-
-    def finish(self, message=None):
-        self.activation.execute()
-        messages.success(self.request, message or _("The step is done."))
-        return HttpResponseRedirect(case_url(self.case))
-
-    def transition(self, name: str, **kwargs):
-        return case_services.transition(
-            user=self.request.user, case=self.case, name=name, purpose=str(self.purpose), **kwargs
-        )
-
-    def version(self, form) -> int:
-        return form.cleaned_data["version"]
 
 
 # --- Start: the referral ----------------------------------------------------------------------
-
-
-def entered_values(form) -> list[tuple[str, str]]:
-    """What the referrer typed, label by label, from the valid form alone (choices shown by
-    their label, the personnummer in its written form)."""
-    from casework import personnummer as pnr
-
-    rows = []
-    for name, field in form.fields.items():
-        if name == "version":
-            continue
-        value = form.cleaned_data.get(name)
-        if value is None or value == "":
-            text = ""
-        elif name == "personnummer":
-            text = pnr.display(value)
-        elif getattr(field, "choices", None):
-            text = str(dict(field.choices).get(value, value))
-        else:
-            text = str(value)
-        rows.append((str(field.label), text))
-    return rows
-
-
-def referral_receipt(request, *, form, case, title, message=None) -> TemplateResponse:
-    """The page after a referral: the case number and what the referrer typed — nothing read
-    from the register, the same page whether the person was registered or not. The
-    referrer is not on the case's team: screening decides who is (ADR 0012)."""
-    return TemplateResponse(
-        request,
-        "workflows/referral_receipt.html",
-        {
-            "title": title,
-            "reference": case.reference,
-            "message": (message or _("The referral %(reference)s is registered."))
-            % {"reference": case.reference},
-            "entered": entered_values(form),
-        },
-    )
 
 
 class ReferralView(View):
@@ -268,14 +101,14 @@ class ReferralView(View):
         return referral_receipt(request, form=form, case=case, title=_("New SIG referral"))
 
 
-# --- Screening ---------------------------------------------------------------------------------
+# --- Screening --------------------------------------------------------------------------------
 
 
-class ScreeningView(StepView):
+class ScreeningView(SigStep):
     purpose = _("SIG: screening the referral")
     intro = _("Take the referral up, check the age and the need, and form the team.")
     begin_label = _("Start screening")
-    actions = {"begin": forms.VersionedForm, "screen": forms.ScreeningForm}
+    actions = {"begin": forms.VersionedForm, "screen": sig_forms.ScreeningForm}
 
     def available(self):
         return {"begin"} if self.case.status == Status.REFERRED else {"screen"}
@@ -297,7 +130,7 @@ class ScreeningView(StepView):
             texts={"screening_note": data["note"] or None},
             expected_version=self.version(form),
         )
-        if data["outcome"] == forms.ScreeningForm.REJECT:
+        if data["outcome"] == sig_forms.ScreeningForm.REJECT:
             case_services.close_case(
                 user=user,
                 case=self.case,
@@ -325,75 +158,15 @@ class ScreeningView(StepView):
         return self.finish(_("The referral was accepted; the lead social worker asks for consent."))
 
 
-# --- Consent ---------------------------------------------------------------------------------
+# --- Consent ----------------------------------------------------------------------------------
 
 
-class RecordsConsents:
-    """The consent step's two recordings, shared by every programme's consent step: a
-    guardian, and a consent (the step's own ``do_complete`` moves the case on)."""
-
-    def do_guardian(self, form):
-        case_services.add_guardian(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            name=form.cleaned_data["guardian_name"],
-            phone=form.cleaned_data["guardian_phone"] or None,
-        )
-        return self.stay(_("The guardian is registered."))
-
-    def do_consent(self, form):
-        data = form.cleaned_data
-        guardian = None
-        if data["guardian"]:
-            guardian = self.case.person.guardians.filter(pk=data["guardian"]).first()
-        case_services.record_consent(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            giver=data["giver"],
-            guardian=guardian,
-            decision=data["decision"],
-            form=data["form"],
-            organisations=data["organisations"],
-            valid_until=data["valid_until"],
-            expected_version=self.version(form),
-        )
-        return self.stay(_("The consent is recorded."))
-
-
-class ConsentView(RecordsConsents, StepView):
+class ConsentView(SigStep, ConsentStepView):
     purpose = _("SIG: recording consent")
     intro = _(
         "Record the young person's own consent and, under 18, every guardian's. "
         "Choose which organisations each consent covers."
     )
-    actions = {
-        "guardian": forms.GuardianForm,
-        "consent": forms.ConsentForm,
-        "complete": forms.VersionedForm,
-        "refused": forms.VersionedForm,
-    }
-
-    def form_kwargs(self, name):
-        if name == "consent":
-            return {"guardians": self._guardians()}
-        return {}
-
-    def _guardians(self):
-        if not hasattr(self, "_guardian_rows"):
-            page = get_case_page(user=self.request.user, purpose=str(self.purpose), case=self.case)
-            self._guardian_rows = page.guardians
-        return self._guardian_rows
-
-    def initial(self, name):
-        initial = super().initial(name)
-        if name == "consent":
-            initial["organisations"] = [
-                self.case.owner_organisation_id,
-                *[m.user.organisation_id for m in self.case.memberships.select_related("user")],
-            ]
-        return initial
 
     def do_complete(self, form):
         self.transition("consents_given", expected_version=self.version(form))
@@ -409,14 +182,11 @@ class ConsentView(RecordsConsents, StepView):
         )
         return self.finish(_("Consent was refused and the case is closed."))
 
-    def unmet(self):
-        return case_services.unmet_conditions(self.case, "consents_given")
+
+# --- Decisions --------------------------------------------------------------------------------
 
 
-# --- Decisions -----------------------------------------------------------------------------
-
-
-class DecisionView(StepView):
+class DecisionView(SigStep):
     purpose = _("SIG: deciding to start")
     intro = _("Decide for your agency whether to start the joint work.")
     actions = {"decide": forms.DecisionForm}
@@ -446,16 +216,16 @@ class DecisionView(StepView):
         return self.finish(_("Your decision is recorded; the other agency decides next."))
 
 
-# --- Plan ----------------------------------------------------------------------------------
+# --- Plan -------------------------------------------------------------------------------------
 
 
-class PlanView(StepView):
+class PlanView(SigStep):
     purpose = _("SIG: drafting the plan")
     intro = _(
         "Write the plan with its goals, plan at least one action for social services and one "
         "for the police, and set the review date. Then send it to the coordinator."
     )
-    actions = {"action": forms.ActionForm, "plan": forms.PlanForm}
+    actions = {"action": forms.ActionForm, "plan": sig_forms.PlanForm}
 
     def initial(self, name):
         initial = super().initial(name)
@@ -496,17 +266,17 @@ class PlanView(StepView):
         return self.finish(_("The plan is sent to the coordinator for approval."))
 
 
-class ApprovePlanView(StepView):
+class ApprovePlanView(SigStep):
     purpose = _("SIG: approving the plan")
     intro = _("Approve the plan to make the case active, or return it with a comment.")
-    actions = {"review": forms.ApprovalForm}
+    actions = {"review": sig_forms.ApprovalForm}
 
     def unmet(self):
         return case_services.unmet_conditions(self.case, "approve_plan")
 
     def do_review(self, form):
         data = form.cleaned_data
-        if data["outcome"] == forms.ApprovalForm.APPROVE:
+        if data["outcome"] == sig_forms.ApprovalForm.APPROVE:
             self.transition(
                 "approve_plan",
                 approved_by=self.request.user,
@@ -520,57 +290,185 @@ class ApprovePlanView(StepView):
         return self.finish(_("The plan is returned to the lead social worker."))
 
 
-# --- Follow-up -------------------------------------------------------------------------------
+# --- Follow-up --------------------------------------------------------------------------------
 
 
-class FollowUpView(StepView):
+class FollowUpView(SigStep, FollowUpStepView):
     purpose = _("SIG: following up the case")
     intro = _("The review date has come: follow up the plan, then continue or close the case.")
-    begin_label = _("Start the follow-up")
-    actions = {"begin": forms.VersionedForm, "follow_up": forms.FollowUpForm}
+    active_status = Status.ACTIVE
+    continue_transition = "continue_case"
+    continue_message = _("The case continues until the next review.")
 
-    def available(self):
-        return {"begin"} if self.case.status == Status.ACTIVE else {"follow_up"}
-
-    def unmet(self):
-        if self.case.status == Status.ACTIVE:
-            return case_services.unmet_conditions(self.case, "begin_follow_up")
-        return []
-
-    def do_begin(self, form):
-        self.transition("begin_follow_up", expected_version=self.version(form))
-        return self.stay(_("Follow-up started."))
-
-    def do_follow_up(self, form):
+    def close_case(self, form) -> str:
         data = form.cleaned_data
-        user, purpose = self.request.user, str(self.purpose)
-        if data["outcome"] == forms.FollowUpForm.CONTINUE:
-            case_services.update_case(
-                user=user,
-                case=self.case,
-                purpose=purpose,
-                review_date=data["review_date"],
-                expected_version=self.version(form),
-            )
-            self.transition("continue_case", reason=data["note"] or None)
-            return self.finish(_("The case continues until the next review."))
         referral = services.close(
-            user=user,
+            user=self.request.user,
             case=self.case,
-            purpose=purpose,
+            purpose=str(self.purpose),
             reason=data["close_reason"],
             note=data["note"] or None,
             expected_version=self.version(form),
         )
-        if referral is not None:
-            return self.finish(
-                _(
-                    "The case is closed and the person is referred to the defector programme "
-                    "(%(reference)s)."
-                )
-                % {"reference": referral.reference}
+        return closed_message(referral)
+
+
+def closed_message(referral) -> str:
+    """What closing a SIG case says: closed, or closed and referred to the defector
+    programme (``referral``, the new case)."""
+    if referral is not None:
+        return _(
+            "The case is closed and the person is referred to the defector programme "
+            "(%(reference)s)."
+        ) % {"reference": referral.reference}
+    return _("The case is closed.")
+
+
+# --- The case list and the case page ----------------------------------------------------------
+
+
+def review_overdue(case) -> bool:
+    """An active case (or one in follow-up) whose review date has passed."""
+    return (
+        case.review_date is not None
+        and case.status in (Status.ACTIVE, Status.FOLLOW_UP)
+        and case.review_date < timezone.localdate()
+    )
+
+
+class SigCaseListView(CaseworkerRequiredMixin, View):
+    """The SIG cases this user may open; search by personnummer."""
+
+    template_name = "workflows/case_list.html"
+    purpose = _("SIG: finding a case by personal identity number")
+
+    def get(self, request):
+        form = forms.CaseSearchForm(request.GET or None)
+        searched = False
+        if form.is_bound and form.is_valid() and form.cleaned_data["personnummer"]:
+            searched = True
+            person = find_person(
+                user=request.user,
+                purpose=str(self.purpose),
+                personnummer=form.cleaned_data["personnummer"],
             )
-        return self.finish(_("The case is closed."))
+            rows = (
+                []
+                if person is None
+                else list_cases(user=request.user, model=SigCase, person_id=person.pk)
+            )
+        else:
+            rows = list_cases(user=request.user, model=SigCase)
+        return TemplateResponse(
+            request,
+            self.template_name,
+            {
+                "form": form,
+                "rows": rows,
+                "searched": searched,
+                "Status": Status,
+                "overdue": {row.case.pk for row in rows if review_overdue(row.case)},
+            },
+        )
+
+
+class SigCasePageView(CasePageView):
+    """The SIG case page: person, consent, team, plan, actions, timeline — and what can be
+    done."""
+
+    case_model = SigCase
+    template_name = "workflows/case_page.html"
+    purpose = _("SIG: reading the case")
+    FORM_CLASSES = {
+        "action": forms.ActionForm,
+        "close": forms.CloseForm,
+        "legal_basis": sig_forms.LegalBasisForm,
+        "withdraw": forms.WithdrawConsentForm,
+    }
+    FOLDED_FORMS = ("action", "legal_basis", "close")
+
+    def permitted(self) -> dict[str, bool]:
+        user = self.request.user
+        is_police = policy.is_police(user)
+        open_case = self.case.status != Status.CLOSED
+        return {
+            "action": open_case and (not is_police or services.police_may_add_actions(self.case)),
+            "close": open_case
+            and case_services.may_transition(user=user, case=self.case, name="close"),
+            "legal_basis": open_case and user.organisation_id == self.case.owner_organisation_id,
+            "withdraw": open_case
+            and case_services.may_transition(user=user, case=self.case, name="consent_withdrawn"),
+        }
+
+    def extra_context(self) -> dict:
+        return {"Status": Status, "review_overdue": review_overdue(self.case)}
+
+    def post(self, request, case_id):
+        process = getattr(self.case, "process", None)
+        if request.POST.get("_action") == "withdraw" and process is not None:
+            # A withdrawal takes the flow's lock first, outside the request's transaction,
+            # in the order a task step takes its locks (the process, then the case row):
+            # racing a step it waits for it and then wins, never a deadlock.
+            with process.flow_class.lock(process.pk):
+                return self.post_form(request)
+        return self.post_form(request)
+
+    # --- actions ---------------------------------------------------------------------
+
+    def do_action(self, form):
+        data = form.cleaned_data
+        user = self.request.user
+        case_services.add_action(
+            user=user,
+            case=self.case,
+            purpose=str(self.purpose),
+            kind=data["kind"],
+            status=data["status"],
+            date=data["date"],
+            organisation=data["organisation"] or user.organisation,
+            note=data["note"] or None,
+            visibility=data["visibility"],
+            allowed=not policy.is_police(user) or services.police_may_add_actions(self.case),
+            expected_version=data["version"],
+        )
+        return _("The action is recorded.")
+
+    def do_close(self, form):
+        data = form.cleaned_data
+        referral = services.close(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            reason=data["close_reason"],
+            note=data["note"] or None,
+            expected_version=data["version"],
+        )
+        process = getattr(self.case, "process", None)
+        if process is not None and process.finished is None:
+            process.flow_class.instance.cancel(process)
+        return closed_message(referral)
+
+    def do_legal_basis(self, form):
+        data = form.cleaned_data
+        case_services.record_legal_basis(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            legal_basis=data["legal_basis"],
+            justification=data["justification"],
+            valid_until=data["valid_until"],
+        )
+        return _("The legal basis is recorded.")
+
+    def do_withdraw(self, form):
+        consent = self.case.consents.filter(pk=form.cleaned_data["consent"]).first()
+        if consent is None:
+            raise ValidationError(_("No such consent in this case."))
+        user, purpose = self.request.user, str(self.purpose)
+        case_services.withdraw_consent(user=user, case=self.case, purpose=purpose, consent=consent)
+        if services.after_consent_withdrawn(user=user, case=self.case, purpose=purpose):
+            return _("The consent is withdrawn: sharing has stopped and the case is closed.")
+        return _("The consent is withdrawn: sharing under it has stopped.")
 
 
 __all__ = [
@@ -581,4 +479,6 @@ __all__ = [
     "PlanView",
     "ReferralView",
     "ScreeningView",
+    "SigCaseListView",
+    "SigCasePageView",
 ]

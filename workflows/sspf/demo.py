@@ -28,7 +28,8 @@ from viewflow.workflow.status import STATUS
 
 from casework.models import Action, Case, CaseMembership, Consent, Organisation, Person, User
 from casework.services import cases as case_services
-from workflows.sig.demo import Slot, _person, person_id
+from workflows.common.demo import Slot, person_id
+from workflows.common.demo import person as _person
 from workflows.sspf import services as sspf_services
 from workflows.sspf.models import SspfCase, SspfFlow, SspfProcess, Status
 

@@ -40,6 +40,7 @@ def register() -> None:
             menu_position=30,
             flow_viewsets=lambda: [ProgrammeFlowViewset(SspfFlow, icon="school")],
             casework_urls=casework_urls,
+            case_page_view=sspf_views.SspfCasePageView.as_view(),
             task_cases=task_cases,
             seed_demo=lambda stdout: sspf_demo.seed_sspf_cases(),
             statistics=lambda: sspf_statistics.STATISTICS,

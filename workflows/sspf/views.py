@@ -27,14 +27,9 @@ from casework.services import create_person
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows.common import forms
 from workflows.common.case_page import CasePageView, CaseworkerRequiredMixin, timeline_rows
-from workflows.sig.views import ConsentView as SigConsentView
-from workflows.sig.views import (
-    StepView,
-    denied,
-    put_errors,
-    referral_receipt,
-    screening_context,
-)
+from workflows.common.responses import denied, put_errors
+from workflows.common.steps import ConsentStepView as SigConsentView
+from workflows.common.steps import StepView, referral_receipt, screening_context
 from workflows.sspf import forms as sforms
 from workflows.sspf import services as sspf_services
 from workflows.sspf.models import SspfCase, Status, may_add_action

@@ -8,10 +8,9 @@ from audit.models import AccessEvent
 from casework.models import BreakGlassAccess
 from casework.services import cases as services
 from casework.services.cases import CaseDenied
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import sig_case
 from workflows.sig.models import Status
-
-from .conftest import BOTH_DATABASES
-from .factories import sig_case
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

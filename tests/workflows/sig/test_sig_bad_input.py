@@ -36,11 +36,10 @@ from casework.models import (
     LegalBasis,
     Person,
 )
+from tests.workflows.conftest import BOTH_DATABASES, born_years_ago, personnummer
+from tests.workflows.factories import PERSON_NAME, FlowDriver, record_full_consent, sig_case
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
-
-from .conftest import BOTH_DATABASES, born_years_ago, personnummer
-from .factories import PERSON_NAME, FlowDriver, record_full_consent, sig_case
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
@@ -50,7 +49,7 @@ SCRIPT = '<script>alert("xss")</script><img src=x onerror=alert(1)>'
 TODAY = timezone.localdate()
 YESTERDAY = (TODAY - datetime.timedelta(days=1)).isoformat()
 TOMORROW = (TODAY + datetime.timedelta(days=1)).isoformat()
-COMPILED = (Path(__file__).resolve().parents[2] / "locale/sv/LC_MESSAGES/django.mo").exists()
+COMPILED = (Path(__file__).resolve().parents[3] / "locale/sv/LC_MESSAGES/django.mo").exists()
 
 CHANGES = (
     AccessEvent.Action.CREATE,
@@ -501,7 +500,7 @@ def test_case_page_forms(users):
 
 def test_withdrawing_a_withdrawn_consent(users):
     """With a statute recorded the case stays open; the second withdrawal is refused."""
-    from .factories import PURPOSE, record_statute
+    from tests.workflows.factories import PURPOSE, record_statute
 
     case = sig_case(users, Status.ACTIVE)
     record_statute(users, case)

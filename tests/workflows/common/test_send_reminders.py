@@ -19,11 +19,11 @@ from viewflow.workflow.status import STATUS
 
 from casework.models import Case, Reminder
 from casework.services import cases as case_services
+from tests.workflows.conftest import BOTH_DATABASES, PURPOSE
+from workflows.common.nodes import review_time
 from workflows.sig.demo import Slot, build_case
-from workflows.sig.flow import SigFlow, review_time
+from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
-
-from .conftest import BOTH_DATABASES, PURPOSE
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

@@ -21,15 +21,14 @@ from casework import policy, roles
 from casework.models import CaseMembership, User
 from casework.services import cases as case_services
 from casework.services import create_person
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import PURPOSE, fresh_personnummer, sig_case
 from workflows.defector.demo import Builder
 from workflows.defector.flow import DefectorFlow
 from workflows.defector.models import DefectorCase, Level
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
 from workflows.sspf.models import SspfCase, SspfFlow
-
-from .conftest import BOTH_DATABASES
-from .factories import PURPOSE, fresh_personnummer, sig_case
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

@@ -17,11 +17,10 @@ from django.db import connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import sig_case
+from workflows.common.responses import case_url
 from workflows.sig.models import Status
-from workflows.sig.views import case_url
-
-from .conftest import BOTH_DATABASES
-from .factories import sig_case
 
 # username → queries of one GET of the case page (all connections). Before the
 # page was tuned: 34 (police) and 31 (lead social worker); then +2 for the

@@ -12,11 +12,10 @@ from audit.models import AccessEvent
 from casework.models import Case, CaseEvent, Guardian, Person, User
 from casework.selectors.cases import list_cases
 from casework.selectors.persons import person_age
+from tests.workflows.conftest import BOTH_DATABASES
 from workflows.sig.demo import SLOTS, person_id
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
-
-from .conftest import BOTH_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

@@ -12,9 +12,8 @@ from django.test import Client
 from django.utils import timezone, translation
 
 from casework.models import Reminder
-
-from .conftest import BOTH_DATABASES
-from .test_send_reminders import _active_case, _review_came
+from tests.workflows.common.test_send_reminders import _active_case, _review_came
+from tests.workflows.conftest import BOTH_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

@@ -19,10 +19,9 @@ from audit.models import AccessEvent
 from casework import roles
 from casework.models import CaseMembership, User
 from casework.services import cases as services
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import PURPOSE, FlowDriver, record_full_consent
 from workflows.sig.models import Status
-
-from .conftest import BOTH_DATABASES
-from .factories import PURPOSE, FlowDriver, record_full_consent
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

@@ -60,10 +60,9 @@ from casework.models import (
 from casework.selectors.cases import CaseNotFound, get_case_page
 from casework.services import cases as services
 from casework.services.cases import CaseConflict, CaseDenied
+from tests.workflows.factories import PURPOSE, make_person, orgs, reach_review_date, sig_case
 from workflows.sig.models import SigCase, Status
 from workflows.sig.services import after_consent_withdrawn, police_may_add_actions
-
-from .factories import PURPOSE, make_person, orgs, reach_review_date, sig_case
 
 ACTORS = (
     "anna.social",  # social worker, the referrer; lead from screening on

@@ -9,10 +9,9 @@ from django.utils import timezone
 
 from audit.models import AccessEvent
 from casework.models import Case, Consent, Organisation
+from tests.workflows.conftest import BOTH_DATABASES, born_years_ago, personnummer
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
-
-from .conftest import BOTH_DATABASES, born_years_ago, personnummer
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

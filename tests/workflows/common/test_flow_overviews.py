@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import BOTH_DATABASES
+from tests.workflows.conftest import BOTH_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

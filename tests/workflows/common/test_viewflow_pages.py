@@ -13,8 +13,8 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, r
 from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 
-from .conftest import BOTH_DATABASES
-from .factories import FlowDriver
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import FlowDriver
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

@@ -6,10 +6,9 @@ import pytest
 from django.test import Client
 
 from audit.models import AccessEvent
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import sig_case
 from workflows.sig.models import Status
-
-from .conftest import BOTH_DATABASES
-from .factories import sig_case
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

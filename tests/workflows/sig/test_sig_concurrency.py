@@ -28,11 +28,8 @@ from audit.models import AccessEvent
 from casework.models import Action, CaseEvent, Consent, User
 from casework.services import cases as services
 from casework.services.cases import CaseConflict
-from workflows.sig.models import SigCase, Status
-from workflows.sig.services import after_consent_withdrawn
-
-from .conftest import BOTH_DATABASES
-from .factories import (
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import (
     PURPOSE,
     FlowDriver,
     reach_review_date,
@@ -40,7 +37,9 @@ from .factories import (
     sig_case,
     write_plan,
 )
-from .racing import flow_lock_meeting
+from tests.workflows.racing import flow_lock_meeting
+from workflows.sig.models import SigCase, Status
+from workflows.sig.services import after_consent_withdrawn
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]

@@ -1,0 +1,156 @@
+"""What every programme's demo data (``seed_demo``) is built with: the demo slots and
+their synthetic persons, and the flow's steps run as the task views run them.
+
+A step is run the way its view runs it: a queue task is claimed first (the "assign"
+button), then started under the flow's lock in one transaction with
+``activation.start(request)``; the caller does the step's service calls and calls
+``activation.execute()`` when the step finishes the task.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from viewflow.workflow.status import STATUS
+
+from casework import personnummer as pnr
+from casework.models import Person, User
+from casework.services import create_person
+
+# The namespace of the demo persons' ids (uuid5 of the slot's key): a person is created
+# once, however often ``seed_demo`` runs.
+DEMO_NAMESPACE = uuid.UUID("6f1d2c1e-8a8c-4e0e-9a51-5a6d656d6f51")
+# What the demo persons are registered with (the access log's purpose, the person's note).
+PERSON_PURPOSE = "Demodata: SIG-ärenden (seed_demo)"
+PERSON_NOTE = "Syntetisk demoperson (SIG-demoärende): påhittade uppgifter."
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One demo case: who it is about, who referred it and how far it goes."""
+
+    key: str
+    age: int
+    target: str  # how far the demo takes the case (a step or a state of its programme)
+    guardians: int = 0
+    referrer: str = "anna.social"
+    area: str = Person.Area.VIVALLA_BARONBACKARNA
+    protected_identity: int = Person.ProtectedIdentity.NONE
+    options: dict = field(default_factory=dict)
+
+
+class DemoRequest:
+    """What a task activation reads of a request: the user."""
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+
+
+def person_id(slot: Slot) -> uuid.UUID:
+    return uuid.uuid5(DEMO_NAMESPACE, slot.key)
+
+
+def surname(slot: Slot) -> str:
+    from casework.management.commands.seed_demo import SURNAME_ENDINGS, SURNAME_STEMS
+
+    code = sum(map(ord, slot.key))
+    return SURNAME_STEMS[code % len(SURNAME_STEMS)] + SURNAME_ENDINGS[code % len(SURNAME_ENDINGS)]
+
+
+def guardian_name(slot: Slot, number: int) -> str:
+    from casework.management.commands.seed_demo import FIRST_NAMES
+
+    first = FIRST_NAMES[(sum(map(ord, slot.key)) + 7 * number) % len(FIRST_NAMES)]
+    return f"{first} {surname(slot)}"
+
+
+def person(slot: Slot, index: int) -> Person:
+    """Register the slot's synthetic person (a samordningsnummer of the right age)."""
+    from casework.management.commands.seed_demo import FIRST_NAMES, STREETS
+
+    today = timezone.localdate()
+    born = today.replace(year=today.year - slot.age, day=1) - datetime.timedelta(
+        days=30 + 11 * index
+    )
+    name = f"{FIRST_NAMES[(index * 5) % len(FIRST_NAMES)]} {surname(slot)}"
+    for step in range(1000):
+        serial = (900 + index * 5 + step) % 1000
+        ten = pnr.with_check_digit(f"{born:%y%m}{born.day + 60:02d}{serial:03d}")
+        try:
+            return create_person(
+                user=None,
+                purpose=PERSON_PURPOSE,
+                person_id=person_id(slot),
+                name=name,
+                personnummer=f"{born:%Y}"[:2] + ten,
+                area=slot.area,
+                protected_identity=slot.protected_identity,
+                address=f"{STREETS[index % len(STREETS)]} {index + 3}, Örebro",
+                phone=f"070-174 06 {10 + index:02d}",
+                note=PERSON_NOTE,
+            )
+        except ValidationError as error:
+            # The number is taken by another synthetic person: try the next serial.
+            if "personnummer" not in getattr(error, "error_dict", {}):
+                raise
+    raise RuntimeError("no free synthetic number for a demo person")
+
+
+def open_task(process, node):
+    """The open task of ``node`` in ``process``."""
+    return process.task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED]).get(flow_task=node)
+
+
+@contextmanager
+def task_step(task, node, user: User) -> Iterator:
+    """Run one POST of ``node``'s task view as ``user``: yields the started activation.
+
+    A queue task is claimed first (the "assign" action, its own transaction); then,
+    under the flow's lock and in one transaction, the task is started as the view
+    wrapper starts it. The caller does the step's service calls with
+    ``activation.process`` and calls ``activation.execute()`` when the step finishes
+    the task (as ``StepView.finish`` does).
+    """
+    if task.owner_id is None:
+        with task.activation() as activation:
+            if not (activation.assign.can_proceed() and node.can_assign(user, activation.task)):
+                raise PermissionDenied
+            activation.assign(user)
+    with node.flow_class.lock(task.process_id), transaction.atomic():
+        task.refresh_from_db()
+        if not node.can_execute(user, task):
+            raise PermissionDenied
+        activation = node.activation_class(task)
+        activation.start(DemoRequest(user))
+        yield activation
+
+
+@contextmanager
+def start_step(node, user: User) -> Iterator:
+    """Run the flow's start view as ``user``, in one transaction: yields the started
+    activation; the caller opens the case and sets ``activation.process.case``, and the
+    start task is executed when the block ends."""
+    activation = node.activation_class.create(node, None, None)
+    if not node.can_execute(user, activation.task):
+        raise PermissionDenied
+    with transaction.atomic():
+        activation.start(DemoRequest(user))
+        yield activation
+        activation.execute()
+
+
+def fire_timer(timer, due) -> None:
+    """Fire the timer task ``timer`` now, as ``send_reminders`` fires a due timer, with its
+    due moment recomputed by ``due(activation)`` (the case's date was moved)."""
+    with timer.activation() as activation:
+        timer.scheduled = due(activation)
+        timer.save(update_fields=["scheduled"])
+        activation.start()
+        activation.execute()
