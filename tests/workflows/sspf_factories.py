@@ -177,7 +177,8 @@ def fire_follow_up_timer(case) -> None:
     """The passing of time: the follow-up date is today and ``send_reminders`` fires the timer."""
     from viewflow.workflow.timers import fire_due_timers
 
-    from workflows.sspf.models import SspfFlow, SspfProcess
+    from workflows.sspf.flow import SspfFlow
+    from workflows.sspf.models import SspfProcess
 
     reach_review_date(case)
     timer = (
@@ -210,7 +211,8 @@ class SspfFlowDriver:
         return response
 
     def task(self, case, node: str):
-        from workflows.sspf.models import SspfFlow, SspfProcess
+        from workflows.sspf.flow import SspfFlow
+        from workflows.sspf.models import SspfProcess
 
         return (
             SspfProcess.objects.get(case=case)
@@ -235,7 +237,7 @@ class SspfFlowDriver:
         return response
 
     def raise_concern(self, username: str = "lisa.skola", *, years: int = 13):
-        from workflows.sspf.models import SspfFlow
+        from workflows.sspf.flow import SspfFlow
 
         from .factories import PERSON_NAME, fresh_personnummer
 

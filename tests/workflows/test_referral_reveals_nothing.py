@@ -24,7 +24,8 @@ from casework.services import create_person
 from workflows.defector.demo import Builder
 from workflows.defector.models import DefectorCase, DefectorFlow, Level
 from workflows.sig.models import SigCase, SigFlow, SigProcess, Status
-from workflows.sspf.models import SspfCase, SspfFlow
+from workflows.sspf.flow import SspfFlow
+from workflows.sspf.models import SspfCase
 
 from .conftest import BOTH_DATABASES
 from .factories import PURPOSE, fresh_personnummer, sig_case

@@ -19,7 +19,8 @@ from audit.models import AccessEvent
 from casework.models import Case, CaseEvent, Consent, User
 from casework.services import cases as services
 from casework.services.cases import CaseConflict
-from workflows.sspf.models import SspfCase, SspfFlow, SspfProcess, Status
+from workflows.sspf.flow import SspfFlow
+from workflows.sspf.models import SspfCase, SspfProcess, Status
 
 from .conftest import BOTH_DATABASES
 from .racing import flow_lock_meeting

@@ -12,11 +12,11 @@ from audit.models import AccessEvent
 from casework.models import CaseEvent, User
 from workflows.sig import demo as sig_demo
 from workflows.sspf import demo as sspf_demo
+from workflows.sspf.flow import SspfFlow
 from workflows.sspf.models import (
     AnonymisedDiscussion,
     OperationalMeeting,
     SspfCase,
-    SspfFlow,
     SspfProcess,
     Status,
 )

@@ -19,7 +19,8 @@ from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
 from casework.models import CaseEvent, Organisation, User
-from workflows.sspf.models import SspfFlow, SspfProcess, Status
+from workflows.sspf.flow import SspfFlow
+from workflows.sspf.models import SspfProcess, Status
 from workflows.sspf.services import NO_OWN_ACTION
 
 from .conftest import BOTH_DATABASES

@@ -13,6 +13,7 @@ from casework.models import Action, CaseLink, CaseMembership, Consent
 from casework.services import cases as services
 from casework.services.cases import CaseDenied
 from workflows.sig.models import SigCase
+from workflows.sspf import meeting_services
 from workflows.sspf import services as sspf_services
 from workflows.sspf.models import AnonymisedDiscussion, Status, find_personnummer_like
 from workflows.sspf.selectors import anonymised_discussion_counts
@@ -337,7 +338,7 @@ def test_only_the_coordinator_escalates(users):
 def test_a_discussion_with_anything_like_a_personnummer_is_refused(users, text):
     assert find_personnummer_like(text)
     with pytest.raises(ValidationError) as error:
-        sspf_services.record_anonymised_discussion(
+        meeting_services.record_anonymised_discussion(
             user=users["sara.samordnare"],
             purpose=PURPOSE,
             date=timezone.localdate(),
@@ -351,7 +352,7 @@ def test_a_discussion_with_anything_like_a_personnummer_is_refused(users, text):
 
 @pytest.mark.parametrize("text", ["Elev i åk 8, 14 år", "Möte 2024-05-12 kl 14.00", "070 17"])
 def test_ordinary_text_is_accepted_and_counted(users, text):
-    sspf_services.record_anonymised_discussion(
+    meeting_services.record_anonymised_discussion(
         user=users["sara.samordnare"],
         purpose=PURPOSE,
         date=timezone.localdate(),
@@ -373,7 +374,7 @@ def test_ordinary_text_is_accepted_and_counted(users, text):
 
 
 def test_a_discussion_form_with_a_personnummer_shows_the_error(users, client):
-    meeting = sspf_services.create_meeting(
+    meeting = meeting_services.create_meeting(
         user=users["sara.samordnare"],
         purpose=PURPOSE,
         date=timezone.localdate(),

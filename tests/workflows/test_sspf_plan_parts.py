@@ -15,7 +15,8 @@ from audit.models import AccessEvent
 from casework.models import CaseEvent, Organisation, User
 from casework.services.cases import CaseDenied
 from workflows.sspf import services as sspf_services
-from workflows.sspf.models import SspfFlow, SspfProcess, Status
+from workflows.sspf.flow import SspfFlow
+from workflows.sspf.models import SspfProcess, Status
 
 from .conftest import BOTH_DATABASES
 from .sspf_factories import PURPOSE, SspfFlowDriver, consent_everyone, open_tasks, sspf_case

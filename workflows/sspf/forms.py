@@ -1,6 +1,6 @@
 """Forms of the SSPF steps and pages: input validation with Swedish messages, no rules.
 
-The rules live in ``workflows/sspf_services.py`` and ``workflows/sspf.py``; a
+The rules live in ``workflows/sspf/services.py`` and ``workflows/sspf/models.py``; a
 ``ValidationError`` they raise is put back on the form.
 """
 
