@@ -7,13 +7,12 @@ import pytest
 from django.utils import timezone
 
 from casework.models import Organisation, User
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import PERSON_NAME, fresh_personnummer, orgs
+from tests.workflows.sspf.factories import PURPOSE, sspf_case
 from workflows.sspf import meeting_services
 from workflows.sspf.flow import SspfFlow
 from workflows.sspf.models import SspfCase, SspfProcess, Status
-
-from .conftest import BOTH_DATABASES
-from .factories import PERSON_NAME, fresh_personnummer, orgs
-from .sspf_factories import PURPOSE, sspf_case
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

@@ -12,15 +12,14 @@ from casework import policy
 from casework.models import Action, CaseLink, CaseMembership, Consent
 from casework.services import cases as services
 from casework.services.cases import CaseDenied
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import make_person, orgs
+from tests.workflows.sspf.factories import PURPOSE, consent_everyone, sspf_case
 from workflows.sig.models import SigCase
 from workflows.sspf import meeting_services
 from workflows.sspf import services as sspf_services
 from workflows.sspf.models import AnonymisedDiscussion, Status, find_personnummer_like
 from workflows.sspf.selectors import anonymised_discussion_counts
-
-from .conftest import BOTH_DATABASES
-from .factories import make_person, orgs
-from .sspf_factories import PURPOSE, consent_everyone, sspf_case
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
