@@ -38,9 +38,57 @@ from workflows.sspf.models import SspfCase, Status
 from workflows.sspf.selectors import get_sspf_case_page
 
 
-class SspfStep(StepView):
+class CaseForms:
+    """What a step and the case page share: each form of the case mapped to its service,
+    called for the page's case as the request's user with the version the form saw."""
+
+    def call(self, service, form, **fields):
+        return service(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            expected_version=form.cleaned_data["version"],
+            **fields,
+        )
+
+    def add_action(self, form, organisation) -> None:
+        data = form.cleaned_data
+        self.call(
+            sspf_services.add_sspf_action,
+            form,
+            kind=data["kind"],
+            status=data["status"],
+            date=data["date"],
+            organisation=organisation,
+            note=data["note"] or None,
+            visibility=data["visibility"],
+        )
+
+    def add_member(self, form) -> None:
+        data = form.cleaned_data
+        self.call(sspf_services.add_sspf_member, form, member=data["user"], role=data["role"])
+
+    def record_participation(self, form) -> None:
+        data = form.cleaned_data
+        self.call(
+            sspf_services.record_police_participation,
+            form,
+            participates=data["participates"],
+            reason=data["reason"],
+        )
+
+
+class SspfStep(CaseForms, StepView):
     template_name = "workflows/sspf/task.html"
     purpose = _("SSPF: work on the case")
+
+    def do_member(self, form):
+        self.add_member(form)
+        return self.stay(_("The team member is added."))
+
+    def do_participation(self, form):
+        self.record_participation(form)
+        return self.stay(_("The decision on the police's part is recorded."))
 
 
 # --- Start: the concern --------------------------------------------------------------------
@@ -129,38 +177,23 @@ class AssessmentView(SspfStep):
 
     def do_risk(self, form):
         data = form.cleaned_data
-        sspf_services.record_risk_assessment(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            sspf_services.record_risk_assessment,
+            form,
             level=data["level"],
             risk_factors=data["risk_factors"],
             protective_factors=data["protective_factors"] or None,
-            expected_version=self.version(form),
         )
         return self.stay(_("The risk assessment is recorded."))
-
-    def do_member(self, form):
-        sspf_services.add_sspf_member(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            member=form.cleaned_data["user"],
-            role=form.cleaned_data["role"],
-            expected_version=self.version(form),
-        )
-        return self.stay(_("The team member is added."))
 
     def do_outcome(self, form):
         data = form.cleaned_data
         if data["outcome"] == sforms.AssessmentOutcomeForm.REJECT:
-            case_services.close_case(
-                user=self.request.user,
-                case=self.case,
-                purpose=str(self.purpose),
+            self.call(
+                case_services.close_case,
+                form,
                 reason=data["close_reason"],
                 note=data["note"] or None,
-                expected_version=self.version(form),
             )
             return self.finish(_("The concern was rejected and the case closed."))
         self.transition(
@@ -185,12 +218,10 @@ class ConsentView(SspfStep, SigConsentView):
         return self.finish(_("The consents are complete: hold the mapping conversation."))
 
     def do_refused(self, form):
-        case_services.close_case(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            case_services.close_case,
+            form,
             reason=Case.CloseReason.CONSENT_REFUSED,
-            expected_version=self.version(form),
         )
         return self.finish(
             _(
@@ -217,13 +248,11 @@ class MappingView(SspfStep):
 
     def do_mapping(self, form):
         data = form.cleaned_data
-        sspf_services.finish_mapping(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            sspf_services.finish_mapping,
+            form,
             held_on=data["held_on"],
             note=data["mapping_note"],
-            expected_version=self.version(form),
         )
         return self.finish(_("The mapping conversation is recorded: the network meeting is next."))
 
@@ -255,46 +284,17 @@ class NetworkMeetingView(SspfStep):
     def unmet(self):
         return case_services.unmet_conditions(self.case, "adopt_plan")
 
-    def do_member(self, form):
-        return AssessmentView.do_member(self, form)
-
-    def do_participation(self, form):
-        data = form.cleaned_data
-        sspf_services.record_police_participation(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            participates=data["participates"],
-            reason=data["reason"],
-            expected_version=self.version(form),
-        )
-        return self.stay(_("The decision on the police's part is recorded."))
-
     def do_action(self, form):
-        data = form.cleaned_data
-        sspf_services.add_sspf_action(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            kind=data["kind"],
-            status=data["status"],
-            date=data["date"],
-            organisation=data["organisation"],
-            note=data["note"] or None,
-            visibility=data["visibility"],
-            expected_version=self.version(form),
-        )
+        self.add_action(form, form.cleaned_data["organisation"])
         return self.stay(_("The action is added to the plan."))
 
     def do_plan(self, form):
         data = form.cleaned_data
-        sspf_services.adopt_plan(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            sspf_services.adopt_plan,
+            form,
             goals=data["plan_goals"],
             review_date=data["review_date"],
-            expected_version=self.version(form),
         )
         return self.finish(_("The commitment plan is adopted."))
 
@@ -322,24 +322,19 @@ class FollowUpView(SspfStep):
 
     def do_follow_up(self, form):
         data = form.cleaned_data
-        user, purpose = self.request.user, str(self.purpose)
         if data["outcome"] == forms.FollowUpForm.CONTINUE:
-            sspf_services.continue_plan(
-                user=user,
-                case=self.case,
-                purpose=purpose,
+            self.call(
+                sspf_services.continue_plan,
+                form,
                 review_date=data["review_date"],
                 note=data["note"] or None,
-                expected_version=self.version(form),
             )
             return self.finish(_("The plan continues until the next follow-up."))
-        case_services.close_case(
-            user=user,
-            case=self.case,
-            purpose=purpose,
+        self.call(
+            case_services.close_case,
+            form,
             reason=data["close_reason"],
             note=data["note"] or None,
-            expected_version=self.version(form),
         )
         return self.finish(_("The case is closed."))
 
@@ -371,28 +366,14 @@ class PlanPartView(SspfStep):
         return []
 
     def do_action(self, form):
-        data = form.cleaned_data
-        sspf_services.add_sspf_action(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            kind=data["kind"],
-            status=data["status"],
-            date=data["date"],
-            organisation=self.request.user.organisation,
-            note=data["note"] or None,
-            visibility=data["visibility"],
-            expected_version=self.version(form),
-        )
+        self.add_action(form, self.request.user.organisation)
         return self.stay(_("The action is recorded."))
 
     def do_report(self, form):
-        sspf_services.report_plan_part(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            sspf_services.report_plan_part,
+            form,
             note=form.cleaned_data["report"],
-            expected_version=self.version(form),
         )
         return self.finish(_("Your report is recorded for the follow-up meeting."))
 
@@ -400,7 +381,7 @@ class PlanPartView(SspfStep):
 # --- The case page --------------------------------------------------------------------------
 
 
-class SspfCasePageView(CasePageView):
+class SspfCasePageView(CaseForms, CasePageView):
     """The SSPF case page: what the user's role sees of the case, and what can be done."""
 
     template_name = "workflows/sspf/case_page.html"
@@ -486,43 +467,15 @@ class SspfCasePageView(CasePageView):
         )
 
     def do_action(self, form):
-        data = form.cleaned_data
-        user = self.request.user
-        sspf_services.add_sspf_action(
-            user=user,
-            case=self.case,
-            purpose=str(self.purpose),
-            kind=data["kind"],
-            status=data["status"],
-            date=data["date"],
-            organisation=data["organisation"] or user.organisation,
-            note=data["note"] or None,
-            visibility=data["visibility"],
-            expected_version=data["version"],
-        )
+        self.add_action(form, form.cleaned_data["organisation"] or self.request.user.organisation)
         return _("The action is recorded.")
 
     def do_member(self, form):
-        sspf_services.add_sspf_member(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            member=form.cleaned_data["user"],
-            role=form.cleaned_data["role"],
-            expected_version=form.cleaned_data["version"],
-        )
+        self.add_member(form)
         return _("The team member is added.")
 
     def do_participation(self, form):
-        data = form.cleaned_data
-        sspf_services.record_police_participation(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            participates=data["participates"],
-            reason=data["reason"],
-            expected_version=data["version"],
-        )
+        self.record_participation(form)
         return _("The decision on the police's part is recorded.")
 
     def do_escalate(self, form):
@@ -538,13 +491,11 @@ class SspfCasePageView(CasePageView):
 
     def do_close(self, form):
         data = form.cleaned_data
-        sspf_services.close_case_and_process(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            sspf_services.close_case_and_process,
+            form,
             reason=data["close_reason"],
             note=data["note"] or None,
-            expected_version=data["version"],
         )
         return _("The case is closed.")
 
