@@ -81,7 +81,7 @@ def extra_programme(monkeypatch):
 def test_the_core_loops_reach_a_programme_it_does_not_know(
     demo, extra_programme, settings, monkeypatch
 ):
-    from tests.workflows import sspf_factories as f
+    from tests.workflows.sspf import factories as f
 
     f.SspfFlowDriver(demo).raise_concern()
     _age_every_open_task()
@@ -110,7 +110,7 @@ def _task_reminders() -> dict[int, object]:
 
 
 def test_an_overdue_sspf_task_is_reminded_with_its_case(demo):
-    from tests.workflows import sspf_factories as f
+    from tests.workflows.sspf import factories as f
     from workflows.sspf.models import SspfProcess
 
     case = f.SspfFlowDriver(demo).build("assess:new")

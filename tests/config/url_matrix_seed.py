@@ -204,7 +204,7 @@ def _extras(users) -> dict:
     """Cases the demo does not have, through the test factories."""
     from tests.workflows import gvi_factories
     from tests.workflows.factories import sig_case
-    from tests.workflows.sspf_factories import sspf_case
+    from tests.workflows.sspf.factories import sspf_case
     from workflows.sig import models as sig
     from workflows.sspf import models as sspf
 

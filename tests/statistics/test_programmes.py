@@ -188,7 +188,7 @@ def test_the_transitions_record_the_stage_moments(demo):
     is counted (the first routing stays; a raise afterwards is a re-routing)."""
     from casework.services import cases as case_services
     from tests.workflows.defector.factories import PURPOSE, assessment, defector_case
-    from tests.workflows.sspf_factories import sspf_case
+    from tests.workflows.sspf.factories import sspf_case
     from workflows.defector import models as defector
     from workflows.defector import services as defector_services
     from workflows.sspf.models import Status as SspfStatus

@@ -1,8 +1,8 @@
 """Demo SSPF cases in every state, a meeting and anonymised discussions (``seed_demo``).
 
-The cases are synthetic persons aged 11-17 (see ``workflows/sig_demo.py`` for how they are
+The cases are synthetic persons aged 11-17 (see ``workflows/sig/demo.py`` for how they are
 made), each raised by the school or leisure demo user and taken by the coordinator as far
-as its slot says. As in ``workflows/sig_demo.py``, every case is driven through its flow
+as its slot says. As in ``workflows/sig/demo.py``, every case is driven through its flow
 the way the task views drive it: the flow's start creates the process, each task is
 claimed from the coordinators' queue (the "assign" button) or taken from its owner's
 inbox, started under the flow's lock, the step's services change the case, and
@@ -30,8 +30,10 @@ from casework.models import Action, Case, CaseMembership, Consent, Organisation,
 from casework.services import cases as case_services
 from workflows.common.demo import Slot, person_id
 from workflows.common.demo import person as _person
+from workflows.sspf import meeting_services
 from workflows.sspf import services as sspf_services
-from workflows.sspf.models import SspfCase, SspfFlow, SspfProcess, Status
+from workflows.sspf.flow import SspfFlow, review_task_time
+from workflows.sspf.models import AnonymisedDiscussion, SspfCase, SspfProcess, Status
 
 PURPOSE = "Demodata: SSPF-ärenden (seed_demo)"
 COORDINATOR = "sara.samordnare"
@@ -122,13 +124,11 @@ def start_case(*, user: User, person: Person, concern: str) -> SspfCase:
 
 def fire_follow_up_timer(case: SspfCase) -> None:
     """Demo time travel: the follow-up date is today; fire the follow-up timer."""
-    from workflows.sspf.models import _review_time
-
     today = timezone.localdate()
     Case.objects.filter(pk=case.pk).update(review_date=today)
     timer = _open_task(case, SspfFlow.wait_for_review)
     with timer.activation() as activation:
-        timer.scheduled = _review_time(activation)
+        timer.scheduled = review_task_time(activation)
         timer.save(update_fields=["scheduled"])
         activation.start()
         activation.execute()
@@ -315,8 +315,6 @@ def build_case(slot: Slot, users: dict[str, User], *, index: int) -> SspfCase:
 
 def seed_sspf_cases() -> int:
     """Create the SSPF demo cases, a meeting and anonymised discussions not there yet."""
-    from workflows.sspf.models import AnonymisedDiscussion
-
     users = {
         u.username: u for u in User.objects.filter(username__in=[COORDINATOR, SCHOOL, LEISURE])
     }
@@ -332,7 +330,7 @@ def seed_sspf_cases() -> int:
     if created and not AnonymisedDiscussion.objects.exists():
         sara = users[COORDINATOR]
         with transaction.atomic():
-            meeting = sspf_services.create_meeting(
+            meeting = meeting_services.create_meeting(
                 user=sara,
                 purpose=PURPOSE,
                 date=timezone.localdate(),
@@ -340,10 +338,10 @@ def seed_sspf_cases() -> int:
             )
             for case in created:
                 if case.status in (Status.PLAN_ACTIVE, Status.FOLLOW_UP):
-                    item = sspf_services.add_to_agenda(
+                    item = meeting_services.add_to_agenda(
                         user=sara, meeting=meeting, case=case, purpose=PURPOSE
                     )
-                    sspf_services.record_agenda_decision(
+                    meeting_services.record_agenda_decision(
                         user=sara,
                         item=item,
                         decision="Planen följs; ny uppföljning om sex veckor.",
@@ -365,7 +363,7 @@ def seed_sspf_cases() -> int:
                     "Ungdom som ses med äldre på kvällarna vid fritidsgården.",
                 ),
             ):
-                sspf_services.record_anonymised_discussion(
+                meeting_services.record_anonymised_discussion(
                     user=sara,
                     purpose=PURPOSE,
                     meeting=meeting,

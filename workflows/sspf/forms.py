@@ -1,6 +1,6 @@
 """Forms of the SSPF steps and pages: input validation with Swedish messages, no rules.
 
-The rules live in ``workflows/sspf_services.py`` and ``workflows/sspf.py``; a
+The rules live in ``workflows/sspf/services.py`` and ``workflows/sspf/models.py``; a
 ``ValidationError`` they raise is put back on the form.
 """
 
@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from casework.models import Case, CaseMembership, Organisation, Person
+from casework.models import Case, CaseMembership, Organisation, Person, User
 from casework.roles import LEISURE, POLICE_CONTACT, SCHOOL, SOCIAL_WORKER
 from workflows.common.forms import LONG_TEXT, TEXT, ActionForm, ReferralForm, VersionedForm
 from workflows.sspf.models import AgeBand, AnonymisedDiscussion, RiskAssessment
@@ -61,8 +61,6 @@ class MemberForm(VersionedForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from casework.models import User
-
         self.fields["user"].queryset = (
             User.objects.filter(
                 is_active=True, groups__name__in=[SCHOOL, LEISURE, SOCIAL_WORKER, POLICE_CONTACT]

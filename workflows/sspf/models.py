@@ -23,14 +23,14 @@ outcome reason.
 * **Operational group meetings** (:class:`OperationalMeeting`): the date, the
   organisations taking part, the agenda of cases (:class:`AgendaItem`, with the
   decision per case) and anonymised discussions.
-* **Escalation** to SIG opens a linked SIG referral (``workflows.sig.models.refer_linked``)
+* **Escalation** to SIG opens a linked SIG referral (through ``casework.programmes``)
   when the young person is within SIG's age range.
 
-As in ``workflows/sig.py``: the state machine (django-fsm-2) says which states
-are legal; the flow (viewflow) says who does what next; every transition goes
-through ``casework.services.cases.transition``. The programme's own writes and
-reads (sealing and opening) are in ``workflows/sspf_services.py`` and
-``workflows/sspf_selectors.py``.
+This module holds the models and the state machine (django-fsm-2: which states are
+legal, who may take each transition and on which conditions); every transition goes
+through ``casework.services.cases.transition``. The flow (viewflow: who does what
+next) is in ``workflows/sspf/flow.py``, the programme's writes in ``services.py`` and
+its reads (sealing and opening) in ``selectors.py``.
 
 State diagram::
 
@@ -40,7 +40,6 @@ State diagram::
 
 from __future__ import annotations
 
-import datetime
 import re
 import uuid
 
@@ -49,14 +48,12 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
-from viewflow import this
-from viewflow.workflow import flow
-from viewflow.workflow.lock import select_for_update_lock
 from viewflow.workflow.models import Process
 
 from casework import policy
 from casework.fields import EncryptedTextField
 from casework.models import Action, Case, Organisation, Person
+from casework.selectors.persons import person_age
 
 
 class Status(models.TextChoices):
@@ -110,8 +107,6 @@ def _guard(message):
 
 def within_age_range(person) -> bool:
     """The person's age today is within the SSPF age range."""
-    from casework.selectors.persons import person_age
-
     low, high = settings.SAMVERKAN["SSPF_AGE_RANGE"]
     return low <= person_age(person, on=timezone.localdate()) <= high
 
@@ -328,19 +323,6 @@ class SspfCase(ConcurrentTransitionMixin, Case):
             self.consent_refused_at = self.closed_at
 
 
-def may_add_action(user, case: SspfCase) -> bool:
-    """The coordinator plans actions from the network meeting on; members (police
-    included, where they take part) record theirs while the plan is in force."""
-    if case.status in PLAN_STATES:
-        return True
-    return case.status == Status.NETWORK_MEETING and policy.coordinates(user, case)
-
-
-def next_review_date(*, today: datetime.date | None = None) -> datetime.date:
-    today = today or timezone.localdate()
-    return today + datetime.timedelta(days=settings.SAMVERKAN["SSPF_FOLLOW_UP_INTERVAL_DAYS"])
-
-
 # --- The programme's records -------------------------------------------------------------------
 
 
@@ -525,7 +507,7 @@ def find_personnummer_like(text: str) -> bool:
     return bool(_PERSONNUMMER_LIKE.search(text or ""))
 
 
-# --- The flow --------------------------------------------------------------------------------
+# --- The flow's process ------------------------------------------------------------------------
 
 
 class SspfProcess(Process):
@@ -539,224 +521,3 @@ class SspfProcess(Process):
         verbose_name = _("SSPF process")
         verbose_name_plural = _("SSPF processes")
         ordering = ["-created"]
-
-
-def _in_state(*states):
-    return lambda activation: activation.process.case.status in states
-
-
-def _review_time(activation) -> datetime.datetime:
-    """The follow-up task appears on the morning of the case's follow-up date."""
-    review = activation.process.case.review_date or timezone.localdate()
-    hour = settings.SAMVERKAN["REVIEW_TASK_HOUR"]
-    return timezone.make_aware(datetime.datetime.combine(review, datetime.time(hour)))
-
-
-def part_owner(case: SspfCase, kind: str):
-    """Who reports the ``kind`` (school or leisure) organisation's part of the plan.
-
-    The longest-standing team member of such an organisation who may open the case
-    (the consents cover their organisation); ``None`` when there is none.
-    """
-    now = timezone.now()
-    memberships = (
-        case.memberships.filter(
-            valid_from__lte=now, user__is_active=True, user__organisation__kind=kind
-        )
-        .filter(models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=now))
-        .select_related("user", "user__organisation")
-        .order_by("valid_from", "pk")
-    )
-    for membership in memberships:
-        if policy.case_access(membership.user, case):
-            return membership.user
-    return None
-
-
-def _part_owner(kind):
-    return lambda activation: part_owner(activation.process.case, kind)
-
-
-def _part_needed(kind, node_name):
-    """A member of ``kind`` reports (once per period of the plan: not while a report is open)."""
-
-    def needed(activation) -> bool:
-        from viewflow.workflow.status import STATUS
-
-        process = activation.process
-        node = getattr(SspfFlow, node_name)
-        reporting = (
-            process.task_set.filter(flow_task=node)
-            .exclude(status__in=[STATUS.DONE, STATUS.CANCELED])
-            .exists()
-        )
-        return not reporting and part_owner(process.case, kind) is not None
-
-    return needed
-
-
-# The task views of this flow (they import the models above).
-from workflows.common.nodes import Step  # noqa: E402
-from workflows.sspf import views  # noqa: E402
-
-
-class PartStep(Step):
-    """A member's own task: created assigned to them. Handed back, it waits for a member
-    of the same kind of organisation on the team (``casework.policy.may_report_plan_part``)
-    and for the coordinators, who may reassign it."""
-
-    def __init__(self, view, *, kind: str, **kwargs):
-        super().__init__(view, **kwargs)
-        self.organisation_kind = kind
-
-    def performer(self, user, task) -> bool:
-        return policy.may_report_plan_part(user, task.coerced_process.case, self.organisation_kind)
-
-
-COORDINATE = "casework.coordinate_cases"
-
-
-class SspfFlow(flow.Flow):
-    """Who does each step of an SSPF case, in order."""
-
-    process_class = SspfProcess
-    process_title = _("SSPF case")
-    process_description = _("School, social services, police and leisure around one young person.")
-    process_summary_template = (
-        "{{ process.case.reference }} · {{ process.case.get_status_display }}"
-    )
-    lock_impl = select_for_update_lock
-    coordinator_permission = COORDINATE
-
-    # School, social services, police or leisure staff raise a concern.
-    start = (
-        flow.Start(views.ConcernView.as_view())
-        .Annotation(title=_("New SSPF concern"))
-        .Permission("casework.use_task_inbox")
-        .Next(this.assess)
-    )
-    # The coordinators' queue: assess the concern with a risk assessment, form the team.
-    assess = (
-        Step(views.AssessmentView.as_view())
-        .Annotation(title=_("Assess the concern"))
-        .Permission(COORDINATE)
-        .Next(this.after_assessment)
-    )
-    after_assessment = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
-    # Every guardian's written consent, and the young person's own from the configured age.
-    consent = (
-        Step(views.ConsentView.as_view())
-        .Annotation(title=_("Record consent"))
-        .Permission(COORDINATE)
-        .Next(this.after_consent)
-    )
-    after_consent = flow.If(_in_state(Status.MAPPING)).Then(this.mapping).Else(this.end)
-    # The mapping conversation with the family.
-    mapping = (
-        Step(views.MappingView.as_view())
-        .Annotation(title=_("Mapping conversation"))
-        .Permission(COORDINATE)
-        .Next(this.after_mapping)
-    )
-    after_mapping = (
-        flow.If(_in_state(Status.NETWORK_MEETING)).Then(this.network_meeting).Else(this.end)
-    )
-    # The network meeting writes and adopts the commitment plan.
-    network_meeting = (
-        Step(views.NetworkMeetingView.as_view())
-        .Annotation(title=_("Network meeting: the commitment plan"))
-        .Permission(COORDINATE)
-        .Next(this.after_network_meeting)
-    )
-    after_network_meeting = (
-        flow.If(_in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
-    )
-    # The plan is in force until the follow-up date. The school and the leisure centre
-    # on the team each report their part of it before the follow-up meeting: their
-    # actions (who does what, when) and how it is going — a task in the inbox of the
-    # member who takes part for that organisation.
-    plan_in_force = (
-        flow.Split()
-        .Next(this.wait_for_review)
-        .Next(this.school_part, case=_part_needed(Organisation.Kind.SCHOOL, "school_part"))
-        .Next(this.leisure_part, case=_part_needed(Organisation.Kind.LEISURE, "leisure_part"))
-    )
-    school_part = (
-        PartStep(views.PlanPartView.as_view(), kind=Organisation.Kind.SCHOOL)
-        .Annotation(title=_("The school's part of the commitment plan"))
-        .Assign(_part_owner(Organisation.Kind.SCHOOL))
-        .Permission(COORDINATE)
-        .Next(this.part_reported)
-    )
-    leisure_part = (
-        PartStep(views.PlanPartView.as_view(), kind=Organisation.Kind.LEISURE)
-        .Annotation(title=_("The leisure centre's part of the commitment plan"))
-        .Assign(_part_owner(Organisation.Kind.LEISURE))
-        .Permission(COORDINATE)
-        .Next(this.part_reported)
-    )
-    part_reported = flow.End()
-    # On the follow-up date (``manage.py send_reminders`` fires due timers): the
-    # follow-up meeting continues with a new date, or closes the case.
-    wait_for_review = flow.Timer(_review_time).Next(this.follow_up)
-    follow_up = (
-        Step(views.FollowUpView.as_view())
-        .Annotation(title=_("Follow-up meeting"))
-        .Permission(COORDINATE)
-        .Next(this.after_follow_up)
-    )
-    after_follow_up = flow.If(_in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
-    # The case is closed: a report still open is no longer needed.
-    end = flow.TerminateEnd()
-
-    def has_view_permission(self, user, obj=None):
-        """Case workers see the flow (their inbox); a process only with access to its case."""
-        if obj is not None:
-            case = getattr(obj, "case", None)
-            return case is not None and bool(policy.case_access(user, case))
-        return policy.can_use_task_inbox(user)
-
-    def has_manage_permission(self, user, obj=None):
-        return False
-
-
-# --- Consent withdrawn: the process stops, the case closes ------------------------------------
-
-
-def withdraw_consent(*, user, case: SspfCase, consent, purpose: str) -> bool:
-    """Register the withdrawal of ``consent`` (the case page's button) and its consequence:
-    the process stops and the case closes, unless another legal basis applies.
-
-    Returns whether the case was closed. A withdrawal always wins: the flow's lock is
-    taken first — in the order a task step takes its locks (the process, then the
-    case's row) — so a step under way finishes before it, and the withdrawal then
-    works on the case as that step left it; a step posted after it finds its task
-    cancelled and its user is taken to the closed case.
-    """
-    from contextlib import nullcontext
-
-    from django.db import transaction
-
-    from casework.services.cases import withdraw_consent as register_withdrawal
-
-    process = SspfProcess.objects.filter(case_id=case.pk).only("pk").first()
-    with SspfFlow.lock(process.pk) if process else nullcontext(), transaction.atomic():
-        register_withdrawal(user=user, case=case, purpose=purpose, consent=consent)
-        return after_consent_withdrawn(user=user, case=case, purpose=purpose)
-
-
-def after_consent_withdrawn(*, user, case: SspfCase, purpose: str) -> bool:
-    """Stop the process and close the case unless another legal basis applies (as SIG's
-    ``workflows.sig.models.after_consent_withdrawn``). Runs inside the withdrawal's transaction,
-    which holds the case's row lock: the case is taken as it is now."""
-    from casework.services.cases import has_other_legal_basis
-    from casework.services.cases import transition as run_transition
-
-    current = SspfCase.objects.select_related("person").get(pk=case.pk)
-    if current.status == Status.CLOSED or has_other_legal_basis(current):
-        return False
-    process = SspfProcess.objects.filter(case=current).first()
-    if process is not None and process.finished is None:
-        SspfFlow.instance.cancel(process)
-    run_transition(user=user, case=current, name="consent_withdrawn", purpose=purpose)
-    return True

@@ -8,9 +8,11 @@ from casework import programmes
 from casework.models import Case
 from workflows.common.viewsets import ProgrammeFlowViewset
 from workflows.sspf import demo as sspf_demo
+from workflows.sspf import overview_views
 from workflows.sspf import statistics as sspf_statistics
 from workflows.sspf import views as sspf_views
-from workflows.sspf.models import PoliceParticipation, SspfFlow, SspfProcess
+from workflows.sspf.flow import SspfFlow
+from workflows.sspf.models import PoliceParticipation, SspfProcess
 
 
 def police_take_part(case) -> bool:
@@ -29,7 +31,7 @@ def task_cases(process_ids) -> dict:
 
 
 def casework_urls() -> list:
-    return [path("sspf/", include((sspf_views.urlpatterns, "sspf")))]
+    return [path("sspf/", include((overview_views.urlpatterns, "sspf")))]
 
 
 def register() -> None:

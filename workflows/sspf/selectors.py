@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
+from django.utils import timezone
 
 from audit.services import Action as AuditAction
 from audit.services import Outcome, record_event
@@ -29,10 +30,10 @@ from casework.selectors.cases import (
     open_or_none,
 )
 from casework.selectors.persons import data_key_of, require_purpose
+from workflows.sspf.models import AnonymisedDiscussion, OperationalMeeting, SspfCase
 
 if TYPE_CHECKING:
     from casework.models import User
-    from workflows.sspf.models import AnonymisedDiscussion, OperationalMeeting, SspfCase
 
 
 class MeetingNotFound(Exception):
@@ -111,12 +112,31 @@ class ConcernRow:
 
 def concerns_raised_by(*, user: User) -> list[ConcernRow]:
     """The SSPF concerns ``user`` raised, with whether the user may now open each case."""
-    from workflows.sspf.models import SspfCase
-
     rows = []
     for case in SspfCase.objects.filter(referred_by=user).order_by("-opened_at")[:200]:
         rows.append(ConcernRow(case=case, may_open=bool(policy.case_access(user, case))))
     return rows
+
+
+def part_owner(case: SspfCase, kind: str) -> User | None:
+    """Who reports the ``kind`` (school or leisure) organisation's part of the plan.
+
+    The longest-standing team member of such an organisation who may open the case
+    (the consents cover their organisation); ``None`` when there is none.
+    """
+    now = timezone.now()
+    memberships = (
+        case.memberships.filter(
+            valid_from__lte=now, user__is_active=True, user__organisation__kind=kind
+        )
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
+        .select_related("user", "user__organisation")
+        .order_by("valid_from", "pk")
+    )
+    for membership in memberships:
+        if policy.case_access(membership.user, case):
+            return membership.user
+    return None
 
 
 @dataclass(frozen=True)
@@ -145,8 +165,6 @@ def _may_see_meeting(user, meeting) -> bool:
 def list_meetings(*, user: User):
     """The operational group's meetings: all for the coordinator, otherwise those the user's
     organisation took part in (dates and counts only)."""
-    from workflows.sspf.models import OperationalMeeting
-
     if not policy.can_use_task_inbox(user):
         return OperationalMeeting.objects.none()
     meetings = OperationalMeeting.objects.annotate(
@@ -162,8 +180,6 @@ def get_meeting(*, user: User, purpose: str, meeting_id: uuid.UUID) -> MeetingPa
     """A meeting's agenda: each case by number (and the decision on it) only to a user who may
     open the case and whose role sees the case's records; the anonymised discussions to
     everyone who may see the meeting. Decryptions are one consultation event per case."""
-    from workflows.sspf.models import OperationalMeeting
-
     purpose = require_purpose(purpose)
     meeting = OperationalMeeting.objects.filter(pk=meeting_id).first()
     if meeting is None:
@@ -214,8 +230,6 @@ def anonymised_discussion_counts(
 ) -> list[dict]:
     """Counts of anonymised discussions by organisation kind, topic, age band and area
     (plain columns only; nothing is decrypted, nothing identifies anyone)."""
-    from workflows.sspf.models import AnonymisedDiscussion
-
     rows = AnonymisedDiscussion.objects.all()
     if start is not None:
         rows = rows.filter(date__gte=start)
@@ -237,4 +251,5 @@ __all__ = [
     "get_meeting",
     "get_sspf_case_page",
     "list_meetings",
+    "part_owner",
 ]

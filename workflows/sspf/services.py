@@ -7,13 +7,15 @@ keyword-only, takes the acting ``user`` and the ``purpose``, asks ``casework.pol
 the case row and checks the version the user saw, seals free text under the person's data
 key, and writes the timeline entry and the access-log event in the same transaction. A
 refusal is an ``ACCESS_DENIED`` event and :class:`CaseDenied`; bad input a
-``ValidationError`` with Swedish messages. The state machine is in ``workflows/sspf.py``.
+``ValidationError`` with Swedish messages. The state machine is in ``workflows/sspf/models.py``;
+a service that stops the case's process reaches its flow through the process
+(``SspfProcess.flow_class``).
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -21,13 +23,15 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransition
 
 from audit.services import Action as AuditAction
-from audit.services import Outcome, record_event
 from casework import policy, programmes
 from casework.crypto.records import seal_value
-from casework.models import Action, Case, CaseEvent, CaseMembership, Organisation
+from casework.models import Action, Case, CaseEvent, CaseLink, CaseMembership, Organisation, Person
+from casework.selectors import find_person
 from casework.selectors.persons import require_purpose
+from casework.services import create_person
 from casework.services.cases import (
     NOTE_LIMIT,
     REASON_LIMIT,
@@ -37,29 +41,30 @@ from casework.services.cases import (
     add_member,
     case_data_key,
     clean_text,
+    close_case,
     deny_case,
+    has_other_legal_basis,
     lock_version,
     open_case,
     record_change,
     require_access,
+    transition,
+    update_case,
+)
+from casework.services.cases import withdraw_consent as register_withdrawal
+from workflows.sspf.models import (
+    CONCERN_RAISERS,
+    PLAN_STATES,
+    PoliceParticipation,
+    RiskAssessment,
+    SspfCase,
+    SspfProcess,
+    Status,
+    within_age_range,
 )
 
 if TYPE_CHECKING:
-    from casework.models import Person, User
-    from workflows.sspf.models import (
-        AgendaItem,
-        AnonymisedDiscussion,
-        OperationalMeeting,
-        PoliceParticipation,
-        RiskAssessment,
-        SspfCase,
-    )
-
-
-def _programme():
-    from workflows.sspf import models as sspf
-
-    return sspf
+    from casework.models import User
 
 
 def _owner_organisation() -> Organisation:
@@ -74,27 +79,10 @@ def _owner_organisation() -> Organisation:
     return offices[0]
 
 
-def _require_coordinator(*, user, case: Case, purpose: str, what: str) -> None:
+def require_coordinator(*, user, case: Case, purpose: str, what: str) -> None:
+    """Refuse (``CaseDenied``, logged) unless ``user`` coordinates the case's programme."""
     if not policy.coordinates(user, case):
         raise deny_case(user=user, case=case, purpose=purpose, what=what, reason="role")
-
-
-def can_coordinate_sspf(user) -> bool:
-    """Meetings and anonymised discussions belong to the SSPF coordinator."""
-    return policy.can_use_task_inbox(user) and user.has_perm("casework.coordinate_cases")
-
-
-def _deny_outside_case(*, user, obj, purpose: str, what: str) -> CaseDenied:
-    record_event(
-        action=AuditAction.ACCESS_DENIED,
-        user=user,
-        obj=obj,
-        purpose=purpose,
-        outcome=Outcome.DENIED,
-        details={"operation": what, "reason": "role"},
-        independent=True,
-    )
-    return CaseDenied()
 
 
 # --- The concern ---------------------------------------------------------------------------
@@ -105,15 +93,14 @@ def raise_concern(*, user, person: Person, concern: str, purpose: str) -> SspfCa
 
     The young person must be within the SSPF age range.
     """
-    sspf = _programme()
     purpose = require_purpose(purpose)
     if not policy.can_use_task_inbox(user):
         raise CaseDenied()
-    if user.organisation.kind not in sspf.CONCERN_RAISERS:
+    if user.organisation.kind not in CONCERN_RAISERS:
         raise ValidationError(
             _("Only school, social services, police and leisure staff raise SSPF concerns.")
         )
-    if not sspf.within_age_range(person):
+    if not within_age_range(person):
         low, high = settings.SAMVERKAN["SSPF_AGE_RANGE"]
         raise ValidationError(
             {
@@ -123,7 +110,7 @@ def raise_concern(*, user, person: Person, concern: str, purpose: str) -> SspfCa
                 )
             }
         )
-    case = sspf.SspfCase(
+    case = SspfCase(
         programme=Case.Programme.SSPF,
         person=person,
         owner_organisation=_owner_organisation(),
@@ -131,6 +118,19 @@ def raise_concern(*, user, person: Person, concern: str, purpose: str) -> SspfCa
         referring_organisation=user.organisation,
     )
     return open_case(user=user, purpose=purpose, case=case, reason_field="concern", reason=concern)
+
+
+def raise_concern_about(
+    *, user, personnummer: str, name: str, area: str, concern: str, purpose: str
+) -> SspfCase:
+    """The concern page: find the young person by personnummer (or register them), then
+    raise the concern (:func:`raise_concern`)."""
+    person = find_person(user=user, purpose=purpose, personnummer=personnummer)
+    if person is None:
+        person = create_person(
+            user=user, purpose=purpose, name=name, personnummer=personnummer, area=area
+        )
+    return raise_concern(user=user, person=person, concern=concern, purpose=purpose)
 
 
 # --- Assessment ------------------------------------------------------------------------------
@@ -147,17 +147,16 @@ def record_risk_assessment(
     expected_version: int | None = None,
 ) -> RiskAssessment:
     """The coordinator's risk assessment (a new one replaces the older as the one in force)."""
-    sspf = _programme()
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="risk:record")
-    _require_coordinator(user=user, case=case, purpose=purpose, what="risk:record")
-    if level not in sspf.RiskAssessment.Level.values:
+    require_coordinator(user=user, case=case, purpose=purpose, what="risk:record")
+    if level not in RiskAssessment.Level.values:
         raise ValidationError({"level": ValidationError(_("Select a valid choice."))})
     risk_factors = clean_text(risk_factors, "risk_factors", limit=NOTE_LIMIT, required=True)
     protective_factors = clean_text(protective_factors, "protective_factors", limit=NOTE_LIMIT)
     with transaction.atomic():
         lock_version(case, expected_version)
-        assessment = sspf.RiskAssessment(case=case, level=level, assessed_by=user)
+        assessment = RiskAssessment(case=case, level=level, assessed_by=user)
         dek = case_data_key(case)
         seal_value(assessment, "risk_factors", risk_factors, dek)
         seal_value(assessment, "protective_factors", protective_factors, dek)
@@ -190,16 +189,15 @@ def record_police_participation(
     "No" ends the police's access at once (``casework.policy.case_access`` reads the newest
     decision on every request); the police's team memberships are ended with it.
     """
-    sspf = _programme()
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="police_participation")
-    _require_coordinator(user=user, case=case, purpose=purpose, what="police_participation")
+    require_coordinator(user=user, case=case, purpose=purpose, what="police_participation")
     if not isinstance(participates, bool):
         raise ValidationError({"participates": ValidationError(_("Select a valid choice."))})
     reason = clean_text(reason, "reason", limit=REASON_LIMIT, required=True)
     with transaction.atomic():
         lock_version(case, expected_version)
-        decision = sspf.PoliceParticipation(case=case, participates=participates, decided_by=user)
+        decision = PoliceParticipation(case=case, participates=participates, decided_by=user)
         seal_value(decision, "reason", reason, case_data_key(case))
         decision.save(force_insert=True)
         ended = 0
@@ -234,7 +232,7 @@ def record_mapping(
     """The mapping conversation with the family: when it was held and what came out of it."""
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="mapping:record")
-    _require_coordinator(user=user, case=case, purpose=purpose, what="mapping:record")
+    require_coordinator(user=user, case=case, purpose=purpose, what="mapping:record")
     note = clean_text(note, "mapping_note", limit=NOTE_LIMIT, required=True)
     if not isinstance(held_on, datetime.date) or held_on > timezone.localdate():
         raise ValidationError(
@@ -244,8 +242,6 @@ def record_mapping(
         raise ValidationError(
             {"held_on": ValidationError(_("The conversation cannot be before the concern."))}
         )
-    from django_fsm import ConcurrentTransition
-
     with transaction.atomic():
         lock_version(case, expected_version)
         seal_value(case, "mapping_note", note, case_data_key(case))
@@ -263,6 +259,75 @@ def record_mapping(
             action=AuditAction.CHANGE,
             fields=["mapping_note", "mapping_date"],
         )
+    return case
+
+
+def finish_mapping(
+    *,
+    user,
+    case: SspfCase,
+    purpose: str,
+    held_on: datetime.date,
+    note: str,
+    expected_version: int | None = None,
+) -> SspfCase:
+    """Record the mapping conversation (:func:`record_mapping`) and move the case on to
+    the network meeting."""
+    with transaction.atomic():
+        record_mapping(
+            user=user,
+            case=case,
+            purpose=purpose,
+            held_on=held_on,
+            note=note,
+            expected_version=expected_version,
+        )
+        transition(user=user, case=case, name="mapping_done", purpose=purpose)
+    return case
+
+
+def adopt_plan(
+    *,
+    user,
+    case: SspfCase,
+    purpose: str,
+    goals: str,
+    review_date: datetime.date,
+    expected_version: int | None = None,
+) -> SspfCase:
+    """The network meeting writes the plan's goals and follow-up date and adopts the plan."""
+    with transaction.atomic():
+        update_case(
+            user=user,
+            case=case,
+            purpose=purpose,
+            texts={"plan_goals": goals},
+            review_date=review_date,
+            expected_version=expected_version,
+        )
+        transition(user=user, case=case, name="adopt_plan", purpose=purpose, adopted_by=user)
+    return case
+
+
+def continue_plan(
+    *,
+    user,
+    case: SspfCase,
+    purpose: str,
+    review_date: datetime.date,
+    note: str | None = None,
+    expected_version: int | None = None,
+) -> SspfCase:
+    """The follow-up meeting continues the plan until a new follow-up date."""
+    with transaction.atomic():
+        update_case(
+            user=user,
+            case=case,
+            purpose=purpose,
+            review_date=review_date,
+            expected_version=expected_version,
+        )
+        transition(user=user, case=case, name="continue_plan", purpose=purpose, reason=note)
     return case
 
 
@@ -298,6 +363,14 @@ def add_sspf_member(
     )
 
 
+def may_add_action(user, case: SspfCase) -> bool:
+    """The coordinator plans actions from the network meeting on; members (police
+    included, where they take part) record theirs while the plan is in force."""
+    if case.status in PLAN_STATES:
+        return True
+    return case.status == Status.NETWORK_MEETING and policy.coordinates(user, case)
+
+
 def add_sspf_action(
     *,
     user,
@@ -316,7 +389,6 @@ def add_sspf_action(
     The coordinator plans actions for any organisation from the network meeting on;
     members record their own organisation's while the plan is in force.
     """
-    sspf = _programme()
     organisation = organisation or user.organisation
     coordinator = policy.coordinates(user, case)
     if not coordinator and organisation.pk != user.organisation_id:
@@ -346,7 +418,7 @@ def add_sspf_action(
         organisation=organisation,
         note=note,
         visibility=visibility,
-        allowed=sspf.may_add_action(user, case),
+        allowed=may_add_action(user, case),
         expected_version=expected_version,
     )
 
@@ -372,7 +444,6 @@ def report_plan_part(
     """A school or leisure member reports their organisation's part of the commitment plan
     before the follow-up meeting: how it is going (sealed on the timeline, for the
     coordinator). Their organisation must have an action in the plan."""
-    sspf = _programme()
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="plan:report")
     if (
@@ -381,7 +452,7 @@ def report_plan_part(
         or policy.team_membership(user, case) is None
     ):
         raise deny_case(user=user, case=case, purpose=purpose, what="plan:report", reason="role")
-    if case.status not in sspf.PLAN_STATES:
+    if case.status not in PLAN_STATES:
         raise ValidationError(_("The commitment plan is not in force."))
     note = clean_text(note, "report", limit=REASON_LIMIT, required=True)
     with transaction.atomic():
@@ -405,12 +476,10 @@ def report_plan_part(
 
 def escalate_to_sig(*, user, case: SspfCase, reason: str, purpose: str) -> Case:
     """Open a linked SIG referral for the young person (only within SIG's age range)."""
-    from casework.models import CaseLink
-
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="escalate")
-    _require_coordinator(user=user, case=case, purpose=purpose, what="escalate")
-    if case.status == _programme().Status.CLOSED:
+    require_coordinator(user=user, case=case, purpose=purpose, what="escalate")
+    if case.status == Status.CLOSED:
         raise ValidationError(_("A closed case cannot be escalated."))
     return programmes.refer_linked(
         Case.Programme.SIG,
@@ -422,177 +491,84 @@ def escalate_to_sig(*, user, case: SspfCase, reason: str, purpose: str) -> Case:
     )
 
 
-# --- Operational group meetings ----------------------------------------------------------------
+# --- Closing: the case and its process -----------------------------------------------------------
 
 
-def create_meeting(
-    *, user, purpose: str, date: datetime.date, organisations: Iterable[Organisation]
-) -> OperationalMeeting:
-    sspf = _programme()
-    purpose = require_purpose(purpose)
-    if not can_coordinate_sspf(user):
-        raise _deny_outside_case(user=user, obj=None, purpose=purpose, what="meeting:create")
-    organisations = list(organisations)
-    errors = {}
-    if not isinstance(date, datetime.date):
-        errors["date"] = [_("Enter a valid date.")]
-    if not organisations:
-        errors["organisations"] = [_("Choose the organisations taking part.")]
-    if errors:
-        raise ValidationError(errors)
-    with transaction.atomic():
-        meeting = sspf.OperationalMeeting.objects.create(date=date, created_by=user)
-        meeting.organisations.set(organisations)
-        record_event(
-            action=AuditAction.CREATE,
-            user=user,
-            obj=meeting,
-            purpose=purpose,
-            details={"organisations": sorted(o.pk for o in organisations)},
-        )
-    return meeting
+def _stop_process(case: SspfCase) -> None:
+    """Cancel the case's process if it is still running."""
+    process = SspfProcess.objects.filter(case_id=case.pk).first()
+    if process is not None and process.finished is None:
+        process.flow_class.instance.cancel(process)
 
 
-def add_to_agenda(*, user, meeting: OperationalMeeting, case: SspfCase, purpose: str) -> AgendaItem:
-    """Put an SSPF case on a meeting's agenda (the coordinator)."""
-    sspf = _programme()
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="agenda:add")
-    _require_coordinator(user=user, case=case, purpose=purpose, what="agenda:add")
-    if case.status == sspf.Status.CLOSED:
-        raise ValidationError({"reference": ValidationError(_("The case is closed."))})
-    with transaction.atomic():
-        lock_version(case, None)
-        if sspf.AgendaItem.objects.filter(meeting=meeting, case=case).exists():
-            raise ValidationError(
-                {"reference": ValidationError(_("The case is already on the agenda."))}
-            )
-        item = sspf.AgendaItem.objects.create(meeting=meeting, case=case)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.PLAN,
-            label="agenda",
-            action=AuditAction.CHANGE,
-            obj=item,
-            meeting=str(meeting.pk),
-        )
-    return item
-
-
-def record_agenda_decision(*, user, item: AgendaItem, decision: str, purpose: str) -> AgendaItem:
-    """The meeting's decision on a case on its agenda (sealed under the person's key)."""
-    purpose = require_purpose(purpose)
-    case = item.case
-    require_access(user=user, case=case, purpose=purpose, what="agenda:decide")
-    _require_coordinator(user=user, case=case, purpose=purpose, what="agenda:decide")
-    decision = clean_text(decision, "decision", limit=NOTE_LIMIT, required=True)
-    with transaction.atomic():
-        lock_version(case, None)
-        seal_value(item, "decision", decision, case_data_key(case))
-        item.decided_by = user
-        item.decided_at = timezone.now()
-        item.save(update_fields=["decision", "decided_by", "decided_at"])
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.DECISION,
-            label="meeting",
-            action=AuditAction.CHANGE,
-            fields=["decision"],
-            obj=item,
-            meeting=str(item.meeting_id),
-        )
-    return item
-
-
-def record_anonymised_discussion(
+def close_case_and_process(
     *,
     user,
+    case: SspfCase,
     purpose: str,
-    date: datetime.date,
-    organisation: Organisation,
-    topic: str,
-    summary: str,
-    outcome: str = "",
-    age_band: str = "",
-    area: str = "",
-    meeting: OperationalMeeting | None = None,
-) -> AnonymisedDiscussion:
-    """A situation discussed without consent: recorded with no personal data at all.
-
-    Refuses text holding anything like a personnummer (or samordningsnummer).
-    """
-    sspf = _programme()
-    from casework.models import Person
-
-    purpose = require_purpose(purpose)
-    if not can_coordinate_sspf(user):
-        raise _deny_outside_case(user=user, obj=meeting, purpose=purpose, what="discussion:create")
-    errors: dict[str, list] = {}
-    texts = {}
-    for name, value, required in (("summary", summary, True), ("outcome", outcome, False)):
-        try:
-            texts[name] = clean_text(value, name, limit=REASON_LIMIT, required=required) or ""
-        except ValidationError as error:
-            errors.update(error.message_dict)
-            continue
-        if sspf.find_personnummer_like(texts[name]):
-            errors[name] = [
-                _(
-                    "Remove what looks like a personal identity number: an anonymised "
-                    "discussion holds no personal data."
-                )
-            ]
-    if topic not in sspf.AnonymisedDiscussion.Topic.values:
-        errors["topic"] = [_("Select a valid choice.")]
-    if age_band and age_band not in sspf.AgeBand.values:
-        errors["age_band"] = [_("Select a valid choice.")]
-    if area and area not in Person.Area.values:
-        errors["area"] = [_("Select a valid choice.")]
-    if not isinstance(date, datetime.date) or date > timezone.localdate():
-        errors["date"] = [_("The discussion cannot be dated in the future.")]
-    if organisation is None or organisation.kind not in sspf.CONCERN_RAISERS:
-        errors["organisation"] = [_("Select a valid choice.")]
-    if errors:
-        raise ValidationError(errors)
+    reason: str,
+    note: str | None = None,
+    expected_version: int | None = None,
+) -> SspfCase:
+    """Close the case from its page (outside a task step) and stop its process."""
     with transaction.atomic():
-        discussion = sspf.AnonymisedDiscussion.objects.create(
-            meeting=meeting,
-            date=date,
-            organisation=organisation,
-            topic=topic,
-            age_band=age_band,
-            area=area,
-            summary=texts["summary"],
-            outcome=texts["outcome"],
-            recorded_by=user,
-        )
-        record_event(
-            action=AuditAction.CREATE,
+        close_case(
             user=user,
-            obj=discussion,
+            case=case,
             purpose=purpose,
-            details={"meeting": str(meeting.pk) if meeting else "", "anonymised": True},
+            reason=reason,
+            note=note,
+            expected_version=expected_version,
         )
-    return discussion
+        _stop_process(case)
+    return case
+
+
+def withdraw_consent(*, user, case: SspfCase, consent, purpose: str) -> bool:
+    """Register the withdrawal of ``consent`` (the case page's button) and its consequence:
+    the process stops and the case closes, unless another legal basis applies.
+
+    Returns whether the case was closed. A withdrawal always wins: the flow's lock is
+    taken first — in the order a task step takes its locks (the process, then the
+    case's row) — so a step under way finishes before it, and the withdrawal then
+    works on the case as that step left it; a step posted after it finds its task
+    cancelled and its user is taken to the closed case.
+    """
+    process = SspfProcess.objects.filter(case_id=case.pk).only("pk", "flow_class").first()
+    with process.flow_class.lock(process.pk) if process else nullcontext(), transaction.atomic():
+        register_withdrawal(user=user, case=case, purpose=purpose, consent=consent)
+        return after_consent_withdrawn(user=user, case=case, purpose=purpose)
+
+
+def after_consent_withdrawn(*, user, case: SspfCase, purpose: str) -> bool:
+    """Stop the process and close the case unless another legal basis applies. Runs
+    inside the withdrawal's transaction, which holds the case's row lock: the case is
+    taken as it is now."""
+    current = SspfCase.objects.select_related("person").get(pk=case.pk)
+    if current.status == Status.CLOSED or has_other_legal_basis(current):
+        return False
+    _stop_process(current)
+    transition(user=user, case=current, name="consent_withdrawn", purpose=purpose)
+    return True
 
 
 __all__ = [
     "add_sspf_action",
     "add_sspf_member",
-    "add_to_agenda",
-    "can_coordinate_sspf",
-    "create_meeting",
+    "adopt_plan",
+    "after_consent_withdrawn",
+    "close_case_and_process",
+    "continue_plan",
     "escalate_to_sig",
+    "finish_mapping",
     "has_own_action",
+    "may_add_action",
     "raise_concern",
-    "record_agenda_decision",
-    "record_anonymised_discussion",
+    "raise_concern_about",
     "record_mapping",
     "record_police_participation",
     "record_risk_assessment",
     "report_plan_part",
+    "require_coordinator",
+    "withdraw_consent",
 ]

@@ -2,7 +2,7 @@
 closures — and the operational group's anonymised case discussions.
 
 Stage moments are plain columns of ``workflows_sspfcase`` set by the state
-machine (``workflows/sspf.py``: ``consented_at``, ``consent_refused_at``,
+machine (``workflows/sspf/models.py``: ``consented_at``, ``consent_refused_at``,
 ``plan_adopted_at``). An anonymised discussion has no person and no case: it is
 counted by its own plain columns (date, topic, age band, area), and suppressed
 like every other count.

@@ -1,55 +1,89 @@
-"""The SSPF pages: the flow's task views (one per step), the case page, the overview
-(school, leisure and coordinator inbox), and the operational group's meetings. Thin.
+"""The SSPF pages of a case: the flow's task views (one per step) and the case page. Thin.
 
-Each view calls the selectors (``workflows/sspf_selectors.py``, which decide access and what
-of the case the user's role sees) and the services (``workflows/sspf_services.py``) inside one
-savepoint per step; service errors come back as form errors in Swedish.
+Each view calls the selectors (``workflows/sspf/selectors.py``, which decide access and
+what of the case the user's role sees) and one service (``workflows/sspf/services.py``)
+per form, inside one savepoint per step; service errors come back as form errors in
+Swedish. The overview and the operational group's meetings are in
+``workflows/sspf/overview_views.py``.
 """
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
 from casework import policy
 from casework.models import Action, Case
-from casework.selectors import find_person
-from casework.selectors.cases import CaseNotFound, list_cases
+from casework.selectors.cases import CaseNotFound
 from casework.services import cases as case_services
-from casework.services import create_person
-from casework.services.cases import CaseConflict, CaseDenied
+from casework.services.cases import CaseDenied
 from workflows.common import forms
-from workflows.common.case_page import CasePageView, CaseworkerRequiredMixin, timeline_rows
+from workflows.common.case_page import CasePageView, timeline_rows
 from workflows.common.responses import denied, put_errors
 from workflows.common.steps import ConsentStepView as SigConsentView
 from workflows.common.steps import StepView, referral_receipt, screening_context
 from workflows.sspf import forms as sforms
 from workflows.sspf import services as sspf_services
-from workflows.sspf.models import SspfCase, Status, may_add_action
-from workflows.sspf.selectors import (
-    MeetingNotFound,
-    anonymised_discussion_counts,
-    concerns_raised_by,
-    get_meeting,
-    get_sspf_case_page,
-    list_meetings,
-)
+from workflows.sspf.models import SspfCase, Status
+from workflows.sspf.selectors import get_sspf_case_page
 
 
-def index_url() -> str:
-    return reverse("arenden:sspf:index")
+class CaseForms:
+    """What a step and the case page share: each form of the case mapped to its service,
+    called for the page's case as the request's user with the version the form saw."""
+
+    def call(self, service, form, **fields):
+        return service(
+            user=self.request.user,
+            case=self.case,
+            purpose=str(self.purpose),
+            expected_version=form.cleaned_data["version"],
+            **fields,
+        )
+
+    def add_action(self, form, organisation) -> None:
+        data = form.cleaned_data
+        self.call(
+            sspf_services.add_sspf_action,
+            form,
+            kind=data["kind"],
+            status=data["status"],
+            date=data["date"],
+            organisation=organisation,
+            note=data["note"] or None,
+            visibility=data["visibility"],
+        )
+
+    def add_member(self, form) -> None:
+        data = form.cleaned_data
+        self.call(sspf_services.add_sspf_member, form, member=data["user"], role=data["role"])
+
+    def record_participation(self, form) -> None:
+        data = form.cleaned_data
+        self.call(
+            sspf_services.record_police_participation,
+            form,
+            participates=data["participates"],
+            reason=data["reason"],
+        )
 
 
-class SspfStep(StepView):
+class SspfStep(CaseForms, StepView):
     template_name = "workflows/sspf/task.html"
     purpose = _("SSPF: work on the case")
+
+    def do_member(self, form):
+        self.add_member(form)
+        return self.stay(_("The team member is added."))
+
+    def do_participation(self, form):
+        self.record_participation(form)
+        return self.stay(_("The decision on the police's part is recorded."))
 
 
 # --- Start: the concern --------------------------------------------------------------------
@@ -76,22 +110,15 @@ class ConcernView(View):
         if not form.is_valid():
             return self.render(form)
         data = form.cleaned_data
-        purpose = str(self.purpose)
         try:
             with transaction.atomic():
-                person = find_person(
-                    user=request.user, purpose=purpose, personnummer=data["personnummer"]
-                )
-                if person is None:
-                    person = create_person(
-                        user=request.user,
-                        purpose=purpose,
-                        name=data["name"],
-                        personnummer=data["personnummer"],
-                        area=data["area"],
-                    )
-                case = sspf_services.raise_concern(
-                    user=request.user, person=person, concern=data["reason"], purpose=purpose
+                case = sspf_services.raise_concern_about(
+                    user=request.user,
+                    personnummer=data["personnummer"],
+                    name=data["name"],
+                    area=data["area"],
+                    concern=data["reason"],
+                    purpose=str(self.purpose),
                 )
                 request.activation.process.case = case
                 request.activation.execute()
@@ -145,38 +172,23 @@ class AssessmentView(SspfStep):
 
     def do_risk(self, form):
         data = form.cleaned_data
-        sspf_services.record_risk_assessment(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            sspf_services.record_risk_assessment,
+            form,
             level=data["level"],
             risk_factors=data["risk_factors"],
             protective_factors=data["protective_factors"] or None,
-            expected_version=self.version(form),
         )
         return self.stay(_("The risk assessment is recorded."))
-
-    def do_member(self, form):
-        sspf_services.add_sspf_member(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            member=form.cleaned_data["user"],
-            role=form.cleaned_data["role"],
-            expected_version=self.version(form),
-        )
-        return self.stay(_("The team member is added."))
 
     def do_outcome(self, form):
         data = form.cleaned_data
         if data["outcome"] == sforms.AssessmentOutcomeForm.REJECT:
-            case_services.close_case(
-                user=self.request.user,
-                case=self.case,
-                purpose=str(self.purpose),
+            self.call(
+                case_services.close_case,
+                form,
                 reason=data["close_reason"],
                 note=data["note"] or None,
-                expected_version=self.version(form),
             )
             return self.finish(_("The concern was rejected and the case closed."))
         self.transition(
@@ -201,12 +213,10 @@ class ConsentView(SspfStep, SigConsentView):
         return self.finish(_("The consents are complete: hold the mapping conversation."))
 
     def do_refused(self, form):
-        case_services.close_case(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            case_services.close_case,
+            form,
             reason=Case.CloseReason.CONSENT_REFUSED,
-            expected_version=self.version(form),
         )
         return self.finish(
             _(
@@ -233,15 +243,12 @@ class MappingView(SspfStep):
 
     def do_mapping(self, form):
         data = form.cleaned_data
-        sspf_services.record_mapping(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            sspf_services.finish_mapping,
+            form,
             held_on=data["held_on"],
             note=data["mapping_note"],
-            expected_version=self.version(form),
         )
-        self.transition("mapping_done")
         return self.finish(_("The mapping conversation is recorded: the network meeting is next."))
 
 
@@ -272,48 +279,18 @@ class NetworkMeetingView(SspfStep):
     def unmet(self):
         return case_services.unmet_conditions(self.case, "adopt_plan")
 
-    def do_member(self, form):
-        return AssessmentView.do_member(self, form)
-
-    def do_participation(self, form):
-        data = form.cleaned_data
-        sspf_services.record_police_participation(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            participates=data["participates"],
-            reason=data["reason"],
-            expected_version=self.version(form),
-        )
-        return self.stay(_("The decision on the police's part is recorded."))
-
     def do_action(self, form):
-        data = form.cleaned_data
-        sspf_services.add_sspf_action(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            kind=data["kind"],
-            status=data["status"],
-            date=data["date"],
-            organisation=data["organisation"],
-            note=data["note"] or None,
-            visibility=data["visibility"],
-            expected_version=self.version(form),
-        )
+        self.add_action(form, form.cleaned_data["organisation"])
         return self.stay(_("The action is added to the plan."))
 
     def do_plan(self, form):
         data = form.cleaned_data
-        case_services.update_case(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            texts={"plan_goals": data["plan_goals"]},
+        self.call(
+            sspf_services.adopt_plan,
+            form,
+            goals=data["plan_goals"],
             review_date=data["review_date"],
-            expected_version=self.version(form),
         )
-        self.transition("adopt_plan", adopted_by=self.request.user)
         return self.finish(_("The commitment plan is adopted."))
 
 
@@ -340,24 +317,19 @@ class FollowUpView(SspfStep):
 
     def do_follow_up(self, form):
         data = form.cleaned_data
-        user, purpose = self.request.user, str(self.purpose)
         if data["outcome"] == forms.FollowUpForm.CONTINUE:
-            case_services.update_case(
-                user=user,
-                case=self.case,
-                purpose=purpose,
+            self.call(
+                sspf_services.continue_plan,
+                form,
                 review_date=data["review_date"],
-                expected_version=self.version(form),
+                note=data["note"] or None,
             )
-            self.transition("continue_plan", reason=data["note"] or None)
             return self.finish(_("The plan continues until the next follow-up."))
-        case_services.close_case(
-            user=user,
-            case=self.case,
-            purpose=purpose,
+        self.call(
+            case_services.close_case,
+            form,
             reason=data["close_reason"],
             note=data["note"] or None,
-            expected_version=self.version(form),
         )
         return self.finish(_("The case is closed."))
 
@@ -389,28 +361,14 @@ class PlanPartView(SspfStep):
         return []
 
     def do_action(self, form):
-        data = form.cleaned_data
-        sspf_services.add_sspf_action(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            kind=data["kind"],
-            status=data["status"],
-            date=data["date"],
-            organisation=self.request.user.organisation,
-            note=data["note"] or None,
-            visibility=data["visibility"],
-            expected_version=self.version(form),
-        )
+        self.add_action(form, self.request.user.organisation)
         return self.stay(_("The action is recorded."))
 
     def do_report(self, form):
-        sspf_services.report_plan_part(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            sspf_services.report_plan_part,
+            form,
             note=form.cleaned_data["report"],
-            expected_version=self.version(form),
         )
         return self.finish(_("Your report is recorded for the follow-up meeting."))
 
@@ -418,15 +376,7 @@ class PlanPartView(SspfStep):
 # --- The case page --------------------------------------------------------------------------
 
 
-def cancel_process(case: SspfCase) -> None:
-    process = getattr(case, "process", None)
-    if process is not None and process.finished is None:
-        from workflows.sspf.models import SspfFlow
-
-        SspfFlow.instance.cancel(process)
-
-
-class SspfCasePageView(CasePageView):
+class SspfCasePageView(CaseForms, CasePageView):
     """The SSPF case page: what the user's role sees of the case, and what can be done."""
 
     template_name = "workflows/sspf/case_page.html"
@@ -469,7 +419,7 @@ class SspfCasePageView(CasePageView):
         coordinator = policy.coordinates(user, self.case)
         open_case = self.case.status != Status.CLOSED
         can = {
-            "action": open_case and may_add_action(user, self.case),
+            "action": open_case and sspf_services.may_add_action(user, self.case),
             "member": open_case and coordinator,
             "participation": open_case and coordinator,
             "escalate": open_case and coordinator,
@@ -512,43 +462,15 @@ class SspfCasePageView(CasePageView):
         )
 
     def do_action(self, form):
-        data = form.cleaned_data
-        user = self.request.user
-        sspf_services.add_sspf_action(
-            user=user,
-            case=self.case,
-            purpose=str(self.purpose),
-            kind=data["kind"],
-            status=data["status"],
-            date=data["date"],
-            organisation=data["organisation"] or user.organisation,
-            note=data["note"] or None,
-            visibility=data["visibility"],
-            expected_version=data["version"],
-        )
+        self.add_action(form, form.cleaned_data["organisation"] or self.request.user.organisation)
         return _("The action is recorded.")
 
     def do_member(self, form):
-        sspf_services.add_sspf_member(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            member=form.cleaned_data["user"],
-            role=form.cleaned_data["role"],
-            expected_version=form.cleaned_data["version"],
-        )
+        self.add_member(form)
         return _("The team member is added.")
 
     def do_participation(self, form):
-        data = form.cleaned_data
-        sspf_services.record_police_participation(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            participates=data["participates"],
-            reason=data["reason"],
-            expected_version=data["version"],
-        )
+        self.record_participation(form)
         return _("The decision on the police's part is recorded.")
 
     def do_escalate(self, form):
@@ -564,15 +486,12 @@ class SspfCasePageView(CasePageView):
 
     def do_close(self, form):
         data = form.cleaned_data
-        case_services.close_case(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            sspf_services.close_case_and_process,
+            form,
             reason=data["close_reason"],
             note=data["note"] or None,
-            expected_version=data["version"],
         )
-        cancel_process(self.case)
         return _("The case is closed.")
 
     def post(self, request, case_id):
@@ -581,221 +500,16 @@ class SspfCasePageView(CasePageView):
             return super().post(request, case_id)
         # A withdrawal takes the flow's lock first, outside the request's transaction
         # (the lock's retries need that), as a task step does: see
-        # ``workflows.sspf.models.withdraw_consent``.
-        from workflows.sspf.models import SspfFlow
-
-        with SspfFlow.lock(process.pk):
+        # ``workflows.sspf.services.withdraw_consent``.
+        with process.flow_class.lock(process.pk):
             return super().post(request, case_id)
 
     def do_withdraw(self, form):
-        from workflows.sspf.models import withdraw_consent
-
         consent = self.case.consents.filter(pk=form.cleaned_data["consent"]).first()
         if consent is None:
             raise ValidationError(_("No such consent in this case."))
-        if withdraw_consent(
+        if sspf_services.withdraw_consent(
             user=self.request.user, case=self.case, consent=consent, purpose=str(self.purpose)
         ):
             return _("The consent is withdrawn: sharing has stopped and the case is closed.")
         return _("The consent is withdrawn: sharing under it has stopped.")
-
-
-# --- The overview: the inbox of school, leisure and the coordinator ------------------------------
-
-
-class IndexView(CaseworkerRequiredMixin, View):
-    """My SSPF cases (those I may open), the concerns I raised, and the meetings."""
-
-    template_name = "workflows/sspf/index.html"
-
-    def get(self, request):
-        from viewflow.workflow.models import Task
-
-        from workflows.sspf.models import SspfFlow
-
-        user = request.user
-        # The SSPF tasks in my inbox (the school's and leisure's parts of the plan, the
-        # coordinator's steps): the task and its case's number, nothing decrypted.
-        tasks = [
-            (task, task.flow_task.reverse("index", args=[task.process_id, task.pk]))
-            for task in Task.objects.inbox([SspfFlow], user)
-            .select_related("process__sspfprocess__case")
-            .order_by("created", "pk")
-        ]
-        return TemplateResponse(
-            request,
-            self.template_name,
-            {
-                "tasks": tasks,
-                "rows": list_cases(user=user, model=SspfCase),
-                "concerns": concerns_raised_by(user=user),
-                "meetings": list(list_meetings(user=user)[:10]),
-                "may_raise": SspfFlow.start.can_execute(user),
-                "coordinator": sspf_services.can_coordinate_sspf(user),
-                "Status": Status,
-            },
-        )
-
-
-# --- Operational group meetings ------------------------------------------------------------------
-
-
-class MeetingListView(CaseworkerRequiredMixin, View):
-    template_name = "workflows/sspf/meetings.html"
-    purpose = _("SSPF: planning an operational group meeting")
-
-    def render(self, form, status=200):
-        user = self.request.user
-        return TemplateResponse(
-            self.request,
-            self.template_name,
-            {
-                "meetings": list_meetings(user=user),
-                "form": form if sspf_services.can_coordinate_sspf(user) else None,
-                "counts": anonymised_discussion_counts()
-                if sspf_services.can_coordinate_sspf(user)
-                else [],
-            },
-            status=status,
-        )
-
-    def get(self, request):
-        return self.render(sforms.MeetingForm(auto_id="id_meeting-%s"))
-
-    def post(self, request):
-        if not sspf_services.can_coordinate_sspf(request.user):
-            return denied(request)
-        form = sforms.MeetingForm(request.POST, auto_id="id_meeting-%s")
-        if form.is_valid():
-            try:
-                meeting = sspf_services.create_meeting(
-                    user=request.user,
-                    purpose=str(self.purpose),
-                    date=form.cleaned_data["date"],
-                    organisations=form.cleaned_data["organisations"],
-                )
-            except ValidationError as error:
-                put_errors(form, error)
-            except CaseDenied:
-                return denied(request)
-            else:
-                messages.success(request, _("The meeting is created."))
-                return HttpResponseRedirect(
-                    reverse("arenden:sspf:meeting", kwargs={"meeting_id": meeting.pk})
-                )
-        return self.render(form)
-
-
-class MeetingView(CaseworkerRequiredMixin, View):
-    """A meeting: its agenda of cases (with the decision on each) and anonymised discussions."""
-
-    template_name = "workflows/sspf/meeting.html"
-    purpose = _("SSPF: the operational group meeting")
-    FORMS = {
-        "agenda": sforms.AgendaForm,
-        "decision": sforms.AgendaDecisionForm,
-        "discussion": sforms.DiscussionForm,
-    }
-
-    def forms(self, bound=None, data=None):
-        return {
-            name: form_class(data if name == bound else None, auto_id=f"id_{name}-%s")
-            for name, form_class in self.FORMS.items()
-        }
-
-    def render(self, built, status=200):
-        try:
-            page = get_meeting(
-                user=self.request.user, purpose=str(self.purpose), meeting_id=self.meeting_id
-            )
-        except MeetingNotFound:
-            raise Http404 from None
-        if not page.coordinator:
-            built = {}
-        return TemplateResponse(
-            self.request,
-            self.template_name,
-            {"page": page, "forms": built, "meeting": page.meeting},
-            status=status,
-        )
-
-    def get(self, request, meeting_id):
-        self.meeting_id = meeting_id
-        return self.render(self.forms())
-
-    def post(self, request, meeting_id):
-        from workflows.sspf.models import OperationalMeeting
-
-        self.meeting_id = meeting_id
-        meeting = OperationalMeeting.objects.filter(pk=meeting_id).first()
-        if meeting is None:
-            raise Http404
-        if not sspf_services.can_coordinate_sspf(request.user):
-            return denied(request)
-        action = request.POST.get("_action", "")
-        built = self.forms(bound=action, data=request.POST)
-        form = built.get(action)
-        if form is None:
-            messages.error(request, _("That is not available."))
-            return HttpResponseRedirect(request.path)
-        if form.is_valid():
-            try:
-                with transaction.atomic():
-                    message = getattr(self, f"do_{action}")(form, meeting)
-                messages.success(request, message)
-                return HttpResponseRedirect(request.path)
-            except ValidationError as error:
-                put_errors(form, error)
-            except CaseConflict as conflict:
-                messages.error(request, conflict.message)
-            except CaseDenied:
-                return denied(request)
-        return self.render(built)
-
-    def do_agenda(self, form, meeting):
-        reference = form.cleaned_data["reference"].strip().upper()
-        case = SspfCase.objects.filter(reference=reference).first()
-        if case is None:
-            raise ValidationError({"reference": _("There is no SSPF case with that number.")})
-        sspf_services.add_to_agenda(
-            user=self.request.user, meeting=meeting, case=case, purpose=str(self.purpose)
-        )
-        return _("The case is on the agenda.")
-
-    def do_decision(self, form, meeting):
-        item = meeting.items.select_related("case", "case__person").filter(
-            pk=form.cleaned_data["item"]
-        )
-        item = item.first()
-        if item is None:
-            raise ValidationError(_("No such case on this agenda."))
-        sspf_services.record_agenda_decision(
-            user=self.request.user,
-            item=item,
-            decision=form.cleaned_data["decision"],
-            purpose=str(self.purpose),
-        )
-        return _("The decision is recorded.")
-
-    def do_discussion(self, form, meeting):
-        data = form.cleaned_data
-        sspf_services.record_anonymised_discussion(
-            user=self.request.user,
-            purpose=str(self.purpose),
-            meeting=meeting,
-            date=data["date"],
-            organisation=data["organisation"],
-            topic=data["topic"],
-            age_band=data["age_band"],
-            area=data["area"],
-            summary=data["summary"],
-            outcome=data["outcome"],
-        )
-        return _("The anonymised discussion is recorded.")
-
-
-urlpatterns = [
-    path("", IndexView.as_view(), name="index"),
-    path("moten/", MeetingListView.as_view(), name="meetings"),
-    path("moten/<uuid:meeting_id>/", MeetingView.as_view(), name="meeting"),
-]

@@ -28,7 +28,8 @@ from workflows.defector.flow import DefectorFlow
 from workflows.defector.models import DefectorCase, Level
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
-from workflows.sspf.models import SspfCase, SspfFlow
+from workflows.sspf.flow import SspfFlow
+from workflows.sspf.models import SspfCase
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

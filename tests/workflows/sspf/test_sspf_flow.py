@@ -19,12 +19,12 @@ from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
 from casework.models import CaseEvent, Organisation, User
-from workflows.sspf.models import SspfFlow, SspfProcess, Status
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import orgs
+from tests.workflows.sspf.factories import SspfFlowDriver, fire_follow_up_timer, open_tasks
+from workflows.sspf.flow import SspfFlow
+from workflows.sspf.models import SspfProcess, Status
 from workflows.sspf.services import NO_OWN_ACTION
-
-from .conftest import BOTH_DATABASES
-from .factories import orgs
-from .sspf_factories import SspfFlowDriver, fire_follow_up_timer, open_tasks
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

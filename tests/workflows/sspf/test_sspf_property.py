@@ -18,11 +18,10 @@ from casework import policy
 from casework.models import CaseMembership
 from casework.services import cases as services
 from casework.services.cases import CaseConflict, CaseDenied
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.sspf.factories import PURPOSE, consent_everyone, sspf_case, write_plan
 from workflows.sspf import services as sspf_services
 from workflows.sspf.models import SspfCase
-
-from .conftest import BOTH_DATABASES
-from .sspf_factories import PURPOSE, consent_everyone, sspf_case, write_plan
 
 # Refusals write their event on the separate ``audit`` connection (committed on its own):
 # a transactional test, as the SIG state machine's. Each example works on a case of its own.

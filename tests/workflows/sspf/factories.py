@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import datetime
 
+from django.test import Client
 from django.utils import timezone
+from viewflow.workflow.timers import fire_due_timers
 
 from casework.models import Action, Case, CaseMembership, Consent
 from casework.services import cases as services
+from tests.workflows.factories import (
+    PERSON_NAME,
+    fresh_personnummer,
+    make_person,
+    orgs,
+    reach_review_date,
+)
 from workflows.sspf import services as sspf_services
-from workflows.sspf.models import RiskAssessment, SspfCase, Status
-
-from .factories import make_person, orgs, reach_review_date
+from workflows.sspf.flow import SspfFlow
+from workflows.sspf.models import RiskAssessment, SspfCase, SspfProcess, Status
 
 PURPOSE = "Test av SSPF-processen"
 CONCERN = "Hög frånvaro och ses med äldre ungdomar sent på kvällarna."
@@ -162,8 +170,6 @@ def write_plan(users, case: SspfCase) -> None:
 
 def open_tasks(case) -> dict[str, str | None]:
     """The case's open human tasks: flow node name → owner's username (None: a queue)."""
-    from workflows.sspf.models import SspfProcess
-
     process = SspfProcess.objects.get(case=case)
     return {
         task.flow_task.name: task.owner.username if task.owner else None
@@ -175,10 +181,6 @@ def open_tasks(case) -> dict[str, str | None]:
 
 def fire_follow_up_timer(case) -> None:
     """The passing of time: the follow-up date is today and ``send_reminders`` fires the timer."""
-    from viewflow.workflow.timers import fire_due_timers
-
-    from workflows.sspf.models import SspfFlow, SspfProcess
-
     reach_review_date(case)
     timer = (
         SspfProcess.objects.get(case=case)
@@ -198,8 +200,6 @@ class SspfFlowDriver:
     STOPS = ("assess:new", "consent", "mapping", "network_meeting", "plan", "follow_up")
 
     def __init__(self, users):
-        from django.test import Client
-
         self.users = users
         self.client = Client()
 
@@ -210,8 +210,6 @@ class SspfFlowDriver:
         return response
 
     def task(self, case, node: str):
-        from workflows.sspf.models import SspfFlow, SspfProcess
-
         return (
             SspfProcess.objects.get(case=case)
             .task_set.exclude(status__in=["DONE", "CANCELED"])
@@ -235,10 +233,6 @@ class SspfFlowDriver:
         return response
 
     def raise_concern(self, username: str = "lisa.skola", *, years: int = 13):
-        from workflows.sspf.models import SspfFlow
-
-        from .factories import PERSON_NAME, fresh_personnummer
-
         self.post(
             username,
             SspfFlow.start.reverse("execute"),

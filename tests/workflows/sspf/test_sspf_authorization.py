@@ -7,12 +7,12 @@ import pytest
 from django.utils import timezone
 
 from casework.models import Organisation, User
-from workflows.sspf import services as sspf_services
-from workflows.sspf.models import SspfCase, SspfFlow, SspfProcess, Status
-
-from .conftest import BOTH_DATABASES
-from .factories import PERSON_NAME, fresh_personnummer, orgs
-from .sspf_factories import PURPOSE, sspf_case
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import PERSON_NAME, fresh_personnummer, orgs
+from tests.workflows.sspf.factories import PURPOSE, sspf_case
+from workflows.sspf import meeting_services
+from workflows.sspf.flow import SspfFlow
+from workflows.sspf.models import SspfCase, SspfProcess, Status
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
@@ -187,13 +187,13 @@ def test_bad_input_on_the_case_page(everyone, client):
 def test_overview_and_meetings_by_role(everyone, client, role):
     case = sspf_case(everyone, Status.PLAN_ACTIVE)
     sara = everyone["sara.samordnare"]
-    meeting = sspf_services.create_meeting(
+    meeting = meeting_services.create_meeting(
         user=sara,
         purpose=PURPOSE,
         date=timezone.localdate(),
         organisations=[orgs(everyone)["school"]],
     )
-    sspf_services.add_to_agenda(user=sara, meeting=meeting, case=case, purpose=PURPOSE)
+    meeting_services.add_to_agenda(user=sara, meeting=meeting, case=case, purpose=PURPOSE)
     client.force_login(everyone[role])
     casework = role in START_ALLOWED | {"alex.avhopp", "other.skola"}
     for url in ("/arenden/sspf/", "/arenden/sspf/moten/"):

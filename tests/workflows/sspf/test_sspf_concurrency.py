@@ -19,12 +19,18 @@ from audit.models import AccessEvent
 from casework.models import Case, CaseEvent, Consent, User
 from casework.services import cases as services
 from casework.services.cases import CaseConflict
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.racing import flow_lock_meeting
 from tests.workflows.sig.test_sig_concurrency import meet_at_the_lock, race  # noqa: F401 (a fixture)
-from workflows.sspf.models import SspfCase, SspfFlow, SspfProcess, Status
-
-from .conftest import BOTH_DATABASES
-from .racing import flow_lock_meeting
-from .sspf_factories import PURPOSE, SspfFlowDriver, open_tasks, sspf_case, write_plan
+from tests.workflows.sspf.factories import (
+    PURPOSE,
+    SspfFlowDriver,
+    open_tasks,
+    sspf_case,
+    write_plan,
+)
+from workflows.sspf.flow import SspfFlow
+from workflows.sspf.models import SspfCase, SspfProcess, Status
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]

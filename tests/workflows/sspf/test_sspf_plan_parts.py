@@ -14,11 +14,17 @@ from viewflow.workflow.models import Task
 from audit.models import AccessEvent
 from casework.models import CaseEvent, Organisation, User
 from casework.services.cases import CaseDenied
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.sspf.factories import (
+    PURPOSE,
+    SspfFlowDriver,
+    consent_everyone,
+    open_tasks,
+    sspf_case,
+)
 from workflows.sspf import services as sspf_services
-from workflows.sspf.models import SspfFlow, SspfProcess, Status
-
-from .conftest import BOTH_DATABASES
-from .sspf_factories import PURPOSE, SspfFlowDriver, consent_everyone, open_tasks, sspf_case
+from workflows.sspf.flow import SspfFlow
+from workflows.sspf.models import SspfProcess, Status
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
@@ -115,7 +121,7 @@ def sspf_case_plan(driver, case) -> None:
     """The network meeting adopts a plan with the school's and leisure's actions."""
     import datetime
 
-    from .factories import orgs
+    from tests.workflows.factories import orgs
 
     today = timezone.localdate()
     for org, kind in (("school", "school_support"), ("leisure", "leisure_activity")):

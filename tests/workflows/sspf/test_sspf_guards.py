@@ -12,14 +12,14 @@ from casework import policy
 from casework.models import Action, CaseLink, CaseMembership, Consent
 from casework.services import cases as services
 from casework.services.cases import CaseDenied
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import make_person, orgs
+from tests.workflows.sspf.factories import PURPOSE, consent_everyone, sspf_case
 from workflows.sig.models import SigCase
+from workflows.sspf import meeting_services
 from workflows.sspf import services as sspf_services
 from workflows.sspf.models import AnonymisedDiscussion, Status, find_personnummer_like
 from workflows.sspf.selectors import anonymised_discussion_counts
-
-from .conftest import BOTH_DATABASES
-from .factories import make_person, orgs
-from .sspf_factories import PURPOSE, consent_everyone, sspf_case
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
@@ -337,7 +337,7 @@ def test_only_the_coordinator_escalates(users):
 def test_a_discussion_with_anything_like_a_personnummer_is_refused(users, text):
     assert find_personnummer_like(text)
     with pytest.raises(ValidationError) as error:
-        sspf_services.record_anonymised_discussion(
+        meeting_services.record_anonymised_discussion(
             user=users["sara.samordnare"],
             purpose=PURPOSE,
             date=timezone.localdate(),
@@ -351,7 +351,7 @@ def test_a_discussion_with_anything_like_a_personnummer_is_refused(users, text):
 
 @pytest.mark.parametrize("text", ["Elev i åk 8, 14 år", "Möte 2024-05-12 kl 14.00", "070 17"])
 def test_ordinary_text_is_accepted_and_counted(users, text):
-    sspf_services.record_anonymised_discussion(
+    meeting_services.record_anonymised_discussion(
         user=users["sara.samordnare"],
         purpose=PURPOSE,
         date=timezone.localdate(),
@@ -373,7 +373,7 @@ def test_ordinary_text_is_accepted_and_counted(users, text):
 
 
 def test_a_discussion_form_with_a_personnummer_shows_the_error(users, client):
-    meeting = sspf_services.create_meeting(
+    meeting = meeting_services.create_meeting(
         user=users["sara.samordnare"],
         purpose=PURPOSE,
         date=timezone.localdate(),

@@ -10,19 +10,18 @@ from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
 from casework.models import CaseEvent, User
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.sspf.factories import open_tasks
 from workflows.sig import demo as sig_demo
 from workflows.sspf import demo as sspf_demo
+from workflows.sspf.flow import SspfFlow
 from workflows.sspf.models import (
     AnonymisedDiscussion,
     OperationalMeeting,
     SspfCase,
-    SspfFlow,
     SspfProcess,
     Status,
 )
-
-from .conftest import BOTH_DATABASES
-from .sspf_factories import open_tasks
 
 
 def _seed() -> None:

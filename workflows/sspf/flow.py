@@ -1,0 +1,176 @@
+"""The SSPF flow (viewflow): who does each step of a case, in order.
+
+The coordinators' queue takes the concern, the consents, the mapping conversation, the
+network meeting and the follow-up meetings; while the plan is in force the school and
+the leisure centre on the team each report their part of it from their own inbox. The
+state machine that says which states are legal is in ``workflows/sspf/models.py``; the
+task views are in ``workflows/sspf/views.py``.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from viewflow import this
+from viewflow.workflow import flow
+from viewflow.workflow.lock import select_for_update_lock
+from viewflow.workflow.status import STATUS
+
+from casework import policy
+from casework.models import Organisation
+from casework.roles import PERM_COORDINATE
+from workflows.common.nodes import Step
+from workflows.sspf import views
+from workflows.sspf.models import SspfProcess, Status
+from workflows.sspf.selectors import part_owner
+
+
+def _in_state(*states):
+    return lambda activation: activation.process.case.status in states
+
+
+def review_task_time(activation) -> datetime.datetime:
+    """The follow-up task appears on the morning of the case's follow-up date."""
+    review = activation.process.case.review_date or timezone.localdate()
+    hour = settings.SAMVERKAN["REVIEW_TASK_HOUR"]
+    return timezone.make_aware(datetime.datetime.combine(review, datetime.time(hour)))
+
+
+def _part_owner(kind):
+    return lambda activation: part_owner(activation.process.case, kind)
+
+
+def _part_needed(kind, node_name):
+    """A member of ``kind`` reports (once per period of the plan: not while a report is open)."""
+
+    def needed(activation) -> bool:
+        process = activation.process
+        node = getattr(SspfFlow, node_name)
+        reporting = (
+            process.task_set.filter(flow_task=node)
+            .exclude(status__in=[STATUS.DONE, STATUS.CANCELED])
+            .exists()
+        )
+        return not reporting and part_owner(process.case, kind) is not None
+
+    return needed
+
+
+class PartStep(Step):
+    """A member's own task: created assigned to them. Handed back, it waits for a member
+    of the same kind of organisation on the team (``casework.policy.may_report_plan_part``)
+    and for the coordinators, who may reassign it."""
+
+    def __init__(self, view, *, kind: str, **kwargs):
+        super().__init__(view, **kwargs)
+        self.organisation_kind = kind
+
+    def performer(self, user, task) -> bool:
+        return policy.may_report_plan_part(user, task.coerced_process.case, self.organisation_kind)
+
+
+class SspfFlow(flow.Flow):
+    """Who does each step of an SSPF case, in order."""
+
+    process_class = SspfProcess
+    process_title = _("SSPF case")
+    process_description = _("School, social services, police and leisure around one young person.")
+    process_summary_template = (
+        "{{ process.case.reference }} · {{ process.case.get_status_display }}"
+    )
+    lock_impl = select_for_update_lock
+    coordinator_permission = PERM_COORDINATE
+
+    # School, social services, police or leisure staff raise a concern.
+    start = (
+        flow.Start(views.ConcernView.as_view())
+        .Annotation(title=_("New SSPF concern"))
+        .Permission("casework.use_task_inbox")
+        .Next(this.assess)
+    )
+    # The coordinators' queue: assess the concern with a risk assessment, form the team.
+    assess = (
+        Step(views.AssessmentView.as_view())
+        .Annotation(title=_("Assess the concern"))
+        .Permission(PERM_COORDINATE)
+        .Next(this.after_assessment)
+    )
+    after_assessment = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
+    # Every guardian's written consent, and the young person's own from the configured age.
+    consent = (
+        Step(views.ConsentView.as_view())
+        .Annotation(title=_("Record consent"))
+        .Permission(PERM_COORDINATE)
+        .Next(this.after_consent)
+    )
+    after_consent = flow.If(_in_state(Status.MAPPING)).Then(this.mapping).Else(this.end)
+    # The mapping conversation with the family.
+    mapping = (
+        Step(views.MappingView.as_view())
+        .Annotation(title=_("Mapping conversation"))
+        .Permission(PERM_COORDINATE)
+        .Next(this.after_mapping)
+    )
+    after_mapping = (
+        flow.If(_in_state(Status.NETWORK_MEETING)).Then(this.network_meeting).Else(this.end)
+    )
+    # The network meeting writes and adopts the commitment plan.
+    network_meeting = (
+        Step(views.NetworkMeetingView.as_view())
+        .Annotation(title=_("Network meeting: the commitment plan"))
+        .Permission(PERM_COORDINATE)
+        .Next(this.after_network_meeting)
+    )
+    after_network_meeting = (
+        flow.If(_in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
+    )
+    # The plan is in force until the follow-up date. The school and the leisure centre
+    # on the team each report their part of it before the follow-up meeting: their
+    # actions (who does what, when) and how it is going — a task in the inbox of the
+    # member who takes part for that organisation.
+    plan_in_force = (
+        flow.Split()
+        .Next(this.wait_for_review)
+        .Next(this.school_part, case=_part_needed(Organisation.Kind.SCHOOL, "school_part"))
+        .Next(this.leisure_part, case=_part_needed(Organisation.Kind.LEISURE, "leisure_part"))
+    )
+    school_part = (
+        PartStep(views.PlanPartView.as_view(), kind=Organisation.Kind.SCHOOL)
+        .Annotation(title=_("The school's part of the commitment plan"))
+        .Assign(_part_owner(Organisation.Kind.SCHOOL))
+        .Permission(PERM_COORDINATE)
+        .Next(this.part_reported)
+    )
+    leisure_part = (
+        PartStep(views.PlanPartView.as_view(), kind=Organisation.Kind.LEISURE)
+        .Annotation(title=_("The leisure centre's part of the commitment plan"))
+        .Assign(_part_owner(Organisation.Kind.LEISURE))
+        .Permission(PERM_COORDINATE)
+        .Next(this.part_reported)
+    )
+    part_reported = flow.End()
+    # On the follow-up date (``manage.py send_reminders`` fires due timers): the
+    # follow-up meeting continues with a new date, or closes the case.
+    wait_for_review = flow.Timer(review_task_time).Next(this.follow_up)
+    follow_up = (
+        Step(views.FollowUpView.as_view())
+        .Annotation(title=_("Follow-up meeting"))
+        .Permission(PERM_COORDINATE)
+        .Next(this.after_follow_up)
+    )
+    after_follow_up = flow.If(_in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
+    # The case is closed: a report still open is no longer needed.
+    end = flow.TerminateEnd()
+
+    def has_view_permission(self, user, obj=None):
+        """Case workers see the flow (their inbox); a process only with access to its case."""
+        if obj is not None:
+            case = getattr(obj, "case", None)
+            return case is not None and bool(policy.case_access(user, case))
+        return policy.can_use_task_inbox(user)
+
+    def has_manage_permission(self, user, obj=None):
+        return False

@@ -1,0 +1,227 @@
+"""Writes of the SSPF operational group: meetings, the cases on their agendas with the
+meeting's decision on each, and anonymised case discussions.
+
+As ``workflows/sspf/services.py``: keyword-only, the acting ``user`` and the ``purpose``,
+access asked of ``casework.policy``, free text sealed under the person's data key, the
+access-log event in the same transaction. Meetings and anonymised discussions are the
+SSPF coordinator's; a refusal outside a case is an ``ACCESS_DENIED`` event and
+:class:`CaseDenied`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from audit.services import Action as AuditAction
+from audit.services import Outcome, record_event
+from casework import policy
+from casework.crypto.records import seal_value
+from casework.models import CaseEvent, Organisation, Person
+from casework.selectors.persons import require_purpose
+from casework.services.cases import (
+    NOTE_LIMIT,
+    REASON_LIMIT,
+    CaseDenied,
+    case_data_key,
+    clean_text,
+    lock_version,
+    record_change,
+    require_access,
+)
+from workflows.sspf.models import (
+    CONCERN_RAISERS,
+    AgeBand,
+    AgendaItem,
+    AnonymisedDiscussion,
+    OperationalMeeting,
+    SspfCase,
+    Status,
+    find_personnummer_like,
+)
+from workflows.sspf.services import require_coordinator
+
+
+def can_coordinate_sspf(user) -> bool:
+    """Meetings and anonymised discussions belong to the SSPF coordinator."""
+    return policy.can_use_task_inbox(user) and user.has_perm("casework.coordinate_cases")
+
+
+def _deny_outside_case(*, user, obj, purpose: str, what: str) -> CaseDenied:
+    record_event(
+        action=AuditAction.ACCESS_DENIED,
+        user=user,
+        obj=obj,
+        purpose=purpose,
+        outcome=Outcome.DENIED,
+        details={"operation": what, "reason": "role"},
+        independent=True,
+    )
+    return CaseDenied()
+
+
+# --- Operational group meetings ----------------------------------------------------------------
+
+
+def create_meeting(
+    *, user, purpose: str, date: datetime.date, organisations: Iterable[Organisation]
+) -> OperationalMeeting:
+    purpose = require_purpose(purpose)
+    if not can_coordinate_sspf(user):
+        raise _deny_outside_case(user=user, obj=None, purpose=purpose, what="meeting:create")
+    organisations = list(organisations)
+    errors = {}
+    if not isinstance(date, datetime.date):
+        errors["date"] = [_("Enter a valid date.")]
+    if not organisations:
+        errors["organisations"] = [_("Choose the organisations taking part.")]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        meeting = OperationalMeeting.objects.create(date=date, created_by=user)
+        meeting.organisations.set(organisations)
+        record_event(
+            action=AuditAction.CREATE,
+            user=user,
+            obj=meeting,
+            purpose=purpose,
+            details={"organisations": sorted(o.pk for o in organisations)},
+        )
+    return meeting
+
+
+def add_to_agenda(*, user, meeting: OperationalMeeting, case: SspfCase, purpose: str) -> AgendaItem:
+    """Put an SSPF case on a meeting's agenda (the coordinator)."""
+    purpose = require_purpose(purpose)
+    require_access(user=user, case=case, purpose=purpose, what="agenda:add")
+    require_coordinator(user=user, case=case, purpose=purpose, what="agenda:add")
+    if case.status == Status.CLOSED:
+        raise ValidationError({"reference": ValidationError(_("The case is closed."))})
+    with transaction.atomic():
+        lock_version(case, None)
+        if AgendaItem.objects.filter(meeting=meeting, case=case).exists():
+            raise ValidationError(
+                {"reference": ValidationError(_("The case is already on the agenda."))}
+            )
+        item = AgendaItem.objects.create(meeting=meeting, case=case)
+        record_change(
+            case=case,
+            user=user,
+            purpose=purpose,
+            kind=CaseEvent.Kind.PLAN,
+            label="agenda",
+            action=AuditAction.CHANGE,
+            obj=item,
+            meeting=str(meeting.pk),
+        )
+    return item
+
+
+def record_agenda_decision(*, user, item: AgendaItem, decision: str, purpose: str) -> AgendaItem:
+    """The meeting's decision on a case on its agenda (sealed under the person's key)."""
+    purpose = require_purpose(purpose)
+    case = item.case
+    require_access(user=user, case=case, purpose=purpose, what="agenda:decide")
+    require_coordinator(user=user, case=case, purpose=purpose, what="agenda:decide")
+    decision = clean_text(decision, "decision", limit=NOTE_LIMIT, required=True)
+    with transaction.atomic():
+        lock_version(case, None)
+        seal_value(item, "decision", decision, case_data_key(case))
+        item.decided_by = user
+        item.decided_at = timezone.now()
+        item.save(update_fields=["decision", "decided_by", "decided_at"])
+        record_change(
+            case=case,
+            user=user,
+            purpose=purpose,
+            kind=CaseEvent.Kind.DECISION,
+            label="meeting",
+            action=AuditAction.CHANGE,
+            fields=["decision"],
+            obj=item,
+            meeting=str(item.meeting_id),
+        )
+    return item
+
+
+def record_anonymised_discussion(
+    *,
+    user,
+    purpose: str,
+    date: datetime.date,
+    organisation: Organisation,
+    topic: str,
+    summary: str,
+    outcome: str = "",
+    age_band: str = "",
+    area: str = "",
+    meeting: OperationalMeeting | None = None,
+) -> AnonymisedDiscussion:
+    """A situation discussed without consent: recorded with no personal data at all.
+
+    Refuses text holding anything like a personnummer (or samordningsnummer).
+    """
+    purpose = require_purpose(purpose)
+    if not can_coordinate_sspf(user):
+        raise _deny_outside_case(user=user, obj=meeting, purpose=purpose, what="discussion:create")
+    errors: dict[str, list] = {}
+    texts = {}
+    for name, value, required in (("summary", summary, True), ("outcome", outcome, False)):
+        try:
+            texts[name] = clean_text(value, name, limit=REASON_LIMIT, required=required) or ""
+        except ValidationError as error:
+            errors.update(error.message_dict)
+            continue
+        if find_personnummer_like(texts[name]):
+            errors[name] = [
+                _(
+                    "Remove what looks like a personal identity number: an anonymised "
+                    "discussion holds no personal data."
+                )
+            ]
+    if topic not in AnonymisedDiscussion.Topic.values:
+        errors["topic"] = [_("Select a valid choice.")]
+    if age_band and age_band not in AgeBand.values:
+        errors["age_band"] = [_("Select a valid choice.")]
+    if area and area not in Person.Area.values:
+        errors["area"] = [_("Select a valid choice.")]
+    if not isinstance(date, datetime.date) or date > timezone.localdate():
+        errors["date"] = [_("The discussion cannot be dated in the future.")]
+    if organisation is None or organisation.kind not in CONCERN_RAISERS:
+        errors["organisation"] = [_("Select a valid choice.")]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        discussion = AnonymisedDiscussion.objects.create(
+            meeting=meeting,
+            date=date,
+            organisation=organisation,
+            topic=topic,
+            age_band=age_band,
+            area=area,
+            summary=texts["summary"],
+            outcome=texts["outcome"],
+            recorded_by=user,
+        )
+        record_event(
+            action=AuditAction.CREATE,
+            user=user,
+            obj=discussion,
+            purpose=purpose,
+            details={"meeting": str(meeting.pk) if meeting else "", "anonymised": True},
+        )
+    return discussion
+
+
+__all__ = [
+    "add_to_agenda",
+    "can_coordinate_sspf",
+    "create_meeting",
+    "record_agenda_decision",
+    "record_anonymised_discussion",
+]
