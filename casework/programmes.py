@@ -69,6 +69,9 @@ class Programme:
     # Referral from another programme's object that is not a case (keyword arguments
     # ``user``, ``person``, ``reason``, ``purpose``, ``source``): returns the new case.
     refer_from: Callable[..., Any] | None = None
+    # Access rule: may ``user`` add an action (insats) to ``case`` now? (SIG: the police
+    # only while the plan is in force.) Asked by ``casework.services.cases.add_action``.
+    may_add_action: Callable[[Any, Any], bool] | None = None
 
 
 _registry: dict[str, Programme] = {}

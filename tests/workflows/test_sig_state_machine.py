@@ -64,7 +64,6 @@ from workflows.sig.models import (
     SigCase,
     Status,
     after_consent_withdrawn,
-    police_may_add_actions,
 )
 
 from .factories import PURPOSE, make_person, orgs, reach_review_date, sig_case
@@ -420,7 +419,6 @@ class SigMachine(RuleBasedStateMachine):
                 status=status,
                 date=timezone.localdate(),
                 organisation=orgs(self.users)[organisation] if organisation else None,
-                allowed=not policy.is_police(user) or police_may_add_actions(case),
             )
 
         self.attempt(add)

@@ -345,7 +345,6 @@ class CasePageView(CaseworkerRequiredMixin, View):
             organisation=data["organisation"] or user.organisation,
             note=data["note"] or None,
             visibility=data["visibility"],
-            allowed=not policy.is_police(user) or police_may_add_actions(self.case),
             expected_version=data["version"],
         )
         return _("The action is recorded.")

@@ -438,7 +438,6 @@ class _Builder:
 
     def step_police_action(self) -> None:
         """The police contact officer records a talk from the case page."""
-        from workflows.sig.models import police_may_add_actions
 
         case = SigCase.objects.get(pk=self.case.pk)
         with transaction.atomic():
@@ -450,7 +449,6 @@ class _Builder:
                 status=Action.Status.DONE,
                 date=self.today,
                 note="Samtal med kontaktpolisen om framtiden.",
-                allowed=police_may_add_actions(case),
                 expected_version=case.version,
             )
 

@@ -7,13 +7,21 @@ import datetime
 from django.urls import path
 from django.utils.translation import gettext
 
-from casework import programmes
+from casework import policy, programmes
 from casework.models import Case, CaseMembership, Reminder
 from workflows.common import case_page as case_views
 from workflows.common.viewsets import ProgrammeFlowViewset
 from workflows.sig import demo as sig_demo
 from workflows.sig import statistics as sig_statistics
-from workflows.sig.models import SigCase, SigFlow, SigProcess, Status, refer_from, refer_linked
+from workflows.sig.models import (
+    SigCase,
+    SigFlow,
+    SigProcess,
+    Status,
+    police_may_add_actions,
+    refer_from,
+    refer_linked,
+)
 
 
 def due_reviews(today: datetime.date) -> list[Reminder]:
@@ -77,5 +85,8 @@ def register() -> None:
             statistics=lambda: sig_statistics.STATISTICS,
             refer_linked=refer_linked,
             refer_from=refer_from,
+            may_add_action=lambda user, case: (
+                not policy.is_police(user) or police_may_add_actions(case)
+            ),
         )
     )

@@ -10,7 +10,7 @@ from workflows.common.viewsets import ProgrammeFlowViewset
 from workflows.sspf import demo as sspf_demo
 from workflows.sspf import statistics as sspf_statistics
 from workflows.sspf import views as sspf_views
-from workflows.sspf.models import PoliceParticipation, SspfFlow, SspfProcess
+from workflows.sspf.models import PoliceParticipation, SspfFlow, SspfProcess, may_add_action
 
 
 def police_take_part(case) -> bool:
@@ -44,5 +44,6 @@ def register() -> None:
             seed_demo=lambda stdout: sspf_demo.seed_sspf_cases(),
             statistics=lambda: sspf_statistics.STATISTICS,
             police_take_part=police_take_part,
+            may_add_action=may_add_action,
         )
     )

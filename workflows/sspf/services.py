@@ -316,7 +316,6 @@ def add_sspf_action(
     The coordinator plans actions for any organisation from the network meeting on;
     members record their own organisation's while the plan is in force.
     """
-    sspf = _programme()
     organisation = organisation or user.organisation
     coordinator = policy.coordinates(user, case)
     if not coordinator and organisation.pk != user.organisation_id:
@@ -346,7 +345,6 @@ def add_sspf_action(
         organisation=organisation,
         note=note,
         visibility=visibility,
-        allowed=sspf.may_add_action(user, case),
         expected_version=expected_version,
     )
 
