@@ -72,6 +72,9 @@ class Programme:
     # Its case page (a view function called with ``case_id``): the shared case page
     # (``arenden:case``) serves a case of this programme with it.
     case_page_view: Callable[..., Any] | None = None
+    # Access rule: may ``user`` add an action (insats) to ``case`` now? (SIG: the police
+    # only while the plan is in force.) Asked by ``casework.services.cases.add_action``.
+    may_add_action: Callable[[Any, Any], bool] | None = None
 
 
 _registry: dict[str, Programme] = {}

@@ -9,7 +9,7 @@ import pytest
 from django.db import connections
 
 from audit.models import AccessEvent
-from casework.services.cases import CaseConflict
+from casework.services.transitions import Conflict
 from workflows.gvi import models as gvi
 from workflows.gvi import services
 
@@ -61,7 +61,7 @@ def test_concurrent_execution_of_one_lever(users):
     for thread in threads:
         thread.join(timeout=60)
     outcomes = sorted(type(r).__name__ if not isinstance(r, str) else r for r in results.values())
-    assert outcomes == [CaseConflict.__name__, "ok"]
+    assert outcomes == [Conflict.__name__, "ok"]
     lever.refresh_from_db()
     group.refresh_from_db()
     assert lever.status == gvi.SanctionStatus.EXECUTED

@@ -12,7 +12,7 @@ from django.utils import timezone, translation
 from audit.models import AccessEvent
 from casework.crypto.keystore import GROUP, PERSON, load_data_keys
 from casework.models import DataKey, Person
-from casework.services.cases import CaseDenied
+from casework.services.transitions import Denied
 from workflows.gvi import models as gvi
 from workflows.gvi import selectors, services
 
@@ -170,7 +170,7 @@ def test_an_interrupted_erasure_is_completed(users):
 def test_no_one_but_the_coordinator_erases(users):
     group, _ = dormant(users)
     for username in ("per.polis", "anna.social", "alex.avhopp", "lisa.skola", "adam.admin"):
-        with pytest.raises(CaseDenied):
+        with pytest.raises(Denied):
             erase(users[username], group)
         assert AccessEvent.objects.filter(
             action="access_denied", user_id=users[username].pk, details__operation="gvi:group:erase"

@@ -18,7 +18,7 @@ from audit.models import AccessEvent
 from casework.models import CaseMembership, Organisation, Reminder, User
 from casework.selectors.reminders import reminders_for
 from casework.services import cases as case_services
-from casework.services.cases import CaseDenied
+from casework.services.transitions import Denied
 from workflows.gvi import models as gvi
 from workflows.gvi import selectors, services
 from workflows.sig.models import SigCase
@@ -225,7 +225,7 @@ def test_everyone_but_a_named_participant_is_refused(users, anna):
         users["adam.admin"],
     ]
     for user in refused:
-        with pytest.raises(CaseDenied):
+        with pytest.raises(Denied):
             services.take_up_referral(user=user, purpose=PURPOSE, member=member)
         assert AccessEvent.objects.filter(
             action="access_denied", user_id=user.pk, details__operation="gvi:referral:take_up"
@@ -233,7 +233,7 @@ def test_everyone_but_a_named_participant_is_refused(users, anna):
     # A social worker who is not named a participant.
     anna.user_permissions.clear()
     anna = User.objects.get(pk=anna.pk)
-    with pytest.raises(CaseDenied):
+    with pytest.raises(Denied):
         services.take_up_referral(user=anna, purpose=PURPOSE, member=member)
     # Nobody joined (the referrer is not put on the team either: ADR 0012).
     assert CaseMembership.objects.filter(case=member.referral_case).count() == 0

@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import translation
 
 from audit.models import AccessEvent
-from casework.services.cases import CaseDenied
+from casework.services.transitions import Denied
 from workflows.gvi import models as gvi
 from workflows.gvi import selectors, services
 
@@ -125,7 +125,7 @@ def test_another_organisation_or_a_stranger_is_refused(users):
     _, levers = decided(users)
     police_lever = levers["police_checks"]
     for username in ("anna.social", "lisa.skola", "stig.styrgrupp", "alex.avhopp"):
-        with pytest.raises(CaseDenied):
+        with pytest.raises(Denied):
             withdraw(users[username], police_lever)
         assert AccessEvent.objects.filter(
             action="access_denied", user_id=users[username].pk

@@ -14,7 +14,7 @@ from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
 from casework.models import Reminder
-from casework.services.cases import CaseDenied
+from casework.services.transitions import Denied
 from workflows.gvi import models as gvi
 from workflows.gvi import selectors, services
 from workflows.sig.models import SigCase, SigProcess
@@ -137,9 +137,9 @@ def test_sanction_path_recorded_by_the_owning_organisation_only(users):
     assert decision.decided_by == sara
     police_lever = decision.sanctions.get(lever="police_checks")
     housing = decision.sanctions.get(lever="housing")
-    with pytest.raises(CaseDenied):
+    with pytest.raises(Denied):
         services.sanction_step(user=anna, purpose=PURPOSE, sanction=police_lever, name="decide")
-    with pytest.raises(CaseDenied):
+    with pytest.raises(Denied):
         services.sanction_step(user=sara, purpose=PURPOSE, sanction=police_lever, name="decide")
     with pytest.raises(ValidationError):
         services.transition(user=sara, obj=group, name="activate_sanctions", purpose=PURPOSE)
@@ -165,7 +165,7 @@ def test_sanction_path_recorded_by_the_owning_organisation_only(users):
 def test_incident_recorded_by_police_only(users):
     group, _ = f.group(users)
     for username in ("sara.samordnare", "anna.social", "lisa.skola"):
-        with pytest.raises(CaseDenied):
+        with pytest.raises(Denied):
             services.record_incident(
                 user=users[username],
                 purpose=PURPOSE,
@@ -302,7 +302,7 @@ def test_notification_needs_the_legal_assessment_first(users):
         services.approve_notification(
             user=users["sara.samordnare"], purpose=PURPOSE, notification=n, message="Sluta"
         )
-    with pytest.raises(CaseDenied):
+    with pytest.raises(Denied):
         services.record_legal_assessment(
             user=users["sara.samordnare"],
             purpose=PURPOSE,
@@ -545,7 +545,7 @@ def test_every_transition_is_audited_and_on_the_timeline(users):
 
 @with_denials
 def test_refusal_is_an_access_denied_event(users):
-    with pytest.raises(CaseDenied):
+    with pytest.raises(Denied):
         services.create_group(
             user=users["lisa.skola"],
             purpose=PURPOSE,

@@ -357,7 +357,6 @@ def add_action(
         organisation=organisation or user.organisation,
         note=note,
         visibility=visibility,
-        allowed=adds_actions(case, user),
         expected_version=expected_version,
     )
 

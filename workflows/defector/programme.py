@@ -14,7 +14,12 @@ from workflows.defector import statistics as defector_statistics
 from workflows.defector import views as defector_views
 from workflows.defector.flow import DefectorFlow, ThreatReviewFlow
 from workflows.defector.intake import refer_from, refer_linked
-from workflows.defector.models import FINAL_STATES, DefectorProcess, ThreatAssessment
+from workflows.defector.models import (
+    FINAL_STATES,
+    DefectorProcess,
+    ThreatAssessment,
+    adds_actions,
+)
 
 
 def overdue_reassessments(today: datetime.date) -> list[Reminder]:
@@ -74,5 +79,6 @@ def register() -> None:
             statistics=lambda: defector_statistics.STATISTICS,
             refer_linked=refer_linked,
             refer_from=refer_from,
+            may_add_action=lambda user, case: adds_actions(case, user),
         )
     )

@@ -21,7 +21,7 @@ from django.views.generic import View
 
 from casework import policy
 from casework.mfa import require_step_up
-from casework.services.cases import CaseConflict, CaseDenied
+from casework.services.transitions import Conflict, Denied
 from workflows.common.responses import denied, put_errors
 from workflows.gvi import forms, selectors, services
 
@@ -49,11 +49,11 @@ class GviView(View):
                 services.require_gvi_access(
                     user=request.user, purpose=str(PURPOSE), what=f"gvi:page:{request.path}"
                 )
-            except CaseDenied:
+            except Denied:
                 pass
             else:
                 # A GVI participant without the role this page needs.
-                services._deny(
+                services.deny(
                     user=request.user,
                     obj=None,
                     purpose=str(PURPOSE),
@@ -111,11 +111,11 @@ class GviView(View):
                     return getattr(self, f"do_{action}")(form)
             except ValidationError as error:
                 put_errors(form, error)
-            except CaseConflict as conflict:
+            except Conflict as conflict:
                 messages.error(request, conflict.message)
                 self.refresh()
                 return self.render(self.build_forms(), status=409)
-            except CaseDenied:
+            except Denied:
                 return denied(request)
         return self.render(built, status=400)
 
@@ -278,7 +278,7 @@ class GroupPageView(GviView):
             # Erasing is the coordinator's alone: anyone else is refused and logged, as the
             # service would (a GVI participant without the role too).
             if policy.gvi_access(request.user):
-                services._deny(
+                services.deny(
                     user=request.user,
                     obj=self.object,
                     purpose=str(PURPOSE),

@@ -37,7 +37,7 @@ from workflows.common.demo import Slot, guardian_name, person_id
 from workflows.common.nodes import review_time
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess
-from workflows.sig.services import after_consent_withdrawn, police_may_add_actions, refer
+from workflows.sig.services import after_consent_withdrawn, refer
 
 PURPOSE = "Demodata: SIG-ärenden (seed_demo)"
 
@@ -385,7 +385,6 @@ class _Builder:
                 status=Action.Status.DONE,
                 date=self.today,
                 note="Samtal med kontaktpolisen om framtiden.",
-                allowed=police_may_add_actions(case),
                 expected_version=case.version,
             )
 

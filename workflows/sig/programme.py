@@ -7,7 +7,7 @@ import datetime
 from django.urls import path
 from django.utils.translation import gettext
 
-from casework import programmes
+from casework import policy, programmes
 from casework.models import Case, CaseMembership, Reminder
 from workflows.common.viewsets import ProgrammeFlowViewset
 from workflows.sig import demo as sig_demo
@@ -15,7 +15,7 @@ from workflows.sig import statistics as sig_statistics
 from workflows.sig import views as sig_views
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
-from workflows.sig.services import refer_from, refer_linked
+from workflows.sig.services import police_may_add_actions, refer_from, refer_linked
 
 
 def due_reviews(today: datetime.date) -> list[Reminder]:
@@ -75,5 +75,8 @@ def register() -> None:
             refer_linked=refer_linked,
             refer_from=refer_from,
             case_page_view=sig_views.SigCasePageView.as_view(),
+            may_add_action=lambda user, case: (
+                not policy.is_police(user) or police_may_add_actions(case)
+            ),
         )
     )

@@ -428,7 +428,6 @@ class SigCasePageView(CasePageView):
             organisation=data["organisation"] or user.organisation,
             note=data["note"] or None,
             visibility=data["visibility"],
-            allowed=not policy.is_police(user) or services.police_may_add_actions(self.case),
             expected_version=data["version"],
         )
         return _("The action is recorded.")

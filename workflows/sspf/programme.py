@@ -13,6 +13,7 @@ from workflows.sspf import statistics as sspf_statistics
 from workflows.sspf import views as sspf_views
 from workflows.sspf.flow import SspfFlow
 from workflows.sspf.models import PoliceParticipation, SspfProcess
+from workflows.sspf.services import may_add_action
 
 
 def police_take_part(case) -> bool:
@@ -47,5 +48,6 @@ def register() -> None:
             seed_demo=lambda stdout: sspf_demo.seed_sspf_cases(),
             statistics=lambda: sspf_statistics.STATISTICS,
             police_take_part=police_take_part,
+            may_add_action=may_add_action,
         )
     )

@@ -418,7 +418,6 @@ def add_sspf_action(
         organisation=organisation,
         note=note,
         visibility=visibility,
-        allowed=may_add_action(user, case),
         expected_version=expected_version,
     )
 

@@ -27,6 +27,7 @@ from django.utils import timezone, translation
 from audit.models import AccessEvent
 from casework.models import Action, CaseEvent, Consent, User
 from casework.services import cases as services
+from casework.services import transitions
 from casework.services.cases import CaseConflict
 from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.factories import (
@@ -72,7 +73,7 @@ def meet_at_the_lock(monkeypatch):
         barrier = threading.Barrier(parties, timeout=30)
         first_has_it = threading.Event()
         local = threading.local()
-        lock = services.lock_version
+        lock = transitions.lock
 
         def meet_then_lock(case, expected_version):
             if getattr(local, "met", False):
@@ -88,7 +89,7 @@ def meet_at_the_lock(monkeypatch):
                 if me == first:
                     first_has_it.set()
 
-        monkeypatch.setattr(services, "lock_version", meet_then_lock)
+        monkeypatch.setattr(transitions, "lock", meet_then_lock)
 
     return install
 

@@ -62,7 +62,7 @@ from casework.services import cases as services
 from casework.services.cases import CaseConflict, CaseDenied
 from tests.workflows.factories import PURPOSE, make_person, orgs, reach_review_date, sig_case
 from workflows.sig.models import SigCase, Status
-from workflows.sig.services import after_consent_withdrawn, police_may_add_actions
+from workflows.sig.services import after_consent_withdrawn
 
 ACTORS = (
     "anna.social",  # social worker, the referrer; lead from screening on
@@ -415,7 +415,6 @@ class SigMachine(RuleBasedStateMachine):
                 status=status,
                 date=timezone.localdate(),
                 organisation=orgs(self.users)[organisation] if organisation else None,
-                allowed=not policy.is_police(user) or police_may_add_actions(case),
             )
 
         self.attempt(add)

@@ -1,0 +1,228 @@
+"""How every change of a case is checked and written: the case's description for the
+transition engine (:mod:`casework.services.transitions`) and the helpers the case
+services of the core and of the programmes share.
+
+A refusal writes an ``ACCESS_DENIED`` event that survives the rollback and raises
+:class:`CaseDenied`; a form posted against an older version of the case raises
+:class:`CaseConflict`; bad input raises ``ValidationError`` with Swedish messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from audit.services import record_event
+from casework import policy
+from casework.crypto.keystore import PERSON, load_data_key
+from casework.crypto.records import seal_value
+from casework.models import Case, CaseEvent, CaseMembership
+from casework.services import transitions
+from casework.services.transitions import Conflict, Denied
+
+NOTE_LIMIT = 10_000
+REASON_LIMIT = 2_000
+
+
+class CaseDenied(Denied):
+    """The user may not do this to this case (already recorded in the access log)."""
+
+    message = _("You do not have access to this case.")
+
+
+class CaseConflict(Conflict):
+    """The case changed after the user loaded it: nothing was saved."""
+
+    message = _("The case was changed by someone else. Reload the page and try again.")
+
+
+def clean_text(value: Any, field: str, *, limit: int, required: bool = False) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ValidationError(
+                {field: ValidationError(_("This field is required."), "required")}
+            )
+        return None
+    if not isinstance(value, str):
+        raise ValidationError({field: ValidationError(_("Enter text."), "invalid")})
+    value = value.strip()
+    if len(value) > limit:
+        raise ValidationError(
+            {
+                field: ValidationError(
+                    _("Ensure this value has at most %(limit)d characters."),
+                    "max_length",
+                    {"limit": limit},
+                )
+            }
+        )
+    return value
+
+
+def deny_case(*, user, case: Case, purpose: str, what: str, reason: str) -> CaseDenied:
+    """Log the refusal of ``what`` on the case and return the error to raise."""
+    return transitions.deny(user=user, obj=case, purpose=purpose, what=what, reason=reason)
+
+
+def require_access(
+    *, user, case: Case, purpose: str, what: str, any_ground: bool = False
+) -> policy.CaseAccess:
+    """The user's access to the case, or :class:`CaseDenied` after a denial event.
+
+    ``any_ground``: see :func:`casework.policy.case_access` (``via`` may differ).
+    """
+    access = policy.case_access(user, case, any_ground=any_ground)
+    if not access:
+        raise deny_case(user=user, case=case, purpose=purpose, what=what, reason=access.denial)
+    if access.via == policy.CLOSED_LEAD:
+        # The lead of a closed case reads it for the documentation duty; nothing more.
+        raise deny_case(user=user, case=case, purpose=purpose, what=what, reason="case closed")
+    return access
+
+
+def lock_version(case: Case, expected_version: int | None) -> Case:
+    """Lock the case row for this transaction and check the version the user saw."""
+    return transitions.lock(case, expected_version)
+
+
+def lock_case(*, case: Case, expected_version: int | None) -> None:
+    """Lock the case row for the caller's transaction and check the version the user saw
+    (:class:`CaseConflict`): for a caller that writes several things before the service
+    that would check it (closing a SIG case to the defector programme)."""
+    transitions.lock(case, expected_version)
+
+
+def bump_version(case: Case) -> None:
+    transitions.bump(case)
+
+
+def case_data_key(case: Case):
+    """The person's data key, to seal something new about them; refused (a form error,
+    not a 500) once the person is erased: the key is destroyed for good."""
+    if case.person.erased_at is not None:
+        raise ValidationError(_("This person has been erased."), code="erased")
+    return load_data_key(owner_type=PERSON, owner_id=case.person_id)
+
+
+def timeline_event(
+    *, case: Case, user, kind: str, reason: str | None = None, dek=None, **fields: Any
+) -> CaseEvent:
+    event = CaseEvent(case=case, actor=user, kind=kind, **fields)
+    if reason:
+        seal_value(event, "reason", reason, dek or case_data_key(case))
+    event.save()
+    return event
+
+
+def audit_case(
+    *,
+    action: str,
+    user,
+    case: Case,
+    purpose: str,
+    fields: Iterable[str] = (),
+    legal_basis: str = "",
+    obj=None,
+    **details: Any,
+) -> None:
+    record_event(
+        action=action,
+        user=user,
+        obj=obj or case,
+        person_id=case.person_id,
+        fields=fields,
+        purpose=purpose,
+        legal_basis=legal_basis,
+        details={"case": str(case.pk), **details} if obj is not None else details,
+    )
+
+
+def record_change(
+    *,
+    case: Case,
+    user,
+    purpose: str,
+    kind: str,
+    action: str,
+    label: str = "",
+    fields: Iterable[str] = (),
+    obj=None,
+    reason: str | None = None,
+    legal_basis: str = "",
+    **details: Any,
+) -> None:
+    """Every change of a case, in the caller's transaction: the new row version,
+    the timeline entry the team sees and the access-log event the auditors see."""
+    transitions.bump(case)
+    timeline_event(case=case, user=user, kind=kind, transition=label, reason=reason)
+    audit_case(
+        action=action,
+        user=user,
+        case=case,
+        purpose=purpose,
+        fields=fields,
+        legal_basis=legal_basis,
+        obj=obj,
+        **details,
+    )
+
+
+def next_reference(programme: str) -> str:
+    """``SIG-2026-0001``: per programme and year (serialised to the end of the caller's
+    transaction)."""
+    return transitions.next_reference(Case, programme.upper())
+
+
+# --- The case, as the transition engine knows it ------------------------------------------
+
+
+def _transition_entry(*, obj: Case, user, name: str, source="", target="", reason=None):
+    return timeline_event(
+        case=obj,
+        user=user,
+        kind=CaseEvent.Kind.TRANSITION,
+        transition=name,
+        from_state=source,
+        to_state=target,
+        reason=reason,
+    )
+
+
+def _end_team_at_close(case: Case) -> Callable[[], dict]:
+    """A closed case has no team: every open membership ends at the close (in the
+    transition's transaction). The lead's reading for the documentation duty is the
+    policy's (``casework.policy.closed_case_lead``), not a membership. ADR 0012."""
+    was_open = case.closed_at is None
+
+    def end() -> dict:
+        if not (was_open and case.closed_at):
+            return {}
+        ended = CaseMembership.objects.filter(case_id=case.pk, valid_to__isnull=True).update(
+            valid_to=case.closed_at
+        )
+        return {"memberships_ended": ended} if ended else {}
+
+    return end
+
+
+def _check_case_access(*, user, obj: Case, purpose: str, what: str) -> None:
+    # Only allowed or not matters here: a coordinator's access needs no team query.
+    require_access(user=user, case=obj, purpose=purpose, what=what, any_ground=True)
+
+
+transitions.register(
+    transitions.Versioned(
+        model=Case,
+        timeline=_transition_entry,
+        person=lambda case: case.person_id,
+        check_access=_check_case_access,
+        denied=CaseDenied,
+        operation="transition:{name}",
+        conflict=CaseConflict,
+        wrong_state=_("The case is not in a state where this can be done."),
+        effects=_end_team_at_close,
+    )
+)

@@ -1,0 +1,264 @@
+"""Consent, guardians and legal bases of a case: on what ground its data is shared.
+
+A case under way on consent keeps valid consent (or a statutory basis): a refusal or a
+new guardian without consent is refused; a withdrawal takes effect in the same request.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from audit.services import Action as AuditAction
+from casework import policy
+from casework.crypto.records import seal_value
+from casework.models import (
+    Case,
+    CaseEvent,
+    CaseLegalBasis,
+    Consent,
+    Guardian,
+    LegalBasis,
+    Organisation,
+)
+from casework.selectors.persons import require_purpose
+from casework.services.case_changes import (
+    REASON_LIMIT,
+    audit_case,
+    case_data_key,
+    clean_text,
+    deny_case,
+    lock_version,
+    record_change,
+    require_access,
+)
+
+
+def _keep_consent(case: Case, *, was_complete: bool) -> None:
+    """A case under way on consent (the programme's ``CONSENT_REQUIRED_STATES``) keeps it.
+
+    A refusal or a new guardian without consent would leave it running without
+    valid consent; ending a consent is a withdrawal, which closes the case
+    unless another legal basis applies.
+    """
+    if (
+        was_complete
+        and getattr(case, "status", None) in getattr(type(case), "CONSENT_REQUIRED_STATES", ())
+        and not policy.consent_state(case).complete
+        and not has_other_legal_basis(case)
+    ):
+        raise ValidationError(
+            _(
+                "The case is under way: this would leave it without valid consent. "
+                "To end a consent, withdraw it on the case page."
+            ),
+            code="consent_required",
+        )
+
+
+def add_guardian(*, user, case: Case, purpose: str, name: str, phone: str | None) -> Guardian:
+    purpose = require_purpose(purpose)
+    require_access(user=user, case=case, purpose=purpose, what="guardian:add")
+    name = clean_text(name, "guardian_name", limit=200, required=True)
+    phone = clean_text(phone, "guardian_phone", limit=40)
+    with transaction.atomic():
+        was_complete = policy.consent_state(case).complete
+        guardian = Guardian(person_id=case.person_id)
+        dek = case_data_key(case)
+        seal_value(guardian, "name", name, dek)
+        seal_value(guardian, "phone", phone, dek)
+        guardian.save(force_insert=True)
+        _keep_consent(case, was_complete=was_complete)
+        audit_case(
+            action=AuditAction.CREATE,
+            user=user,
+            case=case,
+            purpose=purpose,
+            fields=["name", "phone"] if phone else ["name"],
+            obj=guardian,
+        )
+    return guardian
+
+
+def record_consent(
+    *,
+    user,
+    case: Case,
+    purpose: str,
+    giver: str,
+    decision: str,
+    form: str,
+    organisations: Iterable[Organisation],
+    guardian: Guardian | None = None,
+    valid_until: datetime.date | None = None,
+    purposes: Iterable[str] = (),
+    expected_version: int | None = None,
+) -> Consent:
+    """Record a consent (or refusal) of the person or one guardian, with its scope."""
+    purpose = require_purpose(purpose)
+    require_access(user=user, case=case, purpose=purpose, what="consent:record")
+    if policy.is_police(user):
+        raise deny_case(user=user, case=case, purpose=purpose, what="consent:record", reason="role")
+    errors: dict[str, list] = {}
+    if giver not in Consent.Giver.values:
+        errors["giver"] = [_("Select a valid choice.")]
+    if decision not in Consent.Decision.values:
+        errors["decision"] = [_("Select a valid choice.")]
+    if form not in Consent.Form.values:
+        errors["form"] = [_("Select a valid choice.")]
+    if giver == Consent.Giver.GUARDIAN and (
+        guardian is None or guardian.person_id != case.person_id
+    ):
+        errors["guardian"] = [_("Choose the guardian who gave the consent.")]
+    if giver == Consent.Giver.SELF and guardian is not None:
+        errors["guardian"] = [_("A consent of the person names no guardian.")]
+    organisations = list(organisations)
+    if decision == Consent.Decision.GIVEN and not organisations:
+        errors["organisations"] = [_("Choose the organisations the consent covers.")]
+    if valid_until is not None and valid_until < timezone.localdate():
+        errors["valid_until"] = [_("The date cannot be in the past.")]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        lock_version(case, expected_version)
+        was_complete = policy.consent_state(case).complete
+        consent = Consent.objects.create(
+            case=case,
+            giver=giver,
+            guardian=guardian,
+            decision=decision,
+            form=form,
+            valid_until=valid_until,
+            purposes=list(purposes) or [case.programme],
+            recorded_by=user,
+        )
+        consent.organisations.set(organisations)
+        _keep_consent(case, was_complete=was_complete)
+        record_change(
+            case=case,
+            user=user,
+            purpose=purpose,
+            kind=CaseEvent.Kind.CONSENT,
+            label=f"{giver}:{decision}",
+            action=AuditAction.CREATE,
+            fields=["consent"],
+            obj=consent,
+            decision=decision,
+            giver=giver,
+            organisations=sorted(o.pk for o in organisations),
+        )
+    return consent
+
+
+def withdraw_consent(
+    *,
+    user,
+    case: Case,
+    purpose: str,
+    consent: Consent,
+    on_withdrawn=None,
+) -> Consent:
+    """Withdraw a consent at once: sharing stops in this very request.
+
+    Police (and other organisations) lose access as soon as this commits —
+    ``casework.policy`` reads consents on every request. ``on_withdrawn(case)``
+    lets the programme cancel its open tasks and close the case unless another
+    legal basis applies, inside the same transaction.
+    """
+    purpose = require_purpose(purpose)
+    require_access(user=user, case=case, purpose=purpose, what="consent:withdraw")
+    if consent.case_id != case.pk:
+        raise deny_case(
+            user=user, case=case, purpose=purpose, what="consent:withdraw", reason="case"
+        )
+    if policy.is_police(user) or (
+        # The case's own organisation keeps the consents (and keeps its access once one
+        # is withdrawn, to close the case); the coordinator acts for it.
+        user.organisation_id != case.owner_organisation_id and not policy.coordinates(user, case)
+    ):
+        raise deny_case(
+            user=user, case=case, purpose=purpose, what="consent:withdraw", reason="role"
+        )
+    with transaction.atomic():
+        lock_version(case, None)
+        updated = Consent.objects.filter(pk=consent.pk, withdrawn_at__isnull=True).update(
+            withdrawn_at=timezone.now(), withdrawn_by=user
+        )
+        if not updated:
+            raise ValidationError(_("The consent has already been withdrawn."))
+        consent.refresh_from_db()
+        record_change(
+            case=case,
+            user=user,
+            purpose=purpose,
+            kind=CaseEvent.Kind.CONSENT_WITHDRAWN,
+            action=AuditAction.CHANGE,
+            fields=["consent"],
+            obj=consent,
+            withdrawn=True,
+        )
+        if on_withdrawn is not None:
+            on_withdrawn(case)
+    return consent
+
+
+def record_legal_basis(
+    *,
+    user,
+    case: Case,
+    purpose: str,
+    legal_basis: LegalBasis,
+    justification: str,
+    valid_until: datetime.date | None = None,
+) -> CaseLegalBasis:
+    """Record a statutory basis for disclosure (e.g. OSL 10:18 a), with its justification."""
+    purpose = require_purpose(purpose)
+    require_access(user=user, case=case, purpose=purpose, what="legal_basis:record")
+    if user.organisation_id != case.owner_organisation_id:
+        # The disclosing organisation decides on its own disclosures.
+        raise deny_case(
+            user=user, case=case, purpose=purpose, what="legal_basis:record", reason="organisation"
+        )
+    justification = clean_text(justification, "justification", limit=REASON_LIMIT, required=True)
+    if not legal_basis.is_active or legal_basis.kind != LegalBasis.Kind.STATUTE:
+        raise ValidationError({"legal_basis": ValidationError(_("Select a valid choice."))})
+    if valid_until is not None and valid_until < timezone.localdate():
+        raise ValidationError(
+            {"valid_until": ValidationError(_("The date cannot be in the past."))}
+        )
+    with transaction.atomic():
+        lock_version(case, None)
+        entry = CaseLegalBasis(
+            case=case, legal_basis=legal_basis, recorded_by=user, valid_until=valid_until
+        )
+        seal_value(entry, "justification", justification, case_data_key(case))
+        entry.save(force_insert=True)
+        record_change(
+            case=case,
+            user=user,
+            purpose=purpose,
+            kind=CaseEvent.Kind.LEGAL_BASIS,
+            label=legal_basis.code,
+            action=AuditAction.CREATE,
+            fields=["justification"],
+            legal_basis=legal_basis.code,
+            obj=entry,
+        )
+    return entry
+
+
+def has_other_legal_basis(case: Case) -> bool:
+    """A recorded statutory basis is in force (consent withdrawal then does not close)."""
+    today = timezone.localdate()
+    return (
+        CaseLegalBasis.objects.filter(case=case, revoked_at__isnull=True)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=today))
+        .filter(legal_basis__is_active=True, legal_basis__kind=LegalBasis.Kind.STATUTE)
+        .exists()
+    )

@@ -1,0 +1,333 @@
+"""The transition engine: how every versioned object is changed, written once.
+
+A versioned object is a model instance with a django-fsm state field and a ``version``
+column: a programme case, and GVI's groups, members, call-ins, notifications and
+sanction levers. Each such model is described once (:class:`Versioned`, given to
+:func:`register` by the module that owns its services): where its timeline entries go,
+whose personal data it holds, how access to it is checked and what a refusal says.
+With that description the engine
+
+* locks the row and checks the version the user saw (:func:`lock`; a stale form
+  raises :class:`Conflict`) and raises the version (:func:`bump`);
+* answers django-fsm's questions (:func:`unmet_conditions`, :func:`may_transition`);
+* runs a transition (:func:`transition`): access, state, the user's role, the guards,
+  the row lock; then the change, the timeline entry and one ``TRANSITION`` access-log
+  event, in one transaction;
+* records a change that is not a transition (:func:`record_change`: version, timeline
+  entry, access-log event);
+* refuses with a logged denial (:func:`deny`, :func:`refuse`; the error is
+  :class:`Denied`) and numbers new objects (:func:`next_reference`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connection, models, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransition
+
+from audit.services import Action as AuditAction
+from audit.services import Outcome, record_event
+from casework.selectors.persons import PersonErased, require_purpose
+
+# Advisory-lock namespace of :func:`next_reference` (``pg_advisory_xact_lock(key, hash)``).
+REFERENCE_LOCK = 0x5A5F
+WRONG_STATE = _("This cannot be done in the current state.")
+
+
+class Denied(Exception):
+    """The user may not do this (the refusal is already in the access log)."""
+
+    message: Any = _("You may not do this.")
+
+    def __init__(self, message: Any = None) -> None:
+        self.message = message or type(self).message
+        super().__init__(str(self.message))
+
+
+class Conflict(Exception):
+    """The object changed after the user loaded it: nothing was saved."""
+
+    message: Any = _("This was changed by someone else. Reload the page and try again.")
+
+    def __init__(self) -> None:
+        super().__init__(str(self.message))
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """One kind of versioned object, as the engine needs to know it.
+
+    ``model`` holds the ``version`` column (its subclasses share the description: a
+    programme case extends ``Case``). The callables take keyword arguments:
+
+    * ``timeline(obj=, user=, name=, source=, target=, reason=)`` writes one entry of the
+      object's timeline (``reason``: a text to seal, or ``None``);
+    * ``person(obj)`` is whose personal data the object holds (the access log's
+      ``person_id``; ``None``: no one's);
+    * ``check_access(user=, obj=, purpose=, what=)`` raises :class:`Denied` (logged)
+      when the user may not act on the object at all;
+    * ``denied()`` is the error a refusal raises;
+    * ``effects(obj)``, called before a transition, returns what runs after its save
+      (in its transaction) and gives the ``TRANSITION`` event's further details.
+
+    ``operation`` is a transition's operation in the access log, formatted with the
+    transition's ``name`` and the object's ``model`` name; ``wrong_state`` the message
+    when the transition does not leave the current state.
+    """
+
+    model: type[models.Model]
+    timeline: Callable[..., Any]
+    person: Callable[[Any], Any]
+    check_access: Callable[..., Any]
+    denied: Callable[[], Denied]
+    operation: str
+    conflict: type[Conflict] = Conflict
+    wrong_state: Any = WRONG_STATE
+    effects: Callable[[Any], Callable[[], dict]] | None = None
+
+
+_described: dict[type[models.Model], Versioned] = {}
+
+
+def register(*descriptions: Versioned) -> None:
+    """Describe versioned models to the engine (once each; the latest wins)."""
+    for description in descriptions:
+        _described[description.model] = description
+
+
+def described(obj: models.Model) -> Versioned:
+    """The description of ``obj``'s model (or of the model it extends)."""
+    for klass in type(obj).__mro__:
+        found = _described.get(klass)
+        if found is not None:
+            return found
+    raise LookupError(f"{type(obj).__name__} is not a registered versioned model")
+
+
+def _person(obj: models.Model | None):
+    if obj is None:
+        return None
+    for klass in type(obj).__mro__:
+        if klass in _described:
+            return _described[klass].person(obj)
+    return None  # an object that is not versioned (a GVI incident) names no person
+
+
+# --- Refusals, row lock and version ---------------------------------------------------------
+
+
+def refuse(
+    *, user, purpose: str, what: str, reason: str, obj=None, person_id=None, object_type=""
+) -> None:
+    """Write the ``ACCESS_DENIED`` event of a refusal; it survives the caller's rollback."""
+    record_event(
+        action=AuditAction.ACCESS_DENIED,
+        user=user,
+        obj=obj,
+        object_type=object_type,
+        person_id=person_id,
+        purpose=purpose,
+        outcome=Outcome.DENIED,
+        details={"operation": what, "reason": reason},
+        independent=True,
+    )
+
+
+def deny(*, user, obj: models.Model, purpose: str, what: str, reason: str) -> Denied:
+    """Log the refusal of ``what`` on ``obj`` and return the error to raise."""
+    description = described(obj)
+    refuse(
+        user=user,
+        obj=obj,
+        person_id=description.person(obj),
+        purpose=purpose,
+        what=what,
+        reason=reason,
+    )
+    return description.denied()
+
+
+def lock(obj: models.Model, expected_version: int | None) -> models.Model:
+    """Lock the object's row for this transaction and check the version the user saw."""
+    description = described(obj)
+    current = description.model.objects.select_for_update().only("version").get(pk=obj.pk)
+    if expected_version is not None and current.version != expected_version:
+        raise description.conflict()
+    obj.version = current.version
+    return current
+
+
+def bump(obj: models.Model) -> None:
+    """The object's next version (its row is locked by the caller)."""
+    described(obj).model.objects.filter(pk=obj.pk).update(version=models.F("version") + 1)
+    obj.version += 1
+
+
+# --- Timeline and access log ----------------------------------------------------------------
+
+
+def timeline(*, obj: models.Model, user, name: str, **fields: Any):
+    """One entry of the object's timeline (``source``, ``target``, ``reason`` optional)."""
+    return described(obj).timeline(obj=obj, user=user, name=name, **fields)
+
+
+def audit(
+    *, action: str, user, obj: models.Model, purpose: str, fields: Iterable[str] = (), **details
+) -> None:
+    """The access-log event of a write to ``obj`` (field names only)."""
+    record_event(
+        action=action,
+        user=user,
+        obj=obj,
+        person_id=_person(obj),
+        fields=fields,
+        purpose=purpose,
+        details=details,
+    )
+
+
+def record_change(
+    *,
+    obj: models.Model,
+    user,
+    purpose: str,
+    name: str,
+    fields: Iterable[str] = (),
+    action: str = AuditAction.CHANGE,
+    **details: Any,
+) -> None:
+    """A change that is not a transition, in the caller's transaction (the row locked):
+    the new version, the timeline entry and the access-log event."""
+    bump(obj)
+    timeline(obj=obj, user=user, name=name)
+    audit(action=action, user=user, obj=obj, purpose=purpose, fields=fields, **details)
+
+
+def next_reference(model: type[models.Model], prefix: str) -> str:
+    """``<prefix>-2026-0001``: per prefix and year, serialised by an advisory lock held
+    to the end of the caller's transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [REFERENCE_LOCK, prefix])
+    full = f"{prefix}-{timezone.localdate().year}-"
+    last = (
+        model.objects.filter(reference__startswith=full)
+        .order_by("-reference")
+        .values_list("reference", flat=True)
+        .first()
+    )
+    number = int(last.rsplit("-", 1)[1]) + 1 if last else 1
+    return f"{full}{number:04d}"
+
+
+# --- Transitions ----------------------------------------------------------------------------
+
+
+def _fsm_meta(obj: models.Model, name: str):
+    meta = getattr(getattr(type(obj), name, None), "_django_fsm", None)
+    if meta is None:
+        raise ValueError(f"{type(obj).__name__}.{name} is not a transition")
+    return meta
+
+
+def _holds(condition, obj: models.Model) -> bool:
+    """A guard's answer; a guard that needs an erased person's data does not hold."""
+    try:
+        return bool(condition(obj))
+    except PersonErased:
+        return False
+
+
+def unmet_conditions(obj: models.Model, name: str) -> list[str]:
+    """The messages of the guards of transition ``name`` that do not hold now."""
+    meta = _fsm_meta(obj, name)
+    found = meta.get_transition(meta.field.get_state(obj))
+    if found is None:
+        return [str(described(obj).wrong_state)]
+    return [
+        str(getattr(condition, "message", condition.__name__))
+        for condition in found.conditions
+        if not _holds(condition, obj)
+    ]
+
+
+def may_transition(*, user, obj: models.Model, name: str) -> bool:
+    """Whether ``user`` holds the role for transition ``name`` from the current state."""
+    meta = _fsm_meta(obj, name)
+    state = meta.field.get_state(obj)
+    return meta.has_transition(state) and meta.has_transition_perm(obj, state, user)
+
+
+def transition(
+    *,
+    user,
+    obj: models.Model,
+    name: str,
+    purpose: str,
+    timeline_reason: str | None = None,
+    expected_version: int | None = None,
+    **kwargs: Any,
+) -> models.Model:
+    """Run transition ``name`` of ``obj``: the one way a versioned object changes state.
+
+    Checks, in order: access to the object, that the transition leaves the current
+    state, the user's role for it (django-fsm ``permission``, which django-fsm itself
+    does not enforce), the guards (``conditions``, each with a message), the row lock
+    and version. Then runs it (``kwargs`` go to the transition method), saves, adds the
+    timeline entry (with ``timeline_reason``, already cleaned: a case's sealed reason)
+    and writes one ``TRANSITION`` event, all in one transaction.
+    """
+    purpose = require_purpose(purpose)
+    description = described(obj)
+    what = description.operation.format(name=name, model=obj._meta.model_name)
+    description.check_access(user=user, obj=obj, purpose=purpose, what=what)
+    meta = _fsm_meta(obj, name)
+    source = meta.field.get_state(obj)
+    if not meta.has_transition(source):
+        raise ValidationError(description.wrong_state, code="invalid_state")
+    if not meta.has_transition_perm(obj, source, user):
+        raise deny(user=user, obj=obj, purpose=purpose, what=what, reason="role")
+    unmet = unmet_conditions(obj, name)
+    if unmet:
+        raise ValidationError([ValidationError(message, code="condition") for message in unmet])
+    effects = description.effects(obj) if description.effects is not None else dict
+    try:
+        with transaction.atomic():
+            lock(obj, expected_version)
+            getattr(obj, name)(**kwargs)
+            # The row is locked: the new version goes out with the save (no second UPDATE).
+            obj.version += 1
+            obj.save()
+            details = effects()
+            target = meta.field.get_state(obj)
+            description.timeline(
+                obj=obj,
+                user=user,
+                name=name,
+                source=source,
+                target=target,
+                reason=timeline_reason,
+            )
+            audit(
+                action=AuditAction.TRANSITION,
+                user=user,
+                obj=obj,
+                purpose=purpose,
+                fields=["reason"] if timeline_reason else [],
+                transition=name,
+                source=source,
+                target=target,
+                **details,
+            )
+    except ConcurrentTransition:
+        obj.refresh_from_db()
+        raise description.conflict() from None
+    except Conflict:
+        obj.refresh_from_db()
+        raise
+    return obj
