@@ -14,6 +14,7 @@ from workflows.defector import statistics as defector_statistics
 from workflows.defector import views as defector_views
 from workflows.defector.models import (
     FINAL_STATES,
+    DefectorCase,
     DefectorFlow,
     DefectorProcess,
     ThreatAssessment,
@@ -42,6 +43,13 @@ def overdue_reassessments(today: datetime.date) -> list[Reminder]:
         )
         for pk, case_id in overdue
     ]
+
+
+def handed_over(case) -> bool:
+    """Whether ``case`` (a Case or a DefectorCase) left the local programme."""
+    if "handed_over_at" in case.__dict__:
+        return case.__dict__["handed_over_at"] is not None
+    return DefectorCase.objects.filter(pk=case.pk, handed_over_at__isnull=False).exists()
 
 
 def task_cases(process_ids) -> dict:
@@ -79,5 +87,10 @@ def register() -> None:
             statistics=lambda: defector_statistics.STATISTICS,
             refer_linked=refer_linked,
             refer_from=refer_from,
+            coordinator_permission=DefectorFlow.coordinator_permission,
+            handed_over=handed_over,
+            handed_over_cases=lambda at: DefectorCase.objects.filter(handed_over_at__lte=at).values(
+                "pk"
+            ),
         )
     )

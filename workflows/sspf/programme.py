@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import include, path
 
 from casework import programmes
@@ -44,5 +45,8 @@ def register() -> None:
             seed_demo=lambda stdout: sspf_demo.seed_sspf_cases(),
             statistics=lambda: sspf_statistics.STATISTICS,
             police_take_part=police_take_part,
+            written_guardian_consent=True,
+            own_consent_age=lambda: settings.SAMVERKAN["SSPF_OWN_CONSENT_AGE"],
+            limits_school_and_leisure=True,
         )
     )
