@@ -9,7 +9,6 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
@@ -17,6 +16,7 @@ from casework.admin.four_eyes import (
     NONE,
     Kind,
     ReasonForm,
+    RequestPages,
     buttons,
     posted,
     request_page,
@@ -34,7 +34,7 @@ class OrganisationKindForm(ReasonForm):
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(admin.ModelAdmin):
+class OrganisationAdmin(RequestPages, admin.ModelAdmin):
     list_display = ["name", "kind", "is_active"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name"]
@@ -51,14 +51,13 @@ class OrganisationAdmin(admin.ModelAdmin):
     def four_eyes(self, obj):
         return buttons(obj, ("casework_organisation_request_kind", _("Request a change of type")))
 
-    def get_urls(self):
+    def request_pages(self):
         return [
-            path(
+            (
                 "<path:object_id>/begar-typ/",
-                self.admin_site.admin_view(self.request_kind_view),
-                name="casework_organisation_request_kind",
+                self.request_kind_view,
+                "casework_organisation_request_kind",
             ),
-            *super().get_urls(),
         ]
 
     def request_kind_view(self, request, object_id):
@@ -164,7 +163,7 @@ class RoleRequestForm(ReasonForm):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(RequestPages, DjangoUserAdmin):
     form = AccountChangeForm
     add_form = AccountCreationForm
     list_display = ["username", "first_name", "last_name", "organisation", "is_active", "is_staff"]
@@ -221,19 +220,14 @@ class UserAdmin(DjangoUserAdmin):
             ("casework_user_request_password_link", _("Request a set-password link")),
         )
 
-    def get_urls(self):
+    def request_pages(self):
         return [
-            path(
-                "<path:object_id>/begar-roll/",
-                self.admin_site.admin_view(self.request_role_view),
-                name="casework_user_request_role",
-            ),
-            path(
+            ("<path:object_id>/begar-roll/", self.request_role_view, "casework_user_request_role"),
+            (
                 "<path:object_id>/begar-losenordslank/",
-                self.admin_site.admin_view(self.request_password_link_view),
-                name="casework_user_request_password_link",
+                self.request_password_link_view,
+                "casework_user_request_password_link",
             ),
-            *super().get_urls(),
         ]
 
     def user_change_password(self, request, id, form_url=""):

@@ -12,7 +12,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -107,6 +107,23 @@ def buttons(obj, *links: tuple[str, Any]):
             for part in (reverse(f"admin:{url_name}", args=[obj.pk]), label)
         ),
     )
+
+
+class RequestPages:
+    """A model admin with request pages: :meth:`request_pages` lists them as
+    (route, view, URL name), served before the model admin's own URLs."""
+
+    def request_pages(self) -> list[tuple[str, Callable, str]]:
+        return []
+
+    def get_urls(self):
+        return [
+            *(
+                path(route, self.admin_site.admin_view(view), name=name)
+                for route, view, name in self.request_pages()
+            ),
+            *super().get_urls(),
+        ]
 
 
 class ReasonForm(forms.Form):

@@ -7,13 +7,13 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
 from casework.admin.four_eyes import (
     Kind,
     ReasonForm,
+    RequestPages,
     buttons,
     posted,
     request_page,
@@ -55,7 +55,7 @@ class LegalBasisRequestForm(ReasonForm):
 
 
 @admin.register(LegalBasis)
-class LegalBasisAdmin(admin.ModelAdmin):
+class LegalBasisAdmin(RequestPages, admin.ModelAdmin):
     """The register of legal bases: data, maintained by administrators (no case data).
 
     Name and description are edited here; every field that decides disclosure,
@@ -100,19 +100,14 @@ class LegalBasisAdmin(admin.ModelAdmin):
         }
         return super().changelist_view(request, extra_context)
 
-    def get_urls(self):
+    def request_pages(self):
         return [
-            path(
-                "begar-ny/",
-                self.admin_site.admin_view(self.request_view),
-                name="casework_legalbasis_request_new",
-            ),
-            path(
+            ("begar-ny/", self.request_view, "casework_legalbasis_request_new"),
+            (
                 "<path:object_id>/begar-andring/",
-                self.admin_site.admin_view(self.request_view),
-                name="casework_legalbasis_request_change",
+                self.request_view,
+                "casework_legalbasis_request_change",
             ),
-            *super().get_urls(),
         ]
 
     def request_view(self, request, object_id=None):

@@ -13,12 +13,20 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
-from casework.admin.four_eyes import NONE, Kind, ReasonForm, posted, request_page, requested_object
+from casework.admin.four_eyes import (
+    NONE,
+    Kind,
+    ReasonForm,
+    RequestPages,
+    posted,
+    request_page,
+    requested_object,
+)
 from casework.models import ExternalIdentity, IdentityProvider, IdentityProviderOrganisation, User
 from casework.services import administration, signin, sso
 
@@ -37,7 +45,7 @@ def _sso_status(obj, kind, url_name):
     )
 
 
-class SsoAdmin(admin.ModelAdmin):
+class SsoAdmin(RequestPages, admin.ModelAdmin):
     """Shared: audited saves and the request-approval page."""
 
     sso_kind: str
@@ -57,14 +65,9 @@ class SsoAdmin(admin.ModelAdmin):
             user=request.user, obj=form.instance, fields=changed, created=not change
         )
 
-    def get_urls(self):
+    def request_pages(self):
         return [
-            path(
-                "<path:object_id>/begar-godkannande/",
-                self.admin_site.admin_view(self.request_approval_view),
-                name=self.sso_url_name,
-            ),
-            *super().get_urls(),
+            ("<path:object_id>/begar-godkannande/", self.request_approval_view, self.sso_url_name),
         ]
 
     def request_approval_view(self, request, object_id):

@@ -1,49 +1,8 @@
 """The core's models: accounts, persons and cases; every model is importable from here."""
 
-from casework.models.accounts import (
-    AdminChangeRequest,
-    Capability,
-    ExternalIdentity,
-    IdentityProvider,
-    IdentityProviderOrganisation,
-    Organisation,
-    User,
-)
-from casework.models.cases import (
-    Action,
-    BreakGlassAccess,
-    Case,
-    CaseDecision,
-    CaseEvent,
-    CaseLegalBasis,
-    CaseLink,
-    CaseMembership,
-    Consent,
-    LegalBasis,
-    Reminder,
-)
-from casework.models.persons import DataKey, Guardian, Person
+from casework.models import accounts, cases, persons
+from casework.models.accounts import *  # noqa: F403
+from casework.models.cases import *  # noqa: F403
+from casework.models.persons import *  # noqa: F403
 
-__all__ = [
-    "Action",
-    "AdminChangeRequest",
-    "BreakGlassAccess",
-    "Capability",
-    "Case",
-    "CaseDecision",
-    "CaseEvent",
-    "CaseLegalBasis",
-    "CaseLink",
-    "CaseMembership",
-    "Consent",
-    "DataKey",
-    "ExternalIdentity",
-    "Guardian",
-    "IdentityProvider",
-    "IdentityProviderOrganisation",
-    "LegalBasis",
-    "Organisation",
-    "Person",
-    "Reminder",
-    "User",
-]
+__all__ = [*accounts.__all__, *persons.__all__, *cases.__all__]

@@ -293,3 +293,14 @@ class ExternalIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.subject}"
+
+
+__all__ = [
+    "AdminChangeRequest",
+    "Capability",
+    "ExternalIdentity",
+    "IdentityProvider",
+    "IdentityProviderOrganisation",
+    "Organisation",
+    "User",
+]

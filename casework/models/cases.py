@@ -464,3 +464,18 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.object_id} {self.date}"
+
+
+__all__ = [
+    "Action",
+    "BreakGlassAccess",
+    "Case",
+    "CaseDecision",
+    "CaseEvent",
+    "CaseLegalBasis",
+    "CaseLink",
+    "CaseMembership",
+    "Consent",
+    "LegalBasis",
+    "Reminder",
+]

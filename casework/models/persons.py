@@ -129,3 +129,6 @@ class Guardian(models.Model):
 
     def __str__(self) -> str:
         return f"Guardian {self.pk}"
+
+
+__all__ = ["DataKey", "Guardian", "Person"]
