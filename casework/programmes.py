@@ -75,6 +75,22 @@ class Programme:
     # Access rule: may ``user`` add an action (insats) to ``case`` now? (SIG: the police
     # only while the plan is in force.) Asked by ``casework.services.cases.add_action``.
     may_add_action: Callable[[Any, Any], bool] | None = None
+    # Access rules (``casework.policy``). The permission of its cases' coordinators (None:
+    # the programme coordinator's, ``casework.roles.PERM_COORDINATE``).
+    coordinator_permission: str | None = None
+    # Has this case left the local programme (only the police keep it)?
+    handed_over: Callable[[Any], bool] | None = None
+    # The ids of its cases handed over at or before the given time (a queryset of ids).
+    handed_over_cases: Callable[[datetime.datetime], Any] | None = None
+    # A permission granted per user that names who takes part in it (GVI's social-services
+    # participants); it opens case data, so granting it takes four eyes.
+    participant_permission: str | None = None
+    # Consent: a guardian's consent counts only when given in writing.
+    written_guardian_consent: bool = False
+    # Consent: the age from which the person's own consent is required (None: always).
+    own_consent_age: Callable[[], int] | None = None
+    # School and leisure members who do not coordinate see only ``policy.LIMITED_PARTS``.
+    limits_school_and_leisure: bool = False
 
 
 _registry: dict[str, Programme] = {}
@@ -136,6 +152,15 @@ def task_cases(process_ids: Iterable[int]) -> dict[int, UUID]:
         if programme.task_cases is not None and process_ids:
             found.update(programme.task_cases(process_ids))
     return found
+
+
+def participant_permissions() -> frozenset[str]:
+    """The permissions the programmes name their participants by."""
+    return frozenset(
+        programme.participant_permission
+        for programme in registered()
+        if programme.participant_permission
+    )
 
 
 def reminder_sources() -> list[ReminderSource]:

@@ -167,7 +167,7 @@ def test_an_empty_log_without_a_checkpoint_fails_too(db, signing_key):
 
 def _later(monkeypatch, delta: dt.timedelta) -> None:
     now = timezone.now() + delta
-    monkeypatch.setattr(integrity.timezone, "now", lambda: now)
+    monkeypatch.setattr(integrity.verification.timezone, "now", lambda: now)
 
 
 def test_verify_fails_when_the_newest_checkpoint_is_older_than_the_maximum_age(

@@ -191,7 +191,7 @@ def test_the_command_exits_zero_with_the_count_or_one_naming_the_entry(tmp_path)
 
 
 def test_parallel_verification_finds_the_first_bad_entry(monkeypatch):
-    monkeypatch.setattr(integrity, "VERIFY_CHUNK", 10)
+    monkeypatch.setattr(integrity.verification, "VERIFY_CHUNK", 10)
     for index in range(200):
         record_event(action=Action.CONSULT, details={"i": index})
     integrity.seal()
@@ -212,7 +212,7 @@ def test_parallel_verification_finds_the_first_bad_entry(monkeypatch):
 def test_one_process_reading_ahead_finds_the_first_bad_entry(monkeypatch):
     """Outside a transaction a second connection reads the next chunk while this one is
     hashed: the result is the same as reading one chunk after the other."""
-    monkeypatch.setattr(integrity, "VERIFY_CHUNK", 7)
+    monkeypatch.setattr(integrity.verification, "VERIFY_CHUNK", 7)
     for index in range(60):
         record_event(action=Action.CONSULT, details={"i": index})
     integrity.seal()

@@ -219,7 +219,7 @@ def test_a_span_of_deleted_links_is_named_exactly_whatever_the_chunk_size(
 ):
     """Links are read a chunk of positions at a time: a gap inside a chunk, at its
     edge or swallowing whole chunks is reported from its first to its last position."""
-    monkeypatch.setattr(integrity, "VERIFY_CHUNK", 3)
+    monkeypatch.setattr(integrity.verification, "VERIFY_CHUNK", 3)
     for index in range(20):
         record_event(action=Action.CONSULT, details={"i": index})
     integrity.seal()

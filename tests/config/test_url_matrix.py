@@ -432,15 +432,15 @@ BY_VIEW = {
     "django.contrib.admin.options.ModelAdmin.delete_view": fill_admin_object,
     "django.contrib.admin.options.ModelAdmin.history_view": fill_admin_object,
     "django.contrib.auth.admin.UserAdmin.user_change_password": fill_admin_object,
-    "casework.admin.UserAdmin.user_change_password": fill_admin_object,
+    "casework.admin.accounts.UserAdmin.user_change_password": fill_admin_object,
     # Four eyes on power (ADR 0014): the request pages of one object, a request's page.
-    "casework.admin.UserAdmin.request_role_view": fill_admin_object,
-    "casework.admin.UserAdmin.request_password_link_view": fill_admin_object,
-    "casework.admin.LegalBasisAdmin.request_view": fill_admin_object,
-    "casework.admin.OrganisationAdmin.request_kind_view": fill_admin_object,
-    "casework.admin.AdminChangeRequestAdmin.change_view": fill_admin_object,
+    "casework.admin.accounts.UserAdmin.request_role_view": fill_admin_object,
+    "casework.admin.accounts.UserAdmin.request_password_link_view": fill_admin_object,
+    "casework.admin.legal_bases.LegalBasisAdmin.request_view": fill_admin_object,
+    "casework.admin.accounts.OrganisationAdmin.request_kind_view": fill_admin_object,
+    "casework.admin.change_requests.AdminChangeRequestAdmin.change_view": fill_admin_object,
     # Single sign-on (ADR 0018): a provider's or a linked identity's approval request.
-    "casework.admin._SsoAdmin.request_approval_view": fill_admin_object,
+    "casework.admin.sign_in.SsoAdmin.request_approval_view": fill_admin_object,
 }
 BY_NAME = {
     "arenden:case": fill_case,

@@ -16,6 +16,7 @@ from workflows.defector.flow import DefectorFlow, ThreatReviewFlow
 from workflows.defector.intake import refer_from, refer_linked
 from workflows.defector.models import (
     FINAL_STATES,
+    DefectorCase,
     DefectorProcess,
     ThreatAssessment,
     adds_actions,
@@ -41,6 +42,13 @@ def overdue_reassessments(today: datetime.date) -> list[Reminder]:
         )
         for pk, case_id in overdue
     ]
+
+
+def handed_over(case) -> bool:
+    """Whether ``case`` (a Case or a DefectorCase) left the local programme."""
+    if "handed_over_at" in case.__dict__:
+        return case.__dict__["handed_over_at"] is not None
+    return DefectorCase.objects.filter(pk=case.pk, handed_over_at__isnull=False).exists()
 
 
 def task_cases(process_ids) -> dict:
@@ -80,5 +88,10 @@ def register() -> None:
             refer_linked=refer_linked,
             refer_from=refer_from,
             may_add_action=lambda user, case: adds_actions(case, user),
+            coordinator_permission=DefectorFlow.coordinator_permission,
+            handed_over=handed_over,
+            handed_over_cases=lambda at: DefectorCase.objects.filter(handed_over_at__lte=at).values(
+                "pk"
+            ),
         )
     )

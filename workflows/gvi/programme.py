@@ -23,6 +23,7 @@ from workflows.gvi import statistics as gvi_statistics
 from workflows.gvi.models import (
     CALL_IN_HELD_STATES,
     FOLLOW_UP_PENDING_STATES,
+    PERM_GVI_PARTICIPANT,
     CallInAttendee,
     CustomNotification,
     GviCallInFlow,
@@ -159,5 +160,6 @@ def register() -> None:
             ),
             seed_demo=lambda stdout: gvi_demo.seed_gvi(),
             statistics=lambda: gvi_statistics.STATISTICS,
+            participant_permission=PERM_GVI_PARTICIPANT,
         )
     )

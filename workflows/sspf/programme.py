@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import include, path
 
 from casework import programmes
@@ -49,5 +50,8 @@ def register() -> None:
             statistics=lambda: sspf_statistics.STATISTICS,
             police_take_part=police_take_part,
             may_add_action=may_add_action,
+            written_guardian_consent=True,
+            own_consent_age=lambda: settings.SAMVERKAN["SSPF_OWN_CONSENT_AGE"],
+            limits_school_and_leisure=True,
         )
     )

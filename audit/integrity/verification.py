@@ -1,455 +1,38 @@
-"""Tamper evidence: the hash chain, its sealing, signed checkpoints and verification.
-
-Design (docs/adr/0005-audit-log.md):
-
-- Writers never touch the chain. A trigger queues every committed log entry
-  (access event or change record) in ``audit_pendingentry``.
-- :func:`seal` takes a transaction-scoped advisory lock, empties the queue and
-  appends one ``ChainLink`` per entry: a gap-free position, the SHA-256 of the
-  entry's canonical encoding, and the running hash over the previous link.
-  The chain is therefore in *commit order*; a writer's transaction can never
-  fork it, roll back under it or hold it up, and the lock is held only for the
-  few milliseconds of one seal. ``record_event`` seals after each commit.
-- :func:`write_checkpoint` signs (Ed25519) the position and head hash and
-  writes them to a file outside the database.
-- :func:`verify` recomputes every entry hash and every link, checks every
-  checkpoint's signature and that the chain still holds each checkpoint's head,
-  and that no entry sits outside the chain. It names the first bad entry.
-
-Canonical encoding of an entry: a JSON object of *every* column of its row
-(sorted keys, no whitespace, UTF-8, NULL as ``null`` — never ``""``;
-timestamps as UTC ISO 8601 with microseconds; JSON columns as canonical JSON
-themselves), prefixed by a domain-separation tag and the entry's source.
-"""
+"""Verification: every entry hash and link recomputed, every checkpoint's signature and
+head checked, and no entry outside the chain."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
-import logging
 import multiprocessing
-import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
-from django.db import connections, models, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
-from audit.models import AccessEvent, ChainLink, ChangeRecord
+from audit.integrity.chain import (
+    CHECKPOINT_FORMAT,
+    GENESIS,
+    LINKS_SQL,
+    SOURCES,
+    chain_hash,
+    fetch_rows,
+    layout,
+    seal,
+    utc_iso,
+)
+from audit.integrity.checkpoints import signed_message, trusted_public_keys
 
-Source = ChainLink.Source
-logger = logging.getLogger(__name__)
-
-# Models whose rows are chained, by source code.
-SOURCES: dict[str, type[models.Model]] = {
-    Source.ACCESS: AccessEvent,
-    Source.HISTORY: ChangeRecord,
-}
-
-ENTRY_TAG = b"samverkan-audit-entry-v1\n"
-CHAIN_TAG = b"samverkan-audit-chain-v1\n"
-GENESIS = "0" * 64
-# pg_advisory_xact_lock key of the sealer ("SAMVAUDT" as a 63-bit integer).
-SEAL_LOCK_KEY = 0x53414D5641554454
-CHECKPOINT_FORMAT = "samverkan-audit-checkpoint/1"
 VERIFY_CHUNK = 5000
-
-
-# --- Canonical encoding -----------------------------------------------------
-
-
-# Timestamps are rendered by PostgreSQL straight into the canonical form
-# (UTC, ISO 8601, microseconds), the same string ``_utc_iso`` makes in Python.
-_ISO_UTC_SQL = "to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
-
-
-_LINKS_SQL = (
-    "SELECT position, source, entry_id, entry_hash, chain_hash, "  # noqa: S608 (constants)
-    + _ISO_UTC_SQL.format(column="sealed_at")
-    + " FROM audit_chainlink WHERE position BETWEEN %s AND %s ORDER BY position"
-)
-
-
-def _utc_iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
-
-
-def _plain(value: Any) -> Any:
-    """Fallback for values handed in as Python objects rather than read as text."""
-    if isinstance(value, dt.datetime):
-        return _utc_iso(value)
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).hex()
-    return str(value)  # UUID, inet, Decimal
-
-
-# Sorted keys, no whitespace, UTF-8 (not \u escapes), no NaN/Infinity.
-_CANONICAL_JSON = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_plain
-)
-
-
-def _select_expression(model_field: models.Field) -> str:
-    column = model_field.column
-    if isinstance(model_field, models.DateTimeField):
-        return _ISO_UTC_SQL.format(column=column)
-    if isinstance(model_field, models.GenericIPAddressField):
-        return f"host({column})"
-    if isinstance(model_field, models.UUIDField | models.JSONField):
-        return f"{column}::text"
-    return column
-
-
-_loads = json.JSONDecoder().decode
-_fast_loads = orjson.loads
-_EMPTY_JSON: dict[str, Any] = {"[]": [], "{}": {}}
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """How to read and encode the rows of one source.
-
-    Every column is read as the text (or integer/boolean) that goes into the
-    canonical document; JSON columns are parsed and re-serialised canonically.
-    """
-
-    source: str
-    table: str
-    columns: tuple[str, ...]
-    expressions: tuple[str, ...]
-    json_columns: tuple[tuple[int, str], ...]
-
-    @classmethod
-    def of(cls, source: str, model: type[models.Model]) -> _Layout:
-        fields = model._meta.concrete_fields
-        return cls(
-            source=source,
-            table=model._meta.db_table,
-            columns=tuple(f.column for f in fields),
-            expressions=tuple(_select_expression(f) for f in fields),
-            json_columns=tuple(
-                (index, f.column)
-                for index, f in enumerate(fields)
-                if isinstance(f, models.JSONField)
-            ),
-        )
-
-    @property
-    def select_sql(self) -> str:
-        # Identifiers from the model's own metadata, never from input.
-        expressions = ", ".join(self.expressions)
-        return f"SELECT {expressions} FROM {self.table} WHERE id = ANY(%s)"  # noqa: S608
-
-    @property
-    def select_range_sql(self) -> str:
-        expressions = ", ".join(self.expressions)
-        return f"SELECT {expressions} FROM {self.table} WHERE id BETWEEN %s AND %s"  # noqa: S608
-
-    def encode(self, row: tuple, *, entry_id: int | None = None) -> bytes:
-        """The canonical bytes of one row (optionally as if it had id ``entry_id``)."""
-        document = dict(zip(self.columns, row, strict=True))
-        for index, column in self.json_columns:
-            value = row[index]
-            if isinstance(value, str):
-                document[column] = _EMPTY_JSON[value] if value in _EMPTY_JSON else _loads(value)
-        if entry_id is not None:
-            document["id"] = entry_id
-        return _CANONICAL_JSON.encode(document).encode()
-
-    def entry_hash(self, row: tuple, *, entry_id: int | None = None) -> str:
-        digest = hashlib.sha256(ENTRY_TAG)
-        digest.update(self.source.encode() + b"\n")
-        digest.update(self.encode(row, entry_id=entry_id))
-        return digest.hexdigest()
-
-    def fast_encode(self, row: tuple) -> bytes:
-        """The canonical bytes of ``row`` by orjson: the same bytes as :meth:`encode` for
-        every row the log writes (strings, integers, booleans, null, lists, objects).
-
-        Only the verifier uses it, and only as a shortcut: where its hash does not
-        match, the entry is hashed again by :meth:`encode`, the definition.
-        """
-        document = dict(zip(self.columns, row, strict=True))
-        for index, column in self.json_columns:
-            value = row[index]
-            if isinstance(value, str):
-                document[column] = _fast_loads(value)
-        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
-
-    def matches(self, row: tuple, stored_hash: str) -> tuple[bool, str]:
-        """Whether ``row`` still hashes to ``stored_hash``, and its hash by the definition
-        when it does not (for the diagnosis)."""
-        try:
-            digest = hashlib.sha256(ENTRY_TAG)
-            digest.update(self.source.encode() + b"\n")
-            digest.update(self.fast_encode(row))
-            if digest.hexdigest() == stored_hash:
-                return True, stored_hash
-        except (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError):
-            pass  # e.g. an integer beyond 64 bits: the definition decides
-        actual = self.entry_hash(row)
-        return actual == stored_hash, actual
-
-
-_layouts: dict[str, _Layout] = {}
-
-
-def layout(source: str) -> _Layout:
-    if source not in _layouts:
-        _layouts[source] = _Layout.of(source, SOURCES[source])
-    return _layouts[source]
-
-
-def canonical_entry(source: str, row: tuple) -> bytes:
-    """The canonical encoding of a row of ``source`` (columns in model order)."""
-    return layout(source).encode(row)
-
-
-def chain_hash(
-    previous: str, *, position: int, source: str, entry_id: int, entry_hash: str, sealed_at: str
-) -> str:
-    """The running hash at ``position``; ``sealed_at`` in the canonical UTC ISO form."""
-    digest = hashlib.sha256(CHAIN_TAG)
-    digest.update(bytes.fromhex(previous))
-    digest.update(f"{position}\n{source}\n{entry_id}\n{sealed_at}\n".encode())
-    digest.update(bytes.fromhex(entry_hash))
-    return digest.hexdigest()
-
-
-def _fetch_rows(cursor, source: str, ids: list[int]) -> dict[int, tuple]:
-    if not ids:
-        return {}
-    low, high = min(ids), max(ids)
-    if high - low < 2 * len(ids):
-        # Sealed in commit order, a chunk's ids are nearly contiguous: one range
-        # scan is much cheaper than thousands of index probes.
-        cursor.execute(layout(source).select_range_sql, [low, high])
-        wanted = set(ids)
-        return {row[0]: row for row in cursor.fetchall() if row[0] in wanted}
-    cursor.execute(layout(source).select_sql, [ids])
-    return {row[0]: row for row in cursor.fetchall()}
-
-
-# --- Sealing ----------------------------------------------------------------
-
-
-def seal(*, using: str = "default", wait: bool = True) -> int:
-    """Append every committed, queued entry to the chain; return how many were sealed.
-
-    With ``wait=False`` it gives way (returns 0) when another session is sealing.
-    """
-    with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        if wait:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
-        else:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
-            if not cursor.fetchone()[0]:
-                return 0
-        cursor.execute("DELETE FROM audit_pendingentry RETURNING id, source, entry_id")
-        pending = _not_yet_chained(cursor, sorted(cursor.fetchall()))
-        if not pending:
-            return 0
-        rows = {
-            source: _fetch_rows(cursor, source, [e for _, s, e in pending if s == source])
-            for source in {s for _, s, _ in pending}
-        }
-        cursor.execute(
-            "SELECT position, chain_hash FROM audit_chainlink ORDER BY position DESC LIMIT 1"
-        )
-        head = cursor.fetchone()
-        position, previous = head if head else (0, GENESIS)
-        sealed_at = timezone.now()
-        sealed_iso = _utc_iso(sealed_at)
-        links = []
-        for _, source, entry_id in pending:
-            row = rows[source].get(entry_id)
-            if row is None:  # removed behind the triggers' back; verify reports it
-                continue
-            position += 1
-            entry_hash = layout(source).entry_hash(row)
-            previous = chain_hash(
-                previous,
-                position=position,
-                source=source,
-                entry_id=entry_id,
-                entry_hash=entry_hash,
-                sealed_at=sealed_iso,
-            )
-            links.append((position, source, entry_id, entry_hash, previous, sealed_at))
-        cursor.executemany(
-            "INSERT INTO audit_chainlink "
-            "(position, source, entry_id, entry_hash, chain_hash, sealed_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            links,
-        )
-        return len(links)
-
-
-def _not_yet_chained(cursor, pending: list[tuple]) -> list[tuple]:
-    """The queue rows to seal: one per entry, none of an entry already in the chain.
-
-    The trigger queues each entry once, and only it may write the queue; a row
-    that names a chained entry (or one named twice) came from elsewhere. Skipping
-    it keeps sealing going — chaining it again would break the chain's one link
-    per entry and fail every seal from then on. It is logged (ids only, no values).
-    """
-    if not pending:
-        return pending
-    chained: set[tuple[str, int]] = set()
-    for source in {s for _, s, _ in pending}:
-        cursor.execute(
-            "SELECT entry_id FROM audit_chainlink WHERE source = %s AND entry_id = ANY(%s)",
-            [source, [e for _, s, e in pending if s == source]],
-        )
-        chained.update((source, entry_id) for (entry_id,) in cursor.fetchall())
-    kept, seen, skipped = [], set(), []
-    for row in pending:
-        key = (row[1], row[2])
-        if key in chained or key in seen:
-            skipped.append(key)
-            continue
-        seen.add(key)
-        kept.append(row)
-    if skipped:
-        logger.warning(
-            "sealing skipped %d queue rows naming entries already in the chain or queued "
-            "twice (not written by the log's trigger): %s",
-            len(skipped),
-            ", ".join(f"{source} #{entry_id}" for source, entry_id in skipped[:10]),
-        )
-    return kept
-
-
-def head(*, using: str = "default") -> tuple[int, str]:
-    """Position and hash of the chain's last link (``(0, GENESIS)`` when empty)."""
-    link = ChainLink.objects.using(using).order_by("-position").first()
-    return (link.position, link.chain_hash) if link else (0, GENESIS)
-
-
-# --- Signing keys and checkpoints -------------------------------------------
-
-
-class CheckpointError(Exception):
-    """The checkpoint cannot be written (no signing key, no directory)."""
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def generate_signing_key(path: Path) -> Ed25519PublicKey:
-    """Create a new Ed25519 key at ``path`` (mode 0600) and its public key at ``path.pub``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    private_key = Ed25519PrivateKey.generate()
-    pem = private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(pem)
-    public_key = private_key.public_key()
-    _public_key_path(path).write_bytes(
-        public_key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return public_key
-
-
-def _public_key_path(path: Path) -> Path:
-    return path.with_name(path.name + ".pub")
-
-
-def load_signing_key(path: Path | str | None = None) -> Ed25519PrivateKey:
-    path = Path(path or settings.AUDIT_SIGNING_KEY_FILE or "")
-    if not str(path) or not path.is_file():
-        raise CheckpointError(
-            f"No audit signing key at {str(path) or '(SAMVERKAN_AUDIT_SIGNING_KEY_FILE unset)'}: "
-            "create one with `python manage.py audit keygen` (and keep it outside the database "
-            "and its backups), or set SAMVERKAN_AUDIT_SIGNING_KEY_FILE."
-        )
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise CheckpointError(f"{path} does not hold an Ed25519 private key.")
-    return key
-
-
-def trusted_public_keys() -> dict[str, Ed25519PublicKey]:
-    """Public keys whose checkpoint signatures are accepted, by key id.
-
-    The signing key's public half (from the key, or ``<key>.pub`` where only
-    that is present, e.g. on an auditor's machine) and every file listed in
-    ``AUDIT_TRUSTED_PUBLIC_KEYS`` (keys of earlier years after a rotation).
-    """
-    keys: dict[str, Ed25519PublicKey] = {}
-    candidates: list[Ed25519PublicKey] = []
-    signing_path = Path(settings.AUDIT_SIGNING_KEY_FILE or "")
-    if str(signing_path) and signing_path.is_file():
-        candidates.append(load_signing_key(signing_path).public_key())
-    paths = [_public_key_path(signing_path)] if str(signing_path) else []
-    paths += [Path(p) for p in getattr(settings, "AUDIT_TRUSTED_PUBLIC_KEYS", [])]
-    for path in paths:
-        if path.is_file():
-            public_key = serialization.load_pem_public_key(path.read_bytes())
-            if isinstance(public_key, Ed25519PublicKey):
-                candidates.append(public_key)
-    for public_key in candidates:
-        keys[key_id(public_key)] = public_key
-    return keys
-
-
-def _signed_message(document: dict[str, Any]) -> bytes:
-    unsigned = {k: v for k, v in document.items() if k != "signature"}
-    return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode()
-
-
-def checkpoint_dir() -> Path:
-    directory = str(settings.AUDIT_CHECKPOINT_DIR or "")
-    if not directory:
-        raise CheckpointError(
-            "SAMVERKAN_AUDIT_CHECKPOINT_DIR is not set: checkpoints must be written outside "
-            "the database."
-        )
-    return Path(directory)
-
-
-def write_checkpoint(
-    *, using: str = "default", signing_key: Ed25519PrivateKey | None = None
-) -> tuple[Path, dict[str, Any]]:
-    """Seal, then sign the chain's head and write it as a file in ``AUDIT_CHECKPOINT_DIR``."""
-    signing_key = signing_key or load_signing_key()
-    directory = checkpoint_dir()
-    seal(using=using)
-    position, head_hash = head(using=using)
-    now = timezone.now()
-    document: dict[str, Any] = {
-        "format": CHECKPOINT_FORMAT,
-        "position": position,
-        "head": head_hash,
-        "created_at": _utc_iso(now),
-        "key_id": key_id(signing_key.public_key()),
-    }
-    document["signature"] = base64.b64encode(signing_key.sign(_signed_message(document))).decode()
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"checkpoint-{position:012d}-{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
-    temporary = directory / f".{name}.tmp"
-    temporary.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, directory / name)
-    return directory / name, document
 
 
 # --- Verification -----------------------------------------------------------
@@ -544,7 +127,7 @@ def load_checkpoints(
                 checkpoint=path.name,
             )
         try:
-            public_key.verify(signature, _signed_message(document))
+            public_key.verify(signature, signed_message(document))
         except InvalidSignature:
             return checkpoints, Finding(
                 Problem.BAD_SIGNATURE,
@@ -602,7 +185,7 @@ def _fetch_chunk(cursor, start: int, last: int) -> tuple[list[tuple], dict[str, 
     planner reads straight from the index (asked for "from ``start`` to ``last``,
     the first N", it may read the whole rest of the chain for every chunk).
     """
-    cursor.execute(_LINKS_SQL, [start, min(last, start + VERIFY_CHUNK - 1)])
+    cursor.execute(LINKS_SQL, [start, min(last, start + VERIFY_CHUNK - 1)])
     links = cursor.fetchall()
     if not links:
         # A whole chunk's links are gone: go on from the next link there is (the walk
@@ -613,10 +196,10 @@ def _fetch_chunk(cursor, start: int, last: int) -> tuple[list[tuple], dict[str, 
         )
         following = cursor.fetchone()[0]
         if following is not None:
-            cursor.execute(_LINKS_SQL, [following, min(last, following + VERIFY_CHUNK - 1)])
+            cursor.execute(LINKS_SQL, [following, min(last, following + VERIFY_CHUNK - 1)])
             links = cursor.fetchall()
     rows = {
-        source: _fetch_rows(cursor, source, [link[2] for link in links if link[1] == source])
+        source: fetch_rows(cursor, source, [link[2] for link in links if link[1] == source])
         for source in {link[1] for link in links}
     }
     return links, rows
@@ -907,7 +490,7 @@ def _check_checkpoints_cover(
         age_text = dt.timedelta(seconds=int(age.total_seconds()))
         result.finding = Finding(
             Problem.STALE_CHECKPOINT,
-            f"the newest signed checkpoint was made at {_utc_iso(newest.created_at)} "
+            f"the newest signed checkpoint was made at {utc_iso(newest.created_at)} "
             f"({age_text} ago), "
             f"older than {max_age} (SAMVERKAN_AUDIT_CHECKPOINT_MAX_AGE): the {since} entries "
             "sealed since are vouched for by nothing outside the database. Check that "

@@ -1,0 +1,304 @@
+"""The hash chain: the canonical encoding of a log entry and the sealing that appends
+entries to the chain (see the package's docstring)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.db import connections, models, transaction
+from django.utils import timezone
+
+from audit.models import AccessEvent, ChainLink, ChangeRecord
+
+Source = ChainLink.Source
+logger = logging.getLogger(__name__)
+
+# Models whose rows are chained, by source code.
+SOURCES: dict[str, type[models.Model]] = {
+    Source.ACCESS: AccessEvent,
+    Source.HISTORY: ChangeRecord,
+}
+
+ENTRY_TAG = b"samverkan-audit-entry-v1\n"
+CHAIN_TAG = b"samverkan-audit-chain-v1\n"
+GENESIS = "0" * 64
+# pg_advisory_xact_lock key of the sealer ("SAMVAUDT" as a 63-bit integer).
+SEAL_LOCK_KEY = 0x53414D5641554454
+CHECKPOINT_FORMAT = "samverkan-audit-checkpoint/1"
+
+
+# --- Canonical encoding -----------------------------------------------------
+
+
+# Timestamps are rendered by PostgreSQL straight into the canonical form
+# (UTC, ISO 8601, microseconds), the same string ``utc_iso`` makes in Python.
+_ISO_UTC_SQL = "to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+
+
+LINKS_SQL = (
+    "SELECT position, source, entry_id, entry_hash, chain_hash, "  # noqa: S608 (constants)
+    + _ISO_UTC_SQL.format(column="sealed_at")
+    + " FROM audit_chainlink WHERE position BETWEEN %s AND %s ORDER BY position"
+)
+
+
+def utc_iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _plain(value: Any) -> Any:
+    """Fallback for values handed in as Python objects rather than read as text."""
+    if isinstance(value, dt.datetime):
+        return utc_iso(value)
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    return str(value)  # UUID, inet, Decimal
+
+
+# Sorted keys, no whitespace, UTF-8 (not \u escapes), no NaN/Infinity.
+_CANONICAL_JSON = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_plain
+)
+
+
+def _select_expression(model_field: models.Field) -> str:
+    column = model_field.column
+    if isinstance(model_field, models.DateTimeField):
+        return _ISO_UTC_SQL.format(column=column)
+    if isinstance(model_field, models.GenericIPAddressField):
+        return f"host({column})"
+    if isinstance(model_field, models.UUIDField | models.JSONField):
+        return f"{column}::text"
+    return column
+
+
+_loads = json.JSONDecoder().decode
+_fast_loads = orjson.loads
+_EMPTY_JSON: dict[str, Any] = {"[]": [], "{}": {}}
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How to read and encode the rows of one source.
+
+    Every column is read as the text (or integer/boolean) that goes into the
+    canonical document; JSON columns are parsed and re-serialised canonically.
+    """
+
+    source: str
+    table: str
+    columns: tuple[str, ...]
+    expressions: tuple[str, ...]
+    json_columns: tuple[tuple[int, str], ...]
+
+    @classmethod
+    def of(cls, source: str, model: type[models.Model]) -> _Layout:
+        fields = model._meta.concrete_fields
+        return cls(
+            source=source,
+            table=model._meta.db_table,
+            columns=tuple(f.column for f in fields),
+            expressions=tuple(_select_expression(f) for f in fields),
+            json_columns=tuple(
+                (index, f.column)
+                for index, f in enumerate(fields)
+                if isinstance(f, models.JSONField)
+            ),
+        )
+
+    @property
+    def select_sql(self) -> str:
+        # Identifiers from the model's own metadata, never from input.
+        expressions = ", ".join(self.expressions)
+        return f"SELECT {expressions} FROM {self.table} WHERE id = ANY(%s)"  # noqa: S608
+
+    @property
+    def select_range_sql(self) -> str:
+        expressions = ", ".join(self.expressions)
+        return f"SELECT {expressions} FROM {self.table} WHERE id BETWEEN %s AND %s"  # noqa: S608
+
+    def encode(self, row: tuple, *, entry_id: int | None = None) -> bytes:
+        """The canonical bytes of one row (optionally as if it had id ``entry_id``)."""
+        document = dict(zip(self.columns, row, strict=True))
+        for index, column in self.json_columns:
+            value = row[index]
+            if isinstance(value, str):
+                document[column] = _EMPTY_JSON[value] if value in _EMPTY_JSON else _loads(value)
+        if entry_id is not None:
+            document["id"] = entry_id
+        return _CANONICAL_JSON.encode(document).encode()
+
+    def entry_hash(self, row: tuple, *, entry_id: int | None = None) -> str:
+        digest = hashlib.sha256(ENTRY_TAG)
+        digest.update(self.source.encode() + b"\n")
+        digest.update(self.encode(row, entry_id=entry_id))
+        return digest.hexdigest()
+
+    def fast_encode(self, row: tuple) -> bytes:
+        """The canonical bytes of ``row`` by orjson: the same bytes as :meth:`encode` for
+        every row the log writes (strings, integers, booleans, null, lists, objects).
+
+        Only the verifier uses it, and only as a shortcut: where its hash does not
+        match, the entry is hashed again by :meth:`encode`, the definition.
+        """
+        document = dict(zip(self.columns, row, strict=True))
+        for index, column in self.json_columns:
+            value = row[index]
+            if isinstance(value, str):
+                document[column] = _fast_loads(value)
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+
+    def matches(self, row: tuple, stored_hash: str) -> tuple[bool, str]:
+        """Whether ``row`` still hashes to ``stored_hash``, and its hash by the definition
+        when it does not (for the diagnosis)."""
+        try:
+            digest = hashlib.sha256(ENTRY_TAG)
+            digest.update(self.source.encode() + b"\n")
+            digest.update(self.fast_encode(row))
+            if digest.hexdigest() == stored_hash:
+                return True, stored_hash
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError):
+            pass  # e.g. an integer beyond 64 bits: the definition decides
+        actual = self.entry_hash(row)
+        return actual == stored_hash, actual
+
+
+_layouts: dict[str, _Layout] = {}
+
+
+def layout(source: str) -> _Layout:
+    if source not in _layouts:
+        _layouts[source] = _Layout.of(source, SOURCES[source])
+    return _layouts[source]
+
+
+def canonical_entry(source: str, row: tuple) -> bytes:
+    """The canonical encoding of a row of ``source`` (columns in model order)."""
+    return layout(source).encode(row)
+
+
+def chain_hash(
+    previous: str, *, position: int, source: str, entry_id: int, entry_hash: str, sealed_at: str
+) -> str:
+    """The running hash at ``position``; ``sealed_at`` in the canonical UTC ISO form."""
+    digest = hashlib.sha256(CHAIN_TAG)
+    digest.update(bytes.fromhex(previous))
+    digest.update(f"{position}\n{source}\n{entry_id}\n{sealed_at}\n".encode())
+    digest.update(bytes.fromhex(entry_hash))
+    return digest.hexdigest()
+
+
+def fetch_rows(cursor, source: str, ids: list[int]) -> dict[int, tuple]:
+    if not ids:
+        return {}
+    low, high = min(ids), max(ids)
+    if high - low < 2 * len(ids):
+        # Sealed in commit order, a chunk's ids are nearly contiguous: one range
+        # scan is much cheaper than thousands of index probes.
+        cursor.execute(layout(source).select_range_sql, [low, high])
+        wanted = set(ids)
+        return {row[0]: row for row in cursor.fetchall() if row[0] in wanted}
+    cursor.execute(layout(source).select_sql, [ids])
+    return {row[0]: row for row in cursor.fetchall()}
+
+
+# --- Sealing ----------------------------------------------------------------
+
+
+def seal(*, using: str = "default", wait: bool = True) -> int:
+    """Append every committed, queued entry to the chain; return how many were sealed.
+
+    With ``wait=False`` it gives way (returns 0) when another session is sealing.
+    """
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+        else:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+            if not cursor.fetchone()[0]:
+                return 0
+        cursor.execute("DELETE FROM audit_pendingentry RETURNING id, source, entry_id")
+        pending = _not_yet_chained(cursor, sorted(cursor.fetchall()))
+        if not pending:
+            return 0
+        rows = {
+            source: fetch_rows(cursor, source, [e for _, s, e in pending if s == source])
+            for source in {s for _, s, _ in pending}
+        }
+        cursor.execute(
+            "SELECT position, chain_hash FROM audit_chainlink ORDER BY position DESC LIMIT 1"
+        )
+        head = cursor.fetchone()
+        position, previous = head if head else (0, GENESIS)
+        sealed_at = timezone.now()
+        sealed_iso = utc_iso(sealed_at)
+        links = []
+        for _, source, entry_id in pending:
+            row = rows[source].get(entry_id)
+            if row is None:  # removed behind the triggers' back; verify reports it
+                continue
+            position += 1
+            entry_hash = layout(source).entry_hash(row)
+            previous = chain_hash(
+                previous,
+                position=position,
+                source=source,
+                entry_id=entry_id,
+                entry_hash=entry_hash,
+                sealed_at=sealed_iso,
+            )
+            links.append((position, source, entry_id, entry_hash, previous, sealed_at))
+        cursor.executemany(
+            "INSERT INTO audit_chainlink "
+            "(position, source, entry_id, entry_hash, chain_hash, sealed_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            links,
+        )
+        return len(links)
+
+
+def _not_yet_chained(cursor, pending: list[tuple]) -> list[tuple]:
+    """The queue rows to seal: one per entry, none of an entry already in the chain.
+
+    The trigger queues each entry once, and only it may write the queue; a row
+    that names a chained entry (or one named twice) came from elsewhere. Skipping
+    it keeps sealing going — chaining it again would break the chain's one link
+    per entry and fail every seal from then on. It is logged (ids only, no values).
+    """
+    if not pending:
+        return pending
+    chained: set[tuple[str, int]] = set()
+    for source in {s for _, s, _ in pending}:
+        cursor.execute(
+            "SELECT entry_id FROM audit_chainlink WHERE source = %s AND entry_id = ANY(%s)",
+            [source, [e for _, s, e in pending if s == source]],
+        )
+        chained.update((source, entry_id) for (entry_id,) in cursor.fetchall())
+    kept, seen, skipped = [], set(), []
+    for row in pending:
+        key = (row[1], row[2])
+        if key in chained or key in seen:
+            skipped.append(key)
+            continue
+        seen.add(key)
+        kept.append(row)
+    if skipped:
+        logger.warning(
+            "sealing skipped %d queue rows naming entries already in the chain or queued "
+            "twice (not written by the log's trigger): %s",
+            len(skipped),
+            ", ".join(f"{source} #{entry_id}" for source, entry_id in skipped[:10]),
+        )
+    return kept
+
+
+def head(*, using: str = "default") -> tuple[int, str]:
+    """Position and hash of the chain's last link (``(0, GENESIS)`` when empty)."""
+    link = ChainLink.objects.using(using).order_by("-position").first()
+    return (link.position, link.chain_hash) if link else (0, GENESIS)

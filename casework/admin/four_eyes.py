@@ -1,0 +1,134 @@
+"""What the admin's request pages share: a change of power is asked for on a form with a
+reason, recorded as a change request, and applied once another administrator approves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from casework import policy
+from casework.models import AdminChangeRequest
+from casework.services import administration
+
+Kind = AdminChangeRequest.Kind
+NONE = "\u2013"  # an en dash: no value
+
+
+def form_errors(form: forms.Form, error: ValidationError) -> None:
+    """Put a service's refusal on the form (per field where it names one)."""
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
+
+
+def posted(request) -> Any:
+    """The posted data, or ``None`` for a form shown the first time."""
+    return request.POST if request.method == "POST" else None
+
+
+def requested_object(model_admin, request, object_id, kind):
+    """The object a change of ``kind`` is requested for; refused to users who may not
+    request it, 404 where there is none."""
+    if not policy.can_request_admin_change(request.user, kind):
+        raise PermissionDenied
+    obj = model_admin.get_object(request, unquote(object_id))
+    if obj is None:
+        raise Http404
+    return obj
+
+
+def request_page(
+    model_admin,
+    request,
+    *,
+    form: forms.Form,
+    submit: Callable[[dict], AdminChangeRequest],
+    title,
+    intro,
+    obj=None,
+):
+    """The request form: on a valid post ``submit(cleaned_data)`` records the request and
+    the administrator goes to its page; otherwise the form again, with the refusal."""
+    if request.method == "POST" and form.is_valid():
+        try:
+            change_request = submit(form.cleaned_data)
+        except ValidationError as error:
+            form_errors(form, error)
+        else:
+            messages.success(
+                request,
+                _(
+                    "The request is recorded. It takes effect when another administrator "
+                    "approves it."
+                ),
+            )
+            return HttpResponseRedirect(
+                reverse("admin:casework_adminchangerequest_change", args=[change_request.pk])
+            )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "form": form,
+        "intro": intro,
+        "opts": model_admin.opts,
+        "original": obj,
+        "subtitle": str(obj) if obj is not None else None,
+    }
+    return TemplateResponse(
+        request,
+        "admin/casework/four_eyes_form.html",
+        context,
+        status=400 if form.errors else 200,
+    )
+
+
+def buttons(obj, *links: tuple[str, Any]):
+    """Links styled as buttons to an object's request pages ({URL name: label}), or a dash
+    on a form for a new object."""
+    if obj is None or obj.pk is None:
+        return NONE
+    return format_html(
+        " ".join(['<a class="button" href="{}">{}</a>'] * len(links)),
+        *(
+            part
+            for url_name, label in links
+            for part in (reverse(f"admin:{url_name}", args=[obj.pk]), label)
+        ),
+    )
+
+
+class RequestPages:
+    """A model admin with request pages: :meth:`request_pages` lists them as
+    (route, view, URL name), served before the model admin's own URLs."""
+
+    def request_pages(self) -> list[tuple[str, Callable, str]]:
+        return []
+
+    def get_urls(self):
+        return [
+            *(
+                path(route, self.admin_site.admin_view(view), name=name)
+                for route, view, name in self.request_pages()
+            ),
+            *super().get_urls(),
+        ]
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=administration.REASON_MAX_LENGTH,
+    )

@@ -1,0 +1,562 @@
+"""Who may see a case, and what of it: team, coordinator, break-the-glass, consent and
+legal bases, the programmes' own access rules (from the registry), GVI's groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from uuid import UUID
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from casework import programmes, roles
+from casework.models import (
+    BreakGlassAccess,
+    Case,
+    CaseLegalBasis,
+    CaseMembership,
+    Consent,
+    LegalBasis,
+    Organisation,
+    User,
+)
+from casework.policy.accounts import can_use_task_inbox, is_active_user
+
+# --- Cases ---------------------------------------------------------------------------
+#
+# Identified case data is for the case team, the programme coordinator and an
+# active break-the-glass access; for a user of another organisation than the
+# case's owner (police, school, leisure) only under a valid consent covering that
+# organisation or a recorded legal basis that allows the disclosure. Nobody
+# else: the steering group, auditors and administrators never get case data.
+
+
+@dataclass(frozen=True)
+class CaseAccess:
+    """The answer to "may this user see this case, and on what ground?"."""
+
+    allowed: bool
+    via: str = ""  # "team", "coordinator", "break_glass"
+    legal_basis: str = ""  # code of the basis for disclosure to the user's organisation
+    denial: str = ""  # why not (for the access log)
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def is_police(user) -> bool:
+    return bool(user.organisation_id) and user.organisation.kind == Organisation.Kind.POLICE
+
+
+def coordinator_permission(code: str) -> str:
+    """The permission of the coordinators of programme ``code``'s cases: the programme's
+    own where it registered one, else the programme coordinator's (samordnare)."""
+    programme = programmes.get(code)
+    if programme is not None and programme.coordinator_permission:
+        return programme.coordinator_permission
+    return roles.PERM_COORDINATE
+
+
+def coordinates_a_programme(user) -> bool:
+    """A programme coordinator of any programme (the coordinators' queue is theirs)."""
+    return is_active_user(user) and any(
+        user.has_perm(permission)
+        for permission in {roles.PERM_COORDINATE}
+        | {coordinator_permission(code) for code in Case.Programme.values}
+    )
+
+
+def coordinates(user, case) -> bool:
+    """The coordinator of the case's programme (:func:`coordinator_permission`)."""
+    return user.has_perm(coordinator_permission(case.programme))
+
+
+def _request_memo(case) -> dict | None:
+    """A per-request memo on the case instance: valid while the request and version last.
+
+    Only inside a request (the view's case instance lives as long as it), and
+    only for the version of the case the instance holds: every service that
+    changes the team locks the row and bumps the version, which empties it.
+    """
+    from audit import context
+
+    request = context.current().request
+    if request is None:
+        return None
+    memo = case.__dict__.get("_policy_memo")
+    if memo is None or memo["request"] is not request or memo["version"] != case.version:
+        memo = {"request": request, "version": case.version, "team": {}}
+        case.__dict__["_policy_memo"] = memo
+    return memo
+
+
+def remember_team(case, team: list[CaseMembership]) -> None:
+    """Record the case's current team (read by the caller) for the rest of the request."""
+    memo = _request_memo(case)
+    if memo is not None:
+        memo["members"] = {m.user_id: m for m in reversed(team)}
+
+
+def team_membership(user, case, *, now: datetime | None = None) -> CaseMembership | None:
+    memo = _request_memo(case) if now is None else None
+    if memo is not None:
+        if "members" in memo:
+            return memo["members"].get(user.pk)
+        if user.pk in memo["team"]:
+            return memo["team"][user.pk]
+    at = now or timezone.now()
+    membership = (
+        CaseMembership.objects.filter(case=case, user=user, valid_from__lte=at)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=at))
+        .first()
+    )
+    if memo is not None:
+        memo["team"][user.pk] = membership
+    return membership
+
+
+def active_break_glass(user, case, *, now: datetime | None = None) -> BreakGlassAccess | None:
+    now = now or timezone.now()
+    return BreakGlassAccess.objects.filter(case=case, user=user, expires_at__gt=now).first()
+
+
+def can_break_glass(user) -> bool:
+    return can_use_task_inbox(user) and user.has_perm(roles.PERM_BREAK_GLASS)
+
+
+def consent_state(case, *, today: date | None = None, consents=None) -> ConsentState:
+    """Whether the required consents are in place, and which organisations they all cover.
+
+    Required: the person's own consent, and while the person is under 18 the
+    consent of every registered guardian (at least one). A refusal or a
+    withdrawal anywhere means no valid consent. ``consents``: the case's
+    consents with their organisations prefetched, when the caller has read them.
+    """
+    today = today or timezone.localdate()
+    if consents is None:
+        consents = case.consents.all().prefetch_related("organisations")
+    # A withdrawal ends the consent for good: an older consent of the same giver
+    # must not take the withdrawn one's place.
+    withdrawn = any(c.withdrawn_at is not None for c in consents)
+    consents = [
+        c
+        for c in consents
+        if c.withdrawn_at is None and (c.valid_until is None or c.valid_until >= today)
+    ]
+    refused = any(c.decision == Consent.Decision.REFUSED for c in consents)
+    given = [c for c in consents if c.decision == Consent.Decision.GIVEN]
+    own = [c for c in given if c.giver == Consent.Giver.SELF]
+    required = list(own[-1:])
+    youngest, oldest = _age_bounds(case.person, on=today)
+    missing = [] if own or not _own_consent_required(case, oldest) else ["self"]
+    if (programme := programmes.get(case.programme)) and programme.written_guardian_consent:
+        # The programme counts a guardian's consent only in writing (SSPF).
+        given = [
+            c for c in given if c.giver == Consent.Giver.SELF or c.form == Consent.Form.WRITTEN
+        ]
+    if youngest < 18:
+        prefetched = getattr(case.person, "_prefetched_objects_cache", {}).get("guardians")
+        if prefetched is not None:
+            guardians = [guardian.pk for guardian in prefetched]
+        else:
+            guardians = list(case.person.guardians.values_list("id", flat=True))
+        if not guardians:
+            missing.append("guardian")
+        for guardian_id in guardians:
+            theirs = [c for c in given if c.guardian_id == guardian_id]
+            if theirs:
+                required.append(theirs[-1])
+            else:
+                missing.append(f"guardian:{guardian_id}")
+    covered: set[int] | None = None
+    for consent in required:
+        orgs = {org.pk for org in consent.organisations.all()}
+        covered = orgs if covered is None else covered & orgs
+    complete = not refused and not missing and not withdrawn
+    return ConsentState(
+        complete=complete,
+        refused=refused,
+        missing=tuple(missing),
+        organisations=frozenset(covered or ()) if complete else frozenset(),
+    )
+
+
+def _age_bounds(person, *, on: date) -> tuple[int, int]:
+    """The youngest and the oldest the person can be on ``on``, for the age rules.
+
+    The same age twice while the person's data can be read. An erased person's date
+    of birth is gone with the data key: only the plain birth year is left, which
+    leaves two possible ages. Each rule then takes the stricter one (guardians'
+    consent while the person may still be under 18, own consent once they may be
+    old enough, a statute with an age limit only while they are surely under it),
+    so an erasure never widens what anyone may see (docs/adr/0004, addendum).
+    """
+    if person.erased_at is not None:
+        oldest = on.year - person.birth_year
+        return oldest - 1, oldest
+    from casework.selectors.persons import person_age
+
+    age = person_age(person, on=on)
+    return age, age
+
+
+def _own_consent_required(case, age: int) -> bool:
+    """Always, or from the age the case's programme registered (SSPF)."""
+    programme = programmes.get(case.programme)
+    if programme is not None and programme.own_consent_age is not None:
+        return age >= programme.own_consent_age()
+    return True
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    complete: bool
+    refused: bool
+    missing: tuple[str, ...]
+    organisations: frozenset[int]
+
+
+def statutory_basis(case, organisation, *, today: date | None = None) -> LegalBasis | None:
+    """A recorded legal basis (other than consent) allowing disclosure to ``organisation``."""
+    today = today or timezone.localdate()
+    recorded = (
+        CaseLegalBasis.objects.filter(case=case, revoked_at__isnull=True)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=today))
+        .select_related("legal_basis")
+    )
+    for entry in recorded:
+        basis = entry.legal_basis
+        if not basis.is_active or basis.kind != LegalBasis.Kind.STATUTE:
+            continue
+        if basis.discloser_kinds and case.owner_organisation.kind not in basis.discloser_kinds:
+            continue
+        if basis.recipient_kinds and organisation.kind not in basis.recipient_kinds:
+            continue
+        if basis.max_age is not None and _age_bounds(case.person, on=today)[1] >= basis.max_age:
+            continue
+        return basis
+    return None
+
+
+def disclosure_basis(case, organisation, *, today: date | None = None, consents=None) -> str:
+    """The code of the basis on which ``organisation`` may see data the case's owner holds.
+
+    ``""`` when there is none. Consent first (what the person agreed to), then
+    a recorded statute. ``consents``: as for :func:`consent_state`.
+    """
+    if organisation.pk in consent_state(case, today=today, consents=consents).organisations:
+        return "consent"
+    basis = statutory_basis(case, organisation, today=today)
+    return basis.code if basis else ""
+
+
+def case_access(
+    user, case, *, now: datetime | None = None, consents=None, any_ground: bool = False
+) -> CaseAccess:
+    """May ``user`` see the identified data of ``case``? Deny by default.
+
+    ``consents``: the case's consents with their organisations prefetched, when
+    the caller has read them (the case page), so they are not read twice.
+    ``any_ground``: the caller does not use ``via`` (a change, not a reading), so
+    the coordinator's role (no query) is asked before the team (a query); the
+    answer is the same.
+    """
+    if not can_use_task_inbox(user):
+        return CaseAccess(False, denial="no case role")
+    if defector_local_access_cut(user, case):
+        return CaseAccess(False, denial="handed over from the local programme")
+    if any_ground and coordinates(user, case):
+        member = None
+    else:
+        member = team_membership(user, case, now=now)
+    now = now or timezone.now()
+    if member:
+        via = "team"
+    elif coordinates(user, case):
+        via = "coordinator"
+    elif active_break_glass(user, case, now=now):
+        via = "break_glass"
+    elif closed_case_lead(user, case, now=now):
+        via = CLOSED_LEAD
+    else:
+        return CaseAccess(False, denial="not on the case team")
+    if police_rule(case) and is_police(user):
+        # The police take part only where the case says so (SSPF), and only under the
+        # consents' scope (no statutory basis stands in for the missing decision).
+        if not sspf_police_participates(case):
+            return CaseAccess(False, via=via, denial="no police participation decision")
+        covered = consent_state(case, today=timezone.localdate(now), consents=consents)
+        if user.organisation_id not in covered.organisations:
+            return CaseAccess(False, via=via, denial="consent does not cover the police")
+        return CaseAccess(True, via=via, legal_basis="consent")
+    if user.organisation_id == case.owner_organisation_id:
+        return CaseAccess(True, via=via)
+    basis = disclosure_basis(
+        case, user.organisation, today=timezone.localdate(now), consents=consents
+    )
+    if not basis:
+        return CaseAccess(False, via=via, denial="no legal basis for disclosure")
+    return CaseAccess(True, via=via, legal_basis=basis)
+
+
+# The lead social worker's reading of a case after it closed (documentation duty).
+CLOSED_LEAD = "closed_lead"
+
+
+def closed_lead_days() -> int:
+    return max(0, int(settings.SAMVERKAN.get("CLOSED_CASE_LEAD_READ_DAYS", 0)))
+
+
+def closed_case_lead(user, case, *, now: datetime | None = None) -> bool:
+    """The lead social worker of a closed case, within the documentation window.
+
+    A close ends every membership (``valid_to`` = the close). The user who was the lead
+    at that moment, working for the organisation that led the case, keeps *reading* it
+    for ``SAMVERKAN["CLOSED_CASE_LEAD_READ_DAYS"]`` after the close, so the social
+    services' own journal can be completed (SoL 11 kap.). Every reading is a ``CONSULT``
+    event with ``via`` = ``closed_lead``; no change is allowed on this ground
+    (``casework.services.cases.require_access``). ADR 0012.
+    """
+    closed_at = getattr(case, "closed_at", None)
+    days = closed_lead_days()
+    if closed_at is None or days == 0 or user.organisation_id != case.owner_organisation_id:
+        return False
+    now = now or timezone.now()
+    if now >= closed_at + timedelta(days=days):
+        return False
+    return CaseMembership.objects.filter(
+        case=case,
+        user=user,
+        role=CaseMembership.Role.LEAD,
+        valid_from__lt=closed_at,
+        valid_to__gte=closed_at,
+    ).exists()
+
+
+def cases_in_reach(user):
+    """The cases a user may be able to open (team, coordinator, break-the-glass) — a queryset.
+
+    The list still goes through :func:`case_access` for each case before
+    anything identified is shown (consent and legal basis are per case).
+    """
+    if not can_use_task_inbox(user):
+        return Case.objects.none()
+    now = timezone.now()
+    reach = Q(
+        memberships__user=user,
+        memberships__valid_from__lte=now,
+    ) & (Q(memberships__valid_to__isnull=True) | Q(memberships__valid_to__gt=now))
+    reach |= Q(break_glass__user=user, break_glass__expires_at__gt=now)
+    days = closed_lead_days()
+    if days:
+        # The lead of a case closed within the documentation window (``closed_case_lead``).
+        reach |= Q(
+            closed_at__gt=now - timedelta(days=days),
+            owner_organisation_id=user.organisation_id,
+            memberships__user=user,
+            memberships__role=CaseMembership.Role.LEAD,
+            memberships__valid_to__gte=F("closed_at"),
+        )
+    coordinated = [
+        code for code in Case.Programme.values if user.has_perm(coordinator_permission(code))
+    ]
+    if coordinated:
+        reach |= Q(programme__in=coordinated)
+    return Case.objects.filter(reach).distinct()
+
+
+# --- Defector programme -------------------------------------------------------------
+#
+# A defector case that left the local programme (handed over to the police region
+# or the national programme) is closed to every local user: only police handlers
+# keep it. Local users keep the fact of the hand-over (``hand_over_notice``) and
+# social services' linked support case, which is a case of its own. Policy, not
+# deletion: nothing is removed, and a case returned to the local programme after
+# an approved lowering is open to its team again.
+
+# Team roles that make a user a named handler of a person with protected identity.
+NAMED_HANDLER_ROLES = (
+    CaseMembership.Role.LEAD,
+    CaseMembership.Role.POLICE_CONTACT,
+    CaseMembership.Role.COORDINATOR,
+)
+
+
+def defector_handed_over(case) -> bool:
+    """Whether ``case`` (a Case or a programme's case) left the local programme: its
+    programme's ``handed_over`` rule (the defector programme's) says so."""
+    programme = programmes.get(case.programme)
+    return (
+        programme is not None and programme.handed_over is not None and programme.handed_over(case)
+    )
+
+
+def defector_local_access_cut(user, case) -> bool:
+    """A handed-over defector case is for police handlers only."""
+    return defector_handed_over(case) and not is_police(user)
+
+
+def named_handler(user, case, *, team: list[CaseMembership] | None = None) -> bool:
+    """A named handler of the case: on its team now as lead, police contact or coordinator.
+
+    Only they see the address, phone and area of a person with protected identity
+    in a defector case.
+    """
+    if team is not None:
+        return any(m.user_id == user.pk and m.role in NAMED_HANDLER_ROLES for m in team)
+    membership = team_membership(user, case)
+    return membership is not None and membership.role in NAMED_HANDLER_ROLES
+
+
+# --- SSPF: police participation and what each role sees ---------------------------------------
+
+
+def police_rule(case) -> bool:
+    """The case's programme decides case by case whether the police take part (SSPF)."""
+    programme = programmes.get(case.programme)
+    return programme is not None and programme.police_take_part is not None
+
+
+def sspf_police_participates(case) -> bool:
+    """The police take part in ``case``: its programme's rule says so (SSPF: the newest
+    police participation decision), or the programme has no such rule."""
+    programme = programmes.get(case.programme)
+    if programme is None or programme.police_take_part is None:
+        return True
+    return programme.police_take_part(case)
+
+
+@dataclass(frozen=True)
+class CaseParts:
+    """Which parts of a case page a user sees (the case page selector honours it).
+
+    ``None`` means all: the default for every programme and role but those below.
+    """
+
+    person_fields: tuple[str, ...] | None = None
+    case_texts: tuple[str, ...] | None = None
+    action_kinds: frozenset[str] | None = None  # organisation kinds whose actions are shown
+    guardians: bool = True
+    decisions: bool = True
+    legal_bases: bool = True
+    event_reasons: bool = True
+    link_reasons: bool = True
+    programme_records: bool = True  # SSPF: risk assessments, police decisions, meeting decisions
+
+    @property
+    def full(self) -> bool:
+        return self == CaseParts()
+
+
+ALL_PARTS = CaseParts()
+# School and leisure members of a programme that limits them (SSPF): who the young person
+# is, the commitment plan and the school's and leisure's actions (their own organisation's
+# too) — not the concern, the risk assessment, the mapping conversation, police or
+# social-services notes, decisions or legal bases.
+LIMITED_PARTS = CaseParts(
+    person_fields=("name", "birth_date"),
+    case_texts=("plan_goals",),
+    action_kinds=frozenset({Organisation.Kind.SCHOOL, Organisation.Kind.LEISURE}),
+    guardians=False,
+    decisions=False,
+    legal_bases=False,
+    event_reasons=False,
+    link_reasons=False,
+    programme_records=False,
+)
+
+
+def case_parts(user, case) -> CaseParts:
+    """The parts of ``case`` that ``user`` (who has access to it) sees."""
+    if (
+        (programme := programmes.get(case.programme)) is not None
+        and programme.limits_school_and_leisure
+        and user.organisation_id is not None
+        and user.organisation.kind in (Organisation.Kind.SCHOOL, Organisation.Kind.LEISURE)
+        and not coordinates(user, case)
+    ):
+        return LIMITED_PARTS
+    return ALL_PARTS
+
+
+def case_team_person_ids(*, user_id: int, start: datetime, end: datetime) -> frozenset[UUID]:
+    """The persons in cases whose team had ``user_id`` as a member at some time in [start, end).
+
+    The log review's "access outside own cases" rule asks this.
+    A membership counts while it grants the team's access: it ends when the case closes
+    (``casework.services.cases.transition``) or the coordinator ends it, and for a user
+    outside the police a defector case handed over before ``start`` is no longer theirs
+    (``defector_local_access_cut``), whatever its memberships say.
+    """
+    memberships = CaseMembership.objects.filter(user_id=user_id, valid_from__lt=end).filter(
+        Q(valid_to__isnull=True) | Q(valid_to__gt=start)
+    )
+    police = User.objects.filter(pk=user_id, organisation__kind=Organisation.Kind.POLICE).exists()
+    if not police:
+        for programme in programmes.registered():
+            if programme.handed_over_cases is not None:
+                memberships = memberships.exclude(case_id__in=programme.handed_over_cases(start))
+    return frozenset(memberships.values_list("case__person_id", flat=True))
+
+
+# --- GVI (groups, members, call-ins, notifications, sanctions) ---------------------------
+#
+# GVI objects are not cases. Groups and their members are seen by the police, the
+# GVI coordinator (``samordnare``) and the social-services participants named by
+# the programme's participant permission (granted per user); school and
+# leisure staff, the steering group, auditors and administrators see none of it.
+
+
+def coordinates_gvi(user) -> bool:
+    """The GVI coordinator: the programme coordinator of SIG, SSPF and GVI."""
+    return can_use_task_inbox(user) and user.has_perm(roles.PERM_COORDINATE)
+
+
+def gvi_police(user) -> bool:
+    """A police officer with a case role: records incidents, legal assessments, deliveries."""
+    return can_use_task_inbox(user) and is_police(user)
+
+
+def gvi_participant(user) -> bool:
+    """A named social-services participant."""
+    return (
+        can_use_task_inbox(user)
+        and user.organisation.kind == Organisation.Kind.SOCIAL_SERVICES
+        and any(user.has_perm(perm) for perm in programmes.participant_permissions())
+    )
+
+
+def gvi_access(user) -> CaseAccess:
+    """May ``user`` see GVI groups and members? Deny by default."""
+    if not can_use_task_inbox(user):
+        return CaseAccess(False, denial="no case role")
+    if coordinates_gvi(user):
+        return CaseAccess(True, via="coordinator")
+    if gvi_police(user):
+        return CaseAccess(True, via="police")
+    if gvi_participant(user):
+        return CaseAccess(True, via="participant")
+    return CaseAccess(False, denial="not a GVI participant")
+
+
+def may_record_sanction(user, sanction) -> bool:
+    """Only the organisation whose lever it is records a sanction's steps."""
+    return bool(gvi_access(user)) and user.organisation_id == sanction.organisation_id
+
+
+def may_withdraw_sanction(user, sanction) -> bool:
+    """A lever that will not be carried out: withdrawn by its own organisation or by the
+    GVI coordinator (who decided the sanctions)."""
+    return may_record_sanction(user, sanction) or coordinates_gvi(user)
+
+
+def may_erase_gvi_group(user) -> bool:
+    """Erasing a group (destroying its data key): the GVI coordinator only."""
+    return coordinates_gvi(user)
+
+
+def coordinates_gvi_or_police(user) -> bool:
+    """Registers groups and members, requests notifications: the coordinator or police."""
+    return coordinates_gvi(user) or gvi_police(user)
