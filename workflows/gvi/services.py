@@ -46,6 +46,7 @@ from casework.models import Case, Organisation, Person
 from casework.selectors.persons import find_person, person_age, require_purpose
 from casework.services.cases import REASON_LIMIT, CaseConflict, CaseDenied, clean_text, join_team
 from casework.services.persons import check_registration, create_person
+from workflows.gvi import flow as gvi_flow
 from workflows.gvi import models as gvi
 from workflows.gvi.models import (
     CallIn,
@@ -453,7 +454,7 @@ def add_member(
         if minor:
             GroupMember.objects.filter(pk=member.pk).update(minor_notice=True)
             member.minor_notice = True
-            gvi.GviMinorNoticeFlow.start.run(member=member)
+            gvi_flow.GviMinorNoticeFlow.start.run(member=member)
         _bump(group)
         _event(obj=member, user=user, name="add_member", target=member.status)
         _audit(
@@ -727,7 +728,7 @@ def accept_offer(
         transition(user=user, obj=member, name="accept_offer", purpose=purpose)
         # The promise of help is kept quickly: the referral waits in the named
         # social-services participants' queue until one of them takes it up.
-        gvi.GviReferralNoticeFlow.start.run(member=member)
+        gvi_flow.GviReferralNoticeFlow.start.run(member=member)
         _event(obj=member, user=user, name="referral_notice")
     return case
 
@@ -808,7 +809,7 @@ def create_call_in(*, user, purpose: str, date: datetime.date) -> CallIn:
         call_in = CallIn.objects.create(
             reference=_next_reference(CallIn, "GVI-C"), date=date, created_by=user
         )
-        gvi.GviCallInFlow.start.run(call_in=call_in)
+        gvi_flow.GviCallInFlow.start.run(call_in=call_in)
         _event(obj=call_in, user=user, name="plan", target=call_in.status)
         _audit(action=AuditAction.CREATE, user=user, obj=call_in, purpose=purpose)
     return call_in
@@ -983,7 +984,7 @@ def request_notification(
             requested_by=user,
             police_officer=police_officer,
         )
-        gvi.GviNotificationFlow.start.run(notification=notification)
+        gvi_flow.GviNotificationFlow.start.run(notification=notification)
         _event(obj=notification, user=user, name="request", target=notification.status)
         _audit(action=AuditAction.CREATE, user=user, obj=notification, purpose=purpose)
     return notification
