@@ -36,7 +36,7 @@ from tests.browser.journey import (
 )
 from tests.browser.journey import shot as _shot
 from tests.workflows.conftest import born_years_ago, personnummer
-from tests.workflows.gvi_factories import name_participant
+from tests.workflows.gvi.factories import name_participant
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=["default", "audit", "keystore"]

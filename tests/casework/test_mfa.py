@@ -404,8 +404,8 @@ def test_an_sso_session_is_fresh_from_the_providers_authentication_time(demo, cl
 
 
 def test_step_up_before_erasing_a_gvi_group(demo, clock):
-    from tests.workflows.test_gvi_group_erasure import REASON as ERASE_REASON
-    from tests.workflows.test_gvi_group_erasure import dormant
+    from tests.workflows.gvi.test_group_erasure import REASON as ERASE_REASON
+    from tests.workflows.gvi.test_group_erasure import dormant
 
     group, _member = dormant(demo)
     sara = demo["sara.samordnare"]

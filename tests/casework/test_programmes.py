@@ -122,7 +122,7 @@ def test_an_overdue_sspf_task_is_reminded_with_its_case(demo):
 
 
 def test_an_overdue_gvi_referral_task_is_reminded_with_its_referral_case(demo):
-    from tests.workflows import gvi_factories as f
+    from tests.workflows.gvi import factories as f
     from workflows.gvi import models as gvi
 
     _, (member,) = f.group(demo, status=gvi.GroupStatus.MAPPED, years=19)

@@ -1,7 +1,4 @@
-"""The GVI application in the site shell: its pages and their URLs.
-
-Imports the models module first: ``workflows.gvi.models`` loads its task views itself.
-"""
+"""The GVI application in the site shell: its pages and their URLs."""
 
 from __future__ import annotations
 
@@ -10,7 +7,6 @@ from django.utils.translation import gettext_lazy as _
 from viewflow.urls import Application
 
 from casework import policy
-from workflows.gvi import models as gvi  # noqa: F401  (before the views: the flows import them)
 from workflows.gvi.views import (
     CallInCreateView,
     CallInPageView,

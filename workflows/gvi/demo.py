@@ -23,6 +23,7 @@ from casework.models import Organisation, Person, User
 from workflows.common.demo import DemoRequest as _Request
 from workflows.common.demo import Slot, person_id
 from workflows.common.demo import person as _person
+from workflows.gvi import flow as gvi_flow
 from workflows.gvi import models as gvi
 from workflows.gvi import services
 
@@ -35,7 +36,7 @@ def _users() -> dict[str, User]:
 
 
 @contextmanager
-def _task(flow_class, process, node, user: User):
+def run_task(flow_class, process, node, user: User):
     """One POST of a task view as ``user``: claim a queue task, start it under the lock."""
     task = process.task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED]).get(flow_task=node)
     if task.owner_id is None:
@@ -65,7 +66,7 @@ def _members(group, users, keys_ages, index0: int) -> list:
 def _notify(users, member, until: str) -> gvi.CustomNotification:
     """A custom notification driven through its flow up to ``until``."""
     per, sara, anna = users["per.polis"], users["sara.samordnare"], users["anna.social"]
-    flow = gvi.GviNotificationFlow
+    flow = gvi_flow.GviNotificationFlow
     n = services.request_notification(user=sara, purpose=PURPOSE, member=member, police_officer=per)
     process = n.process
     if until == "requested":
@@ -73,7 +74,7 @@ def _notify(users, member, until: str) -> gvi.CustomNotification:
     if until == "legal_assessment":
         services.transition(user=per, obj=n, name="begin_assessment", purpose=PURPOSE)
         return n
-    with _task(flow, process, flow.assess, per) as activation:
+    with run_task(flow, process, flow.assess, per) as activation:
         services.record_legal_assessment(
             user=per,
             purpose=PURPOSE,
@@ -82,7 +83,7 @@ def _notify(users, member, until: str) -> gvi.CustomNotification:
             assessment="Syntetisk rättslig bedömning: inga hinder för besöket.",
         )
         activation.execute()
-    with _task(flow, process, flow.approve, sara) as activation:
+    with run_task(flow, process, flow.approve, sara) as activation:
         services.approve_notification(
             user=sara,
             purpose=PURPOSE,
@@ -92,7 +93,7 @@ def _notify(users, member, until: str) -> gvi.CustomNotification:
         activation.execute()
     if until == "approved":
         return n
-    with _task(flow, process, flow.deliver, per) as activation:
+    with run_task(flow, process, flow.deliver, per) as activation:
         services.add_messenger(
             user=per, purpose=PURPOSE, notification=n, kind="community", description="Imam"
         )
@@ -114,7 +115,7 @@ def _notify(users, member, until: str) -> gvi.CustomNotification:
             )
             activation.execute()
     if until == "closed":
-        with _task(flow, process, flow.follow_up, anna) as activation:
+        with run_task(flow, process, flow.follow_up, anna) as activation:
             services.record_notification_follow_up(
                 user=anna, purpose=PURPOSE, notification=n, note="Uppföljningssamtal hållet."
             )
@@ -134,29 +135,26 @@ def seed_gvi() -> int:
     anna = User.objects.get(pk=anna.pk)  # fresh permission cache
     users["anna.social"] = anna
     with transaction.atomic():
-        north = services.create_group(
-            user=per,
-            purpose=PURPOSE,
-            name="Norrgänget (syntetisk demogrupp)",
-            notes="Påhittad grupp för demonstration.",
-            area="vivalla_baronbackarna",
-            size_band="6-15",
-        )
-        west = services.create_group(
-            user=sara,
-            purpose=PURPOSE,
-            name="Västra nätverket (syntetisk demogrupp)",
-            notes=None,
-            area="brickebacken",
-            size_band="1-5",
-        )
-        east = services.create_group(
-            user=per,
-            purpose=PURPOSE,
-            name="Östra gruppen (syntetisk demogrupp)",
-            notes=None,
-            area="varberga_oxhagen",
-            size_band="16-30",
+        north, west, east = (
+            services.create_group(
+                user=creator,
+                purpose=PURPOSE,
+                name=name,
+                notes=notes,
+                area=area,
+                size_band=size_band,
+            )
+            for creator, name, notes, area, size_band in (
+                (
+                    per,
+                    "Norrgänget (syntetisk demogrupp)",
+                    "Påhittad grupp för demonstration.",
+                    "vivalla_baronbackarna",
+                    "6-15",
+                ),
+                (sara, "Västra nätverket (syntetisk demogrupp)", None, "brickebacken", "1-5"),
+                (per, "Östra gruppen (syntetisk demogrupp)", None, "varberga_oxhagen", "16-30"),
+            )
         )
         # The marker person (keyed like the SIG demo persons) makes a second run a no-op.
         marker = _person(Slot(key=MARKER, age=19, target=""), index=60)
@@ -172,8 +170,8 @@ def seed_gvi() -> int:
         call_in = services.create_call_in(user=sara, purpose=PURPOSE, date=timezone.localdate())
         for member in north_members[:2]:
             services.add_attendee(user=sara, purpose=PURPOSE, call_in=call_in, member=member)
-        flow = gvi.GviCallInFlow
-        with _task(flow, call_in.process, flow.plan, sara) as activation:
+        flow = gvi_flow.GviCallInFlow
+        with run_task(flow, call_in.process, flow.plan, sara) as activation:
             services.transition(user=sara, obj=call_in, name="select_attendees", purpose=PURPOSE)
             services.transition(user=sara, obj=call_in, name="invite", purpose=PURPOSE)
             attendees = list(call_in.attendees.all())

@@ -20,16 +20,18 @@ from casework.models import Reminder
 from workflows.common.viewsets import ProgrammeFlowViewset
 from workflows.gvi import demo as gvi_demo
 from workflows.gvi import statistics as gvi_statistics
-from workflows.gvi.models import (
-    CALL_IN_HELD_STATES,
-    FOLLOW_UP_PENDING_STATES,
+from workflows.gvi.flow import (
     PERM_GVI_PARTICIPANT,
-    CallInAttendee,
-    CustomNotification,
     GviCallInFlow,
     GviMinorNoticeFlow,
     GviNotificationFlow,
     GviReferralNoticeFlow,
+)
+from workflows.gvi.models import (
+    CALL_IN_HELD_STATES,
+    FOLLOW_UP_PENDING_STATES,
+    CallInAttendee,
+    CustomNotification,
     GviReferralNoticeProcess,
 )
 

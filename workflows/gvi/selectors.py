@@ -218,6 +218,11 @@ def get_group_page(*, user, purpose: str, group: gvi.Group) -> GroupPage:
 # --- A member -----------------------------------------------------------------------------------
 
 
+def timeline_of(obj) -> list:
+    """The timeline events of one GVI object (a member, a call-in, a notification)."""
+    return list(gvi.GviEvent.objects.filter(object_id=obj.pk).select_related("actor"))
+
+
 @dataclass(frozen=True)
 class MemberPage:
     member: gvi.GroupMember
@@ -252,7 +257,7 @@ def get_member_page(*, user, purpose: str, member: gvi.GroupMember) -> MemberPag
         group_name=group_name,
         notifications=list(member.notifications.order_by("-requested_at")),
         attendances=list(member.attendances.select_related("call_in")),
-        timeline=list(gvi.GviEvent.objects.filter(object_id=member.pk).select_related("actor")),
+        timeline=timeline_of(member),
         via=access.via,
     )
 
@@ -297,7 +302,7 @@ def get_call_in_page(*, user, purpose: str, call_in: gvi.CallIn) -> CallInPage:
         attendees=[Opened(a, {"name": names.get(a.member.person_id)}) for a in attendees],
         speakers=list(call_in.speakers.order_by("role")),
         candidates=[Opened(m, {"name": names.get(m.person_id)}) for m in candidates],
-        timeline=list(gvi.GviEvent.objects.filter(object_id=call_in.pk).select_related("actor")),
+        timeline=timeline_of(call_in),
         via=access.via,
     )
 
@@ -344,8 +349,6 @@ def get_notification_page(
         name=name,
         texts=texts,
         messengers=list(notification.messengers.all()),
-        timeline=list(
-            gvi.GviEvent.objects.filter(object_id=notification.pk).select_related("actor")
-        ),
+        timeline=timeline_of(notification),
         via=access.via,
     )

@@ -29,6 +29,7 @@ from casework.services.transitions import (
     timeline,
     transition,
 )
+from workflows.gvi import flow as gvi_flow
 from workflows.gvi import models as gvi
 from workflows.gvi.models import (
     CallIn,
@@ -78,7 +79,7 @@ def create_call_in(*, user, purpose: str, date: datetime.date) -> CallIn:
         call_in = CallIn.objects.create(
             reference=next_reference(CallIn, "GVI-C"), date=date, created_by=user
         )
-        gvi.GviCallInFlow.start.run(call_in=call_in)
+        gvi_flow.GviCallInFlow.start.run(call_in=call_in)
         timeline(obj=call_in, user=user, name="plan", target=call_in.status)
         audit(action=AuditAction.CREATE, user=user, obj=call_in, purpose=purpose)
     return call_in
@@ -252,7 +253,7 @@ def request_notification(
             requested_by=user,
             police_officer=police_officer,
         )
-        gvi.GviNotificationFlow.start.run(notification=notification)
+        gvi_flow.GviNotificationFlow.start.run(notification=notification)
         timeline(obj=notification, user=user, name="request", target=notification.status)
         audit(action=AuditAction.CREATE, user=user, obj=notification, purpose=purpose)
     return notification

@@ -39,6 +39,7 @@ from casework.services.transitions import (
     timeline,
     transition,
 )
+from workflows.gvi import flow as gvi_flow
 from workflows.gvi import models as gvi
 from workflows.gvi.models import (
     Group,
@@ -240,7 +241,7 @@ def add_member(
         if minor:
             GroupMember.objects.filter(pk=member.pk).update(minor_notice=True)
             member.minor_notice = True
-            gvi.GviMinorNoticeFlow.start.run(member=member)
+            gvi_flow.GviMinorNoticeFlow.start.run(member=member)
         bump(group)
         timeline(obj=member, user=user, name="add_member", target=member.status)
         audit(
@@ -513,7 +514,7 @@ def accept_offer(
         transition(user=user, obj=member, name="accept_offer", purpose=purpose)
         # The promise of help is kept quickly: the referral waits in the named
         # social-services participants' queue until one of them takes it up.
-        gvi.GviReferralNoticeFlow.start.run(member=member)
+        gvi_flow.GviReferralNoticeFlow.start.run(member=member)
         timeline(obj=member, user=user, name="referral_notice")
     return case
 

@@ -10,16 +10,15 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone, translation
 
 from audit.models import AccessEvent
-from casework.crypto.keystore import GROUP, PERSON, load_data_keys
+from casework.crypto.keystore import GROUP, PERSON, destroy_data_key, load_data_keys
 from casework.models import DataKey, Person
 from casework.services.transitions import Denied
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import PERSON_NAME
+from tests.workflows.gvi import factories as f
+from tests.workflows.gvi.test_views import ROLES
 from workflows.gvi import models as gvi
 from workflows.gvi import selectors, services
-
-from . import gvi_factories as f
-from .conftest import BOTH_DATABASES
-from .factories import PERSON_NAME
-from .test_gvi_views import ROLES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES, transaction=False)
 
@@ -152,7 +151,6 @@ def test_a_second_erasure_is_a_clear_message(users):
 def test_an_interrupted_erasure_is_completed(users):
     """The key went but the row was not marked (the process stopped in between): erasing
     again completes it."""
-    from casework.crypto.keystore import destroy_data_key
 
     sara = users["sara.samordnare"]
     group, _ = dormant(users)

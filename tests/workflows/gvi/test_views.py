@@ -5,16 +5,17 @@ from both sides."""
 from __future__ import annotations
 
 import datetime
+import re
 
 import pytest
-from django.utils import timezone
+from django.urls import reverse
+from django.utils import timezone, translation
 from viewflow.workflow.models import Task
 
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import fresh_personnummer
+from tests.workflows.gvi import factories as f
 from workflows.gvi import models as gvi
-
-from . import gvi_factories as f
-from .conftest import BOTH_DATABASES
-from .factories import fresh_personnummer
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
@@ -292,7 +293,6 @@ def test_task_lists_name_each_gvi_task_s_notification_or_member(client, users, w
     """The inbox and the queue show what a GVI task is about — the notification's number or
     the member's group, with its state, linked to its page — as they show a case's number.
     (They showed "—": two notification tasks could not be told apart.)"""
-    from django.urls import reverse
 
     notification, member, group = world["notification"], world["member"], world["group"]
     client.force_login(users["per.polis"])
@@ -317,9 +317,6 @@ def test_the_call_in_is_held_by_posting_the_hold_form_as_the_page_renders_it(cli
     holds the call-in. (It was a transition form whose hidden ``transition`` field the page
     left empty: pressing the button gave a 400 and no message, and the call-in could not be
     held in the browser.) Its button says what it does."""
-    import re
-
-    from django.utils import translation
 
     client.force_login(users["sara.samordnare"])
     client.post("/gvi/call-in/ny/", {"_action": "create", "date": timezone.localdate()})

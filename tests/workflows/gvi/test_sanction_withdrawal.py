@@ -12,12 +12,11 @@ from django.utils import translation
 
 from audit.models import AccessEvent
 from casework.services.transitions import Denied
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.gvi import factories as f
+from tests.workflows.gvi.test_views import ROLES
 from workflows.gvi import models as gvi
 from workflows.gvi import selectors, services
-
-from . import gvi_factories as f
-from .conftest import BOTH_DATABASES
-from .test_gvi_views import ROLES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES, transaction=False)
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 from viewflow.workflow.models import Task
 
+from tests.workflows.conftest import BOTH_DATABASES
 from workflows.gvi import models as gvi
 from workflows.gvi.demo import seed_gvi
-
-from .conftest import BOTH_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

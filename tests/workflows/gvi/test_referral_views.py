@@ -14,13 +14,12 @@ from viewflow.workflow.models import Task
 from audit.models import AccessEvent
 from casework.models import CaseMembership
 from casework.services import cases as case_services
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import PERSON_NAME
+from tests.workflows.gvi import factories as f
+from tests.workflows.gvi.test_views import ROLES
 from workflows.gvi import models as gvi
 from workflows.sig.models import SigCase
-
-from . import gvi_factories as f
-from .conftest import BOTH_DATABASES
-from .factories import PERSON_NAME
-from .test_gvi_views import ROLES
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]

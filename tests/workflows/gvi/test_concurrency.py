@@ -10,11 +10,10 @@ from django.db import connections
 
 from audit.models import AccessEvent
 from casework.services.transitions import Conflict
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.gvi import factories as f
 from workflows.gvi import models as gvi
 from workflows.gvi import services
-
-from . import gvi_factories as f
-from .conftest import BOTH_DATABASES
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]

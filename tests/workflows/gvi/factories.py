@@ -9,10 +9,9 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from casework.models import Organisation
+from tests.workflows.factories import make_person
 from workflows.gvi import models as gvi
 from workflows.gvi import services
-
-from .factories import make_person
 
 PURPOSE = "Test av GVI"
 GROUP_NAME = "Provgänget Syntetiska Norr"

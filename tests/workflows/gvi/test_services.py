@@ -14,13 +14,15 @@ from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
 from casework.models import Reminder
+from casework.selectors.cases import get_case_page
 from casework.services.transitions import Denied
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.gvi import factories as f
+from workflows.defector.models import DefectorCase, DefectorProcess
+from workflows.gvi import flow as gvi_flow
 from workflows.gvi import models as gvi
 from workflows.gvi import selectors, services
 from workflows.sig.models import SigCase, SigProcess
-
-from . import gvi_factories as f
-from .conftest import BOTH_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES, transaction=False)
 
@@ -198,8 +200,8 @@ def test_member_under_18_gives_social_services_a_task(users):
     assert minor.minor_notice and not adult.minor_notice
     task = Task.objects.get(process__gviminornoticeprocess__member=minor, flow_task_type="HUMAN")
     assert task.owner_permission == "workflows.take_part_in_gvi"
-    assert task in Task.objects.queue([gvi.GviMinorNoticeFlow], anna)
-    assert task not in Task.objects.queue([gvi.GviMinorNoticeFlow], users["lisa.skola"])
+    assert task in Task.objects.queue([gvi_flow.GviMinorNoticeFlow], anna)
+    assert task not in Task.objects.queue([gvi_flow.GviMinorNoticeFlow], users["lisa.skola"])
     assert not Task.objects.filter(process__gviminornoticeprocess__member=adult).exists()
 
 
@@ -230,7 +232,6 @@ def test_accepting_help_opens_a_linked_sig_referral(users):
     case = SigCase.objects.get(pk=member.referral_case_id)
     assert case.person_id == member.person_id
     assert SigProcess.objects.get(case=case).task_set.filter(flow_task_type="HUMAN").exists()
-    from casework.selectors.cases import get_case_page
 
     page = get_case_page(user=users["sara.samordnare"], purpose=PURPOSE, case=case)
     assert page.gvi_members == [str(member.pk)]
@@ -263,8 +264,6 @@ def test_accepting_help_outside_the_sig_age_range_writes_nothing(users):
 def test_accepting_help_to_leave_opens_a_defector_referral_linked_to_the_member(users):
     """No age limit in the defector programme: a 30-year-old member who wants out is
     referred there; the case's flow starts and its page says it came from GVI."""
-    from casework.selectors.cases import get_case_page
-    from workflows.defector.models import DefectorCase, DefectorProcess
 
     _, (member,) = f.group(users, status=gvi.GroupStatus.MAPPED, years=30)
     f.delivered_notification(users, member)

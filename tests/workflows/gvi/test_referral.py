@@ -15,16 +15,18 @@ from django.utils import timezone, translation
 from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
+from casework import policy
 from casework.models import CaseMembership, Organisation, Reminder, User
 from casework.selectors.reminders import reminders_for
 from casework.services import cases as case_services
 from casework.services.transitions import Denied
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.gvi import factories as f
+from workflows.gvi import flow as gvi_flow
 from workflows.gvi import models as gvi
 from workflows.gvi import selectors, services
+from workflows.gvi.demo import run_task
 from workflows.sig.models import SigCase
-
-from . import gvi_factories as f
-from .conftest import BOTH_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES, transaction=False)
 
@@ -79,12 +81,12 @@ def test_an_accepted_offer_starts_one_task_in_the_participants_queue(users, anna
     member = accepted(users, programme=programme)
     assert member.status == gvi.MemberStatus.OFFER_ACCEPTED
     (task,) = notice_tasks(member)
-    assert task.flow_task == gvi.GviReferralNoticeFlow.take_up
+    assert task.flow_task == gvi_flow.GviReferralNoticeFlow.take_up
     assert task.owner_permission == "workflows.take_part_in_gvi" and task.owner is None
     process = gvi.GviReferralNoticeProcess.objects.get(accepted_member=member)
     hours = datetime.timedelta(hours=48)
     assert before + hours <= process.due <= timezone.now() + hours
-    flows = [gvi.GviReferralNoticeFlow]
+    flows = [gvi_flow.GviReferralNoticeFlow]
     assert task in Task.objects.queue(flows, anna)
     for other in ("per.polis", "sara.samordnare", "lisa.skola"):
         assert task not in Task.objects.queue(flows, users[other])
@@ -146,7 +148,6 @@ def test_taking_it_up_puts_the_participant_on_the_team_audited(users, anna, prog
     assert on_member.person_id == member.person_id
     assert gvi.GviEvent.objects.filter(object_id=member.pk, transition="referral_joined").exists()
     # She may now open the case.
-    from casework import policy
 
     assert policy.case_access(anna, case)
 
@@ -269,9 +270,10 @@ def test_an_overdue_referral_is_reminded_of_and_on_the_overview(users, anna):
     assert [p.pk for p in overview.overdue_referrals] == [process.pk]
 
     # Taken and done: no longer overdue.
-    from workflows.gvi.demo import _task
 
-    with _task(gvi.GviReferralNoticeFlow, process, gvi.GviReferralNoticeFlow.take_up, anna) as a:
+    with run_task(
+        gvi_flow.GviReferralNoticeFlow, process, gvi_flow.GviReferralNoticeFlow.take_up, anna
+    ) as a:
         services.take_up_referral(user=anna, purpose=PURPOSE, member=member)
         a.execute()
     assert selectors.get_overview(user=anna, purpose=PURPOSE).overdue_referrals == []

@@ -23,11 +23,10 @@ from hypothesis.stateful import (
 )
 
 from audit.models import AccessEvent
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.gvi import factories as f
 from workflows.gvi import models as gvi
 from workflows.gvi import services
-
-from . import gvi_factories as f
-from .conftest import BOTH_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 PURPOSE = f.PURPOSE

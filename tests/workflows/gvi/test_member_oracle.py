@@ -15,11 +15,10 @@ from django.contrib.messages import get_messages
 from audit.models import AccessEvent
 from audit.services import Action
 from casework.services import create_person
+from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import fresh_personnummer
+from tests.workflows.gvi import factories as f
 from workflows.gvi import models as gvi
-
-from . import gvi_factories as f
-from .conftest import BOTH_DATABASES
-from .factories import fresh_personnummer
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]

@@ -1,0 +1,73 @@
+"""The viewflow processes of GVI's flows (``workflows.gvi.flow``)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from viewflow.workflow.models import Process
+
+from workflows.gvi.models.call_ins import CallIn
+from workflows.gvi.models.members import GroupMember
+from workflows.gvi.models.notifications import CustomNotification
+
+
+class GviNotificationProcess(Process):
+    """The viewflow process of one custom notification."""
+
+    notification = models.OneToOneField(
+        CustomNotification,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="process",
+    )
+
+    class Meta:
+        verbose_name = _("custom notification process")
+        verbose_name_plural = _("custom notification processes")
+        ordering = ["-created"]
+
+
+class GviCallInProcess(Process):
+    """The viewflow process of one call-in."""
+
+    call_in = models.OneToOneField(
+        CallIn, on_delete=models.PROTECT, null=True, blank=True, related_name="process"
+    )
+
+    class Meta:
+        verbose_name = _("call-in process")
+        verbose_name_plural = _("call-in processes")
+        ordering = ["-created"]
+
+
+class GviMinorNoticeProcess(Process):
+    """Social services are told that a person under 18 is registered in a group."""
+
+    member = models.OneToOneField(
+        GroupMember, on_delete=models.PROTECT, null=True, blank=True, related_name="minor_process"
+    )
+
+    class Meta:
+        verbose_name = _("notice of a member under 18")
+        verbose_name_plural = _("notices of members under 18")
+        ordering = ["-created"]
+
+
+class GviReferralNoticeProcess(Process):
+    """A member accepted the offer of help: social services take up the referral opened
+    for them (SIG or defector programme) within ``due``."""
+
+    accepted_member = models.OneToOneField(
+        GroupMember,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="referral_notice",
+    )
+    due = models.DateTimeField(_("take up by"), null=True, blank=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("accepted offer of help")
+        verbose_name_plural = _("accepted offers of help")
+        ordering = ["-created"]

@@ -1,0 +1,149 @@
+"""A sanction decision and its levers, each lever's state machine."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from casework.fields import EncryptedTextField
+from casework.models import Organisation
+from workflows.gvi.models.groups import Group
+from workflows.gvi.models.incidents import Incident
+from workflows.gvi.models.rules import (
+    guard,
+    owning_organisation,
+    owning_organisation_or_coordinator,
+)
+from workflows.gvi.models.states import (
+    SANCTION_WITHDRAWABLE_STATES,
+    GroupStatus,
+    Lever,
+    SanctionStatus,
+)
+
+
+class SanctionDecision(models.Model):
+    """The decision of group-wide sanctions: who decided, when, for which incident."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="sanction_decisions")
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(_("decided"), default=timezone.now, editable=False)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("sanction decision")
+        verbose_name_plural = _("sanction decisions")
+
+    def __str__(self) -> str:
+        return f"Decision {self.pk}"
+
+
+@guard(_("The group's sanctions are not in force."))
+def sanctions_in_force(sanction: Sanction) -> bool:
+    return sanction.decision.ended_at is None and sanction.decision.group.status in (
+        GroupStatus.SANCTION_DECIDED,
+        GroupStatus.SANCTION_ACTIVE,
+    )
+
+
+class Sanction(ConcurrentTransitionMixin, models.Model):
+    """One agency's lever in a group-wide sanction, recorded by that agency only."""
+
+    Status = SanctionStatus
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    decision = models.ForeignKey(
+        SanctionDecision, on_delete=models.PROTECT, related_name="sanctions"
+    )
+    lever = models.CharField(_("lever"), max_length=20, choices=Lever.choices)
+    organisation = models.ForeignKey(
+        Organisation, verbose_name=_("agency"), on_delete=models.PROTECT, related_name="+"
+    )
+    status = FSMField(
+        _("status"),
+        default=SanctionStatus.PROPOSED,
+        choices=SanctionStatus.choices,
+        protected=True,
+        db_index=True,
+    )
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    executed_at = models.DateTimeField(_("executed"), null=True, blank=True)
+    reported_at = models.DateTimeField(_("reported"), null=True, blank=True)
+    withdrawn_at = models.DateTimeField(_("withdrawn"), null=True, blank=True)
+    # Why the lever is withdrawn: sealed under the group's data key (like its name and
+    # notes), so erasing the group erases it too.
+    withdraw_reason = EncryptedTextField(_("reason for withdrawing"))
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    ENCRYPTED_FIELDS = ("withdraw_reason",)
+
+    class Meta:
+        verbose_name = _("sanction")
+        verbose_name_plural = _("sanctions")
+        constraints = [
+            models.UniqueConstraint(fields=["decision", "lever"], name="gvi_sanction_lever_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"Sanction {self.pk}"
+
+    @transition(
+        status,
+        source=SanctionStatus.PROPOSED,
+        target=SanctionStatus.DECIDED,
+        permission=owning_organisation,
+        conditions=[sanctions_in_force],
+        custom={"label": _("Decide the lever")},
+    )
+    def decide(self, *, by) -> None:
+        self.decided_at = timezone.now()
+        self.recorded_by = by
+
+    @transition(
+        status,
+        source=SanctionStatus.DECIDED,
+        target=SanctionStatus.EXECUTED,
+        permission=owning_organisation,
+        conditions=[sanctions_in_force],
+        custom={"label": _("Executed")},
+    )
+    def execute(self, *, by) -> None:
+        self.executed_at = timezone.now()
+        self.recorded_by = by
+
+    @transition(
+        status,
+        source=SanctionStatus.EXECUTED,
+        target=SanctionStatus.REPORTED,
+        permission=owning_organisation,
+        custom={"label": _("Reported")},
+    )
+    def report(self, *, by) -> None:
+        self.reported_at = timezone.now()
+        self.recorded_by = by
+
+    @transition(
+        status,
+        source=list(SANCTION_WITHDRAWABLE_STATES),
+        target=SanctionStatus.WITHDRAWN,
+        permission=owning_organisation_or_coordinator,
+        conditions=[sanctions_in_force],
+        custom={"label": _("Withdraw the lever")},
+    )
+    def withdraw(self, *, by, reason) -> None:
+        """The lever will not be carried out. ``reason``: sealed by the service."""
+        self.withdrawn_at = timezone.now()
+        self.withdraw_reason = reason
+        self.recorded_by = by

@@ -1,0 +1,459 @@
+"""The task views of GVI's flows (``workflows.gvi.flow``): the steps of a custom
+notification and of a call-in, the notice of a member under 18 and the take-up of an
+accepted offer of help. Thin, like the pages (``workflows.gvi.views``)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from casework import policy
+from workflows.gvi import forms, selectors, services
+from workflows.gvi.models import CALL_IN_OPEN_STATES, CallInStatus, GroupMember, NotificationStatus
+from workflows.gvi.views import PURPOSE, GviView, page_url
+
+
+class TaskView(GviView):
+    """A flow task: only at its own step and process (viewflow finds tasks by id alone).
+
+    ``object_of(process)`` is the GVI object the task works on; ``page_name`` the URL
+    name of that object's page, where a finished task leads."""
+
+    template_name = "workflows/gvi/task.html"
+    page_name = ""
+
+    def object_of(self, process):
+        raise NotImplementedError
+
+    def dispatch(self, request, *args, **kwargs):
+        self.activation = request.activation
+        self.process = self.activation.process
+        self.object = self.object_of(self.process)
+        task = self.activation.task
+        node = getattr(request.resolver_match, "node", None)
+        if task.process_id != kwargs.get("process_pk") or (
+            node is not None and task.flow_task.name != node.name
+        ):
+            raise Http404
+        return super().dispatch(request, *args, **kwargs)
+
+    def object_url(self):
+        return page_url(self.page_name, self.object)
+
+    def finish(self, message):
+        self.activation.execute()
+        messages.success(self.request, message)
+        return HttpResponseRedirect(self.object_url())
+
+
+class StepTaskView(TaskView):
+    """A task whose forms and transitions are its step's (``as_view(step=...)``): the
+    task is done once ``step_over()`` says its object has left the step."""
+
+    step = ""
+    STEP_ACTIONS: dict[str, dict[str, type]] = {}
+    STEP_TRANSITIONS: dict[str, tuple[str, ...]] = {}
+
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        self.actions = self.STEP_ACTIONS[self.step]
+        self.transitions = self.STEP_TRANSITIONS[self.step]
+
+    def step_over(self) -> bool:
+        raise NotImplementedError
+
+    def after_step(self):
+        if self.step_over():
+            return self.finish(_("The step is done."))
+        return self.done(_("Saved."))
+
+    def do_transition(self, form):
+        self.run_transition(form, self.object)
+        return self.after_step()
+
+
+class NotificationStepView(StepTaskView):
+    """The steps of a custom notification: assess, approve, deliver, follow up."""
+
+    step = ""
+    STEP_ACTIONS = {
+        "assess": {"assess": forms.LegalAssessmentForm, "transition": forms.TransitionForm},
+        "approve": {"approve": forms.MessageForm, "transition": forms.TransitionForm},
+        "deliver": {
+            "messenger": forms.MessengerForm,
+            "schedule": forms.ScheduleForm,
+            "deliver": forms.DeliveryForm,
+            "transition": forms.TransitionForm,
+        },
+        "follow_up": {"follow_up": forms.FollowUpForm},
+    }
+    STEP_TRANSITIONS = {
+        "assess": ("reject",),
+        "approve": ("reject",),
+        "deliver": ("not_reached", "give_up"),
+        "follow_up": (),
+    }
+
+    page_name = "notification"
+
+    def object_of(self, process):
+        return process.notification
+
+    def available(self):
+        status = self.object.status
+        s = NotificationStatus
+        names = {"transition"} & set(self.actions)
+        if self.step == "assess" and status in (s.REQUESTED, s.LEGAL_ASSESSMENT):
+            names.add("assess")
+        elif self.step == "approve" and status == s.LEGAL_ASSESSMENT:
+            names.add("approve")
+        elif self.step == "deliver":
+            if status in (s.APPROVED, s.NOT_REACHED, s.SCHEDULED):
+                names.add("messenger")
+            if status in (s.APPROVED, s.NOT_REACHED):
+                names.add("schedule")
+            if status == s.SCHEDULED:
+                names.add("deliver")
+        elif self.step == "follow_up" and status in (s.DELIVERED, s.FOLLOW_UP):
+            names.add("follow_up")
+        return names
+
+    def context(self):
+        page = selectors.get_notification_page(
+            user=self.request.user, purpose=str(PURPOSE), notification=self.object
+        )
+        unmet = []
+        for name in {"approve": ["approve"], "deliver": ["schedule", "deliver"]}.get(self.step, []):
+            if self.object.status == NotificationStatus.NOT_REACHED:
+                name = "retry" if name == "schedule" else name
+            found = getattr(type(self.object), name)._django_fsm.get_transition(self.object.status)
+            if found is not None:
+                unmet += services.unmet_conditions(self.object, name)
+        return {
+            "page": page,
+            "notification": self.object,
+            "task": self.activation.task,
+            "offered": self.offered(self.object),
+            "unmet": sorted(set(unmet)),
+        }
+
+    def step_over(self) -> bool:
+        s = NotificationStatus
+        return {
+            "assess": self.object.status != s.REQUESTED and self.object.lawful is not None,
+            "approve": self.object.status != s.LEGAL_ASSESSMENT,
+            "deliver": self.object.status in (s.DELIVERED, s.CLOSED),
+            "follow_up": self.object.status == s.CLOSED,
+        }[self.step]
+
+    def do_assess(self, form):
+        services.record_legal_assessment(
+            user=self.request.user,
+            purpose=str(PURPOSE),
+            notification=self.object,
+            lawful=form.cleaned_data["lawful"],
+            assessment=form.cleaned_data["assessment"],
+            expected_version=self.version(form),
+        )
+        if self.object.lawful is False:
+            return self.done(_("Saved."))
+        return self.after_step()
+
+    def do_approve(self, form):
+        services.approve_notification(
+            user=self.request.user,
+            purpose=str(PURPOSE),
+            notification=self.object,
+            message=form.cleaned_data["message"],
+            expected_version=self.version(form),
+        )
+        return self.after_step()
+
+    def do_messenger(self, form):
+        services.add_messenger(
+            user=self.request.user,
+            purpose=str(PURPOSE),
+            notification=self.object,
+            kind=form.cleaned_data["kind"],
+            description=form.cleaned_data["description"],
+            expected_version=self.version(form),
+        )
+        return self.done(_("Saved."))
+
+    def do_schedule(self, form):
+        services.schedule_notification(
+            user=self.request.user,
+            purpose=str(PURPOSE),
+            notification=self.object,
+            scheduled_for=form.cleaned_data["scheduled_for"],
+            expected_version=self.version(form),
+        )
+        return self.done(_("The visit is scheduled."))
+
+    def do_deliver(self, form):
+        data = form.cleaned_data
+        services.record_delivery(
+            user=self.request.user,
+            purpose=str(PURPOSE),
+            notification=self.object,
+            offer_of_help=data["offer_of_help"],
+            response=data["response"],
+            programme=data["programme"],
+            reason=data["reason"],
+            expected_version=self.version(form),
+        )
+        return self.after_step()
+
+    def do_follow_up(self, form):
+        services.record_notification_follow_up(
+            user=self.request.user,
+            purpose=str(PURPOSE),
+            notification=self.object,
+            note=form.cleaned_data["note"],
+            expected_version=self.version(form),
+        )
+        return self.after_step()
+
+
+class CallInStepView(StepTaskView):
+    """Planning and holding a call-in, then the follow-up with each attendee."""
+
+    step = ""
+    STEP_ACTIONS = {
+        "plan": {
+            "attendee": forms.AttendeeForm,
+            "speaker": forms.SpeakerForm,
+            "attendance": forms.AttendanceForm,
+            "transition": forms.TransitionForm,
+            "hold": forms.HoldForm,
+            "cancel": forms.CancelForm,
+        },
+        "follow_up": {"follow_up": forms.CallInFollowUpForm, "transition": forms.TransitionForm},
+    }
+    STEP_TRANSITIONS = {
+        "plan": ("select_attendees", "invite"),
+        "follow_up": ("complete_follow_up",),
+    }
+
+    page_name = "call_in"
+
+    def object_of(self, process):
+        return process.call_in
+
+    def page(self):
+        if not hasattr(self, "_page"):
+            self._page = selectors.get_call_in_page(
+                user=self.request.user, purpose=str(PURPOSE), call_in=self.object
+            )
+        return self._page
+
+    def form_kwargs(self, name):
+        if name == "attendance":
+            return {"attendees": self.page().attendees}
+        return {}
+
+    def available(self):
+        s = CallInStatus
+        status = self.object.status
+        if self.step == "plan":
+            names = {"transition"}
+            if status in (s.PLANNED, s.ATTENDEES_SELECTED):
+                names.add("attendee")
+            if status in CALL_IN_OPEN_STATES:
+                names |= {"speaker", "cancel"}
+            if status == s.INVITED:
+                names |= {"attendance", "hold"}
+            return names
+        return {"transition", "follow_up"} if status == s.HELD else set()
+
+    def context(self):
+        unmet = []
+        if self.object.status == CallInStatus.INVITED:
+            unmet = services.unmet_conditions(self.object, "hold")
+        return {
+            "page": self.page(),
+            "call_in": self.object,
+            "task": self.activation.task,
+            "offered": self.offered(self.object),
+            "unmet": unmet,
+        }
+
+    def render(self, built, status=200):
+        if "attendee" in built:
+            invited = {a.obj.member_id for a in self.page().attendees}
+            field = built["attendee"].fields["member"]
+            field.queryset = GroupMember.objects.filter(
+                pk__in=[c.obj.pk for c in self.page().candidates]
+            ).exclude(pk__in=invited)
+            names = {c.obj.pk: c.name for c in self.page().candidates}
+            field.label_from_instance = lambda m: f"{names.get(m.pk) or '—'} ({m.group.reference})"
+        return super().render(built, status)
+
+    def step_over(self) -> bool:
+        return {
+            "plan": self.object.status in (CallInStatus.HELD, CallInStatus.CANCELLED),
+            "follow_up": self.object.status == CallInStatus.FOLLOWED_UP,
+        }[self.step]
+
+    def do_attendee(self, form):
+        services.add_attendee(
+            user=self.request.user,
+            purpose=str(PURPOSE),
+            call_in=self.object,
+            member=form.cleaned_data["member"],
+            expected_version=self.version(form),
+        )
+        return self.done(_("Saved."))
+
+    def do_speaker(self, form):
+        services.set_speaker(
+            user=self.request.user,
+            purpose=str(PURPOSE),
+            call_in=self.object,
+            role=form.cleaned_data["role"],
+            speaker=form.cleaned_data["speaker"],
+            expected_version=self.version(form),
+        )
+        return self.done(_("Saved."))
+
+    def do_attendance(self, form):
+        services.record_attendance(
+            user=self.request.user,
+            purpose=str(PURPOSE),
+            call_in=self.object,
+            attendance=form.attendance(),
+            expected_version=self.version(form),
+        )
+        return self.done(_("Saved."))
+
+    def do_hold(self, form):
+        services.hold_call_in(
+            user=self.request.user,
+            purpose=str(PURPOSE),
+            call_in=self.object,
+            expected_version=self.version(form),
+        )
+        return self.after_step()
+
+    def do_cancel(self, form):
+        services.transition(
+            user=self.request.user,
+            obj=self.object,
+            name="cancel",
+            purpose=str(PURPOSE),
+            expected_version=self.version(form),
+            cancel_reason=form.cleaned_data["cancel_reason"],
+        )
+        return self.after_step()
+
+    def do_follow_up(self, form):
+        attendee = self.object.attendees.filter(pk=form.cleaned_data["attendee"]).first()
+        if attendee is None:
+            raise ValidationError(_("Unknown attendee."))
+        services.record_call_in_follow_up(
+            user=self.request.user,
+            purpose=str(PURPOSE),
+            attendee=attendee,
+            expected_version=self.version(form),
+        )
+        return self.done(_("Saved."))
+
+
+class MinorNoticeView(TaskView):
+    """Social services take note of a group member under 18."""
+
+    actions = {"acknowledge": forms.TransitionForm}
+    allowed = staticmethod(policy.gvi_participant)
+
+    page_name = "member"
+
+    def object_of(self, process):
+        return process.member
+
+    def initial(self, name):
+        return {"version": self.object.version, "transition": "acknowledge"}
+
+    def context(self):
+        page = selectors.get_member_page(
+            user=self.request.user, purpose=str(PURPOSE), member=self.object
+        )
+        return {
+            "page": page,
+            "member": self.object,
+            "task": self.activation.task,
+            "intro": _(
+                "A person under 18 is registered as a member of a group. Consider a "
+                "report of concern and the support social services can offer."
+            ),
+        }
+
+    def do_acknowledge(self, form):
+        services.acknowledge_minor_notice(
+            user=self.request.user, purpose=str(PURPOSE), member=self.object
+        )
+        return self.finish(_("Noted."))
+
+
+class ReferralNoticeView(TaskView):
+    """Social services take up the referral of a member who accepted the offer of help:
+    the participant who takes it joins the referral case's team."""
+
+    actions = {"take_up": forms.TakeUpForm}
+    allowed = staticmethod(policy.gvi_participant)
+
+    page_name = "member"
+
+    def object_of(self, process):
+        return process.accepted_member
+
+    def initial(self, name):
+        return {}
+
+    def context(self):
+        page = selectors.get_member_page(
+            user=self.request.user, purpose=str(PURPOSE), member=self.object
+        )
+        case = self.object.referral_case
+        return {
+            "page": page,
+            "member": self.object,
+            "task": self.activation.task,
+            "referral": {
+                "case": case,
+                "programme": self.object.get_referral_programme_display(),
+                "closed": case is not None and case.closed_at is not None,
+                "due": self.process.due,
+                "overdue": self.process.due is not None and self.process.due < timezone.now(),
+            },
+            "intro": _(
+                "The member accepted the offer of help and a referral is opened. Take it up: "
+                "you join the case's team as a social worker and contact the member quickly."
+            ),
+        }
+
+    def do_take_up(self, form):
+        outcome = services.take_up_referral(
+            user=self.request.user, purpose=str(PURPOSE), member=self.object
+        )
+        case = self.object.referral_case
+        self.activation.execute()
+        if outcome is services.TakeUp.CLOSED:
+            messages.info(
+                self.request,
+                _(
+                    "The referral %(reference)s was closed before it was taken up: "
+                    "there is no team to join. The task is done."
+                )
+                % {"reference": case.reference},
+            )
+            return HttpResponseRedirect(self.object_url())
+        if outcome is services.TakeUp.ALREADY_ON_TEAM:
+            message = _("You are already on the team of %(reference)s.")
+        else:
+            message = _("You are on the team of %(reference)s as a social worker.")
+        messages.success(self.request, message % {"reference": case.reference})
+        return HttpResponseRedirect(reverse("arenden:case", kwargs={"case_id": case.pk}))
