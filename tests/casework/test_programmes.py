@@ -33,8 +33,8 @@ def test_the_task_inbox_lists_the_flows_of_every_programme():
 
     (app,) = [viewset for viewset in site.viewsets if isinstance(viewset, CaseworkApp)]
     assert app.flow_classes == programmes.flow_classes()
-    modules = {flow_class.__module__ for flow_class in app.flow_classes}
-    assert modules == {f"workflows.{code}" for code in PROGRAMMES}
+    packages = {tuple(flow_class.__module__.split(".")[:2]) for flow_class in app.flow_classes}
+    assert packages == {("workflows", code) for code in PROGRAMMES}
     # The menu's order is unchanged: SIG, the defector programme, SSPF, GVI.
     assert [f.__name__ for f in app.flow_classes][:4] == [
         "SigFlow",
