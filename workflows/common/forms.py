@@ -19,6 +19,21 @@ TEXT = 2_000
 LONG_TEXT = 10_000
 
 
+def text_field(label, *, rows: int = 3, max_length: int = TEXT, **kwargs) -> forms.CharField:
+    """A free-text field shown as a text area of ``rows`` rows."""
+    return forms.CharField(
+        label=label,
+        widget=forms.Textarea(attrs={"rows": rows}),
+        max_length=max_length,
+        **kwargs,
+    )
+
+
+def choice_buttons(label, choices, **kwargs) -> forms.ChoiceField:
+    """A choice shown as radio buttons (an outcome, a level)."""
+    return forms.ChoiceField(label=label, choices=choices, widget=forms.RadioSelect, **kwargs)
+
+
 class VersionedForm(forms.Form):
     """Carries the case version the user saw; the service refuses a stale one."""
 
@@ -44,10 +59,9 @@ class ReferralForm(forms.Form):
     area = forms.ChoiceField(label=_("Area"), choices=Person.Area.choices)
     phone = forms.CharField(label=_("Phone"), max_length=40, required=False)
     address = forms.CharField(label=_("Address"), max_length=300, required=False)
-    reason = forms.CharField(
-        label=_("Reason for the referral"),
-        widget=forms.Textarea(attrs={"rows": 5}),
-        max_length=TEXT,
+    reason = text_field(
+        _("Reason for the referral"),
+        rows=5,
         help_text=_("What worries you, and what is known of the risk of crime."),
     )
 
@@ -66,9 +80,7 @@ class GuardianForm(VersionedForm):
 class ConsentForm(VersionedForm):
     giver = forms.ChoiceField(label=_("Given by"), choices=Consent.Giver.choices)
     guardian = forms.ChoiceField(label=_("Guardian"), required=False)
-    decision = forms.ChoiceField(
-        label=_("Decision"), choices=Consent.Decision.choices, widget=forms.RadioSelect
-    )
+    decision = choice_buttons(_("Decision"), Consent.Decision.choices)
     form = forms.ChoiceField(label=_("Form"), choices=Consent.Form.choices)
     organisations = forms.ModelMultipleChoiceField(
         label=_("Organisations the consent covers"),
@@ -94,12 +106,10 @@ class ConsentForm(VersionedForm):
 
 
 class DecisionForm(VersionedForm):
-    decision = forms.ChoiceField(
-        label=_("Decision"), choices=CaseDecision.Decision.choices, widget=forms.RadioSelect
-    )
-    note = forms.CharField(
-        label=_("Motivation"),
-        widget=forms.Textarea(attrs={"rows": 4}),
+    decision = choice_buttons(_("Decision"), CaseDecision.Decision.choices)
+    note = text_field(
+        _("Motivation"),
+        rows=4,
         max_length=LONG_TEXT,
         required=False,
         help_text=_("Required when deciding not to start."),
@@ -125,12 +135,7 @@ class ActionForm(VersionedForm):
         choices=[(Action.Status.PLANNED, _("Planned")), (Action.Status.DONE, _("Done"))],
     )
     date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
-    note = forms.CharField(
-        label=_("Note"),
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=LONG_TEXT,
-        required=False,
-    )
+    note = text_field(_("Note"), max_length=LONG_TEXT, required=False)
     visibility = forms.ChoiceField(label=_("Visible to"), choices=Action.Visibility.choices)
 
 
@@ -149,10 +154,9 @@ class FollowUpForm(VersionedForm):
     CONTINUE = "continue"
     CLOSE = "close"
 
-    outcome = forms.ChoiceField(
-        label=_("Outcome"),
-        choices=[(CONTINUE, _("Continue with a new review date")), (CLOSE, _("Close the case"))],
-        widget=forms.RadioSelect,
+    outcome = choice_buttons(
+        _("Outcome"),
+        [(CONTINUE, _("Continue with a new review date")), (CLOSE, _("Close the case"))],
     )
     review_date = forms.DateField(
         label=_("Next review date"),
@@ -162,12 +166,7 @@ class FollowUpForm(VersionedForm):
     close_reason = forms.ChoiceField(
         label=_("Close reason"), choices=[("", "—"), *Case.CloseReason.choices], required=False
     )
-    note = forms.CharField(
-        label=_("Follow-up note"),
-        widget=forms.Textarea(attrs={"rows": 4}),
-        max_length=LONG_TEXT,
-        required=False,
-    )
+    note = text_field(_("Follow-up note"), rows=4, max_length=LONG_TEXT, required=False)
 
     def clean(self):
         data = super().clean()
@@ -187,12 +186,7 @@ class FollowUpForm(VersionedForm):
 
 class CloseForm(VersionedForm):
     close_reason = forms.ChoiceField(label=_("Close reason"), choices=Case.CloseReason.choices)
-    note = forms.CharField(
-        label=_("Note"),
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=LONG_TEXT,
-        required=False,
-    )
+    note = text_field(_("Note"), max_length=LONG_TEXT, required=False)
 
     def clean(self):
         data = super().clean()
@@ -201,11 +195,9 @@ class CloseForm(VersionedForm):
 
 
 class BreakGlassForm(forms.Form):
-    reason = forms.CharField(
-        label=_("Reason"),
-        widget=forms.Textarea(attrs={"rows": 3}),
+    reason = text_field(
+        _("Reason"),
         min_length=10,
-        max_length=TEXT,
         help_text=_("Why you must open this case now. The access is logged and reviewed."),
     )
 

@@ -10,6 +10,8 @@ at all. Service errors come back as form errors in Swedish; a stale form gets th
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
@@ -19,8 +21,9 @@ from casework import personnummer as pnr
 from casework.models import Case
 from casework.selectors.cases import CaseNotFound, get_case_page, screening_registration
 from casework.services import cases as case_services
+from casework.services.cases import CaseDenied
 from workflows.common import forms
-from workflows.common.responses import case_url, denied, perform
+from workflows.common.responses import case_url, denied, perform, put_errors
 
 
 def screening_context(view) -> dict:
@@ -188,6 +191,55 @@ def referral_receipt(request, *, form, case, title, message=None) -> TemplateRes
     )
 
 
+class ReferralStartView(View):
+    """A flow's start: a referral form whose valid data opens the case (``register``), in
+    one savepoint with the start of the flow; then the receipt. A programme sets
+    ``template_name``, ``purpose``, ``form_class``, ``receipt_title`` (and
+    ``receipt_message``) and ``register``."""
+
+    template_name = ""
+    purpose = ""
+    form_class: type = forms.ReferralForm
+    receipt_title = ""
+    receipt_message = None
+
+    def get(self, request, *args, **kwargs):
+        return self.render(self.form_class())
+
+    def render(self, form):
+        return TemplateResponse(
+            self.request,
+            self.template_name,
+            {"form": form, "activation": self.request.activation},
+        )
+
+    def register(self, data) -> Case:
+        """Open the case from the valid form's data (a programme's service)."""
+        raise NotImplementedError
+
+    def post(self, request, *args, **kwargs):
+        form = self.form_class(request.POST)
+        if not form.is_valid():
+            return self.render(form)
+        try:
+            with transaction.atomic():
+                case = self.register(form.cleaned_data)
+                request.activation.process.case = case
+                request.activation.execute()
+        except ValidationError as error:
+            put_errors(form, error)
+            return self.render(form)
+        except CaseDenied:
+            return denied(request)
+        return referral_receipt(
+            request,
+            form=form,
+            case=case,
+            title=self.receipt_title,
+            message=self.receipt_message,
+        )
+
+
 # --- The consent step -------------------------------------------------------------------------
 
 
@@ -266,32 +318,43 @@ class ConsentStepView(RecordsConsents, StepView):
 
 
 class FollowUpStepView(StepView):
-    """The follow-up on the review date: begin it (the case in ``active_status``), then
-    continue with a new review date (transition ``continue_transition``) or close the case
-    (``close_case``). A programme's step sets those, ``purpose`` and ``intro``."""
+    """The follow-up on the review date: begin it (the case in ``active_status``, transition
+    ``begin_transition``), then continue (``continue_case``: a new review date and the
+    transition ``continue_transition``) or close the case (``close_case``). A programme's
+    step sets those, ``purpose`` and ``intro``; one whose follow-up form has another action
+    name sets ``follow_up_action`` and its own ``do_<action>``."""
 
     begin_label = _("Start the follow-up")
     actions = {"begin": forms.VersionedForm, "follow_up": forms.FollowUpForm}
+    follow_up_action = "follow_up"
     active_status = ""
+    begin_transition = "begin_follow_up"
+    begin_message = _("Follow-up started.")
     continue_transition = ""
     continue_message = ""
 
     def available(self):
-        return {"begin"} if self.case.status == self.active_status else {"follow_up"}
+        if self.case.status == self.active_status:
+            return {"begin"}
+        return {self.follow_up_action}
 
     def unmet(self):
         if self.case.status == self.active_status:
-            return case_services.unmet_conditions(self.case, "begin_follow_up")
+            return case_services.unmet_conditions(self.case, self.begin_transition)
         return []
 
     def do_begin(self, form):
-        self.transition("begin_follow_up", expected_version=self.version(form))
-        return self.stay(_("Follow-up started."))
+        self.transition(self.begin_transition, expected_version=self.version(form))
+        return self.stay(self.begin_message)
 
     def do_follow_up(self, form):
-        data = form.cleaned_data
-        if data["outcome"] != forms.FollowUpForm.CONTINUE:
+        if form.cleaned_data["outcome"] != forms.FollowUpForm.CONTINUE:
             return self.finish(self.close_case(form))
+        return self.finish(self.continue_case(form))
+
+    def continue_case(self, form) -> str:
+        """Continue the case from the valid follow-up form; returns the message shown."""
+        data = form.cleaned_data
         case_services.update_case(
             user=self.request.user,
             case=self.case,
@@ -300,7 +363,7 @@ class FollowUpStepView(StepView):
             expected_version=self.version(form),
         )
         self.transition(self.continue_transition, reason=data["note"] or None)
-        return self.finish(self.continue_message)
+        return self.continue_message
 
     def close_case(self, form) -> str:
         """Close the case from the valid follow-up form; returns the message shown."""

@@ -13,7 +13,13 @@ from django.utils.translation import gettext_lazy as _
 
 from casework.models import Case, Person
 from casework.roles import POLICE_CONTACT, SOCIAL_WORKER
-from workflows.common.forms import LONG_TEXT, TEXT, ReferralForm, VersionedForm
+from workflows.common.forms import (
+    LONG_TEXT,
+    ReferralForm,
+    VersionedForm,
+    choice_buttons,
+    text_field,
+)
 from workflows.defector.models import CLOSE_REASONS, Level, ReferralSource
 
 DATE = forms.DateInput(attrs={"type": "date"})
@@ -48,22 +54,20 @@ class InitialCheckForm(VersionedForm):
     ACCEPT = "accept"
     REJECT = "reject"
 
-    outcome = forms.ChoiceField(
-        label=_("Outcome"),
-        choices=[
+    outcome = choice_buttons(
+        _("Outcome"),
+        [
             (ACCEPT, _("Accept: form the team and ask for consent")),
             (REJECT, _("Not eligible")),
         ],
-        widget=forms.RadioSelect,
     )
     lead = forms.ModelChoiceField(label=_("Lead social worker"), queryset=None, required=False)
     police_contact = forms.ModelChoiceField(
         label=_("Police contact officer"), queryset=None, required=False
     )
-    note = forms.CharField(
-        label=_("Initial check"),
-        widget=forms.Textarea(attrs={"rows": 4}),
-        max_length=TEXT,
+    note = text_field(
+        _("Initial check"),
+        rows=4,
         required=False,
         help_text=_("Motivation to leave, the threat described, other agencies involved."),
     )
@@ -93,18 +97,16 @@ class InitialCheckForm(VersionedForm):
 
 
 class PoliceCheckForm(VersionedForm):
-    note = forms.CharField(
-        label=_("Result of the police check"),
-        widget=forms.Textarea(attrs={"rows": 4}),
+    note = text_field(
+        _("Result of the police check"),
+        rows=4,
         max_length=LONG_TEXT,
         help_text=_("Criminal history and intelligence from police systems, in brief."),
     )
 
 
 class AssessmentForm(VersionedForm):
-    level = forms.ChoiceField(
-        label=_("Threat level"), choices=Level.choices, widget=forms.RadioSelect
-    )
+    level = choice_buttons(_("Threat level"), Level.choices)
     evidence_person = forms.BooleanField(
         label=_("Evidence person (bevisperson)"),
         required=False,
@@ -114,11 +116,7 @@ class AssessmentForm(VersionedForm):
         label=_("Case for the national programme (särskilt personsäkerhetsarbete)"),
         required=False,
     )
-    basis = forms.CharField(
-        label=_("Basis of the assessment"),
-        widget=forms.Textarea(attrs={"rows": 4}),
-        max_length=LONG_TEXT,
-    )
+    basis = text_field(_("Basis of the assessment"), rows=4, max_length=LONG_TEXT)
     valid_until = forms.DateField(label=_("Valid until"), widget=DATE)
     next_review = forms.DateField(label=_("Next reassessment"), widget=DATE)
 
@@ -156,17 +154,11 @@ class LoweringDecisionForm(VersionedForm):
     APPROVE = "approve"
     REJECT = "reject"
 
-    outcome = forms.ChoiceField(
-        label=_("Decision on the lowered threat level"),
-        choices=[(APPROVE, _("Approve the lowering")), (REJECT, _("Reject the lowering"))],
-        widget=forms.RadioSelect,
+    outcome = choice_buttons(
+        _("Decision on the lowered threat level"),
+        [(APPROVE, _("Approve the lowering")), (REJECT, _("Reject the lowering"))],
     )
-    note = forms.CharField(
-        label=_("Motivation"),
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=TEXT,
-        required=False,
-    )
+    note = text_field(_("Motivation"), required=False)
 
     def clean(self):
         data = super().clean()
@@ -197,21 +189,15 @@ class ReviewForm(VersionedForm):
     CONTINUE = "continue"
     CLOSE = "close"
 
-    outcome = forms.ChoiceField(
-        label=_("Outcome"),
-        choices=[(CONTINUE, _("Continue with a new review date")), (CLOSE, _("Close the case"))],
-        widget=forms.RadioSelect,
+    outcome = choice_buttons(
+        _("Outcome"),
+        [(CONTINUE, _("Continue with a new review date")), (CLOSE, _("Close the case"))],
     )
     review_date = forms.DateField(label=_("Next review date"), required=False, widget=DATE)
     close_reason = forms.ChoiceField(
         label=_("Close reason"), choices=[("", "—"), *_CLOSE_CHOICES], required=False
     )
-    note = forms.CharField(
-        label=_("Review note"),
-        widget=forms.Textarea(attrs={"rows": 4}),
-        max_length=LONG_TEXT,
-        required=False,
-    )
+    note = text_field(_("Review note"), rows=4, max_length=LONG_TEXT, required=False)
 
     def clean(self):
         data = super().clean()
@@ -228,12 +214,7 @@ class ReviewForm(VersionedForm):
 
 class DefectorCloseForm(VersionedForm):
     close_reason = forms.ChoiceField(label=_("Close reason"), choices=_CLOSE_CHOICES)
-    note = forms.CharField(
-        label=_("Note"),
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=LONG_TEXT,
-        required=False,
-    )
+    note = text_field(_("Note"), max_length=LONG_TEXT, required=False)
 
 
 class SupportCloseForm(DefectorCloseForm):

@@ -22,8 +22,13 @@ from casework.services.cases import CaseConflict, CaseDenied
 from workflows.common import forms
 from workflows.common.case_page import timeline_rows
 from workflows.common.responses import case_url, denied, put_errors
-from workflows.common.steps import RecordsConsents, referral_receipt, screening_context
-from workflows.common.steps import StepView as SigStepView
+from workflows.common.steps import (
+    FollowUpStepView,
+    RecordsConsents,
+    ReferralStartView,
+    screening_context,
+)
+from workflows.common.steps import StepView as BaseStepView
 from workflows.defector import forms as dforms
 from workflows.defector import intake, services
 from workflows.defector.models import (
@@ -64,7 +69,7 @@ def _refused(request, error: CaseDenied):
     return response
 
 
-class StepView(SigStepView):
+class StepView(BaseStepView):
     template_name = "workflows/defector/task.html"
     purpose = _("Defector programme: work on the case")
 
@@ -75,43 +80,25 @@ class StepView(SigStepView):
 # --- Start: the referral ----------------------------------------------------------------------
 
 
-class ReferralView(View):
+class ReferralView(ReferralStartView):
     template_name = "workflows/defector/referral.html"
     purpose = _("Defector programme: registering a referral")
+    form_class = dforms.DefectorReferralForm
+    receipt_title = _("New defector referral")
 
-    def get(self, request, *args, **kwargs):
-        return self.render(dforms.DefectorReferralForm())
-
-    def render(self, form):
-        return TemplateResponse(self.request, self.template_name, {"form": form})
-
-    def post(self, request, *args, **kwargs):
-        form = dforms.DefectorReferralForm(request.POST)
-        if not form.is_valid():
-            return self.render(form)
-        data = form.cleaned_data
-        try:
-            with transaction.atomic():
-                case = intake.register_referral(
-                    user=request.user,
-                    purpose=str(self.purpose),
-                    personnummer=data["personnummer"],
-                    name=data["name"],
-                    area=data["area"],
-                    phone=data["phone"] or None,
-                    address=data["address"] or None,
-                    protected_identity=data["protected_identity"],
-                    source=data["source"],
-                    reason=data["reason"],
-                )
-                request.activation.process.case = case
-                request.activation.execute()
-        except ValidationError as error:
-            put_errors(form, error)
-            return self.render(form)
-        except CaseDenied:
-            return denied(request)
-        return referral_receipt(request, form=form, case=case, title=_("New defector referral"))
+    def register(self, data):
+        return intake.register_referral(
+            user=self.request.user,
+            purpose=str(self.purpose),
+            personnummer=data["personnummer"],
+            name=data["name"],
+            area=data["area"],
+            phone=data["phone"] or None,
+            address=data["address"] or None,
+            protected_identity=data["protected_identity"],
+            source=data["source"],
+            reason=data["reason"],
+        )
 
 
 # --- Initial check -----------------------------------------------------------------------------
@@ -313,23 +300,15 @@ class IntakeView(StepView):
         return self.finish(_("The programme has started."))
 
 
-class ReviewView(StepView):
+class ReviewView(StepView, FollowUpStepView):
     purpose = _("Defector programme: review")
     intro = _("The review date has come: review the support, then continue or close the case.")
     begin_label = _("Start the review")
     actions = {"begin": forms.VersionedForm, "review": dforms.ReviewForm}
-
-    def available(self):
-        return {"begin"} if self.case.status == Status.ACTIVE else {"review"}
-
-    def unmet(self):
-        if self.case.status == Status.ACTIVE:
-            return case_services.unmet_conditions(self.case, "begin_review")
-        return []
-
-    def do_begin(self, form):
-        self.transition("begin_review", expected_version=self.version(form))
-        return self.stay(_("Review started."))
+    follow_up_action = "review"
+    active_status = Status.ACTIVE
+    begin_transition = "begin_review"
+    begin_message = _("Review started.")
 
     def do_review(self, form):
         data = form.cleaned_data

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from casework import personnummer as pnr
 from casework import policy
 from casework.models import Organisation, Person, User
-from workflows.common.forms import VersionedForm
+from workflows.common.forms import VersionedForm, choice_buttons, text_field
 from workflows.gvi import models as gvi
 
 TEXT = 10_000
@@ -23,15 +23,11 @@ class GroupForm(forms.Form):
     name = forms.CharField(label=_("Name of the group"), max_length=200)
     area = forms.ChoiceField(label=_("Area"), choices=Person.Area.choices)
     size_band = forms.ChoiceField(label=_("Size"), choices=gvi.SizeBand.choices)
-    notes = forms.CharField(
-        label=_("Notes"), widget=forms.Textarea(attrs={"rows": 4}), max_length=TEXT, required=False
-    )
+    notes = text_field(_("Notes"), rows=4, required=False, max_length=TEXT)
 
 
 class NotesForm(VersionedForm):
-    notes = forms.CharField(
-        label=_("Notes"), widget=forms.Textarea(attrs={"rows": 4}), max_length=TEXT, required=False
-    )
+    notes = text_field(_("Notes"), rows=4, required=False, max_length=TEXT)
 
 
 class TransitionForm(VersionedForm):
@@ -143,14 +139,8 @@ class TakeUpForm(forms.Form):
 
 
 class AcceptOfferForm(VersionedForm):
-    programme = forms.ChoiceField(
-        label=_("Refer to"), choices=gvi.ReferralProgramme.choices, widget=forms.RadioSelect
-    )
-    reason = forms.CharField(
-        label=_("Reason for the referral"),
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=2000,
-    )
+    programme = choice_buttons(_("Refer to"), gvi.ReferralProgramme.choices)
+    reason = text_field(_("Reason for the referral"), max_length=2000)
 
 
 def _police_officers():
@@ -238,18 +228,16 @@ class LegalAssessmentForm(VersionedForm):
         coerce=lambda value: value == "yes",
         widget=forms.RadioSelect,
     )
-    assessment = forms.CharField(
-        label=_("Legal assessment"),
-        widget=forms.Textarea(attrs={"rows": 5}),
-        max_length=TEXT,
+    assessment = text_field(
+        _("Legal assessment"),
+        rows=5,
         help_text=_("Legal history, vulnerabilities, risks of the visit."),
+        max_length=TEXT,
     )
 
 
 class MessageForm(VersionedForm):
-    message = forms.CharField(
-        label=_("The message"), widget=forms.Textarea(attrs={"rows": 5}), max_length=TEXT
-    )
+    message = text_field(_("The message"), rows=5, max_length=TEXT)
 
 
 class MessengerForm(VersionedForm):
@@ -262,24 +250,15 @@ class ScheduleForm(VersionedForm):
 
 
 class DeliveryForm(VersionedForm):
-    offer_of_help = forms.CharField(
-        label=_("Offer of help"), widget=forms.Textarea(attrs={"rows": 3}), max_length=TEXT
-    )
-    response = forms.ChoiceField(
-        label=_("The member's response"),
-        choices=gvi.MemberResponse.choices,
-        widget=forms.RadioSelect,
-    )
+    offer_of_help = text_field(_("Offer of help"), max_length=TEXT)
+    response = choice_buttons(_("The member's response"), gvi.MemberResponse.choices)
     programme = forms.ChoiceField(
         label=_("Refer to (if accepted)"),
         choices=[("", "—"), *gvi.ReferralProgramme.choices],
         required=False,
     )
-    reason = forms.CharField(
-        label=_("Reason for the referral (if accepted)"),
-        widget=forms.Textarea(attrs={"rows": 2}),
-        max_length=2000,
-        required=False,
+    reason = text_field(
+        _("Reason for the referral (if accepted)"), rows=2, max_length=2000, required=False
     )
 
     def clean(self):
@@ -293,6 +272,4 @@ class DeliveryForm(VersionedForm):
 
 
 class FollowUpForm(VersionedForm):
-    note = forms.CharField(
-        label=_("Follow-up"), widget=forms.Textarea(attrs={"rows": 3}), max_length=TEXT
-    )
+    note = text_field(_("Follow-up"), max_length=TEXT)

@@ -11,28 +11,22 @@ from django.utils.translation import gettext_lazy as _
 
 from casework.models import Case, LegalBasis
 from casework.roles import POLICE_CONTACT, SOCIAL_WORKER
-from workflows.common.forms import LONG_TEXT, TEXT, VersionedForm
+from workflows.common.forms import LONG_TEXT, VersionedForm, choice_buttons, text_field
 
 
 class ScreeningForm(VersionedForm):
     ACCEPT = "accept"
     REJECT = "reject"
 
-    outcome = forms.ChoiceField(
-        label=_("Outcome"),
-        choices=[(ACCEPT, _("Accept: form the team and ask for consent")), (REJECT, _("Reject"))],
-        widget=forms.RadioSelect,
+    outcome = choice_buttons(
+        _("Outcome"),
+        [(ACCEPT, _("Accept: form the team and ask for consent")), (REJECT, _("Reject"))],
     )
     lead = forms.ModelChoiceField(label=_("Lead social worker"), queryset=None, required=False)
     police_contact = forms.ModelChoiceField(
         label=_("Police contact officer"), queryset=None, required=False
     )
-    note = forms.CharField(
-        label=_("Screening note"),
-        widget=forms.Textarea(attrs={"rows": 4}),
-        max_length=TEXT,
-        required=False,
-    )
+    note = text_field(_("Screening note"), rows=4, required=False)
     close_reason = forms.ChoiceField(
         label=_("Reason for rejecting"),
         choices=[("", "—")]
@@ -72,11 +66,7 @@ class ScreeningForm(VersionedForm):
 
 
 class PlanForm(VersionedForm):
-    plan = forms.CharField(
-        label=_("Plan: goals and each agency's contribution"),
-        widget=forms.Textarea(attrs={"rows": 8}),
-        max_length=LONG_TEXT,
-    )
+    plan = text_field(_("Plan: goals and each agency's contribution"), rows=8, max_length=LONG_TEXT)
     review_date = forms.DateField(
         label=_("Review date"), widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -92,17 +82,10 @@ class ApprovalForm(VersionedForm):
     APPROVE = "approve"
     RETURN = "return"
 
-    outcome = forms.ChoiceField(
-        label=_("Outcome"),
-        choices=[(APPROVE, _("Approve the plan")), (RETURN, _("Return for changes"))],
-        widget=forms.RadioSelect,
+    outcome = choice_buttons(
+        _("Outcome"), [(APPROVE, _("Approve the plan")), (RETURN, _("Return for changes"))]
     )
-    comment = forms.CharField(
-        label=_("Comment"),
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=TEXT,
-        required=False,
-    )
+    comment = text_field(_("Comment"), required=False)
 
     def clean(self):
         data = super().clean()
@@ -116,9 +99,7 @@ class LegalBasisForm(VersionedForm):
         label=_("Legal basis"),
         queryset=LegalBasis.objects.filter(is_active=True, kind=LegalBasis.Kind.STATUTE),
     )
-    justification = forms.CharField(
-        label=_("Justification"), widget=forms.Textarea(attrs={"rows": 3}), max_length=TEXT
-    )
+    justification = text_field(_("Justification"))
     valid_until = forms.DateField(
         label=_("Valid until"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )

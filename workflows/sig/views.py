@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -23,15 +22,14 @@ from casework.selectors import find_person
 from casework.selectors.cases import list_cases
 from casework.services import cases as case_services
 from casework.services import create_person
-from casework.services.cases import CaseDenied
 from workflows.common import forms
 from workflows.common.case_page import CasePageView, CaseworkerRequiredMixin
-from workflows.common.responses import case_url, denied, put_errors
+from workflows.common.responses import case_url
 from workflows.common.steps import (
     ConsentStepView,
     FollowUpStepView,
+    ReferralStartView,
     StepView,
-    referral_receipt,
     screening_context,
 )
 from workflows.sig import forms as sig_forms
@@ -49,56 +47,29 @@ class SigStep(StepView):
 # --- Start: the referral ----------------------------------------------------------------------
 
 
-class ReferralView(View):
+class ReferralView(ReferralStartView):
     """Register a referral: find or register the person, open the case, start the flow."""
 
     template_name = "workflows/sig/referral.html"
     purpose = _("SIG: registering a referral")
+    receipt_title = _("New SIG referral")
 
-    def get(self, request, *args, **kwargs):
-        return self.render(forms.ReferralForm())
-
-    def render(self, form, status=200):
-        return TemplateResponse(
-            request=self.request,
-            template=self.template_name,
-            context={"form": form, "activation": self.request.activation},
-            status=status,
+    def register(self, data):
+        request, purpose = self.request, str(self.purpose)
+        person = find_person(user=request.user, purpose=purpose, personnummer=data["personnummer"])
+        if person is None:
+            person = create_person(
+                user=request.user,
+                purpose=purpose,
+                name=data["name"],
+                personnummer=data["personnummer"],
+                area=data["area"],
+                phone=data["phone"] or None,
+                address=data["address"] or None,
+            )
+        return services.refer(
+            user=request.user, person=person, reason=data["reason"], purpose=purpose
         )
-
-    def post(self, request, *args, **kwargs):
-        form = forms.ReferralForm(request.POST)
-        if not form.is_valid():
-            return self.render(form)
-        data = form.cleaned_data
-        purpose = str(self.purpose)
-        try:
-            with transaction.atomic():
-                person = find_person(
-                    user=request.user, purpose=purpose, personnummer=data["personnummer"]
-                )
-                if person is None:
-                    person = create_person(
-                        user=request.user,
-                        purpose=purpose,
-                        name=data["name"],
-                        personnummer=data["personnummer"],
-                        area=data["area"],
-                        phone=data["phone"] or None,
-                        address=data["address"] or None,
-                    )
-                case = services.refer(
-                    user=request.user, person=person, reason=data["reason"], purpose=purpose
-                )
-                process = request.activation.process
-                process.case = case
-                request.activation.execute()
-        except ValidationError as error:
-            put_errors(form, error)
-            return self.render(form)
-        except CaseDenied:
-            return denied(request)
-        return referral_receipt(request, form=form, case=case, title=_("New SIG referral"))
 
 
 # --- Screening --------------------------------------------------------------------------------

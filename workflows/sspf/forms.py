@@ -13,7 +13,14 @@ from django.utils.translation import gettext_lazy as _
 
 from casework.models import Case, CaseMembership, Organisation, Person, User
 from casework.roles import LEISURE, POLICE_CONTACT, SCHOOL, SOCIAL_WORKER
-from workflows.common.forms import LONG_TEXT, TEXT, ActionForm, ReferralForm, VersionedForm
+from workflows.common.forms import (
+    LONG_TEXT,
+    ActionForm,
+    ReferralForm,
+    VersionedForm,
+    choice_buttons,
+    text_field,
+)
 from workflows.sspf.models import AgeBand, AnonymisedDiscussion, RiskAssessment
 
 DATE = forms.DateInput(attrs={"type": "date"})
@@ -24,27 +31,17 @@ class ConcernForm(ReferralForm):
 
     phone = None
     address = None
-    reason = forms.CharField(
-        label=_("The concern"),
-        widget=forms.Textarea(attrs={"rows": 5}),
-        max_length=TEXT,
+    reason = text_field(
+        _("The concern"),
+        rows=5,
         help_text=_("What you have seen: absence, substances, company, rule-breaking."),
     )
 
 
 class RiskAssessmentForm(VersionedForm):
-    level = forms.ChoiceField(
-        label=_("Risk level"), choices=RiskAssessment.Level.choices, widget=forms.RadioSelect
-    )
-    risk_factors = forms.CharField(
-        label=_("Risk factors"), widget=forms.Textarea(attrs={"rows": 4}), max_length=LONG_TEXT
-    )
-    protective_factors = forms.CharField(
-        label=_("Protective factors"),
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=LONG_TEXT,
-        required=False,
-    )
+    level = choice_buttons(_("Risk level"), RiskAssessment.Level.choices)
+    risk_factors = text_field(_("Risk factors"), rows=4, max_length=LONG_TEXT)
+    protective_factors = text_field(_("Protective factors"), max_length=LONG_TEXT, required=False)
 
 
 MEMBER_ROLES = [
@@ -78,10 +75,8 @@ class AssessmentOutcomeForm(VersionedForm):
     ACCEPT = "accept"
     REJECT = "reject"
 
-    outcome = forms.ChoiceField(
-        label=_("Outcome"),
-        choices=[(ACCEPT, _("Accept: ask for consent")), (REJECT, _("Reject"))],
-        widget=forms.RadioSelect,
+    outcome = choice_buttons(
+        _("Outcome"), [(ACCEPT, _("Accept: ask for consent")), (REJECT, _("Reject"))]
     )
     close_reason = forms.ChoiceField(
         label=_("Reason for rejecting"),
@@ -93,9 +88,7 @@ class AssessmentOutcomeForm(VersionedForm):
         ],
         required=False,
     )
-    note = forms.CharField(
-        label=_("Note"), widget=forms.Textarea(attrs={"rows": 3}), max_length=TEXT, required=False
-    )
+    note = text_field(_("Note"), required=False)
 
     def clean(self):
         data = super().clean()
@@ -108,10 +101,8 @@ class AssessmentOutcomeForm(VersionedForm):
 
 class MappingForm(VersionedForm):
     held_on = forms.DateField(label=_("Held on"), widget=DATE)
-    mapping_note = forms.CharField(
-        label=_("The family's view, needs and strengths"),
-        widget=forms.Textarea(attrs={"rows": 6}),
-        max_length=LONG_TEXT,
+    mapping_note = text_field(
+        _("The family's view, needs and strengths"), rows=6, max_length=LONG_TEXT
     )
 
     def clean_held_on(self):
@@ -128,17 +119,11 @@ class PoliceParticipationForm(VersionedForm):
         coerce=lambda value: value == "yes",
         widget=forms.RadioSelect,
     )
-    reason = forms.CharField(
-        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=TEXT
-    )
+    reason = text_field(_("Reason"))
 
 
 class GoalsForm(VersionedForm):
-    plan_goals = forms.CharField(
-        label=_("Goals of the commitment plan"),
-        widget=forms.Textarea(attrs={"rows": 6}),
-        max_length=LONG_TEXT,
-    )
+    plan_goals = text_field(_("Goals of the commitment plan"), rows=6, max_length=LONG_TEXT)
     review_date = forms.DateField(label=_("Follow-up date"), widget=DATE)
 
     def clean_review_date(self):
@@ -149,9 +134,7 @@ class GoalsForm(VersionedForm):
 
 
 class EscalateForm(VersionedForm):
-    reason = forms.CharField(
-        label=_("Why SIG is needed"), widget=forms.Textarea(attrs={"rows": 3}), max_length=TEXT
-    )
+    reason = text_field(_("Why SIG is needed"))
 
 
 def _parties():
@@ -173,9 +156,7 @@ class AgendaForm(forms.Form):
 
 class AgendaDecisionForm(forms.Form):
     item = forms.UUIDField(widget=forms.HiddenInput)
-    decision = forms.CharField(
-        label=_("Decision"), widget=forms.Textarea(attrs={"rows": 2}), max_length=LONG_TEXT
-    )
+    decision = text_field(_("Decision"), rows=2, max_length=LONG_TEXT)
 
 
 class DiscussionForm(forms.Form):
@@ -188,17 +169,8 @@ class DiscussionForm(forms.Form):
     area = forms.ChoiceField(
         label=_("Area"), choices=[("", "—"), *Person.Area.choices], required=False
     )
-    summary = forms.CharField(
-        label=_("The situation, without names or personal identity numbers"),
-        widget=forms.Textarea(attrs={"rows": 4}),
-        max_length=TEXT,
-    )
-    outcome = forms.CharField(
-        label=_("Advice or outcome"),
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=TEXT,
-        required=False,
-    )
+    summary = text_field(_("The situation, without names or personal identity numbers"), rows=4)
+    outcome = text_field(_("Advice or outcome"), required=False)
 
 
 class OwnActionForm(ActionForm):
@@ -208,9 +180,8 @@ class OwnActionForm(ActionForm):
 
 
 class PartReportForm(VersionedForm):
-    report = forms.CharField(
-        label=_("How your part of the plan is going"),
-        widget=forms.Textarea(attrs={"rows": 4}),
-        max_length=TEXT,
+    report = text_field(
+        _("How your part of the plan is going"),
+        rows=4,
         help_text=_("For the follow-up meeting. Write only what the plan needs."),
     )

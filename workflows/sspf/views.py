@@ -10,7 +10,6 @@ Swedish. The overview and the operational group's meetings are in
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -21,12 +20,15 @@ from casework import policy
 from casework.models import Action, Case
 from casework.selectors.cases import CaseNotFound
 from casework.services import cases as case_services
-from casework.services.cases import CaseDenied
 from workflows.common import forms
 from workflows.common.case_page import CasePageView, timeline_rows
-from workflows.common.responses import denied, put_errors
-from workflows.common.steps import ConsentStepView as SigConsentView
-from workflows.common.steps import StepView, referral_receipt, screening_context
+from workflows.common.steps import (
+    ConsentStepView,
+    FollowUpStepView,
+    ReferralStartView,
+    StepView,
+    screening_context,
+)
 from workflows.sspf import forms as sforms
 from workflows.sspf import services as sspf_services
 from workflows.sspf.models import SspfCase, Status
@@ -89,50 +91,25 @@ class SspfStep(CaseForms, StepView):
 # --- Start: the concern --------------------------------------------------------------------
 
 
-class ConcernView(View):
+class ConcernView(ReferralStartView):
     """Raise a concern: find or register the young person, open the case, start the flow."""
 
     template_name = "workflows/sspf/concern.html"
     purpose = _("SSPF: raising a concern")
+    form_class = sforms.ConcernForm
+    receipt_title = _("New SSPF concern")
+    receipt_message = _(
+        "The concern %(reference)s is registered; the SSPF coordinator assesses it."
+    )
 
-    def get(self, request, *args, **kwargs):
-        return self.render(sforms.ConcernForm())
-
-    def render(self, form):
-        return TemplateResponse(
-            self.request,
-            self.template_name,
-            {"form": form, "activation": self.request.activation},
-        )
-
-    def post(self, request, *args, **kwargs):
-        form = sforms.ConcernForm(request.POST)
-        if not form.is_valid():
-            return self.render(form)
-        data = form.cleaned_data
-        try:
-            with transaction.atomic():
-                case = sspf_services.raise_concern_about(
-                    user=request.user,
-                    personnummer=data["personnummer"],
-                    name=data["name"],
-                    area=data["area"],
-                    concern=data["reason"],
-                    purpose=str(self.purpose),
-                )
-                request.activation.process.case = case
-                request.activation.execute()
-        except ValidationError as error:
-            put_errors(form, error)
-            return self.render(form)
-        except CaseDenied:
-            return denied(request)
-        return referral_receipt(
-            request,
-            form=form,
-            case=case,
-            title=_("New SSPF concern"),
-            message=_("The concern %(reference)s is registered; the SSPF coordinator assesses it."),
+    def register(self, data):
+        return sspf_services.raise_concern_about(
+            user=self.request.user,
+            personnummer=data["personnummer"],
+            name=data["name"],
+            area=data["area"],
+            concern=data["reason"],
+            purpose=str(self.purpose),
         )
 
 
@@ -200,7 +177,7 @@ class AssessmentView(SspfStep):
 # --- Consent --------------------------------------------------------------------------------
 
 
-class ConsentView(SspfStep, SigConsentView):
+class ConsentView(SspfStep, ConsentStepView):
     purpose = _("SSPF: recording consent")
     intro = _(
         "Record every guardian's written consent and, from the configured age, the young "
@@ -297,41 +274,21 @@ class NetworkMeetingView(SspfStep):
 # --- Follow-up ------------------------------------------------------------------------------
 
 
-class FollowUpView(SspfStep):
+class FollowUpView(SspfStep, FollowUpStepView):
     purpose = _("SSPF: the follow-up meeting")
     intro = _("The follow-up date has come: follow up the plan, then continue or close the case.")
     begin_label = _("Start the follow-up meeting")
-    actions = {"begin": forms.VersionedForm, "follow_up": forms.FollowUpForm}
+    active_status = Status.PLAN_ACTIVE
 
-    def available(self):
-        return {"begin"} if self.case.status == Status.PLAN_ACTIVE else {"follow_up"}
-
-    def unmet(self):
-        if self.case.status == Status.PLAN_ACTIVE:
-            return case_services.unmet_conditions(self.case, "begin_follow_up")
-        return []
-
-    def do_begin(self, form):
-        self.transition("begin_follow_up", expected_version=self.version(form))
-        return self.stay(_("Follow-up started."))
-
-    def do_follow_up(self, form):
+    def continue_case(self, form) -> str:
         data = form.cleaned_data
-        if data["outcome"] == forms.FollowUpForm.CONTINUE:
-            self.call(
-                sspf_services.continue_plan,
-                form,
-                review_date=data["review_date"],
-                note=data["note"] or None,
-            )
-            return self.finish(_("The plan continues until the next follow-up."))
         self.call(
-            case_services.close_case,
+            sspf_services.continue_plan,
             form,
-            reason=data["close_reason"],
+            review_date=data["review_date"],
             note=data["note"] or None,
         )
-        return self.finish(_("The case is closed."))
+        return _("The plan continues until the next follow-up.")
 
 
 # --- The school's and the leisure centre's part of the plan --------------------------------------
