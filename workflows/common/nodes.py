@@ -15,6 +15,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from viewflow.workflow import flow
 from viewflow.workflow.flow import utils
+from viewflow.workflow.lock import select_for_update_lock
+from viewflow.workflow.models import Process
 from viewflow.workflow.status import STATUS
 
 from casework import policy
@@ -109,13 +111,51 @@ def team_member(case, role: str):
     return membership.user if membership else None
 
 
+def member_in(role: str):
+    """A step's ``Assign``: the newest active member of the case's team in ``role``."""
+
+    def owner(activation):
+        return team_member(activation.process.case, role)
+
+    return owner
+
+
 def in_state(*states):
     """A flow's ``If`` condition: the case is in one of ``states``."""
     return lambda activation: activation.process.case.status in states
 
 
+def morning_of(day: datetime.date) -> datetime.datetime:
+    """When a task due on ``day`` appears (``SAMVERKAN["REVIEW_TASK_HOUR"]``)."""
+    hour = settings.SAMVERKAN["REVIEW_TASK_HOUR"]
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time(hour)))
+
+
 def review_time(activation) -> datetime.datetime:
     """When a review (follow-up) task appears: the morning of the case's review date."""
-    review = activation.process.case.review_date or timezone.localdate()
-    hour = settings.SAMVERKAN["REVIEW_TASK_HOUR"]
-    return timezone.make_aware(datetime.datetime.combine(review, datetime.time(hour)))
+    return morning_of(activation.process.case.review_date or timezone.localdate())
+
+
+class CaseFlow:
+    """What the flow of every programme's case shares (mixed in before ``flow.Flow``):
+    the process summary, the row lock, who sees the flow and its processes, and the
+    start of a process for a case opened by a service (``flow.StartHandle``)."""
+
+    process_summary_template = (
+        "{{ process.case.reference }} · {{ process.case.get_status_display }}"
+    )
+    lock_impl = select_for_update_lock
+
+    def start_case(self, activation, case) -> Process:
+        activation.process.case = case
+        return activation.process
+
+    def has_view_permission(self, user, obj=None):
+        """Case workers see the flow (their inbox); a process only with access to its case."""
+        if obj is not None:
+            case = getattr(obj, "case", None)
+            return case is not None and bool(policy.case_access(user, case))
+        return policy.can_use_task_inbox(user)
+
+    def has_manage_permission(self, user, obj=None):
+        return False

@@ -10,23 +10,26 @@ from __future__ import annotations
 
 import datetime
 
-from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from viewflow import this
 from viewflow.workflow import flow
-from viewflow.workflow.lock import select_for_update_lock
-from viewflow.workflow.models import Process
 
 from casework import policy, roles
 from casework.models import CaseMembership
 from casework.services.cases import members
-from workflows.common.nodes import Step, team_member
+from workflows.common.nodes import (
+    CaseFlow,
+    Step,
+    in_state,
+    member_in,
+    morning_of,
+    review_time,
+)
 from workflows.defector import views
 from workflows.defector.models import (
     FINAL_STATES,
     HANDED_OVER_STATES,
-    DefectorCase,
     DefectorProcess,
     Status,
     current_assessment,
@@ -35,27 +38,6 @@ from workflows.defector.models import (
     police_assessor,
     reassessment_falls_due,
 )
-
-
-def _member(role):
-    def owner(activation):
-        return team_member(activation.process.case, role)
-
-    return owner
-
-
-def _in_state(*states):
-    return lambda activation: activation.process.case.status in states
-
-
-def _morning_of(day: datetime.date) -> datetime.datetime:
-    hour = settings.SAMVERKAN["REVIEW_TASK_HOUR"]
-    return timezone.make_aware(datetime.datetime.combine(day, datetime.time(hour)))
-
-
-def review_time(activation) -> datetime.datetime:
-    """The morning of the case's review date (the review task's timer)."""
-    return _morning_of(activation.process.case.review_date or timezone.localdate())
 
 
 def local_handler(case, user) -> bool:
@@ -109,28 +91,11 @@ class CaseStep(Step):
         )
 
 
-class DefectorCaseFlow:
-    """What both flows of a defector case share: the process, the lock, who sees them."""
+class DefectorCaseFlow(CaseFlow):
+    """What both flows of a defector case share: the process, who coordinates them."""
 
     process_class = DefectorProcess
-    process_summary_template = (
-        "{{ process.case.reference }} · {{ process.case.get_status_display }}"
-    )
-    lock_impl = select_for_update_lock
     coordinator_permission = roles.PERM_COORDINATE_DEFECTOR
-
-    def start_case(self, activation, case: DefectorCase) -> Process:
-        activation.process.case = case
-        return activation.process
-
-    def has_view_permission(self, user, obj=None):
-        if obj is not None:
-            case = getattr(obj, "case", None)
-            return case is not None and bool(policy.case_access(user, case))
-        return policy.can_use_task_inbox(user)
-
-    def has_manage_permission(self, user, obj=None):
-        return False
 
 
 class DefectorFlow(DefectorCaseFlow, flow.Flow):
@@ -158,31 +123,31 @@ class DefectorFlow(DefectorCaseFlow, flow.Flow):
         .Permission(roles.PERM_COORDINATE_DEFECTOR)
         .Next(this.after_check)
     )
-    after_check = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
+    after_check = flow.If(in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
     # The lead social worker records the written consent covering every agency.
     consent = (
         Step(views.ConsentView.as_view(), team_role=CaseMembership.Role.LEAD)
         .Annotation(title=_("Record written consent"))
-        .Assign(_member(CaseMembership.Role.LEAD))
+        .Assign(member_in(CaseMembership.Role.LEAD))
         .Permission(roles.PERM_COORDINATE_DEFECTOR)
         .Next(this.after_consent)
     )
     after_consent = (
-        flow.If(_in_state(Status.JOINT_ASSESSMENT)).Then(this.assess_threat).Else(this.end)
+        flow.If(in_state(Status.JOINT_ASSESSMENT)).Then(this.assess_threat).Else(this.end)
     )
     # The police contact officer: the police check (after consent), then the threat level.
     assess_threat = (
         Step(views.AssessmentView.as_view(), team_role=CaseMembership.Role.POLICE_CONTACT)
         .Annotation(title=_("Police check and threat assessment"))
-        .Assign(_member(CaseMembership.Role.POLICE_CONTACT))
+        .Assign(member_in(CaseMembership.Role.POLICE_CONTACT))
         .Permission(roles.PERM_COORDINATE_DEFECTOR)
         .Next(this.route)
     )
     # Routing by the assessment (the FSM's guards decided the state; the flow follows it).
     route = (
         flow.Switch()
-        .Case(this.intake, _in_state(Status.LOCAL_INTAKE))
-        .Case(this.handed_over, _in_state(*HANDED_OVER_STATES))
+        .Case(this.intake, in_state(Status.LOCAL_INTAKE))
+        .Case(this.handed_over, in_state(*HANDED_OVER_STATES))
         .Default(this.end)
     )
     # The local programme: support decision, conditions, agreement, start.
@@ -192,16 +157,16 @@ class DefectorFlow(DefectorCaseFlow, flow.Flow):
         .Permission(roles.PERM_COORDINATE_DEFECTOR)
         .Next(this.after_intake)
     )
-    after_intake = flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
+    after_intake = flow.If(in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
     wait_for_review = flow.Timer(review_time).Next(this.review)
     review = (
         Step(views.ReviewView.as_view(), team_role=CaseMembership.Role.LEAD)
         .Annotation(title=_("Review the defector case"))
-        .Assign(_member(CaseMembership.Role.LEAD))
+        .Assign(member_in(CaseMembership.Role.LEAD))
         .Permission(roles.PERM_COORDINATE_DEFECTOR)
         .Next(this.after_review)
     )
-    after_review = flow.If(_in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
+    after_review = flow.If(in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
     handed_over = flow.End()
     end = flow.End()
 
@@ -223,7 +188,7 @@ def _police_reassessor(activation):
 def reassessment_time(activation) -> datetime.datetime:
     """The morning of the next review date of the assessment in force."""
     assessment = current_assessment(activation.process.case)
-    return _morning_of(assessment.next_review if assessment else timezone.localdate())
+    return morning_of(assessment.next_review if assessment else timezone.localdate())
 
 
 def _lowering_awaits(activation) -> bool:

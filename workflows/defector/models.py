@@ -33,6 +33,20 @@ from viewflow.workflow.models import Process
 from casework import policy, roles
 from casework.fields import EncryptedTextField
 from casework.models import Case, CaseDecision, CaseMembership, Consent, Organisation
+from workflows.common.closing import closing_transition
+from workflows.common.guards import consents_complete as common_consents_complete
+from workflows.common.guards import (
+    coordinator,
+    guard,
+    has_lead,
+    has_police_contact,
+    lead_or_coordinator,
+    member_role,
+    review_date_ahead,
+    review_date_reached,
+    social_services_team,
+    with_message,
+)
 
 
 class Status(models.TextChoices):
@@ -165,33 +179,13 @@ def reassessment_falls_due(case, *, today: datetime.date | None = None) -> bool:
 # --- Who may take a transition (django-fsm ``permission``) ----------------------------------
 
 
-def _member_role(case, user) -> str | None:
-    membership = policy.team_membership(user, case)
-    return membership.role if membership else None
-
-
-def coordinator(case, user) -> bool:
-    return policy.coordinates(user, case)
-
-
-def lead_or_coordinator(case, user) -> bool:
-    return coordinator(case, user) or _member_role(case, user) == CaseMembership.Role.LEAD
-
-
-def social_services_team(case, user) -> bool:
-    return coordinator(case, user) or (
-        _member_role(case, user) is not None
-        and user.organisation.kind == Organisation.Kind.SOCIAL_SERVICES
-    )
-
-
 def police_assessor(case, user) -> bool:
     """Police assess the threat: the team's police contact officer (kontaktpolis), or a
     defector coordinator (avhopparsamordnare) who works for the police."""
     if not policy.is_police(user):
         return False
     return coordinator(case, user) or (
-        _member_role(case, user) == CaseMembership.Role.POLICE_CONTACT
+        member_role(case, user) == CaseMembership.Role.POLICE_CONTACT
         and user.groups.filter(name=roles.POLICE_CONTACT).exists()
     )
 
@@ -232,26 +226,6 @@ def adds_actions(case, user) -> bool:
 # --- Guards (django-fsm ``conditions``); each carries the message the user sees -------------
 
 
-def _guard(message):
-    def decorate(func):
-        func.message = message
-        return func
-
-    return decorate
-
-
-@_guard(_("Appoint a lead social worker to the team first."))
-def has_lead(case) -> bool:
-    return case.memberships.filter(role=CaseMembership.Role.LEAD, valid_to__isnull=True).exists()
-
-
-@_guard(_("A police contact officer must be on the team."))
-def has_police_contact(case) -> bool:
-    return case.memberships.filter(
-        role=CaseMembership.Role.POLICE_CONTACT, valid_to__isnull=True
-    ).exists()
-
-
 def involved_organisations(case) -> set[int]:
     """Every agency involved: the case's owner and the organisation of each team member."""
     team = case.memberships.filter(valid_to__isnull=True).values_list(
@@ -268,7 +242,7 @@ def _written_consents_cover_all(case) -> bool:
     return not live.exclude(form=Consent.Form.WRITTEN).exists()
 
 
-@_guard(
+@guard(
     _(
         "The person's written consent (and, under 18, every guardian's) must cover every "
         "agency involved."
@@ -278,7 +252,7 @@ def written_consent_all_agencies(case) -> bool:
     return _written_consents_cover_all(case)
 
 
-@_guard(_("No partial or refused consent is recorded."))
+@guard(_("No partial or refused consent is recorded."))
 def consent_partial(case) -> bool:
     """A consent is recorded but does not cover every agency in writing, or was refused."""
     if not case.consents.exists():
@@ -286,23 +260,23 @@ def consent_partial(case) -> bool:
     return not _written_consents_cover_all(case)
 
 
-@_guard(_("The police check of police systems has not been recorded."))
+@guard(_("The police check of police systems has not been recorded."))
 def police_check_recorded(case) -> bool:
     return case.police_checked_at is not None
 
 
-@_guard(_("No threat assessment is in force."))
+@guard(_("No threat assessment is in force."))
 def assessment_in_force(case) -> bool:
     return current_assessment(case) is not None
 
 
 def _route_guard(route: str, message):
-    @_guard(message)
-    def guard(case) -> bool:
+    @guard(message)
+    def routed(case) -> bool:
         return route_of(current_assessment(case)) == route
 
-    guard.__name__ = f"routed_{route}"
-    return guard
+    routed.__name__ = f"routed_{route}"
+    return routed
 
 
 routed_local = _route_guard(
@@ -318,37 +292,19 @@ routed_national = _route_guard(
 )
 
 
-@_guard(_("The person's accepted conditions (no crime, drug-free, drug tests) are not recorded."))
+@guard(_("The person's accepted conditions (no crime, drug-free, drug tests) are not recorded."))
 def conditions_accepted(case) -> bool:
     return case.conditions_accepted_at is not None
 
 
-@_guard(_("Social services have not decided on support."))
+@guard(_("Social services have not decided on support."))
 def support_decided(case) -> bool:
     return case.decisions.filter(
         agency=Organisation.Kind.SOCIAL_SERVICES, decision=CaseDecision.Decision.START
     ).exists()
 
 
-@_guard(_("Set a review date in the future."))
-def review_date_ahead(case) -> bool:
-    return case.review_date is not None and case.review_date > timezone.localdate()
-
-
-@_guard(_("The review date has not been reached yet."))
-def review_date_reached(case) -> bool:
-    return case.review_date is not None and case.review_date <= timezone.localdate()
-
-
-@_guard(_("The consents are not complete."))
-def consents_complete(case) -> bool:
-    return policy.consent_state(case).complete
-
-
-def _closed(case: Case, close_reason: str) -> None:
-    case.close_reason = close_reason
-    case.closed_at = timezone.now()
-    case.review_date = None
+consents_complete = with_message(common_consents_complete, _("The consents are not complete."))
 
 
 # --- The case and its state machine -------------------------------------------------------------
@@ -579,15 +535,7 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
 
     # Closing -------------------------------------------------------------------------------
 
-    @transition(
-        status,
-        source=OPEN_STATES,
-        target=Status.CLOSED,
-        permission=handler,
-        custom={"label": _("Close the case")},
-    )
-    def close(self, *, close_reason: str) -> None:
-        _closed(self, close_reason)
+    close = closing_transition(status, source=OPEN_STATES, target=Status.CLOSED, permission=handler)
 
 
 class ThreatAssessment(models.Model):
@@ -672,15 +620,12 @@ class DefectorSupportCase(ConcurrentTransitionMixin, Case):
         verbose_name = _("defector support case")
         verbose_name_plural = _("defector support cases")
 
-    @transition(
+    close = closing_transition(
         status,
         source=SupportStatus.OPEN,
         target=SupportStatus.CLOSED,
         permission=lead_or_coordinator,
-        custom={"label": _("Close the case")},
     )
-    def close(self, *, close_reason: str) -> None:
-        _closed(self, close_reason)
 
 
 # --- The viewflow process -------------------------------------------------------------------

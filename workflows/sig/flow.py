@@ -10,36 +10,23 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy as _
 from viewflow import this
 from viewflow.workflow import flow
-from viewflow.workflow.lock import select_for_update_lock
-from viewflow.workflow.models import Process
 
-from casework import policy
 from casework.models import CaseMembership
-from workflows.common.nodes import Step, in_state, review_time, team_member
+from workflows.common.nodes import CaseFlow, Step, in_state, member_in, review_time
 from workflows.sig import views
-from workflows.sig.models import SigCase, SigProcess, Status
+from workflows.sig.models import SigProcess, Status
+
+# The case's lead social worker (the owner of the lead's tasks), its police contact officer.
+lead = member_in(CaseMembership.Role.LEAD)
+police_contact = member_in(CaseMembership.Role.POLICE_CONTACT)
 
 
-def lead(activation):
-    """The case's lead social worker (the owner of the lead's tasks)."""
-    return team_member(activation.process.case, CaseMembership.Role.LEAD)
-
-
-def police_contact(activation):
-    """The case's police contact officer."""
-    return team_member(activation.process.case, CaseMembership.Role.POLICE_CONTACT)
-
-
-class SigFlow(flow.Flow):
+class SigFlow(CaseFlow, flow.Flow):
     """Who does each step of a SIG case, in order."""
 
     process_class = SigProcess
     process_title = _("SIG case")
     process_description = _("Social intervention group: joint support for a young person.")
-    process_summary_template = (
-        "{{ process.case.reference }} · {{ process.case.get_status_display }}"
-    )
-    lock_impl = select_for_update_lock
     # Who releases and reassigns its tasks (``casework.policy.coordinates_flow``).
     coordinator_permission = "casework.coordinate_cases"
 
@@ -117,17 +104,3 @@ class SigFlow(flow.Flow):
     )
     after_follow_up = flow.If(in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
     end = flow.End()
-
-    def start_case(self, activation, case: SigCase) -> Process:
-        activation.process.case = case
-        return activation.process
-
-    def has_view_permission(self, user, obj=None):
-        """Case workers see the flow (their inbox); a process only with access to its case."""
-        if obj is not None:
-            case = getattr(obj, "case", None)
-            return case is not None and bool(policy.case_access(user, case))
-        return policy.can_use_task_inbox(user)
-
-    def has_manage_permission(self, user, obj=None):
-        return False

@@ -37,8 +37,8 @@ from casework import policy
 from casework.fields import EncryptedTextField
 from casework.models import Action, Case, CaseDecision, Organisation
 from casework.selectors.persons import person_age
+from workflows.common.closing import closing_transition, consent_withdrawn_transition
 from workflows.common.guards import (
-    consent_withdrawal_recorded,
     consents_complete,
     coordinator,
     guard,
@@ -46,7 +46,6 @@ from workflows.common.guards import (
     has_police_contact,
     lead_or_coordinator,
     member_role,
-    registers_withdrawal,
     review_date_ahead,
     review_date_reached,
     social_services_team,
@@ -289,31 +288,12 @@ class SigCase(ConcurrentTransitionMixin, Case):
 
     # Closing -----------------------------------------------------------------------------
 
-    @transition(
-        status,
-        source=OPEN_STATES,
-        target=Status.CLOSED,
-        permission=registers_withdrawal,
-        conditions=[consent_withdrawal_recorded],
-        custom={"label": _("Close: consent withdrawn")},
+    consent_withdrawn = consent_withdrawn_transition(
+        status, source=OPEN_STATES, target=Status.CLOSED
     )
-    def consent_withdrawn(self) -> None:
-        """A consent was withdrawn and no other legal basis applies: sharing stops."""
-        self.close_reason = Case.CloseReason.CONSENT_WITHDRAWN
-        self.closed_at = timezone.now()
-        self.review_date = None
-
-    @transition(
-        status,
-        source=OPEN_STATES,
-        target=Status.CLOSED,
-        permission=lead_or_coordinator,
-        custom={"label": _("Close the case")},
+    close = closing_transition(
+        status, source=OPEN_STATES, target=Status.CLOSED, permission=lead_or_coordinator
     )
-    def close(self, *, close_reason: str) -> None:
-        self.close_reason = close_reason
-        self.closed_at = timezone.now()
-        self.review_date = None
 
 
 # --- The flow's process -----------------------------------------------------------------------

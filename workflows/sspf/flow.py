@@ -9,34 +9,21 @@ task views are in ``workflows/sspf/views.py``.
 
 from __future__ import annotations
 
-import datetime
-
-from django.conf import settings
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from viewflow import this
 from viewflow.workflow import flow
-from viewflow.workflow.lock import select_for_update_lock
 from viewflow.workflow.status import STATUS
 
 from casework import policy
 from casework.models import Organisation
 from casework.roles import PERM_COORDINATE
-from workflows.common.nodes import Step
+from workflows.common.nodes import CaseFlow, Step, in_state, review_time
 from workflows.sspf import views
 from workflows.sspf.models import SspfProcess, Status
 from workflows.sspf.selectors import part_owner
 
-
-def _in_state(*states):
-    return lambda activation: activation.process.case.status in states
-
-
-def review_task_time(activation) -> datetime.datetime:
-    """The follow-up task appears on the morning of the case's follow-up date."""
-    review = activation.process.case.review_date or timezone.localdate()
-    hour = settings.SAMVERKAN["REVIEW_TASK_HOUR"]
-    return timezone.make_aware(datetime.datetime.combine(review, datetime.time(hour)))
+# The follow-up task appears on the morning of the case's follow-up date.
+review_task_time = review_time
 
 
 def _part_owner(kind):
@@ -72,16 +59,12 @@ class PartStep(Step):
         return policy.may_report_plan_part(user, task.coerced_process.case, self.organisation_kind)
 
 
-class SspfFlow(flow.Flow):
+class SspfFlow(CaseFlow, flow.Flow):
     """Who does each step of an SSPF case, in order."""
 
     process_class = SspfProcess
     process_title = _("SSPF case")
     process_description = _("School, social services, police and leisure around one young person.")
-    process_summary_template = (
-        "{{ process.case.reference }} · {{ process.case.get_status_display }}"
-    )
-    lock_impl = select_for_update_lock
     coordinator_permission = PERM_COORDINATE
 
     # School, social services, police or leisure staff raise a concern.
@@ -98,7 +81,7 @@ class SspfFlow(flow.Flow):
         .Permission(PERM_COORDINATE)
         .Next(this.after_assessment)
     )
-    after_assessment = flow.If(_in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
+    after_assessment = flow.If(in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
     # Every guardian's written consent, and the young person's own from the configured age.
     consent = (
         Step(views.ConsentView.as_view())
@@ -106,7 +89,7 @@ class SspfFlow(flow.Flow):
         .Permission(PERM_COORDINATE)
         .Next(this.after_consent)
     )
-    after_consent = flow.If(_in_state(Status.MAPPING)).Then(this.mapping).Else(this.end)
+    after_consent = flow.If(in_state(Status.MAPPING)).Then(this.mapping).Else(this.end)
     # The mapping conversation with the family.
     mapping = (
         Step(views.MappingView.as_view())
@@ -115,7 +98,7 @@ class SspfFlow(flow.Flow):
         .Next(this.after_mapping)
     )
     after_mapping = (
-        flow.If(_in_state(Status.NETWORK_MEETING)).Then(this.network_meeting).Else(this.end)
+        flow.If(in_state(Status.NETWORK_MEETING)).Then(this.network_meeting).Else(this.end)
     )
     # The network meeting writes and adopts the commitment plan.
     network_meeting = (
@@ -125,7 +108,7 @@ class SspfFlow(flow.Flow):
         .Next(this.after_network_meeting)
     )
     after_network_meeting = (
-        flow.If(_in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
+        flow.If(in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
     )
     # The plan is in force until the follow-up date. The school and the leisure centre
     # on the team each report their part of it before the follow-up meeting: their
@@ -161,16 +144,6 @@ class SspfFlow(flow.Flow):
         .Permission(PERM_COORDINATE)
         .Next(this.after_follow_up)
     )
-    after_follow_up = flow.If(_in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
+    after_follow_up = flow.If(in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
     # The case is closed: a report still open is no longer needed.
     end = flow.TerminateEnd()
-
-    def has_view_permission(self, user, obj=None):
-        """Case workers see the flow (their inbox); a process only with access to its case."""
-        if obj is not None:
-            case = getattr(obj, "case", None)
-            return case is not None and bool(policy.case_access(user, case))
-        return policy.can_use_task_inbox(user)
-
-    def has_manage_permission(self, user, obj=None):
-        return False

@@ -54,6 +54,11 @@ from casework import policy
 from casework.fields import EncryptedTextField
 from casework.models import Action, Case, Organisation, Person
 from casework.selectors.persons import person_age
+from workflows.common.closing import closing_transition, consent_withdrawn_transition
+from workflows.common.guards import consents_complete as common_consents_complete
+from workflows.common.guards import coordinator, guard, with_message
+from workflows.common.guards import review_date_ahead as common_review_date_ahead
+from workflows.common.guards import review_date_reached as common_review_date_reached
 
 
 class Status(models.TextChoices):
@@ -79,30 +84,7 @@ CONCERN_RAISERS = (
 )
 
 
-# --- Who may take a transition (django-fsm ``permission``) ----------------------------------
-
-
-def coordinator(case: SspfCase, user) -> bool:
-    """The SSPF coordinator (``samordnare``, ``casework.coordinate_cases``)."""
-    return policy.coordinates(user, case)
-
-
-def registers_withdrawal(case: SspfCase, user) -> bool:
-    """As in SIG: the coordinator, or the case's own organisation with access to it."""
-    return coordinator(case, user) or (
-        user.organisation_id == case.owner_organisation_id and bool(policy.case_access(user, case))
-    )
-
-
 # --- Guards (django-fsm ``conditions``); each carries the message the user sees -------------
-
-
-def _guard(message):
-    def decorate(func):
-        func.message = message
-        return func
-
-    return decorate
 
 
 def within_age_range(person) -> bool:
@@ -111,47 +93,41 @@ def within_age_range(person) -> bool:
     return low <= person_age(person, on=timezone.localdate()) <= high
 
 
-@_guard(_("The young person's age is outside the SSPF age range."))
+@guard(_("The young person's age is outside the SSPF age range."))
 def age_in_range(case: SspfCase) -> bool:
     return within_age_range(case.person)
 
 
-@_guard(_("Record a risk assessment first."))
+@guard(_("Record a risk assessment first."))
 def risk_assessed(case: SspfCase) -> bool:
     return case.risk_assessments.exists()
 
 
-@_guard(
+consents_complete = with_message(
+    common_consents_complete,
     _(
         "The consents are not complete: every guardian's written consent and, from the "
         "configured age, the young person's own."
-    )
+    ),
 )
-def consents_complete(case: SspfCase) -> bool:
-    return policy.consent_state(case).complete
 
 
-@_guard(_("No withdrawal of consent has been recorded."))
-def consent_withdrawal_recorded(case: SspfCase) -> bool:
-    return case.consents.filter(withdrawn_at__isnull=False).exists()
-
-
-@_guard(_("Record the mapping conversation first."))
+@guard(_("Record the mapping conversation first."))
 def mapping_recorded(case: SspfCase) -> bool:
     return case.mapping_note is not None and case.mapping_date is not None
 
 
-@_guard(_("Write the plan's goals first."))
+@guard(_("Write the plan's goals first."))
 def goals_written(case: SspfCase) -> bool:
     return case.plan_goals is not None
 
 
-@_guard(_("The plan needs at least one planned action."))
+@guard(_("The plan needs at least one planned action."))
 def has_planned_action(case: SspfCase) -> bool:
     return case.actions.exclude(status=Action.Status.CANCELLED).exists()
 
 
-@_guard(_("The plan has police actions, but no decision that the police take part."))
+@guard(_("The plan has police actions, but no decision that the police take part."))
 def police_actions_decided(case: SspfCase) -> bool:
     police_actions = (
         case.actions.exclude(status=Action.Status.CANCELLED)
@@ -161,14 +137,16 @@ def police_actions_decided(case: SspfCase) -> bool:
     return not police_actions or policy.sspf_police_participates(case)
 
 
-@_guard(_("Set a follow-up date in the future."))
-def review_date_ahead(case: SspfCase) -> bool:
-    return case.review_date is not None and case.review_date > timezone.localdate()
+review_date_ahead = with_message(common_review_date_ahead, _("Set a follow-up date in the future."))
+review_date_reached = with_message(
+    common_review_date_reached, _("The follow-up date has not been reached yet.")
+)
 
 
-@_guard(_("The follow-up date has not been reached yet."))
-def review_date_reached(case: SspfCase) -> bool:
-    return case.review_date is not None and case.review_date <= timezone.localdate()
+def note_consent_refused(case: SspfCase, close_reason: str) -> None:
+    """A case closed for refused consent keeps the moment (the steering group's statistics)."""
+    if close_reason == Case.CloseReason.CONSENT_REFUSED:
+        case.consent_refused_at = case.closed_at
 
 
 # --- The case and its state machine -------------------------------------------------------------
@@ -295,32 +273,16 @@ class SspfCase(ConcurrentTransitionMixin, Case):
     def continue_plan(self) -> None:
         """The follow-up meeting decided to go on."""
 
-    @transition(
-        status,
-        source=OPEN_STATES,
-        target=Status.CLOSED,
-        permission=registers_withdrawal,
-        conditions=[consent_withdrawal_recorded],
-        custom={"label": _("Close: consent withdrawn")},
+    consent_withdrawn = consent_withdrawn_transition(
+        status, source=OPEN_STATES, target=Status.CLOSED
     )
-    def consent_withdrawn(self) -> None:
-        self.close_reason = Case.CloseReason.CONSENT_WITHDRAWN
-        self.closed_at = timezone.now()
-        self.review_date = None
-
-    @transition(
+    close = closing_transition(
         status,
         source=OPEN_STATES,
         target=Status.CLOSED,
         permission=coordinator,
-        custom={"label": _("Close the case")},
+        then=note_consent_refused,
     )
-    def close(self, *, close_reason: str) -> None:
-        self.close_reason = close_reason
-        self.closed_at = timezone.now()
-        self.review_date = None
-        if close_reason == Case.CloseReason.CONSENT_REFUSED:
-            self.consent_refused_at = self.closed_at
 
 
 # --- The programme's records -------------------------------------------------------------------

@@ -1,0 +1,72 @@
+"""The closing transitions every programme's case shares (django-fsm).
+
+Each programme's case builds its own transition from these factories, on its own status
+field and its own states: a django-fsm transition belongs to one model, so the shared
+part is the method, not a mixin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import transition
+
+from casework.models import Case
+from workflows.common.guards import consent_withdrawal_recorded, registers_withdrawal
+
+
+def close_case(case: Case, close_reason: str) -> None:
+    """Record why and when the case closed; a closed case has no review date."""
+    case.close_reason = close_reason
+    case.closed_at = timezone.now()
+    case.review_date = None
+
+
+def closing_transition(
+    field,
+    *,
+    source: Sequence[str] | str,
+    target: str,
+    permission: Callable,
+    then: Callable[[Case, str], None] | None = None,
+) -> Callable:
+    """The case's ``close(close_reason=…)`` transition ("Close the case"), taken by
+    ``permission`` from ``source``; ``then(case, close_reason)`` records what the
+    programme notes on closing."""
+
+    @transition(
+        field,
+        source=source,
+        target=target,
+        permission=permission,
+        custom={"label": _("Close the case")},
+    )
+    def close(self, *, close_reason: str) -> None:
+        close_case(self, close_reason)
+        if then is not None:
+            then(self, close_reason)
+
+    return close
+
+
+def consent_withdrawn_transition(
+    field, *, source: Sequence[str] | str, target: str, permission: Callable = registers_withdrawal
+) -> Callable:
+    """The case's ``consent_withdrawn()`` transition ("Close: consent withdrawn"): a
+    recorded withdrawal of consent closes the case and sharing stops."""
+
+    @transition(
+        field,
+        source=source,
+        target=target,
+        permission=permission,
+        conditions=[consent_withdrawal_recorded],
+        custom={"label": _("Close: consent withdrawn")},
+    )
+    def consent_withdrawn(self) -> None:
+        """A consent was withdrawn and no other legal basis applies: sharing stops."""
+        close_case(self, Case.CloseReason.CONSENT_WITHDRAWN)
+
+    return consent_withdrawn
