@@ -154,6 +154,35 @@ def task_cases(process_ids: Iterable[int]) -> dict[int, UUID]:
     return found
 
 
+def process_cases(process_model) -> Callable[[Iterable[int]], dict[int, UUID]]:
+    """A programme's ``task_cases`` hook where each process of ``process_model`` works on
+    one case (its ``case`` field): {process id: case id}."""
+
+    def task_cases(process_ids: Iterable[int]) -> dict[int, UUID]:
+        return dict(process_model.objects.filter(pk__in=process_ids).values_list("pk", "case_id"))
+
+    return task_cases
+
+
+def make_reminders(
+    kind: str, today: datetime.date, rows: Iterable[tuple[Any, UUID | None, int | None]]
+) -> list[Reminder]:
+    """One reminder of ``kind`` for ``today`` per (object id, case id, recipient id) in
+    ``rows`` (a ``ReminderSource``'s list); a ``None`` case or recipient: none."""
+    from casework.models import Reminder
+
+    return [
+        Reminder(
+            kind=kind,
+            object_id=str(object_id),
+            date=today,
+            case_id=case_id,
+            recipient_id=recipient_id,
+        )
+        for object_id, case_id, recipient_id in rows
+    ]
+
+
 def participant_permissions() -> frozenset[str]:
     """The permissions the programmes name their participants by."""
     return frozenset(

@@ -14,12 +14,14 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransition
 
 from audit.services import record_event
 from casework import policy
 from casework.crypto.keystore import PERSON, load_data_key
 from casework.crypto.records import seal_value
 from casework.models import Case, CaseEvent, CaseMembership
+from casework.selectors.persons import require_purpose
 from casework.services import transitions
 from casework.services.transitions import Conflict, Denied
 
@@ -67,6 +69,20 @@ def deny_case(*, user, case: Case, purpose: str, what: str, reason: str) -> Case
     return transitions.deny(user=user, obj=case, purpose=purpose, what=what, reason=reason)
 
 
+def require_role(*, user, case: Case, purpose: str, what: str, allowed: bool) -> None:
+    """Refuse (:class:`CaseDenied` after a denial event, reason ``role``) unless
+    ``allowed`` (the user has the role ``what`` needs)."""
+    if not allowed:
+        raise deny_case(user=user, case=case, purpose=purpose, what=what, reason="role")
+
+
+def require_coordinator(*, user, case: Case, purpose: str, what: str) -> None:
+    """Refuse (:class:`CaseDenied`, logged) unless ``user`` coordinates the case's programme."""
+    require_role(
+        user=user, case=case, purpose=purpose, what=what, allowed=policy.coordinates(user, case)
+    )
+
+
 def require_access(
     *, user, case: Case, purpose: str, what: str, any_ground: bool = False
 ) -> policy.CaseAccess:
@@ -81,6 +97,25 @@ def require_access(
         # The lead of a closed case reads it for the documentation duty; nothing more.
         raise deny_case(user=user, case=case, purpose=purpose, what=what, reason="case closed")
     return access
+
+
+def require_coordinator_access(*, user, case: Case, purpose: str, what: str) -> str:
+    """The cleaned ``purpose`` once ``user`` may work on the case (:func:`require_access`)
+    and coordinates its programme (:func:`require_coordinator`); a refusal is logged."""
+    purpose = require_purpose(purpose)
+    require_access(user=user, case=case, purpose=purpose, what=what)
+    require_coordinator(user=user, case=case, purpose=purpose, what=what)
+    return purpose
+
+
+def save_case(case: Case) -> None:
+    """Save the programme's case model: its FSM field is written back unchanged and the
+    ``ConcurrentTransitionMixin`` refuses it (:class:`CaseConflict`) if the state moved
+    meanwhile."""
+    try:
+        case.save()
+    except ConcurrentTransition:
+        raise CaseConflict() from None
 
 
 def lock_version(case: Case, expected_version: int | None) -> Case:

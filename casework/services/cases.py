@@ -27,7 +27,6 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransition
 
 from audit.services import Action as AuditAction
 from audit.services import Outcome, record_event
@@ -60,6 +59,8 @@ from casework.services.case_changes import (
     next_reference,
     record_change,
     require_access,
+    require_role,
+    save_case,
     timeline_event,
 )
 from casework.services.consent import (
@@ -109,6 +110,7 @@ __all__ = [
     "record_source",
     "require_access",
     "review_break_glass",
+    "social_services_office",
     "timeline_event",
     "transition",
     "unmet_conditions",
@@ -118,6 +120,26 @@ __all__ = [
 
 
 # --- Opening a case ---------------------------------------------------------------------
+
+
+def social_services_office(user, message=None) -> Organisation:
+    """The social services office that leads a new case: ``user``'s own when ``user`` (may
+    be ``None``) works for social services, else the only active one; ``ValidationError``
+    (``message``, by default that none leads the case) when there is not exactly one."""
+    if (
+        user is not None
+        and user.organisation
+        and (user.organisation.kind == Organisation.Kind.SOCIAL_SERVICES)
+    ):
+        return user.organisation
+    offices = list(
+        Organisation.objects.filter(kind=Organisation.Kind.SOCIAL_SERVICES, is_active=True)[:2]
+    )
+    if len(offices) != 1:
+        raise ValidationError(
+            message or _("No single social services organisation is registered to lead the case.")
+        )
+    return offices[0]
 
 
 def open_case(
@@ -383,8 +405,13 @@ def break_glass(*, user, case: Case, reason: str) -> BreakGlassAccess:
         raise ValidationError(
             {"reason": ValidationError(_("Describe the reason in at least 10 characters."))}
         )
-    if not policy.can_break_glass(user):
-        raise deny_case(user=user, case=case, purpose=reason, what="break_glass", reason="role")
+    require_role(
+        user=user,
+        case=case,
+        purpose=reason,
+        what="break_glass",
+        allowed=policy.can_break_glass(user),
+    )
     if user.organisation_id != case.owner_organisation_id and not policy.disclosure_basis(
         case, user.organisation
     ):
@@ -488,10 +515,7 @@ def update_case(
             return case
         # Saving the programme model writes its FSM field back unchanged; the
         # ConcurrentTransitionMixin refuses it if the state moved meanwhile.
-        try:
-            case.save()
-        except ConcurrentTransition:
-            raise CaseConflict() from None
+        save_case(case)
         record_change(
             case=case,
             user=user,

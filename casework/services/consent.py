@@ -37,6 +37,7 @@ from casework.services.case_changes import (
     lock_version,
     record_change,
     require_access,
+    require_role,
 )
 
 
@@ -103,8 +104,13 @@ def record_consent(
     """Record a consent (or refusal) of the person or one guardian, with its scope."""
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="consent:record")
-    if policy.is_police(user):
-        raise deny_case(user=user, case=case, purpose=purpose, what="consent:record", reason="role")
+    require_role(
+        user=user,
+        case=case,
+        purpose=purpose,
+        what="consent:record",
+        allowed=not policy.is_police(user),
+    )
     errors: dict[str, list] = {}
     if giver not in Consent.Giver.values:
         errors["giver"] = [_("Select a valid choice.")]
@@ -177,14 +183,16 @@ def withdraw_consent(
         raise deny_case(
             user=user, case=case, purpose=purpose, what="consent:withdraw", reason="case"
         )
-    if policy.is_police(user) or (
+    require_role(
+        user=user,
+        case=case,
+        purpose=purpose,
+        what="consent:withdraw",
         # The case's own organisation keeps the consents (and keeps its access once one
         # is withdrawn, to close the case); the coordinator acts for it.
-        user.organisation_id != case.owner_organisation_id and not policy.coordinates(user, case)
-    ):
-        raise deny_case(
-            user=user, case=case, purpose=purpose, what="consent:withdraw", reason="role"
-        )
+        allowed=not policy.is_police(user)
+        and (user.organisation_id == case.owner_organisation_id or policy.coordinates(user, case)),
+    )
     with transaction.atomic():
         lock_version(case, None)
         updated = Consent.objects.filter(pk=consent.pk, withdrawn_at__isnull=True).update(

@@ -21,10 +21,11 @@ from casework.models import Case, CaseEvent, CaseMembership
 from casework.selectors.persons import require_purpose
 from casework.services.case_changes import (
     CaseDenied,
-    deny_case,
     lock_version,
     record_change,
     require_access,
+    require_coordinator_access,
+    require_role,
 )
 
 if TYPE_CHECKING:
@@ -41,10 +42,7 @@ def add_member(
     expected_version: int | None = None,
 ) -> CaseMembership:
     """Put ``member`` on the case team (coordinators do this)."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="team:add")
-    if not policy.coordinates(user, case):
-        raise deny_case(user=user, case=case, purpose=purpose, what="team:add", reason="role")
+    purpose = require_coordinator_access(user=user, case=case, purpose=purpose, what="team:add")
     if role not in CaseMembership.Role.values:
         raise ValidationError({"role": ValidationError(_("Select a valid choice."))})
     if not policy.can_use_task_inbox(member):
@@ -145,8 +143,13 @@ def end_membership(
 ) -> None:
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="team:remove")
-    if not policy.coordinates(user, case) or membership.case_id != case.pk:
-        raise deny_case(user=user, case=case, purpose=purpose, what="team:remove", reason="role")
+    require_role(
+        user=user,
+        case=case,
+        purpose=purpose,
+        what="team:remove",
+        allowed=policy.coordinates(user, case) and membership.case_id == case.pk,
+    )
     with transaction.atomic():
         lock_version(case, expected_version)
         CaseMembership.objects.filter(pk=membership.pk, valid_to__isnull=True).update(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 Label = str | Promise
 
@@ -148,3 +149,62 @@ class ProgrammeStatistics:
             else:
                 labels.append(f"{low}-{high}")
         return labels
+
+
+# --- Building blocks of a case programme's description ------------------------------------
+# A case programme counts over its own case table (alias ``s``) joined to the shared case
+# (``c``) and its person (``p``).
+
+
+def case_source(table: str) -> str:
+    """The FROM clause of a case programme: its case table ``table`` (``s``), the shared
+    case (``c``) and the person (``p``)."""
+    return (
+        f"{table} AS s"
+        " JOIN casework_case AS c ON c.id = s.case_ptr_id"
+        " JOIN casework_person AS p ON p.id = c.person_id"
+    )
+
+
+def person_columns(age_at: str = "c.opened_at") -> Person:
+    """The person's plain columns (alias ``p``); the age band is the age at ``age_at``."""
+    return Person(
+        birth_year="p.birth_year",
+        gender="p.gender",
+        area="p.area",
+        protected_identity="p.protected_identity",
+        age_at=age_at,
+    )
+
+
+def consent_events(refused_label: Label) -> list[Event]:
+    """Consents given and refused: the case table's ``consented_at`` and
+    ``consent_refused_at``."""
+    return [
+        Event("consent_given", _("Consents given"), "s.consented_at"),
+        Event("consent_refused", refused_label, "s.consent_refused_at"),
+    ]
+
+
+def closed_event(
+    detail_label: Label, detail_choices: Sequence[tuple[str, Label]] | None = None
+) -> Event:
+    """Closures (the shared case's ``closed_at``) by close reason (``detail_choices``; by
+    default every close reason of a case)."""
+    if detail_choices is None:
+        from casework.models import Case
+
+        detail_choices = Case.CloseReason.choices
+    return Event(
+        "closed",
+        _("Closures"),
+        "c.closed_at",
+        detail="c.close_reason",
+        detail_label=detail_label,
+        detail_choices=detail_choices,
+    )
+
+
+def open_stock() -> Stock:
+    """The cases open at the end of the period, for the engine only (a selection's size)."""
+    return Stock("open", _("Open"), "c.opened_at", "c.closed_at", published=False)

@@ -103,6 +103,14 @@ def person(slot: Slot, index: int) -> Person:
     raise RuntimeError("no free synthetic number for a demo person")
 
 
+def steps_to(main: list[str], branches: dict[str, list[str]], target: str) -> list[str]:
+    """The steps a demo case takes to ``target``: a branch's own list, or the main line up
+    to and including ``target``."""
+    if target in branches:
+        return branches[target]
+    return main[: main.index(target) + 1]
+
+
 def open_task(process, node):
     """The open task of ``node`` in ``process``."""
     return process.task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED]).get(flow_task=node)

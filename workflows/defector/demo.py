@@ -23,10 +23,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from viewflow.workflow.status import STATUS
 
 from casework import personnummer as pnr
 from casework.management.commands.seed_demo import FIRST_NAMES, STREETS, SURNAME_ENDINGS
@@ -34,6 +33,7 @@ from casework.models import Case, CaseDecision, Consent, Person, User
 from casework.selectors.persons import person_age
 from casework.services import cases as case_services
 from casework.services import create_person
+from workflows.common import demo
 from workflows.defector import intake, services
 from workflows.defector.flow import DefectorFlow, ThreatReviewFlow, reassessment_time, review_time
 from workflows.defector.models import (
@@ -116,54 +116,28 @@ _BRANCHES = {
 
 
 def steps_to(target: str) -> list[str]:
-    if target in _BRANCHES:
-        return _BRANCHES[target]
-    return _MAIN[: _MAIN.index(target) + 1]
-
-
-class _Request:
-    def __init__(self, user: User) -> None:
-        self.user = user
+    return demo.steps_to(_MAIN, _BRANCHES, target)
 
 
 def open_task(case: DefectorCase, node):
     """The open task of ``node`` in the case's running process of ``node``'s flow."""
-    return (
-        DefectorProcess.objects.filter(case=case, flow_class=node.flow_class)
-        .get(finished__isnull=True)
-        .task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED])
-        .get(flow_task=node)
+    process = DefectorProcess.objects.filter(case=case, flow_class=node.flow_class).get(
+        finished__isnull=True
     )
+    return demo.open_task(process, node)
 
 
 @contextmanager
 def task_step(case: DefectorCase, node, user: User) -> Iterator:
-    """One POST of ``node``'s task view as ``user`` (see ``workflows.sig.demo.task_step``)."""
-    task = open_task(case, node)
-    if task.owner_id is None:
-        with task.activation() as activation:
-            if not (activation.assign.can_proceed() and node.can_assign(user, activation.task)):
-                raise PermissionDenied
-            activation.assign(user)
-    with DefectorFlow.lock(task.process_id), transaction.atomic():
-        task.refresh_from_db()
-        if not node.can_execute(user, task):
-            raise PermissionDenied
-        activation = node.activation_class(task)
-        activation.start(_Request(user))
+    """One POST of ``node``'s task view as ``user`` (``workflows.common.demo.task_step``)."""
+    with demo.task_step(open_task(case, node), node, user) as activation:
         yield activation
 
 
 def start_case(*, user: User, person: Person, reason: str, source: str) -> DefectorCase:
-    node = DefectorFlow.start
-    activation = node.activation_class.create(node, None, None)
-    if not node.can_execute(user, activation.task):
-        raise PermissionDenied
-    with transaction.atomic():
-        activation.start(_Request(user))
+    with demo.start_step(DefectorFlow.start, user) as activation:
         case = intake.refer(user=user, person=person, source=source, reason=reason, purpose=PURPOSE)
         activation.process.case = case
-        activation.execute()
     return case
 
 
@@ -370,12 +344,7 @@ def fire_review_timer(case: DefectorCase, *, days_ago: int) -> None:
     review = timezone.localdate() - datetime.timedelta(days=days_ago)
     Case.objects.filter(pk=case.pk).update(review_date=review)
     case.review_date = review
-    timer = open_task(case, DefectorFlow.wait_for_review)
-    with timer.activation() as activation:
-        timer.scheduled = review_time(activation)
-        timer.save(update_fields=["scheduled"])
-        activation.start()
-        activation.execute()
+    demo.fire_timer(open_task(case, DefectorFlow.wait_for_review), review_time)
 
 
 def fire_reassessment_timer(case: DefectorCase, *, days_ago: int) -> None:
@@ -384,12 +353,7 @@ def fire_reassessment_timer(case: DefectorCase, *, days_ago: int) -> None:
     ThreatAssessment.objects.filter(case=case, state=ThreatAssessment.State.IN_FORCE).update(
         next_review=timezone.localdate() - datetime.timedelta(days=days_ago)
     )
-    timer = open_task(case, ThreatReviewFlow.wait_for_reassessment)
-    with timer.activation() as activation:
-        timer.scheduled = reassessment_time(activation)
-        timer.save(update_fields=["scheduled"])
-        activation.start()
-        activation.execute()
+    demo.fire_timer(open_task(case, ThreatReviewFlow.wait_for_reassessment), reassessment_time)
 
 
 def person_id(slot: Slot) -> uuid.UUID:

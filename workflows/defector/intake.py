@@ -30,13 +30,14 @@ from casework.selectors import find_person
 from casework.selectors.persons import require_purpose
 from casework.services import cases as case_services
 from casework.services import create_person
+from casework.services.case_changes import require_role
 from casework.services.cases import (
-    deny_case,
     link_cases,
     lock_version,
     record_change,
     record_source,
     require_access,
+    social_services_office,
     transition,
 )
 from casework.services.persons import update_person
@@ -59,20 +60,6 @@ from workflows.defector.models import (
 # --- The referral ----------------------------------------------------------------------------
 
 
-def _owner_organisation(user) -> Organisation:
-    """Social services carry the main responsibility: the referrer's office or the only one."""
-    if user.organisation and user.organisation.kind == Organisation.Kind.SOCIAL_SERVICES:
-        return user.organisation
-    offices = list(
-        Organisation.objects.filter(kind=Organisation.Kind.SOCIAL_SERVICES, is_active=True)[:2]
-    )
-    if len(offices) != 1:
-        raise ValidationError(
-            _("No single social services organisation is registered to lead the case.")
-        )
-    return offices[0]
-
-
 def refer(*, user, person, source: str, reason: str, purpose: str) -> DefectorCase:
     """Open a defector case for ``person`` (no age limit)."""
 
@@ -81,7 +68,8 @@ def refer(*, user, person, source: str, reason: str, purpose: str) -> DefectorCa
     case = DefectorCase(
         programme=Case.Programme.DEFECTOR,
         person=person,
-        owner_organisation=_owner_organisation(user),
+        # Social services carry the main responsibility: the referrer's office or the only one.
+        owner_organisation=social_services_office(user),
         referred_by=user,
         referring_organisation=user.organisation,
         referral_source=source,
@@ -276,8 +264,13 @@ def accept_conditions(
     """The person accepted the programme's conditions: no crime, drug-free, drug tests."""
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="conditions")
-    if not lead_or_coordinator(case, user):
-        raise deny_case(user=user, case=case, purpose=purpose, what="conditions", reason="role")
+    require_role(
+        user=user,
+        case=case,
+        purpose=purpose,
+        what="conditions",
+        allowed=lead_or_coordinator(case, user),
+    )
     missing = {
         name: [_("The person must accept this condition.")]
         for name, value in (
@@ -366,10 +359,13 @@ def set_protected_identity(*, user, case: Case, purpose: str, level: int) -> Non
     fingerade personuppgifter): a named handler of the case or its coordinator."""
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="protected_identity")
-    if not (policy.coordinates(user, case) or policy.named_handler(user, case)):
-        raise deny_case(
-            user=user, case=case, purpose=purpose, what="protected_identity", reason="role"
-        )
+    require_role(
+        user=user,
+        case=case,
+        purpose=purpose,
+        what="protected_identity",
+        allowed=policy.coordinates(user, case) or policy.named_handler(user, case),
+    )
     try:
         level = int(level)
     except (TypeError, ValueError):

@@ -33,15 +33,9 @@ def overdue_reassessments(today: datetime.date) -> list[Reminder]:
         .exclude(case__status__in=FINAL_STATES)
         .values_list("pk", "case_id")
     )
-    return [
-        Reminder(
-            kind=Reminder.Kind.REASSESSMENT_OVERDUE,
-            object_id=str(pk),
-            date=today,
-            case_id=case_id,
-        )
-        for pk, case_id in overdue
-    ]
+    return programmes.make_reminders(
+        Reminder.Kind.REASSESSMENT_OVERDUE, today, ((pk, case_id, None) for pk, case_id in overdue)
+    )
 
 
 def handed_over(case) -> bool:
@@ -49,10 +43,6 @@ def handed_over(case) -> bool:
     if "handed_over_at" in case.__dict__:
         return case.__dict__["handed_over_at"] is not None
     return DefectorCase.objects.filter(pk=case.pk, handed_over_at__isnull=False).exists()
-
-
-def task_cases(process_ids) -> dict:
-    return dict(DefectorProcess.objects.filter(pk__in=process_ids).values_list("pk", "case_id"))
 
 
 def casework_urls() -> list:
@@ -77,7 +67,7 @@ def register() -> None:
             ],
             casework_urls=casework_urls,
             case_page_view=defector_views.DefectorCasePageView.as_view(),
-            task_cases=task_cases,
+            task_cases=programmes.process_cases(DefectorProcess),
             reminders=(
                 programmes.ReminderSource(
                     Reminder.Kind.REASSESSMENT_OVERDUE, overdue_reassessments

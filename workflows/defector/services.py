@@ -33,6 +33,7 @@ from casework.models import (
 )
 from casework.selectors.persons import require_purpose
 from casework.services import cases as case_services
+from casework.services.case_changes import require_role
 from casework.services.cases import (
     NOTE_LIMIT,
     REASON_LIMIT,
@@ -84,8 +85,13 @@ def record_police_check(
     written consent covering the police is recorded. Refused before (logged)."""
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="police_check")
-    if not police_assessor(case, user):
-        raise deny_case(user=user, case=case, purpose=purpose, what="police_check", reason="role")
+    require_role(
+        user=user,
+        case=case,
+        purpose=purpose,
+        what="police_check",
+        allowed=police_assessor(case, user),
+    )
     consent = policy.consent_state(case)
     if case.status not in POLICE_CHECK_STATES or user.organisation_id not in (
         consent.organisations
@@ -148,8 +154,13 @@ def _record_assessment(
     """
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="threat:assess")
-    if not police_assessor(case, user):
-        raise deny_case(user=user, case=case, purpose=purpose, what="threat:assess", reason="role")
+    require_role(
+        user=user,
+        case=case,
+        purpose=purpose,
+        what="threat:assess",
+        allowed=police_assessor(case, user),
+    )
     if case.status not in ASSESSABLE_STATES:
         raise ValidationError(
             _("The case is not in a state where this can be done."), code="invalid_state"
@@ -221,8 +232,13 @@ def _decide_pending_lowering(
     lowering; an approved one is in force at once and re-routes the case."""
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="threat:approve")
-    if not police_coordinator(case, user):
-        raise deny_case(user=user, case=case, purpose=purpose, what="threat:approve", reason="role")
+    require_role(
+        user=user,
+        case=case,
+        purpose=purpose,
+        what="threat:approve",
+        allowed=police_coordinator(case, user),
+    )
     note = clean_text(note, "note", limit=REASON_LIMIT, required=not approve)
     with transaction.atomic():
         lock_version(case, None)

@@ -14,21 +14,20 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from casework.statistics.spec import Duration, Event, Person, ProgrammeStatistics, Stock
+from casework.statistics.spec import (
+    Duration,
+    Event,
+    ProgrammeStatistics,
+    Stock,
+    case_source,
+    closed_event,
+    consent_events,
+    person_columns,
+)
 from workflows.defector.models import CLOSE_REASONS, FirstRouting, Level
 
-PERSON = Person(
-    birth_year="p.birth_year",
-    gender="p.gender",
-    area="p.area",
-    protected_identity="p.protected_identity",
-    age_at="c.opened_at",
-)
-CASES = (
-    "workflows_defectorcase AS s"
-    " JOIN casework_case AS c ON c.id = s.case_ptr_id"
-    " JOIN casework_person AS p ON p.id = c.person_id"
-)
+PERSON = person_columns()
+CASES = case_source("workflows_defectorcase")
 # A routing transition after the first one: a raise takes the case out of the local
 # programme (or from the region to the national programme); anything else lowers it.
 REROUTINGS = (
@@ -55,8 +54,7 @@ STATISTICS = ProgrammeStatistics(
     where="c.programme = 'defector'",
     events=[
         Event("referred", _("Referrals"), "c.opened_at"),
-        Event("consent_given", _("Consents given"), "s.consented_at"),
-        Event("consent_refused", _("Consents refused or partial"), "s.consent_refused_at"),
+        *consent_events(_("Consents refused or partial")),
         Event(
             "assessed",
             _("Threat assessments (first)"),
@@ -85,14 +83,7 @@ STATISTICS = ProgrammeStatistics(
             person=PERSON,
         ),
         Event("started", _("Local programme started"), "s.started_at"),
-        Event(
-            "closed",
-            _("Closures"),
-            "c.closed_at",
-            detail="c.close_reason",
-            detail_label=_("Outcome"),
-            detail_choices=[(reason.value, reason.label) for reason in CLOSE_REASONS],
-        ),
+        closed_event(_("Outcome"), [(reason.value, reason.label) for reason in CLOSE_REASONS]),
     ],
     stocks=[
         Stock("open", _("Open at the end of the period"), "c.opened_at", "c.closed_at"),

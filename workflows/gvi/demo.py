@@ -14,13 +14,11 @@ import datetime
 from contextlib import contextmanager
 
 from django.contrib.auth.models import Permission
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
-from viewflow.workflow.status import STATUS
 
 from casework.models import Organisation, Person, User
-from workflows.common.demo import DemoRequest as _Request
+from workflows.common import demo
 from workflows.common.demo import Slot, person_id
 from workflows.common.demo import person as _person
 from workflows.gvi import flow as gvi_flow
@@ -37,17 +35,9 @@ def _users() -> dict[str, User]:
 
 @contextmanager
 def run_task(flow_class, process, node, user: User):
-    """One POST of a task view as ``user``: claim a queue task, start it under the lock."""
-    task = process.task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED]).get(flow_task=node)
-    if task.owner_id is None:
-        with task.activation() as activation:
-            if not (activation.assign.can_proceed() and node.can_assign(user, activation.task)):
-                raise PermissionDenied
-            activation.assign(user)
-    with flow_class.lock(task.process_id), transaction.atomic():
-        task.refresh_from_db()
-        activation = node.activation_class(task)
-        activation.start(_Request(user))
+    """One POST of a task view of ``flow_class`` as ``user``
+    (``workflows.common.demo.task_step``)."""
+    with demo.task_step(demo.open_task(process, node), node, user) as activation:
         yield activation
 
 

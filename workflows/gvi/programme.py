@@ -50,15 +50,11 @@ def follow_ups_overdue(today: datetime.date) -> list[Reminder]:
         followed_up_at__isnull=True,
         follow_up_due__lt=today,
     ).values_list("pk", "call_in__created_by_id")
-    return [
-        Reminder(
-            kind=Reminder.Kind.GVI_FOLLOW_UP_OVERDUE,
-            object_id=str(pk),
-            date=today,
-            recipient_id=recipient,
-        )
-        for pk, recipient in [*notifications, *attendees]
-    ]
+    return programmes.make_reminders(
+        Reminder.Kind.GVI_FOLLOW_UP_OVERDUE,
+        today,
+        ((pk, None, recipient) for pk, recipient in [*notifications, *attendees]),
+    )
 
 
 def referrals_overdue(today: datetime.date) -> list[Reminder]:
@@ -77,16 +73,11 @@ def referrals_overdue(today: datetime.date) -> list[Reminder]:
         flow_task=GviReferralNoticeFlow.take_up,
         status__in=[STATUS.NEW, STATUS.ASSIGNED],
     ).values_list("pk", "process_id", "owner_id")
-    return [
-        Reminder(
-            kind=Reminder.Kind.GVI_REFERRAL_OVERDUE,
-            object_id=str(pk),
-            date=today,
-            case_id=cases.get(process),
-            recipient_id=owner,
-        )
-        for pk, process, owner in tasks
-    ]
+    return programmes.make_reminders(
+        Reminder.Kind.GVI_REFERRAL_OVERDUE,
+        today,
+        ((pk, cases.get(process), owner) for pk, process, owner in tasks),
+    )
 
 
 def task_cases(process_ids) -> dict:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from casework.statistics.spec import AGE, Event, Person, ProgrammeStatistics, Stock
+from casework.statistics.spec import AGE, Event, ProgrammeStatistics, Stock, person_columns
 from workflows.gvi.models import GroupStatus, Incident, Lever
 
 # One row per state a group has been in, from when until the next state (or now).
@@ -45,16 +45,6 @@ ATTENDEES = (
 )
 
 
-def _member(age_at: str) -> Person:
-    return Person(
-        birth_year="p.birth_year",
-        gender="p.gender",
-        area="p.area",
-        protected_identity="p.protected_identity",
-        age_at=age_at,
-    )
-
-
 STATISTICS = ProgrammeStatistics(
     code="gvi",
     label=_("GVI (group violence intervention)"),
@@ -76,7 +66,7 @@ STATISTICS = ProgrammeStatistics(
             "ci.held_at",
             source=ATTENDEES,
             where="a.attended IS TRUE",
-            person=_member("ci.held_at"),
+            person=person_columns("ci.held_at"),
             dimensions=(AGE,),
         ),
         Event(
@@ -84,7 +74,7 @@ STATISTICS = ProgrammeStatistics(
             _("Custom notifications delivered"),
             "n.delivered_at",
             source=NOTIFICATIONS,
-            person=_member("n.delivered_at"),
+            person=person_columns("n.delivered_at"),
             dimensions=(AGE,),
         ),
         Event(
@@ -99,7 +89,7 @@ STATISTICS = ProgrammeStatistics(
             _("Offers of help accepted (notifications)"),
             "CASE WHEN n.response = 'accepted' THEN n.delivered_at END",
             source=NOTIFICATIONS,
-            person=_member("n.delivered_at"),
+            person=person_columns("n.delivered_at"),
             dimensions=(AGE,),
         ),
         Event(

@@ -101,9 +101,7 @@ _BRANCHES = {
 
 
 def steps_to(target: str) -> list[str]:
-    if target in _BRANCHES:
-        return _BRANCHES[target]
-    return _MAIN[: _MAIN.index(target) + 1]
+    return demo.steps_to(_MAIN, _BRANCHES, target)
 
 
 @contextmanager

@@ -31,20 +31,11 @@ def due_reviews(today: datetime.date) -> list[Reminder]:
             case_id__in=cases, role=CaseMembership.Role.LEAD, valid_to__isnull=True
         ).values_list("case_id", "user_id")
     )
-    return [
-        Reminder(
-            kind=Reminder.Kind.REVIEW_OVERDUE,
-            object_id=str(case_id),
-            date=today,
-            case_id=case_id,
-            recipient_id=leads.get(case_id),
-        )
-        for case_id in cases
-    ]
-
-
-def task_cases(process_ids) -> dict:
-    return dict(SigProcess.objects.filter(pk__in=process_ids).values_list("pk", "case_id"))
+    return programmes.make_reminders(
+        Reminder.Kind.REVIEW_OVERDUE,
+        today,
+        ((case_id, case_id, leads.get(case_id)) for case_id in cases),
+    )
 
 
 def casework_urls() -> list:
@@ -68,7 +59,7 @@ def register() -> None:
             menu_position=10,
             flow_viewsets=lambda: [ProgrammeFlowViewset(SigFlow, icon="groups")],
             casework_urls=casework_urls,
-            task_cases=task_cases,
+            task_cases=programmes.process_cases(SigProcess),
             reminders=(programmes.ReminderSource(Reminder.Kind.REVIEW_OVERDUE, due_reviews),),
             seed_demo=seed_demo,
             statistics=lambda: sig_statistics.STATISTICS,

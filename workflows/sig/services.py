@@ -13,17 +13,17 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from casework import programmes
-from casework.models import Case, CaseLink, Organisation
+from casework.models import Case, CaseLink
 from casework.services.cases import (
     close_case,
-    has_other_legal_basis,
     link_cases,
     lock_case,
     open_case,
     record_source,
+    social_services_office,
 )
-from casework.services.cases import transition as run_transition
-from workflows.sig.models import POLICE_ACTION_STATES, SigCase, SigProcess, Status, within_age_range
+from workflows.common.services import close_after_withdrawal
+from workflows.sig.models import POLICE_ACTION_STATES, SigCase, SigProcess, within_age_range
 
 
 def police_may_add_actions(case: SigCase) -> bool:
@@ -31,26 +31,13 @@ def police_may_add_actions(case: SigCase) -> bool:
     return case.status in POLICE_ACTION_STATES
 
 
-def _owner_organisation(user) -> Organisation:
-    """Social services lead SIG: the referrer's own office, or the municipality's one."""
-    if user.organisation and user.organisation.kind == Organisation.Kind.SOCIAL_SERVICES:
-        return user.organisation
-    offices = list(
-        Organisation.objects.filter(kind=Organisation.Kind.SOCIAL_SERVICES, is_active=True)[:2]
-    )
-    if len(offices) != 1:
-        raise ValidationError(
-            _("No single social services organisation is registered to lead the case.")
-        )
-    return offices[0]
-
-
 def refer(*, user, person, reason: str, purpose: str) -> SigCase:
     """Open a SIG case for ``person`` from a referral (the flow's start step calls this)."""
     case = SigCase(
         programme=Case.Programme.SIG,
         person=person,
-        owner_organisation=_owner_organisation(user),
+        # Social services lead SIG: the referrer's own office, or the municipality's one.
+        owner_organisation=social_services_office(user),
         referred_by=user,
         referring_organisation=user.organisation,
     )
@@ -124,18 +111,9 @@ def after_consent_withdrawn(*, user, case: SigCase, purpose: str) -> bool:
 
     Returns whether the case was closed. Runs inside the withdrawal's transaction.
     """
-    # The withdrawal holds the case's row lock (``withdraw_consent`` took it in this
-    # transaction): take the case as it is now, so that a step someone committed
-    # since the page was loaded cannot make the withdrawal fail. A withdrawal
-    # always wins.
-    current = SigCase.objects.select_related("person").get(pk=case.pk)
-    if current.status == Status.CLOSED or has_other_legal_basis(current):
-        return False
-    process = SigProcess.objects.filter(case=current).first()
-    if process is not None and process.finished is None:
-        process.flow_class.instance.cancel(process)
-    run_transition(user=user, case=current, name="consent_withdrawn", purpose=purpose)
-    return True
+    return close_after_withdrawal(
+        user=user, case=case, purpose=purpose, case_model=SigCase, process_model=SigProcess
+    )
 
 
 def close(

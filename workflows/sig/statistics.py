@@ -10,36 +10,33 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from casework.models import Case
-from casework.statistics.spec import Duration, Event, Person, ProgrammeStatistics, Stock
+from casework.statistics.spec import (
+    Duration,
+    Event,
+    ProgrammeStatistics,
+    Stock,
+    case_source,
+    closed_event,
+    consent_events,
+    open_stock,
+    person_columns,
+)
 
 STATISTICS = ProgrammeStatistics(
     code="sig",
     label=_("SIG (social intervention group)"),
-    source=(
-        "workflows_sigcase AS s"
-        " JOIN casework_case AS c ON c.id = s.case_ptr_id"
-        " JOIN casework_person AS p ON p.id = c.person_id"
-    ),
+    source=case_source("workflows_sigcase"),
     where="c.programme = 'sig'",
     events=[
         Event("referred", _("Referrals"), "c.opened_at"),
-        Event("consent_given", _("Consents given"), "s.consented_at"),
-        Event("consent_refused", _("Consents refused"), "s.consent_refused_at"),
+        *consent_events(_("Consents refused")),
         Event("started", _("Decisions to start"), "s.started_at"),
         Event("plan_approved", _("Plans approved"), "s.plan_approved_at"),
-        Event(
-            "closed",
-            _("Closures"),
-            "c.closed_at",
-            detail="c.close_reason",
-            detail_label=_("Close reason"),
-            detail_choices=Case.CloseReason.choices,
-        ),
+        closed_event(_("Close reason")),
     ],
     stocks=[
         Stock("active", _("Active at the end of the period"), "s.plan_approved_at", "c.closed_at"),
-        Stock("open", _("Open"), "c.opened_at", "c.closed_at", published=False),
+        open_stock(),
     ],
     durations=[
         Duration(
@@ -55,13 +52,7 @@ STATISTICS = ProgrammeStatistics(
             "s.plan_approved_at",
         ),
     ],
-    person=Person(
-        birth_year="p.birth_year",
-        gender="p.gender",
-        area="p.area",
-        protected_identity="p.protected_identity",
-        age_at="c.opened_at",
-    ),
+    person=person_columns(),
     age_bands=[(None, 14), (15, 17), (18, 20), (21, None)],
     entry="referred",
     open_stock="open",

@@ -21,13 +21,12 @@ import datetime
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
-from viewflow.workflow.status import STATUS
 
 from casework.models import Action, Case, CaseMembership, Consent, Organisation, Person, User
 from casework.services import cases as case_services
+from workflows.common import demo
 from workflows.common.demo import Slot, person_id
 from workflows.common.demo import person as _person
 from workflows.sspf import meeting_services
@@ -75,50 +74,24 @@ OPEN_TASKS = {
 }
 
 
-class _Request:
-    """What a task activation reads of a request: the user."""
-
-    def __init__(self, user: User) -> None:
-        self.user = user
-
-
 def _open_task(case: SspfCase, node):
-    process = SspfProcess.objects.get(case=case)
-    return process.task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED]).get(flow_task=node)
+    return demo.open_task(SspfProcess.objects.get(case=case), node)
 
 
 @contextmanager
 def task_step(case: SspfCase, node, user: User) -> Iterator:
-    """One POST of ``node``'s task view as ``user`` (as ``workflows.sig.demo.task_step``):
-    claim a queue task, then start it under the flow's lock in one transaction."""
-    task = _open_task(case, node)
-    if task.owner_id is None:
-        with task.activation() as activation:
-            if not (activation.assign.can_proceed() and node.can_assign(user, activation.task)):
-                raise PermissionDenied
-            activation.assign(user)
-    with SspfFlow.lock(task.process_id), transaction.atomic():
-        task.refresh_from_db()
-        if not node.can_execute(user, task):
-            raise PermissionDenied
-        activation = node.activation_class(task)
-        activation.start(_Request(user))
+    """One POST of ``node``'s task view as ``user`` (``workflows.common.demo.task_step``)."""
+    with demo.task_step(_open_task(case, node), node, user) as activation:
         yield activation
 
 
 def start_case(*, user: User, person: Person, concern: str) -> SspfCase:
     """The concern: the flow's start view, as ``ConcernView.post`` runs it."""
-    node = SspfFlow.start
-    activation = node.activation_class.create(node, None, None)
-    if not node.can_execute(user, activation.task):
-        raise PermissionDenied
-    with transaction.atomic():
-        activation.start(_Request(user))
+    with demo.start_step(SspfFlow.start, user) as activation:
         case = sspf_services.raise_concern(
             user=user, person=person, concern=concern, purpose=PURPOSE
         )
         activation.process.case = case
-        activation.execute()
     return case
 
 
@@ -126,12 +99,7 @@ def fire_follow_up_timer(case: SspfCase) -> None:
     """Demo time travel: the follow-up date is today; fire the follow-up timer."""
     today = timezone.localdate()
     Case.objects.filter(pk=case.pk).update(review_date=today)
-    timer = _open_task(case, SspfFlow.wait_for_review)
-    with timer.activation() as activation:
-        timer.scheduled = review_task_time(activation)
-        timer.save(update_fields=["scheduled"])
-        activation.start()
-        activation.execute()
+    demo.fire_timer(_open_task(case, SspfFlow.wait_for_review), review_task_time)
 
 
 class _Builder:

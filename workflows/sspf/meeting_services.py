@@ -24,6 +24,7 @@ from casework import policy
 from casework.crypto.records import seal_value
 from casework.models import CaseEvent, Organisation, Person
 from casework.selectors.persons import require_purpose
+from casework.services.case_changes import require_coordinator_access
 from casework.services.cases import (
     NOTE_LIMIT,
     REASON_LIMIT,
@@ -32,7 +33,6 @@ from casework.services.cases import (
     clean_text,
     lock_version,
     record_change,
-    require_access,
 )
 from workflows.sspf.models import (
     CONCERN_RAISERS,
@@ -44,7 +44,6 @@ from workflows.sspf.models import (
     Status,
     find_personnummer_like,
 )
-from workflows.sspf.services import require_coordinator
 
 
 def can_coordinate_sspf(user) -> bool:
@@ -97,9 +96,7 @@ def create_meeting(
 
 def add_to_agenda(*, user, meeting: OperationalMeeting, case: SspfCase, purpose: str) -> AgendaItem:
     """Put an SSPF case on a meeting's agenda (the coordinator)."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="agenda:add")
-    require_coordinator(user=user, case=case, purpose=purpose, what="agenda:add")
+    purpose = require_coordinator_access(user=user, case=case, purpose=purpose, what="agenda:add")
     if case.status == Status.CLOSED:
         raise ValidationError({"reference": ValidationError(_("The case is closed."))})
     with transaction.atomic():
@@ -124,10 +121,10 @@ def add_to_agenda(*, user, meeting: OperationalMeeting, case: SspfCase, purpose:
 
 def record_agenda_decision(*, user, item: AgendaItem, decision: str, purpose: str) -> AgendaItem:
     """The meeting's decision on a case on its agenda (sealed under the person's key)."""
-    purpose = require_purpose(purpose)
     case = item.case
-    require_access(user=user, case=case, purpose=purpose, what="agenda:decide")
-    require_coordinator(user=user, case=case, purpose=purpose, what="agenda:decide")
+    purpose = require_coordinator_access(
+        user=user, case=case, purpose=purpose, what="agenda:decide"
+    )
     decision = clean_text(decision, "decision", limit=NOTE_LIMIT, required=True)
     with transaction.atomic():
         lock_version(case, None)

@@ -28,10 +28,6 @@ def police_take_part(case) -> bool:
     return bool(decision)
 
 
-def task_cases(process_ids) -> dict:
-    return dict(SspfProcess.objects.filter(pk__in=process_ids).values_list("pk", "case_id"))
-
-
 def casework_urls() -> list:
     return [path("sspf/", include((overview_views.urlpatterns, "sspf")))]
 
@@ -45,7 +41,7 @@ def register() -> None:
             flow_viewsets=lambda: [ProgrammeFlowViewset(SspfFlow, icon="school")],
             casework_urls=casework_urls,
             case_page_view=sspf_views.SspfCasePageView.as_view(),
-            task_cases=task_cases,
+            task_cases=programmes.process_cases(SspfProcess),
             seed_demo=lambda stdout: sspf_demo.seed_sspf_cases(),
             statistics=lambda: sspf_statistics.STATISTICS,
             police_take_part=police_take_part,

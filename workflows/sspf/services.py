@@ -23,7 +23,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransition
 
 from audit.services import Action as AuditAction
 from casework import policy, programmes
@@ -32,10 +31,14 @@ from casework.models import Action, Case, CaseEvent, CaseLink, CaseMembership, O
 from casework.selectors import find_person
 from casework.selectors.persons import require_purpose
 from casework.services import create_person
+from casework.services.case_changes import (
+    require_coordinator,
+    require_coordinator_access,
+    save_case,
+)
 from casework.services.cases import (
     NOTE_LIMIT,
     REASON_LIMIT,
-    CaseConflict,
     CaseDenied,
     add_action,
     add_member,
@@ -43,15 +46,16 @@ from casework.services.cases import (
     clean_text,
     close_case,
     deny_case,
-    has_other_legal_basis,
     lock_version,
     open_case,
     record_change,
     require_access,
+    social_services_office,
     transition,
     update_case,
 )
 from casework.services.cases import withdraw_consent as register_withdrawal
+from workflows.common.services import cancel_running_process, close_after_withdrawal
 from workflows.sspf.models import (
     CONCERN_RAISERS,
     PLAN_STATES,
@@ -69,20 +73,9 @@ if TYPE_CHECKING:
 
 def _owner_organisation() -> Organisation:
     """Social services hold the SSPF case (the coordinator works for them)."""
-    offices = list(
-        Organisation.objects.filter(kind=Organisation.Kind.SOCIAL_SERVICES, is_active=True)[:2]
+    return social_services_office(
+        None, _("No single social services organisation is registered to hold the case.")
     )
-    if len(offices) != 1:
-        raise ValidationError(
-            _("No single social services organisation is registered to hold the case.")
-        )
-    return offices[0]
-
-
-def require_coordinator(*, user, case: Case, purpose: str, what: str) -> None:
-    """Refuse (``CaseDenied``, logged) unless ``user`` coordinates the case's programme."""
-    if not policy.coordinates(user, case):
-        raise deny_case(user=user, case=case, purpose=purpose, what=what, reason="role")
 
 
 # --- The concern ---------------------------------------------------------------------------
@@ -147,9 +140,7 @@ def record_risk_assessment(
     expected_version: int | None = None,
 ) -> RiskAssessment:
     """The coordinator's risk assessment (a new one replaces the older as the one in force)."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="risk:record")
-    require_coordinator(user=user, case=case, purpose=purpose, what="risk:record")
+    purpose = require_coordinator_access(user=user, case=case, purpose=purpose, what="risk:record")
     if level not in RiskAssessment.Level.values:
         raise ValidationError({"level": ValidationError(_("Select a valid choice."))})
     risk_factors = clean_text(risk_factors, "risk_factors", limit=NOTE_LIMIT, required=True)
@@ -189,9 +180,9 @@ def record_police_participation(
     "No" ends the police's access at once (``casework.policy.case_access`` reads the newest
     decision on every request); the police's team memberships are ended with it.
     """
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="police_participation")
-    require_coordinator(user=user, case=case, purpose=purpose, what="police_participation")
+    purpose = require_coordinator_access(
+        user=user, case=case, purpose=purpose, what="police_participation"
+    )
     if not isinstance(participates, bool):
         raise ValidationError({"participates": ValidationError(_("Select a valid choice."))})
     reason = clean_text(reason, "reason", limit=REASON_LIMIT, required=True)
@@ -230,9 +221,9 @@ def record_mapping(
     expected_version: int | None = None,
 ) -> SspfCase:
     """The mapping conversation with the family: when it was held and what came out of it."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="mapping:record")
-    require_coordinator(user=user, case=case, purpose=purpose, what="mapping:record")
+    purpose = require_coordinator_access(
+        user=user, case=case, purpose=purpose, what="mapping:record"
+    )
     note = clean_text(note, "mapping_note", limit=NOTE_LIMIT, required=True)
     if not isinstance(held_on, datetime.date) or held_on > timezone.localdate():
         raise ValidationError(
@@ -246,10 +237,7 @@ def record_mapping(
         lock_version(case, expected_version)
         seal_value(case, "mapping_note", note, case_data_key(case))
         case.mapping_date = held_on
-        try:
-            case.save()
-        except ConcurrentTransition:
-            raise CaseConflict() from None
+        save_case(case)
         record_change(
             case=case,
             user=user,
@@ -475,9 +463,7 @@ def report_plan_part(
 
 def escalate_to_sig(*, user, case: SspfCase, reason: str, purpose: str) -> Case:
     """Open a linked SIG referral for the young person (only within SIG's age range)."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="escalate")
-    require_coordinator(user=user, case=case, purpose=purpose, what="escalate")
+    purpose = require_coordinator_access(user=user, case=case, purpose=purpose, what="escalate")
     if case.status == Status.CLOSED:
         raise ValidationError(_("A closed case cannot be escalated."))
     return programmes.refer_linked(
@@ -495,9 +481,7 @@ def escalate_to_sig(*, user, case: SspfCase, reason: str, purpose: str) -> Case:
 
 def _stop_process(case: SspfCase) -> None:
     """Cancel the case's process if it is still running."""
-    process = SspfProcess.objects.filter(case_id=case.pk).first()
-    if process is not None and process.finished is None:
-        process.flow_class.instance.cancel(process)
+    cancel_running_process(SspfProcess, case)
 
 
 def close_case_and_process(
@@ -543,12 +527,9 @@ def after_consent_withdrawn(*, user, case: SspfCase, purpose: str) -> bool:
     """Stop the process and close the case unless another legal basis applies. Runs
     inside the withdrawal's transaction, which holds the case's row lock: the case is
     taken as it is now."""
-    current = SspfCase.objects.select_related("person").get(pk=case.pk)
-    if current.status == Status.CLOSED or has_other_legal_basis(current):
-        return False
-    _stop_process(current)
-    transition(user=user, case=current, name="consent_withdrawn", purpose=purpose)
-    return True
+    return close_after_withdrawal(
+        user=user, case=case, purpose=purpose, case_model=SspfCase, process_model=SspfProcess
+    )
 
 
 __all__ = [

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from casework.models import Case
 from casework.statistics.spec import (
     AGE,
     AREA,
     Duration,
     Event,
-    Person,
     Plain,
     ProgrammeStatistics,
     Stock,
+    case_source,
+    closed_event,
+    consent_events,
+    open_stock,
+    person_columns,
 )
 from workflows.sspf.models import AgeBand, AnonymisedDiscussion
 
@@ -39,25 +42,13 @@ _DISCUSSION_BAND = (
 STATISTICS = ProgrammeStatistics(
     code="sspf",
     label=_("SSPF (school, social services, police, leisure)"),
-    source=(
-        "workflows_sspfcase AS s"
-        " JOIN casework_case AS c ON c.id = s.case_ptr_id"
-        " JOIN casework_person AS p ON p.id = c.person_id"
-    ),
+    source=case_source("workflows_sspfcase"),
     where="c.programme = 'sspf'",
     events=[
         Event("referred", _("Concerns raised"), "c.opened_at"),
-        Event("consent_given", _("Consents given"), "s.consented_at"),
-        Event("consent_refused", _("Consents refused"), "s.consent_refused_at"),
+        *consent_events(_("Consents refused")),
         Event("plan_adopted", _("Plans adopted (network meeting)"), "s.plan_adopted_at"),
-        Event(
-            "closed",
-            _("Closures"),
-            "c.closed_at",
-            detail="c.close_reason",
-            detail_label=_("Close reason"),
-            detail_choices=Case.CloseReason.choices,
-        ),
+        closed_event(_("Close reason")),
         Event(
             "discussions",
             _("Anonymised case discussions"),
@@ -74,7 +65,7 @@ STATISTICS = ProgrammeStatistics(
         Stock(
             "active", _("Plans active at the end of the period"), "s.plan_adopted_at", "c.closed_at"
         ),
-        Stock("open", _("Open"), "c.opened_at", "c.closed_at", published=False),
+        open_stock(),
     ],
     durations=[
         Duration(
@@ -90,13 +81,7 @@ STATISTICS = ProgrammeStatistics(
             "s.plan_adopted_at",
         ),
     ],
-    person=Person(
-        birth_year="p.birth_year",
-        gender="p.gender",
-        area="p.area",
-        protected_identity="p.protected_identity",
-        age_at="c.opened_at",
-    ),
+    person=person_columns(),
     age_bands=AGE_BANDS,
     entry="referred",
     open_stock="open",

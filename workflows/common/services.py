@@ -1,0 +1,34 @@
+"""Service steps every case programme shares, on the core's case services.
+
+Programme-generic: the programme hands in its case and process models; nothing here
+decrypts or seals.
+"""
+
+from __future__ import annotations
+
+from casework.services.cases import has_other_legal_basis, transition
+
+CLOSED = "closed"
+
+
+def cancel_running_process(process_model, case) -> None:
+    """Cancel the case's process (a ``process_model`` row) if it is still running."""
+    process = process_model.objects.filter(case_id=case.pk).first()
+    if process is not None and process.finished is None:
+        process.flow_class.instance.cancel(process)
+
+
+def close_after_withdrawal(*, user, case, purpose: str, case_model, process_model) -> bool:
+    """Stop the process and close the case (``consent_withdrawn``) unless it is closed or
+    another legal basis applies. Returns whether the case was closed.
+
+    Runs inside the withdrawal's transaction, which holds the case's row lock: the case
+    is taken as it is now, so that a step someone committed since the page was loaded
+    cannot make the withdrawal fail. A withdrawal always wins.
+    """
+    current = case_model.objects.select_related("person").get(pk=case.pk)
+    if current.status == CLOSED or has_other_legal_basis(current):
+        return False
+    cancel_running_process(process_model, current)
+    transition(user=user, case=current, name="consent_withdrawn", purpose=purpose)
+    return True
