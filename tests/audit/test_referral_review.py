@@ -17,7 +17,7 @@ from django.utils import timezone
 from audit import review
 from audit.models import AccessEvent
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import PERSON_NAME, PURPOSE, REASON, make_person
+from tests.workflows.sig.factories import PERSON_NAME, PURPOSE, REASON, make_person
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase
 from workflows.sig.services import refer
@@ -55,7 +55,7 @@ def test_referrals_of_registered_persons_are_listed_and_new_ones_are_not(demo):
 
 
 def test_the_referral_form_feeds_the_rule_and_the_auditor_sees_it(demo, client):
-    from tests.workflows.factories import fresh_personnummer
+    from tests.workflows.sig.factories import fresh_personnummer
 
     anna = demo["anna.social"]
     pnr = fresh_personnummer(16)

@@ -295,7 +295,7 @@ def test_a_session_signed_in_through_sso_is_exempt(demo, client, required):
 
 
 def _sig_case(demo, state):
-    from tests.workflows.factories import sig_case
+    from tests.workflows.sig.factories import sig_case
 
     return sig_case(demo, state)
 

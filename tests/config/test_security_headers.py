@@ -15,7 +15,7 @@ from django.template.loader import get_template
 from django.test import Client
 
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import sig_case
+from tests.workflows.sig.factories import sig_case
 from workflows.common.responses import case_url
 from workflows.sig.models import Status
 

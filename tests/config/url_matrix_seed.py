@@ -202,8 +202,8 @@ def tokens(text: str) -> set[str]:
 
 def _extras(users) -> dict:
     """Cases the demo does not have, through the test factories."""
-    from tests.workflows.factories import sig_case
     from tests.workflows.gvi import factories as gvi_factories
+    from tests.workflows.sig.factories import sig_case
     from tests.workflows.sspf.factories import sspf_case
     from workflows.sig import models as sig
     from workflows.sspf import models as sspf

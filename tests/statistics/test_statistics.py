@@ -286,7 +286,7 @@ def test_steering_group_reaches_statistics_only(demo, client, make_cases):
 
 @pytest.mark.django_db(databases=["default", "keystore"])
 def test_sig_transitions_record_the_stage_moments(demo):
-    from tests.workflows.factories import sig_case
+    from tests.workflows.sig.factories import sig_case
 
     case = sig_case(demo, Status.ACTIVE)
     case.refresh_from_db()

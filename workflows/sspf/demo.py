@@ -29,9 +29,10 @@ from casework.services import cases as case_services
 from workflows.common import demo
 from workflows.common.demo import Slot, person_id
 from workflows.common.demo import person as _person
+from workflows.common.nodes import review_time
 from workflows.sspf import meeting_services
 from workflows.sspf import services as sspf_services
-from workflows.sspf.flow import SspfFlow, review_task_time
+from workflows.sspf.flow import SspfFlow
 from workflows.sspf.models import AnonymisedDiscussion, SspfCase, SspfProcess, Status
 
 PURPOSE = "Demodata: SSPF-ärenden (seed_demo)"
@@ -99,7 +100,7 @@ def fire_follow_up_timer(case: SspfCase) -> None:
     """Demo time travel: the follow-up date is today; fire the follow-up timer."""
     today = timezone.localdate()
     Case.objects.filter(pk=case.pk).update(review_date=today)
-    demo.fire_timer(_open_task(case, SspfFlow.wait_for_review), review_task_time)
+    demo.fire_timer(_open_task(case, SspfFlow.wait_for_review), review_time)
 
 
 class _Builder:

@@ -23,7 +23,6 @@ from workflows.sspf.models import SspfProcess, Status
 from workflows.sspf.selectors import part_owner
 
 # The follow-up task appears on the morning of the case's follow-up date.
-review_task_time = review_time
 
 
 def _part_owner(kind):
@@ -137,7 +136,7 @@ class SspfFlow(CaseFlow, flow.Flow):
     part_reported = flow.End()
     # On the follow-up date (``manage.py send_reminders`` fires due timers): the
     # follow-up meeting continues with a new date, or closes the case.
-    wait_for_review = flow.Timer(review_task_time).Next(this.follow_up)
+    wait_for_review = flow.Timer(review_time).Next(this.follow_up)
     follow_up = (
         Step(views.FollowUpView.as_view())
         .Annotation(title=_("Follow-up meeting"))

@@ -9,7 +9,7 @@ from casework.models import BreakGlassAccess
 from casework.services import cases as services
 from casework.services.cases import CaseDenied
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import sig_case
+from tests.workflows.sig.factories import sig_case
 from workflows.sig.models import Status
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)

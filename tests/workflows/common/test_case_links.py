@@ -10,7 +10,7 @@ from casework.models import Case, CaseEvent, CaseLink
 from casework.services import cases as services
 from casework.services.cases import CaseDenied
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import PURPOSE, make_person, sig_case
+from tests.workflows.sig.factories import PURPOSE, make_person, sig_case
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
 from workflows.sig.services import refer_linked

@@ -18,7 +18,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import sig_case
+from tests.workflows.sig.factories import sig_case
 from workflows.common.responses import case_url
 from workflows.sig.models import Status
 

@@ -7,7 +7,7 @@ from django.test import Client
 
 from audit.models import AccessEvent
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import FlowDriver, record_full_consent
+from tests.workflows.sig.factories import FlowDriver, record_full_consent
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import FlowDriver
+from tests.workflows.sig.factories import FlowDriver
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigProcess
 

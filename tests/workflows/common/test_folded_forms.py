@@ -7,7 +7,7 @@ from django.test import Client
 
 from audit.models import AccessEvent
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import sig_case
+from tests.workflows.sig.factories import sig_case
 from workflows.sig.models import Status
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)

@@ -22,7 +22,7 @@ from casework.models import CaseMembership, User
 from casework.services import cases as case_services
 from casework.services import create_person
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import PURPOSE, fresh_personnummer, sig_case
+from tests.workflows.sig.factories import PURPOSE, fresh_personnummer, sig_case
 from workflows.defector.demo import Builder
 from workflows.defector.flow import DefectorFlow
 from workflows.defector.models import DefectorCase, Level

@@ -20,7 +20,7 @@ from casework import roles
 from casework.models import CaseMembership, User
 from casework.services import cases as services
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import PURPOSE, FlowDriver, record_full_consent
+from tests.workflows.sig.factories import PURPOSE, FlowDriver, record_full_consent
 from workflows.sig.models import Status
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)

@@ -14,7 +14,7 @@ from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import FlowDriver
+from tests.workflows.sig.factories import FlowDriver
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 

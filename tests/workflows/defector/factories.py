@@ -7,7 +7,7 @@ import datetime
 
 from django.utils import timezone
 
-from tests.workflows.factories import make_person
+from tests.workflows.sig.factories import make_person
 from workflows.defector.demo import Builder
 from workflows.defector.models import DefectorCase, Level
 

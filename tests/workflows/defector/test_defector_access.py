@@ -17,7 +17,7 @@ from tests.workflows.defector.factories import (
     defector_case,
     reassess_data,
 )
-from tests.workflows.factories import PERSON_NAME
+from tests.workflows.sig.factories import PERSON_NAME
 from workflows.defector import intake, services
 from workflows.defector.flow import DefectorFlow
 from workflows.defector.models import DefectorCase, DefectorSupportCase, Level, Status

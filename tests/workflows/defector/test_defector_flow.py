@@ -20,7 +20,7 @@ def test_demo_slot_builds(demo, slot):
 
 def test_refer_linked_opens_a_defector_case_from_another_programme(users):
     from casework.models import CaseLink
-    from tests.workflows.factories import sig_case
+    from tests.workflows.sig.factories import sig_case
     from workflows.defector import intake
     from workflows.defector.flow import DefectorFlow
     from workflows.sig.models import Status as SigStatus

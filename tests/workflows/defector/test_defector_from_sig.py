@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from casework import programmes
 from casework.models import Case, CaseLink
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import FlowDriver, sig_case
+from tests.workflows.sig.factories import FlowDriver, sig_case
 from workflows.defector import intake
 from workflows.defector.flow import DefectorFlow
 from workflows.defector.models import DefectorCase

@@ -21,7 +21,7 @@ from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
 from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.defector.factories import ADDRESS, PHONE, PURPOSE, assessment, defector_case
-from tests.workflows.factories import PERSON_NAME
+from tests.workflows.sig.factories import PERSON_NAME
 from workflows.defector import models as defector
 from workflows.defector import services
 from workflows.defector.flow import ThreatReviewFlow

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from casework.models import Organisation
-from tests.workflows.factories import make_person
+from tests.workflows.sig.factories import make_person
 from workflows.gvi import models as gvi
 from workflows.gvi import services
 

@@ -14,9 +14,9 @@ from casework.crypto.keystore import GROUP, PERSON, destroy_data_key, load_data_
 from casework.models import DataKey, Person
 from casework.services.transitions import Denied
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import PERSON_NAME
 from tests.workflows.gvi import factories as f
 from tests.workflows.gvi.test_views import ROLES
+from tests.workflows.sig.factories import PERSON_NAME
 from workflows.gvi import models as gvi
 from workflows.gvi import selectors, services
 

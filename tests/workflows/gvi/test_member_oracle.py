@@ -16,8 +16,8 @@ from audit.models import AccessEvent
 from audit.services import Action
 from casework.services import create_person
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import fresh_personnummer
 from tests.workflows.gvi import factories as f
+from tests.workflows.sig.factories import fresh_personnummer
 from workflows.gvi import models as gvi
 
 pytestmark = pytest.mark.django_db(

@@ -15,9 +15,9 @@ from audit.models import AccessEvent
 from casework.models import CaseMembership
 from casework.services import cases as case_services
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import PERSON_NAME
 from tests.workflows.gvi import factories as f
 from tests.workflows.gvi.test_views import ROLES
+from tests.workflows.sig.factories import PERSON_NAME
 from workflows.gvi import models as gvi
 from workflows.sig.models import SigCase
 

@@ -13,8 +13,8 @@ from django.utils import timezone, translation
 from viewflow.workflow.models import Task
 
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import fresh_personnummer
 from tests.workflows.gvi import factories as f
+from tests.workflows.sig.factories import fresh_personnummer
 from workflows.gvi import models as gvi
 
 pytestmark = pytest.mark.django_db(

@@ -31,7 +31,7 @@ from django.utils import timezone
 from audit.models import AccessEvent
 from casework.models import Consent, LegalBasis, User
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import PERSON_NAME, FlowDriver, record_full_consent, sig_case
+from tests.workflows.sig.factories import PERSON_NAME, FlowDriver, record_full_consent, sig_case
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import Status
 

@@ -37,7 +37,7 @@ from casework.models import (
     Person,
 )
 from tests.workflows.conftest import BOTH_DATABASES, born_years_ago, personnummer
-from tests.workflows.factories import PERSON_NAME, FlowDriver, record_full_consent, sig_case
+from tests.workflows.sig.factories import PERSON_NAME, FlowDriver, record_full_consent, sig_case
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
 
@@ -500,7 +500,7 @@ def test_case_page_forms(users):
 
 def test_withdrawing_a_withdrawn_consent(users):
     """With a statute recorded the case stays open; the second withdrawal is refused."""
-    from tests.workflows.factories import PURPOSE, record_statute
+    from tests.workflows.sig.factories import PURPOSE, record_statute
 
     case = sig_case(users, Status.ACTIVE)
     record_statute(users, case)

@@ -30,7 +30,8 @@ from casework.services import cases as services
 from casework.services import transitions
 from casework.services.cases import CaseConflict
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import (
+from tests.workflows.racing import flow_lock_meeting
+from tests.workflows.sig.factories import (
     PURPOSE,
     FlowDriver,
     reach_review_date,
@@ -38,7 +39,6 @@ from tests.workflows.factories import (
     sig_case,
     write_plan,
 )
-from tests.workflows.racing import flow_lock_meeting
 from workflows.sig.models import SigCase, Status
 from workflows.sig.services import after_consent_withdrawn
 

@@ -60,7 +60,7 @@ from casework.models import (
 from casework.selectors.cases import CaseNotFound, get_case_page
 from casework.services import cases as services
 from casework.services.cases import CaseConflict, CaseDenied
-from tests.workflows.factories import PURPOSE, make_person, orgs, reach_review_date, sig_case
+from tests.workflows.sig.factories import PURPOSE, make_person, orgs, reach_review_date, sig_case
 from workflows.sig.models import SigCase, Status
 from workflows.sig.services import after_consent_withdrawn
 

@@ -17,7 +17,7 @@ from viewflow.workflow.timers import fire_due_timers
 
 from casework.models import Action, Case, CaseMembership, Consent
 from casework.services import cases as services
-from tests.workflows.factories import (
+from tests.workflows.sig.factories import (
     PERSON_NAME,
     fresh_personnummer,
     make_person,

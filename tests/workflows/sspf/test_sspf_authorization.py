@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from casework.models import Organisation, User
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import PERSON_NAME, fresh_personnummer, orgs
+from tests.workflows.sig.factories import PERSON_NAME, fresh_personnummer, orgs
 from tests.workflows.sspf.factories import PURPOSE, sspf_case
 from workflows.sspf import meeting_services
 from workflows.sspf.flow import SspfFlow

@@ -20,7 +20,7 @@ from viewflow.workflow.models import Task
 from audit.models import AccessEvent
 from casework.models import CaseEvent, Organisation, User
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import orgs
+from tests.workflows.sig.factories import orgs
 from tests.workflows.sspf.factories import SspfFlowDriver, fire_follow_up_timer, open_tasks
 from workflows.sspf.flow import SspfFlow
 from workflows.sspf.models import SspfProcess, Status

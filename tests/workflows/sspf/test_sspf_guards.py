@@ -13,7 +13,7 @@ from casework.models import Action, CaseLink, CaseMembership, Consent
 from casework.services import cases as services
 from casework.services.cases import CaseDenied
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.factories import make_person, orgs
+from tests.workflows.sig.factories import make_person, orgs
 from tests.workflows.sspf.factories import PURPOSE, consent_everyone, sspf_case
 from workflows.sig.models import SigCase
 from workflows.sspf import meeting_services

@@ -121,7 +121,7 @@ def sspf_case_plan(driver, case) -> None:
     """The network meeting adopts a plan with the school's and leisure's actions."""
     import datetime
 
-    from tests.workflows.factories import orgs
+    from tests.workflows.sig.factories import orgs
 
     today = timezone.localdate()
     for org, kind in (("school", "school_support"), ("leisure", "leisure_activity")):
