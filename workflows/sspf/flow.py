@@ -22,9 +22,6 @@ from workflows.sspf import views
 from workflows.sspf.models import SspfProcess, Status
 from workflows.sspf.selectors import part_owner
 
-# The follow-up task appears on the morning of the case's follow-up date.
-
-
 def _part_owner(kind):
     return lambda activation: part_owner(activation.process.case, kind)
 
