@@ -22,6 +22,7 @@ from workflows.sspf import views
 from workflows.sspf.models import SspfProcess, Status
 from workflows.sspf.selectors import part_owner
 
+
 def _part_owner(kind):
     return lambda activation: part_owner(activation.process.case, kind)
 
