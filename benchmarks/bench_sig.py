@@ -149,19 +149,30 @@ def _transitions(report) -> None:
                     to_state=case.status,
                 )
 
-    # The same service with encryption and the access log switched off where it looks them
-    # up (its own module): what the two cost on top of the checks, lock and version.
-    module = sys.modules[services.transition.__module__]
-    real = {name: getattr(module, name) for name in ("seal_value", "load_data_key", "record_event")}
+    # The same service with encryption and the access log switched off where the engine
+    # and the case's timeline look them up: what the two cost on top of the checks, lock
+    # and version.
+    from casework.services import case_changes, transitions
+
+    off = {
+        "seal_value": lambda *args, **kwargs: None,
+        "load_data_key": lambda **kwargs: None,
+        "record_event": lambda **kwargs: None,
+    }
+    real = [
+        (module, name, getattr(module, name))
+        for module in (transitions, case_changes)
+        for name in off
+        if hasattr(module, name)
+    ]
 
     def service_without_both() -> None:
-        module.seal_value = lambda *args, **kwargs: None
-        module.load_data_key = lambda **kwargs: None
-        module.record_event = lambda **kwargs: None
+        for module, name, _function in real:
+            setattr(module, name, off[name])
         try:
             secure()
         finally:
-            for name, function in real.items():
+            for module, name, function in real:
                 setattr(module, name, function)
 
     def secure_cold() -> None:
