@@ -26,7 +26,7 @@ from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
 from workflows.sig.services import refer
 
-from .conftest import born_years_ago, personnummer
+from tests.workflows.conftest import born_years_ago, personnummer
 
 PURPOSE = "Test av SIG-processen"
 # The synthetic person of every factory case: its name must never reach a user
