@@ -22,11 +22,10 @@ from casework.models import Action, Case, CaseDecision, CaseMembership, Consent,
 from casework.selectors.persons import person_age
 from casework.services import cases as services
 from casework.services import create_person
+from tests.workflows.conftest import born_years_ago, personnummer
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
 from workflows.sig.services import refer
-
-from tests.workflows.conftest import born_years_ago, personnummer
 
 PURPOSE = "Test av SIG-processen"
 # The synthetic person of every factory case: its name must never reach a user
