@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from casework import policy
 from casework.models import CaseMembership, Organisation
+from casework.selectors.persons import person_age
 
 # --- Who may take a transition (django-fsm ``permission``) ----------------------------------
 
@@ -54,6 +55,12 @@ def registers_withdrawal(case, user) -> bool:
 
 
 # --- Guards (django-fsm ``conditions``); each carries the message the user sees -------------
+
+
+def age_within(person, age_range: tuple[int, int]) -> bool:
+    """The person's age today is within ``age_range`` (a programme's, both ends included)."""
+    low, high = age_range
+    return low <= person_age(person, on=timezone.localdate()) <= high
 
 
 def guard(message) -> Callable:
