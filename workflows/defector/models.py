@@ -27,11 +27,11 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
-from viewflow.workflow.models import Process
+from django_fsm import ConcurrentTransitionMixin, transition
 
 from casework import policy, roles
 from casework.fields import EncryptedTextField
+from casework.fsm import status_field
 from casework.models import Case, CaseDecision, CaseMembership, Consent, Organisation
 from workflows.common.closing import closing_transition
 from workflows.common.guards import consents_complete as common_consents_complete
@@ -47,6 +47,7 @@ from workflows.common.guards import (
     social_services_team,
     with_message,
 )
+from workflows.common.processes import ObjectProcess
 
 
 class Status(models.TextChoices):
@@ -315,9 +316,7 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
 
     Status = Status
 
-    status = FSMField(
-        _("status"), default=Status.REFERRED, choices=Status.choices, protected=True, db_index=True
-    )
+    status = status_field(Status, default=Status.REFERRED)
     referral_source = models.CharField(
         _("referred by"), max_length=20, choices=ReferralSource.choices
     )
@@ -365,6 +364,20 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
             self.routed_at = timezone.now()
             self.routed_to = route
 
+    def _close_not_eligible(self) -> None:
+        """Not for the programme: the case closes (its first routing, too)."""
+        self.close_reason = Case.CloseReason.NOT_ELIGIBLE
+        self.closed_at = timezone.now()
+        self._routed(FirstRouting.NOT_ELIGIBLE)
+
+    def _hand_over(self, route: str) -> None:
+        """The case goes to the police region or the national programme (``route``): the
+        police handle it from now on, and the local review date no longer applies."""
+        self.handed_over_at = self.handed_over_at or timezone.now()
+        self.handed_over_to = route
+        self.review_date = None
+        self._routed(FirstRouting(route))
+
     # Initial check -----------------------------------------------------------------------
 
     @transition(
@@ -396,9 +409,7 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         custom={"label": _("Not eligible")},
     )
     def reject(self) -> None:
-        self.close_reason = Case.CloseReason.NOT_ELIGIBLE
-        self.closed_at = timezone.now()
-        self._routed(FirstRouting.NOT_ELIGIBLE)
+        self._close_not_eligible()
 
     # Consent -----------------------------------------------------------------------------
 
@@ -424,9 +435,8 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
     )
     def consent_insufficient(self) -> None:
         """Leaving an agency out of the consent rules the method out."""
-        self.close_reason = Case.CloseReason.NOT_ELIGIBLE
-        self.closed_at = self.consent_refused_at = timezone.now()
-        self._routed(FirstRouting.NOT_ELIGIBLE)
+        self._close_not_eligible()
+        self.consent_refused_at = self.closed_at
 
     # Threat assessment and routing --------------------------------------------------------
 
@@ -467,10 +477,7 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         custom={"label": _("Hand over to the police region")},
     )
     def hand_over_regional(self) -> None:
-        self.handed_over_at = self.handed_over_at or timezone.now()
-        self.handed_over_to = Route.REGIONAL
-        self.review_date = None
-        self._routed(FirstRouting.REGIONAL)
+        self._hand_over(Route.REGIONAL)
 
     @transition(
         status,
@@ -481,10 +488,7 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         custom={"label": _("Hand over to the national programme")},
     )
     def hand_over_national(self) -> None:
-        self.handed_over_at = self.handed_over_at or timezone.now()
-        self.handed_over_to = Route.NATIONAL
-        self.review_date = None
-        self._routed(FirstRouting.NATIONAL)
+        self._hand_over(Route.NATIONAL)
 
     # The local programme -------------------------------------------------------------------
 
@@ -608,13 +612,7 @@ class DefectorSupportCase(ConcurrentTransitionMixin, Case):
     debt …) and a link to the handed-over case, never its threat data.
     """
 
-    status = FSMField(
-        _("status"),
-        default=SupportStatus.OPEN,
-        choices=SupportStatus.choices,
-        protected=True,
-        db_index=True,
-    )
+    status = status_field(SupportStatus, default=SupportStatus.OPEN)
 
     class Meta:
         verbose_name = _("defector support case")
@@ -631,7 +629,7 @@ class DefectorSupportCase(ConcurrentTransitionMixin, Case):
 # --- The viewflow process -------------------------------------------------------------------
 
 
-class DefectorProcess(Process):
+class DefectorProcess(ObjectProcess):
     """The viewflow process of a defector case (a case returned to the local programme
     after a hand-over gets a new one)."""
 
@@ -639,7 +637,6 @@ class DefectorProcess(Process):
         DefectorCase, on_delete=models.PROTECT, null=True, blank=True, related_name="processes"
     )
 
-    class Meta:
+    class Meta(ObjectProcess.Meta):
         verbose_name = _("defector process")
         verbose_name_plural = _("defector processes")
-        ordering = ["-created"]

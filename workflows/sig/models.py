@@ -30,15 +30,15 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
-from viewflow.workflow.models import Process
+from django_fsm import ConcurrentTransitionMixin, transition
 
 from casework import policy
 from casework.fields import EncryptedTextField
+from casework.fsm import status_field
 from casework.models import Action, Case, CaseDecision, Organisation
-from casework.selectors.persons import person_age
 from workflows.common.closing import closing_transition, consent_withdrawn_transition
 from workflows.common.guards import (
+    age_within,
     consents_complete,
     coordinator,
     guard,
@@ -50,6 +50,7 @@ from workflows.common.guards import (
     review_date_reached,
     social_services_team,
 )
+from workflows.common.processes import ObjectProcess, process_of
 
 
 class Status(models.TextChoices):
@@ -85,8 +86,7 @@ def deciding_agency(case: SigCase, user) -> bool:
 
 def within_age_range(person) -> bool:
     """The person's age today is within the SIG age range."""
-    low, high = settings.SAMVERKAN["SIG_AGE_RANGE"]
-    return low <= person_age(person, on=timezone.localdate()) <= high
+    return age_within(person, settings.SAMVERKAN["SIG_AGE_RANGE"])
 
 
 @guard(_("The person's age is outside the SIG age range."))
@@ -135,9 +135,7 @@ class SigCase(ConcurrentTransitionMixin, Case):
 
     Status = Status
 
-    status = FSMField(
-        _("status"), default=Status.REFERRED, choices=Status.choices, protected=True, db_index=True
-    )
+    status = status_field(Status, default=Status.REFERRED)
     referral_reason = EncryptedTextField(_("reason for the referral"))
     screening_note = EncryptedTextField(_("screening note"))
     plan = EncryptedTextField(_("plan"))
@@ -299,14 +297,11 @@ class SigCase(ConcurrentTransitionMixin, Case):
 # --- The flow's process -----------------------------------------------------------------------
 
 
-class SigProcess(Process):
+class SigProcess(ObjectProcess):
     """The viewflow process of one SIG case."""
 
-    case = models.OneToOneField(
-        SigCase, on_delete=models.PROTECT, null=True, blank=True, related_name="process"
-    )
+    case = process_of(SigCase)
 
-    class Meta:
+    class Meta(ObjectProcess.Meta):
         verbose_name = _("SIG process")
         verbose_name_plural = _("SIG processes")
-        ordering = ["-created"]

@@ -47,18 +47,18 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
-from viewflow.workflow.models import Process
+from django_fsm import ConcurrentTransitionMixin, transition
 
 from casework import policy
 from casework.fields import EncryptedTextField
+from casework.fsm import status_field
 from casework.models import Action, Case, Organisation, Person
-from casework.selectors.persons import person_age
 from workflows.common.closing import closing_transition, consent_withdrawn_transition
+from workflows.common.guards import age_within, coordinator, guard, with_message
 from workflows.common.guards import consents_complete as common_consents_complete
-from workflows.common.guards import coordinator, guard, with_message
 from workflows.common.guards import review_date_ahead as common_review_date_ahead
 from workflows.common.guards import review_date_reached as common_review_date_reached
+from workflows.common.processes import ObjectProcess, process_of
 
 
 class Status(models.TextChoices):
@@ -89,8 +89,7 @@ CONCERN_RAISERS = (
 
 def within_age_range(person) -> bool:
     """The person's age today is within the SSPF age range."""
-    low, high = settings.SAMVERKAN["SSPF_AGE_RANGE"]
-    return low <= person_age(person, on=timezone.localdate()) <= high
+    return age_within(person, settings.SAMVERKAN["SSPF_AGE_RANGE"])
 
 
 @guard(_("The young person's age is outside the SSPF age range."))
@@ -157,13 +156,7 @@ class SspfCase(ConcurrentTransitionMixin, Case):
 
     Status = Status
 
-    status = FSMField(
-        _("status"),
-        default=Status.CONCERN_RAISED,
-        choices=Status.choices,
-        protected=True,
-        db_index=True,
-    )
+    status = status_field(Status, default=Status.CONCERN_RAISED)
     concern = EncryptedTextField(_("concern"))
     mapping_note = EncryptedTextField(_("mapping conversation"))
     mapping_date = models.DateField(_("mapping conversation held"), null=True, blank=True)
@@ -472,14 +465,11 @@ def find_personnummer_like(text: str) -> bool:
 # --- The flow's process ------------------------------------------------------------------------
 
 
-class SspfProcess(Process):
+class SspfProcess(ObjectProcess):
     """The viewflow process of one SSPF case."""
 
-    case = models.OneToOneField(
-        SspfCase, on_delete=models.PROTECT, null=True, blank=True, related_name="process"
-    )
+    case = process_of(SspfCase)
 
-    class Meta:
+    class Meta(ObjectProcess.Meta):
         verbose_name = _("SSPF process")
         verbose_name_plural = _("SSPF processes")
-        ordering = ["-created"]
