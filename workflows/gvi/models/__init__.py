@@ -42,6 +42,7 @@ State diagrams::
                   (proposed | decided) → withdrawn
 """
 
+from workflows.common.guards import guard
 from workflows.gvi.models.call_ins import (
     CallIn,
     CallInAttendee,
@@ -97,7 +98,6 @@ from workflows.gvi.models.processes import (
 from workflows.gvi.models.rules import (
     GviParticipation,
     coordinator,
-    guard,
     gvi_staff,
     owning_organisation,
     owning_organisation_or_coordinator,

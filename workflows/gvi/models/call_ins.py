@@ -8,10 +8,12 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import ConcurrentTransitionMixin, transition
 
+from casework.fsm import status_field
+from workflows.common.guards import guard
 from workflows.gvi.models.members import GroupMember
-from workflows.gvi.models.rules import coordinator, guard, gvi_staff
+from workflows.gvi.models.rules import coordinator, gvi_staff
 from workflows.gvi.models.states import (
     CALL_IN_OPEN_STATES,
     CallInStatus,
@@ -50,13 +52,7 @@ class CallIn(ConcurrentTransitionMixin, models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     reference = models.CharField(_("call-in number"), max_length=20, unique=True, editable=False)
     date = models.DateField(_("date"))
-    status = FSMField(
-        _("status"),
-        default=CallInStatus.PLANNED,
-        choices=CallInStatus.choices,
-        protected=True,
-        db_index=True,
-    )
+    status = status_field(CallInStatus, default=CallInStatus.PLANNED)
     cancel_reason = models.CharField(
         _("cancel reason"), max_length=20, choices=CancelReason.choices, blank=True
     )

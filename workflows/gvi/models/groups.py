@@ -9,11 +9,13 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import ConcurrentTransitionMixin, transition
 
 from casework.fields import EncryptedTextField
+from casework.fsm import status_field
 from casework.models import Person
-from workflows.gvi.models.rules import coordinator, guard, gvi_staff, police, police_or_coordinator
+from workflows.common.guards import guard
+from workflows.gvi.models.rules import coordinator, gvi_staff, police, police_or_coordinator
 from workflows.gvi.models.states import (
     MEMBER_MESSAGE_STATES,
     GroupStatus,
@@ -55,35 +57,33 @@ def sanction_decision_recorded(group: Group) -> bool:
     )
 
 
+def _open_levers(group: Group) -> models.QuerySet | None:
+    """The levers of the group's sanction decision in force (``None``: no decision)."""
+    decision = group.open_decision()
+    return None if decision is None else decision.sanctions.all()
+
+
 @guard(_("No sanction lever has been executed yet."))
 def a_lever_executed(group: Group) -> bool:
-    decision = group.open_decision()
-    return (
-        decision is not None
-        and decision.sanctions.filter(
-            status__in=(SanctionStatus.EXECUTED, SanctionStatus.REPORTED)
-        ).exists()
-    )
+    levers = _open_levers(group)
+    executed = (SanctionStatus.EXECUTED, SanctionStatus.REPORTED)
+    return levers is not None and levers.filter(status__in=executed).exists()
 
 
 @guard(_("Every sanction lever must be reported (or withdrawn) before the sanctions end."))
 def every_lever_reported(group: Group) -> bool:
-    decision = group.open_decision()
-    return (
-        decision is not None
-        and not decision.sanctions.exclude(
-            status__in=(SanctionStatus.REPORTED, SanctionStatus.WITHDRAWN)
-        ).exists()
-    )
+    levers = _open_levers(group)
+    done = (SanctionStatus.REPORTED, SanctionStatus.WITHDRAWN)
+    return levers is not None and not levers.exclude(status__in=done).exists()
 
 
 @guard(_("Not every sanction lever has been withdrawn."))
 def every_lever_withdrawn(group: Group) -> bool:
-    decision = group.open_decision()
+    levers = _open_levers(group)
     return (
-        decision is not None
-        and decision.sanctions.exists()
-        and not decision.sanctions.exclude(status=SanctionStatus.WITHDRAWN).exists()
+        levers is not None
+        and levers.exists()
+        and not levers.exclude(status=SanctionStatus.WITHDRAWN).exists()
     )
 
 
@@ -99,13 +99,7 @@ class Group(ConcurrentTransitionMixin, models.Model):
     notes = EncryptedTextField(_("notes"))
     area = models.CharField(_("area"), max_length=30, choices=Person.Area.choices)
     size_band = models.CharField(_("size"), max_length=10, choices=SizeBand.choices)
-    status = FSMField(
-        _("status"),
-        default=GroupStatus.IDENTIFIED,
-        choices=GroupStatus.choices,
-        protected=True,
-        db_index=True,
-    )
+    status = status_field(GroupStatus, default=GroupStatus.IDENTIFIED)
     message_delivered_at = models.DateTimeField(_("message delivered"), null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -127,6 +121,12 @@ class Group(ConcurrentTransitionMixin, models.Model):
 
     def open_decision(self) -> SanctionDecision | None:
         return self.sanction_decisions.filter(ended_at__isnull=True).order_by("-decided_at").first()
+
+    def _end_open_decision(self) -> None:
+        """The sanction decision in force ends now."""
+        decision = self.open_decision()
+        decision.ended_at = timezone.now()
+        decision.save(update_fields=["ended_at"])
 
     @transition(
         status,
@@ -214,9 +214,7 @@ class Group(ConcurrentTransitionMixin, models.Model):
     def withdraw_sanctions(self) -> None:
         """Every lever of the decision was withdrawn before any was executed: the decision
         ends, and the coordinator decides again (new levers) or clears the incident."""
-        decision = self.open_decision()
-        decision.ended_at = timezone.now()
-        decision.save(update_fields=["ended_at"])
+        self._end_open_decision()
 
     @transition(
         status,
@@ -227,9 +225,7 @@ class Group(ConcurrentTransitionMixin, models.Model):
         custom={"label": _("End the sanctions")},
     )
     def end_sanctions(self) -> None:
-        decision = self.open_decision()
-        decision.ended_at = timezone.now()
-        decision.save(update_fields=["ended_at"])
+        self._end_open_decision()
 
     @transition(
         status,

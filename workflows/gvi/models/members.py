@@ -8,11 +8,13 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import ConcurrentTransitionMixin, transition
 
+from casework.fsm import status_field
 from casework.models import Case, Person
+from workflows.common.guards import guard
 from workflows.gvi.models.groups import Group
-from workflows.gvi.models.rules import guard, gvi_staff, police_or_coordinator
+from workflows.gvi.models.rules import gvi_staff, police_or_coordinator
 from workflows.gvi.models.states import (
     CALL_IN_HELD_STATES,
     GroupStatus,
@@ -47,13 +49,7 @@ class GroupMember(ConcurrentTransitionMixin, models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="members")
     person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="gvi_memberships")
-    status = FSMField(
-        _("status"),
-        default=MemberStatus.IDENTIFIED,
-        choices=MemberStatus.choices,
-        protected=True,
-        db_index=True,
-    )
+    status = status_field(MemberStatus, default=MemberStatus.IDENTIFIED)
     # The SIG or defector case opened when the member accepted the offer of help.
     referral_case = models.ForeignKey(
         Case,

@@ -9,17 +9,13 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import ConcurrentTransitionMixin, transition
 
 from casework.fields import EncryptedTextField
+from casework.fsm import status_field
+from workflows.common.guards import guard
 from workflows.gvi.models.members import GroupMember
-from workflows.gvi.models.rules import (
-    coordinator,
-    guard,
-    gvi_staff,
-    police,
-    police_or_coordinator,
-)
+from workflows.gvi.models.rules import coordinator, gvi_staff, police, police_or_coordinator
 from workflows.gvi.models.states import (
     MemberResponse,
     MessengerKind,
@@ -82,13 +78,7 @@ class CustomNotification(ConcurrentTransitionMixin, models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     reference = models.CharField(_("notification number"), max_length=20, unique=True)
     member = models.ForeignKey(GroupMember, on_delete=models.PROTECT, related_name="notifications")
-    status = FSMField(
-        _("status"),
-        default=NotificationStatus.REQUESTED,
-        choices=NotificationStatus.choices,
-        protected=True,
-        db_index=True,
-    )
+    status = status_field(NotificationStatus, default=NotificationStatus.REQUESTED)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )

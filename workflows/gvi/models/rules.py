@@ -1,5 +1,6 @@
-"""Who may take a GVI transition (django-fsm ``permission``), the guard decorator of the
-transitions' ``conditions``, and the holder of the named participants' permission."""
+"""Who may take a GVI transition (django-fsm ``permission``) and the holder of the named
+participants' permission. The transitions' guards (``conditions``) carry their messages
+with ``workflows.common.guards.guard``, as every programme's do."""
 
 from __future__ import annotations
 
@@ -35,16 +36,6 @@ def owning_organisation(sanction, user) -> bool:
 def owning_organisation_or_coordinator(sanction, user) -> bool:
     """A lever that will not be carried out is withdrawn by its organisation or the coordinator."""
     return policy.may_withdraw_sanction(user, sanction)
-
-
-def guard(message):
-    """Attach the message the user sees when the decorated guard fails."""
-
-    def decorate(func):
-        func.message = message
-        return func
-
-    return decorate
 
 
 class GviParticipation(models.Model):  # noqa: DJ008 (never instantiated)

@@ -8,17 +8,15 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import ConcurrentTransitionMixin, transition
 
 from casework.fields import EncryptedTextField
+from casework.fsm import status_field
 from casework.models import Organisation
+from workflows.common.guards import guard
 from workflows.gvi.models.groups import Group
 from workflows.gvi.models.incidents import Incident
-from workflows.gvi.models.rules import (
-    guard,
-    owning_organisation,
-    owning_organisation_or_coordinator,
-)
+from workflows.gvi.models.rules import owning_organisation, owning_organisation_or_coordinator
 from workflows.gvi.models.states import (
     SANCTION_WITHDRAWABLE_STATES,
     GroupStatus,
@@ -68,13 +66,7 @@ class Sanction(ConcurrentTransitionMixin, models.Model):
     organisation = models.ForeignKey(
         Organisation, verbose_name=_("agency"), on_delete=models.PROTECT, related_name="+"
     )
-    status = FSMField(
-        _("status"),
-        default=SanctionStatus.PROPOSED,
-        choices=SanctionStatus.choices,
-        protected=True,
-        db_index=True,
-    )
+    status = status_field(SanctionStatus, default=SanctionStatus.PROPOSED)
     decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
     executed_at = models.DateTimeField(_("executed"), null=True, blank=True)
     reported_at = models.DateTimeField(_("reported"), null=True, blank=True)
