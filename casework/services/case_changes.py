@@ -9,13 +9,17 @@ A refusal writes an ``ACCESS_DENIED`` event that survives the rollback and raise
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition
 
+from audit.services import Action as AuditAction
 from audit.services import record_event
 from casework import policy
 from casework.crypto.keystore import PERSON, load_data_key
@@ -99,13 +103,26 @@ def require_access(
     return access
 
 
+def require_access_and_role(
+    rule: Callable[[Case, Any], bool], *, user, case: Case, purpose: str, what: str
+) -> str:
+    """The cleaned ``purpose`` once ``user`` may work on the case (:func:`require_access`)
+    and ``rule(case, user)`` (a django-fsm permission) says they hold the role ``what``
+    needs (:func:`require_role`); a refusal is logged."""
+    purpose = require_purpose(purpose)
+    require_access(user=user, case=case, purpose=purpose, what=what)
+    require_role(user=user, case=case, purpose=purpose, what=what, allowed=rule(case, user))
+    return purpose
+
+
+def _coordinates(case: Case, user) -> bool:
+    return policy.coordinates(user, case)
+
+
 def require_coordinator_access(*, user, case: Case, purpose: str, what: str) -> str:
     """The cleaned ``purpose`` once ``user`` may work on the case (:func:`require_access`)
     and coordinates its programme (:func:`require_coordinator`); a refusal is logged."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what=what)
-    require_coordinator(user=user, case=case, purpose=purpose, what=what)
-    return purpose
+    return require_access_and_role(_coordinates, user=user, case=case, purpose=purpose, what=what)
 
 
 def save_case(case: Case) -> None:
@@ -203,6 +220,41 @@ def record_change(
         obj=obj,
         **details,
     )
+
+
+@dataclass(frozen=True)
+class CaseChange:
+    """A write to a case under way (:func:`case_change`): the case, who writes and why."""
+
+    case: Case
+    user: Any
+    purpose: str
+
+    def record(
+        self, kind: str, label: str = "", *, action: str = AuditAction.CHANGE, **fields: Any
+    ) -> None:
+        """The write's :func:`record_change` (``fields``: its other arguments)."""
+        record_change(
+            case=self.case,
+            user=self.user,
+            purpose=self.purpose,
+            kind=kind,
+            label=label,
+            action=action,
+            **fields,
+        )
+
+
+@contextmanager
+def case_change(
+    case: Case, expected_version: int | None = None, *, user, purpose: str
+) -> Iterator[CaseChange]:
+    """One write to the case: a transaction that holds the case's row lock, once the
+    version the user saw is checked (:func:`lock_version`). The write ends with
+    :meth:`CaseChange.record`."""
+    with transaction.atomic():
+        lock_version(case, expected_version)
+        yield CaseChange(case=case, user=user, purpose=purpose)
 
 
 def next_reference(programme: str) -> str:

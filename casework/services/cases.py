@@ -19,6 +19,7 @@ django-fsm-2; :func:`transition` (the transition engine,
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -246,9 +247,11 @@ def close_case(
     note: str | None = None,
     expected_version: int | None = None,
     name: str = "close",
+    reasons: Iterable[str] = Case.CloseReason.values,
 ) -> Case:
-    """Close with an outcome reason (and a note, required for "other")."""
-    if reason not in Case.CloseReason.values:
+    """Close with an outcome reason (one of ``reasons``: the programme's) and a note,
+    required for "other"."""
+    if reason not in reasons:
         raise ValidationError({"close_reason": ValidationError(_("Select a valid choice."))})
     note = clean_text(
         note, "close_note", limit=NOTE_LIMIT, required=reason == Case.CloseReason.OTHER

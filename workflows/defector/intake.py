@@ -14,7 +14,6 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import Action as AuditAction
 from casework import policy
 from casework.models import (
     Action,
@@ -27,16 +26,12 @@ from casework.models import (
     User,
 )
 from casework.selectors import find_person
-from casework.selectors.persons import require_purpose
 from casework.services import cases as case_services
 from casework.services import create_person
-from casework.services.case_changes import require_role
+from casework.services.case_changes import case_change, require_access_and_role
 from casework.services.cases import (
     link_cases,
-    lock_version,
-    record_change,
     record_source,
-    require_access,
     social_services_office,
     transition,
 )
@@ -262,14 +257,8 @@ def accept_conditions(
     expected_version: int | None = None,
 ) -> DefectorCase:
     """The person accepted the programme's conditions: no crime, drug-free, drug tests."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="conditions")
-    require_role(
-        user=user,
-        case=case,
-        purpose=purpose,
-        what="conditions",
-        allowed=lead_or_coordinator(case, user),
+    purpose = require_access_and_role(
+        lead_or_coordinator, user=user, case=case, purpose=purpose, what="conditions"
     )
     missing = {
         name: [_("The person must accept this condition.")]
@@ -286,19 +275,10 @@ def accept_conditions(
         raise ValidationError(
             _("The case is not in a state where this can be done."), code="invalid_state"
         )
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         case.conditions_accepted_at = timezone.now()
         case.save(update_fields=["conditions_accepted_at"])
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.PLAN,
-            label="conditions",
-            action=AuditAction.CHANGE,
-            fields=["conditions_accepted_at"],
-        )
+        change.record(CaseEvent.Kind.PLAN, "conditions", fields=["conditions_accepted_at"])
     return case
 
 
@@ -354,17 +334,16 @@ def add_action(
     )
 
 
+def _handles_identity(case: Case, user) -> bool:
+    """A named handler of the case or its coordinator records the protected identity."""
+    return policy.coordinates(user, case) or policy.named_handler(user, case)
+
+
 def set_protected_identity(*, user, case: Case, purpose: str, level: int) -> None:
     """Record the person's protected identity (sekretessmarkering, skyddad folkbokföring,
     fingerade personuppgifter): a named handler of the case or its coordinator."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="protected_identity")
-    require_role(
-        user=user,
-        case=case,
-        purpose=purpose,
-        what="protected_identity",
-        allowed=policy.coordinates(user, case) or policy.named_handler(user, case),
+    purpose = require_access_and_role(
+        _handles_identity, user=user, case=case, purpose=purpose, what="protected_identity"
     )
     try:
         level = int(level)
@@ -372,18 +351,13 @@ def set_protected_identity(*, user, case: Case, purpose: str, level: int) -> Non
         level = -1
     if level not in Person.ProtectedIdentity.values:
         raise ValidationError({"level": ValidationError(_("Select a valid choice."))})
-    with transaction.atomic():
-        lock_version(case, None)
+    with case_change(case, user=user, purpose=purpose) as change:
         update_person(
             user=user, purpose=purpose, person_id=case.person_id, protected_identity=level
         )
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.PLAN,
-            label="protected_identity",
-            action=AuditAction.CHANGE,
+        change.record(
+            CaseEvent.Kind.PLAN,
+            "protected_identity",
             fields=["person.protected_identity"],
             protected_identity=level,
         )

@@ -32,6 +32,7 @@ from casework.selectors import find_person
 from casework.selectors.persons import require_purpose
 from casework.services import create_person
 from casework.services.case_changes import (
+    case_change,
     require_coordinator,
     require_coordinator_access,
     save_case,
@@ -44,18 +45,19 @@ from casework.services.cases import (
     add_member,
     case_data_key,
     clean_text,
-    close_case,
     deny_case,
-    lock_version,
     open_case,
-    record_change,
     require_access,
     social_services_office,
     transition,
     update_case,
 )
 from casework.services.cases import withdraw_consent as register_withdrawal
-from workflows.common.services import cancel_running_process, close_after_withdrawal
+from workflows.common.services import (
+    cancel_running_process,
+    close_after_withdrawal,
+    close_and_stop,
+)
 from workflows.sspf.models import (
     CONCERN_RAISERS,
     PLAN_STATES,
@@ -145,19 +147,15 @@ def record_risk_assessment(
         raise ValidationError({"level": ValidationError(_("Select a valid choice."))})
     risk_factors = clean_text(risk_factors, "risk_factors", limit=NOTE_LIMIT, required=True)
     protective_factors = clean_text(protective_factors, "protective_factors", limit=NOTE_LIMIT)
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         assessment = RiskAssessment(case=case, level=level, assessed_by=user)
         dek = case_data_key(case)
         seal_value(assessment, "risk_factors", risk_factors, dek)
         seal_value(assessment, "protective_factors", protective_factors, dek)
         assessment.save(force_insert=True)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.DECISION,
-            label=f"risk:{level}",
+        change.record(
+            CaseEvent.Kind.DECISION,
+            f"risk:{level}",
             action=AuditAction.CREATE,
             fields=["risk_factors", *(["protective_factors"] if protective_factors else [])],
             obj=assessment,
@@ -186,8 +184,7 @@ def record_police_participation(
     if not isinstance(participates, bool):
         raise ValidationError({"participates": ValidationError(_("Select a valid choice."))})
     reason = clean_text(reason, "reason", limit=REASON_LIMIT, required=True)
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         decision = PoliceParticipation(case=case, participates=participates, decided_by=user)
         seal_value(decision, "reason", reason, case_data_key(case))
         decision.save(force_insert=True)
@@ -196,12 +193,9 @@ def record_police_participation(
             ended = CaseMembership.objects.filter(
                 case=case, valid_to__isnull=True, user__organisation__kind=Organisation.Kind.POLICE
             ).update(valid_to=timezone.now())
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.DECISION,
-            label=f"police:{'yes' if participates else 'no'}",
+        change.record(
+            CaseEvent.Kind.DECISION,
+            f"police:{'yes' if participates else 'no'}",
             action=AuditAction.CREATE,
             fields=["reason"],
             obj=decision,
@@ -233,20 +227,11 @@ def record_mapping(
         raise ValidationError(
             {"held_on": ValidationError(_("The conversation cannot be before the concern."))}
         )
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         seal_value(case, "mapping_note", note, case_data_key(case))
         case.mapping_date = held_on
         save_case(case)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.PLAN,
-            label="mapping",
-            action=AuditAction.CHANGE,
-            fields=["mapping_note", "mapping_date"],
-        )
+        change.record(CaseEvent.Kind.PLAN, "mapping", fields=["mapping_note", "mapping_date"])
     return case
 
 
@@ -442,19 +427,11 @@ def report_plan_part(
     if case.status not in PLAN_STATES:
         raise ValidationError(_("The commitment plan is not in force."))
     note = clean_text(note, "report", limit=REASON_LIMIT, required=True)
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         if not has_own_action(user=user, case=case):
             raise ValidationError(NO_OWN_ACTION)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.PLAN,
-            label=f"report:{user.organisation.kind}",
-            action=AuditAction.CHANGE,
-            fields=["report"],
-            reason=note,
+        change.record(
+            CaseEvent.Kind.PLAN, f"report:{user.organisation.kind}", fields=["report"], reason=note
         )
 
 
@@ -484,27 +461,10 @@ def _stop_process(case: SspfCase) -> None:
     cancel_running_process(SspfProcess, case)
 
 
-def close_case_and_process(
-    *,
-    user,
-    case: SspfCase,
-    purpose: str,
-    reason: str,
-    note: str | None = None,
-    expected_version: int | None = None,
-) -> SspfCase:
-    """Close the case from its page (outside a task step) and stop its process."""
-    with transaction.atomic():
-        close_case(
-            user=user,
-            case=case,
-            purpose=purpose,
-            reason=reason,
-            note=note,
-            expected_version=expected_version,
-        )
-        _stop_process(case)
-    return case
+def close_case_and_process(*, case: SspfCase, **close) -> SspfCase:
+    """Close the case from its page (outside a task step) and stop its process
+    (``close``: the other arguments of ``close_case``)."""
+    return close_and_stop(_stop_process, case=case, **close)
 
 
 def withdraw_consent(*, user, case: SspfCase, consent, purpose: str) -> bool:
