@@ -53,6 +53,7 @@ from casework.selectors.persons import (
     PERSON_OBJECT,
     PersonErased,
     deny_person,
+    find_person,
     match_by_personnummer,
     require_purpose,
 )
@@ -243,6 +244,15 @@ def create_person(
     if existing is not None:
         _discard_data_key(person.pk)
         raise _duplicate(user=user, purpose=purpose, legal_basis=legal_basis, existing=existing)
+    return person
+
+
+def find_or_create_person(*, user: User, purpose: str, personnummer: str, **details) -> Person:
+    """The registered person with this personnummer (``find_person``, which logs the
+    lookup), or a new one (:func:`create_person`; ``details``: its other arguments)."""
+    person = find_person(user=user, purpose=purpose, personnummer=personnummer)
+    if person is None:
+        person = create_person(user=user, purpose=purpose, personnummer=personnummer, **details)
     return person
 
 

@@ -7,8 +7,6 @@ page's support actions and protected identity. The threat, routing and closing a
 
 from __future__ import annotations
 
-import datetime
-
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -25,9 +23,8 @@ from casework.models import (
     Person,
     User,
 )
-from casework.selectors import find_person
 from casework.services import cases as case_services
-from casework.services import create_person
+from casework.services import find_or_create_person
 from casework.services.case_changes import case_change, require_access_and_role
 from casework.services.cases import (
     link_cases,
@@ -75,33 +72,15 @@ def refer(*, user, person, source: str, reason: str, purpose: str) -> DefectorCa
 
 
 def register_referral(
-    *,
-    user,
-    purpose: str,
-    personnummer: str,
-    name: str,
-    area: str,
-    phone: str | None,
-    address: str | None,
-    protected_identity: int,
-    source: str,
-    reason: str,
+    *, user, purpose: str, personnummer: str, source: str, reason: str, **details
 ) -> DefectorCase:
     """A referral from the referral form: the person is found by personnummer, or
-    registered, and the case opened, all or nothing."""
+    registered (``details``: their ``name``, ``area``, ``phone``, ``address`` and
+    ``protected_identity``), and the case opened, all or nothing."""
     with transaction.atomic():
-        person = find_person(user=user, purpose=purpose, personnummer=personnummer)
-        if person is None:
-            person = create_person(
-                user=user,
-                purpose=purpose,
-                name=name,
-                personnummer=personnummer,
-                area=area,
-                phone=phone,
-                address=address,
-                protected_identity=protected_identity,
-            )
+        person = find_or_create_person(
+            user=user, purpose=purpose, personnummer=personnummer, **details
+        )
         return refer(user=user, person=person, source=source, reason=reason, purpose=purpose)
 
 
@@ -226,23 +205,11 @@ def decide_support(
     return decided
 
 
-def start_programme(
-    *,
-    user,
-    case: DefectorCase,
-    purpose: str,
-    review_date: datetime.date,
-    expected_version: int | None = None,
-) -> DefectorCase:
-    """The signed agreement's programme starts, until its first review date."""
+def start_programme(*, user, case: DefectorCase, purpose: str, **update) -> DefectorCase:
+    """The signed agreement's programme starts, until its first review date (``update``:
+    the ``review_date`` and ``expected_version`` of ``update_case``)."""
     with transaction.atomic():
-        case_services.update_case(
-            user=user,
-            case=case,
-            purpose=purpose,
-            review_date=review_date,
-            expected_version=expected_version,
-        )
+        case_services.update_case(user=user, case=case, purpose=purpose, **update)
         return transition(user=user, case=case, name="activate", purpose=purpose)
 
 
@@ -311,26 +278,14 @@ def add_action(
     user,
     case: DefectorCase | DefectorSupportCase,
     purpose: str,
-    kind: str,
-    status: str,
-    date: datetime.date,
     organisation: Organisation | None,
-    note: str | None,
-    visibility: str,
-    expected_version: int | None = None,
+    **action,
 ) -> Action:
-    """A support action on the case (``models.adds_actions`` says where and who)."""
+    """A support action on the case (``models.adds_actions`` says where and who;
+    ``action``: the other arguments of ``casework.services.cases.add_action``)."""
+    organisation = organisation or user.organisation
     return case_services.add_action(
-        user=user,
-        case=case,
-        purpose=purpose,
-        kind=kind,
-        status=status,
-        date=date,
-        organisation=organisation or user.organisation,
-        note=note,
-        visibility=visibility,
-        expected_version=expected_version,
+        user=user, case=case, purpose=purpose, organisation=organisation, **action
     )
 
 

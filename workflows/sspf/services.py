@@ -28,9 +28,8 @@ from audit.services import Action as AuditAction
 from casework import policy, programmes
 from casework.crypto.records import seal_value
 from casework.models import Action, Case, CaseEvent, CaseLink, CaseMembership, Organisation, Person
-from casework.selectors import find_person
 from casework.selectors.persons import require_purpose
-from casework.services import create_person
+from casework.services import find_or_create_person
 from casework.services.case_changes import (
     case_change,
     require_coordinator,
@@ -120,11 +119,9 @@ def raise_concern_about(
 ) -> SspfCase:
     """The concern page: find the young person by personnummer (or register them), then
     raise the concern (:func:`raise_concern`)."""
-    person = find_person(user=user, purpose=purpose, personnummer=personnummer)
-    if person is None:
-        person = create_person(
-            user=user, purpose=purpose, name=name, personnummer=personnummer, area=area
-        )
+    person = find_or_create_person(
+        user=user, purpose=purpose, personnummer=personnummer, name=name, area=area
+    )
     return raise_concern(user=user, person=person, concern=concern, purpose=purpose)
 
 
@@ -235,71 +232,31 @@ def record_mapping(
     return case
 
 
-def finish_mapping(
-    *,
-    user,
-    case: SspfCase,
-    purpose: str,
-    held_on: datetime.date,
-    note: str,
-    expected_version: int | None = None,
-) -> SspfCase:
-    """Record the mapping conversation (:func:`record_mapping`) and move the case on to
-    the network meeting."""
+def finish_mapping(*, user, case: SspfCase, purpose: str, **mapping) -> SspfCase:
+    """Record the mapping conversation (:func:`record_mapping`, ``mapping`` its other
+    arguments) and move the case on to the network meeting."""
     with transaction.atomic():
-        record_mapping(
-            user=user,
-            case=case,
-            purpose=purpose,
-            held_on=held_on,
-            note=note,
-            expected_version=expected_version,
-        )
+        record_mapping(user=user, case=case, purpose=purpose, **mapping)
         transition(user=user, case=case, name="mapping_done", purpose=purpose)
     return case
 
 
-def adopt_plan(
-    *,
-    user,
-    case: SspfCase,
-    purpose: str,
-    goals: str,
-    review_date: datetime.date,
-    expected_version: int | None = None,
-) -> SspfCase:
-    """The network meeting writes the plan's goals and follow-up date and adopts the plan."""
+def adopt_plan(*, user, case: SspfCase, purpose: str, goals: str, **update) -> SspfCase:
+    """The network meeting writes the plan's goals and follow-up date (``update``: the
+    ``review_date`` and ``expected_version`` of ``update_case``) and adopts the plan."""
     with transaction.atomic():
-        update_case(
-            user=user,
-            case=case,
-            purpose=purpose,
-            texts={"plan_goals": goals},
-            review_date=review_date,
-            expected_version=expected_version,
-        )
+        update_case(user=user, case=case, purpose=purpose, texts={"plan_goals": goals}, **update)
         transition(user=user, case=case, name="adopt_plan", purpose=purpose, adopted_by=user)
     return case
 
 
 def continue_plan(
-    *,
-    user,
-    case: SspfCase,
-    purpose: str,
-    review_date: datetime.date,
-    note: str | None = None,
-    expected_version: int | None = None,
+    *, user, case: SspfCase, purpose: str, note: str | None = None, **update
 ) -> SspfCase:
-    """The follow-up meeting continues the plan until a new follow-up date."""
+    """The follow-up meeting continues the plan until a new follow-up date (``update``:
+    the ``review_date`` and ``expected_version`` of ``update_case``)."""
     with transaction.atomic():
-        update_case(
-            user=user,
-            case=case,
-            purpose=purpose,
-            review_date=review_date,
-            expected_version=expected_version,
-        )
+        update_case(user=user, case=case, purpose=purpose, **update)
         transition(user=user, case=case, name="continue_plan", purpose=purpose, reason=note)
     return case
 
@@ -308,15 +265,10 @@ def continue_plan(
 
 
 def add_sspf_member(
-    *,
-    user,
-    case: SspfCase,
-    purpose: str,
-    member: User,
-    role: str,
-    expected_version: int | None = None,
+    *, user, case: SspfCase, purpose: str, member: User, **membership
 ) -> CaseMembership:
-    """Put school, leisure, social services or (where they take part) police staff on the team."""
+    """Put school, leisure, social services or (where they take part) police staff on the
+    team (``membership``: the ``role`` and ``expected_version`` of ``add_member``)."""
     purpose = require_purpose(purpose)
     if policy.is_police(member) and not policy.sspf_police_participates(case):
         raise ValidationError(
@@ -326,14 +278,7 @@ def add_sspf_member(
                 )
             }
         )
-    return add_member(
-        user=user,
-        case=case,
-        purpose=purpose,
-        member=member,
-        role=role,
-        expected_version=expected_version,
-    )
+    return add_member(user=user, case=case, purpose=purpose, member=member, **membership)
 
 
 def may_add_action(user, case: SspfCase) -> bool:
@@ -345,19 +290,10 @@ def may_add_action(user, case: SspfCase) -> bool:
 
 
 def add_sspf_action(
-    *,
-    user,
-    case: SspfCase,
-    purpose: str,
-    kind: str,
-    status: str,
-    date: datetime.date,
-    organisation: Organisation | None = None,
-    note: str | None = None,
-    visibility: str = Action.Visibility.TEAM,
-    expected_version: int | None = None,
+    *, user, case: SspfCase, purpose: str, organisation: Organisation | None = None, **action
 ) -> Action:
-    """An action of the commitment plan: who (the organisation), what (kind, note), when.
+    """An action of the commitment plan: who (the organisation), what (kind, note), when
+    (``action``: the other arguments of ``add_action``).
 
     The coordinator plans actions for any organisation from the network meeting on;
     members record their own organisation's while the plan is in force.
@@ -381,18 +317,7 @@ def add_sspf_action(
                 )
             }
         )
-    return add_action(
-        user=user,
-        case=case,
-        purpose=purpose,
-        kind=kind,
-        status=status,
-        date=date,
-        organisation=organisation,
-        note=note,
-        visibility=visibility,
-        expected_version=expected_version,
-    )
+    return add_action(user=user, case=case, purpose=purpose, organisation=organisation, **action)
 
 
 # --- The school's and the leisure centre's part of the plan --------------------------------------

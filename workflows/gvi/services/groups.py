@@ -25,9 +25,9 @@ from casework import policy, programmes
 from casework.crypto.keystore import GROUP, create_data_key, destroy_data_key
 from casework.crypto.records import seal_value
 from casework.models import Case, Organisation, Person
-from casework.selectors.persons import find_person, person_age, require_purpose
+from casework.selectors.persons import person_age, require_purpose
 from casework.services.cases import REASON_LIMIT, clean_text, join_team
-from casework.services.persons import check_registration, create_person
+from casework.services.persons import check_registration, find_or_create_person
 from casework.services.transitions import (
     Conflict,
     audit,
@@ -289,11 +289,9 @@ def add_member_by_personnummer(
         raise ValidationError(_("The group is dormant: no members are added."))
     with transaction.atomic():
         lock(group, expected_version)
-        person = find_person(user=user, purpose=purpose, personnummer=normalised)
-        if person is None:
-            person = create_person(
-                user=user, purpose=purpose, name=name, personnummer=normalised, area=area
-            )
+        person = find_or_create_person(
+            user=user, purpose=purpose, personnummer=normalised, name=name, area=area
+        )
         return add_member(user=user, purpose=purpose, group=group, person=person)
 
 
