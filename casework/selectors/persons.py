@@ -229,6 +229,14 @@ def find_person(
     normalised = pnr.normalise(personnummer)
     if not policy.can_process_person_data(user):
         raise deny_person(user=user, purpose=purpose, what="find", legal_basis=legal_basis)
+    return _look_up(
+        normalised, user=user, purpose=purpose, lookup="personnummer", legal_basis=legal_basis
+    )
+
+
+def _look_up(normalised: str, *, user, purpose: str, lookup: str, legal_basis: str = ""):
+    """The person with this (normalised) personnummer, or ``None``; the lookup's
+    ``CONSULT`` event (``lookup``: which one) is committed on its own."""
     person, candidates = match_by_personnummer(normalised)
     record_event(
         action=Action.CONSULT,
@@ -239,7 +247,7 @@ def find_person(
         fields=["personnummer"],
         purpose=purpose,
         legal_basis=legal_basis,
-        details={"lookup": "personnummer", "candidates": candidates, "found": bool(person)},
+        details={"lookup": lookup, "candidates": candidates, "found": bool(person)},
         independent=True,
     )
     return person
@@ -280,16 +288,10 @@ def person_ids_for_audit(personnummer: str, *, user: User) -> list[uuid.UUID]:
         raise deny_person(
             user=user, purpose=str(_("Log review")), what="audit lookup", legal_basis=""
         )
-    person, candidates = match_by_personnummer(normalised)
-    record_event(
-        action=Action.CONSULT,
+    person = _look_up(
+        normalised,
         user=user,
-        object_type=PERSON_OBJECT,
-        object_id=str(person.pk) if person else "",
-        person_id=person.pk if person else None,
-        fields=["personnummer"],
         purpose=str(_("Log review: search of the access log by personal identity number")),
-        details={"lookup": "audit", "candidates": candidates, "found": bool(person)},
-        independent=True,
+        lookup="audit",
     )
     return [person.pk] if person else []

@@ -244,6 +244,10 @@ class CaseChange:
             **fields,
         )
 
+    def record_created(self, obj, kind: str, label: str = "", **fields: Any) -> None:
+        """:meth:`record` of the new ``obj`` (its ``CREATE`` event)."""
+        self.record(kind, label, action=AuditAction.CREATE, obj=obj, **fields)
+
 
 @contextmanager
 def case_change(

@@ -526,19 +526,31 @@ def discard_stale_demo_data_keys(*, purpose: str) -> int:
     demo_ids = [
         owner_id for owner_id in keystore_owner_ids(owner_type=PERSON) if owner_id.version == 5
     ]
-    existing = set(Person.objects.filter(pk__in=demo_ids).values_list("pk", flat=True))
-    stale = [owner_id for owner_id in demo_ids if owner_id not in existing]
+    stale = _without_person(demo_ids)
     deleted = delete_data_keys(owner_type=PERSON, owner_ids=stale) if stale else 0
+    _log_key_deletion(
+        user=None, purpose=purpose, count="stale_demo_data_keys_deleted", deleted=deleted
+    )
+    return deleted
+
+
+def _without_person(owner_ids: list) -> list:
+    """The data-key owners of ``owner_ids`` that name no person row."""
+    existing = set(Person.objects.filter(pk__in=owner_ids).values_list("pk", flat=True))
+    return [owner_id for owner_id in owner_ids if owner_id not in existing]
+
+
+def _log_key_deletion(*, user, purpose: str, count: str, deleted: int) -> None:
+    """The ``ERASE`` event of ``deleted`` person data keys (the ``count`` detail), if any."""
     if deleted:
         with transaction.atomic():
             record_event(
                 action=Action.ERASE,
-                user=None,
+                user=user,
                 object_type="casework.datakey",
                 purpose=purpose,
-                details={"stale_demo_data_keys_deleted": deleted, "owner_type": PERSON_OBJECT},
+                details={count: deleted, "owner_type": PERSON_OBJECT},
             )
-    return deleted
 
 
 def sweep_orphan_data_keys(
@@ -560,18 +572,8 @@ def sweep_orphan_data_keys(
         owner_type=PERSON, before=cutoff, after_id=after, limit=batch_size
     ):
         after = batch[-1][0]
-        owners = [owner_id for _key_id, owner_id in batch]
-        existing = set(Person.objects.filter(pk__in=owners).values_list("pk", flat=True))
-        orphans = [owner_id for owner_id in owners if owner_id not in existing]
+        orphans = _without_person([owner_id for _key_id, owner_id in batch])
         if orphans:
             deleted += delete_data_keys(owner_type=PERSON, owner_ids=orphans)
-    if deleted:
-        with transaction.atomic():
-            record_event(
-                action=Action.ERASE,
-                user=user,
-                object_type="casework.datakey",
-                purpose=purpose,
-                details={"orphan_data_keys_deleted": deleted, "owner_type": PERSON_OBJECT},
-            )
+    _log_key_deletion(user=user, purpose=purpose, count="orphan_data_keys_deleted", deleted=deleted)
     return deleted

@@ -28,8 +28,8 @@ from casework.services import find_or_create_person
 from casework.services.case_changes import case_change, require_access_and_role
 from casework.services.cases import (
     link_cases,
+    new_referral,
     record_source,
-    social_services_office,
     transition,
 )
 from casework.services.persons import update_person
@@ -57,14 +57,9 @@ def refer(*, user, person, source: str, reason: str, purpose: str) -> DefectorCa
 
     if source not in ReferralSource.values:
         raise ValidationError({"source": ValidationError(_("Select a valid choice."))})
-    case = DefectorCase(
-        programme=Case.Programme.DEFECTOR,
-        person=person,
-        # Social services carry the main responsibility: the referrer's office or the only one.
-        owner_organisation=social_services_office(user),
-        referred_by=user,
-        referring_organisation=user.organisation,
-        referral_source=source,
+    # Social services carry the main responsibility: the referrer's office or the only one.
+    case = new_referral(
+        DefectorCase, Case.Programme.DEFECTOR, user=user, person=person, referral_source=source
     )
     return case_services.open_case(
         user=user, purpose=purpose, case=case, reason_field="referral_reason", reason=reason
@@ -175,26 +170,16 @@ def record_initial_check(
 
 
 def decide_support(
-    *,
-    user,
-    case: DefectorCase,
-    purpose: str,
-    decision: str,
-    note: str | None = None,
-    expected_version: int | None = None,
+    *, user, case: DefectorCase, purpose: str, note: str | None = None, **decision
 ) -> CaseDecision:
-    """Social services' decision on support; a decision against it closes the case (and
-    cancels its processes)."""
+    """Social services' decision on support (``decision``: the ``decision`` and
+    ``expected_version`` of ``record_decision``); a decision against it closes the case
+    (and cancels its processes)."""
     with transaction.atomic():
         decided = case_services.record_decision(
-            user=user,
-            case=case,
-            purpose=purpose,
-            decision=decision,
-            note=note,
-            expected_version=expected_version,
+            user=user, case=case, purpose=purpose, note=note, **decision
         )
-        if decision == CaseDecision.Decision.DECLINE:
+        if decided.decision == CaseDecision.Decision.DECLINE:
             services.close_defector_case(
                 user=user,
                 case=case,

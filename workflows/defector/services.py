@@ -183,12 +183,11 @@ def _record_assessment(
                 current.save(update_fields=["state"])
             assessment.state = ThreatAssessment.State.IN_FORCE
         assessment.save(force_insert=True)
-        change.record(
+        change.record_created(
+            assessment,
             CaseEvent.Kind.THREAT_ASSESSMENT,
             f"{level}:{assessment.state}",
-            action=AuditAction.CREATE,
             fields=["basis"],
-            obj=assessment,
             level=level,
             route=route_of(assessment),
             state=assessment.state,
@@ -420,16 +419,7 @@ def _open_support_case(*, user, case: DefectorCase, purpose: str) -> DefectorSup
         CaseMembership.objects.create(
             case=support, user_id=membership.user_id, role=membership.role, added_by=user
         )
-    timeline_event(case=support, user=user, kind=CaseEvent.Kind.TRANSITION, to_state=support.status)
-    audit_case(
-        action=AuditAction.CREATE,
-        user=user,
-        case=support,
-        purpose=purpose,
-        programme=support.programme,
-        reference=support.reference,
-        support_for=str(case.pk),
-    )
+    case_services.record_opening(case=support, user=user, purpose=purpose, support_for=str(case.pk))
     return support
 
 
@@ -519,15 +509,14 @@ def record_review(
             return transition(
                 user=user, case=case, name="continue_case", purpose=purpose, reason=note
             )
-        close_and_stop(
-            lambda case: _cancel_processes(case, flow.ThreatReviewFlow),
+        _close(
+            case,
+            flow.ThreatReviewFlow,
             user=user,
-            case=case,
             purpose=purpose,
             reason=close_reason,
             note=note,
             expected_version=expected_version,
-            reasons=_close_reasons(case),
         )
     return case
 
@@ -542,10 +531,22 @@ def _close_reasons(case: DefectorCase | DefectorSupportCase) -> list[str]:
     return list(CLOSE_REASONS)
 
 
+def _close(case, flow_class: type | None, /, **close) -> Case:
+    """Close with one of the programme's outcomes (``close``: the other arguments of
+    ``close_case``) and cancel the case's open processes (of ``flow_class`` only, if
+    given)."""
+    return close_and_stop(
+        lambda case: _cancel_processes(case, flow_class),
+        case=case,
+        reasons=_close_reasons(case),
+        **close,
+    )
+
+
 def close_defector_case(*, case: DefectorCase | DefectorSupportCase, **close) -> Case:
     """Close with one of the programme's outcomes (:func:`_close_reasons`; ``close``: the
     other arguments of ``close_case``): every open process of the case (its own, its
     threat review) is cancelled."""
     with transaction.atomic():
         _lock_processes(case)
-        return close_and_stop(_cancel_processes, case=case, reasons=_close_reasons(case), **close)
+        return _close(case, None, **close)

@@ -18,8 +18,6 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import Action as AuditAction
-from audit.services import record_event
 from casework import policy
 from casework.crypto.records import seal_value
 from casework.models import CaseEvent, Organisation, Person
@@ -32,7 +30,7 @@ from casework.services.cases import (
     case_data_key,
     clean_text,
 )
-from casework.services.transitions import refuse
+from casework.services.transitions import audit_created, refuse
 from workflows.sspf.models import (
     CONCERN_RAISERS,
     AgeBand,
@@ -75,12 +73,8 @@ def create_meeting(
     with transaction.atomic():
         meeting = OperationalMeeting.objects.create(date=date, created_by=user)
         meeting.organisations.set(organisations)
-        record_event(
-            action=AuditAction.CREATE,
-            user=user,
-            obj=meeting,
-            purpose=purpose,
-            details={"organisations": sorted(o.pk for o in organisations)},
+        audit_created(
+            meeting, user=user, purpose=purpose, organisations=sorted(o.pk for o in organisations)
         )
     return meeting
 
@@ -181,12 +175,12 @@ def record_anonymised_discussion(
             outcome=texts["outcome"],
             recorded_by=user,
         )
-        record_event(
-            action=AuditAction.CREATE,
+        audit_created(
+            discussion,
             user=user,
-            obj=discussion,
             purpose=purpose,
-            details={"meeting": str(meeting.pk) if meeting else "", "anonymised": True},
+            meeting=str(meeting.pk) if meeting else "",
+            anonymised=True,
         )
     return discussion
 

@@ -24,7 +24,6 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import Action as AuditAction
 from casework import policy, programmes
 from casework.crypto.records import seal_value
 from casework.models import Action, Case, CaseEvent, CaseLink, CaseMembership, Organisation, Person
@@ -45,6 +44,7 @@ from casework.services.cases import (
     case_data_key,
     clean_text,
     deny_case,
+    new_referral,
     open_case,
     require_access,
     social_services_office,
@@ -104,12 +104,8 @@ def raise_concern(*, user, person: Person, concern: str, purpose: str) -> SspfCa
                 )
             }
         )
-    case = SspfCase(
-        programme=Case.Programme.SSPF,
-        person=person,
-        owner_organisation=_owner_organisation(),
-        referred_by=user,
-        referring_organisation=user.organisation,
+    case = new_referral(
+        SspfCase, Case.Programme.SSPF, user=user, person=person, owner=_owner_organisation()
     )
     return open_case(user=user, purpose=purpose, case=case, reason_field="concern", reason=concern)
 
@@ -150,12 +146,11 @@ def record_risk_assessment(
         seal_value(assessment, "risk_factors", risk_factors, dek)
         seal_value(assessment, "protective_factors", protective_factors, dek)
         assessment.save(force_insert=True)
-        change.record(
+        change.record_created(
+            assessment,
             CaseEvent.Kind.DECISION,
             f"risk:{level}",
-            action=AuditAction.CREATE,
             fields=["risk_factors", *(["protective_factors"] if protective_factors else [])],
-            obj=assessment,
             level=level,
         )
     return assessment
@@ -190,12 +185,11 @@ def record_police_participation(
             ended = CaseMembership.objects.filter(
                 case=case, valid_to__isnull=True, user__organisation__kind=Organisation.Kind.POLICE
             ).update(valid_to=timezone.now())
-        change.record(
+        change.record_created(
+            decision,
             CaseEvent.Kind.DECISION,
             f"police:{'yes' if participates else 'no'}",
-            action=AuditAction.CREATE,
             fields=["reason"],
-            obj=decision,
             participates=participates,
             memberships_ended=ended,
         )
