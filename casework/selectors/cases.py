@@ -295,15 +295,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     if erased:
         details = PersonDetails.of_erased(person)
     else:
-        details = PersonDetails(
-            id=person.pk,
-            birth_year=person.birth_year,
-            gender=person.gender,
-            area=person.area,
-            protected_identity=person.protected_identity,
-            fields=person_fields,
-            **person_values,
-        )
+        details = PersonDetails.of(person, fields=person_fields, **person_values)
     return CasePage(
         case=case,
         access=access,

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -76,15 +76,24 @@ class PersonDetails:
         return pnr.display(self.personnummer) if self.personnummer else None
 
     @classmethod
-    def of_erased(cls, person: Person) -> PersonDetails:
-        """An erased person as the pages show them: "(erased)", the plain statistics
-        columns and nothing else (the data key is gone; nothing is decrypted)."""
+    def of(cls, person: Person, *, fields, **values: Any) -> PersonDetails:
+        """``person``'s plain statistics columns and the decrypted ``fields`` (``values``)."""
         return cls(
             id=person.pk,
             birth_year=person.birth_year,
             gender=person.gender,
             area=person.area,
             protected_identity=person.protected_identity,
+            fields=fields,
+            **values,
+        )
+
+    @classmethod
+    def of_erased(cls, person: Person) -> PersonDetails:
+        """An erased person as the pages show them: "(erased)", the plain statistics
+        columns and nothing else (the data key is gone; nothing is decrypted)."""
+        return cls.of(
+            person,
             fields=(),
             name=ERASED_LABEL,
             erased_at=person.erased_at,
@@ -202,15 +211,7 @@ def get_person_details(
             purpose=purpose,
             legal_basis=legal_basis,
         )
-    return PersonDetails(
-        id=person.pk,
-        birth_year=person.birth_year,
-        gender=person.gender,
-        area=person.area,
-        protected_identity=person.protected_identity,
-        fields=names,
-        **values,
-    )
+    return PersonDetails.of(person, fields=names, **values)
 
 
 def find_person(

@@ -1,6 +1,8 @@
 """How every change of a case is checked and written: the case's description for the
 transition engine (:mod:`casework.services.transitions`) and the helpers the case
-services of the core and of the programmes share.
+services of the core and of the programmes share. A write to a case runs in
+:func:`case_change` (the row lock, the version check) and ends with its record (the new
+version, the timeline entry, the access-log event).
 
 A refusal writes an ``ACCESS_DENIED`` event that survives the rollback and raises
 :class:`CaseDenied`; a form posted against an older version of the case raises

@@ -465,20 +465,15 @@ def rotate_data_keys(
             complete = True
         finally:
             try:
-                with transaction.atomic():
-                    record_event(
-                        action=Action.KEY_ROTATION,
-                        user=user,
-                        object_type="casework.keyring",
-                        object_id=f"v{keyring.current}",
-                        purpose=purpose,
-                        details={
-                            "kek_version": keyring.current,
-                            "rewrapped": done,
-                            "resumed": resumed,
-                            "complete": complete,
-                        },
-                    )
+                _log_keyring(
+                    user=user,
+                    purpose=purpose,
+                    version=keyring.current,
+                    kek_version=keyring.current,
+                    rewrapped=done,
+                    resumed=resumed,
+                    complete=complete,
+                )
             except Exception:
                 if complete:
                     raise
@@ -499,6 +494,12 @@ def retire_key_version(*, user: User | None = None, purpose: str, version: int) 
             "until it has re-wrapped them all."
         )
     keyring_file.remove_version(settings.KEYRING_FILE, version)
+    _log_keyring(user=user, purpose=purpose, version=version, retired_version=version)
+
+
+def _log_keyring(*, user, purpose: str, version: int, **details) -> None:
+    """The ``KEY_ROTATION`` event of a change of the keyring (KEK ``version``), in its
+    own transaction."""
     with transaction.atomic():
         record_event(
             action=Action.KEY_ROTATION,
@@ -506,7 +507,7 @@ def retire_key_version(*, user: User | None = None, purpose: str, version: int) 
             object_type="casework.keyring",
             object_id=f"v{version}",
             purpose=purpose,
-            details={"retired_version": version},
+            details=details,
         )
 
 
