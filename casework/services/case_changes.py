@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -224,18 +225,38 @@ def record_change(
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class CaseChange:
-    """A write to a case under way (:func:`case_change`): the case, who writes and why."""
+    """A write to a case under way (:func:`case_change`): the case, who writes and why,
+    and the fields it has sealed."""
 
     case: Case
     user: Any
     purpose: str
+    sealed: list[str] = field(default_factory=list)
+
+    @cached_property
+    def data_key(self):
+        """The person's data key (:func:`case_data_key`), loaded once for the write."""
+        return case_data_key(self.case)
+
+    def seal(self, obj, name: str, value: str | None) -> None:
+        """Seal ``value`` in ``obj``'s field ``name`` under the person's data key (``None``
+        clears it); the write's record names the field unless it was cleared."""
+        seal_value(obj, name, value, self.data_key)
+        if value is not None:
+            self.sealed.append(name)
 
     def record(
-        self, kind: str, label: str = "", *, action: str = AuditAction.CHANGE, **fields: Any
+        self,
+        kind: str,
+        label: str = "",
+        *,
+        action: str = AuditAction.CHANGE,
+        fields: Iterable[str] | None = None,
+        **details: Any,
     ) -> None:
-        """The write's :func:`record_change` (``fields``: its other arguments)."""
+        """The write's :func:`record_change`; ``fields`` are by default those it sealed."""
         record_change(
             case=self.case,
             user=self.user,
@@ -243,12 +264,13 @@ class CaseChange:
             kind=kind,
             label=label,
             action=action,
-            **fields,
+            fields=list(self.sealed) if fields is None else fields,
+            **details,
         )
 
-    def record_created(self, obj, kind: str, label: str = "", **fields: Any) -> None:
+    def record_created(self, obj, kind: str, label: str = "", **details: Any) -> None:
         """:meth:`record` of the new ``obj`` (its ``CREATE`` event)."""
-        self.record(kind, label, action=AuditAction.CREATE, obj=obj, **fields)
+        self.record(kind, label, action=AuditAction.CREATE, obj=obj, **details)
 
 
 @contextmanager

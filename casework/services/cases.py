@@ -342,13 +342,12 @@ def record_decision(
             decided_by=user,
         )
         if note:
-            seal_value(entry, "note", note, case_data_key(case))
+            change.seal(entry, "note", note)
         entry.save()
         change.record_created(
             entry,
             CaseEvent.Kind.DECISION,
             f"{agency}:{decision}",
-            fields=["note"] if note else [],
             agency=agency,
             decision=decision,
         )
@@ -414,13 +413,12 @@ def add_action(
             visibility=visibility,
         )
         if note:
-            seal_value(action, "note", note, case_data_key(case))
+            change.seal(action, "note", note)
         action.save(force_insert=True)
         change.record_created(
             action,
             CaseEvent.Kind.ACTION,
             f"{kind}:{status}",
-            fields=["note"] if note else [],
             organisation=organisation.pk,
         )
     return action

@@ -230,13 +230,12 @@ def record_legal_basis(
         entry = CaseLegalBasis(
             case=case, legal_basis=legal_basis, recorded_by=user, valid_until=valid_until
         )
-        seal_value(entry, "justification", justification, case_data_key(case))
+        change.seal(entry, "justification", justification)
         entry.save(force_insert=True)
         change.record_created(
             entry,
             CaseEvent.Kind.LEGAL_BASIS,
             legal_basis.code,
-            fields=["justification"],
             legal_basis=legal_basis.code,
         )
     return entry

@@ -22,7 +22,6 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.services import Action as AuditAction
 from casework import policy
-from casework.crypto.records import seal_value
 from casework.models import (
     Case,
     CaseEvent,
@@ -37,7 +36,6 @@ from casework.services.cases import (
     REASON_LIMIT,
     CaseDenied,
     audit_case,
-    case_data_key,
     clean_text,
     deny_case,
     link_cases,
@@ -90,14 +88,13 @@ def record_police_check(
         )
     note = clean_text(note, "note", limit=NOTE_LIMIT, required=True)
     with case_change(case, expected_version, user=user, purpose=purpose) as change:
-        seal_value(case, "police_check_note", note, case_data_key(case))
+        change.seal(case, "police_check_note", note)
         case.police_checked_at = timezone.now()
         case.police_checked_by = user
         case.save(update_fields=["police_check_note", "police_checked_at", "police_checked_by"])
         change.record(
             CaseEvent.Kind.ACTION,
             "police_check",
-            fields=["police_check_note"],
             legal_basis="consent",
         )
     return case
@@ -169,7 +166,7 @@ def _record_assessment(
             next_review=next_review,
             assessed_by=user,
         )
-        seal_value(assessment, "basis", basis, case_data_key(case))
+        change.seal(assessment, "basis", basis)
         lowering = lowers(assessment, current)
         # A newer assessment replaces a lowering still waiting for approval.
         case.assessments.filter(state=ThreatAssessment.State.PENDING).update(
@@ -187,7 +184,6 @@ def _record_assessment(
             assessment,
             CaseEvent.Kind.THREAT_ASSESSMENT,
             f"{level}:{assessment.state}",
-            fields=["basis"],
             level=level,
             route=route_of(assessment),
             state=assessment.state,

@@ -19,7 +19,6 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
-from casework.crypto.records import seal_value
 from casework.models import CaseEvent, Organisation, Person
 from casework.selectors.persons import require_purpose
 from casework.services.case_changes import case_change, require_coordinator_access
@@ -27,7 +26,6 @@ from casework.services.cases import (
     NOTE_LIMIT,
     REASON_LIMIT,
     CaseDenied,
-    case_data_key,
     clean_text,
 )
 from casework.services.transitions import audit_created, refuse
@@ -102,14 +100,13 @@ def record_agenda_decision(*, user, item: AgendaItem, decision: str, purpose: st
     )
     decision = clean_text(decision, "decision", limit=NOTE_LIMIT, required=True)
     with case_change(case, user=user, purpose=purpose) as change:
-        seal_value(item, "decision", decision, case_data_key(case))
+        change.seal(item, "decision", decision)
         item.decided_by = user
         item.decided_at = timezone.now()
         item.save(update_fields=["decision", "decided_by", "decided_at"])
         change.record(
             CaseEvent.Kind.DECISION,
             "meeting",
-            fields=["decision"],
             obj=item,
             meeting=str(item.meeting_id),
         )

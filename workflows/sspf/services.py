@@ -25,7 +25,6 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy, programmes
-from casework.crypto.records import seal_value
 from casework.models import Action, Case, CaseEvent, CaseLink, CaseMembership, Organisation, Person
 from casework.selectors.persons import require_purpose
 from casework.services import find_or_create_person
@@ -41,7 +40,6 @@ from casework.services.cases import (
     CaseDenied,
     add_action,
     add_member,
-    case_data_key,
     clean_text,
     deny_case,
     new_referral,
@@ -142,15 +140,13 @@ def record_risk_assessment(
     protective_factors = clean_text(protective_factors, "protective_factors", limit=NOTE_LIMIT)
     with case_change(case, expected_version, user=user, purpose=purpose) as change:
         assessment = RiskAssessment(case=case, level=level, assessed_by=user)
-        dek = case_data_key(case)
-        seal_value(assessment, "risk_factors", risk_factors, dek)
-        seal_value(assessment, "protective_factors", protective_factors, dek)
+        change.seal(assessment, "risk_factors", risk_factors)
+        change.seal(assessment, "protective_factors", protective_factors)
         assessment.save(force_insert=True)
         change.record_created(
             assessment,
             CaseEvent.Kind.DECISION,
             f"risk:{level}",
-            fields=["risk_factors", *(["protective_factors"] if protective_factors else [])],
             level=level,
         )
     return assessment
@@ -178,7 +174,7 @@ def record_police_participation(
     reason = clean_text(reason, "reason", limit=REASON_LIMIT, required=True)
     with case_change(case, expected_version, user=user, purpose=purpose) as change:
         decision = PoliceParticipation(case=case, participates=participates, decided_by=user)
-        seal_value(decision, "reason", reason, case_data_key(case))
+        change.seal(decision, "reason", reason)
         decision.save(force_insert=True)
         ended = 0
         if not participates:
@@ -189,7 +185,6 @@ def record_police_participation(
             decision,
             CaseEvent.Kind.DECISION,
             f"police:{'yes' if participates else 'no'}",
-            fields=["reason"],
             participates=participates,
             memberships_ended=ended,
         )
@@ -219,7 +214,7 @@ def record_mapping(
             {"held_on": ValidationError(_("The conversation cannot be before the concern."))}
         )
     with case_change(case, expected_version, user=user, purpose=purpose) as change:
-        seal_value(case, "mapping_note", note, case_data_key(case))
+        change.seal(case, "mapping_note", note)
         case.mapping_date = held_on
         save_case(case)
         change.record(CaseEvent.Kind.PLAN, "mapping", fields=["mapping_note", "mapping_date"])
