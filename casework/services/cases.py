@@ -345,11 +345,7 @@ def record_decision(
             change.seal(entry, "note", note)
         entry.save()
         change.record_created(
-            entry,
-            CaseEvent.Kind.DECISION,
-            f"{agency}:{decision}",
-            agency=agency,
-            decision=decision,
+            entry, CaseEvent.Kind.DECISION, f"{agency}:{decision}", agency=agency, decision=decision
         )
     return entry
 
@@ -416,10 +412,7 @@ def add_action(
             change.seal(action, "note", note)
         action.save(force_insert=True)
         change.record_created(
-            action,
-            CaseEvent.Kind.ACTION,
-            f"{kind}:{status}",
-            organisation=organisation.pk,
+            action, CaseEvent.Kind.ACTION, f"{kind}:{status}", organisation=organisation.pk
         )
     return action
 

@@ -233,10 +233,7 @@ def record_legal_basis(
         change.seal(entry, "justification", justification)
         entry.save(force_insert=True)
         change.record_created(
-            entry,
-            CaseEvent.Kind.LEGAL_BASIS,
-            legal_basis.code,
-            legal_basis=legal_basis.code,
+            entry, CaseEvent.Kind.LEGAL_BASIS, legal_basis.code, legal_basis=legal_basis.code
         )
     return entry
 

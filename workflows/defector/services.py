@@ -92,11 +92,7 @@ def record_police_check(
         case.police_checked_at = timezone.now()
         case.police_checked_by = user
         case.save(update_fields=["police_check_note", "police_checked_at", "police_checked_by"])
-        change.record(
-            CaseEvent.Kind.ACTION,
-            "police_check",
-            legal_basis="consent",
-        )
+        change.record(CaseEvent.Kind.ACTION, "police_check", legal_basis="consent")
     return case
 
 

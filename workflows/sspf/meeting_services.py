@@ -104,12 +104,7 @@ def record_agenda_decision(*, user, item: AgendaItem, decision: str, purpose: st
         item.decided_by = user
         item.decided_at = timezone.now()
         item.save(update_fields=["decision", "decided_by", "decided_at"])
-        change.record(
-            CaseEvent.Kind.DECISION,
-            "meeting",
-            obj=item,
-            meeting=str(item.meeting_id),
-        )
+        change.record(CaseEvent.Kind.DECISION, "meeting", obj=item, meeting=str(item.meeting_id))
     return item
 
 

@@ -143,12 +143,7 @@ def record_risk_assessment(
         change.seal(assessment, "risk_factors", risk_factors)
         change.seal(assessment, "protective_factors", protective_factors)
         assessment.save(force_insert=True)
-        change.record_created(
-            assessment,
-            CaseEvent.Kind.DECISION,
-            f"risk:{level}",
-            level=level,
-        )
+        change.record_created(assessment, CaseEvent.Kind.DECISION, f"risk:{level}", level=level)
     return assessment
 
 
