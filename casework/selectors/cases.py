@@ -100,7 +100,11 @@ class CasePage:
     gvi_members: list[str] = field(default_factory=list)
 
 
-def _deny(*, user, case: Case, purpose: str, reason: str) -> CaseNotFound:
+def deny_reading(
+    *, user, case: Case, purpose: str, reason: str, what: str = "case:read"
+) -> CaseNotFound:
+    """Log the refused reading of ``what`` of the case (committed on its own) and return
+    the error to raise."""
     record_event(
         action=AuditAction.ACCESS_DENIED,
         user=user,
@@ -108,10 +112,26 @@ def _deny(*, user, case: Case, purpose: str, reason: str) -> CaseNotFound:
         person_id=case.person_id,
         purpose=purpose,
         outcome=Outcome.DENIED,
-        details={"operation": "case:read", "reason": reason},
+        details={"operation": what, "reason": reason},
         independent=True,
     )
     return CaseNotFound()
+
+
+def consult_case(
+    *, user, case: Case, purpose: str, fields: list[str], legal_basis: str = "", **details: Any
+) -> None:
+    """The ``CONSULT`` event of one reading of the case's data (field names only)."""
+    record_event(
+        action=AuditAction.CONSULT,
+        user=user,
+        obj=case,
+        person_id=case.person_id,
+        fields=fields,
+        purpose=purpose,
+        legal_basis=legal_basis,
+        details=details,
+    )
 
 
 def open_or_none(row, name: str, dek):
@@ -160,7 +180,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         person_age(person, on=timezone.localdate(now), dek=dek)
     access = policy.case_access(user, case, consents=consents)
     if not access:
-        raise _deny(user=user, case=case, purpose=purpose, reason=access.denial)
+        raise deny_reading(user=user, case=case, purpose=purpose, reason=access.denial)
     # An erased person's data key is gone: the page shows the case's plain facts and
     # "(erased)", nothing is opened, and the reading is logged as usual (no fields).
     erased = person.erased_at is not None
@@ -275,15 +295,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     if erased:
         details = PersonDetails.of_erased(person)
     else:
-        details = PersonDetails(
-            id=person.pk,
-            birth_year=person.birth_year,
-            gender=person.gender,
-            area=person.area,
-            protected_identity=person.protected_identity,
-            fields=person_fields,
-            **person_values,
-        )
+        details = PersonDetails.of(person, fields=person_fields, **person_values)
     return CasePage(
         case=case,
         access=access,
@@ -438,13 +450,12 @@ def screening_registration(*, user: User, case: Case, purpose: str) -> Registrat
         bool(policy.gvi_access(user))
         and Person.objects.filter(pk=case.person_id, gvi_memberships__isnull=False).exists()
     )
-    record_event(
-        action=AuditAction.CONSULT,
+    consult_case(
         user=user,
-        obj=case,
-        person_id=case.person_id,
-        fields=["registrations"],
+        case=case,
         purpose=purpose,
-        details={"cases": [str(other.pk) for other in visible], "gvi_member": gvi_member},
+        fields=["registrations"],
+        cases=[str(other.pk) for other in visible],
+        gvi_member=gvi_member,
     )
     return Registration(registered=True, cases=visible, gvi_member=gvi_member)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -76,15 +76,24 @@ class PersonDetails:
         return pnr.display(self.personnummer) if self.personnummer else None
 
     @classmethod
-    def of_erased(cls, person: Person) -> PersonDetails:
-        """An erased person as the pages show them: "(erased)", the plain statistics
-        columns and nothing else (the data key is gone; nothing is decrypted)."""
+    def of(cls, person: Person, *, fields, **values: Any) -> PersonDetails:
+        """``person``'s plain statistics columns and the decrypted ``fields`` (``values``)."""
         return cls(
             id=person.pk,
             birth_year=person.birth_year,
             gender=person.gender,
             area=person.area,
             protected_identity=person.protected_identity,
+            fields=fields,
+            **values,
+        )
+
+    @classmethod
+    def of_erased(cls, person: Person) -> PersonDetails:
+        """An erased person as the pages show them: "(erased)", the plain statistics
+        columns and nothing else (the data key is gone; nothing is decrypted)."""
+        return cls.of(
+            person,
             fields=(),
             name=ERASED_LABEL,
             erased_at=person.erased_at,
@@ -202,15 +211,7 @@ def get_person_details(
             purpose=purpose,
             legal_basis=legal_basis,
         )
-    return PersonDetails(
-        id=person.pk,
-        birth_year=person.birth_year,
-        gender=person.gender,
-        area=person.area,
-        protected_identity=person.protected_identity,
-        fields=names,
-        **values,
-    )
+    return PersonDetails.of(person, fields=names, **values)
 
 
 def find_person(
@@ -229,6 +230,14 @@ def find_person(
     normalised = pnr.normalise(personnummer)
     if not policy.can_process_person_data(user):
         raise deny_person(user=user, purpose=purpose, what="find", legal_basis=legal_basis)
+    return _look_up(
+        normalised, user=user, purpose=purpose, lookup="personnummer", legal_basis=legal_basis
+    )
+
+
+def _look_up(normalised: str, *, user, purpose: str, lookup: str, legal_basis: str = ""):
+    """The person with this (normalised) personnummer, or ``None``; the lookup's
+    ``CONSULT`` event (``lookup``: which one) is committed on its own."""
     person, candidates = match_by_personnummer(normalised)
     record_event(
         action=Action.CONSULT,
@@ -239,7 +248,7 @@ def find_person(
         fields=["personnummer"],
         purpose=purpose,
         legal_basis=legal_basis,
-        details={"lookup": "personnummer", "candidates": candidates, "found": bool(person)},
+        details={"lookup": lookup, "candidates": candidates, "found": bool(person)},
         independent=True,
     )
     return person
@@ -280,16 +289,10 @@ def person_ids_for_audit(personnummer: str, *, user: User) -> list[uuid.UUID]:
         raise deny_person(
             user=user, purpose=str(_("Log review")), what="audit lookup", legal_basis=""
         )
-    person, candidates = match_by_personnummer(normalised)
-    record_event(
-        action=Action.CONSULT,
+    person = _look_up(
+        normalised,
         user=user,
-        object_type=PERSON_OBJECT,
-        object_id=str(person.pk) if person else "",
-        person_id=person.pk if person else None,
-        fields=["personnummer"],
         purpose=str(_("Log review: search of the access log by personal identity number")),
-        details={"lookup": "audit", "candidates": candidates, "found": bool(person)},
-        independent=True,
+        lookup="audit",
     )
     return [person.pk] if person else []

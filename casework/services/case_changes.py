@@ -1,6 +1,8 @@
 """How every change of a case is checked and written: the case's description for the
 transition engine (:mod:`casework.services.transitions`) and the helpers the case
-services of the core and of the programmes share.
+services of the core and of the programmes share. A write to a case runs in
+:func:`case_change` (the row lock, the version check) and ends with its record (the new
+version, the timeline entry, the access-log event).
 
 A refusal writes an ``ACCESS_DENIED`` event that survives the rollback and raises
 :class:`CaseDenied`; a form posted against an older version of the case raises
@@ -9,13 +11,18 @@ A refusal writes an ``ACCESS_DENIED`` event that survives the rollback and raise
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition
 
+from audit.services import Action as AuditAction
 from audit.services import record_event
 from casework import policy
 from casework.crypto.keystore import PERSON, load_data_key
@@ -99,13 +106,26 @@ def require_access(
     return access
 
 
+def require_access_and_role(
+    rule: Callable[[Case, Any], bool], *, user, case: Case, purpose: str, what: str
+) -> str:
+    """The cleaned ``purpose`` once ``user`` may work on the case (:func:`require_access`)
+    and ``rule(case, user)`` (a django-fsm permission) says they hold the role ``what``
+    needs (:func:`require_role`); a refusal is logged."""
+    purpose = require_purpose(purpose)
+    require_access(user=user, case=case, purpose=purpose, what=what)
+    require_role(user=user, case=case, purpose=purpose, what=what, allowed=rule(case, user))
+    return purpose
+
+
+def _coordinates(case: Case, user) -> bool:
+    return policy.coordinates(user, case)
+
+
 def require_coordinator_access(*, user, case: Case, purpose: str, what: str) -> str:
     """The cleaned ``purpose`` once ``user`` may work on the case (:func:`require_access`)
     and coordinates its programme (:func:`require_coordinator`); a refusal is logged."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what=what)
-    require_coordinator(user=user, case=case, purpose=purpose, what=what)
-    return purpose
+    return require_access_and_role(_coordinates, user=user, case=case, purpose=purpose, what=what)
 
 
 def save_case(case: Case) -> None:
@@ -203,6 +223,66 @@ def record_change(
         obj=obj,
         **details,
     )
+
+
+@dataclass
+class CaseChange:
+    """A write to a case under way (:func:`case_change`): the case, who writes and why,
+    and the fields it has sealed."""
+
+    case: Case
+    user: Any
+    purpose: str
+    sealed: list[str] = field(default_factory=list)
+
+    @cached_property
+    def data_key(self):
+        """The person's data key (:func:`case_data_key`), loaded once for the write."""
+        return case_data_key(self.case)
+
+    def seal(self, obj, name: str, value: str | None) -> None:
+        """Seal ``value`` in ``obj``'s field ``name`` under the person's data key (``None``
+        clears it); the write's record names the field unless it was cleared."""
+        seal_value(obj, name, value, self.data_key)
+        if value is not None:
+            self.sealed.append(name)
+
+    def record(
+        self,
+        kind: str,
+        label: str = "",
+        *,
+        action: str = AuditAction.CHANGE,
+        fields: Iterable[str] | None = None,
+        **details: Any,
+    ) -> None:
+        """The write's :func:`record_change`; ``fields`` are by default those it sealed."""
+        record_change(
+            case=self.case,
+            user=self.user,
+            purpose=self.purpose,
+            kind=kind,
+            label=label,
+            action=action,
+            fields=list(self.sealed) if fields is None else fields,
+            **details,
+        )
+
+    def record_created(self, obj, kind: str, label: str = "", **details: Any) -> None:
+        """:meth:`record` of the new ``obj`` (its ``CREATE`` event)."""
+        self.record(kind, label, action=AuditAction.CREATE, obj=obj, **details)
+
+
+@contextmanager
+def case_change(
+    case: Case, expected_version: int | None = None, *, user, purpose: str
+) -> Iterator[CaseChange]:
+    """One write to the case: a transaction that holds the case's row lock, once the
+    version the user saw is checked (:func:`lock_version`). The write ends with
+    :meth:`CaseChange.record`."""
+    with transaction.atomic():
+        lock_version(case, expected_version)
+        yield CaseChange(case=case, user=user, purpose=purpose)
 
 
 def next_reference(programme: str) -> str:

@@ -19,6 +19,7 @@ django-fsm-2; :func:`transition` (the transition engine,
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -51,6 +52,7 @@ from casework.services.case_changes import (
     CaseDenied,
     audit_case,
     bump_version,
+    case_change,
     case_data_key,
     clean_text,
     deny_case,
@@ -101,12 +103,14 @@ __all__ = [
     "lock_version",
     "may_transition",
     "members",
+    "new_referral",
     "next_reference",
     "open_case",
     "record_change",
     "record_consent",
     "record_decision",
     "record_legal_basis",
+    "record_opening",
     "record_source",
     "require_access",
     "review_break_glass",
@@ -140,6 +144,28 @@ def social_services_office(user, message=None) -> Organisation:
             message or _("No single social services organisation is registered to lead the case.")
         )
     return offices[0]
+
+
+def new_referral(
+    model: type[Case],
+    programme: str,
+    *,
+    user,
+    person,
+    owner: Organisation | None = None,
+    **fields: Any,
+) -> Case:
+    """A new case of ``model`` in ``programme`` for ``person``, referred by ``user`` and
+    led by ``owner`` (by default :func:`social_services_office` of ``user``); unsaved:
+    :func:`open_case` saves it."""
+    return model(
+        programme=programme,
+        person=person,
+        owner_organisation=owner or social_services_office(user),
+        referred_by=user,
+        referring_organisation=user.organisation,
+        **fields,
+    )
 
 
 def open_case(
@@ -178,26 +204,39 @@ def open_case(
             seal_value(case, reason_field, reason, dek)
         registered = person_registered(case.person_id)
         case.save(force_insert=True)
-        timeline_event(
+        record_opening(
             case=case,
             user=user,
-            kind=CaseEvent.Kind.TRANSITION,
-            transition="refer",
-            to_state=getattr(case, "status", ""),
-            dek=dek,
-        )
-        audit_case(
-            action=AuditAction.CREATE,
-            user=user,
-            case=case,
             purpose=purpose,
+            transition="refer",
+            dek=dek,
             fields=[reason_field] if reason_field and reason else [],
-            programme=case.programme,
-            reference=case.reference,
             referral=True,
             person_registered=registered,
         )
     return case
+
+
+def record_opening(*, case: Case, user, purpose: str, transition: str = "", dek=None, **details):
+    """A new case's first timeline entry (its state, reached by ``transition``) and its
+    ``CREATE`` event (its programme and number, and ``details``)."""
+    timeline_event(
+        case=case,
+        user=user,
+        kind=CaseEvent.Kind.TRANSITION,
+        transition=transition,
+        to_state=getattr(case, "status", ""),
+        dek=dek,
+    )
+    audit_case(
+        action=AuditAction.CREATE,
+        user=user,
+        case=case,
+        purpose=purpose,
+        programme=case.programme,
+        reference=case.reference,
+        **details,
+    )
 
 
 # --- Transitions -------------------------------------------------------------------------
@@ -246,9 +285,11 @@ def close_case(
     note: str | None = None,
     expected_version: int | None = None,
     name: str = "close",
+    reasons: Iterable[str] = Case.CloseReason.values,
 ) -> Case:
-    """Close with an outcome reason (and a note, required for "other")."""
-    if reason not in Case.CloseReason.values:
+    """Close with an outcome reason (one of ``reasons``: the programme's) and a note,
+    required for "other"."""
+    if reason not in reasons:
         raise ValidationError({"close_reason": ValidationError(_("Select a valid choice."))})
     note = clean_text(
         note, "close_note", limit=NOTE_LIMIT, required=reason == Case.CloseReason.OTHER
@@ -290,8 +331,7 @@ def record_decision(
     note = clean_text(
         note, "note", limit=NOTE_LIMIT, required=decision == CaseDecision.Decision.DECLINE
     )
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         if CaseDecision.objects.filter(case=case, agency=agency).exists():
             raise ValidationError(_("Your agency has already decided on this case."))
         entry = CaseDecision(
@@ -302,19 +342,10 @@ def record_decision(
             decided_by=user,
         )
         if note:
-            seal_value(entry, "note", note, case_data_key(case))
+            change.seal(entry, "note", note)
         entry.save()
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.DECISION,
-            label=f"{agency}:{decision}",
-            action=AuditAction.CREATE,
-            fields=["note"] if note else [],
-            obj=entry,
-            agency=agency,
-            decision=decision,
+        change.record_created(
+            entry, CaseEvent.Kind.DECISION, f"{agency}:{decision}", agency=agency, decision=decision
         )
     return entry
 
@@ -367,8 +398,7 @@ def add_action(
     if errors:
         raise ValidationError(errors)
     note = clean_text(note, "note", limit=NOTE_LIMIT)
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         action = Action(
             case=case,
             organisation=organisation,
@@ -379,18 +409,10 @@ def add_action(
             visibility=visibility,
         )
         if note:
-            seal_value(action, "note", note, case_data_key(case))
+            change.seal(action, "note", note)
         action.save(force_insert=True)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.ACTION,
-            label=f"{kind}:{status}",
-            action=AuditAction.CREATE,
-            fields=["note"] if note else [],
-            obj=action,
-            organisation=organisation.pk,
+        change.record_created(
+            action, CaseEvent.Kind.ACTION, f"{kind}:{status}", organisation=organisation.pk
         )
     return action
 
@@ -503,8 +525,7 @@ def update_case(
         raise ValidationError(
             {"review_date": ValidationError(_("The review date must be in the future."))}
         )
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         dek = case_data_key(case) if cleaned else None
         for name, value in cleaned.items():
             seal_value(case, name, value, dek)
@@ -516,15 +537,7 @@ def update_case(
         # Saving the programme model writes its FSM field back unchanged; the
         # ConcurrentTransitionMixin refuses it if the state moved meanwhile.
         save_case(case)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.PLAN,
-            label="update",
-            action=AuditAction.CHANGE,
-            fields=fields,
-        )
+        change.record(CaseEvent.Kind.PLAN, "update", fields=fields)
     return case
 
 
@@ -535,18 +548,8 @@ def comment_case(
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="case:comment")
     text = clean_text(text, "comment", limit=REASON_LIMIT, required=True)
-    with transaction.atomic():
-        lock_version(case, None)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=kind,
-            label="comment",
-            action=AuditAction.CHANGE,
-            fields=["comment"],
-            reason=text,
-        )
+    with case_change(case, user=user, purpose=purpose) as change:
+        change.record(kind, "comment", fields=["comment"], reason=text)
 
 
 def link_cases(
@@ -606,14 +609,5 @@ def record_source(*, user, case: Case, source: str, purpose: str) -> None:
     ``gvi_member:<id>``, a GVI group member): a timeline entry the case page shows as
     a link, and a change event. The caller has opened the case in its transaction."""
     purpose = require_purpose(purpose)
-    with transaction.atomic():
-        lock_version(case, None)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.LINK,
-            action=AuditAction.CHANGE,
-            label=source[:50],
-            source=source,
-        )
+    with case_change(case, user=user, purpose=purpose) as change:
+        change.record(CaseEvent.Kind.LINK, source[:50], source=source)

@@ -31,12 +31,12 @@ from casework.selectors.persons import require_purpose
 from casework.services.case_changes import (
     REASON_LIMIT,
     audit_case,
+    case_change,
     case_data_key,
     clean_text,
     deny_case,
-    lock_version,
-    record_change,
     require_access,
+    require_access_and_role,
     require_role,
 )
 
@@ -61,6 +61,11 @@ def _keep_consent(case: Case, *, was_complete: bool) -> None:
             ),
             code="consent_required",
         )
+
+
+def _not_police(case: Case, user) -> bool:
+    """The police do not record consents (nor withdraw them)."""
+    return not policy.is_police(user)
 
 
 def add_guardian(*, user, case: Case, purpose: str, name: str, phone: str | None) -> Guardian:
@@ -102,14 +107,8 @@ def record_consent(
     expected_version: int | None = None,
 ) -> Consent:
     """Record a consent (or refusal) of the person or one guardian, with its scope."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="consent:record")
-    require_role(
-        user=user,
-        case=case,
-        purpose=purpose,
-        what="consent:record",
-        allowed=not policy.is_police(user),
+    purpose = require_access_and_role(
+        _not_police, user=user, case=case, purpose=purpose, what="consent:record"
     )
     errors: dict[str, list] = {}
     if giver not in Consent.Giver.values:
@@ -131,8 +130,7 @@ def record_consent(
         errors["valid_until"] = [_("The date cannot be in the past.")]
     if errors:
         raise ValidationError(errors)
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         was_complete = policy.consent_state(case).complete
         consent = Consent.objects.create(
             case=case,
@@ -146,15 +144,11 @@ def record_consent(
         )
         consent.organisations.set(organisations)
         _keep_consent(case, was_complete=was_complete)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.CONSENT,
-            label=f"{giver}:{decision}",
-            action=AuditAction.CREATE,
+        change.record_created(
+            consent,
+            CaseEvent.Kind.CONSENT,
+            f"{giver}:{decision}",
             fields=["consent"],
-            obj=consent,
             decision=decision,
             giver=giver,
             organisations=sorted(o.pk for o in organisations),
@@ -193,23 +187,15 @@ def withdraw_consent(
         allowed=not policy.is_police(user)
         and (user.organisation_id == case.owner_organisation_id or policy.coordinates(user, case)),
     )
-    with transaction.atomic():
-        lock_version(case, None)
+    with case_change(case, user=user, purpose=purpose) as change:
         updated = Consent.objects.filter(pk=consent.pk, withdrawn_at__isnull=True).update(
             withdrawn_at=timezone.now(), withdrawn_by=user
         )
         if not updated:
             raise ValidationError(_("The consent has already been withdrawn."))
         consent.refresh_from_db()
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.CONSENT_WITHDRAWN,
-            action=AuditAction.CHANGE,
-            fields=["consent"],
-            obj=consent,
-            withdrawn=True,
+        change.record(
+            CaseEvent.Kind.CONSENT_WITHDRAWN, fields=["consent"], obj=consent, withdrawn=True
         )
         if on_withdrawn is not None:
             on_withdrawn(case)
@@ -240,23 +226,14 @@ def record_legal_basis(
         raise ValidationError(
             {"valid_until": ValidationError(_("The date cannot be in the past."))}
         )
-    with transaction.atomic():
-        lock_version(case, None)
+    with case_change(case, user=user, purpose=purpose) as change:
         entry = CaseLegalBasis(
             case=case, legal_basis=legal_basis, recorded_by=user, valid_until=valid_until
         )
-        seal_value(entry, "justification", justification, case_data_key(case))
+        change.seal(entry, "justification", justification)
         entry.save(force_insert=True)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.LEGAL_BASIS,
-            label=legal_basis.code,
-            action=AuditAction.CREATE,
-            fields=["justification"],
-            legal_basis=legal_basis.code,
-            obj=entry,
+        change.record_created(
+            entry, CaseEvent.Kind.LEGAL_BASIS, legal_basis.code, legal_basis=legal_basis.code
         )
     return entry
 

@@ -53,6 +53,7 @@ from casework.selectors.persons import (
     PERSON_OBJECT,
     PersonErased,
     deny_person,
+    find_person,
     match_by_personnummer,
     require_purpose,
 )
@@ -243,6 +244,15 @@ def create_person(
     if existing is not None:
         _discard_data_key(person.pk)
         raise _duplicate(user=user, purpose=purpose, legal_basis=legal_basis, existing=existing)
+    return person
+
+
+def find_or_create_person(*, user: User, purpose: str, personnummer: str, **details) -> Person:
+    """The registered person with this personnummer (``find_person``, which logs the
+    lookup), or a new one (:func:`create_person`; ``details``: its other arguments)."""
+    person = find_person(user=user, purpose=purpose, personnummer=personnummer)
+    if person is None:
+        person = create_person(user=user, purpose=purpose, personnummer=personnummer, **details)
     return person
 
 
@@ -455,20 +465,15 @@ def rotate_data_keys(
             complete = True
         finally:
             try:
-                with transaction.atomic():
-                    record_event(
-                        action=Action.KEY_ROTATION,
-                        user=user,
-                        object_type="casework.keyring",
-                        object_id=f"v{keyring.current}",
-                        purpose=purpose,
-                        details={
-                            "kek_version": keyring.current,
-                            "rewrapped": done,
-                            "resumed": resumed,
-                            "complete": complete,
-                        },
-                    )
+                _log_keyring(
+                    user=user,
+                    purpose=purpose,
+                    version=keyring.current,
+                    kek_version=keyring.current,
+                    rewrapped=done,
+                    resumed=resumed,
+                    complete=complete,
+                )
             except Exception:
                 if complete:
                     raise
@@ -489,6 +494,12 @@ def retire_key_version(*, user: User | None = None, purpose: str, version: int) 
             "until it has re-wrapped them all."
         )
     keyring_file.remove_version(settings.KEYRING_FILE, version)
+    _log_keyring(user=user, purpose=purpose, version=version, retired_version=version)
+
+
+def _log_keyring(*, user, purpose: str, version: int, **details) -> None:
+    """The ``KEY_ROTATION`` event of a change of the keyring (KEK ``version``), in its
+    own transaction."""
     with transaction.atomic():
         record_event(
             action=Action.KEY_ROTATION,
@@ -496,7 +507,7 @@ def retire_key_version(*, user: User | None = None, purpose: str, version: int) 
             object_type="casework.keyring",
             object_id=f"v{version}",
             purpose=purpose,
-            details={"retired_version": version},
+            details=details,
         )
 
 
@@ -516,19 +527,31 @@ def discard_stale_demo_data_keys(*, purpose: str) -> int:
     demo_ids = [
         owner_id for owner_id in keystore_owner_ids(owner_type=PERSON) if owner_id.version == 5
     ]
-    existing = set(Person.objects.filter(pk__in=demo_ids).values_list("pk", flat=True))
-    stale = [owner_id for owner_id in demo_ids if owner_id not in existing]
+    stale = _without_person(demo_ids)
     deleted = delete_data_keys(owner_type=PERSON, owner_ids=stale) if stale else 0
+    _log_key_deletion(
+        user=None, purpose=purpose, count="stale_demo_data_keys_deleted", deleted=deleted
+    )
+    return deleted
+
+
+def _without_person(owner_ids: list) -> list:
+    """The data-key owners of ``owner_ids`` that name no person row."""
+    existing = set(Person.objects.filter(pk__in=owner_ids).values_list("pk", flat=True))
+    return [owner_id for owner_id in owner_ids if owner_id not in existing]
+
+
+def _log_key_deletion(*, user, purpose: str, count: str, deleted: int) -> None:
+    """The ``ERASE`` event of ``deleted`` person data keys (the ``count`` detail), if any."""
     if deleted:
         with transaction.atomic():
             record_event(
                 action=Action.ERASE,
-                user=None,
+                user=user,
                 object_type="casework.datakey",
                 purpose=purpose,
-                details={"stale_demo_data_keys_deleted": deleted, "owner_type": PERSON_OBJECT},
+                details={count: deleted, "owner_type": PERSON_OBJECT},
             )
-    return deleted
 
 
 def sweep_orphan_data_keys(
@@ -550,18 +573,8 @@ def sweep_orphan_data_keys(
         owner_type=PERSON, before=cutoff, after_id=after, limit=batch_size
     ):
         after = batch[-1][0]
-        owners = [owner_id for _key_id, owner_id in batch]
-        existing = set(Person.objects.filter(pk__in=owners).values_list("pk", flat=True))
-        orphans = [owner_id for owner_id in owners if owner_id not in existing]
+        orphans = _without_person([owner_id for _key_id, owner_id in batch])
         if orphans:
             deleted += delete_data_keys(owner_type=PERSON, owner_ids=orphans)
-    if deleted:
-        with transaction.atomic():
-            record_event(
-                action=Action.ERASE,
-                user=user,
-                object_type="casework.datakey",
-                purpose=purpose,
-                details={"orphan_data_keys_deleted": deleted, "owner_type": PERSON_OBJECT},
-            )
+    _log_key_deletion(user=user, purpose=purpose, count="orphan_data_keys_deleted", deleted=deleted)
     return deleted

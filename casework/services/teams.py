@@ -21,11 +21,11 @@ from casework.models import Case, CaseEvent, CaseMembership
 from casework.selectors.persons import require_purpose
 from casework.services.case_changes import (
     CaseDenied,
+    case_change,
     lock_version,
     record_change,
-    require_access,
+    require_access_and_role,
     require_coordinator_access,
-    require_role,
 )
 
 if TYPE_CHECKING:
@@ -141,30 +141,18 @@ def join_team(
 def end_membership(
     *, user, case: Case, purpose: str, membership: CaseMembership, expected_version: int | None
 ) -> None:
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="team:remove")
-    require_role(
+    purpose = require_access_and_role(
+        lambda case, user: policy.coordinates(user, case) and membership.case_id == case.pk,
         user=user,
         case=case,
         purpose=purpose,
         what="team:remove",
-        allowed=policy.coordinates(user, case) and membership.case_id == case.pk,
     )
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         CaseMembership.objects.filter(pk=membership.pk, valid_to__isnull=True).update(
             valid_to=timezone.now()
         )
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.TEAM,
-            label="remove",
-            action=AuditAction.CHANGE,
-            fields=["team"],
-            member=membership.user_id,
-        )
+        change.record(CaseEvent.Kind.TEAM, "remove", fields=["team"], member=membership.user_id)
 
 
 def members(case: Case, role: str) -> list[User]:

@@ -192,6 +192,11 @@ def audit(
     )
 
 
+def audit_created(obj: models.Model, *, user, purpose: str, **details: Any) -> None:
+    """The ``CREATE`` event of the new ``obj`` (:func:`audit`)."""
+    audit(action=AuditAction.CREATE, user=user, obj=obj, purpose=purpose, **details)
+
+
 def record_change(
     *,
     obj: models.Model,

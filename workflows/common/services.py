@@ -6,7 +6,11 @@ decrypts or seals.
 
 from __future__ import annotations
 
-from casework.services.cases import has_other_legal_basis, transition
+from collections.abc import Callable
+
+from django.db import transaction
+
+from casework.services.cases import close_case, has_other_legal_basis, transition
 
 CLOSED = "closed"
 
@@ -16,6 +20,15 @@ def cancel_running_process(process_model, case) -> None:
     process = process_model.objects.filter(case_id=case.pk).first()
     if process is not None and process.finished is None:
         process.flow_class.instance.cancel(process)
+
+
+def close_and_stop(stop: Callable, /, *, case, **close):
+    """Close the case (:func:`~casework.services.cases.close_case`, ``close`` its other
+    arguments) and ``stop(case)`` the programme's processes, in one transaction."""
+    with transaction.atomic():
+        close_case(case=case, **close)
+        stop(case)
+    return case
 
 
 def close_after_withdrawal(*, user, case, purpose: str, case_model, process_model) -> bool:

@@ -7,14 +7,11 @@ page's support actions and protected identity. The threat, routing and closing a
 
 from __future__ import annotations
 
-import datetime
-
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import Action as AuditAction
 from casework import policy
 from casework.models import (
     Action,
@@ -26,18 +23,13 @@ from casework.models import (
     Person,
     User,
 )
-from casework.selectors import find_person
-from casework.selectors.persons import require_purpose
 from casework.services import cases as case_services
-from casework.services import create_person
-from casework.services.case_changes import require_role
+from casework.services import find_or_create_person
+from casework.services.case_changes import case_change, require_access_and_role
 from casework.services.cases import (
     link_cases,
-    lock_version,
-    record_change,
+    new_referral,
     record_source,
-    require_access,
-    social_services_office,
     transition,
 )
 from casework.services.persons import update_person
@@ -65,14 +57,9 @@ def refer(*, user, person, source: str, reason: str, purpose: str) -> DefectorCa
 
     if source not in ReferralSource.values:
         raise ValidationError({"source": ValidationError(_("Select a valid choice."))})
-    case = DefectorCase(
-        programme=Case.Programme.DEFECTOR,
-        person=person,
-        # Social services carry the main responsibility: the referrer's office or the only one.
-        owner_organisation=social_services_office(user),
-        referred_by=user,
-        referring_organisation=user.organisation,
-        referral_source=source,
+    # Social services carry the main responsibility: the referrer's office or the only one.
+    case = new_referral(
+        DefectorCase, Case.Programme.DEFECTOR, user=user, person=person, referral_source=source
     )
     return case_services.open_case(
         user=user, purpose=purpose, case=case, reason_field="referral_reason", reason=reason
@@ -80,33 +67,15 @@ def refer(*, user, person, source: str, reason: str, purpose: str) -> DefectorCa
 
 
 def register_referral(
-    *,
-    user,
-    purpose: str,
-    personnummer: str,
-    name: str,
-    area: str,
-    phone: str | None,
-    address: str | None,
-    protected_identity: int,
-    source: str,
-    reason: str,
+    *, user, purpose: str, personnummer: str, source: str, reason: str, **details
 ) -> DefectorCase:
     """A referral from the referral form: the person is found by personnummer, or
-    registered, and the case opened, all or nothing."""
+    registered (``details``: their ``name``, ``area``, ``phone``, ``address`` and
+    ``protected_identity``), and the case opened, all or nothing."""
     with transaction.atomic():
-        person = find_person(user=user, purpose=purpose, personnummer=personnummer)
-        if person is None:
-            person = create_person(
-                user=user,
-                purpose=purpose,
-                name=name,
-                personnummer=personnummer,
-                area=area,
-                phone=phone,
-                address=address,
-                protected_identity=protected_identity,
-            )
+        person = find_or_create_person(
+            user=user, purpose=purpose, personnummer=personnummer, **details
+        )
         return refer(user=user, person=person, source=source, reason=reason, purpose=purpose)
 
 
@@ -201,26 +170,16 @@ def record_initial_check(
 
 
 def decide_support(
-    *,
-    user,
-    case: DefectorCase,
-    purpose: str,
-    decision: str,
-    note: str | None = None,
-    expected_version: int | None = None,
+    *, user, case: DefectorCase, purpose: str, note: str | None = None, **decision
 ) -> CaseDecision:
-    """Social services' decision on support; a decision against it closes the case (and
-    cancels its processes)."""
+    """Social services' decision on support (``decision``: the ``decision`` and
+    ``expected_version`` of ``record_decision``); a decision against it closes the case
+    (and cancels its processes)."""
     with transaction.atomic():
         decided = case_services.record_decision(
-            user=user,
-            case=case,
-            purpose=purpose,
-            decision=decision,
-            note=note,
-            expected_version=expected_version,
+            user=user, case=case, purpose=purpose, note=note, **decision
         )
-        if decision == CaseDecision.Decision.DECLINE:
+        if decided.decision == CaseDecision.Decision.DECLINE:
             services.close_defector_case(
                 user=user,
                 case=case,
@@ -231,23 +190,11 @@ def decide_support(
     return decided
 
 
-def start_programme(
-    *,
-    user,
-    case: DefectorCase,
-    purpose: str,
-    review_date: datetime.date,
-    expected_version: int | None = None,
-) -> DefectorCase:
-    """The signed agreement's programme starts, until its first review date."""
+def start_programme(*, user, case: DefectorCase, purpose: str, **update) -> DefectorCase:
+    """The signed agreement's programme starts, until its first review date (``update``:
+    the ``review_date`` and ``expected_version`` of ``update_case``)."""
     with transaction.atomic():
-        case_services.update_case(
-            user=user,
-            case=case,
-            purpose=purpose,
-            review_date=review_date,
-            expected_version=expected_version,
-        )
+        case_services.update_case(user=user, case=case, purpose=purpose, **update)
         return transition(user=user, case=case, name="activate", purpose=purpose)
 
 
@@ -262,14 +209,8 @@ def accept_conditions(
     expected_version: int | None = None,
 ) -> DefectorCase:
     """The person accepted the programme's conditions: no crime, drug-free, drug tests."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="conditions")
-    require_role(
-        user=user,
-        case=case,
-        purpose=purpose,
-        what="conditions",
-        allowed=lead_or_coordinator(case, user),
+    purpose = require_access_and_role(
+        lead_or_coordinator, user=user, case=case, purpose=purpose, what="conditions"
     )
     missing = {
         name: [_("The person must accept this condition.")]
@@ -286,19 +227,10 @@ def accept_conditions(
         raise ValidationError(
             _("The case is not in a state where this can be done."), code="invalid_state"
         )
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         case.conditions_accepted_at = timezone.now()
         case.save(update_fields=["conditions_accepted_at"])
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.PLAN,
-            label="conditions",
-            action=AuditAction.CHANGE,
-            fields=["conditions_accepted_at"],
-        )
+        change.record(CaseEvent.Kind.PLAN, "conditions", fields=["conditions_accepted_at"])
     return case
 
 
@@ -331,40 +263,27 @@ def add_action(
     user,
     case: DefectorCase | DefectorSupportCase,
     purpose: str,
-    kind: str,
-    status: str,
-    date: datetime.date,
     organisation: Organisation | None,
-    note: str | None,
-    visibility: str,
-    expected_version: int | None = None,
+    **action,
 ) -> Action:
-    """A support action on the case (``models.adds_actions`` says where and who)."""
+    """A support action on the case (``models.adds_actions`` says where and who;
+    ``action``: the other arguments of ``casework.services.cases.add_action``)."""
+    organisation = organisation or user.organisation
     return case_services.add_action(
-        user=user,
-        case=case,
-        purpose=purpose,
-        kind=kind,
-        status=status,
-        date=date,
-        organisation=organisation or user.organisation,
-        note=note,
-        visibility=visibility,
-        expected_version=expected_version,
+        user=user, case=case, purpose=purpose, organisation=organisation, **action
     )
+
+
+def _handles_identity(case: Case, user) -> bool:
+    """A named handler of the case or its coordinator records the protected identity."""
+    return policy.coordinates(user, case) or policy.named_handler(user, case)
 
 
 def set_protected_identity(*, user, case: Case, purpose: str, level: int) -> None:
     """Record the person's protected identity (sekretessmarkering, skyddad folkbokföring,
     fingerade personuppgifter): a named handler of the case or its coordinator."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="protected_identity")
-    require_role(
-        user=user,
-        case=case,
-        purpose=purpose,
-        what="protected_identity",
-        allowed=policy.coordinates(user, case) or policy.named_handler(user, case),
+    purpose = require_access_and_role(
+        _handles_identity, user=user, case=case, purpose=purpose, what="protected_identity"
     )
     try:
         level = int(level)
@@ -372,18 +291,13 @@ def set_protected_identity(*, user, case: Case, purpose: str, level: int) -> Non
         level = -1
     if level not in Person.ProtectedIdentity.values:
         raise ValidationError({"level": ValidationError(_("Select a valid choice."))})
-    with transaction.atomic():
-        lock_version(case, None)
+    with case_change(case, user=user, purpose=purpose) as change:
         update_person(
             user=user, purpose=purpose, person_id=case.person_id, protected_identity=level
         )
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.PLAN,
-            label="protected_identity",
-            action=AuditAction.CHANGE,
+        change.record(
+            CaseEvent.Kind.PLAN,
+            "protected_identity",
             fields=["person.protected_identity"],
             protected_identity=level,
         )

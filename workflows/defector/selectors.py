@@ -13,11 +13,15 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import Action as AuditAction
-from audit.services import Outcome, record_event
 from casework import policy
 from casework.models import Case, CaseLink
-from casework.selectors.cases import CaseNotFound, Opened, open_or_none
+from casework.selectors.cases import (
+    CaseNotFound,
+    Opened,
+    consult_case,
+    deny_reading,
+    open_or_none,
+)
 from casework.selectors.persons import data_key_of, require_purpose
 from workflows.defector.models import (
     FINAL_STATES,
@@ -53,32 +57,23 @@ def threat_assessments(*, user: User, purpose: str, case: DefectorCase) -> list[
     purpose = require_purpose(purpose)
     access = policy.case_access(user, case)
     if not access:
-        record_event(
-            action=AuditAction.ACCESS_DENIED,
-            user=user,
-            obj=case,
-            person_id=case.person_id,
-            purpose=purpose,
-            outcome=Outcome.DENIED,
-            details={"operation": "threat:read", "reason": access.denial},
-            independent=True,
+        raise deny_reading(
+            user=user, case=case, purpose=purpose, reason=access.denial, what="threat:read"
         )
-        raise CaseNotFound()
     rows = list(case.assessments.select_related("assessed_by", "decided_by"))
     if not rows:
         return []
     with transaction.atomic():
         dek = data_key_of(case.person)
         opened = [Opened(row, {"basis": open_or_none(row, "basis", dek)}) for row in rows]
-        record_event(
-            action=AuditAction.CONSULT,
+        consult_case(
             user=user,
-            obj=case,
-            person_id=case.person_id,
-            fields=["assessment.basis"] if dek else [],
+            case=case,
             purpose=purpose,
+            fields=["assessment.basis"] if dek else [],
             legal_basis=access.legal_basis,
-            details={"via": access.via, "assessments": len(rows)},
+            via=access.via,
+            assessments=len(rows),
         )
     return opened
 
@@ -109,14 +104,12 @@ def hand_over_notice(*, user: User, purpose: str, case: DefectorCase) -> HandOve
         for link in links.select_related("to_case")
         if policy.case_access(user, link.to_case)
     ]
-    record_event(
-        action=AuditAction.CONSULT,
+    consult_case(
         user=user,
-        obj=case,
-        person_id=case.person_id,
-        fields=["hand_over"],
+        case=case,
         purpose=purpose,
-        details={"hand_over_notice": case.handed_over_to},
+        fields=["hand_over"],
+        hand_over_notice=case.handed_over_to,
     )
     return HandOverNotice(
         reference=case.reference,

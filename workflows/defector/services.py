@@ -16,14 +16,12 @@ from __future__ import annotations
 import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from audit.services import Action as AuditAction
-from audit.services import record_event
 from casework import policy
-from casework.crypto.records import seal_value
 from casework.models import (
     Case,
     CaseEvent,
@@ -31,27 +29,21 @@ from casework.models import (
     CaseMembership,
     Organisation,
 )
-from casework.selectors.persons import require_purpose
 from casework.services import cases as case_services
-from casework.services.case_changes import require_role
+from casework.services.case_changes import case_change, require_access_and_role
 from casework.services.cases import (
     NOTE_LIMIT,
     REASON_LIMIT,
-    REFERENCE_LOCK,
     CaseDenied,
     audit_case,
-    case_data_key,
     clean_text,
-    close_case,
     deny_case,
     link_cases,
-    lock_version,
     next_reference,
-    record_change,
-    require_access,
     timeline_event,
     transition,
 )
+from workflows.common.services import close_and_stop
 from workflows.defector import flow
 from workflows.defector.models import (
     ASSESSABLE_STATES,
@@ -83,14 +75,8 @@ def record_police_check(
 ) -> DefectorCase:
     """The police searched their own systems (criminal history): only after the person's
     written consent covering the police is recorded. Refused before (logged)."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="police_check")
-    require_role(
-        user=user,
-        case=case,
-        purpose=purpose,
-        what="police_check",
-        allowed=police_assessor(case, user),
+    purpose = require_access_and_role(
+        police_assessor, user=user, case=case, purpose=purpose, what="police_check"
     )
     consent = policy.consent_state(case)
     if case.status not in POLICE_CHECK_STATES or user.organisation_id not in (
@@ -101,22 +87,12 @@ def record_police_check(
             _("Police may search their own systems only after the written consent is recorded.")
         )
     note = clean_text(note, "note", limit=NOTE_LIMIT, required=True)
-    with transaction.atomic():
-        lock_version(case, expected_version)
-        seal_value(case, "police_check_note", note, case_data_key(case))
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
+        change.seal(case, "police_check_note", note)
         case.police_checked_at = timezone.now()
         case.police_checked_by = user
         case.save(update_fields=["police_check_note", "police_checked_at", "police_checked_by"])
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.ACTION,
-            label="police_check",
-            action=AuditAction.CHANGE,
-            fields=["police_check_note"],
-            legal_basis="consent",
-        )
+        change.record(CaseEvent.Kind.ACTION, "police_check", legal_basis="consent")
     return case
 
 
@@ -152,14 +128,8 @@ def _record_assessment(
     access). A lowering is stored as pending until a police defector
     coordinator approves it (:func:`decide_lowering`).
     """
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="threat:assess")
-    require_role(
-        user=user,
-        case=case,
-        purpose=purpose,
-        what="threat:assess",
-        allowed=police_assessor(case, user),
+    purpose = require_access_and_role(
+        police_assessor, user=user, case=case, purpose=purpose, what="threat:assess"
     )
     if case.status not in ASSESSABLE_STATES:
         raise ValidationError(
@@ -181,8 +151,7 @@ def _record_assessment(
     basis = clean_text(basis, "basis", limit=NOTE_LIMIT, required=True)
     if case.status == Status.JOINT_ASSESSMENT and case.police_checked_at is None:
         raise ValidationError(_("Record the police check first."))
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         current = current_assessment(case)
         assessment = ThreatAssessment(
             case=case,
@@ -193,7 +162,7 @@ def _record_assessment(
             next_review=next_review,
             assessed_by=user,
         )
-        seal_value(assessment, "basis", basis, case_data_key(case))
+        change.seal(assessment, "basis", basis)
         lowering = lowers(assessment, current)
         # A newer assessment replaces a lowering still waiting for approval.
         case.assessments.filter(state=ThreatAssessment.State.PENDING).update(
@@ -207,15 +176,10 @@ def _record_assessment(
                 current.save(update_fields=["state"])
             assessment.state = ThreatAssessment.State.IN_FORCE
         assessment.save(force_insert=True)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.THREAT_ASSESSMENT,
-            label=f"{level}:{assessment.state}",
-            action=AuditAction.CREATE,
-            fields=["basis"],
-            obj=assessment,
+        change.record_created(
+            assessment,
+            CaseEvent.Kind.THREAT_ASSESSMENT,
+            f"{level}:{assessment.state}",
             level=level,
             route=route_of(assessment),
             state=assessment.state,
@@ -230,18 +194,11 @@ def _decide_pending_lowering(
 ) -> ThreatAssessment:
     """A police defector coordinator, not the assessor, approves or rejects a pending
     lowering; an approved one is in force at once and re-routes the case."""
-    purpose = require_purpose(purpose)
-    require_access(user=user, case=case, purpose=purpose, what="threat:approve")
-    require_role(
-        user=user,
-        case=case,
-        purpose=purpose,
-        what="threat:approve",
-        allowed=police_coordinator(case, user),
+    purpose = require_access_and_role(
+        police_coordinator, user=user, case=case, purpose=purpose, what="threat:approve"
     )
     note = clean_text(note, "note", limit=REASON_LIMIT, required=not approve)
-    with transaction.atomic():
-        lock_version(case, None)
+    with case_change(case, user=user, purpose=purpose) as change:
         pending = pending_lowering(case)
         if pending is None:
             raise ValidationError(_("No lowered threat level awaits approval."))
@@ -259,13 +216,9 @@ def _decide_pending_lowering(
         pending.decided_by = user
         pending.decided_at = timezone.now()
         pending.save(update_fields=["state", "decided_by", "decided_at"])
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.THREAT_ASSESSMENT,
-            label=f"lowering:{'approved' if approve else 'rejected'}",
-            action=AuditAction.CHANGE,
+        change.record(
+            CaseEvent.Kind.THREAT_ASSESSMENT,
+            f"lowering:{'approved' if approve else 'rejected'}",
             fields=["state"],
             obj=pending,
             reason=note,
@@ -414,19 +367,16 @@ def _record_hand_over(*, user, case: DefectorCase, purpose: str, first: bool) ->
     timeline_event(
         case=case, user=user, kind=CaseEvent.Kind.HAND_OVER, transition=case.handed_over_to
     )
-    record_event(
+    audit_case(
         action=AuditAction.DISCLOSE,
         user=user,
-        obj=case,
-        person_id=case.person_id,
-        fields=["case"],
+        case=case,
         purpose=purpose,
+        fields=["case"],
         legal_basis=basis,
-        details={
-            "hand_over": case.handed_over_to,
-            "from_organisation": case.owner_organisation_id,
-            "to_organisation": recipient.pk,
-        },
+        hand_over=case.handed_over_to,
+        from_organisation=case.owner_organisation_id,
+        to_organisation=recipient.pk,
     )
     if (
         case.handed_over_to == Route.REGIONAL
@@ -452,10 +402,6 @@ def _open_support_case(*, user, case: DefectorCase, purpose: str) -> DefectorSup
         referred_by=user,
         referring_organisation_id=user.organisation_id,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [REFERENCE_LOCK, support.programme]
-        )
     support.reference = next_reference(support.programme)
     support.case_ptr_id = support.id
     support.save(force_insert=True)
@@ -465,16 +411,7 @@ def _open_support_case(*, user, case: DefectorCase, purpose: str) -> DefectorSup
         CaseMembership.objects.create(
             case=support, user_id=membership.user_id, role=membership.role, added_by=user
         )
-    timeline_event(case=support, user=user, kind=CaseEvent.Kind.TRANSITION, to_state=support.status)
-    audit_case(
-        action=AuditAction.CREATE,
-        user=user,
-        case=support,
-        purpose=purpose,
-        programme=support.programme,
-        reference=support.reference,
-        support_for=str(case.pk),
-    )
+    case_services.record_opening(case=support, user=user, purpose=purpose, support_for=str(case.pk))
     return support
 
 
@@ -565,56 +502,43 @@ def record_review(
                 user=user, case=case, name="continue_case", purpose=purpose, reason=note
             )
         _close(
+            case,
+            flow.ThreatReviewFlow,
             user=user,
-            case=case,
             purpose=purpose,
             reason=close_reason,
             note=note,
             expected_version=expected_version,
         )
-        _cancel_processes(case, flow.ThreatReviewFlow)
     return case
 
 
 # --- Closing --------------------------------------------------------------------------------
 
 
-def _close(*, user, case, purpose, reason, note, expected_version) -> Case:
-    allowed = list(CLOSE_REASONS)
+def _close_reasons(case: DefectorCase | DefectorSupportCase) -> list[str]:
+    """The programme's outcomes; a support case may also say "other"."""
     if isinstance(case, DefectorSupportCase):
-        allowed.append(Case.CloseReason.OTHER)
-    if reason not in allowed:
-        raise ValidationError({"close_reason": ValidationError(_("Select a valid choice."))})
-    return close_case(
-        user=user,
+        return [*CLOSE_REASONS, Case.CloseReason.OTHER]
+    return list(CLOSE_REASONS)
+
+
+def _close(case, flow_class: type | None, /, **close) -> Case:
+    """Close with one of the programme's outcomes (``close``: the other arguments of
+    ``close_case``) and cancel the case's open processes (of ``flow_class`` only, if
+    given)."""
+    return close_and_stop(
+        lambda case: _cancel_processes(case, flow_class),
         case=case,
-        purpose=purpose,
-        reason=reason,
-        note=note,
-        expected_version=expected_version,
+        reasons=_close_reasons(case),
+        **close,
     )
 
 
-def close_defector_case(
-    *,
-    user,
-    case: DefectorCase | DefectorSupportCase,
-    purpose: str,
-    reason: str,
-    note: str | None = None,
-    expected_version: int | None = None,
-) -> Case:
-    """Close with one of the programme's outcomes (a support case may also say "other"):
-    every open process of the case (its own, its threat review) is cancelled."""
+def close_defector_case(*, case: DefectorCase | DefectorSupportCase, **close) -> Case:
+    """Close with one of the programme's outcomes (:func:`_close_reasons`; ``close``: the
+    other arguments of ``close_case``): every open process of the case (its own, its
+    threat review) is cancelled."""
     with transaction.atomic():
         _lock_processes(case)
-        _close(
-            user=user,
-            case=case,
-            purpose=purpose,
-            reason=reason,
-            note=note,
-            expected_version=expected_version,
-        )
-        _cancel_processes(case)
-    return case
+        return _close(case, None, **close)

@@ -18,9 +18,9 @@ from casework.services.cases import (
     close_case,
     link_cases,
     lock_case,
+    new_referral,
     open_case,
     record_source,
-    social_services_office,
 )
 from workflows.common.services import close_after_withdrawal
 from workflows.sig.models import POLICE_ACTION_STATES, SigCase, SigProcess, within_age_range
@@ -33,14 +33,8 @@ def police_may_add_actions(case: SigCase) -> bool:
 
 def refer(*, user, person, reason: str, purpose: str) -> SigCase:
     """Open a SIG case for ``person`` from a referral (the flow's start step calls this)."""
-    case = SigCase(
-        programme=Case.Programme.SIG,
-        person=person,
-        # Social services lead SIG: the referrer's own office, or the municipality's one.
-        owner_organisation=social_services_office(user),
-        referred_by=user,
-        referring_organisation=user.organisation,
-    )
+    # Social services lead SIG: the referrer's own office, or the municipality's one.
+    case = new_referral(SigCase, Case.Programme.SIG, user=user, person=person)
     return open_case(
         user=user, purpose=purpose, case=case, reason_field="referral_reason", reason=reason
     )

@@ -18,22 +18,17 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import Action as AuditAction
-from audit.services import Outcome, record_event
 from casework import policy
-from casework.crypto.records import seal_value
 from casework.models import CaseEvent, Organisation, Person
 from casework.selectors.persons import require_purpose
-from casework.services.case_changes import require_coordinator_access
+from casework.services.case_changes import case_change, require_coordinator_access
 from casework.services.cases import (
     NOTE_LIMIT,
     REASON_LIMIT,
     CaseDenied,
-    case_data_key,
     clean_text,
-    lock_version,
-    record_change,
 )
+from casework.services.transitions import audit_created, refuse
 from workflows.sspf.models import (
     CONCERN_RAISERS,
     AgeBand,
@@ -52,15 +47,7 @@ def can_coordinate_sspf(user) -> bool:
 
 
 def _deny_outside_case(*, user, obj, purpose: str, what: str) -> CaseDenied:
-    record_event(
-        action=AuditAction.ACCESS_DENIED,
-        user=user,
-        obj=obj,
-        purpose=purpose,
-        outcome=Outcome.DENIED,
-        details={"operation": what, "reason": "role"},
-        independent=True,
-    )
+    refuse(user=user, obj=obj, purpose=purpose, what=what, reason="role")
     return CaseDenied()
 
 
@@ -84,12 +71,8 @@ def create_meeting(
     with transaction.atomic():
         meeting = OperationalMeeting.objects.create(date=date, created_by=user)
         meeting.organisations.set(organisations)
-        record_event(
-            action=AuditAction.CREATE,
-            user=user,
-            obj=meeting,
-            purpose=purpose,
-            details={"organisations": sorted(o.pk for o in organisations)},
+        audit_created(
+            meeting, user=user, purpose=purpose, organisations=sorted(o.pk for o in organisations)
         )
     return meeting
 
@@ -99,23 +82,13 @@ def add_to_agenda(*, user, meeting: OperationalMeeting, case: SspfCase, purpose:
     purpose = require_coordinator_access(user=user, case=case, purpose=purpose, what="agenda:add")
     if case.status == Status.CLOSED:
         raise ValidationError({"reference": ValidationError(_("The case is closed."))})
-    with transaction.atomic():
-        lock_version(case, None)
+    with case_change(case, user=user, purpose=purpose) as change:
         if AgendaItem.objects.filter(meeting=meeting, case=case).exists():
             raise ValidationError(
                 {"reference": ValidationError(_("The case is already on the agenda."))}
             )
         item = AgendaItem.objects.create(meeting=meeting, case=case)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.PLAN,
-            label="agenda",
-            action=AuditAction.CHANGE,
-            obj=item,
-            meeting=str(meeting.pk),
-        )
+        change.record(CaseEvent.Kind.PLAN, "agenda", obj=item, meeting=str(meeting.pk))
     return item
 
 
@@ -126,23 +99,12 @@ def record_agenda_decision(*, user, item: AgendaItem, decision: str, purpose: st
         user=user, case=case, purpose=purpose, what="agenda:decide"
     )
     decision = clean_text(decision, "decision", limit=NOTE_LIMIT, required=True)
-    with transaction.atomic():
-        lock_version(case, None)
-        seal_value(item, "decision", decision, case_data_key(case))
+    with case_change(case, user=user, purpose=purpose) as change:
+        change.seal(item, "decision", decision)
         item.decided_by = user
         item.decided_at = timezone.now()
         item.save(update_fields=["decision", "decided_by", "decided_at"])
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.DECISION,
-            label="meeting",
-            action=AuditAction.CHANGE,
-            fields=["decision"],
-            obj=item,
-            meeting=str(item.meeting_id),
-        )
+        change.record(CaseEvent.Kind.DECISION, "meeting", obj=item, meeting=str(item.meeting_id))
     return item
 
 
@@ -205,12 +167,12 @@ def record_anonymised_discussion(
             outcome=texts["outcome"],
             recorded_by=user,
         )
-        record_event(
-            action=AuditAction.CREATE,
+        audit_created(
+            discussion,
             user=user,
-            obj=discussion,
             purpose=purpose,
-            details={"meeting": str(meeting.pk) if meeting else "", "anonymised": True},
+            meeting=str(meeting.pk) if meeting else "",
+            anonymised=True,
         )
     return discussion
 

@@ -25,6 +25,7 @@ from casework.selectors.cases import (
     CaseNotFound,
     CasePage,
     Opened,
+    consult_case,
     get_case_page,
     open_all,
     open_or_none,
@@ -86,15 +87,14 @@ def get_sspf_case_page(*, user: User, purpose: str, case: SspfCase) -> SspfCaseP
             "agenda",
         )
         if read:
-            record_event(
-                action=AuditAction.CONSULT,
+            consult_case(
                 user=user,
-                obj=case,
-                person_id=case.person_id,
-                fields=read,
+                case=case,
                 purpose=purpose,
+                fields=read,
                 legal_basis=page.access.legal_basis,
-                details={"via": page.access.via, "programme": "sspf"},
+                via=page.access.via,
+                programme="sspf",
             )
     return SspfCasePage(page=page, risk_assessments=risks, police_decisions=police, agenda=agenda)
 
@@ -206,15 +206,14 @@ def get_meeting(*, user: User, purpose: str, meeting_id: uuid.UUID) -> MeetingPa
             decision = None
             if policy.case_parts(user, case).programme_records and item.decision is not None:
                 decision = open_or_none(item, "decision", data_key_of(case.person))
-                record_event(
-                    action=AuditAction.CONSULT,
+                consult_case(
                     user=user,
-                    obj=case,
-                    person_id=case.person_id,
-                    fields=["agenda.decision"] if decision is not None else [],
+                    case=case,
                     purpose=purpose,
+                    fields=["agenda.decision"] if decision is not None else [],
                     legal_basis=access.legal_basis,
-                    details={"via": access.via, "meeting": str(meeting.pk)},
+                    via=access.via,
+                    meeting=str(meeting.pk),
                 )
             items.append(MeetingItem(item=item, visible=True, decision=decision))
     return MeetingPage(

@@ -24,14 +24,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import Action as AuditAction
 from casework import policy, programmes
-from casework.crypto.records import seal_value
 from casework.models import Action, Case, CaseEvent, CaseLink, CaseMembership, Organisation, Person
-from casework.selectors import find_person
 from casework.selectors.persons import require_purpose
-from casework.services import create_person
+from casework.services import find_or_create_person
 from casework.services.case_changes import (
+    case_change,
     require_coordinator,
     require_coordinator_access,
     save_case,
@@ -42,20 +40,21 @@ from casework.services.cases import (
     CaseDenied,
     add_action,
     add_member,
-    case_data_key,
     clean_text,
-    close_case,
     deny_case,
-    lock_version,
+    new_referral,
     open_case,
-    record_change,
     require_access,
     social_services_office,
     transition,
     update_case,
 )
 from casework.services.cases import withdraw_consent as register_withdrawal
-from workflows.common.services import cancel_running_process, close_after_withdrawal
+from workflows.common.services import (
+    cancel_running_process,
+    close_after_withdrawal,
+    close_and_stop,
+)
 from workflows.sspf.models import (
     CONCERN_RAISERS,
     PLAN_STATES,
@@ -103,12 +102,8 @@ def raise_concern(*, user, person: Person, concern: str, purpose: str) -> SspfCa
                 )
             }
         )
-    case = SspfCase(
-        programme=Case.Programme.SSPF,
-        person=person,
-        owner_organisation=_owner_organisation(),
-        referred_by=user,
-        referring_organisation=user.organisation,
+    case = new_referral(
+        SspfCase, Case.Programme.SSPF, user=user, person=person, owner=_owner_organisation()
     )
     return open_case(user=user, purpose=purpose, case=case, reason_field="concern", reason=concern)
 
@@ -118,11 +113,9 @@ def raise_concern_about(
 ) -> SspfCase:
     """The concern page: find the young person by personnummer (or register them), then
     raise the concern (:func:`raise_concern`)."""
-    person = find_person(user=user, purpose=purpose, personnummer=personnummer)
-    if person is None:
-        person = create_person(
-            user=user, purpose=purpose, name=name, personnummer=personnummer, area=area
-        )
+    person = find_or_create_person(
+        user=user, purpose=purpose, personnummer=personnummer, name=name, area=area
+    )
     return raise_concern(user=user, person=person, concern=concern, purpose=purpose)
 
 
@@ -145,24 +138,12 @@ def record_risk_assessment(
         raise ValidationError({"level": ValidationError(_("Select a valid choice."))})
     risk_factors = clean_text(risk_factors, "risk_factors", limit=NOTE_LIMIT, required=True)
     protective_factors = clean_text(protective_factors, "protective_factors", limit=NOTE_LIMIT)
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         assessment = RiskAssessment(case=case, level=level, assessed_by=user)
-        dek = case_data_key(case)
-        seal_value(assessment, "risk_factors", risk_factors, dek)
-        seal_value(assessment, "protective_factors", protective_factors, dek)
+        change.seal(assessment, "risk_factors", risk_factors)
+        change.seal(assessment, "protective_factors", protective_factors)
         assessment.save(force_insert=True)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.DECISION,
-            label=f"risk:{level}",
-            action=AuditAction.CREATE,
-            fields=["risk_factors", *(["protective_factors"] if protective_factors else [])],
-            obj=assessment,
-            level=level,
-        )
+        change.record_created(assessment, CaseEvent.Kind.DECISION, f"risk:{level}", level=level)
     return assessment
 
 
@@ -186,25 +167,19 @@ def record_police_participation(
     if not isinstance(participates, bool):
         raise ValidationError({"participates": ValidationError(_("Select a valid choice."))})
     reason = clean_text(reason, "reason", limit=REASON_LIMIT, required=True)
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         decision = PoliceParticipation(case=case, participates=participates, decided_by=user)
-        seal_value(decision, "reason", reason, case_data_key(case))
+        change.seal(decision, "reason", reason)
         decision.save(force_insert=True)
         ended = 0
         if not participates:
             ended = CaseMembership.objects.filter(
                 case=case, valid_to__isnull=True, user__organisation__kind=Organisation.Kind.POLICE
             ).update(valid_to=timezone.now())
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.DECISION,
-            label=f"police:{'yes' if participates else 'no'}",
-            action=AuditAction.CREATE,
-            fields=["reason"],
-            obj=decision,
+        change.record_created(
+            decision,
+            CaseEvent.Kind.DECISION,
+            f"police:{'yes' if participates else 'no'}",
             participates=participates,
             memberships_ended=ended,
         )
@@ -233,88 +208,39 @@ def record_mapping(
         raise ValidationError(
             {"held_on": ValidationError(_("The conversation cannot be before the concern."))}
         )
-    with transaction.atomic():
-        lock_version(case, expected_version)
-        seal_value(case, "mapping_note", note, case_data_key(case))
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
+        change.seal(case, "mapping_note", note)
         case.mapping_date = held_on
         save_case(case)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.PLAN,
-            label="mapping",
-            action=AuditAction.CHANGE,
-            fields=["mapping_note", "mapping_date"],
-        )
+        change.record(CaseEvent.Kind.PLAN, "mapping", fields=["mapping_note", "mapping_date"])
     return case
 
 
-def finish_mapping(
-    *,
-    user,
-    case: SspfCase,
-    purpose: str,
-    held_on: datetime.date,
-    note: str,
-    expected_version: int | None = None,
-) -> SspfCase:
-    """Record the mapping conversation (:func:`record_mapping`) and move the case on to
-    the network meeting."""
+def finish_mapping(*, user, case: SspfCase, purpose: str, **mapping) -> SspfCase:
+    """Record the mapping conversation (:func:`record_mapping`, ``mapping`` its other
+    arguments) and move the case on to the network meeting."""
     with transaction.atomic():
-        record_mapping(
-            user=user,
-            case=case,
-            purpose=purpose,
-            held_on=held_on,
-            note=note,
-            expected_version=expected_version,
-        )
+        record_mapping(user=user, case=case, purpose=purpose, **mapping)
         transition(user=user, case=case, name="mapping_done", purpose=purpose)
     return case
 
 
-def adopt_plan(
-    *,
-    user,
-    case: SspfCase,
-    purpose: str,
-    goals: str,
-    review_date: datetime.date,
-    expected_version: int | None = None,
-) -> SspfCase:
-    """The network meeting writes the plan's goals and follow-up date and adopts the plan."""
+def adopt_plan(*, user, case: SspfCase, purpose: str, goals: str, **update) -> SspfCase:
+    """The network meeting writes the plan's goals and follow-up date (``update``: the
+    ``review_date`` and ``expected_version`` of ``update_case``) and adopts the plan."""
     with transaction.atomic():
-        update_case(
-            user=user,
-            case=case,
-            purpose=purpose,
-            texts={"plan_goals": goals},
-            review_date=review_date,
-            expected_version=expected_version,
-        )
+        update_case(user=user, case=case, purpose=purpose, texts={"plan_goals": goals}, **update)
         transition(user=user, case=case, name="adopt_plan", purpose=purpose, adopted_by=user)
     return case
 
 
 def continue_plan(
-    *,
-    user,
-    case: SspfCase,
-    purpose: str,
-    review_date: datetime.date,
-    note: str | None = None,
-    expected_version: int | None = None,
+    *, user, case: SspfCase, purpose: str, note: str | None = None, **update
 ) -> SspfCase:
-    """The follow-up meeting continues the plan until a new follow-up date."""
+    """The follow-up meeting continues the plan until a new follow-up date (``update``:
+    the ``review_date`` and ``expected_version`` of ``update_case``)."""
     with transaction.atomic():
-        update_case(
-            user=user,
-            case=case,
-            purpose=purpose,
-            review_date=review_date,
-            expected_version=expected_version,
-        )
+        update_case(user=user, case=case, purpose=purpose, **update)
         transition(user=user, case=case, name="continue_plan", purpose=purpose, reason=note)
     return case
 
@@ -323,15 +249,10 @@ def continue_plan(
 
 
 def add_sspf_member(
-    *,
-    user,
-    case: SspfCase,
-    purpose: str,
-    member: User,
-    role: str,
-    expected_version: int | None = None,
+    *, user, case: SspfCase, purpose: str, member: User, **membership
 ) -> CaseMembership:
-    """Put school, leisure, social services or (where they take part) police staff on the team."""
+    """Put school, leisure, social services or (where they take part) police staff on the
+    team (``membership``: the ``role`` and ``expected_version`` of ``add_member``)."""
     purpose = require_purpose(purpose)
     if policy.is_police(member) and not policy.sspf_police_participates(case):
         raise ValidationError(
@@ -341,14 +262,7 @@ def add_sspf_member(
                 )
             }
         )
-    return add_member(
-        user=user,
-        case=case,
-        purpose=purpose,
-        member=member,
-        role=role,
-        expected_version=expected_version,
-    )
+    return add_member(user=user, case=case, purpose=purpose, member=member, **membership)
 
 
 def may_add_action(user, case: SspfCase) -> bool:
@@ -360,19 +274,10 @@ def may_add_action(user, case: SspfCase) -> bool:
 
 
 def add_sspf_action(
-    *,
-    user,
-    case: SspfCase,
-    purpose: str,
-    kind: str,
-    status: str,
-    date: datetime.date,
-    organisation: Organisation | None = None,
-    note: str | None = None,
-    visibility: str = Action.Visibility.TEAM,
-    expected_version: int | None = None,
+    *, user, case: SspfCase, purpose: str, organisation: Organisation | None = None, **action
 ) -> Action:
-    """An action of the commitment plan: who (the organisation), what (kind, note), when.
+    """An action of the commitment plan: who (the organisation), what (kind, note), when
+    (``action``: the other arguments of ``add_action``).
 
     The coordinator plans actions for any organisation from the network meeting on;
     members record their own organisation's while the plan is in force.
@@ -396,18 +301,7 @@ def add_sspf_action(
                 )
             }
         )
-    return add_action(
-        user=user,
-        case=case,
-        purpose=purpose,
-        kind=kind,
-        status=status,
-        date=date,
-        organisation=organisation,
-        note=note,
-        visibility=visibility,
-        expected_version=expected_version,
-    )
+    return add_action(user=user, case=case, purpose=purpose, organisation=organisation, **action)
 
 
 # --- The school's and the leisure centre's part of the plan --------------------------------------
@@ -442,19 +336,11 @@ def report_plan_part(
     if case.status not in PLAN_STATES:
         raise ValidationError(_("The commitment plan is not in force."))
     note = clean_text(note, "report", limit=REASON_LIMIT, required=True)
-    with transaction.atomic():
-        lock_version(case, expected_version)
+    with case_change(case, expected_version, user=user, purpose=purpose) as change:
         if not has_own_action(user=user, case=case):
             raise ValidationError(NO_OWN_ACTION)
-        record_change(
-            case=case,
-            user=user,
-            purpose=purpose,
-            kind=CaseEvent.Kind.PLAN,
-            label=f"report:{user.organisation.kind}",
-            action=AuditAction.CHANGE,
-            fields=["report"],
-            reason=note,
+        change.record(
+            CaseEvent.Kind.PLAN, f"report:{user.organisation.kind}", fields=["report"], reason=note
         )
 
 
@@ -484,27 +370,10 @@ def _stop_process(case: SspfCase) -> None:
     cancel_running_process(SspfProcess, case)
 
 
-def close_case_and_process(
-    *,
-    user,
-    case: SspfCase,
-    purpose: str,
-    reason: str,
-    note: str | None = None,
-    expected_version: int | None = None,
-) -> SspfCase:
-    """Close the case from its page (outside a task step) and stop its process."""
-    with transaction.atomic():
-        close_case(
-            user=user,
-            case=case,
-            purpose=purpose,
-            reason=reason,
-            note=note,
-            expected_version=expected_version,
-        )
-        _stop_process(case)
-    return case
+def close_case_and_process(*, case: SspfCase, **close) -> SspfCase:
+    """Close the case from its page (outside a task step) and stop its process
+    (``close``: the other arguments of ``close_case``)."""
+    return close_and_stop(_stop_process, case=case, **close)
 
 
 def withdraw_consent(*, user, case: SspfCase, consent, purpose: str) -> bool:

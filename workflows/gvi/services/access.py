@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from casework import policy
 from casework.crypto.keystore import GROUP, PERSON, load_data_key
+from casework.selectors.persons import require_purpose
 from casework.services import transitions
 from casework.services.transitions import Denied
 from workflows.gvi.models import (
@@ -54,11 +55,23 @@ def require_gvi_access(*, user, purpose: str, what: str, obj=None) -> policy.Cas
     return access
 
 
-def require_role(check, *, user, purpose: str, what: str, obj=None) -> None:
-    """GVI access and ``check(user)`` (a ``casework.policy`` role rule), or :class:`Denied`."""
+def require_role(check, obj=None, *, user, purpose: str, what: str) -> str:
+    """The cleaned ``purpose`` once the user has GVI access (to ``obj``, or to GVI as a
+    whole) and ``check(user)`` (a ``casework.policy`` role rule) holds; else
+    :class:`Denied`."""
+    purpose = require_purpose(purpose)
     require_gvi_access(user=user, purpose=purpose, what=what, obj=obj)
     if not check(user):
         raise deny(user=user, obj=obj, purpose=purpose, what=what, reason="role")
+    return purpose
+
+
+def lock_in_state(obj, expected_version: int | None, *states: str) -> None:
+    """Refuse (``invalid_state``) unless ``obj`` is in one of ``states``; then lock its row
+    and check the version the user saw."""
+    if obj.status not in states:
+        raise ValidationError(transitions.WRONG_STATE, code="invalid_state")
+    transitions.lock(obj, expected_version)
 
 
 def choice(value: Any, choices, field: str) -> str:

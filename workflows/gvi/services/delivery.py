@@ -23,6 +23,7 @@ from casework.selectors.persons import require_purpose
 from casework.services.cases import REASON_LIMIT, clean_text
 from casework.services.transitions import (
     audit,
+    audit_created,
     lock,
     next_reference,
     record_change,
@@ -43,6 +44,7 @@ from workflows.gvi.services.access import (
     NAME_LIMIT,
     NOTE_LIMIT,
     choice,
+    lock_in_state,
     person_dek,
     require_gvi_access,
     require_role,
@@ -69,8 +71,9 @@ def deliver_to_member(*, user, purpose: str, member: GroupMember) -> None:
 
 def create_call_in(*, user, purpose: str, date: datetime.date) -> CallIn:
     """Plan a call-in and start its flow (the coordinator's planning task)."""
-    purpose = require_purpose(purpose)
-    require_role(policy.coordinates_gvi, user=user, purpose=purpose, what="gvi:callin:create")
+    purpose = require_role(
+        policy.coordinates_gvi, user=user, purpose=purpose, what="gvi:callin:create"
+    )
     if not isinstance(date, datetime.date):
         raise ValidationError({"date": _("Enter a valid date.")})
     if date < timezone.localdate():
@@ -81,7 +84,7 @@ def create_call_in(*, user, purpose: str, date: datetime.date) -> CallIn:
         )
         gvi_flow.GviCallInFlow.start.run(call_in=call_in)
         timeline(obj=call_in, user=user, name="plan", target=call_in.status)
-        audit(action=AuditAction.CREATE, user=user, obj=call_in, purpose=purpose)
+        audit_created(call_in, user=user, purpose=purpose)
     return call_in
 
 
@@ -99,9 +102,8 @@ def add_attendee(
     expected_version: int | None = None,
 ) -> CallInAttendee:
     """Invite a group member (only group members attend)."""
-    purpose = require_purpose(purpose)
-    require_role(
-        policy.coordinates_gvi, user=user, purpose=purpose, what="gvi:callin:attendee", obj=call_in
+    purpose = require_role(
+        policy.coordinates_gvi, call_in, user=user, purpose=purpose, what="gvi:callin:attendee"
     )
     if not isinstance(member, GroupMember):
         raise ValidationError({"member": _("Every attendee must be a group member.")})
@@ -133,9 +135,8 @@ def set_speaker(
     speaker: str,
     expected_version: int | None = None,
 ) -> CallInSpeaker:
-    purpose = require_purpose(purpose)
-    require_role(
-        policy.coordinates_gvi, user=user, purpose=purpose, what="gvi:callin:speaker", obj=call_in
+    purpose = require_role(
+        policy.coordinates_gvi, call_in, user=user, purpose=purpose, what="gvi:callin:speaker"
     )
     choice(role, gvi.SpeakerRole, "role")
     speaker = clean_text(speaker, "speaker", limit=NAME_LIMIT, required=True)
@@ -158,13 +159,8 @@ def record_attendance(
     expected_version: int | None = None,
 ) -> None:
     """``attendance``: attendee id → attended (True/False), at the meeting."""
-    purpose = require_purpose(purpose)
-    require_role(
-        policy.coordinates_gvi,
-        user=user,
-        purpose=purpose,
-        what="gvi:callin:attendance",
-        obj=call_in,
+    purpose = require_role(
+        policy.coordinates_gvi, call_in, user=user, purpose=purpose, what="gvi:callin:attendance"
     )
     if call_in.status != gvi.CallInStatus.INVITED:
         raise ValidationError(
@@ -232,13 +228,12 @@ def request_notification(
 ) -> CustomNotification:
     """Request a custom notification to ``member``; its flow starts with the police
     officer's legal assessment."""
-    purpose = require_purpose(purpose)
-    require_role(
+    purpose = require_role(
         policy.coordinates_gvi_or_police,
+        member,
         user=user,
         purpose=purpose,
         what="gvi:notification:request",
-        obj=member,
     )
     if police_officer is None or not policy.gvi_police(police_officer):
         raise ValidationError(
@@ -255,7 +250,7 @@ def request_notification(
         )
         gvi_flow.GviNotificationFlow.start.run(notification=notification)
         timeline(obj=notification, user=user, name="request", target=notification.status)
-        audit(action=AuditAction.CREATE, user=user, obj=notification, purpose=purpose)
+        audit_created(notification, user=user, purpose=purpose)
     return notification
 
 
@@ -269,6 +264,39 @@ def _seal_notification(notification: CustomNotification, values: dict[str, Any])
     return [name for name, value in values.items() if value is not None]
 
 
+def _update(notification: CustomNotification, **values: Any) -> None:
+    """Write ``values`` to the notification's row (locked by the caller) and to the object."""
+    CustomNotification.objects.filter(pk=notification.pk).update(**values)
+    for name, value in values.items():
+        setattr(notification, name, value)
+
+
+# The states a notification's police and follow-up steps work in, each with the state
+# before it and the transition a step's first write takes from there.
+_ENTERED_FROM = {
+    gvi.NotificationStatus.LEGAL_ASSESSMENT: (gvi.NotificationStatus.REQUESTED, "begin_assessment"),
+    gvi.NotificationStatus.FOLLOW_UP: (gvi.NotificationStatus.DELIVERED, "begin_follow_up"),
+}
+
+
+def _lock_working(
+    notification: CustomNotification, state: str, expected_version, *, user, purpose: str
+) -> None:
+    """Lock the notification in ``state``, entering it first from the state before (the
+    version the user saw is checked by that transition, else by the lock)."""
+    before, name = _ENTERED_FROM[state]
+    if notification.status == before:
+        transition(
+            user=user,
+            obj=notification,
+            name=name,
+            purpose=purpose,
+            expected_version=expected_version,
+        )
+        expected_version = None
+    lock_in_state(notification, expected_version, state)
+
+
 def record_legal_assessment(
     *,
     user,
@@ -279,39 +307,24 @@ def record_legal_assessment(
     expected_version: int | None = None,
 ) -> CustomNotification:
     """The police legal assessment (legal history, vulnerabilities): police only, first."""
-    purpose = require_purpose(purpose)
-    require_role(
-        policy.gvi_police,
-        user=user,
-        purpose=purpose,
-        what="gvi:notification:assess",
-        obj=notification,
+    purpose = require_role(
+        policy.gvi_police, notification, user=user, purpose=purpose, what="gvi:notification:assess"
     )
     assessment = clean_text(assessment, "assessment", limit=NOTE_LIMIT, required=True)
     if not isinstance(lawful, bool):
         raise ValidationError({"lawful": _("Say whether the assessment supports it.")})
     with transaction.atomic():
-        if notification.status == gvi.NotificationStatus.REQUESTED:
-            transition(
-                user=user,
-                obj=notification,
-                name="begin_assessment",
-                purpose=purpose,
-                expected_version=expected_version,
-            )
-            expected_version = None
-        if notification.status != gvi.NotificationStatus.LEGAL_ASSESSMENT:
-            raise ValidationError(
-                _("This cannot be done in the current state."), code="invalid_state"
-            )
-        lock(notification, expected_version)
-        fields = _seal_notification(notification, {"legal_assessment": assessment})
-        now = timezone.now()
-        CustomNotification.objects.filter(pk=notification.pk).update(
-            lawful=lawful, legal_assessed_by=user, legal_assessed_at=now
+        _lock_working(
+            notification,
+            gvi.NotificationStatus.LEGAL_ASSESSMENT,
+            expected_version,
+            user=user,
+            purpose=purpose,
         )
-        notification.lawful, notification.legal_assessed_by = lawful, user
-        notification.legal_assessed_at = now
+        fields = _seal_notification(notification, {"legal_assessment": assessment})
+        _update(
+            notification, lawful=lawful, legal_assessed_by=user, legal_assessed_at=timezone.now()
+        )
         record_change(
             obj=notification,
             user=user,
@@ -337,19 +350,22 @@ def approve_notification(
     with transaction.atomic():
         require_role(
             policy.coordinates_gvi,
+            notification,
             user=user,
             purpose=purpose,
             what="gvi:notification:approve",
-            obj=notification,
         )
-        if notification.status != gvi.NotificationStatus.LEGAL_ASSESSMENT:
-            raise ValidationError(
-                _("This cannot be done in the current state."), code="invalid_state"
-            )
-        lock(notification, expected_version)
+        lock_in_state(notification, expected_version, gvi.NotificationStatus.LEGAL_ASSESSMENT)
         _seal_notification(notification, {"message": message})
         transition(user=user, obj=notification, name="approve", purpose=purpose, approved_by=user)
     return notification
+
+
+_TEAM_STATES = (
+    gvi.NotificationStatus.APPROVED,
+    gvi.NotificationStatus.NOT_REACHED,
+    gvi.NotificationStatus.SCHEDULED,
+)
 
 
 def add_messenger(
@@ -361,24 +377,13 @@ def add_messenger(
     description: str,
     expected_version: int | None = None,
 ) -> DeliveryTeamMember:
-    purpose = require_purpose(purpose)
-    require_role(
-        policy.gvi_police,
-        user=user,
-        purpose=purpose,
-        what="gvi:notification:team",
-        obj=notification,
+    purpose = require_role(
+        policy.gvi_police, notification, user=user, purpose=purpose, what="gvi:notification:team"
     )
     choice(kind, gvi.MessengerKind, "kind")
     description = clean_text(description, "description", limit=NAME_LIMIT, required=True)
-    if notification.status not in (
-        gvi.NotificationStatus.APPROVED,
-        gvi.NotificationStatus.NOT_REACHED,
-        gvi.NotificationStatus.SCHEDULED,
-    ):
-        raise ValidationError(_("This cannot be done in the current state."), code="invalid_state")
     with transaction.atomic():
-        lock(notification, expected_version)
+        lock_in_state(notification, expected_version, *_TEAM_STATES)
         row = DeliveryTeamMember.objects.create(
             notification=notification, kind=kind, description=description
         )
@@ -402,14 +407,13 @@ def schedule_notification(
     with transaction.atomic():
         require_role(
             policy.gvi_police,
+            notification,
             user=user,
             purpose=purpose,
             what="gvi:notification:schedule",
-            obj=notification,
         )
         lock(notification, expected_version)
-        CustomNotification.objects.filter(pk=notification.pk).update(scheduled_for=scheduled_for)
-        notification.scheduled_for = scheduled_for
+        _update(notification, scheduled_for=scheduled_for)
         transition(user=user, obj=notification, name=name, purpose=purpose)
     return notification
 
@@ -436,19 +440,14 @@ def record_delivery(
     with transaction.atomic():
         require_role(
             policy.gvi_police,
+            notification,
             user=user,
             purpose=purpose,
             what="gvi:notification:deliver",
-            obj=notification,
         )
-        if notification.status != gvi.NotificationStatus.SCHEDULED:
-            raise ValidationError(
-                _("This cannot be done in the current state."), code="invalid_state"
-            )
-        lock(notification, expected_version)
+        lock_in_state(notification, expected_version, gvi.NotificationStatus.SCHEDULED)
         _seal_notification(notification, {"offer_of_help": offer_of_help})
-        CustomNotification.objects.filter(pk=notification.pk).update(response=response)
-        notification.response = response
+        _update(notification, response=response)
         transition(user=user, obj=notification, name="deliver", purpose=purpose)
         member = notification.member
         deliver_to_member(user=user, purpose=purpose, member=member)
@@ -476,24 +475,15 @@ def record_notification_follow_up(
         require_gvi_access(
             user=user, purpose=purpose, what="gvi:notification:follow_up", obj=notification
         )
-        if notification.status == gvi.NotificationStatus.DELIVERED:
-            transition(
-                user=user,
-                obj=notification,
-                name="begin_follow_up",
-                purpose=purpose,
-                expected_version=expected_version,
-            )
-            expected_version = None
-        if notification.status != gvi.NotificationStatus.FOLLOW_UP:
-            raise ValidationError(
-                _("This cannot be done in the current state."), code="invalid_state"
-            )
-        lock(notification, expected_version)
+        _lock_working(
+            notification,
+            gvi.NotificationStatus.FOLLOW_UP,
+            expected_version,
+            user=user,
+            purpose=purpose,
+        )
         fields = _seal_notification(notification, {"follow_up_note": note})
-        now = timezone.now()
-        CustomNotification.objects.filter(pk=notification.pk).update(followed_up_at=now)
-        notification.followed_up_at = now
+        _update(notification, followed_up_at=timezone.now())
         record_change(
             obj=notification, user=user, purpose=purpose, name="follow_up_note", fields=fields
         )

@@ -25,12 +25,13 @@ from casework import policy, programmes
 from casework.crypto.keystore import GROUP, create_data_key, destroy_data_key
 from casework.crypto.records import seal_value
 from casework.models import Case, Organisation, Person
-from casework.selectors.persons import find_person, person_age, require_purpose
+from casework.selectors.persons import person_age, require_purpose
 from casework.services.cases import REASON_LIMIT, clean_text, join_team
-from casework.services.persons import check_registration, create_person
+from casework.services.persons import check_registration, find_or_create_person
 from casework.services.transitions import (
     Conflict,
     audit,
+    audit_created,
     bump,
     lock,
     may_transition,
@@ -66,8 +67,7 @@ def create_group(
     *, user, purpose: str, name: str, notes: str | None, area: str, size_band: str
 ) -> Group:
     """Register a group: name and notes sealed under a new data key of the group's own."""
-    purpose = require_purpose(purpose)
-    require_role(
+    purpose = require_role(
         policy.coordinates_gvi_or_police, user=user, purpose=purpose, what="gvi:group:create"
     )
     errors: dict[str, list] = {}
@@ -98,10 +98,9 @@ def create_group(
         seal_value(group, "notes", notes, dek)
         group.save(force_insert=True)
         timeline(obj=group, user=user, name="register", target=group.status)
-        audit(
-            action=AuditAction.CREATE,
+        audit_created(
+            group,
             user=user,
-            obj=group,
             purpose=purpose,
             fields=["name"] + (["notes"] if notes else []),
             reference=group.reference,
@@ -112,13 +111,8 @@ def create_group(
 def update_group_notes(
     *, user, purpose: str, group: Group, notes: str | None, expected_version: int | None
 ) -> Group:
-    purpose = require_purpose(purpose)
-    require_role(
-        policy.coordinates_gvi_or_police,
-        user=user,
-        purpose=purpose,
-        what="gvi:group:notes",
-        obj=group,
+    purpose = require_role(
+        policy.coordinates_gvi_or_police, group, user=user, purpose=purpose, what="gvi:group:notes"
     )
     notes = clean_text(notes, "notes", limit=NOTE_LIMIT)
     if group.erased_at is not None:
@@ -155,9 +149,8 @@ def erase_group(
     size band, states and references stay (statistics). Erasing again is refused with a
     message; a run interrupted between the two steps is completed by the next one.
     """
-    purpose = require_purpose(purpose)
     what = "gvi:group:erase"
-    require_role(policy.may_erase_gvi_group, user=user, purpose=purpose, what=what, obj=group)
+    purpose = require_role(policy.may_erase_gvi_group, group, user=user, purpose=purpose, what=what)
     errors: dict[str, list] = {}
     try:
         reason = clean_text(reason, "reason", limit=WITHDRAW_REASON_LIMIT, required=True)
@@ -220,13 +213,8 @@ def add_member(
 ) -> GroupMember:
     """Register ``person`` as a member of ``group``. A member under 18 starts the
     notice to social services (a task in the named participants' queue)."""
-    purpose = require_purpose(purpose)
-    require_role(
-        policy.coordinates_gvi_or_police,
-        user=user,
-        purpose=purpose,
-        what="gvi:member:add",
-        obj=group,
+    purpose = require_role(
+        policy.coordinates_gvi_or_police, group, user=user, purpose=purpose, what="gvi:member:add"
     )
     if person.erased_at is not None:
         raise ValidationError(_("This person has been erased."))
@@ -244,10 +232,9 @@ def add_member(
             gvi_flow.GviMinorNoticeFlow.start.run(member=member)
         bump(group)
         timeline(obj=member, user=user, name="add_member", target=member.status)
-        audit(
-            action=AuditAction.CREATE,
+        audit_created(
+            member,
             user=user,
-            obj=member,
             purpose=purpose,
             group=str(group.pk),
             minor_notice=minor,
@@ -276,32 +263,24 @@ def add_member_by_personnummer(
     Only then is the register looked up (``find_person``: its event is committed on
     its own, so the lookup stays in the access log whatever happens next).
     """
-    purpose = require_purpose(purpose)
-    require_role(
-        policy.coordinates_gvi_or_police,
-        user=user,
-        purpose=purpose,
-        what="gvi:member:add",
-        obj=group,
+    purpose = require_role(
+        policy.coordinates_gvi_or_police, group, user=user, purpose=purpose, what="gvi:member:add"
     )
     normalised = check_registration(name=name, personnummer=personnummer, area=area)
     if group.status == gvi.GroupStatus.DORMANT:
         raise ValidationError(_("The group is dormant: no members are added."))
     with transaction.atomic():
         lock(group, expected_version)
-        person = find_person(user=user, purpose=purpose, personnummer=normalised)
-        if person is None:
-            person = create_person(
-                user=user, purpose=purpose, name=name, personnummer=normalised, area=area
-            )
+        person = find_or_create_person(
+            user=user, purpose=purpose, personnummer=normalised, name=name, area=area
+        )
         return add_member(user=user, purpose=purpose, group=group, person=person)
 
 
 def acknowledge_minor_notice(*, user, purpose: str, member: GroupMember) -> None:
     """A social-services participant has taken note of a member under 18."""
-    purpose = require_purpose(purpose)
-    require_role(
-        policy.gvi_participant, user=user, purpose=purpose, what="gvi:minor:ack", obj=member
+    purpose = require_role(
+        policy.gvi_participant, member, user=user, purpose=purpose, what="gvi:minor:ack"
     )
     with transaction.atomic():
         timeline(obj=member, user=user, name="minor_notice_acknowledged")
@@ -315,8 +294,9 @@ def record_incident(
     *, user, purpose: str, date: datetime.date, area: str, kind: str, groups: Iterable[Group]
 ) -> Incident:
     """Police record an incident and link groups; a monitored group moves to ``incident_linked``."""
-    purpose = require_purpose(purpose)
-    require_role(policy.gvi_police, user=user, purpose=purpose, what="gvi:incident:create")
+    purpose = require_role(
+        policy.gvi_police, user=user, purpose=purpose, what="gvi:incident:create"
+    )
     errors: dict[str, list] = {}
     if not isinstance(date, datetime.date):
         errors["date"] = [ValidationError(_("Enter a valid date."), "invalid")]
@@ -341,10 +321,9 @@ def record_incident(
             organisation=user.organisation,
         )
         incident.groups.set(groups)
-        audit(
-            action=AuditAction.CREATE,
+        audit_created(
+            incident,
             user=user,
-            obj=incident,
             purpose=purpose,
             groups=[str(g.pk) for g in groups],
         )
@@ -369,9 +348,8 @@ def decide_sanctions(
 ) -> SanctionDecision:
     """Record the decision of group-wide sanctions (who, when, which agencies' levers)
     and move the group to ``sanction_decided`` — all or nothing."""
-    purpose = require_purpose(purpose)
-    require_role(
-        policy.coordinates_gvi, user=user, purpose=purpose, what="gvi:sanction:decide", obj=group
+    purpose = require_role(
+        policy.coordinates_gvi, group, user=user, purpose=purpose, what="gvi:sanction:decide"
     )
     levers = list(levers)
     if not levers:
@@ -393,10 +371,9 @@ def decide_sanctions(
         decision = SanctionDecision.objects.create(group=group, incident=incident, decided_by=user)
         for lever, organisation in levers:
             Sanction.objects.create(decision=decision, lever=lever, organisation=organisation)
-        audit(
-            action=AuditAction.CREATE,
+        audit_created(
+            decision,
             user=user,
-            obj=decision,
             purpose=purpose,
             group=str(group.pk),
             levers=sorted(seen),
@@ -532,9 +509,8 @@ def take_up_referral(*, user, purpose: str, member: GroupMember) -> TakeUp:
     opened: they join the referral case's team as a social worker (the case services'
     team write), all or nothing, audited on both sides. A referral closed meanwhile is
     reported as :attr:`TakeUp.CLOSED` (nothing to join; the task can finish)."""
-    purpose = require_purpose(purpose)
     what = "gvi:referral:take_up"
-    require_role(policy.gvi_participant, user=user, purpose=purpose, what=what, obj=member)
+    purpose = require_role(policy.gvi_participant, member, user=user, purpose=purpose, what=what)
     if member.referral_case_id is None:
         raise ValidationError(
             _("The referral to SIG or the defector programme has not been opened."),
