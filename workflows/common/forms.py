@@ -32,7 +32,7 @@ def text_field(label, *, rows: int = 3, max_length: int = TEXT, **kwargs) -> for
 
 def date_field(label, **kwargs) -> forms.DateField:
     """A date picked with the browser's date input."""
-    return date_field(label, **kwargs)
+    return forms.DateField(label=label, widget=forms.DateInput(attrs={"type": "date"}), **kwargs)
 
 
 class FutureDateField(forms.DateField):
