@@ -12,7 +12,7 @@ may name only plain columns of the ``source`` tables: nothing encrypted is read.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -46,15 +46,25 @@ class Plain:
 
 
 @dataclass(frozen=True)
-class Event:
-    """A count of what happened in the period: ``at`` is the moment (a timestamp column).
+class Detail:
+    """A table of a count by the value of ``expression``, with the row labels of ``choices``."""
 
-    ``detail`` (an expression) adds a table of the event by that value, with the
-    row labels of ``detail_choices``.
+    expression: str
+    label: Label
+    choices: Sequence[tuple[str, Label]]
 
-    By default an event is counted over the programme's rows (one per case). An
-    event that can happen several times to a case (a re-routing), or that is not
-    about a case at all (an incident, a sanction), names its own ``source`` and
+
+NO_DETAIL = Detail("''", "", ())
+
+
+@dataclass(frozen=True)
+class Rows:
+    """What an :class:`Event` and a :class:`Stock` have alike: a ``key``, a ``label``, an
+    optional :class:`Detail` table.
+
+    By default a count is over the programme's rows (one per case). A count of
+    something that can happen several times to a case (a re-routing), or that is
+    not about a case at all (an incident, a sanction), names its own ``source`` and
     ``where``; ``person`` then gives its breakdown columns (a :class:`Person` over
     the aliases of ``source``, a :class:`Plain`, or ``None``: no breakdown), and
     ``dimensions`` which of age band, gender and area are published for it.
@@ -62,10 +72,8 @@ class Event:
 
     key: str
     label: Label
-    at: str
-    detail: str = ""
-    detail_label: Label = ""
-    detail_choices: Sequence[tuple[str, Label]] = ()
+    _: KW_ONLY
+    detail: Detail = NO_DETAIL
     source: str = ""
     where: str = "TRUE"
     person: Person | Plain | None = None
@@ -73,27 +81,24 @@ class Event:
 
 
 @dataclass(frozen=True)
-class Stock:
+class Event(Rows):
+    """A count of what happened in the period: ``at`` is the moment (a timestamp column)."""
+
+    at: str
+
+
+@dataclass(frozen=True)
+class Stock(Rows):
     """A count at the end of the period: cases with ``start`` before it and ``end`` after
     (or none). ``published=False`` for a stock the engine only uses internally.
 
-    ``source``, ``where``, ``person``, ``dimensions`` and ``detail`` as for an
-    :class:`Event` (e.g. GVI's groups by the state they are in: one row per
-    state a group has been in, from when to when).
+    With rows of its own, e.g. GVI's groups by the state they are in: one row per
+    state a group has been in, from when to when.
     """
 
-    key: str
-    label: Label
     start: str
     end: str
     published: bool = True
-    detail: str = ""
-    detail_label: Label = ""
-    detail_choices: Sequence[tuple[str, Label]] = ()
-    source: str = ""
-    where: str = "TRUE"
-    person: Person | Plain | None = None
-    dimensions: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,15 +128,15 @@ class ProgrammeStatistics:
     open_stock: str = ""
     chart_measures: Sequence[str] = field(default_factory=tuple)
 
-    def own_rows(self, item: Event | Stock) -> bool:
+    def own_rows(self, item: Rows) -> bool:
         """Whether ``item`` is counted over rows of its own (not the programme's)."""
         return bool(item.source)
 
-    def breakdown(self, item: Event | Stock) -> Person | Plain | None:
+    def breakdown(self, item: Rows) -> Person | Plain | None:
         """The breakdown columns of ``item``'s rows."""
         return item.person if item.source else self.person
 
-    def dimensions_of(self, item: Event | Stock) -> tuple[str, ...]:
+    def dimensions_of(self, item: Rows) -> tuple[str, ...]:
         """The breakdowns (age band, gender, area) published for ``item``."""
         if self.breakdown(item) is None:
             return ()
@@ -177,34 +182,45 @@ def person_columns(age_at: str = "c.opened_at") -> Person:
     )
 
 
-def consent_events(refused_label: Label) -> list[Event]:
-    """Consents given and refused: the case table's ``consented_at`` and
-    ``consent_refused_at``."""
+def referral_events(referred_label: Label, refused_label: Label) -> list[Event]:
+    """Referrals (the shared case's ``opened_at``), then consents given and refused (the
+    case table's ``consented_at`` and ``consent_refused_at``)."""
     return [
+        Event("referred", referred_label, "c.opened_at"),
         Event("consent_given", _("Consents given"), "s.consented_at"),
         Event("consent_refused", refused_label, "s.consent_refused_at"),
     ]
 
 
-def closed_event(
-    detail_label: Label, detail_choices: Sequence[tuple[str, Label]] | None = None
-) -> Event:
-    """Closures (the shared case's ``closed_at``) by close reason (``detail_choices``; by
-    default every close reason of a case)."""
-    if detail_choices is None:
+def closed_event(label: Label, choices: Sequence[tuple[str, Label]] | None = None) -> Event:
+    """Closures (the shared case's ``closed_at``) by close reason (a table headed ``label``
+    with the rows ``choices``; by default every close reason of a case)."""
+    if choices is None:
         from casework.models import Case
 
-        detail_choices = Case.CloseReason.choices
+        choices = Case.CloseReason.choices
     return Event(
-        "closed",
-        _("Closures"),
-        "c.closed_at",
-        detail="c.close_reason",
-        detail_label=detail_label,
-        detail_choices=detail_choices,
+        "closed", _("Closures"), "c.closed_at", detail=Detail("c.close_reason", label, choices)
     )
 
 
 def open_stock() -> Stock:
     """The cases open at the end of the period, for the engine only (a selection's size)."""
     return Stock("open", _("Open"), "c.opened_at", "c.closed_at", published=False)
+
+
+def case_programme(code: str, label: Label, table: str, **options) -> ProgrammeStatistics:
+    """The statistics of case programme ``code``, counted over its case table ``table``
+    (see :func:`case_source`) with the person's breakdowns; a selection's size is the
+    cases open at its start (the stock ``open``) plus its referrals (the event
+    ``referred``, see :func:`referral_events`)."""
+    options.setdefault("person", person_columns())
+    return ProgrammeStatistics(
+        code=code,
+        label=label,
+        source=case_source(table),
+        where=f"c.programme = '{code}'",
+        entry="referred",
+        open_stock="open",
+        **options,
+    )

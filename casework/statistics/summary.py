@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from casework.statistics import periods as p
 from casework.statistics.models import MonthlyCount, SummaryState
-from casework.statistics.spec import Person, Plain, ProgrammeStatistics
+from casework.statistics.spec import Person, Plain, ProgrammeStatistics, Rows
 
 EARLIEST = datetime.datetime(1900, 1, 1, tzinfo=datetime.UTC)
 NO_BAND = -1
@@ -60,8 +60,13 @@ def _dimensions(spec: ProgrammeStatistics, person: Person | Plain | None) -> str
 _DIMS = "age_band, gender, area"
 
 
-def _detail(item) -> str:
-    return item.detail or "''"
+def _own_rows(spec: ProgrammeStatistics, name: str, item: Rows, columns: str) -> str:
+    """The CTE ``name`` of the rows of an event or a stock with a ``source`` of its own:
+    their breakdown columns, ``columns`` (the moments) and the detail ``d``."""
+    return (
+        f"{name} AS NOT MATERIALIZED (SELECT {_dimensions(spec, item.person)},"
+        f" {columns}, {item.detail.expression} AS d FROM {item.source} WHERE {item.where})"
+    )
 
 
 _WINDOW = "{0} >= %(since)s AND {0} < %(until)s"
@@ -94,29 +99,20 @@ def _select(spec: ProgrammeStatistics) -> str:
     for index, event in enumerate(spec.events):
         if spec.own_rows(event):
             name = f"rows_e{index}"
-            ctes.append(
-                f"{name} AS NOT MATERIALIZED (SELECT {_dimensions(spec, event.person)},"
-                f" {event.at} AS e, {_detail(event)} AS d"
-                f" FROM {event.source} WHERE {event.where})"
-            )
+            ctes.append(_own_rows(spec, name, event, f"{event.at} AS e"))
             parts.append(_event_part(name, event.key, "e", "d"))
             continue
         columns.append(f"{event.at} AS e{index}")
-        columns.append(f"{_detail(event)} AS d{index}")
+        columns.append(f"{event.detail.expression} AS d{index}")
         parts.append(_event_part("base", event.key, f"e{index}", f"d{index}"))
     for index, stock in enumerate(spec.stocks):
         if spec.own_rows(stock):
             name = f"rows_s{index}"
-            ctes.append(
-                f"{name} AS NOT MATERIALIZED (SELECT {_dimensions(spec, stock.person)},"
-                f" {stock.start} AS s, {stock.end} AS t, {_detail(stock)} AS d"
-                f" FROM {stock.source} WHERE {stock.where})"
-            )
+            ctes.append(_own_rows(spec, name, stock, f"{stock.start} AS s, {stock.end} AS t"))
             parts.extend(_stock_parts(name, stock.key, "s", "t", "d"))
             continue
-        columns.append(
-            f"{stock.start} AS s{index}, {stock.end} AS t{index}, {_detail(stock)} AS sd{index}"
-        )
+        columns.append(f"{stock.start} AS s{index}, {stock.end} AS t{index}")
+        columns.append(f"{stock.detail.expression} AS sd{index}")
         parts.extend(_stock_parts("base", stock.key, f"s{index}", f"t{index}", f"sd{index}"))
     for index, duration in enumerate(spec.durations):
         columns.append(f"{duration.start} AS u{index}, {duration.end} AS v{index}")

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from casework.models import Person
 from casework.statistics import disclosure, summary
 from casework.statistics import periods as p
-from casework.statistics.spec import AGE, AREA, GENDER, Label, ProgrammeStatistics
+from casework.statistics.spec import AGE, AREA, GENDER, Label, ProgrammeStatistics, Stock
 
 DETAIL = "detail"
 DIMENSION_LABELS = {AGE: _("Age band"), GENDER: _("Gender"), AREA: _("Area")}
@@ -34,20 +34,17 @@ class Measure:
 
 
 def measures(spec: ProgrammeStatistics) -> list[Measure]:
-    found = [
+    return [
         Measure(
-            e.key, e.label, e.detail_label, tuple(e.detail_choices), spec.dimensions_of(e), False
+            item.key,
+            item.label,
+            item.detail.label,
+            tuple(item.detail.choices),
+            spec.dimensions_of(item),
+            isinstance(item, Stock),
         )
-        for e in spec.events
+        for item in [*spec.events, *(s for s in spec.stocks if s.published)]
     ]
-    found += [
-        Measure(
-            s.key, s.label, s.detail_label, tuple(s.detail_choices), spec.dimensions_of(s), True
-        )
-        for s in spec.stocks
-        if s.published
-    ]
-    return found
 
 
 def _dimension_rows(spec: ProgrammeStatistics, dimension: str) -> list[tuple[object, Label]]:

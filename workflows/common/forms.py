@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from casework import personnummer as pnr
 from casework.models import Action, Case, CaseDecision, Consent, Organisation, Person
+from casework.roles import POLICE_CONTACT, SOCIAL_WORKER
 
 TEXT = 2_000
 LONG_TEXT = 10_000
@@ -27,6 +28,46 @@ def text_field(label, *, rows: int = 3, max_length: int = TEXT, **kwargs) -> for
         max_length=max_length,
         **kwargs,
     )
+
+
+def date_field(label, **kwargs) -> forms.DateField:
+    """A date picked with the browser's date input."""
+    return forms.DateField(label=label, widget=forms.DateInput(attrs={"type": "date"}), **kwargs)
+
+
+class FutureDateField(forms.DateField):
+    """A date picked with the browser's date input that must lie ahead (a review date)."""
+
+    widget = forms.DateInput(attrs={"type": "date"})
+    default_error_messages = {"past": _("The review date must be in the future.")}
+
+    def validate(self, value):
+        super().validate(value)
+        if value and value <= timezone.localdate():
+            raise ValidationError(self.error_messages["past"], code="past")
+
+
+def rejection_reason_field() -> forms.ChoiceField:
+    """Why a referral or a concern is rejected: the close reasons that fit a rejection."""
+    return forms.ChoiceField(
+        label=_("Reason for rejecting"),
+        choices=[("", "—")]
+        + [
+            (value, label)
+            for value, label in Case.CloseReason.choices
+            if value in ("not_eligible", "age_limit", "moved", "other")
+        ],
+        required=False,
+    )
+
+
+def require_rejection_reason(form, data: dict) -> None:
+    """A rejection (the outcome ``form.REJECT``) needs its reason (``rejection_reason_field``);
+    the reason "other" a note that says why."""
+    if data.get("outcome") == form.REJECT and not data.get("close_reason"):
+        form.add_error("close_reason", _("Choose the reason for rejecting."))
+    if data.get("close_reason") == "other" and not data.get("note"):
+        form.add_error("note", _("Describe the reason."))
 
 
 def choice_buttons(label, choices, **kwargs) -> forms.ChoiceField:
@@ -46,6 +87,43 @@ class VersionedForm(forms.Form):
             from casework.services.cases import CaseConflict
 
             self.add_error(None, CaseConflict.message)
+        return data
+
+
+class TeamForm(VersionedForm):
+    """A step that forms the case's team: accepting (the ``outcome`` ``ACCEPT``) names the
+    lead social worker and the police contact officer."""
+
+    ACCEPT = "accept"
+
+    lead = forms.ModelChoiceField(label=_("Lead social worker"), queryset=None, required=False)
+    police_contact = forms.ModelChoiceField(
+        label=_("Police contact officer"), queryset=None, required=False
+    )
+
+    field_order = ["version", "outcome", "lead", "police_contact"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from casework.models import User
+
+        active = User.objects.filter(is_active=True).select_related("organisation")
+        self.fields["lead"].queryset = active.filter(groups__name=SOCIAL_WORKER)
+        self.fields["police_contact"].queryset = active.filter(groups__name=POLICE_CONTACT)
+        for name in ("lead", "police_contact"):
+            self.fields[name].label_from_instance = lambda u: (
+                f"{u.get_full_name() or u.username} ({u.organisation})"
+            )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("outcome") == self.ACCEPT:
+            if not data.get("lead"):
+                self.add_error("lead", _("Choose the lead social worker."))
+            # The police decision is the police contact's step: accepted without one, it
+            # would have no owner (issue 14, finding 6).
+            if not data.get("police_contact"):
+                self.add_error("police_contact", _("Choose the police contact officer."))
         return data
 
 
@@ -88,9 +166,7 @@ class ConsentForm(VersionedForm):
         widget=forms.CheckboxSelectMultiple,
         required=False,
     )
-    valid_until = forms.DateField(
-        label=_("Valid until"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
+    valid_until = date_field(_("Valid until"), required=False)
 
     def __init__(self, *args, guardians=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -134,7 +210,7 @@ class ActionForm(VersionedForm):
         label=_("Status"),
         choices=[(Action.Status.PLANNED, _("Planned")), (Action.Status.DONE, _("Done"))],
     )
-    date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
+    date = date_field(_("Date"))
     note = text_field(_("Note"), max_length=LONG_TEXT, required=False)
     visibility = forms.ChoiceField(label=_("Visible to"), choices=Action.Visibility.choices)
 
@@ -150,7 +226,9 @@ def require_close_note(form, data: dict) -> None:
         form.add_error("note", _("Describe why the person is referred to the defector programme."))
 
 
-class FollowUpForm(VersionedForm):
+class ContinueOrCloseForm(VersionedForm):
+    """A review of a case: it continues with a new review date, or is closed."""
+
     CONTINUE = "continue"
     CLOSE = "close"
 
@@ -158,11 +236,10 @@ class FollowUpForm(VersionedForm):
         _("Outcome"),
         [(CONTINUE, _("Continue with a new review date")), (CLOSE, _("Close the case"))],
     )
-    review_date = forms.DateField(
-        label=_("Next review date"),
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )
+    review_date = date_field(_("Next review date"), required=False)
+
+
+class FollowUpForm(ContinueOrCloseForm):
     close_reason = forms.ChoiceField(
         label=_("Close reason"), choices=[("", "—"), *Case.CloseReason.choices], required=False
     )

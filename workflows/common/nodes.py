@@ -13,6 +13,7 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from viewflow import this
 from viewflow.workflow import flow
 from viewflow.workflow.flow import utils
 from viewflow.workflow.lock import select_for_update_lock
@@ -81,6 +82,13 @@ class Step(flow.View):
         if performer is not None:
             self.performer = performer
 
+    def _ready(self):
+        # Without a queue permission of its own the step waits in the flow's coordinators'
+        # queue (viewflow readies every node when it sets up the flow).
+        if self._owner_permission is None:
+            self.Permission(self.flow_class.coordinator_permission)
+        super()._ready()
+
     def can_assign(self, user, task) -> bool:
         return policy.may_take_task(user, task)
 
@@ -118,6 +126,27 @@ def member_in(role: str):
         return team_member(activation.process.case, role)
 
     return owner
+
+
+def step(view, title, then, *, role=None, assign=None, permission=None, node=Step, **options):
+    """A human step (a ``node``: :class:`Step` or a subclass, with its ``options``): the
+    task view ``view`` titled ``title``, followed by ``then``. With ``role`` the
+    case-team member in that role does it (``member_in``); ``assign`` names its owner
+    by a rule of its own. Its queue is that of ``permission``, by default the flow's
+    coordinators' (``coordinator_permission``)."""
+    built = node(view, team_role=role, **options).Annotation(title=title)
+    owner = assign or (member_in(role) if role else None)
+    if owner is not None:
+        built = built.Assign(owner)
+    if permission is not None:
+        built = built.Permission(permission)
+    return built.Next(then)
+
+
+def next_if(condition, then, otherwise=this.end):
+    """A flow's ``If``: on to ``then`` when ``condition(activation)`` holds, else to
+    ``otherwise`` (the end)."""
+    return flow.If(condition).Then(then).Else(otherwise)
 
 
 def in_state(*states):

@@ -18,14 +18,7 @@ from viewflow.workflow import flow
 from casework import policy, roles
 from casework.models import CaseMembership
 from casework.services.cases import members
-from workflows.common.nodes import (
-    CaseFlow,
-    Step,
-    in_state,
-    member_in,
-    morning_of,
-    review_time,
-)
+from workflows.common.nodes import CaseFlow, Step, in_state, morning_of, next_if, review_time, step
 from workflows.defector import views
 from workflows.defector.models import (
     FINAL_STATES,
@@ -38,6 +31,9 @@ from workflows.defector.models import (
     police_assessor,
     reassessment_falls_due,
 )
+
+# The case-team roles whose members do their steps.
+LEAD, POLICE_CONTACT = CaseMembership.Role.LEAD, CaseMembership.Role.POLICE_CONTACT
 
 
 def local_handler(case, user) -> bool:
@@ -91,6 +87,11 @@ class CaseStep(Step):
         )
 
 
+def case_step(view, title, then, *, allowed=local_handler, **options):
+    """A :class:`CaseStep` (by default one of the local programme: :func:`local_handler`)."""
+    return step(view, title, then, node=CaseStep, allowed=allowed, **options)
+
+
 class DefectorCaseFlow(CaseFlow):
     """What both flows of a defector case share: the process, who coordinates them."""
 
@@ -117,31 +118,21 @@ class DefectorFlow(DefectorCaseFlow, flow.Flow):
     # A case back in the local programme after an approved lowering.
     start_local = flow.StartHandle(this.start_case).Next(this.intake)
     # The defector coordinators' queue: the initial check and the team.
-    check = (
-        CaseStep(views.InitialCheckView.as_view(), allowed=local_handler)
-        .Annotation(title=_("Initial check of the referral"))
-        .Permission(roles.PERM_COORDINATE_DEFECTOR)
-        .Next(this.after_check)
+    check = case_step(
+        views.InitialCheckView.as_view(), _("Initial check of the referral"), this.after_check
     )
-    after_check = flow.If(in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
+    after_check = next_if(in_state(Status.CONSENT_PENDING), this.consent)
     # The lead social worker records the written consent covering every agency.
-    consent = (
-        Step(views.ConsentView.as_view(), team_role=CaseMembership.Role.LEAD)
-        .Annotation(title=_("Record written consent"))
-        .Assign(member_in(CaseMembership.Role.LEAD))
-        .Permission(roles.PERM_COORDINATE_DEFECTOR)
-        .Next(this.after_consent)
+    consent = step(
+        views.ConsentView.as_view(), _("Record written consent"), this.after_consent, role=LEAD
     )
-    after_consent = (
-        flow.If(in_state(Status.JOINT_ASSESSMENT)).Then(this.assess_threat).Else(this.end)
-    )
+    after_consent = next_if(in_state(Status.JOINT_ASSESSMENT), this.assess_threat)
     # The police contact officer: the police check (after consent), then the threat level.
-    assess_threat = (
-        Step(views.AssessmentView.as_view(), team_role=CaseMembership.Role.POLICE_CONTACT)
-        .Annotation(title=_("Police check and threat assessment"))
-        .Assign(member_in(CaseMembership.Role.POLICE_CONTACT))
-        .Permission(roles.PERM_COORDINATE_DEFECTOR)
-        .Next(this.route)
+    assess_threat = step(
+        views.AssessmentView.as_view(),
+        _("Police check and threat assessment"),
+        this.route,
+        role=POLICE_CONTACT,
     )
     # Routing by the assessment (the FSM's guards decided the state; the flow follows it).
     route = (
@@ -151,22 +142,15 @@ class DefectorFlow(DefectorCaseFlow, flow.Flow):
         .Default(this.end)
     )
     # The local programme: support decision, conditions, agreement, start.
-    intake = (
-        CaseStep(views.IntakeView.as_view(), allowed=local_handler)
-        .Annotation(title=_("Local intake and agreement"))
-        .Permission(roles.PERM_COORDINATE_DEFECTOR)
-        .Next(this.after_intake)
+    intake = case_step(
+        views.IntakeView.as_view(), _("Local intake and agreement"), this.after_intake
     )
-    after_intake = flow.If(in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
+    after_intake = next_if(in_state(Status.ACTIVE), this.wait_for_review)
     wait_for_review = flow.Timer(review_time).Next(this.review)
-    review = (
-        Step(views.ReviewView.as_view(), team_role=CaseMembership.Role.LEAD)
-        .Annotation(title=_("Review the defector case"))
-        .Assign(member_in(CaseMembership.Role.LEAD))
-        .Permission(roles.PERM_COORDINATE_DEFECTOR)
-        .Next(this.after_review)
+    review = step(
+        views.ReviewView.as_view(), _("Review the defector case"), this.after_review, role=LEAD
     )
-    after_review = flow.If(in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
+    after_review = next_if(in_state(Status.ACTIVE), this.wait_for_review)
     handed_over = flow.End()
     end = flow.End()
 
@@ -231,18 +215,18 @@ class ThreatReviewFlow(DefectorCaseFlow, flow.Flow):
         .Default(this.end)
     )
     wait_for_reassessment = flow.Timer(reassessment_time).Next(this.falls_due)
-    falls_due = flow.If(_falls_due).Then(this.reassess).Else(this.next_step)
-    reassess = (
-        CaseStep(views.ReassessTaskView.as_view(), allowed=police_assessor)
-        .Annotation(title=_("Reassess the threat"))
-        .Assign(_police_reassessor)
-        .Permission(roles.PERM_COORDINATE_DEFECTOR)
-        .Next(this.next_step)
+    falls_due = next_if(_falls_due, this.reassess, this.next_step)
+    reassess = case_step(
+        views.ReassessTaskView.as_view(),
+        _("Reassess the threat"),
+        this.next_step,
+        allowed=police_assessor,
+        assign=_police_reassessor,
     )
-    approve_lowering = (
-        CaseStep(views.LoweringTaskView.as_view(), allowed=lowering_approver)
-        .Annotation(title=_("Approve or reject the lowered threat level"))
-        .Permission(roles.PERM_COORDINATE_DEFECTOR)
-        .Next(this.next_step)
+    approve_lowering = case_step(
+        views.LoweringTaskView.as_view(),
+        _("Approve or reject the lowered threat level"),
+        this.next_step,
+        allowed=lowering_approver,
     )
     end = flow.End()

@@ -12,17 +12,23 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from casework.models import Case, Person
-from casework.roles import POLICE_CONTACT, SOCIAL_WORKER
 from workflows.common.forms import (
     LONG_TEXT,
+    ContinueOrCloseForm,
+    FutureDateField,
     ReferralForm,
+    TeamForm,
     VersionedForm,
     choice_buttons,
     text_field,
 )
 from workflows.defector.models import CLOSE_REASONS, Level, ReferralSource
 
-DATE = forms.DateInput(attrs={"type": "date"})
+
+def future_date(label) -> FutureDateField:
+    return FutureDateField(
+        label=label, error_messages={"past": _("The date must be in the future.")}
+    )
 
 
 def _future(value):
@@ -50,20 +56,15 @@ class DefectorReferralForm(ReferralForm):
         )
 
 
-class InitialCheckForm(VersionedForm):
-    ACCEPT = "accept"
+class InitialCheckForm(TeamForm):
     REJECT = "reject"
 
     outcome = choice_buttons(
         _("Outcome"),
         [
-            (ACCEPT, _("Accept: form the team and ask for consent")),
+            (TeamForm.ACCEPT, _("Accept: form the team and ask for consent")),
             (REJECT, _("Not eligible")),
         ],
-    )
-    lead = forms.ModelChoiceField(label=_("Lead social worker"), queryset=None, required=False)
-    police_contact = forms.ModelChoiceField(
-        label=_("Police contact officer"), queryset=None, required=False
     )
     note = text_field(
         _("Initial check"),
@@ -72,25 +73,8 @@ class InitialCheckForm(VersionedForm):
         help_text=_("Motivation to leave, the threat described, other agencies involved."),
     )
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        from casework.models import User
-
-        active = User.objects.filter(is_active=True).select_related("organisation")
-        self.fields["lead"].queryset = active.filter(groups__name=SOCIAL_WORKER)
-        self.fields["police_contact"].queryset = active.filter(groups__name=POLICE_CONTACT)
-        for name in ("lead", "police_contact"):
-            self.fields[name].label_from_instance = lambda u: (
-                f"{u.get_full_name() or u.username} ({u.organisation})"
-            )
-
     def clean(self):
         data = super().clean()
-        if data.get("outcome") == self.ACCEPT:
-            if not data.get("lead"):
-                self.add_error("lead", _("Choose the lead social worker."))
-            if not data.get("police_contact"):
-                self.add_error("police_contact", _("Choose the police contact officer."))
         if data.get("outcome") == self.REJECT and not data.get("note"):
             self.add_error("note", _("Describe the reason."))
         return data
@@ -117,14 +101,8 @@ class AssessmentForm(VersionedForm):
         required=False,
     )
     basis = text_field(_("Basis of the assessment"), rows=4, max_length=LONG_TEXT)
-    valid_until = forms.DateField(label=_("Valid until"), widget=DATE)
-    next_review = forms.DateField(label=_("Next reassessment"), widget=DATE)
-
-    def clean_valid_until(self):
-        return _future(self.cleaned_data.get("valid_until"))
-
-    def clean_next_review(self):
-        return _future(self.cleaned_data.get("next_review"))
+    valid_until = future_date(_("Valid until"))
+    next_review = future_date(_("Next reassessment"))
 
     def clean(self):
         data = super().clean()
@@ -174,10 +152,7 @@ class ConditionsForm(VersionedForm):
 
 
 class ActivateForm(VersionedForm):
-    review_date = forms.DateField(label=_("Review date"), widget=DATE)
-
-    def clean_review_date(self):
-        return _future(self.cleaned_data.get("review_date"))
+    review_date = future_date(_("Review date"))
 
 
 _CLOSE_CHOICES = [
@@ -185,15 +160,7 @@ _CLOSE_CHOICES = [
 ]
 
 
-class ReviewForm(VersionedForm):
-    CONTINUE = "continue"
-    CLOSE = "close"
-
-    outcome = choice_buttons(
-        _("Outcome"),
-        [(CONTINUE, _("Continue with a new review date")), (CLOSE, _("Close the case"))],
-    )
-    review_date = forms.DateField(label=_("Next review date"), required=False, widget=DATE)
+class ReviewForm(ContinueOrCloseForm):
     close_reason = forms.ChoiceField(
         label=_("Close reason"), choices=[("", "—"), *_CLOSE_CHOICES], required=False
     )

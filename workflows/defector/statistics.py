@@ -15,19 +15,18 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy as _
 
 from casework.statistics.spec import (
+    Detail,
     Duration,
     Event,
-    ProgrammeStatistics,
     Stock,
-    case_source,
+    case_programme,
     closed_event,
-    consent_events,
     person_columns,
+    referral_events,
 )
 from workflows.defector.models import CLOSE_REASONS, FirstRouting, Level
 
 PERSON = person_columns()
-CASES = case_source("workflows_defectorcase")
 # A routing transition after the first one: a raise takes the case out of the local
 # programme (or from the region to the national programme); anything else lowers it.
 REROUTINGS = (
@@ -42,42 +41,36 @@ REROUTING_WHERE = (
     " AND ev.from_state <> 'threat_assessed'"
 )
 RAISED, LOWERED = "raised", "lowered"
-DIRECTION = (
+DIRECTION = Detail(
     "CASE WHEN ev.to_state = 'handed_over_national' OR (ev.to_state = 'handed_over_regional'"
-    f" AND ev.from_state <> 'handed_over_national') THEN '{RAISED}' ELSE '{LOWERED}' END"
+    f" AND ev.from_state <> 'handed_over_national') THEN '{RAISED}' ELSE '{LOWERED}' END",
+    _("Direction"),
+    [(RAISED, _("Threat raised")), (LOWERED, _("Threat lowered"))],
 )
 
-STATISTICS = ProgrammeStatistics(
-    code="defector",
-    label=_("Defector programme"),
-    source=CASES,
-    where="c.programme = 'defector'",
+STATISTICS = case_programme(
+    "defector",
+    _("Defector programme"),
+    "workflows_defectorcase",
     events=[
-        Event("referred", _("Referrals"), "c.opened_at"),
-        *consent_events(_("Consents refused or partial")),
+        *referral_events(_("Referrals"), _("Consents refused or partial")),
         Event(
             "assessed",
             _("Threat assessments (first)"),
             "s.assessed_at",
-            detail="s.assessed_level",
-            detail_label=_("Threat level"),
-            detail_choices=Level.choices,
+            detail=Detail("s.assessed_level", _("Threat level"), Level.choices),
         ),
         Event(
             "routed",
             _("Routed (first)"),
             "s.routed_at",
-            detail="s.routed_to",
-            detail_label=_("Routing"),
-            detail_choices=FirstRouting.choices,
+            detail=Detail("s.routed_to", _("Routing"), FirstRouting.choices),
         ),
         Event(
             "rerouted",
             _("Re-routings"),
             "ev.at",
             detail=DIRECTION,
-            detail_label=_("Direction"),
-            detail_choices=[(RAISED, _("Threat raised")), (LOWERED, _("Threat lowered"))],
             source=REROUTINGS,
             where=REROUTING_WHERE,
             person=PERSON,
@@ -101,7 +94,5 @@ STATISTICS = ProgrammeStatistics(
     ],
     person=PERSON,
     age_bands=[(None, 17), (18, 20), (21, 25), (26, None)],
-    entry="referred",
-    open_stock="open",
     chart_measures=("referred", "routed", "rerouted", "closed"),
 )

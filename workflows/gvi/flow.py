@@ -16,7 +16,7 @@ from viewflow.workflow.lock import select_for_update_lock
 from viewflow.workflow.models import Process
 
 from casework import policy
-from workflows.common.nodes import Step
+from workflows.common.nodes import Step, next_if, step
 from workflows.gvi import task_views
 from workflows.gvi.models import (
     CallIn,
@@ -50,6 +50,23 @@ def _police_performer(user, task) -> bool:
     return policy.gvi_police(user)
 
 
+def police_step(name: str, title, then):
+    """A police step of a notification (``NotificationStepView``'s step ``name``): the
+    notification's police officer does it, a GVI police officer may take it."""
+    return step(
+        task_views.NotificationStepView.as_view(step=name),
+        title,
+        then,
+        assign=_police_officer,
+        performer=_police_performer,
+    )
+
+
+def participant_step(view, title, node=Step):
+    """A last step in the named social-services participants' queue."""
+    return step(view, title, this.end, permission=PERM_GVI_PARTICIPANT, node=node)
+
+
 class _GviFlow(flow.Flow):
     lock_impl = select_for_update_lock
     coordinator_permission = "casework.coordinate_cases"
@@ -75,48 +92,24 @@ class GviNotificationFlow(_GviFlow):
     # Requested from a member's page (``workflows.gvi.services.request_notification``).
     start = flow.StartHandle(this.start_process).Next(this.assess)
     # The responsible police officer records the legal assessment first.
-    assess = (
-        Step(task_views.NotificationStepView.as_view(step="assess"), performer=_police_performer)
-        .Annotation(title=_("Legal assessment"))
-        .Assign(_police_officer)
-        .Permission("casework.coordinate_cases")
-        .Next(this.after_assessment)
-    )
-    after_assessment = (
-        flow.If(_notification_in(NotificationStatus.LEGAL_ASSESSMENT))
-        .Then(this.approve)
-        .Else(this.end)
-    )
+    assess = police_step("assess", _("Legal assessment"), this.after_assessment)
+    after_assessment = next_if(_notification_in(NotificationStatus.LEGAL_ASSESSMENT), this.approve)
     # The coordinator approves the message.
-    approve = (
-        Step(task_views.NotificationStepView.as_view(step="approve"))
-        .Annotation(title=_("Approve the message"))
-        .Permission("casework.coordinate_cases")
-        .Next(this.after_approval)
+    approve = step(
+        task_views.NotificationStepView.as_view(step="approve"),
+        _("Approve the message"),
+        this.after_approval,
     )
-    after_approval = (
-        flow.If(_notification_in(NotificationStatus.APPROVED)).Then(this.deliver).Else(this.end)
-    )
+    after_approval = next_if(_notification_in(NotificationStatus.APPROVED), this.deliver)
     # The police officer schedules the visit with the delivery team and delivers it;
     # not reached: a new visit, within the limit of attempts.
-    deliver = (
-        Step(task_views.NotificationStepView.as_view(step="deliver"), performer=_police_performer)
-        .Annotation(title=_("Schedule and deliver"))
-        .Assign(_police_officer)
-        .Permission("casework.coordinate_cases")
-        .Next(this.after_delivery)
-    )
-    after_delivery = (
-        flow.If(_notification_in(NotificationStatus.DELIVERED, NotificationStatus.FOLLOW_UP))
-        .Then(this.follow_up)
-        .Else(this.end)
+    deliver = police_step("deliver", _("Schedule and deliver"), this.after_delivery)
+    after_delivery = next_if(
+        _notification_in(NotificationStatus.DELIVERED, NotificationStatus.FOLLOW_UP), this.follow_up
     )
     # A named social-services participant (or the coordinator) follows up within the deadline.
-    follow_up = (
-        Step(task_views.NotificationStepView.as_view(step="follow_up"))
-        .Annotation(title=_("Follow up the notification"))
-        .Permission(PERM_GVI_PARTICIPANT)
-        .Next(this.end)
+    follow_up = participant_step(
+        task_views.NotificationStepView.as_view(step="follow_up"), _("Follow up the notification")
     )
     end = flow.End()
 
@@ -137,19 +130,15 @@ class GviCallInFlow(_GviFlow):
 
     start = flow.StartHandle(this.start_process).Next(this.plan)
     # The coordinator selects attendees and speakers, invites, records attendance and holds it.
-    plan = (
-        Step(task_views.CallInStepView.as_view(step="plan"))
-        .Annotation(title=_("Plan and hold the call-in"))
-        .Permission("casework.coordinate_cases")
-        .Next(this.after_meeting)
+    plan = step(
+        task_views.CallInStepView.as_view(step="plan"),
+        _("Plan and hold the call-in"),
+        this.after_meeting,
     )
-    after_meeting = flow.If(_call_in_in(CallInStatus.HELD)).Then(this.follow_up).Else(this.end)
+    after_meeting = next_if(_call_in_in(CallInStatus.HELD), this.follow_up)
     # Follow-up contact with each attendee within the deadline.
-    follow_up = (
-        Step(task_views.CallInStepView.as_view(step="follow_up"))
-        .Annotation(title=_("Follow up the attendees"))
-        .Permission("casework.coordinate_cases")
-        .Next(this.end)
+    follow_up = step(
+        task_views.CallInStepView.as_view(step="follow_up"), _("Follow up the attendees"), this.end
     )
     end = flow.End()
 
@@ -167,11 +156,8 @@ class GviMinorNoticeFlow(_GviFlow):
     process_summary_template = "{{ process.member.group.reference }}"
 
     start = flow.StartHandle(this.start_process).Next(this.acknowledge)
-    acknowledge = (
-        Step(task_views.MinorNoticeView.as_view())
-        .Annotation(title=_("A member under 18 is registered"))
-        .Permission(PERM_GVI_PARTICIPANT)
-        .Next(this.end)
+    acknowledge = participant_step(
+        task_views.MinorNoticeView.as_view(), _("A member under 18 is registered")
     )
     end = flow.End()
 
@@ -211,11 +197,10 @@ class GviReferralNoticeFlow(_GviFlow):
     )
 
     start = flow.StartHandle(this.start_process).Next(this.take_up)
-    take_up = (
-        ParticipantStep(task_views.ReferralNoticeView.as_view())
-        .Annotation(title=_("Offer of help accepted: take up the referral"))
-        .Permission(PERM_GVI_PARTICIPANT)
-        .Next(this.end)
+    take_up = participant_step(
+        task_views.ReferralNoticeView.as_view(),
+        _("Offer of help accepted: take up the referral"),
+        node=ParticipantStep,
     )
     end = flow.End()
 

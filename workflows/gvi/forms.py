@@ -10,11 +10,10 @@ from django.utils.translation import gettext_lazy as _
 from casework import personnummer as pnr
 from casework import policy
 from casework.models import Organisation, Person, User
-from workflows.common.forms import VersionedForm, choice_buttons, text_field
+from workflows.common.forms import VersionedForm, choice_buttons, date_field, text_field
 from workflows.gvi import models as gvi
 
 TEXT = 10_000
-DATE = forms.DateInput(attrs={"type": "date"})
 # The browser's date-and-time picker; it posts ISO 8601 ("2026-11-28T18:30").
 DATE_TIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
@@ -59,7 +58,7 @@ class MemberForm(VersionedForm):
 
 
 class IncidentForm(forms.Form):
-    date = forms.DateField(label=_("Date"), widget=DATE)
+    date = date_field(_("Date"))
     area = forms.ChoiceField(label=_("Area"), choices=Person.Area.choices)
     kind = forms.ChoiceField(label=_("Type"), choices=gvi.Incident.Kind.choices)
     groups = forms.ModelMultipleChoiceField(
@@ -167,7 +166,7 @@ class RequestNotificationForm(forms.Form):
 
 
 class CallInForm(forms.Form):
-    date = forms.DateField(label=_("Date"), widget=DATE)
+    date = date_field(_("Date"))
 
 
 # --- Task forms ---------------------------------------------------------------------------

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from casework.statistics.spec import AGE, Event, ProgrammeStatistics, Stock, person_columns
+from casework.statistics.spec import (
+    AGE,
+    Detail,
+    Event,
+    Label,
+    ProgrammeStatistics,
+    Stock,
+    person_columns,
+)
 from workflows.gvi.models import GroupStatus, Incident, Lever
 
 # One row per state a group has been in, from when until the next state (or now).
@@ -43,6 +51,29 @@ ATTENDEES = (
     " JOIN workflows_groupmember AS m ON m.id = a.member_id"
     " JOIN casework_person AS p ON p.id = m.person_id"
 )
+SANCTIONS = "workflows_sanction AS sa"
+BY_LEVER = Detail("sa.lever", _("Lever"), Lever.choices)
+
+
+def members_reached(
+    key: str,
+    label: Label,
+    at: str,
+    source: str = NOTIFICATIONS,
+    where: str = "TRUE",
+    age_at: str | None = None,
+) -> Event:
+    """Members reached (call-in attendees, notifications), broken down by age band only:
+    the age at ``age_at`` (by default the moment ``at``)."""
+    return Event(
+        key,
+        label,
+        at,
+        source=source,
+        where=where,
+        person=person_columns(age_at or at),
+        dimensions=(AGE,),
+    )
 
 
 STATISTICS = ProgrammeStatistics(
@@ -54,29 +85,14 @@ STATISTICS = ProgrammeStatistics(
             "incidents",
             _("Incidents"),
             "(i.date::timestamp AT TIME ZONE %(tz)s)",
-            detail="i.kind",
-            detail_label=_("Type"),
-            detail_choices=Incident.Kind.choices,
+            detail=Detail("i.kind", _("Type"), Incident.Kind.choices),
             source="workflows_incident AS i",
         ),
         Event("held", _("Call-ins held"), "ci.held_at", source="workflows_callin AS ci"),
-        Event(
-            "attendees",
-            _("Call-in attendees"),
-            "ci.held_at",
-            source=ATTENDEES,
-            where="a.attended IS TRUE",
-            person=person_columns("ci.held_at"),
-            dimensions=(AGE,),
+        members_reached(
+            "attendees", _("Call-in attendees"), "ci.held_at", ATTENDEES, "a.attended IS TRUE"
         ),
-        Event(
-            "delivered",
-            _("Custom notifications delivered"),
-            "n.delivered_at",
-            source=NOTIFICATIONS,
-            person=person_columns("n.delivered_at"),
-            dimensions=(AGE,),
-        ),
+        members_reached("delivered", _("Custom notifications delivered"), "n.delivered_at"),
         Event(
             "not_reached",
             _("Notification visits not reached"),
@@ -84,31 +100,25 @@ STATISTICS = ProgrammeStatistics(
             source="workflows_gvievent AS e",
             where="e.object_type = 'workflows.customnotification' AND e.transition = 'not_reached'",
         ),
-        Event(
+        members_reached(
             "offers_accepted",
             _("Offers of help accepted (notifications)"),
             "CASE WHEN n.response = 'accepted' THEN n.delivered_at END",
-            source=NOTIFICATIONS,
-            person=person_columns("n.delivered_at"),
-            dimensions=(AGE,),
+            age_at="n.delivered_at",
         ),
         Event(
             "sanctions_decided",
             _("Sanctions decided"),
             "sa.decided_at",
-            detail="sa.lever",
-            detail_label=_("Lever"),
-            detail_choices=Lever.choices,
-            source="workflows_sanction AS sa",
+            detail=BY_LEVER,
+            source=SANCTIONS,
         ),
         Event(
             "sanctions_executed",
             _("Sanctions executed"),
             "sa.executed_at",
-            detail="sa.lever",
-            detail_label=_("Lever"),
-            detail_choices=Lever.choices,
-            source="workflows_sanction AS sa",
+            detail=BY_LEVER,
+            source=SANCTIONS,
         ),
     ],
     stocks=[
@@ -117,9 +127,7 @@ STATISTICS = ProgrammeStatistics(
             _("Groups at the end of the period"),
             "gs.since",
             "gs.until",
-            detail="gs.state",
-            detail_label=_("State"),
-            detail_choices=GroupStatus.choices,
+            detail=Detail("gs.state", _("State"), GroupStatus.choices),
             source=GROUP_STATES,
         ),
     ],

@@ -12,13 +12,12 @@ from viewflow import this
 from viewflow.workflow import flow
 
 from casework.models import CaseMembership
-from workflows.common.nodes import CaseFlow, Step, in_state, member_in, review_time
+from workflows.common.nodes import CaseFlow, in_state, next_if, review_time, step
 from workflows.sig import views
 from workflows.sig.models import SigProcess, Status
 
-# The case's lead social worker (the owner of the lead's tasks), its police contact officer.
-lead = member_in(CaseMembership.Role.LEAD)
-police_contact = member_in(CaseMembership.Role.POLICE_CONTACT)
+# The case-team roles whose members do their steps.
+LEAD, POLICE_CONTACT = CaseMembership.Role.LEAD, CaseMembership.Role.POLICE_CONTACT
 
 
 class SigFlow(CaseFlow, flow.Flow):
@@ -41,66 +40,30 @@ class SigFlow(CaseFlow, flow.Flow):
     # accepted the offer of help): ``refer_linked`` starts here, same queue.
     start_linked = flow.StartHandle(this.start_case).Next(this.screen)
     # The coordinators' queue: screen the referral and form the team.
-    screen = (
-        Step(views.ScreeningView.as_view())
-        .Annotation(title=_("Screen the referral"))
-        .Permission("casework.coordinate_cases")
-        .Next(this.after_screening)
-    )
-    after_screening = flow.If(in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
+    screen = step(views.ScreeningView.as_view(), _("Screen the referral"), this.after_screening)
+    after_screening = next_if(in_state(Status.CONSENT_PENDING), this.consent)
     # The lead social worker records the consents.
-    consent = (
-        Step(views.ConsentView.as_view(), team_role=CaseMembership.Role.LEAD)
-        .Annotation(title=_("Record consent"))
-        .Assign(lead)
-        .Permission("casework.coordinate_cases")
-        .Next(this.after_consent)
-    )
-    after_consent = flow.If(in_state(Status.DECISION_PENDING)).Then(this.decisions).Else(this.end)
+    consent = step(views.ConsentView.as_view(), _("Record consent"), this.after_consent, role=LEAD)
+    after_consent = next_if(in_state(Status.DECISION_PENDING), this.decisions)
     # Social services and police decide, each on their own.
     decisions = flow.Split().Next(this.decide_social).Next(this.decide_police)
-    decide_social = (
-        Step(views.DecisionView.as_view(), team_role=CaseMembership.Role.LEAD)
-        .Annotation(title=_("Social services' decision"))
-        .Assign(lead)
-        .Permission("casework.coordinate_cases")
-        .Next(this.decided)
+    decide_social = step(
+        views.DecisionView.as_view(), _("Social services' decision"), this.decided, role=LEAD
     )
-    decide_police = (
-        Step(views.DecisionView.as_view(), team_role=CaseMembership.Role.POLICE_CONTACT)
-        .Annotation(title=_("Police decision"))
-        .Assign(police_contact)
-        .Permission("casework.coordinate_cases")
-        .Next(this.decided)
+    decide_police = step(
+        views.DecisionView.as_view(), _("Police decision"), this.decided, role=POLICE_CONTACT
     )
     decided = flow.Join().Next(this.after_decisions)
-    after_decisions = flow.If(in_state(Status.PLANNING)).Then(this.draft_plan).Else(this.end)
+    after_decisions = next_if(in_state(Status.PLANNING), this.draft_plan)
     # The lead social worker drafts the plan; the coordinator approves it.
-    draft_plan = (
-        Step(views.PlanView.as_view(), team_role=CaseMembership.Role.LEAD)
-        .Annotation(title=_("Draft the plan"))
-        .Assign(lead)
-        .Permission("casework.coordinate_cases")
-        .Next(this.approve)
-    )
-    approve = (
-        Step(views.ApprovePlanView.as_view())
-        .Annotation(title=_("Approve the plan"))
-        .Permission("casework.coordinate_cases")
-        .Next(this.after_approval)
-    )
-    after_approval = (
-        flow.If(in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.draft_plan)
-    )
+    draft_plan = step(views.PlanView.as_view(), _("Draft the plan"), this.approve, role=LEAD)
+    approve = step(views.ApprovePlanView.as_view(), _("Approve the plan"), this.after_approval)
+    after_approval = next_if(in_state(Status.ACTIVE), this.wait_for_review, this.draft_plan)
     # On the review date (``manage.py send_reminders`` fires due timers): follow up,
     # then continue with a new review date, or close.
     wait_for_review = flow.Timer(review_time).Next(this.follow_up)
-    follow_up = (
-        Step(views.FollowUpView.as_view(), team_role=CaseMembership.Role.LEAD)
-        .Annotation(title=_("Follow up the case"))
-        .Assign(lead)
-        .Permission("casework.coordinate_cases")
-        .Next(this.after_follow_up)
+    follow_up = step(
+        views.FollowUpView.as_view(), _("Follow up the case"), this.after_follow_up, role=LEAD
     )
-    after_follow_up = flow.If(in_state(Status.ACTIVE)).Then(this.wait_for_review).Else(this.end)
+    after_follow_up = next_if(in_state(Status.ACTIVE), this.wait_for_review)
     end = flow.End()

@@ -13,23 +13,19 @@ from django.utils.translation import gettext_lazy as _
 from casework.statistics.spec import (
     Duration,
     Event,
-    ProgrammeStatistics,
     Stock,
-    case_source,
+    case_programme,
     closed_event,
-    consent_events,
     open_stock,
-    person_columns,
+    referral_events,
 )
 
-STATISTICS = ProgrammeStatistics(
-    code="sig",
-    label=_("SIG (social intervention group)"),
-    source=case_source("workflows_sigcase"),
-    where="c.programme = 'sig'",
+STATISTICS = case_programme(
+    "sig",
+    _("SIG (social intervention group)"),
+    "workflows_sigcase",
     events=[
-        Event("referred", _("Referrals"), "c.opened_at"),
-        *consent_events(_("Consents refused")),
+        *referral_events(_("Referrals"), _("Consents refused")),
         Event("started", _("Decisions to start"), "s.started_at"),
         Event("plan_approved", _("Plans approved"), "s.plan_approved_at"),
         closed_event(_("Close reason")),
@@ -52,9 +48,6 @@ STATISTICS = ProgrammeStatistics(
             "s.plan_approved_at",
         ),
     ],
-    person=person_columns(),
     age_bands=[(None, 14), (15, 17), (18, 20), (21, None)],
-    entry="referred",
-    open_stock="open",
     chart_measures=("referred", "started", "active", "closed"),
 )

@@ -17,7 +17,7 @@ from viewflow.workflow.status import STATUS
 from casework import policy
 from casework.models import Organisation
 from casework.roles import PERM_COORDINATE
-from workflows.common.nodes import CaseFlow, Step, in_state, review_time
+from workflows.common.nodes import CaseFlow, Step, in_state, next_if, review_time, step
 from workflows.sspf import views
 from workflows.sspf.models import SspfProcess, Status
 from workflows.sspf.selectors import part_owner
@@ -56,6 +56,19 @@ class PartStep(Step):
         return policy.may_report_plan_part(user, task.coerced_process.case, self.organisation_kind)
 
 
+def part_step(kind: str, title):
+    """The task of the team member of ``kind`` (school, leisure) who reports that part of
+    the plan: created in their inbox."""
+    return step(
+        views.PlanPartView.as_view(),
+        title,
+        this.part_reported,
+        assign=_part_owner(kind),
+        node=PartStep,
+        kind=kind,
+    )
+
+
 class SspfFlow(CaseFlow, flow.Flow):
     """Who does each step of an SSPF case, in order."""
 
@@ -72,41 +85,21 @@ class SspfFlow(CaseFlow, flow.Flow):
         .Next(this.assess)
     )
     # The coordinators' queue: assess the concern with a risk assessment, form the team.
-    assess = (
-        Step(views.AssessmentView.as_view())
-        .Annotation(title=_("Assess the concern"))
-        .Permission(PERM_COORDINATE)
-        .Next(this.after_assessment)
-    )
-    after_assessment = flow.If(in_state(Status.CONSENT_PENDING)).Then(this.consent).Else(this.end)
+    assess = step(views.AssessmentView.as_view(), _("Assess the concern"), this.after_assessment)
+    after_assessment = next_if(in_state(Status.CONSENT_PENDING), this.consent)
     # Every guardian's written consent, and the young person's own from the configured age.
-    consent = (
-        Step(views.ConsentView.as_view())
-        .Annotation(title=_("Record consent"))
-        .Permission(PERM_COORDINATE)
-        .Next(this.after_consent)
-    )
-    after_consent = flow.If(in_state(Status.MAPPING)).Then(this.mapping).Else(this.end)
+    consent = step(views.ConsentView.as_view(), _("Record consent"), this.after_consent)
+    after_consent = next_if(in_state(Status.MAPPING), this.mapping)
     # The mapping conversation with the family.
-    mapping = (
-        Step(views.MappingView.as_view())
-        .Annotation(title=_("Mapping conversation"))
-        .Permission(PERM_COORDINATE)
-        .Next(this.after_mapping)
-    )
-    after_mapping = (
-        flow.If(in_state(Status.NETWORK_MEETING)).Then(this.network_meeting).Else(this.end)
-    )
+    mapping = step(views.MappingView.as_view(), _("Mapping conversation"), this.after_mapping)
+    after_mapping = next_if(in_state(Status.NETWORK_MEETING), this.network_meeting)
     # The network meeting writes and adopts the commitment plan.
-    network_meeting = (
-        Step(views.NetworkMeetingView.as_view())
-        .Annotation(title=_("Network meeting: the commitment plan"))
-        .Permission(PERM_COORDINATE)
-        .Next(this.after_network_meeting)
+    network_meeting = step(
+        views.NetworkMeetingView.as_view(),
+        _("Network meeting: the commitment plan"),
+        this.after_network_meeting,
     )
-    after_network_meeting = (
-        flow.If(in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
-    )
+    after_network_meeting = next_if(in_state(Status.PLAN_ACTIVE), this.plan_in_force)
     # The plan is in force until the follow-up date. The school and the leisure centre
     # on the team each report their part of it before the follow-up meeting: their
     # actions (who does what, when) and how it is going — a task in the inbox of the
@@ -117,30 +110,15 @@ class SspfFlow(CaseFlow, flow.Flow):
         .Next(this.school_part, case=_part_needed(Organisation.Kind.SCHOOL, "school_part"))
         .Next(this.leisure_part, case=_part_needed(Organisation.Kind.LEISURE, "leisure_part"))
     )
-    school_part = (
-        PartStep(views.PlanPartView.as_view(), kind=Organisation.Kind.SCHOOL)
-        .Annotation(title=_("The school's part of the commitment plan"))
-        .Assign(_part_owner(Organisation.Kind.SCHOOL))
-        .Permission(PERM_COORDINATE)
-        .Next(this.part_reported)
-    )
-    leisure_part = (
-        PartStep(views.PlanPartView.as_view(), kind=Organisation.Kind.LEISURE)
-        .Annotation(title=_("The leisure centre's part of the commitment plan"))
-        .Assign(_part_owner(Organisation.Kind.LEISURE))
-        .Permission(PERM_COORDINATE)
-        .Next(this.part_reported)
+    school_part = part_step(Organisation.Kind.SCHOOL, _("The school's part of the commitment plan"))
+    leisure_part = part_step(
+        Organisation.Kind.LEISURE, _("The leisure centre's part of the commitment plan")
     )
     part_reported = flow.End()
     # On the follow-up date (``manage.py send_reminders`` fires due timers): the
     # follow-up meeting continues with a new date, or closes the case.
     wait_for_review = flow.Timer(review_time).Next(this.follow_up)
-    follow_up = (
-        Step(views.FollowUpView.as_view())
-        .Annotation(title=_("Follow-up meeting"))
-        .Permission(PERM_COORDINATE)
-        .Next(this.after_follow_up)
-    )
-    after_follow_up = flow.If(in_state(Status.PLAN_ACTIVE)).Then(this.plan_in_force).Else(this.end)
+    follow_up = step(views.FollowUpView.as_view(), _("Follow-up meeting"), this.after_follow_up)
+    after_follow_up = next_if(in_state(Status.PLAN_ACTIVE), this.plan_in_force)
     # The case is closed: a report still open is no longer needed.
     end = flow.TerminateEnd()

@@ -11,19 +11,21 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from casework.models import Case, CaseMembership, Organisation, Person, User
+from casework.models import CaseMembership, Organisation, Person, User
 from casework.roles import LEISURE, POLICE_CONTACT, SCHOOL, SOCIAL_WORKER
 from workflows.common.forms import (
     LONG_TEXT,
     ActionForm,
+    FutureDateField,
     ReferralForm,
     VersionedForm,
     choice_buttons,
+    date_field,
+    rejection_reason_field,
+    require_rejection_reason,
     text_field,
 )
 from workflows.sspf.models import AgeBand, AnonymisedDiscussion, RiskAssessment
-
-DATE = forms.DateInput(attrs={"type": "date"})
 
 
 class ConcernForm(ReferralForm):
@@ -78,29 +80,17 @@ class AssessmentOutcomeForm(VersionedForm):
     outcome = choice_buttons(
         _("Outcome"), [(ACCEPT, _("Accept: ask for consent")), (REJECT, _("Reject"))]
     )
-    close_reason = forms.ChoiceField(
-        label=_("Reason for rejecting"),
-        choices=[("", "—")]
-        + [
-            (value, label)
-            for value, label in Case.CloseReason.choices
-            if value in ("not_eligible", "age_limit", "moved", "other")
-        ],
-        required=False,
-    )
+    close_reason = rejection_reason_field()
     note = text_field(_("Note"), required=False)
 
     def clean(self):
         data = super().clean()
-        if data.get("outcome") == self.REJECT and not data.get("close_reason"):
-            self.add_error("close_reason", _("Choose the reason for rejecting."))
-        if data.get("close_reason") == "other" and not data.get("note"):
-            self.add_error("note", _("Describe the reason."))
+        require_rejection_reason(self, data)
         return data
 
 
 class MappingForm(VersionedForm):
-    held_on = forms.DateField(label=_("Held on"), widget=DATE)
+    held_on = date_field(_("Held on"))
     mapping_note = text_field(
         _("The family's view, needs and strengths"), rows=6, max_length=LONG_TEXT
     )
@@ -124,13 +114,7 @@ class PoliceParticipationForm(VersionedForm):
 
 class GoalsForm(VersionedForm):
     plan_goals = text_field(_("Goals of the commitment plan"), rows=6, max_length=LONG_TEXT)
-    review_date = forms.DateField(label=_("Follow-up date"), widget=DATE)
-
-    def clean_review_date(self):
-        value = self.cleaned_data["review_date"]
-        if value <= timezone.localdate():
-            raise ValidationError(_("The review date must be in the future."))
-        return value
+    review_date = FutureDateField(label=_("Follow-up date"))
 
 
 class EscalateForm(VersionedForm):
@@ -142,7 +126,7 @@ def _parties():
 
 
 class MeetingForm(forms.Form):
-    date = forms.DateField(label=_("Date"), widget=DATE)
+    date = date_field(_("Date"))
     organisations = forms.ModelMultipleChoiceField(
         label=_("Participating organisations"),
         queryset=_parties(),
@@ -160,7 +144,7 @@ class AgendaDecisionForm(forms.Form):
 
 
 class DiscussionForm(forms.Form):
-    date = forms.DateField(label=_("Date"), widget=DATE)
+    date = date_field(_("Date"))
     organisation = forms.ModelChoiceField(label=_("Raised by"), queryset=_parties())
     topic = forms.ChoiceField(label=_("Topic"), choices=AnonymisedDiscussion.Topic.choices)
     age_band = forms.ChoiceField(

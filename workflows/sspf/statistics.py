@@ -15,16 +15,15 @@ from django.utils.translation import gettext_lazy as _
 from casework.statistics.spec import (
     AGE,
     AREA,
+    Detail,
     Duration,
     Event,
     Plain,
-    ProgrammeStatistics,
     Stock,
-    case_source,
+    case_programme,
     closed_event,
-    consent_events,
     open_stock,
-    person_columns,
+    referral_events,
 )
 from workflows.sspf.models import AgeBand, AnonymisedDiscussion
 
@@ -39,23 +38,19 @@ _DISCUSSION_BAND = (
     + " ELSE -1 END"
 )
 
-STATISTICS = ProgrammeStatistics(
-    code="sspf",
-    label=_("SSPF (school, social services, police, leisure)"),
-    source=case_source("workflows_sspfcase"),
-    where="c.programme = 'sspf'",
+STATISTICS = case_programme(
+    "sspf",
+    _("SSPF (school, social services, police, leisure)"),
+    "workflows_sspfcase",
     events=[
-        Event("referred", _("Concerns raised"), "c.opened_at"),
-        *consent_events(_("Consents refused")),
+        *referral_events(_("Concerns raised"), _("Consents refused")),
         Event("plan_adopted", _("Plans adopted (network meeting)"), "s.plan_adopted_at"),
         closed_event(_("Close reason")),
         Event(
             "discussions",
             _("Anonymised case discussions"),
             "(d.date::timestamp AT TIME ZONE %(tz)s)",
-            detail="d.topic",
-            detail_label=_("Topic"),
-            detail_choices=AnonymisedDiscussion.Topic.choices,
+            detail=Detail("d.topic", _("Topic"), AnonymisedDiscussion.Topic.choices),
             source="workflows_anonymiseddiscussion AS d",
             person=Plain(age_band=_DISCUSSION_BAND, area="d.area"),
             dimensions=(AGE, AREA),
@@ -81,9 +76,6 @@ STATISTICS = ProgrammeStatistics(
             "s.plan_adopted_at",
         ),
     ],
-    person=person_columns(),
     age_bands=AGE_BANDS,
-    entry="referred",
-    open_stock="open",
     chart_measures=("referred", "plan_adopted", "active", "discussions"),
 )
