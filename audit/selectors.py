@@ -53,6 +53,18 @@ def person_ids_for(query: str, *, user: Any = None) -> list[uuid.UUID]:
     return list(lookup(query, user=user))
 
 
+# Each part of an ``EventFilter`` and the access-log lookup it makes.
+_FILTER_LOOKUPS = {
+    "username": "username",
+    "organisation": "organisation_name",
+    "start": "occurred_at__gte",
+    "end": "occurred_at__lt",
+    "action": "action",
+    "outcome": "outcome",
+    "person_ids": "person_id__in",
+}
+
+
 @dataclass(frozen=True)
 class EventFilter:
     """What the auditor searches for; every part optional."""
@@ -66,22 +78,14 @@ class EventFilter:
     person_ids: tuple[uuid.UUID, ...] = field(default_factory=tuple)
 
     def q(self) -> Q:
-        q = Q()
-        if self.username:
-            q &= Q(username=self.username)
-        if self.organisation:
-            q &= Q(organisation_name=self.organisation)
-        if self.start:
-            q &= Q(occurred_at__gte=self.start)
-        if self.end:
-            q &= Q(occurred_at__lt=self.end)
-        if self.action:
-            q &= Q(action=self.action)
-        if self.outcome:
-            q &= Q(outcome=self.outcome)
-        if self.person_ids:
-            q &= Q(person_id__in=self.person_ids)
-        return q
+        """Every part that is set narrows the search (all of them must hold)."""
+        return Q(
+            **{
+                lookup: getattr(self, part)
+                for part, lookup in _FILTER_LOOKUPS.items()
+                if getattr(self, part)
+            }
+        )
 
     def describe(self) -> dict[str, Any]:
         """The filter as plain JSON for the auditor's own access-log event (no personnummer)."""

@@ -232,56 +232,29 @@ def _insert(*events: AccessEvent, using: str) -> None:
             event._state.db = using
 
 
-def record_event(
-    *,
-    action: str,
-    user: Any = None,
-    obj: models.Model | None = None,
-    object_type: str = "",
-    object_id: str = "",
-    person_id: uuid.UUID | str | None = None,
-    fields: Iterable[str] = (),
-    purpose: str = "",
-    legal_basis: str = "",
-    outcome: str = Outcome.ALLOWED,
-    details: dict[str, Any] | None = None,
-    username: str = "",
-    independent: bool = False,
-) -> AccessEvent:
+def record_event(*, independent: bool = False, **event: Any) -> AccessEvent:
     """Append one event to the access log (in the caller's transaction).
 
-    ``user`` is the account acting (``None`` for the system or an anonymous
-    request); ``obj`` or ``object_type``/``object_id`` what was touched;
-    ``person_id`` the data subject; ``fields`` the names of the fields read or
-    written; ``purpose`` the justification and ``legal_basis`` the recorded
-    basis for the processing or disclosure. ``details`` holds further
-    identifiers (never personal-data values). ``username`` names an account
-    when there is no ``user`` (the name tried in a failed login).
+    The event's keywords are :func:`_build`'s: ``action`` what was done; ``user``
+    the account acting (``None`` for the system or an anonymous request); ``obj``
+    or ``object_type``/``object_id`` what was touched; ``person_id`` the data
+    subject; ``fields`` the names of the fields read or written; ``purpose`` the
+    justification and ``legal_basis`` the recorded basis for the processing or
+    disclosure; ``outcome`` allowed or denied. ``details`` holds further
+    identifiers (never personal-data values). ``username`` names an account when
+    there is no ``user`` (the name tried in a failed login).
 
     ``independent=True`` commits the event at once, on its own, so that it
     survives a rollback of the caller's transaction (denied access, failed login,
     a lookup whose answer the user has seen). Every ``DENIED`` outcome is written
     so, whatever the caller says (docs/adr/0015-lookups-leave-a-trace.md).
     """
-    event = _build(
-        action=action,
-        user=user,
-        obj=obj,
-        object_type=object_type,
-        object_id=object_id,
-        person_id=person_id,
-        fields=fields,
-        purpose=purpose,
-        legal_basis=legal_basis,
-        outcome=outcome,
-        details=details,
-        username=username,
-    )
-    independent = independent or outcome == Outcome.DENIED
+    built = _build(**event)
+    independent = independent or built.outcome == Outcome.DENIED
     using = _independent_alias() if independent else DEFAULT_DB_ALIAS
-    _insert(event, using=using)
+    _insert(built, using=using)
     _sealer.after_commit(using)
-    return event
+    return built
 
 
 def record_events(*events: dict[str, Any]) -> list[AccessEvent]:

@@ -274,18 +274,16 @@ class ChangeRequestsView(AuditorView):
 
 
 class AuditApp(Application):
+    """Audit: the access log's search, events and export, the log review, the integrity
+    check and the administrators' change requests."""
+
     title = _("Audit")
     icon = "policy"
     app_name = "granskning"
     menu_template_name = None
+    permission = staticmethod(policy.can_view_access_log)
 
-    def has_view_permission(self, user, obj=None):
-        return policy.can_view_access_log(user)
-
-    @property
-    def index_path(self):
-        return path("", SearchView.as_view(), name="index")
-
+    index_path = path("", SearchView.as_view(), name="index")
     event_path = path("handelse/<int:pk>/", EventDetailView.as_view(), name="event")
     export_path = path("export.csv", ExportView.as_view(), name="export")
     review_path = path("loggkontroll/", ReviewView.as_view(), name="review")

@@ -1,13 +1,24 @@
-"""Forms for person data: validation only; saving goes through ``casework.services``."""
+"""Forms for person data: validation only; saving goes through ``casework.services``. And
+how any form shows a service's refusal."""
 
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from casework import personnummer as pnr
 from casework.models import Person
 from casework.services import TEXT_LIMITS
+
+
+def put_errors(form: forms.Form, error: ValidationError) -> None:
+    """Attach a service's ``ValidationError`` to the form (unknown fields → form errors)."""
+    if hasattr(error, "error_dict"):
+        for name, errors in error.error_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
 
 
 class PersonForm(forms.Form):

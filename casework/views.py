@@ -14,7 +14,6 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
-from viewflow.urls import Application
 from viewflow.utils import viewprop
 from viewflow.workflow.fields import get_flow_ref
 from viewflow.workflow.flow import WorkflowAppViewset
@@ -24,6 +23,7 @@ from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 
 from casework import policy, programmes
+from casework.task_views import TaskManageView, TasksToManageView
 
 
 class PolicyRequiredMixin:
@@ -177,37 +177,35 @@ def user_inbox(flow_classes, user):
     return Task._default_manager.inbox(flow_classes, user)
 
 
-class BulkAssignView(flow_views.BulkAssignTasksActionView):
+class _OwnTasksAction(PolicyRequiredMixin):
+    """viewflow's bulk pages over the user's own tasks only: ``tasks_of(flows, user)`` is
+    both what is listed and what is acted on."""
+
+    policy_check = staticmethod(policy.can_use_task_inbox)
+    tasks_of = None
+    done_message = ""
+
+    def get_queryset(self):
+        self.queryset = type(self).tasks_of(self.viewset.flow_classes, self.request.user)
+        return super().get_queryset()
+
+    def message_user(self):
+        messages.success(self.request, self.done_message, fail_silently=True)
+
+
+class BulkAssignView(_OwnTasksAction, flow_views.BulkAssignTasksActionView):
     """Take several tasks from the queue: only ever the user's queue is listed and taken
     (viewflow's page listed every task of every flow)."""
 
-    def dispatch(self, request, *args, **kwargs):
-        if not policy.can_use_task_inbox(request.user):
-            raise PermissionDenied
-        return super().dispatch(request, *args, **kwargs)
-
-    def get_queryset(self):
-        self.queryset = user_queue(self.viewset.flow_classes, self.request.user)
-        return super().get_queryset()
-
-    def message_user(self):
-        messages.success(self.request, _("The tasks were assigned to you."), fail_silently=True)
+    tasks_of = staticmethod(user_queue)
+    done_message = _("The tasks were assigned to you.")
 
 
-class BulkUnassignView(flow_views.BulkUnassignTasksActionView):
+class BulkUnassignView(_OwnTasksAction, flow_views.BulkUnassignTasksActionView):
     """Hand several of one's own tasks back: only the user's inbox is listed and released."""
 
-    def dispatch(self, request, *args, **kwargs):
-        if not policy.can_use_task_inbox(request.user):
-            raise PermissionDenied
-        return super().dispatch(request, *args, **kwargs)
-
-    def get_queryset(self):
-        self.queryset = user_inbox(self.viewset.flow_classes, self.request.user)
-        return super().get_queryset()
-
-    def message_user(self):
-        messages.success(self.request, _("The tasks were handed back."), fail_silently=True)
+    tasks_of = staticmethod(user_inbox)
+    done_message = _("The tasks were handed back.")
 
 
 class ArchiveView(TaskColumns, flow_views.WorkflowArchiveListView):
@@ -292,6 +290,21 @@ def _task_ref(node) -> str:
     return get_task_ref(node)
 
 
+class RemindersView(PolicyRequiredMixin, TemplateView):
+    """The user's reminders (what ``send_reminders`` recorded): kinds, dates, case numbers."""
+
+    template_name = "workflows/reminders.html"
+    policy_check = staticmethod(policy.can_use_task_inbox)
+
+    def get_context_data(self, **kwargs):
+        from casework.selectors.reminders import SHOWN_DAYS, reminder_rows
+
+        context = super().get_context_data(**kwargs)
+        context["rows"] = reminder_rows(user=self.request.user)
+        context["shown_days"] = SHOWN_DAYS
+        return context
+
+
 class CaseworkApp(WorkflowAppViewset):
     """Task inbox, queue and archive over every registered process flow."""
 
@@ -332,67 +345,8 @@ class CaseworkApp(WorkflowAppViewset):
             ],
         }
 
-    @property
-    def tasks_to_manage_path(self):
-        from casework.task_views import TasksToManageView
-
-        return path("uppgifter/", TasksToManageView.as_view(), name="tasks_to_manage")
-
-    @property
-    def task_manage_path(self):
-        from casework.task_views import TaskManageView
-
-        return path("uppgifter/<int:task_pk>/", TaskManageView.as_view(), name="task_manage")
-
-    @property
-    def reminders_path(self):
-        return path("paminnelser/", RemindersView.as_view(), name="reminders")
-
-
-class RemindersView(PolicyRequiredMixin, TemplateView):
-    """The user's reminders (what ``send_reminders`` recorded): kinds, dates, case numbers."""
-
-    template_name = "workflows/reminders.html"
-    policy_check = staticmethod(policy.can_use_task_inbox)
-
-    def get_context_data(self, **kwargs):
-        from casework.selectors.reminders import SHOWN_DAYS, reminder_rows
-
-        context = super().get_context_data(**kwargs)
-        context["rows"] = reminder_rows(user=self.request.user)
-        context["shown_days"] = SHOWN_DAYS
-        return context
-
-
-class StatisticsApp(Application):
-    title = _("Statistics")
-    icon = "insights"
-    app_name = "statistik"
-    menu_template_name = None
-
-    def has_view_permission(self, user, obj=None):
-        return policy.can_view_statistics(user)
-
-    @property
-    def index_path(self):
-        from casework.statistics.views import DashboardView
-
-        return path("", DashboardView.as_view(), name="index")
-
-    @property
-    def report_path(self):
-        from casework.statistics.views import ReportView
-
-        return path("rapport/", ReportView.as_view(), name="report")
-
-    @property
-    def report_pdf_path(self):
-        from casework.statistics.views import ReportPdfView
-
-        return path("rapport.pdf", ReportPdfView.as_view(), name="report_pdf")
-
-    @property
-    def csv_path(self):
-        from casework.statistics.views import TableCsvView
-
-        return path("csv/<slug:programme>/<str:table>.csv", TableCsvView.as_view(), name="csv")
+    tasks_to_manage_path = path("uppgifter/", TasksToManageView.as_view(), name="tasks_to_manage")
+    task_manage_path = path(
+        "uppgifter/<int:task_pk>/", TaskManageView.as_view(), name="task_manage"
+    )
+    reminders_path = path("paminnelser/", RemindersView.as_view(), name="reminders")

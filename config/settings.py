@@ -475,44 +475,47 @@ LOGGING = {
 
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="samverkan-demo")
 
-# Process rules that vary by municipality: settings, not constants.
-SAMVERKAN = {
+# Process rules that vary by municipality: settings, not constants. Each is read from the
+# environment variable SAMVERKAN_<name>, with its default here; the age ranges (inclusive)
+# from SAMVERKAN_<programme>_MIN_AGE and _MAX_AGE.
+_PROCESS_RULES = {
     # Break-the-glass access lasts this many hours.
-    "BREAK_GLASS_HOURS": env.int("SAMVERKAN_BREAK_GLASS_HOURS", default=3),
+    "BREAK_GLASS_HOURS": 3,
     # A closed case's team memberships end at the close; the lead social worker keeps
     # reading it this many days for the documentation duty (SoL 11 kap.), 0: not at all.
     # docs/adr/0012-referrals-reveal-nothing.md.
-    "CLOSED_CASE_LEAD_READ_DAYS": env.int("SAMVERKAN_CLOSED_CASE_LEAD_READ_DAYS", default=30),
-    # SIG: the age range (inclusive) and the default interval between reviews.
-    "SIG_AGE_RANGE": (
-        env.int("SAMVERKAN_SIG_MIN_AGE", default=15),
-        env.int("SAMVERKAN_SIG_MAX_AGE", default=25),
-    ),
-    "SIG_REVIEW_INTERVAL_DAYS": env.int("SAMVERKAN_SIG_REVIEW_INTERVAL_DAYS", default=90),
+    "CLOSED_CASE_LEAD_READ_DAYS": 30,
+    # SIG: the default interval between reviews.
+    "SIG_REVIEW_INTERVAL_DAYS": 90,
     # Follow-up tasks appear at this hour (local time) of the review date.
-    "REVIEW_TASK_HOUR": env.int("SAMVERKAN_REVIEW_TASK_HOUR", default=7),
+    "REVIEW_TASK_HOUR": 7,
     # `send_reminders` reminds of a task left open longer than this many days.
-    "TASK_REMINDER_DAYS": env.int("SAMVERKAN_TASK_REMINDER_DAYS", default=5),
+    "TASK_REMINDER_DAYS": 5,
     # Statistics: counts from 1 to this minus one are shown as "<5" (never below 3).
-    "STATS_THRESHOLD": env.int("SAMVERKAN_STATS_THRESHOLD", default=5),
+    "STATS_THRESHOLD": 5,
     # The running month's counts are recounted at most this often (seconds; 0: every page).
-    "STATS_LIVE_SECONDS": env.int("SAMVERKAN_STATS_LIVE_SECONDS", default=300),
-    # SSPF: the age range (inclusive), the age from which the young person's own consent
-    # is needed besides the guardians', and the default interval between follow-ups.
-    "SSPF_AGE_RANGE": (
-        env.int("SAMVERKAN_SSPF_MIN_AGE", default=10),
-        env.int("SAMVERKAN_SSPF_MAX_AGE", default=18),
-    ),
-    "SSPF_OWN_CONSENT_AGE": env.int("SAMVERKAN_SSPF_OWN_CONSENT_AGE", default=15),
-    "SSPF_FOLLOW_UP_INTERVAL_DAYS": env.int("SAMVERKAN_SSPF_FOLLOW_UP_INTERVAL_DAYS", default=42),
+    "STATS_LIVE_SECONDS": 300,
+    # SSPF: the age from which the young person's own consent is needed besides the
+    # guardians', and the default interval between follow-ups.
+    "SSPF_OWN_CONSENT_AGE": 15,
+    "SSPF_FOLLOW_UP_INTERVAL_DAYS": 42,
     # GVI: follow-up contact with each call-in attendee within this many days; a custom
     # notification's follow-up within this many hours of delivery; visits to try before
     # a notification is closed as not reached.
-    "GVI_CALLIN_FOLLOWUP_DAYS": env.int("SAMVERKAN_GVI_CALLIN_FOLLOWUP_DAYS", default=14),
-    "GVI_NOTIFICATION_FOLLOWUP_HOURS": env.int(
-        "SAMVERKAN_GVI_NOTIFICATION_FOLLOWUP_HOURS", default=48
-    ),
-    "GVI_NOTIFICATION_MAX_ATTEMPTS": env.int("SAMVERKAN_GVI_NOTIFICATION_MAX_ATTEMPTS", default=3),
+    "GVI_CALLIN_FOLLOWUP_DAYS": 14,
+    "GVI_NOTIFICATION_FOLLOWUP_HOURS": 48,
+    "GVI_NOTIFICATION_MAX_ATTEMPTS": 3,
+}
+_AGE_RANGES = {"SIG": (15, 25), "SSPF": (10, 18)}
+SAMVERKAN = {
+    **{name: env.int(f"SAMVERKAN_{name}", default=value) for name, value in _PROCESS_RULES.items()},
+    **{
+        f"{programme}_AGE_RANGE": (
+            env.int(f"SAMVERKAN_{programme}_MIN_AGE", default=youngest),
+            env.int(f"SAMVERKAN_{programme}_MAX_AGE", default=oldest),
+        )
+        for programme, (youngest, oldest) in _AGE_RANGES.items()
+    },
 }
 # How many synthetic persons `seed_demo` registers (see its docstring).
 DEMO_PERSONS = env.int("DEMO_PERSONS", default=300)

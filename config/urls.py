@@ -14,7 +14,8 @@ from casework import mfa_views, programmes
 from casework.services.administration import set_password_tokens
 from casework.sessions import keep_alive
 from casework.sso_views import SignInCallbackView, SignInStartView
-from casework.views import CaseworkApp, StatisticsApp, home
+from casework.statistics.app import StatisticsApp
+from casework.views import CaseworkApp, home
 from config.health import healthz
 from workflows.common.case_page import casework_urls as shared_case_pages
 from workflows.gvi.app import GviApp

@@ -12,7 +12,8 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
-from casework.admin.four_eyes import form_errors, posted
+from casework.admin.four_eyes import posted
+from casework.forms import put_errors
 from casework.mfa import require_step_up
 from casework.models import AdminChangeRequest
 from casework.selectors.administration import describe_change
@@ -103,7 +104,7 @@ class AdminChangeRequestAdmin(admin.ModelAdmin):
                             reason=form.cleaned_data["reason"],
                         )
                 except ValidationError as error:
-                    form_errors(form, error)
+                    put_errors(form, error)
                     status = 400
                 else:
                     if approval is None or not approval.link:

@@ -17,20 +17,12 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
+from casework.forms import put_errors
 from casework.models import AdminChangeRequest
 from casework.services import administration
 
 Kind = AdminChangeRequest.Kind
 NONE = "\u2013"  # an en dash: no value
-
-
-def form_errors(form: forms.Form, error: ValidationError) -> None:
-    """Put a service's refusal on the form (per field where it names one)."""
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
 
 
 def posted(request) -> Any:
@@ -65,7 +57,7 @@ def request_page(
         try:
             change_request = submit(form.cleaned_data)
         except ValidationError as error:
-            form_errors(form, error)
+            put_errors(form, error)
         else:
             messages.success(
                 request,

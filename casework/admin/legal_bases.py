@@ -23,6 +23,17 @@ from casework.models import LegalBasis, Organisation
 from casework.services import administration
 
 
+def _organisation_kinds(label) -> forms.MultipleChoiceField:
+    """A choice of organisation kinds, none meaning any."""
+    return forms.MultipleChoiceField(
+        label=label,
+        choices=Organisation.Kind.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("None chosen: any organisation."),
+    )
+
+
 class LegalBasisRequestForm(ReasonForm):
     code = forms.SlugField(label=_("code"), max_length=50)
     name = forms.CharField(label=_("name"), max_length=200)
@@ -30,20 +41,8 @@ class LegalBasisRequestForm(ReasonForm):
         label=_("description"), required=False, widget=forms.Textarea(attrs={"rows": 4})
     )
     kind = forms.ChoiceField(label=_("kind"), choices=LegalBasis.Kind.choices)
-    discloser_kinds = forms.MultipleChoiceField(
-        label=_("may be disclosed by"),
-        choices=Organisation.Kind.choices,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text=_("None chosen: any organisation."),
-    )
-    recipient_kinds = forms.MultipleChoiceField(
-        label=_("may be disclosed to"),
-        choices=Organisation.Kind.choices,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text=_("None chosen: any organisation."),
-    )
+    discloser_kinds = _organisation_kinds(_("may be disclosed by"))
+    recipient_kinds = _organisation_kinds(_("may be disclosed to"))
     max_age = forms.IntegerField(
         label=_("only for persons younger than"), required=False, min_value=1, max_value=150
     )
@@ -65,17 +64,7 @@ class LegalBasisAdmin(RequestPages, admin.ModelAdmin):
     list_display = ["name", "code", "kind", "max_age", "is_active"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "code"]
-    fields = [
-        "code",
-        "name",
-        "description",
-        "kind",
-        "discloser_kinds",
-        "recipient_kinds",
-        "max_age",
-        "is_active",
-        "four_eyes",
-    ]
+    fields = [*administration.LEGAL_BASIS_FIELDS, "four_eyes"]
     readonly_fields = [*administration.LEGAL_BASIS_DISCLOSURE_FIELDS, "four_eyes"]
     change_list_template = "admin/casework/legalbasis/change_list.html"
 

@@ -31,26 +31,13 @@ from casework.models import ExternalIdentity, IdentityProvider, IdentityProvider
 from casework.services import administration, signin, sso
 
 
-def _sso_status(obj, kind, url_name):
-    if obj is None or obj.pk is None:
-        return NONE
-    if administration.sso_approved(obj):
-        return _("Approved by a second administrator")
-    url = reverse(f"admin:{url_name}", args=[obj.pk])
-    return format_html(
-        '{} <a class="button" href="{}">{}</a>',
-        _("Not in use: waits for a second administrator's approval."),
-        url,
-        _("Request approval"),
-    )
-
-
 class SsoAdmin(RequestPages, admin.ModelAdmin):
-    """Shared: audited saves and the request-approval page."""
+    """Shared: audited saves, the approval column and the request-approval page."""
 
     sso_kind: str
     sso_url_name: str
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    readonly_fields = ["approval"]
 
     def has_delete_permission(self, request, obj=None):
         return False  # switch a provider off instead; links are history
@@ -63,6 +50,19 @@ class SsoAdmin(RequestPages, admin.ModelAdmin):
                 changed.append(formset.prefix)
         sso.record_configuration_change(
             user=request.user, obj=form.instance, fields=changed, created=not change
+        )
+
+    @admin.display(description=_("Approval"))
+    def approval(self, obj):
+        if obj is None or obj.pk is None:
+            return NONE
+        if administration.sso_approved(obj):
+            return _("Approved by a second administrator")
+        return format_html(
+            '{} <a class="button" href="{}">{}</a>',
+            _("Not in use: waits for a second administrator's approval."),
+            reverse(f"admin:{self.sso_url_name}", args=[obj.pk]),
+            _("Request approval"),
         )
 
     def request_pages(self):
@@ -122,11 +122,6 @@ class IdentityProviderAdmin(SsoAdmin):
         ),
         (_("Matching and assurance"), {"fields": ["match_claim", "account_field", "acr_levels"]}),
     ]
-    readonly_fields = ["approval"]
-
-    @admin.display(description=_("Approval"))
-    def approval(self, obj):
-        return _sso_status(obj, self.sso_kind, self.sso_url_name)
 
     def request_approval(self, user, obj, reason):
         return administration.request_identity_provider(user=user, provider=obj, reason=reason)
@@ -141,7 +136,6 @@ class ExternalIdentityAdmin(SsoAdmin):
     list_select_related = ["user", "provider"]
     search_fields = ["subject", "user__username"]
     fields = ["user", "provider", "subject", "approval"]
-    readonly_fields = ["approval"]
 
     def get_queryset(self, request):
         # Superuser accounts are made by the operator only and are never linked here.
@@ -151,10 +145,6 @@ class ExternalIdentityAdmin(SsoAdmin):
         if db_field.name == "user":
             kwargs["queryset"] = User.objects.filter(is_superuser=False)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    @admin.display(description=_("Approval"))
-    def approval(self, obj):
-        return _sso_status(obj, self.sso_kind, self.sso_url_name)
 
     def request_approval(self, user, obj, reason):
         return administration.request_external_identity(user=user, identity=obj, reason=reason)

@@ -9,16 +9,8 @@ from django.db import transaction
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from casework.forms import put_errors
 from casework.services.cases import CaseConflict, CaseDenied
-
-
-def put_errors(form, error: ValidationError) -> None:
-    """Attach a service's ``ValidationError`` to the form (unknown fields → form errors)."""
-    if hasattr(error, "error_dict"):
-        for name, errors in error.error_dict.items():
-            form.add_error(name if name in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
 
 
 def denied(request) -> TemplateResponse:
