@@ -34,3 +34,15 @@ def sig_url():
         return task.flow_task.reverse(name, args=[task.process_id, task.pk])
 
     return _url
+
+
+def colleague(users, like: str, username: str, *, organisation=None):
+    """A new user ``username`` with the roles (groups) of ``like`` and, unless
+    ``organisation`` is given, its organisation."""
+    from casework.models import User
+
+    user = User.objects.create(
+        username=username, organisation=organisation or users[like].organisation
+    )
+    user.groups.set(users[like].groups.all())
+    return user

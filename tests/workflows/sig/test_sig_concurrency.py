@@ -16,21 +16,24 @@ migrations made (roles, legal bases) for the tests after.
 
 from __future__ import annotations
 
-import html
-import threading
-
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 from django.test import Client
-from django.utils import timezone, translation
+from django.utils import timezone
 
-from audit.models import AccessEvent
-from casework.models import Action, CaseEvent, Consent, User
+from casework.models import Action, CaseEvent, Consent
 from casework.services import cases as services
 from casework.services import transitions
 from casework.services.cases import CaseConflict
-from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.racing import flow_lock_meeting
+from tests.workflows.conftest import BOTH_DATABASES, colleague
+from tests.workflows.racing import (
+    flow_lock_meeting,
+    lock_meeting,
+    race,
+    race_to_close_on_the_case_page,
+    race_two_coordinators,
+    record,
+)
 from tests.workflows.sig.factories import (
     PURPOSE,
     FlowDriver,
@@ -50,127 +53,32 @@ pytestmark = pytest.mark.django_db(
 @pytest.fixture
 def people(users):
     """The demo users and a second coordinator."""
-    people = dict(users)
-    sven = User.objects.create(
-        username="sven.samordnare", organisation=users["sara.samordnare"].organisation
-    )
-    sven.groups.set(users["sara.samordnare"].groups.all())
-    people["sven.samordnare"] = sven
-    return people
+    return {**users, "sven.samordnare": colleague(users, "sara.samordnare", "sven.samordnare")}
 
 
 @pytest.fixture
 def meet_at_the_lock(monkeypatch):
-    """Hold each racer in front of the case's row lock until all have arrived.
-
-    With ``first`` (a racer's name) that racer takes the lock first and the
-    others ask for it right after, so they wait for its commit: the order is
-    chosen, not left to the scheduler. Only a racer's first lock meets the
-    others (a withdrawal locks again to close the case, in the same transaction).
-    """
-
-    def install(parties: int, first: str | None = None) -> None:
-        barrier = threading.Barrier(parties, timeout=30)
-        first_has_it = threading.Event()
-        local = threading.local()
-        lock = transitions.lock
-
-        def meet_then_lock(case, expected_version):
-            if getattr(local, "met", False):
-                return lock(case, expected_version)
-            local.met = True
-            barrier.wait()
-            me = threading.current_thread().name
-            if first is not None and me != first:
-                first_has_it.wait(timeout=30)
-            try:
-                return lock(case, expected_version)
-            finally:
-                if me == first:
-                    first_has_it.set()
-
-        monkeypatch.setattr(transitions, "lock", meet_then_lock)
-
-    return install
-
-
-def race(**racers):
-    """Run the named racers in threads at once; return what each returned or raised."""
-    results: dict = {}
-
-    def run(name, racer):
-        try:
-            results[name] = racer()
-        except BaseException as exc:  # the test looks at it
-            results[name] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=item, name=item[0]) for item in racers.items()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-        assert not thread.is_alive()
-    return results
-
-
-def record(case_id) -> dict:
-    """What the race may have changed, from the database."""
-    case = SigCase.objects.get(pk=case_id)
-    return {
-        "status": case.status,
-        "version": case.version,
-        "timeline": CaseEvent.objects.filter(case_id=case_id).count(),
-        "transitions": AccessEvent.objects.filter(
-            action=AccessEvent.Action.TRANSITION, object_id=str(case_id)
-        ).count(),
-        "withdrawn": Consent.objects.filter(case_id=case_id, withdrawn_at__isnull=False).count(),
-        "actions": Action.objects.filter(case_id=case_id).count(),
-    }
+    """Hold each racer in front of the case's row lock until all have arrived."""
+    return lock_meeting(monkeypatch, transitions, "lock")
 
 
 def test_two_coordinators_approve_the_same_plan(people, meet_at_the_lock):
     case = sig_case(people, Status.PLANNING)
     # Ready for approval: an action per agency, the plan and a review date.
     case = _ready_for_approval(people, case)
-    before = record(case.pk)
     meet_at_the_lock(2)
-
-    def approve(username):
-        def run():
-            user = people[username]
-            mine = SigCase.objects.get(pk=case.pk)  # each request loads its own copy
-            services.transition(
-                user=user,
-                case=mine,
-                name="approve_plan",
-                purpose=PURPOSE,
-                approved_by=user,
-                expected_version=before["version"],
-            )
-            return username
-
-        return run
-
-    results = race(sara=approve("sara.samordnare"), sven=approve("sven.samordnare"))
-    winners = [r for r in results.values() if isinstance(r, str)]
-    losers = [r for r in results.values() if not isinstance(r, str)]
-    assert len(winners) == 1, results
-    assert len(losers) == 1 and isinstance(losers[0], CaseConflict), results
-    after = record(case.pk)
+    winner, after = race_two_coordinators(
+        people, case, "approve_plan", purpose=PURPOSE, signed_by="approved_by"
+    )
     assert after["status"] == Status.ACTIVE
-    assert after["version"] == before["version"] + 1
-    assert after["timeline"] == before["timeline"] + 1
-    assert after["transitions"] == before["transitions"] + 1
     approved = SigCase.objects.get(pk=case.pk)
-    assert approved.plan_approved_by == people[winners[0]]
+    assert approved.plan_approved_by == people[winner]
 
 
 def test_the_same_step_posted_twice_with_the_same_version(people, meet_at_the_lock):
     """A double submit (two tabs): the same action form, the same version, twice."""
     case = sig_case(people, Status.ACTIVE)
-    before = record(case.pk)
+    before = record(case)
     meet_at_the_lock(2)
 
     def add_action():
@@ -189,7 +97,7 @@ def test_the_same_step_posted_twice_with_the_same_version(people, meet_at_the_lo
     results = race(tab_1=add_action, tab_2=add_action)
     assert sum(isinstance(r, Action) for r in results.values()) == 1, results
     assert sum(isinstance(r, CaseConflict) for r in results.values()) == 1, results
-    after = record(case.pk)
+    after = record(case)
     assert after["actions"] == before["actions"] + 1
     assert after["version"] == before["version"] + 1
     assert after["timeline"] == before["timeline"] + 1
@@ -209,7 +117,7 @@ def test_a_transition_racing_a_consent_withdrawal(people, meet_at_the_lock, firs
     """
     case = sig_case(people, Status.ACTIVE)
     reach_review_date(case)
-    before = record(case.pk)
+    before = record(case)
     meet_at_the_lock(2, first=first_to_lock)
     anna = people["anna.social"]
 
@@ -232,7 +140,7 @@ def test_a_transition_racing_a_consent_withdrawal(people, meet_at_the_lock, firs
 
     results = race(withdrawal=withdraw, transition=follow_up)
     assert results["withdrawal"] is True, results  # the case was closed with it
-    after = record(case.pk)
+    after = record(case)
     assert (after["status"], after["withdrawn"]) == (Status.CLOSED, before["withdrawn"] + 1)
     if first_to_lock == "withdrawal":
         assert isinstance(results["transition"], CaseConflict), results
@@ -250,39 +158,15 @@ def test_a_transition_racing_a_consent_withdrawal(people, meet_at_the_lock, firs
 def test_two_users_close_the_case_from_the_case_page(people, meet_at_the_lock, language):
     """Through the view: one is redirected to the closed case, the other told to reload."""
     case = sig_case(people, Status.ACTIVE)
-    before = record(case.pk)
     meet_at_the_lock(2)
-    url = f"/arenden/fall/{case.pk}/"
-
-    def close(username, reason):
-        def run():
-            client = Client()
-            client.cookies["django_language"] = language
-            client.force_login(people[username])
-            return client.post(
-                url, {"_action": "close", "version": before["version"], "close_reason": reason}
-            )
-
-        return run
-
-    responses = race(
-        anna=close("anna.social", "goals_met"), sara=close("sara.samordnare", "moved")
-    ).values()
-    assert sorted(r.status_code for r in responses) == [200, 302], responses
-    refused = next(r for r in responses if r.status_code == 200)
+    closers = {"anna": ("anna.social", "goals_met"), "sara": ("sara.samordnare", "moved")}
+    message, after = race_to_close_on_the_case_page(people, case, closers, language)
     # The message in the page's language, from the project's catalogue: Swedish
     # ("Ärendet har ändrats av någon annan …") when the catalogue is compiled,
     # else the English msgid; with English chosen, exactly the msgid.
-    with translation.override(language):
-        message = str(CaseConflict.message)
     if language == "en":
         assert message == "The case was changed by someone else. Reload the page and try again."
-    assert html.escape(message) in refused.content.decode()
-    after = record(case.pk)
     assert after["status"] == Status.CLOSED
-    assert after["version"] == before["version"] + 1
-    assert after["transitions"] == before["transitions"] + 1
-    assert after["timeline"] == before["timeline"] + 1
 
 
 def test_the_same_task_step_posted_twice(people):
@@ -292,7 +176,7 @@ def test_the_same_task_step_posted_twice(people):
     flow_case = FlowDriver(people).build("consent")
     record_full_consent(people, flow_case.case)
     flow_case.refresh()
-    before = record(flow_case.case.pk)
+    before = record(flow_case.case)
     consent_task = flow_case.task("consent")
     url = consent_task.flow_task.reverse("execute", args=[consent_task.process_id, consent_task.pk])
 
@@ -305,7 +189,7 @@ def test_the_same_task_step_posted_twice(people):
     assert [r.status_code for r in responses] == [302, 302], responses
     locations = sorted(r["Location"] for r in responses)
     assert f"/arenden/fall/{flow_case.case.pk}/" in locations, locations
-    after = record(flow_case.case.pk)
+    after = record(flow_case.case)
     assert after["status"] == Status.DECISION_PENDING
     assert after["transitions"] == before["transitions"] + 1
     assert after["version"] == before["version"] + 1
@@ -341,7 +225,7 @@ def test_a_withdrawal_on_the_case_page_racing_a_task_step(
     flow_case = FlowDriver(people).build("follow_up")
     case = flow_case.case
     task = flow_case.task("follow_up")
-    before = record(case.pk)
+    before = record(case)
     consent = case.consents.get(giver=Consent.Giver.SELF)
     url = task.flow_task.reverse("execute", args=[task.process_id, task.pk])
     meet_at_the_flow_lock(2, first=first_to_lock)
@@ -361,7 +245,7 @@ def test_a_withdrawal_on_the_case_page_racing_a_task_step(
     results = race(withdrawal=withdrawal, step=step)
     assert results["withdrawal"].status_code == 302, results
     assert results["step"].status_code == 302, results
-    after = record(case.pk)
+    after = record(case)
     assert (after["status"], after["withdrawn"]) == (Status.CLOSED, before["withdrawn"] + 1)
     assert SigProcess.objects.get(case_id=case.pk).finished is not None
     began = CaseEvent.objects.filter(case_id=case.pk, transition="begin_follow_up").exists()

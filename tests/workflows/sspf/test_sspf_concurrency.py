@@ -9,19 +9,21 @@ takes the lock first, the case ends closed on the withdrawal, its process stoppe
 
 from __future__ import annotations
 
-import html
-
 import pytest
 from django.test import Client
-from django.utils import timezone, translation
+from django.utils import timezone
 
-from audit.models import AccessEvent
-from casework.models import Case, CaseEvent, Consent, User
-from casework.services import cases as services
-from casework.services.cases import CaseConflict
-from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.racing import flow_lock_meeting
-from tests.workflows.sig.test_sig_concurrency import meet_at_the_lock, race  # noqa: F401 (a fixture)
+from casework.models import Case, CaseEvent, Consent
+from casework.services import transitions
+from tests.workflows.conftest import BOTH_DATABASES, colleague
+from tests.workflows.racing import (
+    flow_lock_meeting,
+    lock_meeting,
+    race,
+    race_to_close_on_the_case_page,
+    race_two_coordinators,
+    record,
+)
 from tests.workflows.sspf.factories import (
     PURPOSE,
     SspfFlowDriver,
@@ -40,13 +42,13 @@ pytestmark = pytest.mark.django_db(
 @pytest.fixture
 def people(users):
     """The demo users and a second coordinator."""
-    people = dict(users)
-    sven = User.objects.create(
-        username="sven.samordnare", organisation=users["sara.samordnare"].organisation
-    )
-    sven.groups.set(users["sara.samordnare"].groups.all())
-    people["sven.samordnare"] = sven
-    return people
+    return {**users, "sven.samordnare": colleague(users, "sara.samordnare", "sven.samordnare")}
+
+
+@pytest.fixture
+def meet_at_the_lock(monkeypatch):
+    """Hold each racer in front of the case's row lock until all have arrived."""
+    return lock_meeting(monkeypatch, transitions, "lock")
 
 
 @pytest.fixture
@@ -55,85 +57,24 @@ def meet_at_the_flow_lock(monkeypatch):
     return flow_lock_meeting(monkeypatch, SspfFlow)
 
 
-def record(case_id) -> dict:
-    case = SspfCase.objects.get(pk=case_id)
-    return {
-        "status": case.status,
-        "version": case.version,
-        "timeline": CaseEvent.objects.filter(case_id=case_id).count(),
-        "transitions": AccessEvent.objects.filter(
-            action=AccessEvent.Action.TRANSITION, object_id=str(case_id)
-        ).count(),
-        "withdrawn": Consent.objects.filter(case_id=case_id, withdrawn_at__isnull=False).count(),
-    }
-
-
-def test_two_coordinators_adopt_the_same_plan(people, meet_at_the_lock):  # noqa: F811
+def test_two_coordinators_adopt_the_same_plan(people, meet_at_the_lock):
     case = sspf_case(people, Status.NETWORK_MEETING)
     write_plan(people, case)
-    before = record(case.pk)
     meet_at_the_lock(2)
-
-    def adopt(username):
-        def run():
-            user = people[username]
-            mine = SspfCase.objects.get(pk=case.pk)  # each request loads its own copy
-            services.transition(
-                user=user,
-                case=mine,
-                name="adopt_plan",
-                purpose=PURPOSE,
-                adopted_by=user,
-                expected_version=before["version"],
-            )
-            return username
-
-        return run
-
-    results = race(sara=adopt("sara.samordnare"), sven=adopt("sven.samordnare"))
-    winners = [r for r in results.values() if isinstance(r, str)]
-    losers = [r for r in results.values() if not isinstance(r, str)]
-    assert len(winners) == 1, results
-    assert len(losers) == 1 and isinstance(losers[0], CaseConflict), results
-    after = record(case.pk)
+    winner, after = race_two_coordinators(
+        people, case, "adopt_plan", purpose=PURPOSE, signed_by="adopted_by"
+    )
     assert after["status"] == Status.PLAN_ACTIVE
-    assert after["version"] == before["version"] + 1
-    assert after["timeline"] == before["timeline"] + 1
-    assert after["transitions"] == before["transitions"] + 1
-    assert SspfCase.objects.get(pk=case.pk).plan_adopted_by == people[winners[0]]
+    assert SspfCase.objects.get(pk=case.pk).plan_adopted_by == people[winner]
 
 
-def test_two_coordinators_close_the_case_from_the_case_page(people, meet_at_the_lock):  # noqa: F811
+def test_two_coordinators_close_the_case_from_the_case_page(people, meet_at_the_lock):
     """Through the view: one is taken to the closed case, the other told to reload."""
     case = sspf_case(people, Status.PLAN_ACTIVE)
-    before = record(case.pk)
     meet_at_the_lock(2)
-    url = f"/arenden/fall/{case.pk}/"
-
-    def close(username, reason):
-        def run():
-            client = Client()
-            client.cookies["django_language"] = "sv"
-            client.force_login(people[username])
-            return client.post(
-                url, {"_action": "close", "version": before["version"], "close_reason": reason}
-            )
-
-        return run
-
-    responses = race(
-        sara=close("sara.samordnare", "goals_met"), sven=close("sven.samordnare", "moved")
-    ).values()
-    assert sorted(r.status_code for r in responses) == [200, 302], responses
-    refused = next(r for r in responses if r.status_code == 200)
-    with translation.override("sv"):
-        message = str(CaseConflict.message)
-    assert html.escape(message) in refused.content.decode()
-    after = record(case.pk)
+    closers = {"sara": ("sara.samordnare", "goals_met"), "sven": ("sven.samordnare", "moved")}
+    _, after = race_to_close_on_the_case_page(people, case, closers, "sv")
     assert after["status"] == Status.CLOSED
-    assert after["version"] == before["version"] + 1
-    assert after["transitions"] == before["transitions"] + 1
-    assert after["timeline"] == before["timeline"] + 1
 
 
 def test_the_same_task_step_posted_twice(people):
@@ -143,7 +84,7 @@ def test_the_same_task_step_posted_twice(people):
     case = driver.build("mapping")
     task = driver.task(case, "mapping")
     driver.post("sara.samordnare", driver.url(task, "assign"))
-    before = record(case.pk)
+    before = record(case)
 
     def submit():
         client = Client()
@@ -161,7 +102,7 @@ def test_the_same_task_step_posted_twice(people):
     responses = list(race(tab_1=submit, tab_2=submit).values())
     assert [r.status_code for r in responses] == [302, 302], responses
     assert {r["Location"] for r in responses} == {f"/arenden/fall/{case.pk}/"}
-    after = record(case.pk)
+    after = record(case)
     assert after["status"] == Status.NETWORK_MEETING
     assert after["transitions"] == before["transitions"] + 1
     assert after["timeline"] == before["timeline"] + 2  # the mapping and its transition, once
@@ -182,7 +123,7 @@ def test_a_guardians_withdrawal_racing_a_task_step(people, meet_at_the_flow_lock
     case = driver.build("follow_up")
     task = driver.task(case, "follow_up")
     driver.post("sara.samordnare", driver.url(task, "assign"))
-    before = record(case.pk)
+    before = record(case)
     guardian_consent = case.consents.get(giver=Consent.Giver.GUARDIAN)
     meet_at_the_flow_lock(2, first=first_to_lock)
 
@@ -203,7 +144,7 @@ def test_a_guardians_withdrawal_racing_a_task_step(people, meet_at_the_flow_lock
     assert results["withdrawal"].status_code == 302, results
     assert results["withdrawal"]["Location"] == f"/arenden/fall/{case.pk}/"
     assert results["step"].status_code == 302, results
-    after = record(case.pk)
+    after = record(case)
     closed = SspfCase.objects.get(pk=case.pk)
     assert (after["status"], after["withdrawn"]) == (Status.CLOSED, before["withdrawn"] + 1)
     assert closed.close_reason == Case.CloseReason.CONSENT_WITHDRAWN
