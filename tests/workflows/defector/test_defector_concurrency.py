@@ -8,10 +8,8 @@ Exactly one reassessment lands (and routes the case); the other gets
 
 from __future__ import annotations
 
-import pytest
-
 from casework.services.cases import CaseConflict
-from tests.workflows.conftest import BOTH_DATABASES
+from tests.conftest import COMMITTED_DB
 from tests.workflows.defector.factories import PURPOSE, assessment, defector_case
 from tests.workflows.racing import lock_meeting, race
 from workflows.defector import models as defector
@@ -25,9 +23,7 @@ from workflows.defector.models import (
     ThreatAssessment,
 )
 
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
+pytestmark = COMMITTED_DB
 
 
 def test_two_reassessments_race(users, monkeypatch):

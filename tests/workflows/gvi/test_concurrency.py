@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from audit.models import AccessEvent
 from casework.services.transitions import Conflict
-from tests.workflows.conftest import BOTH_DATABASES
+from tests.conftest import COMMITTED_DB
 from tests.workflows.gvi import factories as f
 from tests.workflows.racing import race
 from workflows.gvi import models as gvi
 from workflows.gvi import services
 
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
+pytestmark = COMMITTED_DB
 
 
 def test_concurrent_execution_of_one_lever(users):

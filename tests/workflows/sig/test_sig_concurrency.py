@@ -23,12 +23,10 @@ from django.utils import timezone
 
 from casework.models import Action, CaseEvent, Consent
 from casework.services import cases as services
-from casework.services import transitions
 from casework.services.cases import CaseConflict
-from tests.workflows.conftest import BOTH_DATABASES, colleague
+from tests.conftest import COMMITTED_DB
 from tests.workflows.racing import (
     flow_lock_meeting,
-    lock_meeting,
     race,
     race_to_close_on_the_case_page,
     race_two_coordinators,
@@ -45,46 +43,32 @@ from tests.workflows.sig.factories import (
 from workflows.sig.models import SigCase, Status
 from workflows.sig.services import after_consent_withdrawn
 
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
+pytestmark = COMMITTED_DB
 
 
-@pytest.fixture
-def people(users):
-    """The demo users and a second coordinator."""
-    return {**users, "sven.samordnare": colleague(users, "sara.samordnare", "sven.samordnare")}
-
-
-@pytest.fixture
-def meet_at_the_lock(monkeypatch):
-    """Hold each racer in front of the case's row lock until all have arrived."""
-    return lock_meeting(monkeypatch, transitions, "lock")
-
-
-def test_two_coordinators_approve_the_same_plan(people, meet_at_the_lock):
-    case = sig_case(people, Status.PLANNING)
+def test_two_coordinators_approve_the_same_plan(staff, meet_at_the_lock):
+    case = sig_case(staff, Status.PLANNING)
     # Ready for approval: an action per agency, the plan and a review date.
-    case = _ready_for_approval(people, case)
+    case = _ready_for_approval(staff, case)
     meet_at_the_lock(2)
     winner, after = race_two_coordinators(
-        people, case, "approve_plan", purpose=PURPOSE, signed_by="approved_by"
+        staff, case, "approve_plan", purpose=PURPOSE, signed_by="approved_by"
     )
     assert after["status"] == Status.ACTIVE
     approved = SigCase.objects.get(pk=case.pk)
-    assert approved.plan_approved_by == people[winner]
+    assert approved.plan_approved_by == staff[winner]
 
 
-def test_the_same_step_posted_twice_with_the_same_version(people, meet_at_the_lock):
+def test_the_same_step_posted_twice_with_the_same_version(staff, meet_at_the_lock):
     """A double submit (two tabs): the same action form, the same version, twice."""
-    case = sig_case(people, Status.ACTIVE)
+    case = sig_case(staff, Status.ACTIVE)
     before = record(case)
     meet_at_the_lock(2)
 
     def add_action():
         mine = SigCase.objects.get(pk=case.pk)
         return services.add_action(
-            user=people["anna.social"],
+            user=staff["anna.social"],
             case=mine,
             purpose=PURPOSE,
             kind=Action.Kind.SUPPORT_TALKS,
@@ -105,7 +89,7 @@ def test_the_same_step_posted_twice_with_the_same_version(people, meet_at_the_lo
 
 
 @pytest.mark.parametrize("first_to_lock", ["withdrawal", "transition"])
-def test_a_transition_racing_a_consent_withdrawal(people, meet_at_the_lock, first_to_lock):
+def test_a_transition_racing_a_consent_withdrawal(staff, meet_at_the_lock, first_to_lock):
     """The follow-up begins while the person's consent is withdrawn: the withdrawal
     always wins.
 
@@ -115,11 +99,11 @@ def test_a_transition_racing_a_consent_withdrawal(people, meet_at_the_lock, firs
     withdrawal is never refused because someone else was working on the case.
     Never a withdrawal without its closing, nor a follow-up on a withdrawn consent.
     """
-    case = sig_case(people, Status.ACTIVE)
+    case = sig_case(staff, Status.ACTIVE)
     reach_review_date(case)
     before = record(case)
     meet_at_the_lock(2, first=first_to_lock)
-    anna = people["anna.social"]
+    anna = staff["anna.social"]
 
     def withdraw():
         mine = SigCase.objects.get(pk=case.pk)
@@ -155,12 +139,12 @@ def test_a_transition_racing_a_consent_withdrawal(people, meet_at_the_lock, firs
 
 
 @pytest.mark.parametrize("language", ["sv", "en"])
-def test_two_users_close_the_case_from_the_case_page(people, meet_at_the_lock, language):
+def test_two_users_close_the_case_from_the_case_page(staff, meet_at_the_lock, language):
     """Through the view: one is redirected to the closed case, the other told to reload."""
-    case = sig_case(people, Status.ACTIVE)
+    case = sig_case(staff, Status.ACTIVE)
     meet_at_the_lock(2)
     closers = {"anna": ("anna.social", "goals_met"), "sara": ("sara.samordnare", "moved")}
-    message, after = race_to_close_on_the_case_page(people, case, closers, language)
+    message, after = race_to_close_on_the_case_page(staff, case, closers, language)
     # The message in the page's language, from the project's catalogue: Swedish
     # ("Ärendet har ändrats av någon annan …") when the catalogue is compiled,
     # else the English msgid; with English chosen, exactly the msgid.
@@ -169,12 +153,12 @@ def test_two_users_close_the_case_from_the_case_page(people, meet_at_the_lock, l
     assert after["status"] == Status.CLOSED
 
 
-def test_the_same_task_step_posted_twice(people):
+def test_the_same_task_step_posted_twice(staff):
     """Two tabs submit "consents complete" at once: viewflow's process lock queues them;
     the first moves the case on, the second finds the task done and is taken to the
     case with a message (no 403, nothing done twice)."""
-    flow_case = FlowDriver(people).build("consent")
-    record_full_consent(people, flow_case.case)
+    flow_case = FlowDriver(staff).build("consent")
+    record_full_consent(staff, flow_case.case)
     flow_case.refresh()
     before = record(flow_case.case)
     consent_task = flow_case.task("consent")
@@ -182,7 +166,7 @@ def test_the_same_task_step_posted_twice(people):
 
     def submit():
         client = Client()
-        client.force_login(people["anna.social"])
+        client.force_login(staff["anna.social"])
         return client.post(url, {"_action": "complete", "version": before["version"]})
 
     responses = list(race(tab_1=submit, tab_2=submit).values())
@@ -200,8 +184,8 @@ def test_the_same_task_step_posted_twice(people):
     ]
 
 
-def _ready_for_approval(people, case):
-    write_plan(people, case)
+def _ready_for_approval(staff, case):
+    write_plan(staff, case)
     return SigCase.objects.get(pk=case.pk)
 
 
@@ -215,14 +199,14 @@ def meet_at_the_flow_lock(monkeypatch):
 
 @pytest.mark.parametrize("first_to_lock", ["withdrawal", "step"])
 def test_a_withdrawal_on_the_case_page_racing_a_task_step(
-    people, meet_at_the_flow_lock, first_to_lock
+    staff, meet_at_the_flow_lock, first_to_lock
 ):
     """The lead begins the follow-up in its task while the person's consent is withdrawn
     on the case page: both take the flow's lock first, so neither deadlocks, and the
     withdrawal always wins — the case ends closed, its process stopped."""
     from workflows.sig.models import SigProcess
 
-    flow_case = FlowDriver(people).build("follow_up")
+    flow_case = FlowDriver(staff).build("follow_up")
     case = flow_case.case
     task = flow_case.task("follow_up")
     before = record(case)
@@ -232,12 +216,12 @@ def test_a_withdrawal_on_the_case_page_racing_a_task_step(
 
     def step():
         client = Client()
-        client.force_login(people["anna.social"])
+        client.force_login(staff["anna.social"])
         return client.post(url, {"_action": "begin", "version": before["version"]})
 
     def withdrawal():
         client = Client()
-        client.force_login(people["sara.samordnare"])
+        client.force_login(staff["sara.samordnare"])
         return client.post(
             f"/arenden/fall/{case.pk}/", {"_action": "withdraw", "consent": str(consent.pk)}
         )

@@ -14,16 +14,8 @@ from django.test import Client
 from django.utils import timezone
 
 from casework.models import Case, CaseEvent, Consent
-from casework.services import transitions
-from tests.workflows.conftest import BOTH_DATABASES, colleague
-from tests.workflows.racing import (
-    flow_lock_meeting,
-    lock_meeting,
-    race,
-    race_to_close_on_the_case_page,
-    race_two_coordinators,
-    record,
-)
+from tests.conftest import COMMITTED_DB
+from tests.workflows import racing
 from tests.workflows.sspf.factories import (
     PURPOSE,
     SspfFlowDriver,
@@ -34,61 +26,47 @@ from tests.workflows.sspf.factories import (
 from workflows.sspf.flow import SspfFlow
 from workflows.sspf.models import SspfCase, SspfProcess, Status
 
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
-
-
-@pytest.fixture
-def people(users):
-    """The demo users and a second coordinator."""
-    return {**users, "sven.samordnare": colleague(users, "sara.samordnare", "sven.samordnare")}
-
-
-@pytest.fixture
-def meet_at_the_lock(monkeypatch):
-    """Hold each racer in front of the case's row lock until all have arrived."""
-    return lock_meeting(monkeypatch, transitions, "lock")
+pytestmark = COMMITTED_DB
 
 
 @pytest.fixture
 def meet_at_the_flow_lock(monkeypatch):
     """Hold each racer in front of ``SspfFlow.lock`` until all have arrived."""
-    return flow_lock_meeting(monkeypatch, SspfFlow)
+    return racing.flow_lock_meeting(monkeypatch, SspfFlow)
 
 
-def test_two_coordinators_adopt_the_same_plan(people, meet_at_the_lock):
-    case = sspf_case(people, Status.NETWORK_MEETING)
-    write_plan(people, case)
+def test_two_coordinators_adopt_the_same_plan(staff, meet_at_the_lock):
+    case = sspf_case(staff, Status.NETWORK_MEETING)
+    write_plan(staff, case)
     meet_at_the_lock(2)
-    winner, after = race_two_coordinators(
-        people, case, "adopt_plan", purpose=PURPOSE, signed_by="adopted_by"
+    winner, after = racing.race_two_coordinators(
+        staff, case, "adopt_plan", purpose=PURPOSE, signed_by="adopted_by"
     )
     assert after["status"] == Status.PLAN_ACTIVE
-    assert SspfCase.objects.get(pk=case.pk).plan_adopted_by == people[winner]
+    assert SspfCase.objects.get(pk=case.pk).plan_adopted_by == staff[winner]
 
 
-def test_two_coordinators_close_the_case_from_the_case_page(people, meet_at_the_lock):
+def test_two_coordinators_close_the_case_from_the_case_page(staff, meet_at_the_lock):
     """Through the view: one is taken to the closed case, the other told to reload."""
-    case = sspf_case(people, Status.PLAN_ACTIVE)
+    case = sspf_case(staff, Status.PLAN_ACTIVE)
     meet_at_the_lock(2)
     closers = {"sara": ("sara.samordnare", "goals_met"), "sven": ("sven.samordnare", "moved")}
-    _, after = race_to_close_on_the_case_page(people, case, closers, "sv")
+    _, after = racing.race_to_close_on_the_case_page(staff, case, closers, "sv")
     assert after["status"] == Status.CLOSED
 
 
-def test_the_same_task_step_posted_twice(people):
+def test_the_same_task_step_posted_twice(staff):
     """Two tabs submit the mapping conversation at once: the flow's lock queues them; the
     first moves the case on, the second finds the step done and is taken to the case."""
-    driver = SspfFlowDriver(people)
+    driver = SspfFlowDriver(staff)
     case = driver.build("mapping")
     task = driver.task(case, "mapping")
     driver.post("sara.samordnare", driver.url(task, "assign"))
-    before = record(case)
+    before = racing.record(case)
 
     def submit():
         client = Client()
-        client.force_login(people["sara.samordnare"])
+        client.force_login(staff["sara.samordnare"])
         return client.post(
             driver.url(task),
             {
@@ -99,10 +77,10 @@ def test_the_same_task_step_posted_twice(people):
             },
         )
 
-    responses = list(race(tab_1=submit, tab_2=submit).values())
+    responses = list(racing.race(tab_1=submit, tab_2=submit).values())
     assert [r.status_code for r in responses] == [302, 302], responses
     assert {r["Location"] for r in responses} == {f"/arenden/fall/{case.pk}/"}
-    after = record(case)
+    after = racing.record(case)
     assert after["status"] == Status.NETWORK_MEETING
     assert after["transitions"] == before["transitions"] + 1
     assert after["timeline"] == before["timeline"] + 2  # the mapping and its transition, once
@@ -110,7 +88,7 @@ def test_the_same_task_step_posted_twice(people):
 
 
 @pytest.mark.parametrize("first_to_lock", ["withdrawal", "step"])
-def test_a_guardians_withdrawal_racing_a_task_step(people, meet_at_the_flow_lock, first_to_lock):
+def test_a_guardians_withdrawal_racing_a_task_step(staff, meet_at_the_flow_lock, first_to_lock):
     """The coordinator begins the follow-up meeting while the guardian's consent is
     withdrawn on the case page: the withdrawal always wins.
 
@@ -119,32 +97,32 @@ def test_a_guardians_withdrawal_racing_a_task_step(people, meet_at_the_flow_lock
     then the withdrawal goes through on the case as it now is and closes it. Never a
     withdrawal without its closing, nor a follow-up on a withdrawn consent.
     """
-    driver = SspfFlowDriver(people)
+    driver = SspfFlowDriver(staff)
     case = driver.build("follow_up")
     task = driver.task(case, "follow_up")
     driver.post("sara.samordnare", driver.url(task, "assign"))
-    before = record(case)
+    before = racing.record(case)
     guardian_consent = case.consents.get(giver=Consent.Giver.GUARDIAN)
     meet_at_the_flow_lock(2, first=first_to_lock)
 
     def step():
         client = Client()
-        client.force_login(people["sara.samordnare"])
+        client.force_login(staff["sara.samordnare"])
         return client.post(driver.url(task), {"_action": "begin", "version": before["version"]})
 
     def withdrawal():
         client = Client()
-        client.force_login(people["sven.samordnare"])
+        client.force_login(staff["sven.samordnare"])
         return client.post(
             f"/arenden/fall/{case.pk}/",
             {"_action": "withdraw", "consent": str(guardian_consent.pk)},
         )
 
-    results = race(withdrawal=withdrawal, step=step)
+    results = racing.race(withdrawal=withdrawal, step=step)
     assert results["withdrawal"].status_code == 302, results
     assert results["withdrawal"]["Location"] == f"/arenden/fall/{case.pk}/"
     assert results["step"].status_code == 302, results
-    after = record(case)
+    after = racing.record(case)
     closed = SspfCase.objects.get(pk=case.pk)
     assert (after["status"], after["withdrawn"]) == (Status.CLOSED, before["withdrawn"] + 1)
     assert closed.close_reason == Case.CloseReason.CONSENT_WITHDRAWN
