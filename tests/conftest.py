@@ -8,6 +8,36 @@ from django.urls import get_resolver
 
 DEMO_PASSWORD = "samverkan-demo"
 
+# The demo users ``seed_demo`` makes, one a role, in its order (the role matrices' columns;
+# its second administrator aside).
+DEMO_USERS = (
+    "anna.social",
+    "per.polis",
+    "sara.samordnare",
+    "alex.avhopp",
+    "maja.avhopp",
+    "lisa.skola",
+    "fredrik.fritid",
+    "stig.styrgrupp",
+    "greta.granskare",
+    "adam.admin",
+)
+
+
+def demo_users(*, but=()) -> tuple[str, ...]:
+    """``DEMO_USERS`` but those named in ``but``, in the same order."""
+    return tuple(username for username in DEMO_USERS if username not in but)
+
+
+# A test whose transactions commit for real (threads with their own connections, a browser,
+# a rollback under test), on all three databases. It ends with a flush, which the project's
+# ``flush`` override performs on the append-only audit tables of a test database
+# (docs/adr/0005-audit-log.md); ``serialized_rollback`` restores the data the migrations
+# made (roles, legal bases) for the tests after.
+COMMITTED_DB = pytest.mark.django_db(
+    transaction=True, serialized_rollback=True, databases=["default", "keystore", "audit"]
+)
+
 
 def pytest_configure(config):
     """The committing code seals the chain itself, from the first database set-up on: no
@@ -67,6 +97,18 @@ def demo(db, settings):
     settings.DEMO_PASSWORD = DEMO_PASSWORD
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
     return {user.username: user for user in User.objects.all()}
+
+
+@pytest.fixture
+def adam(demo):
+    """The first demo administrator."""
+    return demo["adam.admin"]
+
+
+@pytest.fixture
+def berit(demo):
+    """The second demo administrator: the four eyes of adam.admin's requests."""
+    return demo["berit.admin"]
 
 
 @pytest.fixture

@@ -6,6 +6,9 @@ import contextlib
 
 from django.db import connection
 
+from audit import integrity
+from audit.models import AccessEvent, ChainLink, ChangeRecord, PendingEntry
+
 AUDIT_TABLES = ("audit_accessevent", "audit_changerecord", "audit_chainlink")
 
 
@@ -31,3 +34,16 @@ def raw(sql: str, params=()) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, list(params))
         return cursor.fetchall() if cursor.description else []
+
+
+def assert_one_verified_chain() -> None:
+    """Sealed, the chain is one unbroken line of positions over every event and change
+    record, nothing waits to be chained, and it verifies end to end."""
+    integrity.seal()
+    positions = list(ChainLink.objects.order_by("position").values_list("position", flat=True))
+    assert positions == list(range(1, len(positions) + 1))
+    assert len(positions) == AccessEvent.objects.count() + ChangeRecord.objects.count()
+    assert not PendingEntry.objects.exists()
+    result = integrity.verify(directory=None)
+    assert result.ok, result.finding
+    assert result.entries == len(positions)

@@ -129,16 +129,22 @@ def test_the_queue_has_a_unique_constraint():
 # --- Verification needs a fresh signed checkpoint ----------------------------
 
 
+def _verify_command_fails() -> str:
+    """``manage.py audit verify`` exits with 1; returns its message."""
+    with pytest.raises(CommandError) as raised:
+        call_command("audit", "verify")
+    assert raised.value.returncode == 1
+    return str(raised.value)
+
+
 def test_verify_fails_without_any_checkpoint(sealed, signing_key):
     result = integrity.verify()
     assert not result.ok
     assert result.finding.kind == Problem.NO_CHECKPOINT
     assert "no signed checkpoint" in result.finding.message
-    with pytest.raises(CommandError) as raised:
-        call_command("audit", "verify")
-    assert raised.value.returncode == 1
-    assert "no signed checkpoint" in str(raised.value)
-    assert "audit checkpoint" in str(raised.value)
+    message = _verify_command_fails()
+    assert "no signed checkpoint" in message
+    assert "audit checkpoint" in message
 
 
 def test_verify_fails_when_no_checkpoint_directory_is_configured(sealed, settings):
@@ -180,10 +186,7 @@ def test_verify_fails_when_the_newest_checkpoint_is_older_than_the_maximum_age(
     result = integrity.verify()
     assert result.finding.kind == Problem.STALE_CHECKPOINT
     assert "older than 2:00:00" in result.finding.message
-    with pytest.raises(CommandError) as raised:
-        call_command("audit", "verify")
-    assert raised.value.returncode == 1
-    assert "stale checkpoint" in str(raised.value)
+    assert "stale checkpoint" in _verify_command_fails()
 
 
 def test_only_the_newest_checkpoint_counts_and_the_age_is_a_setting(

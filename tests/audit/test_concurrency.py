@@ -17,11 +17,11 @@ import pytest
 from django.db import connection, connections, transaction
 
 from audit import integrity
-from audit.models import AccessEvent, ChainLink, ChangeRecord, PendingEntry
+from audit.models import AccessEvent, ChainLink, ChangeRecord
 from audit.services import Action, record_event
 from casework.models import Organisation
 
-from .helpers import triggers_disabled
+from .helpers import assert_one_verified_chain, triggers_disabled
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=["default", "audit"]
@@ -53,17 +53,6 @@ def _run_writers(target) -> list[BaseException]:
     return errors
 
 
-def _assert_one_verified_chain() -> None:
-    integrity.seal()
-    positions = list(ChainLink.objects.order_by("position").values_list("position", flat=True))
-    assert positions == list(range(1, len(positions) + 1))
-    assert len(positions) == AccessEvent.objects.count() + ChangeRecord.objects.count()
-    assert not PendingEntry.objects.exists()
-    result = integrity.verify(directory=None)
-    assert result.ok, result.finding
-    assert result.entries == len(positions)
-
-
 def test_eight_concurrent_writers_make_one_unforked_chain(settings):
     settings.AUDIT_SEAL_INTERVAL = 0  # every commit tries to seal: maximal contention
 
@@ -86,7 +75,7 @@ def test_eight_concurrent_writers_make_one_unforked_chain(settings):
             ChainLink.objects.get(source="access", entry_id=pk).position for pk in sorted(ids)
         ]
         assert positions == sorted(positions)
-    _assert_one_verified_chain()
+    assert_one_verified_chain()
 
 
 def test_transactions_that_roll_back_leave_no_event_and_no_gap():
@@ -107,7 +96,7 @@ def test_transactions_that_roll_back_leave_no_event_and_no_gap():
     assert AccessEvent.objects.filter(action=Action.CHANGE).count() == WRITERS * len(kept) * 2
     assert Organisation.objects.filter(name__startswith="Org ").count() == WRITERS * len(kept)
     assert not AccessEvent.objects.filter(details__i__in=[0, 3, 6, 9]).exists()
-    _assert_one_verified_chain()
+    assert_one_verified_chain()
 
 
 def test_a_denied_access_survives_the_rollback_of_its_transaction():
@@ -124,7 +113,7 @@ def test_a_denied_access_survives_the_rollback_of_its_transaction():
     assert not Organisation.objects.filter(name="Rullas tillbaka").exists()
     events = AccessEvent.objects.exclude(action=Action.ACCOUNT_CHANGE)
     assert list(events.values_list("action", "details__kept")) == [(Action.ACCESS_DENIED, True)]
-    _assert_one_verified_chain()
+    assert_one_verified_chain()
 
 
 def test_a_failed_login_survives_the_rollback_of_its_transaction(django_user_model):
@@ -190,44 +179,44 @@ def test_the_command_exits_zero_with_the_count_or_one_naming_the_entry(tmp_path)
     assert f"position {position}, access entry #{target.pk}: edited" in bad.stderr
 
 
-def test_parallel_verification_finds_the_first_bad_entry(monkeypatch):
-    monkeypatch.setattr(integrity.verification, "VERIFY_CHUNK", 10)
-    for index in range(200):
+def _consultations_verified(count: int, *, workers: int):
+    """``count`` consultations recorded and sealed: the chain verifies with ``workers``
+    up to its head."""
+    for index in range(count):
         record_event(action=Action.CONSULT, details={"i": index})
     integrity.seal()
-    result = integrity.verify(directory=None, workers=3)
+    result = integrity.verify(directory=None, workers=workers)
     assert result.ok, result.finding
-    assert result.entries == ChainLink.objects.count() >= 200
     assert result.head == ChainLink.objects.order_by("-position").first().chain_hash
+    return result
 
+
+def _assert_the_first_edit_is_found(first: int, second: int, edit: str, *, workers: int):
+    """The consultations numbered ``first`` and ``second`` edited (``SET edit``), the later
+    first: verification with ``workers`` reports the earlier one."""
     consultations = AccessEvent.objects.filter(action=Action.CONSULT).order_by("id")
-    early, late = consultations[57], consultations[151]
+    early, late = consultations[first], consultations[second]
     with triggers_disabled(), connection.cursor() as cursor:
         for event in (late, early):
-            cursor.execute("UPDATE audit_accessevent SET details = '{}' WHERE id = %s", [event.pk])
-    finding = integrity.verify(directory=None, workers=3).finding
+            cursor.execute(f"UPDATE audit_accessevent SET {edit} WHERE id = %s", [event.pk])  # noqa: S608
+    finding = integrity.verify(directory=None, workers=workers).finding
     assert (finding.kind, finding.entry_id) == ("edited", early.pk)
+
+
+def test_parallel_verification_finds_the_first_bad_entry(monkeypatch):
+    monkeypatch.setattr(integrity.verification, "VERIFY_CHUNK", 10)
+    result = _consultations_verified(200, workers=3)
+    assert result.entries == ChainLink.objects.count() >= 200
+    _assert_the_first_edit_is_found(57, 151, "details = '{}'", workers=3)
 
 
 def test_one_process_reading_ahead_finds_the_first_bad_entry(monkeypatch):
     """Outside a transaction a second connection reads the next chunk while this one is
     hashed: the result is the same as reading one chunk after the other."""
     monkeypatch.setattr(integrity.verification, "VERIFY_CHUNK", 7)
-    for index in range(60):
-        record_event(action=Action.CONSULT, details={"i": index})
-    integrity.seal()
-    result = integrity.verify(directory=None, workers=1)
-    assert result.ok, result.finding
+    result = _consultations_verified(60, workers=1)
     assert result.entries == ChainLink.objects.count()
-    assert result.head == ChainLink.objects.order_by("-position").first().chain_hash
-
-    consultations = AccessEvent.objects.filter(action=Action.CONSULT).order_by("id")
-    early, late = consultations[23], consultations[41]
-    with triggers_disabled(), connection.cursor() as cursor:
-        for event in (late, early):
-            cursor.execute("UPDATE audit_accessevent SET purpose = 'x' WHERE id = %s", [event.pk])
-    finding = integrity.verify(directory=None, workers=1).finding
-    assert (finding.kind, finding.entry_id) == ("edited", early.pk)
+    _assert_the_first_edit_is_found(23, 41, "purpose = 'x'", workers=1)
     # The reader's connection is closed with the walk: no connection is left behind.
     with connection.cursor() as cursor:
         cursor.execute(

@@ -13,20 +13,12 @@ import pytest
 from audit import integrity
 from audit.models import AccessEvent
 from audit.services import Action, Outcome, record_event
+from tests.conftest import demo_users
 
 from .helpers import raw, triggers_disabled
 
 AUDITOR = "greta.granskare"
-OTHERS = [
-    "anna.social",
-    "per.polis",
-    "sara.samordnare",
-    "alex.avhopp",
-    "lisa.skola",
-    "fredrik.fritid",
-    "stig.styrgrupp",
-    "adam.admin",
-]
+OTHERS = demo_users(but={AUDITOR, "maja.avhopp"})
 PAGES = [
     ("get", "/granskning/"),
     ("get", "/granskning/?action=consult"),

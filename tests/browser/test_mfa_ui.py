@@ -18,10 +18,9 @@ from playwright.sync_api import expect
 
 from tests.browser.journey import log_in, log_out, sv
 from tests.browser.journey import shot as _shot
+from tests.conftest import COMMITTED_DB
 
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=["default", "audit", "keystore"]
-)
+pytestmark = COMMITTED_DB
 
 
 def shot(page, name: str) -> None:

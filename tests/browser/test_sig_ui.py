@@ -22,13 +22,11 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from tests.conftest import DEMO_PASSWORD
+from tests.conftest import COMMITTED_DB, DEMO_PASSWORD
 from tests.workflows.conftest import born_years_ago, personnummer
 
 # The live server sees committed data only; the person's data key lives in the key store.
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=["default", "audit", "keystore"]
-)
+pytestmark = COMMITTED_DB
 
 PERSON = "Testa Provsson"
 GUARDIAN = "Vera Provsson"
@@ -323,6 +321,7 @@ def sig_cases(demo):
     from casework.models import LegalBasis, Organisation
     from casework.services import cases as services
     from casework.services import create_person
+    from tests.workflows.factories import record_consent
     from workflows.sig.models import SigCase
     from workflows.sig.services import refer
 
@@ -350,15 +349,7 @@ def sig_cases(demo):
     for member, role in ((anna, "lead"), (per, "police_contact")):
         services.add_member(user=sara, case=case, purpose=PURPOSE, member=member, role=role)
     step(sara, "accept")
-    services.record_consent(
-        user=anna,
-        case=case,
-        purpose=PURPOSE,
-        giver="self",
-        decision="given",
-        form="written",
-        organisations=[social, police],
-    )
+    record_consent(anna, case, PURPOSE, [social, police])
     step(anna, "consents_given")
     for user in (anna, per):
         services.record_decision(user=user, case=case, purpose=PURPOSE, decision="start")

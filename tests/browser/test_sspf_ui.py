@@ -30,11 +30,10 @@ from tests.browser.journey import (
     take_from_queue,
 )
 from tests.browser.journey import shot as _shot
+from tests.conftest import COMMITTED_DB
 from tests.workflows.conftest import born_years_ago, personnummer
 
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=["default", "audit", "keystore"]
-)
+pytestmark = COMMITTED_DB
 
 PERSON = "Elev Provsson"
 GUARDIAN = "Vårdnad Provsson"

@@ -148,19 +148,17 @@ def _wrap(ring, owner_id=OWNER):
     return key_id, key, version, wrapped
 
 
+def _unwrap(ring, key_id, wrapped, **change):
+    """Unwrap what ``_wrap`` wrapped (KEK version 1, the same owner), ``change`` applied."""
+    where = {"key_id": key_id, "owner_type": "casework.person", "owner_id": OWNER}
+    return envelope.unwrap_data_key(ring, version=1, wrapped=wrapped, **{**where, **change})
+
+
 def test_data_key_round_trip(ring):
     key_id, key, version, wrapped = _wrap(ring)
     assert version == 1 and len(wrapped) == 12 + 32 + 16
     assert key not in wrapped
-    unwrapped = envelope.unwrap_data_key(
-        ring,
-        key_id=key_id,
-        owner_type="casework.person",
-        owner_id=uuid.UUID(int=7),
-        version=1,
-        wrapped=wrapped,
-    )
-    assert unwrapped == key
+    assert _unwrap(ring, key_id, wrapped) == key
 
 
 @pytest.mark.parametrize(
@@ -173,9 +171,8 @@ def test_data_key_round_trip(ring):
 )
 def test_a_wrapped_key_is_bound_to_its_owner_and_id(ring, change):
     key_id, _key, _version, wrapped = _wrap(ring)
-    where = {"key_id": key_id, "owner_type": "casework.person", "owner_id": uuid.UUID(int=7)}
     with pytest.raises(DataKeyUnwrapError):
-        envelope.unwrap_data_key(ring, version=1, wrapped=wrapped, **{**where, **change})
+        _unwrap(ring, key_id, wrapped, **change)
 
 
 def test_a_wrong_keyring_is_a_clear_error_without_key_material(ring, tmp_path):
@@ -183,14 +180,7 @@ def test_a_wrong_keyring_is_a_clear_error_without_key_material(ring, tmp_path):
     other_path = tmp_path / "other.json"
     other = keyring.generate(other_path)
     with pytest.raises(DataKeyUnwrapError, match="does not unwrap under KEK version 1") as info:
-        envelope.unwrap_data_key(
-            other,
-            key_id=key_id,
-            owner_type="casework.person",
-            owner_id=uuid.UUID(int=7),
-            version=1,
-            wrapped=wrapped,
-        )
+        _unwrap(other, key_id, wrapped)
     message = str(info.value)
     _assert_no_key_material(message, other_path)
     _assert_no_key_material(message, ring.path)

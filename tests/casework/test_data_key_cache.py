@@ -15,12 +15,11 @@ from django.test.utils import CaptureQueriesContext
 from casework.crypto import keystore
 from casework.crypto.errors import DataKeyMissing
 from casework.crypto.keystore import PERSON
+from tests.conftest import COMMITTED_DB
 
 # serialized_rollback as every transactional test here: a plain flush at the end would
 # re-create content types and permissions that the next serialized test restores again.
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=["default", "keystore", "audit"]
-)
+pytestmark = COMMITTED_DB
 
 
 def _reads(func) -> int:

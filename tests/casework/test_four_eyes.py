@@ -133,16 +133,6 @@ REASON = "Ny samordnare enligt beslut 2026-12-01"
 
 
 @pytest.fixture
-def adam(demo):
-    return demo["adam.admin"]
-
-
-@pytest.fixture
-def berit(demo):
-    return demo["berit.admin"]
-
-
-@pytest.fixture
 def newcomer(db):
     return User.objects.create_user("ny.kollega", organisation=_org("Socialförvaltningen"))
 
@@ -198,16 +188,26 @@ def test_a_role_is_granted_only_when_a_second_administrator_approves(adam, berit
     ).exists()
 
 
-def test_nobody_approves_or_rejects_their_own_request(adam, newcomer):
-    request = administration.request_role_grant(
+def _social_worker_role_requested(adam, newcomer):
+    return administration.request_role_grant(
         user=adam, target=newcomer, group=_group(roles.SOCIAL_WORKER), reason=REASON
     )
-    with pytest.raises(ValidationError) as refused:
-        administration.approve(user=adam, request_id=request.pk)
-    assert "din egen begäran" in _messages(refused.value)
+
+
+def _assert_neither_decides(user, request, *, refused: str, reason: str) -> None:
+    """``user`` may neither approve ``request`` (the refusal says ``refused``) nor reject it
+    (with ``reason``); ``request`` is read again afterwards."""
+    with pytest.raises(ValidationError) as approval:
+        administration.approve(user=user, request_id=request.pk)
+    assert refused in _messages(approval.value)
     with pytest.raises(ValidationError):
-        administration.reject(user=adam, request_id=request.pk, reason="Ångrar mig")
+        administration.reject(user=user, request_id=request.pk, reason=reason)
     request.refresh_from_db()
+
+
+def test_nobody_approves_or_rejects_their_own_request(adam, newcomer):
+    request = _social_worker_role_requested(adam, newcomer)
+    _assert_neither_decides(adam, request, refused="din egen begäran", reason="Ångrar mig")
     assert request.decision == "pending" and request.decided_by is None
     assert not newcomer.groups.exists()
     denied = AccessEvent.objects.filter(
@@ -229,17 +229,10 @@ def test_the_database_refuses_a_self_approved_request_too(adam, newcomer):
 
 
 def test_approving_twice_is_refused_and_changes_nothing(adam, berit, demo, newcomer):
-    request = administration.request_role_grant(
-        user=adam, target=newcomer, group=_group(roles.SOCIAL_WORKER), reason=REASON
-    )
+    request = _social_worker_role_requested(adam, newcomer)
     administration.approve(user=berit, request_id=request.pk)
     events = AccessEvent.objects.count()
-    with pytest.raises(ValidationError) as refused:
-        administration.approve(user=berit, request_id=request.pk)
-    assert "redan avgjord" in _messages(refused.value)
-    with pytest.raises(ValidationError):
-        administration.reject(user=berit, request_id=request.pk, reason="För sent")
-    request.refresh_from_db()
+    _assert_neither_decides(berit, request, refused="redan avgjord", reason="För sent")
     assert request.decision == "approved"
     assert AccessEvent.objects.count() == events
 

@@ -430,7 +430,9 @@ def test_step_up_before_erasing_a_gvi_group(demo, clock):
     assert group.erased_at is not None
 
 
-def test_step_up_before_approving_an_administrator_request(demo, clock):
+def _coordinator_role_requested(demo):
+    """adam.admin asks for the coordinator role for a newcomer: the newcomer and the
+    request, waiting for another administrator."""
     newcomer = User.objects.create_user("ny.kollega", organisation=demo["anna.social"].organisation)
     change_request = administration.request_role_grant(
         user=demo["adam.admin"],
@@ -438,6 +440,11 @@ def test_step_up_before_approving_an_administrator_request(demo, clock):
         group=Group.objects.get(name=roles.COORDINATOR),
         reason="Ny samordnare från januari.",
     )
+    return newcomer, change_request
+
+
+def test_step_up_before_approving_an_administrator_request(demo, clock):
+    newcomer, change_request = _coordinator_role_requested(demo)
     berit = demo["berit.admin"]
     key, _codes = enrol(berit, clock)
     client = verified_client(berit, key, clock)
@@ -459,13 +466,7 @@ def test_step_up_before_approving_an_administrator_request(demo, clock):
 
 
 def test_rejecting_needs_no_step_up(demo, clock):
-    newcomer = User.objects.create_user("ny.kollega", organisation=demo["anna.social"].organisation)
-    change_request = administration.request_role_grant(
-        user=demo["adam.admin"],
-        target=newcomer,
-        group=Group.objects.get(name=roles.COORDINATOR),
-        reason="Ny samordnare från januari.",
-    )
+    _, change_request = _coordinator_role_requested(demo)
     client = Client()
     client.force_login(demo["berit.admin"])
     clock.advance(minutes=6)

@@ -119,25 +119,29 @@ def _sessions_of(user: User) -> int:
     )
 
 
+def _save_in_the_admin(demo, user, **fields):
+    """adam.admin saves ``user``'s change form in the admin: its name, e-mail, organisation
+    and roles as they are, then ``fields`` (a checkbox not among them is unticked)."""
+    admin = Client()
+    admin.force_login(demo["adam.admin"])
+    form = {
+        "username": user.username,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "organisation": user.organisation_id,
+        "groups": [g.pk for g in user.groups.all()],
+    }
+    return admin.post(f"/admin/casework/user/{user.pk}/change/", {**form, **fields})
+
+
 def test_deactivating_an_account_in_the_admin_ends_all_its_sessions(demo, now):
     anna = demo["anna.social"]
     browsers = [_signed_in_client("anna.social") for _ in range(2)]
     other = _signed_in_client("per.polis")
     assert _sessions_of(anna) == 2
-    admin = Client()
-    admin.force_login(demo["adam.admin"])
-    response = admin.post(
-        f"/admin/casework/user/{anna.pk}/change/",
-        {
-            "username": anna.username,
-            "first_name": anna.first_name,
-            "last_name": anna.last_name,
-            "email": anna.email,
-            "organisation": anna.organisation_id,
-            "groups": [g.pk for g in anna.groups.all()],
-            "is_staff": "",
-        },
-    )
+    # "Active" left unticked.
+    response = _save_in_the_admin(demo, anna, is_staff="")
     assert response.status_code == 302, response.content.decode()[:2000]
     anna.refresh_from_db()
     assert not anna.is_active
@@ -155,20 +159,7 @@ def test_deactivating_an_account_in_the_admin_ends_all_its_sessions(demo, now):
 def test_removing_a_role_in_the_admin_ends_the_sessions(demo, now):
     anna = demo["anna.social"]
     browser = _signed_in_client("anna.social")
-    admin = Client()
-    admin.force_login(demo["adam.admin"])
-    response = admin.post(
-        f"/admin/casework/user/{anna.pk}/change/",
-        {
-            "username": anna.username,
-            "first_name": anna.first_name,
-            "last_name": anna.last_name,
-            "email": anna.email,
-            "organisation": anna.organisation_id,
-            "groups": [],
-            "is_active": "on",
-        },
-    )
+    response = _save_in_the_admin(demo, anna, groups=[], is_active="on")
     assert response.status_code == 302
     assert not anna.groups.exists()
     assert not _is_signed_in(browser)

@@ -56,23 +56,12 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from casework import policy
+from tests.conftest import DEMO_USERS
 
 from . import url_matrix_seed
 
 DATABASES = ["default", "keystore", "audit"]
-ROLES = (
-    "anonymous",
-    "anna.social",
-    "per.polis",
-    "sara.samordnare",
-    "alex.avhopp",
-    "maja.avhopp",
-    "lisa.skola",
-    "fredrik.fritid",
-    "stig.styrgrupp",
-    "greta.granskare",
-    "adam.admin",
-)
+ROLES = ("anonymous", *DEMO_USERS)
 # The POST body: the generic fields of bulk and admin actions that widen a selection.
 POST_BODY = {
     "select_all": "1",

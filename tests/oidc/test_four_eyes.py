@@ -22,16 +22,6 @@ from casework.services import administration
 
 
 @pytest.fixture
-def adam(demo):
-    return demo["adam.admin"]
-
-
-@pytest.fixture
-def berit(demo):
-    return demo["berit.admin"]
-
-
-@pytest.fixture
 def provider(db):
     provider = IdentityProvider.objects.create(
         slug="kommunen",

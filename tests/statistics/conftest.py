@@ -101,6 +101,20 @@ def steering(client, db):
     return user
 
 
+def write_case(model, programme, prefix: str, *, person, org, user, **fields):
+    """A case of ``model`` (its reference ``<prefix>-T-…``) written straight to its table,
+    where the statistics read it: ``org`` owns it, ``user`` there referred it."""
+    return model.objects.create(
+        reference=f"{prefix}-T-{next(_numbers):06d}",
+        programme=programme,
+        person=person,
+        owner_organisation=org,
+        referred_by=user,
+        referring_organisation=org,
+        **fields,
+    )
+
+
 @pytest.fixture
 def make_cases(db):
     """Write ``specs`` as SIG cases (with their persons) and return them."""
@@ -115,13 +129,13 @@ def make_cases(db):
                 area=spec.area,
                 protected_identity=spec.protected,
             )
-            SigCase.objects.create(
-                reference=f"SIG-T-{next(_numbers):06d}",
-                programme=Case.Programme.SIG,
+            write_case(
+                SigCase,
+                Case.Programme.SIG,
+                "SIG",
                 person=person,
-                owner_organisation=org,
-                referred_by=user,
-                referring_organisation=org,
+                org=org,
+                user=user,
                 opened_at=spec.opened,
                 consented_at=spec.consented,
                 consent_refused_at=spec.refused,

@@ -20,7 +20,7 @@ from workflows.defector.models import CLOSE_REASONS, DefectorCase, DefectorSuppo
 from workflows.gvi import models as gvi
 from workflows.sspf.models import AnonymisedDiscussion, SspfCase
 
-from .conftest import local
+from .conftest import local, write_case
 
 _numbers = itertools.count(1)
 NO_BAND = -1
@@ -175,13 +175,13 @@ def defector_data(seed: int, count: int) -> list[Fact]:
                 row["closed_at"] = _later(rng, moment)
                 row["close_reason"] = rng.choice(CLOSE_REASONS)
             row["status"] = "closed" if row.get("closed_at") else state
-        case = DefectorCase.objects.create(
-            reference=f"AVH-T-{next(_numbers):06d}",
-            programme=Case.Programme.DEFECTOR,
+        case = write_case(
+            DefectorCase,
+            Case.Programme.DEFECTOR,
+            "AVH",
             person=person,
-            owner_organisation=org,
-            referred_by=user,
-            referring_organisation=org,
+            org=org,
+            user=user,
             referral_source="police",
             **row,
         )
@@ -202,13 +202,13 @@ def defector_data(seed: int, count: int) -> list[Fact]:
                 at_dims = _dims(person, opened, DEFECTOR_BANDS)
                 facts.append(Fact("rerouted", at, detail=detail, **at_dims))
         if row.get("routed_to") == "regional":  # social services' support case: not counted
-            DefectorSupportCase.objects.create(
-                reference=f"AVS-T-{next(_numbers):06d}",
-                programme=Case.Programme.DEFECTOR,
+            write_case(
+                DefectorSupportCase,
+                Case.Programme.DEFECTOR,
+                "AVS",
                 person=person,
-                owner_organisation=org,
-                referred_by=user,
-                referring_organisation=org,
+                org=org,
+                user=user,
                 opened_at=row["routed_at"],
             )
         facts += [
@@ -249,13 +249,13 @@ def sspf_data(seed: int, count: int, discussions: int) -> list[Fact]:
                 row["close_reason"] = rng.choice(
                     [Case.CloseReason.GOALS_MET, Case.CloseReason.MOVED, Case.CloseReason.OTHER]
                 )
-        SspfCase.objects.create(
-            reference=f"SSPF-T-{next(_numbers):06d}",
-            programme=Case.Programme.SSPF,
+        write_case(
+            SspfCase,
+            Case.Programme.SSPF,
+            "SSPF",
             person=person,
-            owner_organisation=org,
-            referred_by=user,
-            referring_organisation=org,
+            org=org,
+            user=user,
             status="closed" if row.get("closed_at") else "assessment",
             **row,
         )

@@ -84,19 +84,19 @@ def test_a_person_outside_the_sig_age_range_is_refused_and_nothing_is_written(us
     assert (SigCase.objects.count(), CaseLink.objects.count()) == before
 
 
+def _escalate(user, source, target, *, kind=CaseLink.Kind.ESCALATED, reason=REASON):
+    """``user`` links ``source`` to ``target`` (by default as escalated to it)."""
+    return services.link_cases(
+        user=user, from_case=source, to_case=target, kind=kind, reason=reason, purpose=PURPOSE
+    )
+
+
 def test_a_user_without_access_to_the_source_case_cannot_link_and_nothing_is_written(users):
     source = sig_case(users, Status.ACTIVE)
     outsider = users["lisa.skola"]
     other = sig_case(users, Status.REFERRED, person=source.person)
     with pytest.raises(CaseDenied):
-        services.link_cases(
-            user=outsider,
-            from_case=source,
-            to_case=other,
-            kind=CaseLink.Kind.ESCALATED,
-            reason=REASON,
-            purpose=PURPOSE,
-        )
+        _escalate(outsider, source, other)
     assert not CaseLink.objects.exists()
 
 
@@ -119,13 +119,12 @@ def test_bad_links_are_refused(users, change, message):
     else:
         target = sig_case(users, Status.REFERRED, person=source.person)
     with pytest.raises(ValidationError):
-        services.link_cases(
-            user=anna,
-            from_case=source,
-            to_case=target,
+        _escalate(
+            anna,
+            source,
+            target,
             kind="nonsense" if change == "kind" else CaseLink.Kind.ESCALATED,
             reason="" if change == "reason" else REASON,
-            purpose=PURPOSE,
         )
     assert not CaseLink.objects.exists()
 

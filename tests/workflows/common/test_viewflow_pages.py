@@ -48,15 +48,21 @@ def test_bulk_pages_show_no_task_of_others(users, client, two_cases, username):
             assert flow_case.case.reference not in body, (url, username)
 
 
+def _select_all_and_confirm(client, url, *, listed, unlisted):
+    """ "Select all" on the bulk action ``url``: its confirmation page lists the case of
+    ``listed``, not that of ``unlisted``; confirmed, the action redirects."""
+    page = client.post(url, {"select_all": "1"})
+    assert page.status_code == 200
+    assert listed.case.reference in page.content.decode()
+    assert unlisted.case.reference not in page.content.decode()
+    done = client.post(url, {"select_all": "1", "_confirm": "1"})
+    assert done.status_code == 302
+
+
 def test_bulk_assign_lists_and_takes_only_the_users_queue(users, client, two_cases):
     waiting, consent = two_cases
     client.force_login(users["sara.samordnare"])
-    page = client.post("/arenden/queue/assign/", {"select_all": "1"})
-    assert page.status_code == 200
-    assert waiting.case.reference in page.content.decode()
-    assert consent.case.reference not in page.content.decode()
-    done = client.post("/arenden/queue/assign/", {"select_all": "1", "_confirm": "1"})
-    assert done.status_code == 302
+    _select_all_and_confirm(client, "/arenden/queue/assign/", listed=waiting, unlisted=consent)
     assert waiting.task("screen").owner == users["sara.samordnare"]
     assert consent.task("consent").owner == users["anna.social"]
 
@@ -64,12 +70,7 @@ def test_bulk_assign_lists_and_takes_only_the_users_queue(users, client, two_cas
 def test_bulk_unassign_lists_and_releases_only_the_users_own_tasks(users, client, two_cases):
     waiting, consent = two_cases
     client.force_login(users["anna.social"])
-    page = client.post("/arenden/inbox/unassign/", {"select_all": "1"})
-    assert page.status_code == 200
-    assert consent.case.reference in page.content.decode()
-    assert waiting.case.reference not in page.content.decode()
-    done = client.post("/arenden/inbox/unassign/", {"select_all": "1", "_confirm": "1"})
-    assert done.status_code == 302
+    _select_all_and_confirm(client, "/arenden/inbox/unassign/", listed=consent, unlisted=waiting)
     task = consent.task("consent")
     assert task.owner_id is None and task.status == STATUS.NEW
 

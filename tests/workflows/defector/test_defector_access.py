@@ -8,6 +8,7 @@ import pytest
 from audit.models import AccessEvent
 from casework.models import Person
 from casework.services import cases as case_services
+from tests.conftest import DEMO_USERS
 from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.defector.factories import (
     ADDRESS,
@@ -24,18 +25,7 @@ from workflows.defector.models import DefectorCase, DefectorSupportCase, Level, 
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
-ROLES = (
-    "anna.social",
-    "per.polis",
-    "sara.samordnare",
-    "alex.avhopp",
-    "maja.avhopp",
-    "lisa.skola",
-    "fredrik.fritid",
-    "stig.styrgrupp",
-    "greta.granskare",
-    "adam.admin",
-)
+ROLES = DEMO_USERS
 NO_CASE_ROLE = {"stig.styrgrupp", "greta.granskare", "adam.admin"}
 CASE_PAGE = "workflows/defector/case_page.html"
 NOTICE = "workflows/defector/handed_over.html"

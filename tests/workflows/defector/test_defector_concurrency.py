@@ -8,14 +8,10 @@ Exactly one reassessment lands (and routes the case); the other gets
 
 from __future__ import annotations
 
-import threading
-
-import pytest
-from django.db import connections
-
 from casework.services.cases import CaseConflict
-from tests.workflows.conftest import BOTH_DATABASES
+from tests.conftest import COMMITTED_DB
 from tests.workflows.defector.factories import PURPOSE, assessment, defector_case
+from tests.workflows.racing import lock_meeting, race
 from workflows.defector import models as defector
 from workflows.defector import services
 from workflows.defector.flow import ThreatReviewFlow
@@ -27,52 +23,31 @@ from workflows.defector.models import (
     ThreatAssessment,
 )
 
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
+pytestmark = COMMITTED_DB
 
 
 def test_two_reassessments_race(users, monkeypatch):
     case = defector_case(users, "activate")
     version = case.version
-    barrier = threading.Barrier(2, timeout=30)
     # The first lock a reassessment takes: the case's open processes (then the case row).
-    lock = services._lock_processes
-    met = threading.local()
+    lock_meeting(monkeypatch, services, "_lock_processes")(2)
 
-    def meet_then_lock(locked):
-        if not getattr(met, "done", False):
-            met.done = True
-            barrier.wait()
-        return lock(locked)
-
-    monkeypatch.setattr(services, "_lock_processes", meet_then_lock)
-    results = {}
-
-    def run(username, level):
-        try:
+    def reassess(username, level):
+        def run():
             mine = DefectorCase.objects.get(pk=case.pk)
-            results[username] = services.reassess_threat(
+            return services.reassess_threat(
                 user=users[username],
                 case=mine,
                 purpose=PURPOSE,
                 expected_version=version,
                 **assessment(level),
             )
-        except BaseException as exc:  # the test looks at it
-            results[username] = exc
-        finally:
-            connections.close_all()
 
-    threads = [
-        threading.Thread(target=run, args=("per.polis", Level.HIGH)),
-        threading.Thread(target=run, args=("maja.avhopp", Level.ELEVATED)),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-        assert not thread.is_alive()
+        return run
+
+    results = race(
+        per=reassess("per.polis", Level.HIGH), maja=reassess("maja.avhopp", Level.ELEVATED)
+    )
     conflicts = [r for r in results.values() if isinstance(r, CaseConflict)]
     landed = [r for r in results.values() if isinstance(r, ThreatAssessment)]
     assert len(conflicts) == 1 and len(landed) == 1, results

@@ -11,6 +11,7 @@ from casework.models import CaseLink, Consent
 from casework.services import cases as case_services
 from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.defector.factories import PURPOSE, assessment, defector_case, reassess_data
+from tests.workflows.factories import record_consent
 from workflows.defector import intake, services
 from workflows.defector import models as defector
 from workflows.defector.flow import DefectorFlow
@@ -98,15 +99,8 @@ def test_partial_consent_makes_the_case_not_eligible(users):
 def test_oral_consent_is_not_enough(users):
     case = defector_case(users, "accept")
     anna = users["anna.social"]
-    case_services.record_consent(
-        user=anna,
-        case=case,
-        purpose=PURPOSE,
-        giver=Consent.Giver.SELF,
-        decision=Consent.Decision.GIVEN,
-        form=Consent.Form.ORAL,
-        organisations=[case.owner_organisation, users["per.polis"].organisation],
-    )
+    agencies = [case.owner_organisation, users["per.polis"].organisation]
+    record_consent(anna, case, PURPOSE, agencies, form=Consent.Form.ORAL)
     assert case_services.unmet_conditions(case, "consents_given") == [
         str(defector.written_consent_all_agencies.message)
     ]

@@ -18,6 +18,7 @@ from viewflow.workflow.status import STATUS
 
 from casework.models import CaseMembership
 from casework.services import cases as case_services
+from tests.conftest import demo_users
 from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.defector.factories import PURPOSE, assessment, defector_case, reassess_data
 from workflows.defector import models as defector
@@ -27,15 +28,8 @@ from workflows.defector.models import DefectorProcess, Level, Status, ThreatAsse
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
-CASE_ROLES = (
-    "anna.social",
-    "per.polis",
-    "sara.samordnare",
-    "alex.avhopp",
-    "maja.avhopp",
-    "lisa.skola",
-    "fredrik.fritid",
-)
+# Everyone with a role on cases (not the steering group, the auditor or the administrator).
+CASE_ROLES = demo_users(but={"stig.styrgrupp", "greta.granskare", "adam.admin"})
 REVIEW = ThreatReviewFlow
 
 
@@ -112,8 +106,8 @@ def test_only_the_police_contact_officer_does_the_assigned_reassessment(users, c
         assert (status == 200) == (username == "per.polis"), (username, status)
 
 
-def test_without_a_police_contact_only_a_police_coordinator_takes_it_from_the_queue(users, client):
-    case = defector_case(users, "activate")
+def _police_contact_leaves_the_team(users, case) -> None:
+    """alex.avhopp ends the police contact's membership of ``case``."""
     case_services.end_membership(
         user=users["alex.avhopp"],
         case=case,
@@ -121,6 +115,11 @@ def test_without_a_police_contact_only_a_police_coordinator_takes_it_from_the_qu
         membership=case.memberships.get(role=CaseMembership.Role.POLICE_CONTACT),
         expected_version=None,
     )
+
+
+def test_without_a_police_contact_only_a_police_coordinator_takes_it_from_the_queue(users, client):
+    case = defector_case(users, "activate")
+    _police_contact_leaves_the_team(users, case)
     _review_date_came(case)
     task = _open(case, REVIEW.reassess).get()
     assert task.owner_id is None and task.status == STATUS.NEW
@@ -183,13 +182,18 @@ def test_bad_input_on_the_reassessment_task_writes_nothing(users, client):
     assert task.status == STATUS.ASSIGNED
 
 
-def test_a_raise_on_the_task_hands_over_and_the_cycle_goes_on_with_the_police(users, client):
-    case = defector_case(users, "activate")
+def _police_contact_reassesses_on_the_task(users, client, case, level) -> None:
+    """The review date comes; per.polis posts ``level`` in the reassessment task."""
     _review_date_came(case)
     task = _open(case, REVIEW.reassess).get()
-    response = _post_task(client, users["per.polis"], task, reassess_data(case, Level.HIGH))
+    response = _post_task(client, users["per.polis"], task, reassess_data(case, level))
     assert response.status_code == 302
     case.refresh_from_db()
+
+
+def test_a_raise_on_the_task_hands_over_and_the_cycle_goes_on_with_the_police(users, client):
+    case = defector_case(users, "activate")
+    _police_contact_reassesses_on_the_task(users, client, case, Level.HIGH)
     assert case.status == Status.HANDED_OVER_REGIONAL
     # The local process stopped; the threat review waits for the new date.
     assert not DefectorProcess.objects.filter(
@@ -201,11 +205,7 @@ def test_a_raise_on_the_task_hands_over_and_the_cycle_goes_on_with_the_police(us
 def test_a_lowering_on_the_task_needs_a_police_coordinators_approval_task(users, client):
     case = defector_case(users, "assess", level=Level.ELEVATED)
     assert case.status == Status.HANDED_OVER_REGIONAL
-    _review_date_came(case)
-    task = _open(case, REVIEW.reassess).get()
-    response = _post_task(client, users["per.polis"], task, reassess_data(case, Level.LOW))
-    assert response.status_code == 302
-    case.refresh_from_db()
+    _police_contact_reassesses_on_the_task(users, client, case, Level.LOW)
     assert case.status == Status.HANDED_OVER_REGIONAL
     assert defector.pending_lowering(case).level == Level.LOW
     approval = _open(case, REVIEW.approve_lowering).get()
@@ -217,22 +217,15 @@ def test_a_lowering_on_the_task_needs_a_police_coordinators_approval_task(users,
         approval.refresh_from_db()
         taken = approval.owner_id == users[username].pk
         assert taken == (username == "maja.avhopp"), username
+
+    def decide(outcome):
+        data = {"_action": "lowering", "outcome": outcome, "version": case.version}
+        return _post_task(client, users["maja.avhopp"], approval, data)
+
     # A rejection needs its reason (a form error, nothing written).
-    response = _post_task(
-        client,
-        users["maja.avhopp"],
-        approval,
-        {"_action": "lowering", "outcome": "reject", "version": case.version},
-    )
-    assert response.status_code == 200
+    assert decide("reject").status_code == 200
     assert defector.pending_lowering(case) is not None
-    response = _post_task(
-        client,
-        users["maja.avhopp"],
-        approval,
-        {"_action": "lowering", "outcome": "approve", "version": case.version},
-    )
-    assert response.status_code == 302
+    assert decide("approve").status_code == 302
     case.refresh_from_db()
     assert case.status == Status.LOCAL_INTAKE
     assert defector.current_assessment(case).level == Level.LOW
@@ -331,13 +324,7 @@ def test_a_police_coordinator_releases_a_task_whose_owner_left_the_team(users, c
     _review_date_came(case)
     task = _open(case, REVIEW.reassess).get()
     assert task.owner == users["per.polis"]
-    case_services.end_membership(
-        user=users["alex.avhopp"],
-        case=case,
-        purpose=PURPOSE,
-        membership=case.memberships.get(role=CaseMembership.Role.POLICE_CONTACT),
-        expected_version=None,
-    )
+    _police_contact_leaves_the_team(users, case)
     client.force_login(users["per.polis"])
     assert client.get(_url(task, "execute")).status_code in (403, 404)
     # A social-services coordinator may not release it; a police coordinator may.

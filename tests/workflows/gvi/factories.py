@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from casework.models import Organisation
+from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.sig.factories import make_person
 from workflows.gvi import models as gvi
 from workflows.gvi import services
@@ -16,6 +19,8 @@ from workflows.gvi import services
 PURPOSE = "Test av GVI"
 GROUP_NAME = "Provgänget Syntetiska Norr"
 GROUP_NOTES = "Syntetisk anteckning om gruppen"
+# The GVI tests' marks: both databases; the messages asserted in English (the msgids).
+IN_ENGLISH = [pytest.mark.django_db(databases=BOTH_DATABASES), pytest.mark.usefixtures("english")]
 
 
 def name_participant(user) -> None:
@@ -120,3 +125,21 @@ def police_org(users) -> Organisation:
 
 def social_org(users) -> Organisation:
     return users["anna.social"].organisation
+
+
+def refused_sig_referral(users):
+    """An adult member's acceptance of help through SIG recorded at the delivery: outside
+    SIG's age range it is refused. Returns the notification and the member."""
+    _, (member,) = group(users, status=gvi.GroupStatus.MAPPED, years=30)
+    n = notification(users, member)
+    with pytest.raises(ValidationError):
+        services.record_delivery(
+            user=users["per.polis"],
+            purpose=PURPOSE,
+            notification=n,
+            offer_of_help="Stöd",
+            response="accepted",
+            programme="sig",
+            reason="Vill ut.",
+        )
+    return n, member

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-from django.db import connections
-
 from audit.models import AccessEvent
 from casework.services.transitions import Conflict
-from tests.workflows.conftest import BOTH_DATABASES
+from tests.conftest import COMMITTED_DB
 from tests.workflows.gvi import factories as f
+from tests.workflows.racing import race
 from workflows.gvi import models as gvi
 from workflows.gvi import services
 
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
+pytestmark = COMMITTED_DB
 
 
 def test_concurrent_execution_of_one_lever(users):
@@ -35,30 +31,20 @@ def test_concurrent_execution_of_one_lever(users):
     lever.refresh_from_db()
     version = lever.version
     barrier = threading.Barrier(2, timeout=30)
-    results = {}
 
-    def run(name):
-        try:
-            mine = gvi.Sanction.objects.get(pk=lever.pk)  # each request its own copy
-            barrier.wait()
-            services.sanction_step(
-                user=per,
-                purpose=f.PURPOSE,
-                sanction=mine,
-                name="execute",
-                expected_version=version,
-            )
-            results[name] = "ok"
-        except BaseException as exc:  # the test looks at it
-            results[name] = exc
-        finally:
-            connections.close_all()
+    def run():
+        mine = gvi.Sanction.objects.get(pk=lever.pk)  # each request its own copy
+        barrier.wait()
+        services.sanction_step(
+            user=per,
+            purpose=f.PURPOSE,
+            sanction=mine,
+            name="execute",
+            expected_version=version,
+        )
+        return "ok"
 
-    threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = race(a=run, b=run)
     outcomes = sorted(type(r).__name__ if not isinstance(r, str) else r for r in results.values())
     assert outcomes == [Conflict.__name__, "ok"]
     lever.refresh_from_db()

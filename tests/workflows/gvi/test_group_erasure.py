@@ -13,27 +13,19 @@ from audit.models import AccessEvent
 from casework.crypto.keystore import GROUP, PERSON, destroy_data_key, load_data_keys
 from casework.models import DataKey, Person
 from casework.services.transitions import Denied
-from tests.workflows.conftest import BOTH_DATABASES
+from tests.conftest import COMMITTED_DB
 from tests.workflows.gvi import factories as f
 from tests.workflows.gvi.test_views import ROLES
 from tests.workflows.sig.factories import PERSON_NAME
 from workflows.gvi import models as gvi
 from workflows.gvi import selectors, services
 
-pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES, transaction=False)
+pytestmark = f.IN_ENGLISH
 
 PURPOSE = f.PURPOSE
 REASON = "Gallringsbeslut 2026-11: gruppen inaktiv sedan två år."
 WITHDRAW_REASON = "Påverkansmedlet kunde inte genomföras."
-transactional = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
-
-
-@pytest.fixture(autouse=True)
-def _english():
-    with translation.override("en"):
-        yield
+transactional = COMMITTED_DB
 
 
 def dormant(users, *, with_withdrawn_lever: bool = False):

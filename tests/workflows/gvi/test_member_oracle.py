@@ -15,14 +15,12 @@ from django.contrib.messages import get_messages
 from audit.models import AccessEvent
 from audit.services import Action
 from casework.services import create_person
-from tests.workflows.conftest import BOTH_DATABASES
+from tests.conftest import COMMITTED_DB
 from tests.workflows.gvi import factories as f
 from tests.workflows.sig.factories import fresh_personnummer
 from workflows.gvi import models as gvi
 
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
+pytestmark = COMMITTED_DB
 
 # The name the registrar types: never the stored one.
 TYPED_NAME = "Inskriven Provsson"

@@ -11,7 +11,7 @@ import datetime
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.utils import timezone, translation
+from django.utils import timezone
 from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
@@ -20,7 +20,7 @@ from casework.models import CaseMembership, Organisation, Reminder, User
 from casework.selectors.reminders import reminders_for
 from casework.services import cases as case_services
 from casework.services.transitions import Denied
-from tests.workflows.conftest import BOTH_DATABASES
+from tests.conftest import COMMITTED_DB
 from tests.workflows.gvi import factories as f
 from workflows.gvi import flow as gvi_flow
 from workflows.gvi import models as gvi
@@ -28,18 +28,10 @@ from workflows.gvi import selectors, services
 from workflows.gvi.demo import run_task
 from workflows.sig.models import SigCase
 
-pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES, transaction=False)
+pytestmark = f.IN_ENGLISH
 
 PURPOSE = f.PURPOSE
-with_denials = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
-
-
-@pytest.fixture(autouse=True)
-def _english():
-    with translation.override("en"):
-        yield
+with_denials = COMMITTED_DB
 
 
 @pytest.fixture
@@ -106,18 +98,7 @@ def test_an_accepted_offer_starts_one_task_in_the_participants_queue(users, anna
 
 def test_a_refused_referral_starts_no_task(users, anna):
     """Outside SIG's age range the referral is refused: nothing is written, no task."""
-    _, (member,) = f.group(users, status=gvi.GroupStatus.MAPPED, years=30)
-    n = f.notification(users, member)
-    with pytest.raises(ValidationError):
-        services.record_delivery(
-            user=users["per.polis"],
-            purpose=PURPOSE,
-            notification=n,
-            offer_of_help="Stöd",
-            response="accepted",
-            programme="sig",
-            reason="Vill ut.",
-        )
+    f.refused_sig_referral(users)
     assert not gvi.GviReferralNoticeProcess.objects.exists()
 
 

@@ -14,16 +14,14 @@ from viewflow.workflow.models import Task
 from audit.models import AccessEvent
 from casework.models import CaseMembership
 from casework.services import cases as case_services
-from tests.workflows.conftest import BOTH_DATABASES
+from tests.conftest import COMMITTED_DB
 from tests.workflows.gvi import factories as f
 from tests.workflows.gvi.test_views import ROLES
 from tests.workflows.sig.factories import PERSON_NAME
 from workflows.gvi import models as gvi
 from workflows.sig.models import SigCase
 
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
+pytestmark = COMMITTED_DB
 
 
 @pytest.fixture

@@ -12,25 +12,17 @@ from django.utils import translation
 
 from audit.models import AccessEvent
 from casework.services.transitions import Denied
-from tests.workflows.conftest import BOTH_DATABASES
+from tests.conftest import COMMITTED_DB
 from tests.workflows.gvi import factories as f
 from tests.workflows.gvi.test_views import ROLES
 from workflows.gvi import models as gvi
 from workflows.gvi import selectors, services
 
-pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES, transaction=False)
+pytestmark = f.IN_ENGLISH
 
 PURPOSE = f.PURPOSE
 REASON = "Kronofogden har inga ärenden mot gruppens medlemmar."
-transactional = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
-
-
-@pytest.fixture(autouse=True)
-def _english():
-    with translation.override("en"):
-        yield
+transactional = COMMITTED_DB
 
 
 def decided(users, levers=("police_checks", "traffic", "housing")):

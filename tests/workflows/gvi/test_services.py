@@ -9,14 +9,14 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection
-from django.utils import timezone, translation
+from django.utils import timezone
 from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
 from casework.models import Reminder
 from casework.selectors.cases import get_case_page
 from casework.services.transitions import Denied
-from tests.workflows.conftest import BOTH_DATABASES
+from tests.conftest import COMMITTED_DB
 from tests.workflows.gvi import factories as f
 from workflows.defector.models import DefectorCase, DefectorProcess
 from workflows.gvi import flow as gvi_flow
@@ -24,20 +24,11 @@ from workflows.gvi import models as gvi
 from workflows.gvi import selectors, services
 from workflows.sig.models import SigCase, SigProcess
 
-pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES, transaction=False)
+pytestmark = f.IN_ENGLISH
 
 PURPOSE = f.PURPOSE
 # A refusal commits its access-denied event at once, through the audit connection.
-with_denials = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
-
-
-@pytest.fixture(autouse=True)
-def _english():
-    """The messages are asserted in English (the msgids), whatever ran before."""
-    with translation.override("en"):
-        yield
+with_denials = COMMITTED_DB
 
 
 def _messages(error: ValidationError) -> str:
@@ -242,18 +233,7 @@ def test_accepting_help_opens_a_linked_sig_referral(users):
 
 
 def test_accepting_help_outside_the_sig_age_range_writes_nothing(users):
-    _, (member,) = f.group(users, status=gvi.GroupStatus.MAPPED, years=30)
-    n = f.notification(users, member)
-    with pytest.raises(ValidationError):
-        services.record_delivery(
-            user=users["per.polis"],
-            purpose=PURPOSE,
-            notification=n,
-            offer_of_help="Stöd",
-            response="accepted",
-            programme="sig",
-            reason="Vill ut.",
-        )
+    n, member = f.refused_sig_referral(users)
     n.refresh_from_db()
     member.refresh_from_db()
     assert n.status == gvi.NotificationStatus.SCHEDULED

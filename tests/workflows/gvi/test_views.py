@@ -12,26 +12,14 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from viewflow.workflow.models import Task
 
-from tests.workflows.conftest import BOTH_DATABASES
+from tests.conftest import COMMITTED_DB, demo_users
 from tests.workflows.gvi import factories as f
 from tests.workflows.sig.factories import fresh_personnummer
 from workflows.gvi import models as gvi
 
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
+pytestmark = COMMITTED_DB
 
-ROLES = [
-    "anna.social",
-    "per.polis",
-    "sara.samordnare",
-    "alex.avhopp",
-    "lisa.skola",
-    "fredrik.fritid",
-    "stig.styrgrupp",
-    "greta.granskare",
-    "adam.admin",
-]
+ROLES = demo_users(but={"maja.avhopp"})
 # Who may open each kind of page (anna.social is named a participant in the fixture).
 READERS = {"anna.social", "per.polis", "sara.samordnare"}
 COORDINATOR = {"sara.samordnare"}
@@ -254,9 +242,10 @@ def test_custom_notification_flow_and_sig_link_on_both_pages(client, users, worl
     assert n.status == gvi.NotificationStatus.CLOSED
 
 
-def test_call_in_planned_and_held_through_the_task(client, users, world):
-    sara = users["sara.samordnare"]
-    client.force_login(sara)
+def _call_in_with_its_attendee(client, users, world):
+    """sara.samordnare plans a call-in in its task: the member selected, invited and there.
+    Returns the call-in, its task page and ``post(data)`` to that page at its version."""
+    client.force_login(users["sara.samordnare"])
     response = client.post(
         "/gvi/call-in/ny/", {"_action": "create", "date": timezone.localdate().isoformat()}
     )
@@ -270,10 +259,15 @@ def test_call_in_planned_and_held_through_the_task(client, users, world):
         return client.post(url, {**data, "version": call_in.version})
 
     assert post({"_action": "attendee", "member": world["member"].pk}).status_code == 302
-    assert post({"_action": "transition", "transition": "select_attendees"}).status_code == 302
-    assert post({"_action": "transition", "transition": "invite"}).status_code == 302
+    for name in ("select_attendees", "invite"):
+        assert post({"_action": "transition", "transition": name}).status_code == 302
     attendee = call_in.attendees.get()
     assert post({"_action": "attendance", f"attended_{attendee.pk}": "yes"}).status_code == 302
+    return call_in, url, post
+
+
+def test_call_in_planned_and_held_through_the_task(client, users, world):
+    call_in, _, post = _call_in_with_its_attendee(client, users, world)
     response = post({"_action": "hold", "transition": "hold"})
     assert response.status_code == 400  # speakers missing
     for role in gvi.SpeakerRole.values:
@@ -318,21 +312,7 @@ def test_the_call_in_is_held_by_posting_the_hold_form_as_the_page_renders_it(cli
     left empty: pressing the button gave a 400 and no message, and the call-in could not be
     held in the browser.) Its button says what it does."""
 
-    client.force_login(users["sara.samordnare"])
-    client.post("/gvi/call-in/ny/", {"_action": "create", "date": timezone.localdate()})
-    call_in = gvi.CallIn.objects.exclude(pk=world["call_in"].pk).get()
-    task = Task.objects.get(process__gvicallinprocess__call_in=call_in, flow_task_type="HUMAN")
-    url = _take(client, task)
-
-    def post(data):
-        call_in.refresh_from_db()
-        return client.post(url, {**data, "version": call_in.version})
-
-    assert post({"_action": "attendee", "member": world["member"].pk}).status_code == 302
-    for name in ("select_attendees", "invite"):
-        assert post({"_action": "transition", "transition": name}).status_code == 302
-    attendee = call_in.attendees.get()
-    assert post({"_action": "attendance", f"attended_{attendee.pk}": "yes"}).status_code == 302
+    call_in, url, post = _call_in_with_its_attendee(client, users, world)
     for role in gvi.SpeakerRole.values:
         assert post({"_action": "speaker", "role": role, "speaker": "X"}).status_code == 302
 

@@ -15,14 +15,21 @@ import datetime
 import itertools
 from dataclasses import dataclass
 
-from django.test import Client
 from django.utils import timezone
 
-from casework.models import Action, Case, CaseDecision, CaseMembership, Consent, LegalBasis
+from casework.models import Action, CaseDecision, CaseMembership, Consent, LegalBasis
 from casework.selectors.persons import person_age
 from casework.services import cases as services
 from casework.services import create_person
 from tests.workflows.conftest import born_years_ago, personnummer
+from tests.workflows.factories import (
+    TaskDriver,
+    close_or_follow_up,
+    fire_timer,
+    open_task,
+    reach_review_date,
+    record_consent,
+)
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess, Status
 from workflows.sig.services import refer
@@ -80,17 +87,7 @@ def record_full_consent(users, case, *, covering=("social", "police")) -> list[C
     """The person's own consent and, under 18, a guardian's: both covering ``covering``."""
     anna = users["anna.social"]
     covered = [orgs(users)[name] for name in covering]
-    given = [
-        services.record_consent(
-            user=anna,
-            case=case,
-            purpose=PURPOSE,
-            giver=Consent.Giver.SELF,
-            decision=Consent.Decision.GIVEN,
-            form=Consent.Form.WRITTEN,
-            organisations=covered,
-        )
-    ]
+    given = [record_consent(anna, case, PURPOSE, covered)]
     guardians = list(case.person.guardians.all())
     if not guardians and person_age(case.person, on=timezone.localdate()) < 18:
         guardians = [
@@ -100,24 +97,11 @@ def record_full_consent(users, case, *, covering=("social", "police")) -> list[C
         ]
     for guardian in guardians:
         given.append(
-            services.record_consent(
-                user=anna,
-                case=case,
-                purpose=PURPOSE,
-                giver=Consent.Giver.GUARDIAN,
-                guardian=guardian,
-                decision=Consent.Decision.GIVEN,
-                form=Consent.Form.WRITTEN,
-                organisations=covered,
+            record_consent(
+                anna, case, PURPOSE, covered, giver=Consent.Giver.GUARDIAN, guardian=guardian
             )
         )
     return given
-
-
-def reach_review_date(case) -> None:
-    """The passing of time: the review date is today."""
-    Case.objects.filter(pk=case.pk).update(review_date=timezone.localdate())
-    case.review_date = timezone.localdate()
 
 
 def record_statute(users, case, code: str = "osl-10-18a"):
@@ -192,14 +176,8 @@ def sig_case(
     if state == Status.CONSENT_PENDING:
         return case
     if state == Status.CONSENT_REFUSED:
-        services.record_consent(
-            user=anna,
-            case=case,
-            purpose=PURPOSE,
-            giver=Consent.Giver.SELF,
-            decision=Consent.Decision.REFUSED,
-            form=Consent.Form.ORAL,
-            organisations=[],
+        record_consent(
+            anna, case, PURPOSE, [], decision=Consent.Decision.REFUSED, form=Consent.Form.ORAL
         )
         services.transition(user=anna, case=case, name="consent_refused", purpose=PURPOSE)
         return case
@@ -222,15 +200,7 @@ def sig_case(
     )
     if state == Status.ACTIVE:
         return case
-    if state == Status.CLOSED:
-        return services.close_case(
-            user=sara, case=case, purpose=PURPOSE, reason=Case.CloseReason.GOALS_MET
-        )
-    reach_review_date(case)
-    services.transition(user=anna, case=case, name="begin_follow_up", purpose=PURPOSE)
-    if state == Status.FOLLOW_UP:
-        return case
-    raise ValueError(f"unknown state {state!r}")
+    return close_or_follow_up(case, state, coordinator=sara, lead=anna, purpose=PURPOSE)
 
 
 # --- Through the flow (viewflow tasks) --------------------------------------------------------
@@ -243,16 +213,14 @@ class FlowCase:
 
     def task(self, node: str):
         """The open task of flow node ``node``."""
-        return self.process.task_set.exclude(status__in=["DONE", "CANCELED"]).get(
-            flow_task=getattr(SigFlow, node)
-        )
+        return open_task(self.process, getattr(SigFlow, node))
 
     def refresh(self) -> FlowCase:
         self.case.refresh_from_db()
         return self
 
 
-class FlowDriver:
+class FlowDriver(TaskDriver):
     """Walks a case through the flow's task views as the demo users would.
 
     Stops at ``stop`` (a flow node name whose task is then open, or a case state).
@@ -270,33 +238,16 @@ class FlowDriver:
         "follow_up:begun",  # follow_up
     )
 
-    def __init__(self, users):
-        self.users = users
-        self.client = Client()
-
-    def _post(self, username: str, url: str, data: dict | None = None, *, expect: int = 302):
-        self.client.force_login(self.users[username])
-        response = self.client.post(url, data or {})
-        assert response.status_code == expect, (url, response.status_code, response.content[:2000])
-        return response
+    def task(self, case, node: str):
+        return open_task(SigProcess.objects.get(case=case), getattr(SigFlow, node))
 
     def _run(self, flow_case: FlowCase, node: str, username: str, data: dict):
-        task = flow_case.task(node)
-        if task.owner_id is None:
-            self._post(username, task.flow_task.reverse("assign", args=[task.process_id, task.pk]))
-            task.refresh_from_db()
-        flow_case.refresh()
-        self._post(
-            username,
-            task.flow_task.reverse("execute", args=[task.process_id, task.pk]),
-            {"version": flow_case.case.version, **data},
-        )
-        flow_case.refresh()
+        self.run(flow_case.case, node, username, data)
 
     def build(self, stop: str, *, years: int = 16) -> FlowCase:
         assert stop in self.STOPS, stop
         users = self.users
-        self._post(
+        self.post(
             "anna.social",
             SigFlow.start.reverse("execute"),
             {
@@ -371,14 +322,8 @@ class FlowDriver:
         )
         if stop == "wait_for_review":
             return flow_case
-        from viewflow.workflow.timers import fire_due_timers
-
         reach_review_date(flow_case.case)
-        timer = flow_case.task("wait_for_review")
-        type(timer).objects.filter(pk=timer.pk).update(
-            scheduled=timezone.now() - datetime.timedelta(minutes=1)
-        )
-        fire_due_timers()
+        fire_timer(flow_case.task("wait_for_review"))
         flow_case.refresh()
         if stop == "follow_up":
             return flow_case

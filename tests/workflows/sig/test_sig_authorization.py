@@ -30,7 +30,8 @@ from django.utils import timezone
 
 from audit.models import AccessEvent
 from casework.models import Consent, LegalBasis, User
-from tests.workflows.conftest import BOTH_DATABASES
+from tests.conftest import COMMITTED_DB
+from tests.workflows.conftest import BOTH_DATABASES, colleague
 from tests.workflows.sig.factories import PERSON_NAME, FlowDriver, record_full_consent, sig_case
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import Status
@@ -174,10 +175,7 @@ STATES = {
 @pytest.fixture
 def people(users):
     """The demo users, a social worker off the team and a user with no role."""
-    people = dict(users)
-    bo = User.objects.create(username="bo.social", organisation=users["anna.social"].organisation)
-    bo.groups.set(users["anna.social"].groups.all())
-    people["bo.social"] = bo
+    people = {**users, "bo.social": colleague(users, "anna.social", "bo.social")}
     people["no_role"] = User.objects.create(
         username="utan.roll", organisation=users["anna.social"].organisation
     )
@@ -440,9 +438,7 @@ def _post_data(action: str, case) -> dict:
     return {"_action": "withdraw", "consent": str(consent.pk)}
 
 
-@pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
+@COMMITTED_DB
 @pytest.mark.parametrize("action", list(CASE_PAGE_POSTS))
 def test_case_page_posts(people, action):
     """Each action of the case page by every role, on an active case.
@@ -481,9 +477,7 @@ def test_case_page_posts(people, action):
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
+@COMMITTED_DB
 def test_withdrawal_is_registered_by_social_services_and_ends_sharing_at_once(people):
     """The case's own organisation registers a withdrawal (a school member on the team is
     neither offered the form nor allowed to post it); police and school lose access at once."""

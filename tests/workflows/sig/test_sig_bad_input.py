@@ -46,10 +46,16 @@ pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 LONG = "x" * 10_001  # one past the longest text field
 HUGE = "y" * 100_000
 SCRIPT = '<script>alert("xss")</script><img src=x onerror=alert(1)>'
-TODAY = timezone.localdate()
-YESTERDAY = (TODAY - datetime.timedelta(days=1)).isoformat()
-TOMORROW = (TODAY + datetime.timedelta(days=1)).isoformat()
 COMPILED = (Path(__file__).resolve().parents[3] / "locale/sv/LC_MESSAGES/django.mo").exists()
+
+
+@pytest.fixture
+def day():
+    """``day(n)``: the date ``n`` days from today as a form posts it. Today is taken as the
+    test starts, not at import (a run across midnight in Stockholm compared yesterday's)."""
+    today = timezone.localdate()
+    return lambda offset: (today + datetime.timedelta(days=offset)).isoformat()
+
 
 CHANGES = (
     AccessEvent.Action.CREATE,
@@ -151,7 +157,8 @@ REFERRAL = {
     "address": "Provgatan 1",
     "reason": "Orosanmälan.",
 }
-FUTURE_PNR = personnummer(TODAY + datetime.timedelta(days=400))
+# More than a year ahead: in the future wherever midnight falls during the run.
+FUTURE_PNR = personnummer(timezone.localdate() + datetime.timedelta(days=400))
 REFERRAL_CASES = [
     ("nothing at all", {key: "" for key in REFERRAL}, {"personnummer", "name", "area", "reason"}),
     ("wrong check digit", {"personnummer": REFERRAL["personnummer"][:-1] + "0"}, {"personnummer"}),
@@ -265,7 +272,7 @@ def test_screening_step_not_offered_now(users):
         assert rows(flow_case.case.pk) == before
 
 
-def test_consent_forms(users):
+def test_consent_forms(users, day):
     flow_case = FlowDriver(users).build("consent")
     case = flow_case.case
     poster = _task_poster(users, flow_case, "consent", "anna.social")
@@ -307,7 +314,7 @@ def test_consent_forms(users):
                 "decision": "given",
                 "form": "written",
                 "organisations": social,
-                "valid_until": YESTERDAY,
+                "valid_until": day(-1),
             },
             {"valid_until"},
         ),
@@ -360,59 +367,63 @@ def test_decision(users):
         poster.refused({**base, **data}, fields)
 
 
-PLANNED_ACTION = {
-    "_action": "action",
-    "kind": "support_talks",
-    "status": "planned",
-    "date": TODAY.isoformat(),
-    "visibility": "team",
-}
-ACTION_CASES = [
-    ({"kind": ""}, {"kind"}),
-    ({"kind": "surveillance"}, {"kind"}),
-    ({"status": "cancelled"}, {"status"}),
-    ({"date": ""}, {"date"}),
-    ({"date": "2026-13-01"}, {"date"}),
-    ({"date": "tomorrow"}, {"date"}),
-    ({"status": "done", "date": TOMORROW}, {"date"}),  # done, in the future
-    ({"date": (TODAY - datetime.timedelta(days=31)).isoformat()}, {"date"}),  # planned, long ago
-    ({"visibility": "everyone"}, {"visibility"}),
-    ({"organisation": 999_999}, {"organisation"}),
-    ({"note": LONG}, {"note"}),
-    ({"note": "a\x00b"}, {"note"}),
-]
+def planned_action(day) -> dict:
+    return {
+        "_action": "action",
+        "kind": "support_talks",
+        "status": "planned",
+        "date": day(0),
+        "visibility": "team",
+    }
 
 
-def test_plan_forms(users):
+def action_cases(day) -> list[tuple[dict, set]]:
+    return [
+        ({"kind": ""}, {"kind"}),
+        ({"kind": "surveillance"}, {"kind"}),
+        ({"status": "cancelled"}, {"status"}),
+        ({"date": ""}, {"date"}),
+        ({"date": "2026-13-01"}, {"date"}),
+        ({"date": "tomorrow"}, {"date"}),
+        ({"status": "done", "date": day(1)}, {"date"}),  # done, in the future
+        ({"date": day(-31)}, {"date"}),  # planned, long ago
+        ({"visibility": "everyone"}, {"visibility"}),
+        ({"organisation": 999_999}, {"organisation"}),
+        ({"note": LONG}, {"note"}),
+        ({"note": "a\x00b"}, {"note"}),
+    ]
+
+
+def test_plan_forms(users, day):
     flow_case = FlowDriver(users).build("draft_plan")
     poster = _task_poster(users, flow_case, "draft_plan", "anna.social")
     version = flow_case.case.version
-    for data, fields in ACTION_CASES:
-        poster.refused({**PLANNED_ACTION, "version": version, **data}, fields)
-    base = {"_action": "plan", "version": version, "plan": "Mål.", "review_date": TOMORROW}
+    for data, fields in action_cases(day):
+        poster.refused({**planned_action(day), "version": version, **data}, fields)
+    base = {"_action": "plan", "version": version, "plan": "Mål.", "review_date": day(1)}
     for data, fields in [
         ({"plan": ""}, {"plan"}),
         ({"plan": LONG}, {"plan"}),
         ({"review_date": ""}, {"review_date"}),
-        ({"review_date": YESTERDAY}, {"review_date"}),
-        ({"review_date": TODAY.isoformat()}, {"review_date"}),
+        ({"review_date": day(-1)}, {"review_date"}),
+        ({"review_date": day(0)}, {"review_date"}),
         ({"review_date": "31/12/2026x"}, {"review_date"}),
     ]:
         poster.refused({**base, **data}, fields)
 
 
-def test_plan_and_action_notes_with_html_are_shown_escaped(users):
+def test_plan_and_action_notes_with_html_are_shown_escaped(users, day):
     flow_case = FlowDriver(users).build("draft_plan")
     poster = _task_poster(users, flow_case, "draft_plan", "anna.social")
     case = flow_case.case
     response = poster.client.post(
-        poster.url, {**PLANNED_ACTION, "version": case.version, "note": SCRIPT}
+        poster.url, {**planned_action(day), "version": case.version, "note": SCRIPT}
     )
     assert response.status_code == 302
     case.refresh_from_db()
     response = poster.client.post(
         poster.url,
-        {"_action": "plan", "version": case.version, "plan": SCRIPT, "review_date": TOMORROW},
+        {"_action": "plan", "version": case.version, "plan": SCRIPT, "review_date": day(1)},
     )
     assert response.status_code == 302
     page = poster.client.get(f"/arenden/fall/{case.pk}/").content.decode()
@@ -433,15 +444,15 @@ def test_approval(users):
         poster.refused({**base, **data}, fields)
 
 
-def test_follow_up(users):
+def test_follow_up(users, day):
     flow_case = FlowDriver(users).build("follow_up:begun")
     poster = _task_poster(users, flow_case, "follow_up", "anna.social")
     base = {"_action": "follow_up", "version": flow_case.case.version}
     for data, fields in [
         ({}, {"outcome"}),
         ({"outcome": "continue"}, {"review_date"}),
-        ({"outcome": "continue", "review_date": YESTERDAY}, {"review_date"}),
-        ({"outcome": "continue", "review_date": TODAY.isoformat()}, {"review_date"}),
+        ({"outcome": "continue", "review_date": day(-1)}, {"review_date"}),
+        ({"outcome": "continue", "review_date": day(0)}, {"review_date"}),
         ({"outcome": "close"}, {"close_reason"}),
         ({"outcome": "close", "close_reason": "bored"}, {"close_reason"}),
         ({"outcome": "close", "close_reason": "other"}, {"note"}),
@@ -453,14 +464,14 @@ def test_follow_up(users):
 # --- The case page's forms ----------------------------------------------------------------------
 
 
-def test_case_page_forms(users):
+def test_case_page_forms(users, day):
     case = sig_case(users, Status.ACTIVE)
     url = f"/arenden/fall/{case.pk}/"
     anna = Poster(users["anna.social"], url, case_id=case.pk)
     version = case.version
-    done_action = {**PLANNED_ACTION, "status": "done"}
-    for data, fields in ACTION_CASES:
-        if data.get("date") == (TODAY - datetime.timedelta(days=31)).isoformat():
+    done_action = {**planned_action(day), "status": "done"}
+    for data, fields in action_cases(day):
+        if data.get("date") == day(-31):
             data = {**data, "status": "planned"}
         anna.refused({**done_action, "version": version, **data}, fields)
     for data, fields in [
@@ -478,7 +489,7 @@ def test_case_page_forms(users):
         ({"legal_basis": 999_999, "justification": "Skäl."}, {"legal_basis"}),
         ({"legal_basis": osl.pk, "justification": LONG}, {"justification"}),
         (
-            {"legal_basis": osl.pk, "justification": "Skäl.", "valid_until": YESTERDAY},
+            {"legal_basis": osl.pk, "justification": "Skäl.", "valid_until": day(-1)},
             {"valid_until"},
         ),
     ]:

@@ -16,21 +16,22 @@ migrations made (roles, legal bases) for the tests after.
 
 from __future__ import annotations
 
-import html
-import threading
-
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 from django.test import Client
-from django.utils import timezone, translation
+from django.utils import timezone
 
-from audit.models import AccessEvent
-from casework.models import Action, CaseEvent, Consent, User
+from casework.models import Action, CaseEvent, Consent
 from casework.services import cases as services
-from casework.services import transitions
 from casework.services.cases import CaseConflict
-from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.racing import flow_lock_meeting
+from tests.conftest import COMMITTED_DB
+from tests.workflows.racing import (
+    flow_lock_meeting,
+    race,
+    race_to_close_on_the_case_page,
+    race_two_coordinators,
+    record,
+)
 from tests.workflows.sig.factories import (
     PURPOSE,
     FlowDriver,
@@ -42,141 +43,32 @@ from tests.workflows.sig.factories import (
 from workflows.sig.models import SigCase, Status
 from workflows.sig.services import after_consent_withdrawn
 
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
+pytestmark = COMMITTED_DB
 
 
-@pytest.fixture
-def people(users):
-    """The demo users and a second coordinator."""
-    people = dict(users)
-    sven = User.objects.create(
-        username="sven.samordnare", organisation=users["sara.samordnare"].organisation
-    )
-    sven.groups.set(users["sara.samordnare"].groups.all())
-    people["sven.samordnare"] = sven
-    return people
-
-
-@pytest.fixture
-def meet_at_the_lock(monkeypatch):
-    """Hold each racer in front of the case's row lock until all have arrived.
-
-    With ``first`` (a racer's name) that racer takes the lock first and the
-    others ask for it right after, so they wait for its commit: the order is
-    chosen, not left to the scheduler. Only a racer's first lock meets the
-    others (a withdrawal locks again to close the case, in the same transaction).
-    """
-
-    def install(parties: int, first: str | None = None) -> None:
-        barrier = threading.Barrier(parties, timeout=30)
-        first_has_it = threading.Event()
-        local = threading.local()
-        lock = transitions.lock
-
-        def meet_then_lock(case, expected_version):
-            if getattr(local, "met", False):
-                return lock(case, expected_version)
-            local.met = True
-            barrier.wait()
-            me = threading.current_thread().name
-            if first is not None and me != first:
-                first_has_it.wait(timeout=30)
-            try:
-                return lock(case, expected_version)
-            finally:
-                if me == first:
-                    first_has_it.set()
-
-        monkeypatch.setattr(transitions, "lock", meet_then_lock)
-
-    return install
-
-
-def race(**racers):
-    """Run the named racers in threads at once; return what each returned or raised."""
-    results: dict = {}
-
-    def run(name, racer):
-        try:
-            results[name] = racer()
-        except BaseException as exc:  # the test looks at it
-            results[name] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=item, name=item[0]) for item in racers.items()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-        assert not thread.is_alive()
-    return results
-
-
-def record(case_id) -> dict:
-    """What the race may have changed, from the database."""
-    case = SigCase.objects.get(pk=case_id)
-    return {
-        "status": case.status,
-        "version": case.version,
-        "timeline": CaseEvent.objects.filter(case_id=case_id).count(),
-        "transitions": AccessEvent.objects.filter(
-            action=AccessEvent.Action.TRANSITION, object_id=str(case_id)
-        ).count(),
-        "withdrawn": Consent.objects.filter(case_id=case_id, withdrawn_at__isnull=False).count(),
-        "actions": Action.objects.filter(case_id=case_id).count(),
-    }
-
-
-def test_two_coordinators_approve_the_same_plan(people, meet_at_the_lock):
-    case = sig_case(people, Status.PLANNING)
+def test_two_coordinators_approve_the_same_plan(staff, meet_at_the_lock):
+    case = sig_case(staff, Status.PLANNING)
     # Ready for approval: an action per agency, the plan and a review date.
-    case = _ready_for_approval(people, case)
-    before = record(case.pk)
+    case = _ready_for_approval(staff, case)
     meet_at_the_lock(2)
-
-    def approve(username):
-        def run():
-            user = people[username]
-            mine = SigCase.objects.get(pk=case.pk)  # each request loads its own copy
-            services.transition(
-                user=user,
-                case=mine,
-                name="approve_plan",
-                purpose=PURPOSE,
-                approved_by=user,
-                expected_version=before["version"],
-            )
-            return username
-
-        return run
-
-    results = race(sara=approve("sara.samordnare"), sven=approve("sven.samordnare"))
-    winners = [r for r in results.values() if isinstance(r, str)]
-    losers = [r for r in results.values() if not isinstance(r, str)]
-    assert len(winners) == 1, results
-    assert len(losers) == 1 and isinstance(losers[0], CaseConflict), results
-    after = record(case.pk)
+    winner, after = race_two_coordinators(
+        staff, case, "approve_plan", purpose=PURPOSE, signed_by="approved_by"
+    )
     assert after["status"] == Status.ACTIVE
-    assert after["version"] == before["version"] + 1
-    assert after["timeline"] == before["timeline"] + 1
-    assert after["transitions"] == before["transitions"] + 1
     approved = SigCase.objects.get(pk=case.pk)
-    assert approved.plan_approved_by == people[winners[0]]
+    assert approved.plan_approved_by == staff[winner]
 
 
-def test_the_same_step_posted_twice_with_the_same_version(people, meet_at_the_lock):
+def test_the_same_step_posted_twice_with_the_same_version(staff, meet_at_the_lock):
     """A double submit (two tabs): the same action form, the same version, twice."""
-    case = sig_case(people, Status.ACTIVE)
-    before = record(case.pk)
+    case = sig_case(staff, Status.ACTIVE)
+    before = record(case)
     meet_at_the_lock(2)
 
     def add_action():
         mine = SigCase.objects.get(pk=case.pk)
         return services.add_action(
-            user=people["anna.social"],
+            user=staff["anna.social"],
             case=mine,
             purpose=PURPOSE,
             kind=Action.Kind.SUPPORT_TALKS,
@@ -189,7 +81,7 @@ def test_the_same_step_posted_twice_with_the_same_version(people, meet_at_the_lo
     results = race(tab_1=add_action, tab_2=add_action)
     assert sum(isinstance(r, Action) for r in results.values()) == 1, results
     assert sum(isinstance(r, CaseConflict) for r in results.values()) == 1, results
-    after = record(case.pk)
+    after = record(case)
     assert after["actions"] == before["actions"] + 1
     assert after["version"] == before["version"] + 1
     assert after["timeline"] == before["timeline"] + 1
@@ -197,7 +89,7 @@ def test_the_same_step_posted_twice_with_the_same_version(people, meet_at_the_lo
 
 
 @pytest.mark.parametrize("first_to_lock", ["withdrawal", "transition"])
-def test_a_transition_racing_a_consent_withdrawal(people, meet_at_the_lock, first_to_lock):
+def test_a_transition_racing_a_consent_withdrawal(staff, meet_at_the_lock, first_to_lock):
     """The follow-up begins while the person's consent is withdrawn: the withdrawal
     always wins.
 
@@ -207,11 +99,11 @@ def test_a_transition_racing_a_consent_withdrawal(people, meet_at_the_lock, firs
     withdrawal is never refused because someone else was working on the case.
     Never a withdrawal without its closing, nor a follow-up on a withdrawn consent.
     """
-    case = sig_case(people, Status.ACTIVE)
+    case = sig_case(staff, Status.ACTIVE)
     reach_review_date(case)
-    before = record(case.pk)
+    before = record(case)
     meet_at_the_lock(2, first=first_to_lock)
-    anna = people["anna.social"]
+    anna = staff["anna.social"]
 
     def withdraw():
         mine = SigCase.objects.get(pk=case.pk)
@@ -232,7 +124,7 @@ def test_a_transition_racing_a_consent_withdrawal(people, meet_at_the_lock, firs
 
     results = race(withdrawal=withdraw, transition=follow_up)
     assert results["withdrawal"] is True, results  # the case was closed with it
-    after = record(case.pk)
+    after = record(case)
     assert (after["status"], after["withdrawn"]) == (Status.CLOSED, before["withdrawn"] + 1)
     if first_to_lock == "withdrawal":
         assert isinstance(results["transition"], CaseConflict), results
@@ -247,65 +139,41 @@ def test_a_transition_racing_a_consent_withdrawal(people, meet_at_the_lock, firs
 
 
 @pytest.mark.parametrize("language", ["sv", "en"])
-def test_two_users_close_the_case_from_the_case_page(people, meet_at_the_lock, language):
+def test_two_users_close_the_case_from_the_case_page(staff, meet_at_the_lock, language):
     """Through the view: one is redirected to the closed case, the other told to reload."""
-    case = sig_case(people, Status.ACTIVE)
-    before = record(case.pk)
+    case = sig_case(staff, Status.ACTIVE)
     meet_at_the_lock(2)
-    url = f"/arenden/fall/{case.pk}/"
-
-    def close(username, reason):
-        def run():
-            client = Client()
-            client.cookies["django_language"] = language
-            client.force_login(people[username])
-            return client.post(
-                url, {"_action": "close", "version": before["version"], "close_reason": reason}
-            )
-
-        return run
-
-    responses = race(
-        anna=close("anna.social", "goals_met"), sara=close("sara.samordnare", "moved")
-    ).values()
-    assert sorted(r.status_code for r in responses) == [200, 302], responses
-    refused = next(r for r in responses if r.status_code == 200)
+    closers = {"anna": ("anna.social", "goals_met"), "sara": ("sara.samordnare", "moved")}
+    message, after = race_to_close_on_the_case_page(staff, case, closers, language)
     # The message in the page's language, from the project's catalogue: Swedish
     # ("Ärendet har ändrats av någon annan …") when the catalogue is compiled,
     # else the English msgid; with English chosen, exactly the msgid.
-    with translation.override(language):
-        message = str(CaseConflict.message)
     if language == "en":
         assert message == "The case was changed by someone else. Reload the page and try again."
-    assert html.escape(message) in refused.content.decode()
-    after = record(case.pk)
     assert after["status"] == Status.CLOSED
-    assert after["version"] == before["version"] + 1
-    assert after["transitions"] == before["transitions"] + 1
-    assert after["timeline"] == before["timeline"] + 1
 
 
-def test_the_same_task_step_posted_twice(people):
+def test_the_same_task_step_posted_twice(staff):
     """Two tabs submit "consents complete" at once: viewflow's process lock queues them;
     the first moves the case on, the second finds the task done and is taken to the
     case with a message (no 403, nothing done twice)."""
-    flow_case = FlowDriver(people).build("consent")
-    record_full_consent(people, flow_case.case)
+    flow_case = FlowDriver(staff).build("consent")
+    record_full_consent(staff, flow_case.case)
     flow_case.refresh()
-    before = record(flow_case.case.pk)
+    before = record(flow_case.case)
     consent_task = flow_case.task("consent")
     url = consent_task.flow_task.reverse("execute", args=[consent_task.process_id, consent_task.pk])
 
     def submit():
         client = Client()
-        client.force_login(people["anna.social"])
+        client.force_login(staff["anna.social"])
         return client.post(url, {"_action": "complete", "version": before["version"]})
 
     responses = list(race(tab_1=submit, tab_2=submit).values())
     assert [r.status_code for r in responses] == [302, 302], responses
     locations = sorted(r["Location"] for r in responses)
     assert f"/arenden/fall/{flow_case.case.pk}/" in locations, locations
-    after = record(flow_case.case.pk)
+    after = record(flow_case.case)
     assert after["status"] == Status.DECISION_PENDING
     assert after["transitions"] == before["transitions"] + 1
     assert after["version"] == before["version"] + 1
@@ -316,8 +184,8 @@ def test_the_same_task_step_posted_twice(people):
     ]
 
 
-def _ready_for_approval(people, case):
-    write_plan(people, case)
+def _ready_for_approval(staff, case):
+    write_plan(staff, case)
     return SigCase.objects.get(pk=case.pk)
 
 
@@ -331,29 +199,29 @@ def meet_at_the_flow_lock(monkeypatch):
 
 @pytest.mark.parametrize("first_to_lock", ["withdrawal", "step"])
 def test_a_withdrawal_on_the_case_page_racing_a_task_step(
-    people, meet_at_the_flow_lock, first_to_lock
+    staff, meet_at_the_flow_lock, first_to_lock
 ):
     """The lead begins the follow-up in its task while the person's consent is withdrawn
     on the case page: both take the flow's lock first, so neither deadlocks, and the
     withdrawal always wins — the case ends closed, its process stopped."""
     from workflows.sig.models import SigProcess
 
-    flow_case = FlowDriver(people).build("follow_up")
+    flow_case = FlowDriver(staff).build("follow_up")
     case = flow_case.case
     task = flow_case.task("follow_up")
-    before = record(case.pk)
+    before = record(case)
     consent = case.consents.get(giver=Consent.Giver.SELF)
     url = task.flow_task.reverse("execute", args=[task.process_id, task.pk])
     meet_at_the_flow_lock(2, first=first_to_lock)
 
     def step():
         client = Client()
-        client.force_login(people["anna.social"])
+        client.force_login(staff["anna.social"])
         return client.post(url, {"_action": "begin", "version": before["version"]})
 
     def withdrawal():
         client = Client()
-        client.force_login(people["sara.samordnare"])
+        client.force_login(staff["sara.samordnare"])
         return client.post(
             f"/arenden/fall/{case.pk}/", {"_action": "withdraw", "consent": str(consent.pk)}
         )
@@ -361,7 +229,7 @@ def test_a_withdrawal_on_the_case_page_racing_a_task_step(
     results = race(withdrawal=withdrawal, step=step)
     assert results["withdrawal"].status_code == 302, results
     assert results["step"].status_code == 302, results
-    after = record(case.pk)
+    after = record(case)
     assert (after["status"], after["withdrawn"]) == (Status.CLOSED, before["withdrawn"] + 1)
     assert SigProcess.objects.get(case_id=case.pk).finished is not None
     began = CaseEvent.objects.filter(case_id=case.pk, transition="begin_follow_up").exists()

@@ -60,7 +60,10 @@ from casework.models import (
 from casework.selectors.cases import CaseNotFound, get_case_page
 from casework.services import cases as services
 from casework.services.cases import CaseConflict, CaseDenied
-from tests.workflows.sig.factories import PURPOSE, make_person, orgs, reach_review_date, sig_case
+from tests.conftest import COMMITTED_DB
+from tests.workflows.conftest import colleague
+from tests.workflows.factories import reach_review_date, record_consent
+from tests.workflows.sig.factories import PURPOSE, make_person, orgs, sig_case
 from workflows.sig.models import SigCase, Status
 from workflows.sig.services import after_consent_withdrawn
 
@@ -342,15 +345,9 @@ class SigMachine(RuleBasedStateMachine):
 
         def record(case):
             guardian = case.person.guardians.first() if giver == Consent.Giver.GUARDIAN else None
-            return services.record_consent(
-                user=user,
-                case=case,
-                purpose=PURPOSE,
-                giver=giver,
-                guardian=guardian,
-                decision=decision,
-                form=Consent.Form.WRITTEN,
-                organisations=[orgs(self.users)[name] for name in sorted(covering)],
+            covered = [orgs(self.users)[name] for name in sorted(covering)]
+            return record_consent(
+                user, case, PURPOSE, covered, giver=giver, guardian=guardian, decision=decision
             )
 
         self.attempt(record)
@@ -521,14 +518,9 @@ def test_every_transition_of_sigcase_has_a_rule():
         assert callable(getattr(SigMachine, name))
 
 
-@pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=["default", "keystore", "audit"]
-)
+@COMMITTED_DB
 def test_sig_state_machine(users):
-    users = dict(users)
-    bo = User.objects.create(username="bo.social", organisation=users["anna.social"].organisation)
-    bo.groups.set(users["anna.social"].groups.all())
-    users["bo.social"] = bo
+    users = {**users, "bo.social": colleague(users, "anna.social", "bo.social")}
     SigMachine.users = users
     SigMachine.persons = {
         age: make_person(user=users["anna.social"], years=age, name=f"Prov Person {age}")
@@ -558,14 +550,13 @@ def test_a_refusal_cannot_leave_an_active_case_without_consent(users):
     case = sig_case(users, Status.ACTIVE)
     consents = Consent.objects.filter(case=case).count()
     with pytest.raises(ValidationError) as refused:
-        services.record_consent(
-            user=users["anna.social"],
-            case=case,
-            purpose=PURPOSE,
-            giver=Consent.Giver.SELF,
+        record_consent(
+            users["anna.social"],
+            case,
+            PURPOSE,
+            [],
             decision=Consent.Decision.REFUSED,
             form=Consent.Form.ORAL,
-            organisations=[],
         )
     assert refused.value.code == "consent_required"
     assert Consent.objects.filter(case=case).count() == consents
@@ -597,15 +588,7 @@ def test_a_withdrawal_is_not_undone_by_an_older_consent(users):
     anna, per = users["anna.social"], users["per.polis"]
     case = sig_case(users, Status.ACTIVE, years=19)
     older = Consent.objects.get(case=case, giver=Consent.Giver.SELF)
-    newer = services.record_consent(
-        user=anna,
-        case=case,
-        purpose=PURPOSE,
-        giver=Consent.Giver.SELF,
-        decision=Consent.Decision.GIVEN,
-        form=Consent.Form.WRITTEN,
-        organisations=[orgs(users)["social"], orgs(users)["police"]],
-    )
+    newer = record_consent(anna, case, PURPOSE, [orgs(users)["social"], orgs(users)["police"]])
     with transaction.atomic():
         services.withdraw_consent(user=anna, case=case, purpose=PURPOSE, consent=newer)
         assert after_consent_withdrawn(user=anna, case=case, purpose=PURPOSE)

@@ -11,19 +11,12 @@ from __future__ import annotations
 
 import datetime
 
-from django.test import Client
 from django.utils import timezone
-from viewflow.workflow.timers import fire_due_timers
 
-from casework.models import Action, Case, CaseMembership, Consent
+from casework.models import Action, CaseMembership, Consent
 from casework.services import cases as services
-from tests.workflows.sig.factories import (
-    PERSON_NAME,
-    fresh_personnummer,
-    make_person,
-    orgs,
-    reach_review_date,
-)
+from tests.workflows import factories as shared
+from tests.workflows.sig.factories import PERSON_NAME, fresh_personnummer, make_person, orgs
 from workflows.sspf import services as sspf_services
 from workflows.sspf.flow import SspfFlow
 from workflows.sspf.models import RiskAssessment, SspfCase, SspfProcess, Status
@@ -40,6 +33,16 @@ PATH = (
     Status.PLAN_ACTIVE,
     Status.FOLLOW_UP,
 )
+# The transitions the happy path takes, in its order (a follow-up continues the plan).
+TRANSITIONS = (
+    "begin_assessment",
+    "request_consent",
+    "consents_given",
+    "mapping_done",
+    "adopt_plan",
+    "begin_follow_up",
+    "continue_plan",
+)
 
 
 def consent_everyone(users, case, *, covering=("social", "school", "leisure"), guardians=1):
@@ -54,25 +57,10 @@ def consent_everyone(users, case, *, covering=("social", "school", "leisure"), g
             )
         )
     for guardian in existing:
-        services.record_consent(
-            user=sara,
-            case=case,
-            purpose=PURPOSE,
-            giver=Consent.Giver.GUARDIAN,
-            guardian=guardian,
-            decision=Consent.Decision.GIVEN,
-            form=Consent.Form.WRITTEN,
-            organisations=covered,
+        shared.record_consent(
+            sara, case, PURPOSE, covered, giver=Consent.Giver.GUARDIAN, guardian=guardian
         )
-    services.record_consent(
-        user=sara,
-        case=case,
-        purpose=PURPOSE,
-        giver=Consent.Giver.SELF,
-        decision=Consent.Decision.GIVEN,
-        form=Consent.Form.WRITTEN,
-        organisations=covered,
-    )
+    shared.record_consent(sara, case, PURPOSE, covered)
 
 
 def sspf_case(users, state: str = Status.CONCERN_RAISED, *, years: int = 13, police=False):
@@ -128,15 +116,7 @@ def sspf_case(users, state: str = Status.CONCERN_RAISED, *, years: int = 13, pol
     services.transition(user=sara, case=case, name="adopt_plan", purpose=PURPOSE, adopted_by=sara)
     if state == Status.PLAN_ACTIVE:
         return case
-    if state == Status.CLOSED:
-        return services.close_case(
-            user=sara, case=case, purpose=PURPOSE, reason=Case.CloseReason.GOALS_MET
-        )
-    reach_review_date(case)
-    services.transition(user=sara, case=case, name="begin_follow_up", purpose=PURPOSE)
-    if state == Status.FOLLOW_UP:
-        return case
-    raise ValueError(state)
+    return shared.close_or_follow_up(case, state, coordinator=sara, lead=sara, purpose=PURPOSE)
 
 
 def write_plan(users, case: SspfCase) -> None:
@@ -181,56 +161,19 @@ def open_tasks(case) -> dict[str, str | None]:
 
 def fire_follow_up_timer(case) -> None:
     """The passing of time: the follow-up date is today and ``send_reminders`` fires the timer."""
-    reach_review_date(case)
-    timer = (
-        SspfProcess.objects.get(case=case)
-        .task_set.exclude(status__in=["DONE", "CANCELED"])
-        .get(flow_task=SspfFlow.wait_for_review)
+    shared.reach_review_date(case)
+    shared.fire_timer(
+        shared.open_task(SspfProcess.objects.get(case=case), SspfFlow.wait_for_review)
     )
-    type(timer).objects.filter(pk=timer.pk).update(
-        scheduled=timezone.now() - datetime.timedelta(minutes=1)
-    )
-    fire_due_timers()
 
 
-class SspfFlowDriver:
-    """Walks an SSPF case through the flow's task views as the demo users would (the
-    Django test client: the "assign" button for a queue task, then the step's form)."""
+class SspfFlowDriver(shared.TaskDriver):
+    """Walks an SSPF case through the flow's task views as the demo users would."""
 
     STOPS = ("assess:new", "consent", "mapping", "network_meeting", "plan", "follow_up")
 
-    def __init__(self, users):
-        self.users = users
-        self.client = Client()
-
-    def post(self, username: str, url: str, data: dict | None = None, *, expect: int = 302):
-        self.client.force_login(self.users[username])
-        response = self.client.post(url, data or {})
-        assert response.status_code == expect, (url, response.status_code, response.content[:3000])
-        return response
-
     def task(self, case, node: str):
-        return (
-            SspfProcess.objects.get(case=case)
-            .task_set.exclude(status__in=["DONE", "CANCELED"])
-            .get(flow_task=getattr(SspfFlow, node))
-        )
-
-    def url(self, task, name: str = "execute") -> str:
-        return task.flow_task.reverse(name, args=[task.process_id, task.pk])
-
-    def run(self, case, node: str, username: str, data: dict, *, expect: int = 302):
-        """One POST of ``node``'s task view as ``username`` (claiming a queue task first)."""
-        task = self.task(case, node)
-        if task.owner_id is None:
-            self.post(username, self.url(task, "assign"))
-            task.refresh_from_db()
-        case.refresh_from_db()
-        response = self.post(
-            username, self.url(task), {"version": case.version, **data}, expect=expect
-        )
-        case.refresh_from_db()
-        return response
+        return shared.open_task(SspfProcess.objects.get(case=case), getattr(SspfFlow, node))
 
     def raise_concern(self, username: str = "lisa.skola", *, years: int = 13):
         self.post(

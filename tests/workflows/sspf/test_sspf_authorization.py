@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from casework.models import Organisation, User
+from tests.conftest import COMMITTED_DB, demo_users
 from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.sig.factories import PERSON_NAME, fresh_personnummer, orgs
 from tests.workflows.sspf.factories import PURPOSE, sspf_case
@@ -16,29 +16,7 @@ from workflows.sspf.models import SspfCase, SspfProcess, Status
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
-ROLES = [
-    "anna.social",
-    "per.polis",
-    "sara.samordnare",
-    "alex.avhopp",
-    "lisa.skola",
-    "fredrik.fritid",
-    "stig.styrgrupp",
-    "greta.granskare",
-    "adam.admin",
-    "other.skola",
-]
-
-
-@pytest.fixture
-def everyone(users):
-    from django.contrib.auth.models import Group
-
-    other = User.objects.create_user(
-        "other.skola", organisation=Organisation.objects.get(name="Navets skola")
-    )
-    other.groups.add(Group.objects.get(name="skola"))
-    return {**users, "other.skola": other}
+ROLES = [*demo_users(but={"maja.avhopp"}), "other.skola"]
 
 
 def _concern(client, users, years=13):
@@ -122,9 +100,7 @@ def test_the_case_page_by_role(everyone, client, role):
         assert PERSON_NAME not in body
 
 
-@pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
+@COMMITTED_DB
 def test_case_page_actions_by_role(everyone):
     """Refusals inside the view's transaction write their event on the ``audit``
     connection: a transactional test, every role in one run."""

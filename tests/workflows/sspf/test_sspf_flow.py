@@ -18,10 +18,15 @@ from django.utils.html import escape
 from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
-from casework.models import CaseEvent, Organisation, User
-from tests.workflows.conftest import BOTH_DATABASES
+from casework.models import CaseEvent, Organisation
+from tests.workflows.conftest import BOTH_DATABASES, colleague
 from tests.workflows.sig.factories import orgs
-from tests.workflows.sspf.factories import SspfFlowDriver, fire_follow_up_timer, open_tasks
+from tests.workflows.sspf.factories import (
+    TRANSITIONS,
+    SspfFlowDriver,
+    fire_follow_up_timer,
+    open_tasks,
+)
 from workflows.sspf.flow import SspfFlow
 from workflows.sspf.models import SspfProcess, Status
 from workflows.sspf.services import NO_OWN_ACTION
@@ -35,14 +40,8 @@ ROLES = (SARA, LISA, FREDRIK, "per.polis", "anna.social", "nils.skola")
 @pytest.fixture
 def people(users):
     """The demo users and a school user at another school, on no team."""
-    people = dict(users)
-    nils = User.objects.create(
-        username="nils.skola",
-        organisation=Organisation.objects.get(name="Navets skola"),
-    )
-    nils.groups.set(users[LISA].groups.all())
-    people["nils.skola"] = nils
-    return people
+    navet = Organisation.objects.get(name="Navets skola")
+    return {**users, "nils.skola": colleague(users, LISA, "nils.skola", organisation=navet)}
 
 
 def task_lists(people) -> dict[str, tuple[list[str], list[str]]]:
@@ -282,17 +281,7 @@ def test_sspf_from_concern_to_the_plan_and_a_follow_up(people):
     # Every transition taken is in the access log, once.
     assert AccessEvent.objects.filter(
         action=AccessEvent.Action.TRANSITION, object_id=str(case.pk)
-    ).count() == len(
-        [
-            "begin_assessment",
-            "request_consent",
-            "consents_given",
-            "mapping_done",
-            "adopt_plan",
-            "begin_follow_up",
-            "continue_plan",
-        ]
-    )
+    ).count() == len(TRANSITIONS)
 
 
 def test_closing_the_case_at_the_follow_up_cancels_the_open_reports(people):

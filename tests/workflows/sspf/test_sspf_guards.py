@@ -13,6 +13,7 @@ from casework.models import Action, CaseLink, CaseMembership, Consent
 from casework.services import cases as services
 from casework.services.cases import CaseDenied
 from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.factories import record_consent
 from tests.workflows.sig.factories import make_person, orgs
 from tests.workflows.sspf.factories import PURPOSE, consent_everyone, sspf_case
 from workflows.sig.models import SigCase
@@ -72,15 +73,14 @@ def test_the_assessment_needs_a_risk_assessment(users):
 
 
 def _guardian_consent(users, case, guardian, form):
-    services.record_consent(
-        user=users["sara.samordnare"],
-        case=case,
-        purpose=PURPOSE,
+    record_consent(
+        users["sara.samordnare"],
+        case,
+        PURPOSE,
+        [orgs(users)["social"], orgs(users)["school"]],
         giver=Consent.Giver.GUARDIAN,
         guardian=guardian,
-        decision=Consent.Decision.GIVEN,
         form=form,
-        organisations=[orgs(users)["social"], orgs(users)["school"]],
     )
 
 
@@ -250,35 +250,25 @@ def test_school_and_leisure_see_only_their_parts(users):
 
 def test_a_member_adds_only_own_actions_and_only_under_the_plan(users):
     fredrik = users["fredrik.fritid"]
+
+    def add_leisure_activity(case, **organisation):
+        return sspf_services.add_sspf_action(
+            user=fredrik,
+            case=case,
+            purpose=PURPOSE,
+            kind="leisure_activity",
+            status="planned",
+            date=timezone.localdate(),
+            **organisation,
+        )
+
     case = sspf_case(users, Status.NETWORK_MEETING)
     with pytest.raises(CaseDenied):
-        sspf_services.add_sspf_action(
-            user=fredrik,
-            case=case,
-            purpose=PURPOSE,
-            kind="leisure_activity",
-            status="planned",
-            date=timezone.localdate(),
-        )
+        add_leisure_activity(case)
     case = sspf_case(users, Status.PLAN_ACTIVE)
     with pytest.raises(CaseDenied):
-        sspf_services.add_sspf_action(
-            user=fredrik,
-            case=case,
-            purpose=PURPOSE,
-            kind="leisure_activity",
-            status="planned",
-            date=timezone.localdate(),
-            organisation=orgs(users)["school"],
-        )
-    action = sspf_services.add_sspf_action(
-        user=fredrik,
-        case=case,
-        purpose=PURPOSE,
-        kind="leisure_activity",
-        status="planned",
-        date=timezone.localdate(),
-    )
+        add_leisure_activity(case, organisation=orgs(users)["school"])
+    action = add_leisure_activity(case)
     assert action.organisation == fredrik.organisation
 
 

@@ -5,15 +5,15 @@ consents cover them); every role on the task's pages; bad input; a done report p
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone
 from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
-from casework.models import CaseEvent, Organisation, User
+from casework.models import CaseEvent
 from casework.services.cases import CaseDenied
+from tests.conftest import demo_users
 from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.sspf.factories import (
     PURPOSE,
@@ -28,26 +28,7 @@ from workflows.sspf.models import SspfProcess, Status
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
-ROLES = [
-    "anna.social",
-    "per.polis",
-    "sara.samordnare",
-    "lisa.skola",
-    "fredrik.fritid",
-    "stig.styrgrupp",
-    "greta.granskare",
-    "adam.admin",
-    "other.skola",
-]
-
-
-@pytest.fixture
-def everyone(users):
-    other = User.objects.create_user(
-        "other.skola", organisation=Organisation.objects.get(name="Navets skola")
-    )
-    other.groups.add(Group.objects.get(name="skola"))
-    return {**users, "other.skola": other}
+ROLES = [*demo_users(but={"alex.avhopp", "maja.avhopp"}), "other.skola"]
 
 
 def _inbox(user) -> list:

@@ -7,7 +7,6 @@ them; every state change is in the access log as a transition.
 
 from __future__ import annotations
 
-import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from hypothesis import HealthCheck, given, settings
@@ -18,26 +17,21 @@ from casework import policy
 from casework.models import CaseMembership
 from casework.services import cases as services
 from casework.services.cases import CaseConflict, CaseDenied
-from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.sspf.factories import PURPOSE, consent_everyone, sspf_case, write_plan
+from tests.conftest import COMMITTED_DB
+from tests.workflows.sspf.factories import (
+    PURPOSE,
+    TRANSITIONS,
+    consent_everyone,
+    sspf_case,
+    write_plan,
+)
 from workflows.sspf import services as sspf_services
 from workflows.sspf.models import SspfCase
 
 # Refusals write their event on the separate ``audit`` connection (committed on its own):
 # a transactional test, as the SIG state machine's. Each example works on a case of its own.
-pytestmark = pytest.mark.django_db(
-    transaction=True, serialized_rollback=True, databases=[*BOTH_DATABASES, "audit"]
-)
+pytestmark = COMMITTED_DB
 
-TRANSITIONS = [
-    "begin_assessment",
-    "request_consent",
-    "consents_given",
-    "mapping_done",
-    "adopt_plan",
-    "begin_follow_up",
-    "continue_plan",
-]
 DOINGS = ["risk", "consent", "withdraw", "mapping", "plan", "police", "leisure"]
 STEPS = st.lists(
     st.one_of(
