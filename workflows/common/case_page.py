@@ -27,7 +27,7 @@ from casework.selectors.cases import CaseNotFound, get_case_page
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
 from workflows.common import forms
-from workflows.common.responses import case_url, denied, perform, put_errors
+from workflows.common.responses import CaseCalls, case_url, denied, perform, put_errors
 
 
 class TimelineRow(NamedTuple):
@@ -118,18 +118,24 @@ def case_page(request, case_id):
     return view(request, case_id=case_id)
 
 
-class CasePageView(CaseworkerRequiredMixin, View):
+class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
     """A programme's case page: the case as this user may see it, its open tasks, its
     timeline, and the forms of what can be done on it.
 
     A programme's page sets ``case_model``, ``template_name``, ``purpose``,
     ``FORM_CLASSES`` (by action name), ``permitted()`` and a ``do_<action>`` for each
     form (it returns the success message); ``FOLDED_FORMS`` are the forms the page folds
-    away and fetches when opened (a Turbo frame).
+    away and fetches when opened (a Turbo frame). A page with a "withdraw" form sets
+    ``withdraw_consent()``.
     """
 
     case_model: type[Case] = Case
-    FORM_CLASSES: dict[str, type] = {}
+    # Every programme's case page has these; a programme's adds its own.
+    FORM_CLASSES: dict[str, type] = {
+        "action": forms.ActionForm,
+        "close": forms.CloseForm,
+        "withdraw": forms.WithdrawConsentForm,
+    }
     FOLDED_FORMS: tuple[str, ...] = ()
 
     def setup(self, request, *args, **kwargs):
@@ -199,17 +205,20 @@ class CasePageView(CaseworkerRequiredMixin, View):
     def extra_context(self) -> dict:
         return {}
 
-    def render(self, built, status=200):
+    def case_page(self):
+        """The case as this user may see it (404 if not at all)."""
         try:
-            page = get_case_page(user=self.request.user, purpose=str(self.purpose), case=self.case)
+            return get_case_page(user=self.request.user, purpose=str(self.purpose), case=self.case)
         except CaseNotFound:
             raise Http404 from None
-        can = self.permitted()
+
+    def render(self, built, status=200):
+        page = self.case_page()
         context = {
             "page": page,
             "case": self.case,
             "forms": built,
-            "can": can,
+            "can": self.permitted(),
             "tasks": self.open_tasks(),
             "timeline": timeline_rows(page.timeline, self.case_model.Status.choices),
             "open_form": self.open_form,
@@ -227,6 +236,13 @@ class CasePageView(CaseworkerRequiredMixin, View):
         return self.render(self.forms())
 
     def post(self, request, case_id):
+        process = getattr(self.case, "process", None)
+        if request.POST.get("_action") == "withdraw" and process is not None:
+            # A withdrawal takes the flow's lock first, outside the request's transaction,
+            # in the order a task step takes its locks (the process, then the case row):
+            # racing a step it waits for it and then wins, never a deadlock.
+            with process.flow_class.lock(process.pk):
+                return self.post_form(request)
         return self.post_form(request)
 
     def post_form(self, request):
@@ -253,6 +269,19 @@ class CasePageView(CaseworkerRequiredMixin, View):
                     messages.error(request, error)
         self.open_form = action
         return self.render(built)
+
+    def do_withdraw(self, form):
+        consent = self.case.consents.filter(pk=form.cleaned_data["consent"]).first()
+        if consent is None:
+            raise ValidationError(_("No such consent in this case."))
+        if self.withdraw_consent(consent):
+            return _("The consent is withdrawn: sharing has stopped and the case is closed.")
+        return _("The consent is withdrawn: sharing under it has stopped.")
+
+    def withdraw_consent(self, consent) -> bool:
+        """Withdraw ``consent`` (the programme's services); returns whether that closed the
+        case."""
+        raise NotImplementedError
 
 
 class BreakGlassView(View):

@@ -1,5 +1,6 @@
 """What every programme's pages answer with: a refusal, the way back to a case, a service's
-errors on the form; and a form's action run in one savepoint."""
+errors on the form; a form's action run in one savepoint; and the call of a case's service
+from a page's form (``CaseCalls``)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,74 @@ def perform(request, case, action, form):
     except CaseDenied:
         return denied(request)
     return None
+
+
+def form_values(form, *names: str) -> dict:
+    """The valid form's values of the fields ``names``, by name (a service's arguments of
+    the same names)."""
+    return {name: form.cleaned_data[name] for name in names}
+
+
+class ActionForms:
+    """A page's forms by action name (``actions``: action name → form class): the posted
+    one bound to the data, the others with their ``initial()``; ``available()`` says which
+    of them the page offers now. A GET shows them (the page's ``render``)."""
+
+    actions: dict[str, type] = {}
+
+    def form_kwargs(self, name: str) -> dict:
+        return {}
+
+    def initial(self, name: str) -> dict:
+        return {}
+
+    def build_forms(self, bound: str | None = None, data=None) -> dict:
+        built = {}
+        for name, form_class in self.actions.items():
+            # Several forms share a page: each its own element ids, so every label
+            # points at its own field.
+            kwargs = {"auto_id": f"id_{name}-%s", **self.form_kwargs(name)}
+            if name == bound:
+                built[name] = form_class(data, **kwargs)
+            else:
+                built[name] = form_class(initial=self.initial(name), **kwargs)
+        return built
+
+    def available(self) -> set[str]:
+        """The action names the page offers now."""
+        return set(self.actions)
+
+    def offers(self, action: str) -> bool:
+        return action in self.actions and action in self.available()
+
+    def get(self, request, *args, **kwargs):
+        return self.render(self.build_forms())
+
+
+class CaseCalls:
+    """A page's or a step's calls of the case's services: each for the page's ``case``, as
+    the request's user, under the page's ``purpose``."""
+
+    def call(self, service, form=None, /, **fields):
+        """``service`` with ``fields`` — and, given the ``form``, the case's version the form
+        saw (``expected_version``)."""
+        if form is not None:
+            fields["expected_version"] = form.cleaned_data["version"]
+        return service(user=self.request.user, case=self.case, purpose=str(self.purpose), **fields)
+
+    def close_with(self, service, form):
+        """Close the case by ``service`` (the programme's close) with the valid form's close
+        reason and note."""
+        data = form.cleaned_data
+        return self.call(service, form, reason=data["close_reason"], note=data["note"] or None)
+
+    def add_action(self, service, form, organisation) -> None:
+        """An action form's action for ``organisation``, by ``service`` (the programme's
+        ``add_action``)."""
+        self.call(
+            service,
+            form,
+            **form_values(form, "kind", "status", "date", "visibility"),
+            organisation=organisation,
+            note=form.cleaned_data["note"] or None,
+        )

@@ -9,6 +9,8 @@ at all. Service errors come back as form errors in Swedish; a stale form gets th
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -18,12 +20,44 @@ from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
 from casework import personnummer as pnr
-from casework.models import Case
+from casework.models import Action, Case
 from casework.selectors.cases import CaseNotFound, get_case_page, screening_registration
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
 from workflows.common import forms
-from workflows.common.responses import case_url, denied, perform, put_errors
+from workflows.common.responses import (
+    ActionForms,
+    CaseCalls,
+    case_url,
+    denied,
+    form_values,
+    perform,
+    put_errors,
+)
+
+
+class FormStep(NamedTuple):
+    """One form of a task page (``templates/workflows/_steps.html``): its action name, the
+    form, the heading over it (if any) and its button."""
+
+    name: str
+    form: Any
+    heading: str | None
+    submit: str
+
+
+def form_steps(view, forms_by_name: dict, **labels) -> list[FormStep]:
+    """The forms of a task page, each with its heading and button from the ``labels`` of the
+    view's class and its bases (action name → (heading or None, button); a subclass's
+    win, ``labels`` given here most): a form without one has no heading and "Save"."""
+    found = {}
+    for klass in reversed(type(view).__mro__):
+        found.update(vars(klass).get("labels", {}))
+    found.update(labels)
+    return [
+        FormStep(name, form, *found.get(name, (None, _("Save"))))
+        for name, form in forms_by_name.items()
+    ]
 
 
 def screening_context(view) -> dict:
@@ -36,19 +70,29 @@ def screening_context(view) -> dict:
     }
 
 
-class StepView(View):
+class StepView(CaseCalls, ActionForms, View):
     """A step of a flow: a case, a page, forms by action name, services on POST.
 
     A programme's step sets ``template_name`` and ``purpose`` (its task page and the
-    access log's purpose), ``actions`` (form classes by action name) and a ``do_<action>``
-    for each; ``available()`` says which actions the case's state offers.
+    access log's purpose), ``actions`` (form classes by action name), their ``labels``
+    (``form_steps``) and a ``do_<action>`` for each; ``available()`` says which actions
+    the case's state offers.
     """
 
     template_name = ""  # each programme's task page
     purpose = ""
-    actions: dict[str, type] = {}
     intro = ""
-    begin_label = ""  # the button that takes the step up ("begin"), if the step has one
+    # A step taken up by a "begin" button: in ``begin_status`` only that button, whose
+    # ``begin_transition`` moves the case on (saying ``begin_message``).
+    begin_label = ""
+    begin_status = None
+    begin_transition = ""
+    begin_message = ""
+    # The transition whose unmet conditions the page lists (in ``unmet_status`` only, if set).
+    unmet_transition = ""
+    unmet_status = None
+    # The programme's service that adds an action to the case's plan (``do_action``).
+    action_service = None
 
     def dispatch(self, request, *args, **kwargs):
         self.activation = request.activation
@@ -65,27 +109,21 @@ class StepView(View):
 
     # --- rendering ---------------------------------------------------------------------
 
-    def form_kwargs(self, name: str) -> dict:
-        return {}
-
     def initial(self, name: str) -> dict:
-        return {"version": self.case.version}
-
-    def build_forms(self, bound: str | None = None, data=None) -> dict:
-        built = {}
-        for name, form_class in self.actions.items():
-            # Several forms share a page: each its own element ids, so every label
-            # points at its own field.
-            kwargs = {"auto_id": f"id_{name}-%s", **self.form_kwargs(name)}
-            if name == bound:
-                built[name] = form_class(data, **kwargs)
-            else:
-                built[name] = form_class(initial=self.initial(name), **kwargs)
-        return built
+        initial = {"version": self.case.version}
+        if name == "action":
+            initial["status"] = Action.Status.PLANNED  # a step plans its actions
+        if name == "plan":
+            initial["review_date"] = self.case.review_date
+        return initial
 
     def available(self) -> set[str]:
         """The action names this state offers."""
-        return set(self.actions)
+        if self.begin_status is None:
+            return set(self.actions)
+        if self.case.status == self.begin_status:
+            return {"begin"}
+        return set(self.actions) - {"begin"}
 
     def render(self, forms_by_name: dict, *, status: int = 200):
         try:
@@ -95,12 +133,15 @@ class StepView(View):
         except CaseNotFound:
             return denied(self.request)
         available = self.available()
+        shown = {name: form for name, form in forms_by_name.items() if name in available}
+        begin = (None, self.begin_label or _("Start"))
         context = {
             "page": self.page,
             "case": self.case,
             "task": self.activation.task,
             "intro": self.intro,
-            "forms": {name: form for name, form in forms_by_name.items() if name in available},
+            "forms": shown,
+            "steps": [step for step in form_steps(self, shown, begin=begin) if self.shows(step)],
             "unmet": self.unmet(),
             "version": self.case.version,
             "begin_label": self.begin_label,
@@ -111,17 +152,22 @@ class StepView(View):
     def extra_context(self) -> dict:
         return {}
 
-    def unmet(self) -> list[str]:
-        return []
+    def shows(self, step: FormStep) -> bool:
+        """Whether the page shows the form now (an available one may wait for its moment)."""
+        return True
 
-    def get(self, request, *args, **kwargs):
-        return self.render(self.build_forms())
+    def unmet(self) -> list[str]:
+        if not self.unmet_transition:
+            return []
+        if self.unmet_status is not None and self.case.status != self.unmet_status:
+            return []
+        return case_services.unmet_conditions(self.case, self.unmet_transition)
 
     # --- posting -----------------------------------------------------------------------
 
     def post(self, request, *args, **kwargs):
         action = request.POST.get("_action", "")
-        if action not in self.actions or action not in self.available():
+        if not self.offers(action):
             messages.error(request, _("That step is not available now."))
             return HttpResponseRedirect(request.path)
         built = self.build_forms(bound=action, data=request.POST)
@@ -131,6 +177,14 @@ class StepView(View):
             if response is not None:
                 return response
         return self.render(built, status=200)
+
+    def do_begin(self, form):
+        self.transition(self.begin_transition, expected_version=self.version(form))
+        return self.stay(self.begin_message)
+
+    def do_action(self, form):
+        self.add_action(self.action_service, form, form.cleaned_data["organisation"])
+        return self.stay(_("The action is added to the plan."))
 
     def stay(self, message=None):
         if message:
@@ -143,9 +197,7 @@ class StepView(View):
         return HttpResponseRedirect(case_url(self.case))
 
     def transition(self, name: str, **kwargs):
-        return case_services.transition(
-            user=self.request.user, case=self.case, name=name, purpose=str(self.purpose), **kwargs
-        )
+        return self.call(case_services.transition, name=name, **kwargs)
 
     def version(self, form) -> int:
         return form.cleaned_data["version"]
@@ -247,11 +299,14 @@ class RecordsConsents:
     """The consent step's two recordings, shared by every programme's consent step: a
     guardian, and a consent (the step's own ``do_complete`` moves the case on)."""
 
+    labels = {
+        "guardian": (_("Register a guardian"), _("Register the guardian")),
+        "consent": (_("Record a consent"), _("Record the consent")),
+    }
+
     def do_guardian(self, form):
-        case_services.add_guardian(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            case_services.add_guardian,
             name=form.cleaned_data["guardian_name"],
             phone=form.cleaned_data["guardian_phone"] or None,
         )
@@ -262,17 +317,11 @@ class RecordsConsents:
         guardian = None
         if data["guardian"]:
             guardian = self.case.person.guardians.filter(pk=data["guardian"]).first()
-        case_services.record_consent(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            giver=data["giver"],
+        self.call(
+            case_services.record_consent,
+            form,
             guardian=guardian,
-            decision=data["decision"],
-            form=data["form"],
-            organisations=data["organisations"],
-            valid_until=data["valid_until"],
-            expected_version=self.version(form),
+            **form_values(form, "giver", "decision", "form", "organisations", "valid_until"),
         )
         return self.stay(_("The consent is recorded."))
 
@@ -288,6 +337,15 @@ class ConsentStepView(RecordsConsents, StepView):
         "complete": forms.VersionedForm,
         "refused": forms.VersionedForm,
     }
+    labels = {"refused": (_("Consent was refused"), _("Close the case: consent refused"))}
+    # The closing buttons, each shown once it can work (``page.consent_state``) or with
+    # its errors.
+    closing_actions = ("complete", "refused")
+
+    def shows(self, step):
+        if step.name not in self.closing_actions or step.form.errors:
+            return True
+        return getattr(self.page.consent_state, step.name)
 
     def form_kwargs(self, name):
         if name == "consent":
@@ -304,48 +362,41 @@ class ConsentStepView(RecordsConsents, StepView):
     def initial(self, name):
         initial = super().initial(name)
         if name == "consent":
-            initial["organisations"] = [
-                self.case.owner_organisation_id,
-                *[m.user.organisation_id for m in self.case.memberships.select_related("user")],
-            ]
+            initial["organisations"] = self.consent_organisations()
         return initial
 
-    def unmet(self):
-        return case_services.unmet_conditions(self.case, "consents_given")
+    def consent_organisations(self) -> list:
+        """The organisations a new consent covers at first: the case's owner and its team's."""
+        return [
+            self.case.owner_organisation_id,
+            *[m.user.organisation_id for m in self.case.memberships.select_related("user")],
+        ]
+
+    unmet_transition = "consents_given"
 
 
 # --- The follow-up step ------------------------------------------------------------------------
 
 
 class FollowUpStepView(StepView):
-    """The follow-up on the review date: begin it (the case in ``active_status``, transition
+    """The follow-up on the review date: begin it (the case in ``begin_status``, transition
     ``begin_transition``), then continue (``continue_case``: a new review date and the
     transition ``continue_transition``) or close the case (``close_case``). A programme's
     step sets those, ``purpose`` and ``intro``; one whose follow-up form has another action
-    name sets ``follow_up_action`` and its own ``do_<action>``."""
+    name sets its own ``actions`` and ``do_<action>``."""
 
     begin_label = _("Start the follow-up")
     actions = {"begin": forms.VersionedForm, "follow_up": forms.FollowUpForm}
-    follow_up_action = "follow_up"
-    active_status = ""
+    labels = {"follow_up": (None, _("Record the follow-up"))}
     begin_transition = "begin_follow_up"
     begin_message = _("Follow-up started.")
     continue_transition = ""
     continue_message = ""
 
-    def available(self):
-        if self.case.status == self.active_status:
-            return {"begin"}
-        return {self.follow_up_action}
-
     def unmet(self):
-        if self.case.status == self.active_status:
+        if self.case.status == self.begin_status:
             return case_services.unmet_conditions(self.case, self.begin_transition)
         return []
-
-    def do_begin(self, form):
-        self.transition(self.begin_transition, expected_version=self.version(form))
-        return self.stay(self.begin_message)
 
     def do_follow_up(self, form):
         if form.cleaned_data["outcome"] != forms.FollowUpForm.CONTINUE:
@@ -355,25 +406,11 @@ class FollowUpStepView(StepView):
     def continue_case(self, form) -> str:
         """Continue the case from the valid follow-up form; returns the message shown."""
         data = form.cleaned_data
-        case_services.update_case(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            review_date=data["review_date"],
-            expected_version=self.version(form),
-        )
+        self.call(case_services.update_case, form, review_date=data["review_date"])
         self.transition(self.continue_transition, reason=data["note"] or None)
         return self.continue_message
 
     def close_case(self, form) -> str:
         """Close the case from the valid follow-up form; returns the message shown."""
-        data = form.cleaned_data
-        case_services.close_case(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            reason=data["close_reason"],
-            note=data["note"] or None,
-            expected_version=self.version(form),
-        )
+        self.close_with(case_services.close_case, form)
         return _("The case is closed.")

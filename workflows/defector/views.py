@@ -17,14 +17,20 @@ from django.views.generic import View
 from casework import policy
 from casework.models import Action, CaseDecision
 from casework.selectors.cases import CaseNotFound, get_case_page, list_cases
-from casework.services import cases as case_services
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows.common import forms
 from workflows.common.case_page import timeline_rows
-from workflows.common.responses import case_url, denied, put_errors
+from workflows.common.responses import (
+    ActionForms,
+    CaseCalls,
+    case_url,
+    denied,
+    form_values,
+    put_errors,
+)
 from workflows.common.steps import (
+    ConsentStepView,
     FollowUpStepView,
-    RecordsConsents,
     ReferralStartView,
     screening_context,
 )
@@ -111,30 +117,22 @@ class InitialCheckView(StepView):
         "Form the team with a lead social worker and a police contact officer."
     )
     begin_label = _("Start the initial check")
+    begin_status = Status.REFERRED
+    begin_transition = "begin_check"
+    begin_message = _("Initial check started.")
     actions = {"begin": forms.VersionedForm, "check": dforms.InitialCheckForm}
-
-    def available(self):
-        return {"begin"} if self.case.status == Status.REFERRED else {"check"}
+    labels = {"check": (_("Initial check"), _("Record the initial check"))}
 
     def extra_context(self):
         return {**super().extra_context(), **screening_context(self)}
 
-    def do_begin(self, form):
-        self.transition("begin_check", expected_version=self.version(form))
-        return self.stay(_("Initial check started."))
-
     def do_check(self, form):
-        data = form.cleaned_data
-        accept = data["outcome"] != dforms.InitialCheckForm.REJECT
-        intake.record_initial_check(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        accept = form.cleaned_data["outcome"] != dforms.InitialCheckForm.REJECT
+        self.call(
+            intake.record_initial_check,
+            form,
             accept=accept,
-            note=data["note"],
-            lead=data["lead"],
-            police_contact=data["police_contact"],
-            expected_version=self.version(form),
+            **form_values(form, "note", "lead", "police_contact"),
         )
         if not accept:
             return self.finish(_("The person is not eligible; the case is closed."))
@@ -144,7 +142,7 @@ class InitialCheckView(StepView):
 # --- Consent -----------------------------------------------------------------------------------
 
 
-class ConsentView(RecordsConsents, StepView):
+class ConsentView(StepView, ConsentStepView):
     purpose = _("Defector programme: recording consent")
     intro = _(
         "Record the person's written consent (and, under 18, every guardian's). It must cover "
@@ -156,22 +154,23 @@ class ConsentView(RecordsConsents, StepView):
         "complete": forms.VersionedForm,
         "insufficient": forms.VersionedForm,
     }
+    labels = {
+        "complete": (
+            _("Written consent covers every agency"),
+            _("Consent complete: joint assessment"),
+        ),
+        "insufficient": (_("Consent is partial or refused"), _("Not eligible: close the case")),
+    }
+    closing_actions = ()  # both shown from the start
 
-    def form_kwargs(self, name):
-        if name == "consent":
-            page = get_case_page(user=self.request.user, purpose=str(self.purpose), case=self.case)
-            return {"guardians": page.guardians}
-        return {}
+    def consent_organisations(self):
+        return sorted(involved_organisations(self.case))
 
     def initial(self, name):
         initial = super().initial(name)
         if name == "consent":
-            initial["organisations"] = sorted(involved_organisations(self.case))
             initial["form"] = "written"
         return initial
-
-    def unmet(self):
-        return case_services.unmet_conditions(self.case, "consents_given")
 
     def do_complete(self, form):
         self.transition("consents_given", expected_version=self.version(form))
@@ -193,32 +192,24 @@ class AssessmentView(StepView):
         "or HIGH to the police region, an evidence person or a national case nationally."
     )
     actions = {"police_check": dforms.PoliceCheckForm, "assess": dforms.AssessmentForm}
+    labels = {
+        "police_check": (_("Police check"), _("Record the police check")),
+        "assess": (_("Threat assessment"), _("Record the assessment and route the case")),
+    }
 
     def available(self):
         return {"police_check"} if self.case.police_checked_at is None else {"assess"}
 
     def do_police_check(self, form):
         try:
-            services.record_police_check(
-                user=self.request.user,
-                case=self.case,
-                purpose=str(self.purpose),
-                note=form.cleaned_data["note"],
-                expected_version=self.version(form),
-            )
+            self.call(services.record_police_check, form, note=form.cleaned_data["note"])
         except CaseDenied as error:
             messages.error(self.request, error.message)
             raise
         return self.stay(_("The police check is recorded."))
 
     def do_assess(self, form):
-        services.assess_threat(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            expected_version=self.version(form),
-            **form.values(),
-        )
+        self.call(services.assess_threat, form, **form.values())
         return self.finish(_("The threat assessment is recorded and the case routed."))
 
 
@@ -237,6 +228,12 @@ class IntakeView(StepView):
         "sign": forms.VersionedForm,
         "activate": dforms.ActivateForm,
     }
+    labels = {
+        "support": (_("Social services' support decision"), _("Record the decision")),
+        "conditions": (_("The person's accepted conditions"), _("Record the accepted conditions")),
+        "sign": (_("The agreement"), _("Agreement signed")),
+        "activate": (_("Start the programme"), _("Start the programme")),
+    }
 
     def available(self):
         if self.case.status == Status.AGREEMENT_SIGNED:
@@ -250,21 +247,12 @@ class IntakeView(StepView):
             found.add("conditions")
         return found or {"sign"}
 
-    def unmet(self):
-        if self.case.status == Status.LOCAL_INTAKE:
-            return case_services.unmet_conditions(self.case, "sign_agreement")
-        return []
+    unmet_transition = "sign_agreement"
+    unmet_status = Status.LOCAL_INTAKE
 
     def do_support(self, form):
         data = form.cleaned_data
-        intake.decide_support(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            decision=data["decision"],
-            note=data["note"] or None,
-            expected_version=self.version(form),
-        )
+        self.call(intake.decide_support, form, decision=data["decision"], note=data["note"] or None)
         if data["decision"] == CaseDecision.Decision.DECLINE:
             messages.success(
                 self.request, _("Social services decided against support: the case is closed.")
@@ -273,16 +261,8 @@ class IntakeView(StepView):
         return self.stay(_("The support decision is recorded."))
 
     def do_conditions(self, form):
-        data = form.cleaned_data
-        intake.accept_conditions(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            no_crime=data["no_crime"],
-            drug_free=data["drug_free"],
-            drug_tests=data["drug_tests"],
-            expected_version=self.version(form),
-        )
+        values = form_values(form, "no_crime", "drug_free", "drug_tests")
+        self.call(intake.accept_conditions, form, **values)
         return self.stay(_("The accepted conditions are recorded."))
 
     def do_sign(self, form):
@@ -290,13 +270,7 @@ class IntakeView(StepView):
         return self.stay(_("The agreement is signed."))
 
     def do_activate(self, form):
-        intake.start_programme(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            review_date=form.cleaned_data["review_date"],
-            expected_version=self.version(form),
-        )
+        self.call(intake.start_programme, form, review_date=form.cleaned_data["review_date"])
         return self.finish(_("The programme has started."))
 
 
@@ -305,23 +279,20 @@ class ReviewView(StepView, FollowUpStepView):
     intro = _("The review date has come: review the support, then continue or close the case.")
     begin_label = _("Start the review")
     actions = {"begin": forms.VersionedForm, "review": dforms.ReviewForm}
-    follow_up_action = "review"
-    active_status = Status.ACTIVE
+    labels = {"review": (None, _("Record the review"))}
+    begin_status = Status.ACTIVE
     begin_transition = "begin_review"
     begin_message = _("Review started.")
 
     def do_review(self, form):
         data = form.cleaned_data
         continue_case = data["outcome"] == dforms.ReviewForm.CONTINUE
-        services.record_review(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            services.record_review,
+            form,
             continue_case=continue_case,
-            review_date=data["review_date"],
-            close_reason=data["close_reason"],
+            **form_values(form, "review_date", "close_reason"),
             note=data["note"] or None,
-            expected_version=self.version(form),
         )
         if continue_case:
             return self.finish(_("The case continues until the next review."))
@@ -350,15 +321,10 @@ class ReassessTaskView(ThreatReviewStepView):
         "coordinator's approval."
     )
     actions = {"reassess": dforms.AssessmentForm}
+    labels = {"reassess": (_("Reassess the threat"), _("Record the reassessment"))}
 
     def do_reassess(self, form):
-        assessment = services.record_reassessment(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            expected_version=self.version(form),
-            **form.values(),
-        )
+        assessment = self.call(services.record_reassessment, form, **form.values())
         return self.finish(_reassessed(assessment))
 
 
@@ -369,13 +335,12 @@ class LoweringTaskView(ThreatReviewStepView):
         "once) or reject it with a reason (the earlier assessment stays in force)."
     )
     actions = {"lowering": dforms.LoweringDecisionForm}
+    labels = {"lowering": (_("Decide on the lowered threat level"), _("Record the decision"))}
 
     def do_lowering(self, form):
         approve = form.cleaned_data["outcome"] == dforms.LoweringDecisionForm.APPROVE
-        services.record_lowering_decision(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
+        self.call(
+            services.record_lowering_decision,
             approve=approve,
             note=form.cleaned_data["note"] or None,
         )
@@ -385,7 +350,7 @@ class LoweringTaskView(ThreatReviewStepView):
 # --- The case page -----------------------------------------------------------------------------
 
 
-class DefectorCasePageView(View):
+class DefectorCasePageView(CaseCalls, ActionForms, View):
     """A defector case (or a support case): person, threat level and its history, team,
     consents, support actions, timeline — and what this user can do. A local user of a
     handed-over case sees only the hand-over."""
@@ -409,7 +374,8 @@ class DefectorCasePageView(View):
 
     # --- what the page offers ---------------------------------------------------------
 
-    def form_classes(self) -> dict:
+    @property
+    def actions(self) -> dict:
         if self.is_support:
             return {"action": forms.ActionForm, "close": dforms.SupportCloseForm}
         return {
@@ -423,20 +389,13 @@ class DefectorCasePageView(View):
     def can(self) -> dict:
         return intake.available_actions(user=self.request.user, case=self.case)
 
-    def build_forms(self, bound=None, data=None) -> dict:
-        built = {}
-        for name, form_class in self.form_classes().items():
-            auto_id = f"id_{name}-%s"
-            if name == bound:
-                built[name] = form_class(data, auto_id=auto_id)
-            else:
-                initial = {"version": self.case.version}
-                if name == "action":
-                    initial["status"] = Action.Status.PLANNED
-                if name == "protected_identity":
-                    initial["level"] = self.case.person.protected_identity
-                built[name] = form_class(initial=initial, auto_id=auto_id)
-        return built
+    def initial(self, name):
+        initial = {"version": self.case.version}
+        if name == "action":
+            initial["status"] = Action.Status.PLANNED
+        if name == "protected_identity":
+            initial["level"] = self.case.person.protected_identity
+        return initial
 
     def render(self, built, status=200):
         user, purpose = self.request.user, str(self.purpose)
@@ -478,13 +437,10 @@ class DefectorCasePageView(View):
             self.request, self.notice_template_name, {"notice": notice, "case": self.case}
         )
 
-    def get(self, request, case_id):
-        return self.render(self.build_forms())
-
     def post(self, request, case_id):
         action = request.POST.get("_action", "")
         can = self.can() if policy.case_access(request.user, self.case) else {}
-        if action not in self.form_classes() or not can.get(action):
+        if action not in self.actions or not can.get(action):
             if not policy.case_access(request.user, self.case):
                 raise Http404
             messages.error(request, _("That is not available."))
@@ -509,61 +465,23 @@ class DefectorCasePageView(View):
     # --- actions ---------------------------------------------------------------------
 
     def do_action(self, form):
-        data = form.cleaned_data
-        intake.add_action(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            kind=data["kind"],
-            status=data["status"],
-            date=data["date"],
-            organisation=data["organisation"],
-            note=data["note"] or None,
-            visibility=data["visibility"],
-            expected_version=data["version"],
-        )
+        self.add_action(intake.add_action, form, form.cleaned_data["organisation"])
         return _("The action is recorded.")
 
     def do_reassess(self, form):
-        assessment = services.reassess_threat(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            expected_version=form.cleaned_data["version"],
-            **form.values(),
-        )
-        return _reassessed(assessment)
+        return _reassessed(self.call(services.reassess_threat, form, **form.values()))
 
     def do_lowering(self, form):
         approve = form.cleaned_data["outcome"] == dforms.LoweringDecisionForm.APPROVE
-        services.decide_lowering(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            approve=approve,
-            note=form.cleaned_data["note"] or None,
-        )
+        self.call(services.decide_lowering, approve=approve, note=form.cleaned_data["note"] or None)
         return _lowering_decided(approve)
 
     def do_protected_identity(self, form):
-        intake.set_protected_identity(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            level=form.cleaned_data["level"],
-        )
+        self.call(intake.set_protected_identity, level=form.cleaned_data["level"])
         return _("The protected identity is recorded.")
 
     def do_close(self, form):
-        data = form.cleaned_data
-        services.close_defector_case(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            reason=data["close_reason"],
-            note=data["note"] or None,
-            expected_version=data["version"],
-        )
+        self.close_with(services.close_defector_case, form)
         return _("The case is closed.")
 
 

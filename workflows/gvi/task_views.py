@@ -12,9 +12,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
+from workflows.common.responses import form_values
+from workflows.common.steps import form_steps
 from workflows.gvi import forms, selectors, services
 from workflows.gvi.models import CALL_IN_OPEN_STATES, CallInStatus, GroupMember, NotificationStatus
-from workflows.gvi.views import PURPOSE, GviView, page_url
+from workflows.gvi.views import GviView, page_url
 
 
 class TaskView(GviView):
@@ -25,6 +27,8 @@ class TaskView(GviView):
 
     template_name = "workflows/gvi/task.html"
     page_name = ""
+    # The forms the page shows apart from its steps: the transitions as buttons (``offered``).
+    shown_apart: tuple[str, ...] = ("transition",)
 
     def object_of(self, process):
         raise NotImplementedError
@@ -40,6 +44,10 @@ class TaskView(GviView):
         ):
             raise Http404
         return super().dispatch(request, *args, **kwargs)
+
+    def forms_context(self, shown):
+        steps = {name: form for name, form in shown.items() if name not in self.shown_apart}
+        return {"steps": form_steps(self, steps)}
 
     def object_url(self):
         return page_url(self.page_name, self.object)
@@ -97,6 +105,14 @@ class NotificationStepView(StepTaskView):
         "deliver": ("not_reached", "give_up"),
         "follow_up": (),
     }
+    labels = {
+        "assess": (_("Legal assessment"), _("Record the legal assessment")),
+        "approve": (_("The message"), _("Approve the message")),
+        "messenger": (_("Add to the delivery team"), _("Add the messenger")),
+        "schedule": (_("Schedule the visit"), _("Schedule the visit")),
+        "deliver": (_("The delivery"), _("Record the delivery")),
+        "follow_up": (_("Follow-up"), _("Record the follow-up")),
+    }
 
     page_name = "notification"
 
@@ -123,9 +139,7 @@ class NotificationStepView(StepTaskView):
         return names
 
     def context(self):
-        page = selectors.get_notification_page(
-            user=self.request.user, purpose=str(PURPOSE), notification=self.object
-        )
+        page = self.call(selectors.get_notification_page, notification=self.object)
         unmet = []
         for name in {"approve": ["approve"], "deliver": ["schedule", "deliver"]}.get(self.step, []):
             if self.object.status == NotificationStatus.NOT_REACHED:
@@ -151,70 +165,58 @@ class NotificationStepView(StepTaskView):
         }[self.step]
 
     def do_assess(self, form):
-        services.record_legal_assessment(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.record_legal_assessment,
+            form,
             notification=self.object,
-            lawful=form.cleaned_data["lawful"],
-            assessment=form.cleaned_data["assessment"],
-            expected_version=self.version(form),
+            **form_values(form, "lawful", "assessment"),
         )
         if self.object.lawful is False:
             return self.done(_("Saved."))
         return self.after_step()
 
     def do_approve(self, form):
-        services.approve_notification(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.approve_notification,
+            form,
             notification=self.object,
             message=form.cleaned_data["message"],
-            expected_version=self.version(form),
         )
         return self.after_step()
 
     def do_messenger(self, form):
-        services.add_messenger(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.add_messenger,
+            form,
             notification=self.object,
-            kind=form.cleaned_data["kind"],
-            description=form.cleaned_data["description"],
-            expected_version=self.version(form),
+            **form_values(form, "kind", "description"),
         )
         return self.done(_("Saved."))
 
     def do_schedule(self, form):
-        services.schedule_notification(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.schedule_notification,
+            form,
             notification=self.object,
             scheduled_for=form.cleaned_data["scheduled_for"],
-            expected_version=self.version(form),
         )
         return self.done(_("The visit is scheduled."))
 
     def do_deliver(self, form):
-        data = form.cleaned_data
-        services.record_delivery(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.record_delivery,
+            form,
             notification=self.object,
-            offer_of_help=data["offer_of_help"],
-            response=data["response"],
-            programme=data["programme"],
-            reason=data["reason"],
-            expected_version=self.version(form),
+            **form_values(form, "offer_of_help", "response", "programme", "reason"),
         )
         return self.after_step()
 
     def do_follow_up(self, form):
-        services.record_notification_follow_up(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.record_notification_follow_up,
+            form,
             notification=self.object,
             note=form.cleaned_data["note"],
-            expected_version=self.version(form),
         )
         return self.after_step()
 
@@ -238,6 +240,15 @@ class CallInStepView(StepTaskView):
         "plan": ("select_attendees", "invite"),
         "follow_up": ("complete_follow_up",),
     }
+    labels = {
+        "attendee": (_("Invite a group member"), _("Add the attendee")),
+        "speaker": (_("Speakers"), _("Set the speaker")),
+        "attendance": (_("Attendance"), _("Record the attendance")),
+        "hold": (_("Hold the call-in"), _("The call-in is held")),
+        "cancel": (_("Cancel the call-in"), _("Cancel the call-in")),
+    }
+    # The follow-up is a button by each attendee (``_call_in_body.html``).
+    shown_apart = ("transition", "follow_up")
 
     page_name = "call_in"
 
@@ -246,9 +257,7 @@ class CallInStepView(StepTaskView):
 
     def page(self):
         if not hasattr(self, "_page"):
-            self._page = selectors.get_call_in_page(
-                user=self.request.user, purpose=str(PURPOSE), call_in=self.object
-            )
+            self._page = self.call(selectors.get_call_in_page, call_in=self.object)
         return self._page
 
     def form_kwargs(self, name):
@@ -300,52 +309,46 @@ class CallInStepView(StepTaskView):
         }[self.step]
 
     def do_attendee(self, form):
-        services.add_attendee(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.add_attendee,
+            form,
             call_in=self.object,
             member=form.cleaned_data["member"],
-            expected_version=self.version(form),
         )
         return self.done(_("Saved."))
 
     def do_speaker(self, form):
-        services.set_speaker(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.set_speaker,
+            form,
             call_in=self.object,
-            role=form.cleaned_data["role"],
-            speaker=form.cleaned_data["speaker"],
-            expected_version=self.version(form),
+            **form_values(form, "role", "speaker"),
         )
         return self.done(_("Saved."))
 
     def do_attendance(self, form):
-        services.record_attendance(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.record_attendance,
+            form,
             call_in=self.object,
             attendance=form.attendance(),
-            expected_version=self.version(form),
         )
         return self.done(_("Saved."))
 
     def do_hold(self, form):
-        services.hold_call_in(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.hold_call_in,
+            form,
             call_in=self.object,
-            expected_version=self.version(form),
         )
         return self.after_step()
 
     def do_cancel(self, form):
-        services.transition(
-            user=self.request.user,
+        self.call(
+            services.transition,
+            form,
             obj=self.object,
             name="cancel",
-            purpose=str(PURPOSE),
-            expected_version=self.version(form),
             cancel_reason=form.cleaned_data["cancel_reason"],
         )
         return self.after_step()
@@ -354,11 +357,10 @@ class CallInStepView(StepTaskView):
         attendee = self.object.attendees.filter(pk=form.cleaned_data["attendee"]).first()
         if attendee is None:
             raise ValidationError(_("Unknown attendee."))
-        services.record_call_in_follow_up(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.record_call_in_follow_up,
+            form,
             attendee=attendee,
-            expected_version=self.version(form),
         )
         return self.done(_("Saved."))
 
@@ -367,6 +369,7 @@ class MinorNoticeView(TaskView):
     """Social services take note of a group member under 18."""
 
     actions = {"acknowledge": forms.TransitionForm}
+    labels = {"acknowledge": (None, _("Noted"))}
     allowed = staticmethod(policy.gvi_participant)
 
     page_name = "member"
@@ -378,9 +381,7 @@ class MinorNoticeView(TaskView):
         return {"version": self.object.version, "transition": "acknowledge"}
 
     def context(self):
-        page = selectors.get_member_page(
-            user=self.request.user, purpose=str(PURPOSE), member=self.object
-        )
+        page = self.call(selectors.get_member_page, member=self.object)
         return {
             "page": page,
             "member": self.object,
@@ -392,9 +393,7 @@ class MinorNoticeView(TaskView):
         }
 
     def do_acknowledge(self, form):
-        services.acknowledge_minor_notice(
-            user=self.request.user, purpose=str(PURPOSE), member=self.object
-        )
+        self.call(services.acknowledge_minor_notice, member=self.object)
         return self.finish(_("Noted."))
 
 
@@ -403,6 +402,7 @@ class ReferralNoticeView(TaskView):
     the participant who takes it joins the referral case's team."""
 
     actions = {"take_up": forms.TakeUpForm}
+    labels = {"take_up": (None, _("Take up the referral"))}
     allowed = staticmethod(policy.gvi_participant)
 
     page_name = "member"
@@ -414,9 +414,7 @@ class ReferralNoticeView(TaskView):
         return {}
 
     def context(self):
-        page = selectors.get_member_page(
-            user=self.request.user, purpose=str(PURPOSE), member=self.object
-        )
+        page = self.call(selectors.get_member_page, member=self.object)
         case = self.object.referral_case
         return {
             "page": page,
@@ -436,9 +434,7 @@ class ReferralNoticeView(TaskView):
         }
 
     def do_take_up(self, form):
-        outcome = services.take_up_referral(
-            user=self.request.user, purpose=str(PURPOSE), member=self.object
-        )
+        outcome = self.call(services.take_up_referral, member=self.object)
         case = self.object.referral_case
         self.activation.execute()
         if outcome is services.TakeUp.CLOSED:

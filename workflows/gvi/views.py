@@ -21,7 +21,7 @@ from django.views.generic import View
 from casework import policy
 from casework.mfa import require_step_up
 from casework.services.transitions import Conflict, Denied
-from workflows.common.responses import denied, put_errors
+from workflows.common.responses import ActionForms, denied, form_values, put_errors
 from workflows.gvi import forms, selectors, services
 from workflows.gvi.models import (
     CallIn,
@@ -41,7 +41,7 @@ def page_url(name: str, obj) -> str:
     return reverse(f"gvi:{name}", args=[obj.pk])
 
 
-class GviView(View):
+class GviView(ActionForms, View):
     """A GVI page: refused (403, logged) to anyone who does not take part in GVI.
 
     ``actions`` maps an action name to its form class; ``do_<name>(form)`` runs the
@@ -49,7 +49,6 @@ class GviView(View):
     """
 
     template_name = ""
-    actions: dict[str, type] = {}
     allowed = staticmethod(policy.gvi_access)
 
     def dispatch(self, request, *args, **kwargs):
@@ -72,25 +71,9 @@ class GviView(View):
             return denied(request)
         return super().dispatch(request, *args, **kwargs)
 
-    def form_kwargs(self, name: str) -> dict:
-        return {}
-
     def initial(self, name: str) -> dict:
         obj = getattr(self, "object", None)
         return {"version": obj.version} if obj is not None and hasattr(obj, "version") else {}
-
-    def build_forms(self, bound: str | None = None, data=None) -> dict:
-        built = {}
-        for name, form_class in self.actions.items():
-            kwargs = {"auto_id": f"id_{name}-%s", **self.form_kwargs(name)}
-            if name == bound:
-                built[name] = form_class(data, **kwargs)
-            else:
-                built[name] = form_class(initial=self.initial(name), **kwargs)
-        return built
-
-    def available(self) -> set[str]:
-        return set(self.actions)
 
     def context(self) -> dict:
         return {}
@@ -102,14 +85,16 @@ class GviView(View):
             return denied(self.request)
         available = self.available()
         context["forms"] = {name: form for name, form in built.items() if name in available}
+        context.update(self.forms_context(context["forms"]))
         return TemplateResponse(self.request, self.template_name, context, status=status)
 
-    def get(self, request, *args, **kwargs):
-        return self.render(self.build_forms())
+    def forms_context(self, shown: dict) -> dict:
+        """More of the page's context, from the forms it shows."""
+        return {}
 
     def post(self, request, *args, **kwargs):
         action = request.POST.get("_action", "")
-        if action not in self.actions or action not in self.available():
+        if not self.offers(action):
             messages.error(request, _("That step is not available now."))
             return self.render(self.build_forms(), status=400)
         built = self.build_forms(bound=action, data=request.POST)
@@ -140,17 +125,18 @@ class GviView(View):
     def version(self, form) -> int | None:
         return form.cleaned_data.get("version")
 
+    def call(self, function, form=None, /, **fields):
+        """A GVI service or selector, as the request's user under GVI's purpose — and, given
+        the ``form``, with the version it saw (``expected_version``)."""
+        if form is not None:
+            fields["expected_version"] = self.version(form)
+        return function(user=self.request.user, purpose=str(PURPOSE), **fields)
+
     def run_transition(self, form, obj):
         name = form.cleaned_data["transition"]
         if name not in self.transitions:
             raise ValidationError(_("That step is not available now."))
-        services.transition(
-            user=self.request.user,
-            obj=obj,
-            name=name,
-            purpose=str(PURPOSE),
-            expected_version=self.version(form),
-        )
+        self.call(services.transition, form, obj=obj, name=name)
         return self.done(_("Saved."))
 
     transitions: tuple[str, ...] = ()
@@ -199,14 +185,10 @@ class GroupCreateView(FormPageView):
     submit = _("Register the group")
 
     def do_create(self, form):
-        data = form.cleaned_data
-        group = services.create_group(
-            user=self.request.user,
-            purpose=str(PURPOSE),
-            name=data["name"],
-            notes=data["notes"] or None,
-            area=data["area"],
-            size_band=data["size_band"],
+        group = self.call(
+            services.create_group,
+            **form_values(form, "name", "area", "size_band"),
+            notes=form.cleaned_data["notes"] or None,
         )
         return self.done(_("The group is registered."), page_url("group", group))
 
@@ -218,14 +200,9 @@ class IncidentCreateView(FormPageView):
     submit = _("Record the incident")
 
     def do_create(self, form):
-        data = form.cleaned_data
-        services.record_incident(
-            user=self.request.user,
-            purpose=str(PURPOSE),
-            date=data["date"],
-            area=data["area"],
-            kind=data["kind"],
-            groups=data["groups"],
+        self.call(
+            services.record_incident,
+            **form_values(form, "date", "area", "kind", "groups"),
         )
         return self.done(_("The incident is recorded."), reverse("gvi:index"))
 
@@ -237,9 +214,7 @@ class CallInCreateView(FormPageView):
     submit = _("Plan the call-in")
 
     def do_create(self, form):
-        call_in = services.create_call_in(
-            user=self.request.user, purpose=str(PURPOSE), date=form.cleaned_data["date"]
-        )
+        call_in = self.call(services.create_call_in, date=form.cleaned_data["date"])
         return self.done(_("The call-in is planned."), page_url("call_in", call_in))
 
 
@@ -312,9 +287,7 @@ class GroupPageView(GviView):
         return services.may_transition(user=self.request.user, obj=sanction, name="withdraw")
 
     def context(self):
-        page = selectors.get_group_page(
-            user=self.request.user, purpose=str(PURPOSE), group=self.object
-        )
+        page = self.call(selectors.get_group_page, group=self.object)
         decisions = [
             (
                 decision,
@@ -344,36 +317,30 @@ class GroupPageView(GviView):
         return self.run_transition(form, self.object)
 
     def do_notes(self, form):
-        services.update_group_notes(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.update_group_notes,
+            form,
             group=self.object,
             notes=form.cleaned_data["notes"] or None,
-            expected_version=self.version(form),
         )
         return self.done(_("Saved."))
 
     def do_member(self, form):
-        data = form.cleaned_data
-        member = services.add_member_by_personnummer(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        member = self.call(
+            services.add_member_by_personnummer,
+            form,
             group=self.object,
-            personnummer=data["personnummer"],
-            name=data["name"],
-            area=data["area"],
-            expected_version=self.version(form),
+            **form_values(form, "personnummer", "name", "area"),
         )
         return self.done(_("The member is registered."), page_url("member", member))
 
     def do_sanctions(self, form):
-        services.decide_sanctions(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.decide_sanctions,
+            form,
             group=self.object,
             incident=form.cleaned_data["incident"],
             levers=form.levers(),
-            expected_version=self.version(form),
         )
         return self.done(_("The sanctions are decided."))
 
@@ -386,12 +353,11 @@ class GroupPageView(GviView):
         return sanction
 
     def do_withdraw_sanction(self, form):
-        services.withdraw_sanction(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.withdraw_sanction,
+            form,
             sanction=self._sanction(form),
             reason=form.cleaned_data["reason"],
-            expected_version=self.version(form),
         )
         self.object.refresh_from_db()
         if self.object.status == GroupStatus.INCIDENT_LINKED:
@@ -404,23 +370,20 @@ class GroupPageView(GviView):
         return self.done(_("The lever is withdrawn."))
 
     def do_erase(self, form):
-        services.erase_group(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.erase_group,
+            form,
             group=self.object,
-            reason=form.cleaned_data["reason"],
-            confirmed=form.cleaned_data["confirmed"],
-            expected_version=self.version(form),
+            **form_values(form, "reason", "confirmed"),
         )
         return self.done(_("The group is erased: its data key is destroyed."))
 
     def do_sanction_step(self, form):
-        services.sanction_step(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        self.call(
+            services.sanction_step,
+            form,
             sanction=self._sanction(form),
             name=form.cleaned_data["step"],
-            expected_version=self.version(form),
         )
         return self.done(_("Saved."))
 
@@ -455,29 +418,24 @@ class MemberPageView(GviView):
         return names
 
     def context(self):
-        page = selectors.get_member_page(
-            user=self.request.user, purpose=str(PURPOSE), member=self.object
-        )
+        page = self.call(selectors.get_member_page, member=self.object)
         return {"page": page, "member": self.object, "offered": self.offered(self.object)}
 
     def do_transition(self, form):
         return self.run_transition(form, self.object)
 
     def do_accept(self, form):
-        case = services.accept_offer(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        case = self.call(
+            services.accept_offer,
+            form,
             member=self.object,
-            programme=form.cleaned_data["programme"],
-            reason=form.cleaned_data["reason"],
-            expected_version=self.version(form),
+            **form_values(form, "programme", "reason"),
         )
         return self.done(_("The referral %(reference)s is opened.") % {"reference": case.reference})
 
     def do_notify(self, form):
-        notification = services.request_notification(
-            user=self.request.user,
-            purpose=str(PURPOSE),
+        notification = self.call(
+            services.request_notification,
             member=self.object,
             police_officer=form.cleaned_data["police_officer"],
         )
@@ -507,9 +465,7 @@ class CallInPageView(GviView):
         self.object = get_object_or_404(CallIn, pk=kwargs["call_in_id"])
 
     def context(self):
-        page = selectors.get_call_in_page(
-            user=self.request.user, purpose=str(PURPOSE), call_in=self.object
-        )
+        page = self.call(selectors.get_call_in_page, call_in=self.object)
         process = getattr(self.object, "process", None)
         return {"page": page, "call_in": self.object, "tasks": open_tasks(process)}
 
@@ -525,8 +481,6 @@ class NotificationPageView(GviView):
         )
 
     def context(self):
-        page = selectors.get_notification_page(
-            user=self.request.user, purpose=str(PURPOSE), notification=self.object
-        )
+        page = self.call(selectors.get_notification_page, notification=self.object)
         process = getattr(self.object, "process", None)
         return {"page": page, "notification": self.object, "tasks": open_tasks(process)}

@@ -9,7 +9,6 @@ Swedish; a stale form gets the "changed by someone else" message.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -17,14 +16,14 @@ from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
 from casework import policy
-from casework.models import Action, CaseMembership
+from casework.models import CaseMembership
 from casework.selectors import find_person
 from casework.selectors.cases import list_cases
 from casework.services import cases as case_services
 from casework.services import create_person
 from workflows.common import forms
 from workflows.common.case_page import CasePageView, CaseworkerRequiredMixin
-from workflows.common.responses import case_url
+from workflows.common.responses import case_url, form_values
 from workflows.common.steps import (
     ConsentStepView,
     FollowUpStepView,
@@ -37,11 +36,20 @@ from workflows.sig import services
 from workflows.sig.models import SigCase, Status
 
 
+class ClosesSigCase:
+    """Closing a SIG case, from the follow-up step or the case page (``services.close`` may
+    refer the person to the defector programme)."""
+
+    def close_sig_case(self, form) -> str:
+        return closed_message(self.close_with(services.close, form))
+
+
 class SigStep(StepView):
     """A step of the SIG flow."""
 
     template_name = "workflows/sig/task.html"
     purpose = _("SIG: work on the case")
+    action_service = staticmethod(case_services.add_action)
 
 
 # --- Start: the referral ----------------------------------------------------------------------
@@ -79,49 +87,25 @@ class ScreeningView(SigStep):
     purpose = _("SIG: screening the referral")
     intro = _("Take the referral up, check the age and the need, and form the team.")
     begin_label = _("Start screening")
+    begin_status = Status.REFERRED
+    begin_transition = "begin_screening"
+    begin_message = _("Screening started.")
     actions = {"begin": forms.VersionedForm, "screen": sig_forms.ScreeningForm}
-
-    def available(self):
-        return {"begin"} if self.case.status == Status.REFERRED else {"screen"}
+    labels = {"screen": (_("Screening"), _("Record the screening"))}
 
     def extra_context(self):
         return screening_context(self)
 
-    def do_begin(self, form):
-        self.transition("begin_screening", expected_version=self.version(form))
-        return self.stay(_("Screening started."))
-
     def do_screen(self, form):
         data = form.cleaned_data
-        user, purpose = self.request.user, str(self.purpose)
-        case_services.update_case(
-            user=user,
-            case=self.case,
-            purpose=purpose,
-            texts={"screening_note": data["note"] or None},
-            expected_version=self.version(form),
-        )
+        self.call(case_services.update_case, form, texts={"screening_note": data["note"] or None})
         if data["outcome"] == sig_forms.ScreeningForm.REJECT:
-            case_services.close_case(
-                user=user,
-                case=self.case,
-                purpose=purpose,
-                reason=data["close_reason"],
-                note=data["note"],
-            )
+            self.call(case_services.close_case, reason=data["close_reason"], note=data["note"])
             return self.finish(_("The referral was rejected and the case closed."))
-        case_services.add_member(
-            user=user,
-            case=self.case,
-            purpose=purpose,
-            member=data["lead"],
-            role=CaseMembership.Role.LEAD,
-        )
+        self.call(case_services.add_member, member=data["lead"], role=CaseMembership.Role.LEAD)
         if data["police_contact"]:
-            case_services.add_member(
-                user=user,
-                case=self.case,
-                purpose=purpose,
+            self.call(
+                case_services.add_member,
                 member=data["police_contact"],
                 role=CaseMembership.Role.POLICE_CONTACT,
             )
@@ -138,6 +122,7 @@ class ConsentView(SigStep, ConsentStepView):
         "Record the young person's own consent and, under 18, every guardian's. "
         "Choose which organisations each consent covers."
     )
+    labels = {"complete": (_("All consents are recorded"), _("Consents complete: go to decisions"))}
 
     def do_complete(self, form):
         self.transition("consents_given", expected_version=self.version(form))
@@ -145,12 +130,7 @@ class ConsentView(SigStep, ConsentStepView):
 
     def do_refused(self, form):
         self.transition("consent_refused", expected_version=self.version(form))
-        case_services.close_case(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            reason=SigCase.CloseReason.CONSENT_REFUSED,
-        )
+        self.call(case_services.close_case, reason=SigCase.CloseReason.CONSENT_REFUSED)
         return self.finish(_("Consent was refused and the case is closed."))
 
 
@@ -161,18 +141,17 @@ class DecisionView(SigStep):
     purpose = _("SIG: deciding to start")
     intro = _("Decide for your agency whether to start the joint work.")
     actions = {"decide": forms.DecisionForm}
+    labels = {"decide": (None, _("Record the decision"))}
 
     def do_decide(self, form):
         data = form.cleaned_data
-        user, purpose = self.request.user, str(self.purpose)
-        case_services.record_decision(
-            user=user,
-            case=self.case,
-            purpose=purpose,
+        self.call(
+            case_services.record_decision,
+            form,
             decision=data["decision"],
             note=data["note"] or None,
-            expected_version=self.version(form),
         )
+        user = self.request.user
         if case_services.may_transition(user=user, case=self.case, name="decline") and not (
             case_services.unmet_conditions(self.case, "decline")
         ):
@@ -197,42 +176,21 @@ class PlanView(SigStep):
         "for the police, and set the review date. Then send it to the coordinator."
     )
     actions = {"action": forms.ActionForm, "plan": sig_forms.PlanForm}
-
-    def initial(self, name):
-        initial = super().initial(name)
-        if name == "plan":
-            initial["review_date"] = self.case.review_date
-        if name == "action":
-            initial["status"] = Action.Status.PLANNED
-        return initial
+    labels = {
+        "action": (_("Add a planned action"), _("Add the action")),
+        "plan": (_("The plan"), _("Send for approval")),
+    }
 
     def extra_context(self):
         return {"plan_text": self.page.texts.get("plan")}
 
-    def do_action(self, form):
-        data = form.cleaned_data
-        case_services.add_action(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            kind=data["kind"],
-            status=data["status"],
-            date=data["date"],
-            organisation=data["organisation"],
-            note=data["note"] or None,
-            visibility=data["visibility"],
-            expected_version=self.version(form),
-        )
-        return self.stay(_("The action is added to the plan."))
-
     def do_plan(self, form):
-        case_services.update_case(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            texts={"plan": form.cleaned_data["plan"]},
-            review_date=form.cleaned_data["review_date"],
-            expected_version=self.version(form),
+        data = form.cleaned_data
+        self.call(
+            case_services.update_case,
+            form,
+            texts={"plan": data["plan"]},
+            review_date=data["review_date"],
         )
         return self.finish(_("The plan is sent to the coordinator for approval."))
 
@@ -241,9 +199,8 @@ class ApprovePlanView(SigStep):
     purpose = _("SIG: approving the plan")
     intro = _("Approve the plan to make the case active, or return it with a comment.")
     actions = {"review": sig_forms.ApprovalForm}
-
-    def unmet(self):
-        return case_services.unmet_conditions(self.case, "approve_plan")
+    labels = {"review": (None, _("Record the review"))}
+    unmet_transition = "approve_plan"
 
     def do_review(self, form):
         data = form.cleaned_data
@@ -255,33 +212,22 @@ class ApprovePlanView(SigStep):
                 expected_version=self.version(form),
             )
             return self.finish(_("The plan is approved and the case is active."))
-        case_services.comment_case(
-            user=self.request.user, case=self.case, purpose=str(self.purpose), text=data["comment"]
-        )
+        self.call(case_services.comment_case, text=data["comment"])
         return self.finish(_("The plan is returned to the lead social worker."))
 
 
 # --- Follow-up --------------------------------------------------------------------------------
 
 
-class FollowUpView(SigStep, FollowUpStepView):
+class FollowUpView(ClosesSigCase, SigStep, FollowUpStepView):
     purpose = _("SIG: following up the case")
     intro = _("The review date has come: follow up the plan, then continue or close the case.")
-    active_status = Status.ACTIVE
+    begin_status = Status.ACTIVE
     continue_transition = "continue_case"
     continue_message = _("The case continues until the next review.")
 
     def close_case(self, form) -> str:
-        data = form.cleaned_data
-        referral = services.close(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            reason=data["close_reason"],
-            note=data["note"] or None,
-            expected_version=self.version(form),
-        )
-        return closed_message(referral)
+        return self.close_sig_case(form)
 
 
 def closed_message(referral) -> str:
@@ -343,19 +289,14 @@ class SigCaseListView(CaseworkerRequiredMixin, View):
         )
 
 
-class SigCasePageView(CasePageView):
+class SigCasePageView(ClosesSigCase, CasePageView):
     """The SIG case page: person, consent, team, plan, actions, timeline — and what can be
     done."""
 
     case_model = SigCase
     template_name = "workflows/case_page.html"
     purpose = _("SIG: reading the case")
-    FORM_CLASSES = {
-        "action": forms.ActionForm,
-        "close": forms.CloseForm,
-        "legal_basis": sig_forms.LegalBasisForm,
-        "withdraw": forms.WithdrawConsentForm,
-    }
+    FORM_CLASSES = {**CasePageView.FORM_CLASSES, "legal_basis": sig_forms.LegalBasisForm}
     FOLDED_FORMS = ("action", "legal_basis", "close")
 
     def permitted(self) -> dict[str, bool]:
@@ -374,71 +315,30 @@ class SigCasePageView(CasePageView):
     def extra_context(self) -> dict:
         return {"Status": Status, "review_overdue": review_overdue(self.case)}
 
-    def post(self, request, case_id):
-        process = getattr(self.case, "process", None)
-        if request.POST.get("_action") == "withdraw" and process is not None:
-            # A withdrawal takes the flow's lock first, outside the request's transaction,
-            # in the order a task step takes its locks (the process, then the case row):
-            # racing a step it waits for it and then wins, never a deadlock.
-            with process.flow_class.lock(process.pk):
-                return self.post_form(request)
-        return self.post_form(request)
-
     # --- actions ---------------------------------------------------------------------
 
     def do_action(self, form):
-        data = form.cleaned_data
-        user = self.request.user
-        case_services.add_action(
-            user=user,
-            case=self.case,
-            purpose=str(self.purpose),
-            kind=data["kind"],
-            status=data["status"],
-            date=data["date"],
-            organisation=data["organisation"] or user.organisation,
-            note=data["note"] or None,
-            visibility=data["visibility"],
-            expected_version=data["version"],
-        )
+        organisation = form.cleaned_data["organisation"] or self.request.user.organisation
+        self.add_action(case_services.add_action, form, organisation)
         return _("The action is recorded.")
 
     def do_close(self, form):
-        data = form.cleaned_data
-        referral = services.close(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            reason=data["close_reason"],
-            note=data["note"] or None,
-            expected_version=data["version"],
-        )
+        message = self.close_sig_case(form)
         process = getattr(self.case, "process", None)
         if process is not None and process.finished is None:
             process.flow_class.instance.cancel(process)
-        return closed_message(referral)
+        return message
 
     def do_legal_basis(self, form):
-        data = form.cleaned_data
-        case_services.record_legal_basis(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            legal_basis=data["legal_basis"],
-            justification=data["justification"],
-            valid_until=data["valid_until"],
+        self.call(
+            case_services.record_legal_basis,
+            **form_values(form, "legal_basis", "justification", "valid_until"),
         )
         return _("The legal basis is recorded.")
 
-    def do_withdraw(self, form):
-        consent = self.case.consents.filter(pk=form.cleaned_data["consent"]).first()
-        if consent is None:
-            raise ValidationError(_("No such consent in this case."))
-        user, purpose = self.request.user, str(self.purpose)
-        case_services.withdraw_consent(user=user, case=self.case, purpose=purpose, consent=consent)
-        if services.after_consent_withdrawn(user=user, case=self.case, purpose=purpose):
-            return _("The consent is withdrawn: sharing has stopped and the case is closed.")
-        return _("The consent is withdrawn: sharing under it has stopped.")
+    def withdraw_consent(self, consent) -> bool:
+        self.call(case_services.withdraw_consent, consent=consent)
+        return self.call(services.after_consent_withdrawn)
 
 
 __all__ = [

@@ -9,19 +9,16 @@ Swedish. The overview and the operational group's meetings are in
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.http import Http404
-from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
-from django.views.generic import View
 
 from casework import policy
-from casework.models import Action, Case
+from casework.models import Case
 from casework.selectors.cases import CaseNotFound
 from casework.services import cases as case_services
 from workflows.common import forms
-from workflows.common.case_page import CasePageView, timeline_rows
+from workflows.common.case_page import CasePageView
+from workflows.common.responses import form_values
 from workflows.common.steps import (
     ConsentStepView,
     FollowUpStepView,
@@ -36,48 +33,27 @@ from workflows.sspf.selectors import get_sspf_case_page
 
 
 class CaseForms:
-    """What a step and the case page share: each form of the case mapped to its service,
-    called for the page's case as the request's user with the version the form saw."""
-
-    def call(self, service, form, **fields):
-        return service(
-            user=self.request.user,
-            case=self.case,
-            purpose=str(self.purpose),
-            expected_version=form.cleaned_data["version"],
-            **fields,
-        )
-
-    def add_action(self, form, organisation) -> None:
-        data = form.cleaned_data
-        self.call(
-            sspf_services.add_sspf_action,
-            form,
-            kind=data["kind"],
-            status=data["status"],
-            date=data["date"],
-            organisation=organisation,
-            note=data["note"] or None,
-            visibility=data["visibility"],
-        )
+    """What a step and the case page share: the team and the police's part, each form
+    mapped to its service (``CaseCalls.call``)."""
 
     def add_member(self, form) -> None:
         data = form.cleaned_data
         self.call(sspf_services.add_sspf_member, form, member=data["user"], role=data["role"])
 
     def record_participation(self, form) -> None:
-        data = form.cleaned_data
-        self.call(
-            sspf_services.record_police_participation,
-            form,
-            participates=data["participates"],
-            reason=data["reason"],
-        )
+        values = form_values(form, "participates", "reason")
+        self.call(sspf_services.record_police_participation, form, **values)
 
 
 class SspfStep(CaseForms, StepView):
     template_name = "workflows/sspf/task.html"
     purpose = _("SSPF: work on the case")
+    action_service = staticmethod(sspf_services.add_sspf_action)
+    labels = {
+        "member": (_("Add to the team"), _("Add to the team")),
+        "participation": (_("The police's part"), _("Record the decision")),
+        "action": (_("Add an action: who does what, when"), _("Add the action")),
+    }
 
     def do_member(self, form):
         self.add_member(form)
@@ -123,37 +99,31 @@ class AssessmentView(SspfStep):
         "services staff on the team, then accept it (ask for consent) or reject it."
     )
     begin_label = _("Start the assessment")
+    begin_status = Status.CONCERN_RAISED
+    begin_transition = "begin_assessment"
+    begin_message = _("Assessment started.")
+    unmet_transition = "request_consent"
+    unmet_status = Status.ASSESSMENT
     actions = {
         "begin": forms.VersionedForm,
         "risk": sforms.RiskAssessmentForm,
         "member": sforms.MemberForm,
         "outcome": sforms.AssessmentOutcomeForm,
     }
-
-    def available(self):
-        if self.case.status == Status.CONCERN_RAISED:
-            return {"begin"}
-        return {"risk", "member", "outcome"}
+    labels = {
+        "risk": (_("Risk assessment"), _("Record the risk assessment")),
+        "outcome": (_("The assessment's outcome"), _("Record the outcome")),
+    }
 
     def extra_context(self):
         return {**super().extra_context(), **screening_context(self)}
-
-    def unmet(self):
-        if self.case.status == Status.ASSESSMENT:
-            return case_services.unmet_conditions(self.case, "request_consent")
-        return []
-
-    def do_begin(self, form):
-        self.transition("begin_assessment", expected_version=self.version(form))
-        return self.stay(_("Assessment started."))
 
     def do_risk(self, form):
         data = form.cleaned_data
         self.call(
             sspf_services.record_risk_assessment,
             form,
-            level=data["level"],
-            risk_factors=data["risk_factors"],
+            **form_values(form, "level", "risk_factors"),
             protective_factors=data["protective_factors"] or None,
         )
         return self.stay(_("The risk assessment is recorded."))
@@ -161,12 +131,7 @@ class AssessmentView(SspfStep):
     def do_outcome(self, form):
         data = form.cleaned_data
         if data["outcome"] == sforms.AssessmentOutcomeForm.REJECT:
-            self.call(
-                case_services.close_case,
-                form,
-                reason=data["close_reason"],
-                note=data["note"] or None,
-            )
+            self.close_with(case_services.close_case, form)
             return self.finish(_("The concern was rejected and the case closed."))
         self.transition(
             "request_consent", reason=data["note"] or None, expected_version=self.version(form)
@@ -184,17 +149,19 @@ class ConsentView(SspfStep, ConsentStepView):
         "person's own. Choose which organisations each consent covers: the police only if "
         "they are to take part."
     )
+    labels = {
+        "complete": (
+            _("All consents are recorded"),
+            _("Consents complete: to the mapping conversation"),
+        )
+    }
 
     def do_complete(self, form):
         self.transition("consents_given", expected_version=self.version(form))
         return self.finish(_("The consents are complete: hold the mapping conversation."))
 
     def do_refused(self, form):
-        self.call(
-            case_services.close_case,
-            form,
-            reason=Case.CloseReason.CONSENT_REFUSED,
-        )
+        self.call(case_services.close_case, form, reason=Case.CloseReason.CONSENT_REFUSED)
         return self.finish(
             _(
                 "Consent was refused and the case is closed. The operational group may still "
@@ -210,6 +177,7 @@ class MappingView(SspfStep):
     purpose = _("SSPF: the mapping conversation")
     intro = _("Record the mapping conversation with the young person and the guardians.")
     actions = {"mapping": sforms.MappingForm}
+    labels = {"mapping": (None, _("Record the mapping conversation"))}
 
     def unmet(self):
         return [
@@ -244,21 +212,9 @@ class NetworkMeetingView(SspfStep):
         "action": forms.ActionForm,
         "plan": sforms.GoalsForm,
     }
+    labels = {"plan": (_("The commitment plan"), _("Adopt the commitment plan"))}
 
-    def initial(self, name):
-        initial = super().initial(name)
-        if name == "action":
-            initial["status"] = Action.Status.PLANNED
-        if name == "plan":
-            initial["review_date"] = self.case.review_date
-        return initial
-
-    def unmet(self):
-        return case_services.unmet_conditions(self.case, "adopt_plan")
-
-    def do_action(self, form):
-        self.add_action(form, form.cleaned_data["organisation"])
-        return self.stay(_("The action is added to the plan."))
+    unmet_transition = "adopt_plan"
 
     def do_plan(self, form):
         data = form.cleaned_data
@@ -278,7 +234,7 @@ class FollowUpView(SspfStep, FollowUpStepView):
     purpose = _("SSPF: the follow-up meeting")
     intro = _("The follow-up date has come: follow up the plan, then continue or close the case.")
     begin_label = _("Start the follow-up meeting")
-    active_status = Status.PLAN_ACTIVE
+    begin_status = Status.PLAN_ACTIVE
 
     def continue_case(self, form) -> str:
         data = form.cleaned_data
@@ -305,12 +261,7 @@ class PlanPartView(SspfStep):
         "follow-up meeting."
     )
     actions = {"action": sforms.OwnActionForm, "report": sforms.PartReportForm}
-
-    def initial(self, name):
-        initial = super().initial(name)
-        if name == "action":
-            initial["status"] = Action.Status.PLANNED
-        return initial
+    labels = {"report": (_("Your report to the follow-up meeting"), _("Send the report"))}
 
     def unmet(self):
         if not sspf_services.has_own_action(user=self.request.user, case=self.case):
@@ -318,7 +269,7 @@ class PlanPartView(SspfStep):
         return []
 
     def do_action(self, form):
-        self.add_action(form, self.request.user.organisation)
+        self.add_action(self.action_service, form, self.request.user.organisation)
         return self.stay(_("The action is recorded."))
 
     def do_report(self, form):
@@ -336,46 +287,33 @@ class PlanPartView(SspfStep):
 class SspfCasePageView(CaseForms, CasePageView):
     """The SSPF case page: what the user's role sees of the case, and what can be done."""
 
+    case_model = SspfCase
     template_name = "workflows/sspf/case_page.html"
     purpose = _("SSPF: reading the case")
-    FORMS = {
-        "action": forms.ActionForm,
+    FORM_CLASSES = {
+        **CasePageView.FORM_CLASSES,
         "member": sforms.MemberForm,
         "participation": sforms.PoliceParticipationForm,
         "escalate": sforms.EscalateForm,
-        "close": forms.CloseForm,
-        "withdraw": forms.WithdrawConsentForm,
     }
 
-    def setup(self, request, *args, **kwargs):
-        View.setup(self, request, *args, **kwargs)
-        self.case = get_object_or_404(
-            SspfCase.objects.select_related("person", "process"), pk=kwargs["case_id"]
-        )
-
-    def forms(self, bound=None, data=None):
-        built = {}
-        for name, form_class in self.FORMS.items():
-            auto_id = f"id_{name}-%s"
-            if name == bound:
-                built[name] = form_class(data, auto_id=auto_id)
-            else:
-                initial = {"version": self.case.version}
-                if name == "action":
-                    initial["status"] = Action.Status.DONE
-                built[name] = form_class(initial=initial, auto_id=auto_id)
-        return built
-
-    def render(self, built, status=200):
-        user = self.request.user
+    def case_page(self):
         try:
-            sspf_page = get_sspf_case_page(user=user, purpose=str(self.purpose), case=self.case)
+            self.sspf_page = get_sspf_case_page(
+                user=self.request.user, purpose=str(self.purpose), case=self.case
+            )
         except CaseNotFound:
             raise Http404 from None
-        page = sspf_page.page
+        return self.sspf_page.page
+
+    def extra_context(self):
+        return {"sspf": self.sspf_page, "Status": Status}
+
+    def permitted(self):
+        user = self.request.user
         coordinator = policy.coordinates(user, self.case)
         open_case = self.case.status != Status.CLOSED
-        can = {
+        return {
             "action": open_case and sspf_services.may_add_action(user, self.case),
             "member": open_case and coordinator,
             "participation": open_case and coordinator,
@@ -385,41 +323,20 @@ class SspfCasePageView(CaseForms, CasePageView):
             "withdraw": open_case
             and case_services.may_transition(user=user, case=self.case, name="consent_withdrawn"),
         }
-        tasks = []
-        process = getattr(self.case, "process", None)
-        if process is not None:
-            # The coordinator sees every open task; a member only their own.
-            for task in (
-                process.task_set.filter(flow_task_type="HUMAN")
-                .exclude(status__in=["DONE", "CANCELED"])
-                .select_related("owner")
-            ):
-                mine = task.flow_task.can_execute(user, task) or task.flow_task.can_assign(
-                    user, task
-                )
-                if coordinator or mine:
-                    tasks.append(
-                        (task, task.flow_task.reverse("index", args=[task.process_id, task.pk]))
-                    )
-        timeline = timeline_rows(page.timeline, Status.choices)
-        return TemplateResponse(
-            self.request,
-            self.template_name,
-            {
-                "page": page,
-                "sspf": sspf_page,
-                "case": self.case,
-                "forms": built,
-                "can": can,
-                "tasks": tasks,
-                "timeline": timeline,
-                "Status": Status,
-            },
-            status=status,
-        )
+
+    def open_tasks(self):
+        """The coordinator sees every open task; a member only their own."""
+        tasks = super().open_tasks()
+        if not policy.coordinates(self.request.user, self.case):
+            return [(task, url) for task, url in tasks if url is not None]
+        return [
+            (task, url or task.flow_task.reverse("index", args=[task.process_id, task.pk]))
+            for task, url in tasks
+        ]
 
     def do_action(self, form):
-        self.add_action(form, form.cleaned_data["organisation"] or self.request.user.organisation)
+        organisation = form.cleaned_data["organisation"] or self.request.user.organisation
+        self.add_action(sspf_services.add_sspf_action, form, organisation)
         return _("The action is recorded.")
 
     def do_member(self, form):
@@ -442,31 +359,10 @@ class SspfCasePageView(CaseForms, CasePageView):
         }
 
     def do_close(self, form):
-        data = form.cleaned_data
-        self.call(
-            sspf_services.close_case_and_process,
-            form,
-            reason=data["close_reason"],
-            note=data["note"] or None,
-        )
+        self.close_with(sspf_services.close_case_and_process, form)
         return _("The case is closed.")
 
-    def post(self, request, case_id):
-        process = getattr(self.case, "process", None)
-        if request.POST.get("_action") != "withdraw" or process is None:
-            return super().post(request, case_id)
-        # A withdrawal takes the flow's lock first, outside the request's transaction
-        # (the lock's retries need that), as a task step does: see
+    def withdraw_consent(self, consent) -> bool:
+        # The page takes the flow's lock first (``CasePageView.post``): see
         # ``workflows.sspf.services.withdraw_consent``.
-        with process.flow_class.lock(process.pk):
-            return super().post(request, case_id)
-
-    def do_withdraw(self, form):
-        consent = self.case.consents.filter(pk=form.cleaned_data["consent"]).first()
-        if consent is None:
-            raise ValidationError(_("No such consent in this case."))
-        if sspf_services.withdraw_consent(
-            user=self.request.user, case=self.case, consent=consent, purpose=str(self.purpose)
-        ):
-            return _("The consent is withdrawn: sharing has stopped and the case is closed.")
-        return _("The consent is withdrawn: sharing under it has stopped.")
+        return self.call(sspf_services.withdraw_consent, consent=consent)
