@@ -91,6 +91,8 @@ class StepView(CaseCalls, ActionForms, View):
     # The transition whose unmet conditions the page lists (in ``unmet_status`` only, if set).
     unmet_transition = ""
     unmet_status = None
+    # Actions that only move the case on and end the step: action -> (transition, message).
+    finishing: dict = {}
     # The programme's service that adds an action to the case's plan (``do_action``).
     action_service = None
 
@@ -173,10 +175,21 @@ class StepView(CaseCalls, ActionForms, View):
         built = self.build_forms(bound=action, data=request.POST)
         form = built[action]
         if form.is_valid():
-            response = perform(request, self.case, getattr(self, f"do_{action}"), form)
+            response = perform(request, self.case, self.handler(action), form)
             if response is not None:
                 return response
         return self.render(built, status=200)
+
+    def handler(self, action: str):
+        """The ``do_<action>`` method, or for a ``finishing`` action its transition and message."""
+        if action in self.finishing:
+            transition, message = self.finishing[action]
+            return lambda form: self.finish_with(transition, message, form)
+        return getattr(self, f"do_{action}")
+
+    def finish_with(self, transition: str, message, form):
+        self.transition(transition, expected_version=self.version(form))
+        return self.finish(message)
 
     def do_begin(self, form):
         self.transition(self.begin_transition, expected_version=self.version(form))
@@ -297,7 +310,8 @@ class ReferralStartView(View):
 
 class RecordsConsents:
     """The consent step's two recordings, shared by every programme's consent step: a
-    guardian, and a consent (the step's own ``do_complete`` moves the case on)."""
+    guardian, and a consent (the step's own ``finishing`` entry or ``do_complete`` moves the
+    case on)."""
 
     labels = {
         "guardian": (_("Register a guardian"), _("Register the guardian")),
@@ -328,8 +342,8 @@ class RecordsConsents:
 
 class ConsentStepView(RecordsConsents, StepView):
     """The consent step: guardians, consents (with the organisations each covers), then
-    complete or refused. A programme's step sets ``purpose``, ``intro``, ``do_complete``
-    and ``do_refused``."""
+    complete or refused. A programme's step sets ``purpose``, ``intro`` and, in ``finishing``
+    or as ``do_<action>`` methods, what complete and refused do."""
 
     actions = {
         "guardian": forms.GuardianForm,

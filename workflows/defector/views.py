@@ -162,6 +162,16 @@ class ConsentView(StepView, ConsentStepView):
         "insufficient": (_("Consent is partial or refused"), _("Not eligible: close the case")),
     }
     closing_actions = ()  # both shown from the start
+    finishing = {
+        "complete": (
+            "consents_given",
+            _("Consent complete: the police check and the joint assessment follow."),
+        ),
+        "insufficient": (
+            "consent_insufficient",
+            _("Not eligible: the consent does not cover every agency in writing."),
+        ),
+    }
 
     def consent_organisations(self):
         return sorted(involved_organisations(self.case))
@@ -171,14 +181,6 @@ class ConsentView(StepView, ConsentStepView):
         if name == "consent":
             initial["form"] = "written"
         return initial
-
-    def do_complete(self, form):
-        self.transition("consents_given", expected_version=self.version(form))
-        return self.finish(_("Consent complete: the police check and the joint assessment follow."))
-
-    def do_insufficient(self, form):
-        self.transition("consent_insufficient", expected_version=self.version(form))
-        return self.finish(_("Not eligible: the consent does not cover every agency in writing."))
 
 
 # --- Police check and threat assessment ----------------------------------------------------------

@@ -123,10 +123,12 @@ class ConsentView(SigStep, ConsentStepView):
         "Choose which organisations each consent covers."
     )
     labels = {"complete": (_("All consents are recorded"), _("Consents complete: go to decisions"))}
-
-    def do_complete(self, form):
-        self.transition("consents_given", expected_version=self.version(form))
-        return self.finish(_("The consents are complete; social services and the police decide."))
+    finishing = {
+        "complete": (
+            "consents_given",
+            _("The consents are complete; social services and the police decide."),
+        )
+    }
 
     def do_refused(self, form):
         self.transition("consent_refused", expected_version=self.version(form))

@@ -155,10 +155,12 @@ class ConsentView(SspfStep, ConsentStepView):
             _("Consents complete: to the mapping conversation"),
         )
     }
-
-    def do_complete(self, form):
-        self.transition("consents_given", expected_version=self.version(form))
-        return self.finish(_("The consents are complete: hold the mapping conversation."))
+    finishing = {
+        "complete": (
+            "consents_given",
+            _("The consents are complete: hold the mapping conversation."),
+        )
+    }
 
     def do_refused(self, form):
         self.call(case_services.close_case, form, reason=Case.CloseReason.CONSENT_REFUSED)
