@@ -148,10 +148,10 @@ def _wrap(ring, owner_id=OWNER):
     return key_id, key, version, wrapped
 
 
-def _unwrap(ring, key_id, wrapped, **change):
+def _unwrap(ring, key_id, wrapped, change=None):
     """Unwrap what ``_wrap`` wrapped (KEK version 1, the same owner), ``change`` applied."""
     where = {"key_id": key_id, "owner_type": "casework.person", "owner_id": OWNER}
-    return envelope.unwrap_data_key(ring, version=1, wrapped=wrapped, **{**where, **change})
+    return envelope.unwrap_data_key(ring, version=1, wrapped=wrapped, **{**where, **(change or {})})
 
 
 def test_data_key_round_trip(ring):
@@ -172,7 +172,7 @@ def test_data_key_round_trip(ring):
 def test_a_wrapped_key_is_bound_to_its_owner_and_id(ring, change):
     key_id, _key, _version, wrapped = _wrap(ring)
     with pytest.raises(DataKeyUnwrapError):
-        _unwrap(ring, key_id, wrapped, **change)
+        _unwrap(ring, key_id, wrapped, change)
 
 
 def test_a_wrong_keyring_is_a_clear_error_without_key_material(ring, tmp_path):
