@@ -1,5 +1,6 @@
 """What every programme's demo data (``seed_demo``) is built with: the demo slots and
-their synthetic persons, and the flow's steps run as the task views run them.
+their synthetic persons, the flow's steps run as the task views run them, and the
+:class:`Builder` a programme's demo case is taken through its steps with.
 
 A step is run the way its view runs it: a queue task is claimed first (the "assign"
 button), then started under the flow's lock in one transaction with
@@ -21,7 +22,8 @@ from django.utils import timezone
 from viewflow.workflow.status import STATUS
 
 from casework import personnummer as pnr
-from casework.models import Person, User
+from casework.models import Action, Consent, Person, User
+from casework.services import cases as case_services
 from casework.services import create_person
 
 # The namespace of the demo persons' ids (uuid5 of the slot's key): a person is created
@@ -53,8 +55,16 @@ class DemoRequest:
         self.user = user
 
 
-def person_id(slot: Slot) -> uuid.UUID:
-    return uuid.uuid5(DEMO_NAMESPACE, slot.key)
+def person_id(slot: Slot, namespace: uuid.UUID = DEMO_NAMESPACE) -> uuid.UUID:
+    return uuid.uuid5(namespace, slot.key)
+
+
+def new_slots(slots: list, person_id=person_id) -> list[tuple[int, Slot]]:
+    """The slots (with their index) whose person is not registered yet: the cases
+    ``seed_demo`` still has to build."""
+    ids = [person_id(slot) for slot in slots]
+    existing = set(Person.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    return [(index, slot) for index, slot in enumerate(slots) if ids[index] not in existing]
 
 
 def surname(slot: Slot) -> str:
@@ -71,8 +81,16 @@ def guardian_name(slot: Slot, number: int) -> str:
     return f"{first} {surname(slot)}"
 
 
-def person(slot: Slot, index: int) -> Person:
-    """Register the slot's synthetic person (a samordningsnummer of the right age)."""
+def person(
+    slot: Slot,
+    index: int,
+    *,
+    namespace: uuid.UUID = DEMO_NAMESPACE,
+    purpose: str = PERSON_PURPOSE,
+    note: str = PERSON_NOTE,
+) -> Person:
+    """Register the slot's synthetic person (a samordningsnummer of the right age), its id
+    keyed on the slot in ``namespace``."""
     from casework.management.commands.seed_demo import FIRST_NAMES, STREETS
 
     today = timezone.localdate()
@@ -86,15 +104,15 @@ def person(slot: Slot, index: int) -> Person:
         try:
             return create_person(
                 user=None,
-                purpose=PERSON_PURPOSE,
-                person_id=person_id(slot),
+                purpose=purpose,
+                person_id=person_id(slot, namespace),
                 name=name,
                 personnummer=f"{born:%Y}"[:2] + ten,
                 area=slot.area,
                 protected_identity=slot.protected_identity,
                 address=f"{STREETS[index % len(STREETS)]} {index + 3}, Örebro",
                 phone=f"070-174 06 {10 + index:02d}",
-                note=PERSON_NOTE,
+                note=note,
             )
         except ValidationError as error:
             # The number is taken by another synthetic person: try the next serial.
@@ -162,3 +180,95 @@ def fire_timer(timer, due) -> None:
         timer.save(update_fields=["scheduled"])
         activation.start()
         activation.execute()
+
+
+class Builder:
+    """Takes one demo case (``case``) through its steps, the methods ``step_<name>``, as the
+    demo users (``users``, by username): the lead social worker, the police contact
+    officer and the coordinator are ``LEAD``, ``POLICE`` and ``COORDINATOR``."""
+
+    LEAD = "anna.social"
+    POLICE = "per.polis"
+    COORDINATOR = "sara.samordnare"
+    purpose = PERSON_PURPOSE
+
+    def __init__(self, users: dict[str, User], person: Person) -> None:
+        self.users = users
+        self.person = person
+        self.case = None
+
+    @property
+    def lead(self) -> User:
+        return self.users[self.LEAD]
+
+    @property
+    def police(self) -> User:
+        return self.users[self.POLICE]
+
+    @property
+    def coordinator(self) -> User:
+        return self.users[self.COORDINATOR]
+
+    def take_step(self, name: str) -> None:
+        getattr(self, f"step_{name}")()
+
+    def open_task(self, node):
+        """The case's open task of ``node``."""
+        raise NotImplementedError
+
+    @contextmanager
+    def task(self, node, user: User) -> Iterator:
+        """One POST of ``node``'s task view on the case as ``user`` (:func:`task_step`)."""
+        with task_step(self.open_task(node), node, user) as activation:
+            yield activation
+
+    def do(
+        self, node, user: User, service, *, finish: bool = False, versioned: bool = False, **kwargs
+    ) -> None:
+        """``node``'s task as ``user``: ``service`` on its case (with ``kwargs``; ``versioned``:
+        and the case version seen, as a form posts it); ``finish`` executes the task."""
+        with self.task(node, user) as activation:
+            case = activation.process.case
+            if versioned:
+                kwargs["expected_version"] = case.version
+            service(user=user, case=case, purpose=self.purpose, **kwargs)
+            if finish:
+                activation.execute()
+
+    def give_consents(self, user: User, case, givers, organisations, **kwargs) -> None:
+        """Written consents of ``givers`` ((giver, guardian) pairs) covering ``organisations``."""
+        for giver, guardian in givers:
+            case_services.record_consent(
+                user=user,
+                case=case,
+                purpose=self.purpose,
+                giver=giver,
+                guardian=guardian,
+                decision=Consent.Decision.GIVEN,
+                form=Consent.Form.WRITTEN,
+                organisations=organisations,
+                **kwargs,
+            )
+
+    def plan_actions(self, user: User, case, actions, *, service=None, versioned=False) -> None:
+        """The plan's actions a week ahead, each ``(organisation, kind, note)``, added with
+        ``service`` (``add_action``; ``versioned``: with the case version, as a form posts it)."""
+        service = service or case_services.add_action
+        for organisation, kind, note in actions:
+            seen = {"expected_version": case.version} if versioned else {}
+            service(
+                user=user,
+                case=case,
+                purpose=self.purpose,
+                kind=kind,
+                status=Action.Status.PLANNED,
+                date=timezone.localdate() + datetime.timedelta(days=7),
+                organisation=organisation,
+                note=note,
+                **seen,
+            )
+
+    def _transition(self, user, case, name, **kwargs):
+        return case_services.transition(
+            user=user, case=case, name=name, purpose=self.purpose, **kwargs
+        )

@@ -19,20 +19,14 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from casework import personnummer as pnr
-from casework.management.commands.seed_demo import FIRST_NAMES, STREETS, SURNAME_ENDINGS
 from casework.models import Case, CaseDecision, Consent, Person, User
 from casework.selectors.persons import person_age
 from casework.services import cases as case_services
-from casework.services import create_person
 from workflows.common import demo
 from workflows.defector import intake, services
 from workflows.defector.flow import DefectorFlow, ThreatReviewFlow, reassessment_time, review_time
@@ -127,13 +121,6 @@ def open_task(case: DefectorCase, node):
     return demo.open_task(process, node)
 
 
-@contextmanager
-def task_step(case: DefectorCase, node, user: User) -> Iterator:
-    """One POST of ``node``'s task view as ``user`` (``workflows.common.demo.task_step``)."""
-    with demo.task_step(open_task(case, node), node, user) as activation:
-        yield activation
-
-
 def start_case(*, user: User, person: Person, reason: str, source: str) -> DefectorCase:
     with demo.start_step(DefectorFlow.start, user) as activation:
         case = intake.refer(user=user, person=person, source=source, reason=reason, purpose=PURPOSE)
@@ -154,36 +141,25 @@ def _assessment(level: str) -> dict:
     }
 
 
-class Builder:
+class Builder(demo.Builder):
     """Takes one case through its steps (demo users: anna, per, alex, maja)."""
 
+    COORDINATOR = COORDINATOR
+    purpose = PURPOSE
+
     def __init__(self, users: dict[str, User], person: Person, *, level: str = Level.LOW):
-        self.users = users
-        self.person = person
+        super().__init__(users, person)
         self.level = level
-        self.case: DefectorCase | None = None
         self.referrer = LEAD
 
     def run(self, target: str) -> DefectorCase:
         for name in steps_to(target):
-            getattr(self, f"step_{name}")()
+            self.take_step(name)
             self.case = DefectorCase.objects.get(pk=self.case.pk)
         return self.case
 
-    def _transition(self, user, case, name, **kwargs):
-        return case_services.transition(user=user, case=case, name=name, purpose=PURPOSE, **kwargs)
-
-    @property
-    def lead(self):
-        return self.users[LEAD]
-
-    @property
-    def police(self):
-        return self.users[POLICE]
-
-    @property
-    def coordinator(self):
-        return self.users[COORDINATOR]
+    def open_task(self, node):
+        return open_task(self.case, node)
 
     def step_refer(self):
         referrer = self.users[self.referrer]
@@ -197,12 +173,12 @@ class Builder:
         )
 
     def step_begin_check(self):
-        with task_step(self.case, DefectorFlow.check, self.coordinator) as activation:
+        with self.task(DefectorFlow.check, self.coordinator) as activation:
             case = activation.process.case
             self._transition(self.coordinator, case, "begin_check", expected_version=case.version)
 
     def _check(self, *, accept: bool):
-        with task_step(self.case, DefectorFlow.check, self.coordinator) as activation:
+        with self.task(DefectorFlow.check, self.coordinator) as activation:
             intake.record_initial_check(
                 user=self.coordinator,
                 case=activation.process.case,
@@ -220,7 +196,7 @@ class Builder:
     def step_reject(self):
         self._check(accept=False)
 
-    def _consent(self, case, *, organisations, form=Consent.Form.WRITTEN):
+    def _consent(self, case, *, organisations):
         if (
             person_age(case.person, on=timezone.localdate()) < 18
             and not case.person.guardians.exists()
@@ -231,20 +207,10 @@ class Builder:
         givers = [(Consent.Giver.SELF, None)] + [
             (Consent.Giver.GUARDIAN, g) for g in case.person.guardians.all()
         ]
-        for giver, guardian in givers:
-            case_services.record_consent(
-                user=self.lead,
-                case=case,
-                purpose=PURPOSE,
-                giver=giver,
-                guardian=guardian,
-                decision=Consent.Decision.GIVEN,
-                form=form,
-                organisations=organisations,
-            )
+        self.give_consents(self.lead, case, givers, organisations)
 
     def step_consents_given(self):
-        with task_step(self.case, DefectorFlow.consent, self.lead) as activation:
+        with self.task(DefectorFlow.consent, self.lead) as activation:
             case = activation.process.case
             self._consent(case, organisations=[case.owner_organisation, self.police.organisation])
             self._transition(self.lead, case, "consents_given")
@@ -252,69 +218,64 @@ class Builder:
 
     def step_consent_partial(self):
         """The person leaves the police out: the method is ruled out."""
-        with task_step(self.case, DefectorFlow.consent, self.lead) as activation:
+        with self.task(DefectorFlow.consent, self.lead) as activation:
             case = activation.process.case
             self._consent(case, organisations=[case.owner_organisation])
             self._transition(self.lead, case, "consent_insufficient")
             activation.execute()
 
     def step_police_check(self):
-        with task_step(self.case, DefectorFlow.assess_threat, self.police) as activation:
-            services.record_police_check(
-                user=self.police,
-                case=activation.process.case,
-                purpose=PURPOSE,
-                note="Syntetisk slagning: tidigare narkotikabrott.",
-            )
+        self.do(
+            DefectorFlow.assess_threat,
+            self.police,
+            services.record_police_check,
+            note="Syntetisk slagning: tidigare narkotikabrott.",
+        )
 
     def step_assess(self):
-        with task_step(self.case, DefectorFlow.assess_threat, self.police) as activation:
-            services.assess_threat(
-                user=self.police,
-                case=activation.process.case,
-                purpose=PURPOSE,
-                **_assessment(self.level),
-            )
-            activation.execute()
+        self.do(
+            DefectorFlow.assess_threat,
+            self.police,
+            services.assess_threat,
+            finish=True,
+            **_assessment(self.level),
+        )
 
     def step_support(self):
-        with task_step(self.case, DefectorFlow.intake, self.coordinator) as activation:
-            case_services.record_decision(
-                user=self.coordinator,
-                case=activation.process.case,
-                purpose=PURPOSE,
-                decision=CaseDecision.Decision.START,
-            )
+        self.do(
+            DefectorFlow.intake,
+            self.coordinator,
+            case_services.record_decision,
+            decision=CaseDecision.Decision.START,
+        )
 
     def step_conditions(self):
-        with task_step(self.case, DefectorFlow.intake, self.coordinator) as activation:
-            intake.accept_conditions(
-                user=self.coordinator,
-                case=activation.process.case,
-                purpose=PURPOSE,
-                no_crime=True,
-                drug_free=True,
-                drug_tests=True,
-            )
+        self.do(
+            DefectorFlow.intake,
+            self.coordinator,
+            intake.accept_conditions,
+            no_crime=True,
+            drug_free=True,
+            drug_tests=True,
+        )
 
     def step_sign_agreement(self):
-        with task_step(self.case, DefectorFlow.intake, self.coordinator) as activation:
-            self._transition(self.coordinator, activation.process.case, "sign_agreement")
+        self.do(
+            DefectorFlow.intake, self.coordinator, case_services.transition, name="sign_agreement"
+        )
 
     def step_activate(self):
-        with task_step(self.case, DefectorFlow.intake, self.coordinator) as activation:
-            intake.start_programme(
-                user=self.coordinator,
-                case=activation.process.case,
-                purpose=PURPOSE,
-                review_date=timezone.localdate() + datetime.timedelta(days=90),
-            )
-            activation.execute()
+        self.do(
+            DefectorFlow.intake,
+            self.coordinator,
+            intake.start_programme,
+            finish=True,
+            review_date=timezone.localdate() + datetime.timedelta(days=90),
+        )
 
     def step_begin_review(self):
         fire_review_timer(self.case, days_ago=2)
-        with task_step(self.case, DefectorFlow.review, self.lead) as activation:
-            self._transition(self.lead, activation.process.case, "begin_review")
+        self.do(DefectorFlow.review, self.lead, case_services.transition, name="begin_review")
 
     def step_reassessment_overdue(self):
         fire_reassessment_timer(self.case, days_ago=3)
@@ -357,35 +318,17 @@ def fire_reassessment_timer(case: DefectorCase, *, days_ago: int) -> None:
 
 
 def person_id(slot: Slot) -> uuid.UUID:
-    return uuid.uuid5(DEFECTOR_NAMESPACE, slot.key)
+    return demo.person_id(slot, DEFECTOR_NAMESPACE)
 
 
 def _person(slot: Slot, index: int) -> Person:
-    today = timezone.localdate()
-    born = today.replace(year=today.year - slot.age, day=1) - datetime.timedelta(
-        days=40 + 9 * index
+    return demo.person(
+        slot,
+        20 + index,
+        namespace=DEFECTOR_NAMESPACE,
+        purpose=PURPOSE,
+        note="Syntetisk demoperson (avhopparärende): påhittade uppgifter.",
     )
-    name = f"{FIRST_NAMES[(index * 7 + 3) % len(FIRST_NAMES)]} Avhopp{SURNAME_ENDINGS[index % 9]}"
-    for step in range(1000):
-        serial = (500 + index * 7 + step) % 1000
-        ten = pnr.with_check_digit(f"{born:%y%m}{born.day + 60:02d}{serial:03d}")
-        try:
-            return create_person(
-                user=None,
-                purpose=PURPOSE,
-                person_id=person_id(slot),
-                name=name,
-                personnummer=f"{born:%Y}"[:2] + ten,
-                area=slot.area,
-                protected_identity=slot.protected_identity,
-                address=f"{STREETS[index % len(STREETS)]} {index + 11}, Örebro",
-                phone=f"070-174 06 {30 + index:02d}",
-                note="Syntetisk demoperson (avhopparärende): påhittade uppgifter.",
-            )
-        except ValidationError as error:
-            if "personnummer" not in getattr(error, "error_dict", {}):
-                raise
-    raise RuntimeError("no free synthetic number for a defector demo person")
 
 
 def build_case(slot: Slot, *, index: int = 0) -> DefectorCase:
@@ -403,13 +346,8 @@ def seed_defector_cases(stdout, *, enabled: bool) -> int:
     """Create the defector demo cases that do not exist yet (``seed_demo``'s one line)."""
     if not enabled:
         return 0
-    existing = set(
-        Person.objects.filter(pk__in=[person_id(s) for s in SLOTS]).values_list("pk", flat=True)
-    )
-    created = 0
-    for index, slot in enumerate(SLOTS):
-        if person_id(slot) not in existing:
-            build_case(slot, index=index)
-            created += 1
-    stdout.write(f"Avhopparärenden (demo): {created} nya, {len(SLOTS)} totalt.")
-    return created
+    new = demo.new_slots(SLOTS, person_id)
+    for index, slot in new:
+        build_case(slot, index=index)
+    stdout.write(f"Avhopparärenden (demo): {len(new)} nya, {len(SLOTS)} totalt.")
+    return len(new)

@@ -113,6 +113,18 @@ def _notify(users, member, until: str) -> gvi.CustomNotification:
     return n
 
 
+def _incident(user: User, group, kind: str, area: str, *, days_ago: int) -> gvi.Incident:
+    """An incident ``days_ago`` days back that ``group`` is linked to."""
+    return services.record_incident(
+        user=user,
+        purpose=PURPOSE,
+        date=timezone.localdate() - datetime.timedelta(days=days_ago),
+        area=area,
+        kind=kind,
+        groups=[group],
+    )
+
+
 def seed_gvi() -> int:
     """Create the GVI demo data unless it exists; return how many groups were created."""
     if Person.objects.filter(pk=person_id(Slot(key=MARKER, age=19, target=""))).exists():
@@ -192,14 +204,7 @@ def seed_gvi() -> int:
         # The north group shoots again after the message: a group-wide sanction.
         north.refresh_from_db()
         services.transition(user=sara, obj=north, name="monitor", purpose=PURPOSE)
-        incident = services.record_incident(
-            user=per,
-            purpose=PURPOSE,
-            date=timezone.localdate() - datetime.timedelta(days=2),
-            area="vivalla_baronbackarna",
-            kind="shooting",
-            groups=[north],
-        )
+        incident = _incident(per, north, "shooting", "vivalla_baronbackarna", days_ago=2)
         north.refresh_from_db()
         police = per.organisation
         social = Organisation.objects.filter(kind=Organisation.Kind.SOCIAL_SERVICES).first()
@@ -213,12 +218,5 @@ def seed_gvi() -> int:
         checks = decision.sanctions.get(lever="police_checks")
         services.sanction_step(user=per, purpose=PURPOSE, sanction=checks, name="decide")
         services.sanction_step(user=per, purpose=PURPOSE, sanction=checks, name="execute")
-        services.record_incident(
-            user=per,
-            purpose=PURPOSE,
-            date=timezone.localdate() - datetime.timedelta(days=20),
-            area="varberga_oxhagen",
-            kind="explosion",
-            groups=[east],
-        )
+        _incident(per, east, "explosion", "varberga_oxhagen", days_ago=20)
     return 3

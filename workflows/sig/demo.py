@@ -134,36 +134,22 @@ def fire_review_timer(case: SigCase, *, days_ago: int) -> None:
     demo.fire_timer(demo.open_task(process, SigFlow.wait_for_review), review_time)
 
 
-class _Builder:
+class _Builder(demo.Builder):
     """Takes one demo case through its steps."""
 
     def __init__(self, slot: Slot, users: dict[str, User], person: Person) -> None:
+        super().__init__(users, person)
         self.slot = slot
-        self.users = users
-        self.person = person
-        self.case: SigCase | None = None
         self.guardians = []
         self.today = timezone.localdate()
 
-    @property
-    def lead(self) -> User:
-        return self.users[LEAD]
-
-    @property
-    def police(self) -> User:
-        return self.users[POLICE]
-
-    @property
-    def coordinator(self) -> User:
-        return self.users[COORDINATOR]
-
     def run(self) -> SigCase:
         for name in steps_to(self.slot.target):
-            getattr(self, f"step_{name}")()
+            self.take_step(name)
         return SigCase.objects.get(pk=self.case.pk)
 
-    def _transition(self, user, case, name, **kwargs):
-        return case_services.transition(user=user, case=case, name=name, purpose=PURPOSE, **kwargs)
+    def open_task(self, node):
+        return demo.open_task(SigProcess.objects.get(case=self.case), node)
 
     # --- referral and screening ------------------------------------------------------
 
@@ -176,7 +162,7 @@ class _Builder:
         )
 
     def step_begin_screening(self) -> None:
-        with task_step(self.case, SigFlow.screen, self.coordinator) as activation:
+        with self.task(SigFlow.screen, self.coordinator) as activation:
             case = activation.process.case
             self._transition(
                 self.coordinator, case, "begin_screening", expected_version=case.version
@@ -184,7 +170,7 @@ class _Builder:
 
     def _screen(self, *, accept: bool) -> None:
         user = self.coordinator
-        with task_step(self.case, SigFlow.screen, user) as activation:
+        with self.task(SigFlow.screen, user) as activation:
             case = activation.process.case
             note = (
                 "Uppfyller kriterierna för SIG." if accept else "Behovet möts bättre på annat sätt."
@@ -258,7 +244,7 @@ class _Builder:
 
     def step_consents_partly(self) -> None:
         """Guardians registered; the person's own consent, and the first guardian's."""
-        with task_step(self.case, SigFlow.consent, self.lead) as activation:
+        with self.task(SigFlow.consent, self.lead) as activation:
             case = activation.process.case
             self._add_guardians(case, with_phone=True)
             self._consent(case, giver=Consent.Giver.SELF)
@@ -266,7 +252,7 @@ class _Builder:
                 self._consent(case, giver=Consent.Giver.GUARDIAN, guardian=guardian)
 
     def step_consents_complete(self) -> None:
-        with task_step(self.case, SigFlow.consent, self.lead) as activation:
+        with self.task(SigFlow.consent, self.lead) as activation:
             case = activation.process.case
             for guardian in self.guardians[1:]:
                 self._consent(case, giver=Consent.Giver.GUARDIAN, guardian=guardian)
@@ -274,7 +260,7 @@ class _Builder:
             activation.execute()
 
     def step_consent_refused(self) -> None:
-        with task_step(self.case, SigFlow.consent, self.lead) as activation:
+        with self.task(SigFlow.consent, self.lead) as activation:
             case = activation.process.case
             self._add_guardians(case, with_phone=False)
             self._consent(case, giver=Consent.Giver.SELF, decision=Consent.Decision.REFUSED)
@@ -291,7 +277,7 @@ class _Builder:
 
     def _decide(self, node, user, decision: str, note: str | None = None) -> None:
         """As ``DecisionView.do_decide``."""
-        with task_step(self.case, node, user) as activation:
+        with self.task(node, user) as activation:
             case = activation.process.case
             case_services.record_decision(
                 user=user,
@@ -329,27 +315,25 @@ class _Builder:
     # --- plan -------------------------------------------------------------------------
 
     def step_draft_plan(self) -> None:
-        with task_step(self.case, SigFlow.draft_plan, self.lead) as activation:
+        with self.task(SigFlow.draft_plan, self.lead) as activation:
             case = activation.process.case
-            for organisation, kind, note in (
-                (case.owner_organisation, Action.Kind.SUPPORT_TALKS, "Stödsamtal varannan vecka."),
-                (
-                    self.police.organisation,
-                    Action.Kind.POLICE_FOLLOW_UP,
-                    "Kontaktpolisen följer upp varje månad.",
-                ),
-            ):
-                case_services.add_action(
-                    user=self.lead,
-                    case=case,
-                    purpose=PURPOSE,
-                    kind=kind,
-                    status=Action.Status.PLANNED,
-                    date=self.today + datetime.timedelta(days=7),
-                    organisation=organisation,
-                    note=note,
-                    expected_version=case.version,
-                )
+            self.plan_actions(
+                self.lead,
+                case,
+                [
+                    (
+                        case.owner_organisation,
+                        Action.Kind.SUPPORT_TALKS,
+                        "Stödsamtal varannan vecka.",
+                    ),
+                    (
+                        self.police.organisation,
+                        Action.Kind.POLICE_FOLLOW_UP,
+                        "Kontaktpolisen följer upp varje månad.",
+                    ),
+                ],
+                versioned=True,
+            )
             case_services.update_case(
                 user=self.lead,
                 case=case,
@@ -362,50 +346,58 @@ class _Builder:
 
     def step_approve(self) -> None:
         user = self.coordinator
-        with task_step(self.case, SigFlow.approve, user) as activation:
-            case = activation.process.case
-            self._transition(
-                user, case, "approve_plan", approved_by=user, expected_version=case.version
-            )
-            activation.execute()
+        self.do(
+            SigFlow.approve,
+            user,
+            case_services.transition,
+            finish=True,
+            versioned=True,
+            name="approve_plan",
+            approved_by=user,
+        )
 
     # --- active ----------------------------------------------------------------------
 
-    def step_police_action(self) -> None:
-        """The police contact officer records a talk from the case page."""
+    def _on_case_page(self, user: User, service, **kwargs) -> SigCase:
+        """``service`` on the case as ``user`` from the case page (a form with the version)."""
         case = SigCase.objects.get(pk=self.case.pk)
         with transaction.atomic():
-            case_services.add_action(
-                user=self.police,
-                case=case,
-                purpose=PURPOSE,
-                kind=Action.Kind.POLICE_TALK,
-                status=Action.Status.DONE,
-                date=self.today,
-                note="Samtal med kontaktpolisen om framtiden.",
-                expected_version=case.version,
-            )
+            service(user=user, case=case, purpose=PURPOSE, expected_version=case.version, **kwargs)
+        return case
+
+    def step_police_action(self) -> None:
+        """The police contact officer records a talk from the case page."""
+        self._on_case_page(
+            self.police,
+            case_services.add_action,
+            kind=Action.Kind.POLICE_TALK,
+            status=Action.Status.DONE,
+            date=self.today,
+            note="Samtal med kontaktpolisen om framtiden.",
+        )
 
     def step_review_due(self) -> None:
         fire_review_timer(self.case, days_ago=self.slot.options.get("days_ago", 1))
 
     def step_begin_follow_up(self) -> None:
-        with task_step(self.case, SigFlow.follow_up, self.lead) as activation:
-            case = activation.process.case
-            self._transition(self.lead, case, "begin_follow_up", expected_version=case.version)
+        self.do(
+            SigFlow.follow_up,
+            self.lead,
+            case_services.transition,
+            versioned=True,
+            name="begin_follow_up",
+        )
 
     def _follow_up_close(self, reason: str, note: str) -> None:
-        with task_step(self.case, SigFlow.follow_up, self.lead) as activation:
-            case = activation.process.case
-            case_services.close_case(
-                user=self.lead,
-                case=case,
-                purpose=PURPOSE,
-                reason=reason,
-                note=note,
-                expected_version=case.version,
-            )
-            activation.execute()
+        self.do(
+            SigFlow.follow_up,
+            self.lead,
+            case_services.close_case,
+            finish=True,
+            versioned=True,
+            reason=reason,
+            note=note,
+        )
 
     def step_close_goals_met(self) -> None:
         self._follow_up_close(Case.CloseReason.GOALS_MET, "Målen i planen är uppnådda.")
@@ -425,15 +417,12 @@ class _Builder:
 
     def step_close_moved(self) -> None:
         """As ``SigCasePageView.do_close``: close, then cancel the open tasks."""
-        case = SigCase.objects.get(pk=self.case.pk)
         with transaction.atomic():
-            case_services.close_case(
-                user=self.lead,
-                case=case,
-                purpose=PURPOSE,
+            case = self._on_case_page(
+                self.lead,
+                case_services.close_case,
                 reason=Case.CloseReason.MOVED,
                 note="Flyttat till annan kommun.",
-                expected_version=case.version,
             )
             process = SigProcess.objects.get(case=case)
             if process.finished is None:
@@ -454,15 +443,10 @@ def build_case(slot: Slot, *, index: int = 0) -> SigCase:
 
 def seed_sig_cases() -> int:
     """Create the SIG demo cases that do not exist yet; return how many were created."""
-    existing = set(
-        Person.objects.filter(pk__in=[person_id(s) for s in SLOTS]).values_list("pk", flat=True)
-    )
-    created = 0
-    for index, slot in enumerate(SLOTS):
-        if person_id(slot) not in existing:
-            build_case(slot, index=index)
-            created += 1
-    return created
+    new = demo.new_slots(SLOTS)
+    for index, slot in new:
+        build_case(slot, index=index)
+    return len(new)
 
 
 __all__ = [
@@ -470,6 +454,7 @@ __all__ = [
     "Slot",
     "build_case",
     "fire_review_timer",
+    "person_id",
     "seed_sig_cases",
     "start_case",
     "task_step",

@@ -27,8 +27,9 @@ from django.utils import timezone
 from casework.models import Action, Case, CaseMembership, Consent, Organisation, Person, User
 from casework.services import cases as case_services
 from workflows.common import demo
-from workflows.common.demo import Slot, person_id
+from workflows.common.demo import Slot
 from workflows.common.demo import person as _person
+from workflows.common.demo import person_id as person_id  # the tests key on it
 from workflows.common.nodes import review_time
 from workflows.sspf import meeting_services
 from workflows.sspf import services as sspf_services
@@ -103,13 +104,14 @@ def fire_follow_up_timer(case: SspfCase) -> None:
     demo.fire_timer(_open_task(case, SspfFlow.wait_for_review), review_time)
 
 
-class _Builder:
+class _Builder(demo.Builder):
     """Takes one demo case through its steps, as the task views would."""
 
+    purpose = PURPOSE
+
     def __init__(self, slot: Slot, users: dict[str, User], person: Person) -> None:
+        super().__init__(users, person)
         self.slot = slot
-        self.users = users
-        self.person = person
         self.sara = users[COORDINATOR]
         self.today = timezone.localdate()
         self.reach = ORDER.index(slot.target)
@@ -193,18 +195,13 @@ class _Builder:
             givers = [(Consent.Giver.GUARDIAN, g) for g in guardians[: 1 if waiting else None]]
             if not waiting:
                 givers.append((Consent.Giver.SELF, None))
-            for giver, guardian in givers:
-                case_services.record_consent(
-                    user=self.sara,
-                    case=case,
-                    purpose=PURPOSE,
-                    giver=giver,
-                    guardian=guardian,
-                    decision=Consent.Decision.GIVEN,
-                    form=Consent.Form.WRITTEN,
-                    organisations=parties,
-                    valid_until=self.today + datetime.timedelta(days=365),
-                )
+            self.give_consents(
+                self.sara,
+                case,
+                givers,
+                parties,
+                valid_until=self.today + datetime.timedelta(days=365),
+            )
             if waiting:
                 return
             self._run(case, "consents_given")
@@ -226,20 +223,23 @@ class _Builder:
     def network_meeting(self, case) -> None:
         with task_step(case, SspfFlow.network_meeting, self.sara) as activation:
             case = activation.process.case
-            for username, kind, note in (
-                (SCHOOL, Action.Kind.SCHOOL_SUPPORT, "Mentorssamtal varje vecka."),
-                (LEISURE, Action.Kind.LEISURE_ACTIVITY, "Plats i fotbollsgruppen på tisdagar."),
-            ):
-                sspf_services.add_sspf_action(
-                    user=self.sara,
-                    case=case,
-                    purpose=PURPOSE,
-                    kind=kind,
-                    status=Action.Status.PLANNED,
-                    date=self.today + datetime.timedelta(days=7),
-                    organisation=self.users[username].organisation,
-                    note=note,
-                )
+            self.plan_actions(
+                self.sara,
+                case,
+                [
+                    (
+                        self.users[SCHOOL].organisation,
+                        Action.Kind.SCHOOL_SUPPORT,
+                        "Mentorssamtal varje vecka.",
+                    ),
+                    (
+                        self.users[LEISURE].organisation,
+                        Action.Kind.LEISURE_ACTIVITY,
+                        "Plats i fotbollsgruppen på tisdagar.",
+                    ),
+                ],
+                service=sspf_services.add_sspf_action,
+            )
             case_services.update_case(
                 user=self.sara,
                 case=case,
@@ -287,13 +287,8 @@ def seed_sspf_cases() -> int:
     users = {
         u.username: u for u in User.objects.filter(username__in=[COORDINATOR, SCHOOL, LEISURE])
     }
-    existing = set(
-        Person.objects.filter(pk__in=[person_id(s) for s in SLOTS]).values_list("pk", flat=True)
-    )
     created = []
-    for index, slot in enumerate(SLOTS):
-        if person_id(slot) in existing:
-            continue
+    for index, slot in demo.new_slots(SLOTS):
         with transaction.atomic():
             created.append(build_case(slot, users, index=40 + index))
     if created and not AnonymisedDiscussion.objects.exists():
