@@ -60,15 +60,46 @@ def main() -> int:
         for module_name in args.only or MODULES:
             module = importlib.import_module(f"benchmarks.{module_name}")
             module.run(report)
+        # Written before the teardown, so that a failing teardown loses no figure.
+        (ROOT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     finally:
         from audit.services import stop_sealer
 
         stop_sealer()  # its connection would keep the test databases from being dropped
+        wait_until_alone()
         teardown_databases(old_config, verbosity=0)
         keys_dir.cleanup()
-
-    (ROOT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def wait_until_alone(timeout: float = 15.0) -> None:
+    """Close this process's connections, then wait (at most ``timeout`` seconds) until no
+    other session uses a test database.
+
+    The audit log's own alias (``audit``, for events that must outlive the caller's
+    transaction) is a second session on the main database, which Django's teardown does
+    not close: dropping the database failed with "database … is being accessed by other
+    users". A benchmark's gunicorn has exited when ``stop()`` returns, but PostgreSQL
+    ends its workers' sessions a moment later."""
+    from django.db import connections
+
+    connections.close_all()
+    deadline = time.monotonic() + timeout
+    for connection in connections.all():
+        with connection.cursor() as cursor:
+            while True:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                others = cursor.fetchone()[0]
+                if others == 0:
+                    break
+                if time.monotonic() > deadline:
+                    print(f"benchmarks: {others} other session(s) still open", file=sys.stderr)
+                    break
+                time.sleep(0.1)
+        connection.close()
 
 
 if __name__ == "__main__":
