@@ -297,6 +297,15 @@ def _lock_working(
     lock_in_state(notification, expected_version, state)
 
 
+def _take_up(
+    notification: CustomNotification, state: str, expected_version, *, check, user, purpose, what
+) -> None:
+    """A notification step's opening, inside its transaction: the role ``check`` (a
+    refusal is logged) and the row locked in ``state`` at the version the user saw."""
+    require_role(check, notification, user=user, purpose=purpose, what=what)
+    lock_in_state(notification, expected_version, state)
+
+
 def record_legal_assessment(
     *,
     user,
@@ -348,14 +357,15 @@ def approve_notification(
     purpose = require_purpose(purpose)
     message = clean_text(message, "message", limit=NOTE_LIMIT, required=True)
     with transaction.atomic():
-        require_role(
-            policy.coordinates_gvi,
+        _take_up(
             notification,
+            gvi.NotificationStatus.LEGAL_ASSESSMENT,
+            expected_version,
+            check=policy.coordinates_gvi,
             user=user,
             purpose=purpose,
             what="gvi:notification:approve",
         )
-        lock_in_state(notification, expected_version, gvi.NotificationStatus.LEGAL_ASSESSMENT)
         _seal_notification(notification, {"message": message})
         transition(user=user, obj=notification, name="approve", purpose=purpose, approved_by=user)
     return notification
@@ -438,14 +448,15 @@ def record_delivery(
         choice(programme, gvi.ReferralProgramme, "programme")
         reason = clean_text(reason, "reason", limit=REASON_LIMIT, required=True)
     with transaction.atomic():
-        require_role(
-            policy.gvi_police,
+        _take_up(
             notification,
+            gvi.NotificationStatus.SCHEDULED,
+            expected_version,
+            check=policy.gvi_police,
             user=user,
             purpose=purpose,
             what="gvi:notification:deliver",
         )
-        lock_in_state(notification, expected_version, gvi.NotificationStatus.SCHEDULED)
         _seal_notification(notification, {"offer_of_help": offer_of_help})
         _update(notification, response=response)
         transition(user=user, obj=notification, name="deliver", purpose=purpose)
