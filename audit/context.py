@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 # Set by the 403 handler (audit.views.permission_denied) so the middleware can
 # log why access was refused.
 DENIAL_REASON_ATTRIBUTE = "_audit_denial_reason"
+# Set by the API's authentication: the client (an organisation's system) the request
+# came through; every event of the request names it beside the acting person.
+API_CLIENT_ATTRIBUTE = "_audit_api_client"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,11 @@ class RequestContext:
         """The authenticated user of the request, or ``None``."""
         user = getattr(self.request, "user", None)
         return user if user is not None and user.is_authenticated else None
+
+    @property
+    def api_client(self) -> str:
+        """The API client the request came through (its name), or ``""``."""
+        return getattr(self.request, API_CLIENT_ATTRIBUTE, "")
 
 
 _NO_REQUEST = RequestContext()

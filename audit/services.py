@@ -292,6 +292,9 @@ def _build(
         raise ValueError(f"unknown audit outcome {outcome!r}")
     object_type, object_id = _describe(obj, object_type, object_id)
     request = context.current()
+    if request.api_client:
+        # Through the API: the organisation's system beside the person it acts for.
+        details = {**(details or {}), "api_client": request.api_client}
     authenticated = user is not None and getattr(user, "is_authenticated", False)
     return AccessEvent(
         occurred_at=timezone.now(),

@@ -51,6 +51,11 @@ class Programme:
     flow_viewsets: Callable[[], list] | None = None
     # Its pages under the case-work app (``arenden:…``), as URL patterns.
     casework_urls: Callable[[], list] | None = None
+    # Its case models (subclasses of ``casework.models.Case``, each with its ``status``),
+    # the main one first.
+    case_models: tuple[type, ...] = ()
+    # Its operations in the integration API (``/api/v1/<code>/…``), as URL patterns.
+    api_urls: Callable[[], list] | None = None
     # What its processes work on when it is not a case (the task lists' subject column).
     task_subjects: tuple[TaskSubject, ...] = ()
     # The case each of the given processes works on: {process id: case id}.
@@ -138,6 +143,23 @@ def casework_urls() -> list:
         if programme.casework_urls is not None
         for pattern in programme.casework_urls()
     ]
+
+
+def api_urls() -> list:
+    """Every programme's API operations, each under ``<programme code>/``."""
+    from django.urls import include, path
+
+    return [
+        path(f"{programme.code}/", include(programme.api_urls()))
+        for programme in registered()
+        if programme.api_urls is not None
+    ]
+
+
+def case_models(code: str) -> tuple[type, ...]:
+    """The case models of programme ``code``, the main one first (none: no such one)."""
+    programme = get(code)
+    return programme.case_models if programme is not None else ()
 
 
 def task_subjects() -> list[TaskSubject]:

@@ -521,3 +521,78 @@ SAMVERKAN = {
 DEMO_PERSONS = env.int("DEMO_PERSONS", default=300)
 # Whether `seed_demo` creates SIG demo cases in every state (off in tests unless asked).
 DEMO_SIG_CASES = env.bool("DEMO_SIG_CASES", default=True)
+
+# --- The integration API (docs/adr/0022-integration-api.md) ------------------
+
+# Before ``casework``, whose admin takes django-oauth-toolkit's models out of the admin
+# (clients are made with four eyes: casework/admin/api_clients.py).
+INSTALLED_APPS[INSTALLED_APPS.index("casework") : INSTALLED_APPS.index("casework")] = [
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "oauth2_provider",
+]
+# A shared cache keeps the API's rate limits across worker processes (redis://…); without
+# CACHE_URL each process counts on its own (development and tests).
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://samverkan")}
+
+# The scopes an API client may be granted (four eyes: casework.services.api_clients).
+API_SCOPES = {
+    "referrals:write": "Registrera remisser och orosanmälningar",
+    "cases:read": "Läsa status, nästa uppföljning och team för ärenden",
+    "actions:write": "Registrera polisens insatser i ärenden",
+    "gvi:write": "Registrera GVI-händelser och levererade personliga budskap",
+    "tasks:read": "Läsa den handlande personens uppgifter",
+    "tasks:write": "Slutföra den handlande personens beslutsuppgifter",
+    "statistics:read": "Läsa uppföljningsstatistiken",
+}
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER = {
+    # Short-lived tokens for organisation systems (client credentials); no refresh tokens.
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("API_TOKEN_SECONDS", default=600),
+    "SCOPES": API_SCOPES,
+    "DEFAULT_SCOPES": [],
+    # A client may ask only for the scopes granted to it with four eyes.
+    "SCOPES_BACKEND_CLASS": "casework.api.auth.GrantedScopes",
+    "OAUTH2_VALIDATOR_CLASS": "casework.api.auth.ClientValidator",
+    # Tokens are looked up by the client's own header only (no token in a query string).
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["casework.api.auth.ClientAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["casework.api.auth.ClientScopes"],
+    "DEFAULT_THROTTLE_CLASSES": ["casework.api.auth.ClientRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"client": env.str("API_RATE_LIMIT", default="1200/min")},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "casework.api.http.Pages",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "casework.api.problems.handle",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_VERSIONING_CLASS": None,
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Samverkan API",
+    "DESCRIPTION": (
+        "The integration API for the organisations' own case systems. Clients authenticate "
+        "with OAuth 2.0 client credentials (POST /api/v1/token/); a request names the "
+        "employee it acts for in the Samverkan-Acting-User header."
+    ),
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "casework.api.schema.link_new_cases",
+    ],
+}
+# How long a POST's answer is kept for a retry with the same Idempotency-Key.
+API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=24)

@@ -101,6 +101,9 @@ class AdminChangeRequest(models.Model):
         # and an identity linked to an account take effect only once approved.
         IDENTITY_PROVIDER = "identity_provider", _("Identity provider configuration")
         EXTERNAL_IDENTITY = "external_identity", _("Identity linked to an account")
+        # The integration API (docs/adr/0022-integration-api.md): a client system's
+        # organisation, scopes and rate limit take effect only once approved.
+        API_CLIENT = "api_client", _("API client and its scopes")
 
     class Decision(models.TextChoices):
         PENDING = "pending", _("Pending")

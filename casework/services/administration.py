@@ -45,6 +45,7 @@ from audit.services import Action, Outcome, record_event
 from casework import policy
 from casework.models import (
     AdminChangeRequest,
+    ApiClient,
     ExternalIdentity,
     IdentityProvider,
     LegalBasis,
@@ -219,7 +220,31 @@ def sso_approved(obj: IdentityProvider | ExternalIdentity) -> bool:
     return _digest(_target_state(kind, obj)) == obj.approved_digest
 
 
+# --- the integration API: what an approval covers (docs/adr/0022-integration-api.md) -----
+
+
+def api_client_state(client: ApiClient) -> dict[str, Any]:
+    """What decides what a client system may do: its organisation, scopes, rate limit and
+    OAuth application (all but its on/off switch); an approval covers exactly this."""
+    return {
+        "name": client.name,
+        "organisation": client.organisation_id,
+        "application": client.application_id,
+        "scopes": sorted(client.scope_set),
+        "rate_limit": client.rate_limit,
+    }
+
+
+def api_client_approved(client: ApiClient) -> bool:
+    """Is this client's configuration the one a second administrator approved?"""
+    return bool(client.approved_digest) and (
+        _digest(api_client_state(client)) == client.approved_digest
+    )
+
+
 def _target_state(kind: str, target) -> dict[str, Any]:
+    if kind == Kind.API_CLIENT:
+        return api_client_state(target)
     if kind == Kind.IDENTITY_PROVIDER:
         return identity_provider_state(target)
     if kind == Kind.EXTERNAL_IDENTITY:

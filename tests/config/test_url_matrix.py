@@ -433,6 +433,10 @@ BY_VIEW = {
 }
 BY_NAME = {
     "arenden:case": fill_case,
+    # The integration API: a session is no credential there (401 for every role); its own
+    # matrix of clients and acting persons is tests/api/test_authorization.py.
+    "api:case": fill_case,
+    "api:case_actions": fill_case,
     "arenden:sspf:meeting": fill_meeting,
     "gvi:group": _gvi("groups", "group_id"),
     "gvi:member": _gvi("members", "member_id"),

@@ -18,6 +18,7 @@ from workflows.defector.models import (
     FINAL_STATES,
     DefectorCase,
     DefectorProcess,
+    DefectorSupportCase,
     ThreatAssessment,
     adds_actions,
 )
@@ -66,6 +67,7 @@ def register() -> None:
                 ProgrammeFlowViewset(ThreatReviewFlow, icon="gpp_maybe"),
             ],
             casework_urls=casework_urls,
+            case_models=(DefectorCase, DefectorSupportCase),
             case_page_view=defector_views.DefectorCasePageView.as_view(),
             task_cases=programmes.process_cases(DefectorProcess),
             reminders=(

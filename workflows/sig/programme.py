@@ -10,6 +10,7 @@ from django.utils.translation import gettext
 from casework import policy, programmes
 from casework.models import Case, CaseMembership, Reminder
 from workflows.common.viewsets import ProgrammeFlowViewset
+from workflows.sig import api as sig_api
 from workflows.sig import demo as sig_demo
 from workflows.sig import statistics as sig_statistics
 from workflows.sig import views as sig_views
@@ -59,12 +60,14 @@ def register() -> None:
             menu_position=10,
             flow_viewsets=lambda: [ProgrammeFlowViewset(SigFlow, icon="groups")],
             casework_urls=casework_urls,
+            api_urls=sig_api.urls,
             task_cases=programmes.process_cases(SigProcess),
             reminders=(programmes.ReminderSource(Reminder.Kind.REVIEW_OVERDUE, due_reviews),),
             seed_demo=seed_demo,
             statistics=lambda: sig_statistics.STATISTICS,
             refer_linked=refer_linked,
             refer_from=refer_from,
+            case_models=(SigCase,),
             case_page_view=sig_views.SigCasePageView.as_view(),
             may_add_action=lambda user, case: (
                 not policy.is_police(user) or police_may_add_actions(case)

@@ -22,6 +22,7 @@ from casework.services.cases import (
     open_case,
     record_source,
 )
+from casework.services.persons import find_or_create_person
 from workflows.common.services import close_after_withdrawal
 from workflows.sig.models import POLICE_ACTION_STATES, SigCase, SigProcess, within_age_range
 
@@ -38,6 +39,37 @@ def refer(*, user, person, reason: str, purpose: str) -> SigCase:
     return open_case(
         user=user, purpose=purpose, case=case, reason_field="referral_reason", reason=reason
     )
+
+
+def register_referral(
+    *,
+    user,
+    purpose: str,
+    personnummer: str,
+    name: str,
+    area: str,
+    reason: str,
+    phone: str | None = None,
+    address: str | None = None,
+) -> SigCase:
+    """A referral from an organisation's own system (the integration API): find or
+    register the person, open the case and start the flow (the coordinators' screening
+    queue), all or nothing. As on the referral page, the referrer is not put on the team
+    and learns nothing of the register (ADR 0012)."""
+    with transaction.atomic():
+        person = find_or_create_person(
+            user=user,
+            purpose=purpose,
+            personnummer=personnummer,
+            name=name,
+            area=area,
+            phone=phone or None,
+            address=address or None,
+        )
+        case = refer(user=user, person=person, reason=reason, purpose=purpose)
+        _start_flow(case)
+        case.refresh_from_db(fields=["version"])
+    return case
 
 
 def _require_age_range(person) -> None:

@@ -13,7 +13,7 @@ from workflows.sspf import overview_views
 from workflows.sspf import statistics as sspf_statistics
 from workflows.sspf import views as sspf_views
 from workflows.sspf.flow import SspfFlow
-from workflows.sspf.models import PoliceParticipation, SspfProcess
+from workflows.sspf.models import PoliceParticipation, SspfCase, SspfProcess
 from workflows.sspf.services import may_add_action
 
 
@@ -40,6 +40,7 @@ def register() -> None:
             menu_position=30,
             flow_viewsets=lambda: [ProgrammeFlowViewset(SspfFlow, icon="school")],
             casework_urls=casework_urls,
+            case_models=(SspfCase,),
             case_page_view=sspf_views.SspfCasePageView.as_view(),
             task_cases=programmes.process_cases(SspfProcess),
             seed_demo=lambda stdout: sspf_demo.seed_sspf_cases(),

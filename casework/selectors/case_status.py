@@ -1,0 +1,107 @@
+"""A case's status, next review date and team: the integration API's reading of a case.
+
+The same rules as the case page (``casework.selectors.cases.get_case_page``): access is
+decided by ``casework.policy.case_access`` (team, coordinator, break-the-glass, consent
+and legal basis), a refusal is an ``ACCESS_DENIED`` event and :class:`CaseNotFound` (a
+guessed id learns nothing), and the reading is a ``CONSULT`` event naming the parts
+read, with a ``DISCLOSE`` event when another organisation's user reads it. Nothing
+here is decrypted: the status, dates and team are plain columns.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.services import Action as AuditAction
+from audit.services import record_events
+from casework import policy, programmes
+from casework.models import Case, CaseMembership
+from casework.selectors.cases import CaseNotFound, deny_reading
+from casework.selectors.persons import require_purpose
+
+# What a status reading shows, as the access log names it.
+STATUS_FIELDS = ["case.status", "case.review_date", "case.team"]
+
+
+@dataclass(frozen=True)
+class CaseStatus:
+    case: Case
+    status: str
+    status_label: str
+    review_date: datetime.date | None
+    team: list[CaseMembership]
+
+
+def find_case(case_id: uuid.UUID | str) -> Case | None:
+    """The programme case (its own model, with ``status``) with this id, or ``None``."""
+    code = Case.objects.filter(pk=case_id).values_list("programme", flat=True).first()
+    for model in programmes.case_models(code) if code else ():
+        case = (
+            model.objects.select_related("person", "owner_organisation").filter(pk=case_id).first()
+        )
+        if case is not None:
+            return case
+    return None
+
+
+def current_team(case: Case, *, now: datetime.datetime | None = None) -> list[CaseMembership]:
+    now = now or timezone.now()
+    return list(
+        case.memberships.filter(valid_from__lte=now)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
+        .select_related("user", "user__organisation")
+        .order_by("role", "valid_from")
+    )
+
+
+def get_case_status(*, user, purpose: str, case_id: uuid.UUID | str) -> CaseStatus:
+    """The status, next review date and team of a case ``user`` may see, logged as a
+    reading; :class:`CaseNotFound` (after a denial event where the case exists)."""
+    purpose = require_purpose(purpose)
+    case = find_case(case_id)
+    if case is None:
+        raise CaseNotFound()
+    team = current_team(case)
+    policy.remember_team(case, team)
+    access = policy.case_access(user, case)
+    if not access:
+        raise deny_reading(
+            user=user, case=case, purpose=purpose, reason=access.denial, what="case:status"
+        )
+
+    def entry(action, details):
+        return {
+            "action": action,
+            "user": user,
+            "obj": case,
+            "person_id": case.person_id,
+            "fields": STATUS_FIELDS,
+            "purpose": purpose,
+            "legal_basis": access.legal_basis,
+            "details": details,
+        }
+
+    log = [entry(AuditAction.CONSULT, {"via": access.via})]
+    if access.legal_basis:
+        log.append(
+            entry(
+                AuditAction.DISCLOSE,
+                {
+                    "from_organisation": case.owner_organisation_id,
+                    "to_organisation": user.organisation_id,
+                },
+            )
+        )
+    record_events(*log)
+    return CaseStatus(
+        case=case,
+        status=case.status,
+        status_label=str(case.get_status_display()),
+        review_date=case.review_date,
+        team=team,
+    )
