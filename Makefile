@@ -46,9 +46,12 @@ tests/oidc/node_modules/.package-lock.json: tests/oidc/package-lock.json
 oidc-provider: tests/oidc/node_modules/.package-lock.json
 
 # The import contracts (pyproject.toml [tool.importlinter]) first: the core never imports a programme.
+# The suite runs on every core (pytest-xdist; each worker has its own test databases);
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 test: messages oidc-provider
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(VENV)/bin/ruff check .
