@@ -101,6 +101,21 @@ def buttons(obj, *links: tuple[str, Any]):
     )
 
 
+def approval_cell(obj, approved: bool, url_name: str):
+    """An object's approval: approved, or not in use with a button to request approval (a
+    dash on a form for a new object)."""
+    if obj is None or obj.pk is None:
+        return NONE
+    if approved:
+        return _("Approved by a second administrator")
+    return format_html(
+        '{} <a class="button" href="{}">{}</a>',
+        _("Not in use: waits for a second administrator's approval."),
+        reverse(f"admin:{url_name}", args=[obj.pk]),
+        _("Request approval"),
+    )
+
+
 class RequestPages:
     """A model admin with request pages: :meth:`request_pages` lists them as
     (route, view, URL name), served before the model admin's own URLs."""

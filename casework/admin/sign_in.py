@@ -13,16 +13,14 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
-from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
 from casework.admin.four_eyes import (
-    NONE,
     Kind,
     ReasonForm,
     RequestPages,
+    approval_cell,
     posted,
     request_page,
     requested_object,
@@ -54,16 +52,8 @@ class SsoAdmin(RequestPages, admin.ModelAdmin):
 
     @admin.display(description=_("Approval"))
     def approval(self, obj):
-        if obj is None or obj.pk is None:
-            return NONE
-        if administration.sso_approved(obj):
-            return _("Approved by a second administrator")
-        return format_html(
-            '{} <a class="button" href="{}">{}</a>',
-            _("Not in use: waits for a second administrator's approval."),
-            reverse(f"admin:{self.sso_url_name}", args=[obj.pk]),
-            _("Request approval"),
-        )
+        approved = obj is not None and obj.pk is not None and administration.sso_approved(obj)
+        return approval_cell(obj, approved, self.sso_url_name)
 
     def request_pages(self):
         return [
