@@ -33,13 +33,10 @@ from casework import policy
 from casework.admin.four_eyes import (
     NONE,
     Kind,
-    ReasonForm,
     RequestPages,
     approval_cell,
     buttons,
-    posted,
-    request_page,
-    requested_object,
+    reason_request_page,
 )
 from casework.forms import put_errors
 from casework.models import ApiClient
@@ -213,16 +210,15 @@ class ApiClientAdmin(RequestPages, admin.ModelAdmin):
         ]
 
     def request_approval_view(self, request, object_id):
-        client = requested_object(self, request, object_id, Kind.API_CLIENT)
-        return request_page(
+        return reason_request_page(
             self,
             request,
-            form=ReasonForm(posted(request)),
-            submit=lambda data: api_clients.request_approval(
-                user=request.user, client=client, reason=data["reason"]
+            object_id,
+            Kind.API_CLIENT,
+            submit=lambda user, obj, reason: api_clients.request_approval(
+                user=user, client=obj, reason=reason
             ),
             title=_("Request approval of an API client"),
-            obj=client,
             intro=_(
                 "A client system acts for the people of its organisation as far as its "
                 "scopes reach. Its configuration as it is now is used when another "
@@ -232,16 +228,15 @@ class ApiClientAdmin(RequestPages, admin.ModelAdmin):
         )
 
     def request_secret_view(self, request, object_id):
-        client = requested_object(self, request, object_id, Kind.API_CLIENT)
-        return request_page(
+        return reason_request_page(
             self,
             request,
-            form=ReasonForm(posted(request)),
-            submit=lambda data: api_clients.request_new_secret(
-                user=request.user, client=client, reason=data["reason"]
+            object_id,
+            Kind.API_CLIENT,
+            submit=lambda user, obj, reason: api_clients.request_new_secret(
+                user=user, client=obj, reason=reason
             ),
             title=_("Request a new secret for an API client"),
-            obj=client,
             intro=_(
                 "When another administrator approves, the client gets a new secret, shown "
                 "once to that administrator, and the old secret and its tokens stop working. "

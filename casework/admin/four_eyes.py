@@ -86,6 +86,23 @@ def request_page(
     )
 
 
+def reason_request_page(
+    model_admin, request, object_id, kind: str, *, submit: Callable, title, intro
+):
+    """The request page of an object that asks for a reason only: on a valid post
+    ``submit(user=…, obj=…, reason=…)`` records the request."""
+    obj = requested_object(model_admin, request, object_id, kind)
+    return request_page(
+        model_admin,
+        request,
+        form=ReasonForm(posted(request)),
+        submit=lambda data: submit(user=request.user, obj=obj, reason=data["reason"]),
+        title=title,
+        obj=obj,
+        intro=intro,
+    )
+
+
 def buttons(obj, *links: tuple[str, Any]):
     """Links styled as buttons to an object's request pages ({URL name: label}), or a dash
     on a form for a new object."""

@@ -18,12 +18,9 @@ from django.utils.translation import gettext_lazy as _
 from casework import policy
 from casework.admin.four_eyes import (
     Kind,
-    ReasonForm,
     RequestPages,
     approval_cell,
-    posted,
-    request_page,
-    requested_object,
+    reason_request_page,
 )
 from casework.models import ExternalIdentity, IdentityProvider, IdentityProviderOrganisation, User
 from casework.services import administration, signin, sso
@@ -61,14 +58,13 @@ class SsoAdmin(RequestPages, admin.ModelAdmin):
         ]
 
     def request_approval_view(self, request, object_id):
-        obj = requested_object(self, request, object_id, self.sso_kind)
-        return request_page(
+        return reason_request_page(
             self,
             request,
-            form=ReasonForm(posted(request)),
-            submit=lambda data: self.request_approval(request.user, obj, data["reason"]),
+            object_id,
+            self.sso_kind,
+            submit=lambda user, obj, reason: self.request_approval(user, obj, reason),
             title=_("Request approval for single sign-on"),
-            obj=obj,
             intro=_(
                 "Who may sign in as whom is decided here. The configuration as it is now "
                 "is used for sign-in when another administrator approves it; any later "
