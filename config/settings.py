@@ -521,6 +521,10 @@ SAMVERKAN = {
 DEMO_PERSONS = env.int("DEMO_PERSONS", default=300)
 # Whether `seed_demo` creates SIG demo cases in every state (off in tests unless asked).
 DEMO_SIG_CASES = env.bool("DEMO_SIG_CASES", default=True)
+# Whether `seed_demo` makes one approved API client per main organisation (client ids
+# demo-socialtjanst and demo-polisen), and their known secret.
+DEMO_API_CLIENTS = env.bool("DEMO_API_CLIENTS", default=True)
+DEMO_API_SECRET = env.str("DEMO_API_SECRET", default="samverkan-demo-api")
 
 # --- The integration API (docs/adr/0022-integration-api.md) ------------------
 

@@ -84,9 +84,10 @@ def _no_remembered_data_keys():
 @pytest.fixture(autouse=True)
 def _no_demo_persons(settings):
     """``seed_demo`` registers no persons and no SIG cases unless a test asks for them
-    (they need the key store)."""
+    (they need the key store), and no demo API clients (their change requests)."""
     settings.DEMO_PERSONS = 0
     settings.DEMO_SIG_CASES = False
+    settings.DEMO_API_CLIENTS = False
 
 
 @pytest.fixture

@@ -107,7 +107,7 @@ class AdminChangeRequestAdmin(admin.ModelAdmin):
                     put_errors(form, error)
                     status = 400
                 else:
-                    if approval is None or not approval.link:
+                    if approval is None or not (approval.link or approval.secret):
                         messages.success(request, _("The decision is recorded."))
                         return HttpResponseRedirect(request.path)
                     change_request.refresh_from_db()
@@ -133,6 +133,6 @@ class AdminChangeRequestAdmin(admin.ModelAdmin):
         response = TemplateResponse(
             request, "admin/casework/four_eyes_decide.html", context, status=status
         )
-        if approval is not None and approval.link:
+        if approval is not None and (approval.link or approval.secret):
             response["Cache-Control"] = "no-store"
         return response

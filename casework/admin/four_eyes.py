@@ -86,6 +86,23 @@ def request_page(
     )
 
 
+def reason_request_page(
+    model_admin, request, object_id, kind: str, *, submit: Callable, title, intro
+):
+    """The request page of an object that asks for a reason only: on a valid post
+    ``submit(user=…, obj=…, reason=…)`` records the request."""
+    obj = requested_object(model_admin, request, object_id, kind)
+    return request_page(
+        model_admin,
+        request,
+        form=ReasonForm(posted(request)),
+        submit=lambda data: submit(user=request.user, obj=obj, reason=data["reason"]),
+        title=title,
+        obj=obj,
+        intro=intro,
+    )
+
+
 def buttons(obj, *links: tuple[str, Any]):
     """Links styled as buttons to an object's request pages ({URL name: label}), or a dash
     on a form for a new object."""
@@ -98,6 +115,21 @@ def buttons(obj, *links: tuple[str, Any]):
             for url_name, label in links
             for part in (reverse(f"admin:{url_name}", args=[obj.pk]), label)
         ),
+    )
+
+
+def approval_cell(obj, approved: bool, url_name: str):
+    """An object's approval: approved, or not in use with a button to request approval (a
+    dash on a form for a new object)."""
+    if obj is None or obj.pk is None:
+        return NONE
+    if approved:
+        return _("Approved by a second administrator")
+    return format_html(
+        '{} <a class="button" href="{}">{}</a>',
+        _("Not in use: waits for a second administrator's approval."),
+        reverse(f"admin:{url_name}", args=[obj.pk]),
+        _("Request approval"),
     )
 
 

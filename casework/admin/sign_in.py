@@ -13,19 +13,14 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
-from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
 from casework.admin.four_eyes import (
-    NONE,
     Kind,
-    ReasonForm,
     RequestPages,
-    posted,
-    request_page,
-    requested_object,
+    approval_cell,
+    reason_request_page,
 )
 from casework.models import ExternalIdentity, IdentityProvider, IdentityProviderOrganisation, User
 from casework.services import administration, signin, sso
@@ -54,16 +49,8 @@ class SsoAdmin(RequestPages, admin.ModelAdmin):
 
     @admin.display(description=_("Approval"))
     def approval(self, obj):
-        if obj is None or obj.pk is None:
-            return NONE
-        if administration.sso_approved(obj):
-            return _("Approved by a second administrator")
-        return format_html(
-            '{} <a class="button" href="{}">{}</a>',
-            _("Not in use: waits for a second administrator's approval."),
-            reverse(f"admin:{self.sso_url_name}", args=[obj.pk]),
-            _("Request approval"),
-        )
+        approved = obj is not None and obj.pk is not None and administration.sso_approved(obj)
+        return approval_cell(obj, approved, self.sso_url_name)
 
     def request_pages(self):
         return [
@@ -71,14 +58,13 @@ class SsoAdmin(RequestPages, admin.ModelAdmin):
         ]
 
     def request_approval_view(self, request, object_id):
-        obj = requested_object(self, request, object_id, self.sso_kind)
-        return request_page(
+        return reason_request_page(
             self,
             request,
-            form=ReasonForm(posted(request)),
-            submit=lambda data: self.request_approval(request.user, obj, data["reason"]),
+            object_id,
+            self.sso_kind,
+            submit=lambda user, obj, reason: self.request_approval(user, obj, reason),
             title=_("Request approval for single sign-on"),
-            obj=obj,
             intro=_(
                 "Who may sign in as whom is decided here. The configuration as it is now "
                 "is used for sign-in when another administrator approves it; any later "

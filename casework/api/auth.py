@@ -30,7 +30,7 @@ from rest_framework import authentication, exceptions, permissions, throttling
 from audit.context import API_CLIENT_ATTRIBUTE
 from casework import policy
 from casework.models import ApiClient, User
-from casework.services.administration import api_client_approved
+from casework.services.api_clients import api_client_approved
 
 ACTING_USER_HEADER = "Samverkan-Acting-User"
 

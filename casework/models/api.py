@@ -19,9 +19,11 @@ from casework.models.accounts import Organisation
 class ApiClient(models.Model):
     """An organisation's system that calls the API.
 
-    Used only while its configuration (organisation, scopes, active) is the one a second
-    administrator approved (``approved_digest``, written only by
-    ``casework.services.api_clients``), as for identity providers (ADR 0014).
+    Used only while active and while its configuration (name, organisation, scopes, rate
+    limit, application: ``casework.services.api_credentials.api_client_state``) is the one a
+    second administrator approved (``approved_digest``, written only by the four-eyes
+    approval and, for fewer scopes, ``casework.services.api_clients``), as for identity
+    providers (ADR 0014).
     """
 
     name = models.CharField(_("name"), max_length=100, unique=True)

@@ -84,6 +84,8 @@ _CHANGE_REQUEST_PERMISSIONS = {
     # Single sign-on (docs/adr/0018-single-sign-on.md).
     "identity_provider": "casework.change_identityprovider",
     "external_identity": "casework.change_externalidentity",
+    # The integration API's client systems (docs/adr/0022-integration-api.md).
+    "api_client": "casework.change_apiclient",
 }
 
 

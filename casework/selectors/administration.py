@@ -76,6 +76,15 @@ def describe_change(change_request: AdminChangeRequest) -> list[tuple[str, str]]
         rows.append((str(_("Account")), str(change.get("account", NONE))))
         rows.append((str(_("Identity provider")), str(change.get("provider", NONE))))
         rows.append((str(_("Identity at the provider")), str(change.get("subject", NONE))))
+    elif kind == Kind.API_CLIENT:  # the integration API (ADR 0022)
+        rows.append((str(_("API client")), str(change.get("name", NONE))))
+        if change.get("action") == "new_secret":
+            rows.append((str(_("Change")), str(_("A new secret (the old one stops working)"))))
+        else:
+            rows.append((str(_("Organisation")), str(change.get("organisation", NONE))))
+            rows.append((str(_("Scopes")), _value(change.get("scopes"))))
+            rows.append((str(_("Rate limit")), change.get("rate_limit") or str(_("Default"))))
+            rows.append((str(_("New client")), _value(bool(change.get("new")))))
     return rows
 
 

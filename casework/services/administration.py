@@ -19,6 +19,10 @@ Passwords: an administrator never sets another user's password. An approved
 user sets their own; it is e-mailed to the account's address when e-mail is
 configured, otherwise shown once to the approving administrator — never to the
 one who asked (docs/adr/0014-four-eyes-on-power.md).
+
+Identity providers and linked identities (ADR 0018) and the integration API's clients
+(``casework.services.api_clients``) are used only in the state a second administrator
+approved; a client's secret is made at approval and shown once, to the approver.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from casework.models import (
     Organisation,
     User,
 )
+from casework.services import api_credentials
 
 Kind = AdminChangeRequest.Kind
 Decision = AdminChangeRequest.Decision
@@ -84,6 +89,7 @@ _TARGET_TYPES = {
     Kind.ORGANISATION_KIND: "casework.organisation",
     Kind.IDENTITY_PROVIDER: "casework.identityprovider",
     Kind.EXTERNAL_IDENTITY: "casework.externalidentity",
+    Kind.API_CLIENT: "casework.apiclient",
 }
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
 
@@ -104,17 +110,20 @@ set_password_tokens = SetPasswordTokenGenerator()
 
 @dataclass(frozen=True)
 class Approval:
-    """What an approval did; ``link`` is set only when the approver must hand it over."""
+    """What an approval did; ``link`` (a set-password link) or ``secret`` (an API client's
+    new secret, with its ``client_id``) is set only when the approver must hand it over."""
 
     request: AdminChangeRequest
     link: str = ""
     emailed: bool = False
+    secret: str = ""
+    client_id: str = ""
 
 
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _reason(value: str, *, message: str) -> str:
+def clean_reason(value: str, *, message: str) -> str:
     text = (value or "").strip()
     if not text:
         raise ValidationError(message, code="reason_required")
@@ -126,7 +135,9 @@ def _reason(value: str, *, message: str) -> str:
     return text
 
 
-def _require(user, kind: str, *, decide: bool = False) -> None:
+def require_right(user, kind: str, *, decide: bool = False) -> None:
+    """Refuse (a denied-access event, then ``PermissionDenied``) a user who may not request,
+    or with ``decide`` decide, a change request of ``kind``."""
     allowed = (
         policy.can_decide_admin_change(user, kind)
         if decide
@@ -144,7 +155,7 @@ def _require(user, kind: str, *, decide: bool = False) -> None:
         raise PermissionDenied(_("You may not make or decide this kind of change request."))
 
 
-def _digest(state: dict[str, Any]) -> str:
+def state_digest(state: dict[str, Any]) -> str:
     """A keyed digest of a target's state: compared, never shown, holds no value."""
     canonical = json.dumps(state, sort_keys=True, default=str, ensure_ascii=False)
     return salted_hmac("casework.four_eyes.target", canonical, algorithm="sha256").hexdigest()
@@ -217,34 +228,12 @@ def sso_approved(obj: IdentityProvider | ExternalIdentity) -> bool:
     if not obj.approved_digest:
         return False
     kind = Kind.IDENTITY_PROVIDER if isinstance(obj, IdentityProvider) else Kind.EXTERNAL_IDENTITY
-    return _digest(_target_state(kind, obj)) == obj.approved_digest
-
-
-# --- the integration API: what an approval covers (docs/adr/0022-integration-api.md) -----
-
-
-def api_client_state(client: ApiClient) -> dict[str, Any]:
-    """What decides what a client system may do: its organisation, scopes, rate limit and
-    OAuth application (all but its on/off switch); an approval covers exactly this."""
-    return {
-        "name": client.name,
-        "organisation": client.organisation_id,
-        "application": client.application_id,
-        "scopes": sorted(client.scope_set),
-        "rate_limit": client.rate_limit,
-    }
-
-
-def api_client_approved(client: ApiClient) -> bool:
-    """Is this client's configuration the one a second administrator approved?"""
-    return bool(client.approved_digest) and (
-        _digest(api_client_state(client)) == client.approved_digest
-    )
+    return state_digest(_target_state(kind, obj)) == obj.approved_digest
 
 
 def _target_state(kind: str, target) -> dict[str, Any]:
     if kind == Kind.API_CLIENT:
-        return api_client_state(target)
+        return api_credentials.api_client_state(target)
     if kind == Kind.IDENTITY_PROVIDER:
         return identity_provider_state(target)
     if kind == Kind.EXTERNAL_IDENTITY:
@@ -274,13 +263,15 @@ def _event(user, change_request: AdminChangeRequest, step: str, **details: Any) 
     )
 
 
-def _create(*, user, kind: str, target, change: dict[str, Any], reason: str):
+def create_request(*, user, kind: str, target, change: dict[str, Any], reason: str):
+    """Record a request for a change of ``target`` (its state's digest, to refuse it when
+    stale) and its access-log event; the caller checked the right and the reason."""
     change_request = AdminChangeRequest.objects.create(
         kind=kind,
         target_type=_TARGET_TYPES[kind],
         target_id=str(target.pk) if target is not None else "",
         change=change,
-        target_digest=_digest(_target_state(kind, target)),
+        target_digest=state_digest(_target_state(kind, target)),
         reason=reason,
         requested_by=user,
     )
@@ -313,12 +304,12 @@ def _not_own_account(user, target: User, message: str) -> None:
 
 def request_role_grant(*, user, target: User, group: Group, reason: str) -> AdminChangeRequest:
     """Ask for ``group`` to be added to ``target``'s roles."""
-    _require(user, Kind.GRANT_ROLE)
-    reason = _reason(reason, message=_("Give a reason for the request."))
+    require_right(user, Kind.GRANT_ROLE)
+    reason = clean_reason(reason, message=_("Give a reason for the request."))
     _not_own_account(user, target, _("You cannot request a role for your own account."))
     with transaction.atomic():
         _check_grant(target, group)
-        return _create(
+        return create_request(
             user=user,
             kind=Kind.GRANT_ROLE,
             target=target,
@@ -329,8 +320,8 @@ def request_role_grant(*, user, target: User, group: Group, reason: str) -> Admi
 
 def request_password_link(*, user, target: User, reason: str) -> AdminChangeRequest:
     """Ask for a set-password link for ``target`` (the user sets their own password)."""
-    _require(user, Kind.PASSWORD_LINK)
-    reason = _reason(reason, message=_("Give a reason for the request."))
+    require_right(user, Kind.PASSWORD_LINK)
+    reason = clean_reason(reason, message=_("Give a reason for the request."))
     _not_own_account(user, target, _("Change your own password under “Change password”, not here."))
     if target.is_superuser:
         raise ValidationError(_("A superuser account cannot be changed here."), code="superuser")
@@ -340,7 +331,9 @@ def request_password_link(*, user, target: User, reason: str) -> AdminChangeRequ
             code="inactive",
         )
     with transaction.atomic():
-        return _create(user=user, kind=Kind.PASSWORD_LINK, target=target, change={}, reason=reason)
+        return create_request(
+            user=user, kind=Kind.PASSWORD_LINK, target=target, change={}, reason=reason
+        )
 
 
 def clean_legal_basis_values(values: dict[str, Any], *, basis: LegalBasis | None) -> dict:
@@ -394,8 +387,8 @@ def request_legal_basis(
     *, user, basis: LegalBasis | None, values: dict[str, Any], reason: str
 ) -> AdminChangeRequest:
     """Ask for a new legal basis (``basis=None``) or a change of ``basis``."""
-    _require(user, Kind.LEGAL_BASIS)
-    reason = _reason(reason, message=_("Give a reason for the request."))
+    require_right(user, Kind.LEGAL_BASIS)
+    reason = clean_reason(reason, message=_("Give a reason for the request."))
     values = clean_legal_basis_values(values, basis=basis)
     if basis is None:
         change: dict[str, Any] = {"new": True, "values": values}
@@ -410,21 +403,23 @@ def request_legal_basis(
             raise ValidationError(_("The request changes nothing."), code="no_change")
         change = {"new": False, "code": basis.code, "fields": fields}
     with transaction.atomic():
-        return _create(user=user, kind=Kind.LEGAL_BASIS, target=basis, change=change, reason=reason)
+        return create_request(
+            user=user, kind=Kind.LEGAL_BASIS, target=basis, change=change, reason=reason
+        )
 
 
 def request_organisation_kind(
     *, user, organisation: Organisation, kind: str, reason: str
 ) -> AdminChangeRequest:
     """Ask for ``organisation`` to become an organisation of type ``kind``."""
-    _require(user, Kind.ORGANISATION_KIND)
-    reason = _reason(reason, message=_("Give a reason for the request."))
+    require_right(user, Kind.ORGANISATION_KIND)
+    reason = clean_reason(reason, message=_("Give a reason for the request."))
     if kind not in Organisation.Kind.values:
         raise ValidationError({"kind": _("Choose a valid organisation type.")})
     if kind == organisation.kind:
         raise ValidationError(_("The request changes nothing."), code="no_change")
     with transaction.atomic():
-        return _create(
+        return create_request(
             user=user,
             kind=Kind.ORGANISATION_KIND,
             target=organisation,
@@ -437,8 +432,8 @@ def request_identity_provider(
     *, user, provider: IdentityProvider, reason: str
 ) -> AdminChangeRequest:
     """Ask a second administrator to approve ``provider``'s configuration as it is now."""
-    _require(user, Kind.IDENTITY_PROVIDER)
-    reason = _reason(reason, message=_("Give a reason for the request."))
+    require_right(user, Kind.IDENTITY_PROVIDER)
+    reason = clean_reason(reason, message=_("Give a reason for the request."))
     with transaction.atomic():
         if sso_approved(provider):
             raise ValidationError(_("The request changes nothing."), code="no_change")
@@ -455,7 +450,7 @@ def request_identity_provider(
                 for organisation, acr in state["organisations"]
             ],
         }
-        return _create(
+        return create_request(
             user=user, kind=Kind.IDENTITY_PROVIDER, target=provider, change=change, reason=reason
         )
 
@@ -464,8 +459,8 @@ def request_external_identity(
     *, user, identity: ExternalIdentity, reason: str
 ) -> AdminChangeRequest:
     """Ask a second administrator to approve the link of an identity to an account."""
-    _require(user, Kind.EXTERNAL_IDENTITY)
-    reason = _reason(reason, message=_("Give a reason for the request."))
+    require_right(user, Kind.EXTERNAL_IDENTITY)
+    reason = clean_reason(reason, message=_("Give a reason for the request."))
     _not_own_account(user, identity.user, _("You cannot request a link for your own account."))
     if identity.user.is_superuser:
         raise ValidationError(_("A superuser account cannot be changed here."), code="superuser")
@@ -478,7 +473,7 @@ def request_external_identity(
             "provider": identity.provider.slug,
             "subject": identity.subject,
         }
-        return _create(
+        return create_request(
             user=user, kind=Kind.EXTERNAL_IDENTITY, target=identity, change=change, reason=reason
         )
 
@@ -501,7 +496,7 @@ def _refuse_unless_may_decide(*, user, request_id) -> None:
     checked before the decision's transaction so that their denied-access event
     commits at once, whatever happens next."""
     change_request = _get(request_id)
-    _require(user, change_request.kind, decide=True)
+    require_right(user, change_request.kind, decide=True)
     if change_request.requested_by_id == user.pk:
         record_event(
             action=Action.ACCESS_DENIED,
@@ -544,6 +539,7 @@ def _locked_target(change_request: AdminChangeRequest):
         "casework.organisation": Organisation,
         "casework.identityprovider": IdentityProvider,
         "casework.externalidentity": ExternalIdentity,
+        "casework.apiclient": ApiClient,
     }[change_request.target_type]
     if not change_request.target_id:
         return None
@@ -553,7 +549,8 @@ def _locked_target(change_request: AdminChangeRequest):
     return target
 
 
-def _apply(user, change_request: AdminChangeRequest, target) -> None:
+def _apply(user, change_request: AdminChangeRequest, target) -> str:
+    """Apply an approved request; returns an API client's new secret, else ""."""
     kind = change_request.kind
     change = change_request.change
     if kind == Kind.GRANT_ROLE:
@@ -599,6 +596,14 @@ def _apply(user, change_request: AdminChangeRequest, target) -> None:
         # The digest checked just before: exactly the configuration that was asked for.
         target.approved_digest = change_request.target_digest
         target.save(update_fields=["approved_digest"])
+    elif kind == Kind.API_CLIENT and change.get("action") == "new_secret":
+        return api_credentials.replace_secret(target)  # the old one and its tokens stop
+    elif kind == Kind.API_CLIENT:  # a new client gets its application and first secret
+        secret = "" if target.application_id else api_credentials.issue_application(target)
+        target.approved_digest = state_digest(api_credentials.api_client_state(target))
+        target.save(update_fields=["approved_digest"])
+        return secret
+    return ""
 
 
 def approve(*, user, request_id, reason: str = "") -> Approval:
@@ -613,9 +618,9 @@ def approve(*, user, request_id, reason: str = "") -> Approval:
     with transaction.atomic():
         change_request = _pending_for_decision(user=user, request_id=request_id)
         target = _locked_target(change_request)
-        if _digest(_target_state(change_request.kind, target)) != change_request.target_digest:
+        if state_digest(_target_state(change_request.kind, target)) != change_request.target_digest:
             raise _stale()
-        _apply(user, change_request, target)
+        secret = _apply(user, change_request, target)
         now = timezone.now()
         change_request.decision = Decision.APPROVED
         change_request.decided_by = user
@@ -626,7 +631,11 @@ def approve(*, user, request_id, reason: str = "") -> Approval:
         emailed = bool(
             change_request.kind == Kind.PASSWORD_LINK and settings.EMAIL_ENABLED and target.email
         )
-        _event(user, change_request, "approve", link_delivery="email" if emailed else "approver")
+        delivery = {"secret_to": "approver"} if secret else {}
+        delivery["link_delivery"] = "email" if emailed else "approver"
+        _event(user, change_request, "approve", **delivery)
+    if secret:
+        return Approval(change_request, secret=secret, client_id=target.application.client_id)
     if change_request.kind != Kind.PASSWORD_LINK:
         return Approval(change_request)
     link = set_password_link(target)
@@ -667,7 +676,7 @@ def _send_link(user: User, link: str) -> None:
 
 def reject(*, user, request_id, reason: str) -> AdminChangeRequest:
     """Reject a pending request (not one's own) with a reason; nothing is applied."""
-    reason = _reason(reason, message=_("Give a reason for rejecting the request."))
+    reason = clean_reason(reason, message=_("Give a reason for rejecting the request."))
     _refuse_unless_may_decide(user=user, request_id=request_id)
     with transaction.atomic():
         change_request = _pending_for_decision(user=user, request_id=request_id)

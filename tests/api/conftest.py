@@ -10,8 +10,8 @@ import pytest
 from django.conf import settings
 from oauth2_provider.models import Application
 
-from casework.models import ApiClient, Organisation
-from casework.services import administration
+from casework.models import ApiClient, Organisation, User
+from casework.services import administration, api_clients
 
 ALL_SCOPES = tuple(settings.API_SCOPES)
 _names = itertools.count(1)
@@ -21,7 +21,9 @@ def make_client(
     organisation: Organisation, scopes=ALL_SCOPES, *, approved: bool = True, rate_limit: str = ""
 ) -> tuple[ApiClient, str, str]:
     """An API client of ``organisation`` with an OAuth application; returns the client,
-    its client id and its secret (known only here: the database keeps a hash)."""
+    its client id and its secret (known only here: the database keeps a hash). Approved
+    (``approved``) as in production: adam.admin asks, berit.admin approves (the demo's
+    administrators: the ``demo`` fixture)."""
     secret = uuid.uuid4().hex
     application = Application.objects.create(
         name=f"test-client-{next(_names)}",
@@ -38,8 +40,13 @@ def make_client(
         rate_limit=rate_limit,
     )
     if approved:
-        client.approved_digest = administration._digest(administration.api_client_state(client))
-        client.save(update_fields=["approved_digest"])
+        change_request = api_clients.request_approval(
+            user=User.objects.get(username="adam.admin"), client=client, reason="Testklient"
+        )
+        administration.approve(
+            user=User.objects.get(username="berit.admin"), request_id=change_request.pk
+        )
+        client.refresh_from_db()
     return client, application.client_id, secret
 
 

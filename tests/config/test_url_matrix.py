@@ -450,6 +450,9 @@ BY_NAME = {
     "password_set": fill_password_set,
     # Single sign-on (ADR 0018): the seeded provider, and one that does not exist.
     "sso_begin": literal("/konto/sso/logga-in/kommunen/", "/konto/sso/logga-in/finns-inte/"),
+    # The integration API's clients (four eyes): approval and new-secret requests.
+    "admin:casework_apiclient_request_approval": fill_admin_object,
+    "admin:casework_apiclient_request_secret": fill_admin_object,
 }
 BY_ROUTE = {
     # The admin's old object URL (a redirect to the change page), per model.
@@ -464,6 +467,7 @@ BY_ROUTE = {
             "casework/identityprovider",
             "casework/externalidentity",
             "axes/accessattempt",  # sign-in locks (ADR 0016)
+            "casework/apiclient",  # the integration API's clients
         )
     },
     # The admin's catch-all (unknown admin paths).
@@ -504,6 +508,7 @@ def seeded(django_db_setup, django_db_blocker):
     overrides = override_settings(
         DEMO_PERSONS=0,
         DEMO_SIG_CASES=True,
+        DEMO_API_CLIENTS=True,
         DEMO_PASSWORD="samverkan-demo",
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     )

@@ -50,7 +50,7 @@ def approve(obj):
         if isinstance(obj, IdentityProvider)
         else administration.Kind.EXTERNAL_IDENTITY
     )
-    obj.approved_digest = administration._digest(administration._target_state(kind, obj))
+    obj.approved_digest = administration.state_digest(administration._target_state(kind, obj))
     obj.save(update_fields=["approved_digest"])
     return obj
 

@@ -25,6 +25,13 @@ case in every state of the SIG process, each about a synthetic person of its
 own, driven through the services and the flow so its tasks sit in the demo
 users' inboxes and queues (``workflows/sig_demo.py``). Keyed on the person:
 running the command again adds nothing.
+
+Demo API clients (``DEMO_API_CLIENTS``, on by default): one client system per main
+organisation with every scope, ``demo-socialtjanst`` and ``demo-polisen``, made by
+adam.admin and approved by berit.admin through the four-eyes service (so the access log
+and the change requests show both), then given the known demo secret
+(``DEMO_API_SECRET``) instead of the one the approval made. Keyed on the client's name:
+running the command again adds nothing while the client is as approved.
 """
 
 from __future__ import annotations
@@ -41,7 +48,8 @@ from django.utils.translation import gettext
 
 from casework import personnummer as pnr
 from casework import programmes, roles, services
-from casework.models import Organisation, Person, User
+from casework.models import ApiClient, Organisation, Person, User
+from casework.services import administration, api_clients
 
 POLICE = "Lokalpolisområde Örebro"
 SOCIAL = "Socialförvaltningen, Örebro kommun"
@@ -74,6 +82,12 @@ USERS = [
     ("berit.admin", "Berit", "Admin", roles.ADMINISTRATOR, MUNICIPALITY_IT),
 ]
 
+# The demo's API clients: client id, name, organisation (every scope).
+API_CLIENTS = [
+    ("demo-socialtjanst", "Samverkan demo – socialtjänsten", SOCIAL),  # noqa: RUF001
+    ("demo-polisen", "Samverkan demo – polisen", POLICE),  # noqa: RUF001
+]
+API_CLIENT_REASON = "Demodata: organisationens eget ärendesystem (seed_demo)"
 
 FIRST_NAMES = [
     "Alva",
@@ -204,6 +218,8 @@ class Command(BaseCommand):
                 user.set_password(password)
                 user.save(update_fields=["password"])
                 user.groups.set([Group.objects.get(name=role)])
+        if settings.DEMO_API_CLIENTS:
+            self._seed_api_clients(organisations)
         count = settings.DEMO_PERSONS if persons is None else persons
         with_cases = settings.DEMO_SIG_CASES and not options.get("no_sig_cases")
         if count > 0 or with_cases:
@@ -231,6 +247,44 @@ class Command(BaseCommand):
         )
         for username, _first, _last, role, org in USERS:
             self.stdout.write(f"  {username:<17} {roles.LABELS[role]!s:<20} {org}")
+        if settings.DEMO_API_CLIENTS:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    "API-klienter (client credentials, hemlighet: "
+                    f"{settings.DEMO_API_SECRET}; README: Integration API):"
+                )
+            )
+            for client_id, _name, org in API_CLIENTS:
+                self.stdout.write(f"  {client_id:<17} {'alla behörigheter':<20} {org}")
+
+    def _seed_api_clients(self, organisations: dict[str, Organisation]) -> None:
+        """The demo API clients, approved with four eyes, with the known demo secret."""
+        requester = User.objects.get(username="adam.admin")
+        approver = User.objects.get(username="berit.admin")
+        for client_id, name, org in API_CLIENTS:
+            values = {
+                "name": name,
+                "organisation": organisations[org],
+                "scopes": list(settings.API_SCOPES),
+                "rate_limit": "",
+            }
+            with transaction.atomic():
+                client = ApiClient.objects.filter(name=name).first()
+                if client is None:
+                    client = api_clients.create_client(user=requester, **values)
+                else:
+                    client = api_clients.change_client(user=requester, client=client, **values)
+                    api_clients.activate_client(user=requester, client=client)
+                if not api_clients.api_client_approved(client):
+                    change_request = api_clients.request_approval(
+                        user=requester, client=client, reason=API_CLIENT_REASON
+                    )
+                    # The secret the approval made is not kept: the demo's is known.
+                    administration.approve(user=approver, request_id=change_request.pk)
+                    client.refresh_from_db()
+                api_clients.install_demo_credentials(
+                    client=client, client_id=client_id, secret=settings.DEMO_API_SECRET
+                )
 
     def _seed_persons(self, count: int) -> int:
         wanted = synthetic_persons(count)
