@@ -12,11 +12,11 @@ the pages: no name and no text.
 
 from __future__ import annotations
 
+import copy
+
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
@@ -41,13 +41,9 @@ from workflows.gvi.models import (
 from workflows.gvi.services.access import require_role
 from workflows.gvi.views import PURPOSE
 
-IF_MATCH = OpenApiParameter(
-    "If-Match",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=True,
-    description='The notification\'s ETag as last read (e.g. "v3"); a stale one gets 412.',
-)
+# The core's If-Match header, described for a notification.
+IF_MATCH = copy.copy(schema.IF_MATCH)
+IF_MATCH.description = 'The notification\'s ETag as last read (e.g. "v3"); a stale one gets 412.'
 
 
 class PoliceOperation(ApiView):
