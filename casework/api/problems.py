@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.utils import translation
@@ -120,6 +121,10 @@ def _from(exc: Exception) -> Problem | None:
         return stale()
     if isinstance(exc, (Denied, TaskDenied)):
         message = getattr(exc, "message", None) or _("You may not do this.")
+        return Problem(status.HTTP_403_FORBIDDEN, "forbidden", _("Forbidden"), message)
+    if isinstance(exc, DjangoPermissionDenied):
+        # The person services' refusal (``deny_person``), already in the access log.
+        message = exc.args[0] if exc.args else _("You may not do this.")
         return Problem(status.HTTP_403_FORBIDDEN, "forbidden", _("Forbidden"), message)
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         return Problem(

@@ -437,6 +437,7 @@ BY_NAME = {
     # matrix of clients and acting persons is tests/api/test_authorization.py.
     "api:case": fill_case,
     "api:case_actions": fill_case,
+    "api:gvi_notification_delivery": _gvi("notifications", "notification_id"),
     "arenden:sspf:meeting": fill_meeting,
     "gvi:group": _gvi("groups", "group_id"),
     "gvi:member": _gvi("members", "member_id"),

@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
-from viewflow.workflow.status import STATUS
 
 from casework import personnummer as pnr
 from casework.models import Action, Consent, Person, User
 from casework.services import cases as case_services
 from casework.services import create_person
+
+# The programmes' demos run their steps with these (``demo.open_task``, ``demo.task_step``).
+from workflows.common.nodes import StepRequest, task_step
+from workflows.common.nodes import open_task as open_task
 
 # The namespace of the demo persons' ids (uuid5 of the slot's key): a person is created
 # once, however often ``seed_demo`` runs.
@@ -46,13 +49,6 @@ class Slot:
     area: str = Person.Area.VIVALLA_BARONBACKARNA
     protected_identity: int = Person.ProtectedIdentity.NONE
     options: dict = field(default_factory=dict)
-
-
-class DemoRequest:
-    """What a task activation reads of a request: the user."""
-
-    def __init__(self, user: User) -> None:
-        self.user = user
 
 
 def person_id(slot: Slot, namespace: uuid.UUID = DEMO_NAMESPACE) -> uuid.UUID:
@@ -129,35 +125,6 @@ def steps_to(main: list[str], branches: dict[str, list[str]], target: str) -> li
     return main[: main.index(target) + 1]
 
 
-def open_task(process, node):
-    """The open task of ``node`` in ``process``."""
-    return process.task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED]).get(flow_task=node)
-
-
-@contextmanager
-def task_step(task, node, user: User) -> Iterator:
-    """Run one POST of ``node``'s task view as ``user``: yields the started activation.
-
-    A queue task is claimed first (the "assign" action, its own transaction); then,
-    under the flow's lock and in one transaction, the task is started as the view
-    wrapper starts it. The caller does the step's service calls with
-    ``activation.process`` and calls ``activation.execute()`` when the step finishes
-    the task (as ``StepView.finish`` does).
-    """
-    if task.owner_id is None:
-        with task.activation() as activation:
-            if not (activation.assign.can_proceed() and node.can_assign(user, activation.task)):
-                raise PermissionDenied
-            activation.assign(user)
-    with node.flow_class.lock(task.process_id), transaction.atomic():
-        task.refresh_from_db()
-        if not node.can_execute(user, task):
-            raise PermissionDenied
-        activation = node.activation_class(task)
-        activation.start(DemoRequest(user))
-        yield activation
-
-
 @contextmanager
 def start_step(node, user: User) -> Iterator:
     """Run the flow's start view as ``user``, in one transaction: yields the started
@@ -167,7 +134,7 @@ def start_step(node, user: User) -> Iterator:
     if not node.can_execute(user, activation.task):
         raise PermissionDenied
     with transaction.atomic():
-        activation.start(DemoRequest(user))
+        activation.start(StepRequest(user))
         yield activation
         activation.execute()
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Q
 from django.shortcuts import redirect
 from django.urls import path, reverse
@@ -188,3 +191,44 @@ class CaseFlow:
 
     def has_manage_permission(self, user, obj=None):
         return False
+
+
+# --- A step run by a service as its task view runs it --------------------------------------------
+
+
+class StepRequest:
+    """What a task activation reads of a request: the user."""
+
+    def __init__(self, user) -> None:
+        self.user = user
+
+
+def open_task(process, node):
+    """The open task of ``node`` in ``process`` (``DoesNotExist`` when there is none)."""
+    return process.task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED]).get(flow_task=node)
+
+
+@contextmanager
+def task_step(task, node, user) -> Iterator:
+    """Run one POST of ``node``'s task view as ``user``: yields the started activation.
+
+    A queue task is claimed first (the "assign" action, its own transaction); then,
+    under the flow's lock and in one transaction, the task is started as the view
+    wrapper starts it (``PermissionDenied`` when ``user`` may not take or do it). The
+    caller does the step's service calls with ``activation.process`` and calls
+    ``activation.execute()`` when the step finishes the task (as ``StepView.finish`` does).
+    Used by the demo data and by a service that records a step's work from outside its
+    page (the integration API).
+    """
+    if task.owner_id is None:
+        with task.activation() as activation:
+            if not (activation.assign.can_proceed() and node.can_assign(user, activation.task)):
+                raise PermissionDenied
+            activation.assign(user)
+    with node.flow_class.lock(task.process_id), transaction.atomic():
+        task.refresh_from_db()
+        if not node.can_execute(user, task):
+            raise PermissionDenied
+        activation = node.activation_class(task)
+        activation.start(StepRequest(user))
+        yield activation

@@ -113,7 +113,8 @@ class DefectorFlow(DefectorCaseFlow, flow.Flow):
         .Next(this.check)
     )
     # Another programme refers the person (a GVI member who accepted the offer of help,
-    # a SIG case handed to the defector programme): ``refer_linked`` starts here.
+    # a SIG case handed to the defector programme): ``refer_linked`` starts here; so does
+    # a referral from an organisation's own system (the API: ``receive_referral``).
     start_linked = flow.StartHandle(this.start_case).Next(this.check)
     # A case back in the local programme after an approved lowering.
     start_local = flow.StartHandle(this.start_case).Next(this.intake)

@@ -79,6 +79,19 @@ def register_referral(
         return refer(user=user, person=person, source=source, reason=reason, purpose=purpose)
 
 
+def receive_referral(*, user, purpose: str, **referral) -> DefectorCase:
+    """A referral from an organisation's own system (the integration API): registered as
+    the referral form registers it (:func:`register_referral`; ``referral``: its
+    arguments), then the flow started (the defector coordinators' initial check), all or
+    nothing. As on the form, the referrer is not put on the team and learns nothing of the
+    register (ADR 0012)."""
+    with transaction.atomic():
+        case = register_referral(user=user, purpose=purpose, **referral)
+        flow.DefectorFlow.start_linked.run(case=case)
+        case.refresh_from_db(fields=["version"])
+    return case
+
+
 def refer_linked(*, user, from_case: Case, kind: str, reason: str, purpose: str) -> DefectorCase:
     """Refer the person of another programme's case to the defector programme, linked.
 

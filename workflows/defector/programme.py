@@ -9,6 +9,7 @@ from django.urls import path
 from casework import programmes
 from casework.models import Case, Reminder
 from workflows.common.viewsets import ProgrammeFlowViewset
+from workflows.defector import api as defector_api
 from workflows.defector import demo as defector_demo
 from workflows.defector import statistics as defector_statistics
 from workflows.defector import views as defector_views
@@ -67,6 +68,7 @@ def register() -> None:
                 ProgrammeFlowViewset(ThreatReviewFlow, icon="gpp_maybe"),
             ],
             casework_urls=casework_urls,
+            api_urls=defector_api.urls,
             case_models=(DefectorCase, DefectorSupportCase),
             case_page_view=defector_views.DefectorCasePageView.as_view(),
             task_cases=programmes.process_cases(DefectorProcess),

@@ -18,6 +18,7 @@ from viewflow.workflow.status import STATUS
 from casework import programmes
 from casework.models import Reminder
 from workflows.common.viewsets import ProgrammeFlowViewset
+from workflows.gvi import api as gvi_api
 from workflows.gvi import demo as gvi_demo
 from workflows.gvi import statistics as gvi_statistics
 from workflows.gvi.flow import (
@@ -145,6 +146,7 @@ def register() -> None:
                     GviReferralNoticeFlow,
                 )
             ],
+            api_urls=gvi_api.urls,
             task_subjects=TASK_SUBJECTS,
             task_cases=task_cases,
             reminders=(

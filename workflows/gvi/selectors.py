@@ -320,6 +320,25 @@ class NotificationPage:
     via: str
 
 
+def get_notification_state(
+    *, user, purpose: str, notification: gvi.CustomNotification
+) -> gvi.CustomNotification:
+    """The notification's number, state and version (what an integration needs before it
+    records the delivery), with nothing decrypted: one ``CONSULT`` event naming no field."""
+    purpose = require_purpose(purpose)
+    access = _access(user=user, purpose=purpose, what="gvi:notification:read", obj=notification)
+    record_event(
+        action=AuditAction.CONSULT,
+        user=user,
+        obj=notification,
+        person_id=notification.member.person_id,
+        fields=[],
+        purpose=purpose,
+        details={"via": access.via},
+    )
+    return notification
+
+
 def get_notification_page(
     *, user, purpose: str, notification: gvi.CustomNotification
 ) -> NotificationPage:

@@ -84,6 +84,9 @@ class SspfFlow(CaseFlow, flow.Flow):
         .Permission("casework.use_task_inbox")
         .Next(this.assess)
     )
+    # A concern registered by a service, not on this start page (from an organisation's own
+    # system through the integration API: ``services.register_concern``) starts here.
+    start_registered = flow.StartHandle(this.start_case).Next(this.assess)
     # The coordinators' queue: assess the concern with a risk assessment, form the team.
     assess = step(views.AssessmentView.as_view(), _("Assess the concern"), this.after_assessment)
     after_assessment = next_if(in_state(Status.CONSENT_PENDING), this.consent)

@@ -8,6 +8,7 @@ from django.urls import include, path
 from casework import programmes
 from casework.models import Case
 from workflows.common.viewsets import ProgrammeFlowViewset
+from workflows.sspf import api as sspf_api
 from workflows.sspf import demo as sspf_demo
 from workflows.sspf import overview_views
 from workflows.sspf import statistics as sspf_statistics
@@ -40,6 +41,7 @@ def register() -> None:
             menu_position=30,
             flow_viewsets=lambda: [ProgrammeFlowViewset(SspfFlow, icon="school")],
             casework_urls=casework_urls,
+            api_urls=sspf_api.urls,
             case_models=(SspfCase,),
             case_page_view=sspf_views.SspfCasePageView.as_view(),
             task_cases=programmes.process_cases(SspfProcess),

@@ -11,7 +11,7 @@ import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -20,8 +20,10 @@ from audit.services import Action as AuditAction
 from casework import policy
 from casework.crypto.records import seal_value
 from casework.selectors.persons import require_purpose
+from casework.services import transitions
 from casework.services.cases import REASON_LIMIT, clean_text
 from casework.services.transitions import (
+    Denied,
     audit,
     audit_created,
     lock,
@@ -30,6 +32,7 @@ from casework.services.transitions import (
     timeline,
     transition,
 )
+from workflows.common.nodes import open_task, task_step
 from workflows.gvi import flow as gvi_flow
 from workflows.gvi import models as gvi
 from workflows.gvi.models import (
@@ -44,6 +47,7 @@ from workflows.gvi.services.access import (
     NAME_LIMIT,
     NOTE_LIMIT,
     choice,
+    deny,
     lock_in_state,
     person_dek,
     require_gvi_access,
@@ -428,6 +432,9 @@ def schedule_notification(
     return notification
 
 
+_DELIVER = "gvi:notification:deliver"
+
+
 def record_delivery(
     *,
     user,
@@ -455,7 +462,7 @@ def record_delivery(
             check=policy.gvi_police,
             user=user,
             purpose=purpose,
-            what="gvi:notification:deliver",
+            what=_DELIVER,
         )
         _seal_notification(notification, {"offer_of_help": offer_of_help})
         _update(notification, response=response)
@@ -468,6 +475,45 @@ def record_delivery(
             )
         elif response == gvi.MemberResponse.DECLINED:
             transition(user=user, obj=member, name="decline_offer", purpose=purpose)
+    return notification
+
+
+def record_delivery_step(
+    *,
+    user,
+    purpose: str,
+    notification: CustomNotification,
+    expected_version: int | None = None,
+    **delivery: Any,
+) -> CustomNotification:
+    """The delivery recorded from outside its task page (the integration API) as that page
+    records it: the notification's open step "Schedule and deliver" is taken by ``user``
+    (theirs, or in their queue), :func:`record_delivery` (``delivery``: its arguments),
+    and the step is done, so the follow-up comes next; all or nothing. A user who may not
+    do the step (another officer's) is refused, and the refusal logged."""
+    purpose = require_role(
+        policy.gvi_police, notification, user=user, purpose=purpose, what=_DELIVER
+    )
+    node = gvi_flow.GviNotificationFlow.deliver
+    with transaction.atomic():
+        try:
+            task = open_task(notification.process, node)
+        except ObjectDoesNotExist:
+            raise ValidationError(transitions.WRONG_STATE, code="invalid_state") from None
+        try:
+            with task_step(task, node, user) as activation:
+                record_delivery(
+                    user=user,
+                    purpose=purpose,
+                    notification=notification,
+                    expected_version=expected_version,
+                    **delivery,
+                )
+                activation.execute()
+        except PermissionDenied:
+            # Not this user's step: another officer's (viewflow's owner rule).
+            deny(user=user, obj=notification, purpose=purpose, what=_DELIVER, reason="task")
+            raise Denied(_("The delivery step is assigned to another police officer.")) from None
     return notification
 
 
