@@ -1,0 +1,48 @@
+"""SIG's steps the integration API completes (``POST /api/v1/tasks/{id}/complete/``).
+
+The coordinator's approval of the plan is a simple decision: approve it (the case
+becomes active) or return it to the lead social worker with a comment. The API calls
+the services the step's page (``views.ApprovePlanView``) calls and finishes the task
+as the page does; the core takes and starts the task under the flow's lock and checks
+the case's version first (``casework.api.tasks``).
+"""
+
+from __future__ import annotations
+
+from casework import programmes
+from casework.services import cases as case_services
+from workflows.common.decisions import form_decision
+from workflows.sig import views
+from workflows.sig.flow import SigFlow
+from workflows.sig.forms import ApprovalForm
+
+
+def review_plan(*, user, activation, choice: str, reason: str, expected_version, purpose: str):
+    """``views.ApprovePlanView.do_review``: approve (the transition ``approve_plan``) or
+    return the plan with a comment on the case's timeline; then the step is done."""
+    case = activation.process.case
+    if choice == ApprovalForm.APPROVE:
+        case_services.transition(
+            user=user,
+            case=case,
+            name="approve_plan",
+            purpose=purpose,
+            approved_by=user,
+            reason=reason or None,
+            expected_version=expected_version,
+        )
+    else:
+        case_services.comment_case(user=user, case=case, purpose=purpose, text=reason)
+    activation.execute()
+
+
+def decisions() -> dict[str, programmes.Decision]:
+    """The registry's ``api_decisions`` hook."""
+    return {
+        programmes.decision_key(SigFlow.approve): form_decision(
+            ApprovalForm,
+            complete=review_plan,
+            purpose=views.ApprovePlanView.purpose,
+            reason_required=[ApprovalForm.RETURN],
+        )
+    }
