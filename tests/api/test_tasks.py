@@ -275,6 +275,10 @@ def test_a_step_that_is_not_a_simple_decision_is_a_409(social_api, driver):
     )
     assert response.status_code == 409
     assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["detail"] == (
+        "Det här steget utförs på sin sida i Samverkan, inte genom API:et."
+    )
+    assert response.json()["detail_en"].startswith("This step is done on its page")
     assert planning.task("draft_plan").status == STATUS.ASSIGNED
 
 
