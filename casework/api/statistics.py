@@ -22,7 +22,7 @@ from casework import policy
 from casework.api import schema
 from casework.api.problems import Problem, bad_input
 from casework.api.views import ApiView, Bilingual
-from casework.statistics import access, disclosure, registry, tables
+from casework.statistics import access, disclosure, periods, registry, tables
 from casework.statistics.forms import StatisticsForm
 
 # --- The answer ----------------------------------------------------------------------------------
@@ -146,21 +146,24 @@ PARAMETERS = [
         "period",
         OpenApiTypes.STR,
         OpenApiParameter.QUERY,
-        description="A year (2025), a quarter (2025-Q3) or a month (2025-09); by default the "
-        "running year, as on the page.",
+        pattern=periods.key_pattern(),
+        description="A year (2025), a quarter (2025-Q3) or a month (2025-09) that has begun; "
+        "by default the running year, as on the page.",
     ),
     OpenApiParameter(
         "selection",
         OpenApiTypes.STR,
         OpenApiParameter.QUERY,
+        enum=[value for value, _label in StatisticsForm().fields["selection"].choices],
         description="One area, gender or age band (e.g. gender:female, age:15-17), for a "
-        "whole year only; by default all cases.",
+        "whole year only; by default (empty) all cases.",
     ),
     OpenApiParameter(
         "programme",
         OpenApiTypes.STR,
         OpenApiParameter.QUERY,
-        description="One programme's code (sig, sspf, defector, gvi); by default every one.",
+        enum=list(registry.programmes()),
+        description="One programme's code; by default every one.",
     ),
 ]
 
@@ -197,7 +200,7 @@ class StatisticsView(ApiView):
         parameters=PARAMETERS,
         responses={
             200: OpenApiResponse(StatisticsOut, description="Every programme's publication."),
-            **schema.problems(400, 401, 403, 429),
+            **schema.problems(400, 401, 403, 409, 429),
         },
     )
     def get(self, request):
@@ -224,8 +227,10 @@ class StatisticsView(ApiView):
             reports = tables.reports(period, selection, codes=frozenset([code]) if code else None)
         except disclosure.SelectionRefused as refused:
             self.refuse(person, data)
+            # Well-formed, but disclosure control refuses it for this period's numbers
+            # (or a month's or a quarter's): the page's refusal, as a conflict.
             raise Problem(
-                status.HTTP_400_BAD_REQUEST,
+                status.HTTP_409_CONFLICT,
                 "selection-refused",
                 _("Selection refused"),
                 refused.args[0],

@@ -132,12 +132,13 @@ def test_bad_parameters_are_a_400_problem_and_logged_as_the_page_does(
 
 def test_a_refused_selection_says_why_in_both_languages(dataset, steering_api):
     month = read(steering_api, period="2024-03", selection="gender:male")
-    assert month.status_code == 400
+    assert month.status_code == 409
     problem = month.json()
     assert "hela år" in problem["detail"] and "whole year" in problem["detail_en"]
     # Too few cases in every programme: the threshold, in both languages.
     few = read(steering_api, period="2024", selection="area:other", programme="sspf")
-    assert few.status_code == 400
+    assert few.status_code == 409
+    assert AccessEvent.objects.filter(object_type="statistics").last().details["invalid"]
     assert "färre än 5" in few.json()["detail"] and "fewer than 5" in few.json()["detail_en"]
 
 
