@@ -313,3 +313,55 @@ def test_a_police_coordinator_approves_a_lowering_through_the_api(police_api, de
     assert defector.current_assessment(case).level == Level.LOW
     approval.refresh_from_db()
     assert approval.status == STATUS.DONE and approval.owner.username == "maja.avhopp"
+
+
+# --- Each agency's decision to start -------------------------------------------------------------
+
+
+def test_both_agencies_decide_through_the_api_and_the_case_starts(social_api, police_api, driver):
+    deciding = driver.build("decide")
+    police = deciding.task("decide_police")
+    social = deciding.task("decide_social")
+    # Each agency's own step: the lead social worker may not do the police's.
+    wrong = social_api.post(
+        complete_url(police), {"choice": "start"}, acting="anna.social", **if_match(deciding.case)
+    )
+    assert wrong.status_code == 404
+    first = police_api.post(
+        complete_url(police), {"choice": "start"}, acting="per.polis", **if_match(deciding.case)
+    )
+    assert first.status_code == 200, first.content
+    assert deciding.refresh().case.status == Status.DECISION_PENDING
+    second = social_api.post(
+        complete_url(social), {"choice": "start"}, acting="anna.social", **if_match(deciding.case)
+    )
+    assert second.status_code == 200, second.content
+    assert deciding.refresh().case.status == Status.PLANNING
+    assert deciding.task("draft_plan").owner.username == "anna.social"
+    assert [t["step"] for t in second.json()["next_tasks"]] == ["draft_plan"]
+
+
+def test_a_decline_through_the_api_closes_the_case_as_the_page_does(social_api, driver):
+    by_page, by_api = driver.build("decide"), driver.build("decide")
+    decline = {"decision": "decline", "note": "Vill inte delta."}
+    driver.run(by_page.case, "decide_social", "anna.social", {"_action": "decide", **decline})
+    missing = social_api.post(
+        complete_url(by_api.task("decide_social")),
+        {"choice": "decline"},
+        acting="anna.social",
+        **if_match(by_api.case),
+    )
+    assert missing.status_code == 400  # the motivation is required, as on the page
+    response = social_api.post(
+        complete_url(by_api.task("decide_social")),
+        {"choice": "decline", "reason": decline["note"]},
+        acting="anna.social",
+        **if_match(by_api.case),
+    )
+    assert response.status_code == 200, response.content
+    by_page.refresh(), by_api.refresh()
+    assert by_api.case.status == by_page.case.status == Status.CLOSED
+    assert by_api.case.close_reason == by_page.case.close_reason
+    assert _flow_state(by_api.process) == _flow_state(by_page.process)
+    by_api.process.refresh_from_db(), by_page.process.refresh_from_db()
+    assert by_api.process.status == by_page.process.status == STATUS.CANCELED

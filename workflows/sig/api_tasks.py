@@ -1,16 +1,20 @@
 """SIG's steps the integration API completes (``POST /api/v1/tasks/{id}/complete/``).
 
-The coordinator's approval of the plan is a simple decision: approve it (the case
-becomes active) or return it to the lead social worker with a comment. The API calls
-the services the step's page (``views.ApprovePlanView``) calls and finishes the task
-as the page does; the core takes and starts the task under the flow's lock and checks
-the case's version first (``casework.api.tasks``).
+Two are simple decisions: each agency's decision to start the joint work (start, or
+not with a motivation: ``views.DecisionView``, whose logic ``views.decide_to_start``
+both share), and the coordinator's approval of the plan (approve it, the case becomes
+active, or return it to the lead social worker with a comment:
+``views.ApprovePlanView``). The API calls the services the step's page calls and
+finishes the task as the page does; the core takes and starts the task under the
+flow's lock and checks the case's version first (``casework.api.tasks``).
 """
 
 from __future__ import annotations
 
 from casework import programmes
+from casework.models import CaseDecision
 from casework.services import cases as case_services
+from workflows.common import forms
 from workflows.common.decisions import form_decision
 from workflows.sig import views
 from workflows.sig.flow import SigFlow
@@ -36,13 +40,34 @@ def review_plan(*, user, activation, choice: str, reason: str, expected_version,
     activation.execute()
 
 
+def decide(*, user, activation, choice: str, reason: str, expected_version, purpose: str):
+    """``views.DecisionView.do_decide``: the agency's decision, and what follows it."""
+    views.decide_to_start(
+        user=user,
+        activation=activation,
+        decision=choice,
+        note=reason,
+        expected_version=expected_version,
+        purpose=purpose,
+    )
+
+
 def decisions() -> dict[str, programmes.Decision]:
     """The registry's ``api_decisions`` hook."""
+    agency = form_decision(
+        forms.DecisionForm,
+        complete=decide,
+        purpose=views.DecisionView.purpose,
+        reason_required=[CaseDecision.Decision.DECLINE],
+        field="decision",
+    )
     return {
+        programmes.decision_key(SigFlow.decide_social): agency,
+        programmes.decision_key(SigFlow.decide_police): agency,
         programmes.decision_key(SigFlow.approve): form_decision(
             ApprovalForm,
             complete=review_plan,
             purpose=views.ApprovePlanView.purpose,
             reason_required=[ApprovalForm.RETURN],
-        )
+        ),
     }
