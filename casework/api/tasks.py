@@ -51,6 +51,14 @@ def _conflict(kind: str, title, detail) -> Problem:
     return Problem(status.HTTP_409_CONFLICT, kind, title, detail)
 
 
+def _not_open() -> Problem:
+    return _conflict(
+        "task-not-open",
+        _("The task is no longer open"),
+        _("This task is already done, was cancelled or was taken by someone else."),
+    )
+
+
 def _no_inbox() -> Problem:
     return _forbidden(_("The acting person has no task inbox."))
 
@@ -241,11 +249,7 @@ class TaskCompleteView(ApiView):
             raise _no_inbox()
         task = self.own_task(task_id)
         if task.status not in OPEN:
-            raise _conflict(
-                "task-not-open",
-                _("The task is no longer open"),
-                _("This task is already done or was cancelled."),
-            )
+            raise _not_open()
         if not (policy.may_see_task(person, task) and policy.may_do_step(person, task)):
             raise _forbidden(_("The acting person may not do this step now."))
         decision = programmes.api_decision(task.flow_task)
@@ -260,11 +264,7 @@ class TaskCompleteView(ApiView):
         try:
             activation = self.complete(task, decision, data)
         except TransitionNotAllowed:
-            raise _conflict(
-                "task-not-open",
-                _("The task is no longer open"),
-                _("This task is already done or was cancelled."),
-            ) from None
+            raise _not_open() from None
         task = activation.task
         case = case_of(task)
         headers = {"ETag": etag(case.version)} if case is not None else {}
@@ -300,12 +300,10 @@ class TaskCompleteView(ApiView):
                 if not node.can_assign(person, task):
                     raise _forbidden(_("The acting person may not do this step now."))
                 activation.assign(person)
-            if task.status != STATUS.ASSIGNED or not node.can_execute(person, task):
-                raise _conflict(
-                    "task-not-open",
-                    _("The task is no longer open"),
-                    _("This task is already done or was cancelled."),
-                )
+            if task.status != STATUS.ASSIGNED or task.owner_id != person.pk:
+                raise _not_open()  # done, cancelled or taken by someone else meanwhile
+            if not node.can_execute(person, task):
+                raise _forbidden(_("The acting person may not do this step now."))
             case = getattr(activation.process, "case", None)
             version = expected_version(request, case.version) if case is not None else None
             activation.start(request._request)
