@@ -32,6 +32,33 @@ class TaskSubject:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """One outcome of a :class:`Decision`: its value, its label, and whether the person
+    must give a reason for it (a rejection, a plan returned)."""
+
+    value: str
+    label: Any  # a lazy translation
+    reason_required: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A step the integration API completes: a simple decision, one of ``choices`` with a
+    reason (the step's page is essentially that choice).
+
+    ``complete`` (keyword arguments ``user``, ``activation`` — the step's viewflow
+    activation, taken and started by the caller under the flow's lock, as the step's page
+    gets it — ``choice``, ``reason`` (``""`` when none), ``expected_version`` (the case's
+    version the caller checked) and ``purpose``) calls the same services the step's page
+    calls and finishes the task as the page does. ``purpose`` is the page's.
+    """
+
+    choices: tuple[Choice, ...]
+    complete: Callable[..., None]
+    purpose: Any  # a lazy translation
+
+
+@dataclass(frozen=True)
 class ReminderSource:
     """A programme's own kind of reminder: ``due(today)`` lists the items due today."""
 
@@ -56,6 +83,9 @@ class Programme:
     case_models: tuple[type, ...] = ()
     # Its operations in the integration API (``/api/v1/<code>/…``), as URL patterns.
     api_urls: Callable[[], list] | None = None
+    # Its steps the integration API completes (``/api/v1/tasks/{id}/complete/``), keyed by
+    # ``decision_key(node)`` ("<flow label>.<node name>").
+    api_decisions: Callable[[], dict[str, Decision]] | None = None
     # What its processes work on when it is not a case (the task lists' subject column).
     task_subjects: tuple[TaskSubject, ...] = ()
     # The case each of the given processes works on: {process id: case id}.
@@ -100,6 +130,7 @@ class Programme:
 
 _registry: dict[str, Programme] = {}
 _viewsets: list = []  # built once, on first use
+_decisions: dict = {}  # built once, on first use
 
 
 def register(programme: Programme) -> None:
@@ -108,6 +139,7 @@ def register(programme: Programme) -> None:
         raise ValueError(f"programme {programme.code!r} is already registered")
     _registry[programme.code] = programme
     _viewsets.clear()
+    _decisions.clear()
 
 
 def registered() -> list[Programme]:
@@ -154,6 +186,21 @@ def api_urls() -> list:
         for programme in registered()
         if programme.api_urls is not None
     ]
+
+
+def decision_key(node) -> str:
+    """The key of a flow node among the ``api_decisions``: "<flow label>.<node name>"."""
+    return f"{node.flow_class.instance.flow_label}.{node.name}"
+
+
+def api_decision(node) -> Decision | None:
+    """The :class:`Decision` the integration API completes flow node ``node`` by, if any."""
+    if not _decisions:
+        for programme in registered():
+            if programme.api_decisions is not None:
+                _decisions.update(programme.api_decisions())
+        _decisions[""] = None  # built (a registry without any decision)
+    return _decisions.get(decision_key(node))
 
 
 def case_models(code: str) -> tuple[type, ...]:

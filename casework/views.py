@@ -46,7 +46,7 @@ def home(request):
     return redirect(url)
 
 
-def _case_of(task):
+def case_of(task):
     """The case a task works on (``None`` for a process without one)."""
     process = task.coerced_process
     return getattr(process, "case", None)
@@ -81,7 +81,7 @@ class TaskColumns:
     task_link.short_description = _("Task")
 
     def case_brief(self, task):
-        case = _case_of(task)
+        case = case_of(task)
         if case is None:
             return _subject_brief(task)
         return format_html(
@@ -111,12 +111,12 @@ class TaskColumns:
     def paginate_queryset(self, queryset, page_size):
         paginator, page, tasks, is_paginated = super().paginate_queryset(queryset, page_size)
         tasks = list(tasks)
-        _attach_processes(tasks, self.flow_classes)
+        attach_processes(tasks, self.flow_classes)
         page.object_list = tasks
         return paginator, page, tasks, is_paginated
 
 
-def _attach_processes(tasks, flow_classes) -> None:
+def attach_processes(tasks, flow_classes) -> None:
     """Read each flow's processes of ``tasks`` with their case or other subject, one query
     a flow, and hand them to the tasks (``task.coerced_process`` then reads no more).
 

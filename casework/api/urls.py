@@ -9,7 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from oauth2_provider.views import TokenView
 
 from casework import programmes
-from casework.api import views
+from casework.api import statistics, tasks, views
 
 app_name = "api"
 
@@ -38,4 +38,13 @@ urlpatterns = [
     ),
     # Each programme's own operations (``workflows/<programme>/api.py``).
     *programmes.api_urls(),
+    # The acting person's tasks (``casework/api/tasks.py``).
+    path("tasks/", tasks.TaskListView.as_view(), name="tasks"),
+    path(
+        "tasks/<int:task_id>/complete/",
+        tasks.TaskCompleteView.as_view(),
+        name="task_complete",
+    ),
+    # The steering group's statistics (``casework/api/statistics.py``).
+    path("statistics/", statistics.StatisticsView.as_view(), name="statistics"),
 ]

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
 SHOWN, PRIMARY, SECONDARY = "shown", "primary", "secondary"
@@ -322,12 +323,13 @@ class SelectionRefused(ValueError):
     """A selection (filter) that would narrow the statistics below the threshold."""
 
 
+_TOO_FEW = _(
+    "The selection covers fewer than %(threshold)d cases in this period and cannot "
+    "be shown. Choose a longer period or a wider selection."
+)
+
+
 def check_selection(population: int, limit: int) -> None:
     if population < limit:
-        raise SelectionRefused(
-            _(
-                "The selection covers fewer than %(threshold)d cases in this period and cannot "
-                "be shown. Choose a longer period or a wider selection."
-            )
-            % {"threshold": limit}
-        )
+        # Rendered when shown, in the language of the page (or of both, in the API).
+        raise SelectionRefused(lazy(lambda: str(_TOO_FEW) % {"threshold": limit}, str)())

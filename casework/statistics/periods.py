@@ -116,3 +116,15 @@ def current(kind: str, *, today: datetime.date | None = None) -> Period:
 def choices(kind: str, *, count: int, today: datetime.date | None = None) -> list[Period]:
     """The latest ``count`` periods of ``kind``, newest first."""
     return list(reversed(current(kind, today=today).previous(count)))
+
+
+def key_pattern(*, today: datetime.date | None = None) -> str:
+    """A regular expression of exactly the keys :func:`parse` accepts today (whole
+    periods from ``FIRST_YEAR`` that have begun): for a description of the parameter."""
+    today = today or timezone.localdate()
+    earlier = "|".join(str(year) for year in range(FIRST_YEAR, today.year))
+    suffix = r"(?:-Q[1-4]|-(?:0[1-9]|1[0-2]))?"
+    quarters = f"1-{(today.month - 1) // 3 + 1}"
+    months = "|".join(f"{month:02d}" for month in range(1, today.month + 1))
+    running = f"{today.year}(?:-Q[{quarters}]|-(?:{months}))?"
+    return f"^(?:(?:{earlier}){suffix}|{running})$" if earlier else f"^(?:{running})$"

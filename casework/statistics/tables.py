@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext_lazy as _
 
 from casework.models import Person
-from casework.statistics import disclosure, summary
+from casework.statistics import disclosure, registry, summary
 from casework.statistics import periods as p
 from casework.statistics.spec import AGE, AREA, GENDER, Label, ProgrammeStatistics, Stock
 
@@ -455,3 +455,29 @@ def report(
             ]
             result.trends.append(Trend(key, labels[key].label, points))
     return result
+
+
+def reports(
+    period: p.Period, selection: str = "", *, trends: bool = True, codes: frozenset | None = None
+) -> list[ProgrammeReport]:
+    """Every programme's publication for ``period`` and ``selection`` (a value of
+    :func:`selection_choices`, ``""`` for all cases) — those of ``codes`` only, if given
+    — in the order shown: what the dashboard shows. A programme that does not offer the
+    selection is left out; one where it is refused shows the refusal instead. Raises
+    ``SelectionRefused`` when it is refused in every programme."""
+    found, refusals = [], []
+    for spec in registry.programmes().values():
+        if codes is not None and spec.code not in codes:
+            continue
+        try:
+            chosen = parse_selection(spec, selection)
+        except NotOffered:  # another programme's breakdown (its age bands)
+            continue
+        try:
+            found.append(report(spec, period, selection=chosen, trends=trends))
+        except disclosure.SelectionRefused as exc:
+            refusals.append(exc.args[0])  # still lazy: rendered where it is shown
+            found.append(refused(spec, period, str(exc)))
+    if refusals and len(refusals) == len(found):
+        raise disclosure.SelectionRefused(refusals[0])
+    return found

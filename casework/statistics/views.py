@@ -17,7 +17,6 @@ from django.views import View
 from casework import policy
 from casework.statistics import access, charts, disclosure, pdf, tables
 from casework.statistics.forms import StatisticsForm
-from casework.statistics.registry import programmes
 from casework.views import PolicyRequiredMixin
 
 
@@ -34,21 +33,8 @@ class _StatisticsView(PolicyRequiredMixin, View):
     def reports(self, form: StatisticsForm) -> list[tables.ProgrammeReport]:
         """Raises ``SelectionRefused`` for a selection below the threshold in every
         programme (a programme where it is refused shows the refusal instead)."""
-        period = form.cleaned_data["period"]
-        found, refusals = [], []
-        for spec in programmes().values():
-            try:
-                selection = tables.parse_selection(spec, form.cleaned_data["selection"])
-            except tables.NotOffered:  # another programme's breakdown (its age bands)
-                continue
-            try:
-                found.append(tables.report(spec, period, selection=selection, trends=self.trends))
-            except disclosure.SelectionRefused as exc:
-                refusals.append(str(exc))
-                found.append(tables.refused(spec, period, str(exc)))
-        if refusals and len(refusals) == len(found):
-            raise disclosure.SelectionRefused(refusals[0])
-        return found
+        data = form.cleaned_data
+        return tables.reports(data["period"], data["selection"], trends=self.trends)
 
     def refuse(self, form, message: str, *, status: int = 400):
         access.log_view(

@@ -327,11 +327,16 @@ def fill_admin_shortcut(objects: Objects, route: Route, user):
     ]
 
 
-def fill_task_manage(objects: Objects, route: Route, user):
+def fill_task_manage(objects: Objects, route: Route, user, param: str = "task_pk"):
     """The coordinators' page of one open task: one task the role's policy shows, one not."""
     tasks = [t for ts in objects.tasks.values() for t in ts]
     chosen = objects.pick(user, tasks, lambda t: objects.subject[t.process_id])
-    return [(route.build({"task_pk": t.pk}), f"task {t.pk}") for t in chosen]
+    return [(route.build({param: t.pk}), f"task {t.pk}") for t in chosen]
+
+
+def fill_api_task(objects: Objects, route: Route, user):
+    """An API operation on one open task (``task_id``): as ``fill_task_manage``."""
+    return fill_task_manage(objects, route, user, param="task_id")
 
 
 def fill_password_set(objects: Objects, route: Route, user):
@@ -438,6 +443,7 @@ BY_NAME = {
     "api:case": fill_case,
     "api:case_actions": fill_case,
     "api:gvi_notification_delivery": _gvi("notifications", "notification_id"),
+    "api:task_complete": fill_api_task,
     "arenden:sspf:meeting": fill_meeting,
     "gvi:group": _gvi("groups", "group_id"),
     "gvi:member": _gvi("members", "member_id"),

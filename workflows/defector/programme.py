@@ -10,6 +10,7 @@ from casework import programmes
 from casework.models import Case, Reminder
 from workflows.common.viewsets import ProgrammeFlowViewset
 from workflows.defector import api as defector_api
+from workflows.defector import api_tasks as defector_api_tasks
 from workflows.defector import demo as defector_demo
 from workflows.defector import statistics as defector_statistics
 from workflows.defector import views as defector_views
@@ -79,6 +80,7 @@ def register() -> None:
             ),
             seed_demo=lambda stdout: defector_demo.seed_defector_cases(stdout, enabled=True),
             statistics=lambda: defector_statistics.STATISTICS,
+            api_decisions=defector_api_tasks.decisions,
             refer_linked=refer_linked,
             refer_from=refer_from,
             may_add_action=lambda user, case: adds_actions(case, user),

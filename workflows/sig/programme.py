@@ -11,6 +11,7 @@ from casework import policy, programmes
 from casework.models import Case, CaseMembership, Reminder
 from workflows.common.viewsets import ProgrammeFlowViewset
 from workflows.sig import api as sig_api
+from workflows.sig import api_tasks as sig_api_tasks
 from workflows.sig import demo as sig_demo
 from workflows.sig import statistics as sig_statistics
 from workflows.sig import views as sig_views
@@ -65,6 +66,7 @@ def register() -> None:
             reminders=(programmes.ReminderSource(Reminder.Kind.REVIEW_OVERDUE, due_reviews),),
             seed_demo=seed_demo,
             statistics=lambda: sig_statistics.STATISTICS,
+            api_decisions=sig_api_tasks.decisions,
             refer_linked=refer_linked,
             refer_from=refer_from,
             case_models=(SigCase,),

@@ -1,0 +1,73 @@
+"""SIG's steps the integration API completes (``POST /api/v1/tasks/{id}/complete/``).
+
+Two are simple decisions: each agency's decision to start the joint work (start, or
+not with a motivation: ``views.DecisionView``, whose logic ``views.decide_to_start``
+both share), and the coordinator's approval of the plan (approve it, the case becomes
+active, or return it to the lead social worker with a comment:
+``views.ApprovePlanView``). The API calls the services the step's page calls and
+finishes the task as the page does; the core takes and starts the task under the
+flow's lock and checks the case's version first (``casework.api.tasks``).
+"""
+
+from __future__ import annotations
+
+from casework import programmes
+from casework.models import CaseDecision
+from casework.services import cases as case_services
+from workflows.common import forms
+from workflows.common.decisions import form_decision
+from workflows.sig import views
+from workflows.sig.flow import SigFlow
+from workflows.sig.forms import ApprovalForm
+
+
+def review_plan(*, user, activation, choice: str, reason: str, expected_version, purpose: str):
+    """``views.ApprovePlanView.do_review``: approve (the transition ``approve_plan``) or
+    return the plan with a comment on the case's timeline; then the step is done."""
+    case = activation.process.case
+    if choice == ApprovalForm.APPROVE:
+        case_services.transition(
+            user=user,
+            case=case,
+            name="approve_plan",
+            purpose=purpose,
+            approved_by=user,
+            reason=reason or None,
+            expected_version=expected_version,
+        )
+    else:
+        case_services.comment_case(user=user, case=case, purpose=purpose, text=reason)
+    activation.execute()
+
+
+def decide(*, user, activation, choice: str, reason: str, expected_version, purpose: str):
+    """``views.DecisionView.do_decide``: the agency's decision, and what follows it."""
+    views.decide_to_start(
+        user=user,
+        activation=activation,
+        decision=choice,
+        note=reason,
+        expected_version=expected_version,
+        purpose=purpose,
+    )
+
+
+def decisions() -> dict[str, programmes.Decision]:
+    """The registry's ``api_decisions`` hook."""
+    agency = form_decision(
+        forms.DecisionForm,
+        complete=decide,
+        purpose=views.DecisionView.purpose,
+        reason_required=[CaseDecision.Decision.DECLINE],
+        field="decision",
+    )
+    return {
+        programmes.decision_key(SigFlow.decide_social): agency,
+        programmes.decision_key(SigFlow.decide_police): agency,
+        programmes.decision_key(SigFlow.approve): form_decision(
+            ApprovalForm,
+            complete=review_plan,
+            purpose=views.ApprovePlanView.purpose,
+            reason_required=[ApprovalForm.RETURN],
+        ),
+    }
