@@ -31,7 +31,9 @@ from casework.models import IdempotentRequest
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Advisory-lock namespace of an idempotency key (``pg_advisory_xact_lock(key, hash)``).
 IDEMPOTENCY_LOCK = 0x1D3
-_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+# An Idempotency-Key: 1 to 200 visible ASCII characters (the OpenAPI document says so too).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # Answer headers a replay repeats.
 _KEPT_HEADERS = ("Location", "ETag")
 

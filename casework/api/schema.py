@@ -11,6 +11,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
+from casework.api.http import IDEMPOTENCY_KEY_PATTERN
+from casework.api.problems import PROBLEM_TYPE
+
 ACTING_USER = OpenApiParameter(
     "Samverkan-Acting-User",
     OpenApiTypes.STR,
@@ -23,6 +26,7 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=True,
+    pattern=IDEMPOTENCY_KEY_PATTERN,
     description="A key unique to this request (1 to 200 visible ASCII characters); a retry "
     "with the same key gets the first answer and changes nothing.",
 )
@@ -88,8 +92,14 @@ _DESCRIPTIONS = {
 }
 
 
-def problems(*codes: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(ProblemOut, description=_DESCRIPTIONS[code]) for code in codes}
+def problems(*codes: int) -> dict[tuple[int, str], OpenApiResponse]:
+    """The refusals of an operation, as the problem documents they are answered with
+    (``application/problem+json``, not ``application/json``: clients and Schemathesis
+    check the media type)."""
+    return {
+        (code, PROBLEM_TYPE): OpenApiResponse(ProblemOut, description=_DESCRIPTIONS[code])
+        for code in codes
+    }
 
 
 # Operations whose 201 answer is a new case: the document links them to its reading

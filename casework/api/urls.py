@@ -4,7 +4,7 @@ operations and every programme's (through the registry)."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_not_required
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from oauth2_provider.views import TokenView
 
@@ -38,4 +38,7 @@ urlpatterns = [
     ),
     # Each programme's own operations (``workflows/<programme>/api.py``).
     *programmes.api_urls(),
+    # Last: any other address under /api/v1/ is a 404 problem document (not the site's
+    # HTML page), e.g. a path parameter that is not of its type.
+    re_path(r"^", views.NoSuchOperation.as_view(), name="no_such_operation"),
 ]

@@ -110,6 +110,22 @@ class ApiView(APIView):
         )
 
 
+@method_decorator(login_not_required, name="dispatch")
+class NoSuchOperation(APIView):
+    """Every other address under ``/api/v1/`` (an unknown path, or a path parameter that is
+    not of its type, e.g. a case id that is no UUID): a 404 problem document, not the
+    site's HTML page, whatever the method and whether or not a token is sent."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+    schema = None  # not an operation of the document
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        raise not_found()
+
+
 # --- A case's status -------------------------------------------------------------------------
 
 
