@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from rest_framework import pagination, status
+from rest_framework import exceptions, pagination, parsers, status
 from rest_framework.response import Response
 
 from casework.api.problems import Problem, stale
@@ -131,6 +131,17 @@ def expected_version(request, current: int) -> int:
     if etag(current) not in tags:
         raise stale()
     return current
+
+
+class JsonParser(parsers.JSONParser):
+    """Django REST framework's JSON parser, with a body nested too deep for Python's
+    decoder (``[[[[…]]]]``: a ``RecursionError``, a 500) refused as malformed, a 400."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError() from None
 
 
 class Pages(pagination.PageNumberPagination):

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from casework import policy
 from casework.api import schema
-from casework.api.http import etag, expected_version, idempotent
+from casework.api.http import JsonParser, etag, expected_version, idempotent
 from casework.api.problems import bad_input, not_found
 from casework.selectors.case_status import find_case, get_case_status
 from casework.selectors.cases import deny_reading
@@ -63,6 +63,7 @@ class ApiView(APIView):
     required_scope: str = ""
     acting_person = True
     purpose: Any = ""
+    parser_classes = [JsonParser]
 
     @property
     def person(self):

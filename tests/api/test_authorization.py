@@ -488,6 +488,29 @@ def test_a_body_that_is_not_json_is_a_415_problem(social_api, seed, content_type
 
 
 @pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ("[" * 100_000 + "]" * 100_000, 400),  # deeper than Python's decoder goes
+        ('{"name": "' + "x" * 3_000_000 + '"}', 413),  # over DATA_UPLOAD_MAX_MEMORY_SIZE
+        ('{"reason": NaN}', 400),
+        ("1" * 5_000, 400),  # more digits than Python converts
+        ("\ufeff{}", 400),
+        ('{"name": "\\ud800"}', 400),
+        ("", 400),
+    ],
+    ids=["deep", "huge", "nan", "long number", "bom", "lone surrogate", "empty"],
+)
+def test_an_odd_json_body_is_a_problem_not_a_500(social_api, seed, body, status):
+    response = social_api.http.post(
+        "/api/v1/sig/referrals/",
+        body,
+        content_type="application/json",
+        **social_api.headers("anna.social", **{"Idempotency-Key": uuid.uuid4().hex}),
+    )
+    assert _is_problem(response, status)
+
+
+@pytest.mark.parametrize(
     "acting", ["per.polis", "no.such.user", "inactive.social", " anna.social\x00"]
 )
 def test_an_acting_person_not_active_in_the_clients_organisation_is_refused(
