@@ -116,11 +116,36 @@ def link_new_cases(result: dict[str, Any], generator, request, public) -> dict[s
                 continue
             created = operation.get("responses", {}).get("201")
             if created is not None:
+                created["headers"] = {
+                    "Location": {
+                        "schema": {"type": "string"},
+                        "required": True,
+                        "description": "The new case's address (case_status).",
+                    }
+                }
                 created["links"] = {
                     "ReadCase": {
                         "operationId": "case_status",
                         "parameters": {"case_id": "$response.body#/id"},
                         "description": "The new case's status (for those who may see it).",
+                    }
+                }
+    return result
+
+
+def document_retry_after(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: every 429 answer names its ``Retry-After``."""
+    for methods in result.get("paths", {}).values():
+        for operation in methods.values():
+            limited = (
+                operation.get("responses", {}).get("429") if isinstance(operation, dict) else None
+            )
+            if limited is not None:
+                limited["headers"] = {
+                    "Retry-After": {
+                        "schema": {"type": "integer", "minimum": 0},
+                        "required": True,
+                        "description": "Seconds to wait before the next request.",
                     }
                 }
     return result
