@@ -210,7 +210,13 @@ def call(api: Api | None, operation: Operation, seed: Seed, *, acting: str | Non
     parameters = {name: fill(seed) for name, fill in PATH_PARAMETERS.items()}
     if row is not None and row.path is not None:
         parameters.update(row.path(seed))
-    path = operation.path.format(**parameters)
+    try:
+        path = operation.path.format(**parameters)
+    except KeyError as error:
+        raise AssertionError(
+            f"{operation}: no value for the path parameter {error}: add it to PATH_PARAMETERS "
+            "or to the row's path (tests/api/test_authorization.py)"
+        ) from None
     body = row.body(seed) if row is not None and row.body is not None else None
     headers: dict[str, str] = {}
     if "If-Match" in operation.headers:
