@@ -596,6 +596,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "casework.api.schema.link_new_cases",
+        "casework.api.schema.document_retry_after",
     ],
 }
 # How long a POST's answer is kept for a retry with the same Idempotency-Key.

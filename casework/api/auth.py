@@ -119,10 +119,13 @@ class ClientAuthentication(authentication.BaseAuthentication):
         username = request.headers.get(ACTING_USER_HEADER, "").strip()
         if not username:
             return None
+        # No account's name holds NUL (nor could PostgreSQL compare one: an error, a 500).
         person = (
             User.objects.select_related("organisation")
             .filter(username=username, organisation_id=client.organisation_id)
             .first()
+            if "\x00" not in username
+            else None
         )
         if person is None or not policy.is_active_user(person):
             raise exceptions.PermissionDenied(

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from rest_framework import pagination, status
+from rest_framework import exceptions, pagination, parsers, status
 from rest_framework.response import Response
 
 from casework.api.problems import Problem, stale
@@ -31,7 +31,9 @@ from casework.models import IdempotentRequest
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Advisory-lock namespace of an idempotency key (``pg_advisory_xact_lock(key, hash)``).
 IDEMPOTENCY_LOCK = 0x1D3
-_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+# An Idempotency-Key: 1 to 200 visible ASCII characters (the OpenAPI document says so too).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # Answer headers a replay repeats.
 _KEPT_HEADERS = ("Location", "ETag")
 
@@ -129,6 +131,17 @@ def expected_version(request, current: int) -> int:
     if etag(current) not in tags:
         raise stale()
     return current
+
+
+class JsonParser(parsers.JSONParser):
+    """Django REST framework's JSON parser, with a body nested too deep for Python's
+    decoder (``[[[[…]]]]``: a ``RecursionError``, a 500) refused as malformed, a 400."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError() from None
 
 
 class Pages(pagination.PageNumberPagination):

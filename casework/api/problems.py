@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import Http404
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
@@ -172,6 +172,13 @@ def _from(exc: Exception) -> Problem | None:
             "malformed",
             _("Malformed request"),
             _("The body is not valid JSON."),
+        )
+    if isinstance(exc, RequestDataTooBig):
+        return Problem(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            "too-large",
+            _("Request too large"),
+            _("The body is larger than the API accepts."),
         )
     if isinstance(exc, exceptions.ValidationError):
         # A serializer's errors are rendered strings: the views validate through

@@ -11,6 +11,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
+from casework.api.http import IDEMPOTENCY_KEY_PATTERN
+from casework.api.problems import PROBLEM_TYPE
+
 ACTING_USER = OpenApiParameter(
     "Samverkan-Acting-User",
     OpenApiTypes.STR,
@@ -23,6 +26,7 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=True,
+    pattern=IDEMPOTENCY_KEY_PATTERN,
     description="A key unique to this request (1 to 200 visible ASCII characters); a retry "
     "with the same key gets the first answer and changes nothing.",
 )
@@ -88,8 +92,14 @@ _DESCRIPTIONS = {
 }
 
 
-def problems(*codes: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(ProblemOut, description=_DESCRIPTIONS[code]) for code in codes}
+def problems(*codes: int) -> dict[tuple[int, str], OpenApiResponse]:
+    """The refusals of an operation, as the problem documents they are answered with
+    (``application/problem+json``, not ``application/json``: clients and Schemathesis
+    check the media type)."""
+    return {
+        (code, PROBLEM_TYPE): OpenApiResponse(ProblemOut, description=_DESCRIPTIONS[code])
+        for code in codes
+    }
 
 
 # Operations whose 201 answer is a new case: the document links them to its reading
@@ -106,11 +116,36 @@ def link_new_cases(result: dict[str, Any], generator, request, public) -> dict[s
                 continue
             created = operation.get("responses", {}).get("201")
             if created is not None:
+                created["headers"] = {
+                    "Location": {
+                        "schema": {"type": "string"},
+                        "required": True,
+                        "description": "The new case's address (case_status).",
+                    }
+                }
                 created["links"] = {
                     "ReadCase": {
                         "operationId": "case_status",
                         "parameters": {"case_id": "$response.body#/id"},
                         "description": "The new case's status (for those who may see it).",
+                    }
+                }
+    return result
+
+
+def document_retry_after(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: every 429 answer names its ``Retry-After``."""
+    for methods in result.get("paths", {}).values():
+        for operation in methods.values():
+            limited = (
+                operation.get("responses", {}).get("429") if isinstance(operation, dict) else None
+            )
+            if limited is not None:
+                limited["headers"] = {
+                    "Retry-After": {
+                        "schema": {"type": "integer", "minimum": 0},
+                        "required": True,
+                        "description": "Seconds to wait before the next request.",
                     }
                 }
     return result

@@ -4,7 +4,7 @@ operations and every programme's (through the registry)."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_not_required
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from oauth2_provider.views import TokenView
 
@@ -47,4 +47,7 @@ urlpatterns = [
     ),
     # The steering group's statistics (``casework/api/statistics.py``).
     path("statistics/", statistics.StatisticsView.as_view(), name="statistics"),
+    # Last: any other address under /api/v1/ is a 404 problem document (not the site's
+    # HTML page), e.g. a path parameter that is not of its type.
+    re_path(r"^", views.NoSuchOperation.as_view(), name="no_such_operation"),
 ]

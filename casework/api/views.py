@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from casework import policy
 from casework.api import schema
-from casework.api.http import etag, expected_version, idempotent
+from casework.api.http import JsonParser, etag, expected_version, idempotent
 from casework.api.problems import bad_input, not_found
 from casework.selectors.case_status import find_case, get_case_status
 from casework.selectors.cases import deny_reading
@@ -63,6 +63,7 @@ class ApiView(APIView):
     required_scope: str = ""
     acting_person = True
     purpose: Any = ""
+    parser_classes = [JsonParser]
 
     @property
     def person(self):
@@ -108,6 +109,22 @@ class ApiView(APIView):
                 for field, messages in swedish.items()
             }
         )
+
+
+@method_decorator(login_not_required, name="dispatch")
+class NoSuchOperation(APIView):
+    """Every other address under ``/api/v1/`` (an unknown path, or a path parameter that is
+    not of its type, e.g. a case id that is no UUID): a 404 problem document, not the
+    site's HTML page, whatever the method and whether or not a token is sent."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+    schema = None  # not an operation of the document
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        raise not_found()
 
 
 # --- A case's status -------------------------------------------------------------------------
