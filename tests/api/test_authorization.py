@@ -129,6 +129,35 @@ def _referral(seed: Seed) -> dict[str, Any]:
     }
 
 
+def _concern(seed: Seed) -> dict[str, Any]:
+    referral = _referral(seed)
+    return {**{k: referral[k] for k in ("personnummer", "name", "area")}, "concern": "Oro."}
+
+
+def _defector_referral(seed: Seed) -> dict[str, Any]:
+    return {**_referral(seed), "source": "police"}
+
+
+def _incident(seed: Seed) -> dict[str, Any]:
+    return {"date": str(timezone.localdate()), "area": "other", "kind": "other", "groups": []}
+
+
+def _delivery(seed: Seed) -> dict[str, Any]:
+    return {"offer_of_help": "Stöd finns.", "response": "undecided"}
+
+
+def _decision(seed: Seed) -> dict[str, Any]:
+    return {"choice": "approve", "reason": ""}
+
+
+def _no_notification(seed: Seed) -> dict[str, Any]:
+    return {"notification_id": uuid.UUID(int=1)}
+
+
+def _no_task(seed: Seed) -> dict[str, Any]:
+    return {"task_id": 2_000_000_000}
+
+
 def _action(seed: Seed) -> dict[str, Any]:
     return {"kind": "support_talks", "status": "done", "date": str(timezone.localdate())}
 
@@ -141,6 +170,23 @@ EXPECTED: dict[str, Row] = {
     "case_action_create": Row(own=_kinds(201, 201, 404, 404), body=_action),
     # Anyone may refer (the referrer is not put on the team and learns nothing).
     "sig_referral_create": Row(own=_kinds(201, 201, 201, 201), body=_referral),
+    "sspf_concern_create": Row(own=_kinds(201, 201, 201, 201), body=_concern),
+    "defector_referral_create": Row(own=_kinds(201, 201, 201, 201), body=_defector_referral),
+    # GVI: the police record incidents and deliveries; the others are refused before
+    # anything is looked up or validated. The seed has no GVI group, so the police's
+    # incident gets as far as the body's check (400: it names no group), and an unknown
+    # notification is a 404; tests/api/test_programme_operations.py records real ones.
+    "gvi_incident_create": Row(own=_kinds(403, 400, 403, 403), body=_incident),
+    "gvi_notification_state": Row(own=_kinds(403, 404, 403, 403), path=_no_notification),
+    "gvi_notification_delivery_create": Row(
+        own=_kinds(403, 404, 403, 403), path=_no_notification, body=_delivery
+    ),
+    # The inbox of each typical person (empty or not); another's task is not found.
+    "task_list": Row(own=_kinds(200, 200, 200, 200)),
+    "task_complete": Row(own=_kinds(404, 404, 404, 404), path=_no_task, body=_decision),
+    # The statistics: only the steering group's role reads them as a person; a client
+    # without a person reads them with its scope (counts only, disclosure-controlled).
+    "statistics_read": Row(own=_kinds(403, 403, 403, 403), without_person=_kinds(200, 200, 200, 200)),
 }
 
 
