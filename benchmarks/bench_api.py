@@ -10,13 +10,17 @@ own, send requests as fast as the server answers for a bounded time:
   synthetic personnummer (a samordningsnummer of 2009, never a real person) and an
   Idempotency-Key of its own: referrals per second (target >= 100 on 2 cores), p50/p95.
 * **Case reads**: ``GET /api/v1/cases/<id>/`` acting for the coordinator
-  sara.samordnare, round the cases the referrals opened: reads per second (target
-  >= 200 on 2 cores), p50/p95. Afterwards the access log must hold exactly one
-  consultation event per answered read naming the client ("each read logged").
+  sara.samordnare, round 200 of the cases the referrals opened, each given a team
+  first (a lead social worker and a police contact, as the answer lists them): reads
+  per second (target >= 200 on 2 cores), p50/p95. Afterwards the access log must hold
+  exactly one consultation event per answered read naming the client ("each read
+  logged").
 
 Both figures are saturation (no think time): capacity, so p50/p95 include the wait
 for a free worker. The CPU the gunicorn workers and their PostgreSQL backends used per
-request says what 2 cores can serve whatever else the machine runs.
+request says what 2 cores can serve whatever else the machine runs (reported as
+"2 cores' capacity": 2000 ms / (app + database ms per request)); the throughput
+itself is lower when other work shares the cores.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from benchmarks import server as live
 CLIENTS = 10
 WARM_UP_SECONDS = 3
 LOAD_SECONDS = 15
+READ_CASES = 200
 READ_TARGET = 200  # reads/s on 2 cores (issue 19)
 REFERRAL_TARGET = 100  # referrals/s on 2 cores (issue 19)
 REFERRER = "anna.social"
@@ -42,6 +47,7 @@ READER = "sara.samordnare"
 SCOPES = ("referrals:write", "cases:read")
 # Far above the load: the benchmark measures capacity, not the throttle's refusals.
 RATE_LIMIT = "100000/s"
+PURPOSE = "Benchmark: the integration API"
 
 
 def run(report) -> None:
@@ -56,7 +62,8 @@ def run(report) -> None:
         )
         assert warm, f"no referral registered; {refused} answers were not 201"
         registered = live.measure(server, referrals, LOAD_SECONDS, expect=(201,))
-        cases = _registered_cases(client)
+        cases = _registered_cases(client)[:READ_CASES]
+        _put_teams(cases)
         readers = [_reader(token, cases[number::CLIENTS]) for number in range(CLIENTS)]
         consulted = _consultations(client)
         warm, refused, _elapsed = live.hammer(server.port, readers, WARM_UP_SECONDS)
@@ -87,6 +94,17 @@ def _report_load(report, label: str, load: live.Load, unit: str, target: int) ->
     report(f"{label}, failed requests", load.failures, "", "0")
     for side in load.cpu:
         report(f"{label}, {side} CPU per request", load.cpu_ms(side), "ms", "")
+    if {"app", "database"} <= load.cpu.keys():
+        # What 2 cores would serve with nothing else running (the load's own client and
+        # the kernel's networking left out): the figure that other work on a shared host
+        # does not lower.
+        capacity = 2000 / (load.cpu_ms("app") + load.cpu_ms("database"))
+        report(
+            f"{label}, 2 cores' capacity by CPU per request",
+            capacity,
+            unit,
+            f">= {target} {unit} ({capacity / target:.2f}x of it)",
+        )
 
 
 # --- The client, its token and its requests -------------------------------------------------
@@ -188,6 +206,25 @@ def _registered_cases(client) -> list[str]:
         "body", flat=True
     )
     return [body["id"] for body in ids]
+
+
+def _put_teams(cases: list[str]) -> None:
+    """A lead social worker and a police contact on each case, as the coordinator puts
+    them there (the team service, with its access-log events)."""
+    from casework.models import CaseMembership, User
+    from casework.services import cases as services
+    from workflows.sig.models import SigCase
+
+    coordinator = User.objects.get(username=READER)
+    team = [
+        (User.objects.get(username=REFERRER), CaseMembership.Role.LEAD),
+        (User.objects.get(username="per.polis"), CaseMembership.Role.POLICE_CONTACT),
+    ]
+    for case in SigCase.objects.filter(pk__in=cases).select_related("person"):
+        for member, role in team:
+            services.add_member(
+                user=coordinator, case=case, purpose=PURPOSE, member=member, role=role
+            )
 
 
 def _reader(token: str, cases: list[str]):
