@@ -100,7 +100,7 @@ def _report_load(report, label: str, load: live.Load, unit: str, target: int) ->
         # does not lower.
         capacity = 2000 / (load.cpu_ms("app") + load.cpu_ms("database"))
         report(
-            f"{label}, 2 cores' capacity by CPU per request",
+            f"{label}, capacity of 2 cores by CPU",
             capacity,
             unit,
             f">= {target} {unit} ({capacity / target:.2f}x of it)",
