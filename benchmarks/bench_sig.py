@@ -35,27 +35,19 @@ work on a shared host — does not land on one variant only.
 
 from __future__ import annotations
 
-import http.client
 import os
 import random
 import re
-import signal
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
-import threading
-import time
 from http.cookies import SimpleCookie
-from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.db import transaction
 
+from benchmarks import server as live
 from benchmarks.__main__ import median_of
 
 TRANSITIONS = 100
@@ -69,7 +61,6 @@ THINK_LOAD_SECONDS = 30
 PASSWORD = "bench-sig-lösenord"  # noqa: S105 - a throw-away benchmark account
 PURPOSE = "Benchmark: SIG"
 REASON = "Screeningen påbörjas: bedömning av behov och riskfaktorer."
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(report) -> None:
@@ -223,26 +214,6 @@ def _transitions(report) -> None:
 # --- The case page under load ---------------------------------------------------------------
 
 
-def _database_url(alias: str) -> str:
-    """A URL for the test database of ``alias`` (a socket directory for the embedded server)."""
-    config = connections[alias].settings_dict
-    host = config["HOST"] or ""
-    socket_dir = host.startswith("/")
-    password = quote(config.get("PASSWORD") or "", safe="")
-    user = quote(config["USER"] or "", safe="")
-    credentials = f"{user}:{password}@" if password else f"{user}@"
-    return (
-        f"postgres://{credentials}{'' if socket_dir else host}:{config['PORT'] or 5432}/"
-        f"{config['NAME']}" + (f"?host={quote(host)}" if socket_dir else "")
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _page_cases(count: int) -> list[tuple[str, str]]:
     """``count`` active cases, each with a bench user on its team: [(username, case id)]."""
     from django.contrib.auth.models import Group
@@ -279,76 +250,6 @@ def _page_cases(count: int) -> list[tuple[str, str]]:
     return pairs
 
 
-class _Server:
-    """gunicorn serving the benchmark databases on 127.0.0.1; stopped with SIGTERM."""
-
-    def __init__(self, workers: int) -> None:
-        self.port = _free_port()
-        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
-            "w", prefix="samverkan-bench-gunicorn-", suffix=".log", delete=False
-        )
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": _database_url("default"),
-            "KEYSTORE_DATABASE_URL": _database_url("keystore"),
-            "SAMVERKAN_KEYRING_FILE": str(settings.KEYRING_FILE),
-            "DEBUG": "false",
-            # Persistent connections, as a production deployment runs (or a pooler).
-            "CONN_MAX_AGE": "600",
-        }
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(workers),
-                "--access-logfile",
-                "-" if os.environ.get("BENCH_ACCESS_LOG") else "/dev/null",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited; see {self.log.name}")
-            try:
-                if _request(self.port, "GET", "/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("gunicorn did not answer in 60 s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # graceful: workers finish their request
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
-def _request(port: int, method: str, path: str, *, headers=None, body=None):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.getheaders(), response.read()
-    finally:
-        connection.close()
-
-
 def _cookies(headers) -> dict[str, str]:
     jar = SimpleCookie()
     for name, value in headers:
@@ -359,11 +260,11 @@ def _cookies(headers) -> dict[str, str]:
 
 def _login(port: int, username: str) -> str:
     """Log in through the login form; return the session cookie's value."""
-    status, headers, body = _request(port, "GET", "/konto/logga-in/")
+    status, headers, body = live.request(port, "GET", "/konto/logga-in/")
     assert status == 200, status
     csrf_cookie = _cookies(headers)[settings.CSRF_COOKIE_NAME]
     token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', body).group(1).decode()
-    status, headers, _body = _request(
+    status, headers, _body = live.request(
         port,
         "POST",
         "/konto/logga-in/",
@@ -377,154 +278,62 @@ def _login(port: int, username: str) -> str:
     return _cookies(headers)[settings.SESSION_COOKIE_NAME]
 
 
-def _hammer(port, clients, seconds, think=None):
-    """Each client fetches its case page until the deadline; return latencies and failures.
+def _page_views(clients: list[tuple[str, str]]) -> list:
+    """For each (session, case id): a callable making the request of its case page."""
 
-    ``think``: (low, high) seconds each client waits, uniformly at random, after
-    each page view (``None``: no pause, saturation).
-    """
-    latencies: list[list[float]] = [[] for _ in clients]
-    failures = [0] * len(clients)
-    barrier = threading.Barrier(len(clients) + 1)
-    deadline = [0.0]
-
-    def client(number: int, session: str, case_id: str) -> None:
-        headers = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={session}"}
-        path = f"/arenden/fall/{case_id}/"
-        pause = random.Random(number)  # think time, not a secret
-        barrier.wait()
-        if think:  # users do not arrive in lockstep
-            time.sleep(pause.uniform(0, think[1]))
-        while time.perf_counter() < deadline[0]:
-            start = time.perf_counter()
-            status, _headers, _body = _request(port, "GET", path, headers=headers)
-            elapsed = time.perf_counter() - start
-            if status == 200:
-                latencies[number].append(elapsed)
-            else:
-                failures[number] += 1
-            if think:
-                time.sleep(pause.uniform(*think))
-
-    threads = [
-        threading.Thread(target=client, args=(n, session, case_id), daemon=True)
-        for n, (session, case_id) in enumerate(clients)
-    ]
-    for thread in threads:
-        thread.start()
-    deadline[0] = time.perf_counter() + seconds
-    barrier.wait()
-    start = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    return [x for per_client in latencies for x in per_client], sum(failures), elapsed
-
-
-def _server_processes(master: int) -> dict[str, list[int]]:
-    """The gunicorn workers and the PostgreSQL backends serving them (Linux, local server)."""
-    try:
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    except OSError:
-        return {"app": [], "database": []}
-    names = [connections[alias].settings_dict["NAME"] for alias in ("default", "keystore")]
-    with connections["default"].cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
-            [names],
+    def view(session: str, case_id: str):
+        call = (
+            "GET",
+            f"/arenden/fall/{case_id}/",
+            {"Cookie": f"{settings.SESSION_COOKIE_NAME}={session}"},
+            None,
         )
-        backends = [row[0] for row in cursor.fetchall()]
-    own = set()
-    for alias in ("keystore",):
-        with connections[alias].cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            own.add(cursor.fetchone()[0])
-    return {
-        "app": [int(pid) for pid in children],
-        "database": [b for b in backends if b not in own],
-    }
+        return lambda: call
 
-
-def _cpu_seconds(processes: dict[str, list[int]]) -> dict[str, float]:
-    """User + system CPU seconds of each side's processes so far (0 for one that is gone)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    totals = {}
-    for side, pids in processes.items():
-        total = 0
-        for pid in pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        totals[side] = total / tick
-    return totals
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+    return [view(session, case_id) for session, case_id in clients]
 
 
 def _case_page_under_load(report) -> None:
     pairs = _page_cases(CLIENTS)
-    workers = 2 * (os.cpu_count() or 1) + 1
-    server = _Server(workers)
+    workers = live.default_workers()
+    server = live.Server(workers)
     try:
         clients = [(_login(server.port, username), case_id) for username, case_id in pairs]
         # Every client may see its own case.
         for session, case_id in clients:
-            status, _headers, _body = _request(
+            status, _headers, _body = live.request(
                 server.port,
                 "GET",
                 f"/arenden/fall/{case_id}/",
                 headers={"Cookie": f"{settings.SESSION_COOKIE_NAME}={session}"},
             )
             assert status == 200, status
-        _hammer(server.port, clients, WARM_UP_SECONDS)
-        processes = _server_processes(server.process.pid)
-        cpu_before = _cpu_seconds(processes)
-        latencies, failures, elapsed = _hammer(server.port, clients, LOAD_SECONDS)
-        cpu_used = {side: _cpu_seconds(processes)[side] - cpu_before[side] for side in cpu_before}
+        views = _page_views(clients)
+        live.hammer(server.port, views, WARM_UP_SECONDS)
+        saturated = live.measure(server, views, LOAD_SECONDS)
         # One client alone: the time a request takes when it never waits for a worker.
-        alone, alone_failures, _elapsed = _hammer(server.port, clients[:1], SINGLE_SECONDS)
+        alone = live.measure(server, views[:1], SINGLE_SECONDS)
         # The realistic interactive load: the figure held against p95 < 100 ms.
-        thinking, thinking_failures, thinking_elapsed = _hammer(
-            server.port, clients, THINK_LOAD_SECONDS, think=THINK_SECONDS
-        )
+        thinking = live.measure(server, views, THINK_LOAD_SECONDS, think=THINK_SECONDS)
     finally:
         server.stop()
-    assert latencies, "no successful request"
-    assert thinking, "no successful request with think time"
+    assert saturated.latencies, "no successful request"
+    assert thinking.latencies, "no successful request with think time"
     # Saturation, no think time: capacity (latency = clients / throughput), not the target.
     label = f"sig: case page, saturation, no think time, {CLIENTS} clients, {workers} workers"
-    report(f"{label}", len(latencies) / elapsed, "req/s", "")
-    report(
-        "sig: case page, saturation, no think time, p50",
-        _percentile(latencies, 0.50) * 1000,
-        "ms",
-        "",
-    )
-    report(
-        "sig: case page, saturation, no think time, p95",
-        _percentile(latencies, 0.95) * 1000,
-        "ms",
-        "",
-    )
+    report(f"{label}", saturated.rate, "req/s", "")
+    report("sig: case page, saturation, no think time, p50", saturated.ms(0.50), "ms", "")
+    report("sig: case page, saturation, no think time, p95", saturated.ms(0.95), "ms", "")
     # The figure held against the target: 16 users each pausing 0.5-1.5 s between views.
     think_label = (
         f"sig: case page, {CLIENTS} users with think time {THINK_SECONDS[0]}-{THINK_SECONDS[1]} s"
     )
-    report(think_label, len(thinking) / thinking_elapsed, "req/s", "")
-    report(f"{think_label}, p50", _percentile(thinking, 0.50) * 1000, "ms", "")
-    report(f"{think_label}, p95", _percentile(thinking, 0.95) * 1000, "ms", "< 100 ms")
-    report("sig: case page failed requests", failures + alone_failures + thinking_failures, "", "0")
-    # CPU per request, whatever else the machine runs: 2 cores serve at most
-    # 2000 / (app + database ms) requests a second.
-    if processes["app"] and processes["database"]:
-        for side, used in cpu_used.items():
-            report(
-                f"sig: case page, {side} CPU per request", used / len(latencies) * 1000, "ms", ""
-            )
-    report("sig: case page, 1 client alone, p50", _percentile(alone, 0.50) * 1000, "ms", "")
-    report("sig: case page, 1 client alone, p95", _percentile(alone, 0.95) * 1000, "ms", "")
+    report(think_label, thinking.rate, "req/s", "")
+    report(f"{think_label}, p50", thinking.ms(0.50), "ms", "")
+    report(f"{think_label}, p95", thinking.ms(0.95), "ms", "< 100 ms")
+    failures = saturated.failures + alone.failures + thinking.failures
+    report("sig: case page failed requests", failures, "", "0")
+    for side in saturated.cpu:
+        report(f"sig: case page, {side} CPU per request", saturated.cpu_ms(side), "ms", "")
+    report("sig: case page, 1 client alone, p50", alone.ms(0.50), "ms", "")
+    report("sig: case page, 1 client alone, p95", alone.ms(0.95), "ms", "")

@@ -70,7 +70,10 @@ def idempotent(handler):
                     "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
                     [IDEMPOTENCY_LOCK, f"{client.pk}:{key}"],
                 )
-            kept = IdempotentRequest.objects.filter(client=client, key=key).first()
+            try:  # unique per client and key: a get, without first()'s ordering
+                kept = IdempotentRequest.objects.get(client=client, key=key)
+            except IdempotentRequest.DoesNotExist:
+                kept = None
             if kept is not None:
                 if kept.fingerprint != fingerprint:
                     raise Problem(

@@ -38,14 +38,20 @@ class CaseStatus:
 
 
 def find_case(case_id: uuid.UUID | str) -> Case | None:
-    """The programme case (its own model, with ``status``) with this id, or ``None``."""
-    code = Case.objects.filter(pk=case_id).values_list("programme", flat=True).first()
-    for model in programmes.case_models(code) if code else ():
-        case = (
-            model.objects.select_related("person", "owner_organisation").filter(pk=case_id).first()
-        )
-        if case is not None:
-            return case
+    """The programme case (its own model, with ``status``) with this id, or ``None``.
+
+    Every API reading of a case starts here: ``get()`` on the primary key, not
+    ``first()``, which orders the one row (a sixth of this function's time).
+    """
+    try:
+        code = Case.objects.values_list("programme", flat=True).get(pk=case_id)
+    except Case.DoesNotExist:
+        return None
+    for model in programmes.case_models(code):
+        try:
+            return model.objects.select_related("person", "owner_organisation").get(pk=case_id)
+        except model.DoesNotExist:
+            continue
     return None
 
 

@@ -186,7 +186,9 @@ EXPECTED: dict[str, Row] = {
     "task_complete": Row(own=_kinds(404, 404, 404, 404), path=_no_task, body=_decision),
     # The statistics: only the steering group's role reads them as a person; a client
     # without a person reads them with its scope (counts only, disclosure-controlled).
-    "statistics_read": Row(own=_kinds(403, 403, 403, 403), without_person=_kinds(200, 200, 200, 200)),
+    "statistics_read": Row(
+        own=_kinds(403, 403, 403, 403), without_person=_kinds(200, 200, 200, 200)
+    ),
 }
 
 
