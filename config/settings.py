@@ -594,6 +594,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "casework.api.schema.link_new_cases",
     ],
+    # The events a client's webhook receives (OpenAPI 3.1 ``webhooks``).
+    "WEBHOOKS": [
+        "casework.api.webhooks.CASE_STATUS_CHANGED",
+        "casework.api.webhooks.TASK_CREATED",
+    ],
 }
 # How long a POST's answer is kept for a retry with the same Idempotency-Key.
 API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=24)

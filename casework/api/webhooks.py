@@ -1,4 +1,5 @@
-"""A client's own webhooks: list, register, delete (scope ``webhooks:manage``).
+"""A client's own webhooks: list, register, delete (scope ``webhooks:manage``), and the
+events they receive, described in the OpenAPI document's ``webhooks``.
 
 The events carry identifiers and states only, so these operations need no acting
 person. Registering answers with the webhook's secret, the only time it is told (a
@@ -8,8 +9,10 @@ delivery's ``Samverkan-Signature`` with it (``casework.services.webhooks``).
 
 from __future__ import annotations
 
+import inspect
+
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, OpenApiWebhook, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -62,6 +65,15 @@ def _disabled() -> Problem:
 
 
 class WebhooksView(ApiView):
+    """The client's webhooks. Each event is POSTed as JSON to the webhook's address with
+    the headers ``Samverkan-Event`` (the event), ``Samverkan-Delivery`` (the delivery's
+    id, the same in every retry: drop one already handled) and ``Samverkan-Signature:
+    t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed with the secret>``: check
+    it over the raw body and refuse a time more than five minutes off. Answer with a
+    2xx within 5 seconds; anything else (a redirect too) is retried after 30 s, 1 min,
+    2 min … up to 8 attempts. The events hold ids and states only: read more through
+    the API as an acting person."""
+
     required_scope = "webhooks:manage"
     acting_person = False
 
@@ -102,6 +114,8 @@ class WebhooksView(ApiView):
 
 
 class WebhookView(ApiView):
+    """One of the client's webhooks."""
+
     required_scope = "webhooks:manage"
     acting_person = False
 
@@ -117,3 +131,63 @@ class WebhookView(ApiView):
         if not webhooks.delete_webhook(client=request.auth.client, webhook_id=webhook_id):
             raise not_found()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- The events, as the OpenAPI document's ``webhooks`` (SPECTACULAR_SETTINGS) ------------------
+
+
+class CaseRefOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    programme = serializers.CharField()
+    status = serializers.CharField()
+    version = serializers.IntegerField(help_text='The case\'s ETag is "v<version>".')
+
+
+class CaseIdOut(serializers.Serializer):
+    id = serializers.UUIDField()
+
+
+class TaskRefOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    flow = serializers.CharField()
+    step = serializers.CharField()
+    status = serializers.CharField(help_text="NEW (in a queue) or ASSIGNED (to a person).")
+
+
+class EventOut(serializers.Serializer):
+    event = serializers.ChoiceField(choices=Webhook.Event.choices)
+    id = serializers.IntegerField(help_text="The delivery's id (Samverkan-Delivery).")
+    occurred_at = serializers.DateTimeField()
+
+
+class CaseStatusChangedOut(EventOut):
+    case = CaseRefOut()
+
+
+class TaskCreatedOut(EventOut):
+    task = TaskRefOut()
+    case = CaseIdOut(allow_null=True, help_text="The case the task is a step of, if any.")
+
+
+def _event(name: str, serializer, summary: str) -> OpenApiWebhook:
+    return OpenApiWebhook(
+        name=name,
+        decorator=extend_schema(
+            summary=summary,
+            description=inspect.cleandoc(WebhooksView.__doc__ or ""),
+            request=serializer,
+            responses={200: OpenApiResponse(description="Received (any 2xx).")},
+        ),
+    )
+
+
+CASE_STATUS_CHANGED = _event(
+    "case.status_changed",
+    CaseStatusChangedOut,
+    "A case of the organisation (responsible, or on its team) has a new status",
+)
+TASK_CREATED = _event(
+    "task.created",
+    TaskCreatedOut,
+    "A step for the organisation: its owner's, else the case's responsible one's",
+)

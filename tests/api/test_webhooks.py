@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
+from casework.api.webhooks import CaseStatusChangedOut, TaskCreatedOut
 from casework.models import Case, IdempotentRequest, Webhook, WebhookDelivery
 from casework.personnummer import with_check_digit
 from casework.services import cases as case_services
@@ -142,6 +143,12 @@ def test_events_are_signed_and_carry_ids_and_states_only(receiver, social_api, p
             social["secret"], headers["Samverkan-Signature"], request["body"]
         )
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}
+    # As the OpenAPI document's ``webhooks`` describe them.
+    for event, body in got:
+        described = {"task.created": TaskCreatedOut, "case.status_changed": CaseStatusChangedOut}
+        serializer = described[event](data=body)
+        assert serializer.is_valid(), serializer.errors
+        assert set(body) == set(serializer.fields)
 
     # The receiver's check refuses a changed body, a changed signature, an old timestamp
     # and another secret.
@@ -289,6 +296,7 @@ def test_registration_needs_an_allowed_https_host(social_api, settings):
         response = social_api.post("/api/v1/webhooks/", {"url": url, "events": BOTH})
         assert response.status_code == 400, (url, response.content)
         assert [error["field"] for error in response.json()["errors"]] == ["url"]
+    assert response.json()["errors"][0]["detail"] == "Ange en giltig https-adress."
     for body in ({"url": "https://x.orebro.se/", "events": []}, {"url": "https://x.orebro.se/"}):
         response = social_api.post("/api/v1/webhooks/", body)
         assert response.status_code == 400

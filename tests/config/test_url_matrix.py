@@ -437,6 +437,7 @@ BY_NAME = {
     # matrix of clients and acting persons is tests/api/test_authorization.py.
     "api:case": fill_case,
     "api:case_actions": fill_case,
+    "api:webhook": literal("/api/v1/webhooks/1/"),
     "arenden:sspf:meeting": fill_meeting,
     "gvi:group": _gvi("groups", "group_id"),
     "gvi:member": _gvi("members", "member_id"),
@@ -464,6 +465,8 @@ BY_ROUTE = {
             "casework/identityprovider",
             "casework/externalidentity",
             "axes/accessattempt",  # sign-in locks (ADR 0016)
+            "casework/webhook",  # the API clients' webhooks (ADR 0022)
+            "casework/webhookdelivery",
         )
     },
     # The admin's catch-all (unknown admin paths).
