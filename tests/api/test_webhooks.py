@@ -329,6 +329,8 @@ def test_list_never_shows_the_secret_and_only_the_owner_deletes(receiver, social
     assert social_api.http.delete(url, **social_api.headers(None)).status_code == 204
     assert social_api.http.delete(url, **social_api.headers(None)).status_code == 404
     assert not Webhook.objects.exists()
+    huge = f"/api/v1/webhooks/{10**30}/"
+    assert social_api.http.delete(huge, **social_api.headers(None)).status_code == 404
 
 
 def test_managing_webhooks_needs_the_scope(receiver, api_for, demo):
