@@ -549,6 +549,7 @@ API_SCOPES = {
     "tasks:read": "Läsa den handlande personens uppgifter",
     "tasks:write": "Slutföra den handlande personens beslutsuppgifter",
     "statistics:read": "Läsa uppföljningsstatistiken",
+    "webhooks:manage": "Hantera klientens webhooks (händelser om uppgifter och ärendestatus)",
 }
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 OAUTH2_PROVIDER = {
@@ -598,6 +599,18 @@ SPECTACULAR_SETTINGS = {
         "casework.api.schema.link_new_cases",
         "casework.api.schema.document_retry_after",
     ],
+    # The events a client's webhook receives (OpenAPI 3.1 ``webhooks``).
+    "WEBHOOKS": [
+        "casework.api.webhooks.CASE_STATUS_CHANGED",
+        "casework.api.webhooks.TASK_CREATED",
+    ],
 }
 # How long a POST's answer is kept for a retry with the same Idempotency-Key.
 API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=24)
+# Webhooks (events out to the clients' own systems, casework.services.webhooks): the hosts
+# a webhook may point at, exactly or as a dot-suffix ("orebro.se" allows "x.orebro.se");
+# empty = no webhook can be registered. Only https, except for the hosts in
+# API_WEBHOOK_HTTP_HOSTS (a test receiver on 127.0.0.1). An allow-list, so that the
+# server does not post to addresses of the operator's own network on a client's say.
+API_WEBHOOK_HOSTS = env.list("API_WEBHOOK_HOSTS", default=[])
+API_WEBHOOK_HTTP_HOSTS = env.list("API_WEBHOOK_HTTP_HOSTS", default=[])

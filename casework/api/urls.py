@@ -9,7 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from oauth2_provider.views import TokenView
 
 from casework import programmes
-from casework.api import statistics, tasks, views
+from casework.api import statistics, tasks, views, webhooks
 
 app_name = "api"
 
@@ -36,6 +36,9 @@ urlpatterns = [
         views.CaseActionsView.as_view(),
         name="case_actions",
     ),
+    # The client's own webhooks (events out, ids and states only).
+    path("webhooks/", webhooks.WebhooksView.as_view(), name="webhooks"),
+    path("webhooks/<int:webhook_id>/", webhooks.WebhookView.as_view(), name="webhook"),
     # Each programme's own operations (``workflows/<programme>/api.py``).
     *programmes.api_urls(),
     # The acting person's tasks (``casework/api/tasks.py``).

@@ -29,7 +29,7 @@ from casework.crypto.keystore import PERSON, load_data_key
 from casework.crypto.records import seal_value
 from casework.models import Case, CaseEvent, CaseMembership
 from casework.selectors.persons import require_purpose
-from casework.services import transitions
+from casework.services import transitions, webhooks
 from casework.services.transitions import Conflict, Denied
 
 NOTE_LIMIT = 10_000
@@ -323,6 +323,21 @@ def _end_team_at_close(case: Case) -> Callable[[], dict]:
     return end
 
 
+def _after_transition(case: Case) -> Callable[[], dict]:
+    """What follows every transition of a case, in its transaction: when its status
+    changed, the ``case.status_changed`` webhooks (told to the team as it was), then a
+    close ends the team (:func:`_end_team_at_close`)."""
+    source = getattr(case, "status", None)
+    end_team = _end_team_at_close(case)
+
+    def after() -> dict:
+        if getattr(case, "status", None) != source:
+            webhooks.case_status_changed(case=case)
+        return end_team()
+
+    return after
+
+
 def _check_case_access(*, user, obj: Case, purpose: str, what: str) -> None:
     # Only allowed or not matters here: a coordinator's access needs no team query.
     require_access(user=user, case=obj, purpose=purpose, what=what, any_ground=True)
@@ -338,6 +353,6 @@ transitions.register(
         operation="transition:{name}",
         conflict=CaseConflict,
         wrong_state=_("The case is not in a state where this can be done."),
-        effects=_end_team_at_close,
+        effects=_after_transition,
     )
 )

@@ -44,7 +44,7 @@ from casework.models import (
 )
 from casework.selectors.cases import person_registered
 from casework.selectors.persons import require_purpose
-from casework.services import transitions
+from casework.services import transitions, webhooks
 from casework.services.case_changes import (
     NOTE_LIMIT,
     REASON_LIMIT,
@@ -218,8 +218,9 @@ def open_case(
 
 
 def record_opening(*, case: Case, user, purpose: str, transition: str = "", dek=None, **details):
-    """A new case's first timeline entry (its state, reached by ``transition``) and its
-    ``CREATE`` event (its programme and number, and ``details``)."""
+    """A new case's first timeline entry (its state, reached by ``transition``), its
+    ``CREATE`` event (its programme and number, and ``details``) and its first
+    ``case.status_changed`` webhooks."""
     timeline_event(
         case=case,
         user=user,
@@ -237,6 +238,7 @@ def record_opening(*, case: Case, user, purpose: str, transition: str = "", dek=
         reference=case.reference,
         **details,
     )
+    webhooks.case_status_changed(case=case)
 
 
 # --- Transitions -------------------------------------------------------------------------

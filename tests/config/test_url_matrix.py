@@ -444,6 +444,7 @@ BY_NAME = {
     "api:case_actions": fill_case,
     "api:gvi_notification_delivery": _gvi("notifications", "notification_id"),
     "api:task_complete": fill_api_task,
+    "api:webhook": literal("/api/v1/webhooks/1/"),
     "arenden:sspf:meeting": fill_meeting,
     "gvi:group": _gvi("groups", "group_id"),
     "gvi:member": _gvi("members", "member_id"),
@@ -475,6 +476,8 @@ BY_ROUTE = {
             "casework/externalidentity",
             "axes/accessattempt",  # sign-in locks (ADR 0016)
             "casework/apiclient",  # the integration API's clients
+            "casework/webhook",  # the API clients' webhooks (ADR 0022)
+            "casework/webhookdelivery",
         )
     },
     # The admin's catch-all (unknown admin paths).

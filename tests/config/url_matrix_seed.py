@@ -334,6 +334,18 @@ def build() -> Seed:
         http_accept="",
         path_info="/konto/logga-in/",
     )
+    # An API client's webhook and a delivery, for the admin's pages of one (ADR 0022).
+    from casework.models import ApiClient, Webhook, WebhookDelivery
+
+    api_client = ApiClient.objects.create(
+        name="url matrix", organisation=users["anna.social"].organisation
+    )
+    webhook = Webhook.objects.create(
+        client=api_client, url="https://system.example/hook", events="task.created", secret="x"
+    )
+    WebhookDelivery.objects.create(
+        webhook=webhook, event="task.created", payload={"task": {"id": 1}, "case": None}
+    )
     extras = _extras(users)
     persons = list(Person.objects.filter(erased_at__isnull=True).order_by("pk"))
     assert len(persons) < 95, "the phone series has room for 95 persons"
