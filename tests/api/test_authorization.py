@@ -154,6 +154,14 @@ def _no_notification(seed: Seed) -> dict[str, Any]:
     return {"notification_id": uuid.UUID(int=1)}
 
 
+def _webhook(seed: Seed) -> dict[str, Any]:
+    return {"url": "https://system.example.org/samverkan", "events": ["case.status_changed"]}
+
+
+def _no_webhook(seed: Seed) -> dict[str, Any]:
+    return {"webhook_id": 2_000_000_000}
+
+
 def _no_task(seed: Seed) -> dict[str, Any]:
     return {"task_id": 2_000_000_000}
 
@@ -184,6 +192,15 @@ EXPECTED: dict[str, Row] = {
     # The inbox of each typical person (empty or not); another's task is not found.
     "task_list": Row(own=_kinds(200, 200, 200, 200)),
     "task_complete": Row(own=_kinds(404, 404, 404, 404), path=_no_task, body=_decision),
+    # A client's own webhooks (no personal data: no person needed). The operator has
+    # allowed no host here, so registering is refused (403); an unknown webhook is a 404.
+    "webhook_list": Row(own=_kinds(200, 200, 200, 200), without_person=_kinds(200, 200, 200, 200)),
+    "webhook_create": Row(
+        own=_kinds(403, 403, 403, 403), without_person=_kinds(403, 403, 403, 403), body=_webhook
+    ),
+    "webhook_delete": Row(
+        own=_kinds(404, 404, 404, 404), without_person=_kinds(404, 404, 404, 404), path=_no_webhook
+    ),
     # The statistics: only the steering group's role reads them as a person; a client
     # without a person reads them with its scope (counts only, disclosure-controlled).
     "statistics_read": Row(
