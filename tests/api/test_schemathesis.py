@@ -38,6 +38,7 @@ import schemathesis
 from django.core.management import call_command
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -132,7 +133,7 @@ def variants(operation, known: dict[str, str]) -> dict[str, tuple[object, int]]:
     return strategies
 
 
-def fuzz(strategy, examples: int, statuses: Counter) -> str | None:
+def fuzz(strategy, examples: int, statuses: Counter, *, negative: bool = False) -> str | None:
     """Run an operation's Hypothesis test; the failure report, if any."""
 
     @settings(HYPOTHESIS, max_examples=examples)
@@ -144,6 +145,11 @@ def fuzz(strategy, examples: int, statuses: Counter) -> str | None:
 
     try:
         run()
+    except Unsatisfiable:
+        # Nothing to draw: an operation without parameters or body has no negative case.
+        if negative:
+            return None
+        raise
     except (Exception, BaseExceptionGroup) as error:
         return f"{type(error).__name__}: {error}"
     return None
@@ -163,7 +169,7 @@ def test_every_operation_of_the_document(live_server, demo, seeded_case):
         operation = result.ok()
         for name, (strategy, examples) in variants(operation, known_ids(seeded_case)).items():
             started, statuses = time.monotonic(), Counter()
-            report = fuzz(strategy, examples, statuses)
+            report = fuzz(strategy, examples, statuses, negative=name == "negative")
             ran.append(
                 f"{operation.label} {name}: {time.monotonic() - started:.1f} s, "
                 f"{dict(sorted(statuses.items()))}"
@@ -185,24 +191,39 @@ def _personnummer(seed: str) -> str:
     return str(born)[:2] + with_check_digit(f"{born % 100:02d}0101{serial:03d}")
 
 
-def _referral() -> dict:
-    """A valid referral of a synthetic 16-year-old (most likely a new one each time)."""
-    return {
-        "personnummer": _personnummer(uuid.uuid4().hex),
-        "name": "Länk Testsson",
-        "area": "other",
-        "reason": "Orolig för kriminalitet.",
-    }
+# Who coordinates a programme's cases, where not the acting coordinator (same organisation).
+COORDINATORS = {"defector": "alex.avhopp"}
+
+# A valid value for each field a case-creating operation may require.
+SAMPLE_FIELDS = {
+    "name": "Länk Testsson",
+    "area": "other",
+    "reason": "Orolig för kriminalitet.",
+    "concern": "Oro för skolfrånvaro.",
+    "source": "police",
+}
+
+
+def _referral(operation: dict, document: dict) -> dict:
+    """A valid body for a case-creating ``operation``: its schema's required fields, of a
+    synthetic 16-year-old (most likely a new one each time)."""
+    reference = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][reference.rsplit("/", 1)[1]]
+    body = {"personnummer": _personnummer(uuid.uuid4().hex)}
+    for name in schema.get("required", []):
+        if name not in body:
+            assert name in SAMPLE_FIELDS, f"add a sample value for {name!r} to SAMPLE_FIELDS"
+            body[name] = SAMPLE_FIELDS[name]
+    return body
 
 
 def _links_from_referrals(document: dict):
-    """(path, method, operation, link) of every link of a referral's 201 answer."""
+    """(path, method, operation, link) of every link of a new case's 201 answer."""
     for path, methods in document["paths"].items():
         for method, operation in methods.items():
-            if not operation["operationId"].endswith("referral_create"):
-                continue
             for link in operation["responses"].get("201", {}).get("links", {}).values():
-                yield path, method, link
+                if link["operationId"] == "case_status":
+                    yield path, method, operation, link
 
 
 def test_each_referrals_link_reads_the_new_case(live_server, demo):
@@ -218,11 +239,11 @@ def test_each_referrals_link_reads_the_new_case(live_server, demo):
         for method, operation in methods.items()
     }
     followed = []
-    for path, method, link in _links_from_referrals(document):
+    for path, method, operation, link in _links_from_referrals(document):
         created = requests.request(
             method,
             f"{base_url}{path}",
-            json=_referral(),
+            json=_referral(operation, document),
             headers={**auth, ACTING_HEADER: ACTING, "Idempotency-Key": uuid.uuid4().hex},
             timeout=10,
         )
@@ -232,10 +253,12 @@ def test_each_referrals_link_reads_the_new_case(live_server, demo):
             assert expression.startswith("$response.body#/"), expression
             value = created.json()[expression.removeprefix("$response.body#/")]
             target = target.replace(f"{{{name}}}", str(value))
+        # The new case's programme's coordinator reads it (the referrer is not on its team).
+        reader = COORDINATORS.get(created.json()["programme"], ACTING)
         read = requests.request(
             target_method,
             f"{base_url}{target}",
-            headers={**auth, ACTING_HEADER: ACTING},
+            headers={**auth, ACTING_HEADER: reader},
             timeout=10,
         )
         assert read.status_code == 200, read.text

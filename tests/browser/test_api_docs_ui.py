@@ -8,6 +8,9 @@ image such as Swagger's validator badge).
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
 import pytest
 from playwright.sync_api import expect
 
@@ -29,6 +32,11 @@ def operations(client):
     ]
 
 
+def requests_document(base_url: str) -> dict:
+    with urllib.request.urlopen(f"{base_url}/api/v1/schema/?format=json", timeout=10) as answer:  # noqa: S310
+        return json.load(answer)
+
+
 def test_the_docs_page_lists_every_operation_under_the_csp(operations, live_server, page, problems):
     response = page.goto(DOCS)
 
@@ -41,8 +49,11 @@ def test_the_docs_page_lists_every_operation_under_the_csp(operations, live_serv
         and "unsafe" not in policy.split("script-src")[1].split(";")[0]
     )
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("Samverkan API")
+    # The operations, then the events the API sends (the document's webhooks), each a block.
+    document = requests_document(live_server.url)
+    events = sum(len(methods) for methods in document.get("webhooks", {}).values())
     blocks = page.locator(".opblock")
-    expect(blocks).to_have_count(len(operations))
+    expect(blocks).to_have_count(len(operations) + events)
     for method, path, _summary in operations:
         block = page.locator(".opblock", has=page.locator(f'[data-path="{path}"]')).filter(
             has=page.locator(".opblock-summary-method", has_text=method)
