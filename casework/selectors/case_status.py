@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from django.db.models import Q
 from django.utils import timezone
 
-from audit.services import Action as AuditAction
 from audit.services import record_events
 from casework import policy, programmes
 from casework.models import Case, CaseMembership
-from casework.selectors.cases import CaseNotFound, deny_reading
+from casework.selectors.cases import CaseNotFound, deny_reading, reading_events
 from casework.selectors.persons import require_purpose
 
 # What a status reading shows, as the access log names it.
@@ -92,18 +91,7 @@ def get_case_status(*, user, purpose: str, case_id: uuid.UUID | str) -> CaseStat
             "details": details,
         }
 
-    log = [entry(AuditAction.CONSULT, {"via": access.via})]
-    if access.legal_basis:
-        log.append(
-            entry(
-                AuditAction.DISCLOSE,
-                {
-                    "from_organisation": case.owner_organisation_id,
-                    "to_organisation": user.organisation_id,
-                },
-            )
-        )
-    record_events(*log)
+    record_events(*reading_events(entry, access=access, case=case, user=user))
     return CaseStatus(
         case=case,
         status=case.status,

@@ -326,17 +326,11 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     )
 
 
-def _log_reading(entry, *, access, case: Case, user, actions: list[Opened], erased: bool) -> None:
-    """The access-log events of one reading of a case page, in one statement.
-
-    The case of an erased person is logged as any other reading (what was shown of
-    the case, to whom, on what basis), marked ``person_erased``; nothing of the
-    person was decrypted, so nothing was combined.
-    """
-    if erased:
-        log = [entry(AuditAction.CONSULT, {"via": access.via, "person_erased": True})]
-    else:
-        log = [entry(AuditAction.CONSULT, {"via": access.via})]
+def reading_events(entry, *, access, case: Case, user, **consulted: Any) -> list[dict]:
+    """One reading's ``CONSULT`` event (``via`` and ``consulted``), and its ``DISCLOSE``
+    event when a legal basis gives the case to another organisation's user; ``entry``
+    builds an event's arguments from its action and details."""
+    log = [entry(AuditAction.CONSULT, {"via": access.via, **consulted})]
     if access.legal_basis:
         log.append(
             entry(
@@ -347,6 +341,19 @@ def _log_reading(entry, *, access, case: Case, user, actions: list[Opened], eras
                 },
             )
         )
+    return log
+
+
+def _log_reading(entry, *, access, case: Case, user, actions: list[Opened], erased: bool) -> None:
+    """The access-log events of one reading of a case page, in one statement.
+
+    The case of an erased person is logged as any other reading (what was shown of
+    the case, to whom, on what basis), marked ``person_erased``; nothing of the
+    person was decrypted, so nothing was combined.
+    """
+    log = reading_events(
+        entry, access=access, case=case, user=user, **({"person_erased": True} if erased else {})
+    )
     kinds = {case.owner_organisation.kind} | {a.obj.organisation.kind for a in actions}
     if not erased and {Organisation.Kind.POLICE, Organisation.Kind.SOCIAL_SERVICES} <= kinds:
         log.append(
