@@ -7,12 +7,24 @@ decrypts or seals.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.db import transaction
 
 from casework.services.cases import close_case, has_other_legal_basis, transition
 
 CLOSED = "closed"
+
+
+def open_and_start(start, register: Callable[[], Any]) -> Any:
+    """A case opened outside its flow's start page (the integration API): ``register()``
+    opens it, ``start`` (the flow's start handle for such cases) starts its flow, all or
+    nothing; the case is returned with its version after the start."""
+    with transaction.atomic():
+        case = register()
+        start.run(case=case)
+        case.refresh_from_db(fields=["version"])
+    return case
 
 
 def cancel_running_process(process_model, case) -> None:

@@ -33,6 +33,7 @@ from casework.services.cases import (
     transition,
 )
 from casework.services.persons import update_person
+from workflows.common.services import open_and_start
 from workflows.defector import flow, services
 from workflows.defector.models import (
     ASSESSABLE_STATES,
@@ -85,11 +86,10 @@ def receive_referral(*, user, purpose: str, **referral) -> DefectorCase:
     arguments), then the flow started (the defector coordinators' initial check), all or
     nothing. As on the form, the referrer is not put on the team and learns nothing of the
     register (ADR 0012)."""
-    with transaction.atomic():
-        case = register_referral(user=user, purpose=purpose, **referral)
-        flow.DefectorFlow.start_linked.run(case=case)
-        case.refresh_from_db(fields=["version"])
-    return case
+    return open_and_start(
+        flow.DefectorFlow.start_linked,
+        lambda: register_referral(user=user, purpose=purpose, **referral),
+    )
 
 
 def refer_linked(*, user, from_case: Case, kind: str, reason: str, purpose: str) -> DefectorCase:

@@ -23,7 +23,7 @@ from casework.services.cases import (
     record_source,
 )
 from casework.services.persons import find_or_create_person
-from workflows.common.services import close_after_withdrawal
+from workflows.common.services import close_after_withdrawal, open_and_start
 from workflows.sig.models import POLICE_ACTION_STATES, SigCase, SigProcess, within_age_range
 
 
@@ -56,7 +56,10 @@ def register_referral(
     register the person, open the case and start the flow (the coordinators' screening
     queue), all or nothing. As on the referral page, the referrer is not put on the team
     and learns nothing of the register (ADR 0012)."""
-    with transaction.atomic():
+    # The flow imports the task views, which import this module: looked up when used.
+    from workflows.sig.flow import SigFlow
+
+    def register():
         person = find_or_create_person(
             user=user,
             purpose=purpose,
@@ -66,10 +69,9 @@ def register_referral(
             phone=phone or None,
             address=address or None,
         )
-        case = refer(user=user, person=person, reason=reason, purpose=purpose)
-        _start_flow(case)
-        case.refresh_from_db(fields=["version"])
-    return case
+        return refer(user=user, person=person, reason=reason, purpose=purpose)
+
+    return open_and_start(SigFlow.start_linked, register)
 
 
 def _require_age_range(person) -> None:

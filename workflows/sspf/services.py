@@ -54,6 +54,7 @@ from workflows.common.services import (
     cancel_running_process,
     close_after_withdrawal,
     close_and_stop,
+    open_and_start,
 )
 from workflows.sspf.models import (
     CONCERN_RAISERS,
@@ -130,18 +131,17 @@ def register_concern(
     # The flow imports the task views, which import this module: looked up when used.
     from workflows.sspf.flow import SspfFlow
 
-    with transaction.atomic():
-        case = raise_concern_about(
+    return open_and_start(
+        SspfFlow.start_registered,
+        lambda: raise_concern_about(
             user=user,
             personnummer=personnummer,
             name=name,
             area=area,
             concern=concern,
             purpose=purpose,
-        )
-        SspfFlow.start_registered.run(case=case)
-        case.refresh_from_db(fields=["version"])
-    return case
+        ),
+    )
 
 
 # --- Assessment ------------------------------------------------------------------------------
