@@ -102,6 +102,50 @@ def stale() -> Problem:
     )
 
 
+def forbidden(message: Any = None) -> Problem:
+    return Problem(
+        status.HTTP_403_FORBIDDEN,
+        "forbidden",
+        _("Forbidden"),
+        message or _("You may not do this."),
+    )
+
+
+# Errors whose problem is always the same: (status, slug, title, detail).
+_FIXED: dict[type[Exception], tuple[int, str, Any, Any]] = {
+    exceptions.MethodNotAllowed: (
+        status.HTTP_405_METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        _("Method not allowed"),
+        _("This address does not take that method."),
+    ),
+    exceptions.UnsupportedMediaType: (
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        _("Unsupported media type"),
+        _("Send the body as application/json."),
+    ),
+    exceptions.NotAcceptable: (
+        status.HTTP_406_NOT_ACCEPTABLE,
+        "not-acceptable",
+        _("Not acceptable"),
+        _("The API answers in application/json and application/problem+json."),
+    ),
+    exceptions.ParseError: (
+        status.HTTP_400_BAD_REQUEST,
+        "malformed",
+        _("Malformed request"),
+        _("The body is not valid JSON."),
+    ),
+    RequestDataTooBig: (
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        "too-large",
+        _("Request too large"),
+        _("The body is larger than the API accepts."),
+    ),
+}
+
+
 def _from(exc: Exception) -> Problem | None:
     """The problem for an error the API's views let through (``None``: not ours)."""
     if isinstance(exc, Problem):
@@ -120,12 +164,10 @@ def _from(exc: Exception) -> Problem | None:
     if isinstance(exc, Conflict):
         return stale()
     if isinstance(exc, (Denied, TaskDenied)):
-        message = getattr(exc, "message", None) or _("You may not do this.")
-        return Problem(status.HTTP_403_FORBIDDEN, "forbidden", _("Forbidden"), message)
+        return forbidden(getattr(exc, "message", None))
     if isinstance(exc, DjangoPermissionDenied):
         # The person services' refusal (``deny_person``), already in the access log.
-        message = exc.args[0] if exc.args else _("You may not do this.")
-        return Problem(status.HTTP_403_FORBIDDEN, "forbidden", _("Forbidden"), message)
+        return forbidden(exc.args[0] if exc.args else None)
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         return Problem(
             status.HTTP_401_UNAUTHORIZED,
@@ -135,7 +177,7 @@ def _from(exc: Exception) -> Problem | None:
             headers={"WWW-Authenticate": 'Bearer realm="samverkan"'},
         )
     if isinstance(exc, exceptions.PermissionDenied):
-        return Problem(status.HTTP_403_FORBIDDEN, "forbidden", _("Forbidden"), exc.detail)
+        return forbidden(exc.detail)
     if isinstance(exc, exceptions.Throttled):
         headers = {"Retry-After": str(int(exc.wait))} if exc.wait is not None else {}
         return Problem(
@@ -145,41 +187,9 @@ def _from(exc: Exception) -> Problem | None:
             _("This client has sent too many requests; wait and retry."),
             headers=headers,
         )
-    if isinstance(exc, exceptions.MethodNotAllowed):
-        return Problem(
-            status.HTTP_405_METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            _("Method not allowed"),
-            _("This address does not take that method."),
-        )
-    if isinstance(exc, exceptions.UnsupportedMediaType):
-        return Problem(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            _("Unsupported media type"),
-            _("Send the body as application/json."),
-        )
-    if isinstance(exc, exceptions.NotAcceptable):
-        return Problem(
-            status.HTTP_406_NOT_ACCEPTABLE,
-            "not-acceptable",
-            _("Not acceptable"),
-            _("The API answers in application/json and application/problem+json."),
-        )
-    if isinstance(exc, exceptions.ParseError):
-        return Problem(
-            status.HTTP_400_BAD_REQUEST,
-            "malformed",
-            _("Malformed request"),
-            _("The body is not valid JSON."),
-        )
-    if isinstance(exc, RequestDataTooBig):
-        return Problem(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            "too-large",
-            _("Request too large"),
-            _("The body is larger than the API accepts."),
-        )
+    for kind, (code, slug, title, detail) in _FIXED.items():
+        if isinstance(exc, kind):
+            return Problem(code, slug, title, detail)
     if isinstance(exc, exceptions.ValidationError):
         # A serializer's errors are rendered strings: the views validate through
         # ``casework.api.views.validated``, which keeps both languages; this is the rest.

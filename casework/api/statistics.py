@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from casework import policy
 from casework.api import schema
-from casework.api.problems import Problem, bad_input
+from casework.api.problems import Problem, bad_input, forbidden
 from casework.api.views import ApiView, Bilingual
 from casework.statistics import access, disclosure, periods, registry, tables
 from casework.statistics.forms import StatisticsForm
@@ -206,12 +206,7 @@ class StatisticsView(ApiView):
     def get(self, request):
         person = request.auth.person
         if person is not None and not policy.can_view_statistics(person):
-            raise Problem(
-                status.HTTP_403_FORBIDDEN,
-                "forbidden",
-                _("Forbidden"),
-                _("The acting person may not see the statistics."),
-            )
+            raise forbidden(_("The acting person may not see the statistics."))
         data = request.query_params.copy()
         data.setdefault("period", StatisticsForm.default_period())
         form = StatisticsForm(data)

@@ -33,7 +33,7 @@ from viewflow.workflow.status import STATUS
 from casework import policy, programmes
 from casework.api import schema
 from casework.api.http import Pages, etag, expected_version, idempotent
-from casework.api.problems import Problem, bad_input, not_found
+from casework.api.problems import Problem, bad_input, forbidden, not_found
 from casework.api.views import ApiView
 from casework.views import attach_processes, case_of, user_inbox, user_queue
 
@@ -41,10 +41,6 @@ OPEN = (STATUS.NEW, STATUS.ASSIGNED)
 # The task lists a person has: what ``?box=`` names.
 BOXES = {"inbox": user_inbox, "queue": user_queue}
 REASON_LIMIT = 2_000
-
-
-def _forbidden(detail) -> Problem:
-    return Problem(status.HTTP_403_FORBIDDEN, "forbidden", _("Forbidden"), detail)
 
 
 def _conflict(kind: str, title, detail) -> Problem:
@@ -60,7 +56,7 @@ def _not_open() -> Problem:
 
 
 def _no_inbox() -> Problem:
-    return _forbidden(_("The acting person has no task inbox."))
+    return forbidden(_("The acting person has no task inbox."))
 
 
 # --- What a task shows -------------------------------------------------------------------------
@@ -251,7 +247,7 @@ class TaskCompleteView(ApiView):
         if task.status not in OPEN:
             raise _not_open()
         if not (policy.may_see_task(person, task) and policy.may_do_step(person, task)):
-            raise _forbidden(_("The acting person may not do this step now."))
+            raise forbidden(_("The acting person may not do this step now."))
         decision = programmes.api_decision(task.flow_task)
         if decision is None:
             raise _conflict(
@@ -298,12 +294,12 @@ class TaskCompleteView(ApiView):
             node = task.flow_task
             if task.status == STATUS.NEW:
                 if not node.can_assign(person, task):
-                    raise _forbidden(_("The acting person may not do this step now."))
+                    raise forbidden(_("The acting person may not do this step now."))
                 activation.assign(person)
             if task.status != STATUS.ASSIGNED or task.owner_id != person.pk:
                 raise _not_open()  # done, cancelled or taken by someone else meanwhile
             if not node.can_execute(person, task):
-                raise _forbidden(_("The acting person may not do this step now."))
+                raise forbidden(_("The acting person may not do this step now."))
             case = getattr(activation.process, "case", None)
             version = expected_version(request, case.version) if case is not None else None
             activation.start(request._request)
