@@ -82,6 +82,16 @@ def _no_remembered_data_keys():
 
 
 @pytest.fixture(autouse=True)
+def _no_kept_access():
+    """Each test starts with empty access caches: a rolled-back test's access generation
+    comes again in the next test, with other rows under it."""
+    from casework import access_cache
+
+    access_cache.clear_all()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _no_demo_persons(settings):
     """``seed_demo`` registers no persons and no SIG cases unless a test asks for them
     (they need the key store), and no demo API clients (their change requests)."""

@@ -16,10 +16,13 @@
 
 from __future__ import annotations
 
+import copy
+import datetime
 import hashlib
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import get_access_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
@@ -29,6 +32,7 @@ from rest_framework import authentication, exceptions, permissions, throttling
 
 from audit.context import API_CLIENT_ATTRIBUTE
 from casework import policy
+from casework.access_cache import GenerationCache, access_generation
 from casework.models import ApiClient, Organisation, User
 from casework.services.api_clients import api_client_approved
 
@@ -47,6 +51,55 @@ _TOKEN_FIELDS = (
         for field in Organisation._meta.concrete_fields
     ),
 )
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """What a token grants, as kept between requests (``casework.access_cache``)."""
+
+    expires: datetime.datetime
+    client: ApiClient
+    scopes: frozenset[str]
+    usable: bool
+
+
+def _load_grant(raw: str) -> _Grant | None:
+    tokens = get_access_token_model().objects.select_related(
+        "application__api_client__organisation"
+    )
+    try:  # the checksum is unique: a get, without first()'s ordering
+        token = tokens.only(*_TOKEN_FIELDS).get(
+            token_checksum=hashlib.sha256(raw.encode()).hexdigest()
+        )
+    except tokens.model.DoesNotExist:
+        return None
+    client = getattr(token.application, "api_client", None) if token.application else None
+    if client is None:
+        return None
+    return _Grant(
+        expires=token.expires,
+        client=client,
+        scopes=frozenset(token.scope.split()) & client.scope_set,
+        usable=usable_client(client),
+    )
+
+
+def _load_person(username: str, organisation_id: int) -> User | None:
+    """The account with its roles and permissions read (Django's permission cache)."""
+    try:  # usernames are unique: a get, without first()'s ordering
+        person = User.objects.select_related("organisation").get(
+            username=username, organisation_id=organisation_id
+        )
+    except User.DoesNotExist:
+        return None
+    person.get_all_permissions()
+    return person
+
+
+# Tokens (by checksum) and acting persons (by organisation and username), each kept
+# while the access generation stands.
+_grants: GenerationCache[_Grant] = GenerationCache()
+_people: GenerationCache[User] = GenerationCache()
 
 
 @dataclass(frozen=True)
@@ -110,41 +163,37 @@ class ClientAuthentication(authentication.BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(_("Malformed Authorization header.")) from None
-        tokens = get_access_token_model().objects.select_related(
-            "application__api_client__organisation"
+        generation = access_generation()
+        grant = _grants.get(
+            hashlib.sha256(raw.encode()).hexdigest(), generation, lambda: _load_grant(raw)
         )
-        try:  # the checksum is unique: a get, without first()'s ordering
-            token = tokens.only(*_TOKEN_FIELDS).get(
-                token_checksum=hashlib.sha256(raw.encode()).hexdigest()
-            )
-        except tokens.model.DoesNotExist:
-            token = None
-        if token is None or token.is_expired() or token.application is None:
+        if grant is None or grant.expires <= timezone.now():
             raise exceptions.AuthenticationFailed(_("The access token is unknown or expired."))
-        client = getattr(token.application, "api_client", None)
-        if not usable_client(client):
+        if not grant.usable:
             raise exceptions.AuthenticationFailed(_("The client is not active or not approved."))
+        client = grant.client
         # Every access-log event of this request names the client.
         request._request.__dict__[API_CLIENT_ATTRIBUTE] = client.name
-        scopes = frozenset(token.scope.split()) & client.scope_set
-        person = self._acting_person(request, client)
-        caller = Caller(client=client, scopes=scopes, person=person)
+        person = self._acting_person(request, client, generation)
+        caller = Caller(client=client, scopes=grant.scopes, person=person)
         return (person or AnonymousUser()), caller
 
     @staticmethod
-    def _acting_person(request, client: ApiClient) -> User | None:
+    def _acting_person(request, client: ApiClient, generation: int | None) -> User | None:
         username = request.headers.get(ACTING_USER_HEADER, "").strip()
         if not username:
             return None
         person = None
         # No account's name holds NUL (nor could PostgreSQL compare one: an error, a 500).
         if "\x00" not in username:
-            try:  # usernames are unique: a get, without first()'s ordering
-                person = User.objects.select_related("organisation").get(
-                    username=username, organisation_id=client.organisation_id
-                )
-            except User.DoesNotExist:
-                person = None
+            kept = _people.get(
+                (client.organisation_id, username),
+                generation,
+                lambda: _load_person(username, client.organisation_id),
+            )
+            # A copy a request: what the request's code keeps on the account object (the
+            # policy's answers, Django's permission cache) stays with the request.
+            person = copy.copy(kept) if kept is not None else None
         if person is None or not policy.is_active_user(person):
             raise exceptions.PermissionDenied(
                 _("The acting person is not an active account of the client's organisation.")

@@ -298,7 +298,23 @@ class ExternalIdentity(models.Model):
         return f"{self.provider}: {self.subject}"
 
 
+class AccessGeneration(models.Model):
+    """One row: a number the database raises with every change to who may do what (an
+    account, its roles, a role's permissions, an organisation, an API client, its
+    application or a token; triggers of migration 0020). Processes keep what they read
+    of those tables while the number stands (``casework.access_cache``)."""
+
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"access generation {self.value}"
+
+
 __all__ = [
+    "AccessGeneration",
     "AdminChangeRequest",
     "Capability",
     "ExternalIdentity",
