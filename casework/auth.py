@@ -9,21 +9,37 @@ permission cache there.
 
 from __future__ import annotations
 
+import copy
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group
+
+from casework.access_cache import GenerationCache, access_generation
+
+# Signed-in accounts by id, each kept while the access generation stands.
+_accounts = GenerationCache()
 
 
 class RoleBackend(ModelBackend):
     def get_user(self, user_id):
         """The logged-in user of a request, with the organisation every page shows
-        (the toolbar, the access log's entries, the policy's checks)."""
+        (the toolbar, the access log's entries, the policy's checks) and the roles and
+        permissions read: kept in this process while the access generation stands
+        (``casework.access_cache``), a copy a request."""
+        kept = _accounts.get(user_id, access_generation(), lambda: self._load_user(user_id))
+        return copy.copy(kept) if kept is not None else None
+
+    def _load_user(self, user_id):
         UserModel = get_user_model()
         try:
             user = UserModel._default_manager.select_related("organisation").get(pk=user_id)
         except UserModel.DoesNotExist:
             return None
-        return user if self.user_can_authenticate(user) else None
+        if not self.user_can_authenticate(user):
+            return None
+        self.get_all_permissions(user)
+        return user
 
     def get_group_permissions(self, user_obj, obj=None):
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
