@@ -195,7 +195,11 @@ def test_unreviewed_break_the_glass_is_listed_until_reviewed(users):
     reminder = Reminder.objects.get(kind=Reminder.Kind.BREAK_GLASS_UNREVIEWED)
     assert (reminder.object_id, reminder.case_id) == (str(access.pk), case.pk)
     case_services.review_break_glass(
-        user=users["greta.granskare"], access=access, note="Befogat.", purpose=PURPOSE
+        user=users["greta.granskare"],
+        access=access,
+        verdict="justified",
+        note="Befogat.",
+        purpose=PURPOSE,
     )
     assert _counts(_send(), Reminder.Kind.BREAK_GLASS_UNREVIEWED) == (0, 0)
 
