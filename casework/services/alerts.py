@@ -42,6 +42,7 @@ from casework.services.reminders import deliver
 
 logger = logging.getLogger(__name__)
 Kind = Reminder.Kind
+ALERT_KINDS = (Kind.BREAK_GLASS_OPENED, Kind.LOWERING_AWAITS_APPROVAL, Kind.TASK_ASSIGNED)
 
 
 def alert(
@@ -57,7 +58,9 @@ def alert(
     Reminder.objects.bulk_create(
         programmes.make_reminders(kind, today, rows), ignore_conflicts=True
     )
-    selection = Q(kind=kind, object_id=str(object_id), date=today, recipient_id__in=recipient_ids)
+    # After the commit: every alert of the day not yet delivered to these recipients, so
+    # that the alerts of one transaction (a flow assigning several steps) make one e-mail.
+    selection = Q(kind__in=ALERT_KINDS, date=today, recipient_id__in=recipient_ids)
     transaction.on_commit(lambda: _send(selection))
     return len(recipient_ids)
 
