@@ -1,4 +1,5 @@
-"""Forms of the auditor's pages: search filter and log-review period."""
+"""Forms of the auditor's pages: search filter, log-review period, a finding's outcome and
+a break-the-glass review."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from audit.models import AccessEvent
+from audit.models import AccessEvent, FindingOutcome
 from audit.selectors import EventFilter, PersonLookupUnavailable, person_ids_for
-from casework.models import Organisation
+from casework.models import BreakGlassAccess, Organisation
 
 MAX_PERSON_IDS = 50
 
@@ -131,3 +132,32 @@ class ReviewForm(_PeriodMixin, forms.Form):
         today = timezone.localdate()
         last = today.replace(day=1) - dt.timedelta(days=1)
         return last.replace(day=1), last
+
+
+class FindingOutcomeForm(ReviewForm):
+    """The outcome of one finding of the review of a period (drawn with its seed)."""
+
+    rule = forms.CharField(max_length=40, widget=forms.HiddenInput)
+    key = forms.CharField(max_length=300, widget=forms.HiddenInput)
+    outcome = forms.ChoiceField(label=_("Outcome"), choices=FindingOutcome.Outcome.choices)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["seed"].required = True
+
+
+class BreakGlassReviewForm(forms.Form):
+    verdict = forms.ChoiceField(
+        label=_("Verdict"),
+        choices=BreakGlassAccess.Verdict.choices,
+        widget=forms.RadioSelect,
+    )
+    note = forms.CharField(
+        label=_("Comment"),
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_(
+            "Why the access was or was not justified. Write no names or other personal data: "
+            "the comment is kept in plain text beside the access."
+        ),
+    )

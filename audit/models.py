@@ -187,3 +187,57 @@ class PendingEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} #{self.entry_id}"
+
+
+class FindingOutcome(models.Model):
+    """The outcome of one finding of the log review (loggkontroll), written once.
+
+    A finding is identified by its rule and its key (``audit.findings``): the access
+    event's id for the rules that select events (and the random sample), the username and
+    local day for unusual volume, the account name or address and local hour for a burst
+    of failed sign-ins. The period (and seed) of the review that showed it are kept beside
+    it but are not part of its identity: the same event found again in an overlapping
+    period is the same finding, with the outcome already given.
+
+    Append-only at the database like the access log (``audit/migrations/0007``: UPDATE,
+    DELETE and TRUNCATE raise). Holds no personal-data value: ids, a username, a rule.
+    """
+
+    class Outcome(models.TextChoices):
+        REVIEWED = "reviewed", _("Reviewed, no action")
+        NEEDS_ACTION = "needs_action", _("Needs action")
+        REFERRED_DPO = "referred_dpo", _("Referred to the data protection officer")
+
+    rule = models.CharField(_("rule"), max_length=40)
+    key = models.CharField(_("finding"), max_length=300)
+    event = models.ForeignKey(
+        AccessEvent,
+        verbose_name=_("access event"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices)
+    period_start = models.DateTimeField(_("review period from"))
+    period_end = models.DateTimeField(_("review period to"))
+    seed = models.BigIntegerField(_("sample seed"), null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("reviewer"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    reviewed_at = models.DateTimeField(_("reviewed at (UTC)"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("finding outcome")
+        verbose_name_plural = _("finding outcomes")
+        ordering = ["id"]
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "key"], name="audit_finding_one_outcome")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} {self.key}: {self.outcome}"

@@ -1,4 +1,5 @@
-"""The auditor's pages (granskare only): search, event, CSV export, log review, integrity.
+"""The auditor's pages (granskare only): search, event, CSV export, log review (with the
+findings' outcomes), integrity, break-the-glass reviews, the auditor's reminders.
 
 Every page and export asks ``policy.can_view_access_log`` (twice: the viewflow
 application and the view), and every page view is itself an access-log event:
@@ -12,25 +13,33 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
-from django.urls import path
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 from viewflow.urls import Application
 
-from audit import integrity, review, selectors
+from audit import findings, integrity, review, selectors
 from audit.context import DENIAL_REASON_ATTRIBUTE
-from audit.forms import ReviewForm, SearchForm
-from audit.models import AccessEvent, ChainLink
+from audit.forms import BreakGlassReviewForm, FindingOutcomeForm, ReviewForm, SearchForm
+from audit.models import AccessEvent, ChainLink, FindingOutcome
 from audit.services import Action, record_event, sanitize_text
 from casework import policy
 from casework.models import AdminChangeRequest
+from casework.selectors import break_glass
 from casework.selectors.administration import list_change_requests
+from casework.selectors.reminders import SHOWN_DAYS, reminder_rows
+from casework.services import cases as case_services
+from casework.services.case_changes import CaseDenied
+from casework.services.reminders import AUDITOR_KINDS
 from casework.views import PolicyRequiredMixin
 
 EXPORT_COLUMNS = (
@@ -186,6 +195,8 @@ class ExportView(AuditorView):
 
 
 class ReviewView(AuditorView):
+    """The log review; each finding shows its outcome, or a form to give it one."""
+
     template_name = "audit/review.html"
     page = "review"
 
@@ -195,15 +206,146 @@ class ReviewView(AuditorView):
         else:
             first, last = ReviewForm.default_period()
             form = ReviewForm({"date_from": first.isoformat(), "date_to": last.isoformat()})
+        return self.review(form)
+
+    def review(self, form: ReviewForm, *, outcome_form=None) -> HttpResponse:
         report = None
         if form.is_valid():
             start, end = form.period()
             report = review.build_report(start=start, end=end, seed=form.cleaned_data["seed"])
+            findings.attach_outcomes(report)
             self.log_read(start=start.isoformat(), end=end.isoformat(), seed=report.seed)
         else:
             self.log_read(invalid=True)
-        context = self.get_context_data(form=form, report=report)
-        return self.render_to_response(context, status=200 if report else 400)
+        context = self.get_context_data(form=form, report=report, outcome_form=outcome_form)
+        if report is not None:
+            context["period"] = {
+                "date_from": form.cleaned_data["date_from"].isoformat(),
+                "date_to": form.cleaned_data["date_to"].isoformat(),
+                "seed": report.seed,
+            }
+            context["outcomes"] = FindingOutcome.Outcome.choices
+        ok = report is not None and outcome_form is None
+        return self.render_to_response(context, status=200 if ok else 400)
+
+
+class FindingOutcomeView(ReviewView):
+    """POST: the outcome of one finding of the review of a period (written once)."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        form = FindingOutcomeForm(request.POST)
+        if form.is_valid():
+            start, end = form.period()
+            data = form.cleaned_data
+            try:
+                findings.record_outcome(
+                    user=request.user,
+                    rule=data["rule"],
+                    key=data["key"],
+                    outcome=data["outcome"],
+                    start=start,
+                    end=end,
+                    seed=data["seed"],
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                query = urlencode(
+                    {
+                        "date_from": data["date_from"].isoformat(),
+                        "date_to": data["date_to"].isoformat(),
+                        "seed": data["seed"],
+                    }
+                )
+                return redirect(f"{reverse('granskning:review')}?{query}#{data['rule']}")
+        # The review of the period again, with the outcome's errors (400).
+        return self.review(ReviewForm(request.POST), outcome_form=form)
+
+
+class BreakGlassListView(AuditorView):
+    """The break-the-glass accesses: those no auditor has reviewed (or all of them)."""
+
+    template_name = "audit/break_glass.html"
+    page = "break_glass"
+
+    def get(self, request, *args, **kwargs):
+        show_all = request.GET.get("visa") == "alla"
+        accesses, unreviewed = break_glass.break_glass_list(
+            user=request.user, unreviewed_only=not show_all
+        )
+        self.log_read(shown=len(accesses), show_all=show_all)
+        context = self.get_context_data(accesses=accesses, unreviewed=unreviewed, show_all=show_all)
+        return self.render_to_response(context)
+
+
+class BreakGlassReviewView(AuditorView):
+    """One break-the-glass access, its log entries, and its review (written once)."""
+
+    template_name = "audit/break_glass_review.html"
+    page = "break_glass"
+
+    def _access(self, access_id):
+        access = break_glass.break_glass_access(user=self.request.user, access_id=access_id)
+        if access is None:
+            raise Http404
+        return access
+
+    def _render(self, access, form, status: int = 200) -> HttpResponse:
+        self.log_read(object_id=str(access.pk), break_glass=str(access.pk))
+        context = self.get_context_data(
+            access=access, events=break_glass.break_glass_events(access), form=form
+        )
+        return self.render_to_response(context, status=status)
+
+    def get(self, request, *args, access_id, **kwargs):
+        return self._render(self._access(access_id), BreakGlassReviewForm())
+
+    def post(self, request, *args, access_id, **kwargs):
+        access = self._access(access_id)
+        form = BreakGlassReviewForm(request.POST)
+        if form.is_valid():
+            try:
+                case_services.review_break_glass(
+                    user=request.user,
+                    access=access,
+                    verdict=form.cleaned_data["verdict"],
+                    note=form.cleaned_data["note"],
+                    purpose="break-the-glass review",
+                )
+            except CaseDenied:
+                raise PermissionDenied from None
+            except ValidationError as error:
+                form.add_error(None, _field_errors(error, {"review_note": "note"}))
+            else:
+                messages.success(request, _("The review is saved."))
+                return redirect("granskning:break_glass")
+        return self._render(access, form, status=400)
+
+
+def _field_errors(error: ValidationError, renamed: dict[str, str]) -> ValidationError:
+    """``error`` with the service's field names renamed to the form's."""
+    if not hasattr(error, "error_dict"):
+        return error
+    return ValidationError(
+        {renamed.get(name, name): errors for name, errors in error.error_dict.items()}
+    )
+
+
+class RemindersView(AuditorView):
+    """The auditor's reminders and alerts (unreviewed and new break-the-glass accesses)."""
+
+    template_name = "audit/reminders.html"
+    page = "reminders"
+
+    def get(self, request, *args, **kwargs):
+        rows = reminder_rows(user=request.user)
+        self.log_read(shown=len(rows))
+        context = self.get_context_data(
+            rows=rows, shown_days=SHOWN_DAYS, break_glass_kinds=AUDITOR_KINDS
+        )
+        return self.render_to_response(context)
 
 
 class IntegrityView(AuditorView):
@@ -274,8 +416,9 @@ class ChangeRequestsView(AuditorView):
 
 
 class AuditApp(Application):
-    """Audit: the access log's search, events and export, the log review, the integrity
-    check and the administrators' change requests."""
+    """Audit: the access log's search, events and export, the log review and its findings'
+    outcomes, the integrity check, the administrators' change requests, break-the-glass
+    reviews and the auditor's reminders."""
 
     title = _("Audit")
     icon = "policy"
@@ -291,3 +434,11 @@ class AuditApp(Application):
     change_requests_path = path(
         "andringsbegaran/", ChangeRequestsView.as_view(), name="change_requests"
     )
+    finding_outcome_path = path(
+        "loggkontroll/utfall/", FindingOutcomeView.as_view(), name="finding_outcome"
+    )
+    break_glass_path = path("brutet-glas/", BreakGlassListView.as_view(), name="break_glass")
+    break_glass_review_path = path(
+        "brutet-glas/<uuid:access_id>/", BreakGlassReviewView.as_view(), name="break_glass_review"
+    )
+    reminders_path = path("paminnelser/", RemindersView.as_view(), name="reminders")

@@ -13,6 +13,7 @@ from audit.views import AuditApp
 from casework import mfa_views, programmes
 from casework.services.administration import set_password_tokens
 from casework.sessions import keep_alive
+from casework.settings_views import SettingsView
 from casework.sso_views import SignInCallbackView, SignInStartView
 from casework.statistics.app import StatisticsApp
 from casework.views import CaseworkApp, home
@@ -79,6 +80,8 @@ urlpatterns = [
     path("konto/tvasteg/aktivera/", mfa_views.EnrolView.as_view(), name="mfa_enrol"),
     path("konto/tvasteg/verifiera/", mfa_views.VerifyView.as_view(), name="mfa_verify"),
     path("konto/tvasteg/bekrafta/", mfa_views.StepUpView.as_view(), name="mfa_step_up"),
+    # The user's own settings: the alerts they get (docs/adr/0029).
+    path("konto/installningar/", SettingsView.as_view(), name="account_settings"),
     # The idle warning's answer: renews the session (docs/adr/0016).
     path("konto/session/forlang/", keep_alive, name="session_keep_alive"),
     # The language can be chosen on the login page too.

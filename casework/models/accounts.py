@@ -53,6 +53,16 @@ class User(AbstractUser):
             "The organisation the user works for. Without one the user gets no access to cases."
         ),
     )
+    # The user's own choice (their settings page): an alert, in the app and by e-mail,
+    # when someone else gives them a task. Off until they turn it on.
+    alert_new_tasks = models.BooleanField(
+        _("alert me about new tasks"),
+        default=False,
+        help_text=_(
+            "A reminder in the app and, where e-mail is set up, an e-mail without case data "
+            "when a task is given to you."
+        ),
+    )
 
     class Meta:
         verbose_name = _("user")

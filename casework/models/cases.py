@@ -322,24 +322,53 @@ class Action(models.Model):
 class BreakGlassAccess(models.Model):
     """Access to a case outside the team, with a reason, for a limited time, reviewed later."""
 
+    class Verdict(models.TextChoices):
+        JUSTIFIED = "justified", _("Justified")
+        NOT_JUSTIFIED = "not_justified", _("Not justified")
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="break_glass")
     user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="break_glass")
     reason = EncryptedTextField(_("reason"))
     opened_at = models.DateTimeField(default=timezone.now, editable=False)
     expires_at = models.DateTimeField()
+    # The review (an auditor other than ``user``): written once, never changed — a check
+    # constraint refuses the breaker as reviewer and a trigger refuses any change of a
+    # review once written (casework/migrations/0020).
     reviewed_by = models.ForeignKey(
         User, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
-    review_note = models.TextField(blank=True)
+    verdict = models.CharField(_("verdict"), max_length=20, choices=Verdict.choices, blank=True)
+    review_note = models.TextField(_("comment"), blank=True)
 
     ENCRYPTED_FIELDS = ("reason",)
 
     class Meta:
         verbose_name = _("break-the-glass access")
         verbose_name_plural = _("break-the-glass accesses")
-        indexes = [models.Index(fields=["user", "case", "expires_at"])]
+        indexes = [
+            models.Index(fields=["user", "case", "expires_at"]),
+            # The auditors' list of accesses still to review.
+            models.Index(
+                fields=["opened_at"],
+                name="break_glass_unreviewed",
+                condition=models.Q(reviewed_at__isnull=True),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(reviewed_by__isnull=True)
+                | ~models.Q(reviewed_by=models.F("user")),
+                name="break_glass_reviewer_not_breaker",
+            ),
+            models.CheckConstraint(
+                # (Reviews written before the verdict existed have none.)
+                condition=models.Q(reviewed_at__isnull=True, reviewed_by__isnull=True, verdict="")
+                | models.Q(reviewed_at__isnull=False, reviewed_by__isnull=False),
+                name="break_glass_review_whole",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Break-the-glass {self.pk}"
@@ -422,7 +451,8 @@ class CaseLink(models.Model):
 
 
 class Reminder(models.Model):
-    """A reminder ``manage.py send_reminders`` recorded: one per kind, object and day.
+    """A reminder ``manage.py send_reminders`` recorded, or an alert
+    (``casework.services.alerts``): one per kind, object, recipient and day.
 
     Holds ids and dates only, never personal data. The unique key makes the
     command idempotent: a second run the same day reminds of nothing new.
@@ -435,6 +465,13 @@ class Reminder(models.Model):
         REASSESSMENT_OVERDUE = "reassessment_overdue", _("Threat reassessment overdue")
         GVI_FOLLOW_UP_OVERDUE = "gvi_follow_up_overdue", _("GVI follow-up overdue")
         GVI_REFERRAL_OVERDUE = "gvi_referral_overdue", _("GVI referral not taken up in time")
+        # Alerts (``casework.services.alerts``): recorded when it happens, not by the command.
+        BREAK_GLASS_OPENED = "break_glass_opened", _("Break-the-glass access opened")
+        LOWERING_AWAITS_APPROVAL = (
+            "lowering_awaits_approval",
+            _("Lowered threat level awaits approval"),
+        )
+        TASK_ASSIGNED = "task_assigned", _("New task for you")
 
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
     # The case id, the viewflow task id or the break-the-glass access id.
@@ -456,8 +493,11 @@ class Reminder(models.Model):
         verbose_name = _("reminder")
         verbose_name_plural = _("reminders")
         constraints = [
+            # Once per recipient (or once for a queue, without one) and day.
             models.UniqueConstraint(
-                fields=["kind", "object_id", "date"], name="reminder_once_per_day"
+                fields=["kind", "object_id", "date", "recipient"],
+                name="reminder_once_per_day",
+                nulls_distinct=False,
             )
         ]
         indexes = [models.Index(fields=["recipient", "date"])]

@@ -44,7 +44,7 @@ from casework.models import (
 )
 from casework.selectors.cases import person_registered
 from casework.selectors.persons import require_purpose
-from casework.services import transitions, webhooks
+from casework.services import alerts, transitions, webhooks
 from casework.services.case_changes import (
     NOTE_LIMIT,
     REASON_LIMIT,
@@ -457,31 +457,51 @@ def break_glass(*, user, case: Case, reason: str) -> BreakGlassAccess:
             obj=case,
             person_id=case.person_id,
             purpose=reason,
-            details={"expires_at": access.expires_at.isoformat(), "hours": hours},
+            details={
+                "expires_at": access.expires_at.isoformat(),
+                "hours": hours,
+                "break_glass": str(access.pk),
+            },
         )
+        alerts.break_glass_opened(access=access)
     return access
 
 
 def review_break_glass(
-    *, user, access: BreakGlassAccess, note: str, purpose: str
+    *, user, access: BreakGlassAccess, verdict: str, note: str, purpose: str
 ) -> BreakGlassAccess:
-    """A second person (an auditor) reviews a break-the-glass access."""
+    """An auditor other than the one who broke the glass reviews the access: justified or
+    not, with a comment. Written once: a second review is refused (and the database
+    refuses any change of a written review, and the breaker as reviewer)."""
     purpose = require_purpose(purpose)
-    if not policy.can_view_access_log(user) or user.pk == access.user_id:
+    own = user.pk == access.user_id
+    if not policy.can_view_access_log(user) or own:
         record_event(
             action=AuditAction.ACCESS_DENIED,
             user=user,
             obj=access,
             purpose=purpose,
             outcome=Outcome.DENIED,
-            details={"operation": "break_glass:review"},
+            details={"operation": "break_glass:review", "own_access": own},
             independent=True,
         )
+        if own and policy.can_view_access_log(user):
+            raise ValidationError(
+                _("You broke the glass yourself: another auditor must review the access.")
+            )
         raise CaseDenied()
-    note = clean_text(note, "review_note", limit=REASON_LIMIT, required=True)
+    errors = {}
+    if verdict not in BreakGlassAccess.Verdict.values:
+        errors["verdict"] = ValidationError(_("Select a valid choice."), "invalid_choice")
+    try:
+        note = clean_text(note, "review_note", limit=REASON_LIMIT, required=True)
+    except ValidationError as error:
+        errors.update(error.error_dict)
+    if errors:
+        raise ValidationError(errors)
     with transaction.atomic():
         updated = BreakGlassAccess.objects.filter(pk=access.pk, reviewed_at__isnull=True).update(
-            reviewed_by=user, reviewed_at=timezone.now(), review_note=note
+            reviewed_by=user, reviewed_at=timezone.now(), verdict=verdict, review_note=note
         )
         if not updated:
             raise ValidationError(_("This access has already been reviewed."))
@@ -492,7 +512,7 @@ def review_break_glass(
             obj=access,
             purpose=purpose,
             fields=["review"],
-            details={"break_glass": str(access.pk)},
+            details={"break_glass": str(access.pk), "verdict": verdict},
         )
     return access
 

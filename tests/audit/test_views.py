@@ -27,6 +27,8 @@ PAGES = [
     ("get", "/granskning/loggkontroll/"),
     ("get", "/granskning/integritet/"),
     ("post", "/granskning/integritet/"),
+    ("get", "/granskning/brutet-glas/"),
+    ("get", "/granskning/paminnelser/"),
 ]
 PERSON = uuid.UUID("0f6b9b52-1d4e-4c1a-8b39-6f0b3d2d7a10")
 STOCKHOLM = ZoneInfo("Europe/Stockholm")

@@ -277,6 +277,16 @@ def fill_access_event(objects: Objects, route: Route, user):
     return [(route.build({"pk": e.pk}), f"event {e.pk}") for e in events if e is not None]
 
 
+def fill_break_glass(objects: Objects, route: Route, user):
+    """The seed's break-the-glass access (the auditor's review page), and one that does not
+    exist."""
+    from casework.models import BreakGlassAccess
+
+    accesses = [str(pk) for pk in BreakGlassAccess.objects.values_list("pk", flat=True)[:1]]
+    accesses.append("00000000-0000-0000-0000-000000000000")
+    return [(route.build({"access_id": pk}), f"break-the-glass {pk}") for pk in accesses]
+
+
 def fill_statistics_csv(objects: Objects, route: Route, user):
     return [
         (route.build({"programme": p, "table": "overview"}), f"{p} overview")
@@ -451,6 +461,7 @@ BY_NAME = {
     "gvi:call_in": _gvi("call_ins", "call_in_id"),
     "gvi:notification": _gvi("notifications", "notification_id"),
     "granskning:event": fill_access_event,
+    "granskning:break_glass_review": fill_break_glass,
     "statistik:csv": fill_statistics_csv,
     "admin:view_on_site": fill_admin_shortcut,
     "admin:app_list": literal("/admin/auth/", "/admin/casework/", "/admin/axes/"),

@@ -29,6 +29,7 @@ from casework.models import (
     CaseMembership,
     Organisation,
 )
+from casework.services import alerts
 from casework.services import cases as case_services
 from casework.services.case_changes import case_change, require_access_and_role
 from casework.services.cases import (
@@ -186,6 +187,12 @@ def _record_assessment(
         )
         if not lowering:
             _reroute(user=user, case=case, purpose=purpose)
+        else:
+            # The police defector coordinators are alerted (in the app, by e-mail without
+            # case data) that a lowering awaits their approval.
+            alerts.lowering_awaits_approval(
+                case=case, assessment=assessment, organisation=_police_organisation(case, user)
+            )
     return assessment
 
 

@@ -13,7 +13,7 @@
      ``SAMVERKAN["TASK_REMINDER_DAYS"]`` days (``--days``): the owner is
      reminded, or the queue when nobody has taken the task;
    * ``break_glass_unreviewed`` — break-the-glass accesses no auditor has
-     reviewed yet (the auditors' review list);
+     reviewed yet (each auditor but the breaker is reminded);
    * ``reassessment_overdue`` — defector cases whose threat assessment in force
      is past its next reassessment date (the defector coordinators' list);
    * ``gvi_follow_up_overdue`` — GVI notification and call-in follow-ups past due;
@@ -24,7 +24,7 @@
    kind and a link to the reminders page, never a case number — when e-mail is
    configured (``EMAIL_URL``); the app shows them on the reminders page anyway.
 
-Reminders are unique per (kind, object, day), so running the command twice the
+Reminders are unique per (kind, object, recipient, day), so running the command twice the
 same day reminds of nothing new; the next day an item still open is reminded
 of again. The output is one line per kind with counts only — never a name, a
 case number or any other personal data. Nothing is decrypted.
@@ -45,6 +45,7 @@ from viewflow.workflow.timers import fire_due_timers
 
 from casework import programmes
 from casework.models import BreakGlassAccess, Reminder
+from casework.services import alerts
 from casework.services.reminders import deliver_reminders
 
 
@@ -73,17 +74,19 @@ def _overdue_tasks(today: datetime.date, days: int) -> list[Reminder]:
 
 
 def _unreviewed_break_glass(today: datetime.date) -> list[Reminder]:
-    return [
-        Reminder(
-            kind=Reminder.Kind.BREAK_GLASS_UNREVIEWED,
-            object_id=str(pk),
-            date=today,
-            case_id=case_id,
-        )
-        for pk, case_id in BreakGlassAccess.objects.filter(reviewed_at__isnull=True).values_list(
-            "pk", "case_id"
-        )
+    """Each break-the-glass access no auditor has reviewed, for every auditor but the
+    one who broke the glass (``casework.services.alerts.auditor_ids``)."""
+    accesses = BreakGlassAccess.objects.filter(reviewed_at__isnull=True).values_list(
+        "pk", "case_id", "user_id"
+    )
+    auditors = alerts.auditor_ids()
+    rows = [
+        (pk, case_id, auditor)
+        for pk, case_id, breaker in accesses
+        for auditor in auditors
+        if auditor != breaker
     ]
+    return programmes.make_reminders(Reminder.Kind.BREAK_GLASS_UNREVIEWED, today, rows)
 
 
 def due_reminders(today: datetime.date, days: int) -> list[tuple[str, list[Reminder]]]:
@@ -109,9 +112,9 @@ def record_reminders(candidates: list[Reminder]) -> int:
                 kind=candidates[0].kind,
                 date=candidates[0].date,
                 object_id__in=[r.object_id for r in candidates],
-            ).values_list("object_id", flat=True)
+            ).values_list("object_id", "recipient_id")
         )
-        new = [r for r in candidates if r.object_id not in existing]
+        new = [r for r in candidates if (r.object_id, r.recipient_id) not in existing]
         # A concurrent run may have recorded some meanwhile: the unique key decides.
         Reminder.objects.bulk_create(new, ignore_conflicts=True)
     return len(new)
