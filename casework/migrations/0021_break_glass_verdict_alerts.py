@@ -33,7 +33,7 @@ EXECUTE FUNCTION casework_refuse_review_change();
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("casework", "0019_administrators_see_webhooks"),
+        ("casework", "0020_access_generation"),
     ]
 
     operations = [
