@@ -140,9 +140,12 @@ def test_an_older_consent_does_not_come_back_but_a_newer_one_does(users):
     assert not after_consent_withdrawn(user=anna, case=case, purpose=PURPOSE)
     assert not policy.consent_state(case).complete
     assert policy.withdrawn_givers(case.consents.all())
+    assert services.unmet_conditions(case, "consent_withdrawn") == []
     record_consent(anna, case, PURPOSE, [orgs(users)["social"]])
     assert policy.consent_state(case).complete
     assert not policy.withdrawn_givers(case.consents.all())
+    # The renewal ended the withdrawal: the case cannot be closed as "consent withdrawn".
+    assert services.unmet_conditions(case, "consent_withdrawn")
 
 
 def test_a_closed_case_stays_closed(users):
