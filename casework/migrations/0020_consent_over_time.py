@@ -56,7 +56,7 @@ class Migration(migrations.Migration):
                     ("gvi_follow_up_overdue", "GVI follow-up overdue"),
                     ("gvi_referral_overdue", "GVI referral not taken up in time"),
                     ("consent_expiring", "Consent expires soon"),
-                    ("turned_18", "Came of age: the person's own consent is needed"),
+                    ("turned_18", "Came of age (own consent needed)"),
                     ("age_range_left", "The person has left the programme's age range"),
                 ],
                 max_length=30,

@@ -456,7 +456,7 @@ class Reminder(models.Model):
         GVI_FOLLOW_UP_OVERDUE = "gvi_follow_up_overdue", _("GVI follow-up overdue")
         GVI_REFERRAL_OVERDUE = "gvi_referral_overdue", _("GVI referral not taken up in time")
         CONSENT_EXPIRING = "consent_expiring", _("Consent expires soon")
-        TURNED_18 = "turned_18", _("Came of age: the person's own consent is needed")
+        TURNED_18 = "turned_18", _("Came of age (own consent needed)")
         AGE_RANGE_LEFT = "age_range_left", _("The person has left the programme's age range")
 
     # Kinds reminded of once per event (the object id names the event), not once a day.

@@ -403,7 +403,7 @@ def test_reminders_of_consent_over_time_once_per_event(users):
     # The lead sees hers; the coordinators' list has the case without a lead.
     page = logged_in(anna).get("/arenden/paminnelser/").content.decode()
     assert "Samtycket upphör snart att gälla" in page
-    assert "Myndig: personens eget samtycke behövs" in page
+    assert "Myndig (eget samtycke behövs)" in page
     coordinator_page = logged_in(sara).get("/arenden/paminnelser/").content.decode()
     assert "Personen har lämnat programmets åldersintervall" in coordinator_page
     assert too_old.reference in coordinator_page
