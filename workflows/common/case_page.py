@@ -286,6 +286,9 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
 
     def render(self, built, status=200):
         page = self.case_page()
+        if "renew" in built:
+            # A renewal posted with errors, built before the page: its guardians by name.
+            built["renew"].set_guardians(page.guardians)
         context = {
             "page": page,
             "case": self.case,

@@ -178,6 +178,10 @@ class ConsentForm(VersionedForm):
 
     def __init__(self, *args, guardians=(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.set_guardians(guardians)
+
+    def set_guardians(self, guardians) -> None:
+        """The guardians to choose from (rows with ``obj`` and ``name``)."""
         self.fields["guardian"].choices = [("", "—")] + [
             (str(g.obj.pk), g.name or "—") for g in guardians
         ]
