@@ -19,7 +19,7 @@ from django.utils import timezone
 from audit.models import AccessEvent
 from casework import policy
 from casework.management.commands.send_reminders import due_reminders, record_reminders
-from casework.models import Case, CaseEvent, Consent, Reminder
+from casework.models import Case, CaseEvent, Consent, LegalBasis, Reminder
 from casework.selectors.persons import person_age
 from casework.services import cases as services
 from tests.api.conftest import Api, get_token, make_client
@@ -36,6 +36,7 @@ from tests.workflows.sig.factories import (
 from tests.workflows.sspf.factories import sspf_case
 from workflows.sig.models import SigCase, Status
 from workflows.sig.services import after_consent_withdrawn
+from workflows.sspf.models import SspfCase
 from workflows.sspf.models import Status as SspfStatus
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
@@ -130,6 +131,46 @@ def test_a_renewal_after_a_withdrawal_continues_the_open_case_and_shows_the_gap(
     ).get()
     assert created.details["renews"] == str(withdrawn.pk)
     assert created.details["purposes"] == ["coordination", "hand_over"]
+
+
+def test_an_sspf_case_goes_on_when_the_guardian_consents_again(users):
+    """The same renewal on another programme's page: the guardian's consent, withdrawn
+    while a statute kept the case open, is given again; the police, who take part in an
+    SSPF case on consent only, see it again."""
+    sara, per = users["sara.samordnare"], users["per.polis"]
+    case = sspf_case(users, SspfStatus.PLAN_ACTIVE, police=True)
+    services.record_legal_basis(
+        user=sara,
+        case=case,
+        purpose=PURPOSE,
+        legal_basis=LegalBasis.objects.get(code="osl-10-18a"),
+        justification="Särskilda omständigheter talar för att brott kan förhindras.",
+    )
+    client = logged_in(sara)
+    guardian_consent = Consent.objects.get(case=case, giver=Consent.Giver.GUARDIAN)
+    response = client.post(
+        page_url(case), {"_action": "withdraw", "consent": str(guardian_consent.pk)}
+    )
+    assert response.status_code == 302
+    assert logged_in(per).get(page_url(case)).status_code == 404
+    response = client.post(
+        page_url(case),
+        {
+            "_action": "renew",
+            "version": SspfCase.objects.get(pk=case.pk).version,
+            "giver": "guardian",
+            "guardian": str(guardian_consent.guardian_id),
+            "decision": "given",
+            "form": "written",
+            "organisations": [orgs(users)[name].pk for name in orgs(users)],
+            "purposes": ["coordination"],
+        },
+    )
+    assert response.status_code == 302, response.content.decode()
+    case = SspfCase.objects.get(pk=case.pk)
+    assert case.status == SspfStatus.PLAN_ACTIVE and case.closed_at is None
+    assert logged_in(per).get(page_url(case)).status_code == 200
+    assert CaseEvent.objects.filter(case=case, kind=CaseEvent.Kind.CONSENT_RENEWED).exists()
 
 
 def test_an_older_consent_does_not_come_back_but_a_newer_one_does(users):
