@@ -19,7 +19,7 @@ from django.utils import timezone
 from audit.models import AccessEvent
 from casework import policy
 from casework.management.commands.send_reminders import due_reminders, record_reminders
-from casework.models import Case, CaseEvent, Consent, LegalBasis, Reminder
+from casework.models import Case, CaseEvent, Consent, Reminder
 from casework.selectors.persons import person_age
 from casework.services import cases as services
 from tests.api.conftest import Api, get_token, make_client
@@ -139,13 +139,7 @@ def test_an_sspf_case_goes_on_when_the_guardian_consents_again(users):
     SSPF case on consent only, see it again."""
     sara, per = users["sara.samordnare"], users["per.polis"]
     case = sspf_case(users, SspfStatus.PLAN_ACTIVE, police=True)
-    services.record_legal_basis(
-        user=sara,
-        case=case,
-        purpose=PURPOSE,
-        legal_basis=LegalBasis.objects.get(code="osl-10-18a"),
-        justification="Särskilda omständigheter talar för att brott kan förhindras.",
-    )
+    record_statute(users, case, by="sara.samordnare")
     client = logged_in(sara)
     guardian_consent = Consent.objects.get(case=case, giver=Consent.Giver.GUARDIAN)
     response = client.post(
@@ -231,15 +225,8 @@ def test_bad_renewals_give_swedish_errors_and_write_nothing(users):
     assert Consent.objects.count() == consents
     assert CaseEvent.objects.filter(case=case).count() == events
     with pytest.raises(ValidationError) as refused:
-        services.record_consent(
-            user=anna,
-            case=case,
-            purpose=PURPOSE,
-            giver=Consent.Giver.SELF,
-            decision=Consent.Decision.GIVEN,
-            form=Consent.Form.WRITTEN,
-            organisations=[orgs(users)["social"]],
-            purposes=["coordination", "marknadsföring"],
+        record_consent(
+            anna, case, PURPOSE, [orgs(users)["social"]], purposes=["coordination", "reklam"]
         )
     assert "purposes" in refused.value.message_dict
     assert Consent.objects.count() == consents
@@ -263,16 +250,8 @@ def test_the_police_record_no_renewal(users):
 
 def narrow_consent(users, case, purposes) -> Consent:
     """A newer own consent (social services and police) for ``purposes`` only."""
-    return services.record_consent(
-        user=users["anna.social"],
-        case=case,
-        purpose=PURPOSE,
-        giver=Consent.Giver.SELF,
-        decision=Consent.Decision.GIVEN,
-        form=Consent.Form.WRITTEN,
-        organisations=[orgs(users)["social"], orgs(users)["police"]],
-        purposes=purposes,
-    )
+    covered = [orgs(users)["social"], orgs(users)["police"]]
+    return record_consent(users["anna.social"], case, PURPOSE, covered, purposes=purposes)
 
 
 def police_api(users) -> Api:
@@ -321,16 +300,16 @@ def test_a_purpose_not_covered_hides_the_case_on_the_page_and_in_the_api(users):
 def test_purposes_are_the_intersection_of_the_required_consents(users):
     case = sig_case(users, Status.ACTIVE, years=16)  # own and a guardian's consent
     guardian = case.person.guardians.get()
-    services.record_consent(
-        user=users["anna.social"],
-        case=case,
-        purpose=PURPOSE,
-        giver=Consent.Giver.GUARDIAN,
+    covered = [orgs(users)["social"], orgs(users)["police"]]
+    only = [Consent.Purpose.COORDINATION]
+    record_consent(
+        users["anna.social"],
+        case,
+        PURPOSE,
+        covered,
+        giver="guardian",
         guardian=guardian,
-        decision=Consent.Decision.GIVEN,
-        form=Consent.Form.WRITTEN,
-        organisations=[orgs(users)["social"], orgs(users)["police"]],
-        purposes=[Consent.Purpose.COORDINATION],
+        purposes=only,
     )
     state = policy.consent_state(case)
     assert state.complete and state.purposes == {"coordination"}
