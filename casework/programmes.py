@@ -124,6 +124,9 @@ class Programme:
     written_guardian_consent: bool = False
     # Consent: the age from which the person's own consent is required (None: always).
     own_consent_age: Callable[[], int] | None = None
+    # The ages its cases are for (youngest, oldest; both included); None: no age limit.
+    # ``send_reminders`` reminds the team when the person of an open case leaves it.
+    age_range: Callable[[], tuple[int, int]] | None = None
     # School and leisure members who do not coordinate see only ``policy.LIMITED_PARTS``.
     limits_school_and_leisure: bool = False
 

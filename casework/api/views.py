@@ -24,6 +24,7 @@ from casework import policy
 from casework.api import schema
 from casework.api.http import JsonParser, etag, expected_version, idempotent
 from casework.api.problems import bad_input, not_found
+from casework.models import Consent
 from casework.selectors.case_status import find_case, get_case_status
 from casework.selectors.cases import deny_reading
 from casework.services import cases as case_services
@@ -63,6 +64,9 @@ class ApiView(APIView):
     required_scope: str = ""
     acting_person = True
     purpose: Any = ""
+    # What the operation shows or uses the case for (``Consent.Purpose``): a user of
+    # another organisation needs a consent covering it (or a statute).
+    consent_purpose: str = Consent.Purpose.COORDINATION
     parser_classes = [JsonParser]
 
     @property
@@ -76,7 +80,9 @@ class ApiView(APIView):
         case = find_case(case_id)
         if case is None:
             raise not_found()
-        access = policy.case_access(self.person, case, any_ground=True)
+        access = policy.case_access(
+            self.person, case, any_ground=True, purpose=self.consent_purpose
+        )
         if not access:
             raise deny_reading(
                 user=self.person,
@@ -84,6 +90,7 @@ class ApiView(APIView):
                 purpose=str(self.purpose),
                 reason=access.denial,
                 what=f"api:{self.required_scope}",
+                access=access,
             )
         return case
 
@@ -164,7 +171,12 @@ class CaseStatusView(ApiView):
         },
     )
     def get(self, request, case_id):
-        page = get_case_status(user=self.person, purpose=str(self.purpose), case_id=case_id)
+        page = get_case_status(
+            user=self.person,
+            purpose=str(self.purpose),
+            case_id=case_id,
+            consent_purpose=self.consent_purpose,
+        )
         return Response(CaseStatusOut(page).data, headers={"ETag": etag(page.case.version)})
 
 

@@ -183,6 +183,18 @@ class Consent(models.Model):
         GIVEN = "given", _("Given")
         REFUSED = "refused", _("Refused")
 
+    class Purpose(models.TextChoices):
+        """What the data may be shown to another organisation for (``purposes``): every
+        reading that crosses organisations names one (``casework.policy.case_access``)
+        and is refused unless the consent in force covers it (docs/adr/0028)."""
+
+        COORDINATION = "coordination", _("Coordinating the joint work (case, team, plan, actions)")
+        THREAT_ASSESSMENT = (
+            "threat_assessment",
+            _("Police searches of their systems and threat assessment"),
+        )
+        HAND_OVER = "hand_over", _("Handing the case over to another programme or agency")
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="consents")
     giver = models.CharField(_("given by"), max_length=10, choices=Giver.choices)
@@ -194,6 +206,7 @@ class Consent(models.Model):
     organisations = models.ManyToManyField(
         Organisation, verbose_name=_("organisations covered"), related_name="+"
     )
+    # ``Purpose`` values: what the consent allows the data to be shown for.
     purposes = models.JSONField(_("purposes"), default=list)
     given_at = models.DateTimeField(_("given"), default=timezone.now)
     valid_until = models.DateField(_("valid until"), null=True, blank=True)
@@ -210,6 +223,12 @@ class Consent(models.Model):
 
     def __str__(self) -> str:
         return f"Consent {self.pk}"
+
+    @property
+    def purpose_labels(self) -> list[str]:
+        """The purposes it covers, as the pages name them."""
+        labels = dict(self.Purpose.choices)
+        return [str(labels.get(value, value)) for value in self.purposes or ()]
 
 
 class CaseLegalBasis(models.Model):
@@ -381,6 +400,7 @@ class CaseEvent(models.Model):
         TRANSITION = "transition", _("State change")
         CONSENT = "consent", _("Consent")
         CONSENT_WITHDRAWN = "consent_withdrawn", _("Consent withdrawn")
+        CONSENT_RENEWED = "consent_renewed", _("Consent renewed after a withdrawal")
         LEGAL_BASIS = "legal_basis", _("Legal basis")
         TEAM = "team", _("Team")
         DECISION = "decision", _("Decision")
@@ -465,6 +485,9 @@ class Reminder(models.Model):
         REASSESSMENT_OVERDUE = "reassessment_overdue", _("Threat reassessment overdue")
         GVI_FOLLOW_UP_OVERDUE = "gvi_follow_up_overdue", _("GVI follow-up overdue")
         GVI_REFERRAL_OVERDUE = "gvi_referral_overdue", _("GVI referral not taken up in time")
+        CONSENT_EXPIRING = "consent_expiring", _("Consent expires soon")
+        TURNED_18 = "turned_18", _("Came of age (own consent needed)")
+        AGE_RANGE_LEFT = "age_range_left", _("The person has left the programme's age range")
         # Alerts (``casework.services.alerts``): recorded when it happens, not by the command.
         BREAK_GLASS_OPENED = "break_glass_opened", _("Break-the-glass access opened")
         LOWERING_AWAITS_APPROVAL = (
@@ -472,6 +495,9 @@ class Reminder(models.Model):
             _("Lowered threat level awaits approval"),
         )
         TASK_ASSIGNED = "task_assigned", _("New task for you")
+
+    # Kinds reminded of once per event (the object id names the event), not once a day.
+    ONCE_PER_EVENT = frozenset({Kind.CONSENT_EXPIRING, Kind.TURNED_18, Kind.AGE_RANGE_LEFT})
 
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
     # The case id, the viewflow task id or the break-the-glass access id.

@@ -40,8 +40,10 @@ from casework.policy.accounts import (
     step_up_method,
 )
 from casework.policy.cases import (
+    ADULT_AGE,
     ALL_PARTS,
     CLOSED_LEAD,
+    DEFAULT_PURPOSE,
     LIMITED_PARTS,
     NAMED_HANDLER_ROLES,
     CaseAccess,
@@ -77,6 +79,7 @@ from casework.policy.cases import (
     sspf_police_participates,
     statutory_basis,
     team_membership,
+    withdrawn_givers,
 )
 from casework.policy.tasks import (
     TEAM_ROLE_GROUPS,
@@ -99,9 +102,11 @@ from casework.policy.tasks import (
 
 __all__ = [
     "ACCESS_LOG_PERMISSIONS",
+    "ADULT_AGE",
     "ALL_PARTS",
     "CASE_DATA_PERMISSIONS",
     "CLOSED_LEAD",
+    "DEFAULT_PURPOSE",
     "HAS_DEVICE_SESSION_KEY",
     "LIMITED_PARTS",
     "NAMED_HANDLER_ROLES",
@@ -183,4 +188,5 @@ __all__ = [
     "task_candidates",
     "task_queue",
     "team_membership",
+    "withdrawn_givers",
 ]

@@ -41,6 +41,8 @@ class CaseAccess:
     via: str = ""  # "team", "coordinator", "break_glass"
     legal_basis: str = ""  # code of the basis for disclosure to the user's organisation
     denial: str = ""  # why not (for the access log)
+    # The ``Consent.Purpose`` the reading was for, when the consent did not cover it.
+    uncovered_purpose: str = ""
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -126,20 +128,33 @@ def can_break_glass(user) -> bool:
     return can_use_task_inbox(user) and user.has_perm(roles.PERM_BREAK_GLASS)
 
 
+def withdrawn_givers(consents) -> list[Consent]:
+    """The givers (the person, each guardian) whose newest consent of ``consents`` is
+    withdrawn — each by that consent: sharing on their consent stops until they consent
+    again (a renewal)."""
+    newest: dict[tuple[str, object], Consent] = {}
+    for consent in sorted(consents, key=lambda c: c.given_at):
+        newest[(consent.giver, consent.guardian_id)] = consent
+    return [c for c in newest.values() if c.withdrawn_at is not None]
+
+
 def consent_state(case, *, today: date | None = None, consents=None) -> ConsentState:
-    """Whether the required consents are in place, and which organisations they all cover.
+    """Whether the required consents are in place, which organisations they all cover
+    and for which purposes (``Consent.Purpose``).
 
     Required: the person's own consent, and while the person is under 18 the
-    consent of every registered guardian (at least one). A refusal or a
-    withdrawal anywhere means no valid consent. ``consents``: the case's
-    consents with their organisations prefetched, when the caller has read them.
+    consent of every registered guardian (at least one). From 18 the guardians'
+    consents no longer carry: the person's own is needed, whatever the programme's
+    age for it. A refusal anywhere means no valid consent. Of each giver only the
+    newest consent counts: a withdrawal ends the consent for good (an older consent
+    of the same giver does not take its place) until the giver consents again, after
+    the withdrawal (a renewal). ``consents``: the case's consents with their
+    organisations prefetched, when the caller has read them.
     """
     today = today or timezone.localdate()
     if consents is None:
         consents = case.consents.all().prefetch_related("organisations")
-    # A withdrawal ends the consent for good: an older consent of the same giver
-    # must not take the withdrawn one's place.
-    withdrawn = any(c.withdrawn_at is not None for c in consents)
+    withdrawn = bool(withdrawn_givers(consents))
     consents = [
         c
         for c in consents
@@ -156,7 +171,7 @@ def consent_state(case, *, today: date | None = None, consents=None) -> ConsentS
         given = [
             c for c in given if c.giver == Consent.Giver.SELF or c.form == Consent.Form.WRITTEN
         ]
-    if youngest < 18:
+    if youngest < ADULT_AGE:
         prefetched = getattr(case.person, "_prefetched_objects_cache", {}).get("guardians")
         if prefetched is not None:
             guardians = [guardian.pk for guardian in prefetched]
@@ -171,15 +186,19 @@ def consent_state(case, *, today: date | None = None, consents=None) -> ConsentS
             else:
                 missing.append(f"guardian:{guardian_id}")
     covered: set[int] | None = None
+    purposes: set[str] | None = None
     for consent in required:
         orgs = {org.pk for org in consent.organisations.all()}
         covered = orgs if covered is None else covered & orgs
+        theirs = set(consent.purposes or ())
+        purposes = theirs if purposes is None else purposes & theirs
     complete = not refused and not missing and not withdrawn
     return ConsentState(
         complete=complete,
         refused=refused,
         missing=tuple(missing),
         organisations=frozenset(covered or ()) if complete else frozenset(),
+        purposes=frozenset(purposes or ()) if complete else frozenset(),
     )
 
 
@@ -203,11 +222,16 @@ def _age_bounds(person, *, on: date) -> tuple[int, int]:
 
 
 def _own_consent_required(case, age: int) -> bool:
-    """Always, or from the age the case's programme registered (SSPF)."""
+    """Always, or from the age the case's programme registered (SSPF) — and always from
+    18, when the guardians' consents no longer carry."""
     programme = programmes.get(case.programme)
     if programme is not None and programme.own_consent_age is not None:
-        return age >= programme.own_consent_age()
+        return age >= min(programme.own_consent_age(), ADULT_AGE)
     return True
+
+
+# From this age the guardians' consents no longer carry: the person's own is needed.
+ADULT_AGE = 18
 
 
 @dataclass(frozen=True)
@@ -216,6 +240,12 @@ class ConsentState:
     refused: bool
     missing: tuple[str, ...]
     organisations: frozenset[int]
+    # The ``Consent.Purpose`` values every required consent covers.
+    purposes: frozenset[str] = frozenset()
+
+    def covers(self, organisation_id, purpose: str) -> bool:
+        """The consents in force show the data to ``organisation_id`` for ``purpose``."""
+        return organisation_id in self.organisations and purpose in self.purposes
 
 
 def statutory_basis(case, organisation, *, today: date | None = None) -> LegalBasis | None:
@@ -240,22 +270,55 @@ def statutory_basis(case, organisation, *, today: date | None = None) -> LegalBa
     return None
 
 
-def disclosure_basis(case, organisation, *, today: date | None = None, consents=None) -> str:
-    """The code of the basis on which ``organisation`` may see data the case's owner holds.
+# What a reading shows when it names no purpose of its own: the joint work on the case.
+DEFAULT_PURPOSE = Consent.Purpose.COORDINATION
 
-    ``""`` when there is none. Consent first (what the person agreed to), then
-    a recorded statute. ``consents``: as for :func:`consent_state`.
+
+def disclosure_basis(
+    case,
+    organisation,
+    *,
+    today: date | None = None,
+    consents=None,
+    purpose: str = DEFAULT_PURPOSE,
+) -> str:
+    """The code of the basis on which ``organisation`` may see data the case's owner holds
+    for ``purpose`` (a ``Consent.Purpose``).
+
+    ``""`` when there is none. Consent first (what the person agreed to: the
+    organisation and the purpose), then a recorded statute. ``consents``: as for
+    :func:`consent_state`.
     """
-    if organisation.pk in consent_state(case, today=today, consents=consents).organisations:
+    if consent_state(case, today=today, consents=consents).covers(organisation.pk, purpose):
         return "consent"
     basis = statutory_basis(case, organisation, today=today)
     return basis.code if basis else ""
 
 
+def _uncovered(state: ConsentState, organisation_id, purpose: str) -> str:
+    """The access log's reason when the consents cover the organisation but not the
+    purpose (``""`` otherwise)."""
+    if organisation_id in state.organisations and purpose not in state.purposes:
+        return f"consent does not cover the purpose {purpose}"
+    return ""
+
+
 def case_access(
-    user, case, *, now: datetime | None = None, consents=None, any_ground: bool = False
+    user,
+    case,
+    *,
+    now: datetime | None = None,
+    consents=None,
+    any_ground: bool = False,
+    purpose: str = DEFAULT_PURPOSE,
 ) -> CaseAccess:
-    """May ``user`` see the identified data of ``case``? Deny by default.
+    """May ``user`` see the identified data of ``case`` for ``purpose`` (a
+    ``Consent.Purpose``: what the page or answer shows)? Deny by default.
+
+    A user of another organisation than the case's owner sees it only on a consent
+    covering both the organisation and the purpose, or a recorded statute; a consent
+    that covers the organisation but not the purpose is refused with the purpose named
+    (``uncovered_purpose``, in the access log's denial).
 
     ``consents``: the case's consents with their organisations prefetched, when
     the caller has read them (the case page), so they are not read twice.
@@ -288,17 +351,23 @@ def case_access(
         if not sspf_police_participates(case):
             return CaseAccess(False, via=via, denial="no police participation decision")
         covered = consent_state(case, today=timezone.localdate(now), consents=consents)
-        if user.organisation_id not in covered.organisations:
+        if not covered.covers(user.organisation_id, purpose):
+            if uncovered := _uncovered(covered, user.organisation_id, purpose):
+                return CaseAccess(False, via=via, denial=uncovered, uncovered_purpose=purpose)
             return CaseAccess(False, via=via, denial="consent does not cover the police")
         return CaseAccess(True, via=via, legal_basis="consent")
     if user.organisation_id == case.owner_organisation_id:
         return CaseAccess(True, via=via)
-    basis = disclosure_basis(
-        case, user.organisation, today=timezone.localdate(now), consents=consents
-    )
-    if not basis:
-        return CaseAccess(False, via=via, denial="no legal basis for disclosure")
-    return CaseAccess(True, via=via, legal_basis=basis)
+    today = timezone.localdate(now)
+    state = consent_state(case, today=today, consents=consents)
+    if state.covers(user.organisation_id, purpose):
+        return CaseAccess(True, via=via, legal_basis="consent")
+    basis = statutory_basis(case, user.organisation, today=today)
+    if basis is not None:
+        return CaseAccess(True, via=via, legal_basis=basis.code)
+    if uncovered := _uncovered(state, user.organisation_id, purpose):
+        return CaseAccess(False, via=via, denial=uncovered, uncovered_purpose=purpose)
+    return CaseAccess(False, via=via, denial="no legal basis for disclosure")
 
 
 # The lead social worker's reading of a case after it closed (documentation duty).

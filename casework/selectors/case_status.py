@@ -75,8 +75,15 @@ def current_team(case: Case, *, now: datetime.datetime | None = None) -> list[Ca
     )
 
 
-def get_case_status(*, user, purpose: str, case_id: uuid.UUID | str) -> CaseStatus:
-    """The status, next review date and team of a case ``user`` may see, logged as a
+def get_case_status(
+    *,
+    user,
+    purpose: str,
+    case_id: uuid.UUID | str,
+    consent_purpose: str = policy.DEFAULT_PURPOSE,
+) -> CaseStatus:
+    """The status, next review date and team of a case ``user`` may see for
+    ``consent_purpose`` (as the case page: ``casework.policy.case_access``), logged as a
     reading; :class:`CaseNotFound` (after a denial event where the case exists)."""
     purpose = require_purpose(purpose)
     case = find_case(case_id)
@@ -84,10 +91,15 @@ def get_case_status(*, user, purpose: str, case_id: uuid.UUID | str) -> CaseStat
         raise CaseNotFound()
     team = current_team(case)
     policy.remember_team(case, team)
-    access = policy.case_access(user, case)
+    access = policy.case_access(user, case, purpose=consent_purpose)
     if not access:
         raise deny_reading(
-            user=user, case=case, purpose=purpose, reason=access.denial, what="case:status"
+            user=user,
+            case=case,
+            purpose=purpose,
+            reason=access.denial,
+            what="case:status",
+            access=access,
         )
 
     def entry(action, details):

@@ -101,10 +101,20 @@ class CasePage:
 
 
 def deny_reading(
-    *, user, case: Case, purpose: str, reason: str, what: str = "case:read"
+    *,
+    user,
+    case: Case,
+    purpose: str,
+    reason: str,
+    what: str = "case:read",
+    access: policy.CaseAccess | None = None,
 ) -> CaseNotFound:
     """Log the refused reading of ``what`` of the case (committed on its own) and return
-    the error to raise."""
+    the error to raise; a refusal for a purpose the consent does not cover (``access``)
+    names that purpose."""
+    details = {"operation": what, "reason": reason}
+    if access is not None and access.uncovered_purpose:
+        details["consent_purpose"] = access.uncovered_purpose
     record_event(
         action=AuditAction.ACCESS_DENIED,
         user=user,
@@ -112,7 +122,7 @@ def deny_reading(
         person_id=case.person_id,
         purpose=purpose,
         outcome=Outcome.DENIED,
-        details={"operation": what, "reason": reason},
+        details=details,
         independent=True,
     )
     return CaseNotFound()
@@ -150,10 +160,15 @@ def open_all(rows, names: tuple[str, ...], dek, read: list[str], prefix: str) ->
     return opened
 
 
-def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
+def get_case_page(
+    *, user: User, purpose: str, case: Case, consent_purpose: str = policy.DEFAULT_PURPOSE
+) -> CasePage:
     """Everything the user may see of ``case`` (a programme case instance), decrypted.
 
-    Raises :class:`CaseNotFound` after a denial event when the user may not see it.
+    ``consent_purpose``: what the page shows the data for (a ``Consent.Purpose``; a
+    user of another organisation sees it only if the consent covers that purpose, or
+    on a statute). Raises :class:`CaseNotFound` after a denial event when the user may
+    not see it.
     """
     purpose = require_purpose(purpose)
     now = timezone.now()
@@ -178,9 +193,11 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         # for the check and the page.
         dek = load_data_key(owner_type=PERSON, owner_id=person.pk)
         person_age(person, on=timezone.localdate(now), dek=dek)
-    access = policy.case_access(user, case, consents=consents)
+    access = policy.case_access(user, case, consents=consents, purpose=consent_purpose)
     if not access:
-        raise deny_reading(user=user, case=case, purpose=purpose, reason=access.denial)
+        raise deny_reading(
+            user=user, case=case, purpose=purpose, reason=access.denial, access=access
+        )
     # An erased person's data key is gone: the page shows the case's plain facts and
     # "(erased)", nothing is opened, and the reading is logged as usual (no fields).
     erased = person.erased_at is not None

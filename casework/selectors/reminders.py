@@ -29,7 +29,11 @@ def reminders_for(user: User, *, today: datetime.date | None = None) -> QuerySet
     today = today or timezone.localdate()
     mine = Q(recipient=user)
     if policy.coordinates_a_programme(user):
-        mine |= Q(recipient__isnull=True, kind=Reminder.Kind.TASK_OVERDUE)
+        # Tasks nobody took, and the consent reminders of cases without a lead.
+        mine |= Q(
+            recipient__isnull=True,
+            kind__in=[Reminder.Kind.TASK_OVERDUE, *Reminder.ONCE_PER_EVENT],
+        )
     if policy.gvi_participant(user) or policy.coordinates_gvi(user):
         # An accepted GVI offer whose referral still waits in the participants' queue.
         mine |= Q(recipient__isnull=True, kind=Reminder.Kind.GVI_REFERRAL_OVERDUE)

@@ -103,14 +103,31 @@ def record_consent(
     organisations: Iterable[Organisation],
     guardian: Guardian | None = None,
     valid_until: datetime.date | None = None,
-    purposes: Iterable[str] = (),
+    purposes: Iterable[str] | None = None,
     expected_version: int | None = None,
 ) -> Consent:
-    """Record a consent (or refusal) of the person or one guardian, with its scope."""
+    """Record a consent (or refusal) of the person or one guardian, with its scope: the
+    organisations and the purposes (``Consent.Purpose``; ``None``: every purpose) it
+    covers.
+
+    A consent of a giver whose newest consent was withdrawn renews it: the case goes on
+    under it (a closed case stays closed: nothing is recorded on it), and the timeline
+    shows the gap (``CONSENT_RENEWED``, with the withdrawal's date).
+    """
     purpose = require_access_and_role(
         _not_police, user=user, case=case, purpose=purpose, what="consent:record"
     )
+    if case.closed_at is not None:
+        raise ValidationError(
+            _("The case is closed: a new consent does not reopen it. Refer the person again."),
+            code="case_closed",
+        )
     errors: dict[str, list] = {}
+    purposes = list(Consent.Purpose.values if purposes is None else dict.fromkeys(purposes))
+    if any(p not in Consent.Purpose.values for p in purposes):
+        errors["purposes"] = [_("Select a valid choice.")]
+    elif decision == Consent.Decision.GIVEN and not purposes:
+        errors["purposes"] = [_("Choose the purposes the consent covers.")]
     if giver not in Consent.Giver.values:
         errors["giver"] = [_("Select a valid choice.")]
     if decision not in Consent.Decision.values:
@@ -132,6 +149,11 @@ def record_consent(
         raise ValidationError(errors)
     with case_change(case, expected_version, user=user, purpose=purpose) as change:
         was_complete = policy.consent_state(case).complete
+        previous = (
+            Consent.objects.filter(case=case, giver=giver, guardian=guardian)
+            .order_by("-given_at")
+            .first()
+        )
         consent = Consent.objects.create(
             case=case,
             giver=giver,
@@ -139,21 +161,44 @@ def record_consent(
             decision=decision,
             form=form,
             valid_until=valid_until,
-            purposes=list(purposes) or [case.programme],
+            purposes=purposes,
             recorded_by=user,
         )
         consent.organisations.set(organisations)
         _keep_consent(case, was_complete=was_complete)
+        details = {}
+        if previous is not None and previous.withdrawn_at is not None:
+            # The gap: from the withdrawal to this consent, on the timeline (plain dates).
+            kind = CaseEvent.Kind.CONSENT_RENEWED
+            withdrawn_on = timezone.localdate(previous.withdrawn_at)
+            label = f"{giver}:{decision}:{withdrawn_on.isoformat()}"
+            details = {"renews": str(previous.pk), "withdrawn_on": withdrawn_on.isoformat()}
+        else:
+            kind, label = CaseEvent.Kind.CONSENT, f"{giver}:{decision}"
         change.record_created(
             consent,
-            CaseEvent.Kind.CONSENT,
-            f"{giver}:{decision}",
+            kind,
+            label,
             fields=["consent"],
             decision=decision,
             giver=giver,
             organisations=sorted(o.pk for o in organisations),
+            purposes=purposes,
+            **details,
         )
     return consent
+
+
+def renewal_gap(event: CaseEvent) -> tuple[datetime.date, datetime.date] | None:
+    """The withdrawal's and the renewal's dates of a ``CONSENT_RENEWED`` timeline entry
+    (plain: its label holds the withdrawal's date), for the timeline's "gap"."""
+    if event.kind != CaseEvent.Kind.CONSENT_RENEWED:
+        return None
+    try:
+        withdrawn_on = datetime.date.fromisoformat(event.transition.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return None
+    return withdrawn_on, timezone.localdate(event.at)
 
 
 def withdraw_consent(

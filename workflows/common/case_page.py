@@ -22,10 +22,11 @@ from django.views.generic import View
 
 from casework import policy, programmes
 from casework.mfa import require_step_up
-from casework.models import Action, Case, CaseEvent
+from casework.models import Action, Case, CaseEvent, Consent
 from casework.selectors.cases import CaseNotFound, get_case_page
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
+from casework.services.consent import renewal_gap
 from workflows.common import forms
 from workflows.common.responses import CaseCalls, case_url, denied, perform, put_errors
 
@@ -38,12 +39,28 @@ class TimelineRow(NamedTuple):
     at_iso: str
     at_text: str
     actor: str
+    # A renewed consent: the gap since the withdrawal it ends ("" otherwise).
+    gap: str = ""
+
+
+def consent_gap(entry) -> str:
+    """The gap a renewed consent ends, as the timeline says it ("" for other entries)."""
+    dates = renewal_gap(entry)
+    if dates is None:
+        return ""
+    withdrawn_on, renewed_on = dates
+    return _("without consent from %(withdrawn)s to %(renewed)s (%(days)d days)") % {
+        "withdrawn": withdrawn_on.isoformat(),
+        "renewed": renewed_on.isoformat(),
+        "days": (renewed_on - withdrawn_on).days,
+    }
 
 
 def timeline_rows(timeline, status_choices) -> list[TimelineRow]:
     """The case page's timeline (``templates/workflows/_timeline.html``) as plain text:
     labels looked up once a page and times formatted here, not once an entry in the
-    template (a long timeline is most of a case page's rendering)."""
+    template (a long timeline is most of a case page's rendering). A renewed consent
+    shows the gap since its withdrawal."""
     states = dict(status_choices)
     kinds = dict(CaseEvent.Kind.choices)
     rows = []
@@ -60,6 +77,7 @@ def timeline_rows(timeline, status_choices) -> list[TimelineRow]:
                 at_iso=at.isoformat(),
                 at_text=at.strftime("%Y-%m-%d %H:%M"),
                 actor=(actor.get_full_name() or actor.username) if actor else "",
+                gap=consent_gap(entry),
             )
         )
     return rows
@@ -90,6 +108,7 @@ FORM_SUBMIT_LABELS = {
     "action": _("Record the action"),
     "legal_basis": _("Record the legal basis"),
     "close": _("Close the case"),
+    "renew": _("Record the new consent"),
 }
 
 
@@ -130,11 +149,15 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
     """
 
     case_model: type[Case] = Case
+    # What the page shows the case for: another organisation's user needs a consent that
+    # covers it (or a statute).
+    consent_purpose = Consent.Purpose.COORDINATION
     # Every programme's case page has these; a programme's adds its own.
     FORM_CLASSES: dict[str, type] = {
         "action": forms.ActionForm,
         "close": forms.CloseForm,
         "withdraw": forms.WithdrawConsentForm,
+        "renew": forms.ConsentForm,
     }
     FOLDED_FORMS: tuple[str, ...] = ()
 
@@ -149,18 +172,61 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
             form_class = self.FORM_CLASSES[name]
             # Several forms share the page: each its own element ids.
             auto_id = f"id_{name}-%s"
+            kwargs = {"guardians": self.guardian_choices()} if name == "renew" else {}
             if name == bound:
-                return form_class(data, auto_id=auto_id)
+                return form_class(data, auto_id=auto_id, **kwargs)
             initial = {"version": self.case.version}
             if name == "action":
                 initial["status"] = Action.Status.DONE
-            return form_class(initial=initial, auto_id=auto_id)
+            if name == "renew":
+                initial["organisations"] = self.renewal_organisations()
+            return form_class(initial=initial, auto_id=auto_id, **kwargs)
 
         return LazyForms(build)
 
     def permitted(self) -> dict[str, bool]:
         """Which of the page's forms this user may use on the case as it is."""
         return {}
+
+    # --- a new consent after a withdrawal (every programme's page) ----------------------
+
+    def may_renew(self, page) -> bool:
+        """The renewal form: an open case with a consent withdrawn and not yet renewed, for
+        its own organisation (not the police) or the coordinator. The service decides."""
+        user = self.request.user
+        return (
+            self.case.closed_at is None
+            and bool(policy.withdrawn_givers(page.consents))
+            and not policy.is_police(user)
+            and (
+                user.organisation_id == self.case.owner_organisation_id
+                or policy.coordinates(user, self.case)
+            )
+        )
+
+    def guardian_choices(self) -> list:
+        """The guardians a renewal can name: as the page shows them when it was read,
+        else by id only (a posted form is checked against ids; nothing is decrypted)."""
+        page = getattr(self, "_page", None)
+        if page is not None:
+            return page.guardians
+        from casework.selectors.cases import Opened
+
+        return [Opened(g, {"name": None}) for g in self.case.person.guardians.all()]
+
+    def renewal_organisations(self) -> list:
+        """What the renewal covers at first: what the withdrawn consents covered."""
+        return sorted(
+            {
+                org.pk
+                for consent in self.case.consents.filter(withdrawn_at__isnull=False)
+                for org in consent.organisations.all()
+            }
+        )
+
+    def do_renew(self, form):
+        self.record_consent(form)
+        return _("The new consent is recorded.")
 
     def folded_form(self, name: str):
         """One folded form on its own (``?form=<name>`` in a Turbo frame): no case data
@@ -208,17 +274,26 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
     def case_page(self):
         """The case as this user may see it (404 if not at all)."""
         try:
-            return get_case_page(user=self.request.user, purpose=str(self.purpose), case=self.case)
+            self._page = get_case_page(
+                user=self.request.user,
+                purpose=str(self.purpose),
+                case=self.case,
+                consent_purpose=self.consent_purpose,
+            )
         except CaseNotFound:
             raise Http404 from None
+        return self._page
 
     def render(self, built, status=200):
         page = self.case_page()
+        if "renew" in built:
+            # A renewal posted with errors, built before the page: its guardians by name.
+            built["renew"].set_guardians(page.guardians)
         context = {
             "page": page,
             "case": self.case,
             "forms": built,
-            "can": self.permitted(),
+            "can": {**self.permitted(), "renew": self.may_renew(page)},
             "tasks": self.open_tasks(),
             "timeline": timeline_rows(page.timeline, self.case_model.Status.choices),
             "open_form": self.open_form,

@@ -166,10 +166,22 @@ class ConsentForm(VersionedForm):
         widget=forms.CheckboxSelectMultiple,
         required=False,
     )
+    purposes = forms.MultipleChoiceField(
+        label=_("Purposes the consent covers"),
+        choices=Consent.Purpose.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        initial=Consent.Purpose.values,
+        help_text=_("Other organisations see the case only for the purposes ticked."),
+    )
     valid_until = date_field(_("Valid until"), required=False)
 
     def __init__(self, *args, guardians=(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.set_guardians(guardians)
+
+    def set_guardians(self, guardians) -> None:
+        """The guardians to choose from (rows with ``obj`` and ``name``)."""
         self.fields["guardian"].choices = [("", "—")] + [
             (str(g.obj.pk), g.name or "—") for g in guardians
         ]
@@ -179,6 +191,12 @@ class ConsentForm(VersionedForm):
         if value and value < timezone.localdate():
             raise ValidationError(_("The date cannot be in the past."))
         return value
+
+    def clean(self):
+        data = super().clean()
+        if data.get("decision") == Consent.Decision.GIVEN and not data.get("purposes"):
+            self.add_error("purposes", _("Choose the purposes the consent covers."))
+        return data
 
 
 class DecisionForm(VersionedForm):

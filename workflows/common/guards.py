@@ -103,7 +103,8 @@ def consents_complete(case) -> bool:
 
 @guard(_("No withdrawal of consent has been recorded."))
 def consent_withdrawal_recorded(case) -> bool:
-    return case.consents.filter(withdrawn_at__isnull=False).exists()
+    """A withdrawal in force: a giver's newest consent is withdrawn (a renewal ends it)."""
+    return bool(policy.withdrawn_givers(case.consents.all()))
 
 
 @guard(_("Set a review date in the future."))

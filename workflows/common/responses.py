@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from casework.forms import put_errors
+from casework.services import cases as case_services
 from casework.services.cases import CaseConflict, CaseDenied
 
 
@@ -94,6 +95,21 @@ class CaseCalls:
         if form is not None:
             fields["expected_version"] = form.cleaned_data["version"]
         return service(user=self.request.user, case=self.case, purpose=str(self.purpose), **fields)
+
+    def record_consent(self, form):
+        """A consent form's consent (``forms.ConsentForm``: the consent step's, the case
+        page's renewal) by ``record_consent``, naming the case's guardian it chose."""
+        guardian = None
+        if guardian_id := form.cleaned_data["guardian"]:
+            guardian = self.case.person.guardians.filter(pk=guardian_id).first()
+        return self.call(
+            case_services.record_consent,
+            form,
+            guardian=guardian,
+            **form_values(
+                form, "giver", "decision", "form", "organisations", "valid_until", "purposes"
+            ),
+        )
 
     def close_with(self, service, form):
         """Close the case by ``service`` (the programme's close) with the valid form's close

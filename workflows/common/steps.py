@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
 from casework import personnummer as pnr
-from casework.models import Action, Case
+from casework.models import Action, Case, Consent
 from casework.selectors.cases import CaseNotFound, get_case_page, screening_registration
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
@@ -30,7 +30,6 @@ from workflows.common.responses import (
     CaseCalls,
     case_url,
     denied,
-    form_values,
     perform,
     put_errors,
 )
@@ -81,6 +80,9 @@ class StepView(CaseCalls, ActionForms, View):
 
     template_name = ""  # each programme's task page
     purpose = ""
+    # What the step shows the case for (``Consent.Purpose``; a programme's step that
+    # shows it for another purpose says so).
+    consent_purpose = Consent.Purpose.COORDINATION
     intro = ""
     # A step taken up by a "begin" button: in ``begin_status`` only that button, whose
     # ``begin_transition`` moves the case on (saying ``begin_message``).
@@ -130,7 +132,10 @@ class StepView(CaseCalls, ActionForms, View):
     def render(self, forms_by_name: dict, *, status: int = 200):
         try:
             self.page = get_case_page(
-                user=self.request.user, purpose=str(self.purpose), case=self.case
+                user=self.request.user,
+                purpose=str(self.purpose),
+                case=self.case,
+                consent_purpose=self.consent_purpose,
             )
         except CaseNotFound:
             return denied(self.request)
@@ -327,16 +332,7 @@ class RecordsConsents:
         return self.stay(_("The guardian is registered."))
 
     def do_consent(self, form):
-        data = form.cleaned_data
-        guardian = None
-        if data["guardian"]:
-            guardian = self.case.person.guardians.filter(pk=data["guardian"]).first()
-        self.call(
-            case_services.record_consent,
-            form,
-            guardian=guardian,
-            **form_values(form, "giver", "decision", "form", "organisations", "valid_until"),
-        )
+        self.record_consent(form)
         return self.stay(_("The consent is recorded."))
 
 
@@ -369,7 +365,12 @@ class ConsentStepView(RecordsConsents, StepView):
     def guardians(self):
         """The person's guardians as the case page shows them (read once a request)."""
         if not hasattr(self, "_guardian_rows"):
-            page = get_case_page(user=self.request.user, purpose=str(self.purpose), case=self.case)
+            page = get_case_page(
+                user=self.request.user,
+                purpose=str(self.purpose),
+                case=self.case,
+                consent_purpose=self.consent_purpose,
+            )
             self._guardian_rows = page.guardians
         return self._guardian_rows
 

@@ -27,6 +27,7 @@ from casework.models import (
     CaseEvent,
     CaseLink,
     CaseMembership,
+    Consent,
     Organisation,
 )
 from casework.services import alerts
@@ -80,8 +81,8 @@ def record_police_check(
         police_assessor, user=user, case=case, purpose=purpose, what="police_check"
     )
     consent = policy.consent_state(case)
-    if case.status not in POLICE_CHECK_STATES or user.organisation_id not in (
-        consent.organisations
+    if case.status not in POLICE_CHECK_STATES or not consent.covers(
+        user.organisation_id, Consent.Purpose.THREAT_ASSESSMENT
     ):
         deny_case(user=user, case=case, purpose=purpose, what="police_check", reason="no consent")
         raise CaseDenied(
@@ -366,7 +367,11 @@ def _record_hand_over(*, user, case: DefectorCase, purpose: str, first: bool) ->
     logged with its legal basis; a regional hand-over leaves social services a
     linked support case."""
     recipient = _police_organisation(case, user)
-    basis = policy.disclosure_basis(case, recipient) if recipient else ""
+    basis = (
+        policy.disclosure_basis(case, recipient, purpose=Consent.Purpose.HAND_OVER)
+        if recipient
+        else ""
+    )
     if not basis:
         raise ValidationError(
             _("The hand-over needs a legal basis: a consent covering the police.")

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
 from casework import policy
-from casework.models import Action, CaseDecision
+from casework.models import Action, CaseDecision, Consent
 from casework.selectors.cases import CaseNotFound, get_case_page, list_cases
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows.common import forms
@@ -188,6 +188,7 @@ class ConsentView(StepView, ConsentStepView):
 
 class AssessmentView(StepView):
     purpose = _("Defector programme: police check and threat assessment")
+    consent_purpose = Consent.Purpose.THREAT_ASSESSMENT
     intro = _(
         "Record the check of police systems (allowed now that consent is recorded), then the "
         "threat assessment. The level routes the case: LOW to the local programme, ELEVATED "
@@ -361,6 +362,7 @@ class DefectorCasePageView(CaseCalls, ActionForms, View):
     support_template_name = "workflows/defector/support_case_page.html"
     notice_template_name = "workflows/defector/handed_over.html"
     purpose = _("Defector programme: reading the case")
+    consent_purpose = Consent.Purpose.COORDINATION
 
     def dispatch(self, request, *args, **kwargs):
         if not policy.can_use_task_inbox(request.user):
@@ -402,7 +404,9 @@ class DefectorCasePageView(CaseCalls, ActionForms, View):
     def render(self, built, status=200):
         user, purpose = self.request.user, str(self.purpose)
         try:
-            page = get_case_page(user=user, purpose=purpose, case=self.case)
+            page = get_case_page(
+                user=user, purpose=purpose, case=self.case, consent_purpose=self.consent_purpose
+            )
         except CaseNotFound:
             return self.render_notice()
         context = {

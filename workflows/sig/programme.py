@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 
+from django.conf import settings
 from django.urls import path
 from django.utils.translation import gettext
 
@@ -71,6 +72,7 @@ def register() -> None:
             refer_from=refer_from,
             case_models=(SigCase,),
             case_page_view=sig_views.SigCasePageView.as_view(),
+            age_range=lambda: settings.SAMVERKAN["SIG_AGE_RANGE"],
             may_add_action=lambda user, case: (
                 not policy.is_police(user) or police_may_add_actions(case)
             ),

@@ -51,6 +51,7 @@ def register() -> None:
             may_add_action=may_add_action,
             written_guardian_consent=True,
             own_consent_age=lambda: settings.SAMVERKAN["SSPF_OWN_CONSENT_AGE"],
+            age_range=lambda: settings.SAMVERKAN["SSPF_AGE_RANGE"],
             limits_school_and_leisure=True,
         )
     )

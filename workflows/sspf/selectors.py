@@ -57,13 +57,16 @@ class SspfCasePage:
         return self.police_decisions[-1].obj.participates
 
 
-def get_sspf_case_page(*, user: User, purpose: str, case: SspfCase) -> SspfCasePage:
-    """The case page (``get_case_page``) plus the risk assessments, the police participation
-    decisions and the meetings' decisions, when the user's role sees them.
+def get_sspf_case_page(
+    *, user: User, purpose: str, case: SspfCase, consent_purpose: str = policy.DEFAULT_PURPOSE
+) -> SspfCasePage:
+    """The case page (``get_case_page``, for ``consent_purpose``) plus the risk
+    assessments, the police participation decisions and the meetings' decisions, when
+    the user's role sees them.
 
     Raises :class:`CaseNotFound` (after a denial event) like ``get_case_page``.
     """
-    page = get_case_page(user=user, purpose=purpose, case=case)
+    page = get_case_page(user=user, purpose=purpose, case=case, consent_purpose=consent_purpose)
     if not page.parts.programme_records:
         return SspfCasePage(page=page)
     read: list[str] = []

@@ -302,11 +302,15 @@ class SspfCasePageView(CaseForms, CasePageView):
     def case_page(self):
         try:
             self.sspf_page = get_sspf_case_page(
-                user=self.request.user, purpose=str(self.purpose), case=self.case
+                user=self.request.user,
+                purpose=str(self.purpose),
+                case=self.case,
+                consent_purpose=self.consent_purpose,
             )
         except CaseNotFound:
             raise Http404 from None
-        return self.sspf_page.page
+        self._page = self.sspf_page.page
+        return self._page
 
     def extra_context(self):
         return {"sspf": self.sspf_page, "Status": Status}

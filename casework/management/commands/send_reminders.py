@@ -18,7 +18,11 @@
      is past its next reassessment date (the defector coordinators' list);
    * ``gvi_follow_up_overdue`` — GVI notification and call-in follow-ups past due;
    * ``gvi_referral_overdue`` — accepted GVI offers of help whose referral social
-     services have not taken up in time (the task's owner, or the participants' queue).
+     services have not taken up in time (the task's owner, or the participants' queue);
+   * ``consent_expiring``, ``turned_18``, ``age_range_left`` — a consent expiring within
+     30 days, a person who turned 18 during the case, a person who left the programme's
+     age range (``casework.services.consent_reminders``): the lead social worker is
+     reminded once per event, not once a day.
 
 3. E-mails each recipient once a day about their new reminders — counts per
    kind and a link to the reminders page, never a case number — when e-mail is
@@ -27,7 +31,8 @@
 Reminders are unique per (kind, object, recipient, day), so running the command twice the
 same day reminds of nothing new; the next day an item still open is reminded
 of again. The output is one line per kind with counts only — never a name, a
-case number or any other personal data. Nothing is decrypted.
+case number or any other personal data. Nothing is decrypted but dates of birth, to
+apply the age rules (never shown).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from viewflow.workflow.timers import fire_due_timers
 
 from casework import programmes
 from casework.models import BreakGlassAccess, Reminder
-from casework.services import alerts
+from casework.services import alerts, consent_reminders
 from casework.services.reminders import deliver_reminders
 
 
@@ -95,6 +100,7 @@ def due_reminders(today: datetime.date, days: int) -> list[tuple[str, list[Remin
     sources = [
         (Reminder.Kind.TASK_OVERDUE, lambda today: _overdue_tasks(today, days)),
         (Reminder.Kind.BREAK_GLASS_UNREVIEWED, _unreviewed_break_glass),
+        *consent_reminders.SOURCES,
         *((source.kind, source.due) for source in programmes.reminder_sources()),
     ]
     order = list(Reminder.Kind)
@@ -103,17 +109,18 @@ def due_reminders(today: datetime.date, days: int) -> list[tuple[str, list[Remin
 
 
 def record_reminders(candidates: list[Reminder]) -> int:
-    """Save the reminders not yet recorded today; return how many are new."""
+    """Save the reminders not yet recorded today (a kind of ``Reminder.ONCE_PER_EVENT``:
+    not yet recorded at all); return how many are new."""
     if not candidates:
         return 0
+    kind = candidates[0].kind
     with transaction.atomic():
-        existing = set(
-            Reminder.objects.filter(
-                kind=candidates[0].kind,
-                date=candidates[0].date,
-                object_id__in=[r.object_id for r in candidates],
-            ).values_list("object_id", "recipient_id")
+        recorded = Reminder.objects.filter(
+            kind=kind, object_id__in=[r.object_id for r in candidates]
         )
+        if kind not in Reminder.ONCE_PER_EVENT:
+            recorded = recorded.filter(date=candidates[0].date)
+        existing = set(recorded.values_list("object_id", "recipient_id"))
         new = [r for r in candidates if (r.object_id, r.recipient_id) not in existing]
         # A concurrent run may have recorded some meanwhile: the unique key decides.
         Reminder.objects.bulk_create(new, ignore_conflicts=True)

@@ -104,10 +104,10 @@ def record_full_consent(users, case, *, covering=("social", "police")) -> list[C
     return given
 
 
-def record_statute(users, case, code: str = "osl-10-18a"):
-    """Social services record a statutory basis for disclosure to the police."""
+def record_statute(users, case, code: str = "osl-10-18a", *, by: str = "anna.social"):
+    """Social services (``by``) record a statutory basis for disclosure to the police."""
     return services.record_legal_basis(
-        user=users["anna.social"],
+        user=users[by],
         case=case,
         purpose=PURPOSE,
         legal_basis=LegalBasis.objects.get(code=code),

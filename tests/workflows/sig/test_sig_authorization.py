@@ -30,9 +30,16 @@ from django.utils import timezone
 
 from audit.models import AccessEvent
 from casework.models import Consent, LegalBasis, User
+from casework.services.cases import withdraw_consent
 from tests.conftest import COMMITTED_DB
 from tests.workflows.conftest import BOTH_DATABASES, colleague
-from tests.workflows.sig.factories import PERSON_NAME, FlowDriver, record_full_consent, sig_case
+from tests.workflows.sig.factories import (
+    PERSON_NAME,
+    FlowDriver,
+    record_full_consent,
+    record_statute,
+    sig_case,
+)
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import Status
 
@@ -409,6 +416,7 @@ CASE_PAGE_POSTS = {
     "close":           (   L,  403,  302,  403,  403,  302,  403,  403,  403,  403,  403,  403),
     "legal_basis":     (   L,  403,  302,  403,  403,  302,  403,  403,  403,  403,  403,  403),
     "withdraw":        (   L,  403,  302,  403,  403,  302,  403,  403,  403,  403,  403,  403),
+    "renew":           (   L,  403,  302,  403,  403,  302,  403,  403,  403,  403,  403,  403),
 }
 # fmt: on
 
@@ -434,8 +442,29 @@ def _post_data(action: str, case) -> dict:
             "legal_basis": LegalBasis.objects.get(code="osl-10-18a").pk,
             "justification": "Särskilda omständigheter.",
         }
+    if action == "renew":
+        return {
+            "_action": "renew",
+            "version": case.version,
+            "giver": "self",
+            "decision": "given",
+            "form": "written",
+            "organisations": [case.owner_organisation_id],
+            "purposes": ["coordination"],
+        }
     consent = case.consents.get(giver=Consent.Giver.SELF, withdrawn_at__isnull=True)
     return {"_action": "withdraw", "consent": str(consent.pk)}
+
+
+def _active_case(people, action: str):
+    """An active case for ``action``; for a renewal, one whose person withdrew their
+    consent while a statute kept the case open (ADR 0028)."""
+    case = sig_case(people, Status.ACTIVE, years=19 if action == "renew" else 16)
+    if action == "renew":
+        record_statute(people, case)
+        own = case.consents.get(giver=Consent.Giver.SELF)
+        withdraw_consent(user=people["anna.social"], case=case, purpose="Test", consent=own)
+    return case
 
 
 @COMMITTED_DB
@@ -447,7 +476,7 @@ def test_case_page_posts(people, action):
     case (close, withdrawal) gets a fresh case for the next role.
     """
     browser = Browser(people)
-    case = sig_case(people, Status.ACTIVE)
+    case = _active_case(people, action)
     wrong = []
     for role, expected in zip(ROLES, CASE_PAGE_POSTS[action], strict=True):
         client = browser.client(role)  # logged in before: the login is an event too

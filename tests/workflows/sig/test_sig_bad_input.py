@@ -333,7 +333,10 @@ def test_consent_forms(users, day):
             {"organisations"},
         ),
     ]:
-        poster.refused({"_action": "consent", "version": version, **data}, fields)
+        poster.refused(
+            {"_action": "consent", "version": version, "purposes": ["coordination"], **data},
+            fields,
+        )
     # "Consents complete" and "refused" before the consents are there: the guards speak.
     poster.refused({"_action": "complete", "version": version}, {None})
     poster.refused({"_action": "refused", "version": version}, {None})

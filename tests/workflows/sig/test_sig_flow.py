@@ -119,6 +119,7 @@ def test_sig_from_referral_to_active_and_consent_withdrawal(client, users, sig_u
                 "decision": "given",
                 "form": "written",
                 "organisations": orgs,
+                "purposes": ["coordination", "hand_over"],
                 **extra,
             },
         )

@@ -484,8 +484,9 @@ class SigMachine(RuleBasedStateMachine):
         if case.status in (Status.ACTIVE, Status.FOLLOW_UP):
             assert consent.complete or services.has_other_legal_basis(case), (case, consent)
         # A withdrawal ends the consent for good: an older consent of the same giver
-        # does not come back in its place (sharing stops at once).
-        if Consent.objects.filter(case_id=self.case_id, withdrawn_at__isnull=False).exists():
+        # does not come back in its place (sharing stops at once); only a newer consent
+        # of that giver (a renewal) does.
+        if policy.withdrawn_givers(Consent.objects.filter(case_id=self.case_id)):
             assert not consent.complete, consent
         with connection.cursor() as cursor:
             cursor.execute(

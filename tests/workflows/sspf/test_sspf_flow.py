@@ -147,6 +147,7 @@ def test_sspf_from_concern_to_the_plan_and_a_follow_up(people):
             "decision": "given",
             "form": "written",
             "organisations": covering,
+            "purposes": ["coordination"],
         },
     )
     assert case.status == Status.CONSENT_PENDING
