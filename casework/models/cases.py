@@ -435,6 +435,7 @@ class Reminder(models.Model):
         REASSESSMENT_OVERDUE = "reassessment_overdue", _("Threat reassessment overdue")
         GVI_FOLLOW_UP_OVERDUE = "gvi_follow_up_overdue", _("GVI follow-up overdue")
         GVI_REFERRAL_OVERDUE = "gvi_referral_overdue", _("GVI referral not taken up in time")
+        TEAM_MEMBER_LEFT = "team_member_left", _("A team member's account was closed")
 
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
     # The case id, the viewflow task id or the break-the-glass access id.
