@@ -16,7 +16,7 @@ from django.views import View
 from casework import policy
 from casework.forms import put_errors
 from casework.models import User
-from casework.selectors.absences import deputyships, my_absences
+from casework.selectors.absences import absences_not_over
 from casework.services import absences as services
 
 
@@ -47,12 +47,8 @@ class AbsenceView(View):
         return super().dispatch(request, *args, **kwargs)
 
     def render(self, form):
-        user = self.request.user
-        context = {
-            "form": form,
-            "absences": my_absences(user=user),
-            "deputyships": deputyships(user=user),
-        }
+        own, standing_in = absences_not_over(user=self.request.user)
+        context = {"form": form, "absences": own, "deputyships": standing_in}
         return TemplateResponse(self.request, self.template_name, context)
 
     def get(self, request):

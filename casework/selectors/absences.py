@@ -7,21 +7,12 @@ from django.utils import timezone
 from casework.models import Absence
 
 
-def my_absences(*, user) -> list[Absence]:
-    """``user``'s absences not yet over."""
-    today = timezone.localdate()
-    return list(
-        Absence.objects.filter(user=user, cancelled_at__isnull=True, ends_on__gte=today)
-        .select_related("deputy")
-        .order_by("starts_on")
-    )
-
-
-def deputyships(*, user) -> list[Absence]:
-    """The absences ``user`` stands in for, not yet over."""
-    today = timezone.localdate()
-    return list(
-        Absence.objects.filter(deputy=user, cancelled_at__isnull=True, ends_on__gte=today)
-        .select_related("user")
-        .order_by("starts_on")
+def absences_not_over(*, user) -> tuple[list[Absence], list[Absence]]:
+    """``user``'s own absences not yet over, and those ``user`` stands in for, by first day."""
+    current = Absence.objects.filter(
+        cancelled_at__isnull=True, ends_on__gte=timezone.localdate()
+    ).order_by("starts_on")
+    return (
+        list(current.filter(user=user).select_related("deputy")),
+        list(current.filter(deputy=user).select_related("user")),
     )

@@ -181,21 +181,17 @@ def _tasks_follow(*, case: Case, user, purpose: str, left: set[int], seat, cause
                 follow_team(user=user, task=task, owner=holder, purpose=purpose, cause=cause)
 
 
-def replace_member(
-    *,
-    user,
-    case: Case,
-    purpose: str,
-    role: str,
-    member: User,
-    reason: str,
-    expected_version: int | None,
-) -> CaseMembership:
+# The three intentions below take the keywords of every team change — ``user``, ``case``,
+# ``purpose``, ``reason`` (required) and ``expected_version`` (the case's version the
+# user saw) — as ``**change``, and hand them to :func:`_change`.
+
+
+def replace_member(*, role: str, member: User, **change) -> CaseMembership:
     """Give the seat ``role`` (lead social worker, police contact officer) to ``member``:
     whoever holds it now leaves the team; their open tasks go to ``member``."""
     if role not in policy.SEATS:
         raise ValidationError({"role": ValidationError(_("Select a valid choice."), "invalid")})
-    _check_member(case, member, role)
+    _check_member(change["case"], member, role)
 
     def pick(team):
         if any(m.user_id == member.pk and m.role == role for m in team):
@@ -204,31 +200,19 @@ def replace_member(
             )
         return [m for m in team if m.role == role], (member, role)
 
+    organisations = [member.organisation_id]
     return _change(
-        user=user,
-        case=case,
-        purpose=purpose,
-        reason=reason,
-        expected_version=expected_version,
         what="team:replace",
         label=f"replace:{role}",
         pick=pick,
-        organisations=[member.organisation_id],
+        organisations=organisations,
+        **change,
     )
 
 
-def add_team_member(
-    *,
-    user,
-    case: Case,
-    purpose: str,
-    member: User,
-    role: str,
-    reason: str,
-    expected_version: int | None,
-) -> CaseMembership:
+def add_team_member(*, member: User, role: str, **change) -> CaseMembership:
     """Put ``member`` on the team in ``role``; a vacant seat's waiting tasks go to them."""
-    _check_member(case, member, role)
+    _check_member(change["case"], member, role)
 
     def pick(team):
         if any(m.user_id == member.pk for m in team):
@@ -236,63 +220,30 @@ def add_team_member(
                 {"member": ValidationError(_("The user is already on the team."))}
             )
         if role in policy.SEATS and any(m.role == role for m in team):
-            raise ValidationError(
-                {
-                    "role": ValidationError(
-                        _("Someone already holds this role: replace them instead.")
-                    )
-                }
-            )
+            message = _("Someone already holds this role: replace them instead.")
+            raise ValidationError({"role": ValidationError(message)})
         return [], (member, role)
 
+    organisations = [member.organisation_id]
     return _change(
-        user=user,
-        case=case,
-        purpose=purpose,
-        reason=reason,
-        expected_version=expected_version,
-        what="team:add",
-        label=f"add:{role}",
-        pick=pick,
-        organisations=[member.organisation_id],
+        what="team:add", label=f"add:{role}", pick=pick, organisations=organisations, **change
     )
 
 
-def end_team_membership(
-    *,
-    user,
-    case: Case,
-    purpose: str,
-    membership_id: int,
-    reason: str,
-    expected_version: int | None,
-) -> None:
+def end_team_membership(*, membership_id: int, **change) -> None:
     """End a member's membership: they lose access to the case at once; their open tasks
     go to another holder of their seat, or back to the queue."""
-    found = (
-        CaseMembership.objects.filter(pk=membership_id, case=case).select_related("user").first()
-    )
+    found = CaseMembership.objects.filter(pk=membership_id, case=change["case"]).first()
     organisations = [found.user.organisation_id] if found is not None else []
 
     def pick(team):
         ending = [m for m in team if m.pk == membership_id]
         if not ending:
-            raise ValidationError(
-                {"membership": ValidationError(_("That member is no longer on the team."))}
-            )
+            message = _("That member is no longer on the team.")
+            raise ValidationError({"membership_id": ValidationError(message)})
         return ending, None
 
-    _change(
-        user=user,
-        case=case,
-        purpose=purpose,
-        reason=reason,
-        expected_version=expected_version,
-        what="team:remove",
-        label="remove",
-        pick=pick,
-        organisations=organisations,
-    )
+    _change(what="team:remove", label="remove", pick=pick, organisations=organisations, **change)
 
 
 # --- An account closed: it leaves every team ----------------------------------------------

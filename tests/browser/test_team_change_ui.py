@@ -34,7 +34,9 @@ def active_case(demo):
     return flow_case.case
 
 
-def test_coordinator_replaces_the_lead_and_the_task_follows(active_case, page, live_server, problems):
+def test_coordinator_replaces_the_lead_and_the_task_follows(
+    active_case, page, live_server, problems
+):
     case_path = reverse("arenden:case", kwargs={"case_id": active_case.pk})
     page.goto("/")
     log_in(page, "sara.samordnare")
@@ -42,10 +44,14 @@ def test_coordinator_replaces_the_lead_and_the_task_follows(active_case, page, l
     page.get_by_role("link", name=sv("Change the team")).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(sv("The case's team"))
     replace = page.locator("details.samverkan-step").filter(
-        has=page.locator("summary", has_text=sv("Replace the lead social worker or the police contact officer"))
+        has=page.locator(
+            "summary", has_text=sv("Replace the lead social worker or the police contact officer")
+        )
     )
     replace.get_by_label(sv("Role")).select_option(label=sv("Lead social worker"))
-    replace.get_by_label(sv("New holder")).select_option(label="Ebba Ersättare (Socialförvaltningen, Örebro kommun)")
+    replace.get_by_label(sv("New holder")).select_option(
+        label="Ebba Ersättare (Socialförvaltningen, Örebro kommun)"
+    )
     replace.get_by_label(sv("Reason")).fill("Anna går över till en annan enhet.")
     shot(page, "team", "replace")
     replace.get_by_role("button", name=sv("Replace")).click()

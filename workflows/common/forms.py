@@ -362,12 +362,12 @@ class AddMemberForm(VersionedForm):
 
 
 class EndMembershipForm(VersionedForm):
-    membership = forms.TypedChoiceField(label=_("Member"), coerce=int, choices=())
+    membership_id = forms.TypedChoiceField(label=_("Member"), coerce=int, choices=())
     reason = _reason_field()
 
     def __init__(self, *args, team=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["membership"].choices = [
+        self.fields["membership_id"].choices = [
             (m.pk, f"{m.user.get_full_name() or m.user.username} — {m.get_role_display()}")
             for m in team
         ]

@@ -20,12 +20,18 @@ from casework.selectors.teams import team_for_change
 from casework.services import team_changes
 from workflows.common import forms
 from workflows.common.case_page import CaseworkerRequiredMixin
-from workflows.common.responses import CaseCalls, perform
+from workflows.common.responses import CaseCalls, form_values, perform
 
 FORMS = {
     "replace": forms.ReplaceMemberForm,
     "add": forms.AddMemberForm,
     "end": forms.EndMembershipForm,
+}
+# Each form's service and the fields it passes on (besides the reason).
+SERVICES = {
+    "replace": (team_changes.replace_member, ("role", "member")),
+    "add": (team_changes.add_team_member, ("member", "role")),
+    "end": (team_changes.end_team_membership, ("membership_id",)),
 }
 DONE = {
     "replace": _("The role has a new holder; the open tasks followed."),
@@ -75,7 +81,7 @@ class TeamPageView(CaseCalls, CaseworkerRequiredMixin, View):
         response = self.render(team, action, request.POST)
         form = response.context_data["forms"][action]
         if form.is_valid():
-            result = perform(request, self.case, getattr(self, f"do_{action}"), form)
+            result = perform(request, self.case, lambda form: self.act(action, form), form)
             if result is not None and not isinstance(result, str):
                 return result  # refused
             if result is not None:
@@ -86,34 +92,9 @@ class TeamPageView(CaseCalls, CaseworkerRequiredMixin, View):
                 return HttpResponseRedirect(policy.start_url(request.user) or "/")
         return response
 
-    def do_replace(self, form):
-        data = form.cleaned_data
-        self.call(
-            team_changes.replace_member,
-            form,
-            role=data["role"],
-            member=data["member"],
-            reason=data["reason"],
-        )
-        return str(DONE["replace"])
-
-    def do_add(self, form):
-        data = form.cleaned_data
-        self.call(
-            team_changes.add_team_member,
-            form,
-            member=data["member"],
-            role=data["role"],
-            reason=data["reason"],
-        )
-        return str(DONE["add"])
-
-    def do_end(self, form):
-        data = form.cleaned_data
-        self.call(
-            team_changes.end_team_membership,
-            form,
-            membership_id=data["membership"],
-            reason=data["reason"],
-        )
-        return str(DONE["end"])
+    def act(self, action: str, form):
+        """The form's one service call (``SERVICES``), with its reason and the version the
+        form saw."""
+        service, names = SERVICES[action]
+        self.call(service, form, **form_values(form, "reason", *names))
+        return str(DONE[action])

@@ -52,8 +52,12 @@ def task_url(task, name="execute") -> str:
 def name(client, deputy, first, last):
     return client.post(
         URL,
-        {"_action": "name", "deputy": getattr(deputy, "pk", deputy),
-         "starts_on": first.isoformat(), "ends_on": last.isoformat()},
+        {
+            "_action": "name",
+            "deputy": getattr(deputy, "pk", deputy),
+            "starts_on": first.isoformat(),
+            "ends_on": last.isoformat(),
+        },
     )
 
 
@@ -92,9 +96,7 @@ def test_the_deputy_sees_nothing_outside_the_period(users, client, consent, ebba
     case, anna = flow_case.case, users["anna.social"]
     absence = absences.name_deputy(user=anna, deputy=ebba, starts_on=day(0), ends_on=day(5))
     # The passing of time: the period lies in the past (or has not begun).
-    Absence.objects.filter(pk=absence.pk).update(
-        starts_on=day(period[0]), ends_on=day(period[1])
-    )
+    Absence.objects.filter(pk=absence.pk).update(starts_on=day(period[0]), ends_on=day(period[1]))
     client.force_login(ebba)
     assert case.reference not in client.get("/arenden/inbox/").content.decode()
     assert client.get(case_url(case)).status_code == 404
@@ -149,7 +151,9 @@ def test_bad_input_is_a_swedish_form_error_and_writes_nothing(users, client, ebb
     assert Absence.objects.count() == 1
     # Cancelling someone else's absence: refused, nothing changed.
     client.force_login(ebba)
-    response = client.post(URL, {"_action": "cancel", "absence": Absence.objects.get().pk}, follow=True)
+    response = client.post(
+        URL, {"_action": "cancel", "absence": Absence.objects.get().pk}, follow=True
+    )
     assert "Det finns ingen sådan frånvaro att återkalla." in response.content.decode()
     assert Absence.objects.get().cancelled_at is None
 
@@ -157,7 +161,9 @@ def test_bad_input_is_a_swedish_form_error_and_writes_nothing(users, client, ebb
 def test_the_service_refuses_a_deputy_who_is_oneself(users, ebba):
     with pytest.raises(ValidationError) as raised:
         absences.name_deputy(
-            user=users["anna.social"], deputy=users["anna.social"], starts_on=day(0),
+            user=users["anna.social"],
+            deputy=users["anna.social"],
+            starts_on=day(0),
             ends_on=day(1),
         )
     assert "deputy" in raised.value.error_dict
