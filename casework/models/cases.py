@@ -438,7 +438,8 @@ class Reminder(models.Model):
         TEAM_MEMBER_LEFT = "team_member_left", _("A team member's account was closed")
 
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
-    # The case id, the viewflow task id or the break-the-glass access id.
+    # The case id, the viewflow task id or the break-the-glass access id; for
+    # ``team_member_left`` "<case id>:<account id>:<coordinator id>" (one per coordinator).
     object_id = models.CharField(max_length=64)
     date = models.DateField(_("date"))
     case = models.ForeignKey(
