@@ -437,6 +437,10 @@ class Reminder(models.Model):
         GVI_REFERRAL_OVERDUE = "gvi_referral_overdue", _("GVI referral not taken up in time")
         TEAM_MEMBER_LEFT = "team_member_left", _("A team member's account was closed")
 
+    # Kinds recorded when something happens (not listed by ``send_reminders``): an
+    # account closed by an administrator (``casework.services.team_changes``).
+    RECORDED_AT_ONCE = frozenset({Kind.TEAM_MEMBER_LEFT})
+
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
     # The case id, the viewflow task id or the break-the-glass access id; for
     # ``team_member_left`` "<case id>:<account id>:<coordinator id>" (one per coordinator).
