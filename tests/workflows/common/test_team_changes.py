@@ -49,6 +49,20 @@ def ebba(users):
     return colleague(users, "anna.social", "ebba.social")
 
 
+def end_membership(users, flow_case, reason: str, **member) -> None:
+    """The coordinator ends the open membership of ``member`` (``user=`` or ``role=``)."""
+    case = flow_case.case
+    membership = CaseMembership.objects.get(case=case, valid_to__isnull=True, **member)
+    team_changes.end_team_membership(
+        user=users["sara.samordnare"],
+        case=case,
+        purpose=PURPOSE,
+        membership_id=membership.pk,
+        reason=reason,
+        expected_version=flow_case.refresh().case.version,
+    )
+
+
 def lead_of(case):
     return CaseMembership.objects.get(
         case=case, role=CaseMembership.Role.LEAD, valid_to__isnull=True
@@ -117,15 +131,7 @@ def test_ended_membership_gives_404_on_the_next_request(users, client, follow_up
     case, per = flow_case.case, users["per.polis"]
     client.force_login(per)
     assert client.get(case_url(case)).status_code == 200
-    membership = CaseMembership.objects.get(case=case, user=per, valid_to__isnull=True)
-    team_changes.end_team_membership(
-        user=users["sara.samordnare"],
-        case=case,
-        purpose=PURPOSE,
-        membership_id=membership.pk,
-        reason="Per har bytt tjänst.",
-        expected_version=flow_case.refresh().case.version,
-    )
+    end_membership(users, flow_case, "Per har bytt tjänst.", user=per)
     assert client.get(case_url(case)).status_code == 404
     denied = AccessEvent.objects.filter(
         user=per, action=AccessEvent.Action.ACCESS_DENIED, object_id=str(case.pk)
@@ -135,16 +141,7 @@ def test_ended_membership_gives_404_on_the_next_request(users, client, follow_up
 
 def test_ending_the_leads_membership_returns_her_task_to_the_queue(users, follow_up):
     flow_case, task = follow_up
-    case = flow_case.case
-    membership = CaseMembership.objects.get(case=case, role="lead", valid_to__isnull=True)
-    team_changes.end_team_membership(
-        user=users["sara.samordnare"],
-        case=case,
-        purpose=PURPOSE,
-        membership_id=membership.pk,
-        reason="Anna är föräldraledig.",
-        expected_version=flow_case.refresh().case.version,
-    )
+    end_membership(users, flow_case, "Anna är föräldraledig.", role="lead")
     task.refresh_from_db()
     assert task.owner_id is None and task.status == STATUS.NEW
     assert AccessEvent.objects.filter(
@@ -155,15 +152,7 @@ def test_ending_the_leads_membership_returns_her_task_to_the_queue(users, follow
 def test_a_new_lead_in_a_vacant_seat_gets_its_waiting_task(users, follow_up, ebba):
     flow_case, task = follow_up
     case, sara = flow_case.case, users["sara.samordnare"]
-    membership = CaseMembership.objects.get(case=case, role="lead", valid_to__isnull=True)
-    team_changes.end_team_membership(
-        user=sara,
-        case=case,
-        purpose=PURPOSE,
-        membership_id=membership.pk,
-        reason="Anna slutar.",
-        expected_version=flow_case.refresh().case.version,
-    )
+    end_membership(users, flow_case, "Anna slutar.", role="lead")
     team_changes.add_team_member(
         user=sara,
         case=case,
