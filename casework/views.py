@@ -10,6 +10,7 @@ from django.db import connection
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -152,9 +153,7 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
 
     @viewprop
     def queryset(self):
-        return self._with_cases(
-            self.model._default_manager.inbox(self.flow_classes, self.request.user)
-        )
+        return self._with_cases(user_inbox(self.flow_classes, self.request.user))
 
 
 class QueueView(TaskColumns, flow_views.WorkflowQueueListView):
@@ -173,8 +172,19 @@ def user_queue(flow_classes, user):
     return policy.task_queue(user, manager.filter_available(flow_classes, user), flow_classes)
 
 
-def user_inbox(flow_classes, user):
+def own_inbox(flow_classes, user):
     return Task._default_manager.inbox(flow_classes, user)
+
+
+def user_inbox(flow_classes, user):
+    """The tasks assigned to ``user``, and during an absence those of the absent user they
+    stand in for (``casework.policy.absences``)."""
+    absent = policy.absent_for(user)
+    if not absent:
+        return Task._default_manager.inbox(flow_classes, user)
+    return Task._default_manager.filter_available(flow_classes, user).filter(
+        owner_id__in=[user.pk, *absent], status=STATUS.ASSIGNED
+    )
 
 
 class _OwnTasksAction(PolicyRequiredMixin):
@@ -202,9 +212,12 @@ class BulkAssignView(_OwnTasksAction, flow_views.BulkAssignTasksActionView):
 
 
 class BulkUnassignView(_OwnTasksAction, flow_views.BulkUnassignTasksActionView):
-    """Hand several of one's own tasks back: only the user's inbox is listed and released."""
+    """Hand several of one's own tasks back: only the user's own tasks are listed and
+    released (not those of an absent user they stand in for)."""
 
-    tasks_of = staticmethod(user_inbox)
+    tasks_of = staticmethod(
+        lambda flow_classes, user: Task._default_manager.inbox(flow_classes, user)
+    )
     done_message = _("The tasks were handed back.")
 
 
@@ -235,8 +248,15 @@ class MenuCounts:
 
     # One statement of fixed text (a list is one array parameter): the menu is on every
     # page. Its meaning is the task lists' querysets', which a test holds it to.
+    # The inbox counts the tasks of the users the user stands in for today too (their
+    # absences' deputy, of the same organisation; ``casework.policy.absent_for``).
     _SQL = (
-        "SELECT count(*) FILTER (WHERE t.owner_id = %(user)s AND t.status = %(assigned)s),"
+        "SELECT count(*) FILTER (WHERE t.status = %(assigned)s AND (t.owner_id = %(user)s"
+        " OR t.owner_id IN (SELECT a.user_id FROM casework_absence a"
+        " JOIN casework_user u ON u.id = a.user_id JOIN casework_user d ON d.id = a.deputy_id"
+        " WHERE a.deputy_id = %(user)s AND a.cancelled_at IS NULL AND a.starts_on <= %(today)s"
+        " AND a.ends_on >= %(today)s AND u.is_active AND u.organisation_id = d.organisation_id"
+        "))),"
         " count(*) FILTER (WHERE t.flow_task_type = 'HUMAN' AND t.status = %(new)s"
         " AND t.owner_id IS NULL AND t.owner_permission = ANY(%(permissions)s)"
         " AND NOT (t.flow_task = ANY(%(ruled)s))),"
@@ -262,6 +282,7 @@ class MenuCounts:
                 self._SQL,
                 {
                     "user": user.pk,
+                    "today": timezone.localdate(),
                     "assigned": STATUS.ASSIGNED,
                     "new": STATUS.NEW,
                     "permissions": sorted(user.get_all_permissions()),

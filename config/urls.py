@@ -11,6 +11,7 @@ from viewflow.urls import Site
 
 from audit.views import AuditApp
 from casework import mfa_views, programmes
+from casework.absence_views import AbsenceView
 from casework.services.administration import set_password_tokens
 from casework.sessions import keep_alive
 from casework.settings_views import SettingsView
@@ -82,6 +83,8 @@ urlpatterns = [
     path("konto/tvasteg/bekrafta/", mfa_views.StepUpView.as_view(), name="mfa_step_up"),
     # The user's own settings: the alerts they get (docs/adr/0029).
     path("konto/installningar/", SettingsView.as_view(), name="account_settings"),
+    # Absence: a deputy for a period (docs/adr/0026-changing-teams.md).
+    path("konto/franvaro/", AbsenceView.as_view(), name="absence"),
     # The idle warning's answer: renews the session (docs/adr/0016).
     path("konto/session/forlang/", keep_alive, name="session_keep_alive"),
     # The language can be chosen on the login page too.

@@ -10,6 +10,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from casework import policy
 from casework.admin.four_eyes import (
@@ -23,7 +24,7 @@ from casework.admin.four_eyes import (
     requested_object,
 )
 from casework.models import Organisation, User
-from casework.services import administration
+from casework.services import administration, team_changes
 
 # --- Organisations ------------------------------------------------------------------------
 
@@ -192,6 +193,25 @@ class UserAdmin(RequestPages, DjangoUserAdmin):
     )
     readonly_fields = ["last_login", "date_joined", "password_status", "four_eyes"]
     filter_horizontal = ["groups"]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if change:
+            # Deactivated or without a case role: it leaves its case teams, its open tasks
+            # go back to their queues and the coordinators are told (ADR 0026).
+            left = team_changes.account_changed(user=request.user, account_id=form.instance.pk)
+            if left:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "The account left the team of %(count)d case; its coordinators "
+                        "have been reminded.",
+                        "The account left the teams of %(count)d cases; their coordinators "
+                        "have been reminded.",
+                        len(left),
+                    )
+                    % {"count": len(left)},
+                )
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

@@ -488,6 +488,7 @@ class Reminder(models.Model):
         CONSENT_EXPIRING = "consent_expiring", _("Consent expires soon")
         TURNED_18 = "turned_18", _("Came of age (own consent needed)")
         AGE_RANGE_LEFT = "age_range_left", _("The person has left the programme's age range")
+        TEAM_MEMBER_LEFT = "team_member_left", _("A team member's account was closed")
         # Alerts (``casework.services.alerts``): recorded when it happens, not by the command.
         BREAK_GLASS_OPENED = "break_glass_opened", _("Break-the-glass access opened")
         LOWERING_AWAITS_APPROVAL = (
@@ -498,9 +499,21 @@ class Reminder(models.Model):
 
     # Kinds reminded of once per event (the object id names the event), not once a day.
     ONCE_PER_EVENT = frozenset({Kind.CONSENT_EXPIRING, Kind.TURNED_18, Kind.AGE_RANGE_LEFT})
+    # Kinds recorded when something happens (not listed by ``send_reminders``): an
+    # account closed by an administrator (``casework.services.team_changes``) and the
+    # alerts (``casework.services.alerts``).
+    RECORDED_AT_ONCE = frozenset(
+        {
+            Kind.TEAM_MEMBER_LEFT,
+            Kind.BREAK_GLASS_OPENED,
+            Kind.LOWERING_AWAITS_APPROVAL,
+            Kind.TASK_ASSIGNED,
+        }
+    )
 
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
-    # The case id, the viewflow task id or the break-the-glass access id.
+    # The case id, the viewflow task id or the break-the-glass access id; for
+    # ``team_member_left`` "<case id>:<account id>:<coordinator id>" (one per coordinator).
     object_id = models.CharField(max_length=64)
     date = models.DateField(_("date"))
     case = models.ForeignKey(

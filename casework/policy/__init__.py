@@ -5,6 +5,13 @@ functions and never decide on group names or flags themselves. ``accounts``: rol
 four eyes, sign-in; ``cases``: a case and its parts; ``tasks``: workflow steps.
 """
 
+from casework.policy.absences import (
+    absent_for,
+    case_roles,
+    deputy_membership,
+    may_deputise,
+    may_execute_task,
+)
 from casework.policy.accounts import (
     ACCESS_LOG_PERMISSIONS,
     CASE_DATA_PERMISSIONS,
@@ -99,6 +106,7 @@ from casework.policy.tasks import (
     task_candidates,
     task_queue,
 )
+from casework.policy.teams import SEATS, case_coordinators, may_change_team, seat_holder
 
 __all__ = [
     "ACCESS_LOG_PERMISSIONS",
@@ -110,6 +118,7 @@ __all__ = [
     "HAS_DEVICE_SESSION_KEY",
     "LIMITED_PARTS",
     "NAMED_HANDLER_ROLES",
+    "SEATS",
     "SSO_SESSION_KEY",
     "STEP_UP_SESSION_KEY",
     "TEAM_ROLE_GROUPS",
@@ -117,6 +126,7 @@ __all__ = [
     "CaseAccess",
     "CaseParts",
     "ConsentState",
+    "absent_for",
     "account_permissions",
     "active_break_glass",
     "can_break_glass",
@@ -131,7 +141,9 @@ __all__ = [
     "can_view_change_requests",
     "can_view_statistics",
     "case_access",
+    "case_coordinators",
     "case_parts",
+    "case_roles",
     "case_team_person_ids",
     "cases_in_reach",
     "closed_case_lead",
@@ -145,6 +157,7 @@ __all__ = [
     "coordinator_permission",
     "defector_handed_over",
     "defector_local_access_cut",
+    "deputy_membership",
     "disclosure_basis",
     "flow_coordinator_permission",
     "gives_access_log",
@@ -156,8 +169,11 @@ __all__ = [
     "holds_team_role",
     "is_active_user",
     "is_police",
+    "may_change_team",
+    "may_deputise",
     "may_do_step",
     "may_erase_gvi_group",
+    "may_execute_task",
     "may_manage_task",
     "may_record_sanction",
     "may_release_task",
@@ -175,6 +191,7 @@ __all__ = [
     "role_permissions",
     "roles_conflict",
     "ruled_steps",
+    "seat_holder",
     "second_factor_pending",
     "second_factor_satisfied",
     "sso_assertion",

@@ -22,6 +22,7 @@ from casework.models import (
     Organisation,
     User,
 )
+from casework.policy.absences import absent_for, deputy_membership
 from casework.policy.accounts import can_use_task_inbox, is_active_user
 
 # --- Cases ---------------------------------------------------------------------------
@@ -38,11 +39,12 @@ class CaseAccess:
     """The answer to "may this user see this case, and on what ground?"."""
 
     allowed: bool
-    via: str = ""  # "team", "coordinator", "break_glass"
+    via: str = ""  # "team", "coordinator", "deputy", "break_glass"
     legal_basis: str = ""  # code of the basis for disclosure to the user's organisation
     denial: str = ""  # why not (for the access log)
     # The ``Consent.Purpose`` the reading was for, when the consent did not cover it.
     uncovered_purpose: str = ""
+    deputy_for: int | None = None  # via "deputy": the absent member's user id
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -335,10 +337,14 @@ def case_access(
     else:
         member = team_membership(user, case, now=now)
     now = now or timezone.now()
+    deputy_for = None
     if member:
         via = "team"
     elif coordinates(user, case):
         via = "coordinator"
+    elif (stands_in := deputy_membership(user, case, now=now)) is not None:
+        # The deputy of an absent member, for the absence's period only.
+        via, deputy_for = "deputy", stands_in.user_id
     elif active_break_glass(user, case, now=now):
         via = "break_glass"
     elif closed_case_lead(user, case, now=now):
@@ -355,16 +361,16 @@ def case_access(
             if uncovered := _uncovered(covered, user.organisation_id, purpose):
                 return CaseAccess(False, via=via, denial=uncovered, uncovered_purpose=purpose)
             return CaseAccess(False, via=via, denial="consent does not cover the police")
-        return CaseAccess(True, via=via, legal_basis="consent")
+        return CaseAccess(True, via=via, legal_basis="consent", deputy_for=deputy_for)
     if user.organisation_id == case.owner_organisation_id:
-        return CaseAccess(True, via=via)
+        return CaseAccess(True, via=via, deputy_for=deputy_for)
     today = timezone.localdate(now)
     state = consent_state(case, today=today, consents=consents)
     if state.covers(user.organisation_id, purpose):
-        return CaseAccess(True, via=via, legal_basis="consent")
+        return CaseAccess(True, via=via, legal_basis="consent", deputy_for=deputy_for)
     basis = statutory_basis(case, user.organisation, today=today)
     if basis is not None:
-        return CaseAccess(True, via=via, legal_basis=basis.code)
+        return CaseAccess(True, via=via, legal_basis=basis.code, deputy_for=deputy_for)
     if uncovered := _uncovered(state, user.organisation_id, purpose):
         return CaseAccess(False, via=via, denial=uncovered, uncovered_purpose=purpose)
     return CaseAccess(False, via=via, denial="no legal basis for disclosure")
@@ -418,6 +424,11 @@ def cases_in_reach(user):
         memberships__valid_from__lte=now,
     ) & (Q(memberships__valid_to__isnull=True) | Q(memberships__valid_to__gt=now))
     reach |= Q(break_glass__user=user, break_glass__expires_at__gt=now)
+    if absent := absent_for(user, on=timezone.localdate(now)):
+        # The cases of the members the user stands in for today (``policy.absences``).
+        reach |= Q(memberships__user_id__in=absent, memberships__valid_from__lte=now) & (
+            Q(memberships__valid_to__isnull=True) | Q(memberships__valid_to__gt=now)
+        )
     days = closed_lead_days()
     if days:
         # The lead of a case closed within the documentation window (``closed_case_lead``).

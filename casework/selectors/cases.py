@@ -347,6 +347,9 @@ def reading_events(entry, *, access, case: Case, user, **consulted: Any) -> list
     """One reading's ``CONSULT`` event (``via`` and ``consulted``), and its ``DISCLOSE``
     event when a legal basis gives the case to another organisation's user; ``entry``
     builds an event's arguments from its action and details."""
+    if access.deputy_for is not None:
+        # A deputy's reading: whom they stand in for (``casework.policy.absences``).
+        consulted = {"deputy_for": access.deputy_for, **consulted}
     log = [entry(AuditAction.CONSULT, {"via": access.via, **consulted})]
     if access.legal_basis:
         log.append(

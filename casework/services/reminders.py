@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -53,16 +54,20 @@ def _message(reminders: list[Reminder]) -> tuple[str, str]:
     return subject, "\n".join(lines)
 
 
-def deliver_reminders(*, today: datetime.date) -> int:
+def deliver_reminders(*, today: datetime.date, recipients: Iterable[int] | None = None) -> int:
     """E-mail each recipient once about the reminders of ``today`` not yet delivered.
 
     Returns how many e-mails were sent. Idempotent: a delivered reminder is
     marked, and a second run the same day sends nothing. Recipients without an
     e-mail address, or inactive, get none (the app still shows the reminders).
     A failed send leaves the recipient's reminders undelivered for the next run.
-    Does nothing when e-mail is not configured (``EMAIL_URL`` unset).
+    Does nothing when e-mail is not configured (``EMAIL_URL`` unset). ``recipients``:
+    only these users' (a reminder recorded outside ``send_reminders``, told at once).
     """
-    return deliver(Q(date=today))
+    selection = Q(date=today)
+    if recipients is not None:
+        selection &= Q(recipient_id__in=list(recipients))
+    return deliver(selection)
 
 
 def deliver(selection: Q) -> int:
@@ -75,11 +80,9 @@ def deliver(selection: Q) -> int:
         Reminder.objects.filter(selection, delivered_at__isnull=True, recipient__isnull=False)
         .exclude(recipient__email="")
         .filter(recipient__is_active=True)
-        .values_list("recipient_id", flat=True)
-        .distinct()
     )
     sent = 0
-    for recipient_id in list(recipients):
+    for recipient_id in list(recipients.values_list("recipient_id", flat=True).distinct()):
         with transaction.atomic():
             # Locked and skipped when another run is delivering the same ones.
             reminders = list(

@@ -90,3 +90,51 @@ def reassign_task(*, user, task, owner, purpose: str) -> None:
             owner=owner.pk,
             previous_owner=previous,
         )
+
+
+# --- Tasks following a team change (``casework.services.team_changes``) -----------------------
+
+
+def open_tasks_of(*, case=None, owner=None) -> list:
+    """The open human tasks of ``case``'s processes (every registered programme's flow whose
+    process works on a case), or those ``owner`` holds, or both narrowed together."""
+    from viewflow.workflow.models import Task
+
+    from casework import programmes
+
+    tasks = Task.objects.filter(
+        flow_task_type="HUMAN", status__in=[STATUS.NEW, STATUS.ASSIGNED]
+    ).select_related("process", "owner")
+    if owner is not None:
+        tasks = tasks.filter(owner=owner, status=STATUS.ASSIGNED)
+    if case is not None:
+        process_ids = []
+        for flow_class in programmes.flow_classes():
+            model = flow_class.process_class
+            if any(f.name == "case" for f in model._meta.fields):
+                process_ids += model.objects.filter(case_id=case.pk).values_list("pk", flat=True)
+        tasks = tasks.filter(process_id__in=process_ids)
+    return list(tasks.order_by("pk"))
+
+
+def follow_team(*, user, task, owner, purpose: str, cause: str) -> None:
+    """Move an open ``task`` after its case's team changed (the caller decided it may, and
+    holds the case's lock): to ``owner``, or back to its queue (``owner`` ``None``). An
+    access-log event on the task names the previous and the new owner and the ``cause``."""
+    with task.activation() as activation:
+        previous = task.owner_id
+        if previous == getattr(owner, "pk", None):
+            return
+        if task.status == STATUS.ASSIGNED:
+            activation.unassign()
+        if owner is not None:
+            activation.assign(owner)
+        _event(
+            user=user,
+            task=task,
+            purpose=purpose,
+            what="reassign" if owner is not None else "release",
+            owner=getattr(owner, "pk", None),
+            previous_owner=previous,
+            cause=cause,
+        )

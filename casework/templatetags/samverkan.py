@@ -23,6 +23,14 @@ def menu_key(user) -> str:
 
 
 @register.filter
+def uses_task_inbox(user) -> bool:
+    """A case worker (``casework.policy.can_use_task_inbox``): the absence page's link."""
+    from casework import policy
+
+    return policy.can_use_task_inbox(user)
+
+
+@register.filter
 def label(obj, field_name: str) -> str:
     """The display label of a choice field: ``{{ action|label:"kind" }}``.
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db(databases=["default", "audit"])
 NEW_PASSWORD = "ett-eget-lösenord-2026"
 
 
-def _user_form(user, **overrides):
+def account_form(user, **overrides):
     data = {
         "username": user.username,
         "first_name": user.first_name,
@@ -60,7 +60,7 @@ def test_finding5_admin_cannot_create_an_account_with_a_case_role(demo, client):
     coordinator = Group.objects.get(name=roles.COORDINATOR)
     client.post(
         f"/admin/casework/user/{account.pk}/change/",
-        _user_form(account, groups=[coordinator.pk]),
+        account_form(account, groups=[coordinator.pk]),
     )
     account.refresh_from_db()
     # Neither a password the administrator knows nor the role.
@@ -705,17 +705,17 @@ def test_the_account_form_adds_only_unguarded_roles_and_refuses_conflicts(demo, 
     steering = _group(roles.STEERING_GROUP)
     response = client.post(
         f"/admin/casework/user/{anna.pk}/change/",
-        _user_form(anna, groups=[_group(roles.SOCIAL_WORKER).pk, steering.pk]),
+        account_form(anna, groups=[_group(roles.SOCIAL_WORKER).pk, steering.pk]),
     )
     assert response.status_code == 302  # statistics only: no second administrator needed
     assert anna.groups.filter(pk=steering.pk).exists()
     # Removing a role needs nobody else.
-    response = client.post(f"/admin/casework/user/{anna.pk}/change/", _user_form(anna, groups=[]))
+    response = client.post(f"/admin/casework/user/{anna.pk}/change/", account_form(anna, groups=[]))
     assert response.status_code == 302 and not anna.groups.exists()
     # An account that somehow holds both (set outside the admin) cannot be saved so.
     greta = demo["greta.granskare"]
     greta.groups.add(_group(roles.SCHOOL))
-    response = client.post(f"/admin/casework/user/{greta.pk}/change/", _user_form(greta))
+    response = client.post(f"/admin/casework/user/{greta.pk}/change/", account_form(greta))
     assert response.status_code == 200
     assert "både en ärenderoll och granskarrollen".encode() in response.content
 

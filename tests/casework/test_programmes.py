@@ -13,7 +13,6 @@ from viewflow.workflow.models import Task
 
 from casework import programmes
 from casework.models import Reminder
-from casework.services.alerts import ALERT_KINDS
 from tests.casework.conftest import BOTH_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
@@ -53,12 +52,14 @@ def test_the_statistics_describe_every_programme_in_their_order():
 
 
 def test_send_reminders_lists_every_kind_in_order(demo):
+    """Every kind but those recorded when something happens (``Reminder.RECORDED_AT_ONCE``)."""
     out = io.StringIO()
     with translation.override("en"):
         call_command("send_reminders", stdout=out)
-        # Alerts are recorded when something happens (``casework.services.alerts``), not
-        # by the command.
-        labels = [str(kind.label) for kind in Reminder.Kind if kind not in ALERT_KINDS]
+        # Recorded when something happens (an alert, an account closed), not by the command.
+        labels = [
+            str(kind.label) for kind in Reminder.Kind if kind not in Reminder.RECORDED_AT_ONCE
+        ]
     shown = [line.partition(":")[0] for line in out.getvalue().splitlines()]
     assert [label for label in shown if label in labels] == labels
 

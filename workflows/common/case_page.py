@@ -298,6 +298,7 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
             "timeline": timeline_rows(page.timeline, self.case_model.Status.choices),
             "open_form": self.open_form,
             "submit_labels": FORM_SUBMIT_LABELS,
+            "can_change_team": policy.may_change_team(self.request.user, self.case),
             **self.extra_context(),
         }
         return TemplateResponse(self.request, self.template_name, context, status=status)
@@ -422,8 +423,11 @@ class BreakGlassView(View):
 
 def casework_urls() -> list:
     """The shared pages under ``arenden:``: the case page (it dispatches on the case's
-    programme) and break-the-glass."""
+    programme), its team page and break-the-glass."""
+    from workflows.common.team_page import TeamPageView
+
     return [
         path("fall/<uuid:case_id>/", case_page, name="case"),
+        path("fall/<uuid:case_id>/team/", TeamPageView.as_view(), name="case_team"),
         path("bryt-glaset/", BreakGlassView.as_view(), name="break_glass"),
     ]

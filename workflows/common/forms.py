@@ -13,7 +13,15 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from casework import personnummer as pnr
-from casework.models import Action, Case, CaseDecision, Consent, Organisation, Person
+from casework.models import (
+    Action,
+    Case,
+    CaseDecision,
+    CaseMembership,
+    Consent,
+    Organisation,
+    Person,
+)
 from casework.roles import POLICE_CONTACT, SOCIAL_WORKER
 
 TEXT = 2_000
@@ -314,3 +322,70 @@ class CaseSearchForm(forms.Form):
             return pnr.normalise(value)
         except ValidationError as exc:
             raise ValidationError(exc.messages) from None
+
+
+# --- The team page (``workflows.common.team_page``) ------------------------------------------
+
+
+def _case_worker_choice(label) -> forms.ModelChoiceField:
+    """An active case worker, shown with their organisation (the service decides whether
+    they fit the seat)."""
+    from casework.models import User
+    from casework.roles import CASE_ROLES
+
+    field = forms.ModelChoiceField(
+        label=label,
+        queryset=User.objects.filter(
+            is_active=True, organisation__isnull=False, groups__name__in=CASE_ROLES
+        )
+        .select_related("organisation")
+        .distinct()
+        .order_by("first_name", "last_name", "username"),
+    )
+    field.label_from_instance = lambda u: f"{u.get_full_name() or u.username} ({u.organisation})"
+    return field
+
+
+def _reason_field():
+    return text_field(_("Reason"), help_text=_("Shown in the case's timeline."))
+
+
+class ReplaceMemberForm(VersionedForm):
+    """Give a seat (the lead social worker, the police contact officer) to someone else."""
+
+    role = forms.ChoiceField(
+        label=_("Role"),
+        choices=[
+            (value, label)
+            for value, label in CaseMembership.Role.choices
+            if value in (CaseMembership.Role.LEAD, CaseMembership.Role.POLICE_CONTACT)
+        ],
+    )
+    member = _case_worker_choice(_("New holder"))
+    reason = _reason_field()
+
+
+class AddMemberForm(VersionedForm):
+    member = _case_worker_choice(_("Member"))
+    role = forms.ChoiceField(label=_("Role"), choices=())
+    reason = _reason_field()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from casework.services.team_changes import ADDABLE_ROLES
+
+        self.fields["role"].choices = [
+            (value, label) for value, label in CaseMembership.Role.choices if value in ADDABLE_ROLES
+        ]
+
+
+class EndMembershipForm(VersionedForm):
+    membership_id = forms.TypedChoiceField(label=_("Member"), coerce=int, choices=())
+    reason = _reason_field()
+
+    def __init__(self, *args, team=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["membership_id"].choices = [
+            (m.pk, f"{m.user.get_full_name() or m.user.username} — {m.get_role_display()}")
+            for m in team
+        ]

@@ -21,8 +21,9 @@ from casework.selectors.persons import person_age
 
 
 def member_role(case, user) -> str | None:
-    """The user's role on the case's team (``None``: not on the team)."""
-    membership = policy.team_membership(user, case)
+    """The user's role on the case's team (``None``: not on the team); a deputy holds the
+    absent member's role for the absence's period (``casework.policy.absences``)."""
+    membership = policy.team_membership(user, case) or policy.deputy_membership(user, case)
     return membership.role if membership else None
 
 

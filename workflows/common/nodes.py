@@ -11,7 +11,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -95,6 +94,10 @@ class Step(flow.View):
     def can_assign(self, user, task) -> bool:
         return policy.may_take_task(user, task)
 
+    def can_execute(self, user, task) -> bool:
+        # Its owner, or the owner's deputy during an absence (``casework.policy.absences``).
+        return policy.may_execute_task(user, task)
+
     def can_unassign(self, user, task) -> bool:
         return policy.may_release_task(user, task)
 
@@ -108,18 +111,8 @@ class Step(flow.View):
 
 
 def team_member(case, role: str):
-    """Who a step of ``role`` is assigned to: the newest active member of the case's team
-    in that role (a member who left — an inactive account — gets no new task); ``None``
-    when there is none (the task then waits for the programme's coordinators)."""
-    now = timezone.now()
-    membership = (
-        case.memberships.filter(role=role, valid_from__lte=now, user__is_active=True)
-        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
-        .select_related("user")
-        .order_by("-valid_from", "-pk")
-        .first()
-    )
-    return membership.user if membership else None
+    """Who a step of ``role`` is assigned to (``casework.policy.seat_holder``)."""
+    return policy.seat_holder(case, role)
 
 
 def member_in(role: str):

@@ -415,6 +415,7 @@ class DefectorCasePageView(CaseCalls, ActionForms, View):
             "forms": built,
             "can": self.can(),
             "Status": Status,
+            "can_change_team": policy.may_change_team(user, self.case),
         }
         if self.is_support:
             return TemplateResponse(

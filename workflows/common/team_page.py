@@ -1,0 +1,100 @@
+"""The case team page, for every programme: replace the lead social worker or the police
+contact officer, add a member, end a membership — each with a reason, each one service
+call (``casework.services.team_changes``). Who may is the policy's
+(``casework.policy.may_change_team``); anyone else gets 404, logged."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.views.generic import View
+
+from casework import policy
+from casework.models import Case
+from casework.selectors.cases import CaseNotFound
+from casework.selectors.teams import team_for_change
+from casework.services import team_changes
+from workflows.common import forms
+from workflows.common.case_page import CaseworkerRequiredMixin
+from workflows.common.responses import CaseCalls, form_values, perform
+
+FORMS = {
+    "replace": forms.ReplaceMemberForm,
+    "add": forms.AddMemberForm,
+    "end": forms.EndMembershipForm,
+}
+# Each form's service and the fields it passes on (besides the reason).
+SERVICES = {
+    "replace": (team_changes.replace_member, ("role", "member")),
+    "add": (team_changes.add_team_member, ("member", "role")),
+    "end": (team_changes.end_team_membership, ("membership_id",)),
+}
+DONE = {
+    "replace": _("The role has a new holder; the open tasks followed."),
+    "add": _("The member is on the team."),
+    "end": _("The membership has ended; the member's open tasks followed."),
+}
+
+
+class TeamPageView(CaseCalls, CaseworkerRequiredMixin, View):
+    template_name = "workflows/team.html"
+    purpose = _("Change the case's team")
+
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        self.case = get_object_or_404(Case.objects.select_related("person"), pk=kwargs["case_id"])
+
+    def team(self):
+        try:
+            return team_for_change(
+                user=self.request.user, case=self.case, purpose=str(self.purpose)
+            )
+        except CaseNotFound:
+            raise Http404 from None
+
+    def render(self, team, bound: str = "", data=None):
+        built = {}
+        for name, form_class in FORMS.items():
+            kwargs = {"auto_id": f"id_{name}-%s"}
+            if name == "end":
+                kwargs["team"] = team
+            if name == bound:
+                built[name] = form_class(data, **kwargs)
+            else:
+                built[name] = form_class(initial={"version": self.case.version}, **kwargs)
+        context = {"case": self.case, "team": team, "forms": built, "open_form": bound}
+        return TemplateResponse(self.request, self.template_name, context)
+
+    def get(self, request, case_id):
+        return self.render(self.team())
+
+    def post(self, request, case_id):
+        team = self.team()
+        action = request.POST.get("_action", "")
+        if action not in FORMS:
+            messages.error(request, _("That is not available."))
+            return HttpResponseRedirect(reverse("arenden:case_team", args=[self.case.pk]))
+        response = self.render(team, action, request.POST)
+        form = response.context_data["forms"][action]
+        if form.is_valid():
+            result = perform(request, self.case, lambda form: self.act(action, form), form)
+            if result is not None and not isinstance(result, str):
+                return result  # refused
+            if result is not None:
+                messages.success(request, result)
+                if policy.may_change_team(request.user, self.case):
+                    return HttpResponseRedirect(reverse("arenden:case_team", args=[self.case.pk]))
+                # The user left the team (a lead who handed the seat on): their start page.
+                return HttpResponseRedirect(policy.start_url(request.user) or "/")
+        return response
+
+    def act(self, action: str, form):
+        """The form's one service call (``SERVICES``), with its reason and the version the
+        form saw."""
+        service, names = SERVICES[action]
+        self.call(service, form, **form_values(form, "reason", *names))
+        return str(DONE[action])
