@@ -11,6 +11,7 @@ from viewflow.urls import Site
 
 from audit.views import AuditApp
 from casework import mfa_views, programmes
+from casework.extract_views import ExtractApp
 from casework.services.administration import set_password_tokens
 from casework.sessions import keep_alive
 from casework.sso_views import SignInCallbackView, SignInStartView
@@ -34,6 +35,7 @@ site = Site(
         GviApp(),
         StatisticsApp(),
         AuditApp(),
+        ExtractApp(),
     ],
 )
 
