@@ -25,8 +25,12 @@ from casework import policy
 from casework.extract_pdf import FORMATS, render
 from casework.models import ExtractRequest
 from casework.selectors import extracts as selectors
+from casework.selectors.persons import PersonErased
 from casework.services import extracts as services
 from casework.views import PolicyRequiredMixin
+
+
+ERASED = _("The person has been erased: nothing about them can be read any more.")
 
 
 class ExtractForm(forms.Form):
@@ -79,7 +83,10 @@ class DetailView(ExtractView):
         extract = self.extract()
         review = None
         if extract.status == ExtractRequest.Status.REVIEW:
-            review = selectors.review_extract(user=request.user, request=extract)
+            try:
+                review = selectors.review_extract(user=request.user, request=extract)
+            except PersonErased:
+                messages.error(request, ERASED)
         withheld = {item.item_key: item for item in extract.withheld.all()}
         sections = [
             (title, [(item, withheld.get(item.key)) for item in items])
@@ -102,6 +109,8 @@ class ActionView(ExtractView):
             self.run(extract)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
+        except PersonErased:
+            messages.error(request, ERASED)
         else:
             messages.success(request, self.done)
         return redirect("registerutdrag:extract", pk=extract.pk)
@@ -146,7 +155,7 @@ class DownloadView(ExtractView):
             document = selectors.released_document(
                 user=request.user, request=extract, format=format
             )
-        except ExtractRequest.DoesNotExist:
+        except (ExtractRequest.DoesNotExist, PersonErased):
             raise Http404 from None
         content_type = "application/pdf" if format == "pdf" else "application/json"
         response = HttpResponse(render(document, format), content_type=content_type)
