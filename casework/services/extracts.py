@@ -58,6 +58,19 @@ def clean_provision(provision: str) -> str:
     return provision
 
 
+def _record(action: str, *, user, request: ExtractRequest, fields=(), **details) -> None:
+    """The access-log event of one step of an extract (never the content)."""
+    record_event(
+        action=action,
+        user=user,
+        obj=request,
+        person_id=request.person_id,
+        fields=list(fields),
+        purpose=str(selectors.PURPOSE),
+        details={"extract": str(request.pk), **details},
+    )
+
+
 def _refuse(user, request: ExtractRequest | None = None) -> None:
     if user is not None and (
         not policy.can_produce_register_extract(user)
@@ -106,14 +119,7 @@ def request_extract(
         extract = selectors.assemble(request, selectors.person_key(person))
         request.item_keys = extract.index()
         request.save()
-        record_event(
-            action=Action.CREATE,
-            user=user,
-            obj=request,
-            person_id=person.pk,
-            purpose=str(selectors.PURPOSE),
-            details={"extract": str(request.pk), "items": len(extract.items)},
-        )
+        _record(Action.CREATE, user=user, request=request, items=len(extract.items))
     return request
 
 
@@ -126,14 +132,7 @@ def reassemble(*, user, extract_id: uuid.UUID) -> ExtractRequest:
         request.item_keys = extract.index()
         request.save(update_fields=["item_keys"])
         request.withheld.exclude(item_key__in=[item.key for item in extract.items]).delete()
-        record_event(
-            action=Action.CHANGE,
-            user=user,
-            obj=request,
-            person_id=request.person_id,
-            purpose=str(selectors.PURPOSE),
-            details={"extract": str(request.pk), "items": len(extract.items), "step": "again"},
-        )
+        _record(Action.CHANGE, user=user, request=request, items=len(extract.items), step="again")
     return request
 
 
@@ -154,14 +153,7 @@ def withhold_item(*, user, extract_id: uuid.UUID, item_key: str, provision: str)
             provision=provision,
             decided_by=user,
         )
-        record_event(
-            action=Action.CHANGE,
-            user=user,
-            obj=request,
-            person_id=request.person_id,
-            purpose=str(selectors.PURPOSE),
-            details={"extract": str(request.pk), "withheld": item_key, "provision": provision},
-        )
+        _record(Action.CHANGE, user=user, request=request, withheld=item_key, provision=provision)
     return withheld
 
 
@@ -173,14 +165,7 @@ def restore_item(*, user, extract_id: uuid.UUID, withheld_id: uuid.UUID) -> None
         if withheld is None:
             raise ValidationError(_("The item is not withheld."), code="not_withheld")
         withheld.delete()
-        record_event(
-            action=Action.CHANGE,
-            user=user,
-            obj=request,
-            person_id=request.person_id,
-            purpose=str(selectors.PURPOSE),
-            details={"extract": str(request.pk), "restored": withheld.item_key},
-        )
+        _record(Action.CHANGE, user=user, request=request, restored=withheld.item_key)
 
 
 def withheld_statement(count: int, provisions: list[str]) -> str:
@@ -243,20 +228,13 @@ def release_extract(*, user, extract_id: uuid.UUID) -> ExtractRequest:
         request.released_by = user
         request.released_at = now
         request.save(update_fields=["document", "status", "released_by", "released_at"])
-        record_event(
-            action=Action.EXTRACT,
+        _record(
+            Action.EXTRACT,
             user=user,
-            obj=request,
-            person_id=request.person_id,
+            request=request,
             fields=sorted({item.key.split(":", 1)[0] for item in extract.items}),
-            purpose=str(selectors.PURPOSE),
-            details={
-                "extract": str(request.pk),
-                "recipient": "data_subject",
-                "released": len(extract.items) - len(withheld),
-                "withheld": [
-                    {"item": item.item_key, "provision": item.provision} for item in withheld
-                ],
-            },
+            recipient="data_subject",
+            released=len(extract.items) - len(withheld),
+            withheld=[{"item": item.item_key, "provision": item.provision} for item in withheld],
         )
     return request
