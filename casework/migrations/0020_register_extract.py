@@ -8,6 +8,8 @@ from django.conf import settings
 from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
 
+from audit.history import track_changes
+
 ROLE = "dataskydd"
 PERMISSION = "produce_register_extract"
 
@@ -33,6 +35,7 @@ def remove_role(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
+        ('audit', '0002_database_protection'),
         ('casework', '0019_administrators_see_webhooks'),
     ]
 
@@ -87,4 +90,7 @@ class Migration(migrations.Migration):
             constraint=models.UniqueConstraint(fields=('request', 'item_key'), name='withhelditem_once'),
         ),
         migrations.RunPython(create_role, remove_role),
+        # The change history of the extracts and the secrecy review's withholdings.
+        track_changes("casework_extractrequest"),
+        track_changes("casework_withhelditem"),
     ]

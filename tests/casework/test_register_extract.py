@@ -15,7 +15,7 @@ from django.db import connection, models
 from django.utils import timezone
 from pypdf import PdfReader
 
-from audit.models import AccessEvent
+from audit.models import AccessEvent, ChangeRecord
 from casework import roles
 from casework.crypto.keystore import PERSON, load_data_key
 from casework.crypto.records import open_value
@@ -128,6 +128,13 @@ def test_withheld_items_stay_listed_and_out_of_the_document(demo, dina, case):
     }
     (withheld,) = WithheldItem.objects.filter(request=request)
     assert (withheld.item_key, withheld.provision) == (key, PROVISION)
+    # Both are in the change history (ciphertext only: the document is sealed).
+    assert ChangeRecord.objects.filter(
+        table_name="casework_withhelditem", operation="INSERT"
+    ).exists()
+    assert ChangeRecord.objects.filter(
+        table_name="casework_extractrequest", row_id=str(request.pk), operation="UPDATE"
+    ).exists()
     assert withheld.description == f"Åtgärd, {case.reference}"
     event = AccessEvent.objects.get(action=AccessEvent.Action.EXTRACT)
     assert event.details["withheld"] == [{"item": key, "provision": PROVISION}]
