@@ -29,7 +29,6 @@ from casework.selectors.persons import PersonErased
 from casework.services import extracts as services
 from casework.views import PolicyRequiredMixin
 
-
 ERASED = _("The person has been erased: nothing about them can be read any more.")
 
 

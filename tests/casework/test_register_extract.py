@@ -479,3 +479,13 @@ def test_the_completeness_check_catches_a_new_model():
 def test_the_role_is_registered(demo):
     assert roles.DATA_PROTECTION in roles.ALL_ROLES
     assert demo["dina.dataskydd"].has_perm(roles.PERM_REGISTER_EXTRACT)
+
+
+def test_a_review_in_another_language_is_released_all_the_same(demo, dina, case):
+    from django.utils import translation
+
+    with translation.override("en"):
+        request = services.request_extract(user=dina, personnummer=pnr_of(case.person))
+    services.release_extract(user=dina, extract_id=request.pk)
+    request.refresh_from_db()
+    assert request.status == ExtractRequest.Status.RELEASED
