@@ -40,6 +40,8 @@ class AccessEvent(models.Model):
         BREAK_GLASS = "break_glass", _("Break-the-glass")
         ACCOUNT_CHANGE = "account_change", _("Account or role change")
         AUDIT_READ = "audit_read", _("Reading of the access log")
+        # A register extract released to the data subject (GDPR art. 15; ADR 0025).
+        EXTRACT = "extract", _("Register extract to the data subject")
 
     class Outcome(models.TextChoices):
         ALLOWED = "allowed", _("Allowed")

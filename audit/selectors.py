@@ -166,3 +166,29 @@ def iter_events(
 
 def get_event(*, event_id: int) -> AccessEvent | None:
     return AccessEvent.objects.filter(pk=event_id).first()
+
+
+# What counts as someone reading (or passing on) a person's data, for the data subject's
+# register extract (who has read the data and when; docs/adr/0025-register-extract.md).
+READING_ACTIONS = (
+    AccessEvent.Action.CONSULT,
+    AccessEvent.Action.DISCLOSE,
+    AccessEvent.Action.COMBINE,
+    AccessEvent.Action.EXPORT,
+    AccessEvent.Action.BREAK_GLASS,
+    AccessEvent.Action.EXTRACT,
+)
+
+
+def person_readings(
+    *, person_id: uuid.UUID, organisation_name: str, until: dt.datetime
+) -> QuerySet[AccessEvent]:
+    """The allowed readings of person ``person_id`` by the users of one organisation (by
+    the organisation's name as the log recorded it) up to ``until``, oldest first."""
+    return AccessEvent.objects.filter(
+        person_id=person_id,
+        organisation_name=organisation_name,
+        occurred_at__lte=until,
+        action__in=READING_ACTIONS,
+        outcome=AccessEvent.Outcome.ALLOWED,
+    ).order_by("id")

@@ -129,6 +129,14 @@ class Programme:
     age_range: Callable[[], tuple[int, int]] | None = None
     # School and leisure members who do not coordinate see only ``policy.LIMITED_PARTS``.
     limits_school_and_leisure: bool = False
+    # The data subject's register extract (docs/adr/0025-register-extract.md): the rows of
+    # its own models about ``person`` that ``organisation`` is responsible for, beyond its
+    # case rows (keyword arguments ``person``, ``organisation`` and ``cases``: its cases in
+    # the extract), as model instances. Nothing is decrypted here: the core's extract
+    # selector opens and shows every field. A row with a ``case_id`` is shown under its case.
+    extract_rows: Callable[..., Iterable[Any]] | None = None
+    # The models ``extract_rows`` gives rows of (the extract's completeness test).
+    extract_models: tuple[type, ...] = ()
 
 
 _registry: dict[str, Programme] = {}
@@ -261,6 +269,46 @@ def participant_permissions() -> frozenset[str]:
         programme.participant_permission
         for programme in registered()
         if programme.participant_permission
+    )
+
+
+def extract_rows(*, person, organisation, cases) -> list:
+    """Every programme's rows of ``person`` for the register extract of ``organisation``:
+    the programme's case rows (its own model of each case in ``cases``) and its
+    ``extract_rows``."""
+    rows: list = []
+    for programme in registered():
+        own = [case.pk for case in cases if case.programme == programme.code]
+        for model in programme.case_models:
+            rows.extend(model.objects.filter(pk__in=own).order_by("opened_at"))
+        if programme.extract_rows is not None:
+            rows.extend(
+                programme.extract_rows(
+                    person=person,
+                    organisation=organisation,
+                    cases=[case for case in cases if case.programme == programme.code],
+                )
+            )
+    return rows
+
+
+def case_rows(*models: type) -> Callable[..., list]:
+    """A programme's ``extract_rows`` hook where each of ``models`` hangs off a case (its
+    ``case`` field): their rows of the cases in the extract."""
+
+    def extract_rows(*, person, organisation, cases) -> list:
+        ids = [case.pk for case in cases]
+        return [row for model in models for row in model.objects.filter(case_id__in=ids)]
+
+    return extract_rows
+
+
+def extract_models() -> frozenset[type]:
+    """The programmes' models the register extract covers (case models and extract rows)."""
+    return frozenset(
+        model
+        for programme in registered()
+        for model in (*programme.case_models, *programme.extract_models)
     )
 
 

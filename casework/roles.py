@@ -18,6 +18,9 @@ LEISURE = "fritid"
 STEERING_GROUP = "styrgrupp"
 AUDITOR = "granskare"
 ADMINISTRATOR = "administratör"
+# The data protection function (dataskyddsombud): the data subject's register extract
+# (GDPR art. 15) for its own organisation, and no other case data.
+DATA_PROTECTION = "dataskydd"
 
 LABELS = {
     SOCIAL_WORKER: _("Social worker"),
@@ -29,6 +32,7 @@ LABELS = {
     STEERING_GROUP: _("Steering group"),
     AUDITOR: _("Auditor"),
     ADMINISTRATOR: _("Administrator"),
+    DATA_PROTECTION: _("Data protection"),
 }
 
 CASE_ROLES = (
@@ -39,7 +43,7 @@ CASE_ROLES = (
     SCHOOL,
     LEISURE,
 )
-ALL_ROLES = (*CASE_ROLES, STEERING_GROUP, AUDITOR, ADMINISTRATOR)
+ALL_ROLES = (*CASE_ROLES, STEERING_GROUP, AUDITOR, ADMINISTRATOR, DATA_PROTECTION)
 
 # Permissions behind each start page (casework.Capability).
 PERM_TASK_INBOX = "casework.use_task_inbox"
@@ -48,5 +52,7 @@ PERM_ACCESS_LOG = "casework.view_access_log"
 PERM_COORDINATE = "casework.coordinate_cases"
 PERM_COORDINATE_DEFECTOR = "casework.coordinate_defector_cases"
 PERM_BREAK_GLASS = "casework.break_glass"
+# The register extract (registerutdrag) of one person, for the user's own organisation.
+PERM_REGISTER_EXTRACT = "casework.produce_register_extract"
 # Erasing a person (casework.Person); granted to no role yet.
 PERM_ERASE_PERSON = "casework.erase_person"

@@ -12,6 +12,7 @@ from viewflow.urls import Site
 from audit.views import AuditApp
 from casework import mfa_views, programmes
 from casework.absence_views import AbsenceView
+from casework.extract_views import ExtractApp
 from casework.services.administration import set_password_tokens
 from casework.sessions import keep_alive
 from casework.settings_views import SettingsView
@@ -36,6 +37,7 @@ site = Site(
         GviApp(),
         StatisticsApp(),
         AuditApp(),
+        ExtractApp(),
     ],
 )
 

@@ -20,6 +20,7 @@ DEMO_USERS = (
     "fredrik.fritid",
     "stig.styrgrupp",
     "greta.granskare",
+    "dina.dataskydd",
     "adam.admin",
 )
 

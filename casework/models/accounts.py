@@ -86,6 +86,10 @@ class Capability(models.Model):  # noqa: DJ008 (never instantiated)
             ("coordinate_cases", _("Can coordinate SIG, SSPF and GVI cases")),
             ("coordinate_defector_cases", _("Can coordinate defector cases")),
             ("break_glass", _("Can open a case outside the team in an emergency")),
+            (
+                "produce_register_extract",
+                _("Can produce a data subject's register extract for the own organisation"),
+            ),
         ]
 
 

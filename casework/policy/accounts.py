@@ -71,6 +71,7 @@ CASE_DATA_PERMISSIONS = frozenset(
         roles.PERM_COORDINATE_DEFECTOR,
         roles.PERM_BREAK_GLASS,
         roles.PERM_ERASE_PERSON,
+        roles.PERM_REGISTER_EXTRACT,
     }
 )
 ACCESS_LOG_PERMISSIONS = frozenset({roles.PERM_ACCESS_LOG})
@@ -192,6 +193,21 @@ def can_erase_person(user) -> bool:
     return is_active_user(user) and user.has_perm(roles.PERM_ERASE_PERSON)
 
 
+def can_produce_register_extract(user) -> bool:
+    """The data protection role: register extracts (GDPR art. 15) of its own organisation's
+    data, and no other case data. Needs the permission *and* an organisation to act for."""
+    return (
+        is_active_user(user)
+        and user.organisation_id is not None
+        and user.has_perm(roles.PERM_REGISTER_EXTRACT)
+    )
+
+
+def extract_in_reach(user, extract) -> bool:
+    """May ``user`` see and work on register extract ``extract`` (its organisation's)?"""
+    return can_produce_register_extract(user) and extract.organisation_id == user.organisation_id
+
+
 def start_url(user) -> str | None:
     """The page a user lands on after logging in, or ``None`` for a user with no role."""
     if can_use_task_inbox(user):
@@ -200,6 +216,8 @@ def start_url(user) -> str | None:
         return reverse("statistik:index")
     if can_view_access_log(user):
         return reverse("granskning:index")
+    if can_produce_register_extract(user):
+        return reverse("registerutdrag:index")
     if can_manage_users(user):
         return reverse("admin:index")
     return None

@@ -296,3 +296,17 @@ def person_ids_for_audit(personnummer: str, *, user: User) -> list[uuid.UUID]:
         lookup="audit",
     )
     return [person.pk] if person else []
+
+
+def find_person_for_extract(personnummer: str, *, user: User | None) -> Person | None:
+    """The person a register extract is asked for (data protection role, or an operator:
+    ``user`` ``None``), by the blind index as every lookup; ``None``: no such person.
+
+    Nothing but the personnummer is opened. Writes the lookup's ``CONSULT`` event,
+    committed on its own. Invalid input raises ``ValidationError`` before any lookup.
+    """
+    normalised = pnr.normalise(personnummer)
+    purpose = str(_("Register extract for the data subject (GDPR art. 15)"))
+    if user is not None and not policy.can_produce_register_extract(user):
+        raise deny_person(user=user, purpose=purpose, what="extract lookup")
+    return _look_up(normalised, user=user, purpose=purpose, lookup="extract")

@@ -339,7 +339,7 @@ def test_which_roles_need_four_eyes_is_decided_by_their_permissions(db):
     assert policy.role_needs_four_eyes(new_case_role)
     assert not policy.role_needs_four_eyes(statistics_only)
     assert not policy.role_needs_four_eyes(empty)
-    for name in (*roles.CASE_ROLES, roles.AUDITOR, roles.ADMINISTRATOR):
+    for name in (*roles.CASE_ROLES, roles.AUDITOR, roles.ADMINISTRATOR, roles.DATA_PROTECTION):
         assert policy.role_needs_four_eyes(_group(name)), name
     assert not policy.role_needs_four_eyes(_group(roles.STEERING_GROUP))
     assert policy.gives_case_data(policy.role_permissions(new_case_role))

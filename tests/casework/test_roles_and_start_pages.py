@@ -11,6 +11,7 @@ INBOX = "/arenden/inbox/"
 STATISTICS = "/statistik/"
 ACCESS_LOG = "/granskning/"
 ADMIN = "/admin/"
+EXTRACTS = "/registerutdrag/"
 
 START_PAGES = {
     "anna.social": INBOX,
@@ -21,6 +22,7 @@ START_PAGES = {
     "fredrik.fritid": INBOX,
     "stig.styrgrupp": STATISTICS,
     "greta.granskare": ACCESS_LOG,
+    "dina.dataskydd": EXTRACTS,
     "adam.admin": ADMIN,
     "berit.admin": ADMIN,
 }
@@ -53,7 +55,8 @@ def test_each_role_is_refused_on_the_other_roles_start_pages(demo, client, usern
 
 
 @pytest.mark.parametrize(
-    "page", ["/", INBOX, "/arenden/queue/", "/arenden/archive/", STATISTICS, ACCESS_LOG, ADMIN]
+    "page",
+    ["/", INBOX, "/arenden/queue/", "/arenden/archive/", STATISTICS, ACCESS_LOG, EXTRACTS, ADMIN],
 )
 def test_anonymous_users_are_redirected_to_login(db, client, page):
     response = client.get(page, follow=True)
@@ -72,7 +75,7 @@ def test_inbox_lists_the_users_tasks_and_queue(demo, client):
 
 
 def test_steering_group_and_auditor_see_no_case_pages(demo, client):
-    for username in ("stig.styrgrupp", "greta.granskare", "adam.admin"):
+    for username in ("stig.styrgrupp", "greta.granskare", "dina.dataskydd", "adam.admin"):
         client.force_login(demo[username])
         for page in (INBOX, "/arenden/queue/", "/arenden/archive/", "/arenden/flows/"):
             assert client.get(page).status_code == 403, (username, page)

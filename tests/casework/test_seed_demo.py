@@ -18,7 +18,7 @@ def test_seed_demo_is_idempotent(demo):
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
     assert (Organisation.objects.count(), User.objects.count()) == counts
     # one per role, a police defector coordinator and a second administrator (four eyes)
-    assert counts[1] == 11
+    assert counts[1] == 12
     assert all(user.groups.count() == 1 for user in User.objects.all())
 
 

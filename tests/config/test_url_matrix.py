@@ -367,6 +367,24 @@ def fill_password_set(objects: Objects, route: Route, user):
     ]
 
 
+def fill_extract(objects: Objects, route: Route, user):
+    """A register extract (ADR 0025): one of the role's organisation and one of another,
+    the released one for a download."""
+    from casework.models import ExtractRequest
+
+    extracts = list(ExtractRequest.objects.order_by("-status", "requested_at"))
+    if route.name == "registerutdrag:download":
+        extracts = [e for e in extracts if e.status == ExtractRequest.Status.RELEASED] + [
+            e for e in extracts if e.status != ExtractRequest.Status.RELEASED
+        ]
+    reach = [e for e in extracts if user is not None and policy.extract_in_reach(user, e)]
+    other = [e for e in extracts if e not in reach]
+    return [
+        (route.build({"pk": e.pk, "format": "pdf"}), f"extract {e.pk}")
+        for e in reach[:1] + other[:1]
+    ]
+
+
 def literal(*paths: str):
     """A regular-expression pattern: the given paths."""
 
@@ -468,6 +486,18 @@ BY_NAME = {
     "admin:view_on_site": fill_admin_shortcut,
     "admin:app_list": literal("/admin/auth/", "/admin/casework/", "/admin/axes/"),
     "arenden:task_manage": fill_task_manage,
+    # Register extracts (ADR 0025): the data protection role's pages of one extract.
+    **dict.fromkeys(
+        [
+            "registerutdrag:extract",
+            "registerutdrag:withhold",
+            "registerutdrag:restore",
+            "registerutdrag:again",
+            "registerutdrag:release",
+            "registerutdrag:download",
+        ],
+        fill_extract,
+    ),
     "password_set": fill_password_set,
     # Single sign-on (ADR 0018): the seeded provider, and one that does not exist.
     "sso_begin": literal("/konto/sso/logga-in/kommunen/", "/konto/sso/logga-in/finns-inte/"),

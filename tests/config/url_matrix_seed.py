@@ -103,6 +103,13 @@ class Seed:
         if policy.gvi_access(user):
             for person_id in self.gvi_person_ids:
                 fields.setdefault(person_id, set()).add("name")
+        # The data protection role: everything about the persons of its organisation's
+        # register extracts (ADR 0025), nothing else.
+        for person_id in extract_person_ids(user):
+            fields.setdefault(person_id, set()).update(ALL_FIELDS)
+            guardians.update(
+                Guardian.objects.filter(person_id=person_id).values_list("pk", flat=True)
+            )
         return fields, guardians, cases
 
     def forbidden(self, user) -> dict[str, str]:
@@ -157,6 +164,8 @@ class Seed:
         if policy.can_view_access_log(user):
             return {case.pk for case in self.cases}
         known = set(opened)
+        extracted = extract_person_ids(user)
+        known |= {case.pk for case in self.cases if case.person_id in extracted}
         known |= {case.pk for case in self.cases if case.referred_by_id == user.pk}
         known |= set(CaseMembership.objects.filter(user=user).values_list("case_id", flat=True))
         # The cases of the tasks the user holds or did (their inbox and archive).
@@ -175,6 +184,38 @@ class Seed:
                 )
             )
         return known
+
+
+def extract_person_ids(user) -> set[uuid.UUID]:
+    """The persons of the register extracts of ``user``'s organisation, for its data
+    protection role (``policy.can_produce_register_extract``)."""
+    from casework.models import ExtractRequest
+
+    if user is None or not policy.can_produce_register_extract(user):
+        return set()
+    return set(
+        ExtractRequest.objects.filter(organisation_id=user.organisation_id).values_list(
+            "person_id", flat=True
+        )
+    )
+
+
+def _extracts(users, cases: list[Case]) -> None:
+    """Register extracts (ADR 0025): one under review and one released for the social
+    services' data protection role, and one of the police area's (an operator's)."""
+    from casework.services import extracts
+
+    dina = users["dina.dataskydd"]
+    police = users["per.polis"].organisation
+    social = [c for c in cases if c.owner_organisation_id == dina.organisation_id]
+    first, second = (
+        open_value(p, "personnummer", load_data_key(owner_type=PERSON, owner_id=p.pk))
+        for p in (social[0].person, social[-1].person)
+    )
+    extracts.request_extract(user=dina, personnummer=first)
+    released = extracts.request_extract(user=dina, personnummer=second)
+    extracts.release_extract(user=dina, extract_id=released.pk)
+    extracts.request_extract(user=None, personnummer=second, organisation=police)
 
 
 # Every string ``Seed.forbidden`` can hold, as a token of a response: the synthetic names,
@@ -354,6 +395,7 @@ def build() -> Seed:
             _rename(person, number)
     to_erase = extras["to_erase"]
     cases = list(Case.objects.select_related("person", "owner_organisation").order_by("reference"))
+    _extracts(users, [c for c in cases if c.person_id != to_erase.person_id])
     case_of = {}
     for case in cases:
         case_of.setdefault(case.person_id, case)

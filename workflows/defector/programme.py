@@ -72,6 +72,9 @@ def register() -> None:
             api_urls=defector_api.urls,
             case_models=(DefectorCase, DefectorSupportCase),
             case_page_view=defector_views.DefectorCasePageView.as_view(),
+            # The register extract (docs/adr/0025-register-extract.md).
+            extract_rows=programmes.case_rows(ThreatAssessment),
+            extract_models=(ThreatAssessment,),
             task_cases=programmes.process_cases(DefectorProcess),
             reminders=(
                 programmes.ReminderSource(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -33,8 +34,24 @@ from workflows.gvi.models import (
     FOLLOW_UP_PENDING_STATES,
     CallInAttendee,
     CustomNotification,
+    GroupMember,
     GviReferralNoticeProcess,
 )
+
+# The register extract (docs/adr/0025-register-extract.md): a member's rows.
+EXTRACT_MODELS = (GroupMember, CustomNotification, CallInAttendee)
+
+
+def extract_rows(*, person, organisation, cases) -> list:
+    """The person's GVI rows that ``organisation`` recorded: group memberships its users
+    added, custom notifications its users asked for or delivered, and the call-ins of
+    those memberships (GVI has no case: the rows are the person's, not a case's)."""
+    members = list(GroupMember.objects.filter(person=person, added_by__organisation=organisation))
+    notifications = CustomNotification.objects.filter(member__person=person).filter(
+        Q(requested_by__organisation=organisation) | Q(police_officer__organisation=organisation)
+    )
+    attendances = CallInAttendee.objects.filter(member__in=members).order_by("call_in__pk")
+    return [*members, *notifications, *attendances]
 
 
 def follow_ups_overdue(today: datetime.date) -> list[Reminder]:
@@ -156,5 +173,7 @@ def register() -> None:
             seed_demo=lambda stdout: gvi_demo.seed_gvi(),
             statistics=lambda: gvi_statistics.STATISTICS,
             participant_permission=PERM_GVI_PARTICIPANT,
+            extract_rows=extract_rows,
+            extract_models=EXTRACT_MODELS,
         )
     )

@@ -14,8 +14,17 @@ from workflows.sspf import overview_views
 from workflows.sspf import statistics as sspf_statistics
 from workflows.sspf import views as sspf_views
 from workflows.sspf.flow import SspfFlow
-from workflows.sspf.models import PoliceParticipation, SspfCase, SspfProcess
+from workflows.sspf.models import (
+    AgendaItem,
+    PoliceParticipation,
+    RiskAssessment,
+    SspfCase,
+    SspfProcess,
+)
 from workflows.sspf.services import may_add_action
+
+# The register extract (docs/adr/0025-register-extract.md): its rows of a case.
+EXTRACT_MODELS = (RiskAssessment, PoliceParticipation, AgendaItem)
 
 
 def police_take_part(case) -> bool:
@@ -53,5 +62,7 @@ def register() -> None:
             own_consent_age=lambda: settings.SAMVERKAN["SSPF_OWN_CONSENT_AGE"],
             age_range=lambda: settings.SAMVERKAN["SSPF_AGE_RANGE"],
             limits_school_and_leisure=True,
+            extract_rows=programmes.case_rows(*EXTRACT_MODELS),
+            extract_models=EXTRACT_MODELS,
         )
     )

@@ -76,6 +76,8 @@ USERS = [
     ("fredrik.fritid", "Fredrik", "Fritid", roles.LEISURE, "Fritidsgården Vivalla"),
     ("stig.styrgrupp", "Stig", "Styrgrupp", roles.STEERING_GROUP, SOCIAL),
     ("greta.granskare", "Greta", "Granskare", roles.AUDITOR, SOCIAL),
+    # Data protection: the data subject's register extract (docs/adr/0025).
+    ("dina.dataskydd", "Dina", "Dataskydd", roles.DATA_PROTECTION, SOCIAL),
     ("adam.admin", "Adam", "Admin", roles.ADMINISTRATOR, MUNICIPALITY_IT),
     # A second administrator: role grants, set-password links, legal bases and
     # organisation types need the approval of another administrator (four eyes).

@@ -26,7 +26,7 @@ from workflows.defector.models import DefectorCase, DefectorSupportCase, Level, 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
 ROLES = DEMO_USERS
-NO_CASE_ROLE = {"stig.styrgrupp", "greta.granskare", "adam.admin"}
+NO_CASE_ROLE = {"stig.styrgrupp", "greta.granskare", "dina.dataskydd", "adam.admin"}
 CASE_PAGE = "workflows/defector/case_page.html"
 NOTICE = "workflows/defector/handed_over.html"
 

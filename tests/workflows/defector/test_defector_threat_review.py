@@ -28,8 +28,9 @@ from workflows.defector.models import DefectorProcess, Level, Status, ThreatAsse
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
-# Everyone with a role on cases (not the steering group, the auditor or the administrator).
-CASE_ROLES = demo_users(but={"stig.styrgrupp", "greta.granskare", "adam.admin"})
+# Everyone with a role on cases (not the steering group, the auditor, data protection or the
+# administrator).
+CASE_ROLES = demo_users(but={"stig.styrgrupp", "greta.granskare", "dina.dataskydd", "adam.admin"})
 REVIEW = ThreatReviewFlow
 
 
