@@ -130,9 +130,10 @@ def consent_state(case, *, today: date | None = None, consents=None) -> ConsentS
     """Whether the required consents are in place, and which organisations they all cover.
 
     Required: the person's own consent, and while the person is under 18 the
-    consent of every registered guardian (at least one). A refusal or a
-    withdrawal anywhere means no valid consent. ``consents``: the case's
-    consents with their organisations prefetched, when the caller has read them.
+    consent of every current guardian (at least one; an ended custody no longer
+    counts). A refusal or a withdrawal anywhere means no valid consent.
+    ``consents``: the case's consents with their organisations prefetched, when
+    the caller has read them.
     """
     today = today or timezone.localdate()
     if consents is None:
@@ -159,9 +160,9 @@ def consent_state(case, *, today: date | None = None, consents=None) -> ConsentS
     if youngest < 18:
         prefetched = getattr(case.person, "_prefetched_objects_cache", {}).get("guardians")
         if prefetched is not None:
-            guardians = [guardian.pk for guardian in prefetched]
+            guardians = [guardian.pk for guardian in prefetched if guardian.ended_at is None]
         else:
-            guardians = list(case.person.guardians.values_list("id", flat=True))
+            guardians = list(case.person.guardians.current().values_list("id", flat=True))
         if not guardians:
             missing.append("guardian")
         for guardian_id in guardians:

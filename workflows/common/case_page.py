@@ -65,6 +65,11 @@ def timeline_rows(timeline, status_choices) -> list[TimelineRow]:
     return rows
 
 
+def record_link(user, case) -> bool:
+    """Whether the case page links to the person's record page (``workflows.common.record``)."""
+    return policy.may_correct_record(user, case) or policy.may_set_protected_identity(user, case)
+
+
 class CaseworkerRequiredMixin:
     def dispatch(self, request, *args, **kwargs):
         if not policy.can_use_task_inbox(request.user):
@@ -223,6 +228,7 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
             "timeline": timeline_rows(page.timeline, self.case_model.Status.choices),
             "open_form": self.open_form,
             "submit_labels": FORM_SUBMIT_LABELS,
+            "record_link": record_link(self.request.user, self.case),
             **self.extra_context(),
         }
         return TemplateResponse(self.request, self.template_name, context, status=status)

@@ -170,8 +170,10 @@ class ConsentForm(VersionedForm):
 
     def __init__(self, *args, guardians=(), **kwargs):
         super().__init__(*args, **kwargs)
+        # A protected identity hides a guardian's name from all but the named handlers.
         self.fields["guardian"].choices = [("", "—")] + [
-            (str(g.obj.pk), g.name or "—") for g in guardians
+            (str(g.obj.pk), g.name or _("Guardian %(number)d") % {"number": number})
+            for number, g in enumerate(guardians, 1)
         ]
 
     def clean_valid_until(self):
