@@ -31,6 +31,7 @@ from workflows.common.forms import GuardianForm, VersionedForm, text_field
 from workflows.common.responses import (
     ActionForms,
     CaseCalls,
+    denied,
     form_values,
     perform,
     put_errors,
@@ -189,6 +190,16 @@ class RecordView(CaseCalls, ActionForms, CaseworkerRequiredMixin, View):
 
     def post(self, request, case_id):
         action = request.POST.get("_action", "")
+        if action in self.actions and not self.offers(action):
+            # Not theirs to do (another form of the page may be): logged, refused.
+            deny_reading(
+                user=request.user,
+                case=self.case,
+                purpose=str(self.purpose),
+                reason="role",
+                what=f"person:{action}",
+            )
+            return denied(request) if self.available() else self.page()
         if not self.offers(action):
             self.page()  # 404 for a user the page is not for
             messages.error(request, _("That is not available."))
