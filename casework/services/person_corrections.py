@@ -139,9 +139,7 @@ def _current_guardian(case: Case, guardian_id: uuid.UUID | str) -> Guardian:
         .first()
     )
     if guardian is None:
-        raise ValidationError(
-            {"guardian": ValidationError(_("No such guardian in this case."), "invalid")}
-        )
+        raise ValidationError(_("No such guardian in this case."), code="invalid")
     return guardian
 
 

@@ -179,6 +179,14 @@ class RecordView(CaseCalls, ActionForms, CaseworkerRequiredMixin, View):
                     auto_id=f"id_guardian_end-{guardian.obj.pk}-%s",
                 )
             guardian_forms.append((guardian, correct, end))
+        shown = {id(form) for row in guardian_forms for form in row[1:]}
+        for name in ("guardian", "guardian_end"):
+            form = built[name]
+            if form.is_bound and form.errors and id(form) not in shown:
+                # A guardian no longer listed (ended meanwhile): the errors as a banner.
+                for errors in form.errors.values():
+                    for error in errors:
+                        messages.error(self.request, error)
         context = {
             "page": page,
             "case": self.case,

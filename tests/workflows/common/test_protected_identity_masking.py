@@ -63,9 +63,11 @@ def protected(users):
 
 
 def _pages(case) -> list[str]:
+    process = getattr(case, "process", None)
+    open_tasks = process.task_set.exclude(status__in=["DONE", "CANCELED"]) if process else []
     tasks = [
         task.flow_task.reverse(view, args=[task.process_id, task.pk])
-        for task in case.process.task_set.exclude(status__in=["DONE", "CANCELED"])
+        for task in open_tasks
         for view in ("index", "execute")
         if task.flow_task_type == "HUMAN"
     ]
@@ -155,7 +157,7 @@ def test_the_search_finds_only_own_cases_and_logs(users):
     assert len(searches) == 3 and len(shown) == 3
     assert searches[0].details["by"] == "name" and searches[-1].details["by"] == "birth_date"
     assert searches[0].details["cases_compared"] == [str(mine.pk)]
-    assert shown[0].fields == ["person.name", "person.birth_date"]
+    assert set(shown[0].fields) == {"person.name", "person.birth_date"}
     # The typed text is never in the log.
     assert all("testa" not in str(e.details).lower() for e in events)
 
