@@ -244,15 +244,23 @@ def protected_identity_level(level: Any, field: str = "level") -> int:
     return level
 
 
-def set_person_protected_identity(*, user, purpose: str, person_id, level: Any) -> bool:
-    """Record the person's protected identity level (0 lifts it); whether it changed.
-    The caller has decided that ``user`` may (a case's or GVI's rule) and writes its own
-    record; the person's ``CHANGE`` event is written here."""
+def set_person_protected_identity(*, user, purpose: str, person_id, level: Any) -> dict:
+    """Record the person's protected identity level (0 lifts it), in the caller's
+    transaction. The caller has decided that ``user`` may (a case's or GVI's rule) and
+    writes its own record with the returned details (the level, the previous one, whether
+    it was lifted); the person's ``CHANGE`` event is written here."""
     level = protected_identity_level(level)
-    changed = update_person(
-        user=user, purpose=purpose, person_id=person_id, protected_identity=level
+    previous = (
+        Person.objects.select_for_update()
+        .values_list("protected_identity", flat=True)
+        .get(pk=person_id)
     )
-    return bool(changed)
+    update_person(user=user, purpose=purpose, person_id=person_id, protected_identity=level)
+    return {
+        "protected_identity": level,
+        "previous_level": previous,
+        "lifted": bool(previous) and not level,
+    }
 
 
 def set_protected_identity(
@@ -273,10 +281,7 @@ def set_protected_identity(
     level = protected_identity_level(level)
     reason = clean_text(reason, "reason", limit=REASON_LIMIT)
     with case_change(case, expected_version, user=user, purpose=purpose) as change:
-        previous = Person.objects.values_list("protected_identity", flat=True).get(
-            pk=case.person_id
-        )
-        changed = set_person_protected_identity(
+        details = set_person_protected_identity(
             user=user, purpose=purpose, person_id=case.person_id, level=level
         )
         change.record(
@@ -284,8 +289,6 @@ def set_protected_identity(
             "protected_identity",
             fields=["person.protected_identity"],
             reason=reason,
-            protected_identity=level,
-            previous_level=previous,
-            lifted=bool(previous) and not level,
+            **details,
         )
-    return changed
+    return details["previous_level"] != level

@@ -65,9 +65,12 @@ def timeline_rows(timeline, status_choices) -> list[TimelineRow]:
     return rows
 
 
-def record_link(user, case) -> bool:
-    """Whether the case page links to the person's record page (``workflows.common.record``)."""
-    return policy.may_correct_record(user, case) or policy.may_set_protected_identity(user, case)
+def record_link(user, case, team) -> bool:
+    """Whether the case page links to the person's record page (``workflows.common.record``);
+    ``team``: the case's current team, as the page read it."""
+    return policy.may_correct_record(user, case, team=team) or policy.may_set_protected_identity(
+        user, case, team=team
+    )
 
 
 class CaseworkerRequiredMixin:
@@ -228,7 +231,7 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
             "timeline": timeline_rows(page.timeline, self.case_model.Status.choices),
             "open_form": self.open_form,
             "submit_labels": FORM_SUBMIT_LABELS,
-            "record_link": record_link(self.request.user, self.case),
+            "record_link": record_link(self.request.user, self.case, page.team),
             **self.extra_context(),
         }
         return TemplateResponse(self.request, self.template_name, context, status=status)

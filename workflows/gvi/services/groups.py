@@ -259,10 +259,7 @@ def set_member_protected_identity(
     level = person_corrections.protected_identity_level(level)
     with transaction.atomic():
         lock(member, expected_version)
-        previous = Person.objects.values_list("protected_identity", flat=True).get(
-            pk=member.person_id
-        )
-        changed = person_corrections.set_person_protected_identity(
+        details = person_corrections.set_person_protected_identity(
             user=user, purpose=purpose, person_id=member.person_id, level=level
         )
         bump(member)
@@ -273,10 +270,9 @@ def set_member_protected_identity(
             obj=member,
             purpose=purpose,
             fields=["person.protected_identity"],
-            protected_identity=level,
-            lifted=bool(previous) and not level,
+            **details,
         )
-    return changed
+    return details["previous_level"] != level
 
 
 def add_member_by_personnummer(
