@@ -14,7 +14,8 @@ from workflows.gvi import models as gvi
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
-REGISTRARS = {"per.polis", "sara.samordnare"}
+# Those who register members: the GVI coordinator and the police (maja.avhopp is police too).
+REGISTRARS = {"per.polis", "sara.samordnare", "maja.avhopp"}
 
 
 def _post(client, user, member, level):
