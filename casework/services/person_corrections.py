@@ -143,6 +143,27 @@ def _current_guardian(case: Case, guardian_id: uuid.UUID | str) -> Guardian:
     return guardian
 
 
+def _record_guardian(change, guardian: Guardian, label: str, fields, reason: str, **details):
+    """A guardian's change: its own ``CHANGE`` event (``details`` with it), then the case's
+    record (the timeline entry with the sealed reason, the case's ``CHANGE`` event)."""
+    audit_case(
+        action=AuditAction.CHANGE,
+        user=change.user,
+        case=change.case,
+        purpose=change.purpose,
+        fields=fields,
+        obj=guardian,
+        **details,
+    )
+    change.record(
+        CaseEvent.Kind.RECORD,
+        label,
+        fields=[f"guardian.{field}" for field in fields],
+        reason=reason,
+        guardian=str(guardian.pk),
+    )
+
+
 def correct_guardian(
     *,
     user,
@@ -173,22 +194,7 @@ def correct_guardian(
         for field in changed:
             change.seal(guardian, field, values[field])
         guardian.save(update_fields=changed)
-        audit_case(
-            action=AuditAction.CHANGE,
-            user=user,
-            case=case,
-            purpose=purpose,
-            fields=changed,
-            obj=guardian,
-            correction=True,
-        )
-        change.record(
-            CaseEvent.Kind.RECORD,
-            "guardian_corrected",
-            fields=[f"guardian.{field}" for field in changed],
-            reason=reason,
-            guardian=str(guardian.pk),
-        )
+        _record_guardian(change, guardian, "guardian_corrected", changed, reason, correction=True)
     return changed
 
 
@@ -214,21 +220,7 @@ def end_guardian(
         guardian.ended_at = timezone.now()
         guardian.save(update_fields=["ended_at"])
         _keep_consent(case, was_complete=was_complete)
-        audit_case(
-            action=AuditAction.CHANGE,
-            user=user,
-            case=case,
-            purpose=purpose,
-            fields=["ended_at"],
-            obj=guardian,
-        )
-        change.record(
-            CaseEvent.Kind.RECORD,
-            "guardian_ended",
-            fields=["guardian.ended_at"],
-            reason=reason,
-            guardian=str(guardian.pk),
-        )
+        _record_guardian(change, guardian, "guardian_ended", ["ended_at"], reason)
     return guardian
 
 
