@@ -21,6 +21,7 @@ from casework.statistics.app import StatisticsApp
 from casework.views import CaseworkApp, home
 from config.health import healthz
 from workflows.common.case_page import casework_urls as shared_case_pages
+from workflows.common.record import record_urls
 from workflows.gvi.app import GviApp
 
 admin.site.site_header = _("Samverkan administration")
@@ -33,7 +34,9 @@ site = Site(
     secondary_color="#00838f",
     viewsets=[
         # The case pages every programme shares, then each programme's own.
-        CaseworkApp(urlpatterns=[*shared_case_pages(), *programmes.casework_urls()]),
+        CaseworkApp(
+            urlpatterns=[*shared_case_pages(), *record_urls(), *programmes.casework_urls()]
+        ),
         GviApp(),
         StatisticsApp(),
         AuditApp(),

@@ -410,6 +410,7 @@ class CaseEvent(models.Model):
         LINK = "link", _("Linked case")
         THREAT_ASSESSMENT = "threat_assessment", _("Threat assessment")
         HAND_OVER = "hand_over", _("Hand-over")
+        RECORD = "record", _("Personal details")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="events")

@@ -112,14 +112,29 @@ class DataKey(models.Model):
         return f"DataKey {self.pk} (KEK v{self.kek_version})"
 
 
+class GuardianQuerySet(models.QuerySet):
+    def current(self):
+        """The guardians whose custody has not ended."""
+        return self.filter(ended_at__isnull=True)
+
+
 class Guardian(models.Model):
-    """A guardian (vårdnadshavare) of a minor person; contact data encrypted."""
+    """A guardian (vårdnadshavare) of a minor person; contact data encrypted.
+
+    A guardian whose custody ended (a court decision, a move to foster care …) is not
+    deleted: ``ended_at`` is set, and the consent rules and the pages count only the
+    current guardians (:meth:`GuardianQuerySet.current`). Corrections of the contact
+    data keep the old ciphertext in the change history (``casework_guardian`` is tracked).
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="guardians")
     name = EncryptedTextField(_("name"))
     phone = EncryptedTextField(_("phone"))
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True, editable=False)
+
+    objects = GuardianQuerySet.as_manager()
 
     ENCRYPTED_FIELDS = ("name", "phone")
 

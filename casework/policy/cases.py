@@ -145,13 +145,14 @@ def consent_state(case, *, today: date | None = None, consents=None) -> ConsentS
     and for which purposes (``Consent.Purpose``).
 
     Required: the person's own consent, and while the person is under 18 the
-    consent of every registered guardian (at least one). From 18 the guardians'
-    consents no longer carry: the person's own is needed, whatever the programme's
-    age for it. A refusal anywhere means no valid consent. Of each giver only the
-    newest consent counts: a withdrawal ends the consent for good (an older consent
-    of the same giver does not take its place) until the giver consents again, after
-    the withdrawal (a renewal). ``consents``: the case's consents with their
-    organisations prefetched, when the caller has read them.
+    consent of every current guardian (at least one; an ended custody no longer
+    counts). From 18 the guardians' consents no longer carry: the person's own is
+    needed, whatever the programme's age for it. A refusal anywhere means no valid
+    consent. Of each giver only the newest consent counts: a withdrawal ends the
+    consent for good (an older consent of the same giver does not take its place)
+    until the giver consents again, after the withdrawal (a renewal). ``consents``:
+    the case's consents with their organisations prefetched, when the caller has read
+    them.
     """
     today = today or timezone.localdate()
     if consents is None:
@@ -176,9 +177,9 @@ def consent_state(case, *, today: date | None = None, consents=None) -> ConsentS
     if youngest < ADULT_AGE:
         prefetched = getattr(case.person, "_prefetched_objects_cache", {}).get("guardians")
         if prefetched is not None:
-            guardians = [guardian.pk for guardian in prefetched]
+            guardians = [guardian.pk for guardian in prefetched if guardian.ended_at is None]
         else:
-            guardians = list(case.person.guardians.values_list("id", flat=True))
+            guardians = list(case.person.guardians.current().values_list("id", flat=True))
         if not guardians:
             missing.append("guardian")
         for guardian_id in guardians:

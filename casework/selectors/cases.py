@@ -48,6 +48,10 @@ if TYPE_CHECKING:
     from casework.models import User
 
 
+# What a protected identity hides of the person from all but the named handlers.
+PROTECTED_CONTACT_FIELDS = ("address", "phone")
+
+
 class CaseNotFound(Exception):
     """No such case, or not one this user may see (the two are not told apart)."""
 
@@ -91,6 +95,7 @@ class CasePage:
     legal_bases: list[Opened]
     timeline: list[Opened]
     break_glass: BreakGlassAccess | None
+    # A protected identity: address, phone and guardians' contact details hidden.
     address_hidden: bool
     links: list[LinkedCase] = field(default_factory=list)
     # Defector cases: address, phone and area of a protected person, for non-handlers.
@@ -204,26 +209,19 @@ def get_case_page(
     if case.owner_organisation_id == user.organisation_id and user.organisation_id is not None:
         # The same row as the user's organisation, read with the user already.
         type(case).owner_organisation.field.set_cached_value(case, user.organisation)
-    coordinator = policy.coordinates(user, case)
-    lead_or_coordinator = coordinator or any(
-        m.user_id == user.pk and m.role == CaseMembership.Role.LEAD for m in team
+    # A protected identity hides the address, the phone and the guardians' contact
+    # details from everyone but the named handlers (policy.sees_protected_contact); in a
+    # defector case the area too (``location_hidden``). ADR 0027.
+    address_hidden = bool(person.protected_identity) and not policy.sees_protected_contact(
+        user, case, team=team
     )
-    address_hidden = bool(person.protected_identity) and not lead_or_coordinator
-    location_hidden = (
-        case.programme == Case.Programme.DEFECTOR
-        and bool(person.protected_identity)
-        and not policy.named_handler(user, case, team=team)
-    )
-    if case.programme == Case.Programme.DEFECTOR:
-        # Defector cases: only the named handlers, not the coordinator's role alone.
-        address_hidden = location_hidden
+    location_hidden = case.programme == Case.Programme.DEFECTOR and address_hidden
     # What this user's role sees of the case (SSPF school and leisure: a part of it).
     parts = policy.case_parts(user, case)
     person_fields = tuple(
         name
         for name in Person.ENCRYPTED_FIELDS
-        if not (address_hidden and name == "address")
-        and not (location_hidden and name == "phone")
+        if not (address_hidden and name in PROTECTED_CONTACT_FIELDS)
         and (parts.person_fields is None or name in parts.person_fields)
     )
     read: list[str] = []
@@ -239,11 +237,14 @@ def get_case_page(
         if parts.case_texts is None or name in parts.case_texts
     }
     read += [f"case.{name}" for name, value in texts.items() if value is not None]
-    guardians = (
-        open_all(person.guardians.all(), ("name", "phone"), dek, read, "guardian")
-        if parts.guardians
-        else []
-    )
+    current_guardians = [g for g in person.guardians.all() if g.ended_at is None]
+    if not parts.guardians:
+        guardians = []
+    elif address_hidden:
+        # Listed (the consent rules count them), their contact details not opened.
+        guardians = [Opened(g, {"name": None, "phone": None}) for g in current_guardians]
+    else:
+        guardians = open_all(current_guardians, ("name", "phone"), dek, read, "guardian")
     if erased:
         # The guardians' contact data was sealed under the erased person's key.
         guardians = [Opened(g.obj, {"name": ERASED_LABEL, "phone": None}) for g in guardians]

@@ -41,7 +41,7 @@ from casework.services.case_changes import (
 )
 
 
-def _keep_consent(case: Case, *, was_complete: bool) -> None:
+def keep_consent(case: Case, *, was_complete: bool) -> None:
     """A case under way on consent (the programme's ``CONSENT_REQUIRED_STATES``) keeps it.
 
     A refusal or a new guardian without consent would leave it running without
@@ -80,7 +80,7 @@ def add_guardian(*, user, case: Case, purpose: str, name: str, phone: str | None
         seal_value(guardian, "name", name, dek)
         seal_value(guardian, "phone", phone, dek)
         guardian.save(force_insert=True)
-        _keep_consent(case, was_complete=was_complete)
+        keep_consent(case, was_complete=was_complete)
         audit_case(
             action=AuditAction.CREATE,
             user=user,
@@ -165,7 +165,7 @@ def record_consent(
             recorded_by=user,
         )
         consent.organisations.set(organisations)
-        _keep_consent(case, was_complete=was_complete)
+        keep_consent(case, was_complete=was_complete)
         details = {}
         if previous is not None and previous.withdrawn_at is not None:
             # The gap: from the withdrawal to this consent, on the timeline (plain dates).

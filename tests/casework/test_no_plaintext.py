@@ -56,15 +56,54 @@ def _dump(alias: str) -> dict[str, bytes]:
     return tables
 
 
+# A correction of the record (ADR 0027): the values before and after, and a guardian's.
+CORRECTED = {"name": "Ottilia Rättelsedotter", "address": "Rättargränd 9", "phone": "070-174 06 99"}
+GUARDIAN_VALUES = ["Vera Provsson", "070-174 06 98", "Gustava Nyvårdare", "070-174 06 97"]
+
+
+def _correct_a_record(demo) -> list[str]:
+    """A SIG case whose person's name, address and phone, and whose guardian's phone, are
+    corrected and a guardian added: the old values go to the change history (sealed).
+    Returns every value that was ever stored."""
+    from casework.models import User
+    from casework.services import person_corrections as corrections
+    from tests.workflows.sig.factories import PERSON_NAME, sig_case
+    from workflows.sig.models import Status
+
+    users = {user.username: user for user in User.objects.all()}
+    case = sig_case(users, Status.DECISION_PENDING)
+    anna, reason = users["anna.social"], "Enligt folkbokföringen."
+    corrections.correct_person(user=anna, case=case, purpose=PURPOSE, reason=reason, **CORRECTED)
+    corrections.correct_guardian(
+        user=anna,
+        case=case,
+        purpose=PURPOSE,
+        reason=reason,
+        guardian_id=case.person.guardians.get().pk,
+        name=GUARDIAN_VALUES[0],
+        phone=GUARDIAN_VALUES[1],
+    )
+    corrections.add_guardian(
+        user=anna,
+        case=case,
+        purpose=PURPOSE,
+        reason=reason,
+        name=GUARDIAN_VALUES[2],
+        phone=GUARDIAN_VALUES[3],
+    )
+    return [PERSON_NAME, "Provgatan 1", "070-174 06 11", *CORRECTED.values(), *GUARDIAN_VALUES]
+
+
 @pytest.fixture
-def populated(settings, worker, make_person):
+def populated(settings, worker, make_person, demo):
     settings.DEMO_PERSONS = SEEDED
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
     seeded = synthetic_persons(SEEDED)
     anna = make_person()
     services.update_person(user=worker, purpose=PURPOSE, person_id=anna.pk, note="Ny anteckning")
     make_person({**BERTIL, "phone": "070-174 06 77"})
-    return [*seeded, ANNA, {**BERTIL, "phone": "070-174 06 77"}]
+    corrected = _correct_a_record(demo)
+    return [*seeded, ANNA, {**BERTIL, "phone": "070-174 06 77"}], corrected
 
 
 def _normalised(persons):
@@ -74,19 +113,24 @@ def _normalised(persons):
 
 
 def test_a_dump_of_both_databases_holds_no_personal_data(populated, worker):
-    persons = _normalised(populated)
+    registered, corrected = populated
+    persons = _normalised(registered)
     dump = {}
     for alias in BOTH_DATABASES:
         dump.update(_dump(alias))
     # The dump is the real thing: every person row and every data key is in it.
-    assert Person.objects.count() == SEEDED + 2
+    assert Person.objects.count() == SEEDED + 3
     person_rows = dump["default:casework_person"].count(b"\n")
-    assert person_rows == SEEDED + 2
-    assert dump["keystore:casework_datakey"].count(b"\n") == SEEDED + 2
+    assert person_rows == SEEDED + 3
+    assert dump["keystore:casework_datakey"].count(b"\n") == SEEDED + 3
     assert "default:audit_accessevent" in dump and "keystore:casework_datakey" in dump
     assert not any(name.startswith("keystore:casework_person") for name in dump)
+    # …the change history too, with the corrections of the record in it.
+    history = dump["default:audit_changerecord"]
+    assert b"casework_person\t" in history and b"casework_guardian\t" in history
+    assert history.count(b"\tUPDATE\t") >= 2
     everything = b"\n".join(dump.values())
-    for value in [*_secrets(persons), "Ny anteckning", ANNA["note"]]:
+    for value in [*_secrets(persons), "Ny anteckning", ANNA["note"], *corrected]:
         assert value.encode() not in everything, f"{value!r} is in the dump"
     # …and yet everything is there for the application with its keys.
     found = selectors.find_person(

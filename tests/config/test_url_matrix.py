@@ -468,6 +468,8 @@ BY_NAME = {
     "arenden:case": fill_case,
     # The case's team page (ADR 0026): the same cases as the case page.
     "arenden:case_team": fill_case,
+    # The person's record of a case (ADR 0027): corrections and protected identity.
+    "arenden:record": fill_case,
     # The integration API: a session is no credential there (401 for every role); its own
     # matrix of clients and acting persons is tests/api/test_authorization.py.
     "api:case": fill_case,

@@ -83,6 +83,14 @@ def timeline_rows(timeline, status_choices) -> list[TimelineRow]:
     return rows
 
 
+def record_link(user, case, team) -> bool:
+    """Whether the case page links to the person's record page (``workflows.common.record``);
+    ``team``: the case's current team, as the page read it."""
+    return policy.may_correct_record(user, case, team=team) or policy.may_set_protected_identity(
+        user, case, team=team
+    )
+
+
 class CaseworkerRequiredMixin:
     def dispatch(self, request, *args, **kwargs):
         if not policy.can_use_task_inbox(request.user):
@@ -299,6 +307,7 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
             "open_form": self.open_form,
             "submit_labels": FORM_SUBMIT_LABELS,
             "can_change_team": policy.may_change_team(self.request.user, self.case),
+            "record_link": record_link(self.request.user, self.case, page.team),
             **self.extra_context(),
         }
         return TemplateResponse(self.request, self.template_name, context, status=status)

@@ -189,9 +189,11 @@ class ConsentForm(VersionedForm):
         self.set_guardians(guardians)
 
     def set_guardians(self, guardians) -> None:
-        """The guardians to choose from (rows with ``obj`` and ``name``)."""
+        """The guardians to choose from (rows with ``obj`` and ``name``; a protected
+        identity hides a guardian's name from all but the named handlers)."""
         self.fields["guardian"].choices = [("", "—")] + [
-            (str(g.obj.pk), g.name or "—") for g in guardians
+            (str(g.obj.pk), g.name or _("Guardian %(number)d") % {"number": number})
+            for number, g in enumerate(guardians, 1)
         ]
 
     def clean_valid_until(self):

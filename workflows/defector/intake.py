@@ -20,11 +20,10 @@ from casework.models import (
     CaseEvent,
     CaseMembership,
     Organisation,
-    Person,
     User,
 )
 from casework.services import cases as case_services
-from casework.services import find_or_create_person
+from casework.services import find_or_create_person, person_corrections
 from casework.services.case_changes import case_change, require_access_and_role
 from casework.services.cases import (
     link_cases,
@@ -32,7 +31,6 @@ from casework.services.cases import (
     record_source,
     transition,
 )
-from casework.services.persons import update_person
 from workflows.common.services import open_and_start
 from workflows.defector import flow, services
 from workflows.defector.models import (
@@ -265,8 +263,7 @@ def available_actions(*, user, case: DefectorCase | DefectorSupportCase) -> dict
         "lowering": open_case
         and police_coordinator(case, user)
         and pending_lowering(case) is not None,
-        "protected_identity": open_case
-        and (policy.coordinates(user, case) or policy.named_handler(user, case)),
+        "protected_identity": open_case and policy.may_set_protected_identity(user, case),
         "close": open_case and may_close,
     }
 
@@ -287,30 +284,8 @@ def add_action(
     )
 
 
-def _handles_identity(case: Case, user) -> bool:
-    """A named handler of the case or its coordinator records the protected identity."""
-    return policy.coordinates(user, case) or policy.named_handler(user, case)
-
-
 def set_protected_identity(*, user, case: Case, purpose: str, level: int) -> None:
     """Record the person's protected identity (sekretessmarkering, skyddad folkbokföring,
-    fingerade personuppgifter): a named handler of the case or its coordinator."""
-    purpose = require_access_and_role(
-        _handles_identity, user=user, case=case, purpose=purpose, what="protected_identity"
-    )
-    try:
-        level = int(level)
-    except (TypeError, ValueError):
-        level = -1
-    if level not in Person.ProtectedIdentity.values:
-        raise ValidationError({"level": ValidationError(_("Select a valid choice."))})
-    with case_change(case, user=user, purpose=purpose) as change:
-        update_person(
-            user=user, purpose=purpose, person_id=case.person_id, protected_identity=level
-        )
-        change.record(
-            CaseEvent.Kind.PLAN,
-            "protected_identity",
-            fields=["person.protected_identity"],
-            protected_identity=level,
-        )
+    fingerade personuppgifter): a named handler of the case or its coordinator (the core's
+    rule and service, as in every programme: ``casework.services.person_corrections``)."""
+    person_corrections.set_protected_identity(user=user, case=case, purpose=purpose, level=level)

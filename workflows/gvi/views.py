@@ -21,6 +21,7 @@ from django.views.generic import View
 from casework import policy
 from casework.mfa import require_step_up
 from casework.services.transitions import Conflict, Denied
+from workflows.common.record import ProtectedIdentityForm
 from workflows.common.responses import ActionForms, denied, form_values, put_errors
 from workflows.gvi import forms, selectors, services
 from workflows.gvi.models import (
@@ -397,6 +398,7 @@ class MemberPageView(GviView):
         "transition": forms.TransitionForm,
         "accept": forms.AcceptOfferForm,
         "notify": forms.RequestNotificationForm,
+        "protected_identity": ProtectedIdentityForm,
     }
     transitions = ("select", "decline_offer")
 
@@ -415,7 +417,15 @@ class MemberPageView(GviView):
             MemberStatus.OFFER_ACCEPTED
         ):
             names.add("notify")
+        if policy.may_set_gvi_protected_identity(user):
+            names.add("protected_identity")
         return names
+
+    def initial(self, name: str) -> dict:
+        initial = super().initial(name)
+        if name == "protected_identity":
+            initial["level"] = self.object.person.protected_identity
+        return initial
 
     def context(self):
         page = self.call(selectors.get_member_page, member=self.object)
@@ -432,6 +442,15 @@ class MemberPageView(GviView):
             **form_values(form, "programme", "reason"),
         )
         return self.done(_("The referral %(reference)s is opened.") % {"reference": case.reference})
+
+    def do_protected_identity(self, form):
+        self.call(
+            services.set_member_protected_identity,
+            form,
+            member=self.object,
+            level=form.cleaned_data["level"],
+        )
+        return self.done(_("The protected identity is saved."))
 
     def do_notify(self, form):
         notification = self.call(

@@ -26,6 +26,7 @@ from casework.crypto.keystore import GROUP, create_data_key, destroy_data_key
 from casework.crypto.records import seal_value
 from casework.models import Case, Organisation, Person
 from casework.selectors.persons import person_age, require_purpose
+from casework.services import person_corrections
 from casework.services.cases import REASON_LIMIT, clean_text, join_team
 from casework.services.persons import check_registration, find_or_create_person
 from casework.services.transitions import (
@@ -240,6 +241,38 @@ def add_member(
             minor_notice=minor,
         )
     return member
+
+
+def set_member_protected_identity(
+    *, user, purpose: str, member: GroupMember, level, expected_version: int | None = None
+) -> bool:
+    """Set, change or lift (level 0) the protected identity of a member's person: those
+    who register members (``casework.policy.may_set_gvi_protected_identity``). The same
+    person in a case is then masked there too. Whether it changed."""
+    purpose = require_role(
+        policy.may_set_gvi_protected_identity,
+        member,
+        user=user,
+        purpose=purpose,
+        what="gvi:member:protected_identity",
+    )
+    level = person_corrections.protected_identity_level(level)
+    with transaction.atomic():
+        lock(member, expected_version)
+        details = person_corrections.set_person_protected_identity(
+            user=user, purpose=purpose, person_id=member.person_id, level=level
+        )
+        bump(member)
+        timeline(obj=member, user=user, name="protected_identity", target=member.status)
+        audit(
+            action=AuditAction.CHANGE,
+            user=user,
+            obj=member,
+            purpose=purpose,
+            fields=["person.protected_identity"],
+            **details,
+        )
+    return details["previous_level"] != level
 
 
 def add_member_by_personnummer(
