@@ -40,6 +40,7 @@ class AccessEvent(models.Model):
         BREAK_GLASS = "break_glass", _("Break-the-glass")
         ACCOUNT_CHANGE = "account_change", _("Account or role change")
         AUDIT_READ = "audit_read", _("Reading of the access log")
+        CULL = "cull", _("Culling (gallring)")
 
     class Outcome(models.TextChoices):
         ALLOWED = "allowed", _("Allowed")

@@ -30,6 +30,8 @@ from casework.crypto.keyring import Keyring, get_keyring
 from casework.routers import KEYSTORE
 
 PERSON = "casework.person"
+# A case's own texts are sealed under a data key of the case (destroyed when it is culled).
+CASE = "casework.case"
 # A GVI group's name and notes are sealed under a data key of the group's own.
 GROUP = "workflows.group"
 

@@ -107,6 +107,9 @@ class Case(models.Model):
         _("close reason"), max_length=20, choices=CloseReason.choices, blank=True
     )
     close_note = EncryptedTextField(_("close note"))
+    # Culled (gallrad, ``manage.py cull``): the case's data key is destroyed, its texts
+    # read as "(culled)"; the plain columns stay for the statistics.
+    culled_at = models.DateTimeField(_("culled"), null=True, blank=True, editable=False)
     # Row version: every change of the case bumps it, so a form posted against
     # an older version is refused ("changed by someone else").
     version = models.PositiveIntegerField(default=1, editable=False)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from audit.services import Action as AuditAction
 from audit.services import Outcome, record_event, record_events
@@ -40,12 +41,23 @@ from casework.models import (
 from casework.selectors.persons import (
     ERASED_LABEL,
     PersonDetails,
+    data_key_of,
     person_age,
     require_purpose,
 )
 
 if TYPE_CHECKING:
     from casework.models import User
+
+
+# How every page shows a culled case's texts and person (docs/adr/0024-retention.md).
+CULLED_LABEL = _("(culled)")
+
+
+def reading_key(case: Case):
+    """The key of the case's texts; ``None`` once the case is culled or its person erased
+    (``open_or_none`` then reads every sealed value as ``None``)."""
+    return None if case.culled_at is not None else data_key_of(case.person)
 
 
 class CaseNotFound(Exception):
@@ -169,9 +181,11 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     person: Person = case.person
     prefetch_related_objects([person], "guardians")
     dek = None
+    culled = case.culled_at is not None
     if (
         user.organisation_id != case.owner_organisation_id
         and person.erased_at is None
+        and not culled
         and any(m.user_id == user.pk for m in team)
     ):
         # The consent rules of the access check need the age: one key-store read
@@ -182,8 +196,9 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     if not access:
         raise deny_reading(user=user, case=case, purpose=purpose, reason=access.denial)
     # An erased person's data key is gone: the page shows the case's plain facts and
-    # "(erased)", nothing is opened, and the reading is logged as usual (no fields).
-    erased = person.erased_at is not None
+    # "(erased)", nothing is opened, and the reading is logged as usual (no fields). A
+    # culled case's key is gone too: "(culled)", nothing of the case or its person opened.
+    erased = person.erased_at is not None or culled
     if case.owner_organisation_id == user.organisation_id and user.organisation_id is not None:
         # The same row as the user's organisation, read with the user already.
         type(case).owner_organisation.field.set_cached_value(case, user.organisation)
@@ -227,7 +242,9 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         if parts.guardians
         else []
     )
-    if erased:
+    if culled:
+        guardians = []
+    elif erased:
         # The guardians' contact data was sealed under the erased person's key.
         guardians = [Opened(g.obj, {"name": ERASED_LABEL, "phone": None}) for g in guardians]
     visible_actions = case.actions.select_related("organisation", "actor").filter(
@@ -292,7 +309,9 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         }
 
     _log_reading(entry, access=access, case=case, user=user, actions=actions, erased=erased)
-    if erased:
+    if culled:
+        details = PersonDetails.of(person, fields=(), name=CULLED_LABEL)
+    elif erased:
         details = PersonDetails.of_erased(person)
     else:
         details = PersonDetails.of(person, fields=person_fields, **person_values)
@@ -351,9 +370,8 @@ def _log_reading(entry, *, access, case: Case, user, actions: list[Opened], eras
     the case, to whom, on what basis), marked ``person_erased``; nothing of the
     person was decrypted, so nothing was combined.
     """
-    log = reading_events(
-        entry, access=access, case=case, user=user, **({"person_erased": True} if erased else {})
-    )
+    gone = {"case_culled": True} if case.culled_at else {"person_erased": True}
+    log = reading_events(entry, access=access, case=case, user=user, **(gone if erased else {}))
     kinds = {case.owner_organisation.kind} | {a.obj.organisation.kind for a in actions}
     if not erased and {Organisation.Kind.POLICE, Organisation.Kind.SOCIAL_SERVICES} <= kinds:
         log.append(

@@ -159,6 +159,8 @@ def case_data_key(case: Case):
     not a 500) once the person is erased: the key is destroyed for good."""
     if case.person.erased_at is not None:
         raise ValidationError(_("This person has been erased."), code="erased")
+    if case.culled_at is not None:
+        raise ValidationError(_("This case has been culled."), code="culled")
     return load_data_key(owner_type=PERSON, owner_id=case.person_id)
 
 

@@ -21,8 +21,9 @@ from casework.selectors.cases import (
     consult_case,
     deny_reading,
     open_or_none,
+    reading_key,
 )
-from casework.selectors.persons import data_key_of, require_purpose
+from casework.selectors.persons import require_purpose
 from workflows.defector.models import (
     FINAL_STATES,
     DefectorCase,
@@ -64,7 +65,7 @@ def threat_assessments(*, user: User, purpose: str, case: DefectorCase) -> list[
     if not rows:
         return []
     with transaction.atomic():
-        dek = data_key_of(case.person)
+        dek = reading_key(case)
         opened = [Opened(row, {"basis": open_or_none(row, "basis", dek)}) for row in rows]
         consult_case(
             user=user,

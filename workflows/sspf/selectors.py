@@ -29,8 +29,9 @@ from casework.selectors.cases import (
     get_case_page,
     open_all,
     open_or_none,
+    reading_key,
 )
-from casework.selectors.persons import data_key_of, require_purpose
+from casework.selectors.persons import require_purpose
 from workflows.sspf.models import AnonymisedDiscussion, OperationalMeeting, SspfCase
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def get_sspf_case_page(*, user: User, purpose: str, case: SspfCase) -> SspfCaseP
         return SspfCasePage(page=page)
     read: list[str] = []
     with transaction.atomic():
-        dek = data_key_of(case.person)
+        dek = reading_key(case)
         risks = open_all(
             case.risk_assessments.select_related("assessed_by"),
             ("risk_factors", "protective_factors"),
@@ -205,7 +206,7 @@ def get_meeting(*, user: User, purpose: str, meeting_id: uuid.UUID) -> MeetingPa
                 continue
             decision = None
             if policy.case_parts(user, case).programme_records and item.decision is not None:
-                decision = open_or_none(item, "decision", data_key_of(case.person))
+                decision = open_or_none(item, "decision", reading_key(case))
                 consult_case(
                     user=user,
                     case=case,
