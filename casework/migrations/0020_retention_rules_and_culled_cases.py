@@ -93,7 +93,7 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'retention rule',
                 'verbose_name_plural': 'retention rules',
-                'ordering': ['organisation_kind', 'organisation__name', 'programme'],
+                'ordering': ['organisation_kind', 'organisation_id', 'programme'],
                 'default_permissions': ('view', 'change'),
                 'constraints': [models.UniqueConstraint(fields=('organisation', 'organisation_kind', 'programme'), name='retentionrule_one_per_scope', nulls_distinct=False), models.CheckConstraint(condition=models.Q(('organisation__isnull', False), models.Q(('organisation_kind', ''), _negated=True), _connector='OR'), name='retentionrule_has_scope'), models.CheckConstraint(condition=models.Q(('years__gte', 1), ('years__lte', 100)), name='retentionrule_years')],
             },

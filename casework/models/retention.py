@@ -77,7 +77,7 @@ class RetentionRule(models.Model):
     class Meta:
         verbose_name = _("retention rule")
         verbose_name_plural = _("retention rules")
-        ordering = ["organisation_kind", "organisation__name", "programme"]
+        ordering = ["organisation_kind", "organisation_id", "programme"]
         default_permissions = ("view", "change")
         constraints = [
             models.UniqueConstraint(

@@ -20,6 +20,7 @@ from typing import Any
 from django.db.models import DateTimeField, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Greatest, TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from casework import retention
 from casework.crypto.errors import CryptoError
@@ -33,6 +34,7 @@ from casework.models import (
     CaseLegalBasis,
     CaseLink,
     Consent,
+    Organisation,
     Person,
     RetentionRule,
 )
@@ -208,3 +210,33 @@ def persons_left_behind(*, limit: int = 2000) -> list[uuid.UUID]:
             continue
         persons = persons.exclude(**{f"{relation.name}__isnull": False})
     return list(persons.order_by("pk").values_list("pk", flat=True).distinct()[:limit])
+
+
+def describe_rule_change(change: dict, *, value) -> list[tuple[str, str]]:
+    """A retention-rule request as label/value rows (organisations by name, choices by
+    label); ``value`` shows a plain value."""
+    names = dict(Organisation.objects.values_list("pk", "name"))
+    labels = {
+        "organisation_kind": dict(Organisation.Kind.choices),
+        "event": dict(RetentionRule.Event.choices),
+    }
+
+    def shown(name: str, item) -> str:
+        if name in ("organisation", "controller"):
+            return names.get(item, value(None)) if item else value(None)
+        if name in labels:
+            return str(labels[name].get(item, value(None)))
+        return value(item)
+
+    def label(name: str) -> str:
+        return str(RetentionRule._meta.get_field(name).verbose_name)
+
+    if change.get("new"):
+        rows = [(str(_("New retention rule")), str(_("Yes")))]
+        return rows + [(label(n), shown(n, v)) for n, v in change.get("values", {}).items()]
+    rows = [(str(_("Retention rule")), f"#{change.get('rule', '')}")]
+    for name, diff in change.get("fields", {}).items():
+        rows.append(
+            (label(name), f"{shown(name, diff.get('from'))} → {shown(name, diff.get('to'))}")
+        )
+    return rows
