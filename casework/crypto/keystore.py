@@ -181,6 +181,29 @@ def destroy_data_key(*, owner_type: str, owner_id: uuid.UUID) -> bool:
     return bool(deleted)
 
 
+def destroy_data_keys(*, owner_type: str, owner_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Delete several owners' data keys in one key-store transaction (committed at once);
+    returns the owners whose key was there (the others were already gone)."""
+    owner_ids = list(owner_ids)
+    if not owner_ids:
+        return set()
+    with _cache_lock:
+        for owner_id in owner_ids:
+            _cache.pop((owner_type, owner_id), None)
+    table = connections[KEYSTORE].ops.quote_name(_model()._meta.db_table)
+    with transaction.atomic(using=KEYSTORE), connections[KEYSTORE].cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE owner_type = %s AND owner_id = ANY(%s) "  # noqa: S608
+            "RETURNING owner_id",
+            [owner_type, owner_ids],
+        )
+        destroyed = {row[0] for row in cursor.fetchall()}
+    with _cache_lock:  # and once more, should a reader have put one back meanwhile
+        for owner_id in owner_ids:
+            _cache.pop((owner_type, owner_id), None)
+    return destroyed
+
+
 def count_by_version() -> dict[int, int]:
     """How many data keys each KEK version wraps."""
     rows = _model().objects.values("kek_version").annotate(n=Count("id")).order_by("kek_version")

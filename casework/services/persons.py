@@ -28,7 +28,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import Action, record_event
+from audit.services import Action, record_event, record_events
 from casework import personnummer as pnr
 from casework import policy
 from casework.crypto import keyring as keyring_file
@@ -41,6 +41,7 @@ from casework.crypto.keystore import (
     current_keyring,
     delete_data_keys,
     destroy_data_key,
+    destroy_data_keys,
     load_data_key,
     owner_ids_created_before,
     rewrap_batch,
@@ -367,26 +368,52 @@ def erase_person(
             user=user, purpose=purpose, what="erase", person_id=person_id, legal_basis=legal_basis
         )
     person = Person.objects.get(pk=person_id)
-    key_destroyed = destroy_data_key(owner_type=PERSON, owner_id=person.pk)
+    _erase(user=user, purpose=purpose, legal_basis=legal_basis, person_ids=[person.pk])
+    return Person.objects.get(pk=person.pk)
+
+
+def erase_persons(*, purpose: str, person_ids: list[uuid.UUID]) -> int:
+    """The system's erasure of several persons at once (``manage.py cull``: the persons
+    left with nothing but culled cases): :func:`erase_person`'s steps, one key-store
+    transaction and one transaction here for the whole batch. Returns how many were
+    erased now (not already erased)."""
+    return _erase(
+        user=None, purpose=require_purpose(purpose), legal_basis="", person_ids=person_ids
+    )
+
+
+def _erase(*, user, purpose: str, legal_basis: str, person_ids: list[uuid.UUID]) -> int:
+    destroyed = destroy_data_keys(owner_type=PERSON, owner_ids=person_ids)
+    fields = [*Person.ENCRYPTED_FIELDS, "personnummer_index"]
     with transaction.atomic():
-        person = Person.objects.select_for_update().get(pk=person.pk)
-        if person.erased_at is None:
-            for field_name in Person.ENCRYPTED_FIELDS:
-                setattr(person, field_name, None)
-            person.personnummer_index = None
-            person.erased_at = timezone.now()
-            person.save(update_fields=[*Person.ENCRYPTED_FIELDS, "personnummer_index", "erased_at"])
-            record_event(
-                action=Action.ERASE,
-                user=user,
-                obj=person,
-                person_id=person.pk,
-                fields=[*Person.ENCRYPTED_FIELDS, "personnummer_index"],
-                purpose=purpose,
-                legal_basis=legal_basis,
-                details={"data_key_destroyed": key_destroyed},
+        pending = list(
+            Person.objects.select_for_update()
+            .filter(pk__in=person_ids, erased_at__isnull=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not pending:
+            return 0
+        Person.objects.filter(pk__in=pending).update(
+            **dict.fromkeys(fields), erased_at=timezone.now()
+        )
+        record_events(
+            *(
+                {
+                    "action": Action.ERASE,
+                    "user": user,
+                    "object_type": PERSON_OBJECT,
+                    "object_id": str(person_id),
+                    "person_id": person_id,
+                    "fields": fields,
+                    "purpose": purpose,
+                    "legal_basis": legal_basis,
+                    "details": {"data_key_destroyed": person_id in destroyed},
+                }
+                for person_id in pending
             )
-    return person
+        )
+    return len(pending)
 
 
 # --- Keys ----------------------------------------------------------------------------

@@ -31,11 +31,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.services import Action, record_events
-from casework.crypto.keystore import CASE, delete_data_keys
+from casework.crypto.keystore import CASE, destroy_data_keys
 from casework.models import AdminChangeRequest, Case, RetentionRule
 from casework.selectors.retention import DueCase, Rules, due_cases, persons_left_behind
 from casework.services import administration
-from casework.services.persons import erase_person
+from casework.services.persons import erase_persons
 from casework.services.retention_rules import (
     RULE_FIELDS,
     SCOPE_FIELDS,
@@ -91,7 +91,7 @@ class CullResult:
     persons_erased: int = 0
 
 
-def _event(due: DueCase) -> dict[str, Any]:
+def _event(due: DueCase, *, key_destroyed: bool) -> dict[str, Any]:
     rule = due.rule
     return {
         "action": Action.CULL,
@@ -109,7 +109,8 @@ def _event(due: DueCase) -> dict[str, Any]:
             "start": due.due.start.isoformat(),
             "due": due.due.due.isoformat(),
             "deadline": due.due.deadline.isoformat(),
-            "data_key": "destroyed",
+            # False: gone already (an interrupted run, or a case that never had one).
+            "data_key_destroyed": key_destroyed,
         },
     }
 
@@ -118,7 +119,7 @@ def cull_batch(batch: list[DueCase]) -> tuple[list[DueCase], int]:
     """Cull one batch of due cases: keys first (committed), then the marks and events in
     one transaction. Returns the cases marked now and how many keys were destroyed."""
     ids = [due.case_id for due in batch]
-    destroyed = delete_data_keys(owner_type=CASE, owner_ids=ids)
+    destroyed = destroy_data_keys(owner_type=CASE, owner_ids=ids)
     with transaction.atomic():
         marked = set(
             Case.objects.select_for_update()
@@ -129,21 +130,15 @@ def cull_batch(batch: list[DueCase]) -> tuple[list[DueCase], int]:
             return [], destroyed
         Case.objects.filter(pk__in=marked).update(culled_at=timezone.now())
         done = [due for due in batch if due.case_id in marked]
-        record_events(*(_event(due) for due in done))
-    return done, destroyed
+        record_events(*(_event(due, key_destroyed=due.case_id in destroyed) for due in done))
+    return done, len(destroyed)
 
 
 def erase_persons_left_behind() -> int:
     """Erase every person whose cases are all culled and who has nothing else left."""
     erased = 0
     while person_ids := persons_left_behind():
-        for person_id in person_ids:
-            erase_person(
-                user=None,
-                purpose=ERASE_PURPOSE,
-                person_id=person_id,
-            )
-            erased += 1
+        erased += erase_persons(purpose=ERASE_PURPOSE, person_ids=person_ids)
     return erased
 
 

@@ -81,10 +81,10 @@ def test_erasing_again_is_a_no_op(make_person):
 def test_an_interrupted_erasure_is_completed_by_running_it_again(worker, make_person, monkeypatch):
     anna = make_person()
 
-    def crash(**kwargs):
+    def crash(*events, **kwargs):
         raise RuntimeError("the process died")
 
-    monkeypatch.setattr(services.persons, "record_event", crash)
+    monkeypatch.setattr(services.persons, "record_events", crash)
     with pytest.raises(RuntimeError):
         _erase(anna)
     monkeypatch.undo()
