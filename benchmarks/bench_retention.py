@@ -71,7 +71,7 @@ def _person_rows(person_ids, keys: dict, now):
         born = datetime.date(rng.randint(1995, 2003), rng.randint(1, 12), rng.choice(days))
         person = Person(id=person_id)
         seal_value(person, "birth_date", born, keys[person_id])
-        yield (person_id, born.year, "male", "other", 0, now, bytes(person.birth_date))
+        yield (person_id, born.year, "male", "other", 0, now, person.birth_date.blob)
 
 
 def _build() -> float:
