@@ -131,8 +131,8 @@ def _build() -> float:
                     closed_at, close_reason, version, owner_organisation_id, person_id,
                     referred_by_id, referring_organisation_id)
                 SELECT case_id, 'SIG-G-' || i, 'sig',
-                       timestamptz '2017-01-01' + (i % 300) * interval '1 day',
-                       timestamptz '2018-01-01' + (i % 300) * interval '1 day',
+                       timestamptz '2017-01-01' + mod(i, 300) * interval '1 day',
+                       timestamptz '2018-01-01' + mod(i, 300) * interval '1 day',
                        'goals_met', 1, %(org)s, person_id, %(user)s, %(org)s
                 FROM bench_cull
                 """,  # noqa: S608 - fixed table names
@@ -143,7 +143,7 @@ def _build() -> float:
                 INSERT INTO {CaseEvent._meta.db_table} (id, case_id, at, kind, transition,
                     from_state, to_state)
                 SELECT gen_random_uuid(), case_id,
-                       timestamptz '2017-06-01' + (i % 300) * interval '1 day'
+                       timestamptz '2017-06-01' + mod(i, 300) * interval '1 day'
                            + e * interval '1 hour',
                        'transition', '', '', ''
                 FROM bench_cull, generate_series(1, 2) AS e
