@@ -57,6 +57,7 @@ from casework.selectors.persons import (
     match_by_personnummer,
     require_purpose,
 )
+from casework.services.case_keys import destroy_person_case_keys
 
 if TYPE_CHECKING:
     from casework.models import User
@@ -351,7 +352,8 @@ def erase_person(
 ) -> Person:
     """Erase a person by destroying the data key (crypto-shredding).
 
-    1. the data key is deleted from the key store and committed: from this
+    1. the data key, and the data key of every case of the person, are deleted from
+       the key store and committed: from this
        moment nothing sealed for the person - in this database, its replicas or
        any backup - can be decrypted (other processes forget a cached copy of
        the key within ``DATA_KEY_CACHE_SECONDS``; docs/adr/0004);
@@ -368,6 +370,8 @@ def erase_person(
         )
     person = Person.objects.get(pk=person_id)
     key_destroyed = destroy_data_key(owner_type=PERSON, owner_id=person.pk)
+    # And the key of every case of theirs (docs/adr/0023): before anything is recorded.
+    case_keys_destroyed = destroy_person_case_keys(person.pk)
     with transaction.atomic():
         person = Person.objects.select_for_update().get(pk=person.pk)
         if person.erased_at is None:
@@ -384,7 +388,10 @@ def erase_person(
                 fields=[*Person.ENCRYPTED_FIELDS, "personnummer_index"],
                 purpose=purpose,
                 legal_basis=legal_basis,
-                details={"data_key_destroyed": key_destroyed},
+                details={
+                    "data_key_destroyed": key_destroyed,
+                    "case_keys_destroyed": case_keys_destroyed,
+                },
             )
     return person
 
