@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from audit.models import AccessEvent, ChangeRecord
 from casework.crypto.envelope import HEADER_LEN, Sealed, open_sealed, seal
@@ -26,7 +27,7 @@ from casework.selectors.cases import get_case_page
 from casework.services import cases as case_services
 from casework.services.case_keys import destroy_case_key
 from casework.services.case_reseal import case_sealed_tables
-from tests.workflows.sig.factories import PURPOSE, REASON, make_person, sig_case
+from tests.workflows.sig.factories import PURPOSE, REASON, make_person, record_statute, sig_case
 from workflows.sig.models import SigCase, Status
 
 pytestmark = pytest.mark.django_db(databases=["default", "keystore"])
@@ -38,8 +39,21 @@ PLAN = "Mål: skolgång."
 def two_cases(demo):
     """Two SIG cases of one person: an active one (plan, actions, decisions, consents,
     a guardian, a legal basis) and a new referral."""
-    person = make_person(user=demo["anna.social"])
+    anna = demo["anna.social"]
+    person = make_person(user=anna)
     active = sig_case(demo, Status.ACTIVE, person=person)
+    record_statute(demo, active)
+    case_services.comment_case(user=anna, case=active, purpose=PURPOSE, text="En kommentar.")
+    case_services.add_action(
+        user=anna,
+        case=active,
+        purpose=PURPOSE,
+        kind=Action.Kind.OTHER,
+        status=Action.Status.PLANNED,
+        date=timezone.localdate(),
+        organisation=anna.organisation,
+        note="Anteckning om insatsen.",
+    )
     referred = sig_case(demo, Status.REFERRED, person=person)
     return person, SigCase.objects.get(pk=active.pk), SigCase.objects.get(pk=referred.pk)
 
@@ -84,7 +98,12 @@ def test_a_cases_values_are_sealed_under_its_own_key(two_cases):
     sealed = _sealed_of(active.pk)
     tables = {table for table, _column, _row in sealed}
     # The case's own texts, its timeline, actions, decisions: not a vacuous check.
-    assert {"workflows_sigcase", "casework_caseevent", "casework_caselegalbasis"} <= tables
+    assert {
+        "workflows_sigcase",
+        "casework_caseevent",
+        "casework_caselegalbasis",
+        "casework_action",
+    } <= tables
     assert _key_ids(sealed) == {_key_id(CASE, active.pk)}
     assert _key_ids(_sealed_of(referred.pk)) == {_key_id(CASE, referred.pk)}
     # The person's identity and their guardian stay under the person's key.
@@ -106,17 +125,7 @@ def test_two_cases_of_one_person_have_different_keys(two_cases):
 def test_aad_binding_holds_under_case_keys(two_cases, demo):
     _person, active, referred = two_cases
     key = case_key(active)
-    first, second = Action.objects.filter(case=active).order_by("created_at")[:2]
-    case_services.add_action(
-        user=demo["anna.social"],
-        case=active,
-        purpose=PURPOSE,
-        kind=Action.Kind.OTHER,
-        status=Action.Status.PLANNED,
-        date=first.date,
-        organisation=first.organisation,
-        note="Anteckning om insatsen.",
-    )
+    second = Action.objects.filter(case=active).exclude(kind=Action.Kind.OTHER).first()
     noted = Action.objects.get(case=active, kind=Action.Kind.OTHER)
     assert open_value(noted, "note", key) == "Anteckning om insatsen."
     second.note = noted.note  # copied to another row of the same case
@@ -128,7 +137,7 @@ def test_aad_binding_holds_under_case_keys(two_cases, demo):
 
 
 def test_destroying_one_case_key_leaves_the_other_case_readable(two_cases, demo):
-    person, active, referred = two_cases
+    _person, active, referred = two_cases
     anna, sara = demo["anna.social"], demo["sara.samordnare"]
     assert PLAN.encode() in _page(anna, active)
 
@@ -270,6 +279,9 @@ def test_culling_a_legacy_case_moves_it_first(two_cases, demo):
         user=demo["anna.social"], purpose=PURPOSE, case=SigCase.objects.get(pk=active.pk)
     )
     assert page.texts["plan"] is None
-    assert get_case_page(
-        user=demo["sara.samordnare"], purpose=PURPOSE, case=referred
-    ).texts["referral_reason"] == REASON
+    assert (
+        get_case_page(user=demo["sara.samordnare"], purpose=PURPOSE, case=referred).texts[
+            "referral_reason"
+        ]
+        == REASON
+    )
