@@ -21,6 +21,7 @@ MODULES = [
     "bench_statistics",
     "bench_api",
     "bench_retention",
+    "bench_case_keys",
 ]
 
 

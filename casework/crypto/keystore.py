@@ -30,10 +30,13 @@ from casework.crypto.keyring import Keyring, get_keyring
 from casework.routers import KEYSTORE
 
 PERSON = "casework.person"
-# A case's own texts are sealed under a data key of the case (destroyed when it is culled).
-CASE = "casework.case"
 # A GVI group's name and notes are sealed under a data key of the group's own.
 GROUP = "workflows.group"
+# Everything that belongs to one case (its texts, actions, decisions, timeline, the
+# programme's records of it) is sealed under the case's own data key (owner id: the
+# ``casework.Case`` primary key), so that retention can destroy one case's data while
+# the person's identity and other cases stay readable (docs/adr/0023-keys-per-case.md).
+CASE = "casework.case"
 
 
 def current_keyring() -> Keyring:
@@ -63,6 +66,37 @@ def create_data_key(*, owner_type: str, owner_id: uuid.UUID) -> DataKeyMaterial:
             wrapped_key=wrapped,
         )
     return DataKeyMaterial(key_id, key)
+
+
+def create_data_keys(
+    *, owner_type: str, owner_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, DataKeyMaterial]:
+    """Make, wrap and store new data keys for several owners in one key-store
+    transaction (one statement), committed before returning. An owner that has a key
+    already keeps it (``datakey_one_per_owner``) and is left out of the answer."""
+    keyring = current_keyring()
+    made, rows = {}, []
+    for owner_id in owner_ids:
+        key_id, key = new_data_key()
+        version, wrapped = wrap_data_key(
+            keyring, key_id=key_id, owner_type=owner_type, owner_id=owner_id, key=key
+        )
+        rows.append(
+            _model()(
+                id=key_id,
+                owner_type=owner_type,
+                owner_id=owner_id,
+                kek_version=version,
+                wrapped_key=wrapped,
+            )
+        )
+        made[key_id] = (owner_id, DataKeyMaterial(key_id, key))
+    with transaction.atomic(using=KEYSTORE):
+        stored = _model().objects.bulk_create(rows, ignore_conflicts=True)
+        kept = set(
+            _model().objects.filter(id__in=[row.id for row in stored]).values_list("id", flat=True)
+        )
+    return {made[key_id][0]: made[key_id][1] for key_id in kept}
 
 
 def _missing(owner_type: str, owner_id: uuid.UUID) -> DataKeyMissing:
@@ -263,8 +297,15 @@ def owner_ids(*, owner_type: str) -> list[uuid.UUID]:
 
 
 def delete_data_keys(*, owner_type: str, owner_ids: Iterable[uuid.UUID]) -> int:
+    """Delete the data keys of several owners (committed at once; dropped from this
+    process's cache); how many were deleted."""
+    owner_ids = list(owner_ids)
+    with _cache_lock:
+        for owner_id in owner_ids:
+            _cache.pop((owner_type, owner_id), None)
     with transaction.atomic(using=KEYSTORE):
-        deleted, _ = (
-            _model().objects.filter(owner_type=owner_type, owner_id__in=list(owner_ids)).delete()
-        )
+        deleted, _ = _model().objects.filter(owner_type=owner_type, owner_id__in=owner_ids).delete()
+    with _cache_lock:  # and once more, should a reader have put one back meanwhile
+        for owner_id in owner_ids:
+            _cache.pop((owner_type, owner_id), None)
     return deleted

@@ -23,7 +23,6 @@ from django.utils.translation import gettext_lazy as _
 from audit.services import Action as AuditAction
 from audit.services import Outcome, record_event, record_events
 from casework import policy
-from casework.crypto.keystore import PERSON, load_data_key
 from casework.crypto.records import open_value
 from casework.models import (
     Action,
@@ -38,6 +37,7 @@ from casework.models import (
     Organisation,
     Person,
 )
+from casework.selectors.case_keys import case_key, case_keys
 from casework.selectors.persons import (
     ERASED_LABEL,
     PersonDetails,
@@ -52,12 +52,6 @@ if TYPE_CHECKING:
 
 # How every page shows a culled case's texts and person (docs/adr/0024-retention.md).
 CULLED_LABEL = _("(culled)")
-
-
-def reading_key(case: Case):
-    """The key of the case's texts; ``None`` once the case is culled or its person erased
-    (``open_or_none`` then reads every sealed value as ``None``)."""
-    return None if case.culled_at is not None else data_key_of(case.person)
 
 
 class CaseNotFound(Exception):
@@ -190,7 +184,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     ):
         # The consent rules of the access check need the age: one key-store read
         # for the check and the page.
-        dek = load_data_key(owner_type=PERSON, owner_id=person.pk)
+        dek = data_key_of(person)
         person_age(person, on=timezone.localdate(now), dek=dek)
     access = policy.case_access(user, case, consents=consents)
     if not access:
@@ -226,13 +220,16 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     )
     read: list[str] = []
     if not erased:
-        dek = dek or load_data_key(owner_type=PERSON, owner_id=person.pk)
+        dek = dek or data_key_of(person)
         # The consent rules below need the age: with this key, not a second unwrap.
         person_age(person, on=timezone.localdate(now), dek=dek)
     person_values = {name: open_or_none(person, name, dek) for name in person_fields}
+    # The person's identity under the person's key (``dek``), everything of the case
+    # under the case's own (``None`` once the case is culled: it reads as unreadable).
+    case_dek = None if culled else case_key(case)
     read += [f"person.{name}" for name, value in person_values.items() if value is not None]
     texts = {
-        name: open_or_none(case, name, dek)
+        name: open_or_none(case, name, case_dek)
         for name in getattr(type(case), "ENCRYPTED_FIELDS", ())
         if parts.case_texts is None or name in parts.case_texts
     }
@@ -254,12 +251,12 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         visible_actions = visible_actions.filter(
             Q(organisation__kind__in=parts.action_kinds) | Q(organisation_id=user.organisation_id)
         )
-    actions = open_all(visible_actions, ("note",), dek, read, "action")
+    actions = open_all(visible_actions, ("note",), case_dek, read, "action")
     decisions = (
         open_all(
             CaseDecision.objects.filter(case=case).select_related("decided_by", "organisation"),
             ("note",),
-            dek,
+            case_dek,
             read,
             "decision",
         )
@@ -270,7 +267,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         open_all(
             CaseLegalBasis.objects.filter(case=case).select_related("legal_basis", "recorded_by"),
             ("justification",),
-            dek,
+            case_dek,
             read,
             "legal_basis",
         )
@@ -278,10 +275,24 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         else []
     )
     links = []
-    for row in CaseLink.objects.filter(Q(from_case=case) | Q(to_case=case)).select_related(
-        "from_case", "to_case"
-    ):
-        reason = open_or_none(row, "reason", dek) if parts.link_reasons else None
+    link_rows = list(
+        CaseLink.objects.filter(Q(from_case=case) | Q(to_case=case)).select_related(
+            "from_case__person", "to_case"
+        )
+    )
+    # A link's reason is sealed under the key of the case it starts from.
+    link_keys = (
+        case_keys([row.from_case for row in link_rows if row.from_case_id != case.pk])
+        if parts.link_reasons
+        else {}
+    )
+    link_keys[case.pk] = case_dek
+    for row in link_rows:
+        reason = (
+            open_or_none(row, "reason", link_keys.get(row.from_case_id))
+            if parts.link_reasons
+            else None
+        )
         if reason is not None:
             read.append("link.reason")
         outgoing = row.from_case_id == case.pk
@@ -289,7 +300,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
         links.append(LinkedCase(link=row, other=other, outgoing=outgoing, reason=reason))
     events = CaseEvent.objects.filter(case=case).select_related("actor")
     if parts.event_reasons:
-        timeline = open_all(events, ("reason",), dek, read, "event")
+        timeline = open_all(events, ("reason",), case_dek, read, "event")
     else:
         # Not opened: the reason reads as empty, never as its sealed value.
         timeline = [Opened(event, {"reason": None}) for event in events]

@@ -122,6 +122,8 @@ class DueCase:
     person_id: uuid.UUID
     rule: RetentionRule
     due: retention.Due
+    # Under its own data key already (``Case.keyed_at``); otherwise moved there first.
+    keyed: bool = True
 
 
 def _birth_dates(person_ids: set[uuid.UUID]) -> dict[uuid.UUID, datetime.date]:
@@ -168,6 +170,7 @@ def due_cases(
             "person_id",
             "last_entry_day",
             "closed_day",
+            "keyed_at",
         )
     )
     batch: list[tuple] = []
@@ -183,13 +186,15 @@ def due_cases(
 
 def _due_in(rows: list[tuple], rules: Rules, today: datetime.date) -> list[DueCase]:
     ruled = []
-    for pk, reference, programme, org_id, kind, org_name, person_id, last, closed in rows:
+    for pk, reference, programme, org_id, kind, org_name, person_id, last, closed, keyed in rows:
         rule = rules.rule_for(organisation_id=org_id, kind=kind, programme=programme)
         if rule is None:
             continue
         due = retention.due_dates(terms(rule), last_entry=last, closed=closed)
         if retention.is_due(due, today=today):
-            ruled.append(DueCase(pk, reference, programme, org_name, person_id, rule, due))
+            ruled.append(
+                DueCase(pk, reference, programme, org_name, person_id, rule, due, keyed is not None)
+            )
     exempt = {d.person_id for d in ruled if d.rule.research_exception}
     born = _birth_dates(exempt) if exempt else {}
     return [

@@ -58,6 +58,7 @@ from casework.selectors.persons import (
     match_by_personnummer,
     require_purpose,
 )
+from casework.services.case_keys import destroy_person_case_keys
 
 if TYPE_CHECKING:
     from casework.models import User
@@ -352,7 +353,8 @@ def erase_person(
 ) -> Person:
     """Erase a person by destroying the data key (crypto-shredding).
 
-    1. the data key is deleted from the key store and committed: from this
+    1. the data key, and the data key of every case of the person, are deleted from
+       the key store and committed: from this
        moment nothing sealed for the person - in this database, its replicas or
        any backup - can be decrypted (other processes forget a cached copy of
        the key within ``DATA_KEY_CACHE_SECONDS``; docs/adr/0004);
@@ -384,6 +386,8 @@ def erase_persons(*, purpose: str, person_ids: list[uuid.UUID]) -> int:
 
 def _erase(*, user, purpose: str, legal_basis: str, person_ids: list[uuid.UUID]) -> int:
     destroyed = destroy_data_keys(owner_type=PERSON, owner_ids=person_ids)
+    # And the key of every case of theirs (docs/adr/0023): before anything is recorded.
+    case_keys_destroyed = destroy_person_case_keys(person_ids)
     fields = [*Person.ENCRYPTED_FIELDS, "personnummer_index"]
     with transaction.atomic():
         pending = list(
@@ -408,7 +412,10 @@ def _erase(*, user, purpose: str, legal_basis: str, person_ids: list[uuid.UUID])
                     "fields": fields,
                     "purpose": purpose,
                     "legal_basis": legal_basis,
-                    "details": {"data_key_destroyed": person_id in destroyed},
+                    "details": {
+                        "data_key_destroyed": person_id in destroyed,
+                        "case_keys_destroyed": case_keys_destroyed.get(person_id, 0),
+                    },
                 }
                 for person_id in pending
             )

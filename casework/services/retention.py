@@ -7,8 +7,10 @@
 **The cull** (``manage.py cull``, daily): for each batch of due cases
 (``casework.selectors.retention.due_cases``)
 
-1. the cases' data keys are destroyed in the key store (committed at once): from this
-   moment nothing sealed under them can be read, here or in any backup;
+1. the cases' data keys are destroyed in the key store (committed at once; a case
+   still waiting to be moved from its person's key is moved first,
+   ``casework.services.case_reseal``): from this moment nothing sealed for the case can
+   be read, here or in any backup;
 2. in one transaction the cases are marked culled (``culled_at``) and one ``cull``
    access-log event is written per case (identifiers, the rule and the dates);
 3. then every person left with nothing but culled cases is erased with the one erasure
@@ -31,10 +33,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.services import Action, record_events
-from casework.crypto.keystore import CASE, destroy_data_keys
 from casework.models import AdminChangeRequest, Case, RetentionRule
 from casework.selectors.retention import DueCase, Rules, due_cases, persons_left_behind
 from casework.services import administration
+from casework.services.case_keys import destroy_case_keys
+from casework.services.case_reseal import reseal_cases
 from casework.services.persons import erase_persons
 from casework.services.retention_rules import (
     RULE_FIELDS,
@@ -47,6 +50,7 @@ Kind = AdminChangeRequest.Kind
 # The access log's purposes (stored as written: Swedish, as the log is read).
 CULL_PURPOSE = "Gallring enligt gallringsregel"
 ERASE_PURPOSE = "Gallring: alla personens ärenden är gallrade"
+RESEAL_PURPOSE = "Gallring: ärendet flyttas till egen nyckel"
 
 
 def request_rule_change(
@@ -119,7 +123,11 @@ def cull_batch(batch: list[DueCase]) -> tuple[list[DueCase], int]:
     """Cull one batch of due cases: keys first (committed), then the marks and events in
     one transaction. Returns the cases marked now and how many keys were destroyed."""
     ids = [due.case_id for due in batch]
-    destroyed = destroy_data_keys(owner_type=CASE, owner_ids=ids)
+    if waiting := [due.case_id for due in batch if not due.keyed]:
+        # Values still under the person's key move to the case's own first, so that
+        # destroying it leaves nothing of the case readable (docs/adr/0023).
+        reseal_cases(case_ids=waiting, purpose=RESEAL_PURPOSE)
+    destroyed = destroy_case_keys(ids)
     with transaction.atomic():
         marked = set(
             Case.objects.select_for_update()

@@ -20,7 +20,7 @@ from django.utils import timezone
 from audit.models import AccessEvent
 from casework import policy
 from casework.crypto.errors import DataKeyMissing
-from casework.crypto.keystore import CASE, PERSON, create_data_key, load_data_key
+from casework.crypto.keystore import CASE, PERSON, load_data_key
 from casework.models import AdminChangeRequest, Case, CaseEvent, DataKey, Person, RetentionRule
 from casework.retention import add_years
 from casework.selectors import retention as selectors
@@ -62,15 +62,14 @@ def person_born(users, born: datetime.date | None = None):
 
 
 def closed_case(users, *, person=None, owner=None):
-    """A SIG case closed today (its close set directly: the rule is under test), with a
-    data key of its own."""
+    """A SIG case closed today (its close set directly: the rule is under test); it has a
+    data key of its own from its opening."""
     case = sig_case(users, person=person or person_born(users))
     Case.objects.filter(pk=case.pk).update(
         closed_at=timezone.now(),
         close_reason=Case.CloseReason.GOALS_MET,
         **({"owner_organisation": owner} if owner else {}),
     )
-    create_data_key(owner_type=CASE, owner_id=case.pk)
     case.refresh_from_db()
     return case
 
@@ -158,7 +157,6 @@ def test_dry_run_lists_due_cases_changes_nothing_and_prints_no_personal_data(use
 
 def test_cull_marks_destroys_logs_keeps_statistics_and_erases_the_person(users, client):
     case = sig_case(users, "closed", person=person_born(users))
-    create_data_key(owner_type=CASE, owner_id=case.pk)
     period = periods.parse(f"{THIS_YEAR}")
     counts_before = summary.counts(get("sig"), [period])[period]
     out = StringIO()

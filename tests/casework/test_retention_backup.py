@@ -9,9 +9,8 @@ same person's other case, not culled, opens from the same restored dump. The key
 store's own dump from before the cull still holds the case's key: key-store backups
 are kept no longer than the cull's daily interval (ADR 0024, "Backups").
 
-This needs case texts sealed under a data key per case (branch h-casekeys, issue 18):
-under the person's one key the culled case would still open while the person has
-another case.
+This needs case texts sealed under a data key per case (docs/adr/0023): under the
+person's one key the culled case would still open while the person has another case.
 """
 
 from __future__ import annotations
@@ -28,24 +27,16 @@ from psycopg import sql
 
 from casework.crypto import envelope
 from casework.crypto.errors import CryptoError
-from casework.crypto.keystore import CASE, create_data_key
 from casework.crypto.records import open_value
 from casework.models import Case, DataKey
-from casework.selectors.cases import reading_key
+from casework.selectors.case_keys import case_key
 from casework.services.retention import cull
 from tests.casework.test_retention import DUE_DAY, person_born
 from tests.conftest import COMMITTED_DB
 from tests.workflows.sig.factories import REASON, sig_case
 from workflows.sig.models import SigCase
 
-pytestmark = [
-    COMMITTED_DB,
-    pytest.mark.xfail(
-        strict=True,
-        reason="needs per-case data keys (branch h-casekeys): case texts are still sealed "
-        "under the person's key",
-    ),
-]
+pytestmark = COMMITTED_DB
 
 
 def _params(alias: str) -> dict:
@@ -136,7 +127,8 @@ def restored_case(params: dict, case_id) -> SigCase:
     with psycopg.connect(conninfo) as restored:
         row = restored.execute(
             sql.SQL(
-                "SELECT c.person_id, s.{} FROM {} s JOIN {} c ON c.id = s.{} WHERE c.id = %s"
+                "SELECT c.person_id, c.keyed_at, s.{} FROM {} s JOIN {} c ON c.id = s.{} "
+                "WHERE c.id = %s"
             ).format(
                 sql.Identifier(field.column),
                 sql.Identifier(SigCase._meta.db_table),
@@ -145,15 +137,15 @@ def restored_case(params: dict, case_id) -> SigCase:
             ),
             [case_id],
         ).fetchone()
-    return SigCase(pk=case_id, person_id=row[0], referral_reason=envelope.Sealed(row[1]))
+    return SigCase(
+        pk=case_id, person_id=row[0], keyed_at=row[1], referral_reason=envelope.Sealed(row[2])
+    )
 
 
 def test_a_backup_from_before_the_cull_does_not_bring_the_culled_case_back(demo, fresh_database):
     person = person_born(demo)
     old = sig_case(demo, person=person)
     Case.objects.filter(pk=old.pk).update(closed_at=timezone.now())
-    if not DataKey.objects.filter(owner_type=CASE, owner_id=old.pk).exists():
-        create_data_key(owner_type=CASE, owner_id=old.pk)
     other = sig_case(demo, person=person)  # open: kept, and so is the person
 
     main_dump, keystore_dump = pg_dump("default"), pg_dump("keystore")  # the nightly backup
@@ -167,13 +159,12 @@ def test_a_backup_from_before_the_cull_does_not_bring_the_culled_case_back(demo,
     kept = restored_case(fresh_database, other.pk)
     assert culled.referral_reason is not None  # the ciphertext is in the backup ...
     # ... but no key of the current key store opens it.
-    with pytest.raises(CryptoError):
-        open_value(culled, "referral_reason", reading_key(culled))
+    assert case_key(culled) is None
     for row in DataKey.objects.all():
         with pytest.raises(CryptoError):
             open_value(culled, "referral_reason", reading_key_of(row))
     # The person's other case opens from the same restored dump.
-    assert open_value(kept, "referral_reason", reading_key(kept)) == REASON
+    assert open_value(kept, "referral_reason", case_key(kept)) == REASON
     # The key store's dump from before the cull still holds the culled case's key.
     assert str(old.pk).encode() in keystore_dump
 

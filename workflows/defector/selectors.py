@@ -15,13 +15,13 @@ from django.utils import timezone
 
 from casework import policy
 from casework.models import Case, CaseLink
+from casework.selectors.case_keys import case_key
 from casework.selectors.cases import (
     CaseNotFound,
     Opened,
     consult_case,
     deny_reading,
     open_or_none,
-    reading_key,
 )
 from casework.selectors.persons import require_purpose
 from workflows.defector.models import (
@@ -65,7 +65,7 @@ def threat_assessments(*, user: User, purpose: str, case: DefectorCase) -> list[
     if not rows:
         return []
     with transaction.atomic():
-        dek = reading_key(case)
+        dek = case_key(case)
         opened = [Opened(row, {"basis": open_or_none(row, "basis", dek)}) for row in rows]
         consult_case(
             user=user,

@@ -21,6 +21,7 @@ from audit.services import Action as AuditAction
 from audit.services import Outcome, record_event
 from casework import policy
 from casework.models import Case
+from casework.selectors.case_keys import case_key, case_keys
 from casework.selectors.cases import (
     CaseNotFound,
     CasePage,
@@ -29,7 +30,6 @@ from casework.selectors.cases import (
     get_case_page,
     open_all,
     open_or_none,
-    reading_key,
 )
 from casework.selectors.persons import require_purpose
 from workflows.sspf.models import AnonymisedDiscussion, OperationalMeeting, SspfCase
@@ -69,7 +69,7 @@ def get_sspf_case_page(*, user: User, purpose: str, case: SspfCase) -> SspfCaseP
         return SspfCasePage(page=page)
     read: list[str] = []
     with transaction.atomic():
-        dek = reading_key(case)
+        dek = case_key(case)
         risks = open_all(
             case.risk_assessments.select_related("assessed_by"),
             ("risk_factors", "protective_factors"),
@@ -197,8 +197,10 @@ def get_meeting(*, user: User, purpose: str, meeting_id: uuid.UUID) -> MeetingPa
         )
         raise MeetingNotFound()
     items = []
+    rows = list(meeting.items.select_related("case", "case__person", "decided_by"))
+    keys = case_keys([item.case for item in rows if item.decision is not None])
     with transaction.atomic():
-        for item in meeting.items.select_related("case", "case__person", "decided_by"):
+        for item in rows:
             case = item.case
             access = policy.case_access(user, case)
             if not access:
@@ -206,7 +208,7 @@ def get_meeting(*, user: User, purpose: str, meeting_id: uuid.UUID) -> MeetingPa
                 continue
             decision = None
             if policy.case_parts(user, case).programme_records and item.decision is not None:
-                decision = open_or_none(item, "decision", reading_key(case))
+                decision = open_or_none(item, "decision", keys.get(case.pk))
                 consult_case(
                     user=user,
                     case=case,

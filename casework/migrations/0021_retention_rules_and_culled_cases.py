@@ -62,7 +62,7 @@ def grant(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('casework', '0019_administrators_see_webhooks'),
+        ('casework', '0020_case_data_keys'),
     ]
 
     operations = [
