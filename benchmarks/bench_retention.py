@@ -129,11 +129,12 @@ def _build() -> float:
                 f"""
                 INSERT INTO {Case._meta.db_table} (id, reference, programme, opened_at,
                     closed_at, close_reason, version, owner_organisation_id, person_id,
-                    referred_by_id, referring_organisation_id)
+                    referred_by_id, referring_organisation_id, keyed_at)
                 SELECT case_id, 'SIG-G-' || i, 'sig',
                        timestamptz '2017-01-01' + mod(i, 300) * interval '1 day',
                        timestamptz '2018-01-01' + mod(i, 300) * interval '1 day',
-                       'goals_met', 1, %(org)s, person_id, %(user)s, %(org)s
+                       'goals_met', 1, %(org)s, person_id, %(user)s, %(org)s,
+                       timestamptz '2017-01-01'
                 FROM bench_cull
                 """,  # noqa: S608 - fixed table names
                 {"org": org.pk, "user": user.pk},
