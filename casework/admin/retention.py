@@ -5,18 +5,15 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext_lazy as _
 
-from casework import policy
 from casework.admin.four_eyes import (
     Kind,
     ReasonForm,
-    RequestPages,
+    RequestedRegister,
     buttons,
     posted,
     request_page,
-    requested_object,
 )
 from casework.models import Organisation, RetentionRule
 from casework.services import retention
@@ -65,7 +62,7 @@ class RetentionRuleRequestForm(ReasonForm):
 
 
 @admin.register(RetentionRule)
-class RetentionRuleAdmin(RequestPages, admin.ModelAdmin):
+class RetentionRuleAdmin(RequestedRegister, admin.ModelAdmin):
     """The retention rules: every field is read-only here; a change or a new rule is a
     request another administrator approves."""
 
@@ -84,44 +81,17 @@ class RetentionRuleAdmin(RequestPages, admin.ModelAdmin):
     fields = [*RULE_FIELDS, "four_eyes"]
     readonly_fields = [*RULE_FIELDS, "four_eyes"]
     change_list_template = "admin/casework/retentionrule/change_list.html"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    request_kind = Kind.RETENTION_RULE
 
     @admin.display(description=_("Change (four eyes)"))
     def four_eyes(self, obj):
         return buttons(obj, ("casework_retentionrule_request_change", _("Request a change")))
 
-    def changelist_view(self, request, extra_context=None):
-        extra_context = {
-            **(extra_context or {}),
-            "can_request_retention_rule": policy.can_request_admin_change(
-                request.user, Kind.RETENTION_RULE
-            ),
-        }
-        return super().changelist_view(request, extra_context)
-
-    def request_pages(self):
-        return [
-            ("begar-ny/", self.request_view, "casework_retentionrule_request_new"),
-            (
-                "<path:object_id>/begar-andring/",
-                self.request_view,
-                "casework_retentionrule_request_change",
-            ),
-        ]
-
     def request_view(self, request, object_id=None):
-        if object_id is None:
-            if not policy.can_request_admin_change(request.user, Kind.RETENTION_RULE):
-                raise PermissionDenied
-            rule = None
+        rule = self.requested_entry(request, object_id)
+        if rule is None:
             initial = {"is_active": True, "event": RetentionRule.Event.CLOSED}
         else:
-            rule = requested_object(self, request, object_id, Kind.RETENTION_RULE)
             initial = rule_values(rule)
         form = RetentionRuleRequestForm(posted(request), initial=initial)
         return request_page(
