@@ -204,7 +204,7 @@ def _due_in(rows: list[tuple], rules: Rules, today: datetime.date) -> list[DueCa
     ]
 
 
-def persons_left_behind(*, limit: int = 2000) -> list[uuid.UUID]:
+def persons_left_behind() -> list[uuid.UUID]:
     """Persons (not erased) with a culled case and nothing else of theirs left: no case
     that is not culled, and no row of any other model that points at them (a GVI
     membership …; guardians belong to the person and go with them)."""
@@ -214,7 +214,7 @@ def persons_left_behind(*, limit: int = 2000) -> list[uuid.UUID]:
         if relation.related_model in (Case,) or relation.name == "guardians":
             continue
         persons = persons.exclude(**{f"{relation.name}__isnull": False})
-    return list(persons.order_by("pk").values_list("pk", flat=True).distinct()[:limit])
+    return list(persons.order_by("pk").values_list("pk", flat=True).distinct())
 
 
 def describe_rule_change(change: dict, *, value) -> list[tuple[str, str]]:

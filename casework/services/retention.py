@@ -142,12 +142,15 @@ def cull_batch(batch: list[DueCase]) -> tuple[list[DueCase], int]:
     return done, len(destroyed)
 
 
-def erase_persons_left_behind() -> int:
-    """Erase every person whose cases are all culled and who has nothing else left."""
-    erased = 0
-    while person_ids := persons_left_behind():
-        erased += erase_persons(purpose=ERASE_PURPOSE, person_ids=person_ids)
-    return erased
+def erase_persons_left_behind(*, batch_size: int = 2000) -> int:
+    """Erase every person whose cases are all culled and who has nothing else left (one
+    query finds them all: erasing one leaves no one else behind), ``batch_size`` at a
+    time."""
+    person_ids = persons_left_behind()
+    return sum(
+        erase_persons(purpose=ERASE_PURPOSE, person_ids=person_ids[i : i + batch_size])
+        for i in range(0, len(person_ids), batch_size)
+    )
 
 
 def cull(*, today: datetime.date | None = None, batch_size: int = 2000) -> CullResult:
@@ -163,5 +166,5 @@ def cull(*, today: datetime.date | None = None, batch_size: int = 2000) -> CullR
         done, destroyed = cull_batch(batch)
         result.culled += done
         result.keys_destroyed += destroyed
-    result.persons_erased = erase_persons_left_behind()
+    result.persons_erased = erase_persons_left_behind(batch_size=batch_size)
     return result
