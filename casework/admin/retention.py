@@ -66,16 +66,8 @@ class RetentionRuleAdmin(RequestedRegister, admin.ModelAdmin):
     """The retention rules: every field is read-only here; a change or a new rule is a
     request another administrator approves."""
 
-    list_display = [
-        "__str__",
-        "programme",
-        "controller",
-        "event",
-        "years",
-        "end_of_following_year",
-        "research_exception",
-        "is_active",
-    ]
+    # What a rule covers (its name), then every other field.
+    list_display = ["__str__", *RULE_FIELDS[2:]]
     list_filter = ["organisation_kind", "event", "is_active"]
     list_select_related = ["organisation", "controller"]
     fields = [*RULE_FIELDS, "four_eyes"]
