@@ -14,6 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 
+import psycopg
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Count
@@ -72,30 +73,42 @@ def create_data_keys(
     *, owner_type: str, owner_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, DataKeyMaterial]:
     """Make, wrap and store new data keys for several owners in one key-store
-    transaction (one statement), committed before returning. An owner that has a key
-    already keeps it (``datakey_one_per_owner``) and is left out of the answer."""
+    transaction (one statement, binary parameters), committed before returning. An
+    owner that has a key already keeps it (``datakey_one_per_owner``) and is left out
+    of the answer."""
     keyring = current_keyring()
-    made, rows = {}, []
+    made: dict[uuid.UUID, tuple[uuid.UUID, DataKeyMaterial]] = {}
+    ids, owners, wrapped_keys = [], [], []
+    version = keyring.current
     for owner_id in owner_ids:
         key_id, key = new_data_key()
-        version, wrapped = wrap_data_key(
-            keyring, key_id=key_id, owner_type=owner_type, owner_id=owner_id, key=key
+        _, wrapped = wrap_data_key(
+            keyring,
+            key_id=key_id,
+            owner_type=owner_type,
+            owner_id=owner_id,
+            key=key,
+            version=version,
         )
-        rows.append(
-            _model()(
-                id=key_id,
-                owner_type=owner_type,
-                owner_id=owner_id,
-                kek_version=version,
-                wrapped_key=wrapped,
-            )
-        )
+        ids.append(key_id)
+        owners.append(owner_id)
+        wrapped_keys.append(wrapped)
         made[key_id] = (owner_id, DataKeyMaterial(key_id, key))
+    if not ids:
+        return {}
+    table = connections[KEYSTORE].ops.quote_name(_model()._meta.db_table)
     with transaction.atomic(using=KEYSTORE):
-        stored = _model().objects.bulk_create(rows, ignore_conflicts=True)
-        kept = set(
-            _model().objects.filter(id__in=[row.id for row in stored]).values_list("id", flat=True)
-        )
+        connections[KEYSTORE].ensure_connection()
+        with psycopg.Cursor(connections[KEYSTORE].connection) as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (id, owner_type, owner_id, kek_version, wrapped_key, "  # noqa: S608 - fixed table name
+                "created_at) SELECT v.id, %s, v.owner_id, %s, v.wrapped_key, %s "
+                "FROM unnest(%s::uuid[], %s::uuid[], %s::bytea[]) AS v(id, owner_id, wrapped_key) "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                [owner_type, version, timezone.now(), ids, owners, wrapped_keys],
+                binary=True,
+            )
+            kept = [row[0] for row in cursor.fetchall()]
     return {made[key_id][0]: made[key_id][1] for key_id in kept}
 
 
