@@ -1,10 +1,10 @@
 """Reads of cases: the case page and the case list.
 
 ``get_case_page`` decides access through ``casework.policy``, decrypts what the
-user may see under the person's data key, and writes the access-log events of
-that one reading in one statement: a consultation naming every field it
-decrypted; a disclosure when the data is shown to a user of another
-organisation than the case's owner (with the legal basis); a combination when
+user may see (the person under the person's data key, the case under its own: ADR
+0023), and writes the access-log events of that one reading in one statement: a
+consultation naming every field it decrypted; a disclosure when the data is shown to a
+user of another organisation than the case's owner (with the legal basis); a combination when
 police and social-services data are shown together. A refused reading writes
 an ``ACCESS_DENIED`` event (that survives the request) and raises
 :class:`CaseNotFound`, so a guessed URL learns nothing.
