@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import psycopg
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from casework.crypto.envelope import (
@@ -186,21 +186,35 @@ def load_data_keys(
     *, owner_type: str, owner_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, DataKeyMaterial]:
     """The unwrapped data keys of several owners (one query); missing ones are left out."""
-    owner_ids = list(owner_ids)
-    if not owner_ids:
-        return {}
-    keys = _cached(owner_type, owner_ids)
-    missing = [owner_id for owner_id in owner_ids if owner_id not in keys]
+    return load_keys({owner_type: owner_ids}).get(owner_type, {})
+
+
+def load_keys(
+    owners: dict[str, Iterable[uuid.UUID]],
+) -> dict[str, dict[uuid.UUID, DataKeyMaterial]]:
+    """The unwrapped data keys of owners of several types (one query for all of them, or
+    none from the cache), by owner type and id; missing ones are left out."""
+    found: dict[str, dict[uuid.UUID, DataKeyMaterial]] = {}
+    missing: dict[str, list[uuid.UUID]] = {}
+    for owner_type, owner_ids in owners.items():
+        owner_ids = list(owner_ids)
+        found[owner_type] = _cached(owner_type, owner_ids)
+        wanted = [owner_id for owner_id in owner_ids if owner_id not in found[owner_type]]
+        if wanted:
+            missing[owner_type] = wanted
     if not missing:
-        return keys
+        return found
     keyring = current_keyring()
+    query = Q()
+    for owner_type, owner_ids in missing.items():
+        query |= Q(owner_type=owner_type, owner_id__in=owner_ids)
     rows = (
         _model()
-        .objects.filter(owner_type=owner_type, owner_id__in=missing)
-        .values_list("id", "owner_id", "kek_version", "wrapped_key")
+        .objects.filter(query)
+        .values_list("id", "owner_type", "owner_id", "kek_version", "wrapped_key")
     )
-    loaded = {}
-    for key_id, owner_id, version, wrapped in rows:
+    loaded: dict[str, dict[uuid.UUID, DataKeyMaterial]] = {t: {} for t in missing}
+    for key_id, owner_type, owner_id, version, wrapped in rows:
         key = unwrap_data_key(
             keyring,
             key_id=key_id,
@@ -209,12 +223,15 @@ def load_data_keys(
             version=version,
             wrapped=wrapped,
         )
-        loaded[owner_id] = DataKeyMaterial(key_id, key)
+        loaded[owner_type][owner_id] = DataKeyMaterial(key_id, key)
     # Only keys committed in the key store are remembered (not one this
     # process made in a key-store transaction that may still roll back).
-    if not connections[KEYSTORE].in_atomic_block:
-        _remember(owner_type, loaded)
-    return keys | loaded
+    remember = not connections[KEYSTORE].in_atomic_block
+    for owner_type, keys in loaded.items():
+        if remember:
+            _remember(owner_type, keys)
+        found[owner_type] |= keys
+    return found
 
 
 def destroy_data_key(*, owner_type: str, owner_id: uuid.UUID) -> bool:
