@@ -14,9 +14,10 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 
+import psycopg
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from casework.crypto.envelope import (
@@ -72,30 +73,42 @@ def create_data_keys(
     *, owner_type: str, owner_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, DataKeyMaterial]:
     """Make, wrap and store new data keys for several owners in one key-store
-    transaction (one statement), committed before returning. An owner that has a key
-    already keeps it (``datakey_one_per_owner``) and is left out of the answer."""
+    transaction (one statement, binary parameters), committed before returning. An
+    owner that has a key already keeps it (``datakey_one_per_owner``) and is left out
+    of the answer."""
     keyring = current_keyring()
-    made, rows = {}, []
+    made: dict[uuid.UUID, tuple[uuid.UUID, DataKeyMaterial]] = {}
+    ids, owners, wrapped_keys = [], [], []
+    version = keyring.current
     for owner_id in owner_ids:
         key_id, key = new_data_key()
-        version, wrapped = wrap_data_key(
-            keyring, key_id=key_id, owner_type=owner_type, owner_id=owner_id, key=key
+        _, wrapped = wrap_data_key(
+            keyring,
+            key_id=key_id,
+            owner_type=owner_type,
+            owner_id=owner_id,
+            key=key,
+            version=version,
         )
-        rows.append(
-            _model()(
-                id=key_id,
-                owner_type=owner_type,
-                owner_id=owner_id,
-                kek_version=version,
-                wrapped_key=wrapped,
-            )
-        )
+        ids.append(key_id)
+        owners.append(owner_id)
+        wrapped_keys.append(wrapped)
         made[key_id] = (owner_id, DataKeyMaterial(key_id, key))
+    if not ids:
+        return {}
+    table = connections[KEYSTORE].ops.quote_name(_model()._meta.db_table)
     with transaction.atomic(using=KEYSTORE):
-        stored = _model().objects.bulk_create(rows, ignore_conflicts=True)
-        kept = set(
-            _model().objects.filter(id__in=[row.id for row in stored]).values_list("id", flat=True)
-        )
+        connections[KEYSTORE].ensure_connection()
+        with psycopg.Cursor(connections[KEYSTORE].connection) as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (id, owner_type, owner_id, kek_version, wrapped_key, "  # noqa: S608 - fixed table name
+                "created_at) SELECT v.id, %s, v.owner_id, %s, v.wrapped_key, %s "
+                "FROM unnest(%s::uuid[], %s::uuid[], %s::bytea[]) AS v(id, owner_id, wrapped_key) "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                [owner_type, version, timezone.now(), ids, owners, wrapped_keys],
+                binary=True,
+            )
+            kept = [row[0] for row in cursor.fetchall()]
     return {made[key_id][0]: made[key_id][1] for key_id in kept}
 
 
@@ -173,21 +186,35 @@ def load_data_keys(
     *, owner_type: str, owner_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, DataKeyMaterial]:
     """The unwrapped data keys of several owners (one query); missing ones are left out."""
-    owner_ids = list(owner_ids)
-    if not owner_ids:
-        return {}
-    keys = _cached(owner_type, owner_ids)
-    missing = [owner_id for owner_id in owner_ids if owner_id not in keys]
+    return load_keys({owner_type: owner_ids}).get(owner_type, {})
+
+
+def load_keys(
+    owners: dict[str, Iterable[uuid.UUID]],
+) -> dict[str, dict[uuid.UUID, DataKeyMaterial]]:
+    """The unwrapped data keys of owners of several types (one query for all of them, or
+    none from the cache), by owner type and id; missing ones are left out."""
+    found: dict[str, dict[uuid.UUID, DataKeyMaterial]] = {}
+    missing: dict[str, list[uuid.UUID]] = {}
+    for owner_type, owner_ids in owners.items():
+        owner_ids = list(owner_ids)
+        found[owner_type] = _cached(owner_type, owner_ids)
+        wanted = [owner_id for owner_id in owner_ids if owner_id not in found[owner_type]]
+        if wanted:
+            missing[owner_type] = wanted
     if not missing:
-        return keys
+        return found
     keyring = current_keyring()
+    query = Q()
+    for owner_type, owner_ids in missing.items():
+        query |= Q(owner_type=owner_type, owner_id__in=owner_ids)
     rows = (
         _model()
-        .objects.filter(owner_type=owner_type, owner_id__in=missing)
-        .values_list("id", "owner_id", "kek_version", "wrapped_key")
+        .objects.filter(query)
+        .values_list("id", "owner_type", "owner_id", "kek_version", "wrapped_key")
     )
-    loaded = {}
-    for key_id, owner_id, version, wrapped in rows:
+    loaded: dict[str, dict[uuid.UUID, DataKeyMaterial]] = {t: {} for t in missing}
+    for key_id, owner_type, owner_id, version, wrapped in rows:
         key = unwrap_data_key(
             keyring,
             key_id=key_id,
@@ -196,12 +223,15 @@ def load_data_keys(
             version=version,
             wrapped=wrapped,
         )
-        loaded[owner_id] = DataKeyMaterial(key_id, key)
+        loaded[owner_type][owner_id] = DataKeyMaterial(key_id, key)
     # Only keys committed in the key store are remembered (not one this
     # process made in a key-store transaction that may still roll back).
-    if not connections[KEYSTORE].in_atomic_block:
-        _remember(owner_type, loaded)
-    return keys | loaded
+    remember = not connections[KEYSTORE].in_atomic_block
+    for owner_type, keys in loaded.items():
+        if remember:
+            _remember(owner_type, keys)
+        found[owner_type] |= keys
+    return found
 
 
 def destroy_data_key(*, owner_type: str, owner_id: uuid.UUID) -> bool:

@@ -1,10 +1,10 @@
 """Reads of cases: the case page and the case list.
 
 ``get_case_page`` decides access through ``casework.policy``, decrypts what the
-user may see under the person's data key, and writes the access-log events of
-that one reading in one statement: a consultation naming every field it
-decrypted; a disclosure when the data is shown to a user of another
-organisation than the case's owner (with the legal basis); a combination when
+user may see (the person under the person's data key, the case under its own: ADR
+0023), and writes the access-log events of that one reading in one statement: a
+consultation naming every field it decrypted; a disclosure when the data is shown to a
+user of another organisation than the case's owner (with the legal basis); a combination when
 police and social-services data are shown together. A refused reading writes
 an ``ACCESS_DENIED`` event (that survives the request) and raises
 :class:`CaseNotFound`, so a guessed URL learns nothing.
@@ -37,11 +37,10 @@ from casework.models import (
     Organisation,
     Person,
 )
-from casework.selectors.case_keys import case_key, case_keys
+from casework.selectors.case_keys import case_and_person_key, case_keys
 from casework.selectors.persons import (
     ERASED_LABEL,
     PersonDetails,
-    data_key_of,
     person_age,
     require_purpose,
 )
@@ -174,7 +173,9 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     consents = list(case.consents.select_related("guardian").prefetch_related("organisations"))
     person: Person = case.person
     prefetch_related_objects([person], "guardians")
-    dek = None
+    # The person's identity under the person's key (``dek``), everything of the case
+    # under the case's own (``case_dek``; ``None`` once culled: it reads as unreadable).
+    dek = case_dek = None
     culled = case.culled_at is not None
     if (
         user.organisation_id != case.owner_organisation_id
@@ -184,7 +185,7 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     ):
         # The consent rules of the access check need the age: one key-store read
         # for the check and the page.
-        dek = data_key_of(person)
+        case_dek, dek = case_and_person_key(case)
         person_age(person, on=timezone.localdate(now), dek=dek)
     access = policy.case_access(user, case, consents=consents)
     if not access:
@@ -220,13 +221,11 @@ def get_case_page(*, user: User, purpose: str, case: Case) -> CasePage:
     )
     read: list[str] = []
     if not erased:
-        dek = dek or data_key_of(person)
+        if dek is None:
+            case_dek, dek = case_and_person_key(case)
         # The consent rules below need the age: with this key, not a second unwrap.
         person_age(person, on=timezone.localdate(now), dek=dek)
     person_values = {name: open_or_none(person, name, dek) for name in person_fields}
-    # The person's identity under the person's key (``dek``), everything of the case
-    # under the case's own (``None`` once the case is culled: it reads as unreadable).
-    case_dek = None if culled else case_key(case)
     read += [f"person.{name}" for name, value in person_values.items() if value is not None]
     texts = {
         name: open_or_none(case, name, case_dek)

@@ -30,8 +30,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import psycopg
 from django.apps import apps
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from audit.services import Action, record_event
@@ -172,9 +173,19 @@ def _keys(case_ids: list[uuid.UUID]):
     return person_keys, own
 
 
+def _raw_cursor(alias: str = "default"):
+    """A cursor with server-side parameter binding on the connection's current transaction:
+    the batch's arrays of thousands of ids and sealed values travel as binary parameters,
+    not quoted into the SQL text (Django's cursors bind on the client). The change
+    history's triggers fire as for every statement; there is no user, so no audit
+    context (as for every management command)."""
+    connections[alias].ensure_connection()
+    return psycopg.Cursor(connections[alias].connection)
+
+
 def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int, int]:
     person_keys, own = _keys(case_ids)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), _raw_cursor() as cursor:
         cursor.execute(
             "SELECT id, person_id FROM casework_case WHERE id = ANY(%s) AND keyed_at IS NULL "
             "ORDER BY id FOR UPDATE",
@@ -222,6 +233,7 @@ def _reseal_table(
         f"SELECT {table.pk}, {table.case_column}, {columns} FROM {table.table} "  # noqa: S608 - names from the models
         f"WHERE {table.case_column} = ANY(%s) FOR UPDATE",
         [list(keys)],
+        binary=True,
     )
     updates: list[tuple] = []
     resealed = 0
@@ -231,10 +243,9 @@ def _reseal_table(
             continue  # nothing readable: the values stay the noise they are
         new, changed = [], False
         for column, blob in zip(table.columns, blobs, strict=True):
-            if blob is None or bytes(blob[:HEADER_LEN]) == own.header:
+            if blob is None or blob[:HEADER_LEN] == own.header:
                 new.append(blob)
                 continue
-            blob = bytes(blob)
             if person is None or blob[:HEADER_LEN] != person.header:
                 raise DecryptionError(
                     f"{table.table}.{column} of row {row_id} is sealed under neither the key of "
@@ -254,5 +265,6 @@ def _reseal_table(
             f"FROM unnest(%s::{table.pk_type}[], {arrays}) AS v(row_id, {columns}) "
             f"WHERE t.{table.pk} = v.row_id",
             [[u[i] for u in updates] for i in range(len(table.columns) + 1)],
+            binary=True,
         )
     return resealed

@@ -35,6 +35,7 @@ from casework.crypto import keyring as keyring_file
 from casework.crypto.blind_index import personnummer_index
 from casework.crypto.errors import KeyRetirementRefused, KeyringError, RotationInProgress
 from casework.crypto.keystore import (
+    CASE,
     PERSON,
     count_by_version,
     create_data_key,
@@ -48,7 +49,7 @@ from casework.crypto.keystore import (
 )
 from casework.crypto.keystore import owner_ids as keystore_owner_ids
 from casework.crypto.records import open_value, seal_value
-from casework.models import Person
+from casework.models import Case, Person
 from casework.routers import KEYSTORE
 from casework.selectors.persons import (
     PERSON_OBJECT,
@@ -569,9 +570,9 @@ def discard_stale_demo_data_keys(*, purpose: str) -> int:
     return deleted
 
 
-def _without_person(owner_ids: list) -> list:
-    """The data-key owners of ``owner_ids`` that name no person row."""
-    existing = set(Person.objects.filter(pk__in=owner_ids).values_list("pk", flat=True))
+def _without_person(owner_ids: list, model=Person) -> list:
+    """The data-key owners of ``owner_ids`` that name no row of ``model`` (a person)."""
+    existing = set(model.objects.filter(pk__in=owner_ids).values_list("pk", flat=True))
     return [owner_id for owner_id in owner_ids if owner_id not in existing]
 
 
@@ -595,20 +596,23 @@ def sweep_orphan_data_keys(
     grace: timedelta = timedelta(hours=1),
     batch_size: int = 1000,
 ) -> int:
-    """Delete data keys whose person row does not exist (an interrupted registration).
+    """Delete data keys whose person or case row does not exist (an interrupted
+    registration or opening of a case).
 
     Keys younger than ``grace`` are left alone: their person row may be about to
     be committed. Returns how many were deleted; one ``ERASE`` event if any.
     """
     purpose = require_purpose(purpose)
     cutoff = timezone.now() - grace
-    after, deleted = None, 0
-    while batch := owner_ids_created_before(
-        owner_type=PERSON, before=cutoff, after_id=after, limit=batch_size
-    ):
-        after = batch[-1][0]
-        orphans = _without_person([owner_id for _key_id, owner_id in batch])
-        if orphans:
-            deleted += delete_data_keys(owner_type=PERSON, owner_ids=orphans)
+    deleted = 0
+    for owner_type, model in ((PERSON, Person), (CASE, Case)):
+        after = None
+        while batch := owner_ids_created_before(
+            owner_type=owner_type, before=cutoff, after_id=after, limit=batch_size
+        ):
+            after = batch[-1][0]
+            orphans = _without_person([owner_id for _key_id, owner_id in batch], model)
+            if orphans:
+                deleted += delete_data_keys(owner_type=owner_type, owner_ids=orphans)
     _log_key_deletion(user=user, purpose=purpose, count="orphan_data_keys_deleted", deleted=deleted)
     return deleted

@@ -285,3 +285,20 @@ def test_culling_a_legacy_case_moves_it_first(two_cases, demo):
         ]
         == REASON
     )
+
+
+def test_orphan_case_keys_are_swept(two_cases):
+    """A case key left by an opening that rolled back (a hand-over's support case) opens
+    nothing and goes with ``keys sweep``; the keys of existing cases stay."""
+    from datetime import timedelta
+
+    from casework.crypto.keystore import create_data_key
+    from casework.services import sweep_orphan_data_keys
+
+    _person, active, referred = two_cases
+    orphan = uuid.uuid4()
+    create_data_key(owner_type=CASE, owner_id=orphan)
+    DataKey.objects.update(created_at=timezone.now() - timedelta(days=1))
+    assert sweep_orphan_data_keys(purpose="Städning", grace=timedelta(hours=1)) == 1
+    assert _key_id(CASE, orphan) is None
+    assert _key_id(CASE, active.pk) and _key_id(CASE, referred.pk)
