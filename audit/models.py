@@ -42,6 +42,7 @@ class AccessEvent(models.Model):
         AUDIT_READ = "audit_read", _("Reading of the access log")
         # A register extract released to the data subject (GDPR art. 15; ADR 0025).
         EXTRACT = "extract", _("Register extract to the data subject")
+        CULL = "cull", _("Culling (gallring)")
 
     class Outcome(models.TextChoices):
         ALLOWED = "allowed", _("Allowed")

@@ -13,7 +13,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-MODULES = ["bench_web", "bench_crypto", "bench_audit", "bench_sig", "bench_statistics", "bench_api"]
+MODULES = [
+    "bench_web",
+    "bench_crypto",
+    "bench_audit",
+    "bench_sig",
+    "bench_statistics",
+    "bench_api",
+    "bench_retention",
+    "bench_case_keys",
+]
 
 
 def median_of(func, *, runs: int = 5) -> float:

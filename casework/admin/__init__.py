@@ -15,10 +15,26 @@ that another administrator approves on the request's page.
 One module a subject; importing this package registers every model admin:
 ``accounts`` (organisations, users), ``legal_bases``, ``change_requests``,
 ``sign_in`` (single sign-on, sign-in locks), ``api_clients`` (the integration
-API's client systems), ``webhooks`` (the clients' webhooks and their deliveries);
-``four_eyes`` holds the request pages they share.
+API's client systems), ``retention`` (retention rules), ``webhooks`` (the clients'
+webhooks and their deliveries); ``four_eyes`` holds the request pages they share.
 """
 
-from casework.admin import accounts, api_clients, change_requests, legal_bases, sign_in, webhooks
+from casework.admin import (
+    accounts,
+    api_clients,
+    change_requests,
+    legal_bases,
+    retention,
+    sign_in,
+    webhooks,
+)
 
-__all__ = ["accounts", "api_clients", "change_requests", "legal_bases", "sign_in", "webhooks"]
+__all__ = [
+    "accounts",
+    "api_clients",
+    "change_requests",
+    "legal_bases",
+    "retention",
+    "sign_in",
+    "webhooks",
+]

@@ -150,6 +150,46 @@ class RequestPages:
         ]
 
 
+class RequestedRegister(RequestPages):
+    """A register changed only by request (legal bases, retention rules): no add or
+    delete here; a page to request a new entry and one per entry to request a change
+    (URL names ``<app>_<model>_request_new``/``_request_change``), both served by
+    :meth:`request_view`; the list tells its template ``can_request``."""
+
+    request_kind: str = ""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        can_request = policy.can_request_admin_change(request.user, self.request_kind)
+        return super().changelist_view(
+            request, {**(extra_context or {}), "can_request": can_request}
+        )
+
+    def request_pages(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            ("begar-ny/", self.request_view, f"{prefix}_request_new"),
+            ("<path:object_id>/begar-andring/", self.request_view, f"{prefix}_request_change"),
+        ]
+
+    def requested_entry(self, request, object_id):
+        """The entry a change is requested for, ``None`` for a new one; refused to users
+        who may not request, 404 where there is none."""
+        if object_id is None:
+            if not policy.can_request_admin_change(request.user, self.request_kind):
+                raise PermissionDenied
+            return None
+        return requested_object(self, request, object_id, self.request_kind)
+
+    def request_view(self, request, object_id=None):
+        raise NotImplementedError
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(
         label=_("Reason"),

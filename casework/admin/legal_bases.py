@@ -6,18 +6,15 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext_lazy as _
 
-from casework import policy
 from casework.admin.four_eyes import (
     Kind,
     ReasonForm,
-    RequestPages,
+    RequestedRegister,
     buttons,
     posted,
     request_page,
-    requested_object,
 )
 from casework.models import LegalBasis, Organisation
 from casework.services import administration
@@ -54,11 +51,12 @@ class LegalBasisRequestForm(ReasonForm):
 
 
 @admin.register(LegalBasis)
-class LegalBasisAdmin(RequestPages, admin.ModelAdmin):
+class LegalBasisAdmin(RequestedRegister, admin.ModelAdmin):
     """The register of legal bases: data, maintained by administrators (no case data).
 
     Name and description are edited here; every field that decides disclosure,
-    and a new legal basis, needs a request another administrator approves.
+    and a new legal basis, needs a request another administrator approves
+    (recorded decisions refer to their basis: deactivate instead of deleting).
     """
 
     list_display = ["name", "code", "kind", "max_age", "is_active"]
@@ -67,46 +65,17 @@ class LegalBasisAdmin(RequestPages, admin.ModelAdmin):
     fields = [*administration.LEGAL_BASIS_FIELDS, "four_eyes"]
     readonly_fields = [*administration.LEGAL_BASIS_DISCLOSURE_FIELDS, "four_eyes"]
     change_list_template = "admin/casework/legalbasis/change_list.html"
-
-    def has_add_permission(self, request):
-        # A new legal basis is a request another administrator approves.
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # Recorded decisions refer to their basis: deactivate instead.
-        return False
+    request_kind = Kind.LEGAL_BASIS
 
     @admin.display(description=_("Disclosure (four eyes)"))
     def four_eyes(self, obj):
         return buttons(obj, ("casework_legalbasis_request_change", _("Request a change")))
 
-    def changelist_view(self, request, extra_context=None):
-        extra_context = {
-            **(extra_context or {}),
-            "can_request_legal_basis": policy.can_request_admin_change(
-                request.user, Kind.LEGAL_BASIS
-            ),
-        }
-        return super().changelist_view(request, extra_context)
-
-    def request_pages(self):
-        return [
-            ("begar-ny/", self.request_view, "casework_legalbasis_request_new"),
-            (
-                "<path:object_id>/begar-andring/",
-                self.request_view,
-                "casework_legalbasis_request_change",
-            ),
-        ]
-
     def request_view(self, request, object_id=None):
-        if object_id is None:
-            if not policy.can_request_admin_change(request.user, Kind.LEGAL_BASIS):
-                raise PermissionDenied
-            basis = None
+        basis = self.requested_entry(request, object_id)
+        if basis is None:
             initial = {"is_active": True}
         else:
-            basis = requested_object(self, request, object_id, Kind.LEGAL_BASIS)
             initial = {name: getattr(basis, name) for name in administration.LEGAL_BASIS_FIELDS}
         form = LegalBasisRequestForm(posted(request), initial=initial)
         return request_page(

@@ -83,19 +83,42 @@ class Sealed:
 
 
 class DataKeyMaterial:
-    """An unwrapped data key, ready to seal and open. ``repr`` shows its id only."""
+    """An unwrapped data key, ready to seal and open. ``repr`` shows its id only.
 
-    __slots__ = ("_aead", "header", "id")
+    :meth:`or_else` gives a key that seals under this one and also opens what was
+    sealed under an older key (a case's values not yet moved from its person's key,
+    docs/adr/0023): the sealed value's header names the key it needs.
+    """
 
-    def __init__(self, key_id: uuid.UUID, key: bytes) -> None:
-        if len(key) != KEY_BYTES:
-            raise ValueError("a data key is 32 bytes")
+    __slots__ = ("_aead", "_older", "header", "id")
+
+    def __init__(self, key_id: uuid.UUID, key: bytes | None) -> None:
+        if key is not None:
+            if len(key) != KEY_BYTES:
+                raise ValueError("a data key is 32 bytes")
+            self._aead = AESGCM(key)
         self.id = key_id
         self.header = _FORMAT_V1 + key_id.bytes  # the sealed-value header of this key
-        self._aead = AESGCM(key)
+        self._older: dict[bytes, DataKeyMaterial] = {}
 
     def __repr__(self) -> str:
         return f"<DataKeyMaterial {self.id}>"
+
+    def or_else(self, *older: DataKeyMaterial | None) -> DataKeyMaterial:
+        """This key, also opening values sealed under ``older`` keys (``None`` skipped)."""
+        older = tuple(k for k in older if k is not None and k.header != self.header)
+        if not older:
+            return self
+        widened = DataKeyMaterial(self.id, None)
+        widened._aead = self._aead
+        widened._older = {**self._older, **{k.header: k for k in older}}
+        return widened
+
+    def opener(self, header: bytes) -> DataKeyMaterial | None:
+        """The key that opens a value with this sealed-value ``header``, if held."""
+        if header == self.header:
+            return self
+        return self._older.get(header)
 
 
 def new_data_key() -> tuple[uuid.UUID, bytes]:
@@ -186,7 +209,7 @@ def open_sealed(
             f"The encrypted value in {_where(table, column, row_id)} is malformed (not format 1)."
         )
     header = blob[:HEADER_LEN]
-    if header != dek.header:
+    if header != dek.header and (dek := dek.opener(header)) is None:
         raise DecryptionError(
             f"The encrypted value in {_where(table, column, row_id)} was sealed under another "
             "data key (copied from another data subject's row?)."

@@ -14,9 +14,10 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 
+import psycopg
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from casework.crypto.envelope import (
@@ -32,6 +33,11 @@ from casework.routers import KEYSTORE
 PERSON = "casework.person"
 # A GVI group's name and notes are sealed under a data key of the group's own.
 GROUP = "workflows.group"
+# Everything that belongs to one case (its texts, actions, decisions, timeline, the
+# programme's records of it) is sealed under the case's own data key (owner id: the
+# ``casework.Case`` primary key), so that retention can destroy one case's data while
+# the person's identity and other cases stay readable (docs/adr/0023-keys-per-case.md).
+CASE = "casework.case"
 
 
 def current_keyring() -> Keyring:
@@ -61,6 +67,49 @@ def create_data_key(*, owner_type: str, owner_id: uuid.UUID) -> DataKeyMaterial:
             wrapped_key=wrapped,
         )
     return DataKeyMaterial(key_id, key)
+
+
+def create_data_keys(
+    *, owner_type: str, owner_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, DataKeyMaterial]:
+    """Make, wrap and store new data keys for several owners in one key-store
+    transaction (one statement, binary parameters), committed before returning. An
+    owner that has a key already keeps it (``datakey_one_per_owner``) and is left out
+    of the answer."""
+    keyring = current_keyring()
+    made: dict[uuid.UUID, tuple[uuid.UUID, DataKeyMaterial]] = {}
+    ids, owners, wrapped_keys = [], [], []
+    version = keyring.current
+    for owner_id in owner_ids:
+        key_id, key = new_data_key()
+        _, wrapped = wrap_data_key(
+            keyring,
+            key_id=key_id,
+            owner_type=owner_type,
+            owner_id=owner_id,
+            key=key,
+            version=version,
+        )
+        ids.append(key_id)
+        owners.append(owner_id)
+        wrapped_keys.append(wrapped)
+        made[key_id] = (owner_id, DataKeyMaterial(key_id, key))
+    if not ids:
+        return {}
+    table = connections[KEYSTORE].ops.quote_name(_model()._meta.db_table)
+    with transaction.atomic(using=KEYSTORE):
+        connections[KEYSTORE].ensure_connection()
+        with psycopg.Cursor(connections[KEYSTORE].connection) as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (id, owner_type, owner_id, kek_version, wrapped_key, "  # noqa: S608 - fixed table name
+                "created_at) SELECT v.id, %s, v.owner_id, %s, v.wrapped_key, %s "
+                "FROM unnest(%s::uuid[], %s::uuid[], %s::bytea[]) AS v(id, owner_id, wrapped_key) "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                [owner_type, version, timezone.now(), ids, owners, wrapped_keys],
+                binary=True,
+            )
+            kept = [row[0] for row in cursor.fetchall()]
+    return {made[key_id][0]: made[key_id][1] for key_id in kept}
 
 
 def _missing(owner_type: str, owner_id: uuid.UUID) -> DataKeyMissing:
@@ -137,21 +186,35 @@ def load_data_keys(
     *, owner_type: str, owner_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, DataKeyMaterial]:
     """The unwrapped data keys of several owners (one query); missing ones are left out."""
-    owner_ids = list(owner_ids)
-    if not owner_ids:
-        return {}
-    keys = _cached(owner_type, owner_ids)
-    missing = [owner_id for owner_id in owner_ids if owner_id not in keys]
+    return load_keys({owner_type: owner_ids}).get(owner_type, {})
+
+
+def load_keys(
+    owners: dict[str, Iterable[uuid.UUID]],
+) -> dict[str, dict[uuid.UUID, DataKeyMaterial]]:
+    """The unwrapped data keys of owners of several types (one query for all of them, or
+    none from the cache), by owner type and id; missing ones are left out."""
+    found: dict[str, dict[uuid.UUID, DataKeyMaterial]] = {}
+    missing: dict[str, list[uuid.UUID]] = {}
+    for owner_type, owner_ids in owners.items():
+        owner_ids = list(owner_ids)
+        found[owner_type] = _cached(owner_type, owner_ids)
+        wanted = [owner_id for owner_id in owner_ids if owner_id not in found[owner_type]]
+        if wanted:
+            missing[owner_type] = wanted
     if not missing:
-        return keys
+        return found
     keyring = current_keyring()
+    query = Q()
+    for owner_type, owner_ids in missing.items():
+        query |= Q(owner_type=owner_type, owner_id__in=owner_ids)
     rows = (
         _model()
-        .objects.filter(owner_type=owner_type, owner_id__in=missing)
-        .values_list("id", "owner_id", "kek_version", "wrapped_key")
+        .objects.filter(query)
+        .values_list("id", "owner_type", "owner_id", "kek_version", "wrapped_key")
     )
-    loaded = {}
-    for key_id, owner_id, version, wrapped in rows:
+    loaded: dict[str, dict[uuid.UUID, DataKeyMaterial]] = {t: {} for t in missing}
+    for key_id, owner_type, owner_id, version, wrapped in rows:
         key = unwrap_data_key(
             keyring,
             key_id=key_id,
@@ -160,12 +223,15 @@ def load_data_keys(
             version=version,
             wrapped=wrapped,
         )
-        loaded[owner_id] = DataKeyMaterial(key_id, key)
+        loaded[owner_type][owner_id] = DataKeyMaterial(key_id, key)
     # Only keys committed in the key store are remembered (not one this
     # process made in a key-store transaction that may still roll back).
-    if not connections[KEYSTORE].in_atomic_block:
-        _remember(owner_type, loaded)
-    return keys | loaded
+    remember = not connections[KEYSTORE].in_atomic_block
+    for owner_type, keys in loaded.items():
+        if remember:
+            _remember(owner_type, keys)
+        found[owner_type] |= keys
+    return found
 
 
 def destroy_data_key(*, owner_type: str, owner_id: uuid.UUID) -> bool:
@@ -177,6 +243,29 @@ def destroy_data_key(*, owner_type: str, owner_id: uuid.UUID) -> bool:
     with _cache_lock:  # and once more, should a reader have put it back meanwhile
         _cache.pop((owner_type, owner_id), None)
     return bool(deleted)
+
+
+def destroy_data_keys(*, owner_type: str, owner_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Delete several owners' data keys in one key-store transaction (committed at once);
+    returns the owners whose key was there (the others were already gone)."""
+    owner_ids = list(owner_ids)
+    if not owner_ids:
+        return set()
+    with _cache_lock:
+        for owner_id in owner_ids:
+            _cache.pop((owner_type, owner_id), None)
+    table = connections[KEYSTORE].ops.quote_name(_model()._meta.db_table)
+    with transaction.atomic(using=KEYSTORE), connections[KEYSTORE].cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE owner_type = %s AND owner_id = ANY(%s) "  # noqa: S608
+            "RETURNING owner_id",
+            [owner_type, owner_ids],
+        )
+        destroyed = {row[0] for row in cursor.fetchall()}
+    with _cache_lock:  # and once more, should a reader have put one back meanwhile
+        for owner_id in owner_ids:
+            _cache.pop((owner_type, owner_id), None)
+    return destroyed
 
 
 def count_by_version() -> dict[int, int]:
@@ -238,8 +327,15 @@ def owner_ids(*, owner_type: str) -> list[uuid.UUID]:
 
 
 def delete_data_keys(*, owner_type: str, owner_ids: Iterable[uuid.UUID]) -> int:
+    """Delete the data keys of several owners (committed at once; dropped from this
+    process's cache); how many were deleted."""
+    owner_ids = list(owner_ids)
+    with _cache_lock:
+        for owner_id in owner_ids:
+            _cache.pop((owner_type, owner_id), None)
     with transaction.atomic(using=KEYSTORE):
-        deleted, _ = (
-            _model().objects.filter(owner_type=owner_type, owner_id__in=list(owner_ids)).delete()
-        )
+        deleted, _ = _model().objects.filter(owner_type=owner_type, owner_id__in=owner_ids).delete()
+    with _cache_lock:  # and once more, should a reader have put one back meanwhile
+        for owner_id in owner_ids:
+            _cache.pop((owner_type, owner_id), None)
     return deleted

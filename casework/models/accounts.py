@@ -118,6 +118,8 @@ class AdminChangeRequest(models.Model):
         # The integration API (docs/adr/0022-integration-api.md): a client system's
         # organisation, scopes and rate limit take effect only once approved.
         API_CLIENT = "api_client", _("API client and its scopes")
+        # Retention (docs/adr/0024-retention.md): how long cases are kept.
+        RETENTION_RULE = "retention_rule", _("New or changed retention rule")
 
     class Decision(models.TextChoices):
         PENDING = "pending", _("Pending")

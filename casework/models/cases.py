@@ -5,7 +5,7 @@ Every programme's case is a ``Case`` row extended by the programme's own model i
 ``workflows/`` (multi-table inheritance), which holds that programme's state machine.
 Consent, legal bases, teams, decisions, actions, break-the-glass and the timeline hang
 off ``Case``, so the access policy and the services are written once. Free text is
-encrypted under the data key of the case's person.
+encrypted under the case's own data key (the person's identity under the person's).
 """
 
 from __future__ import annotations
@@ -107,6 +107,14 @@ class Case(models.Model):
         _("close reason"), max_length=20, choices=CloseReason.choices, blank=True
     )
     close_note = EncryptedTextField(_("close note"))
+    # Culled (gallrad, ``manage.py cull``): the case's data key is destroyed, its texts
+    # read as "(culled)"; the plain columns stay for the statistics.
+    culled_at = models.DateTimeField(_("culled"), null=True, blank=True, editable=False)
+    # Since when every sealed value of the case is under the case's own data key
+    # (docs/adr/0023-keys-per-case.md): set when the case is opened; empty for a case
+    # opened before keys per case until ``manage.py reseal_case_keys`` has moved its
+    # values from its person's key (reads fall back to that key meanwhile).
+    keyed_at = models.DateTimeField(null=True, blank=True, default=timezone.now, editable=False)
     # Row version: every change of the case bumps it, so a form posted against
     # an older version is refused ("changed by someone else").
     version = models.PositiveIntegerField(default=1, editable=False)
@@ -434,7 +442,10 @@ class CaseEvent(models.Model):
 class CaseLink(models.Model):
     """One case led to another of the same person (an escalation, an accepted offer,
     a hand-over, a support case). Both cases show the link; the reason is sealed
-    under the person's data key."""
+    under the data key of the case the link starts from (``from_case``)."""
+
+    # Whose data key seals the reason (docs/adr/0023): the case the link comes from.
+    CASE_KEY_FIELD = "from_case"
 
     class Kind(models.TextChoices):
         ESCALATED = "escalated", _("Escalated")

@@ -87,6 +87,8 @@ _CHANGE_REQUEST_PERMISSIONS = {
     "external_identity": "casework.change_externalidentity",
     # The integration API's client systems (docs/adr/0022-integration-api.md).
     "api_client": "casework.change_apiclient",
+    # Retention rules (docs/adr/0024-retention.md).
+    "retention_rule": "casework.change_retentionrule",
 }
 
 

@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 
 from casework import policy
 from casework.models import AdminChangeRequest, IdentityProvider, LegalBasis, Organisation, User
+from casework.selectors.retention import describe_rule_change
 
 Kind = AdminChangeRequest.Kind
 NONE = "\u2013"  # an en dash: no value
@@ -85,6 +86,8 @@ def describe_change(change_request: AdminChangeRequest) -> list[tuple[str, str]]
             rows.append((str(_("Scopes")), _value(change.get("scopes"))))
             rows.append((str(_("Rate limit")), change.get("rate_limit") or str(_("Default"))))
             rows.append((str(_("New client")), _value(bool(change.get("new")))))
+    elif kind == Kind.RETENTION_RULE:  # retention (ADR 0024)
+        rows += describe_rule_change(change, value=_value)
     return rows
 
 

@@ -1,10 +1,10 @@
 """Reads of cases: the case page and the case list.
 
 ``get_case_page`` decides access through ``casework.policy``, decrypts what the
-user may see under the person's data key, and writes the access-log events of
-that one reading in one statement: a consultation naming every field it
-decrypted; a disclosure when the data is shown to a user of another
-organisation than the case's owner (with the legal basis); a combination when
+user may see (the person under the person's data key, the case under its own: ADR
+0023), and writes the access-log events of that one reading in one statement: a
+consultation naming every field it decrypted; a disclosure when the data is shown to a
+user of another organisation than the case's owner (with the legal basis); a combination when
 police and social-services data are shown together. A refused reading writes
 an ``ACCESS_DENIED`` event (that survives the request) and raises
 :class:`CaseNotFound`, so a guessed URL learns nothing.
@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from audit.services import Action as AuditAction
 from audit.services import Outcome, record_event, record_events
 from casework import policy
-from casework.crypto.keystore import PERSON, load_data_key
 from casework.crypto.records import open_value
 from casework.models import (
     Action,
@@ -37,6 +37,7 @@ from casework.models import (
     Organisation,
     Person,
 )
+from casework.selectors.case_keys import case_and_person_key, case_keys
 from casework.selectors.persons import (
     ERASED_LABEL,
     PersonDetails,
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 
 # What a protected identity hides of the person from all but the named handlers.
 PROTECTED_CONTACT_FIELDS = ("address", "phone")
+# How every page shows a culled case's texts and person (docs/adr/0024-retention.md).
+CULLED_LABEL = _("(culled)")
 
 
 class CaseNotFound(Exception):
@@ -188,15 +191,19 @@ def get_case_page(
     consents = list(case.consents.select_related("guardian").prefetch_related("organisations"))
     person: Person = case.person
     prefetch_related_objects([person], "guardians")
-    dek = None
+    # The person's identity under the person's key (``dek``), everything of the case
+    # under the case's own (``case_dek``; ``None`` once culled: it reads as unreadable).
+    dek = case_dek = None
+    culled = case.culled_at is not None
     if (
         user.organisation_id != case.owner_organisation_id
         and person.erased_at is None
+        and not culled
         and any(m.user_id == user.pk for m in team)
     ):
         # The consent rules of the access check need the age: one key-store read
         # for the check and the page.
-        dek = load_data_key(owner_type=PERSON, owner_id=person.pk)
+        case_dek, dek = case_and_person_key(case)
         person_age(person, on=timezone.localdate(now), dek=dek)
     access = policy.case_access(user, case, consents=consents, purpose=consent_purpose)
     if not access:
@@ -204,8 +211,9 @@ def get_case_page(
             user=user, case=case, purpose=purpose, reason=access.denial, access=access
         )
     # An erased person's data key is gone: the page shows the case's plain facts and
-    # "(erased)", nothing is opened, and the reading is logged as usual (no fields).
-    erased = person.erased_at is not None
+    # "(erased)", nothing is opened, and the reading is logged as usual (no fields). A
+    # culled case's key is gone too: "(culled)", nothing of the case or its person opened.
+    erased = person.erased_at is not None or culled
     if case.owner_organisation_id == user.organisation_id and user.organisation_id is not None:
         # The same row as the user's organisation, read with the user already.
         type(case).owner_organisation.field.set_cached_value(case, user.organisation)
@@ -226,19 +234,20 @@ def get_case_page(
     )
     read: list[str] = []
     if not erased:
-        dek = dek or load_data_key(owner_type=PERSON, owner_id=person.pk)
+        if dek is None:
+            case_dek, dek = case_and_person_key(case)
         # The consent rules below need the age: with this key, not a second unwrap.
         person_age(person, on=timezone.localdate(now), dek=dek)
     person_values = {name: open_or_none(person, name, dek) for name in person_fields}
     read += [f"person.{name}" for name, value in person_values.items() if value is not None]
     texts = {
-        name: open_or_none(case, name, dek)
+        name: open_or_none(case, name, case_dek)
         for name in getattr(type(case), "ENCRYPTED_FIELDS", ())
         if parts.case_texts is None or name in parts.case_texts
     }
     read += [f"case.{name}" for name, value in texts.items() if value is not None]
     current_guardians = [g for g in person.guardians.all() if g.ended_at is None]
-    if not parts.guardians:
+    if not parts.guardians or culled:
         guardians = []
     elif address_hidden:
         # Listed (the consent rules count them), their contact details not opened.
@@ -255,12 +264,12 @@ def get_case_page(
         visible_actions = visible_actions.filter(
             Q(organisation__kind__in=parts.action_kinds) | Q(organisation_id=user.organisation_id)
         )
-    actions = open_all(visible_actions, ("note",), dek, read, "action")
+    actions = open_all(visible_actions, ("note",), case_dek, read, "action")
     decisions = (
         open_all(
             CaseDecision.objects.filter(case=case).select_related("decided_by", "organisation"),
             ("note",),
-            dek,
+            case_dek,
             read,
             "decision",
         )
@@ -271,7 +280,7 @@ def get_case_page(
         open_all(
             CaseLegalBasis.objects.filter(case=case).select_related("legal_basis", "recorded_by"),
             ("justification",),
-            dek,
+            case_dek,
             read,
             "legal_basis",
         )
@@ -279,10 +288,24 @@ def get_case_page(
         else []
     )
     links = []
-    for row in CaseLink.objects.filter(Q(from_case=case) | Q(to_case=case)).select_related(
-        "from_case", "to_case"
-    ):
-        reason = open_or_none(row, "reason", dek) if parts.link_reasons else None
+    link_rows = list(
+        CaseLink.objects.filter(Q(from_case=case) | Q(to_case=case)).select_related(
+            "from_case__person", "to_case"
+        )
+    )
+    # A link's reason is sealed under the key of the case it starts from.
+    link_keys = (
+        case_keys([row.from_case for row in link_rows if row.from_case_id != case.pk])
+        if parts.link_reasons
+        else {}
+    )
+    link_keys[case.pk] = case_dek
+    for row in link_rows:
+        reason = (
+            open_or_none(row, "reason", link_keys.get(row.from_case_id))
+            if parts.link_reasons
+            else None
+        )
         if reason is not None:
             read.append("link.reason")
         outgoing = row.from_case_id == case.pk
@@ -290,7 +313,7 @@ def get_case_page(
         links.append(LinkedCase(link=row, other=other, outgoing=outgoing, reason=reason))
     events = CaseEvent.objects.filter(case=case).select_related("actor")
     if parts.event_reasons:
-        timeline = open_all(events, ("reason",), dek, read, "event")
+        timeline = open_all(events, ("reason",), case_dek, read, "event")
     else:
         # Not opened: the reason reads as empty, never as its sealed value.
         timeline = [Opened(event, {"reason": None}) for event in events]
@@ -310,7 +333,9 @@ def get_case_page(
         }
 
     _log_reading(entry, access=access, case=case, user=user, actions=actions, erased=erased)
-    if erased:
+    if culled:
+        details = PersonDetails.of(person, fields=(), name=CULLED_LABEL)
+    elif erased:
         details = PersonDetails.of_erased(person)
     else:
         details = PersonDetails.of(person, fields=person_fields, **person_values)
@@ -372,9 +397,8 @@ def _log_reading(entry, *, access, case: Case, user, actions: list[Opened], eras
     the case, to whom, on what basis), marked ``person_erased``; nothing of the
     person was decrypted, so nothing was combined.
     """
-    log = reading_events(
-        entry, access=access, case=case, user=user, **({"person_erased": True} if erased else {})
-    )
+    gone = {"case_culled": True} if case.culled_at else {"person_erased": True}
+    log = reading_events(entry, access=access, case=case, user=user, **(gone if erased else {}))
     kinds = {case.owner_organisation.kind} | {a.obj.organisation.kind for a in actions}
     if not erased and {Organisation.Kind.POLICE, Organisation.Kind.SOCIAL_SERVICES} <= kinds:
         log.append(

@@ -54,9 +54,10 @@ from casework.models import (
     IdentityProvider,
     LegalBasis,
     Organisation,
+    RetentionRule,
     User,
 )
-from casework.services import api_credentials
+from casework.services import api_credentials, retention_rules
 
 Kind = AdminChangeRequest.Kind
 Decision = AdminChangeRequest.Decision
@@ -90,6 +91,7 @@ _TARGET_TYPES = {
     Kind.IDENTITY_PROVIDER: "casework.identityprovider",
     Kind.EXTERNAL_IDENTITY: "casework.externalidentity",
     Kind.API_CLIENT: "casework.apiclient",
+    Kind.RETENTION_RULE: "casework.retentionrule",
 }
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
 
@@ -234,6 +236,8 @@ def sso_approved(obj: IdentityProvider | ExternalIdentity) -> bool:
 def _target_state(kind: str, target) -> dict[str, Any]:
     if kind == Kind.API_CLIENT:
         return api_credentials.api_client_state(target)
+    if kind == Kind.RETENTION_RULE:
+        return retention_rules.rule_state(target)
     if kind == Kind.IDENTITY_PROVIDER:
         return identity_provider_state(target)
     if kind == Kind.EXTERNAL_IDENTITY:
@@ -540,6 +544,7 @@ def _locked_target(change_request: AdminChangeRequest):
         "casework.identityprovider": IdentityProvider,
         "casework.externalidentity": ExternalIdentity,
         "casework.apiclient": ApiClient,
+        "casework.retentionrule": RetentionRule,
     }[change_request.target_type]
     if not change_request.target_id:
         return None
@@ -584,6 +589,8 @@ def _apply(user, change_request: AdminChangeRequest, target) -> str:
             for name, value in values.items():
                 setattr(target, name, value)
             target.save()
+    elif kind == Kind.RETENTION_RULE:
+        change_request.target_id = str(retention_rules.apply_rule_change(change, target).pk)
     elif kind == Kind.ORGANISATION_KIND:
         target.kind = change["to"]
         target.save(update_fields=["kind"])

@@ -25,11 +25,11 @@ from django_fsm import ConcurrentTransition
 from audit.services import Action as AuditAction
 from audit.services import record_event
 from casework import policy
-from casework.crypto.keystore import PERSON, load_data_key
 from casework.crypto.records import seal_value
 from casework.models import Case, CaseEvent, CaseMembership
 from casework.selectors.persons import require_purpose
 from casework.services import transitions, webhooks
+from casework.services.case_keys import case_data_key
 from casework.services.transitions import Conflict, Denied
 
 NOTE_LIMIT = 10_000
@@ -154,14 +154,6 @@ def bump_version(case: Case) -> None:
     transitions.bump(case)
 
 
-def case_data_key(case: Case):
-    """The person's data key, to seal something new about them; refused (a form error,
-    not a 500) once the person is erased: the key is destroyed for good."""
-    if case.person.erased_at is not None:
-        raise ValidationError(_("This person has been erased."), code="erased")
-    return load_data_key(owner_type=PERSON, owner_id=case.person_id)
-
-
 def timeline_event(
     *, case: Case, user, kind: str, reason: str | None = None, dek=None, **fields: Any
 ) -> CaseEvent:
@@ -237,11 +229,12 @@ class CaseChange:
 
     @cached_property
     def data_key(self):
-        """The person's data key (:func:`case_data_key`), loaded once for the write."""
+        """The case's data key (:func:`~casework.services.case_keys.case_data_key`), loaded
+        once for the write."""
         return case_data_key(self.case)
 
     def seal(self, obj, name: str, value: str | None) -> None:
-        """Seal ``value`` in ``obj``'s field ``name`` under the person's data key (``None``
+        """Seal ``value`` in ``obj``'s field ``name`` under the case's data key (``None``
         clears it); the write's record names the field unless it was cleared."""
         seal_value(obj, name, value, self.data_key)
         if value is not None:

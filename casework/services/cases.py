@@ -65,6 +65,7 @@ from casework.services.case_changes import (
     save_case,
     timeline_event,
 )
+from casework.services.case_keys import discard_case_key, new_case_key
 from casework.services.consent import (
     add_guardian,
     has_other_legal_basis,
@@ -103,6 +104,7 @@ __all__ = [
     "lock_version",
     "may_transition",
     "members",
+    "new_case_key",
     "new_referral",
     "next_reference",
     "open_case",
@@ -194,26 +196,31 @@ def open_case(
         reason = clean_text(reason, reason_field, limit=REASON_LIMIT, required=True)
     if not policy.can_use_task_inbox(user):
         raise CaseDenied()
-    with transaction.atomic():
-        case.reference = next_reference(case.programme)
-        # A programme case extends Case: its primary key is the parent's id.
-        if hasattr(case, "case_ptr_id") and case.case_ptr_id is None:
-            case.case_ptr_id = case.id
-        dek = case_data_key(case)
-        if reason_field and reason is not None:
-            seal_value(case, reason_field, reason, dek)
-        registered = person_registered(case.person_id)
-        case.save(force_insert=True)
-        record_opening(
-            case=case,
-            user=user,
-            purpose=purpose,
-            transition="refer",
-            dek=dek,
-            fields=[reason_field] if reason_field and reason else [],
-            referral=True,
-            person_registered=registered,
-        )
+    # The case's own data key, committed in the key store before the case row.
+    dek = new_case_key(case)
+    try:
+        with transaction.atomic():
+            case.reference = next_reference(case.programme)
+            # A programme case extends Case: its primary key is the parent's id.
+            if hasattr(case, "case_ptr_id") and case.case_ptr_id is None:
+                case.case_ptr_id = case.id
+            if reason_field and reason is not None:
+                seal_value(case, reason_field, reason, dek)
+            registered = person_registered(case.person_id)
+            case.save(force_insert=True)
+            record_opening(
+                case=case,
+                user=user,
+                purpose=purpose,
+                transition="refer",
+                dek=dek,
+                fields=[reason_field] if reason_field and reason else [],
+                referral=True,
+                person_registered=registered,
+            )
+    except BaseException:
+        discard_case_key(case.id)
+        raise
     return case
 
 
@@ -580,7 +587,7 @@ def link_cases(
     """Record that ``from_case`` led to ``to_case`` (the same person's case in another
     programme, usually just opened by the caller in the same transaction).
 
-    Both timelines show the link; the reason is sealed under the person's key.
+    Both timelines show the link; the reason is sealed under ``from_case``'s key.
     The user needs access to the case the link starts from.
     """
     purpose = require_purpose(purpose)

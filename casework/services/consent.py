@@ -32,13 +32,13 @@ from casework.services.case_changes import (
     REASON_LIMIT,
     audit_case,
     case_change,
-    case_data_key,
     clean_text,
     deny_case,
     require_access,
     require_access_and_role,
     require_role,
 )
+from casework.services.case_keys import person_data_key
 
 
 def keep_consent(case: Case, *, was_complete: bool) -> None:
@@ -76,7 +76,8 @@ def add_guardian(*, user, case: Case, purpose: str, name: str, phone: str | None
     with transaction.atomic():
         was_complete = policy.consent_state(case).complete
         guardian = Guardian(person_id=case.person_id)
-        dek = case_data_key(case)
+        # A guardian belongs to the person (their identity), not to this case.
+        dek = person_data_key(case.person)
         seal_value(guardian, "name", name, dek)
         seal_value(guardian, "phone", phone, dek)
         guardian.save(force_insert=True)

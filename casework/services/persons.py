@@ -28,26 +28,28 @@ from django.db import connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import Action, record_event
+from audit.services import Action, record_event, record_events
 from casework import personnummer as pnr
 from casework import policy
 from casework.crypto import keyring as keyring_file
 from casework.crypto.blind_index import personnummer_index
 from casework.crypto.errors import KeyRetirementRefused, KeyringError, RotationInProgress
 from casework.crypto.keystore import (
+    CASE,
     PERSON,
     count_by_version,
     create_data_key,
     current_keyring,
     delete_data_keys,
     destroy_data_key,
+    destroy_data_keys,
     load_data_key,
     owner_ids_created_before,
     rewrap_batch,
 )
 from casework.crypto.keystore import owner_ids as keystore_owner_ids
 from casework.crypto.records import open_value, seal_value
-from casework.models import Person
+from casework.models import Case, Person
 from casework.routers import KEYSTORE
 from casework.selectors.persons import (
     PERSON_OBJECT,
@@ -57,6 +59,7 @@ from casework.selectors.persons import (
     match_by_personnummer,
     require_purpose,
 )
+from casework.services.case_keys import destroy_person_case_keys
 
 if TYPE_CHECKING:
     from casework.models import User
@@ -351,7 +354,8 @@ def erase_person(
 ) -> Person:
     """Erase a person by destroying the data key (crypto-shredding).
 
-    1. the data key is deleted from the key store and committed: from this
+    1. the data key, and the data key of every case of the person, are deleted from
+       the key store and committed: from this
        moment nothing sealed for the person - in this database, its replicas or
        any backup - can be decrypted (other processes forget a cached copy of
        the key within ``DATA_KEY_CACHE_SECONDS``; docs/adr/0004);
@@ -367,26 +371,57 @@ def erase_person(
             user=user, purpose=purpose, what="erase", person_id=person_id, legal_basis=legal_basis
         )
     person = Person.objects.get(pk=person_id)
-    key_destroyed = destroy_data_key(owner_type=PERSON, owner_id=person.pk)
+    _erase(user=user, purpose=purpose, legal_basis=legal_basis, person_ids=[person.pk])
+    return Person.objects.get(pk=person.pk)
+
+
+def erase_persons(*, purpose: str, person_ids: list[uuid.UUID]) -> int:
+    """The system's erasure of several persons at once (``manage.py cull``: the persons
+    left with nothing but culled cases): :func:`erase_person`'s steps, one key-store
+    transaction and one transaction here for the whole batch. Returns how many were
+    erased now (not already erased)."""
+    return _erase(
+        user=None, purpose=require_purpose(purpose), legal_basis="", person_ids=person_ids
+    )
+
+
+def _erase(*, user, purpose: str, legal_basis: str, person_ids: list[uuid.UUID]) -> int:
+    destroyed = destroy_data_keys(owner_type=PERSON, owner_ids=person_ids)
+    # And the key of every case of theirs (docs/adr/0023): before anything is recorded.
+    case_keys_destroyed = destroy_person_case_keys(person_ids)
+    fields = [*Person.ENCRYPTED_FIELDS, "personnummer_index"]
     with transaction.atomic():
-        person = Person.objects.select_for_update().get(pk=person.pk)
-        if person.erased_at is None:
-            for field_name in Person.ENCRYPTED_FIELDS:
-                setattr(person, field_name, None)
-            person.personnummer_index = None
-            person.erased_at = timezone.now()
-            person.save(update_fields=[*Person.ENCRYPTED_FIELDS, "personnummer_index", "erased_at"])
-            record_event(
-                action=Action.ERASE,
-                user=user,
-                obj=person,
-                person_id=person.pk,
-                fields=[*Person.ENCRYPTED_FIELDS, "personnummer_index"],
-                purpose=purpose,
-                legal_basis=legal_basis,
-                details={"data_key_destroyed": key_destroyed},
+        pending = list(
+            Person.objects.select_for_update()
+            .filter(pk__in=person_ids, erased_at__isnull=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not pending:
+            return 0
+        Person.objects.filter(pk__in=pending).update(
+            **dict.fromkeys(fields), erased_at=timezone.now()
+        )
+        record_events(
+            *(
+                {
+                    "action": Action.ERASE,
+                    "user": user,
+                    "object_type": PERSON_OBJECT,
+                    "object_id": str(person_id),
+                    "person_id": person_id,
+                    "fields": fields,
+                    "purpose": purpose,
+                    "legal_basis": legal_basis,
+                    "details": {
+                        "data_key_destroyed": person_id in destroyed,
+                        "case_keys_destroyed": case_keys_destroyed.get(person_id, 0),
+                    },
+                }
+                for person_id in pending
             )
-    return person
+        )
+    return len(pending)
 
 
 # --- Keys ----------------------------------------------------------------------------
@@ -535,9 +570,9 @@ def discard_stale_demo_data_keys(*, purpose: str) -> int:
     return deleted
 
 
-def _without_person(owner_ids: list) -> list:
-    """The data-key owners of ``owner_ids`` that name no person row."""
-    existing = set(Person.objects.filter(pk__in=owner_ids).values_list("pk", flat=True))
+def _without_person(owner_ids: list, model=Person) -> list:
+    """The data-key owners of ``owner_ids`` that name no row of ``model`` (a person)."""
+    existing = set(model.objects.filter(pk__in=owner_ids).values_list("pk", flat=True))
     return [owner_id for owner_id in owner_ids if owner_id not in existing]
 
 
@@ -561,20 +596,23 @@ def sweep_orphan_data_keys(
     grace: timedelta = timedelta(hours=1),
     batch_size: int = 1000,
 ) -> int:
-    """Delete data keys whose person row does not exist (an interrupted registration).
+    """Delete data keys whose person or case row does not exist (an interrupted
+    registration or opening of a case).
 
     Keys younger than ``grace`` are left alone: their person row may be about to
     be committed. Returns how many were deleted; one ``ERASE`` event if any.
     """
     purpose = require_purpose(purpose)
     cutoff = timezone.now() - grace
-    after, deleted = None, 0
-    while batch := owner_ids_created_before(
-        owner_type=PERSON, before=cutoff, after_id=after, limit=batch_size
-    ):
-        after = batch[-1][0]
-        orphans = _without_person([owner_id for _key_id, owner_id in batch])
-        if orphans:
-            deleted += delete_data_keys(owner_type=PERSON, owner_ids=orphans)
+    deleted = 0
+    for owner_type, model in ((PERSON, Person), (CASE, Case)):
+        after = None
+        while batch := owner_ids_created_before(
+            owner_type=owner_type, before=cutoff, after_id=after, limit=batch_size
+        ):
+            after = batch[-1][0]
+            orphans = _without_person([owner_id for _key_id, owner_id in batch], model)
+            if orphans:
+                deleted += delete_data_keys(owner_type=owner_type, owner_ids=orphans)
     _log_key_deletion(user=user, purpose=purpose, count="orphan_data_keys_deleted", deleted=deleted)
     return deleted

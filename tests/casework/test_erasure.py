@@ -57,7 +57,7 @@ def test_erasure_destroys_the_key_and_keeps_the_statistics(worker, make_person):
     assert event.person_id == anna.pk and event.user is None
     assert event.purpose == ERASE_PURPOSE
     assert set(event.fields) == {*Person.ENCRYPTED_FIELDS, "personnummer_index"}
-    assert event.details == {"data_key_destroyed": True}
+    assert event.details == {"data_key_destroyed": True, "case_keys_destroyed": 0}
 
 
 def test_no_remaining_key_opens_an_erased_persons_data(make_person):
@@ -81,10 +81,10 @@ def test_erasing_again_is_a_no_op(make_person):
 def test_an_interrupted_erasure_is_completed_by_running_it_again(worker, make_person, monkeypatch):
     anna = make_person()
 
-    def crash(**kwargs):
+    def crash(*events, **kwargs):
         raise RuntimeError("the process died")
 
-    monkeypatch.setattr(services.persons, "record_event", crash)
+    monkeypatch.setattr(services.persons, "record_events", crash)
     with pytest.raises(RuntimeError):
         _erase(anna)
     monkeypatch.undo()
@@ -94,7 +94,10 @@ def test_an_interrupted_erasure_is_completed_by_running_it_again(worker, make_pe
         selectors.get_person_details(user=worker, purpose=PURPOSE, person_id=anna.pk)
     erased = _erase(anna)
     assert erased.erased_at is not None
-    assert AccessEvent.objects.get(action="erase").details == {"data_key_destroyed": False}
+    assert AccessEvent.objects.get(action="erase").details == {
+        "data_key_destroyed": False,
+        "case_keys_destroyed": 0,
+    }
 
 
 def test_erase_person_command(make_person):

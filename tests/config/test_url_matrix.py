@@ -459,6 +459,7 @@ BY_VIEW = {
     "casework.admin.accounts.UserAdmin.request_role_view": fill_admin_object,
     "casework.admin.accounts.UserAdmin.request_password_link_view": fill_admin_object,
     "casework.admin.legal_bases.LegalBasisAdmin.request_view": fill_admin_object,
+    "casework.admin.retention.RetentionRuleAdmin.request_view": fill_admin_object,
     "casework.admin.accounts.OrganisationAdmin.request_kind_view": fill_admin_object,
     "casework.admin.change_requests.AdminChangeRequestAdmin.change_view": fill_admin_object,
     # Single sign-on (ADR 0018): a provider's or a linked identity's approval request.
@@ -516,6 +517,7 @@ BY_ROUTE = {
             "casework/organisation",
             "casework/user",
             "casework/legalbasis",
+            "casework/retentionrule",  # retention rules (ADR 0024)
             "casework/adminchangerequest",
             "casework/identityprovider",
             "casework/externalidentity",

@@ -312,7 +312,7 @@ consents_complete = with_message(common_consents_complete, _("The consents are n
 
 
 class DefectorCase(ConcurrentTransitionMixin, Case):
-    """A defector case. Free text is encrypted under the person's data key."""
+    """A defector case. Free text is encrypted under the case's own data key (ADR 0023)."""
 
     Status = Status
 

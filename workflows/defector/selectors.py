@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from casework import policy
 from casework.models import Case, CaseLink
+from casework.selectors.case_keys import case_key
 from casework.selectors.cases import (
     CaseNotFound,
     Opened,
@@ -22,7 +23,7 @@ from casework.selectors.cases import (
     deny_reading,
     open_or_none,
 )
-from casework.selectors.persons import data_key_of, require_purpose
+from casework.selectors.persons import require_purpose
 from workflows.defector.models import (
     FINAL_STATES,
     DefectorCase,
@@ -64,7 +65,7 @@ def threat_assessments(*, user: User, purpose: str, case: DefectorCase) -> list[
     if not rows:
         return []
     with transaction.atomic():
-        dek = data_key_of(case.person)
+        dek = case_key(case)
         opened = [Opened(row, {"basis": open_or_none(row, "basis", dek)}) for row in rows]
         consult_case(
             user=user,

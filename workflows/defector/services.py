@@ -416,6 +416,9 @@ def _open_support_case(*, user, case: DefectorCase, purpose: str) -> DefectorSup
     )
     support.reference = next_reference(support.programme)
     support.case_ptr_id = support.id
+    # Its own data key, committed before the row (an orphan if the hand-over rolls back:
+    # it opens nothing and ``keys sweep`` removes it).
+    case_services.new_case_key(support)
     support.save(force_insert=True)
     for membership in case.memberships.filter(
         valid_to__isnull=True, user__organisation_id=case.owner_organisation_id

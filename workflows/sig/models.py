@@ -131,7 +131,7 @@ def plan_written(case: SigCase) -> bool:
 
 
 class SigCase(ConcurrentTransitionMixin, Case):
-    """A SIG case. Free text is encrypted under the person's data key."""
+    """A SIG case. Free text is encrypted under the case's own data key (ADR 0023)."""
 
     Status = Status
 

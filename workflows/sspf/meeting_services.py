@@ -2,7 +2,7 @@
 meeting's decision on each, and anonymised case discussions.
 
 As ``workflows/sspf/services.py``: keyword-only, the acting ``user`` and the ``purpose``,
-access asked of ``casework.policy``, free text sealed under the person's data key, the
+access asked of ``casework.policy``, free text sealed under the case's data key, the
 access-log event in the same transaction. Meetings and anonymised discussions are the
 SSPF coordinator's; a refusal outside a case is an ``ACCESS_DENIED`` event and
 :class:`CaseDenied`.
@@ -93,7 +93,7 @@ def add_to_agenda(*, user, meeting: OperationalMeeting, case: SspfCase, purpose:
 
 
 def record_agenda_decision(*, user, item: AgendaItem, decision: str, purpose: str) -> AgendaItem:
-    """The meeting's decision on a case on its agenda (sealed under the person's key)."""
+    """The meeting's decision on a case on its agenda (sealed under the case's key)."""
     case = item.case
     purpose = require_coordinator_access(
         user=user, case=case, purpose=purpose, what="agenda:decide"

@@ -152,7 +152,7 @@ def note_consent_refused(case: SspfCase, close_reason: str) -> None:
 
 
 class SspfCase(ConcurrentTransitionMixin, Case):
-    """An SSPF case. Free text is encrypted under the person's data key."""
+    """An SSPF case. Free text is encrypted under the case's own data key (ADR 0023)."""
 
     Status = Status
 

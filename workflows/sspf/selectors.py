@@ -21,6 +21,7 @@ from audit.services import Action as AuditAction
 from audit.services import Outcome, record_event
 from casework import policy
 from casework.models import Case
+from casework.selectors.case_keys import case_key, case_keys
 from casework.selectors.cases import (
     CaseNotFound,
     CasePage,
@@ -30,7 +31,7 @@ from casework.selectors.cases import (
     open_all,
     open_or_none,
 )
-from casework.selectors.persons import data_key_of, require_purpose
+from casework.selectors.persons import require_purpose
 from workflows.sspf.models import AnonymisedDiscussion, OperationalMeeting, SspfCase
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def get_sspf_case_page(
         return SspfCasePage(page=page)
     read: list[str] = []
     with transaction.atomic():
-        dek = data_key_of(case.person)
+        dek = case_key(case)
         risks = open_all(
             case.risk_assessments.select_related("assessed_by"),
             ("risk_factors", "protective_factors"),
@@ -199,8 +200,10 @@ def get_meeting(*, user: User, purpose: str, meeting_id: uuid.UUID) -> MeetingPa
         )
         raise MeetingNotFound()
     items = []
+    rows = list(meeting.items.select_related("case", "case__person", "decided_by"))
+    keys = case_keys([item.case for item in rows if item.decision is not None])
     with transaction.atomic():
-        for item in meeting.items.select_related("case", "case__person", "decided_by"):
+        for item in rows:
             case = item.case
             access = policy.case_access(user, case)
             if not access:
@@ -208,7 +211,7 @@ def get_meeting(*, user: User, purpose: str, meeting_id: uuid.UUID) -> MeetingPa
                 continue
             decision = None
             if policy.case_parts(user, case).programme_records and item.decision is not None:
-                decision = open_or_none(item, "decision", data_key_of(case.person))
+                decision = open_or_none(item, "decision", keys.get(case.pk))
                 consult_case(
                     user=user,
                     case=case,

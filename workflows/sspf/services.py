@@ -4,7 +4,7 @@ escalation to SIG.
 
 Built on the shared case machinery (``casework.services.cases``): every function is
 keyword-only, takes the acting ``user`` and the ``purpose``, asks ``casework.policy``, locks
-the case row and checks the version the user saw, seals free text under the person's data
+the case row and checks the version the user saw, seals free text under the case's data
 key, and writes the timeline entry and the access-log event in the same transaction. A
 refusal is an ``ACCESS_DENIED`` event and :class:`CaseDenied`; bad input a
 ``ValidationError`` with Swedish messages. The state machine is in ``workflows/sspf/models.py``;
