@@ -55,6 +55,7 @@ from casework.models import (
     Person,
     User,
 )
+from casework.selectors.case_keys import case_keys
 from casework.selectors.persons import PersonErased
 
 if TYPE_CHECKING:
@@ -151,7 +152,8 @@ def _related(row: models.Model, model_field: models.Field) -> str | None:
 
 def _value(row: models.Model, model_field: models.Field, dek) -> Any:
     if isinstance(model_field, EncryptedField):
-        return open_value(row, model_field.name, dek)
+        # No key: the row's case was culled (its texts are gone).
+        return open_value(row, model_field.name, dek) if dek is not None else None
     if model_field.many_to_many:
         return [str(target) for target in getattr(row, model_field.name).all()]
     if model_field.is_relation:
@@ -253,9 +255,11 @@ def assemble(request: ExtractRequest, dek) -> Extract:
         items.append(ExtractItem(_key(guardian), identity, title, title, row_fields(guardian, dek)))
     all_cases = list(
         Case.objects.filter(person=person)
-        .select_related("owner_organisation")
+        .select_related("owner_organisation", "person")
         .order_by("opened_at")
     )
+    # A case's rows are sealed under the case's own key (docs/adr/0023-keys-per-case.md).
+    keys = case_keys(all_cases)
     owned = [case for case in all_cases if case.owner_organisation_id == organisation.pk]
     cases = {case.pk: case for case in all_cases}
     rows = [
@@ -277,7 +281,8 @@ def assemble(request: ExtractRequest, dek) -> Extract:
         else:
             section = _programme_label(row)
             description = title
-        items.append(ExtractItem(_key(row), section, description, title, row_fields(row, dek)))
+        row_dek = keys.get(case.pk) if case is not None else dek
+        items.append(ExtractItem(_key(row), section, description, title, row_fields(row, row_dek)))
     items.extend(_readings(person, organisation, until=request.requested_at))
     return Extract(person_id=person.pk, organisation=organisation.name, items=items)
 
