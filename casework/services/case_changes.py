@@ -26,10 +26,10 @@ from audit.services import Action as AuditAction
 from audit.services import record_event
 from casework import policy
 from casework.crypto.records import seal_value
-from casework.models import Case, CaseEvent, CaseMembership
+from casework.models import Case, CaseEvent, CaseMembership, Guardian, Person
 from casework.selectors.persons import require_purpose
 from casework.services import transitions, webhooks
-from casework.services.case_keys import case_data_key
+from casework.services.case_keys import case_data_key, person_data_key
 from casework.services.transitions import Conflict, Denied
 
 NOTE_LIMIT = 10_000
@@ -233,10 +233,21 @@ class CaseChange:
         once for the write."""
         return case_data_key(self.case)
 
+    @cached_property
+    def person_key(self):
+        """The person's data key (their identity and guardians:
+        :func:`~casework.services.case_keys.person_data_key`), loaded once for the write."""
+        return person_data_key(self.case.person)
+
+    def key_of(self, obj):
+        """The key ``obj``'s sealed fields are under: the person's for the person and the
+        guardians, else the case's."""
+        return self.person_key if isinstance(obj, Person | Guardian) else self.data_key
+
     def seal(self, obj, name: str, value: str | None) -> None:
-        """Seal ``value`` in ``obj``'s field ``name`` under the case's data key (``None``
-        clears it); the write's record names the field unless it was cleared."""
-        seal_value(obj, name, value, self.data_key)
+        """Seal ``value`` in ``obj``'s field ``name`` under its key (:meth:`key_of`;
+        ``None`` clears it); the write's record names the field unless it was cleared."""
+        seal_value(obj, name, value, self.key_of(obj))
         if value is not None:
             self.sealed.append(name)
 

@@ -187,7 +187,7 @@ def correct_guardian(
     }
     with case_change(case, expected_version, user=user, purpose=purpose) as change:
         guardian = _current_guardian(case, guardian_id)
-        dek = change.data_key
+        dek = change.key_of(guardian)
         changed = [f for f, value in values.items() if open_value(guardian, f, dek) != value]
         if not changed:
             raise _nothing_changed()

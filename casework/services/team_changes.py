@@ -5,7 +5,7 @@ reason — and an account that is closed leaving every team it was on.
 One call per intention. The coordinator of the case's programme changes any seat; the
 lead social worker a seat of their own organisation (``casework.policy.may_change_team``).
 Every change locks the case row, checks the version the user saw, writes the timeline
-entry (its reason sealed under the person's data key) and the access-log event, and
+entry (its reason sealed under the case's data key) and the access-log event, and
 moves the case's open tasks in the same transaction
 (``casework.services.tasks.follow_team``): a task of someone who left goes to the new
 holder of its seat, or back to its queue; a waiting task of a seat goes to the seat's

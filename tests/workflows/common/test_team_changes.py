@@ -12,9 +12,9 @@ from django.urls import reverse
 from viewflow.workflow.status import STATUS
 
 from audit.models import AccessEvent
-from casework.crypto.keystore import PERSON, load_data_key
 from casework.crypto.records import open_value
 from casework.models import CaseEvent, CaseMembership
+from casework.selectors.case_keys import case_key
 from casework.services import team_changes
 from casework.services.cases import CaseConflict, CaseDenied
 from tests.workflows.conftest import BOTH_DATABASES, colleague
@@ -96,11 +96,10 @@ def test_coordinator_replaces_the_lead_and_the_task_follows(users, client, follo
     assert not CaseMembership.objects.filter(case=case, user=anna, valid_to__isnull=True).exists()
     task.refresh_from_db()
     assert task.owner == ebba and task.status == STATUS.ASSIGNED
-    # The timeline: a team entry whose reason is sealed under the person's key.
+    # The timeline: a team entry whose reason is sealed under the case's own key.
     event = CaseEvent.objects.get(case=case, kind=CaseEvent.Kind.TEAM, transition="replace:lead")
     assert event.actor == sara
-    dek = load_data_key(owner_type=PERSON, owner_id=case.person_id)
-    assert open_value(event, "reason", dek) == REASON
+    assert open_value(event, "reason", case_key(case)) == REASON
     # The access log: the change of the team, and the task's new owner.
     change = AccessEvent.objects.get(
         user=sara,
