@@ -14,6 +14,7 @@ from oauth2_provider.models import AccessToken
 from casework import roles
 from casework.access_cache import access_generation
 from casework.models import AccessGeneration, ApiClient, Organisation, User
+from tests.conftest import COMMITTED_DB
 
 STATUS = "/api/v1/statistics/"
 
@@ -98,7 +99,7 @@ def test_the_kept_person_is_a_copy_per_request(generation, demo, social_api):
     assert not hasattr(kept, "_samverkan_task_inbox")
 
 
-@pytest.mark.django_db(transaction=True)
+@COMMITTED_DB
 def test_a_change_committed_by_another_process_counts_at_the_next_request(api_for, demo):
     """Another process (here a connection of its own) takes the role away and commits:
     this process reads the raised generation and refuses."""
