@@ -154,9 +154,17 @@ class RequestedRegister(RequestPages):
     """A register changed only by request (legal bases, retention rules): no add or
     delete here; a page to request a new entry and one per entry to request a change
     (URL names ``<app>_<model>_request_new``/``_request_change``), both served by
-    :meth:`request_view`; the list tells its template ``can_request``."""
+    :meth:`request_view`; the list tells its template ``can_request``.
+
+    A register names its request form (a :class:`ReasonForm` with ``values()``), the
+    initial values of a new entry, the titles and the intro, and :meth:`submit_request`.
+    """
 
     request_kind: str = ""
+    request_form: type[forms.Form]
+    new_entry_initial: dict[str, Any] = {}
+    request_new_title: Any = ""
+    request_intro: Any = ""
 
     def has_add_permission(self, request):
         return False
@@ -186,8 +194,30 @@ class RequestedRegister(RequestPages):
             return None
         return requested_object(self, request, object_id, self.request_kind)
 
-    def request_view(self, request, object_id=None):
+    def entry_values(self, entry) -> dict[str, Any]:
+        """An existing entry's values, the form's initial values for a change."""
+        return {
+            name: getattr(entry, name) for name in self.request_form.base_fields if name != "reason"
+        }
+
+    def submit_request(self, *, user, entry, values: dict, reason: str) -> AdminChangeRequest:
         raise NotImplementedError
+
+    def request_view(self, request, object_id=None):
+        entry = self.requested_entry(request, object_id)
+        initial = self.new_entry_initial if entry is None else self.entry_values(entry)
+        form = self.request_form(posted(request), initial=initial)
+        return request_page(
+            self,
+            request,
+            form=form,
+            submit=lambda data: self.submit_request(
+                user=request.user, entry=entry, values=form.values(), reason=data["reason"]
+            ),
+            title=self.request_new_title if entry is None else _("Request a change"),
+            obj=entry,
+            intro=self.request_intro,
+        )
 
 
 class ReasonForm(forms.Form):

@@ -13,8 +13,6 @@ from casework.admin.four_eyes import (
     ReasonForm,
     RequestedRegister,
     buttons,
-    posted,
-    request_page,
 )
 from casework.models import LegalBasis, Organisation
 from casework.services import administration
@@ -71,25 +69,16 @@ class LegalBasisAdmin(RequestedRegister, admin.ModelAdmin):
     def four_eyes(self, obj):
         return buttons(obj, ("casework_legalbasis_request_change", _("Request a change")))
 
-    def request_view(self, request, object_id=None):
-        basis = self.requested_entry(request, object_id)
-        if basis is None:
-            initial = {"is_active": True}
-        else:
-            initial = {name: getattr(basis, name) for name in administration.LEGAL_BASIS_FIELDS}
-        form = LegalBasisRequestForm(posted(request), initial=initial)
-        return request_page(
-            self,
-            request,
-            form=form,
-            submit=lambda data: administration.request_legal_basis(
-                user=request.user, basis=basis, values=form.values(), reason=data["reason"]
-            ),
-            title=_("Request a new legal basis") if basis is None else _("Request a change"),
-            obj=basis,
-            intro=_(
-                "A legal basis decides what one organisation may see of another's cases, on "
-                "every case that recorded it. The change takes effect when another "
-                "administrator approves it."
-            ),
+    request_form = LegalBasisRequestForm
+    new_entry_initial = {"is_active": True}
+    request_new_title = _("Request a new legal basis")
+    request_intro = _(
+        "A legal basis decides what one organisation may see of another's cases, on "
+        "every case that recorded it. The change takes effect when another "
+        "administrator approves it."
+    )
+
+    def submit_request(self, *, user, entry, values, reason):
+        return administration.request_legal_basis(
+            user=user, basis=entry, values=values, reason=reason
         )

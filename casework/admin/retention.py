@@ -12,8 +12,6 @@ from casework.admin.four_eyes import (
     ReasonForm,
     RequestedRegister,
     buttons,
-    posted,
-    request_page,
 )
 from casework.models import Organisation, RetentionRule
 from casework.services import retention
@@ -79,25 +77,17 @@ class RetentionRuleAdmin(RequestedRegister, admin.ModelAdmin):
     def four_eyes(self, obj):
         return buttons(obj, ("casework_retentionrule_request_change", _("Request a change")))
 
-    def request_view(self, request, object_id=None):
-        rule = self.requested_entry(request, object_id)
-        if rule is None:
-            initial = {"is_active": True, "event": RetentionRule.Event.CLOSED}
-        else:
-            initial = rule_values(rule)
-        form = RetentionRuleRequestForm(posted(request), initial=initial)
-        return request_page(
-            self,
-            request,
-            form=form,
-            submit=lambda data: retention.request_rule_change(
-                user=request.user, rule=rule, values=form.values(), reason=data["reason"]
-            ),
-            title=_("Request a new retention rule") if rule is None else _("Request a change"),
-            obj=rule,
-            intro=_(
-                "A retention rule decides when the cases it covers are culled: their data "
-                "key is destroyed and they can never be read again. The change takes effect "
-                "when another administrator approves it."
-            ),
-        )
+    request_form = RetentionRuleRequestForm
+    new_entry_initial = {"is_active": True, "event": RetentionRule.Event.CLOSED}
+    request_new_title = _("Request a new retention rule")
+    request_intro = _(
+        "A retention rule decides when the cases it covers are culled: their data "
+        "key is destroyed and they can never be read again. The change takes effect "
+        "when another administrator approves it."
+    )
+
+    def entry_values(self, entry):
+        return rule_values(entry)
+
+    def submit_request(self, *, user, entry, values, reason):
+        return retention.request_rule_change(user=user, rule=entry, values=values, reason=reason)
