@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
-from casework.admin.four_eyes import posted
+from casework.admin.four_eyes import NoWrites, posted
 from casework.forms import put_errors
 from casework.mfa import require_step_up
 from casework.models import AdminChangeRequest
@@ -37,7 +37,7 @@ class DecisionForm(forms.Form):
 
 
 @admin.register(AdminChangeRequest)
-class AdminChangeRequestAdmin(admin.ModelAdmin):
+class AdminChangeRequestAdmin(NoWrites, admin.ModelAdmin):
     """Requests waiting for a second administrator, and the decided ones (read-only)."""
 
     list_display = [
@@ -62,15 +62,6 @@ class AdminChangeRequestAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request):
         return self.has_view_permission(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if not self.has_view_permission(request):

@@ -133,6 +133,20 @@ def approval_cell(obj, approved: bool, url_name: str):
     )
 
 
+class NoWrites:
+    """A model admin that shows its objects and never adds, changes or deletes them here:
+    they change only through the services (and their requests), which log every change."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class RequestPages:
     """A model admin with request pages: :meth:`request_pages` lists them as
     (route, view, URL name), served before the model admin's own URLs."""

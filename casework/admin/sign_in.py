@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from casework import policy
 from casework.admin.four_eyes import (
     Kind,
+    NoWrites,
     RequestPages,
     approval_cell,
     reason_request_page,
@@ -140,7 +141,7 @@ class ExternalIdentityAdmin(SsoAdmin):
 
 
 @admin.register(AccessAttempt)
-class SignInLockAdmin(admin.ModelAdmin):
+class SignInLockAdmin(NoWrites, admin.ModelAdmin):
     """Counted failed sign-ins per account name and address. "Lift the lock" deletes them
     (through ``casework.services.signin``, an access-log event each); nothing else changes
     here, and the form data axes keeps is not shown."""
@@ -156,16 +157,7 @@ class SignInLockAdmin(admin.ModelAdmin):
     ordering = ["-attempt_time"]
     fields = ["username", "ip_address", "user_agent", "failures_since_start", "attempt_time"]
     readonly_fields = fields
-    actions = ["lift_locks"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # only through "Lift the lock", which is logged
+    actions = ["lift_locks"]  # the only way a lock goes: "Lift the lock", which is logged
 
     def has_lift_permission(self, request):
         return policy.can_lift_sign_in_locks(request.user)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from casework.admin.four_eyes import NoWrites
 from casework.models import Webhook, WebhookDelivery
 from casework.services import webhooks
 
@@ -18,20 +19,11 @@ from casework.services import webhooks
 MANAGE = "casework.change_webhook"
 
 
-class ReadOnly(admin.ModelAdmin):
+class ReadOnly(NoWrites, admin.ModelAdmin):
     """Shown, never added, edited or deleted here."""
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Webhook)
