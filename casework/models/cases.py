@@ -511,17 +511,12 @@ class Reminder(models.Model):
 
     # Kinds reminded of once per event (the object id names the event), not once a day.
     ONCE_PER_EVENT = frozenset({Kind.CONSENT_EXPIRING, Kind.TURNED_18, Kind.AGE_RANGE_LEFT})
+    # The alerts (``casework.services.alerts``), sent when something happens.
+    ALERTS = frozenset({Kind.BREAK_GLASS_OPENED, Kind.LOWERING_AWAITS_APPROVAL, Kind.TASK_ASSIGNED})
     # Kinds recorded when something happens (not listed by ``send_reminders``): an
     # account closed by an administrator (``casework.services.team_changes``) and the
-    # alerts (``casework.services.alerts``).
-    RECORDED_AT_ONCE = frozenset(
-        {
-            Kind.TEAM_MEMBER_LEFT,
-            Kind.BREAK_GLASS_OPENED,
-            Kind.LOWERING_AWAITS_APPROVAL,
-            Kind.TASK_ASSIGNED,
-        }
-    )
+    # alerts.
+    RECORDED_AT_ONCE = frozenset({Kind.TEAM_MEMBER_LEFT, *ALERTS})
 
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
     # The case id, the viewflow task id or the break-the-glass access id; for

@@ -42,7 +42,6 @@ from casework.services.reminders import deliver
 
 logger = logging.getLogger(__name__)
 Kind = Reminder.Kind
-ALERT_KINDS = (Kind.BREAK_GLASS_OPENED, Kind.LOWERING_AWAITS_APPROVAL, Kind.TASK_ASSIGNED)
 
 
 def alert(
@@ -60,7 +59,7 @@ def alert(
     )
     # After the commit: every alert of the day not yet delivered to these recipients, so
     # that the alerts of one transaction (a flow assigning several steps) make one e-mail.
-    selection = Q(kind__in=ALERT_KINDS, date=today, recipient_id__in=recipient_ids)
+    selection = Q(kind__in=Reminder.ALERTS, date=today, recipient_id__in=recipient_ids)
     transaction.on_commit(lambda: _send(selection))
     return len(recipient_ids)
 
