@@ -8,10 +8,11 @@ not on the case's team, so reading the new case takes someone who is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -52,11 +53,16 @@ class ReferralOperation(ApiView):
     """``POST``: register a referral; the programme sets ``purpose``, ``request_class``
     and ``register(data) -> case`` (its service, called with the acting person)."""
 
+    # (The docstring is the operation's description in the API schema, where a programme's
+    # view has none of its own.) A programme sets ``service``: its service that opens the
+    # case, called by ``register`` with the acting person and the valid request's fields;
+    # ``referral_schema`` describes the operation.
     required_scope = "referrals:write"
     request_class: type[serializers.Serializer] = ReferralIn
+    service: Callable[..., Case]
 
     def register(self, data: dict[str, Any]) -> Case:
-        raise NotImplementedError
+        return self.service(user=self.person, purpose=str(self.purpose), **data)
 
     @idempotent
     def post(self, request):
@@ -68,16 +74,22 @@ class ReferralOperation(ApiView):
         )
 
 
-def referral_schema(operation_id: str, summary: str, request=ReferralIn):
-    """The OpenAPI description of a programme's referral operation."""
-    return extend_schema(
-        operation_id=operation_id,
-        summary=summary,
-        request=request,
-        parameters=[schema.ACTING_USER, schema.IDEMPOTENCY_KEY],
-        responses={
-            201: OpenApiResponse(NewCaseOut, description="The referral is registered."),
-            **schema.problems(400, 401, 403, 422, 429),
-        },
-        extensions={schema.CASE_CREATING: True},
-    )
+def referral_schema(operation_id: str, summary: str):
+    """Class decorator: the OpenAPI description of a programme's referral operation (its
+    ``post``, taking the view's ``request_class``)."""
+
+    def describe(view: type[ReferralOperation]) -> type[ReferralOperation]:
+        post = extend_schema(
+            operation_id=operation_id,
+            summary=summary,
+            request=view.request_class,
+            parameters=[schema.ACTING_USER, schema.IDEMPOTENCY_KEY],
+            responses={
+                201: OpenApiResponse(NewCaseOut, description="The referral is registered."),
+                **schema.problems(400, 401, 403, 422, 429),
+            },
+            extensions={schema.CASE_CREATING: True},
+        )
+        return extend_schema_view(post=post)(view)
+
+    return describe

@@ -23,11 +23,12 @@ from django.views.generic import View
 from casework import policy, programmes
 from casework.mfa import require_step_up
 from casework.models import Action, Case, CaseEvent, Consent
-from casework.selectors.cases import CaseNotFound, get_case_page
+from casework.selectors.cases import CaseNotFound
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
 from casework.services.consent import renewal_gap
 from workflows.common import forms
+from workflows.common.nodes import open_tasks
 from workflows.common.responses import CaseCalls, case_url, denied, perform, put_errors
 
 
@@ -260,21 +261,8 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
 
     def open_tasks(self) -> list:
         """The case's open tasks, each with a link only if this user may take or do it."""
-        user = self.request.user
         process = getattr(self.case, "process", None)
-        if process is None:
-            return []
-        return [
-            (
-                task,
-                task.flow_task.reverse("index", args=[task.process_id, task.pk])
-                if task.flow_task.can_execute(user, task) or task.flow_task.can_assign(user, task)
-                else None,
-            )
-            for task in process.task_set.filter(flow_task_type="HUMAN")
-            .exclude(status__in=["DONE", "CANCELED"])
-            .select_related("owner")
-        ]
+        return open_tasks([process] if process is not None else [], self.request.user)
 
     def extra_context(self) -> dict:
         return {}
@@ -282,12 +270,7 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
     def case_page(self):
         """The case as this user may see it (404 if not at all)."""
         try:
-            self._page = get_case_page(
-                user=self.request.user,
-                purpose=str(self.purpose),
-                case=self.case,
-                consent_purpose=self.consent_purpose,
-            )
+            self._page = self.read_case()
         except CaseNotFound:
             raise Http404 from None
         return self._page

@@ -7,6 +7,8 @@ state machines; a ``ValidationError`` they raise is put back on the form.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -83,10 +85,23 @@ def choice_buttons(label, choices, **kwargs) -> forms.ChoiceField:
     return forms.ChoiceField(label=label, choices=choices, widget=forms.RadioSelect, **kwargs)
 
 
+class When(NamedTuple):
+    """A field's choice (``field`` set to ``value``) that makes another field required,
+    and the error shown when that one is left empty (``VersionedForm.required_when``)."""
+
+    field: str
+    value: str
+    message: str
+
+
 class VersionedForm(forms.Form):
-    """Carries the case version the user saw; the service refuses a stale one."""
+    """Carries the case version the user saw; the service refuses a stale one.
+
+    ``required_when`` maps a field that is optional by itself to the choice that makes it
+    required (``When``)."""
 
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    required_when: dict[str, When] = {}
 
     def clean(self):
         data = super().clean()
@@ -95,6 +110,9 @@ class VersionedForm(forms.Form):
             from casework.services.cases import CaseConflict
 
             self.add_error(None, CaseConflict.message)
+        for name, when in self.required_when.items():
+            if data.get(when.field) == when.value and not data.get(name):
+                self.add_error(name, when.message)
         return data
 
 
@@ -135,12 +153,29 @@ class TeamForm(VersionedForm):
         return data
 
 
+class PersonnummerField(forms.CharField):
+    """A personnummer or samordningsnummer as the user writes it, cleaned to its stored form
+    (``casework.personnummer.normalise``); left empty where it is optional, ""."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", _("Personal identity number"))
+        kwargs.setdefault(
+            "help_text", _("12 or 10 digits, e.g. 20090815-1234 (samordningsnummer accepted).")
+        )
+        super().__init__(max_length=20, **kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if not value:
+            return ""
+        try:
+            return pnr.normalise(value)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
+
+
 class ReferralForm(forms.Form):
-    personnummer = forms.CharField(
-        label=_("Personal identity number"),
-        max_length=20,
-        help_text=_("12 or 10 digits, e.g. 20090815-1234 (samordningsnummer accepted)."),
-    )
+    personnummer = PersonnummerField()
     name = forms.CharField(label=_("Name"), max_length=200)
     area = forms.ChoiceField(label=_("Area"), choices=Person.Area.choices)
     phone = forms.CharField(label=_("Phone"), max_length=40, required=False)
@@ -150,12 +185,6 @@ class ReferralForm(forms.Form):
         rows=5,
         help_text=_("What worries you, and what is known of the risk of crime."),
     )
-
-    def clean_personnummer(self):
-        try:
-            return pnr.normalise(self.cleaned_data["personnummer"])
-        except ValidationError as exc:
-            raise ValidationError(exc.messages) from None
 
 
 class GuardianForm(VersionedForm):
@@ -183,6 +212,11 @@ class ConsentForm(VersionedForm):
         help_text=_("Other organisations see the case only for the purposes ticked."),
     )
     valid_until = date_field(_("Valid until"), required=False)
+    required_when = {
+        "purposes": When(
+            "decision", Consent.Decision.GIVEN, _("Choose the purposes the consent covers.")
+        )
+    }
 
     def __init__(self, *args, guardians=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -202,12 +236,6 @@ class ConsentForm(VersionedForm):
             raise ValidationError(_("The date cannot be in the past."))
         return value
 
-    def clean(self):
-        data = super().clean()
-        if data.get("decision") == Consent.Decision.GIVEN and not data.get("purposes"):
-            self.add_error("purposes", _("Choose the purposes the consent covers."))
-        return data
-
 
 class DecisionForm(VersionedForm):
     decision = choice_buttons(_("Decision"), CaseDecision.Decision.choices)
@@ -218,12 +246,11 @@ class DecisionForm(VersionedForm):
         required=False,
         help_text=_("Required when deciding not to start."),
     )
-
-    def clean(self):
-        data = super().clean()
-        if data.get("decision") == CaseDecision.Decision.DECLINE and not data.get("note"):
-            self.add_error("note", _("Give the reason for not starting."))
-        return data
+    required_when = {
+        "note": When(
+            "decision", CaseDecision.Decision.DECLINE, _("Give the reason for not starting.")
+        )
+    }
 
 
 class ActionForm(VersionedForm):
@@ -255,7 +282,8 @@ def require_close_note(form, data: dict) -> None:
 
 
 class ContinueOrCloseForm(VersionedForm):
-    """A review of a case: it continues with a new review date, or is closed."""
+    """A review of a case: it continues with a new review date, or is closed (for one of
+    the programme's reasons: a subclass adds the ``close_reason`` field)."""
 
     CONTINUE = "continue"
     CLOSE = "close"
@@ -265,6 +293,10 @@ class ContinueOrCloseForm(VersionedForm):
         [(CONTINUE, _("Continue with a new review date")), (CLOSE, _("Close the case"))],
     )
     review_date = date_field(_("Next review date"), required=False)
+    required_when = {
+        "review_date": When("outcome", CONTINUE, _("Set the next review date.")),
+        "close_reason": When("outcome", CLOSE, _("Choose the close reason.")),
+    }
 
 
 class FollowUpForm(ContinueOrCloseForm):
@@ -275,17 +307,11 @@ class FollowUpForm(ContinueOrCloseForm):
 
     def clean(self):
         data = super().clean()
-        if data.get("outcome") == self.CONTINUE:
-            review = data.get("review_date")
-            if not review:
-                self.add_error("review_date", _("Set the next review date."))
-            elif review <= timezone.localdate():
-                self.add_error("review_date", _("The review date must be in the future."))
-        if data.get("outcome") == self.CLOSE:
-            if not data.get("close_reason"):
-                self.add_error("close_reason", _("Choose the close reason."))
-            else:
-                require_close_note(self, data)
+        review = data.get("review_date")
+        if data.get("outcome") == self.CONTINUE and review and review <= timezone.localdate():
+            self.add_error("review_date", _("The review date must be in the future."))
+        if data.get("outcome") == self.CLOSE and data.get("close_reason"):
+            require_close_note(self, data)
         return data
 
 
@@ -312,18 +338,7 @@ class WithdrawConsentForm(forms.Form):
 
 
 class CaseSearchForm(forms.Form):
-    personnummer = forms.CharField(
-        label=_("Personal identity number"), max_length=20, required=False
-    )
-
-    def clean_personnummer(self):
-        value = self.cleaned_data.get("personnummer")
-        if not value:
-            return ""
-        try:
-            return pnr.normalise(value)
-        except ValidationError as exc:
-            raise ValidationError(exc.messages) from None
+    personnummer = PersonnummerField(required=False, help_text="")
 
 
 # --- The team page (``workflows.common.team_page``) ------------------------------------------

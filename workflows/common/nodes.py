@@ -196,6 +196,23 @@ class StepRequest:
         self.user = user
 
 
+def open_tasks(processes, user) -> list[tuple]:
+    """The open human tasks of ``processes``, each with the address of its page if ``user``
+    may do or take it (``None`` otherwise)."""
+    return [
+        (
+            task,
+            task.flow_task.reverse("index", args=[task.process_id, task.pk])
+            if task.flow_task.can_execute(user, task) or task.flow_task.can_assign(user, task)
+            else None,
+        )
+        for process in processes
+        for task in process.task_set.filter(flow_task_type="HUMAN")
+        .exclude(status__in=[STATUS.DONE, STATUS.CANCELED])
+        .select_related("owner")
+    ]
+
+
 def open_task(process, node):
     """The open task of ``node`` in ``process`` (``DoesNotExist`` when there is none)."""
     return process.task_set.exclude(status__in=[STATUS.DONE, STATUS.CANCELED]).get(flow_task=node)

@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from casework.forms import put_errors
+from casework.selectors.cases import get_case_page
 from casework.services import cases as case_services
 from casework.services.cases import CaseConflict, CaseDenied
 
@@ -88,6 +89,17 @@ class ActionForms:
 class CaseCalls:
     """A page's or a step's calls of the case's services: each for the page's ``case``, as
     the request's user, under the page's ``purpose``."""
+
+    def read_case(self, selector=get_case_page):
+        """The case as the request's user may see it under the page's ``purpose`` and for its
+        ``consent_purpose``, by ``selector`` (the core's case page or a programme's, which
+        raises ``CaseNotFound`` where the user may not see the case)."""
+        return selector(
+            user=self.request.user,
+            purpose=str(self.purpose),
+            case=self.case,
+            consent_purpose=self.consent_purpose,
+        )
 
     def call(self, service, form=None, /, **fields):
         """``service`` with ``fields`` — and, given the ``form``, the case's version the form

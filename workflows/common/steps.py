@@ -21,7 +21,7 @@ from django.views.generic import View
 
 from casework import personnummer as pnr
 from casework.models import Action, Case, Consent
-from casework.selectors.cases import CaseNotFound, get_case_page, screening_registration
+from casework.selectors.cases import CaseNotFound, screening_registration
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
 from workflows.common import forms
@@ -131,30 +131,30 @@ class StepView(CaseCalls, ActionForms, View):
 
     def render(self, forms_by_name: dict, *, status: int = 200):
         try:
-            self.page = get_case_page(
-                user=self.request.user,
-                purpose=str(self.purpose),
-                case=self.case,
-                consent_purpose=self.consent_purpose,
-            )
+            self.page = self.read_case()
         except CaseNotFound:
             return denied(self.request)
         available = self.available()
         shown = {name: form for name, form in forms_by_name.items() if name in available}
-        begin = (None, self.begin_label or _("Start"))
         context = {
             "page": self.page,
             "case": self.case,
             "task": self.activation.task,
             "intro": self.intro,
             "forms": shown,
-            "steps": [step for step in form_steps(self, shown, begin=begin) if self.shows(step)],
+            "steps": [
+                step for step in form_steps(self, shown, **self.step_labels()) if self.shows(step)
+            ],
             "unmet": self.unmet(),
             "version": self.case.version,
             "begin_label": self.begin_label,
         }
         context.update(self.extra_context())
         return TemplateResponse(self.request, self.template_name, context, status=status)
+
+    def step_labels(self) -> dict:
+        """Labels (``form_steps``) the step's attributes give rather than its ``labels``."""
+        return {"begin": (None, self.begin_label or _("Start"))}
 
     def extra_context(self) -> dict:
         return {}
@@ -338,8 +338,10 @@ class RecordsConsents:
 
 class ConsentStepView(RecordsConsents, StepView):
     """The consent step: guardians, consents (with the organisations each covers), then
-    complete or refused. A programme's step sets ``purpose``, ``intro`` and, in ``finishing``
-    or as ``do_<action>`` methods, what complete and refused do."""
+    complete (the transition ``consents_given``) or refused. A programme's step sets
+    ``purpose``, ``intro``, the complete button's ``complete_button`` and
+    ``complete_message`` (and ``complete_heading``) and, in ``finishing`` or as
+    ``do_<action>`` methods, what refused does."""
 
     actions = {
         "guardian": forms.GuardianForm,
@@ -348,6 +350,9 @@ class ConsentStepView(RecordsConsents, StepView):
         "refused": forms.VersionedForm,
     }
     labels = {"refused": (_("Consent was refused"), _("Close the case: consent refused"))}
+    complete_heading = _("All consents are recorded")
+    complete_button = ""
+    complete_message = ""
     # The closing buttons, each shown once it can work (``page.consent_state``) or with
     # its errors.
     closing_actions = ("complete", "refused")
@@ -357,6 +362,12 @@ class ConsentStepView(RecordsConsents, StepView):
             return True
         return getattr(self.page.consent_state, step.name)
 
+    def step_labels(self):
+        return {**super().step_labels(), "complete": (self.complete_heading, self.complete_button)}
+
+    def do_complete(self, form):
+        return self.finish_with("consents_given", self.complete_message, form)
+
     def form_kwargs(self, name):
         if name == "consent":
             return {"guardians": self.guardians()}
@@ -365,13 +376,7 @@ class ConsentStepView(RecordsConsents, StepView):
     def guardians(self):
         """The person's guardians as the case page shows them (read once a request)."""
         if not hasattr(self, "_guardian_rows"):
-            page = get_case_page(
-                user=self.request.user,
-                purpose=str(self.purpose),
-                case=self.case,
-                consent_purpose=self.consent_purpose,
-            )
-            self._guardian_rows = page.guardians
+            self._guardian_rows = self.read_case().guardians
         return self._guardian_rows
 
     def initial(self, name):

@@ -25,6 +25,7 @@ class DefectorReferralIn(ReferralIn):
     )
 
 
+@referral_schema("defector_referral_create", "Register a defector referral")
 class ReferralView(ReferralOperation):
     """Register a referral to the defector programme, as on the referral page: the person
     is found by personnummer or registered, the case opened and put in the defector
@@ -33,15 +34,7 @@ class ReferralView(ReferralOperation):
 
     purpose = _("Defector programme: registering a referral")
     request_class = DefectorReferralIn
-
-    @referral_schema(
-        "defector_referral_create", "Register a defector referral", request=DefectorReferralIn
-    )
-    def post(self, request):
-        return super().post(request)
-
-    def register(self, data):
-        return intake.receive_referral(user=self.person, purpose=str(self.purpose), **data)
+    service = staticmethod(intake.receive_referral)
 
 
 def urls() -> list:

@@ -19,6 +19,7 @@ from workflows.common.forms import (
     ReferralForm,
     TeamForm,
     VersionedForm,
+    When,
     choice_buttons,
     text_field,
 )
@@ -72,12 +73,7 @@ class InitialCheckForm(TeamForm):
         required=False,
         help_text=_("Motivation to leave, the threat described, other agencies involved."),
     )
-
-    def clean(self):
-        data = super().clean()
-        if data.get("outcome") == self.REJECT and not data.get("note"):
-            self.add_error("note", _("Describe the reason."))
-        return data
+    required_when = {"note": When("outcome", REJECT, _("Describe the reason."))}
 
 
 class PoliceCheckForm(VersionedForm):
@@ -137,12 +133,7 @@ class LoweringDecisionForm(VersionedForm):
         [(APPROVE, _("Approve the lowering")), (REJECT, _("Reject the lowering"))],
     )
     note = text_field(_("Motivation"), required=False)
-
-    def clean(self):
-        data = super().clean()
-        if data.get("outcome") == self.REJECT and not data.get("note"):
-            self.add_error("note", _("Give the reason for rejecting."))
-        return data
+    required_when = {"note": When("outcome", REJECT, _("Give the reason for rejecting."))}
 
 
 class ConditionsForm(VersionedForm):
@@ -170,12 +161,9 @@ class ReviewForm(ContinueOrCloseForm):
         data = super().clean()
         if data.get("outcome") == self.CONTINUE:
             try:
-                if not _future(data.get("review_date")):
-                    self.add_error("review_date", _("Set the next review date."))
+                _future(data.get("review_date"))
             except ValidationError as error:
                 self.add_error("review_date", error)
-        if data.get("outcome") == self.CLOSE and not data.get("close_reason"):
-            self.add_error("close_reason", _("Choose the close reason."))
         return data
 
 
@@ -189,12 +177,9 @@ class SupportCloseForm(DefectorCloseForm):
         label=_("Close reason"),
         choices=[*_CLOSE_CHOICES, (Case.CloseReason.OTHER, Case.CloseReason.OTHER.label)],
     )
-
-    def clean(self):
-        data = super().clean()
-        if data.get("close_reason") == Case.CloseReason.OTHER and not data.get("note"):
-            self.add_error("note", _("Describe the reason."))
-        return data
+    required_when = {
+        "note": When("close_reason", Case.CloseReason.OTHER, _("Describe the reason."))
+    }
 
 
 class ProtectedIdentityForm(VersionedForm):

@@ -24,6 +24,7 @@ from casework.selectors.cases import (
     open_or_none,
 )
 from casework.selectors.persons import require_purpose
+from workflows.common import nodes
 from workflows.defector.models import (
     FINAL_STATES,
     DefectorCase,
@@ -149,19 +150,5 @@ def pending_lowerings(*, user: User, cases: list[DefectorCase]) -> list[Defector
 
 
 def open_tasks(*, user: User, case: DefectorCase) -> list[tuple]:
-    """The human tasks of the case's open processes, each with its address if ``user`` may
-    do or take it (``None`` otherwise)."""
-    found = []
-    for process in case.processes.filter(finished__isnull=True):
-        found += [
-            (
-                task,
-                task.flow_task.reverse("index", args=[task.process_id, task.pk])
-                if task.flow_task.can_execute(user, task) or task.flow_task.can_assign(user, task)
-                else None,
-            )
-            for task in process.task_set.filter(flow_task_type="HUMAN")
-            .exclude(status__in=["DONE", "CANCELED"])
-            .select_related("owner")
-        ]
-    return found
+    """The human tasks of the case's open processes (``workflows.common.nodes.open_tasks``)."""
+    return nodes.open_tasks(case.processes.filter(finished__isnull=True), user)

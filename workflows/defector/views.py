@@ -16,7 +16,7 @@ from django.views.generic import View
 
 from casework import policy
 from casework.models import Action, CaseDecision, Consent
-from casework.selectors.cases import CaseNotFound, get_case_page, list_cases
+from casework.selectors.cases import CaseNotFound, list_cases
 from casework.services.cases import CaseConflict, CaseDenied
 from workflows.common import forms
 from workflows.common.case_page import timeline_rows
@@ -154,19 +154,14 @@ class ConsentView(StepView, ConsentStepView):
         "complete": forms.VersionedForm,
         "insufficient": forms.VersionedForm,
     }
+    complete_heading = _("Written consent covers every agency")
+    complete_button = _("Consent complete: joint assessment")
+    complete_message = _("Consent complete: the police check and the joint assessment follow.")
     labels = {
-        "complete": (
-            _("Written consent covers every agency"),
-            _("Consent complete: joint assessment"),
-        ),
-        "insufficient": (_("Consent is partial or refused"), _("Not eligible: close the case")),
+        "insufficient": (_("Consent is partial or refused"), _("Not eligible: close the case"))
     }
     closing_actions = ()  # both shown from the start
     finishing = {
-        "complete": (
-            "consents_given",
-            _("Consent complete: the police check and the joint assessment follow."),
-        ),
         "insufficient": (
             "consent_insufficient",
             _("Not eligible: the consent does not cover every agency in writing."),
@@ -404,9 +399,7 @@ class DefectorCasePageView(CaseCalls, ActionForms, View):
     def render(self, built, status=200):
         user, purpose = self.request.user, str(self.purpose)
         try:
-            page = get_case_page(
-                user=user, purpose=purpose, case=self.case, consent_purpose=self.consent_purpose
-            )
+            page = self.read_case()
         except CaseNotFound:
             return self.render_notice()
         context = {

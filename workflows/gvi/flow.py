@@ -19,9 +19,7 @@ from casework import policy
 from workflows.common.nodes import Step, next_if, step
 from workflows.gvi import task_views
 from workflows.gvi.models import (
-    CallIn,
     CallInStatus,
-    CustomNotification,
     GroupMember,
     GviCallInProcess,
     GviMinorNoticeProcess,
@@ -78,6 +76,12 @@ class _GviFlow(flow.Flow):
     def has_manage_permission(self, user, obj=None):
         return False
 
+    def start_process(self, activation, **subject) -> Process:
+        """Link the new process to the object it runs for (``start.run(call_in=…)``)."""
+        for field, obj in subject.items():
+            setattr(activation.process, field, obj)
+        return activation.process
+
 
 class GviNotificationFlow(_GviFlow):
     """Who does each step of a custom notification, in order."""
@@ -113,10 +117,6 @@ class GviNotificationFlow(_GviFlow):
     )
     end = flow.End()
 
-    def start_process(self, activation, notification: CustomNotification) -> Process:
-        activation.process.notification = notification
-        return activation.process
-
 
 class GviCallInFlow(_GviFlow):
     """Planning, holding and following up a call-in."""
@@ -142,10 +142,6 @@ class GviCallInFlow(_GviFlow):
     )
     end = flow.End()
 
-    def start_process(self, activation, call_in: CallIn) -> Process:
-        activation.process.call_in = call_in
-        return activation.process
-
 
 class GviMinorNoticeFlow(_GviFlow):
     """A member under 18: the named social-services participants get a task."""
@@ -160,10 +156,6 @@ class GviMinorNoticeFlow(_GviFlow):
         task_views.MinorNoticeView.as_view(), _("A member under 18 is registered")
     )
     end = flow.End()
-
-    def start_process(self, activation, member: GroupMember) -> Process:
-        activation.process.member = member
-        return activation.process
 
 
 def referral_take_up_due(start: datetime.datetime) -> datetime.datetime:

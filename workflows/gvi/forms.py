@@ -7,10 +7,15 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from casework import personnummer as pnr
 from casework import policy
 from casework.models import Organisation, Person, User
-from workflows.common.forms import VersionedForm, choice_buttons, date_field, text_field
+from workflows.common.forms import (
+    PersonnummerField,
+    VersionedForm,
+    choice_buttons,
+    date_field,
+    text_field,
+)
 from workflows.gvi import models as gvi
 
 TEXT = 10_000
@@ -36,11 +41,7 @@ class TransitionForm(VersionedForm):
 
 
 class MemberForm(VersionedForm):
-    personnummer = forms.CharField(
-        label=_("Personal identity number"),
-        max_length=20,
-        help_text=_("12 or 10 digits, e.g. 20090815-1234 (samordningsnummer accepted)."),
-    )
+    personnummer = PersonnummerField()
     # Needed for every number: asking for it only when the number is new would tell
     # whether it is registered (docs/adr/0015-lookups-leave-a-trace.md).
     name = forms.CharField(
@@ -49,12 +50,6 @@ class MemberForm(VersionedForm):
         help_text=_("The name as you know it. A person registered before keeps the stored name."),
     )
     area = forms.ChoiceField(label=_("Area"), choices=Person.Area.choices)
-
-    def clean_personnummer(self):
-        try:
-            return pnr.normalise(self.cleaned_data["personnummer"])
-        except ValidationError as exc:
-            raise ValidationError(exc.messages) from None
 
 
 class IncidentForm(forms.Form):

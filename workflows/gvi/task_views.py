@@ -4,6 +4,10 @@ accepted offer of help. Thin, like the pages (``workflows.gvi.views``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseRedirect
@@ -58,9 +62,23 @@ class TaskView(GviView):
         return HttpResponseRedirect(self.object_url())
 
 
+class ServiceCall(NamedTuple):
+    """An action that calls one ``service`` with the task's object and the valid form's
+    ``fields`` (and the version it saw); then says ``message`` on the same page or, without
+    one, ends the task if the object has left the step (``StepTaskView.after_step``)."""
+
+    service: Callable[..., Any]
+    fields: tuple[str, ...] = ()
+    message: str | None = None
+
+
 class StepTaskView(TaskView):
     """A task whose forms and transitions are its step's (``as_view(step=...)``): the
-    task is done once ``step_over()`` says its object has left the step."""
+    task is done once ``step_over()`` says its object has left the step.
+
+    ``service_calls()`` maps the actions that only call a service to their
+    ``ServiceCall`` (the service takes the task's object by the name of its page,
+    ``page_name``); other actions have a ``do_<action>``."""
 
     step = ""
     STEP_ACTIONS: dict[str, dict[str, type]] = {}
@@ -82,6 +100,21 @@ class StepTaskView(TaskView):
     def do_transition(self, form):
         self.run_transition(form, self.object)
         return self.after_step()
+
+    def service_calls(self) -> dict[str, ServiceCall]:
+        return {}
+
+    def handler(self, action):
+        calls = self.service_calls()
+        if action in calls:
+            return partial(self.run_call, calls[action])
+        return super().handler(action)
+
+    def run_call(self, call: ServiceCall, form):
+        self.call(
+            call.service, form, **{self.page_name: self.object}, **form_values(form, *call.fields)
+        )
+        return self.done(call.message) if call.message else self.after_step()
 
 
 class NotificationStepView(StepTaskView):
@@ -115,6 +148,19 @@ class NotificationStepView(StepTaskView):
     }
 
     page_name = "notification"
+
+    def service_calls(self):
+        return {
+            "approve": ServiceCall(services.approve_notification, ("message",)),
+            "messenger": ServiceCall(services.add_messenger, ("kind", "description"), _("Saved.")),
+            "schedule": ServiceCall(
+                services.schedule_notification, ("scheduled_for",), _("The visit is scheduled.")
+            ),
+            "deliver": ServiceCall(
+                services.record_delivery, ("offer_of_help", "response", "programme", "reason")
+            ),
+            "follow_up": ServiceCall(services.record_notification_follow_up, ("note",)),
+        }
 
     def object_of(self, process):
         return process.notification
@@ -175,51 +221,6 @@ class NotificationStepView(StepTaskView):
             return self.done(_("Saved."))
         return self.after_step()
 
-    def do_approve(self, form):
-        self.call(
-            services.approve_notification,
-            form,
-            notification=self.object,
-            message=form.cleaned_data["message"],
-        )
-        return self.after_step()
-
-    def do_messenger(self, form):
-        self.call(
-            services.add_messenger,
-            form,
-            notification=self.object,
-            **form_values(form, "kind", "description"),
-        )
-        return self.done(_("Saved."))
-
-    def do_schedule(self, form):
-        self.call(
-            services.schedule_notification,
-            form,
-            notification=self.object,
-            scheduled_for=form.cleaned_data["scheduled_for"],
-        )
-        return self.done(_("The visit is scheduled."))
-
-    def do_deliver(self, form):
-        self.call(
-            services.record_delivery,
-            form,
-            notification=self.object,
-            **form_values(form, "offer_of_help", "response", "programme", "reason"),
-        )
-        return self.after_step()
-
-    def do_follow_up(self, form):
-        self.call(
-            services.record_notification_follow_up,
-            form,
-            notification=self.object,
-            note=form.cleaned_data["note"],
-        )
-        return self.after_step()
-
 
 class CallInStepView(StepTaskView):
     """Planning and holding a call-in, then the follow-up with each attendee."""
@@ -251,6 +252,13 @@ class CallInStepView(StepTaskView):
     shown_apart = ("transition", "follow_up")
 
     page_name = "call_in"
+
+    def service_calls(self):
+        return {
+            "attendee": ServiceCall(services.add_attendee, ("member",), _("Saved.")),
+            "speaker": ServiceCall(services.set_speaker, ("role", "speaker"), _("Saved.")),
+            "hold": ServiceCall(services.hold_call_in),
+        }
 
     def object_of(self, process):
         return process.call_in
@@ -308,24 +316,6 @@ class CallInStepView(StepTaskView):
             "follow_up": self.object.status == CallInStatus.FOLLOWED_UP,
         }[self.step]
 
-    def do_attendee(self, form):
-        self.call(
-            services.add_attendee,
-            form,
-            call_in=self.object,
-            member=form.cleaned_data["member"],
-        )
-        return self.done(_("Saved."))
-
-    def do_speaker(self, form):
-        self.call(
-            services.set_speaker,
-            form,
-            call_in=self.object,
-            **form_values(form, "role", "speaker"),
-        )
-        return self.done(_("Saved."))
-
     def do_attendance(self, form):
         self.call(
             services.record_attendance,
@@ -334,14 +324,6 @@ class CallInStepView(StepTaskView):
             attendance=form.attendance(),
         )
         return self.done(_("Saved."))
-
-    def do_hold(self, form):
-        self.call(
-            services.hold_call_in,
-            form,
-            call_in=self.object,
-        )
-        return self.after_step()
 
     def do_cancel(self, form):
         self.call(

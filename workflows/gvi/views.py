@@ -103,7 +103,7 @@ class GviView(ActionForms, View):
         if form.is_valid():
             try:
                 with transaction.atomic():
-                    return getattr(self, f"do_{action}")(form)
+                    return self.handler(action)(form)
             except ValidationError as error:
                 put_errors(form, error)
             except Conflict as conflict:
@@ -113,6 +113,10 @@ class GviView(ActionForms, View):
             except Denied:
                 return denied(request)
         return self.render(built, status=400)
+
+    def handler(self, action: str):
+        """What a valid form of ``action`` does: ``do_<action>(form)``."""
+        return getattr(self, f"do_{action}")
 
     def refresh(self) -> None:
         obj = getattr(self, "object", None)

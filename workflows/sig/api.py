@@ -9,15 +9,10 @@ from workflows.common.api import ReferralOperation, referral_schema
 from workflows.sig import services
 
 
+@referral_schema("sig_referral_create", "Register a SIG referral")
 class ReferralView(ReferralOperation):
     purpose = _("SIG: registering a referral")
-
-    @referral_schema("sig_referral_create", "Register a SIG referral")
-    def post(self, request):
-        return super().post(request)
-
-    def register(self, data):
-        return services.register_referral(user=self.person, purpose=str(self.purpose), **data)
+    service = staticmethod(services.register_referral)
 
 
 def urls() -> list:

@@ -13,6 +13,7 @@ from workflows.common.forms import (
     FutureDateField,
     TeamForm,
     VersionedForm,
+    When,
     choice_buttons,
     date_field,
     rejection_reason_field,
@@ -50,12 +51,7 @@ class ApprovalForm(VersionedForm):
         _("Outcome"), [(APPROVE, _("Approve the plan")), (RETURN, _("Return for changes"))]
     )
     comment = text_field(_("Comment"), required=False)
-
-    def clean(self):
-        data = super().clean()
-        if data.get("outcome") == self.RETURN and not data.get("comment"):
-            self.add_error("comment", _("Say what needs to change."))
-        return data
+    required_when = {"comment": When("outcome", RETURN, _("Say what needs to change."))}
 
 
 class LegalBasisForm(VersionedForm):

@@ -122,13 +122,8 @@ class ConsentView(SigStep, ConsentStepView):
         "Record the young person's own consent and, under 18, every guardian's. "
         "Choose which organisations each consent covers."
     )
-    labels = {"complete": (_("All consents are recorded"), _("Consents complete: go to decisions"))}
-    finishing = {
-        "complete": (
-            "consents_given",
-            _("The consents are complete; social services and the police decide."),
-        )
-    }
+    complete_button = _("Consents complete: go to decisions")
+    complete_message = _("The consents are complete; social services and the police decide.")
 
     def do_refused(self, form):
         self.transition("consent_refused", expected_version=self.version(form))

@@ -20,6 +20,7 @@ class ConcernIn(PersonIn):
     concern = serializers.CharField(max_length=4000)
 
 
+@referral_schema("sspf_concern_create", "Register an SSPF concern")
 class ConcernView(ReferralOperation):
     """Register a concern (orosanmälan) about a young person, as on the concern page: the
     person is found by personnummer or registered, the case opened and put in the SSPF
@@ -28,13 +29,7 @@ class ConcernView(ReferralOperation):
 
     purpose = _("SSPF: raising a concern")
     request_class = ConcernIn
-
-    @referral_schema("sspf_concern_create", "Register an SSPF concern", request=ConcernIn)
-    def post(self, request):
-        return super().post(request)
-
-    def register(self, data):
-        return services.register_concern(user=self.person, purpose=str(self.purpose), **data)
+    service = staticmethod(services.register_concern)
 
 
 def urls() -> list:

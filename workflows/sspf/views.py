@@ -149,18 +149,8 @@ class ConsentView(SspfStep, ConsentStepView):
         "person's own. Choose which organisations each consent covers: the police only if "
         "they are to take part."
     )
-    labels = {
-        "complete": (
-            _("All consents are recorded"),
-            _("Consents complete: to the mapping conversation"),
-        )
-    }
-    finishing = {
-        "complete": (
-            "consents_given",
-            _("The consents are complete: hold the mapping conversation."),
-        )
-    }
+    complete_button = _("Consents complete: to the mapping conversation")
+    complete_message = _("The consents are complete: hold the mapping conversation.")
 
     def do_refused(self, form):
         self.call(case_services.close_case, form, reason=Case.CloseReason.CONSENT_REFUSED)
@@ -301,12 +291,7 @@ class SspfCasePageView(CaseForms, CasePageView):
 
     def case_page(self):
         try:
-            self.sspf_page = get_sspf_case_page(
-                user=self.request.user,
-                purpose=str(self.purpose),
-                case=self.case,
-                consent_purpose=self.consent_purpose,
-            )
+            self.sspf_page = self.read_case(get_sspf_case_page)
         except CaseNotFound:
             raise Http404 from None
         self._page = self.sspf_page.page
