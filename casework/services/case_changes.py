@@ -154,12 +154,20 @@ def bump_version(case: Case) -> None:
     transitions.bump(case)
 
 
-def timeline_event(
+def timeline_row(
     *, case: Case, user, kind: str, reason: str | None = None, dek=None, **fields: Any
 ) -> CaseEvent:
+    """A timeline entry of the case, not yet saved (the reason sealed under the case's key)."""
     event = CaseEvent(case=case, actor=user, kind=kind, **fields)
     if reason:
         seal_value(event, "reason", reason, dek or case_data_key(case))
+    return event
+
+
+def timeline_event(
+    *, case: Case, user, kind: str, reason: str | None = None, dek=None, **fields: Any
+) -> CaseEvent:
+    event = timeline_row(case=case, user=user, kind=kind, reason=reason, dek=dek, **fields)
     event.save()
     return event
 
@@ -298,8 +306,8 @@ def next_reference(programme: str) -> str:
 # --- The case, as the transition engine knows it ------------------------------------------
 
 
-def _transition_entry(*, obj: Case, user, name: str, source="", target="", reason=None):
-    return timeline_event(
+def _transition_row(*, obj: Case, user, name: str, source="", target="", reason=None):
+    return timeline_row(
         case=obj,
         user=user,
         kind=CaseEvent.Kind.TRANSITION,
@@ -310,36 +318,50 @@ def _transition_entry(*, obj: Case, user, name: str, source="", target="", reaso
     )
 
 
-def _end_team_at_close(case: Case) -> Callable[[], dict]:
+def _transition_entry(**entry: Any) -> CaseEvent:
+    event = _transition_row(**entry)
+    event.save()
+    return event
+
+
+def _end_team_at_close(case: Case) -> Callable[[], Callable[[], dict] | None]:
     """A closed case has no team: every open membership ends at the close (in the
     transition's transaction). The lead's reading for the documentation duty is the
-    policy's (``casework.policy.closed_case_lead``), not a membership. ADR 0012."""
+    policy's (``casework.policy.closed_case_lead``), not a membership. ADR 0012.
+
+    Asked after the transition method ran: the work that ends the team when the
+    transition closed an open case, else ``None`` (nothing to do: the transition is
+    written in one statement)."""
     was_open = case.closed_at is None
 
     def end() -> dict:
-        if not (was_open and case.closed_at):
-            return {}
         ended = CaseMembership.objects.filter(case_id=case.pk, valid_to__isnull=True).update(
             valid_to=case.closed_at
         )
         return {"memberships_ended": ended} if ended else {}
 
-    return end
+    def work() -> Callable[[], dict] | None:
+        return end if was_open and case.closed_at else None
+
+    return work
 
 
-def _after_transition(case: Case) -> Callable[[], dict]:
+def _after_transition(case: Case) -> transitions.Effects:
     """What follows every transition of a case, in its transaction: when its status
-    changed, the ``case.status_changed`` webhooks (told to the team as it was), then a
-    close ends the team (:func:`_end_team_at_close`)."""
+    changed, the ``case.status_changed`` webhooks (told to the team as it was; looked
+    up only when the transition's statement found a webhook subscribed to the event at
+    all), then a close ends the team (:func:`_end_team_at_close`)."""
     source = getattr(case, "status", None)
-    end_team = _end_team_at_close(case)
 
-    def after() -> dict:
-        if getattr(case, "status", None) != source:
+    def moved(subscribed: bool) -> None:
+        if subscribed and getattr(case, "status", None) != source:
             webhooks.case_status_changed(case=case)
-        return end_team()
 
-    return after
+    return transitions.Effects(
+        probe=webhooks.subscribed_sql(webhooks.Event.CASE_STATUS_CHANGED),
+        moved=moved,
+        details=_end_team_at_close(case),
+    )
 
 
 def _check_case_access(*, user, obj: Case, purpose: str, what: str) -> None:
@@ -351,6 +373,7 @@ transitions.register(
     transitions.Versioned(
         model=Case,
         timeline=_transition_entry,
+        timeline_row=_transition_row,
         person=lambda case: case.person_id,
         check_access=_check_case_access,
         denied=CaseDenied,
