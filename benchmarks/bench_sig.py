@@ -224,7 +224,28 @@ def _transitions(report) -> None:
         forget_data_keys()  # every person's key read from the key store again
         secure()
 
-    times: dict[str, list[float]] = {"secure": [], "cold": [], "service": [], "plain": []}
+    def secure_in_steps() -> None:
+        # The secure service as it was before docs/adr/0032: the engine's general path
+        # (SELECT ... FOR UPDATE, the model's save, the webhook lookup, the timeline
+        # entry's and the event's INSERTs), which a model without ``timeline_row`` takes.
+        import dataclasses
+
+        from casework.models import Case
+
+        one_statement = transitions.described(Case())
+        transitions.register(dataclasses.replace(one_statement, timeline_row=None))
+        try:
+            secure()
+        finally:
+            transitions.register(one_statement)
+
+    times: dict[str, list[float]] = {
+        "secure": [],
+        "cold": [],
+        "service": [],
+        "plain": [],
+        "steps": [],
+    }
     cpu: dict[str, list[float]] = {name: [] for name in times}
     trips: dict[str, RoundTrips] = {}
     variants = (
@@ -232,6 +253,7 @@ def _transitions(report) -> None:
         ("cold", secure_cold),
         ("service", service_without_both),
         ("plain", plain),
+        ("steps", secure_in_steps),
     )
     order = random.Random(5)  # the order of the variants in each round, not a secret
     for _ in range(TRANSITION_RUNS):  # alternate, so all see the same machine state
@@ -250,7 +272,7 @@ def _transitions(report) -> None:
         with RoundTrips().counting() as counted:
             variant()
         trips[name] = counted
-    secure_ms, cold_ms, service_ms, plain_ms = (
+    secure_ms, cold_ms, service_ms, plain_ms, steps_ms = (
         statistics.median(times[name]) / TRANSITIONS * 1000 for name in times
     )
 
@@ -271,6 +293,8 @@ def _transitions(report) -> None:
     )
     report("sig: transition secure, keys not cached, vs same", ratio("cold", "service"), "x", "")
     report("sig: transition secure vs bare FSM+save+event", ratio("secure", "plain"), "x", "<= 1x")
+    report("sig: transition secure in steps (before ADR 0032)", steps_ms, "ms", "")
+    report("sig: transition secure, one statement vs in steps", ratio("secure", "steps"), "x", "")
     # The machine is shared: this process's CPU per transition (Python and the driver,
     # not the server's work) says what the code costs when the wall time is noisy.
     for name in times:
