@@ -18,12 +18,12 @@ from functools import cached_property
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition
 
 from audit.services import Action as AuditAction
-from audit.services import record_event
+from audit.services import event_insert, event_written, record_event
 from casework import policy
 from casework.crypto.records import seal_value
 from casework.models import Case, CaseEvent, CaseMembership, Guardian, Person
@@ -210,19 +210,25 @@ def record_change(
     **details: Any,
 ) -> None:
     """Every change of a case, in the caller's transaction: the new row version,
-    the timeline entry the team sees and the access-log event the auditors see."""
-    transitions.bump(case)
-    timeline_event(case=case, user=user, kind=kind, transition=label, reason=reason)
-    audit_case(
+    the timeline entry the team sees and the access-log event the auditors see, in one
+    statement (docs/adr/0032-one-statement-transition.md)."""
+    entry = timeline_row(case=case, user=user, kind=kind, transition=label, reason=reason)
+    sql, values, event = event_insert(
         action=action,
         user=user,
-        case=case,
-        purpose=purpose,
+        obj=obj or case,
+        person_id=case.person_id,
         fields=fields,
+        purpose=purpose,
         legal_basis=legal_basis,
-        obj=obj,
-        **details,
+        details={"case": str(case.pk), **details} if obj is not None else details,
     )
+    _entry_id, event_id = transitions.bump_with_rows(
+        case, [transitions.row_insert(entry), (sql, values)]
+    )
+    entry._state.adding = False
+    entry._state.db = DEFAULT_DB_ALIAS
+    event_written(event, event_id)
 
 
 @dataclass

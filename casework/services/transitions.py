@@ -403,9 +403,9 @@ def _transition_in_statements(
             details={"transition": name, "source": source, "target": target, **details},
         )
         if record is None:
-            return [_row_insert(entry)], None
+            return [row_insert(entry)], None
         sql, values, event = record
-        return [_row_insert(entry), (sql, values)], event
+        return [row_insert(entry), (sql, values)], event
 
     work = effects.details() if effects.details is not None else None
     if work is None:
@@ -428,7 +428,7 @@ def _quote(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def _row_insert(instance: models.Model) -> tuple[str, list]:
+def row_insert(instance: models.Model) -> tuple[str, list]:
     """``INSERT INTO <table> (<columns>) SELECT <placeholders>`` of a new model instance
     (its own table's columns: a model without parents) and its parameters."""
     fields = instance._meta.local_concrete_fields
@@ -443,16 +443,39 @@ def _row_insert(instance: models.Model) -> tuple[str, list]:
     return sql, values
 
 
-def _insert_rows(rows: list[tuple[str, list]]) -> list:
-    """The rows' INSERTs (:func:`_row_insert`, :func:`audit.services.event_insert`: each
-    table's key is ``id``) in one statement; each row's ``id``."""
+def bump_with_rows(obj: models.Model, rows: list[tuple[str, list]]) -> list:
+    """:func:`bump` and the rows' INSERTs (:func:`_insert_rows`) in one statement: a
+    change's new version, timeline entry and access-log event (its row locked by the
+    caller). Returns each row's ``id``."""
+    version_field = described(obj).model._meta.get_field("version")
+    table = version_field.model._meta
+    column = _quote(version_field.column)
+    bumped = (
+        f"bumped AS (UPDATE {_quote(table.db_table)} SET {column} = {column} + 1"  # noqa: S608
+        f" WHERE {_quote(table.pk.column)} = %s RETURNING {column} AS version)"
+    )
+    version, *ids = _insert_rows(
+        rows, before=(bumped, [obj.pk]), select="(SELECT version FROM bumped)"
+    )
+    obj.version = version
+    return ids
+
+
+def _insert_rows(
+    rows: list[tuple[str, list]], *, before: tuple[str, list] | None = None, select: str = ""
+) -> list:
+    """The rows' INSERTs (:func:`row_insert`, :func:`audit.services.event_insert`: each
+    table's key is ``id``) in one statement; each row's ``id``. ``before``: a CTE part
+    (and its parameters) to run first, whose ``select`` comes first in the answer."""
     parts = [f"row_{index} AS ({sql} RETURNING id)" for index, (sql, _values) in enumerate(rows)]
-    returned = ", ".join(f"(SELECT id FROM row_{index})" for index in range(len(rows)))  # noqa: S608
+    params = [value for _sql, values in rows for value in values]
+    selected = [f"(SELECT id FROM row_{index})" for index in range(len(rows))]  # noqa: S608
+    if before is not None:
+        parts.insert(0, before[0])
+        params[:0] = before[1]
+        selected.insert(0, select)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH {', '.join(parts)} SELECT {returned}",
-            [value for _sql, values in rows for value in values],
-        )
+        cursor.execute(f"WITH {', '.join(parts)} SELECT {', '.join(selected)}", params)
         return list(cursor.fetchone())
 
 
