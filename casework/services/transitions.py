@@ -504,6 +504,8 @@ def _move(obj, description: Versioned, expected_version, *, rows, probe) -> tupl
     if isinstance(obj, ConcurrentTransitionMixin):
         # django-fsm's optimistic check: the state fields as the object was loaded.
         initial = obj._ConcurrentTransitionMixin__initial_states
+    # As Model.save(): a field deferred when the object was loaded is not written.
+    deferred = obj.get_deferred_fields()
     parts: list[str] = []
     params: list[Any] = []
     version_part = None
@@ -511,7 +513,7 @@ def _move(obj, description: Versioned, expected_version, *, rows, probe) -> tupl
         meta = model._meta
         assignments = []
         for field in meta.local_concrete_fields:
-            if field.primary_key:
+            if field.primary_key or field.attname in deferred:
                 continue
             if field is version_field:
                 assignments.append(f"{_quote(field.column)} = {_quote(field.column)} + 1")

@@ -15,9 +15,11 @@ from casework.models import CaseEvent, CaseMembership
 from casework.services import cases as services
 from casework.services.case_keys import case_data_key
 from casework.services.cases import CaseConflict
+from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.sig.factories import PURPOSE, sig_case
 from workflows.sig.models import SigCase, Status
 
+pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 REASON = "Screeningen påbörjas: bedömning av behov."
 
 
