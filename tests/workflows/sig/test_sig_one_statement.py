@@ -59,7 +59,7 @@ def test_a_transition_is_one_statement_with_the_same_rows(users):
     saved = SigCase.objects.get(pk=case.pk)
     assert saved.status == Status.SCREENING
     assert saved.version == case.version == version + 1
-    entry = CaseEvent.objects.get(case_id=case.pk, kind=CaseEvent.Kind.TRANSITION)
+    entry = CaseEvent.objects.get(case_id=case.pk, transition="begin_screening")
     assert (entry.actor, entry.transition, entry.from_state, entry.to_state) == (
         sara,
         "begin_screening",
@@ -67,7 +67,11 @@ def test_a_transition_is_one_statement_with_the_same_rows(users):
         Status.SCREENING,
     )
     assert open_value(entry, "reason", case_data_key(saved)) == REASON
-    event = AccessEvent.objects.get(object_id=str(case.pk), action=AccessEvent.Action.TRANSITION)
+    event = AccessEvent.objects.get(
+        object_id=str(case.pk),
+        action=AccessEvent.Action.TRANSITION,
+        details__transition="begin_screening",
+    )
     assert event.user == sara
     assert event.username == sara.username
     assert event.object_type == "workflows.sigcase"
