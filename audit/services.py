@@ -335,3 +335,45 @@ def record_denied_access(*, path: str, method: str, reason: str = "") -> AccessE
         },
         independent=True,
     )
+
+
+# --- An event in the caller's own statement (docs/adr/0032-one-statement-transition.md) ---
+
+
+def event_insert(**event: Any) -> tuple[str, list, AccessEvent]:
+    """One access-log event for a statement of the caller's that writes a change and its
+    event together (a data-modifying CTE: the one-statement transition).
+
+    Takes :func:`record_event`'s keywords (not ``independent``: a denied outcome, which
+    must outlive the caller's transaction, is refused as in :func:`record_events`).
+    Returns ``INSERT INTO audit_accessevent (<columns>) SELECT <values>`` (the caller may
+    add a ``WHERE`` and a ``RETURNING id``), its parameters, and the built event, which
+    the caller hands to :func:`event_written` with its id once the statement ran, in the
+    same transaction. The table is named, so a partitioned log takes the row as well."""
+    built = _build(**event)
+    if built.outcome == Outcome.DENIED:
+        raise ValueError("a denied outcome is written with record_event, on its own")
+    values = []
+    for column in _COLUMNS:
+        value = getattr(built, column)
+        if column in {"fields", "details"}:
+            value = json.dumps(value, ensure_ascii=False)
+        elif column == "person_id" and value is not None and not isinstance(value, uuid.UUID):
+            value = uuid.UUID(str(value))
+        values.append(value)
+    sql = "INSERT INTO {table} ({columns}) SELECT {values}".format(
+        table=AccessEvent._meta.db_table,
+        columns=", ".join(_COLUMNS),
+        values=", ".join("%s" + _CASTS.get(column, "") for column in _COLUMNS),
+    )
+    return sql, values, built
+
+
+def event_written(event: AccessEvent, pk: int) -> AccessEvent:
+    """After the caller's statement wrote ``event`` (:func:`event_insert`) with id ``pk``:
+    the event as saved, and its seal into the chain arranged for after the commit."""
+    event.pk = pk
+    event._state.adding = False
+    event._state.db = DEFAULT_DB_ALIAS
+    _sealer.after_commit(DEFAULT_DB_ALIAS)
+    return event

@@ -8,9 +8,16 @@
   (the issue's "same transition with both switched off": the target, at most
   1.3x), and the bare FSM transition (transition + save + an unsealed timeline
   entry, no checks, no access-log event), alternately over the same cases in
-  the same run. The secure transition runs twice: as users meet it (the
-  person's data key remembered from an earlier read, docs/adr/0004) and with
-  the data-key cache emptied first (every key read from the key store).
+  the same run. The secure transition runs three times: as users meet it (the
+  person's data key remembered from an earlier read, docs/adr/0004), with
+  the data-key cache emptied first (every key read from the key store), and
+  "in steps", as it ran before docs/adr/0032 (``SELECT ... FOR UPDATE``, the
+  model's save, the webhook lookup, then the timeline entry's and the event's
+  INSERTs: the engine's general path), so that before and after are measured
+  side by side. Each variant also reports this process's CPU per transition
+  (the machine may be shared: wall time is noisy, CPU much less so) and its
+  database round trips per transition (statements on every connection, plus
+  each transaction's ``BEGIN`` and ``COMMIT``).
 * **The case page under load**: gunicorn on 127.0.0.1 (a free port) against
   the benchmark's throw-away databases and keyring, 16 users logged in through
   the login form, each on the team of a case of its own, and 16 client threads
@@ -39,13 +46,15 @@ import os
 import random
 import re
 import statistics
+import time
+from contextlib import contextmanager
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connections, transaction
 
 from benchmarks import server as live
 from benchmarks.__main__ import median_of
@@ -70,6 +79,55 @@ def run(report) -> None:
 
 
 # --- Transitions ------------------------------------------------------------------------------
+
+
+class RoundTrips:
+    """The database round trips of a stretch of code, on every connection (the main
+    database, the audit log's own connection, the key store): each statement, and each
+    transaction's ``BEGIN`` and ``COMMIT``/``ROLLBACK`` (psycopg sends ``BEGIN`` on its
+    own before a transaction's first statement). Statements in a ``savepoint`` count
+    as statements (Django sends ``SAVEPOINT``/``RELEASE`` through ``execute``)."""
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.transactions = 0
+
+    @property
+    def total(self) -> int:
+        return self.statements + 2 * self.transactions
+
+    def _count(self, execute, sql, params, many, context):
+        self.statements += 1
+        return execute(sql, params, many, context)
+
+    @contextmanager
+    def counting(self):
+        patched = []
+        try:
+            for connection in connections.all(initialized_only=True):
+                for name in ("_commit", "_rollback"):
+                    ends = getattr(connection, name)
+
+                    def counted(ends=ends):
+                        self.transactions += 1
+                        return ends()
+
+                    setattr(connection, name, counted)
+                    patched.append((connection, name))
+            with _wrapped(list(connections.all(initialized_only=True)), self._count):
+                yield self
+        finally:
+            for connection, name in patched:
+                delattr(connection, name)  # the class's method again
+
+
+@contextmanager
+def _wrapped(open_connections, wrapper):
+    if not open_connections:
+        yield
+        return
+    with open_connections[0].execute_wrapper(wrapper), _wrapped(open_connections[1:], wrapper):
+        yield
 
 
 def _referred_cases(count: int) -> list:
@@ -149,6 +207,7 @@ def _transitions(report) -> None:
         "seal_value": lambda *args, **kwargs: None,
         "load_data_key": lambda **kwargs: None,
         "record_event": lambda **kwargs: None,
+        "event_insert": lambda **kwargs: None,  # the one-statement transition's event row
     }
     real = [
         (module, name, getattr(module, name))
@@ -172,12 +231,36 @@ def _transitions(report) -> None:
         forget_data_keys()  # every person's key read from the key store again
         secure()
 
-    times: dict[str, list[float]] = {"secure": [], "cold": [], "service": [], "plain": []}
+    def secure_in_steps() -> None:
+        # The secure service as it was before docs/adr/0032: the engine's general path
+        # (SELECT ... FOR UPDATE, the model's save, the webhook lookup, the timeline
+        # entry's and the event's INSERTs), which a model without ``timeline_row`` takes.
+        import dataclasses
+
+        from casework.models import Case
+
+        one_statement = transitions.described(Case())
+        transitions.register(dataclasses.replace(one_statement, timeline_row=None))
+        try:
+            secure()
+        finally:
+            transitions.register(one_statement)
+
+    times: dict[str, list[float]] = {
+        "secure": [],
+        "cold": [],
+        "service": [],
+        "plain": [],
+        "steps": [],
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in times}
+    trips: dict[str, RoundTrips] = {}
     variants = (
         ("secure", secure),
         ("cold", secure_cold),
         ("service", service_without_both),
         ("plain", plain),
+        ("steps", secure_in_steps),
     )
     order = random.Random(5)  # the order of the variants in each round, not a secret
     for _ in range(TRANSITION_RUNS):  # alternate, so all see the same machine state
@@ -185,10 +268,18 @@ def _transitions(report) -> None:
         # cache's expiry) lands on one variant only.
         for name, variant in order.sample(variants, len(variants)):
             reset()
+            started = time.process_time()
             times[name].append(median_of(variant, runs=1))
+            cpu[name].append(time.process_time() - started)
             done = SigCase.objects.filter(pk__in=ids, status=Status.SCREENING).count()
             assert done == len(ids)
-    secure_ms, cold_ms, service_ms, plain_ms = (
+    # The round trips of each variant, over one more batch (counted, not timed).
+    for name, variant in variants:
+        reset()
+        with RoundTrips().counting() as counted:
+            variant()
+        trips[name] = counted
+    secure_ms, cold_ms, service_ms, plain_ms, steps_ms = (
         statistics.median(times[name]) / TRANSITIONS * 1000 for name in times
     )
 
@@ -197,7 +288,7 @@ def _transitions(report) -> None:
 
     report("sig: transition, encrypted reason + audit", 1000 / secure_ms, "trans/s", "")
     report("sig: transition, plain (no sealing, no audit)", 1000 / plain_ms, "trans/s", "")
-    report("sig: transition, secure (ms each)", secure_ms, "ms", "")
+    report("sig: transition, secure (ms each)", secure_ms, "ms", "<= 1.5 ms")
     report("sig: transition, secure, data keys not cached (ms)", cold_ms, "ms", "")
     report("sig: transition, same service, sealing+audit off", service_ms, "ms", "(baseline)")
     report("sig: transition, bare FSM+save+event (ms each)", plain_ms, "ms", "")
@@ -205,10 +296,22 @@ def _transitions(report) -> None:
         "sig: transition secure vs same service without both",
         ratio("secure", "service"),
         "x",
-        "<= 1.3x",
+        "<= 1.15x",
     )
     report("sig: transition secure, keys not cached, vs same", ratio("cold", "service"), "x", "")
-    report("sig: transition secure vs bare FSM+save+event", ratio("secure", "plain"), "x", "")
+    report("sig: transition secure vs bare FSM+save+event", ratio("secure", "plain"), "x", "<= 1x")
+    report("sig: transition secure in steps (before ADR 0032)", steps_ms, "ms", "")
+    report("sig: transition secure, one statement vs in steps", ratio("secure", "steps"), "x", "")
+    # The machine is shared: this process's CPU per transition (Python and the driver,
+    # not the server's work) says what the code costs when the wall time is noisy.
+    for name in times:
+        cpu_ms = statistics.median(cpu[name]) / TRANSITIONS * 1000
+        report(f"sig: transition {name}, process CPU (ms each)", cpu_ms, "ms", "")
+    for name in times:
+        counted = trips[name]
+        target = "< plain (fewer round trips)" if name == "secure" else ""
+        report(f"sig: transition {name}, round trips each", counted.total / TRANSITIONS, "", target)
+        report(f"sig: transition {name}, statements each", counted.statements / TRANSITIONS, "", "")
 
 
 # --- The case page under load ---------------------------------------------------------------

@@ -18,12 +18,12 @@ from functools import cached_property
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition
 
 from audit.services import Action as AuditAction
-from audit.services import record_event
+from audit.services import event_insert, event_written, record_event
 from casework import policy
 from casework.crypto.records import seal_value
 from casework.models import Case, CaseEvent, CaseMembership, Guardian, Person
@@ -154,12 +154,20 @@ def bump_version(case: Case) -> None:
     transitions.bump(case)
 
 
-def timeline_event(
+def timeline_row(
     *, case: Case, user, kind: str, reason: str | None = None, dek=None, **fields: Any
 ) -> CaseEvent:
+    """A timeline entry of the case, not yet saved (the reason sealed under the case's key)."""
     event = CaseEvent(case=case, actor=user, kind=kind, **fields)
     if reason:
         seal_value(event, "reason", reason, dek or case_data_key(case))
+    return event
+
+
+def timeline_event(
+    *, case: Case, user, kind: str, reason: str | None = None, dek=None, **fields: Any
+) -> CaseEvent:
+    event = timeline_row(case=case, user=user, kind=kind, reason=reason, dek=dek, **fields)
     event.save()
     return event
 
@@ -202,19 +210,25 @@ def record_change(
     **details: Any,
 ) -> None:
     """Every change of a case, in the caller's transaction: the new row version,
-    the timeline entry the team sees and the access-log event the auditors see."""
-    transitions.bump(case)
-    timeline_event(case=case, user=user, kind=kind, transition=label, reason=reason)
-    audit_case(
+    the timeline entry the team sees and the access-log event the auditors see, in one
+    statement (docs/adr/0032-one-statement-transition.md)."""
+    entry = timeline_row(case=case, user=user, kind=kind, transition=label, reason=reason)
+    sql, values, event = event_insert(
         action=action,
         user=user,
-        case=case,
-        purpose=purpose,
+        obj=obj or case,
+        person_id=case.person_id,
         fields=fields,
+        purpose=purpose,
         legal_basis=legal_basis,
-        obj=obj,
-        **details,
+        details={"case": str(case.pk), **details} if obj is not None else details,
     )
+    _entry_id, event_id = transitions.bump_with_rows(
+        case, [transitions.row_insert(entry), (sql, values)]
+    )
+    entry._state.adding = False
+    entry._state.db = DEFAULT_DB_ALIAS
+    event_written(event, event_id)
 
 
 @dataclass
@@ -298,8 +312,8 @@ def next_reference(programme: str) -> str:
 # --- The case, as the transition engine knows it ------------------------------------------
 
 
-def _transition_entry(*, obj: Case, user, name: str, source="", target="", reason=None):
-    return timeline_event(
+def _transition_row(*, obj: Case, user, name: str, source="", target="", reason=None):
+    return timeline_row(
         case=obj,
         user=user,
         kind=CaseEvent.Kind.TRANSITION,
@@ -310,36 +324,50 @@ def _transition_entry(*, obj: Case, user, name: str, source="", target="", reaso
     )
 
 
-def _end_team_at_close(case: Case) -> Callable[[], dict]:
+def _transition_entry(**entry: Any) -> CaseEvent:
+    event = _transition_row(**entry)
+    event.save()
+    return event
+
+
+def _end_team_at_close(case: Case) -> Callable[[], Callable[[], dict] | None]:
     """A closed case has no team: every open membership ends at the close (in the
     transition's transaction). The lead's reading for the documentation duty is the
-    policy's (``casework.policy.closed_case_lead``), not a membership. ADR 0012."""
+    policy's (``casework.policy.closed_case_lead``), not a membership. ADR 0012.
+
+    Asked after the transition method ran: the work that ends the team when the
+    transition closed an open case, else ``None`` (nothing to do: the transition is
+    written in one statement)."""
     was_open = case.closed_at is None
 
     def end() -> dict:
-        if not (was_open and case.closed_at):
-            return {}
         ended = CaseMembership.objects.filter(case_id=case.pk, valid_to__isnull=True).update(
             valid_to=case.closed_at
         )
         return {"memberships_ended": ended} if ended else {}
 
-    return end
+    def work() -> Callable[[], dict] | None:
+        return end if was_open and case.closed_at else None
+
+    return work
 
 
-def _after_transition(case: Case) -> Callable[[], dict]:
+def _after_transition(case: Case) -> transitions.Effects:
     """What follows every transition of a case, in its transaction: when its status
-    changed, the ``case.status_changed`` webhooks (told to the team as it was), then a
-    close ends the team (:func:`_end_team_at_close`)."""
+    changed, the ``case.status_changed`` webhooks (told to the team as it was; looked
+    up only when the transition's statement found a webhook subscribed to the event at
+    all), then a close ends the team (:func:`_end_team_at_close`)."""
     source = getattr(case, "status", None)
-    end_team = _end_team_at_close(case)
 
-    def after() -> dict:
-        if getattr(case, "status", None) != source:
+    def moved(subscribed: bool) -> None:
+        if subscribed and getattr(case, "status", None) != source:
             webhooks.case_status_changed(case=case)
-        return end_team()
 
-    return after
+    return transitions.Effects(
+        probe=webhooks.subscribed_sql(webhooks.Event.CASE_STATUS_CHANGED),
+        moved=moved,
+        details=_end_team_at_close(case),
+    )
 
 
 def _check_case_access(*, user, obj: Case, purpose: str, what: str) -> None:
@@ -351,6 +379,7 @@ transitions.register(
     transitions.Versioned(
         model=Case,
         timeline=_transition_entry,
+        timeline_row=_transition_row,
         person=lambda case: case.person_id,
         check_access=_check_case_access,
         denied=CaseDenied,

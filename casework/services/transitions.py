@@ -10,9 +10,10 @@ With that description the engine
 * locks the row and checks the version the user saw (:func:`lock`; a stale form
   raises :class:`Conflict`) and raises the version (:func:`bump`);
 * answers django-fsm's questions (:func:`unmet_conditions`, :func:`may_transition`);
-* runs a transition (:func:`transition`): access, state, the user's role, the guards,
-  the row lock; then the change, the timeline entry and one ``TRANSITION`` access-log
-  event, in one transaction;
+* runs a transition (:func:`transition`): access, state, the user's role, the guards;
+  then the row lock and version check, the change, the timeline entry and one
+  ``TRANSITION`` access-log event, in one transaction and, for a model that describes
+  its timeline row (``timeline_row``), in one statement (docs/adr/0032);
 * records a change that is not a transition (:func:`record_change`: version, timeline
   entry, access-log event);
 * refuses with a logged denial (:func:`deny`, :func:`refuse`; the error is
@@ -21,7 +22,7 @@ With that description the engine
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +30,10 @@ from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransition
+from django_fsm import ConcurrentTransition, ConcurrentTransitionMixin
 
 from audit.services import Action as AuditAction
-from audit.services import Outcome, record_event
+from audit.services import Outcome, event_insert, event_written, record_event
 from casework.selectors.persons import PersonErased, require_purpose
 
 # Advisory-lock namespace of :func:`next_reference` (``pg_advisory_xact_lock(key, hash)``).
@@ -60,6 +61,26 @@ class Conflict(Exception):
 
 
 @dataclass(frozen=True)
+class Effects:
+    """What follows a transition's change, in its transaction (``Versioned.effects``).
+
+    * ``probe``: an SQL condition (and its parameters) evaluated in the statement that
+      writes the change, so that a follow-up that is rarely needed costs no round trip
+      to rule out (are any webhooks subscribed?);
+    * ``moved(probed)``: runs once the change is written, with the probe's answer
+      (``True`` without a probe);
+    * ``details()``: asked once the transition method has run; returns the work
+      (a callable, run before the record) whose outcome the ``TRANSITION`` event names
+      as further details, or ``None`` when there is none (then the change, the timeline
+      entry and the event are written in one statement).
+    """
+
+    probe: tuple[str, Sequence[Any]] | None = None
+    moved: Callable[[bool], None] | None = None
+    details: Callable[[], Callable[[], dict] | None] | None = None
+
+
+@dataclass(frozen=True)
 class Versioned:
     """One kind of versioned object, as the engine needs to know it.
 
@@ -73,8 +94,10 @@ class Versioned:
     * ``check_access(user=, obj=, purpose=, what=)`` raises :class:`Denied` (logged)
       when the user may not act on the object at all;
     * ``denied()`` is the error a refusal raises;
-    * ``effects(obj)``, called before a transition, returns what runs after its save
-      (in its transaction) and gives the ``TRANSITION`` event's further details.
+    * ``effects(obj)``, called before a transition, returns its :class:`Effects`;
+    * ``timeline_row(obj=, user=, name=, source=, target=, reason=)``, optional, builds
+      the unsaved timeline entry (a model instance, its reason sealed) that ``timeline``
+      would save: with it a transition is one statement (:func:`transition`).
 
     ``operation`` is a transition's operation in the access log, formatted with the
     transition's ``name`` and the object's ``model`` name; ``wrong_state`` the message
@@ -89,7 +112,8 @@ class Versioned:
     operation: str
     conflict: type[Conflict] = Conflict
     wrong_state: Any = WRONG_STATE
-    effects: Callable[[Any], Callable[[], dict]] | None = None
+    effects: Callable[[Any], Effects] | None = None
+    timeline_row: Callable[..., models.Model] | None = None
 
 
 _described: dict[type[models.Model], Versioned] = {}
@@ -300,15 +324,24 @@ def transition(
     unmet = unmet_conditions(obj, name)
     if unmet:
         raise ValidationError([ValidationError(message, code="condition") for message in unmet])
-    effects = description.effects(obj) if description.effects is not None else dict
+    effects = description.effects(obj) if description.effects is not None else Effects()
     try:
         with transaction.atomic():
+            if description.timeline_row is not None:
+                _transition_in_statements(
+                    obj, description, meta, name, source, effects, expected_version, kwargs,
+                    user=user, purpose=purpose, reason=timeline_reason,
+                )  # fmt: skip
+                return obj
             lock(obj, expected_version)
             getattr(obj, name)(**kwargs)
             # The row is locked: the new version goes out with the save (no second UPDATE).
             obj.version += 1
             obj.save()
-            details = effects()
+            if effects.moved is not None:
+                effects.moved(True)
+            work = effects.details() if effects.details is not None else None
+            details = work() if work is not None else {}
             target = meta.field.get_state(obj)
             description.timeline(
                 obj=obj,
@@ -336,3 +369,196 @@ def transition(
         obj.refresh_from_db()
         raise
     return obj
+
+
+# --- A transition in one statement (docs/adr/0032-one-statement-transition.md) --------------
+
+
+def _transition_in_statements(
+    obj, description: Versioned, meta, name, source, effects: Effects, expected_version, kwargs,
+    *, user, purpose: str, reason: str | None,
+) -> None:  # fmt: skip
+    """The change, the timeline entry and the ``TRANSITION`` event of :func:`transition`,
+    in the caller's transaction: one statement (:func:`_move`) that locks the row by
+    updating it, checks the version and the state the object was loaded in, writes the
+    object's tables, the timeline row and the event row, and evaluates the effects'
+    probe. When the effects have work whose outcome the event names (a close ends the
+    team), the two rows follow that work in a second statement."""
+    getattr(obj, name)(**kwargs)  # in memory: the statement writes its outcome
+    target = meta.field.get_state(obj)
+    entry = description.timeline_row(
+        obj=obj, user=user, name=name, source=source, target=target, reason=reason
+    )
+
+    def rows(**details: Any) -> tuple[list[tuple[str, list]], Any]:
+        """The timeline row and the event row (the event ``None`` when the log's writer
+        gives no row: the benchmark's transition without the log)."""
+        record = event_insert(
+            action=AuditAction.TRANSITION,
+            user=user,
+            obj=obj,
+            person_id=_person(obj),
+            fields=["reason"] if reason else [],
+            purpose=purpose,
+            details={"transition": name, "source": source, "target": target, **details},
+        )
+        if record is None:
+            return [row_insert(entry)], None
+        sql, values, event = record
+        return [row_insert(entry), (sql, values)], event
+
+    work = effects.details() if effects.details is not None else None
+    if work is None:
+        written, event = rows()
+        probed, ids = _move(obj, description, expected_version, rows=written, probe=effects.probe)
+    else:
+        probed, _none = _move(obj, description, expected_version, rows=[], probe=effects.probe)
+    if effects.moved is not None:
+        effects.moved(probed)
+    if work is not None:
+        written, event = rows(**work())
+        ids = _insert_rows(written)
+    entry._state.adding = False
+    entry._state.db = connection.alias
+    if event is not None:
+        event_written(event, ids[1])
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def row_insert(instance: models.Model) -> tuple[str, list]:
+    """``INSERT INTO <table> (<columns>) SELECT <placeholders>`` of a new model instance
+    (its own table's columns: a model without parents) and its parameters."""
+    fields = instance._meta.local_concrete_fields
+    values = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
+    ]
+    sql = "INSERT INTO {table} ({columns}) SELECT {values}".format(
+        table=_quote(instance._meta.db_table),
+        columns=", ".join(_quote(field.column) for field in fields),
+        values=", ".join(["%s"] * len(fields)),
+    )
+    return sql, values
+
+
+def bump_with_rows(obj: models.Model, rows: list[tuple[str, list]]) -> list:
+    """:func:`bump` and the rows' INSERTs (:func:`_insert_rows`) in one statement: a
+    change's new version, timeline entry and access-log event (its row locked by the
+    caller). Returns each row's ``id``."""
+    version_field = described(obj).model._meta.get_field("version")
+    table = version_field.model._meta
+    column = _quote(version_field.column)
+    bumped = (
+        f"bumped AS (UPDATE {_quote(table.db_table)} SET {column} = {column} + 1"  # noqa: S608
+        f" WHERE {_quote(table.pk.column)} = %s RETURNING {column} AS version)"
+    )
+    version, *ids = _insert_rows(
+        rows, before=(bumped, [obj.pk]), select="(SELECT version FROM bumped)"
+    )
+    obj.version = version
+    return ids
+
+
+def _insert_rows(
+    rows: list[tuple[str, list]], *, before: tuple[str, list] | None = None, select: str = ""
+) -> list:
+    """The rows' INSERTs (:func:`row_insert`, :func:`audit.services.event_insert`: each
+    table's key is ``id``) in one statement; each row's ``id``. ``before``: a CTE part
+    (and its parameters) to run first, whose ``select`` comes first in the answer."""
+    parts = [f"row_{index} AS ({sql} RETURNING id)" for index, (sql, _values) in enumerate(rows)]
+    params = [value for _sql, values in rows for value in values]
+    selected = [f"(SELECT id FROM row_{index})" for index in range(len(rows))]  # noqa: S608
+    if before is not None:
+        parts.insert(0, before[0])
+        params[:0] = before[1]
+        selected.insert(0, select)
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} SELECT {', '.join(selected)}", params)
+        return list(cursor.fetchone())
+
+
+def _move(obj, description: Versioned, expected_version, *, rows, probe) -> tuple[bool, list]:
+    """One statement, a data-modifying CTE (docs/adr/0032)::
+
+        WITH moved_0 AS (UPDATE <root table> SET <columns>, version = version + 1
+                         WHERE id = %s [AND version = %s] RETURNING version),
+             moved_1 AS (UPDATE <child table> SET <columns>
+                          WHERE case_ptr_id = %s AND status = %s  -- the state it was loaded in
+                            AND EXISTS (SELECT FROM moved_0) RETURNING 1),
+             row_0 AS (INSERT INTO <timeline> (...) SELECT ... WHERE EXISTS (SELECT FROM moved_1)
+                       RETURNING id),
+             row_1 AS (INSERT INTO audit_accessevent (...) SELECT ... WHERE ... RETURNING id)
+        SELECT (SELECT version FROM moved_0), EXISTS (SELECT FROM moved_1),
+               <probe>, (SELECT id FROM row_0), (SELECT id FROM row_1)
+
+    The first UPDATE takes the row lock (as ``SELECT ... FOR UPDATE`` did) and checks
+    the version; each further table and row is written only when the one before it
+    was. Nothing written: :class:`Conflict` (the caller's transaction rolls back the
+    rest). Returns the probe's answer and the rows' ids; sets the object's version."""
+    version_field = description.model._meta.get_field("version")
+    concrete = type(obj)._meta.concrete_model
+    models_in_order = [*reversed(concrete._meta.get_parent_list()), concrete]
+    initial = {}
+    if isinstance(obj, ConcurrentTransitionMixin):
+        # django-fsm's optimistic check: the state fields as the object was loaded.
+        initial = obj._ConcurrentTransitionMixin__initial_states
+    # As Model.save(): a field deferred when the object was loaded is not written.
+    deferred = obj.get_deferred_fields()
+    parts: list[str] = []
+    params: list[Any] = []
+    version_part = None
+    for index, model in enumerate(models_in_order):
+        meta = model._meta
+        assignments = []
+        for field in meta.local_concrete_fields:
+            if field.primary_key or field.attname in deferred:
+                continue
+            if field is version_field:
+                assignments.append(f"{_quote(field.column)} = {_quote(field.column)} + 1")
+                continue
+            assignments.append(f"{_quote(field.column)} = %s")
+            params.append(field.get_db_prep_save(field.pre_save(obj, False), connection))
+        if not assignments:  # a table of the key only: lock the row all the same
+            assignments.append(f"{_quote(meta.pk.column)} = {_quote(meta.pk.column)}")
+        conditions = [f"{_quote(meta.pk.column)} = %s"]
+        params.append(meta.pk.get_db_prep_value(getattr(obj, meta.pk.attname), connection))
+        if version_field.model is model:
+            version_part = index
+            if expected_version is not None:
+                conditions.append(f"{_quote(version_field.column)} = %s")
+                params.append(expected_version)
+        for field in obj.state_fields if initial else ():
+            if field.model is model:
+                conditions.append(f"{_quote(field.column)} = %s")
+                params.append(field.get_db_prep_value(initial[field.attname], connection))
+        if index:
+            conditions.append(f"EXISTS (SELECT FROM moved_{index - 1})")
+        returning = _quote(version_field.column) if version_field.model is model else "1"
+        parts.append(
+            f"moved_{index} AS (UPDATE {_quote(meta.db_table)} SET {', '.join(assignments)}"  # noqa: S608
+            f" WHERE {' AND '.join(conditions)} RETURNING {returning} AS returned)"
+        )
+    last = f"moved_{len(models_in_order) - 1}"
+    for index, (sql, values) in enumerate(rows):
+        parts.append(f"row_{index} AS ({sql} WHERE EXISTS (SELECT FROM {last}) RETURNING id)")
+        params.extend(values)
+    selected = [
+        f"(SELECT returned FROM moved_{version_part})",  # noqa: S608 - names, not values
+        f"EXISTS (SELECT FROM {last})",
+    ]
+    if probe is not None:
+        selected.append(probe[0])
+        params.extend(probe[1])
+    selected.extend(f"(SELECT id FROM row_{index})" for index in range(len(rows)))  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} SELECT {', '.join(selected)}", params)
+        version, moved, *answers = cursor.fetchone()
+    if not moved:
+        raise description.conflict()
+    obj.version = version
+    if initial:
+        obj._update_initial_state()
+    probed = bool(answers.pop(0)) if probe is not None else True
+    return probed, answers

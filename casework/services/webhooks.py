@@ -223,6 +223,17 @@ def _enqueue(event: str, organisations: Q, content: dict[str, Any]) -> int:
     return len(hooks)
 
 
+def subscribed_sql(event: str) -> tuple[str, list[str]]:
+    """An SQL condition (and its parameters), true when some active webhook is
+    subscribed to ``event``: evaluated inside the statement of a change (the transition
+    engine's probe), so that the full lookup (:func:`case_status_changed`) costs nothing
+    while no webhook wants the event. The lookup decides who receives it."""
+    return (
+        f"EXISTS (SELECT 1 FROM {Webhook._meta.db_table} WHERE is_active AND events ~ %s)",  # noqa: S608
+        [rf"(^| ){re.escape(event)}( |$)"],
+    )
+
+
 def case_status_changed(*, case: Case) -> int:
     """``case.status_changed`` for the programme case ``case`` (its new status saved): to
     the clients of its responsible organisation and of its current team's organisations.

@@ -64,8 +64,9 @@ def staff(users):
 @pytest.fixture
 def meet_at_the_lock(monkeypatch):
     """Hold each racer in front of the case's row lock until all have arrived (see
-    ``racing.lock_meeting``)."""
+    ``racing.lock_meeting``): ``lock``, or the one-statement transition's ``_move``,
+    which takes the lock with its UPDATE (docs/adr/0032)."""
     from casework.services import transitions
     from tests.workflows.racing import lock_meeting
 
-    return lock_meeting(monkeypatch, transitions, "lock")
+    return lock_meeting(monkeypatch, transitions, "lock", "_move")

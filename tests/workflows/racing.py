@@ -42,9 +42,10 @@ def race(**racers):
     return results
 
 
-def lock_meeting(monkeypatch, owner, name: str):
-    """``install(parties, first=None)``: hold each racer in front of the lock function
-    ``owner.<name>`` until all have arrived.
+def lock_meeting(monkeypatch, owner, *names: str):
+    """``install(parties, first=None)``: hold each racer in front of the lock functions
+    ``owner.<name>`` (each of ``names``: whichever a racer calls first) until all have
+    arrived.
 
     With ``first`` (a racer's thread name) that racer takes the lock first and the
     others ask for it right after, so they wait for its commit: the order is chosen,
@@ -56,23 +57,26 @@ def lock_meeting(monkeypatch, owner, name: str):
         barrier = threading.Barrier(parties, timeout=30)
         first_has_it = threading.Event()
         local = threading.local()
-        lock = getattr(owner, name)
 
-        def meet_then_lock(*args, **kwargs):
-            if getattr(local, "met", False):
-                return lock(*args, **kwargs)
-            local.met = True
-            barrier.wait()
-            me = threading.current_thread().name
-            if first is not None and me != first:
-                first_has_it.wait(timeout=30)
-            try:
-                return lock(*args, **kwargs)
-            finally:
-                if me == first:
-                    first_has_it.set()
+        def meeting(lock):
+            def meet_then_lock(*args, **kwargs):
+                if getattr(local, "met", False):
+                    return lock(*args, **kwargs)
+                local.met = True
+                barrier.wait()
+                me = threading.current_thread().name
+                if first is not None and me != first:
+                    first_has_it.wait(timeout=30)
+                try:
+                    return lock(*args, **kwargs)
+                finally:
+                    if me == first:
+                        first_has_it.set()
 
-        monkeypatch.setattr(owner, name, meet_then_lock)
+            return meet_then_lock
+
+        for name in names:
+            monkeypatch.setattr(owner, name, meeting(getattr(owner, name)))
 
     return install
 
