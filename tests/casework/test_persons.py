@@ -81,7 +81,15 @@ def test_the_model_instance_holds_only_sealed_values(worker, make_person):
     text = f"{person} {person!r} {person.name} {vars(person)}"
     # Whole values only: short digit runs ("0016", "070") turn up by chance in a
     # UUID, a blind index or a timestamp.
-    for value in ("Zelmira", "Kvastbinder", "880320-0016", "8803200016", "Gravör", "070-174", "174 06 42"):
+    for value in (
+        "Zelmira",
+        "Kvastbinder",
+        "880320-0016",
+        "8803200016",
+        "Gravör",
+        "070-174",
+        "174 06 42",
+    ):
         assert value not in text
     assert str(person) == f"Person {person.pk}"
     assert isinstance(Person.objects.values_list("name", flat=True).get(), envelope.Sealed)
