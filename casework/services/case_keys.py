@@ -109,11 +109,15 @@ def destroy_case_key(case: Case) -> bool:
     ``case.pk``; the caller writes the access-log event of the culling (this function
     writes none of its own). Idempotent: ``False`` when the key was already gone.
     """
-    from casework.services.case_reseal import reseal_cases
+    from casework.services.case_reseal import release_previous_person_keys, reseal_cases
 
+    purpose = "Gallring: ärendet flyttas till egen nyckel"
     if case.keyed_at is None:
-        reseal_cases(case_ids=[case.pk], purpose="Gallring: ärendet flyttas till egen nyckel")
+        reseal_cases(case_ids=[case.pk], purpose=purpose)
         case.refresh_from_db(fields=["keyed_at"])
+    # The change history's copies of the case from before it moved are under the
+    # person's previous key: it goes too (the identity moves to the current key first).
+    release_previous_person_keys(person_ids=[case.person_id], purpose=purpose)
     return destroy_data_key(owner_type=CASE, owner_id=case.pk)
 
 

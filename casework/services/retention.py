@@ -38,7 +38,7 @@ from casework.models import AdminChangeRequest, Case, RetentionRule
 from casework.selectors.retention import DueCase, Rules, due_cases, persons_left_behind
 from casework.services import administration
 from casework.services.case_keys import destroy_case_keys
-from casework.services.case_reseal import reseal_cases
+from casework.services.case_reseal import release_previous_person_keys, reseal_cases
 from casework.services.persons import erase_persons
 from casework.services.retention_rules import (
     RULE_FIELDS,
@@ -130,6 +130,11 @@ def cull_batch(batch: list[DueCase]) -> tuple[list[DueCase], int]:
         # Values still under the person's key move to the case's own first, so that
         # destroying it leaves nothing of the case readable (docs/adr/0023).
         reseal_cases(case_ids=waiting, purpose=RESEAL_PURPOSE)
+    # The change history's copies of the cases from before they moved to their own keys
+    # are under their persons' previous keys: those go first (docs/adr/0023).
+    release_previous_person_keys(
+        person_ids={due.person_id for due in batch}, purpose=RESEAL_PURPOSE
+    )
     destroyed = destroy_case_keys(ids)
     with transaction.atomic():
         marked = set(
