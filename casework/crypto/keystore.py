@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import psycopg
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from casework.crypto.envelope import (
@@ -306,17 +306,21 @@ def load_keys(
     if not missing:
         return found
     keyring = current_keyring()
-    query = Q()
-    for owner_type, owner_ids in missing.items():
-        query |= Q(owner_type=owner_type, owner_id__in=owner_ids)
+    wanted = dict(missing)
     if PERSON in missing:
         # A person's previous key (if any) comes with their key, in the same query.
-        query |= Q(owner_type=PERSON_PREVIOUS, owner_id__in=missing[PERSON])
-    rows = (
-        _model()
-        .objects.filter(query)
-        .values_list("id", "owner_type", "owner_id", "kek_version", "wrapped_key")
-    )
+        wanted[PERSON_PREVIOUS] = list({*wanted.get(PERSON_PREVIOUS, ()), *missing[PERSON]})
+    # One array parameter per owner type (thousands of ids in one query: a cull, a
+    # re-sealing), not one placeholder per id.
+    table = connections[KEYSTORE].ops.quote_name(_model()._meta.db_table)
+    where = " OR ".join(["(owner_type = %s AND owner_id = ANY(%s))"] * len(wanted))
+    with connections[KEYSTORE].cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, owner_type, owner_id, kek_version, wrapped_key FROM {table} "  # noqa: S608
+            f"WHERE {where}",
+            [item for owner_type, ids in wanted.items() for item in (owner_type, ids)],
+        )
+        rows = cursor.fetchall()
     loaded: dict[str, dict[uuid.UUID, DataKeyMaterial]] = {t: {} for t in missing}
     loaded.setdefault(PERSON_PREVIOUS, {})
     for key_id, owner_type, owner_id, version, wrapped in rows:

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -131,7 +132,12 @@ def destroy_case_keys(case_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
 def destroy_person_case_keys(person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
     """Destroy the data keys of every case of these persons (their erasure): how many
     per person."""
-    cases = dict(Case.objects.filter(person_id__in=list(person_ids)).values_list("pk", "person_id"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, person_id FROM {Case._meta.db_table} WHERE person_id = ANY(%s)",  # noqa: S608
+            [list(person_ids)],
+        )
+        cases = dict(cursor.fetchall())
     counts: dict[uuid.UUID, int] = {}
     for case_id in destroy_case_keys(cases):
         counts[cases[case_id]] = counts.get(cases[case_id], 0) + 1

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -136,14 +136,14 @@ def cull_batch(batch: list[DueCase]) -> tuple[list[DueCase], int]:
         person_ids={due.person_id for due in batch}, purpose=RESEAL_PURPOSE
     )
     destroyed = destroy_case_keys(ids)
-    with transaction.atomic():
-        marked = set(
-            Case.objects.select_for_update()
-            .filter(pk__in=ids, culled_at__isnull=True)
-            .values_list("pk", flat=True)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # One statement marks the batch (the rows it locks are those still unmarked).
+        cursor.execute(
+            f"UPDATE {Case._meta.db_table} SET culled_at = %s "  # noqa: S608 - the model's table
+            "WHERE id = ANY(%s) AND culled_at IS NULL RETURNING id",
+            [timezone.now(), ids],
         )
-        if marked:
-            Case.objects.filter(pk__in=marked).update(culled_at=timezone.now())
+        marked = {row[0] for row in cursor.fetchall()}
         done = [due for due in batch if due.case_id in marked]
         record_events(*(_event(due, key_destroyed=due.case_id in destroyed) for due in done))
     return done, len(destroyed)

@@ -486,3 +486,44 @@ def uuid_of(blob: bytes):
     import uuid
 
     return uuid.UUID(bytes=blob[1:17])
+
+
+def test_many_access_log_events_are_one_statement_in_order(users):
+    """A cull's batch writes its thousands of ``cull`` events in one statement (column
+    arrays, not a VALUES list): every event as given, in order, chained."""
+    import uuid
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.integrity import seal, verify
+    from audit.services import Action, record_events
+
+    persons = [uuid.uuid4() for _ in range(150)]
+    with CaptureQueriesContext(connection) as queries:
+        written = record_events(
+            *(
+                {
+                    "action": Action.CULL,
+                    "object_type": "casework.case",
+                    "object_id": f"case-{i}",
+                    "person_id": person,
+                    "purpose": CULL_PURPOSE_TEXT,
+                    "details": {"i": i, "rule": 1, "text": "gallrad\n"},
+                }
+                for i, person in enumerate(persons)
+            )
+        )
+    assert len(queries) == 1
+    events = list(AccessEvent.objects.filter(action="cull").order_by("id"))
+    assert [e.pk for e in events] == [e.pk for e in written]
+    assert [e.object_id for e in events] == [f"case-{i}" for i in range(150)]
+    assert [e.person_id for e in events] == persons
+    assert events[7].details == {"i": 7, "rule": 1, "text": "gallrad\n"}
+    assert events[7].purpose == CULL_PURPOSE_TEXT and events[7].client_address is None
+    seal()
+    result = verify(directory=None)
+    assert result.ok, result.finding
+
+
+CULL_PURPOSE_TEXT = "Gallring enligt gallringsregel"
