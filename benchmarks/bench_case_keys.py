@@ -24,6 +24,8 @@ from benchmarks.measure import Measured
 CASES = int(os.environ.get("BENCH_RESEAL_CASES", "10000"))
 CASES_PER_PERSON = 2
 BATCH = 1_000
+# Batches at a time, each on its own connection (``reseal_case_keys --workers``).
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 
 
 def run(report) -> None:
@@ -31,7 +33,9 @@ def run(report) -> None:
 
     total = _load_legacy_cases()
     with Measured() as measured:
-        result = reseal_case_keys(purpose="Benchmark: nycklar per ärende", batch_size=BATCH)
+        result = reseal_case_keys(
+            purpose="Benchmark: nycklar per ärende", batch_size=BATCH, workers=WORKERS
+        )
     elapsed = measured.wall
     assert result.cases == total and result.remaining == 0, result
     report("re-seal to per-case keys", total / elapsed, "cases/s", ">= 5000 cases/s (2 cores)")

@@ -19,12 +19,15 @@ import time
 import psutil
 import psycopg
 
-_counts: dict[int, int] = {}
+_counts = {"on": False, "n": 0}
+_lock = threading.Lock()
 _patched = False
 
 
 def _install() -> None:
-    """Count, per thread, every call that goes to the server and waits for its answer."""
+    """Count every call that goes to the server and waits for its answer, in every
+    thread but the access log's sealer (the benchmark's own work: the main thread and
+    its batch workers)."""
     global _patched
     if _patched:
         return
@@ -32,9 +35,11 @@ def _install() -> None:
 
     def counted(method):
         def wrapper(self, *args, **kwargs):
-            ident = threading.get_ident()
-            if ident in _counts:
-                _counts[ident] += 1
+            if _counts["on"] and not threading.current_thread().name.startswith(
+                "samverkan-audit-sealer"
+            ):
+                with _lock:
+                    _counts["n"] += 1
             return method(self, *args, **kwargs)
 
         return wrapper
@@ -46,22 +51,48 @@ def _install() -> None:
     psycopg.Connection.rollback = counted(psycopg.Connection.rollback)
 
 
-def _backends() -> dict[int, float]:
-    """CPU seconds so far of every PostgreSQL session on the benchmark's databases."""
+def _database_names() -> set[str]:
     from django.db import connections
 
-    names = {c.settings_dict["NAME"] for c in connections.all()}
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s)", [sorted(names)])
-        pids = [row[0] for row in cursor.fetchall()]
+    return {c.settings_dict["NAME"] for c in connections.all()}
+
+
+def _backends(names: set[str]) -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL session on these databases (found by the
+    server's process titles, without a query)."""
     spent = {}
-    for pid in pids:
+    for process in psutil.process_iter(["name", "cmdline"]):
         try:
-            times = psutil.Process(pid).cpu_times()
+            title = " ".join(process.info["cmdline"] or ())
+            if not title.startswith("postgres:") or not any(f" {n} " in title for n in names):
+                continue
+            times = process.cpu_times()
         except psutil.Error:
             continue
-        spent[pid] = times.user + times.system
+        spent[process.pid] = times.user + times.system
     return spent
+
+
+class _Sampler(threading.Thread):
+    """Samples the sessions' CPU every ``interval`` seconds: a batch worker's session
+    ends before the benchmark does, and its last sample is kept."""
+
+    def __init__(self, names: set[str], interval: float = 0.25) -> None:
+        super().__init__(name="bench-db-cpu", daemon=True)
+        self.names, self.interval = names, interval
+        self.start_times = _backends(names)
+        self.latest = dict(self.start_times)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            self.latest |= _backends(self.names)
+
+    def stop(self) -> float:
+        self.stopping.set()
+        self.join()
+        self.latest |= _backends(self.names)
+        return sum(t - self.start_times.get(pid, 0.0) for pid, t in self.latest.items())
 
 
 class Measured:
@@ -70,9 +101,9 @@ class Measured:
 
     def __enter__(self) -> Measured:
         _install()
-        self._backends = _backends()
-        self._ident = threading.get_ident()
-        _counts[self._ident] = 0
+        self._sampler = _Sampler(_database_names())
+        self._sampler.start()
+        _counts.update(on=True, n=0)
         self._cpu = time.process_time()
         self._wall = time.perf_counter()
         return self
@@ -80,9 +111,9 @@ class Measured:
     def __exit__(self, *exc) -> None:
         self.wall = time.perf_counter() - self._wall
         self.cpu = time.process_time() - self._cpu
-        self.round_trips = _counts.pop(self._ident, 0)
-        after = _backends()
-        self.db_cpu = sum(t - self._backends.get(pid, 0.0) for pid, t in after.items())
+        _counts["on"] = False
+        self.round_trips = _counts["n"]
+        self.db_cpu = self._sampler.stop()
         self.load = psutil.getloadavg()[0]
 
     def report(self, report, name: str, items: int, unit: str, *, batches: int = 0) -> None:

@@ -51,6 +51,7 @@ from casework.crypto.keystore import (
 from casework.fields import EncryptedField
 from casework.models import Case
 from casework.selectors.persons import require_purpose
+from casework.services.batches import run_batches
 
 DEFAULT_BATCH = 1000
 
@@ -188,11 +189,14 @@ def reseal_case_keys(
     user=None,
     batch_size: int = DEFAULT_BATCH,
     max_batches: int | None = None,
+    workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> ResealResult:
     """Move every waiting case to a key of its own, ``batch_size`` cases per batch (each
-    committed on its own, with its ``KEY_ROTATION`` event); stop after ``max_batches``
-    if given. ``progress(done, total)`` after each batch. Idempotent and resumable."""
+    committed on its own, with its ``KEY_ROTATION`` event), ``workers`` batches at a
+    time on their own connections (:mod:`casework.services.batches`); stop after
+    ``max_batches`` if given. ``progress(done, total)`` after each batch. Idempotent and
+    resumable."""
     purpose = require_purpose(purpose)
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
@@ -200,15 +204,23 @@ def reseal_case_keys(
     cases = values = batches = rekeyed = 0
     if progress:
         progress(0, total)
-    while max_batches is None or batches < max_batches:
-        ids = list(
-            Case.objects.filter(keyed_at__isnull=True)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            break
-        moved, sealed, persons = _reseal_batch(ids, user=user, purpose=purpose)
+
+    def waiting():
+        after, made = None, 0
+        while max_batches is None or made < max_batches:
+            query = Case.objects.filter(keyed_at__isnull=True)
+            if after is not None:
+                query = query.filter(pk__gt=after)
+            ids = list(query.order_by("pk").values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                return
+            after, made = ids[-1], made + 1
+            yield ids
+
+    def work(ids):
+        return _reseal_batch(ids, user=user, purpose=purpose)
+
+    for moved, sealed, persons in run_batches(waiting(), work, workers=workers):
         cases, values, batches = cases + moved, values + sealed, batches + 1
         rekeyed += persons
         if progress:
@@ -280,22 +292,24 @@ def _keys(case_ids: list[uuid.UUID]):
     (``retire_person_keys``): it still opens their identity and everything not moved
     yet, and is destroyed when one of their cases is culled, so that the change
     history's copies of the case from before the move go with it."""
-    rows = list(
-        Case.objects.filter(pk__in=case_ids, keyed_at__isnull=True).values_list(
-            "pk", "person_id", "person__erased_at"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.id, c.person_id, p.erased_at FROM casework_case AS c "
+            "JOIN casework_person AS p ON p.id = c.person_id "
+            "WHERE c.id = ANY(%s) AND c.keyed_at IS NULL",
+            [list(case_ids)],
         )
-    )
+        rows = cursor.fetchall()
     persons = {p for _c, p, erased in rows if erased is None}
     person_keys = load_data_keys(owner_type=PERSON, owner_ids=persons)
     rekeyed = retire_person_keys(person_keys)
     person_keys |= rekeyed
     movable = [c for c, p, _erased in rows if p in person_keys]
-    own = load_data_keys(owner_type=CASE, owner_ids=movable)
-    missing = [c for c in movable if c not in own]
-    if missing:
-        own |= create_data_keys(owner_type=CASE, owner_ids=missing)
-        # Made meanwhile by a writer of the case (its first write since the upgrade).
-        own |= load_data_keys(owner_type=CASE, owner_ids=[c for c in missing if c not in own])
+    # Made here (one statement); a case that has one already — an interrupted run, or a
+    # writer's first write since the upgrade — keeps it, and it is loaded instead.
+    own = create_data_keys(owner_type=CASE, owner_ids=movable)
+    if existing := [c for c in movable if c not in own]:
+        own |= load_data_keys(owner_type=CASE, owner_ids=existing)
     return person_keys, own, len(rekeyed)
 
 

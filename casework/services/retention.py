@@ -37,6 +37,7 @@ from audit.services import Action, record_events
 from casework.models import AdminChangeRequest, Case, RetentionRule
 from casework.selectors.retention import DueCase, Rules, due_cases, persons_left_behind
 from casework.services import administration
+from casework.services.batches import run_batches
 from casework.services.case_keys import destroy_case_keys
 from casework.services.case_reseal import release_previous_person_keys, reseal_cases
 from casework.services.persons import erase_persons
@@ -149,36 +150,40 @@ def cull_batch(batch: list[DueCase]) -> tuple[list[DueCase], int]:
     return done, len(destroyed)
 
 
-def erase_persons_left_behind(*, batch_size: int = 2000) -> int:
+def erase_persons_left_behind(*, batch_size: int = 2000, workers: int = 1) -> int:
     """Erase every person whose cases are all culled and who has nothing else left (one
     query finds them all: erasing one leaves no one else behind), ``batch_size`` at a
-    time."""
+    time, ``workers`` batches at once."""
     person_ids = persons_left_behind()
-    return sum(
-        erase_persons(purpose=ERASE_PURPOSE, person_ids=person_ids[i : i + batch_size])
-        for i in range(0, len(person_ids), batch_size)
-    )
+    chunks = (person_ids[i : i + batch_size] for i in range(0, len(person_ids), batch_size))
+
+    def erase(chunk):
+        return erase_persons(purpose=ERASE_PURPOSE, person_ids=chunk)
+
+    return sum(run_batches(chunks, erase, workers=workers))
 
 
-def cull(*, today: datetime.date | None = None, batch_size: int = 2000) -> CullResult:
+def cull(
+    *, today: datetime.date | None = None, batch_size: int = 2000, workers: int = 1
+) -> CullResult:
     """Cull every case due ``today`` (default: the local date) and erase the persons left
-    with nothing. Idempotent: a second run finds nothing more to do."""
+    with nothing. Idempotent: a second run finds nothing more to do.
+
+    ``workers`` batches run at once, each on its own connections
+    (:mod:`casework.services.batches`), while the next batches are being found."""
     today = today or timezone.localdate()
     result = CullResult()
     started = time.perf_counter()
-    # Collected first: marking a batch does not shift the next (the query is re-read
-    # per chunk otherwise).
-    batches = list(due_cases(today=today, rules=Rules(), batch_size=batch_size))
-    found = time.perf_counter()
-    for batch in batches:
-        done, destroyed = cull_batch(batch)
+    # The due cases come from one query whose rows are fixed when it starts (a
+    # server-side cursor): marking a batch does not shift the next.
+    batches = due_cases(today=today, rules=Rules(), batch_size=batch_size)
+    for done, destroyed in run_batches(batches, cull_batch, workers=workers):
         result.culled += done
         result.keys_destroyed += destroyed
     culled = time.perf_counter()
-    result.persons_erased = erase_persons_left_behind(batch_size=batch_size)
+    result.persons_erased = erase_persons_left_behind(batch_size=batch_size, workers=workers)
     result.timings = {
-        "find": found - started,
-        "cull": culled - found,
+        "find and cull": culled - started,
         "erase": time.perf_counter() - culled,
     }
     return result
