@@ -302,3 +302,20 @@ def test_orphan_case_keys_are_swept(two_cases):
     assert sweep_orphan_data_keys(purpose="Städning", grace=timedelta(hours=1)) == 1
     assert _key_id(CASE, orphan) is None
     assert _key_id(CASE, active.pk) and _key_id(CASE, referred.pk)
+
+
+def test_a_case_key_widened_with_a_rekeyed_persons_key_opens_the_previous_key():
+    """A case not moved yet whose person already has a new key (another case of theirs
+    moved first): its reading key is the case's, widened with the person's — which is
+    itself widened with their previous key. Every value opens, whichever of the three
+    keys it is under."""
+    from casework.crypto.envelope import DataKeyMaterial, new_data_key
+
+    case, new, previous = (DataKeyMaterial(*new_data_key()) for _ in range(3))
+    reading = case.or_else(new.or_else(previous))
+    where = {"table": "workflows_sigcase", "column": "plan", "row_id": uuid.uuid4()}
+    for key in (case, new, previous):
+        sealed = seal(key, b"Plan", **where)
+        assert open_sealed(reading, sealed, **where) == b"Plan"
+    assert seal(reading, b"x", **where).blob[:HEADER_LEN] == case.header
+    assert case.or_else(None) is case
