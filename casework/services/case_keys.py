@@ -105,8 +105,11 @@ def destroy_case_key(case: Case) -> bool:
     values as unreadable. The person's identity and their other cases stay readable.
 
     A case not yet moved from its person's key (``keyed_at`` empty) is moved first
-    (:func:`~casework.services.case_reseal.reseal_cases`, logged as a re-sealing), so
-    nothing of it stays readable under the person's key. Owner type ``CASE``, owner id
+    (:func:`~casework.services.case_reseal.reseal_cases`, logged as a re-sealing), and
+    the person's previous key — which opens the change history's copies of the case
+    from before the move — is destroyed after their identity moved off it
+    (:func:`~casework.services.case_reseal.release_previous_person_keys`), so nothing
+    of the case stays readable under a person's key. Owner type ``CASE``, owner id
     ``case.pk``; the caller writes the access-log event of the culling (this function
     writes none of its own). Idempotent: ``False`` when the key was already gone.
     """

@@ -4,7 +4,9 @@ key to the case's own (``manage.py reseal_case_keys``; docs/adr/0023-keys-per-ca
 In batches of cases, each:
 
 1. the cases' keys are made (or found, after an interrupted run) and **committed** in
-   the key store first;
+   the key store first, and each person whose cases start to move gets a new key, the
+   old one kept as their previous key (it still opens everything of theirs, and is
+   destroyed when one of their cases is culled: :func:`release_previous_person_keys`);
 2. one transaction of the main database locks the batch's case rows (those still
    waiting: a parallel run or a culling may have moved some), re-seals every value
    of every case-owned table still under the person's key (``SELECT … FOR UPDATE``,
@@ -15,8 +17,8 @@ In batches of cases, each:
 Until a case is marked, its readers hold both keys (``casework.selectors.case_keys``),
 after it only the case's: a value is never readable by neither key. A value already
 under the case's key (its header names the key) is left as it is, so an interrupted
-run is continued by the next, and a finished one does nothing. The person's key is
-never touched: it keeps the identity.
+run is continued by the next, and a finished one does nothing. The person's old key is
+kept as the previous key: the identity stays under it until a cull moves it.
 
 A case whose person is erased (or whose person key is gone: an interrupted erasure)
 has nothing that can be moved: it is marked keyed without a key, its values stay the
