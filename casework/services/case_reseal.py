@@ -47,7 +47,6 @@ from casework.crypto.keystore import (
     create_data_keys,
     destroy_data_keys,
     load_data_keys,
-    load_keys,
     retire_person_keys,
 )
 from casework.fields import EncryptedField
@@ -265,10 +264,11 @@ def release_previous_person_keys(*, person_ids, purpose: str, user=None) -> set[
     person_ids = list(person_ids)
     if not person_ids:
         return set()
-    keys = load_keys({PERSON_PREVIOUS: person_ids, PERSON: person_ids})
-    previous, current = keys[PERSON_PREVIOUS], keys[PERSON]
+    # Most persons have none (opened after keys per case): their keys are not loaded.
+    previous = load_data_keys(owner_type=PERSON_PREVIOUS, owner_ids=person_ids)
     if not previous:
         return set()
+    current = load_data_keys(owner_type=PERSON, owner_ids=list(previous))
     moving = {p: (current.get(p), key) for p, key in previous.items()}
     with transaction.atomic(), _raw_cursor() as cursor:
         values = sum(

@@ -319,3 +319,38 @@ def test_a_case_key_widened_with_a_rekeyed_persons_key_opens_the_previous_key():
         assert open_sealed(reading, sealed, **where) == b"Plan"
     assert seal(reading, b"x", **where).blob[:HEADER_LEN] == case.header
     assert case.or_else(None) is case
+
+
+def test_culling_moves_the_identity_off_the_previous_key_and_destroys_it(two_cases, demo):
+    """After the re-sealing the person has a new key and their old one as the previous
+    key; destroying a case's key (the cull) first re-seals the identity and the guardian
+    under the new key, then destroys the previous key; the identity and the other case
+    read; a second time changes nothing."""
+    from casework.crypto.keystore import PERSON_PREVIOUS
+
+    person, active, referred = two_cases
+    for case in (active, referred):
+        _back_to_person_key(case)
+    old = _key_id(PERSON, person.pk)
+    _reseal()
+    new = _key_id(PERSON, person.pk)
+    assert new != old and _key_id(PERSON_PREVIOUS, person.pk) == old
+    assert Guardian.objects.get(person=person).name.key_id == old  # not moved yet
+
+    assert destroy_case_key(Case.objects.get(pk=active.pk)) is True
+    assert _key_id(PERSON_PREVIOUS, person.pk) is None
+    forget_data_keys()
+    person_key = load_data_key(owner_type=PERSON, owner_id=person.pk)
+    guardian = Guardian.objects.get(person=person)
+    fresh = Person.objects.get(pk=person.pk)
+    assert guardian.name.key_id == new and fresh.name.key_id == new
+    assert open_value(fresh, "name", person_key) == "Testa Provsson"
+    assert open_value(guardian, "name", person_key)
+    events = AccessEvent.objects.filter(
+        action="key_rotation", details__operation="destroy_previous_person_keys"
+    )
+    assert events.count() == 1 and events.get().details["values_resealed"] >= 2
+    page = get_case_page(user=demo["sara.samordnare"], purpose=PURPOSE, case=referred)
+    assert page.texts["referral_reason"] == REASON
+    assert destroy_case_key(Case.objects.get(pk=active.pk)) is False
+    assert events.count() == 1
