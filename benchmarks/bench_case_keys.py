@@ -6,8 +6,12 @@ case: the referral reason, the screening note and the plan (``workflows_sigcase`
 four timeline entries of which two with a reason, two actions with a note — seven
 sealed values in eight rows of three tracked tables (the change history's trigger
 fires for each). Bulk-loaded with ``COPY``; then ``reseal_case_keys`` (batches of
-1 000, each: the case keys made and committed in the key store, one transaction of
+1 000, two at a time on their own connections — ``BENCH_WORKERS`` — each: the persons
+re-keyed and the case keys made and committed in the key store, one transaction of
 locks, re-sealing, one ``UPDATE … FROM unnest`` per table and the access-log event).
+Besides the rate it reports CPU per case (this process, the database sessions) and
+round trips (``benchmarks.measure``): the machine is shared. ``BENCH_RESEAL_CASES``
+for a smaller run.
 """
 
 from __future__ import annotations

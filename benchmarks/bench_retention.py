@@ -8,7 +8,10 @@ written set-based (COPY, ``generate_series``), the audit-history triggers off fo
 bulk load. The timed run is the service the daily command calls
 (``casework.services.retention.cull``): find the due cases (the last-entry query over the
 timeline), decrypt the dates of birth, destroy 100,000 case keys, mark the cases and
-write 100,000 ``cull`` events, and erase the 100,000 persons left with nothing.
+write 100,000 ``cull`` events, and erase the 100,000 persons left with nothing — two
+batches at a time on their own connections (``BENCH_WORKERS``, ``cull --workers``).
+Besides the wall time it reports CPU per case (this process, the database sessions) and
+round trips (``benchmarks.measure``): the machine is shared.
 """
 
 from __future__ import annotations
