@@ -145,3 +145,12 @@ def destroy_person_case_keys(person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID,
     for case_id in destroy_case_keys(cases):
         counts[cases[case_id]] = counts.get(cases[case_id], 0) + 1
     return counts
+
+
+def reseal_case_keys(**options):
+    """Move every case still under its person's key to a key of its own
+    (:func:`casework.services.case_reseal.reseal_case_keys`; the migration
+    ``0029_case_data_keys`` calls it from here)."""
+    from casework.services.case_reseal import reseal_case_keys as reseal
+
+    return reseal(**options)
