@@ -350,7 +350,8 @@ def test_culling_moves_the_identity_off_the_previous_key_and_destroys_it(two_cas
         action="key_rotation", details__operation="destroy_previous_person_keys"
     )
     assert events.count() == 1 and events.get().details["values_resealed"] >= 2
-    page = get_case_page(user=demo["sara.samordnare"], purpose=PURPOSE, case=referred)
+    other = SigCase.objects.get(pk=referred.pk)
+    page = get_case_page(user=demo["sara.samordnare"], purpose=PURPOSE, case=other)
     assert page.texts["referral_reason"] == REASON
     assert destroy_case_key(Case.objects.get(pk=active.pk)) is False
     assert events.count() == 1
