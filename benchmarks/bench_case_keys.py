@@ -6,36 +6,47 @@ case: the referral reason, the screening note and the plan (``workflows_sigcase`
 four timeline entries of which two with a reason, two actions with a note — seven
 sealed values in eight rows of three tracked tables (the change history's trigger
 fires for each). Bulk-loaded with ``COPY``; then ``reseal_case_keys`` (batches of
-1 000, each: the case keys made and committed in the key store, one transaction of
+1 000, two at a time on their own connections — ``BENCH_WORKERS`` — each: the persons
+re-keyed and the case keys made and committed in the key store, one transaction of
 locks, re-sealing, one ``UPDATE … FROM unnest`` per table and the access-log event).
+Besides the rate it reports CPU per case (this process, the database sessions) and
+round trips (``benchmarks.measure``): the machine is shared. ``BENCH_RESEAL_CASES``
+for a smaller run.
 """
 
 from __future__ import annotations
 
 import os
-import time
 import uuid
 
 from django.core.management import call_command
 from django.utils import timezone
 
 from benchmarks.bench_crypto import _analyze, _copy_rows
+from benchmarks.measure import Measured
 
-CASES = 10_000
+CASES = int(os.environ.get("BENCH_RESEAL_CASES", "10000"))
 CASES_PER_PERSON = 2
 BATCH = 1_000
+# Batches at a time, each on its own connection (``reseal_case_keys --workers``).
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 
 
 def run(report) -> None:
     from casework.services.case_reseal import reseal_case_keys
 
     total = _load_legacy_cases()
-    started = time.perf_counter()
-    result = reseal_case_keys(purpose="Benchmark: nycklar per ärende", batch_size=BATCH)
-    elapsed = time.perf_counter() - started
+    with Measured() as measured:
+        result = reseal_case_keys(
+            purpose="Benchmark: nycklar per ärende", batch_size=BATCH, workers=WORKERS
+        )
+    elapsed = measured.wall
     assert result.cases == total and result.remaining == 0, result
     report("re-seal to per-case keys", total / elapsed, "cases/s", ">= 5000 cases/s (2 cores)")
     report("re-seal: values re-sealed", result.values / elapsed, "values/s", "")
+    report("re-seal: persons given a new key", result.persons_rekeyed, "persons", "")
+    report("re-seal: cases per process CPU second", total / max(measured.cpu, 1e-9), "cases/s", "")
+    measured.report(report, "re-seal", total, "case", batches=result.batches)
 
 
 def _load_legacy_cases() -> int:

@@ -106,12 +106,18 @@ class DataKeyMaterial:
 
     def or_else(self, *older: DataKeyMaterial | None) -> DataKeyMaterial:
         """This key, also opening values sealed under ``older`` keys (``None`` skipped)."""
-        older = tuple(k for k in older if k is not None and k.header != self.header)
-        if not older:
+        opens = dict(self._older)
+        for key in older:
+            if key is not None:
+                # A widened older key brings what it opens (a case not moved yet, whose
+                # person has a new key and a previous one).
+                opens |= {key.header: key, **key._older}
+        opens.pop(self.header, None)
+        if opens == self._older:
             return self
         widened = DataKeyMaterial(self.id, None)
         widened._aead = self._aead
-        widened._older = {**self._older, **{k.header: k for k in older}}
+        widened._older = opens
         return widened
 
     def opener(self, header: bytes) -> DataKeyMaterial | None:

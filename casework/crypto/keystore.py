@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import psycopg
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from casework.crypto.envelope import (
@@ -38,6 +38,15 @@ GROUP = "workflows.group"
 # ``casework.Case`` primary key), so that retention can destroy one case's data while
 # the person's identity and other cases stay readable (docs/adr/0023-keys-per-case.md).
 CASE = "casework.case"
+# A person's previous data key, retired when their cases moved to keys of their own
+# (``reseal_case_keys``): it seals nothing new, but still opens what was sealed under it
+# — their identity until it is moved, and the change history from before the move,
+# which holds copies of their cases' values. It is destroyed when one of their cases is
+# culled and when the person is erased (docs/adr/0023-keys-per-case.md). Loading a
+# person's key gives the current key widened with it (``DataKeyMaterial.or_else``).
+PERSON_PREVIOUS = "casework.person.previous"
+# Destroying (or deleting) an owner's key destroys these keys of the same owner too.
+_GOES_WITH = {PERSON: (PERSON, PERSON_PREVIOUS)}
 
 
 def current_keyring() -> Keyring:
@@ -110,6 +119,98 @@ def create_data_keys(
             )
             kept = [row[0] for row in cursor.fetchall()]
     return {made[key_id][0]: made[key_id][1] for key_id in kept}
+
+
+def retire_person_keys(person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, DataKeyMaterial]:
+    """Give these persons a new data key and keep their current one as their previous key
+    (``PERSON_PREVIOUS``: re-wrapped for that owner type, as the wrapping binds it), in
+    one key-store transaction committed before returning. A person who has a previous
+    key already, or no key (erased), is left alone. Returns the new keys (widened with
+    the previous ones) by person id.
+
+    Nothing is sealed under the new key yet: everything of the person still opens (the
+    previous key comes with every load of the person's key), new writes seal under the
+    new one, and the previous key can then be destroyed (with the change history from
+    before the move: ``destroy_data_keys(owner_type=PERSON_PREVIOUS, …)``) once what is
+    still under it has been moved (``casework.services.case_keys``)."""
+    person_ids = list(person_ids)
+    if not person_ids:
+        return {}
+    keyring = current_keyring()
+    version = keyring.current
+    table = connections[KEYSTORE].ops.quote_name(_model()._meta.db_table)
+    now = timezone.now()
+    made: dict[uuid.UUID, DataKeyMaterial] = {}
+    with _cache_lock:
+        for owner_id in person_ids:
+            _cache.pop((PERSON, owner_id), None)
+    with transaction.atomic(using=KEYSTORE):
+        connections[KEYSTORE].ensure_connection()
+        with psycopg.Cursor(connections[KEYSTORE].connection) as cursor:
+            cursor.execute(
+                f"SELECT d.id, d.owner_id, d.kek_version, d.wrapped_key FROM {table} AS d "  # noqa: S608 - fixed table name
+                "WHERE d.owner_type = %s AND d.owner_id = ANY(%s) AND NOT EXISTS ("
+                f"SELECT 1 FROM {table} AS p WHERE p.owner_type = %s AND p.owner_id = d.owner_id"
+                ") ORDER BY d.owner_id FOR UPDATE OF d",
+                [PERSON, person_ids, PERSON_PREVIOUS],
+                binary=True,
+            )
+            rows = cursor.fetchall()
+            if not rows:
+                return {}
+            old_ids, rewrapped, new_ids, owners, wrapped_new = [], [], [], [], []
+            for key_id, owner_id, old_version, wrapped in rows:
+                key = unwrap_data_key(
+                    keyring,
+                    key_id=key_id,
+                    owner_type=PERSON,
+                    owner_id=owner_id,
+                    version=old_version,
+                    wrapped=wrapped,
+                )
+                _, again = wrap_data_key(
+                    keyring,
+                    key_id=key_id,
+                    owner_type=PERSON_PREVIOUS,
+                    owner_id=owner_id,
+                    key=key,
+                    version=version,
+                )
+                old_ids.append(key_id)
+                rewrapped.append(again)
+                new_id, new_key = new_data_key()
+                _, wrapped_key = wrap_data_key(
+                    keyring,
+                    key_id=new_id,
+                    owner_type=PERSON,
+                    owner_id=owner_id,
+                    key=new_key,
+                    version=version,
+                )
+                new_ids.append(new_id)
+                owners.append(owner_id)
+                wrapped_new.append(wrapped_key)
+                made[owner_id] = DataKeyMaterial(new_id, new_key).or_else(
+                    DataKeyMaterial(key_id, key)
+                )
+            cursor.execute(
+                f"UPDATE {table} AS d SET owner_type = %s, kek_version = %s, "  # noqa: S608
+                "wrapped_key = v.wrapped_key, rewrapped_at = %s "
+                "FROM unnest(%s::uuid[], %s::bytea[]) AS v(id, wrapped_key) WHERE d.id = v.id",
+                [PERSON_PREVIOUS, version, now, old_ids, rewrapped],
+                binary=True,
+            )
+            cursor.execute(
+                f"INSERT INTO {table} (id, owner_type, owner_id, kek_version, wrapped_key, "  # noqa: S608
+                "created_at) SELECT v.id, %s, v.owner_id, %s, v.wrapped_key, %s "
+                "FROM unnest(%s::uuid[], %s::uuid[], %s::bytea[]) AS v(id, owner_id, wrapped_key)",
+                [PERSON, version, now, new_ids, owners, wrapped_new],
+                binary=True,
+            )
+    with _cache_lock:  # should a reader have put an old one back meanwhile
+        for owner_id in person_ids:
+            _cache.pop((PERSON, owner_id), None)
+    return made
 
 
 def _missing(owner_type: str, owner_id: uuid.UUID) -> DataKeyMissing:
@@ -205,15 +306,23 @@ def load_keys(
     if not missing:
         return found
     keyring = current_keyring()
-    query = Q()
-    for owner_type, owner_ids in missing.items():
-        query |= Q(owner_type=owner_type, owner_id__in=owner_ids)
-    rows = (
-        _model()
-        .objects.filter(query)
-        .values_list("id", "owner_type", "owner_id", "kek_version", "wrapped_key")
-    )
+    wanted = dict(missing)
+    if PERSON in missing:
+        # A person's previous key (if any) comes with their key, in the same query.
+        wanted[PERSON_PREVIOUS] = list({*wanted.get(PERSON_PREVIOUS, ()), *missing[PERSON]})
+    # One array parameter per owner type (thousands of ids in one query: a cull, a
+    # re-sealing), not one placeholder per id.
+    table = connections[KEYSTORE].ops.quote_name(_model()._meta.db_table)
+    where = " OR ".join(["(owner_type = %s AND owner_id = ANY(%s))"] * len(wanted))
+    with connections[KEYSTORE].cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, owner_type, owner_id, kek_version, wrapped_key FROM {table} "  # noqa: S608
+            f"WHERE {where}",
+            [item for owner_type, ids in wanted.items() for item in (owner_type, ids)],
+        )
+        rows = cursor.fetchall()
     loaded: dict[str, dict[uuid.UUID, DataKeyMaterial]] = {t: {} for t in missing}
+    loaded.setdefault(PERSON_PREVIOUS, {})
     for key_id, owner_type, owner_id, version, wrapped in rows:
         key = unwrap_data_key(
             keyring,
@@ -224,6 +333,13 @@ def load_keys(
             wrapped=wrapped,
         )
         loaded[owner_type][owner_id] = DataKeyMaterial(key_id, key)
+    previous = loaded.pop(PERSON_PREVIOUS)
+    if PERSON in loaded:
+        persons = loaded[PERSON]
+        for owner_id, key in persons.items():
+            persons[owner_id] = key.or_else(previous.get(owner_id))
+    if PERSON_PREVIOUS in missing:
+        loaded[PERSON_PREVIOUS] = previous
     # Only keys committed in the key store are remembered (not one this
     # process made in a key-store transaction that may still roll back).
     remember = not connections[KEYSTORE].in_atomic_block
@@ -238,8 +354,11 @@ def destroy_data_key(*, owner_type: str, owner_id: uuid.UUID) -> bool:
     """Delete an owner's data key (committed at once); ``False`` if it was already gone."""
     with _cache_lock:
         _cache.pop((owner_type, owner_id), None)
+    types = _GOES_WITH.get(owner_type, (owner_type,))
     with transaction.atomic(using=KEYSTORE):
         deleted, _ = _model().objects.filter(owner_type=owner_type, owner_id=owner_id).delete()
+        if len(types) > 1:
+            _model().objects.filter(owner_type__in=types[1:], owner_id=owner_id).delete()
     with _cache_lock:  # and once more, should a reader have put it back meanwhile
         _cache.pop((owner_type, owner_id), None)
     return bool(deleted)
@@ -251,21 +370,31 @@ def destroy_data_keys(*, owner_type: str, owner_ids: Iterable[uuid.UUID]) -> set
     owner_ids = list(owner_ids)
     if not owner_ids:
         return set()
-    with _cache_lock:
-        for owner_id in owner_ids:
-            _cache.pop((owner_type, owner_id), None)
+    _forget(owner_type, owner_ids)
     table = connections[KEYSTORE].ops.quote_name(_model()._meta.db_table)
-    with transaction.atomic(using=KEYSTORE), connections[KEYSTORE].cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {table} WHERE owner_type = %s AND owner_id = ANY(%s) "  # noqa: S608
-            "RETURNING owner_id",
-            [owner_type, owner_ids],
-        )
-        destroyed = {row[0] for row in cursor.fetchall()}
-    with _cache_lock:  # and once more, should a reader have put one back meanwhile
-        for owner_id in owner_ids:
-            _cache.pop((owner_type, owner_id), None)
+    types = list(_GOES_WITH.get(owner_type, (owner_type,)))
+    with transaction.atomic(using=KEYSTORE):
+        connections[KEYSTORE].ensure_connection()
+        with psycopg.Cursor(connections[KEYSTORE].connection) as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE owner_type = ANY(%s) AND owner_id = ANY(%s) "  # noqa: S608
+                "RETURNING owner_type, owner_id",
+                [types, owner_ids],
+                binary=True,
+            )
+            destroyed = {owner for kind, owner in cursor.fetchall() if kind == owner_type}
+    _forget(owner_type, owner_ids)  # and once more, should a reader have put one back
     return destroyed
+
+
+def _forget(owner_type: str, owner_ids: list[uuid.UUID]) -> None:
+    """Drop these owners' keys from this process's cache (a person's cached key holds
+    their previous key too)."""
+    types = {owner_type, PERSON} if owner_type == PERSON_PREVIOUS else {owner_type}
+    with _cache_lock:
+        for kind in types:
+            for owner_id in owner_ids:
+                _cache.pop((kind, owner_id), None)
 
 
 def count_by_version() -> dict[int, int]:
@@ -333,8 +462,11 @@ def delete_data_keys(*, owner_type: str, owner_ids: Iterable[uuid.UUID]) -> int:
     with _cache_lock:
         for owner_id in owner_ids:
             _cache.pop((owner_type, owner_id), None)
+    types = _GOES_WITH.get(owner_type, (owner_type,))
     with transaction.atomic(using=KEYSTORE):
         deleted, _ = _model().objects.filter(owner_type=owner_type, owner_id__in=owner_ids).delete()
+        if len(types) > 1:
+            _model().objects.filter(owner_type__in=types[1:], owner_id__in=owner_ids).delete()
     with _cache_lock:  # and once more, should a reader have put one back meanwhile
         for owner_id in owner_ids:
             _cache.pop((owner_type, owner_id), None)

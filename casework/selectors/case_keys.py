@@ -12,6 +12,10 @@ under its person's key until ``manage.py reseal_case_keys`` has moved it: its ke
 then also opens those (the sealed value's header names the key it needs), so there
 is no moment when a value opens under neither key.
 
+A person whose cases were moved has a new key and keeps the old one as their previous
+key until one of their cases is culled (``keystore.PERSON_PREVIOUS``): the person's key
+as loaded opens both (docs/adr/0023, "The person's previous key").
+
 No key (``None``): the person is erased, or the case's key was destroyed (culled).
 Such a case's values read as unreadable (``casework.selectors.cases.open_or_none``),
 the way an erased person's do — never an error page.

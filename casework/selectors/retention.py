@@ -17,15 +17,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import DateTimeField, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Greatest, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from casework import retention
+from casework.crypto.envelope import Sealed, open_sealed
 from casework.crypto.errors import CryptoError
 from casework.crypto.keystore import PERSON, load_data_keys
-from casework.crypto.records import open_value
 from casework.models import (
     Action,
     Case,
@@ -127,16 +128,28 @@ class DueCase:
 
 
 def _birth_dates(person_ids: set[uuid.UUID]) -> dict[uuid.UUID, datetime.date]:
-    """The dates of birth of these persons (erased ones and missing keys left out)."""
-    persons = list(Person.objects.filter(pk__in=person_ids, erased_at__isnull=True))
-    keys = load_data_keys(owner_type=PERSON, owner_ids=[p.pk for p in persons])
+    """The dates of birth of these persons (erased ones and missing keys left out): one
+    query for the sealed dates, one for the keys, no model instances."""
+    field = Person._meta.get_field("birth_date")
+    table = Person._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, {field.column} FROM {table} "  # noqa: S608 - the model's table
+            "WHERE id = ANY(%s) AND erased_at IS NULL",
+            [list(person_ids)],
+        )
+        rows = [(pk, blob) for pk, blob in cursor.fetchall() if blob is not None]
+    keys = load_data_keys(owner_type=PERSON, owner_ids=[pk for pk, _blob in rows])
     born = {}
-    for person in persons:
-        if person.pk in keys:
-            try:
-                born[person.pk] = open_value(person, "birth_date", keys[person.pk])
-            except CryptoError:
-                continue
+    for pk, blob in rows:
+        key = keys.get(pk)
+        if key is None:
+            continue
+        try:
+            plain = open_sealed(key, Sealed(blob), table=table, column=field.column, row_id=pk)
+        except CryptoError:
+            continue
+        born[pk] = field.decode(plain)
     return born
 
 

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -104,16 +105,23 @@ def destroy_case_key(case: Case) -> bool:
     values as unreadable. The person's identity and their other cases stay readable.
 
     A case not yet moved from its person's key (``keyed_at`` empty) is moved first
-    (:func:`~casework.services.case_reseal.reseal_cases`, logged as a re-sealing), so
-    nothing of it stays readable under the person's key. Owner type ``CASE``, owner id
+    (:func:`~casework.services.case_reseal.reseal_cases`, logged as a re-sealing), and
+    the person's previous key — which opens the change history's copies of the case
+    from before the move — is destroyed after their identity moved off it
+    (:func:`~casework.services.case_reseal.release_previous_person_keys`), so nothing
+    of the case stays readable under a person's key. Owner type ``CASE``, owner id
     ``case.pk``; the caller writes the access-log event of the culling (this function
     writes none of its own). Idempotent: ``False`` when the key was already gone.
     """
-    from casework.services.case_reseal import reseal_cases
+    from casework.services.case_reseal import release_previous_person_keys, reseal_cases
 
+    purpose = "Gallring: ärendet flyttas till egen nyckel"
     if case.keyed_at is None:
-        reseal_cases(case_ids=[case.pk], purpose="Gallring: ärendet flyttas till egen nyckel")
+        reseal_cases(case_ids=[case.pk], purpose=purpose)
         case.refresh_from_db(fields=["keyed_at"])
+    # The change history's copies of the case from before it moved are under the
+    # person's previous key: it goes too (the identity moves to the current key first).
+    release_previous_person_keys(person_ids=[case.person_id], purpose=purpose)
     return destroy_data_key(owner_type=CASE, owner_id=case.pk)
 
 
@@ -127,8 +135,22 @@ def destroy_case_keys(case_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
 def destroy_person_case_keys(person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
     """Destroy the data keys of every case of these persons (their erasure): how many
     per person."""
-    cases = dict(Case.objects.filter(person_id__in=list(person_ids)).values_list("pk", "person_id"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, person_id FROM {Case._meta.db_table} WHERE person_id = ANY(%s)",  # noqa: S608
+            [list(person_ids)],
+        )
+        cases = dict(cursor.fetchall())
     counts: dict[uuid.UUID, int] = {}
     for case_id in destroy_case_keys(cases):
         counts[cases[case_id]] = counts.get(cases[case_id], 0) + 1
     return counts
+
+
+def reseal_case_keys(**options):
+    """Move every case still under its person's key to a key of its own
+    (:func:`casework.services.case_reseal.reseal_case_keys`; the migration
+    ``0029_case_data_keys`` calls it from here)."""
+    from casework.services.case_reseal import reseal_case_keys as reseal
+
+    return reseal(**options)

@@ -4,7 +4,9 @@ key to the case's own (``manage.py reseal_case_keys``; docs/adr/0023-keys-per-ca
 In batches of cases, each:
 
 1. the cases' keys are made (or found, after an interrupted run) and **committed** in
-   the key store first;
+   the key store first, and each person whose cases start to move gets a new key, the
+   old one kept as their previous key (it still opens everything of theirs, and is
+   destroyed when one of their cases is culled: :func:`release_previous_person_keys`);
 2. one transaction of the main database locks the batch's case rows (those still
    waiting: a parallel run or a culling may have moved some), re-seals every value
    of every case-owned table still under the person's key (``SELECT … FOR UPDATE``,
@@ -15,8 +17,8 @@ In batches of cases, each:
 Until a case is marked, its readers hold both keys (``casework.selectors.case_keys``),
 after it only the case's: a value is never readable by neither key. A value already
 under the case's key (its header names the key) is left as it is, so an interrupted
-run is continued by the next, and a finished one does nothing. The person's key is
-never touched: it keeps the identity.
+run is continued by the next, and a finished one does nothing. The person's old key is
+kept as the previous key: the identity stays under it until a cull moves it.
 
 A case whose person is erased (or whose person key is gone: an interrupted erasure)
 has nothing that can be moved: it is marked keyed without a key, its values stay the
@@ -38,23 +40,41 @@ from django.utils import timezone
 from audit.services import Action, record_event
 from casework.crypto.envelope import HEADER_LEN, DataKeyMaterial, Sealed, open_sealed, seal
 from casework.crypto.errors import DecryptionError
-from casework.crypto.keystore import CASE, PERSON, create_data_keys, load_data_keys
+from casework.crypto.keystore import (
+    CASE,
+    PERSON,
+    PERSON_PREVIOUS,
+    create_data_keys,
+    destroy_data_keys,
+    load_data_keys,
+    retire_person_keys,
+)
 from casework.fields import EncryptedField
 from casework.models import Case
 from casework.selectors.persons import require_purpose
+from casework.services.batches import run_batches
 
 DEFAULT_BATCH = 1000
 
 
 @dataclass(frozen=True)
 class SealedTable:
-    """A table with sealed values that belong to a case: which column names the case."""
+    """A table with sealed values that belong to an owner (a case, or a person): which
+    column names the owner (``case_column``, the name kept for a case's tables) and, for
+    a table that reaches its owner through another, the join (``owner`` is then that
+    table's column)."""
 
     table: str
     pk: str
     pk_type: str
     case_column: str
     columns: tuple[str, ...]
+    join: str = ""
+    owner: str = ""
+
+    @property
+    def owner_expression(self) -> str:
+        return self.owner or f"t.{self.case_column}"
 
 
 @functools.cache
@@ -100,12 +120,63 @@ def case_sealed_tables() -> tuple[SealedTable, ...]:
     return tuple(tables)
 
 
+@functools.cache
+def person_sealed_tables() -> tuple[SealedTable, ...]:
+    """Every table whose sealed values may be under a person's key (their identity): the
+    person, a model with a foreign key to the person (guardians, released extracts) or
+    to a model that has one (a GVI member's notifications, through the membership).
+    Found from the models; only values whose header names the person's previous key are
+    ever moved, so a table listed here that holds values under another key (a group's)
+    keeps them."""
+    from casework.models import Person
+
+    case_tables = {t.table for t in case_sealed_tables()}
+    tables = []
+    for model in apps.get_models():
+        columns = tuple(f.column for f in model._meta.local_fields if isinstance(f, EncryptedField))
+        if not columns or model._meta.proxy or model._meta.db_table in case_tables:
+            continue
+        pk = model._meta.pk
+        common = {"table": model._meta.db_table, "pk": pk.column, "columns": columns}
+        common["pk_type"] = pk.db_type(connection)
+        if issubclass(model, Person):
+            tables.append(SealedTable(case_column=pk.column, **common))
+            continue
+        direct = [
+            f
+            for f in model._meta.local_fields
+            if f.many_to_one and issubclass(f.related_model, Person)
+        ]
+        if direct:
+            tables.append(SealedTable(case_column=direct[0].column, **common))
+            continue
+        for f in model._meta.local_fields:
+            if not f.many_to_one:
+                continue
+            through = [
+                g
+                for g in f.related_model._meta.local_fields
+                if g.many_to_one and issubclass(g.related_model, Person)
+            ]
+            if through:
+                other = f.related_model._meta
+                join = f"JOIN {other.db_table} AS o ON o.{other.pk.column} = t.{f.column}"
+                tables.append(
+                    SealedTable(
+                        case_column=f.column, join=join, owner=f"o.{through[0].column}", **common
+                    )
+                )
+                break
+    return tuple(tables)
+
+
 @dataclass(frozen=True)
 class ResealResult:
     cases: int  # cases marked keyed by this run
     values: int  # values re-sealed
     batches: int
     remaining: int  # cases still waiting (a run stopped by ``max_batches``)
+    persons_rekeyed: int = 0  # persons given a new key, their old one kept as previous
 
 
 def waiting_cases() -> int:
@@ -119,58 +190,129 @@ def reseal_case_keys(
     user=None,
     batch_size: int = DEFAULT_BATCH,
     max_batches: int | None = None,
+    workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> ResealResult:
     """Move every waiting case to a key of its own, ``batch_size`` cases per batch (each
-    committed on its own, with its ``KEY_ROTATION`` event); stop after ``max_batches``
-    if given. ``progress(done, total)`` after each batch. Idempotent and resumable."""
+    committed on its own, with its ``KEY_ROTATION`` event), ``workers`` batches at a
+    time on their own connections (:mod:`casework.services.batches`); stop after
+    ``max_batches`` if given. ``progress(done, total)`` after each batch. Idempotent and
+    resumable."""
     purpose = require_purpose(purpose)
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     total = waiting_cases()
-    cases = values = batches = 0
+    cases = values = batches = rekeyed = 0
     if progress:
         progress(0, total)
-    while max_batches is None or batches < max_batches:
-        ids = list(
-            Case.objects.filter(keyed_at__isnull=True)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            break
-        moved, sealed = _reseal_batch(ids, user=user, purpose=purpose)
+
+    def waiting():
+        after, made = None, 0
+        while max_batches is None or made < max_batches:
+            query = Case.objects.filter(keyed_at__isnull=True)
+            if after is not None:
+                query = query.filter(pk__gt=after)
+            ids = list(query.order_by("pk").values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                return
+            after, made = ids[-1], made + 1
+            yield ids
+
+    def work(ids):
+        return _reseal_batch(ids, user=user, purpose=purpose)
+
+    for moved, sealed, persons in run_batches(waiting(), work, workers=workers):
         cases, values, batches = cases + moved, values + sealed, batches + 1
+        rekeyed += persons
         if progress:
             progress(min(cases, total), total)
-    return ResealResult(cases=cases, values=values, batches=batches, remaining=waiting_cases())
+    return ResealResult(
+        cases=cases,
+        values=values,
+        batches=batches,
+        remaining=waiting_cases(),
+        persons_rekeyed=rekeyed,
+    )
 
 
 def reseal_cases(*, case_ids: list[uuid.UUID], purpose: str, user=None) -> ResealResult:
     """Move these cases (those still waiting) at once: one batch."""
     purpose = require_purpose(purpose)
-    moved, sealed = _reseal_batch(list(case_ids), user=user, purpose=purpose)
-    return ResealResult(cases=moved, values=sealed, batches=1, remaining=waiting_cases())
+    moved, sealed, rekeyed = _reseal_batch(list(case_ids), user=user, purpose=purpose)
+    return ResealResult(
+        cases=moved,
+        values=sealed,
+        batches=1,
+        remaining=waiting_cases(),
+        persons_rekeyed=rekeyed,
+    )
+
+
+def release_previous_person_keys(*, person_ids, purpose: str, user=None) -> set[uuid.UUID]:
+    """Destroy the previous keys of these persons (``PERSON_PREVIOUS``, kept since their
+    cases moved to keys of their own): called when one of their cases is culled, so that
+    no copy of that case from before the move — the change history's, which cannot be
+    rewritten (append-only, chained: docs/adr/0005) — opens any more.
+
+    First, in one transaction, whatever of the person is still under the previous key
+    (their identity, guardians, released extracts, GVI notifications) is re-sealed under
+    their current key, with one ``KEY_ROTATION`` event; then the previous keys are
+    destroyed (committed). A value is never readable by neither key: readers hold both
+    until the values have moved. Idempotent; returns the persons whose previous key was
+    destroyed now."""
+    purpose = require_purpose(purpose)
+    person_ids = list(person_ids)
+    if not person_ids:
+        return set()
+    # Most persons have none (opened after keys per case): their keys are not loaded.
+    previous = load_data_keys(owner_type=PERSON_PREVIOUS, owner_ids=person_ids)
+    if not previous:
+        return set()
+    current = load_data_keys(owner_type=PERSON, owner_ids=list(previous))
+    moving = {p: (current.get(p), key) for p, key in previous.items()}
+    with transaction.atomic(), _raw_cursor() as cursor:
+        values = sum(
+            _reseal_table(cursor, table, moving, strict=False) for table in person_sealed_tables()
+        )
+        record_event(
+            action=Action.KEY_ROTATION,
+            user=user,
+            object_type=PERSON,
+            purpose=purpose,
+            details={
+                "operation": "destroy_previous_person_keys",
+                "persons": len(moving),
+                "values_resealed": values,
+            },
+        )
+    return destroy_data_keys(owner_type=PERSON_PREVIOUS, owner_ids=list(previous))
 
 
 def _keys(case_ids: list[uuid.UUID]):
-    """The person keys and (made and committed first) case keys of a batch."""
-    rows = list(
-        Case.objects.filter(pk__in=case_ids, keyed_at__isnull=True).values_list(
-            "pk", "person_id", "person__erased_at"
+    """The person keys and (made and committed first) case keys of a batch. A person
+    whose cases start to move gets a new key, their old one kept as the previous key
+    (``retire_person_keys``): it still opens their identity and everything not moved
+    yet, and is destroyed when one of their cases is culled, so that the change
+    history's copies of the case from before the move go with it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.id, c.person_id, p.erased_at FROM casework_case AS c "
+            "JOIN casework_person AS p ON p.id = c.person_id "
+            "WHERE c.id = ANY(%s) AND c.keyed_at IS NULL",
+            [list(case_ids)],
         )
-    )
-    person_keys = load_data_keys(
-        owner_type=PERSON, owner_ids={p for _c, p, erased in rows if erased is None}
-    )
+        rows = cursor.fetchall()
+    persons = {p for _c, p, erased in rows if erased is None}
+    person_keys = load_data_keys(owner_type=PERSON, owner_ids=persons)
+    rekeyed = retire_person_keys(person_keys)
+    person_keys |= rekeyed
     movable = [c for c, p, _erased in rows if p in person_keys]
-    own = load_data_keys(owner_type=CASE, owner_ids=movable)
-    missing = [c for c in movable if c not in own]
-    if missing:
-        own |= create_data_keys(owner_type=CASE, owner_ids=missing)
-        # Made meanwhile by a writer of the case (its first write since the upgrade).
-        own |= load_data_keys(owner_type=CASE, owner_ids=[c for c in missing if c not in own])
-    return person_keys, own
+    # Made here (one statement); a case that has one already — an interrupted run, or a
+    # writer's first write since the upgrade — keeps it, and it is loaded instead.
+    own = create_data_keys(owner_type=CASE, owner_ids=movable)
+    if existing := [c for c in movable if c not in own]:
+        own |= load_data_keys(owner_type=CASE, owner_ids=existing)
+    return person_keys, own, len(rekeyed)
 
 
 def _raw_cursor(alias: str = "default"):
@@ -183,8 +325,8 @@ def _raw_cursor(alias: str = "default"):
     return psycopg.Cursor(connections[alias].connection)
 
 
-def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int, int]:
-    person_keys, own = _keys(case_ids)
+def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int, int, int]:
+    person_keys, own, rekeyed = _keys(case_ids)
     with transaction.atomic(), _raw_cursor() as cursor:
         cursor.execute(
             "SELECT id, person_id FROM casework_case WHERE id = ANY(%s) AND keyed_at IS NULL "
@@ -193,7 +335,7 @@ def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int
         )
         locked = dict(cursor.fetchall())
         if not locked:
-            return 0, 0
+            return 0, 0, rekeyed
         keys = {
             case_id: (own.get(case_id), person_keys.get(person_id))
             for case_id, person_id in locked.items()
@@ -215,44 +357,57 @@ def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int
                 "cases": len(locked),
                 "cases_without_readable_data": unreadable,
                 "values_resealed": values,
+                "persons_rekeyed": rekeyed,
                 "first_case": str(ordered[0]),
                 "last_case": str(ordered[-1]),
             },
         )
-    return len(locked), values
+    return len(locked), values, rekeyed
 
 
 def _reseal_table(
     cursor,
     table: SealedTable,
     keys: dict[uuid.UUID, tuple[DataKeyMaterial | None, DataKeyMaterial | None]],
+    *,
+    strict: bool = True,
 ) -> int:
-    """Re-seal ``table``'s values of the batch's cases still under the person's key."""
+    """Re-seal ``table``'s values of the batch's owners (owner id -> (key to seal under,
+    key the values are under now)) that are not under the first key yet. ``strict``: a
+    value that neither key opens stops the batch (a case's values); otherwise it is left
+    as it is (a person's table may hold values under another owner's key)."""
     columns = ", ".join(table.columns)
+    selected = ", ".join(f"t.{c}" for c in table.columns)
     cursor.execute(
-        f"SELECT {table.pk}, {table.case_column}, {columns} FROM {table.table} "  # noqa: S608 - names from the models
-        f"WHERE {table.case_column} = ANY(%s) FOR UPDATE",
+        f"SELECT t.{table.pk}, {table.owner_expression}, {selected} "  # noqa: S608 - names from the models
+        f"FROM {table.table} AS t {table.join} "
+        f"WHERE {table.owner_expression} = ANY(%s) FOR UPDATE OF t",
         [list(keys)],
         binary=True,
     )
     updates: list[tuple] = []
     resealed = 0
-    for row_id, case_id, *blobs in cursor.fetchall():
-        own, person = keys[case_id]
+    for row_id, owner_id, *blobs in cursor.fetchall():
+        own, source = keys[owner_id]
         if own is None:
             continue  # nothing readable: the values stay the noise they are
         new, changed = [], False
         for column, blob in zip(table.columns, blobs, strict=True):
-            if blob is None or blob[:HEADER_LEN] == own.header:
+            header = None if blob is None else blob[:HEADER_LEN]
+            if header is None or header == own.header:
                 new.append(blob)
                 continue
-            if person is None or blob[:HEADER_LEN] != person.header:
+            opener = None if source is None else source.opener(header)
+            if opener is None:
+                if not strict:
+                    new.append(blob)
+                    continue
                 raise DecryptionError(
                     f"{table.table}.{column} of row {row_id} is sealed under neither the key of "
-                    f"case {case_id} nor its person's: nothing of this batch was moved."
+                    f"case {owner_id} nor its person's: nothing of this batch was moved."
                 )
             where = {"table": table.table, "column": column, "row_id": row_id}
-            new.append(seal(own, open_sealed(person, Sealed(blob), **where), **where).blob)
+            new.append(seal(own, open_sealed(opener, Sealed(blob), **where), **where).blob)
             changed = True
             resealed += 1
         if changed:

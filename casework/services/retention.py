@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -37,8 +37,9 @@ from audit.services import Action, record_events
 from casework.models import AdminChangeRequest, Case, RetentionRule
 from casework.selectors.retention import DueCase, Rules, due_cases, persons_left_behind
 from casework.services import administration
+from casework.services.batches import run_batches
 from casework.services.case_keys import destroy_case_keys
-from casework.services.case_reseal import reseal_cases
+from casework.services.case_reseal import release_previous_person_keys, reseal_cases
 from casework.services.persons import erase_persons
 from casework.services.retention_rules import (
     RULE_FIELDS,
@@ -130,50 +131,59 @@ def cull_batch(batch: list[DueCase]) -> tuple[list[DueCase], int]:
         # Values still under the person's key move to the case's own first, so that
         # destroying it leaves nothing of the case readable (docs/adr/0023).
         reseal_cases(case_ids=waiting, purpose=RESEAL_PURPOSE)
+    # The change history's copies of the cases from before they moved to their own keys
+    # are under their persons' previous keys: those go first (docs/adr/0023).
+    release_previous_person_keys(
+        person_ids={due.person_id for due in batch}, purpose=RESEAL_PURPOSE
+    )
     destroyed = destroy_case_keys(ids)
-    with transaction.atomic():
-        marked = set(
-            Case.objects.select_for_update()
-            .filter(pk__in=ids, culled_at__isnull=True)
-            .values_list("pk", flat=True)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # One statement marks the batch (the rows it locks are those still unmarked).
+        cursor.execute(
+            f"UPDATE {Case._meta.db_table} SET culled_at = %s "  # noqa: S608 - the model's table
+            "WHERE id = ANY(%s) AND culled_at IS NULL RETURNING id",
+            [timezone.now(), ids],
         )
-        if marked:
-            Case.objects.filter(pk__in=marked).update(culled_at=timezone.now())
+        marked = {row[0] for row in cursor.fetchall()}
         done = [due for due in batch if due.case_id in marked]
         record_events(*(_event(due, key_destroyed=due.case_id in destroyed) for due in done))
     return done, len(destroyed)
 
 
-def erase_persons_left_behind(*, batch_size: int = 2000) -> int:
+def erase_persons_left_behind(*, batch_size: int = 2000, workers: int = 1) -> int:
     """Erase every person whose cases are all culled and who has nothing else left (one
     query finds them all: erasing one leaves no one else behind), ``batch_size`` at a
-    time."""
+    time, ``workers`` batches at once."""
     person_ids = persons_left_behind()
-    return sum(
-        erase_persons(purpose=ERASE_PURPOSE, person_ids=person_ids[i : i + batch_size])
-        for i in range(0, len(person_ids), batch_size)
-    )
+    chunks = (person_ids[i : i + batch_size] for i in range(0, len(person_ids), batch_size))
+
+    def erase(chunk):
+        return erase_persons(purpose=ERASE_PURPOSE, person_ids=chunk)
+
+    return sum(run_batches(chunks, erase, workers=workers))
 
 
-def cull(*, today: datetime.date | None = None, batch_size: int = 2000) -> CullResult:
+def cull(
+    *, today: datetime.date | None = None, batch_size: int = 2000, workers: int = 1
+) -> CullResult:
     """Cull every case due ``today`` (default: the local date) and erase the persons left
-    with nothing. Idempotent: a second run finds nothing more to do."""
+    with nothing. Idempotent: a second run finds nothing more to do.
+
+    ``workers`` batches run at once, each on its own connections
+    (:mod:`casework.services.batches`), while the next batches are being found."""
     today = today or timezone.localdate()
     result = CullResult()
     started = time.perf_counter()
-    # Collected first: marking a batch does not shift the next (the query is re-read
-    # per chunk otherwise).
-    batches = list(due_cases(today=today, rules=Rules(), batch_size=batch_size))
-    found = time.perf_counter()
-    for batch in batches:
-        done, destroyed = cull_batch(batch)
+    # The due cases come from one query whose rows are fixed when it starts (a
+    # server-side cursor): marking a batch does not shift the next.
+    batches = due_cases(today=today, rules=Rules(), batch_size=batch_size)
+    for done, destroyed in run_batches(batches, cull_batch, workers=workers):
         result.culled += done
         result.keys_destroyed += destroyed
     culled = time.perf_counter()
-    result.persons_erased = erase_persons_left_behind(batch_size=batch_size)
+    result.persons_erased = erase_persons_left_behind(batch_size=batch_size, workers=workers)
     result.timings = {
-        "find": found - started,
-        "cull": culled - found,
+        "find and cull": culled - started,
         "erase": time.perf_counter() - culled,
     }
     return result

@@ -302,3 +302,56 @@ def test_orphan_case_keys_are_swept(two_cases):
     assert sweep_orphan_data_keys(purpose="Städning", grace=timedelta(hours=1)) == 1
     assert _key_id(CASE, orphan) is None
     assert _key_id(CASE, active.pk) and _key_id(CASE, referred.pk)
+
+
+def test_a_case_key_widened_with_a_rekeyed_persons_key_opens_the_previous_key():
+    """A case not moved yet whose person already has a new key (another case of theirs
+    moved first): its reading key is the case's, widened with the person's — which is
+    itself widened with their previous key. Every value opens, whichever of the three
+    keys it is under."""
+    from casework.crypto.envelope import DataKeyMaterial, new_data_key
+
+    case, new, previous = (DataKeyMaterial(*new_data_key()) for _ in range(3))
+    reading = case.or_else(new.or_else(previous))
+    where = {"table": "workflows_sigcase", "column": "plan", "row_id": uuid.uuid4()}
+    for key in (case, new, previous):
+        sealed = seal(key, b"Plan", **where)
+        assert open_sealed(reading, sealed, **where) == b"Plan"
+    assert seal(reading, b"x", **where).blob[:HEADER_LEN] == case.header
+    assert case.or_else(None) is case
+
+
+def test_culling_moves_the_identity_off_the_previous_key_and_destroys_it(two_cases, demo):
+    """After the re-sealing the person has a new key and their old one as the previous
+    key; destroying a case's key (the cull) first re-seals the identity and the guardian
+    under the new key, then destroys the previous key; the identity and the other case
+    read; a second time changes nothing."""
+    from casework.crypto.keystore import PERSON_PREVIOUS
+
+    person, active, referred = two_cases
+    for case in (active, referred):
+        _back_to_person_key(case)
+    old = _key_id(PERSON, person.pk)
+    _reseal()
+    new = _key_id(PERSON, person.pk)
+    assert new != old and _key_id(PERSON_PREVIOUS, person.pk) == old
+    assert Guardian.objects.get(person=person).name.key_id == old  # not moved yet
+
+    assert destroy_case_key(Case.objects.get(pk=active.pk)) is True
+    assert _key_id(PERSON_PREVIOUS, person.pk) is None
+    forget_data_keys()
+    person_key = load_data_key(owner_type=PERSON, owner_id=person.pk)
+    guardian = Guardian.objects.get(person=person)
+    fresh = Person.objects.get(pk=person.pk)
+    assert guardian.name.key_id == new and fresh.name.key_id == new
+    assert open_value(fresh, "name", person_key) == "Testa Provsson"
+    assert open_value(guardian, "name", person_key)
+    events = AccessEvent.objects.filter(
+        action="key_rotation", details__operation="destroy_previous_person_keys"
+    )
+    assert events.count() == 1 and events.get().details["values_resealed"] >= 2
+    other = SigCase.objects.get(pk=referred.pk)
+    page = get_case_page(user=demo["sara.samordnare"], purpose=PURPOSE, case=other)
+    assert page.texts["referral_reason"] == REASON
+    assert destroy_case_key(Case.objects.get(pk=active.pk)) is False
+    assert events.count() == 1

@@ -386,3 +386,144 @@ def test_the_auditors_search_offers_culling(demo):
     page = client.get("/granskning/")
     assert page.status_code == 200
     assert b'value="cull"' in page.content and b"Gallring" in page.content
+
+
+def _history_values(case_id) -> list[tuple[str, str, str, bytes]]:
+    """Every sealed value the change history holds of the case's rows (its own table and
+    every case-owned table), as (table, column, row id, bytes)."""
+    from audit.models import ChangeRecord
+    from casework.services.case_reseal import case_sealed_tables
+
+    found = []
+    for table in case_sealed_tables():
+        for record in ChangeRecord.objects.filter(table_name=table.table).iterator():
+            if str(record.data.get(table.case_column)) != str(case_id):
+                continue
+            for column in table.columns:
+                value = record.data.get(column)
+                if value:  # bytea as JSON text: "\\x0123…"
+                    found.append((table.table, column, record.row_id, bytes.fromhex(value[2:])))
+    return found
+
+
+def _openers() -> list:
+    """Every key the key store holds, unwrapped."""
+    from casework.crypto.keystore import load_keys
+
+    owners: dict = {}
+    for owner_type, owner_id in DataKey.objects.values_list("owner_type", "owner_id"):
+        owners.setdefault(owner_type, []).append(owner_id)
+    keys = load_keys(owners)
+    return [key for by_owner in keys.values() for key in by_owner.values()]
+
+
+def test_a_culled_case_keeps_nothing_readable_in_the_change_history_from_before_its_own_key(
+    users,
+):
+    """A case whose values (and so the change history's copies of them) were under its
+    person's key before keys per case: after the re-sealing and the cull, no key in the
+    key store opens any copy of it; the person and their other case still read."""
+    from casework.crypto.envelope import HEADER_LEN, Sealed, open_sealed
+    from casework.crypto.errors import CryptoError
+    from casework.crypto.keystore import PERSON_PREVIOUS, forget_data_keys
+    from casework.crypto.records import open_value
+    from casework.selectors.case_keys import case_key
+    from casework.services.case_reseal import reseal_case_keys
+    from tests.casework.test_case_keys import _back_to_person_key
+    from tests.workflows.sig.factories import REASON as REFERRAL
+    from workflows.sig.models import SigCase
+
+    person = person_born(users)
+    old = closed_case(users, person=person)
+    other = sig_case(users, person=person)  # still open
+    person_key = load_data_key(owner_type=PERSON, owner_id=person.pk)
+    for case in (old, other):
+        _back_to_person_key(case)  # as a database from before keys per case holds them
+    legacy = [v for v in _history_values(old.pk) if v[3][:HEADER_LEN] == person_key.header]
+    assert legacy  # the history holds copies under the person's key: not a vacuous check
+
+    result = reseal_case_keys(purpose="Test av nycklar per ärende")
+    assert result.cases == 2 and result.persons_rekeyed == 1
+    # The person has a new key; the old one is kept as their previous key and still
+    # opens their identity and the history from before (nothing is unreadable).
+    assert DataKey.objects.get(owner_type=PERSON_PREVIOUS, owner_id=person.pk).id == person_key.id
+    forget_data_keys()
+    current = load_data_key(owner_type=PERSON, owner_id=person.pk)
+    assert current.id != person_key.id
+    assert open_value(Person.objects.get(pk=person.pk), "name", current) == PERSON_NAME
+    table, column, row_id, blob = legacy[0]
+    where = {"table": table, "column": column, "row_id": row_id}
+    assert open_sealed(current, Sealed(blob), **where)
+
+    result = services.cull(today=DUE_DAY)
+    assert [d.case_id for d in result.culled] == [old.pk]
+    forget_data_keys()
+
+    history = _history_values(old.pk)
+    assert len(history) > len(legacy)  # the re-sealing's and the cull's copies too
+    keys = _openers()
+    present = {key.id for key in keys}
+    for table, column, row_id, blob in history:
+        assert uuid_of(blob) not in present, (table, column)
+        for key in keys:
+            with pytest.raises(CryptoError):
+                open_sealed(key, Sealed(blob), table=table, column=column, row_id=row_id)
+    assert not DataKey.objects.filter(owner_type=PERSON_PREVIOUS, owner_id=person.pk).exists()
+    # The person's identity moved to their current key and reads; so does the other case.
+    fresh = Person.objects.get(pk=person.pk)
+    assert fresh.erased_at is None and fresh.name.key_id == current.id
+    assert open_value(fresh, "name", load_data_key(owner_type=PERSON, owner_id=person.pk)) == (
+        PERSON_NAME
+    )
+    kept = SigCase.objects.get(pk=other.pk)
+    assert open_value(kept, "referral_reason", case_key(kept)) == REFERRAL
+    # Re-sealing and culling once more change nothing.
+    assert services.cull(today=DUE_DAY).culled == []
+    assert reseal_case_keys(purpose="Test av nycklar per ärende").cases == 0
+
+
+def uuid_of(blob: bytes):
+    import uuid
+
+    return uuid.UUID(bytes=blob[1:17])
+
+
+def test_many_access_log_events_are_one_statement_in_order(users):
+    """A cull's batch writes its thousands of ``cull`` events in one statement (column
+    arrays, not a VALUES list): every event as given, in order, chained."""
+    import uuid
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.integrity import seal, verify
+    from audit.services import Action, record_events
+
+    persons = [uuid.uuid4() for _ in range(150)]
+    with CaptureQueriesContext(connection) as queries:
+        written = record_events(
+            *(
+                {
+                    "action": Action.CULL,
+                    "object_type": "casework.case",
+                    "object_id": f"case-{i}",
+                    "person_id": person,
+                    "purpose": CULL_PURPOSE_TEXT,
+                    "details": {"i": i, "rule": 1, "text": "gallrad\n"},
+                }
+                for i, person in enumerate(persons)
+            )
+        )
+    assert len(queries) == 1
+    events = list(AccessEvent.objects.filter(action="cull").order_by("id"))
+    assert [e.pk for e in events] == [e.pk for e in written]
+    assert [e.object_id for e in events] == [f"case-{i}" for i in range(150)]
+    assert [e.person_id for e in events] == persons
+    assert events[7].details == {"i": 7, "rule": 1, "text": "gallrad\n"}
+    assert events[7].purpose == CULL_PURPOSE_TEXT and events[7].client_address is None
+    seal()
+    result = verify(directory=None)
+    assert result.ok, result.finding
+
+
+CULL_PURPOSE_TEXT = "Gallring enligt gallringsregel"

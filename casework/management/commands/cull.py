@@ -34,14 +34,27 @@ class Command(BaseCommand):
             help="cull as on this day (YYYY-MM-DD; default today)",
         )
         parser.add_argument("--batch-size", type=int, default=2000)
+        parser.add_argument(
+            "--workers", type=int, default=1, help="batches at a time, each on its own connection"
+        )
 
-    def handle(self, *args, dry_run: bool, date: datetime.date | None, batch_size: int, **opts):
+    def handle(
+        self,
+        *args,
+        dry_run: bool,
+        date: datetime.date | None,
+        batch_size: int,
+        workers: int,
+        **opts,
+    ):
         if batch_size < 1:
             raise CommandError("--batch-size måste vara minst 1.")
+        if workers < 1:
+            raise CommandError("--workers måste vara minst 1.")
         if dry_run:
             self._dry_run(date, batch_size)
             return
-        result = cull(today=date, batch_size=batch_size)
+        result = cull(today=date, batch_size=batch_size, workers=workers)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Gallrade ärenden: {len(result.culled)}; förstörda ärendenycklar: "

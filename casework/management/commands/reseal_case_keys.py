@@ -29,14 +29,23 @@ class Command(BaseCommand):
             "--max-batches", type=int, default=None, help="stop after this many batches"
         )
         parser.add_argument("--reason", default=PURPOSE, help="recorded in the access log")
+        parser.add_argument(
+            "--workers", type=int, default=1, help="batches at a time, each on its own connection"
+        )
 
-    def handle(self, *args, batch_size: int, max_batches: int | None, reason: str, **options):
-        if batch_size < 1 or (max_batches is not None and max_batches < 1):
-            raise CommandError("--batch-size och --max-batches måste vara positiva tal.")
+    def handle(
+        self, *args, batch_size: int, max_batches: int | None, reason: str, workers: int, **options
+    ):
+        if batch_size < 1 or (max_batches is not None and max_batches < 1) or workers < 1:
+            raise CommandError("--batch-size, --max-batches och --workers måste vara positiva tal.")
         progress = Progress(self.stderr, "Flyttar ärenden till egna nycklar")
         try:
             result = reseal_case_keys(
-                purpose=reason, batch_size=batch_size, max_batches=max_batches, progress=progress
+                purpose=reason,
+                batch_size=batch_size,
+                max_batches=max_batches,
+                workers=workers,
+                progress=progress,
             )
         except CryptoError as exc:
             raise CommandError(str(exc)) from None
