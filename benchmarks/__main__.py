@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from casework.crypto import keyring
 
+    lock = _one_run_at_a_time(settings.DATABASES["default"])
+    if lock is None:
+        return 2
     options = {"scale": args.scale} if args.scale is not None else {}
     runner = Runner(args.output, options=options)
     # Benchmarks run in throw-away test databases (the main one and the key
@@ -204,6 +207,31 @@ def main(argv: list[str] | None = None) -> int:
         runner.write()
         runner.summary()
     return runner.exit_code
+
+
+def _one_run_at_a_time(database: dict):
+    """An exclusive lock on this machine for the test database the run will create and
+    drop: a second run against the same server and name would drop it under the first
+    one. ``None`` (with a message) when another run holds it."""
+    import fcntl
+
+    from django.db import connection
+
+    name = connection.creation._get_test_db_name()
+    host = database.get("HOST") or "local"
+    path = Path(tempfile.gettempdir()) / f"samverkan-bench-{host.replace('/', '_')}-{name}.lock"
+    handle = path.open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(
+            f"benchmarks: another run uses the test database {name} on {host}; "
+            "wait for it to end (or set DATABASE_URL to another database)",
+            file=sys.stderr,
+        )
+        handle.close()
+        return None
+    return handle  # held until the process ends
 
 
 def _teardown(drop: Callable[[], None]) -> str:
