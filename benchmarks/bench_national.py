@@ -25,7 +25,8 @@ Loading (set-based):
 * cases: ``INSERT … SELECT generate_series`` across the four programmes (SIG 70 %,
   SSPF 18 %, the defector programme 12 %, and GVI groups, one per 100 cases), with the
   stage moments the statistics read, spread over ten years; opened before keys per case
-  (``keyed_at`` empty: no sealed value of their own);
+  (``keyed_at`` empty: no sealed value of their own); each open SIG case has a viewflow
+  process with an assigned task in one of the bench users' inboxes;
 * access-log events: ``COPY`` into ``AccessEvent._meta.db_table`` with an explicit
   column list (so a partitioned table takes them as a plain one), spread evenly over the
   last 24 months, by 5,000 bench users about the loaded persons. They are loaded as
@@ -271,6 +272,7 @@ class DataSet:
                 FROM gen WHERE programme = 'sig'
                 """
             )
+            self._tasks(cursor, params)
             cursor.execute(
                 """
                 INSERT INTO workflows_sspfcase (case_ptr_id, status, consented_at,
@@ -309,6 +311,51 @@ class DataSet:
             )
             cursor.execute("DROP TABLE gen")
             cursor.execute("SET session_replication_role = origin")
+
+    def _tasks(self, cursor, params: dict) -> None:
+        """A viewflow process for each open SIG case of the step, with one assigned task
+        (the shape of a demo SIG task) in the inbox of one of the bench users: the task
+        table grows as the cases do, while a social worker's own inbox stays small."""
+        cursor.execute(
+            """
+            SELECT p.flow_class, t.flow_task, t.flow_task_type, t.owner_permission
+            FROM viewflow_task t JOIN viewflow_process p ON p.id = t.process_id
+            JOIN workflows_sigprocess s ON s.process_ptr_id = p.id
+            WHERE t.status = 'ASSIGNED' ORDER BY t.id LIMIT 1
+            """
+        )
+        template = cursor.fetchone()
+        if template is None:
+            raise RuntimeError("seed_demo made no assigned SIG task to copy")
+        flow_class, flow_task, flow_task_type, permission = template
+        values = {
+            **params,
+            "flow_class": flow_class,
+            "flow_task": flow_task,
+            "flow_task_type": flow_task_type,
+            "permission": permission,
+            "users": [pk for pk, _name in self.users],
+            "base": 1_000_000_000,
+        }
+        open_sig = "FROM gen WHERE programme = 'sig' AND step4 >= now()"
+        cursor.execute(
+            "INSERT INTO viewflow_process (id, flow_class, status, created, data)"
+            f" SELECT %(base)s + i, %(flow_class)s, 'NEW', opened, '{{}}' {open_sig}",
+            values,
+        )
+        cursor.execute(
+            "INSERT INTO workflows_sigprocess (process_ptr_id, case_id)"
+            f" SELECT %(base)s + i, md5('nc' || i)::uuid {open_sig}",
+            values,
+        )
+        cursor.execute(
+            "INSERT INTO viewflow_task (id, flow_task, flow_task_type, status, created,"
+            " assigned, token, owner_id, owner_permission, process_id, data)"
+            " SELECT %(base)s + i, %(flow_task)s, %(flow_task_type)s, 'ASSIGNED', step3, step3,"
+            " 'start', (%(users)s::bigint[])[1 + mod(i * 7919, cardinality(%(users)s::bigint[]))],"
+            f" %(permission)s, %(base)s + i, '{{}}' {open_sig}",
+            values,
+        )
 
     def _events(self, first: int, last: int) -> None:
         """Events ``first`` … ``last - 1`` by ``COPY``, evenly over the last 24 months."""
