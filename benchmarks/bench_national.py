@@ -131,8 +131,9 @@ class DataSet:
     def person_id(self, index: int) -> uuid.UUID:
         return uuid.UUID(PERSON_ID.format(index))
 
-    def load_to(self, fraction: float) -> dict[str, float]:
-        """Load up to ``fraction`` of the national volumes (never more than ``scale``)."""
+    def load_to(self, fraction: float, *, analyze: bool = True) -> dict[str, float]:
+        """Load up to ``fraction`` of the national volumes (never more than ``scale``),
+        then ``ANALYZE`` (not inside a test's transaction: it waits on its locks)."""
         timings = {}
         persons = min(self.persons, max(10, int(PERSONS * fraction)))
         cases = min(self.cases, max(3, int(CASES * fraction)), persons * 3 // 10)
@@ -149,12 +150,12 @@ class DataSet:
                 load(self.loaded[what], target)
                 self.loaded[what] = target
             timings[f"{what} ({target:,})".replace(",", " ")] = time.perf_counter() - start
-        start = time.perf_counter()
-        with connections["default"].cursor() as cursor:
-            cursor.execute("ANALYZE")
-        with connections["keystore"].cursor() as cursor:
-            cursor.execute("ANALYZE")
-        timings["analyze"] = time.perf_counter() - start
+        if analyze:
+            start = time.perf_counter()
+            for alias in ("default", "keystore"):
+                with connections[alias].cursor() as cursor:
+                    cursor.execute("ANALYZE")
+            timings["analyze"] = time.perf_counter() - start
         return timings
 
     def _users(self) -> None:

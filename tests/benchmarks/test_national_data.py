@@ -24,7 +24,7 @@ def test_the_loaded_data_opens_and_is_found_as_the_app_writes_it(demo):
     pending_before = PendingEntry.objects.count()
     data = DataSet(0.00003)  # 30 persons, 9 cases, 1,500 events
 
-    data.load_to(0.00003)
+    data.load_to(0.00003, analyze=False)
 
     assert Person.objects.filter(id__in=[data.person_id(i) for i in range(30)]).count() == 30
     for index in (0, 17, 29):
