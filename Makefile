@@ -7,12 +7,13 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: demo test install messages lint bench clean-db help oidc-provider
+.PHONY: demo test install messages lint bench bench-national clean-db help oidc-provider
 
 help:
 	@echo "make demo   – install, migrate, load demo data and serve on http://$(HOST):$(PORT)"
 	@echo "make test   – install and run the whole test suite"
 	@echo "make bench  – run the benchmarks (benchmarks/results.json)"
+	@echo "make bench-national [SCALE=1] – the national-size data set"
 	@echo "make lint   – ruff and the import contracts (import-linter)"
 
 $(VENV)/.installed: pyproject.toml
@@ -60,6 +61,11 @@ lint: install
 
 bench: messages
 	$(PY) -m benchmarks
+
+# The national data set (1 M persons, 300 000 cases, 50 M log events; README "Development").
+SCALE ?= 1
+bench-national: messages
+	$(PY) -m benchmarks bench_national --scale $(SCALE)
 
 clean-db:
 	rm -rf .pgdata

@@ -2,7 +2,9 @@
 
 The counts of a month that has ended do not change afterwards (every moment a
 case records is "now" when recorded), so they are counted once, set-based,
-into ``MonthlyCount`` the first time a period after them is asked for; the
+into ``MonthlyCount``: by the ``refresh_statistics`` command on a timer, ahead of
+any view (incrementally: only the months that ended since its last run), or by
+the first view after a month ended if the timer has not run yet (ADR 0033); the
 running month is counted live from the case tables (indexed timestamp
 columns). Published figures of past months therefore stay as first published
 — later corrections of a person's area or gender do not rewrite them (and
@@ -139,14 +141,20 @@ def _params(since: datetime.datetime, until: datetime.datetime) -> dict:
     return {"tz": settings.TIME_ZONE, "since": since, "until": until}
 
 
-def fill(spec: ProgrammeStatistics, *, today: datetime.date | None = None) -> None:
-    """Count every month that has ended and is not in the summary yet (set-based, once)."""
+def fill(spec: ProgrammeStatistics, *, today: datetime.date | None = None) -> int | None:
+    """Count every month that has ended and is not in the summary yet (set-based, once);
+    return how many months were counted (0: it was up to date; ``None``: the whole
+    history, the first time).
+
+    The ``refresh_statistics`` command on a timer calls it ahead of any view; a view
+    calls it too, so that figures are right even when the timer has not run since a
+    month ended (then it counts that one month, not the history)."""
     target = p.month_start(p.month_index(today or timezone.localdate()))
     with transaction.atomic():
         SummaryState.objects.bulk_create([SummaryState(programme=spec.code)], ignore_conflicts=True)
         state = SummaryState.objects.select_for_update().get(programme=spec.code)
         if state.filled_until is not None and state.filled_until >= target:
-            return
+            return 0
         since = _aware(state.filled_until) if state.filled_until else EARLIEST
         with connection.cursor() as cursor:
             cursor.execute(
@@ -155,8 +163,10 @@ def fill(spec: ProgrammeStatistics, *, today: datetime.date | None = None) -> No
                 + _select(spec).replace("sum(n)::int FROM", "sum(n)::int, %(code)s FROM", 1),
                 {**_params(since, _aware(target)), "code": spec.code},
             )
+        before = state.filled_until
         state.filled_until = target
         state.save(update_fields=["filled_until"])
+    return p.month_index(target) - p.month_index(before) if before else None
 
 
 def rebuild(spec: ProgrammeStatistics) -> None:
