@@ -48,11 +48,13 @@ oidc-provider: tests/oidc/node_modules/.package-lock.json
 
 # The import contracts (pyproject.toml [tool.importlinter]) first: the core never imports a programme.
 # The suite runs on every core (pytest-xdist; each worker has its own test databases);
-# TEST_WORKERS=0 runs it in one process.
+# TEST_WORKERS=0 runs it in one process. Work stealing: a worker that runs out of tests
+# takes the rest of another's queue, so no core idles while the other ends on the slow
+# (committing, browser) modules (docs/adr/0034-fast-suite.md).
 TEST_WORKERS ?= auto
 test: messages oidc-provider
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -n $(TEST_WORKERS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -42,10 +42,60 @@ COMMITTED_DB = pytest.mark.django_db(
 
 def pytest_configure(config):
     """The committing code seals the chain itself, from the first database set-up on: no
-    sealer thread outlives a test's database (``tests/audit/test_sealer.py`` tests it)."""
+    sealer thread outlives a test's database (``tests/audit/test_sealer.py`` tests it).
+
+    Speed only (docs/adr/0034-fast-suite.md): the tests' connections commit without
+    waiting for the WAL to reach the disk, and a committing test's database is emptied
+    with DELETE rather than TRUNCATE."""
     from django.conf import settings
 
     settings.AUDIT_SEALER = "inline"
+    _commit_without_waiting_for_the_disk(settings.DATABASES)
+    _flush_test_databases_with_delete()
+
+
+def _commit_without_waiting_for_the_disk(databases) -> None:
+    """``synchronous_commit = off`` on every connection the tests open (before any is).
+
+    A commit is as visible to the other connections as before; only its durability
+    across a server crash is given up, which a test database does not need. The server's
+    fsync stays on. Each alias gets an ``OPTIONS`` of its own (``audit`` copies
+    ``default``'s)."""
+    for settings_dict in databases.values():
+        options = dict(settings_dict.get("OPTIONS") or {})
+        if "synchronous_commit" not in options.get("options", ""):
+            options["options"] = (options.get("options", "") + " -c synchronous_commit=off").strip()
+        settings_dict["OPTIONS"] = options
+
+
+def _flush_test_databases_with_delete() -> None:
+    """``flush`` of a *test* database (after every ``COMMITTED_DB`` test) as DELETEs.
+
+    Django's PostgreSQL ``flush`` is one ``TRUNCATE`` of every table, which gives each of
+    the ~90 tables, its indexes and TOAST new files: seconds per flush, although the
+    tables hold a few hundred rows. DELETE empties them the same way (sequences are not
+    reset by either), under ``session_replication_role = replica`` as the project's
+    ``flush`` does for TRUNCATE (audit/management/commands/flush.py): no triggers, so the
+    append-only audit tables let it and foreign keys do not order it. Only on a database
+    with Django's test prefix; anywhere else (and with ``reset_sequences``) Django's
+    TRUNCATE runs unchanged, so ``flush`` of a real database still fails on the log."""
+    from django.db.backends.base.creation import TEST_DATABASE_PREFIX
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    truncate = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        name = str(self.connection.settings_dict["NAME"])
+        if not tables or reset_sequences or not name.startswith(TEST_DATABASE_PREFIX):
+            return truncate(
+                self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+            )
+        return [
+            "SET LOCAL session_replication_role = replica",
+            *(f"DELETE FROM {self.quote_name(table)}" for table in tables),  # noqa: S608
+        ]
+
+    DatabaseOperations.sql_flush = sql_flush
 
 
 @pytest.fixture(autouse=True)
