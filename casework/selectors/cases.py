@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q, prefetch_related_objects
+from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -436,9 +436,24 @@ def list_cases(
     )
     if person_id is not None:
         cases = cases.filter(person_id=person_id)
+    cases = list(cases[:500])
+    # The access decision of every case from one reading of the user's seats (team,
+    # deputy, break-the-glass, closed-case lead) instead of up to four queries a case;
+    # the consents (and a minor's guardians) of the cases of other organisations, which
+    # only they need, in two or three queries for all of them.
+    known = policy.known_reach(user, [case.pk for case in cases])
+    others = [case for case in cases if case.owner_organisation_id != user.organisation_id]
+    other_ids = {case.pk for case in others}
+    if others:
+        prefetch_related_objects(
+            others,
+            Prefetch("consents", queryset=Consent.objects.prefetch_related("organisations")),
+            "person__guardians",
+        )
     rows = []
-    for case in cases[:500]:
-        access = policy.case_access(user, case)
+    for case in cases:
+        consents = case.consents.all() if case.pk in other_ids else None
+        access = policy.case_access(user, case, known=known, consents=consents)
         if access:
             rows.append(CaseRow(case=case, via=access.via))
     return rows
