@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Prefetch, Q, prefetch_related_objects
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from audit.services import Action as AuditAction
@@ -412,12 +412,33 @@ def _log_reading(entry, *, access, case: Case, user, actions: list[Opened], eras
     record_events(*log)
 
 
+# The status labels of each case model in each language: ``get_status_display()`` builds
+# the choices' dict anew on every call, translating every label of it (a case list of a
+# hundred rows translated a thousand strings).
+_status_labels: dict[tuple[type, str | None], dict[str, str]] = {}
+
+
+def status_label(case) -> str:
+    """``case.get_status_display()``, from labels translated once a model and language."""
+    key = (type(case), translation.get_language())
+    labels = _status_labels.get(key)
+    if labels is None:
+        field = type(case)._meta.get_field("status")
+        labels = {str(value): str(label) for value, label in field.flatchoices}
+        _status_labels[key] = labels
+    return labels.get(case.status, case.status)
+
+
 @dataclass(frozen=True)
 class CaseRow:
     """One line of the case list: nothing decrypted, nothing identifying."""
 
     case: Case
     via: str
+
+    @property
+    def status_label(self) -> str:
+        return status_label(self.case)
 
 
 def list_cases(

@@ -5,11 +5,11 @@ case by case, and a number of statements that does not grow with the cases."""
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from casework import policy
 from casework.models import User
-from casework.selectors.cases import list_cases
+from casework.selectors.cases import list_cases, status_label
 from casework.services import absences
 from casework.services import cases as case_services
 from casework.services.case_changes import CaseDenied
@@ -102,3 +102,22 @@ def test_statements_do_not_grow_with_the_cases(seeded, django_assert_max_num_que
     for user in (sara, anna):
         with django_assert_max_num_queries(8):
             list_cases(user=user, model=SigCase)
+
+
+def test_status_labels_as_get_status_display(seeded, client):
+    """The lists' status labels (translated once a model and language) are the model's
+    own ``get_status_display()`` in every language, and the case list shows them."""
+    cases = list(SigCase.objects.all())
+    assert len({case.status for case in cases}) > 1
+    for case in cases:
+        for language in ("sv", "en"):
+            with translation.override(language):
+                assert status_label(case) == case.get_status_display()
+    odd = SigCase(status="no-such-state")
+    assert status_label(odd) == odd.get_status_display() == "no-such-state"
+    sara = seeded["sara.samordnare"]
+    client.force_login(sara)
+    page = client.get("/arenden/fall/").content.decode()
+    with translation.override("sv"):
+        for row in list_cases(user=User.objects.get(pk=sara.pk), model=SigCase):
+            assert row.case.get_status_display() in page
