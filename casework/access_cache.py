@@ -5,10 +5,10 @@ person's roles: four queries that give the same answer until an administrator ch
 something. A :class:`GenerationCache` keeps such answers in this process, each under
 the access generation (``casework.AccessGeneration``) it was read under; the database
 raises the generation with every change to an account, a role, an organisation, an API
-client, its application or a token (triggers of migration 0020, which catch bulk updates
-and raw SQL too). One small query reads the generation per request; a
-kept answer read under an older one is read again. docs/adr/0030-access-cache.md has
-the figures.
+client, its application, a token (triggers of migration 0020, which catch bulk updates
+and raw SQL too) or a webhook (migration 0031: which events have subscribers, ADR 0035).
+One small query reads the generation per request; a kept answer read under an older one
+is read again. docs/adr/0030-access-cache.md has the figures.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 
 from casework import policy, programmes
+from casework.selectors.cases import status_label
 from casework.task_views import TaskManageView, TasksToManageView
 
 
@@ -89,7 +90,7 @@ class TaskColumns:
             '<a href="{}" data-turbo="false">{} · {}</a>',
             reverse("arenden:case", kwargs={"case_id": case.pk}),
             case.reference,
-            case.get_status_display(),
+            status_label(case),
         )
 
     case_brief.short_description = _("Case")

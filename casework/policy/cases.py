@@ -314,6 +314,7 @@ def case_access(
     consents=None,
     any_ground: bool = False,
     purpose: str = DEFAULT_PURPOSE,
+    known: KnownReach | None = None,
 ) -> CaseAccess:
     """May ``user`` see the identified data of ``case`` for ``purpose`` (a
     ``Consent.Purpose``: what the page or answer shows)? Deny by default.
@@ -328,13 +329,20 @@ def case_access(
     ``any_ground``: the caller does not use ``via`` (a change, not a reading), so
     the coordinator's role (no query) is asked before the team (a query); the
     answer is the same.
+    ``known``: the user's team seats, deputy seats, break-the-glass accesses and
+    closed-case leads, read once for many cases (:func:`known_reach`, the case list);
+    the answer is the one the per-case queries give at ``known.now``.
     """
     if not can_use_task_inbox(user):
         return CaseAccess(False, denial="no case role")
     if defector_local_access_cut(user, case):
         return CaseAccess(False, denial="handed over from the local programme")
+    if known is not None:
+        now = known.now
     if any_ground and coordinates(user, case):
         member = None
+    elif known is not None:
+        member = known.members.get(case.pk)
     else:
         member = team_membership(user, case, now=now)
     now = now or timezone.now()
@@ -343,12 +351,24 @@ def case_access(
         via = "team"
     elif coordinates(user, case):
         via = "coordinator"
-    elif (stands_in := deputy_membership(user, case, now=now)) is not None:
+    elif (
+        stands_in := known.deputies.get(case.pk)
+        if known is not None
+        else deputy_membership(user, case, now=now)
+    ) is not None:
         # The deputy of an absent member, for the absence's period only.
         via, deputy_for = "deputy", stands_in.user_id
-    elif active_break_glass(user, case, now=now):
+    elif (
+        case.pk in known.break_glass
+        if known is not None
+        else active_break_glass(user, case, now=now)
+    ):
         via = "break_glass"
-    elif closed_case_lead(user, case, now=now):
+    elif (
+        known.closed_lead(user, case)
+        if known is not None
+        else closed_case_lead(user, case, now=now)
+    ):
         via = CLOSED_LEAD
     else:
         return CaseAccess(False, denial="not on the case team")
@@ -375,6 +395,66 @@ def case_access(
     if uncovered := _uncovered(state, user.organisation_id, purpose):
         return CaseAccess(False, via=via, denial=uncovered, uncovered_purpose=purpose)
     return CaseAccess(False, via=via, denial="no legal basis for disclosure")
+
+
+@dataclass(frozen=True)
+class KnownReach:
+    """What :func:`case_access` reads of one user and one case, read once for many cases
+    (:func:`known_reach`): the answers of ``team_membership``, ``deputy_membership``,
+    ``active_break_glass`` and ``closed_case_lead`` at ``now``."""
+
+    now: datetime
+    members: dict[UUID, CaseMembership]
+    deputies: dict[UUID, CaseMembership]
+    break_glass: frozenset[UUID]
+    # The user's ended lead seats, by case: (valid_from, valid_to).
+    ended_leads: dict[UUID, list[tuple[datetime, datetime]]]
+
+    def closed_lead(self, user, case) -> bool:
+        """:func:`closed_case_lead` from the seats read."""
+        closed_at = getattr(case, "closed_at", None)
+        days = closed_lead_days()
+        if closed_at is None or days == 0 or user.organisation_id != case.owner_organisation_id:
+            return False
+        if self.now >= closed_at + timedelta(days=days):
+            return False
+        return any(start < closed_at <= end for start, end in self.ended_leads.get(case.pk, ()))
+
+
+def known_reach(user, case_ids, *, now: datetime | None = None) -> KnownReach:
+    """The user's seats on ``case_ids`` in four queries (and one for the absences),
+    whatever their number: for :func:`case_access` over a list of cases."""
+    now = now or timezone.now()
+    case_ids = list(case_ids)
+    current = Q(valid_from__lte=now) & (Q(valid_to__isnull=True) | Q(valid_to__gt=now))
+    members: dict[UUID, CaseMembership] = {}
+    # ``team_membership`` takes the first by primary key (``first()``).
+    for seat in CaseMembership.objects.filter(current, case_id__in=case_ids, user=user).order_by(
+        "pk"
+    ):
+        members.setdefault(seat.case_id, seat)
+    deputies: dict[UUID, CaseMembership] = {}
+    absent = absent_for(user, on=timezone.localdate(now))
+    if absent:
+        for seat in CaseMembership.objects.filter(
+            current, case_id__in=case_ids, user_id__in=absent
+        ).order_by("pk"):
+            deputies.setdefault(seat.case_id, seat)
+    break_glass = frozenset(
+        BreakGlassAccess.objects.filter(
+            case_id__in=case_ids, user=user, expires_at__gt=now
+        ).values_list("case_id", flat=True)
+    )
+    ended_leads: dict[UUID, list[tuple[datetime, datetime]]] = {}
+    if closed_lead_days():
+        for case_id, start, end in CaseMembership.objects.filter(
+            case_id__in=case_ids,
+            user=user,
+            role=CaseMembership.Role.LEAD,
+            valid_to__isnull=False,
+        ).values_list("case_id", "valid_from", "valid_to"):
+            ended_leads.setdefault(case_id, []).append((start, end))
+    return KnownReach(now, members, deputies, break_glass, ended_leads)
 
 
 # The lead social worker's reading of a case after it closed (documentation duty).

@@ -16,8 +16,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q, prefetch_related_objects
-from django.utils import timezone
+from django.db.models import Prefetch, Q, prefetch_related_objects
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from audit.services import Action as AuditAction
@@ -412,12 +412,33 @@ def _log_reading(entry, *, access, case: Case, user, actions: list[Opened], eras
     record_events(*log)
 
 
+# The status labels of each case model in each language: ``get_status_display()`` builds
+# the choices' dict anew on every call, translating every label of it (a case list of a
+# hundred rows translated a thousand strings).
+_status_labels: dict[tuple[type, str | None], dict[str, str]] = {}
+
+
+def status_label(case) -> str:
+    """``case.get_status_display()``, from labels translated once a model and language."""
+    key = (type(case), translation.get_language())
+    labels = _status_labels.get(key)
+    if labels is None:
+        field = type(case)._meta.get_field("status")
+        labels = {str(value): str(label) for value, label in field.flatchoices}
+        _status_labels[key] = labels
+    return labels.get(case.status, case.status)
+
+
 @dataclass(frozen=True)
 class CaseRow:
     """One line of the case list: nothing decrypted, nothing identifying."""
 
     case: Case
     via: str
+
+    @property
+    def status_label(self) -> str:
+        return status_label(self.case)
 
 
 def list_cases(
@@ -436,9 +457,24 @@ def list_cases(
     )
     if person_id is not None:
         cases = cases.filter(person_id=person_id)
+    cases = list(cases[:500])
+    # The access decision of every case from one reading of the user's seats (team,
+    # deputy, break-the-glass, closed-case lead) instead of up to four queries a case;
+    # the consents (and a minor's guardians) of the cases of other organisations, which
+    # only they need, in two or three queries for all of them.
+    known = policy.known_reach(user, [case.pk for case in cases])
+    others = [case for case in cases if case.owner_organisation_id != user.organisation_id]
+    other_ids = {case.pk for case in others}
+    if others:
+        prefetch_related_objects(
+            others,
+            Prefetch("consents", queryset=Consent.objects.prefetch_related("organisations")),
+            "person__guardians",
+        )
     rows = []
-    for case in cases[:500]:
-        access = policy.case_access(user, case)
+    for case in cases:
+        consents = case.consents.all() if case.pk in other_ids else None
+        access = policy.case_access(user, case, known=known, consents=consents)
         if access:
             rows.append(CaseRow(case=case, via=access.via))
     return rows

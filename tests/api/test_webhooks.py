@@ -378,3 +378,22 @@ def test_old_deliveries_and_idempotency_answers_are_forgotten(receiver, social_a
     deliver()
     assert not WebhookDelivery.objects.exists()
     assert not IdempotentRequest.objects.exists()
+
+
+def test_whether_anyone_listens_is_kept_until_a_webhook_changes(receiver, social_api, demo):
+    """Which events any active webhook subscribes to is kept between events under the
+    access generation (``casework_webhook`` raises it): a webhook registered, switched off
+    by a bulk update or deleted counts at the very next event."""
+    case = refer(social_api)  # no webhook yet: nothing enqueued, "no subscriber" kept
+    assert WebhookDelivery.objects.count() == 0
+    assert webhooks.case_status_changed(case=case) == 0
+    hook = register(social_api, f"{receiver.url}/late")
+    assert webhooks.case_status_changed(case=case) == 1
+    Webhook.objects.filter(pk=hook["id"]).update(is_active=False)
+    assert webhooks.case_status_changed(case=case) == 0
+    Webhook.objects.filter(pk=hook["id"]).update(is_active=True)
+    assert webhooks.case_status_changed(case=case) == 1
+    Webhook.objects.filter(pk=hook["id"]).delete()
+    assert webhooks.case_status_changed(case=case) == 0
+    register(social_api, f"{receiver.url}/tasks-only", events=["task.created"])
+    assert webhooks.case_status_changed(case=case) == 0

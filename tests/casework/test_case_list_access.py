@@ -1,0 +1,123 @@
+"""The case list decides every case's access from one reading of the user's seats
+(``policy.known_reach``): the same answer, ground by ground, as ``case_access`` asked
+case by case, and a number of statements that does not grow with the cases."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone, translation
+
+from casework import policy
+from casework.models import User
+from casework.selectors.cases import list_cases, status_label
+from casework.services import absences
+from casework.services import cases as case_services
+from casework.services.case_changes import CaseDenied
+from tests.workflows.conftest import BOTH_DATABASES
+from workflows.sig.models import SigCase
+
+pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
+
+
+@pytest.fixture
+def seeded(settings, demo):
+    settings.DEMO_SIG_CASES = True
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    return {user.username: user for user in User.objects.all()}
+
+
+def _one_by_one(user) -> list[tuple[object, str]]:
+    """The case list as ``case_access`` gives it, a case at a time."""
+    reach = policy.cases_in_reach(user).values("pk")
+    cases = SigCase.objects.filter(pk__in=reach).select_related("person", "owner_organisation")
+    answers = [(case, policy.case_access(user, case)) for case in cases.order_by("-opened_at")]
+    return [(case.pk, access.via) for case, access in answers if access]
+
+
+def _listed(user) -> list[tuple[object, str]]:
+    return [(row.case.pk, row.via) for row in list_cases(user=user, model=SigCase)]
+
+
+def test_every_ground_as_case_by_case(seeded):
+    anna, ebba = seeded["anna.social"], seeded["sara.samordnare"]
+    cases = list(SigCase.objects.order_by("opened_at"))
+    assert len(cases) >= 3
+    # A colleague of anna's organisation with her roles stands in for her today.
+    deputy = User.objects.create(username="dora.deputy", organisation=anna.organisation)
+    deputy.groups.set(anna.groups.all())
+    absences.name_deputy(
+        user=anna, deputy=deputy, starts_on=timezone.localdate(), ends_on=timezone.localdate()
+    )
+    # Someone who may break the glass holds such an access to a case outside their team.
+    opened = None
+    for breaker in (User.objects.get(pk=u.pk) for u in seeded.values()):
+        if not policy.can_break_glass(breaker):
+            continue
+        for case in cases:
+            if policy.case_access(breaker, case):
+                continue
+            try:
+                opened = case_services.break_glass(
+                    user=breaker, case=case, reason="Akut hot, test av listan."
+                )
+            except CaseDenied:
+                continue
+            break
+        if opened is not None:
+            break
+    assert opened is not None
+    users = [*seeded.values(), deputy]
+    grounds = set()
+    for user in users:
+        user = User.objects.get(pk=user.pk)  # fresh permission caches
+        expected = _one_by_one(user)
+        assert _listed(user) == expected, user.username
+        grounds |= {via for _case, via in expected}
+    assert {"team", "coordinator", "deputy", "break_glass", policy.CLOSED_LEAD} <= grounds
+    assert ebba.username == "sara.samordnare"
+
+
+def test_a_closed_case_lead_within_the_window_only(seeded, settings):
+    """The demo's closed cases are read by their lead within the documentation window
+    (``closed_lead``); with no window, by nobody — the list agrees with the policy."""
+    anna = User.objects.get(pk=seeded["anna.social"].pk)
+    listed = dict(_listed(anna))
+    assert policy.CLOSED_LEAD in listed.values()
+    assert listed == dict(_one_by_one(anna))
+    settings.SAMVERKAN = {**settings.SAMVERKAN, "CLOSED_CASE_LEAD_READ_DAYS": 0}
+    after = dict(_listed(anna))
+    assert policy.CLOSED_LEAD not in after.values()
+    assert set(after) < set(listed)
+    assert after == dict(_one_by_one(anna))
+
+
+def test_statements_do_not_grow_with_the_cases(seeded, django_assert_max_num_queries):
+    """The coordinator's list (every SIG case) and a team member's: the cases query, the
+    reach's absences, and the seats' four queries — not four a case."""
+    sara = User.objects.get(username="sara.samordnare")
+    anna = User.objects.get(username="anna.social")
+    assert len(_one_by_one(sara)) >= 5
+    for user in (sara, anna):
+        with django_assert_max_num_queries(8):
+            list_cases(user=user, model=SigCase)
+
+
+def test_status_labels_as_get_status_display(seeded, client):
+    """The lists' status labels (translated once a model and language) are the model's
+    own ``get_status_display()`` in every language, and the case list shows them."""
+    cases = list(SigCase.objects.all())
+    assert len({case.status for case in cases}) > 1
+    for case in cases:
+        for language in ("sv", "en"):
+            with translation.override(language):
+                assert status_label(case) == case.get_status_display()
+    odd = SigCase(status="no-such-state")
+    assert status_label(odd) == odd.get_status_display() == "no-such-state"
+    sara = seeded["sara.samordnare"]
+    client.force_login(sara)
+    page = client.get("/arenden/fall/").content.decode()
+    with translation.override("sv"):
+        for row in list_cases(user=User.objects.get(pk=sara.pk), model=SigCase):
+            assert row.case.get_status_display() in page
