@@ -224,7 +224,11 @@ class TaskCompleteView(ApiView):
             .select_related("process", "owner")
             .first()
         )
-        if task is None or not (task.owner_id == person.pk or policy.may_take_task(person, task)):
+        if task is None or not (
+            # Theirs, or the absent owner's whose deputy they are today (as in their
+            # inbox: ``casework.views.user_inbox``), or in their queue.
+            policy.may_execute_task(person, task) or policy.may_take_task(person, task)
+        ):
             raise not_found()
         return task
 
@@ -246,7 +250,7 @@ class TaskCompleteView(ApiView):
         task = self.own_task(task_id)
         if task.status not in OPEN:
             raise _not_open()
-        if not (policy.may_see_task(person, task) and policy.may_do_step(person, task)):
+        if not (policy.may_see_task(person, task) and self.may_do(person, task)):
             raise forbidden(_("The acting person may not do this step now."))
         decision = programmes.api_decision(task.flow_task)
         if decision is None:
@@ -276,6 +280,15 @@ class TaskCompleteView(ApiView):
         return Response(body, headers=headers)
 
     @staticmethod
+    def may_do(person, task) -> bool:
+        """The step is the person's to do: theirs by its role, rule or queue — or, for an
+        absent owner's task, the deputy's today (the step's page admits the deputy by
+        ``Step.can_execute`` alike; ADR 0026)."""
+        if task.owner_id is not None and task.owner_id != person.pk:
+            return policy.may_execute_task(person, task)
+        return policy.may_do_step(person, task)
+
+    @staticmethod
     def check_choice(decision: programmes.Decision, data: dict) -> None:
         """One of the decision's choices, with a reason where it needs one (400)."""
         chosen = next((c for c in decision.choices if c.value == data["choice"]), None)
@@ -296,8 +309,10 @@ class TaskCompleteView(ApiView):
                 if not node.can_assign(person, task):
                     raise forbidden(_("The acting person may not do this step now."))
                 activation.assign(person)
-            if task.status != STATUS.ASSIGNED or task.owner_id != person.pk:
-                raise _not_open()  # done, cancelled or taken by someone else meanwhile
+            if task.status != STATUS.ASSIGNED or not policy.may_execute_task(person, task):
+                # Done, cancelled or taken by someone else meanwhile (or the absence whose
+                # deputy the person is has ended).
+                raise _not_open()
             if not node.can_execute(person, task):
                 raise forbidden(_("The acting person may not do this step now."))
             case = getattr(activation.process, "case", None)

@@ -45,6 +45,9 @@ class CaseAccess:
     # The ``Consent.Purpose`` the reading was for, when the consent did not cover it.
     uncovered_purpose: str = ""
     deputy_for: int | None = None  # via "deputy": the absent member's user id
+    # Refused for want of consent while givers' consents are missing (``ConsentState.missing``:
+    # "self", "guardian", "guardian:<id>" - e.g. a new guardian's), for the access log.
+    consent_missing: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -381,6 +384,8 @@ def case_access(
         if not covered.covers(user.organisation_id, purpose):
             if uncovered := _uncovered(covered, user.organisation_id, purpose):
                 return CaseAccess(False, via=via, denial=uncovered, uncovered_purpose=purpose)
+            if covered.missing and not covered.refused:
+                return _consent_missing(via, covered)
             return CaseAccess(False, via=via, denial="consent does not cover the police")
         return CaseAccess(True, via=via, legal_basis="consent", deputy_for=deputy_for)
     if user.organisation_id == case.owner_organisation_id:
@@ -394,6 +399,8 @@ def case_access(
         return CaseAccess(True, via=via, legal_basis=basis.code, deputy_for=deputy_for)
     if uncovered := _uncovered(state, user.organisation_id, purpose):
         return CaseAccess(False, via=via, denial=uncovered, uncovered_purpose=purpose)
+    if state.missing and not state.refused:
+        return _consent_missing(via, state)
     return CaseAccess(False, via=via, denial="no legal basis for disclosure")
 
 
@@ -455,6 +462,14 @@ def known_reach(user, case_ids, *, now: datetime | None = None) -> KnownReach:
         ).values_list("case_id", "valid_from", "valid_to"):
             ended_leads.setdefault(case_id, []).append((start, end))
     return KnownReach(now, members, deputies, break_glass, ended_leads)
+
+
+def _consent_missing(via: str, state: ConsentState) -> CaseAccess:
+    """Refused because a giver's consent is missing (a new guardian's, the person's own
+    from 18): sharing on consent waits for it (ADR 0028, "A new guardian")."""
+    return CaseAccess(
+        False, via=via, denial="consent incomplete: missing", consent_missing=state.missing
+    )
 
 
 # The lead social worker's reading of a case after it closed (documentation duty).

@@ -123,6 +123,8 @@ def deny_reading(
     details = {"operation": what, "reason": reason}
     if access is not None and access.uncovered_purpose:
         details["consent_purpose"] = access.uncovered_purpose
+    if access is not None and access.consent_missing:
+        details["consent_missing"] = list(access.consent_missing)
     record_event(
         action=AuditAction.ACCESS_DENIED,
         user=user,

@@ -68,7 +68,29 @@ def _not_police(case: Case, user) -> bool:
     return not policy.is_police(user)
 
 
-def add_guardian(*, user, case: Case, purpose: str, name: str, phone: str | None) -> Guardian:
+def under_way_on_consent(case: Case) -> bool:
+    """The case is in a state whose work rests on consent (``CONSENT_REQUIRED_STATES``)
+    and open."""
+    return case.closed_at is None and getattr(case, "status", None) in getattr(
+        type(case), "CONSENT_REQUIRED_STATES", ()
+    )
+
+
+def add_guardian(
+    *,
+    user,
+    case: Case,
+    purpose: str,
+    name: str,
+    phone: str | None,
+    keep: bool = True,
+    **details,
+) -> Guardian:
+    """Register a guardian of the case's person. ``keep``: a case under way on consent
+    refuses a guardian who has not consented (:func:`keep_consent`); the record's
+    correction of a custody change passes ``False``: the guardian is a fact of the
+    register, and the case then waits for their consent (ADR 0028, "A new guardian").
+    ``details`` go into the guardian's ``CREATE`` event."""
     purpose = require_purpose(purpose)
     require_access(user=user, case=case, purpose=purpose, what="guardian:add")
     name = clean_text(name, "guardian_name", limit=200, required=True)
@@ -81,7 +103,8 @@ def add_guardian(*, user, case: Case, purpose: str, name: str, phone: str | None
         seal_value(guardian, "name", name, dek)
         seal_value(guardian, "phone", phone, dek)
         guardian.save(force_insert=True)
-        keep_consent(case, was_complete=was_complete)
+        if keep:
+            keep_consent(case, was_complete=was_complete)
         audit_case(
             action=AuditAction.CREATE,
             user=user,
@@ -89,6 +112,7 @@ def add_guardian(*, user, case: Case, purpose: str, name: str, phone: str | None
             purpose=purpose,
             fields=["name", "phone"] if phone else ["name"],
             obj=guardian,
+            **details,
         )
     return guardian
 
@@ -139,6 +163,15 @@ def record_consent(
         guardian is None or guardian.person_id != case.person_id
     ):
         errors["guardian"] = [_("Choose the guardian who gave the consent.")]
+    elif (
+        giver == Consent.Giver.GUARDIAN
+        and not Guardian.objects.current().filter(pk=guardian.pk).exists()
+    ):
+        # An ended custody's consent no longer counts (``policy.consent_state``); asked of
+        # the database, not of the caller's copy of the row.
+        errors["guardian"] = [
+            _("This guardian's custody has ended: their consent no longer counts.")
+        ]
     if giver == Consent.Giver.SELF and guardian is not None:
         errors["guardian"] = [_("A consent of the person names no guardian.")]
     organisations = list(organisations)
@@ -168,14 +201,22 @@ def record_consent(
         consent.organisations.set(organisations)
         keep_consent(case, was_complete=was_complete)
         details = {}
+        # A case under way waited for this consent (a new guardian's, say): complete again.
+        restores = (
+            not was_complete and under_way_on_consent(case) and policy.consent_state(case).complete
+        )
+        if restores:
+            details["consents_complete"] = True
         if previous is not None and previous.withdrawn_at is not None:
             # The gap: from the withdrawal to this consent, on the timeline (plain dates).
             kind = CaseEvent.Kind.CONSENT_RENEWED
             withdrawn_on = timezone.localdate(previous.withdrawn_at)
             label = f"{giver}:{decision}:{withdrawn_on.isoformat()}"
-            details = {"renews": str(previous.pk), "withdrawn_on": withdrawn_on.isoformat()}
+            details |= {"renews": str(previous.pk), "withdrawn_on": withdrawn_on.isoformat()}
         else:
             kind, label = CaseEvent.Kind.CONSENT, f"{giver}:{decision}"
+            if restores:
+                label += f":{CONSENTS_COMPLETE}"
         change.record_created(
             consent,
             kind,
@@ -188,6 +229,10 @@ def record_consent(
             **details,
         )
     return consent
+
+
+# The timeline label's suffix of a consent that made a waiting case's consents complete.
+CONSENTS_COMPLETE = "complete"
 
 
 def renewal_gap(event: CaseEvent) -> tuple[datetime.date, datetime.date] | None:

@@ -37,7 +37,7 @@ from casework.services.case_changes import (
     require_access_and_role,
 )
 from casework.services.consent import add_guardian as register_guardian
-from casework.services.consent import keep_consent
+from casework.services.consent import keep_consent, under_way_on_consent
 from casework.services.persons import UNSET, update_person
 
 # The person's fields a correction may change, as the form and the access log name them.
@@ -110,36 +110,83 @@ def add_guardian(
     reason: str,
     name: str,
     phone: str | None = None,
+    replaces: uuid.UUID | str | None = None,
     expected_version: int | None = None,
 ) -> Guardian:
-    """A new guardian (the consent rules then ask for their consent, and a case under way
-    on consent refuses it until they have given it: ``casework.services.consent``)."""
+    """A new guardian; with ``replaces`` (a current guardian's id) that guardian's custody
+    ends in the same change (custody moved to another parent).
+
+    A custody change is a fact of the register, not a choice of the case: it is recorded
+    also in a case under way on consent. The consents then no longer cover every current
+    guardian, so the case waits for the new guardian's consent: nothing is shared with
+    other organisations on consent (``policy.case_access``), the steps that need consent
+    stop, and the case page says what is missing; the new guardian's consent (the case
+    page's consent form) makes it complete again (ADR 0028, "A new guardian"). The
+    timeline entry and both access-log events say so (``consent_needed``)."""
     purpose = require_access_and_role(
         _corrects, user=user, case=case, purpose=purpose, what="guardian:add"
     )
     reason = _reason(reason)
     with case_change(case, expected_version, user=user, purpose=purpose) as change:
         change.data_key  # noqa: B018 - refused (a form error) once the person is erased
-        guardian = register_guardian(user=user, case=case, purpose=purpose, name=name, phone=phone)
+        was_complete = policy.consent_state(case).complete
+        replaced = None
+        if replaces:
+            replaced = _current_guardian(case, replaces, field="replaces")
+        guardian = register_guardian(
+            user=user, case=case, purpose=purpose, name=name, phone=phone, keep=False
+        )
+        if replaced is not None:
+            replaced.ended_at = timezone.now()
+            replaced.save(update_fields=["ended_at"])
+        consent_needed = was_complete and not policy.consent_state(case).complete
+        details = {"consent_needed": True} if consent_needed else {}
+        if replaced is not None:
+            audit_case(
+                action=AuditAction.CHANGE,
+                user=user,
+                case=case,
+                purpose=purpose,
+                fields=["ended_at"],
+                obj=replaced,
+                replaced_by=str(guardian.pk),
+            )
+            details["replaces"] = str(replaced.pk)
+        label = "guardian_replaced" if replaced is not None else "guardian_added"
         change.record(
             CaseEvent.Kind.RECORD,
-            "guardian_added",
-            fields=["guardian.name", *(["guardian.phone"] if phone else [])],
+            f"{label}:{CONSENT_NEEDED}" if consent_needed else label,
+            fields=[
+                "guardian.name",
+                *(["guardian.phone"] if phone else []),
+                *(["guardian.ended_at"] if replaced is not None else []),
+            ],
             reason=reason,
             guardian=str(guardian.pk),
+            **details,
         )
     return guardian
 
 
-def _current_guardian(case: Case, guardian_id: uuid.UUID | str) -> Guardian:
-    guardian = (
-        Guardian.objects.current()
-        .select_for_update()
-        .filter(person_id=case.person_id, pk=guardian_id)
-        .first()
-    )
+# The timeline label's suffix of a guardian's change that left the case waiting for consent.
+CONSENT_NEEDED = "consent_needed"
+
+
+def _current_guardian(
+    case: Case, guardian_id: uuid.UUID | str, *, field: str | None = None
+) -> Guardian:
+    try:
+        guardian = (
+            Guardian.objects.current()
+            .select_for_update()
+            .filter(person_id=case.person_id, pk=guardian_id)
+            .first()
+        )
+    except (ValueError, ValidationError):  # not an id at all
+        guardian = None
     if guardian is None:
-        raise ValidationError(_("No such guardian in this case."), code="invalid")
+        error = ValidationError(_("No such guardian in this case."), code="invalid")
+        raise ValidationError({field: error}) if field else error
     return guardian
 
 
@@ -219,6 +266,18 @@ def end_guardian(
         was_complete = policy.consent_state(case).complete
         guardian.ended_at = timezone.now()
         guardian.save(update_fields=["ended_at"])
+        if was_complete and under_way_on_consent(case):
+            state = policy.consent_state(case)
+            if "guardian" in state.missing:
+                # A minor left without a current guardian: the new one comes first.
+                raise ValidationError(
+                    _(
+                        "The person is a minor and the case is under way: register the new "
+                        "guardian first (the form can end this guardian's custody at the "
+                        "same time)."
+                    ),
+                    code="guardian_required",
+                )
         keep_consent(case, was_complete=was_complete)
         _record_guardian(change, guardian, "guardian_ended", ["ended_at"], reason)
     return guardian

@@ -26,7 +26,8 @@ from casework.models import Action, Case, CaseEvent, Consent
 from casework.selectors.cases import CaseNotFound
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
-from casework.services.consent import renewal_gap
+from casework.services.consent import CONSENTS_COMPLETE, renewal_gap, under_way_on_consent
+from casework.services.person_corrections import CONSENT_NEEDED
 from workflows.common import forms
 from workflows.common.nodes import open_tasks
 from workflows.common.responses import CaseCalls, case_url, denied, perform, put_errors
@@ -42,6 +43,20 @@ class TimelineRow(NamedTuple):
     actor: str
     # A renewed consent: the gap since the withdrawal it ends ("" otherwise).
     gap: str = ""
+    # A custody change that left the case waiting for consent, or the consent that ended
+    # the wait ("" otherwise).
+    note: str = ""
+
+
+def consent_note(entry) -> str:
+    """What a timeline entry did to the consents, where it changed whether they are
+    complete (ADR 0028, "A new guardian"); "" for other entries."""
+    suffix = (entry.transition or "").rsplit(":", 1)[-1]
+    if entry.kind == CaseEvent.Kind.RECORD and suffix == CONSENT_NEEDED:
+        return _("the new guardian's consent is missing: nothing is shared on consent")
+    if entry.kind == CaseEvent.Kind.CONSENT and suffix == CONSENTS_COMPLETE:
+        return _("the consents needed are complete again")
+    return ""
 
 
 def consent_gap(entry) -> str:
@@ -79,6 +94,7 @@ def timeline_rows(timeline, status_choices) -> list[TimelineRow]:
                 at_text=at.strftime("%Y-%m-%d %H:%M"),
                 actor=(actor.get_full_name() or actor.username) if actor else "",
                 gap=consent_gap(entry),
+                note=consent_note(entry),
             )
         )
     return rows
@@ -199,13 +215,27 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
 
     # --- a new consent after a withdrawal (every programme's page) ----------------------
 
+    def consent_needed(self, page) -> bool:
+        """An open case under way on consent whose consents are incomplete though nobody
+        refused or withdrew: a giver's consent is missing (a new guardian's, the person's
+        own from 18). The page says so and offers the consent form (ADR 0028)."""
+        state = page.consent_state
+        return (
+            under_way_on_consent(self.case)
+            and not state.complete
+            and not state.refused
+            and bool(state.missing)
+            and not policy.withdrawn_givers(page.consents)
+        )
+
     def may_renew(self, page) -> bool:
-        """The renewal form: an open case with a consent withdrawn and not yet renewed, for
-        its own organisation (not the police) or the coordinator. The service decides."""
+        """The consent form on the page: an open case with a consent withdrawn and not yet
+        renewed, or one waiting for a missing consent (:meth:`consent_needed`), for its own
+        organisation (not the police) or the coordinator. The service decides."""
         user = self.request.user
         return (
             self.case.closed_at is None
-            and bool(policy.withdrawn_givers(page.consents))
+            and (bool(policy.withdrawn_givers(page.consents)) or self.consent_needed(page))
             and not policy.is_police(user)
             and (
                 user.organisation_id == self.case.owner_organisation_id
@@ -224,14 +254,12 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
         return [Opened(g, {"name": None}) for g in self.case.person.guardians.all()]
 
     def renewal_organisations(self) -> list:
-        """What the renewal covers at first: what the withdrawn consents covered."""
-        return sorted(
-            {
-                org.pk
-                for consent in self.case.consents.filter(withdrawn_at__isnull=False)
-                for org in consent.organisations.all()
-            }
-        )
+        """What the renewal covers at first: what the withdrawn consents covered (without a
+        withdrawal: what the consents in force cover, for a missing giver's consent)."""
+        consents = self.case.consents.filter(withdrawn_at__isnull=False)
+        if not consents.exists():
+            consents = self.case.consents.filter(decision=Consent.Decision.GIVEN)
+        return sorted({org.pk for consent in consents for org in consent.organisations.all()})
 
     def do_renew(self, form):
         self.record_consent(form)
@@ -285,6 +313,12 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
             "case": self.case,
             "forms": built,
             "can": {**self.permitted(), "renew": self.may_renew(page)},
+            "consent_needed": self.consent_needed(page),
+            "missing_guardians": [
+                guardian
+                for guardian in page.guardians
+                if f"guardian:{guardian.obj.pk}" in page.consent_state.missing
+            ],
             "tasks": self.open_tasks(),
             "timeline": timeline_rows(page.timeline, self.case_model.Status.choices),
             "open_form": self.open_form,

@@ -61,7 +61,33 @@ class PersonForm(VersionedForm):
 
 
 class GuardianAddForm(GuardianForm):
+    """A new guardian; ``replaces``: a current guardian whose custody ends with it (custody
+    moved to another parent)."""
+
+    replaces = forms.ChoiceField(
+        label=_("Replaces (their custody ends)"),
+        required=False,
+        help_text=_(
+            "In a case under way on consent, the case then waits for the new guardian's "
+            "consent: nothing is shared with other organisations on consent until it is "
+            "recorded on the case page."
+        ),
+    )
     reason = reason_field()
+
+    field_order = ["guardian_name", "guardian_phone", "replaces", "reason"]
+
+    def __init__(self, *args, guardians=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.set_guardians(guardians)
+
+    def set_guardians(self, guardians) -> None:
+        """The current guardians to choose from (rows with ``obj`` and ``name``; a hidden
+        name is numbered, as on the page)."""
+        self.fields["replaces"].choices = [("", _("Nobody (an additional guardian)"))] + [
+            (str(g.obj.pk), g.name or _("Guardian %(number)d") % {"number": number})
+            for number, g in enumerate(guardians, 1)
+        ]
 
 
 class GuardianCorrectForm(GuardianForm):
@@ -128,6 +154,16 @@ class RecordView(CaseCalls, ActionForms, CaseworkerRequiredMixin, View):
             names.add("protected_identity")
         return names
 
+    def form_kwargs(self, name: str) -> dict:
+        if name != "guardian_add":
+            return {}
+        # Before the page is read: the current guardians by id only (a posted form is
+        # checked against ids; nothing is decrypted). ``render`` names them.
+        from casework.selectors.cases import Opened
+
+        current = self.case.person.guardians.current()
+        return {"guardians": [Opened(g, {"name": None}) for g in current]}
+
     def initial(self, name: str) -> dict:
         initial = {"version": self.case.version}
         if name == "protected_identity":
@@ -160,6 +196,8 @@ class RecordView(CaseCalls, ActionForms, CaseworkerRequiredMixin, View):
                 name=person.name, address=person.address or "", phone=person.phone or ""
             )
         available = self.available()
+        # The current guardians by name (numbered where a protected identity hides them).
+        built["guardian_add"].set_guardians(page.guardians)
         guardian_forms = []
         for guardian in page.guardians:
             correct = built["guardian"]
@@ -232,13 +270,26 @@ class RecordView(CaseCalls, ActionForms, CaseworkerRequiredMixin, View):
         return str(_("The personal details are corrected."))
 
     def do_guardian_add(self, form):
+        replaces = form.cleaned_data["replaces"] or None
         self.call(
             corrections.add_guardian,
             form,
             name=form.cleaned_data["guardian_name"],
             phone=form.cleaned_data["guardian_phone"] or None,
+            replaces=replaces,
             reason=form.cleaned_data["reason"],
         )
+        state = policy.consent_state(self.case)
+        if not state.complete and any(m.startswith("guardian:") for m in state.missing):
+            return str(
+                _(
+                    "The guardian is registered. Their consent is missing: record it on the "
+                    "case page; until then nothing is shared with other organisations on "
+                    "consent."
+                )
+            )
+        if replaces:
+            return str(_("The guardian is registered and the earlier guardian's custody ended."))
         return str(_("The guardian is registered."))
 
     def do_guardian(self, form):

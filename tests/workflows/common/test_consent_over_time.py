@@ -353,7 +353,8 @@ def test_a_guardians_consent_stops_carrying_at_18(users, settings):
     noon = datetime.time(12, tzinfo=timezone.get_current_timezone())
     assert policy.case_access(lisa, case, now=datetime.datetime.combine(the_day_before, noon))
     refused = policy.case_access(lisa, case, now=datetime.datetime.combine(birthday, noon))
-    assert not refused and refused.denial == "no legal basis for disclosure"
+    assert not refused and refused.denial == "consent incomplete: missing"
+    assert refused.consent_missing == ("self",)
     # Their own consent carries on.
     record_consent(sara, case, PURPOSE, [orgs(users)["social"], orgs(users)["school"]])
     assert policy.consent_state(case, today=birthday).complete
