@@ -26,12 +26,14 @@ from audit.integrity.chain import (
     GENESIS,
     LINKS_SQL,
     SOURCES,
+    Source,
     fetch_rows,
     layout,
     seal,
     utc_iso,
 )
 from audit.integrity.checkpoints import signed_message, trusted_public_keys
+from audit.integrity.partitions import archived_entries
 
 VERIFY_CHUNK = 5000
 
@@ -81,6 +83,8 @@ class VerificationResult:
     entries: int = 0
     checkpoints: int = 0
     pending: int = 0
+    # Entries of months detached for the archive (their links still checked here).
+    archived: int = 0
     finding: Finding | None = None
     head: str = GENESIS
     checked_at: dt.datetime = field(default_factory=timezone.now)
@@ -362,10 +366,12 @@ def _walk_range(
 
 
 def _walk_range_in_worker(args: tuple) -> _RangeResult:
-    first, last, heads, using = args
+    first, last, heads, using, archived = args
     try:
         with connections[using].cursor() as cursor:
-            return _walk_range(cursor, first, last, heads, prefetch=True, using=using)
+            return _walk_range(
+                cursor, first, last, heads, prefetch=True, using=using, archived=archived
+            )
     finally:
         connections.close_all()
 
@@ -383,6 +389,7 @@ def _walk_chain(
     workers: int,
     prefetch: bool,
     using: str,
+    archived: dict[str, Any] | None = None,
 ) -> None:
     heads: dict[int, list[Checkpoint]] = {}
     for checkpoint in checkpoints:
@@ -403,10 +410,12 @@ def _walk_chain(
         with context.Pool(workers) as pool:
             parts = pool.map(
                 _walk_range_in_worker,
-                [(first, end, heads, using) for first, end in _ranges(last, workers * 4)],
+                [(first, end, heads, using, archived) for first, end in _ranges(last, workers * 4)],
             )
     else:
-        parts = [_walk_range(cursor, 1, last, heads, prefetch=prefetch, using=using)]
+        parts = [
+            _walk_range(cursor, 1, last, heads, prefetch=prefetch, using=using, archived=archived)
+        ]
     for part in parts:
         result.entries += part.entries
         if part.finding is not None:
@@ -426,12 +435,18 @@ def _walk_chain(
             return
 
 
-def _check_unsealed(cursor, result: VerificationResult) -> None:
-    """Every entry must be in the chain, or queued for it; nothing may be queued twice."""
+def _check_unsealed(
+    cursor, result: VerificationResult, archived_counts: dict[str, int] | None = None
+) -> None:
+    """Every entry must be in the chain, or queued for it; nothing may be queued twice.
+
+    Entries of detached months count as present: their links are in the chain and were
+    checked against the signed archive records (``archived_counts`` by source)."""
     result.pending = _count(cursor, "SELECT count(*) FROM audit_pendingentry")
     for source, model in SOURCES.items():
         table = model._meta.db_table
         entries = _count(cursor, f"SELECT count(*) FROM {table}")  # noqa: S608
+        entries += (archived_counts or {}).get(source, 0)
         sealed = _count(cursor, "SELECT count(*) FROM audit_chainlink WHERE source = %s", [source])
         queued = _count(
             cursor, "SELECT count(*) FROM audit_pendingentry WHERE source = %s", [source]
@@ -557,6 +572,16 @@ def verify(
     if finding:
         result.finding = finding
         return result
+    archived, archived_count, bad_archive = archived_entries(
+        public_keys or trusted_public_keys(), using=using
+    )
+    if bad_archive:
+        result.finding = Finding(
+            Problem.BAD_SIGNATURE,
+            f"the record of the month {bad_archive} detached for the archive is not signed by "
+            "a trusted key: it cannot vouch for the events missing from the live log",
+        )
+        return result
     connection = connections[using]
     # Uncommitted entries are invisible to other connections: inside a
     # transaction, one connection does it all.
@@ -569,14 +594,16 @@ def verify(
             workers=workers if separate else 1,
             prefetch=separate,
             using=using,
+            archived=archived,
         )
+    result.archived = archived_count
     if result.finding is None:
         # One snapshot for the counts when we own the transaction.
         with transaction.atomic(using=using), connection.cursor() as cursor:
             blocks = connection.atomic_blocks
             if len(blocks) == 1 and not blocks[0]._from_testcase:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            _check_unsealed(cursor, result)
+            _check_unsealed(cursor, result, {Source.ACCESS: archived_count})
     if result.finding is None and needs_checkpoint:
         with connection.cursor() as cursor:
             _check_checkpoints_cover(

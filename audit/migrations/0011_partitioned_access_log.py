@@ -41,6 +41,8 @@ BEGIN
         -- (same ids, same values: their hashes in the chain still hold), into the new
         -- partition, then attach it. Only here is the append-only trigger of the
         -- DEFAULT partition off, inside this one transaction.
+        -- (PostgreSQL alters no table with deferred checks pending in the transaction.)
+        SET CONSTRAINTS ALL IMMEDIATE;
         EXECUTE format('CREATE TABLE %I (LIKE audit_accessevent INCLUDING DEFAULTS)', name);
         EXECUTE format('INSERT INTO %I SELECT * FROM audit_accessevent_default '
                        'WHERE occurred_at >= %L AND occurred_at < %L', name, low, high);
