@@ -30,6 +30,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit import integrity
 
+# Ranges of a large chain are checked in parallel, one process per core (up to four).
+DEFAULT_VERIFY_WORKERS = min(4, os.cpu_count() or 1)
+
 
 class Command(BaseCommand):
     help = (
@@ -50,7 +53,7 @@ class Command(BaseCommand):
         verify.add_argument(
             "--workers",
             type=int,
-            default=min(4, os.cpu_count() or 1),
+            default=DEFAULT_VERIFY_WORKERS,
             help="processes that check ranges of a large chain in parallel",
         )
         partitions = commands.add_parser(
