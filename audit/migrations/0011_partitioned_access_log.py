@@ -64,6 +64,35 @@ END;
 $$;
 """
 
+# The refusal names the log's table, not the partition the row trigger fired on (the
+# partition goes in the DETAIL).
+REFUSE_CHANGE_FUNCTION = r"""
+CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    root text := (SELECT c.relname FROM pg_class c
+                   WHERE c.oid = coalesce(pg_partition_root(TG_RELID), TG_RELID));
+BEGIN
+    RAISE EXCEPTION 'audit table % is append-only: % is not allowed', root, TG_OP
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = CASE WHEN root <> TG_TABLE_NAME
+                            THEN format('Refused on its partition %s.', TG_TABLE_NAME) END,
+              HINT = 'Entries of the access log and the change history are never changed or removed.';
+END;
+$$;
+"""
+
+PREVIOUS_REFUSE_CHANGE_FUNCTION = r"""
+CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit table % is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'Entries of the access log and the change history are never changed or removed.';
+END;
+$$;
+"""
+
 CONVERT = r"""
 DO $$
 DECLARE
@@ -190,6 +219,7 @@ class Migration(migrations.Migration):
                 verbose_name="access event",
             ),
         ),
+        migrations.RunSQL(sql=REFUSE_CHANGE_FUNCTION, reverse_sql=PREVIOUS_REFUSE_CHANGE_FUNCTION),
         migrations.RunSQL(sql=ARCHIVE_APPEND_ONLY, reverse_sql=migrations.RunSQL.noop),
         migrations.RunSQL(
             sql=CREATE_PARTITION_FUNCTION,

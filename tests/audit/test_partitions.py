@@ -259,3 +259,22 @@ def test_inserts_in_a_new_month_after_an_archive(months, archived):
     assert _home(later) == partition_name(add_months(THIS_MONTH, 2))
     result = _verify()
     assert result.ok, result.finding
+
+
+def test_a_month_of_review_or_search_reads_only_that_months_partition(months):
+    """What keeps the log review and the auditor's search flat as the log grows."""
+    from audit import review, selectors
+
+    following = add_months(PAST, 1)
+    start = dt.datetime(PAST.year, PAST.month, 1, tzinfo=dt.UTC)
+    end = dt.datetime(following.year, following.month, 1, tzinfo=dt.UTC)
+    plans = [
+        review._person_events(start, end).explain(),
+        selectors._matching(selectors.EventFilter(username="anna.social", start=start, end=end))
+        .order_by("-id")[:50]
+        .explain(),
+    ]
+    for plan in plans:
+        assert partition_name(PAST) in plan
+        assert partition_name(EARLIER) not in plan
+        assert partition_name(THIS_MONTH) not in plan
