@@ -73,10 +73,14 @@ DECLARE
     root text := (SELECT c.relname FROM pg_class c
                    WHERE c.oid = coalesce(pg_partition_root(TG_RELID), TG_RELID));
 BEGIN
+    IF root <> TG_TABLE_NAME THEN
+        RAISE EXCEPTION 'audit table % is append-only: % is not allowed', root, TG_OP
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Refused on its partition %s.', TG_TABLE_NAME),
+                  HINT = 'Entries of the access log and the change history are never changed or removed.';
+    END IF;
     RAISE EXCEPTION 'audit table % is append-only: % is not allowed', root, TG_OP
         USING ERRCODE = 'insufficient_privilege',
-              DETAIL = CASE WHEN root <> TG_TABLE_NAME
-                            THEN format('Refused on its partition %s.', TG_TABLE_NAME) END,
               HINT = 'Entries of the access log and the change history are never changed or removed.';
 END;
 $$;
