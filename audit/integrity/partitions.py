@@ -71,13 +71,19 @@ def partitions(*, using: str = "default") -> list[tuple[str, str]]:
         return cursor.fetchall()
 
 
-def create_partitions(*, ahead: int = MONTHS_AHEAD, using: str = "default") -> list[str]:
-    """Create the partitions of this month and the next ``ahead``; return the new ones."""
+def create_partitions(
+    *, ahead: int = MONTHS_AHEAD, since: dt.date | None = None, using: str = "default"
+) -> list[str]:
+    """Create the partitions of this month and the next ``ahead`` (and, with ``since``, of
+    every month from that one on: before a bulk load of past events); return the new ones.
+    """
     existing = {name for name, _ in partitions(using=using)}
     this_month = first_of_month(timezone.now().astimezone(dt.UTC).date())
+    first = min(first_of_month(since), this_month) if since else this_month
+    months = (first.year - this_month.year) * 12 + first.month - this_month.month
     created = []
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        for offset in range(ahead + 1):
+        for offset in range(months, ahead + 1):
             month = add_months(this_month, offset)
             if partition_name(month) in existing:
                 continue

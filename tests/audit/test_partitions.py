@@ -101,6 +101,20 @@ def test_the_partitions_command_keeps_months_ahead(db):
         assert partition_name(add_months(THIS_MONTH, offset)) in names
     with pytest.raises(CommandError, match="between 0 and 120"):
         call_command("audit", "partitions", "--ahead", "-1")
+    with pytest.raises(CommandError, match="YYYY-MM"):
+        call_command("audit", "partitions", "--since", "last year")
+    with pytest.raises(CommandError, match="from 2000"):
+        call_command("audit", "partitions", "--since", "1970-01")
+
+
+def test_months_from_a_start_for_a_bulk_load(db):
+    start = add_months(THIS_MONTH, -14)
+    call_command("audit", "partitions", "--since", f"{start:%Y-%m}", stdout=io.StringIO())
+    names = {name for name, _ in integrity.partitions.partitions()}
+    for offset in range(-14, 4):
+        assert partition_name(add_months(THIS_MONTH, offset)) in names
+    (loaded,) = _insert(_at(start), 1)
+    assert _home(loaded) == partition_name(start)
 
 
 @pytest.mark.parametrize(

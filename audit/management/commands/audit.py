@@ -60,6 +60,9 @@ class Command(BaseCommand):
             "partitions", help="create the access log's partitions of the coming months"
         )
         partitions.add_argument("--ahead", type=int, default=integrity.partitions.MONTHS_AHEAD)
+        partitions.add_argument(
+            "--since", help="also every month from this one (YYYY-MM), before a bulk load"
+        )
         archive = commands.add_parser(
             "archive", help="export a past month of the access log and detach its partition"
         )
@@ -129,10 +132,19 @@ class Command(BaseCommand):
             f"signed checkpoints; head {result.head}."
         )
 
-    def _partitions(self, *, ahead: int = integrity.partitions.MONTHS_AHEAD, **options) -> None:
+    def _partitions(
+        self,
+        *,
+        ahead: int = integrity.partitions.MONTHS_AHEAD,
+        since: str | None = None,
+        **options,
+    ) -> None:
         if not 0 <= ahead <= 120:
             raise CommandError("--ahead must be between 0 and 120 months.")
-        created = integrity.partitions.create_partitions(ahead=ahead)
+        first = _month(since) if since else None
+        if first and first.year < 2000:
+            raise CommandError("--since must be a month from 2000 on.")
+        created = integrity.partitions.create_partitions(ahead=ahead, since=first)
         self.stdout.write(
             f"Created {len(created)} partitions: {', '.join(created)}."
             if created
@@ -140,10 +152,7 @@ class Command(BaseCommand):
         )
 
     def _archive(self, *, month: str, out: str, drop: bool = False, **options) -> None:
-        try:
-            first_day = dt.datetime.strptime(month, "%Y-%m").date()
-        except ValueError as exc:
-            raise CommandError(f"--month must be a month as YYYY-MM, not {month!r}.") from exc
+        first_day = _month(month)
         try:
             path, document = integrity.partitions.archive_month(first_day, Path(out), drop=drop)
         except (integrity.partitions.PartitionError, integrity.CheckpointError) as exc:
@@ -163,3 +172,10 @@ class Command(BaseCommand):
         if not result.ok:
             raise CommandError(f"Archive verification FAILED: {result.problem}", returncode=1)
         self.stdout.write(f"OK: {result.entries} archived events verified.")
+
+
+def _month(text: str) -> dt.date:
+    try:
+        return dt.datetime.strptime(text, "%Y-%m").date()
+    except ValueError as exc:
+        raise CommandError(f"A month is written YYYY-MM, not {text!r}.") from exc
