@@ -320,16 +320,18 @@ def _walk_range(
                             kind, message, position=position, source=source, entry_id=entry_id
                         )
                         return result
-            if (
-                previous is not None
-                and stored_chain_hash
-                != sha256(
-                    CHAIN_TAG
-                    + fromhex(previous)
-                    + f"{position}\n{source}\n{entry_id}\n{sealed_at}\n".encode()
-                    + fromhex(actual_hash)
-                ).hexdigest()
-            ):
+            try:
+                follows = previous is None or stored_chain_hash == (
+                    sha256(
+                        CHAIN_TAG
+                        + fromhex(previous)
+                        + f"{position}\n{source}\n{entry_id}\n{sealed_at}\n".encode()
+                        + fromhex(actual_hash)
+                    ).hexdigest()
+                )
+            except ValueError:  # a stored hash that is not even hexadecimal
+                follows = False
+            if not follows:
                 result.finding = Finding(
                     Problem.CHAIN_BROKEN,
                     "the link does not follow from the one before it: a link was inserted, "
