@@ -292,3 +292,16 @@ def test_a_month_of_review_or_search_reads_only_that_months_partition(months):
         assert partition_name(PAST) in plan
         assert partition_name(EARLIER) not in plan
         assert partition_name(THIS_MONTH) not in plan
+
+
+@pytest.mark.parametrize("forged", ["0" * 64, "not hexadecimal"])
+def test_a_changed_link_of_an_archived_event_is_found(months, archived, forged):
+    victim = months["past"][1]
+    with triggers_disabled("audit_chainlink"):
+        raw(
+            "UPDATE audit_chainlink SET entry_hash = %s WHERE source = 'access' AND entry_id = %s",
+            [forged, victim],
+        )
+    result = _verify(seal_first=False)
+    assert result.finding.kind == Problem.CHAIN_BROKEN
+    assert result.finding.entry_id == victim
