@@ -311,6 +311,21 @@ def archive_month(
                         f"CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON {table} "
                         "FOR EACH ROW EXECUTE FUNCTION audit_refuse_change()"
                     )
+            # The log's own record that a month of it left the database (ids, no values).
+            from audit.services import Action, record_event
+
+            record_event(
+                action=Action.EXPORT,
+                object_type="audit.accessevent",
+                object_id=table,
+                purpose="Arkivering av en månad av åtkomstloggen",
+                details={
+                    "month": f"{month:%Y-%m}",
+                    "entries": entries,
+                    "export_sha256": archive.export_sha256,
+                    "dropped": drop,
+                },
+            )
             os.replace(temporary, export_path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -176,6 +176,9 @@ def test_a_detached_month_leaves_a_log_that_verifies(months, archived):
     assert not AccessEvent.objects.filter(pk__in=months["past"]).exists()
     record = ArchivedPartition.objects.get()
     assert record.entries == 4
+    logged = AccessEvent.objects.get(action=Action.EXPORT, object_id=partition_name(PAST))
+    assert logged.details["month"] == f"{PAST:%Y-%m}"
+    assert logged.details["export_sha256"] == record.export_sha256
     result = _verify()
     assert result.ok, result.finding
     assert result.archived == 4
