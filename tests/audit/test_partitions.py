@@ -308,3 +308,58 @@ def test_a_changed_link_of_an_archived_event_is_found(months, archived, forged):
     result = _verify(seal_first=False)
     assert result.finding.kind == Problem.CHAIN_BROKEN
     assert result.finding.entry_id == victim
+
+
+def test_the_migration_converts_a_table_that_has_rows(db):
+    """The conversion of 0011 on a plain table with rows (a deployed database): rows and
+    ids kept, the sequence goes on, a partition per month, indexes and triggers on each.
+    Run in a schema of its own (the migrated test database is partitioned already)."""
+    import importlib
+
+    from django.db import connection
+
+    migration = importlib.import_module("audit.migrations.0011_partitioned_access_log")
+
+    def ddl(sql: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)  # no parameters: the % of format() stay as they are
+
+    raw("CREATE SCHEMA conversion")
+    raw("SET LOCAL search_path = conversion, public")
+    raw(
+        "CREATE TABLE audit_accessevent (LIKE public.audit_accessevent "
+        "INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES)"
+    )
+    raw(
+        "INSERT INTO audit_accessevent (id, occurred_at, username, organisation_name, roles, "
+        "action, object_type, object_id, fields, purpose, legal_basis, outcome, request_id, "
+        "details) SELECT id, at, 'anna.social', '', '', 'consult', '', '', '[]', '', '', "
+        "'allowed', '', '{}' FROM (VALUES (5, %s::timestamptz), (7, %s), (9, %s)) AS v (id, at)",
+        [_at(EARLIER), _at(PAST), dt.datetime(2061, 5, 1, tzinfo=dt.UTC)],
+    )
+    raw("SELECT setval('audit_accessevent_id_seq', 41)")
+    # Created in (and resolved from) this schema. (Its months that exist in public already
+    # — this month and the next three — it takes for made: only past months are checked.)
+    ddl(migration.CREATE_PARTITION_FUNCTION)
+    ddl(migration.CONVERT)
+    kind = raw("SELECT relkind FROM pg_class WHERE oid = 'audit_accessevent'::regclass")
+    assert kind == [("p",)]
+    homes = raw("SELECT id, tableoid::regclass::text FROM audit_accessevent ORDER BY id")
+    assert homes == [
+        (5, partition_name(EARLIER)),
+        (7, partition_name(PAST)),
+        (9, partition_name(dt.date(2061, 5, 1))),  # every month holding data gets one
+    ]
+    (new_id,) = raw(
+        "INSERT INTO audit_accessevent (occurred_at, username, organisation_name, roles, "
+        "action, object_type, object_id, fields, purpose, legal_basis, outcome, request_id, "
+        "details) VALUES (now(), '', '', '', 'login', '', '', '[]', '', '', 'allowed', '', "
+        "'{}') RETURNING id"
+    )[0]
+    assert new_id == 42
+    indexes = "SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND tablename = %s"
+    expected = raw(indexes, ["public", "audit_accessevent"])[0][0]
+    assert raw(indexes, ["conversion", partition_name(PAST)])[0][0] == expected
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        raw("DELETE FROM audit_accessevent WHERE id = 7")
+    raw("SET LOCAL search_path = public")
