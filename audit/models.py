@@ -12,6 +12,13 @@
 ``AccessEvent``, ``ChangeRecord`` and ``ChainLink`` are append-only at the
 database: triggers installed by ``audit/migrations/0002`` raise on UPDATE,
 DELETE and TRUNCATE. No row holds a personal-data value in plain text.
+
+The access log is partitioned by month of ``occurred_at`` (PostgreSQL declarative
+partitioning, ``audit/migrations/0011``; docs/adr/0031-partitioned-access-log.md). The
+database's primary key is ``(id, occurred_at)`` — PostgreSQL wants the partition key in
+every unique constraint — while Django keeps ``id`` as the model's primary key: ids come
+from the one identity sequence of the parent table, so ``id`` alone stays unique.
+``ArchivedPartition`` records a month detached for the archive.
 """
 
 from __future__ import annotations
@@ -213,6 +220,9 @@ class FindingOutcome(models.Model):
 
     rule = models.CharField(_("rule"), max_length=40)
     key = models.CharField(_("finding"), max_length=300)
+    # No foreign-key constraint in the database: the access log is partitioned, and
+    # PostgreSQL can reference it only by its whole key (id, occurred_at); a constraint
+    # would also keep a month from being detached for the archive (ADR 0031).
     event = models.ForeignKey(
         AccessEvent,
         verbose_name=_("access event"),
@@ -220,6 +230,7 @@ class FindingOutcome(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_constraint=False,
     )
     outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices)
     period_start = models.DateTimeField(_("review period from"))
@@ -244,3 +255,36 @@ class FindingOutcome(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} {self.key}: {self.outcome}"
+
+
+class ArchivedPartition(models.Model):
+    """A month of the access log detached from the live table and exported for the archive.
+
+    Written once by ``manage.py audit archive`` (``audit.integrity.partitions``) and
+    append-only at the database. ``id_ranges`` are the ids of the month's events as
+    inclusive ``[first, last]`` ranges: the verifier accepts a sealed access event that is
+    no longer in the live table only when its id is in one of them. The record is signed
+    with the checkpoint key (``signature`` over every other field), so a row added behind
+    the archive command's back cannot hide a deleted event.
+    """
+
+    month = models.DateField(_("month"), unique=True)
+    table_name = models.CharField(_("table"), max_length=63)
+    entries = models.BigIntegerField(_("entries"))
+    first_position = models.BigIntegerField(_("first position"), null=True)
+    last_position = models.BigIntegerField(_("last position"), null=True)
+    id_ranges = models.JSONField(_("ids"), default=list)
+    export_name = models.CharField(_("export file"), max_length=255)
+    export_sha256 = models.CharField(_("export SHA-256"), max_length=64)
+    detached_at = models.DateTimeField(_("detached at (UTC)"))
+    key_id = models.CharField(_("signing key"), max_length=16)
+    signature = models.TextField(_("signature"))
+
+    class Meta:
+        verbose_name = _("archived month of the access log")
+        verbose_name_plural = _("archived months of the access log")
+        ordering = ["month"]
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} ({self.entries} events)"

@@ -24,7 +24,7 @@ themselves), prefixed by a domain-separation tag and the entry's source.
 
 from __future__ import annotations
 
-from audit.integrity import chain, checkpoints, verification
+from audit.integrity import chain, checkpoints, partitions, verification
 from audit.integrity.chain import (
     CHAIN_TAG,
     CHECKPOINT_FORMAT,
@@ -91,6 +91,7 @@ __all__ = [
     "layout",
     "load_checkpoints",
     "load_signing_key",
+    "partitions",
     "seal",
     "signed_message",
     "trusted_public_keys",

@@ -140,6 +140,11 @@ class _Layout:
         digest.update(self.encode(row, entry_id=entry_id))
         return digest.hexdigest()
 
+    @property
+    def entry_prefix(self) -> bytes:
+        """What precedes the canonical document in the entry hash's input."""
+        return ENTRY_TAG + self.source.encode() + b"\n"
+
     def fast_encode(self, row: tuple) -> bytes:
         """The canonical bytes of ``row`` by orjson: the same bytes as :meth:`encode` for
         every row the log writes (strings, integers, booleans, null, lists, objects).
@@ -154,14 +159,35 @@ class _Layout:
                 document[column] = _fast_loads(value)
         return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
 
+    def fast_hasher(self):
+        """``hash(row) -> hex digest or None``: :meth:`fast_encode` and the entry hash in
+        one closure over local names (the verifier's inner loop; None where orjson cannot
+        encode the row, and the definition must decide)."""
+        columns = self.columns
+        json_columns = self.json_columns
+        prefix = self.entry_prefix
+        loads, dumps, sort_keys = _fast_loads, orjson.dumps, orjson.OPT_SORT_KEYS
+        sha256 = hashlib.sha256
+        errors = (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError, ValueError)
+
+        def fast_hash(row: tuple) -> str | None:
+            document = dict(zip(columns, row, strict=True))
+            for index, column in json_columns:
+                value = row[index]
+                if value.__class__ is str:
+                    document[column] = loads(value)
+            try:
+                return sha256(prefix + dumps(document, option=sort_keys)).hexdigest()
+            except errors:
+                return None
+
+        return fast_hash
+
     def matches(self, row: tuple, stored_hash: str) -> tuple[bool, str]:
         """Whether ``row`` still hashes to ``stored_hash``, and its hash by the definition
         when it does not (for the diagnosis)."""
         try:
-            digest = hashlib.sha256(ENTRY_TAG)
-            digest.update(self.source.encode() + b"\n")
-            digest.update(self.fast_encode(row))
-            if digest.hexdigest() == stored_hash:
+            if self.fast_hasher()(row) == stored_hash:
                 return True, stored_hash
         except (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError):
             pass  # e.g. an integer beyond 64 bits: the definition decides

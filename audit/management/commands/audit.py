@@ -9,12 +9,19 @@
   to the other agency / write-once storage).
 - ``verify``: seal, recompute the whole chain, check every checkpoint. Exit 0
   printing the number of entries verified, or 1 naming the first bad entry.
+- ``partitions``: create the access log's monthly partitions of this month and the
+  next ``--ahead`` (default 3); run daily with the checkpoint (ADR 0031).
+- ``archive --month YYYY-MM --out DIR [--drop]``: export a past month with its chain
+  links and a signed manifest, then detach (or drop) its partition.
+- ``verify-archive MANIFEST [--against-database]``: check an exported month on its own
+  (signature, file hash, every event's hash and link), optionally against the chain.
 
 Output is plain English for operators (ADR 0003).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -23,9 +30,15 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit import integrity
 
+# Ranges of a large chain are checked in parallel, one process per core (up to four).
+DEFAULT_VERIFY_WORKERS = min(4, os.cpu_count() or 1)
+
 
 class Command(BaseCommand):
-    help = "Audit-log integrity: keygen, seal, checkpoint, verify."
+    help = (
+        "Audit-log integrity: keygen, seal, checkpoint, verify, partitions, archive, "
+        "verify-archive."
+    )
 
     def add_arguments(self, parser):
         commands = parser.add_subparsers(dest="subcommand", required=True, metavar="subcommand")
@@ -40,12 +53,36 @@ class Command(BaseCommand):
         verify.add_argument(
             "--workers",
             type=int,
-            default=min(4, os.cpu_count() or 1),
+            default=DEFAULT_VERIFY_WORKERS,
             help="processes that check ranges of a large chain in parallel",
+        )
+        partitions = commands.add_parser(
+            "partitions", help="create the access log's partitions of the coming months"
+        )
+        partitions.add_argument("--ahead", type=int, default=integrity.partitions.MONTHS_AHEAD)
+        partitions.add_argument(
+            "--since", help="also every month from this one (YYYY-MM), before a bulk load"
+        )
+        archive = commands.add_parser(
+            "archive", help="export a past month of the access log and detach its partition"
+        )
+        archive.add_argument("--month", required=True, help="the month, as YYYY-MM")
+        archive.add_argument("--out", required=True, help="directory for the export")
+        archive.add_argument(
+            "--drop", action="store_true", help="drop the detached partition at once"
+        )
+        verify_archive = commands.add_parser(
+            "verify-archive", help="check an exported month against its signed manifest"
+        )
+        verify_archive.add_argument("manifest", help="the export's .manifest.json")
+        verify_archive.add_argument(
+            "--against-database",
+            action="store_true",
+            help="also check each exported link against the chain in the database",
         )
 
     def handle(self, *args, subcommand: str, **options):
-        return getattr(self, f"_{subcommand}")(**options)
+        return getattr(self, f"_{subcommand.replace('-', '_')}")(**options)
 
     def _keygen(self, *, key_file: str | None = None, **options) -> None:
         path = Path(key_file or settings.AUDIT_SIGNING_KEY_FILE or "")
@@ -85,7 +122,60 @@ class Command(BaseCommand):
         result = integrity.verify(directory=directory, workers=max(1, workers))
         if not result.ok:
             raise CommandError(f"Audit log verification FAILED at {result.finding}", returncode=1)
-        self.stdout.write(
-            f"OK: {result.entries} entries verified against {result.checkpoints} signed "
-            f"checkpoints; head {result.head}."
+        archived = (
+            f" ({result.archived} of them in archived months: their links checked)"
+            if result.archived
+            else ""
         )
+        self.stdout.write(
+            f"OK: {result.entries} entries verified{archived} against {result.checkpoints} "
+            f"signed checkpoints; head {result.head}."
+        )
+
+    def _partitions(
+        self,
+        *,
+        ahead: int = integrity.partitions.MONTHS_AHEAD,
+        since: str | None = None,
+        **options,
+    ) -> None:
+        if not 0 <= ahead <= 120:
+            raise CommandError("--ahead must be between 0 and 120 months.")
+        first = _month(since) if since else None
+        if first and first.year < 2000:
+            raise CommandError("--since must be a month from 2000 on.")
+        created = integrity.partitions.create_partitions(ahead=ahead, since=first)
+        self.stdout.write(
+            f"Created {len(created)} partitions: {', '.join(created)}."
+            if created
+            else f"Every partition up to {ahead} months ahead exists already."
+        )
+
+    def _archive(self, *, month: str, out: str, drop: bool = False, **options) -> None:
+        first_day = _month(month)
+        try:
+            path, document = integrity.partitions.archive_month(first_day, Path(out), drop=drop)
+        except (integrity.partitions.PartitionError, integrity.CheckpointError) as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            f"Archived {document['entries']} events of {document['month']}: export and signed "
+            f"manifest in {path.parent}; the partition {document['table']} is "
+            f"{'dropped' if drop else 'detached (drop it once the export is safe)'}."
+        )
+
+    def _verify_archive(self, *, manifest: str, against_database: bool = False, **options):
+        result = integrity.partitions.verify_archive(
+            Path(manifest),
+            integrity.trusted_public_keys(),
+            using="default" if against_database else None,
+        )
+        if not result.ok:
+            raise CommandError(f"Archive verification FAILED: {result.problem}", returncode=1)
+        self.stdout.write(f"OK: {result.entries} archived events verified.")
+
+
+def _month(text: str) -> dt.date:
+    try:
+        return dt.datetime.strptime(text, "%Y-%m").date()
+    except ValueError as exc:
+        raise CommandError(f"A month is written YYYY-MM, not {text!r}.") from exc
