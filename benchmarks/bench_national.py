@@ -371,8 +371,13 @@ class DataSet:
         )
 
     def _events(self, first: int, last: int) -> None:
-        """Events ``first`` … ``last - 1`` by ``COPY``, evenly over the last 24 months."""
+        """Events ``first`` … ``last - 1`` by ``COPY``, evenly over the last 24 months,
+        each in its month's partition (ADR 0031: created first, as before any bulk load of
+        past events; a month without one would land in the DEFAULT partition)."""
+        from audit.integrity.partitions import create_partitions
         from audit.models import AccessEvent
+
+        create_partitions(since=(self.now - datetime.timedelta(days=EVENT_DAYS)).date())
 
         columns = [
             "occurred_at", "user_id", "username", "organisation_name", "roles", "action",

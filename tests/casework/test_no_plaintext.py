@@ -42,12 +42,16 @@ def _secrets(persons: list[dict]) -> list[str]:
 
 
 def _dump(alias: str) -> dict[str, bytes]:
-    """Every table of a database, as ``COPY … TO STDOUT`` writes it (text format)."""
+    """Every table of a database, as ``COPY … TO STDOUT`` writes it (text format): the
+    plain tables, the partitions of a partitioned table among them (the access log's
+    months, ADR 0031), which hold its rows."""
     tables = {}
     with connections[alias].cursor() as cursor:
         cursor.execute(
-            "SELECT schemaname, tablename FROM pg_tables "
-            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+            "SELECT n.nspname, c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "ORDER BY 1, 2"
         )
         for schema, table in cursor.fetchall():
             statement = sql.SQL("COPY {} TO STDOUT").format(sql.Identifier(schema, table))
