@@ -3,7 +3,7 @@
 Following IMY's checklist, entries are selected by rules *and* at random:
 
 - access outside the user's own cases — the person is not in any case whose
-  team the user belonged to during the period (``casework.policy.case_team_person_ids``);
+  team the user belonged to during the period (``casework.policy.own_case_access``);
 - off-hours access — outside ``AUDIT_WORKING_HOURS`` or at a weekend, in the
   local time zone (``TIME_ZONE``, Europe/Stockholm);
 - unusual volume — a user with more person-data events in one local day than
@@ -106,11 +106,7 @@ def _result(events: QuerySet[AccessEvent]) -> RuleResult:
 
 def outside_own_cases(start: dt.datetime, end: dt.datetime) -> RuleResult:
     events = _person_events(start, end).filter(user__isnull=False)
-    condition = Q(pk__in=[])
-    for user_id in events.values_list("user_id", flat=True).distinct().order_by():
-        own = policy.case_team_person_ids(user_id=user_id, start=start, end=end)
-        condition |= Q(user_id=user_id) & ~Q(person_id__in=own)
-    return _result(events.filter(condition))
+    return _result(events.filter(~policy.own_case_access(start, end)))
 
 
 def off_hours(start: dt.datetime, end: dt.datetime, working_hours: tuple[int, int]) -> RuleResult:

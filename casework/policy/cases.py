@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from casework import programmes, roles
@@ -675,6 +675,24 @@ def case_team_person_ids(*, user_id: int, start: datetime, end: datetime) -> fro
             if programme.handed_over_cases is not None:
                 memberships = memberships.exclude(case_id__in=programme.handed_over_cases(start))
     return frozenset(memberships.values_list("case__person_id", flat=True))
+
+
+def own_case_access(start: datetime, end: datetime) -> Exists:
+    """For a query over access-log events: true where the event's user was on the team of
+    a case of the event's person at some time in [start, end) — the rule of
+    :func:`case_team_person_ids` for every user of the period at once, inside the
+    statement (the log review's "access outside own cases", one query for a month however
+    many users it has)."""
+    memberships = CaseMembership.objects.filter(
+        user_id=OuterRef("user_id"), case__person_id=OuterRef("person_id"), valid_from__lt=end
+    ).filter(Q(valid_to__isnull=True) | Q(valid_to__gt=start))
+    for programme in programmes.registered():
+        if programme.handed_over_cases is not None:
+            memberships = memberships.exclude(
+                ~Q(user__organisation__kind=Organisation.Kind.POLICE)
+                & Q(case_id__in=programme.handed_over_cases(start))
+            )
+    return Exists(memberships)
 
 
 # --- GVI (groups, members, call-ins, notifications, sanctions) ---------------------------

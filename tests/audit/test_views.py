@@ -9,6 +9,7 @@ import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db.models import Q
 
 from audit import integrity
 from audit.models import AccessEvent
@@ -257,11 +258,7 @@ def test_log_review_applies_every_rule(auditor, demo, monkeypatch):
         _set_time(record_event(action=Action.CONSULT, user=per, person_id=own_person).pk, day)
 
     monkeypatch.setattr(
-        policy,
-        "case_team_person_ids",
-        lambda *, user_id, start, end: (
-            frozenset({own_person}) if user_id == anna.pk else frozenset()
-        ),
+        policy, "own_case_access", lambda start, end: Q(user_id=anna.pk, person_id=own_person)
     )
     start = dt.datetime(2026, 3, 1, tzinfo=STOCKHOLM)
     end = dt.datetime(2026, 4, 1, tzinfo=STOCKHOLM)
