@@ -458,8 +458,9 @@ BY_VIEW = {
     # Four eyes on power (ADR 0014): the request pages of one object, a request's page.
     "casework.admin.accounts.UserAdmin.request_role_view": fill_admin_object,
     "casework.admin.accounts.UserAdmin.request_password_link_view": fill_admin_object,
-    "casework.admin.legal_bases.LegalBasisAdmin.request_view": fill_admin_object,
-    "casework.admin.retention.RetentionRuleAdmin.request_view": fill_admin_object,
+    # The request pages of the registers changed only by request (legal bases, retention
+    # rules): one view of the shared RequestedRegister.
+    "casework.admin.four_eyes.RequestedRegister.request_view": fill_admin_object,
     "casework.admin.accounts.OrganisationAdmin.request_kind_view": fill_admin_object,
     "casework.admin.change_requests.AdminChangeRequestAdmin.change_view": fill_admin_object,
     # Single sign-on (ADR 0018): a provider's or a linked identity's approval request.
