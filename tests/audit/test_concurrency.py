@@ -211,11 +211,15 @@ def test_parallel_verification_finds_the_first_bad_entry(monkeypatch):
 
 
 def _other_sessions() -> set[int]:
-    """The other client sessions on this test database (their backend pids)."""
+    """The other client sessions on this test database whose last statement read the
+    chain or the log (a verification's reader; their backend pids). Sessions of anything else in the
+    process (a live server's or a worker's thread of an earlier test) are not counted."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+            "AND query ~ %s",
+            ["audit_(chainlink|accessevent|changerecord)"],
         )
         return {pid for (pid,) in cursor.fetchall()}
 
