@@ -20,7 +20,6 @@ from casework.models import (
     Consent,
     LegalBasis,
     Organisation,
-    User,
 )
 from casework.policy.absences import absent_for, deputy_membership
 from casework.policy.accounts import can_use_task_inbox, is_active_user
@@ -657,42 +656,43 @@ def case_parts(user, case) -> CaseParts:
     return ALL_PARTS
 
 
-def case_team_person_ids(*, user_id: int, start: datetime, end: datetime) -> frozenset[UUID]:
-    """The persons in cases whose team had ``user_id`` as a member at some time in [start, end).
+def _team_seats(start: datetime, end: datetime):
+    """The team seats that counted at some time in [start, end).
 
-    The log review's "access outside own cases" rule asks this.
     A membership counts while it grants the team's access: it ends when the case closes
     (``casework.services.cases.transition``) or the coordinator ends it, and for a user
     outside the police a defector case handed over before ``start`` is no longer theirs
     (``defector_local_access_cut``), whatever its memberships say.
     """
-    memberships = CaseMembership.objects.filter(user_id=user_id, valid_from__lt=end).filter(
+    seats = CaseMembership.objects.filter(valid_from__lt=end).filter(
         Q(valid_to__isnull=True) | Q(valid_to__gt=start)
     )
-    police = User.objects.filter(pk=user_id, organisation__kind=Organisation.Kind.POLICE).exists()
-    if not police:
-        for programme in programmes.registered():
-            if programme.handed_over_cases is not None:
-                memberships = memberships.exclude(case_id__in=programme.handed_over_cases(start))
-    return frozenset(memberships.values_list("case__person_id", flat=True))
+    for programme in programmes.registered():
+        if programme.handed_over_cases is not None:
+            seats = seats.exclude(
+                ~Q(user__organisation__kind=Organisation.Kind.POLICE)
+                & Q(case_id__in=programme.handed_over_cases(start))
+            )
+    return seats
+
+
+def case_team_person_ids(*, user_id: int, start: datetime, end: datetime) -> frozenset[UUID]:
+    """The persons in cases whose team had ``user_id`` as a member at some time in
+    [start, end) (:func:`_team_seats`)."""
+    seats = _team_seats(start, end).filter(user_id=user_id)
+    return frozenset(seats.values_list("case__person_id", flat=True))
 
 
 def own_case_access(start: datetime, end: datetime) -> Exists:
     """For a query over access-log events: true where the event's user was on the team of
-    a case of the event's person at some time in [start, end) — the rule of
-    :func:`case_team_person_ids` for every user of the period at once, inside the
-    statement (the log review's "access outside own cases", one query for a month however
-    many users it has)."""
-    memberships = CaseMembership.objects.filter(
-        user_id=OuterRef("user_id"), case__person_id=OuterRef("person_id"), valid_from__lt=end
-    ).filter(Q(valid_to__isnull=True) | Q(valid_to__gt=start))
-    for programme in programmes.registered():
-        if programme.handed_over_cases is not None:
-            memberships = memberships.exclude(
-                ~Q(user__organisation__kind=Organisation.Kind.POLICE)
-                & Q(case_id__in=programme.handed_over_cases(start))
-            )
-    return Exists(memberships)
+    a case of the event's person at some time in [start, end) (:func:`_team_seats`) — for
+    every user of the period at once, inside the statement (the log review's "access
+    outside own cases", one query for a month however many users it has)."""
+    return Exists(
+        _team_seats(start, end).filter(
+            user_id=OuterRef("user_id"), case__person_id=OuterRef("person_id")
+        )
+    )
 
 
 # --- GVI (groups, members, call-ins, notifications, sanctions) ---------------------------
