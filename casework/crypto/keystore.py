@@ -78,6 +78,25 @@ def create_data_key(*, owner_type: str, owner_id: uuid.UUID) -> DataKeyMaterial:
     return DataKeyMaterial(key_id, key)
 
 
+def _new_wrapped(
+    keyring, version: int, *, owner_type: str, owner_id: uuid.UUID
+) -> tuple[uuid.UUID, bytes, bytes]:
+    """A new data key for an owner: (key id, key, the key wrapped under KEK ``version``)."""
+    key_id, key = new_data_key()
+    _, wrapped = wrap_data_key(
+        keyring, key_id=key_id, owner_type=owner_type, owner_id=owner_id, key=key, version=version
+    )
+    return key_id, key, wrapped
+
+
+# New keys of one owner type, one row per (id, owner, wrapped key), in one statement.
+_INSERT_KEYS = (
+    "INSERT INTO {table} (id, owner_type, owner_id, kek_version, wrapped_key, created_at) "
+    "SELECT v.id, %s, v.owner_id, %s, v.wrapped_key, %s "
+    "FROM unnest(%s::uuid[], %s::uuid[], %s::bytea[]) AS v(id, owner_id, wrapped_key)"
+)
+
+
 def create_data_keys(
     *, owner_type: str, owner_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, DataKeyMaterial]:
@@ -90,14 +109,8 @@ def create_data_keys(
     ids, owners, wrapped_keys = [], [], []
     version = keyring.current
     for owner_id in owner_ids:
-        key_id, key = new_data_key()
-        _, wrapped = wrap_data_key(
-            keyring,
-            key_id=key_id,
-            owner_type=owner_type,
-            owner_id=owner_id,
-            key=key,
-            version=version,
+        key_id, key, wrapped = _new_wrapped(
+            keyring, version, owner_type=owner_type, owner_id=owner_id
         )
         ids.append(key_id)
         owners.append(owner_id)
@@ -110,10 +123,7 @@ def create_data_keys(
         connections[KEYSTORE].ensure_connection()
         with psycopg.Cursor(connections[KEYSTORE].connection) as cursor:
             cursor.execute(
-                f"INSERT INTO {table} (id, owner_type, owner_id, kek_version, wrapped_key, "  # noqa: S608 - fixed table name
-                "created_at) SELECT v.id, %s, v.owner_id, %s, v.wrapped_key, %s "
-                "FROM unnest(%s::uuid[], %s::uuid[], %s::bytea[]) AS v(id, owner_id, wrapped_key) "
-                "ON CONFLICT DO NOTHING RETURNING id",
+                _INSERT_KEYS.format(table=table) + " ON CONFLICT DO NOTHING RETURNING id",
                 [owner_type, version, timezone.now(), ids, owners, wrapped_keys],
                 binary=True,
             )
@@ -178,14 +188,8 @@ def retire_person_keys(person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, DataK
                 )
                 old_ids.append(key_id)
                 rewrapped.append(again)
-                new_id, new_key = new_data_key()
-                _, wrapped_key = wrap_data_key(
-                    keyring,
-                    key_id=new_id,
-                    owner_type=PERSON,
-                    owner_id=owner_id,
-                    key=new_key,
-                    version=version,
+                new_id, new_key, wrapped_key = _new_wrapped(
+                    keyring, version, owner_type=PERSON, owner_id=owner_id
                 )
                 new_ids.append(new_id)
                 owners.append(owner_id)
@@ -201,9 +205,7 @@ def retire_person_keys(person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, DataK
                 binary=True,
             )
             cursor.execute(
-                f"INSERT INTO {table} (id, owner_type, owner_id, kek_version, wrapped_key, "  # noqa: S608
-                "created_at) SELECT v.id, %s, v.owner_id, %s, v.wrapped_key, %s "
-                "FROM unnest(%s::uuid[], %s::uuid[], %s::bytea[]) AS v(id, owner_id, wrapped_key)",
+                _INSERT_KEYS.format(table=table),
                 [PERSON, version, now, new_ids, owners, wrapped_new],
                 binary=True,
             )
