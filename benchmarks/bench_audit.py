@@ -24,6 +24,7 @@ from django.core.management import call_command
 from django.db import connection, connections
 
 from benchmarks.__main__ import median_of
+from benchmarks.measure import Measured
 
 WRITERS = 8
 EVENTS_PER_WRITER = 400
@@ -151,18 +152,23 @@ def _verify(report) -> None:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE audit_accessevent")
         cursor.execute("ANALYZE audit_chainlink")
-    # The machine is shared: besides wall time, the verifier's own CPU per event (the
-    # database server's share is not in it).
+    # The machine is shared: besides wall time, the verifier's own CPU per event and the
+    # database sessions' (both share the cores: together they bound the rate).
     for label, processes in (
         ("1 process", 1),
         (f"default settings ({DEFAULT_VERIFY_WORKERS} processes)", DEFAULT_VERIFY_WORKERS),
     ):
-        results, cpu = [], []
+        results, cpu, db_cpu, load = [], [], [], []
 
-        def verify(processes=processes, results=results, cpu=cpu) -> None:
+        def verify(processes=processes, results=results, cpu=cpu, db_cpu=db_cpu, load=load):
             before = _cpu_seconds()
-            results.append(integrity.verify(directory=None, seal_first=False, workers=processes))
+            with Measured() as measured:
+                results.append(
+                    integrity.verify(directory=None, seal_first=False, workers=processes)
+                )
             cpu.append(_cpu_seconds() - before)
+            db_cpu.append(measured.db_cpu)
+            load.append(measured.load)
 
         seconds = median_of(verify, runs=VERIFY_RUNS)
         assert all(result.ok for result in results)
@@ -179,6 +185,13 @@ def _verify(report) -> None:
             "us",
             "(client side only)",
         )
+        report(
+            f"audit: verify, {label}, database CPU per event",
+            statistics.median(db_cpu) / entries * 1e6,
+            "us",
+            "(the database sessions)",
+        )
+        report(f"audit: verify, {label}, load average (1 min)", max(load), "", "(shared machine)")
 
 
 # --- Consultation -------------------------------------------------------------------------

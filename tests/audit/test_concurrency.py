@@ -236,3 +236,38 @@ def test_one_process_reading_ahead_finds_the_first_bad_entry(monkeypatch):
     _assert_the_first_edit_is_found(23, 41, "purpose = 'x'", workers=1)
     # The reader's connection is closed with the walk: no connection is left behind.
     assert _other_sessions() <= before
+
+
+@pytest.mark.parametrize("tamper", ["edit", "delete link", "swap"])
+def test_tampering_in_the_last_range_is_found_with_the_default_processes(monkeypatch, tamper):
+    """The processes share the chain out in ranges; tampering only in the last range (the
+    earlier ones intact) is found and named at its position, as in one process."""
+    from audit.management.commands.audit import DEFAULT_VERIFY_WORKERS
+
+    workers = max(DEFAULT_VERIFY_WORKERS, 2)
+    monkeypatch.setattr(integrity.verification, "VERIFY_CHUNK", 5)
+    _consultations_verified(120, workers=workers)
+    last = ChainLink.objects.order_by("-position").first().position
+    ranges = integrity.verification._ranges(last, workers * 4)
+    assert len(ranges) > 1 and last >= workers * 5  # several ranges, more than one process
+    start = ranges[-1][0]
+    link = ChainLink.objects.filter(source="access", position__gt=start).order_by("position")[1]
+    with triggers_disabled(), connection.cursor() as cursor:
+        if tamper == "edit":
+            cursor.execute(
+                "UPDATE audit_accessevent SET purpose = 'x' WHERE id = %s", [link.entry_id]
+            )
+        elif tamper == "delete link":
+            cursor.execute("DELETE FROM audit_chainlink WHERE position = %s", [link.position])
+        else:
+            following = ChainLink.objects.get(position=link.position + 1)
+            assert following.source == "access"
+            for old, new in ((link.entry_id, -1), (following.entry_id, link.entry_id)):
+                cursor.execute("UPDATE audit_accessevent SET id = %s WHERE id = %s", [new, old])
+            cursor.execute(
+                "UPDATE audit_accessevent SET id = %s WHERE id = -1", [following.entry_id]
+            )
+    finding = integrity.verify(directory=None, workers=workers).finding
+    expected = {"edit": "edited", "delete link": "deleted", "swap": "reordered"}[tamper]
+    assert (finding.kind, finding.position) == (expected, link.position)
+    assert integrity.verify(directory=None, workers=1).finding.position == link.position
