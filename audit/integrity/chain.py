@@ -160,9 +160,9 @@ class _Layout:
         return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
 
     def fast_hasher(self):
-        """``hash(row) -> hex digest or None``: :meth:`fast_encode` and the entry hash in
-        one closure over local names (the verifier's inner loop; None where orjson cannot
-        encode the row, and the definition must decide)."""
+        """``hash(row) -> digest or None``: :meth:`fast_encode` and the entry hash (its
+        32 bytes) in one closure over local names (the verifier's inner loop; None where
+        orjson cannot encode the row, and the definition must decide)."""
         columns = self.columns
         json_columns = self.json_columns
         prefix = self.entry_prefix
@@ -170,14 +170,14 @@ class _Layout:
         sha256 = hashlib.sha256
         errors = (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError, ValueError)
 
-        def fast_hash(row: tuple) -> str | None:
+        def fast_hash(row: tuple) -> bytes | None:
             document = dict(zip(columns, row, strict=True))
             for index, column in json_columns:
                 value = row[index]
                 if value.__class__ is str:
                     document[column] = loads(value)
             try:
-                return sha256(prefix + dumps(document, option=sort_keys)).hexdigest()
+                return sha256(prefix + dumps(document, option=sort_keys)).digest()
             except errors:
                 return None
 
@@ -187,7 +187,8 @@ class _Layout:
         """Whether ``row`` still hashes to ``stored_hash``, and its hash by the definition
         when it does not (for the diagnosis)."""
         try:
-            if self.fast_hasher()(row) == stored_hash:
+            digest = self.fast_hasher()(row)
+            if digest is not None and digest.hex() == stored_hash:
                 return True, stored_hash
         except (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError):
             pass  # e.g. an integer beyond 64 bits: the definition decides
@@ -228,8 +229,11 @@ def fetch_rows(cursor, source: str, ids: list[int]) -> dict[int, tuple]:
         # Sealed in commit order, a chunk's ids are nearly contiguous: one range
         # scan is much cheaper than thousands of index probes.
         cursor.execute(layout(source).select_range_sql, [low, high])
+        rows = cursor.fetchall()
+        if len(rows) == len(ids) == high - low + 1:
+            return {row[0]: row for row in rows}  # the range holds exactly the ids asked for
         wanted = set(ids)
-        return {row[0]: row for row in cursor.fetchall() if row[0] in wanted}
+        return {row[0]: row for row in rows if row[0] in wanted}
     cursor.execute(layout(source).select_sql, [ids])
     return {row[0]: row for row in cursor.fetchall()}
 

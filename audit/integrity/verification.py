@@ -269,8 +269,13 @@ def _walk_range(
     the whole chain, link by link.
     """
     result = _RangeResult()
-    # None when the link before the range is gone: the range before reports that.
-    previous = _previous_hash(cursor, first - 1)
+    # The stored running hash of the link before the range (its bytes); None when that
+    # link is gone or its hash is not even hexadecimal: the range before reports that.
+    previous_text = _previous_hash(cursor, first - 1)
+    try:
+        previous = None if previous_text is None else bytes.fromhex(previous_text)
+    except ValueError:
+        previous = None
     expected = first
     # The inner loop runs once per entry of the log: local names, one hash call per
     # entry and per link, the slower definition only where the shortcut disagrees.
@@ -299,7 +304,7 @@ def _walk_range(
                 if entry_id in archived_ids.get(source, ()):
                     # Detached for the archive: the export is checked against this
                     # link's entry hash (``audit verify-archive``); here the link holds.
-                    actual_hash = stored_entry_hash
+                    entry_digest = None  # the stored entry hash, below
                     result.archived += 1
                 else:
                     result.finding = Finding(
@@ -311,8 +316,8 @@ def _walk_range(
                     )
                     return result
             else:
-                actual_hash = hasher(row)
-                if actual_hash != stored_entry_hash:
+                entry_digest = hasher(row)
+                if entry_digest is None or entry_digest.hex() != stored_entry_hash:
                     intact, actual_hash = layout(source).matches(row, stored_entry_hash)
                     if not intact:
                         kind, message = _diagnose_mismatch(link, row, links, actual_hash)
@@ -320,15 +325,20 @@ def _walk_range(
                             kind, message, position=position, source=source, entry_id=entry_id
                         )
                         return result
+                    entry_digest = None  # the stored entry hash, which the definition gave
             try:
-                follows = previous is None or stored_chain_hash == (
-                    sha256(
+                if entry_digest is None:
+                    entry_digest = fromhex(stored_entry_hash)
+                if previous is None:
+                    digest, follows = fromhex(stored_chain_hash), True
+                else:
+                    digest = sha256(
                         CHAIN_TAG
-                        + fromhex(previous)
+                        + previous
                         + f"{position}\n{source}\n{entry_id}\n{sealed_at}\n".encode()
-                        + fromhex(actual_hash)
-                    ).hexdigest()
-                )
+                        + entry_digest
+                    ).digest()
+                    follows = digest.hex() == stored_chain_hash
             except ValueError:  # a stored hash that is not even hexadecimal
                 follows = False
             if not follows:
@@ -341,7 +351,7 @@ def _walk_range(
                     entry_id=entry_id,
                 )
                 return result
-            previous = stored_chain_hash
+            previous = digest  # the stored running hash: it is the one computed
             if position in heads:
                 for checkpoint in heads[position]:
                     if checkpoint.head != stored_chain_hash:
@@ -363,7 +373,7 @@ def _walk_range(
             f"the entries sealed at positions {expected} to {last} were removed",
             position=expected,
         )
-    result.last_hash = previous
+    result.last_hash = previous.hex() if previous is not None else previous_text
     return result
 
 
