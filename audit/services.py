@@ -388,6 +388,10 @@ def record_denied_access(*, path: str, method: str, reason: str = "") -> AccessE
 
 # --- An event in the caller's own statement (docs/adr/0032-one-statement-transition.md) ---
 
+_INSERT_SELECT = "INSERT INTO {table} ({columns}) SELECT ".format(
+    table=AccessEvent._meta.db_table, columns=", ".join(_COLUMNS)
+)
+
 
 def event_insert(**event: Any) -> tuple[str, list, AccessEvent]:
     """One access-log event for a statement of the caller's that writes a change and its
@@ -402,20 +406,22 @@ def event_insert(**event: Any) -> tuple[str, list, AccessEvent]:
     built = _build(**event)
     if built.outcome == Outcome.DENIED:
         raise ValueError("a denied outcome is written with record_event, on its own")
+    placeholders = []
     values = []
     for column in _COLUMNS:
         value = getattr(built, column)
+        if value is None:
+            # In the statement, not a parameter: the same text reaches the server (the
+            # driver binds on the client), with fewer parameters for the driver to bind.
+            placeholders.append("NULL" + _CASTS.get(column, ""))
+            continue
         if column in {"fields", "details"}:
             value = json.dumps(value, ensure_ascii=False)
-        elif column == "person_id" and value is not None and not isinstance(value, uuid.UUID):
+        elif column == "person_id" and not isinstance(value, uuid.UUID):
             value = uuid.UUID(str(value))
+        placeholders.append("%s" + _CASTS.get(column, ""))
         values.append(value)
-    sql = "INSERT INTO {table} ({columns}) SELECT {values}".format(
-        table=AccessEvent._meta.db_table,
-        columns=", ".join(_COLUMNS),
-        values=", ".join("%s" + _CASTS.get(column, "") for column in _COLUMNS),
-    )
-    return sql, values, built
+    return _INSERT_SELECT + ", ".join(placeholders), values, built
 
 
 def event_written(event: AccessEvent, pk: int) -> AccessEvent:
