@@ -570,9 +570,7 @@ def _move(obj, description: Versioned, expected_version, *, rows, probe) -> tupl
             if field is version_field:
                 assignments.append(f"{column} = {column} + 1")
                 continue
-            # A NULL in the statement rather than a parameter: the same text reaches the
-            # server (the driver binds on the client), and fewer parameters let the driver
-            # reuse its parse of the statement.
+            # A NULL in the statement, not a parameter (docs/adr/0032, Session 10).
             value = field.get_db_prep_save(field.pre_save(obj, False), db)
             if value is None:
                 assignments.append(f"{column} = NULL")
