@@ -22,15 +22,16 @@ With that description the engine
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransition, ConcurrentTransitionMixin
+from django_fsm import ConcurrentTransition, ConcurrentTransitionMixin, FSMFieldMixin
 
 from audit.services import Action as AuditAction
 from audit.services import Outcome, event_insert, event_written, record_event
@@ -428,19 +429,71 @@ def _quote(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
+@dataclass(frozen=True)
+class _Table:
+    """One table of a model as the one-statement path writes it: its name, its key and
+    its other columns (names quoted), and the state fields it holds."""
+
+    name: str
+    pk: models.Field
+    pk_column: str
+    columns: tuple[tuple[models.Field, str], ...]
+    state_fields: tuple[models.Field, ...]
+
+
+@functools.cache
+def _tables(model: type[models.Model]) -> tuple[_Table, ...]:
+    """The tables of ``model``, root first (as ``Model.save()`` writes them): built once
+    per model from its metadata."""
+    meta = model._meta.concrete_model._meta
+    tables = []
+    for klass in [*reversed(meta.get_parent_list()), meta.concrete_model]:
+        local = klass._meta
+        tables.append(
+            _Table(
+                name=_quote(local.db_table),
+                pk=local.pk,
+                pk_column=_quote(local.pk.column),
+                columns=tuple(
+                    (field, _quote(field.column))
+                    for field in local.local_concrete_fields
+                    if not field.primary_key
+                ),
+                state_fields=tuple(
+                    field
+                    for field in local.local_concrete_fields
+                    if isinstance(field, FSMFieldMixin)
+                ),
+            )
+        )
+    return tuple(tables)
+
+
+@functools.cache
+def _insert_head(model: type[models.Model]) -> tuple[str, tuple[models.Field, ...]]:
+    """``INSERT INTO <table> (<columns>) SELECT`` of ``model`` (its own table's columns)
+    and those columns' fields, in order."""
+    fields = tuple(model._meta.local_concrete_fields)
+    columns = ", ".join(_quote(field.column) for field in fields)
+    return f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) SELECT ", fields
+
+
 def row_insert(instance: models.Model) -> tuple[str, list]:
-    """``INSERT INTO <table> (<columns>) SELECT <placeholders>`` of a new model instance
-    (its own table's columns: a model without parents) and its parameters."""
-    fields = instance._meta.local_concrete_fields
-    values = [
-        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
-    ]
-    sql = "INSERT INTO {table} ({columns}) SELECT {values}".format(
-        table=_quote(instance._meta.db_table),
-        columns=", ".join(_quote(field.column) for field in fields),
-        values=", ".join(["%s"] * len(fields)),
-    )
-    return sql, values
+    """``INSERT INTO <table> (<columns>) SELECT <values>`` of a new model instance
+    (its own table's columns: a model without parents) and its parameters. A ``NULL``
+    is written in the statement, not passed as a parameter (the same text reaches the
+    server: the driver binds on the client)."""
+    head, fields = _insert_head(type(instance))
+    placeholders = []
+    values = []
+    for field in fields:
+        value = field.get_db_prep_save(field.pre_save(instance, True), connection)
+        if value is None:
+            placeholders.append("NULL")
+        else:
+            placeholders.append("%s")
+            values.append(value)
+    return head + ", ".join(placeholders), values
 
 
 def bump_with_rows(obj: models.Model, rows: list[tuple[str, list]]) -> list:
@@ -498,8 +551,7 @@ def _move(obj, description: Versioned, expected_version, *, rows, probe) -> tupl
     was. Nothing written: :class:`Conflict` (the caller's transaction rolls back the
     rest). Returns the probe's answer and the rows' ids; sets the object's version."""
     version_field = description.model._meta.get_field("version")
-    concrete = type(obj)._meta.concrete_model
-    models_in_order = [*reversed(concrete._meta.get_parent_list()), concrete]
+    db = connections[DEFAULT_DB_ALIAS]
     initial = {}
     if isinstance(obj, ConcurrentTransitionMixin):
         # django-fsm's optimistic check: the state fields as the object was loaded.
@@ -509,38 +561,43 @@ def _move(obj, description: Versioned, expected_version, *, rows, probe) -> tupl
     parts: list[str] = []
     params: list[Any] = []
     version_part = None
-    for index, model in enumerate(models_in_order):
-        meta = model._meta
+    tables = _tables(type(obj))
+    for index, table in enumerate(tables):
         assignments = []
-        for field in meta.local_concrete_fields:
-            if field.primary_key or field.attname in deferred:
+        for field, column in table.columns:
+            if field.attname in deferred:
                 continue
             if field is version_field:
-                assignments.append(f"{_quote(field.column)} = {_quote(field.column)} + 1")
+                assignments.append(f"{column} = {column} + 1")
                 continue
-            assignments.append(f"{_quote(field.column)} = %s")
-            params.append(field.get_db_prep_save(field.pre_save(obj, False), connection))
+            # A NULL in the statement, not a parameter (docs/adr/0032, Session 10).
+            value = field.get_db_prep_save(field.pre_save(obj, False), db)
+            if value is None:
+                assignments.append(f"{column} = NULL")
+            else:
+                assignments.append(f"{column} = %s")
+                params.append(value)
         if not assignments:  # a table of the key only: lock the row all the same
-            assignments.append(f"{_quote(meta.pk.column)} = {_quote(meta.pk.column)}")
-        conditions = [f"{_quote(meta.pk.column)} = %s"]
-        params.append(meta.pk.get_db_prep_value(getattr(obj, meta.pk.attname), connection))
-        if version_field.model is model:
+            assignments.append(f"{table.pk_column} = {table.pk_column}")
+        conditions = [f"{table.pk_column} = %s"]
+        params.append(table.pk.get_db_prep_value(getattr(obj, table.pk.attname), db))
+        versioned = version_field.model is table.pk.model
+        if versioned:
             version_part = index
             if expected_version is not None:
                 conditions.append(f"{_quote(version_field.column)} = %s")
                 params.append(expected_version)
-        for field in obj.state_fields if initial else ():
-            if field.model is model:
-                conditions.append(f"{_quote(field.column)} = %s")
-                params.append(field.get_db_prep_value(initial[field.attname], connection))
+        for field in table.state_fields if initial else ():
+            conditions.append(f"{_quote(field.column)} = %s")
+            params.append(field.get_db_prep_value(initial[field.attname], db))
         if index:
             conditions.append(f"EXISTS (SELECT FROM moved_{index - 1})")
-        returning = _quote(version_field.column) if version_field.model is model else "1"
+        returning = _quote(version_field.column) if versioned else "1"
         parts.append(
-            f"moved_{index} AS (UPDATE {_quote(meta.db_table)} SET {', '.join(assignments)}"  # noqa: S608
+            f"moved_{index} AS (UPDATE {table.name} SET {', '.join(assignments)}"  # noqa: S608
             f" WHERE {' AND '.join(conditions)} RETURNING {returning} AS returned)"
         )
-    last = f"moved_{len(models_in_order) - 1}"
+    last = f"moved_{len(tables) - 1}"
     for index, (sql, values) in enumerate(rows):
         parts.append(f"row_{index} AS ({sql} WHERE EXISTS (SELECT FROM {last}) RETURNING id)")
         params.extend(values)
@@ -552,7 +609,7 @@ def _move(obj, description: Versioned, expected_version, *, rows, probe) -> tupl
         selected.append(probe[0])
         params.extend(probe[1])
     selected.extend(f"(SELECT id FROM row_{index})" for index in range(len(rows)))  # noqa: S608
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(f"WITH {', '.join(parts)} SELECT {', '.join(selected)}", params)
         version, moved, *answers = cursor.fetchone()
     if not moved:

@@ -163,3 +163,51 @@ def test_a_close_ends_the_team_and_the_event_says_how_many(users):
     }
     entry = CaseEvent.objects.filter(case_id=case.pk, transition="close").get()
     assert (entry.from_state, entry.to_state) == (Status.ACTIVE, Status.CLOSED)
+
+
+def test_values_and_nulls_reach_the_row_as_a_save_writes_them(users):
+    """A column's value or its NULL (written in the statement, not as a parameter), on
+    the case's tables and in the event's row (a request's client address or none)."""
+    import datetime
+
+    from audit import context
+
+    sara = users["sara.samordnare"]
+    case = sig_case(users, Status.REFERRED)
+    case.review_date = datetime.date(2027, 3, 1)
+    token = context._current.set(
+        context.RequestContext(request_id="r-one-statement", client_address="192.0.2.7")
+    )
+    try:
+        services.transition(user=sara, case=case, name="begin_screening", purpose=PURPOSE)
+    finally:
+        context._current.reset(token)
+    saved = SigCase.objects.get(pk=case.pk)
+    assert (saved.status, saved.review_date, saved.screening_note) == (
+        Status.SCREENING,
+        datetime.date(2027, 3, 1),
+        None,
+    )
+    first = AccessEvent.objects.filter(
+        object_id=str(case.pk), details__transition="begin_screening"
+    )
+    assert [(e.request_id, e.client_address) for e in first] == [("r-one-statement", "192.0.2.7")]
+
+    # A value in the row, cleared in memory: the statement writes the NULL.
+    other = sig_case(users, Status.REFERRED)
+    SigCase.objects.filter(pk=other.pk).update(review_date=datetime.date(2027, 3, 1))
+    other = SigCase.objects.select_related("person").get(pk=other.pk)
+    other.review_date = None
+    services.transition(
+        user=sara, case=other, name="begin_screening", purpose=PURPOSE, reason=REASON
+    )
+    saved = SigCase.objects.get(pk=other.pk)
+    assert (saved.status, saved.review_date, saved.version) == (
+        Status.SCREENING,
+        None,
+        other.version,
+    )
+    second = AccessEvent.objects.get(object_id=str(other.pk), details__transition="begin_screening")
+    assert (second.request_id, second.client_address, second.fields) == ("", None, ["reason"])
+    entry = CaseEvent.objects.get(case_id=other.pk, transition="begin_screening")
+    assert open_value(entry, "reason", case_data_key(saved)) == REASON
