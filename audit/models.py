@@ -111,6 +111,20 @@ class AccessEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.action} #{self.pk}"
 
+    @property
+    def action_label(self) -> str:
+        """The action's label (as ``get_action_display``, translating one label only)."""
+        return str(_ACTION_LABELS.get(self.action, self.action))
+
+    @property
+    def outcome_label(self) -> str:
+        """The outcome's label (as ``get_outcome_display``, translating one label only)."""
+        return str(_OUTCOME_LABELS.get(self.outcome, self.outcome))
+
+
+_ACTION_LABELS = dict(AccessEvent.Action.choices)
+_OUTCOME_LABELS = dict(AccessEvent.Outcome.choices)
+
 
 class ChangeRecord(models.Model):
     """One INSERT, UPDATE or DELETE of a tracked row, written by a database trigger.

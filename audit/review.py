@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from django.apps import apps
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate, TruncHour
 
@@ -39,17 +40,24 @@ from audit.models import AccessEvent
 from casework import policy
 
 ROW_LIMIT = 200
+# A rule's matches are counted up to this many; beyond it the page says "more than".
+COUNT_LIMIT = 1000
 
 
 @dataclass
 class RuleResult:
+    """The first ``ROW_LIMIT`` matches of a rule by id and how many there are: ``total``
+    exactly up to ``COUNT_LIMIT``; ``more`` when there are more than ``COUNT_LIMIT`` (then
+    ``total`` is ``COUNT_LIMIT``)."""
+
     events: list[AccessEvent] = field(default_factory=list)
     total: int = 0
     available: bool = True
+    more: bool = False
 
     @property
     def truncated(self) -> bool:
-        return self.total > len(self.events)
+        return self.more or self.total > len(self.events)
 
 
 @dataclass
@@ -101,7 +109,14 @@ def _person_events(start: dt.datetime, end: dt.datetime) -> QuerySet[AccessEvent
 
 
 def _result(events: QuerySet[AccessEvent]) -> RuleResult:
-    return RuleResult(events=list(events.order_by("id")[:ROW_LIMIT]), total=events.count())
+    """The first ``ROW_LIMIT`` matches and their number counted up to ``COUNT_LIMIT`` (a
+    statement that stops at ``COUNT_LIMIT + 1`` matching rows), so that a rule reads a
+    bounded part of the month however many events it holds."""
+    shown = list(events.order_by("id")[:ROW_LIMIT])
+    if len(shown) < ROW_LIMIT:
+        return RuleResult(events=shown, total=len(shown))
+    counted = events.order_by().values("id")[: COUNT_LIMIT + 1].count()
+    return RuleResult(events=shown, total=min(counted, COUNT_LIMIT), more=counted > COUNT_LIMIT)
 
 
 def outside_own_cases(start: dt.datetime, end: dt.datetime) -> RuleResult:
@@ -199,21 +214,48 @@ def failed_login_bursts(start: dt.datetime, end: dt.datetime, threshold: int) ->
 def random_sample(
     start: dt.datetime, end: dt.datetime, *, size: int, seed: int
 ) -> list[AccessEvent]:
-    """``size`` distinct person-data events, drawn uniformly over the id range from ``seed``."""
+    """``size`` distinct person-data events, drawn uniformly over the id range from ``seed``.
+
+    Up to ``size * 4`` ids are drawn, in order, from the month's id range; each draw
+    picks the first person-data event at or after it, until ``size`` distinct events are
+    picked. The first event at or after every draw is found in one statement (an index
+    probe each), the picking then replayed in order.
+    """
     events = _person_events(start, end)
     bounds = events.aggregate(low=Min("id"), high=Max("id"))
-    if bounds["low"] is None:
+    if bounds["low"] is None or size <= 0:
         return []
     generator = random.Random(seed)  # noqa: S311 (a reproducible sample, not a secret)
-    chosen: dict[int, AccessEvent] = {}
-    for _attempt in range(size * 4):
+    draws = [generator.randint(bounds["low"], bounds["high"]) for _attempt in range(size * 4)]
+    first_at = _first_person_events_at(start, end, sorted(set(draws)))
+    chosen: list[int] = []
+    for draw in draws:
         if len(chosen) >= size:
             break
-        pick = generator.randint(bounds["low"], bounds["high"])
-        event = events.filter(id__gte=pick).order_by("id").first()
-        if event is not None:
-            chosen.setdefault(event.id, event)
-    return sorted(chosen.values(), key=lambda event: event.id)
+        event_id = first_at.get(draw)
+        if event_id is not None and event_id not in chosen:
+            chosen.append(event_id)
+    return list(AccessEvent.objects.filter(id__in=chosen).order_by("id"))
+
+
+def _first_person_events_at(
+    start: dt.datetime, end: dt.datetime, draws: list[int]
+) -> dict[int, int]:
+    """For each id in ``draws``: the id of the first person-data event of [start, end)
+    at or after it (absent when there is none)."""
+    table = connection.ops.quote_name(AccessEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT draw, (SELECT e.id FROM {table} e
+                          WHERE e.occurred_at >= %s AND e.occurred_at < %s
+                            AND e.person_id IS NOT NULL AND e.id >= draw
+                          ORDER BY e.id LIMIT 1)
+            FROM unnest(%s::bigint[]) AS draws(draw)
+            """,  # noqa: S608 - the table name is the model's, quoted; values are parameters
+            [start, end, draws],
+        )
+        return {draw: event_id for draw, event_id in cursor.fetchall() if event_id is not None}
 
 
 def build_report(

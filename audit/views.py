@@ -22,6 +22,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
@@ -224,7 +225,11 @@ class ReviewView(AuditorView):
                 "date_to": form.cleaned_data["date_to"].isoformat(),
                 "seed": report.seed,
             }
-            context["outcomes"] = FindingOutcome.Outcome.choices
+            # Rendered once for the outcome form of every finding on the page.
+            context["outcome_url"] = reverse("granskning:finding_outcome")
+            context["outcome_options"] = format_html_join(
+                "", '<option value="{}">{}</option>', FindingOutcome.Outcome.choices
+            )
         ok = report is not None and outcome_form is None
         return self.render_to_response(context, status=200 if ok else 400)
 
