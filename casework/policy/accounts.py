@@ -18,22 +18,30 @@ def is_active_user(user) -> bool:
     return bool(user and user.is_authenticated and user.is_active)
 
 
+def kept_on_user(user, name: str, answer):
+    """``answer(user)``, kept on the user object under ``name`` for as long as Django's
+    permission cache of that object (dropping that cache drops the answer too): for
+    questions of roles and permissions asked many times a page."""
+    perms = getattr(user, "_perm_cache", None)
+    cached = getattr(user, name, None)
+    if cached is not None and perms is not None and cached[0] is perms:
+        return cached[1]
+    value = answer(user)
+    setattr(user, name, (getattr(user, "_perm_cache", None), value))
+    return value
+
+
 def can_use_task_inbox(user) -> bool:
     """Case workers: tasks and cases. Needs the role *and* an organisation to act for.
 
-    Asked dozens of times a page (menus, views, policy): the answer is kept on the
-    user object for as long as Django's permission cache of that object (dropping
-    that cache drops this answer too).
+    Asked dozens of times a page (menus, views, policy): kept on the user object
+    (:func:`kept_on_user`).
     """
     if not (is_active_user(user) and user.organisation_id is not None):
         return False
-    cached = getattr(user, "_samverkan_task_inbox", None)
-    perms = getattr(user, "_perm_cache", None)
-    if cached is not None and perms is not None and cached[0] is perms:
-        return cached[1]
-    allowed = user.has_perm(roles.PERM_TASK_INBOX)
-    user._samverkan_task_inbox = (getattr(user, "_perm_cache", None), allowed)
-    return allowed
+    return kept_on_user(
+        user, "_samverkan_task_inbox", lambda user: user.has_perm(roles.PERM_TASK_INBOX)
+    )
 
 
 def can_view_statistics(user) -> bool:

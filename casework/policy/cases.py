@@ -22,7 +22,7 @@ from casework.models import (
     Organisation,
 )
 from casework.policy.absences import absent_for, deputy_membership
-from casework.policy.accounts import can_use_task_inbox, is_active_user
+from casework.policy.accounts import can_use_task_inbox, is_active_user, kept_on_user
 
 # --- Cases ---------------------------------------------------------------------------
 #
@@ -427,20 +427,33 @@ class KnownReach:
         return any(start < closed_at <= end for start, end in self.ended_leads.get(case.pk, ()))
 
 
-def known_reach(user, case_ids, *, now: datetime | None = None) -> KnownReach:
-    """The user's seats on ``case_ids`` in four queries (and one for the absences),
-    whatever their number: for :func:`case_access` over a list of cases."""
+def known_reach(
+    user, case_ids, *, now: datetime | None = None, absent: frozenset[int] | None = None
+) -> KnownReach:
+    """The user's seats on ``case_ids`` in three queries (and one for the absences, unless
+    ``absent`` — :func:`absent_for` on ``now``'s day — is given), whatever their number:
+    for :func:`case_access` over a list of cases."""
     now = now or timezone.now()
     case_ids = list(case_ids)
-    current = Q(valid_from__lte=now) & (Q(valid_to__isnull=True) | Q(valid_to__gt=now))
     members: dict[UUID, CaseMembership] = {}
-    # ``team_membership`` takes the first by primary key (``first()``).
-    for seat in CaseMembership.objects.filter(current, case_id__in=case_ids, user=user).order_by(
+    ended_leads: dict[UUID, list[tuple[datetime, datetime]]] = {}
+    # The user's current seats and (within the closed-case window) ended lead seats in
+    # one query; ``team_membership`` takes the first current seat by primary key.
+    lead_days = closed_lead_days()
+    current = Q(valid_from__lte=now) & (Q(valid_to__isnull=True) | Q(valid_to__gt=now))
+    wanted = current
+    if lead_days:
+        wanted = current | Q(role=CaseMembership.Role.LEAD, valid_to__isnull=False)
+    for seat in CaseMembership.objects.filter(wanted, case_id__in=case_ids, user=user).order_by(
         "pk"
     ):
-        members.setdefault(seat.case_id, seat)
+        if seat.valid_from <= now and (seat.valid_to is None or seat.valid_to > now):
+            members.setdefault(seat.case_id, seat)
+        if lead_days and seat.role == CaseMembership.Role.LEAD and seat.valid_to is not None:
+            ended_leads.setdefault(seat.case_id, []).append((seat.valid_from, seat.valid_to))
     deputies: dict[UUID, CaseMembership] = {}
-    absent = absent_for(user, on=timezone.localdate(now))
+    if absent is None:
+        absent = absent_for(user, on=timezone.localdate(now))
     if absent:
         for seat in CaseMembership.objects.filter(
             current, case_id__in=case_ids, user_id__in=absent
@@ -451,15 +464,6 @@ def known_reach(user, case_ids, *, now: datetime | None = None) -> KnownReach:
             case_id__in=case_ids, user=user, expires_at__gt=now
         ).values_list("case_id", flat=True)
     )
-    ended_leads: dict[UUID, list[tuple[datetime, datetime]]] = {}
-    if closed_lead_days():
-        for case_id, start, end in CaseMembership.objects.filter(
-            case_id__in=case_ids,
-            user=user,
-            role=CaseMembership.Role.LEAD,
-            valid_to__isnull=False,
-        ).values_list("case_id", "valid_from", "valid_to"):
-            ended_leads.setdefault(case_id, []).append((start, end))
     return KnownReach(now, members, deputies, break_glass, ended_leads)
 
 
@@ -505,21 +509,24 @@ def closed_case_lead(user, case, *, now: datetime | None = None) -> bool:
     ).exists()
 
 
-def cases_in_reach(user):
+def cases_in_reach(user, *, now: datetime | None = None, absent: frozenset[int] | None = None):
     """The cases a user may be able to open (team, coordinator, break-the-glass) — a queryset.
+    ``absent``: :func:`absent_for` on ``now``'s day, if already read.
 
     The list still goes through :func:`case_access` for each case before
     anything identified is shown (consent and legal basis are per case).
     """
     if not can_use_task_inbox(user):
         return Case.objects.none()
-    now = timezone.now()
+    now = now or timezone.now()
+    if absent is None:
+        absent = absent_for(user, on=timezone.localdate(now))
     reach = Q(
         memberships__user=user,
         memberships__valid_from__lte=now,
     ) & (Q(memberships__valid_to__isnull=True) | Q(memberships__valid_to__gt=now))
     reach |= Q(break_glass__user=user, break_glass__expires_at__gt=now)
-    if absent := absent_for(user, on=timezone.localdate(now)):
+    if absent:
         # The cases of the members the user stands in for today (``policy.absences``).
         reach |= Q(memberships__user_id__in=absent, memberships__valid_from__lte=now) & (
             Q(memberships__valid_to__isnull=True) | Q(memberships__valid_to__gt=now)
@@ -723,7 +730,14 @@ def gvi_participant(user) -> bool:
 
 
 def gvi_access(user) -> CaseAccess:
-    """May ``user`` see GVI groups and members? Deny by default."""
+    """May ``user`` see GVI groups and members? Deny by default. Asked several times a
+    page (the menus, the task counts): kept on the user object (``kept_on_user``)."""
+    if not can_use_task_inbox(user):
+        return CaseAccess(False, denial="no case role")
+    return kept_on_user(user, "_samverkan_gvi_access", _gvi_access)
+
+
+def _gvi_access(user) -> CaseAccess:
     if not can_use_task_inbox(user):
         return CaseAccess(False, denial="no case role")
     if coordinates_gvi(user):

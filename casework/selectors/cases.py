@@ -451,7 +451,11 @@ def list_cases(
     The list holds case numbers, states and dates only; opening a case is the
     consultation that is logged.
     """
-    reach = policy.cases_in_reach(user).values("pk")
+    # One instant and one reading of the absences the user stands in for, for both the
+    # reach and the seats.
+    now = timezone.now()
+    absent = policy.absent_for(user, on=timezone.localdate(now))
+    reach = policy.cases_in_reach(user, now=now, absent=absent).values("pk")
     cases = (
         model.objects.filter(pk__in=reach)
         .select_related("person", "owner_organisation")
@@ -464,7 +468,7 @@ def list_cases(
     # deputy, break-the-glass, closed-case lead) instead of up to four queries a case;
     # the consents (and a minor's guardians) of the cases of other organisations, which
     # only they need, in two or three queries for all of them.
-    known = policy.known_reach(user, [case.pk for case in cases])
+    known = policy.known_reach(user, [case.pk for case in cases], now=now, absent=absent)
     others = [case for case in cases if case.owner_organisation_id != user.organisation_id]
     other_ids = {case.pk for case in others}
     if others:
