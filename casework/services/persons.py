@@ -178,6 +178,22 @@ def check_registration(*, name: Any, personnummer: Any, area: Any = Person.Area.
 
 
 def create_person(
+    *, user: User | None, purpose: str, name: str, personnummer: str, **details
+) -> Person:
+    """Register a person: a new data key, the encrypted fields, the blind index.
+
+    ``personnummer`` in any accepted form; birth year and date come from it, and
+    the gender too unless given. ``details``: ``gender``, ``area``,
+    ``protected_identity``, ``address``, ``phone``, ``note``, ``legal_basis`` and
+    ``person_id`` (see :func:`_create_person`). Raises ``ValidationError`` (field errors,
+    or a duplicate personnummer), ``PermissionDenied``.
+    """
+    return _create_person(
+        user=user, purpose=purpose, name=name, personnummer=personnummer, **details
+    )
+
+
+def _create_person(
     *,
     user: User | None,
     purpose: str,
@@ -191,43 +207,6 @@ def create_person(
     note: str | None = None,
     legal_basis: str = "",
     person_id: uuid.UUID | None = None,
-) -> Person:
-    """Register a person: a new data key, the encrypted fields, the blind index.
-
-    ``personnummer`` in any accepted form; birth year and date come from it, and
-    the gender too unless given. Raises ``ValidationError`` (field errors, or a
-    duplicate personnummer), ``PermissionDenied``.
-    """
-    return _create_person(
-        user=user,
-        purpose=purpose,
-        name=name,
-        personnummer=personnummer,
-        gender=gender,
-        area=area,
-        protected_identity=protected_identity,
-        address=address,
-        phone=phone,
-        note=note,
-        legal_basis=legal_basis,
-        person_id=person_id,
-    )
-
-
-def _create_person(
-    *,
-    user: User | None,
-    purpose: str,
-    name: str,
-    personnummer: str,
-    gender: str | None,
-    area: str,
-    protected_identity: int,
-    address: str | None,
-    phone: str | None,
-    note: str | None,
-    legal_basis: str,
-    person_id: uuid.UUID | None,
     locked: bool = False,
 ) -> Person:
     """:func:`create_person`; ``locked``: the caller holds the registration lock of this
@@ -287,22 +266,9 @@ def _create_person(
     return person
 
 
-def find_or_create_person(
-    *,
-    user: User,
-    purpose: str,
-    personnummer: str,
-    name: str,
-    gender: str | None = None,
-    area: str = Person.Area.OTHER,
-    protected_identity: int = Person.ProtectedIdentity.NONE,
-    address: str | None = None,
-    phone: str | None = None,
-    note: str | None = None,
-    legal_basis: str = "",
-) -> Person:
+def find_or_create_person(*, user: User, purpose: str, personnummer: str, **details) -> Person:
     """The registered person with this personnummer (``find_person``, which logs the
-    lookup), or a new one (:func:`create_person`, with the other arguments).
+    lookup), or a new one (:func:`create_person`; ``details``: its other arguments).
 
     One look-up, under the registration lock of the personnummer held to the end of the
     transaction (the caller's, or one of its own): nobody registers the same number
@@ -314,19 +280,7 @@ def find_or_create_person(
         person = find_person(user=user, purpose=purpose, personnummer=personnummer)
         if person is None:
             person = _create_person(
-                user=user,
-                purpose=purpose,
-                name=name,
-                personnummer=personnummer,
-                gender=gender,
-                area=area,
-                protected_identity=protected_identity,
-                address=address,
-                phone=phone,
-                note=note,
-                legal_basis=legal_basis,
-                person_id=None,
-                locked=True,
+                user=user, purpose=purpose, personnummer=personnummer, locked=True, **details
             )
     return person
 
