@@ -28,6 +28,7 @@ from casework.models import Consent
 from casework.selectors.case_status import find_case, get_case_status
 from casework.selectors.cases import deny_reading
 from casework.services import cases as case_services
+from casework.services.case_changes import reload_version
 
 
 class Bilingual:
@@ -233,7 +234,7 @@ class CaseActionsView(ApiView):
             note=data.get("note") or None,
             expected_version=version,
         )
-        case.refresh_from_db(fields=["version"])
+        reload_version(case)
         return Response(
             ActionOut(action).data,
             status=status.HTTP_201_CREATED,

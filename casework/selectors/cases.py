@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.db import connection
 from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
@@ -495,13 +496,15 @@ def person_registered(person_id: uuid.UUID, *, exclude_case: uuid.UUID | None = 
     answer goes to the access log (a referral's ``person_registered`` flag) and, through
     :func:`screening_registration`, to the coordinator — never to the referrer.
     """
-    cases = Case.objects.filter(person_id=person_id)
-    if exclude_case is not None:
-        cases = cases.exclude(pk=exclude_case)
-    return (
-        cases.exists()
-        or Person.objects.filter(pk=person_id, gvi_memberships__isnull=False).exists()
-    )
+    memberships = Person._meta.get_field("gvi_memberships")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {Case._meta.db_table} "  # noqa: S608 (names, no input)
+            "WHERE person_id = %s AND id IS DISTINCT FROM %s) OR EXISTS (SELECT 1 FROM "
+            f"{memberships.related_model._meta.db_table} WHERE {memberships.field.column} = %s)",
+            [person_id, exclude_case, person_id],
+        )
+        return cursor.fetchone()[0]
 
 
 @dataclass(frozen=True)

@@ -199,7 +199,7 @@ def open_case(
     # The case's own data key, committed in the key store before the case row.
     dek = new_case_key(case)
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             case.reference = next_reference(case.programme)
             # A programme case extends Case: its primary key is the parent's id.
             if hasattr(case, "case_ptr_id") and case.case_ptr_id is None:

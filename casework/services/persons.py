@@ -15,6 +15,7 @@ running the erasure again) - never readable data that should be gone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -177,6 +178,22 @@ def check_registration(*, name: Any, personnummer: Any, area: Any = Person.Area.
 
 
 def create_person(
+    *, user: User | None, purpose: str, name: str, personnummer: str, **details
+) -> Person:
+    """Register a person: a new data key, the encrypted fields, the blind index.
+
+    ``personnummer`` in any accepted form; birth year and date come from it, and
+    the gender too unless given. ``details``: ``gender``, ``area``,
+    ``protected_identity``, ``address``, ``phone``, ``note``, ``legal_basis`` and
+    ``person_id`` (see :func:`_create_person`). Raises ``ValidationError`` (field errors,
+    or a duplicate personnummer), ``PermissionDenied``.
+    """
+    return _create_person(
+        user=user, purpose=purpose, name=name, personnummer=personnummer, **details
+    )
+
+
+def _create_person(
     *,
     user: User | None,
     purpose: str,
@@ -190,13 +207,10 @@ def create_person(
     note: str | None = None,
     legal_basis: str = "",
     person_id: uuid.UUID | None = None,
+    locked: bool = False,
 ) -> Person:
-    """Register a person: a new data key, the encrypted fields, the blind index.
-
-    ``personnummer`` in any accepted form; birth year and date come from it, and
-    the gender too unless given. Raises ``ValidationError`` (field errors, or a
-    duplicate personnummer), ``PermissionDenied``.
-    """
+    """:func:`create_person`; ``locked``: the caller holds the registration lock of this
+    personnummer for its transaction and has found no one with it under that lock."""
     purpose = require_purpose(purpose)
     if user is not None and not policy.can_process_person_data(user):
         raise deny_person(user=user, purpose=purpose, what="create", legal_basis=legal_basis)
@@ -224,10 +238,12 @@ def create_person(
     )
     # 1. The data key, committed in the key store before the row that needs it.
     dek = create_data_key(owner_type=PERSON, owner_id=person.pk)
+    existing = None
     try:
-        with transaction.atomic():
-            _lock_registration(person.personnummer_index)
-            existing, _candidates = match_by_personnummer(normalised)
+        with transaction.atomic(savepoint=False):
+            if not locked:
+                _lock_registration(person.personnummer_index)
+                existing, _candidates = match_by_personnummer(normalised)
             if existing is None:
                 for field_name, value in values.items():
                     seal_value(person, field_name, value, dek)
@@ -252,10 +268,20 @@ def create_person(
 
 def find_or_create_person(*, user: User, purpose: str, personnummer: str, **details) -> Person:
     """The registered person with this personnummer (``find_person``, which logs the
-    lookup), or a new one (:func:`create_person`; ``details``: its other arguments)."""
-    person = find_person(user=user, purpose=purpose, personnummer=personnummer)
-    if person is None:
-        person = create_person(user=user, purpose=purpose, personnummer=personnummer, **details)
+    lookup), or a new one (:func:`create_person`; ``details``: its other arguments).
+
+    One look-up, under the registration lock of the personnummer held to the end of the
+    transaction (the caller's, or one of its own): nobody registers the same number
+    between the look-up and the registration."""
+    with transaction.atomic(savepoint=False):
+        # An invalid personnummer is refused by find_person, before any look-up.
+        with contextlib.suppress(ValidationError):
+            _lock_registration(personnummer_index(current_keyring(), pnr.normalise(personnummer)))
+        person = find_person(user=user, purpose=purpose, personnummer=personnummer)
+        if person is None:
+            person = _create_person(
+                user=user, purpose=purpose, personnummer=personnummer, locked=True, **details
+            )
     return person
 
 

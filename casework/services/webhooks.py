@@ -213,11 +213,15 @@ def _subscribed_events() -> frozenset[str]:
 _subscriptions: GenerationCache[frozenset[str]] = GenerationCache(size=1)
 
 
+def _wanted(event: str) -> bool:
+    """Whether any active webhook subscribes to ``event``."""
+    return event in _subscriptions.get("events", access_generation(), _subscribed_events)
+
+
 def _enqueue(event: str, organisations: Q, content: dict[str, Any]) -> int:
     """One delivery of ``event`` for each active webhook subscribed to it of a usable
-    client of ``organisations`` (a condition on ``client__organisation_id``)."""
-    if event not in _subscriptions.get("events", access_generation(), _subscribed_events):
-        return 0
+    client of ``organisations`` (a condition on ``client__organisation_id``); the caller
+    has found the event :func:`_wanted`."""
     found = (
         Webhook.objects.filter(
             organisations,
@@ -255,6 +259,8 @@ def case_status_changed(*, case: Case) -> int:
     the clients of its responsible organisation and of its current team's organisations.
     Called by the transition engine (``casework.services.case_changes``) and at a case's
     opening (``casework.services.cases.record_opening``)."""
+    if not _wanted(Event.CASE_STATUS_CHANGED):
+        return 0
     now = timezone.now()
     team = (
         CaseMembership.objects.filter(case_id=case.pk, valid_from__lte=now)
@@ -295,6 +301,8 @@ def _queue_holders(permission: str):
 def task_created(*, task) -> int:
     """``task.created`` for a new human task (a viewflow ``Task``): to the clients of the
     organisation that does the step (see the module's docstring)."""
+    if not _wanted(Event.TASK_CREATED):
+        return 0
     process = task.coerced_process
     case_id = getattr(process, "case_id", None)
     if task.owner_id is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import wraps
 
 from django.conf import settings
@@ -17,9 +17,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from viewflow import this
 from viewflow.workflow import flow
+from viewflow.workflow.activation import Activation
 from viewflow.workflow.flow import utils
-from viewflow.workflow.lock import select_for_update_lock
+from viewflow.workflow.lock import lock_scope, select_for_update_lock
 from viewflow.workflow.models import Process
+from viewflow.workflow.nodes.start import StartHandleActivation
+from viewflow.workflow.signals import flow_started, task_started
 from viewflow.workflow.status import STATUS
 
 from casework import policy
@@ -161,10 +164,38 @@ def review_time(activation) -> datetime.datetime:
     return morning_of(activation.process.case.review_date or timezone.localdate())
 
 
+def _no_lock(flow_class, process_pk):
+    return nullcontext()
+
+
+class _CaseStartActivation(StartHandleActivation):
+    """Starts a process for a case in the caller's transaction: the process row, the start
+    task and the next node, without a savepoint and without taking the process's row lock
+    (the row is inserted by this very transaction, which no other transaction sees before
+    it commits). The callbacks viewflow defers to the end of a flow lock still run then."""
+
+    @Activation.status.transition(source=STATUS.NEW)
+    def execute(self):
+        task_started.send(sender=self.flow_class, process=self.process, task=self.task)
+        with transaction.atomic(savepoint=False):
+            self.process.save()
+            with lock_scope(_no_lock, self.flow_class, self.process.pk):
+                self.complete()
+                flow_started.send(sender=self.flow_class, process=self.process, task=self.task)
+                self.activate_next()
+
+
+class CaseStartHandle(flow.StartHandle):
+    """``flow.StartHandle`` for a process started by a service (``start.run(case=case)``),
+    inside the transaction that opened the case: see :class:`_CaseStartActivation`."""
+
+    activation_class = _CaseStartActivation
+
+
 class CaseFlow:
     """What the flow of every programme's case shares (mixed in before ``flow.Flow``):
     the process summary, the row lock, who sees the flow and its processes, and the
-    start of a process for a case opened by a service (``flow.StartHandle``)."""
+    start of a process for a case opened by a service (:class:`CaseStartHandle`)."""
 
     process_summary_template = (
         "{{ process.case.reference }} · {{ process.case.get_status_display }}"

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import transaction
 
+from casework.services.case_changes import reload_version
 from casework.services.cases import close_case, has_other_legal_basis, transition
 
 CLOSED = "closed"
@@ -19,11 +20,14 @@ CLOSED = "closed"
 def open_and_start(start, register: Callable[[], Any]) -> Any:
     """A case opened outside its flow's start page (the integration API): ``register()``
     opens it, ``start`` (the flow's start handle for such cases) starts its flow, all or
-    nothing; the case is returned with its version after the start."""
-    with transaction.atomic():
+    nothing; the case is returned with its version after the start.
+
+    Inside a caller's transaction (the API's Idempotency-Key transaction) it joins that
+    transaction without a savepoint: an error rolls the whole of it back."""
+    with transaction.atomic(savepoint=False):
         case = register()
         start.run(case=case)
-        case.refresh_from_db(fields=["version"])
+        reload_version(case)
     return case
 
 

@@ -18,7 +18,16 @@ from viewflow.workflow import flow
 from casework import policy, roles
 from casework.models import CaseMembership
 from casework.services.cases import members
-from workflows.common.nodes import CaseFlow, Step, in_state, morning_of, next_if, review_time, step
+from workflows.common.nodes import (
+    CaseFlow,
+    CaseStartHandle,
+    Step,
+    in_state,
+    morning_of,
+    next_if,
+    review_time,
+    step,
+)
 from workflows.defector import views
 from workflows.defector.models import (
     FINAL_STATES,
@@ -115,9 +124,9 @@ class DefectorFlow(DefectorCaseFlow, flow.Flow):
     # Another programme refers the person (a GVI member who accepted the offer of help,
     # a SIG case handed to the defector programme): ``refer_linked`` starts here; so does
     # a referral from an organisation's own system (the API: ``receive_referral``).
-    start_linked = flow.StartHandle(this.start_case).Next(this.check)
+    start_linked = CaseStartHandle(this.start_case).Next(this.check)
     # A case back in the local programme after an approved lowering.
-    start_local = flow.StartHandle(this.start_case).Next(this.intake)
+    start_local = CaseStartHandle(this.start_case).Next(this.intake)
     # The defector coordinators' queue: the initial check and the team.
     check = case_step(
         views.InitialCheckView.as_view(), _("Initial check of the referral"), this.after_check
@@ -208,7 +217,7 @@ class ThreatReviewFlow(DefectorCaseFlow, flow.Flow):
     process_title = _("Threat review")
     process_description = _("Defector programme: reassessing the threat and approving a lowering.")
 
-    start = flow.StartHandle(this.start_case).Next(this.next_step)
+    start = CaseStartHandle(this.start_case).Next(this.next_step)
     next_step = (
         flow.Switch()
         .Case(this.approve_lowering, _lowering_awaits)

@@ -24,7 +24,7 @@ from casework.models import (
 )
 from casework.services import cases as case_services
 from casework.services import find_or_create_person, person_corrections
-from casework.services.case_changes import case_change, require_access_and_role
+from casework.services.case_changes import case_change, reload_version, require_access_and_role
 from casework.services.cases import (
     link_cases,
     new_referral,
@@ -71,7 +71,7 @@ def register_referral(
     """A referral from the referral form: the person is found by personnummer, or
     registered (``details``: their ``name``, ``area``, ``phone``, ``address`` and
     ``protected_identity``), and the case opened, all or nothing."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         person = find_or_create_person(
             user=user, purpose=purpose, personnummer=personnummer, **details
         )
@@ -109,7 +109,7 @@ def refer_linked(*, user, from_case: Case, kind: str, reason: str, purpose: str)
         link_cases(
             user=user, from_case=from_case, to_case=case, kind=kind, reason=reason, purpose=purpose
         )
-        case.refresh_from_db(fields=["version"])
+        reload_version(case)
     return case
 
 
@@ -128,7 +128,7 @@ def refer_from(*, user, person, reason: str, purpose: str, source: str = "") -> 
         flow.DefectorFlow.start_linked.run(case=case)
         if source:
             record_source(user=user, case=case, source=source, purpose=purpose)
-        case.refresh_from_db(fields=["version"])
+        reload_version(case)
     return case
 
 

@@ -12,7 +12,7 @@ from viewflow import this
 from viewflow.workflow import flow
 
 from casework.models import CaseMembership
-from workflows.common.nodes import CaseFlow, in_state, next_if, review_time, step
+from workflows.common.nodes import CaseFlow, CaseStartHandle, in_state, next_if, review_time, step
 from workflows.sig import views
 from workflows.sig.models import SigProcess, Status
 
@@ -38,7 +38,7 @@ class SigFlow(CaseFlow, flow.Flow):
     )
     # Another programme refers the person (an SSPF escalation, a GVI member who
     # accepted the offer of help): ``refer_linked`` starts here, same queue.
-    start_linked = flow.StartHandle(this.start_case).Next(this.screen)
+    start_linked = CaseStartHandle(this.start_case).Next(this.screen)
     # The coordinators' queue: screen the referral and form the team.
     screen = step(views.ScreeningView.as_view(), _("Screen the referral"), this.after_screening)
     after_screening = next_if(in_state(Status.CONSENT_PENDING), this.consent)

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from casework import programmes
 from casework.models import Case, CaseLink
+from casework.services.case_changes import reload_version
 from casework.services.cases import (
     close_case,
     link_cases,
@@ -111,7 +112,7 @@ def refer_linked(*, user, from_case: Case, kind: str, reason: str, purpose: str)
         link_cases(
             user=user, from_case=from_case, to_case=case, kind=kind, reason=reason, purpose=purpose
         )
-        case.refresh_from_db(fields=["version"])
+        reload_version(case)
     return case
 
 
@@ -130,7 +131,7 @@ def refer_from(*, user, person, reason: str, purpose: str, source: str = "") -> 
         _start_flow(case)
         if source:
             record_source(user=user, case=case, source=source, purpose=purpose)
-        case.refresh_from_db(fields=["version"])
+        reload_version(case)
     return case
 
 

@@ -17,7 +17,15 @@ from viewflow.workflow.status import STATUS
 from casework import policy
 from casework.models import Organisation
 from casework.roles import PERM_COORDINATE
-from workflows.common.nodes import CaseFlow, Step, in_state, next_if, review_time, step
+from workflows.common.nodes import (
+    CaseFlow,
+    CaseStartHandle,
+    Step,
+    in_state,
+    next_if,
+    review_time,
+    step,
+)
 from workflows.sspf import views
 from workflows.sspf.models import SspfProcess, Status
 from workflows.sspf.selectors import part_owner
@@ -86,7 +94,7 @@ class SspfFlow(CaseFlow, flow.Flow):
     )
     # A concern registered by a service, not on this start page (from an organisation's own
     # system through the integration API: ``services.register_concern``) starts here.
-    start_registered = flow.StartHandle(this.start_case).Next(this.assess)
+    start_registered = CaseStartHandle(this.start_case).Next(this.assess)
     # The coordinators' queue: assess the concern with a risk assessment, form the team.
     assess = step(views.AssessmentView.as_view(), _("Assess the concern"), this.after_assessment)
     after_assessment = next_if(in_state(Status.CONSENT_PENDING), this.consent)
