@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import psycopg
 from django.db import connections, models, transaction
 from django.utils import timezone
 
@@ -284,13 +285,26 @@ def seal(*, using: str = "default", wait: bool = True) -> int:
                 sealed_at=sealed_iso,
             )
             links.append((position, source, entry_id, entry_hash, previous, sealed_at))
-        cursor.executemany(
+        _insert_links(connections[using], links, sealed_at)
+        return len(links)
+
+
+def _insert_links(connection, links: list[tuple], sealed_at: dt.datetime) -> None:
+    """Append the links in one statement (one array per column, binary parameters ``%b``
+    on the seal's transaction): a seal after a bulk change has tens of thousands of them."""
+    if not links:
+        return
+    columns = list(zip(*links, strict=True))
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
             "INSERT INTO audit_chainlink "
             "(position, source, entry_id, entry_hash, chain_hash, sealed_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            links,
+            "SELECT v.position, v.source, v.entry_id, v.entry_hash, v.chain_hash, %s "
+            "FROM unnest(%b::bigint[], %b::text[], %b::bigint[], %b::text[], %b::text[]) "
+            "AS v(position, source, entry_id, entry_hash, chain_hash) ORDER BY v.position",
+            [sealed_at, *(list(column) for column in columns[:5])],
+            binary=True,
         )
-        return len(links)
 
 
 def _not_yet_chained(cursor, pending: list[tuple]) -> list[tuple]:

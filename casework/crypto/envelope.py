@@ -230,5 +230,43 @@ def open_sealed(
         ) from None
 
 
+def random_nonces(count: int) -> list[bytes]:
+    """``count`` random AES-GCM nonces from one read of the OS random generator (a bulk
+    re-sealing: one system call instead of one per value)."""
+    pool = os.urandom(NONCE_LEN * count)
+    return [pool[i : i + NONCE_LEN] for i in range(0, len(pool), NONCE_LEN)]
+
+
+def reseal(
+    source: DataKeyMaterial,
+    target: DataKeyMaterial,
+    blob: bytes,
+    *,
+    location: bytes,
+    nonce: bytes,
+    where: tuple[str, str, object],
+) -> bytes:
+    """A sealed value (``blob``, under ``source``) sealed again under ``target`` for the
+    same place: ``location`` is ``|table|column|row id`` as bytes (computed once per row
+    by the caller, ``where`` names the place for the error), ``nonce`` a fresh random
+    nonce (:func:`random_nonces`). Same format and associated data as :func:`seal` and
+    :func:`open_sealed`; :class:`DecryptionError` if the value does not authenticate."""
+    header = blob[:HEADER_LEN]
+    body = blob[HEADER_LEN + NONCE_LEN :]
+    try:
+        if header != source.header or len(body) < TAG_LEN:
+            raise InvalidTag
+        plaintext = source._aead.decrypt(
+            blob[HEADER_LEN : HEADER_LEN + NONCE_LEN], body, header + location
+        )
+    except InvalidTag:
+        raise DecryptionError(
+            f"The encrypted value in {_where(*where)} does not authenticate: it was altered, "
+            "or copied from another row, column or table."
+        ) from None
+    target_header = target.header
+    return target_header + nonce + target._aead.encrypt(nonce, plaintext, target_header + location)
+
+
 def _where(table: str, column: str, row_id: object) -> str:
     return f"{table}.{column} of row {row_id}"

@@ -93,7 +93,7 @@ def _new_wrapped(
 _INSERT_KEYS = (
     "INSERT INTO {table} (id, owner_type, owner_id, kek_version, wrapped_key, created_at) "
     "SELECT v.id, %s, v.owner_id, %s, v.wrapped_key, %s "
-    "FROM unnest(%s::uuid[], %s::uuid[], %s::bytea[]) AS v(id, owner_id, wrapped_key)"
+    "FROM unnest(%b::uuid[], %b::uuid[], %b::bytea[]) AS v(id, owner_id, wrapped_key)"
 )
 
 
@@ -159,7 +159,7 @@ def retire_person_keys(person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, DataK
         with psycopg.Cursor(connections[KEYSTORE].connection) as cursor:
             cursor.execute(
                 f"SELECT d.id, d.owner_id, d.kek_version, d.wrapped_key FROM {table} AS d "  # noqa: S608 - fixed table name
-                "WHERE d.owner_type = %s AND d.owner_id = ANY(%s) AND NOT EXISTS ("
+                "WHERE d.owner_type = %s AND d.owner_id = ANY(%b) AND NOT EXISTS ("
                 f"SELECT 1 FROM {table} AS p WHERE p.owner_type = %s AND p.owner_id = d.owner_id"
                 ") ORDER BY d.owner_id FOR UPDATE OF d",
                 [PERSON, person_ids, PERSON_PREVIOUS],
@@ -200,7 +200,7 @@ def retire_person_keys(person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, DataK
             cursor.execute(
                 f"UPDATE {table} AS d SET owner_type = %s, kek_version = %s, "  # noqa: S608
                 "wrapped_key = v.wrapped_key, rewrapped_at = %s "
-                "FROM unnest(%s::uuid[], %s::bytea[]) AS v(id, wrapped_key) WHERE d.id = v.id",
+                "FROM unnest(%b::uuid[], %b::bytea[]) AS v(id, wrapped_key) WHERE d.id = v.id",
                 [PERSON_PREVIOUS, version, now, old_ids, rewrapped],
                 binary=True,
             )
@@ -315,8 +315,10 @@ def load_keys(
     # One array parameter per owner type (thousands of ids in one query: a cull, a
     # re-sealing), not one placeholder per id.
     table = connections[KEYSTORE].ops.quote_name(_model()._meta.db_table)
-    where = " OR ".join(["(owner_type = %s AND owner_id = ANY(%s))"] * len(wanted))
-    with connections[KEYSTORE].cursor() as cursor:
+    # Binary parameters (``%b``): a list of thousands of ids is not escaped element by element.
+    where = " OR ".join(["(owner_type = %s AND owner_id = ANY(%b))"] * len(wanted))
+    connections[KEYSTORE].ensure_connection()
+    with psycopg.Cursor(connections[KEYSTORE].connection) as cursor:
         cursor.execute(
             f"SELECT id, owner_type, owner_id, kek_version, wrapped_key FROM {table} "  # noqa: S608
             f"WHERE {where}",

@@ -38,7 +38,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from audit.services import Action, record_event
-from casework.crypto.envelope import HEADER_LEN, DataKeyMaterial, Sealed, open_sealed, seal
+from casework.crypto.envelope import HEADER_LEN, DataKeyMaterial, random_nonces, reseal
 from casework.crypto.errors import DecryptionError
 from casework.crypto.keystore import (
     CASE,
@@ -294,18 +294,20 @@ def _keys(case_ids: list[uuid.UUID]):
     (``retire_person_keys``): it still opens their identity and everything not moved
     yet, and is destroyed when one of their cases is culled, so that the change
     history's copies of the case from before the move go with it."""
-    with connection.cursor() as cursor:
+    with _raw_cursor() as cursor:
         cursor.execute(
             "SELECT c.id, c.person_id, p.erased_at FROM casework_case AS c "
             "JOIN casework_person AS p ON p.id = c.person_id "
-            "WHERE c.id = ANY(%s) AND c.keyed_at IS NULL",
+            "WHERE c.id = ANY(%b) AND c.keyed_at IS NULL",
             [list(case_ids)],
         )
         rows = cursor.fetchall()
     persons = {p for _c, p, erased in rows if erased is None}
-    person_keys = load_data_keys(owner_type=PERSON, owner_ids=persons)
-    rekeyed = retire_person_keys(person_keys)
-    person_keys |= rekeyed
+    # Re-keyed first: the persons re-keyed now come with their keys (the old one unwrapped
+    # once, there); only the others' (re-keyed by an earlier batch, or with no key) are
+    # loaded.
+    rekeyed = retire_person_keys(persons)
+    person_keys = rekeyed | load_data_keys(owner_type=PERSON, owner_ids=persons - set(rekeyed))
     movable = [c for c, p, _erased in rows if p in person_keys]
     # Made here (one statement); a case that has one already — an interrupted run, or a
     # writer's first write since the upgrade — keeps it, and it is loaded instead.
@@ -317,7 +319,8 @@ def _keys(case_ids: list[uuid.UUID]):
 
 def _raw_cursor(alias: str = "default"):
     """A cursor with server-side parameter binding on the connection's current transaction:
-    the batch's arrays of thousands of ids and sealed values travel as binary parameters,
+    the batch's arrays of thousands of ids and sealed values travel as binary parameters
+    (``%b``: psycopg's automatic choice sends a list in text, escaping every element),
     not quoted into the SQL text (Django's cursors bind on the client). The change
     history's triggers fire as for every statement; there is no user, so no audit
     context (as for every management command)."""
@@ -329,7 +332,7 @@ def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int
     person_keys, own, rekeyed = _keys(case_ids)
     with transaction.atomic(), _raw_cursor() as cursor:
         cursor.execute(
-            "SELECT id, person_id FROM casework_case WHERE id = ANY(%s) AND keyed_at IS NULL "
+            "SELECT id, person_id FROM casework_case WHERE id = ANY(%b) AND keyed_at IS NULL "
             "ORDER BY id FOR UPDATE",
             [case_ids],
         )
@@ -342,7 +345,7 @@ def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int
         }
         values = sum(_reseal_table(cursor, table, keys) for table in case_sealed_tables())
         cursor.execute(
-            "UPDATE casework_case SET keyed_at = %s WHERE id = ANY(%s)",
+            "UPDATE casework_case SET keyed_at = %s WHERE id = ANY(%b)",
             [timezone.now(), list(locked)],
         )
         ordered = sorted(locked)
@@ -381,20 +384,24 @@ def _reseal_table(
     cursor.execute(
         f"SELECT t.{table.pk}, {table.owner_expression}, {selected} "  # noqa: S608 - names from the models
         f"FROM {table.table} AS t {table.join} "
-        f"WHERE {table.owner_expression} = ANY(%s) FOR UPDATE OF t",
+        f"WHERE {table.owner_expression} = ANY(%b) FOR UPDATE OF t",
         [list(keys)],
         binary=True,
     )
     updates: list[tuple] = []
     resealed = 0
-    for row_id, owner_id, *blobs in cursor.fetchall():
+    rows = cursor.fetchall()
+    nonces = iter(random_nonces(len(rows) * len(table.columns)))
+    places = [(c, f"|{table.table}|{c}|".encode()) for c in table.columns]
+    for row_id, owner_id, *blobs in rows:
         own, source = keys[owner_id]
         if own is None:
             continue  # nothing readable: the values stay the noise they are
-        new, changed = [], False
-        for column, blob in zip(table.columns, blobs, strict=True):
+        new, changed, row_text = [], False, str(row_id).encode()
+        own_header = own.header
+        for (column, place), blob in zip(places, blobs, strict=True):
             header = None if blob is None else blob[:HEADER_LEN]
-            if header is None or header == own.header:
+            if header is None or header == own_header:
                 new.append(blob)
                 continue
             opener = None if source is None else source.opener(header)
@@ -406,18 +413,26 @@ def _reseal_table(
                     f"{table.table}.{column} of row {row_id} is sealed under neither the key of "
                     f"case {owner_id} nor its person's: nothing of this batch was moved."
                 )
-            where = {"table": table.table, "column": column, "row_id": row_id}
-            new.append(seal(own, open_sealed(opener, Sealed(blob), **where), **where).blob)
+            new.append(
+                reseal(
+                    opener,
+                    own,
+                    blob,
+                    location=place + row_text,
+                    nonce=next(nonces),
+                    where=(table.table, column, row_id),
+                )
+            )
             changed = True
             resealed += 1
         if changed:
             updates.append((row_id, *new))
     if updates:
         assignments = ", ".join(f"{c} = v.{c}" for c in table.columns)
-        arrays = ", ".join(["%s::bytea[]"] * len(table.columns))
+        arrays = ", ".join(["%b::bytea[]"] * len(table.columns))
         cursor.execute(
             f"UPDATE {table.table} AS t SET {assignments} "  # noqa: S608 - names from the models
-            f"FROM unnest(%s::{table.pk_type}[], {arrays}) AS v(row_id, {columns}) "
+            f"FROM unnest(%b::{table.pk_type}[], {arrays}) AS v(row_id, {columns}) "
             f"WHERE t.{table.pk} = v.row_id",
             [[u[i] for u in updates] for i in range(len(table.columns) + 1)],
             binary=True,
