@@ -315,10 +315,8 @@ def load_keys(
     # One array parameter per owner type (thousands of ids in one query: a cull, a
     # re-sealing), not one placeholder per id.
     table = connections[KEYSTORE].ops.quote_name(_model()._meta.db_table)
-    # Binary parameters (``%b``): a list of thousands of ids is not escaped element by element.
-    where = " OR ".join(["(owner_type = %s AND owner_id = ANY(%b))"] * len(wanted))
-    connections[KEYSTORE].ensure_connection()
-    with psycopg.Cursor(connections[KEYSTORE].connection) as cursor:
+    where = " OR ".join(["(owner_type = %s AND owner_id = ANY(%s))"] * len(wanted))
+    with connections[KEYSTORE].cursor() as cursor:
         cursor.execute(
             f"SELECT id, owner_type, owner_id, kek_version, wrapped_key FROM {table} "  # noqa: S608
             f"WHERE {where}",
