@@ -250,6 +250,49 @@ def test_reseal_moves_person_key_data_resumably_and_idempotently(two_cases, demo
     assert events.count() == 2
 
 
+def test_the_reseal_is_in_the_change_history_row_by_row(two_cases, demo):
+    """Each table's re-sealing is one UPDATE of many rows; the history (its
+    row trigger) holds one record per re-sealed row of a tracked table,
+    with exactly the ciphertext that row holds now and the re-sealed columns named."""
+    _person, active, referred = two_cases
+    for case in (active, referred):
+        _back_to_person_key(case)
+    last = ChangeRecord.objects.order_by("-id").values_list("id", flat=True).first()
+    _reseal()
+    tracked = {
+        row[0]
+        for row in _raw(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE t.tgname = 'audit_history'"
+        )
+    }
+    expected = {}
+    for case in (active, referred):
+        for (table, column, row_id), blob in _sealed_of(case.pk).items():
+            if table in tracked:
+                expected.setdefault((table, str(row_id)), {})[column] = "\\x" + blob.hex()
+    assert len(expected) >= 4  # both SIG cases and the action at least
+    records = ChangeRecord.objects.filter(id__gt=last, operation="UPDATE").exclude(
+        table_name="casework_case"
+    )
+    found = {(r.table_name, r.row_id): r for r in records}
+    assert set(found) == set(expected)
+    for place, columns in expected.items():
+        record = found[place]
+        assert {c: record.data[c] for c in columns} == columns
+        assert set(columns) <= set(record.changed_fields)
+    # The cases' keyed_at: one record per case, from one statement.
+    keyed = ChangeRecord.objects.filter(id__gt=last, table_name="casework_case")
+    assert sorted(r.row_id for r in keyed) == sorted(str(c.pk) for c in (active, referred))
+    assert all(r.changed_fields == ["keyed_at"] for r in keyed)
+
+
+def _raw(sql: str, params=()) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return cursor.fetchall()
+
+
 def test_a_write_to_a_legacy_case_gives_it_its_key(two_cases, demo):
     _person, active, _referred = two_cases
     _back_to_person_key(active)
