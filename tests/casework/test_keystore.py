@@ -8,7 +8,7 @@ from io import StringIO
 import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connections
+from django.db import connections, transaction
 from psycopg import sql
 
 from casework import services
@@ -64,7 +64,9 @@ def test_a_failed_registration_leaves_no_data_key(worker, monkeypatch):
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(services.persons, "record_event", crash)
-    with pytest.raises(RuntimeError):
+    # create_person joins its caller's transaction (no savepoint of its own, ADR 0035):
+    # the caller's transaction, here the atomic block, is what rolls the row back.
+    with pytest.raises(RuntimeError), transaction.atomic():
         services.create_person(user=worker, purpose=PURPOSE, **ANNA)
     assert not Person.objects.exists()
     assert not DataKey.objects.exists()
