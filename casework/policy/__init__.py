@@ -2,7 +2,8 @@
 
 Deny by default. Views, viewflow applications, exports and the admin ask these
 functions and never decide on group names or flags themselves. ``accounts``: roles,
-four eyes, sign-in; ``cases``: a case and its parts; ``tasks``: workflow steps.
+four eyes, sign-in; ``cases``: a case and its parts; ``consents``: consent and legal
+bases; ``tasks``: workflow steps.
 """
 
 from casework.policy.absences import (
@@ -49,15 +50,12 @@ from casework.policy.accounts import (
     step_up_method,
 )
 from casework.policy.cases import (
-    ADULT_AGE,
     ALL_PARTS,
     CLOSED_LEAD,
-    DEFAULT_PURPOSE,
     LIMITED_PARTS,
     NAMED_HANDLER_ROLES,
     CaseAccess,
     CaseParts,
-    ConsentState,
     KnownReach,
     active_break_glass,
     can_break_glass,
@@ -67,7 +65,6 @@ from casework.policy.cases import (
     cases_in_reach,
     closed_case_lead,
     closed_lead_days,
-    consent_state,
     coordinates,
     coordinates_a_programme,
     coordinates_gvi,
@@ -75,7 +72,6 @@ from casework.policy.cases import (
     coordinator_permission,
     defector_handed_over,
     defector_local_access_cut,
-    disclosure_basis,
     gvi_access,
     gvi_participant,
     gvi_police,
@@ -89,8 +85,15 @@ from casework.policy.cases import (
     police_rule,
     remember_team,
     sspf_police_participates,
-    statutory_basis,
     team_membership,
+)
+from casework.policy.consents import (
+    ADULT_AGE,
+    DEFAULT_PURPOSE,
+    ConsentState,
+    consent_state,
+    disclosure_basis,
+    statutory_basis,
     withdrawn_givers,
 )
 from casework.policy.persons import (
