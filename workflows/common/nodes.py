@@ -142,6 +142,12 @@ def step(view, title, then, *, role=None, assign=None, permission=None, node=Ste
     return built.Next(then)
 
 
+def referral_start(view, title, then):
+    """A case flow's start page: the referral (or concern) form ``view``, titled ``title``,
+    open to everyone who works in the task inbox; followed by ``then``."""
+    return flow.Start(view).Annotation(title=title).Permission("casework.use_task_inbox").Next(then)
+
+
 def next_if(condition, then, otherwise=this.end):
     """A flow's ``If``: on to ``then`` when ``condition(activation)`` holds, else to
     ``otherwise`` (the end)."""

@@ -25,6 +25,7 @@ from workflows.common.nodes import (
     in_state,
     morning_of,
     next_if,
+    referral_start,
     review_time,
     step,
 )
@@ -115,12 +116,7 @@ class DefectorFlow(DefectorCaseFlow, flow.Flow):
     process_description = _("Defector programme: support and protection for leaving crime.")
 
     # A referral from anyone with a case role (police, social services, school …).
-    start = (
-        flow.Start(views.ReferralView.as_view())
-        .Annotation(title=_("New defector referral"))
-        .Permission("casework.use_task_inbox")
-        .Next(this.check)
-    )
+    start = referral_start(views.ReferralView.as_view(), _("New defector referral"), this.check)
     # Another programme refers the person (a GVI member who accepted the offer of help,
     # a SIG case handed to the defector programme): ``refer_linked`` starts here; so does
     # a referral from an organisation's own system (the API: ``receive_referral``).

@@ -12,7 +12,15 @@ from viewflow import this
 from viewflow.workflow import flow
 
 from casework.models import CaseMembership
-from workflows.common.nodes import CaseFlow, CaseStartHandle, in_state, next_if, review_time, step
+from workflows.common.nodes import (
+    CaseFlow,
+    CaseStartHandle,
+    in_state,
+    next_if,
+    referral_start,
+    review_time,
+    step,
+)
 from workflows.sig import views
 from workflows.sig.models import SigProcess, Status
 
@@ -30,12 +38,7 @@ class SigFlow(CaseFlow, flow.Flow):
     coordinator_permission = "casework.coordinate_cases"
 
     # Anyone in a referring organisation with a case role registers a referral.
-    start = (
-        flow.Start(views.ReferralView.as_view())
-        .Annotation(title=_("New SIG referral"))
-        .Permission("casework.use_task_inbox")
-        .Next(this.screen)
-    )
+    start = referral_start(views.ReferralView.as_view(), _("New SIG referral"), this.screen)
     # Another programme refers the person (an SSPF escalation, a GVI member who
     # accepted the offer of help): ``refer_linked`` starts here, same queue.
     start_linked = CaseStartHandle(this.start_case).Next(this.screen)

@@ -23,6 +23,7 @@ from workflows.common.nodes import (
     Step,
     in_state,
     next_if,
+    referral_start,
     review_time,
     step,
 )
@@ -86,12 +87,7 @@ class SspfFlow(CaseFlow, flow.Flow):
     coordinator_permission = PERM_COORDINATE
 
     # School, social services, police or leisure staff raise a concern.
-    start = (
-        flow.Start(views.ConcernView.as_view())
-        .Annotation(title=_("New SSPF concern"))
-        .Permission("casework.use_task_inbox")
-        .Next(this.assess)
-    )
+    start = referral_start(views.ConcernView.as_view(), _("New SSPF concern"), this.assess)
     # A concern registered by a service, not on this start page (from an organisation's own
     # system through the integration API: ``services.register_concern``) starts here.
     start_registered = CaseStartHandle(this.start_case).Next(this.assess)
