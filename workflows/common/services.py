@@ -12,7 +12,7 @@ from typing import Any
 from django.db import transaction
 
 from casework.services.case_changes import reload_version
-from casework.services.cases import close_case, has_other_legal_basis, transition
+from casework.services.cases import close_case, has_other_legal_basis, transition, update_case
 
 CLOSED = "closed"
 
@@ -36,6 +36,17 @@ def cancel_running_process(process_model, case) -> None:
     process = process_model.objects.filter(case_id=case.pk).first()
     if process is not None and process.finished is None:
         process.flow_class.instance.cancel(process)
+
+
+def transition_with_review_date(
+    *, user, case, purpose: str, name: str, reason: str | None = None, **update
+):
+    """The transition ``name`` (its ``reason`` in the timeline) with the case's next review
+    date (``update``: the ``review_date`` and ``expected_version`` of ``update_case``), in
+    one transaction: a programme that starts, a review that continues the case."""
+    with transaction.atomic():
+        update_case(user=user, case=case, purpose=purpose, **update)
+        return transition(user=user, case=case, name=name, purpose=purpose, reason=reason)
 
 
 def close_and_stop(stop: Callable, /, *, case, **close):

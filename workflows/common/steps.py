@@ -33,6 +33,7 @@ from workflows.common.responses import (
     perform,
     put_errors,
 )
+from workflows.common.services import transition_with_review_date
 
 
 class FormStep(NamedTuple):
@@ -426,8 +427,13 @@ class FollowUpStepView(StepView):
     def continue_case(self, form) -> str:
         """Continue the case from the valid follow-up form; returns the message shown."""
         data = form.cleaned_data
-        self.call(case_services.update_case, form, review_date=data["review_date"])
-        self.transition(self.continue_transition, reason=data["note"] or None)
+        self.call(
+            transition_with_review_date,
+            form,
+            name=self.continue_transition,
+            review_date=data["review_date"],
+            reason=data["note"] or None,
+        )
         return self.continue_message
 
     def close_case(self, form) -> str:

@@ -28,6 +28,7 @@ from casework.models import Case, CaseDecision, Consent, Person, User
 from casework.selectors.persons import person_age
 from casework.services import cases as case_services
 from workflows.common import demo
+from workflows.common.services import transition_with_review_date
 from workflows.defector import intake, services
 from workflows.defector.flow import DefectorFlow, ThreatReviewFlow, reassessment_time, review_time
 from workflows.defector.models import (
@@ -268,8 +269,9 @@ class Builder(demo.Builder):
         self.do(
             DefectorFlow.intake,
             self.coordinator,
-            intake.start_programme,
+            transition_with_review_date,
             finish=True,
+            name="activate",
             review_date=timezone.localdate() + datetime.timedelta(days=90),
         )
 

@@ -201,14 +201,6 @@ def decide_support(
     return decided
 
 
-def start_programme(*, user, case: DefectorCase, purpose: str, **update) -> DefectorCase:
-    """The signed agreement's programme starts, until its first review date (``update``:
-    the ``review_date`` and ``expected_version`` of ``update_case``)."""
-    with transaction.atomic():
-        case_services.update_case(user=user, case=case, purpose=purpose, **update)
-        return transition(user=user, case=case, name="activate", purpose=purpose)
-
-
 def accept_conditions(
     *,
     user,

@@ -491,41 +491,11 @@ def _restart_threat_review(case: DefectorCase) -> None:
 # --- The review -----------------------------------------------------------------------------
 
 
-def record_review(
-    *,
-    user,
-    case: DefectorCase,
-    purpose: str,
-    continue_case: bool,
-    review_date: datetime.date | None = None,
-    close_reason: str = "",
-    note: str | None = None,
-    expected_version: int | None = None,
-) -> DefectorCase:
-    """The review's outcome: the case goes on to a new review date, or it is closed (its
-    threat review stops; the review task itself finishes its process)."""
-    with transaction.atomic():
-        if continue_case:
-            case_services.update_case(
-                user=user,
-                case=case,
-                purpose=purpose,
-                review_date=review_date,
-                expected_version=expected_version,
-            )
-            return transition(
-                user=user, case=case, name="continue_case", purpose=purpose, reason=note
-            )
-        _close(
-            case,
-            flow.ThreatReviewFlow,
-            user=user,
-            purpose=purpose,
-            reason=close_reason,
-            note=note,
-            expected_version=expected_version,
-        )
-    return case
+def close_after_review(*, case: DefectorCase, **close) -> Case:
+    """The review closes the case with one of the programme's outcomes (``close``: the
+    other arguments of ``close_case``): its threat review stops; the review task itself
+    finishes its process."""
+    return _close(case, flow.ThreatReviewFlow, **close)
 
 
 # --- Closing --------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from workflows.common.responses import (
     form_values,
     put_errors,
 )
+from workflows.common.services import transition_with_review_date
 from workflows.common.steps import (
     ConsentStepView,
     FollowUpStepView,
@@ -268,7 +269,12 @@ class IntakeView(StepView):
         return self.stay(_("The agreement is signed."))
 
     def do_activate(self, form):
-        self.call(intake.start_programme, form, review_date=form.cleaned_data["review_date"])
+        self.call(
+            transition_with_review_date,
+            form,
+            name="activate",
+            review_date=form.cleaned_data["review_date"],
+        )
         return self.finish(_("The programme has started."))
 
 
@@ -281,20 +287,15 @@ class ReviewView(StepView, FollowUpStepView):
     begin_status = Status.ACTIVE
     begin_transition = "begin_review"
     begin_message = _("Review started.")
+    continue_transition = "continue_case"
+    continue_message = _("The case continues until the next review.")
 
     def do_review(self, form):
-        data = form.cleaned_data
-        continue_case = data["outcome"] == dforms.ReviewForm.CONTINUE
-        self.call(
-            services.record_review,
-            form,
-            continue_case=continue_case,
-            **form_values(form, "review_date", "close_reason"),
-            note=data["note"] or None,
-        )
-        if continue_case:
-            return self.finish(_("The case continues until the next review."))
-        return self.finish(_("The case is closed."))
+        return self.do_follow_up(form)
+
+    def close_case(self, form) -> str:
+        self.close_with(services.close_after_review, form)
+        return _("The case is closed.")
 
 
 # --- The threat review: reassessment on its date, approval of a lowering ---------------------

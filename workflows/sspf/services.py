@@ -259,17 +259,6 @@ def adopt_plan(*, user, case: SspfCase, purpose: str, goals: str, **update) -> S
     return case
 
 
-def continue_plan(
-    *, user, case: SspfCase, purpose: str, note: str | None = None, **update
-) -> SspfCase:
-    """The follow-up meeting continues the plan until a new follow-up date (``update``:
-    the ``review_date`` and ``expected_version`` of ``update_case``)."""
-    with transaction.atomic():
-        update_case(user=user, case=case, purpose=purpose, **update)
-        transition(user=user, case=case, name="continue_plan", purpose=purpose, reason=note)
-    return case
-
-
 # --- Team and actions --------------------------------------------------------------------------
 
 
@@ -432,7 +421,6 @@ __all__ = [
     "adopt_plan",
     "after_consent_withdrawn",
     "close_case_and_process",
-    "continue_plan",
     "escalate_to_sig",
     "finish_mapping",
     "has_own_action",

@@ -227,16 +227,8 @@ class FollowUpView(SspfStep, FollowUpStepView):
     intro = _("The follow-up date has come: follow up the plan, then continue or close the case.")
     begin_label = _("Start the follow-up meeting")
     begin_status = Status.PLAN_ACTIVE
-
-    def continue_case(self, form) -> str:
-        data = form.cleaned_data
-        self.call(
-            sspf_services.continue_plan,
-            form,
-            review_date=data["review_date"],
-            note=data["note"] or None,
-        )
-        return _("The plan continues until the next follow-up.")
+    continue_transition = "continue_plan"
+    continue_message = _("The plan continues until the next follow-up.")
 
 
 # --- The school's and the leisure centre's part of the plan --------------------------------------
