@@ -11,8 +11,10 @@ from typing import Any
 
 from django.db import transaction
 
+from casework.models import CaseMembership
 from casework.services.case_changes import reload_version
 from casework.services.cases import close_case, has_other_legal_basis, transition, update_case
+from casework.services.teams import add_member
 
 CLOSED = "closed"
 
@@ -47,6 +49,17 @@ def transition_with_review_date(
     with transaction.atomic():
         update_case(user=user, case=case, purpose=purpose, **update)
         return transition(user=user, case=case, name=name, purpose=purpose, reason=reason)
+
+
+def accept_with_team(*, user, case, purpose: str, lead, police_contact):
+    """Accept a screened referral: the lead social worker and the police contact officer
+    join the case's team, and the case moves on by the transition ``accept``."""
+    for member, role in (
+        (lead, CaseMembership.Role.LEAD),
+        (police_contact, CaseMembership.Role.POLICE_CONTACT),
+    ):
+        add_member(user=user, case=case, purpose=purpose, member=member, role=role)
+    return transition(user=user, case=case, name="accept", purpose=purpose)
 
 
 def close_and_stop(stop: Callable, /, *, case, **close):

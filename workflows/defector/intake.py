@@ -18,9 +18,7 @@ from casework.models import (
     Case,
     CaseDecision,
     CaseEvent,
-    CaseMembership,
     Organisation,
-    User,
 )
 from casework.services import cases as case_services
 from casework.services import find_or_create_person, person_corrections
@@ -31,7 +29,7 @@ from casework.services.cases import (
     record_source,
     transition,
 )
-from workflows.common.services import open_and_start
+from workflows.common.services import accept_with_team, open_and_start
 from workflows.defector import flow, services
 from workflows.defector.models import (
     ASSESSABLE_STATES,
@@ -151,12 +149,12 @@ def record_initial_check(
     purpose: str,
     accept: bool,
     note: str | None,
-    lead: User | None = None,
-    police_contact: User | None = None,
     expected_version: int | None = None,
+    **team,
 ) -> DefectorCase:
-    """The defector coordinator's initial check: the note, then either the team (a lead
-    social worker and a police contact officer) and on to consent, or not eligible."""
+    """The defector coordinator's initial check: the note, then either the team (``team``:
+    the ``lead`` and ``police_contact`` of ``accept_with_team``) and on to consent, or not
+    eligible."""
     with transaction.atomic():
         case_services.update_case(
             user=user,
@@ -167,14 +165,7 @@ def record_initial_check(
         )
         if not accept:
             return transition(user=user, case=case, name="reject", purpose=purpose, reason=note)
-        for member, role in (
-            (lead, CaseMembership.Role.LEAD),
-            (police_contact, CaseMembership.Role.POLICE_CONTACT),
-        ):
-            case_services.add_member(
-                user=user, case=case, purpose=purpose, member=member, role=role
-            )
-        return transition(user=user, case=case, name="accept", purpose=purpose)
+        return accept_with_team(user=user, case=case, purpose=purpose, **team)
 
 
 # --- The local programme: support, conditions, the programme, its review --------------------

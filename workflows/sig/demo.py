@@ -30,14 +30,14 @@ from contextlib import contextmanager
 from django.db import transaction
 from django.utils import timezone
 
-from casework.models import Action, Case, CaseDecision, CaseMembership, Consent, Person, User
+from casework.models import Action, Case, CaseDecision, Consent, Person, User
 from casework.services import cases as case_services
 from workflows.common import demo
 from workflows.common.demo import Slot, guardian_name, person_id
 from workflows.common.nodes import review_time
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess
-from workflows.sig.services import after_consent_withdrawn, refer
+from workflows.sig.services import after_consent_withdrawn, record_screening, refer
 
 PURPOSE = "Demodata: SIG-ärenden (seed_demo)"
 
@@ -175,31 +175,16 @@ class _Builder(demo.Builder):
             note = (
                 "Uppfyller kriterierna för SIG." if accept else "Behovet möts bättre på annat sätt."
             )
-            case_services.update_case(
+            record_screening(
                 user=user,
                 case=case,
                 purpose=PURPOSE,
-                texts={"screening_note": note},
+                note=note,
+                close_reason=None if accept else Case.CloseReason.NOT_ELIGIBLE,
+                lead=self.lead,
+                police_contact=self.police,
                 expected_version=case.version,
             )
-            if not accept:
-                case_services.close_case(
-                    user=user,
-                    case=case,
-                    purpose=PURPOSE,
-                    reason=Case.CloseReason.NOT_ELIGIBLE,
-                    note=note,
-                )
-                activation.execute()
-                return
-            for member, role in (
-                (self.lead, CaseMembership.Role.LEAD),
-                (self.police, CaseMembership.Role.POLICE_CONTACT),
-            ):
-                case_services.add_member(
-                    user=user, case=case, purpose=PURPOSE, member=member, role=role
-                )
-            self._transition(user, case, "accept")
             activation.execute()
 
     def step_accept(self) -> None:

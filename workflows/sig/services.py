@@ -22,9 +22,10 @@ from casework.services.cases import (
     new_referral,
     open_case,
     record_source,
+    update_case,
 )
 from casework.services.persons import find_or_create_person
-from workflows.common.services import close_after_withdrawal, open_and_start
+from workflows.common.services import accept_with_team, close_after_withdrawal, open_and_start
 from workflows.sig.models import POLICE_ACTION_STATES, SigCase, SigProcess, within_age_range
 
 
@@ -40,6 +41,32 @@ def refer(*, user, person, reason: str, purpose: str) -> SigCase:
     return open_case(
         user=user, purpose=purpose, case=case, reason_field="referral_reason", reason=reason
     )
+
+
+def record_screening(
+    *,
+    user,
+    case: SigCase,
+    purpose: str,
+    note: str | None,
+    close_reason: str | None = None,
+    expected_version: int | None = None,
+    **team,
+) -> SigCase:
+    """The coordinators' screening: the note, then either the case closed for
+    ``close_reason`` (a rejected referral) or the team (``team``: the ``lead`` and
+    ``police_contact`` of ``accept_with_team``) and on to consent."""
+    with transaction.atomic():
+        update_case(
+            user=user,
+            case=case,
+            purpose=purpose,
+            texts={"screening_note": note or None},
+            expected_version=expected_version,
+        )
+        if close_reason:
+            return close_case(user=user, case=case, purpose=purpose, reason=close_reason, note=note)
+        return accept_with_team(user=user, case=case, purpose=purpose, **team)
 
 
 def register_referral(

@@ -16,7 +16,6 @@ from django.utils.translation import gettext_lazy as _
 from django.views.generic import View
 
 from casework import policy
-from casework.models import CaseMembership
 from casework.selectors import find_person
 from casework.selectors.cases import list_cases
 from casework.services import cases as case_services
@@ -98,18 +97,15 @@ class ScreeningView(SigStep):
 
     def do_screen(self, form):
         data = form.cleaned_data
-        self.call(case_services.update_case, form, texts={"screening_note": data["note"] or None})
-        if data["outcome"] == sig_forms.ScreeningForm.REJECT:
-            self.call(case_services.close_case, reason=data["close_reason"], note=data["note"])
+        reject = data["outcome"] == sig_forms.ScreeningForm.REJECT
+        self.call(
+            services.record_screening,
+            form,
+            **form_values(form, "note", "lead", "police_contact"),
+            close_reason=data["close_reason"] if reject else None,
+        )
+        if reject:
             return self.finish(_("The referral was rejected and the case closed."))
-        self.call(case_services.add_member, member=data["lead"], role=CaseMembership.Role.LEAD)
-        if data["police_contact"]:
-            self.call(
-                case_services.add_member,
-                member=data["police_contact"],
-                role=CaseMembership.Role.POLICE_CONTACT,
-            )
-        self.transition("accept")
         return self.finish(_("The referral was accepted; the lead social worker asks for consent."))
 
 
