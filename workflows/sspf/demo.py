@@ -240,14 +240,13 @@ class _Builder(demo.Builder):
                 ],
                 service=sspf_services.add_sspf_action,
             )
-            case_services.update_case(
+            sspf_services.adopt_plan(
                 user=self.sara,
                 case=case,
                 purpose=PURPOSE,
-                texts={"plan_goals": "Mål: närvaro i skolan och en aktiv fritid."},
+                goals="Mål: närvaro i skolan och en aktiv fritid.",
                 review_date=self.today + datetime.timedelta(days=42),
             )
-            self._run(case, "adopt_plan", adopted_by=self.sara)
             activation.execute()
 
     def follow_up(self, case) -> None:
