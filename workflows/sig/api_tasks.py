@@ -1,7 +1,7 @@
 """SIG's steps the integration API completes (``POST /api/v1/tasks/{id}/complete/``).
 
 Two are simple decisions: each agency's decision to start the joint work (start, or
-not with a motivation: ``views.DecisionView``, whose logic ``views.decide_to_start``
+not with a motivation: ``views.DecisionView``, whose logic ``services.decide_to_start``
 both share), and the coordinator's approval of the plan (approve it, the case becomes
 active, or return it to the lead social worker with a comment:
 ``views.ApprovePlanView``). The API calls the services the step's page calls and
@@ -16,7 +16,7 @@ from casework.models import CaseDecision
 from casework.services import cases as case_services
 from workflows.common import forms
 from workflows.common.decisions import form_decision
-from workflows.sig import views
+from workflows.sig import services, views
 from workflows.sig.flow import SigFlow
 from workflows.sig.forms import ApprovalForm
 
@@ -40,23 +40,11 @@ def review_plan(*, user, activation, choice: str, reason: str, expected_version,
     activation.execute()
 
 
-def decide(*, user, activation, choice: str, reason: str, expected_version, purpose: str):
-    """``views.DecisionView.do_decide``: the agency's decision, and what follows it."""
-    views.decide_to_start(
-        user=user,
-        activation=activation,
-        decision=choice,
-        note=reason,
-        expected_version=expected_version,
-        purpose=purpose,
-    )
-
-
 def decisions() -> dict[str, programmes.Decision]:
     """The registry's ``api_decisions`` hook."""
     agency = form_decision(
         forms.DecisionForm,
-        complete=decide,
+        complete=services.decide_to_start,
         purpose=views.DecisionView.purpose,
         reason_required=[CaseDecision.Decision.DECLINE],
         field="decision",

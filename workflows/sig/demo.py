@@ -37,7 +37,12 @@ from workflows.common.demo import Slot, guardian_name, person_id
 from workflows.common.nodes import review_time
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess
-from workflows.sig.services import after_consent_withdrawn, record_screening, refer
+from workflows.sig.services import (
+    after_consent_withdrawn,
+    decide_to_start,
+    record_screening,
+    refer,
+)
 
 PURPOSE = "Demodata: SIG-ärenden (seed_demo)"
 
@@ -263,25 +268,14 @@ class _Builder(demo.Builder):
     def _decide(self, node, user, decision: str, note: str | None = None) -> None:
         """As ``DecisionView.do_decide``."""
         with self.task(node, user) as activation:
-            case = activation.process.case
-            case_services.record_decision(
+            decide_to_start(
                 user=user,
-                case=case,
+                activation=activation,
+                choice=decision,
+                reason=note,
+                expected_version=activation.process.case.version,
                 purpose=PURPOSE,
-                decision=decision,
-                note=note,
-                expected_version=case.version,
             )
-            if case_services.may_transition(
-                user=user, case=case, name="decline"
-            ) and not case_services.unmet_conditions(case, "decline"):
-                self._transition(user, case, "decline", reason=note)
-                activation.execute()
-                SigFlow.instance.cancel(activation.process)
-                return
-            if not case_services.unmet_conditions(case, "start"):
-                self._transition(user, case, "start")
-            activation.execute()
 
     def step_decide_social(self) -> None:
         self._decide(SigFlow.decide_social, self.lead, CaseDecision.Decision.START)

@@ -19,9 +19,13 @@ from casework.services.cases import (
     close_case,
     link_cases,
     lock_case,
+    may_transition,
     new_referral,
     open_case,
+    record_decision,
     record_source,
+    transition,
+    unmet_conditions,
     update_case,
 )
 from casework.services.persons import find_or_create_person
@@ -67,6 +71,38 @@ def record_screening(
         if close_reason:
             return close_case(user=user, case=case, purpose=purpose, reason=close_reason, note=note)
         return accept_with_team(user=user, case=case, purpose=purpose, **team)
+
+
+def decide_to_start(
+    *, user, activation, choice: str, reason: str | None, expected_version: int | None, purpose: str
+) -> str:
+    """One agency's decision step (``choice``: a ``CaseDecision.Decision``, ``reason`` its
+    note), on its page, through the integration API (``api_tasks``) and in the demo data:
+    the decision recorded; where it declines and may, the case closed and the flow ended;
+    where both agencies decided to start, the case started; the step done. Returns
+    "declined", "started" or "recorded"."""
+    case = activation.process.case
+    record_decision(
+        user=user,
+        case=case,
+        purpose=purpose,
+        decision=choice,
+        note=reason or None,
+        expected_version=expected_version,
+    )
+    if may_transition(user=user, case=case, name="decline") and not (
+        unmet_conditions(case, "decline")
+    ):
+        transition(user=user, case=case, name="decline", purpose=purpose, reason=reason)
+        activation.execute()
+        activation.flow_class.instance.cancel(activation.process)
+        return "declined"
+    outcome = "recorded"
+    if not unmet_conditions(case, "start"):
+        transition(user=user, case=case, name="start", purpose=purpose)
+        outcome = "started"
+    activation.execute()
+    return outcome
 
 
 def register_referral(

@@ -138,11 +138,11 @@ class DecisionView(SigStep):
 
     def do_decide(self, form):
         data = form.cleaned_data
-        outcome = decide_to_start(
+        outcome = services.decide_to_start(
             user=self.request.user,
             activation=self.activation,
-            decision=data["decision"],
-            note=data["note"],
+            choice=data["decision"],
+            reason=data["note"],
             expected_version=self.version(form),
             purpose=str(self.purpose),
         )
@@ -150,43 +150,12 @@ class DecisionView(SigStep):
         return HttpResponseRedirect(case_url(self.case))
 
 
-# What the decision step says it came to (``decide_to_start``).
+# What the decision step says it came to (``services.decide_to_start``).
 DECIDED = {
     "declined": _("The case is closed: it will not be started."),
     "started": _("Both agencies decided to start: the plan is next."),
     "recorded": _("Your decision is recorded; the other agency decides next."),
 }
-
-
-def decide_to_start(
-    *, user, activation, decision: str, note: str, expected_version: int | None, purpose: str
-) -> str:
-    """One agency's decision step, on its page and through the integration API
-    (``workflows.sig.api_tasks``): the decision recorded; where it declines and may, the
-    case closed and the flow ended; where both agencies decided to start, the case
-    started; the step done. Returns which of ``DECIDED`` it came to."""
-    case = activation.process.case
-    case_services.record_decision(
-        user=user,
-        case=case,
-        purpose=purpose,
-        decision=decision,
-        note=note or None,
-        expected_version=expected_version,
-    )
-    if case_services.may_transition(user=user, case=case, name="decline") and not (
-        case_services.unmet_conditions(case, "decline")
-    ):
-        case_services.transition(user=user, case=case, name="decline", purpose=purpose, reason=note)
-        activation.execute()
-        activation.flow_class.instance.cancel(activation.process)
-        return "declined"
-    outcome = "recorded"
-    if not case_services.unmet_conditions(case, "start"):
-        case_services.transition(user=user, case=case, name="start", purpose=purpose)
-        outcome = "started"
-    activation.execute()
-    return outcome
 
 
 # --- Plan -------------------------------------------------------------------------------------
