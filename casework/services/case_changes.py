@@ -184,7 +184,7 @@ def timeline_event(
     return event
 
 
-def audit_case(
+def case_event(
     *,
     action: str,
     user,
@@ -194,17 +194,26 @@ def audit_case(
     legal_basis: str = "",
     obj=None,
     **details: Any,
-) -> None:
-    record_event(
-        action=action,
-        user=user,
-        obj=obj or case,
-        person_id=case.person_id,
-        fields=fields,
-        purpose=purpose,
-        legal_basis=legal_basis,
-        details={"case": str(case.pk), **details} if obj is not None else details,
-    )
+) -> dict[str, Any]:
+    """``record_event``'s keywords for an access-log event on a case's data: on ``obj`` (a
+    row of the case, whose details then name the case) or on the case, under its person."""
+    if obj is not None:
+        details = {"case": str(case.pk), **details}
+    return {
+        "action": action,
+        "user": user,
+        "obj": obj or case,
+        "person_id": case.person_id,
+        "fields": fields,
+        "purpose": purpose,
+        "legal_basis": legal_basis,
+        "details": details,
+    }
+
+
+def audit_case(**event: Any) -> None:
+    """An access-log event on a case's data (``event``: :func:`case_event`'s keywords)."""
+    record_event(**case_event(**event))
 
 
 def record_change(
@@ -213,34 +222,22 @@ def record_change(
     user,
     purpose: str,
     kind: str,
-    action: str,
     label: str = "",
-    fields: Iterable[str] = (),
-    obj=None,
     reason: str | None = None,
-    legal_basis: str = "",
-    **details: Any,
+    **event: Any,
 ) -> None:
     """Every change of a case, in the caller's transaction: the new row version,
     the timeline entry the team sees and the access-log event the auditors see, in one
-    statement (docs/adr/0032-one-statement-transition.md)."""
+    statement (docs/adr/0032-one-statement-transition.md). ``event``: the ``action``,
+    ``fields``, ``obj``, ``legal_basis`` and details of :func:`case_event`."""
     entry = timeline_row(case=case, user=user, kind=kind, transition=label, reason=reason)
-    sql, values, event = event_insert(
-        action=action,
-        user=user,
-        obj=obj or case,
-        person_id=case.person_id,
-        fields=fields,
-        purpose=purpose,
-        legal_basis=legal_basis,
-        details={"case": str(case.pk), **details} if obj is not None else details,
-    )
+    sql, values, built = event_insert(**case_event(case=case, user=user, purpose=purpose, **event))
     _entry_id, event_id = transitions.bump_with_rows(
         case, [transitions.row_insert(entry), (sql, values)]
     )
     entry._state.adding = False
     entry._state.db = DEFAULT_DB_ALIAS
-    event_written(event, event_id)
+    event_written(built, event_id)
 
 
 @dataclass
