@@ -267,6 +267,20 @@ def _event(user, change_request: AdminChangeRequest, step: str, **details: Any) 
     )
 
 
+def changed_fields(before: dict, after: dict, names) -> dict[str, dict[str, Any]]:
+    """What a change request changes: ``{name: {"from": …, "to": …}}`` for each of
+    ``names`` whose value differs from ``before`` in ``after``; a request that changes
+    nothing is refused."""
+    fields = {
+        name: {"from": before[name], "to": after[name]}
+        for name in names
+        if before[name] != after[name]
+    }
+    if not fields:
+        raise ValidationError(_("The request changes nothing."), code="no_change")
+    return fields
+
+
 def create_request(*, user, kind: str, target, change: dict[str, Any], reason: str):
     """Record a request for a change of ``target`` (its state's digest, to refuse it when
     stale) and its access-log event; the caller checked the right and the reason."""
@@ -398,13 +412,7 @@ def request_legal_basis(
         change: dict[str, Any] = {"new": True, "values": values}
     else:
         before = _legal_basis_values(basis)
-        fields = {
-            name: {"from": before[name], "to": values[name]}
-            for name in LEGAL_BASIS_FIELDS
-            if before[name] != values[name]
-        }
-        if not fields:
-            raise ValidationError(_("The request changes nothing."), code="no_change")
+        fields = changed_fields(before, values, LEGAL_BASIS_FIELDS)
         change = {"new": False, "code": basis.code, "fields": fields}
     with transaction.atomic():
         return create_request(

@@ -76,13 +76,7 @@ def request_rule_change(
                 ),
                 code="scope",
             )
-        fields = {
-            name: {"from": before[name], "to": values[name]}
-            for name in RULE_FIELDS
-            if before[name] != values[name]
-        }
-        if not fields:
-            raise ValidationError(_("The request changes nothing."), code="no_change")
+        fields = administration.changed_fields(before, values, RULE_FIELDS)
         change = {"new": False, "rule": rule.pk, "fields": fields}
     with transaction.atomic():
         return administration.create_request(
