@@ -57,6 +57,19 @@ class FutureDateField(forms.DateField):
             raise ValidationError(self.error_messages["past"], code="past")
 
 
+class PastDateField(forms.DateField):
+    """A date picked with the browser's date input on which something happened: not after
+    today (its ``error_messages["future"]`` says so in the form's words)."""
+
+    widget = forms.DateInput(attrs={"type": "date"})
+    default_error_messages = {"future": _("The date cannot be in the future.")}
+
+    def validate(self, value):
+        super().validate(value)
+        if value and value > timezone.localdate():
+            raise ValidationError(self.error_messages["future"], code="future")
+
+
 def rejection_reason_field() -> forms.ChoiceField:
     """Why a referral or a concern is rejected: the close reasons that fit a rejection."""
     return forms.ChoiceField(

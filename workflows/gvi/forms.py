@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
 from casework.models import Organisation, Person, User
 from workflows.common.forms import (
+    PastDateField,
     PersonnummerField,
     VersionedForm,
     choice_buttons,
@@ -53,7 +53,7 @@ class MemberForm(VersionedForm):
 
 
 class IncidentForm(forms.Form):
-    date = date_field(_("Date"))
+    date = PastDateField(label=_("Date"))
     area = forms.ChoiceField(label=_("Area"), choices=Person.Area.choices)
     kind = forms.ChoiceField(label=_("Type"), choices=gvi.Incident.Kind.choices)
     groups = forms.ModelMultipleChoiceField(
@@ -61,12 +61,6 @@ class IncidentForm(forms.Form):
         queryset=gvi.Group.objects.order_by("reference"),
         widget=forms.CheckboxSelectMultiple,
     )
-
-    def clean_date(self):
-        date = self.cleaned_data["date"]
-        if date > timezone.localdate():
-            raise ValidationError(_("The date cannot be in the future."))
-        return date
 
 
 class SanctionDecisionForm(VersionedForm):

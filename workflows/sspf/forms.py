@@ -7,8 +7,6 @@ The rules live in ``workflows/sspf/services.py`` and ``workflows/sspf/models.py`
 from __future__ import annotations
 
 from django import forms
-from django.core.exceptions import ValidationError
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from casework.models import CaseMembership, Organisation, Person, User
@@ -17,6 +15,7 @@ from workflows.common.forms import (
     LONG_TEXT,
     ActionForm,
     FutureDateField,
+    PastDateField,
     ReferralForm,
     VersionedForm,
     choice_buttons,
@@ -90,16 +89,13 @@ class AssessmentOutcomeForm(VersionedForm):
 
 
 class MappingForm(VersionedForm):
-    held_on = date_field(_("Held on"))
+    held_on = PastDateField(
+        label=_("Held on"),
+        error_messages={"future": _("The conversation cannot be dated in the future.")},
+    )
     mapping_note = text_field(
         _("The family's view, needs and strengths"), rows=6, max_length=LONG_TEXT
     )
-
-    def clean_held_on(self):
-        value = self.cleaned_data["held_on"]
-        if value > timezone.localdate():
-            raise ValidationError(_("The conversation cannot be dated in the future."))
-        return value
 
 
 class PoliceParticipationForm(VersionedForm):
