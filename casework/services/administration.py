@@ -157,6 +157,13 @@ def require_right(user, kind: str, *, decide: bool = False) -> None:
         raise PermissionDenied(_("You may not make or decide this kind of change request."))
 
 
+def request_reason(user, kind: str, reason: str) -> str:
+    """The prologue of a change request of ``kind``: the user may request it
+    (:func:`require_right`) and gives a reason; returns the cleaned reason."""
+    require_right(user, kind)
+    return clean_reason(reason, message=_("Give a reason for the request."))
+
+
 def state_digest(state: dict[str, Any]) -> str:
     """A keyed digest of a target's state: compared, never shown, holds no value."""
     canonical = json.dumps(state, sort_keys=True, default=str, ensure_ascii=False)
@@ -322,8 +329,7 @@ def _not_own_account(user, target: User, message: str) -> None:
 
 def request_role_grant(*, user, target: User, group: Group, reason: str) -> AdminChangeRequest:
     """Ask for ``group`` to be added to ``target``'s roles."""
-    require_right(user, Kind.GRANT_ROLE)
-    reason = clean_reason(reason, message=_("Give a reason for the request."))
+    reason = request_reason(user, Kind.GRANT_ROLE, reason)
     _not_own_account(user, target, _("You cannot request a role for your own account."))
     with transaction.atomic():
         _check_grant(target, group)
@@ -338,8 +344,7 @@ def request_role_grant(*, user, target: User, group: Group, reason: str) -> Admi
 
 def request_password_link(*, user, target: User, reason: str) -> AdminChangeRequest:
     """Ask for a set-password link for ``target`` (the user sets their own password)."""
-    require_right(user, Kind.PASSWORD_LINK)
-    reason = clean_reason(reason, message=_("Give a reason for the request."))
+    reason = request_reason(user, Kind.PASSWORD_LINK, reason)
     _not_own_account(user, target, _("Change your own password under “Change password”, not here."))
     if target.is_superuser:
         raise ValidationError(_("A superuser account cannot be changed here."), code="superuser")
@@ -405,8 +410,7 @@ def request_legal_basis(
     *, user, basis: LegalBasis | None, values: dict[str, Any], reason: str
 ) -> AdminChangeRequest:
     """Ask for a new legal basis (``basis=None``) or a change of ``basis``."""
-    require_right(user, Kind.LEGAL_BASIS)
-    reason = clean_reason(reason, message=_("Give a reason for the request."))
+    reason = request_reason(user, Kind.LEGAL_BASIS, reason)
     values = clean_legal_basis_values(values, basis=basis)
     if basis is None:
         change: dict[str, Any] = {"new": True, "values": values}
@@ -424,8 +428,7 @@ def request_organisation_kind(
     *, user, organisation: Organisation, kind: str, reason: str
 ) -> AdminChangeRequest:
     """Ask for ``organisation`` to become an organisation of type ``kind``."""
-    require_right(user, Kind.ORGANISATION_KIND)
-    reason = clean_reason(reason, message=_("Give a reason for the request."))
+    reason = request_reason(user, Kind.ORGANISATION_KIND, reason)
     if kind not in Organisation.Kind.values:
         raise ValidationError({"kind": _("Choose a valid organisation type.")})
     if kind == organisation.kind:
@@ -444,8 +447,7 @@ def request_identity_provider(
     *, user, provider: IdentityProvider, reason: str
 ) -> AdminChangeRequest:
     """Ask a second administrator to approve ``provider``'s configuration as it is now."""
-    require_right(user, Kind.IDENTITY_PROVIDER)
-    reason = clean_reason(reason, message=_("Give a reason for the request."))
+    reason = request_reason(user, Kind.IDENTITY_PROVIDER, reason)
     with transaction.atomic():
         if sso_approved(provider):
             raise ValidationError(_("The request changes nothing."), code="no_change")
@@ -471,8 +473,7 @@ def request_external_identity(
     *, user, identity: ExternalIdentity, reason: str
 ) -> AdminChangeRequest:
     """Ask a second administrator to approve the link of an identity to an account."""
-    require_right(user, Kind.EXTERNAL_IDENTITY)
-    reason = clean_reason(reason, message=_("Give a reason for the request."))
+    reason = request_reason(user, Kind.EXTERNAL_IDENTITY, reason)
     _not_own_account(user, identity.user, _("You cannot request a link for your own account."))
     if identity.user.is_superuser:
         raise ValidationError(_("A superuser account cannot be changed here."), code="superuser")

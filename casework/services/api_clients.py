@@ -229,8 +229,7 @@ def activate_client(*, user, client: ApiClient) -> None:
 
 def request_approval(*, user, client: ApiClient, reason: str) -> AdminChangeRequest:
     """Ask a second administrator to approve ``client``'s configuration as it is now."""
-    administration.require_right(user, Kind.API_CLIENT)
-    reason = administration.clean_reason(reason, message=_("Give a reason for the request."))
+    reason = administration.request_reason(user, Kind.API_CLIENT, reason)
     with transaction.atomic():
         client = _locked(client)
         if api_client_approved(client):
@@ -250,8 +249,7 @@ def request_approval(*, user, client: ApiClient, reason: str) -> AdminChangeRequ
 
 def request_new_secret(*, user, client: ApiClient, reason: str) -> AdminChangeRequest:
     """Ask a second administrator to replace ``client``'s secret (shown once, to them)."""
-    administration.require_right(user, Kind.API_CLIENT)
-    reason = administration.clean_reason(reason, message=_("Give a reason for the request."))
+    reason = administration.request_reason(user, Kind.API_CLIENT, reason)
     with transaction.atomic():
         client = _locked(client)
         if client.application_id is None:

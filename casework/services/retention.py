@@ -61,8 +61,7 @@ def request_rule_change(
     """Ask for a new retention rule (``rule=None``) or a change of ``rule``; it takes
     effect when another administrator approves it. What a rule covers (organisation,
     type, programme) is fixed once it exists: a new scope is a new rule."""
-    administration.require_right(user, Kind.RETENTION_RULE)
-    reason = administration.clean_reason(reason, message=_("Give a reason for the request."))
+    reason = administration.request_reason(user, Kind.RETENTION_RULE, reason)
     values = clean_rule_values(values, rule=rule)
     if rule is None:
         change: dict[str, Any] = {"new": True, "values": values}
