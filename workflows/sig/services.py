@@ -1,5 +1,6 @@
 """SIG's services: open a case from a referral (the flow's start, or another programme's
-referral), close it, and what a withdrawn consent does to it.
+referral), screen it, each agency's decision to start, close it, and what a withdrawn
+consent does to it.
 
 The shared machinery (``casework.services.cases``) does the writing: row lock and
 version, the state machine's transition, the timeline and the access-log event.
