@@ -158,6 +158,11 @@ class CaseStatusOut(serializers.Serializer):
     team = MemberOut(many=True)
 
 
+# The answer's serializer, built once: a new serializer deep-copies its declared fields
+# (a third of the answer's CPU); its ``to_representation`` keeps nothing of an answer.
+_case_status_out = CaseStatusOut()
+
+
 class CaseStatusView(ApiView):
     required_scope = "cases:read"
     purpose = _("API: reading a case's status")
@@ -178,7 +183,9 @@ class CaseStatusView(ApiView):
             case_id=case_id,
             consent_purpose=self.consent_purpose,
         )
-        return Response(CaseStatusOut(page).data, headers={"ETag": etag(page.case.version)})
+        return Response(
+            _case_status_out.to_representation(page), headers={"ETag": etag(page.case.version)}
+        )
 
 
 # --- An action on a case -----------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""Querysets whose SQL Django compiles once a process, run again with other values.
+
+Compiling a queryset (building its ``WHERE``, its joins for ``select_related`` and its
+column list) costs more CPU than the database needs to answer a read by primary key.
+A :class:`CompiledQuery` builds its queryset once with stand-in values, keeps the SQL
+Django compiled for it and the way Django turns its rows into model instances, and
+then runs that SQL with the caller's values in place of the stand-ins: the same
+statement, the same instances (``from_db``, the related objects of ``select_related``,
+each column's converters) as iterating the queryset, without compiling it again.
+
+Only for querysets whose shape never changes: the values named by the caller are the
+only thing that differs from one run to the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections
+from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What running the compiled statement needs: its SQL, where each value goes, and
+    how Django builds instances from its rows (``ModelIterable``)."""
+
+    using: str
+    sql: str
+    # Each parameter of the statement: ("value", name) for a caller's value, or
+    # ("constant", value) for one fixed in the queryset.
+    slots: tuple[tuple[str, Any], ...]
+    model: type[Model]
+    start: int
+    end: int
+    init_list: tuple[str, ...]
+    related_populators: tuple[Any, ...]
+    converters: tuple[tuple[int, tuple[list[Callable], Any]], ...]
+
+
+class CompiledQuery:
+    """``build(**values)`` returns a queryset of model instances; ``stand_ins`` names one
+    value for each keyword, used only to compile it (each must reach the statement's
+    parameters as it is, and be a value no real call would use as a constant of the
+    queryset). ``run(**values)`` answers the list ``list(build(**values))`` would."""
+
+    def __init__(self, build: Callable[..., QuerySet], **stand_ins: Hashable) -> None:
+        self._build = build
+        self._stand_ins = stand_ins
+        self._plan: _Plan | None = None
+
+    def run(self, **values: Any) -> list[Model]:
+        plan = self._plan or self._compile()
+        params = [values[item] if kind == "value" else item for kind, item in plan.slots]
+        connection = connections[plan.using]
+        with connection.cursor() as cursor:
+            cursor.execute(plan.sql, params)
+            rows = cursor.fetchall()
+        objects = []
+        for row in rows:
+            if plan.converters:
+                row = list(row)
+                for position, (functions, expression) in plan.converters:
+                    value = row[position]
+                    for function in functions:
+                        value = function(value, expression, connection)
+                    row[position] = value
+            obj = plan.model.from_db(plan.using, plan.init_list, row[plan.start : plan.end])
+            for populator in plan.related_populators:
+                populator.populate(row, obj)
+            objects.append(obj)
+        return objects
+
+    def _compile(self) -> _Plan:
+        queryset = self._build(**self._stand_ins)
+        if queryset._known_related_objects or queryset.query.annotation_select:
+            raise ValueError("a compiled query takes no related manager and no annotation")
+        using = queryset.db
+        compiler = queryset.query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
+        by_value = {value: name for name, value in self._stand_ins.items()}
+        slots = tuple(
+            ("value", by_value[param])
+            if _hashable(param) and param in by_value
+            else ("constant", param)
+            for param in params
+        )
+        missing = set(self._stand_ins) - {item for kind, item in slots if kind == "value"}
+        if missing:
+            raise ValueError(f"stand-ins not in the compiled statement: {sorted(missing)}")
+        select, klass_info = compiler.select, compiler.klass_info
+        fields = klass_info["select_fields"]
+        start, end = fields[0], fields[-1] + 1
+        converters = compiler.get_converters([column[0] for column in select[: compiler.col_count]])
+        self._plan = _Plan(
+            using=using,
+            sql=sql,
+            slots=slots,
+            model=klass_info["model"],
+            start=start,
+            end=end,
+            init_list=tuple(column[0].target.attname for column in select[start:end]),
+            related_populators=tuple(get_related_populators(klass_info, select, using)),
+            converters=tuple(converters.items()),
+        )
+        return self._plan
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
