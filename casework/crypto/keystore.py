@@ -61,21 +61,43 @@ def _model():
 
 
 def create_data_key(*, owner_type: str, owner_id: uuid.UUID) -> DataKeyMaterial:
-    """Make, wrap and store a new data key for an owner; committed before returning."""
+    """Make, wrap and store a new data key for an owner; committed before returning
+    (``IntegrityError`` if the owner has one already)."""
+    return create_keys([(owner_type, owner_id)])[owner_type, owner_id]
+
+
+# New keys of owners of any types, one row each, in one statement.
+_INSERT_ROWS = (
+    "INSERT INTO {table} (id, owner_type, owner_id, kek_version, wrapped_key, created_at) "
+    "VALUES {rows}"
+)
+
+
+def create_keys(
+    owners: Iterable[tuple[str, uuid.UUID]],
+) -> dict[tuple[str, uuid.UUID], DataKeyMaterial]:
+    """Make, wrap and store a new data key for each (owner type, owner id), by that pair:
+    one statement, committed before returning (on its own, or with the caller's key-store
+    transaction). ``IntegrityError`` (and no key stored) if an owner has one already."""
     keyring = current_keyring()
-    key_id, key = new_data_key()
-    version, wrapped = wrap_data_key(
-        keyring, key_id=key_id, owner_type=owner_type, owner_id=owner_id, key=key
-    )
-    with transaction.atomic(using=KEYSTORE):
-        _model().objects.create(
-            id=key_id,
-            owner_type=owner_type,
-            owner_id=owner_id,
-            kek_version=version,
-            wrapped_key=wrapped,
+    version = keyring.current
+    now = timezone.now()
+    made: dict[tuple[str, uuid.UUID], DataKeyMaterial] = {}
+    params: list = []
+    for owner_type, owner_id in owners:
+        key_id, key, wrapped = _new_wrapped(
+            keyring, version, owner_type=owner_type, owner_id=owner_id
         )
-    return DataKeyMaterial(key_id, key)
+        params += [key_id, owner_type, owner_id, version, wrapped, now]
+        made[owner_type, owner_id] = DataKeyMaterial(key_id, key)
+    if not made:
+        return {}
+    table = connections[KEYSTORE].ops.quote_name(_model()._meta.db_table)
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(made))
+    # Outside a key-store transaction the single statement commits on its own.
+    with connections[KEYSTORE].cursor() as cursor:
+        cursor.execute(_INSERT_ROWS.format(table=table, rows=rows), params)
+    return made
 
 
 def _new_wrapped(
