@@ -36,8 +36,23 @@ IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # Answer headers a replay repeats.
 _KEPT_HEADERS = ("Location", "ETag")
-# The kept answer of a client's key (a plain statement: no query to compile per request).
-_KEPT = f"SELECT * FROM {IdempotentRequest._meta.db_table} WHERE client_id = %s AND key = %s"  # noqa: S608
+# The key's lock and then its kept answer (plain statements: no query to compile per request).
+_LOCK_AND_LOOK = (
+    "SELECT pg_advisory_xact_lock(%s, hashtext(%s)); "  # noqa: S608 - a model's table
+    "SELECT fingerprint, status_code, body, headers "
+    f"FROM {IdempotentRequest._meta.db_table} WHERE client_id = %s AND key = %s"
+)
+# Keeping an answer (a plain statement too; the body and headers as ``JSONField`` stores them).
+_KEEP = (
+    f"INSERT INTO {IdempotentRequest._meta.db_table} "  # noqa: S608
+    "(client_id, key, fingerprint, status_code, body, headers, created_at) "
+    "VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb, %s)"
+)
+
+
+def _json(value):
+    """A ``jsonb`` column as the driver gives it (Django has it loaded as text)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _fingerprint(request) -> str:
@@ -68,14 +83,16 @@ def idempotent(handler):
         fingerprint = _fingerprint(request)
         with transaction.atomic():
             with connection.cursor() as cursor:
+                # The lock, then the look-up (its snapshot taken once the lock is held):
+                # two statements in one round trip. Unique per client and key: one row.
                 cursor.execute(
-                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                    [IDEMPOTENCY_LOCK, f"{client.pk}:{key}"],
+                    _LOCK_AND_LOOK, [IDEMPOTENCY_LOCK, f"{client.pk}:{key}", client.pk, key]
                 )
-            # Unique per client and key: at most one row.
-            kept = next(iter(IdempotentRequest.objects.raw(_KEPT, [client.pk, key])), None)
+                cursor.nextset()
+                kept = cursor.fetchone()
             if kept is not None:
-                if kept.fingerprint != fingerprint:
+                kept_fingerprint, kept_status, kept_body, kept_headers = kept
+                if kept_fingerprint != fingerprint:
                     raise Problem(
                         status.HTTP_422_UNPROCESSABLE_ENTITY,
                         "idempotency-key-reused",
@@ -83,20 +100,26 @@ def idempotent(handler):
                         _("This Idempotency-Key was used for another request; use a new key."),
                     )
                 return Response(
-                    kept.body,
-                    status=kept.status_code,
-                    headers={**kept.headers, "Idempotent-Replayed": "true"},
+                    _json(kept_body),
+                    status=kept_status,
+                    headers={**_json(kept_headers), "Idempotent-Replayed": "true"},
                 )
             response = handler(view, request, *args, **kwargs)
             if 200 <= response.status_code < 300:
-                IdempotentRequest.objects.create(
-                    client=client,
-                    key=key,
-                    fingerprint=fingerprint,
-                    status_code=response.status_code,
-                    body=response.data,
-                    headers={h: response[h] for h in _KEPT_HEADERS if response.has_header(h)},
-                )
+                headers = {h: response[h] for h in _KEPT_HEADERS if response.has_header(h)}
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        _KEEP,
+                        [
+                            client.pk,
+                            key,
+                            fingerprint,
+                            response.status_code,
+                            json.dumps(response.data),
+                            json.dumps(headers),
+                            timezone.now(),
+                        ],
+                    )
         return response
 
     return post

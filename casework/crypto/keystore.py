@@ -8,11 +8,14 @@ gone before the erasure is recorded.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 
 import psycopg
 from django.conf import settings
@@ -29,6 +32,8 @@ from casework.crypto.envelope import (
 from casework.crypto.errors import DataKeyMissing
 from casework.crypto.keyring import Keyring, get_keyring
 from casework.routers import KEYSTORE
+
+logger = logging.getLogger(__name__)
 
 PERSON = "casework.person"
 # A GVI group's name and notes are sealed under a data key of the group's own.
@@ -61,21 +66,96 @@ def _model():
 
 
 def create_data_key(*, owner_type: str, owner_id: uuid.UUID) -> DataKeyMaterial:
-    """Make, wrap and store a new data key for an owner; committed before returning."""
+    """Make, wrap and store a new data key for an owner; committed before returning
+    (``IntegrityError`` if the owner has one already). Inside :func:`spare_keys`, the
+    first one made brings the spares with it, in the same statement."""
+    ahead = _ahead.get()
+    if ahead is None or not ahead.wanted:
+        return create_keys([(owner_type, owner_id)])[owner_type, owner_id]
+    spares = [(spare_type, uuid.uuid4()) for spare_type in ahead.wanted]
+    ahead.wanted = []
+    made = create_keys([(owner_type, owner_id), *spares])
+    for spare_type, spare_id in spares:
+        ahead.spares[spare_type] = (spare_id, made[spare_type, spare_id])
+    return made[owner_type, owner_id]
+
+
+class _Ahead:
+    """The spare keys of a :func:`spare_keys` scope: the owner types still wanted (none
+    made yet) and the spares made, by owner type."""
+
+    def __init__(self, owner_types: Iterable[str]) -> None:
+        self.wanted = list(owner_types)
+        self.spares: dict[str, tuple[uuid.UUID, DataKeyMaterial]] = {}
+
+
+_ahead: ContextVar[_Ahead | None] = ContextVar("keystore_spare_keys", default=None)
+
+
+@contextlib.contextmanager
+def spare_keys(*owner_types: str) -> Iterator[None]:
+    """Inside, the first data key made (:func:`create_data_key`) is stored together with
+    one spare key of each of ``owner_types``, each for a new owner id: one statement and
+    one commit for them all, still before any row that needs them. An owner created
+    next takes its spare (:func:`take_spare_key`) and that id. A spare nobody took is
+    destroyed at the end (best effort: a key left behind opens nothing)."""
+    ahead = _Ahead(owner_types)
+    token = _ahead.set(ahead)
+    try:
+        yield
+    finally:
+        _ahead.reset(token)
+        for owner_type, (owner_id, _key) in ahead.spares.items():
+            try:
+                destroy_data_key(owner_type=owner_type, owner_id=owner_id)
+            except Exception:
+                logger.warning("Could not destroy the unused spare data key of %s", owner_type)
+
+
+def take_spare_key(owner_type: str) -> tuple[uuid.UUID, DataKeyMaterial] | None:
+    """The spare key of ``owner_type`` made in this :func:`spare_keys` scope, with the
+    owner id it was made for (the new owner takes that id); ``None`` when there is none,
+    and then none is made later in the scope either."""
+    ahead = _ahead.get()
+    if ahead is None:
+        return None
+    if owner_type in ahead.wanted:
+        ahead.wanted.remove(owner_type)
+    return ahead.spares.pop(owner_type, None)
+
+
+# New keys of owners of any types, one row each, in one statement.
+_INSERT_ROWS = (
+    "INSERT INTO {table} (id, owner_type, owner_id, kek_version, wrapped_key, created_at) "
+    "VALUES {rows}"
+)
+
+
+def create_keys(
+    owners: Iterable[tuple[str, uuid.UUID]],
+) -> dict[tuple[str, uuid.UUID], DataKeyMaterial]:
+    """Make, wrap and store a new data key for each (owner type, owner id), by that pair:
+    one statement, committed before returning (on its own, or with the caller's key-store
+    transaction). ``IntegrityError`` (and no key stored) if an owner has one already."""
     keyring = current_keyring()
-    key_id, key = new_data_key()
-    version, wrapped = wrap_data_key(
-        keyring, key_id=key_id, owner_type=owner_type, owner_id=owner_id, key=key
-    )
-    with transaction.atomic(using=KEYSTORE):
-        _model().objects.create(
-            id=key_id,
-            owner_type=owner_type,
-            owner_id=owner_id,
-            kek_version=version,
-            wrapped_key=wrapped,
+    version = keyring.current
+    now = timezone.now()
+    made: dict[tuple[str, uuid.UUID], DataKeyMaterial] = {}
+    params: list = []
+    for owner_type, owner_id in owners:
+        key_id, key, wrapped = _new_wrapped(
+            keyring, version, owner_type=owner_type, owner_id=owner_id
         )
-    return DataKeyMaterial(key_id, key)
+        params += [key_id, owner_type, owner_id, version, wrapped, now]
+        made[owner_type, owner_id] = DataKeyMaterial(key_id, key)
+    if not made:
+        return {}
+    table = connections[KEYSTORE].ops.quote_name(_model()._meta.db_table)
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(made))
+    # Outside a key-store transaction the single statement commits on its own.
+    with connections[KEYSTORE].cursor() as cursor:
+        cursor.execute(_INSERT_ROWS.format(table=table, rows=rows), params)
+    return made
 
 
 def _new_wrapped(

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from audit.services import Action, Outcome, record_event
@@ -137,9 +136,17 @@ def deny_person(
     return PermissionDenied(_("You do not have access to this person's data."))
 
 
-def _candidates(index: int) -> QuerySet[Person]:
-    """Persons whose blind index is ``index``: an index scan on ``person_pnr_blind_idx``."""
-    return Person.objects.filter(personnummer_index=index).only("id", "personnummer")
+# Persons whose blind index is a value (an index scan on ``person_pnr_blind_idx``): their
+# ids and sealed personnummer only (a plain statement: no query to compile per look-up).
+_CANDIDATES = f"SELECT id, personnummer FROM {Person._meta.db_table} WHERE personnummer_index = %s"  # noqa: S608 - a model's table
+
+
+def _candidates(index: int, exclude: uuid.UUID | None = None) -> list[Person]:
+    """Persons whose blind index is ``index`` (but ``exclude``), with only their id and
+    sealed personnummer loaded."""
+    if exclude is None:
+        return list(Person.objects.raw(_CANDIDATES, [index]))
+    return list(Person.objects.raw(_CANDIDATES + " AND id <> %s", [index, exclude]))
 
 
 def match_by_personnummer(
@@ -150,10 +157,7 @@ def match_by_personnummer(
     Candidates come from the blind index (an index scan); each is confirmed by
     decrypting its personnummer. No access-log event: the callers write it.
     """
-    candidates = _candidates(personnummer_index(current_keyring(), normalised))
-    if exclude is not None:
-        candidates = candidates.exclude(pk=exclude)
-    candidates = list(candidates)
+    candidates = _candidates(personnummer_index(current_keyring(), normalised), exclude)
     keys = load_data_keys(owner_type=PERSON, owner_ids=[c.pk for c in candidates])
     for candidate in candidates:
         dek = keys.get(candidate.pk)

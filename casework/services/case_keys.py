@@ -33,6 +33,8 @@ from casework.crypto.keystore import (
     destroy_data_keys,
     load_data_key,
     load_data_keys,
+    spare_keys,
+    take_spare_key,
 )
 from casework.models import Case, Person
 
@@ -49,9 +51,21 @@ def new_case_key(case: Case) -> DataKeyMaterial:
     if case.person.erased_at is not None:
         raise ValidationError(ERASED, code="erased")
     # ``id``: a programme case's primary key (``case_ptr_id``) is set from it at saving.
-    key = create_data_key(owner_type=CASE, owner_id=case.id)
+    # Inside ``spare_keys(CASE)`` (a referral through the API, ``opening_keys``) the key
+    # was made with the person's, for a new id that the case takes.
+    spare = take_spare_key(CASE)
+    if spare is not None:
+        case.id, key = spare
+    else:
+        key = create_data_key(owner_type=CASE, owner_id=case.id)
     case.keyed_at = timezone.now()
     return key
+
+
+def opening_keys():
+    """Scope of a case's opening that may register its person first: the person's new
+    data key and the case's are made in one key-store statement (``spare_keys``)."""
+    return spare_keys(CASE)
 
 
 def discard_case_key(case_id: uuid.UUID) -> None:

@@ -241,17 +241,24 @@ def record_change(
 
 def next_reference(model: type[models.Model], prefix: str) -> str:
     """``<prefix>-2026-0001``: per prefix and year, serialised by an advisory lock held
-    to the end of the caller's transaction."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [REFERENCE_LOCK, prefix])
+    to the end of the caller's transaction.
+
+    The lock and the look-up of the last number go in one round trip as two statements:
+    the look-up's snapshot is taken after the lock is granted, so it sees the number a
+    transaction that held the lock before has committed."""
     full = f"{prefix}-{timezone.localdate().year}-"
-    last = (
-        model.objects.filter(reference__startswith=full)
-        .order_by("-reference")
-        .values_list("reference", flat=True)
-        .first()
-    )
-    number = int(last.rsplit("-", 1)[1]) + 1 if last else 1
+    table = connection.ops.quote_name(model._meta.db_table)
+    pattern = full.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s)); "  # noqa: S608 - a model's table
+            f"SELECT reference FROM {table} WHERE reference::text LIKE %s "
+            "ORDER BY reference DESC LIMIT 1",
+            [REFERENCE_LOCK, prefix, pattern],
+        )
+        cursor.nextset()
+        row = cursor.fetchone()
+    number = int(row[0].rsplit("-", 1)[1]) + 1 if row else 1
     return f"{full}{number:04d}"
 
 

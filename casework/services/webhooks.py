@@ -33,6 +33,7 @@ of :class:`~casework.models.Webhook.Event`; this module is everything after that
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -42,6 +43,8 @@ import secrets
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -213,9 +216,37 @@ def _subscribed_events() -> frozenset[str]:
 _subscriptions: GenerationCache[frozenset[str]] = GenerationCache(size=1)
 
 
+# Inside :func:`subscriptions_read_once`: a holder of the events read there (``None`` until
+# the first event asks).
+_read_once: ContextVar[list[frozenset[str] | None] | None] = ContextVar(
+    "webhook_subscriptions_read_once", default=None
+)
+
+
+@contextlib.contextmanager
+def subscriptions_read_once() -> Iterator[None]:
+    """Inside, which events have subscribers is read once, when the first event asks: for
+    one step that raises several events and changes no webhook (a referral's case opening
+    and its flow's first task, ``workflows.common.services.open_and_start``)."""
+    token = _read_once.set([None])
+    try:
+        yield
+    finally:
+        _read_once.reset(token)
+
+
+def _current_subscriptions() -> frozenset[str]:
+    return _subscriptions.get("events", access_generation(), _subscribed_events)
+
+
 def _wanted(event: str) -> bool:
     """Whether any active webhook subscribes to ``event``."""
-    return event in _subscriptions.get("events", access_generation(), _subscribed_events)
+    holder = _read_once.get()
+    if holder is None:
+        return event in _current_subscriptions()
+    if holder[0] is None:
+        holder[0] = _current_subscriptions()
+    return event in holder[0]
 
 
 def _enqueue(event: str, organisations: Q, content: dict[str, Any]) -> int:

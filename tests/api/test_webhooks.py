@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from casework.api.webhooks import CaseStatusChangedOut, TaskCreatedOut
@@ -397,3 +398,31 @@ def test_whether_anyone_listens_is_kept_until_a_webhook_changes(receiver, social
     assert webhooks.case_status_changed(case=case) == 0
     register(social_api, f"{receiver.url}/tasks-only", events=["task.created"])
     assert webhooks.case_status_changed(case=case) == 0
+
+
+def _generation_reads(func) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        func()
+    return sum("casework_accessgeneration" in query["sql"] for query in captured.captured_queries)
+
+
+def test_a_referral_reads_who_listens_once_for_its_case_and_its_first_task(receiver, social_api):
+    """A referral's opening and its flow's start raise ``case.status_changed`` and
+    ``task.created`` in one transaction that changes no webhook: which events have
+    subscribers is read once there (``subscriptions_read_once``), and both are sent."""
+    register(social_api, f"{receiver.url}/hook")
+    case = refer(social_api)
+    assert sorted(WebhookDelivery.objects.values_list("event", flat=True)) == [
+        "case.status_changed",
+        "task.created",
+    ]
+    # Outside the scope every event reads the generation; inside, the first one only.
+    assert _generation_reads(lambda: webhooks.case_status_changed(case=case)) == 1
+
+    def twice_inside():
+        with webhooks.subscriptions_read_once():
+            webhooks.case_status_changed(case=case)
+            webhooks.case_status_changed(case=case)
+
+    assert _generation_reads(twice_inside) == 1
+    assert WebhookDelivery.objects.filter(event="case.status_changed").count() == 4

@@ -8,10 +8,12 @@ from io import StringIO
 import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from psycopg import sql
 
 from casework import services
+from casework.crypto import keystore
 from casework.management.commands.ensure_keystore import ensure_database
 from casework.models import DataKey, Organisation, Person
 from casework.routers import KeystoreRouter
@@ -93,3 +95,44 @@ def test_ensure_keystore_creates_the_database_once():
     out = StringIO()
     call_command("ensure_keystore", stdout=out)
     assert "finns redan" in out.getvalue()
+
+
+def test_keys_of_several_owners_are_made_in_one_statement_or_not_at_all():
+    person, case = uuid.uuid4(), uuid.uuid4()
+    with CaptureQueriesContext(connections["keystore"]) as captured:
+        made = keystore.create_keys([(keystore.PERSON, person), (keystore.CASE, case)])
+    assert len(captured.captured_queries) == 1
+    assert set(made) == {(keystore.PERSON, person), (keystore.CASE, case)}
+    loaded = keystore.load_keys({keystore.PERSON: [person], keystore.CASE: [case]})
+    assert loaded[keystore.PERSON][person].id == made[keystore.PERSON, person].id
+    assert loaded[keystore.CASE][case].id == made[keystore.CASE, case].id
+    # An owner with a key already: refused, and the other owner's key is not kept.
+    other = uuid.uuid4()
+    with pytest.raises(IntegrityError), transaction.atomic(using="keystore"):
+        keystore.create_keys([(keystore.CASE, other), (keystore.PERSON, person)])
+    assert not DataKey.objects.filter(owner_id=other).exists()
+
+
+def test_a_spare_key_comes_with_the_first_key_and_an_untaken_one_is_destroyed():
+    person = uuid.uuid4()
+    with (
+        CaptureQueriesContext(connections["keystore"]) as captured,
+        keystore.spare_keys(keystore.CASE),
+    ):
+        keystore.create_data_key(owner_type=keystore.PERSON, owner_id=person)
+        case, material = keystore.take_spare_key(keystore.CASE)
+        assert keystore.take_spare_key(keystore.CASE) is None
+    assert len(captured.captured_queries) == 1
+    assert keystore.load_data_key(owner_type=keystore.CASE, owner_id=case).id == material.id
+
+    # Not taken: destroyed at the end of the scope.
+    with keystore.spare_keys(keystore.CASE):
+        keystore.create_data_key(owner_type=keystore.PERSON, owner_id=uuid.uuid4())
+        (spare,) = DataKey.objects.filter(owner_type=keystore.CASE).exclude(owner_id=case)
+    assert not DataKey.objects.filter(pk=spare.pk).exists()
+
+    # Asked for before any key is made (a registered person): none is made later.
+    with keystore.spare_keys(keystore.CASE):
+        assert keystore.take_spare_key(keystore.CASE) is None
+        keystore.create_data_key(owner_type=keystore.PERSON, owner_id=uuid.uuid4())
+    assert DataKey.objects.filter(owner_type=keystore.CASE).count() == 1

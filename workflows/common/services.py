@@ -12,7 +12,9 @@ from typing import Any
 from django.db import transaction
 
 from casework.models import CaseMembership
+from casework.services import webhooks
 from casework.services.case_changes import reload_version
+from casework.services.case_keys import opening_keys
 from casework.services.cases import close_case, has_other_legal_basis, transition, update_case
 from casework.services.teams import add_member
 
@@ -25,8 +27,14 @@ def open_and_start(start, register: Callable[[], Any]) -> Any:
     nothing; the case is returned with its version after the start.
 
     Inside a caller's transaction (the API's Idempotency-Key transaction) it joins that
-    transaction without a savepoint: an error rolls the whole of it back."""
-    with transaction.atomic(savepoint=False):
+    transaction without a savepoint: an error rolls the whole of it back. Which webhook
+    events have subscribers is read once for the case's opening and its flow's start,
+    and a new person's data key is made with the case's (``opening_keys``)."""
+    with (
+        transaction.atomic(savepoint=False),
+        webhooks.subscriptions_read_once(),
+        opening_keys(),
+    ):
         case = register()
         start.run(case=case)
         reload_version(case)
