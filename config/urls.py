@@ -13,7 +13,7 @@ from audit.views import AuditApp
 from casework import mfa_views, programmes
 from casework.absence_views import AbsenceView
 from casework.extract_views import ExtractApp
-from casework.services.administration import set_password_tokens
+from casework.services.password_links import set_password_tokens
 from casework.sessions import keep_alive
 from casework.settings_views import SettingsView
 from casework.sso_views import SignInCallbackView, SignInStartView

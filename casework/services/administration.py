@@ -15,7 +15,7 @@ message for the administrator; nothing is written when one is raised.
 
 Passwords: an administrator never sets another user's password. An approved
 ``password_link`` request produces a single-use, time-limited link
-(:class:`SetPasswordTokenGenerator`, ``PASSWORD_RESET_TIMEOUT``) at which the
+(``casework.services.password_links``, ``PASSWORD_RESET_TIMEOUT``) at which the
 user sets their own; it is e-mailed to the account's address when e-mail is
 configured, otherwise shown once to the approving administrator — never to the
 one who asked (docs/adr/0014-four-eyes-on-power.md).
@@ -34,15 +34,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
 from audit.services import Action, Outcome, record_event
@@ -58,6 +53,7 @@ from casework.models import (
     User,
 )
 from casework.services import api_credentials, retention_rules
+from casework.services.password_links import send_link, set_password_link
 
 Kind = AdminChangeRequest.Kind
 Decision = AdminChangeRequest.Decision
@@ -94,20 +90,6 @@ _TARGET_TYPES = {
     Kind.RETENTION_RULE: "casework.retentionrule",
 }
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
-
-
-class SetPasswordTokenGenerator(PasswordResetTokenGenerator):
-    """Tokens of the set-password link: single use (the password hash and the last
-    login are in the hash), void when the account is deactivated, and valid for
-    ``PASSWORD_RESET_TIMEOUT`` seconds."""
-
-    key_salt = "casework.services.administration.SetPasswordTokenGenerator"
-
-    def _make_hash_value(self, user, timestamp):
-        return f"{super()._make_hash_value(user, timestamp)}{int(user.is_active)}"
-
-
-set_password_tokens = SetPasswordTokenGenerator()
 
 
 @dataclass(frozen=True)
@@ -657,37 +639,11 @@ def approve(*, user, request_id, reason: str = "") -> Approval:
     link = set_password_link(target)
     if emailed:
         try:
-            _send_link(target, link)
+            send_link(target, link)
         except OSError:  # the mail server failed (smtplib's errors): hand the link over
             return Approval(change_request, link=link)
         return Approval(change_request, emailed=True)
     return Approval(change_request, link=link)
-
-
-def set_password_link(user: User) -> str:
-    """The path of ``user``'s set-password link (absolute with ``SITE_URL`` when set)."""
-    path = reverse(
-        "password_set",
-        kwargs={
-            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
-            "token": set_password_tokens.make_token(user),
-        },
-    )
-    return getattr(settings, "SITE_URL", "").rstrip("/") + path
-
-
-def _send_link(user: User, link: str) -> None:
-    hours = settings.PASSWORD_RESET_TIMEOUT // 3600
-    send_mail(
-        subject=_("Samverkan: set your password"),
-        message=_(
-            "Set your password for Samverkan (account %(username)s) at this link. "
-            "It works once and for %(hours)d hours:\n\n%(link)s\n"
-        )
-        % {"username": user.get_username(), "hours": hours, "link": link},
-        from_email=None,
-        recipient_list=[user.email],
-    )
 
 
 def reject(*, user, request_id, reason: str) -> AdminChangeRequest:

@@ -17,7 +17,7 @@ from django.test import Client
 from audit.models import AccessEvent
 from casework import policy, roles
 from casework.models import AdminChangeRequest, LegalBasis, Organisation, User
-from casework.services import administration
+from casework.services import administration, password_links
 
 # Refusals write their denied-access event on the second connection ("audit").
 pytestmark = pytest.mark.django_db(databases=["default", "audit"])
@@ -395,9 +395,9 @@ def test_a_password_link_expires(adam, berit, demo, settings):
     request = administration.request_password_link(user=adam, target=sara, reason=REASON)
     link = administration.approve(user=berit, request_id=request.pk).link
     token = link.rstrip("/").rsplit("/", 1)[-1]
-    assert administration.set_password_tokens.check_token(sara, token)
+    assert password_links.set_password_tokens.check_token(sara, token)
     settings.PASSWORD_RESET_TIMEOUT = -1  # the link's time is up
-    assert not administration.set_password_tokens.check_token(sara, token)
+    assert not password_links.set_password_tokens.check_token(sara, token)
     _client, page, _done = _use_link(link)
     assert b"new_password1" not in page.content
     sara.refresh_from_db()

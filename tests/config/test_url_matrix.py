@@ -357,7 +357,7 @@ def fill_password_set(objects: Objects, route: Route, user):
     from django.utils.http import urlsafe_base64_encode
 
     from casework.models import User
-    from casework.services.administration import set_password_link
+    from casework.services.password_links import set_password_link
 
     account = User.objects.get(username="anna.social")
     uid = urlsafe_base64_encode(force_bytes(account.pk))
