@@ -110,36 +110,6 @@ def _load_urlconf():
 
 
 @pytest.fixture(autouse=True)
-def _migrated_data(request):
-    """A rolled-back test on the default database starts with the migrations' data (roles,
-    legal bases …), also right after a committing test on the same worker.
-
-    A ``COMMITTED_DB`` test ends with a flush; its migrations' data comes back only at the
-    next ``serialized_rollback`` test's start. pytest-django runs the rolled-back tests
-    first, but ``--dist worksteal`` may hand a worker that has run committing tests the
-    rolled-back tests of another's queue. Such a test restores the data (Django's
-    ``deserialize_db_from_string`` of what the test database was serialised to) in its own
-    transaction, rolled back with it. One ``EXISTS`` a test otherwise."""
-    from pytest_django.fixtures import validate_django_db
-
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None:
-        return
-    transaction_, reset_sequences, databases, _serialized, _apps = validate_django_db(marker)
-    if transaction_ or reset_sequences or "live_server" in request.fixturenames:
-        return
-    if databases is not None and databases != "__all__" and "default" not in databases:
-        return
-    request.getfixturevalue("_django_db_helper")
-    from django.contrib.auth.models import Group
-
-    connection = connections["default"]
-    contents = getattr(connection, "_test_serialized_contents", None)
-    if contents and not Group.objects.exists():
-        connection.creation.deserialize_db_from_string(contents)
-
-
-@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -223,14 +193,6 @@ def committed_seed(django_db_blocker, build: Callable[[], object], **overrides) 
             "persons in the test database before a committed seed: the data of an interrupted "
             "run (its keys are of another keyring): run once with --create-db"
         )
-        from django.contrib.auth.models import Group
-
-        connection = connections["default"]
-        contents = getattr(connection, "_test_serialized_contents", None)
-        if contents and not Group.objects.exists():
-            # A committing test ran before on this worker and flushed: its data back first
-            # (``_migrated_data``).
-            connection.creation.deserialize_db_from_string(contents)
         get_resolver().url_patterns  # noqa: B018 (viewflow names its node URLs then)
         # What the migrations made (roles, legal bases …), to restore at the end. Not the
         # access log: it is append-only (a restore would rewrite it) and empty here.
