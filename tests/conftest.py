@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import pytest
 from django.core.management import call_command
+from django.db import connections, transaction
+from django.test.utils import override_settings
 from django.urls import get_resolver
 
 DEMO_PASSWORD = "samverkan-demo"
@@ -158,6 +163,93 @@ def demo(db, settings):
 
     settings.DEMO_PASSWORD = DEMO_PASSWORD
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    return {user.username: user for user in User.objects.all()}
+
+
+@contextmanager
+def committed_seed(django_db_blocker, build: Callable[[], object], **overrides) -> Iterator:
+    """Run ``build`` (a seed) once, committed, outside any test; yield what it returns; at
+    the end empty the databases back to what the migrations made (``empty_committed``).
+
+    For a module's (or a class's) fixture whose tests only read the seed, or change it
+    inside their own rolled-back transaction: the seed of every programme's demo cases is
+    ~12,000 statements, built once instead of once a test (docs/adr/0034-fast-suite.md).
+    The settings are the tests' (``_no_demo_persons``, MD5 hashing, the demo password)
+    with ``overrides``."""
+    settings_overrides = override_settings(
+        **{
+            "DEMO_PERSONS": 0,
+            "DEMO_SIG_CASES": False,
+            "DEMO_API_CLIENTS": False,
+            "DEMO_PASSWORD": DEMO_PASSWORD,
+            "PASSWORD_HASHERS": ["django.contrib.auth.hashers.MD5PasswordHasher"],
+            **overrides,
+        }
+    )
+    with django_db_blocker.unblock(), settings_overrides:
+        from casework.models import Person
+
+        assert not Person.objects.exists(), (
+            "persons in the test database before a committed seed: the data of an interrupted "
+            "run (its keys are of another keyring): run once with --create-db"
+        )
+        get_resolver().url_patterns  # noqa: B018 (viewflow names its node URLs then)
+        # What the migrations made (roles, legal bases …), to restore at the end. Not the
+        # access log: it is append-only (a restore would rewrite it) and empty here.
+        with override_settings(TEST_NON_SERIALIZED_APPS=["audit"]):
+            snapshot = connections["default"].creation.serialize_db_to_string()
+        try:
+            seeded = build()
+        except BaseException:
+            empty_committed(snapshot)
+            raise
+    try:
+        yield seeded
+    finally:
+        with django_db_blocker.unblock():
+            empty_committed(snapshot)
+
+
+def empty_committed(snapshot: str) -> None:
+    """Back to the state before a committed seed: the committed rows go, the migrations'
+    data (``snapshot``) is back, the access log is empty again."""
+    for alias in ("default", "keystore"):
+        call_command(
+            "flush", database=alias, interactive=False, verbosity=0, inhibit_post_migrate=True
+        )
+    connections["default"].creation.deserialize_db_from_string(snapshot)
+    # The restore itself logs (the roles' permissions): empty the log again, the way the
+    # project's ``flush`` does it on a test database (audit/management/commands/flush.py).
+    connection = connections["default"]
+    tables = [t for t in connection.introspection.django_table_names() if t.startswith("audit_")]
+    with transaction.atomic(using="default"), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("TRUNCATE " + ", ".join(connection.ops.quote_name(t) for t in tables))
+    from casework.crypto.keystore import forget_data_keys
+
+    forget_data_keys()
+
+
+def _seed_demo() -> None:
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+
+
+@pytest.fixture(scope="module")
+def committed_demo_cases(django_db_setup, django_db_blocker):
+    """``seed_demo`` with every programme's demo cases, committed once for the module
+    (``committed_seed``); its tests are ordinary rolled-back tests on top of it."""
+    with committed_seed(django_db_blocker, _seed_demo, DEMO_SIG_CASES=True):
+        yield
+
+
+@pytest.fixture
+def demo_cases(committed_demo_cases, settings):
+    """The module's committed demo (``committed_demo_cases``), with the settings that made
+    it (a ``seed_demo`` in the test seeds the same); the users by username, read afresh."""
+    from casework.models import User
+
+    settings.DEMO_SIG_CASES = True
+    settings.DEMO_PASSWORD = DEMO_PASSWORD
     return {user.username: user for user in User.objects.all()}
 
 

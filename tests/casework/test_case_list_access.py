@@ -20,12 +20,10 @@ pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
 
 @pytest.fixture
-def seeded(settings, demo):
-    settings.DEMO_SIG_CASES = True
-    from django.core.management import call_command
-
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    return {user.username: user for user in User.objects.all()}
+def seeded(demo_cases):
+    """The demo with every programme's cases, committed once for the module
+    (``tests.conftest.committed_demo_cases``)."""
+    return demo_cases
 
 
 def _one_by_one(user) -> list[tuple[object, str]]:

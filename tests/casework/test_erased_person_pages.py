@@ -47,10 +47,10 @@ SKIPPED = re.compile(r"/(cancel|undo|revive|assign|unassign)/$|logga-ut")
 
 
 @pytest.fixture
-def seeded(settings, demo):
-    settings.DEMO_SIG_CASES = True
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    return {user.username: user for user in User.objects.all()}
+def seeded(demo_cases):
+    """The demo with every programme's cases, committed once for the module
+    (``tests.conftest.committed_demo_cases``); each test erases in its own transaction."""
+    return demo_cases
 
 
 def _name(users, person_id) -> str:

@@ -48,15 +48,13 @@ from dataclasses import dataclass
 from http.cookies import SimpleCookie
 
 import pytest
-from django.core.management import call_command
 from django.db import connections, transaction
 from django.test import Client
-from django.test.utils import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from casework import policy
-from tests.conftest import DEMO_USERS
+from tests.conftest import DEMO_USERS, committed_seed
 
 from . import url_matrix_seed
 
@@ -563,55 +561,16 @@ KNOWN_LEAKS: dict[tuple[str, str, str], str] = {}
 
 @pytest.fixture(scope="module")
 def seeded(django_db_setup, django_db_blocker):
-    overrides = override_settings(
-        DEMO_PERSONS=0,
-        DEMO_SIG_CASES=True,
-        DEMO_API_CLIENTS=True,
-        DEMO_PASSWORD="samverkan-demo",
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-    )
-    with django_db_blocker.unblock(), overrides:
-        from casework.models import Person
-
-        assert not Person.objects.exists(), (
-            "persons in the test database before the matrix's seed: the data of an interrupted "
-            "run (its keys are of another keyring): run once with --create-db"
-        )
-        get_resolver().url_patterns  # noqa: B018 (viewflow names its node URLs then)
-        # What the migrations made (roles, legal bases …), to restore at the end. Not the
-        # access log: it is append-only (a restore would rewrite it) and empty here.
-        with override_settings(TEST_NON_SERIALIZED_APPS=["audit"]):
-            snapshot = connections["default"].creation.serialize_db_to_string()
+    def build() -> Objects:
         started = time.monotonic()
-        try:
-            seed = url_matrix_seed.build()
-            objects = Objects(seed)
-            print(f"\nmatrix seed: {time.monotonic() - started:.1f} s")
-        except BaseException:
-            _empty(snapshot)
-            raise
-    yield objects
-    with django_db_blocker.unblock():
-        _empty(snapshot)
+        objects = Objects(url_matrix_seed.build())
+        print(f"\nmatrix seed: {time.monotonic() - started:.1f} s")
+        return objects
 
-
-def _empty(snapshot: str) -> None:
-    """Back to the state before the seed: the committed rows go, the migrations' data is back."""
-    for alias in ("default", "keystore"):
-        call_command(
-            "flush", database=alias, interactive=False, verbosity=0, inhibit_post_migrate=True
-        )
-    connections["default"].creation.deserialize_db_from_string(snapshot)
-    # The restore itself logs (the roles' permissions): empty the log again, the way the
-    # project's ``flush`` does it on a test database (audit/management/commands/flush.py).
-    connection = connections["default"]
-    tables = [t for t in connection.introspection.django_table_names() if t.startswith("audit_")]
-    with transaction.atomic(using="default"), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL session_replication_role = replica")
-        cursor.execute("TRUNCATE " + ", ".join(connection.ops.quote_name(t) for t in tables))
-    from casework.crypto.keystore import forget_data_keys
-
-    forget_data_keys()
+    with committed_seed(
+        django_db_blocker, build, DEMO_SIG_CASES=True, DEMO_API_CLIENTS=True
+    ) as objects:
+        yield objects
 
 
 # --- Requesting ----------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ from viewflow.workflow.models import Task
 from viewflow.workflow.status import PROCESS, STATUS
 
 from audit.models import AccessEvent
-from casework.models import Case, CaseEvent, Guardian, Person, User
+from casework.models import Case, CaseEvent, Guardian, Person
 from casework.selectors.cases import list_cases
 from casework.selectors.persons import person_age
+from tests.conftest import committed_seed
 from tests.workflows.conftest import BOTH_DATABASES
 from workflows.sig.demo import SLOTS, person_id
 from workflows.sig.flow import SigFlow
@@ -24,12 +25,18 @@ def _seed() -> None:
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
 
 
+@pytest.fixture(scope="class")
+def committed_demo_cases(django_db_setup, django_db_blocker):
+    """The demo with its cases, committed once for ``TestSeeded`` (a class, so that
+    ``test_off_in_tests_unless_asked`` never runs on top of it): ``tests.conftest``'s
+    fixture of that name, at class scope."""
+    with committed_seed(django_db_blocker, _seed, DEMO_SIG_CASES=True):
+        yield
+
+
 @pytest.fixture
-def seeded(settings, demo):
-    settings.DEMO_SIG_CASES = True
-    _seed()
-    # Fresh users: seed_demo sets the passwords again (force_login needs the current hash).
-    return {user.username: user for user in User.objects.all()}
+def seeded(demo_cases):
+    return demo_cases
 
 
 def _case(slot_key: str) -> SigCase:
@@ -44,13 +51,6 @@ def _open_tasks(case: SigCase):
 
 def test_off_in_tests_unless_asked(demo):
     assert not SigCase.objects.exists()
-
-
-def test_every_state_with_its_tasks_in_the_right_inboxes(seeded):
-    """One seeding, several looks (seeding takes a few seconds)."""
-    _every_state_is_present()
-    _persons_are_of_age_with_guardians_under_18()
-    _tasks_sit_in_the_right_inboxes(seeded)
 
 
 def _every_state_is_present():
@@ -95,34 +95,6 @@ def _persons_are_of_age_with_guardians_under_18():
     assert minors >= 4
 
 
-def test_seed_demo_twice_adds_nothing(seeded):
-    counts = (
-        Person.objects.count(),
-        SigCase.objects.count(),
-        Task.objects.count(),
-        CaseEvent.objects.count(),
-    )
-    _seed()
-    assert (
-        Person.objects.count(),
-        SigCase.objects.count(),
-        Task.objects.count(),
-        CaseEvent.objects.count(),
-    ) == counts
-
-
-def test_the_coordinator_sees_every_case_police_what_consent_covers(seeded, client):
-    sara = seeded["sara.samordnare"]
-    assert len(list_cases(user=sara, model=SigCase)) == len(SLOTS)
-    client.force_login(sara)
-    for case in SigCase.objects.all():
-        assert client.get(f"/arenden/fall/{case.pk}/").status_code == 200
-    client.force_login(seeded["per.polis"])
-    assert client.get(f"/arenden/fall/{_case('active').pk}/").status_code == 200
-    assert client.get(f"/arenden/fall/{_case('consent-withdrawn').pk}/").status_code == 404
-    assert AccessEvent.objects.filter(action="disclose", user=seeded["per.polis"]).exists()
-
-
 def _tasks_sit_in_the_right_inboxes(seeded):
     """The querysets behind viewflow's inbox and queue pages."""
     anna, per, sara = seeded["anna.social"], seeded["per.polis"], seeded["sara.samordnare"]
@@ -158,56 +130,97 @@ def _tasks_sit_in_the_right_inboxes(seeded):
     assert overdue.status == Status.ACTIVE and overdue.review_date < timezone.localdate()
 
 
-def test_the_menu_counts_are_the_task_lists_inbox_and_queue(seeded, client):
-    """The side menu reads both counts in one query; they are exactly the inbox's (viewflow's)
-    and the queue's (``casework.policy.task_queue``)."""
-    from casework.views import CaseworkApp, MenuCounts, user_queue
-    from config.urls import site
+class TestSeeded:
+    """One committed seed of the demo with its cases for the class; each test reads it (or
+    seeds again) in its own rolled-back transaction."""
 
-    app = next(app for app in site.viewsets if isinstance(app, CaseworkApp))
-    flows = app.flow_classes
-    seen = set()
-    for username in ("anna.social", "per.polis", "sara.samordnare", "alex.avhopp", "lisa.skola"):
-        user = seeded[username]
-        counts = MenuCounts(flows, user)
-        inbox = Task.objects.inbox(flows, user).count()
-        queue = user_queue(flows, user).count()
-        assert (counts.inbox, counts.queue) == (inbox, queue), username
-        seen.add((inbox > 0, queue > 0))
-        # And the menu shows them.
-        client.force_login(user)
-        page = client.get("/arenden/paminnelser/").content.decode()
-        assert f'<span class="mdc-list-item__meta">{inbox}</span>' in page
-        assert f'<span class="mdc-list-item__meta">{queue}</span>' in page
-    assert (True, True) in seen or {(True, False), (False, True)} <= seen
+    def test_every_state_with_its_tasks_in_the_right_inboxes(self, seeded):
+        """One seeding, several looks (seeding takes a few seconds)."""
+        _every_state_is_present()
+        _persons_are_of_age_with_guardians_under_18()
+        _tasks_sit_in_the_right_inboxes(seeded)
 
+    def test_seed_demo_twice_adds_nothing(self, seeded):
+        counts = (
+            Person.objects.count(),
+            SigCase.objects.count(),
+            Task.objects.count(),
+            CaseEvent.objects.count(),
+        )
+        _seed()
+        assert (
+            Person.objects.count(),
+            SigCase.objects.count(),
+            Task.objects.count(),
+            CaseEvent.objects.count(),
+        ) == counts
 
-def test_the_task_lists_read_a_page_of_tasks_in_a_few_queries(seeded, client):
-    """Each flow's processes and subjects are read once for the shown page (one query a
-    flow), not in one query joining every flow's tables, nor once a row."""
-    from django.db import connections
-    from django.test.utils import CaptureQueriesContext
+    def test_the_coordinator_sees_every_case_police_what_consent_covers(self, seeded, client):
+        sara = seeded["sara.samordnare"]
+        assert len(list_cases(user=sara, model=SigCase)) == len(SLOTS)
+        client.force_login(sara)
+        for case in SigCase.objects.all():
+            assert client.get(f"/arenden/fall/{case.pk}/").status_code == 200
+        client.force_login(seeded["per.polis"])
+        assert client.get(f"/arenden/fall/{_case('active').pk}/").status_code == 200
+        assert client.get(f"/arenden/fall/{_case('consent-withdrawn').pk}/").status_code == 404
+        assert AccessEvent.objects.filter(action="disclose", user=seeded["per.polis"]).exists()
 
-    from casework.views import CaseworkApp, user_queue
-    from config.urls import site
+    def test_the_menu_counts_are_the_task_lists_inbox_and_queue(self, seeded, client):
+        """The side menu reads both counts in one query; they are exactly the inbox's (viewflow's)
+        and the queue's (``casework.policy.task_queue``)."""
+        from casework.views import CaseworkApp, MenuCounts, user_queue
+        from config.urls import site
 
-    app = next(app for app in site.viewsets if isinstance(app, CaseworkApp))
-    sara = seeded["sara.samordnare"]
-    client.force_login(sara)
-    queue = user_queue(app.flow_classes, sara)
-    shown = list(queue.order_by("-created", "-pk")[:25])
-    assert len(shown) > 5
-    client.get("/arenden/queue/")  # warm the per-process caches
-    with CaptureQueriesContext(connections["default"]) as queries:
-        page = client.get("/arenden/queue/").content.decode()
-    flows = {task.process.flow_class for task in shown}
-    # +2: the new, unowned tasks of steps whose queue is decided per task (a team role, a
-    # step's rule: ``casework.policy.task_queue``), read once for the list and once for
-    # the menu's count — a fixed number, never a query a row.
-    assert len(queries.captured_queries) <= 12 + 2 + len(flows), "\n".join(
-        q["sql"][:300] for q in queries.captured_queries
-    )
-    for task in shown:
-        case = getattr(task.process.coerced, "case", None)
-        if case is not None:
-            assert case.reference in page
+        app = next(app for app in site.viewsets if isinstance(app, CaseworkApp))
+        flows = app.flow_classes
+        seen = set()
+        for username in (
+            "anna.social",
+            "per.polis",
+            "sara.samordnare",
+            "alex.avhopp",
+            "lisa.skola",
+        ):
+            user = seeded[username]
+            counts = MenuCounts(flows, user)
+            inbox = Task.objects.inbox(flows, user).count()
+            queue = user_queue(flows, user).count()
+            assert (counts.inbox, counts.queue) == (inbox, queue), username
+            seen.add((inbox > 0, queue > 0))
+            # And the menu shows them.
+            client.force_login(user)
+            page = client.get("/arenden/paminnelser/").content.decode()
+            assert f'<span class="mdc-list-item__meta">{inbox}</span>' in page
+            assert f'<span class="mdc-list-item__meta">{queue}</span>' in page
+        assert (True, True) in seen or {(True, False), (False, True)} <= seen
+
+    def test_the_task_lists_read_a_page_of_tasks_in_a_few_queries(self, seeded, client):
+        """Each flow's processes and subjects are read once for the shown page (one query a
+        flow), not in one query joining every flow's tables, nor once a row."""
+        from django.db import connections
+        from django.test.utils import CaptureQueriesContext
+
+        from casework.views import CaseworkApp, user_queue
+        from config.urls import site
+
+        app = next(app for app in site.viewsets if isinstance(app, CaseworkApp))
+        sara = seeded["sara.samordnare"]
+        client.force_login(sara)
+        queue = user_queue(app.flow_classes, sara)
+        shown = list(queue.order_by("-created", "-pk")[:25])
+        assert len(shown) > 5
+        client.get("/arenden/queue/")  # warm the per-process caches
+        with CaptureQueriesContext(connections["default"]) as queries:
+            page = client.get("/arenden/queue/").content.decode()
+        flows = {task.process.flow_class for task in shown}
+        # +2: the new, unowned tasks of steps whose queue is decided per task (a team role, a
+        # step's rule: ``casework.policy.task_queue``), read once for the list and once for
+        # the menu's count — a fixed number, never a query a row.
+        assert len(queries.captured_queries) <= 12 + 2 + len(flows), "\n".join(
+            q["sql"][:300] for q in queries.captured_queries
+        )
+        for task in shown:
+            case = getattr(task.process.coerced, "case", None)
+            if case is not None:
+                assert case.reference in page
