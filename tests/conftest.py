@@ -6,8 +6,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from django.apps import apps
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.core.management.color import no_style
+from django.db import connections, router, transaction
 from django.test.utils import override_settings
 from django.urls import get_resolver
 
@@ -217,10 +219,20 @@ def empty_committed(snapshot: str) -> None:
         call_command(
             "flush", database=alias, interactive=False, verbosity=0, inhibit_post_migrate=True
         )
-    connections["default"].creation.deserialize_db_from_string(snapshot)
+    connection = connections["default"]
+    connection.creation.deserialize_db_from_string(snapshot)
+    # ``flush`` reset the sequences and the restored rows keep their ids: move each
+    # sequence past them, or the next row made gets an id that is taken.
+    with connection.cursor() as cursor:
+        models = [
+            model
+            for model in apps.get_models()
+            if model._meta.managed and router.allow_migrate_model("default", model)
+        ]
+        for statement in connection.ops.sequence_reset_sql(no_style(), models):
+            cursor.execute(statement)
     # The restore itself logs (the roles' permissions): empty the log again, the way the
     # project's ``flush`` does it on a test database (audit/management/commands/flush.py).
-    connection = connections["default"]
     tables = [t for t in connection.introspection.django_table_names() if t.startswith("audit_")]
     with transaction.atomic(using="default"), connection.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
