@@ -48,34 +48,24 @@ class WebhookAdmin(ReadOnly):
         messages.success(request, _("%(count)d webhooks switched off.") % {"count": count})
 
 
+# Where a delivery stands: in the list of deliveries and on a delivery's page.
+DELIVERY_STATE = [
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_response",
+    "created_at",
+    "delivered_at",
+]
+
+
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnly):
-    list_display = [
-        "id",
-        "event",
-        "webhook",
-        "client",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "last_response",
-        "created_at",
-        "delivered_at",
-    ]
+    list_display = ["id", "event", "webhook", "client", *DELIVERY_STATE]
     list_filter = ["status", "event"]
     list_select_related = ["webhook__client"]
     ordering = ["-id"]
-    fields = [
-        "webhook",
-        "event",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "last_response",
-        "created_at",
-        "delivered_at",
-        "payload",
-    ]
+    fields = ["webhook", "event", *DELIVERY_STATE, "payload"]
     actions = ["retry"]
 
     @admin.display(description=_("API client"), ordering="webhook__client__name")
