@@ -71,6 +71,40 @@ def clean_text(value: Any, field: str, *, limit: int, required: bool = False) ->
     return value
 
 
+def choice(value: Any, choices, field: str) -> str:
+    """``value`` if it is one of the ``choices`` (a ``TextChoices``), else the error of
+    ``field`` (code ``invalid``, as a form's choice field says it)."""
+    if value not in choices.values:
+        raise ValidationError({field: ValidationError(_("Select a valid choice."), "invalid")})
+    return value
+
+
+class FieldErrors:
+    """The errors of a service's arguments, field by field, raised together at the end (as
+    a form shows every field's error at once)."""
+
+    def __init__(self):
+        self.errors: dict[str, list[ValidationError]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def add(self, field: str, message, code: str | None = None) -> None:
+        self.errors[field] = [ValidationError(message, code)]
+
+    @contextmanager
+    def check(self) -> Iterator[None]:
+        """Keep the field errors a check inside raises (``clean_text``, ``choice``)."""
+        try:
+            yield
+        except ValidationError as error:
+            self.errors.update(error.error_dict)
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise ValidationError(self.errors)
+
+
 def deny_case(*, user, case: Case, purpose: str, what: str, reason: str) -> CaseDenied:
     """Log the refusal of ``what`` on the case and return the error to raise."""
     return transitions.deny(user=user, obj=case, purpose=purpose, what=what, reason=reason)

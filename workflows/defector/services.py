@@ -32,7 +32,12 @@ from casework.models import (
 )
 from casework.services import alerts
 from casework.services import cases as case_services
-from casework.services.case_changes import case_change, require_access_and_role
+from casework.services.case_changes import (
+    FieldErrors,
+    case_change,
+    choice,
+    require_access_and_role,
+)
 from casework.services.cases import (
     NOTE_LIMIT,
     REASON_LIMIT,
@@ -137,19 +142,16 @@ def _record_assessment(
         raise ValidationError(
             _("The case is not in a state where this can be done."), code="invalid_state"
         )
-    errors = {}
-    if level not in Level.values:
-        errors["level"] = [_("Select a valid choice.")]
+    errors = FieldErrors()
+    with errors.check():
+        choice(level, Level, "level")
     today = timezone.localdate()
     for name, value in (("valid_until", valid_until), ("next_review", next_review)):
-        try:
+        with errors.check():
             _date(value, name, after=today)
-        except ValidationError as error:
-            errors.update(error.message_dict)
     if not errors and next_review > valid_until:
-        errors["next_review"] = [_("The next reassessment must be on or before the end date.")]
-    if errors:
-        raise ValidationError(errors)
+        errors.add("next_review", _("The next reassessment must be on or before the end date."))
+    errors.raise_any()
     basis = clean_text(basis, "basis", limit=NOTE_LIMIT, required=True)
     if case.status == Status.JOINT_ASSESSMENT and case.police_checked_at is None:
         raise ValidationError(_("Record the police check first."))

@@ -21,7 +21,12 @@ from django.utils.translation import gettext_lazy as _
 from casework import policy
 from casework.models import CaseEvent, Organisation, Person
 from casework.selectors.persons import require_purpose
-from casework.services.case_changes import case_change, require_coordinator_access
+from casework.services.case_changes import (
+    FieldErrors,
+    case_change,
+    choice,
+    require_coordinator_access,
+)
 from casework.services.cases import (
     NOTE_LIMIT,
     REASON_LIMIT,
@@ -128,33 +133,30 @@ def record_anonymised_discussion(
     purpose = require_purpose(purpose)
     if not can_coordinate_sspf(user):
         raise _deny_outside_case(user=user, obj=meeting, purpose=purpose, what="discussion:create")
-    errors: dict[str, list] = {}
+    errors = FieldErrors()
     texts = {}
     for name, value, required in (("summary", summary, True), ("outcome", outcome, False)):
-        try:
+        with errors.check():
             texts[name] = clean_text(value, name, limit=REASON_LIMIT, required=required) or ""
-        except ValidationError as error:
-            errors.update(error.message_dict)
-            continue
-        if find_personnummer_like(texts[name]):
-            errors[name] = [
+        if find_personnummer_like(texts.get(name, "")):
+            errors.add(
+                name,
                 _(
                     "Remove what looks like a personal identity number: an anonymised "
                     "discussion holds no personal data."
-                )
-            ]
-    if topic not in AnonymisedDiscussion.Topic.values:
-        errors["topic"] = [_("Select a valid choice.")]
-    if age_band and age_band not in AgeBand.values:
-        errors["age_band"] = [_("Select a valid choice.")]
-    if area and area not in Person.Area.values:
-        errors["area"] = [_("Select a valid choice.")]
+                ),
+            )
+    with errors.check():
+        choice(topic, AnonymisedDiscussion.Topic, "topic")
+    for field, value, choices in (("age_band", age_band, AgeBand), ("area", area, Person.Area)):
+        if value:  # optional
+            with errors.check():
+                choice(value, choices, field)
     if not isinstance(date, datetime.date) or date > timezone.localdate():
-        errors["date"] = [_("The discussion cannot be dated in the future.")]
+        errors.add("date", _("The discussion cannot be dated in the future."))
     if organisation is None or organisation.kind not in CONCERN_RAISERS:
-        errors["organisation"] = [_("Select a valid choice.")]
-    if errors:
-        raise ValidationError(errors)
+        errors.add("organisation", _("Select a valid choice."))
+    errors.raise_any()
     with transaction.atomic():
         discussion = AnonymisedDiscussion.objects.create(
             meeting=meeting,

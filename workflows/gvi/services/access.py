@@ -74,12 +74,6 @@ def lock_in_state(obj, expected_version: int | None, *states: str) -> None:
     transitions.lock(obj, expected_version)
 
 
-def choice(value: Any, choices, field: str) -> str:
-    if value not in choices.values:
-        raise ValidationError({field: ValidationError(_("Select a valid choice."), "invalid")})
-    return value
-
-
 def group_dek(group: Group):
     return load_data_key(owner_type=GROUP, owner_id=group.pk)
 

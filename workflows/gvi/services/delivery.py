@@ -21,6 +21,7 @@ from casework import policy
 from casework.crypto.records import seal_value
 from casework.selectors.persons import require_purpose
 from casework.services import transitions
+from casework.services.case_changes import choice
 from casework.services.cases import REASON_LIMIT, clean_text
 from casework.services.transitions import (
     Denied,
@@ -46,7 +47,6 @@ from workflows.gvi.models import (
 from workflows.gvi.services.access import (
     NAME_LIMIT,
     NOTE_LIMIT,
-    choice,
     deny,
     lock_in_state,
     person_dek,

@@ -27,6 +27,7 @@ from casework.crypto.records import seal_value
 from casework.models import Case, Organisation, Person
 from casework.selectors.persons import person_age, require_purpose
 from casework.services import person_corrections
+from casework.services.case_changes import FieldErrors, choice
 from casework.services.cases import REASON_LIMIT, clean_text, join_team
 from casework.services.persons import check_registration, find_or_create_person
 from casework.services.transitions import (
@@ -54,7 +55,6 @@ from workflows.gvi.services.access import (
     NAME_LIMIT,
     NOTE_LIMIT,
     WITHDRAW_REASON_LIMIT,
-    choice,
     deny,
     group_dek,
     require_gvi_access,
@@ -71,25 +71,18 @@ def create_group(
     purpose = require_role(
         policy.coordinates_gvi_or_police, user=user, purpose=purpose, what="gvi:group:create"
     )
-    errors: dict[str, list] = {}
-    try:
+    errors = FieldErrors()
+    with errors.check():
         name = clean_text(name, "name", limit=NAME_LIMIT, required=True)
-    except ValidationError as error:
-        errors.update(error.error_dict)
-    try:
+    with errors.check():
         notes = clean_text(notes, "notes", limit=NOTE_LIMIT)
-    except ValidationError as error:
-        errors.update(error.error_dict)
     for field, value, choices in (
         ("area", area, Person.Area),
         ("size_band", size_band, gvi.SizeBand),
     ):
-        try:
+        with errors.check():
             choice(value, choices, field)
-        except ValidationError as error:
-            errors.update(error.error_dict)
-    if errors:
-        raise ValidationError(errors)
+    errors.raise_any()
     group = Group(area=area, size_band=size_band, created_by=user)
     # The key is committed in the key store first (an orphan key opens nothing).
     dek = create_data_key(owner_type=GROUP, owner_id=group.pk)
@@ -152,17 +145,12 @@ def erase_group(
     """
     what = "gvi:group:erase"
     purpose = require_role(policy.may_erase_gvi_group, group, user=user, purpose=purpose, what=what)
-    errors: dict[str, list] = {}
-    try:
+    errors = FieldErrors()
+    with errors.check():
         reason = clean_text(reason, "reason", limit=WITHDRAW_REASON_LIMIT, required=True)
-    except ValidationError as error:
-        errors.update(error.error_dict)
     if confirmed is not True:
-        errors["confirmed"] = [
-            ValidationError(_("Confirm that the group's data is to be destroyed."), "required")
-        ]
-    if errors:
-        raise ValidationError(errors)
+        errors.add("confirmed", _("Confirm that the group's data is to be destroyed."), "required")
+    errors.raise_any()
     if group.erased_at is not None:
         raise ValidationError(_("The group has already been erased."), code="erased")
     if group.status != gvi.GroupStatus.DORMANT:
@@ -330,21 +318,18 @@ def record_incident(
     purpose = require_role(
         policy.gvi_police, user=user, purpose=purpose, what="gvi:incident:create"
     )
-    errors: dict[str, list] = {}
+    errors = FieldErrors()
     if not isinstance(date, datetime.date):
-        errors["date"] = [ValidationError(_("Enter a valid date."), "invalid")]
+        errors.add("date", _("Enter a valid date."), "invalid")
     elif date > timezone.localdate():
-        errors["date"] = [ValidationError(_("The date cannot be in the future."), "future")]
+        errors.add("date", _("The date cannot be in the future."), "future")
     for field, value, choices in (("area", area, Person.Area), ("kind", kind, Incident.Kind)):
-        try:
+        with errors.check():
             choice(value, choices, field)
-        except ValidationError as error:
-            errors.update(error.error_dict)
     groups = list(groups)
     if not groups:
-        errors["groups"] = [ValidationError(_("Link at least one group."), "required")]
-    if errors:
-        raise ValidationError(errors)
+        errors.add("groups", _("Link at least one group."), "required")
+    errors.raise_any()
     with transaction.atomic():
         incident = Incident.objects.create(
             date=date,
