@@ -272,6 +272,13 @@ def _fsm_meta(obj: models.Model, name: str):
     return meta
 
 
+def sole_transition(obj: models.Model, name: str):
+    """Transition ``name`` of ``obj``'s model, which leaves one state only: its ``source``,
+    ``target`` and ``custom`` (the ``label``)."""
+    (found,) = _fsm_meta(obj, name).transitions.values()
+    return found
+
+
 def _holds(condition, obj: models.Model) -> bool:
     """A guard's answer; a guard that needs an erased person's data does not hold."""
     try:

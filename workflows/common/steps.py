@@ -1,5 +1,5 @@
-"""The flow steps every programme shares: the step view, the screening context, the
-receipt of a referral and the consent step.
+"""The flow steps every programme shares: the step view, the screening step, the receipt
+of a referral and the consent step.
 
 Each view shows the case as its user may see it (``get_case_page``) and one or more forms;
 a valid form calls the services inside one savepoint, so a step either lands whole or not
@@ -24,12 +24,14 @@ from casework.models import Action, Case, Consent
 from casework.selectors.cases import CaseNotFound, screening_registration
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
+from casework.services.transitions import sole_transition
 from workflows.common import forms
 from workflows.common.responses import (
     ActionForms,
     CaseCalls,
     case_url,
     denied,
+    form_values,
     perform,
     put_errors,
 )
@@ -85,10 +87,9 @@ class StepView(CaseCalls, ActionForms, View):
     # shows it for another purpose says so).
     consent_purpose = Consent.Purpose.COORDINATION
     intro = ""
-    # A step taken up by a "begin" button: in ``begin_status`` only that button, whose
-    # ``begin_transition`` moves the case on (saying ``begin_message``).
-    begin_label = ""
-    begin_status = None
+    # A step taken up by a "begin" button: in the state its ``begin_transition`` leaves,
+    # only that button (labelled as the transition is), which moves the case on (saying
+    # ``begin_message``).
     begin_transition = ""
     begin_message = ""
     # The transition whose unmet conditions the page lists (in ``unmet_status`` only, if set).
@@ -124,11 +125,23 @@ class StepView(CaseCalls, ActionForms, View):
 
     def available(self) -> set[str]:
         """The action names this state offers."""
-        if self.begin_status is None:
+        if not self.begin_transition:
             return set(self.actions)
         if self.case.status == self.begin_status:
             return {"begin"}
         return set(self.actions) - {"begin"}
+
+    @property
+    def begin_status(self):
+        """The state the step waits in to be begun: the one its ``begin_transition`` leaves."""
+        return sole_transition(self.case, self.begin_transition).source
+
+    @property
+    def begin_label(self):
+        """The begin button's label: its transition's."""
+        if not self.begin_transition:
+            return ""
+        return sole_transition(self.case, self.begin_transition).custom["label"]
 
     def render(self, forms_by_name: dict, *, status: int = 200):
         try:
@@ -220,6 +233,46 @@ class StepView(CaseCalls, ActionForms, View):
 
     def version(self, form) -> int:
         return form.cleaned_data["version"]
+
+
+# --- Screening a referral ------------------------------------------------------------------------
+
+
+class ScreeningStepView(StepView):
+    """The screening of a referral (SIG's screening, the defector programme's initial
+    check): one form, under the action ``screening_action``, whose ``outcome`` accepts the
+    referral (the note, then the team: the lead social worker and the police contact
+    officer) or rejects it (``form.REJECT``). The programme's service, which
+    ``screening_service()`` returns (a method: a programme's services may import its flow,
+    which imports these views), records either (``accept`` and the form's
+    ``screening_fields``); the step ends saying ``accepted_message`` or
+    ``rejected_message``."""
+
+    screening_action = ""
+    screening_fields: tuple[str, ...] = ("note", "lead", "police_contact")
+    accepted_message = ""
+    rejected_message = ""
+
+    def extra_context(self):
+        return {**super().extra_context(), **screening_context(self)}
+
+    def handler(self, action: str):
+        if action == self.screening_action:
+            return self.screen
+        return super().handler(action)
+
+    def screen(self, form):
+        accept = form.cleaned_data["outcome"] != form.REJECT
+        self.call(
+            self.screening_service(),
+            form,
+            accept=accept,
+            **form_values(form, *self.screening_fields),
+        )
+        return self.finish(self.accepted_message if accept else self.rejected_message)
+
+    def screening_service(self):
+        raise NotImplementedError
 
 
 # --- The receipt of a referral ----------------------------------------------------------------
@@ -400,13 +453,12 @@ class ConsentStepView(RecordsConsents, StepView):
 
 
 class FollowUpStepView(StepView):
-    """The follow-up on the review date: begin it (the case in ``begin_status``, transition
-    ``begin_transition``), then continue (``continue_case``: a new review date and the
-    transition ``continue_transition``) or close the case (``close_case``). A programme's
-    step sets those, ``purpose`` and ``intro``; one whose follow-up form has another action
-    name sets its own ``actions`` and ``do_<action>``."""
+    """The follow-up on the review date: begin it (the transition ``begin_transition``),
+    then continue (``continue_case``: a new review date and the transition
+    ``continue_transition``) or close the case (``close_case``). A programme's step sets
+    those, ``purpose`` and ``intro``; one whose follow-up form has another action name sets
+    its own ``actions`` and ``do_<action>``."""
 
-    begin_label = _("Start the follow-up")
     actions = {"begin": forms.VersionedForm, "follow_up": forms.FollowUpForm}
     labels = {"follow_up": (None, _("Record the follow-up"))}
     begin_transition = "begin_follow_up"

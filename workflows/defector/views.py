@@ -33,7 +33,7 @@ from workflows.common.steps import (
     ConsentStepView,
     FollowUpStepView,
     ReferralStartView,
-    screening_context,
+    ScreeningStepView,
 )
 from workflows.common.steps import StepView as BaseStepView
 from workflows.defector import forms as dforms
@@ -111,33 +111,22 @@ class ReferralView(ReferralStartView):
 # --- Initial check -----------------------------------------------------------------------------
 
 
-class InitialCheckView(StepView):
+class InitialCheckView(ScreeningStepView, StepView):
     purpose = _("Defector programme: initial check")
     intro = _(
         "Take the referral up: is the person motivated to leave, and is there a threat? "
         "Form the team with a lead social worker and a police contact officer."
     )
-    begin_label = _("Start the initial check")
-    begin_status = Status.REFERRED
     begin_transition = "begin_check"
     begin_message = _("Initial check started.")
     actions = {"begin": forms.VersionedForm, "check": dforms.InitialCheckForm}
     labels = {"check": (_("Initial check"), _("Record the initial check"))}
+    screening_action = "check"
+    accepted_message = _("Accepted; the lead social worker asks for written consent.")
+    rejected_message = _("The person is not eligible; the case is closed.")
 
-    def extra_context(self):
-        return {**super().extra_context(), **screening_context(self)}
-
-    def do_check(self, form):
-        accept = form.cleaned_data["outcome"] != dforms.InitialCheckForm.REJECT
-        self.call(
-            intake.record_initial_check,
-            form,
-            accept=accept,
-            **form_values(form, "note", "lead", "police_contact"),
-        )
-        if not accept:
-            return self.finish(_("The person is not eligible; the case is closed."))
-        return self.finish(_("Accepted; the lead social worker asks for written consent."))
+    def screening_service(self):
+        return intake.record_initial_check
 
 
 # --- Consent -----------------------------------------------------------------------------------
@@ -281,10 +270,8 @@ class IntakeView(StepView):
 class ReviewView(StepView, FollowUpStepView):
     purpose = _("Defector programme: review")
     intro = _("The review date has come: review the support, then continue or close the case.")
-    begin_label = _("Start the review")
     actions = {"begin": forms.VersionedForm, "review": dforms.ReviewForm}
     labels = {"review": (None, _("Record the review"))}
-    begin_status = Status.ACTIVE
     begin_transition = "begin_review"
     begin_message = _("Review started.")
     continue_transition = "continue_case"

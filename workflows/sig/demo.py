@@ -184,6 +184,7 @@ class _Builder(demo.Builder):
                 user=user,
                 case=case,
                 purpose=PURPOSE,
+                accept=accept,
                 note=note,
                 close_reason=None if accept else Case.CloseReason.NOT_ELIGIBLE,
                 lead=self.lead,

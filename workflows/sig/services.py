@@ -53,14 +53,15 @@ def record_screening(
     user,
     case: SigCase,
     purpose: str,
+    accept: bool,
     note: str | None,
     close_reason: str | None = None,
     expected_version: int | None = None,
     **team,
 ) -> SigCase:
-    """The coordinators' screening: the note, then either the case closed for
-    ``close_reason`` (a rejected referral) or the team (``team``: the ``lead`` and
-    ``police_contact`` of ``accept_with_team``) and on to consent."""
+    """The coordinators' screening: the note, then either the team (``team``: the ``lead``
+    and ``police_contact`` of ``accept_with_team``) and on to consent, or the case closed
+    for ``close_reason`` (a rejected referral)."""
     with transaction.atomic():
         update_case(
             user=user,
@@ -69,7 +70,7 @@ def record_screening(
             texts={"screening_note": note or None},
             expected_version=expected_version,
         )
-        if close_reason:
+        if not accept:
             return close_case(user=user, case=case, purpose=purpose, reason=close_reason, note=note)
         return accept_with_team(user=user, case=case, purpose=purpose, **team)
 
@@ -106,37 +107,29 @@ def decide_to_start(
     return outcome
 
 
-def register_referral(
-    *,
-    user,
-    purpose: str,
-    personnummer: str,
-    name: str,
-    area: str,
-    reason: str,
-    phone: str | None = None,
-    address: str | None = None,
-) -> SigCase:
-    """A referral from an organisation's own system (the integration API): find or
-    register the person, open the case and start the flow (the coordinators' screening
-    queue), all or nothing. As on the referral page, the referrer is not put on the team
-    and learns nothing of the register (ADR 0012)."""
-    # The flow imports the task views, which import this module: looked up when used.
-    from workflows.sig.flow import SigFlow
-
-    def register():
+def refer_person(*, user, purpose: str, personnummer: str, reason: str, **details) -> SigCase:
+    """A referral from the referral page: the person is found by personnummer, or
+    registered (``details``: their ``name``, ``area``, ``phone`` and ``address``), and the
+    case opened (:func:`refer`), all or nothing."""
+    with transaction.atomic(savepoint=False):
         person = find_or_create_person(
-            user=user,
-            purpose=purpose,
-            personnummer=personnummer,
-            name=name,
-            area=area,
-            phone=phone or None,
-            address=address or None,
+            user=user, purpose=purpose, personnummer=personnummer, **details
         )
         return refer(user=user, person=person, reason=reason, purpose=purpose)
 
-    return open_and_start(SigFlow.start_linked, register)
+
+def register_referral(*, user, purpose: str, **referral) -> SigCase:
+    """A referral from an organisation's own system (the integration API): registered as
+    the referral page registers it (:func:`refer_person`; ``referral``: its arguments),
+    then the flow started (the coordinators' screening queue), all or nothing. As on the
+    referral page, the referrer is not put on the team and learns nothing of the register
+    (ADR 0012)."""
+    # The flow imports the task views, which import this module: looked up when used.
+    from workflows.sig.flow import SigFlow
+
+    return open_and_start(
+        SigFlow.start_linked, lambda: refer_person(user=user, purpose=purpose, **referral)
+    )
 
 
 def _require_age_range(person) -> None:

@@ -19,7 +19,6 @@ from casework import policy
 from casework.selectors import find_person
 from casework.selectors.cases import list_cases
 from casework.services import cases as case_services
-from casework.services import create_person
 from workflows.common import forms
 from workflows.common.case_page import CasePageView, CaseworkerRequiredMixin
 from workflows.common.responses import case_url, form_values
@@ -27,8 +26,8 @@ from workflows.common.steps import (
     ConsentStepView,
     FollowUpStepView,
     ReferralStartView,
+    ScreeningStepView,
     StepView,
-    screening_context,
 )
 from workflows.sig import forms as sig_forms
 from workflows.sig import services
@@ -62,51 +61,26 @@ class ReferralView(ReferralStartView):
     receipt_title = _("New SIG referral")
 
     def register(self, data):
-        request, purpose = self.request, str(self.purpose)
-        person = find_person(user=request.user, purpose=purpose, personnummer=data["personnummer"])
-        if person is None:
-            person = create_person(
-                user=request.user,
-                purpose=purpose,
-                name=data["name"],
-                personnummer=data["personnummer"],
-                area=data["area"],
-                phone=data["phone"] or None,
-                address=data["address"] or None,
-            )
-        return services.refer(
-            user=request.user, person=person, reason=data["reason"], purpose=purpose
-        )
+        return services.refer_person(user=self.request.user, purpose=str(self.purpose), **data)
 
 
 # --- Screening --------------------------------------------------------------------------------
 
 
-class ScreeningView(SigStep):
+class ScreeningView(ScreeningStepView, SigStep):
     purpose = _("SIG: screening the referral")
     intro = _("Take the referral up, check the age and the need, and form the team.")
-    begin_label = _("Start screening")
-    begin_status = Status.REFERRED
     begin_transition = "begin_screening"
     begin_message = _("Screening started.")
     actions = {"begin": forms.VersionedForm, "screen": sig_forms.ScreeningForm}
     labels = {"screen": (_("Screening"), _("Record the screening"))}
+    screening_action = "screen"
+    screening_fields = (*ScreeningStepView.screening_fields, "close_reason")
+    accepted_message = _("The referral was accepted; the lead social worker asks for consent.")
+    rejected_message = _("The referral was rejected and the case closed.")
 
-    def extra_context(self):
-        return screening_context(self)
-
-    def do_screen(self, form):
-        data = form.cleaned_data
-        reject = data["outcome"] == sig_forms.ScreeningForm.REJECT
-        self.call(
-            services.record_screening,
-            form,
-            **form_values(form, "note", "lead", "police_contact"),
-            close_reason=data["close_reason"] if reject else None,
-        )
-        if reject:
-            return self.finish(_("The referral was rejected and the case closed."))
-        return self.finish(_("The referral was accepted; the lead social worker asks for consent."))
+    def screening_service(self):
+        return services.record_screening
 
 
 # --- Consent ----------------------------------------------------------------------------------
@@ -214,7 +188,6 @@ class ApprovePlanView(SigStep):
 class FollowUpView(ClosesSigCase, SigStep, FollowUpStepView):
     purpose = _("SIG: following up the case")
     intro = _("The review date has come: follow up the plan, then continue or close the case.")
-    begin_status = Status.ACTIVE
     continue_transition = "continue_case"
     continue_message = _("The case continues until the next review.")
 

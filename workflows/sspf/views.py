@@ -98,8 +98,6 @@ class AssessmentView(SspfStep):
         "Take the concern up, record the risk assessment, put the school, leisure and social "
         "services staff on the team, then accept it (ask for consent) or reject it."
     )
-    begin_label = _("Start the assessment")
-    begin_status = Status.CONCERN_RAISED
     begin_transition = "begin_assessment"
     begin_message = _("Assessment started.")
     unmet_transition = "request_consent"
@@ -225,8 +223,6 @@ class NetworkMeetingView(SspfStep):
 class FollowUpView(SspfStep, FollowUpStepView):
     purpose = _("SSPF: the follow-up meeting")
     intro = _("The follow-up date has come: follow up the plan, then continue or close the case.")
-    begin_label = _("Start the follow-up meeting")
-    begin_status = Status.PLAN_ACTIVE
     continue_transition = "continue_plan"
     continue_message = _("The plan continues until the next follow-up.")
 
