@@ -120,27 +120,18 @@ def raise_concern_about(
     return raise_concern(user=user, person=person, concern=concern, purpose=purpose)
 
 
-def register_concern(
-    *, user, purpose: str, personnummer: str, name: str, area: str, concern: str
-) -> SspfCase:
-    """A concern from an organisation's own system (the integration API): find or register
-    the young person and raise the concern as the concern page does
-    (:func:`raise_concern_about`), then start the flow (the coordinators' assessment
-    queue), all or nothing. As on the page, the one who raises it is not put on the team
-    and learns nothing of the register (ADR 0012)."""
+def register_concern(*, user, purpose: str, **raised) -> SspfCase:
+    """A concern from an organisation's own system (the integration API): raised as the
+    concern page raises it (:func:`raise_concern_about`; ``raised``: its other
+    arguments), then the flow started (the coordinators' assessment queue), all or
+    nothing. As on the page, the one who raises it is not put on the team and learns
+    nothing of the register (ADR 0012)."""
     # The flow imports the task views, which import this module: looked up when used.
     from workflows.sspf.flow import SspfFlow
 
     return open_and_start(
         SspfFlow.start_registered,
-        lambda: raise_concern_about(
-            user=user,
-            personnummer=personnummer,
-            name=name,
-            area=area,
-            concern=concern,
-            purpose=purpose,
-        ),
+        lambda: raise_concern_about(user=user, purpose=purpose, **raised),
     )
 
 
