@@ -251,7 +251,7 @@ def _transitions(report) -> None:
         finally:
             transitions.register(one_statement)
 
-    def with_its_seal(variant):
+    def with_its_seal(name, variant):
         # A secure variant's time and CPU include the seal of every entry it queued (its
         # events and its tables' change records): in service the process's sealer thread
         # does it within a second, here the benchmark's thread at the batch's end, so
@@ -260,14 +260,14 @@ def _transitions(report) -> None:
             variant()
             started, cpu_started = time.perf_counter(), time.process_time()
             seal_now()
-            sealing.append(time.perf_counter() - started)
-            sealing_cpu.append(time.process_time() - cpu_started)
+            sealing[name].append(time.perf_counter() - started)
+            sealing_cpu[name].append(time.process_time() - cpu_started)
 
         run.__name__ = variant.__name__
         return run
 
-    sealing: list[float] = []
-    sealing_cpu: list[float] = []
+    sealing: dict[str, list[float]] = {"secure": [], "cold": [], "steps": []}
+    sealing_cpu: dict[str, list[float]] = {name: [] for name in sealing}
     times: dict[str, list[float]] = {
         "secure": [],
         "cold": [],
@@ -286,7 +286,7 @@ def _transitions(report) -> None:
         ("steps", secure_in_steps),
     )
     timed = {
-        name: with_its_seal(variant) if name in {"secure", "cold", "steps"} else variant
+        name: with_its_seal(name, variant) if name in sealing else variant
         for name, variant in variants
     }
     database = _DatabaseCpu()
@@ -343,10 +343,17 @@ def _transitions(report) -> None:
     for name in times:
         db_ms = statistics.median(db_cpu[name]) / TRANSITIONS * 1000
         report(f"sig: transition {name}, database CPU (ms each)", db_ms, "ms", "")
-    seal_ms = statistics.median(sealing) / TRANSITIONS * 1000
+    seal_ms = statistics.median(sealing["secure"]) / TRANSITIONS * 1000
     report("sig: transition secure, of which its entries' seal (ms each)", seal_ms, "ms", "")
-    seal_cpu_ms = statistics.median(sealing_cpu) / TRANSITIONS * 1000
+    seal_cpu_ms = statistics.median(sealing_cpu["secure"]) / TRANSITIONS * 1000
     report("sig: transition secure, the seal's process CPU (ms each)", seal_cpu_ms, "ms", "")
+    # The same ratio with the seal's wall time taken off (its CPU stays in the CPU lines):
+    # what a request waits for, the seal running later in the sealer thread.
+    unsealed = statistics.median(
+        (a - sealed) / b
+        for a, sealed, b in zip(times["secure"], sealing["secure"], times["service"], strict=True)
+    )
+    report("sig: transition secure, seal off the clock, vs same", unsealed, "x", "")
     for name in times:
         counted = trips[name]
         target = "< plain (fewer round trips)" if name == "secure" else ""

@@ -212,3 +212,21 @@ def test_inside_the_callers_transaction_a_transition_is_part_of_it(users):
         )
         raise Undone
     assert record(case) == before
+
+
+def test_outside_a_transaction_the_change_history_names_who_changed_it(users):
+    """The request's history context goes with the statement sent alone (the prefix's
+    ``set_config(…, true)`` and the statement are one implicit transaction): the case's
+    change records name the acting user."""
+    from audit import history
+    from audit.models import ChangeRecord
+
+    sara = users["sara.samordnare"]
+    case = sig_case(users, Status.REFERRED)
+    known = set(ChangeRecord.objects.values_list("id", flat=True))
+    metadata = {"user_id": sara.pk, "username": sara.username, "request_id": "r-alone"}
+    with history.context(metadata):
+        services.transition(user=sara, case=case, name="begin_screening", purpose=PURPOSE)
+    records = ChangeRecord.objects.exclude(id__in=known).filter(row_id=str(case.pk))
+    assert "workflows_sigcase" in {record.table_name for record in records}  # the status
+    assert {record.context["request_id"] for record in records} == {"r-alone"}
