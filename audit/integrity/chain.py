@@ -299,9 +299,8 @@ def seal(*, using: str = "default", wait: bool = True) -> int:
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
             if not cursor.fetchone()[0]:
                 return 0
-        # Each queue row with whether its entry is in the chain already, in one round trip.
-        cursor.execute(_TAKE_QUEUE)
-        pending = _not_yet_chained(sorted(cursor.fetchall()))
+        cursor.execute("DELETE FROM audit_pendingentry RETURNING id, source, entry_id")
+        pending = _not_yet_chained(cursor, sorted(cursor.fetchall()))
         if not pending:
             return 0
         rows = {
@@ -364,30 +363,31 @@ def _insert_links(connection, links: list[tuple], sealed_at: dt.datetime) -> Non
         )
 
 
-_TAKE_QUEUE = (
-    "DELETE FROM audit_pendingentry AS queued RETURNING queued.id, queued.source, "
-    "queued.entry_id, EXISTS (SELECT FROM audit_chainlink AS link "
-    "WHERE link.source = queued.source AND link.entry_id = queued.entry_id)"
-)
-
-
-def _not_yet_chained(pending: list[tuple]) -> list[tuple]:
-    """The queue rows to seal (``(id, source, entry_id)``): one per entry, none of an
-    entry already in the chain (each row of ``pending`` says so in its fourth value).
+def _not_yet_chained(cursor, pending: list[tuple]) -> list[tuple]:
+    """The queue rows to seal: one per entry, none of an entry already in the chain.
 
     The trigger queues each entry once, and only it may write the queue; a row
     that names a chained entry (or one named twice) came from elsewhere. Skipping
     it keeps sealing going — chaining it again would break the chain's one link
     per entry and fail every seal from then on. It is logged (ids only, no values).
     """
+    if not pending:
+        return pending
+    chained: set[tuple[str, int]] = set()
+    for source in {s for _, s, _ in pending}:
+        cursor.execute(
+            "SELECT entry_id FROM audit_chainlink WHERE source = %s AND entry_id = ANY(%s)",
+            [source, [e for _, s, e in pending if s == source]],
+        )
+        chained.update((source, entry_id) for (entry_id,) in cursor.fetchall())
     kept, seen, skipped = [], set(), []
-    for queue_id, source, entry_id, chained in pending:
-        key = (source, entry_id)
-        if chained or key in seen:
+    for row in pending:
+        key = (row[1], row[2])
+        if key in chained or key in seen:
             skipped.append(key)
             continue
         seen.add(key)
-        kept.append((queue_id, source, entry_id))
+        kept.append(row)
     if skipped:
         logger.warning(
             "sealing skipped %d queue rows naming entries already in the chain or queued "
