@@ -15,9 +15,12 @@
   model's save, the webhook lookup, then the timeline entry's and the event's
   INSERTs: the engine's general path), so that before and after are measured
   side by side. Each variant also reports this process's CPU per transition
-  (the machine may be shared: wall time is noisy, CPU much less so) and its
-  database round trips per transition (statements on every connection, plus
-  each transaction's ``BEGIN`` and ``COMMIT``).
+  (the machine may be shared: wall time is noisy, CPU much less so), the
+  database server's CPU per transition, and its database round trips per
+  transition (statements on every connection, plus each transaction's ``BEGIN``
+  and ``COMMIT``). Each variant starts from an empty seal queue; a secure
+  variant's time includes the seal of every entry it queued (its events and its
+  tables' change records), reported on its own line as well.
 * **The case page under load**: gunicorn on 127.0.0.1 (a free port) against
   the benchmark's throw-away databases and keyring, 16 users logged in through
   the login form, each on the team of a case of its own, and 16 client threads
