@@ -211,7 +211,10 @@ class _Layout:
                 value = row[index]
                 if value.__class__ is not str:
                     continue
-                value = document[column] = loads(value)
+                try:
+                    value = document[column] = loads(value)
+                except orjson.JSONDecodeError:  # text orjson refuses: the definition decides
+                    return definition(row)
                 stack = [value]
                 while stack:  # no float anywhere in it
                     item = stack.pop()
