@@ -15,9 +15,12 @@
   model's save, the webhook lookup, then the timeline entry's and the event's
   INSERTs: the engine's general path), so that before and after are measured
   side by side. Each variant also reports this process's CPU per transition
-  (the machine may be shared: wall time is noisy, CPU much less so) and its
-  database round trips per transition (statements on every connection, plus
-  each transaction's ``BEGIN`` and ``COMMIT``).
+  (the machine may be shared: wall time is noisy, CPU much less so), the
+  database server's CPU per transition, and its database round trips per
+  transition (statements on every connection, plus each transaction's ``BEGIN``
+  and ``COMMIT``). Each variant starts from an empty seal queue; a secure
+  variant's time includes the seal of every entry it queued (its events and its
+  tables' change records), reported on its own line as well.
 * **The case page under load**: gunicorn on 127.0.0.1 (a free port) against
   the benchmark's throw-away databases and keyring, 16 users logged in through
   the login form, each on the team of a case of its own, and 16 client threads
@@ -164,6 +167,7 @@ def _referred_cases(count: int) -> list:
 
 
 def _transitions(report) -> None:
+    from audit.services import seal_now
     from casework.models import CaseEvent, User
     from casework.services import cases as services
     from workflows.sig.models import SigCase, Status
@@ -176,6 +180,10 @@ def _transitions(report) -> None:
         # Back to "referred" (a queryset update: the protected field yields to it).
         SigCase.objects.filter(pk__in=ids).update(status=Status.REFERRED)
         batch[:] = list(SigCase.objects.filter(pk__in=ids).select_related("person"))
+        # An empty queue for the next variant (untimed): the reset's own change records
+        # and what a variant without the log queued (its tables' change records, which
+        # the triggers write in every variant) are no variant's seal.
+        seal_now()
 
     def secure() -> None:
         for case in batch:
@@ -246,6 +254,23 @@ def _transitions(report) -> None:
         finally:
             transitions.register(one_statement)
 
+    def with_its_seal(name, variant):
+        # A secure variant's time and CPU include the seal of every entry it queued (its
+        # events and its tables' change records): in service the process's sealer thread
+        # does it within a second, here the benchmark's thread at the batch's end, so
+        # that none of it falls in another variant's time (docs/adr/0032, Session 12).
+        def run() -> None:
+            variant()
+            started, cpu_started = time.perf_counter(), time.process_time()
+            seal_now()
+            sealing[name].append(time.perf_counter() - started)
+            sealing_cpu[name].append(time.process_time() - cpu_started)
+
+        run.__name__ = variant.__name__
+        return run
+
+    sealing: dict[str, list[float]] = {"secure": [], "cold": [], "steps": []}
+    sealing_cpu: dict[str, list[float]] = {name: [] for name in sealing}
     times: dict[str, list[float]] = {
         "secure": [],
         "cold": [],
@@ -255,6 +280,7 @@ def _transitions(report) -> None:
     }
     cpu: dict[str, list[float]] = {name: [] for name in times}
     trips: dict[str, RoundTrips] = {}
+    db_cpu: dict[str, list[float]] = {name: [] for name in times}
     variants = (
         ("secure", secure),
         ("cold", secure_cold),
@@ -262,18 +288,26 @@ def _transitions(report) -> None:
         ("plain", plain),
         ("steps", secure_in_steps),
     )
+    timed = {
+        name: with_its_seal(name, variant) if name in sealing else variant
+        for name, variant in variants
+    }
+    database = _DatabaseCpu()
     order = random.Random(5)  # the order of the variants in each round, not a secret
     for _ in range(TRANSITION_RUNS):  # alternate, so all see the same machine state
         # In a new order each round: nothing periodic (the sealer thread's second, the
         # cache's expiry) lands on one variant only.
-        for name, variant in order.sample(variants, len(variants)):
+        for name, _variant in order.sample(variants, len(variants)):
             reset()
+            served = database.spent()
             started = time.process_time()
-            times[name].append(median_of(variant, runs=1))
+            times[name].append(median_of(timed[name], runs=1))
             cpu[name].append(time.process_time() - started)
+            db_cpu[name].append(database.spent() - served)
             done = SigCase.objects.filter(pk__in=ids, status=Status.SCREENING).count()
             assert done == len(ids)
-    # The round trips of each variant, over one more batch (counted, not timed).
+    # The round trips of each variant's transitions, over one more batch (counted, not
+    # timed; the seal's, once per batch, not among them).
     for name, variant in variants:
         reset()
         with RoundTrips().counting() as counted:
@@ -307,11 +341,45 @@ def _transitions(report) -> None:
     for name in times:
         cpu_ms = statistics.median(cpu[name]) / TRANSITIONS * 1000
         report(f"sig: transition {name}, process CPU (ms each)", cpu_ms, "ms", "")
+    # The database server's CPU (its sessions on the benchmark's databases, the sealer's
+    # included), per transition.
+    for name in times:
+        db_ms = statistics.median(db_cpu[name]) / TRANSITIONS * 1000
+        report(f"sig: transition {name}, database CPU (ms each)", db_ms, "ms", "")
+    seal_ms = statistics.median(sealing["secure"]) / TRANSITIONS * 1000
+    report("sig: transition secure, of which its entries' seal (ms each)", seal_ms, "ms", "")
+    seal_cpu_ms = statistics.median(sealing_cpu["secure"]) / TRANSITIONS * 1000
+    report("sig: transition secure, the seal's process CPU (ms each)", seal_cpu_ms, "ms", "")
+    # The same ratio with the seal's wall time taken off (its CPU stays in the CPU lines):
+    # what a request waits for, the seal running later in the sealer thread.
+    unsealed = statistics.median(
+        (a - sealed) / b
+        for a, sealed, b in zip(times["secure"], sealing["secure"], times["service"], strict=True)
+    )
+    report("sig: transition secure, seal off the clock, vs same", unsealed, "x", "")
     for name in times:
         counted = trips[name]
         target = "< plain (fewer round trips)" if name == "secure" else ""
         report(f"sig: transition {name}, round trips each", counted.total / TRANSITIONS, "", target)
         report(f"sig: transition {name}, statements each", counted.statements / TRANSITIONS, "", "")
+
+
+class _DatabaseCpu:
+    """CPU seconds spent so far by the server's sessions on the benchmark's databases
+    (``benchmarks.measure``: read from the process table, no query), counting sessions
+    that ended since the last reading."""
+
+    def __init__(self) -> None:
+        from benchmarks.measure import _database_names
+
+        self.names = _database_names()
+        self.seen: dict[int, float] = {}
+
+    def spent(self) -> float:
+        from benchmarks.measure import _backends
+
+        self.seen |= _backends(self.names)
+        return sum(self.seen.values())
 
 
 # --- The case page under load ---------------------------------------------------------------

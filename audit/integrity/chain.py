@@ -184,6 +184,54 @@ class _Layout:
 
         return fast_hash
 
+    def sealing_hasher(self):
+        """``hash(row) -> hex digest``: :meth:`entry_hash` of the row, always the same
+        value, for the sealer's loop. By orjson where it writes the definition's bytes,
+        else by the definition.
+
+        orjson writes the same bytes as the definition's encoder for strings (every code
+        point), integers, booleans, null, lists and objects with sorted keys; it differs
+        for floats, and reads an integer beyond 64 bits as a float. So the shortcut is
+        taken only for a row whose plain columns are strings, integers, booleans or
+        null and whose JSON values, as orjson reads them, hold no float (an integer
+        beyond 64 bits at the top raises, and the definition decides)."""
+        columns = self.columns
+        json_columns = self.json_columns
+        prefix = self.entry_prefix
+        definition = self.entry_hash
+        loads, dumps, sort_keys = _fast_loads, orjson.dumps, orjson.OPT_SORT_KEYS
+        sha256 = hashlib.sha256
+        plain = frozenset((str, int, bool, type(None)))
+
+        def entry_hash(row: tuple) -> str:
+            if not plain.issuperset(map(type, row)):
+                return definition(row)
+            document = dict(zip(columns, row, strict=True))
+            for index, column in json_columns:
+                value = row[index]
+                if value.__class__ is not str:
+                    continue
+                try:
+                    value = document[column] = loads(value)
+                except orjson.JSONDecodeError:  # text orjson refuses: the definition decides
+                    return definition(row)
+                stack = [value]
+                while stack:  # no float anywhere in it
+                    item = stack.pop()
+                    kind = item.__class__
+                    if kind is dict:
+                        stack.extend(item.values())
+                    elif kind is list:
+                        stack.extend(item)
+                    elif kind is float:
+                        return definition(row)
+            try:
+                return sha256(prefix + dumps(document, option=sort_keys)).hexdigest()
+            except orjson.JSONEncodeError:
+                return definition(row)
+
+        return entry_hash
+
     def matches(self, row: tuple, stored_hash: str) -> tuple[bool, str]:
         """Whether ``row`` still hashes to ``stored_hash``, and its hash by the definition
         when it does not (for the diagnosis)."""
@@ -270,12 +318,13 @@ def seal(*, using: str = "default", wait: bool = True) -> int:
         sealed_at = timezone.now()
         sealed_iso = utc_iso(sealed_at)
         links = []
+        hashers = {source: layout(source).sealing_hasher() for source in rows}
         for _, source, entry_id in pending:
             row = rows[source].get(entry_id)
             if row is None:  # removed behind the triggers' back; verify reports it
                 continue
             position += 1
-            entry_hash = layout(source).entry_hash(row)
+            entry_hash = hashers[source](row)
             previous = chain_hash(
                 previous,
                 position=position,
@@ -290,20 +339,30 @@ def seal(*, using: str = "default", wait: bool = True) -> int:
 
 
 def _insert_links(connection, links: list[tuple], sealed_at: dt.datetime) -> None:
-    """Append the links in one statement (one array per column, binary parameters ``%b``
-    on the seal's transaction): a seal after a bulk change has tens of thousands of them."""
+    """Append the links in one statement: a seal after a bulk change has tens of
+    thousands of them. Each column goes as one comma-separated text, split by the
+    server (``string_to_array``): joined in C, where an array parameter is dumped
+    element by element in Python (integers, source codes and hex digests: no comma
+    in any)."""
     if not links:
         return
-    columns = list(zip(*links, strict=True))
+    positions, sources, entry_ids, entry_hashes, chain_hashes, _sealed = zip(*links, strict=True)
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(
             "INSERT INTO audit_chainlink "
             "(position, source, entry_id, entry_hash, chain_hash, sealed_at) "
-            "SELECT v.position, v.source, v.entry_id, v.entry_hash, v.chain_hash, %s "
-            "FROM unnest(%b::bigint[], %b::text[], %b::bigint[], %b::text[], %b::text[]) "
-            "AS v(position, source, entry_id, entry_hash, chain_hash) ORDER BY v.position",
-            [sealed_at, *(list(column) for column in columns[:5])],
-            binary=True,
+            "SELECT v.position::bigint, v.source, v.entry_id::bigint, v.entry_hash, "
+            "v.chain_hash, %s FROM unnest(string_to_array(%s, ','), string_to_array(%s, ','), "
+            "string_to_array(%s, ','), string_to_array(%s, ','), string_to_array(%s, ',')) "
+            "AS v(position, source, entry_id, entry_hash, chain_hash) ORDER BY 1",
+            [
+                sealed_at,
+                ",".join(map(str, positions)),
+                ",".join(sources),
+                ",".join(map(str, entry_ids)),
+                ",".join(entry_hashes),
+                ",".join(chain_hashes),
+            ],
         )
 
 

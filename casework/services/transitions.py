@@ -13,7 +13,8 @@ With that description the engine
 * runs a transition (:func:`transition`): access, state, the user's role, the guards;
   then the row lock and version check, the change, the timeline entry and one
   ``TRANSITION`` access-log event, in one transaction and, for a model that describes
-  its timeline row (``timeline_row``), in one statement (docs/adr/0032);
+  its timeline row (``timeline_row``), in one statement (docs/adr/0032), sent without
+  a transaction of its own when the caller has none;
 * records a change that is not a transition (:func:`record_change`: version, timeline
   entry, access-log event);
 * refuses with a logged denial (:func:`deny`, :func:`refuse`; the error is
@@ -22,6 +23,7 @@ With that description the engine
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -324,7 +326,9 @@ def transition(
     does not enforce), the guards (``conditions``, each with a message), the row lock
     and version. Then runs it (``kwargs`` go to the transition method), saves, adds the
     timeline entry (with ``timeline_reason``, already cleaned: a case's sealed reason)
-    and writes one ``TRANSITION`` event, all in one transaction.
+    and writes one ``TRANSITION`` event, all or nothing: in one transaction (a savepoint
+    of the caller's), or, outside any transaction, in one statement sent alone where
+    that is all it takes (:func:`_transition_in_statements`).
     """
     purpose = require_purpose(purpose)
     description = described(obj)
@@ -341,13 +345,13 @@ def transition(
         raise ValidationError([ValidationError(message, code="condition") for message in unmet])
     effects = description.effects(obj) if description.effects is not None else Effects()
     try:
+        if description.timeline_row is not None:
+            _transition_in_statements(
+                obj, description, meta, name, source, effects, expected_version, kwargs,
+                user=user, purpose=purpose, reason=timeline_reason,
+            )  # fmt: skip
+            return obj
         with transaction.atomic():
-            if description.timeline_row is not None:
-                _transition_in_statements(
-                    obj, description, meta, name, source, effects, expected_version, kwargs,
-                    user=user, purpose=purpose, reason=timeline_reason,
-                )  # fmt: skip
-                return obj
             lock(obj, expected_version)
             getattr(obj, name)(**kwargs)
             # The row is locked: the new version goes out with the save (no second UPDATE).
@@ -393,12 +397,56 @@ def _transition_in_statements(
     obj, description: Versioned, meta, name, source, effects: Effects, expected_version, kwargs,
     *, user, purpose: str, reason: str | None,
 ) -> None:  # fmt: skip
-    """The change, the timeline entry and the ``TRANSITION`` event of :func:`transition`,
-    in the caller's transaction: one statement (:func:`_move`) that locks the row by
-    updating it, checks the version and the state the object was loaded in, writes the
-    object's tables, the timeline row and the event row, and evaluates the effects'
-    probe. When the effects have work whose outcome the event names (a close ends the
-    team), the two rows follow that work in a second statement."""
+    """The change, the timeline entry and the ``TRANSITION`` event of :func:`transition`:
+    one statement (:func:`_move`) that locks the row by updating it, checks the version
+    and the state the object was loaded in, writes the object's tables, the timeline row
+    and the event row, and evaluates the effects' probe. When the effects have work
+    whose outcome the event names (a close ends the team), the two rows follow that work
+    in a second statement.
+
+    Inside the caller's transaction the writes join it (in a savepoint). Outside any
+    transaction (autocommit) a transition that is one statement is sent alone: a single
+    statement is atomic by itself, so it needs no ``BEGIN`` and ``COMMIT`` of its own
+    (one round trip instead of three). Its first ``UPDATE`` then waits for the probe to
+    be false: when it is true (a webhook is subscribed) nothing is written, and the
+    transition is written again in a transaction, with its deliveries (the outbox
+    commits with the change). A transition with work between its statements (a close)
+    takes a transaction as well. Hooks registered with ``transaction.on_commit`` (the
+    sealer's wake-up) run after the commit either way: without a transaction, Django
+    runs them at once, after the statement has committed."""
+    if not _autocommit():
+        with transaction.atomic():
+            _transition_written(
+                obj, description, meta, name, source, effects, expected_version, kwargs,
+                user=user, purpose=purpose, reason=reason, alone=False,
+            )  # fmt: skip
+        return
+    _transition_written(
+        obj, description, meta, name, source, effects, expected_version, kwargs,
+        user=user, purpose=purpose, reason=reason, alone=True,
+    )  # fmt: skip
+
+
+def _autocommit() -> bool:
+    """Whether the default connection is outside any transaction (each statement commits
+    by itself)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    return not db.in_atomic_block and db.get_autocommit()
+
+
+def _own_transaction(alone: bool):
+    """A transaction of the writes' own when outside any (``alone``); else the caller's
+    (already a savepoint of :func:`_transition_in_statements`)."""
+    return transaction.atomic() if alone else contextlib.nullcontext()
+
+
+def _transition_written(
+    obj, description: Versioned, meta, name, source, effects: Effects, expected_version, kwargs,
+    *, user, purpose: str, reason: str | None, alone: bool,
+) -> None:  # fmt: skip
+    """:func:`_transition_in_statements`'s work: the transition method in memory, then the
+    statements. ``alone``: outside any transaction (the one statement is sent by itself
+    when it can be; otherwise the writes open a transaction of their own)."""
     getattr(obj, name)(**kwargs)  # in memory: the statement writes its outcome
     target = meta.field.get_state(obj)
     entry = description.timeline_row(
@@ -422,21 +470,41 @@ def _transition_in_statements(
         sql, values, event = record
         return [row_insert(entry), (sql, values)], event
 
+    def written(event, ids) -> None:
+        entry._state.adding = False
+        entry._state.db = connection.alias
+        if event is not None:
+            event_written(event, ids[1])
+
     work = effects.details() if effects.details is not None else None
     if work is None:
-        written, event = rows()
-        probed, ids = _move(obj, description, expected_version, rows=written, probe=effects.probe)
-    else:
+        statement, event = rows()
+        if alone:
+            answer = _move(
+                obj, description, expected_version, rows=statement, probe=effects.probe,
+                unless_probed=True,
+            )  # fmt: skip
+            if answer is not None:  # written and committed, in one round trip
+                probed, ids = answer
+                if effects.moved is not None:
+                    effects.moved(probed)
+                written(event, ids)
+                return
+            # The probe held (a webhook is subscribed): nothing was written.
+        with _own_transaction(alone):
+            probed, ids = _move(
+                obj, description, expected_version, rows=statement, probe=effects.probe
+            )
+            if effects.moved is not None:
+                effects.moved(probed)
+            written(event, ids)
+        return
+    with _own_transaction(alone):
         probed, _none = _move(obj, description, expected_version, rows=[], probe=effects.probe)
-    if effects.moved is not None:
-        effects.moved(probed)
-    if work is not None:
-        written, event = rows(**work())
-        ids = _insert_rows(written)
-    entry._state.adding = False
-    entry._state.db = connection.alias
-    if event is not None:
-        event_written(event, ids[1])
+        if effects.moved is not None:
+            effects.moved(probed)
+        statement, event = rows(**work())
+        written(event, _insert_rows(statement))
 
 
 def _quote(name: str) -> str:
@@ -546,7 +614,9 @@ def _insert_rows(
         return list(cursor.fetchone())
 
 
-def _move(obj, description: Versioned, expected_version, *, rows, probe) -> tuple[bool, list]:
+def _move(
+    obj, description: Versioned, expected_version, *, rows, probe, unless_probed: bool = False
+) -> tuple[bool, list] | None:
     """One statement, a data-modifying CTE (docs/adr/0032)::
 
         WITH moved_0 AS (UPDATE <root table> SET <columns>, version = version + 1
@@ -563,7 +633,13 @@ def _move(obj, description: Versioned, expected_version, *, rows, probe) -> tupl
     The first UPDATE takes the row lock (as ``SELECT ... FOR UPDATE`` did) and checks
     the version; each further table and row is written only when the one before it
     was. Nothing written: :class:`Conflict` (the caller's transaction rolls back the
-    rest). Returns the probe's answer and the rows' ids; sets the object's version."""
+    rest). Returns the probe's answer and the rows' ids; sets the object's version.
+
+    ``unless_probed``: write nothing when the probe holds, and return ``None`` then
+    (the statement sent alone, outside a transaction, when what the probe announces
+    must commit with the change). The probe then comes first, ``probed AS (SELECT
+    <probe> AS answer)``, and the first UPDATE adds ``AND NOT (SELECT answer FROM
+    probed)`` to its conditions."""
     version_field = description.model._meta.get_field("version")
     db = connections[DEFAULT_DB_ALIAS]
     initial = {}
@@ -574,6 +650,10 @@ def _move(obj, description: Versioned, expected_version, *, rows, probe) -> tupl
     deferred = obj.get_deferred_fields()
     parts: list[str] = []
     params: list[Any] = []
+    guarded = unless_probed and probe is not None
+    if guarded:  # evaluated once, before the first UPDATE that waits for it
+        parts.append(f"probed AS (SELECT {probe[0]} AS answer)")
+        params.extend(probe[1])
     version_part = None
     tables = _tables(type(obj))
     for index, table in enumerate(tables):
@@ -606,6 +686,8 @@ def _move(obj, description: Versioned, expected_version, *, rows, probe) -> tupl
             params.append(field.get_db_prep_value(initial[field.attname], db))
         if index:
             conditions.append(f"EXISTS (SELECT FROM moved_{index - 1})")
+        elif guarded:
+            conditions.append("NOT (SELECT answer FROM probed)")
         returning = _quote(version_field.column) if versioned else "1"
         parts.append(
             f"moved_{index} AS (UPDATE {table.name} SET {', '.join(assignments)}"  # noqa: S608
@@ -619,17 +701,21 @@ def _move(obj, description: Versioned, expected_version, *, rows, probe) -> tupl
         f"(SELECT returned FROM moved_{version_part})",  # noqa: S608 - names, not values
         f"EXISTS (SELECT FROM {last})",
     ]
-    if probe is not None:
+    if guarded:
+        selected.append("(SELECT answer FROM probed)")
+    elif probe is not None:
         selected.append(probe[0])
         params.extend(probe[1])
     selected.extend(f"(SELECT id FROM row_{index})" for index in range(len(rows)))  # noqa: S608
     with db.cursor() as cursor:
         cursor.execute(f"WITH {', '.join(parts)} SELECT {', '.join(selected)}", params)
         version, moved, *answers = cursor.fetchone()
+    probed = bool(answers.pop(0)) if probe is not None else True
     if not moved:
+        if guarded and probed:
+            return None
         raise description.conflict()
     obj.version = version
     if initial:
         obj._update_initial_state()
-    probed = bool(answers.pop(0)) if probe is not None else True
     return probed, answers
