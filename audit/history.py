@@ -147,3 +147,12 @@ def bulk_update(
         [_identifier(table), list(ids), [_identifier(c) for c in columns], [list(r) for r in rows]],
     )
     return cursor.fetchone()[0]
+
+
+def tracked_tables(cursor) -> frozenset[str]:
+    """The tables under change history (those with the ``audit_history`` trigger)."""
+    cursor.execute(
+        "SELECT c.relname FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid "
+        "WHERE t.tgname = 'audit_history' AND c.relnamespace = current_schema()::regnamespace"
+    )
+    return frozenset(name for (name,) in cursor.fetchall())
