@@ -7,10 +7,11 @@ written (same data, changed fields, context, role), queued for the hash chain in
 ``INSERT``. While it runs, the row trigger of that table and the queue's row trigger of
 its records stand aside — only there:
 
-- the function sets the transaction-local ``samverkan.audit_bulk`` to the table's oid
+- the function sets the transaction-local ``samverkan.audit_bulk`` to the table's name
   for its one statement (and clears it after); a failed statement rolls the setting back
   with the transaction or savepoint;
-- the triggers stand aside only when that setting names the table **and** the current
+- the triggers stand aside only for that table's rows and records, only when that
+  setting names the table **and** the current
   role is the audit owner (the role that ran this migration and owns the function). A
   session can set any custom setting, but only the owner's ``SECURITY DEFINER``
   function runs as the owner for the application role (production: the application role
@@ -36,7 +37,7 @@ DECLARE
 BEGIN
     IF TG_OP = 'UPDATE' THEN
         -- audit_bulk_update() writes this statement's records itself (paired by key).
-        IF current_setting('samverkan.audit_bulk', true) = TG_RELID::text THEN
+        IF current_setting('samverkan.audit_bulk', true) = TG_TABLE_NAME THEN
             IF current_user = __OWNER__ THEN
                 RETURN NULL;
             END IF;
@@ -75,7 +76,8 @@ BEGIN
     -- so its INSERT fires this at depth 2 or more; a statement of a session is depth 1.
     -- audit_bulk_update() (the owner's) queues the records it has just written.
     IF pg_trigger_depth() < 2
-       AND NOT (coalesce(current_setting('samverkan.audit_bulk', true), '') <> ''
+       AND NOT (NEW.source = 'history'
+                AND coalesce(current_setting('samverkan.audit_bulk', true), '') <> ''
                 AND current_user = __OWNER__) THEN
         RAISE EXCEPTION 'audit_pendingentry is filled only by the trigger of the log tables: '
                         'a direct INSERT is not allowed'
@@ -93,7 +95,7 @@ ENQUEUE_TRIGGER = r"""
 DROP TRIGGER audit_enqueue ON audit_changerecord;
 CREATE TRIGGER audit_enqueue AFTER INSERT ON audit_changerecord
     FOR EACH ROW
-    WHEN (coalesce(current_setting('samverkan.audit_bulk', true), '') = ''
+    WHEN (NEW.table_name IS DISTINCT FROM current_setting('samverkan.audit_bulk', true)
           OR current_user <> __OWNER__)
     EXECUTE FUNCTION audit_enqueue('history');
 """
@@ -150,7 +152,7 @@ BEGIN
       INTO assignments, selected, aliases
       FROM unnest(p_columns) WITH ORDINALITY AS col(name, n);
 
-    PERFORM set_config('samverkan.audit_bulk', p_table::oid::text, true);
+    PERFORM set_config('samverkan.audit_bulk', table_name, true);
     EXECUTE format($sql$
         WITH v AS (
             SELECT * FROM unnest($1, %3$s) AS v(row_id, %7$s)

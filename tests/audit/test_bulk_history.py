@@ -123,7 +123,7 @@ def test_a_session_cannot_switch_the_row_trigger_off(app_role):  # noqa: F811
         raw(f"SET LOCAL ROLE {app_role}")
         raw(
             "SELECT set_config('samverkan.audit_bulk', %s, true)",
-            [str(raw("SELECT 'casework_organisation'::regclass::oid")[0][0])],
+            ["casework_organisation"],
         )
         raw("UPDATE casework_organisation SET name = 'Dold?' WHERE id = %s", [organisation.pk])
         raw("RESET ROLE")

@@ -507,3 +507,41 @@ def test_the_verifiers_fast_path_agrees_with_the_definition(purpose, details, ob
         tuple(values.get(c, 0) if c != "purpose" else "x" for c in layout.columns)
     )
     assert layout.matches(row, other)[0] is (other == definition)
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(
+    data=_json_values,
+    context=st.none() | _json_values,
+    row_id=st.text(alphabet=st.characters(blacklist_categories=["Cs"])),
+)
+def test_the_sealers_hash_is_the_definitions(data, context, row_id):
+    """The sealer writes orjson's bytes only where they are the definition's: floats
+    anywhere (orjson writes them otherwise) and integers beyond 64 bits (orjson reads
+    them as floats) are encoded by the definition."""
+    for source, values in (
+        (
+            "history",
+            {
+                "data": json.dumps(data, ensure_ascii=False),
+                "context": None if context is None else json.dumps(context),
+                "changed_fields": json.dumps(["plan", "å"]),
+                "row_id": row_id,
+                "id": 2**40,
+            },
+        ),
+        ("access", {"details": json.dumps(data, ensure_ascii=False), "object_id": row_id}),
+    ):
+        layout = integrity.layout(source)
+        row = tuple(values.get(column) for column in layout.columns)
+        assert layout.sealing_hasher()(row) == layout.entry_hash(row)
+
+
+def test_the_sealers_hash_of_values_orjson_writes_otherwise():
+    layout = integrity.layout("history")
+    seal_hash = layout.sealing_hasher()
+    for data in ('{"a": 1e16}', '{"a": [0.00001]}', '{"a": {"b": 1.5}}', f'{{"a": {2**70}}}'):
+        row = tuple(data if column == "data" else None for column in layout.columns)
+        assert seal_hash(row) == layout.entry_hash(row)
+        if "0.00001" in data:
+            assert layout.fast_encode(row) != layout.encode(row)  # orjson alone differs
