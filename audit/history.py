@@ -127,24 +127,28 @@ def context(metadata: Any, *, using: str = "default") -> Iterator[None]:
 BULK_SETTING = "samverkan.audit_bulk"
 
 
-def bulk_update(
-    cursor, table: str, ids: Sequence[Any], columns: Sequence[str], rows: Sequence[Sequence[Any]]
-) -> int:
-    """Set ``columns`` of the rows ``ids`` of the tracked ``table`` to ``rows`` (one
-    sequence of values per id) in one statement, with their change records.
+def bulk_update(cursor, table: str, ids: Sequence[Any], columns: dict[str, Sequence[Any]]) -> int:
+    """Set the ``columns`` (name -> one value per id, in the order of ``ids``) of the rows
+    ``ids`` of the tracked ``table`` in one statement, with their change records.
 
     The database function ``audit_bulk_update`` (migration ``0012_bulk_history``) locks
     the rows, updates them and writes one change record per changed row — paired with
     its old row by primary key, the same record the row trigger writes — and queues them
     for the hash chain in one ``INSERT``; the row trigger stands aside for that one
     statement only (docs/adr/0005-audit-log.md, "The bulk path"). ``cursor`` is a
-    psycopg cursor (``%b``: the arrays travel as binary parameters); the values of
-    ``rows`` share one type (``bytea`` for sealed values). Returns the rows updated."""
+    psycopg cursor: the ids and the values travel as two binary one-dimensional arrays
+    (the values column after column), the values of all columns of one type (``bytea``
+    for sealed values). Returns the rows updated."""
     if not ids:
         return 0
+    values: list[Any] = []
+    for column_values in columns.values():
+        if len(column_values) != len(ids):
+            raise ValueError("one value per id in every column")
+        values.extend(column_values)
     cursor.execute(
         "SELECT audit_bulk_update(%s::regclass, %b, %b::text[], %b)",
-        [_identifier(table), list(ids), [_identifier(c) for c in columns], [list(r) for r in rows]],
+        [_identifier(table), list(ids), [_identifier(c) for c in columns], values],
     )
     return cursor.fetchone()[0]
 

@@ -113,6 +113,7 @@ DECLARE
     assignments text;
     selected text;
     aliases text;
+    rows integer;
     updated bigint;
 BEGIN
     SELECT string_to_array(encode(t.tgargs, 'escape'), '\000'), c.relname
@@ -138,16 +139,17 @@ BEGIN
     IF coalesce(array_length(p_ids, 1), 0) = 0 THEN
         RETURN 0;
     END IF;
-    IF array_ndims(p_values) <> 2
-       OR array_length(p_values, 1) <> array_length(p_ids, 1)
-       OR array_length(p_values, 2) <> array_length(p_columns, 1) THEN
-        RAISE EXCEPTION 'audit_bulk_update: values must be one row of % columns per id',
+    rows := array_length(p_ids, 1);
+    IF array_ndims(p_values) <> 1
+       OR array_length(p_values, 1) <> rows * array_length(p_columns, 1) THEN
+        RAISE EXCEPTION 'audit_bulk_update: values must be % columns of one value per id',
             array_length(p_columns, 1) USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- Column n's values are the slice [:][n:n], unnested beside the ids (each slice one
-    -- pass: subscripting an array of variable-length values walks it from the start).
+    -- Column by column: column n's values are the slice [(n-1)*rows+1 : n*rows], unnested
+    -- beside the ids (each slice one pass: subscripting an array of variable-length values
+    -- walks it from the start, each time).
     SELECT string_agg(format('%I = v.c%s', name, n), ', ' ORDER BY n),
-           string_agg(format('$2[:][%s:%s]', n, n), ', ' ORDER BY n),
+           string_agg(format('$2[%s:%s]', (n - 1) * rows + 1, n * rows), ', ' ORDER BY n),
            string_agg(format('c%s', n), ', ' ORDER BY n)
       INTO assignments, selected, aliases
       FROM unnest(p_columns) WITH ORDINALITY AS col(name, n);

@@ -357,7 +357,7 @@ def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int
         }
         values = sum(_reseal_table(cursor, table, keys) for table in case_sealed_tables())
         now = timezone.now()
-        bulk_update(cursor, Case._meta.db_table, list(locked), ["keyed_at"], [[now]] * len(locked))
+        bulk_update(cursor, Case._meta.db_table, list(locked), {"keyed_at": [now] * len(locked)})
         ordered = sorted(locked)
         unreadable = sum(1 for key, _person in keys.values() if key is None)
         record_event(
@@ -441,7 +441,10 @@ def _reseal_table(
         # One statement with its change records, paired by primary key (ADR 0005, "The
         # bulk path"): the records the row trigger writes, without its per-row cost.
         bulk_update(
-            cursor, table.table, [u[0] for u in updates], table.columns, [u[1:] for u in updates]
+            cursor,
+            table.table,
+            [u[0] for u in updates],
+            {column: [u[i] for u in updates] for i, column in enumerate(table.columns, 1)},
         )
     elif updates:
         assignments = ", ".join(f"{c} = v.{c}" for c in table.columns)

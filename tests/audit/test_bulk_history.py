@@ -51,7 +51,7 @@ def _both_ways(table: str, ids: list, column: str, values: list) -> tuple[list, 
     last = _last()
     with transaction.atomic(), _cursor() as cursor:
         raw(f"SELECT set_config('{history.CONTEXT_SETTING}', %s, true)", [CONTEXT])
-        updated = history.bulk_update(cursor, table, ids, [column], [[v] for v in values])
+        updated = history.bulk_update(cursor, table, ids, {column: values})
     assert updated == len(ids)
     return by_trigger, _records_after(last)
 
@@ -91,8 +91,7 @@ def test_each_record_is_queued_once_and_the_chain_verifies(db):
             cursor,
             "casework_organisation",
             [o.pk for o in organisations],
-            ["name"],
-            [["A"], ["B"], ["C"]],
+            {"name": ["A", "B", "C"]},
         )
         assert raw("SELECT current_setting('samverkan.audit_bulk', true)") == [("",)]
     written = list(ChangeRecord.objects.filter(id__gt=last).values_list("id", flat=True))
@@ -110,7 +109,7 @@ def test_only_tracked_tables_and_columns_other_than_the_key(db):
         ("casework_organisation", "no_such_column"),
     ):
         with pytest.raises(psycopg.Error), transaction.atomic(), _cursor() as cursor:
-            history.bulk_update(cursor, table, [organisation.pk], [column], [["x"]])
+            history.bulk_update(cursor, table, [organisation.pk], {column: ["x"]})
 
 
 def test_a_session_cannot_switch_the_row_trigger_off(app_role):  # noqa: F811
@@ -136,7 +135,7 @@ def test_a_session_cannot_switch_the_row_trigger_off(app_role):  # noqa: F811
         raw(f"SET LOCAL ROLE {app_role}")
         with _cursor() as cursor:
             history.bulk_update(
-                cursor, "casework_organisation", [organisation.pk], ["name"], [["Bulk"]]
+                cursor, "casework_organisation", [organisation.pk], {"name": ["Bulk"]}
             )
         raw("RESET ROLE")
     (record,) = _records_after(last)
