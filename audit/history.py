@@ -12,6 +12,11 @@ every INSERT, UPDATE, DELETE and TRUNCATE of that table — through ``save()``,
 writes an ``audit.ChangeRecord`` in the same transaction, because the database
 does it. There is no switch an application session can flip to skip it.
 
+A bulk ``UPDATE`` of many rows can take :func:`bulk_update` instead: one statement that
+writes the same records itself (paired by primary key); the row trigger stands aside
+only inside the audit owner's function that does it (docs/adr/0005-audit-log.md, "The
+bulk path").
+
 Who made a change: the application tells the database through the
 ``samverkan.audit_context`` setting, which :func:`context` injects before each
 data-changing statement (the request middleware does it for every request).
