@@ -12,6 +12,11 @@ every INSERT, UPDATE, DELETE and TRUNCATE of that table — through ``save()``,
 writes an ``audit.ChangeRecord`` in the same transaction, because the database
 does it. There is no switch an application session can flip to skip it.
 
+A bulk ``UPDATE`` of many rows can take :func:`bulk_update` instead: one statement that
+writes the same records itself (paired by primary key); the row trigger stands aside
+only inside the audit owner's function that does it (docs/adr/0005-audit-log.md, "The
+bulk path").
+
 Who made a change: the application tells the database through the
 ``samverkan.audit_context`` setting, which :func:`context` injects before each
 data-changing statement (the request middleware does it for every request).
@@ -120,3 +125,43 @@ def context(metadata: Any, *, using: str = "default") -> Iterator[None]:
     """
     with connections[using].execute_wrapper(_ContextInjector(metadata)):
         yield
+
+
+# --- The bulk path ------------------------------------------------------------
+
+BULK_SETTING = "samverkan.audit_bulk"
+
+
+def bulk_update(cursor, table: str, ids: Sequence[Any], columns: dict[str, Sequence[Any]]) -> int:
+    """Set the ``columns`` (name -> one value per id, in the order of ``ids``) of the rows
+    ``ids`` of the tracked ``table`` in one statement, with their change records.
+
+    The database function ``audit_bulk_update`` (migration ``0012_bulk_history``) locks
+    the rows, updates them and writes one change record per changed row — paired with
+    its old row by primary key, the same record the row trigger writes — and queues them
+    for the hash chain in one ``INSERT``; the row trigger stands aside for that one
+    statement only (docs/adr/0005-audit-log.md, "The bulk path"). ``cursor`` is a
+    psycopg cursor: the ids and the values travel as two binary one-dimensional arrays
+    (the values column after column), the values of all columns of one type (``bytea``
+    for sealed values). Returns the rows updated."""
+    if not ids:
+        return 0
+    values: list[Any] = []
+    for column_values in columns.values():
+        if len(column_values) != len(ids):
+            raise ValueError("one value per id in every column")
+        values.extend(column_values)
+    cursor.execute(
+        "SELECT audit_bulk_update(%s::regclass, %b, %b::text[], %b)",
+        [_identifier(table), list(ids), [_identifier(c) for c in columns], values],
+    )
+    return cursor.fetchone()[0]
+
+
+def tracked_tables(cursor) -> frozenset[str]:
+    """The tables under change history (those with the ``audit_history`` trigger)."""
+    cursor.execute(
+        "SELECT c.relname FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid "
+        "WHERE t.tgname = 'audit_history' AND c.relnamespace = current_schema()::regnamespace"
+    )
+    return frozenset(name for (name,) in cursor.fetchall())

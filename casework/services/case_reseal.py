@@ -37,6 +37,7 @@ from django.apps import apps
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from audit.history import bulk_update, tracked_tables
 from audit.services import Action, record_event
 from casework.crypto.envelope import HEADER_LEN, DataKeyMaterial, random_nonces, reseal
 from casework.crypto.errors import DecryptionError
@@ -317,6 +318,17 @@ def _keys(case_ids: list[uuid.UUID]):
     return person_keys, own, len(rekeyed)
 
 
+_tracked: frozenset[str] | None = None
+
+
+def _tracked_tables(cursor) -> frozenset[str]:
+    """The tables under change history, read once per process (migrations set them)."""
+    global _tracked
+    if _tracked is None:
+        _tracked = tracked_tables(cursor)
+    return _tracked
+
+
 def _raw_cursor(alias: str = "default"):
     """A cursor with server-side parameter binding on the connection's current transaction:
     the batch's arrays of thousands of ids and sealed values travel as binary parameters
@@ -344,10 +356,8 @@ def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int
             for case_id, person_id in locked.items()
         }
         values = sum(_reseal_table(cursor, table, keys) for table in case_sealed_tables())
-        cursor.execute(
-            "UPDATE casework_case SET keyed_at = %s WHERE id = ANY(%b)",
-            [timezone.now(), list(locked)],
-        )
+        now = timezone.now()
+        bulk_update(cursor, Case._meta.db_table, list(locked), {"keyed_at": [now] * len(locked)})
         ordered = sorted(locked)
         unreadable = sum(1 for key, _person in keys.values() if key is None)
         record_event(
@@ -427,7 +437,16 @@ def _reseal_table(
             resealed += 1
         if changed:
             updates.append((row_id, *new))
-    if updates:
+    if updates and table.table in _tracked_tables(cursor):
+        # One statement with its change records, paired by primary key (ADR 0005, "The
+        # bulk path"): the records the row trigger writes, without its per-row cost.
+        bulk_update(
+            cursor,
+            table.table,
+            [u[0] for u in updates],
+            {column: [u[i] for u in updates] for i, column in enumerate(table.columns, 1)},
+        )
+    elif updates:
         assignments = ", ".join(f"{c} = v.{c}" for c in table.columns)
         arrays = ", ".join(["%b::bytea[]"] * len(table.columns))
         cursor.execute(

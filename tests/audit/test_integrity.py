@@ -564,3 +564,13 @@ def test_the_sealers_hash_of_a_value_orjson_would_write_otherwise():
         layout.entry_hash(row)
     with pytest.raises(ValueError):
         layout.sealing_hasher()(row)
+
+
+def test_the_sealers_hash_of_floats_and_big_integers_in_json():
+    layout = integrity.layout("history")
+    seal_hash = layout.sealing_hasher()
+    for data in ('{"a": 1e16}', '{"a": [0.00001]}', '{"a": {"b": 1.5}}', f'{{"a": {2**70}}}'):
+        row = tuple(data if column == "data" else None for column in layout.columns)
+        assert seal_hash(row) == layout.entry_hash(row)
+        if "0.00001" in data:
+            assert layout.fast_encode(row) != layout.encode(row)  # orjson alone differs

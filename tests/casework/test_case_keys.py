@@ -287,6 +287,29 @@ def test_the_reseal_is_in_the_change_history_row_by_row(two_cases, demo):
     assert all(r.changed_fields == ["keyed_at"] for r in keyed)
 
 
+def test_the_chain_verifies_after_a_reseal(two_cases, demo):
+    """The re-seal's records (the change history's bulk path) are queued once each, sealed
+    and verified like every other entry: ``audit verify`` passes."""
+    from audit import integrity
+    from audit.models import ChainLink, PendingEntry
+
+    _person, active, referred = two_cases
+    for case in (active, referred):
+        _back_to_person_key(case)
+    integrity.seal()
+    last = ChangeRecord.objects.order_by("-id").values_list("id", flat=True).first()
+    _reseal()
+    written = set(ChangeRecord.objects.filter(id__gt=last).values_list("id", flat=True))
+    assert written
+    queued = PendingEntry.objects.filter(source="history", entry_id__in=written)
+    assert queued.count() == len(written)
+    integrity.seal()
+    chained = ChainLink.objects.filter(source="history", entry_id__in=written)
+    assert chained.count() == len(written)
+    result = integrity.verify(directory=None)
+    assert result.ok, result.finding
+
+
 def _raw(sql: str, params=()) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, list(params))

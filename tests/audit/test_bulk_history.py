@@ -1,0 +1,144 @@
+"""The change history's bulk path (``audit.history.bulk_update``, migration 0012): one
+statement per table writes exactly the records the row trigger writes, queued for the
+chain, and the row trigger's standing aside cannot be switched on by a session."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from django.db import connection, transaction
+
+from audit import history, integrity
+from audit.models import ChangeRecord, PendingEntry
+from casework.models import Organisation, User
+
+from .helpers import assert_one_verified_chain, raw
+from .test_privileges import app_role  # noqa: F401 - fixture
+
+COMPARED = ("table_name", "row_id", "operation", "data", "changed_fields", "context", "db_role")
+
+
+def _cursor():
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
+def _records_after(last: int) -> list[dict]:
+    return sorted(
+        ChangeRecord.objects.filter(id__gt=last).values(*COMPARED),
+        key=lambda r: (r["table_name"], r["row_id"]),
+    )
+
+
+def _last() -> int:
+    return ChangeRecord.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+CONTEXT = '{"request_id": "r-1", "user_id": 7, "username": "anna"}'
+
+
+def _both_ways(table: str, ids: list, column: str, values: list) -> tuple[list, list]:
+    """The records of the same change, with the same audit context, by the row trigger
+    (a plain UPDATE per row, rolled back) and by the bulk path."""
+    last = _last()
+    with transaction.atomic():
+        sid = transaction.savepoint()
+        raw(f"SELECT set_config('{history.CONTEXT_SETTING}', %s, true)", [CONTEXT])
+        for row_id, value in zip(ids, values, strict=True):
+            raw(f"UPDATE {table} SET {column} = %s WHERE id = %s", [value, row_id])  # noqa: S608
+        by_trigger = _records_after(last)
+        transaction.savepoint_rollback(sid)
+    last = _last()
+    with transaction.atomic(), _cursor() as cursor:
+        raw(f"SELECT set_config('{history.CONTEXT_SETTING}', %s, true)", [CONTEXT])
+        updated = history.bulk_update(cursor, table, ids, {column: values})
+    assert updated == len(ids)
+    return by_trigger, _records_after(last)
+
+
+def test_the_bulk_path_writes_the_row_triggers_records(db):
+    organisations = [
+        Organisation.objects.create(name=f"Skola {n}", kind="school") for n in range(4)
+    ]
+    ids = [o.pk for o in organisations]
+    # The last row keeps its value: no record, either way.
+    values = ["Ny 0", "Ny 1", "Ny 2", "Skola 3"]
+    by_trigger, by_bulk = _both_ways("casework_organisation", ids, "name", values)
+    assert len(by_trigger) == 3
+    assert by_bulk == by_trigger
+    assert by_bulk[0]["changed_fields"] == ["name"]
+    assert by_bulk[0]["context"]["username"] == "anna"
+    assert Organisation.objects.get(pk=ids[1]).name == "Ny 1"
+
+
+def test_excluded_columns_stay_out_as_with_the_trigger(db):
+    users = [User.objects.create_user(f"bulk{n}", password="hemligt-lösen-1") for n in range(3)]
+    by_trigger, by_bulk = _both_ways(
+        "casework_user", [u.pk for u in users], "first_name", ["Anna", "Bo", "Cia"]
+    )
+    assert by_bulk == by_trigger
+    assert all("password" not in r["data"] and "last_login" not in r["data"] for r in by_bulk)
+
+
+def test_each_record_is_queued_once_and_the_chain_verifies(db):
+    organisations = [
+        Organisation.objects.create(name=f"Kedja {n}", kind="school") for n in range(3)
+    ]
+    integrity.seal()
+    last = _last()
+    with transaction.atomic(), _cursor() as cursor:
+        history.bulk_update(
+            cursor,
+            "casework_organisation",
+            [o.pk for o in organisations],
+            {"name": ["A", "B", "C"]},
+        )
+        assert raw("SELECT current_setting('samverkan.audit_bulk', true)") == [("",)]
+    written = list(ChangeRecord.objects.filter(id__gt=last).values_list("id", flat=True))
+    assert len(written) == 3
+    queued = PendingEntry.objects.filter(source="history", entry_id__in=written)
+    assert queued.count() == 3
+    assert_one_verified_chain()
+
+
+def test_only_tracked_tables_and_columns_other_than_the_key(db):
+    organisation = Organisation.objects.create(name="Fel", kind="school")
+    for table, column in (
+        ("audit_pendingentry", "source"),
+        ("casework_organisation", "id"),
+        ("casework_organisation", "no_such_column"),
+    ):
+        with pytest.raises(psycopg.Error), transaction.atomic(), _cursor() as cursor:
+            history.bulk_update(cursor, table, [organisation.pk], {column: ["x"]})
+
+
+def test_a_session_cannot_switch_the_row_trigger_off(app_role):  # noqa: F811
+    """The setting alone, as the application role, leaves the row trigger on; the
+    application role's call of the bulk function records its change."""
+    organisation = Organisation.objects.create(name="Vanlig", kind="school")
+    raw(f"GRANT SELECT, UPDATE ON casework_organisation, casework_accessgeneration TO {app_role}")
+    last = _last()
+    with transaction.atomic():
+        raw(f"SET LOCAL ROLE {app_role}")
+        raw(
+            "SELECT set_config('samverkan.audit_bulk', %s, true)",
+            ["casework_organisation"],
+        )
+        raw("UPDATE casework_organisation SET name = 'Dold?' WHERE id = %s", [organisation.pk])
+        raw("RESET ROLE")
+    (record,) = _records_after(last)
+    assert record["data"]["name"] == "Dold?"
+    assert PendingEntry.objects.filter(source="history").exists()
+
+    last = _last()
+    with transaction.atomic():
+        raw(f"SET LOCAL ROLE {app_role}")
+        with _cursor() as cursor:
+            history.bulk_update(
+                cursor, "casework_organisation", [organisation.pk], {"name": ["Bulk"]}
+            )
+        raw("RESET ROLE")
+    (record,) = _records_after(last)
+    assert record["data"]["name"] == "Bulk"
+    assert record["db_role"] == connection.settings_dict["USER"]
+    assert_one_verified_chain()
