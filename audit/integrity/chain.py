@@ -245,30 +245,6 @@ class _Layout:
         return actual == stored_hash, actual
 
 
-# The column values orjson writes exactly as the definition does (``bool`` is an ``int``
-# subclass: listed for the class test).
-_ORJSON_PLAIN = frozenset({str, int, bool, type(None)})
-
-
-def _holds_float(value: Any) -> bool:
-    """Whether a decoded JSON value holds a float anywhere."""
-    cls = value.__class__
-    if cls is float:
-        return True
-    if cls is dict:
-        for item in value.values():
-            if item.__class__ is float or (item.__class__ in _NESTED and _holds_float(item)):
-                return True
-        return False
-    if cls is list:
-        for item in value:
-            if item.__class__ is float or (item.__class__ in _NESTED and _holds_float(item)):
-                return True
-    return False
-
-
-_NESTED = frozenset({dict, list})
-
 _layouts: dict[str, _Layout] = {}
 
 
