@@ -133,9 +133,7 @@ def test_a_renewal_is_written_only_when_it_moves_the_idle_end_enough(demo, now, 
     assert _stored_idle_end(client) == timezone.now() + idle  # written
 
 
-def test_the_idle_end_is_never_later_than_the_idle_time_after_the_last_request(
-    demo, now, settings
-):
+def test_the_idle_end_is_never_later_than_the_idle_time_after_the_last_request(demo, now, settings):
     client = _signed_in_client("anna.social")
     idle = dt.timedelta(seconds=settings.SESSION_COOKIE_AGE)
     renew = dt.timedelta(seconds=settings.SESSION_RENEW_SECONDS)
