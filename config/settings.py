@@ -393,12 +393,23 @@ AUDIT_FAILED_LOGIN_BURST = env.int("SAMVERKAN_AUDIT_FAILED_LOGIN_BURST", default
 # SAMVERKAN_SESSION_WARNING_SECONDS before the idle end (static/samverkan/session.js).
 SESSION_COOKIE_AGE = env.int("SAMVERKAN_SESSION_IDLE_MINUTES", default=30) * 60
 SESSION_SAVE_EVERY_REQUEST = True
+# A renewal is written only when it moves the idle end by more than this many seconds
+# (casework.sessions.SessionStore): the idle timeout is then between SESSION_COOKIE_AGE
+# minus this and SESSION_COOKIE_AGE after the last request, never longer.
+SESSION_ENGINE = "casework.sessions"
+SESSION_RENEW_SECONDS = env.int("SAMVERKAN_SESSION_RENEW_SECONDS", default=60)
 SESSION_MAX_AGE = env.int("SAMVERKAN_SESSION_MAX_HOURS", default=8) * 60 * 60
 SESSION_WARNING_SECONDS = env.int("SAMVERKAN_SESSION_WARNING_SECONDS", default=120)
-if not 0 < SESSION_COOKIE_AGE <= SESSION_MAX_AGE or SESSION_WARNING_SECONDS <= 0:
+if (
+    not 0 < SESSION_COOKIE_AGE <= SESSION_MAX_AGE
+    or SESSION_WARNING_SECONDS <= 0
+    or not 0 <= SESSION_RENEW_SECONDS < SESSION_COOKIE_AGE - SESSION_WARNING_SECONDS
+):
     raise ImproperlyConfigured(
         "SAMVERKAN_SESSION_IDLE_MINUTES must be positive and at most "
-        "SAMVERKAN_SESSION_MAX_HOURS; SAMVERKAN_SESSION_WARNING_SECONDS positive."
+        "SAMVERKAN_SESSION_MAX_HOURS; SAMVERKAN_SESSION_WARNING_SECONDS positive; "
+        "SAMVERKAN_SESSION_RENEW_SECONDS at least 0 and less than the idle time minus "
+        "the warning."
     )
 
 # Content-Security-Policy (django-csp): scripts only from our own origin or with the

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
+from django.db import connections, router
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -259,23 +260,24 @@ class KnownReach:
 def known_reach(
     user, case_ids, *, now: datetime | None = None, absent: frozenset[int] | None = None
 ) -> KnownReach:
-    """The user's seats on ``case_ids`` in three queries (and one for the absences, unless
-    ``absent`` — :func:`absent_for` on ``now``'s day — is given), whatever their number:
-    for :func:`case_access` over a list of cases."""
+    """The user's seats on ``case_ids`` in one statement (and one more for the seats of the
+    users they stand in for, when there are any; one for the absences, unless ``absent``
+    — :func:`absent_for` on ``now``'s day — is given), whatever their number: for
+    :func:`case_access` over a list of cases."""
     now = now or timezone.now()
     case_ids = list(case_ids)
     members: dict[UUID, CaseMembership] = {}
     ended_leads: dict[UUID, list[tuple[datetime, datetime]]] = {}
-    # The user's current seats and (within the closed-case window) ended lead seats in
-    # one query; ``team_membership`` takes the first current seat by primary key.
+    break_glass: set[UUID] = set()
+    # The user's current seats, (within the closed-case window) ended lead seats and
+    # open break-the-glass accesses in one statement; ``team_membership`` takes the
+    # first current seat by primary key.
     lead_days = closed_lead_days()
-    current = Q(valid_from__lte=now) & (Q(valid_to__isnull=True) | Q(valid_to__gt=now))
-    wanted = current
-    if lead_days:
-        wanted = current | Q(role=CaseMembership.Role.LEAD, valid_to__isnull=False)
-    for seat in CaseMembership.objects.filter(wanted, case_id__in=case_ids, user=user).order_by(
-        "pk"
-    ):
+    for kind, values in _own_reach(user.pk, case_ids, now, lead_days):
+        if kind == "glass":
+            break_glass.add(values[_SEAT_FIELDS.index("case_id")])
+            continue
+        seat = CaseMembership.from_db(CaseMembership.objects.db, _SEAT_FIELDS, values)
         if seat.valid_from <= now and (seat.valid_to is None or seat.valid_to > now):
             members.setdefault(seat.case_id, seat)
         if lead_days and seat.role == CaseMembership.Role.LEAD and seat.valid_to is not None:
@@ -284,16 +286,53 @@ def known_reach(
     if absent is None:
         absent = absent_for(user, on=timezone.localdate(now))
     if absent:
+        current = Q(valid_from__lte=now) & (Q(valid_to__isnull=True) | Q(valid_to__gt=now))
         for seat in CaseMembership.objects.filter(
             current, case_id__in=case_ids, user_id__in=absent
         ).order_by("pk"):
             deputies.setdefault(seat.case_id, seat)
-    break_glass = frozenset(
-        BreakGlassAccess.objects.filter(
-            case_id__in=case_ids, user=user, expires_at__gt=now
-        ).values_list("case_id", flat=True)
+    return KnownReach(now, members, deputies, frozenset(break_glass), ended_leads)
+
+
+_SEAT_FIELDS = [field.attname for field in CaseMembership._meta.concrete_fields]
+
+
+def _own_reach(user_id: int, case_ids: list[UUID], now: datetime, lead_days: int):
+    """``("seat", values)`` (``_SEAT_FIELDS``) for each of the user's seats on ``case_ids``
+    that is current (``valid_from <= now < valid_to``) or, when ``lead_days``, an ended
+    lead seat, by primary key; ``("glass", (case_id, …))`` for each break-the-glass access
+    of the user to one of them that has not expired. One statement of fixed text (two
+    forms), with the meaning of the ORM filters on ``CaseMembership`` and
+    ``BreakGlassAccess`` it replaces."""
+    if not case_ids:
+        return []
+    seats = CaseMembership._meta
+    columns = ", ".join(f"m.{field.column}" for field in seats.concrete_fields)
+    case_column = seats.get_field("case").column
+    by_pk = 2 + [field.column for field in seats.concrete_fields].index(seats.pk.column)
+    wanted = "(m.valid_from <= %(now)s AND (m.valid_to IS NULL OR m.valid_to > %(now)s))"
+    if lead_days:
+        wanted = f"({wanted} OR (m.role = %(lead)s AND m.valid_to IS NOT NULL))"
+    sql = (
+        f"SELECT 'seat', {columns} FROM {seats.db_table} m"  # noqa: S608 (names, no input)
+        f" WHERE m.user_id = %(user)s AND m.{case_column} = ANY(%(cases)s) AND {wanted}"
+        f" UNION ALL SELECT 'glass', {_glass_first(seats.concrete_fields, case_column)}"
+        f" FROM {BreakGlassAccess._meta.db_table} b"
+        " WHERE b.user_id = %(user)s AND b.case_id = ANY(%(cases)s) AND b.expires_at > %(now)s"
+        f" ORDER BY 1 DESC, {by_pk}"
     )
-    return KnownReach(now, members, deputies, break_glass, ended_leads)
+    with connections[router.db_for_read(CaseMembership)].cursor() as cursor:
+        cursor.execute(
+            sql,
+            {"user": user_id, "cases": case_ids, "now": now, "lead": CaseMembership.Role.LEAD},
+        )
+        return [(row[0], row[1:]) for row in cursor.fetchall()]
+
+
+def _glass_first(fields, case_column: str) -> str:
+    """The break-the-glass branch's columns: its case id where the seat's is, NULL
+    elsewhere."""
+    return ", ".join("b.case_id" if f.column == case_column else "NULL" for f in fields)
 
 
 def _consent_missing(via: str, state: ConsentState) -> CaseAccess:

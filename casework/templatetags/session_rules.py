@@ -23,7 +23,7 @@ def session_rules(context):
     end = sessions.ends_at(request) or timezone.now().timestamp()
     return {
         "active": True,
-        "idle_seconds": settings.SESSION_COOKIE_AGE,
+        "idle_seconds": sessions.idle_seconds_left(request),
         "warning_seconds": settings.SESSION_WARNING_SECONDS,
         "ends_at_ms": int(end * 1000),
         "ends_at": dt.datetime.fromtimestamp(end, tz=dt.UTC),

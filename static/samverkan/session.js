@@ -4,13 +4,15 @@
  * data-warning-seconds before the idle timeout, with a button that posts to the
  * keep-alive URL (the request renews the session on the server), and before the
  * absolute end of the session (which nothing extends). At the end it goes to the
- * login page. Every page load in any tab renews the idle time: the tabs share the
- * time of the last activity through localStorage. No inline script: CSP.
+ * login page. Each page says how much idle time the session has left after its own
+ * request (the server writes a renewal only when it moves the end by more than a
+ * minute or so): the tabs share the latest idle end through localStorage. No inline
+ * script: CSP.
  */
 (function () {
   "use strict";
   if (window.samverkanSession) { return; }
-  var STORE = "samverkan.session.lastActivity";
+  var STORE = "samverkan.session.idleEnd";
   var timers = [];
   var dialog = null;
   var config = null;
@@ -33,16 +35,20 @@
     };
   }
 
-  function lastActivity() {
+  function idleEnd() {
     var stored = 0;
     try { stored = Number(window.localStorage.getItem(STORE)) || 0; } catch (e) { stored = 0; }
-    return Math.max(stored, window.samverkanSession.seen || 0);
+    return Math.max(stored, window.samverkanSession.idleEnd || 0);
   }
 
-  function touch() {
-    var now = Date.now();
-    window.samverkanSession.seen = now;
-    try { window.localStorage.setItem(STORE, String(now)); } catch (e) { /* private mode */ }
+  function touch(idle) {
+    var end = Date.now() + idle;
+    window.samverkanSession.idleEnd = end;
+    try {
+      if (end > (Number(window.localStorage.getItem(STORE)) || 0)) {
+        window.localStorage.setItem(STORE, String(end));
+      }
+    } catch (e) { /* private mode */ }
   }
 
   function clear() {
@@ -90,9 +96,9 @@
       var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
       if (!response.ok || response.redirected || !json) { throw new Error("signed out"); }
       return response.json();
-    }).then(function () {
+    }).then(function (answer) {
       close();
-      touch();
+      touch(Number(answer.idle_seconds) * 1000);
       schedule();
     }).catch(toLogin);
   }
@@ -102,16 +108,16 @@
     config = read();
     if (!config) { close(); return; }
     var now = Date.now();
-    var idleEnd = lastActivity() + config.idle;
-    if (idleEnd <= config.endsAt) {
+    var end = idleEnd();
+    if (end <= config.endsAt) {
       timers.push(window.setTimeout(function () {
-        if (lastActivity() + config.idle > idleEnd) { schedule(); return; }  // another tab
+        if (idleEnd() > end) { schedule(); return; }  // another tab
         show(config.textIdle, config.textStay, stay, "idle");
-      }, Math.max(0, idleEnd - config.warning - now)));
+      }, Math.max(0, end - config.warning - now)));
       timers.push(window.setTimeout(function () {
-        if (lastActivity() + config.idle > idleEnd) { close(); schedule(); return; }
+        if (idleEnd() > end) { close(); schedule(); return; }
         toLogin();
-      }, Math.max(0, idleEnd - now)));
+      }, Math.max(0, end - now)));
     } else {
       timers.push(window.setTimeout(function () {
         show(config.textEnd, config.textOk, close, "end");
@@ -120,8 +126,12 @@
     }
   }
 
-  window.samverkanSession = { seen: 0, schedule: schedule };
-  function loaded() { touch(); schedule(); }
+  window.samverkanSession = { idleEnd: 0, schedule: schedule };
+  function loaded() {
+    var page = read();
+    if (page) { touch(page.idle); }
+    schedule();
+  }
   document.addEventListener("turbo:load", loaded);
   window.addEventListener("storage", function (event) {
     if (event.key === STORE && config) { close(); schedule(); }

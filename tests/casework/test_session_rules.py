@@ -12,7 +12,9 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AccessEvent
@@ -106,6 +108,93 @@ def test_the_pages_carry_the_warning_settings(demo, now, settings):
     assert 'name="samverkan-session"' in admin.get("/admin/").content.decode()
     login = Client().get("/konto/logga-in/").content.decode()
     assert 'name="samverkan-session"' not in login
+
+
+def _stored_idle_end(client: Client) -> dt.datetime:
+    return Session.objects.get(session_key=client.cookies["sessionid"].value).expire_date
+
+
+def test_a_renewal_is_written_only_when_it_moves_the_idle_end_enough(demo, now, settings):
+    # ADR 0036, session 12: the idle end moves with every request, but is written only
+    # when it moves by more than SESSION_RENEW_SECONDS (one statement instead of three).
+    client = _signed_in_client("anna.social")
+    idle = dt.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    renew = dt.timedelta(seconds=settings.SESSION_RENEW_SECONDS)
+    assert renew == dt.timedelta(seconds=60)
+    signed_in = timezone.now()
+    assert _stored_idle_end(client) == signed_in + idle
+    now.shift(renew - dt.timedelta(seconds=1))
+    with CaptureQueriesContext(connection) as queries:
+        assert _is_signed_in(client)
+    assert not any("UPDATE" in q["sql"] and "django_session" in q["sql"] for q in queries)
+    assert _stored_idle_end(client) == signed_in + idle  # not written
+    now.shift(dt.timedelta(seconds=2))  # now renew + 1 s after the last write
+    assert _is_signed_in(client)
+    assert _stored_idle_end(client) == timezone.now() + idle  # written
+
+
+def test_the_idle_end_is_never_later_than_the_idle_time_after_the_last_request(demo, now, settings):
+    client = _signed_in_client("anna.social")
+    idle = dt.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    renew = dt.timedelta(seconds=settings.SESSION_RENEW_SECONDS)
+    now.shift(renew / 2)
+    assert _is_signed_in(client)  # not written: the session ends renew / 2 early
+    last_request = timezone.now()
+    now.shift(idle - renew / 2 - dt.timedelta(seconds=1))
+    assert _is_signed_in(client)  # within the idle time of the last write: renewed
+    last_request = timezone.now()
+    now.shift(idle)
+    assert not _is_signed_in(client)
+    assert timezone.now() - last_request <= idle
+
+
+def test_the_page_tells_the_idle_time_left(demo, now, settings):
+    client = _signed_in_client("anna.social")
+    client.get(HOME, follow=True)  # the inbox remembers itself in the session: a change
+    now.shift(dt.timedelta(seconds=30))  # within the renewal step: the end did not move
+    page = client.get(HOME, follow=True).content.decode()
+    assert f'data-idle-seconds="{settings.SESSION_COOKIE_AGE - 30}"' in page
+    now.shift(dt.timedelta(seconds=settings.SESSION_RENEW_SECONDS))  # renewed by this one
+    page = client.get(HOME, follow=True).content.decode()
+    assert f'data-idle-seconds="{settings.SESSION_COOKIE_AGE}"' in page
+
+
+def test_the_keep_alive_always_renews_in_full(demo, now, settings):
+    client = _signed_in_client("anna.social")
+    now.shift(dt.timedelta(seconds=10))  # within the renewal step
+    response = client.post(KEEP_ALIVE)
+    assert response.json()["idle_seconds"] == settings.SESSION_COOKIE_AGE
+    assert _stored_idle_end(client) == timezone.now() + dt.timedelta(
+        seconds=settings.SESSION_COOKIE_AGE
+    )
+
+
+def test_a_changed_session_is_always_written(demo, now, settings):
+    client = _signed_in_client("anna.social")
+    full = dt.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    session = client.session
+    session["samverkan_test"] = "one"
+    session["samverkan_list"] = ["one"]
+    session.save()
+    now.shift(dt.timedelta(seconds=5))
+    session = client.session
+    session["samverkan_test"] = "two"
+    session.save()
+    assert client.session["samverkan_test"] == "two"
+    assert _stored_idle_end(client) == timezone.now() + full
+    now.shift(dt.timedelta(seconds=5))
+    session = client.session
+    values = session["samverkan_list"]
+    values.append("two")  # changed in place, then set: a change
+    session["samverkan_list"] = values
+    session.save()
+    assert client.session["samverkan_list"] == ["one", "two"]
+    assert _stored_idle_end(client) == timezone.now() + full
+    now.shift(dt.timedelta(seconds=5))
+    session = client.session
+    session["samverkan_test"] = "two"  # the value it holds: nothing to write
+    session.save()
+    assert _stored_idle_end(client) == timezone.now() - dt.timedelta(seconds=5) + full
 
 
 # --- Sign out everywhere ----------------------------------------------------------------

@@ -36,10 +36,12 @@ from workflows.sig.models import Status
 # on every request, so the idle timeout counts from the last one (a savepoint, the UPDATE
 # and its release; docs/adr/0016-lockout-sessions-and-headers.md); then -2: the account
 # with its roles kept while the access generation stands (one small query instead of
-# the account and its permissions; docs/adr/0030-access-cache.md).
+# the account and its permissions; docs/adr/0030-access-cache.md); then -3: the
+# session's renewal is written only when it moves the idle end by more than a minute
+# (``casework.sessions.SessionStore``; docs/adr/0036-fast-pages.md, session 12).
 EXPECTED = {
-    "per.polis": 19,
-    "anna.social": 18,
+    "per.polis": 16,
+    "anna.social": 15,
 }
 
 
