@@ -6,10 +6,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from django.apps import apps
 from django.core.management import call_command
-from django.core.management.color import no_style
-from django.db import connections, router, transaction
+from django.db import connections, transaction
 from django.test.utils import override_settings
 from django.urls import get_resolver
 
@@ -40,8 +38,9 @@ def demo_users(*, but=()) -> tuple[str, ...]:
 # A test whose transactions commit for real (threads with their own connections, a browser,
 # a rollback under test), on all three databases. It ends with a flush, which the project's
 # ``flush`` override performs on the append-only audit tables of a test database
-# (docs/adr/0005-audit-log.md); ``serialized_rollback`` restores the data the migrations
-# made (roles, legal bases) for the tests after.
+# (docs/adr/0005-audit-log.md), and then puts back the rows the migrations made (roles,
+# legal bases) for the tests after (``_committing_tests_leave_the_migrations_data``;
+# ``serialized_rollback`` is Django's name for that promise).
 COMMITTED_DB = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=["default", "keystore", "audit"]
 )
@@ -51,6 +50,9 @@ def pytest_configure(config):
     """The committing code seals the chain itself, from the first database set-up on: no
     sealer thread outlives a test's database (``tests/audit/test_sealer.py`` tests it).
 
+    Every test starts on the migrations' data, whatever ran before it on its worker: a
+    committing test puts it back at its end (docs/adr/0034-fast-suite.md, session 12).
+
     Speed only (docs/adr/0034-fast-suite.md): the tests' connections commit without
     waiting for the WAL to reach the disk, and a committing test's database is emptied
     with DELETE rather than TRUNCATE."""
@@ -59,6 +61,7 @@ def pytest_configure(config):
     settings.AUDIT_SEALER = "inline"
     _commit_without_waiting_for_the_disk(settings.DATABASES)
     _flush_test_databases_with_delete()
+    _committing_tests_leave_the_migrations_data()
 
 
 def _commit_without_waiting_for_the_disk(databases) -> None:
@@ -103,6 +106,114 @@ def _flush_test_databases_with_delete() -> None:
         ]
 
     DatabaseOperations.sql_flush = sql_flush
+
+
+# What the migrations wrote (roles, legal bases, retention rules …), per database alias:
+# table -> (its columns, its rows as COPY text). Taken once a worker's test databases
+# are made (``django_db_setup`` below); the rows every test starts from.
+_MIGRATIONS_DATA: dict[str, dict[str, tuple[str, bytes]]] = {}
+
+
+def _flushed_tables(connection) -> list[str]:
+    """The tables ``flush`` empties on ``connection`` (Django's ``sql_flush``)."""
+    return sorted(
+        connection.introspection.django_table_names(only_existing=True, include_views=False)
+    )
+
+
+def snapshot_migrations_data(alias: str) -> None:
+    """Remember the rows of ``alias``'s tables as the migrations left them (``COPY … TO``)."""
+    connection = connections[alias]
+    tables: dict[str, tuple[str, bytes]] = {}
+    with connection.cursor() as cursor:
+        for table in _flushed_tables(connection):
+            cursor.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+                " AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+                [connection.ops.quote_name(table)],
+            )
+            columns = ", ".join(connection.ops.quote_name(name) for (name,) in cursor.fetchall())
+            with cursor.copy(
+                f"COPY (SELECT {columns} FROM {connection.ops.quote_name(table)}) TO STDOUT"  # noqa: S608
+            ) as copy:
+                rows = b"".join(bytes(chunk) for chunk in copy)
+            if rows:
+                tables[table] = (columns, rows)
+    _MIGRATIONS_DATA[alias] = tables
+
+
+def restore_migrations_data(alias: str) -> None:
+    """Put the migrations' rows back into ``alias``'s flushed tables, as they were.
+
+    ``COPY … FROM`` under ``session_replication_role = replica``: no trigger fires, so the
+    rows come back as the migrations left them, with their ids, and nothing else is written
+    (no change record, no access-generation bump, as after the migrations themselves).
+    The sequences are untouched: the DELETE flush (``_flush_test_databases_with_delete``)
+    did not reset them, so they are already past the restored ids."""
+    connection = connections[alias]
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        for table, (columns, rows) in _MIGRATIONS_DATA[alias].items():
+            with cursor.copy(
+                f"COPY {connection.ops.quote_name(table)} ({columns}) FROM STDIN"
+            ) as copy:
+                copy.write(rows)
+
+
+def _flush_and_restore(alias: str, *, allow_cascade: bool = False) -> None:
+    """Empty ``alias``'s tables (the DELETE flush) and put the migrations' rows back."""
+    call_command(
+        "flush",
+        database=alias,
+        interactive=False,
+        verbosity=0,
+        reset_sequences=False,
+        allow_cascade=allow_cascade,
+        inhibit_post_migrate=True,
+    )
+    restore_migrations_data(alias)
+
+
+def _committing_tests_leave_the_migrations_data() -> None:
+    """Every test, rolled back or committing, starts on the migrations' data.
+
+    Django's ``TransactionTestCase`` (pytest-django's ``transaction=True``) flushes at its
+    end and, with ``serialized_rollback``, restores the migrations' data at the start of
+    the *next committing* test only. pytest-django runs the rolled-back tests first, but
+    with ``--dist worksteal`` a worker that has run committing tests can take rolled-back
+    tests from the other's queue: they found no roles, no legal bases
+    (docs/adr/0034-fast-suite.md, session 12). Here a committing test's teardown flushes
+    and puts the migrations' rows back at once (``restore_migrations_data``), so the
+    database between tests is always as the migrations left it, and its set-up has
+    nothing to restore (Django's ORM restore, ~450 saves a test, is not run)."""
+    from django.test import TransactionTestCase
+
+    def _fixture_setup(cls):
+        for alias in cls._databases_names(include_mirrors=False):
+            if cls.reset_sequences:
+                cls._reset_sequences(alias)
+            if cls.fixtures:
+                call_command("loaddata", *cls.fixtures, verbosity=0, database=alias)
+
+    def _fixture_teardown(self):
+        for alias in self._databases_names(include_mirrors=False):
+            _flush_and_restore(alias, allow_cascade=self.available_apps is not None)
+
+    TransactionTestCase._fixture_setup = classmethod(_fixture_setup)
+    TransactionTestCase._fixture_teardown = _fixture_teardown
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test databases, with the migrations' rows remembered
+    (``snapshot_migrations_data``) for the committing tests' teardown."""
+    from django.conf import settings
+
+    with django_db_blocker.unblock():
+        for alias in settings.DATABASES:
+            if not connections[alias].settings_dict["TEST"].get("MIRROR"):
+                snapshot_migrations_data(alias)
+    yield
 
 
 @pytest.fixture(autouse=True)
@@ -196,47 +307,24 @@ def committed_seed(django_db_blocker, build: Callable[[], object], **overrides) 
             "run (its keys are of another keyring): run once with --create-db"
         )
         get_resolver().url_patterns  # noqa: B018 (viewflow names its node URLs then)
-        # What the migrations made (roles, legal bases …), to restore at the end. Not the
-        # access log: it is append-only (a restore would rewrite it) and empty here.
-        with override_settings(TEST_NON_SERIALIZED_APPS=["audit"]):
-            snapshot = connections["default"].creation.serialize_db_to_string()
         try:
             seeded = build()
         except BaseException:
-            empty_committed(snapshot)
+            empty_committed()
             raise
     try:
         yield seeded
     finally:
         with django_db_blocker.unblock():
-            empty_committed(snapshot)
+            empty_committed()
 
 
-def empty_committed(snapshot: str) -> None:
-    """Back to the state before a committed seed: the committed rows go, the migrations'
-    data (``snapshot``) is back, the access log is empty again."""
+def empty_committed() -> None:
+    """Back to the state before a committed seed: the committed rows go (the access log's
+    too), the migrations' rows are back (``restore_migrations_data``), as after a
+    committing test; the data-key cache forgets the seed's keys."""
     for alias in ("default", "keystore"):
-        call_command(
-            "flush", database=alias, interactive=False, verbosity=0, inhibit_post_migrate=True
-        )
-    connection = connections["default"]
-    connection.creation.deserialize_db_from_string(snapshot)
-    # ``flush`` reset the sequences and the restored rows keep their ids: move each
-    # sequence past them, or the next row made gets an id that is taken.
-    with connection.cursor() as cursor:
-        models = [
-            model
-            for model in apps.get_models()
-            if model._meta.managed and router.allow_migrate_model("default", model)
-        ]
-        for statement in connection.ops.sequence_reset_sql(no_style(), models):
-            cursor.execute(statement)
-    # The restore itself logs (the roles' permissions): empty the log again, the way the
-    # project's ``flush`` does it on a test database (audit/management/commands/flush.py).
-    tables = [t for t in connection.introspection.django_table_names() if t.startswith("audit_")]
-    with transaction.atomic(using="default"), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL session_replication_role = replica")
-        cursor.execute("TRUNCATE " + ", ".join(connection.ops.quote_name(t) for t in tables))
+        _flush_and_restore(alias)
     from casework.crypto.keystore import forget_data_keys
 
     forget_data_keys()

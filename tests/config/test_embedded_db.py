@@ -32,6 +32,28 @@ def pgdata(tmp_path_factory):
             pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=folder, user=user)
 
 
+@pytest.fixture(scope="session")
+def initialised_pgdata(tmp_path_factory):
+    """A data folder made once for the session by ``manage.py`` without DATABASE_URL (its
+    ``initdb``, a start, a clean stop), for the tests that need a cluster, not its making:
+    ``initdb`` and the first start are most of such a test's time (docs/adr/0034-fast-suite.md).
+    ``test_manage_py_without_database_url_starts_reuses_and_stops_the_embedded_server``
+    still makes its own."""
+    folder = tmp_path_factory.mktemp("embedded-template") / "pgdata"
+    result = _manage(folder, "shell", "-c", CONNECT)
+    assert result.returncode == 0, result.stderr  # initdb
+    assert _stopped(folder)
+    return folder
+
+
+@pytest.fixture
+def initialised(pgdata, initialised_pgdata):
+    """``pgdata`` holding a copy of the session's stopped cluster (``cp -a``: owner and
+    modes kept, as the server runs as ``embedded_postgres`` under root)."""
+    subprocess.run(["cp", "-a", str(initialised_pgdata), str(pgdata)], check=True)  # noqa: S603, S607
+    return pgdata
+
+
 def _env(pgdata) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["EMBEDDED_PG_DATA"] = str(pgdata)
@@ -132,10 +154,10 @@ def _dead_pid() -> int:
     return child.pid
 
 
-def test_an_entry_of_a_process_that_is_gone_does_not_keep_the_server_running(pgdata):
+def test_an_entry_of_a_process_that_is_gone_does_not_keep_the_server_running(initialised):
     """A demo killed with SIGTERM left its pid in ``.handle_pids.json``: the wrapper then
     counted a holder that no longer exists and never stopped the server again."""
-    assert _manage(pgdata, "shell", "-c", CONNECT).returncode == 0  # initdb
+    pgdata = initialised
     (pgdata / ".handle_pids.json").write_text(json.dumps([_dead_pid()]))
 
     result = _manage(pgdata, "shell", "-c", CONNECT)
@@ -146,8 +168,8 @@ def test_an_entry_of_a_process_that_is_gone_does_not_keep_the_server_running(pgd
 
 
 @pytest.mark.parametrize("damage", ["", "[12, ", '{"pids": 1}', "\x00\x00"])
-def test_a_damaged_handle_file_is_repaired_not_a_traceback(pgdata, damage):
-    assert _manage(pgdata, "shell", "-c", CONNECT).returncode == 0
+def test_a_damaged_handle_file_is_repaired_not_a_traceback(initialised, damage):
+    pgdata = initialised
     (pgdata / ".handle_pids.json").write_text(damage)
 
     result = _manage(pgdata, "shell", "-c", CONNECT)
@@ -166,10 +188,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_sigterm_to_the_demo_stops_its_server(pgdata):
+def test_sigterm_to_the_demo_stops_its_server(initialised):
     """``make demo`` ends with ``runserver`` and its autoreloader (two processes holding the
     server); SIGTERM to the process group stops both and, with the last one, the server."""
-    assert _manage(pgdata, "shell", "-c", CONNECT).returncode == 0
+    pgdata = initialised
     port = _free_port()
     demo = subprocess.Popen(  # noqa: S603
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"],
