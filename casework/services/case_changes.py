@@ -28,7 +28,7 @@ from casework import policy
 from casework.crypto.records import seal_value
 from casework.models import Case, CaseEvent, CaseMembership, Guardian, Person
 from casework.selectors.persons import require_purpose
-from casework.services import transitions, webhooks
+from casework.services import statements, transitions, webhooks
 from casework.services.case_keys import case_data_key, person_data_key
 from casework.services.transitions import Conflict, Denied
 
@@ -267,7 +267,7 @@ def record_change(
     entry = timeline_row(case=case, user=user, kind=kind, transition=label, reason=reason)
     sql, values, built = event_insert(**case_event(case=case, user=user, purpose=purpose, **event))
     _entry_id, event_id = transitions.bump_with_rows(
-        case, [transitions.row_insert(entry), (sql, values)]
+        case, [statements.row_insert(entry), (sql, values)]
     )
     entry._state.adding = False
     entry._state.db = DEFAULT_DB_ALIAS

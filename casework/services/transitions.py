@@ -24,7 +24,6 @@ With that description the engine
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,11 +32,12 @@ from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransition, ConcurrentTransitionMixin, FSMFieldMixin
+from django_fsm import ConcurrentTransition
 
 from audit.services import Action as AuditAction
 from audit.services import Outcome, event_insert, event_written, record_event
 from casework.selectors.persons import PersonErased, require_purpose
+from casework.services import statements
 
 # Advisory-lock namespace of :func:`next_reference` (``pg_advisory_xact_lock(key, hash)``).
 REFERENCE_LOCK = 0x5A5F
@@ -466,9 +466,9 @@ def _transition_written(
             details={"transition": name, "source": source, "target": target, **details},
         )
         if record is None:
-            return [row_insert(entry)], None
+            return [statements.row_insert(entry)], None
         sql, values, event = record
-        return [row_insert(entry), (sql, values)], event
+        return [statements.row_insert(entry), (sql, values)], event
 
     def written(event, ids) -> None:
         entry._state.adding = False
@@ -504,218 +504,31 @@ def _transition_written(
         if effects.moved is not None:
             effects.moved(probed)
         statement, event = rows(**work())
-        written(event, _insert_rows(statement))
-
-
-def _quote(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
-@dataclass(frozen=True)
-class _Table:
-    """One table of a model as the one-statement path writes it: its name, its key and
-    its other columns (names quoted), and the state fields it holds."""
-
-    name: str
-    pk: models.Field
-    pk_column: str
-    columns: tuple[tuple[models.Field, str], ...]
-    state_fields: tuple[models.Field, ...]
-
-
-@functools.cache
-def _tables(model: type[models.Model]) -> tuple[_Table, ...]:
-    """The tables of ``model``, root first (as ``Model.save()`` writes them): built once
-    per model from its metadata."""
-    meta = model._meta.concrete_model._meta
-    tables = []
-    for klass in [*reversed(meta.get_parent_list()), meta.concrete_model]:
-        local = klass._meta
-        tables.append(
-            _Table(
-                name=_quote(local.db_table),
-                pk=local.pk,
-                pk_column=_quote(local.pk.column),
-                columns=tuple(
-                    (field, _quote(field.column))
-                    for field in local.local_concrete_fields
-                    if not field.primary_key
-                ),
-                state_fields=tuple(
-                    field
-                    for field in local.local_concrete_fields
-                    if isinstance(field, FSMFieldMixin)
-                ),
-            )
-        )
-    return tuple(tables)
-
-
-@functools.cache
-def _insert_head(model: type[models.Model]) -> tuple[str, tuple[models.Field, ...]]:
-    """``INSERT INTO <table> (<columns>) SELECT`` of ``model`` (its own table's columns)
-    and those columns' fields, in order."""
-    fields = tuple(model._meta.local_concrete_fields)
-    columns = ", ".join(_quote(field.column) for field in fields)
-    return f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) SELECT ", fields
-
-
-def row_insert(instance: models.Model) -> tuple[str, list]:
-    """``INSERT INTO <table> (<columns>) SELECT <values>`` of a new model instance
-    (its own table's columns: a model without parents) and its parameters. A ``NULL``
-    is written in the statement, not passed as a parameter (the same text reaches the
-    server: the driver binds on the client)."""
-    head, fields = _insert_head(type(instance))
-    placeholders = []
-    values = []
-    for field in fields:
-        value = field.get_db_prep_save(field.pre_save(instance, True), connection)
-        if value is None:
-            placeholders.append("NULL")
-        else:
-            placeholders.append("%s")
-            values.append(value)
-    return head + ", ".join(placeholders), values
+        written(event, statements.insert_rows(statement))
 
 
 def bump_with_rows(obj: models.Model, rows: list[tuple[str, list]]) -> list:
-    """:func:`bump` and the rows' INSERTs (:func:`_insert_rows`) in one statement: a
+    """:func:`bump` and the rows' INSERTs (:func:`statements.insert_rows`) in one statement: a
     change's new version, timeline entry and access-log event (its row locked by the
     caller). Returns each row's ``id``."""
     version_field = described(obj).model._meta.get_field("version")
     table = version_field.model._meta
-    column = _quote(version_field.column)
+    column = statements.quote(version_field.column)
     bumped = (
-        f"bumped AS (UPDATE {_quote(table.db_table)} SET {column} = {column} + 1"  # noqa: S608
-        f" WHERE {_quote(table.pk.column)} = %s RETURNING {column} AS version)"
+        f"bumped AS (UPDATE {statements.quote(table.db_table)} SET {column} = {column} + 1"  # noqa: S608
+        f" WHERE {statements.quote(table.pk.column)} = %s RETURNING {column} AS version)"
     )
-    version, *ids = _insert_rows(
+    version, *ids = statements.insert_rows(
         rows, before=(bumped, [obj.pk]), select="(SELECT version FROM bumped)"
     )
     obj.version = version
     return ids
 
 
-def _insert_rows(
-    rows: list[tuple[str, list]], *, before: tuple[str, list] | None = None, select: str = ""
-) -> list:
-    """The rows' INSERTs (:func:`row_insert`, :func:`audit.services.event_insert`: each
-    table's key is ``id``) in one statement; each row's ``id``. ``before``: a CTE part
-    (and its parameters) to run first, whose ``select`` comes first in the answer."""
-    parts = [f"row_{index} AS ({sql} RETURNING id)" for index, (sql, _values) in enumerate(rows)]
-    params = [value for _sql, values in rows for value in values]
-    selected = [f"(SELECT id FROM row_{index})" for index in range(len(rows))]  # noqa: S608
-    if before is not None:
-        parts.insert(0, before[0])
-        params[:0] = before[1]
-        selected.insert(0, select)
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(parts)} SELECT {', '.join(selected)}", params)
-        return list(cursor.fetchone())
-
-
-def _move(
-    obj, description: Versioned, expected_version, *, rows, probe, unless_probed: bool = False
-) -> tuple[bool, list] | None:
-    """One statement, a data-modifying CTE (docs/adr/0032)::
-
-        WITH moved_0 AS (UPDATE <root table> SET <columns>, version = version + 1
-                         WHERE id = %s [AND version = %s] RETURNING version),
-             moved_1 AS (UPDATE <child table> SET <columns>
-                          WHERE case_ptr_id = %s AND status = %s  -- the state it was loaded in
-                            AND EXISTS (SELECT FROM moved_0) RETURNING 1),
-             row_0 AS (INSERT INTO <timeline> (...) SELECT ... WHERE EXISTS (SELECT FROM moved_1)
-                       RETURNING id),
-             row_1 AS (INSERT INTO audit_accessevent (...) SELECT ... WHERE ... RETURNING id)
-        SELECT (SELECT version FROM moved_0), EXISTS (SELECT FROM moved_1),
-               <probe>, (SELECT id FROM row_0), (SELECT id FROM row_1)
-
-    The first UPDATE takes the row lock (as ``SELECT ... FOR UPDATE`` did) and checks
-    the version; each further table and row is written only when the one before it
-    was. Nothing written: :class:`Conflict` (the caller's transaction rolls back the
-    rest). Returns the probe's answer and the rows' ids; sets the object's version.
-
-    ``unless_probed``: write nothing when the probe holds, and return ``None`` then
-    (the statement sent alone, outside a transaction, when what the probe announces
-    must commit with the change). The probe then comes first, ``probed AS (SELECT
-    <probe> AS answer)``, and the first UPDATE adds ``AND NOT (SELECT answer FROM
-    probed)`` to its conditions."""
+def _move(obj, description: Versioned, expected_version, **writes) -> tuple[bool, list] | None:
+    """:func:`statements.move` of ``obj`` (``writes``: its rows, probe and
+    ``unless_probed``), which raises the description's conflict when nothing was written."""
     version_field = description.model._meta.get_field("version")
-    db = connections[DEFAULT_DB_ALIAS]
-    initial = {}
-    if isinstance(obj, ConcurrentTransitionMixin):
-        # django-fsm's optimistic check: the state fields as the object was loaded.
-        initial = obj._ConcurrentTransitionMixin__initial_states
-    # As Model.save(): a field deferred when the object was loaded is not written.
-    deferred = obj.get_deferred_fields()
-    parts: list[str] = []
-    params: list[Any] = []
-    guarded = unless_probed and probe is not None
-    if guarded:  # evaluated once, before the first UPDATE that waits for it
-        parts.append(f"probed AS (SELECT {probe[0]} AS answer)")
-        params.extend(probe[1])
-    version_part = None
-    tables = _tables(type(obj))
-    for index, table in enumerate(tables):
-        assignments = []
-        for field, column in table.columns:
-            if field.attname in deferred:
-                continue
-            if field is version_field:
-                assignments.append(f"{column} = {column} + 1")
-                continue
-            # A NULL in the statement, not a parameter (docs/adr/0032, Session 10).
-            value = field.get_db_prep_save(field.pre_save(obj, False), db)
-            if value is None:
-                assignments.append(f"{column} = NULL")
-            else:
-                assignments.append(f"{column} = %s")
-                params.append(value)
-        if not assignments:  # a table of the key only: lock the row all the same
-            assignments.append(f"{table.pk_column} = {table.pk_column}")
-        conditions = [f"{table.pk_column} = %s"]
-        params.append(table.pk.get_db_prep_value(getattr(obj, table.pk.attname), db))
-        versioned = version_field.model is table.pk.model
-        if versioned:
-            version_part = index
-            if expected_version is not None:
-                conditions.append(f"{_quote(version_field.column)} = %s")
-                params.append(expected_version)
-        for field in table.state_fields if initial else ():
-            conditions.append(f"{_quote(field.column)} = %s")
-            params.append(field.get_db_prep_value(initial[field.attname], db))
-        if index:
-            conditions.append(f"EXISTS (SELECT FROM moved_{index - 1})")
-        elif guarded:
-            conditions.append("NOT (SELECT answer FROM probed)")
-        returning = _quote(version_field.column) if versioned else "1"
-        parts.append(
-            f"moved_{index} AS (UPDATE {table.name} SET {', '.join(assignments)}"  # noqa: S608
-            f" WHERE {' AND '.join(conditions)} RETURNING {returning} AS returned)"
-        )
-    last = f"moved_{len(tables) - 1}"
-    for index, (sql, values) in enumerate(rows):
-        parts.append(f"row_{index} AS ({sql} WHERE EXISTS (SELECT FROM {last}) RETURNING id)")
-        params.extend(values)
-    selected = [
-        f"(SELECT returned FROM moved_{version_part})",  # noqa: S608 - names, not values
-        f"EXISTS (SELECT FROM {last})",
-    ]
-    if guarded:
-        selected.append("(SELECT answer FROM probed)")
-    elif probe is not None:
-        selected.append(probe[0])
-        params.extend(probe[1])
-    selected.extend(f"(SELECT id FROM row_{index})" for index in range(len(rows)))  # noqa: S608
-    with db.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(parts)} SELECT {', '.join(selected)}", params)
-        version, moved, *answers = cursor.fetchone()
-    probed = bool(answers.pop(0)) if probe is not None else True
-    if not moved:
-        if guarded and probed:
-            return None
-        raise description.conflict()
-    obj.version = version
-    if initial:
-        obj._update_initial_state()
-    return probed, answers
+    return statements.move(
+        obj, version_field, expected_version, conflict=description.conflict, **writes
+    )
