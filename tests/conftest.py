@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.db import connections, transaction
 from django.test.utils import override_settings
 from django.urls import get_resolver
+from pytest_django.fixtures import _get_databases_for_setup
 
 DEMO_PASSWORD = "samverkan-demo"
 
@@ -204,14 +205,18 @@ def _committing_tests_leave_the_migrations_data() -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(django_db_setup, django_db_blocker, request):
     """pytest-django's test databases, with the migrations' rows remembered
     (``snapshot_migrations_data``) for the committing tests' teardown."""
     from django.conf import settings
 
+    # pytest-django makes test databases only for the aliases the collected tests use (its
+    # own helper, of the pytest-django 4 the project installs): another alias still names
+    # its real database.
+    made, _serialized = _get_databases_for_setup(request.session.items)
     with django_db_blocker.unblock():
         for alias in settings.DATABASES:
-            if not connections[alias].settings_dict["TEST"].get("MIRROR"):
+            if alias in made and not connections[alias].settings_dict["TEST"].get("MIRROR"):
                 snapshot_migrations_data(alias)
     yield
 
