@@ -51,6 +51,19 @@ class Trips:
         return execute(sql, params, many, context)
 
 
+def calls_in_a_transaction(monkeypatch, module, name: str) -> list[bool]:
+    """For each call of ``module.name`` from now on: whether it ran inside a transaction."""
+    calls = []
+    function = getattr(module, name)
+
+    def spied(**kwargs):
+        calls.append(connection.in_atomic_block)
+        return function(**kwargs)
+
+    monkeypatch.setattr(module, name, spied)
+    return calls
+
+
 def test_outside_a_transaction_a_transition_is_one_statement_committed_alone(
     users, monkeypatch, settings
 ):
@@ -63,14 +76,7 @@ def test_outside_a_transaction_a_transition_is_one_statement_committed_alone(
     )
     case = sig_case(users, Status.REFERRED)
     before = record(case)
-    sealed = []
-    seal = integrity.seal
-
-    def sealing(**kwargs):
-        sealed.append(connection.in_atomic_block)
-        return seal(**kwargs)
-
-    monkeypatch.setattr(integrity, "seal", sealing)
+    sealed = calls_in_a_transaction(monkeypatch, integrity, "seal")
     trips = Trips(monkeypatch)
     with connection.execute_wrapper(trips):
         services.transition(
@@ -145,14 +151,7 @@ def test_outside_a_transaction_a_subscribed_webhook_takes_a_transaction(
         secret="hemlig-test",
     )
     before = record(case)
-    looked_up = []
-    lookup = webhooks.case_status_changed
-
-    def case_status_changed(**kwargs):
-        looked_up.append(connection.in_atomic_block)
-        return lookup(**kwargs)
-
-    monkeypatch.setattr(webhooks, "case_status_changed", case_status_changed)
+    looked_up = calls_in_a_transaction(monkeypatch, webhooks, "case_status_changed")
     trips = Trips(monkeypatch)
     with connection.execute_wrapper(trips):
         services.transition(
