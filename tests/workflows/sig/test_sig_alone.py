@@ -51,6 +51,16 @@ class Trips:
         return execute(sql, params, many, context)
 
 
+def begin_screening_counted(monkeypatch, user, case) -> Trips:
+    """``begin_screening`` of ``case`` by ``user``, its round trips counted."""
+    trips = Trips(monkeypatch)
+    with connection.execute_wrapper(trips):
+        services.transition(
+            user=user, case=case, name="begin_screening", purpose=PURPOSE, reason=REASON
+        )
+    return trips
+
+
 def calls_in_a_transaction(monkeypatch, module, name: str) -> list[bool]:
     """For each call of ``module.name`` from now on: whether it ran inside a transaction."""
     calls = []
@@ -77,11 +87,7 @@ def test_outside_a_transaction_a_transition_is_one_statement_committed_alone(
     case = sig_case(users, Status.REFERRED)
     before = record(case)
     sealed = calls_in_a_transaction(monkeypatch, integrity, "seal")
-    trips = Trips(monkeypatch)
-    with connection.execute_wrapper(trips):
-        services.transition(
-            user=sara, case=case, name="begin_screening", purpose=PURPOSE, reason=REASON
-        )
+    trips = begin_screening_counted(monkeypatch, sara, case)
     written = [(sql, inside) for sql, inside in trips.statements if "moved_0" in sql]
     assert len(written) == 1, trips.statements
     assert written[0] == (written[0][0], False)  # sent in autocommit: no transaction
@@ -152,11 +158,7 @@ def test_outside_a_transaction_a_subscribed_webhook_takes_a_transaction(
     )
     before = record(case)
     looked_up = calls_in_a_transaction(monkeypatch, webhooks, "case_status_changed")
-    trips = Trips(monkeypatch)
-    with connection.execute_wrapper(trips):
-        services.transition(
-            user=sara, case=case, name="begin_screening", purpose=PURPOSE, reason=REASON
-        )
+    trips = begin_screening_counted(monkeypatch, sara, case)
     assert looked_up == [True]  # in the transaction that writes the change
     assert trips.ends == 1
     after = record(case)
