@@ -414,17 +414,12 @@ def _transition_in_statements(
     takes a transaction as well. Hooks registered with ``transaction.on_commit`` (the
     sealer's wake-up) run after the commit either way: without a transaction, Django
     runs them at once, after the statement has committed."""
-    if not _autocommit():
-        with transaction.atomic():
-            _transition_written(
-                obj, description, meta, name, source, effects, expected_version, kwargs,
-                user=user, purpose=purpose, reason=reason, alone=False,
-            )  # fmt: skip
-        return
-    _transition_written(
-        obj, description, meta, name, source, effects, expected_version, kwargs,
-        user=user, purpose=purpose, reason=reason, alone=True,
-    )  # fmt: skip
+    alone = _autocommit()
+    with contextlib.nullcontext() if alone else transaction.atomic():
+        _transition_written(
+            obj, description, meta, name, source, effects, expected_version, kwargs,
+            user=user, purpose=purpose, reason=reason, alone=alone,
+        )  # fmt: skip
 
 
 def _autocommit() -> bool:
