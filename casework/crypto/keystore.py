@@ -238,7 +238,8 @@ def retire_person_keys(person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, DataK
         connections[KEYSTORE].ensure_connection()
         with psycopg.Cursor(connections[KEYSTORE].connection) as cursor:
             cursor.execute(
-                f"SELECT d.id, d.owner_id, d.kek_version, d.wrapped_key FROM {table} AS d "  # noqa: S608 - fixed table name
+                "SELECT d.id, d.owner_type, d.owner_id, d.kek_version, d.wrapped_key "  # noqa: S608 - fixed table name
+                f"FROM {table} AS d "
                 "WHERE d.owner_type = %s AND d.owner_id = ANY(%b) AND NOT EXISTS ("
                 f"SELECT 1 FROM {table} AS p WHERE p.owner_type = %s AND p.owner_id = d.owner_id"
                 ") ORDER BY d.owner_id FOR UPDATE OF d",
@@ -249,15 +250,9 @@ def retire_person_keys(person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, DataK
             if not rows:
                 return {}
             old_ids, rewrapped, new_ids, owners, wrapped_new = [], [], [], [], []
-            for key_id, owner_id, old_version, wrapped in rows:
-                key = unwrap_data_key(
-                    keyring,
-                    key_id=key_id,
-                    owner_type=PERSON,
-                    owner_id=owner_id,
-                    version=old_version,
-                    wrapped=wrapped,
-                )
+            for row in rows:
+                key_id, _, owner_id, _, _ = row
+                key = _unwrap(keyring, row)
                 _, again = wrap_data_key(
                     keyring,
                     key_id=key_id,
@@ -293,6 +288,20 @@ def retire_person_keys(person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, DataK
         for owner_id in person_ids:
             _cache.pop((PERSON, owner_id), None)
     return made
+
+
+def _unwrap(keyring: Keyring, row: tuple) -> bytes:
+    """The data key of a key-store row ``(id, owner_type, owner_id, kek_version,
+    wrapped_key)``."""
+    key_id, owner_type, owner_id, version, wrapped = row
+    return unwrap_data_key(
+        keyring,
+        key_id=key_id,
+        owner_type=owner_type,
+        owner_id=owner_id,
+        version=version,
+        wrapped=wrapped,
+    )
 
 
 def _missing(owner_type: str, owner_id: uuid.UUID) -> DataKeyMissing:
@@ -405,16 +414,9 @@ def load_keys(
         rows = cursor.fetchall()
     loaded: dict[str, dict[uuid.UUID, DataKeyMaterial]] = {t: {} for t in missing}
     loaded.setdefault(PERSON_PREVIOUS, {})
-    for key_id, owner_type, owner_id, version, wrapped in rows:
-        key = unwrap_data_key(
-            keyring,
-            key_id=key_id,
-            owner_type=owner_type,
-            owner_id=owner_id,
-            version=version,
-            wrapped=wrapped,
-        )
-        loaded[owner_type][owner_id] = DataKeyMaterial(key_id, key)
+    for row in rows:
+        key_id, owner_type, owner_id, _, _ = row
+        loaded[owner_type][owner_id] = DataKeyMaterial(key_id, _unwrap(keyring, row))
     previous = loaded.pop(PERSON_PREVIOUS)
     if PERSON in loaded:
         persons = loaded[PERSON]
@@ -434,16 +436,7 @@ def load_keys(
 
 def destroy_data_key(*, owner_type: str, owner_id: uuid.UUID) -> bool:
     """Delete an owner's data key (committed at once); ``False`` if it was already gone."""
-    with _cache_lock:
-        _cache.pop((owner_type, owner_id), None)
-    types = _GOES_WITH.get(owner_type, (owner_type,))
-    with transaction.atomic(using=KEYSTORE):
-        deleted, _ = _model().objects.filter(owner_type=owner_type, owner_id=owner_id).delete()
-        if len(types) > 1:
-            _model().objects.filter(owner_type__in=types[1:], owner_id=owner_id).delete()
-    with _cache_lock:  # and once more, should a reader have put it back meanwhile
-        _cache.pop((owner_type, owner_id), None)
-    return bool(deleted)
+    return bool(delete_data_keys(owner_type=owner_type, owner_ids=[owner_id]))
 
 
 def destroy_data_keys(*, owner_type: str, owner_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
@@ -495,22 +488,19 @@ def rewrap_batch(keyring: Keyring, *, from_version: int, batch_size: int) -> int
     target = keyring.current
     with transaction.atomic(using=KEYSTORE), connections[KEYSTORE].cursor() as cursor:
         cursor.execute(
-            f"SELECT id, owner_type, owner_id, wrapped_key FROM {table} "  # noqa: S608 - fixed table name
+            f"SELECT id, owner_type, owner_id, kek_version, wrapped_key FROM {table} "  # noqa: S608 - fixed table name
             "WHERE kek_version = %s ORDER BY id LIMIT %s FOR UPDATE",
             [from_version, batch_size],
         )
         ids, wrapped_keys = [], []
-        for key_id, owner_type, owner_id, wrapped in cursor.fetchall():
-            key = unwrap_data_key(
+        for row in cursor.fetchall():
+            key_id, owner_type, owner_id, _, _ = row
+            _, rewrapped = wrap_data_key(
                 keyring,
                 key_id=key_id,
                 owner_type=owner_type,
                 owner_id=owner_id,
-                version=from_version,
-                wrapped=wrapped,
-            )
-            _, rewrapped = wrap_data_key(
-                keyring, key_id=key_id, owner_type=owner_type, owner_id=owner_id, key=key
+                key=_unwrap(keyring, row),
             )
             ids.append(key_id)
             wrapped_keys.append(rewrapped)
