@@ -45,11 +45,51 @@ def _deny(*, user, purpose: str, what: str, reason: str, obj=None) -> GviNotFoun
     return GviNotFound()
 
 
-def _access(*, user, purpose: str, what: str, obj=None) -> policy.CaseAccess:
+@dataclass(frozen=True)
+class _Reading:
+    """One reading of GVI's data by ``user`` under ``purpose``, allowed ``via`` a route of
+    ``casework.policy.gvi_access``: it writes the reading's ``CONSULT`` events."""
+
+    user: Any
+    purpose: str
+    via: str
+
+    def consult(self, obj, fields: list[str], **event: Any) -> None:
+        """The ``CONSULT`` event of the page's object ``obj`` (``None``: ``event`` names
+        it; and ``person_id`` where the object is a person's), naming the fields
+        decrypted."""
+        details = {"via": self.via, **event.pop("details", {})}
+        record_event(
+            action=AuditAction.CONSULT,
+            user=self.user,
+            obj=obj,
+            fields=fields,
+            purpose=self.purpose,
+            details=details,
+            **event,
+        )
+
+    def consult_persons(self, names: dict, obj) -> None:
+        """One ``CONSULT`` event per person whose name (``names``: :func:`_person_names`)
+        was decrypted on ``obj``'s page."""
+        for person_id in sorted(set(_decrypted(names)), key=str):
+            self.consult(
+                None,
+                ["person.name"],
+                object_type=obj._meta.label_lower,
+                object_id=str(obj.pk),
+                person_id=person_id,
+            )
+
+
+def _reading(*, user, purpose: str, what: str, obj=None) -> _Reading:
+    """The purpose checked and GVI access asked for a reading (a refusal is logged and
+    raises :class:`GviNotFound`)."""
+    purpose = require_purpose(purpose)
     access = policy.gvi_access(user)
     if not access:
         raise _deny(user=user, purpose=purpose, what=what, reason=access.denial, obj=obj)
-    return access
+    return _Reading(user, purpose, access.via)
 
 
 def _group_names(groups) -> dict:
@@ -68,20 +108,6 @@ def _person_names(persons) -> dict:
 def _decrypted(names: dict) -> list:
     """The ids of the persons whose name was decrypted (not the erased ones)."""
     return [person_id for person_id, name in names.items() if name is not ERASED_LABEL]
-
-
-def _consult_persons(*, user, purpose: str, person_ids, via: str, obj) -> None:
-    for person_id in sorted(set(person_ids), key=str):
-        record_event(
-            action=AuditAction.CONSULT,
-            user=user,
-            object_type=obj._meta.label_lower,
-            object_id=str(obj.pk),
-            person_id=person_id,
-            fields=["person.name"],
-            purpose=purpose,
-            details={"via": via},
-        )
 
 
 # --- The overview ---------------------------------------------------------------------------
@@ -103,19 +129,13 @@ class Overview:
 def get_overview(*, user, purpose: str) -> Overview:
     """Groups with their state (names decrypted), recent incidents, pending notifications,
     sanctions and call-ins, overdue follow-ups."""
-    purpose = require_purpose(purpose)
-    access = _access(user=user, purpose=purpose, what="gvi:overview")
+    reading = _reading(user=user, purpose=purpose, what="gvi:overview")
     groups = list(gvi.Group.objects.all())
     with transaction.atomic():
         names = _group_names(groups)
         if groups:
-            record_event(
-                action=AuditAction.CONSULT,
-                user=user,
-                object_type="workflows.group",
-                fields=["group.name"],
-                purpose=purpose,
-                details={"via": access.via, "groups": len(groups)},
+            reading.consult(
+                None, ["group.name"], object_type="workflows.group", details={"groups": len(groups)}
             )
     now = timezone.now()
     return Overview(
@@ -137,7 +157,7 @@ def get_overview(*, user, purpose: str) -> Overview:
                 status__in=gvi.FOLLOW_UP_PENDING_STATES, follow_up_due__lt=now
             ).order_by("follow_up_due")
         ),
-        via=access.via,
+        via=reading.via,
         overdue_referrals=list(overdue_referral_notices(now=now)),
     )
 
@@ -170,8 +190,7 @@ class GroupPage:
 
 
 def get_group_page(*, user, purpose: str, group: gvi.Group) -> GroupPage:
-    purpose = require_purpose(purpose)
-    access = _access(user=user, purpose=purpose, what="gvi:group:read", obj=group)
+    reading = _reading(user=user, purpose=purpose, what="gvi:group:read", obj=group)
     members = list(group.members.select_related("person", "referral_case"))
     decisions = list(
         group.sanction_decisions.select_related("incident", "decided_by")
@@ -190,19 +209,13 @@ def get_group_page(*, user, purpose: str, group: gvi.Group) -> GroupPage:
         key = keys.get(group.pk)
         texts = {name: open_value(group, name, key) if key else None for name in ("name", "notes")}
         reasons = {s.pk: open_value(s, "withdraw_reason", key) for s in withdrawn} if key else {}
-        record_event(
-            action=AuditAction.CONSULT,
-            user=user,
-            obj=group,
-            fields=[f"group.{n}" for n, v in texts.items() if v is not None]
+        reading.consult(
+            group,
+            [f"group.{n}" for n, v in texts.items() if v is not None]
             + (["sanction.withdraw_reason"] if reasons else []),
-            purpose=purpose,
-            details={"via": access.via},
         )
         names = _person_names([m.person for m in members])
-        _consult_persons(
-            user=user, purpose=purpose, person_ids=_decrypted(names), via=access.via, obj=group
-        )
+        reading.consult_persons(names, group)
     return GroupPage(
         group=group,
         texts=texts,
@@ -210,7 +223,7 @@ def get_group_page(*, user, purpose: str, group: gvi.Group) -> GroupPage:
         incidents=list(group.incidents.all()),
         decisions=decisions,
         timeline=list(group.events.select_related("actor").order_by("at")),
-        via=access.via,
+        via=reading.via,
         withdraw_reasons=reasons,
     )
 
@@ -235,21 +248,16 @@ class MemberPage:
 
 
 def get_member_page(*, user, purpose: str, member: gvi.GroupMember) -> MemberPage:
-    purpose = require_purpose(purpose)
-    access = _access(user=user, purpose=purpose, what="gvi:member:read", obj=member)
+    reading = _reading(user=user, purpose=purpose, what="gvi:member:read", obj=member)
     with transaction.atomic():
         names = _person_names([member.person])
         name = names.get(member.person_id)
         group_name = _group_names([member.group]).get(member.group_id)
-        record_event(
-            action=AuditAction.CONSULT,
-            user=user,
-            obj=member,
-            person_id=member.person_id,
-            fields=(["person.name"] if _decrypted(names) else [])
+        reading.consult(
+            member,
+            (["person.name"] if _decrypted(names) else [])
             + (["group.name"] if group_name is not None else []),
-            purpose=purpose,
-            details={"via": access.via},
+            person_id=member.person_id,
         )
     return MemberPage(
         member=member,
@@ -258,7 +266,7 @@ def get_member_page(*, user, purpose: str, member: gvi.GroupMember) -> MemberPag
         notifications=list(member.notifications.order_by("-requested_at")),
         attendances=list(member.attendances.select_related("call_in")),
         timeline=timeline_of(member),
-        via=access.via,
+        via=reading.via,
     )
 
 
@@ -278,8 +286,7 @@ class CallInPage:
 def get_call_in_page(*, user, purpose: str, call_in: gvi.CallIn) -> CallInPage:
     """The call-in with its attendees and speakers; ``candidates``: members who could be
     invited (the coordinator's planning), with names."""
-    purpose = require_purpose(purpose)
-    access = _access(user=user, purpose=purpose, what="gvi:callin:read", obj=call_in)
+    reading = _reading(user=user, purpose=purpose, what="gvi:callin:read", obj=call_in)
     attendees = list(call_in.attendees.select_related("member__person", "member__group"))
     candidates = []
     if call_in.status in gvi.CALL_IN_OPEN_STATES and policy.coordinates_gvi(user):
@@ -294,16 +301,14 @@ def get_call_in_page(*, user, purpose: str, call_in: gvi.CallIn) -> CallInPage:
     with transaction.atomic():
         persons = [a.member.person for a in attendees] + [m.person for m in candidates]
         names = _person_names(persons)
-        _consult_persons(
-            user=user, purpose=purpose, person_ids=_decrypted(names), via=access.via, obj=call_in
-        )
+        reading.consult_persons(names, call_in)
     return CallInPage(
         call_in=call_in,
         attendees=[Opened(a, {"name": names.get(a.member.person_id)}) for a in attendees],
         speakers=list(call_in.speakers.order_by("role")),
         candidates=[Opened(m, {"name": names.get(m.person_id)}) for m in candidates],
         timeline=timeline_of(call_in),
-        via=access.via,
+        via=reading.via,
     )
 
 
@@ -325,17 +330,8 @@ def get_notification_state(
 ) -> gvi.CustomNotification:
     """The notification's number, state and version (what an integration needs before it
     records the delivery), with nothing decrypted: one ``CONSULT`` event naming no field."""
-    purpose = require_purpose(purpose)
-    access = _access(user=user, purpose=purpose, what="gvi:notification:read", obj=notification)
-    record_event(
-        action=AuditAction.CONSULT,
-        user=user,
-        obj=notification,
-        person_id=notification.member.person_id,
-        fields=[],
-        purpose=purpose,
-        details={"via": access.via},
-    )
+    reading = _reading(user=user, purpose=purpose, what="gvi:notification:read", obj=notification)
+    reading.consult(notification, [], person_id=notification.member.person_id)
     return notification
 
 
@@ -343,8 +339,7 @@ def get_notification_page(
     *, user, purpose: str, notification: gvi.CustomNotification
 ) -> NotificationPage:
     """The notification; its legal assessment only for police and the coordinator."""
-    purpose = require_purpose(purpose)
-    access = _access(user=user, purpose=purpose, what="gvi:notification:read", obj=notification)
+    reading = _reading(user=user, purpose=purpose, what="gvi:notification:read", obj=notification)
     person = notification.member.person
     names = ["message", "offer_of_help", "follow_up_note"]
     if policy.coordinates_gvi_or_police(user):
@@ -353,15 +348,10 @@ def get_notification_page(
         key = data_key_of(person)
         texts = {n: open_value(notification, n, key) if key else None for n in names}
         name = open_value(person, "name", key) if key else ERASED_LABEL
-        record_event(
-            action=AuditAction.CONSULT,
-            user=user,
-            obj=notification,
+        reading.consult(
+            notification,
+            (["person.name"] if key else []) + [n for n, v in texts.items() if v is not None],
             person_id=person.pk,
-            fields=(["person.name"] if key else [])
-            + [n for n, v in texts.items() if v is not None],
-            purpose=purpose,
-            details={"via": access.via},
         )
     return NotificationPage(
         notification=notification,
@@ -369,5 +359,5 @@ def get_notification_page(
         texts=texts,
         messengers=list(notification.messengers.all()),
         timeline=timeline_of(notification),
-        via=access.via,
+        via=reading.via,
     )
