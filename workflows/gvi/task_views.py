@@ -4,10 +4,6 @@ accepted offer of help. Thin, like the pages (``workflows.gvi.views``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
-from typing import Any, NamedTuple
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseRedirect
@@ -20,7 +16,7 @@ from workflows.common.responses import form_values
 from workflows.common.steps import form_steps
 from workflows.gvi import forms, selectors, services
 from workflows.gvi.models import CALL_IN_OPEN_STATES, CallInStatus, GroupMember, NotificationStatus
-from workflows.gvi.views import GviView, page_url
+from workflows.gvi.views import GviView, ServiceCall, page_url
 
 
 class TaskView(GviView):
@@ -30,7 +26,6 @@ class TaskView(GviView):
     name of that object's page, where a finished task leads."""
 
     template_name = "workflows/gvi/task.html"
-    page_name = ""
     # The forms the page shows apart from its steps: the transitions as buttons (``offered``).
     shown_apart: tuple[str, ...] = ("transition",)
 
@@ -62,23 +57,12 @@ class TaskView(GviView):
         return HttpResponseRedirect(self.object_url())
 
 
-class ServiceCall(NamedTuple):
-    """An action that calls one ``service`` with the task's object and the valid form's
-    ``fields`` (and the version it saw); then says ``message`` on the same page or, without
-    one, ends the task if the object has left the step (``StepTaskView.after_step``)."""
-
-    service: Callable[..., Any]
-    fields: tuple[str, ...] = ()
-    message: str | None = None
-
-
 class StepTaskView(TaskView):
     """A task whose forms and transitions are its step's (``as_view(step=...)``): the
     task is done once ``step_over()`` says its object has left the step.
 
-    ``service_calls()`` maps the actions that only call a service to their
-    ``ServiceCall`` (the service takes the task's object by the name of its page,
-    ``page_name``); other actions have a ``do_<action>``."""
+    Its ``service_calls()`` (``GviView``) without a message end the task if the object
+    has left the step."""
 
     step = ""
     STEP_ACTIONS: dict[str, dict[str, type]] = {}
@@ -100,21 +84,6 @@ class StepTaskView(TaskView):
     def do_transition(self, form):
         self.run_transition(form, self.object)
         return self.after_step()
-
-    def service_calls(self) -> dict[str, ServiceCall]:
-        return {}
-
-    def handler(self, action):
-        calls = self.service_calls()
-        if action in calls:
-            return partial(self.run_call, calls[action])
-        return super().handler(action)
-
-    def run_call(self, call: ServiceCall, form):
-        self.call(
-            call.service, form, **{self.page_name: self.object}, **form_values(form, *call.fields)
-        )
-        return self.done(call.message) if call.message else self.after_step()
 
 
 class NotificationStepView(StepTaskView):

@@ -8,6 +8,10 @@ someone else" banner (409). The flows' task views are ``workflows.gvi.task_views
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -42,14 +46,27 @@ def page_url(name: str, obj) -> str:
     return reverse(f"gvi:{name}", args=[obj.pk])
 
 
+class ServiceCall(NamedTuple):
+    """An action that calls one ``service`` with the page's object and the valid form's
+    ``fields`` (and the version it saw); then says ``message`` on the same page or, without
+    one, goes on as the view's ``after_step()`` says."""
+
+    service: Callable[..., Any]
+    fields: tuple[str, ...] = ()
+    message: str | None = None
+
+
 class GviView(ActionForms, View):
     """A GVI page: refused (403, logged) to anyone who does not take part in GVI.
 
     ``actions`` maps an action name to its form class; ``do_<name>(form)`` runs the
-    services for a valid form, in one savepoint.
+    services for a valid form, in one savepoint. ``service_calls()`` maps the actions
+    that only call a service to their ``ServiceCall`` (the service takes the page's
+    object, ``self.object``, by the name of its page, ``page_name``).
     """
 
     template_name = ""
+    page_name = ""
     allowed = staticmethod(policy.gvi_access)
 
     def dispatch(self, request, *args, **kwargs):
@@ -115,8 +132,24 @@ class GviView(ActionForms, View):
         return self.render(built, status=400)
 
     def handler(self, action: str):
-        """What a valid form of ``action`` does: ``do_<action>(form)``."""
+        """What a valid form of ``action`` does: its ``ServiceCall``, else
+        ``do_<action>(form)``."""
+        calls = self.service_calls()
+        if action in calls:
+            return partial(self.run_call, calls[action])
         return getattr(self, f"do_{action}")
+
+    def service_calls(self) -> dict[str, ServiceCall]:
+        return {}
+
+    def run_call(self, call: ServiceCall, form):
+        self.call(
+            call.service, form, **{self.page_name: self.object}, **form_values(form, *call.fields)
+        )
+        return self.done(call.message) if call.message else self.after_step()
+
+    def after_step(self):
+        return self.done(_("Saved."))
 
     def refresh(self) -> None:
         obj = getattr(self, "object", None)
@@ -250,8 +283,19 @@ class GroupPageView(GviView):
         super().setup(request, *args, **kwargs)
         self.object = get_object_or_404(Group, pk=kwargs["group_id"])
 
+    page_name = "group"
+
     def form_kwargs(self, name):
         return {"group": self.object} if name == "sanctions" else {}
+
+    def service_calls(self):
+        return {
+            "erase": ServiceCall(
+                services.erase_group,
+                ("reason", "confirmed"),
+                _("The group is erased: its data key is destroyed."),
+            )
+        }
 
     def available(self):
         user = self.request.user
@@ -374,15 +418,6 @@ class GroupPageView(GviView):
             )
         return self.done(_("The lever is withdrawn."))
 
-    def do_erase(self, form):
-        self.call(
-            services.erase_group,
-            form,
-            group=self.object,
-            **form_values(form, "reason", "confirmed"),
-        )
-        return self.done(_("The group is erased: its data key is destroyed."))
-
     def do_sanction_step(self, form):
         self.call(
             services.sanction_step,
@@ -405,6 +440,16 @@ class MemberPageView(GviView):
         "protected_identity": ProtectedIdentityForm,
     }
     transitions = ("select", "decline_offer")
+    page_name = "member"
+
+    def service_calls(self):
+        return {
+            "protected_identity": ServiceCall(
+                services.set_member_protected_identity,
+                ("level",),
+                _("The protected identity is saved."),
+            )
+        }
 
     def setup(self, request, *args, **kwargs):
         super().setup(request, *args, **kwargs)
@@ -447,15 +492,6 @@ class MemberPageView(GviView):
         )
         return self.done(_("The referral %(reference)s is opened.") % {"reference": case.reference})
 
-    def do_protected_identity(self, form):
-        self.call(
-            services.set_member_protected_identity,
-            form,
-            member=self.object,
-            level=form.cleaned_data["level"],
-        )
-        return self.done(_("The protected identity is saved."))
-
     def do_notify(self, form):
         notification = self.call(
             services.request_notification,
@@ -480,30 +516,43 @@ def open_tasks(process) -> list:
     ]
 
 
-class CallInPageView(GviView):
-    template_name = "workflows/gvi/call_in.html"
+class ProcessPageView(GviView):
+    """The page of a GVI object that has a process (read; the work is in its tasks): the
+    object's ``title`` and number, its body (``workflows/gvi/_<page_name>_body.html``), the
+    process's open tasks and the timeline. The object is ``<page_name>_id`` of the URL, the
+    ``selector``'s argument and the templates' variable ``page_name``."""
+
+    template_name = "workflows/gvi/process_page.html"
+    page_name = ""
+    title = ""
+    queryset = None
+    selector = None
 
     def setup(self, request, *args, **kwargs):
         super().setup(request, *args, **kwargs)
-        self.object = get_object_or_404(CallIn, pk=kwargs["call_in_id"])
+        self.object = get_object_or_404(self.queryset, pk=kwargs[f"{self.page_name}_id"])
 
     def context(self):
-        page = self.call(selectors.get_call_in_page, call_in=self.object)
-        process = getattr(self.object, "process", None)
-        return {"page": page, "call_in": self.object, "tasks": open_tasks(process)}
+        page = self.call(self.selector, **{self.page_name: self.object})
+        return {
+            "page": page,
+            self.page_name: self.object,
+            "object": self.object,
+            "title": self.title,
+            "body_template": f"workflows/gvi/_{self.page_name}_body.html",
+            "tasks": open_tasks(getattr(self.object, "process", None)),
+        }
 
 
-class NotificationPageView(GviView):
-    template_name = "workflows/gvi/notification.html"
+class CallInPageView(ProcessPageView):
+    page_name = "call_in"
+    title = _("Call-in")
+    queryset = CallIn.objects.all()
+    selector = staticmethod(selectors.get_call_in_page)
 
-    def setup(self, request, *args, **kwargs):
-        super().setup(request, *args, **kwargs)
-        self.object = get_object_or_404(
-            CustomNotification.objects.select_related("member__person", "member__group"),
-            pk=kwargs["notification_id"],
-        )
 
-    def context(self):
-        page = self.call(selectors.get_notification_page, notification=self.object)
-        process = getattr(self.object, "process", None)
-        return {"page": page, "notification": self.object, "tasks": open_tasks(process)}
+class NotificationPageView(ProcessPageView):
+    page_name = "notification"
+    title = _("Custom notification")
+    queryset = CustomNotification.objects.select_related("member__person", "member__group")
+    selector = staticmethod(selectors.get_notification_page)
