@@ -170,6 +170,9 @@ class GviView(ActionForms, View):
             fields["expected_version"] = self.version(form)
         return function(user=self.request.user, purpose=str(PURPOSE), **fields)
 
+    def do_transition(self, form):
+        return self.run_transition(form, self.object)
+
     def run_transition(self, form, obj):
         name = form.cleaned_data["transition"]
         if name not in self.transitions:
@@ -206,14 +209,27 @@ class OverviewView(GviView):
 
 
 class FormPageView(GviView):
-    """A page of one form (``create``) under its ``title``, sent with ``submit``."""
+    """A page of one form (``create``) under its ``title``, sent with ``submit``: the
+    ``ServiceCall`` of ``creates()`` takes the form's fields, then says its message on the
+    new object's page (``next_page``) or, without one, on the overview (a method, because
+    the services import the flows that import these views)."""
 
     template_name = "workflows/gvi/form_page.html"
     title = ""
     submit = ""
+    next_page = ""
 
     def context(self):
         return {"title": self.title, "submit": self.submit}
+
+    def creates(self) -> ServiceCall:
+        raise NotImplementedError
+
+    def do_create(self, form):
+        creates = self.creates()
+        made = self.call(creates.service, **form_values(form, *creates.fields))
+        url = page_url(self.next_page, made) if self.next_page else reverse("gvi:index")
+        return self.done(creates.message, url)
 
 
 class GroupCreateView(FormPageView):
@@ -221,14 +237,14 @@ class GroupCreateView(FormPageView):
     allowed = staticmethod(policy.coordinates_gvi_or_police)
     title = _("Register a group")
     submit = _("Register the group")
+    next_page = "group"
 
-    def do_create(self, form):
-        group = self.call(
+    def creates(self):
+        return ServiceCall(
             services.create_group,
-            **form_values(form, "name", "area", "size_band"),
-            notes=form.cleaned_data["notes"] or None,
+            ("name", "area", "size_band", "notes"),
+            _("The group is registered."),
         )
-        return self.done(_("The group is registered."), page_url("group", group))
 
 
 class IncidentCreateView(FormPageView):
@@ -237,12 +253,12 @@ class IncidentCreateView(FormPageView):
     title = _("Record an incident")
     submit = _("Record the incident")
 
-    def do_create(self, form):
-        self.call(
+    def creates(self):
+        return ServiceCall(
             services.record_incident,
-            **form_values(form, "date", "area", "kind", "groups"),
+            ("date", "area", "kind", "groups"),
+            _("The incident is recorded."),
         )
-        return self.done(_("The incident is recorded."), reverse("gvi:index"))
 
 
 class CallInCreateView(FormPageView):
@@ -250,10 +266,10 @@ class CallInCreateView(FormPageView):
     allowed = staticmethod(policy.coordinates_gvi)
     title = _("Plan a call-in")
     submit = _("Plan the call-in")
+    next_page = "call_in"
 
-    def do_create(self, form):
-        call_in = self.call(services.create_call_in, date=form.cleaned_data["date"])
-        return self.done(_("The call-in is planned."), page_url("call_in", call_in))
+    def creates(self):
+        return ServiceCall(services.create_call_in, ("date",), _("The call-in is planned."))
 
 
 # --- The group page ---------------------------------------------------------------------------
@@ -290,11 +306,12 @@ class GroupPageView(GviView):
 
     def service_calls(self):
         return {
+            "notes": ServiceCall(services.update_group_notes, ("notes",)),
             "erase": ServiceCall(
                 services.erase_group,
                 ("reason", "confirmed"),
                 _("The group is erased: its data key is destroyed."),
-            )
+            ),
         }
 
     def available(self):
@@ -361,18 +378,6 @@ class GroupPageView(GviView):
             if self.object.status == GroupStatus.INCIDENT_LINKED
             else [],
         }
-
-    def do_transition(self, form):
-        return self.run_transition(form, self.object)
-
-    def do_notes(self, form):
-        self.call(
-            services.update_group_notes,
-            form,
-            group=self.object,
-            notes=form.cleaned_data["notes"] or None,
-        )
-        return self.done(_("Saved."))
 
     def do_member(self, form):
         member = self.call(
@@ -479,9 +484,6 @@ class MemberPageView(GviView):
     def context(self):
         page = self.call(selectors.get_member_page, member=self.object)
         return {"page": page, "member": self.object, "offered": self.offered(self.object)}
-
-    def do_transition(self, form):
-        return self.run_transition(form, self.object)
 
     def do_accept(self, form):
         case = self.call(
