@@ -21,7 +21,7 @@ from audit.integrity import GENESIS, lines, verification
 from audit.models import AccessEvent, ChainLink
 from audit.services import Action, record_event
 
-from .helpers import raw, triggers_disabled
+from .helpers import raw, swap_entry_ids, triggers_disabled
 from .test_integrity import _edit_cases, _link, _mutation
 from .test_integrity import sealed_log as sealed_log  # the fixture
 
@@ -157,10 +157,7 @@ def test_a_copy_of_an_entry_under_its_id_fails_verification(sealed_log):
 def test_two_swapped_entries_are_not_accepted(sealed_log):
     entry = sealed_log["consult"]
     other = AccessEvent.objects.filter(id__gt=entry.pk).order_by("id").first()
-    with triggers_disabled():
-        raw("UPDATE audit_accessevent SET id = -1 WHERE id = %s", [entry.pk])
-        raw("UPDATE audit_accessevent SET id = %s WHERE id = %s", [entry.pk, other.pk])
-        raw("UPDATE audit_accessevent SET id = %s WHERE id = -1", [other.pk])
+    swap_entry_ids(entry.pk, other.pk)
     assert not _chain_holds()
 
 
