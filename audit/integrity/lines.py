@@ -69,10 +69,10 @@ def _kind(model_field: models.Field) -> str | None:
 class EntryLines:
     """One source's entries of a chunk as text lines, and the splicing of a line.
 
-    A line holds the link's stored entry hash, then the text and integer columns in the
-    document's key order, then the JSON columns (so that the check for bytes JSON would
-    escape is over the front of the line). A NULL is read as ``null`` where no value's
-    text is (an integer, a JSON column) and as '' where no value's text is empty.
+    A line holds the text and integer columns in the document's key order, then the JSON
+    columns (so that the check for bytes JSON would escape is over the front of the
+    line). A NULL is read as ``null`` where no value's text is (an integer, a JSON
+    column) and as '' where no value's text is empty (uuid, inet, timestamp).
     """
 
     def __init__(self, source: str) -> None:
