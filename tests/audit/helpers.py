@@ -36,6 +36,14 @@ def raw(sql: str, params=()) -> list[tuple]:
         return cursor.fetchall() if cursor.description else []
 
 
+def swap_entry_ids(first: int, second: int) -> None:
+    """Two access events trade ids (and so places in the chain), triggers off."""
+    with triggers_disabled():
+        raw("UPDATE audit_accessevent SET id = -1 WHERE id = %s", [first])
+        raw("UPDATE audit_accessevent SET id = %s WHERE id = %s", [first, second])
+        raw("UPDATE audit_accessevent SET id = %s WHERE id = -1", [second])
+
+
 def assert_one_verified_chain() -> None:
     """Sealed, the chain is one unbroken line of positions over every event and change
     record, nothing waits to be chained, and it verifies end to end."""

@@ -21,7 +21,7 @@ from audit.models import AccessEvent, ChainLink, ChangeRecord
 from audit.services import Action, Outcome, record_event
 from casework.models import Organisation
 
-from .helpers import AUDIT_TABLES, raw, triggers_disabled
+from .helpers import AUDIT_TABLES, raw, swap_entry_ids, triggers_disabled
 
 PERSON = uuid.UUID("5b0c3c1e-8f1d-4c3e-9a57-0d3f1f7c2a11")
 
@@ -298,10 +298,7 @@ def test_an_entry_inserted_into_the_middle_of_the_chain_is_found(sealed_log):
 def test_two_swapped_entries_are_found_as_reordered(sealed_log):
     entry = sealed_log["consult"]
     other = AccessEvent.objects.filter(id__gt=entry.pk).order_by("id").first()
-    with triggers_disabled():
-        raw("UPDATE audit_accessevent SET id = -1 WHERE id = %s", [entry.pk])
-        raw("UPDATE audit_accessevent SET id = %s WHERE id = %s", [entry.pk, other.pk])
-        raw("UPDATE audit_accessevent SET id = %s WHERE id = -1", [other.pk])
+    swap_entry_ids(entry.pk, other.pk)
     finding = _verify().finding
     assert finding.kind == Problem.REORDERED
     assert finding.entry_id == entry.pk
