@@ -33,7 +33,6 @@ from audit.integrity.chain import (
     utc_iso,
 )
 from audit.integrity.checkpoints import signed_message, trusted_public_keys
-from audit.integrity.lines import check_lines, entry_lines, fetch_lines
 from audit.integrity.partitions import archived_entries
 
 VERIFY_CHUNK = 5000
@@ -212,36 +211,42 @@ def _fetch_chunk(cursor, start: int, last: int) -> tuple[list[tuple], dict[str, 
     return links, rows
 
 
-def _chunk_lines(
-    cursor, first: int, last: int, *, prefetch: bool, using: str
-) -> Iterator[tuple[int, int, tuple]]:
-    """``(start, end, fetched)`` for the chunks of positions ``first``..``last`` in order,
-    ``fetched`` the chunk's links and entries as text (``lines.fetch_lines``).
+def _chunks(cursor, first: int, last: int, *, prefetch: bool, using: str) -> Iterator[tuple]:
+    """The chunks of links ``first``..``last`` in order, each with its entries.
 
     With ``prefetch`` a second connection (a thread of its own) reads the next
     chunk while the caller hashes this one: the database's work and ours overlap.
+    Positions are gap-free, so the next chunk starts ``VERIFY_CHUNK`` further on;
+    where they are not, the caller stops at the gap and the read-ahead is dropped.
     """
-    bounds = [
-        (start, min(last, start + VERIFY_CHUNK - 1))
-        for start in range(first, last + 1, VERIFY_CHUNK)
-    ]
     if not prefetch:
-        for start, end in bounds:
-            yield start, end, fetch_lines(cursor, start, end)
+        start = first
+        while start <= last:
+            links, rows = _fetch_chunk(cursor, start, last)
+            if not links:
+                return
+            yield links, rows
+            start = links[-1][0] + 1
         return
 
-    def fetch(start: int, end: int):
+    def fetch(start: int):
         with connections[using].cursor() as own_cursor:
-            return fetch_lines(own_cursor, start, end)
+            return _fetch_chunk(own_cursor, start, last)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-verify") as reader:
         try:
-            pending = reader.submit(fetch, *bounds[0]) if bounds else None
-            for index, (start, end) in enumerate(bounds):
-                fetched = pending.result()
-                if index + 1 < len(bounds):
-                    pending = reader.submit(fetch, *bounds[index + 1])
-                yield start, end, fetched
+            pending = reader.submit(fetch, first)
+            start = first
+            while True:
+                links, rows = pending.result()
+                if not links:
+                    return
+                start = links[-1][0] + 1
+                if start <= last:
+                    pending = reader.submit(fetch, start)
+                yield links, rows
+                if start > last:
+                    return
         finally:
             # The reader's own connection (Django's connections are per thread).
             reader.submit(lambda: connections[using].close()).result()
@@ -261,9 +266,7 @@ def _walk_range(
 
     Each link is checked against the *stored* hash of the link before it, so
     ranges can be checked independently (and in parallel); together they prove
-    the whole chain, link by link. Each chunk is first checked from its text lines
-    (``lines.check_lines``); a chunk that does not hold there is walked link by link
-    here, the entries by the definition where the shortcut disagrees.
+    the whole chain, link by link.
     """
     result = _RangeResult()
     # The stored running hash of the link before the range (its bytes); None when that
@@ -277,19 +280,9 @@ def _walk_range(
     # The inner loop runs once per entry of the log: local names, one hash call per
     # entry and per link, the slower definition only where the shortcut disagrees.
     hashers = {source: layout(source).fast_hasher() for source in SOURCES}
-    checkers = {source: lines.checker() for source, lines in entry_lines().items()}
     sha256, fromhex = hashlib.sha256, bytes.fromhex
     archived_ids = archived or {}
-    for start, end, fetched in _chunk_lines(cursor, first, last, prefetch=prefetch, using=using):
-        if previous is not None and expected == start:
-            digest = check_lines(fetched, previous, start, end, heads, checkers)
-            if digest is not None:  # every entry and link of the chunk holds
-                previous = digest
-                result.entries += end - start + 1
-                expected = end + 1
-                continue
-        # Not all of it holds, or it cannot be spliced: the definition walks the chunk.
-        links, rows = _fetch_chunk(cursor, start, end)
+    for links, rows in _chunks(cursor, first, last, prefetch=prefetch, using=using):
         for link in links:
             position, source, entry_id, stored_entry_hash, stored_chain_hash, sealed_at = link
             if position != expected:
