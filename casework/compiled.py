@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db import connections
 from django.db.models import Model, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.query import get_related_populators
 
 
@@ -107,6 +108,13 @@ class CompiledQuery:
             converters=tuple(converters.items()),
         )
         return self._plan
+
+
+def among_ids(stand_in: Hashable) -> RawSQL:
+    """The right side of ``pk__in=`` for integer ids as one array parameter: ``stand_in``
+    when the query is compiled, a list of ids when it is run (one statement text for any
+    number of ids)."""
+    return RawSQL("SELECT unnest(%s::bigint[])", (stand_in,))
 
 
 def _hashable(value: Any) -> bool:

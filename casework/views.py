@@ -24,6 +24,7 @@ from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 
 from casework import policy, programmes
+from casework.compiled import CompiledQuery, among_ids
 from casework.selectors.cases import status_label
 from casework.task_views import TaskManageView, TasksToManageView
 
@@ -136,9 +137,10 @@ def attach_processes(tasks, flow_classes) -> None:
         for subject in programmes.task_subjects():
             if any(f.name == subject.field for f in model._meta.fields):
                 related += list(subject.related) or [subject.field]
-        processes = model.objects.select_related(*related).in_bulk(
-            [task.process_id for task in flow_tasks]
-        )
+        read = _process_read(model, tuple(related))
+        processes = {
+            process.pk: process for process in read.run(ids=[t.process_id for t in flow_tasks])
+        }
         try:
             link = type(flow_tasks[0].process)._meta.get_field(model._meta.model_name)
         except FieldDoesNotExist:  # not a direct child of Process: read as before
@@ -147,6 +149,23 @@ def attach_processes(tasks, flow_classes) -> None:
             process = processes.get(task.process_id)
             if process is not None:
                 link.set_cached_value(task.process, process)
+
+
+# Each flow's processes by id with their case or subject (``attach_processes``), compiled
+# once a process (``casework.compiled``): the ids are one array parameter.
+_process_reads: dict = {}
+
+
+def _process_read(model, related: tuple[str, ...]) -> CompiledQuery:
+    read = _process_reads.get((model, related))
+    if read is None:
+        read = _process_reads[model, related] = CompiledQuery(
+            lambda ids: (
+                model.objects.select_related(*related).filter(pk__in=among_ids(ids)).order_by()
+            ),
+            ids=("no process",),
+        )
+    return read
 
 
 class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
@@ -237,6 +256,16 @@ def _flow_ref(flow_class) -> str:
     return get_flow_ref(flow_class)
 
 
+# The tasks of ruled steps the menu counts, with their processes, compiled once a process
+# (``casework.compiled``). Counted, not listed: no ordering.
+_ruled_tasks = CompiledQuery(
+    lambda ids: (
+        Task._default_manager.filter(pk__in=among_ids(ids)).select_related("process").order_by()
+    ),
+    ids=("no task",),
+)
+
+
 class MenuCounts:
     """The side menu's two counts — tasks assigned to the user (inbox) and tasks the
     user may take (queue, ``casework.policy.task_queue``) — read in one query, and only
@@ -293,11 +322,7 @@ class MenuCounts:
             )
             inbox, queue, ruled_ids = cursor.fetchone()
         if ruled_ids:
-            # Counted, not listed: no ordering (the model's default one costs its compiling).
-            tasks = (
-                Task._default_manager.filter(pk__in=ruled_ids).select_related("process").order_by()
-            )
-            queue += len(policy.takeable(user, list(tasks)))
+            queue += len(policy.takeable(user, _ruled_tasks.run(ids=ruled_ids)))
         return {"inbox": inbox, "queue": queue}
 
     @property

@@ -389,29 +389,55 @@ def cases_in_reach(user, *, now: datetime | None = None, absent: frozenset[int] 
     now = now or timezone.now()
     if absent is None:
         absent = absent_for(user, on=timezone.localdate(now))
+    days = closed_lead_days()
+    return reach_of(
+        user_id=user.pk,
+        organisation_id=user.organisation_id,
+        now=now,
+        absent=absent,
+        closed_since=now - timedelta(days=days) if days else None,
+        coordinated=coordinated_programmes(user),
+    )
+
+
+def coordinated_programmes(user) -> tuple[str, ...]:
+    """The programmes whose every case ``user`` coordinates."""
+    return tuple(
+        code for code in Case.Programme.values if user.has_perm(coordinator_permission(code))
+    )
+
+
+def reach_of(
+    *,
+    user_id,
+    organisation_id,
+    now: datetime,
+    absent=(),
+    closed_since: datetime | None = None,
+    coordinated: tuple[str, ...] = (),
+):
+    """:func:`cases_in_reach`'s queryset from its parts: ``closed_since``, the start of the
+    closed-case lead's window (``None``: no window); ``coordinated``, the programmes the
+    user coordinates."""
     reach = Q(
-        memberships__user=user,
+        memberships__user_id=user_id,
         memberships__valid_from__lte=now,
     ) & (Q(memberships__valid_to__isnull=True) | Q(memberships__valid_to__gt=now))
-    reach |= Q(break_glass__user=user, break_glass__expires_at__gt=now)
+    reach |= Q(break_glass__user_id=user_id, break_glass__expires_at__gt=now)
     if absent:
         # The cases of the members the user stands in for today (``policy.absences``).
         reach |= Q(memberships__user_id__in=absent, memberships__valid_from__lte=now) & (
             Q(memberships__valid_to__isnull=True) | Q(memberships__valid_to__gt=now)
         )
-    days = closed_lead_days()
-    if days:
+    if closed_since is not None:
         # The lead of a case closed within the documentation window (``closed_case_lead``).
         reach |= Q(
-            closed_at__gt=now - timedelta(days=days),
-            owner_organisation_id=user.organisation_id,
-            memberships__user=user,
+            closed_at__gt=closed_since,
+            owner_organisation_id=organisation_id,
+            memberships__user_id=user_id,
             memberships__role=CaseMembership.Role.LEAD,
             memberships__valid_to__gte=F("closed_at"),
         )
-    coordinated = [
-        code for code in Case.Programme.values if user.has_perm(coordinator_permission(code))
-    ]
     if coordinated:
         reach |= Q(programme__in=coordinated)
     return Case.objects.filter(reach).distinct()

@@ -14,14 +14,12 @@ import datetime
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import Q
-from django.utils import timezone
-
 from audit.services import record_events
 from casework import policy, programmes
 from casework.access_cache import GenerationCache
 from casework.compiled import CompiledQuery
 from casework.models import Case, CaseMembership
+from casework.selectors.case_reads import current_team
 from casework.selectors.cases import CaseNotFound, deny_reading, reading_events, status_label
 from casework.selectors.persons import require_purpose
 
@@ -49,10 +47,9 @@ def _programme_of(case_id: uuid.UUID | str) -> str | None:
 _programmes: GenerationCache[str] = GenerationCache(size=100_000)
 
 
-# Stand-ins for the values of the compiled reads below (``casework.compiled``): no case
-# has this id, and no team seat starts or ends at this instant.
+# Stand-in for the case id of the compiled reads below (``casework.compiled``): no case
+# has this id.
 _ANY_CASE = uuid.UUID("00000000-5e1e-c7ed-0000-000000000000")
-_ANY_TIME = datetime.datetime(1901, 2, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
 
 # Each programme case model's read by id (with the person and the owning organisation).
 _case_reads: dict[type[Case], CompiledQuery] = {}
@@ -87,28 +84,6 @@ def find_case(case_id: uuid.UUID | str) -> Case | None:
         if found:
             return found[0]
     return None
-
-
-# The current team of a case, with the accounts and their organisations, in order.
-_team_read = CompiledQuery(
-    lambda case_id, now: (
-        CaseMembership.objects.filter(case_id=case_id, valid_from__lte=now)
-        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
-        .select_related("user", "user__organisation")
-        .order_by("role", "valid_from")
-    ),
-    case_id=_ANY_CASE,
-    now=_ANY_TIME,
-)
-
-
-def current_team(case: Case, *, now: datetime.datetime | None = None) -> list[CaseMembership]:
-    """The case's team seats current at ``now`` (by role, then since when), each with
-    its account and the account's organisation read, and the case as its ``case``."""
-    team = _team_read.run(case_id=case.pk, now=now or timezone.now())
-    for membership in team:
-        membership.case = case
-    return team
 
 
 def get_case_status(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
-from django.db.models import Prefetch, Q, prefetch_related_objects
+from django.db.models import Prefetch, prefetch_related_objects
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -26,19 +26,18 @@ from audit.services import Outcome, record_event, record_events
 from casework import policy
 from casework.crypto.records import open_value
 from casework.models import (
-    Action,
     BreakGlassAccess,
     Case,
-    CaseDecision,
     CaseEvent,
-    CaseLegalBasis,
     CaseLink,
     CaseMembership,
     Consent,
     Organisation,
     Person,
 )
+from casework.selectors import case_reads
 from casework.selectors.case_keys import case_and_person_key, case_keys
+from casework.selectors.case_reads import current_team
 from casework.selectors.persons import (
     ERASED_LABEL,
     PersonDetails,
@@ -185,15 +184,11 @@ def get_case_page(
     now = timezone.now()
     # Read once, before the access check, which takes the user's membership and
     # the consents from them (nothing here is decrypted): the page shows both.
-    team = list(
-        case.memberships.filter(valid_from__lte=now)
-        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
-        .select_related("user", "user__organisation")
-    )
+    team = current_team(case, now=now)
     policy.remember_team(case, team)
-    consents = list(case.consents.select_related("guardian").prefetch_related("organisations"))
+    consents = case_reads.consents(case)
     person: Person = case.person
-    prefetch_related_objects([person], "guardians")
+    case_reads.guardians(person)
     # The person's identity under the person's key (``dek``), everything of the case
     # under the case's own (``case_dek``; ``None`` once culled: it reads as unreadable).
     dek = case_dek = None
@@ -260,42 +255,20 @@ def get_case_page(
     if erased:
         # The guardians' contact data was sealed under the erased person's key.
         guardians = [Opened(g.obj, {"name": ERASED_LABEL, "phone": None}) for g in guardians]
-    visible_actions = case.actions.select_related("organisation", "actor").filter(
-        Q(visibility=Action.Visibility.TEAM) | Q(organisation_id=user.organisation_id)
-    )
-    if parts.action_kinds is not None:
-        visible_actions = visible_actions.filter(
-            Q(organisation__kind__in=parts.action_kinds) | Q(organisation_id=user.organisation_id)
-        )
+    visible_actions = case_reads.visible_actions(case, user.organisation_id, parts.action_kinds)
     actions = open_all(visible_actions, ("note",), case_dek, read, "action")
     decisions = (
-        open_all(
-            CaseDecision.objects.filter(case=case).select_related("decided_by", "organisation"),
-            ("note",),
-            case_dek,
-            read,
-            "decision",
-        )
+        open_all(case_reads.decisions(case), ("note",), case_dek, read, "decision")
         if parts.decisions
         else []
     )
     legal_bases = (
-        open_all(
-            CaseLegalBasis.objects.filter(case=case).select_related("legal_basis", "recorded_by"),
-            ("justification",),
-            case_dek,
-            read,
-            "legal_basis",
-        )
+        open_all(case_reads.legal_bases(case), ("justification",), case_dek, read, "legal_basis")
         if parts.legal_bases
         else []
     )
     links = []
-    link_rows = list(
-        CaseLink.objects.filter(Q(from_case=case) | Q(to_case=case)).select_related(
-            "from_case__person", "to_case"
-        )
-    )
+    link_rows = case_reads.links(case)
     # A link's reason is sealed under the key of the case it starts from.
     link_keys = (
         case_keys([row.from_case for row in link_rows if row.from_case_id != case.pk])
@@ -314,7 +287,7 @@ def get_case_page(
         outgoing = row.from_case_id == case.pk
         other = row.to_case if outgoing else row.from_case
         links.append(LinkedCase(link=row, other=other, outgoing=outgoing, reason=reason))
-    events = CaseEvent.objects.filter(case=case).select_related("actor")
+    events = case_reads.events(case)
     if parts.event_reasons:
         timeline = open_all(events, ("reason",), case_dek, read, "event")
     else:
@@ -456,15 +429,15 @@ def list_cases(
     # reach and the seats.
     now = timezone.now()
     absent = policy.absent_for(user, on=timezone.localdate(now))
-    reach = policy.cases_in_reach(user, now=now, absent=absent).values("pk")
-    cases = (
-        model.objects.filter(pk__in=reach)
-        .select_related("person", "owner_organisation")
-        .order_by("-opened_at")
-    )
-    if person_id is not None:
-        cases = cases.filter(person_id=person_id)
-    cases = list(cases[:500])
+    cases = None
+    if person_id is None and not absent and policy.can_use_task_inbox(user):
+        cases = case_reads.cases_in_reach(model, user, now=now)
+    if cases is None:
+        reach = policy.cases_in_reach(user, now=now, absent=absent).values("pk")
+        cases = case_reads.listed_cases(model, reach)
+        if person_id is not None:
+            cases = cases.filter(person_id=person_id)
+        cases = list(cases[: case_reads.LISTED])
     # The access decision of every case from one reading of the user's seats (team,
     # deputy, break-the-glass, closed-case lead) instead of up to four queries a case;
     # the consents (and a minor's guardians) of the cases of other organisations, which

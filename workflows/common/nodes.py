@@ -26,6 +26,7 @@ from viewflow.workflow.signals import flow_started, task_started
 from viewflow.workflow.status import STATUS
 
 from casework import policy
+from casework.compiled import CompiledQuery
 
 
 def _finished_steps_lead_to_the_case(flow_task, view):
@@ -233,6 +234,32 @@ class StepRequest:
         self.user = user
 
 
+# Each task model's read of a process's open human tasks (with their owners), compiled
+# once a process (``casework.compiled``); the stand-in is no process's id.
+_open_task_reads: dict = {}
+
+
+def _open_task_read(task_model) -> CompiledQuery:
+    read = _open_task_reads.get(task_model)
+    if read is None:
+        read = _open_task_reads[task_model] = CompiledQuery(
+            lambda process_id: (
+                task_model._default_manager.filter(process_id=process_id, flow_task_type="HUMAN")
+                .exclude(status__in=[STATUS.DONE, STATUS.CANCELED])
+                .select_related("owner")
+            ),
+            process_id=-5_120_000_002,
+        )
+    return read
+
+
+def _open_human_tasks(process) -> list:
+    tasks = _open_task_read(process.task_set.model).run(process_id=process.pk)
+    for task in tasks:
+        task.process = process
+    return tasks
+
+
 def open_tasks(processes, user) -> list[tuple]:
     """The open human tasks of ``processes``, each with the address of its page if ``user``
     may do or take it (``None`` otherwise)."""
@@ -244,9 +271,7 @@ def open_tasks(processes, user) -> list[tuple]:
             else None,
         )
         for process in processes
-        for task in process.task_set.filter(flow_task_type="HUMAN")
-        .exclude(status__in=[STATUS.DONE, STATUS.CANCELED])
-        .select_related("owner")
+        for task in _open_human_tasks(process)
     ]
 
 

@@ -1,0 +1,236 @@
+"""The case page's reads of a case's rows, each compiled once a process
+(``casework.compiled``): the same statements and instances as the querysets they are
+built from, without the ORM compiling them on every page.
+
+Each read returns the rows with the case (or the person) set as their related object,
+as the related manager the page used before sets it; the consents' organisations and the
+person's guardians are put where ``prefetch_related`` puts them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+
+from django.db.models import Q
+from django.utils import timezone
+
+from casework import policy
+from casework.compiled import CompiledQuery
+from casework.models import (
+    Action,
+    Case,
+    CaseDecision,
+    CaseEvent,
+    CaseLegalBasis,
+    CaseLink,
+    CaseMembership,
+    Consent,
+    Guardian,
+    Person,
+)
+
+# Stand-ins of the compiled reads: no row has these ids, and no team seat starts or
+# ends at this instant.
+_ANY_ID = uuid.UUID("00000000-5e1e-c7ed-0000-00000000000a")
+_ANY_ORGANISATION = -5_120_000_001
+_ANY_TIME = datetime.datetime(1901, 2, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
+
+# The current team of a case, with the accounts and their organisations, in order.
+_team_read = CompiledQuery(
+    lambda case_id, now: (
+        CaseMembership.objects.filter(case_id=case_id, valid_from__lte=now)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
+        .select_related("user", "user__organisation")
+        .order_by("role", "valid_from")
+    ),
+    case_id=_ANY_ID,
+    now=_ANY_TIME,
+)
+
+
+def current_team(case: Case, *, now: datetime.datetime | None = None) -> list[CaseMembership]:
+    """The case's team seats current at ``now`` (by role, then since when), each with
+    its account and the account's organisation read, and the case as its ``case``."""
+    team = _team_read.run(case_id=case.pk, now=now or timezone.now())
+    for membership in team:
+        membership.case = case
+    return team
+
+
+_consents = CompiledQuery(
+    lambda case_id: Consent.objects.filter(case_id=case_id).select_related("guardian"),
+    case_id=_ANY_ID,
+)
+# The organisations each consent covers, in the order ``prefetch_related`` reads them
+# (``Organisation``'s ordering, by name).
+_consent_organisations = CompiledQuery(
+    lambda case_id: (
+        Consent.organisations.through.objects.filter(consent__case_id=case_id)
+        .select_related("organisation")
+        .order_by("organisation__name")
+    ),
+    case_id=_ANY_ID,
+)
+_guardians = CompiledQuery(
+    lambda person_id: Guardian.objects.filter(person_id=person_id), person_id=_ANY_ID
+)
+_actions = CompiledQuery(
+    lambda case_id, organisation_id: (
+        Action.objects.filter(case_id=case_id)
+        .select_related("organisation", "actor")
+        .filter(Q(visibility=Action.Visibility.TEAM) | Q(organisation_id=organisation_id))
+    ),
+    case_id=_ANY_ID,
+    organisation_id=_ANY_ORGANISATION,
+)
+_decisions = CompiledQuery(
+    lambda case_id: CaseDecision.objects.filter(case_id=case_id).select_related(
+        "decided_by", "organisation"
+    ),
+    case_id=_ANY_ID,
+)
+_legal_bases = CompiledQuery(
+    lambda case_id: CaseLegalBasis.objects.filter(case_id=case_id).select_related(
+        "legal_basis", "recorded_by"
+    ),
+    case_id=_ANY_ID,
+)
+_links = CompiledQuery(
+    lambda case_id: CaseLink.objects.filter(
+        Q(from_case_id=case_id) | Q(to_case_id=case_id)
+    ).select_related("from_case__person", "to_case"),
+    case_id=_ANY_ID,
+)
+_events = CompiledQuery(
+    lambda case_id: CaseEvent.objects.filter(case_id=case_id).select_related("actor"),
+    case_id=_ANY_ID,
+)
+
+
+def _of_case(rows: list, case: Case) -> list:
+    for row in rows:
+        row.case = case
+    return rows
+
+
+def consents(case: Case) -> list[Consent]:
+    """The case's consents with their guardians, and the organisations each covers
+    (``consent.organisations.all()`` reads no more)."""
+    found = _of_case(_consents.run(case_id=case.pk), case)
+    if found:
+        covered: dict = {consent.pk: [] for consent in found}
+        for row in _consent_organisations.run(case_id=case.pk):
+            covered[row.consent_id].append(row.organisation)
+        for consent in found:
+            _prefetched(consent, "organisations", consent.organisations, covered[consent.pk])
+    return found
+
+
+def guardians(person: Person) -> None:
+    """The person's guardians, put where ``person.guardians.all()`` finds them."""
+    found = _guardians.run(person_id=person.pk)
+    for guardian in found:
+        guardian.person = person
+    _prefetched(person, "guardians", person.guardians, found)
+
+
+def _prefetched(obj, name: str, manager, rows: list) -> None:
+    # As ``prefetch_related`` keeps a related manager's rows.
+    queryset = manager.get_queryset()
+    queryset._result_cache = rows
+    queryset._prefetch_done = True
+    obj._prefetched_objects_cache = getattr(obj, "_prefetched_objects_cache", {})
+    obj._prefetched_objects_cache[name] = queryset
+
+
+def visible_actions(case: Case, organisation_id: int | None, action_kinds) -> list[Action]:
+    """The case's actions the team sees, and its organisation's own; with
+    ``action_kinds``, only those of organisations of these kinds (and its own)."""
+    if organisation_id is None or action_kinds is not None:
+        rows = case.actions.select_related("organisation", "actor").filter(
+            Q(visibility=Action.Visibility.TEAM) | Q(organisation_id=organisation_id)
+        )
+        if action_kinds is not None:
+            rows = rows.filter(
+                Q(organisation__kind__in=action_kinds) | Q(organisation_id=organisation_id)
+            )
+        return list(rows)
+    return _of_case(_actions.run(case_id=case.pk, organisation_id=organisation_id), case)
+
+
+def decisions(case: Case) -> list[CaseDecision]:
+    return _of_case(_decisions.run(case_id=case.pk), case)
+
+
+def legal_bases(case: Case) -> list[CaseLegalBasis]:
+    return _of_case(_legal_bases.run(case_id=case.pk), case)
+
+
+def links(case: Case) -> list[CaseLink]:
+    """The links from and to the case (the case it starts from with its person)."""
+    return _links.run(case_id=case.pk)
+
+
+def events(case: Case) -> list[CaseEvent]:
+    return _of_case(_events.run(case_id=case.pk), case)
+
+
+# --- The case list ----------------------------------------------------------------------
+
+# At most this many cases listed.
+LISTED = 500
+_ANY_USER = -5_120_000_003
+_ANY_SINCE = datetime.datetime(1902, 3, 4, 5, 6, 7, 8, tzinfo=datetime.UTC)
+
+
+def listed_cases(model: type[Case], reach):
+    """The cases of ``model`` among ``reach`` (a queryset of ids), as the list shows them."""
+    return (
+        model.objects.filter(pk__in=reach)
+        .select_related("person", "owner_organisation")
+        .order_by("-opened_at")
+    )
+
+
+# The case list of a user who stands in for no one, by case model, whether the closed-case
+# lead's window is open, and the programmes the user coordinates.
+_reach_reads: dict = {}
+
+
+def cases_in_reach(model: type[Case], user, *, now: datetime.datetime) -> list[Case] | None:
+    """The first :data:`LISTED` cases of ``model`` in ``policy.cases_in_reach`` of ``user``
+    (who may use the task inbox and stands in for no one), newest first; ``None`` for a
+    user of no organisation while the closed-case lead's window is open (the ORM's
+    query then)."""
+    days = policy.closed_lead_days()
+    if days and user.organisation_id is None:
+        return None
+    coordinated = policy.coordinated_programmes(user)
+    key = (model, bool(days), coordinated)
+    read = _reach_reads.get(key)
+    if read is None:
+        window = {"organisation_id": _ANY_ORGANISATION, "closed_since": _ANY_SINCE}
+        read = _reach_reads[key] = CompiledQuery(
+            lambda user_id, now, organisation_id=None, closed_since=None: listed_cases(
+                model,
+                policy.reach_of(
+                    user_id=user_id,
+                    organisation_id=organisation_id,
+                    now=now,
+                    closed_since=closed_since,
+                    coordinated=coordinated,
+                ).values("pk"),
+            )[:LISTED],
+            user_id=_ANY_USER,
+            now=_ANY_TIME,
+            **(window if days else {}),
+        )
+    if not days:
+        return read.run(user_id=user.pk, now=now)
+    return read.run(
+        user_id=user.pk,
+        now=now,
+        organisation_id=user.organisation_id,
+        closed_since=now - datetime.timedelta(days=days),
+    )
