@@ -330,7 +330,15 @@ def record_events(*events: dict[str, Any]) -> list[AccessEvent]:
     return built
 
 
-def _build(
+def _build(**event: Any) -> AccessEvent:
+    """The unsaved event of :func:`_values`'s keywords."""
+    values = _values(**event)
+    # Positional, in the model's field order (the key unset): Model.__init__'s quick
+    # path, without matching keywords to fields.
+    return AccessEvent(*(values.get(name) for name in _ATTNAMES))
+
+
+def _values(
     *,
     action: str,
     user: Any = None,
@@ -344,7 +352,8 @@ def _build(
     outcome: str = Outcome.ALLOWED,
     details: dict[str, Any] | None = None,
     username: str = "",
-) -> AccessEvent:
+) -> dict[str, Any]:
+    """An event's column values (by attribute name), checked and sanitised."""
     if action not in _ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     if outcome not in _OUTCOMES:
@@ -377,9 +386,7 @@ def _build(
         "client_address": request.client_address,
         "details": details or {},
     }
-    # Positional, in the model's field order (the key unset): Model.__init__'s quick
-    # path, without matching keywords to fields.
-    return AccessEvent(*(values.get(name) for name in _ATTNAMES))
+    return values
 
 
 def record_denied_access(*, path: str, method: str, reason: str = "") -> AccessEvent:
@@ -406,6 +413,27 @@ def record_denied_access(*, path: str, method: str, reason: str = "") -> AccessE
 _INSERT_SELECT = "INSERT INTO {table} ({columns}) SELECT ".format(
     table=AccessEvent._meta.db_table, columns=", ".join(_COLUMNS)
 )
+# json.dumps(value, ensure_ascii=False) with its encoder built once (json.dumps builds one
+# per call when given an option).
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+# Per column, in order: its placeholder, its NULL and how its value is passed (a choice
+# as its plain text: the same literal).
+_SELECT_CONVERT = {"fields": _json_text, "details": _json_text, "person_id": _as_uuid}
+_SELECT_PLAN = tuple(
+    (
+        column,
+        "%s" + _CASTS.get(column, ""),
+        "NULL" + _CASTS.get(column, ""),
+        str if column in {"action", "outcome"} else _SELECT_CONVERT.get(column),
+    )
+    for column in _COLUMNS
+)
 
 
 def event_insert(**event: Any) -> tuple[str, list, AccessEvent]:
@@ -418,25 +446,22 @@ def event_insert(**event: Any) -> tuple[str, list, AccessEvent]:
     add a ``WHERE`` and a ``RETURNING id``), its parameters, and the built event, which
     the caller hands to :func:`event_written` with its id once the statement ran, in the
     same transaction. The table is named, so a partitioned log takes the row as well."""
-    built = _build(**event)
-    if built.outcome == Outcome.DENIED:
+    values = _values(**event)
+    if values["outcome"] == Outcome.DENIED:
         raise ValueError("a denied outcome is written with record_event, on its own")
     placeholders = []
-    values = []
-    for column in _COLUMNS:
-        value = getattr(built, column)
+    params = []
+    for column, placeholder, null, convert in _SELECT_PLAN:
+        value = values.get(column)
         if value is None:
             # In the statement, not a parameter: the same text reaches the server (the
             # driver binds on the client), with fewer parameters for the driver to bind.
-            placeholders.append("NULL" + _CASTS.get(column, ""))
+            placeholders.append(null)
             continue
-        if column in {"fields", "details"}:
-            value = json.dumps(value, ensure_ascii=False)
-        elif column == "person_id" and not isinstance(value, uuid.UUID):
-            value = uuid.UUID(str(value))
-        placeholders.append("%s" + _CASTS.get(column, ""))
-        values.append(value)
-    return _INSERT_SELECT + ", ".join(placeholders), values, built
+        placeholders.append(placeholder)
+        params.append(value if convert is None else convert(value))
+    built = AccessEvent(*(values.get(name) for name in _ATTNAMES))
+    return _INSERT_SELECT + ", ".join(placeholders), params, built
 
 
 def event_written(event: AccessEvent, pk: int) -> AccessEvent:

@@ -455,7 +455,7 @@ def _transition_written(
             action=AuditAction.TRANSITION,
             user=user,
             obj=obj,
-            person_id=_person(obj),
+            person_id=description.person(obj),
             fields=["reason"] if reason else [],
             purpose=purpose,
             details={"transition": name, "source": source, "target": target, **details},
