@@ -183,7 +183,7 @@ def bulk_update(
 _HEAD = struct.Struct("!iiIii")  # dimensions, has nulls, element type, length, lower bound
 _LENGTH = struct.Struct("!i")
 _NULL = _LENGTH.pack(-1)
-_BYTEA, _TEXT = 17, 25
+_BYTEA, _TEXT, _UUID = 17, 25, 2950
 
 
 def _packed(items: Iterable[bytes | None], element_oid: int) -> bytes:
@@ -216,6 +216,15 @@ class TextArray:
         self.data = _packed((value.encode() for value in values), _TEXT)
 
 
+class UuidArray:
+    """A ``uuid[]`` parameter (``%b``) built in one pass."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, values: Iterable[Any]) -> None:
+        self.data = _packed((value.bytes for value in values), _UUID)
+
+
 class _ByteaArrayDumper(Dumper):
     format = Format.BINARY
     oid = 1001  # bytea[]
@@ -232,10 +241,20 @@ class _TextArrayDumper(Dumper):
         return obj.data
 
 
+class _UuidArrayDumper(Dumper):
+    format = Format.BINARY
+    oid = 2951  # uuid[]
+
+    def dump(self, obj: UuidArray) -> bytes:
+        return obj.data
+
+
 def register_binary_arrays(cursor) -> None:
-    """Let ``cursor`` (psycopg) send :class:`ByteaArray` and :class:`TextArray`."""
+    """Let ``cursor`` (psycopg) send :class:`ByteaArray`, :class:`TextArray` and
+    :class:`UuidArray`."""
     cursor.adapters.register_dumper(ByteaArray, _ByteaArrayDumper)
     cursor.adapters.register_dumper(TextArray, _TextArrayDumper)
+    cursor.adapters.register_dumper(UuidArray, _UuidArrayDumper)
 
 
 def tracked_tables(cursor) -> frozenset[str]:

@@ -35,9 +35,17 @@ from dataclasses import dataclass
 import psycopg
 from django.apps import apps
 from django.db import connection, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from audit.history import ByteaArray, TextArray, bulk_update, register_binary_arrays, tracked_tables
+from audit.history import (
+    ByteaArray,
+    TextArray,
+    UuidArray,
+    bulk_update,
+    register_binary_arrays,
+    tracked_tables,
+)
 from audit.services import Action, record_event
 from casework.crypto.envelope import HEADER_LEN, DataKeyMaterial, random_nonces, reseal
 from casework.crypto.errors import DecryptionError
@@ -208,16 +216,21 @@ def reseal_case_keys(
         progress(0, total)
 
     def waiting():
+        # By person: a person's cases come in one batch (but for one that straddles two),
+        # so that their key is re-keyed once and not loaded again by another batch.
         after, made = None, 0
         while max_batches is None or made < max_batches:
             query = Case.objects.filter(keyed_at__isnull=True)
             if after is not None:
-                query = query.filter(pk__gt=after)
-            ids = list(query.order_by("pk").values_list("pk", flat=True)[:batch_size])
-            if not ids:
+                person, case = after
+                query = query.filter(Q(person_id__gt=person) | Q(person_id=person, pk__gt=case))
+            rows = list(
+                query.order_by("person_id", "pk").values_list("person_id", "pk")[:batch_size]
+            )
+            if not rows:
                 return
-            after, made = ids[-1], made + 1
-            yield ids
+            after, made = rows[-1], made + 1
+            yield [case for _person, case in rows]
 
     def work(ids):
         return _reseal_batch(ids, user=user, purpose=purpose)
@@ -271,9 +284,11 @@ def release_previous_person_keys(*, person_ids, purpose: str, user=None) -> set[
         return set()
     current = load_data_keys(owner_type=PERSON, owner_ids=list(previous))
     moving = {str(p): (current.get(p), key) for p, key in previous.items()}
+    owners = TextArray(moving)
     with transaction.atomic(), _raw_cursor() as cursor:
         values = sum(
-            _reseal_table(cursor, table, moving, strict=False) for table in person_sealed_tables()
+            _reseal_table(cursor, table, moving, owners, strict=False)
+            for table in person_sealed_tables()
         )
         record_event(
             action=Action.KEY_ROTATION,
@@ -296,11 +311,12 @@ def _keys(case_ids: list[uuid.UUID]):
     yet, and is destroyed when one of their cases is culled, so that the change
     history's copies of the case from before the move go with it."""
     with _raw_cursor() as cursor:
+        register_binary_arrays(cursor)
         cursor.execute(
             "SELECT c.id, c.person_id, p.erased_at FROM casework_case AS c "
             "JOIN casework_person AS p ON p.id = c.person_id "
             "WHERE c.id = ANY(%b) AND c.keyed_at IS NULL",
-            [list(case_ids)],
+            [UuidArray(case_ids)],
         )
         rows = cursor.fetchall()
     persons = {p for _c, p, erased in rows if erased is None}
@@ -343,10 +359,11 @@ def _raw_cursor(alias: str = "default"):
 def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int, int, int]:
     person_keys, own, rekeyed = _keys(case_ids)
     with transaction.atomic(), _raw_cursor() as cursor:
+        register_binary_arrays(cursor)
         cursor.execute(
             "SELECT id, person_id, id::text AS text FROM casework_case "
             "WHERE id = ANY(%b) AND keyed_at IS NULL ORDER BY id FOR UPDATE",
-            [case_ids],
+            [UuidArray(case_ids)],
         )
         locked = cursor.fetchall()
         if not locked:
@@ -356,7 +373,8 @@ def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int
             text: (own.get(case_id), person_keys.get(person_id))
             for case_id, person_id, text in locked
         }
-        values = sum(_reseal_table(cursor, table, keys) for table in case_sealed_tables())
+        owners = TextArray(keys)
+        values = sum(_reseal_table(cursor, table, keys, owners) for table in case_sealed_tables())
         now = timezone.now()
         bulk_update(
             cursor, Case._meta.db_table, list(keys), {"keyed_at": [now] * len(keys)}, id_type="uuid"
@@ -384,11 +402,13 @@ def _reseal_table(
     cursor,
     table: SealedTable,
     keys: dict[str, tuple[DataKeyMaterial | None, DataKeyMaterial | None]],
+    owners: TextArray,
     *,
     strict: bool = True,
 ) -> int:
     """Re-seal ``table``'s values of the batch's owners (owner id as text -> (key to seal
-    under, key the values are under now)) that are not under the first key yet.
+    under, key the values are under now; ``owners``: the same ids as one array) that are not
+    under the first key yet.
     ``strict``: a value that neither key opens stops the batch (a case's values);
     otherwise it is left as it is (a person's table may hold values under another
     owner's key). Ids travel as text both ways (the location of the associated data is
@@ -399,7 +419,7 @@ def _reseal_table(
         f"SELECT t.{table.pk}::text, ({table.owner_expression})::text, {selected} "  # noqa: S608 - names from the models
         f"FROM {table.table} AS t {table.join} "
         f"WHERE {table.owner_expression} = ANY(%b::uuid[]) FOR UPDATE OF t",
-        [TextArray(keys)],
+        [owners],
         binary=True,
     )
     updates: list[tuple] = []
