@@ -27,10 +27,13 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+import struct
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import connections, migrations
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 CONTEXT_SETTING = "samverkan.audit_context"
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -132,7 +135,14 @@ def context(metadata: Any, *, using: str = "default") -> Iterator[None]:
 BULK_SETTING = "samverkan.audit_bulk"
 
 
-def bulk_update(cursor, table: str, ids: Sequence[Any], columns: dict[str, Sequence[Any]]) -> int:
+def bulk_update(
+    cursor,
+    table: str,
+    ids: Sequence[Any],
+    columns: dict[str, Sequence[Any]],
+    *,
+    id_type: str | None = None,
+) -> int:
     """Set the ``columns`` (name -> one value per id, in the order of ``ids``) of the rows
     ``ids`` of the tracked ``table`` in one statement, with their change records.
 
@@ -143,7 +153,8 @@ def bulk_update(cursor, table: str, ids: Sequence[Any], columns: dict[str, Seque
     statement only (docs/adr/0005-audit-log.md, "The bulk path"). ``cursor`` is a
     psycopg cursor: the ids and the values travel as two binary one-dimensional arrays
     (the values column after column), the values of all columns of one type (``bytea``
-    for sealed values). Returns the rows updated."""
+    for sealed values: sent as one :class:`ByteaArray`). ``id_type``: the ids are given
+    as text in that SQL type (``uuid``), cast by the server. Returns the rows updated."""
     if not ids:
         return 0
     values: list[Any] = []
@@ -151,11 +162,99 @@ def bulk_update(cursor, table: str, ids: Sequence[Any], columns: dict[str, Seque
         if len(column_values) != len(ids):
             raise ValueError("one value per id in every column")
         values.extend(column_values)
+    id_cast = ""
+    if id_type is not None:
+        id_cast = f"::{_identifier(id_type)}[]"
+        ids = TextArray(ids)
+    else:
+        ids = list(ids)
+    if all(value is None or isinstance(value, bytes) for value in values):
+        values = ByteaArray(values)
+    register_binary_arrays(cursor)
     cursor.execute(
-        "SELECT audit_bulk_update(%s::regclass, %b, %b::text[], %b)",
-        [_identifier(table), list(ids), [_identifier(c) for c in columns], values],
+        f"SELECT audit_bulk_update(%s::regclass, %b{id_cast}, %b::text[], %b)",
+        [_identifier(table), ids, [_identifier(c) for c in columns], values],
     )
     return cursor.fetchone()[0]
+
+
+# --- Arrays in PostgreSQL's binary format -----------------------------------------
+
+_HEAD = struct.Struct("!iiIii")  # dimensions, has nulls, element type, length, lower bound
+_LENGTH = struct.Struct("!i")
+_NULL = _LENGTH.pack(-1)
+_BYTEA, _TEXT, _UUID = 17, 25, 2950
+
+
+def _packed(items: Iterable[bytes | None], element_oid: int) -> bytes:
+    length = _LENGTH.pack
+    parts = [_NULL if item is None else length(len(item)) + item for item in items]
+    if not parts:
+        return _HEAD.pack(0, 0, element_oid, 0, 0)[:12]
+    nulls = 1 if _NULL in parts else 0
+    return _HEAD.pack(1, nulls, element_oid, len(parts), 1) + b"".join(parts)
+
+
+class ByteaArray:
+    """A ``bytea[]`` parameter (``%b``) built in one pass: psycopg's list dumper calls a
+    dumper per element (most of a bulk statement's client time). Register its dumper on
+    the cursor: ``register_binary_arrays(cursor)``."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, values: Iterable[bytes | None]) -> None:
+        self.data = _packed(values, _BYTEA)
+
+
+class TextArray:
+    """A ``text[]`` parameter (``%b``) built in one pass, e.g. ids given as text and cast
+    by the server (``%b::uuid[]``)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, values: Iterable[str]) -> None:
+        self.data = _packed((value.encode() for value in values), _TEXT)
+
+
+class UuidArray:
+    """A ``uuid[]`` parameter (``%b``) built in one pass."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, values: Iterable[Any]) -> None:
+        self.data = _packed((value.bytes for value in values), _UUID)
+
+
+class _ByteaArrayDumper(Dumper):
+    format = Format.BINARY
+    oid = 1001  # bytea[]
+
+    def dump(self, obj: ByteaArray) -> bytes:
+        return obj.data
+
+
+class _TextArrayDumper(Dumper):
+    format = Format.BINARY
+    oid = 1009  # text[]
+
+    def dump(self, obj: TextArray) -> bytes:
+        return obj.data
+
+
+class _UuidArrayDumper(Dumper):
+    format = Format.BINARY
+    oid = 2951  # uuid[]
+
+    def dump(self, obj: UuidArray) -> bytes:
+        return obj.data
+
+
+def register_binary_arrays(cursor) -> None:
+    """Let ``cursor`` (psycopg) send :class:`ByteaArray`, :class:`TextArray` and
+    :class:`UuidArray`."""
+    cursor.adapters.register_dumper(ByteaArray, _ByteaArrayDumper)
+    cursor.adapters.register_dumper(TextArray, _TextArrayDumper)
+    cursor.adapters.register_dumper(UuidArray, _UuidArrayDumper)
 
 
 def tracked_tables(cursor) -> frozenset[str]:

@@ -23,6 +23,7 @@ from django.db import connections, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from audit.history import ByteaArray, UuidArray, register_binary_arrays
 from casework.crypto.envelope import (
     DataKeyMaterial,
     new_data_key,
@@ -202,9 +203,17 @@ def create_data_keys(
     with transaction.atomic(using=KEYSTORE):
         connections[KEYSTORE].ensure_connection()
         with psycopg.Cursor(connections[KEYSTORE].connection) as cursor:
+            register_binary_arrays(cursor)
             cursor.execute(
                 _INSERT_KEYS.format(table=table) + " ON CONFLICT DO NOTHING RETURNING id",
-                [owner_type, version, timezone.now(), ids, owners, wrapped_keys],
+                [
+                    owner_type,
+                    version,
+                    timezone.now(),
+                    UuidArray(ids),
+                    UuidArray(owners),
+                    ByteaArray(wrapped_keys),
+                ],
                 binary=True,
             )
             kept = [row[0] for row in cursor.fetchall()]
@@ -237,13 +246,14 @@ def retire_person_keys(person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, DataK
     with transaction.atomic(using=KEYSTORE):
         connections[KEYSTORE].ensure_connection()
         with psycopg.Cursor(connections[KEYSTORE].connection) as cursor:
+            register_binary_arrays(cursor)
             cursor.execute(
                 "SELECT d.id, d.owner_type, d.owner_id, d.kek_version, d.wrapped_key "  # noqa: S608 - fixed table name
                 f"FROM {table} AS d "
                 "WHERE d.owner_type = %s AND d.owner_id = ANY(%b) AND NOT EXISTS ("
                 f"SELECT 1 FROM {table} AS p WHERE p.owner_type = %s AND p.owner_id = d.owner_id"
                 ") ORDER BY d.owner_id FOR UPDATE OF d",
-                [PERSON, person_ids, PERSON_PREVIOUS],
+                [PERSON, UuidArray(person_ids), PERSON_PREVIOUS],
                 binary=True,
             )
             rows = cursor.fetchall()
@@ -276,12 +286,19 @@ def retire_person_keys(person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, DataK
                 f"UPDATE {table} AS d SET owner_type = %s, kek_version = %s, "  # noqa: S608
                 "wrapped_key = v.wrapped_key, rewrapped_at = %s "
                 "FROM unnest(%b::uuid[], %b::bytea[]) AS v(id, wrapped_key) WHERE d.id = v.id",
-                [PERSON_PREVIOUS, version, now, old_ids, rewrapped],
+                [PERSON_PREVIOUS, version, now, UuidArray(old_ids), ByteaArray(rewrapped)],
                 binary=True,
             )
             cursor.execute(
                 _INSERT_KEYS.format(table=table),
-                [PERSON, version, now, new_ids, owners, wrapped_new],
+                [
+                    PERSON,
+                    version,
+                    now,
+                    UuidArray(new_ids),
+                    UuidArray(owners),
+                    ByteaArray(wrapped_new),
+                ],
                 binary=True,
             )
     with _cache_lock:  # should a reader have put an old one back meanwhile

@@ -35,9 +35,17 @@ from dataclasses import dataclass
 import psycopg
 from django.apps import apps
 from django.db import connection, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from audit.history import bulk_update, tracked_tables
+from audit.history import (
+    ByteaArray,
+    TextArray,
+    UuidArray,
+    bulk_update,
+    register_binary_arrays,
+    tracked_tables,
+)
 from audit.services import Action, record_event
 from casework.crypto.envelope import HEADER_LEN, DataKeyMaterial, random_nonces, reseal
 from casework.crypto.errors import DecryptionError
@@ -208,16 +216,21 @@ def reseal_case_keys(
         progress(0, total)
 
     def waiting():
+        # By person: a person's cases come in one batch (but for one that straddles two),
+        # so that their key is re-keyed once and not loaded again by another batch.
         after, made = None, 0
         while max_batches is None or made < max_batches:
             query = Case.objects.filter(keyed_at__isnull=True)
             if after is not None:
-                query = query.filter(pk__gt=after)
-            ids = list(query.order_by("pk").values_list("pk", flat=True)[:batch_size])
-            if not ids:
+                person, case = after
+                query = query.filter(Q(person_id__gt=person) | Q(person_id=person, pk__gt=case))
+            rows = list(
+                query.order_by("person_id", "pk").values_list("person_id", "pk")[:batch_size]
+            )
+            if not rows:
                 return
-            after, made = ids[-1], made + 1
-            yield ids
+            after, made = rows[-1], made + 1
+            yield [case for _person, case in rows]
 
     def work(ids):
         return _reseal_batch(ids, user=user, purpose=purpose)
@@ -270,10 +283,12 @@ def release_previous_person_keys(*, person_ids, purpose: str, user=None) -> set[
     if not previous:
         return set()
     current = load_data_keys(owner_type=PERSON, owner_ids=list(previous))
-    moving = {p: (current.get(p), key) for p, key in previous.items()}
+    moving = {str(p): (current.get(p), key) for p, key in previous.items()}
+    owners = TextArray(moving)
     with transaction.atomic(), _raw_cursor() as cursor:
         values = sum(
-            _reseal_table(cursor, table, moving, strict=False) for table in person_sealed_tables()
+            _reseal_table(cursor, table, moving, owners, strict=False)
+            for table in person_sealed_tables()
         )
         record_event(
             action=Action.KEY_ROTATION,
@@ -296,11 +311,12 @@ def _keys(case_ids: list[uuid.UUID]):
     yet, and is destroyed when one of their cases is culled, so that the change
     history's copies of the case from before the move go with it."""
     with _raw_cursor() as cursor:
+        register_binary_arrays(cursor)
         cursor.execute(
             "SELECT c.id, c.person_id, p.erased_at FROM casework_case AS c "
             "JOIN casework_person AS p ON p.id = c.person_id "
             "WHERE c.id = ANY(%b) AND c.keyed_at IS NULL",
-            [list(case_ids)],
+            [UuidArray(case_ids)],
         )
         rows = cursor.fetchall()
     persons = {p for _c, p, erased in rows if erased is None}
@@ -343,22 +359,26 @@ def _raw_cursor(alias: str = "default"):
 def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int, int, int]:
     person_keys, own, rekeyed = _keys(case_ids)
     with transaction.atomic(), _raw_cursor() as cursor:
+        register_binary_arrays(cursor)
         cursor.execute(
-            "SELECT id, person_id FROM casework_case WHERE id = ANY(%b) AND keyed_at IS NULL "
-            "ORDER BY id FOR UPDATE",
-            [case_ids],
+            "SELECT id, person_id, id::text AS text FROM casework_case "
+            "WHERE id = ANY(%b) AND keyed_at IS NULL ORDER BY id FOR UPDATE",
+            [UuidArray(case_ids)],
         )
-        locked = dict(cursor.fetchall())
+        locked = cursor.fetchall()
         if not locked:
             return 0, 0, rekeyed
+        # By the case id as text: the rows' owners come as text (no UUID objects per row).
         keys = {
-            case_id: (own.get(case_id), person_keys.get(person_id))
-            for case_id, person_id in locked.items()
+            text: (own.get(case_id), person_keys.get(person_id))
+            for case_id, person_id, text in locked
         }
-        values = sum(_reseal_table(cursor, table, keys) for table in case_sealed_tables())
+        owners = TextArray(keys)
+        values = sum(_reseal_table(cursor, table, keys, owners) for table in case_sealed_tables())
         now = timezone.now()
-        bulk_update(cursor, Case._meta.db_table, list(locked), {"keyed_at": [now] * len(locked)})
-        ordered = sorted(locked)
+        bulk_update(
+            cursor, Case._meta.db_table, list(keys), {"keyed_at": [now] * len(keys)}, id_type="uuid"
+        )
         unreadable = sum(1 for key, _person in keys.values() if key is None)
         record_event(
             action=Action.KEY_ROTATION,
@@ -371,8 +391,8 @@ def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int
                 "cases_without_readable_data": unreadable,
                 "values_resealed": values,
                 "persons_rekeyed": rekeyed,
-                "first_case": str(ordered[0]),
-                "last_case": str(ordered[-1]),
+                "first_case": str(locked[0][0]),
+                "last_case": str(locked[-1][0]),
             },
         )
     return len(locked), values, rekeyed
@@ -381,33 +401,39 @@ def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int
 def _reseal_table(
     cursor,
     table: SealedTable,
-    keys: dict[uuid.UUID, tuple[DataKeyMaterial | None, DataKeyMaterial | None]],
+    keys: dict[str, tuple[DataKeyMaterial | None, DataKeyMaterial | None]],
+    owners: TextArray,
     *,
     strict: bool = True,
 ) -> int:
-    """Re-seal ``table``'s values of the batch's owners (owner id -> (key to seal under,
-    key the values are under now)) that are not under the first key yet. ``strict``: a
-    value that neither key opens stops the batch (a case's values); otherwise it is left
-    as it is (a person's table may hold values under another owner's key)."""
-    columns = ", ".join(table.columns)
+    """Re-seal ``table``'s values of the batch's owners (owner id as text -> (key to seal
+    under, key the values are under now; ``owners``: the same ids as one array) that are not
+    under the first key yet.
+    ``strict``: a value that neither key opens stops the batch (a case's values);
+    otherwise it is left as it is (a person's table may hold values under another
+    owner's key). Ids travel as text both ways (the location of the associated data is
+    the id's text), the values as one packed ``bytea[]``."""
     selected = ", ".join(f"t.{c}" for c in table.columns)
+    register_binary_arrays(cursor)
     cursor.execute(
-        f"SELECT t.{table.pk}, {table.owner_expression}, {selected} "  # noqa: S608 - names from the models
+        f"SELECT t.{table.pk}::text, ({table.owner_expression})::text, {selected} "  # noqa: S608 - names from the models
         f"FROM {table.table} AS t {table.join} "
-        f"WHERE {table.owner_expression} = ANY(%b) FOR UPDATE OF t",
-        [list(keys)],
+        f"WHERE {table.owner_expression} = ANY(%b::uuid[]) FOR UPDATE OF t",
+        [owners],
         binary=True,
     )
     updates: list[tuple] = []
     resealed = 0
     rows = cursor.fetchall()
+    if not rows:
+        return 0
     nonces = iter(random_nonces(len(rows) * len(table.columns)))
     places = [(c, f"|{table.table}|{c}|".encode()) for c in table.columns]
     for row_id, owner_id, *blobs in rows:
         own, source = keys[owner_id]
         if own is None:
             continue  # nothing readable: the values stay the noise they are
-        new, changed, row_text = [], False, str(row_id).encode()
+        new, changed, row_text = [], False, row_id.encode()
         own_header = own.header
         for (column, place), blob in zip(places, blobs, strict=True):
             header = None if blob is None else blob[:HEADER_LEN]
@@ -437,23 +463,22 @@ def _reseal_table(
             resealed += 1
         if changed:
             updates.append((row_id, *new))
-    if updates and table.table in _tracked_tables(cursor):
+    if not updates:
+        return resealed
+    row_ids = [u[0] for u in updates]
+    columns = {column: [u[i] for u in updates] for i, column in enumerate(table.columns, 1)}
+    if table.table in _tracked_tables(cursor):
         # One statement with its change records, paired by primary key (ADR 0005, "The
         # bulk path"): the records the row trigger writes, without its per-row cost.
-        bulk_update(
-            cursor,
-            table.table,
-            [u[0] for u in updates],
-            {column: [u[i] for u in updates] for i, column in enumerate(table.columns, 1)},
-        )
-    elif updates:
+        bulk_update(cursor, table.table, row_ids, columns, id_type=table.pk_type)
+    else:
+        names = ", ".join(table.columns)
         assignments = ", ".join(f"{c} = v.{c}" for c in table.columns)
-        arrays = ", ".join(["%b::bytea[]"] * len(table.columns))
+        arrays = ", ".join(["%b"] * len(table.columns))
         cursor.execute(
             f"UPDATE {table.table} AS t SET {assignments} "  # noqa: S608 - names from the models
-            f"FROM unnest(%b::{table.pk_type}[], {arrays}) AS v(row_id, {columns}) "
+            f"FROM unnest(%b::{table.pk_type}[], {arrays}) AS v(row_id, {names}) "
             f"WHERE t.{table.pk} = v.row_id",
-            [[u[i] for u in updates] for i in range(len(table.columns) + 1)],
-            binary=True,
+            [TextArray(row_ids), *(ByteaArray(values) for values in columns.values())],
         )
     return resealed
