@@ -207,6 +207,10 @@ def _committing_tests_leave_the_migrations_data() -> None:
     TransactionTestCase._fixture_teardown = _fixture_teardown
 
 
+def pytest_sessionfinish(session):
+    database_templates.done()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings, request):
     """pytest-django's test database names (one set a worker), and the aliases the

@@ -1,17 +1,19 @@
 """The xdist workers share the migrating of their test databases.
 
-Every worker needs the same two migrated databases (``default`` and ``keystore``), and
+Every worker needs the same migrated databases (``default`` and ``keystore``), and
 migrating one is ~15 s of Python CPU (Django renders the migration states; the SQL is a
-small part). Without sharing, each worker migrates both, one after the other. Here the
-aliases are dealt out: worker *i* migrates the aliases *i*, *i + n*, … of the sorted list
-into its own test database, copies it into a template database, and every other worker
-creates its test database from that template (``CREATE DATABASE … TEMPLATE``) instead of
-migrating. With two workers and two aliases, each migrates one, at the same time.
+small part). Without sharing, each worker migrates both, one after the other. Here a
+worker, at its first test database, claims its share of the aliases (a file lock an
+alias, starting at its own place in the sorted list, so two workers claim two different
+aliases), migrates those into its own test databases and copies each into a template
+database. For any other alias it takes the lock when the claimant lets it go and creates
+its test database from that template (``CREATE DATABASE … TEMPLATE``), or migrates it
+itself if no worker had claimed it (or the template could not be made). With two workers
+and two aliases, each migrates one, at the same time.
 
-Only under pytest-xdist with two workers or more and without ``--reuse-db``; a worker that
-does not see the template ready (its builder failed) migrates the database itself. A
-template is named after the run (xdist's ``testrunuid``), so it is never a stale one, and
-is dropped once every other worker has made its copy.
+Only under pytest-xdist with two workers or more and without ``--reuse-db``. A template is
+named after the run (xdist's ``testrunuid``), so it is never a stale one, and is dropped
+once every other worker has copied it or ended.
 """
 
 from __future__ import annotations
@@ -19,15 +21,14 @@ from __future__ import annotations
 import fcntl
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.core.management import call_command
 from django.db import connections
 from django.db.backends.postgresql.creation import DatabaseCreation
-
-# How long a worker waits for another's template before it migrates the database itself.
-_WAIT_SECONDS = 1800.0
 
 
 @dataclass
@@ -36,7 +37,9 @@ class _Plan:
     workers: int
     run: str
     aliases: list[str] = field(default_factory=list)
-    built: dict[str, str] = field(default_factory=dict)
+    made: dict[str, str] = field(default_factory=dict)  # alias -> this worker's test database
+    templates: list[str] = field(default_factory=list)  # the aliases it made the template of
+    claimed: bool = False
 
     @property
     def folder(self) -> Path:
@@ -44,12 +47,24 @@ class _Plan:
         path.mkdir(exist_ok=True)
         return path
 
-    def builder(self, alias: str) -> int:
-        return self.aliases.index(alias) % self.workers
-
     def template(self, alias: str) -> str:
         return f"test_template_{self.run[:16]}_{alias}"[:63]
 
+    @contextmanager
+    def lock(self, alias: str, *, wait: bool) -> Iterator[bool]:
+        """The right to make ``alias``'s template (held while it is made); ``False`` if
+        another worker holds it and ``wait`` is not asked."""
+        with open(self.folder / f"{alias}.lock", "w") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+
+
+# How long a worker waits at its end for the others to copy its templates.
+_WAIT_SECONDS = 600.0
 
 _PLAN: _Plan | None = None
 
@@ -69,20 +84,42 @@ def configure(config) -> None:
 
     def shared_create_test_db(self, verbosity=1, autoclobber=False, serialize=True, keepdb=False):
         plan = _PLAN
-        if plan is None or keepdb or serialize or self.connection.alias not in plan.aliases:
-            return create_test_db(self, verbosity, autoclobber, serialize, keepdb)
-        # This worker's own share first, whichever alias Django asks for first.
-        for alias in plan.aliases:
-            if plan.builder(alias) == plan.worker and alias not in plan.built:
-                plan.built[alias] = _build(plan, alias, create_test_db, verbosity, autoclobber)
         alias = self.connection.alias
-        if alias in plan.built:
-            return plan.built[alias]
-        if _wait_for(plan, alias):
-            return _copy(plan, self, verbosity, autoclobber)
-        return create_test_db(self, verbosity, autoclobber, serialize, keepdb)
+        if plan is None or keepdb or serialize or alias not in plan.aliases:
+            return create_test_db(self, verbosity, autoclobber, serialize, keepdb)
+
+        def make(alias: str) -> None:
+            plan.made[alias] = _make(plan, alias, create_test_db, verbosity, autoclobber)
+
+        if not plan.claimed:
+            # This worker's share first (whichever alias Django asks for first), starting
+            # at its own place in the list: each worker migrates a different alias at once.
+            plan.claimed = True
+            first = plan.worker % len(plan.aliases)
+            share = -(-len(plan.aliases) // plan.workers)
+            for other in plan.aliases[first:] + plan.aliases[:first]:
+                if len(plan.made) < share:
+                    with plan.lock(other, wait=False) as mine:
+                        if mine:
+                            make(other)
+        if alias not in plan.made:
+            with plan.lock(alias, wait=True):
+                make(alias)
+        return plan.made[alias]
 
     DatabaseCreation.create_test_db = shared_create_test_db
+
+
+def _make(plan: _Plan, alias: str, create_test_db, verbosity, autoclobber) -> str:
+    """This worker's test database for ``alias`` (under ``alias``'s lock): a copy of the
+    template if another worker made it, else migrated here and made the template."""
+    marker = plan.folder / alias
+    creation = connections[alias].creation
+    if marker.with_suffix(".ready").exists():
+        return _copy(plan, creation, verbosity, autoclobber)
+    if marker.with_suffix(".failed").exists():
+        return create_test_db(creation, verbosity, autoclobber, False, False)
+    return _build(plan, alias, create_test_db, verbosity, autoclobber)
 
 
 def share(aliases) -> None:
@@ -115,22 +152,22 @@ def _build(plan: _Plan, alias: str, create_test_db, verbosity, autoclobber) -> s
             time.sleep(1)
         else:
             marker.with_suffix(".ready").touch()
+            plan.templates.append(alias)
             break
     connection.ensure_connection()
     return name
 
 
 def finish() -> None:
-    """Drop the templates this worker made, if a copy did not drop them already (its
-    worker ended early), so none outlives the run."""
+    """Drop the templates this worker made, if the last copy did not drop them already,
+    once every other worker has copied them or ended without (no test of its used the
+    database), so none outlives the run (``done``)."""
     if _PLAN is None:
         return
-    for alias in _PLAN.built:
-        copies = _PLAN.folder / f"{alias}.copies"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (
-            not copies.exists() or len(copies.read_text().split()) < _PLAN.workers - 1
-        ):
+    others = {str(worker) for worker in range(_PLAN.workers)} - {str(_PLAN.worker)}
+    for alias in _PLAN.templates:
+        deadline = time.monotonic() + _WAIT_SECONDS
+        while time.monotonic() < deadline and not others <= _finished(alias):
             time.sleep(0.5)
         template = connections[alias].ops.quote_name(_PLAN.template(alias))
         try:
@@ -140,16 +177,18 @@ def finish() -> None:
             pass
 
 
-def _wait_for(plan: _Plan, alias: str) -> bool:
-    marker = plan.folder / alias
-    deadline = time.monotonic() + _WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if marker.with_suffix(".ready").exists():
-            return True
-        if marker.with_suffix(".failed").exists():
-            return False
-        time.sleep(0.2)
-    return False
+def done() -> None:
+    """This worker's session has ended: it copies no template any more."""
+    if _PLAN is not None:
+        with (_PLAN.folder / "done").open("a") as file:
+            file.write(f"{_PLAN.worker}\n")
+
+
+def _finished(alias: str) -> set[str]:
+    """The workers that have copied ``alias``'s template or ended."""
+    assert _PLAN is not None
+    paths = (_PLAN.folder / f"{alias}.copies", _PLAN.folder / "done")
+    return {worker for path in paths if path.exists() for worker in path.read_text().split()}
 
 
 def _copy(plan: _Plan, creation, verbosity, autoclobber) -> str:
@@ -159,21 +198,20 @@ def _copy(plan: _Plan, creation, verbosity, autoclobber) -> str:
     test_settings = connection.settings_dict["TEST"]
     previous = test_settings.get("TEMPLATE")
     test_settings["TEMPLATE"] = plan.template(alias)
-    # One copy at a time: PostgreSQL refuses a template that another session is reading.
-    with open(plan.folder / f"{alias}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            name = creation._create_test_db(verbosity, autoclobber, keepdb=False)
-        finally:
-            test_settings["TEMPLATE"] = previous
-        copies = plan.folder / f"{alias}.copies"
-        with copies.open("a") as done:
-            done.write(f"{plan.worker}\n")
-        if len(copies.read_text().split()) >= plan.workers - 1:
-            with creation._nodb_cursor() as cursor:
-                cursor.execute(
-                    f"DROP DATABASE IF EXISTS {connection.ops.quote_name(plan.template(alias))}"
-                )
+    # Under the alias's lock (``_Plan.lock``): one copy at a time, as PostgreSQL refuses a
+    # template that another session is reading.
+    try:
+        name = creation._create_test_db(verbosity, autoclobber, keepdb=False)
+    finally:
+        test_settings["TEMPLATE"] = previous
+    copies = plan.folder / f"{alias}.copies"
+    with copies.open("a") as done:
+        done.write(f"{plan.worker}\n")
+    if len(copies.read_text().split()) >= plan.workers - 1:
+        with creation._nodb_cursor() as cursor:
+            cursor.execute(
+                f"DROP DATABASE IF EXISTS {connection.ops.quote_name(plan.template(alias))}"
+            )
     connection.close()
     connection.settings_dict["NAME"] = name
     from django.conf import settings
