@@ -57,8 +57,9 @@ def pytest_configure(config):
     committing test puts it back at its end (docs/adr/0034-fast-suite.md, session 12).
 
     Speed only (docs/adr/0034-fast-suite.md): the tests' connections commit without
-    waiting for the WAL to reach the disk, and a committing test's database is emptied
-    with DELETE rather than TRUNCATE."""
+    waiting for the WAL to reach the disk, a committing test's database is emptied
+    with DELETE rather than TRUNCATE, and the xdist workers share the migrating of their
+    test databases (``tests/database_templates.py``)."""
     from django.conf import settings
 
     settings.AUDIT_SEALER = "inline"
@@ -208,6 +209,7 @@ def _committing_tests_leave_the_migrations_data() -> None:
 
 
 def pytest_sessionfinish(session):
+    """This worker copies no template database any more (``database_templates.finish``)."""
     database_templates.done()
 
 
