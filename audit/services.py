@@ -107,6 +107,7 @@ class _Sealer:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._stop = threading.Event()
         self._usings: set[str] = set()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -138,6 +139,7 @@ class _Sealer:
             if not self._alive():  # first commit in this process (or after a fork)
                 self._pid = os.getpid()
                 self._stopping = False
+                self._stop.clear()
                 self._thread = threading.Thread(
                     target=self._run, name="samverkan-audit-sealer", daemon=True
                 )
@@ -150,6 +152,7 @@ class _Sealer:
         if thread is None or not thread.is_alive():
             return
         self._stopping = True
+        self._stop.set()  # ends its pause between seals
         self._wake.set()
         thread.join(timeout)
 
@@ -164,7 +167,7 @@ class _Sealer:
                     self._seal(using)
                 if self._stopping:
                     return
-                time.sleep(getattr(settings, "AUDIT_SEAL_INTERVAL", 1.0) or 0)
+                self._stop.wait(getattr(settings, "AUDIT_SEAL_INTERVAL", 1.0) or 0)
         finally:
             connections.close_all()  # this thread's connections
 

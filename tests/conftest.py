@@ -12,6 +12,8 @@ from django.test.utils import override_settings
 from django.urls import get_resolver
 from pytest_django.fixtures import _get_databases_for_setup
 
+from tests import database_templates
+
 DEMO_PASSWORD = "samverkan-demo"
 
 # The demo users ``seed_demo`` makes, one a role, in its order (the role matrices' columns;
@@ -55,11 +57,13 @@ def pytest_configure(config):
     committing test puts it back at its end (docs/adr/0034-fast-suite.md, session 12).
 
     Speed only (docs/adr/0034-fast-suite.md): the tests' connections commit without
-    waiting for the WAL to reach the disk, and a committing test's database is emptied
-    with DELETE rather than TRUNCATE."""
+    waiting for the WAL to reach the disk, a committing test's database is emptied
+    with DELETE rather than TRUNCATE, and the xdist workers share the migrating of their
+    test databases (``tests/database_templates.py``)."""
     from django.conf import settings
 
     settings.AUDIT_SEALER = "inline"
+    database_templates.configure(config)
     _commit_without_waiting_for_the_disk(settings.DATABASES)
     _flush_test_databases_with_delete()
     _committing_tests_leave_the_migrations_data()
@@ -204,6 +208,19 @@ def _committing_tests_leave_the_migrations_data() -> None:
     TransactionTestCase._fixture_teardown = _fixture_teardown
 
 
+def pytest_sessionfinish(session):
+    """This worker copies no template database any more (``database_templates.finish``)."""
+    database_templates.done()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings, request):
+    """pytest-django's test database names (one set a worker), and the aliases the
+    workers share the migrating of (``tests/database_templates.py``)."""
+    made, _serialized = _get_databases_for_setup(request.session.items)
+    database_templates.share(made)
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker, request):
     """pytest-django's test databases, with the migrations' rows remembered
@@ -219,6 +236,8 @@ def django_db_setup(django_db_setup, django_db_blocker, request):
             if alias in made and not connections[alias].settings_dict["TEST"].get("MIRROR"):
                 snapshot_migrations_data(alias)
     yield
+    with django_db_blocker.unblock():
+        database_templates.finish()
 
 
 @pytest.fixture(autouse=True)

@@ -90,7 +90,9 @@ def test_many_commits_one_thread_every_entry_sealed_in_order(sealer_thread):
 
 def test_stop_seals_what_is_queued_and_closes_the_connections(sealer_thread, settings):
     before = _other_backends()
-    settings.AUDIT_SEAL_INTERVAL = 30  # the thread sleeps after its first seal
+    # The thread pauses an hour after its first seal: the stop must end the pause, not
+    # wait it out (the join below would give up with the thread still alive).
+    settings.AUDIT_SEAL_INTERVAL = 3600
     record_event(action=Action.CONSULT, purpose="first")
     assert _wait_until(lambda: not PendingEntry.objects.exists())
     last = record_event(action=Action.CONSULT, purpose="queued while it sleeps")
