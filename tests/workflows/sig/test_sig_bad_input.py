@@ -158,10 +158,15 @@ REFERRAL = {
     "reason": "Orosanmälan.",
 }
 # More than a year ahead: in the future wherever midnight falls during the run.
+# The referral's personnummer with another check digit (its own one plus one: a fixed
+# "0" is the right digit on one day in ten, as the birth date follows today's date).
+WRONG_CHECK_DIGIT = REFERRAL["personnummer"][:-1] + str(
+    (int(REFERRAL["personnummer"][-1]) + 1) % 10
+)
 FUTURE_PNR = personnummer(timezone.localdate() + datetime.timedelta(days=400))
 REFERRAL_CASES = [
     ("nothing at all", {key: "" for key in REFERRAL}, {"personnummer", "name", "area", "reason"}),
-    ("wrong check digit", {"personnummer": REFERRAL["personnummer"][:-1] + "0"}, {"personnummer"}),
+    ("wrong check digit", {"personnummer": WRONG_CHECK_DIGIT}, {"personnummer"}),
     ("letters", {"personnummer": "2009O815-1234"}, {"personnummer"}),
     ("no such date", {"personnummer": "20090230-1234"}, {"personnummer"}),
     ("born in the future", {"personnummer": FUTURE_PNR}, {"personnummer"}),
