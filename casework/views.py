@@ -151,21 +151,14 @@ def attach_processes(tasks, flow_classes) -> None:
                 link.set_cached_value(task.process, process)
 
 
-# Each flow's processes by id with their case or subject (``attach_processes``), compiled
-# once a process (``casework.compiled``): the ids are one array parameter.
-_process_reads: dict = {}
-
-
+@functools.cache
 def _process_read(model, related: tuple[str, ...]) -> CompiledQuery:
-    read = _process_reads.get((model, related))
-    if read is None:
-        read = _process_reads[model, related] = CompiledQuery(
-            lambda ids: (
-                model.objects.select_related(*related).filter(pk__in=among_ids(ids)).order_by()
-            ),
-            ids=("no process",),
-        )
-    return read
+    """A flow's processes by id with their case or subject (``attach_processes``), compiled
+    once a process (``casework.compiled``): the ids are one array parameter."""
+    return CompiledQuery(
+        lambda ids: model.objects.select_related(*related).filter(pk__in=among_ids(ids)).order_by(),
+        ids=("no process",),
+    )
 
 
 class InboxView(TaskColumns, flow_views.WorkflowInboxListView):

@@ -10,6 +10,7 @@ person's guardians are put where ``prefetch_related`` puts them.
 from __future__ import annotations
 
 import datetime
+import functools
 import uuid
 
 from django.db.models import Q
@@ -193,9 +194,26 @@ def listed_cases(model: type[Case], reach):
     )
 
 
-# The case list of a user who stands in for no one, by case model, whether the closed-case
-# lead's window is open, and the programmes the user coordinates.
-_reach_reads: dict = {}
+@functools.cache
+def _reach_read(model: type[Case], window: bool, coordinated: tuple[str, ...]) -> CompiledQuery:
+    """The case list of a user who stands in for no one, for a case model, whether the
+    closed-case lead's window is open, and the programmes the user coordinates."""
+    stand_ins = {"organisation_id": _ANY_ORGANISATION, "closed_since": _ANY_SINCE}
+    return CompiledQuery(
+        lambda user_id, now, organisation_id=None, closed_since=None: listed_cases(
+            model,
+            policy.reach_of(
+                user_id=user_id,
+                organisation_id=organisation_id,
+                now=now,
+                closed_since=closed_since,
+                coordinated=coordinated,
+            ).values("pk"),
+        )[:LISTED],
+        user_id=_ANY_USER,
+        now=_ANY_TIME,
+        **(stand_ins if window else {}),
+    )
 
 
 def cases_in_reach(model: type[Case], user, *, now: datetime.datetime) -> list[Case] | None:
@@ -207,25 +225,7 @@ def cases_in_reach(model: type[Case], user, *, now: datetime.datetime) -> list[C
     if days and user.organisation_id is None:
         return None
     coordinated = policy.coordinated_programmes(user)
-    key = (model, bool(days), coordinated)
-    read = _reach_reads.get(key)
-    if read is None:
-        window = {"organisation_id": _ANY_ORGANISATION, "closed_since": _ANY_SINCE}
-        read = _reach_reads[key] = CompiledQuery(
-            lambda user_id, now, organisation_id=None, closed_since=None: listed_cases(
-                model,
-                policy.reach_of(
-                    user_id=user_id,
-                    organisation_id=organisation_id,
-                    now=now,
-                    closed_since=closed_since,
-                    coordinated=coordinated,
-                ).values("pk"),
-            )[:LISTED],
-            user_id=_ANY_USER,
-            now=_ANY_TIME,
-            **(window if days else {}),
-        )
+    read = _reach_read(model, bool(days), coordinated)
     if not days:
         return read.run(user_id=user.pk, now=now)
     return read.run(

@@ -11,6 +11,7 @@ here is decrypted: the status, dates and team are plain columns.
 from __future__ import annotations
 
 import datetime
+import functools
 import uuid
 from dataclasses import dataclass
 
@@ -51,20 +52,17 @@ _programmes: GenerationCache[str] = GenerationCache(size=100_000)
 # has this id.
 _ANY_CASE = uuid.UUID("00000000-5e1e-c7ed-0000-000000000000")
 
-# Each programme case model's read by id (with the person and the owning organisation).
-_case_reads: dict[type[Case], CompiledQuery] = {}
 
-
+@functools.cache
 def _case_read(model: type[Case]) -> CompiledQuery:
-    read = _case_reads.get(model)
-    if read is None:
-        read = _case_reads[model] = CompiledQuery(
-            lambda case_id: model.objects.select_related("person", "owner_organisation").filter(
-                pk=case_id
-            ),
-            case_id=_ANY_CASE,
-        )
-    return read
+    """The programme case model's read by id (with the person and the owning
+    organisation), made once a process."""
+    return CompiledQuery(
+        lambda case_id: model.objects.select_related("person", "owner_organisation").filter(
+            pk=case_id
+        ),
+        case_id=_ANY_CASE,
+    )
 
 
 def find_case(case_id: uuid.UUID | str) -> Case | None:

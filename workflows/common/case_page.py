@@ -8,6 +8,7 @@ the access log).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any, NamedTuple
 
@@ -163,19 +164,15 @@ def case_page(request, case_id):
     return view(request, case_id=case_id)
 
 
-# Each programme case model's read by id for its page, with the person and the flow's
-# process, compiled once a process (``casework.compiled``); the stand-in is no case's id.
-_page_case_reads: dict[type[Case], CompiledQuery] = {}
-
-
+@functools.cache
 def _page_case_read(model: type[Case]) -> CompiledQuery:
-    read = _page_case_reads.get(model)
-    if read is None:
-        read = _page_case_reads[model] = CompiledQuery(
-            lambda case_id: model.objects.select_related("person", "process").filter(pk=case_id),
-            case_id=uuid.UUID("00000000-5e1e-c7ed-0000-00000000000b"),
-        )
-    return read
+    """The programme case model's read by id for its page, with the person and the flow's
+    process, compiled once a process (``casework.compiled``); the stand-in is no case's
+    id."""
+    return CompiledQuery(
+        lambda case_id: model.objects.select_related("person", "process").filter(pk=case_id),
+        case_id=uuid.UUID("00000000-5e1e-c7ed-0000-00000000000b"),
+    )
 
 
 class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):

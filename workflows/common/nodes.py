@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from functools import wraps
@@ -234,23 +235,18 @@ class StepRequest:
         self.user = user
 
 
-# Each task model's read of a process's open human tasks (with their owners), compiled
-# once a process (``casework.compiled``); the stand-in is no process's id.
-_open_task_reads: dict = {}
-
-
+@functools.cache
 def _open_task_read(task_model) -> CompiledQuery:
-    read = _open_task_reads.get(task_model)
-    if read is None:
-        read = _open_task_reads[task_model] = CompiledQuery(
-            lambda process_id: (
-                task_model._default_manager.filter(process_id=process_id, flow_task_type="HUMAN")
-                .exclude(status__in=[STATUS.DONE, STATUS.CANCELED])
-                .select_related("owner")
-            ),
-            process_id=-5_120_000_002,
-        )
-    return read
+    """The task model's read of a process's open human tasks (with their owners), compiled
+    once a process (``casework.compiled``); the stand-in is no process's id."""
+    return CompiledQuery(
+        lambda process_id: (
+            task_model._default_manager.filter(process_id=process_id, flow_task_type="HUMAN")
+            .exclude(status__in=[STATUS.DONE, STATUS.CANCELED])
+            .select_related("owner")
+        ),
+        process_id=-5_120_000_002,
+    )
 
 
 def _open_human_tasks(process) -> list:
