@@ -51,13 +51,18 @@ class Trips:
         return execute(sql, params, many, context)
 
 
+def begin_screening(user, case, **kwargs) -> None:
+    """``begin_screening`` of ``case`` by ``user``, with the tests' purpose and reason."""
+    services.transition(
+        user=user, case=case, name="begin_screening", purpose=PURPOSE, reason=REASON, **kwargs
+    )
+
+
 def begin_screening_counted(monkeypatch, user, case) -> Trips:
     """``begin_screening`` of ``case`` by ``user``, its round trips counted."""
     trips = Trips(monkeypatch)
     with connection.execute_wrapper(trips):
-        services.transition(
-            user=user, case=case, name="begin_screening", purpose=PURPOSE, reason=REASON
-        )
+        begin_screening(user, case)
     return trips
 
 
@@ -128,14 +133,7 @@ def test_outside_a_transaction_a_stale_version_writes_nothing(users):
     case = sig_case(users, Status.REFERRED)
     before = record(case)
     with pytest.raises(CaseConflict):
-        services.transition(
-            user=users["sara.samordnare"],
-            case=case,
-            name="begin_screening",
-            purpose=PURPOSE,
-            reason=REASON,
-            expected_version=before["version"] - 1,
-        )
+        begin_screening(users["sara.samordnare"], case, expected_version=before["version"] - 1)
     assert record(case) == before
     assert case.status == Status.REFERRED  # the object is the row again
 
@@ -204,13 +202,7 @@ def test_inside_the_callers_transaction_a_transition_is_part_of_it(users):
         pass
 
     with pytest.raises(Undone), transaction.atomic():
-        services.transition(
-            user=users["sara.samordnare"],
-            case=case,
-            name="begin_screening",
-            purpose=PURPOSE,
-            reason=REASON,
-        )
+        begin_screening(users["sara.samordnare"], case)
         raise Undone
     assert record(case) == before
 
