@@ -195,66 +195,65 @@ def _packed(items: Iterable[bytes | None], element_oid: int) -> bytes:
     return _HEAD.pack(1, nulls, element_oid, len(parts), 1) + b"".join(parts)
 
 
-class ByteaArray:
-    """A ``bytea[]`` parameter (``%b``) built in one pass: psycopg's list dumper calls a
-    dumper per element (most of a bulk statement's client time). Register its dumper on
-    the cursor: ``register_binary_arrays(cursor)``."""
+class _BinaryArray:
+    """An array parameter (``%b``) built in one pass: psycopg's list dumper calls a dumper
+    per element (most of a bulk statement's client time). ``array_oid`` is its type;
+    register the dumpers on the cursor: ``register_binary_arrays(cursor)``."""
 
     __slots__ = ("data",)
+    array_oid: int
+
+
+class ByteaArray(_BinaryArray):
+    """A ``bytea[]`` parameter."""
+
+    __slots__ = ()
+    array_oid = 1001
 
     def __init__(self, values: Iterable[bytes | None]) -> None:
         self.data = _packed(values, _BYTEA)
 
 
-class TextArray:
-    """A ``text[]`` parameter (``%b``) built in one pass, e.g. ids given as text and cast
-    by the server (``%b::uuid[]``)."""
+class TextArray(_BinaryArray):
+    """A ``text[]`` parameter, e.g. ids given as text and cast by the server
+    (``%b::uuid[]``)."""
 
-    __slots__ = ("data",)
+    __slots__ = ()
+    array_oid = 1009
 
     def __init__(self, values: Iterable[str]) -> None:
         self.data = _packed((value.encode() for value in values), _TEXT)
 
 
-class UuidArray:
-    """A ``uuid[]`` parameter (``%b``) built in one pass."""
+class UuidArray(_BinaryArray):
+    """A ``uuid[]`` parameter."""
 
-    __slots__ = ("data",)
+    __slots__ = ()
+    array_oid = 2951
 
     def __init__(self, values: Iterable[Any]) -> None:
         self.data = _packed((value.bytes for value in values), _UUID)
 
 
-class _ByteaArrayDumper(Dumper):
-    format = Format.BINARY
-    oid = 1001  # bytea[]
+def _array_dumper(array: type[_BinaryArray]) -> type[Dumper]:
+    class ArrayDumper(Dumper):
+        format = Format.BINARY
+        oid = array.array_oid
 
-    def dump(self, obj: ByteaArray) -> bytes:
-        return obj.data
+        def dump(self, obj: _BinaryArray) -> bytes:
+            return obj.data
 
-
-class _TextArrayDumper(Dumper):
-    format = Format.BINARY
-    oid = 1009  # text[]
-
-    def dump(self, obj: TextArray) -> bytes:
-        return obj.data
+    return ArrayDumper
 
 
-class _UuidArrayDumper(Dumper):
-    format = Format.BINARY
-    oid = 2951  # uuid[]
-
-    def dump(self, obj: UuidArray) -> bytes:
-        return obj.data
+_ARRAY_DUMPERS = {array: _array_dumper(array) for array in (ByteaArray, TextArray, UuidArray)}
 
 
 def register_binary_arrays(cursor) -> None:
     """Let ``cursor`` (psycopg) send :class:`ByteaArray`, :class:`TextArray` and
     :class:`UuidArray`."""
-    cursor.adapters.register_dumper(ByteaArray, _ByteaArrayDumper)
-    cursor.adapters.register_dumper(TextArray, _TextArrayDumper)
-    cursor.adapters.register_dumper(UuidArray, _UuidArrayDumper)
+    for array, dumper in _ARRAY_DUMPERS.items():
+        cursor.adapters.register_dumper(array, dumper)
 
 
 def tracked_tables(cursor) -> frozenset[str]:
