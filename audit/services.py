@@ -335,9 +335,13 @@ def record_events(*events: dict[str, Any]) -> list[AccessEvent]:
 
 def _build(**event: Any) -> AccessEvent:
     """The unsaved event of :func:`_values`'s keywords."""
-    values = _values(**event)
-    # Positional, in the model's field order (the key unset): Model.__init__'s quick
-    # path, without matching keywords to fields.
+    return _event_of(_values(**event))
+
+
+def _event_of(values: dict[str, Any]) -> AccessEvent:
+    """The unsaved event of :func:`_values`'s column values: positional, in the model's
+    field order (the key unset), Model.__init__'s quick path without matching keywords
+    to fields."""
     return AccessEvent(*(values.get(name) for name in _ATTNAMES))
 
 
@@ -463,8 +467,7 @@ def event_insert(**event: Any) -> tuple[str, list, AccessEvent]:
             continue
         placeholders.append(placeholder)
         params.append(value if convert is None else convert(value))
-    built = AccessEvent(*(values.get(name) for name in _ATTNAMES))
-    return _INSERT_SELECT + ", ".join(placeholders), params, built
+    return _INSERT_SELECT + ", ".join(placeholders), params, _event_of(values)
 
 
 def event_written(event: AccessEvent, pk: int) -> AccessEvent:
