@@ -172,6 +172,8 @@ class RequestedRegister(RequestPages):
 
     A register names its request form (a :class:`ReasonForm` with ``values()``), the
     initial values of a new entry, the titles and the intro, and :meth:`submit_request`.
+    Its list offers the request for a new entry (``request_new_title``) to those who may
+    request; :meth:`change_button` is an entry's button to request a change.
     """
 
     request_kind: str = ""
@@ -179,6 +181,7 @@ class RequestedRegister(RequestPages):
     new_entry_initial: dict[str, Any] = {}
     request_new_title: Any = ""
     request_intro: Any = ""
+    change_list_template = "admin/casework/requested_register_change_list.html"
 
     def has_add_permission(self, request):
         return False
@@ -186,17 +189,30 @@ class RequestedRegister(RequestPages):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def request_url_name(self, page: str) -> str:
+        """The URL name of the register's request page ``page`` (``new``, ``change``)."""
+        return f"{self.opts.app_label}_{self.opts.model_name}_request_{page}"
+
     def changelist_view(self, request, extra_context=None):
         can_request = policy.can_request_admin_change(request.user, self.request_kind)
         return super().changelist_view(
-            request, {**(extra_context or {}), "can_request": can_request}
+            request,
+            {
+                **(extra_context or {}),
+                "can_request": can_request,
+                "request_new_url": reverse(f"admin:{self.request_url_name('new')}"),
+                "request_new_title": self.request_new_title,
+            },
         )
 
+    def change_button(self, obj):
+        """An entry's button to request a change (a dash on a form for a new entry)."""
+        return buttons(obj, (self.request_url_name("change"), _("Request a change")))
+
     def request_pages(self):
-        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
         return [
-            ("begar-ny/", self.request_view, f"{prefix}_request_new"),
-            ("<path:object_id>/begar-andring/", self.request_view, f"{prefix}_request_change"),
+            ("begar-ny/", self.request_view, self.request_url_name("new")),
+            ("<path:object_id>/begar-andring/", self.request_view, self.request_url_name("change")),
         ]
 
     def requested_entry(self, request, object_id):

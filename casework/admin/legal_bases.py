@@ -8,12 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from casework.admin.four_eyes import (
-    Kind,
-    ReasonForm,
-    RequestedRegister,
-    buttons,
-)
+from casework.admin.four_eyes import Kind, ReasonForm, RequestedRegister
 from casework.models import LegalBasis, Organisation
 from casework.services import administration
 
@@ -62,12 +57,11 @@ class LegalBasisAdmin(RequestedRegister, admin.ModelAdmin):
     search_fields = ["name", "code"]
     fields = [*administration.LEGAL_BASIS_FIELDS, "four_eyes"]
     readonly_fields = [*administration.LEGAL_BASIS_DISCLOSURE_FIELDS, "four_eyes"]
-    change_list_template = "admin/casework/legalbasis/change_list.html"
     request_kind = Kind.LEGAL_BASIS
 
     @admin.display(description=_("Disclosure (four eyes)"))
     def four_eyes(self, obj):
-        return buttons(obj, ("casework_legalbasis_request_change", _("Request a change")))
+        return self.change_button(obj)
 
     request_form = LegalBasisRequestForm
     new_entry_initial = {"is_active": True}

@@ -7,12 +7,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from casework.admin.four_eyes import (
-    Kind,
-    ReasonForm,
-    RequestedRegister,
-    buttons,
-)
+from casework.admin.four_eyes import Kind, ReasonForm, RequestedRegister
 from casework.models import Organisation, RetentionRule
 from casework.services import retention
 from casework.services.retention_rules import RULE_FIELDS, programme_codes, rule_values
@@ -70,12 +65,11 @@ class RetentionRuleAdmin(RequestedRegister, admin.ModelAdmin):
     list_select_related = ["organisation", "controller"]
     fields = [*RULE_FIELDS, "four_eyes"]
     readonly_fields = [*RULE_FIELDS, "four_eyes"]
-    change_list_template = "admin/casework/retentionrule/change_list.html"
     request_kind = Kind.RETENTION_RULE
 
     @admin.display(description=_("Change (four eyes)"))
     def four_eyes(self, obj):
-        return buttons(obj, ("casework_retentionrule_request_change", _("Request a change")))
+        return self.change_button(obj)
 
     request_form = RetentionRuleRequestForm
     new_entry_initial = {"is_active": True, "event": RetentionRule.Event.CLOSED}

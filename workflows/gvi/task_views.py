@@ -316,14 +316,38 @@ class CallInStepView(StepTaskView):
         return self.done(_("Saved."))
 
 
-class MinorNoticeView(TaskView):
+class MemberNoticeView(TaskView):
+    """A social-services participant's task about a group member (``object_of``): the
+    member's page as the participant may see it, the task, its ``intro`` and what
+    ``notice()`` adds; a finished task leads to the member's page."""
+
+    allowed = staticmethod(policy.gvi_participant)
+    page_name = "member"
+    intro = ""
+
+    def notice(self) -> dict:
+        return {}
+
+    def context(self):
+        page = self.call(selectors.get_member_page, member=self.object)
+        return {
+            "page": page,
+            "member": self.object,
+            "task": self.activation.task,
+            **self.notice(),
+            "intro": self.intro,
+        }
+
+
+class MinorNoticeView(MemberNoticeView):
     """Social services take note of a group member under 18."""
 
     actions = {"acknowledge": forms.TransitionForm}
     labels = {"acknowledge": (None, _("Noted"))}
-    allowed = staticmethod(policy.gvi_participant)
-
-    page_name = "member"
+    intro = _(
+        "A person under 18 is registered as a member of a group. Consider a "
+        "report of concern and the support social services can offer."
+    )
 
     def object_of(self, process):
         return process.member
@@ -331,32 +355,21 @@ class MinorNoticeView(TaskView):
     def initial(self, name):
         return {"version": self.object.version, "transition": "acknowledge"}
 
-    def context(self):
-        page = self.call(selectors.get_member_page, member=self.object)
-        return {
-            "page": page,
-            "member": self.object,
-            "task": self.activation.task,
-            "intro": _(
-                "A person under 18 is registered as a member of a group. Consider a "
-                "report of concern and the support social services can offer."
-            ),
-        }
-
     def do_acknowledge(self, form):
         self.call(services.acknowledge_minor_notice, member=self.object)
         return self.finish(_("Noted."))
 
 
-class ReferralNoticeView(TaskView):
+class ReferralNoticeView(MemberNoticeView):
     """Social services take up the referral of a member who accepted the offer of help:
     the participant who takes it joins the referral case's team."""
 
     actions = {"take_up": forms.TakeUpForm}
     labels = {"take_up": (None, _("Take up the referral"))}
-    allowed = staticmethod(policy.gvi_participant)
-
-    page_name = "member"
+    intro = _(
+        "The member accepted the offer of help and a referral is opened. Take it up: "
+        "you join the case's team as a social worker and contact the member quickly."
+    )
 
     def object_of(self, process):
         return process.accepted_member
@@ -364,24 +377,16 @@ class ReferralNoticeView(TaskView):
     def initial(self, name):
         return {}
 
-    def context(self):
-        page = self.call(selectors.get_member_page, member=self.object)
+    def notice(self):
         case = self.object.referral_case
         return {
-            "page": page,
-            "member": self.object,
-            "task": self.activation.task,
             "referral": {
                 "case": case,
                 "programme": self.object.get_referral_programme_display(),
                 "closed": case is not None and case.closed_at is not None,
                 "due": self.process.due,
                 "overdue": self.process.due is not None and self.process.due < timezone.now(),
-            },
-            "intro": _(
-                "The member accepted the offer of help and a referral is opened. Take it up: "
-                "you join the case's team as a social worker and contact the member quickly."
-            ),
+            }
         }
 
     def do_take_up(self, form):
