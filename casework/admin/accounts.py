@@ -20,6 +20,7 @@ from casework.admin.four_eyes import (
     RequestPages,
     buttons,
     posted,
+    reason_request_page,
     request_page,
     requested_object,
 )
@@ -276,16 +277,15 @@ class UserAdmin(RequestPages, DjangoUserAdmin):
         )
 
     def request_password_link_view(self, request, object_id):
-        target = requested_object(self, request, object_id, Kind.PASSWORD_LINK)
-        return request_page(
+        return reason_request_page(
             self,
             request,
-            form=ReasonForm(posted(request)),
-            submit=lambda data: administration.request_password_link(
-                user=request.user, target=target, reason=data["reason"]
+            object_id,
+            Kind.PASSWORD_LINK,
+            submit=lambda user, obj, reason: administration.request_password_link(
+                user=user, target=obj, reason=reason
             ),
             title=_("Request a set-password link"),
-            obj=target,
             intro=_(
                 "When another administrator approves, the user gets a link that works once "
                 "and for a limited time, and sets their own password. The link is e-mailed "
