@@ -14,6 +14,9 @@ there would give a system access without a second administrator's approval.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -53,6 +56,17 @@ for _model in (
         admin.site.unregister(_model)
 
 CONFIGURATION_FIELDS = ("name", "organisation", "scopes", "rate_limit")
+
+
+class ReasonRequest(NamedTuple):
+    """A request page of a client that asks for a reason only, at ``route``:
+    ``service(user=…, client=…, reason=…)`` records the request; the page shows ``title``
+    and ``intro``."""
+
+    route: str
+    service: Callable[..., Any]
+    title: Any
+    intro: Any
 
 
 def _scope_choices():
@@ -195,52 +209,47 @@ class ApiClientAdmin(RequestPages, admin.ModelAdmin):
             api_clients.deactivate_client(user=request.user, client=client)
         messages.success(request, _("Deactivated: the clients' tokens no longer work."))
 
-    def request_pages(self):
-        return [
-            (
-                "<path:object_id>/begar-godkannande/",
-                self.request_approval_view,
-                "casework_apiclient_request_approval",
-            ),
-            (
-                "<path:object_id>/begar-ny-hemlighet/",
-                self.request_secret_view,
-                "casework_apiclient_request_secret",
-            ),
-        ]
-
-    def request_approval_view(self, request, object_id):
-        return reason_request_page(
-            self,
-            request,
-            object_id,
-            Kind.API_CLIENT,
-            submit=lambda user, obj, reason: api_clients.request_approval(
-                user=user, client=obj, reason=reason
-            ),
-            title=_("Request approval of an API client"),
-            intro=_(
+    # The client's requests that ask for a reason only, by URL name.
+    reason_requests = {
+        "casework_apiclient_request_approval": ReasonRequest(
+            "<path:object_id>/begar-godkannande/",
+            api_clients.request_approval,
+            _("Request approval of an API client"),
+            _(
                 "A client system acts for the people of its organisation as far as its "
                 "scopes reach. Its configuration as it is now is used when another "
                 "administrator approves it; a new client's secret is then shown once, to "
                 "that administrator. Any later change waits for a new approval."
             ),
-        )
-
-    def request_secret_view(self, request, object_id):
-        return reason_request_page(
-            self,
-            request,
-            object_id,
-            Kind.API_CLIENT,
-            submit=lambda user, obj, reason: api_clients.request_new_secret(
-                user=user, client=obj, reason=reason
-            ),
-            title=_("Request a new secret for an API client"),
-            intro=_(
+        ),
+        "casework_apiclient_request_secret": ReasonRequest(
+            "<path:object_id>/begar-ny-hemlighet/",
+            api_clients.request_new_secret,
+            _("Request a new secret for an API client"),
+            _(
                 "When another administrator approves, the client gets a new secret, shown "
                 "once to that administrator, and the old secret and its tokens stop working. "
                 "Until then the old secret works: if it has leaked, deactivate the client "
                 "first."
             ),
+        ),
+    }
+
+    def request_pages(self):
+        return [
+            (page.route, self.reason_request_view, url_name)
+            for url_name, page in self.reason_requests.items()
+        ]
+
+    def reason_request_view(self, request, object_id):
+        """The page of one of :attr:`reason_requests` (the one its URL names)."""
+        page = self.reason_requests[request.resolver_match.url_name]
+        return reason_request_page(
+            self,
+            request,
+            object_id,
+            Kind.API_CLIENT,
+            submit=lambda user, obj, reason: page.service(user=user, client=obj, reason=reason),
+            title=page.title,
+            intro=page.intro,
         )
