@@ -36,13 +36,12 @@ import psycopg
 from django.apps import apps
 from django.db import connection, connections, transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from audit.history import (
     ByteaArray,
     TextArray,
     UuidArray,
-    bulk_update,
+    bulk_reseal,
     register_binary_arrays,
     tracked_tables,
 )
@@ -375,10 +374,8 @@ def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int
         }
         owners = TextArray(keys)
         values = sum(_reseal_table(cursor, table, keys, owners) for table in case_sealed_tables())
-        now = timezone.now()
-        bulk_update(
-            cursor, Case._meta.db_table, list(keys), {"keyed_at": [now] * len(keys)}, id_type="uuid"
-        )
+        # Marked in one statement with one change record (the ids and the time).
+        bulk_reseal(cursor, Case._meta.db_table, list(keys), {}, id_type="uuid", stamp="keyed_at")
         unreadable = sum(1 for key, _person in keys.values() if key is None)
         record_event(
             action=Action.KEY_ROTATION,
@@ -468,9 +465,9 @@ def _reseal_table(
     row_ids = [u[0] for u in updates]
     columns = {column: [u[i] for u in updates] for i, column in enumerate(table.columns, 1)}
     if table.table in _tracked_tables(cursor):
-        # One statement with its change records, paired by primary key (ADR 0005, "The
-        # bulk path"): the records the row trigger writes, without its per-row cost.
-        bulk_update(cursor, table.table, row_ids, columns, id_type=table.pk_type)
+        # One statement with one change record: every row id, which values moved and each
+        # new value's SHA-256, never a value (ADR 0005, "The re-seal's record").
+        bulk_reseal(cursor, table.table, row_ids, columns, id_type=table.pk_type)
     else:
         names = ", ".join(table.columns)
         assignments = ", ".join(f"{c} = v.{c}" for c in table.columns)
