@@ -28,12 +28,16 @@ noise they are.
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from multiprocessing.util import Finalize
 
 import psycopg
 from django.apps import apps
+from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.models import Q
 
@@ -45,7 +49,7 @@ from audit.history import (
     register_binary_arrays,
     tracked_tables,
 )
-from audit.services import Action, record_event
+from audit.services import Action, record_event, seal_now
 from casework.crypto.envelope import HEADER_LEN, DataKeyMaterial, random_nonces, reseal
 from casework.crypto.errors import DecryptionError
 from casework.crypto.keystore import (
@@ -231,10 +235,13 @@ def reseal_case_keys(
             after, made = rows[-1], made + 1
             yield [case for _person, case in rows]
 
-    def work(ids):
-        return _reseal_batch(ids, user=user, purpose=purpose)
-
-    for moved, sealed, persons in run_batches(waiting(), work, workers=workers):
+    if workers > 1:
+        results = _in_processes(waiting(), user=user, purpose=purpose, workers=workers)
+    else:
+        results = run_batches(
+            waiting(), lambda ids: _reseal_batch(ids, user=user, purpose=purpose), workers=1
+        )
+    for moved, sealed, persons in results:
         cases, values, batches = cases + moved, values + sealed, batches + 1
         rekeyed += persons
         if progress:
@@ -246,6 +253,60 @@ def reseal_case_keys(
         remaining=waiting_cases(),
         persons_rekeyed=rekeyed,
     )
+
+
+def _in_processes(
+    batches: Iterable[list[uuid.UUID]], *, user, purpose: str, workers: int
+) -> Iterator[tuple[int, int, int]]:
+    """``_reseal_batch`` of every batch in ``workers`` processes (forked from this one,
+    each with its own database connections), the results as batches finish: the batches'
+    Python work (AES-GCM, key wrapping, arrays) runs on every core, not under one
+    interpreter lock. The ids are paged here, so no two batches share a case; the first
+    error stops the submitting and is raised once the running batches are done (each
+    committed or rolled back on its own). The access log's chain is sealed here, between
+    batches (the workers do not start sealer threads of their own)."""
+    if connections["default"].in_atomic_block:
+        raise RuntimeError("workers > 1 needs committed batches: not inside a transaction")
+    connections.close_all()  # no connection of this process is shared with a worker
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_worker_started,
+    )
+    running: set[Future] = set()
+    try:
+        # A process forks its workers at the first submission: before this process opens
+        # a connection again (the next page of ids).
+        pool.submit(int).result()
+        for batch in batches:
+            if len(running) >= 2 * workers:  # one waiting behind each running batch
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                yield from _finished(done)
+            running.add(pool.submit(_reseal_batch, batch, user=user, purpose=purpose))
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            yield from _finished(done)
+    finally:
+        for future in running:
+            future.cancel()
+        pool.shutdown(wait=True)
+        seal_now()
+
+
+def _finished(done: set[Future]) -> Iterator[tuple[int, int, int]]:
+    results = [future.result() for future in done]  # an error comes through here
+    seal_now()
+    yield from results
+
+
+def _worker_started() -> None:
+    """In a forked worker: forget the connections of the parent (never used here, and not
+    closed: they are the parent's), seal nothing (the parent does) and close this
+    process's own connections when it ends."""
+    for alias in connections:
+        connections[alias].connection = None
+    settings.AUDIT_SEAL_INTERVAL = None
+    Finalize(None, connections.close_all, exitpriority=10)
 
 
 def reseal_cases(*, case_ids: list[uuid.UUID], purpose: str, user=None) -> ResealResult:
