@@ -196,7 +196,7 @@ def bulk_reseal(
     any value that is not a re-sealing of the row's value (a sealed value whose header
     names another key than the old one's) and a stamp already set; its record names every
     row id, which of its values moved and the SHA-256 of each new value — never the value
-    (docs/adr/0005-audit-log.md, "The re-seal's record"). ``cursor``, ``ids`` and
+    (docs/adr/0023-keys-per-case.md, session 14). ``cursor``, ``ids`` and
     ``id_type`` as for :func:`bulk_update`. Returns the rows updated."""
     if not ids:
         return 0

@@ -1,5 +1,4 @@
-"""The re-seal's record of the change history (ADR 0005, "The re-seal's record"; ADR 0023,
-session 14).
+"""The re-seal's record of the change history (ADR 0023, session 14).
 
 ``audit_bulk_reseal(table, ids, columns, values, stamp)`` moves sealed values of many rows
 of a tracked table to another data key in one statement, and writes **one** change record

@@ -527,7 +527,7 @@ def _reseal_table(
     columns = {column: [u[i] for u in updates] for i, column in enumerate(table.columns, 1)}
     if table.table in _tracked_tables(cursor):
         # One statement with one change record: every row id, which values moved and each
-        # new value's SHA-256, never a value (ADR 0005, "The re-seal's record").
+        # new value's SHA-256, never a value (ADR 0023, session 14).
         bulk_reseal(cursor, table.table, row_ids, columns, id_type=table.pk_type)
     else:
         names = ", ".join(table.columns)

@@ -253,8 +253,8 @@ def test_reseal_moves_person_key_data_resumably_and_idempotently(two_cases, demo
 
 
 def test_the_reseal_is_in_the_change_history_statement_by_statement(two_cases, demo):
-    """Each table's re-sealing is one statement with one change record (ADR 0005, "The
-    re-seal's record"): every re-sealed row of a tracked table by id, its re-sealed
+    """Each table's re-sealing is one statement with one change record (ADR 0023, session
+    14): every re-sealed row of a tracked table by id, its re-sealed
     columns with the SHA-256 of exactly the ciphertext the row holds now — never the
     ciphertext itself — and the cases' ``keyed_at`` stamp in one record of their own."""
     _person, active, referred = two_cases
