@@ -207,7 +207,7 @@ def reseal_case_keys(
 ) -> ResealResult:
     """Move every waiting case to a key of its own, ``batch_size`` cases per batch (each
     committed on its own, with its ``KEY_ROTATION`` event), ``workers`` batches at a
-    time on their own connections (:mod:`casework.services.batches`); stop after
+    time in processes of their own (:func:`_in_processes`); stop after
     ``max_batches`` if given. ``progress(done, total)`` after each batch. Idempotent and
     resumable."""
     purpose = require_purpose(purpose)
