@@ -10,9 +10,10 @@ In batches of cases, each:
 2. one transaction of the main database locks the batch's case rows (those still
    waiting: a parallel run or a culling may have moved some), re-seals every value
    of every case-owned table still under the person's key (``SELECT … FOR UPDATE``,
-   one ``UPDATE … FROM unnest(…)`` per table), marks the cases keyed
-   (``Case.keyed_at``) and writes one ``KEY_ROTATION`` event (counts and ids, never a
-   value).
+   then one statement per table: ``audit.history.bulk_reseal``, with one change record
+   naming every row and each new value's SHA-256, for a table under change history),
+   marks the cases keyed (``Case.keyed_at``, likewise) and writes one ``KEY_ROTATION``
+   event (counts and ids, never a value).
 
 Until a case is marked, its readers hold both keys (``casework.selectors.case_keys``),
 after it only the case's: a value is never readable by neither key. A value already
