@@ -178,6 +178,53 @@ def bulk_update(
     return cursor.fetchone()[0]
 
 
+def bulk_reseal(
+    cursor,
+    table: str,
+    ids: Sequence[Any],
+    columns: dict[str, Sequence[bytes | None]],
+    *,
+    id_type: str | None = None,
+    stamp: str | None = None,
+) -> int:
+    """Move sealed values of the rows ``ids`` of the tracked ``table`` to another data key
+    (``columns``: name -> the new sealed value per id, in the order of ``ids``; a value
+    given as it is stays) and, if ``stamp`` names an empty ``timestamptz`` column, set it
+    to the statement's time: one statement, **one** change record for it.
+
+    The database function ``audit_bulk_reseal`` (migration ``0013_bulk_reseal``) refuses
+    any value that is not a re-sealing of the row's value (a sealed value whose header
+    names another key than the old one's) and a stamp already set; its record names every
+    row id, which of its values moved and the SHA-256 of each new value — never the value
+    (docs/adr/0023-keys-per-case.md, session 14). ``cursor``, ``ids`` and
+    ``id_type`` as for :func:`bulk_update`. Returns the rows updated."""
+    if not ids:
+        return 0
+    values: list[bytes | None] = []
+    for column_values in columns.values():
+        if len(column_values) != len(ids):
+            raise ValueError("one value per id in every column")
+        values.extend(column_values)
+    id_cast = ""
+    if id_type is not None:
+        id_cast = f"::{_identifier(id_type)}[]"
+        ids = TextArray(ids)
+    else:
+        ids = list(ids)
+    register_binary_arrays(cursor)
+    cursor.execute(
+        f"SELECT audit_bulk_reseal(%s::regclass, %b{id_cast}, %b::text[], %b, %s::text)",
+        [
+            _identifier(table),
+            ids,
+            [_identifier(c) for c in columns],
+            ByteaArray(values),
+            None if stamp is None else _identifier(stamp),
+        ],
+    )
+    return cursor.fetchone()[0]
+
+
 # --- Arrays in PostgreSQL's binary format -----------------------------------------
 
 _HEAD = struct.Struct("!iiIii")  # dimensions, has nulls, element type, length, lower bound

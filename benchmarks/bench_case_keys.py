@@ -4,14 +4,15 @@
 holds them: every sealed value under the person's data key, ``keyed_at`` empty. Each
 case: the referral reason, the screening note and the plan (``workflows_sigcase``),
 four timeline entries of which two with a reason, two actions with a note — seven
-sealed values in eight rows of three tracked tables (the change history's trigger
-fires for each). Bulk-loaded with ``COPY``; then ``reseal_case_keys`` (batches of
-1 000, two at a time on their own connections — ``BENCH_WORKERS`` — each: the persons
-re-keyed and the case keys made and committed in the key store, one transaction of
-locks, re-sealing, one ``UPDATE … FROM unnest`` per table and the access-log event).
-Besides the rate it reports CPU per case (this process, the database sessions) and
-round trips (``benchmarks.measure``): the machine is shared. ``BENCH_RESEAL_CASES``
-for a smaller run.
+sealed values in eight rows, six of them in two tables under the change history
+(``casework_caseevent`` is not). Bulk-loaded with ``COPY``; then ``reseal_case_keys`` (batches of
+1 000, two at a time in worker processes with their own connections — ``BENCH_WORKERS``
+— each: the persons re-keyed and the case keys made and committed in the key store, one
+transaction of locks, re-sealing, one statement with one change record per table and
+the access-log event). Besides the rate it reports CPU per case (this process and its
+worker processes, the database sessions) and round trips of this process
+(``benchmarks.measure``; the workers' are not counted): the machine is shared.
+``BENCH_RESEAL_CASES`` for a smaller run.
 """
 
 from __future__ import annotations
@@ -33,19 +34,32 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 
 
 def run(report) -> None:
+    from audit.services import seal_now
     from casework.services.case_reseal import reseal_case_keys
 
     total = _load_legacy_cases()
+    # The load's own change records (every COPY'd row of a tracked table) are chained
+    # first: their sealing is the setup's, not the re-seal's (whose records are sealed
+    # inside the window).
+    seal_now()
+    before = os.times()
     with Measured() as measured:
         result = reseal_case_keys(
             purpose="Benchmark: nycklar per ärende", batch_size=BATCH, workers=WORKERS
         )
+    after = os.times()
+    # The worker processes' CPU (ended and waited for inside the block) is the re-seal's.
+    workers_cpu = (after.children_user + after.children_system) - (
+        before.children_user + before.children_system
+    )
+    measured.cpu += workers_cpu
     elapsed = measured.wall
     assert result.cases == total and result.remaining == 0, result
     report("re-seal to per-case keys", total / elapsed, "cases/s", ">= 5000 cases/s (2 cores)")
     report("re-seal: values re-sealed", result.values / elapsed, "values/s", "")
     report("re-seal: persons given a new key", result.persons_rekeyed, "persons", "")
     report("re-seal: cases per process CPU second", total / max(measured.cpu, 1e-9), "cases/s", "")
+    report("re-seal: worker processes' CPU per case", 1000 * workers_cpu / total, "ms", "")
     measured.report(report, "re-seal", total, "case", batches=result.batches)
 
 

@@ -10,9 +10,10 @@ In batches of cases, each:
 2. one transaction of the main database locks the batch's case rows (those still
    waiting: a parallel run or a culling may have moved some), re-seals every value
    of every case-owned table still under the person's key (``SELECT … FOR UPDATE``,
-   one ``UPDATE … FROM unnest(…)`` per table), marks the cases keyed
-   (``Case.keyed_at``) and writes one ``KEY_ROTATION`` event (counts and ids, never a
-   value).
+   then one statement per table: ``audit.history.bulk_reseal``, with one change record
+   naming every row and each new value's SHA-256, for a table under change history),
+   marks the cases keyed (``Case.keyed_at``, likewise) and writes one ``KEY_ROTATION``
+   event (counts and ids, never a value).
 
 Until a case is marked, its readers hold both keys (``casework.selectors.case_keys``),
 after it only the case's: a value is never readable by neither key. A value already
@@ -28,25 +29,28 @@ noise they are.
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from multiprocessing.util import Finalize
 
 import psycopg
 from django.apps import apps
+from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from audit.history import (
     ByteaArray,
     TextArray,
     UuidArray,
-    bulk_update,
+    bulk_reseal,
     register_binary_arrays,
     tracked_tables,
 )
-from audit.services import Action, record_event
+from audit.services import Action, record_event, seal_now
 from casework.crypto.envelope import HEADER_LEN, DataKeyMaterial, random_nonces, reseal
 from casework.crypto.errors import DecryptionError
 from casework.crypto.keystore import (
@@ -204,7 +208,7 @@ def reseal_case_keys(
 ) -> ResealResult:
     """Move every waiting case to a key of its own, ``batch_size`` cases per batch (each
     committed on its own, with its ``KEY_ROTATION`` event), ``workers`` batches at a
-    time on their own connections (:mod:`casework.services.batches`); stop after
+    time in processes of their own (:func:`_in_processes`); stop after
     ``max_batches`` if given. ``progress(done, total)`` after each batch. Idempotent and
     resumable."""
     purpose = require_purpose(purpose)
@@ -232,10 +236,13 @@ def reseal_case_keys(
             after, made = rows[-1], made + 1
             yield [case for _person, case in rows]
 
-    def work(ids):
-        return _reseal_batch(ids, user=user, purpose=purpose)
-
-    for moved, sealed, persons in run_batches(waiting(), work, workers=workers):
+    if workers > 1:
+        results = _in_processes(waiting(), user=user, purpose=purpose, workers=workers)
+    else:
+        results = run_batches(
+            waiting(), lambda ids: _reseal_batch(ids, user=user, purpose=purpose), workers=1
+        )
+    for moved, sealed, persons in results:
         cases, values, batches = cases + moved, values + sealed, batches + 1
         rekeyed += persons
         if progress:
@@ -247,6 +254,60 @@ def reseal_case_keys(
         remaining=waiting_cases(),
         persons_rekeyed=rekeyed,
     )
+
+
+def _in_processes(
+    batches: Iterable[list[uuid.UUID]], *, user, purpose: str, workers: int
+) -> Iterator[tuple[int, int, int]]:
+    """``_reseal_batch`` of every batch in ``workers`` processes (forked from this one,
+    each with its own database connections), the results as batches finish: the batches'
+    Python work (AES-GCM, key wrapping, arrays) runs on every core, not under one
+    interpreter lock. The ids are paged here, so no two batches share a case; the first
+    error stops the submitting and is raised once the running batches are done (each
+    committed or rolled back on its own). The access log's chain is sealed here, between
+    batches (the workers do not start sealer threads of their own)."""
+    if connections["default"].in_atomic_block:
+        raise RuntimeError("workers > 1 needs committed batches: not inside a transaction")
+    connections.close_all()  # no connection of this process is shared with a worker
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_worker_started,
+    )
+    running: set[Future] = set()
+    try:
+        # A process forks its workers at the first submission: before this process opens
+        # a connection again (the next page of ids).
+        pool.submit(int).result()
+        for batch in batches:
+            if len(running) >= 2 * workers:  # one waiting behind each running batch
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                yield from _finished(done)
+            running.add(pool.submit(_reseal_batch, batch, user=user, purpose=purpose))
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            yield from _finished(done)
+    finally:
+        for future in running:
+            future.cancel()
+        pool.shutdown(wait=True)
+        seal_now()
+
+
+def _finished(done: set[Future]) -> Iterator[tuple[int, int, int]]:
+    results = [future.result() for future in done]  # an error comes through here
+    seal_now()
+    yield from results
+
+
+def _worker_started() -> None:
+    """In a forked worker: forget the connections of the parent (never used here, and not
+    closed: they are the parent's), seal nothing (the parent does) and close this
+    process's own connections when it ends."""
+    for alias in connections:
+        connections[alias].connection = None
+    settings.AUDIT_SEAL_INTERVAL = None
+    Finalize(None, connections.close_all, exitpriority=10)
 
 
 def reseal_cases(*, case_ids: list[uuid.UUID], purpose: str, user=None) -> ResealResult:
@@ -375,10 +436,8 @@ def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int
         }
         owners = TextArray(keys)
         values = sum(_reseal_table(cursor, table, keys, owners) for table in case_sealed_tables())
-        now = timezone.now()
-        bulk_update(
-            cursor, Case._meta.db_table, list(keys), {"keyed_at": [now] * len(keys)}, id_type="uuid"
-        )
+        # Marked in one statement with one change record (the ids and the time).
+        bulk_reseal(cursor, Case._meta.db_table, list(keys), {}, id_type="uuid", stamp="keyed_at")
         unreadable = sum(1 for key, _person in keys.values() if key is None)
         record_event(
             action=Action.KEY_ROTATION,
@@ -468,9 +527,9 @@ def _reseal_table(
     row_ids = [u[0] for u in updates]
     columns = {column: [u[i] for u in updates] for i, column in enumerate(table.columns, 1)}
     if table.table in _tracked_tables(cursor):
-        # One statement with its change records, paired by primary key (ADR 0005, "The
-        # bulk path"): the records the row trigger writes, without its per-row cost.
-        bulk_update(cursor, table.table, row_ids, columns, id_type=table.pk_type)
+        # One statement with one change record: every row id, which values moved and each
+        # new value's SHA-256, never a value (ADR 0023, session 14).
+        bulk_reseal(cursor, table.table, row_ids, columns, id_type=table.pk_type)
     else:
         names = ", ".join(table.columns)
         assignments = ", ".join(f"{c} = v.{c}" for c in table.columns)

@@ -4,6 +4,9 @@ chain, and the row trigger's standing aside cannot be switched on by a session."
 
 from __future__ import annotations
 
+import hashlib
+import uuid
+
 import psycopg
 import pytest
 from django.db import connection, transaction
@@ -142,3 +145,86 @@ def test_a_session_cannot_switch_the_row_trigger_off(app_role):  # noqa: F811
     assert record["data"]["name"] == "Bulk"
     assert record["db_role"] == connection.settings_dict["USER"]
     assert_one_verified_chain()
+
+
+# --- The re-seal's record (audit_bulk_reseal, migration 0013) -------------------------
+
+
+def _sealed(key_id: bytes, body: bytes) -> bytes:
+    return b"\x01" + key_id + body
+
+
+def _person_with_name(value: bytes) -> str:
+    """A person row whose ``name`` is ``value`` (a tracked table with a sealed column)."""
+    person_id = str(uuid.uuid4())
+    raw(
+        "INSERT INTO casework_person "
+        "(id, name, birth_year, gender, area, protected_identity, created_at) "
+        "VALUES (%s, %s, 2008, 'unknown', 'other', 0, now())",
+        [person_id, value],
+    )
+    return person_id
+
+
+OLD_KEY, NEW_KEY = b"o" * 16, b"n" * 16
+
+
+def test_the_reseal_writes_one_record_with_digests_and_refuses_anything_else(db):
+    ids = [_person_with_name(_sealed(OLD_KEY, bytes([n]) * 40)) for n in range(3)]
+    new = [_sealed(NEW_KEY, bytes([n + 10]) * 40) for n in range(3)]
+    integrity.seal()
+    last = _last()
+    with transaction.atomic(), _cursor() as cursor:
+        raw(f"SELECT set_config('{history.CONTEXT_SETTING}', %s, true)", [CONTEXT])
+        assert history.bulk_reseal(cursor, "casework_person", ids, {"name": new}, id_type="uuid")
+        assert raw("SELECT current_setting('samverkan.audit_bulk', true)") == [("",)]
+    (record,) = ChangeRecord.objects.filter(id__gt=last)
+    assert (record.table_name, record.row_id, record.operation) == ("casework_person", "", "UPDATE")
+    assert record.changed_fields == ["name"] and record.context["username"] == "anna"
+    assert sorted(record.data["reseal"]["rows"], key=lambda e: e["id"]) == sorted(
+        (
+            {"id": i, "name": "sha256:" + hashlib.sha256(v).hexdigest()}
+            for i, v in zip(ids, new, strict=True)
+        ),
+        key=lambda e: e["id"],
+    )
+    assert raw("SELECT name FROM casework_person WHERE id = %s", [ids[0]]) == [(new[0],)]
+    assert PendingEntry.objects.filter(source="history", entry_id=record.id).count() == 1
+    assert_one_verified_chain()
+
+    # Not a re-sealing: the same key with another value, no sealed value, an empty value
+    # over a value, a non-sealed column, a stamp on a column that is not a timestamp.
+    refused = [
+        {"name": [_sealed(NEW_KEY, b"x" * 40)]},
+        {"name": [b"klartext som inte \xe4r krypterad"]},
+        {"name": [None]},
+        {"birth_year": [b"x"]},
+    ]
+    for columns in refused:
+        last = _last()
+        with pytest.raises(psycopg.Error), transaction.atomic(), _cursor() as cursor:
+            history.bulk_reseal(cursor, "casework_person", ids[:1], columns, id_type="uuid")
+        assert not ChangeRecord.objects.filter(id__gt=last).exists()
+    assert raw("SELECT name FROM casework_person WHERE id = %s", [ids[0]]) == [(new[0],)]
+    with pytest.raises(psycopg.Error), transaction.atomic(), _cursor() as cursor:
+        history.bulk_reseal(cursor, "casework_person", ids[:1], {}, id_type="uuid", stamp="area")
+
+
+def test_the_reseal_stamps_an_empty_time_once(db):
+    # (A tracked table's empty timestamp: the persons' erasure time stands in for keyed_at.)
+    ids = [_person_with_name(_sealed(OLD_KEY, b"s" * 40)) for _ in range(2)]
+    last = _last()
+    with transaction.atomic(), _cursor() as cursor:
+        updated = history.bulk_reseal(
+            cursor, "casework_person", ids, {}, id_type="uuid", stamp="erased_at"
+        )
+    assert updated == 2
+    (record,) = ChangeRecord.objects.filter(id__gt=last)
+    assert record.changed_fields == ["erased_at"]
+    assert sorted(e["id"] for e in record.data["reseal"]["rows"]) == sorted(ids)
+    stamped = raw("SELECT erased_at FROM casework_person WHERE id = %s", [ids[0]])[0][0]
+    assert record.data["reseal"]["stamp"]["erased_at"] == stamped.isoformat()
+    # Set already: refused, nothing changed.
+    with pytest.raises(psycopg.Error), transaction.atomic(), _cursor() as cursor:
+        history.bulk_reseal(cursor, "casework_person", ids, {}, id_type="uuid", stamp="erased_at")
+    assert raw("SELECT erased_at FROM casework_person WHERE id = %s", [ids[0]])[0][0] == stamped

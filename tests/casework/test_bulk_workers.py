@@ -15,6 +15,7 @@ from casework.models import Case, DataKey, Person
 from casework.services.batches import run_batches
 from casework.services.case_reseal import reseal_case_keys
 from casework.services.retention import cull
+from tests.audit.helpers import assert_one_verified_chain
 from tests.casework.test_case_keys import _back_to_person_key
 from tests.casework.test_retention import DUE_DAY, closed_case, person_born
 from tests.conftest import COMMITTED_DB
@@ -78,3 +79,44 @@ def test_reseal_and_cull_with_two_workers(demo):
     again = cull(today=DUE_DAY, batch_size=2, workers=2)
     assert again.culled == [] and again.persons_erased == 0
     assert AccessEvent.objects.filter(action="cull").count() == 5
+
+
+@COMMITTED_DB
+def test_reseal_in_processes_resumes_and_ends_as_one_worker_would(demo):
+    """``--workers 2`` re-seals in forked processes: interrupted (``max_batches``) it has
+    moved whole batches only, and a second run finishes; every value then opens under its
+    own case's key to the same text as before, each case and its person re-keyed once, one
+    event per batch, every queued entry sealed and the chain verified."""
+    from casework.crypto.envelope import Sealed, open_sealed
+    from casework.crypto.keystore import load_data_key
+    from tests.casework.test_case_keys import _key_id, _key_ids, _sealed_of
+
+    persons = [person_born(demo) for _ in range(3)]
+    cases = [sig_case(demo, person=person) for person in persons for _ in range(2)]
+    texts = {}
+    for case in cases:
+        key = load_data_key(owner_type=CASE, owner_id=case.pk)
+        for (table, column, row_id), blob in _sealed_of(case.pk).items():
+            where = {"table": table, "column": column, "row_id": row_id}
+            texts[(table, column, row_id)] = open_sealed(key, Sealed(blob), **where)
+        _back_to_person_key(case)
+    events = AccessEvent.objects.filter(action="key_rotation", object_type=CASE)
+
+    first = reseal_case_keys(purpose="Test", batch_size=2, max_batches=2, workers=2)
+    assert first.cases == 4 and first.batches == 2 and first.remaining == 2
+    assert Case.objects.filter(keyed_at__isnull=True).count() == 2
+    rest = reseal_case_keys(purpose="Test", batch_size=2, workers=2)
+    assert rest.cases == 2 and rest.remaining == 0
+    assert first.persons_rekeyed + rest.persons_rekeyed == 3
+    assert events.count() == 3
+
+    for case in cases:
+        sealed = _sealed_of(case.pk)
+        assert _key_ids(sealed) == {_key_id(CASE, case.pk)}
+        key = load_data_key(owner_type=CASE, owner_id=case.pk)
+        for (table, column, row_id), blob in sealed.items():
+            where = {"table": table, "column": column, "row_id": row_id}
+            assert open_sealed(key, Sealed(blob), **where) == texts[(table, column, row_id)]
+    assert DataKey.objects.filter(owner_type=PERSON_PREVIOUS).count() == 3
+    assert_one_verified_chain()  # the workers' queued entries sealed by the parent
+    assert reseal_case_keys(purpose="Test", batch_size=2, workers=2).cases == 0

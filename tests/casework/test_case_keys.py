@@ -6,7 +6,9 @@ person's key before keys per case, resumable and idempotent."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import uuid
 
 import pytest
@@ -250,10 +252,11 @@ def test_reseal_moves_person_key_data_resumably_and_idempotently(two_cases, demo
     assert events.count() == 2
 
 
-def test_the_reseal_is_in_the_change_history_row_by_row(two_cases, demo):
-    """Each table's re-sealing is one UPDATE of many rows; the history (its
-    row trigger) holds one record per re-sealed row of a tracked table,
-    with exactly the ciphertext that row holds now and the re-sealed columns named."""
+def test_the_reseal_is_in_the_change_history_statement_by_statement(two_cases, demo):
+    """Each table's re-sealing is one statement with one change record (ADR 0023, session
+    14): every re-sealed row of a tracked table by id, its re-sealed
+    columns with the SHA-256 of exactly the ciphertext the row holds now — never the
+    ciphertext itself — and the cases' ``keyed_at`` stamp in one record of their own."""
     _person, active, referred = two_cases
     for case in (active, referred):
         _back_to_person_key(case)
@@ -270,21 +273,30 @@ def test_the_reseal_is_in_the_change_history_row_by_row(two_cases, demo):
     for case in (active, referred):
         for (table, column, row_id), blob in _sealed_of(case.pk).items():
             if table in tracked:
-                expected.setdefault((table, str(row_id)), {})[column] = "\\x" + blob.hex()
-    assert len(expected) >= 4  # both SIG cases and the action at least
+                digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+                expected.setdefault(table, {}).setdefault(str(row_id), {})[column] = digest
+    assert len(expected) >= 2  # the SIG cases and the action at least
     records = ChangeRecord.objects.filter(id__gt=last, operation="UPDATE").exclude(
         table_name="casework_case"
     )
-    found = {(r.table_name, r.row_id): r for r in records}
+    found = {r.table_name: r for r in records}
+    assert len(found) == records.count()  # one record per table
     assert set(found) == set(expected)
-    for place, columns in expected.items():
-        record = found[place]
-        assert {c: record.data[c] for c in columns} == columns
-        assert set(columns) <= set(record.changed_fields)
-    # The cases' keyed_at: one record per case, from one statement.
-    keyed = ChangeRecord.objects.filter(id__gt=last, table_name="casework_case")
-    assert sorted(r.row_id for r in keyed) == sorted(str(c.pk) for c in (active, referred))
-    assert all(r.changed_fields == ["keyed_at"] for r in keyed)
+    for table, rows in expected.items():
+        record = found[table]
+        assert record.row_id == ""
+        entries = {e.pop("id"): e for e in record.data["reseal"]["rows"]}
+        assert entries == rows
+        assert record.changed_fields == sorted({c for columns in rows.values() for c in columns})
+        assert "\\x" not in json.dumps(record.data)  # no ciphertext
+    # The cases' keyed_at: one record for the batch, naming both cases and the time.
+    (keyed,) = ChangeRecord.objects.filter(id__gt=last, table_name="casework_case")
+    assert keyed.changed_fields == ["keyed_at"] and keyed.row_id == ""
+    assert sorted(e["id"] for e in keyed.data["reseal"]["rows"]) == sorted(
+        str(c.pk) for c in (active, referred)
+    )
+    active.refresh_from_db()
+    assert keyed.data["reseal"]["stamp"]["keyed_at"] == active.keyed_at.isoformat()
 
 
 def test_the_chain_verifies_after_a_reseal(two_cases, demo):

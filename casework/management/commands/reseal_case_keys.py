@@ -30,7 +30,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--reason", default=PURPOSE, help="recorded in the access log")
         parser.add_argument(
-            "--workers", type=int, default=1, help="batches at a time, each on its own connection"
+            "--workers",
+            type=int,
+            default=1,
+            help="batches at a time, each in a process of its own with its own connections",
         )
 
     def handle(
