@@ -24,6 +24,7 @@ from the one identity sequence of the parent table, so ``id`` alone stays unique
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -55,12 +56,16 @@ class AccessEvent(models.Model):
         ALLOWED = "allowed", _("Allowed")
         DENIED = "denied", _("Denied")
 
-    occurred_at = models.DateTimeField(_("time (UTC)"), default=timezone.now, db_index=True)
+    # Indexed by a BRIN index (``Meta.indexes``): events are appended in time order.
+    occurred_at = models.DateTimeField(_("time (UTC)"), default=timezone.now)
     # Who: the account and a snapshot of its identity at the time of the event
     # (accounts can be renamed, moved or deactivated later). For a failed login
     # ``username`` is the name that was tried (there may be no such account).
     # No index of its own: the search goes by the username snapshot, and
     # accounts are never deleted (PROTECT; administrators have no delete right).
+    # No foreign-key constraint in the database (docs/adr/0031, session 14): its check
+    # at every event's commit read and key-share-locked the account's row; the id is
+    # the account's as the event's service found it, and the chain seals it.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("user"),
@@ -69,6 +74,7 @@ class AccessEvent(models.Model):
         blank=True,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     username = models.CharField(_("username"), max_length=150, blank=True)
     organisation_name = models.CharField(_("organisation"), max_length=200, blank=True)
@@ -95,8 +101,12 @@ class AccessEvent(models.Model):
         default_permissions = ()
         # The auditor's search pages by id (keyset) within one filter; each
         # selective filter has an index ending in id so a page is an index range.
-        # Every index costs every insert, so there is none beyond these.
+        # Every index costs every insert, so there is none beyond these. The period
+        # (the log review's, the search's start and end) is a BRIN index: a few bytes per
+        # block range, nothing written by an insert into the newest, unsummarised range,
+        # where a B-tree took an entry per event (docs/adr/0031, session 14).
         indexes = [
+            BrinIndex(fields=["occurred_at"], name="audit_event_occurred_brin", autosummarize=True),
             models.Index(fields=["username", "id"], name="audit_event_username_id"),
             models.Index(fields=["person_id", "id"], name="audit_event_person_id"),
             models.Index(fields=["action", "id"], name="audit_event_action_id"),

@@ -363,3 +363,66 @@ def test_the_migration_converts_a_table_that_has_rows(db):
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         raw("DELETE FROM audit_accessevent WHERE id = 7")
     raw("SET LOCAL search_path = public")
+
+
+def test_every_partition_indexes_the_period_by_brin_and_checks_no_account_key(months):
+    """Session 14 of ADR 0031: the period's index is a BRIN index on every partition, the
+    ones made later included, and no event's insert checks a foreign key."""
+    call_command("audit", "partitions", "--ahead", "5", stdout=io.StringIO())
+    partitions = [
+        name
+        for (name,) in raw(
+            "SELECT inhrelid::regclass::text FROM pg_inherits "
+            "WHERE inhparent = 'audit_accessevent'::regclass"
+        )
+    ]
+    assert partition_name(add_months(THIS_MONTH, 5)) in partitions
+    assert "audit_accessevent_default" in partitions
+    for table in ["audit_accessevent", *partitions]:
+        on_time = [
+            definition
+            for (definition,) in raw(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s::regclass",
+                [table],
+            )
+            if "(occurred_at)" in definition
+        ]
+        assert len(on_time) == 1, (table, on_time)
+        assert "USING brin" in on_time[0]
+        foreign_keys = raw(
+            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+            [table],
+        )
+        assert foreign_keys == [], table
+
+
+def test_a_review_of_a_week_finds_its_events_through_the_brin_index(months):
+    """The period alone narrows the rows read: a week's events, none of the other weeks'."""
+    from audit import review
+
+    week = _at(PAST, 10)
+    inside = _insert(week, 5)
+    outside = _insert(_at(PAST, 2), 5) + _insert(_at(PAST, 25), 5)
+    raw(
+        "SELECT brin_summarize_new_values(indexrelid::regclass) FROM pg_index "
+        "WHERE indrelid = %s::regclass AND indexrelid::regclass::text LIKE %s",
+        [partition_name(PAST), "%occurred_at%"],
+    )
+    start, end = week - dt.timedelta(days=3), week + dt.timedelta(days=4)
+    found = review.break_the_glass(start, end)
+    assert found.events == []
+    found = {event.id for event in review._person_events(start, end)}
+    assert set(inside) <= found
+    assert not found & set(outside)
+
+
+def test_an_account_named_by_an_event_is_still_protected_from_deletion(db):
+    """Without the database's foreign key the model's PROTECT still keeps the account."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import ProtectedError
+
+    user = get_user_model().objects.create_user("protokoll.läsare")
+    event = record_event(action=Action.LOGIN, user=user)
+    with pytest.raises(ProtectedError):
+        user.delete()
+    assert AccessEvent.objects.get(pk=event.pk).user_id == user.pk
