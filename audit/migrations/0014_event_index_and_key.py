@@ -21,7 +21,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("audit", "0012_bulk_history"),
+        ("audit", "0013_bulk_reseal"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
