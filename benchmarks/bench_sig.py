@@ -47,12 +47,9 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import statistics
 import time
 from contextlib import contextmanager
-from http.cookies import SimpleCookie
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -421,34 +418,6 @@ def _page_cases(count: int) -> list[tuple[str, str]]:
     return pairs
 
 
-def _cookies(headers) -> dict[str, str]:
-    jar = SimpleCookie()
-    for name, value in headers:
-        if name.lower() == "set-cookie":
-            jar.load(value)
-    return {key: morsel.value for key, morsel in jar.items()}
-
-
-def _login(port: int, username: str) -> str:
-    """Log in through the login form; return the session cookie's value."""
-    status, headers, body = live.request(port, "GET", "/konto/logga-in/")
-    assert status == 200, status
-    csrf_cookie = _cookies(headers)[settings.CSRF_COOKIE_NAME]
-    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', body).group(1).decode()
-    status, headers, _body = live.request(
-        port,
-        "POST",
-        "/konto/logga-in/",
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Cookie": f"{settings.CSRF_COOKIE_NAME}={csrf_cookie}",
-        },
-        body=urlencode({"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token}),
-    )
-    assert status == 302, f"login of {username} answered {status}"
-    return _cookies(headers)[settings.SESSION_COOKIE_NAME]
-
-
 def _page_views(clients: list[tuple[str, str]]) -> list:
     """For each (session, case id): a callable making the request of its case page."""
 
@@ -469,7 +438,9 @@ def _case_page_under_load(report) -> None:
     workers = live.default_workers()
     server = live.Server(workers)
     try:
-        clients = [(_login(server.port, username), case_id) for username, case_id in pairs]
+        clients = [
+            (live.login(server.port, username, PASSWORD), case_id) for username, case_id in pairs
+        ]
         # Every client may see its own case.
         for session, case_id in clients:
             status, _headers, _body = live.request(

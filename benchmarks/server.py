@@ -1,8 +1,15 @@
 """What the benchmarks against a live server share: gunicorn on 127.0.0.1, concurrent
 HTTP clients, percentiles and the CPU the server's processes used.
 
-Not a benchmark module itself (``__main__.MODULES`` does not list it): ``bench_sig``
-(the case page) and ``bench_api`` (the integration API) use it.
+Not a benchmark module itself (``__main__.MODULES`` does not list it): ``bench_web``
+(the task inbox and the case list), ``bench_sig`` (the case page) and ``bench_api`` (the
+integration API) use it.
+
+The server runs ``gunicorn config.wsgi`` as README's deployment section does, with
+gunicorn's default *sync* workers (one request at a time each, no keep-alive), as many as
+gunicorn recommends (:func:`default_workers`: 2 x cores + 1, 5 on 2 cores; README's
+example names 4), ``DEBUG`` off (the cached template loader, as in production) and
+persistent database connections (``CONN_MAX_AGE``), as a deployment runs them.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import http.client
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -19,8 +27,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.db import connections
@@ -124,6 +133,45 @@ def request(port: int, method: str, path: str, *, headers=None, body=None):
         return send(connection, (method, path, headers or {}, body))
     finally:
         connection.close()
+
+
+def cookies(headers) -> dict[str, str]:
+    """The cookies a response's ``Set-Cookie`` headers set: {name: value}."""
+    jar = SimpleCookie()
+    for name, value in headers:
+        if name.lower() == "set-cookie":
+            jar.load(value)
+    return {key: morsel.value for key, morsel in jar.items()}
+
+
+def login(port: int, username: str, password: str) -> str:
+    """Log in through the login form; return the session cookie's value."""
+    status, headers, body = request(port, "GET", "/konto/logga-in/")
+    assert status == 200, status
+    csrf_cookie = cookies(headers)[settings.CSRF_COOKIE_NAME]
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', body).group(1).decode()
+    status, headers, _body = request(
+        port,
+        "POST",
+        "/konto/logga-in/",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"{settings.CSRF_COOKIE_NAME}={csrf_cookie}",
+        },
+        body=urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token}),
+    )
+    assert status == 302, f"login of {username} answered {status}"
+    return cookies(headers)[settings.SESSION_COOKIE_NAME]
+
+
+def page_views(sessions: list[str], path: str) -> list[Callable[[], Request]]:
+    """For each session cookie: a callable making the request of ``path`` in that session."""
+
+    def view(session: str):
+        call = ("GET", path, {"Cookie": f"{settings.SESSION_COOKIE_NAME}={session}"}, None)
+        return lambda: call
+
+    return [view(session) for session in sessions]
 
 
 def send(connection: http.client.HTTPConnection, call: Request):

@@ -18,6 +18,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.functional import LazyObject, empty
 from django.utils.translation import gettext as _
 
 from casework import policy
@@ -44,6 +45,7 @@ class SecondFactorMiddleware:
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         pending = policy.second_factor_pending(request)
+        _unwrap_user(request)
         if pending is None:
             return None
         match = request.resolver_match
@@ -56,6 +58,22 @@ class SecondFactorMiddleware:
             return None
         next_url = request.get_full_path() if request.method == "GET" else "/"
         return HttpResponseRedirect(_with_next(PAGE_FOR[pending], next_url))
+
+
+def _unwrap_user(request) -> None:
+    """Put the user object itself in ``request.user`` once it has been read.
+
+    ``AuthenticationMiddleware`` and django-otp's ``OTPMiddleware`` each wrap it in a
+    ``SimpleLazyObject`` (django-otp's around Django's), which forwards every attribute
+    read through both — hundreds a page (templates, menus, policy). The object read is
+    the same one (with django-otp's ``otp_device`` and ``is_verified``); a user not yet
+    read stays lazy.
+    """
+    user = getattr(request, "user", None)
+    while isinstance(user, LazyObject) and user._wrapped is not empty:
+        user = user._wrapped
+    if user is not None and not isinstance(user, LazyObject):
+        request.user = user
 
 
 def require_step_up(request, *, next_url: str | None = None):

@@ -46,3 +46,21 @@ def label(obj, field_name: str) -> str:
 def _labels(model, field_name: str, language: str | None) -> dict:
     field = model._meta.get_field(field_name)
     return {value: str(text) for value, text in field.flatchoices}
+
+
+# Any UUID: the case page's address is the same for every case but this part.
+_SAMPLE_CASE = "00000000-0000-4000-8000-000000000000"
+
+
+@register.simple_tag(takes_context=True)
+def case_url(context, case_id) -> str:
+    """``{% url 'arenden:case' case_id %}`` for the rows of a list: the address is
+    reversed once a template render (a ``<uuid:case_id>`` path: each case's is the same
+    text with its own id), not once a row."""
+    prefix = context.render_context.get("samverkan_case_url")
+    if prefix is None:
+        from django.urls import reverse
+
+        sample = reverse("arenden:case", kwargs={"case_id": _SAMPLE_CASE})
+        prefix = context.render_context["samverkan_case_url"] = sample.split(_SAMPLE_CASE)
+    return f"{prefix[0]}{case_id}{prefix[1]}"

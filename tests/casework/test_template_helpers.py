@@ -57,3 +57,26 @@ def test_the_menu_key_changes_with_the_role(demo):
     after = menu_key(User.objects.get(username="anna.social"))
     assert after != before
     assert menu_key(User.objects.get(username="per.polis")) not in {before, after}
+
+
+@pytest.mark.parametrize(
+    "case_id",
+    [
+        "7e287596-b7e8-4512-b8a4-0a0f86544f0a",
+        "00000000-0000-4000-8000-000000000000",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    ],
+)
+def test_case_url_is_the_case_pages_reversed_address(case_id):
+    import uuid
+
+    from django.urls import reverse
+
+    pk = uuid.UUID(case_id)
+    rendered = Template("{% load samverkan %}{% case_url a %} {% case_url b %}").render(
+        Context({"a": pk, "b": uuid.UUID(int=pk.int ^ 1)})
+    )
+    assert rendered == " ".join(
+        reverse("arenden:case", kwargs={"case_id": value})
+        for value in (pk, uuid.UUID(int=pk.int ^ 1))
+    )
