@@ -398,7 +398,8 @@ class DataSet:
             "INSERT INTO viewflow_task (id, flow_task, flow_task_type, status, created,"
             " assigned, token, owner_id, owner_permission, process_id, data)"
             " SELECT %(base)s + i, %(flow_task)s, %(flow_task_type)s, 'ASSIGNED', step3, step3,"
-            " 'start', (%(users)s::bigint[])[1 + mod(i * 7919, cardinality(%(users)s::bigint[]))],"
+            " 'start',"
+            " (%(users)s::bigint[])[1 + mod(i::bigint * 7919, cardinality(%(users)s::bigint[]))],"
             f" %(permission)s, %(base)s + i, '{{}}' {open_sig}",
             values,
         )
