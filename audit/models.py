@@ -312,3 +312,45 @@ class ArchivedPartition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.month:%Y-%m} ({self.entries} events)"
+
+
+class DailyVolume(models.Model):
+    """Person-data events of one account name and organisation on one local day (the log
+    review's "unusual volume", ``audit.review``), counted once for a day that has ended.
+
+    Filled by ``manage.py audit summarise`` on a timer (``audit.volumes.summarise``): only
+    the days that ended since its last run. A review reads the days it covers here and
+    counts the rest of its period live from the access log (docs/adr/0037)."""
+
+    day = models.DateField(_("day"))
+    username = models.CharField(_("username"), max_length=150, blank=True)
+    organisation_name = models.CharField(_("organisation"), max_length=200, blank=True)
+    count = models.IntegerField(_("events"))
+
+    class Meta:
+        verbose_name = _("daily volume")
+        verbose_name_plural = _("daily volumes")
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "username", "organisation_name"], name="audit_volume_unique"
+            )
+        ]
+        # The rule reads the user-days above its threshold: an index range on the count.
+        indexes = [models.Index(fields=["count", "day"], name="audit_volume_count_day")]
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.day}: {self.count}"
+
+
+class VolumeSummaryState(models.Model):
+    """How far ``DailyVolume`` is filled: every local day before ``filled_until``. One row;
+    its lock serialises the fills."""
+
+    filled_until = models.DateField(null=True)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"volume summary until {self.filled_until}"

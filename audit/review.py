@@ -23,6 +23,9 @@ Following IMY's checklist, entries are selected by rules *and* at random:
 Person-data events are the access-log events that name a person.
 """
 
+# The SQL names the model's (quoted) table; every value is a query parameter.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,8 +37,9 @@ from django.apps import apps
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet
-from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate, TruncHour
+from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncHour
 
+from audit import volumes
 from audit.models import AccessEvent
 from casework import policy
 
@@ -139,15 +143,42 @@ def off_hours(start: dt.datetime, end: dt.datetime, working_hours: tuple[int, in
 
 
 def high_volume(start: dt.datetime, end: dt.datetime, threshold: int) -> list[VolumeRow]:
-    rows = (
-        _person_events(start, end)
-        .annotate(day=TruncDate("occurred_at", tzinfo=_local_zone()))
-        .values("username", "organisation_name", "day")
-        .annotate(count=Count("id"))
-        .filter(count__gt=threshold)
-        .order_by("-count", "username", "day")[:ROW_LIMIT]
-    )
-    return [VolumeRow(**row) for row in rows]
+    """The user-days of [start, end) with more than ``threshold`` person-data events.
+
+    A whole local day that the summary holds (``DailyVolume``: days that ended, filled by
+    ``audit.volumes.summarise``) is read from it, by an index range on the count; the rest of the
+    period — a part of a day at either end, the days after the summary, a day of an
+    archived month — is counted live from the access log. The rows are those the count
+    over the whole period gives."""
+    summarised, live = volumes.ranges(start, end)
+    table = connection.ops.quote_name(AccessEvent._meta.db_table)
+    parts, params = [], []
+    if summarised:
+        days = " OR ".join(["(day >= %s AND day < %s)"] * len(summarised))
+        parts.append(
+            "SELECT username, organisation_name, day, count FROM audit_dailyvolume"
+            f" WHERE count > %s AND ({days})"
+        )
+        params += [threshold, *(day for pair in summarised for day in pair)]
+    for since, until in live:
+        parts.append(
+            f"SELECT username, organisation_name, (occurred_at AT TIME ZONE %s)::date,"
+            f" count(*) FROM {table} WHERE person_id IS NOT NULL"
+            " AND occurred_at >= %s AND occurred_at < %s"
+            " GROUP BY 1, 2, 3 HAVING count(*) > %s"
+        )
+        params += [settings.TIME_ZONE, since, until, threshold]
+    if not parts:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT username, organisation_name, day, count FROM ("
+            + " UNION ALL ".join(parts)
+            + ") AS volumes (username, organisation_name, day, count)"
+            " ORDER BY count DESC, username, day LIMIT %s",
+            [*params, ROW_LIMIT],
+        )
+        return [VolumeRow(*row) for row in cursor.fetchall()]
 
 
 def protected_identity(start: dt.datetime, end: dt.datetime) -> RuleResult:
@@ -252,7 +283,7 @@ def _first_person_events_at(
                             AND e.person_id IS NOT NULL AND e.id >= draw
                           ORDER BY e.id LIMIT 1)
             FROM unnest(%s::bigint[]) AS draws(draw)
-            """,  # noqa: S608 - the table name is the model's, quoted; values are parameters
+            """,
             [start, end, draws],
         )
         return {draw: event_id for draw, event_id in cursor.fetchall() if event_id is not None}

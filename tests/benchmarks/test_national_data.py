@@ -57,3 +57,21 @@ def test_the_loaded_data_opens_and_is_found_as_the_app_writes_it(demo):
     assert set(tasks.values_list("owner_id", flat=True)) <= {pk for pk, _name in data.users}
     assert {str(task.flow_task) for task in tasks} <= {"workflows/sig.flow.SigFlow.screen"}
     assert data.loaded == {"persons": 30, "cases": 9, "events": 1500}
+
+
+def test_two_loads_give_event_ids_in_time_order_as_appends_do(demo):
+    from audit.services import Action, record_event
+
+    data = DataSet(0.00006)
+    data.load_to(0.00003, analyze=False)  # the small data set's events over the 24 months
+    data.load_to(0.00006, analyze=False)  # the national ones, over the same months
+
+    loaded = list(
+        AccessEvent.objects.filter(username__startswith="bench.n")
+        .order_by("id")
+        .values_list("occurred_at", flat=True)
+    )
+    assert len(loaded) == 3000
+    assert loaded == sorted(loaded)  # one time order, not two id ranges a month
+    appended = record_event(action=Action.LOGIN, user=demo["anna.social"])
+    assert appended.pk > AccessEvent.objects.filter(username__startswith="bench.n").latest("id").pk

@@ -15,6 +15,9 @@
   links and a signed manifest, then detach (or drop) its partition.
 - ``verify-archive MANIFEST [--against-database]``: check an exported month on its own
   (signature, file hash, every event's hash and link), optionally against the chain.
+- ``summarise [--rebuild]``: count the days that ended since its last run into the log
+  review's volume summary (``audit.volumes.summarise``; run daily with the checkpoint);
+  ``--rebuild`` forgets it first (after an import of past events).
 
 Output is plain English for operators (ADR 0003).
 """
@@ -37,7 +40,7 @@ DEFAULT_VERIFY_WORKERS = min(4, os.cpu_count() or 1)
 class Command(BaseCommand):
     help = (
         "Audit-log integrity: keygen, seal, checkpoint, verify, partitions, archive, "
-        "verify-archive."
+        "verify-archive, summarise."
     )
 
     def add_arguments(self, parser):
@@ -81,6 +84,13 @@ class Command(BaseCommand):
             help="also check each exported link against the chain in the database",
         )
 
+        summarise = commands.add_parser(
+            "summarise", help="count the ended days into the log review's volume summary"
+        )
+        summarise.add_argument(
+            "--rebuild", action="store_true", help="forget the summary and count it all again"
+        )
+
     def handle(self, *args, subcommand: str, **options):
         return getattr(self, f"_{subcommand.replace('-', '_')}")(**options)
 
@@ -98,6 +108,14 @@ class Command(BaseCommand):
             f"Signing key written to {path} (mode 0600), public key to {path}.pub; "
             f"key id {integrity.key_id(public_key)}."
         )
+
+    def _summarise(self, *, rebuild: bool = False, **options) -> None:
+        from audit import volumes
+
+        if rebuild:
+            volumes.rebuild()
+        days = volumes.summarise()
+        self.stdout.write(f"Volume summary: {days} days counted.")
 
     def _seal(self, **options) -> None:
         self.stdout.write(f"Sealed {integrity.seal()} entries.")
