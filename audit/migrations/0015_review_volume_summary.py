@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0012_bulk_history'),
+        ('audit', '0014_event_index_and_key'),
     ]
 
     operations = [
