@@ -265,8 +265,11 @@ def _widen(publication: Publication, pinned_cell: Cell) -> None:
         for cell in rows
         if cell.state != WITHHELD
     ]
-    if not unpublished:  # pragma: no cover - the year's own tables always resolve
-        raise RuntimeError("a pinned cell with nothing left to hide")
+    if not unpublished:
+        # Nothing in the calendar is left to hide and no table may be withheld: the
+        # measure's cells in this part are all left unpublished, so none can be worked
+        # out (seen in a full suite run: a 500 on a statistics CSV where this raised).
+        unpublished = [cell for _ref, cell in publication.cells() if cell.state != WITHHELD]
     for cell in unpublished:
         cell.state = WITHHELD
 

@@ -217,3 +217,18 @@ def test_a_year_of_two_cases_publishes_no_months():
     assert publication.totals["M10"].display(3) == disclosure.WITHHELD_MARK
     assert publication.totals["Q3"].state == disclosure.WITHHELD
     assert recoverable_cells(publication) == []
+
+
+def test_a_pinned_cell_with_nothing_left_to_hide_leaves_its_measure_unpublished():
+    """Every table around the pinned cell is the calendar's and already unpublished:
+    rather than fail (a 500 on the statistics pages), the part's cells are withheld."""
+    year = Cell(7)
+    quarters = {f"Q{q}": Cell(v, disclosure.WITHHELD) for q, v in enumerate([2, 0, 5, 0])}
+    publication = Publication(
+        {"Y": year, **quarters}, [Table("Y.quarters", "Y", quarters, linked=True)], threshold=5
+    )
+    year.state = disclosure.PRIMARY
+    disclosure._widen(publication, year)
+    assert {cell.state for _ref, cell in publication.cells()} == {disclosure.WITHHELD}
+    assert disclosure.pinned(publication) == []
+    assert recoverable_cells(publication) == []
