@@ -157,17 +157,7 @@ def bulk_update(
     as text in that SQL type (``uuid``), cast by the server. Returns the rows updated."""
     if not ids:
         return 0
-    values: list[Any] = []
-    for column_values in columns.values():
-        if len(column_values) != len(ids):
-            raise ValueError("one value per id in every column")
-        values.extend(column_values)
-    id_cast = ""
-    if id_type is not None:
-        id_cast = f"::{_identifier(id_type)}[]"
-        ids = TextArray(ids)
-    else:
-        ids = list(ids)
+    ids, id_cast, values = _bulk_arguments(ids, columns, id_type)
     if all(value is None or isinstance(value, bytes) for value in values):
         values = ByteaArray(values)
     register_binary_arrays(cursor)
@@ -200,17 +190,7 @@ def bulk_reseal(
     ``id_type`` as for :func:`bulk_update`. Returns the rows updated."""
     if not ids:
         return 0
-    values: list[bytes | None] = []
-    for column_values in columns.values():
-        if len(column_values) != len(ids):
-            raise ValueError("one value per id in every column")
-        values.extend(column_values)
-    id_cast = ""
-    if id_type is not None:
-        id_cast = f"::{_identifier(id_type)}[]"
-        ids = TextArray(ids)
-    else:
-        ids = list(ids)
+    ids, id_cast, values = _bulk_arguments(ids, columns, id_type)
     register_binary_arrays(cursor)
     cursor.execute(
         f"SELECT audit_bulk_reseal(%s::regclass, %b{id_cast}, %b::text[], %b, %s::text)",
@@ -223,6 +203,21 @@ def bulk_reseal(
         ],
     )
     return cursor.fetchone()[0]
+
+
+def _bulk_arguments(
+    ids: Sequence[Any], columns: dict[str, Sequence[Any]], id_type: str | None
+) -> tuple[Any, str, list[Any]]:
+    """The ids as sent (text in ``id_type``, cast by the server, or as they are), their
+    cast, and the values column after column (one per id in every column)."""
+    values: list[Any] = []
+    for column_values in columns.values():
+        if len(column_values) != len(ids):
+            raise ValueError("one value per id in every column")
+        values.extend(column_values)
+    if id_type is None:
+        return list(ids), "", values
+    return TextArray(ids), f"::{_identifier(id_type)}[]", values
 
 
 # --- Arrays in PostgreSQL's binary format -----------------------------------------
