@@ -3,11 +3,14 @@ and every guard of the state machine."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from audit.models import AccessEvent
-from casework.models import CaseLink, Consent
+from casework.models import Case, CaseLink, Consent
 from casework.services import cases as case_services
 from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.defector.factories import PURPOSE, assessment, defector_case, reassess_data
@@ -19,6 +22,7 @@ from workflows.defector.models import (
     DefectorCase,
     DefectorProcess,
     DefectorSupportCase,
+    FirstRouting,
     Level,
     Status,
     ThreatAssessment,
@@ -106,6 +110,24 @@ def test_oral_consent_is_not_enough(users):
     ]
     case_services.transition(user=anna, case=case, name="consent_insufficient", purpose=PURPOSE)
     assert case.status == Status.NOT_ELIGIBLE
+
+
+def test_a_not_eligible_close_is_a_close_like_any_other(users):
+    """Closed through ``close_case``: reason and time, and no review date left behind
+    (one set through the API before the consent failed)."""
+    case = defector_case(users, "accept")
+    anna = users["anna.social"]
+    review = timezone.localdate() + datetime.timedelta(days=30)
+    case_services.update_case(user=anna, case=case, purpose=PURPOSE, review_date=review)
+    record_consent(anna, case, PURPOSE, [case.owner_organisation], form=Consent.Form.ORAL)
+    case_services.transition(user=anna, case=case, name="consent_insufficient", purpose=PURPOSE)
+    case.refresh_from_db()
+    assert case.status == Status.NOT_ELIGIBLE
+    assert case.close_reason == Case.CloseReason.NOT_ELIGIBLE
+    assert case.closed_at is not None
+    assert case.consent_refused_at == case.closed_at
+    assert case.routed_to == FirstRouting.NOT_ELIGIBLE
+    assert case.review_date is None
 
 
 def test_a_raise_from_active_hands_over_in_the_same_request(users, client):

@@ -599,3 +599,27 @@ def test_a_withdrawal_is_not_undone_by_an_older_consent(users):
     assert policy.disclosure_basis(case, per.organisation) == ""
     with pytest.raises(CaseNotFound):
         get_case_page(user=per, purpose=PURPOSE, case=SigCase.objects.get(pk=case.pk))
+
+
+@pytest.mark.django_db(databases=["default", "keystore"])
+def test_a_decision_not_to_start_closes_like_any_other_close(users):
+    """``decline`` closes through ``close_case``: reason and time (the decision's time
+    too), and no review date left behind (one set through the API before the decision)."""
+    case = sig_case(users, Status.DECISION_PENDING)
+    anna = users["anna.social"]
+    review = timezone.localdate() + datetime.timedelta(days=30)
+    services.update_case(user=anna, case=case, purpose=PURPOSE, review_date=review)
+    services.record_decision(
+        user=anna,
+        case=case,
+        purpose=PURPOSE,
+        decision=CaseDecision.Decision.DECLINE,
+        note="Personen vill inte delta.",
+    )
+    services.transition(user=anna, case=case, name="decline", purpose=PURPOSE)
+    case.refresh_from_db()
+    assert case.status == Status.CLOSED
+    assert case.close_reason == Case.CloseReason.NOT_STARTED
+    assert case.closed_at is not None
+    assert case.decided_at == case.closed_at
+    assert case.review_date is None
