@@ -3,18 +3,15 @@ and every guard of the state machine."""
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 
 from audit.models import AccessEvent
 from casework.models import Case, CaseLink, Consent
 from casework.services import cases as case_services
 from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.defector.factories import PURPOSE, assessment, defector_case, reassess_data
-from tests.workflows.factories import record_consent
+from tests.workflows.factories import assert_closed, record_consent, review_date_ahead
 from workflows.defector import intake, services
 from workflows.defector import models as defector
 from workflows.defector.flow import DefectorFlow
@@ -113,21 +110,16 @@ def test_oral_consent_is_not_enough(users):
 
 
 def test_a_not_eligible_close_is_a_close_like_any_other(users):
-    """Closed through ``close_case``: reason and time, and no review date left behind
-    (one set through the API before the consent failed)."""
+    """Closed through ``close_case``: no review date set before the consent failed is
+    left behind; the first routing and the refusal are recorded too."""
     case = defector_case(users, "accept")
     anna = users["anna.social"]
-    review = timezone.localdate() + datetime.timedelta(days=30)
-    case_services.update_case(user=anna, case=case, purpose=PURPOSE, review_date=review)
+    review_date_ahead(anna, case, PURPOSE)
     record_consent(anna, case, PURPOSE, [case.owner_organisation], form=Consent.Form.ORAL)
     case_services.transition(user=anna, case=case, name="consent_insufficient", purpose=PURPOSE)
-    case.refresh_from_db()
-    assert case.status == Status.NOT_ELIGIBLE
-    assert case.close_reason == Case.CloseReason.NOT_ELIGIBLE
-    assert case.closed_at is not None
+    assert_closed(case, Status.NOT_ELIGIBLE, Case.CloseReason.NOT_ELIGIBLE)
     assert case.consent_refused_at == case.closed_at
     assert case.routed_to == FirstRouting.NOT_ELIGIBLE
-    assert case.review_date is None
 
 
 def test_a_raise_from_active_hands_over_in_the_same_request(users, client):

@@ -62,8 +62,13 @@ from casework.services import cases as services
 from casework.services.cases import CaseConflict, CaseDenied
 from tests.conftest import COMMITTED_DB
 from tests.workflows.conftest import colleague
-from tests.workflows.factories import reach_review_date, record_consent
-from tests.workflows.sig.factories import PURPOSE, make_person, orgs, sig_case
+from tests.workflows.factories import (
+    assert_closed,
+    reach_review_date,
+    record_consent,
+    review_date_ahead,
+)
+from tests.workflows.sig.factories import PURPOSE, decide, make_person, orgs, sig_case
 from workflows.sig.models import SigCase, Status
 from workflows.sig.services import after_consent_withdrawn
 
@@ -603,23 +608,12 @@ def test_a_withdrawal_is_not_undone_by_an_older_consent(users):
 
 @pytest.mark.django_db(databases=["default", "keystore"])
 def test_a_decision_not_to_start_closes_like_any_other_close(users):
-    """``decline`` closes through ``close_case``: reason and time (the decision's time
-    too), and no review date left behind (one set through the API before the decision)."""
+    """``decline`` closes through ``close_case`` (the decision's time is the close's), and
+    no review date set before the decision is left behind."""
     case = sig_case(users, Status.DECISION_PENDING)
     anna = users["anna.social"]
-    review = timezone.localdate() + datetime.timedelta(days=30)
-    services.update_case(user=anna, case=case, purpose=PURPOSE, review_date=review)
-    services.record_decision(
-        user=anna,
-        case=case,
-        purpose=PURPOSE,
-        decision=CaseDecision.Decision.DECLINE,
-        note="Personen vill inte delta.",
-    )
+    review_date_ahead(anna, case, PURPOSE)
+    decide(anna, case, CaseDecision.Decision.DECLINE, note="Personen vill inte delta.")
     services.transition(user=anna, case=case, name="decline", purpose=PURPOSE)
-    case.refresh_from_db()
-    assert case.status == Status.CLOSED
-    assert case.close_reason == Case.CloseReason.NOT_STARTED
-    assert case.closed_at is not None
+    assert_closed(case, Status.CLOSED, Case.CloseReason.NOT_STARTED)
     assert case.decided_at == case.closed_at
-    assert case.review_date is None
