@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from casework.fields import EncryptedTextField
 from casework.models.accounts import Organisation, User
+from casework.models.base import VersionedModel
 from casework.models.persons import Guardian, Person
 
 
@@ -54,7 +55,7 @@ class LegalBasis(models.Model):
         return self.name
 
 
-class Case(models.Model):
+class Case(VersionedModel):
     """What every programme's case has in common (the programme model extends it)."""
 
     class Programme(models.TextChoices):
@@ -79,7 +80,6 @@ class Case(models.Model):
         LEFT_VOLUNTARILY = "left_voluntarily", _("Left the programme voluntarily")
         HANDED_OVER = "handed_over", _("Handed over")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     reference = models.CharField(_("case number"), max_length=20, unique=True, editable=False)
     programme = models.CharField(_("programme"), max_length=10, choices=Programme.choices)
     person = models.ForeignKey(
@@ -115,9 +115,6 @@ class Case(models.Model):
     # opened before keys per case until ``manage.py reseal_case_keys`` has moved its
     # values from its person's key (reads fall back to that key meanwhile).
     keyed_at = models.DateTimeField(null=True, blank=True, default=timezone.now, editable=False)
-    # Row version: every change of the case bumps it, so a form posted against
-    # an older version is refused ("changed by someone else").
-    version = models.PositiveIntegerField(default=1, editable=False)
 
     ENCRYPTED_FIELDS = ("close_note",)
 

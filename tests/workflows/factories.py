@@ -33,6 +33,23 @@ def reach_review_date(case) -> None:
     case.review_date = timezone.localdate()
 
 
+def review_date_ahead(user, case, purpose: str, *, days: int = 30) -> None:
+    """A review date ``days`` ahead, set by ``user`` through ``update_case`` (the API may
+    set one in any state)."""
+    review = timezone.localdate() + datetime.timedelta(days=days)
+    services.update_case(user=user, case=case, purpose=purpose, review_date=review)
+
+
+def assert_closed(case, status: str, reason: str) -> None:
+    """``case`` (reloaded) is closed as ``close_case`` closes one: in ``status``, with
+    ``reason`` and a close time, and without a review date."""
+    case.refresh_from_db()
+    assert case.status == status
+    assert case.close_reason == reason
+    assert case.closed_at is not None
+    assert case.review_date is None
+
+
 def close_or_follow_up(case, state: str, *, coordinator, lead, purpose: str):
     """The end of a programme's happy path, after its plan: ``closed``, closed by the
     coordinator (goals met); ``follow_up``, the review date reached and the follow-up begun."""

@@ -33,7 +33,7 @@ from casework import policy, roles
 from casework.fields import EncryptedTextField
 from casework.fsm import status_field
 from casework.models import Case, CaseDecision, CaseMembership, Consent, Organisation
-from workflows.common.closing import closing_transition
+from workflows.common.closing import close_case, closing_transition
 from workflows.common.guards import consents_complete as common_consents_complete
 from workflows.common.guards import (
     coordinator,
@@ -348,7 +348,12 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
     )
     started_at = models.DateTimeField(_("local programme started"), null=True, blank=True)
 
-    ENCRYPTED_FIELDS = ("close_note", "referral_reason", "check_note", "police_check_note")
+    ENCRYPTED_FIELDS = (
+        *Case.ENCRYPTED_FIELDS,
+        "referral_reason",
+        "check_note",
+        "police_check_note",
+    )
 
     class Meta:
         verbose_name = _("defector case")
@@ -366,8 +371,7 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
 
     def _close_not_eligible(self) -> None:
         """Not for the programme: the case closes (its first routing, too)."""
-        self.close_reason = Case.CloseReason.NOT_ELIGIBLE
-        self.closed_at = timezone.now()
+        close_case(self, Case.CloseReason.NOT_ELIGIBLE)
         self._routed(FirstRouting.NOT_ELIGIBLE)
 
     def _hand_over(self, route: str) -> None:

@@ -36,7 +36,11 @@ from casework import policy
 from casework.fields import EncryptedTextField
 from casework.fsm import status_field
 from casework.models import Action, Case, CaseDecision, Organisation
-from workflows.common.closing import closing_transition, consent_withdrawn_transition
+from workflows.common.closing import (
+    close_case,
+    closing_transition,
+    consent_withdrawn_transition,
+)
 from workflows.common.guards import (
     age_within,
     consents_complete,
@@ -68,6 +72,8 @@ class Status(models.TextChoices):
 OPEN_STATES = [s for s in Status.values if s != Status.CLOSED]
 # Police record their own actions only while the plan is in force.
 POLICE_ACTION_STATES = (Status.ACTIVE, Status.FOLLOW_UP)
+# The two agencies that both decide to start and each have an action in the plan.
+BOTH_AGENCIES = frozenset({Organisation.Kind.SOCIAL_SERVICES, Organisation.Kind.POLICE})
 
 
 # --- Who may take a transition (django-fsm ``permission``) ------------------------------------
@@ -75,10 +81,7 @@ POLICE_ACTION_STATES = (Status.ACTIVE, Status.FOLLOW_UP)
 
 def deciding_agency(case: SigCase, user) -> bool:
     """Social services or police on the team: whoever records the second decision."""
-    return member_role(case, user) is not None and user.organisation.kind in (
-        Organisation.Kind.SOCIAL_SERVICES,
-        Organisation.Kind.POLICE,
-    )
+    return member_role(case, user) is not None and user.organisation.kind in BOTH_AGENCIES
 
 
 # --- Guards (django-fsm ``conditions``); each carries the message the user sees ---------------
@@ -104,7 +107,7 @@ def both_agencies_start(case: SigCase) -> bool:
     starts = set(
         case.decisions.filter(decision=CaseDecision.Decision.START).values_list("agency", flat=True)
     )
-    return starts >= {Organisation.Kind.SOCIAL_SERVICES, Organisation.Kind.POLICE}
+    return starts >= BOTH_AGENCIES
 
 
 @guard(_("One of the agencies has decided not to start."))
@@ -119,7 +122,7 @@ def action_per_agency(case: SigCase) -> bool:
             "organisation__kind", flat=True
         )
     )
-    return kinds >= {Organisation.Kind.SOCIAL_SERVICES, Organisation.Kind.POLICE}
+    return kinds >= BOTH_AGENCIES
 
 
 @guard(_("Write the plan first."))
@@ -150,7 +153,7 @@ class SigCase(ConcurrentTransitionMixin, Case):
     decided_at = models.DateTimeField(_("agencies decided"), null=True, blank=True)
     started_at = models.DateTimeField(_("decided to start"), null=True, blank=True)
 
-    ENCRYPTED_FIELDS = ("close_note", "referral_reason", "screening_note", "plan")
+    ENCRYPTED_FIELDS = (*Case.ENCRYPTED_FIELDS, "referral_reason", "screening_note", "plan")
     # The plan is in force on the consents: nothing but a withdrawal may end them here.
     CONSENT_REQUIRED_STATES = (Status.ACTIVE, Status.FOLLOW_UP)
 
@@ -237,8 +240,8 @@ class SigCase(ConcurrentTransitionMixin, Case):
     )
     def decline(self) -> None:
         """An agency decided not to start: the case closes."""
-        self.close_reason = Case.CloseReason.NOT_STARTED
-        self.closed_at = self.decided_at = timezone.now()
+        close_case(self, Case.CloseReason.NOT_STARTED)
+        self.decided_at = self.closed_at
 
     # Plan --------------------------------------------------------------------------------
 

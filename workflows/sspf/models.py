@@ -169,7 +169,7 @@ class SspfCase(ConcurrentTransitionMixin, Case):
     consented_at = models.DateTimeField(_("consents complete"), null=True, blank=True)
     consent_refused_at = models.DateTimeField(_("consent refused"), null=True, blank=True)
 
-    ENCRYPTED_FIELDS = ("close_note", "concern", "mapping_note", "plan_goals")
+    ENCRYPTED_FIELDS = (*Case.ENCRYPTED_FIELDS, "concern", "mapping_note", "plan_goals")
     # From the mapping conversation on, the work rests on the consents.
     CONSENT_REQUIRED_STATES = (
         Status.MAPPING,

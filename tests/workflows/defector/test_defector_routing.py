@@ -7,11 +7,11 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from audit.models import AccessEvent
-from casework.models import CaseLink, Consent
+from casework.models import Case, CaseLink, Consent
 from casework.services import cases as case_services
 from tests.workflows.conftest import BOTH_DATABASES
 from tests.workflows.defector.factories import PURPOSE, assessment, defector_case, reassess_data
-from tests.workflows.factories import record_consent
+from tests.workflows.factories import assert_closed, record_consent, review_date_ahead
 from workflows.defector import intake, services
 from workflows.defector import models as defector
 from workflows.defector.flow import DefectorFlow
@@ -19,6 +19,7 @@ from workflows.defector.models import (
     DefectorCase,
     DefectorProcess,
     DefectorSupportCase,
+    FirstRouting,
     Level,
     Status,
     ThreatAssessment,
@@ -106,6 +107,19 @@ def test_oral_consent_is_not_enough(users):
     ]
     case_services.transition(user=anna, case=case, name="consent_insufficient", purpose=PURPOSE)
     assert case.status == Status.NOT_ELIGIBLE
+
+
+def test_a_not_eligible_close_is_a_close_like_any_other(users):
+    """Closed through ``close_case``: no review date set before the consent failed is
+    left behind; the first routing and the refusal are recorded too."""
+    case = defector_case(users, "accept")
+    anna = users["anna.social"]
+    review_date_ahead(anna, case, PURPOSE)
+    record_consent(anna, case, PURPOSE, [case.owner_organisation], form=Consent.Form.ORAL)
+    case_services.transition(user=anna, case=case, name="consent_insufficient", purpose=PURPOSE)
+    assert_closed(case, Status.NOT_ELIGIBLE, Case.CloseReason.NOT_ELIGIBLE)
+    assert case.consent_refused_at == case.closed_at
+    assert case.routed_to == FirstRouting.NOT_ELIGIBLE
 
 
 def test_a_raise_from_active_hands_over_in_the_same_request(users, client):

@@ -138,6 +138,11 @@ def write_plan(users, case) -> None:
     )
 
 
+def decide(user, case, decision: str, note: str | None = None) -> None:
+    """``user``'s agency decides on starting the joint work (a decline needs ``note``)."""
+    services.record_decision(user=user, case=case, purpose=PURPOSE, decision=decision, note=note)
+
+
 def sig_case(
     users,
     state: str = Status.REFERRED,
@@ -185,12 +190,8 @@ def sig_case(
     services.transition(user=anna, case=case, name="consents_given", purpose=PURPOSE)
     if state == Status.DECISION_PENDING:
         return case
-    services.record_decision(
-        user=anna, case=case, purpose=PURPOSE, decision=CaseDecision.Decision.START
-    )
-    services.record_decision(
-        user=per, case=case, purpose=PURPOSE, decision=CaseDecision.Decision.START
-    )
+    decide(anna, case, CaseDecision.Decision.START)
+    decide(per, case, CaseDecision.Decision.START)
     services.transition(user=anna, case=case, name="start", purpose=PURPOSE)
     if state == Status.PLANNING:
         return case

@@ -62,8 +62,13 @@ from casework.services import cases as services
 from casework.services.cases import CaseConflict, CaseDenied
 from tests.conftest import COMMITTED_DB
 from tests.workflows.conftest import colleague
-from tests.workflows.factories import reach_review_date, record_consent
-from tests.workflows.sig.factories import PURPOSE, make_person, orgs, sig_case
+from tests.workflows.factories import (
+    assert_closed,
+    reach_review_date,
+    record_consent,
+    review_date_ahead,
+)
+from tests.workflows.sig.factories import PURPOSE, decide, make_person, orgs, sig_case
 from workflows.sig.models import SigCase, Status
 from workflows.sig.services import after_consent_withdrawn
 
@@ -599,3 +604,16 @@ def test_a_withdrawal_is_not_undone_by_an_older_consent(users):
     assert policy.disclosure_basis(case, per.organisation) == ""
     with pytest.raises(CaseNotFound):
         get_case_page(user=per, purpose=PURPOSE, case=SigCase.objects.get(pk=case.pk))
+
+
+@pytest.mark.django_db(databases=["default", "keystore"])
+def test_a_decision_not_to_start_closes_like_any_other_close(users):
+    """``decline`` closes through ``close_case`` (the decision's time is the close's), and
+    no review date set before the decision is left behind."""
+    case = sig_case(users, Status.DECISION_PENDING)
+    anna = users["anna.social"]
+    review_date_ahead(anna, case, PURPOSE)
+    decide(anna, case, CaseDecision.Decision.DECLINE, note="Personen vill inte delta.")
+    services.transition(user=anna, case=case, name="decline", purpose=PURPOSE)
+    assert_closed(case, Status.CLOSED, Case.CloseReason.NOT_STARTED)
+    assert case.decided_at == case.closed_at

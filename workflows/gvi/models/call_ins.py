@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, transition
 
 from casework.fsm import status_field
+from casework.models import VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.members import GroupMember
 from workflows.gvi.models.rules import coordinator, gvi_staff
@@ -44,12 +45,11 @@ def every_attendee_followed_up(call_in: CallIn) -> bool:
     return not call_in.attendees.filter(attended=True, followed_up_at__isnull=True).exists()
 
 
-class CallIn(ConcurrentTransitionMixin, models.Model):
+class CallIn(ConcurrentTransitionMixin, VersionedModel):
     """A call-in meeting: selected members hear the three messages from the speakers."""
 
     Status = CallInStatus
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     reference = models.CharField(_("call-in number"), max_length=20, unique=True, editable=False)
     date = models.DateField(_("date"))
     status = status_field(CallInStatus, default=CallInStatus.PLANNED)
@@ -61,7 +61,6 @@ class CallIn(ConcurrentTransitionMixin, models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(_("planned"), default=timezone.now, editable=False)
-    version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
         verbose_name = _("call-in")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -13,7 +12,7 @@ from django_fsm import ConcurrentTransitionMixin, transition
 
 from casework.fields import EncryptedTextField
 from casework.fsm import status_field
-from casework.models import Person
+from casework.models import Person, VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.rules import coordinator, gvi_staff, police, police_or_coordinator
 from workflows.gvi.models.states import (
@@ -87,13 +86,12 @@ def every_lever_withdrawn(group: Group) -> bool:
     )
 
 
-class Group(ConcurrentTransitionMixin, models.Model):
+class Group(ConcurrentTransitionMixin, VersionedModel):
     """A criminal group. Name and notes are encrypted under the group's own data key;
     area and size band are plain for statistics."""
 
     Status = GroupStatus
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     reference = models.CharField(_("group number"), max_length=20, unique=True, editable=False)
     name = EncryptedTextField(_("name"))
     notes = EncryptedTextField(_("notes"))
@@ -107,7 +105,6 @@ class Group(ConcurrentTransitionMixin, models.Model):
     created_at = models.DateTimeField(_("registered"), default=timezone.now, editable=False)
     # Set when the group was erased: its data key destroyed, its name and notes gone.
     erased_at = models.DateTimeField(_("erased"), null=True, blank=True, editable=False)
-    version = models.PositiveIntegerField(default=1, editable=False)
 
     ENCRYPTED_FIELDS = ("name", "notes")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -11,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, transition
 
 from casework.fsm import status_field
-from casework.models import Case, Person
+from casework.models import Case, Person, VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.groups import Group
 from workflows.gvi.models.rules import gvi_staff, police_or_coordinator
@@ -41,12 +39,11 @@ def referral_opened(member: GroupMember) -> bool:
     return member.referral_case_id is not None
 
 
-class GroupMember(ConcurrentTransitionMixin, models.Model):
+class GroupMember(ConcurrentTransitionMixin, VersionedModel):
     """A person in a group. The person's data stays under the person's own key."""
 
     Status = MemberStatus
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="members")
     person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="gvi_memberships")
     status = status_field(MemberStatus, default=MemberStatus.IDENTIFIED)
@@ -67,7 +64,6 @@ class GroupMember(ConcurrentTransitionMixin, models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     added_at = models.DateTimeField(_("added"), default=timezone.now, editable=False)
-    version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
         verbose_name = _("group member")

@@ -13,6 +13,7 @@ from django_fsm import ConcurrentTransitionMixin, transition
 
 from casework.fields import EncryptedTextField
 from casework.fsm import status_field
+from casework.models import VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.members import GroupMember
 from workflows.gvi.models.rules import coordinator, gvi_staff, police, police_or_coordinator
@@ -69,13 +70,12 @@ def follow_up_recorded(notification: CustomNotification) -> bool:
     return notification.followed_up_at is not None
 
 
-class CustomNotification(ConcurrentTransitionMixin, models.Model):
+class CustomNotification(ConcurrentTransitionMixin, VersionedModel):
     """A one-to-one message to a member, delivered in person by police and a non-police
     messenger, with an offer of help. Texts are encrypted under the member's person key."""
 
     Status = NotificationStatus
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     reference = models.CharField(_("notification number"), max_length=20, unique=True)
     member = models.ForeignKey(GroupMember, on_delete=models.PROTECT, related_name="notifications")
     status = status_field(NotificationStatus, default=NotificationStatus.REQUESTED)
@@ -114,7 +114,6 @@ class CustomNotification(ConcurrentTransitionMixin, models.Model):
     close_reason = models.CharField(
         _("close reason"), max_length=20, choices=NotificationCloseReason.choices, blank=True
     )
-    version = models.PositiveIntegerField(default=1, editable=False)
 
     ENCRYPTED_FIELDS = ("legal_assessment", "message", "offer_of_help", "follow_up_note")
 

@@ -12,7 +12,7 @@ from django_fsm import ConcurrentTransitionMixin, transition
 
 from casework.fields import EncryptedTextField
 from casework.fsm import status_field
-from casework.models import Organisation
+from casework.models import Organisation, VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.groups import Group
 from workflows.gvi.models.incidents import Incident
@@ -53,12 +53,11 @@ def sanctions_in_force(sanction: Sanction) -> bool:
     )
 
 
-class Sanction(ConcurrentTransitionMixin, models.Model):
+class Sanction(ConcurrentTransitionMixin, VersionedModel):
     """One agency's lever in a group-wide sanction, recorded by that agency only."""
 
     Status = SanctionStatus
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     decision = models.ForeignKey(
         SanctionDecision, on_delete=models.PROTECT, related_name="sanctions"
     )
@@ -77,7 +76,6 @@ class Sanction(ConcurrentTransitionMixin, models.Model):
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
-    version = models.PositiveIntegerField(default=1, editable=False)
 
     ENCRYPTED_FIELDS = ("withdraw_reason",)
 
