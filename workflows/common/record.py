@@ -14,7 +14,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
@@ -33,7 +33,7 @@ from workflows.common.responses import (
     CaseCalls,
     denied,
     form_values,
-    perform,
+    perform_and_say,
     put_errors,
 )
 
@@ -254,12 +254,15 @@ class RecordView(CaseCalls, ActionForms, CaseworkerRequiredMixin, View):
         built = self.build_forms(bound=action, data=request.POST)
         form = built[action]
         if form.is_valid():
-            result = perform(request, self.case, getattr(self, f"do_{action}"), form)
-            if result is not None and not isinstance(result, str):
-                return result  # refused
-            if result is not None:
-                messages.success(request, result)
-                return HttpResponseRedirect(reverse("arenden:record", args=[self.case.pk]))
+            response = perform_and_say(
+                request,
+                self.case,
+                getattr(self, f"do_{action}"),
+                form,
+                then=reverse("arenden:record", args=[self.case.pk]),
+            )
+            if response is not None:
+                return response
         return self.render(built, status=400)
 
     def do_person(self, form):

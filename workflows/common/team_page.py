@@ -20,7 +20,7 @@ from casework.selectors.teams import team_for_change
 from casework.services import team_changes
 from workflows.common import forms
 from workflows.common.case_page import CaseworkerRequiredMixin
-from workflows.common.responses import CaseCalls, form_values, perform
+from workflows.common.responses import CaseCalls, form_values, perform_and_say
 
 FORMS = {
     "replace": forms.ReplaceMemberForm,
@@ -81,16 +81,19 @@ class TeamPageView(CaseCalls, CaseworkerRequiredMixin, View):
         response = self.render(team, action, request.POST)
         form = response.context_data["forms"][action]
         if form.is_valid():
-            result = perform(request, self.case, lambda form: self.act(action, form), form)
-            if result is not None and not isinstance(result, str):
-                return result  # refused
-            if result is not None:
-                messages.success(request, result)
-                if policy.may_change_team(request.user, self.case):
-                    return HttpResponseRedirect(reverse("arenden:case_team", args=[self.case.pk]))
-                # The user left the team (a lead who handed the seat on): their start page.
-                return HttpResponseRedirect(policy.start_url(request.user) or "/")
+            done = perform_and_say(
+                request, self.case, lambda form: self.act(action, form), form, then=self.next_url
+            )
+            if done is not None:
+                return done
         return response
+
+    def next_url(self) -> str:
+        """Where a change leads: the team page again, or, for a user who left the team (a
+        lead who handed the seat on), their start page."""
+        if policy.may_change_team(self.request.user, self.case):
+            return reverse("arenden:case_team", args=[self.case.pk])
+        return policy.start_url(self.request.user) or "/"
 
     def act(self, action: str, form):
         """The form's one service call (``SERVICES``), with its reason and the version the
