@@ -33,7 +33,6 @@ from workflows.common.responses import (
     CaseCalls,
     denied,
     form_values,
-    perform_and_say,
     put_errors,
 )
 
@@ -251,19 +250,14 @@ class RecordView(CaseCalls, ActionForms, CaseworkerRequiredMixin, View):
             self.page()  # 404 for a user the page is not for
             messages.error(request, _("That is not available."))
             return self.render(self.build_forms(), status=400)
-        built = self.build_forms(bound=action, data=request.POST)
-        form = built[action]
-        if form.is_valid():
-            response = perform_and_say(
-                request,
-                self.case,
-                getattr(self, f"do_{action}"),
-                form,
-                then=reverse("arenden:record", args=[self.case.pk]),
-            )
-            if response is not None:
-                return response
-        return self.render(built, status=400)
+        return self.post_action(
+            request,
+            action,
+            getattr(self, f"do_{action}"),
+            case=self.case,
+            then=reverse("arenden:record", args=[self.case.pk]),
+            status=400,
+        )
 
     def do_person(self, form):
         # Without the address and phone fields (a protected person's, hidden from this

@@ -99,6 +99,22 @@ class ActionForms:
     def get(self, request, *args, **kwargs):
         return self.render(self.build_forms())
 
+    def post_action(
+        self, request, action: str, do, *, case=None, then=None, refused=None, status=200
+    ):
+        """The posted form of ``action`` (one the page offers): valid, ``do(form)`` as
+        :func:`perform_and_say` runs it on ``case`` (its message, then ``then``: by default
+        this page again); else, or when the action failed, the page again (``status``)."""
+        built = self.build_forms(bound=action, data=request.POST)
+        form = built[action]
+        if form.is_valid():
+            response = perform_and_say(
+                request, case, do, form, then=then or request.path, refused=refused
+            )
+            if response is not None:
+                return response
+        return self.render(built, status=status)
+
 
 class CaseCalls:
     """A page's or a step's calls of the case's services: each for the page's ``case``, as

@@ -24,7 +24,6 @@ from workflows.common.responses import (
     case_url,
     denied,
     form_values,
-    perform_and_say,
 )
 from workflows.common.services import transition_with_review_date
 from workflows.common.steps import (
@@ -431,20 +430,14 @@ class DefectorCasePageView(CaseCalls, ActionForms, View):
                 raise Http404
             messages.error(request, _("That is not available."))
             return HttpResponseRedirect(case_url(self.case))
-        built = self.build_forms(bound=action, data=request.POST)
-        form = built[action]
-        if form.is_valid():
-            response = perform_and_say(
-                request,
-                self.case,
-                getattr(self, f"do_{action}"),
-                form,
-                then=case_url(self.case),
-                refused=_refused,
-            )
-            if response is not None:
-                return response
-        return self.render(built)
+        return self.post_action(
+            request,
+            action,
+            getattr(self, f"do_{action}"),
+            case=self.case,
+            then=case_url(self.case),
+            refused=_refused,
+        )
 
     # --- actions ---------------------------------------------------------------------
 

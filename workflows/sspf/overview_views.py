@@ -6,6 +6,8 @@ coordinator) and the operational group's meetings. Thin: the selectors
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseRedirect
@@ -18,7 +20,7 @@ from viewflow.workflow.models import Task
 from casework.selectors.cases import list_cases
 from casework.services.cases import CaseDenied
 from workflows.common.case_page import CaseworkerRequiredMixin
-from workflows.common.responses import ActionForms, denied, perform_and_say, put_errors
+from workflows.common.responses import ActionForms, denied, put_errors
 from workflows.sspf import forms as sforms
 from workflows.sspf import meeting_services
 from workflows.sspf.flow import SspfFlow
@@ -154,16 +156,9 @@ class MeetingView(CaseworkerRequiredMixin, ActionForms, View):
         if not self.offers(action):
             messages.error(request, _("That is not available."))
             return HttpResponseRedirect(request.path)
-        built = self.build_forms(bound=action, data=request.POST)
-        form = built[action]
-        if form.is_valid():
-            do = getattr(self, f"do_{action}")
-            response = perform_and_say(
-                request, None, lambda form: do(form, meeting), form, then=request.path
-            )
-            if response is not None:
-                return response
-        return self.render(built)
+        return self.post_action(
+            request, action, partial(getattr(self, f"do_{action}"), meeting=meeting)
+        )
 
     def do_agenda(self, form, meeting):
         reference = form.cleaned_data["reference"].strip().upper()
