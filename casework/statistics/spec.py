@@ -182,6 +182,12 @@ def person_columns(age_at: str = "c.opened_at") -> Person:
     )
 
 
+def start_of_day(column: str) -> str:
+    """An :class:`Event`'s moment for rows dated by a day (a date column ``column``, not a
+    timestamp): the start of that day in the statistics' time zone."""
+    return f"({column}::timestamp AT TIME ZONE %(tz)s)"
+
+
 def referral_events(referred_label: Label, refused_label: Label) -> list[Event]:
     """Referrals (the shared case's ``opened_at``), then consents given and refused (the
     case table's ``consented_at`` and ``consent_refused_at``)."""

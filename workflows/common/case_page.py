@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponseBase, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
@@ -32,7 +32,7 @@ from casework.services.consent import CONSENTS_COMPLETE, renewal_gap, under_way_
 from casework.services.person_corrections import CONSENT_NEEDED
 from workflows.common import forms
 from workflows.common.nodes import open_tasks
-from workflows.common.responses import CaseCalls, case_url, denied, perform, put_errors
+from workflows.common.responses import CaseCalls, case_url, denied, perform_and_say, put_errors
 
 
 class TimelineRow(NamedTuple):
@@ -372,12 +372,11 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
             messages.error(request, _("That is not available."))
             return HttpResponseRedirect(case_url(self.case))
         if form.is_valid():
-            result = perform(request, self.case, getattr(self, f"do_{action}"), form)
-            if isinstance(result, HttpResponseBase):
-                return result  # refused
-            if result is not None:
-                messages.success(request, result)
-                return HttpResponseRedirect(case_url(self.case))
+            response = perform_and_say(
+                request, self.case, getattr(self, f"do_{action}"), form, then=case_url(self.case)
+            )
+            if response is not None:
+                return response
         if action == "withdraw":
             # A withdrawal is a button by its consent, with no form to show errors in.
             for errors in form.errors.values():

@@ -202,6 +202,11 @@ class Builder:
             if finish:
                 activation.execute()
 
+    def begin(self, node, user: User, name: str) -> None:
+        """``node``'s begin button as ``user``: the case's transition ``name``, with the case
+        version seen (as the step's page posts it)."""
+        self.do(node, user, case_services.transition, versioned=True, name=name)
+
     def give_consents(self, user: User, case, givers, organisations, **kwargs) -> None:
         """Written consents of ``givers`` ((giver, guardian) pairs) covering ``organisations``."""
         for giver, guardian in givers:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
@@ -33,7 +33,6 @@ from workflows.common.responses import (
     CaseCalls,
     denied,
     form_values,
-    perform,
     put_errors,
 )
 
@@ -251,16 +250,14 @@ class RecordView(CaseCalls, ActionForms, CaseworkerRequiredMixin, View):
             self.page()  # 404 for a user the page is not for
             messages.error(request, _("That is not available."))
             return self.render(self.build_forms(), status=400)
-        built = self.build_forms(bound=action, data=request.POST)
-        form = built[action]
-        if form.is_valid():
-            result = perform(request, self.case, getattr(self, f"do_{action}"), form)
-            if result is not None and not isinstance(result, str):
-                return result  # refused
-            if result is not None:
-                messages.success(request, result)
-                return HttpResponseRedirect(reverse("arenden:record", args=[self.case.pk]))
-        return self.render(built, status=400)
+        return self.post_action(
+            request,
+            action,
+            getattr(self, f"do_{action}"),
+            case=self.case,
+            then=reverse("arenden:record", args=[self.case.pk]),
+            status=400,
+        )
 
     def do_person(self, form):
         # Without the address and phone fields (a protected person's, hidden from this

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -24,12 +25,12 @@ def case_url(case) -> str:
     return reverse("arenden:case", kwargs={"case_id": case.pk})
 
 
-def perform(request, case, action, form):
+def perform(request, case, action, form, *, refused=None):
     """Run ``action(form)`` (a page's ``do_<name>``) in one savepoint and return its result.
 
     A service's ``ValidationError`` goes on the form and a conflict is shown as a banner
-    (the case re-read: in its new state the form may be gone), and ``None`` is returned;
-    a refusal returns the 403 page.
+    (the case, if any, re-read: in its new state the form may be gone), and ``None`` is
+    returned; a refusal returns the 403 page (or ``refused(request, error)``).
     """
     try:
         with transaction.atomic():
@@ -38,10 +39,23 @@ def perform(request, case, action, form):
         put_errors(form, error)
     except CaseConflict as conflict:
         messages.error(request, conflict.message)
-        case.refresh_from_db()
-    except CaseDenied:
-        return denied(request)
+        if case is not None:
+            case.refresh_from_db()
+    except CaseDenied as error:
+        return denied(request) if refused is None else refused(request, error)
     return None
+
+
+def perform_and_say(request, case, action, form, *, then, refused=None):
+    """:func:`perform` for a page whose actions return the message to show: the message is
+    shown and the answer a redirect to ``then`` (a URL, or a function giving it once the
+    action is done); a refusal's response is returned as it is, and ``None`` when the form
+    is to be shown again with its errors."""
+    result = perform(request, case, action, form, refused=refused)
+    if result is None or isinstance(result, HttpResponseBase):
+        return result
+    messages.success(request, result)
+    return HttpResponseRedirect(then() if callable(then) else then)
 
 
 def form_values(form, *names: str) -> dict:
@@ -84,6 +98,22 @@ class ActionForms:
 
     def get(self, request, *args, **kwargs):
         return self.render(self.build_forms())
+
+    def post_action(
+        self, request, action: str, do, *, case=None, then=None, refused=None, status=200
+    ):
+        """The posted form of ``action`` (one the page offers): valid, ``do(form)`` as
+        :func:`perform_and_say` runs it on ``case`` (its message, then ``then``: by default
+        this page again); else, or when the action failed, the page again (``status``)."""
+        built = self.build_forms(bound=action, data=request.POST)
+        form = built[action]
+        if form.is_valid():
+            response = perform_and_say(
+                request, case, do, form, then=then or request.path, refused=refused
+            )
+            if response is not None:
+                return response
+        return self.render(built, status=status)
 
 
 class CaseCalls:

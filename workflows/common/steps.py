@@ -32,7 +32,6 @@ from workflows.common.responses import (
     case_url,
     denied,
     form_values,
-    perform,
     put_errors,
 )
 from workflows.common.services import transition_with_review_date
@@ -191,13 +190,7 @@ class StepView(CaseCalls, ActionForms, View):
         if not self.offers(action):
             messages.error(request, _("That step is not available now."))
             return HttpResponseRedirect(request.path)
-        built = self.build_forms(bound=action, data=request.POST)
-        form = built[action]
-        if form.is_valid():
-            response = perform(request, self.case, self.handler(action), form)
-            if response is not None:
-                return response
-        return self.render(built, status=200)
+        return self.post_action(request, action, self.handler(action), case=self.case)
 
     def handler(self, action: str):
         """The ``do_<action>`` method, or for a ``finishing`` action its transition and message."""

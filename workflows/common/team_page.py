@@ -5,6 +5,8 @@ call (``casework.services.team_changes``). Who may is the policy's
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import messages
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -20,7 +22,7 @@ from casework.selectors.teams import team_for_change
 from casework.services import team_changes
 from workflows.common import forms
 from workflows.common.case_page import CaseworkerRequiredMixin
-from workflows.common.responses import CaseCalls, form_values, perform
+from workflows.common.responses import ActionForms, CaseCalls, form_values
 
 FORMS = {
     "replace": forms.ReplaceMemberForm,
@@ -40,9 +42,10 @@ DONE = {
 }
 
 
-class TeamPageView(CaseCalls, CaseworkerRequiredMixin, View):
+class TeamPageView(CaseCalls, CaseworkerRequiredMixin, ActionForms, View):
     template_name = "workflows/team.html"
     purpose = _("Change the case's team")
+    actions = FORMS
 
     def setup(self, request, *args, **kwargs):
         super().setup(request, *args, **kwargs)
@@ -56,41 +59,37 @@ class TeamPageView(CaseCalls, CaseworkerRequiredMixin, View):
         except CaseNotFound:
             raise Http404 from None
 
-    def render(self, team, bound: str = "", data=None):
-        built = {}
-        for name, form_class in FORMS.items():
-            kwargs = {"auto_id": f"id_{name}-%s"}
-            if name == "end":
-                kwargs["team"] = team
-            if name == bound:
-                built[name] = form_class(data, **kwargs)
-            else:
-                built[name] = form_class(initial={"version": self.case.version}, **kwargs)
-        context = {"case": self.case, "team": team, "forms": built, "open_form": bound}
-        return TemplateResponse(self.request, self.template_name, context)
+    def form_kwargs(self, name: str) -> dict:
+        return {"team": self.team_rows} if name == "end" else {}
+
+    def initial(self, name: str) -> dict:
+        return {"version": self.case.version}
+
+    def render(self, built: dict, status: int = 200):
+        bound = next((name for name, form in built.items() if form.is_bound), "")
+        context = {"case": self.case, "team": self.team_rows, "forms": built, "open_form": bound}
+        return TemplateResponse(self.request, self.template_name, context, status=status)
 
     def get(self, request, case_id):
-        return self.render(self.team())
+        self.team_rows = self.team()
+        return self.render(self.build_forms())
 
     def post(self, request, case_id):
-        team = self.team()
+        self.team_rows = self.team()
         action = request.POST.get("_action", "")
-        if action not in FORMS:
+        if not self.offers(action):
             messages.error(request, _("That is not available."))
             return HttpResponseRedirect(reverse("arenden:case_team", args=[self.case.pk]))
-        response = self.render(team, action, request.POST)
-        form = response.context_data["forms"][action]
-        if form.is_valid():
-            result = perform(request, self.case, lambda form: self.act(action, form), form)
-            if result is not None and not isinstance(result, str):
-                return result  # refused
-            if result is not None:
-                messages.success(request, result)
-                if policy.may_change_team(request.user, self.case):
-                    return HttpResponseRedirect(reverse("arenden:case_team", args=[self.case.pk]))
-                # The user left the team (a lead who handed the seat on): their start page.
-                return HttpResponseRedirect(policy.start_url(request.user) or "/")
-        return response
+        return self.post_action(
+            request, action, partial(self.act, action), case=self.case, then=self.next_url
+        )
+
+    def next_url(self) -> str:
+        """Where a change leads: the team page again, or, for a user who left the team (a
+        lead who handed the seat on), their start page."""
+        if policy.may_change_team(self.request.user, self.case):
+            return reverse("arenden:case_team", args=[self.case.pk])
+        return policy.start_url(self.request.user) or "/"
 
     def act(self, action: str, form):
         """The form's one service call (``SERVICES``), with its reason and the version the

@@ -174,22 +174,19 @@ class Builder(demo.Builder):
         )
 
     def step_begin_check(self):
-        with self.task(DefectorFlow.check, self.coordinator) as activation:
-            case = activation.process.case
-            self._transition(self.coordinator, case, "begin_check", expected_version=case.version)
+        self.begin(DefectorFlow.check, self.coordinator, "begin_check")
 
     def _check(self, *, accept: bool):
-        with self.task(DefectorFlow.check, self.coordinator) as activation:
-            intake.record_initial_check(
-                user=self.coordinator,
-                case=activation.process.case,
-                purpose=PURPOSE,
-                accept=accept,
-                note="Motiverad att lämna; hotbild finns." if accept else "Ingen hotbild.",
-                lead=self.lead if accept else None,
-                police_contact=self.police if accept else None,
-            )
-            activation.execute()
+        self.do(
+            DefectorFlow.check,
+            self.coordinator,
+            intake.record_initial_check,
+            finish=True,
+            accept=accept,
+            note="Motiverad att lämna; hotbild finns." if accept else "Ingen hotbild.",
+            lead=self.lead if accept else None,
+            police_contact=self.police if accept else None,
+        )
 
     def step_accept(self):
         self._check(accept=True)

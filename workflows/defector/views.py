@@ -6,8 +6,6 @@ reassessments and pending lowerings. Thin: the services and selectors do the wor
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -17,7 +15,7 @@ from django.views.generic import View
 from casework import policy
 from casework.models import Action, CaseDecision, Consent
 from casework.selectors.cases import CaseNotFound, list_cases
-from casework.services.cases import CaseConflict, CaseDenied
+from casework.services.cases import CaseDenied
 from workflows.common import forms
 from workflows.common.case_page import timeline_rows
 from workflows.common.responses import (
@@ -26,7 +24,6 @@ from workflows.common.responses import (
     case_url,
     denied,
     form_values,
-    put_errors,
 )
 from workflows.common.services import transition_with_review_date
 from workflows.common.steps import (
@@ -433,22 +430,14 @@ class DefectorCasePageView(CaseCalls, ActionForms, View):
                 raise Http404
             messages.error(request, _("That is not available."))
             return HttpResponseRedirect(case_url(self.case))
-        built = self.build_forms(bound=action, data=request.POST)
-        form = built[action]
-        if form.is_valid():
-            try:
-                with transaction.atomic():
-                    message = getattr(self, f"do_{action}")(form)
-                messages.success(request, message)
-                return HttpResponseRedirect(case_url(self.case))
-            except ValidationError as error:
-                put_errors(form, error)
-            except CaseConflict as conflict:
-                messages.error(request, conflict.message)
-                self.case.refresh_from_db()
-            except CaseDenied as error:
-                return _refused(request, error)
-        return self.render(built)
+        return self.post_action(
+            request,
+            action,
+            getattr(self, f"do_{action}"),
+            case=self.case,
+            then=case_url(self.case),
+            refused=_refused,
+        )
 
     # --- actions ---------------------------------------------------------------------
 

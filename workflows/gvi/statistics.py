@@ -21,6 +21,7 @@ from casework.statistics.spec import (
     ProgrammeStatistics,
     Stock,
     person_columns,
+    start_of_day,
 )
 from workflows.gvi.models import GroupStatus, Incident, Lever
 
@@ -84,7 +85,7 @@ STATISTICS = ProgrammeStatistics(
         Event(
             "incidents",
             _("Incidents"),
-            "(i.date::timestamp AT TIME ZONE %(tz)s)",
+            start_of_day("i.date"),
             detail=Detail("i.kind", _("Type"), Incident.Kind.choices),
             source="workflows_incident AS i",
         ),

@@ -167,31 +167,23 @@ class _Builder(demo.Builder):
         )
 
     def step_begin_screening(self) -> None:
-        with self.task(SigFlow.screen, self.coordinator) as activation:
-            case = activation.process.case
-            self._transition(
-                self.coordinator, case, "begin_screening", expected_version=case.version
-            )
+        self.begin(SigFlow.screen, self.coordinator, "begin_screening")
 
     def _screen(self, *, accept: bool) -> None:
-        user = self.coordinator
-        with self.task(SigFlow.screen, user) as activation:
-            case = activation.process.case
-            note = (
-                "Uppfyller kriterierna för SIG." if accept else "Behovet möts bättre på annat sätt."
-            )
-            record_screening(
-                user=user,
-                case=case,
-                purpose=PURPOSE,
-                accept=accept,
-                note=note,
-                close_reason=None if accept else Case.CloseReason.NOT_ELIGIBLE,
-                lead=self.lead,
-                police_contact=self.police,
-                expected_version=case.version,
-            )
-            activation.execute()
+        self.do(
+            SigFlow.screen,
+            self.coordinator,
+            record_screening,
+            finish=True,
+            versioned=True,
+            accept=accept,
+            note="Uppfyller kriterierna för SIG."
+            if accept
+            else "Behovet möts bättre på annat sätt.",
+            close_reason=None if accept else Case.CloseReason.NOT_ELIGIBLE,
+            lead=self.lead,
+            police_contact=self.police,
+        )
 
     def step_accept(self) -> None:
         self._screen(accept=True)
@@ -360,13 +352,7 @@ class _Builder(demo.Builder):
         fire_review_timer(self.case, days_ago=self.slot.options.get("days_ago", 1))
 
     def step_begin_follow_up(self) -> None:
-        self.do(
-            SigFlow.follow_up,
-            self.lead,
-            case_services.transition,
-            versioned=True,
-            name="begin_follow_up",
-        )
+        self.begin(SigFlow.follow_up, self.lead, "begin_follow_up")
 
     def _follow_up_close(self, reason: str, note: str) -> None:
         self.do(

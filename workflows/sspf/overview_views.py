@@ -6,9 +6,10 @@ coordinator) and the operational group's meetings. Thin: the selectors
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -17,9 +18,9 @@ from django.views.generic import View
 from viewflow.workflow.models import Task
 
 from casework.selectors.cases import list_cases
-from casework.services.cases import CaseConflict, CaseDenied
+from casework.services.cases import CaseDenied
 from workflows.common.case_page import CaseworkerRequiredMixin
-from workflows.common.responses import denied, put_errors
+from workflows.common.responses import ActionForms, denied, put_errors
 from workflows.sspf import forms as sforms
 from workflows.sspf import meeting_services
 from workflows.sspf.flow import SspfFlow
@@ -114,22 +115,20 @@ class MeetingListView(CaseworkerRequiredMixin, View):
         return self.render(form)
 
 
-class MeetingView(CaseworkerRequiredMixin, View):
+class MeetingView(CaseworkerRequiredMixin, ActionForms, View):
     """A meeting: its agenda of cases (with the decision on each) and anonymised discussions."""
 
     template_name = "workflows/sspf/meeting.html"
     purpose = _("SSPF: the operational group meeting")
-    FORMS = {
+    actions = {
         "agenda": sforms.AgendaForm,
         "decision": sforms.AgendaDecisionForm,
         "discussion": sforms.DiscussionForm,
     }
 
-    def forms(self, bound=None, data=None):
-        return {
-            name: form_class(data if name == bound else None, auto_id=f"id_{name}-%s")
-            for name, form_class in self.FORMS.items()
-        }
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        self.meeting_id = kwargs["meeting_id"]
 
     def render(self, built, status=200):
         try:
@@ -147,36 +146,19 @@ class MeetingView(CaseworkerRequiredMixin, View):
             status=status,
         )
 
-    def get(self, request, meeting_id):
-        self.meeting_id = meeting_id
-        return self.render(self.forms())
-
     def post(self, request, meeting_id):
-        self.meeting_id = meeting_id
         meeting = OperationalMeeting.objects.filter(pk=meeting_id).first()
         if meeting is None:
             raise Http404
         if not meeting_services.can_coordinate_sspf(request.user):
             return denied(request)
         action = request.POST.get("_action", "")
-        built = self.forms(bound=action, data=request.POST)
-        form = built.get(action)
-        if form is None:
+        if not self.offers(action):
             messages.error(request, _("That is not available."))
             return HttpResponseRedirect(request.path)
-        if form.is_valid():
-            try:
-                with transaction.atomic():
-                    message = getattr(self, f"do_{action}")(form, meeting)
-                messages.success(request, message)
-                return HttpResponseRedirect(request.path)
-            except ValidationError as error:
-                put_errors(form, error)
-            except CaseConflict as conflict:
-                messages.error(request, conflict.message)
-            except CaseDenied:
-                return denied(request)
-        return self.render(built)
+        return self.post_action(
+            request, action, partial(getattr(self, f"do_{action}"), meeting=meeting)
+        )
 
     def do_agenda(self, form, meeting):
         reference = form.cleaned_data["reference"].strip().upper()

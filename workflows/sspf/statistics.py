@@ -24,6 +24,7 @@ from casework.statistics.spec import (
     closed_event,
     open_stock,
     referral_events,
+    start_of_day,
 )
 from workflows.sspf.models import AgeBand, AnonymisedDiscussion
 
@@ -49,7 +50,7 @@ STATISTICS = case_programme(
         Event(
             "discussions",
             _("Anonymised case discussions"),
-            "(d.date::timestamp AT TIME ZONE %(tz)s)",
+            start_of_day("d.date"),
             detail=Detail("d.topic", _("Topic"), AnonymisedDiscussion.Topic.choices),
             source="workflows_anonymiseddiscussion AS d",
             person=Plain(age_band=_DISCUSSION_BAND, area="d.area"),
