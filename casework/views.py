@@ -7,6 +7,8 @@ import functools
 from django.contrib import messages
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import connection
+from django.db.models import Count
+from django.forms import ModelChoiceField
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -15,8 +17,10 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
+from django_filters import ChoiceFilter, DateRangeFilter, FilterSet
+from django_filters.constants import EMPTY_VALUES
 from viewflow.utils import viewprop
-from viewflow.workflow.fields import get_flow_ref
+from viewflow.workflow.fields import get_flow_ref, get_task_ref
 from viewflow.workflow.flow import WorkflowAppViewset
 from viewflow.workflow.flow import views as flow_views
 from viewflow.workflow.flow.viewset import NestedFlowsApp
@@ -111,6 +115,16 @@ class TaskColumns:
         case, a GVI subject) is read for the shown page only (``paginate_queryset``)."""
         return queryset.select_related("process", "owner").order_by("-created", "-pk")
 
+    def get_paginator(self, queryset, *args, **kwargs):
+        """The list's length without a count statement when the filter drawer read it
+        (``TaskListFilter.unfiltered_count``: the list is not narrowed)."""
+        paginator = super().get_paginator(queryset, *args, **kwargs)
+        count = getattr(self.filterset, "unfiltered_count", None)
+        searched = self.search_enabled() and self.get_search_term() is not None
+        if count is not None and not searched:
+            paginator.count = count
+        return paginator
+
     def paginate_queryset(self, queryset, page_size):
         paginator, page, tasks, is_paginated = super().paginate_queryset(queryset, page_size)
         tasks = list(tasks)
@@ -161,8 +175,68 @@ def _process_read(model, related: tuple[str, ...]) -> CompiledQuery:
     )
 
 
+class TaskListFilter(FilterSet):
+    """The inbox's and the queue's filter drawer: a task's process, its step, when it was
+    created — viewflow's ``FlowUserTaskListFilter``, with its choices read in one
+    statement.
+
+    viewflow reads the steps with one query and lists the processes with another (each
+    a model instance, labelled by ``Process.__str__``), and the paginator counts the
+    list with a third. Here one grouped read of the listed tasks gives the processes
+    (labelled as ``Process.__str__`` labels them, newest first as ``Process`` orders
+    them), the steps (in the order of their stored reference, labelled as viewflow
+    labels them) and, summed, the list's length, which the paginator takes when no
+    filter narrows the list (``unfiltered_count``). A process is chosen among the
+    listed tasks' processes, as before: a value that is not one of them is refused.
+    """
+
+    process = ChoiceFilter(
+        # The message of viewflow's process filter (a model choice): a refused value is
+        # not repeated back.
+        error_messages={"invalid_choice": ModelChoiceField.default_error_messages["invalid_choice"]}
+    )
+    flow_task = ChoiceFilter()
+    created = DateRangeFilter()
+
+    class Meta:
+        model = Task
+        fields = ("process", "flow_task", "created")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        processes, steps, count = {}, {}, 0
+        groups = (
+            self.queryset.order_by("flow_task")
+            .values_list("process_id", "process__flow_class", "process__created", "flow_task")
+            .annotate(tasks=Count("pk"))
+        )
+        for process_id, flow_class, created, flow_task, tasks in groups:
+            processes[process_id] = (created, f"{flow_class.process_title} #{process_id}")
+            steps.setdefault(flow_task, None)
+            count += tasks
+        newest_first = sorted(processes.items(), key=lambda item: item[1][0], reverse=True)
+        self.filters["process"].field.choices = [
+            (str(pk), label) for pk, (_, label) in newest_first
+        ]
+        self.filters["flow_task"].field.choices = [
+            (get_task_ref(node), f"{node.flow_class.process_title}/{node.name.title()}")
+            for node in steps
+        ]
+        self._count = count
+
+    @property
+    def unfiltered_count(self) -> int | None:
+        """How many tasks the list holds when no filter narrows it, else ``None``."""
+        if self.is_bound and any(
+            value not in EMPTY_VALUES for value in self.form.cleaned_data.values()
+        ):
+            return None
+        return self._count
+
+
 class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
     columns = ("task_link", "case_brief", "created")
+    filterset_class = TaskListFilter
 
     @viewprop
     def queryset(self):
@@ -174,6 +248,7 @@ class QueueView(TaskColumns, flow_views.WorkflowQueueListView):
     (where a task without a queue permission is everyone's)."""
 
     columns = ("task_link", "case_brief", "created")
+    filterset_class = TaskListFilter
 
     @viewprop
     def queryset(self):

@@ -405,9 +405,17 @@ def status_label(case) -> str:
     return labels.get(case.status, case.status)
 
 
+# How the user reaches a listed case (``CaseAccess.via``), as the case list names it; any
+# other ground is break-the-glass.
+_VIA_LABELS = {"team": _("Case team"), "coordinator": _("Coordinator")}
+_BREAK_THE_GLASS = _("Break-the-glass")
+
+
 @dataclass(frozen=True)
 class CaseRow:
-    """One line of the case list: nothing decrypted, nothing identifying."""
+    """One line of the case list: nothing decrypted, nothing identifying. Its texts are
+    made here, once a row, not by template tags (a list of a hundred rows rendered a
+    few hundred date filters and translation tags)."""
 
     case: Case
     via: str
@@ -415,6 +423,21 @@ class CaseRow:
     @property
     def status_label(self) -> str:
         return status_label(self.case)
+
+    @property
+    def via_label(self) -> str:
+        return str(_VIA_LABELS.get(self.via, _BREAK_THE_GLASS))
+
+    @property
+    def opened_on(self) -> str:
+        """The day the case was opened (``YYYY-MM-DD``, local time)."""
+        return timezone.localtime(self.case.opened_at).date().isoformat()
+
+    @property
+    def review_on(self) -> str:
+        """The next review's day (``YYYY-MM-DD``), or "—"."""
+        review = self.case.review_date
+        return "—" if review is None else review.isoformat()
 
 
 def list_cases(

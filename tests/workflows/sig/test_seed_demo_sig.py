@@ -224,3 +224,61 @@ class TestSeeded:
             case = getattr(task.process.coerced, "case", None)
             if case is not None:
                 assert case.reference in page
+
+    def test_the_task_lists_filter_drawer_offers_what_viewflows_did(self, seeded):
+        """``casework.views.TaskListFilter`` reads the drawer's choices and the list's
+        length in one statement: the same processes (labelled and ordered as viewflow's
+        model choice field lists them), the same steps and the same count as viewflow's
+        ``FlowUserTaskListFilter`` and the paginator's ``count()``."""
+        from django.db import connections
+        from django.test.utils import CaptureQueriesContext
+        from viewflow.workflow.flow.views.filters import FlowUserTaskListFilter
+
+        from casework.views import CaseworkApp, TaskListFilter, user_inbox, user_queue
+        from config.urls import site
+
+        flows = next(app for app in site.viewsets if isinstance(app, CaseworkApp)).flow_classes
+        seen = 0
+        for username in ("anna.social", "sara.samordnare", "alex.avhopp", "lisa.skola"):
+            user = seeded[username]
+            for tasks in (user_inbox(flows, user), user_queue(flows, user)):
+                tasks = tasks.select_related("process", "owner").order_by("-created", "-pk")
+                theirs = FlowUserTaskListFilter(queryset=tasks)
+                with CaptureQueriesContext(connections["default"]) as queries:
+                    ours = TaskListFilter(queryset=tasks)
+                assert len(queries.captured_queries) == 1
+                for name in ("process", "flow_task"):
+                    expected = theirs.form.fields[name].choices
+                    got = ours.form.fields[name].choices
+                    assert [(str(v), str(label)) for v, label in got] == [
+                        (str(v), str(label)) for v, label in expected
+                    ], (username, name)
+                assert ours.unfiltered_count == tasks.count()
+                seen += ours.unfiltered_count
+        assert seen > 10
+
+    def test_a_filtered_task_list_counts_what_the_filter_keeps(self, seeded, client):
+        """The drawer's count serves the paginator only while no filter narrows the list."""
+        from viewflow.workflow.fields import get_task_ref
+
+        from casework.views import CaseworkApp, user_inbox
+        from config.urls import site
+
+        flows = next(app for app in site.viewsets if isinstance(app, CaseworkApp)).flow_classes
+        user = seeded["anna.social"]
+        tasks = user_inbox(flows, user)
+        steps = {task.flow_task for task in tasks}
+        assert len(steps) > 1
+        step = next(iter(steps))
+        client.force_login(user)
+        whole = client.get("/arenden/inbox/")
+        assert whole.context["paginator"].count == tasks.count()
+        ref = get_task_ref(step)
+        narrowed = client.get("/arenden/inbox/", {"flow_task": ref})
+        assert narrowed.context["paginator"].count == tasks.filter(flow_task=step).count()
+        assert narrowed.context["paginator"].count < tasks.count()
+        # A process not among the list's tasks is refused, as viewflow's filter refused it.
+        other = Task.objects.exclude(process__in=tasks.values("process")).first()
+        refused = client.get("/arenden/inbox/", {"process": other.process_id})
+        assert refused.context["view"].filterset.errors["process"]
+        assert refused.context["paginator"].count == tasks.count()
