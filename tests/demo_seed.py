@@ -112,6 +112,11 @@ def copy_of_seed(run_seed: Callable[[], None], *, migrations_rows: Callable[[str
     return _COPIES[key]
 
 
+def has_copy() -> bool:
+    """Whether ``seed`` has a copy to put back under the current settings."""
+    return _settings_key() in _COPIES
+
+
 def put_back(copy) -> None:
     """``copy``'s rows into the default database, in the current transaction."""
     connection = connections[DEFAULT_DB_ALIAS]
