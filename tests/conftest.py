@@ -12,7 +12,7 @@ from django.test.utils import override_settings
 from django.urls import get_resolver
 from pytest_django.fixtures import _get_databases_for_setup
 
-from tests import database_templates
+from tests import database_templates, demo_seed
 
 DEMO_PASSWORD = "samverkan-demo"
 
@@ -145,6 +145,12 @@ def snapshot_migrations_data(alias: str) -> None:
             if rows:
                 tables[table] = (columns, rows)
     _MIGRATIONS_DATA[alias] = tables
+
+
+def migrations_rows(table: str, alias: str = "default") -> bytes:
+    """The rows the migrations left in ``alias``'s ``table`` (COPY text; ``b""``: none)."""
+    _columns, rows = _MIGRATIONS_DATA[alias].get(table, ("", b""))
+    return rows
 
 
 def restore_migrations_data(alias: str) -> None:
@@ -295,11 +301,14 @@ def _no_demo_persons(settings):
 
 @pytest.fixture
 def demo(db, settings):
-    """Run ``seed_demo`` and return the users by username."""
+    """Run ``seed_demo`` and return the users by username.
+
+    In a rolled-back test its rows are those of the worker's first ``seed_demo``, copied
+    in (``tests/demo_seed.py``): the same rows a ``seed_demo`` of the test would write."""
     from casework.models import User
 
     settings.DEMO_PASSWORD = DEMO_PASSWORD
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    demo_seed.seed(seed_demo, migrations_rows=migrations_rows)
     return {user.username: user for user in User.objects.all()}
 
 
@@ -323,24 +332,29 @@ def committed_seed(django_db_blocker, build: Callable[[], object], **overrides) 
             **overrides,
         }
     )
-    with django_db_blocker.unblock(), settings_overrides:
-        from casework.models import Person
-
-        assert not Person.objects.exists(), (
-            "persons in the test database before a committed seed: the data of an interrupted "
-            "run (its keys are of another keyring): run once with --create-db"
-        )
-        get_resolver().url_patterns  # noqa: B018 (viewflow names its node URLs then)
-        try:
-            seeded = build()
-        except BaseException:
-            empty_committed()
-            raise
+    # No ``demo`` copies its rows in while this seed is committed (``tests/demo_seed.py``).
+    demo_seed.committed_seeds += 1
     try:
-        yield seeded
+        with django_db_blocker.unblock(), settings_overrides:
+            from casework.models import Person
+
+            assert not Person.objects.exists(), (
+                "persons in the test database before a committed seed: the data of an "
+                "interrupted run (its keys are of another keyring): run once with --create-db"
+            )
+            get_resolver().url_patterns  # noqa: B018 (viewflow names its node URLs then)
+            try:
+                seeded = build()
+            except BaseException:
+                empty_committed()
+                raise
+        try:
+            yield seeded
+        finally:
+            with django_db_blocker.unblock():
+                empty_committed()
     finally:
-        with django_db_blocker.unblock():
-            empty_committed()
+        demo_seed.committed_seeds -= 1
 
 
 def empty_committed() -> None:
@@ -354,7 +368,8 @@ def empty_committed() -> None:
     forget_data_keys()
 
 
-def _seed_demo() -> None:
+def seed_demo() -> None:
+    """``manage.py seed_demo`` under the current settings, its output dropped."""
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
 
 
@@ -362,7 +377,7 @@ def _seed_demo() -> None:
 def committed_demo_cases(django_db_setup, django_db_blocker):
     """``seed_demo`` with every programme's demo cases, committed once for the module
     (``committed_seed``); its tests are ordinary rolled-back tests on top of it."""
-    with committed_seed(django_db_blocker, _seed_demo, DEMO_SIG_CASES=True):
+    with committed_seed(django_db_blocker, seed_demo, DEMO_SIG_CASES=True):
         yield
 
 
