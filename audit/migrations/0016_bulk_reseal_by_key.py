@@ -28,15 +28,8 @@ _BY_KEY_HEADER = (
     "SET search_path = __SCHEMA__, pg_temp "
     "SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$"
 )
-_LOCKED = """
-        WITH v AS (
-            SELECT * FROM unnest($1 %3$s) AS v(row_id %4$s)
-        ), o AS (
-            SELECT t.%2$I AS row_id %5$s %6$s FROM %1$s AS t WHERE t.%2$I = ANY($1) FOR UPDATE
-        ), checked AS (
-            SELECT v.* %13$s, coalesce(%7$s AND %8$s, false) AS ok
-              FROM v JOIN o ON o.row_id = v.row_id
-        ), u AS ("""
+# 0013's lock and check of the given rows: from its first CTE to the update's.
+_LOCKED_FROM, _LOCKED_TO = "\n        WITH v AS (", "\n        ), u AS ("
 _LOCKED_BY_KEY = """
         WITH checked AS (
             SELECT v.* %13$s, coalesce(%7$s AND %8$s, false) AS ok
@@ -44,8 +37,7 @@ _LOCKED_BY_KEY = """
               CROSS JOIN LATERAL (
                   SELECT t.%2$I AS row_id %5$s %6$s FROM %1$s AS t
                    WHERE t.%2$I = v.row_id FOR UPDATE
-              ) AS o
-        ), u AS ("""
+              ) AS o"""
 
 
 def _apply(script: str):
@@ -58,11 +50,11 @@ def _apply(script: str):
 
 
 def _by_key(script: str) -> str:
-    for old, new in ((_HEADER, _BY_KEY_HEADER), (_LOCKED, _LOCKED_BY_KEY)):
-        if script.count(old) != 1:
-            raise ValueError("audit_bulk_reseal: 0013's text is not the one this migration changes")
-        script = script.replace(old, new)
-    return script
+    start, end = script.find(_LOCKED_FROM), script.find(_LOCKED_TO)
+    if script.count(_HEADER) != 1 or script.count(_LOCKED_FROM) != 1 or not 0 < start < end:
+        raise ValueError("audit_bulk_reseal: 0013's text is not the one this migration changes")
+    script = script[:start] + _LOCKED_BY_KEY + script[end:]
+    return script.replace(_HEADER, _BY_KEY_HEADER)
 
 
 class Migration(migrations.Migration):
