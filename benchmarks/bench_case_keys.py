@@ -29,8 +29,10 @@ from benchmarks.measure import Measured
 CASES = int(os.environ.get("BENCH_RESEAL_CASES", "10000"))
 CASES_PER_PERSON = 2
 BATCH = 1_000
-# Batches at a time, each on its own connection (``reseal_case_keys --workers``).
-WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+# Batches at a time, each in a process with its own connection (``reseal_case_keys
+# --workers``): one more than the cores, so that one batch's Python work runs while another
+# waits for the database (README; ADR 0023, session 15).
+WORKERS = int(os.environ.get("BENCH_WORKERS", str((os.cpu_count() or 1) + 1)))
 
 
 def run(report) -> None:

@@ -28,6 +28,7 @@ noise they are.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import uuid
@@ -40,7 +41,6 @@ import psycopg
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.db.models import Q
 
 from audit.history import (
     ByteaArray,
@@ -222,12 +222,17 @@ def reseal_case_keys(
     def waiting():
         # By person: a person's cases come in one batch (but for one that straddles two),
         # so that their key is re-keyed once and not loaded again by another batch.
+        # Each page starts where the last ended: ``person_id >= …`` is a range of the
+        # person index (read from there, sorted by person only within a person), the
+        # last page's cases of that person left out. An ``OR`` of the two conditions
+        # read the index from its start every page (a page cost grew with the cases
+        # already moved: docs/adr/0023-keys-per-case.md, session 15).
         after, made = None, 0
         while max_batches is None or made < max_batches:
             query = Case.objects.filter(keyed_at__isnull=True)
             if after is not None:
                 person, case = after
-                query = query.filter(Q(person_id__gt=person) | Q(person_id=person, pk__gt=case))
+                query = query.filter(person_id__gte=person).exclude(person_id=person, pk__lte=case)
             rows = list(
                 query.order_by("person_id", "pk").values_list("person_id", "pk")[:batch_size]
             )
@@ -371,8 +376,7 @@ def _keys(case_ids: list[uuid.UUID]):
     (``retire_person_keys``): it still opens their identity and everything not moved
     yet, and is destroyed when one of their cases is culled, so that the change
     history's copies of the case from before the move go with it."""
-    with _raw_cursor() as cursor:
-        register_binary_arrays(cursor)
+    with planned_by_key() as cursor:
         cursor.execute(
             "SELECT c.id, c.person_id, p.erased_at FROM casework_case AS c "
             "JOIN casework_person AS p ON p.id = c.person_id "
@@ -417,10 +421,34 @@ def _raw_cursor(alias: str = "default"):
     return psycopg.Cursor(connections[alias].connection)
 
 
+# For the rest of the transaction: the batch's rows are reached through their keys'
+# indexes (``= ANY`` of the batch's ids, a join of the ids to their rows by key), never by
+# a scan of a whole table nor a hash or merge join over one. With a thousand ids or more
+# the planner's costs (a random page at four sequential ones) chose those, and a batch's
+# cost grew with the tables (docs/adr/0023-keys-per-case.md, session 15).
+_BY_KEY = (
+    "SELECT set_config('enable_seqscan', 'off', true), "
+    "set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+)
+
+
+@contextlib.contextmanager
+def planned_by_key(alias: str = "default"):
+    """A transaction (``atomic``) whose statements are planned by key (:data:`_BY_KEY`)
+    and a raw cursor on it. The settings last until the transaction ends: inside a
+    caller's transaction (a savepoint) they are not made, as they would outlive the
+    block."""
+    own = not connections[alias].in_atomic_block
+    with transaction.atomic(using=alias), _raw_cursor(alias) as cursor:
+        register_binary_arrays(cursor)
+        if own:
+            cursor.execute(_BY_KEY)
+        yield cursor
+
+
 def _reseal_batch(case_ids: list[uuid.UUID], *, user, purpose: str) -> tuple[int, int, int]:
     person_keys, own, rekeyed = _keys(case_ids)
-    with transaction.atomic(), _raw_cursor() as cursor:
-        register_binary_arrays(cursor)
+    with planned_by_key() as cursor:
         cursor.execute(
             "SELECT id, person_id, id::text AS text FROM casework_case "
             "WHERE id = ANY(%b) AND keyed_at IS NULL ORDER BY id FOR UPDATE",

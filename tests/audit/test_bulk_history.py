@@ -230,3 +230,17 @@ def test_the_reseal_stamps_an_empty_time_once(db):
     with pytest.raises(psycopg.Error), transaction.atomic(), _cursor() as cursor:
         history.bulk_reseal(cursor, "casework_person", ids, {}, id_type="uuid", stamp="erased_at")
     assert raw("SELECT erased_at FROM casework_person WHERE id = %s", [ids[0]])[0][0] == stamped
+
+
+def test_the_reseal_reaches_its_rows_by_key_not_by_a_scan_of_the_table(db):
+    # Migration 0016: whatever the planner's costs (here a table of a few rows, where a
+    # scan is cheapest), the rows are found and updated through the key's index.
+    ids = [_person_with_name(_sealed(OLD_KEY, bytes([n]) * 40)) for n in range(4)]
+    new = [_sealed(NEW_KEY, bytes([n + 20]) * 40) for n in range(4)]
+    scans = "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = %s"
+    with transaction.atomic(), _cursor() as cursor:
+        ((seq_before, idx_before),) = raw(scans, ["casework_person"])
+        assert history.bulk_reseal(cursor, "casework_person", ids, {"name": new}, id_type="uuid")
+        ((seq_after, idx_after),) = raw(scans, ["casework_person"])
+    assert seq_after == seq_before and idx_after > idx_before
+    assert raw("SELECT name FROM casework_person WHERE id = %s", [ids[3]]) == [(new[3],)]
