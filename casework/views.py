@@ -24,7 +24,7 @@ from viewflow.workflow.fields import get_flow_ref, get_task_ref
 from viewflow.workflow.flow import WorkflowAppViewset
 from viewflow.workflow.flow import views as flow_views
 from viewflow.workflow.flow.viewset import NestedFlowsApp
-from viewflow.workflow.models import Task
+from viewflow.workflow.models import Process, Task
 from viewflow.workflow.status import STATUS
 
 from casework import policy, programmes
@@ -211,7 +211,11 @@ class TaskListFilter(FilterSet):
             .annotate(tasks=Count("pk"))
         )
         for process_id, flow_class, created, flow_task, tasks in groups:
-            processes[process_id] = (created, f"{flow_class.process_title} #{process_id}")
+            if process_id not in processes:
+                # Labelled by ``Process.__str__`` itself, on an unsaved instance of the two
+                # fields it reads.
+                label = str(Process(pk=process_id, flow_class=flow_class))
+                processes[process_id] = (created, label)
             steps.setdefault(flow_task, None)
             count += tasks
         newest_first = sorted(processes.items(), key=lambda item: item[1][0], reverse=True)
