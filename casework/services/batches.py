@@ -1,5 +1,7 @@
-"""Running independent batches of a bulk command (``reseal_case_keys``, ``cull``) on
-several database connections at once.
+"""Running independent batches of a bulk command (``cull``'s erasures and destructions) on
+several database connections at once, each in a thread of its own. (``reseal_case_keys``
+runs its batches one by one through here, and with ``--workers`` in forked processes
+instead: ``casework.services.case_reseal``.)
 
 Each batch is its own transaction on disjoint rows, so two may run side by side: while
 one waits for the database (the change history's triggers, the access log's chain),
