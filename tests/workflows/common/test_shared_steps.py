@@ -1,5 +1,6 @@
-"""The shared service steps the programmes build on (``workflows.common.services``) and the
-core's date check of a service's argument (``casework.services.case_changes.past_date``)."""
+"""What the programmes share: the screening service (``workflows.common.services``), a
+case programme's registration (``workflows.common.registration``) and the core's date
+check of a service's argument (``casework.services.case_changes.past_date``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone, translation
 
+from casework import programmes
+from casework.models import Case
 from casework.services.case_changes import FieldErrors, past_date
 from workflows.common import services as common_services
+from workflows.common.registration import register_case_programme
 
 
 @pytest.fixture(autouse=True)
@@ -138,3 +142,52 @@ class TestScreening:
                 {"user": "u", "case": "c", "purpose": "p", "note": "", "close_reason": "other"},
             ),
         ]
+
+
+class TestRegisterCaseProgramme:
+    """``register_case_programme``: the hooks a case programme's registration derives."""
+
+    @pytest.fixture
+    def registry(self, monkeypatch):
+        monkeypatch.setattr(programmes, "_registry", {})
+        monkeypatch.setattr(programmes, "_viewsets", [])
+        return programmes._registry
+
+    def test_the_derived_hooks(self, registry):
+        from workflows.defector.flow import DefectorFlow, ThreatReviewFlow
+        from workflows.defector.models import DefectorProcess, ThreatAssessment
+
+        programme = register_case_programme(
+            Case.Programme.DEFECTOR,
+            flows={DefectorFlow: "shield", ThreatReviewFlow: "gpp_maybe"},
+            process=DefectorProcess,
+            menu_position=20,
+            extract_models=(ThreatAssessment,),
+        )
+        assert registry == {"defector": programme}
+        assert programme.label == Case.Programme.DEFECTOR.label
+        assert programme.menu_position == 20
+        assert programmes.flow_classes() == [DefectorFlow, ThreatReviewFlow]
+        assert programme.task_cases is not None
+        assert programme.extract_rows is not None
+        assert programme.extract_models == (ThreatAssessment,)
+
+    def test_no_extract_rows_without_extract_models(self, registry):
+        from workflows.sig.flow import SigFlow
+        from workflows.sig.models import SigProcess
+
+        programme = register_case_programme(
+            Case.Programme.SIG, flows={SigFlow: "groups"}, process=SigProcess
+        )
+        assert programme.extract_rows is None
+        assert programme.label == Case.Programme.SIG.label
+
+    @pytest.mark.django_db
+    def test_its_tasks_work_on_the_process_case(self, registry):
+        from workflows.sig.flow import SigFlow
+        from workflows.sig.models import SigProcess
+
+        programme = register_case_programme(
+            Case.Programme.SIG, flows={SigFlow: "groups"}, process=SigProcess
+        )
+        assert programme.task_cases([]) == {}
