@@ -55,6 +55,11 @@ class TestPastDate:
         assert raised.value.error_dict["date"][0].message == "too late"
 
 
+# The case a screening works on, as the step view passes it (stand-ins: the core's services
+# are replaced here).
+CASE = {"user": "u", "case": "c", "purpose": "p"}
+
+
 @pytest.mark.django_db
 class TestScreening:
     """``screening(note_field, reject)``: the note, then the team or the rejection, in one
@@ -86,9 +91,7 @@ class TestScreening:
     def test_accepting_seals_the_note_then_forms_the_team(self, calls):
         record = common_services.screening("screening_note", reject=self.reject(calls))
         result = record(
-            user="u",
-            case="c",
-            purpose="p",
+            **CASE,
             accept=True,
             note="fits",
             expected_version=3,
@@ -98,49 +101,17 @@ class TestScreening:
         )
         assert result == "accepted"
         assert calls == [
-            (
-                "update_case",
-                {
-                    "user": "u",
-                    "case": "c",
-                    "purpose": "p",
-                    "texts": {"screening_note": "fits"},
-                    "expected_version": 3,
-                },
-            ),
-            (
-                "accept_with_team",
-                {
-                    "user": "u",
-                    "case": "c",
-                    "purpose": "p",
-                    "lead": "lead",
-                    "police_contact": "officer",
-                },
-            ),
+            ("update_case", {**CASE, "texts": {"screening_note": "fits"}, "expected_version": 3}),
+            ("accept_with_team", {**CASE, "lead": "lead", "police_contact": "officer"}),
         ]
 
     def test_rejecting_passes_the_note_and_the_programmes_arguments(self, calls):
         record = common_services.screening("check_note", reject=self.reject(calls))
-        result = record(
-            user="u", case="c", purpose="p", accept=False, note="", close_reason="other"
-        )
+        result = record(**CASE, accept=False, note="", close_reason="other")
         assert result == "rejected"
         assert calls == [
-            (
-                "update_case",
-                {
-                    "user": "u",
-                    "case": "c",
-                    "purpose": "p",
-                    "texts": {"check_note": None},
-                    "expected_version": None,
-                },
-            ),
-            (
-                "reject",
-                {"user": "u", "case": "c", "purpose": "p", "note": "", "close_reason": "other"},
-            ),
+            ("update_case", {**CASE, "texts": {"check_note": None}, "expected_version": None}),
+            ("reject", {**CASE, "note": "", "close_reason": "other"}),
         ]
 
 
