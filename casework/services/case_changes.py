@@ -11,6 +11,7 @@ A refusal writes an ``ACCESS_DENIED`` event that survives the rollback and raise
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition
 
@@ -76,6 +78,26 @@ def choice(value: Any, choices, field: str) -> str:
     ``field`` (code ``invalid``, as a form's choice field says it)."""
     if value not in choices.values:
         raise ValidationError({field: ValidationError(_("Select a valid choice."), "invalid")})
+    return value
+
+
+def past_date(
+    value: Any,
+    field: str,
+    *,
+    future=None,
+    invalid=None,
+) -> datetime.date:
+    """``value`` if it is a date not after today (a day on which something happened, as a
+    form's ``PastDateField`` takes it), else the error of ``field``: ``invalid`` (code
+    ``invalid``; by default "Enter a valid date.") for what is not a date, ``future`` (code
+    ``future``; by default "The date cannot be in the future.") for a later day."""
+    if not isinstance(value, datetime.date):
+        message = invalid or _("Enter a valid date.")
+        raise ValidationError({field: ValidationError(message, "invalid")})
+    if value > timezone.localdate():
+        message = future or _("The date cannot be in the future.")
+        raise ValidationError({field: ValidationError(message, "future")})
     return value
 
 

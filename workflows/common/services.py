@@ -70,6 +70,46 @@ def accept_with_team(*, user, case, purpose: str, lead, police_contact):
     return transition(user=user, case=case, name="accept", purpose=purpose)
 
 
+def screening(note_field: str, reject: Callable[..., Any]) -> Callable[..., Any]:
+    """A programme's screening service (SIG's screening, the defector programme's initial
+    check; ``ScreeningStepView`` calls it), given the case field of the screening's note
+    and the programme's rejection.
+
+    The service (keyword arguments ``user``, ``case``, ``purpose``, ``accept``, ``note``,
+    ``expected_version``, ``lead``, ``police_contact``, and the programme's own arguments
+    of a rejection) writes, in one transaction, the note (sealed in ``note_field``) and
+    then either accepts with the team (:func:`accept_with_team`) or calls
+    ``reject(user=, case=, purpose=, note=, **rejection)``; it returns the case."""
+
+    def record(
+        *,
+        user,
+        case,
+        purpose: str,
+        accept: bool,
+        note: str | None,
+        expected_version: int | None = None,
+        lead=None,
+        police_contact=None,
+        **rejection,
+    ):
+        with transaction.atomic():
+            update_case(
+                user=user,
+                case=case,
+                purpose=purpose,
+                texts={note_field: note or None},
+                expected_version=expected_version,
+            )
+            if not accept:
+                return reject(user=user, case=case, purpose=purpose, note=note, **rejection)
+            return accept_with_team(
+                user=user, case=case, purpose=purpose, lead=lead, police_contact=police_contact
+            )
+
+    return record
+
+
 def close_and_stop(stop: Callable, /, *, case, **close):
     """Close the case (:func:`~casework.services.cases.close_case`, ``close`` its other
     arguments) and ``stop(case)`` the programme's processes, in one transaction."""

@@ -29,7 +29,7 @@ from casework.services.cases import (
     record_source,
     transition,
 )
-from workflows.common.services import accept_with_team, open_and_start
+from workflows.common.services import open_and_start, screening
 from workflows.defector import flow, services
 from workflows.defector.models import (
     ASSESSABLE_STATES,
@@ -142,30 +142,14 @@ def _referral_source(user) -> str:
 # --- The initial check -----------------------------------------------------------------------
 
 
-def record_initial_check(
-    *,
-    user,
-    case: DefectorCase,
-    purpose: str,
-    accept: bool,
-    note: str | None,
-    expected_version: int | None = None,
-    **team,
-) -> DefectorCase:
-    """The defector coordinator's initial check: the note, then either the team (``team``:
-    the ``lead`` and ``police_contact`` of ``accept_with_team``) and on to consent, or not
-    eligible."""
-    with transaction.atomic():
-        case_services.update_case(
-            user=user,
-            case=case,
-            purpose=purpose,
-            texts={"check_note": note or None},
-            expected_version=expected_version,
-        )
-        if not accept:
-            return transition(user=user, case=case, name="reject", purpose=purpose, reason=note)
-        return accept_with_team(user=user, case=case, purpose=purpose, **team)
+def _not_eligible(*, user, case: DefectorCase, purpose: str, note: str | None) -> DefectorCase:
+    """A rejected initial check: the person is not eligible (``reject`` closes the case)."""
+    return transition(user=user, case=case, name="reject", purpose=purpose, reason=note)
+
+
+# The defector coordinator's initial check: the note, then either the team (the ``lead``
+# and ``police_contact``) and on to consent, or not eligible.
+record_initial_check = screening("check_note", reject=_not_eligible)
 
 
 # --- The local programme: support, conditions, the programme, its review --------------------

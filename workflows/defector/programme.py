@@ -8,7 +8,7 @@ from django.urls import path
 
 from casework import programmes
 from casework.models import Case, Reminder
-from workflows.common.viewsets import ProgrammeFlowViewset
+from workflows.common.registration import register_case_programme
 from workflows.defector import api as defector_api
 from workflows.defector import api_tasks as defector_api_tasks
 from workflows.defector import demo as defector_demo
@@ -59,38 +59,29 @@ def casework_urls() -> list:
 
 
 def register() -> None:
-    programmes.register(
-        programmes.Programme(
-            code=Case.Programme.DEFECTOR,
-            label=Case.Programme.DEFECTOR.label,
-            menu_position=20,
-            flow_viewsets=lambda: [
-                ProgrammeFlowViewset(DefectorFlow, icon="shield"),
-                ProgrammeFlowViewset(ThreatReviewFlow, icon="gpp_maybe"),
-            ],
-            casework_urls=casework_urls,
-            api_urls=defector_api.urls,
-            case_models=(DefectorCase, DefectorSupportCase),
-            case_page_view=defector_views.DefectorCasePageView.as_view(),
-            # The register extract (docs/adr/0025-register-extract.md).
-            extract_rows=programmes.case_rows(ThreatAssessment),
-            extract_models=(ThreatAssessment,),
-            task_cases=programmes.process_cases(DefectorProcess),
-            reminders=(
-                programmes.ReminderSource(
-                    Reminder.Kind.REASSESSMENT_OVERDUE, overdue_reassessments
-                ),
-            ),
-            seed_demo=lambda stdout: defector_demo.seed_defector_cases(stdout, enabled=True),
-            statistics=lambda: defector_statistics.STATISTICS,
-            api_decisions=defector_api_tasks.decisions,
-            refer_linked=refer_linked,
-            refer_from=refer_from,
-            may_add_action=lambda user, case: adds_actions(case, user),
-            coordinator_permission=DefectorFlow.coordinator_permission,
-            handed_over=handed_over,
-            handed_over_cases=lambda at: DefectorCase.objects.filter(handed_over_at__lte=at).values(
-                "pk"
-            ),
-        )
+    register_case_programme(
+        Case.Programme.DEFECTOR,
+        flows={DefectorFlow: "shield", ThreatReviewFlow: "gpp_maybe"},
+        process=DefectorProcess,
+        menu_position=20,
+        casework_urls=casework_urls,
+        api_urls=defector_api.urls,
+        case_models=(DefectorCase, DefectorSupportCase),
+        case_page_view=defector_views.DefectorCasePageView.as_view(),
+        # The register extract (docs/adr/0025-register-extract.md).
+        extract_models=(ThreatAssessment,),
+        reminders=(
+            programmes.ReminderSource(Reminder.Kind.REASSESSMENT_OVERDUE, overdue_reassessments),
+        ),
+        seed_demo=lambda stdout: defector_demo.seed_defector_cases(stdout, enabled=True),
+        statistics=lambda: defector_statistics.STATISTICS,
+        api_decisions=defector_api_tasks.decisions,
+        refer_linked=refer_linked,
+        refer_from=refer_from,
+        may_add_action=lambda user, case: adds_actions(case, user),
+        coordinator_permission=DefectorFlow.coordinator_permission,
+        handed_over=handed_over,
+        handed_over_cases=lambda at: DefectorCase.objects.filter(handed_over_at__lte=at).values(
+            "pk"
+        ),
     )

@@ -10,7 +10,7 @@ from django.utils.translation import gettext
 
 from casework import policy, programmes
 from casework.models import Case, CaseMembership, Reminder
-from workflows.common.viewsets import ProgrammeFlowViewset
+from workflows.common.registration import register_case_programme
 from workflows.sig import api as sig_api
 from workflows.sig import api_tasks as sig_api_tasks
 from workflows.sig import demo as sig_demo
@@ -55,26 +55,23 @@ def seed_demo(stdout) -> None:
 
 
 def register() -> None:
-    programmes.register(
-        programmes.Programme(
-            code=Case.Programme.SIG,
-            label=Case.Programme.SIG.label,
-            menu_position=10,
-            flow_viewsets=lambda: [ProgrammeFlowViewset(SigFlow, icon="groups")],
-            casework_urls=casework_urls,
-            api_urls=sig_api.urls,
-            task_cases=programmes.process_cases(SigProcess),
-            reminders=(programmes.ReminderSource(Reminder.Kind.REVIEW_OVERDUE, due_reviews),),
-            seed_demo=seed_demo,
-            statistics=lambda: sig_statistics.STATISTICS,
-            api_decisions=sig_api_tasks.decisions,
-            refer_linked=refer_linked,
-            refer_from=refer_from,
-            case_models=(SigCase,),
-            case_page_view=sig_views.SigCasePageView.as_view(),
-            age_range=lambda: settings.SAMVERKAN["SIG_AGE_RANGE"],
-            may_add_action=lambda user, case: (
-                not policy.is_police(user) or police_may_add_actions(case)
-            ),
-        )
+    register_case_programme(
+        Case.Programme.SIG,
+        flows={SigFlow: "groups"},
+        process=SigProcess,
+        menu_position=10,
+        casework_urls=casework_urls,
+        api_urls=sig_api.urls,
+        reminders=(programmes.ReminderSource(Reminder.Kind.REVIEW_OVERDUE, due_reviews),),
+        seed_demo=seed_demo,
+        statistics=lambda: sig_statistics.STATISTICS,
+        api_decisions=sig_api_tasks.decisions,
+        refer_linked=refer_linked,
+        refer_from=refer_from,
+        case_models=(SigCase,),
+        case_page_view=sig_views.SigCasePageView.as_view(),
+        age_range=lambda: settings.SAMVERKAN["SIG_AGE_RANGE"],
+        may_add_action=lambda user, case: (
+            not policy.is_police(user) or police_may_add_actions(case)
+        ),
     )

@@ -27,10 +27,9 @@ from casework.services.cases import (
     record_source,
     transition,
     unmet_conditions,
-    update_case,
 )
 from casework.services.persons import find_or_create_person
-from workflows.common.services import accept_with_team, close_after_withdrawal, open_and_start
+from workflows.common.services import close_after_withdrawal, open_and_start, screening
 from workflows.sig.models import POLICE_ACTION_STATES, SigCase, SigProcess, within_age_range
 
 
@@ -48,31 +47,16 @@ def refer(*, user, person, reason: str, purpose: str) -> SigCase:
     )
 
 
-def record_screening(
-    *,
-    user,
-    case: SigCase,
-    purpose: str,
-    accept: bool,
-    note: str | None,
-    close_reason: str | None = None,
-    expected_version: int | None = None,
-    **team,
+def _reject(
+    *, user, case: SigCase, purpose: str, note: str | None, close_reason: str | None = None
 ) -> SigCase:
-    """The coordinators' screening: the note, then either the team (``team``: the ``lead``
-    and ``police_contact`` of ``accept_with_team``) and on to consent, or the case closed
-    for ``close_reason`` (a rejected referral)."""
-    with transaction.atomic():
-        update_case(
-            user=user,
-            case=case,
-            purpose=purpose,
-            texts={"screening_note": note or None},
-            expected_version=expected_version,
-        )
-        if not accept:
-            return close_case(user=user, case=case, purpose=purpose, reason=close_reason, note=note)
-        return accept_with_team(user=user, case=case, purpose=purpose, **team)
+    """A rejected referral: the case closed for ``close_reason``, the note its close note."""
+    return close_case(user=user, case=case, purpose=purpose, reason=close_reason, note=note)
+
+
+# The coordinators' screening: the note, then either the team (the ``lead`` and
+# ``police_contact``) and on to consent, or the case closed for ``close_reason``.
+record_screening = screening("screening_note", reject=_reject)
 
 
 def decide_to_start(

@@ -25,6 +25,7 @@ from casework.services.case_changes import (
     FieldErrors,
     case_change,
     choice,
+    past_date,
     require_coordinator_access,
 )
 from casework.services.cases import (
@@ -152,8 +153,9 @@ def record_anonymised_discussion(
         if value:  # optional
             with errors.check():
                 choice(value, choices, field)
-    if not isinstance(date, datetime.date) or date > timezone.localdate():
-        errors.add("date", _("The discussion cannot be dated in the future."))
+    dated_in_future = _("The discussion cannot be dated in the future.")
+    with errors.check():
+        past_date(date, "date", future=dated_in_future, invalid=dated_in_future)
     if organisation is None or organisation.kind not in CONCERN_RAISERS:
         errors.add("organisation", _("Select a valid choice."))
     errors.raise_any()

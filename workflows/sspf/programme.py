@@ -5,9 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.urls import include, path
 
-from casework import programmes
 from casework.models import Case
-from workflows.common.viewsets import ProgrammeFlowViewset
+from workflows.common.registration import register_case_programme
 from workflows.sspf import api as sspf_api
 from workflows.sspf import demo as sspf_demo
 from workflows.sspf import overview_views
@@ -43,26 +42,22 @@ def casework_urls() -> list:
 
 
 def register() -> None:
-    programmes.register(
-        programmes.Programme(
-            code=Case.Programme.SSPF,
-            label=Case.Programme.SSPF.label,
-            menu_position=30,
-            flow_viewsets=lambda: [ProgrammeFlowViewset(SspfFlow, icon="school")],
-            casework_urls=casework_urls,
-            api_urls=sspf_api.urls,
-            case_models=(SspfCase,),
-            case_page_view=sspf_views.SspfCasePageView.as_view(),
-            task_cases=programmes.process_cases(SspfProcess),
-            seed_demo=lambda stdout: sspf_demo.seed_sspf_cases(),
-            statistics=lambda: sspf_statistics.STATISTICS,
-            police_take_part=police_take_part,
-            may_add_action=may_add_action,
-            written_guardian_consent=True,
-            own_consent_age=lambda: settings.SAMVERKAN["SSPF_OWN_CONSENT_AGE"],
-            age_range=lambda: settings.SAMVERKAN["SSPF_AGE_RANGE"],
-            limits_school_and_leisure=True,
-            extract_rows=programmes.case_rows(*EXTRACT_MODELS),
-            extract_models=EXTRACT_MODELS,
-        )
+    register_case_programme(
+        Case.Programme.SSPF,
+        flows={SspfFlow: "school"},
+        process=SspfProcess,
+        menu_position=30,
+        casework_urls=casework_urls,
+        api_urls=sspf_api.urls,
+        case_models=(SspfCase,),
+        case_page_view=sspf_views.SspfCasePageView.as_view(),
+        seed_demo=lambda stdout: sspf_demo.seed_sspf_cases(),
+        statistics=lambda: sspf_statistics.STATISTICS,
+        police_take_part=police_take_part,
+        may_add_action=may_add_action,
+        written_guardian_consent=True,
+        own_consent_age=lambda: settings.SAMVERKAN["SSPF_OWN_CONSENT_AGE"],
+        age_range=lambda: settings.SAMVERKAN["SSPF_AGE_RANGE"],
+        limits_school_and_leisure=True,
+        extract_models=EXTRACT_MODELS,
     )

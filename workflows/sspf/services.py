@@ -30,6 +30,7 @@ from casework.selectors.persons import require_purpose
 from casework.services import find_or_create_person
 from casework.services.case_changes import (
     case_change,
+    past_date,
     require_coordinator,
     require_coordinator_access,
     save_case,
@@ -216,10 +217,8 @@ def record_mapping(
         user=user, case=case, purpose=purpose, what="mapping:record"
     )
     note = clean_text(note, "mapping_note", limit=NOTE_LIMIT, required=True)
-    if not isinstance(held_on, datetime.date) or held_on > timezone.localdate():
-        raise ValidationError(
-            {"held_on": ValidationError(_("The conversation cannot be dated in the future."))}
-        )
+    dated_in_future = _("The conversation cannot be dated in the future.")
+    past_date(held_on, "held_on", future=dated_in_future, invalid=dated_in_future)
     if held_on < timezone.localtime(case.opened_at).date():
         raise ValidationError(
             {"held_on": ValidationError(_("The conversation cannot be before the concern."))}

@@ -27,7 +27,7 @@ from casework.crypto.records import seal_value
 from casework.models import Case, Organisation, Person
 from casework.selectors.persons import person_age, require_purpose
 from casework.services import person_corrections
-from casework.services.case_changes import FieldErrors, choice
+from casework.services.case_changes import FieldErrors, choice, past_date
 from casework.services.cases import REASON_LIMIT, clean_text, join_team
 from casework.services.persons import check_registration, find_or_create_person
 from casework.services.transitions import (
@@ -319,10 +319,8 @@ def record_incident(
         policy.gvi_police, user=user, purpose=purpose, what="gvi:incident:create"
     )
     errors = FieldErrors()
-    if not isinstance(date, datetime.date):
-        errors.add("date", _("Enter a valid date."), "invalid")
-    elif date > timezone.localdate():
-        errors.add("date", _("The date cannot be in the future."), "future")
+    with errors.check():
+        past_date(date, "date")
     for field, value, choices in (("area", area, Person.Area), ("kind", kind, Incident.Kind)):
         with errors.check():
             choice(value, choices, field)
