@@ -25,8 +25,13 @@ Only where that holds; everywhere else ``seed_demo`` runs as before:
   id) and the seed's tables as the migrations left them (as many rows; no committed
   seed of a module, ``tests.conftest.committed_seed``, under the test).
 
-``tests/config/test_test_databases.py`` asserts that a copied demo is the one
+``tests/config/test_demo_copy.py`` asserts that a copied demo is the one
 ``seed_demo`` makes.
+
+A module's committed seed (``tests.conftest.committed_seed`` with ``copy_as``: the demo
+with every programme's cases, ``committed_demo_cases``) is copied the same way
+(``committed``): the worker's first is built and copied out of both databases, every later
+one is put back, committed (``tests/config/test_committed_copy.py``).
 """
 
 from __future__ import annotations
@@ -118,10 +123,12 @@ def committed(
     ``COPY … FROM`` under ``session_replication_role = replica`` (no trigger fires: the
     rows, the audit chain's seals and the key store's wrapped data keys are the first
     build's, byte for byte) and its sequences moved past them, one transaction an alias.
-    The keyring is the worker's (``test_keyring``, a session's), so the copied data keys
-    unwrap as the first build's did. ``build`` must return nothing a test needs (its rows
-    are all that is copied). ``migrations_rows(table, alias)``: the migrations' rows."""
-    key = (name, *_settings_key())
+    The keyring is the worker's (``test_keyring``, a session's; part of the copy's key),
+    so the copied data keys unwrap as the first build's did. ``build`` must return
+    nothing (its rows are all that is copied). ``migrations_rows(table, alias)``: the
+    migrations' rows."""
+    # The keyring too: the copied data keys (and blind indexes) are of the first build's.
+    key = (name, str(settings.KEYRING_FILE), *_settings_key())
     before = {
         alias: _counts(connections[alias], lambda table, alias=alias: migrations_rows(table, alias))
         for alias in aliases
