@@ -313,7 +313,9 @@ def demo(db, settings):
 
 
 @contextmanager
-def committed_seed(django_db_blocker, build: Callable[[], object], **overrides) -> Iterator:
+def committed_seed(
+    django_db_blocker, build: Callable[[], object], *, copy_as: str | None = None, **overrides
+) -> Iterator:
     """Run ``build`` (a seed) once, committed, outside any test; yield what it returns; at
     the end empty the databases back to what the migrations made (``empty_committed``).
 
@@ -321,7 +323,12 @@ def committed_seed(django_db_blocker, build: Callable[[], object], **overrides) 
     inside their own rolled-back transaction: the seed of every programme's demo cases is
     ~12,000 statements, built once instead of once a test (docs/adr/0034-fast-suite.md).
     The settings are the tests' (``_no_demo_persons``, MD5 hashing, the demo password)
-    with ``overrides``."""
+    with ``overrides``.
+
+    With ``copy_as`` (a name for the seed ``build`` makes; ``build`` returns nothing) the
+    worker's first such seed is copied out and every later one under the same name and
+    settings is that copy put back, committed (``demo_seed.committed``;
+    ``tests/config/test_committed_copy.py``)."""
     settings_overrides = override_settings(
         **{
             "DEMO_PERSONS": 0,
@@ -344,7 +351,15 @@ def committed_seed(django_db_blocker, build: Callable[[], object], **overrides) 
             )
             get_resolver().url_patterns  # noqa: B018 (viewflow names its node URLs then)
             try:
-                seeded = build()
+                if copy_as is None:
+                    seeded = build()
+                else:
+                    seeded = demo_seed.committed(
+                        copy_as,
+                        build,
+                        aliases=("default", "keystore"),
+                        migrations_rows=migrations_rows,
+                    )
             except BaseException:
                 empty_committed()
                 raise
@@ -373,11 +388,16 @@ def seed_demo() -> None:
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
 
 
+# The name of ``committed_demo_cases``' seed, for its copy (``committed_seed``'s ``copy_as``).
+DEMO_CASES = "seed_demo with every programme's cases"
+
+
 @pytest.fixture(scope="module")
 def committed_demo_cases(django_db_setup, django_db_blocker):
     """``seed_demo`` with every programme's demo cases, committed once for the module
-    (``committed_seed``); its tests are ordinary rolled-back tests on top of it."""
-    with committed_seed(django_db_blocker, seed_demo, DEMO_SIG_CASES=True):
+    (``committed_seed``); its tests are ordinary rolled-back tests on top of it. After a
+    worker's first, the seed is that one's rows put back (``copy_as``)."""
+    with committed_seed(django_db_blocker, seed_demo, copy_as=DEMO_CASES, DEMO_SIG_CASES=True):
         yield
 
 

@@ -25,8 +25,13 @@ Only where that holds; everywhere else ``seed_demo`` runs as before:
   id) and the seed's tables as the migrations left them (as many rows; no committed
   seed of a module, ``tests.conftest.committed_seed``, under the test).
 
-``tests/config/test_test_databases.py`` asserts that a copied demo is the one
+``tests/config/test_demo_copy.py`` asserts that a copied demo is the one
 ``seed_demo`` makes.
+
+A module's committed seed (``tests.conftest.committed_seed`` with ``copy_as``: the demo
+with every programme's cases, ``committed_demo_cases``) is copied the same way
+(``committed``): the worker's first is built and copied out of both databases, every later
+one is put back, committed (``tests/config/test_committed_copy.py``).
 """
 
 from __future__ import annotations
@@ -68,6 +73,12 @@ committed_seeds = 0
 # How many ``demo`` seeds of this worker were copied in, and how many ran.
 counts = {"copied": 0, "seeded": 0}
 
+# The committed seeds' rows (``committed``), per name and settings: alias -> copy.
+_COMMITTED: dict[tuple, dict[str, _Copy]] = {}
+
+# How many committed seeds of this worker were put back, and how many were built.
+committed_counts = {"copied": 0, "seeded": 0}
+
 
 def seed(run_seed: Callable[[], None], *, migrations_rows: Callable[[str], bytes]) -> None:
     """``run_seed()`` (``seed_demo``), or the rows of an earlier one copied in where
@@ -93,6 +104,68 @@ def seed(run_seed: Callable[[], None], *, migrations_rows: Callable[[str], bytes
             counts["copied"] += 1
         else:
             _run(run_seed)
+
+
+def committed(
+    name: str,
+    build: Callable[[], object],
+    *,
+    aliases: tuple[str, ...],
+    migrations_rows: Callable[[str, str], bytes],
+) -> None:
+    """``build()`` committed (a module's seed, ``tests.conftest.committed_seed``), or the
+    rows of this worker's earlier build of the same ``name`` under the same settings
+    (``SETTINGS``) put back, committed, in ``aliases``' databases.
+
+    The first build of a worker on databases as the migrations left them is copied out
+    (every table whose rows it changed, in each alias, as for the ``demo`` fixture); a
+    later one on databases as the migrations left them gets those rows back with
+    ``COPY … FROM`` under ``session_replication_role = replica`` (no trigger fires: the
+    rows, the audit chain's seals and the key store's wrapped data keys are the first
+    build's, byte for byte) and its sequences moved past them, one transaction an alias.
+    The keyring is the worker's (``test_keyring``, a session's; part of the copy's key),
+    so the copied data keys unwrap as the first build's did. ``build`` must return
+    nothing (its rows are all that is copied). ``migrations_rows(table, alias)``: the
+    migrations' rows."""
+    # The keyring too: the copied data keys (and blind indexes) are of the first build's.
+    key = (name, str(settings.KEYRING_FILE), *_settings_key())
+    before = {
+        alias: _counts(connections[alias], lambda table, alias=alias: migrations_rows(table, alias))
+        for alias in aliases
+    }
+    as_migrated = all(_untouched_alias(alias, before[alias]) for alias in aliases)
+    copies = _COMMITTED.get(key)
+    if copies is not None and as_migrated:
+        for alias in aliases:
+            connection = connections[alias]
+            with transaction.atomic(using=alias), connection.cursor() as cursor:
+                _put_back(cursor, connection, copies[alias])
+        committed_counts["copied"] += 1
+        return
+    result = build()
+    assert result is None, f"a copied committed seed ({name}) returns nothing"
+    committed_counts["seeded"] += 1
+    if as_migrated:
+        copies = {}
+        for alias in aliases:
+            connection = connections[alias]
+            with connection.cursor() as cursor:
+                copies[alias] = _take(
+                    cursor, connection, lambda table, alias=alias: migrations_rows(table, alias)
+                )
+        _COMMITTED[key] = copies
+
+
+def forget_committed(name: str) -> None:
+    """Forget the copies of the committed seed ``name`` (the next build runs)."""
+    for key in [key for key in _COMMITTED if key[0] == name]:
+        del _COMMITTED[key]
+
+
+def _untouched_alias(alias: str, rows_before: dict[str, int]) -> bool:
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        return _untouched(cursor, connection, rows_before)
 
 
 def copy_of_seed(run_seed: Callable[[], None], *, migrations_rows: Callable[[str], bytes]):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 from viewflow.workflow.models import Task
 from viewflow.workflow.status import PROCESS, STATUS
@@ -12,7 +11,7 @@ from audit.models import AccessEvent
 from casework.models import Case, CaseEvent, Guardian, Person
 from casework.selectors.cases import list_cases
 from casework.selectors.persons import person_age
-from tests.conftest import committed_seed
+from tests.conftest import DEMO_CASES, committed_seed, seed_demo
 from tests.workflows.conftest import BOTH_DATABASES
 from workflows.sig.demo import SLOTS, person_id
 from workflows.sig.flow import SigFlow
@@ -21,16 +20,12 @@ from workflows.sig.models import SigCase, SigProcess, Status
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
 
-def _seed() -> None:
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-
-
 @pytest.fixture(scope="class")
 def committed_demo_cases(django_db_setup, django_db_blocker):
     """The demo with its cases, committed once for ``TestSeeded`` (a class, so that
     ``test_off_in_tests_unless_asked`` never runs on top of it): ``tests.conftest``'s
-    fixture of that name, at class scope."""
-    with committed_seed(django_db_blocker, _seed, DEMO_SIG_CASES=True):
+    fixture of that name, at class scope (the same seed, copied in after a worker's first)."""
+    with committed_seed(django_db_blocker, seed_demo, copy_as=DEMO_CASES, DEMO_SIG_CASES=True):
         yield
 
 
@@ -147,7 +142,7 @@ class TestSeeded:
             Task.objects.count(),
             CaseEvent.objects.count(),
         )
-        _seed()
+        seed_demo()
         assert (
             Person.objects.count(),
             SigCase.objects.count(),
