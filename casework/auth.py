@@ -26,9 +26,16 @@ class RoleBackend(ModelBackend):
         """The logged-in user of a request, with the organisation every page shows
         (the toolbar, the access log's entries, the policy's checks) and the roles and
         permissions read: kept in this process while the access generation stands
-        (``casework.access_cache``), a copy a request."""
-        kept = _accounts.get(user_id, access_generation(), lambda: self._load_user(user_id))
-        return copy.copy(kept) if kept is not None else None
+        (``casework.access_cache``), a copy a request, which knows the generation it was
+        read under."""
+        generation = access_generation()
+        kept = _accounts.get(user_id, generation, lambda: self._load_user(user_id))
+        if kept is None:
+            return None
+        user = copy.copy(kept)
+        # What the page shell's kept parts are checked against (``{% shellpart %}``).
+        user._access_generation = generation
+        return user
 
     def _load_user(self, user_id):
         UserModel = get_user_model()

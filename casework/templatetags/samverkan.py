@@ -6,7 +6,12 @@ import functools
 import hashlib
 
 from django import template
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.urls import get_script_prefix
 from django.utils.translation import get_language
+
+from casework.access_cache import GenerationCache, access_generation
 
 register = template.Library()
 
@@ -14,12 +19,73 @@ register = template.Library()
 @register.filter
 def menu_key(user) -> str:
     """What a side menu depends on besides the language: who, for which organisation,
-    with which permissions (a changed role gives a new key, so a new menu)."""
+    with which permissions (a changed role gives a new key, so a new menu). Kept on the
+    user object for as long as its permission cache (``kept_on_user``)."""
     if not getattr(user, "is_authenticated", False):
         return "anonymous"
+    from casework.policy.accounts import kept_on_user
+
+    return kept_on_user(user, "_samverkan_menu_key", _menu_key)
+
+
+def _menu_key(user) -> str:
     permissions = "\n".join(sorted(user.get_all_permissions()))
     digest = hashlib.blake2b(permissions.encode(), digest_size=12).hexdigest()
     return f"{user.pk}:{user.organisation_id}:{digest}"
+
+
+# The parts of the page shell kept by ``{% shellpart %}``: this process's, each under the
+# access generation it was rendered under (docs/adr/0036-fast-pages.md, session 16).
+_parts: GenerationCache[str] = GenerationCache(size=2048)
+
+
+@receiver(setting_changed)
+def _settings_changed(**kwargs) -> None:
+    # Static and script addresses, languages, templates: a test's settings, not a deploy's.
+    _parts.clear()
+
+
+def _generation(context) -> int | None:
+    """The access generation the request's user was read under (``casework.auth``);
+    0 for a request without a signed-in user (nothing of an account in the page)."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if not getattr(user, "is_authenticated", False):
+        return 0
+    generation = getattr(user, "_access_generation", None)
+    return access_generation() if generation is None else generation
+
+
+class ShellPartNode(template.Node):
+    def __init__(self, nodelist, name: str, keys) -> None:
+        self.nodelist = nodelist
+        self.name = name
+        self.keys = keys
+
+    def render(self, context) -> str:
+        key = (
+            self.name,
+            get_language(),
+            get_script_prefix(),
+            *(str(value.resolve(context)) for value in self.keys),
+        )
+        return _parts.get(key, _generation(context), lambda: self.nodelist.render(context))
+
+
+@register.tag
+def shellpart(parser, token):
+    """``{% shellpart "name" key … %}…{% endshellpart %}``: a part of the page shell
+    rendered once a process for its name, the keys' values, the language and the script
+    prefix, while the access generation stands (any change to an account, a role, an
+    organisation renders it anew; a deploy is a new process). Only for markup that is a
+    function of these alone: a link list by ``request.user|menu_key``, static addresses.
+    Never a CSRF token, a count, the request's path or anything else of the request."""
+    bits = token.split_contents()
+    if len(bits) < 2 or bits[1][0] not in "\"'" or bits[1][0] != bits[1][-1]:
+        raise template.TemplateSyntaxError("{% shellpart %} needs a quoted name first.")
+    nodelist = parser.parse(("endshellpart",))
+    parser.delete_first_token()
+    return ShellPartNode(nodelist, bits[1][1:-1], [parser.compile_filter(b) for b in bits[2:]])
 
 
 @register.filter
