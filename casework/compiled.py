@@ -41,6 +41,27 @@ class _Plan:
     related_populators: tuple[Any, ...]
     converters: tuple[tuple[int, tuple[list[Callable], Any]], ...]
 
+    def params(self, values: dict[str, Any]) -> list[Any]:
+        """The statement's parameters with the caller's ``values`` in their places."""
+        return [values[item] if kind == "value" else item for kind, item in self.slots]
+
+    def instances(self, rows, connection) -> list[Model]:
+        """The model instances of the statement's ``rows``, as ``ModelIterable`` makes them."""
+        objects = []
+        for row in rows:
+            if self.converters:
+                row = list(row)
+                for position, (functions, expression) in self.converters:
+                    value = row[position]
+                    for function in functions:
+                        value = function(value, expression, connection)
+                    row[position] = value
+            obj = self.model.from_db(self.using, self.init_list, row[self.start : self.end])
+            for populator in self.related_populators:
+                populator.populate(row, obj)
+            objects.append(obj)
+        return objects
+
 
 class CompiledQuery:
     """``build(**values)`` returns a queryset of model instances; ``stand_ins`` names one
@@ -54,26 +75,15 @@ class CompiledQuery:
         self._plan: _Plan | None = None
 
     def run(self, **values: Any) -> list[Model]:
-        plan = self._plan or self._compile()
-        params = [values[item] if kind == "value" else item for kind, item in plan.slots]
+        plan = self.plan()
         connection = connections[plan.using]
         with connection.cursor() as cursor:
-            cursor.execute(plan.sql, params)
-            rows = cursor.fetchall()
-        objects = []
-        for row in rows:
-            if plan.converters:
-                row = list(row)
-                for position, (functions, expression) in plan.converters:
-                    value = row[position]
-                    for function in functions:
-                        value = function(value, expression, connection)
-                    row[position] = value
-            obj = plan.model.from_db(plan.using, plan.init_list, row[plan.start : plan.end])
-            for populator in plan.related_populators:
-                populator.populate(row, obj)
-            objects.append(obj)
-        return objects
+            cursor.execute(plan.sql, plan.params(values))
+            return plan.instances(cursor.fetchall(), connection)
+
+    def plan(self) -> _Plan:
+        """The compiled statement and how its rows become instances (made on first use)."""
+        return self._plan or self._compile()
 
     def _compile(self) -> _Plan:
         queryset = self._build(**self._stand_ins)
@@ -108,6 +118,36 @@ class CompiledQuery:
             converters=tuple(converters.items()),
         )
         return self._plan
+
+
+def run_together(*reads: tuple[CompiledQuery, dict[str, Any]]) -> list[list[Model]]:
+    """Several compiled reads of one database in one round trip: ``[(query, values), …]``
+    answers ``[query.run(**values), …]``.
+
+    The reads' statements go to PostgreSQL as one text (the simple query protocol: the
+    server runs them one after the other, in one transaction, and answers each with its
+    own result set); each read's rows become instances as its :meth:`CompiledQuery.run`
+    makes them. One execution for the driver and Django instead of one a read.
+    """
+    plans = [query.plan() for query, _values in reads]
+    using = plans[0].using
+    if any(plan.using != using for plan in plans):
+        raise ValueError("reads run together must use one database")
+    sql = ";\n".join(plan.sql for plan in plans)
+    params = [
+        param
+        for plan, (_query, values) in zip(plans, reads, strict=True)
+        for param in plan.params(values)
+    ]
+    connection = connections[using]
+    found = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for n, plan in enumerate(plans):
+            if n and not cursor.nextset():
+                raise RuntimeError("a read run together gave no result set")
+            found.append(plan.instances(cursor.fetchall(), connection))
+    return found
 
 
 def among_ids(stand_in: Hashable) -> RawSQL:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime
 import functools
 import uuid
+from dataclasses import dataclass
 
 from django.db.models import Q
 from django.utils import timezone
 
 from casework import policy
-from casework.compiled import CompiledQuery
+from casework.compiled import CompiledQuery, run_together
 from casework.models import (
     Action,
     Case,
@@ -120,20 +121,47 @@ def consents(case: Case) -> list[Consent]:
     (``consent.organisations.all()`` reads no more)."""
     found = _of_case(_consents.run(case_id=case.pk), case)
     if found:
-        covered: dict = {consent.pk: [] for consent in found}
-        for row in _consent_organisations.run(case_id=case.pk):
-            covered[row.consent_id].append(row.organisation)
-        for consent in found:
-            _prefetched(consent, "organisations", consent.organisations, covered[consent.pk])
+        _put_organisations(found, _consent_organisations.run(case_id=case.pk))
     return found
+
+
+def _put_organisations(consents: list[Consent], covering: list) -> None:
+    covered: dict = {consent.pk: [] for consent in consents}
+    for row in covering:
+        covered[row.consent_id].append(row.organisation)
+    for consent in consents:
+        _prefetched(consent, "organisations", consent.organisations, covered[consent.pk])
 
 
 def guardians(person: Person) -> None:
     """The person's guardians, put where ``person.guardians.all()`` finds them."""
-    found = _guardians.run(person_id=person.pk)
+    _put_guardians(person, _guardians.run(person_id=person.pk))
+
+
+def _put_guardians(person: Person, found: list[Guardian]) -> None:
     for guardian in found:
         guardian.person = person
     _prefetched(person, "guardians", person.guardians, found)
+
+
+def parties(case: Case, *, now: datetime.datetime) -> tuple[list[CaseMembership], list[Consent]]:
+    """What the access check and the page both need, in one round trip
+    (``casework.compiled.run_together``): the current team (as :func:`current_team`),
+    the consents with their guardians and organisations (as :func:`consents`), and the
+    person's guardians (as :func:`guardians`: ``case.person.guardians.all()`` reads no
+    more)."""
+    person = case.person
+    team, found, covering, person_guardians = run_together(
+        (_team_read, {"case_id": case.pk, "now": now}),
+        (_consents, {"case_id": case.pk}),
+        (_consent_organisations, {"case_id": case.pk}),
+        (_guardians, {"person_id": person.pk}),
+    )
+    _of_case(team, case)
+    _of_case(found, case)
+    _put_organisations(found, covering)
+    _put_guardians(person, person_guardians)
+    return team, found
 
 
 def _prefetched(obj, name: str, manager, rows: list) -> None:
@@ -175,6 +203,50 @@ def links(case: Case) -> list[CaseLink]:
 
 def events(case: Case) -> list[CaseEvent]:
     return _of_case(_events.run(case_id=case.pk), case)
+
+
+@dataclass(frozen=True)
+class CaseRows:
+    """The case page's rows of a case after its access check (:func:`case_rows`)."""
+
+    actions: list[Action]
+    decisions: list[CaseDecision]
+    legal_bases: list[CaseLegalBasis]
+    links: list[CaseLink]
+    events: list[CaseEvent]
+
+
+def case_rows(
+    case: Case, organisation_id: int | None, action_kinds, *, decided: bool, legal: bool
+) -> CaseRows:
+    """The rows of the case the page shows, in one round trip
+    (``casework.compiled.run_together``): the actions as :func:`visible_actions`, the
+    decisions (``decided``) and legal bases (``legal``; else none read), the links and
+    the timeline's events. The SSPF school/leisure view of the actions (``action_kinds``)
+    and a user without an organisation keep the ORM's query of the actions, on its own.
+    """
+    compiled_actions = organisation_id is not None and action_kinds is None
+    reads: list = []
+    if compiled_actions:
+        reads.append((_actions, {"case_id": case.pk, "organisation_id": organisation_id}))
+    if decided:
+        reads.append((_decisions, {"case_id": case.pk}))
+    if legal:
+        reads.append((_legal_bases, {"case_id": case.pk}))
+    reads += [(_links, {"case_id": case.pk}), (_events, {"case_id": case.pk})]
+    found = iter(run_together(*reads))
+    actions = (
+        _of_case(next(found), case)
+        if compiled_actions
+        else visible_actions(case, organisation_id, action_kinds)
+    )
+    return CaseRows(
+        actions=actions,
+        decisions=_of_case(next(found), case) if decided else [],
+        legal_bases=_of_case(next(found), case) if legal else [],
+        links=next(found),
+        events=_of_case(next(found), case),
+    )
 
 
 # --- The case list ----------------------------------------------------------------------

@@ -12,6 +12,7 @@ an ``ACCESS_DENIED`` event (that survives the request) and raises
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,13 +38,13 @@ from casework.models import (
 )
 from casework.selectors import case_reads
 from casework.selectors.case_keys import case_and_person_key, case_keys
-from casework.selectors.case_reads import current_team
 from casework.selectors.persons import (
     ERASED_LABEL,
     PersonDetails,
     person_age,
     require_purpose,
 )
+from casework.templatetags.samverkan import label
 
 if TYPE_CHECKING:
     from casework.models import User
@@ -84,6 +85,60 @@ class LinkedCase:
 
 
 @dataclass(frozen=True)
+class ConsentRow:
+    """One line of the case page's consents (``templates/workflows/_consents.html``): its
+    texts made once here, not by filters and a queryset per line in the template."""
+
+    consent: Consent
+    giver: str
+    decision: str
+    form: str
+    # The organisations it covers, by name, and its purposes' labels ("—": none).
+    covers: str
+    purposes: str
+    # ``YYYY-MM-DD`` (local time for the withdrawal); "—" without an end, "" not withdrawn.
+    valid_until: str
+    withdrawn_on: str
+    # In force and given: the page may offer its withdrawal.
+    withdrawable: bool
+
+
+@functools.lru_cache(maxsize=64)
+def _purpose_labels(language: str | None) -> dict:
+    return {value: str(text) for value, text in Consent.Purpose.choices}
+
+
+def consent_rows(consents: list[Consent]) -> list[ConsentRow]:
+    """The consents as the page lists them (labels in the active language)."""
+    language = translation.get_language()
+    purposes = _purpose_labels(language)
+    rows = []
+    for consent in consents:
+        withdrawn = consent.withdrawn_at
+        rows.append(
+            ConsentRow(
+                consent=consent,
+                giver=label(consent, "giver"),
+                decision=label(consent, "decision"),
+                form=label(consent, "form"),
+                covers=", ".join(str(org) for org in consent.organisations.all()),
+                purposes=", ".join(
+                    str(purposes.get(value, value)) for value in consent.purposes or ()
+                )
+                or "—",
+                valid_until=(
+                    "—" if consent.valid_until is None else consent.valid_until.isoformat()
+                ),
+                withdrawn_on=(
+                    "" if withdrawn is None else timezone.localtime(withdrawn).date().isoformat()
+                ),
+                withdrawable=withdrawn is None and consent.decision == Consent.Decision.GIVEN,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
 class CasePage:
     case: Case
     access: policy.CaseAccess
@@ -106,6 +161,11 @@ class CasePage:
     parts: policy.CaseParts = policy.ALL_PARTS
     # Where the case came from when that is not a case: ids of GVI group members.
     gvi_members: list[str] = field(default_factory=list)
+
+    @functools.cached_property
+    def consent_rows(self) -> list[ConsentRow]:
+        """The consents as the page lists them (:func:`consent_rows`), made once."""
+        return consent_rows(self.consents)
 
 
 def deny_reading(
@@ -184,11 +244,9 @@ def get_case_page(
     now = timezone.now()
     # Read once, before the access check, which takes the user's membership and
     # the consents from them (nothing here is decrypted): the page shows both.
-    team = current_team(case, now=now)
+    team, consents = case_reads.parties(case, now=now)
     policy.remember_team(case, team)
-    consents = case_reads.consents(case)
     person: Person = case.person
-    case_reads.guardians(person)
     # The person's identity under the person's key (``dek``), everything of the case
     # under the case's own (``case_dek``; ``None`` once culled: it reads as unreadable).
     dek = case_dek = None
@@ -255,20 +313,24 @@ def get_case_page(
     if erased:
         # The guardians' contact data was sealed under the erased person's key.
         guardians = [Opened(g.obj, {"name": ERASED_LABEL, "phone": None}) for g in guardians]
-    visible_actions = case_reads.visible_actions(case, user.organisation_id, parts.action_kinds)
-    actions = open_all(visible_actions, ("note",), case_dek, read, "action")
+    rows = case_reads.case_rows(
+        case,
+        user.organisation_id,
+        parts.action_kinds,
+        decided=bool(parts.decisions),
+        legal=bool(parts.legal_bases),
+    )
+    actions = open_all(rows.actions, ("note",), case_dek, read, "action")
     decisions = (
-        open_all(case_reads.decisions(case), ("note",), case_dek, read, "decision")
-        if parts.decisions
-        else []
+        open_all(rows.decisions, ("note",), case_dek, read, "decision") if parts.decisions else []
     )
     legal_bases = (
-        open_all(case_reads.legal_bases(case), ("justification",), case_dek, read, "legal_basis")
+        open_all(rows.legal_bases, ("justification",), case_dek, read, "legal_basis")
         if parts.legal_bases
         else []
     )
     links = []
-    link_rows = case_reads.links(case)
+    link_rows = rows.links
     # A link's reason is sealed under the key of the case it starts from.
     link_keys = (
         case_keys([row.from_case for row in link_rows if row.from_case_id != case.pk])
@@ -287,7 +349,7 @@ def get_case_page(
         outgoing = row.from_case_id == case.pk
         other = row.to_case if outgoing else row.from_case
         links.append(LinkedCase(link=row, other=other, outgoing=outgoing, reason=reason))
-    events = case_reads.events(case)
+    events = rows.events
     if parts.event_reasons:
         timeline = open_all(events, ("reason",), case_dek, read, "event")
     else:

@@ -1,18 +1,23 @@
 """The case page's and the case list's compiled reads (``casework.selectors.case_reads``)
 give the rows the ORM's querysets give, with the related rows the page reads after them
-already in place."""
+already in place; the reads run together give what each gives alone; the case page's
+consent lines (``casework.selectors.cases.consent_rows``) say what the template's filters
+said."""
 
 from __future__ import annotations
+
+import datetime
 
 import pytest
 from django.db import connection
 from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from casework import policy
 from casework.models import Case, CaseDecision, CaseEvent, CaseLegalBasis, CaseLink, Consent
 from casework.selectors import case_reads
+from casework.selectors.cases import consent_rows
 from tests.workflows.conftest import BOTH_DATABASES
 from workflows.sig.models import SigCase
 from workflows.sspf.models import SspfCase
@@ -109,3 +114,97 @@ def test_the_compiled_case_list_is_the_querysets(seeded, settings, days):
             assert compiled is not None
             assert [c.pk for c in compiled] == [c.pk for c in expected], user.username
             assert [c.person.pk for c in compiled] == [c.person.pk for c in expected]
+
+
+def test_reads_run_together_give_what_each_gives_alone_in_one_execution(seeded):
+    cases = list(Case.objects.select_related("person"))
+    now = timezone.now()
+    for case in cases:
+        organisation_id = case.owner_organisation_id
+        with CaptureQueriesContext(connection) as statements:
+            team, consents = case_reads.parties(case, now=now)
+        assert len(statements.captured_queries) == 1
+        assert _fields(team) == _fields(case_reads.current_team(case, now=now))
+        assert [m.case is case for m in team] == [True] * len(team)
+        assert _fields(consents) == _fields(case_reads.consents(case))
+        with CaptureQueriesContext(connection) as statements:
+            covered = {c.pk: [o.pk for o in c.organisations.all()] for c in consents}
+            guardians = sorted(g.pk for g in case.person.guardians.all())
+        assert statements.captured_queries == []
+        assert covered == {
+            c.pk: [o.pk for o in c.organisations.all()] for c in case_reads.consents(case)
+        }
+        assert guardians == sorted(
+            case.person.guardians.model.objects.filter(person=case.person).values_list(
+                "pk", flat=True
+            )
+        )
+        with CaptureQueriesContext(connection) as statements:
+            rows = case_reads.case_rows(case, organisation_id, None, decided=True, legal=True)
+        assert len(statements.captured_queries) == 1
+        assert _fields(rows.actions) == _fields(
+            case_reads.visible_actions(case, organisation_id, None)
+        )
+        assert _fields(rows.decisions) == _fields(case_reads.decisions(case))
+        assert _fields(rows.legal_bases) == _fields(case_reads.legal_bases(case))
+        assert _fields(rows.links) == _fields(case_reads.links(case))
+        assert _fields(rows.events) == _fields(case_reads.events(case))
+        assert [e.at for e in rows.events] == [e.at for e in case_reads.events(case)]
+        # Parts not shown are not read; the ORM's actions for a user of no organisation.
+        rows = case_reads.case_rows(case, None, None, decided=False, legal=False)
+        assert rows.decisions == [] and rows.legal_bases == []
+        assert _fields(rows.actions) == _fields(case_reads.visible_actions(case, None, None))
+
+
+def test_run_together_refuses_reads_of_two_databases():
+    import uuid
+
+    from casework.compiled import CompiledQuery, run_together
+    from casework.models import DataKey
+
+    stand_in = uuid.UUID(int=7)
+    keys = CompiledQuery(
+        lambda owner: DataKey.objects.using("keystore").filter(owner_id=owner), owner=stand_in
+    )
+    decisions = CompiledQuery(lambda case: CaseDecision.objects.filter(case_id=case), case=stand_in)
+    with pytest.raises(ValueError, match="one database"):
+        run_together((decisions, {"case": uuid.uuid4()}), (keys, {"owner": uuid.uuid4()}))
+
+
+def _by_filters(consent: Consent) -> dict:
+    """What ``_consents.html`` rendered before the rows, for one consent."""
+    withdrawn = consent.withdrawn_at
+    return {
+        "giver": consent.get_giver_display(),
+        "decision": consent.get_decision_display(),
+        "form": consent.get_form_display(),
+        "covers": ", ".join(str(org) for org in consent.organisations.order_by("name")),
+        "purposes": ", ".join(consent.purpose_labels) or "—",
+        "valid_until": consent.valid_until.strftime("%Y-%m-%d") if consent.valid_until else "—",
+        "withdrawn_on": timezone.localtime(withdrawn).strftime("%Y-%m-%d") if withdrawn else "",
+        "withdrawable": not withdrawn and consent.decision == "given",
+    }
+
+
+@pytest.mark.parametrize("language", ["sv", "en"])
+def test_consent_rows_say_what_the_filters_said(demo_cases, language):
+    consents = list(Consent.objects.select_related("case").order_by("given_at"))
+    assert consents
+    # A withdrawn consent late in the evening (UTC): its local day is the next one.
+    late = consents[0]
+    late.withdrawn_at = datetime.datetime(2026, 3, 1, 23, 30, tzinfo=datetime.UTC)
+    late.valid_until = None
+    late.purposes = []
+    late.save(update_fields=["withdrawn_at", "valid_until", "purposes"])
+    with translation.override(language):
+        for case in {consent.case for consent in consents}:
+            read = case_reads.consents(case)
+            rows = consent_rows(read)
+            assert [row.consent.pk for row in rows] == [consent.pk for consent in read]
+            for row in rows:
+                consent = Consent.objects.get(pk=row.consent.pk)
+                expected = _by_filters(consent)
+                assert {name: getattr(row, name) for name in expected} == expected
+    assert consent_rows([]) == []
+    late_row = consent_rows(case_reads.consents(late.case))
+    assert [row.withdrawn_on for row in late_row if row.consent.pk == late.pk] == ["2026-03-02"]

@@ -38,10 +38,13 @@ from workflows.sig.models import Status
 # with its roles kept while the access generation stands (one small query instead of
 # the account and its permissions; docs/adr/0030-access-cache.md); then -3: the
 # session's renewal is written only when it moves the idle end by more than a minute
-# (``casework.sessions.SessionStore``; docs/adr/0036-fast-pages.md, session 12).
+# (``casework.sessions.SessionStore``; docs/adr/0036-fast-pages.md, session 12); then -7:
+# the case's team, consents, their organisations and the guardians in one round trip, its
+# actions, decisions, legal bases, links and events in another (``casework.compiled.
+# run_together``; docs/adr/0036-fast-pages.md, session 16).
 EXPECTED = {
-    "per.polis": 16,
-    "anna.social": 15,
+    "per.polis": 9,
+    "anna.social": 8,
 }
 
 
