@@ -26,6 +26,7 @@ from audit.services import Action as AuditAction
 from audit.services import Outcome, record_event, record_events
 from casework import policy
 from casework.crypto.records import open_value
+from casework.labels import label
 from casework.models import (
     BreakGlassAccess,
     Case,
@@ -44,7 +45,6 @@ from casework.selectors.persons import (
     person_age,
     require_purpose,
 )
-from casework.templatetags.samverkan import label
 
 if TYPE_CHECKING:
     from casework.models import User
@@ -103,15 +103,8 @@ class ConsentRow:
     withdrawable: bool
 
 
-@functools.lru_cache(maxsize=64)
-def _purpose_labels(language: str | None) -> dict:
-    return {value: str(text) for value, text in Consent.Purpose.choices}
-
-
 def consent_rows(consents: list[Consent]) -> list[ConsentRow]:
     """The consents as the page lists them (labels in the active language)."""
-    language = translation.get_language()
-    purposes = _purpose_labels(language)
     rows = []
     for consent in consents:
         withdrawn = consent.withdrawn_at
@@ -122,10 +115,7 @@ def consent_rows(consents: list[Consent]) -> list[ConsentRow]:
                 decision=label(consent, "decision"),
                 form=label(consent, "form"),
                 covers=", ".join(str(org) for org in consent.organisations.all()),
-                purposes=", ".join(
-                    str(purposes.get(value, value)) for value in consent.purposes or ()
-                )
-                or "—",
+                purposes=", ".join(consent.purpose_labels) or "—",
                 valid_until=(
                     "—" if consent.valid_until is None else consent.valid_until.isoformat()
                 ),

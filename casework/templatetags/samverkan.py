@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 
 from django import template
@@ -12,6 +11,7 @@ from django.urls import get_script_prefix
 from django.utils.translation import get_language
 
 from casework.access_cache import GenerationCache, access_generation
+from casework.labels import label
 
 register = template.Library()
 
@@ -96,22 +96,7 @@ def uses_task_inbox(user) -> bool:
     return policy.can_use_task_inbox(user)
 
 
-@register.filter
-def label(obj, field_name: str) -> str:
-    """The display label of a choice field: ``{{ action|label:"kind" }}``.
-
-    What ``get_kind_display`` gives, with the field's labels looked up once per
-    language rather than translating every choice of the field at each call (a case
-    page shows dozens of them).
-    """
-    value = getattr(obj, field_name)
-    return _labels(type(obj), field_name, get_language()).get(value, value)
-
-
-@functools.lru_cache(maxsize=512)
-def _labels(model, field_name: str, language: str | None) -> dict:
-    field = model._meta.get_field(field_name)
-    return {value: str(text) for value, text in field.flatchoices}
+register.filter("label", label)
 
 
 # Any UUID: the case page's address is the same for every case but this part.
