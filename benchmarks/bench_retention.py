@@ -117,15 +117,7 @@ def _build() -> float:
         _copy_rows(
             "default",
             Person._meta.db_table,
-            [
-                "id",
-                "birth_year",
-                "gender",
-                "area",
-                "protected_identity",
-                "created_at",
-                "birth_date",
-            ],
+            PERSON_COLUMNS,
             _person_rows(person_ids, person_keys, now),
         )
         with connection.cursor() as cursor:

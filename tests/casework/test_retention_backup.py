@@ -56,25 +56,21 @@ def _env(params: dict) -> dict:
     return {**os.environ, "PGPASSWORD": params["password"]}
 
 
-def pg_dump(alias: str) -> bytes:
-    params = _params(alias)
-    return subprocess.run(  # noqa: S603 - fixed program, our own test database
-        [
-            shutil.which("pg_dump"),
-            "--no-owner",
-            "--no-privileges",
-            "-h",
-            params["host"],
-            "-p",
-            params["port"],
-            "-U",
-            params["user"],
-            params["dbname"],
-        ],
+def _client(program: str, params: dict, *args: str, **run) -> subprocess.CompletedProcess:
+    """Run the PostgreSQL client ``program`` against the server of ``params`` as its user."""
+    server = ["-h", params["host"], "-p", params["port"], "-U", params["user"]]
+    return subprocess.run(  # noqa: S603 - fixed programs, our own test databases
+        [shutil.which(program), *server, *args],
         check=True,
         capture_output=True,
         env=_env(params),
-    ).stdout
+        **run,
+    )
+
+
+def pg_dump(alias: str) -> bytes:
+    params = _params(alias)
+    return _client("pg_dump", params, "--no-owner", "--no-privileges", params["dbname"]).stdout
 
 
 @pytest.fixture
@@ -98,26 +94,7 @@ def fresh_database():
 
 
 def restore(dump: bytes, params: dict) -> None:
-    subprocess.run(  # noqa: S603 - fixed program, a throw-away database
-        [
-            shutil.which("psql"),
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            params["host"],
-            "-p",
-            params["port"],
-            "-U",
-            params["user"],
-            "-d",
-            params["dbname"],
-        ],
-        input=dump,
-        check=True,
-        capture_output=True,
-        env=_env(params),
-    )
+    _client("psql", params, "-q", "-v", "ON_ERROR_STOP=1", "-d", params["dbname"], input=dump)
 
 
 def restored_case(params: dict, case_id) -> SigCase:

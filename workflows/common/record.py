@@ -301,12 +301,8 @@ class RecordView(CaseCalls, ActionForms, CaseworkerRequiredMixin, View):
         return str(_("The guardian's details are corrected."))
 
     def do_guardian_end(self, form):
-        self.call(
-            corrections.end_guardian,
-            form,
-            guardian_id=form.cleaned_data["guardian"],
-            reason=form.cleaned_data["reason"],
-        )
+        values = form_values(form, "reason", guardian_id="guardian")
+        self.call(corrections.end_guardian, form, **values)
         return str(_("The guardian's custody is ended."))
 
     def do_protected_identity(self, form):

@@ -58,10 +58,13 @@ def perform_and_say(request, case, action, form, *, then, refused=None):
     return HttpResponseRedirect(then() if callable(then) else then)
 
 
-def form_values(form, *names: str) -> dict:
+def form_values(form, *names: str, **renamed: str) -> dict:
     """The valid form's values of the fields ``names``, by name (a service's arguments of
-    the same names)."""
-    return {name: form.cleaned_data[name] for name in names}
+    the same names), and of the fields ``renamed`` (service argument → field name)."""
+    return {
+        **{name: form.cleaned_data[name] for name in names},
+        **{argument: form.cleaned_data[field] for argument, field in renamed.items()},
+    }
 
 
 class ActionForms:

@@ -177,13 +177,8 @@ class MappingView(SspfStep):
         ]
 
     def do_mapping(self, form):
-        data = form.cleaned_data
-        self.call(
-            sspf_services.finish_mapping,
-            form,
-            held_on=data["held_on"],
-            note=data["mapping_note"],
-        )
+        values = form_values(form, "held_on", note="mapping_note")
+        self.call(sspf_services.finish_mapping, form, **values)
         return self.finish(_("The mapping conversation is recorded: the network meeting is next."))
 
 
@@ -207,13 +202,8 @@ class NetworkMeetingView(SspfStep):
     unmet_transition = "adopt_plan"
 
     def do_plan(self, form):
-        data = form.cleaned_data
-        self.call(
-            sspf_services.adopt_plan,
-            form,
-            goals=data["plan_goals"],
-            review_date=data["review_date"],
-        )
+        values = form_values(form, "review_date", goals="plan_goals")
+        self.call(sspf_services.adopt_plan, form, **values)
         return self.finish(_("The commitment plan is adopted."))
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from viewflow.workflow.models import Task
 
 from casework.models import Organisation
 from tests.workflows.conftest import BOTH_DATABASES
@@ -117,6 +118,23 @@ def delivered_notification(users, member, *, response="undecided", **kwargs):
         **kwargs,
     )
     return n
+
+
+def accepted_member(users, *, programme="sig", years=19):
+    """A member who accepted the offer at a delivered notification (the referral opened)."""
+    _, (member,) = group(users, status=gvi.GroupStatus.MAPPED, years=years)
+    delivered_notification(
+        users, member, response="accepted", programme=programme, reason="Vill lämna gruppen."
+    )
+    member.refresh_from_db()
+    return member
+
+
+def referral_notice_tasks(member):
+    """The open and done human tasks of the notice of ``member``'s accepted offer."""
+    return Task.objects.filter(
+        process__gvireferralnoticeprocess__accepted_member=member, flow_task_type="HUMAN"
+    )
 
 
 def police_org(users) -> Organisation:

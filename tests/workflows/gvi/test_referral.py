@@ -40,22 +40,6 @@ def anna(users):
     return users["anna.social"]
 
 
-def accepted(users, *, programme="sig", years=19):
-    """A member who accepted the offer at a delivered notification (the referral opened)."""
-    _, (member,) = f.group(users, status=gvi.GroupStatus.MAPPED, years=years)
-    f.delivered_notification(
-        users, member, response="accepted", programme=programme, reason="Vill lämna gruppen."
-    )
-    member.refresh_from_db()
-    return member
-
-
-def notice_tasks(member):
-    return Task.objects.filter(
-        process__gvireferralnoticeprocess__accepted_member=member, flow_task_type="HUMAN"
-    )
-
-
 def team(case):
     return list(
         CaseMembership.objects.filter(case=case, valid_to__isnull=True)
@@ -70,9 +54,9 @@ def team(case):
 @pytest.mark.parametrize("programme", ["sig", "defector"])
 def test_an_accepted_offer_starts_one_task_in_the_participants_queue(users, anna, programme):
     before = timezone.now()
-    member = accepted(users, programme=programme)
+    member = f.accepted_member(users, programme=programme)
     assert member.status == gvi.MemberStatus.OFFER_ACCEPTED
-    (task,) = notice_tasks(member)
+    (task,) = f.referral_notice_tasks(member)
     assert task.flow_task == gvi_flow.GviReferralNoticeFlow.take_up
     assert task.owner_permission == "workflows.take_part_in_gvi" and task.owner is None
     process = gvi.GviReferralNoticeProcess.objects.get(accepted_member=member)
@@ -92,7 +76,7 @@ def test_an_accepted_offer_starts_one_task_in_the_participants_queue(users, anna
             programme=programme,
             reason="Igen.",
         )
-    assert notice_tasks(member).count() == 1
+    assert f.referral_notice_tasks(member).count() == 1
     assert gvi.GviReferralNoticeProcess.objects.count() == 1
 
 
@@ -113,7 +97,7 @@ def test_a_declined_offer_starts_no_task(users, anna):
 
 @pytest.mark.parametrize("programme", ["sig", "defector"])
 def test_taking_it_up_puts_the_participant_on_the_team_audited(users, anna, programme):
-    member = accepted(users, programme=programme)
+    member = f.accepted_member(users, programme=programme)
     case = member.referral_case
     before = set(AccessEvent.objects.values_list("pk", flat=True))
     outcome = services.take_up_referral(user=anna, purpose=PURPOSE, member=member)
@@ -137,7 +121,7 @@ def test_the_coordinator_s_screening_keeps_the_social_worker(users, anna):
     """Screening names the lead: naming her makes her the lead (one membership, not two);
     naming someone else leaves her on the team as a social worker."""
     sara = users["sara.samordnare"]
-    member = accepted(users)
+    member = f.accepted_member(users)
     case = SigCase.objects.get(pk=member.referral_case_id)
     services.take_up_referral(user=anna, purpose=PURPOSE, member=member)
     case_services.add_member(
@@ -145,7 +129,7 @@ def test_the_coordinator_s_screening_keeps_the_social_worker(users, anna):
     )
     assert [m for m in team(case) if m[0] == "anna.social"] == [("anna.social", "lead")]
 
-    other = accepted(users)
+    other = f.accepted_member(users)
     other_case = SigCase.objects.get(pk=other.referral_case_id)
     services.take_up_referral(user=anna, purpose=PURPOSE, member=other)
     case_services.add_member(
@@ -157,7 +141,7 @@ def test_the_coordinator_s_screening_keeps_the_social_worker(users, anna):
 
 def test_someone_already_on_the_team_keeps_their_role(users, anna):
     sara = users["sara.samordnare"]
-    member = accepted(users)
+    member = f.accepted_member(users)
     case = member.referral_case
     case_services.add_member(
         user=sara, case=case, purpose=PURPOSE, member=anna, role=CaseMembership.Role.LEAD
@@ -169,7 +153,7 @@ def test_someone_already_on_the_team_keeps_their_role(users, anna):
 
 def test_a_referral_closed_before_it_is_taken_up(users, anna):
     sara = users["sara.samordnare"]
-    member = accepted(users)
+    member = f.accepted_member(users)
     case = SigCase.objects.get(pk=member.referral_case_id)
     case_services.close_case(user=sara, case=case, purpose=PURPOSE, reason="not_eligible")
     outcome = services.take_up_referral(user=anna, purpose=PURPOSE, member=member)
@@ -181,7 +165,7 @@ def test_a_referral_closed_before_it_is_taken_up(users, anna):
 def test_a_participant_of_another_office_cannot_take_it_up(users, anna):
     """The case is led by one social-services office; a participant of another would be on
     a team whose case they may not see: refused with a message, nothing written."""
-    member = accepted(users)
+    member = f.accepted_member(users)
     office = Organisation.objects.create(
         name="Socialtjänsten Annanstans", kind=Organisation.Kind.SOCIAL_SERVICES
     )
@@ -195,7 +179,7 @@ def test_a_participant_of_another_office_cannot_take_it_up(users, anna):
 
 @with_denials
 def test_everyone_but_a_named_participant_is_refused(users, anna):
-    member = accepted(users)
+    member = f.accepted_member(users)
     police_with_the_permission = users["per.polis"]
     f.name_participant(police_with_the_permission)
     refused = [
@@ -225,9 +209,9 @@ def test_everyone_but_a_named_participant_is_refused(users, anna):
 
 
 def test_an_overdue_referral_is_reminded_of_and_on_the_overview(users, anna):
-    member = accepted(users)
+    member = f.accepted_member(users)
     process = gvi.GviReferralNoticeProcess.objects.get(accepted_member=member)
-    (task,) = notice_tasks(member)
+    (task,) = f.referral_notice_tasks(member)
     call_command("send_reminders", stdout=open("/dev/null", "w"))  # noqa: SIM115
     assert not Reminder.objects.filter(kind=Reminder.Kind.GVI_REFERRAL_OVERDUE).exists()
     assert selectors.get_overview(user=anna, purpose=PURPOSE).overdue_referrals == []
@@ -261,9 +245,9 @@ def test_an_overdue_referral_is_reminded_of_and_on_the_overview(users, anna):
 
 
 def test_an_overdue_task_taken_reminds_its_owner(users, anna):
-    member = accepted(users)
+    member = f.accepted_member(users)
     process = gvi.GviReferralNoticeProcess.objects.get(accepted_member=member)
-    (task,) = notice_tasks(member)
+    (task,) = f.referral_notice_tasks(member)
     with task.activation() as activation:
         activation.assign(anna)
     gvi.GviReferralNoticeProcess.objects.filter(pk=process.pk).update(

@@ -9,7 +9,6 @@ import datetime
 import pytest
 from django.urls import reverse
 from django.utils import timezone, translation
-from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent
 from casework.models import CaseMembership
@@ -27,18 +26,11 @@ pytestmark = COMMITTED_DB
 @pytest.fixture
 def member(users):
     f.name_participant(users["anna.social"])
-    _, (m,) = f.group(users, status=gvi.GroupStatus.MAPPED, years=19)
-    f.delivered_notification(
-        users, m, response="accepted", programme="sig", reason="Vill lämna gruppen."
-    )
-    m.refresh_from_db()
-    return m
+    return f.accepted_member(users)
 
 
 def _task(member):
-    return Task.objects.get(
-        process__gvireferralnoticeprocess__accepted_member=member, flow_task_type="HUMAN"
-    )
+    return f.referral_notice_tasks(member).get()
 
 
 def _urls(task):
