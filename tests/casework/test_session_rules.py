@@ -316,3 +316,26 @@ def test_the_session_rules_tag_gives_the_template_s_markup(demo, now, language, 
     assert ('name="samverkan-session"' in tag) is signed_in
     if signed_in:
         assert "00:59" in tag  # 23:59 UTC is 00:59 in Stockholm: local time, not UTC
+
+
+def test_the_session_rules_tag_follows_the_script_prefix(demo, now):
+    """The addresses kept once a process are kept per script prefix (a deployment under a
+    path), as ``reverse`` gives them."""
+    from django.template import Context, Template
+    from django.test import RequestFactory
+    from django.urls import get_script_prefix, set_script_prefix
+
+    request = RequestFactory().get(HOME)
+    request.user = User.objects.get(username="anna.social")
+    request.session = Client().session
+    request.session["samverkan_signed_in_at"] = timezone.now().timestamp()
+    template = Template("{% load session_rules %}{% session_rules %}")
+    before = get_script_prefix()
+    try:
+        for prefix in ("/", "/samverkan/", "/"):
+            set_script_prefix(prefix)
+            page = template.render(Context({"request": request, "csrf_token": "t"}))
+            assert f'data-keep-alive-url="{prefix}konto/session/forlang/"' in page
+            assert f'data-login-url="{prefix}konto/logga-in/"' in page
+    finally:
+        set_script_prefix(before)
