@@ -262,7 +262,7 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
     filterset_class = TaskListFilter
 
     @cached_property
-    def _absent(self) -> list:
+    def _absent(self) -> frozenset[int]:
         return policy.absent_for(self.request.user)
 
     @viewprop
@@ -291,9 +291,11 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
         """The first page of an unfiltered, unsearched, unsorted inbox (no query string)
         by its compiled read; any other page as the ORM's slice."""
         query = tasks.query
+        filterset = getattr(self, "filterset", None)
         if (
             self._own_flows is None
             or self.request.GET
+            or (filterset is not None and filterset.is_bound)
             or query.low_mark != 0
             or not query.high_mark
             or query.high_mark > MAX_COMPILED_PAGE
