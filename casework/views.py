@@ -29,7 +29,7 @@ from viewflow.workflow.models import Process, Task
 from viewflow.workflow.status import STATUS
 
 from casework import policy, programmes
-from casework.compiled import CompiledQuery, CompiledRows, among_ids
+from casework.compiled import CompiledQuery, CompiledRows, among_ids, run_together
 from casework.selectors.cases import status_label
 from casework.task_views import TaskManageView, TasksToManageView
 
@@ -141,7 +141,8 @@ class TaskColumns:
 
 def attach_processes(tasks, flow_classes) -> None:
     """Read each flow's processes of ``tasks`` with their case or other subject, one query
-    a flow, and hand them to the tasks (``task.coerced_process`` then reads no more).
+    a flow, all in one round trip (``casework.compiled.run_together``), and hand them to
+    the tasks (``task.coerced_process`` then reads no more).
 
     One query joining every flow's process and subject grew past what PostgreSQL's
     planner searches cheaply: with the GVI referral task it took ~1.8 s a page.
@@ -149,6 +150,7 @@ def attach_processes(tasks, flow_classes) -> None:
     by_flow: dict = {}
     for task in tasks:
         by_flow.setdefault(task.process.flow_class, []).append(task)
+    reads = []
     for flow_class, flow_tasks in by_flow.items():
         model = flow_class.process_class
         if not model._meta.parents:
@@ -157,10 +159,14 @@ def attach_processes(tasks, flow_classes) -> None:
         for subject in programmes.task_subjects():
             if any(f.name == subject.field for f in model._meta.fields):
                 related += list(subject.related) or [subject.field]
-        read = _process_read(model, tuple(related))
-        processes = {
-            process.pk: process for process in read.run(ids=[t.process_id for t in flow_tasks])
-        }
+        reads.append((model, flow_tasks, _process_read(model, tuple(related))))
+    if not reads:
+        return
+    found = run_together(
+        *((read, {"ids": [t.process_id for t in flow_tasks]}) for _model, flow_tasks, read in reads)
+    )
+    for (model, flow_tasks, _read), rows in zip(reads, found, strict=True):
+        processes = {process.pk: process for process in rows}
         try:
             link = type(flow_tasks[0].process)._meta.get_field(model._meta.model_name)
         except FieldDoesNotExist:  # not a direct child of Process: read as before
