@@ -14,7 +14,9 @@ is read again. docs/adr/0030-access-cache.md has the figures.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Generic, TypeVar
 
 from django.db import connection
@@ -24,9 +26,28 @@ Value = TypeVar("Value")
 _GENERATION = "SELECT value FROM casework_accessgeneration WHERE id = 1"
 
 
+# The generation a caller read already, for the calls within :func:`generation_read`.
+_UNREAD = object()
+_read: ContextVar[object] = ContextVar("samverkan_access_generation_read", default=_UNREAD)
+
+
+@contextmanager
+def generation_read(generation: int | None) -> Iterator[None]:
+    """Within the block, :func:`access_generation` answers ``generation`` (read by the
+    caller a moment before, e.g. with the request's session) instead of reading it."""
+    token = _read.set(generation)
+    try:
+        yield
+    finally:
+        _read.reset(token)
+
+
 def access_generation() -> int | None:
     """The current access generation; ``None`` where its row is missing (a test
     database flushed between tests), which makes every cache read afresh."""
+    read = _read.get()
+    if read is not _UNREAD:
+        return read  # type: ignore[return-value]
     with connection.cursor() as cursor:
         cursor.execute(_GENERATION)
         row = cursor.fetchone()

@@ -120,6 +120,68 @@ class CompiledQuery:
         return self._plan
 
 
+class CompiledRows:
+    """A ``values_list`` queryset (with or without a grouping annotation) compiled once:
+    ``run(**values)`` answers the list of tuples ``list(build(**values))`` would, each
+    column through Django's converters as ``ValuesListIterable`` gives it. ``stand_ins``
+    as for :class:`CompiledQuery`."""
+
+    def __init__(self, build: Callable[..., QuerySet], **stand_ins: Hashable) -> None:
+        self._build = build
+        self._stand_ins = stand_ins
+        self._compiled: tuple[str, str, tuple, tuple] | None = None
+
+    def run(self, **values: Any) -> list[tuple]:
+        using, sql, slots, converters = self._compiled or self._compile()
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [values[i] if kind == "value" else i for kind, i in slots])
+            rows = cursor.fetchall()
+        if not converters:
+            return [tuple(row) for row in rows]
+        found = []
+        for row in rows:
+            row = list(row)
+            for position, (functions, expression) in converters:
+                value = row[position]
+                for function in functions:
+                    value = function(value, expression, connection)
+                row[position] = value
+            found.append(tuple(row))
+        return found
+
+    def _compile(self) -> tuple[str, str, tuple, tuple]:
+        queryset = self._build(**self._stand_ins)
+        query = queryset.query
+        if not query.values_select or query.extra_select or not queryset._fields:
+            raise ValueError("a compiled row read takes a values_list queryset")
+        # ``ValuesListIterable`` reorders the columns when the fields are named in another
+        # order than the statement selects them; here they must be in that order.
+        fields = [
+            *queryset._fields,
+            *(name for name in query.annotation_select if name not in queryset._fields),
+        ]
+        if fields != [*query.values_select, *query.annotation_select]:
+            raise ValueError("name the fields in the order the statement selects them")
+        using = queryset.db
+        compiler = query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
+        by_value = {value: name for name, value in self._stand_ins.items()}
+        slots = tuple(
+            ("value", by_value[param])
+            if _hashable(param) and param in by_value
+            else ("constant", param)
+            for param in params
+        )
+        missing = set(self._stand_ins) - {item for kind, item in slots if kind == "value"}
+        if missing:
+            raise ValueError(f"stand-ins not in the compiled statement: {sorted(missing)}")
+        columns = [column[0] for column in compiler.select[: compiler.col_count]]
+        converters = tuple(compiler.get_converters(columns).items())
+        self._compiled = (using, sql, slots, converters)
+        return self._compiled
+
+
 def run_together(*reads: tuple[CompiledQuery, dict[str, Any]]) -> list[list[Model]]:
     """Several compiled reads of one database in one round trip: ``[(query, values), …]``
     answers ``[query.run(**values), …]``.

@@ -24,11 +24,12 @@ from viewflow.workflow.fields import get_flow_ref, get_task_ref
 from viewflow.workflow.flow import WorkflowAppViewset
 from viewflow.workflow.flow import views as flow_views
 from viewflow.workflow.flow.viewset import NestedFlowsApp
+from viewflow.workflow.managers import coerce_to_related_instance
 from viewflow.workflow.models import Process, Task
 from viewflow.workflow.status import STATUS
 
 from casework import policy, programmes
-from casework.compiled import CompiledQuery, among_ids
+from casework.compiled import CompiledQuery, CompiledRows, among_ids, run_together
 from casework.selectors.cases import status_label
 from casework.task_views import TaskManageView, TasksToManageView
 
@@ -110,7 +111,8 @@ class TaskColumns:
 
     finished.short_description = _("Finished")
 
-    def _with_cases(self, queryset):
+    @staticmethod
+    def _with_cases(queryset):
         """Newest first, with each task's process row; what each process works on (its
         case, a GVI subject) is read for the shown page only (``paginate_queryset``)."""
         return queryset.select_related("process", "owner").order_by("-created", "-pk")
@@ -125,9 +127,13 @@ class TaskColumns:
             paginator.count = count
         return paginator
 
+    def _page_tasks(self, tasks) -> list:
+        """The shown page's tasks (``tasks``: the paginator's slice of the list)."""
+        return list(tasks)
+
     def paginate_queryset(self, queryset, page_size):
         paginator, page, tasks, is_paginated = super().paginate_queryset(queryset, page_size)
-        tasks = list(tasks)
+        tasks = self._page_tasks(tasks)
         attach_processes(tasks, self.flow_classes)
         page.object_list = tasks
         return paginator, page, tasks, is_paginated
@@ -135,7 +141,8 @@ class TaskColumns:
 
 def attach_processes(tasks, flow_classes) -> None:
     """Read each flow's processes of ``tasks`` with their case or other subject, one query
-    a flow, and hand them to the tasks (``task.coerced_process`` then reads no more).
+    a flow, all in one round trip (``casework.compiled.run_together``), and hand them to
+    the tasks (``task.coerced_process`` then reads no more).
 
     One query joining every flow's process and subject grew past what PostgreSQL's
     planner searches cheaply: with the GVI referral task it took ~1.8 s a page.
@@ -143,6 +150,7 @@ def attach_processes(tasks, flow_classes) -> None:
     by_flow: dict = {}
     for task in tasks:
         by_flow.setdefault(task.process.flow_class, []).append(task)
+    reads = []
     for flow_class, flow_tasks in by_flow.items():
         model = flow_class.process_class
         if not model._meta.parents:
@@ -151,10 +159,14 @@ def attach_processes(tasks, flow_classes) -> None:
         for subject in programmes.task_subjects():
             if any(f.name == subject.field for f in model._meta.fields):
                 related += list(subject.related) or [subject.field]
-        read = _process_read(model, tuple(related))
-        processes = {
-            process.pk: process for process in read.run(ids=[t.process_id for t in flow_tasks])
-        }
+        reads.append((model, flow_tasks, _process_read(model, tuple(related))))
+    if not reads:
+        return
+    found = run_together(
+        *((read, {"ids": [t.process_id for t in flow_tasks]}) for _model, flow_tasks, read in reads)
+    )
+    for (model, flow_tasks, _read), rows in zip(reads, found, strict=True):
+        processes = {process.pk: process for process in rows}
         try:
             link = type(flow_tasks[0].process)._meta.get_field(model._meta.model_name)
         except FieldDoesNotExist:  # not a direct child of Process: read as before
@@ -202,14 +214,12 @@ class TaskListFilter(FilterSet):
         model = Task
         fields = ("process", "flow_task", "created")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, groups=None, **kwargs):
+        """``groups``: :meth:`groups` of the list's queryset, when the caller read them."""
         super().__init__(*args, **kwargs)
         processes, steps, count = {}, {}, 0
-        groups = (
-            self.queryset.order_by("flow_task")
-            .values_list("process_id", "process__flow_class", "process__created", "flow_task")
-            .annotate(tasks=Count("pk"))
-        )
+        if groups is None:
+            groups = self.groups(self.queryset)
         for process_id, flow_class, created, flow_task, tasks in groups:
             if process_id not in processes:
                 # Labelled by ``Process.__str__`` itself, on an unsaved instance of the two
@@ -228,6 +238,15 @@ class TaskListFilter(FilterSet):
         ]
         self._count = count
 
+    @staticmethod
+    def groups(tasks):
+        """The listed tasks grouped by process and step, with a count each."""
+        return (
+            tasks.order_by("flow_task")
+            .values_list("process_id", "process__flow_class", "process__created", "flow_task")
+            .annotate(tasks=Count("pk"))
+        )
+
     @property
     def unfiltered_count(self) -> int | None:
         """How many tasks the list holds when no filter narrows it, else ``None``."""
@@ -239,12 +258,90 @@ class TaskListFilter(FilterSet):
 
 
 class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
+    """The user's task inbox. For a user who stands in for no one (most users, most days)
+    the filter drawer's grouped read and, without a query string, the first page's tasks
+    are compiled reads (``casework.compiled``): the same statements the ORM builds for
+    the list's queryset, compiled once a process for each set of flows the user may see,
+    instead of once a request (ADR 0036, session 17)."""
+
     columns = ("task_link", "case_brief", "created")
     filterset_class = TaskListFilter
 
+    @cached_property
+    def _absent(self) -> frozenset[int]:
+        return policy.absent_for(self.request.user)
+
     @viewprop
     def queryset(self):
-        return self._with_cases(user_inbox(self.flow_classes, self.request.user))
+        return self._with_cases(user_inbox(self.flow_classes, self.request.user, self._absent))
+
+    @cached_property
+    def _own_flows(self) -> tuple | None:
+        """The flows the user's inbox lists (``filter_available``'s), when the inbox holds
+        the user's own tasks only; ``None`` for a deputy or a user who may see no flow
+        (the ORM's queryset then)."""
+        if self._absent:
+            return None
+        user = self.request.user
+        flows = tuple(f for f in self.flow_classes if f.instance.has_view_permission(user))
+        return flows or None  # no flow: the ORM's empty queryset reads nothing
+
+    def get_filterset(self, filterset_class, queryset):
+        kwargs = self.get_filterset_kwargs(filterset_class)
+        flows = self._own_flows
+        if flows is not None:
+            kwargs["groups"] = _inbox_groups(flows).run(user=self.request.user.pk)
+        return filterset_class(queryset=queryset, **kwargs)
+
+    def _page_tasks(self, tasks) -> list:
+        """The first page of an unfiltered, unsearched, unsorted inbox (no query string)
+        by its compiled read; any other page as the ORM's slice."""
+        query = tasks.query
+        filterset = getattr(self, "filterset", None)
+        if (
+            self._own_flows is None
+            or self.request.GET
+            or (filterset is not None and filterset.is_bound)
+            or query.low_mark != 0
+            or not query.high_mark
+            or query.high_mark > MAX_COMPILED_PAGE
+        ):
+            return list(tasks)
+        read = _inbox_page(self._own_flows, query.high_mark)
+        return [_coerced(task) for task in read.run(user=self.request.user.pk)]
+
+
+# The largest first page read compiled (the list's page size and orphans; a slice is
+# compiled once a process for each length up to it).
+MAX_COMPILED_PAGE = 100
+# A user id no account has, standing in for the user's when the reads are compiled.
+_NO_USER = -1
+
+
+def _own_tasks(flows, user):
+    """``Task.objects.inbox(flows, user)`` for flows the user may see, by the user's id."""
+    return Task._default_manager.coerce_for(flows).filter(owner_id=user, status=STATUS.ASSIGNED)
+
+
+@functools.cache
+def _inbox_groups(flows: tuple) -> CompiledRows:
+    """The filter drawer's grouped read of an own inbox over ``flows``, compiled."""
+    return CompiledRows(lambda user: TaskListFilter.groups(_own_tasks(flows, user)), user=_NO_USER)
+
+
+@functools.cache
+def _inbox_page(flows: tuple, size: int) -> CompiledQuery:
+    """The first ``size`` tasks of an own inbox over ``flows``, as the list reads them."""
+    return CompiledQuery(
+        lambda user: TaskColumns._with_cases(_own_tasks(flows, user))[:size], user=_NO_USER
+    )
+
+
+def _coerced(task):
+    """A task as viewflow's ``TaskIterable`` gives it from a coerced queryset."""
+    if isinstance(task, Task):
+        return coerce_to_related_instance(task, task.flow_task.flow_class.task_class)
+    return task
 
 
 class QueueView(TaskColumns, flow_views.WorkflowQueueListView):
@@ -268,10 +365,11 @@ def own_inbox(flow_classes, user):
     return Task._default_manager.inbox(flow_classes, user)
 
 
-def user_inbox(flow_classes, user):
+def user_inbox(flow_classes, user, absent=None):
     """The tasks assigned to ``user``, and during an absence those of the absent user they
-    stand in for (``casework.policy.absences``)."""
-    absent = policy.absent_for(user)
+    stand in for (``casework.policy.absences``; ``absent``: their ids, when read)."""
+    if absent is None:
+        absent = policy.absent_for(user)
     if not absent:
         return Task._default_manager.inbox(flow_classes, user)
     return Task._default_manager.filter_available(flow_classes, user).filter(

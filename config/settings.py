@@ -82,7 +82,8 @@ MIDDLEWARE = [
     "config.locale.ChosenLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, reading the user under the access generation read with the session.
+    "casework.auth.AuthenticationMiddleware",
     "audit.context.RequestContextMiddleware",
     # Anonymous users are sent to the login page before any permission check
     # (viewflow's site middleware would otherwise answer a bare 403).

@@ -75,3 +75,53 @@ def test_no_user_for_an_unknown_or_inactive_id(demo):
     anna = _fresh("anna.social")
     User.objects.filter(pk=anna.pk).update(is_active=False)
     assert RoleBackend().get_user(anna.pk) is None
+
+
+def _settings_page(client):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/konto/installningar/")
+    assert response.status_code == 200
+    return response, [q["sql"] for q in queries.captured_queries]
+
+
+def test_the_session_read_brings_the_access_generation(demo, client):
+    """``casework.auth.AuthenticationMiddleware``: a signed-in request reads its session and
+    the access generation in one statement, and the user's kept account under it; a change
+    to the account raises the generation and shows on the very next request."""
+    from casework.access_cache import access_generation
+
+    anna = _fresh("anna.social")
+    client.force_login(anna)
+    client.get("/konto/installningar/")
+    response, statements = _settings_page(client)
+    assert "casework_accessgeneration" in statements[0]
+    assert "django_session" in statements[0]
+    assert not any(s.startswith("SELECT value FROM casework_accessgeneration") for s in statements)
+    assert response.wsgi_request.user._access_generation == access_generation()
+    before = access_generation()
+    User.objects.filter(pk=anna.pk).update(first_name="Annika")  # raises the generation
+    assert access_generation() != before
+    response, _statements = _settings_page(client)
+    assert response.wsgi_request.user._access_generation == access_generation()
+    assert response.wsgi_request.user.first_name == "Annika"
+
+
+def test_another_session_store_reads_the_generation_itself(demo, client, settings):
+    """With a session store that does not bring the generation (Django's own database
+    store), the user is read under a generation read on its own, as before."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import RequestFactory
+
+    from casework.access_cache import access_generation
+    from casework.auth import _get_user
+
+    anna = _fresh("anna.social")
+    client.force_login(anna)
+    request = RequestFactory().get("/")
+    request.session = SessionStore(client.cookies[settings.SESSION_COOKIE_NAME].value)
+    with CaptureQueriesContext(connection) as queries:
+        user = _get_user(request)
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert user.pk == anna.pk
+    assert user._access_generation == access_generation()
+    assert any(s.startswith("SELECT value FROM casework_accessgeneration") for s in statements)

@@ -47,3 +47,58 @@ def test_the_ground_is_named_in_the_users_language(via, english, swedish):
         assert row.via_label == english
     with translation.override("sv"):
         assert row.via_label == swedish
+
+
+# The loop ``workflows/case_list.html`` rendered the rows with before ``{% case_list_rows %}``.
+_LOOP = """{% load i18n samverkan %}{% for row in rows %}
+        <tr{% if row.case.pk in overdue %} class="samverkan-row--overdue"{% endif %}>
+          <td><a href="{% case_url row.case.pk %}" data-turbo="false">{{ row.case.reference }}</a>{% if row.case.culled_at %} {% translate "(culled)" %}{% endif %}</td>
+          <td><span class="samverkan-status samverkan-status--{{ row.case.status }}">{{ row.status_label }}</span></td>
+          <td>{{ row.opened_on }}</td>
+          <td>{{ row.review_on }}{% if row.case.pk in overdue %} <span class="samverkan-overdue">{% translate "overdue" %}</span>{% endif %}</td>
+          <td>{{ row.via_label }}</td>
+        </tr>
+      {% endfor %}"""  # noqa: E501
+
+
+@pytest.mark.parametrize("language", ["sv", "en"])
+def test_the_case_list_rows_tag_writes_what_the_loop_wrote(language):
+    """``{% case_list_rows %}`` (ADR 0036, session 17): the same markup as the template's
+    loop, for culled, overdue and plain rows, every ground of access, and texts that need
+    escaping."""
+    import uuid
+
+    from django.template import Context, Template
+
+    from workflows.sig.models import SigCase
+
+    opened = datetime.datetime(2026, 6, 30, 23, 30, tzinfo=datetime.UTC)
+    cases = [
+        SigCase(pk=uuid.uuid4(), reference="SIG-2026-0001", opened_at=opened, status="active"),
+        SigCase(
+            pk=uuid.uuid4(),
+            reference="SIG-<2026>&\"0002'",
+            opened_at=opened,
+            status="closed",
+            culled_at=opened,
+            review_date=datetime.date(2026, 7, 1),
+        ),
+        SigCase(pk=uuid.uuid4(), reference="SIG-2026-0003", opened_at=opened, status="referred"),
+    ]
+    rows = [
+        CaseRow(case=case, via=via)
+        for case, via in zip(cases, ("team", "coordinator", "glass"), strict=True)
+    ]
+    overdue = {cases[1].pk, cases[2].pk}
+    with translation.override(language):
+        expected = Template(_LOOP).render(Context({"rows": rows, "overdue": overdue}))
+        got = Template("{% load samverkan %}{% case_list_rows rows overdue %}").render(
+            Context({"rows": rows, "overdue": overdue})
+        )
+        none = Template("{% load samverkan %}{% case_list_rows rows overdue %}").render(
+            Context({"rows": [], "overdue": set()})
+        )
+    assert got == expected
+    assert "&lt;2026&gt;&amp;&quot;0002&#x27;" in got
+    assert got.count("samverkan-row--overdue") == 2
+    assert none == ""

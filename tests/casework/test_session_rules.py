@@ -283,3 +283,59 @@ def test_nothing_ends_when_nothing_of_power_changes(demo, now):
     anna.save()
     anna.groups.set(list(anna.groups.all()))
     assert _is_signed_in(browser)
+
+
+@pytest.mark.parametrize("language", ["sv", "en"])
+@pytest.mark.parametrize("signed_in", [True, False])
+def test_the_session_rules_tag_gives_the_template_s_markup(demo, now, language, signed_in):
+    """``{% session_rules %}`` makes its markup in Python (ADR 0036, session 17): the same
+    text ``samverkan/session_rules.html`` renders from the same values, in both languages,
+    with a signed-in user and without; a late-evening end shows the local time."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.middleware.csrf import get_token
+    from django.template import Context, Template
+    from django.template.loader import render_to_string
+    from django.test import RequestFactory
+    from django.utils import translation
+
+    from casework.sessions import SIGNED_IN_AT
+    from casework.templatetags.session_rules import session_rules_context
+
+    now.move_to(dt.datetime(2026, 12, 7, 15, 59, 30, tzinfo=dt.UTC))  # ends 23:59 UTC+1
+    request = RequestFactory().get(HOME)
+    request.user = User.objects.get(username="anna.social") if signed_in else AnonymousUser()
+    request.session = Client().session
+    request.session[SIGNED_IN_AT] = timezone.now().timestamp()
+    with translation.override(language):
+        context = Context({"request": request, "csrf_token": get_token(request)})
+        tag = Template("{% load session_rules %}{% session_rules %}").render(context)
+        expected = render_to_string(
+            "samverkan/session_rules.html", session_rules_context(Context(context.flatten()))
+        )
+    assert tag == expected
+    assert ('name="samverkan-session"' in tag) is signed_in
+    if signed_in:
+        assert "00:59" in tag  # 23:59 UTC is 00:59 in Stockholm: local time, not UTC
+
+
+def test_the_session_rules_tag_follows_the_script_prefix(demo, now):
+    """The addresses kept once a process are kept per script prefix (a deployment under a
+    path), as ``reverse`` gives them."""
+    from django.template import Context, Template
+    from django.test import RequestFactory
+    from django.urls import get_script_prefix, set_script_prefix
+
+    request = RequestFactory().get(HOME)
+    request.user = User.objects.get(username="anna.social")
+    request.session = Client().session
+    request.session["samverkan_signed_in_at"] = timezone.now().timestamp()
+    template = Template("{% load session_rules %}{% session_rules %}")
+    before = get_script_prefix()
+    try:
+        for prefix in ("/", "/samverkan/", "/"):
+            set_script_prefix(prefix)
+            page = template.render(Context({"request": request, "csrf_token": "t"}))
+            assert f'data-keep-alive-url="{prefix}konto/session/forlang/"' in page
+            assert f'data-login-url="{prefix}konto/logga-in/"' in page
+    finally:
+        set_script_prefix(before)

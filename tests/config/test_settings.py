@@ -162,7 +162,7 @@ def test_production_has_the_lock_the_session_rules_and_the_headers():
     )
     assert "django_permissions_policy.PermissionsPolicyMiddleware" in middleware
     assert middleware.index("casework.sessions.SessionRulesMiddleware") > middleware.index(
-        "django.contrib.auth.middleware.AuthenticationMiddleware"
+        "casework.auth.AuthenticationMiddleware"
     )
     assert middleware[-1] == "axes.middleware.AxesMiddleware"
     assert values["backends"][0] == "casework.signin.SignInLockBackend"

@@ -1,0 +1,145 @@
+"""The task inbox's compiled reads (``casework.views.InboxView``, ADR 0036 session 17): the
+filter drawer's grouped read and the first page's tasks run the statements the ORM's
+querysets run, with the same parameters, and give the same rows; a deputy's inbox, a
+query string and later pages keep the ORM's queryset; the inbox's statements are pinned."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from casework import policy, views
+from casework.models import Absence, User
+from casework.views import CaseworkApp, TaskColumns, TaskListFilter, user_inbox
+from tests.workflows.conftest import BOTH_DATABASES, colleague
+
+pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
+
+INBOX = "/arenden/inbox/"
+
+
+@pytest.fixture
+def seeded(demo_cases):
+    return demo_cases
+
+
+def _flows():
+    from config.urls import site
+
+    return next(app for app in site.viewsets if isinstance(app, CaseworkApp)).flow_classes
+
+
+def _own_flows(user):
+    return tuple(f for f in _flows() if f.instance.has_view_permission(user))
+
+
+def _statements(run):
+    with CaptureQueriesContext(connection) as queries:
+        found = run()
+    return found, [query["sql"] for query in queries.captured_queries]
+
+
+def test_the_compiled_reads_are_the_orm_s_statements_and_rows(seeded):
+    checked = 0
+    for user in User.objects.filter(is_active=True).order_by("username"):
+        flows = _own_flows(user)
+        if not flows:
+            continue
+        tasks = TaskColumns._with_cases(user_inbox(_flows(), user, absent=[]))
+        expected, orm = _statements(lambda tasks=tasks: list(TaskListFilter.groups(tasks)))
+        got, compiled = _statements(
+            lambda flows=flows, user=user: views._inbox_groups(flows).run(user=user.pk)
+        )
+        assert compiled == orm, user.username  # the same text, the same values
+        assert got == [tuple(row) for row in expected], user.username
+        for size in (1, 6, 25):
+            expected, orm = _statements(lambda tasks=tasks, size=size: list(tasks[:size]))
+            got, compiled = _statements(
+                lambda flows=flows, user=user, size=size: [
+                    views._coerced(t) for t in views._inbox_page(flows, size).run(user=user.pk)
+                ]
+            )
+            assert compiled == orm, (user.username, size)
+            assert [(type(t), t.pk, t.process_id, t.flow_task) for t in got] == [
+                (type(t), t.pk, t.process_id, t.flow_task) for t in expected
+            ]
+            assert [t.process.flow_class for t in got] == [t.process.flow_class for t in expected]
+            checked += len(got)
+    assert checked > 10  # the demo's users have tasks in their inboxes
+
+
+def test_the_inbox_page_reads_its_tasks_compiled_and_in_few_statements(seeded, client):
+    """anna.social's inbox: the session with the access generation, the absences, the
+    drawer's grouped read, the page's tasks, their processes (every flow's in one round
+    trip), the side menu's counts and its ruled steps' tasks — nothing compiled by the ORM
+    per request."""
+    client.force_login(seeded["anna.social"])
+    client.get(INBOX)
+    views._inbox_groups.cache_clear()
+    views._inbox_page.cache_clear()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(INBOX)
+    assert response.status_code == 200
+    assert len(queries.captured_queries) <= 7, [q["sql"][:80] for q in queries.captured_queries]
+    tasks = list(response.context["page_obj"].object_list)
+    assert tasks
+    expected = TaskColumns._with_cases(user_inbox(_flows(), seeded["anna.social"]))
+    assert [t.pk for t in tasks] == [t.pk for t in expected[: len(tasks)]]
+    assert views._inbox_groups.cache_info().currsize == 1
+    assert views._inbox_page.cache_info().currsize == 1
+
+
+def test_a_query_string_or_a_deputy_keeps_the_orm_s_list(seeded, client):
+    """With a query string (a filter, a page) the first page is the ORM's slice; a deputy's
+    inbox (their own tasks and the absent colleague's) is the ORM's queryset throughout."""
+    anna = seeded["anna.social"]
+    client.force_login(anna)
+    views._inbox_page.cache_clear()
+    assert client.get(INBOX, {"page": "1"}).status_code == 200
+    assert views._inbox_page.cache_info().currsize == 0
+    ebba = colleague(seeded, "anna.social", "ebba.social")
+    today = timezone.localdate()
+    Absence.objects.create(
+        user=anna,
+        deputy=ebba,
+        starts_on=today - datetime.timedelta(days=1),
+        ends_on=today + datetime.timedelta(days=1),
+    )
+    assert policy.absent_for(ebba) == {anna.pk}
+    client.force_login(ebba)
+    views._inbox_groups.cache_clear()
+    response = client.get(INBOX)
+    assert response.status_code == 200
+    assert views._inbox_groups.cache_info().currsize == 0
+    assert views._inbox_page.cache_info().currsize == 0
+    shown = [t.pk for t in response.context["page_obj"].object_list]
+    assert shown  # anna.social's tasks, in her deputy's inbox
+    assert shown == [t.pk for t in TaskColumns._with_cases(user_inbox(_flows(), ebba))][:25]
+
+
+def test_the_listed_tasks_processes_are_read_in_one_round_trip(seeded):
+    """``attach_processes``: every flow's processes of the listed tasks (with their cases)
+    in one execution, each task's ``coerced_process`` then the process of its own flow's
+    model, with its case, and nothing more read for them."""
+    tasks = list(views.Task.objects.filter(status="NEW").select_related("process")[:50])
+    tasks += list(views.Task.objects.filter(status="ASSIGNED").select_related("process")[:50])
+    flows = {task.process.flow_class for task in tasks}
+    assert len(flows) > 1  # the demo's tasks are in several programmes' flows
+    with CaptureQueriesContext(connection) as queries:
+        views.attach_processes(tasks, _flows())
+    assert len(queries.captured_queries) == 1
+    with CaptureQueriesContext(connection) as queries:
+        for task in tasks:
+            process = task.coerced_process
+            assert type(process) is task.process.flow_class.process_class
+            assert process.pk == task.process_id
+            case = getattr(process, "case", None)
+            if case is not None:
+                assert case.pk == type(process).objects.get(pk=process.pk).case_id
+    reads = [q["sql"] for q in queries.captured_queries]
+    assert len(reads) == sum(1 for t in tasks if getattr(t.coerced_process, "case", None))
+    views.attach_processes([], _flows())  # nothing listed: nothing read
