@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import hashlib
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -225,12 +226,19 @@ def move(
 
 @dataclass
 class _Session:
-    """What one database session (a psycopg connection) has prepared: the names, and
-    the generation its names carry (raised when a first use failed after its ``PREPARE``
-    may have taken effect: the next use prepares under a new name)."""
+    """What one database session (a psycopg connection) has prepared: the names, least
+    recently used first, and the generation its names carry (raised when a first use
+    failed after its ``PREPARE`` may have taken effect: the next use prepares under a
+    new name)."""
 
-    names: set[str] = dataclasses.field(default_factory=set)
+    names: OrderedDict[str, None] = dataclasses.field(default_factory=OrderedDict)
     generation: int = 0
+
+
+# At most this many statements prepared per session (each keeps its plan in the server
+# session's memory): the least recently used one is deallocated with the next PREPARE.
+# The shapes are few (a programme case's model, the columns that are NULL, the probe).
+PREPARED_PER_SESSION = 64
 
 
 # Keyed by the driver's connection: a new session (a reconnect, ``CONN_MAX_AGE``) is a
@@ -274,6 +282,7 @@ def prepared_row(db, text: str, params: list) -> tuple:
             session = _sessions[db.connection] = _Session()
         name, prepare, execute = _prepared(text, session.generation)
         if name in session.names:
+            session.names.move_to_end(name)
             try:
                 cursor.execute(execute, params)
             except ProgrammingError as error:
@@ -284,14 +293,20 @@ def prepared_row(db, text: str, params: list) -> tuple:
                     raise
                 return prepared_row(db, text, params)
             return cursor.fetchone()
+        # PREPARE first (the query is data-changing to the audit context, audit.history),
+        # EXECUTE last (the query's answer is its last result).
+        query = f"{prepare}; {execute}"
+        if len(session.names) >= PREPARED_PER_SESSION:
+            oldest, _none = session.names.popitem(last=False)
+            query = f"{prepare}; DEALLOCATE {oldest}; {execute}"
         try:
-            cursor.execute(f"{prepare}; {execute}", params)
+            cursor.execute(query, params)
         except Exception:
             # The PREPARE may have taken effect (it outlives a rollback): a new name next.
             session.generation += 1
             session.names.clear()
             raise
-        session.names.add(name)
-        while cursor.nextset():  # past the PREPARE's result to the statement's
+        session.names[name] = None
+        while cursor.nextset():  # past the PREPARE's (and DEALLOCATE's) result
             pass
         return cursor.fetchone()

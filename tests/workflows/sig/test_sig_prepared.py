@@ -15,6 +15,7 @@ from audit import history
 from audit.models import AccessEvent, ChangeRecord
 from casework.models import CaseEvent
 from casework.services import cases as services
+from casework.services import statements
 from tests.conftest import COMMITTED_DB
 from tests.workflows.racing import record
 from tests.workflows.sig import prepared
@@ -24,7 +25,7 @@ from workflows.sig.models import Status
 REASON = "Screeningen påbörjas: bedömning av behov."
 
 
-def begin_screening(users, case) -> list[str]:
+def begin_screening(users, case, reason: str | None = REASON) -> list[str]:
     """``begin_screening`` of ``case`` by Sara; the engine's statements sent (not the
     user's roles, read once per user object, nor savepoints)."""
     with CaptureQueriesContext(connection) as captured:
@@ -33,7 +34,7 @@ def begin_screening(users, case) -> list[str]:
             case=case,
             name="begin_screening",
             purpose=PURPOSE,
-            reason=REASON,
+            reason=reason,
         )
     return [query["sql"] for query in captured.captured_queries if prepared.name(query["sql"])]
 
@@ -49,12 +50,12 @@ def screened(case, before: dict) -> bool:
     )
 
 
-def moved_once(users) -> tuple[str, bool]:
+def moved_once(users, reason: str | None = REASON) -> tuple[str, bool]:
     """A referred case moved to screening: the prepared statement it executed and
     whether that use prepared it (asserting one statement and the rows it wrote)."""
     case = sig_case(users, Status.REFERRED)
     before = record(case)
-    sent = begin_screening(users, case)
+    sent = begin_screening(users, case, reason)
     assert len(sent) == 1, sent
     assert screened(case, before)
     return prepared.name(sent[0]), prepared.prepares(sent[0])
@@ -182,3 +183,15 @@ def test_the_history_context_goes_with_the_first_and_later_uses(users):
             object_id=str(case.pk), details__transition="begin_screening"
         ).exists()
     assert uses == [True, False]
+
+
+@COMMITTED_DB
+def test_past_the_cap_the_least_recently_used_statement_is_deallocated(users, monkeypatch):
+    monkeypatch.setattr(statements, "PREPARED_PER_SESSION", 1)
+    connection.close()  # a new session: nothing prepared yet
+    with_reason, _first = moved_once(users)
+    without, prepares = moved_once(users, reason=None)  # another shape: no reason's value
+    assert prepares and without != with_reason
+    assert prepared.on_server() == {without}
+    assert moved_once(users) == (with_reason, True)  # prepared again when it comes back
+    assert prepared.on_server() == {with_reason}
