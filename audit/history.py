@@ -70,13 +70,15 @@ def track_changes(table: str, *, pk: str = "id", exclude: Sequence[str] = ()) ->
 
 # --- Who made the change ----------------------------------------------------
 
-_DML = ("insert", "update", "delete", "merge", "with")
+# A prepared statement's first use and its later ones (``PREPARE ...; EXECUTE ...``, the
+# transition engine's statement, docs/adr/0032 Session 17) may change data as well.
+_DML = ("insert", "update", "delete", "merge", "with", "execute", "prepare")
 
 
 def _is_dml(sql: str | bytes) -> bool:
     text = (sql.decode(errors="ignore") if isinstance(sql, bytes) else sql).lstrip()
     # The audit tables themselves are not tracked: no context to set.
-    return text[:6].lower().startswith(_DML) and not text.startswith("INSERT INTO audit_")
+    return text[:7].lower().startswith(_DML) and not text.startswith("INSERT INTO audit_")
 
 
 class _ContextInjector:

@@ -377,15 +377,31 @@ def _not_yet_chained(cursor, pending: list[tuple]) -> list[tuple]:
     if not pending:
         return pending
     chained: set[tuple[str, int]] = set()
-    # The ids as one binary bigint[] parameter: quoted into the SQL text (Django binds on
-    # the client) they are a constant int2/int4 array that PostgreSQL compared with every
-    # link of the source in turn — seconds for a seal of some thousand entries.
+    sources = sorted({s for _, s, _ in pending})
     with psycopg.Cursor(cursor.connection) as raw:
-        for source in {s for _, s, _ in pending}:
+        # An entry whose id is above every id of its source in the chain is not in it:
+        # only those at or below that highest id are looked up (entries are sealed soon
+        # after their commit, so nearly always none). One index probe per source.
+        raw.execute(
+            "SELECT s.source, (SELECT max(entry_id) FROM audit_chainlink"
+            " WHERE source = s.source) FROM unnest(%s::text[]) AS s(source)",
+            [sources],
+        )
+        highest = dict(raw.fetchall())
+        for source in sources:
+            if highest.get(source) is None:
+                continue  # nothing of the source chained yet
+            ids = [e for _, s, e in pending if s == source and e <= highest[source]]
+            if not ids:
+                continue
+            # The ids as one binary bigint[] parameter: quoted into the SQL text (Django
+            # binds on the client) they are a constant int2/int4 array that PostgreSQL
+            # compared with every link of the source in turn — seconds for a seal of some
+            # thousand entries.
             raw.execute(
                 "SELECT entry_id FROM audit_chainlink "
                 "WHERE source = %s AND entry_id = ANY(%b::bigint[])",
-                [source, [e for _, s, e in pending if s == source]],
+                [source, ids],
             )
             chained.update((source, entry_id) for (entry_id,) in raw.fetchall())
     kept, seen, skipped = [], set(), []

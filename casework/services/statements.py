@@ -4,13 +4,18 @@ object's tables updated, its new rows inserted and the event written in one stat
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connection, connections, models
 from django_fsm import ConcurrentTransitionMixin, FSMFieldMixin
+from psycopg import errors as pg_errors
 
 
 def quote(name: str) -> str:
@@ -202,9 +207,9 @@ def move(
         selected.append(probe[0])
         params.extend(probe[1])
     selected.extend(f"(SELECT id FROM row_{index})" for index in range(len(rows)))  # noqa: S608
-    with db.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(parts)} SELECT {', '.join(selected)}", params)
-        version, moved, *answers = cursor.fetchone()
+    version, moved, *answers = prepared_row(
+        db, f"WITH {', '.join(parts)} SELECT {', '.join(selected)}", params
+    )
     probed = bool(answers.pop(0)) if probe is not None else True
     if not moved:
         if guarded and probed:
@@ -214,3 +219,94 @@ def move(
     if initial:
         obj._update_initial_state()
     return probed, answers
+
+
+# --- Prepared once per session (docs/adr/0032, Session 17) ----------------------------------
+
+
+@dataclass
+class _Session:
+    """What one database session (a psycopg connection) has prepared: the names, least
+    recently used first, and the generation its names carry (raised when a first use
+    failed after its ``PREPARE`` may have taken effect: the next use prepares under a
+    new name)."""
+
+    names: OrderedDict[str, None] = dataclasses.field(default_factory=OrderedDict)
+    generation: int = 0
+
+
+# At most this many statements prepared per session (each keeps its plan in the server
+# session's memory): the least recently used one is deallocated with the next PREPARE.
+# The shapes are few (a programme case's model, the columns that are NULL, the probe).
+PREPARED_PER_SESSION = 64
+
+
+# Keyed by the driver's connection: a new session (a reconnect, ``CONN_MAX_AGE``) is a
+# new object and starts empty; a closed one is forgotten with it.
+_sessions: weakref.WeakKeyDictionary[Any, _Session] = weakref.WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=256)
+def _prepared(text: str, generation: int) -> tuple[str, str, str]:
+    """The statement ``text`` (``%s`` placeholders) as a prepared statement: its name
+    (from a hash of the text: one per shape), its ``PREPARE`` (``$n`` parameters, their
+    types inferred by the server from where they stand) and its ``EXECUTE`` (``%s``
+    placeholders, the values bound by the driver as before)."""
+    pieces = text.split("%s")
+    if any("%" in piece for piece in pieces):
+        raise ValueError("a prepared statement's text has no '%' but its placeholders")
+    body = pieces[0] + "".join(f"${number}{piece}" for number, piece in enumerate(pieces[1:], 1))
+    digest = hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+    name = f"samverkan_move_{digest}" + (f"_{generation}" if generation else "")
+    count = len(pieces) - 1
+    execute = f"EXECUTE {name}" + (f" ({', '.join(['%s'] * count)})" if count else "")
+    return name, f"PREPARE {name} AS {body}", execute
+
+
+def prepared_row(db, text: str, params: list) -> tuple:
+    """The one row that ``text`` (a statement, ``%s`` placeholders) answers with
+    ``params``, run as a statement prepared on the server once per session: the first
+    use sends ``PREPARE`` and ``EXECUTE`` together (one round trip, as the statement
+    alone was), later uses ``EXECUTE`` only, so the server parses, analyses and plans the
+    statement once per session instead of at every call (docs/adr/0032, Session 17).
+
+    The values are bound by the driver as for every other statement (client side, the
+    simple protocol), so the audit context's prefix (:mod:`audit.history`) still
+    travels with it in the same query. A session that lost its prepared statements
+    (``DISCARD ALL``, ``DEALLOCATE ALL``: a pooler's reset, which this deployment does
+    not use) is forgotten and the statement prepared again: at once when no transaction
+    is open (nothing was written), else at the next call (the error is raised)."""
+    with db.cursor() as cursor:
+        session = _sessions.get(db.connection)
+        if session is None:
+            session = _sessions[db.connection] = _Session()
+        name, prepare, execute = _prepared(text, session.generation)
+        if name in session.names:
+            session.names.move_to_end(name)
+            try:
+                cursor.execute(execute, params)
+            except ProgrammingError as error:
+                if not isinstance(error.__cause__, pg_errors.InvalidSqlStatementName):
+                    raise
+                session.names.clear()
+                if db.in_atomic_block or not db.get_autocommit():
+                    raise
+                return prepared_row(db, text, params)
+            return cursor.fetchone()
+        # PREPARE first (the query is data-changing to the audit context, audit.history),
+        # EXECUTE last (the query's answer is its last result).
+        query = f"{prepare}; {execute}"
+        if len(session.names) >= PREPARED_PER_SESSION:
+            oldest, _none = session.names.popitem(last=False)
+            query = f"{prepare}; DEALLOCATE {oldest}; {execute}"
+        try:
+            cursor.execute(query, params)
+        except Exception:
+            # The PREPARE may have taken effect (it outlives a rollback): a new name next.
+            session.generation += 1
+            session.names.clear()
+            raise
+        session.names[name] = None
+        while cursor.nextset():  # past the PREPARE's (and DEALLOCATE's) result
+            pass
+        return cursor.fetchone()

@@ -121,6 +121,31 @@ def test_the_sealer_skips_what_is_already_chained(sealed, signing_key, caplog):
     _everything_still_works()
 
 
+def test_an_entry_below_the_highest_chained_id_is_looked_up_and_sealed(db, signing_key, caplog):
+    """A late commit: an entry whose id is below one already chained (its transaction
+    took the id first and committed last) is looked up in the chain and, not found there,
+    sealed; a queue row naming the highest chained entry is skipped. (The sealer looks up
+    only ids at or below its source's highest chained id: docs/adr/0032, Session 17.)"""
+    late = record_event(action=Action.CONSULT, details={"late": True})
+    raw("DELETE FROM audit_pendingentry WHERE source = 'access' AND entry_id = %s", [late.pk])
+    later = record_event(action=Action.CONSULT, details={"late": False})
+    integrity.seal()
+    assert not ChainLink.objects.filter(source="access", entry_id=late.pk).exists()
+    assert ChainLink.objects.filter(source="access").order_by("-entry_id")[0].entry_id == later.pk
+    with triggers_disabled("audit_pendingentry"):
+        for entry in (late, later):
+            raw(
+                "INSERT INTO audit_pendingentry (source, entry_id) VALUES ('access', %s)",
+                [entry.pk],
+            )
+    assert integrity.seal() == 1
+    assert ChainLink.objects.filter(source="access", entry_id=late.pk).count() == 1
+    assert ChainLink.objects.filter(source="access", entry_id=later.pk).count() == 1
+    assert not PendingEntry.objects.exists()
+    assert "already in the chain" in caplog.text
+    _everything_still_works()
+
+
 def test_the_queue_has_a_unique_constraint():
     names = {constraint.name for constraint in PendingEntry._meta.constraints}
     assert "audit_pending_one_per_entry" in names

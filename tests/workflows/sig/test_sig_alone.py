@@ -23,6 +23,7 @@ from casework.services.cases import CaseConflict
 from tests.api.conftest import make_client
 from tests.conftest import COMMITTED_DB
 from tests.workflows.racing import record
+from tests.workflows.sig import prepared
 from tests.workflows.sig.factories import PURPOSE, sig_case
 from workflows.sig.models import SigCase, Status
 
@@ -93,10 +94,10 @@ def test_outside_a_transaction_a_transition_is_one_statement_committed_alone(
     before = record(case)
     sealed = calls_in_a_transaction(monkeypatch, integrity, "seal")
     trips = begin_screening_counted(monkeypatch, sara, case)
-    written = [(sql, inside) for sql, inside in trips.statements if "moved_0" in sql]
+    written = [(sql, inside) for sql, inside in trips.statements if prepared.name(sql)]
     assert len(written) == 1, trips.statements
     assert written[0] == (written[0][0], False)  # sent in autocommit: no transaction
-    assert written[0][0].startswith("WITH probed AS (")
+    assert prepared.statement(written[0][0]).startswith("WITH probed AS (")
     # The statement committed itself; the one commit is the inline seal's own, after it.
     assert trips.ends == len(sealed) == 1
     assert [sql for sql, _inside in trips.statements if "FOR UPDATE" in sql] == []
@@ -184,7 +185,7 @@ def test_outside_a_transaction_a_close_takes_a_transaction(users, monkeypatch, s
         services.close_case(
             user=users["sara.samordnare"], case=case, purpose=PURPOSE, reason="goals_met"
         )
-    moved = [inside for sql, inside in trips.statements if "moved_0" in sql]
+    moved = [inside for sql, inside in trips.statements if prepared.name(sql)]
     assert moved == [True]
     assert trips.ends == 1
     after = record(case)

@@ -16,6 +16,7 @@ from casework.services import cases as services
 from casework.services.case_keys import case_data_key
 from casework.services.cases import CaseConflict
 from tests.workflows.conftest import BOTH_DATABASES
+from tests.workflows.sig import prepared
 from tests.workflows.sig.factories import PURPOSE, sig_case
 from workflows.sig.models import SigCase, Status
 
@@ -54,7 +55,8 @@ def test_a_transition_is_one_statement_with_the_same_rows(users):
         )
     statements = _statements(captured)
     assert len(statements) == 1, statements
-    assert statements[0].startswith("WITH moved_0 AS (UPDATE")
+    # Prepared once per session (docs/adr/0032, Session 17): the statement it runs.
+    assert prepared.statement(statements[0]).startswith("WITH moved_0 AS (UPDATE")
 
     saved = SigCase.objects.get(pk=case.pk)
     assert saved.status == Status.SCREENING
