@@ -49,13 +49,15 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
 import os
 import random
 import statistics
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from django.db import connections
 
@@ -65,23 +67,36 @@ BENCH_USERS = 5_000
 RUNS = 7
 EVENT_DAYS = 730
 PERSON_ID = "5a0e0000-0000-4000-8000-{:012x}"  # person i: a fixed, recognisable id
+STATE = "national.json"  # in the --keep directory: the data set's state, the small figures
 _PERSON_ID_SQL = "('5a0e0000-0000-4000-8000-' || lpad(to_hex({}), 12, '0'))::uuid"
 
 
-def run(report, scale: float = 1.0) -> None:
-    from django.core.management import call_command
-
+def run(report, scale: float = 1.0, kept: Path | None = None, reuse: bool = False) -> None:
+    """``kept`` (``--keep``): save the data set's state and the small data set's figures
+    there (``national.json``), for a later ``reuse`` (``--reuse``) that measures the
+    national data set again against the kept databases, without loading anything."""
     if scale <= 0:
         raise ValueError("--scale must be positive")
+    if reuse:
+        state = json.loads((kept / STATE).read_text())
+        data = DataSet.restore(state["data"])
+        before = {name: Figure(**figure) for name, figure in state["small"].items()}
+        report("national: data set (kept)", data.scale, "x", data.describe())
+    else:
+        data, before = _load(report, scale, kept)
+    after = Measurements(data).all()
+    _report(report, before, after)
+    report("national: database size", data.database_bytes() / 2**30, "GiB", "")
+
+
+def _load(report, scale: float, kept: Path | None) -> tuple[DataSet, dict[str, Figure]]:
+    """The small data set, measured; then the national one loaded and settled."""
+    from django.core.management import call_command
+
     small = min(SMALL, scale / 10)
     call_command("seed_demo", persons=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
     data = DataSet(scale)
-    report(
-        "national: data set",
-        scale,
-        "x",
-        f"{data.persons:,} persons, {data.cases:,} cases, {data.events:,} events".replace(",", " "),
-    )
+    report("national: data set", scale, "x", data.describe())
     timings = data.load_to(small)
     _refresh_statistics()
     _settle()
@@ -98,7 +113,13 @@ def run(report, scale: float = 1.0) -> None:
     sealed, volumes = _settle(rebuild=True)
     report("national: seal of the load's change history", sealed, "s", "(setup)")
     report("national: review's volume summary rebuild (timer), whole history", volumes, "s", "")
-    after = Measurements(data).all()
+    if kept is not None:
+        state = {"data": data.state(), "small": {k: asdict(v) for k, v in before.items()}}
+        (kept / STATE).write_text(json.dumps(state, indent=1))
+    return data, before
+
+
+def _report(report, before: dict[str, Figure], after: dict[str, Figure]) -> None:
     for name, small_figure in before.items():
         large = after[name]
         report(f"national: {name}, small data set", small_figure.wall_ms, "ms", "")
@@ -112,7 +133,6 @@ def run(report, scale: float = 1.0) -> None:
         )
         report(f"national: {name}, round trips, small data set", small_figure.round_trips, "", "")
         report(f"national: {name}, round trips, national", large.round_trips, "", "")
-    report("national: database size", data.database_bytes() / 2**30, "GiB", "")
 
 
 def _refresh_statistics(*, rebuild: bool = False) -> float:
@@ -151,6 +171,7 @@ class DataSet:
     def __init__(self, scale: float) -> None:
         from casework.personnummer import with_check_digit  # noqa: F401 - fail early
 
+        self.scale = scale
         self.persons = max(10, int(PERSONS * scale))
         self.cases = max(3, int(CASES * scale))
         self.events = max(100, int(EVENTS * scale))
@@ -160,6 +181,32 @@ class DataSet:
         self.users: list[tuple[int, str]] = []
         self.org_name = ""
         self._event_loads = 0
+
+    def describe(self) -> str:
+        return f"{self.persons:,} persons, {self.cases:,} cases, {self.events:,} events".replace(
+            ",", " "
+        )
+
+    def state(self) -> dict:
+        """What ``restore`` needs to measure this data set again (``--keep``/``--reuse``)."""
+        return {
+            "scale": self.scale,
+            "loaded": self.loaded,
+            "now": self.now.isoformat(),
+            "users": self.users,
+            "org_name": self.org_name,
+            "event_loads": self._event_loads,
+        }
+
+    @classmethod
+    def restore(cls, state: dict) -> DataSet:
+        data = cls(state["scale"])
+        data.loaded = state["loaded"]
+        data.now = datetime.datetime.fromisoformat(state["now"])
+        data.users = [tuple(user) for user in state["users"]]
+        data.org_name = state["org_name"]
+        data._event_loads = state["event_loads"]
+        return data
 
     def person_id(self, index: int) -> uuid.UUID:
         return uuid.UUID(PERSON_ID.format(index))
