@@ -230,7 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         keys_dir = tempfile.TemporaryDirectory(prefix="samverkan-bench-keys-")
         settings.KEYRING_FILE = Path(keys_dir.name) / "keyring.json"
         keyring.generate(settings.KEYRING_FILE)
-    old_config = setup_databases(verbosity=0, interactive=False, keepdb=args.reuse)
+    # Nothing is serialized for rollbacks (a kept national data set is 29 GiB).
+    old_config = setup_databases(
+        verbosity=0, interactive=False, keepdb=args.reuse, serialized_aliases=set()
+    )
     try:
         runner.run_all(args.only or MODULES)
     finally:

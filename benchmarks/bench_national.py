@@ -592,11 +592,29 @@ def _figure(func: Callable[[], object], runs: int = RUNS, *, warm: bool = True) 
     )
 
 
+@dataclass
+class Operation:
+    """One measured operation: ``func`` run ``runs`` times (after one unmeasured run when
+    ``warm``)."""
+
+    func: Callable[[], object]
+    runs: int = RUNS
+    warm: bool = True
+
+
 class Measurements:
     def __init__(self, data: DataSet) -> None:
         self.data = data
 
     def all(self) -> dict[str, Figure]:
+        return {
+            name: _figure(operation.func, operation.runs, warm=operation.warm)
+            for name, operation in self.operations().items()
+        }
+
+    def operations(self) -> dict[str, Operation]:
+        """The operations in the order they are measured (``all``; ``benchmarks.explain_national``
+        runs them once each to show their statements' plans)."""
         from django.core.cache import cache
         from django.test import Client
 
@@ -607,12 +625,12 @@ class Measurements:
         auditor = User.objects.get(username="greta.granskare")
         steering = User.objects.get(username="stig.styrgrupp")
         case_id = _a_case_of(social)
-        figures = {}
+        operations = {}
 
         client = Client()
         client.force_login(social)
-        figures["case page"] = _figure(lambda: _ok(client.get(f"/arenden/fall/{case_id}/")))
-        figures["task inbox"] = _figure(lambda: _ok(client.get("/arenden/inbox/")))
+        operations["case page"] = Operation(lambda: _ok(client.get(f"/arenden/fall/{case_id}/")))
+        operations["task inbox"] = Operation(lambda: _ok(client.get("/arenden/inbox/")))
 
         rng = random.Random(20)
         loaded = self.data.loaded["persons"]
@@ -626,7 +644,7 @@ class Measurements:
             )
             assert found is not None
 
-        figures["personnummer lookup"] = _figure(lookup)
+        operations["personnummer lookup"] = Operation(lookup)
 
         audit = Client()
         audit.force_login(auditor)
@@ -635,27 +653,31 @@ class Measurements:
         period = {"date_from": month_start.isoformat(), "date_to": month_end.isoformat()}
         person = PERSON_ID.format(rng.randrange(loaded))
         username = self.data.users[rng.randrange(len(self.data.users))][1]
-        figures["auditor search by person, a month"] = _figure(
+        operations["auditor search by person, a month"] = Operation(
             lambda: _ok(audit.get("/granskning/", {**period, "person": person}))
         )
-        figures["auditor search by user, a month"] = _figure(
+        operations["auditor search by user, a month"] = Operation(
             lambda: _ok(audit.get("/granskning/", {**period, "username": username}))
         )
         # The first review of the month (cold: the month's pages not yet read since the
         # load), then the median of three after it, as the other operations.
         review = lambda: _ok(audit.get("/granskning/loggkontroll/", period))  # noqa: E731
-        figures["log review, a month, first run"] = _figure(review, runs=1, warm=False)
-        figures["log review, a month"] = _figure(review, runs=3, warm=False)
+        operations["log review, a month, first run"] = Operation(review, runs=1, warm=False)
+        operations["log review, a month"] = Operation(review, runs=3, warm=False)
 
         dashboard = Client()
         dashboard.force_login(steering)
         year = {"period": str(self.data.now.year)}
-        cache.clear()
-        figures["statistics, first render"] = _figure(
-            lambda: (cache.clear(), _ok(dashboard.get("/statistik/", year))), runs=3
+
+        def first_render():
+            cache.clear()
+            _ok(dashboard.get("/statistik/", year))
+
+        operations["statistics, first render"] = Operation(first_render, runs=3)
+        operations["statistics dashboard"] = Operation(
+            lambda: _ok(dashboard.get("/statistik/", year))
         )
-        figures["statistics dashboard"] = _figure(lambda: _ok(dashboard.get("/statistik/", year)))
-        return figures
+        return operations
 
 
 def _a_case_of(user) -> str:
