@@ -213,7 +213,7 @@ class DataSet:
 
     def load_to(self, fraction: float, *, analyze: bool = True) -> dict[str, float]:
         """Load up to ``fraction`` of the national volumes (never more than ``scale``),
-        then ``ANALYZE`` (not inside a test's transaction: it waits on its locks)."""
+        then ``VACUUM (ANALYZE)`` (not inside a test's transaction: it waits on its locks)."""
         timings = {}
         persons = min(self.persons, max(10, int(PERSONS * fraction)))
         cases = min(self.cases, max(3, int(CASES * fraction)), persons * 3 // 10)
@@ -231,11 +231,15 @@ class DataSet:
                 self.loaded[what] = target
             timings[f"{what} ({target:,})".replace(",", " ")] = time.perf_counter() - start
         if analyze:
+            # What autovacuum does after a load (PostgreSQL's default; this machine's server
+            # runs without it): the statistics, the visibility map (an index-only scan of
+            # the persons with protected identity otherwise visits every row's page) and
+            # the summaries of the log's BRIN ranges (docs/adr/0037, session 17).
             start = time.perf_counter()
             for alias in ("default", "keystore"):
                 with connections[alias].cursor() as cursor:
-                    cursor.execute("ANALYZE")
-            timings["analyze"] = time.perf_counter() - start
+                    cursor.execute("VACUUM (ANALYZE)")
+            timings["vacuum and analyze"] = time.perf_counter() - start
         return timings
 
     def _users(self) -> None:
