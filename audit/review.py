@@ -36,8 +36,9 @@ from zoneinfo import ZoneInfo
 from django.apps import apps
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, F, Max, Min, Q, QuerySet
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncHour
+from django.utils import timezone
 
 from audit import volumes
 from audit.models import AccessEvent
@@ -112,20 +113,78 @@ def _person_events(start: dt.datetime, end: dt.datetime) -> QuerySet[AccessEvent
     )
 
 
-def _result(events: QuerySet[AccessEvent]) -> RuleResult:
+def _month_start(moment: dt.datetime) -> dt.datetime:
+    """The start of the UTC month of ``moment``: where the log's partition begins (ADR 0031)."""
+    return moment.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next_month(moment: dt.datetime) -> dt.datetime:
+    return (_month_start(moment) + dt.timedelta(days=32)).replace(day=1)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """The part of a period in one partition of the log (one UTC month): [since, until).
+
+    ``late``: the piece starts later in its month than it lasts (the last hour of a month
+    before a local month begins). Its first events by id are then found by reading the
+    piece (the BRIN index of the moments) and sorting, not by walking the partition's
+    primary key from the month's first event: that walk reads every event of the month
+    before the piece (a month of index at national size), which the planner cannot see
+    (it assumes the matches are spread evenly over the key)."""
+
+    since: dt.datetime
+    until: dt.datetime
+    late: bool
+
+
+def _pieces(start: dt.datetime, end: dt.datetime) -> list[_Piece]:
+    """[start, end) cut at the UTC month starts, in time order."""
+    pieces = []
+    since = start
+    while since < end:
+        until = min(end, _next_month(since))
+        pieces.append(_Piece(since, until, since - _month_start(since) > until - since))
+        since = until
+    return pieces
+
+
+def _result(events: QuerySet[AccessEvent], start: dt.datetime, end: dt.datetime) -> RuleResult:
     """The first ``ROW_LIMIT`` matches and their number counted up to ``COUNT_LIMIT`` (a
     statement that stops at ``COUNT_LIMIT + 1`` matching rows), so that a rule reads a
-    bounded part of the month however many events it holds."""
-    shown = list(events.order_by("id")[:ROW_LIMIT])
+    bounded part of the month however many events it holds.
+
+    The first matches are read piece by piece of the period (``_pieces``: one per month of
+    the log), each piece's first ``ROW_LIMIT`` by id, in one statement (``UNION ALL``),
+    then the first ``ROW_LIMIT`` of them: the same rows as the period's first
+    ``ROW_LIMIT`` by id, but a piece that starts late in its month is read by its moments
+    instead of by walking its partition's key from the month's start."""
+    shown = list(_first_by_id(events, start, end))
     if len(shown) < ROW_LIMIT:
         return RuleResult(events=shown, total=len(shown))
     counted = events.order_by().values("id")[: COUNT_LIMIT + 1].count()
     return RuleResult(events=shown, total=min(counted, COUNT_LIMIT), more=counted > COUNT_LIMIT)
 
 
+def _first_by_id(
+    events: QuerySet[AccessEvent], start: dt.datetime, end: dt.datetime
+) -> QuerySet[AccessEvent]:
+    """The first ``ROW_LIMIT`` of ``events`` (already limited to [start, end)) by id: the
+    first ``ROW_LIMIT`` of each piece of the period, the first ``ROW_LIMIT`` of those."""
+    pieces = []
+    for piece in _pieces(start, end):
+        part = events.filter(occurred_at__gte=piece.since, occurred_at__lt=piece.until)
+        # ``id + 0`` is ``id`` for the order, but no index reads it: the piece is read by
+        # its moments and its matches sorted (docs/adr/0037, session 17).
+        pieces.append(part.order_by(F("id") + 0 if piece.late else "id")[:ROW_LIMIT])
+    if len(pieces) == 1:
+        return pieces[0]
+    return pieces[0].union(*pieces[1:], all=True).order_by("id")[:ROW_LIMIT]
+
+
 def outside_own_cases(start: dt.datetime, end: dt.datetime) -> RuleResult:
     events = _person_events(start, end).filter(user__isnull=False)
-    return _result(events.filter(~policy.own_case_access(start, end)))
+    return _result(events.filter(~policy.own_case_access(start, end)), start, end)
 
 
 def off_hours(start: dt.datetime, end: dt.datetime, working_hours: tuple[int, int]) -> RuleResult:
@@ -139,7 +198,7 @@ def off_hours(start: dt.datetime, end: dt.datetime, working_hours: tuple[int, in
         )
         .filter(Q(local_hour__lt=first) | Q(local_hour__gte=last) | Q(local_weekday__gte=6))
     )
-    return _result(events)
+    return _result(events, start, end)
 
 
 def high_volume(start: dt.datetime, end: dt.datetime, threshold: int) -> list[VolumeRow]:
@@ -187,14 +246,16 @@ def protected_identity(start: dt.datetime, end: dt.datetime) -> RuleResult:
     except LookupError:  # the person register does not exist yet
         return RuleResult(available=False)
     protected = person_model.objects.filter(protected_identity__gt=0).values("pk")
-    return _result(_person_events(start, end).filter(person_id__in=protected))
+    return _result(_person_events(start, end).filter(person_id__in=protected), start, end)
 
 
 def break_the_glass(start: dt.datetime, end: dt.datetime) -> RuleResult:
     return _result(
         AccessEvent.objects.filter(
             occurred_at__gte=start, occurred_at__lt=end, action=AccessEvent.Action.BREAK_GLASS
-        )
+        ),
+        start,
+        end,
     )
 
 
@@ -207,7 +268,9 @@ def referrals_of_registered_persons(start: dt.datetime, end: dt.datetime) -> Rul
             action=AccessEvent.Action.CREATE,
             details__referral=True,
             details__person_registered=True,
-        )
+        ),
+        start,
+        end,
     )
 
 
@@ -252,12 +315,11 @@ def random_sample(
     picked. The first event at or after every draw is found in one statement (an index
     probe each), the picking then replayed in order.
     """
-    events = _person_events(start, end)
-    bounds = events.aggregate(low=Min("id"), high=Max("id"))
-    if bounds["low"] is None or size <= 0:
+    low, high = _person_event_id_bounds(start, end)
+    if low is None or size <= 0:
         return []
     generator = random.Random(seed)  # noqa: S311 (a reproducible sample, not a secret)
-    draws = [generator.randint(bounds["low"], bounds["high"]) for _attempt in range(size * 4)]
+    draws = [generator.randint(low, high) for _attempt in range(size * 4)]
     first_at = _first_person_events_at(start, end, sorted(set(draws)))
     chosen: list[int] = []
     for draw in draws:
@@ -267,6 +329,33 @@ def random_sample(
         if event_id is not None and event_id not in chosen:
             chosen.append(event_id)
     return list(AccessEvent.objects.filter(id__in=chosen).order_by("id"))
+
+
+def _person_event_id_bounds(start: dt.datetime, end: dt.datetime) -> tuple[int | None, int | None]:
+    """The lowest and the highest id of the person-data events of [start, end), in one
+    statement: the lowest and highest of each piece of the period (``_pieces``). A piece's
+    lowest id is read from its partition's key, unless the piece starts late in its month
+    (then walking the key from the month's first event would read the month before it: the
+    piece is read by its moments instead, ``id + 0``); so is its highest, unless more of the
+    month follows the piece than the piece lasts."""
+    table = connection.ops.quote_name(AccessEvent._meta.db_table)
+    now = timezone.now()
+    where = f"FROM {table} WHERE occurred_at >= %s AND occurred_at < %s AND person_id IS NOT NULL"
+    lows, highs, low_params, high_params = [], [], [], []
+    for piece in _pieces(start, end):
+        after = min(_next_month(piece.since), max(now, piece.until)) - piece.until
+        lows.append(f"(SELECT min({'id + 0' if piece.late else 'id'}) {where})")
+        highs.append(
+            f"(SELECT max({'id + 0' if after > piece.until - piece.since else 'id'}) {where})"
+        )
+        low_params += [piece.since, piece.until]
+        high_params += [piece.since, piece.until]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT least({', '.join(lows)}), greatest({', '.join(highs)})",
+            [*low_params, *high_params],
+        )
+        return cursor.fetchone()
 
 
 def _first_person_events_at(

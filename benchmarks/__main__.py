@@ -5,9 +5,15 @@ with its error in ``results.json`` and the others still run and report; the exit
 is then non-zero. ``results.json`` is rewritten after every module, so that neither a
 failing module nor a failing teardown loses a figure that was measured.
 
-``python -m benchmarks [module …] [--scale S] [--output PATH]``: a module is a name in
-``benchmarks/`` (``bench_sig``) or a dotted path; ``--scale`` is passed to the modules
-that take one (``bench_national``).
+``python -m benchmarks [module …] [--scale S] [--output PATH] [--keep | --reuse]``: a
+module is a name in ``benchmarks/`` (``bench_sig``) or a dotted path; ``--scale`` is
+passed to the modules that take one (``bench_national``).
+
+``--keep`` leaves the test databases (``test_<name>`` and its key store) in place after
+the run, with the run's keyring and what the modules saved (``bench_national``: its data
+set's state and the small data set's figures) in ``kept_dir()`` beside them; ``--reuse``
+measures against them again without creating or loading anything (new migrations are
+applied, as ``--keepdb`` does). Drop them with ``--drop`` when done.
 """
 
 from __future__ import annotations
@@ -173,6 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("only", nargs="*", help="benchmark modules to run (default: all)")
     parser.add_argument("--scale", type=float, help="data-set scale (bench_national; 1 = full)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where results go")
+    kept = parser.add_mutually_exclusive_group()
+    kept.add_argument(
+        "--keep", action="store_true", help="keep the test databases and keyring after the run"
+    )
+    kept.add_argument(
+        "--reuse", action="store_true", help="measure against the databases a --keep run kept"
+    )
+    kept.add_argument("--drop", action="store_true", help="drop the kept databases and keyring")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT.parent))
@@ -192,21 +206,72 @@ def main(argv: list[str] | None = None) -> int:
     if lock is None:
         return 2
     options = {"scale": args.scale} if args.scale is not None else {}
+    kept = kept_dir()
+    if args.drop:
+        return _drop_kept(kept)
+    if args.keep or args.reuse:
+        options.update(kept=kept, reuse=args.reuse)
     runner = Runner(args.output, options=options)
     # Benchmarks run in throw-away test databases (the main one and the key
     # store) with a throw-away keyring: never the demo data, never real keys.
-    keys_dir = tempfile.TemporaryDirectory(prefix="samverkan-bench-keys-")
-    settings.KEYRING_FILE = Path(keys_dir.name) / "keyring.json"
-    keyring.generate(settings.KEYRING_FILE)
-    old_config = setup_databases(verbosity=0, interactive=False)
+    # --keep / --reuse: the same, kept between runs (kept_dir()), until --drop.
+    keys_dir = None
+    if args.reuse:
+        settings.KEYRING_FILE = kept / "keyring.json"
+        if not settings.KEYRING_FILE.is_file():
+            print(f"benchmarks: --reuse: nothing kept in {kept} (run with --keep first)")
+            return 2
+    elif args.keep:
+        kept.mkdir(mode=0o700, parents=True, exist_ok=True)
+        settings.KEYRING_FILE = kept / "keyring.json"
+        settings.KEYRING_FILE.unlink(missing_ok=True)
+        keyring.generate(settings.KEYRING_FILE)
+    else:
+        keys_dir = tempfile.TemporaryDirectory(prefix="samverkan-bench-keys-")
+        settings.KEYRING_FILE = Path(keys_dir.name) / "keyring.json"
+        keyring.generate(settings.KEYRING_FILE)
+    # Nothing is serialized for rollbacks (a kept national data set is 29 GiB).
+    old_config = setup_databases(
+        verbosity=0, interactive=False, keepdb=args.reuse, serialized_aliases=set()
+    )
     try:
         runner.run_all(args.only or MODULES)
     finally:
-        runner.teardown = _teardown(lambda: teardown_databases(old_config, verbosity=0))
-        keys_dir.cleanup()
+        if args.keep or args.reuse:
+            runner.teardown = _teardown(lambda: None)  # the sealer stopped, sessions closed
+            print(f"benchmarks: test databases kept; keyring and state in {kept}", flush=True)
+        else:
+            runner.teardown = _teardown(lambda: teardown_databases(old_config, verbosity=0))
+        if keys_dir is not None:
+            keys_dir.cleanup()
         runner.write()
         runner.summary()
     return runner.exit_code
+
+
+def kept_dir() -> Path:
+    """Where ``--keep`` puts the keyring and the modules' saved state, one per test
+    database (beside the run lock)."""
+    from django.db import connection
+
+    name = connection.creation._get_test_db_name()
+    return Path(tempfile.gettempdir()) / f"samverkan-bench-kept-{name}"
+
+
+def _drop_kept(kept: Path) -> int:
+    """``--drop``: drop the test databases a ``--keep`` run left and its keyring."""
+    import shutil
+
+    from django.db import connections
+
+    for alias in ("default", "keystore"):
+        creation = connections[alias].creation
+        name = creation._get_test_db_name()
+        with creation._nodb_cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {connections[alias].ops.quote_name(name)}")
+        print(f"benchmarks: dropped {name}", flush=True)
+    shutil.rmtree(kept, ignore_errors=True)
+    return 0
 
 
 def _one_run_at_a_time(database: dict):

@@ -49,13 +49,15 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
 import os
 import random
 import statistics
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from django.db import connections
 
@@ -65,23 +67,36 @@ BENCH_USERS = 5_000
 RUNS = 7
 EVENT_DAYS = 730
 PERSON_ID = "5a0e0000-0000-4000-8000-{:012x}"  # person i: a fixed, recognisable id
+STATE = "national.json"  # in the --keep directory: the data set's state, the small figures
 _PERSON_ID_SQL = "('5a0e0000-0000-4000-8000-' || lpad(to_hex({}), 12, '0'))::uuid"
 
 
-def run(report, scale: float = 1.0) -> None:
-    from django.core.management import call_command
-
+def run(report, scale: float = 1.0, kept: Path | None = None, reuse: bool = False) -> None:
+    """``kept`` (``--keep``): save the data set's state and the small data set's figures
+    there (``national.json``), for a later ``reuse`` (``--reuse``) that measures the
+    national data set again against the kept databases, without loading anything."""
     if scale <= 0:
         raise ValueError("--scale must be positive")
+    if reuse:
+        state = json.loads((kept / STATE).read_text())
+        data = DataSet.restore(state["data"])
+        before = {name: Figure(**figure) for name, figure in state["small"].items()}
+        report("national: data set (kept)", data.scale, "x", data.describe())
+    else:
+        data, before = _load(report, scale, kept)
+    after = Measurements(data).all()
+    _report(report, before, after)
+    report("national: database size", data.database_bytes() / 2**30, "GiB", "")
+
+
+def _load(report, scale: float, kept: Path | None) -> tuple[DataSet, dict[str, Figure]]:
+    """The small data set, measured; then the national one loaded and settled."""
+    from django.core.management import call_command
+
     small = min(SMALL, scale / 10)
     call_command("seed_demo", persons=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
     data = DataSet(scale)
-    report(
-        "national: data set",
-        scale,
-        "x",
-        f"{data.persons:,} persons, {data.cases:,} cases, {data.events:,} events".replace(",", " "),
-    )
+    report("national: data set", scale, "x", data.describe())
     timings = data.load_to(small)
     _refresh_statistics()
     _settle()
@@ -98,7 +113,13 @@ def run(report, scale: float = 1.0) -> None:
     sealed, volumes = _settle(rebuild=True)
     report("national: seal of the load's change history", sealed, "s", "(setup)")
     report("national: review's volume summary rebuild (timer), whole history", volumes, "s", "")
-    after = Measurements(data).all()
+    if kept is not None:
+        state = {"data": data.state(), "small": {k: asdict(v) for k, v in before.items()}}
+        (kept / STATE).write_text(json.dumps(state, indent=1))
+    return data, before
+
+
+def _report(report, before: dict[str, Figure], after: dict[str, Figure]) -> None:
     for name, small_figure in before.items():
         large = after[name]
         report(f"national: {name}, small data set", small_figure.wall_ms, "ms", "")
@@ -112,7 +133,6 @@ def run(report, scale: float = 1.0) -> None:
         )
         report(f"national: {name}, round trips, small data set", small_figure.round_trips, "", "")
         report(f"national: {name}, round trips, national", large.round_trips, "", "")
-    report("national: database size", data.database_bytes() / 2**30, "GiB", "")
 
 
 def _refresh_statistics(*, rebuild: bool = False) -> float:
@@ -151,6 +171,7 @@ class DataSet:
     def __init__(self, scale: float) -> None:
         from casework.personnummer import with_check_digit  # noqa: F401 - fail early
 
+        self.scale = scale
         self.persons = max(10, int(PERSONS * scale))
         self.cases = max(3, int(CASES * scale))
         self.events = max(100, int(EVENTS * scale))
@@ -161,12 +182,38 @@ class DataSet:
         self.org_name = ""
         self._event_loads = 0
 
+    def describe(self) -> str:
+        return f"{self.persons:,} persons, {self.cases:,} cases, {self.events:,} events".replace(
+            ",", " "
+        )
+
+    def state(self) -> dict:
+        """What ``restore`` needs to measure this data set again (``--keep``/``--reuse``)."""
+        return {
+            "scale": self.scale,
+            "loaded": self.loaded,
+            "now": self.now.isoformat(),
+            "users": self.users,
+            "org_name": self.org_name,
+            "event_loads": self._event_loads,
+        }
+
+    @classmethod
+    def restore(cls, state: dict) -> DataSet:
+        data = cls(state["scale"])
+        data.loaded = state["loaded"]
+        data.now = datetime.datetime.fromisoformat(state["now"])
+        data.users = [tuple(user) for user in state["users"]]
+        data.org_name = state["org_name"]
+        data._event_loads = state["event_loads"]
+        return data
+
     def person_id(self, index: int) -> uuid.UUID:
         return uuid.UUID(PERSON_ID.format(index))
 
     def load_to(self, fraction: float, *, analyze: bool = True) -> dict[str, float]:
         """Load up to ``fraction`` of the national volumes (never more than ``scale``),
-        then ``ANALYZE`` (not inside a test's transaction: it waits on its locks)."""
+        then ``VACUUM (ANALYZE)`` (not inside a test's transaction: it waits on its locks)."""
         timings = {}
         persons = min(self.persons, max(10, int(PERSONS * fraction)))
         cases = min(self.cases, max(3, int(CASES * fraction)), persons * 3 // 10)
@@ -184,11 +231,15 @@ class DataSet:
                 self.loaded[what] = target
             timings[f"{what} ({target:,})".replace(",", " ")] = time.perf_counter() - start
         if analyze:
+            # What autovacuum does after a load (PostgreSQL's default; this machine's server
+            # runs without it): the statistics, the visibility map (an index-only scan of
+            # the persons with protected identity otherwise visits every row's page) and
+            # the summaries of the log's BRIN ranges (docs/adr/0037, session 17).
             start = time.perf_counter()
             for alias in ("default", "keystore"):
                 with connections[alias].cursor() as cursor:
-                    cursor.execute("ANALYZE")
-            timings["analyze"] = time.perf_counter() - start
+                    cursor.execute("VACUUM (ANALYZE)")
+            timings["vacuum and analyze"] = time.perf_counter() - start
         return timings
 
     def _users(self) -> None:
@@ -545,11 +596,29 @@ def _figure(func: Callable[[], object], runs: int = RUNS, *, warm: bool = True) 
     )
 
 
+@dataclass
+class Operation:
+    """One measured operation: ``func`` run ``runs`` times (after one unmeasured run when
+    ``warm``)."""
+
+    func: Callable[[], object]
+    runs: int = RUNS
+    warm: bool = True
+
+
 class Measurements:
     def __init__(self, data: DataSet) -> None:
         self.data = data
 
     def all(self) -> dict[str, Figure]:
+        return {
+            name: _figure(operation.func, operation.runs, warm=operation.warm)
+            for name, operation in self.operations().items()
+        }
+
+    def operations(self) -> dict[str, Operation]:
+        """The operations in the order they are measured (``all``; ``benchmarks.explain_national``
+        runs them once each to show their statements' plans)."""
         from django.core.cache import cache
         from django.test import Client
 
@@ -560,12 +629,12 @@ class Measurements:
         auditor = User.objects.get(username="greta.granskare")
         steering = User.objects.get(username="stig.styrgrupp")
         case_id = _a_case_of(social)
-        figures = {}
+        operations = {}
 
         client = Client()
         client.force_login(social)
-        figures["case page"] = _figure(lambda: _ok(client.get(f"/arenden/fall/{case_id}/")))
-        figures["task inbox"] = _figure(lambda: _ok(client.get("/arenden/inbox/")))
+        operations["case page"] = Operation(lambda: _ok(client.get(f"/arenden/fall/{case_id}/")))
+        operations["task inbox"] = Operation(lambda: _ok(client.get("/arenden/inbox/")))
 
         rng = random.Random(20)
         loaded = self.data.loaded["persons"]
@@ -579,7 +648,7 @@ class Measurements:
             )
             assert found is not None
 
-        figures["personnummer lookup"] = _figure(lookup)
+        operations["personnummer lookup"] = Operation(lookup)
 
         audit = Client()
         audit.force_login(auditor)
@@ -588,27 +657,31 @@ class Measurements:
         period = {"date_from": month_start.isoformat(), "date_to": month_end.isoformat()}
         person = PERSON_ID.format(rng.randrange(loaded))
         username = self.data.users[rng.randrange(len(self.data.users))][1]
-        figures["auditor search by person, a month"] = _figure(
+        operations["auditor search by person, a month"] = Operation(
             lambda: _ok(audit.get("/granskning/", {**period, "person": person}))
         )
-        figures["auditor search by user, a month"] = _figure(
+        operations["auditor search by user, a month"] = Operation(
             lambda: _ok(audit.get("/granskning/", {**period, "username": username}))
         )
         # The first review of the month (cold: the month's pages not yet read since the
         # load), then the median of three after it, as the other operations.
         review = lambda: _ok(audit.get("/granskning/loggkontroll/", period))  # noqa: E731
-        figures["log review, a month, first run"] = _figure(review, runs=1, warm=False)
-        figures["log review, a month"] = _figure(review, runs=3, warm=False)
+        operations["log review, a month, first run"] = Operation(review, runs=1, warm=False)
+        operations["log review, a month"] = Operation(review, runs=3, warm=False)
 
         dashboard = Client()
         dashboard.force_login(steering)
         year = {"period": str(self.data.now.year)}
-        cache.clear()
-        figures["statistics, first render"] = _figure(
-            lambda: (cache.clear(), _ok(dashboard.get("/statistik/", year))), runs=3
+
+        def first_render():
+            cache.clear()
+            _ok(dashboard.get("/statistik/", year))
+
+        operations["statistics, first render"] = Operation(first_render, runs=3)
+        operations["statistics dashboard"] = Operation(
+            lambda: _ok(dashboard.get("/statistik/", year))
         )
-        figures["statistics dashboard"] = _figure(lambda: _ok(dashboard.get("/statistik/", year)))
-        return figures
+        return operations
 
 
 def _a_case_of(user) -> str:

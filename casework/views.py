@@ -464,6 +464,11 @@ class MenuCounts:
         " AND t.owner_id IS NULL AND t.flow_task = ANY(%(ruled)s))"
         " FROM viewflow_task t JOIN viewflow_process p ON p.id = t.process_id"
         " WHERE p.flow_class = ANY(%(flows)s)"
+        # Every row a count can take (the user's, an absent colleague's, an unowned task),
+        # so that the tasks are read by their owner's index, not all of them (a national
+        # task table: 10,000 tasks read for each page; docs/adr/0037, session 17).
+        " AND (t.owner_id = %(user)s OR t.owner_id IS NULL OR t.owner_id = ANY(ARRAY("
+        "SELECT a.user_id FROM casework_absence a WHERE a.deputy_id = %(user)s)))"
     )
 
     @cached_property

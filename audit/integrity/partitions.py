@@ -5,6 +5,9 @@ archive so that verification still holds (docs/adr/0031-partitioned-access-log.m
   ``ahead`` months (``manage.py audit partitions``, daily beside the checkpoint). An
   event whose month has no partition lands in the DEFAULT partition, so no insert ever
   fails; creating the month later moves such rows into it unchanged.
+- :func:`summarise_period_index` brings the BRIN index of every partition's moments up to
+  date (``manage.py audit summarise``, daily): the block ranges written since its last
+  run are summarised, so that a period's scan reads its own ranges, not the month's.
 - :func:`archive_month` seals, exports a past month's events with their chain links to a
   JSON-lines file, writes a manifest signed with the checkpoint key (also kept in
   ``ArchivedPartition``), and detaches the partition. The chain keeps every link, so
@@ -90,6 +93,28 @@ def create_partitions(
             cursor.execute("SELECT audit_create_event_partition(%s)", [month])
             created.append(cursor.fetchone()[0])
     return created
+
+
+def summarise_period_index(*, using: str = "default") -> int:
+    """Summarise the block ranges of every partition's BRIN index that have none yet (each
+    partition's ``occurred_at`` index, ``brin_summarize_new_values``); return how many.
+
+    A block range without a summary matches every period: until it has one, a scan of an
+    hour of a month reads the whole month (at 2 M events a month, 63,000 blocks instead of
+    a few hundred). ``autosummarize`` asks autovacuum to summarise each range as appends
+    fill it, but only where autovacuum runs and its queue of such requests is not full (a
+    bulk load fills hundreds of ranges at once, and a queue's overflow is dropped); this
+    daily run summarises whatever is left. It reads only the ranges that have no summary
+    and takes no lock that blocks appends (docs/adr/0037, session 17)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(brin_summarize_new_values(x.indexrelid)), 0)::bigint"
+            " FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid"
+            " JOIN pg_class c ON c.oid = x.indexrelid JOIN pg_am a ON a.oid = c.relam"
+            " WHERE i.inhparent = %s::regclass AND a.amname = 'brin'",
+            [_PARENT],
+        )
+        return cursor.fetchone()[0]
 
 
 # --- Archived months, as the verifier sees them -----------------------------------------

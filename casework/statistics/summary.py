@@ -212,11 +212,18 @@ def counts(
         SELECT periods.idx, m.measure, m.detail, m.age_band, m.gender, m.area, sum(m.count)
         FROM statistics_monthlycount m
         JOIN periods ON m.month BETWEEN periods.first AND periods.last
-        WHERE m.programme = %s AND NOT m.measure = ANY(%s)
+        WHERE m.programme = %s AND NOT m.measure = ANY(%s) AND m.month BETWEEN %s AND %s
         GROUP BY 1, 2, 3, 4, 5, 6
     """
     stocks = list(stock_keys)
-    params += [spec.code, stocks]
+    # The months of the periods only (the join's bounds, stated for the scan): a programme's
+    # summary holds every month of its history, the periods a few years of it.
+    params += [
+        spec.code,
+        stocks,
+        min(period.start for period in wanted),
+        p.month_start(max(period.last for period in wanted)),
+    ]
     # Stocks: one pass over their changes, summed up to each period's end and start.
     sums = ", ".join(
         "sum(m.count) FILTER (WHERE m.month <= %s), sum(m.count) FILTER (WHERE m.month < %s)"

@@ -17,7 +17,8 @@
   (signature, file hash, every event's hash and link), optionally against the chain.
 - ``summarise [--rebuild]``: count the days that ended since its last run into the log
   review's volume summary (``audit.volumes.summarise``; run daily with the checkpoint);
-  ``--rebuild`` forgets it first (after an import of past events).
+  ``--rebuild`` forgets it first (after an import of past events). It also summarises the
+  block ranges of the partitions' BRIN index written since (``summarise_period_index``).
 
 Output is plain English for operators (ADR 0003).
 """
@@ -116,6 +117,8 @@ class Command(BaseCommand):
             volumes.rebuild()
         days = volumes.summarise()
         self.stdout.write(f"Volume summary: {days} days counted.")
+        ranges = integrity.partitions.summarise_period_index()
+        self.stdout.write(f"Period index: {ranges} block ranges summarised.")
 
     def _seal(self, **options) -> None:
         self.stdout.write(f"Sealed {integrity.seal()} entries.")

@@ -174,3 +174,23 @@ def test_only_case_workers_have_the_page(users, client, username):
     client.force_login(users[username])
     assert client.get(URL).status_code == 403
     assert client.post(URL, {"_action": "name"}).status_code == 403
+
+
+@pytest.mark.parametrize("period", [(0, 5), (-10, -1)], ids=["during", "after"])
+def test_the_menus_inbox_count_holds_the_absent_users_tasks_during_the_period(
+    users, consent, ebba, period
+):
+    """The side menu's count (``MenuCounts``, one statement that reads only the tasks its
+    counts can take) is the deputy's inbox with the absent user's task during the period,
+    and without it after."""
+    from casework.views import CaseworkApp, MenuCounts
+    from config.urls import site
+
+    anna = users["anna.social"]
+    flows = next(app for app in site.viewsets if isinstance(app, CaseworkApp)).flow_classes
+    own = MenuCounts(flows, ebba).inbox
+    absence = absences.name_deputy(user=anna, deputy=ebba, starts_on=day(0), ends_on=day(5))
+    Absence.objects.filter(pk=absence.pk).update(starts_on=day(period[0]), ends_on=day(period[1]))
+    during = period == (0, 5)
+    assert MenuCounts(flows, ebba).inbox == own + (MenuCounts(flows, anna).inbox if during else 0)
+    assert MenuCounts(flows, anna).inbox >= 1
