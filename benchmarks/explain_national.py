@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     from django.test.utils import setup_databases, setup_test_environment
 
     from benchmarks.__main__ import kept_dir
-    from benchmarks.bench_national import STATE, DataSet, Measurements
+    from benchmarks.bench_national import STATE, Measurements
+    from benchmarks.national_data import DataSet
 
     setup_test_environment()
     kept = kept_dir()

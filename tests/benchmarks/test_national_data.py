@@ -11,7 +11,7 @@ import pytest
 from viewflow.workflow.models import Task
 
 from audit.models import AccessEvent, ChainLink, PendingEntry
-from benchmarks.bench_national import DataSet
+from benchmarks.national_data import DataSet
 from casework import selectors
 from casework.models import Case, Person
 
