@@ -92,16 +92,7 @@ class CompiledQuery:
         using = queryset.db
         compiler = queryset.query.get_compiler(using=using)
         sql, params = compiler.as_sql()
-        by_value = {value: name for name, value in self._stand_ins.items()}
-        slots = tuple(
-            ("value", by_value[param])
-            if _hashable(param) and param in by_value
-            else ("constant", param)
-            for param in params
-        )
-        missing = set(self._stand_ins) - {item for kind, item in slots if kind == "value"}
-        if missing:
-            raise ValueError(f"stand-ins not in the compiled statement: {sorted(missing)}")
+        slots = _slots(params, self._stand_ins)
         select, klass_info = compiler.select, compiler.klass_info
         fields = klass_info["select_fields"]
         start, end = fields[0], fields[-1] + 1
@@ -166,16 +157,7 @@ class CompiledRows:
         using = queryset.db
         compiler = query.get_compiler(using=using)
         sql, params = compiler.as_sql()
-        by_value = {value: name for name, value in self._stand_ins.items()}
-        slots = tuple(
-            ("value", by_value[param])
-            if _hashable(param) and param in by_value
-            else ("constant", param)
-            for param in params
-        )
-        missing = set(self._stand_ins) - {item for kind, item in slots if kind == "value"}
-        if missing:
-            raise ValueError(f"stand-ins not in the compiled statement: {sorted(missing)}")
+        slots = _slots(params, self._stand_ins)
         columns = [column[0] for column in compiler.select[: compiler.col_count]]
         converters = tuple(compiler.get_converters(columns).items())
         self._compiled = (using, sql, slots, converters)
@@ -217,6 +199,22 @@ def among_ids(stand_in: Hashable) -> RawSQL:
     when the query is compiled, a list of ids when it is run (one statement text for any
     number of ids)."""
     return RawSQL("SELECT unnest(%s::bigint[])", (stand_in,))
+
+
+def _slots(params, stand_ins: dict[str, Hashable]) -> tuple[tuple[str, Any], ...]:
+    """Each parameter of a statement compiled with ``stand_ins``: ("value", name) where a
+    stand-in stands, else ("constant", value); every stand-in must be among them."""
+    by_value = {value: name for name, value in stand_ins.items()}
+    slots = tuple(
+        ("value", by_value[param])
+        if _hashable(param) and param in by_value
+        else ("constant", param)
+        for param in params
+    )
+    missing = set(stand_ins) - {item for kind, item in slots if kind == "value"}
+    if missing:
+        raise ValueError(f"stand-ins not in the compiled statement: {sorted(missing)}")
+    return slots
 
 
 def _hashable(value: Any) -> bool:
