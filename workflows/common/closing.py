@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import transition
 
+from casework.fsm import step
 from casework.models import Case
 from workflows.common.guards import consent_withdrawal_recorded, registers_withdrawal
 
@@ -36,13 +36,7 @@ def closing_transition(
     ``permission`` from ``source``; ``then(case, close_reason)`` records what the
     programme notes on closing."""
 
-    @transition(
-        field,
-        source=source,
-        target=target,
-        permission=permission,
-        custom={"label": _("Close the case")},
-    )
+    @step(source, target, _("Close the case"), by=permission, field=field)
     def close(self, *, close_reason: str) -> None:
         close_case(self, close_reason)
         if then is not None:
@@ -57,13 +51,13 @@ def consent_withdrawn_transition(
     """The case's ``consent_withdrawn()`` transition ("Close: consent withdrawn"): a
     recorded withdrawal of consent closes the case and sharing stops."""
 
-    @transition(
-        field,
-        source=source,
-        target=target,
-        permission=permission,
-        conditions=[consent_withdrawal_recorded],
-        custom={"label": _("Close: consent withdrawn")},
+    @step(
+        source,
+        target,
+        _("Close: consent withdrawn"),
+        by=permission,
+        when=[consent_withdrawal_recorded],
+        field=field,
     )
     def consent_withdrawn(self) -> None:
         """A consent was withdrawn and no other legal basis applies: sharing stops."""

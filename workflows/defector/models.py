@@ -27,11 +27,11 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, transition
+from django_fsm import ConcurrentTransitionMixin
 
 from casework import policy, roles
 from casework.fields import EncryptedTextField
-from casework.fsm import status_field
+from casework.fsm import status_field, step
 from casework.models import Case, CaseDecision, CaseMembership, Consent, Organisation
 from workflows.common.closing import close_case, closing_transition
 from workflows.common.guards import consents_complete as common_consents_complete
@@ -384,58 +384,43 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
 
     # Initial check -----------------------------------------------------------------------
 
-    @transition(
-        status,
-        source=Status.REFERRED,
-        target=Status.INITIAL_CHECK,
-        permission=coordinator,
-        custom={"label": _("Start the initial check")},
-    )
+    @step(Status.REFERRED, Status.INITIAL_CHECK, _("Start the initial check"), by=coordinator)
     def begin_check(self) -> None:
         """The defector coordinator takes the referral up."""
 
-    @transition(
-        status,
-        source=Status.INITIAL_CHECK,
-        target=Status.CONSENT_PENDING,
-        permission=coordinator,
-        conditions=[has_lead, has_police_contact],
-        custom={"label": _("Accept: ask for consent")},
+    @step(
+        Status.INITIAL_CHECK,
+        Status.CONSENT_PENDING,
+        _("Accept: ask for consent"),
+        by=coordinator,
+        when=[has_lead, has_police_contact],
     )
     def accept(self) -> None:
         """Motivated, a threat exists: the team asks for written consent."""
 
-    @transition(
-        status,
-        source=Status.INITIAL_CHECK,
-        target=Status.NOT_ELIGIBLE,
-        permission=coordinator,
-        custom={"label": _("Not eligible")},
-    )
+    @step(Status.INITIAL_CHECK, Status.NOT_ELIGIBLE, _("Not eligible"), by=coordinator)
     def reject(self) -> None:
         self._close_not_eligible()
 
     # Consent -----------------------------------------------------------------------------
 
-    @transition(
-        status,
-        source=Status.CONSENT_PENDING,
-        target=Status.JOINT_ASSESSMENT,
-        permission=social_services_team,
-        conditions=[written_consent_all_agencies],
-        custom={"label": _("Consent complete: joint assessment")},
+    @step(
+        Status.CONSENT_PENDING,
+        Status.JOINT_ASSESSMENT,
+        _("Consent complete: joint assessment"),
+        by=social_services_team,
+        when=[written_consent_all_agencies],
     )
     def consents_given(self) -> None:
         """Written consent covers every agency: police may now search their systems."""
         self.consented_at = timezone.now()
 
-    @transition(
-        status,
-        source=Status.CONSENT_PENDING,
-        target=Status.NOT_ELIGIBLE,
-        permission=social_services_team,
-        conditions=[consent_partial],
-        custom={"label": _("Not eligible: partial or refused consent")},
+    @step(
+        Status.CONSENT_PENDING,
+        Status.NOT_ELIGIBLE,
+        _("Not eligible: partial or refused consent"),
+        by=social_services_team,
+        when=[consent_partial],
     )
     def consent_insufficient(self) -> None:
         """Leaving an agency out of the consent rules the method out."""
@@ -444,13 +429,12 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
 
     # Threat assessment and routing --------------------------------------------------------
 
-    @transition(
-        status,
-        source=Status.JOINT_ASSESSMENT,
-        target=Status.THREAT_ASSESSED,
-        permission=police_assessor,
-        conditions=[police_check_recorded, assessment_in_force],
-        custom={"label": _("Threat assessed")},
+    @step(
+        Status.JOINT_ASSESSMENT,
+        Status.THREAT_ASSESSED,
+        _("Threat assessed"),
+        by=police_assessor,
+        when=[police_check_recorded, assessment_in_force],
     )
     def assess(self) -> None:
         """The police recorded the check and the threat assessment."""
@@ -458,13 +442,12 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
             self.assessed_at = timezone.now()
             self.assessed_level = current_assessment(self).level
 
-    @transition(
-        status,
-        source=[Status.THREAT_ASSESSED, *HANDED_OVER_STATES],
-        target=Status.LOCAL_INTAKE,
-        permission=router,
-        conditions=[routed_local],
-        custom={"label": _("Route to the local programme")},
+    @step(
+        [Status.THREAT_ASSESSED, *HANDED_OVER_STATES],
+        Status.LOCAL_INTAKE,
+        _("Route to the local programme"),
+        by=router,
+        when=[routed_local],
     )
     def route_local(self) -> None:
         """LOW threat: the local defector coordinator with social services."""
@@ -472,71 +455,65 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         self.handed_over_to = ""
         self._routed(FirstRouting.LOCAL)
 
-    @transition(
-        status,
-        source=[Status.THREAT_ASSESSED, *LOCAL_STATES, Status.HANDED_OVER_NATIONAL],
-        target=Status.HANDED_OVER_REGIONAL,
-        permission=router,
-        conditions=[routed_regional],
-        custom={"label": _("Hand over to the police region")},
+    @step(
+        [Status.THREAT_ASSESSED, *LOCAL_STATES, Status.HANDED_OVER_NATIONAL],
+        Status.HANDED_OVER_REGIONAL,
+        _("Hand over to the police region"),
+        by=router,
+        when=[routed_regional],
     )
     def hand_over_regional(self) -> None:
         self._hand_over(Route.REGIONAL)
 
-    @transition(
-        status,
-        source=[Status.THREAT_ASSESSED, *LOCAL_STATES, Status.HANDED_OVER_REGIONAL],
-        target=Status.HANDED_OVER_NATIONAL,
-        permission=router,
-        conditions=[routed_national],
-        custom={"label": _("Hand over to the national programme")},
+    @step(
+        [Status.THREAT_ASSESSED, *LOCAL_STATES, Status.HANDED_OVER_REGIONAL],
+        Status.HANDED_OVER_NATIONAL,
+        _("Hand over to the national programme"),
+        by=router,
+        when=[routed_national],
     )
     def hand_over_national(self) -> None:
         self._hand_over(Route.NATIONAL)
 
     # The local programme -------------------------------------------------------------------
 
-    @transition(
-        status,
-        source=Status.LOCAL_INTAKE,
-        target=Status.AGREEMENT_SIGNED,
-        permission=coordinator,
-        conditions=[routed_local, conditions_accepted, support_decided, consents_complete],
-        custom={"label": _("Agreement signed")},
+    @step(
+        Status.LOCAL_INTAKE,
+        Status.AGREEMENT_SIGNED,
+        _("Agreement signed"),
+        by=coordinator,
+        when=[routed_local, conditions_accepted, support_decided, consents_complete],
     )
     def sign_agreement(self) -> None:
         """Conditions accepted (no crime, drug-free, drug tests) and support decided."""
 
-    @transition(
-        status,
-        source=Status.AGREEMENT_SIGNED,
-        target=Status.ACTIVE,
-        permission=coordinator,
-        conditions=[routed_local, review_date_ahead],
-        custom={"label": _("Start the programme")},
+    @step(
+        Status.AGREEMENT_SIGNED,
+        Status.ACTIVE,
+        _("Start the programme"),
+        by=coordinator,
+        when=[routed_local, review_date_ahead],
     )
     def activate(self) -> None:
         """The support plan is under way until the review date."""
         self.started_at = self.started_at or timezone.now()
 
-    @transition(
-        status,
-        source=Status.ACTIVE,
-        target=Status.REVIEW,
-        permission=lead_or_coordinator,
-        conditions=[review_date_reached],
-        custom={"label": _("Start the review")},
+    @step(
+        Status.ACTIVE,
+        Status.REVIEW,
+        _("Start the review"),
+        by=lead_or_coordinator,
+        when=[review_date_reached],
     )
     def begin_review(self) -> None:
         """The review date has come."""
 
-    @transition(
-        status,
-        source=Status.REVIEW,
-        target=Status.ACTIVE,
-        permission=lead_or_coordinator,
-        conditions=[routed_local, review_date_ahead, consents_complete],
-        custom={"label": _("Continue with a new review date")},
+    @step(
+        Status.REVIEW,
+        Status.ACTIVE,
+        _("Continue with a new review date"),
+        by=lead_or_coordinator,
+        when=[routed_local, review_date_ahead, consents_complete],
     )
     def continue_case(self) -> None:
         """The review decided to go on."""

@@ -30,11 +30,11 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, transition
+from django_fsm import ConcurrentTransitionMixin
 
 from casework import policy
 from casework.fields import EncryptedTextField
-from casework.fsm import status_field
+from casework.fsm import status_field, step
 from casework.models import Action, Case, CaseDecision, Organisation
 from workflows.common.closing import (
     close_case,
@@ -169,48 +169,39 @@ class SigCase(ConcurrentTransitionMixin, Case):
 
     # Screening ---------------------------------------------------------------------------
 
-    @transition(
-        status,
-        source=Status.REFERRED,
-        target=Status.SCREENING,
-        permission=coordinator,
-        custom={"label": _("Start screening")},
-    )
+    @step(Status.REFERRED, Status.SCREENING, _("Start screening"), by=coordinator)
     def begin_screening(self) -> None:
         """The coordinator takes the referral up."""
 
-    @transition(
-        status,
-        source=Status.SCREENING,
-        target=Status.CONSENT_PENDING,
-        permission=coordinator,
-        conditions=[age_in_range, has_lead],
-        custom={"label": _("Accept: ask for consent")},
+    @step(
+        Status.SCREENING,
+        Status.CONSENT_PENDING,
+        _("Accept: ask for consent"),
+        by=coordinator,
+        when=[age_in_range, has_lead],
     )
     def accept(self) -> None:
         """Eligible, team appointed: the lead social worker asks for consent."""
 
     # Consent -----------------------------------------------------------------------------
 
-    @transition(
-        status,
-        source=Status.CONSENT_PENDING,
-        target=Status.DECISION_PENDING,
-        permission=social_services_team,
-        conditions=[consents_complete],
-        custom={"label": _("Consents complete")},
+    @step(
+        Status.CONSENT_PENDING,
+        Status.DECISION_PENDING,
+        _("Consents complete"),
+        by=social_services_team,
+        when=[consents_complete],
     )
     def consents_given(self) -> None:
         """Every consent needed is in place: the agencies decide."""
         self.consented_at = timezone.now()
 
-    @transition(
-        status,
-        source=Status.CONSENT_PENDING,
-        target=Status.CONSENT_REFUSED,
-        permission=social_services_team,
-        conditions=[consent_refused_recorded],
-        custom={"label": _("Consent refused")},
+    @step(
+        Status.CONSENT_PENDING,
+        Status.CONSENT_REFUSED,
+        _("Consent refused"),
+        by=social_services_team,
+        when=[consent_refused_recorded],
     )
     def consent_refused(self) -> None:
         """No coordination without consent."""
@@ -218,25 +209,23 @@ class SigCase(ConcurrentTransitionMixin, Case):
 
     # Decisions ---------------------------------------------------------------------------
 
-    @transition(
-        status,
-        source=Status.DECISION_PENDING,
-        target=Status.PLANNING,
-        permission=deciding_agency,
-        conditions=[both_agencies_start, consents_complete],
-        custom={"label": _("Start planning")},
+    @step(
+        Status.DECISION_PENDING,
+        Status.PLANNING,
+        _("Start planning"),
+        by=deciding_agency,
+        when=[both_agencies_start, consents_complete],
     )
     def start(self) -> None:
         """Both agencies decided to start."""
         self.decided_at = self.started_at = timezone.now()
 
-    @transition(
-        status,
-        source=Status.DECISION_PENDING,
-        target=Status.CLOSED,
-        permission=deciding_agency,
-        conditions=[an_agency_declined],
-        custom={"label": _("Close: not started")},
+    @step(
+        Status.DECISION_PENDING,
+        Status.CLOSED,
+        _("Close: not started"),
+        by=deciding_agency,
+        when=[an_agency_declined],
     )
     def decline(self) -> None:
         """An agency decided not to start: the case closes."""
@@ -245,19 +234,18 @@ class SigCase(ConcurrentTransitionMixin, Case):
 
     # Plan --------------------------------------------------------------------------------
 
-    @transition(
-        status,
-        source=Status.PLANNING,
-        target=Status.ACTIVE,
-        permission=coordinator,
-        conditions=[
+    @step(
+        Status.PLANNING,
+        Status.ACTIVE,
+        _("Approve the plan"),
+        by=coordinator,
+        when=[
             has_police_contact,
             action_per_agency,
             plan_written,
             review_date_ahead,
             consents_complete,
         ],
-        custom={"label": _("Approve the plan")},
     )
     def approve_plan(self, *, approved_by) -> None:
         self.plan_approved_by = approved_by
@@ -265,24 +253,22 @@ class SigCase(ConcurrentTransitionMixin, Case):
 
     # Follow-up ---------------------------------------------------------------------------
 
-    @transition(
-        status,
-        source=Status.ACTIVE,
-        target=Status.FOLLOW_UP,
-        permission=lead_or_coordinator,
-        conditions=[review_date_reached],
-        custom={"label": _("Start the follow-up")},
+    @step(
+        Status.ACTIVE,
+        Status.FOLLOW_UP,
+        _("Start the follow-up"),
+        by=lead_or_coordinator,
+        when=[review_date_reached],
     )
     def begin_follow_up(self) -> None:
         """The review date has come."""
 
-    @transition(
-        status,
-        source=Status.FOLLOW_UP,
-        target=Status.ACTIVE,
-        permission=lead_or_coordinator,
-        conditions=[review_date_ahead, consents_complete],
-        custom={"label": _("Continue with a new review date")},
+    @step(
+        Status.FOLLOW_UP,
+        Status.ACTIVE,
+        _("Continue with a new review date"),
+        by=lead_or_coordinator,
+        when=[review_date_ahead, consents_complete],
     )
     def continue_case(self) -> None:
         """The follow-up decided to go on until the next review."""

@@ -47,11 +47,11 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, transition
+from django_fsm import ConcurrentTransitionMixin
 
 from casework import policy
 from casework.fields import EncryptedTextField
-from casework.fsm import status_field
+from casework.fsm import status_field, step
 from casework.models import Action, Case, Organisation, Person
 from workflows.common.closing import closing_transition, consent_withdrawn_transition
 from workflows.common.guards import age_within, coordinator, guard, with_message
@@ -182,86 +182,74 @@ class SspfCase(ConcurrentTransitionMixin, Case):
         verbose_name = _("SSPF case")
         verbose_name_plural = _("SSPF cases")
 
-    @transition(
-        status,
-        source=Status.CONCERN_RAISED,
-        target=Status.ASSESSMENT,
-        permission=coordinator,
-        custom={"label": _("Start the assessment")},
-    )
+    @step(Status.CONCERN_RAISED, Status.ASSESSMENT, _("Start the assessment"), by=coordinator)
     def begin_assessment(self) -> None:
         """The coordinator takes the concern up."""
 
-    @transition(
-        status,
-        source=Status.ASSESSMENT,
-        target=Status.CONSENT_PENDING,
-        permission=coordinator,
-        conditions=[age_in_range, risk_assessed],
-        custom={"label": _("Accept: ask for consent")},
+    @step(
+        Status.ASSESSMENT,
+        Status.CONSENT_PENDING,
+        _("Accept: ask for consent"),
+        by=coordinator,
+        when=[age_in_range, risk_assessed],
     )
     def request_consent(self) -> None:
         """Assessed and within the age range: the guardians (and the young person) are asked."""
 
-    @transition(
-        status,
-        source=Status.CONSENT_PENDING,
-        target=Status.MAPPING,
-        permission=coordinator,
-        conditions=[age_in_range, consents_complete],
-        custom={"label": _("Consents complete")},
+    @step(
+        Status.CONSENT_PENDING,
+        Status.MAPPING,
+        _("Consents complete"),
+        by=coordinator,
+        when=[age_in_range, consents_complete],
     )
     def consents_given(self) -> None:
         """The consents are in place: the mapping conversation with the family."""
         self.consented_at = timezone.now()
 
-    @transition(
-        status,
-        source=Status.MAPPING,
-        target=Status.NETWORK_MEETING,
-        permission=coordinator,
-        conditions=[mapping_recorded, consents_complete],
-        custom={"label": _("Mapping done: to the network meeting")},
+    @step(
+        Status.MAPPING,
+        Status.NETWORK_MEETING,
+        _("Mapping done: to the network meeting"),
+        by=coordinator,
+        when=[mapping_recorded, consents_complete],
     )
     def mapping_done(self) -> None:
         """The family has been heard: the network meeting writes the plan."""
 
-    @transition(
-        status,
-        source=Status.NETWORK_MEETING,
-        target=Status.PLAN_ACTIVE,
-        permission=coordinator,
-        conditions=[
+    @step(
+        Status.NETWORK_MEETING,
+        Status.PLAN_ACTIVE,
+        _("Adopt the commitment plan"),
+        by=coordinator,
+        when=[
             goals_written,
             has_planned_action,
             police_actions_decided,
             review_date_ahead,
             consents_complete,
         ],
-        custom={"label": _("Adopt the commitment plan")},
     )
     def adopt_plan(self, *, adopted_by) -> None:
         self.plan_adopted_by = adopted_by
         self.plan_adopted_at = timezone.now()
 
-    @transition(
-        status,
-        source=Status.PLAN_ACTIVE,
-        target=Status.FOLLOW_UP,
-        permission=coordinator,
-        conditions=[review_date_reached],
-        custom={"label": _("Start the follow-up meeting")},
+    @step(
+        Status.PLAN_ACTIVE,
+        Status.FOLLOW_UP,
+        _("Start the follow-up meeting"),
+        by=coordinator,
+        when=[review_date_reached],
     )
     def begin_follow_up(self) -> None:
         """The follow-up date has come."""
 
-    @transition(
-        status,
-        source=Status.FOLLOW_UP,
-        target=Status.PLAN_ACTIVE,
-        permission=coordinator,
-        conditions=[review_date_ahead, consents_complete],
-        custom={"label": _("Continue with a new follow-up date")},
+    @step(
+        Status.FOLLOW_UP,
+        Status.PLAN_ACTIVE,
+        _("Continue with a new follow-up date"),
+        by=coordinator,
+        when=[review_date_ahead, consents_complete],
     )
     def continue_plan(self) -> None:
         """The follow-up meeting decided to go on."""

@@ -8,9 +8,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, transition
+from django_fsm import ConcurrentTransitionMixin
 
-from casework.fsm import status_field
+from casework.fsm import status_field, step
 from casework.models import VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.members import GroupMember
@@ -70,56 +70,48 @@ class CallIn(ConcurrentTransitionMixin, VersionedModel):
     def __str__(self) -> str:
         return self.reference
 
-    @transition(
-        status,
-        source=CallInStatus.PLANNED,
-        target=CallInStatus.ATTENDEES_SELECTED,
-        permission=coordinator,
-        conditions=[has_attendees],
-        custom={"label": _("Attendees selected")},
+    @step(
+        CallInStatus.PLANNED,
+        CallInStatus.ATTENDEES_SELECTED,
+        _("Attendees selected"),
+        by=coordinator,
+        when=[has_attendees],
     )
     def select_attendees(self) -> None:
         """The attendees are chosen for their influence over their groups."""
 
-    @transition(
-        status,
-        source=CallInStatus.ATTENDEES_SELECTED,
-        target=CallInStatus.INVITED,
-        permission=coordinator,
-        conditions=[has_attendees],
-        custom={"label": _("Invitations sent")},
+    @step(
+        CallInStatus.ATTENDEES_SELECTED,
+        CallInStatus.INVITED,
+        _("Invitations sent"),
+        by=coordinator,
+        when=[has_attendees],
     )
     def invite(self) -> None:
         """Invited (with their probation officers, where they have one)."""
 
-    @transition(
-        status,
-        source=CallInStatus.INVITED,
-        target=CallInStatus.HELD,
-        permission=coordinator,
-        conditions=[speakers_filled, attendance_recorded],
-        custom={"label": _("Call-in held")},
+    @step(
+        CallInStatus.INVITED,
+        CallInStatus.HELD,
+        _("Call-in held"),
+        by=coordinator,
+        when=[speakers_filled, attendance_recorded],
     )
     def hold(self) -> None:
         self.held_at = timezone.now()
 
-    @transition(
-        status,
-        source=CallInStatus.HELD,
-        target=CallInStatus.FOLLOWED_UP,
-        permission=gvi_staff,
-        conditions=[every_attendee_followed_up],
-        custom={"label": _("Follow-up done")},
+    @step(
+        CallInStatus.HELD,
+        CallInStatus.FOLLOWED_UP,
+        _("Follow-up done"),
+        by=gvi_staff,
+        when=[every_attendee_followed_up],
     )
     def complete_follow_up(self) -> None:
         """Everyone who came has had the follow-up contact."""
 
-    @transition(
-        status,
-        source=list(CALL_IN_OPEN_STATES),
-        target=CallInStatus.CANCELLED,
-        permission=coordinator,
-        custom={"label": _("Cancel the call-in")},
+    @step(
+        list(CALL_IN_OPEN_STATES), CallInStatus.CANCELLED, _("Cancel the call-in"), by=coordinator
     )
     def cancel(self, *, cancel_reason: str) -> None:
         self.cancel_reason = cancel_reason

@@ -8,10 +8,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, transition
+from django_fsm import ConcurrentTransitionMixin
 
 from casework.fields import EncryptedTextField
-from casework.fsm import status_field
+from casework.fsm import status_field, step
 from casework.models import Person, VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.rules import coordinator, gvi_staff, police, police_or_coordinator
@@ -125,111 +125,96 @@ class Group(ConcurrentTransitionMixin, VersionedModel):
         decision.ended_at = timezone.now()
         decision.save(update_fields=["ended_at"])
 
-    @transition(
-        status,
-        source=GroupStatus.IDENTIFIED,
-        target=GroupStatus.MAPPED,
-        permission=police_or_coordinator,
-        conditions=[has_member],
-        custom={"label": _("Mapping done")},
+    @step(
+        GroupStatus.IDENTIFIED,
+        GroupStatus.MAPPED,
+        _("Mapping done"),
+        by=police_or_coordinator,
+        when=[has_member],
     )
     def map(self) -> None:
         """The group audit is done: members, area, size."""
 
-    @transition(
-        status,
-        source=GroupStatus.MAPPED,
-        target=GroupStatus.MESSAGE_DELIVERED,
-        permission=police_or_coordinator,
-        conditions=[a_member_has_the_message],
-        custom={"label": _("The group has the message")},
+    @step(
+        GroupStatus.MAPPED,
+        GroupStatus.MESSAGE_DELIVERED,
+        _("The group has the message"),
+        by=police_or_coordinator,
+        when=[a_member_has_the_message],
     )
     def deliver_message(self) -> None:
         self.message_delivered_at = timezone.now()
 
-    @transition(
-        status,
-        source=[GroupStatus.MESSAGE_DELIVERED, GroupStatus.SANCTION_ENDED],
-        target=GroupStatus.MONITORED,
-        permission=police_or_coordinator,
-        custom={"label": _("Monitor the group")},
+    @step(
+        [GroupStatus.MESSAGE_DELIVERED, GroupStatus.SANCTION_ENDED],
+        GroupStatus.MONITORED,
+        _("Monitor the group"),
+        by=police_or_coordinator,
     )
     def monitor(self) -> None:
         """Watched for new violence."""
 
-    @transition(
-        status,
-        source=GroupStatus.MONITORED,
-        target=GroupStatus.INCIDENT_LINKED,
-        permission=police,
-        conditions=[incident_linked],
-        custom={"label": _("Incident linked")},
+    @step(
+        GroupStatus.MONITORED,
+        GroupStatus.INCIDENT_LINKED,
+        _("Incident linked"),
+        by=police,
+        when=[incident_linked],
     )
     def link_incident(self) -> None:
         """Police linked a new incident to the group."""
 
-    @transition(
-        status,
-        source=GroupStatus.INCIDENT_LINKED,
-        target=GroupStatus.MONITORED,
-        permission=coordinator,
-        custom={"label": _("No sanctions: back to monitoring")},
+    @step(
+        GroupStatus.INCIDENT_LINKED,
+        GroupStatus.MONITORED,
+        _("No sanctions: back to monitoring"),
+        by=coordinator,
     )
     def clear_incident(self) -> None:
         """The incident does not lead to sanctions."""
 
-    @transition(
-        status,
-        source=GroupStatus.INCIDENT_LINKED,
-        target=GroupStatus.SANCTION_DECIDED,
-        permission=coordinator,
-        conditions=[group_received_message, incident_linked, sanction_decision_recorded],
-        custom={"label": _("Sanctions decided")},
+    @step(
+        GroupStatus.INCIDENT_LINKED,
+        GroupStatus.SANCTION_DECIDED,
+        _("Sanctions decided"),
+        by=coordinator,
+        when=[group_received_message, incident_linked, sanction_decision_recorded],
     )
     def decide_sanctions(self) -> None:
         """Group-wide sanctions, after the message, for a linked incident, with a decision."""
 
-    @transition(
-        status,
-        source=GroupStatus.SANCTION_DECIDED,
-        target=GroupStatus.SANCTION_ACTIVE,
-        permission=gvi_staff,
-        conditions=[a_lever_executed],
-        custom={"label": _("Sanctions active")},
+    @step(
+        GroupStatus.SANCTION_DECIDED,
+        GroupStatus.SANCTION_ACTIVE,
+        _("Sanctions active"),
+        by=gvi_staff,
+        when=[a_lever_executed],
     )
     def activate_sanctions(self) -> None:
         """An agency has executed its lever."""
 
-    @transition(
-        status,
-        source=GroupStatus.SANCTION_DECIDED,
-        target=GroupStatus.INCIDENT_LINKED,
-        permission=gvi_staff,
-        conditions=[every_lever_withdrawn],
-        custom={"label": _("Every lever withdrawn")},
+    @step(
+        GroupStatus.SANCTION_DECIDED,
+        GroupStatus.INCIDENT_LINKED,
+        _("Every lever withdrawn"),
+        by=gvi_staff,
+        when=[every_lever_withdrawn],
     )
     def withdraw_sanctions(self) -> None:
         """Every lever of the decision was withdrawn before any was executed: the decision
         ends, and the coordinator decides again (new levers) or clears the incident."""
         self._end_open_decision()
 
-    @transition(
-        status,
-        source=GroupStatus.SANCTION_ACTIVE,
-        target=GroupStatus.SANCTION_ENDED,
-        permission=coordinator,
-        conditions=[every_lever_reported],
-        custom={"label": _("End the sanctions")},
+    @step(
+        GroupStatus.SANCTION_ACTIVE,
+        GroupStatus.SANCTION_ENDED,
+        _("End the sanctions"),
+        by=coordinator,
+        when=[every_lever_reported],
     )
     def end_sanctions(self) -> None:
         self._end_open_decision()
 
-    @transition(
-        status,
-        source=GroupStatus.MONITORED,
-        target=GroupStatus.DORMANT,
-        permission=coordinator,
-        custom={"label": _("Dormant")},
-    )
+    @step(GroupStatus.MONITORED, GroupStatus.DORMANT, _("Dormant"), by=coordinator)
     def go_dormant(self) -> None:
         """No activity: the group is no longer followed actively."""

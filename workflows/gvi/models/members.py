@@ -6,9 +6,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, transition
+from django_fsm import ConcurrentTransitionMixin
 
-from casework.fsm import status_field
+from casework.fsm import status_field, step
 from casework.models import Case, Person, VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.groups import Group
@@ -76,45 +76,41 @@ class GroupMember(ConcurrentTransitionMixin, VersionedModel):
     def __str__(self) -> str:
         return f"Member {self.pk}"
 
-    @transition(
-        status,
-        source=MemberStatus.IDENTIFIED,
-        target=MemberStatus.SELECTED,
-        permission=police_or_coordinator,
-        conditions=[group_mapped],
-        custom={"label": _("Select for the message")},
+    @step(
+        MemberStatus.IDENTIFIED,
+        MemberStatus.SELECTED,
+        _("Select for the message"),
+        by=police_or_coordinator,
+        when=[group_mapped],
     )
     def select(self) -> None:
         """Chosen to receive the message (influence over the group)."""
 
-    @transition(
-        status,
-        source=MemberStatus.SELECTED,
-        target=MemberStatus.MESSAGE_DELIVERED,
-        permission=police_or_coordinator,
-        conditions=[message_source_recorded],
-        custom={"label": _("Message delivered")},
+    @step(
+        MemberStatus.SELECTED,
+        MemberStatus.MESSAGE_DELIVERED,
+        _("Message delivered"),
+        by=police_or_coordinator,
+        when=[message_source_recorded],
     )
     def deliver_message(self) -> None:
         """At a call-in or in a custom notification."""
 
-    @transition(
-        status,
-        source=MemberStatus.MESSAGE_DELIVERED,
-        target=MemberStatus.OFFER_ACCEPTED,
-        permission=gvi_staff,
-        conditions=[referral_opened],
-        custom={"label": _("Offer of help accepted")},
+    @step(
+        MemberStatus.MESSAGE_DELIVERED,
+        MemberStatus.OFFER_ACCEPTED,
+        _("Offer of help accepted"),
+        by=gvi_staff,
+        when=[referral_opened],
     )
     def accept_offer(self) -> None:
         """A SIG or defector referral is opened and linked."""
 
-    @transition(
-        status,
-        source=MemberStatus.MESSAGE_DELIVERED,
-        target=MemberStatus.OFFER_DECLINED,
-        permission=gvi_staff,
-        custom={"label": _("Offer of help declined")},
+    @step(
+        MemberStatus.MESSAGE_DELIVERED,
+        MemberStatus.OFFER_DECLINED,
+        _("Offer of help declined"),
+        by=gvi_staff,
     )
     def decline_offer(self) -> None:
         """The offer stands; the member said no for now."""

@@ -9,10 +9,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, transition
+from django_fsm import ConcurrentTransitionMixin
 
 from casework.fields import EncryptedTextField
-from casework.fsm import status_field
+from casework.fsm import status_field, step
 from casework.models import VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.members import GroupMember
@@ -125,112 +125,97 @@ class CustomNotification(ConcurrentTransitionMixin, VersionedModel):
     def __str__(self) -> str:
         return self.reference
 
-    @transition(
-        status,
-        source=NotificationStatus.REQUESTED,
-        target=NotificationStatus.LEGAL_ASSESSMENT,
-        permission=police,
-        custom={"label": _("Start the legal assessment")},
+    @step(
+        NotificationStatus.REQUESTED,
+        NotificationStatus.LEGAL_ASSESSMENT,
+        _("Start the legal assessment"),
+        by=police,
     )
     def begin_assessment(self) -> None:
         """Police review the member's legal history and vulnerabilities first."""
 
-    @transition(
-        status,
-        source=NotificationStatus.LEGAL_ASSESSMENT,
-        target=NotificationStatus.APPROVED,
-        permission=coordinator,
-        conditions=[legal_assessment_supports, message_written],
-        custom={"label": _("Approve the message")},
+    @step(
+        NotificationStatus.LEGAL_ASSESSMENT,
+        NotificationStatus.APPROVED,
+        _("Approve the message"),
+        by=coordinator,
+        when=[legal_assessment_supports, message_written],
     )
     def approve(self, *, approved_by) -> None:
         self.approved_by = approved_by
         self.approved_at = timezone.now()
 
-    @transition(
-        status,
-        source=NotificationStatus.LEGAL_ASSESSMENT,
-        target=NotificationStatus.CLOSED,
-        permission=police_or_coordinator,
-        conditions=[legal_assessment_refuses],
-        custom={"label": _("Close: not supported")},
+    @step(
+        NotificationStatus.LEGAL_ASSESSMENT,
+        NotificationStatus.CLOSED,
+        _("Close: not supported"),
+        by=police_or_coordinator,
+        when=[legal_assessment_refuses],
     )
     def reject(self) -> None:
         self.close_reason = NotificationCloseReason.NOT_LAWFUL
 
-    @transition(
-        status,
-        source=NotificationStatus.APPROVED,
-        target=NotificationStatus.SCHEDULED,
-        permission=police,
-        conditions=[visit_scheduled, non_police_messenger],
-        custom={"label": _("Schedule the visit")},
+    @step(
+        NotificationStatus.APPROVED,
+        NotificationStatus.SCHEDULED,
+        _("Schedule the visit"),
+        by=police,
+        when=[visit_scheduled, non_police_messenger],
     )
     def schedule(self) -> None:
         """Date, time and delivery team set."""
 
-    @transition(
-        status,
-        source=NotificationStatus.SCHEDULED,
-        target=NotificationStatus.DELIVERED,
-        permission=police,
-        conditions=[legal_assessment_supports, non_police_messenger, offer_recorded],
-        custom={"label": _("Delivered")},
+    @step(
+        NotificationStatus.SCHEDULED,
+        NotificationStatus.DELIVERED,
+        _("Delivered"),
+        by=police,
+        when=[legal_assessment_supports, non_police_messenger, offer_recorded],
     )
     def deliver(self) -> None:
         self.delivered_at = timezone.now()
         hours = settings.SAMVERKAN["GVI_NOTIFICATION_FOLLOWUP_HOURS"]
         self.follow_up_due = self.delivered_at + datetime.timedelta(hours=hours)
 
-    @transition(
-        status,
-        source=NotificationStatus.SCHEDULED,
-        target=NotificationStatus.NOT_REACHED,
-        permission=police,
-        custom={"label": _("Not reached")},
-    )
+    @step(NotificationStatus.SCHEDULED, NotificationStatus.NOT_REACHED, _("Not reached"), by=police)
     def not_reached(self) -> None:
         self.attempts += 1
         self.scheduled_for = None
 
-    @transition(
-        status,
-        source=NotificationStatus.NOT_REACHED,
-        target=NotificationStatus.SCHEDULED,
-        permission=police,
-        conditions=[retry_left, visit_scheduled, non_police_messenger],
-        custom={"label": _("Try again")},
+    @step(
+        NotificationStatus.NOT_REACHED,
+        NotificationStatus.SCHEDULED,
+        _("Try again"),
+        by=police,
+        when=[retry_left, visit_scheduled, non_police_messenger],
     )
     def retry(self) -> None:
         """A new visit within the limit of attempts."""
 
-    @transition(
-        status,
-        source=NotificationStatus.NOT_REACHED,
-        target=NotificationStatus.CLOSED,
-        permission=police_or_coordinator,
-        custom={"label": _("Close: not reached")},
+    @step(
+        NotificationStatus.NOT_REACHED,
+        NotificationStatus.CLOSED,
+        _("Close: not reached"),
+        by=police_or_coordinator,
     )
     def give_up(self) -> None:
         self.close_reason = NotificationCloseReason.NOT_REACHED
 
-    @transition(
-        status,
-        source=NotificationStatus.DELIVERED,
-        target=NotificationStatus.FOLLOW_UP,
-        permission=gvi_staff,
-        custom={"label": _("Start the follow-up")},
+    @step(
+        NotificationStatus.DELIVERED,
+        NotificationStatus.FOLLOW_UP,
+        _("Start the follow-up"),
+        by=gvi_staff,
     )
     def begin_follow_up(self) -> None:
         """Contact the member again about the offer of help."""
 
-    @transition(
-        status,
-        source=NotificationStatus.FOLLOW_UP,
-        target=NotificationStatus.CLOSED,
-        permission=gvi_staff,
-        conditions=[follow_up_recorded],
-        custom={"label": _("Close after the follow-up")},
+    @step(
+        NotificationStatus.FOLLOW_UP,
+        NotificationStatus.CLOSED,
+        _("Close after the follow-up"),
+        by=gvi_staff,
+        when=[follow_up_recorded],
     )
     def close(self) -> None:
         self.close_reason = NotificationCloseReason.FOLLOWED_UP

@@ -8,10 +8,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, transition
+from django_fsm import ConcurrentTransitionMixin
 
 from casework.fields import EncryptedTextField
-from casework.fsm import status_field
+from casework.fsm import status_field, step
 from casework.models import Organisation, VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.groups import Group
@@ -89,48 +89,39 @@ class Sanction(ConcurrentTransitionMixin, VersionedModel):
     def __str__(self) -> str:
         return f"Sanction {self.pk}"
 
-    @transition(
-        status,
-        source=SanctionStatus.PROPOSED,
-        target=SanctionStatus.DECIDED,
-        permission=owning_organisation,
-        conditions=[sanctions_in_force],
-        custom={"label": _("Decide the lever")},
+    @step(
+        SanctionStatus.PROPOSED,
+        SanctionStatus.DECIDED,
+        _("Decide the lever"),
+        by=owning_organisation,
+        when=[sanctions_in_force],
     )
     def decide(self, *, by) -> None:
         self.decided_at = timezone.now()
         self.recorded_by = by
 
-    @transition(
-        status,
-        source=SanctionStatus.DECIDED,
-        target=SanctionStatus.EXECUTED,
-        permission=owning_organisation,
-        conditions=[sanctions_in_force],
-        custom={"label": _("Executed")},
+    @step(
+        SanctionStatus.DECIDED,
+        SanctionStatus.EXECUTED,
+        _("Executed"),
+        by=owning_organisation,
+        when=[sanctions_in_force],
     )
     def execute(self, *, by) -> None:
         self.executed_at = timezone.now()
         self.recorded_by = by
 
-    @transition(
-        status,
-        source=SanctionStatus.EXECUTED,
-        target=SanctionStatus.REPORTED,
-        permission=owning_organisation,
-        custom={"label": _("Reported")},
-    )
+    @step(SanctionStatus.EXECUTED, SanctionStatus.REPORTED, _("Reported"), by=owning_organisation)
     def report(self, *, by) -> None:
         self.reported_at = timezone.now()
         self.recorded_by = by
 
-    @transition(
-        status,
-        source=list(SANCTION_WITHDRAWABLE_STATES),
-        target=SanctionStatus.WITHDRAWN,
-        permission=owning_organisation_or_coordinator,
-        conditions=[sanctions_in_force],
-        custom={"label": _("Withdraw the lever")},
+    @step(
+        list(SANCTION_WITHDRAWABLE_STATES),
+        SanctionStatus.WITHDRAWN,
+        _("Withdraw the lever"),
+        by=owning_organisation_or_coordinator,
+        when=[sanctions_in_force],
     )
     def withdraw(self, *, by, reason) -> None:
         """The lever will not be carried out. ``reason``: sealed by the service."""
