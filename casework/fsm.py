@@ -7,7 +7,7 @@ assignment raises), and the queues and overviews filter by state (``db_index``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -27,22 +27,41 @@ def step(
     label,
     *,
     by: Callable,
-    when: Iterable[Callable] = (),
     field: FSMField | str = "status",
 ) -> Callable:
     """The model's transition from ``source`` (a state or several) to ``target``, named
-    ``label`` on the case page: taken by whom ``by(obj, user)`` allows, once every guard in
-    ``when`` holds.
+    ``label`` on the case page and taken by whom ``by(obj, user)`` allows, once the guards
+    of a ``@when`` under it hold.
 
     A plain django-fsm ``transition`` of ``field`` (the model's ``status`` unless named;
     django-fsm binds a field's name to the field when the model class is ready), with
-    ``permission=by``, ``conditions=when`` and ``custom={"label": label}``.
+    ``permission=by``, ``conditions`` the guards and ``custom={"label": label}``.
     """
-    return transition(
-        field,
-        source=source,
-        target=target,
-        permission=by,
-        conditions=list(when),
-        custom={"label": label},
-    )
+
+    def declare(method: Callable) -> Callable:
+        return transition(
+            field,
+            source=source,
+            target=target,
+            permission=by,
+            conditions=list(getattr(method, _GUARDS, ())),
+            custom={"label": label},
+        )(method)
+
+    return declare
+
+
+_GUARDS = "_step_guards"
+
+
+def when(*guards: Callable) -> Callable:
+    """The guards (``condition(obj) -> bool``) that must all hold before the ``@step`` above
+    may be taken."""
+
+    def attach(method: Callable) -> Callable:
+        if hasattr(method, "_django_fsm"):
+            raise TypeError("@when goes under the @step it guards")
+        setattr(method, _GUARDS, guards)
+        return method
+
+    return attach

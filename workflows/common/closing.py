@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from casework.fsm import step
+from casework.fsm import step, when
 from casework.models import Case
 from workflows.common.guards import consent_withdrawal_recorded, registers_withdrawal
 
@@ -51,14 +51,8 @@ def consent_withdrawn_transition(
     """The case's ``consent_withdrawn()`` transition ("Close: consent withdrawn"): a
     recorded withdrawal of consent closes the case and sharing stops."""
 
-    @step(
-        source,
-        target,
-        _("Close: consent withdrawn"),
-        by=permission,
-        when=[consent_withdrawal_recorded],
-        field=field,
-    )
+    @step(source, target, _("Close: consent withdrawn"), by=permission, field=field)
+    @when(consent_withdrawal_recorded)
     def consent_withdrawn(self) -> None:
         """A consent was withdrawn and no other legal basis applies: sharing stops."""
         close_case(self, Case.CloseReason.CONSENT_WITHDRAWN)

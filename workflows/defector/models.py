@@ -31,7 +31,7 @@ from django_fsm import ConcurrentTransitionMixin
 
 from casework import policy, roles
 from casework.fields import EncryptedTextField
-from casework.fsm import status_field, step
+from casework.fsm import status_field, step, when
 from casework.models import Case, CaseDecision, CaseMembership, Consent, Organisation
 from workflows.common.closing import close_case, closing_transition
 from workflows.common.guards import consents_complete as common_consents_complete
@@ -389,12 +389,9 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         """The defector coordinator takes the referral up."""
 
     @step(
-        Status.INITIAL_CHECK,
-        Status.CONSENT_PENDING,
-        _("Accept: ask for consent"),
-        by=coordinator,
-        when=[has_lead, has_police_contact],
+        Status.INITIAL_CHECK, Status.CONSENT_PENDING, _("Accept: ask for consent"), by=coordinator
     )
+    @when(has_lead, has_police_contact)
     def accept(self) -> None:
         """Motivated, a threat exists: the team asks for written consent."""
 
@@ -409,8 +406,8 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         Status.JOINT_ASSESSMENT,
         _("Consent complete: joint assessment"),
         by=social_services_team,
-        when=[written_consent_all_agencies],
     )
+    @when(written_consent_all_agencies)
     def consents_given(self) -> None:
         """Written consent covers every agency: police may now search their systems."""
         self.consented_at = timezone.now()
@@ -420,8 +417,8 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         Status.NOT_ELIGIBLE,
         _("Not eligible: partial or refused consent"),
         by=social_services_team,
-        when=[consent_partial],
     )
+    @when(consent_partial)
     def consent_insufficient(self) -> None:
         """Leaving an agency out of the consent rules the method out."""
         self._close_not_eligible()
@@ -429,13 +426,8 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
 
     # Threat assessment and routing --------------------------------------------------------
 
-    @step(
-        Status.JOINT_ASSESSMENT,
-        Status.THREAT_ASSESSED,
-        _("Threat assessed"),
-        by=police_assessor,
-        when=[police_check_recorded, assessment_in_force],
-    )
+    @step(Status.JOINT_ASSESSMENT, Status.THREAT_ASSESSED, _("Threat assessed"), by=police_assessor)
+    @when(police_check_recorded, assessment_in_force)
     def assess(self) -> None:
         """The police recorded the check and the threat assessment."""
         if self.assessed_at is None:
@@ -447,8 +439,8 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         Status.LOCAL_INTAKE,
         _("Route to the local programme"),
         by=router,
-        when=[routed_local],
     )
+    @when(routed_local)
     def route_local(self) -> None:
         """LOW threat: the local defector coordinator with social services."""
         self.handed_over_at = None
@@ -460,8 +452,8 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         Status.HANDED_OVER_REGIONAL,
         _("Hand over to the police region"),
         by=router,
-        when=[routed_regional],
     )
+    @when(routed_regional)
     def hand_over_regional(self) -> None:
         self._hand_over(Route.REGIONAL)
 
@@ -470,51 +462,33 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         Status.HANDED_OVER_NATIONAL,
         _("Hand over to the national programme"),
         by=router,
-        when=[routed_national],
     )
+    @when(routed_national)
     def hand_over_national(self) -> None:
         self._hand_over(Route.NATIONAL)
 
     # The local programme -------------------------------------------------------------------
 
-    @step(
-        Status.LOCAL_INTAKE,
-        Status.AGREEMENT_SIGNED,
-        _("Agreement signed"),
-        by=coordinator,
-        when=[routed_local, conditions_accepted, support_decided, consents_complete],
-    )
+    @step(Status.LOCAL_INTAKE, Status.AGREEMENT_SIGNED, _("Agreement signed"), by=coordinator)
+    @when(routed_local, conditions_accepted, support_decided, consents_complete)
     def sign_agreement(self) -> None:
         """Conditions accepted (no crime, drug-free, drug tests) and support decided."""
 
-    @step(
-        Status.AGREEMENT_SIGNED,
-        Status.ACTIVE,
-        _("Start the programme"),
-        by=coordinator,
-        when=[routed_local, review_date_ahead],
-    )
+    @step(Status.AGREEMENT_SIGNED, Status.ACTIVE, _("Start the programme"), by=coordinator)
+    @when(routed_local, review_date_ahead)
     def activate(self) -> None:
         """The support plan is under way until the review date."""
         self.started_at = self.started_at or timezone.now()
 
-    @step(
-        Status.ACTIVE,
-        Status.REVIEW,
-        _("Start the review"),
-        by=lead_or_coordinator,
-        when=[review_date_reached],
-    )
+    @step(Status.ACTIVE, Status.REVIEW, _("Start the review"), by=lead_or_coordinator)
+    @when(review_date_reached)
     def begin_review(self) -> None:
         """The review date has come."""
 
     @step(
-        Status.REVIEW,
-        Status.ACTIVE,
-        _("Continue with a new review date"),
-        by=lead_or_coordinator,
-        when=[routed_local, review_date_ahead, consents_complete],
+        Status.REVIEW, Status.ACTIVE, _("Continue with a new review date"), by=lead_or_coordinator
     )
+    @when(routed_local, review_date_ahead, consents_complete)
     def continue_case(self) -> None:
         """The review decided to go on."""
 

@@ -34,7 +34,7 @@ from django_fsm import ConcurrentTransitionMixin
 
 from casework import policy
 from casework.fields import EncryptedTextField
-from casework.fsm import status_field, step
+from casework.fsm import status_field, step, when
 from casework.models import Action, Case, CaseDecision, Organisation
 from workflows.common.closing import (
     close_case,
@@ -173,13 +173,8 @@ class SigCase(ConcurrentTransitionMixin, Case):
     def begin_screening(self) -> None:
         """The coordinator takes the referral up."""
 
-    @step(
-        Status.SCREENING,
-        Status.CONSENT_PENDING,
-        _("Accept: ask for consent"),
-        by=coordinator,
-        when=[age_in_range, has_lead],
-    )
+    @step(Status.SCREENING, Status.CONSENT_PENDING, _("Accept: ask for consent"), by=coordinator)
+    @when(age_in_range, has_lead)
     def accept(self) -> None:
         """Eligible, team appointed: the lead social worker asks for consent."""
 
@@ -190,8 +185,8 @@ class SigCase(ConcurrentTransitionMixin, Case):
         Status.DECISION_PENDING,
         _("Consents complete"),
         by=social_services_team,
-        when=[consents_complete],
     )
+    @when(consents_complete)
     def consents_given(self) -> None:
         """Every consent needed is in place: the agencies decide."""
         self.consented_at = timezone.now()
@@ -201,32 +196,22 @@ class SigCase(ConcurrentTransitionMixin, Case):
         Status.CONSENT_REFUSED,
         _("Consent refused"),
         by=social_services_team,
-        when=[consent_refused_recorded],
     )
+    @when(consent_refused_recorded)
     def consent_refused(self) -> None:
         """No coordination without consent."""
         self.consent_refused_at = timezone.now()
 
     # Decisions ---------------------------------------------------------------------------
 
-    @step(
-        Status.DECISION_PENDING,
-        Status.PLANNING,
-        _("Start planning"),
-        by=deciding_agency,
-        when=[both_agencies_start, consents_complete],
-    )
+    @step(Status.DECISION_PENDING, Status.PLANNING, _("Start planning"), by=deciding_agency)
+    @when(both_agencies_start, consents_complete)
     def start(self) -> None:
         """Both agencies decided to start."""
         self.decided_at = self.started_at = timezone.now()
 
-    @step(
-        Status.DECISION_PENDING,
-        Status.CLOSED,
-        _("Close: not started"),
-        by=deciding_agency,
-        when=[an_agency_declined],
-    )
+    @step(Status.DECISION_PENDING, Status.CLOSED, _("Close: not started"), by=deciding_agency)
+    @when(an_agency_declined)
     def decline(self) -> None:
         """An agency decided not to start: the case closes."""
         close_case(self, Case.CloseReason.NOT_STARTED)
@@ -234,32 +219,16 @@ class SigCase(ConcurrentTransitionMixin, Case):
 
     # Plan --------------------------------------------------------------------------------
 
-    @step(
-        Status.PLANNING,
-        Status.ACTIVE,
-        _("Approve the plan"),
-        by=coordinator,
-        when=[
-            has_police_contact,
-            action_per_agency,
-            plan_written,
-            review_date_ahead,
-            consents_complete,
-        ],
-    )
+    @step(Status.PLANNING, Status.ACTIVE, _("Approve the plan"), by=coordinator)
+    @when(has_police_contact, action_per_agency, plan_written, review_date_ahead, consents_complete)
     def approve_plan(self, *, approved_by) -> None:
         self.plan_approved_by = approved_by
         self.plan_approved_at = timezone.now()
 
     # Follow-up ---------------------------------------------------------------------------
 
-    @step(
-        Status.ACTIVE,
-        Status.FOLLOW_UP,
-        _("Start the follow-up"),
-        by=lead_or_coordinator,
-        when=[review_date_reached],
-    )
+    @step(Status.ACTIVE, Status.FOLLOW_UP, _("Start the follow-up"), by=lead_or_coordinator)
+    @when(review_date_reached)
     def begin_follow_up(self) -> None:
         """The review date has come."""
 
@@ -268,8 +237,8 @@ class SigCase(ConcurrentTransitionMixin, Case):
         Status.ACTIVE,
         _("Continue with a new review date"),
         by=lead_or_coordinator,
-        when=[review_date_ahead, consents_complete],
     )
+    @when(review_date_ahead, consents_complete)
     def continue_case(self) -> None:
         """The follow-up decided to go on until the next review."""
 

@@ -51,7 +51,7 @@ from django_fsm import ConcurrentTransitionMixin
 
 from casework import policy
 from casework.fields import EncryptedTextField
-from casework.fsm import status_field, step
+from casework.fsm import status_field, step, when
 from casework.models import Action, Case, Organisation, Person
 from workflows.common.closing import closing_transition, consent_withdrawn_transition
 from workflows.common.guards import age_within, coordinator, guard, with_message
@@ -186,23 +186,13 @@ class SspfCase(ConcurrentTransitionMixin, Case):
     def begin_assessment(self) -> None:
         """The coordinator takes the concern up."""
 
-    @step(
-        Status.ASSESSMENT,
-        Status.CONSENT_PENDING,
-        _("Accept: ask for consent"),
-        by=coordinator,
-        when=[age_in_range, risk_assessed],
-    )
+    @step(Status.ASSESSMENT, Status.CONSENT_PENDING, _("Accept: ask for consent"), by=coordinator)
+    @when(age_in_range, risk_assessed)
     def request_consent(self) -> None:
         """Assessed and within the age range: the guardians (and the young person) are asked."""
 
-    @step(
-        Status.CONSENT_PENDING,
-        Status.MAPPING,
-        _("Consents complete"),
-        by=coordinator,
-        when=[age_in_range, consents_complete],
-    )
+    @step(Status.CONSENT_PENDING, Status.MAPPING, _("Consents complete"), by=coordinator)
+    @when(age_in_range, consents_complete)
     def consents_given(self) -> None:
         """The consents are in place: the mapping conversation with the family."""
         self.consented_at = timezone.now()
@@ -212,35 +202,27 @@ class SspfCase(ConcurrentTransitionMixin, Case):
         Status.NETWORK_MEETING,
         _("Mapping done: to the network meeting"),
         by=coordinator,
-        when=[mapping_recorded, consents_complete],
     )
+    @when(mapping_recorded, consents_complete)
     def mapping_done(self) -> None:
         """The family has been heard: the network meeting writes the plan."""
 
     @step(
-        Status.NETWORK_MEETING,
-        Status.PLAN_ACTIVE,
-        _("Adopt the commitment plan"),
-        by=coordinator,
-        when=[
-            goals_written,
-            has_planned_action,
-            police_actions_decided,
-            review_date_ahead,
-            consents_complete,
-        ],
+        Status.NETWORK_MEETING, Status.PLAN_ACTIVE, _("Adopt the commitment plan"), by=coordinator
+    )
+    @when(
+        goals_written,
+        has_planned_action,
+        police_actions_decided,
+        review_date_ahead,
+        consents_complete,
     )
     def adopt_plan(self, *, adopted_by) -> None:
         self.plan_adopted_by = adopted_by
         self.plan_adopted_at = timezone.now()
 
-    @step(
-        Status.PLAN_ACTIVE,
-        Status.FOLLOW_UP,
-        _("Start the follow-up meeting"),
-        by=coordinator,
-        when=[review_date_reached],
-    )
+    @step(Status.PLAN_ACTIVE, Status.FOLLOW_UP, _("Start the follow-up meeting"), by=coordinator)
+    @when(review_date_reached)
     def begin_follow_up(self) -> None:
         """The follow-up date has come."""
 
@@ -249,8 +231,8 @@ class SspfCase(ConcurrentTransitionMixin, Case):
         Status.PLAN_ACTIVE,
         _("Continue with a new follow-up date"),
         by=coordinator,
-        when=[review_date_ahead, consents_complete],
     )
+    @when(review_date_ahead, consents_complete)
     def continue_plan(self) -> None:
         """The follow-up meeting decided to go on."""
 

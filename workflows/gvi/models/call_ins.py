@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin
 
-from casework.fsm import status_field, step
+from casework.fsm import status_field, step, when
 from casework.models import VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.members import GroupMember
@@ -75,38 +75,25 @@ class CallIn(ConcurrentTransitionMixin, VersionedModel):
         CallInStatus.ATTENDEES_SELECTED,
         _("Attendees selected"),
         by=coordinator,
-        when=[has_attendees],
     )
+    @when(has_attendees)
     def select_attendees(self) -> None:
         """The attendees are chosen for their influence over their groups."""
 
     @step(
-        CallInStatus.ATTENDEES_SELECTED,
-        CallInStatus.INVITED,
-        _("Invitations sent"),
-        by=coordinator,
-        when=[has_attendees],
+        CallInStatus.ATTENDEES_SELECTED, CallInStatus.INVITED, _("Invitations sent"), by=coordinator
     )
+    @when(has_attendees)
     def invite(self) -> None:
         """Invited (with their probation officers, where they have one)."""
 
-    @step(
-        CallInStatus.INVITED,
-        CallInStatus.HELD,
-        _("Call-in held"),
-        by=coordinator,
-        when=[speakers_filled, attendance_recorded],
-    )
+    @step(CallInStatus.INVITED, CallInStatus.HELD, _("Call-in held"), by=coordinator)
+    @when(speakers_filled, attendance_recorded)
     def hold(self) -> None:
         self.held_at = timezone.now()
 
-    @step(
-        CallInStatus.HELD,
-        CallInStatus.FOLLOWED_UP,
-        _("Follow-up done"),
-        by=gvi_staff,
-        when=[every_attendee_followed_up],
-    )
+    @step(CallInStatus.HELD, CallInStatus.FOLLOWED_UP, _("Follow-up done"), by=gvi_staff)
+    @when(every_attendee_followed_up)
     def complete_follow_up(self) -> None:
         """Everyone who came has had the follow-up contact."""
 

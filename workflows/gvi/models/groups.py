@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin
 
 from casework.fields import EncryptedTextField
-from casework.fsm import status_field, step
+from casework.fsm import status_field, step, when
 from casework.models import Person, VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.rules import coordinator, gvi_staff, police, police_or_coordinator
@@ -125,13 +125,8 @@ class Group(ConcurrentTransitionMixin, VersionedModel):
         decision.ended_at = timezone.now()
         decision.save(update_fields=["ended_at"])
 
-    @step(
-        GroupStatus.IDENTIFIED,
-        GroupStatus.MAPPED,
-        _("Mapping done"),
-        by=police_or_coordinator,
-        when=[has_member],
-    )
+    @step(GroupStatus.IDENTIFIED, GroupStatus.MAPPED, _("Mapping done"), by=police_or_coordinator)
+    @when(has_member)
     def map(self) -> None:
         """The group audit is done: members, area, size."""
 
@@ -140,8 +135,8 @@ class Group(ConcurrentTransitionMixin, VersionedModel):
         GroupStatus.MESSAGE_DELIVERED,
         _("The group has the message"),
         by=police_or_coordinator,
-        when=[a_member_has_the_message],
     )
+    @when(a_member_has_the_message)
     def deliver_message(self) -> None:
         self.message_delivered_at = timezone.now()
 
@@ -154,13 +149,8 @@ class Group(ConcurrentTransitionMixin, VersionedModel):
     def monitor(self) -> None:
         """Watched for new violence."""
 
-    @step(
-        GroupStatus.MONITORED,
-        GroupStatus.INCIDENT_LINKED,
-        _("Incident linked"),
-        by=police,
-        when=[incident_linked],
-    )
+    @step(GroupStatus.MONITORED, GroupStatus.INCIDENT_LINKED, _("Incident linked"), by=police)
+    @when(incident_linked)
     def link_incident(self) -> None:
         """Police linked a new incident to the group."""
 
@@ -178,8 +168,8 @@ class Group(ConcurrentTransitionMixin, VersionedModel):
         GroupStatus.SANCTION_DECIDED,
         _("Sanctions decided"),
         by=coordinator,
-        when=[group_received_message, incident_linked, sanction_decision_recorded],
     )
+    @when(group_received_message, incident_linked, sanction_decision_recorded)
     def decide_sanctions(self) -> None:
         """Group-wide sanctions, after the message, for a linked incident, with a decision."""
 
@@ -188,8 +178,8 @@ class Group(ConcurrentTransitionMixin, VersionedModel):
         GroupStatus.SANCTION_ACTIVE,
         _("Sanctions active"),
         by=gvi_staff,
-        when=[a_lever_executed],
     )
+    @when(a_lever_executed)
     def activate_sanctions(self) -> None:
         """An agency has executed its lever."""
 
@@ -198,8 +188,8 @@ class Group(ConcurrentTransitionMixin, VersionedModel):
         GroupStatus.INCIDENT_LINKED,
         _("Every lever withdrawn"),
         by=gvi_staff,
-        when=[every_lever_withdrawn],
     )
+    @when(every_lever_withdrawn)
     def withdraw_sanctions(self) -> None:
         """Every lever of the decision was withdrawn before any was executed: the decision
         ends, and the coordinator decides again (new levers) or clears the incident."""
@@ -210,8 +200,8 @@ class Group(ConcurrentTransitionMixin, VersionedModel):
         GroupStatus.SANCTION_ENDED,
         _("End the sanctions"),
         by=coordinator,
-        when=[every_lever_reported],
     )
+    @when(every_lever_reported)
     def end_sanctions(self) -> None:
         self._end_open_decision()
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin
 
-from casework.fsm import status_field, step
+from casework.fsm import status_field, step, when
 from casework.models import Case, Person, VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.groups import Group
@@ -81,8 +81,8 @@ class GroupMember(ConcurrentTransitionMixin, VersionedModel):
         MemberStatus.SELECTED,
         _("Select for the message"),
         by=police_or_coordinator,
-        when=[group_mapped],
     )
+    @when(group_mapped)
     def select(self) -> None:
         """Chosen to receive the message (influence over the group)."""
 
@@ -91,8 +91,8 @@ class GroupMember(ConcurrentTransitionMixin, VersionedModel):
         MemberStatus.MESSAGE_DELIVERED,
         _("Message delivered"),
         by=police_or_coordinator,
-        when=[message_source_recorded],
     )
+    @when(message_source_recorded)
     def deliver_message(self) -> None:
         """At a call-in or in a custom notification."""
 
@@ -101,8 +101,8 @@ class GroupMember(ConcurrentTransitionMixin, VersionedModel):
         MemberStatus.OFFER_ACCEPTED,
         _("Offer of help accepted"),
         by=gvi_staff,
-        when=[referral_opened],
     )
+    @when(referral_opened)
     def accept_offer(self) -> None:
         """A SIG or defector referral is opened and linked."""
 

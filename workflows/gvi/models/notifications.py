@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin
 
 from casework.fields import EncryptedTextField
-from casework.fsm import status_field, step
+from casework.fsm import status_field, step, when
 from casework.models import VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.members import GroupMember
@@ -139,8 +139,8 @@ class CustomNotification(ConcurrentTransitionMixin, VersionedModel):
         NotificationStatus.APPROVED,
         _("Approve the message"),
         by=coordinator,
-        when=[legal_assessment_supports, message_written],
     )
+    @when(legal_assessment_supports, message_written)
     def approve(self, *, approved_by) -> None:
         self.approved_by = approved_by
         self.approved_at = timezone.now()
@@ -150,8 +150,8 @@ class CustomNotification(ConcurrentTransitionMixin, VersionedModel):
         NotificationStatus.CLOSED,
         _("Close: not supported"),
         by=police_or_coordinator,
-        when=[legal_assessment_refuses],
     )
+    @when(legal_assessment_refuses)
     def reject(self) -> None:
         self.close_reason = NotificationCloseReason.NOT_LAWFUL
 
@@ -160,18 +160,13 @@ class CustomNotification(ConcurrentTransitionMixin, VersionedModel):
         NotificationStatus.SCHEDULED,
         _("Schedule the visit"),
         by=police,
-        when=[visit_scheduled, non_police_messenger],
     )
+    @when(visit_scheduled, non_police_messenger)
     def schedule(self) -> None:
         """Date, time and delivery team set."""
 
-    @step(
-        NotificationStatus.SCHEDULED,
-        NotificationStatus.DELIVERED,
-        _("Delivered"),
-        by=police,
-        when=[legal_assessment_supports, non_police_messenger, offer_recorded],
-    )
+    @step(NotificationStatus.SCHEDULED, NotificationStatus.DELIVERED, _("Delivered"), by=police)
+    @when(legal_assessment_supports, non_police_messenger, offer_recorded)
     def deliver(self) -> None:
         self.delivered_at = timezone.now()
         hours = settings.SAMVERKAN["GVI_NOTIFICATION_FOLLOWUP_HOURS"]
@@ -182,13 +177,8 @@ class CustomNotification(ConcurrentTransitionMixin, VersionedModel):
         self.attempts += 1
         self.scheduled_for = None
 
-    @step(
-        NotificationStatus.NOT_REACHED,
-        NotificationStatus.SCHEDULED,
-        _("Try again"),
-        by=police,
-        when=[retry_left, visit_scheduled, non_police_messenger],
-    )
+    @step(NotificationStatus.NOT_REACHED, NotificationStatus.SCHEDULED, _("Try again"), by=police)
+    @when(retry_left, visit_scheduled, non_police_messenger)
     def retry(self) -> None:
         """A new visit within the limit of attempts."""
 
@@ -215,8 +205,8 @@ class CustomNotification(ConcurrentTransitionMixin, VersionedModel):
         NotificationStatus.CLOSED,
         _("Close after the follow-up"),
         by=gvi_staff,
-        when=[follow_up_recorded],
     )
+    @when(follow_up_recorded)
     def close(self) -> None:
         self.close_reason = NotificationCloseReason.FOLLOWED_UP
 

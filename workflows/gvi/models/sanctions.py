@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin
 
 from casework.fields import EncryptedTextField
-from casework.fsm import status_field, step
+from casework.fsm import status_field, step, when
 from casework.models import Organisation, VersionedModel
 from workflows.common.guards import guard
 from workflows.gvi.models.groups import Group
@@ -94,19 +94,14 @@ class Sanction(ConcurrentTransitionMixin, VersionedModel):
         SanctionStatus.DECIDED,
         _("Decide the lever"),
         by=owning_organisation,
-        when=[sanctions_in_force],
     )
+    @when(sanctions_in_force)
     def decide(self, *, by) -> None:
         self.decided_at = timezone.now()
         self.recorded_by = by
 
-    @step(
-        SanctionStatus.DECIDED,
-        SanctionStatus.EXECUTED,
-        _("Executed"),
-        by=owning_organisation,
-        when=[sanctions_in_force],
-    )
+    @step(SanctionStatus.DECIDED, SanctionStatus.EXECUTED, _("Executed"), by=owning_organisation)
+    @when(sanctions_in_force)
     def execute(self, *, by) -> None:
         self.executed_at = timezone.now()
         self.recorded_by = by
@@ -121,8 +116,8 @@ class Sanction(ConcurrentTransitionMixin, VersionedModel):
         SanctionStatus.WITHDRAWN,
         _("Withdraw the lever"),
         by=owning_organisation_or_coordinator,
-        when=[sanctions_in_force],
     )
+    @when(sanctions_in_force)
     def withdraw(self, *, by, reason) -> None:
         """The lever will not be carried out. ``reason``: sealed by the service."""
         self.withdrawn_at = timezone.now()
