@@ -1,8 +1,8 @@
 """The closing transitions every programme's case shares (django-fsm).
 
-Each programme's case builds its own transition from these factories, on its own status
-field and its own states: a django-fsm transition belongs to one model, so the shared
-part is the method, not a mixin.
+Each programme's case builds its own transition from these factories (declared as
+``casework.fsm.step`` declares a step), on its own ``status`` field and its own states: a
+django-fsm transition belongs to one model, so the shared part is the method, not a mixin.
 """
 
 from __future__ import annotations
@@ -25,18 +25,17 @@ def close_case(case: Case, close_reason: str) -> None:
 
 
 def closing_transition(
-    field,
-    *,
     source: Sequence[str] | str,
     target: str,
-    permission: Callable,
+    *,
+    by: Callable,
     then: Callable[[Case, str], None] | None = None,
 ) -> Callable:
-    """The case's ``close(close_reason=…)`` transition ("Close the case"), taken by
-    ``permission`` from ``source``; ``then(case, close_reason)`` records what the
+    """The case's ``close(close_reason=…)`` step ("Close the case") from ``source`` to
+    ``target``, taken by whom ``by`` allows; ``then(case, close_reason)`` records what the
     programme notes on closing."""
 
-    @step(source, target, _("Close the case"), by=permission, field=field)
+    @step(source, target, _("Close the case"), by=by)
     def close(self, *, close_reason: str) -> None:
         close_case(self, close_reason)
         if then is not None:
@@ -46,12 +45,12 @@ def closing_transition(
 
 
 def consent_withdrawn_transition(
-    field, *, source: Sequence[str] | str, target: str, permission: Callable = registers_withdrawal
+    source: Sequence[str] | str, target: str, *, by: Callable = registers_withdrawal
 ) -> Callable:
-    """The case's ``consent_withdrawn()`` transition ("Close: consent withdrawn"): a
-    recorded withdrawal of consent closes the case and sharing stops."""
+    """The case's ``consent_withdrawn()`` step ("Close: consent withdrawn"): a recorded
+    withdrawal of consent closes the case and sharing stops."""
 
-    @step(source, target, _("Close: consent withdrawn"), by=permission, field=field)
+    @step(source, target, _("Close: consent withdrawn"), by=by)
     @when(consent_withdrawal_recorded)
     def consent_withdrawn(self) -> None:
         """A consent was withdrawn and no other legal basis applies: sharing stops."""

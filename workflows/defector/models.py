@@ -494,7 +494,7 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
 
     # Closing -------------------------------------------------------------------------------
 
-    close = closing_transition(status, source=OPEN_STATES, target=Status.CLOSED, permission=handler)
+    close = closing_transition(OPEN_STATES, Status.CLOSED, by=handler)
 
 
 class ThreatAssessment(models.Model):
@@ -573,12 +573,7 @@ class DefectorSupportCase(ConcurrentTransitionMixin, Case):
         verbose_name = _("defector support case")
         verbose_name_plural = _("defector support cases")
 
-    close = closing_transition(
-        status,
-        source=SupportStatus.OPEN,
-        target=SupportStatus.CLOSED,
-        permission=lead_or_coordinator,
-    )
+    close = closing_transition(SupportStatus.OPEN, SupportStatus.CLOSED, by=lead_or_coordinator)
 
 
 # --- The viewflow process -------------------------------------------------------------------

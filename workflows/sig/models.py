@@ -244,12 +244,8 @@ class SigCase(ConcurrentTransitionMixin, Case):
 
     # Closing -----------------------------------------------------------------------------
 
-    consent_withdrawn = consent_withdrawn_transition(
-        status, source=OPEN_STATES, target=Status.CLOSED
-    )
-    close = closing_transition(
-        status, source=OPEN_STATES, target=Status.CLOSED, permission=lead_or_coordinator
-    )
+    consent_withdrawn = consent_withdrawn_transition(OPEN_STATES, Status.CLOSED)
+    close = closing_transition(OPEN_STATES, Status.CLOSED, by=lead_or_coordinator)
 
 
 # --- The flow's process -----------------------------------------------------------------------

@@ -236,15 +236,9 @@ class SspfCase(ConcurrentTransitionMixin, Case):
     def continue_plan(self) -> None:
         """The follow-up meeting decided to go on."""
 
-    consent_withdrawn = consent_withdrawn_transition(
-        status, source=OPEN_STATES, target=Status.CLOSED
-    )
+    consent_withdrawn = consent_withdrawn_transition(OPEN_STATES, Status.CLOSED)
     close = closing_transition(
-        status,
-        source=OPEN_STATES,
-        target=Status.CLOSED,
-        permission=coordinator,
-        then=note_consent_refused,
+        OPEN_STATES, Status.CLOSED, by=coordinator, then=note_consent_refused
     )
 
 

@@ -70,6 +70,17 @@ def test_the_declared_state_machines_are_unchanged():
     assert describe_state_machines() == json.loads(SNAPSHOT.read_text())
 
 
+def test_every_transition_is_bound_to_its_field():
+    """A step names its field (``"status"``); django-fsm binds the name to the field when
+    the model class is ready, as a transition has to run."""
+    for model in apps.get_models():
+        for name in dir(model):
+            meta = getattr(getattr(model, name, None), "_django_fsm", None)
+            if meta is not None:
+                assert isinstance(meta.field, FSMFieldMixin), (model, name)
+                assert meta.field.model is model or issubclass(model, meta.field.model)
+
+
 if __name__ == "__main__":
     import django
 
