@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from django.apps import apps
 from django.utils import translation
 from django.utils.functional import Promise
 from django_fsm import FSMFieldMixin
+
+from casework.fsm import step, when
 
 SNAPSHOT = Path(__file__).with_name("state_machines.json")
 
@@ -79,6 +82,16 @@ def test_every_transition_is_bound_to_its_field():
             if meta is not None:
                 assert isinstance(meta.field, FSMFieldMixin), (model, name)
                 assert meta.field.model is model or issubclass(model, meta.field.model)
+
+
+def test_when_above_its_step_is_refused():
+    """``@when`` goes under the ``@step``: above it, its guards would be dropped."""
+    with pytest.raises(TypeError):
+
+        @when(lambda obj: True)
+        @step("a", "b", "A to B", by=lambda obj, user: True)
+        def move(self) -> None:
+            pass
 
 
 if __name__ == "__main__":
