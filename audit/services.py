@@ -175,6 +175,7 @@ class _Sealer:
         connection = connections[using]
         connection.close_if_unusable_or_obsolete()
         try:
+            _kept(connection)
             sealed = integrity.seal(using=using, wait=self._stopping)
             if not sealed and not self._stopping and PendingEntry.objects.using(using).exists():
                 self._wake.set()  # another process was sealing: try again next round
@@ -188,6 +189,28 @@ class _Sealer:
 
 
 _sealer = _Sealer()
+
+# How long the sealer thread keeps its database session at least (seconds). The thread
+# lives as long as the process and seals about once a second under load: closing its
+# session after every seal (``CONN_MAX_AGE = 0``, the default) made it open a new one at
+# every seal, a server backend started and the client's handshake each time, on the
+# same CPUs as the requests (docs/adr/0032, session 18). A broken session is still
+# closed after its failed seal (``errors_occurred``) and the seal retried on a new one.
+SEALER_CONNECTION_AGE = 600.0
+
+
+def _kept(connection) -> None:
+    """Open the thread's session if needed and keep it for ``SEALER_CONNECTION_AGE`` (or
+    ``CONN_MAX_AGE`` when longer or unlimited) from when it was opened."""
+    connection.close_if_health_check_failed()  # CONN_HEALTH_CHECKS, as before any cursor
+    fresh = connection.connection is None
+    connection.ensure_connection()
+    if not fresh:
+        return
+    max_age = connection.settings_dict["CONN_MAX_AGE"]
+    connection.close_at = (
+        None if max_age is None else time.monotonic() + max(max_age, SEALER_CONNECTION_AGE)
+    )
 
 
 def seal_now(using: str = DEFAULT_DB_ALIAS) -> int:
@@ -443,16 +466,18 @@ _SELECT_PLAN = tuple(
 )
 
 
-def event_insert(**event: Any) -> tuple[str, list, AccessEvent]:
+def event_insert(**event: Any) -> tuple[str, list, dict[str, Any]]:
     """One access-log event for a statement of the caller's that writes a change and its
     event together (a data-modifying CTE: the one-statement transition).
 
     Takes :func:`record_event`'s keywords (not ``independent``: a denied outcome, which
     must outlive the caller's transaction, is refused as in :func:`record_events`).
     Returns ``INSERT INTO audit_accessevent (<columns>) SELECT <values>`` (the caller may
-    add a ``WHERE`` and a ``RETURNING id``), its parameters, and the built event, which
-    the caller hands to :func:`event_written` with its id once the statement ran, in the
-    same transaction. The table is named, so a partitioned log takes the row as well."""
+    add a ``WHERE`` and a ``RETURNING id``), its parameters, and the event's column values
+    (by attribute name), which the caller hands to :func:`event_written` with its id once
+    the statement ran, in the same transaction. The table is named, so a partitioned log
+    takes the row as well. No model instance is built: no caller read the one it
+    returned before (docs/adr/0032, session 18)."""
     values = _values(**event)
     if values["outcome"] == Outcome.DENIED:
         raise ValueError("a denied outcome is written with record_event, on its own")
@@ -467,14 +492,10 @@ def event_insert(**event: Any) -> tuple[str, list, AccessEvent]:
             continue
         placeholders.append(placeholder)
         params.append(value if convert is None else convert(value))
-    return _INSERT_SELECT + ", ".join(placeholders), params, _event_of(values)
+    return _INSERT_SELECT + ", ".join(placeholders), params, values
 
 
-def event_written(event: AccessEvent, pk: int) -> AccessEvent:
-    """After the caller's statement wrote ``event`` (:func:`event_insert`) with id ``pk``:
-    the event as saved, and its seal into the chain arranged for after the commit."""
-    event.pk = pk
-    event._state.adding = False
-    event._state.db = DEFAULT_DB_ALIAS
+def event_written(values: dict[str, Any], pk: int) -> None:
+    """After the caller's statement wrote the event of ``values`` (:func:`event_insert`)
+    with id ``pk``: its seal into the chain arranged for after the commit."""
     _sealer.after_commit(DEFAULT_DB_ALIAS)
-    return event

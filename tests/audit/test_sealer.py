@@ -102,6 +102,45 @@ def test_stop_seals_what_is_queued_and_closes_the_connections(sealer_thread, set
     assert _wait_until(lambda: _other_backends() == before)
 
 
+def _thread_backends() -> set[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return {pid for (pid,) in cursor.fetchall()}
+
+
+def test_the_thread_keeps_its_session_between_seals(sealer_thread, settings):
+    # CONN_MAX_AGE = 0 (the default) closes a request's session at its end; the thread's
+    # is kept (SEALER_CONNECTION_AGE): a seal each second must not start a server backend
+    # each second (docs/adr/0032, session 18).
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    before = _thread_backends()
+    first = record_event(action=Action.CONSULT, purpose="first seal")
+    assert _wait_until(lambda: ChainLink.objects.filter(entry_id=first.pk).exists())
+    kept = _thread_backends() - before
+    assert len(kept) == 1  # the thread's session, still open after its seal
+    second = record_event(action=Action.CONSULT, purpose="second seal")
+    assert _wait_until(lambda: ChainLink.objects.filter(entry_id=second.pk).exists())
+    assert _thread_backends() - before == kept  # the same session sealed again
+    stop_sealer()
+    assert _wait_until(lambda: not (_thread_backends() & kept))  # closed when it stops
+
+
+def test_a_broken_session_of_the_thread_is_replaced(sealer_thread, caplog):
+    before = _thread_backends()
+    first = record_event(action=Action.CONSULT, purpose="first seal")
+    assert _wait_until(lambda: ChainLink.objects.filter(entry_id=first.pk).exists())
+    (kept,) = _thread_backends() - before
+    with connection.cursor() as cursor:  # the server ends the thread's session
+        cursor.execute("SELECT pg_terminate_backend(%s)", [kept])
+    assert _wait_until(lambda: kept not in _thread_backends())
+    second = record_event(action=Action.CONSULT, purpose="after the session ended")
+    assert _wait_until(lambda: ChainLink.objects.filter(entry_id=second.pk).exists())
+    assert integrity.verify(directory=None).ok
+
+
 def test_a_failing_seal_is_logged_without_values_and_retried(sealer_thread, monkeypatch, caplog):
     real_seal = integrity.seal
     failures = []
