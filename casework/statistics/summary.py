@@ -9,6 +9,12 @@ running month is counted live from the case tables (indexed timestamp
 columns). Published figures of past months therefore stay as first published
 — later corrections of a person's area or gender do not rewrite them (and
 ``rebuild`` recounts everything, e.g. after a data migration).
+
+With the months, ``fill`` keeps two roll-ups of them (ADR 0037, session 18), so that
+what a view reads grows with the breakdown's combinations, not with the history:
+``YearlyCount``, a year's months added up by the same breakdown (a year's tables and
+the stocks before a year), and ``MonthlyTotal``, each month without its breakdown (the
+months and quarters of a year, the trends).
 """
 
 # The SQL is assembled from the programme modules' expressions (code, never user input);
@@ -371,7 +377,8 @@ def monthly_totals(
     now: datetime.datetime | None = None,
 ) -> dict[int, dict[str, int]]:
     """Each month of ``years`` (by month index): every event's count and every stock at
-    the month's end, without breakdown (what a calendar year's months and quarters publish).
+    the month's end, without breakdown (what a calendar year's months and quarters publish),
+    read from ``MonthlyTotal``.
     """
     now = now or timezone.now()
     today = timezone.localdate(now)
