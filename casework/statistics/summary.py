@@ -276,24 +276,35 @@ def counts(
 def _events(spec: ProgrammeStatistics, wanted: list[p.Period], stocks: list[str]):
     """The statement of every period's events and durations (by the period's index in
     ``wanted``): a year's from its roll-up (``YearlyCount``: its rows grow with the
-    breakdown's combinations, not with its months), a quarter's or a month's from its
-    months. Each part reads only the months of its periods (the join's bounds, stated
-    for the index)."""
+    breakdown's combinations, not with its months; one row a combination, nothing to add
+    up), a quarter's or a month's from its months. Each part reads only the months of its
+    periods (the bounds stated for the index)."""
+    years = [(index, period) for index, period in enumerate(wanted) if period.kind == p.YEAR]
+    others = [(index, period) for index, period in enumerate(wanted) if period.kind != p.YEAR]
+    columns = "periods.idx, m.measure, m.detail, m.age_band, m.gender, m.area"
     parts, params = [], []
-    for table, column, periods in (
-        ("statistics_yearlycount", "year", [w for w in enumerate(wanted) if w[1].kind == p.YEAR]),
-        ("statistics_monthlycount", "month", [w for w in enumerate(wanted) if w[1].kind != p.YEAR]),
+    for periods, column, sql in (
+        (
+            years,
+            "year",
+            f"SELECT {columns}, m.count FROM (VALUES {{values}}) AS periods(idx, first, last)"
+            " JOIN statistics_yearlycount m ON m.year = periods.first",
+        ),
+        (
+            others,
+            "month",
+            f"SELECT {columns}, sum(m.count) FROM (VALUES {{values}}) AS periods(idx, first, last)"
+            " JOIN statistics_monthlycount m ON m.month BETWEEN periods.first AND periods.last",
+        ),
     ):
         if not periods:
             continue
         values = ", ".join(["(%s, %s::date, %s::date)"] * len(periods))
-        parts.append(
-            "SELECT periods.idx, m.measure, m.detail, m.age_band, m.gender, m.area, sum(m.count)"
-            f" FROM (VALUES {values}) AS periods(idx, first, last)"
-            f" JOIN {table} m ON m.{column} BETWEEN periods.first AND periods.last"
+        where = (
             f" WHERE m.programme = %s AND NOT m.measure = ANY(%s) AND m.{column} BETWEEN %s AND %s"
-            " GROUP BY 1, 2, 3, 4, 5, 6"
         )
+        group = " GROUP BY 1, 2, 3, 4, 5, 6" if column == "month" else ""
+        parts.append(sql.format(values=values) + where + group)
         for index, period in periods:
             params += [index, period.start, p.month_start(period.last)]
         params += [
