@@ -30,6 +30,49 @@ class MonthlyCount(models.Model):
         return f"{self.programme} {self.month} {self.measure}"
 
 
+class YearlyCount(models.Model):
+    """``MonthlyCount`` added up by calendar year (``year``: its first day), by the same
+    breakdown: what a year's tables and the stocks before a year are read from.
+
+    Kept by ``casework.statistics.summary.fill`` with the months (a year's rows are
+    counted again from its months whenever a month of it enters the summary), so it
+    always equals the sum of the year's months in ``MonthlyCount``.
+    """
+
+    programme = models.CharField(max_length=20)
+    year = models.DateField()
+    measure = models.CharField(max_length=40)
+    detail = models.CharField(max_length=40, blank=True)
+    age_band = models.SmallIntegerField()
+    gender = models.CharField(max_length=10, blank=True)
+    area = models.CharField(max_length=30, blank=True)
+    count = models.IntegerField()
+
+    class Meta:
+        default_permissions = ()
+        indexes = [models.Index(fields=["programme", "measure", "year"])]
+
+    def __str__(self) -> str:
+        return f"{self.programme} {self.year.year} {self.measure}"
+
+
+class MonthlyTotal(models.Model):
+    """``MonthlyCount`` without its breakdown: a month's total of each measure (what the
+    months and quarters of a year publish, and the trends). Kept with the months."""
+
+    programme = models.CharField(max_length=20)
+    month = models.DateField()
+    measure = models.CharField(max_length=40)
+    count = models.IntegerField()
+
+    class Meta:
+        default_permissions = ()
+        indexes = [models.Index(fields=["programme", "measure", "month"])]
+
+    def __str__(self) -> str:
+        return f"{self.programme} {self.month} {self.measure}"
+
+
 class SummaryState(models.Model):
     """Per programme: the first month not yet in the summary (``None``: nothing yet)."""
 

@@ -9,6 +9,12 @@ running month is counted live from the case tables (indexed timestamp
 columns). Published figures of past months therefore stay as first published
 — later corrections of a person's area or gender do not rewrite them (and
 ``rebuild`` recounts everything, e.g. after a data migration).
+
+With the months, ``fill`` keeps two roll-ups of them (ADR 0037, session 18), so that
+what a view reads grows with the breakdown's combinations, not with the history:
+``YearlyCount``, a year's months added up by the same breakdown (a year's tables and
+the stocks before a year), and ``MonthlyTotal``, each month without its breakdown (the
+months and quarters of a year, the trends).
 """
 
 # The SQL is assembled from the programme modules' expressions (code, never user input);
@@ -28,7 +34,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from casework.statistics import periods as p
-from casework.statistics.models import MonthlyCount, SummaryState
+from casework.statistics.models import MonthlyCount, MonthlyTotal, SummaryState, YearlyCount
 from casework.statistics.spec import Person, Plain, ProgrammeStatistics, Rows
 
 EARLIEST = datetime.datetime(1900, 1, 1, tzinfo=datetime.UTC)
@@ -163,16 +169,46 @@ def fill(spec: ProgrammeStatistics, *, today: datetime.date | None = None) -> in
                 + _select(spec).replace("sum(n)::int FROM", "sum(n)::int, %(code)s FROM", 1),
                 {**_params(since, _aware(target)), "code": spec.code},
             )
+            _roll_up(cursor, spec.code, state.filled_until or EARLIEST.date())
         before = state.filled_until
         state.filled_until = target
         state.save(update_fields=["filled_until"])
     return p.month_index(target) - p.month_index(before) if before else None
 
 
+def _roll_up(cursor, code: str, since: datetime.date) -> None:
+    """Keep the roll-ups equal to the months after the months from ``since`` were counted:
+    every year from ``since``'s counted again from its months (at most twelve; the whole
+    history the first time), the new months' totals added."""
+    year = datetime.date(since.year, 1, 1)
+    cursor.execute(
+        "DELETE FROM statistics_yearlycount WHERE programme = %s AND year >= %s", [code, year]
+    )
+    cursor.execute(
+        "INSERT INTO statistics_yearlycount"
+        " (programme, year, measure, detail, age_band, gender, area, count)"
+        " SELECT programme, date_trunc('year', month)::date, measure, detail, age_band, gender,"
+        " area, sum(count) FROM statistics_monthlycount WHERE programme = %s AND month >= %s"
+        " GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING sum(count) <> 0",
+        [code, year],
+    )
+    cursor.execute(
+        "DELETE FROM statistics_monthlytotal WHERE programme = %s AND month >= %s", [code, since]
+    )
+    cursor.execute(
+        "INSERT INTO statistics_monthlytotal (programme, month, measure, count)"
+        " SELECT programme, month, measure, sum(count) FROM statistics_monthlycount"
+        " WHERE programme = %s AND month >= %s GROUP BY 1, 2, 3 HAVING sum(count) <> 0",
+        [code, since],
+    )
+
+
 def rebuild(spec: ProgrammeStatistics) -> None:
     """Forget the summary of ``spec`` (the next request recounts every month)."""
     with transaction.atomic():
         MonthlyCount.objects.filter(programme=spec.code).delete()
+        YearlyCount.objects.filter(programme=spec.code).delete()
+        MonthlyTotal.objects.filter(programme=spec.code).delete()
         SummaryState.objects.filter(programme=spec.code).delete()
 
 
@@ -194,7 +230,9 @@ def counts(
     *,
     now: datetime.datetime | None = None,
 ) -> dict[p.Period, PeriodCounts]:
-    """The raw counts of each period in ``wanted``: three queries whatever their number."""
+    """The raw counts of each period in ``wanted``: two statements whatever their number
+    (and the running month's, live). A year is read from the year's roll-up, a quarter or
+    a month from its months (``_events``, ``_stocks``)."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     current = p.month_index(today)
@@ -203,47 +241,11 @@ def counts(
     result = {period: PeriodCounts() for period in wanted}
     stock_keys = {s.key for s in spec.stocks}
     duration_keys = {d.key for d in spec.durations}
-    values = ", ".join(["(%s, %s::date, %s::date)"] * len(wanted))
-    params: list = []
-    for index, period in enumerate(wanted):
-        params += [index, period.start, p.month_start(period.last)]
-    events_sql = f"""
-        WITH periods(idx, first, last) AS (VALUES {values})
-        SELECT periods.idx, m.measure, m.detail, m.age_band, m.gender, m.area, sum(m.count)
-        FROM statistics_monthlycount m
-        JOIN periods ON m.month BETWEEN periods.first AND periods.last
-        WHERE m.programme = %s AND NOT m.measure = ANY(%s) AND m.month BETWEEN %s AND %s
-        GROUP BY 1, 2, 3, 4, 5, 6
-    """
     stocks = list(stock_keys)
-    # The months of the periods only (the join's bounds, stated for the scan): a programme's
-    # summary holds every month of its history, the periods a few years of it.
-    params += [
-        spec.code,
-        stocks,
-        min(period.start for period in wanted),
-        p.month_start(max(period.last for period in wanted)),
-    ]
-    # Stocks: one pass over their changes, summed up to each period's end and start.
-    sums = ", ".join(
-        "sum(m.count) FILTER (WHERE m.month <= %s), sum(m.count) FILTER (WHERE m.month < %s)"
-        for _period in wanted
-    )
-    stocks_sql = f"""
-        SELECT m.measure, m.detail, m.age_band, m.gender, m.area, {sums}
-        FROM statistics_monthlycount m
-        WHERE m.programme = %s AND m.measure = ANY(%s) AND m.month <= %s
-        GROUP BY 1, 2, 3, 4, 5
-    """
-    stock_params: list = []
-    for period in wanted:
-        stock_params += [p.month_start(period.last), period.start]
-    latest = p.month_start(max(period.last for period in wanted))
-    stock_params += [spec.code, stocks, latest]
     with connection.cursor() as cursor:
-        cursor.execute(events_sql, params)
+        cursor.execute(*_events(spec, wanted, stocks))
         rows = cursor.fetchall()
-        cursor.execute(stocks_sql, stock_params)
+        cursor.execute(*_stocks(spec, wanted, stocks))
         stock_rows = cursor.fetchall()
         live = []
         if any(period.last >= current for period in wanted):
@@ -269,6 +271,92 @@ def counts(
                     duration_keys,
                 )
     return result
+
+
+def _events(spec: ProgrammeStatistics, wanted: list[p.Period], stocks: list[str]):
+    """The statement of every period's events and durations (by the period's index in
+    ``wanted``): a year's from its roll-up (``YearlyCount``: its rows grow with the
+    breakdown's combinations, not with its months; one row a combination, nothing to add
+    up), a quarter's or a month's from its months. Each part reads only the months of its
+    periods (the bounds stated for the index)."""
+    years = [(index, period) for index, period in enumerate(wanted) if period.kind == p.YEAR]
+    others = [(index, period) for index, period in enumerate(wanted) if period.kind != p.YEAR]
+    columns = "periods.idx, m.measure, m.detail, m.age_band, m.gender, m.area"
+    parts, params = [], []
+    for periods, column, sql in (
+        (
+            years,
+            "year",
+            f"SELECT {columns}, m.count FROM (VALUES {{values}}) AS periods(idx, first, last)"
+            " JOIN statistics_yearlycount m ON m.year = periods.first",
+        ),
+        (
+            others,
+            "month",
+            f"SELECT {columns}, sum(m.count) FROM (VALUES {{values}}) AS periods(idx, first, last)"
+            " JOIN statistics_monthlycount m ON m.month BETWEEN periods.first AND periods.last",
+        ),
+    ):
+        if not periods:
+            continue
+        values = ", ".join(["(%s, %s::date, %s::date)"] * len(periods))
+        where = (
+            f" WHERE m.programme = %s AND NOT m.measure = ANY(%s) AND m.{column} BETWEEN %s AND %s"
+        )
+        group = " GROUP BY 1, 2, 3, 4, 5, 6" if column == "month" else ""
+        parts.append(sql.format(values=values) + where + group)
+        for index, period in periods:
+            params += [index, period.start, p.month_start(period.last)]
+        params += [
+            spec.code,
+            stocks,
+            min(period.start for _i, period in periods),
+            p.month_start(max(period.last for _i, period in periods)),
+        ]
+    return "\nUNION ALL\n".join(parts), params
+
+
+def _year_start(index: int) -> datetime.date:
+    return p.month_start(index - index % 12)
+
+
+def _stocks(spec: ProgrammeStatistics, wanted: list[p.Period], stocks: list[str]):
+    """The statement of every stock at each period's end and start (two sums a period, in
+    ``wanted``'s order), in one pass over the stocks' changes: the changes before a month
+    are those of the years before its year (``YearlyCount``) and of the months of its
+    year before it (none for January: a year's bounds read no month)."""
+    befores = [k for period in wanted for k in (period.last + 1, period.first)]
+    sums, params = [], []
+    for before in befores:
+        sums.append(
+            "sum(m.count) FILTER (WHERE m.whole AND m.at < %s"
+            " OR NOT m.whole AND m.at >= %s AND m.at < %s)"
+        )
+        params += [_year_start(before), _year_start(before), p.month_start(before)]
+    columns = "measure, detail, age_band, gender, area, count"
+    parts = [
+        f"SELECT TRUE AS whole, year AS at, {columns} FROM statistics_yearlycount"
+        " WHERE programme = %s AND measure = ANY(%s) AND year < %s"
+    ]
+    params += [spec.code, stocks, max(_year_start(before) for before in befores)]
+    inside = [before for before in befores if before % 12]
+    if inside:
+        parts.append(
+            f"SELECT FALSE, month, {columns} FROM statistics_monthlycount"
+            " WHERE programme = %s AND measure = ANY(%s) AND month >= %s AND month < %s"
+        )
+        params += [
+            spec.code,
+            stocks,
+            min(_year_start(before) for before in inside),
+            p.month_start(max(inside)),
+        ]
+    union = " UNION ALL ".join(parts)
+    sql = (
+        f"SELECT m.measure, m.detail, m.age_band, m.gender, m.area, {', '.join(sums)}"
+        f" FROM ({union}) AS m GROUP BY 1, 2, 3, 4, 5"
+    )
+    return sql, params
 
 
 def _running_month(spec: ProgrammeStatistics, cursor, current: int, now) -> list:
@@ -300,7 +388,8 @@ def monthly_totals(
     now: datetime.datetime | None = None,
 ) -> dict[int, dict[str, int]]:
     """Each month of ``years`` (by month index): every event's count and every stock at
-    the month's end, without breakdown (what a calendar year's months and quarters publish).
+    the month's end, without breakdown (what a calendar year's months and quarters publish),
+    read from ``MonthlyTotal``.
     """
     now = now or timezone.now()
     today = timezone.localdate(now)
@@ -312,10 +401,9 @@ def monthly_totals(
     durations = [d.key for d in spec.durations]
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT month, measure, sum(count) FROM statistics_monthlycount"
+            "SELECT month, measure, count FROM statistics_monthlytotal"
             " WHERE programme = %s AND month <= %s"
-            " AND (measure = ANY(%s) OR (month >= %s AND NOT measure = ANY(%s)))"
-            " GROUP BY month, measure",
+            " AND (measure = ANY(%s) OR (month >= %s AND NOT measure = ANY(%s)))",
             [spec.code, p.month_start(last), stocks, p.month_start(first), durations],
         )
         rows = [(p.month_index(month), measure, count) for month, measure, count in cursor]

@@ -361,6 +361,11 @@ class DefectorCase(ConcurrentTransitionMixin, Case):
         indexes = [
             models.Index(fields=["consented_at"], name="defectorcase_consented_idx"),
             models.Index(fields=["routed_at"], name="defectorcase_routed_idx"),
+            # Every stage moment the statistics count has an index: the running month is
+            # counted live by each moment's range (ADR 0037, session 18).
+            models.Index(fields=["consent_refused_at"], name="defectorcase_refused_idx"),
+            models.Index(fields=["assessed_at"], name="defectorcase_assessed_idx"),
+            models.Index(fields=["started_at"], name="defectorcase_started_idx"),
         ]
 
     def _routed(self, route: str) -> None:

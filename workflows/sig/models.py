@@ -165,6 +165,9 @@ class SigCase(ConcurrentTransitionMixin, Case):
             models.Index(fields=["consent_refused_at"], name="sigcase_refused_idx"),
             models.Index(fields=["decided_at"], name="sigcase_decided_idx"),
             models.Index(fields=["plan_approved_at"], name="sigcase_plan_approved_idx"),
+            # Every stage moment the statistics count has an index: the running month is
+            # counted live by each moment's range (ADR 0037, session 18).
+            models.Index(fields=["started_at"], name="sigcase_started_idx"),
         ]
 
     # Screening ---------------------------------------------------------------------------

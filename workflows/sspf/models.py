@@ -181,6 +181,13 @@ class SspfCase(ConcurrentTransitionMixin, Case):
     class Meta:
         verbose_name = _("SSPF case")
         verbose_name_plural = _("SSPF cases")
+        # Every stage moment the statistics count: the running month is counted live by
+        # each moment's range (ADR 0037, session 18).
+        indexes = [
+            models.Index(fields=["consented_at"], name="sspfcase_consented_idx"),
+            models.Index(fields=["consent_refused_at"], name="sspfcase_refused_idx"),
+            models.Index(fields=["plan_adopted_at"], name="sspfcase_plan_adopted_idx"),
+        ]
 
     @step(Status.CONCERN_RAISED, Status.ASSESSMENT, _("Start the assessment"), by=coordinator)
     def begin_assessment(self) -> None:

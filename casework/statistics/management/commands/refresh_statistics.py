@@ -2,9 +2,10 @@
 
 Counts into ``statistics_monthlycount`` every month that has ended since the last
 run, for every programme (the first run counts the whole history, once; later runs
-only the month or months that ended since). The dashboard then never counts the
-history on a view: its first render reads the summary and counts only the running
-month live (docs/adr/0033-statistics-summary.md).
+only the month or months that ended since), and with them the summary's roll-ups
+(``YearlyCount``, ``MonthlyTotal``: the years and month totals the views read). The
+dashboard then never counts the history on a view: its first render reads the summary
+and counts only the running month live (docs/adr/0033-statistics-summary.md).
 
 ``--rebuild``: forget the summary first and count everything again (after a data
 migration or a correction that should rewrite published months).
