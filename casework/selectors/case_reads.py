@@ -258,12 +258,12 @@ _ANY_SINCE = datetime.datetime(1902, 3, 4, 5, 6, 7, 8, tzinfo=datetime.UTC)
 
 
 def listed_cases(model: type[Case], reach):
-    """The cases of ``model`` among ``reach`` (a queryset of ids), as the list shows them."""
-    return (
-        model.objects.filter(pk__in=reach)
-        .select_related("person", "owner_organisation")
-        .order_by("-opened_at")
-    )
+    """The cases of ``model`` among ``reach`` (a queryset of ids), as the list shows them:
+    the case's own columns only. The person and the owning organisation, which the list
+    does not show, are read afterwards for the cases whose access decision needs them
+    (``casework.selectors.cases.list_cases``): a row of a hundred-case list built three
+    model instances, two of them for nothing (docs/adr/0036-fast-pages.md, session 18)."""
+    return model.objects.filter(pk__in=reach).order_by("-opened_at")
 
 
 @functools.cache
