@@ -539,12 +539,21 @@ def list_cases(
     # reach and the seats.
     now = timezone.now()
     absent = policy.absent_for(user, on=timezone.localdate(now))
+    # Cases are led by social services (``services.cases.social_services_office``): a
+    # social services user's list is (nearly) all their own organisation's cases, read
+    # without their person and owner; anyone else's is all other organisations' cases,
+    # whose decisions need both: joined, as before. Either way each case that needs
+    # them has them below; this only saves the statements or the instances.
+    parties = not (
+        user.organisation_id is not None
+        and user.organisation.kind == Organisation.Kind.SOCIAL_SERVICES
+    )
     cases = None
     if person_id is None and not absent and policy.can_use_task_inbox(user):
-        cases = case_reads.cases_in_reach(model, user, now=now)
+        cases = case_reads.cases_in_reach(model, user, now=now, parties=parties)
     if cases is None:
         reach = policy.cases_in_reach(user, now=now, absent=absent).values("pk")
-        cases = case_reads.listed_cases(model, reach)
+        cases = case_reads.listed_cases(model, reach, parties=parties)
         if person_id is not None:
             cases = cases.filter(person_id=person_id)
         cases = list(cases[: case_reads.LISTED])
@@ -555,8 +564,9 @@ def list_cases(
     known = policy.known_reach(user, [case.pk for case in cases], now=now, absent=absent)
     # The cases whose decision weighs consents, the person's age and the owner's kind:
     # those of other organisations (and, for the police, those whose programme rules on
-    # police participation); their person (with the guardians), owner and consents are
-    # read here, in a statement each for all of them. The others need none of it.
+    # police participation); their consents, the person's guardians and (unless joined
+    # above) their person and owner are read here, in a statement each for all of them.
+    # The others need none of it.
     police = policy.is_police(user)
     others = [
         case
