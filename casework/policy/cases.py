@@ -4,7 +4,7 @@ access rules (from the registry), GVI's groups."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -181,7 +181,7 @@ def case_access(
     deputy_for = None
     if member:
         via = "team"
-    elif coordinates(user, case):
+    elif known.coordinates(user, case) if known is not None else coordinates(user, case):
         via = "coordinator"
     elif (
         stands_in := known.deputies.get(case.pk)
@@ -245,6 +245,17 @@ class KnownReach:
     break_glass: frozenset[UUID]
     # The user's ended lead seats, by case: (valid_from, valid_to).
     ended_leads: dict[UUID, list[tuple[datetime, datetime]]]
+    # The answers of :func:`coordinates`, by programme (asked once a programme).
+    coordinated: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+
+    def coordinates(self, user, case) -> bool:
+        """:func:`coordinates` — a permission check through the authentication backends
+        — once a programme, not once a case (the coordinator's list asked it a hundred
+        times: docs/adr/0036-fast-pages.md, session 18)."""
+        answer = self.coordinated.get(case.programme)
+        if answer is None:
+            answer = self.coordinated[case.programme] = coordinates(user, case)
+        return answer
 
     def closed_lead(self, user, case) -> bool:
         """:func:`closed_case_lead` from the seats read."""

@@ -257,19 +257,26 @@ _ANY_USER = -5_120_000_003
 _ANY_SINCE = datetime.datetime(1902, 3, 4, 5, 6, 7, 8, tzinfo=datetime.UTC)
 
 
-def listed_cases(model: type[Case], reach):
-    """The cases of ``model`` among ``reach`` (a queryset of ids), as the list shows them."""
-    return (
-        model.objects.filter(pk__in=reach)
-        .select_related("person", "owner_organisation")
-        .order_by("-opened_at")
-    )
+def listed_cases(model: type[Case], reach, *, parties: bool = True):
+    """The cases of ``model`` among ``reach`` (a queryset of ids), as the list shows them;
+    with ``parties``, their person and owning organisation joined. Without, the case's own
+    columns only: the list shows neither, and only the decisions on cases of other
+    organisations need them (``casework.selectors.cases.list_cases`` reads them then) —
+    a row of the coordinator's hundred-case list built three model instances, two of them
+    for nothing (docs/adr/0036-fast-pages.md, session 18)."""
+    cases = model.objects.filter(pk__in=reach)
+    if parties:
+        cases = cases.select_related("person", "owner_organisation")
+    return cases.order_by("-opened_at")
 
 
 @functools.cache
-def _reach_read(model: type[Case], window: bool, coordinated: tuple[str, ...]) -> CompiledQuery:
+def _reach_read(
+    model: type[Case], window: bool, coordinated: tuple[str, ...], parties: bool
+) -> CompiledQuery:
     """The case list of a user who stands in for no one, for a case model, whether the
-    closed-case lead's window is open, and the programmes the user coordinates."""
+    closed-case lead's window is open, the programmes the user coordinates, and whether
+    the cases' parties are joined."""
     stand_ins = {"organisation_id": _ANY_ORGANISATION, "closed_since": _ANY_SINCE}
     return CompiledQuery(
         lambda user_id, now, organisation_id=None, closed_since=None: listed_cases(
@@ -281,6 +288,7 @@ def _reach_read(model: type[Case], window: bool, coordinated: tuple[str, ...]) -
                 closed_since=closed_since,
                 coordinated=coordinated,
             ).values("pk"),
+            parties=parties,
         )[:LISTED],
         user_id=_ANY_USER,
         now=_ANY_TIME,
@@ -288,16 +296,18 @@ def _reach_read(model: type[Case], window: bool, coordinated: tuple[str, ...]) -
     )
 
 
-def cases_in_reach(model: type[Case], user, *, now: datetime.datetime) -> list[Case] | None:
+def cases_in_reach(
+    model: type[Case], user, *, now: datetime.datetime, parties: bool = True
+) -> list[Case] | None:
     """The first :data:`LISTED` cases of ``model`` in ``policy.cases_in_reach`` of ``user``
-    (who may use the task inbox and stands in for no one), newest first; ``None`` for a
-    user of no organisation while the closed-case lead's window is open (the ORM's
-    query then)."""
+    (who may use the task inbox and stands in for no one), newest first, with their
+    ``parties`` joined or not (:func:`listed_cases`); ``None`` for a user of no
+    organisation while the closed-case lead's window is open (the ORM's query then)."""
     days = policy.closed_lead_days()
     if days and user.organisation_id is None:
         return None
     coordinated = policy.coordinated_programmes(user)
-    read = _reach_read(model, bool(days), coordinated)
+    read = _reach_read(model, bool(days), coordinated, parties)
     if not days:
         return read.run(user_id=user.pk, now=now)
     return read.run(

@@ -446,15 +446,20 @@ def _log_reading(entry, *, access, case: Case, user, actions: list[Opened], eras
 _status_labels: dict[tuple[type, str | None], dict[str, str]] = {}
 
 
-def status_label(case) -> str:
-    """``case.get_status_display()``, from labels translated once a model and language."""
-    key = (type(case), translation.get_language())
+def _status_labels_of(model: type) -> dict[str, str]:
+    """The status labels of ``model`` in the active language (translated once)."""
+    key = (model, translation.get_language())
     labels = _status_labels.get(key)
     if labels is None:
-        field = type(case)._meta.get_field("status")
+        field = model._meta.get_field("status")
         labels = {str(value): str(label) for value, label in field.flatchoices}
         _status_labels[key] = labels
-    return labels.get(case.status, case.status)
+    return labels
+
+
+def status_label(case) -> str:
+    """``case.get_status_display()``, from labels translated once a model and language."""
+    return _status_labels_of(type(case)).get(case.status, case.status)
 
 
 # How the user reaches a listed case (``CaseAccess.via``), as the case list names it; any
@@ -492,6 +497,36 @@ class CaseRow:
         return "—" if review is None else review.isoformat()
 
 
+def case_row_texts(rows: list[CaseRow]) -> list[tuple[str, str, str, str]]:
+    """Each row's ``(status_label, opened_on, review_on, via_label)``, as its properties
+    give them, with the language's labels and the time zone looked up once for all the
+    rows instead of once a row and text (the coordinator's list has a line for every
+    case of the programme: docs/adr/0036-fast-pages.md, session 18)."""
+    zone = timezone.get_current_timezone()
+    labels: dict[type, dict[str, str]] = {}
+    grounds: dict[str, str] = {}
+    texts = []
+    for row in rows:
+        case = row.case
+        model = type(case)
+        statuses = labels.get(model)
+        if statuses is None:
+            statuses = labels[model] = _status_labels_of(model)
+        ground = grounds.get(row.via)
+        if ground is None:
+            ground = grounds[row.via] = row.via_label
+        review = case.review_date
+        texts.append(
+            (
+                statuses.get(case.status, case.status),
+                case.opened_at.astimezone(zone).date().isoformat(),
+                "—" if review is None else review.isoformat(),
+                ground,
+            )
+        )
+    return texts
+
+
 def list_cases(
     *, user: User, model: type[Case], person_id: uuid.UUID | None = None
 ) -> list[CaseRow]:
@@ -504,12 +539,21 @@ def list_cases(
     # reach and the seats.
     now = timezone.now()
     absent = policy.absent_for(user, on=timezone.localdate(now))
+    # Cases are led by social services (``services.cases.social_services_office``): a
+    # social services user's list is (nearly) all their own organisation's cases, read
+    # without their person and owner; anyone else's is all other organisations' cases,
+    # whose decisions need both: joined, as before. Either way each case that needs
+    # them has them below; this only saves the statements or the instances.
+    parties = not (
+        user.organisation_id is not None
+        and user.organisation.kind == Organisation.Kind.SOCIAL_SERVICES
+    )
     cases = None
     if person_id is None and not absent and policy.can_use_task_inbox(user):
-        cases = case_reads.cases_in_reach(model, user, now=now)
+        cases = case_reads.cases_in_reach(model, user, now=now, parties=parties)
     if cases is None:
         reach = policy.cases_in_reach(user, now=now, absent=absent).values("pk")
-        cases = case_reads.listed_cases(model, reach)
+        cases = case_reads.listed_cases(model, reach, parties=parties)
         if person_id is not None:
             cases = cases.filter(person_id=person_id)
         cases = list(cases[: case_reads.LISTED])
@@ -518,13 +562,25 @@ def list_cases(
     # the consents (and a minor's guardians) of the cases of other organisations, which
     # only they need, in two or three queries for all of them.
     known = policy.known_reach(user, [case.pk for case in cases], now=now, absent=absent)
-    others = [case for case in cases if case.owner_organisation_id != user.organisation_id]
+    # The cases whose decision weighs consents, the person's age and the owner's kind:
+    # those of other organisations (and, for the police, those whose programme rules on
+    # police participation); their consents, the person's guardians and (unless joined
+    # above) their person and owner are read here, in a statement each for all of them.
+    # The others need none of it.
+    police = policy.is_police(user)
+    others = [
+        case
+        for case in cases
+        if case.owner_organisation_id != user.organisation_id
+        or (police and policy.police_rule(case))
+    ]
     other_ids = {case.pk for case in others}
     if others:
         prefetch_related_objects(
             others,
             Prefetch("consents", queryset=Consent.objects.prefetch_related("organisations")),
             "person__guardians",
+            "owner_organisation",
         )
     rows = []
     for case in cases:

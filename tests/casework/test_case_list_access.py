@@ -5,16 +5,24 @@ case by case, and a number of statements that does not grow with the cases."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.template import Context, Template
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
 from casework import policy
-from casework.models import User
-from casework.selectors.cases import list_cases, status_label
+from casework.models import Organisation, Person, User
+from casework.selectors import case_reads
+from casework.selectors.cases import CaseRow, case_row_texts, list_cases, status_label
 from casework.services import absences
 from casework.services import cases as case_services
 from casework.services.case_changes import CaseDenied
+from tests.casework.test_case_list_rows import _LOOP
 from tests.workflows.conftest import BOTH_DATABASES
+from workflows.defector.models import DefectorCase, DefectorSupportCase
 from workflows.sig.models import SigCase
+from workflows.sig.views import review_overdue
+from workflows.sspf.models import SspfCase
 
 pytestmark = pytest.mark.django_db(databases=BOTH_DATABASES)
 
@@ -120,3 +128,96 @@ def test_status_labels_as_get_status_display(seeded, client):
     with translation.override("sv"):
         for row in list_cases(user=User.objects.get(pk=sara.pk), model=SigCase):
             assert row.case.get_status_display() in page
+
+
+def _rows_as_before(user, model) -> list[CaseRow]:
+    """The list as it was read before session 18 (docs/adr/0036-fast-pages.md): the
+    cases with their person and owner joined, each decided by ``case_access`` on its
+    own."""
+    reach = policy.cases_in_reach(user).values("pk")
+    cases = (
+        model.objects.filter(pk__in=reach)
+        .select_related("person", "owner_organisation")
+        .order_by("-opened_at")[: case_reads.LISTED]
+    )
+    answers = [(case, policy.case_access(user, case)) for case in cases]
+    return [CaseRow(case=case, via=access.via) for case, access in answers if access]
+
+
+def _shown(rows: list[CaseRow]) -> list[tuple]:
+    return [
+        (
+            *(row.case.pk, row.case.reference, row.case.status, row.case.culled_at, row.via),
+            *(row.status_label, row.opened_on, row.review_on, row.via_label),
+        )
+        for row in rows
+    ]
+
+
+@pytest.mark.parametrize("model", [SigCase, SspfCase, DefectorCase, DefectorSupportCase])
+@pytest.mark.parametrize("language", ["sv", "en"])
+def test_every_demo_users_list_is_the_case_by_case_list(seeded, model, language):
+    """Every demo user's list of every programme: the same cases, grounds and texts as
+    the cases read with their parties and decided one by one; the texts made for all the
+    rows at once are each row's own."""
+    users = 0
+    with translation.override(language):
+        for user in seeded.values():
+            user = User.objects.get(pk=user.pk)
+            if not policy.can_use_task_inbox(user):
+                continue
+            users += 1
+            listed = list_cases(user=user, model=model)
+            assert _shown(listed) == _shown(_rows_as_before(user, model)), user.username
+            assert case_row_texts(listed) == [
+                (row.status_label, row.opened_on, row.review_on, row.via_label) for row in listed
+            ]
+    assert users >= 7
+
+
+def test_every_demo_users_case_list_page_has_the_loops_rows(seeded, client):
+    """The SIG case list page of every demo user who may open it holds exactly the rows the
+    template's loop wrote (session 17) over the case-by-case list."""
+    pages = 0
+    for user in seeded.values():
+        user = User.objects.get(pk=user.pk)
+        client.force_login(user)
+        response = client.get("/arenden/fall/")
+        if not policy.can_use_task_inbox(user):
+            assert response.status_code in (302, 403)
+            continue
+        assert response.status_code == 200
+        rows = _rows_as_before(user, SigCase)
+        overdue = {row.case.pk for row in rows if review_overdue(row.case)}
+        with translation.override("sv"):
+            expected = Template(_LOOP).render(Context({"rows": rows, "overdue": overdue}))
+        page = response.content.decode()
+        assert page.count("<tr") == (len(rows) + 1 if rows else 0), user.username
+        if rows:
+            pages += 1
+            assert expected in page, user.username
+    assert pages >= 3
+
+
+def test_the_cases_of_the_users_own_organisation_come_without_their_parties(seeded):
+    """The coordinator's and a team member's lists (social services: all their cases their
+    organisation's) read no person and no organisation; a police officer's (every case
+    another organisation's) has them joined to the cases, as before."""
+    person, organisation = Person._meta.db_table, Organisation._meta.db_table
+
+    def statements_of(user) -> list[str]:
+        with CaptureQueriesContext(connection) as statements:
+            rows = list_cases(user=user, model=SigCase)
+        assert rows, user.username
+        return [query["sql"] for query in statements.captured_queries]
+
+    # The request's user comes with its organisation (``casework.auth``).
+    users = User.objects.select_related("organisation")
+    for username in ("sara.samordnare", "anna.social"):
+        read = statements_of(users.get(username=username))
+        assert not any(f'"{person}"' in sql or f'"{organisation}"' in sql for sql in read)
+    police = statements_of(users.get(username="per.polis"))
+    assert not any(f'FROM "{person}"' in sql for sql in police)
+    assert any(f'JOIN "{person}"' in sql and f'JOIN "{organisation}"' in sql for sql in police)
+    # The one organisation read of its own: the consents' organisations.
+    assert sum(f'FROM "{organisation}"' in sql for sql in police) == 1

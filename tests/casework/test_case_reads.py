@@ -113,7 +113,7 @@ def test_the_compiled_case_list_is_the_querysets(seeded, settings, days):
             expected = list(case_reads.listed_cases(model, reach)[: case_reads.LISTED])
             assert compiled is not None
             assert [c.pk for c in compiled] == [c.pk for c in expected], user.username
-            assert [c.person.pk for c in compiled] == [c.person.pk for c in expected]
+            assert [c.person_id for c in compiled] == [c.person_id for c in expected]
 
 
 def test_reads_run_together_give_what_each_gives_alone_in_one_execution(seeded):

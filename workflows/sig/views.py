@@ -8,6 +8,8 @@ Swedish; a stale form gets the "changed by someone else" message.
 
 from __future__ import annotations
 
+import datetime
+
 from django.contrib import messages
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -209,12 +211,13 @@ def closed_message(referral) -> str:
 # --- The case list and the case page ----------------------------------------------------------
 
 
-def review_overdue(case) -> bool:
-    """An active case (or one in follow-up) whose review date has passed."""
+def review_overdue(case, today: datetime.date | None = None) -> bool:
+    """An active case (or one in follow-up) whose review date has passed (``today``: the
+    local day, when the caller asks for many cases)."""
     return (
         case.review_date is not None
         and case.status in (Status.ACTIVE, Status.FOLLOW_UP)
-        and case.review_date < timezone.localdate()
+        and case.review_date < (today or timezone.localdate())
     )
 
 
@@ -241,6 +244,7 @@ class SigCaseListView(CaseworkerRequiredMixin, View):
             )
         else:
             rows = list_cases(user=request.user, model=SigCase)
+        today = timezone.localdate()
         return TemplateResponse(
             request,
             self.template_name,
@@ -249,7 +253,7 @@ class SigCaseListView(CaseworkerRequiredMixin, View):
                 "rows": rows,
                 "searched": searched,
                 "Status": Status,
-                "overdue": {row.case.pk for row in rows if review_overdue(row.case)},
+                "overdue": {row.case.pk for row in rows if review_overdue(row.case, today)},
             },
         )
 
