@@ -488,13 +488,20 @@ class CaseRow:
     @property
     def opened_on(self) -> str:
         """The day the case was opened (``YYYY-MM-DD``, local time)."""
-        return timezone.localtime(self.case.opened_at).date().isoformat()
+        return _opened_on(self.case, timezone.get_current_timezone())
 
     @property
     def review_on(self) -> str:
         """The next review's day (``YYYY-MM-DD``), or "—"."""
-        review = self.case.review_date
-        return "—" if review is None else review.isoformat()
+        return _review_on(self.case)
+
+
+def _opened_on(case: Case, zone) -> str:
+    return case.opened_at.astimezone(zone).date().isoformat()
+
+
+def _review_on(case: Case) -> str:
+    return "—" if case.review_date is None else case.review_date.isoformat()
 
 
 def case_row_texts(rows: list[CaseRow]) -> list[tuple[str, str, str, str]]:
@@ -515,12 +522,11 @@ def case_row_texts(rows: list[CaseRow]) -> list[tuple[str, str, str, str]]:
         ground = grounds.get(row.via)
         if ground is None:
             ground = grounds[row.via] = row.via_label
-        review = case.review_date
         texts.append(
             (
                 statuses.get(case.status, case.status),
-                case.opened_at.astimezone(zone).date().isoformat(),
-                "—" if review is None else review.isoformat(),
+                _opened_on(case, zone),
+                _review_on(case),
                 ground,
             )
         )
