@@ -7,7 +7,7 @@ decrypts or seals.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import transaction
 
@@ -15,7 +15,14 @@ from casework.models import CaseMembership
 from casework.services import webhooks
 from casework.services.case_changes import reload_version
 from casework.services.case_keys import opening_keys
-from casework.services.cases import close_case, has_other_legal_basis, transition, update_case
+from casework.services.cases import (
+    close_case,
+    has_other_legal_basis,
+    link_cases,
+    record_source,
+    transition,
+    update_case,
+)
 from casework.services.teams import add_member
 
 CLOSED = "closed"
@@ -39,6 +46,54 @@ def open_and_start(start, register: Callable[[], Any]) -> Any:
         start.run(case=case)
         reload_version(case)
     return case
+
+
+class Referrals(NamedTuple):
+    """A case programme's two hooks for referrals from another programme
+    (``casework.programmes.refer_linked`` and ``refer_from``)."""
+
+    refer_linked: Callable[..., Any]
+    refer_from: Callable[..., Any]
+
+
+def referrals(open_referral: Callable[..., Any], start: Callable[[Any], None]) -> Referrals:
+    """The referrals to a programme from another one, given how the programme opens a
+    referred case (``open_referral(user=, person=, reason=, purpose=)``: its checks, then
+    the case opened) and starts its flow for it (``start(case)``: the coordinators' queue).
+
+    ``refer_linked(user=, from_case=, kind=, reason=, purpose=)`` refers the person of
+    another programme's case and records the link (``kind``), shown on both cases;
+    ``refer_from(user=, person=, reason=, purpose=, source="")`` refers a person from an
+    object that is not a case (a GVI group member who accepted the offer of help) and
+    writes ``source`` (e.g. ``gvi_member:<id>``) on the new case's timeline, so its page
+    shows where it came from. Each opens the case and starts its flow, all or nothing,
+    and returns the case with its version after the start."""
+
+    def refer_linked(*, user, from_case, kind: str, reason: str, purpose: str):
+        with transaction.atomic():
+            case = open_referral(user=user, person=from_case.person, reason=reason, purpose=purpose)
+            start(case)
+            link_cases(
+                user=user,
+                from_case=from_case,
+                to_case=case,
+                kind=kind,
+                reason=reason,
+                purpose=purpose,
+            )
+            reload_version(case)
+        return case
+
+    def refer_from(*, user, person, reason: str, purpose: str, source: str = ""):
+        with transaction.atomic():
+            case = open_referral(user=user, person=person, reason=reason, purpose=purpose)
+            start(case)
+            if source:
+                record_source(user=user, case=case, source=source, purpose=purpose)
+            reload_version(case)
+        return case
+
+    return Referrals(refer_linked, refer_from)
 
 
 def cancel_running_process(process_model, case) -> None:

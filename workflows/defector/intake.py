@@ -22,14 +22,9 @@ from casework.models import (
 )
 from casework.services import cases as case_services
 from casework.services import find_or_create_person, person_corrections
-from casework.services.case_changes import case_change, reload_version, require_access_and_role
-from casework.services.cases import (
-    link_cases,
-    new_referral,
-    record_source,
-    transition,
-)
-from workflows.common.services import open_and_start, screening
+from casework.services.case_changes import case_change, require_access_and_role
+from casework.services.cases import new_referral, transition
+from workflows.common.services import open_and_start, referrals, screening
 from workflows.defector import flow, services
 from workflows.defector.models import (
     ASSESSABLE_STATES,
@@ -88,46 +83,25 @@ def receive_referral(*, user, purpose: str, **referral) -> DefectorCase:
     )
 
 
-def refer_linked(*, user, from_case: Case, kind: str, reason: str, purpose: str) -> DefectorCase:
-    """Refer the person of another programme's case to the defector programme, linked.
-
-    Opens the defector case, starts its flow (the defector coordinators' initial
-    check) and records the link, shown on both cases — all or nothing. The
-    referral source is the referrer's organisation kind (police or social services).
-    """
-    with transaction.atomic():
-        case = refer(
-            user=user,
-            person=from_case.person,
-            source=_referral_source(user),
-            reason=reason,
-            purpose=purpose,
-        )
-        flow.DefectorFlow.start_linked.run(case=case)
-        link_cases(
-            user=user, from_case=from_case, to_case=case, kind=kind, reason=reason, purpose=purpose
-        )
-        reload_version(case)
-    return case
+def _refer_from_programme(*, user, person, reason: str, purpose: str) -> DefectorCase:
+    """A referral from another programme: its source is the referrer's organisation kind
+    (police or social services)."""
+    return refer(
+        user=user, person=person, source=_referral_source(user), reason=reason, purpose=purpose
+    )
 
 
-def refer_from(*, user, person, reason: str, purpose: str, source: str = "") -> DefectorCase:
-    """Refer ``person`` to the defector programme from something that is not a case (a GVI
-    group member who accepted the offer of help and wants out).
+def _start_flow(case: DefectorCase) -> None:
+    """Start the defector flow for a case referred from another programme: it lands in
+    the defector coordinators' initial check."""
+    flow.DefectorFlow.start_linked.run(case=case)
 
-    Opens the defector case and starts its flow, all or nothing; ``source`` (e.g.
-    ``gvi_member:<id>``) goes on the new case's timeline so its page shows where it
-    came from.
-    """
-    with transaction.atomic():
-        case = refer(
-            user=user, person=person, source=_referral_source(user), reason=reason, purpose=purpose
-        )
-        flow.DefectorFlow.start_linked.run(case=case)
-        if source:
-            record_source(user=user, case=case, source=source, purpose=purpose)
-        reload_version(case)
-    return case
+
+# Another programme's referrals to the defector programme
+# (``workflows.common.services.referrals``): the defector case opened, its flow started
+# and the link to the other case recorded (``refer_linked``) or the referral's source
+# written on the new case's timeline (``refer_from``), all or nothing.
+refer_linked, refer_from = referrals(_refer_from_programme, _start_flow)
 
 
 def _referral_source(user) -> str:

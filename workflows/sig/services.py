@@ -15,21 +15,23 @@ from django.utils.translation import gettext_lazy as _
 
 from casework import programmes
 from casework.models import Case, CaseLink
-from casework.services.case_changes import reload_version
 from casework.services.cases import (
     close_case,
-    link_cases,
     lock_case,
     may_transition,
     new_referral,
     open_case,
     record_decision,
-    record_source,
     transition,
     unmet_conditions,
 )
 from casework.services.persons import find_or_create_person
-from workflows.common.services import close_after_withdrawal, open_and_start, screening
+from workflows.common.services import (
+    close_after_withdrawal,
+    open_and_start,
+    referrals,
+    screening,
+)
 from workflows.sig.models import POLICE_ACTION_STATES, SigCase, SigProcess, within_age_range
 
 
@@ -139,41 +141,18 @@ def _start_flow(case: SigCase) -> None:
     SigFlow.start_linked.run(case=case)
 
 
-def refer_linked(*, user, from_case: Case, kind: str, reason: str, purpose: str) -> SigCase:
-    """Refer the person of another programme's case to SIG, linked to that case.
-
-    Opens the SIG case, starts its flow (the coordinators' screening queue) and
-    records the link, shown on both cases — all or nothing. A person outside the
-    SIG age range is refused with a ``ValidationError``.
-    """
-    _require_age_range(from_case.person)
-    with transaction.atomic():
-        case = refer(user=user, person=from_case.person, reason=reason, purpose=purpose)
-        _start_flow(case)
-        link_cases(
-            user=user, from_case=from_case, to_case=case, kind=kind, reason=reason, purpose=purpose
-        )
-        reload_version(case)
-    return case
-
-
-def refer_from(*, user, person, reason: str, purpose: str, source: str = "") -> SigCase:
-    """Refer ``person`` to SIG from another programme's object that is not a case (a GVI
-    group member who accepted the offer of help).
-
-    Opens the SIG case and starts its flow (the coordinators' screening queue), all or
-    nothing; ``source`` (e.g. ``gvi_member:<id>``) is written on the new case's timeline
-    so the case page shows where it came from. A person outside the SIG age range is
-    refused with a ``ValidationError``.
-    """
+def _refer_from_programme(*, user, person, reason: str, purpose: str) -> SigCase:
+    """A referral from another programme: a person outside the SIG age range is refused
+    with a ``ValidationError``."""
     _require_age_range(person)
-    with transaction.atomic():
-        case = refer(user=user, person=person, reason=reason, purpose=purpose)
-        _start_flow(case)
-        if source:
-            record_source(user=user, case=case, source=source, purpose=purpose)
-        reload_version(case)
-    return case
+    return refer(user=user, person=person, reason=reason, purpose=purpose)
+
+
+# Another programme's referrals to SIG (``workflows.common.services.referrals``): the SIG
+# case opened, its flow started (the coordinators' screening queue) and the link to the
+# other case recorded (``refer_linked``) or the referral's source written on the new case's
+# timeline (``refer_from``), all or nothing.
+refer_linked, refer_from = referrals(_refer_from_programme, _start_flow)
 
 
 def after_consent_withdrawn(*, user, case: SigCase, purpose: str) -> bool:
