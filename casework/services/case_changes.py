@@ -122,6 +122,15 @@ class FieldErrors:
         except ValidationError as error:
             self.errors.update(error.error_dict)
 
+    def choices(self, *checks: tuple[str, Any, Any], optional: bool = False) -> None:
+        """Each ``(field, value, choices)``: the value one of the ``choices`` (:func:`choice`),
+        else the field's error kept; with ``optional``, an empty value passes."""
+        for name, value, choices in checks:
+            if optional and not value:
+                continue
+            with self.check():
+                choice(value, choices, name)
+
     def raise_any(self) -> None:
         if self.errors:
             raise ValidationError(self.errors)

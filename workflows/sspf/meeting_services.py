@@ -24,7 +24,6 @@ from casework.selectors.persons import require_purpose
 from casework.services.case_changes import (
     FieldErrors,
     case_change,
-    choice,
     past_date,
     require_coordinator_access,
 )
@@ -147,12 +146,8 @@ def record_anonymised_discussion(
                     "discussion holds no personal data."
                 ),
             )
-    with errors.check():
-        choice(topic, AnonymisedDiscussion.Topic, "topic")
-    for field, value, choices in (("age_band", age_band, AgeBand), ("area", area, Person.Area)):
-        if value:  # optional
-            with errors.check():
-                choice(value, choices, field)
+    errors.choices(("topic", topic, AnonymisedDiscussion.Topic))
+    errors.choices(("age_band", age_band, AgeBand), ("area", area, Person.Area), optional=True)
     dated_in_future = _("The discussion cannot be dated in the future.")
     with errors.check():
         past_date(date, "date", future=dated_in_future, invalid=dated_in_future)

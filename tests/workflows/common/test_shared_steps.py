@@ -1,6 +1,7 @@
-"""What the programmes share: the screening service (``workflows.common.services``), a
-case programme's registration (``workflows.common.registration``) and the core's date
-check of a service's argument (``casework.services.case_changes.past_date``)."""
+"""What the programmes share: the screening service and the referrals from another
+programme (``workflows.common.services``), a case programme's registration
+(``workflows.common.registration``) and the core's checks of a service's arguments
+(``casework.services.case_changes``: ``past_date``, ``FieldErrors.choices``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone, translation
 
 from casework import programmes
-from casework.models import Case
+from casework.models import Case, Person
 from casework.services.case_changes import FieldErrors, past_date
 from workflows.common import services as common_services
 from workflows.common.registration import register_case_programme
@@ -53,6 +54,29 @@ class TestPastDate:
             past_date(timezone.localdate() + datetime.timedelta(days=2), "date", future="too late")
         assert [e.message for e in errors.errors["date"]] == ["not a day"]
         assert raised.value.error_dict["date"][0].message == "too late"
+
+
+class TestChoices:
+    """``FieldErrors.choices``: each value one of its choices, each field's error kept."""
+
+    def test_each_fields_error_is_kept_in_order(self):
+        errors = FieldErrors()
+        errors.choices(("area", "moon", Person.Area), ("kind", "north", Person.Area))
+        assert list(errors.errors) == ["area", "kind"]
+        [error] = errors.errors["area"]
+        assert (error.code, str(error.message)) == ("invalid", "Select a valid choice.")
+
+    def test_valid_values_add_no_error(self):
+        errors = FieldErrors()
+        errors.choices(("area", Person.Area.values[0], Person.Area))
+        assert not errors
+
+    def test_an_empty_value_passes_only_when_optional(self):
+        errors = FieldErrors()
+        errors.choices(("area", "", Person.Area), ("kind", None, Person.Area), optional=True)
+        assert not errors
+        errors.choices(("area", "", Person.Area))
+        assert list(errors.errors) == ["area"]
 
 
 # The case a screening works on, as the step view passes it (stand-ins: the core's services
@@ -113,6 +137,51 @@ class TestScreening:
             ("update_case", {**CASE, "texts": {"check_note": None}, "expected_version": None}),
             ("reject", {**CASE, "note": "", "close_reason": "other"}),
         ]
+
+
+@pytest.mark.django_db
+class TestReferrals:
+    """``referrals(open_referral, start)``: a programme's ``refer_linked`` and ``refer_from``
+    (the core's link and source writers stand in for themselves here: the programmes' tests
+    run them)."""
+
+    @pytest.fixture
+    def calls(self, monkeypatch):
+        calls = []
+
+        def stand_in(name):
+            return lambda *args, **kwargs: calls.append(name)
+
+        for name in ("link_cases", "record_source", "reload_version"):
+            monkeypatch.setattr(common_services, name, stand_in(name))
+        return calls
+
+    def hooks(self, calls):
+        def open_referral(**kwargs):
+            calls.append(("open", kwargs))
+            return "new case"
+
+        return common_services.referrals(open_referral, lambda case: calls.append(("start", case)))
+
+    def test_refer_linked_opens_starts_then_links(self, calls):
+        source = type("Source", (), {"person": "person"})()
+        case = self.hooks(calls).refer_linked(
+            user="u", from_case=source, kind="escalated", reason="why", purpose="p"
+        )
+        assert case == "new case"
+        assert calls == [
+            ("open", {"user": "u", "person": "person", "reason": "why", "purpose": "p"}),
+            ("start", "new case"),
+            "link_cases",
+            "reload_version",
+        ]
+
+    def test_refer_from_writes_the_source_only_if_given(self, calls):
+        hooks = self.hooks(calls)
+        hooks.refer_from(user="u", person="person", reason="why", purpose="p")
+        assert "record_source" not in calls
+        hooks.refer_from(user="u", person="person", reason="why", purpose="p", source="gvi")
+        assert calls[-3:] == [("start", "new case"), "record_source", "reload_version"]
 
 
 class TestRegisterCaseProgramme:

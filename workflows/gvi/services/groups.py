@@ -76,12 +76,7 @@ def create_group(
         name = clean_text(name, "name", limit=NAME_LIMIT, required=True)
     with errors.check():
         notes = clean_text(notes, "notes", limit=NOTE_LIMIT)
-    for field, value, choices in (
-        ("area", area, Person.Area),
-        ("size_band", size_band, gvi.SizeBand),
-    ):
-        with errors.check():
-            choice(value, choices, field)
+    errors.choices(("area", area, Person.Area), ("size_band", size_band, gvi.SizeBand))
     errors.raise_any()
     group = Group(area=area, size_band=size_band, created_by=user)
     # The key is committed in the key store first (an orphan key opens nothing).
@@ -321,9 +316,7 @@ def record_incident(
     errors = FieldErrors()
     with errors.check():
         past_date(date, "date")
-    for field, value, choices in (("area", area, Person.Area), ("kind", kind, Incident.Kind)):
-        with errors.check():
-            choice(value, choices, field)
+    errors.choices(("area", area, Person.Area), ("kind", kind, Incident.Kind))
     groups = list(groups)
     if not groups:
         errors.add("groups", _("Link at least one group."), "required")
