@@ -38,7 +38,6 @@ from casework.services.transitions import (
     lock,
     may_transition,
     next_reference,
-    record_change,
     timeline,
     transition,
 )
@@ -55,10 +54,13 @@ from workflows.gvi.services.access import (
     NAME_LIMIT,
     NOTE_LIMIT,
     WITHDRAW_REASON_LIMIT,
+    changing,
     deny,
     group_dek,
+    locked,
     require_gvi_access,
     require_role,
+    store,
 )
 
 # --- Groups -------------------------------------------------------------------------------
@@ -111,11 +113,9 @@ def update_group_notes(
     notes = clean_text(notes, "notes", limit=NOTE_LIMIT)
     if group.erased_at is not None:
         raise ValidationError(_("The group has been erased."), code="erased")
-    with transaction.atomic():
-        lock(group, expected_version)
-        seal_value(group, "notes", notes, group_dek(group))
-        Group.objects.filter(pk=group.pk).update(notes=group.notes)
-        record_change(obj=group, user=user, purpose=purpose, name="notes", fields=["notes"])
+    with changing(group, expected_version, user=user, purpose=purpose) as change:
+        change.seal(group_dek(group), notes=notes)
+        change.record("notes", fields=["notes"])
     return group
 
 
@@ -216,8 +216,7 @@ def add_member(
         member = GroupMember.objects.create(group=group, person=person, added_by=user)
         minor = gvi.is_minor(person_age(person, on=timezone.localdate()))
         if minor:
-            GroupMember.objects.filter(pk=member.pk).update(minor_notice=True)
-            member.minor_notice = True
+            store(member, minor_notice=True)
             gvi_flow.GviMinorNoticeFlow.start.run(member=member)
         bump(group)
         timeline(obj=member, user=user, name="add_member", target=member.status)
@@ -490,7 +489,7 @@ def accept_offer(
             )
         raise deny(user=user, obj=member, purpose=purpose, what="gvi:member:accept", reason="role")
     with transaction.atomic():
-        lock(member, expected_version)
+        change = locked(member, expected_version, user=user, purpose=purpose)
         case = programmes.refer_from(
             programme,
             user=user,
@@ -499,12 +498,8 @@ def accept_offer(
             purpose=purpose,
             source=f"gvi_member:{member.pk}",
         )
-        GroupMember.objects.filter(pk=member.pk).update(
-            referral_case=case, referral_programme=programme
-        )
-        member.referral_case = case
-        member.referral_programme = programme
-        transition(user=user, obj=member, name="accept_offer", purpose=purpose)
+        change.store(referral_case=case, referral_programme=programme)
+        change.transition("accept_offer")
         # The promise of help is kept quickly: the referral waits in the named
         # social-services participants' queue until one of them takes it up.
         gvi_flow.GviReferralNoticeFlow.start.run(member=member)
