@@ -22,18 +22,26 @@ def _events(obj, name: str) -> int:
     return gvi.GviEvent.objects.filter(object_id=obj.pk, transition=name).count()
 
 
-def test_a_change_raises_the_version_once_with_its_timeline_entry_and_event(users):
+def _call_in(users) -> gvi.CallIn:
     sara = users["sara.samordnare"]
-    call_in = services.create_call_in(user=sara, purpose=f.PURPOSE, date=timezone.localdate())
-    version = call_in.version
+    return services.create_call_in(user=sara, purpose=f.PURPOSE, date=timezone.localdate())
+
+
+def _speaker(users, call_in, role: str, version: int | None = None) -> None:
     services.set_speaker(
-        user=sara,
+        user=users["sara.samordnare"],
         purpose=f.PURPOSE,
         call_in=call_in,
-        role="moral",
-        speaker="Imam",
+        role=role,
+        speaker="Synt. talare",
         expected_version=version,
     )
+
+
+def test_a_change_raises_the_version_once_with_its_timeline_entry_and_event(users):
+    call_in = _call_in(users)
+    version = call_in.version
+    _speaker(users, call_in, "moral", version)
     call_in.refresh_from_db()
     assert call_in.version == version + 1
     assert _events(call_in, "speaker") == 1
@@ -42,19 +50,11 @@ def test_a_change_raises_the_version_once_with_its_timeline_entry_and_event(user
 
 
 def test_a_stale_version_writes_nothing(users):
-    sara = users["sara.samordnare"]
-    call_in = services.create_call_in(user=sara, purpose=f.PURPOSE, date=timezone.localdate())
+    call_in = _call_in(users)
     stale = call_in.version
-    services.set_speaker(user=sara, purpose=f.PURPOSE, call_in=call_in, role="moral", speaker="A")
+    _speaker(users, call_in, "moral")
     with pytest.raises(Conflict):
-        services.set_speaker(
-            user=sara,
-            purpose=f.PURPOSE,
-            call_in=call_in,
-            role="law_enforcement",
-            speaker="B",
-            expected_version=stale,
-        )
+        _speaker(users, call_in, "law_enforcement", stale)
     assert not call_in.speakers.filter(role="law_enforcement").exists()
     assert _events(call_in, "speaker") == 1
 

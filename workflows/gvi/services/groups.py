@@ -379,8 +379,7 @@ def decide_sanctions(
             raise ValidationError({"levers": _("Name the agency of each lever.")})
     if not incident.groups.filter(pk=group.pk).exists():
         raise ValidationError({"incident": _("The incident is not linked to this group.")})
-    with transaction.atomic():
-        lock(group, expected_version)
+    with changing(group, expected_version, user=user, purpose=purpose) as change:
         if group.open_decision() is not None:
             raise ValidationError(_("The group already has sanctions in force."))
         decision = SanctionDecision.objects.create(group=group, incident=incident, decided_by=user)
@@ -393,7 +392,7 @@ def decide_sanctions(
             group=str(group.pk),
             levers=sorted(seen),
         )
-        transition(user=user, obj=group, name="decide_sanctions", purpose=purpose)
+        change.transition("decide_sanctions")
     return decision
 
 
