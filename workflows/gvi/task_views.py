@@ -44,6 +44,9 @@ class TaskView(GviView):
             raise Http404
         return super().dispatch(request, *args, **kwargs)
 
+    def context(self):
+        return {**super().context(), "task": self.activation.task}
+
     def forms_context(self, shown):
         steps = {name: form for name, form in shown.items() if name not in self.shown_apart}
         return {"steps": form_steps(self, steps)}
@@ -117,6 +120,7 @@ class NotificationStepView(StepTaskView):
     }
 
     page_name = "notification"
+    selector = staticmethod(selectors.get_notification_page)
 
     def service_calls(self):
         return {
@@ -154,7 +158,7 @@ class NotificationStepView(StepTaskView):
         return names
 
     def context(self):
-        page = self.call(selectors.get_notification_page, notification=self.object)
+        context = super().context()
         unmet = []
         for name in {"approve": ["approve"], "deliver": ["schedule", "deliver"]}.get(self.step, []):
             if self.object.status == NotificationStatus.NOT_REACHED:
@@ -163,10 +167,7 @@ class NotificationStepView(StepTaskView):
             if found is not None:
                 unmet += services.unmet_conditions(self.object, name)
         return {
-            "page": page,
-            "notification": self.object,
-            "task": self.activation.task,
-            "offered": self.offered(self.object),
+            **context,
             "unmet": sorted(set(unmet)),
         }
 
@@ -221,6 +222,7 @@ class CallInStepView(StepTaskView):
     shown_apart = ("transition", "follow_up")
 
     page_name = "call_in"
+    selector = staticmethod(selectors.get_call_in_page)
 
     def service_calls(self):
         return {
@@ -231,11 +233,6 @@ class CallInStepView(StepTaskView):
 
     def object_of(self, process):
         return process.call_in
-
-    def page(self):
-        if not hasattr(self, "_page"):
-            self._page = self.call(selectors.get_call_in_page, call_in=self.object)
-        return self._page
 
     def form_kwargs(self, name):
         if name == "attendance":
@@ -257,14 +254,12 @@ class CallInStepView(StepTaskView):
         return {"transition", "follow_up"} if status == s.HELD else set()
 
     def context(self):
+        context = super().context()
         unmet = []
         if self.object.status == CallInStatus.INVITED:
             unmet = services.unmet_conditions(self.object, "hold")
         return {
-            "page": self.page(),
-            "call_in": self.object,
-            "task": self.activation.task,
-            "offered": self.offered(self.object),
+            **context,
             "unmet": unmet,
         }
 
@@ -323,17 +318,15 @@ class MemberNoticeView(TaskView):
 
     allowed = staticmethod(policy.gvi_participant)
     page_name = "member"
+    selector = staticmethod(selectors.get_member_page)
     intro = ""
 
     def notice(self) -> dict:
         return {}
 
     def context(self):
-        page = self.call(selectors.get_member_page, member=self.object)
         return {
-            "page": page,
-            "member": self.object,
-            "task": self.activation.task,
+            **super().context(),
             **self.notice(),
             "intro": self.intro,
         }

@@ -62,12 +62,21 @@ class GviView(ActionForms, View):
     ``actions`` maps an action name to its form class; ``do_<name>(form)`` runs the
     services for a valid form, in one savepoint. ``service_calls()`` maps the actions
     that only call a service to their ``ServiceCall`` (the service takes the page's
-    object, ``self.object``, by the name of its page, ``page_name``).
+    object, ``self.object``, by the name of its page, ``page_name``). A page of one
+    object finds it in its ``queryset`` by the URL's ``<page_name>_id`` (404 if none) and
+    reads it through its ``selector`` (:meth:`page`).
     """
 
     template_name = ""
     page_name = ""
+    queryset = None
+    selector = None
     allowed = staticmethod(policy.gvi_access)
+
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        if self.queryset is not None:
+            self.object = get_object_or_404(self.queryset, pk=kwargs[f"{self.page_name}_id"])
 
     def dispatch(self, request, *args, **kwargs):
         if not self.allowed(request.user):
@@ -93,8 +102,23 @@ class GviView(ActionForms, View):
         obj = getattr(self, "object", None)
         return {"version": obj.version} if obj is not None and hasattr(obj, "version") else {}
 
+    def page(self):
+        """The page's object as its ``selector`` reads it for this user (given the object
+        by ``page_name``), once a request."""
+        if not hasattr(self, "_page"):
+            self._page = self.call(self.selector, **{self.page_name: self.object})
+        return self._page
+
     def context(self) -> dict:
-        return {}
+        """A page of one object: :meth:`page`, the object by its ``page_name`` and the
+        transitions the user may take (``offered``)."""
+        if self.selector is None:
+            return {}
+        return {
+            "page": self.page(),
+            self.page_name: self.object,
+            "offered": self.offered(self.object),
+        }
 
     def render(self, built: dict, status: int = 200):
         try:
@@ -295,11 +319,9 @@ class GroupPageView(GviView):
         "go_dormant",
     )
 
-    def setup(self, request, *args, **kwargs):
-        super().setup(request, *args, **kwargs)
-        self.object = get_object_or_404(Group, pk=kwargs["group_id"])
-
     page_name = "group"
+    queryset = Group.objects.all()
+    selector = staticmethod(selectors.get_group_page)
 
     def form_kwargs(self, name):
         return {"group": self.object} if name == "sanctions" else {}
@@ -353,7 +375,8 @@ class GroupPageView(GviView):
         return services.may_transition(user=self.request.user, obj=sanction, name="withdraw")
 
     def context(self):
-        page = self.call(selectors.get_group_page, group=self.object)
+        context = super().context()
+        page = context["page"]
         decisions = [
             (
                 decision,
@@ -370,9 +393,7 @@ class GroupPageView(GviView):
             for decision in page.decisions
         ]
         return {
-            "page": page,
-            "group": self.object,
-            "offered": self.offered(self.object),
+            **context,
             "decisions": decisions,
             "unmet_sanctions": services.unmet_conditions(self.object, "decide_sanctions")
             if self.object.status == GroupStatus.INCIDENT_LINKED
@@ -446,6 +467,8 @@ class MemberPageView(GviView):
     }
     transitions = ("select", "decline_offer")
     page_name = "member"
+    queryset = GroupMember.objects.select_related("person", "group")
+    selector = staticmethod(selectors.get_member_page)
 
     def service_calls(self):
         return {
@@ -455,12 +478,6 @@ class MemberPageView(GviView):
                 _("The protected identity is saved."),
             )
         }
-
-    def setup(self, request, *args, **kwargs):
-        super().setup(request, *args, **kwargs)
-        self.object = get_object_or_404(
-            GroupMember.objects.select_related("person", "group"), pk=kwargs["member_id"]
-        )
 
     def available(self):
         user = self.request.user
@@ -480,10 +497,6 @@ class MemberPageView(GviView):
         if name == "protected_identity":
             initial["level"] = self.object.person.protected_identity
         return initial
-
-    def context(self):
-        page = self.call(selectors.get_member_page, member=self.object)
-        return {"page": page, "member": self.object, "offered": self.offered(self.object)}
 
     def do_accept(self, form):
         case = self.call(
@@ -525,20 +538,11 @@ class ProcessPageView(GviView):
     ``selector``'s argument and the templates' variable ``page_name``."""
 
     template_name = "workflows/gvi/process_page.html"
-    page_name = ""
     title = ""
-    queryset = None
-    selector = None
-
-    def setup(self, request, *args, **kwargs):
-        super().setup(request, *args, **kwargs)
-        self.object = get_object_or_404(self.queryset, pk=kwargs[f"{self.page_name}_id"])
 
     def context(self):
-        page = self.call(self.selector, **{self.page_name: self.object})
         return {
-            "page": page,
-            self.page_name: self.object,
+            **super().context(),
             "object": self.object,
             "title": self.title,
             "body_template": f"workflows/gvi/_{self.page_name}_body.html",

@@ -11,9 +11,9 @@ A refusal writes an ``ACCESS_DENIED`` event that survives the rollback and raise
 a GVI object changes state.
 
 ``access`` describes GVI's versioned objects to the engine and holds the shared
-checks; ``groups`` the groups, members, incidents, sanctions and the offer of help;
-``delivery`` the call-ins and custom notifications. Every public name is importable
-from here.
+checks and the write (``changing``); ``groups`` the groups, members, incidents,
+sanctions and the offer of help; ``delivery`` the call-ins and custom notifications.
+Every public name is importable from here.
 """
 
 from casework.services.transitions import may_transition, transition, unmet_conditions

@@ -1,23 +1,29 @@
 """GVI's objects as the transition engine knows them, who may act on them, and the
-checks every GVI service shares.
+checks and the write every GVI service shares.
 
 Groups, members, call-ins, custom notifications and sanction levers are versioned
 objects (:mod:`casework.services.transitions`): their timeline entries are
 ``GviEvent`` rows, a member's and a notification's events name the member's person,
 a refusal raises :class:`~casework.services.transitions.Denied` ("You do not take
 part in GVI.") and a stale form :class:`~casework.services.transitions.Conflict`.
+A service changes one of them in a :class:`GviChange` (:func:`changing`, :func:`locked`):
+the row locked at the version the user saw, the change, then its record or transition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from casework import policy
 from casework.crypto.keystore import GROUP, PERSON, load_data_key
+from casework.crypto.records import seal_value
 from casework.selectors.persons import require_purpose
 from casework.services import transitions
 from casework.services.transitions import Denied
@@ -72,6 +78,69 @@ def lock_in_state(obj, expected_version: int | None, *states: str) -> None:
     if obj.status not in states:
         raise ValidationError(transitions.WRONG_STATE, code="invalid_state")
     transitions.lock(obj, expected_version)
+
+
+def store(obj, **values: Any) -> None:
+    """Write ``values`` to ``obj``'s row (locked by the caller) and to ``obj``."""
+    type(obj).objects.filter(pk=obj.pk).update(**values)
+    for name, value in values.items():
+        setattr(obj, name, value)
+
+
+@dataclass
+class GviChange:
+    """A write to a versioned GVI object under way (:func:`locked`, :func:`changing`): the
+    object, its row locked at the version the user saw, who writes and why."""
+
+    obj: Any
+    user: Any
+    purpose: str
+
+    def store(self, **values: Any) -> None:
+        """:func:`store` ``values`` on the object."""
+        store(self.obj, **values)
+
+    def seal(self, dek, **values: str | None) -> list[str]:
+        """Seal ``values`` in the object's encrypted fields under ``dek`` and write them;
+        the names of those not cleared (``None``)."""
+        for name, value in values.items():
+            seal_value(self.obj, name, value, dek)
+        self.store(**{name: getattr(self.obj, name) for name in values})
+        return [name for name, value in values.items() if value is not None]
+
+    def record(self, name: str, **details: Any) -> None:
+        """The change's new version, timeline entry and access-log event
+        (:func:`~casework.services.transitions.record_change`)."""
+        transitions.record_change(
+            obj=self.obj, user=self.user, purpose=self.purpose, name=name, **details
+        )
+
+    def transition(self, name: str, **kwargs: Any) -> None:
+        """The object's transition ``name``, in the write (the engine's ``transition``)."""
+        transitions.transition(
+            user=self.user, obj=self.obj, name=name, purpose=self.purpose, **kwargs
+        )
+
+
+def locked(obj, expected_version: int | None, *states: str, user, purpose: str) -> GviChange:
+    """In the caller's transaction: ``obj``'s row locked at the version the user saw (and,
+    given ``states``, refused unless ``obj`` is in one of them: :func:`lock_in_state`); the
+    write that follows."""
+    if states:
+        lock_in_state(obj, expected_version, *states)
+    else:
+        transitions.lock(obj, expected_version)
+    return GviChange(obj=obj, user=user, purpose=purpose)
+
+
+@contextmanager
+def changing(
+    obj, expected_version: int | None, *states: str, user, purpose: str
+) -> Iterator[GviChange]:
+    """One write to ``obj``: a transaction that holds its row lock (:func:`locked`). The
+    write ends with :meth:`GviChange.record` or a transition."""
+    with transaction.atomic():
+        yield locked(obj, expected_version, *states, user=user, purpose=purpose)
 
 
 def group_dek(group: Group):

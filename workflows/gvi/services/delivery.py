@@ -18,7 +18,6 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.services import Action as AuditAction
 from casework import policy
-from casework.crypto.records import seal_value
 from casework.selectors.persons import require_purpose
 from casework.services import transitions
 from casework.services.case_changes import choice
@@ -27,9 +26,7 @@ from casework.services.transitions import (
     Denied,
     audit,
     audit_created,
-    lock,
     next_reference,
-    record_change,
     timeline,
     transition,
 )
@@ -47,8 +44,10 @@ from workflows.gvi.models import (
 from workflows.gvi.services.access import (
     NAME_LIMIT,
     NOTE_LIMIT,
+    GviChange,
+    changing,
     deny,
-    lock_in_state,
+    locked,
     person_dek,
     require_gvi_access,
     require_role,
@@ -112,14 +111,11 @@ def add_attendee(
     if not isinstance(member, GroupMember):
         raise ValidationError({"member": _("Every attendee must be a group member.")})
     _require_planning(call_in)
-    with transaction.atomic():
-        lock(call_in, expected_version)
+    with changing(call_in, expected_version, user=user, purpose=purpose) as change:
         if call_in.attendees.filter(member=member).exists():
             raise ValidationError({"member": _("The member is already invited.")})
         attendee = CallInAttendee.objects.create(call_in=call_in, member=member)
-        record_change(
-            obj=call_in, user=user, purpose=purpose, name="add_attendee", member=str(member.pk)
-        )
+        change.record("add_attendee", member=str(member.pk))
         audit(
             action=AuditAction.CHANGE,
             user=user,
@@ -145,12 +141,11 @@ def set_speaker(
     choice(role, gvi.SpeakerRole, "role")
     speaker = clean_text(speaker, "speaker", limit=NAME_LIMIT, required=True)
     _require_planning(call_in)
-    with transaction.atomic():
-        lock(call_in, expected_version)
+    with changing(call_in, expected_version, user=user, purpose=purpose) as change:
         row, _created = CallInSpeaker.objects.update_or_create(
             call_in=call_in, role=role, defaults={"speaker": speaker}
         )
-        record_change(obj=call_in, user=user, purpose=purpose, name="speaker", role=role)
+        change.record("speaker", role=role)
     return row
 
 
@@ -170,15 +165,14 @@ def record_attendance(
         raise ValidationError(
             _("Attendance is recorded once the attendees are invited."), code="invalid_state"
         )
-    with transaction.atomic():
-        lock(call_in, expected_version)
+    with changing(call_in, expected_version, user=user, purpose=purpose) as change:
         attendees = {str(a.pk): a for a in call_in.attendees.all()}
         for attendee_id, attended in attendance.items():
             attendee = attendees.get(str(attendee_id))
             if attendee is None or not isinstance(attended, bool):
                 raise ValidationError(_("Unknown attendee."))
             CallInAttendee.objects.filter(pk=attendee.pk).update(attended=attended)
-        record_change(obj=call_in, user=user, purpose=purpose, name="attendance")
+        change.record("attendance")
 
 
 def hold_call_in(
@@ -210,18 +204,11 @@ def record_call_in_follow_up(
         raise ValidationError(
             _("Follow-up is recorded for attendees of a held call-in."), code="invalid_state"
         )
-    with transaction.atomic():
-        lock(call_in, expected_version)
+    with changing(call_in, expected_version, user=user, purpose=purpose) as change:
         CallInAttendee.objects.filter(pk=attendee.pk).update(
             followed_up_at=timezone.now(), followed_up_by=user
         )
-        record_change(
-            obj=call_in,
-            user=user,
-            purpose=purpose,
-            name="follow_up",
-            member=str(attendee.member_id),
-        )
+        change.record("follow_up", member=str(attendee.member_id))
 
 
 # --- Custom notifications -----------------------------------------------------------------
@@ -258,21 +245,9 @@ def request_notification(
     return notification
 
 
-def _seal_notification(notification: CustomNotification, values: dict[str, Any]) -> list[str]:
-    dek = person_dek(notification.member.person_id)
-    for name, value in values.items():
-        seal_value(notification, name, value, dek)
-    CustomNotification.objects.filter(pk=notification.pk).update(
-        **{name: getattr(notification, name) for name in values}
-    )
-    return [name for name, value in values.items() if value is not None]
-
-
-def _update(notification: CustomNotification, **values: Any) -> None:
-    """Write ``values`` to the notification's row (locked by the caller) and to the object."""
-    CustomNotification.objects.filter(pk=notification.pk).update(**values)
-    for name, value in values.items():
-        setattr(notification, name, value)
+def _member_key(notification: CustomNotification):
+    """The key a notification's texts are sealed under: the member's person key."""
+    return person_dek(notification.member.person_id)
 
 
 # The states a notification's police and follow-up steps work in, each with the state
@@ -283,9 +258,9 @@ _ENTERED_FROM = {
 }
 
 
-def _lock_working(
+def _working(
     notification: CustomNotification, state: str, expected_version, *, user, purpose: str
-) -> None:
+) -> GviChange:
     """Lock the notification in ``state``, entering it first from the state before (the
     version the user saw is checked by that transition, else by the lock)."""
     before, name = _ENTERED_FROM[state]
@@ -298,16 +273,16 @@ def _lock_working(
             expected_version=expected_version,
         )
         expected_version = None
-    lock_in_state(notification, expected_version, state)
+    return locked(notification, expected_version, state, user=user, purpose=purpose)
 
 
 def _take_up(
     notification: CustomNotification, state: str, expected_version, *, check, user, purpose, what
-) -> None:
+) -> GviChange:
     """A notification step's opening, inside its transaction: the role ``check`` (a
     refusal is logged) and the row locked in ``state`` at the version the user saw."""
     require_role(check, notification, user=user, purpose=purpose, what=what)
-    lock_in_state(notification, expected_version, state)
+    return locked(notification, expected_version, state, user=user, purpose=purpose)
 
 
 def record_legal_assessment(
@@ -327,25 +302,16 @@ def record_legal_assessment(
     if not isinstance(lawful, bool):
         raise ValidationError({"lawful": _("Say whether the assessment supports it.")})
     with transaction.atomic():
-        _lock_working(
+        change = _working(
             notification,
             gvi.NotificationStatus.LEGAL_ASSESSMENT,
             expected_version,
             user=user,
             purpose=purpose,
         )
-        fields = _seal_notification(notification, {"legal_assessment": assessment})
-        _update(
-            notification, lawful=lawful, legal_assessed_by=user, legal_assessed_at=timezone.now()
-        )
-        record_change(
-            obj=notification,
-            user=user,
-            purpose=purpose,
-            name="legal_assessment",
-            fields=fields,
-            lawful=lawful,
-        )
+        fields = change.seal(_member_key(notification), legal_assessment=assessment)
+        change.store(lawful=lawful, legal_assessed_by=user, legal_assessed_at=timezone.now())
+        change.record("legal_assessment", fields=fields, lawful=lawful)
     return notification
 
 
@@ -361,7 +327,7 @@ def approve_notification(
     purpose = require_purpose(purpose)
     message = clean_text(message, "message", limit=NOTE_LIMIT, required=True)
     with transaction.atomic():
-        _take_up(
+        change = _take_up(
             notification,
             gvi.NotificationStatus.LEGAL_ASSESSMENT,
             expected_version,
@@ -370,8 +336,8 @@ def approve_notification(
             purpose=purpose,
             what="gvi:notification:approve",
         )
-        _seal_notification(notification, {"message": message})
-        transition(user=user, obj=notification, name="approve", purpose=purpose, approved_by=user)
+        change.seal(_member_key(notification), message=message)
+        change.transition("approve", approved_by=user)
     return notification
 
 
@@ -396,12 +362,13 @@ def add_messenger(
     )
     choice(kind, gvi.MessengerKind, "kind")
     description = clean_text(description, "description", limit=NAME_LIMIT, required=True)
-    with transaction.atomic():
-        lock_in_state(notification, expected_version, *_TEAM_STATES)
+    with changing(
+        notification, expected_version, *_TEAM_STATES, user=user, purpose=purpose
+    ) as change:
         row = DeliveryTeamMember.objects.create(
             notification=notification, kind=kind, description=description
         )
-        record_change(obj=notification, user=user, purpose=purpose, name="messenger", kind=kind)
+        change.record("messenger", kind=kind)
     return row
 
 
@@ -426,9 +393,9 @@ def schedule_notification(
             purpose=purpose,
             what="gvi:notification:schedule",
         )
-        lock(notification, expected_version)
-        _update(notification, scheduled_for=scheduled_for)
-        transition(user=user, obj=notification, name=name, purpose=purpose)
+        change = locked(notification, expected_version, user=user, purpose=purpose)
+        change.store(scheduled_for=scheduled_for)
+        change.transition(name)
     return notification
 
 
@@ -455,7 +422,7 @@ def record_delivery(
         choice(programme, gvi.ReferralProgramme, "programme")
         reason = clean_text(reason, "reason", limit=REASON_LIMIT, required=True)
     with transaction.atomic():
-        _take_up(
+        change = _take_up(
             notification,
             gvi.NotificationStatus.SCHEDULED,
             expected_version,
@@ -464,9 +431,9 @@ def record_delivery(
             purpose=purpose,
             what=_DELIVER,
         )
-        _seal_notification(notification, {"offer_of_help": offer_of_help})
-        _update(notification, response=response)
-        transition(user=user, obj=notification, name="deliver", purpose=purpose)
+        change.seal(_member_key(notification), offer_of_help=offer_of_help)
+        change.store(response=response)
+        change.transition("deliver")
         member = notification.member
         deliver_to_member(user=user, purpose=purpose, member=member)
         if response == gvi.MemberResponse.ACCEPTED:
@@ -532,17 +499,15 @@ def record_notification_follow_up(
         require_gvi_access(
             user=user, purpose=purpose, what="gvi:notification:follow_up", obj=notification
         )
-        _lock_working(
+        change = _working(
             notification,
             gvi.NotificationStatus.FOLLOW_UP,
             expected_version,
             user=user,
             purpose=purpose,
         )
-        fields = _seal_notification(notification, {"follow_up_note": note})
-        _update(notification, followed_up_at=timezone.now())
-        record_change(
-            obj=notification, user=user, purpose=purpose, name="follow_up_note", fields=fields
-        )
-        transition(user=user, obj=notification, name="close", purpose=purpose)
+        fields = change.seal(_member_key(notification), follow_up_note=note)
+        change.store(followed_up_at=timezone.now())
+        change.record("follow_up_note", fields=fields)
+        change.transition("close")
     return notification

@@ -38,7 +38,6 @@ from casework.services.transitions import (
     lock,
     may_transition,
     next_reference,
-    record_change,
     timeline,
     transition,
 )
@@ -55,10 +54,13 @@ from workflows.gvi.services.access import (
     NAME_LIMIT,
     NOTE_LIMIT,
     WITHDRAW_REASON_LIMIT,
+    changing,
     deny,
     group_dek,
+    locked,
     require_gvi_access,
     require_role,
+    store,
 )
 
 # --- Groups -------------------------------------------------------------------------------
@@ -106,11 +108,9 @@ def update_group_notes(
     notes = clean_text(notes, "notes", limit=NOTE_LIMIT)
     if group.erased_at is not None:
         raise ValidationError(_("The group has been erased."), code="erased")
-    with transaction.atomic():
-        lock(group, expected_version)
-        seal_value(group, "notes", notes, group_dek(group))
-        Group.objects.filter(pk=group.pk).update(notes=group.notes)
-        record_change(obj=group, user=user, purpose=purpose, name="notes", fields=["notes"])
+    with changing(group, expected_version, user=user, purpose=purpose) as change:
+        change.seal(group_dek(group), notes=notes)
+        change.record("notes", fields=["notes"])
     return group
 
 
@@ -211,8 +211,7 @@ def add_member(
         member = GroupMember.objects.create(group=group, person=person, added_by=user)
         minor = gvi.is_minor(person_age(person, on=timezone.localdate()))
         if minor:
-            GroupMember.objects.filter(pk=member.pk).update(minor_notice=True)
-            member.minor_notice = True
+            store(member, minor_notice=True)
             gvi_flow.GviMinorNoticeFlow.start.run(member=member)
         bump(group)
         timeline(obj=member, user=user, name="add_member", target=member.status)
@@ -373,8 +372,7 @@ def decide_sanctions(
             raise ValidationError({"levers": _("Name the agency of each lever.")})
     if not incident.groups.filter(pk=group.pk).exists():
         raise ValidationError({"incident": _("The incident is not linked to this group.")})
-    with transaction.atomic():
-        lock(group, expected_version)
+    with changing(group, expected_version, user=user, purpose=purpose) as change:
         if group.open_decision() is not None:
             raise ValidationError(_("The group already has sanctions in force."))
         decision = SanctionDecision.objects.create(group=group, incident=incident, decided_by=user)
@@ -387,7 +385,7 @@ def decide_sanctions(
             group=str(group.pk),
             levers=sorted(seen),
         )
-        transition(user=user, obj=group, name="decide_sanctions", purpose=purpose)
+        change.transition("decide_sanctions")
     return decision
 
 
@@ -483,7 +481,7 @@ def accept_offer(
             )
         raise deny(user=user, obj=member, purpose=purpose, what="gvi:member:accept", reason="role")
     with transaction.atomic():
-        lock(member, expected_version)
+        change = locked(member, expected_version, user=user, purpose=purpose)
         case = programmes.refer_from(
             programme,
             user=user,
@@ -492,12 +490,8 @@ def accept_offer(
             purpose=purpose,
             source=f"gvi_member:{member.pk}",
         )
-        GroupMember.objects.filter(pk=member.pk).update(
-            referral_case=case, referral_programme=programme
-        )
-        member.referral_case = case
-        member.referral_programme = programme
-        transition(user=user, obj=member, name="accept_offer", purpose=purpose)
+        change.store(referral_case=case, referral_programme=programme)
+        change.transition("accept_offer")
         # The promise of help is kept quickly: the referral waits in the named
         # social-services participants' queue until one of them takes it up.
         gvi_flow.GviReferralNoticeFlow.start.run(member=member)
