@@ -23,7 +23,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from audit.services import Action as AuditAction
-from audit.services import Outcome, record_event, record_events
+from audit.services import record_event, record_events, record_refusal
 from casework import policy
 from casework.crypto.records import open_value
 from casework.labels import label
@@ -175,16 +175,7 @@ def deny_reading(
         details["consent_purpose"] = access.uncovered_purpose
     if access is not None and access.consent_missing:
         details["consent_missing"] = list(access.consent_missing)
-    record_event(
-        action=AuditAction.ACCESS_DENIED,
-        user=user,
-        obj=case,
-        person_id=case.person_id,
-        purpose=purpose,
-        outcome=Outcome.DENIED,
-        details=details,
-        independent=True,
-    )
+    record_refusal(user=user, obj=case, person_id=case.person_id, purpose=purpose, details=details)
     return CaseNotFound()
 
 
