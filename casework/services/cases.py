@@ -458,17 +458,14 @@ def break_glass(*, user, case: Case, reason: str) -> BreakGlassAccess:
         seal_value(access, "reason", reason, case_data_key(case))
         access.save(force_insert=True)
         timeline_event(case=case, user=user, kind=CaseEvent.Kind.BREAK_GLASS)
-        record_event(
+        audit_case(
             action=AuditAction.BREAK_GLASS,
             user=user,
-            obj=case,
-            person_id=case.person_id,
+            case=case,
             purpose=reason,
-            details={
-                "expires_at": access.expires_at.isoformat(),
-                "hours": hours,
-                "break_glass": str(access.pk),
-            },
+            expires_at=access.expires_at.isoformat(),
+            hours=hours,
+            break_glass=str(access.pk),
         )
         alerts.break_glass_opened(access=access)
     return access
