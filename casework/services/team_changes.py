@@ -26,12 +26,12 @@ from django.utils.translation import gettext_lazy as _
 from viewflow.workflow.status import STATUS
 
 from audit.services import Action as AuditAction
+from audit.services import record_event
 from casework import policy
 from casework.models import Case, CaseEvent, CaseMembership, Reminder, User
 from casework.selectors.persons import require_purpose
 from casework.services.case_changes import (
     REASON_LIMIT,
-    audit_case,
     case_change,
     clean_text,
     deny_case,
@@ -289,15 +289,14 @@ def leave_all_teams(*, user, account: User, cause: str) -> list:
             timeline_event(
                 case=case, user=user, kind=CaseEvent.Kind.TEAM, transition="account_closed"
             )
-            audit_case(
+            record_event(
                 action=AuditAction.CHANGE,
                 user=user,
-                case=case,
-                purpose=purpose,
+                obj=case,
+                person_id=case.person_id,
                 fields=["team"],
-                ended=[account.pk],
-                cause=cause,
-                role=membership.role,
+                purpose=purpose,
+                details={"ended": [account.pk], "cause": cause, "role": membership.role},
             )
             _tasks_follow(
                 case=case, user=user, purpose=purpose, left={account.pk}, seat=None, cause=cause
