@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from audit import review
 from audit.models import AccessEvent, FindingOutcome
-from audit.services import Action, Outcome, record_event
+from audit.services import Action, record_event, record_refusal
 from casework import policy
 
 # The rules whose rows are access-log entries: (rule id, the report's attribute).
@@ -105,14 +105,11 @@ def record_outcome(
     (drawn with ``seed``): once, never changed. The finding must be one the review of
     that period shows. An access-log event names the finding (and its person)."""
     if not policy.can_view_access_log(user):
-        record_event(
-            action=Action.ACCESS_DENIED,
+        record_refusal(
             user=user,
             object_type="audit.findingoutcome",
             purpose="log review",
-            outcome=Outcome.DENIED,
             details={"rule": str(rule)[:40], "operation": "finding:outcome"},
-            independent=True,
         )
         raise PermissionDenied
     if outcome not in FindingOutcome.Outcome.values:

@@ -342,6 +342,16 @@ def record_event(*, independent: bool = False, **event: Any) -> AccessEvent:
     return built
 
 
+def record_refusal(**event: Any) -> AccessEvent:
+    """A refused access: an ``ACCESS_DENIED`` event with the denied outcome, committed on
+    its own so that it survives the rollback of the request that tried
+    (docs/adr/0015-lookups-leave-a-trace.md). ``event``: its other keywords
+    (who, what, the purpose, and in ``details`` the step refused and why)."""
+    return record_event(
+        action=Action.ACCESS_DENIED, outcome=Outcome.DENIED, independent=True, **event
+    )
+
+
 def record_events(*events: dict[str, Any]) -> list[AccessEvent]:
     """Append several events in one statement, in the caller's transaction: all of
     them or none. Each dict holds :func:`record_event`'s arguments (not
@@ -425,16 +435,13 @@ def record_denied_access(*, path: str, method: str, reason: str = "") -> AccessE
     Only the path is kept, never the query string (it may hold search terms
     with personal data).
     """
-    return record_event(
-        action=Action.ACCESS_DENIED,
+    return record_refusal(
         user=context.current().user,
-        outcome=Outcome.DENIED,
         details={
             "path": sanitize_text(path, max_length=300),
             "method": sanitize_text(method, max_length=10),
             "reason": sanitize_text(reason, max_length=300),
         },
-        independent=True,
     )
 
 

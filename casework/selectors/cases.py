@@ -23,7 +23,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from audit.services import Action as AuditAction
-from audit.services import Outcome, record_event, record_events
+from audit.services import record_event, record_events, record_refusal
 from casework import policy
 from casework.crypto.records import open_value
 from casework.labels import label
@@ -47,6 +47,8 @@ from casework.selectors.persons import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from casework.models import User
 
 
@@ -175,33 +177,41 @@ def deny_reading(
         details["consent_purpose"] = access.uncovered_purpose
     if access is not None and access.consent_missing:
         details["consent_missing"] = list(access.consent_missing)
-    record_event(
-        action=AuditAction.ACCESS_DENIED,
-        user=user,
-        obj=case,
-        person_id=case.person_id,
-        purpose=purpose,
-        outcome=Outcome.DENIED,
-        details=details,
-        independent=True,
-    )
+    record_refusal(user=user, obj=case, person_id=case.person_id, purpose=purpose, details=details)
     return CaseNotFound()
 
 
-def consult_case(
-    *, user, case: Case, purpose: str, fields: list[str], legal_basis: str = "", **details: Any
-) -> None:
-    """The ``CONSULT`` event of one reading of the case's data (field names only)."""
-    record_event(
-        action=AuditAction.CONSULT,
-        user=user,
-        obj=case,
-        person_id=case.person_id,
-        fields=fields,
-        purpose=purpose,
-        legal_basis=legal_basis,
-        details=details,
-    )
+def case_event(
+    *,
+    action: str,
+    user,
+    case: Case,
+    purpose: str,
+    fields: Iterable[str] = (),
+    legal_basis: str = "",
+    obj=None,
+    **details: Any,
+) -> dict[str, Any]:
+    """``record_event``'s keywords for an access-log event on a case's data: on ``obj`` (a
+    row of the case, whose details then name the case) or on the case, under its person."""
+    if obj is not None:
+        details = {"case": str(case.pk), **details}
+    return {
+        "action": action,
+        "user": user,
+        "obj": obj or case,
+        "person_id": case.person_id,
+        "fields": fields,
+        "purpose": purpose,
+        "legal_basis": legal_basis,
+        "details": details,
+    }
+
+
+def consult_case(**reading: Any) -> None:
+    """The ``CONSULT`` event of one reading of the case's data (field names only):
+    ``reading`` is :func:`case_event`'s keywords but the action."""
+    record_event(**case_event(action=AuditAction.CONSULT, **reading))
 
 
 def open_or_none(row, name: str, dek):

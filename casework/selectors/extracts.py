@@ -110,6 +110,11 @@ class Extract:
         """The items' keys and descriptions (no content): what the review saw."""
         return [{"key": item.key, "description": item.description} for item in self.items]
 
+    def kinds(self) -> list[str]:
+        """The kinds of row the items come from (their keys' first part), sorted: the fields
+        an extract's access-log events name."""
+        return sorted({item.key.split(":", 1)[0] for item in self.items})
+
     def sections(self, *, leaving_out=frozenset()) -> list[tuple[str, list[ExtractItem]]]:
         """The items by section, in order, without the keys in ``leaving_out``."""
         found: dict[str, list[ExtractItem]] = {}
@@ -355,20 +360,33 @@ def get_extract(*, user, extract_id: uuid.UUID) -> ExtractRequest:
     )
 
 
+def record_extract_event(action: str, *, user, request: ExtractRequest, fields=(), **details):
+    """The access-log event of one step of an extract (never the content): on the request,
+    under its person, for the extract's purpose; ``details`` beside the request's id."""
+    record_event(
+        action=action,
+        user=user,
+        obj=request,
+        person_id=request.person_id,
+        fields=list(fields),
+        purpose=str(PURPOSE),
+        details={"extract": str(request.pk), **details},
+    )
+
+
 def review_extract(*, user, request: ExtractRequest) -> Extract:
     """The items of ``request`` for its secrecy review: one consultation event."""
     if not policy.extract_in_reach(user, request):
         raise PermissionDenied
     with transaction.atomic():
         extract = assemble(request, person_key(request.person))
-        record_event(
-            action=Action.CONSULT,
+        record_extract_event(
+            Action.CONSULT,
             user=user,
-            obj=request,
-            person_id=request.person_id,
-            fields=sorted({item.key.split(":", 1)[0] for item in extract.items}),
-            purpose=str(PURPOSE),
-            details={"extract": str(request.pk), "items": len(extract.items), "step": "review"},
+            request=request,
+            fields=extract.kinds(),
+            items=len(extract.items),
+            step="review",
         )
     return extract
 
@@ -382,13 +400,7 @@ def released_document(*, user, request: ExtractRequest, format: str) -> dict:
         raise ExtractRequest.DoesNotExist
     with transaction.atomic():
         document = json.loads(open_value(request, "document", person_key(request.person)))
-        record_event(
-            action=Action.EXPORT,
-            user=user,
-            obj=request,
-            person_id=request.person_id,
-            fields=["document"],
-            purpose=str(PURPOSE),
-            details={"extract": str(request.pk), "format": format},
+        record_extract_event(
+            Action.EXPORT, user=user, request=request, fields=["document"], format=format
         )
     return document

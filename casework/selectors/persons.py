@@ -24,7 +24,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import Action, Outcome, record_event
+from audit.services import Action, record_event, record_refusal
 from casework import personnummer as pnr
 from casework import policy
 from casework.crypto.blind_index import personnummer_index
@@ -121,17 +121,14 @@ def deny_person(
     legal_basis: str = "",
 ) -> PermissionDenied:
     """Record a denied access (committed on its own) and return the exception to raise."""
-    record_event(
-        action=Action.ACCESS_DENIED,
+    record_refusal(
         user=user,
         object_type=PERSON_OBJECT,
         object_id=str(person_id or ""),
         person_id=person_id,
         purpose=purpose,
         legal_basis=legal_basis,
-        outcome=Outcome.DENIED,
         details={"operation": what},
-        independent=True,
     )
     return PermissionDenied(_("You do not have access to this person's data."))
 

@@ -40,7 +40,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
-from audit.services import Action, Outcome, record_event
+from audit.services import Action, record_event, record_refusal
 from casework import policy
 from casework.models import (
     AdminChangeRequest,
@@ -128,13 +128,10 @@ def require_right(user, kind: str, *, decide: bool = False) -> None:
         else policy.can_request_admin_change(user, kind)
     )
     if not allowed:
-        record_event(
-            action=Action.ACCESS_DENIED,
+        record_refusal(
             user=user,
             object_type="casework.adminchangerequest",
-            outcome=Outcome.DENIED,
             details={"kind": str(kind), "step": "decide" if decide else "request"},
-            independent=True,
         )
         raise PermissionDenied(_("You may not make or decide this kind of change request."))
 
@@ -493,13 +490,10 @@ def _refuse_unless_may_decide(*, user, request_id) -> None:
     change_request = _get(request_id)
     require_right(user, change_request.kind, decide=True)
     if change_request.requested_by_id == user.pk:
-        record_event(
-            action=Action.ACCESS_DENIED,
+        record_refusal(
             user=user,
             obj=change_request,
-            outcome=Outcome.DENIED,
             details={"change_request": change_request.pk, "step": "decide", "own_request": True},
-            independent=True,
         )
         raise ValidationError(
             _(

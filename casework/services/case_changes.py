@@ -29,6 +29,7 @@ from audit.services import event_insert, event_written, record_event
 from casework import policy
 from casework.crypto.records import seal_value
 from casework.models import Case, CaseEvent, CaseMembership, Guardian, Person
+from casework.selectors.cases import case_event
 from casework.selectors.persons import require_purpose
 from casework.services import statements, transitions, webhooks
 from casework.services.case_keys import case_data_key, person_data_key
@@ -247,33 +248,6 @@ def timeline_event(
     event = timeline_row(case=case, user=user, kind=kind, reason=reason, dek=dek, **fields)
     event.save()
     return event
-
-
-def case_event(
-    *,
-    action: str,
-    user,
-    case: Case,
-    purpose: str,
-    fields: Iterable[str] = (),
-    legal_basis: str = "",
-    obj=None,
-    **details: Any,
-) -> dict[str, Any]:
-    """``record_event``'s keywords for an access-log event on a case's data: on ``obj`` (a
-    row of the case, whose details then name the case) or on the case, under its person."""
-    if obj is not None:
-        details = {"case": str(case.pk), **details}
-    return {
-        "action": action,
-        "user": user,
-        "obj": obj or case,
-        "person_id": case.person_id,
-        "fields": fields,
-        "purpose": purpose,
-        "legal_basis": legal_basis,
-        "details": details,
-    }
 
 
 def audit_case(**event: Any) -> None:

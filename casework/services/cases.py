@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from audit.services import Action as AuditAction
-from audit.services import Outcome, record_event
+from audit.services import record_event, record_refusal
 from casework import policy, programmes
 from casework.crypto.records import seal_value
 from casework.models import (
@@ -458,17 +458,14 @@ def break_glass(*, user, case: Case, reason: str) -> BreakGlassAccess:
         seal_value(access, "reason", reason, case_data_key(case))
         access.save(force_insert=True)
         timeline_event(case=case, user=user, kind=CaseEvent.Kind.BREAK_GLASS)
-        record_event(
+        audit_case(
             action=AuditAction.BREAK_GLASS,
             user=user,
-            obj=case,
-            person_id=case.person_id,
+            case=case,
             purpose=reason,
-            details={
-                "expires_at": access.expires_at.isoformat(),
-                "hours": hours,
-                "break_glass": str(access.pk),
-            },
+            expires_at=access.expires_at.isoformat(),
+            hours=hours,
+            break_glass=str(access.pk),
         )
         alerts.break_glass_opened(access=access)
     return access
@@ -483,14 +480,11 @@ def review_break_glass(
     purpose = require_purpose(purpose)
     own = user.pk == access.user_id
     if not policy.can_view_access_log(user) or own:
-        record_event(
-            action=AuditAction.ACCESS_DENIED,
+        record_refusal(
             user=user,
             obj=access,
             purpose=purpose,
-            outcome=Outcome.DENIED,
             details={"operation": "break_glass:review", "own_access": own},
-            independent=True,
         )
         if own and policy.can_view_access_log(user):
             raise ValidationError(

@@ -21,11 +21,12 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import Action, record_event
+from audit.services import Action
 from casework import policy
 from casework.crypto.records import seal_value
 from casework.models import ExtractRequest, Organisation, WithheldItem
 from casework.selectors import extracts as selectors
+from casework.selectors.extracts import record_extract_event
 from casework.selectors.persons import find_person_for_extract
 
 # A provision of the Public Access to Information and Secrecy Act (offentlighets- och
@@ -56,19 +57,6 @@ def clean_provision(provision: str) -> str:
             code="provision_invalid",
         )
     return provision
-
-
-def _record(action: str, *, user, request: ExtractRequest, fields=(), **details) -> None:
-    """The access-log event of one step of an extract (never the content)."""
-    record_event(
-        action=action,
-        user=user,
-        obj=request,
-        person_id=request.person_id,
-        fields=list(fields),
-        purpose=str(selectors.PURPOSE),
-        details={"extract": str(request.pk), **details},
-    )
 
 
 def _refuse(user, request: ExtractRequest | None = None) -> None:
@@ -119,7 +107,7 @@ def request_extract(
         extract = selectors.assemble(request, selectors.person_key(person))
         request.item_keys = extract.index()
         request.save()
-        _record(Action.CREATE, user=user, request=request, items=len(extract.items))
+        record_extract_event(Action.CREATE, user=user, request=request, items=len(extract.items))
     return request
 
 
@@ -132,7 +120,9 @@ def reassemble(*, user, extract_id: uuid.UUID) -> ExtractRequest:
         request.item_keys = extract.index()
         request.save(update_fields=["item_keys"])
         request.withheld.exclude(item_key__in=[item.key for item in extract.items]).delete()
-        _record(Action.CHANGE, user=user, request=request, items=len(extract.items), step="again")
+        record_extract_event(
+            Action.CHANGE, user=user, request=request, items=len(extract.items), step="again"
+        )
     return request
 
 
@@ -153,7 +143,9 @@ def withhold_item(*, user, extract_id: uuid.UUID, item_key: str, provision: str)
             provision=provision,
             decided_by=user,
         )
-        _record(Action.CHANGE, user=user, request=request, withheld=item_key, provision=provision)
+        record_extract_event(
+            Action.CHANGE, user=user, request=request, withheld=item_key, provision=provision
+        )
     return withheld
 
 
@@ -165,7 +157,7 @@ def restore_item(*, user, extract_id: uuid.UUID, withheld_id: uuid.UUID) -> None
         if withheld is None:
             raise ValidationError(_("The item is not withheld."), code="not_withheld")
         withheld.delete()
-        _record(Action.CHANGE, user=user, request=request, restored=withheld.item_key)
+        record_extract_event(Action.CHANGE, user=user, request=request, restored=withheld.item_key)
 
 
 def withheld_statement(count: int, provisions: list[str]) -> str:
@@ -229,11 +221,11 @@ def release_extract(*, user, extract_id: uuid.UUID) -> ExtractRequest:
         request.released_by = user
         request.released_at = now
         request.save(update_fields=["document", "status", "released_by", "released_at"])
-        _record(
+        record_extract_event(
             Action.EXTRACT,
             user=user,
             request=request,
-            fields=sorted({item.key.split(":", 1)[0] for item in extract.items}),
+            fields=extract.kinds(),
             recipient="data_subject",
             released=len(extract.items) - len(withheld),
             withheld=[{"item": item.item_key, "provision": item.provision} for item in withheld],

@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.dispatch import receiver
 from django.utils.translation import gettext as _
 
-from audit.services import Action, Outcome, record_event, record_events, sanitize_text
+from audit.services import Action, record_events, record_refusal, sanitize_text
 from casework import policy
 
 OBJECT_TYPE = "axes.accessattempt"
@@ -28,13 +28,10 @@ OBJECT_TYPE = "axes.accessattempt"
 @receiver(user_locked_out, dispatch_uid="casework_sign_in_locked")
 def record_lock(sender, request=None, username=None, ip_address=None, **kwargs) -> None:
     """A sign-in refused because the account name or the address is locked."""
-    record_event(
-        action=Action.ACCESS_DENIED,
+    record_refusal(
         username=sanitize_text(str(username or ""), max_length=150),
         object_type=OBJECT_TYPE,
-        outcome=Outcome.DENIED,
         details={"sign_in_locked": True},
-        independent=True,
     )
 
 
@@ -43,14 +40,7 @@ def lift_locks(*, user, attempt_ids: Iterable[int]) -> int:
     (locked or not yet); returns how many rows went."""
     ids = [int(pk) for pk in attempt_ids]
     if not policy.can_lift_sign_in_locks(user):
-        record_event(
-            action=Action.ACCESS_DENIED,
-            user=user,
-            object_type=OBJECT_TYPE,
-            outcome=Outcome.DENIED,
-            details={"step": "lift_sign_in_lock"},
-            independent=True,
-        )
+        record_refusal(user=user, object_type=OBJECT_TYPE, details={"step": "lift_sign_in_lock"})
         raise PermissionDenied(_("You may not lift sign-in locks."))
     with transaction.atomic():
         # An account's lock is lifted whole: every address it was tried from.

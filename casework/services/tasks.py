@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from viewflow.workflow.status import STATUS
 
 from audit.models import AccessEvent
-from audit.services import record_event
+from audit.services import record_event, record_refusal
 from casework import policy
 
 AuditAction = AccessEvent.Action
@@ -43,7 +43,7 @@ def _event(*, user, task, purpose: str, what: str, outcome=AccessEvent.Outcome.A
         record_event(action=AuditAction.CHANGE, **common)
     else:
         # A refusal survives the rollback of the request that tried (ADR 0015).
-        record_event(action=AuditAction.ACCESS_DENIED, outcome=outcome, independent=True, **common)
+        record_refusal(**common)
 
 
 def _require(user, task, purpose: str, what: str) -> None:

@@ -35,7 +35,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition
 
 from audit.services import Action as AuditAction
-from audit.services import Outcome, event_insert, event_written, record_event
+from audit.services import event_insert, event_written, record_event, record_refusal
 from casework.selectors.persons import PersonErased, require_purpose
 from casework.services import statements
 
@@ -153,16 +153,13 @@ def refuse(
     *, user, purpose: str, what: str, reason: str, obj=None, person_id=None, object_type=""
 ) -> None:
     """Write the ``ACCESS_DENIED`` event of a refusal; it survives the caller's rollback."""
-    record_event(
-        action=AuditAction.ACCESS_DENIED,
+    record_refusal(
         user=user,
         obj=obj,
         object_type=object_type,
         person_id=person_id,
         purpose=purpose,
-        outcome=Outcome.DENIED,
         details={"operation": what, "reason": reason},
-        independent=True,
     )
 
 

@@ -114,6 +114,23 @@ def test_a_denial_is_kept_even_when_its_writer_forgets_to_say_so():
     assert_one_verified_chain()
 
 
+def test_a_refusal_is_a_denied_access_event_kept_through_a_rollback(worker):
+    """``record_refusal``: the ``ACCESS_DENIED`` action and the denied outcome, whatever the
+    request's transaction does after it."""
+    from audit.services import record_refusal
+
+    with pytest.raises(RequestFails), transaction.atomic():
+        record_refusal(user=worker, purpose=PURPOSE, details={"operation": "probe"})
+        raise RequestFails
+    event = AccessEvent.objects.get(details__operation="probe")
+    assert (event.action, event.outcome, event.user_id) == (
+        Action.ACCESS_DENIED,
+        Outcome.DENIED,
+        worker.pk,
+    )
+    assert_one_verified_chain()
+
+
 def test_a_registration_that_rolls_back_leaves_no_creation_event(worker):
     """The other half of the rule: a creation vanishes with its rolled-back change, while
     the lookup it made stays."""
