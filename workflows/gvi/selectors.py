@@ -18,7 +18,7 @@ from django.utils import timezone
 from viewflow.workflow.status import STATUS
 
 from audit.services import Action as AuditAction
-from audit.services import Outcome, record_event
+from audit.services import record_event, record_refusal
 from casework import policy
 from casework.crypto.keystore import GROUP, PERSON, load_data_keys
 from casework.crypto.records import open_value
@@ -32,15 +32,12 @@ class GviNotFound(Exception):
 
 
 def _deny(*, user, purpose: str, what: str, reason: str, obj=None) -> GviNotFound:
-    record_event(
-        action=AuditAction.ACCESS_DENIED,
+    record_refusal(
         user=user,
         obj=obj,
         object_type="" if obj is not None else "workflows.gvi.models",
         purpose=purpose,
-        outcome=Outcome.DENIED,
         details={"operation": what, "reason": reason},
-        independent=True,
     )
     return GviNotFound()
 

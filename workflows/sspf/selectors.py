@@ -17,8 +17,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from audit.services import Action as AuditAction
-from audit.services import Outcome, record_event
+from audit.services import record_refusal
 from casework import policy
 from casework.models import Case
 from casework.selectors.case_keys import case_key, case_keys
@@ -189,14 +188,8 @@ def get_meeting(*, user: User, purpose: str, meeting_id: uuid.UUID) -> MeetingPa
     if meeting is None:
         raise MeetingNotFound()
     if not _may_see_meeting(user, meeting):
-        record_event(
-            action=AuditAction.ACCESS_DENIED,
-            user=user,
-            obj=meeting,
-            purpose=purpose,
-            outcome=Outcome.DENIED,
-            details={"operation": "meeting:read"},
-            independent=True,
+        record_refusal(
+            user=user, obj=meeting, purpose=purpose, details={"operation": "meeting:read"}
         )
         raise MeetingNotFound()
     items = []
