@@ -29,6 +29,7 @@ from viewflow.workflow.models import Process, Task
 from viewflow.workflow.status import STATUS
 
 from casework import policy, programmes
+from casework.addresses import SAMPLE_INT, SAMPLE_UUID, row_address
 from casework.compiled import CompiledQuery, CompiledRows, among_ids, run_together
 from casework.selectors.cases import status_label
 from casework.task_views import TaskManageView, TasksToManageView
@@ -60,6 +61,10 @@ def case_of(task):
     return getattr(process, "case", None)
 
 
+def _case_address(case_id) -> str:
+    return reverse("arenden:case", kwargs={"case_id": case_id})
+
+
 def _subject_brief(task):
     """What a process works on when it is not a case (a programme's ``TaskSubject``): its
     texts, linked to its page; "—" for a process with none. No name: nothing is
@@ -83,7 +88,13 @@ class TaskColumns:
     """
 
     def task_link(self, task):
-        url = task.flow_task.reverse("index", args=[task.process_id, task.pk])
+        node = task.flow_task
+        url = row_address(
+            node,
+            lambda process, pk: node.reverse("index", args=[process, pk]),
+            (SAMPLE_INT, SAMPLE_INT + 1),
+            (task.process_id, task.pk),
+        )
         return format_html('<a href="{}" data-turbo="false">{}</a>', url, task.title)
 
     task_link.short_description = _("Task")
@@ -94,7 +105,7 @@ class TaskColumns:
             return _subject_brief(task)
         return format_html(
             '<a href="{}" data-turbo="false">{} · {}</a>',
-            reverse("arenden:case", kwargs={"case_id": case.pk}),
+            row_address("case", _case_address, (SAMPLE_UUID,), (case.pk,)),
             case.reference,
             status_label(case),
         )
