@@ -14,11 +14,12 @@ only thing that differs from one run to the next.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.query import get_related_populators
@@ -164,9 +165,37 @@ class CompiledRows:
         return self._compiled
 
 
-def run_together(*reads: tuple[CompiledQuery, dict[str, Any]]) -> list[list[Model]]:
+@dataclass(frozen=True)
+class _RawPlan:
+    using: str
+    sql: str
+    names: tuple[str, ...]
+
+    def params(self, values: dict[str, Any]) -> list[Any]:
+        return [values[name] for name in self.names]
+
+    def instances(self, rows, connection) -> list[tuple]:
+        return [tuple(row) for row in rows]
+
+
+class RawRows:
+    """A statement of fixed text with named parameters (``%(name)s``; ``%%`` for a percent
+    sign), its rows as tuples, to run beside compiled reads in :func:`run_together`."""
+
+    _NAMED = re.compile(r"%\((\w+)\)s")
+
+    def __init__(self, sql: str, using: str = DEFAULT_DB_ALIAS) -> None:
+        self._plan = _RawPlan(using, self._NAMED.sub("%s", sql), tuple(self._NAMED.findall(sql)))
+
+    def plan(self) -> _RawPlan:
+        return self._plan
+
+
+def run_together(
+    *reads: tuple[CompiledQuery | RawRows, dict[str, Any]],
+) -> list[list[Model] | list[tuple]]:
     """Several compiled reads of one database in one round trip: ``[(query, values), …]``
-    answers ``[query.run(**values), …]``.
+    answers ``[query.run(**values), …]`` (a :class:`RawRows`' rows as tuples).
 
     The reads' statements go to PostgreSQL as one text (the simple query protocol: the
     server runs them one after the other, in one transaction, and answers each with its

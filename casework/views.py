@@ -6,7 +6,6 @@ import functools
 
 from django.contrib import messages
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
-from django.db import connection
 from django.db.models import Count
 from django.forms import ModelChoiceField
 from django.shortcuts import redirect
@@ -30,7 +29,7 @@ from viewflow.workflow.status import STATUS
 
 from casework import policy, programmes
 from casework.addresses import SAMPLE_INT, SAMPLE_UUID, row_address
-from casework.compiled import CompiledQuery, CompiledRows, among_ids, run_together
+from casework.compiled import CompiledQuery, CompiledRows, RawRows, among_ids, run_together
 from casework.selectors.cases import status_label
 from casework.task_views import TaskManageView, TasksToManageView
 
@@ -437,21 +436,38 @@ def _flow_ref(flow_class) -> str:
     return get_flow_ref(flow_class)
 
 
-# The tasks of ruled steps the menu counts, with their processes, compiled once a process
-# (``casework.compiled``). Counted, not listed: no ordering.
-_ruled_tasks = CompiledQuery(
-    lambda ids: (
-        Task._default_manager.filter(pk__in=among_ids(ids)).select_related("process").order_by()
-    ),
-    ids=("no task",),
-)
+@functools.cache
+def _menu_reads(flow_classes: tuple) -> tuple[list[str], list[str], CompiledQuery | None]:
+    """What the side menu's counts read for a user who may see ``flow_classes``: the
+    flows' references, their ruled steps' references (``policy.ruled_steps``) and the
+    read of those steps' new, unowned tasks with their processes (``None`` without ruled
+    steps), compiled once a process for each set of flows. Counted, not listed: no
+    ordering."""
+    ruled = policy.ruled_steps(flow_classes)
+    candidates = None
+    if ruled:
+        candidates = CompiledQuery(
+            lambda: (
+                Task._default_manager.filter(
+                    flow_task_type="HUMAN",
+                    status=STATUS.NEW,
+                    owner__isnull=True,
+                    flow_task__in=ruled,
+                    process__flow_class__in=flow_classes,
+                )
+                .select_related("process")
+                .order_by()
+            )
+        )
+    return [_flow_ref(f) for f in flow_classes], [_task_ref(node) for node in ruled], candidates
 
 
 class MenuCounts:
     """The side menu's two counts — tasks assigned to the user (inbox) and tasks the
     user may take (queue, ``casework.policy.task_queue``) — read in one query, and only
-    when the menu shows them. Tasks of steps whose queue is decided per task (a team
-    role, a rule of the step) are read in a second query, only when there are any."""
+    when the menu shows them. The new, unowned tasks of steps whose queue is decided per
+    task (a team role, a rule of the step) are read in the same execution and checked
+    with ``policy.takeable``."""
 
     def __init__(self, flow_classes, user):
         self._flow_classes = flow_classes
@@ -470,9 +486,7 @@ class MenuCounts:
         "))),"
         " count(*) FILTER (WHERE t.flow_task_type = 'HUMAN' AND t.status = %(new)s"
         " AND t.owner_id IS NULL AND t.owner_permission = ANY(%(permissions)s)"
-        " AND NOT (t.flow_task = ANY(%(ruled)s))),"
-        " array_agg(t.id) FILTER (WHERE t.flow_task_type = 'HUMAN' AND t.status = %(new)s"
-        " AND t.owner_id IS NULL AND t.flow_task = ANY(%(ruled)s))"
+        " AND NOT (t.flow_task = ANY(%(ruled)s)))"
         " FROM viewflow_task t JOIN viewflow_process p ON p.id = t.process_id"
         " WHERE p.flow_class = ANY(%(flows)s)"
         # Every row a count can take (the user's, an absent colleague's, an unowned task),
@@ -481,34 +495,38 @@ class MenuCounts:
         " AND (t.owner_id = %(user)s OR t.owner_id IS NULL OR t.owner_id = ANY(ARRAY("
         "SELECT a.user_id FROM casework_absence a WHERE a.deputy_id = %(user)s)))"
     )
+    _COUNTS = RawRows(_SQL)
 
     @cached_property
     def _counts(self) -> dict[str, int]:
         user = self._user
         if not policy.can_use_task_inbox(user):
             return {"inbox": 0, "queue": 0}
-        flow_classes = [
+        flow_classes = tuple(
             flow_class
             for flow_class in self._flow_classes
             if flow_class.instance.has_view_permission(user)
-        ]
-        ruled = policy.ruled_steps(flow_classes)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                self._SQL,
+        )
+        flows, ruled, candidates = _menu_reads(flow_classes)
+        reads = [
+            (
+                self._COUNTS,
                 {
                     "user": user.pk,
                     "today": timezone.localdate(),
                     "assigned": STATUS.ASSIGNED,
                     "new": STATUS.NEW,
                     "permissions": sorted(user.get_all_permissions()),
-                    "ruled": [_task_ref(node) for node in ruled],
-                    "flows": [_flow_ref(flow_class) for flow_class in flow_classes],
+                    "ruled": ruled,
+                    "flows": flows,
                 },
             )
-            inbox, queue, ruled_ids = cursor.fetchone()
-        if ruled_ids:
-            queue += len(policy.takeable(user, _ruled_tasks.run(ids=ruled_ids)))
+        ]
+        if candidates is not None:
+            reads.append((candidates, {}))
+        [(inbox, queue)], *found = run_together(*reads)
+        if found and found[0]:
+            queue += len(policy.takeable(user, found[0]))
         return {"inbox": inbox, "queue": queue}
 
     @property
