@@ -112,29 +112,27 @@ class CompiledQuery:
         return self._plan
 
 
-class CompiledRows:
-    """A ``values_list`` queryset (with or without a grouping annotation) compiled once:
-    ``run(**values)`` answers the list of tuples ``list(build(**values))`` would, each
-    column through Django's converters as ``ValuesListIterable`` gives it. ``stand_ins``
-    as for :class:`CompiledQuery`."""
+@dataclass(frozen=True)
+class _RowsPlan:
+    """A compiled ``values_list`` statement: its SQL, where each value goes, and each
+    column's converters."""
 
-    def __init__(self, build: Callable[..., QuerySet], **stand_ins: Hashable) -> None:
-        self._build = build
-        self._stand_ins = stand_ins
-        self._compiled: tuple[str, str, tuple, tuple] | None = None
+    using: str
+    sql: str
+    slots: tuple[tuple[str, Any], ...]
+    converters: tuple[tuple[int, tuple[list[Callable], Any]], ...]
 
-    def run(self, **values: Any) -> list[tuple]:
-        using, sql, slots, converters = self._compiled or self._compile()
-        connection = connections[using]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [values[i] if kind == "value" else i for kind, i in slots])
-            rows = cursor.fetchall()
-        if not converters:
+    def params(self, values: dict[str, Any]) -> list[Any]:
+        return [values[item] if kind == "value" else item for kind, item in self.slots]
+
+    def instances(self, rows, connection) -> list[tuple]:
+        """The rows as ``ValuesListIterable`` gives them (each column converted)."""
+        if not self.converters:
             return [tuple(row) for row in rows]
         found = []
         for row in rows:
             row = list(row)
-            for position, (functions, expression) in converters:
+            for position, (functions, expression) in self.converters:
                 value = row[position]
                 for function in functions:
                     value = function(value, expression, connection)
@@ -142,7 +140,29 @@ class CompiledRows:
             found.append(tuple(row))
         return found
 
-    def _compile(self) -> tuple[str, str, tuple, tuple]:
+
+class CompiledRows:
+    """A ``values_list`` queryset (with or without a grouping annotation) compiled once:
+    ``run(**values)`` answers the list of tuples ``list(build(**values))`` would, each
+    column through Django's converters as ``ValuesListIterable`` gives it. ``stand_ins``
+    as for :class:`CompiledQuery`; it runs with others in :func:`run_together` too."""
+
+    def __init__(self, build: Callable[..., QuerySet], **stand_ins: Hashable) -> None:
+        self._build = build
+        self._stand_ins = stand_ins
+        self._plan: _RowsPlan | None = None
+
+    def run(self, **values: Any) -> list[tuple]:
+        plan = self.plan()
+        connection = connections[plan.using]
+        with connection.cursor() as cursor:
+            cursor.execute(plan.sql, plan.params(values))
+            return plan.instances(cursor.fetchall(), connection)
+
+    def plan(self) -> _RowsPlan:
+        return self._plan or self._compile()
+
+    def _compile(self) -> _RowsPlan:
         queryset = self._build(**self._stand_ins)
         query = queryset.query
         if not query.values_select or query.extra_select or not queryset._fields:
@@ -158,11 +178,14 @@ class CompiledRows:
         using = queryset.db
         compiler = query.get_compiler(using=using)
         sql, params = compiler.as_sql()
-        slots = _slots(params, self._stand_ins)
         columns = [column[0] for column in compiler.select[: compiler.col_count]]
-        converters = tuple(compiler.get_converters(columns).items())
-        self._compiled = (using, sql, slots, converters)
-        return self._compiled
+        self._plan = _RowsPlan(
+            using=using,
+            sql=sql,
+            slots=_slots(params, self._stand_ins),
+            converters=tuple(compiler.get_converters(columns).items()),
+        )
+        return self._plan
 
 
 @dataclass(frozen=True)
@@ -192,10 +215,11 @@ class RawRows:
 
 
 def run_together(
-    *reads: tuple[CompiledQuery | RawRows, dict[str, Any]],
+    *reads: tuple[CompiledQuery | CompiledRows | RawRows, dict[str, Any]],
 ) -> list[list[Model] | list[tuple]]:
     """Several compiled reads of one database in one round trip: ``[(query, values), …]``
-    answers ``[query.run(**values), …]`` (a :class:`RawRows`' rows as tuples).
+    answers ``[query.run(**values), …]`` (the rows of a :class:`CompiledRows` or a
+    :class:`RawRows` as tuples).
 
     The reads' statements go to PostgreSQL as one text (the simple query protocol: the
     server runs them one after the other, in one transaction, and answers each with its

@@ -296,16 +296,41 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
         flows = tuple(f for f in self.flow_classes if f.instance.has_view_permission(user))
         return flows or None  # no flow: the ORM's empty queryset reads nothing
 
+    # The first page's tasks read with the drawer's groups (``get_filterset``): the
+    # longest slice the first page can take (its length and orphans), and the tasks.
+    _first_page: tuple[int, list] | None = None
+
     def get_filterset(self, filterset_class, queryset):
         kwargs = self.get_filterset_kwargs(filterset_class)
         flows = self._own_flows
         if flows is not None:
-            kwargs["groups"] = _inbox_groups(flows).run(user=self.request.user.pk)
+            user = self.request.user.pk
+            reads = [(_inbox_groups(flows), {"user": user})]
+            longest = self._first_page_longest(queryset)
+            if longest is not None:
+                reads.append((_inbox_page(flows, longest), {"user": user}))
+            kwargs["groups"], *first_page = run_together(*reads)
+            if first_page:
+                self._first_page = (longest, first_page[0])
         return filterset_class(queryset=queryset, **kwargs)
+
+    def _first_page_longest(self, queryset) -> int | None:
+        """The most tasks the first page of an inbox without a query string can show (its
+        length and orphans: the paginator's first slice is never longer), when that page
+        is read compiled (``_page_tasks``); else ``None``."""
+        if self.request.GET or self.kwargs.get(self.page_kwarg):
+            return None
+        length = self.get_paginate_by(queryset)
+        if not length:
+            return None
+        longest = length + self.get_paginate_orphans()
+        return longest if longest <= MAX_COMPILED_PAGE else None
 
     def _page_tasks(self, tasks) -> list:
         """The first page of an unfiltered, unsearched, unsorted inbox (no query string)
-        by its compiled read; any other page as the ORM's slice."""
+        by its compiled read, run with the drawer's (the same statement with the longest
+        slice the page can take, cut to the paginator's); any other page as the ORM's
+        slice."""
         query = tasks.query
         filterset = getattr(self, "filterset", None)
         if (
@@ -317,8 +342,11 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
             or query.high_mark > MAX_COMPILED_PAGE
         ):
             return list(tasks)
-        read = _inbox_page(self._own_flows, query.high_mark)
-        return [_coerced(task) for task in read.run(user=self.request.user.pk)]
+        if self._first_page is not None and query.high_mark <= self._first_page[0]:
+            read = self._first_page[1][: query.high_mark]
+        else:
+            read = _inbox_page(self._own_flows, query.high_mark).run(user=self.request.user.pk)
+        return [_coerced(task) for task in read]
 
 
 # The largest first page read compiled (the list's page size and orphans; a slice is
