@@ -64,27 +64,34 @@ class _Plan:
         return objects
 
 
-class CompiledQuery:
-    """``build(**values)`` returns a queryset of model instances; ``stand_ins`` names one
-    value for each keyword, used only to compile it (each must reach the statement's
-    parameters as it is, and be a value no real call would use as a constant of the
-    queryset). ``run(**values)`` answers the list ``list(build(**values))`` would."""
+class _Compiled:
+    """A queryset compiled on first use (``_compile`` makes the plan), run by its plan."""
 
     def __init__(self, build: Callable[..., QuerySet], **stand_ins: Hashable) -> None:
         self._build = build
         self._stand_ins = stand_ins
-        self._plan: _Plan | None = None
+        self._plan = None
 
-    def run(self, **values: Any) -> list[Model]:
+    def run(self, **values: Any) -> list:
         plan = self.plan()
         connection = connections[plan.using]
         with connection.cursor() as cursor:
             cursor.execute(plan.sql, plan.params(values))
             return plan.instances(cursor.fetchall(), connection)
 
-    def plan(self) -> _Plan:
-        """The compiled statement and how its rows become instances (made on first use)."""
+    def plan(self):
+        """The compiled statement and how its rows are given (made on first use)."""
         return self._plan or self._compile()
+
+    def _compile(self):
+        raise NotImplementedError
+
+
+class CompiledQuery(_Compiled):
+    """``build(**values)`` returns a queryset of model instances; ``stand_ins`` names one
+    value for each keyword, used only to compile it (each must reach the statement's
+    parameters as it is, and be a value no real call would use as a constant of the
+    queryset). ``run(**values)`` answers the list ``list(build(**values))`` would."""
 
     def _compile(self) -> _Plan:
         queryset = self._build(**self._stand_ins)
@@ -141,26 +148,11 @@ class _RowsPlan:
         return found
 
 
-class CompiledRows:
+class CompiledRows(_Compiled):
     """A ``values_list`` queryset (with or without a grouping annotation) compiled once:
     ``run(**values)`` answers the list of tuples ``list(build(**values))`` would, each
     column through Django's converters as ``ValuesListIterable`` gives it. ``stand_ins``
     as for :class:`CompiledQuery`; it runs with others in :func:`run_together` too."""
-
-    def __init__(self, build: Callable[..., QuerySet], **stand_ins: Hashable) -> None:
-        self._build = build
-        self._stand_ins = stand_ins
-        self._plan: _RowsPlan | None = None
-
-    def run(self, **values: Any) -> list[tuple]:
-        plan = self.plan()
-        connection = connections[plan.using]
-        with connection.cursor() as cursor:
-            cursor.execute(plan.sql, plan.params(values))
-            return plan.instances(cursor.fetchall(), connection)
-
-    def plan(self) -> _RowsPlan:
-        return self._plan or self._compile()
 
     def _compile(self) -> _RowsPlan:
         queryset = self._build(**self._stand_ins)
