@@ -51,12 +51,7 @@ class _Plan:
         objects = []
         for row in rows:
             if self.converters:
-                row = list(row)
-                for position, (functions, expression) in self.converters:
-                    value = row[position]
-                    for function in functions:
-                        value = function(value, expression, connection)
-                    row[position] = value
+                row = _converted(row, self.converters, connection)
             obj = self.model.from_db(self.using, self.init_list, row[self.start : self.end])
             for populator in self.related_populators:
                 populator.populate(row, obj)
@@ -136,16 +131,18 @@ class _RowsPlan:
         """The rows as ``ValuesListIterable`` gives them (each column converted)."""
         if not self.converters:
             return [tuple(row) for row in rows]
-        found = []
-        for row in rows:
-            row = list(row)
-            for position, (functions, expression) in self.converters:
-                value = row[position]
-                for function in functions:
-                    value = function(value, expression, connection)
-                row[position] = value
-            found.append(tuple(row))
-        return found
+        return [tuple(_converted(row, self.converters, connection)) for row in rows]
+
+
+def _converted(row, converters, connection) -> list:
+    """``row`` with each column through its converters, as Django's iterables convert."""
+    row = list(row)
+    for position, (functions, expression) in converters:
+        value = row[position]
+        for function in functions:
+            value = function(value, expression, connection)
+        row[position] = value
+    return row
 
 
 class CompiledRows(_Compiled):
