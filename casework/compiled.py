@@ -14,11 +14,12 @@ only thing that differs from one run to the next.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.query import get_related_populators
@@ -50,12 +51,7 @@ class _Plan:
         objects = []
         for row in rows:
             if self.converters:
-                row = list(row)
-                for position, (functions, expression) in self.converters:
-                    value = row[position]
-                    for function in functions:
-                        value = function(value, expression, connection)
-                    row[position] = value
+                row = _converted(row, self.converters, connection)
             obj = self.model.from_db(self.using, self.init_list, row[self.start : self.end])
             for populator in self.related_populators:
                 populator.populate(row, obj)
@@ -63,27 +59,34 @@ class _Plan:
         return objects
 
 
-class CompiledQuery:
-    """``build(**values)`` returns a queryset of model instances; ``stand_ins`` names one
-    value for each keyword, used only to compile it (each must reach the statement's
-    parameters as it is, and be a value no real call would use as a constant of the
-    queryset). ``run(**values)`` answers the list ``list(build(**values))`` would."""
+class _Compiled:
+    """A queryset compiled on first use (``_compile`` makes the plan), run by its plan."""
 
     def __init__(self, build: Callable[..., QuerySet], **stand_ins: Hashable) -> None:
         self._build = build
         self._stand_ins = stand_ins
-        self._plan: _Plan | None = None
+        self._plan = None
 
-    def run(self, **values: Any) -> list[Model]:
+    def run(self, **values: Any) -> list:
         plan = self.plan()
         connection = connections[plan.using]
         with connection.cursor() as cursor:
             cursor.execute(plan.sql, plan.params(values))
             return plan.instances(cursor.fetchall(), connection)
 
-    def plan(self) -> _Plan:
-        """The compiled statement and how its rows become instances (made on first use)."""
+    def plan(self):
+        """The compiled statement and how its rows are given (made on first use)."""
         return self._plan or self._compile()
+
+    def _compile(self):
+        raise NotImplementedError
+
+
+class CompiledQuery(_Compiled):
+    """``build(**values)`` returns a queryset of model instances; ``stand_ins`` names one
+    value for each keyword, used only to compile it (each must reach the statement's
+    parameters as it is, and be a value no real call would use as a constant of the
+    queryset). ``run(**values)`` answers the list ``list(build(**values))`` would."""
 
     def _compile(self) -> _Plan:
         queryset = self._build(**self._stand_ins)
@@ -111,37 +114,44 @@ class CompiledQuery:
         return self._plan
 
 
-class CompiledRows:
+@dataclass(frozen=True)
+class _RowsPlan:
+    """A compiled ``values_list`` statement: its SQL, where each value goes, and each
+    column's converters."""
+
+    using: str
+    sql: str
+    slots: tuple[tuple[str, Any], ...]
+    converters: tuple[tuple[int, tuple[list[Callable], Any]], ...]
+
+    def params(self, values: dict[str, Any]) -> list[Any]:
+        return [values[item] if kind == "value" else item for kind, item in self.slots]
+
+    def instances(self, rows, connection) -> list[tuple]:
+        """The rows as ``ValuesListIterable`` gives them (each column converted)."""
+        if not self.converters:
+            return [tuple(row) for row in rows]
+        return [tuple(_converted(row, self.converters, connection)) for row in rows]
+
+
+def _converted(row, converters, connection) -> list:
+    """``row`` with each column through its converters, as Django's iterables convert."""
+    row = list(row)
+    for position, (functions, expression) in converters:
+        value = row[position]
+        for function in functions:
+            value = function(value, expression, connection)
+        row[position] = value
+    return row
+
+
+class CompiledRows(_Compiled):
     """A ``values_list`` queryset (with or without a grouping annotation) compiled once:
     ``run(**values)`` answers the list of tuples ``list(build(**values))`` would, each
     column through Django's converters as ``ValuesListIterable`` gives it. ``stand_ins``
-    as for :class:`CompiledQuery`."""
+    as for :class:`CompiledQuery`; it runs with others in :func:`run_together` too."""
 
-    def __init__(self, build: Callable[..., QuerySet], **stand_ins: Hashable) -> None:
-        self._build = build
-        self._stand_ins = stand_ins
-        self._compiled: tuple[str, str, tuple, tuple] | None = None
-
-    def run(self, **values: Any) -> list[tuple]:
-        using, sql, slots, converters = self._compiled or self._compile()
-        connection = connections[using]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [values[i] if kind == "value" else i for kind, i in slots])
-            rows = cursor.fetchall()
-        if not converters:
-            return [tuple(row) for row in rows]
-        found = []
-        for row in rows:
-            row = list(row)
-            for position, (functions, expression) in converters:
-                value = row[position]
-                for function in functions:
-                    value = function(value, expression, connection)
-                row[position] = value
-            found.append(tuple(row))
-        return found
-
-    def _compile(self) -> tuple[str, str, tuple, tuple]:
+    def _compile(self) -> _RowsPlan:
         queryset = self._build(**self._stand_ins)
         query = queryset.query
         if not query.values_select or query.extra_select or not queryset._fields:
@@ -157,16 +167,48 @@ class CompiledRows:
         using = queryset.db
         compiler = query.get_compiler(using=using)
         sql, params = compiler.as_sql()
-        slots = _slots(params, self._stand_ins)
         columns = [column[0] for column in compiler.select[: compiler.col_count]]
-        converters = tuple(compiler.get_converters(columns).items())
-        self._compiled = (using, sql, slots, converters)
-        return self._compiled
+        self._plan = _RowsPlan(
+            using=using,
+            sql=sql,
+            slots=_slots(params, self._stand_ins),
+            converters=tuple(compiler.get_converters(columns).items()),
+        )
+        return self._plan
 
 
-def run_together(*reads: tuple[CompiledQuery, dict[str, Any]]) -> list[list[Model]]:
+@dataclass(frozen=True)
+class _RawPlan:
+    using: str
+    sql: str
+    names: tuple[str, ...]
+
+    def params(self, values: dict[str, Any]) -> list[Any]:
+        return [values[name] for name in self.names]
+
+    def instances(self, rows, connection) -> list[tuple]:
+        return [tuple(row) for row in rows]
+
+
+class RawRows:
+    """A statement of fixed text with named parameters (``%(name)s``; ``%%`` for a percent
+    sign), its rows as tuples, to run beside compiled reads in :func:`run_together`."""
+
+    _NAMED = re.compile(r"%\((\w+)\)s")
+
+    def __init__(self, sql: str, using: str = DEFAULT_DB_ALIAS) -> None:
+        self._plan = _RawPlan(using, self._NAMED.sub("%s", sql), tuple(self._NAMED.findall(sql)))
+
+    def plan(self) -> _RawPlan:
+        return self._plan
+
+
+def run_together(
+    *reads: tuple[CompiledQuery | CompiledRows | RawRows, dict[str, Any]],
+) -> list[list[Model] | list[tuple]]:
     """Several compiled reads of one database in one round trip: ``[(query, values), …]``
-    answers ``[query.run(**values), …]``.
+    answers ``[query.run(**values), …]`` (the rows of a :class:`CompiledRows` or a
+    :class:`RawRows` as tuples).
 
     The reads' statements go to PostgreSQL as one text (the simple query protocol: the
     server runs them one after the other, in one transaction, and answers each with its

@@ -6,7 +6,6 @@ import functools
 
 from django.contrib import messages
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
-from django.db import connection
 from django.db.models import Count
 from django.forms import ModelChoiceField
 from django.shortcuts import redirect
@@ -29,7 +28,8 @@ from viewflow.workflow.models import Process, Task
 from viewflow.workflow.status import STATUS
 
 from casework import policy, programmes
-from casework.compiled import CompiledQuery, CompiledRows, among_ids, run_together
+from casework.addresses import SAMPLE_INT, SAMPLE_UUID, row_address
+from casework.compiled import CompiledQuery, CompiledRows, RawRows, among_ids, run_together
 from casework.selectors.cases import status_label
 from casework.task_views import TaskManageView, TasksToManageView
 
@@ -60,6 +60,10 @@ def case_of(task):
     return getattr(process, "case", None)
 
 
+def _case_address(case_id) -> str:
+    return reverse("arenden:case", kwargs={"case_id": case_id})
+
+
 def _subject_brief(task):
     """What a process works on when it is not a case (a programme's ``TaskSubject``): its
     texts, linked to its page; "—" for a process with none. No name: nothing is
@@ -83,7 +87,13 @@ class TaskColumns:
     """
 
     def task_link(self, task):
-        url = task.flow_task.reverse("index", args=[task.process_id, task.pk])
+        node = task.flow_task
+        url = row_address(
+            node,
+            lambda process, pk: node.reverse("index", args=[process, pk]),
+            (SAMPLE_INT, SAMPLE_INT + 1),
+            (task.process_id, task.pk),
+        )
         return format_html('<a href="{}" data-turbo="false">{}</a>', url, task.title)
 
     task_link.short_description = _("Task")
@@ -94,7 +104,7 @@ class TaskColumns:
             return _subject_brief(task)
         return format_html(
             '<a href="{}" data-turbo="false">{} · {}</a>',
-            reverse("arenden:case", kwargs={"case_id": case.pk}),
+            row_address("case", _case_address, (SAMPLE_UUID,), (case.pk,)),
             case.reference,
             status_label(case),
         )
@@ -286,16 +296,41 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
         flows = tuple(f for f in self.flow_classes if f.instance.has_view_permission(user))
         return flows or None  # no flow: the ORM's empty queryset reads nothing
 
+    # The first page's tasks read with the drawer's groups (``get_filterset``): the
+    # longest slice the first page can take (its length and orphans), and the tasks.
+    _first_page: tuple[int, list] | None = None
+
     def get_filterset(self, filterset_class, queryset):
         kwargs = self.get_filterset_kwargs(filterset_class)
         flows = self._own_flows
         if flows is not None:
-            kwargs["groups"] = _inbox_groups(flows).run(user=self.request.user.pk)
+            user = self.request.user.pk
+            reads = [(_inbox_groups(flows), {"user": user})]
+            longest = self._first_page_longest(queryset)
+            if longest is not None:
+                reads.append((_inbox_page(flows, longest), {"user": user}))
+            kwargs["groups"], *first_page = run_together(*reads)
+            if first_page:
+                self._first_page = (longest, first_page[0])
         return filterset_class(queryset=queryset, **kwargs)
+
+    def _first_page_longest(self, queryset) -> int | None:
+        """The most tasks the first page of an inbox without a query string can show (its
+        length and orphans: the paginator's first slice is never longer), when that page
+        is read compiled (``_page_tasks``); else ``None``."""
+        if self.request.GET or self.kwargs.get(self.page_kwarg):
+            return None
+        length = self.get_paginate_by(queryset)
+        if not length:
+            return None
+        longest = length + self.get_paginate_orphans()
+        return longest if longest <= MAX_COMPILED_PAGE else None
 
     def _page_tasks(self, tasks) -> list:
         """The first page of an unfiltered, unsearched, unsorted inbox (no query string)
-        by its compiled read; any other page as the ORM's slice."""
+        by its compiled read, run with the drawer's (the same statement with the longest
+        slice the page can take, cut to the paginator's); any other page as the ORM's
+        slice."""
         query = tasks.query
         filterset = getattr(self, "filterset", None)
         if (
@@ -307,8 +342,11 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
             or query.high_mark > MAX_COMPILED_PAGE
         ):
             return list(tasks)
-        read = _inbox_page(self._own_flows, query.high_mark)
-        return [_coerced(task) for task in read.run(user=self.request.user.pk)]
+        if self._first_page is not None and query.high_mark <= self._first_page[0]:
+            read = self._first_page[1][: query.high_mark]
+        else:
+            read = _inbox_page(self._own_flows, query.high_mark).run(user=self.request.user.pk)
+        return [_coerced(task) for task in read]
 
 
 # The largest first page read compiled (the list's page size and orphans; a slice is
@@ -426,21 +464,38 @@ def _flow_ref(flow_class) -> str:
     return get_flow_ref(flow_class)
 
 
-# The tasks of ruled steps the menu counts, with their processes, compiled once a process
-# (``casework.compiled``). Counted, not listed: no ordering.
-_ruled_tasks = CompiledQuery(
-    lambda ids: (
-        Task._default_manager.filter(pk__in=among_ids(ids)).select_related("process").order_by()
-    ),
-    ids=("no task",),
-)
+@functools.cache
+def _menu_reads(flow_classes: tuple) -> tuple[list[str], list[str], CompiledQuery | None]:
+    """What the side menu's counts read for a user who may see ``flow_classes``: the
+    flows' references, their ruled steps' references (``policy.ruled_steps``) and the
+    read of those steps' new, unowned tasks with their processes (``None`` without ruled
+    steps), compiled once a process for each set of flows. Counted, not listed: no
+    ordering."""
+    ruled = policy.ruled_steps(flow_classes)
+    candidates = None
+    if ruled:
+        candidates = CompiledQuery(
+            lambda: (
+                Task._default_manager.filter(
+                    flow_task_type="HUMAN",
+                    status=STATUS.NEW,
+                    owner__isnull=True,
+                    flow_task__in=ruled,
+                    process__flow_class__in=flow_classes,
+                )
+                .select_related("process")
+                .order_by()
+            )
+        )
+    return [_flow_ref(f) for f in flow_classes], [_task_ref(node) for node in ruled], candidates
 
 
 class MenuCounts:
     """The side menu's two counts — tasks assigned to the user (inbox) and tasks the
     user may take (queue, ``casework.policy.task_queue``) — read in one query, and only
-    when the menu shows them. Tasks of steps whose queue is decided per task (a team
-    role, a rule of the step) are read in a second query, only when there are any."""
+    when the menu shows them. The new, unowned tasks of steps whose queue is decided per
+    task (a team role, a rule of the step) are read in the same execution and checked
+    with ``policy.takeable``."""
 
     def __init__(self, flow_classes, user):
         self._flow_classes = flow_classes
@@ -459,9 +514,7 @@ class MenuCounts:
         "))),"
         " count(*) FILTER (WHERE t.flow_task_type = 'HUMAN' AND t.status = %(new)s"
         " AND t.owner_id IS NULL AND t.owner_permission = ANY(%(permissions)s)"
-        " AND NOT (t.flow_task = ANY(%(ruled)s))),"
-        " array_agg(t.id) FILTER (WHERE t.flow_task_type = 'HUMAN' AND t.status = %(new)s"
-        " AND t.owner_id IS NULL AND t.flow_task = ANY(%(ruled)s))"
+        " AND NOT (t.flow_task = ANY(%(ruled)s)))"
         " FROM viewflow_task t JOIN viewflow_process p ON p.id = t.process_id"
         " WHERE p.flow_class = ANY(%(flows)s)"
         # Every row a count can take (the user's, an absent colleague's, an unowned task),
@@ -470,34 +523,38 @@ class MenuCounts:
         " AND (t.owner_id = %(user)s OR t.owner_id IS NULL OR t.owner_id = ANY(ARRAY("
         "SELECT a.user_id FROM casework_absence a WHERE a.deputy_id = %(user)s)))"
     )
+    _COUNTS = RawRows(_SQL)
 
     @cached_property
     def _counts(self) -> dict[str, int]:
         user = self._user
         if not policy.can_use_task_inbox(user):
             return {"inbox": 0, "queue": 0}
-        flow_classes = [
+        flow_classes = tuple(
             flow_class
             for flow_class in self._flow_classes
             if flow_class.instance.has_view_permission(user)
-        ]
-        ruled = policy.ruled_steps(flow_classes)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                self._SQL,
+        )
+        flows, ruled, candidates = _menu_reads(flow_classes)
+        reads = [
+            (
+                self._COUNTS,
                 {
                     "user": user.pk,
                     "today": timezone.localdate(),
                     "assigned": STATUS.ASSIGNED,
                     "new": STATUS.NEW,
                     "permissions": sorted(user.get_all_permissions()),
-                    "ruled": [_task_ref(node) for node in ruled],
-                    "flows": [_flow_ref(flow_class) for flow_class in flow_classes],
+                    "ruled": ruled,
+                    "flows": flows,
                 },
             )
-            inbox, queue, ruled_ids = cursor.fetchone()
-        if ruled_ids:
-            queue += len(policy.takeable(user, _ruled_tasks.run(ids=ruled_ids)))
+        ]
+        if candidates is not None:
+            reads.append((candidates, {}))
+        [(inbox, queue)], *found = run_together(*reads)
+        if found and found[0]:
+            queue += len(policy.takeable(user, found[0]))
         return {"inbox": inbox, "queue": queue}
 
     @property

@@ -7,7 +7,9 @@ bases; ``tasks``: workflow steps.
 """
 
 from casework.policy.absences import (
+    absent_among,
     absent_for,
+    absent_ids_read,
     case_roles,
     deputy_membership,
     may_deputise,
@@ -146,7 +148,9 @@ __all__ = [
     "CaseParts",
     "ConsentState",
     "KnownReach",
+    "absent_among",
     "absent_for",
+    "absent_ids_read",
     "account_permissions",
     "active_break_glass",
     "can_break_glass",

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
 from casework import roles
+from casework.compiled import RawRows, run_together
 from casework.models import Absence, CaseMembership, User
 from casework.policy.accounts import can_use_task_inbox
 
@@ -41,27 +41,37 @@ def may_deputise(absent, deputy) -> bool:
 
 
 # The users a deputy stands in for on a day (the absences not cancelled).
-_ABSENT_IDS = (
+_ABSENT_IDS = RawRows(
     f"SELECT user_id FROM {Absence._meta.db_table}"  # noqa: S608 (a table name, no input)
-    " WHERE deputy_id = %s AND starts_on <= %s AND ends_on >= %s AND cancelled_at IS NULL"
+    " WHERE deputy_id = %(deputy)s AND starts_on <= %(on)s AND ends_on >= %(on)s"
+    " AND cancelled_at IS NULL"
 )
+
+
+def absent_ids_read(deputy, on: date) -> tuple[RawRows, dict]:
+    """The read of the ids of the users ``deputy`` stands in for on ``on``, to run with
+    others (``casework.compiled.run_together``); :func:`absent_among` takes its rows."""
+    return _ABSENT_IDS, {"deputy": deputy.pk, "on": on}
+
+
+def absent_among(deputy, rows) -> frozenset[int]:
+    """:func:`absent_for`'s answer from the rows of :func:`absent_ids_read`."""
+    absent_ids = {row[0] for row in rows}
+    if not absent_ids:
+        return frozenset()
+    absent = User.objects.select_related("organisation").in_bulk(absent_ids)
+    return frozenset(pk for pk, user in absent.items() if may_deputise(user, deputy))
 
 
 def absent_for(deputy, *, on: date | None = None) -> frozenset[int]:
     """The ids of the users ``deputy`` stands in for on ``on`` (today)."""
     if not can_use_task_inbox(deputy):
         return frozenset()
-    on = on or timezone.localdate()
     # The absent users' ids first (one small query, asked on every task and case list):
     # most users stand in for no one, and only then are accounts read.
     # A statement of fixed text: the ORM's filter would be built and compiled every time.
-    with connection.cursor() as cursor:
-        cursor.execute(_ABSENT_IDS, [deputy.pk, on, on])
-        absent_ids = {row[0] for row in cursor.fetchall()}
-    if not absent_ids:
-        return frozenset()
-    absent = User.objects.select_related("organisation").in_bulk(absent_ids)
-    return frozenset(pk for pk, user in absent.items() if may_deputise(user, deputy))
+    [rows] = run_together(absent_ids_read(deputy, on or timezone.localdate()))
+    return absent_among(deputy, rows)
 
 
 def deputy_membership(

@@ -554,7 +554,6 @@ def list_cases(
     # One instant and one reading of the absences the user stands in for, for both the
     # reach and the seats.
     now = timezone.now()
-    absent = policy.absent_for(user, on=timezone.localdate(now))
     # Cases are led by social services (``services.cases.social_services_office``): a
     # social services user's list is (nearly) all their own organisation's cases, read
     # without their person and owner; anyone else's is all other organisations' cases,
@@ -565,8 +564,16 @@ def list_cases(
         and user.organisation.kind == Organisation.Kind.SOCIAL_SERVICES
     )
     cases = None
-    if person_id is None and not absent and policy.can_use_task_inbox(user):
-        cases = case_reads.cases_in_reach(model, user, now=now, parties=parties)
+    if person_id is None and policy.can_use_task_inbox(user):
+        # The absences and the list of a user who stands in for no one, read together;
+        # a deputy's list is the ORM's query below.
+        absent, cases = case_reads.absences_and_cases_in_reach(
+            model, user, now=now, parties=parties
+        )
+        if absent:
+            cases = None
+    else:
+        absent = policy.absent_for(user, on=timezone.localdate(now))
     if cases is None:
         reach = policy.cases_in_reach(user, now=now, absent=absent).values("pk")
         cases = case_reads.listed_cases(model, reach, parties=parties)

@@ -11,6 +11,7 @@ from django.urls import get_script_prefix
 from django.utils.translation import get_language
 
 from casework.access_cache import GenerationCache, access_generation
+from casework.addresses import SAMPLE_UUID, fill_address, kept_address_parts
 from casework.labels import label
 
 register = template.Library()
@@ -99,22 +100,23 @@ def uses_task_inbox(user) -> bool:
 register.filter("label", label)
 
 
-# Any UUID: the case page's address is the same for every case but this part.
-_SAMPLE_CASE = "00000000-0000-4000-8000-000000000000"
+def _case_address(case_id) -> str:
+    from django.urls import reverse
+
+    return reverse("arenden:case", kwargs={"case_id": case_id})
 
 
-@register.simple_tag(takes_context=True)
-def case_url(context, case_id) -> str:
-    """``{% url 'arenden:case' case_id %}`` for the rows of a list: the address is
-    reversed once a template render (a ``<uuid:case_id>`` path: each case's is the same
-    text with its own id), not once a row."""
-    prefix = context.render_context.get("samverkan_case_url")
-    if prefix is None:
-        from django.urls import reverse
+def _case_address_parts() -> tuple[str, ...] | None:
+    return kept_address_parts("case", _case_address, (SAMPLE_UUID,))
 
-        sample = reverse("arenden:case", kwargs={"case_id": _SAMPLE_CASE})
-        prefix = context.render_context["samverkan_case_url"] = sample.split(_SAMPLE_CASE)
-    return f"{prefix[0]}{case_id}{prefix[1]}"
+
+@register.simple_tag
+def case_url(case_id) -> str:
+    """``{% url 'arenden:case' case_id %}`` for the rows of a list: a ``<uuid:case_id>``
+    path, each case's the same text with its own id, reversed once a process
+    (``casework.addresses``), not once a row."""
+    parts = _case_address_parts()
+    return _case_address(case_id) if parts is None else fill_address(parts, (case_id,))
 
 
 # One line of the SIG case list (``workflows/case_list.html``): the markup the loop over
@@ -155,7 +157,7 @@ def case_list_rows(context, rows, overdue) -> str:
             value = escaped[text] = conditional_escape(text)
         return value
 
-    address = case_url(context, _SAMPLE_CASE).split(_SAMPLE_CASE)
+    parts = _case_address_parts()
     culled = overdue_note = None
     lines = []
     for row, (status_label, opened_on, review_on, via_label) in zip(
@@ -172,7 +174,9 @@ def case_list_rows(context, rows, overdue) -> str:
         lines.append(
             _CASE_LIST_ROW.format(
                 overdue_class=' class="samverkan-row--overdue"' if late else "",
-                url=conditional_escape(f"{address[0]}{case.pk}{address[1]}"),
+                url=conditional_escape(
+                    _case_address(case.pk) if parts is None else fill_address(parts, (case.pk,))
+                ),
                 reference=conditional_escape(case.reference),
                 culled=culled if case.culled_at else "",
                 status=once(case.status),

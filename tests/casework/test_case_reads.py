@@ -171,6 +171,22 @@ def test_run_together_refuses_reads_of_two_databases():
         run_together((decisions, {"case": uuid.uuid4()}), (keys, {"owner": uuid.uuid4()}))
 
 
+def test_a_raw_statement_runs_with_compiled_reads_in_one_execution(seeded):
+    """``RawRows``: named parameters (one used twice) in a statement run with a compiled
+    read, its rows as tuples, the compiled read's instances as it gives them alone."""
+    from casework.compiled import CompiledQuery, RawRows, run_together
+
+    case = Case.objects.first()
+    raw = RawRows("SELECT %(a)s::int, %(b)s::text, %(a)s::int + 1, 100 %% 7")
+    decisions = CompiledQuery(lambda case: CaseDecision.objects.filter(case_id=case), case=case.pk)
+    with CaptureQueriesContext(connection) as statements:
+        rows, found = run_together((raw, {"a": 5, "b": "x"}), (decisions, {"case": case.pk}))
+    assert len(statements.captured_queries) == 1
+    assert rows == [(5, "x", 6, 2)]
+    assert _fields(found) == _fields(decisions.run(case=case.pk))
+    assert run_together((raw, {"b": "y", "a": 1})) == [[(1, "y", 2, 2)]]
+
+
 def _by_filters(consent: Consent) -> dict:
     """What ``_consents.html`` rendered before the rows, for one consent."""
     withdrawn = consent.withdrawn_at
