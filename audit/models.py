@@ -185,6 +185,10 @@ class ChainLink(models.Model):
     entry_hash = models.CharField(_("entry hash"), max_length=64)
     chain_hash = models.CharField(_("chain hash"), max_length=64)
     sealed_at = models.DateTimeField(_("sealed at (UTC)"))
+    # How the entry and the link were hashed (ADR 0031, session 19): 1 the entry's
+    # canonical JSON document, 2 its row's COPY text line. Both tags differ, so a link
+    # whose format is changed no longer verifies.
+    format = models.PositiveSmallIntegerField(_("chain format"), default=1, db_default=1)
 
     class Meta:
         verbose_name = _("chain link")

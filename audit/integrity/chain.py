@@ -7,6 +7,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import select
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,7 @@ import orjson
 import psycopg
 from django.db import connections, models, transaction
 from django.utils import timezone
+from psycopg import pq
 
 from audit.models import AccessEvent, ChainLink, ChangeRecord
 
@@ -28,6 +31,15 @@ SOURCES: dict[str, type[models.Model]] = {
 
 ENTRY_TAG = b"samverkan-audit-entry-v1\n"
 CHAIN_TAG = b"samverkan-audit-chain-v1\n"
+# Chain format 2 (ADR 0031, session 19): an entry's canonical bytes are the line that
+# ``COPY (SELECT <the layout's expressions>) TO STDOUT`` writes for its row.
+ENTRY_TAG_V2 = b"samverkan-audit-entry-v2\n"
+CHAIN_TAG_V2 = b"samverkan-audit-chain-v2\n"
+FORMAT_JSON = 1
+FORMAT_LINES = 2
+CHAIN_TAGS = {FORMAT_JSON: CHAIN_TAG, FORMAT_LINES: CHAIN_TAG_V2}
+# The format :func:`seal` writes (tests set 1 to build chains of the first format).
+SEAL_FORMAT = FORMAT_LINES
 GENESIS = "0" * 64
 # pg_advisory_xact_lock key of the sealer ("SAMVAUDT" as a 63-bit integer).
 SEAL_LOCK_KEY = 0x53414D5641554454
@@ -46,6 +58,15 @@ LINKS_SQL = (
     "SELECT position, source, entry_id, entry_hash, chain_hash, "  # noqa: S608 (constants)
     + _ISO_UTC_SQL.format(column="sealed_at")
     + " FROM audit_chainlink WHERE position BETWEEN %s AND %s ORDER BY position"
+)
+# The same links with their format (the verifier's walk), and as COPY lines (its walk
+# over format 2, ``audit.integrity.lines``; built from integers only).
+LINKS_WITH_FORMAT_SQL = LINKS_SQL.replace(" FROM", ", format FROM", 1)
+LINKS_COPY_SQL = (
+    "COPY (SELECT position, source, entry_id, "  # noqa: S608 (constants; bounds as integers)
+    + _ISO_UTC_SQL.format(column="sealed_at")
+    + ", entry_hash, chain_hash, format FROM audit_chainlink"
+    " WHERE position BETWEEN {start:d} AND {end:d} ORDER BY position) TO STDOUT"
 )
 
 
@@ -78,6 +99,11 @@ def _select_expression(model_field: models.Field) -> str:
         return f"{column}::text"
     return column
 
+
+# COPY's text format escapes the backslash and these control characters (others stay).
+_COPY_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+)
 
 _loads = json.JSONDecoder().decode
 _fast_loads = orjson.loads
@@ -232,6 +258,38 @@ class _Layout:
 
         return entry_hash
 
+    # --- Format 2: the row's COPY text line ---------------------------------------
+
+    @property
+    def line_prefix(self) -> bytes:
+        """What precedes the row's COPY line in a format-2 entry hash's input."""
+        return ENTRY_TAG_V2 + self.source.encode() + b"\n"
+
+    def copy_sql(self, condition: str) -> bytes:
+        """``COPY`` of the rows meeting ``condition`` (built here from integers only), each
+        value in the text form of :attr:`expressions`: none depends on a session setting."""
+        expressions = ", ".join(self.expressions)
+        return (
+            f"COPY (SELECT {expressions} FROM {self.table} WHERE {condition}) TO STDOUT"  # noqa: S608
+        ).encode()
+
+    def copy_line(self, row: tuple) -> bytes:
+        """The COPY text line of ``row`` as :meth:`copy_sql` reads it (integers, texts
+        and NULL): what PostgreSQL writes, escapes included (``verify-archive`` checks an
+        export's rows by it; tests hold it byte-equal to the server's output)."""
+        return (
+            "\t".join(
+                "\\N" if value is None else str(value).translate(_COPY_ESCAPES) for value in row
+            )
+            + "\n"
+        ).encode()
+
+    def line_hash(self, line: bytes, *, entry_id: int | None = None) -> str:
+        """The format-2 entry hash of a COPY line (optionally as if it had id ``entry_id``)."""
+        if entry_id is not None:
+            line = str(entry_id).encode() + line[line.index(b"\t") :]
+        return hashlib.sha256(self.line_prefix + line).hexdigest()
+
     def matches(self, row: tuple, stored_hash: str) -> tuple[bool, str]:
         """Whether ``row`` still hashes to ``stored_hash``, and its hash by the definition
         when it does not (for the diagnosis)."""
@@ -260,10 +318,18 @@ def canonical_entry(source: str, row: tuple) -> bytes:
 
 
 def chain_hash(
-    previous: str, *, position: int, source: str, entry_id: int, entry_hash: str, sealed_at: str
+    previous: str,
+    *,
+    position: int,
+    source: str,
+    entry_id: int,
+    entry_hash: str,
+    sealed_at: str,
+    format: int = FORMAT_JSON,
 ) -> str:
-    """The running hash at ``position``; ``sealed_at`` in the canonical UTC ISO form."""
-    digest = hashlib.sha256(CHAIN_TAG)
+    """The running hash at ``position``; ``sealed_at`` in the canonical UTC ISO form. The
+    link's text is the same in both formats, only the tag differs."""
+    digest = hashlib.sha256(CHAIN_TAGS[format])
     digest.update(bytes.fromhex(previous))
     digest.update(f"{position}\n{source}\n{entry_id}\n{sealed_at}\n".encode())
     digest.update(bytes.fromhex(entry_hash))
@@ -287,6 +353,62 @@ def fetch_rows(cursor, source: str, ids: list[int]) -> dict[int, tuple]:
     return {row[0]: row for row in cursor.fetchall()}
 
 
+def copy_lines(connection, sql: bytes) -> Iterator[bytes]:
+    """Each line (with its newline) of ``COPY … TO STDOUT`` on a psycopg ``connection``,
+    read from libpq one message at a time; the wait for data is a ``select`` on the
+    socket, so other threads run meanwhile. The lines are read to the end: stopping the
+    iteration early leaves the connection unusable."""
+    pgconn = connection.pgconn
+    if not connection.autocommit and pgconn.transaction_status == pq.TransactionStatus.IDLE:
+        connection.execute("SELECT 1")  # psycopg opens the transaction the COPY belongs to
+    pgconn.send_query(sql)
+    result = pgconn.get_result()
+    if result is None or result.status != pq.ExecStatus.COPY_OUT:
+        error = result.get_error_message() if result is not None else "no result"
+        while pgconn.get_result() is not None:
+            pass
+        raise psycopg.DatabaseError(error)
+    get, consume, socket = pgconn.get_copy_data, pgconn.consume_input, pgconn.socket
+    while True:
+        size, data = get(1)
+        if size > 0:
+            yield data.tobytes()
+        elif size == 0:
+            select.select([socket], [], [])
+            consume()
+        else:
+            break
+    error = None
+    while (result := pgconn.get_result()) is not None:
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            error = result.get_error_message()
+    if error:
+        raise psycopg.DatabaseError(error)
+
+
+def id_condition(ids: Iterable[int]) -> tuple[str, set[int]]:
+    """A condition on ``id`` for the ids (integers: the SQL is built from them) and the
+    set of ids wanted: a range where they are nearly contiguous, else a list."""
+    wanted = {int(entry_id) for entry_id in ids}
+    low, high = min(wanted), max(wanted)
+    if high - low < 2 * len(wanted):
+        return f"id BETWEEN {low} AND {high}", wanted
+    return f"id = ANY('{{{','.join(map(str, sorted(wanted)))}}}'::bigint[])", wanted
+
+
+def fetch_lines(connection, source: str, ids: list[int]) -> dict[int, bytes]:
+    """The COPY lines (format 2) of the entries ``ids`` of ``source``, by id."""
+    if not ids:
+        return {}
+    condition, wanted = id_condition(ids)
+    lines = {}
+    for line in copy_lines(connection, layout(source).copy_sql(condition)):
+        entry_id = int(line[: line.index(b"\t")])
+        if entry_id in wanted:
+            lines[entry_id] = line
+    return lines
+
+
 # --- Sealing ----------------------------------------------------------------
 
 
@@ -306,8 +428,10 @@ def seal(*, using: str = "default", wait: bool = True) -> int:
         pending = _not_yet_chained(cursor, sorted(cursor.fetchall()))
         if not pending:
             return 0
+        entry_format = SEAL_FORMAT
+        fetch = fetch_rows if entry_format == FORMAT_JSON else _fetch_lines_of_cursor
         rows = {
-            source: fetch_rows(cursor, source, [e for _, s, e in pending if s == source])
+            source: fetch(cursor, source, [e for _, s, e in pending if s == source])
             for source in {s for _, s, _ in pending}
         }
         cursor.execute(
@@ -318,7 +442,10 @@ def seal(*, using: str = "default", wait: bool = True) -> int:
         sealed_at = timezone.now()
         sealed_iso = utc_iso(sealed_at)
         links = []
-        hashers = {source: layout(source).sealing_hasher() for source in rows}
+        if entry_format == FORMAT_JSON:
+            hashers = {source: layout(source).sealing_hasher() for source in rows}
+        else:
+            hashers = {source: layout(source).line_hash for source in rows}
         for _, source, entry_id in pending:
             row = rows[source].get(entry_id)
             if row is None:  # removed behind the triggers' back; verify reports it
@@ -332,13 +459,23 @@ def seal(*, using: str = "default", wait: bool = True) -> int:
                 entry_id=entry_id,
                 entry_hash=entry_hash,
                 sealed_at=sealed_iso,
+                format=entry_format,
             )
             links.append((position, source, entry_id, entry_hash, previous, sealed_at))
-        _insert_links(connections[using], links, sealed_at)
+        _insert_links(connections[using], links, sealed_at, entry_format)
         return len(links)
 
 
-def _insert_links(connection, links: list[tuple], sealed_at: dt.datetime) -> None:
+def _fetch_lines_of_cursor(cursor, source: str, ids: list[int]) -> dict[int, bytes]:
+    return fetch_lines(cursor.connection, source, ids)
+
+
+def _insert_links(
+    connection,
+    links: list[tuple],
+    sealed_at: dt.datetime,
+    entry_format: int = FORMAT_JSON,
+) -> None:
     """Append the links in one statement: a seal after a bulk change has tens of
     thousands of them. Each column goes as one comma-separated text, split by the
     server (``string_to_array``): joined in C, where an array parameter is dumped
@@ -350,13 +487,14 @@ def _insert_links(connection, links: list[tuple], sealed_at: dt.datetime) -> Non
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(
             "INSERT INTO audit_chainlink "
-            "(position, source, entry_id, entry_hash, chain_hash, sealed_at) "
+            "(position, source, entry_id, entry_hash, chain_hash, sealed_at, format) "
             "SELECT v.position::bigint, v.source, v.entry_id::bigint, v.entry_hash, "
-            "v.chain_hash, %s FROM unnest(string_to_array(%s, ','), string_to_array(%s, ','), "
+            "v.chain_hash, %s, %s FROM unnest(string_to_array(%s, ','), string_to_array(%s, ','), "
             "string_to_array(%s, ','), string_to_array(%s, ','), string_to_array(%s, ',')) "
             "AS v(position, source, entry_id, entry_hash, chain_hash) ORDER BY 1",
             [
                 sealed_at,
+                entry_format,
                 ",".join(map(str, positions)),
                 ",".join(sources),
                 ",".join(map(str, entry_ids)),

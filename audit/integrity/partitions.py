@@ -15,9 +15,11 @@ archive so that verification still holds (docs/adr/0031-partitioned-access-log.m
   the live table it accepts the link's stored entry hash only when a *signed* manifest
   names the event's id.
 - :func:`verify_archive` checks an export on its own: the manifest's signature, the file's
-  SHA-256, every event's hash (by the canonical encoding, the definition) against its
-  link, and every link's running hash from the hash before it; with a database at hand
-  also that each link is the chain's link at that position.
+  SHA-256, every event's hash (by the canonical encoding, the definition; for a link of
+  chain format 2 the row's COPY line, written from the exported values by
+  ``_Layout.copy_line``) against its link, and every link's running hash from the hash
+  before it; with a database at hand also that each link is the chain's link at that
+  position.
 """
 
 from __future__ import annotations
@@ -37,7 +39,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from django.db import connections, transaction
 from django.utils import timezone
 
-from audit.integrity.chain import GENESIS, LINKS_SQL, Source, chain_hash, layout, seal
+from audit.integrity.chain import (
+    CHAIN_TAGS,
+    FORMAT_JSON,
+    FORMAT_LINES,
+    GENESIS,
+    LINKS_SQL,
+    Source,
+    chain_hash,
+    layout,
+    seal,
+)
 from audit.integrity.checkpoints import key_id, load_signing_key, signed_message
 
 ARCHIVE_FORMAT = "samverkan-audit-archive/1"
@@ -212,7 +224,7 @@ SELECT min(entry_id), max(entry_id) FROM islands WHERE inside GROUP BY island OR
 _EXPORT_SQL = (
     "SELECT l.position, l.source, l.entry_id, l.entry_hash, l.chain_hash, "
     "to_char(l.sealed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), "
-    "coalesce(p.chain_hash, %s), e.* "
+    "coalesce(p.chain_hash, %s), l.format, e.* "
     "FROM (SELECT {expressions} FROM {table}) e "
     "JOIN audit_chainlink l ON l.source = 'access' AND l.entry_id = e.id "
     "LEFT JOIN audit_chainlink p ON p.position = l.position - 1 "
@@ -291,10 +303,17 @@ def archive_month(
                         _EXPORT_SQL.format(expressions=_row_expressions(), table=table), [GENESIS]
                     )
                     for record in export:
-                        link, previous, row = record[:6], record[6], record[7:]
+                        link, previous, link_format, row = (
+                            record[:6],
+                            record[6],
+                            record[7],
+                            record[8:],
+                        )
+                        item = {"link": link, "previous": previous, "row": row}
+                        item["format"] = link_format
                         line = (
                             json.dumps(
-                                {"link": link, "previous": previous, "row": row},
+                                item,
                                 ensure_ascii=False,
                                 separators=(",", ":"),
                             ).encode()
@@ -419,16 +438,23 @@ def verify_archive(
             if source != Source.ACCESS or row[0] != entry_id or entry_id not in ids:
                 result.problem = f"{where}: the line does not belong to this month's export"
                 return result
-            if entry_layout.entry_hash(row) != entry_hash:
+            # Exports made before chain format 2 have no "format": all their links are 1.
+            link_format = item.get("format", FORMAT_JSON)
+            if link_format == FORMAT_LINES:
+                actual_hash = entry_layout.line_hash(entry_layout.copy_line(row))
+            else:
+                actual_hash = entry_layout.entry_hash(row)
+            if actual_hash != entry_hash:
                 result.problem = f"{where}: the event no longer matches its sealed hash"
                 return result
-            if stored_chain != chain_hash(
+            if link_format not in CHAIN_TAGS or stored_chain != chain_hash(
                 item["previous"],
                 position=position,
                 source=source,
                 entry_id=entry_id,
                 entry_hash=entry_hash,
                 sealed_at=sealed_at,
+                format=link_format,
             ):
                 result.problem = f"{where}: the link does not follow from the hash before it"
                 return result

@@ -8,8 +8,8 @@ import datetime as dt
 import hashlib
 import json
 import multiprocessing
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,22 +21,19 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from audit.integrity.chain import (
-    CHAIN_TAG,
+    CHAIN_TAGS,
     CHECKPOINT_FORMAT,
+    FORMAT_LINES,
     GENESIS,
-    LINKS_SQL,
     SOURCES,
     Source,
-    fetch_rows,
     layout,
     seal,
     utc_iso,
 )
 from audit.integrity.checkpoints import signed_message, trusted_public_keys
+from audit.integrity.lines import VERIFY_CHUNK, chunks, fetch_chunk, walk_chunk
 from audit.integrity.partitions import archived_entries
-
-VERIFY_CHUNK = 5000
-
 
 # --- Verification -----------------------------------------------------------
 
@@ -149,18 +146,20 @@ def _count(cursor, sql: str, params: Iterable[Any] = ()) -> int:
 
 
 def _diagnose_mismatch(
-    link: tuple, row: tuple, links: list[tuple], actual_hash: str
+    link: tuple, entry: tuple | bytes, links: list[tuple], actual_hash: str
 ) -> tuple[str, str]:
     """Tell an edited entry from one that was moved to another place in the chain."""
-    position, source, _entry_id, _stored, *_ = link
+    position, source, _entry_id, _stored, *_, link_format = link
     entry_layout = layout(source)
     for other in links:
-        other_position, other_source, other_entry_id, other_hash, *_ = other
-        if other_position == position or other_source != source:
+        other_position, other_source, other_entry_id, other_hash, *_, other_format = other
+        if other_position == position or other_source != source or other_format != link_format:
             continue
-        if actual_hash == other_hash or (
-            entry_layout.entry_hash(row, entry_id=other_entry_id) == other_hash
-        ):
+        if link_format == FORMAT_LINES:
+            renumbered = entry_layout.line_hash(entry, entry_id=other_entry_id)
+        else:
+            renumbered = entry_layout.entry_hash(entry, entry_id=other_entry_id)
+        if actual_hash == other_hash or renumbered == other_hash:
             return Problem.REORDERED, (
                 f"it holds the entry sealed at position {other_position}: entries were swapped "
                 "or moved"
@@ -184,72 +183,115 @@ def _previous_hash(cursor, position: int) -> str | None:
     return row[0] if row else None
 
 
-def _fetch_chunk(cursor, start: int, last: int) -> tuple[list[tuple], dict[str, dict]]:
-    """The links from ``start`` (at most ``VERIFY_CHUNK``, up to ``last``) and their entries.
+def _link_format(cursor, position: int) -> int | None:
+    cursor.execute("SELECT format FROM audit_chainlink WHERE position = %s", [position])
+    row = cursor.fetchone()
+    return row[0] if row else None
 
-    Positions are gap-free, so the chunk is the position range itself: a range the
-    planner reads straight from the index (asked for "from ``start`` to ``last``,
-    the first N", it may read the whole rest of the chain for every chunk).
-    """
-    cursor.execute(LINKS_SQL, [start, min(last, start + VERIFY_CHUNK - 1)])
-    links = cursor.fetchall()
-    if not links:
-        # A whole chunk's links are gone: go on from the next link there is (the walk
-        # then names the gap exactly).
-        cursor.execute(
-            "SELECT min(position) FROM audit_chainlink WHERE position > %s AND position <= %s",
-            [start, last],
+
+class _Walk:
+    """The per-link walk: each link's position, entry, entry hash and running hash, and
+    the signed heads at their positions. It names the first problem it finds."""
+
+    def __init__(self, result: _RangeResult, first: int, previous: bytes | None, heads, archived):
+        self.result, self.expected, self.previous = result, first, previous
+        self.heads, self.archived = heads, archived or {}
+        # The inner loop of the log's first format: a shortcut per source, the
+        # definition only where it disagrees.
+        self.hashers = {source: layout(source).fast_hasher() for source in SOURCES}
+
+    def fail(self, kind: str, message: str, link: tuple | None = None, **where) -> bool:
+        if link is not None:
+            where |= {"position": link[0], "source": link[1], "entry_id": link[2]}
+        self.result.finding = Finding(kind, message, **where)
+        return False
+
+    def check(self, links: list[tuple], rows: dict, lines: dict) -> bool:
+        """Walk one chunk; False (and the finding) at the first problem."""
+        for link in links:
+            if not self._check_link(link, links, rows, lines):
+                return False
+            self.result.entries += 1
+            self.expected += 1
+        return True
+
+    def _entry_digest(self, link, links, rows, lines) -> bytes | bool | None:
+        """The entry's hash (bytes), None to take the stored one, False on a finding."""
+        _position, source, entry_id, stored_entry_hash, _, _, link_format = link
+        entry = (lines if link_format == FORMAT_LINES else rows)[source].get(entry_id)
+        if entry is None:
+            if entry_id in self.archived.get(source, ()):
+                # Detached for the archive: the export is checked against this link's
+                # entry hash (``audit verify-archive``); here the link holds.
+                self.result.archived += 1
+                return None
+            return self.fail(Problem.DELETED, "the entry sealed here is no longer in the log", link)
+        if link_format == FORMAT_LINES:
+            actual_hash = layout(source).line_hash(entry)
+            if actual_hash == stored_entry_hash:
+                return bytes.fromhex(actual_hash)
+        else:
+            digest = self.hashers[source](entry)
+            if digest is not None and digest.hex() == stored_entry_hash:
+                return digest
+            intact, actual_hash = layout(source).matches(entry, stored_entry_hash)
+            if intact:
+                return None  # the stored entry hash, which the definition gave
+        kind, message = _diagnose_mismatch(link, entry, links, actual_hash)
+        return self.fail(kind, message, link)
+
+    def _check_link(self, link, links, rows, lines) -> bool:
+        position, source, entry_id, stored_entry_hash, stored_chain_hash, sealed_at, link_format = (
+            link
         )
-        following = cursor.fetchone()[0]
-        if following is not None:
-            cursor.execute(LINKS_SQL, [following, min(last, following + VERIFY_CHUNK - 1)])
-            links = cursor.fetchall()
-    rows = {
-        source: fetch_rows(cursor, source, [link[2] for link in links if link[1] == source])
-        for source in {link[1] for link in links}
-    }
-    return links, rows
-
-
-def _chunks(cursor, first: int, last: int, *, prefetch: bool, using: str) -> Iterator[tuple]:
-    """The chunks of links ``first``..``last`` in order, each with its entries.
-
-    With ``prefetch`` a second connection (a thread of its own) reads the next
-    chunk while the caller hashes this one: the database's work and ours overlap.
-    Positions are gap-free, so the next chunk starts ``VERIFY_CHUNK`` further on;
-    where they are not, the caller stops at the gap and the read-ahead is dropped.
-    """
-    if not prefetch:
-        start = first
-        while start <= last:
-            links, rows = _fetch_chunk(cursor, start, last)
-            if not links:
-                return
-            yield links, rows
-            start = links[-1][0] + 1
-        return
-
-    def fetch(start: int):
-        with connections[using].cursor() as own_cursor:
-            return _fetch_chunk(own_cursor, start, last)
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-verify") as reader:
+        if position != self.expected:
+            return self.fail(
+                Problem.DELETED,
+                f"the chain jumps from position {self.expected - 1} to {position}: "
+                f"the entries sealed at positions {self.expected} to {position - 1} were removed",
+                position=self.expected,
+            )
+        if source not in self.hashers:
+            return self.fail(Problem.CHAIN_BROKEN, f"unknown source {source!r}", position=position)
+        tag = CHAIN_TAGS.get(link_format)
+        if tag is None:
+            return self.fail(Problem.CHAIN_BROKEN, f"unknown chain format {link_format!r}", link)
+        entry_digest = self._entry_digest(link, links, rows, lines)
+        if entry_digest is False:
+            return False
         try:
-            pending = reader.submit(fetch, first)
-            start = first
-            while True:
-                links, rows = pending.result()
-                if not links:
-                    return
-                start = links[-1][0] + 1
-                if start <= last:
-                    pending = reader.submit(fetch, start)
-                yield links, rows
-                if start > last:
-                    return
-        finally:
-            # The reader's own connection (Django's connections are per thread).
-            reader.submit(lambda: connections[using].close()).result()
+            if entry_digest is None:
+                entry_digest = bytes.fromhex(stored_entry_hash)
+            if self.previous is None:
+                digest, follows = bytes.fromhex(stored_chain_hash), True
+            else:
+                digest = hashlib.sha256(
+                    tag
+                    + self.previous
+                    + f"{position}\n{source}\n{entry_id}\n{sealed_at}\n".encode()
+                    + entry_digest
+                ).digest()
+                follows = digest.hex() == stored_chain_hash
+        except ValueError:  # a stored hash that is not even hexadecimal
+            follows = False
+        if not follows:
+            return self.fail(
+                Problem.CHAIN_BROKEN,
+                "the link does not follow from the one before it: a link was inserted, "
+                "removed or altered",
+                link,
+            )
+        self.previous = digest  # the stored running hash: it is the one computed
+        for checkpoint in self.heads.get(position, ()):
+            if checkpoint.head != stored_chain_hash:
+                return self.fail(
+                    Problem.REWRITTEN,
+                    f"the chain's hash at position {position} differs from the signed "
+                    "checkpoint: the log up to here was rewritten",
+                    link,
+                    checkpoint=checkpoint.name,
+                )
+        return True
 
 
 def _walk_range(
@@ -266,7 +308,10 @@ def _walk_range(
 
     Each link is checked against the *stored* hash of the link before it, so
     ranges can be checked independently (and in parallel); together they prove
-    the whole chain, link by link.
+    the whole chain, link by link. Links of format 1 go through the per-link walk
+    (with a read-ahead connection); from the first chunk that ends in a link of
+    format 2 on, each chunk is first offered to the COPY walk of
+    ``audit.integrity.lines``, and the per-link walk checks the chunks it declines.
     """
     result = _RangeResult()
     # The stored running hash of the link before the range (its bytes); None when that
@@ -276,104 +321,45 @@ def _walk_range(
         previous = None if previous_text is None else bytes.fromhex(previous_text)
     except ValueError:
         previous = None
-    expected = first
-    # The inner loop runs once per entry of the log: local names, one hash call per
-    # entry and per link, the slower definition only where the shortcut disagrees.
-    hashers = {source: layout(source).fast_hasher() for source in SOURCES}
-    sha256, fromhex = hashlib.sha256, bytes.fromhex
-    archived_ids = archived or {}
-    for links, rows in _chunks(cursor, first, last, prefetch=prefetch, using=using):
-        for link in links:
-            position, source, entry_id, stored_entry_hash, stored_chain_hash, sealed_at = link
-            if position != expected:
-                result.finding = Finding(
-                    Problem.DELETED,
-                    f"the chain jumps from position {expected - 1} to {position}: "
-                    f"the entries sealed at positions {expected} to {position - 1} were removed",
-                    position=expected,
-                )
-                return result
-            hasher = hashers.get(source)
-            if hasher is None:
-                result.finding = Finding(
-                    Problem.CHAIN_BROKEN, f"unknown source {source!r}", position=position
-                )
-                return result
-            row = rows[source].get(entry_id)
-            if row is None:
-                if entry_id in archived_ids.get(source, ()):
-                    # Detached for the archive: the export is checked against this
-                    # link's entry hash (``audit verify-archive``); here the link holds.
-                    entry_digest = None  # the stored entry hash, below
-                    result.archived += 1
-                else:
-                    result.finding = Finding(
-                        Problem.DELETED,
-                        "the entry sealed here is no longer in the log",
-                        position=position,
-                        source=source,
-                        entry_id=entry_id,
-                    )
-                    return result
-            else:
-                entry_digest = hasher(row)
-                if entry_digest is None or entry_digest.hex() != stored_entry_hash:
-                    intact, actual_hash = layout(source).matches(row, stored_entry_hash)
-                    if not intact:
-                        kind, message = _diagnose_mismatch(link, row, links, actual_hash)
-                        result.finding = Finding(
-                            kind, message, position=position, source=source, entry_id=entry_id
-                        )
+    walk = _Walk(result, first, previous, heads, archived)
+    lines_format = _link_format(cursor, first) == FORMAT_LINES
+    start = first
+    while start <= last:
+        if not lines_format:
+            read = chunks(cursor, start, last, prefetch=prefetch, using=using)
+            with closing(read):
+                for links, rows, lines in read:
+                    if not walk.check(links, rows, lines):
                         return result
-                    entry_digest = None  # the stored entry hash, which the definition gave
-            try:
-                if entry_digest is None:
-                    entry_digest = fromhex(stored_entry_hash)
-                if previous is None:
-                    digest, follows = fromhex(stored_chain_hash), True
+                    start = links[-1][0] + 1
+                    if links[-1][6] == FORMAT_LINES:
+                        lines_format = True
+                        break
                 else:
-                    digest = sha256(
-                        CHAIN_TAG
-                        + previous
-                        + f"{position}\n{source}\n{entry_id}\n{sealed_at}\n".encode()
-                        + entry_digest
-                    ).digest()
-                    follows = digest.hex() == stored_chain_hash
-            except ValueError:  # a stored hash that is not even hexadecimal
-                follows = False
-            if not follows:
-                result.finding = Finding(
-                    Problem.CHAIN_BROKEN,
-                    "the link does not follow from the one before it: a link was inserted, "
-                    "removed or altered",
-                    position=position,
-                    source=source,
-                    entry_id=entry_id,
-                )
-                return result
-            previous = digest  # the stored running hash: it is the one computed
-            if position in heads:
-                for checkpoint in heads[position]:
-                    if checkpoint.head != stored_chain_hash:
-                        result.finding = Finding(
-                            Problem.REWRITTEN,
-                            f"the chain's hash at position {position} differs from the signed "
-                            "checkpoint: the log up to here was rewritten",
-                            position=position,
-                            source=source,
-                            entry_id=entry_id,
-                            checkpoint=checkpoint.name,
-                        )
-                        return result
-            result.entries += 1
-            expected += 1
-    if expected <= last:
+                    break  # every chunk read
+            continue
+        end = min(last, start + VERIFY_CHUNK - 1)
+        digest = None
+        if walk.previous is not None and not any(start <= at <= end for at in heads):
+            digest = walk_chunk(cursor.connection, start, end, walk.previous)
+        if digest is not None:
+            walk.previous, walk.expected = digest, end + 1
+            result.entries += end - start + 1
+            start = end + 1
+            continue
+        links, rows, lines = fetch_chunk(cursor, start, last)
+        if not links:
+            break
+        if not walk.check(links, rows, lines):
+            return result
+        start = links[-1][0] + 1
+    if walk.expected <= last:
         result.finding = Finding(
             Problem.DELETED,
-            f"the entries sealed at positions {expected} to {last} were removed",
-            position=expected,
+            f"the entries sealed at positions {walk.expected} to {last} were removed",
+            position=walk.expected,
         )
-    result.last_hash = previous.hex() if previous is not None else previous_text
+    result.last_hash = walk.previous.hex() if walk.previous is not None else previous_text
     return result
 
 

@@ -19,3 +19,13 @@ def signing_key(settings):
 
     integrity.generate_signing_key(settings.AUDIT_SIGNING_KEY_FILE)
     return integrity.load_signing_key()
+
+
+@pytest.fixture(params=[1, 2], ids=["format1", "format2"])
+def chain_format(request, monkeypatch):
+    """The chain format the sealer writes (ADR 0031, session 19): a test that takes this
+    fixture runs against a chain of each format."""
+    from audit.integrity import chain
+
+    monkeypatch.setattr(chain, "SEAL_FORMAT", request.param)
+    return request.param

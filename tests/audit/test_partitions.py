@@ -56,8 +56,9 @@ def _verify(**kwargs):
 
 
 @pytest.fixture
-def months(db):
-    """Events in two past months (each with its partition), this month and a far month."""
+def months(chain_format, db):
+    """Events in two past months (each with its partition), this month and a far month (the
+    chain in each format: every test that takes it runs against both)."""
     for month in (EARLIER, PAST):
         raw("SELECT audit_create_event_partition(%s)", [month])
     log = {
