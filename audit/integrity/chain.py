@@ -353,6 +353,17 @@ def fetch_rows(cursor, source: str, ids: list[int]) -> dict[int, tuple]:
     return {row[0]: row for row in cursor.fetchall()}
 
 
+def _next_result(pgconn):
+    """libpq's next result, waited for on the socket. ``get_result`` itself blocks while
+    holding the GIL: in the sealer's thread that would stop every other thread of the
+    process (a worker's requests) for as long as the server takes."""
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            return pgconn.get_result()
+        select.select([pgconn.socket], [], [])
+
+
 def copy_lines(connection, sql: bytes) -> Iterator[bytes]:
     """Each line (with its newline) of ``COPY … TO STDOUT`` on a psycopg ``connection``,
     read from libpq one message at a time; the wait for data is a ``select`` on the
@@ -362,10 +373,10 @@ def copy_lines(connection, sql: bytes) -> Iterator[bytes]:
     if not connection.autocommit and pgconn.transaction_status == pq.TransactionStatus.IDLE:
         connection.execute("SELECT 1")  # psycopg opens the transaction the COPY belongs to
     pgconn.send_query(sql)
-    result = pgconn.get_result()
+    result = _next_result(pgconn)
     if result is None or result.status != pq.ExecStatus.COPY_OUT:
         error = result.get_error_message() if result is not None else "no result"
-        while pgconn.get_result() is not None:
+        while _next_result(pgconn) is not None:
             pass
         raise psycopg.DatabaseError(error)
     get, consume, socket = pgconn.get_copy_data, pgconn.consume_input, pgconn.socket
@@ -379,7 +390,7 @@ def copy_lines(connection, sql: bytes) -> Iterator[bytes]:
         else:
             break
     error = None
-    while (result := pgconn.get_result()) is not None:
+    while (result := _next_result(pgconn)) is not None:
         if result.status != pq.ExecStatus.COMMAND_OK:
             error = result.get_error_message()
     if error:

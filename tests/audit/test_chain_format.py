@@ -198,3 +198,52 @@ def test_a_copy_of_an_entry_under_its_own_id_fails_verification(mixed_chain):
         )
     assert AccessEvent.objects.filter(pk=victim).count() == 2
     assert not integrity.verify(directory=None, seal_first=False).ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reading_copy_lines_lets_other_threads_run_while_the_server_works():
+    """The sealer's thread reads COPY lines while requests run in the same process: the
+    wait for the server must not hold the GIL. The COPY waits for a lock this thread
+    holds and releases only by running Python; a wait that held the GIL would stall the
+    release until the COPY's lock timeout refused it."""
+    import threading
+
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    holder = psycopg.connect(**params, autocommit=True)
+    reader = psycopg.connect(**params, autocommit=True)
+    try:
+        holder.execute("SELECT pg_advisory_lock(4242)")
+        reader.execute("SET lock_timeout = '5s'")
+        outcome: dict = {}
+        started = threading.Event()
+
+        def read() -> None:
+            started.set()
+            try:
+                outcome["lines"] = list(
+                    chain.copy_lines(reader, b"COPY (SELECT pg_advisory_lock(4242)) TO STDOUT")
+                )
+            except psycopg.Error as error:
+                outcome["error"] = type(error).__name__
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        started.wait()
+        # Until the reader's COPY is waiting for the lock, then release it from here.
+        while (
+            thread.is_alive()
+            and not holder.execute(
+                "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+        ):
+            pass
+        holder.execute("SELECT pg_advisory_unlock(4242)")
+        thread.join()
+        assert outcome == {"lines": [b"\n"]}
+    finally:
+        holder.close()
+        reader.close()
