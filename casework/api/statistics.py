@@ -176,13 +176,7 @@ def _form_errors(data) -> dict[str, list[Bilingual]]:
             form = StatisticsForm(data)
             form.is_valid()
             found[language] = {name: list(errors) for name, errors in form.errors.items()}
-    return {
-        name: [
-            Bilingual(sv, en)
-            for sv, en in zip(messages, found["en"].get(name, messages), strict=False)
-        ]
-        for name, messages in found["sv"].items()
-    }
+    return Bilingual.paired(found["sv"], found["en"])
 
 
 class StatisticsView(ApiView):

@@ -59,6 +59,10 @@ def _no_inbox() -> Problem:
     return forbidden(_("The acting person has no task inbox."))
 
 
+def _not_theirs_now() -> Problem:
+    return forbidden(_("The acting person may not do this step now."))
+
+
 # --- What a task shows -------------------------------------------------------------------------
 
 
@@ -251,7 +255,7 @@ class TaskCompleteView(ApiView):
         if task.status not in OPEN:
             raise _not_open()
         if not (policy.may_see_task(person, task) and self.may_do(person, task)):
-            raise forbidden(_("The acting person may not do this step now."))
+            raise _not_theirs_now()
         decision = programmes.api_decision(task.flow_task)
         if decision is None:
             raise _conflict(
@@ -307,14 +311,14 @@ class TaskCompleteView(ApiView):
             node = task.flow_task
             if task.status == STATUS.NEW:
                 if not node.can_assign(person, task):
-                    raise forbidden(_("The acting person may not do this step now."))
+                    raise _not_theirs_now()
                 activation.assign(person)
             if task.status != STATUS.ASSIGNED or not policy.may_execute_task(person, task):
                 # Done, cancelled or taken by someone else meanwhile (or the absence whose
                 # deputy the person is has ended).
                 raise _not_open()
             if not node.can_execute(person, task):
-                raise forbidden(_("The acting person may not do this step now."))
+                raise _not_theirs_now()
             case = getattr(activation.process, "case", None)
             version = expected_version(request, case.version) if case is not None else None
             activation.start(request._request)

@@ -40,6 +40,19 @@ class Bilingual:
     def __str__(self) -> str:
         return self.english if translation.get_language().startswith("en") else self.swedish
 
+    @classmethod
+    def paired(
+        cls, swedish: dict[str, list[str]], english: dict[str, list[str]]
+    ) -> dict[str, list[Bilingual]]:
+        """Each field's messages, rendered once in Swedish and once in English, paired in
+        order (a field the English rendering lacks keeps its Swedish messages for both)."""
+        return {
+            field: [
+                cls(sv, en) for sv, en in zip(messages, english.get(field, messages), strict=False)
+            ]
+            for field, messages in swedish.items()
+        }
+
 
 def _flatten(errors: Any, prefix: str = "") -> dict[str, list[str]]:
     """A serializer's nested errors as {"field.sub": [message, …]}."""
@@ -108,15 +121,7 @@ class ApiView(APIView):
             again = serializer_class(data=data, context=context)
             again.is_valid()
             english = _flatten(again.errors)
-        raise bad_input(
-            {
-                field: [
-                    Bilingual(sv, en)
-                    for sv, en in zip(messages, english.get(field, messages), strict=False)
-                ]
-                for field, messages in swedish.items()
-            }
-        )
+        raise bad_input(Bilingual.paired(swedish, english))
 
 
 @method_decorator(login_not_required, name="dispatch")
