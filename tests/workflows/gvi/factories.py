@@ -136,16 +136,21 @@ def notification(users, member, *, until: str = gvi.NotificationStatus.SCHEDULED
     return n
 
 
-def delivered_notification(users, member, *, response="undecided", **kwargs):
-    n = notification(users, member)
+def deliver(users, n, *, offer_of_help="Stöd från socialtjänsten", response="undecided", **kwargs):
+    """The police officer records the delivery of the scheduled notification ``n``."""
     services.record_delivery(
         user=users["per.polis"],
         purpose=PURPOSE,
         notification=n,
-        offer_of_help="Stöd från socialtjänsten",
+        offer_of_help=offer_of_help,
         response=response,
         **kwargs,
     )
+
+
+def delivered_notification(users, member, **delivery):
+    n = notification(users, member)
+    deliver(users, n, **delivery)
     return n
 
 
@@ -180,13 +185,5 @@ def refused_sig_referral(users):
     _, (member,) = group(users, status=gvi.GroupStatus.MAPPED, years=30)
     n = notification(users, member)
     with pytest.raises(ValidationError):
-        services.record_delivery(
-            user=users["per.polis"],
-            purpose=PURPOSE,
-            notification=n,
-            offer_of_help="Stöd",
-            response="accepted",
-            programme="sig",
-            reason="Vill ut.",
-        )
+        deliver(users, n, response="accepted", programme="sig", reason="Vill ut.")
     return n, member

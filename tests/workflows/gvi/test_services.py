@@ -309,13 +309,7 @@ def test_delivery_needs_the_offer_and_response(users):
     _, (member,) = f.group(users, status=gvi.GroupStatus.MAPPED)
     n = f.notification(users, member)
     with pytest.raises(ValidationError) as error:
-        services.record_delivery(
-            user=users["per.polis"],
-            purpose=PURPOSE,
-            notification=n,
-            offer_of_help="",
-            response="maybe",
-        )
+        f.deliver(users, n, offer_of_help="", response="maybe")
     assert error.value.error_dict.keys() == {"offer_of_help"}
     n.refresh_from_db()
     assert n.status == gvi.NotificationStatus.SCHEDULED
@@ -394,6 +388,15 @@ def _call_in(users, members):
     return call_in
 
 
+def _invited_call_in(users, members):
+    """A call-in with ``members`` as its attendees, selected and invited."""
+    sara = users["sara.samordnare"]
+    call_in = _call_in(users, members)
+    services.transition(user=sara, obj=call_in, name="select_attendees", purpose=PURPOSE)
+    services.transition(user=sara, obj=call_in, name="invite", purpose=PURPOSE)
+    return call_in
+
+
 def test_call_in_guards_and_follow_up(users, settings):
     sara = users["sara.samordnare"]
     group, members = f.group(users, status=gvi.GroupStatus.MAPPED, members=2)
@@ -402,9 +405,7 @@ def test_call_in_guards_and_follow_up(users, settings):
         services.transition(user=sara, obj=empty, name="select_attendees", purpose=PURPOSE)
     with pytest.raises(ValidationError):
         services.add_attendee(user=sara, purpose=PURPOSE, call_in=empty, member=group)
-    call_in = _call_in(users, members)
-    services.transition(user=sara, obj=call_in, name="select_attendees", purpose=PURPOSE)
-    services.transition(user=sara, obj=call_in, name="invite", purpose=PURPOSE)
+    call_in = _invited_call_in(users, members)
     attendees = list(call_in.attendees.all())
     services.record_attendance(
         user=sara,
@@ -441,9 +442,7 @@ def test_call_in_guards_and_follow_up(users, settings):
 def test_call_in_held_without_attendance_refused_and_cancel(users):
     sara = users["sara.samordnare"]
     _, members = f.group(users, status=gvi.GroupStatus.MAPPED)
-    call_in = _call_in(users, members)
-    services.transition(user=sara, obj=call_in, name="select_attendees", purpose=PURPOSE)
-    services.transition(user=sara, obj=call_in, name="invite", purpose=PURPOSE)
+    call_in = _invited_call_in(users, members)
     for role in gvi.SpeakerRole.values:
         services.set_speaker(user=sara, purpose=PURPOSE, call_in=call_in, role=role, speaker="X")
     with pytest.raises(ValidationError) as error:
@@ -459,9 +458,7 @@ def test_call_in_held_without_attendance_refused_and_cancel(users):
 def test_call_in_follow_up_overdue_reminder(users):
     sara = users["sara.samordnare"]
     _, members = f.group(users, status=gvi.GroupStatus.MAPPED)
-    call_in = _call_in(users, members)
-    services.transition(user=sara, obj=call_in, name="select_attendees", purpose=PURPOSE)
-    services.transition(user=sara, obj=call_in, name="invite", purpose=PURPOSE)
+    call_in = _invited_call_in(users, members)
     (attendee,) = call_in.attendees.all()
     services.record_attendance(
         user=sara, purpose=PURPOSE, call_in=call_in, attendance={attendee.pk: True}
