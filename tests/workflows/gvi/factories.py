@@ -67,18 +67,47 @@ def group(users, *, status: str = gvi.GroupStatus.IDENTIFIED, members: int = 1, 
     if target >= 3:
         services.transition(user=sara, obj=g, name="monitor", purpose=PURPOSE)
     if target >= 4:
-        services.record_incident(
-            user=per,
-            purpose=PURPOSE,
-            date=timezone.localdate(),
-            area="vivalla_baronbackarna",
-            kind="shooting",
-            groups=[g],
-        )
+        incident(per, g, area="vivalla_baronbackarna")
         g.refresh_from_db()
     for m in made:
         m.refresh_from_db()
     return g, made
+
+
+def incident(user, group, *, area: str = "other"):
+    """A shooting today, recorded by ``user`` with ``group`` linked."""
+    return services.record_incident(
+        user=user,
+        purpose=PURPOSE,
+        date=timezone.localdate(),
+        area=area,
+        kind="shooting",
+        groups=[group],
+    )
+
+
+def decide_sanctions(users, group, *levers):
+    """The coordinator's decision of ``levers`` (lever, organisation) on the incident
+    linked to ``group``."""
+    return services.decide_sanctions(
+        user=users["sara.samordnare"],
+        purpose=PURPOSE,
+        group=group,
+        incident=group.incidents.get(),
+        levers=list(levers),
+    )
+
+
+def unnamed_group(user):
+    """A group registered by ``user`` with the least it needs (no notes, no member)."""
+    return services.create_group(
+        user=user, purpose=PURPOSE, name="X", notes=None, area="other", size_band="1-5"
+    )
+
+
+def task_link(path: str, text: str) -> str:
+    """A task list's link to a GVI page (the inbox and the queue)."""
+    return f'<a href="{path}" data-turbo="false">{text}</a>'
 
 
 def notification(users, member, *, until: str = gvi.NotificationStatus.SCHEDULED):
@@ -107,16 +136,21 @@ def notification(users, member, *, until: str = gvi.NotificationStatus.SCHEDULED
     return n
 
 
-def delivered_notification(users, member, *, response="undecided", **kwargs):
-    n = notification(users, member)
+def deliver(users, n, *, offer_of_help="Stöd från socialtjänsten", response="undecided", **kwargs):
+    """The police officer records the delivery of the scheduled notification ``n``."""
     services.record_delivery(
         user=users["per.polis"],
         purpose=PURPOSE,
         notification=n,
-        offer_of_help="Stöd från socialtjänsten",
+        offer_of_help=offer_of_help,
         response=response,
         **kwargs,
     )
+
+
+def delivered_notification(users, member, **delivery):
+    n = notification(users, member)
+    deliver(users, n, **delivery)
     return n
 
 
@@ -151,13 +185,5 @@ def refused_sig_referral(users):
     _, (member,) = group(users, status=gvi.GroupStatus.MAPPED, years=30)
     n = notification(users, member)
     with pytest.raises(ValidationError):
-        services.record_delivery(
-            user=users["per.polis"],
-            purpose=PURPOSE,
-            notification=n,
-            offer_of_help="Stöd",
-            response="accepted",
-            programme="sig",
-            reason="Vill ut.",
-        )
+        deliver(users, n, response="accepted", programme="sig", reason="Vill ut.")
     return n, member

@@ -86,3 +86,21 @@ def test_an_error_inside_the_change_rolls_it_back(users):
     assert group.version == version
     assert group.message_delivered_at is None
     assert _events(group, "notes") == 0
+
+
+def test_each_new_object_starts_its_timeline_in_its_first_state_with_its_create_event(users):
+    """``record_created``: a registered group and member, a planned call-in and a requested
+    notification each have one timeline entry into the state it starts in, and one
+    ``CREATE`` event."""
+    group, (member,) = f.group(users)
+    created = {
+        "register": group,
+        "add_member": member,
+        "plan": _call_in(users),
+        "request": f.notification(users, member, until=gvi.NotificationStatus.REQUESTED),
+    }
+    for name, obj in created.items():
+        entry = gvi.GviEvent.objects.get(object_id=obj.pk, transition=name)
+        assert (entry.from_state, entry.to_state) == ("", obj.status)
+        events = AccessEvent.objects.filter(action="create", object_id=str(obj.pk))
+        assert events.count() == 1, name

@@ -17,15 +17,9 @@ pytestmark = COMMITTED_DB
 
 
 def test_concurrent_execution_of_one_lever(users):
-    sara, per = users["sara.samordnare"], users["per.polis"]
+    per = users["per.polis"]
     group, _ = f.group(users, status=gvi.GroupStatus.INCIDENT_LINKED)
-    decision = services.decide_sanctions(
-        user=sara,
-        purpose=f.PURPOSE,
-        group=group,
-        incident=group.incidents.get(),
-        levers=[("police_checks", f.police_org(users))],
-    )
+    decision = f.decide_sanctions(users, group, ("police_checks", f.police_org(users)))
     lever = decision.sanctions.get()
     services.sanction_step(user=per, purpose=f.PURPOSE, sanction=lever, name="decide")
     lever.refresh_from_db()

@@ -35,13 +35,7 @@ def dormant(users, *, with_withdrawn_lever: bool = False):
     status = gvi.GroupStatus.INCIDENT_LINKED if with_withdrawn_lever else gvi.GroupStatus.MONITORED
     group, (member,) = f.group(users, status=status)
     if with_withdrawn_lever:
-        decision = services.decide_sanctions(
-            user=sara,
-            purpose=PURPOSE,
-            group=group,
-            incident=group.incidents.get(),
-            levers=[("police_checks", f.police_org(users))],
-        )
+        decision = f.decide_sanctions(users, group, ("police_checks", f.police_org(users)))
         services.withdraw_sanction(
             user=sara, purpose=PURPOSE, sanction=decision.sanctions.get(), reason=WITHDRAW_REASON
         )

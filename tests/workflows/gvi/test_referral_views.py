@@ -87,9 +87,9 @@ def test_the_page_and_taking_it_up(client, users, member):
     # The queue names the referral and the group (no name: nothing decrypted there).
     queue = client.get(reverse("arenden:queue")).content.decode()
     assert (
-        f'<a href="/gvi/medlemmar/{member.pk}/" data-turbo="false">'
-        f"{case.reference} · {member.group.reference}</a>"
-    ) in queue
+        f.task_link(f"/gvi/medlemmar/{member.pk}/", f"{case.reference} · {member.group.reference}")
+        in queue
+    )
     client.post(urls["assign"])
     with translation.override("sv"):
         page = client.get(urls["execute"]).content.decode()

@@ -30,12 +30,8 @@ def decided(users, levers=("police_checks", "traffic", "housing")):
     f.name_participant(users["anna.social"])
     group, _ = f.group(users, status=gvi.GroupStatus.INCIDENT_LINKED)
     orgs = {"police_checks": f.police_org(users), "traffic": f.police_org(users)}
-    decision = services.decide_sanctions(
-        user=users["sara.samordnare"],
-        purpose=PURPOSE,
-        group=group,
-        incident=group.incidents.get(),
-        levers=[(lever, orgs.get(lever, f.social_org(users))) for lever in levers],
+    decision = f.decide_sanctions(
+        users, group, *((lever, orgs.get(lever, f.social_org(users))) for lever in levers)
     )
     group.refresh_from_db()
     assert group.status == gvi.GroupStatus.SANCTION_DECIDED
@@ -144,13 +140,7 @@ def test_every_lever_withdrawn_ends_the_decision_and_the_group_goes_back(users):
         action="transition", object_id=str(group.pk), details__transition="withdraw_sanctions"
     ).exists()
     # The coordinator decides again, with other levers, or clears the incident.
-    again = services.decide_sanctions(
-        user=sara,
-        purpose=PURPOSE,
-        group=group,
-        incident=group.incidents.get(),
-        levers=[("probation", f.police_org(users))],
-    )
+    again = f.decide_sanctions(users, group, ("probation", f.police_org(users)))
     group.refresh_from_db()
     assert group.status == gvi.GroupStatus.SANCTION_DECIDED and group.open_decision() == again
 

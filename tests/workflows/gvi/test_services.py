@@ -51,14 +51,7 @@ def test_group_name_and_notes_are_encrypted_under_the_group_key(users):
 
 
 def test_mapping_needs_a_member(users):
-    group = services.create_group(
-        user=users["per.polis"],
-        purpose=PURPOSE,
-        name="X",
-        notes=None,
-        area="other",
-        size_band="1-5",
-    )
+    group = f.unnamed_group(users["per.polis"])
     with pytest.raises(ValidationError) as error:
         services.transition(user=users["per.polis"], obj=group, name="map", purpose=PURPOSE)
     assert "at least one member" in _messages(error.value)
@@ -75,26 +68,13 @@ def test_group_message_needs_a_member_with_the_message(users):
 
 def test_sanctions_refused_without_prior_message(users):
     group, _ = f.group(users, status=gvi.GroupStatus.MAPPED)
-    services.record_incident(
-        user=users["per.polis"],
-        purpose=PURPOSE,
-        date=timezone.localdate(),
-        area="other",
-        kind="shooting",
-        groups=[group],
-    )
+    f.incident(users["per.polis"], group)
     group.refresh_from_db()
     assert group.status == gvi.GroupStatus.MAPPED  # only a monitored group moves
     assert not f.gvi.group_received_message(group)
     assert "sanctions come only after the message" in str(gvi.group_received_message.message)
     with pytest.raises(ValidationError):
-        services.decide_sanctions(
-            user=users["sara.samordnare"],
-            purpose=PURPOSE,
-            group=group,
-            incident=group.incidents.get(),
-            levers=[("police_checks", f.police_org(users))],
-        )
+        f.decide_sanctions(users, group, ("police_checks", f.police_org(users)))
     assert not gvi.SanctionDecision.objects.exists()
 
 
@@ -118,12 +98,8 @@ def test_sanction_path_recorded_by_the_owning_organisation_only(users):
     with pytest.raises(ValidationError) as error:
         services.transition(user=sara, obj=group, name="decide_sanctions", purpose=PURPOSE)
     assert "Record the sanction decision" in _messages(error.value)
-    decision = services.decide_sanctions(
-        user=sara,
-        purpose=PURPOSE,
-        group=group,
-        incident=group.incidents.get(),
-        levers=[("police_checks", f.police_org(users)), ("housing", f.social_org(users))],
+    decision = f.decide_sanctions(
+        users, group, ("police_checks", f.police_org(users)), ("housing", f.social_org(users))
     )
     group.refresh_from_db()
     assert group.status == gvi.GroupStatus.SANCTION_DECIDED
@@ -159,14 +135,7 @@ def test_incident_recorded_by_police_only(users):
     group, _ = f.group(users)
     for username in ("sara.samordnare", "anna.social", "lisa.skola"):
         with pytest.raises(Denied):
-            services.record_incident(
-                user=users[username],
-                purpose=PURPOSE,
-                date=timezone.localdate(),
-                area="other",
-                kind="shooting",
-                groups=[group],
-            )
+            f.incident(users[username], group)
     with pytest.raises(ValidationError) as error:
         services.record_incident(
             user=users["per.polis"],
@@ -340,14 +309,8 @@ def test_delivery_needs_the_offer_and_response(users):
     _, (member,) = f.group(users, status=gvi.GroupStatus.MAPPED)
     n = f.notification(users, member)
     with pytest.raises(ValidationError) as error:
-        services.record_delivery(
-            user=users["per.polis"],
-            purpose=PURPOSE,
-            notification=n,
-            offer_of_help="",
-            response="maybe",
-        )
-    assert error.value.error_dict.keys() == {"offer_of_help"} or True
+        f.deliver(users, n, offer_of_help="", response="maybe")
+    assert error.value.error_dict.keys() == {"offer_of_help"}
     n.refresh_from_db()
     assert n.status == gvi.NotificationStatus.SCHEDULED
     assert not gvi.offer_recorded(n)
@@ -425,6 +388,15 @@ def _call_in(users, members):
     return call_in
 
 
+def _invited_call_in(users, members):
+    """A call-in with ``members`` as its attendees, selected and invited."""
+    sara = users["sara.samordnare"]
+    call_in = _call_in(users, members)
+    services.transition(user=sara, obj=call_in, name="select_attendees", purpose=PURPOSE)
+    services.transition(user=sara, obj=call_in, name="invite", purpose=PURPOSE)
+    return call_in
+
+
 def test_call_in_guards_and_follow_up(users, settings):
     sara = users["sara.samordnare"]
     group, members = f.group(users, status=gvi.GroupStatus.MAPPED, members=2)
@@ -433,9 +405,7 @@ def test_call_in_guards_and_follow_up(users, settings):
         services.transition(user=sara, obj=empty, name="select_attendees", purpose=PURPOSE)
     with pytest.raises(ValidationError):
         services.add_attendee(user=sara, purpose=PURPOSE, call_in=empty, member=group)
-    call_in = _call_in(users, members)
-    services.transition(user=sara, obj=call_in, name="select_attendees", purpose=PURPOSE)
-    services.transition(user=sara, obj=call_in, name="invite", purpose=PURPOSE)
+    call_in = _invited_call_in(users, members)
     attendees = list(call_in.attendees.all())
     services.record_attendance(
         user=sara,
@@ -472,9 +442,7 @@ def test_call_in_guards_and_follow_up(users, settings):
 def test_call_in_held_without_attendance_refused_and_cancel(users):
     sara = users["sara.samordnare"]
     _, members = f.group(users, status=gvi.GroupStatus.MAPPED)
-    call_in = _call_in(users, members)
-    services.transition(user=sara, obj=call_in, name="select_attendees", purpose=PURPOSE)
-    services.transition(user=sara, obj=call_in, name="invite", purpose=PURPOSE)
+    call_in = _invited_call_in(users, members)
     for role in gvi.SpeakerRole.values:
         services.set_speaker(user=sara, purpose=PURPOSE, call_in=call_in, role=role, speaker="X")
     with pytest.raises(ValidationError) as error:
@@ -490,9 +458,7 @@ def test_call_in_held_without_attendance_refused_and_cancel(users):
 def test_call_in_follow_up_overdue_reminder(users):
     sara = users["sara.samordnare"]
     _, members = f.group(users, status=gvi.GroupStatus.MAPPED)
-    call_in = _call_in(users, members)
-    services.transition(user=sara, obj=call_in, name="select_attendees", purpose=PURPOSE)
-    services.transition(user=sara, obj=call_in, name="invite", purpose=PURPOSE)
+    call_in = _invited_call_in(users, members)
     (attendee,) = call_in.attendees.all()
     services.record_attendance(
         user=sara, purpose=PURPOSE, call_in=call_in, attendance={attendee.pk: True}
@@ -525,12 +491,5 @@ def test_every_transition_is_audited_and_on_the_timeline(users):
 @with_denials
 def test_refusal_is_an_access_denied_event(users):
     with pytest.raises(Denied):
-        services.create_group(
-            user=users["lisa.skola"],
-            purpose=PURPOSE,
-            name="X",
-            notes=None,
-            area="other",
-            size_band="1-5",
-        )
+        f.unnamed_group(users["lisa.skola"])
     assert AccessEvent.objects.filter(action="access_denied", user=users["lisa.skola"]).exists()

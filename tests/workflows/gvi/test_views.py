@@ -292,18 +292,23 @@ def test_task_lists_name_each_gvi_task_s_notification_or_member(client, users, w
     client.force_login(users["per.polis"])
     inbox = client.get(reverse("arenden:inbox")).content.decode()
     assert (
-        f'<a href="/gvi/underrattelser/{notification.pk}/" data-turbo="false">'
-        f"{notification.reference} · {notification.get_status_display()}</a>"
-    ) in inbox
+        f.task_link(
+            f"/gvi/underrattelser/{notification.pk}/",
+            f"{notification.reference} · {notification.get_status_display()}",
+        )
+        in inbox
+    )
 
     # The notice of a member under 18, in the named social-services participants' queue:
     # the group's number and the member's state; never the member's name.
     client.force_login(users["anna.social"])
     queue = client.get(reverse("arenden:queue")).content.decode()
     assert (
-        f'<a href="/gvi/medlemmar/{member.pk}/" data-turbo="false">'
-        f"{group.reference} · {member.get_status_display()}</a>"
-    ) in queue
+        f.task_link(
+            f"/gvi/medlemmar/{member.pk}/", f"{group.reference} · {member.get_status_display()}"
+        )
+        in queue
+    )
 
 
 def test_the_call_in_is_held_by_posting_the_hold_form_as_the_page_renders_it(client, users, world):

@@ -143,6 +143,13 @@ def changing(
         yield locked(obj, expected_version, *states, user=user, purpose=purpose)
 
 
+def record_created(obj, name: str, *, user, purpose: str, **details: Any) -> None:
+    """A new GVI object's first timeline entry (``name``, into the state it starts in) and
+    its ``CREATE`` event with ``details``, in the caller's transaction."""
+    transitions.timeline(obj=obj, user=user, name=name, target=obj.status)
+    transitions.audit_created(obj, user=user, purpose=purpose, **details)
+
+
 def group_dek(group: Group):
     return load_data_key(owner_type=GROUP, owner_id=group.pk)
 

@@ -25,9 +25,7 @@ from casework.services.cases import REASON_LIMIT, clean_text
 from casework.services.transitions import (
     Denied,
     audit,
-    audit_created,
     next_reference,
-    timeline,
     transition,
 )
 from workflows.common.nodes import open_task, task_step
@@ -49,6 +47,7 @@ from workflows.gvi.services.access import (
     deny,
     locked,
     person_dek,
+    record_created,
     require_gvi_access,
     require_role,
 )
@@ -86,8 +85,7 @@ def create_call_in(*, user, purpose: str, date: datetime.date) -> CallIn:
             reference=next_reference(CallIn, "GVI-C"), date=date, created_by=user
         )
         gvi_flow.GviCallInFlow.start.run(call_in=call_in)
-        timeline(obj=call_in, user=user, name="plan", target=call_in.status)
-        audit_created(call_in, user=user, purpose=purpose)
+        record_created(call_in, "plan", user=user, purpose=purpose)
     return call_in
 
 
@@ -240,8 +238,7 @@ def request_notification(
             police_officer=police_officer,
         )
         gvi_flow.GviNotificationFlow.start.run(notification=notification)
-        timeline(obj=notification, user=user, name="request", target=notification.status)
-        audit_created(notification, user=user, purpose=purpose)
+        record_created(notification, "request", user=user, purpose=purpose)
     return notification
 
 

@@ -58,6 +58,7 @@ from workflows.gvi.services.access import (
     deny,
     group_dek,
     locked,
+    record_created,
     require_gvi_access,
     require_role,
     store,
@@ -88,9 +89,9 @@ def create_group(
         seal_value(group, "name", name, dek)
         seal_value(group, "notes", notes, dek)
         group.save(force_insert=True)
-        timeline(obj=group, user=user, name="register", target=group.status)
-        audit_created(
+        record_created(
             group,
+            "register",
             user=user,
             purpose=purpose,
             fields=["name"] + (["notes"] if notes else []),
@@ -214,9 +215,9 @@ def add_member(
             store(member, minor_notice=True)
             gvi_flow.GviMinorNoticeFlow.start.run(member=member)
         bump(group)
-        timeline(obj=member, user=user, name="add_member", target=member.status)
-        audit_created(
+        record_created(
             member,
+            "add_member",
             user=user,
             purpose=purpose,
             group=str(group.pk),
