@@ -21,12 +21,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from casework import personnummer as pnr
-from casework.models import Action, Consent, Person, User
+from casework.models import Action, Case, Consent, Person, User
 from casework.services import cases as case_services
 from casework.services import create_person
 
 # The programmes' demos run their steps with these (``demo.open_task``, ``demo.task_step``).
-from workflows.common.nodes import StepRequest, task_step
+from workflows.common.nodes import StepRequest, review_time, task_step
 from workflows.common.nodes import open_task as open_task
 
 # The namespace of the demo persons' ids (uuid5 of the slot's key): a person is created
@@ -147,6 +147,20 @@ def fire_timer(timer, due) -> None:
         timer.save(update_fields=["scheduled"])
         activation.start()
         activation.execute()
+
+
+def fire_review_timer(case: Case, timer, *, days_ago: int = 0) -> None:
+    """Demo time travel: the case's review date ``days_ago`` days back (today by default);
+    then its flow's review timer ``timer`` (the open ``wait_for_review`` task) fires.
+
+    ``update_case`` refuses a review date in the past (rightly), so the date is moved
+    directly; the change history records it. The timer then fires as ``send_reminders``
+    fires a due timer, due on the morning of the moved date (``review_time``).
+    """
+    review = timezone.localdate() - datetime.timedelta(days=days_ago)
+    Case.objects.filter(pk=case.pk).update(review_date=review)
+    case.review_date = review
+    fire_timer(timer, review_time)
 
 
 class Builder:

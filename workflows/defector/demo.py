@@ -30,7 +30,7 @@ from casework.services import cases as case_services
 from workflows.common import demo
 from workflows.common.services import transition_with_review_date
 from workflows.defector import intake, services
-from workflows.defector.flow import DefectorFlow, ThreatReviewFlow, reassessment_time, review_time
+from workflows.defector.flow import DefectorFlow, ThreatReviewFlow, reassessment_time
 from workflows.defector.models import (
     DefectorCase,
     DefectorProcess,
@@ -301,10 +301,7 @@ class Builder(demo.Builder):
 
 def fire_review_timer(case: DefectorCase, *, days_ago: int) -> None:
     """Demo time travel: the review date ``days_ago`` back; fire the review timer."""
-    review = timezone.localdate() - datetime.timedelta(days=days_ago)
-    Case.objects.filter(pk=case.pk).update(review_date=review)
-    case.review_date = review
-    demo.fire_timer(open_task(case, DefectorFlow.wait_for_review), review_time)
+    demo.fire_review_timer(case, open_task(case, DefectorFlow.wait_for_review), days_ago=days_ago)
 
 
 def fire_reassessment_timer(case: DefectorCase, *, days_ago: int) -> None:

@@ -34,7 +34,6 @@ from casework.models import Action, Case, CaseDecision, Consent, Person, User
 from casework.services import cases as case_services
 from workflows.common import demo
 from workflows.common.demo import Slot, guardian_name, person_id
-from workflows.common.nodes import review_time
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess
 from workflows.sig.services import (
@@ -126,17 +125,10 @@ def start_case(*, user: User, person: Person, reason: str, purpose: str = PURPOS
 
 
 def fire_review_timer(case: SigCase, *, days_ago: int) -> None:
-    """Demo time travel: the review date is ``days_ago`` days back; fire the follow-up timer.
-
-    ``update_case`` refuses a review date in the past (rightly), so the date
-    and the timer's due moment are moved directly; the change history records
-    it. The timer then fires as ``send_reminders`` fires due timers.
-    """
-    review = timezone.localdate() - datetime.timedelta(days=days_ago)
-    Case.objects.filter(pk=case.pk).update(review_date=review)
-    case.review_date = review
-    process = SigProcess.objects.get(case=case)
-    demo.fire_timer(demo.open_task(process, SigFlow.wait_for_review), review_time)
+    """Demo time travel: the review date ``days_ago`` days back; the follow-up timer fires
+    (``workflows.common.demo.fire_review_timer``)."""
+    timer = demo.open_task(SigProcess.objects.get(case=case), SigFlow.wait_for_review)
+    demo.fire_review_timer(case, timer, days_ago=days_ago)
 
 
 class _Builder(demo.Builder):

@@ -30,7 +30,6 @@ from workflows.common import demo
 from workflows.common.demo import Slot
 from workflows.common.demo import person as _person
 from workflows.common.demo import person_id as person_id  # the tests key on it
-from workflows.common.nodes import review_time
 from workflows.sspf import meeting_services
 from workflows.sspf import services as sspf_services
 from workflows.sspf.flow import SspfFlow
@@ -99,9 +98,7 @@ def start_case(*, user: User, person: Person, concern: str) -> SspfCase:
 
 def fire_follow_up_timer(case: SspfCase) -> None:
     """Demo time travel: the follow-up date is today; fire the follow-up timer."""
-    today = timezone.localdate()
-    Case.objects.filter(pk=case.pk).update(review_date=today)
-    demo.fire_timer(_open_task(case, SspfFlow.wait_for_review), review_time)
+    demo.fire_review_timer(case, _open_task(case, SspfFlow.wait_for_review))
 
 
 class _Builder(demo.Builder):
