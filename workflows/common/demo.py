@@ -149,6 +149,15 @@ def fire_timer(timer, due) -> None:
         activation.execute()
 
 
+def case_task(process_model, case, node):
+    """The open task of ``node`` in the case's running process (a ``process_model`` row)
+    of ``node``'s flow."""
+    process = process_model.objects.filter(case=case, flow_class=node.flow_class).get(
+        finished__isnull=True
+    )
+    return open_task(process, node)
+
+
 def fire_review_timer(case: Case, timer, *, days_ago: int = 0) -> None:
     """Demo time travel: the case's review date ``days_ago`` days back (today by default);
     then its flow's review timer ``timer`` (the open ``wait_for_review`` task) fires.
@@ -172,6 +181,8 @@ class Builder:
     POLICE = "per.polis"
     COORDINATOR = "sara.samordnare"
     purpose = PERSON_PURPOSE
+    # The programme's process model: its rows are the case's processes (``open_task``).
+    process_model: type | None = None
 
     def __init__(self, users: dict[str, User], person: Person) -> None:
         self.users = users
@@ -194,8 +205,8 @@ class Builder:
         getattr(self, f"step_{name}")()
 
     def open_task(self, node):
-        """The case's open task of ``node``."""
-        raise NotImplementedError
+        """The case's open task of ``node`` (:func:`case_task`)."""
+        return case_task(self.process_model, self.case, node)
 
     @contextmanager
     def task(self, node, user: User) -> Iterator:

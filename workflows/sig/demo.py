@@ -111,8 +111,7 @@ def steps_to(target: str) -> list[str]:
 @contextmanager
 def task_step(case: SigCase, node, user: User) -> Iterator:
     """Run one POST of ``node``'s task view as ``user`` (``workflows.common.demo.task_step``)."""
-    task = demo.open_task(SigProcess.objects.get(case=case), node)
-    with demo.task_step(task, node, user) as activation:
+    with demo.task_step(demo.case_task(SigProcess, case, node), node, user) as activation:
         yield activation
 
 
@@ -127,12 +126,14 @@ def start_case(*, user: User, person: Person, reason: str, purpose: str = PURPOS
 def fire_review_timer(case: SigCase, *, days_ago: int) -> None:
     """Demo time travel: the review date ``days_ago`` days back; the follow-up timer fires
     (``workflows.common.demo.fire_review_timer``)."""
-    timer = demo.open_task(SigProcess.objects.get(case=case), SigFlow.wait_for_review)
+    timer = demo.case_task(SigProcess, case, SigFlow.wait_for_review)
     demo.fire_review_timer(case, timer, days_ago=days_ago)
 
 
 class _Builder(demo.Builder):
     """Takes one demo case through its steps."""
+
+    process_model = SigProcess
 
     def __init__(self, slot: Slot, users: dict[str, User], person: Person) -> None:
         super().__init__(users, person)
@@ -144,9 +145,6 @@ class _Builder(demo.Builder):
         for name in steps_to(self.slot.target):
             self.take_step(name)
         return SigCase.objects.get(pk=self.case.pk)
-
-    def open_task(self, node):
-        return demo.open_task(SigProcess.objects.get(case=self.case), node)
 
     # --- referral and screening ------------------------------------------------------
 

@@ -75,14 +75,10 @@ OPEN_TASKS = {
 }
 
 
-def _open_task(case: SspfCase, node):
-    return demo.open_task(SspfProcess.objects.get(case=case), node)
-
-
 @contextmanager
 def task_step(case: SspfCase, node, user: User) -> Iterator:
     """One POST of ``node``'s task view as ``user`` (``workflows.common.demo.task_step``)."""
-    with demo.task_step(_open_task(case, node), node, user) as activation:
+    with demo.task_step(demo.case_task(SspfProcess, case, node), node, user) as activation:
         yield activation
 
 
@@ -98,7 +94,7 @@ def start_case(*, user: User, person: Person, concern: str) -> SspfCase:
 
 def fire_follow_up_timer(case: SspfCase) -> None:
     """Demo time travel: the follow-up date is today; fire the follow-up timer."""
-    demo.fire_review_timer(case, _open_task(case, SspfFlow.wait_for_review))
+    demo.fire_review_timer(case, demo.case_task(SspfProcess, case, SspfFlow.wait_for_review))
 
 
 class _Builder(demo.Builder):
