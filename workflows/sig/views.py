@@ -171,16 +171,10 @@ class ApprovePlanView(SigStep):
     unmet_transition = "approve_plan"
 
     def do_review(self, form):
-        data = form.cleaned_data
-        if data["outcome"] == sig_forms.ApprovalForm.APPROVE:
-            self.transition(
-                "approve_plan",
-                approved_by=self.request.user,
-                reason=data["comment"] or None,
-                expected_version=self.version(form),
-            )
+        approve = form.cleaned_data["outcome"] == sig_forms.ApprovalForm.APPROVE
+        self.call(services.review_plan, form, approve=approve, comment=form.cleaned_data["comment"])
+        if approve:
             return self.finish(_("The plan is approved and the case is active."))
-        self.call(case_services.comment_case, text=data["comment"])
         return self.finish(_("The plan is returned to the lead social worker."))
 
 
