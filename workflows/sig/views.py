@@ -280,11 +280,6 @@ class SigCasePageView(ClosesSigCase, CasePageView):
 
     # --- actions ---------------------------------------------------------------------
 
-    def do_action(self, form):
-        organisation = form.cleaned_data["organisation"] or self.request.user.organisation
-        self.add_action(case_services.add_action, form, organisation)
-        return _("The action is recorded.")
-
     def do_close(self, form):
         message = self.close_sig_case(form)
         process = getattr(self.case, "process", None)
