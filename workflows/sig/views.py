@@ -24,6 +24,7 @@ from casework.services import cases as case_services
 from workflows.common import forms
 from workflows.common.case_page import CasePageView, CaseworkerRequiredMixin
 from workflows.common.responses import case_url, form_values
+from workflows.common.services import cancel_running_process
 from workflows.common.steps import (
     ConsentStepView,
     FollowUpStepView,
@@ -33,7 +34,7 @@ from workflows.common.steps import (
 )
 from workflows.sig import forms as sig_forms
 from workflows.sig import services
-from workflows.sig.models import SigCase, Status
+from workflows.sig.models import SigCase, SigProcess, Status
 
 
 class ClosesSigCase:
@@ -282,9 +283,7 @@ class SigCasePageView(ClosesSigCase, CasePageView):
 
     def do_close(self, form):
         message = self.close_sig_case(form)
-        process = getattr(self.case, "process", None)
-        if process is not None and process.finished is None:
-            process.flow_class.instance.cancel(process)
+        cancel_running_process(SigProcess, self.case)
         return message
 
     def do_legal_basis(self, form):
