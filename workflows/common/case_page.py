@@ -223,6 +223,8 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
         "renew": forms.ConsentForm,
     }
     FOLDED_FORMS: tuple[str, ...] = ()
+    # The programme's service that adds an action to the case's plan (``do_action``).
+    action_service = staticmethod(case_services.add_action)
 
     def setup(self, request, *args, **kwargs):
         super().setup(request, *args, **kwargs)
@@ -251,6 +253,13 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
     def permitted(self) -> dict[str, bool]:
         """Which of the page's forms this user may use on the case as it is."""
         return {}
+
+    def do_action(self, form):
+        """An action on the case's plan (``action_service``) for the organisation the form
+        names, or else the user's own."""
+        organisation = form.cleaned_data["organisation"] or self.request.user.organisation
+        self.add_action(self.action_service, form, organisation)
+        return _("The action is recorded.")
 
     # --- a new consent after a withdrawal (every programme's page) ----------------------
 

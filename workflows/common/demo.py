@@ -21,12 +21,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from casework import personnummer as pnr
-from casework.models import Action, Consent, Person, User
+from casework.models import Action, Case, Consent, Person, User
 from casework.services import cases as case_services
 from casework.services import create_person
 
 # The programmes' demos run their steps with these (``demo.open_task``, ``demo.task_step``).
-from workflows.common.nodes import StepRequest, task_step
+from workflows.common.nodes import StepRequest, review_time, task_step
 from workflows.common.nodes import open_task as open_task
 
 # The namespace of the demo persons' ids (uuid5 of the slot's key): a person is created
@@ -149,6 +149,29 @@ def fire_timer(timer, due) -> None:
         activation.execute()
 
 
+def case_task(process_model, case, node):
+    """The open task of ``node`` in the case's running process (a ``process_model`` row)
+    of ``node``'s flow."""
+    process = process_model.objects.filter(case=case, flow_class=node.flow_class).get(
+        finished__isnull=True
+    )
+    return open_task(process, node)
+
+
+def fire_review_timer(case: Case, timer, *, days_ago: int = 0) -> None:
+    """Demo time travel: the case's review date ``days_ago`` days back (today by default);
+    then its flow's review timer ``timer`` (the open ``wait_for_review`` task) fires.
+
+    ``update_case`` refuses a review date in the past (rightly), so the date is moved
+    directly; the change history records it. The timer then fires as ``send_reminders``
+    fires a due timer, due on the morning of the moved date (``review_time``).
+    """
+    review = timezone.localdate() - datetime.timedelta(days=days_ago)
+    Case.objects.filter(pk=case.pk).update(review_date=review)
+    case.review_date = review
+    fire_timer(timer, review_time)
+
+
 class Builder:
     """Takes one demo case (``case``) through its steps, the methods ``step_<name>``, as the
     demo users (``users``, by username): the lead social worker, the police contact
@@ -158,6 +181,8 @@ class Builder:
     POLICE = "per.polis"
     COORDINATOR = "sara.samordnare"
     purpose = PERSON_PURPOSE
+    # The programme's process model: its rows are the case's processes (``open_task``).
+    process_model: type | None = None
 
     def __init__(self, users: dict[str, User], person: Person) -> None:
         self.users = users
@@ -180,8 +205,8 @@ class Builder:
         getattr(self, f"step_{name}")()
 
     def open_task(self, node):
-        """The case's open task of ``node``."""
-        raise NotImplementedError
+        """The case's open task of ``node`` (:func:`case_task`)."""
+        return case_task(self.process_model, self.case, node)
 
     @contextmanager
     def task(self, node, user: User) -> Iterator:

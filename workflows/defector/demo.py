@@ -30,7 +30,7 @@ from casework.services import cases as case_services
 from workflows.common import demo
 from workflows.common.services import transition_with_review_date
 from workflows.defector import intake, services
-from workflows.defector.flow import DefectorFlow, ThreatReviewFlow, reassessment_time, review_time
+from workflows.defector.flow import DefectorFlow, ThreatReviewFlow, reassessment_time
 from workflows.defector.models import (
     DefectorCase,
     DefectorProcess,
@@ -116,10 +116,7 @@ def steps_to(target: str) -> list[str]:
 
 def open_task(case: DefectorCase, node):
     """The open task of ``node`` in the case's running process of ``node``'s flow."""
-    process = DefectorProcess.objects.filter(case=case, flow_class=node.flow_class).get(
-        finished__isnull=True
-    )
-    return demo.open_task(process, node)
+    return demo.case_task(DefectorProcess, case, node)
 
 
 def start_case(*, user: User, person: Person, reason: str, source: str) -> DefectorCase:
@@ -147,6 +144,7 @@ class Builder(demo.Builder):
 
     COORDINATOR = COORDINATOR
     purpose = PURPOSE
+    process_model = DefectorProcess
 
     def __init__(self, users: dict[str, User], person: Person, *, level: str = Level.LOW):
         super().__init__(users, person)
@@ -158,9 +156,6 @@ class Builder(demo.Builder):
             self.take_step(name)
             self.case = DefectorCase.objects.get(pk=self.case.pk)
         return self.case
-
-    def open_task(self, node):
-        return open_task(self.case, node)
 
     def step_refer(self):
         referrer = self.users[self.referrer]
@@ -301,10 +296,7 @@ class Builder(demo.Builder):
 
 def fire_review_timer(case: DefectorCase, *, days_ago: int) -> None:
     """Demo time travel: the review date ``days_ago`` back; fire the review timer."""
-    review = timezone.localdate() - datetime.timedelta(days=days_ago)
-    Case.objects.filter(pk=case.pk).update(review_date=review)
-    case.review_date = review
-    demo.fire_timer(open_task(case, DefectorFlow.wait_for_review), review_time)
+    demo.fire_review_timer(case, open_task(case, DefectorFlow.wait_for_review), days_ago=days_ago)
 
 
 def fire_reassessment_timer(case: DefectorCase, *, days_ago: int) -> None:

@@ -3,17 +3,16 @@
 Two are simple decisions: each agency's decision to start the joint work (start, or
 not with a motivation: ``views.DecisionView``, whose logic ``services.decide_to_start``
 both share), and the coordinator's approval of the plan (approve it, the case becomes
-active, or return it to the lead social worker with a comment:
-``views.ApprovePlanView``). The API calls the services the step's page calls and
-finishes the task as the page does; the core takes and starts the task under the
-flow's lock and checks the case's version first (``casework.api.tasks``).
+active, or return it to the lead social worker with a comment: ``views.ApprovePlanView``,
+whose logic ``services.review_plan`` both share). The API calls the services the step's
+page calls and finishes the task as the page does; the core takes and starts the task
+under the flow's lock and checks the case's version first (``casework.api.tasks``).
 """
 
 from __future__ import annotations
 
 from casework import programmes
 from casework.models import CaseDecision
-from casework.services import cases as case_services
 from workflows.common import forms
 from workflows.common.decisions import form_decision
 from workflows.sig import services, views
@@ -22,21 +21,16 @@ from workflows.sig.forms import ApprovalForm
 
 
 def review_plan(*, user, activation, choice: str, reason: str, expected_version, purpose: str):
-    """``views.ApprovePlanView.do_review``: approve (the transition ``approve_plan``) or
-    return the plan with a comment on the case's timeline; then the step is done."""
-    case = activation.process.case
-    if choice == ApprovalForm.APPROVE:
-        case_services.transition(
-            user=user,
-            case=case,
-            name="approve_plan",
-            purpose=purpose,
-            approved_by=user,
-            reason=reason or None,
-            expected_version=expected_version,
-        )
-    else:
-        case_services.comment_case(user=user, case=case, purpose=purpose, text=reason)
+    """``views.ApprovePlanView.do_review``: the plan approved or returned
+    (``services.review_plan``); then the step is done."""
+    services.review_plan(
+        user=user,
+        case=activation.process.case,
+        purpose=purpose,
+        approve=choice == ApprovalForm.APPROVE,
+        comment=reason,
+        expected_version=expected_version,
+    )
     activation.execute()
 
 

@@ -34,7 +34,6 @@ from casework.models import Action, Case, CaseDecision, Consent, Person, User
 from casework.services import cases as case_services
 from workflows.common import demo
 from workflows.common.demo import Slot, guardian_name, person_id
-from workflows.common.nodes import review_time
 from workflows.sig.flow import SigFlow
 from workflows.sig.models import SigCase, SigProcess
 from workflows.sig.services import (
@@ -112,8 +111,7 @@ def steps_to(target: str) -> list[str]:
 @contextmanager
 def task_step(case: SigCase, node, user: User) -> Iterator:
     """Run one POST of ``node``'s task view as ``user`` (``workflows.common.demo.task_step``)."""
-    task = demo.open_task(SigProcess.objects.get(case=case), node)
-    with demo.task_step(task, node, user) as activation:
+    with demo.task_step(demo.case_task(SigProcess, case, node), node, user) as activation:
         yield activation
 
 
@@ -126,21 +124,16 @@ def start_case(*, user: User, person: Person, reason: str, purpose: str = PURPOS
 
 
 def fire_review_timer(case: SigCase, *, days_ago: int) -> None:
-    """Demo time travel: the review date is ``days_ago`` days back; fire the follow-up timer.
-
-    ``update_case`` refuses a review date in the past (rightly), so the date
-    and the timer's due moment are moved directly; the change history records
-    it. The timer then fires as ``send_reminders`` fires due timers.
-    """
-    review = timezone.localdate() - datetime.timedelta(days=days_ago)
-    Case.objects.filter(pk=case.pk).update(review_date=review)
-    case.review_date = review
-    process = SigProcess.objects.get(case=case)
-    demo.fire_timer(demo.open_task(process, SigFlow.wait_for_review), review_time)
+    """Demo time travel: the review date ``days_ago`` days back; the follow-up timer fires
+    (``workflows.common.demo.fire_review_timer``)."""
+    timer = demo.case_task(SigProcess, case, SigFlow.wait_for_review)
+    demo.fire_review_timer(case, timer, days_ago=days_ago)
 
 
 class _Builder(demo.Builder):
     """Takes one demo case through its steps."""
+
+    process_model = SigProcess
 
     def __init__(self, slot: Slot, users: dict[str, User], person: Person) -> None:
         super().__init__(users, person)
@@ -152,9 +145,6 @@ class _Builder(demo.Builder):
         for name in steps_to(self.slot.target):
             self.take_step(name)
         return SigCase.objects.get(pk=self.case.pk)
-
-    def open_task(self, node):
-        return demo.open_task(SigProcess.objects.get(case=self.case), node)
 
     # --- referral and screening ------------------------------------------------------
 

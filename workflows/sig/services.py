@@ -17,6 +17,7 @@ from casework import programmes
 from casework.models import Case, CaseLink
 from casework.services.cases import (
     close_case,
+    comment_case,
     lock_case,
     may_transition,
     new_referral,
@@ -91,6 +92,33 @@ def decide_to_start(
         outcome = "started"
     activation.execute()
     return outcome
+
+
+def review_plan(
+    *,
+    user,
+    case: SigCase,
+    purpose: str,
+    approve: bool,
+    comment: str | None,
+    expected_version: int | None = None,
+) -> None:
+    """The coordinator's review of the plan, on its page and through the integration API
+    (``api_tasks``): approved (the transition ``approve_plan``, ``comment`` its reason: the
+    case becomes active), or returned to the lead social worker with ``comment`` on the
+    case's timeline."""
+    if approve:
+        transition(
+            user=user,
+            case=case,
+            name="approve_plan",
+            purpose=purpose,
+            approved_by=user,
+            reason=comment or None,
+            expected_version=expected_version,
+        )
+    else:
+        comment_case(user=user, case=case, purpose=purpose, text=comment)
 
 
 def refer_person(*, user, purpose: str, personnummer: str, reason: str, **details) -> SigCase:

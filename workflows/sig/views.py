@@ -24,6 +24,7 @@ from casework.services import cases as case_services
 from workflows.common import forms
 from workflows.common.case_page import CasePageView, CaseworkerRequiredMixin
 from workflows.common.responses import case_url, form_values
+from workflows.common.services import cancel_running_process
 from workflows.common.steps import (
     ConsentStepView,
     FollowUpStepView,
@@ -33,7 +34,7 @@ from workflows.common.steps import (
 )
 from workflows.sig import forms as sig_forms
 from workflows.sig import services
-from workflows.sig.models import SigCase, Status
+from workflows.sig.models import SigCase, SigProcess, Status
 
 
 class ClosesSigCase:
@@ -171,16 +172,10 @@ class ApprovePlanView(SigStep):
     unmet_transition = "approve_plan"
 
     def do_review(self, form):
-        data = form.cleaned_data
-        if data["outcome"] == sig_forms.ApprovalForm.APPROVE:
-            self.transition(
-                "approve_plan",
-                approved_by=self.request.user,
-                reason=data["comment"] or None,
-                expected_version=self.version(form),
-            )
+        approve = form.cleaned_data["outcome"] == sig_forms.ApprovalForm.APPROVE
+        self.call(services.review_plan, form, approve=approve, comment=form.cleaned_data["comment"])
+        if approve:
             return self.finish(_("The plan is approved and the case is active."))
-        self.call(case_services.comment_case, text=data["comment"])
         return self.finish(_("The plan is returned to the lead social worker."))
 
 
@@ -286,16 +281,9 @@ class SigCasePageView(ClosesSigCase, CasePageView):
 
     # --- actions ---------------------------------------------------------------------
 
-    def do_action(self, form):
-        organisation = form.cleaned_data["organisation"] or self.request.user.organisation
-        self.add_action(case_services.add_action, form, organisation)
-        return _("The action is recorded.")
-
     def do_close(self, form):
         message = self.close_sig_case(form)
-        process = getattr(self.case, "process", None)
-        if process is not None and process.finished is None:
-            process.flow_class.instance.cancel(process)
+        cancel_running_process(SigProcess, self.case)
         return message
 
     def do_legal_basis(self, form):

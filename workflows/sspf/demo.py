@@ -30,7 +30,6 @@ from workflows.common import demo
 from workflows.common.demo import Slot
 from workflows.common.demo import person as _person
 from workflows.common.demo import person_id as person_id  # the tests key on it
-from workflows.common.nodes import review_time
 from workflows.sspf import meeting_services
 from workflows.sspf import services as sspf_services
 from workflows.sspf.flow import SspfFlow
@@ -76,14 +75,10 @@ OPEN_TASKS = {
 }
 
 
-def _open_task(case: SspfCase, node):
-    return demo.open_task(SspfProcess.objects.get(case=case), node)
-
-
 @contextmanager
 def task_step(case: SspfCase, node, user: User) -> Iterator:
     """One POST of ``node``'s task view as ``user`` (``workflows.common.demo.task_step``)."""
-    with demo.task_step(_open_task(case, node), node, user) as activation:
+    with demo.task_step(demo.case_task(SspfProcess, case, node), node, user) as activation:
         yield activation
 
 
@@ -99,9 +94,7 @@ def start_case(*, user: User, person: Person, concern: str) -> SspfCase:
 
 def fire_follow_up_timer(case: SspfCase) -> None:
     """Demo time travel: the follow-up date is today; fire the follow-up timer."""
-    today = timezone.localdate()
-    Case.objects.filter(pk=case.pk).update(review_date=today)
-    demo.fire_timer(_open_task(case, SspfFlow.wait_for_review), review_time)
+    demo.fire_review_timer(case, demo.case_task(SspfProcess, case, SspfFlow.wait_for_review))
 
 
 class _Builder(demo.Builder):

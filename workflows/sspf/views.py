@@ -33,8 +33,10 @@ from workflows.sspf.selectors import get_sspf_case_page
 
 
 class CaseForms:
-    """What a step and the case page share: the team and the police's part, each form
-    mapped to its service (``CaseCalls.call``)."""
+    """What a step and the case page share: the plan's actions, the team and the police's
+    part, each form mapped to its service (``CaseCalls.call``)."""
+
+    action_service = staticmethod(sspf_services.add_sspf_action)
 
     def add_member(self, form) -> None:
         data = form.cleaned_data
@@ -48,7 +50,6 @@ class CaseForms:
 class SspfStep(CaseForms, StepView):
     template_name = "workflows/sspf/task.html"
     purpose = _("SSPF: work on the case")
-    action_service = staticmethod(sspf_services.add_sspf_action)
     labels = {
         "member": (_("Add to the team"), _("Add to the team")),
         "participation": (_("The police's part"), _("Record the decision")),
@@ -302,11 +303,6 @@ class SspfCasePageView(CaseForms, CasePageView):
             (task, url or task.flow_task.reverse("index", args=[task.process_id, task.pk]))
             for task, url in tasks
         ]
-
-    def do_action(self, form):
-        organisation = form.cleaned_data["organisation"] or self.request.user.organisation
-        self.add_action(sspf_services.add_sspf_action, form, organisation)
-        return _("The action is recorded.")
 
     def do_member(self, form):
         self.add_member(form)
