@@ -229,12 +229,14 @@ def record_change(
     name: str,
     fields: Iterable[str] = (),
     action: str = AuditAction.CHANGE,
+    target: str = "",
     **details: Any,
 ) -> None:
     """A change that is not a transition, in the caller's transaction (the row locked):
-    the new version, the timeline entry and the access-log event."""
+    the new version, the timeline entry (``target``: the state it shows the object in,
+    if any) and the access-log event."""
     bump(obj)
-    timeline(obj=obj, user=user, name=name)
+    timeline(obj=obj, user=user, name=name, target=target)
     audit(action=action, user=user, obj=obj, purpose=purpose, fields=fields, **details)
 
 

@@ -240,19 +240,14 @@ def set_member_protected_identity(
         what="gvi:member:protected_identity",
     )
     level = person_corrections.protected_identity_level(level)
-    with transaction.atomic():
-        lock(member, expected_version)
+    with changing(member, expected_version, user=user, purpose=purpose) as change:
         details = person_corrections.set_person_protected_identity(
             user=user, purpose=purpose, person_id=member.person_id, level=level
         )
-        bump(member)
-        timeline(obj=member, user=user, name="protected_identity", target=member.status)
-        audit(
-            action=AuditAction.CHANGE,
-            user=user,
-            obj=member,
-            purpose=purpose,
+        change.record(
+            "protected_identity",
             fields=["person.protected_identity"],
+            target=member.status,
             **details,
         )
     return details["previous_level"] != level
