@@ -58,6 +58,7 @@ from django.db import connections, transaction
 
 from benchmarks import server as live
 from benchmarks.__main__ import median_of
+from benchmarks.measure import DatabaseCpu
 
 TRANSITIONS = 100
 TRANSITION_RUNS = 15
@@ -289,7 +290,7 @@ def _transitions(report) -> None:
         name: with_its_seal(name, variant) if name in sealing else variant
         for name, variant in variants
     }
-    database = _DatabaseCpu()
+    database = DatabaseCpu()
     order = random.Random(5)  # the order of the variants in each round, not a secret
     for _ in range(TRANSITION_RUNS):  # alternate, so all see the same machine state
         # In a new order each round: nothing periodic (the sealer thread's second, the
@@ -359,24 +360,6 @@ def _transitions(report) -> None:
         target = "< plain (fewer round trips)" if name == "secure" else ""
         report(f"sig: transition {name}, round trips each", counted.total / TRANSITIONS, "", target)
         report(f"sig: transition {name}, statements each", counted.statements / TRANSITIONS, "", "")
-
-
-class _DatabaseCpu:
-    """CPU seconds spent so far by the server's sessions on the benchmark's databases
-    (``benchmarks.measure``: read from the process table, no query), counting sessions
-    that ended since the last reading."""
-
-    def __init__(self) -> None:
-        from benchmarks.measure import _database_names
-
-        self.names = _database_names()
-        self.seen: dict[int, float] = {}
-
-    def spent(self) -> float:
-        from benchmarks.measure import _backends
-
-        self.seen |= _backends(self.names)
-        return sum(self.seen.values())
 
 
 # --- The case page under load ---------------------------------------------------------------

@@ -95,6 +95,21 @@ class _Sampler(threading.Thread):
         return sum(t - self.start_times.get(pid, 0.0) for pid, t in self.latest.items())
 
 
+class DatabaseCpu:
+    """CPU seconds spent so far by the server's sessions on the benchmark's databases
+    (read from the process table, no query), counting sessions that ended since the
+    last reading: for a loop timed on its own, without :class:`Measured`'s sampling
+    thread beside it."""
+
+    def __init__(self) -> None:
+        self.names = _database_names()
+        self.seen: dict[int, float] = {}
+
+    def spent(self) -> float:
+        self.seen |= _backends(self.names)
+        return sum(self.seen.values())
+
+
 class Measured:
     """Wall time, this process's CPU time, the database sessions' CPU time and this
     thread's round trips over a ``with`` block."""
