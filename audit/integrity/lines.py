@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from binascii import hexlify
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.db import connections
 
@@ -129,10 +129,10 @@ def chunks(cursor, first: int, last: int, *, prefetch: bool, using: str) -> Iter
             reader.submit(lambda: connections[using].close()).result()
 
 
-def walk_chunk(connection, start: int, end: int, previous: bytes) -> bytes | None:
-    """The running hash (bytes) of link ``end`` when links ``start``..``end`` are an intact
-    chunk of format 2 following ``previous``; ``None`` when the per-link walk must decide."""
-    sha256 = hashlib.sha256
+def read_chunk(connection, start: int, end: int) -> tuple[list[tuple], dict] | None:
+    """The links ``start``..``end`` (parsed from their COPY lines) and the COPY lines of
+    the entries they name, by source; ``None`` when the links are not a whole chunk of
+    format 2 (the per-link walk decides)."""
     links = []
     wanted: dict[bytes, list[bytes]] = {}
     sound = True
@@ -147,15 +147,23 @@ def walk_chunk(connection, start: int, end: int, previous: bytes) -> bytes | Non
     # Positions are unique: as many links as positions is every position once, in order.
     if not sound or len(links) != end - start + 1 or not wanted.keys() <= _SOURCES.keys():
         return None
-    digests: dict[bytes, dict[bytes, bytes]] = {}
+    entries = {}
     for source, entry_ids in wanted.items():
         entry_layout = layout(_SOURCES[source])
         condition, _ = id_condition(map(int, entry_ids))
-        prefix, found, count = entry_layout.line_prefix, {}, 0
-        for line in copy_lines(connection, entry_layout.copy_sql(condition)):
-            found[line[: line.index(b"\t")]] = sha256(prefix + line).digest()
-            count += 1
-        if len(found) != count:  # an id twice (a copy of an entry): the walk decides
+        entries[source] = list(copy_lines(connection, entry_layout.copy_sql(condition)))
+    return links, entries
+
+
+def check_chunk(links: list[tuple], entries: dict, previous: bytes) -> bytes | None:
+    """The running hash (bytes) of the last of ``links`` when they and their ``entries``
+    (as :func:`read_chunk` returns them) are intact and follow ``previous``; else ``None``."""
+    sha256 = hashlib.sha256
+    digests: dict[bytes, dict[bytes, bytes]] = {}
+    for source, lines in entries.items():
+        prefix = layout(_SOURCES[source]).line_prefix
+        found = {line[: line.index(b"\t")]: sha256(prefix + line).digest() for line in lines}
+        if len(found) != len(lines):  # an id twice (a copy of an entry): the walk decides
             return None
         digests[source] = found
     for head, source, entry_id, stored_entry_hash, stored_chain_hash in links:
@@ -166,3 +174,67 @@ def walk_chunk(connection, start: int, end: int, previous: bytes) -> bytes | Non
         if hexlify(previous) != stored_chain_hash:
             return None
     return previous
+
+
+class ReadAhead:
+    """Reads the next chunk of a format-2 range (links and entries, :func:`read_chunk`)
+    on a second connection, in a thread of its own, while the caller checks this one:
+    the server writes the next chunk's lines while this process hashes (the thread
+    waits for them on the socket, without the GIL).
+
+    After chunk ``start``..``end`` it reads the ``size`` links from ``end + 1`` (up to
+    ``last``) when ``wanted`` says that chunk will be offered to the COPY walk; a
+    chunk asked for that is not the one read ahead (the per-link walk went elsewhere,
+    at a gap) drops the read-ahead and is read on the caller's connection.
+    """
+
+    def __init__(self, last: int, *, size: int, using: str, wanted) -> None:
+        self.last, self.size, self.using, self.wanted = last, size, using, wanted
+        self._reader: ThreadPoolExecutor | None = None  # from the first read ahead
+        self._pending: tuple[int, int, Future] | None = None
+
+    def _read(self, start: int, end: int):
+        with connections[self.using].cursor() as cursor:
+            return read_chunk(cursor.connection, start, end)
+
+    def take(self, connection, start: int, end: int):
+        """The read of chunk ``start``..``end`` (as :func:`read_chunk` returns it), the
+        next chunk's read started meanwhile."""
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[:2] == (start, end):
+            read = pending[2].result()
+        else:
+            if pending is not None:
+                pending[2].exception()  # dropped, but its COPY must end first
+            read = read_chunk(connection, start, end)
+        following = end + 1
+        if following <= self.last:
+            after = min(self.last, following + self.size - 1)
+            if self.wanted(following, after):
+                if self._reader is None:
+                    self._reader = ThreadPoolExecutor(1, thread_name_prefix="audit-verify")
+                future = self._reader.submit(self._read, following, after)
+                self._pending = (following, after, future)
+        return read
+
+    def close(self) -> None:
+        if self._reader is None:
+            return
+        try:
+            if self._pending is not None:
+                self._pending[2].exception()  # wait for it; its result no longer matters
+        finally:
+            self._pending = None
+            # The reader's own connection (Django's connections are per thread).
+            self._reader.submit(lambda: connections[self.using].close()).result()
+            self._reader.shutdown()
+
+
+def walk_chunk(
+    connection, start: int, end: int, previous: bytes, ahead: ReadAhead | None = None
+) -> bytes | None:
+    """The running hash (bytes) of link ``end`` when links ``start``..``end`` are an intact
+    chunk of format 2 following ``previous``; ``None`` when the per-link walk must decide.
+    With ``ahead``, the chunk comes from (and the next is read by) the read-ahead."""
+    read = ahead.take(connection, start, end) if ahead else read_chunk(connection, start, end)
+    return None if read is None else check_chunk(*read, previous)
