@@ -12,7 +12,8 @@ only when every link is of format 2, every entry a link names is there exactly o
 hashes to the link's stored entry hash, and every running hash follows from the one
 before. Anything else (a link of format 1, a gap, an archived or missing entry, any
 edit) returns ``None``, and the per-link walk of ``audit.integrity.verification`` checks
-the chunk again and names what is wrong.
+the chunk again and names what is wrong. Outside a transaction :class:`ReadAhead` reads
+the next chunk on a second connection while this one is checked (session 20).
 """
 
 from __future__ import annotations
@@ -130,9 +131,11 @@ def chunks(cursor, first: int, last: int, *, prefetch: bool, using: str) -> Iter
 
 
 def read_chunk(connection, start: int, end: int) -> tuple[list[tuple], dict] | None:
-    """The links ``start``..``end`` (parsed from their COPY lines) and the COPY lines of
-    the entries they name, by source; ``None`` when the links are not a whole chunk of
-    format 2 (the per-link walk decides)."""
+    """The links ``start``..``end`` (parsed from their COPY lines) and the digests of the
+    entries they name (each hashed as its line arrives), by source and id; ``None`` when
+    the links are not a whole chunk of format 2 or an entry id comes twice (the per-link
+    walk decides)."""
+    sha256 = hashlib.sha256
     links = []
     wanted: dict[bytes, list[bytes]] = {}
     sound = True
@@ -147,25 +150,25 @@ def read_chunk(connection, start: int, end: int) -> tuple[list[tuple], dict] | N
     # Positions are unique: as many links as positions is every position once, in order.
     if not sound or len(links) != end - start + 1 or not wanted.keys() <= _SOURCES.keys():
         return None
-    entries = {}
+    digests: dict[bytes, dict[bytes, bytes]] = {}
     for source, entry_ids in wanted.items():
         entry_layout = layout(_SOURCES[source])
         condition, _ = id_condition(map(int, entry_ids))
-        entries[source] = list(copy_lines(connection, entry_layout.copy_sql(condition)))
-    return links, entries
-
-
-def check_chunk(links: list[tuple], entries: dict, previous: bytes) -> bytes | None:
-    """The running hash (bytes) of the last of ``links`` when they and their ``entries``
-    (as :func:`read_chunk` returns them) are intact and follow ``previous``; else ``None``."""
-    sha256 = hashlib.sha256
-    digests: dict[bytes, dict[bytes, bytes]] = {}
-    for source, lines in entries.items():
-        prefix = layout(_SOURCES[source]).line_prefix
-        found = {line[: line.index(b"\t")]: sha256(prefix + line).digest() for line in lines}
-        if len(found) != len(lines):  # an id twice (a copy of an entry): the walk decides
+        prefix, found, count = entry_layout.line_prefix, {}, 0
+        for line in copy_lines(connection, entry_layout.copy_sql(condition)):
+            found[line[: line.index(b"\t")]] = sha256(prefix + line).digest()
+            count += 1
+        if len(found) != count:  # an id twice (a copy of an entry): the walk decides
             return None
         digests[source] = found
+    return links, digests
+
+
+def check_chunk(links: list[tuple], digests: dict, previous: bytes) -> bytes | None:
+    """The running hash (bytes) of the last of ``links`` when every link's entry digest
+    (``digests`` as :func:`read_chunk` returns them) and running hash follow ``previous``;
+    else ``None``."""
+    sha256 = hashlib.sha256
     for head, source, entry_id, stored_entry_hash, stored_chain_hash in links:
         digest = digests[source].pop(entry_id, None)
         if digest is None or hexlify(digest) != stored_entry_hash:
@@ -177,10 +180,10 @@ def check_chunk(links: list[tuple], entries: dict, previous: bytes) -> bytes | N
 
 
 class ReadAhead:
-    """Reads the next chunk of a format-2 range (links and entries, :func:`read_chunk`)
-    on a second connection, in a thread of its own, while the caller checks this one:
-    the server writes the next chunk's lines while this process hashes (the thread
-    waits for them on the socket, without the GIL).
+    """Reads the next chunk of a format-2 range (links and entry digests,
+    :func:`read_chunk`) on a second connection, in a thread of its own, while the caller
+    checks this one: the server writes the next chunk's lines while this process hashes
+    (the thread waits for them on the socket, without the GIL).
 
     After chunk ``start``..``end`` it reads the ``size`` links from ``end + 1`` (up to
     ``last``) when ``wanted`` says that chunk will be offered to the COPY walk; a
