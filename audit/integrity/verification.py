@@ -8,7 +8,8 @@ import datetime as dt
 import hashlib
 import json
 import multiprocessing
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from audit.integrity.chain import (
     utc_iso,
 )
 from audit.integrity.checkpoints import signed_message, trusted_public_keys
-from audit.integrity.lines import VERIFY_CHUNK, chunks, fetch_chunk, walk_chunk
+from audit.integrity.lines import VERIFY_CHUNK, ReadAhead, chunks, fetch_chunk, walk_chunk
 from audit.integrity.partitions import archived_entries
 
 # --- Verification -----------------------------------------------------------
@@ -323,36 +324,47 @@ def _walk_range(
         previous = None
     walk = _Walk(result, first, previous, heads, archived)
     lines_format = _link_format(cursor, first) == FORMAT_LINES
-    start = first
-    while start <= last:
-        if not lines_format:
-            read = chunks(cursor, start, last, prefetch=prefetch, using=using)
-            with closing(read):
-                for links, rows, lines in read:
-                    if not walk.check(links, rows, lines):
-                        return result
-                    start = links[-1][0] + 1
-                    if links[-1][6] == FORMAT_LINES:
-                        lines_format = True
-                        break
-                else:
-                    break  # every chunk read
-            continue
-        end = min(last, start + VERIFY_CHUNK - 1)
-        digest = None
-        if walk.previous is not None and not any(start <= at <= end for at in heads):
-            digest = walk_chunk(cursor.connection, start, end, walk.previous)
-        if digest is not None:
-            walk.previous, walk.expected = digest, end + 1
-            result.entries += end - start + 1
-            start = end + 1
-            continue
-        links, rows, lines = fetch_chunk(cursor, start, last)
-        if not links:
-            break
-        if not walk.check(links, rows, lines):
-            return result
-        start = links[-1][0] + 1
+
+    def offered(start: int, end: int) -> bool:
+        """Whether chunk ``start``..``end`` is for the COPY walk (no signed head in it)."""
+        return not any(start <= at <= end for at in heads)
+
+    # From the first chunk of format 2 on, the next chunk is read while this one is hashed.
+    ahead = ReadAhead(last, size=VERIFY_CHUNK, using=using, wanted=offered) if prefetch else None
+    try:
+        start = first
+        while start <= last:
+            if not lines_format:
+                read = chunks(cursor, start, last, prefetch=prefetch, using=using)
+                with closing(read):
+                    for links, rows, lines in read:
+                        if not walk.check(links, rows, lines):
+                            return result
+                        start = links[-1][0] + 1
+                        if links[-1][6] == FORMAT_LINES:
+                            lines_format = True
+                            break
+                    else:
+                        break  # every chunk read
+                continue
+            end = min(last, start + VERIFY_CHUNK - 1)
+            digest = None
+            if walk.previous is not None and offered(start, end):
+                digest = walk_chunk(cursor.connection, start, end, walk.previous, ahead)
+            if digest is not None:
+                walk.previous, walk.expected = digest, end + 1
+                result.entries += end - start + 1
+                start = end + 1
+                continue
+            links, rows, lines = fetch_chunk(cursor, start, last)
+            if not links:
+                break
+            if not walk.check(links, rows, lines):
+                return result
+            start = links[-1][0] + 1
+    finally:
+        if ahead is not None:
+            ahead.close()
     if walk.expected <= last:
         result.finding = Finding(
             Problem.DELETED,
@@ -388,7 +400,10 @@ def _walk_chain(
     prefetch: bool,
     using: str,
     archived: dict[str, Any] | None = None,
+    meanwhile: Callable[[], None] = lambda: None,
 ) -> None:
+    """Walk the whole chain (in ``workers`` processes); ``meanwhile`` is called once the
+    walk has started (after the fork: a thread it starts is not copied into the workers)."""
     heads: dict[int, list[Checkpoint]] = {}
     for checkpoint in checkpoints:
         heads.setdefault(checkpoint.position, []).append(checkpoint)
@@ -406,11 +421,13 @@ def _walk_chain(
         connections.close_all()
         context = multiprocessing.get_context("fork")
         with context.Pool(workers) as pool:
+            meanwhile()
             parts = pool.map(
                 _walk_range_in_worker,
                 [(first, end, heads, using, archived) for first, end in _ranges(last, workers * 4)],
             )
     else:
+        meanwhile()
         parts = [
             _walk_range(cursor, 1, last, heads, prefetch=prefetch, using=using, archived=archived)
         ]
@@ -482,6 +499,38 @@ def _check_unsealed(
             entry_id=row[0] if row else None,
         )
         return
+
+
+class _UnsealedCheck(threading.Thread):
+    """:func:`_check_unsealed` in one snapshot of a connection of its own, while the chain
+    is walked (its counts are the only other full reads of the log)."""
+
+    def __init__(self, using: str, archived_count: int) -> None:
+        super().__init__(name="audit-verify-unsealed", daemon=True)
+        self.using, self.archived_count = using, archived_count
+        self.result = VerificationResult()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        connection = connections[self.using]
+        try:
+            with transaction.atomic(using=self.using), connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                _check_unsealed(cursor, self.result, {Source.ACCESS: self.archived_count})
+        except BaseException as error:  # raised in the caller's thread
+            self.error = error
+        finally:
+            connection.close()
+
+    def outcome(self, result: VerificationResult) -> None:
+        """Wait for the check (or run it, if the walk never started it); its figures and
+        finding into ``result``."""
+        if self.ident is None:
+            self.start()
+        self.join()
+        if self.error is not None:
+            raise self.error
+        result.pending, result.finding = self.result.pending, self.result.finding
 
 
 def _check_checkpoints_cover(
@@ -584,18 +633,27 @@ def verify(
     # Uncommitted entries are invisible to other connections: inside a
     # transaction, one connection does it all.
     separate = not connection.in_atomic_block
-    with connection.cursor() as cursor:
-        _walk_chain(
-            cursor,
-            result,
-            checkpoints,
-            workers=workers if separate else 1,
-            prefetch=separate,
-            using=using,
-            archived=archived,
-        )
+    # Outside a transaction the counts of the unsealed check run beside the walk.
+    unsealed = _UnsealedCheck(using, archived_count) if separate else None
+    try:
+        with connection.cursor() as cursor:
+            _walk_chain(
+                cursor,
+                result,
+                checkpoints,
+                workers=workers if separate else 1,
+                prefetch=separate,
+                using=using,
+                archived=archived,
+                meanwhile=unsealed.start if unsealed else lambda: None,
+            )
+    finally:
+        if unsealed is not None and unsealed.ident is not None:
+            unsealed.join()
     result.archived = archived_count
-    if result.finding is None:
+    if result.finding is None and unsealed is not None:
+        unsealed.outcome(result)
+    elif result.finding is None:
         # One snapshot for the counts when we own the transaction.
         with transaction.atomic(using=using), connection.cursor() as cursor:
             blocks = connection.atomic_blocks
