@@ -231,20 +231,30 @@ def open_all(rows, names: tuple[str, ...], dek, read: list[str], prefix: str) ->
 
 
 def get_case_page(
-    *, user: User, purpose: str, case: Case, consent_purpose: str = policy.DEFAULT_PURPOSE
+    *,
+    user: User,
+    purpose: str,
+    case: Case,
+    consent_purpose: str = policy.DEFAULT_PURPOSE,
+    parties: case_reads.Parties | None = None,
 ) -> CasePage:
     """Everything the user may see of ``case`` (a programme case instance), decrypted.
 
     ``consent_purpose``: what the page shows the data for (a ``Consent.Purpose``; a
     user of another organisation sees it only if the consent covers that purpose, or
-    on a statute). Raises :class:`CaseNotFound` after a denial event when the user may
-    not see it.
+    on a statute). ``parties``: the case's team and consents as read with the case
+    (``case_reads.case_and_parties``; the page is then as of their reading); without
+    them (or for another case) they are read here. Raises :class:`CaseNotFound` after a
+    denial event when the user may not see it.
     """
     purpose = require_purpose(purpose)
-    now = timezone.now()
     # Read once, before the access check, which takes the user's membership and
     # the consents from them (nothing here is decrypted): the page shows both.
-    team, consents = case_reads.parties(case, now=now)
+    if parties is not None and parties.case_id == case.pk:
+        now, team, consents = parties.now, parties.team, parties.consents
+    else:
+        now = timezone.now()
+        team, consents = case_reads.parties(case, now=now)
     policy.remember_team(case, team)
     person: Person = case.person
     # The person's identity under the person's key (``dek``), everything of the case

@@ -27,6 +27,7 @@ from casework import policy, programmes
 from casework.compiled import CompiledQuery
 from casework.mfa import require_step_up
 from casework.models import Action, Case, CaseEvent, Consent
+from casework.selectors import case_reads
 from casework.selectors.cases import CaseNotFound
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
@@ -224,12 +225,29 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
     }
     FOLDED_FORMS: tuple[str, ...] = ()
 
+    # The case's team and consents as read with the case (a page's GET), for the page.
+    _parties: case_reads.Parties | None = None
+
     def setup(self, request, *args, **kwargs):
         super().setup(request, *args, **kwargs)
-        found = _page_case_read(self.case_model).run(case_id=uuid.UUID(str(kwargs["case_id"])))
+        case_id = uuid.UUID(str(kwargs["case_id"]))
+        read = _page_case_read(self.case_model)
+        if request.method == "GET" and not request.headers.get("Turbo-Frame"):
+            # The page shows the case's team and consents: read with the case, in one
+            # execution (the access check comes after, in ``get_case_page``, with them).
+            case, self._parties = case_reads.case_and_parties(read, case_id, now=timezone.now())
+            found = [case] if case is not None else []
+        else:
+            found = read.run(case_id=case_id)
         if not found:
             raise Http404
         self.case = found[0]
+
+    def read_with_case(self) -> dict:
+        """The selector's arguments read with the case (its ``parties``), once: a second
+        reading of the case in the request reads them anew."""
+        parties, self._parties = self._parties, None
+        return {"parties": parties} if parties is not None else {}
 
     def forms(self, bound=None, data=None):
         def build(name):
@@ -337,7 +355,7 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
     def case_page(self):
         """The case as this user may see it (404 if not at all)."""
         try:
-            self._page = self.read_case()
+            self._page = self.read_case(**self.read_with_case())
         except CaseNotFound:
             raise Http404 from None
         return self._page

@@ -42,10 +42,12 @@ from workflows.sig.models import Status
 # the case's team, consents, their organisations and the guardians in one round trip, its
 # actions, decisions, legal bases, links and events in another (``casework.compiled.
 # run_together``; docs/adr/0036-fast-pages.md, session 16); then -1: the access generation
-# read with the session (``casework.auth.AuthenticationMiddleware``; session 17).
+# read with the session (``casework.auth.AuthenticationMiddleware``; session 17); then
+# -1: the case's team, consents, their organisations and the guardians read with the case
+# itself (``casework.selectors.case_reads.case_and_parties``; session 20).
 EXPECTED = {
-    "per.polis": 8,
-    "anna.social": 7,
+    "per.polis": 7,
+    "anna.social": 6,
 }
 
 
