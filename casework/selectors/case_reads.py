@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime
 import functools
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from django.db.models import Q
 from django.utils import timezone
@@ -255,16 +256,26 @@ class CaseRows:
     legal_bases: list[CaseLegalBasis]
     links: list[CaseLink]
     events: list[CaseEvent]
+    # The rows of the caller's reads run with them (``also``), each read's list in order.
+    also: list[list] = field(default_factory=list)
 
 
 def case_rows(
-    case: Case, organisation_id: int | None, action_kinds, *, decided: bool, legal: bool
+    case: Case,
+    organisation_id: int | None,
+    action_kinds,
+    *,
+    decided: bool,
+    legal: bool,
+    also: Sequence[tuple] = (),
 ) -> CaseRows:
     """The rows of the case the page shows, in one round trip
     (``casework.compiled.run_together``): the actions as :func:`visible_actions`, the
     decisions (``decided``) and legal bases (``legal``; else none read), the links and
-    the timeline's events. The SSPF school/leisure view of the actions (``action_kinds``)
-    and a user without an organisation keep the ORM's query of the actions, on its own.
+    the timeline's events — and the caller's compiled reads ``also`` (``(read, values)``
+    pairs of the same database: a page's open tasks). The SSPF school/leisure view of the
+    actions (``action_kinds``) and a user without an organisation keep the ORM's query of
+    the actions, on its own.
     """
     compiled_actions = organisation_id is not None and action_kinds is None
     reads: list = []
@@ -274,7 +285,7 @@ def case_rows(
         reads.append((_decisions, {"case_id": case.pk}))
     if legal:
         reads.append((_legal_bases, {"case_id": case.pk}))
-    reads += [(_links, {"case_id": case.pk}), (_events, {"case_id": case.pk})]
+    reads += [(_links, {"case_id": case.pk}), (_events, {"case_id": case.pk}), *also]
     found = iter(run_together(*reads))
     actions = (
         _of_case(next(found), case)
@@ -287,6 +298,7 @@ def case_rows(
         legal_bases=_of_case(next(found), case) if legal else [],
         links=next(found),
         events=_of_case(next(found), case),
+        also=list(found),
     )
 
 

@@ -34,7 +34,7 @@ from casework.services.cases import CaseDenied
 from casework.services.consent import CONSENTS_COMPLETE, renewal_gap, under_way_on_consent
 from casework.services.person_corrections import CONSENT_NEEDED
 from workflows.common import forms
-from workflows.common.nodes import open_tasks
+from workflows.common.nodes import open_tasks, open_tasks_read
 from workflows.common.responses import CaseCalls, case_url, denied, perform_and_say, put_errors
 
 
@@ -244,10 +244,16 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
         self.case = found[0]
 
     def read_with_case(self) -> dict:
-        """The selector's arguments read with the case (its ``parties``), once: a second
-        reading of the case in the request reads them anew."""
+        """The selector's arguments: the ``parties`` read with the case (once: a second
+        reading of the case in the request reads them anew), and the process's open tasks
+        to read with the case's rows (``also``; :meth:`open_tasks` takes them from the
+        page)."""
         parties, self._parties = self._parties, None
-        return {"parties": parties} if parties is not None else {}
+        process = getattr(self.case, "process", None)
+        return {
+            **({"parties": parties} if parties is not None else {}),
+            **({"also": [open_tasks_read(process)]} if process is not None else {}),
+        }
 
     def forms(self, bound=None, data=None):
         def build(name):
@@ -345,9 +351,12 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
     open_form = ""
 
     def open_tasks(self) -> list:
-        """The case's open tasks, each with a link only if this user may take or do it."""
+        """The case's open tasks, each with a link only if this user may take or do it (read
+        with the page's rows, :meth:`read_with_case`)."""
         process = getattr(self.case, "process", None)
-        return open_tasks([process] if process is not None else [], self.request.user)
+        page = getattr(self, "_page", None)
+        read = page.also[0] if process is not None and page is not None and page.also else None
+        return open_tasks([process] if process is not None else [], self.request.user, read=read)
 
     def extra_context(self) -> dict:
         return {}
