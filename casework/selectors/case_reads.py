@@ -198,6 +198,17 @@ def case_and_parties(
     return cases[0], _put_parties(cases[0], now, *found)
 
 
+def parties_now(
+    case: Case, read: Parties | None
+) -> tuple[datetime.datetime, list[CaseMembership], list[Consent]]:
+    """When and which team and consents a page of ``case`` shows: ``read`` if read for this
+    case (:func:`case_and_parties`), else its :func:`parties` read now."""
+    if read is not None and read.case_id == case.pk:
+        return read.now, read.team, read.consents
+    now = timezone.now()
+    return now, *parties(case, now=now)
+
+
 def _put_parties(case: Case, now, team, consents, covering, person_guardians) -> Parties:
     _of_case(team, case)
     _of_case(consents, case)

@@ -256,11 +256,7 @@ def get_case_page(
     purpose = require_purpose(purpose)
     # Read once, before the access check, which takes the user's membership and
     # the consents from them (nothing here is decrypted): the page shows both.
-    if parties is not None and parties.case_id == case.pk:
-        now, team, consents = parties.now, parties.team, parties.consents
-    else:
-        now = timezone.now()
-        team, consents = case_reads.parties(case, now=now)
+    now, team, consents = case_reads.parties_now(case, parties)
     policy.remember_team(case, team)
     person: Person = case.person
     # The person's identity under the person's key (``dek``), everything of the case
