@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime
 import functools
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from django.db.models import Q
 from django.utils import timezone
@@ -76,6 +77,13 @@ _consent_organisations = CompiledQuery(
 )
 _guardians = CompiledQuery(
     lambda person_id: Guardian.objects.filter(person_id=person_id), person_id=_ANY_ID
+)
+# The same guardians by the case's id (its person's): read with the case itself.
+_case_guardians = CompiledQuery(
+    lambda case_id: Guardian.objects.filter(
+        person_id__in=Case.objects.filter(pk=case_id).values("person_id")
+    ),
+    case_id=_ANY_ID,
 )
 _actions = CompiledQuery(
     lambda case_id, organisation_id: (
@@ -150,18 +158,63 @@ def parties(case: Case, *, now: datetime.datetime) -> tuple[list[CaseMembership]
     the consents with their guardians and organisations (as :func:`consents`), and the
     person's guardians (as :func:`guardians`: ``case.person.guardians.all()`` reads no
     more)."""
-    person = case.person
-    team, found, covering, person_guardians = run_together(
+    found = run_together(
         (_team_read, {"case_id": case.pk, "now": now}),
         (_consents, {"case_id": case.pk}),
         (_consent_organisations, {"case_id": case.pk}),
-        (_guardians, {"person_id": person.pk}),
+        (_guardians, {"person_id": case.person.pk}),
     )
+    got = _put_parties(case, now, *found)
+    return got.team, got.consents
+
+
+@dataclass(frozen=True)
+class Parties:
+    """:func:`parties` of the case ``case_id``, read at ``now`` with the case itself
+    (:func:`case_and_parties`)."""
+
+    case_id: uuid.UUID
+    now: datetime.datetime
+    team: list[CaseMembership]
+    consents: list[Consent]
+
+
+def case_and_parties(
+    case_read: CompiledQuery, case_id: uuid.UUID, *, now: datetime.datetime
+) -> tuple[Case | None, Parties | None]:
+    """A case by ``case_read`` (a compiled read of one case by its ``case_id``, with its
+    person: a case page's) and its :func:`parties` at ``now`` in the same execution — the
+    person's guardians read by the case's id. ``(None, None)`` when there is no such case.
+    Nothing is decrypted; the access check comes after, with these parties."""
+    [*cases], *found = run_together(
+        (case_read, {"case_id": case_id}),
+        (_team_read, {"case_id": case_id, "now": now}),
+        (_consents, {"case_id": case_id}),
+        (_consent_organisations, {"case_id": case_id}),
+        (_case_guardians, {"case_id": case_id}),
+    )
+    if not cases:
+        return None, None
+    return cases[0], _put_parties(cases[0], now, *found)
+
+
+def parties_now(
+    case: Case, read: Parties | None
+) -> tuple[datetime.datetime, list[CaseMembership], list[Consent]]:
+    """When and which team and consents a page of ``case`` shows: ``read`` if read for this
+    case (:func:`case_and_parties`), else its :func:`parties` read now."""
+    if read is not None and read.case_id == case.pk:
+        return read.now, read.team, read.consents
+    now = timezone.now()
+    return now, *parties(case, now=now)
+
+
+def _put_parties(case: Case, now, team, consents, covering, person_guardians) -> Parties:
     _of_case(team, case)
-    _of_case(found, case)
-    _put_organisations(found, covering)
-    _put_guardians(person, person_guardians)
-    return team, found
+    _of_case(consents, case)
+    _put_organisations(consents, covering)
+    _put_guardians(case.person, person_guardians)
+    return Parties(case_id=case.pk, now=now, team=team, consents=consents)
 
 
 def _prefetched(obj, name: str, manager, rows: list) -> None:
@@ -214,16 +267,26 @@ class CaseRows:
     legal_bases: list[CaseLegalBasis]
     links: list[CaseLink]
     events: list[CaseEvent]
+    # The rows of the caller's reads run with them (``also``), each read's list in order.
+    also: list[list] = field(default_factory=list)
 
 
 def case_rows(
-    case: Case, organisation_id: int | None, action_kinds, *, decided: bool, legal: bool
+    case: Case,
+    organisation_id: int | None,
+    action_kinds,
+    *,
+    decided: bool,
+    legal: bool,
+    also: Sequence[tuple] = (),
 ) -> CaseRows:
     """The rows of the case the page shows, in one round trip
     (``casework.compiled.run_together``): the actions as :func:`visible_actions`, the
     decisions (``decided``) and legal bases (``legal``; else none read), the links and
-    the timeline's events. The SSPF school/leisure view of the actions (``action_kinds``)
-    and a user without an organisation keep the ORM's query of the actions, on its own.
+    the timeline's events — and the caller's compiled reads ``also`` (``(read, values)``
+    pairs of the same database: a page's open tasks). The SSPF school/leisure view of the
+    actions (``action_kinds``) and a user without an organisation keep the ORM's query of
+    the actions, on its own.
     """
     compiled_actions = organisation_id is not None and action_kinds is None
     reads: list = []
@@ -233,7 +296,7 @@ def case_rows(
         reads.append((_decisions, {"case_id": case.pk}))
     if legal:
         reads.append((_legal_bases, {"case_id": case.pk}))
-    reads += [(_links, {"case_id": case.pk}), (_events, {"case_id": case.pk})]
+    reads += [(_links, {"case_id": case.pk}), (_events, {"case_id": case.pk}), *also]
     found = iter(run_together(*reads))
     actions = (
         _of_case(next(found), case)
@@ -246,6 +309,7 @@ def case_rows(
         legal_bases=_of_case(next(found), case) if legal else [],
         links=next(found),
         events=_of_case(next(found), case),
+        also=list(found),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -153,6 +154,8 @@ class CasePage:
     parts: policy.CaseParts = policy.ALL_PARTS
     # Where the case came from when that is not a case: ids of GVI group members.
     gvi_members: list[str] = field(default_factory=list)
+    # The rows of the caller's reads run with the case's rows (``get_case_page``'s ``also``).
+    also: list[list] = field(default_factory=list)
 
     @functools.cached_property
     def consent_rows(self) -> list[ConsentRow]:
@@ -231,20 +234,29 @@ def open_all(rows, names: tuple[str, ...], dek, read: list[str], prefix: str) ->
 
 
 def get_case_page(
-    *, user: User, purpose: str, case: Case, consent_purpose: str = policy.DEFAULT_PURPOSE
+    *,
+    user: User,
+    purpose: str,
+    case: Case,
+    consent_purpose: str = policy.DEFAULT_PURPOSE,
+    parties: case_reads.Parties | None = None,
+    also: Sequence[tuple] = (),
 ) -> CasePage:
     """Everything the user may see of ``case`` (a programme case instance), decrypted.
 
     ``consent_purpose``: what the page shows the data for (a ``Consent.Purpose``; a
     user of another organisation sees it only if the consent covers that purpose, or
-    on a statute). Raises :class:`CaseNotFound` after a denial event when the user may
-    not see it.
+    on a statute). ``parties``: the case's team and consents as read with the case
+    (``case_reads.case_and_parties``; the page is then as of their reading); without
+    them (or for another case) they are read here. Raises :class:`CaseNotFound` after a
+    denial event when the user may not see it. ``also``: the caller's compiled reads (``(read,
+    values)``), run with the case's rows once access is granted; their rows are the page's
+    ``also``.
     """
     purpose = require_purpose(purpose)
-    now = timezone.now()
     # Read once, before the access check, which takes the user's membership and
     # the consents from them (nothing here is decrypted): the page shows both.
-    team, consents = case_reads.parties(case, now=now)
+    now, team, consents = case_reads.parties_now(case, parties)
     policy.remember_team(case, team)
     person: Person = case.person
     # The person's identity under the person's key (``dek``), everything of the case
@@ -319,6 +331,7 @@ def get_case_page(
         parts.action_kinds,
         decided=bool(parts.decisions),
         legal=bool(parts.legal_bases),
+        also=also,
     )
     actions = open_all(rows.actions, ("note",), case_dek, read, "action")
     decisions = (
@@ -398,6 +411,7 @@ def get_case_page(
         links=links,
         location_hidden=location_hidden,
         parts=parts,
+        also=rows.also,
         gvi_members=[
             event.obj.transition.split(":", 1)[1]
             for event in timeline

@@ -156,6 +156,45 @@ def test_reads_run_together_give_what_each_gives_alone_in_one_execution(seeded):
         assert _fields(rows.actions) == _fields(case_reads.visible_actions(case, None, None))
 
 
+def test_a_case_read_with_its_parties_gives_what_the_reads_give_in_one_execution(seeded):
+    """``case_and_parties``: a page's case read and ``parties`` (the guardians by the case's
+    id) in one execution, the same rows; no case, no parties."""
+    import uuid
+
+    from workflows.common.case_page import _page_case_read
+
+    now = timezone.now()
+    cases = list(SigCase.objects.all())
+    assert cases and any(case.person.guardians.exists() for case in cases)
+    for case in cases:
+        with CaptureQueriesContext(connection) as statements:
+            read, parties = case_reads.case_and_parties(_page_case_read(SigCase), case.pk, now=now)
+            guardians = [g.pk for g in read.person.guardians.all()]
+            covered = {c.pk: [o.pk for o in c.organisations.all()] for c in parties.consents}
+        assert len(statements.captured_queries) == 1
+        assert (read.pk, read.person.pk, parties.case_id, parties.now) == (
+            case.pk,
+            case.person_id,
+            case.pk,
+            now,
+        )
+        team, consents = case_reads.parties(read, now=now)
+        assert _fields(parties.team) == _fields(team)
+        assert [m.case is read for m in parties.team] == [True] * len(team)
+        assert _fields(parties.consents) == _fields(consents)
+        assert covered == {c.pk: [o.pk for o in c.organisations.all()] for c in consents}
+        assert guardians == list(
+            read.person.guardians.model.objects.filter(person=case.person).values_list(
+                "pk", flat=True
+            )
+        )
+    missing = uuid.UUID("00000000-0000-0000-0000-000000000001")
+    assert case_reads.case_and_parties(_page_case_read(SigCase), missing, now=now) == (
+        None,
+        None,
+    )
+
+
 def test_run_together_refuses_reads_of_two_databases():
     import uuid
 

@@ -27,13 +27,14 @@ from casework import policy, programmes
 from casework.compiled import CompiledQuery
 from casework.mfa import require_step_up
 from casework.models import Action, Case, CaseEvent, Consent
+from casework.selectors import case_reads
 from casework.selectors.cases import CaseNotFound
 from casework.services import cases as case_services
 from casework.services.cases import CaseDenied
 from casework.services.consent import CONSENTS_COMPLETE, renewal_gap, under_way_on_consent
 from casework.services.person_corrections import CONSENT_NEEDED
 from workflows.common import forms
-from workflows.common.nodes import open_tasks
+from workflows.common.nodes import open_tasks, open_tasks_read
 from workflows.common.responses import CaseCalls, case_url, denied, perform_and_say, put_errors
 
 
@@ -226,12 +227,35 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
     # The programme's service that adds an action to the case's plan (``do_action``).
     action_service = staticmethod(case_services.add_action)
 
+    # The case's team and consents as read with the case (a page's GET), for the page.
+    _parties: case_reads.Parties | None = None
+
     def setup(self, request, *args, **kwargs):
         super().setup(request, *args, **kwargs)
-        found = _page_case_read(self.case_model).run(case_id=uuid.UUID(str(kwargs["case_id"])))
+        case_id = uuid.UUID(str(kwargs["case_id"]))
+        read = _page_case_read(self.case_model)
+        if request.method == "GET" and not request.headers.get("Turbo-Frame"):
+            # The page shows the case's team and consents: read with the case, in one
+            # execution (the access check comes after, in ``get_case_page``, with them).
+            case, self._parties = case_reads.case_and_parties(read, case_id, now=timezone.now())
+            found = [case] if case is not None else []
+        else:
+            found = read.run(case_id=case_id)
         if not found:
             raise Http404
         self.case = found[0]
+
+    def read_with_case(self) -> dict:
+        """The selector's arguments: the ``parties`` read with the case (once: a second
+        reading of the case in the request reads them anew), and the process's open tasks
+        to read with the case's rows (``also``; :meth:`open_tasks` takes them from the
+        page)."""
+        parties, self._parties = self._parties, None
+        process = getattr(self.case, "process", None)
+        return {
+            **({"parties": parties} if parties is not None else {}),
+            **({"also": [open_tasks_read(process)]} if process is not None else {}),
+        }
 
     def forms(self, bound=None, data=None):
         def build(name):
@@ -336,9 +360,12 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
     open_form = ""
 
     def open_tasks(self) -> list:
-        """The case's open tasks, each with a link only if this user may take or do it."""
+        """The case's open tasks, each with a link only if this user may take or do it (read
+        with the page's rows, :meth:`read_with_case`)."""
         process = getattr(self.case, "process", None)
-        return open_tasks([process] if process is not None else [], self.request.user)
+        page = getattr(self, "_page", None)
+        read = page.also[0] if process is not None and page is not None and page.also else None
+        return open_tasks([process] if process is not None else [], self.request.user, read=read)
 
     def extra_context(self) -> dict:
         return {}
@@ -346,7 +373,7 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
     def case_page(self):
         """The case as this user may see it (404 if not at all)."""
         try:
-            self._page = self.read_case()
+            self._page = self.read_case(**self.read_with_case())
         except CaseNotFound:
             raise Http404 from None
         return self._page

@@ -249,16 +249,25 @@ def _open_task_read(task_model) -> CompiledQuery:
     )
 
 
-def _open_human_tasks(process) -> list:
-    tasks = _open_task_read(process.task_set.model).run(process_id=process.pk)
-    for task in tasks:
+def open_tasks_read(process) -> tuple:
+    """The read of ``process``'s open human tasks as a ``(read, values)`` pair, to run with
+    other compiled reads (``casework.compiled.run_together``); its rows go to
+    :func:`open_tasks` as ``read``."""
+    return _open_task_read(process.task_set.model), {"process_id": process.pk}
+
+
+def _open_human_tasks(process, found=None) -> list:
+    if found is None:
+        found = _open_task_read(process.task_set.model).run(process_id=process.pk)
+    for task in found:
         task.process = process
-    return tasks
+    return found
 
 
-def open_tasks(processes, user) -> list[tuple]:
+def open_tasks(processes, user, *, read=None) -> list[tuple]:
     """The open human tasks of ``processes``, each with the address of its page if ``user``
-    may do or take it (``None`` otherwise)."""
+    may do or take it (``None`` otherwise); ``read``: the tasks of the one process, as
+    :func:`open_tasks_read` read them (else they are read here)."""
     return [
         (
             task,
@@ -267,7 +276,7 @@ def open_tasks(processes, user) -> list[tuple]:
             else None,
         )
         for process in processes
-        for task in _open_human_tasks(process)
+        for task in _open_human_tasks(process, read)
     ]
 
 

@@ -123,15 +123,17 @@ class CaseCalls:
     """A page's or a step's calls of the case's services: each for the page's ``case``, as
     the request's user, under the page's ``purpose``."""
 
-    def read_case(self, selector=get_case_page):
+    def read_case(self, selector=get_case_page, **read):
         """The case as the request's user may see it under the page's ``purpose`` and for its
         ``consent_purpose``, by ``selector`` (the core's case page or a programme's, which
-        raises ``CaseNotFound`` where the user may not see the case)."""
+        raises ``CaseNotFound`` where the user may not see the case); ``read``: more of the
+        selector's arguments (a case page's ``parties``)."""
         return selector(
             user=self.request.user,
             purpose=str(self.purpose),
             case=self.case,
             consent_purpose=self.consent_purpose,
+            **read,
         )
 
     def call(self, service, form=None, /, **fields):

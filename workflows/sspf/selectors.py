@@ -58,15 +58,29 @@ class SspfCasePage:
 
 
 def get_sspf_case_page(
-    *, user: User, purpose: str, case: SspfCase, consent_purpose: str = policy.DEFAULT_PURPOSE
+    *,
+    user: User,
+    purpose: str,
+    case: SspfCase,
+    consent_purpose: str = policy.DEFAULT_PURPOSE,
+    parties=None,
+    also=(),
 ) -> SspfCasePage:
-    """The case page (``get_case_page``, for ``consent_purpose``) plus the risk
-    assessments, the police participation decisions and the meetings' decisions, when
-    the user's role sees them.
+    """The case page (``get_case_page``, for ``consent_purpose``, with the ``parties`` read
+    with the case, if any, and the caller's reads ``also``) plus the risk assessments, the
+    police participation decisions and the meetings' decisions, when the user's role sees
+    them.
 
     Raises :class:`CaseNotFound` (after a denial event) like ``get_case_page``.
     """
-    page = get_case_page(user=user, purpose=purpose, case=case, consent_purpose=consent_purpose)
+    page = get_case_page(
+        user=user,
+        purpose=purpose,
+        case=case,
+        consent_purpose=consent_purpose,
+        parties=parties,
+        also=also,
+    )
     if not page.parts.programme_records:
         return SspfCasePage(page=page)
     read: list[str] = []

@@ -270,7 +270,7 @@ class SspfCasePageView(CaseForms, CasePageView):
 
     def case_page(self):
         try:
-            self.sspf_page = self.read_case(get_sspf_case_page)
+            self.sspf_page = self.read_case(get_sspf_case_page, **self.read_with_case())
         except CaseNotFound:
             raise Http404 from None
         self._page = self.sspf_page.page

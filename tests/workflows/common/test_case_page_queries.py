@@ -18,7 +18,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from tests.workflows.conftest import BOTH_DATABASES
-from tests.workflows.sig.factories import sig_case
+from tests.workflows.sig.factories import FlowDriver, sig_case
 from workflows.common.responses import case_url
 from workflows.sig.models import Status
 
@@ -42,8 +42,21 @@ from workflows.sig.models import Status
 # the case's team, consents, their organisations and the guardians in one round trip, its
 # actions, decisions, legal bases, links and events in another (``casework.compiled.
 # run_together``; docs/adr/0036-fast-pages.md, session 16); then -1: the access generation
-# read with the session (``casework.auth.AuthenticationMiddleware``; session 17).
+# read with the session (``casework.auth.AuthenticationMiddleware``; session 17); then
+# -1: the case's team, consents, their organisations and the guardians read with the case
+# itself (``casework.selectors.case_reads.case_and_parties``; session 20); then -1: the
+# case's open tasks read with its rows, after the access check (``get_case_page``'s
+# ``also``; session 20): a case without a process (these) had no such read; a case with
+# one (``FLOW_EXPECTED``) reads its tasks in no execution of their own.
 EXPECTED = {
+    "per.polis": 7,
+    "anna.social": 6,
+}
+# The same page of a case whose process has two open tasks (the decisions'): one more
+# execution than a case without, the absences' read of the tasks' links (who may take or
+# do them; ``casework.policy.absences``); the tasks themselves are read with the case's
+# rows (session 20: 9 and 10 before).
+FLOW_EXPECTED = {
     "per.polis": 8,
     "anna.social": 7,
 }
@@ -77,3 +90,27 @@ def test_case_page_query_count(users, username):
         for sql in queries:
             print("  ", sql[:300])
     assert count == EXPECTED[username], "\n".join(queries)
+
+
+@pytest.mark.django_db(databases=[*BOTH_DATABASES, "audit"])
+@pytest.mark.parametrize("username", sorted(EXPECTED))
+def test_the_open_tasks_read_with_the_rows_are_the_tasks_read_alone(users, username):
+    """A case with a process: its page's open tasks, read with the case's rows, take no
+    execution of their own (``FLOW_EXPECTED``) and are what ``open_tasks`` reads on its
+    own: the same tasks, each with the same link (or none) for this user."""
+    from workflows.common.nodes import open_tasks
+
+    flow_case = FlowDriver(users).build("decide")  # both decisions' tasks open
+    client = Client()
+    client.force_login(users[username])
+    url = case_url(flow_case.case)
+    client.get(url)
+    count, queries = _page_queries(client, url)
+    assert count == FLOW_EXPECTED[username], "\n".join(queries)
+    response = client.get(url)
+    assert response.status_code == 200
+    alone = open_tasks([flow_case.process], users[username])
+    assert len(alone) == 2
+    assert [(task.pk, url) for task, url in response.context["tasks"]] == [
+        (task.pk, url) for task, url in alone
+    ]
