@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Count, Q
@@ -57,30 +57,15 @@ class SspfCasePage:
         return self.police_decisions[-1].obj.participates
 
 
-def get_sspf_case_page(
-    *,
-    user: User,
-    purpose: str,
-    case: SspfCase,
-    consent_purpose: str = policy.DEFAULT_PURPOSE,
-    parties=None,
-    also=(),
-) -> SspfCasePage:
-    """The case page (``get_case_page``, for ``consent_purpose``, with the ``parties`` read
-    with the case, if any, and the caller's reads ``also``) plus the risk assessments, the
-    police participation decisions and the meetings' decisions, when the user's role sees
-    them.
+def get_sspf_case_page(*, user: User, purpose: str, case: SspfCase, **options: Any) -> SspfCasePage:
+    """The case page (``get_case_page`` with its ``options``: ``consent_purpose``, the
+    ``parties`` read with the case, the caller's reads ``also``) plus the risk assessments,
+    the police participation decisions and the meetings' decisions, when the user's role
+    sees them.
 
     Raises :class:`CaseNotFound` (after a denial event) like ``get_case_page``.
     """
-    page = get_case_page(
-        user=user,
-        purpose=purpose,
-        case=case,
-        consent_purpose=consent_purpose,
-        parties=parties,
-        also=also,
-    )
+    page = get_case_page(user=user, purpose=purpose, case=case, **options)
     if not page.parts.programme_records:
         return SspfCasePage(page=page)
     read: list[str] = []
