@@ -302,6 +302,7 @@ def _walk_range(
     heads: dict[int, list[Checkpoint]],
     *,
     prefetch: bool = False,
+    read_ahead: bool = False,
     using: str = "default",
     archived: dict[str, Any] | None = None,
 ) -> _RangeResult:
@@ -329,8 +330,10 @@ def _walk_range(
         """Whether chunk ``start``..``end`` is for the COPY walk (no signed head in it)."""
         return not any(start <= at <= end for at in heads)
 
-    # From the first chunk of format 2 on, the next chunk is read while this one is hashed.
-    ahead = ReadAhead(last, size=VERIFY_CHUNK, using=using, wanted=offered) if prefetch else None
+    # With ``read_ahead``, from the first chunk of format 2 on, the next chunk is read while
+    # this one is hashed: it uses a core the walk leaves idle, so only a walk in one process
+    # asks for it (with a process a core it was slower: ADR 0031, session 20, the lead's run).
+    ahead = ReadAhead(last, size=VERIFY_CHUNK, using=using, wanted=offered) if read_ahead else None
     try:
         start = first
         while start <= last:
@@ -429,7 +432,16 @@ def _walk_chain(
     else:
         meanwhile()
         parts = [
-            _walk_range(cursor, 1, last, heads, prefetch=prefetch, using=using, archived=archived)
+            _walk_range(
+                cursor,
+                1,
+                last,
+                heads,
+                prefetch=prefetch,
+                read_ahead=prefetch,
+                using=using,
+                archived=archived,
+            )
         ]
     for part in parts:
         result.entries += part.entries

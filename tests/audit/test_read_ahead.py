@@ -1,7 +1,7 @@
-"""The verifier outside a transaction (ADR 0031, session 20): the COPY walk reads the next
-chunk on a second connection while it hashes this one, and the unsealed check's counts
-run beside the walk. These tests commit for real (``transaction=True``): only then do
-other connections see the log.
+"""The verifier outside a transaction (ADR 0031, session 20): the COPY walk in one
+process reads the next chunk on a second connection while it hashes this one, and the
+unsealed check's counts run beside the walk. These tests commit for real
+(``transaction=True``): only then do other connections see the log.
 """
 
 from __future__ import annotations
@@ -74,10 +74,13 @@ def test_the_read_ahead_verifies_a_chain_that_leaves_format_2_and_comes_back(
     assert result.ok, result.finding
     assert result.entries == ChainLink.objects.count()
     assert result.head == ChainLink.objects.order_by("-position").first().chain_hash
-    # Chunks were read ahead, after the format-1 stretch as well as before it.
     ahead = reads()
-    after = _position(format_1_between[2][0])
-    assert ahead and max(ahead) > after
+    if workers == 1:
+        # Chunks were read ahead, after the format-1 stretch as well as before it.
+        assert ahead and max(ahead) > _position(format_1_between[2][0])
+    else:
+        # A process a core: none is left idle for a read-ahead.
+        assert ahead == []
 
 
 @pytest.mark.parametrize("which", [0, 2])
