@@ -252,10 +252,7 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
         page)."""
         parties, self._parties = self._parties, None
         process = getattr(self.case, "process", None)
-        return {
-            **({"parties": parties} if parties is not None else {}),
-            **({"also": [open_tasks_read(process)]} if process is not None else {}),
-        }
+        return {"parties": parties, "also": [open_tasks_read(process)] if process else []}
 
     def forms(self, bound=None, data=None):
         def build(name):

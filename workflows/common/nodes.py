@@ -258,7 +258,8 @@ def open_tasks_read(process) -> tuple:
 
 def _open_human_tasks(process, found=None) -> list:
     if found is None:
-        found = _open_task_read(process.task_set.model).run(process_id=process.pk)
+        read, values = open_tasks_read(process)
+        found = read.run(**values)
     for task in found:
         task.process = process
     return found
