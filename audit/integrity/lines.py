@@ -12,8 +12,7 @@ only when every link is of format 2, every entry a link names is there exactly o
 hashes to the link's stored entry hash, and every running hash follows from the one
 before. Anything else (a link of format 1, a gap, an archived or missing entry, any
 edit) returns ``None``, and the per-link walk of ``audit.integrity.verification`` checks
-the chunk again and names what is wrong. Outside a transaction :class:`ReadAhead` reads
-the next chunk on a second connection while this one is checked (session 20).
+the chunk again and names what is wrong.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from binascii import hexlify
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 from django.db import connections
 
@@ -179,65 +178,8 @@ def check_chunk(links: list[tuple], digests: dict, previous: bytes) -> bytes | N
     return previous
 
 
-class ReadAhead:
-    """Reads the next chunk of a format-2 range (links and entry digests,
-    :func:`read_chunk`) on a second connection, in a thread of its own, while the caller
-    checks this one: the server writes the next chunk's lines while this process hashes
-    (the thread waits for them on the socket, without the GIL).
-
-    After chunk ``start``..``end`` it reads the ``size`` links from ``end + 1`` (up to
-    ``last``) when ``wanted`` says that chunk will be offered to the COPY walk; a
-    chunk asked for that is not the one read ahead (the per-link walk went elsewhere,
-    at a gap) drops the read-ahead and is read on the caller's connection.
-    """
-
-    def __init__(self, last: int, *, size: int, using: str, wanted) -> None:
-        self.last, self.size, self.using, self.wanted = last, size, using, wanted
-        self._reader: ThreadPoolExecutor | None = None  # from the first read ahead
-        self._pending: tuple[int, int, Future] | None = None
-
-    def _read(self, start: int, end: int):
-        with connections[self.using].cursor() as cursor:
-            return read_chunk(cursor.connection, start, end)
-
-    def take(self, connection, start: int, end: int):
-        """The read of chunk ``start``..``end`` (as :func:`read_chunk` returns it), the
-        next chunk's read started meanwhile."""
-        pending, self._pending = self._pending, None
-        if pending is not None and pending[:2] == (start, end):
-            read = pending[2].result()
-        else:
-            if pending is not None:
-                pending[2].exception()  # dropped, but its COPY must end first
-            read = read_chunk(connection, start, end)
-        following = end + 1
-        if following <= self.last:
-            after = min(self.last, following + self.size - 1)
-            if self.wanted(following, after):
-                if self._reader is None:
-                    self._reader = ThreadPoolExecutor(1, thread_name_prefix="audit-verify")
-                future = self._reader.submit(self._read, following, after)
-                self._pending = (following, after, future)
-        return read
-
-    def close(self) -> None:
-        if self._reader is None:
-            return
-        try:
-            if self._pending is not None:
-                self._pending[2].exception()  # wait for it; its result no longer matters
-        finally:
-            self._pending = None
-            # The reader's own connection (Django's connections are per thread).
-            self._reader.submit(lambda: connections[self.using].close()).result()
-            self._reader.shutdown()
-
-
-def walk_chunk(
-    connection, start: int, end: int, previous: bytes, ahead: ReadAhead | None = None
-) -> bytes | None:
+def walk_chunk(connection, start: int, end: int, previous: bytes) -> bytes | None:
     """The running hash (bytes) of link ``end`` when links ``start``..``end`` are an intact
-    chunk of format 2 following ``previous``; ``None`` when the per-link walk must decide.
-    With ``ahead``, the chunk comes from (and the next is read by) the read-ahead."""
-    read = ahead.take(connection, start, end) if ahead else read_chunk(connection, start, end)
+    chunk of format 2 following ``previous``; ``None`` when the per-link walk must decide."""
+    read = read_chunk(connection, start, end)
     return None if read is None else check_chunk(*read, previous)

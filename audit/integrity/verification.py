@@ -33,7 +33,7 @@ from audit.integrity.chain import (
     utc_iso,
 )
 from audit.integrity.checkpoints import signed_message, trusted_public_keys
-from audit.integrity.lines import VERIFY_CHUNK, ReadAhead, chunks, fetch_chunk, walk_chunk
+from audit.integrity.lines import VERIFY_CHUNK, chunks, fetch_chunk, walk_chunk
 from audit.integrity.partitions import archived_entries
 
 # --- Verification -----------------------------------------------------------
@@ -302,7 +302,6 @@ def _walk_range(
     heads: dict[int, list[Checkpoint]],
     *,
     prefetch: bool = False,
-    read_ahead: bool = False,
     using: str = "default",
     archived: dict[str, Any] | None = None,
 ) -> _RangeResult:
@@ -330,44 +329,36 @@ def _walk_range(
         """Whether chunk ``start``..``end`` is for the COPY walk (no signed head in it)."""
         return not any(start <= at <= end for at in heads)
 
-    # With ``read_ahead``, from the first chunk of format 2 on, the next chunk is read while
-    # this one is hashed: it uses a core the walk leaves idle, so only a walk in one process
-    # asks for it (with a process a core it was slower: ADR 0031, session 20, the lead's run).
-    ahead = ReadAhead(last, size=VERIFY_CHUNK, using=using, wanted=offered) if read_ahead else None
-    try:
-        start = first
-        while start <= last:
-            if not lines_format:
-                read = chunks(cursor, start, last, prefetch=prefetch, using=using)
-                with closing(read):
-                    for links, rows, lines in read:
-                        if not walk.check(links, rows, lines):
-                            return result
-                        start = links[-1][0] + 1
-                        if links[-1][6] == FORMAT_LINES:
-                            lines_format = True
-                            break
-                    else:
-                        break  # every chunk read
-                continue
-            end = min(last, start + VERIFY_CHUNK - 1)
-            digest = None
-            if walk.previous is not None and offered(start, end):
-                digest = walk_chunk(cursor.connection, start, end, walk.previous, ahead)
-            if digest is not None:
-                walk.previous, walk.expected = digest, end + 1
-                result.entries += end - start + 1
-                start = end + 1
-                continue
-            links, rows, lines = fetch_chunk(cursor, start, last)
-            if not links:
-                break
-            if not walk.check(links, rows, lines):
-                return result
-            start = links[-1][0] + 1
-    finally:
-        if ahead is not None:
-            ahead.close()
+    start = first
+    while start <= last:
+        if not lines_format:
+            read = chunks(cursor, start, last, prefetch=prefetch, using=using)
+            with closing(read):
+                for links, rows, lines in read:
+                    if not walk.check(links, rows, lines):
+                        return result
+                    start = links[-1][0] + 1
+                    if links[-1][6] == FORMAT_LINES:
+                        lines_format = True
+                        break
+                else:
+                    break  # every chunk read
+            continue
+        end = min(last, start + VERIFY_CHUNK - 1)
+        digest = None
+        if walk.previous is not None and offered(start, end):
+            digest = walk_chunk(cursor.connection, start, end, walk.previous)
+        if digest is not None:
+            walk.previous, walk.expected = digest, end + 1
+            result.entries += end - start + 1
+            start = end + 1
+            continue
+        links, rows, lines = fetch_chunk(cursor, start, last)
+        if not links:
+            break
+        if not walk.check(links, rows, lines):
+            return result
+        start = links[-1][0] + 1
     if walk.expected <= last:
         result.finding = Finding(
             Problem.DELETED,
@@ -438,7 +429,6 @@ def _walk_chain(
                 last,
                 heads,
                 prefetch=prefetch,
-                read_ahead=prefetch,
                 using=using,
                 archived=archived,
             )
