@@ -535,9 +535,7 @@ def test_sig_state_machine(users):
     run_state_machine_as_test(
         SigMachine,
         settings=settings(
-            # 40 runs of 25 steps (1,000 steps for 22 rules and the start): each rule ran
-            # 16-123 times in a counted run, 30-224 times with 60 runs (ADR 0034, session 21).
-            max_examples=40,
+            max_examples=60,
             stateful_step_count=25,
             deadline=None,
             database=None,
