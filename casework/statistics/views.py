@@ -119,6 +119,21 @@ class ReportPdfView(ReportView):
 class TableCsvView(_StatisticsView):
     """One table as CSV: ``overview``, ``medians``, ``trend.<measure>`` or a breakdown."""
 
+    def reports(self, form: StatisticsForm) -> list[tables.ProgrammeReport]:
+        """The table's programme's publication only (the others' are not shown). A
+        refusal's message names no programme, so a refusal in this programme answers as
+        when every programme was read. An unknown programme, or one that does not offer
+        the selection, reads them all as before: 404, or the refusal if it is refused in
+        every programme that offers it."""
+        data = form.cleaned_data
+        found = tables.reports(
+            data["period"],
+            data["selection"],
+            trends=self.trends,
+            codes=frozenset([self.kwargs["programme"]]),
+        )
+        return found or super().reports(form)
+
     def respond(self, form, reports):
         period = form.cleaned_data["period"]
         code, key = self.kwargs["programme"], self.kwargs["table"]

@@ -8,7 +8,9 @@ translation) then fails the locator that looks for the Swedish text.
 
 from __future__ import annotations
 
+import os
 import re
+from urllib.parse import urlsplit
 
 from django.utils import translation
 from playwright.sync_api import expect
@@ -27,8 +29,30 @@ def sv(msgid: str, **params) -> str:
     return text % params if params else text
 
 
+# The journeys' screenshots (``/tmp/<prefix>-<name>.png``, to look at) are taken only when
+# asked for (``BROWSER_SCREENSHOTS=1``): they assert nothing and a full page costs ~0.2 s.
+SCREENSHOTS = bool(os.environ.get("BROWSER_SCREENSHOTS"))
+
+
 def shot(page, prefix: str, name: str) -> None:
-    page.screenshot(path=f"/tmp/{prefix}-{name}.png", full_page=True)  # noqa: S108 - to look at
+    if SCREENSHOTS:
+        page.screenshot(path=f"/tmp/{prefix}-{name}.png", full_page=True)  # noqa: S108
+
+
+def visit(page, link) -> None:
+    """Click ``link`` and wait until its page has come back in full (status 200, body read).
+
+    Already on that page (the start page is the inbox), its content is there before Turbo's
+    visit has come back: a click now would abort that request, which the page's problems
+    count as unanswered. Waiting for that one answer is enough (not for the network to be
+    idle for half a second)."""
+    path = urlsplit(link.get_attribute("href")).path
+    with page.expect_response(
+        lambda response: response.request.method == "GET" and urlsplit(response.url).path == path
+    ) as answer:
+        link.click()
+    assert answer.value.status == 200, (answer.value.status, answer.value.url)
+    answer.value.finished()
 
 
 def menu(page):
@@ -61,11 +85,8 @@ def as_user(page, username: str) -> None:
 def open_task(page, reference: str, task: str, *, queue: bool = False) -> None:
     """Open a task from the inbox (or the queue): the row of the case, the task's link."""
     list_name = sv("Queue") if queue else sv("Inbox")
-    menu(page).get_by_role("link", name=list_name).click()
+    visit(page, menu(page).get_by_role("link", name=list_name))
     expect(page.get_by_role("heading", name=list_name)).to_be_visible()
-    # Already on the list (the start page is the inbox), the heading is there before
-    # Turbo's visit of the list has come back: a click now would abort that request.
-    page.wait_for_load_state("networkidle")
     row = page.get_by_role("row").filter(has_text=reference)
     expect(row).to_have_count(1)
     row.get_by_role("link", name=sv(task), exact=True).click()

@@ -22,6 +22,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from tests.browser.journey import shot as _shot
+from tests.browser.journey import visit
 from tests.conftest import COMMITTED_DB, DEMO_PASSWORD
 from tests.workflows.conftest import born_years_ago, personnummer
 
@@ -35,7 +37,7 @@ SOCIAL = "Socialförvaltningen, Örebro kommun"
 
 
 def shot(page, name: str) -> None:
-    page.screenshot(path=f"/tmp/sig-{name}.png", full_page=True)  # noqa: S108 - to look at
+    _shot(page, "sig", name)
 
 
 def menu(page):
@@ -71,11 +73,8 @@ def open_task(
     page, reference: str, task: str, *, list_name: str = "Inbox", screenshot: str = ""
 ) -> None:
     """Open a task from the inbox (or queue): the row of the case, the task's link."""
-    menu(page).get_by_role("link", name=list_name).click()
+    visit(page, menu(page).get_by_role("link", name=list_name))
     expect(page.get_by_role("heading", name=list_name)).to_be_visible()
-    # Already on the list (the start page is the inbox), the heading is there before
-    # Turbo's visit of the list has come back: a click now would abort that request.
-    page.wait_for_load_state("networkidle")
     # The list's columns are labelled in gettext, and the case is its number and state.
     headers = page.locator("th.vf-list__table-header")
     expect(headers).to_have_text(["Task", "Case", "Created"])
