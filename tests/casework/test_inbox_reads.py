@@ -222,3 +222,25 @@ def test_the_inbox_template_writes_what_viewflow_s_list_template_wrote(
                 assert _page_text(ours) == _page_text(viewflow), (user.username, query)
                 compared += bool(ours.context["inbox_rows"])
     assert compared >= 6  # pages with rows, for every user
+
+
+@pytest.mark.parametrize("language", ["sv", "en"])
+def test_the_drawer_s_fields_are_viewflow_s_form_markup(seeded, language):
+    """``TaskListFilter.form_markup``: the unbound drawer written in Python is what
+    viewflow's form renderer writes for it, for every demo user's inbox (processes and steps
+    with non-ASCII labels, none at all); a bound form is the renderer's own."""
+    from django.test import RequestFactory
+    from django.utils import translation
+    from viewflow.forms.renderers import FormLayout
+
+    written = 0
+    with translation.override(language):
+        for user in User.objects.filter(is_active=True).order_by("username"):
+            tasks = TaskColumns._with_cases(user_inbox(_flows(), user, absent=[]))
+            for data in (None, {"flow_task": "bogus"}, {"process": "0", "created": "week"}):
+                request = RequestFactory().get(INBOX, data or {})
+                request.user = user
+                drawer = TaskListFilter(data=data, queryset=tasks, request=request)
+                assert drawer.form_markup() == FormLayout().render(drawer.form), user.username
+                written += data is None
+    assert written > 10
