@@ -280,6 +280,7 @@ class TaskListFilter(FilterSet):
         fields = form.visible_fields()
         if (
             self.is_bound
+            or not fields
             or form.hidden_fields()
             or not all(_plain_select(bound) for bound in fields)
         ):
