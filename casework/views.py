@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import functools
-import json
 
 from django.contrib import messages
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db.models import Count
-from django.forms import ModelChoiceField, Select
+from django.forms import ModelChoiceField
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 from django_filters import ChoiceFilter, DateRangeFilter, FilterSet
 from django_filters.constants import EMPTY_VALUES
-from viewflow.forms.renderers import FormDataEncoder, FormLayout
 from viewflow.utils import viewprop
 from viewflow.workflow.fields import get_flow_ref, get_task_ref
 from viewflow.workflow.flow import WorkflowAppViewset
@@ -33,6 +30,7 @@ from viewflow.workflow.status import STATUS
 from casework import policy, programmes
 from casework.addresses import SAMPLE_INT, SAMPLE_UUID, row_address
 from casework.compiled import CompiledQuery, CompiledRows, RawRows, among_ids, run_together
+from casework.form_markup import form_fields
 from casework.selectors.cases import status_label
 from casework.task_views import TaskManageView, TasksToManageView
 
@@ -269,79 +267,6 @@ class TaskListFilter(FilterSet):
             return None
         return self._count
 
-    def form_markup(self) -> str:
-        """The drawer's fields as viewflow's form renderer writes them (``{% render
-        filterset.form %}``, ``viewflow.forms.renderers.FormLayout``). The unbound form
-        (no query string: most views of the inbox) is written here in Python — each field
-        a ``vf-field-select`` of its choices, the empty one chosen, the options as the
-        renderer's ``SelectRenderer`` lists them; a bound form (a chosen value, an error)
-        and any field that is not a plain optional select are viewflow's."""
-        form = self.form
-        fields = form.visible_fields()
-        if (
-            self.is_bound
-            or not fields
-            or form.hidden_fields()
-            or not all(_plain_select(bound) for bound in fields)
-        ):
-            return mark_safe(FormLayout().render(form))  # noqa: S308 - viewflow's markup
-        cells = []
-        for bound in fields:
-            name = bound.html_name
-            optgroups = json.dumps(
-                [
-                    {
-                        "name": "",
-                        "options": {
-                            "name": name,
-                            "value": value,
-                            "label": label,
-                            "selected": index == 0,
-                            "index": str(index),
-                            "attrs": {"selected": True} if index == 0 else {},
-                        },
-                    }
-                    for index, (value, label) in enumerate(bound.field.widget.choices)
-                ],
-                cls=FormDataEncoder,
-            )
-            cells.append(
-                '<div class="mdc-layout-grid__cell mdc-layout-grid__cell--span-12">'
-                f'<vf-field-select id="{_html_attribute(bound.auto_id)}" '
-                f'name="{_html_attribute(name)}" value="" '
-                f'label="{_html_attribute(bound.label)}" '
-                f'optgroups="{_html_attribute(optgroups)}"></vf-field-select></div>'
-            )
-        return mark_safe(  # noqa: S308 - every value is escaped by _html_attribute
-            '<div class="vf-form mdc-layout-grid"><div class="vf-form__visiblefields '
-            f'mdc-layout-grid__inner">{"".join(cells)}</div></div>'
-        )
-
-
-def _plain_select(bound) -> bool:
-    """A field :meth:`TaskListFilter.form_markup` writes itself, unbound: a plain select of
-    flat choices, the first of them empty (chosen when nothing is), optional, enabled, with
-    no attributes, label text or help text of its own and nothing initial."""
-    field, widget = bound.field, bound.field.widget
-    choices = list(widget.choices)
-    return (
-        type(widget) is Select
-        and not widget.attrs
-        and not (field.required or field.disabled or field.localize or field.help_text)
-        and bound.value() is None
-        and bool(bound.auto_id)
-        and bool(choices)
-        and choices[0][0] == ""
-        and all(isinstance(value, str) and value for value, _label in choices[1:])
-        and not any(isinstance(label, (list, tuple)) for _value, label in choices)
-    )
-
-
-def _html_attribute(value) -> str:
-    """``value`` escaped as ElementTree's HTML serialisation escapes an attribute (the form
-    renderer's ``ElementTree.tostring(..., method="html")``)."""
-    return str(value).replace("&", "&amp;").replace(">", "&gt;").replace('"', "&quot;")
-
 
 class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
     """The user's task inbox. For a user who stands in for no one (most users, most days)
@@ -415,6 +340,10 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
             if first_page:
                 self._first_page = (self._first_page_longest(), first_page[0])
         return filterset_class(queryset=queryset, **kwargs)
+
+    def drawer_fields(self) -> str:
+        """The filter drawer's fields (``casework.form_markup.form_fields``)."""
+        return form_fields(self.filterset.form)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

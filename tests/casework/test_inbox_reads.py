@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from casework import policy, views
+from casework.form_markup import form_fields
 from casework.models import Absence, User
 from casework.views import CaseworkApp, TaskColumns, TaskListFilter, user_inbox
 from tests.workflows.conftest import BOTH_DATABASES, colleague
@@ -226,7 +227,7 @@ def test_the_inbox_template_writes_what_viewflow_s_list_template_wrote(
 
 @pytest.mark.parametrize("language", ["sv", "en"])
 def test_the_drawer_s_fields_are_viewflow_s_form_markup(seeded, language):
-    """``TaskListFilter.form_markup``: the unbound drawer written in Python is what
+    """``casework.form_markup.form_fields``: the unbound drawer written in Python is what
     viewflow's form renderer writes for it, for every demo user's inbox (processes and steps
     with non-ASCII labels, none at all); a bound form is the renderer's own."""
     from django.test import RequestFactory
@@ -241,6 +242,6 @@ def test_the_drawer_s_fields_are_viewflow_s_form_markup(seeded, language):
                 request = RequestFactory().get(INBOX, data or {})
                 request.user = user
                 drawer = TaskListFilter(data=data, queryset=tasks, request=request)
-                assert drawer.form_markup() == FormLayout().render(drawer.form), user.username
+                assert form_fields(drawer.form) == FormLayout().render(drawer.form), user.username
                 written += data is None
     assert written > 10
