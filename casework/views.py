@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 from django_filters import ChoiceFilter, DateRangeFilter, FilterSet
@@ -30,6 +30,7 @@ from viewflow.workflow.status import STATUS
 from casework import policy, programmes
 from casework.addresses import SAMPLE_INT, SAMPLE_UUID, row_address
 from casework.compiled import CompiledQuery, CompiledRows, RawRows, among_ids, run_together
+from casework.form_markup import form_fields
 from casework.selectors.cases import status_label
 from casework.task_views import TaskManageView, TasksToManageView
 
@@ -276,51 +277,104 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
 
     columns = ("task_link", "case_brief", "created")
     filterset_class = TaskListFilter
+    template_name = "workflows/inbox.html"
 
     @cached_property
     def _absent(self) -> frozenset[int]:
-        return policy.absent_for(self.request.user)
+        """The users the user stands in for today (``policy.absent_for``'s answer). For a
+        case worker their ids are read in one execution with the reads of an own inbox
+        (:meth:`_own_reads`), kept for :meth:`get_filterset` when the user stands in for
+        no one and dropped otherwise (a deputy's inbox is the ORM's list)."""
+        user = self.request.user
+        if not policy.can_use_task_inbox(user):
+            return frozenset()
+        flows = self._visible_flows
+        own = self._own_reads(flows) if flows else []
+        rows, *found = run_together(policy.absent_ids_read(user, timezone.localdate()), *own)
+        absent = policy.absent_among(user, rows)
+        if not absent and found:
+            self._own_rows = found
+        return absent
 
     @viewprop
     def queryset(self):
         return self._with_cases(user_inbox(self.flow_classes, self.request.user, self._absent))
 
     @cached_property
+    def _visible_flows(self) -> tuple:
+        """The flows the user may see (``filter_available``'s)."""
+        user = self.request.user
+        return tuple(f for f in self.flow_classes if f.instance.has_view_permission(user))
+
+    @cached_property
     def _own_flows(self) -> tuple | None:
-        """The flows the user's inbox lists (``filter_available``'s), when the inbox holds
-        the user's own tasks only; ``None`` for a deputy or a user who may see no flow
-        (the ORM's queryset then)."""
+        """The flows the user's inbox lists, when the inbox holds the user's own tasks
+        only; ``None`` for a deputy or a user who may see no flow (the ORM's queryset
+        then)."""
         if self._absent:
             return None
-        user = self.request.user
-        flows = tuple(f for f in self.flow_classes if f.instance.has_view_permission(user))
-        return flows or None  # no flow: the ORM's empty queryset reads nothing
+        return self._visible_flows or None  # no flow: the ORM's empty queryset reads nothing
 
+    # The rows of ``_own_reads``, when read with the absences (``_absent``).
+    _own_rows: list | None = None
     # The first page's tasks read with the drawer's groups (``get_filterset``): the
     # longest slice the first page can take (its length and orphans), and the tasks.
     _first_page: tuple[int, list] | None = None
+
+    def _own_reads(self, flows: tuple) -> list:
+        """The compiled reads of an own inbox over ``flows``: the drawer's grouped read and,
+        without a query string, the first page's tasks (the longest slice it can take)."""
+        user = self.request.user.pk
+        reads = [(_inbox_groups(flows), {"user": user})]
+        longest = self._first_page_longest()
+        if longest is not None:
+            reads.append((_inbox_page(flows, longest), {"user": user}))
+        return reads
 
     def get_filterset(self, filterset_class, queryset):
         kwargs = self.get_filterset_kwargs(filterset_class)
         flows = self._own_flows
         if flows is not None:
-            user = self.request.user.pk
-            reads = [(_inbox_groups(flows), {"user": user})]
-            longest = self._first_page_longest(queryset)
-            if longest is not None:
-                reads.append((_inbox_page(flows, longest), {"user": user}))
-            kwargs["groups"], *first_page = run_together(*reads)
+            found = self._own_rows or run_together(*self._own_reads(flows))
+            kwargs["groups"], *first_page = found
             if first_page:
-                self._first_page = (longest, first_page[0])
+                self._first_page = (self._first_page_longest(), first_page[0])
         return filterset_class(queryset=queryset, **kwargs)
 
-    def _first_page_longest(self, queryset) -> int | None:
+    def drawer_fields(self) -> str:
+        """The filter drawer's fields (``casework.form_markup.form_fields``)."""
+        return form_fields(self.filterset.form)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["inbox_rows"] = self.row_cells(context["object_list"])
+        return context
+
+    def row_cells(self, tasks) -> list[tuple[int, str]]:
+        """Each shown task's id and its table cells, as viewflow's list template wrote them
+        (``{% for column, value in row %}<td …>{{ value }}</td>{% endfor %}``), made in
+        Python once a row: the values are viewflow's (``get_page_data``), escaped as
+        ``{{ value }}`` escaped them."""
+        kinds = [column.column_type() for column in self.list_columns.values()]
+        return [
+            (
+                task.pk,
+                format_html_join(
+                    "",
+                    '<td class="vf-list__table-cell-{}">{}</td>',
+                    ((kind, value) for kind, (_column, value) in zip(kinds, row, strict=True)),
+                ),
+            )
+            for task, row in self.get_page_data(tasks)
+        ]
+
+    def _first_page_longest(self) -> int | None:
         """The most tasks the first page of an inbox without a query string can show (its
         length and orphans: the paginator's first slice is never longer), when that page
         is read compiled (``_page_tasks``); else ``None``."""
         if self.request.GET or self.kwargs.get(self.page_kwarg):
             return None
-        length = self.get_paginate_by(queryset)
+        length = self.get_paginate_by(None)
         if not length:
             return None
         longest = length + self.get_paginate_orphans()
