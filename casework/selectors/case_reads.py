@@ -163,6 +163,7 @@ def parties(case: Case, *, now: datetime.datetime) -> tuple[list[CaseMembership]
         (_consents, {"case_id": case.pk}),
         (_consent_organisations, {"case_id": case.pk}),
         (_guardians, {"person_id": case.person.pk}),
+        prepared=True,
     )
     got = _put_parties(case, now, *found)
     return got.team, got.consents
@@ -192,6 +193,7 @@ def case_and_parties(
         (_consents, {"case_id": case_id}),
         (_consent_organisations, {"case_id": case_id}),
         (_case_guardians, {"case_id": case_id}),
+        prepared=True,
     )
     if not cases:
         return None, None
@@ -297,7 +299,7 @@ def case_rows(
     if legal:
         reads.append((_legal_bases, {"case_id": case.pk}))
     reads += [(_links, {"case_id": case.pk}), (_events, {"case_id": case.pk}), *also]
-    found = iter(run_together(*reads))
+    found = iter(run_together(*reads, prepared=True))
     actions = (
         _of_case(next(found), case)
         if compiled_actions
