@@ -117,3 +117,22 @@ def test_the_open_tasks_read_with_the_rows_are_the_tasks_read_alone(users, usern
     assert [(task.pk, url) for task, url in response.context["tasks"]] == [
         (task.pk, url) for task, url in alone
     ]
+
+
+@pytest.mark.django_db(databases=[*BOTH_DATABASES, "audit"])
+@pytest.mark.parametrize("username", sorted(EXPECTED))
+def test_the_menu_counts_read_with_the_rows_are_the_counts_read_alone(users, username):
+    """The side menu's counts read with the case's rows (session 21) are what
+    ``MenuCounts`` reads on its own for the same user and flows, and the menu shows them."""
+    from casework.views import MenuCounts
+
+    flow_case = FlowDriver(users).build("decide")  # both decisions' tasks open
+    client = Client()
+    client.force_login(users[username])
+    response = client.get(case_url(flow_case.case))
+    assert response.status_code == 200
+    shown = response.context["menu_counts"]
+    assert "_counts" in vars(shown)  # taken from the rows' execution, before the menu
+    alone = MenuCounts(shown._flow_classes, users[username])
+    assert (shown.inbox, shown.queue) == (alone.inbox, alone.queue)
+    assert alone.inbox + alone.queue >= 1
