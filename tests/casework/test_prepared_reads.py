@@ -15,6 +15,7 @@ from audit import history
 from casework import compiled
 from casework.compiled import CompiledQuery, RawRows, run_together
 from casework.models import Organisation
+from casework.services import statements
 from tests.conftest import COMMITTED_DB
 
 _BY_ID = CompiledQuery(
@@ -37,11 +38,20 @@ def _on_server() -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def _fresh_session() -> None:
-    """Nothing prepared on this session (as a new one)."""
+def _deallocate_all() -> None:
+    """What a pooler's session reset would do: every prepared statement of the session
+    gone, the reads' and the transition engine's (``casework.services.statements``)."""
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")
+
+
+def _fresh_session() -> None:
+    """Nothing prepared on this session (as a new one): the server's statements and the
+    bookkeeping of both kinds, so that no later test on this session takes a name for
+    prepared that is not."""
+    _deallocate_all()
     compiled._sessions.pop(connection.connection, None)
+    statements._sessions.pop(connection.connection, None)
 
 
 def _reads(organisation: Organisation) -> list[tuple]:
@@ -146,8 +156,8 @@ def test_a_lost_statement_inside_a_transaction_raises_and_is_prepared_next(organ
     connection.ensure_connection()
     _fresh_session()
     _run(_reads(organisation), prepared=True)
-    with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")  # what a pooler's session reset would do
+    _deallocate_all()
+    statements._sessions.pop(connection.connection, None)  # the engine's: not under test
     with pytest.raises(ProgrammingError), transaction.atomic():
         _run(_reads(organisation), prepared=True)
     found, [sent] = _run(_reads(organisation), prepared=True)
@@ -159,8 +169,8 @@ def test_a_lost_statement_inside_a_transaction_raises_and_is_prepared_next(organ
 def test_a_lost_statement_outside_a_transaction_is_prepared_again_at_once():
     organisation = Organisation.objects.create(name="Session 21 100%-skolan", kind="school")
     _run(_reads(organisation), prepared=True)
-    with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")
+    _deallocate_all()
+    statements._sessions.pop(connection.connection, None)  # the engine's: not under test
     found, sent = _run(_reads(organisation), prepared=True)
     # Refused by the server (a read: nothing done), then prepared and run.
     assert ["PREPARE" in sql for sql in sent] == [False, True]
