@@ -495,7 +495,9 @@ class MenuCounts:
     user may take (queue, ``casework.policy.task_queue``) — read in one query, and only
     when the menu shows them. The new, unowned tasks of steps whose queue is decided per
     task (a team role, a rule of the step) are read in the same execution and checked
-    with ``policy.takeable``."""
+    with ``policy.takeable``. A page may read them with its own reads instead
+    (:meth:`reads`, :meth:`take`: the case page, with the case's rows); either way the
+    reads are prepared once a database session (docs/adr/0036-fast-pages.md, session 21)."""
 
     def __init__(self, flow_classes, user):
         self._flow_classes = flow_classes

@@ -5,6 +5,10 @@ built from, without the ORM compiling them on every page.
 Each read returns the rows with the case (or the person) set as their related object,
 as the related manager the page used before sets it; the consents' organisations and the
 person's guardians are put where ``prefetch_related`` puts them.
+
+The case page's reads run together are prepared on the server once per database session
+(``run_together(..., prepared=True)``): the server parses and plans them once a session,
+not at every page (docs/adr/0036-fast-pages.md, session 21).
 """
 
 from __future__ import annotations
