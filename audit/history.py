@@ -75,10 +75,18 @@ def track_changes(table: str, *, pk: str = "id", exclude: Sequence[str] = ()) ->
 _DML = ("insert", "update", "delete", "merge", "with", "execute", "prepare")
 
 
+# Reads prepared once per session (``casework.compiled``, docs/adr/0036 Session 21): a query
+# of their ``PREPARE``s (each of a ``SELECT``), ``DEALLOCATE``s and ``EXECUTE``s changes nothing.
+_READS = ("prepare samverkan_read_", "execute samverkan_read_")
+
+
 def _is_dml(sql: str | bytes) -> bool:
     text = (sql.decode(errors="ignore") if isinstance(sql, bytes) else sql).lstrip()
+    head = text[:23].lower()
+    if head.startswith(_READS):
+        return False
     # The audit tables themselves are not tracked: no context to set.
-    return text[:7].lower().startswith(_DML) and not text.startswith("INSERT INTO audit_")
+    return head.startswith(_DML) and not text.startswith("INSERT INTO audit_")
 
 
 class _ContextInjector:

@@ -14,15 +14,20 @@ only thing that differs from one run to the next.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connections
 from django.db.models import Model, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.query import get_related_populators
+from psycopg import errors as pg_errors
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,7 @@ class RawRows:
 
 def run_together(
     *reads: tuple[CompiledQuery | CompiledRows | RawRows, dict[str, Any]],
+    prepared: bool = False,
 ) -> list[list[Model] | list[tuple]]:
     """Several compiled reads of one database in one round trip: ``[(query, values), …]``
     answers ``[query.run(**values), …]`` (the rows of a :class:`CompiledRows` or a
@@ -214,26 +220,161 @@ def run_together(
     server runs them one after the other, in one transaction, and answers each with its
     own result set); each read's rows become instances as its :meth:`CompiledQuery.run`
     makes them. One execution for the driver and Django instead of one a read.
+
+    ``prepared``: each statement is prepared on the server once per database session
+    (``PREPARE`` with its first use, ``EXECUTE`` after; :func:`_prepared_query`), so the
+    server parses, analyses and plans it once a session, not at every page: the same
+    statements, the same rows, the values still bound by the driver (docs/adr/0036,
+    session 21).
     """
     plans = [query.plan() for query, _values in reads]
     using = plans[0].using
     if any(plan.using != using for plan in plans):
         raise ValueError("reads run together must use one database")
-    sql = ";\n".join(plan.sql for plan in plans)
     params = [
         param
         for plan, (_query, values) in zip(plans, reads, strict=True)
         for param in plan.params(values)
     ]
     connection = connections[using]
-    found = []
+    if prepared:
+        return _run_prepared(connection, plans, params)
+    sql = ";\n".join(plan.sql for plan in plans)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for n, plan in enumerate(plans):
-            if n and not cursor.nextset():
-                raise RuntimeError("a read run together gave no result set")
-            found.append(plan.instances(cursor.fetchall(), connection))
+        return _results(cursor, plans, connection)
+
+
+def _results(cursor, plans, connection, *, skip: int = 0) -> list:
+    """Each plan's rows from the cursor's result sets, past the first ``skip`` (those of
+    commands: ``PREPARE``, ``DEALLOCATE``)."""
+    for _ in range(skip):
+        if not cursor.nextset():
+            raise RuntimeError("a command run with the reads gave no result")
+    found = []
+    for n, plan in enumerate(plans):
+        if n and not cursor.nextset():
+            raise RuntimeError("a read run together gave no result set")
+        found.append(plan.instances(cursor.fetchall(), connection))
     return found
+
+
+# --- Reads prepared once per session (docs/adr/0036-fast-pages.md, session 21) -------------
+
+# The prefix of every prepared read's name: ``audit.history`` knows a query that begins
+# with ``PREPARE`` or ``EXECUTE`` of such a name for a read (no audit context to set).
+READ_PREFIX = "samverkan_read_"
+
+# At most this many reads prepared per session (each keeps its plan in the server
+# session's memory): the least recently used one is deallocated with the next PREPARE.
+# The shapes are few (a page's reads, a case model's, a set of visible flows').
+PREPARED_READS_PER_SESSION = 64
+
+
+@dataclass
+class _Session:
+    """The reads one database session (a psycopg connection) has prepared: their names,
+    least recently used first, and the generation its names carry (raised when a query
+    that prepared or deallocated failed: its commands may or may not have taken effect,
+    so the next use prepares under new names)."""
+
+    names: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    generation: int = 0
+
+
+# Keyed by the driver's connection: a new session (a reconnect, ``CONN_MAX_AGE``) is a new
+# object and starts empty; a closed one is forgotten with it.
+_sessions: weakref.WeakKeyDictionary[Any, _Session] = weakref.WeakKeyDictionary()
+
+_PLACEHOLDER = re.compile(r"%[%s]")
+
+
+@functools.lru_cache(maxsize=512)
+def _prepared_forms(sql: str, generation: int) -> tuple[str, str, str]:
+    """The read ``sql`` (``%s`` placeholders, ``%%`` for a percent sign) as a prepared
+    statement: its name (a hash of the text: one per shape), its ``PREPARE`` (``$n``
+    parameters, their types inferred by the server from where they stand; still text
+    for the driver, so ``%%`` stays) and its ``EXECUTE`` (``%s`` placeholders: the values
+    bound by the driver, as before)."""
+    if not sql.lstrip()[:6].upper() == "SELECT":
+        raise ValueError("only a SELECT is prepared as a read")
+    count = 0
+
+    def numbered(found: re.Match) -> str:
+        nonlocal count
+        if found.group() == "%%":
+            return "%%"
+        count += 1
+        return f"${count}"
+
+    body = _PLACEHOLDER.sub(numbered, sql)
+    digest = hashlib.blake2b(sql.encode(), digest_size=10).hexdigest()
+    name = f"{READ_PREFIX}{digest}" + (f"_{generation}" if generation else "")
+    execute = f"EXECUTE {name}" + (f" ({', '.join(['%s'] * count)})" if count else "")
+    return name, f"PREPARE {name} AS {body}", execute
+
+
+def _prepared_query(session: _Session, plans) -> tuple[str, int, list[str], list[str]]:
+    """The query that runs ``plans`` as prepared reads on ``session``: the ``PREPARE`` of
+    each not yet prepared and the ``DEALLOCATE`` of the least recently used past the
+    bound first, then an ``EXECUTE`` each. With the number of those commands (their
+    results come before the reads'), the names the reads execute and the names it
+    deallocates (the caller updates the session once the query ran)."""
+    commands, executes, used = [], [], []
+    for plan in plans:
+        name, prepare, execute = _prepared_forms(plan.sql, session.generation)
+        if name not in session.names and name not in used:
+            commands.append(prepare)
+        used.append(name)
+        executes.append(execute)
+    kept = len(session.names.keys() | set(used))
+    dropped = []
+    for name in session.names:
+        if kept <= PREPARED_READS_PER_SESSION:
+            break
+        if name not in used:
+            commands.append(f"DEALLOCATE {name}")
+            dropped.append(name)
+            kept -= 1
+    return ";\n".join([*commands, *executes]), len(commands), used, dropped
+
+
+def _run_prepared(connection, plans, params) -> list:
+    with connection.cursor() as cursor:
+        session = _sessions.get(connection.connection)
+        if session is None:
+            session = _sessions[connection.connection] = _Session()
+        sql, commands, used, dropped = _prepared_query(session, plans)
+        try:
+            cursor.execute(sql, params)
+        except ProgrammingError as error:
+            if commands or not isinstance(error.__cause__, pg_errors.InvalidSqlStatementName):
+                _forget(session, commands)
+                raise
+            # The session lost its prepared statements (``DISCARD ALL``, ``DEALLOCATE
+            # ALL``): prepared again at once when no transaction is open (a read changed
+            # nothing), else at the next call.
+            session.names.clear()
+            if connection.in_atomic_block or not connection.get_autocommit():
+                raise
+            return _run_prepared(connection, plans, params)
+        except Exception:
+            _forget(session, commands)
+            raise
+        for name in dropped:
+            del session.names[name]
+        for name in used:
+            session.names[name] = None
+            session.names.move_to_end(name)
+        return _results(cursor, plans, connection, skip=commands)
+
+
+def _forget(session: _Session, commands: int) -> None:
+    """After a failed query: one that prepared or deallocated may have done either or
+    not (a ``PREPARE`` outlives a rollback): new names from now on."""
+    if commands:
+        session.generation += 1
+        session.names.clear()
 
 
 def among_ids(stand_in: Hashable) -> RawSQL:

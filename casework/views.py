@@ -549,7 +549,9 @@ class MenuCounts:
     user may take (queue, ``casework.policy.task_queue``) — read in one query, and only
     when the menu shows them. The new, unowned tasks of steps whose queue is decided per
     task (a team role, a rule of the step) are read in the same execution and checked
-    with ``policy.takeable``."""
+    with ``policy.takeable``. A page may read them with its own reads instead
+    (:meth:`reads`, :meth:`take`: the case page, with the case's rows); either way the
+    reads are prepared once a database session (docs/adr/0036-fast-pages.md, session 21)."""
 
     def __init__(self, flow_classes, user):
         self._flow_classes = flow_classes
@@ -579,11 +581,17 @@ class MenuCounts:
     )
     _COUNTS = RawRows(_SQL)
 
-    @cached_property
-    def _counts(self) -> dict[str, int]:
+    # What the counts are for a user who does not use the task inbox (read: nothing).
+    _NONE = {"inbox": 0, "queue": 0}
+
+    def reads(self) -> list[tuple]:
+        """The counts' reads (``(read, values)`` pairs: the counts' statement, and the new,
+        unowned tasks of ruled steps when the visible flows have such steps), for a page to
+        run with its own reads in one execution (``run_together``) and hand the rows to
+        :meth:`take`; none for a user who does not use the task inbox."""
         user = self._user
         if not policy.can_use_task_inbox(user):
-            return {"inbox": 0, "queue": 0}
+            return []
         flow_classes = tuple(
             flow_class
             for flow_class in self._flow_classes
@@ -606,10 +614,27 @@ class MenuCounts:
         ]
         if candidates is not None:
             reads.append((candidates, {}))
-        [(inbox, queue)], *found = run_together(*reads)
-        if found and found[0]:
-            queue += len(policy.takeable(user, found[0]))
+        return reads
+
+    def take(self, found: list) -> None:
+        """The counts from the rows of :meth:`reads` (read with a page's reads, in their
+        order): the menu then reads nothing."""
+        self.__dict__["_counts"] = self._answer(found)
+
+    def _answer(self, found: list) -> dict[str, int]:
+        if not found:
+            return dict(self._NONE)
+        [(inbox, queue)], *candidates = found
+        if candidates and candidates[0]:
+            queue += len(policy.takeable(self._user, candidates[0]))
         return {"inbox": inbox, "queue": queue}
+
+    @cached_property
+    def _counts(self) -> dict[str, int]:
+        reads = self.reads()
+        # Prepared once a database session (the menu is on every page; docs/adr/0036,
+        # session 21).
+        return self._answer(run_together(*reads, prepared=True) if reads else [])
 
     @property
     def inbox(self) -> int:
@@ -669,10 +694,20 @@ class CaseworkApp(WorkflowAppViewset):
     def has_view_permission(self, user, obj=None):
         return policy.can_use_task_inbox(user)
 
+    def menu_counts(self, request) -> MenuCounts:
+        """The side menu's counts of this request's page: one ``MenuCounts`` a request and
+        app, kept on the request, so that a page may read them with its own reads
+        (``MenuCounts.reads``, ``take``) before the menu shows them."""
+        kept = request.__dict__.setdefault("_samverkan_menu_counts", {})
+        counts = kept.get(id(self))
+        if counts is None:
+            counts = kept[id(self)] = MenuCounts(self.flow_classes, request.user)
+        return counts
+
     def get_context_data(self, request):
         """The side menu's counts, and the processes this user may start from it."""
         return {
-            "menu_counts": MenuCounts(self.flow_classes, request.user),
+            "menu_counts": self.menu_counts(request),
             # A callable: the template asks for it only when it renders the menu anew.
             "casework_start_nodes": lambda: [
                 node

@@ -5,6 +5,10 @@ built from, without the ORM compiling them on every page.
 Each read returns the rows with the case (or the person) set as their related object,
 as the related manager the page used before sets it; the consents' organisations and the
 person's guardians are put where ``prefetch_related`` puts them.
+
+The case page's reads run together are prepared on the server once per database session
+(``run_together(..., prepared=True)``): the server parses and plans them once a session,
+not at every page (docs/adr/0036-fast-pages.md, session 21).
 """
 
 from __future__ import annotations
@@ -163,6 +167,7 @@ def parties(case: Case, *, now: datetime.datetime) -> tuple[list[CaseMembership]
         (_consents, {"case_id": case.pk}),
         (_consent_organisations, {"case_id": case.pk}),
         (_guardians, {"person_id": case.person.pk}),
+        prepared=True,
     )
     got = _put_parties(case, now, *found)
     return got.team, got.consents
@@ -192,6 +197,7 @@ def case_and_parties(
         (_consents, {"case_id": case_id}),
         (_consent_organisations, {"case_id": case_id}),
         (_case_guardians, {"case_id": case_id}),
+        prepared=True,
     )
     if not cases:
         return None, None
@@ -297,7 +303,7 @@ def case_rows(
     if legal:
         reads.append((_legal_bases, {"case_id": case.pk}))
     reads += [(_links, {"case_id": case.pk}), (_events, {"case_id": case.pk}), *also]
-    found = iter(run_together(*reads))
+    found = iter(run_together(*reads, prepared=True))
     actions = (
         _of_case(next(found), case)
         if compiled_actions

@@ -245,14 +245,29 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
             raise Http404
         self.case = found[0]
 
+    # The side menu's counts read with the case's rows: the menu's ``MenuCounts`` and where
+    # its rows start among the page's ``also`` (:meth:`read_with_case`).
+    _menu: tuple | None = None
+
     def read_with_case(self) -> dict:
         """The selector's arguments: the ``parties`` read with the case (once: a second
-        reading of the case in the request reads them anew), and the process's open tasks
-        to read with the case's rows (``also``; :meth:`open_tasks` takes them from the
-        page)."""
+        reading of the case in the request reads them anew), and to read with the case's
+        rows (``also``) the process's open tasks (:meth:`open_tasks` takes them from the
+        page) and the side menu's counts (:meth:`render` hands them to the menu)."""
         parties, self._parties = self._parties, None
         process = getattr(self.case, "process", None)
-        return {"parties": parties, "also": [open_tasks_read(process)] if process else []}
+        tasks = [open_tasks_read(process)] if process else []
+        menu = self.menu_counts()
+        menu_reads = menu.reads() if menu is not None else []
+        self._menu = (menu, len(tasks)) if menu_reads else None
+        return {"parties": parties, "also": [*tasks, *menu_reads]}
+
+    def menu_counts(self):
+        """The side menu's counts of this page (``casework.views.MenuCounts``), from the
+        application the page is under (``CaseworkApp.menu_counts``); ``None`` if none."""
+        app = getattr(self.request.resolver_match, "app", None)
+        counts = getattr(app, "menu_counts", None)
+        return counts(self.request) if counts is not None else None
 
     def forms(self, bound=None, data=None):
         def build(name):
@@ -377,6 +392,10 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
 
     def render(self, built, status=200):
         page = self.case_page()
+        if self._menu is not None:
+            # The menu's counts were read with the case's rows, after the access check.
+            menu, start = self._menu
+            menu.take(page.also[start:])
         if "renew" in built:
             # A renewal posted with errors, built before the page: its guardians by name.
             built["renew"].set_guardians(page.guardians)

@@ -47,18 +47,21 @@ from workflows.sig.models import Status
 # itself (``casework.selectors.case_reads.case_and_parties``; session 20); then -1: the
 # case's open tasks read with its rows, after the access check (``get_case_page``'s
 # ``also``; session 20): a case without a process (these) had no such read; a case with
-# one (``FLOW_EXPECTED``) reads its tasks in no execution of their own.
+# one (``FLOW_EXPECTED``) reads its tasks in no execution of their own; then -1: the side
+# menu's counts read with the case's rows (``CasePageView.read_with_case``, the reads
+# prepared once a session; session 21).
 EXPECTED = {
-    "per.polis": 7,
-    "anna.social": 6,
+    "per.polis": 6,
+    "anna.social": 5,
 }
 # The same page of a case whose process has two open tasks (the decisions'): one more
 # execution than a case without, the absences' read of the tasks' links (who may take or
 # do them; ``casework.policy.absences``); the tasks themselves are read with the case's
-# rows (session 20: 9 and 10 before).
+# rows (session 20: 9 and 10 before), and so are the menu's counts (session 21: 8 and 7
+# before).
 FLOW_EXPECTED = {
-    "per.polis": 8,
-    "anna.social": 7,
+    "per.polis": 7,
+    "anna.social": 6,
 }
 
 
@@ -114,3 +117,22 @@ def test_the_open_tasks_read_with_the_rows_are_the_tasks_read_alone(users, usern
     assert [(task.pk, url) for task, url in response.context["tasks"]] == [
         (task.pk, url) for task, url in alone
     ]
+
+
+@pytest.mark.django_db(databases=[*BOTH_DATABASES, "audit"])
+@pytest.mark.parametrize("username", sorted(EXPECTED))
+def test_the_menu_counts_read_with_the_rows_are_the_counts_read_alone(users, username):
+    """The side menu's counts read with the case's rows (session 21) are what
+    ``MenuCounts`` reads on its own for the same user and flows, and the menu shows them."""
+    from casework.views import MenuCounts
+
+    flow_case = FlowDriver(users).build("decide")  # both decisions' tasks open
+    client = Client()
+    client.force_login(users[username])
+    response = client.get(case_url(flow_case.case))
+    assert response.status_code == 200
+    shown = response.context["menu_counts"]
+    assert "_counts" in vars(shown)  # taken from the rows' execution, before the menu
+    alone = MenuCounts(shown._flow_classes, users[username])
+    assert (shown.inbox, shown.queue) == (alone.inbox, alone.queue)
+    assert alone.inbox + alone.queue >= 1

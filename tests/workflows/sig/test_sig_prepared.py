@@ -25,6 +25,15 @@ from workflows.sig.models import Status
 REASON = "Screeningen påbörjas: bedömning av behov."
 
 
+def forget_prepared_reads() -> None:
+    """After ``DEALLOCATE ALL``: the reads prepared on this session are gone too
+    (``casework.compiled``, docs/adr/0036 session 21); forgotten, so that a later test's
+    page inside a transaction does not take them for prepared (not under test here)."""
+    from casework import compiled
+
+    compiled._sessions.pop(connection.connection, None)
+
+
 def begin_screening(users, case, reason: str | None = REASON) -> list[str]:
     """``begin_screening`` of ``case`` by Sara; the engine's statements sent (not the
     user's roles, read once per user object, nor savepoints)."""
@@ -105,6 +114,7 @@ def test_a_lost_statement_inside_a_transaction_raises_and_is_prepared_next(users
     name, _first = moved_once(users)
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")  # what a pooler's session reset would do
+    forget_prepared_reads()
     case = sig_case(users, Status.REFERRED)
     before = record(case)
     with pytest.raises(DatabaseError), transaction.atomic():
@@ -127,6 +137,7 @@ def test_a_lost_statement_outside_a_transaction_is_prepared_again_at_once(users)
     name, _first = moved_once(users)
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")
+    forget_prepared_reads()
     case = sig_case(users, Status.REFERRED)
     before = record(case)
     sent = begin_screening(users, case)
