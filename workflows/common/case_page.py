@@ -263,7 +263,7 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
         return {"parties": parties, "also": [*tasks, *menu_reads]}
 
     def menu_counts(self):
-        """The side menu's counts of this page (``casework.views.MenuCounts``), from the
+        """The side menu's counts of this page (``casework.menu_counts.MenuCounts``), from the
         application the page is under (``CaseworkApp.menu_counts``); ``None`` if none."""
         app = getattr(self.request.resolver_match, "app", None)
         counts = getattr(app, "menu_counts", None)

@@ -183,7 +183,8 @@ def test_the_menus_inbox_count_holds_the_absent_users_tasks_during_the_period(
     """The side menu's count (``MenuCounts``, one statement that reads only the tasks its
     counts can take) is the deputy's inbox with the absent user's task during the period,
     and without it after."""
-    from casework.views import CaseworkApp, MenuCounts
+    from casework.menu_counts import MenuCounts
+    from casework.views import CaseworkApp
     from config.urls import site
 
     anna = users["anna.social"]

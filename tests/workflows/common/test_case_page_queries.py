@@ -30,7 +30,7 @@ from workflows.sig.models import Status
 # permissions (one query, ``casework.auth``), the process with the case, the break-glass
 # row only when the glass opens the case, the log's events in one statement and no
 # transaction around them, the inbox role asked once; then -1: the side menu's two
-# counts in one query (``casework.views.MenuCounts``); then -2: the user read with
+# counts in one query (``casework.menu_counts.MenuCounts``); then -2: the user read with
 # the organisation (``casework.auth.RoleBackend.get_user``) and the case's programme
 # remembered by the case URL once read (it never changes); then +3: the session is saved
 # on every request, so the idle timeout counts from the last one (a savepoint, the UPDATE
@@ -124,7 +124,7 @@ def test_the_open_tasks_read_with_the_rows_are_the_tasks_read_alone(users, usern
 def test_the_menu_counts_read_with_the_rows_are_the_counts_read_alone(users, username):
     """The side menu's counts read with the case's rows (session 21) are what
     ``MenuCounts`` reads on its own for the same user and flows, and the menu shows them."""
-    from casework.views import MenuCounts
+    from casework.menu_counts import MenuCounts
 
     flow_case = FlowDriver(users).build("decide")  # both decisions' tasks open
     client = Client()

@@ -164,7 +164,8 @@ class TestSeeded:
     def test_the_menu_counts_are_the_task_lists_inbox_and_queue(self, seeded, client):
         """The side menu reads both counts in one query; they are exactly the inbox's (viewflow's)
         and the queue's (``casework.policy.task_queue``)."""
-        from casework.views import CaseworkApp, MenuCounts, user_queue
+        from casework.menu_counts import MenuCounts
+        from casework.views import CaseworkApp, user_queue
         from config.urls import site
 
         app = next(app for app in site.viewsets if isinstance(app, CaseworkApp))
