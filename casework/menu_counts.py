@@ -16,6 +16,7 @@ from casework import policy
 from casework.compiled import CompiledQuery, RawRows, run_together
 
 
+@functools.cache
 def _flow_ref(flow_class) -> str:
     return get_flow_ref(flow_class)
 

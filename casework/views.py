@@ -514,7 +514,6 @@ class ArchiveView(TaskColumns, flow_views.WorkflowArchiveListView):
         )
 
 
-@functools.cache
 class RemindersView(PolicyRequiredMixin, TemplateView):
     """The user's reminders (what ``send_reminders`` recorded): kinds, dates, case numbers."""
 
