@@ -175,7 +175,11 @@ def attach_processes(tasks, flow_classes) -> None:
     if not reads:
         return
     found = run_together(
-        *((read, {"ids": [t.process_id for t in flow_tasks]}) for _model, flow_tasks, read in reads)
+        *(
+            (read, {"ids": [t.process_id for t in flow_tasks]})
+            for _model, flow_tasks, read in reads
+        ),
+        prepared=True,
     )
     for (model, flow_tasks, _read), rows in zip(reads, found, strict=True):
         processes = {process.pk: process for process in rows}
@@ -291,7 +295,9 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
             return frozenset()
         flows = self._visible_flows
         own = self._own_reads(flows) if flows else []
-        rows, *found = run_together(policy.absent_ids_read(user, timezone.localdate()), *own)
+        rows, *found = run_together(
+            policy.absent_ids_read(user, timezone.localdate()), *own, prepared=True
+        )
         absent = policy.absent_among(user, rows)
         if not absent and found:
             self._own_rows = found
@@ -336,7 +342,7 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
         kwargs = self.get_filterset_kwargs(filterset_class)
         flows = self._own_flows
         if flows is not None:
-            found = self._own_rows or run_together(*self._own_reads(flows))
+            found = self._own_rows or run_together(*self._own_reads(flows), prepared=True)
             kwargs["groups"], *first_page = found
             if first_page:
                 self._first_page = (self._first_page_longest(), first_page[0])

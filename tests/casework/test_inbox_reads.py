@@ -95,6 +95,27 @@ def test_the_inbox_page_reads_its_tasks_compiled_and_in_few_statements(seeded, c
     assert views._inbox_page.cache_info().currsize == 1
 
 
+def test_the_inbox_s_reads_are_prepared_once_a_database_session(seeded, client):
+    """The absences with the drawer and the first page, and the tasks' processes: prepared
+    with their first use on the connection, only executed after (ADR 0036, session 21); the
+    same page either way."""
+    client.force_login(seeded["anna.social"])
+    first = client.get(INBOX)
+    with CaptureQueriesContext(connection) as queries:
+        again = client.get(INBOX)
+    assert first.status_code == again.status_code == 200
+    assert [t.pk for t in first.context["page_obj"].object_list] == [
+        t.pk for t in again.context["page_obj"].object_list
+    ]
+    reads = [q["sql"] for q in queries.captured_queries if "samverkan_read_" in q["sql"]]
+    # The absences' execution with the drawer and the page, the processes', the menu's.
+    assert len(reads) >= 3, [q["sql"][:80] for q in queries.captured_queries]
+    assert all(sql.lstrip().startswith("EXECUTE samverkan_read_") for sql in reads), [
+        sql[:80] for sql in reads
+    ]
+    assert not any("PREPARE" in q["sql"] for q in queries.captured_queries)
+
+
 @pytest.mark.parametrize("more", [0, 19, 20, 24, 40])
 def test_the_first_page_read_with_the_drawer_is_the_paginators(seeded, client, more):
     """The first page's tasks, read with the drawer's groups as the longest slice the
