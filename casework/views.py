@@ -9,6 +9,7 @@ from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db.models import Count
 from django.forms import ModelChoiceField
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -355,6 +356,7 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["inbox_rows"] = self.row_cells(context["object_list"])
+        context["list_checkbox"] = _list_checkbox()
         return context
 
     def row_cells(self, tasks) -> list[tuple[int, str]]:
@@ -413,6 +415,15 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
 # The largest first page read compiled (the list's page size and orphans; a slice is
 # compiled once a process for each length up to it).
 MAX_COMPILED_PAGE = 100
+
+
+@functools.cache
+def _list_checkbox() -> str:
+    """The bulk actions' checkbox of the inbox's header and rows: static markup, rendered
+    once a process."""
+    return render_to_string("workflows/includes/list_checkbox.html")
+
+
 # A user id no account has, standing in for the user's when the reads are compiled.
 _NO_USER = -1
 
