@@ -272,19 +272,28 @@ PREPARED_READS_PER_SESSION = 64
 
 
 @dataclass
-class _Session:
-    """The reads one database session (a psycopg connection) has prepared: their names,
-    least recently used first, and the generation its names carry (raised when a query
-    that prepared or deallocated failed: its commands may or may not have taken effect,
-    so the next use prepares under new names)."""
+class PreparedSession:
+    """What one database session (a psycopg connection) has prepared: the names, least
+    recently used first, and the generation its names carry (raised when a query that
+    prepared or deallocated failed: its commands may or may not have taken effect, so the
+    next use prepares under new names). The reads here and the transition engine's
+    statements (``casework.services.statements.prepared_row``) each keep a registry."""
 
     names: OrderedDict[str, None] = field(default_factory=OrderedDict)
     generation: int = 0
 
 
-# Keyed by the driver's connection: a new session (a reconnect, ``CONN_MAX_AGE``) is a new
-# object and starts empty; a closed one is forgotten with it.
-_sessions: weakref.WeakKeyDictionary[Any, _Session] = weakref.WeakKeyDictionary()
+def prepared_session(sessions: weakref.WeakKeyDictionary, raw: Any) -> PreparedSession:
+    """The driver connection ``raw``'s entry in ``sessions`` (a registry keyed by the
+    driver's connection: a new session, a reconnect or ``CONN_MAX_AGE``, is a new object
+    and starts empty; a closed one is forgotten with it), made on its first use."""
+    session = sessions.get(raw)
+    if session is None:
+        session = sessions[raw] = PreparedSession()
+    return session
+
+
+_sessions: weakref.WeakKeyDictionary[Any, PreparedSession] = weakref.WeakKeyDictionary()
 
 _PLACEHOLDER = re.compile(r"%[%s]")
 
@@ -314,7 +323,7 @@ def _prepared_forms(sql: str, generation: int) -> tuple[str, str, str]:
     return name, f"PREPARE {name} AS {body}", execute
 
 
-def _prepared_query(session: _Session, plans) -> tuple[str, int, list[str], list[str]]:
+def _prepared_query(session: PreparedSession, plans) -> tuple[str, int, list[str], list[str]]:
     """The query that runs ``plans`` as prepared reads on ``session``: the ``PREPARE`` of
     each not yet prepared and the ``DEALLOCATE`` of the least recently used past the
     bound first, then an ``EXECUTE`` each. With the number of those commands (their
@@ -341,9 +350,7 @@ def _prepared_query(session: _Session, plans) -> tuple[str, int, list[str], list
 
 def _run_prepared(connection, plans, params) -> list:
     with connection.cursor() as cursor:
-        session = _sessions.get(connection.connection)
-        if session is None:
-            session = _sessions[connection.connection] = _Session()
+        session = prepared_session(_sessions, connection.connection)
         sql, commands, used, dropped = _prepared_query(session, plans)
         try:
             cursor.execute(sql, params)
@@ -369,7 +376,7 @@ def _run_prepared(connection, plans, params) -> list:
         return _results(cursor, plans, connection, skip=commands)
 
 
-def _forget(session: _Session, commands: int) -> None:
+def _forget(session: PreparedSession, commands: int) -> None:
     """After a failed query: one that prepared or deallocated may have done either or
     not (a ``PREPARE`` outlives a rollback): new names from now on."""
     if commands:

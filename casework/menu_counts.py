@@ -16,6 +16,12 @@ from casework import policy
 from casework.compiled import CompiledQuery, RawRows, run_together
 
 
+def visible_flows(flow_classes, user) -> tuple:
+    """The flows of ``flow_classes`` whose tasks ``user`` may see (viewflow's
+    ``has_view_permission``: the menu's counts and the inbox's list)."""
+    return tuple(f for f in flow_classes if f.instance.has_view_permission(user))
+
+
 @functools.cache
 def _flow_ref(flow_class) -> str:
     return get_flow_ref(flow_class)
@@ -95,11 +101,7 @@ class MenuCounts:
         user = self._user
         if not policy.can_use_task_inbox(user):
             return []
-        flow_classes = tuple(
-            flow_class
-            for flow_class in self._flow_classes
-            if flow_class.instance.has_view_permission(user)
-        )
+        flow_classes = visible_flows(self._flow_classes, user)
         flows, ruled, candidates = _menu_reads(flow_classes)
         reads = [
             (

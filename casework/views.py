@@ -32,7 +32,7 @@ from casework import policy, programmes
 from casework.addresses import SAMPLE_INT, SAMPLE_UUID, row_address
 from casework.compiled import CompiledQuery, CompiledRows, among_ids, run_together
 from casework.form_markup import form_fields
-from casework.menu_counts import MenuCounts
+from casework.menu_counts import MenuCounts, visible_flows
 from casework.selectors.cases import status_label
 from casework.task_views import TaskManageView, TasksToManageView
 
@@ -311,8 +311,7 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
     @cached_property
     def _visible_flows(self) -> tuple:
         """The flows the user may see (``filter_available``'s)."""
-        user = self.request.user
-        return tuple(f for f in self.flow_classes if f.instance.has_view_permission(user))
+        return visible_flows(self.flow_classes, self.request.user)
 
     @cached_property
     def _own_flows(self) -> tuple | None:

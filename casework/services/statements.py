@@ -4,11 +4,9 @@ object's tables updated, its new rows inserted and the event written in one stat
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +14,8 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connection, connections, models
 from django_fsm import ConcurrentTransitionMixin, FSMFieldMixin
 from psycopg import errors as pg_errors
+
+from casework.compiled import PreparedSession, prepared_session
 
 
 def quote(name: str) -> str:
@@ -224,26 +224,14 @@ def move(
 # --- Prepared once per session (docs/adr/0032, Session 17) ----------------------------------
 
 
-@dataclass
-class _Session:
-    """What one database session (a psycopg connection) has prepared: the names, least
-    recently used first, and the generation its names carry (raised when a first use
-    failed after its ``PREPARE`` may have taken effect: the next use prepares under a
-    new name)."""
-
-    names: OrderedDict[str, None] = dataclasses.field(default_factory=OrderedDict)
-    generation: int = 0
-
-
 # At most this many statements prepared per session (each keeps its plan in the server
 # session's memory): the least recently used one is deallocated with the next PREPARE.
 # The shapes are few (a programme case's model, the columns that are NULL, the probe).
 PREPARED_PER_SESSION = 64
 
 
-# Keyed by the driver's connection: a new session (a reconnect, ``CONN_MAX_AGE``) is a
-# new object and starts empty; a closed one is forgotten with it.
-_sessions: weakref.WeakKeyDictionary[Any, _Session] = weakref.WeakKeyDictionary()
+# Keyed by the driver's connection (``casework.compiled.prepared_session``).
+_sessions: weakref.WeakKeyDictionary[Any, PreparedSession] = weakref.WeakKeyDictionary()
 
 
 @functools.lru_cache(maxsize=256)
@@ -277,9 +265,7 @@ def prepared_row(db, text: str, params: list) -> tuple:
     not use) is forgotten and the statement prepared again: at once when no transaction
     is open (nothing was written), else at the next call (the error is raised)."""
     with db.cursor() as cursor:
-        session = _sessions.get(db.connection)
-        if session is None:
-            session = _sessions[db.connection] = _Session()
+        session = prepared_session(_sessions, db.connection)
         name, prepare, execute = _prepared(text, session.generation)
         if name in session.names:
             session.names.move_to_end(name)
