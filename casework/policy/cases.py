@@ -4,16 +4,18 @@ access rules (from the registry), GVI's groups."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connections, router
+from django.db import router
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from casework import programmes, roles
+from casework.compiled import RawRows, run_together
 from casework.models import (
     BreakGlassAccess,
     Case,
@@ -332,12 +334,20 @@ def _own_reach(user_id: int, case_ids: list[UUID], now: datetime, lead_days: int
         " WHERE b.user_id = %(user)s AND b.case_id = ANY(%(cases)s) AND b.expires_at > %(now)s"
         f" ORDER BY 1 DESC, {by_pk}"
     )
-    with connections[router.db_for_read(CaseMembership)].cursor() as cursor:
-        cursor.execute(
-            sql,
+    # Prepared once per database session, as the pages' reads (docs/adr/0036, session 22).
+    [rows] = run_together(
+        (
+            _own_reach_read(sql, router.db_for_read(CaseMembership)),
             {"user": user_id, "cases": case_ids, "now": now, "lead": CaseMembership.Role.LEAD},
-        )
-        return [(row[0], row[1:]) for row in cursor.fetchall()]
+        ),
+        prepared=True,
+    )
+    return [(row[0], row[1:]) for row in rows]
+
+
+@functools.cache
+def _own_reach_read(sql: str, using: str) -> RawRows:
+    return RawRows(sql, using)
 
 
 def _glass_first(fields, case_column: str) -> str:

@@ -387,9 +387,9 @@ def absences_and_cases_in_reach(
     absences = policy.absent_ids_read(user, timezone.localdate(now))
     reach = _reach(model, user, now=now, parties=parties)
     if reach is None:
-        [rows] = run_together(absences)
+        [rows] = run_together(absences, prepared=True)
         return policy.absent_among(user, rows), None
-    rows, cases = run_together(absences, reach)
+    rows, cases = run_together(absences, reach, prepared=True)
     return policy.absent_among(user, rows), cases
 
 

@@ -4,6 +4,8 @@ case by case, and a number of statements that does not grow with the cases."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
 from django.template import Context, Template
@@ -209,7 +211,22 @@ def test_the_cases_of_the_users_own_organisation_come_without_their_parties(seed
         with CaptureQueriesContext(connection) as statements:
             rows = list_cases(user=user, model=SigCase)
         assert rows, user.username
-        return [query["sql"] for query in statements.captured_queries]
+        # A read prepared earlier on the connection is only executed: its text is its
+        # PREPARE in the query that prepared it (the session's prepared statements keep
+        # the whole query, the reads run with it included; ``compiled.run_together``).
+        sqls = [query["sql"] for query in statements.captured_queries]
+        names = {name for sql in sqls for name in re.findall(r"EXECUTE (\w+)", sql)}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name, statement FROM pg_prepared_statements WHERE name = ANY(%s)",
+                [list(names)],
+            )
+            prepared = [
+                next(part for part in query.split(";\n") if f"PREPARE {name} " in part)
+                for name, query in cursor.fetchall()
+            ]
+        assert len(prepared) == len(names)
+        return sqls + prepared
 
     # The request's user comes with its organisation (``casework.auth``).
     users = User.objects.select_related("organisation")
@@ -221,3 +238,27 @@ def test_the_cases_of_the_users_own_organisation_come_without_their_parties(seed
     assert any(f'JOIN "{person}"' in sql and f'JOIN "{organisation}"' in sql for sql in police)
     # The one organisation read of its own: the consents' organisations.
     assert sum(f'FROM "{organisation}"' in sql for sql in police) == 1
+
+
+def test_the_case_list_s_reads_are_prepared_once_a_database_session(seeded, client):
+    """The absences with the cases in reach, and the user's seats on them: prepared with
+    their first use on the connection, only executed after (ADR 0036, session 22); the
+    same rows either way."""
+    client.force_login(seeded["sara.samordnare"])
+    first = client.get("/arenden/fall/")
+    with CaptureQueriesContext(connection) as queries:
+        again = client.get("/arenden/fall/")
+    assert first.status_code == again.status_code == 200
+    assert [row.case.pk for row in first.context["rows"]] == [
+        row.case.pk for row in again.context["rows"]
+    ]
+    assert first.context["rows"]
+    sqls = [query["sql"] for query in queries.captured_queries]
+    assert not any("PREPARE" in sql for sql in sqls)
+    # Beside the session's read, every statement is an execution of a prepared read: the
+    # absences with the reach, the seats, the menu's counts.
+    reads = [sql for sql in sqls if "django_session" not in sql]
+    assert len(reads) >= 3, [sql[:80] for sql in sqls]
+    assert all(sql.lstrip().startswith("EXECUTE samverkan_read_") for sql in reads), [
+        sql[:80] for sql in reads
+    ]
