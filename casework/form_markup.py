@@ -18,10 +18,13 @@ def form_fields(form) -> str:
     choices, the empty one chosen, the options listed as viewflow's ``SelectRenderer`` lists
     them; a bound form (a chosen value, an error) and any other field is viewflow's."""
     fields = form.visible_fields()
-    if form.is_bound or not fields or form.hidden_fields() or not all(map(_plain, fields)):
+    # Each field's choices listed once (django-filter's iterator normalises them anew on
+    # every pass).
+    choices = [] if form.is_bound else [list(bound.field.widget.choices) for bound in fields]
+    if form.is_bound or not fields or form.hidden_fields() or not all(map(_plain, fields, choices)):
         return mark_safe(FormLayout().render(form))  # noqa: S308 - viewflow's own markup
     cells = []
-    for bound in fields:
+    for bound, listed in zip(fields, choices, strict=True):
         name = bound.html_name
         optgroups = json.dumps(
             [
@@ -36,7 +39,7 @@ def form_fields(form) -> str:
                         "attrs": {"selected": True} if index == 0 else {},
                     },
                 }
-                for index, (value, label) in enumerate(bound.field.widget.choices)
+                for index, (value, label) in enumerate(listed)
             ],
             cls=FormDataEncoder,
         )
@@ -52,12 +55,11 @@ def form_fields(form) -> str:
     )
 
 
-def _plain(bound) -> bool:
-    """A field :func:`form_fields` writes itself, unbound: a plain select of flat choices, the
-    first of them empty (chosen when nothing is), optional, enabled, with no attributes,
-    localisation or help text of its own and nothing initial."""
+def _plain(bound, choices: list) -> bool:
+    """A field :func:`form_fields` writes itself, unbound: a plain select of flat
+    ``choices``, the first of them empty (chosen when nothing is), optional, enabled, with
+    no attributes, localisation or help text of its own and nothing initial."""
     field, widget = bound.field, bound.field.widget
-    choices = list(widget.choices)
     return (
         type(widget) is Select
         and not widget.attrs

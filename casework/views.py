@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from types import SimpleNamespace
 
 from django.contrib import messages
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
@@ -14,12 +15,14 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html, format_html_join
+from django.utils.html import conditional_escape, escape, format_html
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 from django_filters import ChoiceFilter, DateRangeFilter, FilterSet
 from django_filters.constants import EMPTY_VALUES
 from viewflow.utils import viewprop
+from viewflow.views.list import BaseColumn, DataSourceColumn
 from viewflow.workflow.fields import get_task_ref
 from viewflow.workflow.flow import WorkflowAppViewset
 from viewflow.workflow.flow import views as flow_views
@@ -127,8 +130,9 @@ class TaskColumns:
     @staticmethod
     def _with_cases(queryset):
         """Newest first, with each task's process row; what each process works on (its
-        case, a GVI subject) is read for the shown page only (``paginate_queryset``)."""
-        return queryset.select_related("process", "owner").order_by("-created", "-pk")
+        case, a GVI subject) is read for the shown page only (``paginate_queryset``). Not
+        the owner's account: no column shows it (ADR 0036, session 22)."""
+        return queryset.select_related("process").order_by("-created", "-pk")
 
     def get_paginator(self, queryset, *args, **kwargs):
         """The list's length without a count statement when the filter drawer read it
@@ -239,9 +243,9 @@ class TaskListFilter(FilterSet):
             groups = self.groups(self.queryset)
         for process_id, flow_class, created, flow_task, tasks in groups:
             if process_id not in processes:
-                # Labelled by ``Process.__str__`` itself, on an unsaved instance of the two
-                # fields it reads.
-                label = str(Process(pk=process_id, flow_class=flow_class))
+                # Labelled by ``Process.__str__`` itself, on a stand-in of the two fields
+                # it reads (a model instance a process took ~20 µs to make).
+                label = Process.__str__(SimpleNamespace(pk=process_id, flow_class=flow_class))
                 processes[process_id] = (created, label)
             steps.setdefault(flow_task, None)
             count += tasks
@@ -361,20 +365,43 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
     def row_cells(self, tasks) -> list[tuple[int, str]]:
         """Each shown task's id and its table cells, as viewflow's list template wrote them
         (``{% for column, value in row %}<td …>{{ value }}</td>{% endfor %}``), made in
-        Python once a row: the values are viewflow's (``get_page_data``), escaped as
-        ``{{ value }}`` escaped them."""
-        kinds = [column.column_type() for column in self.list_columns.values()]
+        Python once a row: each value as viewflow's ``get_page_data`` gives it, escaped as
+        ``{{ value }}`` escaped it (:meth:`_cell_writer`: what viewflow decides per cell —
+        the column's kind, source, type and link — decided once a page)."""
+        writers = [self._cell_writer(column) for column in self.list_columns.values()]
         return [
-            (
-                task.pk,
-                format_html_join(
-                    "",
-                    '<td class="vf-list__table-cell-{}">{}</td>',
-                    ((kind, value) for kind, (_column, value) in zip(kinds, row, strict=True)),
-                ),
-            )
-            for task, row in self.get_page_data(tasks)
+            (task.pk, mark_safe("".join([write(task) for write in writers])))  # noqa: S308
+            for task in tasks
         ]
+
+    def _cell_writer(self, column):
+        """A function writing ``column``'s cell of a task: ``<td class=…>`` and the value of
+        viewflow's ``format_value(task, column, column.get_value(task))``, escaped. A column
+        of this view's own methods (``DataSourceColumn``, not boolean) calls the method and
+        formats as viewflow's ``BaseColumn``; any other column is viewflow's own."""
+        start = f'<td class="vf-list__table-cell-{escape(column.column_type())}">'
+        method = getattr(self, column.attr_name, None)
+        if (
+            type(column) is DataSourceColumn
+            and column.data_source is self
+            and callable(method)
+            and not column._get_attr_boolean()
+        ):
+            empty = column._get_attr_empty_value()
+            linked = column.attr_name in self.get_object_link_columns
+
+            def value(task):
+                found = method(task)
+                shown = BaseColumn.format_value(column, task, empty if found is None else found)
+                url = self.get_object_url(task) if linked else None
+                return format_html('<a href="{}">{}</a>', url, shown) if url else shown
+
+        else:
+
+            def value(task):
+                return self.format_value(task, column, column.get_value(task))
+
+        return lambda task: f"{start}{conditional_escape(value(task))}</td>"
 
     def _first_page_longest(self) -> int | None:
         """The most tasks the first page of an inbox without a query string can show (its
