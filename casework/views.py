@@ -300,13 +300,26 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
             return frozenset()
         flows = self._visible_flows
         own = self._own_reads(flows) if flows else []
+        # The side menu's counts in the same execution (as the case page reads them).
+        menu = self._menu_counts()
+        menu_reads = menu.reads() if menu is not None else []
         rows, *found = run_together(
-            policy.absent_ids_read(user, timezone.localdate()), *own, prepared=True
+            policy.absent_ids_read(user, timezone.localdate()), *own, *menu_reads, prepared=True
         )
+        if menu_reads:
+            menu.take(found[len(own) :])
+        found = found[: len(own)]
         absent = policy.absent_among(user, rows)
         if not absent and found:
             self._own_rows = found
         return absent
+
+    def _menu_counts(self) -> MenuCounts | None:
+        """The side menu's counts of this page, from the application the inbox is under
+        (``CaseworkApp.menu_counts``); ``None`` if none."""
+        app = getattr(self.request.resolver_match, "app", None)
+        counts = getattr(app, "menu_counts", None)
+        return counts(self.request) if counts is not None else None
 
     @viewprop
     def queryset(self):
