@@ -9,7 +9,7 @@ from django.db import connection
 from audit import integrity
 from audit.models import AccessEvent, ChainLink, ChangeRecord, PendingEntry
 
-AUDIT_TABLES = ("audit_accessevent", "audit_changerecord", "audit_chainlink")
+AUDIT_TABLES = ("audit_accessevent", "audit_changerecord", "audit_chainlink", "audit_chainblock")
 
 
 @contextlib.contextmanager
