@@ -45,8 +45,8 @@ FORMAT_BLOCKS = 3
 CHAIN_TAGS = {FORMAT_JSON: CHAIN_TAG, FORMAT_LINES: CHAIN_TAG_V2}
 # The most entries in one block (a backlog is sealed in blocks of this size).
 BLOCK_SIZE = 5000
-# The format :func:`seal` writes (tests set 1 to build chains of the first format).
-SEAL_FORMAT = FORMAT_LINES
+# The format :func:`seal` writes (tests set 1 or 2 to build chains of the earlier formats).
+SEAL_FORMAT = FORMAT_BLOCKS
 GENESIS = "0" * 64
 # pg_advisory_xact_lock key of the sealer ("SAMVAUDT" as a 63-bit integer).
 SEAL_LOCK_KEY = 0x53414D5641554454

@@ -552,3 +552,24 @@ def test_an_entry_in_a_link_and_a_block_is_found(committed_blocks, monkeypatch):
     finding = integrity.verify(directory=None, workers=2, seal_first=False).finding
     assert (finding.kind, finding.entry_id) == (Problem.CHAIN_BROKEN, twice)
     assert finding.position == ChainBlock.objects.order_by("-first_position")[0].first_position
+
+
+def test_the_event_page_finds_an_entry_in_a_block(block_chain, monkeypatch):
+    """``selectors.sealing_of`` (the auditor's event page): the entry's position in its
+    block, the block's sealing time and running hash; a link of format 2 as before."""
+    from audit.selectors import sealing_of
+
+    victim = block_chain["first"][6]
+    block = _block_of("access", victim)
+    sealing = sealing_of("access", victim)
+    assert (sealing.position, sealing.sealed_at, sealing.chain_hash) == (
+        _position(victim),
+        block.sealed_at,
+        block.chain_hash,
+    )
+    monkeypatch.setattr(chain, "SEAL_FORMAT", chain.FORMAT_LINES)
+    (linked,) = _events(1)
+    integrity.seal()
+    link = ChainLink.objects.get(source="access", entry_id=linked)
+    assert sealing_of("access", linked).position == link.position
+    assert sealing_of("access", _events(1)[0]) is None  # queued, not sealed
