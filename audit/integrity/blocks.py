@@ -125,7 +125,9 @@ def range_start(cursor, first: int) -> tuple[int, str | None]:
     return first, hash_before(cursor, first - 1)
 
 
-def _fast_chunk(connection, start: int, end: int, previous: bytes, heads: list[int]):
+def _fast_chunk(
+    connection, start: int, end: int, previous: bytes, heads: list[int], signed: dict | None = None
+):
     """The blocks beginning in ``start``..``end`` checked from their entries' COPY lines:
     ``(next position, running hash, entries, spans)`` when they all follow ``previous``, one
     after another from ``start``; None when :func:`_diagnose` must decide (or no block begins
@@ -156,8 +158,8 @@ def _fast_chunk(connection, start: int, end: int, previous: bytes, heads: list[i
         ):
             return None
         index = bisect.bisect_left(heads, first)
-        if index < len(heads) and heads[index] <= last:
-            return None  # a signed head in the block: checked one by one
+        if index < len(heads) and heads[index] < last:
+            return None  # a signed head inside the block: the diagnosis names it
         try:
             low, high = int(ids.partition(b",")[0]), int(ids.rpartition(b",")[2])
         except ValueError:  # an empty id (",," or none at all)
@@ -206,6 +208,9 @@ def _fast_chunk(connection, start: int, end: int, previous: bytes, heads: list[i
         )
         if hexlify(previous) != stored:
             return None
+        for checkpoint in (signed or {}).get(last, ()):  # a signed head at the block's end
+            if checkpoint.head.encode() != stored:
+                return None
         entries += last - first + 1
     return expected, previous, entries, spans
 
@@ -222,7 +227,7 @@ def walk_blocks(cursor, walk, start: int, last: int, spans: list[tuple]) -> int 
         end = min(last, start + VERIFY_CHUNK - 1)
         done = None
         if walk.previous is not None:
-            done = _fast_chunk(cursor.connection, start, end, walk.previous, heads)
+            done = _fast_chunk(cursor.connection, start, end, walk.previous, heads, walk.heads)
         if done is not None:
             following, walk.previous, entries, chunk_spans = done
             walk.result.entries += entries

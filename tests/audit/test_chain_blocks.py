@@ -573,3 +573,13 @@ def test_the_event_page_finds_an_entry_in_a_block(block_chain, monkeypatch):
     link = ChainLink.objects.get(source="access", entry_id=linked)
     assert sealing_of("access", linked).position == link.position
     assert sealing_of("access", _events(1)[0]) is None  # queued, not sealed
+
+
+def test_a_signed_head_at_a_blocks_end_is_checked_by_the_fast_path(block_chain, signing_key, fast):
+    integrity.write_checkpoint()
+    _events(5)
+    integrity.write_checkpoint()
+    result = integrity.verify(seal_first=False)
+    assert result.ok, result.finding
+    assert result.checkpoints == 2
+    assert fast and all(answer is not None for answer in fast)
