@@ -247,12 +247,22 @@ def _diagnose(cursor, walk, start: int, end: int, spans: list[tuple]) -> int | N
     """The blocks beginning in ``start``..``end`` checked one by one with their stored
     digests; the position after the last consecutive one, or None with the finding."""
     cursor.execute(BLOCKS_SQL, [start, end])
-    for first, last, source, sealed_at, ids, stored_digests, stored_hash in cursor.fetchall():
+    read = cursor.fetchall()
+    # The entries of the chunk's blocks, one COPY per source (a detached month's blocks all
+    # come here: not one COPY per block).
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for _, _, source, _, ids, _, _ in read:
+        if source in SOURCES:
+            wanted[source].update(ids)
+    lines = {
+        source: fetch_lines(cursor.connection, source, sorted(ids))
+        for source, ids in wanted.items()
+    }
+    for first, last, source, sealed_at, ids, stored_digests, stored_hash in read:
         if first != walk.expected:
             return walk.expected  # a link, a gap or nothing: the caller decides
-        if not _check_block(
-            cursor, walk, (first, last, source, sealed_at, ids, bytes(stored_digests), stored_hash)
-        ):
+        block = (first, last, source, sealed_at, ids, bytes(stored_digests), stored_hash)
+        if not _check_block(walk, block, lines.get(source, {})):
             return None
         if ids:
             spans.append((source, min(ids), max(ids), first, last))
@@ -260,7 +270,7 @@ def _diagnose(cursor, walk, start: int, end: int, spans: list[tuple]) -> int | N
     return walk.expected
 
 
-def _check_block(cursor, walk, block: tuple) -> bool:
+def _check_block(walk, block: tuple, lines: dict[int, bytes]) -> bool:
     first, last, source, sealed_at, ids, stored_digests, stored_hash = block
     where = {"position": first, "source": source, "entry_id": ids[0] if ids else None}
     if source not in SOURCES:
@@ -284,7 +294,6 @@ def _check_block(cursor, walk, block: tuple) -> bool:
             )
         seen.add(entry_id)
     entry_layout = layout(source)
-    lines = fetch_lines(cursor.connection, source, ids) if ids else {}
     stored = [stored_digests[i : i + 32] for i in range(0, len(stored_digests), 32)]
     archived = walk.archived.get(source, ())
     for index, entry_id in enumerate(ids):

@@ -583,3 +583,20 @@ def test_a_signed_head_at_a_blocks_end_is_checked_by_the_fast_path(block_chain, 
     assert result.ok, result.finding
     assert result.checkpoints == 2
     assert fast and all(answer is not None for answer in fast)
+
+
+def test_a_copy_of_an_entry_under_its_own_id_fails_verification(block_chain):
+    victim = block_chain["first"][1]
+    with triggers_disabled():
+        raw(
+            "INSERT INTO audit_accessevent (id, occurred_at, username, organisation_name, "
+            "roles, action, object_type, object_id, person_id, fields, purpose, legal_basis, "
+            "outcome, request_id, client_address, details, user_id) OVERRIDING SYSTEM VALUE "
+            "SELECT id, occurred_at + interval '1 microsecond', username, organisation_name, "
+            "roles, action, object_type, object_id, person_id, fields, purpose, legal_basis, "
+            "outcome, request_id, client_address, details, user_id "
+            "FROM audit_accessevent WHERE id = %s",
+            [victim],
+        )
+    assert AccessEvent.objects.filter(pk=victim).count() == 2
+    assert not _verify().ok
