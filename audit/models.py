@@ -6,11 +6,12 @@
   database trigger ``audit_record_change`` (so ``QuerySet.update()``, bulk
   operations and raw SQL cannot bypass it).
 - ``ChainLink``: the hash chain over both, in sealing order (see
-  ``audit.integrity`` and docs/adr/0005-audit-log.md).
+  ``audit.integrity`` and docs/adr/0005-audit-log.md); ``ChainBlock``: from chain
+  format 3 on, one row per sealed block of entries (ADR 0031, session 22).
 - ``PendingEntry``: the queue of committed entries not yet sealed into the chain.
 
-``AccessEvent``, ``ChangeRecord`` and ``ChainLink`` are append-only at the
-database: triggers installed by ``audit/migrations/0002`` raise on UPDATE,
+``AccessEvent``, ``ChangeRecord``, ``ChainLink`` and ``ChainBlock`` are append-only at the
+database: triggers installed by ``audit/migrations/0002`` (and ``0018``) raise on UPDATE,
 DELETE and TRUNCATE. No row holds a personal-data value in plain text.
 
 The access log is partitioned by month of ``occurred_at`` (PostgreSQL declarative
@@ -24,6 +25,7 @@ from the one identity sequence of the parent table, so ``id`` alone stays unique
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.utils import timezone
@@ -201,6 +203,33 @@ class ChainLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} #{self.entry_id} @ {self.position}"
+
+
+class ChainBlock(models.Model):
+    """Positions ``first_position``..``last_position`` of the hash chain in chain format 3
+    (ADR 0031, session 22): the entries of one source sealed together, one row per block.
+
+    The entries' ids are in chain order (ascending); ``entry_digests`` holds their format-2
+    entry digests (32 bytes each, in the same order), read by the verifier only to name the
+    entry of a block whose running hash does not follow. ``chain_hash`` is the running hash
+    after the block (the head at ``last_position``)."""
+
+    first_position = models.BigIntegerField(_("first position"), primary_key=True)
+    last_position = models.BigIntegerField(_("last position"), unique=True)
+    source = models.CharField(_("source"), max_length=10, choices=ChainLink.Source.choices)
+    entry_ids = ArrayField(models.BigIntegerField(), verbose_name=_("entry ids"))
+    entry_digests = models.BinaryField(_("entry digests"))
+    chain_hash = models.CharField(_("chain hash"), max_length=64)
+    sealed_at = models.DateTimeField(_("sealed at (UTC)"))
+
+    class Meta:
+        verbose_name = _("chain block")
+        verbose_name_plural = _("chain blocks")
+        ordering = ["first_position"]
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.source} @ {self.first_position}..{self.last_position}"
 
 
 class PendingEntry(models.Model):

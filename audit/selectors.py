@@ -15,11 +15,41 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils.module_loading import import_string
 
-from audit.models import AccessEvent
+from audit.models import AccessEvent, ChainBlock, ChainLink
 
 PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """Where an entry sits in the hash chain: its position, when it was sealed, and the
+    running hash after its link (chain formats 1 and 2) or after its block (format 3)."""
+
+    position: int
+    sealed_at: dt.datetime
+    chain_hash: str
+
+
+def sealing_of(source: str, entry_id: int) -> Sealing | None:
+    """The entry's place in the chain (None while it waits to be sealed)."""
+    link = ChainLink.objects.filter(source=source, entry_id=entry_id).first()
+    if link is not None:
+        return Sealing(link.position, link.sealed_at, link.chain_hash)
+    # A block's ids ascend, so the blocks that can hold the entry are those whose highest id
+    # is at least its id (an index range; the one holding it is nearly always the first).
+    block = (
+        ChainBlock.objects.annotate(highest=RawSQL("entry_ids[cardinality(entry_ids)]", ()))
+        .filter(source=source, highest__gte=entry_id, entry_ids__contains=[entry_id])
+        .order_by("highest")
+        .first()
+    )
+    if block is None:
+        return None
+    position = block.first_position + block.entry_ids.index(entry_id)
+    return Sealing(position, block.sealed_at, block.chain_hash)
 
 
 class PersonLookupUnavailable(Exception):

@@ -140,7 +140,7 @@ class EventDetailView(AuditorView):
         if event is None:
             raise Http404
         self.log_read(object_id=str(event.pk))
-        link = ChainLink.objects.filter(source=ChainLink.Source.ACCESS, entry_id=event.pk).first()
+        link = selectors.sealing_of(ChainLink.Source.ACCESS, event.pk)
         context = self.get_context_data(
             event=event, link=link, details_text=_details_text(event.details)
         )

@@ -5,8 +5,11 @@ Design (docs/adr/0005-audit-log.md):
 - Writers never touch the chain. A trigger queues every committed log entry
   (access event or change record) in ``audit_pendingentry``.
 - :func:`seal` takes a transaction-scoped advisory lock, empties the queue and
-  appends one ``ChainLink`` per entry: a gap-free position, the SHA-256 of the
-  entry's canonical encoding, and the running hash over the previous link.
+  appends the entries to the chain: each at a gap-free position, with the SHA-256 of
+  its canonical encoding, under a running hash over what came before. Chain formats
+  1 and 2 wrote one ``ChainLink`` per entry; format 3 (ADR 0031, session 22; the one
+  written now) writes one ``ChainBlock`` per source and seal (at most ``BLOCK_SIZE``
+  entries), its running hash over the block's ids and entry digests.
   The chain is therefore in *commit order*; a writer's transaction can never
   fork it, roll back under it or hold it up, and the lock is held only for the
   few milliseconds of one seal. ``record_event`` seals after each commit.

@@ -19,7 +19,11 @@ archive so that verification still holds (docs/adr/0031-partitioned-access-log.m
   chain format 2 the row's COPY line, written from the exported values by
   ``_Layout.copy_line``) against its link, and every link's running hash from the hash
   before it; with a database at hand also that each link is the chain's link at that
-  position.
+  position. Events in blocks (chain format 3, ADR 0031 session 22) are exported with their
+  block's line before them (positions, source, sealing time, running hash, the hash before
+  it, every id and stored digest of the block, which may hold events of other months): the
+  block's running hash is checked over its ids and digests, each event's digest against its
+  place in the block, and, with a database, each block against the chain's.
 """
 
 from __future__ import annotations
@@ -41,11 +45,13 @@ from django.utils import timezone
 
 from audit.integrity.chain import (
     CHAIN_TAGS,
+    FORMAT_BLOCKS,
     FORMAT_JSON,
     FORMAT_LINES,
     GENESIS,
     LINKS_SQL,
     Source,
+    block_hash,
     chain_hash,
     layout,
     seal,
@@ -204,11 +210,18 @@ def _row_expressions() -> str:
 
 _ID_RANGES_SQL = """
 WITH bounds AS (SELECT min(id) AS low, max(id) AS high FROM {table}),
-sealed AS (
-    SELECT l.entry_id, (p.id IS NOT NULL) AS inside
-      FROM audit_chainlink l CROSS JOIN bounds
-      LEFT JOIN {table} p ON p.id = l.entry_id
+chained AS (
+    SELECT l.entry_id FROM audit_chainlink l CROSS JOIN bounds
      WHERE l.source = 'access' AND l.entry_id BETWEEN bounds.low AND bounds.high
+    UNION ALL
+    SELECT u.id FROM audit_chainblock b CROSS JOIN bounds
+     CROSS JOIN LATERAL unnest(b.entry_ids) AS u(id)
+     WHERE b.source = 'access' AND b.entry_ids[cardinality(b.entry_ids)] >= bounds.low
+       AND u.id BETWEEN bounds.low AND bounds.high
+),
+sealed AS (
+    SELECT c.entry_id, (p.id IS NOT NULL) AS inside
+      FROM chained c LEFT JOIN {table} p ON p.id = c.entry_id
 ),
 islands AS (
     SELECT entry_id, inside,
@@ -229,6 +242,22 @@ _EXPORT_SQL = (
     "JOIN audit_chainlink l ON l.source = 'access' AND l.entry_id = e.id "
     "LEFT JOIN audit_chainlink p ON p.position = l.position - 1 "
     "ORDER BY l.position"
+)
+# Each event of the month in a block (chain format 3) with its block, the running hash
+# before the block, and its place in the block (1-based). The blocks that can hold an event
+# of the month are those whose highest id is at least the month's lowest.
+_EXPORT_BLOCKS_SQL = (
+    "SELECT b.first_position, b.last_position, b.source, "
+    "to_char(b.sealed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), "
+    "b.chain_hash, coalesce((SELECT chain_hash FROM audit_chainlink"
+    " WHERE position = b.first_position - 1), (SELECT chain_hash FROM audit_chainblock"
+    " WHERE last_position = b.first_position - 1), %s), "
+    "b.entry_ids, encode(b.entry_digests, 'hex'), u.place, e.* "
+    "FROM (SELECT {expressions} FROM {table}) e "
+    "JOIN audit_chainblock b ON b.source = 'access'"
+    " AND b.entry_ids[cardinality(b.entry_ids)] >= (SELECT min(id) FROM {table}) "
+    "CROSS JOIN LATERAL unnest(b.entry_ids) WITH ORDINALITY AS u(id, place) "
+    "WHERE u.id = e.id ORDER BY b.first_position, u.place"
 )
 
 
@@ -272,9 +301,12 @@ def archive_month(
                 # No event may come or go while the month is exported and detached.
                 cursor.execute(f"LOCK TABLE {table} IN SHARE MODE")
                 cursor.execute(
-                    f"SELECT e.id FROM {table} e WHERE NOT EXISTS ("  # noqa: S608
-                    " SELECT 1 FROM audit_chainlink l"
-                    " WHERE l.source = 'access' AND l.entry_id = e.id) LIMIT 1"
+                    "WITH blocked AS (SELECT unnest(entry_ids) AS id FROM audit_chainblock"  # noqa: S608
+                    " WHERE source = 'access' AND entry_ids[cardinality(entry_ids)] >="
+                    f" (SELECT min(id) FROM {table})) SELECT e.id FROM {table} e"
+                    " WHERE NOT EXISTS (SELECT 1 FROM audit_chainlink l"
+                    " WHERE l.source = 'access' AND l.entry_id = e.id)"
+                    " AND NOT EXISTS (SELECT 1 FROM blocked b WHERE b.id = e.id) LIMIT 1"
                 )
                 unsealed = cursor.fetchone()
                 if unsealed:
@@ -324,6 +356,22 @@ def archive_month(
                         entries += 1
                         first_position = first_position or link[0]
                         last_position = link[0]
+                with connection.connection.cursor(name="audit_archive_blocks") as export:
+                    export.itersize = 10_000
+                    export.execute(
+                        _EXPORT_BLOCKS_SQL.format(expressions=_row_expressions(), table=table),
+                        [GENESIS],
+                    )
+                    written = None
+                    for record in export:
+                        for line in _block_lines(record, written):
+                            handle.write(line)
+                            digest.update(line)
+                        written = record[0]
+                        position = record[0] + record[8] - 1
+                        entries += 1
+                        first_position = min(first_position or position, position)
+                        last_position = max(last_position or position, position)
             key = signing_key.public_key()
             archive = ArchivedPartition(
                 month=month,
@@ -378,6 +426,27 @@ def archive_month(
     return manifest_path, document
 
 
+def _json_line(item: dict[str, Any]) -> bytes:
+    return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _block_lines(record: tuple, written: int | None) -> list[bytes]:
+    """An event of a block (format 3) as export lines: the block's own line first (once:
+    its positions, source, sealing time, running hash, the hash before it, every id and
+    digest of it), then the event's position and row."""
+    first, last, source, sealed_at, stored_chain, previous, ids, digests, place = record[:9]
+    out = []
+    if first != written:
+        block = [first, last, source, sealed_at, stored_chain]
+        out.append(
+            _json_line(
+                {"block": block, "previous": previous, "ids": ids, "digests": digests, "format": 3}
+            )
+        )
+    out.append(_json_line({"position": first + place - 1, "row": record[9:], "format": 3}))
+    return out
+
+
 # --- Verifying an export on its own ----------------------------------------------------
 
 
@@ -418,6 +487,7 @@ def verify_archive(
     ids = IdRanges.of(document["id_ranges"])
     digest = hashlib.sha256()
     links: list[tuple] = []
+    exported_blocks = _ExportedBlocks()
     try:
         handle = export_path.open("rb")
     except OSError as exc:
@@ -431,6 +501,13 @@ def verify_archive(
                 if item.get("columns") != list(entry_layout.columns):
                     result.problem = "the export's columns are not the access log's"
                     return result
+                continue
+            if item.get("format") == FORMAT_BLOCKS:
+                problem = exported_blocks.check(item, ids)
+                if problem is not None:
+                    result.problem = problem
+                    return result
+                result.entries += "row" in item
                 continue
             position, source, entry_id, entry_hash, stored_chain, sealed_at = item["link"]
             row = tuple(item["row"])
@@ -470,7 +547,87 @@ def verify_archive(
         return result
     if using is not None and links:
         _compare_with_chain(links, result, using=using)
+    if using is not None and result.ok and exported_blocks.blocks:
+        _compare_blocks_with_chain(exported_blocks.blocks, result, using=using)
     return result
+
+
+class _ExportedBlocks:
+    """The blocks (chain format 3) of an export: each block's line is checked (its running
+    hash from the hash before it, over its ids and digests), then each event of it (its
+    place in the block, its id, its digest from its row's COPY line)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple] = []
+        self.current: tuple | None = None
+
+    def check(self, item: dict[str, Any], month_ids: IdRanges) -> str | None:
+        if "block" in item:
+            return self._block(item)
+        position, row = item["position"], tuple(item["row"])
+        entry_id = row[0]
+        where = f"position {position}, access entry #{entry_id}"
+        if self.current is None or not self.current[0] <= position <= self.current[1]:
+            return f"{where}: the line does not belong to this month's export"
+        first, _last, entry_ids, digests = self.current
+        index = position - first
+        if entry_ids[index] != entry_id or entry_id not in month_ids:
+            return f"{where}: the line does not belong to this month's export"
+        entry_layout = layout(Source.ACCESS)
+        actual = hashlib.sha256(entry_layout.line_prefix + entry_layout.copy_line(row)).digest()
+        if actual != digests[32 * index : 32 * index + 32]:
+            return f"{where}: the event no longer matches its sealed hash"
+        return None
+
+    def _block(self, item: dict[str, Any]) -> str | None:
+        first, last, source, sealed_at, stored_chain = item["block"]
+        entry_ids = [int(entry_id) for entry_id in item["ids"]]
+        try:
+            digests = bytes.fromhex(item["digests"])
+            previous = bytes.fromhex(item["previous"])
+        except (TypeError, ValueError):
+            return f"position {first}: the block's digests or the hash before it are not hashes"
+        if (
+            source != Source.ACCESS
+            or len(entry_ids) != last - first + 1
+            or len(digests) != 32 * len(entry_ids)
+            or len(set(entry_ids)) != len(entry_ids)
+            or stored_chain
+            != block_hash(
+                previous,
+                first=first,
+                last=last,
+                source=source,
+                sealed_at=sealed_at,
+                ids_text=",".join(map(str, entry_ids)).encode(),
+                digests=digests,
+            ).hex()
+        ):
+            return f"position {first}: the block does not follow from the hash before it"
+        self.current = (first, last, entry_ids, digests)
+        self.blocks.append((first, last, source, sealed_at, stored_chain, entry_ids, digests))
+        return None
+
+
+def _compare_blocks_with_chain(exported: list[tuple], result: ArchiveCheck, *, using: str) -> None:
+    """Each exported block must be the chain's block at its position, byte for byte."""
+    from audit.integrity.blocks import BLOCKS_SQL
+
+    with connections[using].cursor() as cursor:
+        for block in exported:
+            cursor.execute(BLOCKS_SQL, [block[0], block[0]])
+            stored = cursor.fetchone()
+            if stored is None or (*stored[:5], bytes(stored[5]), stored[6]) != (
+                *block[:4],
+                block[5],
+                block[6],
+                block[4],
+            ):
+                result.problem = (
+                    f"position {block[0]}: the exported block differs from the chain's block "
+                    "in the database"
+                )
+                return
 
 
 def _compare_with_chain(links: list[tuple], result: ArchiveCheck, *, using: str) -> None:

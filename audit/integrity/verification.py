@@ -21,9 +21,11 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
+from audit.integrity import blocks
 from audit.integrity.chain import (
     CHAIN_TAGS,
     CHECKPOINT_FORMAT,
+    FORMAT_BLOCKS,
     FORMAT_LINES,
     GENESIS,
     SOURCES,
@@ -35,45 +37,9 @@ from audit.integrity.chain import (
 from audit.integrity.checkpoints import signed_message, trusted_public_keys
 from audit.integrity.lines import VERIFY_CHUNK, chunks, fetch_chunk, walk_chunk
 from audit.integrity.partitions import archived_entries
+from audit.integrity.problems import Finding, Problem
 
 # --- Verification -----------------------------------------------------------
-
-
-class Problem:
-    """Kinds of problem the verifier names."""
-
-    EDITED = "edited"
-    DELETED = "deleted"
-    INSERTED = "inserted"
-    REORDERED = "reordered"
-    CHAIN_BROKEN = "chain broken"
-    TRUNCATED = "truncated behind a checkpoint"
-    REWRITTEN = "rewritten behind a checkpoint"
-    BAD_SIGNATURE = "bad signature"
-    BAD_CHECKPOINT = "unreadable checkpoint"
-    # The chain is consistent, but nothing outside the database vouches for it (recently).
-    NO_CHECKPOINT = "no checkpoint"
-    STALE_CHECKPOINT = "stale checkpoint"
-
-
-@dataclass
-class Finding:
-    kind: str
-    message: str
-    position: int | None = None
-    source: str | None = None
-    entry_id: int | None = None
-    checkpoint: str | None = None
-
-    def __str__(self) -> str:
-        where = []
-        if self.position is not None:
-            where.append(f"position {self.position}")
-        if self.source is not None and self.entry_id is not None:
-            where.append(f"{self.source} entry #{self.entry_id}")
-        if self.checkpoint:
-            where.append(f"checkpoint {self.checkpoint}")
-        return f"{', '.join(where)}: {self.kind}: {self.message}"
 
 
 @dataclass
@@ -174,20 +140,8 @@ class _RangeResult:
     archived: int = 0
     last_hash: str | None = None
     finding: Finding | None = None
-
-
-def _previous_hash(cursor, position: int) -> str | None:
-    if position == 0:
-        return GENESIS
-    cursor.execute("SELECT chain_hash FROM audit_chainlink WHERE position = %s", [position])
-    row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def _link_format(cursor, position: int) -> int | None:
-    cursor.execute("SELECT format FROM audit_chainlink WHERE position = %s", [position])
-    row = cursor.fetchone()
-    return row[0] if row else None
+    # The entry ids of the blocks walked (``blocks.Spans``): no entry may be in two.
+    spans: list[tuple] = field(default_factory=list)
 
 
 class _Walk:
@@ -305,38 +259,80 @@ def _walk_range(
     using: str = "default",
     archived: dict[str, Any] | None = None,
 ) -> _RangeResult:
-    """Check links ``first``..``last``: positions, entries, entry hashes, running hashes.
+    """Check links and blocks ``first``..``last``: positions, entries, entry hashes, running
+    hashes.
 
-    Each link is checked against the *stored* hash of the link before it, so
-    ranges can be checked independently (and in parallel); together they prove
-    the whole chain, link by link. Links of format 1 go through the per-link walk
-    (with a read-ahead connection); from the first chunk that ends in a link of
-    format 2 on, each chunk is first offered to the COPY walk of
-    ``audit.integrity.lines``, and the per-link walk checks the chunks it declines.
+    Each link or block is checked against the *stored* hash of the one before it, so
+    ranges can be checked independently (and in parallel); together they prove the whole
+    chain. A block is walked by the range it begins in, wherever it ends. Stretches of links
+    go to :func:`_walk_links`, stretches of blocks (format 3) to ``blocks.walk_blocks``.
     """
     result = _RangeResult()
-    # The stored running hash of the link before the range (its bytes); None when that
-    # link is gone or its hash is not even hexadecimal: the range before reports that.
-    previous_text = _previous_hash(cursor, first - 1)
+    # The stored running hash before the range (its bytes); None when that link or block
+    # is gone or its hash is not even hexadecimal: the range before reports that.
+    start, previous_text = blocks.range_start(cursor, first)
     try:
         previous = None if previous_text is None else bytes.fromhex(previous_text)
     except ValueError:
         previous = None
-    walk = _Walk(result, first, previous, heads, archived)
-    lines_format = _link_format(cursor, first) == FORMAT_LINES
+    walk = _Walk(result, start, previous, heads, archived)
+    while start <= last:
+        kind = blocks.kind_at(cursor, start)
+        if kind == FORMAT_BLOCKS:
+            following = blocks.walk_blocks(cursor, walk, start, last, result.spans)
+            if following is None:
+                return result
+        elif kind is not None:
+            upto = blocks.next_block(cursor, start)
+            upto = last if upto is None else min(last, upto - 1)
+            if not _walk_links(cursor, walk, start, upto, kind, prefetch=prefetch, using=using):
+                return result
+            following = walk.expected
+        if kind is None or following == start:
+            following = blocks.next_position(cursor, start)
+            if following is not None and following <= last:
+                result.finding = Finding(
+                    Problem.DELETED,
+                    f"the chain jumps from position {start - 1} to {following}: the entries "
+                    f"sealed at positions {start} to {following - 1} were removed",
+                    position=start,
+                )
+                return result
+            break
+        start = following
+    if walk.expected <= last:
+        result.finding = Finding(
+            Problem.DELETED,
+            f"the entries sealed at positions {walk.expected} to {last} were removed",
+            position=walk.expected,
+        )
+    result.last_hash = walk.previous.hex() if walk.previous is not None else previous_text
+    return result
+
+
+def _walk_links(
+    cursor, walk: _Walk, start: int, last: int, kind: int, *, prefetch: bool, using: str
+) -> bool:
+    """Check links ``start``..``last`` (a stretch without blocks); False on a finding.
+
+    Links of format 1 go through the per-link walk (with a read-ahead connection); from
+    the first chunk that ends in a link of format 2 on, each chunk is first offered to the
+    COPY walk of ``audit.integrity.lines``, and the per-link walk checks the chunks it
+    declines."""
+    lines_format = kind == FORMAT_LINES
+    heads = walk.heads
 
     def offered(start: int, end: int) -> bool:
         """Whether chunk ``start``..``end`` is for the COPY walk (no signed head in it)."""
         return not any(start <= at <= end for at in heads)
 
-    start = first
     while start <= last:
         if not lines_format:
             read = chunks(cursor, start, last, prefetch=prefetch, using=using)
             with closing(read):
                 for links, rows, lines in read:
                     if not walk.check(links, rows, lines):
-                        return result
+                        return False
                     start = links[-1][0] + 1
                     if links[-1][6] == FORMAT_LINES:
                         lines_format = True
@@ -350,23 +346,16 @@ def _walk_range(
             digest = walk_chunk(cursor.connection, start, end, walk.previous)
         if digest is not None:
             walk.previous, walk.expected = digest, end + 1
-            result.entries += end - start + 1
+            walk.result.entries += end - start + 1
             start = end + 1
             continue
         links, rows, lines = fetch_chunk(cursor, start, last)
         if not links:
             break
         if not walk.check(links, rows, lines):
-            return result
+            return False
         start = links[-1][0] + 1
-    if walk.expected <= last:
-        result.finding = Finding(
-            Problem.DELETED,
-            f"the entries sealed at positions {walk.expected} to {last} were removed",
-            position=walk.expected,
-        )
-    result.last_hash = walk.previous.hex() if walk.previous is not None else previous_text
-    return result
+    return True
 
 
 def _walk_range_in_worker(args: tuple) -> _RangeResult:
@@ -407,8 +396,7 @@ def _walk_chain(
                 Problem.REWRITTEN, "the empty log's head differs", checkpoint=checkpoint.name
             )
             return
-    cursor.execute("SELECT coalesce(max(position), 0) FROM audit_chainlink")
-    last = cursor.fetchone()[0]
+    last = blocks.last_position(cursor)
     if workers > 1 and last >= workers * VERIFY_CHUNK:
         # Links up to ``last`` are committed and never change: separate
         # connections (separate snapshots) see the same ones.
@@ -438,6 +426,18 @@ def _walk_chain(
         if part.finding is not None:
             result.finding = part.finding  # ranges are in order: the first is the earliest
             return
+    with connections[using].cursor() as fresh:
+        twice = blocks.check_sealed_once(fresh, [span for part in parts for span in part.spans])
+    if twice is not None:
+        source, entry_id, position, earlier = twice
+        result.finding = Finding(
+            Problem.CHAIN_BROKEN,
+            f"the entry is sealed twice, here and at position {earlier}: a block was altered",
+            position=position,
+            source=source,
+            entry_id=entry_id,
+        )
+        return
     result.head = parts[-1].last_hash if parts and parts[-1].last_hash else GENESIS
     for checkpoint in checkpoints:
         if checkpoint.position > last:
@@ -464,19 +464,27 @@ def _check_unsealed(
         table = model._meta.db_table
         entries = _count(cursor, f"SELECT count(*) FROM {table}")  # noqa: S608
         entries += (archived_counts or {}).get(source, 0)
-        sealed = _count(cursor, "SELECT count(*) FROM audit_chainlink WHERE source = %s", [source])
+        sealed = _count(
+            cursor,
+            "SELECT (SELECT count(*) FROM audit_chainlink WHERE source = %s)"
+            " + (SELECT coalesce(sum(cardinality(entry_ids)), 0) FROM audit_chainblock"
+            " WHERE source = %s)",
+            [source, source],
+        )
         queued = _count(
             cursor, "SELECT count(*) FROM audit_pendingentry WHERE source = %s", [source]
         )
         if entries == sealed + queued:
             continue
         cursor.execute(
-            f"SELECT e.id FROM {table} e WHERE NOT EXISTS ("  # noqa: S608
+            "WITH blocked AS (SELECT unnest(entry_ids) AS id FROM audit_chainblock"  # noqa: S608
+            f" WHERE source = %s) SELECT e.id FROM {table} e WHERE NOT EXISTS ("
             " SELECT 1 FROM audit_chainlink l WHERE l.source = %s AND l.entry_id = e.id)"
+            " AND NOT EXISTS (SELECT 1 FROM blocked b WHERE b.id = e.id)"
             " AND NOT EXISTS ("
             " SELECT 1 FROM audit_pendingentry p WHERE p.source = %s AND p.entry_id = e.id)"
             " ORDER BY e.id LIMIT 1",
-            [source, source],
+            [source, source, source],
         )
         row = cursor.fetchone()
         if row:
@@ -570,8 +578,7 @@ def _check_checkpoints_cover(
     newest = max(checkpoints, key=lambda checkpoint: checkpoint.created_at)
     age = timezone.now() - newest.created_at
     if age > max_age:
-        cursor.execute("SELECT coalesce(max(position), 0) FROM audit_chainlink")
-        since = cursor.fetchone()[0] - newest.position
+        since = blocks.last_position(cursor) - newest.position
         age_text = dt.timedelta(seconds=int(age.total_seconds()))
         result.finding = Finding(
             Problem.STALE_CHECKPOINT,

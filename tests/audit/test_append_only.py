@@ -6,7 +6,7 @@ import pytest
 from django.db import ProgrammingError, connection, transaction
 
 from audit import integrity
-from audit.models import AccessEvent, ChainLink, ChangeRecord
+from audit.models import AccessEvent, ChainBlock, ChainLink, ChangeRecord
 from audit.services import Action, record_event
 from casework.models import Organisation
 
@@ -16,11 +16,17 @@ from .helpers import raw
 @pytest.fixture
 def entries(db):
     Organisation.objects.create(name="Testskolan", kind=Organisation.Kind.SCHOOL)
-    record_event(action=Action.CONSULT, purpose="kontroll", details={"a": 1})
+    # One entry as a link of format 2 (the table of links has a row to protect), then the
+    # rest in the format the sealer writes (blocks).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(integrity.chain, "SEAL_FORMAT", integrity.chain.FORMAT_LINES)
+        record_event(action=Action.CONSULT, purpose="kontroll", details={"a": 1})
+        integrity.seal()
+    record_event(action=Action.CONSULT, purpose="kontroll", details={"a": 2})
     integrity.seal()
 
 
-TABLES = ["audit_accessevent", "audit_changerecord", "audit_chainlink"]
+TABLES = ["audit_accessevent", "audit_changerecord", "audit_chainlink", "audit_chainblock"]
 
 
 def _refused(sql: str) -> str:
@@ -42,7 +48,7 @@ def _refused(sql: str) -> str:
     ],
 )
 def test_raw_sql_cannot_change_or_remove_entries(entries, table, statement, operation):
-    column = "position" if table == "audit_chainlink" else "id"
+    column = {"audit_chainlink": "position", "audit_chainblock": "source"}.get(table, "id")
     message = _refused(statement.format(table=table, column=column))
     assert f"audit table {table} is append-only: {operation} is not allowed" in message
     assert raw(f"SELECT count(*) FROM {table}")[0][0] >= 1  # noqa: S608
@@ -50,7 +56,12 @@ def test_raw_sql_cannot_change_or_remove_entries(entries, table, statement, oper
 
 @pytest.mark.parametrize(
     ("model", "column"),
-    [(AccessEvent, "purpose"), (ChangeRecord, "row_id"), (ChainLink, "entry_hash")],
+    [
+        (AccessEvent, "purpose"),
+        (ChangeRecord, "row_id"),
+        (ChainLink, "entry_hash"),
+        (ChainBlock, "chain_hash"),
+    ],
 )
 def test_the_orm_cannot_change_or_remove_entries(entries, model, column):
     entry = model.objects.first()
@@ -94,3 +105,4 @@ def test_flush_empties_a_test_database_but_refuses_any_other(entries, monkeypatc
     call_command("flush", interactive=False, verbosity=0, inhibit_post_migrate=True)
     assert not AccessEvent.objects.exists()
     assert not ChainLink.objects.exists()
+    assert not ChainBlock.objects.exists()

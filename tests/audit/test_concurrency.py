@@ -22,7 +22,7 @@ from audit.models import AccessEvent, ChainLink, ChangeRecord
 from audit.services import Action, record_event
 from casework.models import Organisation
 
-from .helpers import assert_one_verified_chain, triggers_disabled
+from .helpers import assert_one_verified_chain, position_of, sealed_entries, triggers_disabled
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=["default", "audit"]
@@ -67,14 +67,12 @@ def test_eight_concurrent_writers_make_one_unforked_chain(settings):
 
     assert _run_writers(write) == []
     assert AccessEvent.objects.filter(action=Action.CONSULT).count() == WRITERS * EVENTS_PER_WRITER
-    assert ChainLink.objects.count() > 0  # the writers sealed while writing
+    assert sealed_entries()  # the writers sealed while writing
     integrity.seal()  # what they left for the next seal
     # Each writer's events are in the chain in its own order.
     for number in range(WRITERS):
         ids = list(AccessEvent.objects.filter(details__writer=number).values_list("id", flat=True))
-        positions = [
-            ChainLink.objects.get(source="access", entry_id=pk).position for pk in sorted(ids)
-        ]
+        positions = [position_of("access", pk) for pk in sorted(ids)]
         assert positions == sorted(positions)
     assert_one_verified_chain()
 
@@ -164,12 +162,12 @@ def test_the_command_exits_zero_with_the_count_or_one_naming_the_entry(tmp_path)
     assert checkpoint.returncode == 0, checkpoint.stderr
     ok = _command("verify", tmp_path=tmp_path)
     assert ok.returncode == 0, ok.stderr
-    count = ChainLink.objects.count()
+    count = len(sealed_entries())
     assert count == AccessEvent.objects.count() + ChangeRecord.objects.count()
     assert f"OK: {count} entries verified against 1 signed checkpoints" in ok.stdout
 
     target = AccessEvent.objects.filter(action=Action.CONSULT).order_by("id")[2]
-    position = ChainLink.objects.get(source="access", entry_id=target.pk).position
+    position = position_of("access", target.pk)
     with triggers_disabled(), connection.cursor() as cursor:
         cursor.execute(
             "UPDATE audit_accessevent SET purpose = 'efterhandskonstruktion' WHERE id = %s",
@@ -188,7 +186,7 @@ def _consultations_verified(count: int, *, workers: int):
     integrity.seal()
     result = integrity.verify(directory=None, workers=workers)
     assert result.ok, result.finding
-    assert result.head == ChainLink.objects.order_by("-position").first().chain_hash
+    assert result.head == integrity.head()[1]
     return result
 
 
@@ -207,7 +205,7 @@ def _assert_the_first_edit_is_found(first: int, second: int, edit: str, *, worke
 def test_parallel_verification_finds_the_first_bad_entry(monkeypatch):
     monkeypatch.setattr(integrity.verification, "VERIFY_CHUNK", 10)
     result = _consultations_verified(200, workers=3)
-    assert result.entries == ChainLink.objects.count() >= 200
+    assert result.entries == len(sealed_entries()) >= 200
     _assert_the_first_edit_is_found(57, 151, "details = '{}'", workers=3)
 
 
@@ -220,7 +218,7 @@ def _other_sessions() -> set[int]:
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
             "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
             "AND query ~ %s",
-            ["audit_(chainlink|accessevent|changerecord)"],
+            ["audit_(chainlink|chainblock|accessevent|changerecord)"],
         )
         return {pid for (pid,) in cursor.fetchall()}
 
@@ -233,7 +231,7 @@ def test_one_process_reading_ahead_finds_the_first_bad_entry(monkeypatch):
     # reader's: only a session the walks opened and left open would be a leak.
     before = _other_sessions()
     result = _consultations_verified(60, workers=1)
-    assert result.entries == ChainLink.objects.count()
+    assert result.entries == len(sealed_entries())
     _assert_the_first_edit_is_found(23, 41, "purpose = 'x'", workers=1)
     # The reader's connection is closed with the walk: no connection is left behind.
     assert _left_open(before) == set()
@@ -253,9 +251,11 @@ def _left_open(before: set[int], bound: float = 2.0) -> set[int]:
 @pytest.mark.parametrize("tamper", ["edit", "delete link", "swap"])
 def test_tampering_in_the_last_range_is_found_with_the_default_processes(monkeypatch, tamper):
     """The processes share the chain out in ranges; tampering only in the last range (the
-    earlier ones intact) is found and named at its position, as in one process."""
+    earlier ones intact) is found and named at its position, as in one process. A chain of
+    links (format 2: a link is deleted); blocks: ``test_chain_blocks``."""
     from audit.management.commands.audit import DEFAULT_VERIFY_WORKERS
 
+    monkeypatch.setattr(integrity.chain, "SEAL_FORMAT", integrity.chain.FORMAT_LINES)
     workers = max(DEFAULT_VERIFY_WORKERS, 2)
     monkeypatch.setattr(integrity.verification, "VERIFY_CHUNK", 5)
     _consultations_verified(120, workers=workers)

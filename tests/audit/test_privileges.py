@@ -40,20 +40,24 @@ def app_role(db):
     return role
 
 
-@pytest.mark.parametrize("table", ["audit_accessevent", "audit_changerecord", "audit_chainlink"])
+@pytest.mark.parametrize(
+    "table", ["audit_accessevent", "audit_changerecord", "audit_chainlink", "audit_chainblock"]
+)
 @pytest.mark.parametrize(
     "statement",
     ["UPDATE {table} SET id = id", "DELETE FROM {table}", "TRUNCATE {table}"],
 )
 def test_the_application_role_is_refused_before_any_trigger(app_role, table, statement):
-    if table == "audit_chainlink":
-        statement = statement.replace("id = id", "position = position")
+    if table in ("audit_chainlink", "audit_chainblock"):
+        statement = statement.replace("id = id", "source = source")
     with pytest.raises(ProgrammingError, match="permission denied"), transaction.atomic():
         raw(f"SET LOCAL ROLE {app_role}")
         raw(statement.format(table=table))
 
 
-def test_the_application_role_can_still_log_and_seal(app_role):
+@pytest.mark.parametrize("seal_format", [2, 3])
+def test_the_application_role_can_still_log_and_seal(app_role, monkeypatch, seal_format):
+    monkeypatch.setattr(integrity.chain, "SEAL_FORMAT", seal_format)
     with transaction.atomic():
         raw(f"SET LOCAL ROLE {app_role}")
         record_event(action=Action.CONSULT, purpose="under rollen")

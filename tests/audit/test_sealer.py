@@ -14,8 +14,10 @@ import pytest
 from django.db import connection, transaction
 
 from audit import integrity
-from audit.models import AccessEvent, ChainLink, PendingEntry
+from audit.models import AccessEvent, PendingEntry
 from audit.services import Action, _sealer, record_event, stop_sealer
+
+from .helpers import position_of
 
 pytestmark = pytest.mark.django_db(
     transaction=True, serialized_rollback=True, databases=["default", "audit"]
@@ -62,7 +64,7 @@ def test_a_commit_is_sealed_by_the_thread_not_by_the_writer(sealer_thread, monke
         event = record_event(action=Action.CONSULT, purpose="sealer test")
         # Nothing is sealed before the commit.
         assert sealed_by == []
-    assert _wait_until(lambda: ChainLink.objects.filter(entry_id=event.pk).exists())
+    assert _wait_until(lambda: position_of("access", event.pk) is not None)
     assert set(sealed_by) == {"samverkan-audit-sealer"}
     assert not PendingEntry.objects.exists()
     assert integrity.verify(directory=None).ok
@@ -83,7 +85,7 @@ def test_many_commits_one_thread_every_entry_sealed_in_order(sealer_thread):
     assert _wait_until(lambda: not PendingEntry.objects.exists())
     threads = [t for t in threading.enumerate() if t.name == "samverkan-audit-sealer"]
     assert len(threads) == 1
-    positions = [ChainLink.objects.get(source="access", entry_id=pk).position for pk in ids]
+    positions = [position_of("access", pk) for pk in ids]
     assert positions == sorted(positions)
     assert integrity.verify(directory=None).ok
 
@@ -98,7 +100,7 @@ def test_stop_seals_what_is_queued_and_closes_the_connections(sealer_thread, set
     last = record_event(action=Action.CONSULT, purpose="queued while it sleeps")
     _sealer.stop(timeout=60)
     assert not _sealer._thread.is_alive()
-    assert ChainLink.objects.filter(entry_id=last.pk).exists()
+    assert position_of("access", last.pk) is not None
     assert _wait_until(lambda: _other_backends() == before)
 
 
@@ -118,11 +120,11 @@ def test_the_thread_keeps_its_session_between_seals(sealer_thread, settings):
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
     before = _thread_backends()
     first = record_event(action=Action.CONSULT, purpose="first seal")
-    assert _wait_until(lambda: ChainLink.objects.filter(entry_id=first.pk).exists())
+    assert _wait_until(lambda: position_of("access", first.pk) is not None)
     kept = _thread_backends() - before
     assert len(kept) == 1  # the thread's session, still open after its seal
     second = record_event(action=Action.CONSULT, purpose="second seal")
-    assert _wait_until(lambda: ChainLink.objects.filter(entry_id=second.pk).exists())
+    assert _wait_until(lambda: position_of("access", second.pk) is not None)
     assert _thread_backends() - before == kept  # the same session sealed again
     stop_sealer()
     assert _wait_until(lambda: not (_thread_backends() & kept))  # closed when it stops
@@ -131,13 +133,13 @@ def test_the_thread_keeps_its_session_between_seals(sealer_thread, settings):
 def test_a_broken_session_of_the_thread_is_replaced(sealer_thread, caplog):
     before = _thread_backends()
     first = record_event(action=Action.CONSULT, purpose="first seal")
-    assert _wait_until(lambda: ChainLink.objects.filter(entry_id=first.pk).exists())
+    assert _wait_until(lambda: position_of("access", first.pk) is not None)
     (kept,) = _thread_backends() - before
     with connection.cursor() as cursor:  # the server ends the thread's session
         cursor.execute("SELECT pg_terminate_backend(%s)", [kept])
     assert _wait_until(lambda: kept not in _thread_backends())
     second = record_event(action=Action.CONSULT, purpose="after the session ended")
-    assert _wait_until(lambda: ChainLink.objects.filter(entry_id=second.pk).exists())
+    assert _wait_until(lambda: position_of("access", second.pk) is not None)
     assert integrity.verify(directory=None).ok
 
 
@@ -153,7 +155,7 @@ def test_a_failing_seal_is_logged_without_values_and_retried(sealer_thread, monk
 
     monkeypatch.setattr(integrity, "seal", seal)
     event = record_event(action=Action.CONSULT, purpose="Känsligt syfte")
-    assert _wait_until(lambda: ChainLink.objects.filter(entry_id=event.pk).exists())
+    assert _wait_until(lambda: position_of("access", event.pk) is not None)
     assert failures == [1]
     messages = [r.getMessage() for r in caplog.records if r.name == "audit.services"]
     assert any("sealing the audit chain failed" in m for m in messages)

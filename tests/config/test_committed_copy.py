@@ -15,7 +15,7 @@ from collections import Counter
 from django.db import connections
 
 from audit import integrity
-from audit.models import ChainLink, PendingEntry
+from audit.models import ChainBlock, ChainLink, PendingEntry
 from casework.crypto.records import open_value
 from casework.models import Person, User
 from casework.selectors.persons import data_key_of
@@ -66,9 +66,13 @@ def _seed() -> dict:
         data_keys = Counter(owner_type for (owner_type,) in cursor.fetchall())
     seed = _demo()
     rows = dict(seed["rows"])
-    rows["chained or queued"] = rows.pop("audit_chainlink") + rows.pop("audit_pendingentry")
+    rows["chained or queued"] = (
+        rows.pop("audit_chainlink") + rows.pop("audit_chainblock") + rows.pop("audit_pendingentry")
+    )
     del seed["queued for the chain"]
     chained_or_queued = Counter(ChainLink.objects.values_list("source", flat=True))
+    for source, ids in ChainBlock.objects.values_list("source", "entry_ids"):
+        chained_or_queued[source] += len(ids)
     chained_or_queued.update(PendingEntry.objects.values_list("source", flat=True))
     return {
         **seed,

@@ -17,7 +17,14 @@ from tests.conftest import COMMITTED_DB, DEMO_PASSWORD, DEMO_USERS, migrations_r
 def _row_counts() -> dict[str, int]:
     tables = sorted(connection.introspection.django_table_names(only_existing=True))
     quote = connection.ops.quote_name
-    counts = ", ".join(f"(SELECT count(*) FROM {quote(table)})" for table in tables)  # noqa: S608
+    # The chain's blocks (format 3) by the entries they hold: how many blocks a seed's
+    # entries make depends on how its seals happened to fall, their entries do not.
+    counts = ", ".join(
+        "(SELECT coalesce(sum(cardinality(entry_ids)), 0) FROM audit_chainblock)"
+        if table == "audit_chainblock"
+        else f"(SELECT count(*) FROM {quote(table)})"  # noqa: S608
+        for table in tables
+    )
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {counts}")
         return dict(zip(tables, cursor.fetchone(), strict=True))
