@@ -19,7 +19,7 @@ from django.utils.html import conditional_escape, escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
-from django_filters import ChoiceFilter, DateRangeFilter, FilterSet
+from django_filters import ChoiceFilter, FilterSet
 from django_filters.constants import EMPTY_VALUES
 from viewflow.utils import viewprop
 from viewflow.views.list import BaseColumn, DataSourceColumn
@@ -34,6 +34,7 @@ from viewflow.workflow.status import STATUS
 from casework import policy, programmes
 from casework.addresses import SAMPLE_INT, SAMPLE_UUID, row_address
 from casework.compiled import CompiledQuery, CompiledRows, among_ids, run_together
+from casework.date_ranges import ArchiveListFilter, LocalDateRangeFilter
 from casework.form_markup import form_fields
 from casework.menu_counts import MenuCounts, visible_flows
 from casework.selectors.cases import status_label
@@ -229,7 +230,7 @@ class TaskListFilter(FilterSet):
         error_messages={"invalid_choice": ModelChoiceField.default_error_messages["invalid_choice"]}
     )
     flow_task = ChoiceFilter()
-    created = DateRangeFilter()
+    created = LocalDateRangeFilter()
 
     class Meta:
         model = Task
@@ -562,6 +563,7 @@ class BulkUnassignView(_OwnTasksAction, flow_views.BulkUnassignTasksActionView):
 
 class ArchiveView(TaskColumns, flow_views.WorkflowArchiveListView):
     columns = ("task_link", "case_brief", "created", "finished")
+    filterset_class = ArchiveListFilter
 
     @viewprop
     def queryset(self):

@@ -17,6 +17,7 @@ from viewflow.workflow.flow import FlowViewset
 from viewflow.workflow.flow import views as flow_views
 
 from casework import policy
+from casework.date_ranges import DashboardProcessListFilter, DashboardTaskListFilter
 
 
 def _coordinators_only(view, flow_class):
@@ -82,13 +83,18 @@ def _process_visible(view, flow_class):
 
 
 class ProcessListView(flow_views.DashboardProcessListView):
-    """Newest first (viewflow's list is unordered, which paginates inconsistently)."""
+    """Newest first (viewflow's list is unordered, which paginates inconsistently); its
+    date filters in the local calendar (``casework.date_ranges``)."""
+
+    filterset_class = DashboardProcessListFilter
 
     def get_queryset(self):
         return super().get_queryset().order_by("-created", "-pk")
 
 
 class TaskListView(flow_views.DashboardTaskListView):
+    filterset_class = DashboardTaskListFilter
+
     def get_queryset(self):
         return super().get_queryset().order_by("-created", "-pk")
 
