@@ -40,6 +40,7 @@ from audit.integrity.chain import (
     block_hash,
     copy_lines,
     fetch_lines,
+    ids_text,
     layout,
 )
 from audit.integrity.problems import Problem
@@ -333,7 +334,7 @@ def _check_block(walk, block: tuple, lines: dict[int, bytes]) -> bool:
             last=last,
             source=source,
             sealed_at=sealed_at,
-            ids_text=",".join(map(str, ids)).encode(),
+            ids_text=ids_text(ids),
             digests=stored_digests,
         )
         follows = computed.hex() == stored_hash

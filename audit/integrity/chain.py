@@ -343,6 +343,11 @@ def chain_hash(
     return digest.hexdigest()
 
 
+def ids_text(ids) -> bytes:
+    """A block's entry ids as :func:`block_hash` takes them: decimal, comma-separated."""
+    return ",".join(map(str, ids)).encode()
+
+
 def block_hash(
     previous: bytes,
     *,
@@ -544,7 +549,7 @@ def _seal_blocks(
         for start in range(0, len(ids), BLOCK_SIZE):
             block_ids = ids[start : start + BLOCK_SIZE]
             first, last = position + 1, position + len(block_ids)
-            ids_text = ",".join(map(str, block_ids))
+            listed = ids_text(block_ids)
             digests = b"".join(hashlib.sha256(prefix + found[e]).digest() for e in block_ids)
             running = block_hash(
                 running,
@@ -552,10 +557,10 @@ def _seal_blocks(
                 last=last,
                 source=source,
                 sealed_at=sealed_iso,
-                ids_text=ids_text.encode(),
+                ids_text=listed,
                 digests=digests,
             )
-            blocks.append((first, last, source, f"{{{ids_text}}}", digests, running.hex()))
+            blocks.append((first, last, source, f"{{{listed.decode()}}}", digests, running.hex()))
             position = last
     if blocks:
         # One statement, a row of parameters a block (a backlog of a million is 200 rows).

@@ -53,6 +53,7 @@ from audit.integrity.chain import (
     Source,
     block_hash,
     chain_hash,
+    ids_text,
     layout,
     seal,
 )
@@ -599,7 +600,7 @@ class _ExportedBlocks:
                 last=last,
                 source=source,
                 sealed_at=sealed_at,
-                ids_text=",".join(map(str, entry_ids)).encode(),
+                ids_text=ids_text(entry_ids),
                 digests=digests,
             ).hex()
         ):

@@ -85,3 +85,26 @@ def assert_one_verified_chain() -> None:
     result = integrity.verify(directory=None)
     assert result.ok, result.finding
     assert result.entries == len(positions)
+
+
+def consultations(count: int, **fields) -> list[int]:
+    """The ids of ``count`` consultation events recorded with ``fields``."""
+    from audit.services import Action, record_event
+
+    return [
+        record_event(action=Action.CONSULT, object_type="casework.person", **fields).pk
+        for _ in range(count)
+    ]
+
+
+def answers_of(monkeypatch, module, name: str) -> list:
+    """What ``module.name`` answers from now on, call by call (it still answers)."""
+    answers = []
+    real = getattr(module, name)
+
+    def spy(*args):
+        answers.append(real(*args))
+        return answers[-1]
+
+    monkeypatch.setattr(module, name, spy)
+    return answers

@@ -17,10 +17,9 @@ from django.db import connection
 from audit import integrity
 from audit.integrity import Problem, blocks, chain, lines, verification
 from audit.models import AccessEvent, ChainBlock, ChainLink, ChangeRecord, PendingEntry
-from audit.services import Action, record_event
 from casework.models import Organisation
 
-from .helpers import raw, swap_entry_ids, triggers_disabled
+from .helpers import answers_of, consultations, raw, swap_entry_ids, triggers_disabled
 
 AWKWARD = "tab\there, new\nline, back\\slash, \\N, 'quote\" 🦔 é"
 
@@ -35,22 +34,7 @@ def small_blocks(monkeypatch):
 @pytest.fixture
 def fast(monkeypatch):
     """What the fast path answered for each chunk of blocks offered to it."""
-    answers = []
-    real = blocks._fast_chunk
-
-    def spy(*args):
-        answers.append(real(*args))
-        return answers[-1]
-
-    monkeypatch.setattr(blocks, "_fast_chunk", spy)
-    return answers
-
-
-def _events(count: int, **fields) -> list[int]:
-    return [
-        record_event(action=Action.CONSULT, object_type="casework.person", **fields).pk
-        for _ in range(count)
-    ]
+    return answers_of(monkeypatch, blocks, "_fast_chunk")
 
 
 @pytest.fixture
@@ -58,10 +42,10 @@ def block_chain(db, monkeypatch, small_blocks):
     """Three seals of format 3: access events and change records, several blocks each."""
     monkeypatch.setattr(chain, "SEAL_FORMAT", chain.FORMAT_BLOCKS)
     integrity.seal()
-    first = _events(10, purpose=AWKWARD, details={"text": AWKWARD, "n": [1, {"b": None}]})
+    first = consultations(10, purpose=AWKWARD, details={"text": AWKWARD, "n": [1, {"b": None}]})
     Organisation.objects.create(name="Brickebacksskolan", kind="school")
     integrity.seal()
-    second = _events(7, purpose="Förbereda nätverksmöte")
+    second = consultations(7, purpose="Förbereda nätverksmöte")
     integrity.seal()
     return {"first": first, "second": second}
 
@@ -368,7 +352,7 @@ def test_an_entry_in_two_blocks_is_found_even_when_the_counts_agree(block_chain,
 
 
 def test_an_entry_twice_in_one_block_is_found(block_chain, monkeypatch):
-    fresh = _events(1)[0]
+    fresh = consultations(1)[0]
     monkeypatch.setattr(chain, "_not_yet_chained", lambda cursor, pending: pending * 2)
     integrity.seal()
     last = ChainBlock.objects.order_by("-first_position").first()
@@ -393,7 +377,7 @@ def test_the_sealer_skips_a_queue_row_of_an_entry_already_in_a_block(block_chain
     blocks_before = ChainBlock.objects.count()
     with triggers_disabled("audit_pendingentry"):
         raw("INSERT INTO audit_pendingentry (source, entry_id) VALUES ('access', %s)", [chained])
-    fresh = _events(1)[0]
+    fresh = consultations(1)[0]
     assert integrity.seal() == 1
     assert ChainBlock.objects.count() == blocks_before + 1
     assert ChainBlock.objects.filter(entry_ids__contains=[chained]).count() == 1
@@ -434,7 +418,7 @@ def test_a_chain_of_formats_1_2_and_3_verifies_and_names_tampering(db, monkeypat
     for entry_format in (chain.FORMAT_JSON, chain.FORMAT_LINES, chain.FORMAT_BLOCKS):
         monkeypatch.setattr(chain, "SEAL_FORMAT", entry_format)
         integrity.seal()
-        stretches[entry_format] = _events(9, purpose=AWKWARD)
+        stretches[entry_format] = consultations(9, purpose=AWKWARD)
         integrity.seal()
     formats = list(ChainLink.objects.order_by("position").values_list("format", flat=True))
     assert set(formats) == {1, 2} and formats == sorted(formats)
@@ -458,10 +442,10 @@ def test_a_chain_of_formats_1_2_and_3_verifies_and_names_tampering(db, monkeypat
 def test_the_last_link_deleted_before_the_first_block_is_named(db, monkeypatch, small_blocks):
     monkeypatch.setattr(chain, "SEAL_FORMAT", chain.FORMAT_LINES)
     integrity.seal()
-    _events(3)
+    consultations(3)
     integrity.seal()
     monkeypatch.setattr(chain, "SEAL_FORMAT", chain.FORMAT_BLOCKS)
-    _events(3)
+    consultations(3)
     integrity.seal()
     last_link = ChainLink.objects.order_by("-position").first().position
     with triggers_disabled():
@@ -495,12 +479,12 @@ def committed_blocks(monkeypatch, small_blocks, settings):
     settings.AUDIT_SEAL_INTERVAL = None  # sealed here only
     monkeypatch.setattr(chain, "SEAL_FORMAT", chain.FORMAT_LINES)
     integrity.seal()
-    links = _events(5)
+    links = consultations(5)
     integrity.seal()
     monkeypatch.setattr(chain, "SEAL_FORMAT", chain.FORMAT_BLOCKS)
-    first = _events(13, details={"text": AWKWARD})
+    first = consultations(13, details={"text": AWKWARD})
     integrity.seal()
-    second = _events(11)
+    second = consultations(11)
     integrity.seal()
     return {"links": links, "first": first, "second": second}
 
@@ -568,16 +552,16 @@ def test_the_event_page_finds_an_entry_in_a_block(block_chain, monkeypatch):
         block.chain_hash,
     )
     monkeypatch.setattr(chain, "SEAL_FORMAT", chain.FORMAT_LINES)
-    (linked,) = _events(1)
+    (linked,) = consultations(1)
     integrity.seal()
     link = ChainLink.objects.get(source="access", entry_id=linked)
     assert sealing_of("access", linked).position == link.position
-    assert sealing_of("access", _events(1)[0]) is None  # queued, not sealed
+    assert sealing_of("access", consultations(1)[0]) is None  # queued, not sealed
 
 
 def test_a_signed_head_at_a_blocks_end_is_checked_by_the_fast_path(block_chain, signing_key, fast):
     integrity.write_checkpoint()
-    _events(5)
+    consultations(5)
     integrity.write_checkpoint()
     result = integrity.verify(seal_first=False)
     assert result.ok, result.finding

@@ -18,9 +18,8 @@ from hypothesis import strategies as st
 from audit import integrity
 from audit.integrity import Problem, chain, lines, verification
 from audit.models import AccessEvent, ChainLink
-from audit.services import Action, record_event
 
-from .helpers import raw, swap_entry_ids, triggers_disabled
+from .helpers import answers_of, consultations, raw, swap_entry_ids, triggers_disabled
 
 AWKWARD = "tab\there, new\nline, cr\r, back\\slash, \\N, bell\x07, del\x7f, 'quote\" 🦔 é"
 
@@ -35,32 +34,17 @@ def small_chunks(monkeypatch):
 @pytest.fixture
 def accepted(monkeypatch):
     """What the COPY walk answered for each chunk offered to it."""
-    answers = []
-    real = verification.walk_chunk
-
-    def spy(*args):
-        answers.append(real(*args))
-        return answers[-1]
-
-    monkeypatch.setattr(verification, "walk_chunk", spy)
-    return answers
-
-
-def _events(count: int, **fields) -> list[int]:
-    return [
-        record_event(action=Action.CONSULT, object_type="casework.person", **fields).pk
-        for _ in range(count)
-    ]
+    return answers_of(monkeypatch, verification, "walk_chunk")
 
 
 @pytest.fixture
 def mixed_chain(db, monkeypatch, small_chunks):
     """Links of format 1, then of format 2 (the sealer switched between two seals)."""
     monkeypatch.setattr(chain, "SEAL_FORMAT", chain.FORMAT_JSON)
-    first = _events(7, purpose=AWKWARD)
+    first = consultations(7, purpose=AWKWARD)
     integrity.seal()
     monkeypatch.setattr(chain, "SEAL_FORMAT", chain.FORMAT_LINES)
-    second = _events(8, purpose=AWKWARD, details={"text": AWKWARD, "n": [1, {"b": None}]})
+    second = consultations(8, purpose=AWKWARD, details={"text": AWKWARD, "n": [1, {"b": None}]})
     integrity.seal()
     return {"format1": first, "format2": second}
 
