@@ -152,3 +152,12 @@ class MenuCounts:
 
 def _task_ref(node) -> str:
     return get_task_ref(node)
+
+
+def page_menu_counts(request) -> MenuCounts | None:
+    """The side menu's counts of the page ``request`` asks for, from the application the
+    page is under (``CaseworkApp.menu_counts``: one ``MenuCounts`` a request), for a page
+    to read with its own reads; ``None`` under no such application."""
+    app = getattr(request.resolver_match, "app", None)
+    counts = getattr(app, "menu_counts", None)
+    return counts(request) if counts is not None else None

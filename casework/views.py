@@ -36,7 +36,7 @@ from casework.addresses import SAMPLE_INT, SAMPLE_UUID, row_address
 from casework.compiled import CompiledQuery, CompiledRows, among_ids, run_together
 from casework.date_ranges import ArchiveListFilter, LocalDateRangeFilter
 from casework.form_markup import form_fields
-from casework.menu_counts import MenuCounts, visible_flows
+from casework.menu_counts import MenuCounts, page_menu_counts, visible_flows
 from casework.selectors.cases import status_label
 from casework.task_views import TaskManageView, TasksToManageView
 
@@ -302,7 +302,7 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
         flows = self._visible_flows
         own = self._own_reads(flows) if flows else []
         # The side menu's counts in the same execution (as the case page reads them).
-        menu = self._menu_counts()
+        menu = page_menu_counts(self.request)
         menu_reads = menu.reads() if menu is not None else []
         rows, *found = run_together(
             policy.absent_ids_read(user, timezone.localdate()), *own, *menu_reads, prepared=True
@@ -314,13 +314,6 @@ class InboxView(TaskColumns, flow_views.WorkflowInboxListView):
         if not absent and found:
             self._own_rows = found
         return absent
-
-    def _menu_counts(self) -> MenuCounts | None:
-        """The side menu's counts of this page, from the application the inbox is under
-        (``CaseworkApp.menu_counts``); ``None`` if none."""
-        app = getattr(self.request.resolver_match, "app", None)
-        counts = getattr(app, "menu_counts", None)
-        return counts(self.request) if counts is not None else None
 
     @viewprop
     def queryset(self):

@@ -25,6 +25,7 @@ from django.views.generic import View
 
 from casework import policy, programmes
 from casework.compiled import CompiledQuery
+from casework.menu_counts import page_menu_counts
 from casework.mfa import require_step_up
 from casework.models import Action, Case, CaseEvent, Consent
 from casework.selectors import case_reads
@@ -257,17 +258,10 @@ class CasePageView(CaseCalls, CaseworkerRequiredMixin, View):
         parties, self._parties = self._parties, None
         process = getattr(self.case, "process", None)
         tasks = [open_tasks_read(process)] if process else []
-        menu = self.menu_counts()
+        menu = page_menu_counts(self.request)
         menu_reads = menu.reads() if menu is not None else []
         self._menu = (menu, len(tasks)) if menu_reads else None
         return {"parties": parties, "also": [*tasks, *menu_reads]}
-
-    def menu_counts(self):
-        """The side menu's counts of this page (``casework.menu_counts.MenuCounts``), from the
-        application the page is under (``CaseworkApp.menu_counts``); ``None`` if none."""
-        app = getattr(self.request.resolver_match, "app", None)
-        counts = getattr(app, "menu_counts", None)
-        return counts(self.request) if counts is not None else None
 
     def forms(self, bound=None, data=None):
         def build(name):
