@@ -343,6 +343,10 @@ def chain_hash(
     return digest.hexdigest()
 
 
+# The blocks one INSERT of a seal writes (7 parameters each, within the protocol's 65,535).
+BLOCKS_PER_INSERT = 5000
+
+
 def ids_text(ids) -> bytes:
     """A block's entry ids as :func:`block_hash` takes them: decimal, comma-separated."""
     return ",".join(map(str, ids)).encode()
@@ -562,14 +566,16 @@ def _seal_blocks(
             )
             blocks.append((first, last, source, f"{{{listed.decode()}}}", digests, running.hex()))
             position = last
-    if blocks:
-        # One statement, a row of parameters a block (a backlog of a million is 200 rows).
-        values = ", ".join(["(%s, %s, %s, %s::bigint[], %b, %s, %s)"] * len(blocks))
-        with psycopg.Cursor(connection.connection) as cursor:
+    # A statement a BLOCKS_PER_INSERT blocks, a row of parameters a block (a backlog of a
+    # million is 200 rows; the protocol takes at most 65,535 parameters a statement).
+    with psycopg.Cursor(connection.connection) as cursor:
+        for start in range(0, len(blocks), BLOCKS_PER_INSERT):
+            batch = blocks[start : start + BLOCKS_PER_INSERT]
+            values = ", ".join(["(%s, %s, %s, %s::bigint[], %b, %s, %s)"] * len(batch))
             cursor.execute(
                 "INSERT INTO audit_chainblock (first_position, last_position, source, entry_ids,"  # noqa: S608 (placeholders only)
                 f" entry_digests, chain_hash, sealed_at) VALUES {values}",
-                [value for block in blocks for value in (*block, sealed_at)],
+                [value for block in batch for value in (*block, sealed_at)],
             )
     return sum(last - first + 1 for first, last, *_ in blocks)
 

@@ -86,6 +86,29 @@ def test_the_sealer_writes_blocks_by_source_in_id_order(block_chain):
     assert len({block.sealed_at for block in third}) == 1
 
 
+def test_a_seal_of_more_blocks_than_a_statement_takes_parameters_for(db, monkeypatch):
+    """A backlog sealed in more blocks than one INSERT's 65,535 parameters hold (7 a block)
+    is written in several statements, and verifies."""
+    monkeypatch.setattr(chain, "SEAL_FORMAT", chain.FORMAT_BLOCKS)
+    monkeypatch.setattr(chain, "BLOCK_SIZE", 1)
+    integrity.seal()
+    count = 65_535 // 7 + 50
+    raw(
+        "INSERT INTO audit_accessevent (occurred_at, username, organisation_name, roles,"
+        " action, object_type, object_id, fields, purpose, legal_basis, outcome, request_id,"
+        " client_address, details)"
+        " SELECT now(), 'anna.social', 'Socialförvaltningen', 'socialsekreterare', 'consult',"
+        " 'casework.person', n::text, '[]', 'test', '', 'allowed', md5(n::text), '10.0.0.1',"
+        " '{}'"
+        " FROM generate_series(1, %s) AS n",
+        [count],
+    )
+    assert integrity.seal() == count
+    assert ChainBlock.objects.filter(last_position__gt=0).count() >= count
+    result = integrity.verify(directory=None)
+    assert result.ok, result.finding
+
+
 def test_a_blocks_digests_are_its_entries_copy_line_hashes(block_chain):
     entry_layout = integrity.layout("access")
     block = _block_of("access", block_chain["first"][3])
